@@ -1,0 +1,43 @@
+"""Side-by-side timing: each row runs ours and the reference in the same process."""
+
+import time
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class Row:
+    """One line of the benchmark table.
+
+    ``ratio`` is what the row's ``meaning`` says (a speed-up, a throughput
+    ratio, a memory ratio...), measured in this run, both sides alternating.
+    """
+
+    capability: str
+    name: str
+    ours: float
+    reference: float
+    unit: str
+    ratio: float
+    meaning: str
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def best_time(function, repeat):
+    """The fastest of ``repeat`` calls, in seconds (the least disturbed by noise)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def alternate(ours, reference, repeat):
+    """Best times of two functions, called in alternation so that drift hits both."""
+    ours_times, reference_times = [], []
+    for _ in range(repeat):
+        ours_times.append(best_time(ours, 1))
+        reference_times.append(best_time(reference, 1))
+    return min(ours_times), min(reference_times)

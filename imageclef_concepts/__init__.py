@@ -1,0 +1,32 @@
+"""Medical concept detection in radiology images, as scikit-learn estimators.
+
+The ImageCLEFmed Caption concept-detection task: predict the set of UMLS
+concepts of a radiology image, scored by the organisers' mean per-image F1.
+"""
+
+from ._concept_files import (
+    ConceptFile,
+    ConceptFileError,
+    RunEvaluation,
+    evaluate_run,
+    read_concepts,
+    write_run,
+)
+from ._encoder import ConceptEncoder, UnknownConceptWarning
+from ._metrics import imageclef_f1, imageclef_f1_score, per_image_f1_scores
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConceptEncoder",
+    "ConceptFile",
+    "ConceptFileError",
+    "RunEvaluation",
+    "UnknownConceptWarning",
+    "evaluate_run",
+    "imageclef_f1",
+    "imageclef_f1_score",
+    "per_image_f1_scores",
+    "read_concepts",
+    "write_run",
+]

@@ -1,0 +1,190 @@
+"""ConceptEncoder: concept lists to an indicator matrix and back."""
+
+import warnings
+from collections import Counter
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.preprocessing import MultiLabelBinarizer
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._concepts import as_binary_csr, is_concept_lists, split_concepts
+
+
+class UnknownConceptWarning(UserWarning):
+    """Concepts unseen in ``fit`` were dropped by ``ConceptEncoder.transform``."""
+
+
+class ConceptEncoder(TransformerMixin, BaseEstimator):
+    """Encode images' concept lists as a multi-label indicator matrix.
+
+    A :class:`~sklearn.preprocessing.MultiLabelBinarizer` that also reads
+    ``;``-joined strings, can keep only frequent concepts, and never drops an
+    unknown concept silently (``MultiLabelBinarizer`` does, which inflates any
+    score computed from its output).
+
+    Parameters
+    ----------
+    min_count : int, default=1
+        Keep only concepts seen in at least this many images in ``fit``.
+    max_concepts : int, default=None
+        Keep only the this many most frequent concepts (ties broken by name).
+    sparse_output : bool, default=False
+        Return a scipy CSR matrix from ``transform``.
+    handle_unknown : {"ignore", "error"}, default="ignore"
+        What ``transform`` does with concepts never seen in ``fit``: drop them
+        with one :class:`UnknownConceptWarning` saying how many, or raise.
+        Concepts seen in ``fit`` but left out by ``min_count`` or
+        ``max_concepts`` are dropped without a warning: you asked for that.
+
+    Attributes
+    ----------
+    classes_ : ndarray of str
+        The kept concepts, sorted; column ``j`` of the matrix is ``classes_[j]``.
+    concept_counts_ : ndarray of int
+        The number of ``fit`` images with each of ``classes_``.
+    excluded_concepts_ : frozenset of str
+        Concepts seen in ``fit`` but left out by ``min_count``/``max_concepts``.
+
+    Examples
+    --------
+    >>> from imageclef_concepts import ConceptEncoder
+    >>> encoder = ConceptEncoder().fit(["C1;C2", ["C2"], ""])
+    >>> encoder.transform(["C2;C1"])
+    array([[1, 1]])
+    >>> encoder.inverse_transform([[0, 1]])
+    [('C2',)]
+    """
+
+    _parameter_constraints = {
+        "min_count": [Interval(Integral, 1, None, closed="left")],
+        "max_concepts": [Interval(Integral, 1, None, closed="left"), None],
+        "sparse_output": ["boolean"],
+        "handle_unknown": [StrOptions({"ignore", "error"})],
+    }
+
+    def __init__(self, *, min_count=1, max_concepts=None, sparse_output=False,
+                 handle_unknown="ignore"):
+        self.min_count = min_count
+        self.max_concepts = max_concepts
+        self.sparse_output = sparse_output
+        self.handle_unknown = handle_unknown
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the concepts to encode.
+
+        Parameters
+        ----------
+        X : sequence of collections of str or of ``;``-joined strings
+            Each image's concepts.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ConceptEncoder
+        """
+        concept_sets = _concept_sets(X)
+        counts = Counter(concept for concepts in concept_sets for concept in concepts)
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        kept = [concept for concept, count in ranked if count >= self.min_count]
+        if self.max_concepts is not None:
+            kept = kept[: self.max_concepts]
+        self.classes_ = np.array(sorted(kept), dtype=object)
+        self.concept_counts_ = np.array([counts[c] for c in self.classes_], dtype=np.int64)
+        self.excluded_concepts_ = frozenset(counts) - frozenset(kept)
+        self._binarizer = MultiLabelBinarizer(
+            classes=list(self.classes_), sparse_output=self.sparse_output
+        ).fit([])
+        return self
+
+    def transform(self, X):
+        """Encode concept lists as an indicator matrix.
+
+        Parameters
+        ----------
+        X : sequence of collections of str or of ``;``-joined strings
+
+        Returns
+        -------
+        ndarray or scipy.sparse.csr_matrix of shape (n_images, n_concepts)
+        """
+        check_is_fitted(self)
+        concept_sets = _concept_sets(X)
+        known = set(self.classes_) | self.excluded_concepts_
+        unknown = Counter(c for concepts in concept_sets for c in concepts if c not in known)
+        if unknown:
+            self._report_unknown(unknown)
+        kept = set(self.classes_)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the binarizer's own unknown-class warning
+            return self._binarizer.transform(
+                [concepts & kept for concepts in concept_sets]
+            )
+
+    def _report_unknown(self, unknown):
+        examples = ", ".join(sorted(unknown)[:5])
+        message = (
+            f"{len(unknown)} concept(s) unseen in fit ({sum(unknown.values())} "
+            f"occurrence(s)), e.g. {examples}"
+        )
+        if self.handle_unknown == "error":
+            raise ValueError(f"{message}; set handle_unknown='ignore' to drop them.")
+        warnings.warn(f"{message}, were dropped.", UnknownConceptWarning, stacklevel=3)
+
+    def inverse_transform(self, Y):
+        """Turn an indicator matrix back into concept tuples.
+
+        Parameters
+        ----------
+        Y : array-like or sparse matrix of shape (n_images, n_concepts)
+            Non-zero entries are concepts present.
+
+        Returns
+        -------
+        list of tuple of str
+        """
+        check_is_fitted(self)
+        indicator = as_binary_csr(Y, "Y")
+        if indicator.shape[1] != len(self.classes_):
+            raise ValueError(
+                f"Expected an indicator matrix with {len(self.classes_)} columns "
+                f"(one per concept in classes_), got shape {indicator.shape}."
+            )
+        return self._binarizer.inverse_transform(indicator)
+
+    def get_feature_names_out(self, input_features=None):
+        """The concept of each output column.
+
+        Parameters
+        ----------
+        input_features : None
+            Ignored.
+
+        Returns
+        -------
+        ndarray of str
+        """
+        check_is_fitted(self)
+        return self.classes_.copy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.requires_fit = True
+        return tags
+
+
+def _concept_sets(X):
+    if not is_concept_lists(X):
+        raise ValueError(
+            "ConceptEncoder expects a sequence of concept collections (lists of "
+            "strings or ';'-joined strings), one per image; got "
+            f"{type(X).__name__}{getattr(X, 'shape', '')}."
+        )
+    return [set(split_concepts(concepts)) for concepts in X]
+
