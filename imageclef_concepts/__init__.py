@@ -4,6 +4,7 @@ The ImageCLEFmed Caption concept-detection task: predict the set of UMLS
 concepts of a radiology image, scored by the organisers' mean per-image F1.
 """
 
+from ._cnn_classifier import ConceptCNNClassifier
 from ._concept_files import (
     ConceptFile,
     ConceptFileError,
@@ -12,12 +13,14 @@ from ._concept_files import (
     read_concepts,
     write_run,
 )
+from ._datasets import make_concept_images
 from ._encoder import ConceptEncoder, UnknownConceptWarning
 from ._metrics import imageclef_f1, imageclef_f1_score, per_image_f1_scores
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConceptCNNClassifier",
     "ConceptEncoder",
     "ConceptFile",
     "ConceptFileError",
@@ -25,6 +28,7 @@ __all__ = [
     "UnknownConceptWarning",
     "evaluate_run",
     "imageclef_f1",
+    "make_concept_images",
     "imageclef_f1_score",
     "per_image_f1_scores",
     "read_concepts",

@@ -1,0 +1,156 @@
+"""Synthetic concept images: radiology-like data that needs no download.
+
+Each image is a grey "body" (an ellipse with a smooth intensity gradient,
+soft blobs and noise) on a dark background, stored as RGB like most
+ImageCLEF images. Each *visual* concept draws its own mark (shape, size,
+intensity and position) into the image; *non-visual* concepts (like
+"advertisement" or "copyright" in the real task) draw nothing, so no model
+can learn them. Concept frequencies fall off like the task's long tail.
+"""
+
+import numpy as np
+from sklearn.utils import Bunch, check_random_state
+
+_SHAPES = ("disc", "ring", "square", "cross", "stripes", "triangle")
+
+
+def make_concept_images(
+    n_samples=200,
+    n_concepts=12,
+    image_size=64,
+    *,
+    non_visual_fraction=0.25,
+    most_common_frequency=0.6,
+    tail_exponent=1.0,
+    noise=0.05,
+    random_state=None,
+):
+    """Generate radiology-like images with long-tailed concept lists.
+
+    Parameters
+    ----------
+    n_samples : int, default=200
+        Number of images.
+    n_concepts : int, default=12
+        Number of distinct concepts.
+    image_size : int, default=64
+        Side of the square images (at least 16).
+    non_visual_fraction : float, default=0.25
+        Share of the concepts that leave no mark in the image.
+    most_common_frequency : float, default=0.6
+        Share of the images that carry the most frequent concept; concept
+        ``k`` (0-based by rank) appears in ``most_common_frequency / (k + 1)
+        ** tail_exponent`` of them.
+    tail_exponent : float, default=1.0
+        How fast frequencies fall off with rank.
+    noise : float, default=0.05
+        Standard deviation of pixel noise, on a 0-1 scale.
+    random_state : int, RandomState instance or None, default=None
+        Makes the data deterministic.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        ``images``: uint8 array (n_samples, image_size, image_size, 3), grey
+        values repeated in the three channels; ``concepts``: list of tuples
+        of concept names; ``ids``: image ids; ``concept_names``: the concepts
+        by decreasing frequency, CUI-like (``"C"`` and seven digits);
+        ``is_visual``: bool array aligned with ``concept_names``;
+        ``frequencies``: each concept's probability of appearing.
+
+    Examples
+    --------
+    >>> from imageclef_concepts import make_concept_images
+    >>> data = make_concept_images(n_samples=4, random_state=0)
+    >>> data.images.shape
+    (4, 64, 64, 3)
+    """
+    if image_size < 16:
+        raise ValueError(f"image_size={image_size} is too small to draw concepts; use >= 16.")
+    if n_concepts < 1 or n_samples < 1:
+        raise ValueError("n_samples and n_concepts must be at least 1.")
+    rng = check_random_state(random_state)
+    frequencies = most_common_frequency / np.arange(1, n_concepts + 1) ** tail_exponent
+    names = _cui_names(n_concepts, rng)
+    n_non_visual = int(round(non_visual_fraction * n_concepts))
+    # Non-visual concepts are spread over the frequency ranks, not all rare.
+    non_visual = rng.choice(n_concepts, size=n_non_visual, replace=False)
+    is_visual = np.ones(n_concepts, dtype=bool)
+    is_visual[non_visual] = False
+    marks = _concept_marks(n_concepts, rng)
+    presence = rng.random((n_samples, n_concepts)) < frequencies
+    for row in np.flatnonzero(~presence.any(axis=1)):
+        # Every real image has at least one concept.
+        presence[row, rng.choice(n_concepts, p=frequencies / frequencies.sum())] = True
+    grid = np.mgrid[0:image_size, 0:image_size] / image_size
+    images = np.empty((n_samples, image_size, image_size, 3), dtype=np.uint8)
+    for index in range(n_samples):
+        pixels = _body(grid, rng)
+        for concept in np.flatnonzero(presence[index] & is_visual):
+            _draw(pixels, grid, marks[concept], rng)
+        pixels += rng.normal(0, noise, pixels.shape)
+        images[index] = (np.clip(pixels, 0, 1) * 255).round().astype(np.uint8)[..., None]
+    concepts = [tuple(names[presence[i]]) for i in range(n_samples)]
+    ids = [f"synthetic_{i:06d}" for i in range(n_samples)]
+    return Bunch(images=images, concepts=concepts, ids=ids, concept_names=names,
+                 is_visual=is_visual, frequencies=frequencies)
+
+
+def _cui_names(n_concepts, rng):
+    numbers = rng.choice(9_000_000, size=n_concepts, replace=False) + 1_000_000
+    return np.array([f"C{number:07d}" for number in numbers], dtype=object)
+
+
+def _concept_marks(n_concepts, rng):
+    """Each concept's mark: a shape at its own place, size and intensity."""
+    # Places on a 4x4 grid inside the body, shuffled so that neighbours in
+    # rank do not sit side by side.
+    cells = [(0.3 + 0.4 * r / 3, 0.3 + 0.4 * c / 3) for r in range(4) for c in range(4)]
+    order = rng.permutation(len(cells))
+    marks = []
+    for concept in range(n_concepts):
+        centre = cells[order[concept % len(cells)]]
+        marks.append({
+            "shape": _SHAPES[concept % len(_SHAPES)],
+            "centre": np.array(centre),
+            "radius": 0.07 + 0.03 * ((concept // len(_SHAPES)) % 3),
+            "intensity": 0.95 if concept % 2 == 0 else 0.05,
+        })
+    return marks
+
+
+def _body(grid, rng):
+    """A grey ellipse with a gradient and soft blobs, on a dark background."""
+    y, x = grid
+    centre = 0.5 + rng.normal(0, 0.02, 2)
+    axes = np.array([0.45, 0.38]) * (1 + rng.normal(0, 0.04, 2))
+    inside = ((y - centre[0]) / axes[0]) ** 2 + ((x - centre[1]) / axes[1]) ** 2 <= 1
+    pixels = np.full(y.shape, 0.08)
+    pixels[inside] = (0.45 + 0.15 * (y - 0.5) + rng.normal(0, 0.03))[inside]
+    for _ in range(3):
+        blob = rng.uniform(0.2, 0.8, 2)
+        pixels += 0.08 * np.exp(-((y - blob[0]) ** 2 + (x - blob[1]) ** 2) / 0.01) * inside
+    return pixels
+
+
+def _draw(pixels, grid, mark, rng):
+    y, x = grid
+    centre = mark["centre"] + rng.normal(0, 0.015, 2)
+    radius = mark["radius"]
+    dy, dx = y - centre[0], x - centre[1]
+    distance = np.hypot(dy, dx)
+    shape = mark["shape"]
+    if shape == "disc":
+        region = distance <= radius
+    elif shape == "ring":
+        region = (distance <= radius) & (distance >= 0.55 * radius)
+    elif shape == "square":
+        region = (np.abs(dy) <= 0.8 * radius) & (np.abs(dx) <= 0.8 * radius)
+    elif shape == "cross":
+        region = ((np.abs(dy) <= 0.25 * radius) | (np.abs(dx) <= 0.25 * radius)) & (
+            np.maximum(np.abs(dy), np.abs(dx)) <= radius)
+    elif shape == "stripes":
+        region = (distance <= radius) & (np.sin(dx / radius * 3 * np.pi) > 0)
+    else:  # triangle
+        region = (dy <= 0.7 * radius) & (dy >= -radius + 2 * np.abs(dx))
+    pixels[region] = mark["intensity"]

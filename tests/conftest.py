@@ -1,0 +1,30 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner out of test logs
+
+import numpy as np
+import pytest
+
+from imageclef_concepts import make_concept_images
+
+TINY = dict(image_size=32, filters=(4, 8), dense_units=(8,), epochs=2, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_images():
+    """40 synthetic 32 x 32 images with 5 concepts (names and lists)."""
+    return make_concept_images(40, 5, 32, random_state=0)
+
+
+@pytest.fixture
+def tiny_params():
+    return dict(TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_indicator(tiny_images):
+    names = list(tiny_images.concept_names)
+    Y = np.zeros((len(tiny_images.concepts), len(names)), dtype=int)
+    for row, concepts in enumerate(tiny_images.concepts):
+        Y[row, [names.index(c) for c in concepts]] = 1
+    return Y
