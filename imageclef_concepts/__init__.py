@@ -13,8 +13,14 @@ from ._concept_files import (
     read_concepts,
     write_run,
 )
-from ._datasets import make_concept_images
+from ._datasets import DatasetMismatchWarning, load_imageclef, make_concept_images
 from ._encoder import ConceptEncoder, UnknownConceptWarning
+from ._images import (
+    ImageDecodeError,
+    ImageLoader,
+    SkippedImagesWarning,
+    decode_image,
+)
 from ._metrics import imageclef_f1, imageclef_f1_score, per_image_f1_scores
 
 __version__ = "0.1.0"
@@ -24,6 +30,12 @@ __all__ = [
     "ConceptEncoder",
     "ConceptFile",
     "ConceptFileError",
+    "DatasetMismatchWarning",
+    "ImageDecodeError",
+    "ImageLoader",
+    "SkippedImagesWarning",
+    "decode_image",
+    "load_imageclef",
     "RunEvaluation",
     "UnknownConceptWarning",
     "evaluate_run",

@@ -31,7 +31,13 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._concepts import as_binary_csr, as_concept_array, is_concept_lists
 from ._encoder import ConceptEncoder
-from ._images import ImageBatches, as_image_source
+from ._images import (
+    ON_ERROR,
+    RESAMPLING,
+    ImageBatches,
+    as_image_source,
+    decode_errors_surfaced,
+)
 from ._metrics import imageclef_f1_score
 from ._network import PAPER_FILTERS, build_concept_cnn, smallest_image_size
 
@@ -93,6 +99,17 @@ class ConceptCNNClassifier(KerasClassifier):
     verbose : int, default=0
         Keras' progress output: 0 silent, 1 a progress bar per epoch, 2 one
         line per epoch.
+    resample : {"bilinear", "nearest", "bicubic", "lanczos", "box", "hamming"}, \
+            default="bilinear"
+        How images of another size are resized.
+    on_error : {"raise", "skip"}, default="raise"
+        For image files that are missing, empty, truncated or not images:
+        ``"raise"`` stops with an error naming the file (missing, empty and
+        non-image files are found before training starts); ``"skip"`` leaves
+        them out of training with a warning naming them, and gives them NaN
+        probabilities (no concepts) in prediction.
+    n_jobs : int, default=2
+        Threads that decode image files while the network trains.
 
     Attributes
     ----------
@@ -151,6 +168,9 @@ from scipy import sparse
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "resample": [StrOptions(set(RESAMPLING))],
+        "on_error": [StrOptions(set(ON_ERROR))],
+        "n_jobs": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -174,6 +194,9 @@ from scipy import sparse
         warm_start=False,
         random_state=None,
         verbose=0,
+        resample="bilinear",
+        on_error="raise",
+        n_jobs=2,
     ):
         # scikeras' __init__ would add parameters we do not have; ours are all explicit.
         self.image_size = image_size
@@ -194,6 +217,9 @@ from scipy import sparse
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.resample = resample
+        self.on_error = on_error
+        self.n_jobs = n_jobs
 
     # scikit-learn's parameter introspection (from __init__'s signature), not
     # scikeras' (every public attribute in __dict__).
@@ -225,8 +251,11 @@ from scipy import sparse
 
         Parameters
         ----------
-        X : array-like of shape (n, h, w, 3), (n, h, w, 1) or (n, h, w)
-            uint8 pixels (0-255) or floats in [0, 1]; resized to ``image_size``.
+        X : array-like of shape (n, h, w, 3), (n, h, w, 1) or (n, h, w), or sequence of paths
+            uint8 pixels (0-255) or floats in [0, 1]; or image file paths (str
+            or path-like, any format Pillow reads), decoded batch by batch in
+            background threads while the network trains. Resized to
+            ``image_size``.
         y : indicator matrix of shape (n, n_concepts), or sequence of concept lists
             Concept lists are collections of strings or ``;``-joined strings.
         validation_data : tuple (X_val, y_val), default=None
@@ -284,7 +313,7 @@ from scipy import sparse
 
     def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
         # scikeras calls this with reset=True on a new model, False otherwise.
-        images = as_image_source(X, self.image_size)
+        images = as_image_source(X, self.image_size, self.resample, self.on_error, self.n_jobs)
         if y is not None and _n_rows(y) != len(images):
             raise ValueError(f"X has {len(images)} images but y has {_n_rows(y)} rows.")
         return images, y
@@ -324,12 +353,16 @@ from scipy import sparse
                                batch_size=self.batch_size, rng=rng)
         validation_batches = self._validation_batches(X, y, validation, validation_data)
         keep_best = _KeepBestEpoch(self.monitor)
-        with _seeded(self._random_state):
+        known_failures = len(X.failures)
+        with _seeded(self._random_state), decode_errors_surfaced(batches, validation_batches):
             history = self.model_.fit(
-                batches, validation_data=validation_batches, epochs=initial_epoch + epochs,
+                batches.dataset(),
+                validation_data=None if validation_batches is None else validation_batches.dataset(),
+                epochs=initial_epoch + epochs,
                 initial_epoch=initial_epoch, verbose=self.verbose, shuffle=False,
                 callbacks=[keep_best],
             )
+        X.warn_failures("during training", reported=known_failures)
         if not warm_start or not hasattr(self, "history_") or initial_epoch == 0:
             self.history_ = defaultdict(list)
         first_new_epoch = len(self.history_["loss"])
@@ -339,14 +372,15 @@ from scipy import sparse
                             else first_new_epoch + keep_best.best_epoch - initial_epoch)
 
     def _split_validation(self, X, rng, validation_data):
-        everything = np.arange(len(X))
+        everything = X.usable_indices()
         if validation_data is not None or self.validation_fraction is None:
             return everything, None
-        n_validation = int(round(self.validation_fraction * len(X)))
-        if n_validation < 1 or n_validation >= len(X):
+        n_validation = int(round(self.validation_fraction * len(everything)))
+        if n_validation < 1 or n_validation >= len(everything):
             raise ValueError(
-                f"validation_fraction={self.validation_fraction} of {len(X)} images leaves "
-                f"{n_validation} for validation and {len(X) - n_validation} for training; "
+                f"validation_fraction={self.validation_fraction} of {len(everything)} images "
+                f"leaves {n_validation} for validation and {len(everything) - n_validation} "
+                "for training; "
                 "each needs at least one. Use validation_fraction=None or pass validation_data."
             )
         shuffled = rng.permutation(everything)
@@ -357,7 +391,8 @@ from scipy import sparse
             X_val, y_val = validation_data
             images, _ = self._validate_data(X_val, y_val)
             targets = self.target_encoder_.transform(y_val)
-            return ImageBatches(images, targets=targets, batch_size=self.batch_size)
+            return ImageBatches(images, indices=images.usable_indices(), targets=targets,
+                                batch_size=self.batch_size)
         if validation is None:
             return None
         return ImageBatches(X, indices=validation, targets=y, batch_size=self.batch_size)
@@ -369,7 +404,7 @@ from scipy import sparse
 
         Parameters
         ----------
-        X : array-like of images
+        X : array-like of images or sequence of paths
             As for :meth:`fit`.
 
         Returns
@@ -379,15 +414,20 @@ from scipy import sparse
         """
         check_is_fitted(self, "model_")
         images, _ = self._validate_data(X)
+        known_failures = len(images.failures)
         batches = ImageBatches(images, batch_size=self.batch_size)
-        return self.model_.predict(batches, verbose=self.verbose)
+        with decode_errors_surfaced(batches):
+            proba = self.model_.predict(batches.dataset(), verbose=self.verbose)
+        images.warn_failures("during prediction", reported=known_failures)
+        proba[list(images.failures)] = np.nan  # no image, no prediction
+        return proba
 
     def predict(self, X):
         """Concepts whose probability is at least ``threshold``.
 
         Parameters
         ----------
-        X : array-like of images
+        X : array-like of images or sequence of paths
 
         Returns
         -------
@@ -403,7 +443,7 @@ from scipy import sparse
 
         Parameters
         ----------
-        X : array-like of images
+        X : array-like of images or sequence of paths
 
         Returns
         -------
@@ -417,7 +457,7 @@ from scipy import sparse
 
         Parameters
         ----------
-        X : array-like of images
+        X : array-like of images or sequence of paths
         y : indicator matrix or sequence of concept lists
             In the form the model was fitted on.
         sample_weight : None

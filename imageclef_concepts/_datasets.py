@@ -8,8 +8,16 @@ intensity and position) into the image; *non-visual* concepts (like
 can learn them. Concept frequencies fall off like the task's long tail.
 """
 
+import os
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
 import numpy as np
+from PIL import Image
 from sklearn.utils import Bunch, check_random_state
+
+from ._concept_files import read_concepts, write_run
 
 _SHAPES = ("disc", "ring", "square", "cross", "stripes", "triangle")
 
@@ -24,6 +32,7 @@ def make_concept_images(
     tail_exponent=1.0,
     noise=0.05,
     random_state=None,
+    directory=None,
 ):
     """Generate radiology-like images with long-tailed concept lists.
 
@@ -47,6 +56,10 @@ def make_concept_images(
         Standard deviation of pixel noise, on a 0-1 scale.
     random_state : int, RandomState instance or None, default=None
         Makes the data deterministic.
+    directory : str or path-like, default=None
+        When given, also write the dataset there in the ImageCLEF layout:
+        ``images/<id>.jpg`` and ``concepts.tsv`` (2019 layout), which
+        :func:`load_imageclef` reads back.
 
     Returns
     -------
@@ -56,7 +69,8 @@ def make_concept_images(
         of concept names; ``ids``: image ids; ``concept_names``: the concepts
         by decreasing frequency, CUI-like (``"C"`` and seven digits);
         ``is_visual``: bool array aligned with ``concept_names``;
-        ``frequencies``: each concept's probability of appearing.
+        ``frequencies``: each concept's probability of appearing. With
+        ``directory``, also ``paths`` (the JPEG files) and ``concepts_file``.
 
     Examples
     --------
@@ -92,8 +106,110 @@ def make_concept_images(
         images[index] = (np.clip(pixels, 0, 1) * 255).round().astype(np.uint8)[..., None]
     concepts = [tuple(names[presence[i]]) for i in range(n_samples)]
     ids = [f"synthetic_{i:06d}" for i in range(n_samples)]
-    return Bunch(images=images, concepts=concepts, ids=ids, concept_names=names,
+    data = Bunch(images=images, concepts=concepts, ids=ids, concept_names=names,
                  is_visual=is_visual, frequencies=frequencies)
+    if directory is not None:
+        data.paths, data.concepts_file = _write_dataset(directory, data)
+    return data
+
+
+def _write_dataset(directory, data):
+    images_dir = Path(directory) / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for image_id, pixels in zip(data.ids, data.images):
+        path = images_dir / f"{image_id}.jpg"
+        Image.fromarray(pixels).save(path, quality=95)
+        paths.append(str(path))
+    concepts_file = Path(directory) / "concepts.tsv"
+    write_run(concepts_file, data.ids, data.concepts, layout="2019")
+    return paths, str(concepts_file)
+
+
+class DatasetMismatchWarning(UserWarning):
+    """Images and concept lines of a dataset folder do not match one to one."""
+
+
+def load_imageclef(images_dir, concepts_file, *, strict=False):
+    """Read a dataset in the ImageCLEF layout: image files plus a concept file.
+
+    Parameters
+    ----------
+    images_dir : str or path-like
+        A folder of ``<image id>.<ext>`` files, any extension Pillow reads
+        (``.jpg`` in the official data).
+    concepts_file : str or path-like
+        Ground truth in any layout :func:`read_concepts` reads.
+    strict : bool, default=False
+        Raise instead of warning when images and concept lines do not match.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        ``paths`` (str), ``concepts`` (tuples) and ``ids``, in the concept
+        file's order, for the images that have both a file and a line.
+        ``images_without_concepts`` and ``concepts_without_images`` list the
+        ids left out, and ``duplicate_ids`` the ids with several image files.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder does not exist.
+    """
+    images_dir = Path(images_dir)
+    if not images_dir.is_dir():
+        raise FileNotFoundError(f"Image folder not found: {images_dir}")
+    files = _image_files_by_id(images_dir)
+    ids, concepts, _ = read_concepts(concepts_file)
+    duplicate_ids = sorted(image_id for image_id, paths in files.items() if len(paths) > 1)
+    labelled = set(ids)
+    without_concepts = sorted(set(files) - labelled)
+    without_images = [image_id for image_id in ids if image_id not in files]
+    _report_mismatch(images_dir, concepts_file, without_concepts, without_images,
+                     duplicate_ids, strict)
+    kept = [(image_id, image_concepts) for image_id, image_concepts in zip(ids, concepts)
+            if image_id in files]
+    return Bunch(
+        paths=[str(sorted(files[image_id])[0]) for image_id, _ in kept],
+        concepts=[image_concepts for _, image_concepts in kept],
+        ids=[image_id for image_id, _ in kept],
+        images_without_concepts=without_concepts,
+        concepts_without_images=without_images,
+        duplicate_ids=duplicate_ids,
+    )
+
+
+def _image_files_by_id(images_dir):
+    readable = set(Image.registered_extensions())
+    files = defaultdict(list)
+    with os.scandir(images_dir) as entries:
+        for entry in entries:
+            stem, extension = os.path.splitext(entry.name)
+            if entry.is_file() and extension.lower() in readable:
+                files[stem].append(Path(entry.path))
+    return files
+
+
+def _report_mismatch(images_dir, concepts_file, without_concepts, without_images,
+                     duplicate_ids, strict):
+    problems = []
+    for ids, what in [
+        (without_concepts, f"image(s) in {images_dir} have no line in {concepts_file} "
+                           "and are left out"),
+        (without_images, f"line(s) of {concepts_file} have no image in {images_dir} "
+                         "and are left out"),
+        (duplicate_ids, f"id(s) have several image files in {images_dir}; the first "
+                        "by name is used"),
+    ]:
+        if ids:
+            shown = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+            problems.append(f"{len(ids)} {what}: {shown}")
+    if not problems:
+        return
+    if strict:
+        raise ValueError("; ".join(problems))
+    for problem in problems:
+        warnings.warn(problem, DatasetMismatchWarning, stacklevel=3)
 
 
 def _cui_names(n_concepts, rng):

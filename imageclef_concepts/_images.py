@@ -1,22 +1,143 @@
 """Images as the network sees them: checked once, prepared batch by batch.
 
-An image source hides where the pixels come from (an in-memory array now,
-files later) behind ``len(source)`` and ``source.load(indices)``, which returns
-a batch of ``image_size x image_size x 3`` pixels on the 0-255 scale. Checks
-that can fail run when the source is made, before any training; the work that
-scales with the data (resizing, channel expansion) runs per batch, so nothing
-holds a second full copy of the images.
+An image source hides where the pixels come from (an in-memory array or a
+list of files) behind ``len(source)`` and ``source.load(indices)``, which
+returns a batch of ``image_size x image_size x 3`` pixels on the 0-255 scale
+and a mask of the images that could be loaded. Checks that can fail run when
+the source is made, before any training; the work that scales with the data
+(decoding, resizing) runs per batch, in background threads for files, so that
+the images are never all in memory.
 """
 
 import math
+import os
+from contextlib import contextmanager
+from numbers import Integral
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 
-IMAGE_SHAPES = "(n, h, w, 3), (n, h, w, 1) or (n, h, w)"
+RESAMPLING = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+ON_ERROR = ("raise", "skip")
+_HIGH_DEPTH_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+# A JPEG this many times larger than the target is decoded at a reduced DCT
+# scale (Pillow's draft mode): much faster, and the resize smooths it anyway.
+_DRAFT_FACTOR = 2
 
 
-class ImageArray:
+class ImageDecodeError(ValueError):
+    """An image file that is missing, empty, truncated or not an image."""
+
+
+class SkippedImagesWarning(UserWarning):
+    """Bad image files were left out (``on_error="skip"``)."""
+
+
+def decode_image(path, image_size, resample="bilinear"):
+    """Read one image file as RGB uint8 pixels of ``image_size x image_size``.
+
+    Every mode Pillow reads becomes RGB: palette, grey and alpha modes are
+    converted; 16-bit and 32-bit grey (``I;16``, ``I``, ``F``) are scaled from
+    the image's own intensity range to 0-255 (not clipped). The EXIF
+    orientation is applied. Large JPEGs are decoded in draft mode.
+
+    Parameters
+    ----------
+    path : str or path-like
+    image_size : int
+    resample : {"nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"}
+
+    Returns
+    -------
+    ndarray of uint8, shape (image_size, image_size, 3)
+
+    Raises
+    ------
+    ImageDecodeError
+        Naming the file: missing, empty, truncated, not an image, or larger
+        than Pillow's decompression-bomb limit.
+    """
+    try:
+        with Image.open(path) as image:
+            if image.format == "JPEG" and min(image.size) >= _DRAFT_FACTOR * image_size:
+                image.draft("RGB", (image_size, image_size))
+            ImageOps.exif_transpose(image, in_place=True)
+            rgb = _as_rgb(image)
+    except FileNotFoundError:
+        raise ImageDecodeError(f"{path}: file not found") from None
+    except Image.DecompressionBombError as error:
+        raise ImageDecodeError(f"{path}: refused by Pillow's decompression-bomb guard "
+                               f"({error})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ImageDecodeError(f"{path}: cannot decode the image ({error})") from None
+    if rgb.size != (image_size, image_size):
+        rgb = rgb.resize((image_size, image_size), resample=RESAMPLING[resample])
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def _as_rgb(image):
+    if image.mode in _HIGH_DEPTH_MODES:
+        values = np.asarray(image, dtype=np.float64)
+        low, high = values.min(), values.max()
+        scale = 255.0 / (high - low) if high > low else 0.0
+        grey = ((values - low) * scale).round().astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA")  # palette transparency, without Pillow's warning
+    return image.convert("RGB")
+
+
+def check_image_file(path):
+    """Problem with an image file found without decoding it, or None.
+
+    Catches missing, empty and non-image files and decompression bombs by
+    reading the header only; a truncated file is found when it is decoded.
+    """
+    try:
+        if os.path.getsize(path) == 0:
+            return f"{path}: empty file"
+        with Image.open(path):
+            return None
+    except FileNotFoundError:
+        return f"{path}: file not found"
+    except Image.DecompressionBombError as error:
+        return f"{path}: refused by Pillow's decompression-bomb guard ({error})"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        return f"{path}: not a readable image ({error})"
+
+
+class _ImageSource:
+    """What every image source has: ``failures`` (index -> problem) and the rest."""
+
+    failures = None  # set per instance
+
+    def usable_indices(self):
+        """Indices of the images not known to be bad."""
+        return np.setdiff1d(np.arange(len(self)), list(self.failures))
+
+    def warn_failures(self, when, reported=0):
+        """Warn about the images in ``failures`` from position ``reported`` on."""
+        new = list(self.failures.values())[reported:]
+        if new:
+            warnings.warn(_listing(
+                f"{len(new)} of {len(self)} image file(s) cannot be used (found {when}) and "
+                "are left out: no training on them, NaN probabilities in prediction", new),
+                SkippedImagesWarning, stacklevel=4)
+
+
+class ImageArray(_ImageSource):
     """Images held in memory, validated on construction.
 
     Parameters
@@ -30,6 +151,10 @@ class ImageArray:
     def __init__(self, X, image_size):
         self.pixels = _checked_pixel_array(X)
         self.image_size = image_size
+        self.failures = {}  # checked up front: an array has no undecodable image
+        # uint8 crosses into TensorFlow 4x cheaper than float32: keep it when we can.
+        same_size = self.pixels.shape[1:3] == (image_size, image_size)
+        self.dtype = np.uint8 if self.pixels.dtype.kind in "ui" and same_size else np.float32
 
     def __len__(self):
         return len(self.pixels)
@@ -39,8 +164,14 @@ class ImageArray:
         return self.pixels.shape
 
     def load(self, indices):
-        """Return images ``indices`` as an (n, image_size, image_size, 3) batch, 0-255."""
-        batch = self.pixels[indices]
+        """Return images ``indices`` as an (n, image_size, image_size, 3) batch, 0-255.
+
+        The second value, which images loaded, is always all True in memory.
+        """
+        batch = self._prepare(self.pixels[indices]).astype(self.dtype, copy=False)
+        return batch, np.ones(len(indices), dtype=bool)
+
+    def _prepare(self, batch):
         if batch.ndim == 3:
             batch = batch[..., np.newaxis]
         if batch.dtype.kind == "f":
@@ -54,10 +185,110 @@ class ImageArray:
         return batch
 
 
-def as_image_source(X, image_size):
-    """Wrap the user's ``X`` as an image source (an :class:`ImageArray` for arrays)."""
-    if isinstance(X, ImageArray):
+class ImageFiles(_ImageSource):
+    """Images read from files, a batch at a time.
+
+    On construction every file is checked (exists, not empty, a header
+    Pillow recognises), in threads, before any training starts.
+
+    Parameters
+    ----------
+    paths : sequence of str or path-like
+    image_size : int
+    resample : str, default="bilinear"
+        A key of :data:`RESAMPLING`.
+    on_error : {"raise", "skip"}, default="raise"
+        ``"raise"``: the check lists every bad file in one
+        :class:`ImageDecodeError`, and a file that fails to decode later raises
+        naming it. ``"skip"``: bad files are recorded in ``failures`` and left
+        out (:meth:`usable_indices`), with a :class:`SkippedImagesWarning`
+        naming them; so is a file that fails to decode later.
+    workers : int, default=2
+        Threads for the check and for decoding inside a batch.
+    """
+
+    def __init__(self, paths, image_size, resample="bilinear", on_error="raise", workers=2):
+        self.paths = [os.fspath(path) for path in paths]
+        self.image_size = image_size
+        self.resample = resample
+        self.on_error = on_error
+        self.workers = workers
+        self.dtype = np.uint8
+        if not self.paths:
+            raise ValueError("X holds no image (0 paths).")
+        problems = self._map(check_image_file, self.paths)
+        self.failures = {index: problem for index, problem in enumerate(problems) if problem}
+        if self.failures and on_error == "raise":
+            raise ImageDecodeError(_listing(
+                f"{len(self.failures)} of {len(self.paths)} image file(s) cannot be used "
+                "(on_error='skip' leaves them out)", self.failures.values()))
+        if len(self.failures) == len(self.paths):
+            raise ImageDecodeError(_listing("None of the image files can be used",
+                                            self.failures.values()))
+        self.warn_failures("on checking the files")
+
+    def __len__(self):
+        return len(self.paths)
+
+    def _map(self, function, items):
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return list(pool.map(function, items))
+
+    def load(self, indices):
+        """Decode images ``indices``; return the batch and which decoded.
+
+        Images that cannot be decoded are zeros, marked False in the mask.
+        """
+        batch = np.zeros((len(indices), self.image_size, self.image_size, 3), dtype=np.uint8)
+        good = np.array([int(index) not in self.failures for index in indices], dtype=bool)
+        outcomes = self._map(self._decode_or_error, [self.paths[i] for i in indices[good]])
+        for position, outcome in zip(np.flatnonzero(good), outcomes):
+            if isinstance(outcome, ImageDecodeError):
+                if self.on_error == "raise":
+                    raise outcome
+                self.failures[int(indices[position])] = str(outcome)
+                good[position] = False
+            else:
+                batch[position] = outcome
+        return batch, good
+
+    def _decode_or_error(self, path):
+        try:
+            return decode_image(path, self.image_size, self.resample)
+        except ImageDecodeError as error:
+            return error
+
+
+def _listing(summary, problems, shown=20):
+    problems = list(problems)
+    lines = [f"{summary}:"] + [f"  {problem}" for problem in problems[:shown]]
+    if len(problems) > shown:
+        lines.append(f"  ... and {len(problems) - shown} more")
+    return "\n".join(lines)
+
+IMAGE_SHAPES = "(n, h, w, 3), (n, h, w, 1) or (n, h, w)"
+
+
+def is_path_sequence(X):
+    """True for a sequence (list, tuple, 1-d array) of str or path-like items."""
+    if isinstance(X, (str, bytes, os.PathLike)):
+        raise ValueError(
+            f"X must be a sequence of image paths or an array of images, not one path: {X!r}."
+        )
+    if isinstance(X, np.ndarray):
+        return X.ndim == 1 and X.dtype.kind in "UO" and len(X) > 0 and isinstance(
+            X[0], (str, os.PathLike))
+    if isinstance(X, (list, tuple)):
+        return len(X) > 0 and all(isinstance(item, (str, os.PathLike)) for item in X)
+    return False
+
+
+def as_image_source(X, image_size, resample="bilinear", on_error="raise", workers=2):
+    """Wrap the user's ``X``: :class:`ImageFiles` for paths, :class:`ImageArray` otherwise."""
+    if isinstance(X, (ImageArray, ImageFiles)):
         return X
+    if is_path_sequence(X):
+        return ImageFiles(X, image_size, resample, on_error, workers)
     return ImageArray(X, image_size)
 
 
@@ -105,8 +336,13 @@ def _resize(batch, image_size):
     return keras.ops.convert_to_numpy(resized)
 
 
-class ImageBatches(keras.utils.PyDataset):
-    """Batches of (images, targets[, sample weights]) for ``keras.Model.fit``/``predict``.
+class ImageBatches:
+    """Batches of (images, targets[, sample weights]) as a ``tf.data`` pipeline.
+
+    Batches are made by a Python generator that ``tf.data`` runs in a
+    background thread, one batch ahead of the network (prefetch), so that
+    decoding overlaps training. The output signature is declared, so no
+    batch is loaded twice to guess it (as ``keras.utils.PyDataset`` does).
 
     Parameters
     ----------
@@ -120,40 +356,143 @@ class ImageBatches(keras.utils.PyDataset):
     sample_weight : ndarray, default=None
     batch_size : int, default=32
     rng : numpy.random.Generator, default=None
-        Shuffles the order at the start and after every epoch; None keeps
-        the order (prediction, validation).
-    workers : int, default=1
-        Threads that load batches ahead of the network.
+        Shuffles the order at every pass (epoch); None keeps the order
+        (prediction, validation).
     """
 
     def __init__(self, images, *, indices=None, targets=None, sample_weight=None,
-                 batch_size=32, rng=None, workers=1):
-        super().__init__(workers=workers, use_multiprocessing=False,
-                         max_queue_size=max(2 * workers, 4))
+                 batch_size=32, rng=None):
         self.images = images
         self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
         self.targets = targets
         self.sample_weight = sample_weight
         self.batch_size = batch_size
         self.rng = rng
-        self.order = self._new_order()
-
-    def _new_order(self):
-        return self.indices if self.rng is None else self.rng.permutation(self.indices)
+        self.error = None
 
     def __len__(self):
         return math.ceil(len(self.indices) / self.batch_size)
 
-    def __getitem__(self, batch):
-        chosen = self.order[batch * self.batch_size:(batch + 1) * self.batch_size]
-        x = self.images.load(chosen)
+    def batch(self, order, number):
+        """Batch ``number`` of the images in ``order``."""
+        chosen = order[number * self.batch_size:(number + 1) * self.batch_size]
+        x, good = self.images.load(chosen)
         if self.targets is None:
-            return (x,)
+            return (x,)  # failed rows stay (zeros) so that predictions keep their places
+        if not good.all():  # a file that failed to decode leaves with its labels
+            x, chosen = x[good], chosen[good]
         y = self.targets[chosen]
         y = (y.toarray() if hasattr(y, "toarray") else np.asarray(y)).astype(np.float32)
         if self.sample_weight is None:
             return x, y
         return x, y, self.sample_weight[chosen].astype(np.float32)
 
-    def on_epoch_end(self):
-        self.order = self._new_order()
+    def _generate(self):
+        order = self.indices if self.rng is None else self.rng.permutation(self.indices)
+        for number in range(len(self)):
+            try:
+                batch = self.batch(order, number)
+            except ImageDecodeError as error:
+                self.error = error  # tf.data turns it into a graph error; keep it
+                raise
+            yield batch
+
+    def dataset(self):
+        """The batches as a ``tf.data.Dataset`` for ``keras.Model.fit``/``predict``."""
+        import tensorflow as tf
+
+        size = self.images.image_size
+        signature = [tf.TensorSpec((None, size, size, 3), tf.as_dtype(self.images.dtype))]
+        if self.targets is not None:
+            signature.append(tf.TensorSpec((None, self.targets.shape[1]), tf.float32))
+            if self.sample_weight is not None:
+                signature.append(tf.TensorSpec((None,), tf.float32))
+        dataset = tf.data.Dataset.from_generator(self._generate,
+                                                 output_signature=tuple(signature))
+        return dataset.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
+
+
+@contextmanager
+def decode_errors_surfaced(*batch_sets):
+    """Re-raise an :class:`ImageDecodeError` that ``tf.data`` wrapped, as itself."""
+    try:
+        yield
+    except Exception:
+        for batches in batch_sets:
+            if batches is not None and batches.error is not None:
+                raise batches.error from None
+        raise
+
+
+class ImageLoader(TransformerMixin, BaseEstimator):
+    """Decode image files into a uint8 array, for pipelines that want pixels.
+
+    Parameters
+    ----------
+    image_size : int, default=400
+        Side of the square output images.
+    resample : {"nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"}, \
+            default="bilinear"
+        Pillow resampling filter.
+    n_jobs : int, default=2
+        Decoding threads.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import Pipeline
+    >>> from imageclef_concepts import ConceptCNNClassifier, ImageLoader
+    >>> pipeline = Pipeline([("load", ImageLoader(image_size=64)),
+    ...                      ("cnn", ConceptCNNClassifier(image_size=64))],
+    ...                     memory="cache")  # doctest: +SKIP
+    """
+
+    _parameter_constraints = {
+        "image_size": [Interval(Integral, 1, None, closed="left")],
+        "resample": [StrOptions(set(RESAMPLING))],
+        "n_jobs": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, image_size=400, resample="bilinear", n_jobs=2):
+        self.image_size = image_size
+        self.resample = resample
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None):
+        """Check the parameters; nothing is learned.
+
+        Parameters
+        ----------
+        X : sequence of str or path-like
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ImageLoader
+        """
+        self._validate_params()
+        return self
+
+    def transform(self, X):
+        """Decode every file of ``X``.
+
+        Parameters
+        ----------
+        X : sequence of str or path-like
+
+        Returns
+        -------
+        ndarray of uint8, shape (n, image_size, image_size, 3)
+        """
+        self._validate_params()
+        if not is_path_sequence(X):
+            raise ValueError("ImageLoader expects a sequence of image paths.")
+        files = ImageFiles(X, self.image_size, self.resample, "raise", self.n_jobs)
+        return files.load(np.arange(len(files)))[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.requires_fit = False
+        return tags

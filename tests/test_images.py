@@ -1,0 +1,237 @@
+import io
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import Pipeline
+
+from imageclef_concepts import (
+    ConceptCNNClassifier,
+    ImageDecodeError,
+    ImageLoader,
+    SkippedImagesWarning,
+    decode_image,
+    imageclef_f1,
+)
+from imageclef_concepts._images import ImageBatches, ImageFiles
+
+from .conftest import TINY
+
+
+def _save(image, path, **kwargs):
+    image.save(path, **kwargs)
+    return str(path)
+
+
+def _grey_ramp(size=16):
+    return np.tile(np.arange(size, dtype=np.uint8) * (255 // (size - 1)), (size, 1))
+
+
+# ----------------------------------------------------------------- decoding
+
+@pytest.mark.parametrize("mode, suffix", [
+    ("L", "png"), ("LA", "png"), ("P", "png"), ("P", "gif"), ("RGB", "jpg"), ("RGB", "png"),
+    ("RGBA", "png"), ("CMYK", "jpg"), ("1", "png"),
+])
+def test_every_8bit_mode_becomes_rgb_uint8(tmp_path, mode, suffix):
+    source = Image.fromarray(_grey_ramp()).convert(mode)
+    path = _save(source, tmp_path / f"image.{suffix}")
+    pixels = decode_image(path, 16)
+    assert pixels.shape == (16, 16, 3) and pixels.dtype == np.uint8
+    expected = np.asarray(Image.open(path).convert("RGB"))
+    tolerance = 12 if suffix == "jpg" else 0
+    assert np.abs(pixels.astype(int) - expected.astype(int)).max() <= tolerance
+
+
+@pytest.mark.parametrize("mode, dtype, suffix", [
+    ("I;16", np.uint16, "png"), ("I", np.int32, "tif"), ("F", np.float32, "tif"),
+])
+def test_high_depth_grey_is_scaled_from_its_own_range(tmp_path, mode, dtype, suffix):
+    values = np.linspace(1000, 3000, 16 * 16).reshape(16, 16).astype(dtype)
+    image = Image.fromarray(values)
+    assert image.mode == mode
+    path = _save(image, tmp_path / f"image.{suffix}")
+    pixels = decode_image(path, 16)
+    assert pixels.dtype == np.uint8 and pixels.shape == (16, 16, 3)
+    assert pixels.min() == 0 and pixels.max() == 255  # the range is used, not clipped
+    expected = np.round((values.astype(float) - 1000) / 2000 * 255)
+    np.testing.assert_allclose(pixels[..., 0], expected, atol=1)
+    assert (pixels[..., 0] == pixels[..., 2]).all()
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    pixels = np.zeros((16, 32), dtype=np.uint8)
+    pixels[:, :16] = 255  # left half white
+    image = Image.fromarray(pixels).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = _save(image, tmp_path / "rotated.jpg", exif=exif, quality=100)
+    decoded = decode_image(path, 32)
+    # displayed upright the image is 32 high x 16 wide with the white half on top
+    top, bottom = decoded[:12].mean(), decoded[-12:].mean()
+    assert top > 200 and bottom < 50
+
+
+def test_resampling_is_a_parameter(tmp_path):
+    rng = np.random.default_rng(0)
+    path = _save(Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)),
+                 tmp_path / "noise.png")
+    nearest = decode_image(path, 16, "nearest")
+    lanczos = decode_image(path, 16, "lanczos")
+    assert nearest.shape == lanczos.shape == (16, 16, 3)
+    assert not np.array_equal(nearest, lanczos)
+    np.testing.assert_array_equal(nearest, np.asarray(
+        Image.open(path).resize((16, 16), Image.Resampling.NEAREST)))
+
+
+def test_large_jpeg_uses_draft_mode_and_matches_full_decode(tmp_path):
+    rng = np.random.default_rng(0)
+    smooth = np.kron(rng.integers(0, 256, (16, 16, 3)), np.ones((64, 64, 1))).astype(np.uint8)
+    path = _save(Image.fromarray(smooth), tmp_path / "large.jpg", quality=95)
+    with Image.open(path) as image:
+        image.draft("RGB", (64, 64))
+        assert image.size[0] < 1024  # Pillow does support DCT scaling for this file
+    fast = decode_image(path, 64).astype(int)
+    full = np.asarray(Image.open(path).convert("RGB").resize((64, 64),
+                                                             Image.Resampling.BILINEAR))
+    assert np.abs(fast - full.astype(int)).mean() < 3
+
+
+def test_decompression_bomb_guard_names_the_file(tmp_path, monkeypatch):
+    path = _save(Image.fromarray(_grey_ramp(64)), tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64 // 4)
+    with pytest.raises(ImageDecodeError, match="bomb.png: refused by Pillow's decompression"):
+        decode_image(path, 16)
+
+
+# ---------------------------------------------------------------- bad files
+
+@pytest.fixture
+def files_with_bad_ones(tmp_path):
+    """Eight images whose grey level encodes their index, and four bad files."""
+    paths = []
+    for index in range(8):
+        paths.append(_save(Image.fromarray(np.full((16, 16), index * 30, np.uint8)),
+                           tmp_path / f"good{index}.png"))
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buffer, "JPEG")  # mostly scan data: cut, the header stays
+    (tmp_path / "truncated.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not an image")
+    bad = {
+        "missing": str(tmp_path / "missing.png"),
+        "empty": str(tmp_path / "empty.png"),
+        "text": str(tmp_path / "text.png"),
+        "truncated": str(tmp_path / "truncated.jpg"),
+    }
+    return paths, bad
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "missing.png: file not found"),
+    ("empty", "empty.png: empty file"),
+    ("text", "text.png: not a readable image"),
+])
+def test_raise_checks_every_file_before_training(files_with_bad_ones, kind, message):
+    paths, bad = files_with_bad_ones
+    X = paths[:4] + [bad[kind]] + paths[4:]
+    y = np.eye(9, dtype=int)
+    model = ConceptCNNClassifier(**{**TINY, "image_size": 16, "filters": (4,)})
+    with pytest.raises(ImageDecodeError, match=message):
+        model.fit(X, y)
+    assert not hasattr(model, "model_")  # nothing was built or trained
+
+
+def test_raise_names_a_truncated_file_when_decoded(files_with_bad_ones):
+    paths, bad = files_with_bad_ones
+    model = ConceptCNNClassifier(**{**TINY, "image_size": 16, "filters": (4,),
+                                    "validation_fraction": None})
+    with pytest.raises(ImageDecodeError, match="truncated.jpg: cannot decode"):
+        model.fit(paths + [bad["truncated"]], np.eye(9, dtype=int))
+
+
+def test_skip_keeps_labels_aligned_and_says_which(files_with_bad_ones):
+    paths, bad = files_with_bad_ones
+    X = np.array([bad["missing"], paths[0], bad["empty"], paths[1], paths[2], bad["text"],
+                  paths[3], bad["truncated"], *paths[4:]])
+    labels = np.arange(len(X))  # label = position in X
+    with pytest.warns(SkippedImagesWarning, match="3 of 12 image file") as caught:
+        files = ImageFiles(X, 16, on_error="skip")
+    message = str(caught[0].message)
+    assert all(bad[kind] in message for kind in ("missing", "empty", "text"))
+    batches = ImageBatches(files, indices=files.usable_indices(), targets=np.eye(12)[labels],
+                           batch_size=4)
+    seen = []
+    for index in range(len(batches)):
+        x, y = batches.batch(batches.indices, index)
+        for image, target in zip(x, y):
+            position = int(np.argmax(target))
+            good_index = paths.index(X[position])  # grey level encodes the good index
+            assert image[0, 0, 0] == good_index * 30
+            seen.append(position)
+    # the truncated file leaves with its label, found only when decoded
+    assert bad["truncated"] in files.failures[7]
+    assert sorted(seen) == [1, 3, 4, 6, 8, 9, 10, 11]
+
+
+def test_skip_in_fit_and_predict(files_with_bad_ones):
+    paths, bad = files_with_bad_ones
+    X = paths[:4] + [bad["missing"], bad["truncated"]] + paths[4:]
+    model = ConceptCNNClassifier(**{**TINY, "image_size": 16, "filters": (4,),
+                                    "validation_fraction": None, "on_error": "skip"})
+    with pytest.warns(SkippedImagesWarning) as caught:
+        model.fit(X, np.eye(10, dtype=int))
+    messages = " ".join(str(w.message) for w in caught)
+    assert "missing.png" in messages and "truncated.jpg" in messages
+    with pytest.warns(SkippedImagesWarning):
+        proba = model.predict_proba(X)
+    assert proba.shape == (10, 10)
+    assert np.isnan(proba[[4, 5]]).all() and np.isfinite(proba[[0, 1, 2, 3, 6]]).all()
+    assert model.predict(X)[4].sum() == 0
+
+
+# ------------------------------------------------------------- path input
+
+def test_paths_give_the_same_model_as_decoded_arrays(tmp_path, tiny_images, tiny_indicator):
+    paths = [_save(Image.fromarray(image), tmp_path / f"{i}.png")
+             for i, image in enumerate(tiny_images.images)]
+    from_paths = ConceptCNNClassifier(**TINY).fit(paths, tiny_indicator)
+    from_arrays = ConceptCNNClassifier(**TINY).fit(tiny_images.images, tiny_indicator)
+    np.testing.assert_allclose(from_paths.predict_proba(paths),
+                               from_arrays.predict_proba(tiny_images.images), atol=1e-5)
+
+
+def test_path_input_through_grid_search(tmp_path, tiny_images):
+    from pathlib import Path
+
+    paths = np.array([Path(_save(Image.fromarray(image), tmp_path / f"{i}.jpg"))
+                      for i, image in enumerate(tiny_images.images)], dtype=object)
+    y = np.array([";".join(c) for c in tiny_images.concepts], dtype=object)
+    search = GridSearchCV(ConceptCNNClassifier(**{**TINY, "epochs": 1}),
+                          {"threshold": [0.1, 0.5]}, cv=KFold(2), scoring=imageclef_f1)
+    search.fit(paths, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert len(search.predict(paths[:3])) == 3
+
+
+def test_a_single_path_is_refused():
+    with pytest.raises(ValueError, match="not one path"):
+        ConceptCNNClassifier(**TINY).fit("image.jpg", np.eye(1, dtype=int))
+
+
+# ---------------------------------------------------------------- ImageLoader
+
+def test_image_loader_in_a_cached_pipeline(tmp_path, tiny_images, tiny_indicator):
+    paths = [_save(Image.fromarray(image), tmp_path / f"{i}.png")
+             for i, image in enumerate(tiny_images.images)]
+    loaded = ImageLoader(image_size=32).fit_transform(paths)
+    np.testing.assert_array_equal(loaded, tiny_images.images)
+    pipeline = Pipeline([("load", ImageLoader(image_size=32)),
+                         ("cnn", ConceptCNNClassifier(**TINY))], memory=str(tmp_path / "cache"))
+    pipeline.fit(paths, tiny_indicator)
+    assert pipeline.predict_proba(paths).shape == (40, 5)
+    with pytest.raises(ValueError, match="sequence of image paths"):
+        ImageLoader().transform(np.zeros((2, 4, 4, 3)))
