@@ -22,6 +22,8 @@ from ._images import (
     decode_image,
 )
 from ._metrics import imageclef_f1, imageclef_f1_score, per_image_f1_scores
+from ._search import refine_grid
+from ._thresholds import ThresholdTuner
 
 __version__ = "0.1.0"
 
@@ -34,6 +36,7 @@ __all__ = [
     "ImageDecodeError",
     "ImageLoader",
     "SkippedImagesWarning",
+    "ThresholdTuner",
     "decode_image",
     "load_imageclef",
     "RunEvaluation",
@@ -44,5 +47,6 @@ __all__ = [
     "imageclef_f1_score",
     "per_image_f1_scores",
     "read_concepts",
+    "refine_grid",
     "write_run",
 ]

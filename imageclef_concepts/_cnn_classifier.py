@@ -139,7 +139,6 @@ class ConceptCNNClassifier(KerasClassifier):
     Examples
     --------
     >>> import numpy as np
-from scipy import sparse
     >>> from imageclef_concepts import ConceptCNNClassifier
     >>> X = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     >>> y = ["C1;C2", "C2"] * 4

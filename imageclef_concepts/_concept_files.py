@@ -98,7 +98,11 @@ def read_concepts(path):
 
     Examples
     --------
-    >>> ids, concepts, layout = read_concepts("valid_concepts.tsv")  # doctest: +SKIP
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "concepts.tsv")
+    >>> _ = open(path, "w").write("img1\tC0040405;C0817096\nimg2\n")
+    >>> read_concepts(path)
+    ConceptFile(ids=['img1', 'img2'], concepts=[('C0040405', 'C0817096'), ()], layout='2019')
     """
     lines, layout = _read_valid_lines(path)
     return ConceptFile(
