@@ -79,7 +79,7 @@ class _Line:
 
 
 def read_concepts(path):
-    """Read a ground-truth or run file in any ImageCLEF layout.
+    r"""Read a ground-truth or run file in any ImageCLEF layout.
 
     Parameters
     ----------
