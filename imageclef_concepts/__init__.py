@@ -4,6 +4,14 @@ The ImageCLEFmed Caption concept-detection task: predict the set of UMLS
 concepts of a radiology image, scored by the organisers' mean per-image F1.
 """
 
+import os
+
+# TensorFlow's C++ start-up banner (oneDNN, CUDA probing) says nothing useful
+# to our users; set TF_CPP_MIN_LOG_LEVEL yourself to see it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# ruff: noqa: E402 (the environment variable above must come first)
+from ._baselines import MostFrequentConcepts
 from ._cnn_classifier import ConceptCNNClassifier
 from ._concept_files import (
     ConceptFile,
@@ -15,13 +23,14 @@ from ._concept_files import (
 )
 from ._datasets import DatasetMismatchWarning, load_imageclef, make_concept_images
 from ._encoder import ConceptEncoder, UnknownConceptWarning
-from ._images import (
-    ImageDecodeError,
-    ImageLoader,
-    SkippedImagesWarning,
-    decode_image,
-)
+from ._images import ImageDecodeError, ImageLoader, SkippedImagesWarning, decode_image
 from ._metrics import imageclef_f1, imageclef_f1_score, per_image_f1_scores
+from ._plots import (
+    plot_concept_frequencies,
+    plot_per_concept_f1,
+    plot_threshold_curve,
+    plot_training_history,
+)
 from ._search import refine_grid
 from ._thresholds import ThresholdTuner
 
@@ -35,17 +44,22 @@ __all__ = [
     "DatasetMismatchWarning",
     "ImageDecodeError",
     "ImageLoader",
+    "MostFrequentConcepts",
+    "RunEvaluation",
     "SkippedImagesWarning",
     "ThresholdTuner",
-    "decode_image",
-    "load_imageclef",
-    "RunEvaluation",
     "UnknownConceptWarning",
+    "decode_image",
     "evaluate_run",
     "imageclef_f1",
-    "make_concept_images",
     "imageclef_f1_score",
+    "load_imageclef",
+    "make_concept_images",
     "per_image_f1_scores",
+    "plot_concept_frequencies",
+    "plot_per_concept_f1",
+    "plot_threshold_curve",
+    "plot_training_history",
     "read_concepts",
     "refine_grid",
     "write_run",

@@ -1,13 +1,23 @@
-"""The ``imageclef-concepts`` command line (also ``python -m imageclef_concepts``)."""
+"""The ``imageclef-concepts`` command line (also ``python -m imageclef_concepts``).
+
+Subcommands: ``demo`` (the main job, on built-in data), ``train``,
+``predict`` and ``evaluate``. A user's mistake ends with a clear message on
+standard error and exit code 2, never a traceback.
+"""
 
 import argparse
 import sys
+import time
+from pathlib import Path
 
-from ._concept_files import ConceptFileError, evaluate_run
+from ._concept_files import LAYOUTS, ConceptFileError, evaluate_run
+
+_DEFAULTS = {"image_size": 400, "epochs": 10, "batch_size": 32, "learning_rate": 1e-4,
+             "threshold": 0.1}
 
 
 class UserError(Exception):
-    """A mistake of the user's: reported as one line, exit code 2, no traceback."""
+    """A mistake of the user's: reported without a traceback, exit code 2."""
 
 
 def main(argv=None):
@@ -19,6 +29,9 @@ def main(argv=None):
         return 2
     try:
         return args.run_command(args)
+    except KeyboardInterrupt:
+        print(f"imageclef-concepts {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (UserError, ConceptFileError, FileNotFoundError, ValueError) as error:
         print(f"imageclef-concepts {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -30,9 +43,216 @@ def _build_parser():
         description="Medical concept detection in radiology images (ImageCLEFmed Caption).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_demo(commands)
+    _add_train(commands)
+    _add_predict(commands)
     _add_evaluate(commands)
     return parser
 
+
+# ------------------------------------------------------------------- demo
+
+def _add_demo(commands):
+    demo = commands.add_parser(
+        "demo", help="the whole pipeline on built-in synthetic data",
+        description="Generate synthetic radiology-like images in the ImageCLEF layout, run a "
+        "two-round coarse-to-fine GridSearchCV over ConceptCNNClassifier inside a "
+        "ThresholdTuner, and print the official F1 on held-out images of the "
+        "most-frequent-concepts baseline and of the CNN at 0.5, 0.1 and the tuned threshold.")
+    demo.add_argument("--output", type=Path, default=None,
+                      help="folder for the data, run file, model and plots "
+                           "(default: a new folder demo-output-<time>)")
+    demo.add_argument("--quick", action="store_true", help="a smaller run, under 2 minutes")
+    demo.add_argument("--random-state", type=int, default=0)
+    demo.add_argument("--quiet", action="store_true", help="print only the results table")
+    demo.set_defaults(run_command=_run_demo)
+
+
+def _run_demo(args):
+    import logging
+
+    from ._demo import run_demo
+
+    # A grid search builds a new network per fit; TensorFlow's "retracing"
+    # warnings about that are expected here and only noise.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    output = args.output or Path(f"demo-output-{time.strftime('%Y%m%d-%H%M%S')}")
+    if output.exists() and any(output.iterdir()):
+        raise UserError(f"--output {output} exists and is not empty; name a new folder.")
+    say = (lambda line: None) if args.quiet else print
+    summary = run_demo(output, quick=args.quick, random_state=args.random_state, say=say)
+    if args.quiet:
+        from ._demo import _table
+
+        print(_table(summary["scores"]))
+    return 0
+
+
+# ------------------------------------------------------------------ train
+
+def _add_train(commands):
+    train = commands.add_parser(
+        "train", help="train the CNN on a dataset in the ImageCLEF layout",
+        description="Train ConceptCNNClassifier on a folder of images and a concept file, "
+        "streaming images from disk. With validation data, the best epoch is chosen on it "
+        "and the decision threshold is tuned on it for the official F1.")
+    train.add_argument("--images", type=Path, required=True, help="folder of <id>.<ext> images")
+    train.add_argument("--concepts", type=Path, required=True,
+                       help="concept file (2019, 2022 or 2024 layout)")
+    train.add_argument("--output", type=Path, required=True,
+                       help="model file to write: .keras (native) or .joblib")
+    train.add_argument("--validation-images", type=Path)
+    train.add_argument("--validation-concepts", type=Path)
+    train.add_argument("--image-size", type=int, default=_DEFAULTS["image_size"])
+    train.add_argument("--epochs", type=int, default=_DEFAULTS["epochs"])
+    train.add_argument("--batch-size", type=int, default=_DEFAULTS["batch_size"])
+    train.add_argument("--learning-rate", type=float, default=_DEFAULTS["learning_rate"])
+    train.add_argument("--threshold", type=float, default=_DEFAULTS["threshold"],
+                       help="decision threshold when no validation data tunes it")
+    train.add_argument("--filters", type=_int_tuple, default=(16, 32, 64, 128),
+                       help="filters per convolution block, e.g. 16,32,64,128")
+    train.add_argument("--dense-units", type=_int_tuple, default=(128, 64),
+                       help="hidden fully connected layers, e.g. 128,64")
+    train.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                       help="what to do with unreadable image files")
+    train.add_argument("--random-state", type=int, default=None)
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.set_defaults(run_command=_run_train)
+
+
+def _int_tuple(text):
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
+def _run_train(args):
+    from ._cnn_classifier import ConceptCNNClassifier
+
+    _check_model_suffix(args.output)
+    if (args.validation_images is None) != (args.validation_concepts is None):
+        raise UserError("give both --validation-images and --validation-concepts, or neither.")
+    train = _load(args.images, args.concepts)
+    validation = (None if args.validation_images is None
+                  else _load(args.validation_images, args.validation_concepts))
+    model = ConceptCNNClassifier(
+        image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, threshold=args.threshold, filters=args.filters,
+        dense_units=args.dense_units, on_error=args.on_error, random_state=args.random_state,
+        verbose=0 if args.quiet else 1,
+        validation_fraction=None if validation is not None else 0.1,
+    )
+    _say(args, f"Training on {len(train.paths)} images for {args.epochs} epoch(s)")
+    model.fit(train.paths, train.concepts,
+              validation_data=None if validation is None else (validation.paths,
+                                                               validation.concepts))
+    if validation is not None:
+        _tune_threshold(model, validation, args)
+    _save(model, args.output)
+    _say(args, f"Wrote {args.output} (threshold {model.threshold:.3f})")
+    return 0
+
+
+def _tune_threshold(model, validation, args):
+    from ._thresholds import ThresholdTuner
+
+    tuner = ThresholdTuner(model, cv="prefit", refit=False).fit(validation.paths,
+                                                                validation.concepts)
+    model.set_params(threshold=tuner.best_threshold_)
+    _say(args, f"Tuned threshold on {len(validation.paths)} validation images: "
+               f"{tuner.best_threshold_:.3f} (official F1 {tuner.best_score_:.4f})")
+
+
+def _load(images, concepts):
+    from ._datasets import load_imageclef
+
+    if not images.is_dir():
+        raise UserError(f"image folder not found: {images}")
+    if not concepts.is_file():
+        raise UserError(f"concept file not found: {concepts}")
+    data = load_imageclef(images, concepts)
+    if not data.paths:
+        raise UserError(f"no image of {images} has a line in {concepts}.")
+    return data
+
+
+def _check_model_suffix(path):
+    if path.suffix not in (".keras", ".joblib"):
+        raise UserError(f"model file {path} must end in .keras or .joblib.")
+
+
+def _save(model, path):
+    if path.suffix == ".keras":
+        model.save(path)
+    else:
+        import joblib
+
+        joblib.dump(model, path)
+
+
+# ---------------------------------------------------------------- predict
+
+def _add_predict(commands):
+    predict = commands.add_parser(
+        "predict", help="write a run file for every image in a folder",
+        description="Predict the concepts of every image in a folder with a trained model and "
+        "write an ImageCLEF run file.")
+    predict.add_argument("--model", type=Path, required=True, help=".keras or .joblib model")
+    predict.add_argument("--images", type=Path, required=True, help="folder of images")
+    predict.add_argument("--output", type=Path, required=True, help="run file to write")
+    predict.add_argument("--format", choices=LAYOUTS, default="2019",
+                         help="run-file layout: 2019 (tab), 2022 (pipe) or 2024 (CSV)")
+    predict.add_argument("--batch-size", type=int, default=256,
+                         help="images decoded and predicted per step")
+    predict.add_argument("--quiet", action="store_true", help="no progress bar")
+    predict.set_defaults(run_command=_run_predict)
+
+
+def _run_predict(args):
+    from tqdm import tqdm
+
+    from ._concept_files import write_run
+    from ._datasets import image_files_by_id
+
+    model = _load_model(args.model)
+    if not args.images.is_dir():
+        raise UserError(f"image folder not found: {args.images}")
+    files = image_files_by_id(args.images)
+    if not files:
+        raise UserError(f"no image file in {args.images}")
+    ids = sorted(files)
+    paths = [str(sorted(files[image_id])[0]) for image_id in ids]
+    concepts = []
+    with tqdm(total=len(paths), unit="image", desc="predicting", disable=args.quiet) as bar:
+        for start in range(0, len(paths), args.batch_size):
+            chunk = paths[start:start + args.batch_size]
+            concepts += model.predict_concepts(chunk)
+            bar.update(len(chunk))
+    write_run(args.output, ids, concepts, layout=args.format)
+    _say(args, f"Wrote {args.output}: {len(ids)} images, {args.format} layout")
+    return 0
+
+
+def _load_model(path):
+    if not path.is_file():
+        raise UserError(f"model file not found: {path}")
+    if path.suffix == ".keras":
+        from ._cnn_classifier import ConceptCNNClassifier
+
+        return ConceptCNNClassifier.load(path)
+    if path.suffix == ".joblib":
+        import joblib
+
+        return joblib.load(path)
+    raise UserError(f"model file {path} must end in .keras or .joblib.")
+
+
+# --------------------------------------------------------------- evaluate
 
 def _add_evaluate(commands):
     evaluate = commands.add_parser(
@@ -59,3 +279,9 @@ def _run_evaluate(args):
     print(f"({result.n_scored} of {result.n_images} images have true concepts and are "
           "averaged)")
     return 0
+
+
+def _say(args, line):
+    if not args.quiet:
+        print(line)
+

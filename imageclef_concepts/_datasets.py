@@ -159,7 +159,7 @@ def load_imageclef(images_dir, concepts_file, *, strict=False):
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise FileNotFoundError(f"Image folder not found: {images_dir}")
-    files = _image_files_by_id(images_dir)
+    files = image_files_by_id(images_dir)
     ids, concepts, _ = read_concepts(concepts_file)
     duplicate_ids = sorted(image_id for image_id, paths in files.items() if len(paths) > 1)
     labelled = set(ids)
@@ -179,7 +179,8 @@ def load_imageclef(images_dir, concepts_file, *, strict=False):
     )
 
 
-def _image_files_by_id(images_dir):
+def image_files_by_id(images_dir):
+    """Image files of a folder by id (file name without extension), any Pillow format."""
     readable = set(Image.registered_extensions())
     files = defaultdict(list)
     with os.scandir(images_dir) as entries:

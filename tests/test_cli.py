@@ -1,6 +1,15 @@
+import json
 import subprocess
 import sys
 
+import pytest
+
+from imageclef_concepts import (
+    ConceptCNNClassifier,
+    imageclef_f1_score,
+    make_concept_images,
+    read_concepts,
+)
 from imageclef_concepts._cli import main
 
 
@@ -33,3 +42,117 @@ def test_evaluate_bad_run_is_one_clear_error_without_traceback(tmp_path):
 def test_evaluate_missing_file(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "nope.tsv"), str(tmp_path / "gt.tsv")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+# ------------------------------------------------------- demo, train, predict
+
+@pytest.fixture
+def tiny_demo(monkeypatch):
+    from imageclef_concepts import _demo
+
+    tiny_size = _demo.DemoSize(n_images=120, n_concepts=4, image_size=16, filters=(4,),
+                               epochs=2, learning_rates=(1e-3, 3e-3))
+    monkeypatch.setattr(_demo, "QUICK", tiny_size)
+    return tiny_size
+
+
+def test_demo_writes_everything_and_prints_the_table(tmp_path, capsys, tiny_demo):
+    output = tmp_path / "demo"
+    assert main(["demo", "--quick", "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    for row in ("most frequent concepts", "CNN, threshold 0.5", "CNN, the paper's threshold 0.1",
+                "CNN, tuned threshold"):
+        assert row in printed
+    for name in ("run.tsv", "model.joblib", "cnn.keras", "summary.json",
+                 "concept_frequencies.png", "threshold_curve.png", "training_history.png",
+                 "per_concept_f1.png"):
+        assert (output / name).is_file(), name
+    ids, concepts, layout = read_concepts(output / "run.tsv")
+    assert layout == "2019" and len(ids) == 30  # a quarter of 120 images held out
+    summary = json.loads((output / "summary.json").read_text())
+    # the run file scores what the table says
+    truth = dict(zip(*read_concepts(output / "data" / "concepts.tsv")[:2]))
+    tuned = [v for k, v in summary["scores"].items() if k.startswith("CNN, tuned")][0]
+    assert imageclef_f1_score([truth[i] for i in ids], concepts) == pytest.approx(tuned)
+
+
+def test_demo_refuses_a_folder_in_use(tmp_path, capsys):
+    (tmp_path / "something").write_text("x")
+    assert main(["demo", "--output", str(tmp_path)]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dataset")
+    train = make_concept_images(60, 3, 16, random_state=0, directory=folder / "train")
+    valid = make_concept_images(20, 3, 16, random_state=1, directory=folder / "valid")
+    return folder, train, valid
+
+
+def test_train_then_predict_then_evaluate(tmp_path, dataset, capsys):
+    folder, train, valid = dataset
+    model = tmp_path / "model.keras"
+    code = main(["train", "--images", str(folder / "train" / "images"),
+                 "--concepts", train.concepts_file, "--output", str(model),
+                 "--validation-images", str(folder / "valid" / "images"),
+                 "--validation-concepts", valid.concepts_file,
+                 "--image-size", "16", "--epochs", "2", "--filters", "4",
+                 "--dense-units", "8", "--learning-rate", "0.003", "--quiet"])
+    assert code == 0 and model.is_file()
+    loaded = ConceptCNNClassifier.load(model)
+    assert loaded.threshold != 0.1  # tuned on the validation images
+    run = tmp_path / "run.csv"
+    assert main(["predict", "--model", str(model), "--images", str(folder / "valid" / "images"),
+                 "--output", str(run), "--format", "2024", "--quiet"]) == 0
+    ids, _, layout = read_concepts(run)
+    assert layout == "2024" and sorted(ids) == sorted(valid.ids)
+    capsys.readouterr()
+    assert main(["evaluate", str(run), valid.concepts_file]) == 0
+    assert "Mean F1 score:" in capsys.readouterr().out
+
+
+def test_train_shows_keras_progress_unless_quiet(tmp_path, dataset, capsys):
+    folder, train, _ = dataset
+    args = ["train", "--images", str(folder / "train" / "images"),
+            "--concepts", train.concepts_file, "--output", str(tmp_path / "m.joblib"),
+            "--image-size", "16", "--epochs", "1", "--filters", "4", "--dense-units", "8"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "2/2" in printed and "val_loss:" in printed  # Keras' bar: steps and losses
+    assert (tmp_path / "m.joblib").is_file()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["train", "--images", "nowhere", "--concepts", "x.tsv", "--output", "m.keras"],
+     "image folder not found: nowhere"),
+    (["train", "--images", "{images}", "--concepts", "{images}/../concepts.tsv",
+      "--output", "m.h5"], "must end in .keras or .joblib"),
+    (["train", "--images", "{images}", "--concepts", "{images}/../concepts.tsv",
+      "--output", "m.keras", "--validation-images", "{images}"],
+     "give both --validation-images and --validation-concepts"),
+    (["predict", "--model", "missing.keras", "--images", "{images}", "--output", "r.tsv"],
+     "model file not found: missing.keras"),
+])
+def test_user_mistakes_end_in_one_clear_line(dataset, capsys, arguments, message):
+    folder, _, _ = dataset
+    images = str(folder / "train" / "images")
+    argv = [a.replace("{images}", images) for a in arguments]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_unknown_option_values_exit_2(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["predict", "--model", "m.keras", "--images", ".", "--output", "r",
+              "--format", "2018"])
+    assert caught.value.code == 2
+    assert "invalid choice: '2018'" in capsys.readouterr().err
+
+
+def test_every_subcommand_has_help():
+    for command in ("demo", "train", "predict", "evaluate"):
+        done = subprocess.run([sys.executable, "-m", "imageclef_concepts", command, "--help"],
+                              capture_output=True, text=True)
+        assert done.returncode == 0 and "usage: imageclef-concepts " + command in done.stdout

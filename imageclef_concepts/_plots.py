@@ -1,0 +1,153 @@
+"""Figures for the task and for fitted models (needs the ``plots`` extra: matplotlib).
+
+Each function returns a matplotlib ``Figure`` and draws nothing on screen.
+"""
+
+from collections import Counter
+
+import numpy as np
+
+from ._concepts import split_concepts
+from ._encoder import ConceptEncoder
+from ._metrics import imageclef_f1_score
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise ImportError("Plots need matplotlib: pip install 'imageclef_concepts[plots]'") \
+            from error
+    return plt
+
+
+def plot_concept_frequencies(concepts, title="Concept frequencies: a long tail"):
+    """Images per concept, concepts ranked from the most frequent (log scales).
+
+    The shape of the paper's Fig. 3: a few concepts in many images, most
+    concepts in very few.
+
+    Parameters
+    ----------
+    concepts : sequence of concept lists
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _pyplot()
+    counts = Counter(c for image in concepts for c in set(split_concepts(image)))
+    frequencies = np.sort(np.array(list(counts.values())))[::-1]
+    figure, axes = plt.subplots(figsize=(6, 4), layout="constrained")
+    axes.plot(np.arange(1, len(frequencies) + 1), frequencies, marker="o", markersize=3)
+    axes.set(xscale="log", yscale="log", title=title,
+             xlabel="concepts, ranked from the most frequent",
+             ylabel="images with the concept")
+    axes.annotate(f"{len(counts):,} concepts over {len(concepts):,} images",
+                  xy=(0.98, 0.95), xycoords="axes fraction", ha="right", va="top")
+    return figure
+
+
+def plot_threshold_curve(tuner, title="Official F1 against the decision threshold"):
+    """Tuning score of every candidate threshold, the chosen one marked.
+
+    Parameters
+    ----------
+    tuner : fitted ThresholdTuner
+        Fitted with ``store_cv_results=True``.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if tuner.cv_results_ is None:
+        raise ValueError("The tuner kept no scores: fit it with store_cv_results=True.")
+    plt = _pyplot()
+    thresholds, scores = tuner.cv_results_["thresholds"], tuner.cv_results_["scores"]
+    best = thresholds[int(np.argmax(scores))]
+    figure, axes = plt.subplots(figsize=(6, 4), layout="constrained")
+    axes.plot(thresholds, scores, label="out-of-fold official F1")
+    axes.axvline(best, color="tab:red", linestyle="--",
+                 label=f"chosen threshold {best:.3f} (F1 {scores.max():.3f})")
+    axes.axvline(0.1, color="tab:gray", linestyle=":", label="the paper's 0.1")
+    axes.set(title=title, xlabel="decision threshold", ylabel="official F1",
+             ylim=(0, max(1e-3, scores.max()) * 1.1))
+    axes.legend(loc="best")
+    return figure
+
+
+def plot_training_history(history, title="Training history"):
+    """Loss and validation loss per epoch.
+
+    Parameters
+    ----------
+    history : dict of list
+        A ``ConceptCNNClassifier.history_``.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6, 4), layout="constrained")
+    for key, label in (("loss", "training loss"), ("val_loss", "validation loss")):
+        if key in history:
+            epochs = np.arange(1, len(history[key]) + 1)
+            axes.plot(epochs, history[key], marker="o", label=label)
+    if "val_loss" in history:
+        best = int(np.argmin(history["val_loss"]))
+        axes.scatter([best + 1], [history["val_loss"][best]], s=120, facecolors="none",
+                     edgecolors="tab:red", label=f"kept: epoch {best + 1}", zorder=3)
+    axes.set(title=title, xlabel="epoch", ylabel="binary cross-entropy")
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.legend(loc="best")
+    return figure
+
+
+def plot_per_concept_f1(y_true, y_pred, train_concepts=None,
+                        title="Per-concept F1 against concept frequency"):
+    """Each concept's F1 on a test set against its frequency.
+
+    Parameters
+    ----------
+    y_true, y_pred : sequences of concept lists
+    train_concepts : sequence of concept lists, default=None
+        Frequencies are counted here (the training set); on ``y_true`` if None.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _pyplot()
+    frequency_source = y_true if train_concepts is None else train_concepts
+    frequency = Counter(c for image in frequency_source for c in set(split_concepts(image)))
+    names, f1 = per_concept_f1(y_true, y_pred)
+    figure, axes = plt.subplots(figsize=(6, 4), layout="constrained")
+    axes.scatter([max(frequency.get(name, 0), 0.8) for name in names], f1, s=18)
+    axes.set(xscale="log", ylim=(-0.03, 1.03), title=title,
+             xlabel="training images with the concept", ylabel="F1 of the concept")
+    axes.annotate(f"official mean per-image F1: {imageclef_f1_score(y_true, y_pred):.3f}",
+                  xy=(0.02, 0.97), xycoords="axes fraction", va="top")
+    return figure
+
+
+def per_concept_f1(y_true, y_pred):
+    """Binary F1 of each concept present in ``y_true``, over all images.
+
+    Returns
+    -------
+    names : ndarray of str
+    f1 : ndarray of float
+    """
+    encoder = ConceptEncoder(sparse_output=True).fit(list(y_true) + list(y_pred))
+    true, pred = encoder.transform(y_true), encoder.transform(y_pred)
+    n_true = np.asarray(true.sum(axis=0)).ravel()
+    n_pred = np.asarray(pred.sum(axis=0)).ravel()
+    n_both = np.asarray(true.multiply(pred).sum(axis=0)).ravel()
+    present = n_true > 0
+    f1 = 2 * n_both[present] / (n_true[present] + n_pred[present])
+    return encoder.classes_[present], f1

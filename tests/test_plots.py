@@ -1,0 +1,58 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
+
+from imageclef_concepts import (  # noqa: E402
+    ThresholdTuner,
+    plot_concept_frequencies,
+    plot_per_concept_f1,
+    plot_threshold_curve,
+    plot_training_history,
+)
+
+
+def test_concept_frequencies_rank_plot():
+    figure = plot_concept_frequencies(["A;B", "A", "A;C", "B"])
+    axes = figure.axes[0]
+    x, y = axes.lines[0].get_data()
+    np.testing.assert_array_equal(x, [1, 2, 3])
+    np.testing.assert_array_equal(y, [3, 2, 1])
+    assert axes.get_xscale() == axes.get_yscale() == "log"
+    assert "3 concepts over 4 images" in axes.texts[0].get_text()
+
+
+def test_threshold_curve_marks_the_chosen_threshold():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 3))
+    y = (X > 0).astype(int)
+    tuner = ThresholdTuner(KNeighborsClassifier(7), cv=3, thresholds=15,
+                           store_cv_results=True).fit(X, y)
+    axes = plot_threshold_curve(tuner).axes[0]
+    curve, chosen = axes.lines[0], axes.lines[1]
+    np.testing.assert_allclose(curve.get_xdata(), tuner.cv_results_["thresholds"])
+    assert chosen.get_xdata()[0] == pytest.approx(tuner.best_threshold_)
+    with pytest.raises(ValueError, match="store_cv_results=True"):
+        plot_threshold_curve(ThresholdTuner(KNeighborsClassifier(7), cv=3).fit(X, y))
+
+
+def test_training_history_marks_the_kept_epoch():
+    history = {"loss": [0.9, 0.5, 0.4], "val_loss": [0.8, 0.6, 0.7]}
+    axes = plot_training_history(history).axes[0]
+    assert len(axes.lines) == 2
+    kept = axes.collections[0].get_offsets()[0]
+    np.testing.assert_allclose(kept, [2, 0.6])
+    assert "kept: epoch 2" in [t.get_text() for t in axes.get_legend().get_texts()]
+
+
+def test_per_concept_f1_points():
+    y_true = ["A;B", "A", "B;C"]
+    y_pred = ["A", "A;B", "C"]
+    axes = plot_per_concept_f1(y_true, y_pred, train_concepts=["A", "A", "B", "C"]).axes[0]
+    points = axes.collections[0].get_offsets()
+    # A: tp 2, true 2, pred 2 -> 1.0; B: tp 0 -> 0.0; C: tp 1, true 1, pred 1 -> 1.0
+    np.testing.assert_allclose(points[:, 1], [1.0, 0.0, 1.0])
+    np.testing.assert_allclose(points[:, 0], [2, 1, 1])
