@@ -1,0 +1,50 @@
+"""Sphinx configuration: numpydoc docstrings, sphinx-gallery examples."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import imageclef_concepts  # noqa: E402
+
+project = "imageclef_concepts"
+author = "the imageclef_concepts developers"
+release = version = imageclef_concepts.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+autosummary_generate = True
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+# scikit-learn generates the metadata-routing setters (set_fit_request...);
+# their docstrings point into scikit-learn's own documentation.
+autodoc_default_options = {
+    "members": True,
+    "inherited-members": False,
+    "exclude-members": ",".join(
+        f"set_{method}_request" for method in
+        ("fit", "partial_fit", "predict", "predict_proba", "score", "transform",
+         "inverse_transform", "split")),
+}
+intersphinx_mapping = {}
+exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py",
+                    "auto_examples/*.zip", "auto_examples/*.md5", "auto_examples/*.json"]
+html_theme = "alabaster"
+html_static_path = []
+
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    # Only plot_*.py run; the others take real datasets as arguments.
+    "filename_pattern": r"/plot_",
+    "ignore_pattern": r"__init__\.py|data/",
+    "download_all_examples": False,
+    "abort_on_example_error": True,
+    "remove_config_comments": True,
+}
