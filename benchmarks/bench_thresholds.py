@@ -57,5 +57,6 @@ def run(quick):
     rows.append(Row("thresholds", f"per-concept, {len(tunable):,} tunable concepts",
                     ours_per_concept, per_concept_loop, "s",
                     per_concept_loop / ours_per_concept,
-                    f"speed-up over one sweep of the obvious loop (timed on {len(sample)} concepts, scaled; ours sweeps up to twice)"))
+                    f"speed-up over one sweep of the obvious loop (timed on {len(sample)} "
+                    "concepts, scaled; ours sweeps up to twice)"))
     return rows

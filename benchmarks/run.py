@@ -24,7 +24,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json",
+    parser.add_argument("--json", type=Path,
+                        default=ROOT / "benchmarks" / "results" / "latest.json",
                         help="where to write the rows as JSON")
     args = parser.parse_args(argv)
     rows = []
@@ -44,7 +45,8 @@ def main(argv=None):
 
 
 def print_table(rows):
-    header = f"{'capability':<12} {'benchmark':<52} {'ours':>10} {'reference':>10} {'ratio':>8}  meaning"
+    header = (f"{'capability':<12} {'benchmark':<52} {'ours':>10} {'reference':>10} "
+              f"{'ratio':>8}  meaning")
     print(header)
     print("-" * len(header))
     for row in rows:

@@ -31,6 +31,7 @@ from ._plots import (
     plot_threshold_curve,
     plot_training_history,
 )
+from ._retrieval import ConceptKNNClassifier
 from ._search import refine_grid
 from ._thresholds import ThresholdTuner
 
@@ -40,6 +41,7 @@ __all__ = [
     "ConceptCNNClassifier",
     "ConceptEncoder",
     "ConceptFile",
+    "ConceptKNNClassifier",
     "ConceptFileError",
     "DatasetMismatchWarning",
     "ImageDecodeError",

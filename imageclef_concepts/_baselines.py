@@ -9,10 +9,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._concepts import as_binary_csr, as_concept_array, is_concept_lists, split_concepts
+from ._base import OfficialScoreMixin, set_multilabel_tags
 from ._metrics import imageclef_f1_score
 
 
-class MostFrequentConcepts(ClassifierMixin, BaseEstimator):
+class MostFrequentConcepts(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
     """Predict the ``k`` most frequent training concepts for every image.
 
     Like scikit-learn's ``DummyClassifier``, it ignores the images. In the
@@ -143,29 +144,5 @@ class MostFrequentConcepts(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return [tuple(self.classes_[np.sort(self.top_concepts_)])] * _num_samples(X)
 
-    def score(self, X, y, sample_weight=None):
-        """The official ImageCLEF F1 of ``predict(X)`` against ``y``.
-
-        Parameters
-        ----------
-        X : array-like or sequence of paths
-        y : indicator matrix or sequence of concept lists
-        sample_weight : None
-
-        Returns
-        -------
-        float
-        """
-        if sample_weight is not None:
-            raise ValueError("The official ImageCLEF F1 has no sample weights.")
-        return imageclef_f1_score(y, self.predict(X))
-
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.target_tags.one_d_labels = False
-        tags.target_tags.two_d_labels = True
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = False
-        tags.classifier_tags.multi_label = True
-        return tags
+        return set_multilabel_tags(super().__sklearn_tags__())

@@ -38,13 +38,13 @@ from ._images import (
     as_image_source,
     decode_errors_surfaced,
 )
-from ._metrics import imageclef_f1_score
+from ._base import OfficialScoreMixin, set_multilabel_tags
 from ._network import PAPER_FILTERS, build_concept_cnn, smallest_image_size
 
 _METADATA_ENTRY = "imageclef_concepts.json"
 
 
-class ConceptCNNClassifier(KerasClassifier):
+class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
     """The MacUni-CSIRO ImageCLEF 2019 CNN as a multi-label estimator.
 
     Four blocks of Conv2D (5x5, stride 1, ReLU; 16, 32, 64, 128 filters),
@@ -226,19 +226,11 @@ class ConceptCNNClassifier(KerasClassifier):
     set_params = BaseEstimator.set_params
 
     def __sklearn_tags__(self):
-        tags = BaseEstimator.__sklearn_tags__(self)
+        tags = BaseEstimator.__sklearn_tags__(self)  # scikeras' own tags are wrong
         tags.estimator_type = "classifier"
-        tags.classifier_tags = ClassifierTags(multi_class=False, multi_label=True,
-                                              poor_score=True)
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.target_tags.required = True
-        tags.target_tags.one_d_labels = False
-        tags.target_tags.two_d_labels = True
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = False
+        tags.classifier_tags = ClassifierTags(poor_score=True)
         tags.non_deterministic = True  # bitwise reproducible only with random_state
-        return tags
+        return set_multilabel_tags(tags)
 
     def __repr__(self, N_CHAR_MAX=700):
         return BaseEstimator.__repr__(self, N_CHAR_MAX)
@@ -356,7 +348,8 @@ class ConceptCNNClassifier(KerasClassifier):
         with _seeded(self._random_state), decode_errors_surfaced(batches, validation_batches):
             history = self.model_.fit(
                 batches.dataset(),
-                validation_data=None if validation_batches is None else validation_batches.dataset(),
+                validation_data=(None if validation_batches is None
+                                 else validation_batches.dataset()),
                 epochs=initial_epoch + epochs,
                 initial_epoch=initial_epoch, verbose=self.verbose, shuffle=False,
                 callbacks=[keep_best],
@@ -412,14 +405,18 @@ class ConceptCNNClassifier(KerasClassifier):
             Column ``j`` is concept ``classes_[j]``.
         """
         check_is_fitted(self, "model_")
+        return self._outputs_of(self.model_, X)
+
+    def _outputs_of(self, network, X):
+        """Run ``network`` over the images of ``X``; NaN rows for unreadable files."""
         images, _ = self._validate_data(X)
         known_failures = len(images.failures)
         batches = ImageBatches(images, batch_size=self.batch_size)
         with decode_errors_surfaced(batches):
-            proba = self.model_.predict(batches.dataset(), verbose=self.verbose)
+            outputs = network.predict(batches.dataset(), verbose=self.verbose)
         images.warn_failures("during prediction", reported=known_failures)
-        proba[list(images.failures)] = np.nan  # no image, no prediction
-        return proba
+        outputs[list(images.failures)] = np.nan  # no image, no output
+        return outputs
 
     def predict(self, X):
         """Concepts whose probability is at least ``threshold``.
@@ -451,26 +448,23 @@ class ConceptCNNClassifier(KerasClassifier):
         indicator = self.predict_proba(X) >= self.threshold
         return [tuple(self.classes_[row]) for row in indicator]
 
-    def score(self, X, y, sample_weight=None):
-        """The official ImageCLEF F1 of ``predict(X)`` against ``y``.
+    def embed(self, X):
+        """The penultimate layer's activations: the network's image embedding.
+
+        Used by :class:`~imageclef_concepts.ConceptKNNClassifier` to retrieve
+        similar images in the space the network learned.
 
         Parameters
         ----------
         X : array-like of images or sequence of paths
-        y : indicator matrix or sequence of concept lists
-            In the form the model was fitted on.
-        sample_weight : None
-            Not supported by the official score; must be None.
 
         Returns
         -------
-        float
+        ndarray of shape (n_images, n_units)
         """
-        if sample_weight is not None:
-            raise ValueError("The official ImageCLEF F1 has no sample weights.")
-        return imageclef_f1_score(y, self.predict(X))
-
-    # ---------------------------------------------------------- persistence
+        check_is_fitted(self, "model_")
+        penultimate = keras.Model(self.model_.inputs, self.model_.layers[-2].output)
+        return self._outputs_of(penultimate, X)
 
     def save(self, path):
         """Save the fitted model in Keras' native ``.keras`` format.

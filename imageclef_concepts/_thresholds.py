@@ -19,17 +19,18 @@ from joblib import Parallel, delayed
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.model_selection import ShuffleSplit, check_cv
-from sklearn.utils import ClassifierTags, _safe_indexing
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
 
 from ._concepts import as_binary_csr, as_concept_array, is_concept_lists, split_concepts
+from ._base import OfficialScoreMixin, set_multilabel_tags
 from ._metrics import imageclef_f1, imageclef_f1_score
 
 
-class ThresholdTuner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class ThresholdTuner(OfficialScoreMixin, MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     """Tune the decision threshold(s) of a multi-label classifier for a score.
 
     Parameters
@@ -264,7 +265,7 @@ class ThresholdTuner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         """Indicator of the predicted concepts: threshold, then min/max per image."""
         predicted = scores >= threshold
         if self.min_concepts or self.max_concepts is not None:
-            ranks = _ranks_in_row(scores)
+            ranks = ranks_in_row(scores)
             counts = predicted.sum(axis=1, keepdims=True)
             low = self.min_concepts
             high = scores.shape[1] if self.max_concepts is None else self.max_concepts
@@ -326,34 +327,9 @@ class ThresholdTuner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         indicator = self._select(self._scores(X), self.best_threshold_)
         return [tuple(self.classes_[row.astype(bool)]) for row in indicator]
 
-    def score(self, X, y, sample_weight=None):
-        """The official ImageCLEF F1 of ``predict(X)`` against ``y``.
-
-        Parameters
-        ----------
-        X : array-like or sequence of paths
-        y : indicator matrix or sequence of concept lists
-        sample_weight : None
-            Not supported by the official score.
-
-        Returns
-        -------
-        float
-        """
-        if sample_weight is not None:
-            raise ValueError("The official ImageCLEF F1 has no sample weights.")
-        return imageclef_f1_score(y, self.predict(X))
-
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        inner = self.estimator.__sklearn_tags__()
-        tags.input_tags = inner.input_tags
-        tags.classifier_tags = ClassifierTags(multi_class=False, multi_label=True)
-        tags.target_tags.required = True
-        tags.target_tags.one_d_labels = False
-        tags.target_tags.two_d_labels = True
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = False
+        tags = set_multilabel_tags(super().__sklearn_tags__(), images=False)
+        tags.input_tags = self.estimator.__sklearn_tags__().input_tags
         return tags
 
 
@@ -477,7 +453,7 @@ def _classes_of(estimator, n_labels):
     return np.arange(n_labels)
 
 
-def _ranks_in_row(scores):
+def ranks_in_row(scores):
     """Each entry's rank in its row, 0 for the highest (ties in column order)."""
     order = np.argsort(-scores, axis=1, kind="stable")
     ranks = np.empty_like(order)

@@ -32,7 +32,8 @@ def test_default_network_is_the_papers_layer_by_layer():
     model = ConceptCNNClassifier().initialize(np.zeros((6, 400, 400, 3), np.uint8), y).model_
     assert model.input_shape == (None, 400, 400, 3)
     layers = model.layers[1:]  # after the input layer
-    assert isinstance(layers[0], keras.layers.Rescaling) and layers[0].scale == pytest.approx(1 / 255)
+    assert isinstance(layers[0], keras.layers.Rescaling)
+    assert layers[0].scale == pytest.approx(1 / 255)
     blocks = [layers[1 + 3 * b: 4 + 3 * b] for b in range(4)]
     for (conv, pool, dropout), filters in zip(blocks, (16, 32, 64, 128)):
         assert isinstance(conv, keras.layers.Conv2D)
