@@ -31,13 +31,14 @@ from ._plots import (
     plot_threshold_curve,
     plot_training_history,
 )
-from ._retrieval import ConceptKNNClassifier
+from ._retrieval import BackboneEmbedding, ConceptKNNClassifier
 from ._search import refine_grid
 from ._thresholds import ThresholdTuner
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackboneEmbedding",
     "ConceptCNNClassifier",
     "ConceptEncoder",
     "ConceptFile",

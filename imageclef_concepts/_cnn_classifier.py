@@ -15,6 +15,7 @@ because it is wrong for this task (scikeras 0.13, scikit-learn 1.7+):
 """
 
 import json
+import os
 import zipfile
 from collections import defaultdict
 from numbers import Integral, Real
@@ -39,7 +40,14 @@ from ._images import (
     decode_errors_surfaced,
 )
 from ._base import OfficialScoreMixin, set_multilabel_tags
-from ._network import PAPER_FILTERS, build_concept_cnn, smallest_image_size
+from ._network import (
+    BACKBONES,
+    PAPER_FILTERS,
+    SMALLEST_BACKBONE_INPUT,
+    build_backbone_network,
+    build_concept_cnn,
+    smallest_image_size,
+)
 
 _METADATA_ENTRY = "imageclef_concepts.json"
 
@@ -110,6 +118,18 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         probabilities (no concepts) in prediction.
     n_jobs : int, default=2
         Threads that decode image files while the network trains.
+    backbone : {"paper", "densenet121", "resnet50", "efficientnetb0"}, default="paper"
+        ``"paper"`` is the network above. The others replace the four
+        convolution blocks by a Keras applications network (global average
+        pooled), each with its own input preprocessing, under the same
+        hidden layers and sigmoid outputs; ``filters``, ``kernel_size``,
+        ``padding`` and ``conv_dropout`` then do not apply. DenseNet-121 is
+        what the best 2019 system used, at 224 px.
+    weights : None, "imagenet" or path, default="imagenet"
+        Backbone weights: ImageNet (downloaded by Keras on first use), a
+        weights file saved from the same backbone, or None (random).
+    trainable_backbone : bool, default=False
+        Fine-tune the backbone (True) or keep it frozen (False).
 
     Attributes
     ----------
@@ -170,6 +190,9 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         "resample": [StrOptions(set(RESAMPLING))],
         "on_error": [StrOptions(set(ON_ERROR))],
         "n_jobs": [Interval(Integral, 1, None, closed="left")],
+        "backbone": [StrOptions({"paper", *BACKBONES})],
+        "weights": [StrOptions({"imagenet"}), str, os.PathLike, None],
+        "trainable_backbone": ["boolean"],
     }
 
     def __init__(
@@ -196,6 +219,9 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         resample="bilinear",
         on_error="raise",
         n_jobs=2,
+        backbone="paper",
+        weights="imagenet",
+        trainable_backbone=False,
     ):
         # scikeras' __init__ would add parameters we do not have; ours are all explicit.
         self.image_size = image_size
@@ -219,6 +245,9 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         self.resample = resample
         self.on_error = on_error
         self.n_jobs = n_jobs
+        self.backbone = backbone
+        self.weights = weights
+        self.trainable_backbone = trainable_backbone
 
     # scikit-learn's parameter introspection (from __init__'s signature), not
     # scikeras' (every public attribute in __dict__).
@@ -286,6 +315,14 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         return self
 
     def _check_architecture(self):
+        if self.backbone != "paper":
+            if self.image_size < SMALLEST_BACKBONE_INPUT:
+                raise ValueError(f"image_size={self.image_size} is too small for "
+                                 f"{self.backbone}: the smallest that works is "
+                                 f"{SMALLEST_BACKBONE_INPUT}.")
+            if self.weights not in (None, "imagenet") and not os.path.isfile(self.weights):
+                raise ValueError(f"weights={self.weights!r}: no such weights file.")
+            return
         smallest = smallest_image_size(len(self.filters), self.kernel_size, self.padding)
         if self.image_size < smallest:
             raise ValueError(
@@ -321,20 +358,17 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         # A grid search builds many models in one process: drop Keras' global
         # state (graph, layer names) so that memory stays flat.
         keras.backend.clear_session()
+        head = dict(image_size=self.image_size, dense_units=tuple(self.dense_units),
+                    dense_dropout=self.dense_dropout, learning_rate=self.learning_rate,
+                    decay=self.decay, metrics=self.metrics or ())
         with _seeded(self._random_state):
+            if self.backbone != "paper":
+                return build_backbone_network(
+                    len(self.classes_), self.backbone, weights=self.weights,
+                    trainable_backbone=self.trainable_backbone, **head)
             return build_concept_cnn(
-                len(self.classes_),
-                image_size=self.image_size,
-                filters=tuple(self.filters),
-                kernel_size=self.kernel_size,
-                padding=self.padding,
-                conv_dropout=self.conv_dropout,
-                dense_units=tuple(self.dense_units),
-                dense_dropout=self.dense_dropout,
-                learning_rate=self.learning_rate,
-                decay=self.decay,
-                metrics=self.metrics or (),
-            )
+                len(self.classes_), filters=tuple(self.filters), kernel_size=self.kernel_size,
+                padding=self.padding, conv_dropout=self.conv_dropout, **head)
 
     def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch,
                          validation_data=None):
@@ -649,6 +683,8 @@ def _jsonable(value):
         return [_jsonable(item) for item in value]
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if isinstance(value, np.random.RandomState):
         raise ValueError("A model with a RandomState random_state cannot be saved as JSON; "
                          "use an int or None.")

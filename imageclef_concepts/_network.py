@@ -1,9 +1,12 @@
-"""The MacUni-CSIRO ImageCLEF 2019 network, in plain Keras.
+"""The networks, in plain Keras: the paper's CNN and pretrained backbones.
 
-Four blocks of Conv2D (5x5, stride 1, ReLU) with 16, 32, 64 and 128 filters,
-each followed by 2x2 max pooling and dropout 0.25; flatten; fully connected
-hidden layers; one sigmoid unit per concept. Binary cross-entropy, Adam with
-the legacy Keras time-based learning-rate decay.
+The MacUni-CSIRO ImageCLEF 2019 network: four blocks of Conv2D (5x5, stride
+1, ReLU) with 16, 32, 64 and 128 filters, each followed by 2x2 max pooling
+and dropout 0.25; flatten; fully connected hidden layers; one sigmoid unit
+per concept. Binary cross-entropy, Adam with the legacy Keras time-based
+learning-rate decay. The same head also sits on Keras applications
+backbones (DenseNet-121, as the best 2019 system used; ResNet-50;
+EfficientNet-B0), each with its own input preprocessing.
 """
 
 import keras
@@ -83,17 +86,117 @@ def build_concept_cnn(
         x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
         x = keras.layers.Dropout(conv_dropout, name=f"block{block}_dropout")(x)
     x = keras.layers.Flatten(name="flatten")(x)
+    return _with_concept_head(inputs, x, n_concepts, "concept_cnn", dense_units=dense_units,
+                              dense_dropout=dense_dropout, learning_rate=learning_rate,
+                              decay=decay, metrics=metrics)
+
+
+def _with_concept_head(inputs, features, n_concepts, name, *, dense_units, dense_dropout,
+                       learning_rate, decay, metrics):
+    """Hidden layers and one sigmoid per concept on ``features``; compiled."""
+    x = features
     for layer, units in enumerate(dense_units, start=1):
         x = keras.layers.Dense(units, activation="relu", name=f"hidden{layer}")(x)
         x = keras.layers.Dropout(dense_dropout, name=f"hidden{layer}_dropout")(x)
     outputs = keras.layers.Dense(n_concepts, activation="sigmoid", name="concepts")(x)
-    model = keras.Model(inputs, outputs, name="concept_cnn")
+    model = keras.Model(inputs, outputs, name=name)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=_learning_rate(learning_rate, decay)),
         loss="binary_crossentropy",
         metrics=list(metrics),
     )
     return model
+
+
+@keras.saving.register_keras_serializable(package="imageclef_concepts")
+class ReverseChannels(keras.layers.Layer):
+    """RGB to BGR, as the Caffe-trained ImageNet weights of ResNet-50 expect."""
+
+    def call(self, inputs):
+        return keras.ops.flip(inputs, axis=-1)
+
+
+# Each backbone with its own input preprocessing, from 0-255 RGB pixels.
+# DenseNet: "torch" mode (scale to 0-1, ImageNet mean and std); ResNet-50:
+# "caffe" mode (BGR, ImageNet mean subtracted); EfficientNet scales inside.
+_IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+_IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+BACKBONES = {
+    "densenet121": "DenseNet121",
+    "resnet50": "ResNet50",
+    "efficientnetb0": "EfficientNetB0",
+}
+SMALLEST_BACKBONE_INPUT = 32
+
+
+def backbone_preprocessing(backbone, x):
+    """Apply ``backbone``'s ImageNet input preprocessing to 0-255 RGB ``x`` (Keras layers)."""
+    if backbone == "densenet121":
+        x = keras.layers.Rescaling(1.0 / 255, name="scale_to_unit")(x)
+        return keras.layers.Normalization(mean=_IMAGENET_MEAN_RGB,
+                                          variance=[s**2 for s in _IMAGENET_STD_RGB],
+                                          name="imagenet_standardise")(x)
+    if backbone == "resnet50":
+        x = ReverseChannels(name="rgb_to_bgr")(x)
+        return keras.layers.Normalization(mean=_CAFFE_MEAN_BGR, variance=[1.0, 1.0, 1.0],
+                                          name="imagenet_mean_subtracted")(x)
+    return x  # EfficientNet rescales and normalises inside
+
+
+def pooled_backbone(backbone, image_size, weights):
+    """The Keras applications network, without its top, global average pooled."""
+    constructor = getattr(keras.applications, BACKBONES[backbone])
+    base = constructor(include_top=False, pooling="avg",
+                       weights=weights if weights in (None, "imagenet") else None,
+                       input_shape=(image_size, image_size, 3), name=backbone)
+    if weights not in (None, "imagenet"):
+        base.load_weights(weights)
+    return base
+
+
+def build_backbone_network(
+    n_concepts,
+    backbone,
+    *,
+    image_size=224,
+    weights="imagenet",
+    trainable_backbone=False,
+    dense_units=(128, 64),
+    dense_dropout=0.5,
+    learning_rate=1e-4,
+    decay=1e-6,
+    metrics=(),
+):
+    """A Keras applications backbone with the concept head, compiled.
+
+    Parameters
+    ----------
+    n_concepts : int
+    backbone : {"densenet121", "resnet50", "efficientnetb0"}
+        DenseNet-121 is what the best 2019 system (AUEB NLP Group) used.
+    image_size : int, default=224
+    weights : None, "imagenet" or path, default="imagenet"
+        ImageNet weights are downloaded by Keras on first use; a path loads
+        a weights file saved from the same backbone (``save_weights``).
+    trainable_backbone : bool, default=False
+        False freezes the backbone (its batch normalisation stays in
+        inference mode); True fine-tunes it.
+    dense_units, dense_dropout, learning_rate, decay, metrics
+        As for :func:`build_concept_cnn`.
+
+    Returns
+    -------
+    keras.Model
+    """
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    x = backbone_preprocessing(backbone, inputs)
+    base = pooled_backbone(backbone, image_size, weights)
+    base.trainable = trainable_backbone
+    features = base(x, training=None if trainable_backbone else False)
+    return _with_concept_head(inputs, features, n_concepts, f"concept_{backbone}",
+                              dense_units=dense_units, dense_dropout=dense_dropout,
+                              learning_rate=learning_rate, decay=decay, metrics=metrics)
 
 
 def _learning_rate(learning_rate, decay):

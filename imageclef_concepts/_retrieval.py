@@ -9,6 +9,7 @@ n x n matrix is ever held in memory.
 
 from numbers import Integral, Real
 
+import keras
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -17,9 +18,58 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._concepts import as_binary_csr, as_concept_array, is_concept_lists
 from ._encoder import ConceptEncoder
-from ._images import as_image_source
+from ._images import ImageBatches, as_image_source, decode_errors_surfaced
+from ._network import BACKBONES, backbone_preprocessing, pooled_backbone
 from ._base import OfficialScoreMixin, set_multilabel_tags
 from ._thresholds import ranks_in_row
+
+
+class BackboneEmbedding(BaseEstimator):
+    """Image embeddings from an ImageNet backbone, for :class:`ConceptKNNClassifier`.
+
+    Parameters
+    ----------
+    backbone : {"densenet121", "resnet50", "efficientnetb0"}, default="densenet121"
+    image_size : int, default=224
+    weights : None, "imagenet" or path, default="imagenet"
+        ImageNet weights are downloaded by Keras on first use.
+    batch_size : int, default=32
+    """
+
+    def __init__(self, backbone="densenet121", image_size=224, weights="imagenet",
+                 batch_size=32):
+        self.backbone = backbone
+        self.image_size = image_size
+        self.weights = weights
+        self.batch_size = batch_size
+
+    def embed(self, X):
+        """The backbone's globally pooled features of each image.
+
+        Parameters
+        ----------
+        X : array-like of images or sequence of paths
+
+        Returns
+        -------
+        ndarray of shape (n_images, n_features)
+        """
+        network = self._network()
+        images = as_image_source(X, self.image_size)
+        batches = ImageBatches(images, batch_size=self.batch_size)
+        with decode_errors_surfaced(batches):
+            return network.predict(batches.dataset(), verbose=0)
+
+    def _network(self):
+        # Built once per set of parameters and pickled with the estimator, so
+        # that random (weights=None) backbones embed the same after loading.
+        key = (self.backbone, self.image_size, str(self.weights))
+        if getattr(self, "_built", (None,))[0] != key:
+            inputs = keras.Input((self.image_size, self.image_size, 3))
+            base = pooled_backbone(self.backbone, self.image_size, self.weights)
+            outputs = base(backbone_preprocessing(self.backbone, inputs), training=False)
+            self._built = (key, keras.Model(inputs, outputs))
+        return self._built[1]
 
 
 class ConceptKNNClassifier(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
@@ -29,12 +79,15 @@ class ConceptKNNClassifier(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
     ----------
     n_neighbors : int, default=5
         Training images that vote.
-    embedding : "pixels" or fitted estimator with ``embed``, default="pixels"
+    embedding : "pixels", backbone name, or object with ``embed``, default="pixels"
         How images become vectors: ``"pixels"`` downscales them to
-        ``pixel_size`` x ``pixel_size`` and flattens; a fitted
+        ``pixel_size`` x ``pixel_size`` and flattens; ``"densenet121"``,
+        ``"resnet50"`` or ``"efficientnetb0"`` use that ImageNet backbone's
+        pooled features (:class:`BackboneEmbedding` with its defaults; pass a
+        ``BackboneEmbedding`` to choose its size or weights); a fitted
         :class:`~imageclef_concepts.ConceptCNNClassifier` gives its
-        penultimate layer (``embed``); anything else with an ``embed(X)``
-        method works too.
+        penultimate layer (``embed``); anything with an ``embed(X)`` method
+        works too.
     pixel_size : int, default=16
         Side of the downscaled images for ``embedding="pixels"``.
     voting : {"threshold", "mean_count"}, default="threshold"
@@ -66,7 +119,7 @@ class ConceptKNNClassifier(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
 
     _parameter_constraints = {
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
-        "embedding": [StrOptions({"pixels"}), HasMethods(["embed"])],
+        "embedding": [StrOptions({"pixels", *BACKBONES}), HasMethods(["embed"])],
         "pixel_size": [Interval(Integral, 1, None, closed="left")],
         "voting": [StrOptions({"threshold", "mean_count"})],
         "threshold": [Interval(Real, 0, 1, closed="both")],
@@ -121,7 +174,9 @@ class ConceptKNNClassifier(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
                 for start in range(0, len(images), 1024)])
             vectors -= vectors.mean(axis=1, keepdims=True)  # cosine of contrast, not brightness
         else:
-            vectors = np.asarray(self.embedding.embed(X), dtype=np.float32)
+            embedding = (BackboneEmbedding(self.embedding) if isinstance(self.embedding, str)
+                         else self.embedding)
+            vectors = np.asarray(embedding.embed(X), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms > 0, norms, 1)
 

@@ -100,3 +100,17 @@ def test_bad_parameters():
         ConceptKNNClassifier(5).fit(X, ["A", "B", "C"])
     with pytest.raises(ValueError, match="embedding"):
         ConceptKNNClassifier(embedding="resnet").fit(X, ["A", "B", "C"])
+
+
+def test_backbone_embedding(tiny_images, tmp_path):
+    from imageclef_concepts import BackboneEmbedding
+
+    embedding = BackboneEmbedding("efficientnetb0", image_size=32, weights=None)
+    vectors = embedding.embed(tiny_images.images[:6])
+    assert vectors.shape == (6, 1280)  # EfficientNet-B0's pooled features
+    model = ConceptKNNClassifier(3, embedding=embedding).fit(tiny_images.images,
+                                                             tiny_images.concepts)
+    assert model.embeddings_.shape == (40, 1280)
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_allclose(restored.predict_proba(tiny_images.images[:5]),
+                               model.predict_proba(tiny_images.images[:5]), rtol=1e-5)

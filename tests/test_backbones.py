@@ -1,0 +1,89 @@
+import pickle
+
+import keras
+import numpy as np
+import pytest
+
+from imageclef_concepts import ConceptCNNClassifier
+from imageclef_concepts._network import build_backbone_network
+
+PREPROCESS = {
+    "densenet121": keras.applications.densenet.preprocess_input,
+    "resnet50": keras.applications.resnet50.preprocess_input,
+    "efficientnetb0": keras.applications.efficientnet.preprocess_input,
+}
+
+
+def _images(n=6, size=32, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("backbone", sorted(PREPROCESS))
+def test_each_backbone_applies_its_own_preprocessing(backbone):
+    model = build_backbone_network(3, backbone, image_size=32, weights=None, dense_units=(8,))
+    assert model.output_shape == (None, 3)
+    base = model.get_layer(backbone)
+    before_backbone = model.layers[model.layers.index(base) - 1]
+    preprocessing = keras.Model(model.inputs, before_backbone.output)
+    X = _images().astype("float32")
+    np.testing.assert_allclose(preprocessing.predict(X, verbose=0),
+                               PREPROCESS[backbone](X.copy()), rtol=1e-4, atol=1e-3)
+
+
+def _fitted(trainable_backbone, **params):
+    model = ConceptCNNClassifier(backbone="resnet50", weights=None, image_size=32,
+                                 dense_units=(8,), epochs=1, learning_rate=1e-2, decay=0.0,
+                                 validation_fraction=None, random_state=0,
+                                 trainable_backbone=trainable_backbone, **params)
+    model.initialize(_images(), ["A;B", "B"] * 3)
+    backbone_before = [w.copy() for w in model.model_.get_layer("resnet50").get_weights()]
+    head_before = model.model_.get_layer("concepts").get_weights()[0].copy()
+    model.warm_start = True
+    model.fit(_images(), ["A;B", "B"] * 3)
+    return model, backbone_before, head_before
+
+
+def test_frozen_backbone_stays_frozen_and_the_head_learns():
+    model, backbone_before, head_before = _fitted(trainable_backbone=False)
+    after = model.model_.get_layer("resnet50").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(backbone_before, after))  # BN stats too
+    assert not np.array_equal(head_before, model.model_.get_layer("concepts").get_weights()[0])
+    assert not model.model_.get_layer("resnet50").trainable
+
+
+def test_fine_tuned_backbone_changes():
+    model, backbone_before, _ = _fitted(trainable_backbone=True)
+    after = model.model_.get_layer("resnet50").get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(backbone_before, after))
+
+
+def test_weights_from_a_saved_file(tmp_path):
+    source = build_backbone_network(2, "resnet50", image_size=32, weights=None)
+    path = tmp_path / "resnet50.weights.h5"
+    source.get_layer("resnet50").save_weights(path)
+    model = ConceptCNNClassifier(backbone="resnet50", weights=path, image_size=32,
+                                 dense_units=(8,), epochs=1, validation_fraction=None)
+    model.initialize(_images(), ["A", "B"] * 3)
+    for loaded, saved in zip(model.model_.get_layer("resnet50").get_weights(),
+                             source.get_layer("resnet50").get_weights()):
+        np.testing.assert_array_equal(loaded, saved)
+
+
+def test_backbone_model_persists(tmp_path):
+    model, _, _ = _fitted(trainable_backbone=False)
+    proba = model.predict_proba(_images(seed=1))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict_proba(
+        _images(seed=1)), proba)
+    model.save(tmp_path / "model.keras")
+    restored = ConceptCNNClassifier.load(tmp_path / "model.keras")
+    np.testing.assert_allclose(restored.predict_proba(_images(seed=1)), proba, atol=1e-6)
+    assert restored.backbone == "resnet50"
+
+
+def test_backbone_input_checks(tmp_path):
+    with pytest.raises(ValueError, match="too small for densenet121: the smallest .* 32"):
+        ConceptCNNClassifier(backbone="densenet121", weights=None, image_size=16).fit(
+            _images(size=16), ["A"] * 6)
+    with pytest.raises(ValueError, match="no such weights file"):
+        ConceptCNNClassifier(backbone="resnet50", weights=str(tmp_path / "none.h5"),
+                             image_size=32).fit(_images(), ["A"] * 6)
