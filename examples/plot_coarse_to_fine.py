@@ -20,16 +20,16 @@ from imageclef_concepts import (
     refine_grid,
 )
 
-data = make_concept_images(n_samples=500, n_concepts=8, image_size=32, random_state=2)
+data = make_concept_images(n_samples=800, n_concepts=8, image_size=32, random_state=2)
 y = np.array([";".join(c) for c in data.concepts], dtype=object)
 model = ThresholdTuner(
     ConceptCNNClassifier(image_size=32, filters=(8, 16), dense_units=(32,), decay=0.0,
-                         epochs=10, random_state=0),
+                         epochs=15, random_state=0),
     cv=0.25, refit=False, random_state=0)
 
 # %%
 # Round 1: a coarse, log-spaced grid over the learning rate.
-grid = {"estimator__learning_rate": [1e-4, 1e-3, 1e-2]}
+grid = {"estimator__learning_rate": [3e-4, 3e-3, 3e-2]}
 folds = KFold(2, shuffle=True, random_state=0)  # concept lists: no stratification
 search = GridSearchCV(model, grid, scoring=imageclef_f1, cv=folds).fit(data.images, y)
 print("round 1:", search.best_params_, f"{search.best_score_:.3f}")

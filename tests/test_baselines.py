@@ -40,3 +40,16 @@ def test_bad_input():
         MostFrequentConcepts().fit(np.zeros((2, 1)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="3 samples but y has 2"):
         MostFrequentConcepts().fit(np.zeros((3, 1)), ["A", "B"])
+
+
+def test_in_grid_search_with_the_official_scorer():
+    from sklearn.model_selection import GridSearchCV, KFold
+
+    from imageclef_concepts import imageclef_f1
+
+    y = np.array(["A;B", "A", "A;C", "B", "A;B", "A"] * 5, dtype=object)
+    search = GridSearchCV(MostFrequentConcepts(), {"k": [1, 2, 3]}, scoring=imageclef_f1,
+                          cv=KFold(3)).fit(np.zeros((30, 1)), y)
+    expected = [MostFrequentConcepts(k=k).fit(np.zeros((30, 1)), y).score(np.zeros((30, 1)), y)
+                for k in (1, 2, 3)]
+    assert search.best_params_["k"] == int(np.argmax(expected)) + 1
