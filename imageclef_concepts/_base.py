@@ -3,6 +3,11 @@
 from ._metrics import imageclef_f1_score
 
 
+def concept_tuples(classes, indicator):
+    """The concepts of each row of an indicator matrix, as tuples of ``classes`` entries."""
+    return [tuple(classes[row.astype(bool)]) for row in indicator]
+
+
 class OfficialScoreMixin:
     """``score`` is the official ImageCLEF F1 of ``predict``."""
 

@@ -39,7 +39,7 @@ from ._images import (
     as_image_source,
     decode_errors_surfaced,
 )
-from ._base import OfficialScoreMixin, set_multilabel_tags
+from ._base import OfficialScoreMixin, concept_tuples, set_multilabel_tags
 from ._network import (
     BACKBONES,
     PAPER_FILTERS,
@@ -481,7 +481,7 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         list of tuple
         """
         indicator = self.predict_proba(X) >= self.threshold
-        return [tuple(self.classes_[row]) for row in indicator]
+        return concept_tuples(self.classes_, indicator)
 
     def embed(self, X):
         """The penultimate layer's activations: the network's image embedding.

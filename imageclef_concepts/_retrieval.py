@@ -20,7 +20,7 @@ from ._concepts import as_binary_csr, as_concept_array, is_concept_lists
 from ._encoder import ConceptEncoder
 from ._images import ImageBatches, as_image_source, decode_errors_surfaced
 from ._network import BACKBONES, backbone_preprocessing, pooled_backbone
-from ._base import OfficialScoreMixin, set_multilabel_tags
+from ._base import OfficialScoreMixin, concept_tuples, set_multilabel_tags
 from ._thresholds import ranks_in_row
 
 
@@ -271,7 +271,7 @@ class ConceptKNNClassifier(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
         list of tuple
         """
         check_is_fitted(self)
-        return [tuple(self.classes_[row.astype(bool)]) for row in self._predicted_indicator(X)]
+        return concept_tuples(self.classes_, self._predicted_indicator(X))
 
     def __sklearn_tags__(self):
         return set_multilabel_tags(super().__sklearn_tags__())

@@ -26,7 +26,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
 
 from ._concepts import as_binary_csr, as_concept_array, is_concept_lists, split_concepts
-from ._base import OfficialScoreMixin, set_multilabel_tags
+from ._base import OfficialScoreMixin, concept_tuples, set_multilabel_tags
 from ._metrics import imageclef_f1, imageclef_f1_score
 
 
@@ -274,8 +274,7 @@ class ThresholdTuner(OfficialScoreMixin, MetaEstimatorMixin, ClassifierMixin, Ba
 
     def _decode(self, indicator):
         if self._fitted_on_concepts:
-            return as_concept_array([tuple(self.classes_[row.astype(bool)])
-                                     for row in indicator])
+            return as_concept_array(concept_tuples(self.classes_, indicator))
         return indicator
 
     def predict(self, X):
@@ -325,7 +324,7 @@ class ThresholdTuner(OfficialScoreMixin, MetaEstimatorMixin, ClassifierMixin, Ba
         """
         check_is_fitted(self, "best_threshold_")
         indicator = self._select(self._scores(X), self.best_threshold_)
-        return [tuple(self.classes_[row.astype(bool)]) for row in indicator]
+        return concept_tuples(self.classes_, indicator)
 
     def __sklearn_tags__(self):
         tags = set_multilabel_tags(super().__sklearn_tags__(), images=False)
