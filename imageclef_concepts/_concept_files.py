@@ -18,7 +18,6 @@ import csv
 import re
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NamedTuple
 
 from ._concepts import CONCEPT_SEPARATOR, split_concepts
