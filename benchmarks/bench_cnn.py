@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from imageclef_concepts import ConceptCNNClassifier
-from imageclef_concepts._network import build_concept_cnn
+from imageclef_concepts.keras._network import build_concept_cnn
 
 from ._timing import Row, alternate
 

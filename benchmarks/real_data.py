@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from imageclef_concepts import (  # noqa: E402
     ConceptCNNClassifier,
+    ConceptEnsemble,
     ConceptKNNClassifier,
     MostFrequentConcepts,
     ThresholdTuner,
@@ -97,6 +98,34 @@ def main(argv=None):
         predicted, predict_s = timed(knn_tuner.predict, paths[test])
         report(f"k-NN (k=10) on {name}, tuned threshold ({knn_tuner.best_threshold_:.3f}), "
                "at least 1 concept", knn_tuner, fit_s + tune_s, predicted, predict_s)
+
+    # Systems of several models, each with its threshold tuned on the tuning half.
+    second_cnn = ConceptCNNClassifier(**{**cnn.get_params(), "random_state": 1})
+    _, second_fit_s = timed(second_cnn.fit, train.paths, y_train)
+    two_cnns = ConceptEnsemble([("seed0", cnn), ("seed1", second_cnn)], prefit=True)
+    two_cnns.fit(train.paths, y_train)
+    ensemble_tuner, tune_s = timed(
+        ThresholdTuner(two_cnns, cv="prefit", refit=False, min_concepts=1).fit,
+        paths[tune], truth[tune])
+    predicted, predict_s = timed(ensemble_tuner.predict, paths[test])
+    report(f"ensemble of two CNNs (seeds 0, 1), mean, tuned threshold "
+           f"({ensemble_tuner.best_threshold_:.3f}), at least 1 concept", ensemble_tuner,
+           cnn_fit_s + second_fit_s + tune_s, predicted, predict_s)
+
+    knn_on_cnn = ConceptKNNClassifier(n_neighbors=10, embedding=cnn).fit(train.paths, y_train)
+    best = None
+    for weight in (0.25, 0.5, 0.75):  # chosen on the tuning half, like the threshold
+        fusion = ConceptEnsemble([("cnn", cnn), ("knn", knn_on_cnn)], weights=[weight, 1 - weight],
+                                 prefit=True).fit(train.paths, y_train)
+        fusion_tuner = ThresholdTuner(fusion, cv="prefit", refit=False, min_concepts=1)
+        fusion_tuner.fit(paths[tune], truth[tune])
+        if best is None or fusion_tuner.best_score_ > best[1].best_score_:
+            best = (weight, fusion_tuner)
+    weight, fusion_tuner = best
+    predicted, predict_s = timed(fusion_tuner.predict, paths[test])
+    report(f"CNN + k-NN on CNN features, mean with CNN weight {weight} and threshold "
+           f"({fusion_tuner.best_threshold_:.3f}) tuned, at least 1 concept", fusion_tuner,
+           cnn_fit_s, predicted, predict_s)
 
     print("| method | official F1 (test half) | fit s | predict s |")
     print("|---|---:|---:|---:|")

@@ -9,7 +9,11 @@ ImageCLEF F1.
 
 # %%
 # Data: images with long-tailed concepts, some of which leave no visual mark.
-from imageclef_concepts import ConceptCNNClassifier, make_concept_images, plot_training_history
+from imageclef_concepts import (
+                             ConceptCNNClassifier,
+                             make_concept_images,
+                             plot_training_history,
+)
 
 data = make_concept_images(n_samples=600, n_concepts=8, image_size=32, random_state=0)
 X_train, X_test = data.images[:450], data.images[450:]

@@ -41,7 +41,7 @@ def main():
     tuner = ThresholdTuner(model, cv="prefit", refit=False, store_cv_results=True)
     tuner.fit(valid.paths, valid.concepts)
     print(f"threshold {tuner.best_threshold_:.3f}: validation F1 {tuner.best_score_:.4f}")
-    model.set_params(threshold=tuner.best_threshold_).save(args.output)
+    tuner.save(args.output)  # the network with its tuned decision rule, one native file
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # ruff: noqa: E402 (the environment variable above must come first)
 from ._baselines import MostFrequentConcepts
-from ._cnn_classifier import ConceptCNNClassifier
 from ._concept_files import (
     ConceptFile,
     ConceptFileError,
@@ -22,29 +21,53 @@ from ._concept_files import (
     write_run,
 )
 from ._datasets import DatasetMismatchWarning, load_imageclef, make_concept_images
+from ._decision import DecisionRule
 from ._encoder import ConceptEncoder, UnknownConceptWarning
+from ._ensemble import ConceptEnsemble
 from ._images import ImageDecodeError, ImageLoader, SkippedImagesWarning, decode_image
-from ._metrics import imageclef_f1, imageclef_f1_score, per_image_f1_scores
+from ._metrics import (
+    imageclef_f1,
+    imageclef_f1_score,
+    imageclef_f1_scorer,
+    per_image_f1_scores,
+)
 from ._plots import (
     plot_concept_frequencies,
     plot_per_concept_f1,
     plot_threshold_curve,
     plot_training_history,
 )
-from ._retrieval import BackboneEmbedding, ConceptKNNClassifier
+from ._retrieval import ConceptKNNClassifier
 from ._search import refine_grid
 from ._thresholds import ThresholdTuner
 
 __version__ = "0.1.0"
 
+# The Keras estimators import TensorFlow (seconds): only when first used.
+_FROM_KERAS = ("BackboneEmbedding", "ConceptCNNClassifier")
+
+
+def __getattr__(name):
+    if name in _FROM_KERAS:
+        from . import keras
+
+        return getattr(keras, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_FROM_KERAS])
+
 __all__ = [
     "BackboneEmbedding",
     "ConceptCNNClassifier",
     "ConceptEncoder",
+    "ConceptEnsemble",
     "ConceptFile",
     "ConceptKNNClassifier",
     "ConceptFileError",
     "DatasetMismatchWarning",
+    "DecisionRule",
     "ImageDecodeError",
     "ImageLoader",
     "MostFrequentConcepts",
@@ -56,6 +79,7 @@ __all__ = [
     "evaluate_run",
     "imageclef_f1",
     "imageclef_f1_score",
+    "imageclef_f1_scorer",
     "load_imageclef",
     "make_concept_images",
     "per_image_f1_scores",

@@ -1,19 +1,17 @@
 """Baselines every model must beat."""
 
-from collections import Counter
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from ._concepts import as_binary_csr, as_concept_array, is_concept_lists, split_concepts
-from ._base import OfficialScoreMixin, set_multilabel_tags
+from ._base import BaseConceptClassifier, check_n_images
+from ._decision import DecisionRule
 from ._metrics import imageclef_f1_score
 
 
-class MostFrequentConcepts(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
+class MostFrequentConcepts(BaseConceptClassifier):
     """Predict the ``k`` most frequent training concepts for every image.
 
     Like scikit-learn's ``DummyClassifier``, it ignores the images. In the
@@ -27,17 +25,26 @@ class MostFrequentConcepts(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
         the official F1 on the training concepts.
     max_k : int, default=50
         The largest ``k`` tried by "auto".
+    min_count : int, default=1
+        For concept lists: keep only concepts of at least this many training
+        images.
+    max_labels : int or None, default=None
+        For concept lists: keep only this many most frequent concepts.
 
     Attributes
     ----------
     classes_ : ndarray
         Concept names (concept-list targets) or column indices (indicator).
+    targets_ : ConceptTargets
+        The concept vocabulary and the form of ``y``.
     concept_frequencies_ : ndarray of float
         Share of training images with each of ``classes_``.
     k_ : int
         The number of concepts predicted.
     top_concepts_ : ndarray of int
         Columns of the ``k_`` most frequent concepts.
+    decision_rule_ : DecisionRule
+        Top ``k_``: exactly ``k_`` concepts per image, the most frequent.
 
     Examples
     --------
@@ -50,11 +57,15 @@ class MostFrequentConcepts(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
     _parameter_constraints = {
         "k": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_k": [Interval(Integral, 1, None, closed="left")],
+        "min_count": [Interval(Integral, 1, None, closed="left")],
+        "max_labels": [Interval(Integral, 1, None, closed="left"), None],
     }
 
-    def __init__(self, k="auto", max_k=50):
+    def __init__(self, k="auto", max_k=50, *, min_count=1, max_labels=None):
         self.k = k
         self.max_k = max_k
+        self.min_count = min_count
+        self.max_labels = max_labels
 
     def fit(self, X, y):
         """Count the training concepts and choose ``k``.
@@ -70,36 +81,30 @@ class MostFrequentConcepts(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
         self : MostFrequentConcepts
         """
         self._validate_params()
-        if _num_samples(X) != _num_samples(y):
-            raise ValueError(f"X has {_num_samples(X)} samples but y has {_num_samples(y)}.")
-        self._fitted_on_concepts = is_concept_lists(y)
-        if self._fitted_on_concepts:
-            counts = Counter(c for concepts in y for c in set(split_concepts(concepts)))
-            self.classes_ = np.array(sorted(counts), dtype=object)
-            frequencies = np.array([counts[c] for c in self.classes_], dtype=float)
-        else:
-            indicator = as_binary_csr(y, "y")
-            self.classes_ = np.arange(indicator.shape[1])
-            frequencies = np.asarray(indicator.sum(axis=0), dtype=float).ravel()
-        if not frequencies.any():
-            raise ValueError("y has no positive label at all: there is no concept to count.")
-        self.concept_frequencies_ = frequencies / _num_samples(y)
-        ranking = np.argsort(-frequencies, kind="stable")
-        self.k_ = self._best_k(y, ranking) if self.k == "auto" else min(self.k, len(ranking))
-        self.top_concepts_ = ranking[: self.k_]
+        check_n_images(X, y)
+        indicator = self._fit_targets(y)
+        counts = np.asarray(indicator.sum(axis=0), dtype=float).ravel()
+        self.concept_frequencies_ = counts / _num_samples(X)
+        ranking = np.argsort(-counts, kind="stable")
+        self.k_ = self._best_k(y) if self.k == "auto" else min(self.k, len(ranking))
+        self.top_concepts_ = np.sort(ranking[: self.k_])
+        self.decision_rule_ = self._top(self.k_)
         return self
 
-    def _best_k(self, y, ranking):
-        scores = [imageclef_f1_score(y, self._constant_prediction(ranking[:k], len(y)))
-                  for k in range(1, min(self.max_k, len(ranking)) + 1)]
+    @staticmethod
+    def _top(k):
+        # No frequency reaches above 1: the floor and the cap make it exactly top-k.
+        return DecisionRule(np.inf, min_concepts=k, max_concepts=k)
+
+    def _best_k(self, y):
+        frequencies = self.concept_frequencies_[np.newaxis, :]
+        scores = [imageclef_f1_score(y, self.targets_.inverse_transform(
+                      np.repeat(self._top(k).apply(frequencies), len(y), axis=0)))
+                  for k in range(1, min(self.max_k, len(self.classes_)) + 1)]
         return int(np.argmax(scores)) + 1
 
-    def _constant_prediction(self, columns, n_images):
-        if self._fitted_on_concepts:
-            return as_concept_array([tuple(self.classes_[np.sort(columns)])] * n_images)
-        indicator = np.zeros((n_images, len(self.classes_)), dtype=np.int64)
-        indicator[:, columns] = 1
-        return indicator
+    def _decision_rule(self):
+        return self.decision_rule_
 
     def predict_proba(self, X):
         """Each concept's training frequency, the same for every image.
@@ -114,35 +119,3 @@ class MostFrequentConcepts(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         return np.tile(self.concept_frequencies_, (_num_samples(X), 1))
-
-    def predict(self, X):
-        """The ``k_`` most frequent concepts, in ``y``'s form.
-
-        Parameters
-        ----------
-        X : array-like or sequence of paths
-
-        Returns
-        -------
-        ndarray
-            An indicator matrix, or concept tuples when fitted on concept lists.
-        """
-        check_is_fitted(self)
-        return self._constant_prediction(self.top_concepts_, _num_samples(X))
-
-    def predict_concepts(self, X):
-        """The ``k_`` most frequent concepts of ``classes_`` for each image.
-
-        Parameters
-        ----------
-        X : array-like or sequence of paths
-
-        Returns
-        -------
-        list of tuple
-        """
-        check_is_fitted(self)
-        return [tuple(self.classes_[np.sort(self.top_concepts_)])] * _num_samples(X)
-
-    def __sklearn_tags__(self):
-        return set_multilabel_tags(super().__sklearn_tags__())

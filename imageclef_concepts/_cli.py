@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ._concept_files import LAYOUTS, ConceptFileError, evaluate_run
 
-_DEFAULTS = {"image_size": 400, "epochs": 10, "batch_size": 32, "learning_rate": 1e-4,
-             "threshold": 0.1}
+# Flags left unset take the estimator's own default: None here means "not given".
+ESTIMATOR_DEFAULT = "default: ConceptCNNClassifier's"
 
 
 class UserError(Exception):
@@ -82,9 +82,9 @@ def _run_demo(args):
     say = (lambda line: None) if args.quiet else print
     summary = run_demo(output, quick=args.quick, random_state=args.random_state, say=say)
     if args.quiet:
-        from ._demo import _table
+        from ._demo import results_table
 
-        print(_table(summary["scores"]))
+        print(results_table(summary["scores"]))
     return 0
 
 
@@ -103,16 +103,18 @@ def _add_train(commands):
                        help="model file to write: .keras (native) or .joblib")
     train.add_argument("--validation-images", type=Path)
     train.add_argument("--validation-concepts", type=Path)
-    train.add_argument("--image-size", type=int, default=_DEFAULTS["image_size"])
-    train.add_argument("--epochs", type=int, default=_DEFAULTS["epochs"])
-    train.add_argument("--batch-size", type=int, default=_DEFAULTS["batch_size"])
-    train.add_argument("--learning-rate", type=float, default=_DEFAULTS["learning_rate"])
-    train.add_argument("--threshold", type=float, default=_DEFAULTS["threshold"],
-                       help="decision threshold when no validation data tunes it")
-    train.add_argument("--filters", type=_int_tuple, default=(16, 32, 64, 128),
-                       help="filters per convolution block, e.g. 16,32,64,128")
-    train.add_argument("--dense-units", type=_int_tuple, default=(128, 64),
-                       help="hidden fully connected layers, e.g. 128,64")
+    train.add_argument("--image-size", type=int, help=ESTIMATOR_DEFAULT + " (400)")
+    train.add_argument("--epochs", type=int, help=ESTIMATOR_DEFAULT + " (10)")
+    train.add_argument("--batch-size", type=int, help=ESTIMATOR_DEFAULT + " (32)")
+    train.add_argument("--learning-rate", type=float, help=ESTIMATOR_DEFAULT + " (1e-4)")
+    train.add_argument("--threshold", type=float,
+                       help="decision threshold when no validation data tunes it "
+                            f"({ESTIMATOR_DEFAULT}, 0.1)")
+    train.add_argument("--filters", type=_int_tuple,
+                       help="filters per convolution block, e.g. 16,32,64,128 "
+                            f"({ESTIMATOR_DEFAULT})")
+    train.add_argument("--dense-units", type=_int_tuple,
+                       help=f"hidden fully connected layers, e.g. 128,64 ({ESTIMATOR_DEFAULT})")
     train.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                        help="what to do with unreadable image files")
     train.add_argument("--random-state", type=int, default=None)
@@ -131,8 +133,12 @@ def _int_tuple(text):
     return values
 
 
+_TRAIN_PARAMS = ("image_size", "epochs", "batch_size", "learning_rate", "threshold", "filters",
+                 "dense_units", "on_error", "random_state")
+
+
 def _run_train(args):
-    from ._cnn_classifier import ConceptCNNClassifier
+    from ._workflows import save_model, train_and_tune
 
     _check_model_suffix(args.output)
     if (args.validation_images is None) != (args.validation_concepts is None):
@@ -140,32 +146,13 @@ def _run_train(args):
     train = _load(args.images, args.concepts)
     validation = (None if args.validation_images is None
                   else _load(args.validation_images, args.validation_concepts))
-    model = ConceptCNNClassifier(
-        image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, threshold=args.threshold, filters=args.filters,
-        dense_units=args.dense_units, on_error=args.on_error, random_state=args.random_state,
-        verbose=0 if args.quiet else 1,
-        validation_fraction=None if validation is not None else 0.1,
-    )
-    _say(args, f"Training on {len(train.paths)} images for {args.epochs} epoch(s)")
-    model.fit(train.paths, train.concepts,
-              validation_data=None if validation is None else (validation.paths,
-                                                               validation.concepts))
-    if validation is not None:
-        _tune_threshold(model, validation, args)
-    _save(model, args.output)
-    _say(args, f"Wrote {args.output} (threshold {model.threshold:.3f})")
+    given = {name: getattr(args, name) for name in _TRAIN_PARAMS
+             if getattr(args, name) is not None}
+    model = train_and_tune(train, validation, say=lambda line: _say(args, line),
+                           verbose=0 if args.quiet else 1, **given)
+    save_model(model, args.output)
+    _say(args, f"Wrote {args.output} ({model.threshold!r})")
     return 0
-
-
-def _tune_threshold(model, validation, args):
-    from ._thresholds import ThresholdTuner
-
-    tuner = ThresholdTuner(model, cv="prefit", refit=False).fit(validation.paths,
-                                                                validation.concepts)
-    model.set_params(threshold=tuner.best_threshold_)
-    _say(args, f"Tuned threshold on {len(validation.paths)} validation images: "
-               f"{tuner.best_threshold_:.3f} (official F1 {tuner.best_score_:.4f})")
 
 
 def _load(images, concepts):
@@ -182,17 +169,10 @@ def _load(images, concepts):
 
 
 def _check_model_suffix(path):
-    if path.suffix not in (".keras", ".joblib"):
-        raise UserError(f"model file {path} must end in .keras or .joblib.")
+    from ._workflows import MODEL_SUFFIXES
 
-
-def _save(model, path):
-    if path.suffix == ".keras":
-        model.save(path)
-    else:
-        import joblib
-
-        joblib.dump(model, path)
+    if path.suffix not in MODEL_SUFFIXES:
+        raise UserError(f"model file {path} must end in {' or '.join(MODEL_SUFFIXES)}.")
 
 
 # ---------------------------------------------------------------- predict
@@ -207,49 +187,55 @@ def _add_predict(commands):
     predict.add_argument("--output", type=Path, required=True, help="run file to write")
     predict.add_argument("--format", choices=LAYOUTS, default="2019",
                          help="run-file layout: 2019 (tab), 2022 (pipe) or 2024 (CSV)")
-    predict.add_argument("--batch-size", type=int, default=256,
-                         help="images decoded and predicted per step")
+    predict.add_argument("--batch-size", type=_positive_int, default=256,
+                         help="images decoded and predicted per step (default: 256)")
+    predict.add_argument("--threshold", type=float, default=None,
+                         help="override the model's decision threshold (its tuned rule's "
+                              "per-concept thresholds included)")
+    predict.add_argument("--max-concepts", type=_positive_int, default=None,
+                         help="predict at most this many concepts per image (100 from 2022 "
+                              "on); overrides the model's")
+    predict.add_argument("--allow-pickle", action="store_true",
+                         help="allow a .joblib model: a pickle runs any code it holds, so only "
+                              "for files you made yourself")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.set_defaults(run_command=_run_predict)
 
 
 def _run_predict(args):
-    from tqdm import tqdm
-
     from ._concept_files import write_run
-    from ._datasets import image_files_by_id
+    from ._decision import DecisionRule
+    from ._workflows import load_model, predict_folder
 
-    model = _load_model(args.model)
     if not args.images.is_dir():
         raise UserError(f"image folder not found: {args.images}")
-    files = image_files_by_id(args.images)
-    if not files:
-        raise UserError(f"no image file in {args.images}")
-    ids = sorted(files)
-    paths = [str(sorted(files[image_id])[0]) for image_id in ids]
-    concepts = []
-    with tqdm(total=len(paths), unit="image", desc="predicting", disable=args.quiet) as bar:
-        for start in range(0, len(paths), args.batch_size):
-            chunk = paths[start:start + args.batch_size]
-            concepts += model.predict_concepts(chunk)
-            bar.update(len(chunk))
+    model = load_model(args.model, allow_pickle=args.allow_pickle)
+    if args.threshold is not None or args.max_concepts is not None:
+        model.set_params(threshold=_overridden_rule(DecisionRule.of(model.threshold), args))
+    ids, concepts = predict_folder(model, args.images, batch_size=args.batch_size,
+                                   progress=not args.quiet)
     write_run(args.output, ids, concepts, layout=args.format)
     _say(args, f"Wrote {args.output}: {len(ids)} images, {args.format} layout")
     return 0
 
 
-def _load_model(path):
-    if not path.is_file():
-        raise UserError(f"model file not found: {path}")
-    if path.suffix == ".keras":
-        from ._cnn_classifier import ConceptCNNClassifier
+def _overridden_rule(rule, args):
+    from ._decision import DecisionRule
 
-        return ConceptCNNClassifier.load(path)
-    if path.suffix == ".joblib":
-        import joblib
+    threshold = rule.threshold if args.threshold is None else args.threshold
+    max_concepts = rule.max_concepts if args.max_concepts is None else args.max_concepts
+    return DecisionRule(threshold, min_concepts=min(rule.min_concepts, max_concepts or 10**9),
+                        max_concepts=max_concepts)
 
-        return joblib.load(path)
-    raise UserError(f"model file {path} must end in .keras or .joblib.")
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
 
 
 # --------------------------------------------------------------- evaluate
@@ -267,15 +253,20 @@ def _add_evaluate(commands):
                           help="refuse lines with more concepts (100 in 2022+)")
     evaluate.add_argument("--cui-only", action="store_true",
                           help="refuse concepts that are not UMLS CUIs (C followed by digits)")
+    evaluate.add_argument("--secondary-concepts", default=None, metavar="FILE",
+                          help="also print the secondary F1 (2022+): both sets restricted to "
+                               "the concepts of FILE, one per line")
     evaluate.set_defaults(run_command=_run_evaluate)
 
 
 def _run_evaluate(args):
-    result = evaluate_run(args.run, args.ground_truth,
-                          max_concepts=args.max_concepts, cui_only=args.cui_only)
+    result = evaluate_run(args.run, args.ground_truth, max_concepts=args.max_concepts,
+                          cui_only=args.cui_only, secondary_concepts=args.secondary_concepts)
     for note in result.warnings:
         print(f"warning: {note}", file=sys.stderr)
     print(f"Mean F1 score: {result.score}")
+    if result.secondary_score is not None:
+        print(f"Secondary F1 score: {result.secondary_score}")
     print(f"({result.n_scored} of {result.n_images} images have true concepts and are "
           "averaged)")
     return 0

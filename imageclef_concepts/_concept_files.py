@@ -15,12 +15,13 @@ before scoring it exactly as the organisers' script does.
 """
 
 import csv
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ._concepts import CONCEPT_SEPARATOR, split_concepts
+from ._concepts import CONCEPT_SEPARATOR, canonical_concept, split_concepts
 from ._metrics import imageclef_f1_score
 
 LAYOUTS = ("2019", "2022", "2024")
@@ -58,7 +59,8 @@ class ConceptFile(NamedTuple):
     ids : list of str
         Image ids.
     concepts : list of tuple of str
-        Each image's concepts, duplicates within a line removed.
+        Each image's concepts in canonical (upper-case) form, duplicates within a
+        line removed.
     layout : str
         The layout detected: ``"2019"``, ``"2022"`` or ``"2024"``.
     """
@@ -185,18 +187,23 @@ class RunEvaluation:
     warnings : list of str
         Problems that did not stop scoring (duplicate concepts in a line,
         counted once).
+    secondary_score : float or None
+        The secondary F1 of the 2022+ editions (both sets restricted to the
+        ``secondary_concepts``), when they were given.
     """
 
     score: float
     n_images: int
     n_scored: int
     warnings: list
+    secondary_score: float = None
 
     def __float__(self):
         return self.score
 
 
-def evaluate_run(run, ground_truth, *, max_concepts=None, cui_only=False):
+def evaluate_run(run, ground_truth, *, max_concepts=None, cui_only=False,
+                 secondary_concepts=None):
     """Check a run file against the ground truth and give its official score.
 
     Parameters
@@ -208,6 +215,10 @@ def evaluate_run(run, ground_truth, *, max_concepts=None, cui_only=False):
     cui_only : bool, default=False
         Refuse concepts that are not UMLS CUIs (``C`` followed by digits), as
         the 2022+ editions do.
+    secondary_concepts : str, path-like or collection of str, default=None
+        The concepts of the secondary score (from 2022 on, the manually
+        validated ones): a file with one concept per line, or the concepts.
+        The run is then also scored on them (``secondary_score``).
 
     Returns
     -------
@@ -231,16 +242,36 @@ def evaluate_run(run, ground_truth, *, max_concepts=None, cui_only=False):
     predicted = {line.image_id: line.concepts for line in run_lines}
     true_concepts = [line.concepts for line in truth_lines]
     predictions = [predicted[line.image_id] for line in truth_lines]
+    subset = _concept_subset(secondary_concepts)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # an all-empty truth scores 0.0 as officially
         score = imageclef_f1_score(true_concepts, predictions)
+        secondary = (None if subset is None
+                     else imageclef_f1_score(true_concepts, predictions, concepts=subset))
     n_scored = sum(1 for concepts in true_concepts if concepts)
     notes = [
         f"{run}:{line.number}: duplicate concept(s) {', '.join(line.duplicate_concepts)} "
         "counted once"
         for line in run_lines if line.duplicate_concepts
     ]
-    return RunEvaluation(score, len(truth_lines), n_scored, notes)
+    return RunEvaluation(score, len(truth_lines), n_scored, notes, secondary)
+
+
+def _concept_subset(concepts):
+    """The secondary score's concepts, from a file (one per line) or a collection."""
+    if concepts is None:
+        return None
+    if isinstance(concepts, (str, os.PathLike)):
+        path = concepts
+        try:
+            with open(path, encoding="utf-8-sig") as handle:
+                lines = handle.read().split("\n")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"Concept list not found: {path}") from None
+        concepts = [line.strip() for line in lines if line.strip()]
+        if not concepts:
+            raise ConceptFileError([f"{path}: no concept in the file"], f"Cannot read {path}")
+    return {canonical_concept(concept) for concept in concepts}
 
 
 def _check_layout(layout):
@@ -336,11 +367,11 @@ def _check_concepts(line, raw_concepts):
             continue
         if raw != raw.strip():
             line.problems.append(f"white space around concept {raw!r}")
-        concept = raw.strip()
-        if concept.upper() in seen:
-            duplicates.append(concept)
+        concept = canonical_concept(raw)
+        if concept in seen:
+            duplicates.append(raw.strip())
         else:
-            seen[concept.upper()] = concept
+            seen[concept] = concept
     line.concepts = tuple(seen.values())
     line.duplicate_concepts = tuple(duplicates)
 

@@ -1,9 +1,15 @@
-"""Concept lists: the forms a user may give an image's concepts in.
+"""Concept lists: the forms a user may give an image's concepts in, and their identity.
 
 An image's concepts arrive as a collection of strings (``["C0040405",
 "C0817096"]``) or as one ``;``-joined string (``"C0040405;C0817096"``), the
 form of the ImageCLEF run files. Everything in the library that reads
 concepts goes through :func:`split_concepts`, so both forms mean the same.
+
+The identity rule, the one place it is decided: a concept is its text with
+surrounding white space removed, **upper-cased** (:func:`canonical_concept`).
+The organisers' script compares concepts upper-cased, so ``c0040405`` and
+``C0040405`` are one concept to the encoder, the estimators, the metric and
+the files alike, and the library writes the canonical (upper-case) form.
 """
 
 import numbers
@@ -14,19 +20,36 @@ from scipy import sparse
 CONCEPT_SEPARATOR = ";"
 
 
+def canonical_concept(concept):
+    """The canonical form of one concept: stripped and upper-cased.
+
+    Examples
+    --------
+    >>> canonical_concept(" c0040405 ")
+    'C0040405'
+    """
+    return concept.strip().upper()
+
+
 def split_concepts(concepts):
-    """Return the concepts of one image as a tuple of strings, in given order.
+    """Return the canonical concepts of one image as a tuple of strings, in given order.
 
     Parameters
     ----------
     concepts : str or iterable of str or None
         A ``;``-joined string, a collection of concept strings, or None (no
-        concepts). Surrounding white space is stripped and empty pieces (as in
-        ``"C1;"``) are dropped; duplicates are kept for the caller to decide.
+        concepts). Each concept is put in canonical form
+        (:func:`canonical_concept`) and empty pieces (as in ``"C1;"``) are
+        dropped; duplicates are kept for the caller to decide.
 
     Returns
     -------
     tuple of str
+
+    Examples
+    --------
+    >>> split_concepts("c1; C2;")
+    ('C1', 'C2')
     """
     if concepts is None:
         return ()
@@ -46,8 +69,8 @@ def split_concepts(concepts):
                     f"{concept!r} in {concepts!r}"
                 )
             pieces.append(concept)
-    stripped = (piece.strip() for piece in pieces)
-    return tuple(piece for piece in stripped if piece)
+    canonical = (canonical_concept(piece) for piece in pieces)
+    return tuple(piece for piece in canonical if piece)
 
 
 def is_concept_lists(y):
@@ -90,17 +113,41 @@ def as_concept_array(concept_lists):
 
 
 def as_binary_csr(y, name):
-    """An indicator matrix as CSR with ones where ``y`` is non-zero."""
+    """A 0/1 indicator matrix as CSR, checked.
+
+    Values other than 0 and 1 are refused: a list of integer labels per image
+    (``[[3, 7], [2, 9]]``) looks like a matrix but is not an indicator, and
+    reading it as one would give a silently wrong answer.
+    """
+    if isinstance(y, (str, bytes)) or not (hasattr(y, "shape") or np.iterable(y)):
+        raise ValueError(f"{name} must be an indicator matrix or concept lists, got {y!r}.")
     if sparse.issparse(y):
-        return (sparse.csr_matrix(y) != 0).astype(np.int64)
-    array = np.asarray(y)
-    if array.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-d indicator matrix (images x concepts) or a "
-            f"sequence of concept collections; got an array of shape {array.shape}."
-        )
-    if array.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be numeric; got dtype {array.dtype}.")
-    if array.dtype.kind == "f" and np.isnan(array).any():
+        matrix = sparse.csr_matrix(y)
+        values = matrix.data
+    else:
+        values = np.asarray(y)
+        if values.ndim != 2:
+            raise ValueError(
+                f"{name} must be a 2-d indicator matrix (images x concepts) or a "
+                f"sequence of concept collections; got an array of shape {values.shape}."
+            )
+        matrix = None
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric; got dtype {values.dtype}.")
+    if values.dtype.kind == "f" and np.isnan(values).any():
         raise ValueError(f"{name} contains NaN.")
-    return sparse.csr_matrix(array != 0, dtype=np.int64)
+    if values.dtype.kind != "b":
+        # One pass over the values: counting the 0s and 1s is cheaper than np.unique.
+        not_binary = values[(values != 0) & (values != 1)]
+        if not_binary.size:
+            raise ValueError(
+                f"{name} must be a 0/1 indicator matrix (images x concepts) or concept "
+                f"lists; got values such as {np.unique(not_binary)[:5].tolist()}. Give "
+                "each image's labels as strings (e.g. [['3', '7'], ['2', '9']]) if they "
+                "are label lists."
+            )
+    if matrix is not None:
+        matrix = matrix.astype(np.int64)
+        matrix.eliminate_zeros()
+        return matrix
+    return sparse.csr_matrix(values.astype(bool, copy=False), dtype=np.int64)

@@ -11,14 +11,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import joblib
 import numpy as np
 from sklearn.model_selection import GridSearchCV, KFold, train_test_split
 
 from ._baselines import MostFrequentConcepts
-from ._cnn_classifier import ConceptCNNClassifier
 from ._concept_files import write_run
 from ._datasets import load_imageclef, make_concept_images
+from ._decision import DecisionRule
 from ._metrics import imageclef_f1, imageclef_f1_score
 from ._search import refine_grid
 from ._thresholds import ThresholdTuner
@@ -82,7 +81,7 @@ def run_demo(output, *, quick=False, size=None, random_state=0, say=print):
     tuned = tuner.predict(paths[test])
     scores = _compare(tuner, tuned, paths, concepts, train, test)
     say("")
-    say(_table(scores))
+    say(results_table(scores))
     written = _write_outputs(output, tuner, tuned, ids[test], concepts, train, test)
     seconds = time.perf_counter() - started
     summary = {"scores": scores, "best_params": search.best_params_,
@@ -94,6 +93,8 @@ def run_demo(output, *, quick=False, size=None, random_state=0, say=print):
 
 
 def _coarse_to_fine(paths, concepts, size, random_state, say):
+    from .keras import ConceptCNNClassifier
+
     cnn = ConceptCNNClassifier(image_size=size.image_size, filters=size.filters,
                                dense_units=(64,), dense_dropout=0.3, conv_dropout=0.1,
                                decay=0.0, epochs=size.epochs, random_state=random_state)
@@ -119,7 +120,7 @@ def _compare(tuner, tuned, paths, concepts, train, test):
     probabilities = cnn.predict_proba(paths[test])
 
     def at(threshold):
-        return [tuple(cnn.classes_[row >= threshold]) for row in probabilities]
+        return cnn.targets_.concepts_of(DecisionRule(threshold).apply(probabilities))
 
     return {
         f"most frequent concepts (k={baseline.k_})": imageclef_f1_score(
@@ -130,7 +131,8 @@ def _compare(tuner, tuned, paths, concepts, train, test):
     }
 
 
-def _table(scores):
+def results_table(scores):
+    """The demo's results as a two-column text table."""
     width = max(len(name) for name in scores)
     lines = [f"{'held-out images':<{width}}  official F1", f"{'-' * width}  -----------"]
     lines += [f"{name:<{width}}  {score:11.4f}" for name, score in scores.items()]
@@ -143,16 +145,14 @@ def _write_outputs(output, tuner, tuned, test_ids, concepts, train, test):
         plot_per_concept_f1,
         plot_threshold_curve,
         plot_training_history,
+        save_figure,
     )
 
     run_file = output / "run.tsv"
     write_run(run_file, test_ids, tuned, layout="2019")
-    model_file = output / "model.joblib"
-    joblib.dump(tuner, model_file)
+    model_file = output / "model.keras"
+    tuner.save(model_file)  # the CNN with its tuned decision rule, in one native file
     cnn = tuner.estimator_
-    cnn.set_params(threshold=tuner.best_threshold_)  # the native file carries the tuned one
-    keras_file = output / "cnn.keras"
-    cnn.save(keras_file)
     figures = {
         "concept_frequencies.png": plot_concept_frequencies(concepts[train]),
         "threshold_curve.png": plot_threshold_curve(tuner),
@@ -160,9 +160,8 @@ def _write_outputs(output, tuner, tuned, test_ids, concepts, train, test):
         "per_concept_f1.png": plot_per_concept_f1(concepts[test], tuned,
                                                   train_concepts=concepts[train]),
     }
-    written = {"run_file": str(run_file), "model_file": str(model_file),
-               "keras_file": str(keras_file)}
+    written = {"run_file": str(run_file), "model_file": str(model_file)}
     for name, figure in figures.items():
-        figure.savefig(output / name, dpi=100)
+        save_figure(figure, output / name)
         written[name.removesuffix(".png")] = str(output / name)
     return written

@@ -23,7 +23,9 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
     A :class:`~sklearn.preprocessing.MultiLabelBinarizer` that also reads
     ``;``-joined strings, can keep only frequent concepts, and never drops an
     unknown concept silently (``MultiLabelBinarizer`` does, which inflates any
-    score computed from its output).
+    score computed from its output). Concepts are compared in canonical form,
+    stripped and upper-cased, as the official score compares them: ``c1`` and
+    ``C1`` are one concept, ``C1``.
 
     Parameters
     ----------
@@ -51,8 +53,10 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
     Examples
     --------
     >>> from imageclef_concepts import ConceptEncoder
-    >>> encoder = ConceptEncoder().fit(["C1;C2", ["C2"], ""])
-    >>> encoder.transform(["C2;C1"])
+    >>> encoder = ConceptEncoder().fit(["C1;C2", ["c2"], ""])
+    >>> encoder.classes_
+    array(['C1', 'C2'], dtype=object)
+    >>> encoder.transform(["C2;c1"])
     array([[1, 1]])
     >>> encoder.inverse_transform([[0, 1]])
     [('C2',)]
@@ -118,12 +122,50 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
         unknown = Counter(c for concepts in concept_sets for c in concepts if c not in known)
         if unknown:
             self._report_unknown(unknown)
+        return self._encode(concept_sets)
+
+    def transform_known(self, X):
+        """Encode the concepts of ``classes_`` and drop every other one, without a warning.
+
+        For scoring, where concepts the model never saw are counted apart.
+
+        Parameters
+        ----------
+        X : sequence of collections of str or of ``;``-joined strings
+
+        Returns
+        -------
+        ndarray or scipy.sparse.csr_matrix of shape (n_images, n_concepts)
+        """
+        check_is_fitted(self)
+        return self._encode(_concept_sets(X))
+
+    def _encode(self, concept_sets):
         kept = set(self.classes_)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the binarizer's own unknown-class warning
-            return self._binarizer.transform(
-                [concepts & kept for concepts in concept_sets]
-            )
+        return self._binarizer.transform([concepts & kept for concepts in concept_sets])
+
+    @classmethod
+    def from_vocabulary(cls, classes, concept_counts, *, sparse_output=True):
+        """An encoder fitted on a known vocabulary (a saved model's), without the data.
+
+        Parameters
+        ----------
+        classes : sequence of str
+            The concepts, in column order (sorted, canonical).
+        concept_counts : sequence of int
+            Training images with each concept.
+        sparse_output : bool, default=True
+
+        Returns
+        -------
+        ConceptEncoder
+        """
+        encoder = cls(sparse_output=sparse_output).fit([[c] for c in classes])
+        if list(encoder.classes_) != list(classes):
+            raise ValueError("A saved vocabulary must be sorted, canonical and free of "
+                             "duplicates.")
+        encoder.concept_counts_ = np.array(concept_counts, dtype=np.int64)
+        return encoder
 
     def _report_unknown(self, unknown):
         examples = ", ".join(sorted(unknown)[:5])

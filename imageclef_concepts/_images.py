@@ -2,21 +2,22 @@
 
 An image source hides where the pixels come from (an in-memory array or a
 list of files) behind ``len(source)`` and ``source.load(indices)``, which
-returns a batch of ``image_size x image_size x 3`` pixels on the 0-255 scale
-and a mask of the images that could be loaded. Checks that can fail run when
-the source is made, before any training; the work that scales with the data
-(decoding, resizing) runs per batch, in background threads for files, so that
-the images are never all in memory.
+returns a batch of ``image_size x image_size x 3`` uint8 pixels and a mask of
+the images that could be loaded. Checks that can fail run when the source is
+made, before any training; the work that scales with the data (decoding,
+resizing) runs per batch, in background threads for files, so that the images
+are never all in memory.
+
+This module is Pillow and NumPy only: files and arrays are resized by the
+same Pillow filter (``resample``), and nothing here imports TensorFlow
+(the ``tf.data`` pipeline lives in :mod:`imageclef_concepts.keras`).
 """
 
-import math
 import os
-from contextlib import contextmanager
-from numbers import Integral
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral
 
-import keras
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -82,9 +83,21 @@ def decode_image(path, image_size, resample="bilinear"):
                                f"({error})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageDecodeError(f"{path}: cannot decode the image ({error})") from None
-    if rgb.size != (image_size, image_size):
-        rgb = rgb.resize((image_size, image_size), resample=RESAMPLING[resample])
-    return np.asarray(rgb, dtype=np.uint8)
+    return resized(rgb, image_size, resample)
+
+
+def resized(image, image_size, resample="bilinear"):
+    """An RGB image (Pillow image or uint8 array) as ``image_size`` square uint8 pixels.
+
+    The one resize of the library, for files and arrays alike.
+    """
+    if isinstance(image, np.ndarray):
+        if image.shape[:2] == (image_size, image_size):
+            return image
+        image = Image.fromarray(image)
+    if image.size != (image_size, image_size):
+        image = image.resize((image_size, image_size), resample=RESAMPLING[resample])
+    return np.asarray(image, dtype=np.uint8)
 
 
 def _as_rgb(image):
@@ -143,18 +156,23 @@ class ImageArray(_ImageSource):
     Parameters
     ----------
     X : array-like of shape (n, h, w, 3), (n, h, w, 1) or (n, h, w)
-        uint8 (or integer) pixels in 0-255, or floats in [0, 1].
+        uint8 (or integer) pixels in 0-255, or floats in [0, 1] (rounded to
+        the nearest of the 256 levels an image file holds).
     image_size : int
         Side of the square images :meth:`load` returns.
+    resample : str, default="bilinear"
+        A key of :data:`RESAMPLING`: the Pillow filter that resizes images of
+        another size, the same one files are resized with.
     """
 
-    def __init__(self, X, image_size):
+    # uint8 crosses into TensorFlow 4x cheaper than float32, and is what files give.
+    dtype = np.uint8
+
+    def __init__(self, X, image_size, resample="bilinear"):
         self.pixels = _checked_pixel_array(X)
         self.image_size = image_size
+        self.resample = resample
         self.failures = {}  # checked up front: an array has no undecodable image
-        # uint8 crosses into TensorFlow 4x cheaper than float32: keep it when we can.
-        same_size = self.pixels.shape[1:3] == (image_size, image_size)
-        self.dtype = np.uint8 if self.pixels.dtype.kind in "ui" and same_size else np.float32
 
     def __len__(self):
         return len(self.pixels)
@@ -168,20 +186,20 @@ class ImageArray(_ImageSource):
 
         The second value, which images loaded, is always all True in memory.
         """
-        batch = self._prepare(self.pixels[indices]).astype(self.dtype, copy=False)
-        return batch, np.ones(len(indices), dtype=bool)
+        return self._prepare(self.pixels[indices]), np.ones(len(indices), dtype=bool)
 
     def _prepare(self, batch):
         if batch.ndim == 3:
             batch = batch[..., np.newaxis]
         if batch.dtype.kind == "f":
-            batch = batch.astype(np.float32) * np.float32(255)
+            batch = np.rint(batch.astype(np.float32) * np.float32(255)).astype(np.uint8)
         elif batch.dtype != np.uint8:
             batch = batch.astype(np.uint8)
-        if batch.shape[1:3] != (self.image_size, self.image_size):
-            batch = _resize(batch, self.image_size)
         if batch.shape[-1] == 1:
             batch = np.repeat(batch, 3, axis=-1)
+        if batch.shape[1:3] != (self.image_size, self.image_size):
+            batch = np.stack([resized(image, self.image_size, self.resample)
+                              for image in batch])
         return batch
 
 
@@ -289,7 +307,7 @@ def as_image_source(X, image_size, resample="bilinear", on_error="raise", worker
         return X
     if is_path_sequence(X):
         return ImageFiles(X, image_size, resample, on_error, workers)
-    return ImageArray(X, image_size)
+    return ImageArray(X, image_size, resample)
 
 
 def _checked_pixel_array(X):
@@ -325,103 +343,6 @@ def _checked_pixel_array(X):
                 f"Integer images must be in 0-255; got values from {low} to {high}."
             )
     return X
-
-
-def _resize(batch, image_size):
-    # Antialiased bilinear, as Pillow resizes; returns floats on the same 0-255 scale.
-    resized = keras.ops.image.resize(
-        batch.astype(np.float32), (image_size, image_size), interpolation="bilinear",
-        antialias=True,
-    )
-    return keras.ops.convert_to_numpy(resized)
-
-
-class ImageBatches:
-    """Batches of (images, targets[, sample weights]) as a ``tf.data`` pipeline.
-
-    Batches are made by a Python generator that ``tf.data`` runs in a
-    background thread, one batch ahead of the network (prefetch), so that
-    decoding overlaps training. The output signature is declared, so no
-    batch is loaded twice to guess it (as ``keras.utils.PyDataset`` does).
-
-    Parameters
-    ----------
-    images : image source
-        Anything with ``len()`` and ``load(indices)`` (see :class:`ImageArray`).
-    indices : ndarray of int, default=None
-        The images to use (all by default): a validation split is the same
-        source with other indices, without copying pixels.
-    targets : ndarray or scipy.sparse matrix, default=None
-        Indicator rows aligned with ``images``; densified one batch at a time.
-    sample_weight : ndarray, default=None
-    batch_size : int, default=32
-    rng : numpy.random.Generator, default=None
-        Shuffles the order at every pass (epoch); None keeps the order
-        (prediction, validation).
-    """
-
-    def __init__(self, images, *, indices=None, targets=None, sample_weight=None,
-                 batch_size=32, rng=None):
-        self.images = images
-        self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
-        self.targets = targets
-        self.sample_weight = sample_weight
-        self.batch_size = batch_size
-        self.rng = rng
-        self.error = None
-
-    def __len__(self):
-        return math.ceil(len(self.indices) / self.batch_size)
-
-    def batch(self, order, number):
-        """Batch ``number`` of the images in ``order``."""
-        chosen = order[number * self.batch_size:(number + 1) * self.batch_size]
-        x, good = self.images.load(chosen)
-        if self.targets is None:
-            return (x,)  # failed rows stay (zeros) so that predictions keep their places
-        if not good.all():  # a file that failed to decode leaves with its labels
-            x, chosen = x[good], chosen[good]
-        y = self.targets[chosen]
-        y = (y.toarray() if hasattr(y, "toarray") else np.asarray(y)).astype(np.float32)
-        if self.sample_weight is None:
-            return x, y
-        return x, y, self.sample_weight[chosen].astype(np.float32)
-
-    def _generate(self):
-        order = self.indices if self.rng is None else self.rng.permutation(self.indices)
-        for number in range(len(self)):
-            try:
-                batch = self.batch(order, number)
-            except ImageDecodeError as error:
-                self.error = error  # tf.data turns it into a graph error; keep it
-                raise
-            yield batch
-
-    def dataset(self):
-        """The batches as a ``tf.data.Dataset`` for ``keras.Model.fit``/``predict``."""
-        import tensorflow as tf
-
-        size = self.images.image_size
-        signature = [tf.TensorSpec((None, size, size, 3), tf.as_dtype(self.images.dtype))]
-        if self.targets is not None:
-            signature.append(tf.TensorSpec((None, self.targets.shape[1]), tf.float32))
-            if self.sample_weight is not None:
-                signature.append(tf.TensorSpec((None,), tf.float32))
-        dataset = tf.data.Dataset.from_generator(self._generate,
-                                                 output_signature=tuple(signature))
-        return dataset.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
-
-
-@contextmanager
-def decode_errors_surfaced(*batch_sets):
-    """Re-raise an :class:`ImageDecodeError` that ``tf.data`` wrapped, as itself."""
-    try:
-        yield
-    except Exception:
-        for batches in batch_sets:
-            if batches is not None and batches.error is not None:
-                raise batches.error from None
-        raise
 
 
 class ImageLoader(TransformerMixin, BaseEstimator):

@@ -17,20 +17,31 @@ from scipy import sparse
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import make_scorer
 
-from ._concepts import as_binary_csr, is_concept_lists, split_concepts
+from ._concepts import (
+    as_binary_csr,
+    canonical_concept,
+    is_concept_lists,
+    split_concepts,
+)
 
 
-def imageclef_f1_score(y_true, y_pred):
+def imageclef_f1_score(y_true, y_pred, *, concepts=None):
     """Mean per-image F1, exactly as the ImageCLEFmed Caption organisers score.
 
     Parameters
     ----------
     y_true, y_pred : indicator matrices or sequences of concept collections
-        Either two indicator matrices of the same shape (numpy arrays or
-        scipy sparse matrices; any non-zero entry counts as a label), or two
-        sequences of the same length whose items are collections of concept
-        strings or ``;``-joined strings. Strings are compared upper-cased and
-        each image's concepts count as a set.
+        Either two 0/1 indicator matrices of the same shape (numpy arrays or
+        scipy sparse matrices), or two sequences of the same length whose
+        items are collections of concept strings or ``;``-joined strings.
+        Strings are compared upper-cased and each image's concepts count as
+        a set.
+    concepts : collection of str, or of column indices, default=None
+        The secondary score of the 2022+ editions: both sets are restricted
+        to these concepts (for instance the manually validated ones) before
+        the same mean per-image F1; images left with no true concept drop
+        out of the mean. Concept names for concept lists, column indices for
+        indicator matrices. None scores every concept.
 
     Returns
     -------
@@ -44,9 +55,11 @@ def imageclef_f1_score(y_true, y_pred):
     >>> from imageclef_concepts import imageclef_f1_score
     >>> imageclef_f1_score(["C1;C2", "C3", ""], ["c1", "C3;C4", "C5"])
     0.6666666666666666
+    >>> imageclef_f1_score(["C1;C2", "C3", ""], ["c1", "C3;C4", "C5"], concepts=["C1", "C4"])
+    1.0
     """
-    scores, counted = per_image_f1_scores(y_true, y_pred)
-    if not counted.any():
+    n_correct, n_true, n_predicted = per_image_counts(y_true, y_pred, concepts=concepts)
+    if not (n_true > 0).any():
         warnings.warn(
             "No image has a true concept: the official F1 is undefined and "
             "reported as 0.0.",
@@ -54,7 +67,7 @@ def imageclef_f1_score(y_true, y_pred):
             stacklevel=2,
         )
         return 0.0
-    return float(scores[counted].mean())
+    return float(official_mean(f1_from_counts(n_correct, n_true, n_predicted), n_true))
 
 
 def per_image_f1_scores(y_true, y_pred):
@@ -71,6 +84,28 @@ def per_image_f1_scores(y_true, y_pred):
         ``2 |T & P| / (|T| + |P|)``; 0 where both sets are empty.
     counted : ndarray of bool, shape (n_images,)
         True for images with at least one true concept.
+
+    Examples
+    --------
+    >>> from imageclef_concepts import per_image_f1_scores
+    >>> per_image_f1_scores(["C1", "", "C2"], ["C1", "C1", ""])
+    (array([1., 0., 0.]), array([ True, False,  True]))
+    """
+    n_correct, n_true, n_predicted = per_image_counts(y_true, y_pred)
+    return f1_from_counts(n_correct, n_true, n_predicted), n_true > 0
+
+
+def per_image_counts(y_true, y_pred, *, concepts=None):
+    """Each image's correct, true and predicted concept counts: |T & P|, |T|, |P|.
+
+    The one place the official score's sets are counted, for concept
+    collections (compared in canonical form, each line a set) and indicator
+    matrices alike. ``concepts`` restricts both sets first (see
+    :func:`imageclef_f1_score`).
+
+    Returns
+    -------
+    n_correct, n_true, n_predicted : ndarray of int, shape (n_images,)
     """
     true_is_lists = is_concept_lists(y_true)
     if true_is_lists != is_concept_lists(y_pred):
@@ -80,17 +115,32 @@ def per_image_f1_scores(y_true, y_pred):
             f"{_describe(y_true)} and {_describe(y_pred)}."
         )
     if true_is_lists:
-        n_true, n_pred, n_both = _set_sizes_from_lists(y_true, y_pred)
-    else:
-        n_true, n_pred, n_both = _set_sizes_from_indicators(y_true, y_pred)
-    denominator = n_true + n_pred
-    scores = np.divide(
-        2.0 * n_both,
-        denominator,
-        out=np.zeros(len(denominator), dtype=float),
-        where=denominator > 0,
-    )
-    return scores, n_true > 0
+        subset = None if concepts is None else {canonical_concept(str(c)) for c in concepts}
+        return _counts_from_lists(y_true, y_pred, subset)
+    return _counts_from_indicators(y_true, y_pred, concepts)
+
+
+def f1_from_counts(n_correct, n_true, n_predicted):
+    """Per-image F1 ``2 |T & P| / (|T| + |P|)`` from counts (0 when both are empty).
+
+    Broadcasts: counts of shape (n_images, n_thresholds) give one F1 per
+    image and threshold.
+    """
+    denominator = np.add(n_true, n_predicted)
+    return np.divide(2.0 * np.asarray(n_correct), denominator,
+                     out=np.zeros(np.shape(denominator)), where=denominator > 0)
+
+
+def official_mean(f1, n_true):
+    """The official mean of per-image F1 (rows) over images with a true concept.
+
+    ``f1`` may have one column per threshold; the result then has one value
+    per column. 0 when no image has a true concept.
+    """
+    counted = np.asarray(n_true) > 0
+    if not counted.any():
+        return np.zeros(np.shape(f1)[1:]) if np.ndim(f1) > 1 else 0.0
+    return f1[counted].mean(axis=0)
 
 
 def _describe(y):
@@ -101,13 +151,16 @@ def _describe(y):
     return f"a {type(y).__name__}"
 
 
-def _set_sizes_from_lists(y_true, y_pred):
+def _counts_from_lists(y_true, y_pred, subset):
     if len(y_true) != len(y_pred):
         raise ValueError(
             f"y_true has {len(y_true)} images but y_pred has {len(y_pred)}."
         )
-    true_sets = [_upper_set(concepts) for concepts in y_true]
-    pred_sets = [_upper_set(concepts) for concepts in y_pred]
+    true_sets = [set(split_concepts(concepts)) for concepts in y_true]
+    pred_sets = [set(split_concepts(concepts)) for concepts in y_pred]
+    if subset is not None:
+        true_sets = [concepts & subset for concepts in true_sets]
+        pred_sets = [concepts & subset for concepts in pred_sets]
     n_true = np.fromiter(map(len, true_sets), dtype=np.int64, count=len(true_sets))
     n_pred = np.fromiter(map(len, pred_sets), dtype=np.int64, count=len(pred_sets))
     n_both = np.fromiter(
@@ -115,14 +168,10 @@ def _set_sizes_from_lists(y_true, y_pred):
         dtype=np.int64,
         count=len(true_sets),
     )
-    return n_true, n_pred, n_both
+    return n_both, n_true, n_pred
 
 
-def _upper_set(concepts):
-    return {concept.upper() for concept in split_concepts(concepts)}
-
-
-def _set_sizes_from_indicators(y_true, y_pred):
+def _counts_from_indicators(y_true, y_pred, columns):
     true = as_binary_csr(y_true, "y_true")
     pred = as_binary_csr(y_pred, "y_pred")
     if true.shape != pred.shape:
@@ -131,13 +180,178 @@ def _set_sizes_from_indicators(y_true, y_pred):
             "indicator matrices must have one row per image and one column "
             "per concept, in the same order."
         )
-    n_true = np.asarray(true.sum(axis=1)).ravel()
-    n_pred = np.asarray(pred.sum(axis=1)).ravel()
-    n_both = np.asarray(true.multiply(pred).sum(axis=1)).ravel()
-    return n_true, n_pred, n_both
+    if columns is not None:
+        columns = np.asarray(list(columns))
+        if columns.dtype.kind not in "biu":
+            raise ValueError("With indicator matrices, concepts= selects columns: give "
+                             f"column indices or a boolean mask, not {columns.dtype} values.")
+        true, pred = true[:, columns].tocsr(), pred[:, columns].tocsr()
+    n_true = np.diff(true.indptr)
+    n_pred = np.diff(pred.indptr)
+    n_both = np.diff(true.multiply(pred).tocsr().indptr)
+    return n_both, n_true, n_pred
+
+
+def _nan_as_never(scores):
+    """Float scores with NaN (no image, or a concept a model lacks) as -inf: never predicted."""
+    scores = np.asarray(scores)
+    if scores.dtype.kind != "f":
+        scores = scores.astype(np.float64)
+    if np.isnan(scores).any():
+        scores = np.where(np.isnan(scores), -np.inf, scores)
+    return scores
+
+
+def threshold_curve(scores, truth, n_true, candidates, min_concepts=0, max_concepts=None):
+    """Official F1 at every candidate threshold, each image's scores sorted once.
+
+    Instead of building and scoring a predicted matrix per threshold, the
+    number of predicted and of correctly predicted concepts of every image at
+    every threshold is read off its sorted scores by binary search.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_images, n_concepts)
+        Probabilities; NaN (an unreadable image) never passes a threshold.
+    truth : scipy.sparse matrix of shape (n_images, n_concepts)
+        The true concepts that are columns of ``scores``.
+    n_true : ndarray of shape (n_images,)
+        The size of each true set, concepts unknown to the model included.
+    candidates : ndarray of shape (n_thresholds,)
+    min_concepts, max_concepts : int
+        Bounds on the number of concepts predicted per image, as
+        :class:`~imageclef_concepts.DecisionRule` applies them.
+
+    Returns
+    -------
+    ndarray of shape (n_thresholds,)
+    """
+    scores = _nan_as_never(scores)
+    candidates = np.asarray(candidates, dtype=scores.dtype)
+    n_images, n_concepts = scores.shape
+    truth = sparse.csr_matrix(truth)
+    truth.sort_indices()
+    true_rows = np.repeat(np.arange(n_images), np.diff(truth.indptr))
+    true_scores = scores[true_rows, truth.indices]
+    n_predicted = np.empty((n_images, len(candidates)), dtype=np.int64)
+    true_rank = np.empty(len(true_rows), dtype=np.int64)  # concepts scored above it
+    starts = truth.indptr
+    for first in range(0, n_images, 1024):  # sorted a block of rows at a time
+        block = np.sort(scores[first:first + 1024], axis=1)
+        for offset, ordered in enumerate(block):
+            row = first + offset
+            n_predicted[row] = n_concepts - np.searchsorted(ordered, candidates, side="left")
+            mine = slice(starts[row], starts[row + 1])
+            true_rank[mine] = n_concepts - np.searchsorted(ordered, true_scores[mine],
+                                                           side="right")
+    high = n_concepts if max_concepts is None else max_concepts
+    n_predicted = np.clip(n_predicted, min_concepts, high)
+    # A true concept is predicted when fewer concepts rank above it than are predicted;
+    # the hits of each image are the difference of running sums at its CSR bounds.
+    hits = true_rank[:, np.newaxis] < n_predicted[true_rows]
+    running = np.zeros((len(true_rows) + 1, len(candidates)), dtype=np.int64)
+    np.cumsum(hits, axis=0, out=running[1:])
+    n_correct = running[truth.indptr[1:]] - running[truth.indptr[:-1]]
+    n_true = np.asarray(n_true)[:, np.newaxis]
+    return official_mean(f1_from_counts(n_correct, n_true, n_predicted), n_true[:, 0])
+
+
+def per_concept_thresholds(scores, truth, n_true, candidates, global_threshold, min_support,
+                           n_sweeps=2):
+    """Per-concept thresholds by coordinate ascent on the official F1.
+
+    Starting from ``global_threshold`` everywhere, each concept with at
+    least ``min_support`` positives takes, in turn, the candidate threshold
+    that maximises the official mean F1 with every other concept's
+    threshold held fixed. Each step is exact and costs one sort of that
+    concept's scores.
+
+    Parameters
+    ----------
+    scores, truth, n_true, candidates
+        As for :func:`threshold_curve`.
+    global_threshold : float
+    min_support : int
+        Positives a concept needs to get its own threshold.
+    n_sweeps : int, default=2
+
+    Returns
+    -------
+    thresholds : ndarray of shape (n_concepts,)
+    score : float
+        The official F1 on the tuning data at those thresholds.
+    """
+    scores = _nan_as_never(scores)
+    n_images, n_concepts = scores.shape
+    thresholds = np.full(n_concepts, global_threshold, dtype=np.float64)
+    truth_by_concept = sparse.csc_matrix(truth)
+    predicted = scores >= thresholds
+    n_predicted = predicted.sum(axis=1)
+    n_correct = np.asarray(sparse.csr_matrix(truth).multiply(predicted).sum(axis=1)).ravel()
+    counted = n_true > 0
+    support = np.diff(truth_by_concept.indptr)
+    for _ in range(n_sweeps):
+        changed = False
+        for concept in np.flatnonzero(support >= min_support):
+            is_true = np.zeros(n_images, dtype=np.int64)
+            is_true[truth_by_concept.indices[truth_by_concept.indptr[concept]:
+                                             truth_by_concept.indptr[concept + 1]]] = 1
+            was = predicted[:, concept]
+            # Counts of every image without this concept predicted...
+            base_predicted = n_predicted - was
+            base_correct = n_correct - (was & (is_true == 1))
+            without = f1_from_counts(base_correct, n_true, base_predicted)
+            with_it = f1_from_counts(base_correct + is_true, n_true, base_predicted + 1)
+            gain = np.where(counted, with_it - without, 0.0)
+            # ...and the total gain of predicting it for images scoring >= each candidate.
+            column = scores[:, concept]
+            order = np.argsort(-column, kind="stable")
+            cumulative = np.concatenate([[0.0], np.cumsum(gain[order])])
+            included = n_images - np.searchsorted(np.sort(column), candidates, side="left")
+            totals = cumulative[included]
+            current = cumulative[int(was.sum())] if was.any() else 0.0
+            best = int(np.argmax(totals))
+            if totals[best] > current + 1e-12:
+                thresholds[concept] = candidates[best]
+                now = column >= candidates[best]
+                n_predicted = base_predicted + now
+                n_correct = base_correct + (now & (is_true == 1))
+                predicted[:, concept] = now
+                changed = True
+        if not changed:
+            break
+    score = official_mean(f1_from_counts(n_correct, n_true, n_predicted), n_true)
+    return thresholds, float(score)
 
 
 imageclef_f1 = make_scorer(imageclef_f1_score)
+
+
+def imageclef_f1_scorer(concepts=None):
+    """A scorer for the official F1, or for the secondary F1 on a subset of concepts.
+
+    Parameters
+    ----------
+    concepts : collection of str or of column indices, default=None
+        As for :func:`imageclef_f1_score`; None gives :data:`imageclef_f1`.
+
+    Returns
+    -------
+    callable
+        A scikit-learn scorer ``scorer(estimator, X, y)``.
+
+    Examples
+    --------
+    >>> from imageclef_concepts import imageclef_f1_scorer
+    >>> secondary = imageclef_f1_scorer(concepts=["C0040405", "C0817096"])
+    >>> # GridSearchCV(model, grid, scoring={"primary": imageclef_f1, "secondary": secondary},
+    >>> #              refit="primary")
+    """
+    if concepts is None:
+        return imageclef_f1
+    return make_scorer(imageclef_f1_score, concepts=sorted(concepts, key=str))
+
+
 imageclef_f1.__doc__ = """Scorer for the official ImageCLEF F1, on ``predict``.
 
 Use as ``GridSearchCV(..., scoring=imageclef_f1)``, ``cross_val_score`` or

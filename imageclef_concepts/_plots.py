@@ -3,13 +3,15 @@
 Each function returns a matplotlib ``Figure`` and draws nothing on screen.
 """
 
+import os
+import tempfile
 from collections import Counter
 
 import numpy as np
 
 from ._concepts import split_concepts
 from ._encoder import ConceptEncoder
-from ._metrics import imageclef_f1_score
+from ._metrics import f1_from_counts, imageclef_f1_score
 
 
 def _pyplot():
@@ -149,5 +151,19 @@ def per_concept_f1(y_true, y_pred):
     n_pred = np.asarray(pred.sum(axis=0)).ravel()
     n_both = np.asarray(true.multiply(pred).sum(axis=0)).ravel()
     present = n_true > 0
-    f1 = 2 * n_both[present] / (n_true[present] + n_pred[present])
-    return encoder.classes_[present], f1
+    return encoder.classes_[present], f1_from_counts(n_both, n_true, n_pred)[present]
+
+
+def save_figure(figure, path, dpi=100):
+    """Write a figure atomically: to a temporary file beside ``path``, then moved into place."""
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1] or ".png"
+    handle, temporary = tempfile.mkstemp(suffix=suffix, prefix=".saving-",
+                                         dir=os.path.dirname(os.path.abspath(path)))
+    os.close(handle)
+    try:
+        figure.savefig(temporary, dpi=dpi)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)

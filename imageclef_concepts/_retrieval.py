@@ -9,70 +9,20 @@ n x n matrix is ever held in memory.
 
 from numbers import Integral, Real
 
-import keras
 import numpy as np
 from scipy import sparse
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._concepts import as_binary_csr, as_concept_array, is_concept_lists
-from ._encoder import ConceptEncoder
-from ._images import ImageBatches, as_image_source, decode_errors_surfaced
-from ._network import BACKBONES, backbone_preprocessing, pooled_backbone
-from ._base import OfficialScoreMixin, concept_tuples, set_multilabel_tags
-from ._thresholds import ranks_in_row
+from ._base import BaseConceptClassifier
+from ._decision import DecisionRule
+from ._images import as_image_source
+from .keras import BACKBONES
 
 
-class BackboneEmbedding(BaseEstimator):
-    """Image embeddings from an ImageNet backbone, for :class:`ConceptKNNClassifier`.
-
-    Parameters
-    ----------
-    backbone : {"densenet121", "resnet50", "efficientnetb0"}, default="densenet121"
-    image_size : int, default=224
-    weights : None, "imagenet" or path, default="imagenet"
-        ImageNet weights are downloaded by Keras on first use.
-    batch_size : int, default=32
-    """
-
-    def __init__(self, backbone="densenet121", image_size=224, weights="imagenet",
-                 batch_size=32):
-        self.backbone = backbone
-        self.image_size = image_size
-        self.weights = weights
-        self.batch_size = batch_size
-
-    def embed(self, X):
-        """The backbone's globally pooled features of each image.
-
-        Parameters
-        ----------
-        X : array-like of images or sequence of paths
-
-        Returns
-        -------
-        ndarray of shape (n_images, n_features)
-        """
-        network = self._network()
-        images = as_image_source(X, self.image_size)
-        batches = ImageBatches(images, batch_size=self.batch_size)
-        with decode_errors_surfaced(batches):
-            return network.predict(batches.dataset(), verbose=0)
-
-    def _network(self):
-        # Built once per set of parameters and pickled with the estimator, so
-        # that random (weights=None) backbones embed the same after loading.
-        key = (self.backbone, self.image_size, str(self.weights))
-        if getattr(self, "_built", (None,))[0] != key:
-            inputs = keras.Input((self.image_size, self.image_size, 3))
-            base = pooled_backbone(self.backbone, self.image_size, self.weights)
-            outputs = base(backbone_preprocessing(self.backbone, inputs), training=False)
-            self._built = (key, keras.Model(inputs, outputs))
-        return self._built[1]
-
-
-class ConceptKNNClassifier(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
+class ConceptKNNClassifier(BaseConceptClassifier):
     """Predict concepts from the votes of the most similar training images.
 
     Parameters
@@ -83,26 +33,42 @@ class ConceptKNNClassifier(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
         How images become vectors: ``"pixels"`` downscales them to
         ``pixel_size`` x ``pixel_size`` and flattens; ``"densenet121"``,
         ``"resnet50"`` or ``"efficientnetb0"`` use that ImageNet backbone's
-        pooled features (:class:`BackboneEmbedding` with its defaults; pass a
-        ``BackboneEmbedding`` to choose its size or weights); a fitted
-        :class:`~imageclef_concepts.ConceptCNNClassifier` gives its
-        penultimate layer (``embed``); anything with an ``embed(X)`` method
-        works too.
+        pooled features (:class:`~imageclef_concepts.BackboneEmbedding` with
+        its defaults; pass a ``BackboneEmbedding`` to choose its size or
+        weights); a :class:`~imageclef_concepts.ConceptCNNClassifier` gives
+        its penultimate layer (``embed``): a fitted one is used as it is, an
+        unfitted one (or one cloned by ``GridSearchCV`` or an ensemble) is
+        first fitted on the same ``X`` and ``y``, so retrieval runs in the
+        space the network learned for these concepts; anything with an
+        ``embed(X)`` method works too.
     pixel_size : int, default=16
         Side of the downscaled images for ``embedding="pixels"``.
     voting : {"threshold", "mean_count"}, default="threshold"
         ``"threshold"``: concepts whose similarity-weighted vote share
-        (``predict_proba``) is at least ``threshold``. ``"mean_count"``:
-        as AUEB, the most voted concepts, as many as the neighbours' average
-        number of concepts.
-    threshold : float, default=0.5
+        (``predict_proba``) passes the decision rule ``threshold``.
+        ``"mean_count"``: as AUEB, the most voted concepts, as many as the
+        neighbours' average number of concepts (the rule's per-image cap).
+    threshold : float or DecisionRule, default=0.5
+        The decision rule for ``voting="threshold"``: a vote share, or a
+        :class:`~imageclef_concepts.DecisionRule` (per-concept thresholds,
+        min/max concepts per image).
     block_size : int, default=512
         Query images compared with the training set at a time.
+    min_count : int, default=1
+        For concept lists: keep only concepts of at least this many training
+        images.
+    max_labels : int or None, default=None
+        For concept lists: keep only this many most frequent concepts.
 
     Attributes
     ----------
     classes_ : ndarray
         Concept names (concept-list targets) or column indices (indicator).
+    targets_ : ConceptTargets
+        The concept vocabulary and the form of ``y``.
+    embedding_ : object
+        What embeds the images (``None`` for ``"pixels"``): the backbone, or
+        the fitted network.
     embeddings_ : ndarray of shape (n_train, n_dims)
         Unit-length training embeddings.
 
@@ -122,18 +88,23 @@ class ConceptKNNClassifier(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
         "embedding": [StrOptions({"pixels", *BACKBONES}), HasMethods(["embed"])],
         "pixel_size": [Interval(Integral, 1, None, closed="left")],
         "voting": [StrOptions({"threshold", "mean_count"})],
-        "threshold": [Interval(Real, 0, 1, closed="both")],
+        "threshold": [Interval(Real, 0, 1, closed="both"), DecisionRule],
         "block_size": [Interval(Integral, 1, None, closed="left")],
+        "min_count": [Interval(Integral, 1, None, closed="left")],
+        "max_labels": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(self, n_neighbors=5, *, embedding="pixels", pixel_size=16,
-                 voting="threshold", threshold=0.5, block_size=512):
+                 voting="threshold", threshold=0.5, block_size=512, min_count=1,
+                 max_labels=None):
         self.n_neighbors = n_neighbors
         self.embedding = embedding
         self.pixel_size = pixel_size
         self.voting = voting
         self.threshold = threshold
         self.block_size = block_size
+        self.min_count = min_count
+        self.max_labels = max_labels
 
     def fit(self, X, y):
         """Embed the training images and remember their concepts.
@@ -148,14 +119,8 @@ class ConceptKNNClassifier(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
         self : ConceptKNNClassifier
         """
         self._validate_params()
-        self._fitted_on_concepts = is_concept_lists(y)
-        if self._fitted_on_concepts:
-            self._encoder = ConceptEncoder(sparse_output=True).fit(y)
-            self._targets = self._encoder.transform(y).astype(np.float32)
-            self.classes_ = self._encoder.classes_
-        else:
-            self._targets = as_binary_csr(y, "y").astype(np.float32)
-            self.classes_ = np.arange(self._targets.shape[1])
+        self._targets = self._fit_targets(y)
+        self.embedding_ = self._fitted_embedding(X, y)
         self.embeddings_ = self._embed(X)
         if len(self.embeddings_) != self._targets.shape[0]:
             raise ValueError(f"X has {len(self.embeddings_)} images but y has "
@@ -165,8 +130,20 @@ class ConceptKNNClassifier(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
                              f"{len(self.embeddings_)} training images.")
         return self
 
+    def _fitted_embedding(self, X, y):
+        embedding = self.embedding
+        if isinstance(embedding, str):
+            if embedding == "pixels":
+                return None
+            from .keras import BackboneEmbedding
+
+            return BackboneEmbedding(embedding)
+        if hasattr(embedding, "fit") and not _is_fitted(embedding):
+            return clone(embedding).fit(X, y)
+        return embedding
+
     def _embed(self, X):
-        if self.embedding == "pixels":
+        if self.embedding_ is None:
             images = as_image_source(X, self.pixel_size)
             vectors = np.concatenate([
                 images.load(np.arange(start, min(start + 1024, len(images))))[0]
@@ -174,9 +151,7 @@ class ConceptKNNClassifier(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
                 for start in range(0, len(images), 1024)])
             vectors -= vectors.mean(axis=1, keepdims=True)  # cosine of contrast, not brightness
         else:
-            embedding = (BackboneEmbedding(self.embedding) if isinstance(self.embedding, str)
-                         else self.embedding)
-            vectors = np.asarray(embedding.embed(X), dtype=np.float32)
+            vectors = np.asarray(self.embedding_.embed(X), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms > 0, norms, 1)
 
@@ -232,46 +207,24 @@ class ConceptKNNClassifier(OfficialScoreMixin, ClassifierMixin, BaseEstimator):
                                    shape=(n_images, len(self.embeddings_)))
         return np.asarray((mixing @ self._targets).todense())
 
-    def predict(self, X):
-        """Concepts by neighbour votes, in ``y``'s form.
-
-        Parameters
-        ----------
-        X : array-like of images or sequence of paths
-
-        Returns
-        -------
-        ndarray
-            An indicator matrix, or concept tuples when fitted on concept lists.
-        """
-        indicator = self._predicted_indicator(X)
-        if self._fitted_on_concepts:
-            return as_concept_array(self._encoder.inverse_transform(indicator))
-        return indicator
-
-    def _predicted_indicator(self, X):
+    def _decide(self, X):
+        if self.voting == "threshold":
+            return super()._decide(X)
+        check_is_fitted(self)
         similarities, indices = self.kneighbors(X)
         shares = self._vote_shares(similarities, indices)
-        if self.voting == "threshold":
-            return (shares >= self.threshold).astype(np.int64)
         neighbour_counts = np.asarray(self._targets.sum(axis=1)).ravel()[indices]
         how_many = np.rint(neighbour_counts.mean(axis=1)).astype(int)
-        ranks = ranks_in_row(shares)
-        return ((ranks < how_many[:, None]) & (shares > 0)).astype(np.int64)
+        # Any concept with a vote, capped at each image's neighbours' mean count.
+        voted = DecisionRule(np.nextafter(np.float32(0), np.float32(1)))
+        return voted.apply(shares, max_concepts=how_many)
 
-    def predict_concepts(self, X):
-        """Predicted concepts of each image, as tuples of ``classes_`` entries.
 
-        Parameters
-        ----------
-        X : array-like of images or sequence of paths
-
-        Returns
-        -------
-        list of tuple
-        """
-        check_is_fitted(self)
-        return concept_tuples(self.classes_, self._predicted_indicator(X))
-
-    def __sklearn_tags__(self):
-        return set_multilabel_tags(super().__sklearn_tags__())
+def _is_fitted(estimator):
+    if not estimator.__sklearn_tags__().requires_fit:
+        return True
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True

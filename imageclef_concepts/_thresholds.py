@@ -1,23 +1,22 @@
-"""ThresholdTuner: decision thresholds tuned for the official ImageCLEF score.
+"""ThresholdTuner: decision rules tuned for the official ImageCLEF score.
 
 The paper chose its threshold (0.1) on validation data. ``ThresholdTuner``
 does that for any multi-label classifier with probabilities or decision
 scores: one global threshold, or one per concept, chosen on out-of-fold
-predictions. scikit-learn's ``TunedThresholdClassifierCV`` handles binary
-targets only; its conventions are followed where they carry over.
+predictions, and gives the result as a :class:`~imageclef_concepts.DecisionRule`.
+scikit-learn's ``TunedThresholdClassifierCV`` handles binary targets only;
+its conventions are followed where they carry over.
 
-The official score is evaluated for all candidate thresholds at once: each
-image's scores are sorted once, and the number of predicted and of correctly
-predicted concepts at every threshold is read off by binary search, instead
-of building and scoring a predicted matrix per threshold.
+This module only orchestrates (splits, fitting, choosing, refitting): the
+score of every candidate threshold and the per-concept search are the
+metric's (:mod:`imageclef_concepts._metrics`).
 """
 
 from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
-from scipy import sparse
-from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.model_selection import ShuffleSplit, check_cv
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -25,12 +24,19 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
 
-from ._concepts import as_binary_csr, as_concept_array, is_concept_lists, split_concepts
-from ._base import OfficialScoreMixin, concept_tuples, set_multilabel_tags
-from ._metrics import imageclef_f1, imageclef_f1_score
+from ._base import BaseConceptClassifier, decision_scores, set_multilabel_tags
+from ._concepts import as_binary_csr, is_concept_lists
+from ._decision import DecisionRule
+from ._metrics import (
+    imageclef_f1,
+    imageclef_f1_score,
+    per_concept_thresholds,
+    threshold_curve,
+)
+from ._targets import ConceptTargets, align_columns, targets_of
 
 
-class ThresholdTuner(OfficialScoreMixin, MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
     """Tune the decision threshold(s) of a multi-label classifier for a score.
 
     Parameters
@@ -83,6 +89,10 @@ class ThresholdTuner(OfficialScoreMixin, MetaEstimatorMixin, ClassifierMixin, Ba
     ----------
     estimator_ : estimator
         The fitted classifier used by ``predict``.
+    decision_rule_ : DecisionRule
+        The tuned rule: the chosen threshold(s), ``min_concepts`` and
+        ``max_concepts``. Give it to a concept estimator's ``threshold`` (or
+        call :meth:`save`) to keep it with the model.
     best_threshold_ : float or ndarray of shape (n_concepts,)
         The chosen threshold(s).
     best_score_ : float
@@ -92,11 +102,17 @@ class ThresholdTuner(OfficialScoreMixin, MetaEstimatorMixin, ClassifierMixin, Ba
         ``store_cv_results``.
     classes_ : ndarray
         The concepts: the estimator's concept names, or ``0..n_labels-1``.
+    targets_ : ConceptTargets
+        The concept vocabulary of ``estimator_`` and the form of ``y``.
     n_features_in_ : int
         When the estimator defines it.
 
     Notes
     -----
+    With concept lists and several folds, each fold's model knows the
+    concepts of its own training part; their scores are aligned by concept
+    name (a concept a fold's model never saw scores nothing there).
+
     With ``strategy="per_concept"``, ``min_concepts`` and ``max_concepts``
     are applied when predicting but not while improving each concept's
     threshold (the global threshold is tuned with them).
@@ -146,7 +162,7 @@ class ThresholdTuner(OfficialScoreMixin, MetaEstimatorMixin, ClassifierMixin, Ba
         self.max_concepts = max_concepts
 
     def fit(self, X, y, **fit_params):
-        """Fit the estimator and choose the threshold(s) on out-of-fold scores.
+        """Fit the estimator and choose the decision rule on out-of-fold scores.
 
         Parameters
         ----------
@@ -164,20 +180,28 @@ class ThresholdTuner(OfficialScoreMixin, MetaEstimatorMixin, ClassifierMixin, Ba
         self._check_options()
         if not hasattr(X, "__getitem__"):  # array-likes known only by __array__
             X = np.asarray(X)
-        self._fitted_on_concepts, y = _check_target(X, y)
-        n_labels = None if self._fitted_on_concepts else as_binary_csr(y, "y").shape[1]
+        y, labels = _checked_target(X, y)
         splits = self._splits(X, y)
-        fitted, out_of_fold, tuning_rows = self._out_of_fold_scores(X, y, splits, fit_params,
-                                                                    n_labels)
-        self.classes_ = _classes_of(fitted[0], n_labels)
-        truth = _Truth.from_target(_safe_indexing(y, tuning_rows), self.classes_)
-        self._choose_thresholds(out_of_fold, truth)
+        vocabulary = self._tuning_vocabulary(labels)
+        out_of_fold, tuning_rows = self._out_of_fold_scores(X, y, labels, splits, fit_params,
+                                                            vocabulary)
+        truth, n_true = vocabulary.truth(_safe_indexing(labels, tuning_rows))
+        self._choose_rule(out_of_fold, truth, n_true, vocabulary,
+                          _safe_indexing(y, tuning_rows))
         if self.cv == "prefit":
             self.estimator_ = self.estimator
         elif self.refit:
             self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
         else:
-            self.estimator_ = fitted[0]
+            self.estimator_ = self._fold_estimator
+        del self._fold_estimator
+        self.targets_ = (vocabulary if self.estimator_ is self.estimator and self.cv == "prefit"
+                         else targets_of(self.estimator_, labels))
+        self.classes_ = self.targets_.classes_
+        self.decision_rule_ = _rule_for_columns(self.decision_rule_, vocabulary.classes_,
+                                                self.targets_.classes_, self.best_threshold_)
+        if self.decision_rule_.per_concept:
+            self.best_threshold_ = self.decision_rule_.threshold
         if hasattr(self.estimator_, "n_features_in_"):
             self.n_features_in_ = self.estimator_.n_features_in_
         return self
@@ -214,87 +238,86 @@ class ThresholdTuner(OfficialScoreMixin, MetaEstimatorMixin, ClassifierMixin, Ba
             )
         return splits
 
-    def _out_of_fold_scores(self, X, y, splits, fit_params, n_labels):
+    def _tuning_vocabulary(self, labels):
+        """The columns the out-of-fold scores are aligned on."""
         if self.cv == "prefit":
             check_is_fitted(self.estimator)
-            return [self.estimator], decision_scores(self.estimator, X, n_labels), splits[0][1]
+            return targets_of(self.estimator, labels)
+        if not is_concept_lists(labels):
+            return ConceptTargets().fit(labels)
+        params = self.estimator.get_params(deep=False)
+        return ConceptTargets(min_count=params.get("min_count", 1),
+                              max_labels=params.get("max_labels")).fit(labels)
+
+    def _out_of_fold_scores(self, X, y, labels, splits, fit_params, vocabulary):
+        if self.cv == "prefit":
+            self._fold_estimator = self.estimator
+            return self._scores_of(self.estimator, X, vocabulary, labels), splits[0][1]
         results = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_and_score)(clone(self.estimator), X, y, train, test, fit_params,
-                                    n_labels)
-            for train, test in splits
+            delayed(_fit_fold)(clone(self.estimator), X, y, train, fit_params)
+            for train, _ in splits
         )
-        fitted = [estimator for estimator, _ in results]
-        out_of_fold = np.concatenate([scores for _, scores in results])
-        tuning_rows = np.concatenate([test for _, test in splits])
-        return fitted, out_of_fold, tuning_rows
+        self._fold_estimator = results[0]
+        out_of_fold = np.concatenate([
+            self._scores_of(fitted, _safe_indexing(X, test), vocabulary,
+                            _safe_indexing(labels, train))
+            for fitted, (train, test) in zip(results, splits)])
+        return out_of_fold, np.concatenate([test for _, test in splits])
+
+    @staticmethod
+    def _scores_of(estimator, X, vocabulary, labels_fitted):
+        scores = decision_scores(estimator, X, len(vocabulary.classes_))
+        own = targets_of(estimator, labels_fitted).classes_
+        return align_columns(scores, own, vocabulary.classes_)
 
     def _candidates(self, scores):
+        # In the scores' own precision, so that a chosen threshold compares with
+        # float32 probabilities at prediction exactly as it did in tuning.
         if isinstance(self.thresholds, Integral):
-            finite = scores[np.isfinite(scores)]
-            return np.linspace(finite.min(), finite.max(), num=self.thresholds)
-        return np.sort(np.asarray(self.thresholds, dtype=float))
+            low, high = np.nanmin(scores), np.nanmax(scores)
+            if not (np.isfinite(low) and np.isfinite(high)):  # decision functions can be inf
+                finite = scores[np.isfinite(scores)]
+                low, high = finite.min(), finite.max()
+            candidates = np.linspace(low, high, num=self.thresholds)
+        else:
+            candidates = np.sort(np.asarray(self.thresholds, dtype=float))
+        return candidates.astype(scores.dtype)
 
-    def _choose_thresholds(self, scores, truth):
+    def _choose_rule(self, scores, truth, n_true, vocabulary, y_tuning):
         candidates = self._candidates(scores)
         if self._uses_official_score():
-            curve = global_f1_curve(scores, truth, candidates, self.min_concepts,
+            curve = threshold_curve(scores, truth, n_true, candidates, self.min_concepts,
                                     self.max_concepts)
         else:
-            curve = self._scored_one_by_one(scores, truth, candidates)
+            curve = self._scored_one_by_one(scores, vocabulary, y_tuning, candidates)
         best = int(np.argmax(curve))
         self.best_threshold_, self.best_score_ = float(candidates[best]), float(curve[best])
+        threshold = self.best_threshold_
         if self.strategy == "per_concept":
-            self.best_threshold_, self.best_score_ = per_concept_thresholds(
-                scores, truth, candidates, self.best_threshold_, self.min_support)
+            threshold, self.best_score_ = per_concept_thresholds(
+                scores, truth, n_true, candidates, self.best_threshold_, self.min_support)
+        self.decision_rule_ = DecisionRule(threshold, min_concepts=self.min_concepts,
+                                           max_concepts=self.max_concepts)
         self.cv_results_ = ({"thresholds": candidates, "scores": curve}
                             if self.store_cv_results else None)
 
-    def _scored_one_by_one(self, scores, truth, candidates):
+    def _scored_one_by_one(self, scores, vocabulary, y_true, candidates):
         from sklearn.metrics import check_scoring
 
-        y_true = truth.as_given
+        def predictions(threshold):
+            rule = DecisionRule(threshold, min_concepts=self.min_concepts,
+                                max_concepts=self.max_concepts)
+            return vocabulary.inverse_transform(rule.apply(scores))
+
         scorer = self.scoring
         if isinstance(scorer, str) or hasattr(scorer, "_score_func"):
             scorer = check_scoring(None, scoring=scorer)
-            return np.array([scorer(_FixedPredictions(self._decode(
-                self._select(scores, threshold))), None, y_true) for threshold in candidates])
-        return np.array([scorer(y_true, self._decode(self._select(scores, threshold)))
-                         for threshold in candidates])
+            return np.array([scorer(_FixedPredictions(predictions(threshold)), None, y_true)
+                             for threshold in candidates])
+        return np.array([scorer(y_true, predictions(threshold)) for threshold in candidates])
 
-    def _select(self, scores, threshold):
-        """Indicator of the predicted concepts: threshold, then min/max per image."""
-        predicted = scores >= threshold
-        if self.min_concepts or self.max_concepts is not None:
-            ranks = ranks_in_row(scores)
-            counts = predicted.sum(axis=1, keepdims=True)
-            low = self.min_concepts
-            high = scores.shape[1] if self.max_concepts is None else self.max_concepts
-            predicted = ranks < np.clip(counts, low, high)
-        return predicted.astype(np.int64)
-
-    def _decode(self, indicator):
-        if self._fitted_on_concepts:
-            return as_concept_array(concept_tuples(self.classes_, indicator))
-        return indicator
-
-    def predict(self, X):
-        """Concepts at the tuned threshold(s), within min/max concepts per image.
-
-        Parameters
-        ----------
-        X : array-like or sequence of paths
-
-        Returns
-        -------
-        ndarray
-            An int indicator matrix, or concept tuples when fitted on concept
-            lists (the form ``y`` was given in).
-        """
-        check_is_fitted(self, "best_threshold_")
-        return self._decode(self._select(self._scores(X), self.best_threshold_))
-
-    def _scores(self, X):
-        return decision_scores(self.estimator_, X, len(self.classes_))
+    def _decision_rule(self):
+        return self.decision_rule_
 
     @available_if(lambda self: hasattr(self.estimator, "predict_proba"))
     def predict_proba(self, X):
@@ -308,23 +331,43 @@ class ThresholdTuner(OfficialScoreMixin, MetaEstimatorMixin, ClassifierMixin, Ba
         -------
         ndarray of shape (n_images, n_concepts)
         """
-        check_is_fitted(self, "best_threshold_")
-        return self._scores(X)
+        check_is_fitted(self, "decision_rule_")
+        return decision_scores(self.estimator_, X, len(self.classes_))
 
-    def predict_concepts(self, X):
-        """Predicted concepts of each image, as tuples of ``classes_`` entries.
+    def _decide(self, X):
+        check_is_fitted(self, "decision_rule_")
+        scores = decision_scores(self.estimator_, X, len(self.classes_))
+        return self.decision_rule_.apply(scores)
+
+    def save(self, path):
+        """Save the tuned model whole: the estimator's native file, carrying the rule.
+
+        The estimator must have a ``save`` method and a ``threshold``
+        parameter (:class:`~imageclef_concepts.ConceptCNNClassifier`): it is
+        saved with ``threshold=decision_rule_``, so that loading it (with the
+        estimator's ``load``) predicts exactly as this tuner does, per-concept
+        thresholds and min/max concepts included.
 
         Parameters
         ----------
-        X : array-like or sequence of paths
+        path : str or path-like
+        """
+        check_is_fitted(self, "decision_rule_")
+        if not hasattr(self.estimator_, "save") or "threshold" not in self.estimator_.get_params():
+            raise TypeError(f"{type(self.estimator_).__name__} has no native file format with a "
+                            "decision rule; save this tuner with joblib instead.")
+        self.tuned_estimator().save(path)
+
+    def tuned_estimator(self):
+        """The fitted estimator carrying :attr:`decision_rule_` as its ``threshold``.
 
         Returns
         -------
-        list of tuple
+        estimator
+            ``estimator_`` itself, with ``threshold`` set to the tuned rule.
         """
-        check_is_fitted(self, "best_threshold_")
-        indicator = self._select(self._scores(X), self.best_threshold_)
-        return concept_tuples(self.classes_, indicator)
+        check_is_fitted(self, "decision_rule_")
+        return self.estimator_.set_params(threshold=self.decision_rule_)
 
     def __sklearn_tags__(self):
         tags = set_multilabel_tags(super().__sklearn_tags__(), images=False)
@@ -342,93 +385,28 @@ class _FixedPredictions(BaseEstimator):
         return self.predictions
 
 
-class _Truth:
-    """The tuning rows' true concepts, as the official score needs them.
+def _fit_fold(estimator, X, y, train, fit_params):
+    return estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train), **fit_params)
 
-    ``indicator`` (CSR) marks the true concepts that are columns of the
-    scores; ``n_true`` counts every true concept, including ones the
-    estimator never saw, so that they count as misses.
+
+def _checked_target(X, y):
+    """``y`` checked against ``X``, and its labels for the tuner's own counting.
+
+    Returns ``y`` as given (what the estimator is fitted on) and the labels:
+    the same concept lists, or the indicator as a 0/1 CSR matrix, made once.
     """
-
-    def __init__(self, indicator, n_true, as_given):
-        self.indicator = indicator
-        self.n_true = n_true
-        self.as_given = as_given
-
-    @classmethod
-    def from_target(cls, y, classes):
-        if not is_concept_lists(y):
-            indicator = as_binary_csr(y, "y")
-            return cls(indicator, np.asarray(indicator.sum(axis=1)).ravel(), y)
-        column = {str(name).upper(): j for j, name in enumerate(classes)}
-        rows, cols, n_true = [], [], []
-        for row, concepts in enumerate(y):
-            names = {concept.upper() for concept in split_concepts(concepts)}
-            n_true.append(len(names))
-            known = [column[name] for name in names if name in column]
-            rows += [row] * len(known)
-            cols += known
-        indicator = sparse.csr_matrix((np.ones(len(rows), dtype=np.int64), (rows, cols)),
-                                      shape=(len(y), len(classes)))
-        return cls(indicator, np.array(n_true, dtype=np.int64), y)
-
-
-def decision_scores(estimator, X, n_labels=None):
-    """One (n, n_labels) array of scores from ``predict_proba`` or ``decision_function``.
-
-    A list of per-label (n, 2) probability arrays (``MultiOutputClassifier``,
-    ``KNeighborsClassifier``, ``RandomForestClassifier``) becomes the
-    columns of positive-class probabilities, and so does the (n, 2) array of
-    a single label (``n_labels=1``). NaN (an image that could not be read)
-    becomes -inf: never above a threshold.
-    """
-    if hasattr(estimator, "predict_proba"):
-        scores = estimator.predict_proba(X)
-        if isinstance(scores, list):
-            scores = np.column_stack([_positive_column(p, c) for p, c in
-                                      zip(scores, _per_label_classes(estimator, len(scores)))])
-        elif n_labels == 1 and np.ndim(scores) == 2 and np.shape(scores)[1] == 2:
-            scores = _positive_column(scores, getattr(estimator, "classes_", [0, 1]))
-    elif hasattr(estimator, "decision_function"):
-        scores = estimator.decision_function(X)
-    else:
-        raise TypeError(f"{type(estimator).__name__} has neither predict_proba nor "
-                        "decision_function: there are no scores to threshold.")
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim == 1:
-        scores = scores[:, np.newaxis]
-    return np.where(np.isnan(scores), -np.inf, scores)
-
-
-def _per_label_classes(estimator, n_labels):
-    classes = getattr(estimator, "classes_", None)
-    if isinstance(classes, list) and len(classes) == n_labels:
-        return classes
-    return [np.array([0, 1])] * n_labels
-
-
-def _positive_column(probabilities, classes):
-    """Probability of label 1 from a per-label (n, k) array with columns ``classes``."""
-    classes = list(np.asarray(classes))
-    if 1 in classes:
-        return probabilities[:, classes.index(1)]
-    return np.zeros(len(probabilities))  # label 1 never seen in training
-
-
-def _fit_and_score(estimator, X, y, train, test, fit_params, n_labels):
-    estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train), **fit_params)
-    return estimator, decision_scores(estimator, _safe_indexing(X, test), n_labels)
-
-
-def _check_target(X, y):
-    """Check ``y`` against ``X``; return whether it holds concept lists, and ``y``."""
     if y is None:
         raise ValueError("ThresholdTuner requires y to be passed, but the target y is None.")
     if _num_samples(X) != _num_samples(y):
         raise ValueError(f"X has {_num_samples(X)} samples but y has {_num_samples(y)}.")
     if is_concept_lists(y):
-        return True, y
+        return y, y
     y = check_array(y, ensure_2d=False, accept_sparse=True, dtype=None, input_name="y")
+    if y.ndim == 2:
+        try:  # one pass over a 0/1 matrix; scikit-learn's check only for anything else
+            return y, as_binary_csr(y, "y")
+        except ValueError:
+            pass
     kind = type_of_target(y, input_name="y", raise_unknown=True)
     if kind.startswith("continuous"):
         raise ValueError(f"Unknown label type: y is {kind}; ThresholdTuner needs 0/1 labels.")
@@ -437,137 +415,18 @@ def _check_target(X, y):
             f"y is a {kind} target. Only binary classification is supported, per concept: "
             "pass an indicator matrix (n_images, n_concepts) or concept lists."
         )
-    return False, y
+    return y, as_binary_csr(y, "y")
 
 
-def _classes_of(estimator, n_labels):
-    classes = getattr(estimator, "classes_", None)
-    if isinstance(classes, np.ndarray) and classes.dtype == object:
-        return classes  # concept names (ConceptCNNClassifier and the like)
-    if n_labels is None:
-        raise ValueError(
-            "With concept lists as y the estimator must expose its concept names as "
-            "classes_ (like ConceptCNNClassifier); encode y with ConceptEncoder otherwise."
-        )
-    return np.arange(n_labels)
+def _rule_for_columns(rule, tuned_classes, final_classes, global_threshold):
+    """``rule`` with its per-concept thresholds moved from the tuning columns to the final ones.
 
-
-def ranks_in_row(scores):
-    """Each entry's rank in its row, 0 for the highest (ties in column order)."""
-    order = np.argsort(-scores, axis=1, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(scores.shape[1])[np.newaxis, :], axis=1)
-    return ranks
-
-
-def global_f1_curve(scores, truth, candidates, min_concepts=0, max_concepts=None):
-    """Official F1 at every candidate threshold, each image's scores sorted once.
-
-    Parameters
-    ----------
-    scores : ndarray of shape (n_images, n_concepts)
-    truth : _Truth
-    candidates : ndarray of shape (n_thresholds,), ascending
-    min_concepts, max_concepts : int
-        Bounds on the number of concepts predicted per image.
-
-    Returns
-    -------
-    ndarray of shape (n_thresholds,)
+    A concept the final estimator knows but the tuning did not (possible when
+    folds were refitted on all the data) keeps the best global threshold.
     """
-    n_images, n_concepts = scores.shape
-    ordered = np.sort(scores, axis=1)
-    true_rows, true_cols = truth.indicator.nonzero()
-    true_scores = scores[true_rows, true_cols]
-    n_predicted = np.empty((n_images, len(candidates)), dtype=np.int64)
-    true_rank = np.empty(len(true_rows), dtype=np.int64)  # concepts scored above it
-    starts = np.searchsorted(true_rows, np.arange(n_images + 1))
-    for row in range(n_images):
-        n_predicted[row] = n_concepts - np.searchsorted(ordered[row], candidates, side="left")
-        mine = slice(starts[row], starts[row + 1])
-        true_rank[mine] = n_concepts - np.searchsorted(ordered[row], true_scores[mine],
-                                                       side="right")
-    high = n_concepts if max_concepts is None else max_concepts
-    n_predicted = np.clip(n_predicted, min_concepts, high)
-    # A true concept is predicted when fewer concepts rank above it than are predicted.
-    hits = true_rank[:, np.newaxis] < n_predicted[true_rows]
-    n_correct = np.zeros_like(n_predicted)
-    np.add.at(n_correct, true_rows, hits)
-    return _mean_f1(n_correct, truth.n_true[:, np.newaxis], n_predicted)
-
-
-def _mean_f1(n_correct, n_true, n_predicted):
-    """Official mean over images with a true concept, for each column of counts."""
-    counted = n_true[:, 0] > 0
-    if not counted.any():
-        return np.zeros(n_correct.shape[1])
-    denominator = n_true + n_predicted
-    f1 = np.divide(2.0 * n_correct, denominator, out=np.zeros(n_correct.shape),
-                   where=denominator > 0)
-    return f1[counted].mean(axis=0)
-
-
-def per_concept_thresholds(scores, truth, candidates, global_threshold, min_support,
-                           n_sweeps=2):
-    """Per-concept thresholds by coordinate ascent on the official F1.
-
-    Starting from ``global_threshold`` everywhere, each concept with at
-    least ``min_support`` positives takes, in turn, the candidate threshold
-    that maximises the official mean F1 with every other concept's
-    threshold held fixed. Each step is exact and costs one sort of that
-    concept's scores.
-
-    Returns
-    -------
-    thresholds : ndarray of shape (n_concepts,)
-    score : float
-        The official F1 on the tuning data at those thresholds.
-    """
-    n_images, n_concepts = scores.shape
-    thresholds = np.full(n_concepts, global_threshold)
-    truth_by_concept = truth.indicator.tocsc()
-    predicted = scores >= thresholds
-    n_predicted = predicted.sum(axis=1)
-    n_correct = np.asarray(truth.indicator.multiply(predicted).sum(axis=1)).ravel()
-    n_true = truth.n_true
-    counted = n_true > 0
-    support = np.diff(truth_by_concept.indptr)
-    tunable = np.flatnonzero(support >= min_support)
-    for _ in range(n_sweeps):
-        changed = False
-        for concept in tunable:
-            is_true = np.zeros(n_images, dtype=np.int64)
-            column = truth_by_concept[:, concept]
-            is_true[column.indices] = 1
-            was = predicted[:, concept]
-            # Counts of every image without this concept predicted...
-            base_predicted = n_predicted - was
-            base_correct = n_correct - (was & (is_true == 1))
-            without = _image_f1(base_correct, n_true, base_predicted)
-            with_it = _image_f1(base_correct + is_true, n_true, base_predicted + 1)
-            gain = np.where(counted, with_it - without, 0.0)
-            # ...and the total gain of predicting it for images scoring >= each candidate.
-            order = np.argsort(-scores[:, concept], kind="stable")
-            cumulative = np.concatenate([[0.0], np.cumsum(gain[order])])
-            included = n_images - np.searchsorted(np.sort(scores[:, concept]), candidates,
-                                                  side="left")
-            totals = cumulative[included]
-            current = cumulative[int(was.sum())] if was.any() else 0.0
-            best = int(np.argmax(totals))
-            if totals[best] > current + 1e-12:
-                thresholds[concept] = candidates[best]
-                now = scores[:, concept] >= candidates[best]
-                n_predicted = base_predicted + now
-                n_correct = base_correct + (now & (is_true == 1))
-                predicted[:, concept] = now
-                changed = True
-        if not changed:
-            break
-    score = _image_f1(n_correct, n_true, n_predicted)[counted].mean() if counted.any() else 0.0
-    return thresholds, float(score)
-
-
-def _image_f1(n_correct, n_true, n_predicted):
-    denominator = n_true + n_predicted
-    return np.divide(2.0 * n_correct, denominator, out=np.zeros(len(denominator)),
-                     where=denominator > 0)
+    if not rule.per_concept or np.array_equal(tuned_classes, final_classes):
+        return rule
+    moved = align_columns(np.asarray(rule.threshold)[np.newaxis, :], tuned_classes,
+                          final_classes)[0]
+    return DecisionRule(np.where(np.isnan(moved), global_threshold, moved),
+                        min_concepts=rule.min_concepts, max_concepts=rule.max_concepts)

@@ -2,10 +2,23 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner out of test logs
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from imageclef_concepts import make_concept_images
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_data(*parts):
+    """A path under ``../shared/data``; the calling test is skipped when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path}: the project's shared data, not beside this checkout")
+    return path
+
 
 TINY = dict(image_size=32, filters=(4, 8), dense_units=(8,), epochs=2, random_state=0)
 

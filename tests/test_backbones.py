@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from imageclef_concepts import ConceptCNNClassifier
-from imageclef_concepts._network import build_backbone_network
+from imageclef_concepts.keras._network import build_backbone_network
 
 PREPROCESS = {
     "densenet121": keras.applications.densenet.preprocess_input,

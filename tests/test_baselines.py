@@ -38,7 +38,7 @@ def test_indicator_targets_and_thresholding():
 def test_bad_input():
     with pytest.raises(ValueError, match="no positive label"):
         MostFrequentConcepts().fit(np.zeros((2, 1)), np.zeros((2, 3)))
-    with pytest.raises(ValueError, match="3 samples but y has 2"):
+    with pytest.raises(ValueError, match="3 images but y has 2 rows"):
         MostFrequentConcepts().fit(np.zeros((3, 1)), ["A", "B"])
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from imageclef_concepts import (
     ConceptCNNClassifier,
+    DecisionRule,
+    ThresholdTuner,
     imageclef_f1_score,
     make_concept_images,
     read_concepts,
@@ -22,6 +24,19 @@ def test_evaluate_prints_official_score(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Mean F1 score: 0.8333333333333333" in out
     assert "2 of 3 images" in out
+
+
+def test_evaluate_prints_the_secondary_score_when_asked(tmp_path, capsys):
+    gt = tmp_path / "gt.tsv"
+    gt.write_text("a\tC1;C2\nb\tC3\n")
+    run = tmp_path / "run.tsv"
+    run.write_text("a\tC1\nb\tC3\n")
+    subset = tmp_path / "validated.txt"
+    subset.write_text("C2\nC3\n")
+    assert main(["evaluate", str(run), str(gt), "--secondary-concepts", str(subset)]) == 0
+    out = capsys.readouterr().out
+    assert "Mean F1 score: 0.8333333333333333" in out
+    assert "Secondary F1 score: 0.5" in out  # a: T={C2}, P={} -> 0; b: 1
 
 
 def test_evaluate_bad_run_is_one_clear_error_without_traceback(tmp_path):
@@ -63,7 +78,7 @@ def test_demo_writes_everything_and_prints_the_table(tmp_path, capsys, tiny_demo
     for row in ("most frequent concepts", "CNN, threshold 0.5", "CNN, the paper's threshold 0.1",
                 "CNN, tuned threshold"):
         assert row in printed
-    for name in ("run.tsv", "model.joblib", "cnn.keras", "summary.json",
+    for name in ("run.tsv", "model.keras", "summary.json",
                  "concept_frequencies.png", "threshold_curve.png", "training_history.png",
                  "per_concept_f1.png"):
         assert (output / name).is_file(), name
@@ -101,15 +116,42 @@ def test_train_then_predict_then_evaluate(tmp_path, dataset, capsys):
                  "--dense-units", "8", "--learning-rate", "0.003", "--quiet"])
     assert code == 0 and model.is_file()
     loaded = ConceptCNNClassifier.load(model)
-    assert loaded.threshold != 0.1  # tuned on the validation images
+    assert isinstance(loaded.threshold, DecisionRule)  # tuned on the validation images
     run = tmp_path / "run.csv"
     assert main(["predict", "--model", str(model), "--images", str(folder / "valid" / "images"),
                  "--output", str(run), "--format", "2024", "--quiet"]) == 0
-    ids, _, layout = read_concepts(run)
+    ids, concepts, layout = read_concepts(run)
     assert layout == "2024" and sorted(ids) == sorted(valid.ids)
+    # The run file holds what the loaded model, with its tuned rule, predicts.
+    by_id = dict(zip(valid.ids, valid.paths))
+    expected = loaded.predict_concepts([by_id[i] for i in ids])
+    assert [set(c) for c in concepts] == [set(c) for c in expected]
     capsys.readouterr()
     assert main(["evaluate", str(run), valid.concepts_file]) == 0
     assert "Mean F1 score:" in capsys.readouterr().out
+
+
+def test_a_per_concept_rule_round_trips_through_keras_and_the_cli(tmp_path, dataset):
+    folder, train, valid = dataset
+    cnn = ConceptCNNClassifier(image_size=16, filters=(4,), dense_units=(8,), epochs=1,
+                               random_state=0).fit(train.paths, train.concepts)
+    tuner = ThresholdTuner(cnn, cv="prefit", refit=False, strategy="per_concept",
+                           min_support=1, min_concepts=1, max_concepts=2)
+    tuner.fit(valid.paths, valid.concepts)
+    model = tmp_path / "tuned.keras"
+    tuner.save(model)
+    run = tmp_path / "run.tsv"
+    images = str(folder / "valid" / "images")
+    assert main(["predict", "--model", str(model), "--images", images, "--output", str(run),
+                 "--quiet"]) == 0
+    ids, concepts, _ = read_concepts(run)
+    by_id = dict(zip(valid.ids, valid.paths))
+    expected = tuner.predict_concepts([by_id[i] for i in ids])
+    assert [set(c) for c in concepts] == [set(c) for c in expected]
+    # Overrides: every concept at threshold 0, capped at one per image.
+    assert main(["predict", "--model", str(model), "--images", images, "--output", str(run),
+                 "--threshold", "0", "--max-concepts", "1", "--quiet"]) == 0
+    assert all(len(c) == 1 for c in read_concepts(run).concepts)
 
 
 def test_train_shows_keras_progress_unless_quiet(tmp_path, dataset, capsys):
@@ -121,6 +163,12 @@ def test_train_shows_keras_progress_unless_quiet(tmp_path, dataset, capsys):
     printed = capsys.readouterr().out
     assert "2/2" in printed and "val_loss:" in printed  # Keras' bar: steps and losses
     assert (tmp_path / "m.joblib").is_file()
+    images = str(folder / "train" / "images")
+    predict = ["predict", "--model", str(tmp_path / "m.joblib"), "--images", images,
+               "--output", str(tmp_path / "run.tsv"), "--quiet"]
+    assert main(predict) == 2  # a pickle is loaded only when asked for
+    assert "--allow-pickle" in capsys.readouterr().err
+    assert main(predict + ["--allow-pickle"]) == 0
 
 
 @pytest.mark.parametrize("arguments, message", [

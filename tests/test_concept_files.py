@@ -153,5 +153,19 @@ def test_evaluate_run_strict_options(tmp_path):
     assert evaluate_run(run, gt).score == pytest.approx((0.5 + 2 / 3) / 2)
     with pytest.raises(ConceptFileError, match=":1: 3 concepts; at most 2"):
         evaluate_run(run, gt, max_concepts=2)
-    with pytest.raises(ConceptFileError, match=":2: not UMLS CUIs: advertisement"):
+    with pytest.raises(ConceptFileError, match=":2: not UMLS CUIs: ADVERTISEMENT"):
         evaluate_run(run, gt, cui_only=True)
+
+
+def test_secondary_score_on_a_file_of_concepts(tmp_path):
+    gt = _write(tmp_path / "gt.tsv", ["a\tC1;C2", "b\tC3", "c\tC2"])
+    run = _write(tmp_path / "run.tsv", ["a\tC1", "b\tC3", "c\tC1"])
+    subset = _write(tmp_path / "validated.txt", ["c2", "C3", ""])
+    result = evaluate_run(run, gt, secondary_concepts=subset)
+    assert result.score == pytest.approx((2 / 3 + 1 + 0) / 3)
+    # On {C2, C3}: a: T={C2} P={} -> 0; b: 1; c: T={C2} P={} -> 0.
+    assert result.secondary_score == pytest.approx(1 / 3)
+    assert evaluate_run(run, gt).secondary_score is None
+    empty = _write(tmp_path / "empty.txt", [""])
+    with pytest.raises(ConceptFileError, match="no concept in the file"):
+        evaluate_run(run, gt, secondary_concepts=empty)

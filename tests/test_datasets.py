@@ -1,5 +1,4 @@
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +13,7 @@ from imageclef_concepts import (
     make_concept_images,
 )
 
-from .conftest import TINY
-
-NIH = Path(__file__).resolve().parents[2] / "shared" / "data" / "nih-chestxray"
+from .conftest import TINY, shared_data
 
 
 def test_synthetic_images_are_deterministic_and_shaped():
@@ -87,10 +84,11 @@ def test_loader_reports_mismatches(tmp_path):
 
 
 def test_real_chest_xrays_load_and_train():
+    NIH = shared_data("nih-chestxray")
     with pytest.warns(DatasetMismatchWarning, match="200 image"):
         train = load_imageclef(NIH / "images", NIH / "train_concepts.tsv")
     assert len(train.paths) == 600
-    assert "No Finding" in {c for concepts in train.concepts for c in concepts}
+    assert "NO FINDING" in {c for concepts in train.concepts for c in concepts}
     model = ConceptCNNClassifier(**{**TINY, "image_size": 64, "epochs": 1})
     model.fit(train.paths[:200], train.concepts[:200])
     proba = model.predict_proba(train.paths[200:260])

@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,8 +7,9 @@ from sklearn.preprocessing import MultiLabelBinarizer
 
 from imageclef_concepts import ConceptEncoder, UnknownConceptWarning, read_concepts
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-ROCO = SHARED_DATA / "roco-v1-concepts" / "roco_v1_validation_radiology_concepts.tsv"
+from .conftest import shared_data
+
+ROCO = ("roco-v1-concepts", "roco_v1_validation_radiology_concepts.tsv")
 
 
 def test_round_trip_lists_and_strings():
@@ -77,7 +77,7 @@ def test_inverse_transform_checks_width():
 
 
 def test_real_roco_cui_lists():
-    ids, concepts, _ = read_concepts(ROCO)
+    ids, concepts, _ = read_concepts(shared_data(*ROCO))
     encoder = ConceptEncoder(sparse_output=True)
     Y = encoder.fit_transform(concepts)
     assert Y.shape == (8180, 3266)

@@ -14,7 +14,8 @@ from imageclef_concepts import (
     decode_image,
     imageclef_f1,
 )
-from imageclef_concepts._images import ImageBatches, ImageFiles
+from imageclef_concepts._images import ImageFiles
+from imageclef_concepts.keras._batches import ImageBatches
 
 from .conftest import TINY
 
@@ -234,3 +235,22 @@ def test_image_loader_in_a_cached_pipeline(tmp_path, tiny_images, tiny_indicator
     assert pipeline.predict_proba(paths).shape == (40, 5)
     with pytest.raises(ValueError, match="sequence of image paths"):
         ImageLoader().transform(np.zeros((2, 4, 4, 3)))
+
+
+def test_arrays_and_files_are_resized_by_the_same_pillow_filter(tmp_path):
+    from PIL import Image
+
+    from imageclef_concepts._images import ImageArray
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)
+    for resample in ("nearest", "bilinear", "lanczos"):
+        from_array = ImageArray(pixels, 16, resample).load(np.arange(2))[0]
+        path = tmp_path / f"{resample}.png"
+        Image.fromarray(pixels[0]).save(path)
+        from_file = decode_image(path, 16, resample)
+        np.testing.assert_array_equal(from_array[0], from_file)
+        assert from_array.dtype == np.uint8
+    nearest = ImageArray(pixels, 16, "nearest").load(np.arange(2))[0]
+    bilinear = ImageArray(pixels, 16, "bilinear").load(np.arange(2))[0]
+    assert not np.array_equal(nearest, bilinear)  # resample is honoured, not ignored

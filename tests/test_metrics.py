@@ -76,9 +76,32 @@ def test_dense_sparse_and_strings_identical_and_match_official_loop():
     assert dense == pytest.approx(expected, abs=1e-12)
 
 
-def test_non_binary_values_count_as_present():
-    y_true = np.array([[1, 0, 1]])
-    assert imageclef_f1_score(y_true, np.array([[0.3, 0.0, 2.0]])) == 1.0
+def test_integer_label_lists_are_refused_not_read_as_an_indicator():
+    # [[3, 7], [2, 9]] against [[1, 4], [5, 6]] shares no label; read as a 0/1
+    # matrix it would score 1.0.
+    with pytest.raises(ValueError, match=r"0/1 indicator matrix.*values such as \[2, 3, 7, 9\]"):
+        imageclef_f1_score([[3, 7], [2, 9]], [[1, 4], [5, 6]])
+    with pytest.raises(ValueError, match="y_pred must be a 0/1 indicator"):
+        imageclef_f1_score(np.array([[1, 0, 1]]), np.array([[0.3, 0.0, 2.0]]))
+    assert imageclef_f1_score([["3", "7"], ["2", "9"]], [["1", "4"], ["5", "6"]]) == 0.0
+
+
+def test_concepts_compare_case_insensitively_everywhere():
+    encoder = ConceptEncoder().fit(["c1;C2", "C1"])
+    assert list(encoder.classes_) == ["C1", "C2"]
+    np.testing.assert_array_equal(encoder.transform(["C1;c2"]), [[1, 1]])
+    assert imageclef_f1_score(["c1"], ["C1"]) == 1.0
+
+
+def test_secondary_f1_restricts_both_sets_to_the_subset():
+    truth = ["C1;C2;C3", "C4", "C2"]
+    predicted = ["C1;C3;C5", "C4", "C1"]
+    # On {C1, C2}: image 1 T={C1,C2} P={C1}: 2/3; image 2 has no true concept
+    # in the subset and drops out; image 3 T={C2} P={C1}: 0.
+    assert imageclef_f1_score(truth, predicted, concepts=["c1", "C2"]) == pytest.approx(1 / 3)
+    y_true = np.array([[1, 1, 1, 0], [0, 0, 0, 1]])
+    y_pred = np.array([[1, 0, 1, 0], [0, 0, 0, 1]])
+    assert imageclef_f1_score(y_true, y_pred, concepts=[0, 1]) == pytest.approx(2 / 3)
 
 
 def test_per_image_scores_and_mask():

@@ -5,7 +5,12 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from imageclef_concepts import ConceptCNNClassifier, ThresholdTuner, imageclef_f1, refine_grid
+from imageclef_concepts import (
+    ConceptCNNClassifier,
+    ThresholdTuner,
+    imageclef_f1,
+    refine_grid,
+)
 
 
 def test_log_linear_integer_and_choice_parameters():

@@ -1,47 +1,35 @@
 """ConceptCNNClassifier: the paper's network as a scikit-learn multi-label estimator.
 
-Everything that depends on scikeras lives in this module, so that moving to
-another Keras wrapper one day is a local change. What we take from scikeras'
-``KerasClassifier``: the fit / partial_fit / warm_start life cycle,
-``history_``, ``current_epoch`` and pickling of Keras models. What we replace,
-because it is wrong for this task (scikeras 0.13, scikit-learn 1.7+):
-
-* its tags: scikit-learn sees no classifier (``is_classifier`` is False);
-* its target encoder, which predicts at a fixed 0.5 and turns a target with
-  exactly one label per row into one-hot multiclass: ours keeps every target
-  multi-label and ``predict`` uses ``threshold``;
-* its data checks, which want 2-d in-memory arrays: ours take images, and
-  feed Keras batch by batch through :class:`~._images.ImageBatches`.
+Built on scikeras' ``KerasClassifier`` through :class:`~._adapter.ScikerasAdapter`
+(the one place its private hooks are overridden); ``predict``,
+``predict_concepts`` and ``score`` come from the library's shared
+:class:`~imageclef_concepts._base.ConceptClassifierMixin`, so the network's
+probabilities become concepts by the same :class:`~imageclef_concepts.DecisionRule`
+as every other concept estimator.
 """
 
 import json
 import os
+import tempfile
 import zipfile
 from collections import defaultdict
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import keras
 import numpy as np
-from scipy import sparse
 from scikeras.utils.random_state import tensorflow_random_state
-from scikeras.wrappers import KerasClassifier
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils import ClassifierTags
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
-from ._concepts import as_binary_csr, as_concept_array, is_concept_lists
-from ._encoder import ConceptEncoder
-from ._images import (
-    ON_ERROR,
-    RESAMPLING,
-    ImageBatches,
-    as_image_source,
-    decode_errors_surfaced,
-)
-from ._base import OfficialScoreMixin, concept_tuples, set_multilabel_tags
+from .._base import ConceptClassifierMixin
+from .._decision import DecisionRule
+from .._images import ON_ERROR, RESAMPLING
+from . import BACKBONES
+from ._adapter import KerasTargets, ScikerasAdapter
+from ._batches import ImageBatches, decode_errors_surfaced
 from ._network import (
-    BACKBONES,
     PAPER_FILTERS,
     SMALLEST_BACKBONE_INPUT,
     build_backbone_network,
@@ -50,9 +38,11 @@ from ._network import (
 )
 
 _METADATA_ENTRY = "imageclef_concepts.json"
+# Version of what save() writes beside the network; load() refuses newer ones.
+_FILE_FORMAT = 2
 
 
-class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
+class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
     """The MacUni-CSIRO ImageCLEF 2019 CNN as a multi-label estimator.
 
     Four blocks of Conv2D (5x5, stride 1, ReLU; 16, 32, 64, 128 filters),
@@ -97,8 +87,12 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         labels. Without validation data a ``val_`` monitor keeps the last epoch.
     metrics : list of str or keras.metrics.Metric, default=None
         Extra Keras metrics to log (and to monitor).
-    threshold : float, default=0.1
-        A concept is predicted when its probability is at least this.
+    threshold : float or DecisionRule, default=0.1
+        A concept is predicted when its probability is at least this; or a
+        whole :class:`~imageclef_concepts.DecisionRule` (per-concept
+        thresholds, min/max concepts per image), as
+        :class:`~imageclef_concepts.ThresholdTuner` tunes it. Saved with the
+        model.
     warm_start : bool, default=False
         When True, ``fit`` continues training the existing model.
     random_state : int, numpy.random.RandomState or None, default=None
@@ -130,6 +124,12 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         weights file saved from the same backbone, or None (random).
     trainable_backbone : bool, default=False
         Fine-tune the backbone (True) or keep it frozen (False).
+    min_count : int, default=1
+        For concept lists: give an output only to concepts of at least this
+        many training images (the long tail's rarest are left out).
+    max_labels : int or None, default=None
+        For concept lists: give outputs to this many most frequent concepts
+        only.
 
     Attributes
     ----------
@@ -143,8 +143,8 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
     best_epoch_ : int or None
         Index in ``history_`` of the epoch whose weights were kept, None when
         the last one was kept for lack of the monitored value.
-    concept_encoder_ : ConceptEncoder or None
-        The encoder of concept-list targets; None for indicator targets.
+    targets_ : ConceptTargets
+        The concept vocabulary and the form of ``y``.
 
     Notes
     -----
@@ -183,7 +183,7 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
         "monitor": [str],
         "metrics": [list, None],
-        "threshold": [Interval(Real, 0, 1, closed="both")],
+        "threshold": [Interval(Real, 0, 1, closed="both"), DecisionRule],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -193,6 +193,8 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         "backbone": [StrOptions({"paper", *BACKBONES})],
         "weights": [StrOptions({"imagenet"}), str, os.PathLike, None],
         "trainable_backbone": ["boolean"],
+        "min_count": [Interval(Integral, 1, None, closed="left")],
+        "max_labels": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -222,6 +224,8 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         backbone="paper",
         weights="imagenet",
         trainable_backbone=False,
+        min_count=1,
+        max_labels=None,
     ):
         # scikeras' __init__ would add parameters we do not have; ours are all explicit.
         self.image_size = image_size
@@ -248,21 +252,8 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         self.backbone = backbone
         self.weights = weights
         self.trainable_backbone = trainable_backbone
-
-    # scikit-learn's parameter introspection (from __init__'s signature), not
-    # scikeras' (every public attribute in __dict__).
-    _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
-    set_params = BaseEstimator.set_params
-
-    def __sklearn_tags__(self):
-        tags = BaseEstimator.__sklearn_tags__(self)  # scikeras' own tags are wrong
-        tags.estimator_type = "classifier"
-        tags.classifier_tags = ClassifierTags(poor_score=True)
-        tags.non_deterministic = True  # bitwise reproducible only with random_state
-        return set_multilabel_tags(tags)
-
-    def __repr__(self, N_CHAR_MAX=700):
-        return BaseEstimator.__repr__(self, N_CHAR_MAX)
+        self.min_count = min_count
+        self.max_labels = max_labels
 
     # ------------------------------------------------------------------ fit
 
@@ -322,14 +313,15 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
                                  f"{SMALLEST_BACKBONE_INPUT}.")
             if self.weights not in (None, "imagenet") and not os.path.isfile(self.weights):
                 raise ValueError(f"weights={self.weights!r}: no such weights file.")
-            return
-        smallest = smallest_image_size(len(self.filters), self.kernel_size, self.padding)
-        if self.image_size < smallest:
-            raise ValueError(
-                f"image_size={self.image_size} is too small for {len(self.filters)} blocks "
-                f"of {self.kernel_size}x{self.kernel_size} '{self.padding}' convolution and "
-                f"2x2 pooling: the smallest image_size that works is {smallest}."
-            )
+        else:
+            smallest = smallest_image_size(len(self.filters), self.kernel_size, self.padding)
+            if self.image_size < smallest:
+                raise ValueError(
+                    f"image_size={self.image_size} is too small for {len(self.filters)} "
+                    f"blocks of {self.kernel_size}x{self.kernel_size} '{self.padding}' "
+                    "convolution and 2x2 pooling: the smallest image_size that works is "
+                    f"{smallest}."
+                )
         if self.monitor.removeprefix("val_") not in {"loss", *self._metric_names()}:
             raise ValueError(
                 f"monitor={self.monitor!r} is not logged: use 'loss', 'val_loss' or "
@@ -338,21 +330,6 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
 
     def _metric_names(self):
         return [m if isinstance(m, str) else m.name for m in self.metrics or ()]
-
-    def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
-        # scikeras calls this with reset=True on a new model, False otherwise.
-        images = as_image_source(X, self.image_size, self.resample, self.on_error, self.n_jobs)
-        if y is not None and _n_rows(y) != len(images):
-            raise ValueError(f"X has {len(images)} images but y has {_n_rows(y)} rows.")
-        return images, y
-
-    def _validate_sample_weight(self, X, y, sample_weight):
-        sample_weight = _check_sample_weight(sample_weight, np.empty((len(X), 0)))
-        return X, y, sample_weight
-
-    @property
-    def target_encoder(self):
-        return _ConceptTargets()
 
     def _build_keras_model(self):
         # A grid search builds many models in one process: drop Keras' global
@@ -417,7 +394,7 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         if validation_data is not None:
             X_val, y_val = validation_data
             images, _ = self._validate_data(X_val, y_val)
-            targets = self.target_encoder_.transform(y_val)
+            targets = self.targets_.transform(y_val)
             return ImageBatches(images, indices=images.usable_indices(), targets=targets,
                                 batch_size=self.batch_size)
         if validation is None:
@@ -453,36 +430,6 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         outputs[list(images.failures)] = np.nan  # no image, no output
         return outputs
 
-    def predict(self, X):
-        """Concepts whose probability is at least ``threshold``.
-
-        Parameters
-        ----------
-        X : array-like of images or sequence of paths
-
-        Returns
-        -------
-        ndarray
-            The form ``y`` was given in: an int indicator matrix
-            (n_images, n_concepts), or a 1-d object array of concept tuples.
-        """
-        indicator = (self.predict_proba(X) >= self.threshold).astype(np.int64)
-        return self.target_encoder_.inverse_transform(indicator)
-
-    def predict_concepts(self, X):
-        """Predicted concepts of each image, as tuples of ``classes_`` entries.
-
-        Parameters
-        ----------
-        X : array-like of images or sequence of paths
-
-        Returns
-        -------
-        list of tuple
-        """
-        indicator = self.predict_proba(X) >= self.threshold
-        return concept_tuples(self.classes_, indicator)
-
     def embed(self, X):
         """The penultimate layer's activations: the network's image embedding.
 
@@ -502,11 +449,14 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         return self._outputs_of(penultimate, X)
 
     def save(self, path):
-        """Save the fitted model in Keras' native ``.keras`` format.
+        """Save the fitted model in Keras' native ``.keras`` format, atomically.
 
         The file holds the network and, beside it in the same archive, the
-        estimator's parameters and classes as JSON: :meth:`load` unpickles
-        nothing.
+        estimator's parameters (the decision rule included), concept
+        vocabulary and history as JSON: :meth:`load` unpickles nothing. The
+        file is written to a temporary name in the same folder and moved
+        into place, so a failed or interrupted save leaves what was at
+        ``path`` untouched.
 
         Parameters
         ----------
@@ -514,24 +464,39 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
             Must end in ``.keras``.
         """
         check_is_fitted(self, "model_")
-        path = str(path)
+        path = os.fspath(path)
         if not path.endswith(".keras"):
             raise ValueError(f"The file name must end in .keras, got {path!r}.")
-        self.model_.save(path)
-        metadata = {
+        metadata = json.dumps(self._metadata())  # fails here, before any file is touched
+        folder = os.path.dirname(os.path.abspath(path))
+        handle, temporary = tempfile.mkstemp(suffix=".keras", prefix=".saving-", dir=folder)
+        os.close(handle)
+        try:
+            self.model_.save(temporary)
+            with zipfile.ZipFile(temporary, "a") as archive:
+                archive.writestr(_METADATA_ENTRY, metadata)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+
+    def _metadata(self):
+        from .. import __version__
+
+        return {
+            "format": _FILE_FORMAT,
+            "library_version": __version__,
             "params": _jsonable(self.get_params()),
-            "classes": _jsonable(self.classes_),
-            "concept_counts": (None if self.concept_encoder_ is None
-                               else _jsonable(self.concept_encoder_.concept_counts_)),
+            "targets": self.targets_.to_dict(),
             "history": {key: _jsonable(values) for key, values in self.history_.items()},
             "best_epoch": self.best_epoch_,
         }
-        with zipfile.ZipFile(path, "a") as archive:
-            archive.writestr(_METADATA_ENTRY, json.dumps(metadata))
 
     @classmethod
     def load(cls, path):
         """Load a model written by :meth:`save`.
+
+        Only Keras' safe mode is used: nothing in the file is unpickled.
 
         Parameters
         ----------
@@ -540,105 +505,47 @@ class ConceptCNNClassifier(OfficialScoreMixin, KerasClassifier):
         Returns
         -------
         ConceptCNNClassifier
+            Fitted, predicting exactly as the saved one (its decision rule
+            included); ``partial_fit`` and ``warm_start`` continue training.
         """
+        metadata = _read_metadata(path)
+        params = metadata["params"]
+        for key in ("filters", "dense_units"):
+            params[key] = tuple(params[key])
+        if isinstance(params["threshold"], dict):
+            params["threshold"] = DecisionRule.from_dict(params["threshold"])
+        estimator = cls(**params)
+        estimator.model_ = keras.saving.load_model(path, safe_mode=True)
+        targets = KerasTargets.from_dict(metadata["targets"])
+        vars(estimator).update(targets.get_metadata())
+        estimator.history_ = defaultdict(list, metadata["history"])
+        estimator.best_epoch_ = metadata["best_epoch"]
+        # What scikeras' _initialize would have set, so that training continues.
+        estimator._random_state = params["random_state"]
+        estimator.feature_encoder_ = FunctionTransformer().fit(np.zeros((1, 1)))
+        estimator._initialize_callbacks()
+        return estimator
+
+
+def _read_metadata(path):
+    """The JSON entry of a file written by ``save``, with one clear error for anything else."""
+    try:
         with zipfile.ZipFile(path) as archive:
             if _METADATA_ENTRY not in archive.namelist():
                 raise ValueError(f"{path} was not written by ConceptCNNClassifier.save.")
             metadata = json.loads(archive.read(_METADATA_ENTRY))
-        params = metadata["params"]
-        for key in ("filters", "dense_units"):
-            params[key] = tuple(params[key])
-        estimator = cls(**params)
-        estimator.model_ = keras.saving.load_model(path, safe_mode=True)
-        estimator.target_encoder_ = _ConceptTargets.from_saved(
-            metadata["classes"], metadata["concept_counts"]
-        )
-        vars(estimator).update(estimator.target_encoder_.get_metadata())
-        estimator.history_ = defaultdict(list, metadata["history"])
-        estimator.best_epoch_ = metadata["best_epoch"]
-        estimator._random_state = params["random_state"]
-        return estimator
-
-
-class _ConceptTargets(TransformerMixin, BaseEstimator):
-    """scikeras target encoder that keeps every target multi-label.
-
-    Fits on an indicator matrix or on concept lists; ``transform`` gives a
-    float32 CSR indicator (densified per batch); ``inverse_transform`` turns
-    an indicator back into the form ``fit`` saw.
-    """
-
-    def fit(self, y):
-        if is_concept_lists(y):
-            self.concept_encoder_ = ConceptEncoder(sparse_output=True).fit(y)
-            self.classes_ = self.concept_encoder_.classes_
-        else:
-            indicator = _checked_indicator(y)
-            self.concept_encoder_ = None
-            self.classes_ = np.arange(indicator.shape[1])
-        if len(self.classes_) == 0 or self.transform(y).nnz == 0:
-            raise ValueError(
-                "y has no positive label at all: there is no concept to learn."
-            )
-        return self
-
-    @classmethod
-    def from_saved(cls, classes, concept_counts):
-        targets = cls()
-        targets.classes_ = np.array(classes, dtype=object if concept_counts is not None else None)
-        targets.concept_encoder_ = None
-        if concept_counts is not None:
-            encoder = ConceptEncoder(sparse_output=True).fit([[c] for c in classes])
-            encoder.concept_counts_ = np.array(concept_counts, dtype=np.int64)
-            targets.concept_encoder_ = encoder
-        return targets
-
-    def transform(self, y):
-        if self.concept_encoder_ is not None:
-            if not is_concept_lists(y):
-                raise ValueError(
-                    "This model was fitted on concept lists; y must be concept lists too, "
-                    f"got {type(y).__name__}{getattr(y, 'shape', '')}."
-                )
-            return self.concept_encoder_.transform(y).astype(np.float32)
-        indicator = _checked_indicator(y)
-        if indicator.shape[1] != len(self.classes_):
-            raise ValueError(
-                f"y has {indicator.shape[1]} columns but the model was fitted on "
-                f"{len(self.classes_)} concepts."
-            )
-        return indicator.astype(np.float32)
-
-    def inverse_transform(self, indicator):
-        if self.concept_encoder_ is None:
-            return np.asarray(indicator)
-        return as_concept_array(self.concept_encoder_.inverse_transform(indicator))
-
-    def get_metadata(self):
-        return {
-            "classes_": self.classes_,
-            "n_classes_": len(self.classes_),
-            "n_outputs_expected_": 1,
-            "concept_encoder_": self.concept_encoder_,
-        }
-
-
-def _checked_indicator(y):
-    if isinstance(y, (str, bytes)) or not (hasattr(y, "shape") or np.iterable(y)):
-        raise ValueError(f"y must be an indicator matrix or concept lists, got {y!r}.")
-    indicator = as_binary_csr(y, "y")
-    values = y.data if sparse.issparse(y) else np.asarray(y)
-    not_binary = values[(values != 0) & (values != 1)]
-    if not_binary.size:
-        raise ValueError(
-            "y must be a 0/1 indicator matrix (images x concepts) or concept lists; "
-            f"got values such as {np.unique(not_binary)[:5].tolist()}."
-        )
-    return indicator
-
-
-def _n_rows(y):
-    return y.shape[0] if hasattr(y, "shape") else len(y)
+    except zipfile.BadZipFile:
+        raise ValueError(f"{path} is not a .keras model file (not a zip archive: empty, "
+                         "truncated or another kind of file).") from None
+    version = metadata.get("format", 1)
+    if version > _FILE_FORMAT:
+        raise ValueError(f"{path} was written by a newer imageclef_concepts (file format "
+                         f"{version}; this version reads up to {_FILE_FORMAT}): upgrade it.")
+    if version < 2:  # format 1: classes and counts at the top level
+        metadata["targets"] = {"on_concepts": metadata["concept_counts"] is not None,
+                               "classes": metadata["classes"],
+                               "concept_counts": metadata["concept_counts"]}
+    return metadata
 
 
 class _KeepBestEpoch(keras.callbacks.Callback):
@@ -668,11 +575,7 @@ class _KeepBestEpoch(keras.callbacks.Callback):
 
 
 def _seeded(seed):
-    if seed is None:
-        from contextlib import nullcontext
-
-        return nullcontext()
-    return tensorflow_random_state(seed)
+    return nullcontext() if seed is None else tensorflow_random_state(seed)
 
 
 def _jsonable(value):
@@ -686,6 +589,8 @@ def _jsonable(value):
         return value.item()
     if isinstance(value, os.PathLike):
         return os.fspath(value)
+    if isinstance(value, DecisionRule):
+        return value.to_dict()
     if isinstance(value, np.random.RandomState):
         raise ValueError("A model with a RandomState random_state cannot be saved as JSON; "
                          "use an int or None.")

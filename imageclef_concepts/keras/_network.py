@@ -11,6 +11,8 @@ EfficientNet-B0), each with its own input preprocessing.
 
 import keras
 
+from . import BACKBONES
+
 PAPER_FILTERS = (16, 32, 64, 128)
 
 
@@ -122,11 +124,6 @@ class ReverseChannels(keras.layers.Layer):
 _IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 _IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-BACKBONES = {
-    "densenet121": "DenseNet121",
-    "resnet50": "ResNet50",
-    "efficientnetb0": "EfficientNetB0",
-}
 SMALLEST_BACKBONE_INPUT = 32
 
 

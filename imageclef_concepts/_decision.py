@@ -1,0 +1,176 @@
+"""The decision rule: from concept probabilities to each image's predicted concepts.
+
+Every concept estimator of the library turns scores into concepts through
+one :class:`DecisionRule`: a concept is predicted when its score is at least
+its threshold (one global threshold or one per concept), then each image's
+predictions are brought within ``[min_concepts, max_concepts]`` by taking
+its highest-scoring concepts. :class:`~imageclef_concepts.ThresholdTuner`
+produces one; saved models carry it as plain JSON.
+"""
+
+import json
+from numbers import Integral, Real
+
+import numpy as np
+
+_FORMAT = "imageclef_concepts.DecisionRule"
+
+
+class DecisionRule:
+    """Threshold(s) and bounds that turn concept scores into predicted concepts.
+
+    Parameters
+    ----------
+    threshold : float or array-like of shape (n_concepts,), default=0.5
+        A concept is predicted when its score is at least this: one value for
+        every concept, or one per concept (column).
+    min_concepts : int, default=0
+        Predict at least this many concepts per image, the highest-scoring
+        ones: under the official score an image with no prediction scores 0.
+    max_concepts : int or None, default=None
+        Predict at most this many concepts per image, the highest-scoring
+        ones (the organisers refuse more than 100 from 2022 on).
+
+    Notes
+    -----
+    Ties between equal scores are broken by column order. An image whose
+    scores are all NaN (an unreadable file) gets no concept, whatever
+    ``min_concepts`` says.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imageclef_concepts import DecisionRule
+    >>> rule = DecisionRule(0.5, min_concepts=1)
+    >>> rule.apply(np.array([[0.9, 0.6, 0.1], [0.2, 0.3, 0.1]])).astype(int)
+    array([[1, 1, 0],
+           [0, 1, 0]])
+    >>> DecisionRule.from_json(rule.to_json()) == rule
+    True
+    """
+
+    def __init__(self, threshold=0.5, *, min_concepts=0, max_concepts=None):
+        self.threshold = _checked_threshold(threshold)
+        self.min_concepts = _checked_count(min_concepts, "min_concepts", 0)
+        self.max_concepts = (None if max_concepts is None
+                             else _checked_count(max_concepts, "max_concepts", 1))
+        if self.max_concepts is not None and self.max_concepts < self.min_concepts:
+            raise ValueError(f"max_concepts={self.max_concepts} is below "
+                             f"min_concepts={self.min_concepts}.")
+
+    @property
+    def per_concept(self):
+        """True when there is one threshold per concept."""
+        return np.ndim(self.threshold) == 1
+
+    def apply(self, scores, *, max_concepts=None):
+        """Predicted concepts of each image, as a boolean indicator matrix.
+
+        Parameters
+        ----------
+        scores : array-like of shape (n_images, n_concepts)
+            Probabilities or decision scores; NaN never passes a threshold.
+        max_concepts : array-like of shape (n_images,), default=None
+            A cap per image that replaces ``max_concepts`` (k-NN's
+            ``voting="mean_count"`` predicts as many concepts as the
+            neighbours carry on average).
+
+        Returns
+        -------
+        ndarray of bool, shape (n_images, n_concepts)
+        """
+        scores = np.asarray(scores)
+        if scores.ndim != 2:
+            raise ValueError(f"scores must be 2-d (images x concepts); got shape {scores.shape}.")
+        if self.per_concept and len(self.threshold) != scores.shape[1]:
+            raise ValueError(f"This rule has {len(self.threshold)} per-concept thresholds but "
+                             f"the scores have {scores.shape[1]} concepts.")
+        predicted = scores >= self.threshold
+        cap = self.max_concepts if max_concepts is None else np.asarray(max_concepts)[:, None]
+        if not self.min_concepts and cap is None:
+            return predicted
+        counts = predicted.sum(axis=1, keepdims=True)
+        low, high = self.min_concepts, scores.shape[1] if cap is None else cap
+        wanted = np.minimum(np.maximum(counts, low), high)
+        readable = ~np.isnan(scores).all(axis=1, keepdims=True)
+        return (ranks_in_row(scores) < wanted) & readable
+
+    def to_dict(self):
+        """The rule as plain JSON-ready values."""
+        threshold = (self.threshold.tolist() if self.per_concept else float(self.threshold))
+        return {"format": _FORMAT, "threshold": threshold, "min_concepts": self.min_concepts,
+                "max_concepts": self.max_concepts}
+
+    @classmethod
+    def from_dict(cls, values):
+        """The rule of :meth:`to_dict`'s output."""
+        if not isinstance(values, dict) or values.get("format") != _FORMAT:
+            raise ValueError(f"Not a decision rule: {str(values)[:200]!r}.")
+        return cls(values["threshold"], min_concepts=values["min_concepts"],
+                   max_concepts=values["max_concepts"])
+
+    def to_json(self):
+        """The rule as a JSON string."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text):
+        """The rule of :meth:`to_json`'s output."""
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def of(cls, threshold):
+        """A rule from a ``threshold`` parameter: a number, or already a rule."""
+        return threshold if isinstance(threshold, DecisionRule) else cls(threshold)
+
+    def with_bounds(self, *, min_concepts=None, max_concepts=None):
+        """A copy with other ``min_concepts`` / ``max_concepts`` (None keeps them)."""
+        return DecisionRule(
+            self.threshold,
+            min_concepts=self.min_concepts if min_concepts is None else min_concepts,
+            max_concepts=self.max_concepts if max_concepts is None else max_concepts)
+
+    def __eq__(self, other):
+        if not isinstance(other, DecisionRule):
+            return NotImplemented
+        return (self.min_concepts == other.min_concepts
+                and self.max_concepts == other.max_concepts
+                and np.array_equal(self.threshold, other.threshold))
+
+    __hash__ = None  # mutable-looking arrays inside: not hashable
+
+    def __repr__(self):
+        threshold = (f"<{len(self.threshold)} per-concept thresholds>" if self.per_concept
+                     else f"{self.threshold:g}")
+        return (f"DecisionRule({threshold}, min_concepts={self.min_concepts}, "
+                f"max_concepts={self.max_concepts})")
+
+
+def ranks_in_row(scores):
+    """Each entry's rank in its row, 0 for the highest (ties in column order; NaN last)."""
+    keys = np.where(np.isnan(scores), np.inf, -np.asarray(scores, dtype=np.float64))
+    order = np.argsort(keys, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(scores.shape[1])[np.newaxis, :], axis=1)
+    return ranks
+
+
+def _checked_threshold(threshold):
+    if isinstance(threshold, Real) and not isinstance(threshold, bool):
+        if np.isnan(threshold):
+            raise ValueError("threshold is NaN.")
+        return float(threshold)
+    values = np.asarray(threshold, dtype=np.float64)
+    if values.ndim != 1 or len(values) == 0:
+        raise ValueError("threshold must be a number or one number per concept (a 1-d "
+                         f"array); got {type(threshold).__name__} of shape {values.shape}.")
+    if np.isnan(values).any():
+        raise ValueError("threshold contains NaN.")
+    values.setflags(write=False)
+    return values
+
+
+def _checked_count(value, name, smallest):
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < smallest:
+        raise ValueError(f"{name} must be a whole number >= {smallest}; got {value!r}.")
+    return int(value)

@@ -1,0 +1,295 @@
+"""ConceptEnsemble: systems built from several concept models, as the task's winners build them.
+
+Every edition since 2020 was won by a combination: averaged probabilities of
+several networks, or the union / intersection of their concept sets, an
+image's empty prediction filled from another model, a CNN fused with k-NN
+retrieval (AUEB NLP Group 2019-2025, DBS-HHU 2024, VCMI 2022/23).
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.utils import Bunch
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import _BaseComposition
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import BaseConceptClassifier, check_n_images, decision_scores
+from ._concepts import is_concept_lists
+from ._decision import DecisionRule
+from ._targets import ConceptTargets, align_columns, targets_of
+
+PROBABILITY_COMBINATIONS = ("mean", "max")
+SET_COMBINATIONS = ("union", "intersection", "vote")
+
+
+class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
+    """Combine several concept estimators into one.
+
+    Parameters
+    ----------
+    estimators : list of (str, estimator)
+        The members, by name. Any multi-label classifier with
+        ``predict_proba``; the library's concept estimators (CNNs, k-NN,
+        baselines, tuners) also bring their own decision rules to the set
+        combinations. Their parameters are reachable by nested names
+        (``cnn__learning_rate``) for ``GridSearchCV``.
+    combine : {"mean", "max", "union", "intersection", "vote"}, default="mean"
+        ``"mean"`` (weighted by ``weights``) or ``"max"`` of the members'
+        probabilities, then ``threshold``; or the ``"union"``,
+        ``"intersection"`` or ``"vote"`` (at least ``min_votes`` members)
+        of the concept sets the members predict, each with its own rule.
+    weights : list of float or None, default=None
+        Member weights for ``combine="mean"``; None weighs all alike.
+    threshold : float or DecisionRule, default=0.5
+        The decision rule on the combined probabilities (``"mean"`` and
+        ``"max"``).
+    min_votes : int, default=2
+        Members that must predict a concept, for ``combine="vote"``.
+    fallback : str or None, default=None
+        The name of a member whose concepts an image gets when the
+        combination predicts nothing for it (an empty prediction scores 0).
+    prefit : bool, default=False
+        Use the members as fitted; ``fit`` then only reads the vocabulary.
+    n_jobs : int or None, default=None
+        Members fitted in parallel (joblib; any joblib backend, a cluster's
+        included).
+
+    Attributes
+    ----------
+    estimators_ : list of estimator
+        The fitted members.
+    named_estimators_ : Bunch
+        The fitted members by name.
+    classes_ : ndarray
+        The union of the members' concepts. A member that does not know a
+        concept contributes probability 0 and no vote for it.
+    targets_ : ConceptTargets
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imageclef_concepts import ConceptEnsemble, ConceptKNNClassifier, MostFrequentConcepts
+    >>> X = np.zeros((6, 8, 8, 3), dtype=np.uint8); X[3:] = 255
+    >>> X[:, 0, 0, 0] = np.arange(6)  # no two images alike
+    >>> y = ["C1", "C1", "C1;C3", "C2", "C2", "C2"]
+    >>> ensemble = ConceptEnsemble([("knn", ConceptKNNClassifier(1, pixel_size=4)),
+    ...                             ("top", MostFrequentConcepts(k=1))],
+    ...                            combine="union").fit(X, y)
+    >>> ensemble.predict_concepts(X[[0, 5]])
+    [('C1',), ('C1', 'C2')]
+    """
+
+    _parameter_constraints = {
+        "estimators": [list],
+        "combine": [StrOptions(set(PROBABILITY_COMBINATIONS + SET_COMBINATIONS))],
+        "weights": ["array-like", None],
+        "threshold": [Interval(Real, None, None, closed="neither"), DecisionRule],
+        "min_votes": [Interval(Integral, 1, None, closed="left")],
+        "fallback": [str, None],
+        "prefit": ["boolean"],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(self, estimators, *, combine="mean", weights=None, threshold=0.5, min_votes=2,
+                 fallback=None, prefit=False, n_jobs=None):
+        self.estimators = estimators
+        self.combine = combine
+        self.weights = weights
+        self.threshold = threshold
+        self.min_votes = min_votes
+        self.fallback = fallback
+        self.prefit = prefit
+        self.n_jobs = n_jobs
+
+    def get_params(self, deep=True):
+        """Parameters of the ensemble and, with ``deep``, of its members by name."""
+        return self._get_params("estimators", deep=deep)
+
+    def set_params(self, **params):
+        """Set the ensemble's parameters, its members' by ``<name>__<parameter>``."""
+        self._set_params("estimators", **params)
+        return self
+
+    def fit(self, X, y, **fit_params):
+        """Fit the members (unless ``prefit``) and align their vocabularies.
+
+        Parameters
+        ----------
+        X : array-like of images or sequence of paths
+        y : indicator matrix or sequence of concept lists
+        **fit_params : dict
+            Passed to every member's ``fit``.
+
+        Returns
+        -------
+        self : ConceptEnsemble
+        """
+        self._validate_params()
+        self._check_members()
+        check_n_images(X, y)
+        members = [estimator for _, estimator in self.estimators]
+        if self.prefit:
+            for member in members:
+                check_is_fitted(member)
+            self.estimators_ = members
+        else:
+            self.estimators_ = Parallel(n_jobs=self.n_jobs)(
+                delayed(_fit_member)(clone(member), X, y, fit_params) for member in members)
+        self.named_estimators_ = Bunch(**dict(zip(self._member_names(), self.estimators_)))
+        # A foreign member on an indicator y is known by y's width: keep one row of y.
+        self._y_for_targets = None if is_concept_lists(y) else _first_rows(y)
+        self.targets_ = _union_of_targets(self._member_targets(), y)
+        self.classes_ = self.targets_.classes_
+        return self
+
+    def _member_names(self):
+        return [name for name, _ in self.estimators]
+
+    def _check_members(self):
+        names = self._member_names()
+        if not names:
+            raise ValueError("estimators is empty: an ensemble needs at least one member.")
+        self._validate_names(names)
+        if self.weights is not None and len(self.weights) != len(names):
+            raise ValueError(f"weights has {len(self.weights)} values for {len(names)} "
+                             "estimators.")
+        if self.fallback is not None and self.fallback not in names:
+            raise ValueError(f"fallback={self.fallback!r} is not one of the estimators' names "
+                             f"{names}.")
+        if self.combine == "vote" and self.min_votes > len(names):
+            raise ValueError(f"min_votes={self.min_votes} is more than the {len(names)} "
+                             "estimators.")
+
+    def _aligned_scores(self, member, targets, X):
+        """A member's probabilities on the ensemble's columns; 0 for concepts it lacks."""
+        own = targets.classes_
+        scores = decision_scores(member, X, len(own))
+        return align_columns(scores, own, self.classes_, fill=0.0)
+
+    def predict_proba(self, X):
+        """The combined probabilities: weighted mean or maximum over the members.
+
+        For the set combinations this is the weighted mean, for reference
+        (``ThresholdTuner`` around a set combination tunes this mean).
+
+        Parameters
+        ----------
+        X : array-like of images or sequence of paths
+
+        Returns
+        -------
+        ndarray of shape (n_images, n_concepts)
+        """
+        check_is_fitted(self, "estimators_")
+        members = [self._aligned_scores(member, targets, X)
+                   for member, targets in zip(self.estimators_, self._member_targets())]
+        if self.combine == "max":
+            return np.fmax.reduce(members)
+        weights = np.ones(len(members)) if self.weights is None else np.asarray(self.weights,
+                                                                                dtype=float)
+        return np.tensordot(weights / weights.sum(), np.stack(members), axes=1)
+
+    def _decide(self, X):
+        check_is_fitted(self, "estimators_")
+        if self.combine in PROBABILITY_COMBINATIONS:
+            decided = DecisionRule.of(self.threshold).apply(self.predict_proba(X))
+        else:
+            votes = sum(self._member_decision(member, targets, X).astype(np.int64)
+                        for member, targets in zip(self.estimators_, self._member_targets()))
+            needed = {"union": 1, "intersection": len(self.estimators_),
+                      "vote": self.min_votes}[self.combine]
+            decided = votes >= needed
+        if self.fallback is not None:
+            empty = ~decided.any(axis=1)
+            if empty.any():
+                position = self._member_names().index(self.fallback)
+                decided[empty] = self._member_decision(
+                    self.estimators_[position], self._member_targets()[position],
+                    _rows(X, empty))
+        return decided
+
+    def _member_targets(self):
+        """Each member's vocabulary (the library's own, or read from ``y`` at fit)."""
+        return [targets_of(member, self._y_for_targets) for member in self.estimators_]
+
+    def _member_decision(self, member, targets, X):
+        """A member's predicted indicator, on the ensemble's columns."""
+        if hasattr(member, "_decide"):
+            own = member._decide(X)
+        else:
+            predicted = member.predict(X)
+            own = (targets.transform(predicted).toarray() if is_concept_lists(predicted)
+                   else np.asarray(predicted)) != 0
+        return align_columns(own.astype(np.float32), targets.classes_, self.classes_,
+                             fill=0.0) > 0
+
+    def save(self, path):
+        """Save the fitted ensemble as one archive holding each member's native parts.
+
+        Nothing is pickled: the networks are Keras ``.keras`` files, the rest
+        JSON and NumPy arrays. The file is written atomically.
+
+        Parameters
+        ----------
+        path : str or path-like
+        """
+        from ._persistence import save_estimator
+
+        check_is_fitted(self, "estimators_")
+        save_estimator(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load an ensemble written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        ConceptEnsemble
+        """
+        from ._persistence import load_estimator
+
+        ensemble = load_estimator(path)
+        if not isinstance(ensemble, cls):
+            raise ValueError(f"{path} holds a {type(ensemble).__name__}, not a {cls.__name__}.")
+        return ensemble
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if self.estimators:
+            tags.input_tags = self.estimators[0][1].__sklearn_tags__().input_tags
+        return tags
+
+
+def _fit_member(member, X, y, fit_params):
+    return member.fit(X, y, **fit_params)
+
+
+def _rows(X, mask):
+    if isinstance(X, (list, tuple)):
+        return [item for item, keep in zip(X, mask) if keep]
+    return X[mask]
+
+
+def _first_rows(y):
+    """A small indicator with ``y``'s columns, all concepts present (a width, not data)."""
+    width = y.shape[1] if hasattr(y, "shape") else len(y[0])
+    return np.ones((1, width), dtype=np.int8)
+
+
+def _union_of_targets(all_targets, y):
+    """The ensemble's vocabulary: the members' concepts, united by name."""
+    if is_concept_lists(y):
+        names = sorted(set().union(*(set(t.classes_) for t in all_targets)))
+        return ConceptTargets.from_classes(np.array(names, dtype=object))
+    widths = {len(t.classes_) for t in all_targets}
+    if len(widths) != 1:
+        raise ValueError(f"The members were fitted on indicator targets of different widths "
+                         f"{sorted(widths)}; give concept lists to align them by name.")
+    return ConceptTargets().fit(y)

@@ -1,0 +1,179 @@
+"""Concept targets: what every concept estimator learns from ``y`` and gives back.
+
+A user's ``y`` is either concept lists (collections of strings or
+``;``-joined strings) or a 0/1 indicator matrix. :class:`ConceptTargets`
+remembers which, and turns ``y`` into the indicator the models train on and
+their decisions back into ``y``'s own form: concept tuples for concept lists,
+an indicator matrix for an indicator. Returning ``y``'s form is what lets
+``GridSearchCV(scoring=imageclef_f1)`` compare like with like, and concepts
+that occur only in a validation fold count as misses instead of vanishing.
+"""
+
+import numpy as np
+
+from ._concepts import as_binary_csr, as_concept_array, is_concept_lists, split_concepts
+from ._encoder import ConceptEncoder
+
+
+class ConceptTargets:
+    """The concept vocabulary of a fitted estimator and the form of its ``y``.
+
+    Parameters
+    ----------
+    min_count : int, default=1
+        For concept lists: keep only concepts seen in at least this many
+        training images (see :class:`~imageclef_concepts.ConceptEncoder`).
+    max_labels : int or None, default=None
+        For concept lists: keep only this many most frequent concepts.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        One entry per column: canonical concept names (object array) for
+        concept lists, ``0..n-1`` for an indicator.
+    encoder_ : ConceptEncoder or None
+        The encoder of concept lists; None for an indicator.
+    """
+
+    def __init__(self, *, min_count=1, max_labels=None):
+        self.min_count = min_count
+        self.max_labels = max_labels
+
+    @property
+    def on_concepts(self):
+        """True when ``y`` was concept lists."""
+        return self.encoder_ is not None
+
+    def fit(self, y):
+        """Learn the vocabulary (concept lists) or the width (indicator) of ``y``."""
+        if is_concept_lists(y):
+            self.encoder_ = ConceptEncoder(min_count=self.min_count, max_concepts=self.max_labels,
+                                           sparse_output=True).fit(y)
+            self.classes_ = self.encoder_.classes_
+        else:
+            self.encoder_ = None
+            self.classes_ = np.arange(as_binary_csr(y, "y").shape[1])
+        if len(self.classes_) == 0 or self.transform(y).nnz == 0:
+            raise ValueError("y has no positive label at all: there is no concept to learn.")
+        return self
+
+    def transform(self, y):
+        """``y`` as a float32 CSR indicator over ``classes_``."""
+        if self.on_concepts:
+            if not is_concept_lists(y):
+                raise ValueError(
+                    "This model was fitted on concept lists; y must be concept lists too, "
+                    f"got {type(y).__name__}{getattr(y, 'shape', '')}.")
+            return self.encoder_.transform(y).astype(np.float32)
+        indicator = as_binary_csr(y, "y")
+        if indicator.shape[1] != len(self.classes_):
+            raise ValueError(f"y has {indicator.shape[1]} columns but the model was fitted on "
+                             f"{len(self.classes_)} concepts.")
+        return indicator.astype(np.float32)
+
+    def inverse_transform(self, indicator):
+        """A predicted indicator in ``y``'s form (concept tuples or int indicator)."""
+        if self.on_concepts:
+            return as_concept_array(self.concepts_of(indicator))
+        return np.asarray(indicator, dtype=np.int64)
+
+    def concepts_of(self, indicator):
+        """The ``classes_`` entries of each row of an indicator, as tuples."""
+        indicator = np.asarray(indicator, dtype=bool)
+        return [tuple(self.classes_[row]) for row in indicator]
+
+    def truth(self, y):
+        """Counts of ``y`` for the official score: (known-concept CSR, true set sizes).
+
+        The CSR marks the true concepts that are columns of ``classes_``; the
+        sizes count every true concept, including ones never seen in
+        training, so that those count as misses.
+        """
+        if not self.on_concepts:
+            indicator = self.transform(y).astype(np.int64)
+            return indicator, np.asarray(indicator.sum(axis=1)).ravel()
+        n_true = np.array([len(set(split_concepts(concepts))) for concepts in y],
+                          dtype=np.int64)
+        known = self.encoder_.transform_known(y).astype(np.int64)
+        return known, n_true
+
+    def to_dict(self):
+        """The vocabulary as plain JSON-ready values."""
+        return {"on_concepts": self.on_concepts, "classes": self.classes_.tolist(),
+                "concept_counts": (self.encoder_.concept_counts_.tolist()
+                                   if self.on_concepts else None),
+                "min_count": self.min_count, "max_labels": self.max_labels}
+
+    @classmethod
+    def from_dict(cls, values):
+        """Targets of :meth:`to_dict`'s output."""
+        targets = cls(min_count=values.get("min_count", 1),
+                      max_labels=values.get("max_labels"))
+        if values["on_concepts"]:
+            targets.encoder_ = ConceptEncoder.from_vocabulary(values["classes"],
+                                                              values["concept_counts"])
+            targets.classes_ = targets.encoder_.classes_
+        else:
+            targets.encoder_ = None
+            targets.classes_ = np.arange(len(values["classes"]))
+        return targets
+
+    @classmethod
+    def from_classes(cls, classes):
+        """Targets for a known list of columns: concept names, or ``0..n-1``."""
+        classes = np.asarray(classes)
+        on_concepts = classes.dtype.kind in "OUS"
+        return cls.from_dict({"on_concepts": on_concepts, "classes": classes.tolist(),
+                              "concept_counts": [0] * len(classes) if on_concepts else None})
+
+
+def targets_of(estimator, y=None):
+    """The concept targets of a fitted estimator: its own, or made from its classes or ``y``.
+
+    The library's estimators carry ``targets_``; another classifier is read
+    by its ``classes_`` when they are concept names, or by the width of an
+    indicator ``y``.
+    """
+    targets = getattr(estimator, "targets_", None)
+    if isinstance(targets, ConceptTargets):
+        return targets
+    classes = getattr(estimator, "classes_", None)
+    if isinstance(classes, np.ndarray) and classes.dtype == object:
+        return ConceptTargets.from_classes(classes)  # concept names of a foreign estimator
+    if y is None or is_concept_lists(y):
+        raise ValueError(
+            f"{type(estimator).__name__} does not name its concepts: with concept lists the "
+            "estimator must expose its concept names as classes_ (like ConceptCNNClassifier); "
+            "encode y with ConceptEncoder otherwise."
+        )
+    return ConceptTargets().fit(y)
+
+
+def align_columns(scores, from_classes, to_classes, fill=np.nan):
+    """Move score columns from one concept vocabulary to another, by concept name.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_images, len(from_classes))
+    from_classes, to_classes : ndarray
+        The concepts of the columns, before and after.
+    fill : float, default=NaN
+        The score of a concept of ``to_classes`` that ``from_classes`` lacks
+        (NaN never passes a threshold).
+
+    Returns
+    -------
+    ndarray of shape (n_images, len(to_classes))
+    """
+    if np.array_equal(from_classes, to_classes):
+        return scores
+    position = {name: column for column, name in enumerate(to_classes)}
+    source, target = [], []
+    for column, name in enumerate(from_classes):
+        if name in position:
+            source.append(column)
+            target.append(position[name])
+    dtype = scores.dtype if np.asarray(scores).dtype.kind == "f" else np.float64
+    aligned = np.full((len(scores), len(to_classes)), fill, dtype=dtype)
+    aligned[:, target] = np.asarray(scores)[:, source]
+    return aligned

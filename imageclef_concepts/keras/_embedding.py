@@ -1,0 +1,114 @@
+"""BackboneEmbedding: image embeddings from an ImageNet backbone, for retrieval."""
+
+from numbers import Integral
+
+import keras
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .._images import as_image_source
+from . import BACKBONES
+from ._batches import ImageBatches, decode_errors_surfaced
+from ._network import backbone_preprocessing, pooled_backbone
+
+
+class BackboneEmbedding(TransformerMixin, BaseEstimator):
+    """Image embeddings from an ImageNet backbone, for :class:`~imageclef_concepts.ConceptKNNClassifier`.
+
+    A transformer that learns nothing: ``fit`` checks the parameters,
+    ``transform`` (or ``embed``) gives each image's pooled backbone features.
+
+    Parameters
+    ----------
+    backbone : {"densenet121", "resnet50", "efficientnetb0"}, default="densenet121"
+    image_size : int, default=224
+    weights : None, "imagenet" or path, default="imagenet"
+        ImageNet weights are downloaded by Keras on first use (a machine
+        without internet access needs None or a weights file).
+    batch_size : int, default=32
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imageclef_concepts import BackboneEmbedding
+    >>> embedding = BackboneEmbedding("resnet50", image_size=32, weights=None)
+    >>> embedding.fit_transform(np.zeros((2, 32, 32, 3), dtype=np.uint8)).shape
+    (2, 2048)
+    """
+
+    _parameter_constraints = {
+        "backbone": [StrOptions(set(BACKBONES))],
+        "image_size": [Interval(Integral, 32, None, closed="left")],
+        "weights": [StrOptions({"imagenet"}), str, None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, backbone="densenet121", image_size=224, weights="imagenet",
+                 batch_size=32):
+        self.backbone = backbone
+        self.image_size = image_size
+        self.weights = weights
+        self.batch_size = batch_size
+
+    def fit(self, X=None, y=None):
+        """Check the parameters; nothing is learned.
+
+        Parameters
+        ----------
+        X, y : ignored
+
+        Returns
+        -------
+        self : BackboneEmbedding
+        """
+        self._validate_params()
+        return self
+
+    def transform(self, X):
+        """Same as :meth:`embed`.
+
+        Parameters
+        ----------
+        X : array-like of images or sequence of paths
+
+        Returns
+        -------
+        ndarray of shape (n_images, n_features)
+        """
+        return self.embed(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.requires_fit = False
+        return tags
+
+    def embed(self, X):
+        """The backbone's globally pooled features of each image.
+
+        Parameters
+        ----------
+        X : array-like of images or sequence of paths
+
+        Returns
+        -------
+        ndarray of shape (n_images, n_features)
+        """
+        self._validate_params()
+        network = self._network()
+        images = as_image_source(X, self.image_size)
+        batches = ImageBatches(images, batch_size=self.batch_size)
+        with decode_errors_surfaced(batches):
+            return network.predict(batches.dataset(), verbose=0)
+
+    def _network(self):
+        # Built once per set of parameters and pickled with the estimator, so
+        # that random (weights=None) backbones embed the same after loading.
+        key = (self.backbone, self.image_size, str(self.weights))
+        if getattr(self, "_built", (None,))[0] != key:
+            inputs = keras.Input((self.image_size, self.image_size, 3))
+            base = pooled_backbone(self.backbone, self.image_size, self.weights)
+            outputs = base(backbone_preprocessing(self.backbone, inputs), training=False)
+            self._built = (key, keras.Model(inputs, outputs))
+        return self._built[1]

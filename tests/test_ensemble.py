@@ -1,0 +1,165 @@
+"""ConceptEnsemble: each combination against a hand computation on small matrices."""
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import GridSearchCV, KFold
+
+from imageclef_concepts import (
+    ConceptCNNClassifier,
+    ConceptEnsemble,
+    ConceptKNNClassifier,
+    DecisionRule,
+    MostFrequentConcepts,
+    ThresholdTuner,
+    imageclef_f1,
+    imageclef_f1_score,
+)
+from imageclef_concepts._targets import ConceptTargets
+
+from .conftest import TINY
+
+
+class FixedConcepts(ClassifierMixin, BaseEstimator):
+    """Test double: fixed probabilities over its own vocabulary, row by image index.
+
+    X is a column of image indices; ``threshold`` is its decision rule.
+    """
+
+    def __init__(self, classes=None, scores=None, threshold=0.5):
+        self.classes = classes
+        self.scores = scores
+        self.threshold = threshold
+
+    def fit(self, X, y):
+        self.targets_ = ConceptTargets.from_classes(np.array(self.classes, dtype=object))
+        self.classes_ = self.targets_.classes_
+        return self
+
+    def predict_proba(self, X):
+        return np.asarray(self.scores, dtype=float)[np.asarray(X)[:, 0]]
+
+    def _decide(self, X):
+        return DecisionRule.of(self.threshold).apply(self.predict_proba(X))
+
+
+X = np.arange(3)[:, None]
+Y = ["A", "B", "C"]  # any concept lists: the doubles ignore them
+# Member one knows A, B; member two knows B, C.
+ONE = FixedConcepts(["A", "B"], [[0.9, 0.2], [0.4, 0.6], [0.1, 0.1]])
+TWO = FixedConcepts(["B", "C"], [[0.3, 0.8], [0.7, 0.1], [0.2, 0.3]])
+
+
+def _ensemble(**kwargs):
+    return ConceptEnsemble([("one", ONE), ("two", TWO)], **kwargs).fit(X, Y)
+
+
+def test_vocabularies_are_united_by_concept_name():
+    ensemble = _ensemble()
+    assert list(ensemble.classes_) == ["A", "B", "C"]
+
+
+def test_mean_aligns_members_and_counts_unknown_concepts_as_zero():
+    ensemble = _ensemble(weights=[3, 1], threshold=0.4)
+    # A: (3*0.9 + 1*0)/4, B: (3*0.2 + 0.3)/4, C: (0 + 0.8)/4 for image 0.
+    expected = np.array([[0.675, 0.225, 0.2], [0.3, 0.625, 0.025], [0.075, 0.125, 0.075]])
+    np.testing.assert_allclose(ensemble.predict_proba(X), expected)
+    assert ensemble.predict_concepts(X) == [("A",), ("B",), ()]
+
+
+def test_max_takes_the_highest_probability():
+    ensemble = _ensemble(combine="max", threshold=0.75)
+    np.testing.assert_allclose(ensemble.predict_proba(X),
+                               [[0.9, 0.3, 0.8], [0.4, 0.7, 0.1], [0.1, 0.2, 0.3]])
+    assert ensemble.predict_concepts(X) == [("A", "C"), (), ()]
+
+
+def test_union_intersection_and_vote_of_the_members_own_decisions():
+    # At 0.5: member one predicts {A}, {B}, {}; member two {C}, {B}, {}.
+    assert _ensemble(combine="union").predict_concepts(X) == [("A", "C"), ("B",), ()]
+    assert _ensemble(combine="intersection").predict_concepts(X) == [(), ("B",), ()]
+    assert _ensemble(combine="vote", min_votes=2).predict_concepts(X) == [(), ("B",), ()]
+    assert _ensemble(combine="vote", min_votes=1).predict_concepts(X) == [("A", "C"), ("B",),
+                                                                          ()]
+
+
+def test_each_member_decides_with_its_own_rule():
+    low = FixedConcepts(["A", "B"], ONE.scores, threshold=0.15)
+    ensemble = ConceptEnsemble([("one", low), ("two", TWO)], combine="union").fit(X, Y)
+    assert ensemble.predict_concepts(X) == [("A", "B", "C"), ("A", "B"), ()]
+
+
+def test_fallback_fills_empty_predictions_from_the_named_member():
+    generous = FixedConcepts(["C"], [[0.0], [0.0], [0.6]])
+    ensemble = ConceptEnsemble([("one", ONE), ("two", TWO), ("generous", generous)],
+                               combine="intersection", fallback="generous").fit(X, Y)
+    # Intersection of three is empty everywhere; the fallback gives image 2 its C.
+    assert ensemble.predict_concepts(X) == [(), (), ("C",)]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(weights=[1]), "weights has 1 values for 2 estimators"),
+    (dict(fallback="three"), "fallback='three' is not one of"),
+    (dict(combine="vote", min_votes=3), "min_votes=3 is more than the 2"),
+])
+def test_bad_settings_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _ensemble(**kwargs)
+
+
+def test_prefit_uses_fitted_members_and_refuses_unfitted_ones(tiny_images):
+    y = [";".join(c) for c in tiny_images.concepts]
+    knn = ConceptKNNClassifier(3).fit(tiny_images.images, y)
+    ensemble = ConceptEnsemble([("knn", knn)], prefit=True).fit(tiny_images.images, y)
+    assert ensemble.estimators_[0] is knn
+    with pytest.raises(Exception, match="not fitted"):
+        ConceptEnsemble([("knn", ConceptKNNClassifier())], prefit=True).fit(
+            tiny_images.images, y)
+
+
+def test_grid_search_over_weights_and_member_parameters(tiny_images):
+    X, y = tiny_images.images, np.array([";".join(c) for c in tiny_images.concepts], dtype=object)
+    ensemble = ConceptEnsemble([("knn", ConceptKNNClassifier(3)),
+                                ("top", MostFrequentConcepts())], threshold=0.3)
+    grid = {"weights": [[1, 0], [1, 1]], "knn__n_neighbors": [1, 5]}
+    search = GridSearchCV(ensemble, grid, scoring=imageclef_f1, cv=KFold(2)).fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    best = search.best_params_
+    by_hand = []
+    for train, test in KFold(2).split(X):
+        fitted = ConceptEnsemble([("knn", ConceptKNNClassifier(best["knn__n_neighbors"])),
+                                  ("top", MostFrequentConcepts())], threshold=0.3,
+                                 weights=best["weights"]).fit(X[train], y[train])
+        by_hand.append(imageclef_f1_score(y[test], fitted.predict(X[test])))
+    assert search.best_score_ == pytest.approx(np.mean(by_hand))
+
+
+def test_inside_a_threshold_tuner(tiny_images):
+    X, y = tiny_images.images, [";".join(c) for c in tiny_images.concepts]
+    ensemble = ConceptEnsemble([("a", ConceptKNNClassifier(3)), ("b", ConceptKNNClassifier(7))])
+    tuner = ThresholdTuner(ensemble, cv=0.5, refit=False, random_state=0, thresholds=20)
+    tuner.fit(X, y)
+    np.testing.assert_array_equal(
+        tuner.decision_rule_.apply(tuner.estimator_.predict_proba(X)).astype(int),
+        ConceptTargets.from_classes(tuner.classes_).transform(tuner.predict(X)).toarray())
+
+
+def test_save_and_load_without_pickle_predict_identically(tmp_path, tiny_images):
+    X, y = tiny_images.images, [";".join(c) for c in tiny_images.concepts]
+    cnn = ConceptCNNClassifier(**{**TINY, "epochs": 1}).fit(X, y)
+    fusion = ConceptEnsemble(
+        [("cnn", cnn), ("knn", ConceptKNNClassifier(3, embedding=cnn)),
+         ("pixels", ConceptKNNClassifier(5)), ("top", MostFrequentConcepts(k=2))],
+        combine="mean", weights=[2, 1, 1, 1], threshold=DecisionRule(0.2, max_concepts=3),
+        fallback="top", prefit=False)
+    fusion.fit(X, y)
+    fusion.save(tmp_path / "fusion.zip")
+    loaded = ConceptEnsemble.load(tmp_path / "fusion.zip")
+    np.testing.assert_allclose(loaded.predict_proba(X), fusion.predict_proba(X), rtol=1e-6)
+    assert loaded.predict_concepts(X) == fusion.predict_concepts(X)
+    assert loaded.get_params()["weights"] == [2, 1, 1, 1]
+    import zipfile
+
+    names = zipfile.ZipFile(tmp_path / "fusion.zip").namelist()
+    assert not any(name.endswith((".pkl", ".pickle", ".joblib")) for name in names)
+    assert "members/cnn/model.keras" in names and "members/knn/embedding/model.keras" in names
