@@ -6,6 +6,7 @@ standard error and exit code 2, never a traceback.
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,14 +28,28 @@ def main(argv=None):
     if not hasattr(args, "run_command"):
         parser.print_help()
         return 2
+    if args.command in _NEEDS_TENSORFLOW and not args.verbose:
+        from .keras import start_quietly
+
+        start_quietly()
     try:
         return args.run_command(args)
     except KeyboardInterrupt:
         print(f"imageclef-concepts {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (UserError, ConceptFileError, FileNotFoundError, ValueError) as error:
-        print(f"imageclef-concepts {args.command}: error: {error}", file=sys.stderr)
+    except (UserError, ConceptFileError, OSError, ValueError) as error:
+        print(f"imageclef-concepts {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+
+
+def _one_line(error):
+    """An error as one line: a multi-line message (a list of problems) joined up."""
+    text = str(error) if not isinstance(error, OSError) or not error.filename else \
+        f"{error.strerror}: {error.filename}"
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+_NEEDS_TENSORFLOW = ("demo", "train", "predict")
 
 
 def _build_parser():
@@ -42,6 +57,8 @@ def _build_parser():
         prog="imageclef-concepts",
         description="Medical concept detection in radiology images (ImageCLEFmed Caption).",
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own start-up and log lines")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo(commands)
     _add_train(commands)
@@ -103,9 +120,9 @@ def _add_train(commands):
                        help="model file to write: .keras (native) or .joblib")
     train.add_argument("--validation-images", type=Path)
     train.add_argument("--validation-concepts", type=Path)
-    train.add_argument("--image-size", type=int, help=ESTIMATOR_DEFAULT + " (400)")
-    train.add_argument("--epochs", type=int, help=ESTIMATOR_DEFAULT + " (10)")
-    train.add_argument("--batch-size", type=int, help=ESTIMATOR_DEFAULT + " (32)")
+    train.add_argument("--image-size", type=_positive_int, help=ESTIMATOR_DEFAULT + " (400)")
+    train.add_argument("--epochs", type=_positive_int, help=ESTIMATOR_DEFAULT + " (10)")
+    train.add_argument("--batch-size", type=_positive_int, help=ESTIMATOR_DEFAULT + " (32)")
     train.add_argument("--learning-rate", type=float, help=ESTIMATOR_DEFAULT + " (1e-4)")
     train.add_argument("--threshold", type=float,
                        help="decision threshold when no validation data tunes it "
@@ -117,6 +134,11 @@ def _add_train(commands):
                        help=f"hidden fully connected layers, e.g. 128,64 ({ESTIMATOR_DEFAULT})")
     train.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                        help="what to do with unreadable image files")
+    train.add_argument("--checkpoint-dir", type=Path, default=None,
+                       help="where training saves its progress after every epoch, so that the "
+                            "same command resumes it after a crash or a kill (default: "
+                            "<output>.checkpoint beside the model; removed when training "
+                            "finishes)")
     train.add_argument("--random-state", type=int, default=None)
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.set_defaults(run_command=_run_train)
@@ -134,7 +156,7 @@ def _int_tuple(text):
 
 
 _TRAIN_PARAMS = ("image_size", "epochs", "batch_size", "learning_rate", "threshold", "filters",
-                 "dense_units", "on_error", "random_state")
+                 "dense_units", "on_error", "random_state", "checkpoint_dir")
 
 
 def _run_train(args):
@@ -143,6 +165,10 @@ def _run_train(args):
     _check_model_suffix(args.output)
     if (args.validation_images is None) != (args.validation_concepts is None):
         raise UserError("give both --validation-images and --validation-concepts, or neither.")
+    _check_output(args.output, inputs=[args.images, args.concepts, args.validation_images,
+                                       args.validation_concepts])
+    if args.checkpoint_dir is None:
+        args.checkpoint_dir = args.output.with_name(args.output.name + ".checkpoint")
     train = _load(args.images, args.concepts)
     validation = (None if args.validation_images is None
                   else _load(args.validation_images, args.validation_concepts))
@@ -209,6 +235,7 @@ def _run_predict(args):
 
     if not args.images.is_dir():
         raise UserError(f"image folder not found: {args.images}")
+    _check_output(args.output, inputs=[args.model, args.images])
     model = load_model(args.model, allow_pickle=args.allow_pickle)
     if args.threshold is not None or args.max_concepts is not None:
         model.set_params(threshold=_overridden_rule(DecisionRule.of(model.threshold), args))
@@ -217,6 +244,22 @@ def _run_predict(args):
     write_run(args.output, ids, concepts, layout=args.format)
     _say(args, f"Wrote {args.output}: {len(ids)} images, {args.format} layout")
     return 0
+
+
+def _check_output(path, inputs):
+    """Refuse an output that cannot be written, before any work is done."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UserError(f"--output {path} is a folder; name a file.")
+    if not folder.is_dir():
+        raise UserError(f"--output {path}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"--output {path}: the folder {folder} is not writable.")
+    for given in inputs:
+        if given is not None and path.exists() and given.exists() and \
+                os.path.samefile(path, given):
+            raise UserError(f"--output {path} is also an input ({given}); it would be "
+                            "overwritten.")
 
 
 def _overridden_rule(rule, args):

@@ -8,21 +8,27 @@ layout      one image per line                         header
 ``2024``    ``<id>,<CUI>;<CUI>;...`` (comma CSV)       ``ID,CUIs``
 ==========  =========================================  ====================
 
-An id alone (or an id and an empty concept field) means no concepts.
+An id and an empty concept field (``img1<TAB>``) mean no concepts; a line
+without the layout's delimiter is an error, as is a file with no line.
+Lines end at ``\n`` or ``\r\n`` only; other line-break characters inside a
+line are reported with its number.
 :func:`read_concepts` detects the layout, :func:`write_run` writes the layout
 asked for, and :func:`evaluate_run` checks a run against the ground truth
 before scoring it exactly as the organisers' script does.
 """
 
 import csv
+import io
 import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ._concepts import CONCEPT_SEPARATOR, canonical_concept, split_concepts
 from ._metrics import imageclef_f1_score
+from ._persistence import write_atomically
 
 LAYOUTS = ("2019", "2022", "2024")
 _DELIMITERS = {"2019": "\t", "2022": "|", "2024": ","}
@@ -101,7 +107,7 @@ def read_concepts(path):
     --------
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "concepts.tsv")
-    >>> _ = open(path, "w").write("img1\tC0040405;C0817096\nimg2\n")
+    >>> _ = open(path, "w").write("img1\tC0040405;c0817096\nimg2\t\n")
     >>> read_concepts(path)
     ConceptFile(ids=['img1', 'img2'], concepts=[('C0040405', 'C0817096'), ()], layout='2019')
     """
@@ -144,32 +150,64 @@ def write_run(path, ids, concepts, layout="2019"):
             f"write_run got {len(ids)} ids but {len(concepts)} concept lists."
         )
     delimiter = _DELIMITERS[layout]
-    rows = [_run_row(image_id, image_concepts, delimiter)
+    rows = [_run_row(image_id, image_concepts, delimiter, layout)
             for image_id, image_concepts in zip(ids, concepts)]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        if layout == "2024":
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(["ID", "CUIs"])
-            writer.writerows(rows)
-        else:
-            handle.writelines(f"{image_id}{delimiter}{joined}\n" for image_id, joined in rows)
+    _refuse_duplicate_ids([image_id for image_id, _ in rows])
+    buffer = io.StringIO(newline="")
+    if layout == "2024":
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["ID", "CUIs"])
+        writer.writerows(rows)
+    else:
+        buffer.writelines(f"{image_id}{delimiter}{joined}\n" for image_id, joined in rows)
+    text = buffer.getvalue().encode("utf-8")
+    write_atomically(path, lambda handle: handle.write(text))
 
 
-def _run_row(image_id, image_concepts, delimiter):
+# Characters that end a line for str.splitlines: none may appear inside a field,
+# or a reader (ours with another splitter, or someone else's) sees other lines.
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x00]")
+
+
+def _run_row(image_id, image_concepts, delimiter, layout):
     image_id = str(image_id)
-    if not image_id.strip() or any(c in image_id for c in (delimiter, "\n", "\r")):
-        raise ValueError(
-            f"Image id {image_id!r} is empty or contains the layout's delimiter "
-            f"{delimiter!r} or a line break."
-        )
+    problem = _field_problem(image_id, delimiter)
+    if problem is None and image_id != image_id.strip():
+        problem = "has white space at an end"
+    if problem is None and layout == "2022" and image_id.strip().upper() == "ID":
+        problem = "would be read as the optional header line of the 2022 layout"
+    if problem:
+        raise ValueError(f"Image id {image_id!r} {problem}.")
     names = list(dict.fromkeys(split_concepts(image_concepts)))
     for name in names:
-        if delimiter in name or "\n" in name:
-            raise ValueError(
-                f"Concept {name!r} of image {image_id!r} contains the layout's "
-                f"delimiter {delimiter!r} or a line break."
-            )
+        problem = _field_problem(name, delimiter)
+        if problem is None and CONCEPT_SEPARATOR in name:
+            problem = f"contains the concept separator {CONCEPT_SEPARATOR!r}"
+        if problem:
+            raise ValueError(f"Concept {name!r} of image {image_id!r} {problem}.")
     return image_id, CONCEPT_SEPARATOR.join(names)
+
+
+def _field_problem(text, delimiter):
+    """Why ``text`` cannot be written as one field of a run file, or None."""
+    if not text.strip():
+        return "is empty"
+    if delimiter in text:
+        return f"contains the layout's delimiter {delimiter!r}"
+    if "\t" in text:  # the 2019 delimiter: the layout would be detected wrongly
+        return "contains a tab"
+    found = _LINE_BREAKS.search(text)
+    if found:
+        return f"contains the control or line-break character U+{ord(found.group()):04X}"
+    return None
+
+
+def _refuse_duplicate_ids(ids):
+    seen = set()
+    duplicates = [image_id for image_id in ids if image_id in seen or seen.add(image_id)]
+    if duplicates:
+        raise ValueError(f"{len(duplicates)} duplicate image id(s), e.g. "
+                         f"{', '.join(map(repr, duplicates[:5]))}: a run has one line per image.")
 
 
 @dataclass
@@ -288,19 +326,22 @@ def _check_layout(layout):
 
 def _parse_file(path):
     """Split a concept file into lines, detecting its layout; nothing is checked yet."""
+    _check_regular_file(path)
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Concept file not found: {path}") from None
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ConceptFileError(
             [f"{path}: not a UTF-8 text file ({error.reason} at byte {error.start})"],
             f"Cannot read {path}",
         ) from None
-    raw_lines = text.splitlines()
+    # Lines end at \n (or \r\n) only, so that line numbers are the ones an editor
+    # shows; any other line-break character inside a line is reported there.
+    raw_lines = [line.removesuffix("\r") for line in text.split("\n")]
     while raw_lines and not raw_lines[-1].strip():
         raw_lines.pop()  # blank lines at the very end carry nothing
+    if not raw_lines:
+        raise ConceptFileError([f"{path}: the file holds no line"], f"Cannot read {path}")
     layout = _detect_layout(raw_lines)
     numbered = list(enumerate(raw_lines, start=1))
     if numbered and _is_header(numbered[0][1], layout):
@@ -311,6 +352,17 @@ def _parse_file(path):
             f"Cannot read {path}",
         )
     return [_split_line(path, number, text_line, layout) for number, text_line in numbered], layout
+
+
+def _check_regular_file(path):
+    """Refuse folders, pipes and devices before opening (a pipe would block)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Concept file not found: {path}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe or a device)"
+        raise ConceptFileError([f"{path}: {kind}, not a concept file"], f"Cannot read {path}")
 
 
 def _detect_layout(raw_lines):
@@ -328,7 +380,10 @@ def _detect_layout(raw_lines):
 
 def _is_header(text_line, layout):
     if layout == "2024":
-        fields = next(csv.reader([text_line]), [])
+        try:
+            fields = _csv_fields(text_line)
+        except csv.Error:
+            return False
         return tuple(f.strip().upper() for f in fields) == _HEADER_2024
     if layout == "2022":
         return text_line.split("|", 1)[0].strip().upper() == "ID"
@@ -336,27 +391,49 @@ def _is_header(text_line, layout):
 
 
 def _split_line(path, number, text_line, layout):
-    if layout == "2024":
-        fields = next(csv.reader([text_line]), [])
-    else:
-        fields = text_line.split(_DELIMITERS[layout])
-    line = _Line(number, fields[0] if fields else "", ())
+    delimiter = _DELIMITERS[layout]
+    line = _Line(number, "", ())
     if not text_line.strip():
         line.problems.append("blank line")
         return line
+    found = _LINE_BREAKS.search(text_line)
+    if found:
+        line.problems.append(f"contains the control or line-break character "
+                             f"U+{ord(found.group()):04X}")
+        return line
+    try:
+        fields = _csv_fields(text_line) if layout == "2024" else text_line.split(delimiter)
+    except csv.Error as error:
+        line.problems.append(f"not a valid CSV line ({error})")
+        return line
+    line.image_id = fields[0] if fields else ""
+    if len(fields) < 2:
+        line.problems.append(f"no {delimiter!r} after the image id: expected "
+                             f"<id>{delimiter}<concepts> (the {layout} layout)")
+        return line
     if len(fields) > 2:
         line.problems.append(
-            f"{len(fields)} fields separated by {_DELIMITERS[layout]!r}; expected "
-            "an image id and at most one concept field"
+            f"{len(fields)} fields separated by {delimiter!r}; expected "
+            "an image id and one concept field"
         )
         return line
     if not line.image_id.strip():
         line.problems.append("empty image id")
     elif line.image_id != line.image_id.strip():
         line.problems.append(f"white space around image id {line.image_id!r}")
-    raw_concepts = fields[1].split(CONCEPT_SEPARATOR) if len(fields) == 2 and fields[1] else []
+    raw_concepts = fields[1].split(CONCEPT_SEPARATOR) if fields[1] else []
     _check_concepts(line, raw_concepts)
     return line
+
+
+def _csv_fields(text_line):
+    """The fields of one CSV line; an unbalanced quote is an error, long fields are fine."""
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text_line) + 1))
+    try:
+        return next(csv.reader([text_line], strict=True), [])
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _check_concepts(line, raw_concepts):

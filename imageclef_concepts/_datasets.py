@@ -18,6 +18,7 @@ from PIL import Image
 from sklearn.utils import Bunch, check_random_state
 
 from ._concept_files import read_concepts, write_run
+from ._images import RASTER_FORMATS
 
 _SHAPES = ("disc", "ring", "square", "cross", "stripes", "triangle")
 
@@ -180,13 +181,25 @@ def load_imageclef(images_dir, concepts_file, *, strict=False):
 
 
 def image_files_by_id(images_dir):
-    """Image files of a folder by id (file name without extension), any Pillow format."""
-    readable = set(Image.registered_extensions())
+    """Image files of a folder by id (file name without extension), raster formats only.
+
+    Entries that cannot even be inspected (a symbolic link loop, a file
+    without permission) are kept: the image check reports them like any bad
+    file, by ``on_error``.
+    """
+    readable = {extension for extension, kind in Image.registered_extensions().items()
+                if kind in RASTER_FORMATS}
     files = defaultdict(list)
     with os.scandir(images_dir) as entries:
         for entry in entries:
             stem, extension = os.path.splitext(entry.name)
-            if entry.is_file() and extension.lower() in readable:
+            if extension.lower() not in readable:
+                continue
+            try:
+                usable = not entry.is_dir()
+            except OSError:
+                usable = True  # reported when the files are checked
+            if usable:
                 files[stem].append(Path(entry.path))
     return files
 

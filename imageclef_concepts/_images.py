@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -32,6 +32,9 @@ RESAMPLING = {
     "hamming": Image.Resampling.HAMMING,
 }
 ON_ERROR = ("raise", "skip")
+# The raster formats images are read in. Pillow can open more (EPS and PS among
+# them, which it hands to Ghostscript): a file of any other format is refused.
+RASTER_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP")
 _HIGH_DEPTH_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 # A JPEG this many times larger than the target is decoded at a reduced DCT
 # scale (Pillow's draft mode): much faster, and the resize smooths it anyway.
@@ -67,11 +70,24 @@ def decode_image(path, image_size, resample="bilinear"):
     Raises
     ------
     ImageDecodeError
-        Naming the file: missing, empty, truncated, not an image, or larger
-        than Pillow's decompression-bomb limit.
+        Naming the file: missing, empty, truncated, not an image (only
+        :data:`RASTER_FORMATS` are read), or larger than Pillow's
+        decompression-bomb limit. Nothing else: whatever a damaged file makes
+        Pillow raise is reported as this error.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from imageclef_concepts import decode_image
+    >>> path = os.path.join(tempfile.mkdtemp(), "xray.png")
+    >>> Image.fromarray(np.zeros((80, 60), dtype=np.uint8)).save(path)
+    >>> decode_image(path, 32).shape
+    (32, 32, 3)
     """
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=RASTER_FORMATS) as image:
             if image.format == "JPEG" and min(image.size) >= _DRAFT_FACTOR * image_size:
                 image.draft("RGB", (image_size, image_size))
             ImageOps.exif_transpose(image, in_place=True)
@@ -81,8 +97,9 @@ def decode_image(path, image_size, resample="bilinear"):
     except Image.DecompressionBombError as error:
         raise ImageDecodeError(f"{path}: refused by Pillow's decompression-bomb guard "
                                f"({error})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ImageDecodeError(f"{path}: cannot decode the image ({error})") from None
+    except Exception as error:  # a damaged file can make Pillow raise almost anything
+        raise ImageDecodeError(f"{path}: cannot decode the image "
+                               f"({type(error).__name__}: {error})") from None
     return resized(rgb, image_size, resample)
 
 
@@ -121,14 +138,14 @@ def check_image_file(path):
     try:
         if os.path.getsize(path) == 0:
             return f"{path}: empty file"
-        with Image.open(path):
+        with Image.open(path, formats=RASTER_FORMATS):
             return None
     except FileNotFoundError:
         return f"{path}: file not found"
     except Image.DecompressionBombError as error:
         return f"{path}: refused by Pillow's decompression-bomb guard ({error})"
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        return f"{path}: not a readable image ({error})"
+    except Exception as error:  # anything a damaged header makes Pillow raise
+        return f"{path}: not a readable image ({type(error).__name__}: {error})"
 
 
 class _ImageSource:

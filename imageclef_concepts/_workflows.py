@@ -125,9 +125,11 @@ def save_model(model, path):
 
 
 def load_model(path, *, allow_pickle=False):
-    """Load a model file written by :func:`save_model`.
+    """Load a model file written by :func:`save_model` (or an ensemble's ``.zip`` archive).
 
-    ``.keras`` files are read in Keras' safe mode. A ``.joblib`` file is a
+    ``.keras`` files are read in Keras' safe mode, ``.zip`` archives
+    (:meth:`ConceptEnsemble.save <imageclef_concepts.ConceptEnsemble.save>`)
+    without pickle. A ``.joblib`` file is a
     pickle, which can run any code it holds: it is loaded only with
     ``allow_pickle=True``, for files you made yourself.
     """
@@ -138,6 +140,10 @@ def load_model(path, *, allow_pickle=False):
         from .keras import ConceptCNNClassifier
 
         return ConceptCNNClassifier.load(path)
+    if path.suffix == ".zip":
+        from ._persistence import load_estimator
+
+        return load_estimator(path)
     if path.suffix == ".joblib":
         if not allow_pickle:
             raise ValueError(f"{path} is a pickle, which can run any code it holds: load it "
@@ -150,4 +156,4 @@ def load_model(path, *, allow_pickle=False):
         except Exception as error:  # a corrupt pickle raises anything
             raise ValueError(f"{path} cannot be loaded: {type(error).__name__}: {error}") \
                 from None
-    raise ValueError(f"model file {path} must end in {' or '.join(MODEL_SUFFIXES)}.")
+    raise ValueError(f"model file {path} must end in .keras, .zip or .joblib.")

@@ -39,10 +39,15 @@ def test_semicolon_strings_and_file_order(tmp_path):
     assert read_concepts(path).ids == ["b", "a"]
 
 
-def test_id_alone_means_no_concepts(tmp_path):
+def test_an_empty_concept_field_means_no_concepts_but_a_missing_separator_is_an_error(tmp_path):
     path = tmp_path / "gt.tsv"
-    path.write_text("img1\nimg2\t\nimg3\tC1\n")
-    assert read_concepts(path).concepts == [(), (), ("C1",)]
+    path.write_text("img2\t\nimg3\tC1\n")
+    assert read_concepts(path).concepts == [(), ("C1",)]
+    path.write_text("img1\tC1\nimg2|C2\nimg3\n")  # another layout, and an id alone
+    with pytest.raises(ConceptFileError) as caught:
+        read_concepts(path)
+    assert [p.split(": ", 1)[0] for p in caught.value.problems] == [f"{path}:2", f"{path}:3"]
+    assert "no '\\t' after the image id" in caught.value.problems[0]
 
 
 def test_2022_header_is_skipped(tmp_path):

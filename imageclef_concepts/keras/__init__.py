@@ -9,6 +9,7 @@ TensorFlow: the first use of one of these names does, which keeps
 """
 
 import importlib
+import os
 
 # Keras applications backbones by the name users give: plain data, so that
 # parameter checks can name them without importing TensorFlow.
@@ -25,7 +26,28 @@ _LAZY = {
     "build_backbone_network": "._network",
 }
 
-__all__ = ["BACKBONES", *_LAZY]
+__all__ = ["BACKBONES", "start_quietly", *_LAZY]
+
+
+def start_quietly():
+    """Import TensorFlow and find its devices with standard error muted.
+
+    TensorFlow's C++ start-up lines (absl, oneDNN, CUDA probing on a machine
+    without a GPU) are written straight to file descriptor 2, before any
+    setting of ours can reach them; they say nothing to our users. The
+    command line calls this unless ``--verbose``.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(null)
+        os.close(saved)
 
 
 def __getattr__(name):

@@ -27,19 +27,24 @@ class ImageBatches:
         Indicator rows aligned with ``images``; densified one batch at a time.
     sample_weight : ndarray, default=None
     batch_size : int, default=32
-    rng : numpy.random.Generator, default=None
-        Shuffles the order at every pass (epoch); None keeps the order
+    shuffle_seed : int or None, default=None
+        Shuffles the order at every pass (epoch), the order of epoch ``e``
+        drawn from ``(shuffle_seed, e)``, so that a resumed training sees the
+        same orders as an uninterrupted one. None keeps the order
         (prediction, validation).
+    first_epoch : int, default=0
+        The epoch of the first pass (a resumed or continued training).
     """
 
     def __init__(self, images, *, indices=None, targets=None, sample_weight=None,
-                 batch_size=32, rng=None):
+                 batch_size=32, shuffle_seed=None, first_epoch=0):
         self.images = images
         self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
         self.targets = targets
         self.sample_weight = sample_weight
         self.batch_size = batch_size
-        self.rng = rng
+        self.shuffle_seed = shuffle_seed
+        self.epoch = first_epoch
         self.error = None
 
     def __len__(self):
@@ -60,7 +65,12 @@ class ImageBatches:
         return x, y, self.sample_weight[chosen].astype(np.float32)
 
     def _generate(self):
-        order = self.indices if self.rng is None else self.rng.permutation(self.indices)
+        if self.shuffle_seed is None:
+            order = self.indices
+        else:
+            order = np.random.default_rng([self.shuffle_seed, self.epoch]).permutation(
+                self.indices)
+            self.epoch += 1
         for number in range(len(self)):
             try:
                 batch = self.batch(order, number)

@@ -10,15 +10,14 @@ as every other concept estimator.
 
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from collections import defaultdict
-from contextlib import nullcontext
 from numbers import Integral, Real
 
 import keras
 import numpy as np
-from scikeras.utils.random_state import tensorflow_random_state
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -36,6 +35,7 @@ from ._network import (
     build_concept_cnn,
     smallest_image_size,
 )
+from ._training import TrainingCheckpoint, best_epoch_keeper, seed_or_fresh, seeded
 
 _METADATA_ENTRY = "imageclef_concepts.json"
 # Version of what save() writes beside the network; load() refuses newer ones.
@@ -130,6 +130,18 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
     max_labels : int or None, default=None
         For concept lists: give outputs to this many most frequent concepts
         only.
+    early_stopping_patience : int or None, default=None
+        Stop when ``monitor`` has not improved for this many epochs (Keras'
+        ``EarlyStopping``); None trains every epoch. Either way the best
+        epoch's weights are kept.
+    checkpoint_dir : str, path-like or None, default=None
+        Make training resumable: after every epoch the weights, optimizer
+        state, history and best epoch so far are saved here (Keras'
+        ``BackupAndRestore`` and the library's own state), and ``fit`` with
+        the same arguments after a crash or a kill goes on from the last
+        finished epoch: the same number of epochs in all, the history
+        continued, the best epoch kept across the interruption. The folder
+        is removed when training finishes.
 
     Attributes
     ----------
@@ -195,6 +207,8 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         "trainable_backbone": ["boolean"],
         "min_count": [Interval(Integral, 1, None, closed="left")],
         "max_labels": [Interval(Integral, 1, None, closed="left"), None],
+        "early_stopping_patience": [Interval(Integral, 0, None, closed="left"), None],
+        "checkpoint_dir": [str, os.PathLike, None],
     }
 
     def __init__(
@@ -226,6 +240,8 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         trainable_backbone=False,
         min_count=1,
         max_labels=None,
+        early_stopping_patience=None,
+        checkpoint_dir=None,
     ):
         # scikeras' __init__ would add parameters we do not have; ours are all explicit.
         self.image_size = image_size
@@ -254,6 +270,8 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         self.trainable_backbone = trainable_backbone
         self.min_count = min_count
         self.max_labels = max_labels
+        self.early_stopping_patience = early_stopping_patience
+        self.checkpoint_dir = checkpoint_dir
 
     # ------------------------------------------------------------------ fit
 
@@ -339,7 +357,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         head = dict(image_size=self.image_size, dense_units=tuple(self.dense_units),
                     dense_dropout=self.dense_dropout, learning_rate=self.learning_rate,
                     decay=self.decay, metrics=self.metrics or ())
-        with _seeded(self._random_state):
+        with seeded(self._random_state):
             if self.backbone != "paper":
                 return build_backbone_network(
                     len(self.classes_), self.backbone, weights=self.weights,
@@ -350,30 +368,45 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
 
     def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch,
                          validation_data=None):
-        rng = np.random.default_rng(self._random_state)
-        train, validation = self._split_validation(X, rng, validation_data)
+        has_validation = validation_data is not None or self.validation_fraction is not None
+        keeper = best_epoch_keeper(self.monitor, self.early_stopping_patience, has_validation)
+        checkpoint = (None if self.checkpoint_dir is None
+                      else TrainingCheckpoint(self.checkpoint_dir, keeper))
+        seed = (seed_or_fresh(self._random_state) if checkpoint is None
+                else checkpoint.training_seed(self._random_state))
+        train, validation = self._split_validation(X, np.random.default_rng(seed),
+                                                   validation_data)
         batches = ImageBatches(X, indices=train, targets=y, sample_weight=sample_weight,
-                               batch_size=self.batch_size, rng=rng)
+                               batch_size=self.batch_size, shuffle_seed=seed,
+                               first_epoch=initial_epoch)
         validation_batches = self._validation_batches(X, y, validation, validation_data)
-        keep_best = _KeepBestEpoch(self.monitor)
+        callbacks = (checkpoint.callbacks() if checkpoint is not None
+                     else [keeper] if keeper is not None else [])
         known_failures = len(X.failures)
-        with _seeded(self._random_state), decode_errors_surfaced(batches, validation_batches):
+        with seeded(self._random_state), decode_errors_surfaced(batches, validation_batches):
             history = self.model_.fit(
                 batches.dataset(),
                 validation_data=(None if validation_batches is None
                                  else validation_batches.dataset()),
                 epochs=initial_epoch + epochs,
                 initial_epoch=initial_epoch, verbose=self.verbose, shuffle=False,
-                callbacks=[keep_best],
+                callbacks=callbacks,
             )
         X.warn_failures("during training", reported=known_failures)
+        self._record_history(history.history if checkpoint is None else checkpoint.history,
+                             warm_start, initial_epoch, keeper)
+        if checkpoint is not None:  # finished: nothing left to resume
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+
+    def _record_history(self, new_history, warm_start, initial_epoch, keeper):
         if not warm_start or not hasattr(self, "history_") or initial_epoch == 0:
             self.history_ = defaultdict(list)
         first_new_epoch = len(self.history_["loss"])
-        for key, values in history.history.items():
-            self.history_[key] += list(values)
-        self.best_epoch_ = (None if keep_best.best_epoch is None
-                            else first_new_epoch + keep_best.best_epoch - initial_epoch)
+        for key, values in new_history.items():
+            self.history_[key] += [float(value) for value in values]
+        kept = keeper is not None and keeper.best_weights is not None
+        self.best_epoch_ = (first_new_epoch + keeper.best_epoch - initial_epoch if kept
+                            else None)
 
     def _split_validation(self, X, rng, validation_data):
         everything = X.usable_indices()
@@ -515,12 +548,17 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         if isinstance(params["threshold"], dict):
             params["threshold"] = DecisionRule.from_dict(params["threshold"])
         estimator = cls(**params)
-        estimator.model_ = keras.saving.load_model(path, safe_mode=True)
+        try:
+            estimator.model_ = keras.saving.load_model(path, safe_mode=True)
+        except Exception as error:  # a damaged archive makes Keras raise many kinds
+            raise ValueError(f"{path}: the network cannot be loaded ({type(error).__name__}: "
+                             f"{error})") from None
         targets = KerasTargets.from_dict(metadata["targets"])
         vars(estimator).update(targets.get_metadata())
         estimator.history_ = defaultdict(list, metadata["history"])
         estimator.best_epoch_ = metadata["best_epoch"]
         # What scikeras' _initialize would have set, so that training continues.
+        estimator.target_encoder_ = targets
         estimator._random_state = params["random_state"]
         estimator.feature_encoder_ = FunctionTransformer().fit(np.zeros((1, 1)))
         estimator._initialize_callbacks()
@@ -546,36 +584,6 @@ def _read_metadata(path):
                                "classes": metadata["classes"],
                                "concept_counts": metadata["concept_counts"]}
     return metadata
-
-
-class _KeepBestEpoch(keras.callbacks.Callback):
-    """Restore the weights of the best epoch by ``monitor`` when training ends."""
-
-    def __init__(self, monitor):
-        super().__init__()
-        self.monitor = monitor
-        self.minimise = "loss" in monitor
-        self.best_value = None
-        self.best_epoch = None
-        self.best_weights = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None:
-            return  # e.g. val_loss without validation data: the last epoch stays
-        better = (self.best_value is None
-                  or (value < self.best_value if self.minimise else value > self.best_value))
-        if better:
-            self.best_value, self.best_epoch = value, epoch
-            self.best_weights = self.model.get_weights()
-
-    def on_train_end(self, logs=None):
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
-
-
-def _seeded(seed):
-    return nullcontext() if seed is None else tensorflow_random_state(seed)
 
 
 def _jsonable(value):

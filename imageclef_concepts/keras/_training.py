@@ -1,0 +1,177 @@
+"""Training that keeps the best epoch, survives interruption and leaves no global state behind.
+
+* The best epoch by ``monitor`` is kept by Keras' own ``EarlyStopping``
+  (``restore_best_weights=True``; with no patience it never stops early).
+* :class:`TrainingCheckpoint` makes a training resumable: Keras'
+  ``BackupAndRestore`` saves the weights and optimizer state after every
+  epoch (twice over, so a kill during the write loses nothing), and this
+  callback saves beside it what Keras does not: the history so far and
+  ``EarlyStopping``'s best epoch and weights. Started again with the same
+  arguments, a killed training goes on from its last finished epoch.
+* :func:`seeded` seeds Python, NumPy and TensorFlow for reproducible
+  training and puts every piece of global state back as it was.
+"""
+
+import json
+import os
+import random
+from contextlib import contextmanager
+
+import keras
+import numpy as np
+
+from .._persistence import write_atomically
+
+
+def best_epoch_keeper(monitor, patience, has_validation):
+    """Keras' ``EarlyStopping`` that restores the best epoch's weights, or None.
+
+    Returns None when ``monitor`` is a validation log and there is no
+    validation data (the last epoch is kept, as documented).
+    """
+    if monitor.startswith("val_") and not has_validation:
+        return None
+    return keras.callbacks.EarlyStopping(
+        monitor=monitor, mode="min" if "loss" in monitor else "max",
+        patience=10**9 if patience is None else patience, restore_best_weights=True)
+
+
+class TrainingCheckpoint(keras.callbacks.Callback):
+    """Resumable training: ``BackupAndRestore`` plus the history and the best epoch.
+
+    Parameters
+    ----------
+    directory : str
+        The checkpoint folder (created when needed).
+    keeper : keras.callbacks.EarlyStopping or None
+        The best-epoch keeper whose state is saved and restored.
+    """
+
+    def __init__(self, directory, keeper):
+        super().__init__()
+        self.directory = os.fspath(directory)
+        self.keeper = keeper
+        self.backup = keras.callbacks.BackupAndRestore(
+            os.path.join(self.directory, "backup"), double_checkpoint=True,
+            delete_checkpoint=False)
+        self.history = {}
+        self.resumed_epochs = 0
+
+    def callbacks(self):
+        """The callbacks in the order they must run: keeper, this, Keras' backup."""
+        return [c for c in (self.keeper, self, self.backup) if c is not None]
+
+    @property
+    def _progress_path(self):
+        return os.path.join(self.directory, "progress.json")
+
+    @property
+    def _best_weights_path(self):
+        return os.path.join(self.directory, "best_weights.npz")
+
+    def on_train_begin(self, logs=None):
+        # Runs after the keeper reset itself and before BackupAndRestore loads the weights.
+        finished = _finished_epochs(os.path.join(self.directory, "backup"))
+        if not finished or not os.path.exists(self._progress_path):
+            return
+        with open(self._progress_path) as handle:
+            progress = json.load(handle)
+        self.history = {key: values[:finished] for key, values in progress["history"].items()}
+        self.resumed_epochs = finished
+        best_epoch = progress.get("best_epoch")
+        if self.keeper is not None and best_epoch is not None and best_epoch < finished:
+            with np.load(self._best_weights_path, allow_pickle=False) as stored:
+                self.keeper.best_weights = [stored[f"w{i}"] for i in range(len(stored.files))]
+            self.keeper.best = progress["best_value"]
+            self.keeper.best_epoch = best_epoch
+            self.keeper.wait = progress["wait"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        keeper = self.keeper
+        improved = keeper is not None and keeper.best_weights is not None and \
+            keeper.best_epoch == epoch
+        if improved:
+            arrays = {f"w{i}": weights for i, weights in enumerate(keeper.best_weights)}
+            os.makedirs(self.directory, exist_ok=True)
+            write_atomically(self._best_weights_path, lambda h: np.savez(h, **arrays))
+        progress = {"history": self.history,
+                    "best_epoch": None if keeper is None or keeper.best_weights is None
+                    else int(keeper.best_epoch),
+                    "best_value": None if keeper is None or keeper.best is None
+                    else float(keeper.best),
+                    "wait": 0 if keeper is None else int(keeper.wait)}
+        os.makedirs(self.directory, exist_ok=True)
+        write_atomically(self._progress_path, lambda h: h.write(json.dumps(progress).encode()))
+
+    def training_seed(self, random_state):
+        """The seed of the validation split and the shuffling, the same on every resume.
+
+        ``random_state`` when given; otherwise one drawn at the first start and
+        kept in the checkpoint.
+        """
+        path = os.path.join(self.directory, "seed.json")
+        if os.path.exists(path):
+            with open(path) as handle:
+                return json.load(handle)["seed"]
+        seed = seed_or_fresh(random_state)
+        os.makedirs(self.directory, exist_ok=True)
+        write_atomically(path, lambda h: h.write(json.dumps({"seed": seed}).encode()))
+        return seed
+
+
+def seed_or_fresh(random_state):
+    """``random_state`` as an int seed, or a fresh random one for None."""
+    if random_state is None:
+        return int(np.random.default_rng().integers(2**31))
+    return int(random_state)
+
+
+def _finished_epochs(backup_dir):
+    """Epochs that Keras' BackupAndRestore has saved (0 when there is no backup)."""
+    for name in ("training_metadata.json", "training_metadata.json.bkp"):
+        path = os.path.join(backup_dir, name)
+        try:
+            with open(path) as handle:
+                return int(json.load(handle)["epoch"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return 0
+
+
+@contextmanager
+def seeded(seed):
+    """Seed Python, NumPy and TensorFlow; restore all global state afterwards.
+
+    Restored whatever happens inside: TensorFlow's op determinism and global
+    seed, NumPy's and Python's global generators, ``TF_DETERMINISTIC_OPS``.
+    """
+    if seed is None:
+        yield
+        return
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework import config
+
+    saved_environment = os.environ.get("TF_DETERMINISTIC_OPS")
+    saved_python, saved_numpy = random.getstate(), np.random.get_state()
+    saved_seed = context.global_seed()
+    was_deterministic = config.is_op_determinism_enabled()
+    try:
+        os.environ["TF_DETERMINISTIC_OPS"] = "1"
+        random.seed(seed)
+        np.random.seed(seed)
+        tf.random.set_seed(seed)
+        config.enable_op_determinism()
+        yield
+    finally:
+        if not was_deterministic:
+            config.disable_op_determinism()
+        tf.random.set_seed(saved_seed)
+        np.random.set_state(saved_numpy)
+        random.setstate(saved_python)
+        if saved_environment is None:
+            os.environ.pop("TF_DETERMINISTIC_OPS", None)
+        else:
+            os.environ["TF_DETERMINISTIC_OPS"] = saved_environment
