@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 
 from imageclef_concepts import ConceptCNNClassifier
@@ -29,6 +30,7 @@ def run(quick):
 
     def keras_fit():
         raw["model"] = build_concept_cnn(N_CONCEPTS)
+        raw["model"].compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy")
         raw["model"].fit(X, Y, batch_size=32, epochs=1, verbose=0)
 
     # Run times on this shared machine jump between two levels (about 1.7x
@@ -124,6 +126,7 @@ def memory_rows(n_fits):
 
     def raw_keras_fit():
         model = build_concept_cnn(200, image_size=64, filters=(8, 16), dense_units=(32,))
+        model.compile(optimizer="adam", loss="binary_crossentropy")
         model.fit(X, Y, batch_size=32, epochs=1, verbose=0)
 
     reference = growth(raw_keras_fit)

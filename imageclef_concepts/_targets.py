@@ -33,6 +33,10 @@ class ConceptTargets:
         concept lists, ``0..n-1`` for an indicator.
     encoder_ : ConceptEncoder or None
         The encoder of concept lists; None for an indicator.
+    column_counts_ : ndarray of int
+        Training images with each of ``classes_`` (0 when unknown).
+    n_images_ : int
+        Training images (0 when unknown).
     """
 
     def __init__(self, *, min_count=1, max_labels=None):
@@ -53,8 +57,11 @@ class ConceptTargets:
         else:
             self.encoder_ = None
             self.classes_ = np.arange(as_binary_csr(y, "y").shape[1])
-        if len(self.classes_) == 0 or self.transform(y).nnz == 0:
+        indicator = self.transform(y)
+        if len(self.classes_) == 0 or indicator.nnz == 0:
             raise ValueError("y has no positive label at all: there is no concept to learn.")
+        self.column_counts_ = np.diff(indicator.tocsc().indptr).astype(np.int64)
+        self.n_images_ = indicator.shape[0]
         return self
 
     def transform(self, y):
@@ -102,6 +109,7 @@ class ConceptTargets:
         return {"on_concepts": self.on_concepts, "classes": self.classes_.tolist(),
                 "concept_counts": (self.encoder_.concept_counts_.tolist()
                                    if self.on_concepts else None),
+                "column_counts": self.column_counts_.tolist(), "n_images": self.n_images_,
                 "min_count": self.min_count, "max_labels": self.max_labels}
 
     @classmethod
@@ -116,6 +124,9 @@ class ConceptTargets:
         else:
             targets.encoder_ = None
             targets.classes_ = np.arange(len(values["classes"]))
+        targets.column_counts_ = np.asarray(
+            values.get("column_counts") or [0] * len(targets.classes_), dtype=np.int64)
+        targets.n_images_ = values.get("n_images", 0)
         return targets
 
     @classmethod

@@ -11,13 +11,19 @@ TensorFlow: the first use of one of these names does, which keeps
 import importlib
 import os
 
-# Keras applications backbones by the name users give: plain data, so that
-# parameter checks can name them without importing TensorFlow.
-BACKBONES = {
-    "densenet121": "DenseNet121",
-    "resnet50": "ResNet50",
-    "efficientnetb0": "EfficientNetB0",
-}
+# Keras applications backbones by the name users give (lower case): plain data,
+# so that parameter checks can name them without importing TensorFlow.
+BACKBONES = {name.lower(): name for name in (
+    "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny", "ConvNeXtXLarge",
+    "DenseNet121", "DenseNet169", "DenseNet201",
+    "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3", "EfficientNetB4",
+    "EfficientNetB5", "EfficientNetB6", "EfficientNetB7",
+    "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3",
+    "EfficientNetV2L", "EfficientNetV2M", "EfficientNetV2S",
+    "InceptionResNetV2", "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Large",
+    "MobileNetV3Small", "ResNet101", "ResNet101V2", "ResNet152", "ResNet152V2", "ResNet50",
+    "ResNet50V2", "VGG16", "VGG19", "Xception",
+)}
 
 _LAZY = {
     "ConceptCNNClassifier": "._cnn_classifier",

@@ -34,10 +34,12 @@ class ImageBatches:
         (prediction, validation).
     first_epoch : int, default=0
         The epoch of the first pass (a resumed or continued training).
+    mirrored : bool, default=False
+        Flip every image left to right (test-time augmentation).
     """
 
     def __init__(self, images, *, indices=None, targets=None, sample_weight=None,
-                 batch_size=32, shuffle_seed=None, first_epoch=0):
+                 batch_size=32, shuffle_seed=None, first_epoch=0, mirrored=False):
         self.images = images
         self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
         self.targets = targets
@@ -45,6 +47,7 @@ class ImageBatches:
         self.batch_size = batch_size
         self.shuffle_seed = shuffle_seed
         self.epoch = first_epoch
+        self.mirrored = mirrored
         self.error = None
 
     def __len__(self):
@@ -54,6 +57,8 @@ class ImageBatches:
         """Batch ``number`` of the images in ``order``."""
         chosen = order[number * self.batch_size:(number + 1) * self.batch_size]
         x, good = self.images.load(chosen)
+        if self.mirrored:
+            x = x[:, :, ::-1]
         if self.targets is None:
             return (x,)  # failed rows stay (zeros) so that predictions keep their places
         if not good.all():  # a file that failed to decode leaves with its labels

@@ -28,11 +28,14 @@ from .._images import ON_ERROR, RESAMPLING
 from . import BACKBONES
 from ._adapter import KerasTargets, ScikerasAdapter
 from ._batches import ImageBatches, decode_errors_surfaced
+from ._losses import LOSSES, balanced_pos_weight, make_loss
 from ._network import (
+    AUGMENTATIONS,
     PAPER_FILTERS,
     SMALLEST_BACKBONE_INPUT,
     build_backbone_network,
     build_concept_cnn,
+    learning_rate_schedule,
     smallest_image_size,
 )
 from ._training import TrainingCheckpoint, best_epoch_keeper, seed_or_fresh, seeded
@@ -142,6 +145,49 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         finished epoch: the same number of epochs in all, the history
         continued, the best epoch kept across the interruption. The folder
         is removed when training finishes.
+    model : keras.Model, callable or None, default=None
+        Any network instead of the paper's (scikeras' convention): a Keras
+        model (copied with ``keras.models.clone_model`` for each fit) or a
+        callable ``model(n_concepts=..., image_size=...)`` returning one. It
+        takes ``image_size`` x ``image_size`` x 3 pixels in 0-255 and gives
+        one sigmoid probability per concept; streaming, thresholds and
+        saving work as for the paper's network.
+    loss : {"binary_crossentropy", "focal", "asymmetric", "soft_f1"} or Keras loss, \
+            default="binary_crossentropy"
+        ``"focal"`` is Keras' ``BinaryFocalCrossentropy(gamma=2)``;
+        ``"asymmetric"`` and ``"soft_f1"`` are described in
+        :mod:`imageclef_concepts.keras._losses`; any Keras loss (name or
+        object) works too.
+    optimizer : str or keras.optimizers.Optimizer, default="adam"
+        The optimizer, given ``learning_rate`` (with ``decay``'s legacy
+        schedule) unless it is an optimizer object with its own.
+    callbacks : list of keras.callbacks.Callback or None, default=None
+        Your callbacks, run alongside the library's own (best epoch,
+        checkpoint, learning-rate reduction). Not saved with the model.
+    pos_weight : float, array-like, "balanced" or None, default=None
+        Weight of each concept's positives in binary cross-entropy, for rare
+        concepts: one number, one per concept, or ``"balanced"`` (negatives
+        per positive in the training data, from 1 to 100).
+    augmentation : {None, "light", "standard"}, default=None
+        Random flips and small rotations (``"light"``), plus zoom and
+        contrast (``"standard"``), as Keras preprocessing layers applied in
+        training only, seeded by ``random_state``.
+    pooling : {"avg", "max", "gem"}, default="avg"
+        How a backbone's feature maps become one vector (``"gem"``:
+        generalised mean with a learned exponent).
+    freeze_epochs : int, default=0
+        The winners' two-stage fine-tuning: this many epochs with the
+        backbone frozen (the new head only), then the whole network at
+        ``fine_tune_learning_rate`` for the remaining ``epochs``. Needs a
+        backbone.
+    fine_tune_learning_rate : float, default=1e-5
+        The learning rate of the second stage.
+    reduce_lr_patience : int or None, default=None
+        Divide the learning rate by 10 when ``monitor`` has not improved for
+        this many epochs (Keras' ``ReduceLROnPlateau``); needs ``decay=0``.
+    test_time_augmentation : bool, default=False
+        ``predict_proba`` averages the probabilities of each image and of its
+        horizontal mirror.
 
     Attributes
     ----------
@@ -209,6 +255,18 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         "max_labels": [Interval(Integral, 1, None, closed="left"), None],
         "early_stopping_patience": [Interval(Integral, 0, None, closed="left"), None],
         "checkpoint_dir": [str, os.PathLike, None],
+        "model": [callable, None],
+        "loss": [StrOptions(set(LOSSES)), str, keras.losses.Loss, callable],
+        "optimizer": [str, keras.optimizers.Optimizer],
+        "callbacks": [list, keras.callbacks.Callback, None],
+        "pos_weight": [Interval(Real, 0, None, closed="neither"), StrOptions({"balanced"}),
+                       "array-like", None],
+        "augmentation": [StrOptions(set(AUGMENTATIONS)), None],
+        "pooling": [StrOptions({"avg", "max", "gem"})],
+        "freeze_epochs": [Interval(Integral, 0, None, closed="left")],
+        "fine_tune_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "reduce_lr_patience": [Interval(Integral, 0, None, closed="left"), None],
+        "test_time_augmentation": ["boolean"],
     }
 
     def __init__(
@@ -242,6 +300,17 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         max_labels=None,
         early_stopping_patience=None,
         checkpoint_dir=None,
+        model=None,
+        loss="binary_crossentropy",
+        optimizer="adam",
+        callbacks=None,
+        pos_weight=None,
+        augmentation=None,
+        pooling="avg",
+        freeze_epochs=0,
+        fine_tune_learning_rate=1e-5,
+        reduce_lr_patience=None,
+        test_time_augmentation=False,
     ):
         # scikeras' __init__ would add parameters we do not have; ours are all explicit.
         self.image_size = image_size
@@ -272,6 +341,17 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         self.max_labels = max_labels
         self.early_stopping_patience = early_stopping_patience
         self.checkpoint_dir = checkpoint_dir
+        self.model = model
+        self.loss = loss
+        self.optimizer = optimizer
+        self.callbacks = callbacks
+        self.pos_weight = pos_weight
+        self.augmentation = augmentation
+        self.pooling = pooling
+        self.freeze_epochs = freeze_epochs
+        self.fine_tune_learning_rate = fine_tune_learning_rate
+        self.reduce_lr_patience = reduce_lr_patience
+        self.test_time_augmentation = test_time_augmentation
 
     # ------------------------------------------------------------------ fit
 
@@ -324,7 +404,9 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         return self
 
     def _check_architecture(self):
-        if self.backbone != "paper":
+        if self.model is not None:
+            pass  # the user's network: its shapes are checked when it is built
+        elif self.backbone != "paper":
             if self.image_size < SMALLEST_BACKBONE_INPUT:
                 raise ValueError(f"image_size={self.image_size} is too small for "
                                  f"{self.backbone}: the smallest that works is "
@@ -340,6 +422,18 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
                     "convolution and 2x2 pooling: the smallest image_size that works is "
                     f"{smallest}."
                 )
+        if self.freeze_epochs and self.backbone == "paper":
+            raise ValueError("freeze_epochs freezes a pretrained backbone: set backbone= "
+                             "(the paper's network has none).")
+        if self.freeze_epochs and self.checkpoint_dir is not None:
+            raise ValueError("checkpoint_dir cannot resume a two-stage fine-tuning yet: use "
+                             "freeze_epochs=0 with checkpoint_dir, or no checkpoint_dir.")
+        if self.reduce_lr_patience is not None and self.decay:
+            raise ValueError("reduce_lr_patience changes the learning rate, which decay "
+                             f"(={self.decay}) already schedules: set decay=0.")
+        if self.pos_weight is not None and self.loss != "binary_crossentropy":
+            raise ValueError(f"pos_weight weighs binary cross-entropy; it cannot be combined "
+                             f"with loss={self.loss!r}.")
         if self.monitor.removeprefix("val_") not in {"loss", *self._metric_names()}:
             raise ValueError(
                 f"monitor={self.monitor!r} is not logged: use 'loss', 'val_loss' or "
@@ -354,17 +448,77 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         # state (graph, layer names) and collect garbage, about 0.3 s a fit;
         # without the collection each fit leaves ~2.5 MB more behind.
         keras.backend.clear_session()
-        head = dict(image_size=self.image_size, dense_units=tuple(self.dense_units),
-                    dense_dropout=self.dense_dropout, learning_rate=self.learning_rate,
-                    decay=self.decay, metrics=self.metrics or ())
         with seeded(self._random_state):
-            if self.backbone != "paper":
-                return build_backbone_network(
-                    len(self.classes_), self.backbone, weights=self.weights,
-                    trainable_backbone=self.trainable_backbone, **head)
-            return build_concept_cnn(
-                len(self.classes_), filters=tuple(self.filters), kernel_size=self.kernel_size,
-                padding=self.padding, conv_dropout=self.conv_dropout, **head)
+            network = self._network()
+        trainable = self.trainable_backbone and not self.freeze_epochs
+        self._compile(network, self.learning_rate, backbone_trainable=trainable)
+        return network
+
+    def _network(self):
+        """The uncompiled network: the user's ``model``, a backbone's or the paper's."""
+        n_concepts = len(self.classes_)
+        if self.model is not None:
+            return self._users_network(n_concepts)
+        head = dict(image_size=self.image_size, dense_units=tuple(self.dense_units),
+                    dense_dropout=self.dense_dropout, augmentation=self.augmentation,
+                    seed=self._random_state)
+        if self.backbone != "paper":
+            return build_backbone_network(
+                n_concepts, self.backbone, weights=self.weights, pooling=self.pooling,
+                trainable_backbone=self.trainable_backbone and not self.freeze_epochs, **head)
+        return build_concept_cnn(
+            n_concepts, filters=tuple(self.filters), kernel_size=self.kernel_size,
+            padding=self.padding, conv_dropout=self.conv_dropout, **head)
+
+    def _users_network(self, n_concepts):
+        if isinstance(self.model, keras.Model):
+            network = keras.models.clone_model(self.model)  # each fit starts afresh
+        else:
+            network = self.model(n_concepts=n_concepts, image_size=self.image_size)
+        if not isinstance(network, keras.Model):
+            raise TypeError(f"model= must be a keras.Model or return one; got "
+                            f"{type(network).__name__}.")
+        expected_input = (None, self.image_size, self.image_size, 3)
+        if tuple(network.input_shape) != expected_input or \
+                tuple(network.output_shape) != (None, n_concepts):
+            raise ValueError(
+                f"model= must take {expected_input} images and give {n_concepts} "
+                f"probabilities (one per concept); it takes {network.input_shape} and gives "
+                f"{network.output_shape}.")
+        return network
+
+    def _compile(self, network, learning_rate, backbone_trainable=None):
+        """Compile with the loss and optimizer; freeze or free the backbone first."""
+        if backbone_trainable is not None and self.backbone != "paper" and self.model is None:
+            network.get_layer(self.backbone).trainable = backbone_trainable
+        network.compile(optimizer=self._optimizer(learning_rate),
+                        loss=make_loss(self.loss, self._pos_weight()),
+                        metrics=list(self.metrics or ()))
+
+    def _optimizer(self, learning_rate):
+        if isinstance(self.optimizer, keras.optimizers.Optimizer):
+            return self.optimizer.__class__.from_config(self.optimizer.get_config())
+        rate = learning_rate_schedule(learning_rate, self.decay)
+        return keras.optimizers.get({"class_name": self.optimizer,
+                                     "config": {"learning_rate": rate}})
+
+    def _pos_weight(self):
+        if self.pos_weight is None:
+            return None
+        if isinstance(self.pos_weight, str):  # "balanced"
+            return balanced_pos_weight(self.targets_.column_counts_, self.targets_.n_images_)
+        weights = np.asarray(self.pos_weight, dtype=np.float64)
+        if weights.ndim == 1 and len(weights) != len(self.classes_):
+            raise ValueError(f"pos_weight has {len(weights)} values for "
+                             f"{len(self.classes_)} concepts.")
+        return weights
+
+    def _check_model_compatibility(self, y):
+        # scikeras compares the loss parameter with the compiled loss by Keras
+        # name, which fails for the library's own names ("focal", "soft_f1").
+        if len(self.model_.outputs) != 1:
+            raise ValueError(f"The network has {len(self.model_.outputs)} outputs; a concept "
+                             "network has one (a probability per concept).")
 
     def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch,
                          validation_data=None):
@@ -382,21 +536,44 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         validation_batches = self._validation_batches(X, y, validation, validation_data)
         callbacks = (checkpoint.callbacks() if checkpoint is not None
                      else [keeper] if keeper is not None else [])
+        callbacks += self._fit_callbacks  # the user's, by scikeras' own routing
+        if self.reduce_lr_patience is not None:
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(
+                monitor=self.monitor if keeper is not None else "loss",
+                mode="min" if "loss" in self.monitor else "max",
+                patience=self.reduce_lr_patience, factor=0.1))
         known_failures = len(X.failures)
+        history = {}
         with seeded(self._random_state), decode_errors_surfaced(batches, validation_batches):
-            history = self.model_.fit(
-                batches.dataset(),
-                validation_data=(None if validation_batches is None
-                                 else validation_batches.dataset()),
-                epochs=initial_epoch + epochs,
-                initial_epoch=initial_epoch, verbose=self.verbose, shuffle=False,
-                callbacks=callbacks,
-            )
+            for first, last, stage_rate in self._stages(initial_epoch, epochs, warm_start):
+                if stage_rate is not None:  # the second stage: everything, at a lower rate
+                    self._compile(self.model_, stage_rate, backbone_trainable=True)
+                stage = self.model_.fit(
+                    batches.dataset(),
+                    validation_data=(None if validation_batches is None
+                                     else validation_batches.dataset()),
+                    epochs=last, initial_epoch=first, verbose=self.verbose, shuffle=False,
+                    callbacks=callbacks)
+                for key, values in stage.history.items():
+                    history.setdefault(key, []).extend(values)
+                if self.model_.stop_training:
+                    break  # early stopping ends both stages
         X.warn_failures("during training", reported=known_failures)
-        self._record_history(history.history if checkpoint is None else checkpoint.history,
+        self._record_history(history if checkpoint is None else checkpoint.history,
                              warm_start, initial_epoch, keeper)
         if checkpoint is not None:  # finished: nothing left to resume
             shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+
+    def _stages(self, initial_epoch, epochs, warm_start):
+        """(first epoch, end epoch, learning rate to recompile with or None) per stage."""
+        end = initial_epoch + epochs
+        if not self.freeze_epochs or warm_start or initial_epoch >= self.freeze_epochs:
+            return [(initial_epoch, end, None)]
+        frozen_end = min(self.freeze_epochs, end)
+        stages = [(initial_epoch, frozen_end, None)]
+        if frozen_end < end:
+            stages.append((frozen_end, end, self.fine_tune_learning_rate))
+        return stages
 
     def _record_history(self, new_history, warm_start, initial_epoch, keeper):
         if not warm_start or not hasattr(self, "history_") or initial_epoch == 0:
@@ -450,13 +627,17 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
             Column ``j`` is concept ``classes_[j]``.
         """
         check_is_fitted(self, "model_")
-        return self._outputs_of(self.model_, X)
+        probabilities = self._outputs_of(self.model_, X)
+        if self.test_time_augmentation:
+            mirrored = self._outputs_of(self.model_, X, mirrored=True)
+            probabilities = (probabilities + mirrored) / 2
+        return probabilities
 
-    def _outputs_of(self, network, X):
+    def _outputs_of(self, network, X, mirrored=False):
         """Run ``network`` over the images of ``X``; NaN rows for unreadable files."""
         images, _ = self._validate_data(X)
         known_failures = len(images.failures)
-        batches = ImageBatches(images, batch_size=self.batch_size)
+        batches = ImageBatches(images, batch_size=self.batch_size, mirrored=mirrored)
         with decode_errors_surfaced(batches):
             outputs = network.predict(batches.dataset(), verbose=self.verbose)
         images.warn_failures("during prediction", reported=known_failures)
@@ -519,7 +700,8 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         return {
             "format": _FILE_FORMAT,
             "library_version": __version__,
-            "params": _jsonable(self.get_params()),
+            "params": _saved_params(self.get_params()),
+            "custom_model": self.model is not None,
             "targets": self.targets_.to_dict(),
             "history": {key: _jsonable(values) for key, values in self.history_.items()},
             "best_epoch": self.best_epoch_,
@@ -542,11 +724,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
             included); ``partial_fit`` and ``warm_start`` continue training.
         """
         metadata = _read_metadata(path)
-        params = metadata["params"]
-        for key in ("filters", "dense_units"):
-            params[key] = tuple(params[key])
-        if isinstance(params["threshold"], dict):
-            params["threshold"] = DecisionRule.from_dict(params["threshold"])
+        params = _loaded_params(metadata["params"])
         estimator = cls(**params)
         try:
             estimator.model_ = keras.saving.load_model(path, safe_mode=True)
@@ -555,6 +733,8 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
                              f"{error})") from None
         targets = KerasTargets.from_dict(metadata["targets"])
         vars(estimator).update(targets.get_metadata())
+        if metadata.get("custom_model"):
+            estimator.model = estimator.model_  # the saved architecture, for refits
         estimator.history_ = defaultdict(list, metadata["history"])
         estimator.best_epoch_ = metadata["best_epoch"]
         # What scikeras' _initialize would have set, so that training continues.
@@ -584,6 +764,35 @@ def _read_metadata(path):
                                "classes": metadata["classes"],
                                "concept_counts": metadata["concept_counts"]}
     return metadata
+
+
+def _saved_params(params):
+    """Parameters as JSON: Keras losses and optimizers by their Keras config.
+
+    The network itself is in the file, so a custom ``model`` is not repeated;
+    ``callbacks`` belong to a training run and are not saved.
+    """
+    saved = {}
+    for name, value in params.items():
+        if name in ("model", "callbacks"):
+            value = None
+        elif isinstance(value, (keras.losses.Loss, keras.optimizers.Optimizer)):
+            value = {"keras_object": keras.saving.serialize_keras_object(value)}
+        saved[name] = _jsonable(value)
+    return saved
+
+
+def _loaded_params(params):
+    loaded = {}
+    for name, value in params.items():
+        if isinstance(value, dict) and "keras_object" in value:
+            value = keras.saving.deserialize_keras_object(value["keras_object"])
+        elif isinstance(value, dict) and name == "threshold":
+            value = DecisionRule.from_dict(value)
+        elif name in ("filters", "dense_units"):
+            value = tuple(value)
+        loaded[name] = value
+    return loaded
 
 
 def _jsonable(value):

@@ -1,12 +1,14 @@
-"""The networks, in plain Keras: the paper's CNN and pretrained backbones.
+"""The networks, in plain Keras: the paper's CNN, pretrained backbones, and their parts.
 
-The MacUni-CSIRO ImageCLEF 2019 network: four blocks of Conv2D (5x5, stride
-1, ReLU) with 16, 32, 64 and 128 filters, each followed by 2x2 max pooling
-and dropout 0.25; flatten; fully connected hidden layers; one sigmoid unit
-per concept. Binary cross-entropy, Adam with the legacy Keras time-based
-learning-rate decay. The same head also sits on Keras applications
-backbones (DenseNet-121, as the best 2019 system used; ResNet-50;
-EfficientNet-B0), each with its own input preprocessing.
+The MacUni-CSIRO ImageCLEF 2019 network: four blocks of Conv2D (16, 32, 64
+and 128 filters, ReLU, stride 1), each followed by 2x2 max pooling and
+dropout 0.25; flatten; fully connected hidden layers; one sigmoid unit per
+concept. The same head also sits on any Keras applications backbone
+(DenseNet, ResNet, EfficientNet(V2), ConvNeXt, ...), each with its own input
+preprocessing and average, max or generalised-mean (GeM) pooling. Optional
+augmentation layers (flips, small rotations, zoom, contrast) come first;
+Keras runs them in training only. Networks are returned uncompiled: the
+estimator compiles them with its loss and optimizer.
 """
 
 import keras
@@ -14,6 +16,8 @@ import keras
 from . import BACKBONES
 
 PAPER_FILTERS = (16, 32, 64, 128)
+SMALLEST_BACKBONE_INPUT = 32
+AUGMENTATIONS = ("light", "standard")
 
 
 def smallest_image_size(n_blocks, kernel_size, padding="valid"):
@@ -30,6 +34,32 @@ def smallest_image_size(n_blocks, kernel_size, padding="valid"):
     return side
 
 
+def augmentation_layers(augmentation, seed=None):
+    """Random image transformations for training, as Keras preprocessing layers.
+
+    ``"light"``: horizontal flips and rotations up to 5% of a turn (18
+    degrees). ``"standard"``: also zoom by up to 10% and contrast by up to
+    10%. Keras applies them only when training; prediction sees the images
+    as they are.
+    """
+    if augmentation is None:
+        return []
+    layers = [keras.layers.RandomFlip("horizontal", seed=seed, name="augment_flip"),
+              keras.layers.RandomRotation(0.05, seed=seed, name="augment_rotation")]
+    if augmentation == "standard":
+        layers += [keras.layers.RandomZoom(0.1, seed=seed, name="augment_zoom"),
+                   keras.layers.RandomContrast(0.1, seed=seed, name="augment_contrast")]
+    return layers
+
+
+def _input_with_augmentation(image_size, augmentation, seed):
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    x = inputs
+    for layer in augmentation_layers(augmentation, seed):
+        x = layer(x)
+    return inputs, x
+
+
 def build_concept_cnn(
     n_concepts,
     *,
@@ -40,11 +70,10 @@ def build_concept_cnn(
     conv_dropout=0.25,
     dense_units=(128, 64),
     dense_dropout=0.5,
-    learning_rate=1e-4,
-    decay=1e-6,
-    metrics=(),
+    augmentation=None,
+    seed=None,
 ):
-    """Build and compile the paper's CNN.
+    """Build the paper's CNN (uncompiled).
 
     Parameters
     ----------
@@ -66,20 +95,17 @@ def build_concept_cnn(
         sizes; this default is ours.
     dense_dropout : float, default=0.5
         Dropout after each hidden fully connected layer.
-    learning_rate : float, default=1e-4
-    decay : float, default=1e-6
-        Legacy Keras time-based decay per step:
-        ``learning_rate / (1 + decay * step)``.
-    metrics : sequence, default=()
-        Extra Keras metrics to compile with (for ``monitor``).
+    augmentation : {None, "light", "standard"}, default=None
+        Training-time augmentation (:func:`augmentation_layers`).
+    seed : int, default=None
+        Seeds the augmentation.
 
     Returns
     -------
     keras.Model
-        Compiled with binary cross-entropy and Adam.
     """
-    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
-    x = keras.layers.Rescaling(1.0 / 255, name="scale_to_unit")(inputs)
+    inputs, x = _input_with_augmentation(image_size, augmentation, seed)
+    x = keras.layers.Rescaling(1.0 / 255, name="scale_to_unit")(x)
     for block, n_filters in enumerate(filters, start=1):
         x = keras.layers.Conv2D(
             n_filters, kernel_size, strides=1, padding=padding, activation="relu",
@@ -89,67 +115,116 @@ def build_concept_cnn(
         x = keras.layers.Dropout(conv_dropout, name=f"block{block}_dropout")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     return _with_concept_head(inputs, x, n_concepts, "concept_cnn", dense_units=dense_units,
-                              dense_dropout=dense_dropout, learning_rate=learning_rate,
-                              decay=decay, metrics=metrics)
+                              dense_dropout=dense_dropout)
 
 
-def _with_concept_head(inputs, features, n_concepts, name, *, dense_units, dense_dropout,
-                       learning_rate, decay, metrics):
-    """Hidden layers and one sigmoid per concept on ``features``; compiled."""
+def _with_concept_head(inputs, features, n_concepts, name, *, dense_units, dense_dropout):
+    """Hidden layers and one sigmoid per concept on ``features``."""
     x = features
     for layer, units in enumerate(dense_units, start=1):
         x = keras.layers.Dense(units, activation="relu", name=f"hidden{layer}")(x)
         x = keras.layers.Dropout(dense_dropout, name=f"hidden{layer}_dropout")(x)
-    outputs = keras.layers.Dense(n_concepts, activation="sigmoid", name="concepts")(x)
-    model = keras.Model(inputs, outputs, name=name)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=_learning_rate(learning_rate, decay)),
-        loss="binary_crossentropy",
-        metrics=list(metrics),
-    )
-    return model
+    # float32 outputs whatever the layers' dtype policy: sigmoid probabilities stay exact.
+    outputs = keras.layers.Dense(n_concepts, activation="sigmoid", name="concepts",
+                                 dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)
 
 
 @keras.saving.register_keras_serializable(package="imageclef_concepts")
 class ReverseChannels(keras.layers.Layer):
-    """RGB to BGR, as the Caffe-trained ImageNet weights of ResNet-50 expect."""
+    """RGB to BGR, as the Caffe-trained ImageNet weights (ResNet, VGG) expect."""
 
     def call(self, inputs):
         return keras.ops.flip(inputs, axis=-1)
 
 
-# Each backbone with its own input preprocessing, from 0-255 RGB pixels.
-# DenseNet: "torch" mode (scale to 0-1, ImageNet mean and std); ResNet-50:
-# "caffe" mode (BGR, ImageNet mean subtracted); EfficientNet scales inside.
+@keras.saving.register_keras_serializable(package="imageclef_concepts")
+class GeneralizedMeanPooling(keras.layers.Layer):
+    """GeM pooling: ``(mean(x ** p)) ** (1 / p)`` over the spatial axes, ``p`` learned.
+
+    ``p = 1`` is average pooling and a large ``p`` approaches max pooling;
+    several ImageCLEF winners (AUEB NLP Group) pooled their backbones so.
+
+    Parameters
+    ----------
+    p : float, default=3.0
+        The initial exponent.
+    epsilon : float, default=1e-6
+        Activations are clipped to at least this before the power.
+    """
+
+    def __init__(self, p=3.0, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.initial_p = p
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        self.p = self.add_weight(name="p", shape=(), initializer=keras.initializers.Constant(
+            self.initial_p), trainable=True)
+
+    def call(self, inputs):
+        clipped = keras.ops.maximum(inputs, self.epsilon)
+        pooled = keras.ops.mean(keras.ops.power(clipped, self.p), axis=(1, 2))
+        return keras.ops.power(pooled, 1.0 / self.p)
+
+    def get_config(self):
+        return {**super().get_config(), "p": self.initial_p, "epsilon": self.epsilon}
+
+
+# Input preprocessing of each backbone family, from 0-255 RGB pixels, as its
+# ImageNet weights expect: "torch" (DenseNet: scale to 0-1, ImageNet mean and
+# std), "caffe" (ResNet, VGG: BGR, ImageNet mean subtracted), "tf" (scale to
+# -1..1), "inside" (EfficientNet, EfficientNetV2, ConvNeXt, MobileNetV3 do it
+# themselves).
 _IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 _IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-SMALLEST_BACKBONE_INPUT = 32
+
+
+def preprocessing_mode(backbone):
+    """The input preprocessing of a backbone family (see above)."""
+    name = BACKBONES[backbone]
+    if name.startswith("DenseNet"):
+        return "torch"
+    if name.startswith(("EfficientNet", "ConvNeXt", "MobileNetV3")):
+        return "inside"
+    if name.startswith(("ResNet", "VGG")) and not name.endswith("V2"):
+        return "caffe"
+    return "tf"
 
 
 def backbone_preprocessing(backbone, x):
     """Apply ``backbone``'s ImageNet input preprocessing to 0-255 RGB ``x`` (Keras layers)."""
-    if backbone == "densenet121":
+    mode = preprocessing_mode(backbone)
+    if mode == "torch":
         x = keras.layers.Rescaling(1.0 / 255, name="scale_to_unit")(x)
         return keras.layers.Normalization(mean=_IMAGENET_MEAN_RGB,
                                           variance=[s**2 for s in _IMAGENET_STD_RGB],
                                           name="imagenet_standardise")(x)
-    if backbone == "resnet50":
+    if mode == "caffe":
         x = ReverseChannels(name="rgb_to_bgr")(x)
         return keras.layers.Normalization(mean=_CAFFE_MEAN_BGR, variance=[1.0, 1.0, 1.0],
                                           name="imagenet_mean_subtracted")(x)
-    return x  # EfficientNet rescales and normalises inside
+    if mode == "tf":
+        return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_to_signed")(x)
+    return x
 
 
-def pooled_backbone(backbone, image_size, weights):
-    """The Keras applications network, without its top, global average pooled."""
+def pooled_backbone(backbone, image_size, weights, pooling="avg"):
+    """The Keras applications network, without its top, pooled to one vector per image.
+
+    Returned as a model named ``backbone`` (the applications' own names
+    cannot be changed: EfficientNetV2 reads its blocks from its name).
+    """
     constructor = getattr(keras.applications, BACKBONES[backbone])
-    base = constructor(include_top=False, pooling="avg",
+    base = constructor(include_top=False, pooling=None if pooling == "gem" else pooling,
                        weights=weights if weights in (None, "imagenet") else None,
-                       input_shape=(image_size, image_size, 3), name=backbone)
+                       input_shape=(image_size, image_size, 3))
     if weights not in (None, "imagenet"):
         base.load_weights(weights)
-    return base
+    pooled = (GeneralizedMeanPooling(name="gem_pooling")(base.output) if pooling == "gem"
+              else base.output)
+    return keras.Model(base.input, pooled, name=backbone)
 
 
 def build_backbone_network(
@@ -159,45 +234,54 @@ def build_backbone_network(
     image_size=224,
     weights="imagenet",
     trainable_backbone=False,
+    pooling="avg",
     dense_units=(128, 64),
     dense_dropout=0.5,
-    learning_rate=1e-4,
-    decay=1e-6,
-    metrics=(),
+    augmentation=None,
+    seed=None,
 ):
-    """A Keras applications backbone with the concept head, compiled.
+    """A Keras applications backbone with the concept head (uncompiled).
 
     Parameters
     ----------
     n_concepts : int
-    backbone : {"densenet121", "resnet50", "efficientnetb0"}
-        DenseNet-121 is what the best 2019 system (AUEB NLP Group) used.
+    backbone : str
+        A key of :data:`~imageclef_concepts.keras.BACKBONES` (any Keras
+        applications network, lower-cased: ``"densenet121"``,
+        ``"efficientnetv2b0"``, ``"convnexttiny"``...). DenseNet-121 is what
+        the best 2019 system (AUEB NLP Group) used.
     image_size : int, default=224
     weights : None, "imagenet" or path, default="imagenet"
         ImageNet weights are downloaded by Keras on first use; a path loads
         a weights file saved from the same backbone (``save_weights``).
     trainable_backbone : bool, default=False
-        False freezes the backbone (its batch normalisation stays in
-        inference mode); True fine-tunes it.
-    dense_units, dense_dropout, learning_rate, decay, metrics
+        False freezes the backbone; True fine-tunes it. Its batch
+        normalisation runs in inference mode unless it is trainable from
+        the start (Keras' advice for fine-tuning in stages).
+    pooling : {"avg", "max", "gem"}, default="avg"
+    dense_units, dense_dropout, augmentation, seed
         As for :func:`build_concept_cnn`.
 
     Returns
     -------
     keras.Model
+        The backbone is the layer named ``backbone``.
     """
-    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
-    x = backbone_preprocessing(backbone, inputs)
-    base = pooled_backbone(backbone, image_size, weights)
+    inputs, x = _input_with_augmentation(image_size, augmentation, seed)
+    x = backbone_preprocessing(backbone, x)
+    base = pooled_backbone(backbone, image_size, weights, pooling)
     base.trainable = trainable_backbone
     features = base(x, training=None if trainable_backbone else False)
     return _with_concept_head(inputs, features, n_concepts, f"concept_{backbone}",
-                              dense_units=dense_units, dense_dropout=dense_dropout,
-                              learning_rate=learning_rate, decay=decay, metrics=metrics)
+                              dense_units=dense_units, dense_dropout=dense_dropout)
 
 
-def _learning_rate(learning_rate, decay):
-    # Keras 3 optimisers have no ``decay``; this schedule is the legacy one.
+def learning_rate_schedule(learning_rate, decay):
+    """Adam's learning rate with the legacy Keras time-based decay.
+
+    Keras 3 optimisers have no ``decay``; the legacy schedule is
+    ``InverseTimeDecay(learning_rate, decay_steps=1, decay_rate=decay)``.
+    """
     if not decay:
         return learning_rate
     return keras.optimizers.schedules.InverseTimeDecay(
