@@ -91,7 +91,7 @@ def _whole_tuner_row(truth, scores):
     X = np.zeros((len(dense_truth), 1))
 
     def tune(probabilities):
-        model = _FixedScores(probabilities)
+        model = _FixedScores(probabilities).fit(X, dense_truth)
         start = time.perf_counter()
         ThresholdTuner(model, cv="prefit", refit=False, thresholds=100).fit(X, dense_truth)
         return time.perf_counter() - start

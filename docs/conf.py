@@ -9,6 +9,7 @@ import imageclef_concepts  # noqa: E402
 
 project = "imageclef_concepts"
 author = "the imageclef_concepts developers"
+copyright = "2026, the imageclef_concepts developers"
 release = version = imageclef_concepts.__version__
 
 extensions = [
@@ -35,7 +36,9 @@ autodoc_default_options = {
 intersphinx_mapping = {}
 exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py",
                     "auto_examples/*.zip", "auto_examples/*.md5", "auto_examples/*.json"]
-html_theme = "alabaster"
+# The PyData theme, as scikit-learn and imbalanced-learn use.
+html_theme = "pydata_sphinx_theme"
+html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
 html_static_path = []
 
 sphinx_gallery_conf = {

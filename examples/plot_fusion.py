@@ -1,6 +1,6 @@
 """
 Fusing a CNN with retrieval, the weight and the threshold tuned together
-=======================================================================
+========================================================================
 
 The systems that won ImageCLEF after 2019 combine models: here a CNN and a
 k-NN retrieval that searches the CNN's own embedding space (its penultimate

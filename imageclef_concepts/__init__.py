@@ -20,7 +20,12 @@ from ._concept_files import (
     read_concepts,
     write_run,
 )
-from ._datasets import DatasetMismatchWarning, load_imageclef, make_concept_images
+from ._datasets import (
+    DatasetMismatchWarning,
+    load_imageclef,
+    make_concept_images,
+    make_imageclef_2019_layout,
+)
 from ._decision import DecisionRule
 from ._encoder import ConceptEncoder, UnknownConceptWarning
 from ._ensemble import ConceptEnsemble
@@ -37,6 +42,7 @@ from ._plots import (
     plot_threshold_curve,
     plot_training_history,
 )
+from ._reproduce import reproduce_2019
 from ._retrieval import ConceptKNNClassifier
 from ._search import refine_grid
 from ._thresholds import ThresholdTuner
@@ -82,6 +88,7 @@ __all__ = [
     "imageclef_f1_scorer",
     "load_imageclef",
     "make_concept_images",
+    "make_imageclef_2019_layout",
     "per_image_f1_scores",
     "plot_concept_frequencies",
     "plot_per_concept_f1",
@@ -89,5 +96,6 @@ __all__ = [
     "plot_training_history",
     "read_concepts",
     "refine_grid",
+    "reproduce_2019",
     "write_run",
 ]

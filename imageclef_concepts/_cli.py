@@ -49,7 +49,13 @@ def _one_line(error):
     return " | ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-_NEEDS_TENSORFLOW = ("demo", "train", "predict")
+def _version():
+    from . import __version__
+
+    return __version__
+
+
+_NEEDS_TENSORFLOW = ("demo", "train", "predict", "reproduce-2019")
 
 
 def _build_parser():
@@ -59,11 +65,14 @@ def _build_parser():
     )
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's own start-up and log lines")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo(commands)
     _add_train(commands)
     _add_predict(commands)
     _add_evaluate(commands)
+    _add_reproduce(commands)
+    _add_info(commands)
     return parser
 
 
@@ -177,8 +186,16 @@ def _run_train(args):
     model = train_and_tune(train, validation, say=lambda line: _say(args, line),
                            verbose=0 if args.quiet else 1, **given)
     save_model(model, args.output)
-    _say(args, f"Wrote {args.output} ({model.threshold!r})")
+    card = args.output.with_name(args.output.name + ".card.md")
+    _write_text(card, model.model_card())
+    _say(args, f"Wrote {args.output} ({model.threshold!r}) and its model card {card}")
     return 0
+
+
+def _write_text(path, text):
+    from ._persistence import write_atomically
+
+    write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def _load(images, concepts):
@@ -237,6 +254,8 @@ def _run_predict(args):
         raise UserError(f"image folder not found: {args.images}")
     _check_output(args.output, inputs=[args.model, args.images])
     model = load_model(args.model, allow_pickle=args.allow_pickle)
+    if "verbose" in model.get_params():
+        model.set_params(verbose=0)  # one progress bar (ours), not Keras' per chunk
     if args.threshold is not None or args.max_concepts is not None:
         model.set_params(threshold=_overridden_rule(DecisionRule.of(model.threshold), args))
     ids, concepts = predict_folder(model, args.images, batch_size=args.batch_size,
@@ -312,6 +331,78 @@ def _run_evaluate(args):
         print(f"Secondary F1 score: {result.secondary_score}")
     print(f"({result.n_scored} of {result.n_images} images have true concepts and are "
           "averaged)")
+    return 0
+
+
+# ------------------------------------------------------------------- info
+
+def _add_info(commands):
+    info = commands.add_parser("info", help="print a saved model's card",
+                               description="Print the model card carried by a .keras model "
+                               "file: versions, date, training data, validation, decision "
+                               "rule and parameters. Reads the file only; loads no network.")
+    info.add_argument("model", type=Path, help="a .keras file written by the library")
+    info.set_defaults(run_command=_run_info)
+
+
+def _run_info(args):
+    from ._model_card import model_card, read_model_record
+
+    if not args.model.is_file():
+        raise UserError(f"model file not found: {args.model}")
+    print(model_card(read_model_record(args.model), name=args.model.name), end="")
+    return 0
+
+
+# --------------------------------------------------------- reproduce-2019
+
+def _add_reproduce(commands):
+    reproduce = commands.add_parser(
+        "reproduce-2019", help="the paper's procedure, from the 2019 data to the run file",
+        description="Run the MacUni-CSIRO ImageCLEF 2019 procedure: training and validation "
+        "concepts combined, a coarse-to-fine search over learning rate, batch size and decay "
+        "(10 epochs each, best epoch by accuracy), the threshold checked on held-out data "
+        "(0.1 unless --tune-threshold), the test images' run file in the 2019 layout, and a "
+        "report. The data folder holds train_concepts.tsv, valid_concepts.tsv (and "
+        "test_concepts.tsv to score) with the images in train/, valid/ and test/ or images/.")
+    reproduce.add_argument("--data", type=Path, help="the dataset folder (not with --dry-run)")
+    reproduce.add_argument("--output", type=Path, required=True,
+                           help="folder for run.tsv, model.keras, report.md, report.json")
+    reproduce.add_argument("--no-merge-validation", dest="merge_validation",
+                           action="store_false",
+                           help="train on the training set only (the paper merged them)")
+    reproduce.add_argument("--tune-threshold", action="store_true",
+                           help="use the best threshold on held-out data, not the paper's 0.1")
+    reproduce.add_argument("--dry-run", action="store_true",
+                           help="the whole procedure on a small synthetic dataset in the 2019 "
+                                "layout (written to <output>/data), in about a minute")
+    reproduce.add_argument("--random-state", type=int, default=0)
+    reproduce.add_argument("--quiet", action="store_true", help="print only the final score")
+    reproduce.set_defaults(run_command=_run_reproduce)
+
+
+def _run_reproduce(args):
+    from ._datasets import make_imageclef_2019_layout
+    from ._reproduce import DRY_RUN, reproduce_2019
+
+    if args.dry_run == (args.data is not None):
+        raise UserError("give --data DIR, or --dry-run (which makes its own data).")
+    if args.output.exists() and not args.output.is_dir():
+        raise UserError(f"--output {args.output} is a file; name a folder.")
+    data = args.data
+    if args.dry_run:
+        data = args.output / "data"
+        make_imageclef_2019_layout(data, random_state=args.random_state)
+    elif not data.is_dir():
+        raise UserError(f"data folder not found: {data}")
+    report = reproduce_2019(data, args.output, merge_validation=args.merge_validation,
+                            tune_threshold=args.tune_threshold,
+                            procedure=DRY_RUN if args.dry_run else None,
+                            random_state=args.random_state,
+                            say=(lambda line: None) if args.quiet else print)
+    score = report["run_file"].get("official_f1")
+    print(f"Official F1 on the test images: {score:.4f} (the paper: 0.1435)" if score is not None
+          else f"Run file: {report['run_file']['path']}")
     return 0
 
 

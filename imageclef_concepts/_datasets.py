@@ -127,6 +127,74 @@ def _write_dataset(directory, data):
     return paths, str(concepts_file)
 
 
+SPLITS_2019 = ("train", "valid", "test")
+
+
+def make_imageclef_2019_layout(directory, *, n_train=120, n_valid=40, n_test=40, n_concepts=12,
+                               image_size=32, random_state=0):
+    """Write a small synthetic dataset in the ImageCLEF 2019 folder and file layout.
+
+    ``<directory>/<split>/<id>.jpg`` and ``<directory>/<split>_concepts.tsv``
+    (2019 layout: ``<id><TAB><CUI>;...``) for the splits ``train``,
+    ``valid`` and ``test``, like the official data. As in 2019 (312 of
+    5,528 concepts), some concepts occur in the validation set only: the
+    rarest of the validation images' concepts (a quarter of ``n_concepts``)
+    never appear in ``train``.
+
+    Parameters
+    ----------
+    directory : str or path-like
+    n_train, n_valid, n_test : int
+    n_concepts : int, default=12
+    image_size : int, default=32
+    random_state : int, default=0
+
+    Returns
+    -------
+    dict
+        ``{split: Bunch}`` as :func:`make_concept_images` returns, with the
+        ``paths`` and ``concepts_file`` of each split.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from imageclef_concepts import make_imageclef_2019_layout
+    >>> splits = make_imageclef_2019_layout(tempfile.mkdtemp(), n_train=8, n_valid=4, n_test=4)
+    >>> sorted(splits), len(splits["train"].ids)
+    (['test', 'train', 'valid'], 8)
+    """
+    directory = Path(directory)
+    sizes = dict(train=n_train, valid=n_valid, test=n_test)
+    data = make_concept_images(sum(sizes.values()), n_concepts, image_size,
+                               most_common_frequency=0.7, random_state=random_state)
+    order = np.arange(len(data.ids))
+    # The rarest concepts that the validation images carry never reach training.
+    in_valid = {c for row in range(n_train, n_train + n_valid) for c in data.concepts[row]}
+    by_rarity = [c for c in data.concept_names[::-1] if c in in_valid]
+    only_outside_train = set(by_rarity[:max(1, n_concepts // 4)])
+    first = {"train": 0, "valid": n_train, "test": n_train + n_valid}
+    splits = {}
+    for split in SPLITS_2019:
+        rows = order[first[split]:first[split] + sizes[split]]
+        concepts = [tuple(c for c in data.concepts[row]
+                          if split != "train" or c not in only_outside_train) for row in rows]
+        if split == "train":  # a training image left with no concept keeps the commonest
+            concepts = [c or (data.concept_names[0],) for c in concepts]
+        ids = [f"{split}_{row:05d}" for row in rows]
+        folder = directory / split
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for image_id, row in zip(ids, rows):
+            path = folder / f"{image_id}.jpg"
+            Image.fromarray(data.images[row]).save(path, quality=95)
+            paths.append(str(path))
+        concepts_file = directory / f"{split}_concepts.tsv"
+        write_run(concepts_file, ids, concepts, layout="2019")
+        splits[split] = Bunch(ids=ids, concepts=concepts, paths=paths,
+                              images=data.images[rows], concepts_file=str(concepts_file))
+    return splits
+
+
 class DatasetMismatchWarning(UserWarning):
     """Images and concept lines of a dataset folder do not match one to one."""
 

@@ -87,7 +87,7 @@ def decode_image(path, image_size, resample="bilinear"):
     (32, 32, 3)
     """
     try:
-        with Image.open(path, formats=RASTER_FORMATS) as image:
+        with _opened(path) as source, Image.open(source, formats=RASTER_FORMATS) as image:
             if image.format == "JPEG" and min(image.size) >= _DRAFT_FACTOR * image_size:
                 image.draft("RGB", (image_size, image_size))
             ImageOps.exif_transpose(image, in_place=True)
@@ -129,6 +129,29 @@ def _as_rgb(image):
     return image.convert("RGB")
 
 
+def is_url(path):
+    """True for an ``fsspec`` URL such as ``s3://bucket/x.jpg`` or ``memory://x.png``."""
+    return isinstance(path, str) and "://" in path
+
+
+def _opened(path):
+    """A binary file object for a local path or an fsspec URL (object storage, memory...)."""
+    if not is_url(path):
+        return open(path, "rb")
+    try:
+        import fsspec
+    except ImportError:
+        raise ImportError(f"{path} is a URL: reading images from object storage needs fsspec "
+                          "(pip install 'imageclef_concepts[fsspec]').") from None
+    return fsspec.open(path, "rb").open()
+
+
+def _size(path, handle):
+    if not is_url(path):
+        return os.fstat(handle.fileno()).st_size
+    return handle.size if hasattr(handle, "size") else handle.seek(0, os.SEEK_END)
+
+
 def check_image_file(path):
     """Problem with an image file found without decoding it, or None.
 
@@ -136,10 +159,11 @@ def check_image_file(path):
     reading the header only; a truncated file is found when it is decoded.
     """
     try:
-        if os.path.getsize(path) == 0:
-            return f"{path}: empty file"
-        with Image.open(path, formats=RASTER_FORMATS):
-            return None
+        with _opened(path) as source:
+            if _size(path, source) == 0:
+                return f"{path}: empty file"
+            with Image.open(source, formats=RASTER_FORMATS):
+                return None
     except FileNotFoundError:
         return f"{path}: file not found"
     except Image.DecompressionBombError as error:
@@ -305,11 +329,17 @@ IMAGE_SHAPES = "(n, h, w, 3), (n, h, w, 1) or (n, h, w)"
 
 
 def is_path_sequence(X):
-    """True for a sequence (list, tuple, 1-d array) of str or path-like items."""
+    """True for a sequence (list, tuple, 1-d array, pandas Series) of str or path-like items.
+
+    Strings may be local paths or ``fsspec`` URLs (``s3://``, ``gs://``,
+    ``file://``, ``memory://``...).
+    """
     if isinstance(X, (str, bytes, os.PathLike)):
         raise ValueError(
             f"X must be a sequence of image paths or an array of images, not one path: {X!r}."
         )
+    if hasattr(X, "iloc") and getattr(X, "ndim", None) == 1:  # a pandas Series or column
+        X = X.to_numpy(dtype=object)
     if isinstance(X, np.ndarray):
         return X.ndim == 1 and X.dtype.kind in "UO" and len(X) > 0 and isinstance(
             X[0], (str, os.PathLike))

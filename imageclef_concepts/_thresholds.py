@@ -186,6 +186,7 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         out_of_fold, tuning_rows = self._out_of_fold_scores(X, y, labels, splits, fit_params,
                                                             vocabulary)
         truth, n_true = vocabulary.truth(_safe_indexing(labels, tuning_rows))
+        self._n_tuning_images = len(tuning_rows)
         self._choose_rule(out_of_fold, truth, n_true, vocabulary,
                           _safe_indexing(y, tuning_rows))
         if self.cv == "prefit":
@@ -253,10 +254,12 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         if self.cv == "prefit":
             self._fold_estimator = self.estimator
             return self._scores_of(self.estimator, X, vocabulary, labels), splits[0][1]
-        results = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_fold)(clone(self.estimator), X, y, train, fit_params)
-            for train, _ in splits
-        )
+        if len(splits) == 1:  # one hold-out: nothing to spread (nor to nest in a cluster)
+            results = [_fit_fold(clone(self.estimator), X, y, splits[0][0], fit_params)]
+        else:
+            results = Parallel(n_jobs=self.n_jobs)(
+                delayed(_fit_fold)(clone(self.estimator), X, y, train, fit_params)
+                for train, _ in splits)
         self._fold_estimator = results[0]
         out_of_fold = np.concatenate([
             self._scores_of(fitted, _safe_indexing(X, test), vocabulary,
@@ -367,7 +370,10 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
             ``estimator_`` itself, with ``threshold`` set to the tuned rule.
         """
         check_is_fitted(self, "decision_rule_")
-        return self.estimator_.set_params(threshold=self.decision_rule_)
+        tuned = self.estimator_.set_params(threshold=self.decision_rule_)
+        tuned.tuning_ = {"official_f1": self.best_score_, "strategy": self.strategy,
+                         "n_images": int(self._n_tuning_images)}
+        return tuned
 
     def __sklearn_tags__(self):
         tags = set_multilabel_tags(super().__sklearn_tags__(), images=False)

@@ -1,6 +1,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner out of test logs
+# oneDNN's fused kernels sum in an order that can differ between processes; the
+# tests compare results across processes (cluster workers), so they run without.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from pathlib import Path
 

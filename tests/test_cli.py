@@ -204,3 +204,44 @@ def test_every_subcommand_has_help():
         done = subprocess.run([sys.executable, "-m", "imageclef_concepts", command, "--help"],
                               capture_output=True, text=True)
         assert done.returncode == 0 and "usage: imageclef-concepts " + command in done.stdout
+
+
+def test_version_and_a_quick_quiet_help():
+    import time
+
+    from imageclef_concepts import __version__
+
+    done = subprocess.run([sys.executable, "-m", "imageclef_concepts", "--version"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip().endswith(__version__)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "imageclef_concepts", "--help"],
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    assert done.returncode == 0 and "usage: imageclef-concepts" in done.stdout
+    assert done.stderr == ""  # no TensorFlow start-up lines
+    assert seconds < 5  # without TensorFlow: about a second (it was about 9)
+
+
+def test_train_writes_a_model_card_that_info_prints(tmp_path, dataset, capsys):
+    folder, train, valid = dataset
+    model = tmp_path / "model.keras"
+    assert main(["train", "--images", str(folder / "train" / "images"),
+                 "--concepts", train.concepts_file, "--output", str(model),
+                 "--validation-images", str(folder / "valid" / "images"),
+                 "--validation-concepts", valid.concepts_file,
+                 "--image-size", "16", "--epochs", "1", "--filters", "4",
+                 "--dense-units", "8", "--quiet"]) == 0
+    card = (tmp_path / "model.keras.card.md").read_text()
+    capsys.readouterr()
+    assert main(["info", str(model)]) == 0
+    printed = capsys.readouterr().out
+    import keras
+
+    from imageclef_concepts import __version__
+
+    for text in (card, printed):
+        assert f"imageclef_concepts {__version__}, Keras {keras.__version__}" in text
+        assert f"{len(train.ids)} training images, 3 concepts" in text
+        assert "decision rule tuned on 20 images: official F1" in text
+        assert "| image_size | 16 |" in text and "kept epoch 1" in text

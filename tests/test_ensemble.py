@@ -163,3 +163,19 @@ def test_save_and_load_without_pickle_predict_identically(tmp_path, tiny_images)
     names = zipfile.ZipFile(tmp_path / "fusion.zip").namelist()
     assert not any(name.endswith((".pkl", ".pickle", ".joblib")) for name in names)
     assert "members/cnn/model.keras" in names and "members/knn/embedding/model.keras" in names
+
+
+def test_every_concept_estimator_filters_its_label_space(tiny_images):
+    from collections import Counter
+
+    X, y = tiny_images.images, [";".join(c) for c in tiny_images.concepts]
+    counts = Counter(c for image in tiny_images.concepts for c in image)
+    most_common = sorted(c for c, _ in counts.most_common(2))
+    frequent = sorted(c for c, n in counts.items() if n >= 5)
+    for estimator in (ConceptKNNClassifier(3), MostFrequentConcepts(k=1),
+                      ConceptCNNClassifier(**{**TINY, "epochs": 1})):
+        top = estimator.set_params(max_labels=2).fit(X, y)
+        assert list(top.classes_) == most_common
+        assert top.predict_proba(X).shape == (len(X), 2)
+        assert list(estimator.set_params(max_labels=None, min_count=5).fit(X, y).classes_) \
+            == frequent

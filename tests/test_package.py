@@ -40,3 +40,15 @@ def test_only_the_keras_subpackage_imports_keras():
     outside = [path.relative_to(root) for path in root.glob("*.py")
                if pattern.search(path.read_text())]
     assert outside == []
+
+
+def test_every_public_name_is_in_the_api_reference():
+    import pathlib
+
+    import imageclef_concepts
+
+    api = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "api.rst").read_text()
+    documented = set(re.findall(r"^   (\w+)$", api, flags=re.M))
+    documented |= set(re.findall(r"^\.\. autodata:: (\w+)", api, flags=re.M))
+    missing = sorted(set(imageclef_concepts.__all__) - documented)
+    assert missing == []

@@ -197,3 +197,15 @@ def test_learning_rate_is_reduced_on_plateau(tiny_images):
                                     "reduce_lr_patience": 0})
     model.fit(tiny_images.images, y)
     assert model.history_["learning_rate"][-1] < 1e-9  # no progress at 1e-9: reduced
+
+
+def test_export_for_serving_takes_raw_uint8_images(tmp_path, tiny_images):
+    import tensorflow as tf
+
+    y = [";".join(c) for c in tiny_images.concepts]
+    model = ConceptCNNClassifier(**{**TINY, "epochs": 1}).fit(tiny_images.images, y)
+    model.export(tmp_path / "served")
+    served = tf.saved_model.load(str(tmp_path / "served"))
+    probabilities = served.serve(tf.constant(tiny_images.images, dtype=tf.uint8)).numpy()
+    np.testing.assert_allclose(probabilities, model.predict_proba(tiny_images.images),
+                               rtol=1e-5, atol=1e-6)

@@ -43,6 +43,11 @@ def start_quietly():
     setting of ours can reach them; they say nothing to our users. The
     command line calls this unless ``--verbose``.
     """
+    import logging
+
+    # Python-side warnings too: a grid search builds a network per fit, and
+    # TensorFlow's "retracing" warnings about that are expected noise.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 2)

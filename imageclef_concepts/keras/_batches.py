@@ -33,7 +33,10 @@ class ImageBatches:
         same orders as an uninterrupted one. None keeps the order
         (prediction, validation).
     first_epoch : int, default=0
-        The epoch of the first pass (a resumed or continued training).
+        The epoch of the first pass (a resumed or continued training). Later
+        passes take theirs from Keras through :meth:`epoch_callback`, not from
+        counting passes: Keras may read a dataset more often than once an
+        epoch, which would shift every later order.
     mirrored : bool, default=False
         Flip every image left to right (test-time augmentation).
     """
@@ -75,7 +78,6 @@ class ImageBatches:
         else:
             order = np.random.default_rng([self.shuffle_seed, self.epoch]).permutation(
                 self.indices)
-            self.epoch += 1
         for number in range(len(self)):
             try:
                 batch = self.batch(order, number)
@@ -83,6 +85,18 @@ class ImageBatches:
                 self.error = error  # tf.data turns it into a graph error; keep it
                 raise
             yield batch
+
+    def epoch_callback(self):
+        """A Keras callback that tells these batches which epoch begins."""
+        import keras
+
+        batches = self
+
+        class _EpochOfBatches(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                batches.epoch = epoch
+
+        return _EpochOfBatches()
 
     def dataset(self):
         """The batches as a ``tf.data.Dataset`` for ``keras.Model.fit``/``predict``."""

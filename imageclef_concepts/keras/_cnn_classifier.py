@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import zipfile
 from collections import defaultdict
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import keras
@@ -25,9 +26,17 @@ from sklearn.utils.validation import check_is_fitted
 from .._base import ConceptClassifierMixin
 from .._decision import DecisionRule
 from .._images import ON_ERROR, RESAMPLING
+from .._model_card import METADATA_ENTRY, model_card, read_model_record
 from . import BACKBONES
 from ._adapter import KerasTargets, ScikerasAdapter
 from ._batches import ImageBatches, decode_errors_surfaced
+from ._devices import (
+    DISTRIBUTIONS,
+    DTYPE_POLICIES,
+    apply_thread_limit,
+    dtype_policy,
+    strategy_for,
+)
 from ._losses import LOSSES, balanced_pos_weight, make_loss
 from ._network import (
     AUGMENTATIONS,
@@ -40,7 +49,6 @@ from ._network import (
 )
 from ._training import TrainingCheckpoint, best_epoch_keeper, seed_or_fresh, seeded
 
-_METADATA_ENTRY = "imageclef_concepts.json"
 # Version of what save() writes beside the network; load() refuses newer ones.
 _FILE_FORMAT = 2
 
@@ -61,7 +69,11 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         Images are resized to ``image_size x image_size`` (the paper: 400).
     filters : tuple of int, default=(16, 32, 64, 128)
         Filters of each convolution block; the number of blocks is its length.
-    kernel_size : int, default=5
+    kernel_size : int or tuple of int, default=5
+        Kernel side of every block's convolution, or one per block. **The
+        paper states 5 x 5 for the first convolution only: the same size for
+        the later blocks is our assumption** (``kernel_size=(5, 3, 3, 3)``
+        is another reading).
     padding : {"valid", "same"}, default="valid"
         Convolution padding (the paper does not say; Keras' default).
     conv_dropout : float, default=0.25
@@ -188,6 +200,19 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
     test_time_augmentation : bool, default=False
         ``predict_proba`` averages the probabilities of each image and of its
         horizontal mirror.
+    n_threads : int or None, default=None
+        TensorFlow's threads in this process (intra- and inter-op), set at
+        the first fit or prediction. None leaves TensorFlow's choice, every
+        core. The rule on a cluster: workers x ``n_threads`` <= cores, so
+        with 2 worker processes on a 2-core machine, ``n_threads=1``.
+    distribution : {None, "mirrored", "multi_worker_mirrored"}, default=None
+        Train one network over several devices with ``tf.distribute``: the
+        network is built and compiled in the strategy's scope and every batch
+        is split across the replicas (``batch_size`` stays the global batch).
+        ``"multi_worker_mirrored"`` spans machines described by ``TF_CONFIG``.
+    dtype_policy : {"float32", "mixed_float16", "mixed_bfloat16"}, default="float32"
+        Keras' mixed precision: layers compute in 16 bits, the sigmoid
+        outputs stay float32.
 
     Attributes
     ----------
@@ -229,7 +254,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
     _parameter_constraints = {
         "image_size": [Interval(Integral, 1, None, closed="left")],
         "filters": ["array-like"],
-        "kernel_size": [Interval(Integral, 1, None, closed="left")],
+        "kernel_size": [Interval(Integral, 1, None, closed="left"), "array-like"],
         "padding": [StrOptions({"valid", "same"})],
         "conv_dropout": [Interval(Real, 0, 1, closed="left")],
         "dense_units": ["array-like"],
@@ -267,6 +292,9 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         "fine_tune_learning_rate": [Interval(Real, 0, None, closed="neither")],
         "reduce_lr_patience": [Interval(Integral, 0, None, closed="left"), None],
         "test_time_augmentation": ["boolean"],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "distribution": [StrOptions(set(DISTRIBUTIONS)), None],
+        "dtype_policy": [StrOptions(set(DTYPE_POLICIES))],
     }
 
     def __init__(
@@ -311,6 +339,9 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         fine_tune_learning_rate=1e-5,
         reduce_lr_patience=None,
         test_time_augmentation=False,
+        n_threads=None,
+        distribution=None,
+        dtype_policy="float32",
     ):
         # scikeras' __init__ would add parameters we do not have; ours are all explicit.
         self.image_size = image_size
@@ -352,6 +383,9 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         self.fine_tune_learning_rate = fine_tune_learning_rate
         self.reduce_lr_patience = reduce_lr_patience
         self.test_time_augmentation = test_time_augmentation
+        self.n_threads = n_threads
+        self.distribution = distribution
+        self.dtype_policy = dtype_policy
 
     # ------------------------------------------------------------------ fit
 
@@ -418,9 +452,8 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
             if self.image_size < smallest:
                 raise ValueError(
                     f"image_size={self.image_size} is too small for {len(self.filters)} "
-                    f"blocks of {self.kernel_size}x{self.kernel_size} '{self.padding}' "
-                    "convolution and 2x2 pooling: the smallest image_size that works is "
-                    f"{smallest}."
+                    f"blocks of kernel_size={self.kernel_size} '{self.padding}' convolution "
+                    f"and 2x2 pooling: the smallest image_size that works is {smallest}."
                 )
         if self.freeze_epochs and self.backbone == "paper":
             raise ValueError("freeze_epochs freezes a pretrained backbone: set backbone= "
@@ -448,10 +481,13 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         # state (graph, layer names) and collect garbage, about 0.3 s a fit;
         # without the collection each fit leaves ~2.5 MB more behind.
         keras.backend.clear_session()
-        with seeded(self._random_state):
+        apply_thread_limit(self.n_threads)
+        self._strategy = strategy_for(self.distribution)
+        with seeded(self._random_state), dtype_policy(self.dtype_policy), \
+                self._strategy.scope():
             network = self._network()
-        trainable = self.trainable_backbone and not self.freeze_epochs
-        self._compile(network, self.learning_rate, backbone_trainable=trainable)
+            trainable = self.trainable_backbone and not self.freeze_epochs
+            self._compile(network, self.learning_rate, backbone_trainable=trainable)
         return network
 
     def _network(self):
@@ -467,7 +503,9 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
                 n_concepts, self.backbone, weights=self.weights, pooling=self.pooling,
                 trainable_backbone=self.trainable_backbone and not self.freeze_epochs, **head)
         return build_concept_cnn(
-            n_concepts, filters=tuple(self.filters), kernel_size=self.kernel_size,
+            n_concepts, filters=tuple(self.filters),
+            kernel_size=(self.kernel_size if isinstance(self.kernel_size, Integral)
+                         else tuple(self.kernel_size)),
             padding=self.padding, conv_dropout=self.conv_dropout, **head)
 
     def _users_network(self, n_concepts):
@@ -513,6 +551,10 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
                              f"{len(self.classes_)} concepts.")
         return weights
 
+    def _strategy_scope(self):
+        strategy = getattr(self, "_strategy", None)
+        return strategy.scope() if strategy is not None else nullcontext()
+
     def _check_model_compatibility(self, y):
         # scikeras compares the loss parameter with the compiled loss by Keras
         # name, which fails for the library's own names ("focal", "soft_f1").
@@ -536,6 +578,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         validation_batches = self._validation_batches(X, y, validation, validation_data)
         callbacks = (checkpoint.callbacks() if checkpoint is not None
                      else [keeper] if keeper is not None else [])
+        callbacks.append(batches.epoch_callback())  # each epoch's order, from its number
         callbacks += self._fit_callbacks  # the user's, by scikeras' own routing
         if self.reduce_lr_patience is not None:
             callbacks.append(keras.callbacks.ReduceLROnPlateau(
@@ -547,7 +590,8 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         with seeded(self._random_state), decode_errors_surfaced(batches, validation_batches):
             for first, last, stage_rate in self._stages(initial_epoch, epochs, warm_start):
                 if stage_rate is not None:  # the second stage: everything, at a lower rate
-                    self._compile(self.model_, stage_rate, backbone_trainable=True)
+                    with self._strategy_scope():
+                        self._compile(self.model_, stage_rate, backbone_trainable=True)
                 stage = self.model_.fit(
                     batches.dataset(),
                     validation_data=(None if validation_batches is None
@@ -563,6 +607,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
                              warm_start, initial_epoch, keeper)
         if checkpoint is not None:  # finished: nothing left to resume
             shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        self.__dict__.pop("_strategy", None)  # a strategy does not pickle; the network is built
 
     def _stages(self, initial_epoch, epochs, warm_start):
         """(first epoch, end epoch, learning rate to recompile with or None) per stage."""
@@ -627,6 +672,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
             Column ``j`` is concept ``classes_[j]``.
         """
         check_is_fitted(self, "model_")
+        apply_thread_limit(self.n_threads)
         probabilities = self._outputs_of(self.model_, X)
         if self.test_time_augmentation:
             mirrored = self._outputs_of(self.model_, X, mirrored=True)
@@ -688,24 +734,69 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         try:
             self.model_.save(temporary)
             with zipfile.ZipFile(temporary, "a") as archive:
-                archive.writestr(_METADATA_ENTRY, metadata)
+                archive.writestr(METADATA_ENTRY, metadata)
             os.replace(temporary, path)
         finally:
             if os.path.exists(temporary):
                 os.remove(temporary)
 
     def _metadata(self):
+        import datetime
+
+        import tensorflow as tf
+
         from .. import __version__
 
         return {
             "format": _FILE_FORMAT,
             "library_version": __version__,
+            "keras_version": keras.__version__,
+            "tensorflow_version": tf.__version__,
+            "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"),
+            "tuning": getattr(self, "tuning_", None),
             "params": _saved_params(self.get_params()),
             "custom_model": self.model is not None,
             "targets": self.targets_.to_dict(),
             "history": {key: _jsonable(values) for key, values in self.history_.items()},
             "best_epoch": self.best_epoch_,
         }
+
+    def export(self, path, format="tf_saved_model"):
+        """Export the network for serving, with its input preprocessing included.
+
+        The exported artefact takes raw uint8 images of ``image_size`` x
+        ``image_size`` x 3 (the batch an :class:`~imageclef_concepts.ImageLoader`
+        gives) and returns one probability per concept, in ``classes_``
+        order; scaling (and a backbone's normalisation) is inside. Keras'
+        own export does the work.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A folder for ``"tf_saved_model"`` (load it with
+            ``tf.saved_model.load(path).serve(images)``), a file for ``"onnx"``.
+        format : {"tf_saved_model", "onnx"}, default="tf_saved_model"
+            ``"onnx"`` needs Keras' ONNX exporter and its packages installed.
+        """
+        check_is_fitted(self, "model_")
+        if format not in ("tf_saved_model", "onnx"):
+            raise ValueError(f"format={format!r}: use 'tf_saved_model' or 'onnx'.")
+        inputs = keras.Input((self.image_size, self.image_size, 3), dtype="uint8",
+                             name="uint8_image")
+        serving = keras.Model(inputs, self.model_(CastToFloat(name="to_float")(inputs),
+                                                  training=False))
+        serving.export(os.fspath(path), format=format, verbose=False)
+
+    def model_card(self):
+        """This model's card (Markdown): provenance, data, validation, rule, parameters.
+
+        Returns
+        -------
+        str
+        """
+        check_is_fitted(self, "model_")
+        return model_card(self._metadata(), name=type(self).__name__)
 
     @classmethod
     def load(cls, path):
@@ -737,6 +828,8 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
             estimator.model = estimator.model_  # the saved architecture, for refits
         estimator.history_ = defaultdict(list, metadata["history"])
         estimator.best_epoch_ = metadata["best_epoch"]
+        if metadata.get("tuning"):
+            estimator.tuning_ = metadata["tuning"]
         # What scikeras' _initialize would have set, so that training continues.
         estimator.target_encoder_ = targets
         estimator._random_state = params["random_state"]
@@ -746,15 +839,8 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
 
 
 def _read_metadata(path):
-    """The JSON entry of a file written by ``save``, with one clear error for anything else."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if _METADATA_ENTRY not in archive.namelist():
-                raise ValueError(f"{path} was not written by ConceptCNNClassifier.save.")
-            metadata = json.loads(archive.read(_METADATA_ENTRY))
-    except zipfile.BadZipFile:
-        raise ValueError(f"{path} is not a .keras model file (not a zip archive: empty, "
-                         "truncated or another kind of file).") from None
+    """The JSON record of a file written by ``save``, with one clear error for anything else."""
+    metadata = read_model_record(path)
     version = metadata.get("format", 1)
     if version > _FILE_FORMAT:
         raise ValueError(f"{path} was written by a newer imageclef_concepts (file format "
@@ -764,6 +850,14 @@ def _read_metadata(path):
                                "classes": metadata["classes"],
                                "concept_counts": metadata["concept_counts"]}
     return metadata
+
+
+@keras.saving.register_keras_serializable(package="imageclef_concepts")
+class CastToFloat(keras.layers.Layer):
+    """uint8 pixels to float32, unchanged in value: the serving model's first step."""
+
+    def call(self, inputs):
+        return keras.ops.cast(inputs, "float32")
 
 
 def _saved_params(params):
@@ -789,7 +883,8 @@ def _loaded_params(params):
             value = keras.saving.deserialize_keras_object(value["keras_object"])
         elif isinstance(value, dict) and name == "threshold":
             value = DecisionRule.from_dict(value)
-        elif name in ("filters", "dense_units"):
+        elif name in ("filters", "dense_units") or (name == "kernel_size"
+                                                    and isinstance(value, list)):
             value = tuple(value)
         loaded[name] = value
     return loaded

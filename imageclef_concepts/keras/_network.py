@@ -11,6 +11,8 @@ Keras runs them in training only. Networks are returned uncompiled: the
 estimator compiles them with its loss and optimizer.
 """
 
+from numbers import Integral
+
 import keras
 
 from . import BACKBONES
@@ -20,17 +22,26 @@ SMALLEST_BACKBONE_INPUT = 32
 AUGMENTATIONS = ("light", "standard")
 
 
+def block_kernel_sizes(kernel_size, n_blocks):
+    """One kernel side per block: an int for all of them, or one per block."""
+    if isinstance(kernel_size, Integral):
+        return (int(kernel_size),) * n_blocks
+    sizes = tuple(int(k) for k in kernel_size)
+    if len(sizes) != n_blocks:
+        raise ValueError(f"kernel_size has {len(sizes)} sizes for {n_blocks} blocks.")
+    return sizes
+
+
 def smallest_image_size(n_blocks, kernel_size, padding="valid"):
     """The smallest input side that leaves at least one pixel after every block.
 
-    Each block is a convolution (a ``valid`` one shrinks the side by
-    ``kernel_size - 1``, a ``same`` one keeps it) and a 2x2 pooling (halves,
-    rounding down). Worked backwards from one pixel.
+    Each block is a convolution (a ``valid`` one shrinks the side by its
+    kernel side minus one, a ``same`` one keeps it) and a 2x2 pooling
+    (halves, rounding down). Worked backwards from one pixel.
     """
-    shrink = kernel_size - 1 if padding == "valid" else 0
     side = 1
-    for _ in range(n_blocks):
-        side = 2 * side + shrink
+    for size in reversed(block_kernel_sizes(kernel_size, n_blocks)):
+        side = 2 * side + (size - 1 if padding == "valid" else 0)
     return side
 
 
@@ -84,7 +95,9 @@ def build_concept_cnn(
         0-255, scaled by 1/255 inside the model.
     filters : sequence of int, default=(16, 32, 64, 128)
         Filters of each convolution block.
-    kernel_size : int, default=5
+    kernel_size : int or sequence of int, default=5
+        The convolutions' kernel side, for every block or one per block. The
+        paper states 5 x 5 for the first convolution only.
     padding : {"valid", "same"}, default="valid"
         Convolution padding; the paper does not say, and ``"valid"`` is
         Keras' default.
@@ -105,28 +118,49 @@ def build_concept_cnn(
     keras.Model
     """
     inputs, x = _input_with_augmentation(image_size, augmentation, seed)
+    seeds = _layer_seeds(seed)
     x = keras.layers.Rescaling(1.0 / 255, name="scale_to_unit")(x)
-    for block, n_filters in enumerate(filters, start=1):
+    sizes = block_kernel_sizes(kernel_size, len(filters))
+    for block, (n_filters, size) in enumerate(zip(filters, sizes), start=1):
         x = keras.layers.Conv2D(
-            n_filters, kernel_size, strides=1, padding=padding, activation="relu",
+            n_filters, size, strides=1, padding=padding, activation="relu",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
             name=f"block{block}_conv",
         )(x)
         x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
-        x = keras.layers.Dropout(conv_dropout, name=f"block{block}_dropout")(x)
+        x = keras.layers.Dropout(conv_dropout, seed=next(seeds), name=f"block{block}_dropout")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     return _with_concept_head(inputs, x, n_concepts, "concept_cnn", dense_units=dense_units,
-                              dense_dropout=dense_dropout)
+                              dense_dropout=dense_dropout, seeds=seeds)
 
 
-def _with_concept_head(inputs, features, n_concepts, name, *, dense_units, dense_dropout):
+def _layer_seeds(seed):
+    """One seed per random layer, from ``seed``: None leaves Keras to draw them.
+
+    Keras draws a layer's default seed from Python's global ``random``, which
+    other threads of the process (a cluster worker's) may draw from at the
+    same time; explicit seeds make a seeded network the same in any process.
+    """
+    number = 0 if seed is None else int(seed) * 1000
+    while True:
+        yield None if seed is None else number
+        number += 1
+
+
+def _with_concept_head(inputs, features, n_concepts, name, *, dense_units, dense_dropout,
+                       seeds):
     """Hidden layers and one sigmoid per concept on ``features``."""
     x = features
     for layer, units in enumerate(dense_units, start=1):
-        x = keras.layers.Dense(units, activation="relu", name=f"hidden{layer}")(x)
-        x = keras.layers.Dropout(dense_dropout, name=f"hidden{layer}_dropout")(x)
+        x = keras.layers.Dense(
+            units, activation="relu", name=f"hidden{layer}",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)))(x)
+        x = keras.layers.Dropout(dense_dropout, seed=next(seeds),
+                                 name=f"hidden{layer}_dropout")(x)
     # float32 outputs whatever the layers' dtype policy: sigmoid probabilities stay exact.
-    outputs = keras.layers.Dense(n_concepts, activation="sigmoid", name="concepts",
-                                 dtype="float32")(x)
+    outputs = keras.layers.Dense(
+        n_concepts, activation="sigmoid", name="concepts", dtype="float32",
+        kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)))(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -273,7 +307,8 @@ def build_backbone_network(
     base.trainable = trainable_backbone
     features = base(x, training=None if trainable_backbone else False)
     return _with_concept_head(inputs, features, n_concepts, f"concept_{backbone}",
-                              dense_units=dense_units, dense_dropout=dense_dropout)
+                              dense_units=dense_units, dense_dropout=dense_dropout,
+                              seeds=_layer_seeds(seed))
 
 
 def learning_rate_schedule(learning_rate, decay):
