@@ -89,27 +89,24 @@ def main(argv=None):
     report(f"paper's CNN, threshold tuned on the tuning half ({tuner.best_threshold_:.3f}), "
            "at least 1 concept", tuner, cnn_fit_s + tune_s, predicted, predict_s)
 
+    def fit_tuned(name, model):
+        """Fit ``model``, tune its threshold on the tuning half, report the test half."""
+        _, fit_s = timed(model.fit, train.paths, y_train)
+        tuner, tune_s = timed(ThresholdTuner(model, cv="prefit", refit=False,
+                                             min_concepts=1).fit, paths[tune], truth[tune])
+        predicted, predict_s = timed(tuner.predict, paths[test])
+        report(f"{name}, tuned threshold ({tuner.best_threshold_:.3f}), at least 1 concept",
+               tuner, fit_s + tune_s, predicted, predict_s)
+
     for name, embedding in (("pixels (32x32)", "pixels"), ("CNN features", cnn)):
-        knn = ConceptKNNClassifier(n_neighbors=10, embedding=embedding, pixel_size=32)
-        _, fit_s = timed(knn.fit, train.paths, y_train)
-        knn_tuner, tune_s = timed(
-            ThresholdTuner(knn, cv="prefit", refit=False, min_concepts=1).fit,
-            paths[tune], truth[tune])
-        predicted, predict_s = timed(knn_tuner.predict, paths[test])
-        report(f"k-NN (k=10) on {name}, tuned threshold ({knn_tuner.best_threshold_:.3f}), "
-               "at least 1 concept", knn_tuner, fit_s + tune_s, predicted, predict_s)
+        fit_tuned(f"k-NN (k=10) on {name}",
+                  ConceptKNNClassifier(n_neighbors=10, embedding=embedding, pixel_size=32))
 
     # The winners' recipe, one part at a time, each with its threshold tuned.
     for name, change in (("focal loss", {"loss": "focal"}),
                          ("standard augmentation", {"augmentation": "standard"})):
-        variant = ConceptCNNClassifier(**{**cnn.get_params(), **change})
-        _, fit_s = timed(variant.fit, train.paths, y_train)
-        variant_tuner, tune_s = timed(
-            ThresholdTuner(variant, cv="prefit", refit=False, min_concepts=1).fit,
-            paths[tune], truth[tune])
-        predicted, predict_s = timed(variant_tuner.predict, paths[test])
-        report(f"paper's CNN with {name}, tuned threshold ({variant_tuner.best_threshold_:.3f}), "
-               "at least 1 concept", variant_tuner, fit_s + tune_s, predicted, predict_s)
+        fit_tuned(f"paper's CNN with {name}",
+                  ConceptCNNClassifier(**{**cnn.get_params(), **change}))
 
     # Systems of several models, each with its threshold tuned on the tuning half.
     second_cnn = ConceptCNNClassifier(**{**cnn.get_params(), "random_state": 1})

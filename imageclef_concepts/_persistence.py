@@ -82,6 +82,28 @@ def write_atomically(path, write, suffix=None):
             os.remove(temporary)
 
 
+def jsonable(value):
+    """A parameter or result as JSON-ready values: arrays and tuples as lists, numpy
+    scalars as numbers, paths as strings, a DecisionRule as its dict.
+    """
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, DecisionRule):
+        return value.to_dict()
+    if isinstance(value, np.random.RandomState):
+        raise ValueError("A model with a RandomState random_state cannot be saved as JSON; "
+                         "use an int or None.")
+    return value
+
+
 def _write_zip(handle, entries):
     with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in entries.items():
@@ -118,19 +140,12 @@ def _put_csr(entries, prefix, matrix):
 
 
 def _plain_params(estimator, nested=()):
-    params = estimator.get_params(deep=False)
     plain = {}
-    for name, value in params.items():
+    for name, value in estimator.get_params(deep=False).items():
         if name in nested:
             continue
-        if isinstance(value, DecisionRule):
-            value = value.to_dict()
-        elif isinstance(value, np.generic):
-            value = value.item()
-        elif isinstance(value, tuple):
-            value = list(value)
-        json.dumps(value)  # refuses what JSON cannot hold, before anything is written
-        plain[name] = value
+        plain[name] = jsonable(value)
+        json.dumps(plain[name])  # refuses what JSON cannot hold, before anything is written
     return plain
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from ._concept_files import evaluate_run, read_concepts, write_run
 from ._datasets import SPLITS_2019, image_files_by_id, load_imageclef
-from ._persistence import write_atomically
+from ._persistence import jsonable, write_atomically
 
 PAPER_TEST_F1 = 0.1435
 PAPER_THRESHOLD = 0.1
@@ -134,7 +134,7 @@ def reproduce_2019(data_dir, output_dir, *, merge_validation=True, tune_threshol
     report = {"paper_test_f1": PAPER_TEST_F1, "settings": {
         "merge_validation": merge_validation, "tune_threshold": tune_threshold,
         "holdout_fraction": procedure.holdout_fraction, "random_state": random_state,
-        "monitor": PAPER_MONITOR, "estimator_params": _plain(procedure.estimator_params)},
+        "monitor": PAPER_MONITOR, "estimator_params": jsonable(procedure.estimator_params)},
         "timings_s": {}, "machine": {"python": platform.python_version(),
                                      "processor": platform.processor()}}
 
@@ -207,14 +207,14 @@ def _step_search(paths, concepts, fit_part, holdout, procedure, random_state, re
         search = GridSearchCV(estimator, grid, scoring=imageclef_f1, refit=False,
                               cv=PredefinedSplit(test_fold))
         search.fit(paths, concepts)
-        rounds.append({"grid": _plain(grid), "params": _plain(search.cv_results_["params"]),
+        rounds.append({"grid": jsonable(grid), "params": jsonable(search.cv_results_["params"]),
                        "official_f1_at_0.1": search.cv_results_["mean_test_score"].tolist(),
-                       "best": _plain(search.best_params_)})
+                       "best": jsonable(search.best_params_)})
         say(f"  best {search.best_params_}: official F1 {search.best_score_:.4f} on the "
             "held-out part at 0.1")
         grid = refine_grid(search)
     report["search_rounds"] = rounds
-    report["best_params"] = _plain(search.best_params_)
+    report["best_params"] = jsonable(search.best_params_)
     say(f"  training the best configuration on {len(fit_part)} images")
     model = estimator.set_params(**search.best_params_).fit(paths[fit_part],
                                                             concepts[fit_part])
@@ -304,14 +304,3 @@ def _write_report(output_dir, report):
                                               report["timings_s"].items())]
     text = "\n".join(lines) + "\n"
     write_atomically(output_dir / "report.md", lambda h: h.write(text.encode()))
-
-
-def _plain(value):
-    """JSON-ready copies of parameters (tuples as lists, numpy scalars as numbers)."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

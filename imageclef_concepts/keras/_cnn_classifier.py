@@ -27,6 +27,7 @@ from .._base import ConceptClassifierMixin
 from .._decision import DecisionRule
 from .._images import ON_ERROR, RESAMPLING
 from .._model_card import METADATA_ENTRY, model_card, read_model_record
+from .._persistence import jsonable
 from . import BACKBONES
 from ._adapter import KerasTargets, ScikerasAdapter
 from ._batches import ImageBatches, decode_errors_surfaced
@@ -758,7 +759,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
             "params": _saved_params(self.get_params()),
             "custom_model": self.model is not None,
             "targets": self.targets_.to_dict(),
-            "history": {key: _jsonable(values) for key, values in self.history_.items()},
+            "history": {key: jsonable(values) for key, values in self.history_.items()},
             "best_epoch": self.best_epoch_,
         }
 
@@ -872,7 +873,7 @@ def _saved_params(params):
             value = None
         elif isinstance(value, (keras.losses.Loss, keras.optimizers.Optimizer)):
             value = {"keras_object": keras.saving.serialize_keras_object(value)}
-        saved[name] = _jsonable(value)
+        saved[name] = jsonable(value)
     return saved
 
 
@@ -888,22 +889,3 @@ def _loaded_params(params):
             value = tuple(value)
         loaded[name] = value
     return loaded
-
-
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, DecisionRule):
-        return value.to_dict()
-    if isinstance(value, np.random.RandomState):
-        raise ValueError("A model with a RandomState random_state cannot be saved as JSON; "
-                         "use an int or None.")
-    return value
