@@ -37,12 +37,24 @@ _CUI_PATTERN = re.compile(r"C\d+")
 
 
 class ConceptFileError(ValueError):
-    """A concept or run file that cannot be used, with every problem found.
+    r"""A concept or run file that cannot be used, with every problem found.
 
     Attributes
     ----------
     problems : list of str
         One message per problem, each starting with ``<file>:<line>:``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from imageclef_concepts import ConceptFileError, read_concepts
+    >>> path = os.path.join(tempfile.mkdtemp(), "truth.tsv")
+    >>> _ = open(path, "w").write("a\tC1\nb C2\n")
+    >>> try:
+    ...     read_concepts(path)
+    ... except ConceptFileError as error:
+    ...     print(len(error.problems), "problem, on line", error.problems[0].split(":")[1])
+    1 problem, on line 2
     """
 
     def __init__(self, problems, summary="Invalid concept file"):
@@ -69,6 +81,12 @@ class ConceptFile(NamedTuple):
         line removed.
     layout : str
         The layout detected: ``"2019"``, ``"2022"`` or ``"2024"``.
+
+    Examples
+    --------
+    >>> from imageclef_concepts import ConceptFile
+    >>> ConceptFile(["img1"], [("C1",)], "2019").layout
+    '2019'
     """
 
     ids: list
@@ -141,6 +159,24 @@ def write_run(path, ids, concepts, layout="2019"):
     layout : {"2019", "2022", "2024"}, default="2019"
         ``"2019"`` is ``<id><TAB><CUI>;...``; ``"2022"`` is ``<id>|<CUI>;...``;
         ``"2024"`` is a comma CSV with the header ``ID,CUIs``.
+
+    Raises
+    ------
+    ValueError
+        For anything that would not read back identically: an id or concept
+        with a line break, a tab, NUL or the delimiter, a ``;`` inside a
+        concept, a duplicate id. Nothing is written then.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from imageclef_concepts import write_run
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.csv")
+    >>> write_run(path, ["img1", "img2"], [["C0040405", "c0817096"], []], layout="2024")
+    >>> print(open(path).read(), end="")
+    ID,CUIs
+    img1,C0040405;C0817096
+    img2,
     """
     layout = _check_layout(layout)
     ids = list(ids)
@@ -228,6 +264,12 @@ class RunEvaluation:
     secondary_score : float or None
         The secondary F1 of the 2022+ editions (both sets restricted to the
         ``secondary_concepts``), when they were given.
+
+    Examples
+    --------
+    >>> from imageclef_concepts import RunEvaluation
+    >>> float(RunEvaluation(score=0.5, n_images=4, n_scored=3, warnings=[]))
+    0.5
     """
 
     score: float
@@ -269,6 +311,18 @@ def evaluate_run(run, ground_truth, *, max_concepts=None, cui_only=False,
         Listing, with line numbers, every malformed line, duplicate image id,
         image of the ground truth missing from the run and image of the run
         unknown to the ground truth.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from imageclef_concepts import evaluate_run, write_run
+    >>> folder = tempfile.mkdtemp()
+    >>> truth, run = os.path.join(folder, "truth.tsv"), os.path.join(folder, "run.tsv")
+    >>> write_run(truth, ["a", "b"], ["C1;C2", "C3"])
+    >>> write_run(run, ["a", "b"], ["C1", "C3;C4"])
+    >>> result = evaluate_run(run, truth, secondary_concepts=["C1", "C2"])
+    >>> round(result.score, 4), result.n_scored, round(result.secondary_score, 4)
+    (0.6667, 2, 0.6667)
     """
     truth_lines, _ = _read_valid_lines(ground_truth)
     run_lines, _ = _parse_file(run)

@@ -196,7 +196,21 @@ def make_imageclef_2019_layout(directory, *, n_train=120, n_valid=40, n_test=40,
 
 
 class DatasetMismatchWarning(UserWarning):
-    """Images and concept lines of a dataset folder do not match one to one."""
+    """Images and concept lines of a dataset folder do not match one to one.
+
+    Examples
+    --------
+    >>> import os, tempfile, warnings
+    >>> from imageclef_concepts import DatasetMismatchWarning, load_imageclef, make_concept_images
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = make_concept_images(n_samples=2, random_state=0, directory=folder)
+    >>> os.remove(f"{folder}/images/synthetic_000001.jpg")
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     data = load_imageclef(f"{folder}/images", f"{folder}/concepts.tsv")
+    >>> caught[0].category is DatasetMismatchWarning, data.concepts_without_images
+    (True, ['synthetic_000001'])
+    """
 
 
 def load_imageclef(images_dir, concepts_file, *, strict=False):
@@ -224,6 +238,16 @@ def load_imageclef(images_dir, concepts_file, *, strict=False):
     ------
     FileNotFoundError
         When the folder does not exist.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from imageclef_concepts import load_imageclef, make_concept_images
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = make_concept_images(n_samples=3, random_state=0, directory=folder)
+    >>> data = load_imageclef(f"{folder}/images", f"{folder}/concepts.tsv")
+    >>> data.ids, [path.rsplit("/", 1)[1] for path in data.paths][:1]
+    (['synthetic_000000', 'synthetic_000001', 'synthetic_000002'], ['synthetic_000000.jpg'])
     """
     images_dir = Path(images_dir)
     if not images_dir.is_dir():

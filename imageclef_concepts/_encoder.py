@@ -14,7 +14,19 @@ from ._concepts import as_binary_csr, is_concept_lists, split_concepts
 
 
 class UnknownConceptWarning(UserWarning):
-    """Concepts unseen in ``fit`` were dropped by ``ConceptEncoder.transform``."""
+    """Concepts unseen in ``fit`` were dropped by ``ConceptEncoder.transform``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from imageclef_concepts import ConceptEncoder, UnknownConceptWarning
+    >>> encoder = ConceptEncoder().fit(["C1"])
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = encoder.transform(["C1;C9"])
+    >>> caught[0].category is UnknownConceptWarning
+    True
+    """
 
 
 class ConceptEncoder(TransformerMixin, BaseEstimator):

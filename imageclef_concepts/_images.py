@@ -42,11 +42,29 @@ _DRAFT_FACTOR = 2
 
 
 class ImageDecodeError(ValueError):
-    """An image file that is missing, empty, truncated or not an image."""
+    """An image file that is missing, empty, truncated or not an image.
+
+    Examples
+    --------
+    >>> from imageclef_concepts import ImageDecodeError, decode_image
+    >>> try:
+    ...     decode_image("no/such/image.png", 32)
+    ... except ImageDecodeError as error:
+    ...     print(error)
+    no/such/image.png: file not found
+    """
 
 
 class SkippedImagesWarning(UserWarning):
-    """Bad image files were left out (``on_error="skip"``)."""
+    """Bad image files were left out (``on_error="skip"``).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from imageclef_concepts import ImageLoader, SkippedImagesWarning
+    >>> issubclass(SkippedImagesWarning, UserWarning)
+    True
+    """
 
 
 def decode_image(path, image_size, resample="bilinear"):
@@ -407,11 +425,19 @@ class ImageLoader(TransformerMixin, BaseEstimator):
 
     Examples
     --------
-    >>> from sklearn.pipeline import Pipeline
-    >>> from imageclef_concepts import ConceptCNNClassifier, ImageLoader
-    >>> pipeline = Pipeline([("load", ImageLoader(image_size=64)),
-    ...                      ("cnn", ConceptCNNClassifier(image_size=64))],
-    ...                     memory="cache")  # doctest: +SKIP
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from imageclef_concepts import ImageLoader
+    >>> folder = tempfile.mkdtemp()
+    >>> paths = [os.path.join(folder, f"{i}.png") for i in range(2)]
+    >>> for path in paths:
+    ...     Image.fromarray(np.zeros((50, 40), dtype=np.uint8)).save(path)
+    >>> ImageLoader(image_size=32).fit_transform(paths).shape
+    (2, 32, 32, 3)
+
+    In a ``Pipeline(memory=...)`` before a concept estimator, the decoded
+    arrays are cached between the fits of a grid search.
     """
 
     _parameter_constraints = {

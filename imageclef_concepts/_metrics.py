@@ -359,4 +359,13 @@ Use as ``GridSearchCV(..., scoring=imageclef_f1)``, ``cross_val_score`` or
 ``predict`` output, so both must be of the same form: indicator matrices, or
 concept collections (what the library's estimators return when fitted on
 concept collections).
+
+Examples
+--------
+>>> import numpy as np
+>>> from imageclef_concepts import MostFrequentConcepts, imageclef_f1
+>>> y = ["C1;C2", "C1", "C1;C3"]
+>>> model = MostFrequentConcepts(k=1).fit(np.zeros((3, 1)), y)
+>>> round(imageclef_f1(model, np.zeros((3, 1)), y), 4)
+0.7778
 """

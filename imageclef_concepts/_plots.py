@@ -37,6 +37,13 @@ def plot_concept_frequencies(concepts, title="Concept frequencies: a long tail")
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from imageclef_concepts import plot_concept_frequencies
+    >>> figure = plot_concept_frequencies(["C1;C2", "C1", "C1;C3"])
+    >>> figure.axes[0].get_xlabel()
+    'concepts, ranked from the most frequent'
     """
     plt = _pyplot()
     counts = Counter(c for image in concepts for c in set(split_concepts(image)))
@@ -63,6 +70,17 @@ def plot_threshold_curve(tuner, title="Official F1 against the decision threshol
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from imageclef_concepts import ThresholdTuner, plot_threshold_curve
+    >>> X = np.random.default_rng(0).normal(size=(60, 3)); y = (X > 0).astype(int)
+    >>> tuner = ThresholdTuner(KNeighborsClassifier(5), cv=3, thresholds=10,
+    ...                        store_cv_results=True).fit(X, y)
+    >>> plot_threshold_curve(tuner).axes[0].get_ylabel()
+    'official F1'
     """
     if tuner.cv_results_ is None:
         raise ValueError("The tuner kept no scores: fit it with store_cv_results=True.")
@@ -92,6 +110,13 @@ def plot_training_history(history, title="Training history"):
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from imageclef_concepts import plot_training_history
+    >>> figure = plot_training_history({"loss": [0.7, 0.5, 0.4], "val_loss": [0.6, 0.5, 0.55]})
+    >>> [text.get_text() for text in figure.axes[0].get_legend().get_texts()][-1]
+    'kept: epoch 2'
     """
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6, 4), layout="constrained")
@@ -123,6 +148,13 @@ def plot_per_concept_f1(y_true, y_pred, train_concepts=None,
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from imageclef_concepts import plot_per_concept_f1
+    >>> figure = plot_per_concept_f1(["C1;C2", "C1"], ["C1", "C1;C3"])
+    >>> figure.axes[0].get_ylabel()
+    'F1 of the concept'
     """
     plt = _pyplot()
     frequency_source = y_true if train_concepts is None else train_concepts

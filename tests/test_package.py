@@ -52,3 +52,14 @@ def test_every_public_name_is_in_the_api_reference():
     documented |= set(re.findall(r"^\.\. autodata:: (\w+)", api, flags=re.M))
     missing = sorted(set(imageclef_concepts.__all__) - documented)
     assert missing == []
+
+
+def test_every_public_name_has_an_examples_section():
+    # --doctest-modules runs them: an example that stops working fails the suite.
+    import inspect
+
+    import imageclef_concepts
+
+    missing = [name for name in imageclef_concepts.__all__
+               if "Examples" not in (inspect.getdoc(getattr(imageclef_concepts, name)) or "")]
+    assert missing == []
