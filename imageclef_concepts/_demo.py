@@ -82,7 +82,8 @@ def run_demo(output, *, quick=False, size=None, random_state=0, say=print):
     scores = _compare(tuner, tuned, paths, concepts, train, test)
     say("")
     say(results_table(scores))
-    written = _write_outputs(output, tuner, tuned, ids[test], concepts, train, test)
+    non_visual = set(generated.concept_names[~generated.is_visual])
+    written = _write_outputs(output, tuner, tuned, ids[test], concepts, train, test, non_visual)
     seconds = time.perf_counter() - started
     summary = {"scores": scores, "best_params": search.best_params_,
                "threshold": tuner.best_threshold_, "seconds": seconds, **written}
@@ -139,7 +140,7 @@ def results_table(scores):
     return "\n".join(lines)
 
 
-def _write_outputs(output, tuner, tuned, test_ids, concepts, train, test):
+def _write_outputs(output, tuner, tuned, test_ids, concepts, train, test, non_visual):
     from ._plots import (
         plot_concept_frequencies,
         plot_per_concept_f1,
@@ -157,8 +158,9 @@ def _write_outputs(output, tuner, tuned, test_ids, concepts, train, test):
         "concept_frequencies.png": plot_concept_frequencies(concepts[train]),
         "threshold_curve.png": plot_threshold_curve(tuner),
         "training_history.png": plot_training_history(cnn.history_),
-        "per_concept_f1.png": plot_per_concept_f1(concepts[test], tuned,
-                                                  train_concepts=concepts[train]),
+        "per_concept_f1.png": plot_per_concept_f1(
+            concepts[test], tuned, train_concepts=concepts[train],
+            non_visual=non_visual),
     }
     written = {"run_file": str(run_file), "model_file": str(model_file)}
     for name, figure in figures.items():

@@ -53,6 +53,8 @@ def plot_concept_frequencies(concepts, title="Concept frequencies: a long tail")
     axes.set(xscale="log", yscale="log", title=title,
              xlabel="concepts, ranked from the most frequent",
              ylabel="images with the concept")
+    _plain_ticks(axes.xaxis)
+    _plain_ticks(axes.yaxis)
     axes.annotate(f"{len(counts):,} concepts over {len(concepts):,} images",
                   xy=(0.98, 0.95), xycoords="axes fraction", ha="right", va="top")
     return figure
@@ -94,7 +96,8 @@ def plot_threshold_curve(tuner, title="Official F1 against the decision threshol
     axes.axvline(0.1, color="tab:gray", linestyle=":", label="the paper's 0.1")
     axes.set(title=title, xlabel="decision threshold", ylabel="official F1",
              ylim=(0, max(1e-3, scores.max()) * 1.1))
-    axes.legend(loc="best")
+    # Below the axes: inside, a legend covers part of the curve.
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2, frameon=False)
     return figure
 
 
@@ -134,16 +137,23 @@ def plot_training_history(history, title="Training history"):
     return figure
 
 
-def plot_per_concept_f1(y_true, y_pred, train_concepts=None,
-                        title="Per-concept F1 against concept frequency"):
-    """Each concept's F1 on a test set against its frequency.
+def plot_per_concept_f1(y_true, y_pred, train_concepts=None, non_visual=None,
+                        title="Per-concept F1 against concept frequency", max_labels=30):
+    """Each concept's F1 on a test set against its frequency, the concepts named.
 
     Parameters
     ----------
     y_true, y_pred : sequences of concept lists
     train_concepts : sequence of concept lists, default=None
         Frequencies are counted here (the training set); on ``y_true`` if None.
+    non_visual : collection of str, default=None
+        Concepts known to leave no mark in the image ("advertisement",
+        "copyright", or a synthetic dataset's ``is_visual`` False): drawn as
+        crosses, so that their F1 is read as what it is.
     title : str
+    max_labels : int, default=30
+        Every point is named when there are at most this many concepts;
+        otherwise the most frequent ones are.
 
     Returns
     -------
@@ -152,21 +162,41 @@ def plot_per_concept_f1(y_true, y_pred, train_concepts=None,
     Examples
     --------
     >>> from imageclef_concepts import plot_per_concept_f1
-    >>> figure = plot_per_concept_f1(["C1;C2", "C1"], ["C1", "C1;C3"])
-    >>> figure.axes[0].get_ylabel()
-    'F1 of the concept'
+    >>> figure = plot_per_concept_f1(["C1;C2", "C1"], ["C1", "C1;C3"], non_visual={"C2"})
+    >>> sorted(text.get_text() for text in figure.axes[0].texts)[:2]
+    ['C1', 'C2']
     """
     plt = _pyplot()
     frequency_source = y_true if train_concepts is None else train_concepts
     frequency = Counter(c for image in frequency_source for c in set(split_concepts(image)))
     names, f1 = per_concept_f1(y_true, y_pred)
-    figure, axes = plt.subplots(figsize=(6, 4), layout="constrained")
-    axes.scatter([max(frequency.get(name, 0), 0.8) for name in names], f1, s=18)
-    axes.set(xscale="log", ylim=(-0.03, 1.03), title=title,
+    counts = np.array([max(frequency.get(name, 0), 0.8) for name in names])
+    hidden = np.array([name in {c.upper() for c in (non_visual or ())} for name in names],
+                      dtype=bool)
+    figure, axes = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    axes.scatter(counts[~hidden], f1[~hidden], s=18, label="visual concepts")
+    if hidden.any():
+        axes.scatter(counts[hidden], f1[hidden], s=30, marker="x", color="tab:red",
+                     label="concepts that leave no mark in the image")
+    named = np.argsort(-counts, kind="stable")[:max_labels]
+    for index in named:
+        axes.annotate(names[index], (counts[index], f1[index]), xytext=(3, 3),
+                      textcoords="offset points", fontsize=7)
+    score = imageclef_f1_score(y_true, y_pred)
+    axes.set(xscale="log", ylim=(-0.05, 1.1),
+             title=f"{title}\n(official mean per-image F1: {score:.3f})",
              xlabel="training images with the concept", ylabel="F1 of the concept")
-    axes.annotate(f"official mean per-image F1: {imageclef_f1_score(y_true, y_pred):.3f}",
-                  xy=(0.02, 0.97), xycoords="axes fraction", va="top")
+    _plain_ticks(axes.xaxis)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2, frameon=False)
     return figure
+
+
+def _plain_ticks(axis):
+    """Counts as plain numbers (300, not 3x10^2) on a log axis."""
+    from matplotlib import ticker
+
+    axis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
 
 
 def per_concept_f1(y_true, y_pred):

@@ -56,3 +56,32 @@ def test_per_concept_f1_points():
     # A: tp 2, true 2, pred 2 -> 1.0; B: tp 0 -> 0.0; C: tp 1, true 1, pred 1 -> 1.0
     np.testing.assert_allclose(points[:, 1], [1.0, 0.0, 1.0])
     np.testing.assert_allclose(points[:, 0], [2, 1, 1])
+
+
+def test_per_concept_plot_names_concepts_and_marks_the_non_visual_ones():
+    y_true = ["A;B", "A", "B;C"]
+    y_pred = ["A", "A;B", "C"]
+    axes = plot_per_concept_f1(y_true, y_pred, non_visual={"c"}).axes[0]
+    assert {text.get_text() for text in axes.texts} == {"A", "B", "C"}
+    visual, hidden = axes.collections
+    assert len(visual.get_offsets()) == 2 and len(hidden.get_offsets()) == 1
+    assert "no mark" in axes.get_legend().get_texts()[1].get_text()
+
+
+def test_legends_sit_outside_the_data_and_counts_are_plain_numbers():
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 3))
+    tuner = ThresholdTuner(KNeighborsClassifier(7), cv=3, thresholds=15,
+                           store_cv_results=True).fit(X, (X > 0).astype(int))
+    figure = plot_threshold_curve(tuner)
+    axes = figure.axes[0]
+    figure.canvas.draw()
+    legend_box = axes.get_legend().get_window_extent()
+    assert legend_box.y1 <= axes.get_window_extent().y0  # below the axes, not on the curve
+    frequencies = plot_concept_frequencies(["A"] * 300 + ["B"] * 30 + ["C"])
+    frequencies.canvas.draw()
+    labels = [label.get_text() for label in frequencies.axes[0].get_yticklabels()]
+    assert "100" in labels and not any("10^" in label or "times" in label for label in labels)
+    plt.close("all")
