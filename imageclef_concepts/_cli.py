@@ -106,7 +106,8 @@ def _run_demo(args):
     if output.exists() and any(output.iterdir()):
         raise UserError(f"--output {output} exists and is not empty; name a new folder.")
     say = (lambda line: None) if args.quiet else print
-    summary = run_demo(output, quick=args.quick, random_state=args.random_state, say=say)
+    summary = run_demo(output, quick=args.quick, random_state=args.random_state, say=say,
+                       progress=not args.quiet)
     if args.quiet:
         from ._demo import results_table
 

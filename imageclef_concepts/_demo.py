@@ -41,7 +41,7 @@ QUICK = DemoSize(n_images=700, n_concepts=10, image_size=32, filters=(8, 16), ep
                  learning_rates=(1e-3, 3e-3))
 
 
-def run_demo(output, *, quick=False, size=None, random_state=0, say=print):
+def run_demo(output, *, quick=False, size=None, random_state=0, say=print, progress=True):
     """Run the demo, writing its data, run file, model and plots into ``output``.
 
     Parameters
@@ -55,6 +55,9 @@ def run_demo(output, *, quick=False, size=None, random_state=0, say=print):
     random_state : int, default=0
     say : callable, default=print
         Where progress lines go.
+    progress : bool, default=True
+        One line per fit of the grid search (scikit-learn's own: which fold
+        and configuration of how many, the score and the time).
 
     Returns
     -------
@@ -76,7 +79,8 @@ def run_demo(output, *, quick=False, size=None, random_state=0, say=print):
     train, test = train_test_split(np.arange(len(paths)), test_size=0.25,
                                    random_state=random_state)
 
-    search = _coarse_to_fine(paths[train], concepts[train], size, random_state, say)
+    search = _coarse_to_fine(paths[train], concepts[train], size, random_state, say,
+                             verbose=3 if progress else 0)
     tuner = search.best_estimator_
     tuned = tuner.predict(paths[test])
     scores = _compare(tuner, tuned, paths, concepts, train, test)
@@ -93,7 +97,7 @@ def run_demo(output, *, quick=False, size=None, random_state=0, say=print):
     return summary
 
 
-def _coarse_to_fine(paths, concepts, size, random_state, say):
+def _coarse_to_fine(paths, concepts, size, random_state, say, verbose):
     from .keras import ConceptCNNClassifier
 
     cnn = ConceptCNNClassifier(image_size=size.image_size, filters=size.filters,
@@ -106,7 +110,8 @@ def _coarse_to_fine(paths, concepts, size, random_state, say):
     search = None
     for round_number in (1, 2):
         say(f"Round {round_number} of the coarse-to-fine search: {grid}")
-        search = GridSearchCV(tuner, grid, scoring=imageclef_f1, cv=folds, refit=True)
+        search = GridSearchCV(tuner, grid, scoring=imageclef_f1, cv=folds, refit=True,
+                              verbose=verbose)
         search.fit(paths, concepts)
         say(f"  best {search.best_params_}, cross-validated official F1 "
             f"{search.best_score_:.3f}")

@@ -78,6 +78,9 @@ def test_demo_writes_everything_and_prints_the_table(tmp_path, capsys, tiny_demo
     for row in ("most frequent concepts", "CNN, threshold 0.5", "CNN, the paper's threshold 0.1",
                 "CNN, tuned threshold"):
         assert row in printed
+    # each round says how many fits it runs, then one line per fit with its time
+    assert "Fitting 2 folds for each of 2 candidates, totalling 4 fits" in printed
+    assert "[CV 1/2] END" in printed and "total time=" in printed
     for name in ("run.tsv", "model.keras", "summary.json",
                  "concept_frequencies.png", "threshold_curve.png", "training_history.png",
                  "per_concept_f1.png"):
