@@ -14,7 +14,8 @@ from pathlib import Path
 from ._concept_files import LAYOUTS, ConceptFileError, evaluate_run
 
 # Flags left unset take the estimator's own default: None here means "not given".
-ESTIMATOR_DEFAULT = "default: ConceptCNNClassifier's"
+# The values are the estimator's and are not repeated here (see its docs).
+ESTIMATOR_DEFAULT = "default: ConceptCNNClassifier's own"
 
 
 class UserError(Exception):
@@ -130,13 +131,13 @@ def _add_train(commands):
                        help="model file to write: .keras (native) or .joblib")
     train.add_argument("--validation-images", type=Path)
     train.add_argument("--validation-concepts", type=Path)
-    train.add_argument("--image-size", type=_positive_int, help=ESTIMATOR_DEFAULT + " (400)")
-    train.add_argument("--epochs", type=_positive_int, help=ESTIMATOR_DEFAULT + " (10)")
-    train.add_argument("--batch-size", type=_positive_int, help=ESTIMATOR_DEFAULT + " (32)")
-    train.add_argument("--learning-rate", type=float, help=ESTIMATOR_DEFAULT + " (1e-4)")
+    train.add_argument("--image-size", type=_positive_int, help=ESTIMATOR_DEFAULT)
+    train.add_argument("--epochs", type=_positive_int, help=ESTIMATOR_DEFAULT)
+    train.add_argument("--batch-size", type=_positive_int, help=ESTIMATOR_DEFAULT)
+    train.add_argument("--learning-rate", type=float, help=ESTIMATOR_DEFAULT)
     train.add_argument("--threshold", type=float,
                        help="decision threshold when no validation data tunes it "
-                            f"({ESTIMATOR_DEFAULT}, 0.1)")
+                            f"({ESTIMATOR_DEFAULT})")
     train.add_argument("--filters", type=_int_tuple,
                        help="filters per convolution block, e.g. 16,32,64,128 "
                             f"({ESTIMATOR_DEFAULT})")
