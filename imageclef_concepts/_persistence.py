@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 import zipfile
+from contextlib import contextmanager
 
 import numpy as np
 from scipy import sparse
@@ -67,19 +68,30 @@ def load_estimator(path):
     return _restore(manifest["estimator"], entries)
 
 
-def write_atomically(path, write, suffix=None):
-    """Call ``write(binary_handle)`` on a temporary file beside ``path``, then move it there."""
+@contextmanager
+def replaced_atomically(path):
+    """Yield a temporary file name beside ``path``; move the file onto ``path`` on success.
+
+    For writers that want a file name (Keras, joblib, matplotlib): if the
+    block fails or is interrupted, the temporary file is removed and ``path``
+    is as it was. The name keeps ``path``'s extension, which some writers read.
+    """
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(suffix=suffix or os.path.splitext(path)[1],
-                                         prefix=".saving-", dir=folder)
+    handle, temporary = tempfile.mkstemp(suffix=os.path.splitext(path)[1], prefix=".saving-",
+                                         dir=os.path.dirname(os.path.abspath(path)))
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
+        yield temporary
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def write_atomically(path, write):
+    """Call ``write(binary_handle)`` on a temporary file beside ``path``, then move it there."""
+    with replaced_atomically(path) as temporary, open(temporary, "wb") as stream:
+        write(stream)
 
 
 def jsonable(value):

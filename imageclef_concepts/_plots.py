@@ -3,8 +3,6 @@
 Each function returns a matplotlib ``Figure`` and draws nothing on screen.
 """
 
-import os
-import tempfile
 from collections import Counter
 
 import numpy as np
@@ -218,14 +216,7 @@ def per_concept_f1(y_true, y_pred):
 
 def save_figure(figure, path, dpi=100):
     """Write a figure atomically: to a temporary file beside ``path``, then moved into place."""
-    path = os.fspath(path)
-    suffix = os.path.splitext(path)[1] or ".png"
-    handle, temporary = tempfile.mkstemp(suffix=suffix, prefix=".saving-",
-                                         dir=os.path.dirname(os.path.abspath(path)))
-    os.close(handle)
-    try:
+    from ._persistence import replaced_atomically
+
+    with replaced_atomically(path) as temporary:
         figure.savefig(temporary, dpi=dpi)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)

@@ -8,7 +8,6 @@
   (its decision rule included), joblib only when asked.
 """
 
-import os
 from pathlib import Path
 
 from ._datasets import image_files_by_id
@@ -107,19 +106,12 @@ def save_model(model, path):
     if path.suffix == ".keras":
         model.save(path)
     elif path.suffix == ".joblib":
-        import tempfile
-
         import joblib
 
-        handle, temporary = tempfile.mkstemp(suffix=".joblib", prefix=".saving-",
-                                             dir=path.resolve().parent)
-        os.close(handle)
-        try:
+        from ._persistence import replaced_atomically
+
+        with replaced_atomically(path) as temporary:
             joblib.dump(model, temporary)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
     else:
         raise ValueError(f"model file {path} must end in {' or '.join(MODEL_SUFFIXES)}.")
 

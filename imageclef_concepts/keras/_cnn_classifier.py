@@ -11,7 +11,6 @@ as every other concept estimator.
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from collections import defaultdict
 from contextlib import nullcontext
@@ -27,7 +26,7 @@ from .._base import ConceptClassifierMixin
 from .._decision import DecisionRule
 from .._images import ON_ERROR, RESAMPLING
 from .._model_card import METADATA_ENTRY, model_card, read_model_record
-from .._persistence import jsonable
+from .._persistence import jsonable, replaced_atomically
 from . import BACKBONES
 from ._adapter import KerasTargets, ScikerasAdapter
 from ._batches import ImageBatches, decode_errors_surfaced
@@ -729,17 +728,10 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         if not path.endswith(".keras"):
             raise ValueError(f"The file name must end in .keras, got {path!r}.")
         metadata = json.dumps(self._metadata())  # fails here, before any file is touched
-        folder = os.path.dirname(os.path.abspath(path))
-        handle, temporary = tempfile.mkstemp(suffix=".keras", prefix=".saving-", dir=folder)
-        os.close(handle)
-        try:
+        with replaced_atomically(path) as temporary:
             self.model_.save(temporary)
             with zipfile.ZipFile(temporary, "a") as archive:
                 archive.writestr(METADATA_ENTRY, metadata)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
 
     def _metadata(self):
         import datetime
