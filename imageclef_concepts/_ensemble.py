@@ -139,9 +139,9 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
             self.estimators_ = Parallel(n_jobs=self.n_jobs)(
                 delayed(_fit_member)(clone(member), X, y, fit_params) for member in members)
         self.named_estimators_ = Bunch(**dict(zip(self._member_names(), self.estimators_)))
-        # A foreign member on an indicator y is known by y's width: keep one row of y.
-        self._y_for_targets = None if is_concept_lists(y) else _first_rows(y)
-        self.targets_ = _union_of_targets(self._member_targets(), y)
+        # Each member's vocabulary, read once (a foreign member's from y).
+        self._member_targets = [targets_of(member, y) for member in self.estimators_]
+        self.targets_ = _union_of_targets(self._member_targets, y)
         self.classes_ = self.targets_.classes_
         return self
 
@@ -185,7 +185,7 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         """
         check_is_fitted(self, "estimators_")
         members = [self._aligned_scores(member, targets, X)
-                   for member, targets in zip(self.estimators_, self._member_targets())]
+                   for member, targets in zip(self.estimators_, self._member_targets)]
         if self.combine == "max":
             return np.fmax.reduce(members)
         weights = np.ones(len(members)) if self.weights is None else np.asarray(self.weights,
@@ -198,7 +198,7 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
             decided = DecisionRule.of(self.threshold).apply(self.predict_proba(X))
         else:
             votes = sum(self._member_decision(member, targets, X).astype(np.int64)
-                        for member, targets in zip(self.estimators_, self._member_targets()))
+                        for member, targets in zip(self.estimators_, self._member_targets))
             needed = {"union": 1, "intersection": len(self.estimators_),
                       "vote": self.min_votes}[self.combine]
             decided = votes >= needed
@@ -207,13 +207,9 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
             if empty.any():
                 position = self._member_names().index(self.fallback)
                 decided[empty] = self._member_decision(
-                    self.estimators_[position], self._member_targets()[position],
+                    self.estimators_[position], self._member_targets[position],
                     _rows(X, empty))
         return decided
-
-    def _member_targets(self):
-        """Each member's vocabulary (the library's own, or read from ``y`` at fit)."""
-        return [targets_of(member, self._y_for_targets) for member in self.estimators_]
 
     def _member_decision(self, member, targets, X):
         """A member's predicted indicator, on the ensemble's columns."""
@@ -275,12 +271,6 @@ def _rows(X, mask):
     if isinstance(X, (list, tuple)):
         return [item for item, keep in zip(X, mask) if keep]
     return X[mask]
-
-
-def _first_rows(y):
-    """A small indicator with ``y``'s columns, all concepts present (a width, not data)."""
-    width = y.shape[1] if hasattr(y, "shape") else len(y[0])
-    return np.ones((1, width), dtype=np.int8)
 
 
 def _union_of_targets(all_targets, y):

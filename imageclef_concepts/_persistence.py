@@ -21,7 +21,7 @@ from scipy import sparse
 from sklearn.utils import Bunch
 
 from ._decision import DecisionRule
-from ._targets import ConceptTargets
+from ._targets import ConceptTargets, targets_of
 
 _MANIFEST = "imageclef_concepts.json"
 _FORMAT = 1
@@ -283,7 +283,7 @@ def _read_ensemble(description, entries):
     estimator = ConceptEnsemble(members, **_params(description))
     estimator.estimators_ = [member for _, member in members]
     estimator.named_estimators_ = Bunch(**dict(members))
-    estimator._y_for_targets = None
+    estimator._member_targets = [targets_of(member) for _, member in members]
     estimator.targets_ = ConceptTargets.from_dict(description["targets"])
     estimator.classes_ = estimator.targets_.classes_
     return estimator
