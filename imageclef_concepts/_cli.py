@@ -11,11 +11,17 @@ import sys
 import time
 from pathlib import Path
 
+from . import _paper as paper
 from ._concept_files import LAYOUTS, ConceptFileError, evaluate_run
+from .keras import AUGMENTATIONS, BACKBONES, LOSSES
 
-# Flags left unset take the estimator's own default: None here means "not given".
-# The values are the estimator's and are not repeated here (see its docs).
-ESTIMATOR_DEFAULT = "default: ConceptCNNClassifier's own"
+
+def _estimator_default(value):
+    """Help text for a flag left to the estimator: None means "not given", so
+    ConceptCNNClassifier's default applies; that default is the paper's
+    setting, read from the module the estimator reads it from (no TensorFlow)."""
+    shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+    return f"default: {shown}"
 
 
 class UserError(Exception):
@@ -90,7 +96,8 @@ def _add_demo(commands):
                       help="folder for the data, run file, model and plots "
                            "(default: a new folder demo-output-<time>)")
     demo.add_argument("--quick", action="store_true", help="a smaller run, under 2 minutes")
-    demo.add_argument("--random-state", type=int, default=0)
+    demo.add_argument("--random-state", type=int, default=0,
+                      help="seed of the data, the splits and the networks (default: 0)")
     demo.add_argument("--quiet", action="store_true", help="print only the results table")
     demo.set_defaults(run_command=_run_demo)
 
@@ -129,28 +136,57 @@ def _add_train(commands):
                        help="concept file (2019, 2022 or 2024 layout)")
     train.add_argument("--output", type=Path, required=True,
                        help="model file to write: .keras (native) or .joblib")
-    train.add_argument("--validation-images", type=Path)
-    train.add_argument("--validation-concepts", type=Path)
-    train.add_argument("--image-size", type=_positive_int, help=ESTIMATOR_DEFAULT)
-    train.add_argument("--epochs", type=_positive_int, help=ESTIMATOR_DEFAULT)
-    train.add_argument("--batch-size", type=_positive_int, help=ESTIMATOR_DEFAULT)
-    train.add_argument("--learning-rate", type=float, help=ESTIMATOR_DEFAULT)
+    train.add_argument("--validation-images", type=Path,
+                       help="folder of validation images: the best epoch is picked and the "
+                            "decision threshold tuned on them (default: none; the best epoch "
+                            "on a 10%% split of the training images, the threshold as given)")
+    train.add_argument("--validation-concepts", type=Path,
+                       help="the validation images' concept file (default: none)")
+    train.add_argument("--image-size", type=_positive_int,
+                       help=f"side of the square images ({_estimator_default(paper.IMAGE_SIZE)})")
+    train.add_argument("--epochs", type=_positive_int,
+                       help=_estimator_default(paper.EPOCHS))
+    train.add_argument("--batch-size", type=_positive_int,
+                       help=_estimator_default(paper.BATCH_SIZE))
+    train.add_argument("--learning-rate", type=float,
+                       help=f"Adam's learning rate ({_estimator_default(paper.LEARNING_RATE)})")
     train.add_argument("--threshold", type=float,
                        help="decision threshold when no validation data tunes it "
-                            f"({ESTIMATOR_DEFAULT})")
+                            f"({_estimator_default(paper.THRESHOLD)})")
     train.add_argument("--filters", type=_int_tuple,
-                       help="filters per convolution block, e.g. 16,32,64,128 "
-                            f"({ESTIMATOR_DEFAULT})")
+                       help="filters per convolution block "
+                            f"({_estimator_default(paper.FILTERS)})")
     train.add_argument("--dense-units", type=_int_tuple,
-                       help=f"hidden fully connected layers, e.g. 128,64 ({ESTIMATOR_DEFAULT})")
+                       help="hidden fully connected layers "
+                            f"({_estimator_default(paper.DENSE_UNITS)})")
+    train.add_argument("--backbone", choices=("paper", *BACKBONES), default=None,
+                       metavar="NAME",
+                       help="the paper's network, or a Keras applications backbone by "
+                            "lower-case name (densenet121, resnet50, efficientnetv2b0, "
+                            "convnexttiny...) (default: paper)")
+    train.add_argument("--weights", default=None, metavar="imagenet|none|FILE",
+                       help="a backbone's starting weights: ImageNet (downloaded by Keras on "
+                            "first use), none (random), or a weights file (default: imagenet)")
+    train.add_argument("--loss", choices=LOSSES, default=None,
+                       help="the training loss; focal, asymmetric and soft_f1 are for the long "
+                            "tail of rare concepts (default: binary_crossentropy)")
+    train.add_argument("--augmentation", choices=AUGMENTATIONS, default=None,
+                       help="random flips and rotations (light), also zoom and contrast "
+                            "(standard), in training only (default: none)")
+    train.add_argument("--early-stopping-patience", type=_positive_int, default=None,
+                       metavar="EPOCHS",
+                       help="stop when the monitored validation loss has not improved for this "
+                            "many epochs, keeping the best (default: train every epoch)")
     train.add_argument("--on-error", choices=("raise", "skip"), default="raise",
-                       help="what to do with unreadable image files")
+                       help="what to do with unreadable image files: stop naming them, or "
+                            "leave them out with a warning naming them (default: raise)")
     train.add_argument("--checkpoint-dir", type=Path, default=None,
                        help="where training saves its progress after every epoch, so that the "
                             "same command resumes it after a crash or a kill (default: "
                             "<output>.checkpoint beside the model; removed when training "
                             "finishes)")
-    train.add_argument("--random-state", type=int, default=None)
+    train.add_argument("--random-state", type=int, default=None,
+                       help="seed for a reproducible model (default: a fresh seed each run)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.set_defaults(run_command=_run_train)
 
@@ -167,7 +203,8 @@ def _int_tuple(text):
 
 
 _TRAIN_PARAMS = ("image_size", "epochs", "batch_size", "learning_rate", "threshold", "filters",
-                 "dense_units", "on_error", "random_state", "checkpoint_dir")
+                 "dense_units", "backbone", "loss", "augmentation",
+                 "early_stopping_patience", "on_error", "random_state", "checkpoint_dir")
 
 
 def _run_train(args):
@@ -185,6 +222,8 @@ def _run_train(args):
                   else _load(args.validation_images, args.validation_concepts))
     given = {name: getattr(args, name) for name in _TRAIN_PARAMS
              if getattr(args, name) is not None}
+    if args.weights is not None:  # "none" is the estimator's None (random weights)
+        given["weights"] = None if args.weights.lower() == "none" else args.weights
     model = train_and_tune(train, validation, say=lambda line: _say(args, line),
                            verbose=0 if args.quiet else 1, **given)
     save_model(model, args.output)
@@ -231,15 +270,19 @@ def _add_predict(commands):
     predict.add_argument("--images", type=Path, required=True, help="folder of images")
     predict.add_argument("--output", type=Path, required=True, help="run file to write")
     predict.add_argument("--format", choices=LAYOUTS, default="2019",
-                         help="run-file layout: 2019 (tab), 2022 (pipe) or 2024 (CSV)")
+                         help="run-file layout: 2019 (tab), 2022 (pipe) or 2024 (CSV) "
+                              "(default: 2019)")
     predict.add_argument("--batch-size", type=_positive_int, default=256,
                          help="images decoded and predicted per step (default: 256)")
     predict.add_argument("--threshold", type=float, default=None,
                          help="override the model's decision threshold (its tuned rule's "
-                              "per-concept thresholds included)")
+                              "per-concept thresholds included; default: the model's)")
     predict.add_argument("--max-concepts", type=_positive_int, default=None,
                          help="predict at most this many concepts per image (100 from 2022 "
-                              "on); overrides the model's")
+                              "on); overrides the model's (default: the model's)")
+    predict.add_argument("--on-error", choices=("raise", "skip"), default=None,
+                         help="unreadable image files: stop naming them, or give them no "
+                              "concepts with a warning naming them (default: the model's)")
     predict.add_argument("--allow-pickle", action="store_true",
                          help="allow a .joblib model: a pickle runs any code it holds, so only "
                               "for files you made yourself")
@@ -256,8 +299,13 @@ def _run_predict(args):
         raise UserError(f"image folder not found: {args.images}")
     _check_output(args.output, inputs=[args.model, args.images])
     model = load_model(args.model, allow_pickle=args.allow_pickle)
-    if "verbose" in model.get_params():
+    params = model.get_params()
+    if "verbose" in params:
         model.set_params(verbose=0)  # one progress bar (ours), not Keras' per chunk
+    if args.on_error is not None:
+        if "on_error" not in params:
+            raise UserError(f"--on-error: {type(model).__name__} has no on_error setting.")
+        model.set_params(on_error=args.on_error)
     if args.threshold is not None or args.max_concepts is not None:
         model.set_params(threshold=_overridden_rule(DecisionRule.of(model.threshold), args))
     ids, concepts = predict_folder(model, args.images, batch_size=args.batch_size,
@@ -314,12 +362,13 @@ def _add_evaluate(commands):
     evaluate.add_argument("run", help="the run file (2019, 2022 or 2024 layout)")
     evaluate.add_argument("ground_truth", help="the ground-truth concept file")
     evaluate.add_argument("--max-concepts", type=int, default=None,
-                          help="refuse lines with more concepts (100 in 2022+)")
+                          help="refuse lines with more concepts (100 in 2022+; default: no "
+                               "limit)")
     evaluate.add_argument("--cui-only", action="store_true",
                           help="refuse concepts that are not UMLS CUIs (C followed by digits)")
     evaluate.add_argument("--secondary-concepts", default=None, metavar="FILE",
                           help="also print the secondary F1 (2022+): both sets restricted to "
-                               "the concepts of FILE, one per line")
+                               "the concepts of FILE, one per line (default: none)")
     evaluate.set_defaults(run_command=_run_evaluate)
 
 
@@ -367,7 +416,8 @@ def _add_reproduce(commands):
         "(0.1 unless --tune-threshold), the test images' run file in the 2019 layout, and a "
         "report. The data folder holds train_concepts.tsv, valid_concepts.tsv (and "
         "test_concepts.tsv to score) with the images in train/, valid/ and test/ or images/.")
-    reproduce.add_argument("--data", type=Path, help="the dataset folder (not with --dry-run)")
+    reproduce.add_argument("--data", type=Path,
+                           help="the dataset folder (default: none; required unless --dry-run)")
     reproduce.add_argument("--output", type=Path, required=True,
                            help="folder for run.tsv, model.keras, report.md, report.json")
     reproduce.add_argument("--no-merge-validation", dest="merge_validation",
@@ -378,7 +428,8 @@ def _add_reproduce(commands):
     reproduce.add_argument("--dry-run", action="store_true",
                            help="the whole procedure on a small synthetic dataset in the 2019 "
                                 "layout (written to <output>/data), in about a minute")
-    reproduce.add_argument("--random-state", type=int, default=0)
+    reproduce.add_argument("--random-state", type=int, default=0,
+                           help="seed of the splits and the networks (default: 0)")
     reproduce.add_argument("--quiet", action="store_true", help="print only the final score")
     reproduce.set_defaults(run_command=_run_reproduce)
 

@@ -85,7 +85,9 @@ def is_concept_lists(y):
     if isinstance(y, np.ndarray):
         return y.ndim == 1 and y.dtype.kind in "OUS"
     if hasattr(y, "dtype") and hasattr(y, "ndim"):  # pandas Series and the like
-        return y.ndim == 1 and np.dtype(y.dtype).kind in "OUS"
+        # pandas' own dtypes (StringDtype, the default for text in pandas 3) are
+        # not NumPy dtypes, but they have a kind: "O" for strings.
+        return y.ndim == 1 and getattr(y.dtype, "kind", None) in tuple("OUS")
     if isinstance(y, (str, bytes)) or not np.iterable(y):
         return False
     items = list(y[:1]) if hasattr(y, "__getitem__") else list(y)[:1]

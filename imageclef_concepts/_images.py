@@ -282,15 +282,25 @@ class ImageFiles(_ImageSource):
         naming them; so is a file that fails to decode later.
     workers : int, default=2
         Threads for the check and for decoding inside a batch.
+    cache_mb : float, default=0
+        Decoded images are kept in memory, up to this many megabytes, so that
+        later epochs do not decode them again (as ``tf.data``'s ``cache()``,
+        but bounded: images beyond the budget are decoded at every pass).
+        Small images decode in less time than a training step on them, and
+        decoding them every epoch makes training from files slower than from
+        arrays.
     """
 
-    def __init__(self, paths, image_size, resample="bilinear", on_error="raise", workers=2):
+    def __init__(self, paths, image_size, resample="bilinear", on_error="raise", workers=2,
+                 cache_mb=0):
         self.paths = [os.fspath(path) for path in paths]
         self.image_size = image_size
         self.resample = resample
         self.on_error = on_error
         self.workers = workers
         self.dtype = np.uint8
+        self._cache = {}  # index -> decoded pixels
+        self._cache_room = int(cache_mb * 2**20) // (image_size * image_size * 3)
         if not self.paths:
             raise ValueError("X holds no image (0 paths).")
         problems = self._map(check_image_file, self.paths)
@@ -308,8 +318,18 @@ class ImageFiles(_ImageSource):
         return len(self.paths)
 
     def _map(self, function, items):
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            return list(pool.map(function, items))
+        # One task per thread, not per item: handing a small image to a
+        # thread costs as much as decoding it.
+        n_chunks = min(self.workers, len(items))
+        if n_chunks <= 1:
+            return [function(item) for item in items]
+        chunks = [items[start::n_chunks] for start in range(n_chunks)]
+        with ThreadPoolExecutor(max_workers=n_chunks) as pool:
+            done = list(pool.map(lambda chunk: [function(item) for item in chunk], chunks))
+        outcomes = [None] * len(items)
+        for start, chunk_outcomes in enumerate(done):
+            outcomes[start::n_chunks] = chunk_outcomes
+        return outcomes
 
     def load(self, indices):
         """Decode images ``indices``; return the batch and which decoded.
@@ -318,15 +338,25 @@ class ImageFiles(_ImageSource):
         """
         batch = np.zeros((len(indices), self.image_size, self.image_size, 3), dtype=np.uint8)
         good = np.array([int(index) not in self.failures for index in indices], dtype=bool)
-        outcomes = self._map(self._decode_or_error, [self.paths[i] for i in indices[good]])
-        for position, outcome in zip(np.flatnonzero(good), outcomes):
+        to_decode = []
+        for position in np.flatnonzero(good):
+            cached = self._cache.get(int(indices[position]))
+            if cached is None:
+                to_decode.append(position)
+            else:
+                batch[position] = cached
+        outcomes = self._map(self._decode_or_error, [self.paths[indices[p]] for p in to_decode])
+        for position, outcome in zip(to_decode, outcomes):
+            index = int(indices[position])
             if isinstance(outcome, ImageDecodeError):
                 if self.on_error == "raise":
                     raise outcome
-                self.failures[int(indices[position])] = str(outcome)
+                self.failures[index] = str(outcome)
                 good[position] = False
             else:
                 batch[position] = outcome
+                if len(self._cache) < self._cache_room:
+                    self._cache[index] = outcome
         return batch, good
 
     def _decode_or_error(self, path):
@@ -366,12 +396,13 @@ def is_path_sequence(X):
     return False
 
 
-def as_image_source(X, image_size, resample="bilinear", on_error="raise", workers=2):
+def as_image_source(X, image_size, resample="bilinear", on_error="raise", workers=2,
+                    cache_mb=0):
     """Wrap the user's ``X``: :class:`ImageFiles` for paths, :class:`ImageArray` otherwise."""
     if isinstance(X, (ImageArray, ImageFiles)):
         return X
     if is_path_sequence(X):
-        return ImageFiles(X, image_size, resample, on_error, workers)
+        return ImageFiles(X, image_size, resample, on_error, workers, cache_mb)
     return ImageArray(X, image_size, resample)
 
 

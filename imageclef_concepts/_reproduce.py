@@ -26,13 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _paper as paper
 from ._concept_files import evaluate_run, read_concepts, write_run
 from ._datasets import SPLITS_2019, image_files_by_id, load_imageclef
 from ._persistence import jsonable, write_atomically
-
-PAPER_TEST_F1 = 0.1435
-PAPER_THRESHOLD = 0.1
-PAPER_MONITOR = "val_binary_accuracy"
 
 
 @dataclass
@@ -131,10 +128,10 @@ def reproduce_2019(data_dir, output_dir, *, merge_validation=True, tune_threshol
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     layout = find_2019_layout(data_dir)
-    report = {"paper_test_f1": PAPER_TEST_F1, "settings": {
+    report = {"paper_test_f1": paper.TEST_F1, "settings": {
         "merge_validation": merge_validation, "tune_threshold": tune_threshold,
         "holdout_fraction": procedure.holdout_fraction, "random_state": random_state,
-        "monitor": PAPER_MONITOR, "estimator_params": jsonable(procedure.estimator_params)},
+        "monitor": paper.MONITOR, "estimator_params": jsonable(procedure.estimator_params)},
         "timings_s": {}, "machine": {"python": platform.python_version(),
                                      "processor": platform.processor()}}
 
@@ -198,7 +195,7 @@ def _step_search(paths, concepts, fit_part, holdout, procedure, random_state, re
     test_fold[holdout] = 0
     estimator = ConceptCNNClassifier(
         **{"random_state": random_state, "metrics": ["binary_accuracy"],
-           "monitor": PAPER_MONITOR, "threshold": PAPER_THRESHOLD,
+           "monitor": paper.MONITOR, "threshold": paper.THRESHOLD,
            **procedure.estimator_params})
     grid, search, rounds = dict(procedure.first_grid), None, []
     for round_number in range(1, procedure.n_rounds + 1):
@@ -230,11 +227,11 @@ def _step_threshold(model, paths, concepts, tune_threshold, report, say):
     tuner = ThresholdTuner(model, cv="prefit", refit=False, thresholds=np.linspace(0.01, 0.9, 90),
                            store_cv_results=True).fit(paths, concepts)
     curve = tuner.cv_results_
-    at_paper = float(curve["scores"][np.argmin(np.abs(curve["thresholds"] - PAPER_THRESHOLD))])
+    at_paper = float(curve["scores"][np.argmin(np.abs(curve["thresholds"] - paper.THRESHOLD))])
     report["threshold"] = {
         "official_f1_at_0.1": at_paper, "best_threshold": tuner.best_threshold_,
         "official_f1_at_best": tuner.best_score_,
-        "used": tuner.best_threshold_ if tune_threshold else PAPER_THRESHOLD,
+        "used": tuner.best_threshold_ if tune_threshold else paper.THRESHOLD,
         "curve": {"thresholds": curve["thresholds"].tolist(),
                   "official_f1": curve["scores"].tolist()}}
     say(f"Step 3: on the held-out part, official F1 {at_paper:.4f} at the paper's 0.1 and "
@@ -265,7 +262,7 @@ def _step_test(model, test_layout, output_dir, report, say):
     if truth_file is not None:
         report["run_file"]["official_f1"] = evaluate_run(run, truth_file).score
         say(f"Step 4: {len(ids)} test images; official F1 "
-            f"{report['run_file']['official_f1']:.4f} (the paper: {PAPER_TEST_F1})")
+            f"{report['run_file']['official_f1']:.4f} (the paper: {paper.TEST_F1})")
     else:
         say(f"Step 4: {len(ids)} test images predicted; no test ground truth to score")
     report["timings_s"]["test"] = time.perf_counter() - start
@@ -299,7 +296,7 @@ def _write_report(output_dir, report):
               f"{report['run_file']['layout']} layout."]
     if "official_f1" in report["run_file"]:
         lines.append(f"Official F1 on the test images: {report['run_file']['official_f1']:.4f} "
-                     f"(the paper: {PAPER_TEST_F1}).")
+                     f"(the paper: {paper.TEST_F1}).")
     lines += ["", "Timings (s): " + ", ".join(f"{key} {value:.1f}" for key, value in
                                               report["timings_s"].items())]
     text = "\n".join(lines) + "\n"

@@ -234,7 +234,11 @@ def test_train_writes_a_model_card_that_info_prints(tmp_path, dataset, capsys):
                  "--validation-images", str(folder / "valid" / "images"),
                  "--validation-concepts", valid.concepts_file,
                  "--image-size", "16", "--epochs", "1", "--filters", "4",
-                 "--dense-units", "8", "--quiet"]) == 0
+                 "--dense-units", "8", "--loss", "focal", "--augmentation", "light",
+                 "--early-stopping-patience", "3", "--quiet"]) == 0
+    params = ConceptCNNClassifier.load(model).get_params()
+    assert (params["loss"], params["augmentation"], params["early_stopping_patience"]) == \
+        ("focal", "light", 3)
     card = (tmp_path / "model.keras.card.md").read_text()
     capsys.readouterr()
     assert main(["info", str(model)]) == 0
@@ -248,3 +252,58 @@ def test_train_writes_a_model_card_that_info_prints(tmp_path, dataset, capsys):
         assert f"{len(train.ids)} training images, 3 concepts" in text
         assert "decision rule tuned on 20 images: official F1" in text
         assert "| image_size | 16 |" in text and "kept epoch 1" in text
+
+
+def _options(parser):
+    """(subcommand, action) for every option of every subcommand that takes a value."""
+    import argparse
+
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, subparser in commands.choices.items():
+        for action in subparser._actions:
+            if action.option_strings and action.nargs != 0 and not action.required:
+                yield name, action
+
+
+def test_every_option_help_shows_its_default():
+    from imageclef_concepts._cli import _build_parser
+
+    options = list(_options(_build_parser()))
+    assert len(options) > 20
+    missing = [f"{name} {action.option_strings[0]}" for name, action in options
+               if "default" not in (action.help or "")]
+    assert missing == []
+
+
+def test_train_help_shows_the_estimators_own_defaults():
+    from imageclef_concepts._cli import _build_parser
+
+    defaults = ConceptCNNClassifier().get_params()
+    shown = {action.dest: action.help for name, action in _options(_build_parser())
+             if name == "train"}
+    for param in ("image_size", "epochs", "batch_size", "learning_rate", "threshold",
+                  "filters", "dense_units", "backbone", "loss"):
+        value = defaults[param]
+        text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        assert f"default: {text})" in shown[param] or shown[param] == f"default: {text}", param
+
+
+def test_predict_on_error_overrides_the_models(tmp_path, dataset, capsys):
+    import shutil
+
+    folder, train, _ = dataset
+    model = tmp_path / "m.keras"
+    ConceptCNNClassifier(image_size=16, filters=(4,), dense_units=(8,), epochs=1,
+                         random_state=0).fit(train.paths, train.concepts).save(model)
+    images = tmp_path / "images"
+    shutil.copytree(folder / "train" / "images", images)
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    run = tmp_path / "run.tsv"
+    argv = ["predict", "--model", str(model), "--images", str(images), "--output", str(run),
+            "--quiet"]
+    assert main(argv) == 2  # the model's own setting: raise, naming the file
+    assert "broken.png" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="broken.png"):
+        assert main(argv + ["--on-error", "skip"]) == 0
+    ids, concepts, _ = read_concepts(run)
+    assert len(ids) == len(train.ids) + 1 and concepts[ids.index("broken")] == ()

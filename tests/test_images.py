@@ -8,11 +8,14 @@ from sklearn.pipeline import Pipeline
 
 from imageclef_concepts import (
     ConceptCNNClassifier,
+    ConceptKNNClassifier,
     ImageDecodeError,
     ImageLoader,
     SkippedImagesWarning,
+    ThresholdTuner,
     decode_image,
     imageclef_f1,
+    imageclef_f1_score,
 )
 from imageclef_concepts._images import ImageFiles
 from imageclef_concepts.keras._batches import ImageBatches
@@ -215,6 +218,48 @@ def test_path_input_through_grid_search(tmp_path, tiny_images):
     search.fit(paths, y)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert len(search.predict(paths[:3])) == 3
+
+
+def test_decoded_images_are_cached_within_the_budget(tmp_path, tiny_images, monkeypatch):
+    import imageclef_concepts._images as images_module
+
+    paths = [_save(Image.fromarray(image), tmp_path / f"{i}.png")
+             for i, image in enumerate(tiny_images.images)]
+    decoded = []
+    real_decode = images_module.decode_image
+    monkeypatch.setattr(images_module, "decode_image",
+                        lambda path, *args: decoded.append(path) or real_decode(path, *args))
+    one_image_mb = 32 * 32 * 3 / 2**20
+    for cache_mb, expected_decodes in [(0, 80), (100 * one_image_mb, 40),
+                                       (10.5 * one_image_mb, 40 + 30)]:
+        decoded.clear()
+        files = ImageFiles(paths, 32, workers=2, cache_mb=cache_mb)
+        passes = [np.concatenate([files.load(np.arange(start, min(start + 16, 40)))[0]
+                                  for start in range(0, 40, 16)]) for _ in range(2)]
+        # Both passes give every image, in order, whether it came from the cache or not.
+        for batch in passes:
+            np.testing.assert_array_equal(batch, tiny_images.images)
+        assert len(decoded) == expected_decodes, cache_mb
+
+
+def test_a_pandas_series_of_paths_and_a_dataframe_column_of_concepts(tmp_path, tiny_images):
+    import pandas as pd
+    frame = pd.DataFrame({
+        "path": [_save(Image.fromarray(image), tmp_path / f"{i}.png")
+                 for i, image in enumerate(tiny_images.images)],
+        "concepts": [";".join(c) for c in tiny_images.concepts]}, index=range(100, 140))
+    cnn = ConceptCNNClassifier(**{**TINY, "epochs": 1}).fit(frame["path"], frame["concepts"])
+    from_lists = ConceptCNNClassifier(**{**TINY, "epochs": 1}).fit(
+        list(frame["path"]), list(frame["concepts"]))
+    assert list(cnn.classes_) == list(from_lists.classes_)
+    np.testing.assert_allclose(cnn.predict_proba(frame["path"]),
+                               from_lists.predict_proba(list(frame["path"])), atol=1e-6)
+    assert len(cnn.predict_concepts(frame["path"].iloc[:5])) == 5
+    # Cross-validation indexes the Series by position, whatever its index.
+    tuner = ThresholdTuner(ConceptKNNClassifier(n_neighbors=3), cv=2, thresholds=5)
+    tuner.fit(frame["path"], frame["concepts"])
+    score = imageclef_f1_score(frame["concepts"], tuner.predict(frame["path"]))
+    assert score == imageclef_f1_score(list(frame["concepts"]), tuner.predict(list(frame["path"])))
 
 
 def test_a_single_path_is_refused():

@@ -11,8 +11,9 @@ TensorFlow: the first use of one of these names does, which keeps
 import importlib
 import os
 
-# Keras applications backbones by the name users give (lower case): plain data,
-# so that parameter checks can name them without importing TensorFlow.
+# The names users give, as plain data, so that parameter checks and the command
+# line can list them without importing TensorFlow.
+# Keras applications backbones, by lower-case name:
 BACKBONES = {name.lower(): name for name in (
     "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny", "ConvNeXtXLarge",
     "DenseNet121", "DenseNet169", "DenseNet201",
@@ -24,6 +25,9 @@ BACKBONES = {name.lower(): name for name in (
     "MobileNetV3Small", "ResNet101", "ResNet101V2", "ResNet152", "ResNet152V2", "ResNet50",
     "ResNet50V2", "VGG16", "VGG19", "Xception",
 )}
+# The library's own losses (any Keras loss name works too) and augmentations:
+LOSSES = ("binary_crossentropy", "focal", "asymmetric", "soft_f1")
+AUGMENTATIONS = ("light", "standard")
 
 _LAZY = {
     "ConceptCNNClassifier": "._cnn_classifier",
@@ -32,7 +36,7 @@ _LAZY = {
     "build_backbone_network": "._network",
 }
 
-__all__ = ["BACKBONES", "start_quietly", *_LAZY]
+__all__ = ["AUGMENTATIONS", "BACKBONES", "LOSSES", "start_quietly", *_LAZY]
 
 
 def start_quietly():

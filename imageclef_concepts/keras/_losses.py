@@ -15,8 +15,6 @@
 import keras
 import numpy as np
 
-LOSSES = ("binary_crossentropy", "focal", "asymmetric", "soft_f1")
-
 
 def make_loss(loss, pos_weight=None):
     """The Keras loss for a ``loss`` parameter (a name, or any Keras loss as it is)."""

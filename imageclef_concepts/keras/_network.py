@@ -15,11 +15,10 @@ from numbers import Integral
 
 import keras
 
+from .. import _paper as paper
 from . import BACKBONES
 
-PAPER_FILTERS = (16, 32, 64, 128)
 SMALLEST_BACKBONE_INPUT = 32
-AUGMENTATIONS = ("light", "standard")
 
 
 def block_kernel_sizes(kernel_size, n_blocks):
@@ -74,13 +73,13 @@ def _input_with_augmentation(image_size, augmentation, seed):
 def build_concept_cnn(
     n_concepts,
     *,
-    image_size=400,
-    filters=PAPER_FILTERS,
-    kernel_size=5,
+    image_size=paper.IMAGE_SIZE,
+    filters=paper.FILTERS,
+    kernel_size=paper.KERNEL_SIZE,
     padding="valid",
-    conv_dropout=0.25,
-    dense_units=(128, 64),
-    dense_dropout=0.5,
+    conv_dropout=paper.CONV_DROPOUT,
+    dense_units=paper.DENSE_UNITS,
+    dense_dropout=paper.DENSE_DROPOUT,
     augmentation=None,
     seed=None,
 ):
