@@ -20,6 +20,9 @@ extensions = [
     "sphinx_gallery.gen_gallery",
 ]
 autosummary_generate = True
+# The signatures stay as a reader writes calls: the types are in numpydoc's
+# Parameters sections, and the annotations are for type checkers (mypy in CI).
+autodoc_typehints = "none"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False

@@ -11,6 +11,10 @@ manner of scikit-learn's ``BaseThresholdClassifier``:
           -> targets_ -> concepts in y's form (predict) or as tuples (predict_concepts)
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
@@ -18,6 +22,11 @@ from sklearn.utils.validation import check_is_fitted
 from ._decision import DecisionRule
 from ._metrics import imageclef_f1_score
 from ._targets import ConceptTargets
+
+if TYPE_CHECKING:  # names for annotations only
+    from numpy.typing import ArrayLike
+
+    from ._typing import Images, Predictions, Targets
 
 
 class ConceptClassifierMixin:
@@ -36,7 +45,7 @@ class ConceptClassifierMixin:
         check_is_fitted(self, "targets_")
         return self._decision_rule().apply(self.predict_proba(X))
 
-    def predict(self, X):
+    def predict(self, X: Images) -> Predictions:
         """Predicted concepts, in the form ``y`` was given to ``fit``.
 
         Parameters
@@ -53,7 +62,7 @@ class ConceptClassifierMixin:
         decided = self._decide(X)  # checks that the estimator is fitted first
         return self.targets_.inverse_transform(decided)
 
-    def predict_concepts(self, X):
+    def predict_concepts(self, X: Images) -> list[tuple[str, ...]]:
         """Predicted concepts of each image, as tuples of ``classes_`` entries.
 
         Parameters
@@ -67,7 +76,7 @@ class ConceptClassifierMixin:
         decided = self._decide(X)
         return self.targets_.concepts_of(decided)
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: Images, y: Targets, sample_weight: ArrayLike | None = None) -> float:
         """The official ImageCLEF F1 of ``predict(X)`` against ``y``.
 
         Parameters

@@ -1,6 +1,9 @@
 """Baselines every model must beat."""
 
+from __future__ import annotations
+
 from numbers import Integral
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -9,6 +12,11 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 from ._base import BaseConceptClassifier, check_n_images
 from ._decision import DecisionRule
 from ._metrics import imageclef_f1_score
+
+if TYPE_CHECKING:  # names for annotations only
+    from typing_extensions import Self
+
+    from ._typing import FloatArray, Images, Targets
 
 
 class MostFrequentConcepts(BaseConceptClassifier):
@@ -67,7 +75,7 @@ class MostFrequentConcepts(BaseConceptClassifier):
         self.min_count = min_count
         self.max_labels = max_labels
 
-    def fit(self, X, y):
+    def fit(self, X: Images, y: Targets) -> Self:
         """Count the training concepts and choose ``k``.
 
         Parameters
@@ -106,7 +114,7 @@ class MostFrequentConcepts(BaseConceptClassifier):
     def _decision_rule(self):
         return self.decision_rule_
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Images) -> FloatArray:
         """Each concept's training frequency, the same for every image.
 
         Parameters

@@ -17,6 +17,8 @@ asked for, and :func:`evaluate_run` checks a run against the ground truth
 before scoring it exactly as the organisers' script does.
 """
 
+from __future__ import annotations
+
 import csv
 import io
 import os
@@ -24,11 +26,16 @@ import re
 import stat
 import warnings
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ._concepts import CONCEPT_SEPARATOR, canonical_concept, split_concepts
 from ._metrics import imageclef_f1_score
 from ._persistence import write_atomically
+
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Sequence
+
+    from ._typing import ImageConcepts, PathLike
 
 LAYOUTS = ("2019", "2022", "2024")
 _DELIMITERS = {"2019": "\t", "2022": "|", "2024": ","}
@@ -103,7 +110,7 @@ class _Line:
     duplicate_concepts: tuple = ()
 
 
-def read_concepts(path):
+def read_concepts(path: PathLike) -> ConceptFile:
     r"""Read a ground-truth or run file in any ImageCLEF layout.
 
     Parameters
@@ -145,7 +152,8 @@ def _read_valid_lines(path):
     return lines, layout
 
 
-def write_run(path, ids, concepts, layout="2019"):
+def write_run(path: PathLike, ids: Sequence[str], concepts: Sequence[ImageConcepts],
+              layout: str = "2019") -> None:
     """Write image ids and their concepts as an ImageCLEF run file.
 
     Parameters
@@ -276,14 +284,15 @@ class RunEvaluation:
     n_images: int
     n_scored: int
     warnings: list
-    secondary_score: float = None
+    secondary_score: float | None = None
 
     def __float__(self):
         return self.score
 
 
-def evaluate_run(run, ground_truth, *, max_concepts=None, cui_only=False,
-                 secondary_concepts=None):
+def evaluate_run(run: PathLike, ground_truth: PathLike, *, max_concepts: int | None = None,
+                 cui_only: bool = False,
+                 secondary_concepts: PathLike | None = None) -> RunEvaluation:
     """Check a run file against the ground truth and give its official score.
 
     Parameters

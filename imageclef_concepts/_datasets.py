@@ -8,10 +8,13 @@ intensity and position) into the image; *non-visual* concepts (like
 can learn them. Concept frequencies fall off like the task's long tail.
 """
 
+from __future__ import annotations
+
 import os
 import warnings
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -20,21 +23,24 @@ from sklearn.utils import Bunch, check_random_state
 from ._concept_files import read_concepts, write_run
 from ._images import RASTER_FORMATS
 
+if TYPE_CHECKING:  # names for annotations only
+    from ._typing import PathLike
+
 _SHAPES = ("disc", "ring", "square", "cross", "stripes", "triangle")
 
 
 def make_concept_images(
-    n_samples=200,
-    n_concepts=12,
-    image_size=64,
+    n_samples: int = 200,
+    n_concepts: int = 12,
+    image_size: int = 64,
     *,
-    non_visual_fraction=0.25,
-    most_common_frequency=0.6,
-    tail_exponent=1.0,
-    noise=0.05,
-    random_state=None,
-    directory=None,
-):
+    non_visual_fraction: float = 0.25,
+    most_common_frequency: float = 0.6,
+    tail_exponent: float = 1.0,
+    noise: float = 0.05,
+    random_state: int | np.random.RandomState | None = None,
+    directory: PathLike | None = None,
+) -> Bunch:
     """Generate radiology-like images with long-tailed concept lists.
 
     Parameters
@@ -130,8 +136,9 @@ def _write_dataset(directory, data):
 SPLITS_2019 = ("train", "valid", "test")
 
 
-def make_imageclef_2019_layout(directory, *, n_train=120, n_valid=40, n_test=40, n_concepts=12,
-                               image_size=32, random_state=0):
+def make_imageclef_2019_layout(directory: PathLike, *, n_train: int = 120, n_valid: int = 40,
+                               n_test: int = 40, n_concepts: int = 12, image_size: int = 32,
+                               random_state: int = 0) -> Bunch:
     """Write a small synthetic dataset in the ImageCLEF 2019 folder and file layout.
 
     ``<directory>/<split>/<id>.jpg`` and ``<directory>/<split>_concepts.tsv``
@@ -213,7 +220,8 @@ class DatasetMismatchWarning(UserWarning):
     """
 
 
-def load_imageclef(images_dir, concepts_file, *, strict=False):
+def load_imageclef(images_dir: PathLike, concepts_file: PathLike, *,
+                   strict: bool = False) -> Bunch:
     """Read a dataset in the ImageCLEF layout: image files plus a concept file.
 
     Parameters

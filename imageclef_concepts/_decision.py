@@ -8,10 +8,18 @@ its highest-scoring concepts. :class:`~imageclef_concepts.ThresholdTuner`
 produces one; saved models carry it as plain JSON.
 """
 
+from __future__ import annotations
+
 import json
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # names for annotations only
+    from typing import Any
+
+    from numpy.typing import ArrayLike, NDArray
 
 _FORMAT = "imageclef_concepts.DecisionRule"
 
@@ -49,7 +57,8 @@ class DecisionRule:
     True
     """
 
-    def __init__(self, threshold=0.5, *, min_concepts=0, max_concepts=None):
+    def __init__(self, threshold: float | ArrayLike = 0.5, *, min_concepts: int = 0,
+                 max_concepts: int | None = None) -> None:
         self.threshold = _checked_threshold(threshold)
         self.min_concepts = _checked_count(min_concepts, "min_concepts", 0)
         self.max_concepts = (None if max_concepts is None
@@ -59,11 +68,12 @@ class DecisionRule:
                              f"min_concepts={self.min_concepts}.")
 
     @property
-    def per_concept(self):
+    def per_concept(self) -> bool:
         """True when there is one threshold per concept."""
         return np.ndim(self.threshold) == 1
 
-    def apply(self, scores, *, max_concepts=None):
+    def apply(self, scores: ArrayLike, *, max_concepts: int | ArrayLike | None = None
+              ) -> NDArray[np.bool_]:
         """Predicted concepts of each image, as a boolean indicator matrix.
 
         Parameters
@@ -95,35 +105,36 @@ class DecisionRule:
         readable = ~np.isnan(scores).all(axis=1, keepdims=True)
         return (ranks_in_row(scores) < wanted) & readable
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """The rule as plain JSON-ready values."""
         threshold = (self.threshold.tolist() if self.per_concept else float(self.threshold))
         return {"format": _FORMAT, "threshold": threshold, "min_concepts": self.min_concepts,
                 "max_concepts": self.max_concepts}
 
     @classmethod
-    def from_dict(cls, values):
+    def from_dict(cls, values: dict[str, Any]) -> DecisionRule:
         """The rule of :meth:`to_dict`'s output."""
         if not isinstance(values, dict) or values.get("format") != _FORMAT:
             raise ValueError(f"Not a decision rule: {str(values)[:200]!r}.")
         return cls(values["threshold"], min_concepts=values["min_concepts"],
                    max_concepts=values["max_concepts"])
 
-    def to_json(self):
+    def to_json(self) -> str:
         """The rule as a JSON string."""
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_json(cls, text):
+    def from_json(cls, text: str) -> DecisionRule:
         """The rule of :meth:`to_json`'s output."""
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def of(cls, threshold):
+    def of(cls, threshold: float | ArrayLike | DecisionRule) -> DecisionRule:
         """A rule from a ``threshold`` parameter: a number, or already a rule."""
         return threshold if isinstance(threshold, DecisionRule) else cls(threshold)
 
-    def with_bounds(self, *, min_concepts=None, max_concepts=None):
+    def with_bounds(self, *, min_concepts: int | None = None,
+                    max_concepts: int | None = None) -> DecisionRule:
         """A copy with other ``min_concepts`` / ``max_concepts`` (None keeps them)."""
         return DecisionRule(
             self.threshold,
@@ -137,7 +148,7 @@ class DecisionRule:
                 and self.max_concepts == other.max_concepts
                 and np.array_equal(self.threshold, other.threshold))
 
-    __hash__ = None  # mutable-looking arrays inside: not hashable
+    __hash__ = None  # type: ignore[assignment]  # arrays inside: not hashable
 
     def __repr__(self):
         threshold = (f"<{len(self.threshold)} per-concept thresholds>" if self.per_concept

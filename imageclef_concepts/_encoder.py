@@ -1,8 +1,11 @@
 """ConceptEncoder: concept lists to an indicator matrix and back."""
 
+from __future__ import annotations
+
 import warnings
 from collections import Counter
 from numbers import Integral
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
@@ -11,6 +14,16 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._concepts import as_binary_csr, is_concept_lists, split_concepts
+
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Sequence
+    from typing import Any
+
+    from numpy.typing import ArrayLike, NDArray
+    from scipy import sparse
+    from typing_extensions import Self
+
+    from ._typing import Targets
 
 
 class UnknownConceptWarning(UserWarning):
@@ -89,7 +102,7 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
         self.handle_unknown = handle_unknown
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X: Targets, y: None = None) -> Self:
         """Learn the concepts to encode.
 
         Parameters
@@ -117,7 +130,7 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
         ).fit([])
         return self
 
-    def transform(self, X):
+    def transform(self, X: Targets) -> NDArray[Any] | sparse.csr_matrix:
         """Encode concept lists as an indicator matrix.
 
         Parameters
@@ -136,7 +149,7 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
             self._report_unknown(unknown)
         return self._encode(concept_sets)
 
-    def transform_known(self, X):
+    def transform_known(self, X: Targets) -> NDArray[Any] | sparse.csr_matrix:
         """Encode the concepts of ``classes_`` and drop every other one, without a warning.
 
         For scoring, where concepts the model never saw are counted apart.
@@ -157,7 +170,8 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
         return self._binarizer.transform([concepts & kept for concepts in concept_sets])
 
     @classmethod
-    def from_vocabulary(cls, classes, concept_counts, *, sparse_output=True):
+    def from_vocabulary(cls, classes: Sequence[str], concept_counts: Sequence[int], *,
+                        sparse_output: bool = True) -> ConceptEncoder:
         """An encoder fitted on a known vocabulary (a saved model's), without the data.
 
         Parameters
@@ -189,7 +203,7 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
             raise ValueError(f"{message}; set handle_unknown='ignore' to drop them.")
         warnings.warn(f"{message}, were dropped.", UnknownConceptWarning, stacklevel=3)
 
-    def inverse_transform(self, Y):
+    def inverse_transform(self, Y: ArrayLike | sparse.spmatrix) -> list[tuple[str, ...]]:
         """Turn an indicator matrix back into concept tuples.
 
         Parameters
@@ -210,7 +224,7 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
             )
         return self._binarizer.inverse_transform(indicator)
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(self, input_features: None = None) -> NDArray[np.object_]:
         """The concept of each output column.
 
         Parameters

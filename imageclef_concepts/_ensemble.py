@@ -6,7 +6,10 @@ image's empty prediction filled from another model, a CNN fused with k-NN
 retrieval (AUEB NLP Group 2019-2025, DBS-HHU 2024, VCMI 2022/23).
 """
 
+from __future__ import annotations
+
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -20,6 +23,13 @@ from ._base import BaseConceptClassifier, check_n_images, decision_scores
 from ._concepts import is_concept_lists
 from ._decision import DecisionRule
 from ._targets import ConceptTargets, align_columns, targets_of
+
+if TYPE_CHECKING:  # names for annotations only
+    from typing import Any
+
+    from typing_extensions import Self
+
+    from ._typing import FloatArray, Images, PathLike, Targets
 
 PROBABILITY_COMBINATIONS = ("mean", "max")
 SET_COMBINATIONS = ("union", "intersection", "vote")
@@ -104,16 +114,16 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         self.prefit = prefit
         self.n_jobs = n_jobs
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Parameters of the ensemble and, with ``deep``, of its members by name."""
         return self._get_params("estimators", deep=deep)
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         """Set the ensemble's parameters, its members' by ``<name>__<parameter>``."""
         self._set_params("estimators", **params)
         return self
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X: Images, y: Targets, **fit_params: Any) -> Self:
         """Fit the members (unless ``prefit``) and align their vocabularies.
 
         Parameters
@@ -169,7 +179,7 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         scores = decision_scores(member, X, len(own))
         return align_columns(scores, own, self.classes_, fill=0.0)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Images) -> FloatArray:
         """The combined probabilities: weighted mean or maximum over the members.
 
         For the set combinations this is the weighted mean, for reference
@@ -222,7 +232,7 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         return align_columns(own.astype(np.float32), targets.classes_, self.classes_,
                              fill=0.0) > 0
 
-    def save(self, path):
+    def save(self, path: PathLike) -> None:
         """Save the fitted ensemble as one archive holding each member's native parts.
 
         Nothing is pickled: the networks are Keras ``.keras`` files, the rest
@@ -238,7 +248,7 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         save_estimator(self, path)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: PathLike) -> ConceptEnsemble:
         """Load an ensemble written by :meth:`save`.
 
         Parameters

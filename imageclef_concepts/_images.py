@@ -13,15 +13,26 @@ same Pillow filter (``resample``), and nothing here imports TensorFlow
 (the ``tf.data`` pipeline lives in :mod:`imageclef_concepts.keras`).
 """
 
+from __future__ import annotations
+
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
+
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Sequence
+
+    from numpy.typing import NDArray
+    from typing_extensions import Self
+
+    from ._typing import PathLike
 
 RESAMPLING = {
     "nearest": Image.Resampling.NEAREST,
@@ -67,7 +78,7 @@ class SkippedImagesWarning(UserWarning):
     """
 
 
-def decode_image(path, image_size, resample="bilinear"):
+def decode_image(path: PathLike, image_size: int, resample: str = "bilinear") -> NDArray[np.uint8]:
     """Read one image file as RGB uint8 pixels of ``image_size x image_size``.
 
     Every mode Pillow reads becomes RGB: palette, grey and alpha modes are
@@ -482,7 +493,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         self.resample = resample
         self.n_jobs = n_jobs
 
-    def fit(self, X, y=None):
+    def fit(self, X: Sequence[PathLike], y: None = None) -> Self:
         """Check the parameters; nothing is learned.
 
         Parameters
@@ -498,7 +509,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         self._validate_params()
         return self
 
-    def transform(self, X):
+    def transform(self, X: Sequence[PathLike]) -> NDArray[np.uint8]:
         """Decode every file of ``X``.
 
         Parameters

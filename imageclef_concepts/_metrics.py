@@ -10,7 +10,10 @@ scikit-learn's ``f1_score(average="samples")`` differs for every
 ``zero_division`` setting: it keeps images with an empty T in the mean.
 """
 
+from __future__ import annotations
+
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
@@ -24,8 +27,16 @@ from ._concepts import (
     split_concepts,
 )
 
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Callable, Collection
 
-def imageclef_f1_score(y_true, y_pred, *, concepts=None):
+    from numpy.typing import NDArray
+
+    from ._typing import Targets
+
+
+def imageclef_f1_score(y_true: Targets, y_pred: Targets, *,
+                       concepts: Collection[str] | None = None) -> float:
     """Mean per-image F1, exactly as the ImageCLEFmed Caption organisers score.
 
     Parameters
@@ -70,7 +81,8 @@ def imageclef_f1_score(y_true, y_pred, *, concepts=None):
     return float(official_mean(f1_from_counts(n_correct, n_true, n_predicted), n_true))
 
 
-def per_image_f1_scores(y_true, y_pred):
+def per_image_f1_scores(y_true: Targets, y_pred: Targets
+                        ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Per-image F1 and which images the official mean counts.
 
     Parameters
@@ -327,7 +339,7 @@ def per_concept_thresholds(scores, truth, n_true, candidates, global_threshold, 
 imageclef_f1 = make_scorer(imageclef_f1_score)
 
 
-def imageclef_f1_scorer(concepts=None):
+def imageclef_f1_scorer(concepts: Collection[str] | None = None) -> Callable[..., float]:
     """A scorer for the official F1, or for the secondary F1 on a subset of concepts.
 
     Parameters

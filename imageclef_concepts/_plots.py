@@ -3,13 +3,24 @@
 Each function returns a matplotlib ``Figure`` and draws nothing on screen.
 """
 
+from __future__ import annotations
+
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._concepts import split_concepts
 from ._encoder import ConceptEncoder
 from ._metrics import f1_from_counts, imageclef_f1_score
+
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Collection, Mapping, Sequence
+
+    from matplotlib.figure import Figure
+
+    from ._thresholds import ThresholdTuner
+    from ._typing import ImageConcepts
 
 
 def _pyplot():
@@ -21,7 +32,8 @@ def _pyplot():
     return plt
 
 
-def plot_concept_frequencies(concepts, title="Concept frequencies: a long tail"):
+def plot_concept_frequencies(concepts: Sequence[ImageConcepts],
+                             title: str = "Concept frequencies: a long tail") -> Figure:
     """Images per concept, concepts ranked from the most frequent (log scales).
 
     The shape of the paper's Fig. 3: a few concepts in many images, most
@@ -58,7 +70,8 @@ def plot_concept_frequencies(concepts, title="Concept frequencies: a long tail")
     return figure
 
 
-def plot_threshold_curve(tuner, title="Official F1 against the decision threshold"):
+def plot_threshold_curve(tuner: ThresholdTuner,
+                         title: str = "Official F1 against the decision threshold") -> Figure:
     """Tuning score of every candidate threshold, the chosen one marked.
 
     Parameters
@@ -99,7 +112,8 @@ def plot_threshold_curve(tuner, title="Official F1 against the decision threshol
     return figure
 
 
-def plot_training_history(history, title="Training history"):
+def plot_training_history(history: Mapping[str, Sequence[float]],
+                          title: str = "Training history") -> Figure:
     """Loss and validation loss per epoch.
 
     Parameters
@@ -135,8 +149,11 @@ def plot_training_history(history, title="Training history"):
     return figure
 
 
-def plot_per_concept_f1(y_true, y_pred, train_concepts=None, non_visual=None,
-                        title="Per-concept F1 against concept frequency", max_labels=30):
+def plot_per_concept_f1(y_true: Sequence[ImageConcepts], y_pred: Sequence[ImageConcepts],
+                        train_concepts: Sequence[ImageConcepts] | None = None,
+                        non_visual: Collection[str] | None = None,
+                        title: str = "Per-concept F1 against concept frequency",
+                        max_labels: int = 30) -> Figure:
     """Each concept's F1 on a test set against its frequency, the concepts named.
 
     Parameters

@@ -7,7 +7,10 @@ vote. Similarities are computed one block of query images at a time, so no
 n x n matrix is ever held in memory.
 """
 
+from __future__ import annotations
+
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
@@ -20,6 +23,12 @@ from ._base import BaseConceptClassifier
 from ._decision import DecisionRule
 from ._images import as_image_source
 from .keras import BACKBONES
+
+if TYPE_CHECKING:  # names for annotations only
+    from numpy.typing import NDArray
+    from typing_extensions import Self
+
+    from ._typing import FloatArray, Images, Targets
 
 
 class ConceptKNNClassifier(BaseConceptClassifier):
@@ -106,7 +115,7 @@ class ConceptKNNClassifier(BaseConceptClassifier):
         self.min_count = min_count
         self.max_labels = max_labels
 
-    def fit(self, X, y):
+    def fit(self, X: Images, y: Targets) -> Self:
         """Embed the training images and remember their concepts.
 
         Parameters
@@ -155,7 +164,7 @@ class ConceptKNNClassifier(BaseConceptClassifier):
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms > 0, norms, 1)
 
-    def kneighbors(self, X):
+    def kneighbors(self, X: Images) -> tuple[FloatArray, NDArray[np.intp]]:
         """Indices and cosine similarities of each image's nearest training images.
 
         Parameters
@@ -184,7 +193,7 @@ class ConceptKNNClassifier(BaseConceptClassifier):
             indices[start:start + len(block)] = np.take_along_axis(nearest, order, axis=1)
         return similarities, indices
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Images) -> FloatArray:
         """Similarity-weighted share of the neighbours' votes for each concept.
 
         Parameters

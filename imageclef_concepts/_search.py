@@ -5,14 +5,26 @@ round is an ordinary ``GridSearchCV``; :func:`refine_grid` turns its result
 into the next, finer grid around the best values.
 """
 
+from __future__ import annotations
+
 import math
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Sequence
+    from typing import Any
 
-def refine_grid(search, param_grid=None, *, estimator=None, n_values=3, log_scale="auto"):
+    from sklearn.base import BaseEstimator
+    from sklearn.model_selection import GridSearchCV
+
+
+def refine_grid(search: GridSearchCV, param_grid: dict[str, Sequence[Any]] | None = None, *,
+                estimator: BaseEstimator | None = None, n_values: int = 3,
+                log_scale: bool | str = "auto") -> dict[str, list[Any]]:
     """A finer grid around the best values of a grid search.
 
     For each parameter of the grid, by the kind of its values:

@@ -12,7 +12,10 @@ score of every candidate threshold and the per-concept search are the
 metric's (:mod:`imageclef_concepts._metrics`).
 """
 
+from __future__ import annotations
+
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -34,6 +37,15 @@ from ._metrics import (
     threshold_curve,
 )
 from ._targets import ConceptTargets, align_columns, targets_of
+
+if TYPE_CHECKING:  # names for annotations only
+    from typing import Any
+
+    from numpy.typing import NDArray
+    from sklearn.base import BaseEstimator
+    from typing_extensions import Self
+
+    from ._typing import FloatArray, Images, PathLike, Predictions, Targets
 
 
 class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
@@ -145,6 +157,10 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         "max_concepts": [Interval(Integral, 1, None, closed="left"), None],
     }
 
+    # Fitted attributes' types, for the type checker (set by fit, not here).
+    decision_rule_: DecisionRule
+    best_threshold_: float | NDArray[np.floating[Any]]
+
     def __init__(self, estimator, *, scoring=None, thresholds=100, cv=5, refit=True,
                  n_jobs=None, random_state=None, store_cv_results=False, strategy="global",
                  min_support=10, min_concepts=0, max_concepts=None):
@@ -161,7 +177,7 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         self.min_concepts = min_concepts
         self.max_concepts = max_concepts
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X: Images, y: Targets, **fit_params: Any) -> Self:
         """Fit the estimator and choose the decision rule on out-of-fold scores.
 
         Parameters
@@ -323,7 +339,7 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         return self.decision_rule_
 
     @available_if(lambda self: hasattr(self.estimator, "predict_proba"))
-    def predict_proba(self, X):
+    def predict_proba(self, X: Images) -> FloatArray:
         """The estimator's probabilities, one column per concept.
 
         Parameters
@@ -342,7 +358,7 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         scores = decision_scores(self.estimator_, X, len(self.classes_))
         return self.decision_rule_.apply(scores)
 
-    def save(self, path):
+    def save(self, path: PathLike) -> None:
         """Save the tuned model whole: the estimator's native file, carrying the rule.
 
         The estimator must have a ``save`` method and a ``threshold``
@@ -361,7 +377,7 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
                             "decision rule; save this tuner with joblib instead.")
         self.tuned_estimator().save(path)
 
-    def tuned_estimator(self):
+    def tuned_estimator(self) -> BaseEstimator:
         """The fitted estimator carrying :attr:`decision_rule_` as its ``threshold``.
 
         Returns
@@ -387,7 +403,7 @@ class _FixedPredictions(BaseEstimator):
     def __init__(self, predictions):
         self.predictions = predictions
 
-    def predict(self, X):
+    def predict(self, X: Images) -> Predictions:
         return self.predictions
 
 

@@ -34,7 +34,8 @@ class ScikerasAdapter(KerasClassifier):
 
     # scikit-learn's parameter introspection (from __init__'s signature), not
     # scikeras' (every public attribute in __dict__).
-    _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
+    _get_param_names = classmethod(  # type: ignore[var-annotated]
+        BaseEstimator._get_param_names.__func__)
     set_params = BaseEstimator.set_params
 
     def __sklearn_tags__(self):

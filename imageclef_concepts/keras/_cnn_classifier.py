@@ -8,6 +8,8 @@ probabilities become concepts by the same :class:`~imageclef_concepts.DecisionRu
 as every other concept estimator.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import shutil
@@ -15,6 +17,7 @@ import zipfile
 from collections import defaultdict
 from contextlib import nullcontext
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -47,6 +50,12 @@ from ._network import (
     smallest_image_size,
 )
 from ._training import TrainingCheckpoint, best_epoch_keeper, seed_or_fresh, seeded
+
+if TYPE_CHECKING:  # names for annotations only
+    from numpy.typing import ArrayLike
+    from typing_extensions import Self
+
+    from .._typing import FloatArray, Images, PathLike, Targets
 
 # Version of what save() writes beside the network; load() refuses newer ones.
 _FILE_FORMAT = 2
@@ -399,7 +408,8 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X, y, *, validation_data=None, sample_weight=None):
+    def fit(self, X: Images, y: Targets, *, validation_data: tuple[Images, Targets] | None = None,
+            sample_weight: ArrayLike | None = None) -> Self:
         """Train the network on images and their concepts.
 
         Parameters
@@ -426,7 +436,9 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
                   epochs=self.epochs, initial_epoch=0, validation_data=validation_data)
         return self
 
-    def partial_fit(self, X, y, *, validation_data=None, sample_weight=None):
+    def partial_fit(self, X: Images, y: Targets, *,
+                    validation_data: tuple[Images, Targets] | None = None,
+                    sample_weight: ArrayLike | None = None) -> Self:
         """Train for one more epoch, keeping the model and its history.
 
         The first call builds the model and fixes ``classes_`` from ``y``;
@@ -668,7 +680,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
 
     # -------------------------------------------------------------- predict
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Images) -> FloatArray:
         """Probability of each concept for each image.
 
         Parameters
@@ -700,7 +712,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         outputs[list(images.failures)] = np.nan  # no image, no output
         return outputs
 
-    def embed(self, X):
+    def embed(self, X: Images) -> FloatArray:
         """The penultimate layer's activations: the network's image embedding.
 
         Used by :class:`~imageclef_concepts.ConceptKNNClassifier` to retrieve
@@ -718,7 +730,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         penultimate = keras.Model(self.model_.inputs, self.model_.layers[-2].output)
         return self._outputs_of(penultimate, X)
 
-    def save(self, path):
+    def save(self, path: PathLike) -> None:
         """Save the fitted model in Keras' native ``.keras`` format, atomically.
 
         The file holds the network and, beside it in the same archive, the
@@ -765,7 +777,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
             "best_epoch": self.best_epoch_,
         }
 
-    def export(self, path, format="tf_saved_model"):
+    def export(self, path: PathLike, format: str = "tf_saved_model") -> None:
         """Export the network for serving, with its input preprocessing included.
 
         The exported artefact takes raw uint8 images of ``image_size`` x
@@ -791,7 +803,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
                                                   training=False))
         serving.export(os.fspath(path), format=format, verbose=False)
 
-    def model_card(self):
+    def model_card(self) -> str:
         """This model's card (Markdown): provenance, data, validation, rule, parameters.
 
         Returns
@@ -802,7 +814,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         return model_card(self._metadata(), name=type(self).__name__)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: PathLike) -> ConceptCNNClassifier:
         """Load a model written by :meth:`save`.
 
         Only Keras' safe mode is used: nothing in the file is unpickled.
@@ -826,7 +838,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
             raise ValueError(f"{path}: the network cannot be loaded ({type(error).__name__}: "
                              f"{error})") from None
         targets = KerasTargets.from_dict(metadata["targets"])
-        vars(estimator).update(targets.get_metadata())
+        estimator.__dict__.update(targets.get_metadata())
         if metadata.get("custom_model"):
             estimator.model = estimator.model_  # the saved architecture, for refits
         estimator.history_ = defaultdict(list, metadata["history"])

@@ -1,6 +1,9 @@
 """BackboneEmbedding: image embeddings from an ImageNet backbone, for retrieval."""
 
+from __future__ import annotations
+
 from numbers import Integral
+from typing import TYPE_CHECKING
 
 import keras
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -10,6 +13,11 @@ from .._images import as_image_source
 from . import BACKBONES
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._network import backbone_preprocessing, pooled_backbone
+
+if TYPE_CHECKING:  # names for annotations only
+    from typing_extensions import Self
+
+    from .._typing import FloatArray, Images
 
 
 class BackboneEmbedding(TransformerMixin, BaseEstimator):
@@ -50,7 +58,7 @@ class BackboneEmbedding(TransformerMixin, BaseEstimator):
         self.weights = weights
         self.batch_size = batch_size
 
-    def fit(self, X=None, y=None):
+    def fit(self, X: Images | None = None, y: None = None) -> Self:
         """Check the parameters; nothing is learned.
 
         Parameters
@@ -64,7 +72,7 @@ class BackboneEmbedding(TransformerMixin, BaseEstimator):
         self._validate_params()
         return self
 
-    def transform(self, X):
+    def transform(self, X: Images) -> FloatArray:
         """Same as :meth:`embed`.
 
         Parameters
@@ -84,7 +92,7 @@ class BackboneEmbedding(TransformerMixin, BaseEstimator):
         tags.requires_fit = False
         return tags
 
-    def embed(self, X):
+    def embed(self, X: Images) -> FloatArray:
         """The backbone's globally pooled features of each image.
 
         Parameters
