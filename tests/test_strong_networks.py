@@ -199,13 +199,36 @@ def test_learning_rate_is_reduced_on_plateau(tiny_images):
     assert model.history_["learning_rate"][-1] < 1e-9  # no progress at 1e-9: reduced
 
 
-def test_export_for_serving_takes_raw_uint8_images(tmp_path, tiny_images):
+@pytest.fixture(scope="module")
+def exported_model(tiny_images):
+    y = [";".join(c) for c in tiny_images.concepts]
+    return ConceptCNNClassifier(**{**TINY, "epochs": 1, "augmentation": "light",
+                                   "random_state": 0}).fit(tiny_images.images, y)
+
+
+def test_export_for_serving_takes_raw_uint8_images(tmp_path, tiny_images, exported_model):
     import tensorflow as tf
 
-    y = [";".join(c) for c in tiny_images.concepts]
-    model = ConceptCNNClassifier(**{**TINY, "epochs": 1}).fit(tiny_images.images, y)
-    model.export(tmp_path / "served")
+    exported_model.export(tmp_path / "served")
     served = tf.saved_model.load(str(tmp_path / "served"))
     probabilities = served.serve(tf.constant(tiny_images.images, dtype=tf.uint8)).numpy()
-    np.testing.assert_allclose(probabilities, model.predict_proba(tiny_images.images),
+    np.testing.assert_allclose(probabilities, exported_model.predict_proba(tiny_images.images),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_export_to_onnx_runs_in_onnx_runtime(tmp_path, tiny_images, exported_model):
+    import onnxruntime
+
+    exported_model.export(tmp_path / "model.onnx", format="onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
+    (image_input,) = session.get_inputs()
+    assert image_input.type == "tensor(uint8)"
+    (probabilities,) = session.run(None, {image_input.name: tiny_images.images})
+    # Augmentation layers are training-only: the artefact is the inference network.
+    np.testing.assert_allclose(probabilities, exported_model.predict_proba(tiny_images.images),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_export_refuses_an_unknown_format(tmp_path, exported_model):
+    with pytest.raises(ValueError, match="format='torchscript'"):
+        exported_model.export(tmp_path / "m", format="torchscript")

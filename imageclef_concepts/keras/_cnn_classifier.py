@@ -792,7 +792,9 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
             A folder for ``"tf_saved_model"`` (load it with
             ``tf.saved_model.load(path).serve(images)``), a file for ``"onnx"``.
         format : {"tf_saved_model", "onnx"}, default="tf_saved_model"
-            ``"onnx"`` needs Keras' ONNX exporter and its packages installed.
+            ``"onnx"`` converts through ``tf2onnx`` (``pip install
+            "imageclef_concepts[onnx]"``); serve the file with ONNX Runtime,
+            whose input is named ``uint8_image``.
         """
         check_is_fitted(self, "model_")
         if format not in ("tf_saved_model", "onnx"):
@@ -801,7 +803,14 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
                              name="uint8_image")
         serving = keras.Model(inputs, self.model_(CastToFloat(name="to_float")(inputs),
                                                   training=False))
-        serving.export(os.fspath(path), format=format, verbose=False)
+        import tensorflow as tf
+
+        # The signature is given, not traced from a first call: a serving
+        # model that was never called is refused by Keras' ONNX exporter.
+        signature = [tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.uint8,
+                                   name="uint8_image")]
+        serving.export(os.fspath(path), format=format, verbose=False,
+                       input_signature=signature)
 
     def model_card(self) -> str:
         """This model's card (Markdown): provenance, data, validation, rule, parameters.
