@@ -789,8 +789,9 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         Parameters
         ----------
         path : str or path-like
-            A folder for ``"tf_saved_model"`` (load it with
-            ``tf.saved_model.load(path).serve(images)``), a file for ``"onnx"``.
+            A folder for ``"tf_saved_model"`` (``served =
+            tf.saved_model.load(path)``, then ``served.serve(images)``; keep
+            ``served``, which owns the variables), a file for ``"onnx"``.
         format : {"tf_saved_model", "onnx"}, default="tf_saved_model"
             ``"onnx"`` converts through ``tf2onnx`` (``pip install
             "imageclef_concepts[onnx]"``); serve the file with ONNX Runtime,

@@ -1,0 +1,16 @@
+"""The tutorials' code runs as written: each page's ``>>>`` lines are a doctest."""
+
+import doctest
+import pathlib
+
+import pytest
+
+DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
+
+
+@pytest.mark.parametrize("page", ["winning_system.rst", "model_files.rst"])
+def test_tutorial_page_runs_as_written(page):
+    result = doctest.testfile(str(DOCS / page), module_relative=False, verbose=False,
+                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 5  # the page has code, and all of it ran
+    assert result.failed == 0
