@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from . import _paper as paper
@@ -40,13 +41,22 @@ def main(argv=None):
 
         start_quietly()
     try:
-        return args.run_command(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning_plainly(args.command)
+            return args.run_command(args)
     except KeyboardInterrupt:
         print(f"imageclef-concepts {args.command}: interrupted", file=sys.stderr)
         return 130
     except (UserError, ConceptFileError, OSError, ValueError) as error:
         print(f"imageclef-concepts {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+
+
+def _show_warning_plainly(command):
+    """Warnings as the command's own lines: what happened, not the library line that said it."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"imageclef-concepts {command}: warning: {message}", file=sys.stderr)
+    return show
 
 
 def _one_line(error):

@@ -46,6 +46,9 @@ def train_and_tune(train, validation=None, *, say=print, **params):
     model.fit(train.paths, train.concepts,
               validation_data=None if validation is None else (validation.paths,
                                                                validation.concepts))
+    # One progress display: Keras' bar for training only (not for the tuning
+    # predictions below), and a saved model that predicts quietly.
+    model.set_params(verbose=0)
     if validation is None:
         return model
     from ._thresholds import ThresholdTuner
