@@ -49,7 +49,7 @@ def run_demo(output, *, quick=False, size=None, random_state=0, say=print, progr
     output : str or path-like
         Folder for everything the demo writes (created if needed).
     quick : bool, default=False
-        A smaller configuration (under two minutes on 2 cores).
+        A smaller configuration (under a minute on 2 cores).
     size : DemoSize, default=None
         Any other configuration; overrides ``quick``.
     random_state : int, default=0
