@@ -44,7 +44,27 @@ html_theme = "pydata_sphinx_theme"
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
 html_static_path = []
 
+
+def _real_data_thumbnail():
+    """The gallery card of the examples that need a real dataset and do not run
+    here: a few generated radiology-like images, drawn at build time."""
+    import tempfile
+
+    import matplotlib.pyplot as plt
+
+    images = imageclef_concepts.make_concept_images(6, 4, 64, random_state=0).images
+    figure, axes = plt.subplots(2, 3, figsize=(4, 3))
+    for ax, image in zip(axes.flat, images):
+        ax.imshow(image)
+        ax.axis("off")
+    path = os.path.join(tempfile.mkdtemp(), "real_data_example.png")
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path
+
+
 sphinx_gallery_conf = {
+    "default_thumb_file": _real_data_thumbnail(),
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     # Only plot_*.py run; the others take real datasets as arguments.

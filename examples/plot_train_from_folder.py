@@ -11,8 +11,11 @@ to fit in memory.
 import tempfile
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
 from imageclef_concepts import (
     ConceptCNNClassifier,
+    decode_image,
     evaluate_run,
     load_imageclef,
     make_concept_images,
@@ -44,3 +47,15 @@ run = folder / "run.tsv"
 write_run(run, data.ids[test], model.predict_concepts(data.paths[test]), layout="2019")
 print(run.read_text().splitlines()[:2])
 print(f"official F1: {evaluate_run(run, folder / 'test_concepts.tsv').score:.3f}")
+
+# %%
+# Some held-out images with their true and predicted concepts, read from the
+# files as the network saw them.
+predicted = model.predict_concepts(data.paths[test][:6])
+figure, axes = plt.subplots(2, 3, figsize=(7, 5), layout="constrained")
+for ax, path, truth, guess in zip(axes.flat, data.paths[test], data.concepts[test], predicted):
+    ax.imshow(decode_image(path, 32))
+    ax.set_title(f"true: {';'.join(truth) or '-'}\npredicted: {';'.join(guess) or '-'}",
+                 fontsize=7)
+    ax.axis("off")
+plt.show()
