@@ -28,7 +28,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from ._concepts import CONCEPT_SEPARATOR, canonical_concept, split_concepts
+from ._concepts import CONCEPT_SEPARATOR, CUI_PATTERN, canonical_concept, split_concepts
 from ._metrics import imageclef_f1_score
 from ._persistence import write_atomically
 
@@ -40,7 +40,6 @@ if TYPE_CHECKING:  # names for annotations only
 LAYOUTS = ("2019", "2022", "2024")
 _DELIMITERS = {"2019": "\t", "2022": "|", "2024": ","}
 _HEADER_2024 = ("ID", "CUIS")
-_CUI_PATTERN = re.compile(r"C\d+")
 
 
 class ConceptFileError(ValueError):
@@ -525,7 +524,7 @@ def _line_problems(path, lines, max_concepts=None, cui_only=False):
                 f"{len(line.concepts)} concepts; at most {max_concepts} are allowed"
             )
         if cui_only:
-            bad = [c for c in line.concepts if not _CUI_PATTERN.fullmatch(c.upper())]
+            bad = [c for c in line.concepts if not CUI_PATTERN.fullmatch(c.upper())]
             if bad:
                 messages.append(f"not UMLS CUIs: {', '.join(bad)}")
         problems += [f"{path}:{line.number}: {message}" for message in messages]

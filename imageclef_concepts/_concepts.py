@@ -13,11 +13,23 @@ the files alike, and the library writes the canonical (upper-case) form.
 """
 
 import numbers
+import re
 
 import numpy as np
 from scipy import sparse
 
 CONCEPT_SEPARATOR = ";"
+CUI_PATTERN = re.compile(r"C\d+")  # a UMLS concept unique identifier, upper-cased
+
+
+def looks_comma_joined(concept):
+    """True for one "concept" that is really UMLS CUIs joined by commas ("C1,C2").
+
+    The organisers' scripts split on ``;`` only, so such a string is one
+    concept to them, and to the library; it is worth a warning, not a guess.
+    """
+    pieces = concept.split(",")
+    return len(pieces) > 1 and all(CUI_PATTERN.fullmatch(piece.strip()) for piece in pieces)
 
 
 def canonical_concept(concept):

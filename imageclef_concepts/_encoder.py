@@ -13,7 +13,7 @@ from sklearn.preprocessing import MultiLabelBinarizer
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._concepts import as_binary_csr, is_concept_lists, split_concepts
+from ._concepts import as_binary_csr, is_concept_lists, looks_comma_joined, split_concepts
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Sequence
@@ -118,6 +118,7 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
         """
         concept_sets = _concept_sets(X)
         counts = Counter(concept for concepts in concept_sets for concept in concepts)
+        _warn_comma_joined(counts)
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         kept = [concept for concept, count in ranked if count >= self.min_count]
         if self.max_concepts is not None:
@@ -256,3 +257,13 @@ def _concept_sets(X):
         )
     return [set(split_concepts(concepts)) for concepts in X]
 
+
+
+def _warn_comma_joined(counts):
+    joined = sorted(concept for concept in counts if looks_comma_joined(concept))
+    if joined:
+        warnings.warn(
+            f"{len(joined)} concept(s) look like CUIs joined by commas, e.g. {joined[0]!r}: "
+            "concepts are split on ';' only, as the organisers' scripts split them, so each "
+            "is one concept. Give ';'-joined strings or lists if they are several.",
+            UserWarning, stacklevel=3)

@@ -86,3 +86,16 @@ def test_real_roco_cui_lists():
     frequent = ConceptEncoder(max_concepts=100).fit(concepts)
     assert len(frequent.classes_) == 100
     assert frequent.concept_counts_.min() >= np.sort(encoder.concept_counts_)[-100]
+
+
+def test_comma_joined_cuis_are_one_concept_with_a_warning():
+    import warnings
+
+    with pytest.warns(UserWarning, match=r"1 concept\(s\) look like CUIs joined by commas, "
+                                         r"e\.g\. 'C0040405,C0817096'"):
+        encoder = ConceptEncoder().fit(["C0040405,C0817096", "C0040405"])
+    # Split on ';' only, as the organisers' scripts do: the score stays theirs.
+    assert list(encoder.classes_) == ["C0040405", "C0040405,C0817096"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ConceptEncoder().fit(["Effusion, pleural", "C1;C2"])  # a name with a comma: no warning
