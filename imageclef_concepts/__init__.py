@@ -4,65 +4,105 @@ The ImageCLEFmed Caption concept-detection task: predict the set of UMLS
 concepts of a radiology image, scored by the organisers' mean per-image F1.
 """
 
+import importlib
 import os
+from typing import TYPE_CHECKING
 
 # TensorFlow's C++ start-up banner (oneDNN, CUDA probing) says nothing useful
 # to our users; set TF_CPP_MIN_LOG_LEVEL yourself to see it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# ruff: noqa: E402 (the environment variable above must come first)
-from ._baselines import MostFrequentConcepts
-from ._concept_files import (
-    ConceptFile,
-    ConceptFileError,
-    RunEvaluation,
-    evaluate_run,
-    read_concepts,
-    write_run,
-)
-from ._datasets import (
-    DatasetMismatchWarning,
-    load_imageclef,
-    make_concept_images,
-    make_imageclef_2019_layout,
-)
-from ._decision import DecisionRule
-from ._encoder import ConceptEncoder, UnknownConceptWarning
-from ._ensemble import ConceptEnsemble
-from ._images import ImageDecodeError, ImageLoader, SkippedImagesWarning, decode_image
-from ._metrics import (
-    imageclef_f1,
-    imageclef_f1_score,
-    imageclef_f1_scorer,
-    per_image_f1_scores,
-)
-from ._plots import (
-    plot_concept_frequencies,
-    plot_per_concept_f1,
-    plot_threshold_curve,
-    plot_training_history,
-)
-from ._reproduce import reproduce_2019
-from ._retrieval import ConceptKNNClassifier
-from ._search import refine_grid
-from ._thresholds import ThresholdTuner
+# Every public name is imported on first use (PEP 562), so that the command
+# line's --help and --version answer without importing scikit-learn (about a
+# second) or TensorFlow (seconds). Type checkers read the imports below.
+_MODULE_OF = {
+    "MostFrequentConcepts": "._baselines",
+    "ConceptFile": "._concept_files",
+    "ConceptFileError": "._concept_files",
+    "RunEvaluation": "._concept_files",
+    "evaluate_run": "._concept_files",
+    "read_concepts": "._concept_files",
+    "write_run": "._concept_files",
+    "DatasetMismatchWarning": "._datasets",
+    "load_imageclef": "._datasets",
+    "make_concept_images": "._datasets",
+    "make_imageclef_2019_layout": "._datasets",
+    "DecisionRule": "._decision",
+    "ConceptEncoder": "._encoder",
+    "UnknownConceptWarning": "._encoder",
+    "ConceptEnsemble": "._ensemble",
+    "ImageDecodeError": "._images",
+    "ImageLoader": "._images",
+    "SkippedImagesWarning": "._images",
+    "decode_image": "._images",
+    "imageclef_f1": "._metrics",
+    "imageclef_f1_score": "._metrics",
+    "imageclef_f1_scorer": "._metrics",
+    "per_image_f1_scores": "._metrics",
+    "plot_concept_frequencies": "._plots",
+    "plot_per_concept_f1": "._plots",
+    "plot_threshold_curve": "._plots",
+    "plot_training_history": "._plots",
+    "reproduce_2019": "._reproduce",
+    "ConceptKNNClassifier": "._retrieval",
+    "refine_grid": "._search",
+    "ThresholdTuner": "._thresholds",
+    # The Keras estimators, through the keras subpackage.
+    "BackboneEmbedding": ".keras",
+    "ConceptCNNClassifier": ".keras",
+}
+
+if TYPE_CHECKING:
+    from ._baselines import MostFrequentConcepts
+    from ._concept_files import (
+        ConceptFile,
+        ConceptFileError,
+        RunEvaluation,
+        evaluate_run,
+        read_concepts,
+        write_run,
+    )
+    from ._datasets import (
+        DatasetMismatchWarning,
+        load_imageclef,
+        make_concept_images,
+        make_imageclef_2019_layout,
+    )
+    from ._decision import DecisionRule
+    from ._encoder import ConceptEncoder, UnknownConceptWarning
+    from ._ensemble import ConceptEnsemble
+    from ._images import ImageDecodeError, ImageLoader, SkippedImagesWarning, decode_image
+    from ._metrics import (
+        imageclef_f1,
+        imageclef_f1_score,
+        imageclef_f1_scorer,
+        per_image_f1_scores,
+    )
+    from ._plots import (
+        plot_concept_frequencies,
+        plot_per_concept_f1,
+        plot_threshold_curve,
+        plot_training_history,
+    )
+    from ._reproduce import reproduce_2019
+    from ._retrieval import ConceptKNNClassifier
+    from ._search import refine_grid
+    from ._thresholds import ThresholdTuner
+    from .keras import BackboneEmbedding, ConceptCNNClassifier
 
 __version__ = "0.1.0"
 
-# The Keras estimators import TensorFlow (seconds): only when first used.
-_FROM_KERAS = ("BackboneEmbedding", "ConceptCNNClassifier")
-
 
 def __getattr__(name):
-    if name in _FROM_KERAS:
-        from . import keras
-
-        return getattr(keras, name)
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(_MODULE_OF[name], __name__), name)
+        globals()[name] = value  # once: later lookups do not come here
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted([*globals(), *_FROM_KERAS])
+    return sorted([*globals(), *_MODULE_OF])
 
 __all__ = [
     "BackboneEmbedding",

@@ -244,7 +244,7 @@ def _run_train(args):
 
 
 def _write_text(path, text):
-    from ._persistence import write_atomically
+    from ._atomic_files import write_atomically
 
     write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
 

@@ -28,9 +28,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
+from ._atomic_files import write_atomically
 from ._concepts import CONCEPT_SEPARATOR, CUI_PATTERN, canonical_concept, split_concepts
-from ._metrics import imageclef_f1_score
-from ._persistence import write_atomically
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Sequence
@@ -332,6 +331,10 @@ def evaluate_run(run: PathLike, ground_truth: PathLike, *, max_concepts: int | N
     >>> round(result.score, 4), result.n_scored, round(result.secondary_score, 4)
     (0.6667, 2, 0.6667)
     """
+    # Here, not at the top: the command line imports this module for its
+    # option choices, and --help should not wait for scikit-learn.
+    from ._metrics import imageclef_f1_score
+
     truth_lines, _ = _read_valid_lines(ground_truth)
     run_lines, _ = _parse_file(run)
     problems = _line_problems(run, run_lines, max_concepts, cui_only)

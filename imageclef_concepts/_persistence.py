@@ -14,12 +14,12 @@ import json
 import os
 import tempfile
 import zipfile
-from contextlib import contextmanager
 
 import numpy as np
 from scipy import sparse
 from sklearn.utils import Bunch
 
+from ._atomic_files import write_atomically
 from ._decision import DecisionRule
 from ._targets import ConceptTargets, targets_of
 
@@ -66,32 +66,6 @@ def load_estimator(path):
         raise ValueError(f"{path} was written by a newer imageclef_concepts (archive format "
                          f"{manifest['format']}; this version reads up to {_FORMAT}).")
     return _restore(manifest["estimator"], entries)
-
-
-@contextmanager
-def replaced_atomically(path):
-    """Yield a temporary file name beside ``path``; move the file onto ``path`` on success.
-
-    For writers that want a file name (Keras, joblib, matplotlib): if the
-    block fails or is interrupted, the temporary file is removed and ``path``
-    is as it was. The name keeps ``path``'s extension, which some writers read.
-    """
-    path = os.fspath(path)
-    handle, temporary = tempfile.mkstemp(suffix=os.path.splitext(path)[1], prefix=".saving-",
-                                         dir=os.path.dirname(os.path.abspath(path)))
-    os.close(handle)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
-def write_atomically(path, write):
-    """Call ``write(binary_handle)`` on a temporary file beside ``path``, then move it there."""
-    with replaced_atomically(path) as temporary, open(temporary, "wb") as stream:
-        write(stream)
 
 
 def jsonable(value):

@@ -233,7 +233,7 @@ def per_concept_f1(y_true, y_pred):
 
 def save_figure(figure, path, dpi=100):
     """Write a figure atomically: to a temporary file beside ``path``, then moved into place."""
-    from ._persistence import replaced_atomically
+    from ._atomic_files import replaced_atomically
 
     with replaced_atomically(path) as temporary:
         figure.savefig(temporary, dpi=dpi)

@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _paper as paper
+from ._atomic_files import write_atomically
 from ._concept_files import evaluate_run, read_concepts, write_run
 from ._datasets import SPLITS_2019, image_files_by_id, load_imageclef
-from ._persistence import jsonable, write_atomically
+from ._persistence import jsonable
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Callable

@@ -111,7 +111,7 @@ def save_model(model, path):
     elif path.suffix == ".joblib":
         import joblib
 
-        from ._persistence import replaced_atomically
+        from ._atomic_files import replaced_atomically
 
         with replaced_atomically(path) as temporary:
             joblib.dump(model, temporary)

@@ -18,11 +18,18 @@ def test_importing_the_library_does_not_import_tensorflow():
     assert "'tensorflow'" not in loaded and "'keras'" not in loaded
 
 
-def test_command_line_help_and_evaluate_do_not_import_tensorflow():
-    loaded = _modules_after(
-        "from imageclef_concepts._cli import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass")
-    assert "'tensorflow'" not in loaded
+def test_command_line_help_imports_neither_tensorflow_nor_scikit_learn():
+    for command in (["--help"], ["train", "--help"], ["--version"]):
+        loaded = _modules_after(
+            "from imageclef_concepts._cli import main\n"
+            f"try:\n    main({command!r})\nexcept SystemExit:\n    pass")
+        assert "'tensorflow'" not in loaded and "'sklearn'" not in loaded, command
+
+
+def test_public_names_load_on_first_use():
+    loaded = _modules_after("import imageclef_concepts\nimageclef_concepts.imageclef_f1_score")
+    assert "'imageclef_concepts._metrics'" in loaded
+    assert "'imageclef_concepts._thresholds'" not in loaded and "'tensorflow'" not in loaded
 
 
 def test_keras_estimators_load_on_first_use():

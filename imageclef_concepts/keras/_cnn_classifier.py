@@ -26,11 +26,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _paper as paper
+from .._atomic_files import replaced_atomically
 from .._base import ConceptClassifierMixin
 from .._decision import DecisionRule
 from .._images import ON_ERROR, RESAMPLING
 from .._model_card import METADATA_ENTRY, model_card, read_model_record
-from .._persistence import jsonable, replaced_atomically
+from .._persistence import jsonable
 from . import AUGMENTATIONS, BACKBONES, LOSSES
 from ._adapter import KerasTargets, ScikerasAdapter
 from ._batches import ImageBatches, decode_errors_surfaced

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import keras
 import numpy as np
 
-from .._persistence import write_atomically
+from .._atomic_files import write_atomically
 
 
 def best_epoch_keeper(monitor, patience, has_validation):
