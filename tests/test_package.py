@@ -117,3 +117,36 @@ def test_the_version_is_written_once():
     assert 'dynamic = ["version"]' in (root / "pyproject.toml").read_text()
     citation = (root / "CITATION.cff").read_text()
     assert f'version: "{imageclef_concepts.__version__}"' in citation
+
+
+def test_the_wheel_installs_and_runs(tmp_path):
+    """Build the wheel, install it on its own and run it (CI also installs it with its
+    dependencies into a clean virtual environment)."""
+    import pathlib
+    import zipfile
+
+    import imageclef_concepts
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path / "dist"), str(root)], check=True,
+                   capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("imageclef_concepts-*.whl")
+    assert wheel.name.startswith(f"imageclef_concepts-{imageclef_concepts.__version__}-")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "imageclef_concepts/py.typed" in names and "imageclef_concepts/keras/_network.py" in names
+    assert not any(name.startswith(("tests/", "benchmarks/", "examples/")) for name in names)
+    entry_points = next(name for name in names if name.endswith("entry_points.txt"))
+    assert "imageclef-concepts = imageclef_concepts._cli:main" in \
+        zipfile.ZipFile(wheel).read(entry_points).decode()
+    target = tmp_path / "installed"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(target), str(wheel)], check=True, capture_output=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import imageclef_concepts, sys; from imageclef_concepts._cli "
+         "import main; print(imageclef_concepts.__file__); sys.exit(main(['--version']))"],
+        cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(target)},
+        capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith(str(target))  # the installed copy ran
+    assert done.stdout.strip().endswith(imageclef_concepts.__version__)
