@@ -286,7 +286,7 @@ def test_train_help_shows_the_estimators_own_defaults():
     shown = {action.dest: action.help for name, action in _options(_build_parser())
              if name == "train"}
     for param in ("image_size", "epochs", "batch_size", "learning_rate", "threshold",
-                  "filters", "dense_units", "backbone", "loss"):
+                  "filters", "dense_units", "backbone", "weights", "loss"):
         value = defaults[param]
         text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
         assert f"default: {text})" in shown[param] or shown[param] == f"default: {text}", param

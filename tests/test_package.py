@@ -150,3 +150,18 @@ def test_the_wheel_installs_and_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].startswith(str(target))  # the installed copy ran
     assert done.stdout.strip().endswith(imageclef_concepts.__version__)
+
+
+def test_lazy_names_type_checker_imports_and_all_agree():
+    # Three lists name the public API in __init__: keep them the same set.
+    import ast
+    import pathlib
+
+    import imageclef_concepts
+
+    source = pathlib.Path(imageclef_concepts.__file__).read_text()
+    checked = next(node for node in ast.parse(source).body
+                   if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+    for_type_checkers = {alias.name for node in checked.body for alias in node.names}
+    assert for_type_checkers == set(imageclef_concepts._MODULE_OF) == \
+        set(imageclef_concepts.__all__)
