@@ -16,6 +16,10 @@ from . import _paper as paper
 from ._concept_files import LAYOUTS, ConceptFileError, evaluate_run
 from .keras import AUGMENTATIONS, BACKBONES, LOSSES
 
+# _images.ON_ERROR, not imported from there: that module needs scikit-learn,
+# which --help does not wait for (a test keeps the two equal).
+_ON_ERROR = ("raise", "skip")
+
 
 def _estimator_default(value):
     """Help text for a flag left to the estimator: None means "not given", so
@@ -189,7 +193,7 @@ def _add_train(commands):
                        metavar="EPOCHS",
                        help="stop when the monitored validation loss has not improved for this "
                             "many epochs, keeping the best (default: train every epoch)")
-    train.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+    train.add_argument("--on-error", choices=_ON_ERROR, default="raise",
                        help="what to do with unreadable image files: stop naming them, or "
                             "leave them out with a warning naming them (default: raise)")
     train.add_argument("--checkpoint-dir", type=Path, default=None,
@@ -292,7 +296,7 @@ def _add_predict(commands):
     predict.add_argument("--max-concepts", type=_positive_int, default=None,
                          help="predict at most this many concepts per image (100 from 2022 "
                               "on); overrides the model's (default: the model's)")
-    predict.add_argument("--on-error", choices=("raise", "skip"), default=None,
+    predict.add_argument("--on-error", choices=_ON_ERROR, default=None,
                          help="unreadable image files: stop naming them, or give them no "
                               "concepts with a warning naming them (default: the model's)")
     predict.add_argument("--allow-pickle", action="store_true",

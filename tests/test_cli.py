@@ -314,3 +314,10 @@ def test_predict_on_error_overrides_the_models(tmp_path, dataset, capsys):
     assert ".py:" not in err
     ids, concepts, _ = read_concepts(run)
     assert len(ids) == len(train.ids) + 1 and concepts[ids.index("broken")] == ()
+
+
+def test_on_error_choices_are_the_libraries():
+    from imageclef_concepts._cli import _ON_ERROR
+    from imageclef_concepts._images import ON_ERROR
+
+    assert _ON_ERROR == ON_ERROR
