@@ -17,6 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # second) or TensorFlow (seconds). Type checkers read the imports below.
 _MODULE_OF = {
     "MostFrequentConcepts": "._baselines",
+    "CheckpointError": "._checkpoints",
+    "remove_checkpoint": "._checkpoints",
     "ConceptFile": "._concept_files",
     "ConceptFileError": "._concept_files",
     "RunEvaluation": "._concept_files",
@@ -54,6 +56,7 @@ _MODULE_OF = {
 
 if TYPE_CHECKING:
     from ._baselines import MostFrequentConcepts
+    from ._checkpoints import CheckpointError, remove_checkpoint
     from ._concept_files import (
         ConceptFile,
         ConceptFileError,
@@ -106,6 +109,7 @@ def __dir__():
 
 __all__ = [
     "BackboneEmbedding",
+    "CheckpointError",
     "ConceptCNNClassifier",
     "ConceptEncoder",
     "ConceptEnsemble",
@@ -136,6 +140,7 @@ __all__ = [
     "plot_training_history",
     "read_concepts",
     "refine_grid",
+    "remove_checkpoint",
     "reproduce_2019",
     "write_run",
 ]

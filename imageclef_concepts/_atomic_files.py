@@ -1,14 +1,105 @@
-"""Files written atomically: a temporary file beside the target, then ``os.replace``.
+"""How the library touches a user's files: it reads regular files only and writes atomically.
 
-Every file the library writes (models, archives, run files, plots, model
-cards, checkpoints) goes through here, so that a failed or interrupted
-write never damages what was at the path. Standard library only: the
-command line imports it before anything heavy.
+* Reading: :func:`open_regular_file` opens a path only when it is a regular
+  file, so that a named pipe never blocks and a device is never read (the
+  check is made on the opened descriptor, with no race).
+* Writing: every file the library writes (models, archives, run files,
+  plots, model cards, checkpoints) goes to a temporary file beside the
+  target and is moved into place with ``os.replace``, so that a failed or
+  interrupted write never damages what was at the path. The new file takes
+  the mode a plain ``open`` would give it (the umask's, or the mode of the
+  file it replaces); a target that exists and is not a regular file (a
+  folder, a device, a pipe) is refused, and a symbolic link is written
+  through, as ``open`` does.
+
+Standard library only: the command line imports it before anything heavy.
 """
 
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
+
+
+class NotARegularFileError(OSError):
+    """A path that names a folder, a pipe, a device or a socket where a file was expected."""
+
+
+def _kind(mode):
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def open_regular_file(path, what="file"):
+    """Open ``path`` for binary reading if it is a regular file.
+
+    Parameters
+    ----------
+    path : str or path-like
+    what : str, default="file"
+        What the file is for, in messages ("image", "concept file"...).
+
+    Raises
+    ------
+    FileNotFoundError
+        When nothing is at ``path``.
+    NotARegularFileError
+        For a folder, a named pipe, a device or a socket. A pipe is opened
+        without blocking, so that no writer is waited for.
+    """
+    path = os.fspath(path)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise NotARegularFileError(f"{path} is a folder, not a {what}") from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise NotARegularFileError(f"{path} is {_kind(mode)}, not a {what}")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "rb")
+
+
+def check_writable_target(path, what="output"):
+    """Refuse, before any work, a target that exists and is not a regular file.
+
+    Replacing it would destroy a folder's place, a device node or a pipe.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise NotARegularFileError(f"{what} {os.fspath(path)} is {_kind(mode)}: name a "
+                                   "regular file to write")
+
+
+def _current_umask():
+    try:  # Linux tells it without changing it (changing it is not thread-safe)
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path):
+    """The mode ``open`` would leave at ``path``: the existing file's, or 0666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_current_umask()
 
 
 @contextmanager
@@ -18,13 +109,21 @@ def replaced_atomically(path):
     For writers that want a file name (Keras, joblib, matplotlib): if the
     block fails or is interrupted, the temporary file is removed and ``path``
     is as it was. The name keeps ``path``'s extension, which some writers read.
+
+    Raises
+    ------
+    NotARegularFileError
+        Before anything is written, when ``path`` exists and is not a regular
+        file (a folder, a device, a pipe).
     """
-    path = os.fspath(path)
+    path = os.path.realpath(os.fspath(path))  # through a symbolic link, as open() writes
+    check_writable_target(path)
     handle, temporary = tempfile.mkstemp(suffix=os.path.splitext(path)[1], prefix=".saving-",
-                                         dir=os.path.dirname(os.path.abspath(path)))
+                                         dir=os.path.dirname(path))
     os.close(handle)
     try:
         yield temporary
+        os.chmod(temporary, _mode_for(path))
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

@@ -197,10 +197,14 @@ def _add_train(commands):
                        help="what to do with unreadable image files: stop naming them, or "
                             "leave them out with a warning naming them (default: raise)")
     train.add_argument("--checkpoint-dir", type=Path, default=None,
-                       help="where training saves its progress after every epoch, so that the "
-                            "same command resumes it after a crash or a kill (default: "
-                            "<output>.checkpoint beside the model; removed when training "
-                            "finishes)")
+                       help="a new or empty folder (or an earlier checkpoint) where training "
+                            "saves its progress after every epoch, so that the same command "
+                            "resumes it after a crash or a kill; removed once the model is "
+                            "written (default: <output>.checkpoint beside the model)")
+    train.add_argument("--restart", action="store_true",
+                       help="discard the checkpoint of an earlier, unfinished training and "
+                            "start afresh (default: resume it when it is the same training, "
+                            "refuse when it is another)")
     train.add_argument("--random-state", type=int, default=None,
                        help="seed for a reproducible model (default: a fresh seed each run)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
@@ -229,10 +233,14 @@ def _run_train(args):
     _check_model_suffix(args.output)
     if (args.validation_images is None) != (args.validation_concepts is None):
         raise UserError("give both --validation-images and --validation-concepts, or neither.")
-    _check_output(args.output, inputs=[args.images, args.concepts, args.validation_images,
-                                       args.validation_concepts])
+    card = args.output.with_name(args.output.name + ".card.md")
+    inputs = [args.images, args.concepts, args.validation_images, args.validation_concepts]
+    _check_output(args.output, inputs=inputs)
+    _check_output(card, inputs=inputs, flag="--output's model card")
     if args.checkpoint_dir is None:
         args.checkpoint_dir = args.output.with_name(args.output.name + ".checkpoint")
+    args.checkpoint_dir = args.checkpoint_dir.absolute()  # the model never keeps a relative one
+    _prepare_checkpoint(args.checkpoint_dir, restart=args.restart)
     train = _load(args.images, args.concepts)
     validation = (None if args.validation_images is None
                   else _load(args.validation_images, args.validation_concepts))
@@ -242,11 +250,27 @@ def _run_train(args):
         given["weights"] = None if args.weights.lower() == "none" else args.weights
     model = train_and_tune(train, validation, say=lambda line: _say(args, line),
                            verbose=0 if args.quiet else 1, **given)
-    save_model(model, args.output)
-    card = args.output.with_name(args.output.name + ".card.md")
+    try:
+        save_model(model, args.output)  # removes the checkpoint once the model is written
+    except OSError as error:
+        raise UserError(f"cannot write {args.output}: {_one_line(error)}. The trained network "
+                        f"is kept in the checkpoint {args.checkpoint_dir}: run the same command "
+                        "again to write the model without training again.") from None
     _write_text(card, model.model_card())
     _say(args, f"Wrote {args.output} ({model.threshold!r}) and its model card {card}")
     return 0
+
+
+def _prepare_checkpoint(folder, restart):
+    """Refuse a folder that is not the library's, before any work; --restart empties it."""
+    from ._checkpoints import CheckpointError, check_checkpoint_folder, remove_checkpoint
+
+    try:
+        check_checkpoint_folder(folder)
+        if restart and remove_checkpoint(folder):
+            print(f"Removed the earlier checkpoint in {folder}")
+    except CheckpointError as error:
+        raise UserError(f"--checkpoint-dir: {error}") from None
 
 
 def _write_text(path, text):
@@ -313,7 +337,7 @@ def _run_predict(args):
 
     if not args.images.is_dir():
         raise UserError(f"image folder not found: {args.images}")
-    _check_output(args.output, inputs=[args.model, args.images])
+    _check_output(args.output, inputs=[args.model, args.images], flag="--output")
     model = load_model(args.model, allow_pickle=args.allow_pickle)
     params = model.get_params()
     if "verbose" in params:
@@ -331,20 +355,39 @@ def _run_predict(args):
     return 0
 
 
-def _check_output(path, inputs):
-    """Refuse an output that cannot be written, before any work is done."""
+def _check_output(path, inputs, flag="--output"):
+    """Refuse, before any work, an output that cannot be written or would destroy something.
+
+    A folder, a device or a pipe, a missing or read-only folder, and any
+    input (a file named, or any file of a folder named: an image, a
+    concept file, the model) are refused.
+    """
+    from ._atomic_files import NotARegularFileError, check_writable_target
+
     folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UserError(f"--output {path} is a folder; name a file.")
+    try:
+        check_writable_target(path, flag)
+    except NotARegularFileError as error:
+        raise UserError(str(error)) from None
     if not folder.is_dir():
-        raise UserError(f"--output {path}: the folder {folder} does not exist.")
+        raise UserError(f"{flag} {path}: the folder {folder} does not exist.")
     if not os.access(folder, os.W_OK):
-        raise UserError(f"--output {path}: the folder {folder} is not writable.")
+        raise UserError(f"{flag} {path}: the folder {folder} is not writable.")
+    if not path.exists():
+        return
+    target = os.stat(path)
     for given in inputs:
-        if given is not None and path.exists() and given.exists() and \
-                os.path.samefile(path, given):
-            raise UserError(f"--output {path} is also an input ({given}); it would be "
-                            "overwritten.")
+        if given is None or not given.exists():
+            continue
+        files = [entry.path for entry in os.scandir(given)] if given.is_dir() else [given]
+        for file in files:
+            try:
+                same = os.path.samestat(os.stat(file), target)
+            except OSError:
+                continue
+            if same:
+                raise UserError(f"{flag} {path} is also an input ({file}); it would be "
+                                "overwritten.")
 
 
 def _overridden_rule(rule, args):

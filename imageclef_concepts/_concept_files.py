@@ -28,7 +28,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from ._atomic_files import write_atomically
+from ._atomic_files import open_regular_file, write_atomically
 from ._concepts import CONCEPT_SEPARATOR, CUI_PATTERN, canonical_concept, split_concepts
 
 if TYPE_CHECKING:  # names for annotations only
@@ -367,10 +367,11 @@ def _concept_subset(concepts):
     if isinstance(concepts, (str, os.PathLike)):
         path = concepts
         try:
-            with open(path, encoding="utf-8-sig") as handle:
-                lines = handle.read().split("\n")
-        except FileNotFoundError:
-            raise FileNotFoundError(f"Concept list not found: {path}") from None
+            with open_regular_file(path, "concept list") as handle:  # a pipe would block
+                lines = handle.read().decode("utf-8-sig").split("\n")
+        except UnicodeDecodeError as error:
+            raise ConceptFileError([f"{path}: not a UTF-8 text file ({error.reason})"],
+                                   f"Cannot read {path}") from None
         concepts = [line.strip() for line in lines if line.strip()]
         if not concepts:
             raise ConceptFileError([f"{path}: no concept in the file"], f"Cannot read {path}")

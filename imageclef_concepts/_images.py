@@ -26,6 +26,9 @@ from PIL import Image, ImageOps
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._atomic_files import NotARegularFileError, open_regular_file
+from ._checkpoints import digest
+
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Sequence
 
@@ -123,6 +126,8 @@ def decode_image(path: PathLike, image_size: int, resample: str = "bilinear") ->
             rgb = _as_rgb(image)
     except FileNotFoundError:
         raise ImageDecodeError(f"{path}: file not found") from None
+    except NotARegularFileError as error:
+        raise ImageDecodeError(str(error)) from None
     except Image.DecompressionBombError as error:
         raise ImageDecodeError(f"{path}: refused by Pillow's decompression-bomb guard "
                                f"({error})") from None
@@ -166,7 +171,7 @@ def is_url(path):
 def _opened(path):
     """A binary file object for a local path or an fsspec URL (object storage, memory...)."""
     if not is_url(path):
-        return open(path, "rb")
+        return open_regular_file(path, "image file")  # a pipe or a device would block
     try:
         import fsspec
     except ImportError:
@@ -195,6 +200,8 @@ def check_image_file(path):
                 return None
     except FileNotFoundError:
         return f"{path}: file not found"
+    except NotARegularFileError as error:
+        return str(error)
     except Image.DecompressionBombError as error:
         return f"{path}: refused by Pillow's decompression-bomb guard ({error})"
     except Exception as error:  # anything a damaged header makes Pillow raise
@@ -405,6 +412,24 @@ def is_path_sequence(X):
     if isinstance(X, (list, tuple)):
         return len(X) > 0 and all(isinstance(item, (str, os.PathLike)) for item in X)
     return False
+
+
+def images_digest(X):
+    """A digest that changes when the images change: their paths, or their pixels.
+
+    For an image source (:class:`ImageFiles`, :class:`ImageArray`) or what a
+    user passes as ``X``; local paths count as absolute paths. Fingerprints a
+    training run for its checkpoint.
+    """
+    if isinstance(X, ImageFiles):
+        X = X.paths
+    elif isinstance(X, ImageArray):
+        X = X.pixels
+    if is_path_sequence(X):
+        paths = [os.fspath(path) for path in X]
+        return digest(*(path if is_url(path) else os.path.abspath(path) for path in paths))
+    pixels = np.ascontiguousarray(X)
+    return digest(str(pixels.shape), pixels.dtype.str, memoryview(pixels).cast("B"))
 
 
 def as_image_source(X, image_size, resample="bilinear", on_error="raise", workers=2,

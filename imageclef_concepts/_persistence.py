@@ -19,12 +19,12 @@ import numpy as np
 from scipy import sparse
 from sklearn.utils import Bunch
 
-from ._atomic_files import write_atomically
+from ._atomic_files import open_regular_file, write_atomically
 from ._decision import DecisionRule
 from ._targets import ConceptTargets, targets_of
 
 _MANIFEST = "imageclef_concepts.json"
-_FORMAT = 1
+_FORMAT = 2  # 2: the manifest states each member's size
 
 
 def save_estimator(estimator, path):
@@ -40,7 +40,8 @@ def save_estimator(estimator, path):
 
     entries = {}
     description = _describe(estimator, "", entries)  # fails before any file is touched
-    manifest = {"format": _FORMAT, "library_version": __version__, "estimator": description}
+    manifest = {"format": _FORMAT, "library_version": __version__, "estimator": description,
+                "members": {name: len(data) for name, data in entries.items()}}
     entries[_MANIFEST] = json.dumps(manifest).encode()
     write_atomically(path, lambda handle: _write_zip(handle, entries))
 
@@ -54,18 +55,61 @@ def load_estimator(path):
         Fitted, predicting exactly as the saved one.
     """
     try:
-        with zipfile.ZipFile(path) as archive:
-            entries = {name: archive.read(name) for name in archive.namelist()}
+        with open_regular_file(path, "model archive") as handle, \
+                zipfile.ZipFile(handle) as archive:
+            manifest = _read_manifest(path, archive)
+            return _restore(manifest["estimator"], _ArchiveMembers(path, archive, manifest))
     except zipfile.BadZipFile:
         raise ValueError(f"{path} is not a model archive (not a zip file: empty, truncated "
                          "or another kind of file).") from None
-    if _MANIFEST not in entries:
+
+
+_LARGEST_MANIFEST = 2**26  # 64 MiB of JSON: far more than any vocabulary needs
+
+
+def _read_manifest(path, archive):
+    if _MANIFEST not in archive.namelist():
         raise ValueError(f"{path} was not written by imageclef_concepts.")
-    manifest = json.loads(entries[_MANIFEST])
+    manifest = json.loads(_read_member(path, archive, _MANIFEST, _LARGEST_MANIFEST))
     if manifest.get("format", 0) > _FORMAT:
         raise ValueError(f"{path} was written by a newer imageclef_concepts (archive format "
                          f"{manifest['format']}; this version reads up to {_FORMAT}).")
-    return _restore(manifest["estimator"], entries)
+    stated = manifest.get("members")
+    if stated is not None:  # format 2: every member named, with its size
+        unnamed = sorted(set(archive.namelist()) - set(stated) - {_MANIFEST})
+        if unnamed:
+            raise ValueError(f"{path} holds member(s) its manifest does not name "
+                             f"({', '.join(unnamed[:5])}): not an archive as the library "
+                             "writes it, so it is not read.")
+    return manifest
+
+
+def _read_member(path, archive, name, limit):
+    """A member's bytes, decompressing no more than ``limit`` bytes of it."""
+    with archive.open(name) as member:
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path}: member {name} is larger than its manifest states "
+                         f"({limit} bytes): not an archive as the library writes it.")
+    return data
+
+
+class _ArchiveMembers:
+    """An archive's members, each decompressed when a reader asks for it, within its size."""
+
+    def __init__(self, path, archive, manifest):
+        self.path, self.archive = path, archive
+        self.sizes = manifest.get("members") or {  # format 1 states none: the zip's own
+            info.filename: info.file_size for info in archive.infolist()}
+
+    def __getitem__(self, name):
+        if name not in self.sizes:
+            raise ValueError(f"{self.path}: member {name} is missing from the archive.")
+        try:
+            return _read_member(self.path, self.archive, name, self.sizes[name])
+        except KeyError:
+            raise ValueError(f"{self.path}: member {name} is missing from the archive.") \
+                from None
 
 
 def jsonable(value):

@@ -103,7 +103,9 @@ def save_model(model, path):
     """Save a fitted model: ``.keras`` natively (with its rule), ``.joblib`` by pickle.
 
     Both are written to a temporary file in the same folder and moved into
-    place, so a failed save never damages the file already at ``path``.
+    place, so a failed save never damages the file already at ``path``. The
+    model's training checkpoint, if it has one, is removed only once the
+    file is written: a failed save leaves the training resumable.
     """
     path = Path(path)
     if path.suffix == ".keras":
@@ -117,6 +119,8 @@ def save_model(model, path):
             joblib.dump(model, temporary)
     else:
         raise ValueError(f"model file {path} must end in {' or '.join(MODEL_SUFFIXES)}.")
+    if hasattr(model, "remove_checkpoint"):
+        model.remove_checkpoint()
 
 
 def load_model(path, *, allow_pickle=False):

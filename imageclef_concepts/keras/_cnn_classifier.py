@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import zipfile
 from collections import defaultdict
 from contextlib import nullcontext
@@ -28,8 +27,9 @@ from sklearn.utils.validation import check_is_fitted
 from .. import _paper as paper
 from .._atomic_files import replaced_atomically
 from .._base import ConceptClassifierMixin
+from .._checkpoints import CheckpointFolder, check_checkpoint_folder, digest, remove_checkpoint
 from .._decision import DecisionRule
-from .._images import ON_ERROR, RESAMPLING
+from .._images import ON_ERROR, RESAMPLING, images_digest
 from .._model_card import METADATA_ENTRY, model_card, read_model_record
 from .._persistence import jsonable
 from . import AUGMENTATIONS, BACKBONES, LOSSES
@@ -60,6 +60,11 @@ if TYPE_CHECKING:  # names for annotations only
 
 # Version of what save() writes beside the network; load() refuses newer ones.
 _FILE_FORMAT = 2
+# Parameters that do not change the network a training produces: a checkpoint
+# is resumed whatever their values.
+_NOT_IN_FINGERPRINT = ("epochs", "threshold", "verbose", "checkpoint_dir", "n_jobs",
+                       "image_cache_mb", "n_threads", "test_time_augmentation", "callbacks",
+                       "on_error", "warm_start")
 
 
 class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
@@ -173,7 +178,16 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         the same arguments after a crash or a kill goes on from the last
         finished epoch: the same number of epochs in all, the history
         continued, the best epoch kept across the interruption. The folder
-        is removed when training finishes.
+        must be new, empty, or a checkpoint of the library's (marked by its
+        manifest): a folder holding anything else is refused, and only the
+        library's own files are ever removed. A checkpoint of another run
+        (other images or concepts, other parameters or seed) is refused,
+        naming what differs; a second training on the same folder at the
+        same time fails at once (a lock). A relative path is resolved when
+        training starts. The checkpoint stays after ``fit``, so that nothing
+        is lost if saving fails, and is removed by :meth:`save` once the
+        model file is written (or by :meth:`remove_checkpoint`). Not saved
+        with the model.
     model : keras.Model, callable or None, default=None
         Any network instead of the paper's (scikeras' convention): a Keras
         model (copied with ``keras.models.clone_model`` for each fit) or a
@@ -481,6 +495,8 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         if self.freeze_epochs and self.backbone == "paper":
             raise ValueError("freeze_epochs freezes a pretrained backbone: set backbone= "
                              "(the paper's network has none).")
+        if self.checkpoint_dir is not None:
+            check_checkpoint_folder(self.checkpoint_dir)  # before any image is read
         if self.freeze_epochs and self.checkpoint_dir is not None:
             raise ValueError("checkpoint_dir cannot resume a two-stage fine-tuning yet: use "
                              "freeze_epochs=0 with checkpoint_dir, or no checkpoint_dir.")
@@ -589,10 +605,25 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
                          validation_data=None):
         has_validation = validation_data is not None or self.validation_fraction is not None
         keeper = best_epoch_keeper(self.monitor, self.early_stopping_patience, has_validation)
-        checkpoint = (None if self.checkpoint_dir is None
-                      else TrainingCheckpoint(self.checkpoint_dir, keeper))
-        seed = (seed_or_fresh(self._random_state) if checkpoint is None
-                else checkpoint.training_seed(self._random_state))
+        folder = None if self.checkpoint_dir is None else CheckpointFolder.open(
+            self.checkpoint_dir, self._run_fingerprint(X, y, sample_weight, validation_data),
+            fresh_seed=lambda: seed_or_fresh(self._random_state))
+        try:
+            self._train(X, y, sample_weight, warm_start, epochs, initial_epoch,
+                        validation_data, keeper, folder)
+        finally:
+            if folder is not None:
+                folder.release()  # the files stay until the model is saved
+        # Which checkpoint this model came from: save() removes it once the model is safe.
+        self._checkpoint_run = None if folder is None else (folder.path, folder.run_id)
+        self.__dict__.pop("_strategy", None)  # a strategy does not pickle; the network is built
+
+    def _train(self, X, y, sample_weight, warm_start, epochs, initial_epoch, validation_data,
+               keeper, folder):
+        checkpoint = None if folder is None else TrainingCheckpoint(folder, keeper)
+        seed = seed_or_fresh(self._random_state) if folder is None else folder.seed
+        if folder is not None and folder.resumed and self.verbose:
+            print(f"Resuming the training checkpointed in {folder.path}")
         train, validation = self._split_validation(X, np.random.default_rng(seed),
                                                    validation_data)
         batches = ImageBatches(X, indices=train, targets=y, sample_weight=sample_weight,
@@ -628,9 +659,37 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         X.warn_failures("during training", reported=known_failures)
         self._record_history(history if checkpoint is None else checkpoint.history,
                              warm_start, initial_epoch, keeper)
-        if checkpoint is not None:  # finished: nothing left to resume
-            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
-        self.__dict__.pop("_strategy", None)  # a strategy does not pickle; the network is built
+
+    def _run_fingerprint(self, X, y, sample_weight, validation_data):
+        """What defines a training run, for its checkpoint: a checkpoint with another is
+        not resumed. Settings that do not change the trained network (``epochs``, so that a
+        finished run can be trained further; the threshold; verbosity, threads, caches)
+        are left out."""
+        params = self.get_params()
+        if isinstance(params["random_state"], np.random.RandomState):
+            params["random_state"] = "RandomState"  # not reproducible: the stored seed is
+        params = _saved_params(params)
+        for name in _NOT_IN_FINGERPRINT:
+            params.pop(name, None)
+        if isinstance(self.model, keras.Model):
+            params["model"] = digest(self.model.to_json())
+        elif self.model is not None:
+            params["model"] = f"{self.model.__module__}.{self.model.__qualname__}"
+        fingerprint = {
+            "images": images_digest(X),
+            "unusable_images": sorted(int(index) for index in X.failures),
+            "concepts": digest(*map(str, self.classes_)),
+            "image_concepts": _indicator_digest(y),
+            "sample_weight": None if sample_weight is None else digest(
+                np.ascontiguousarray(sample_weight, dtype=np.float64)),
+            "validation_images": None if validation_data is None else images_digest(
+                validation_data[0]),
+            "validation_concepts": None if validation_data is None else _indicator_digest(
+                self.targets_.transform(validation_data[1])),
+            "parameters": json.loads(json.dumps(params, sort_keys=True,
+                                                default=lambda value: type(value).__name__)),
+        }
+        return fingerprint
 
     def _stages(self, initial_epoch, epochs, warm_start):
         """(first epoch, end epoch, learning rate to recompile with or None) per stage."""
@@ -755,6 +814,28 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
             self.model_.save(temporary)
             with zipfile.ZipFile(temporary, "a") as archive:
                 archive.writestr(METADATA_ENTRY, metadata)
+        self.remove_checkpoint()
+
+    def remove_checkpoint(self) -> bool:
+        """Remove the training checkpoint this model was trained with, if it is still there.
+
+        ``fit`` keeps its checkpoint (``checkpoint_dir``) after training, so
+        that nothing is lost if saving the model fails; :meth:`save` calls
+        this once the model file is written. Only the checkpoint of this very
+        training is removed, and only the library's own files in it
+        (:func:`~imageclef_concepts.remove_checkpoint`).
+
+        Returns
+        -------
+        bool
+            True if a checkpoint was removed.
+        """
+        run = getattr(self, "_checkpoint_run", None)
+        if run is None:
+            return False
+        removed = remove_checkpoint(run[0], run_id=run[1])
+        self._checkpoint_run = None
+        return removed
 
     def _metadata(self):
         import datetime
@@ -886,15 +967,28 @@ class CastToFloat(keras.layers.Layer):
         return keras.ops.cast(inputs, "float32")
 
 
+def _indicator_digest(indicator):
+    """A digest of an indicator matrix (CSR, as the targets are encoded, or dense)."""
+    from scipy import sparse
+
+    if not sparse.issparse(indicator):
+        indicator = sparse.csr_matrix(np.asarray(indicator))
+    indicator = sparse.csr_matrix(indicator, dtype=np.float32)
+    indicator.sum_duplicates()  # canonical: sorted indices, no repeats
+    return digest(str(indicator.shape), *(np.ascontiguousarray(part) for part in
+                                          (indicator.indptr, indicator.indices, indicator.data)))
+
+
 def _saved_params(params):
     """Parameters as JSON: Keras losses and optimizers by their Keras config.
 
     The network itself is in the file, so a custom ``model`` is not repeated;
-    ``callbacks`` belong to a training run and are not saved.
+    ``callbacks`` and ``checkpoint_dir`` belong to a training run and are not
+    saved (a path read from a model file is never used to write or delete).
     """
     saved = {}
     for name, value in params.items():
-        if name in ("model", "callbacks"):
+        if name in ("model", "callbacks", "checkpoint_dir"):
             value = None
         elif isinstance(value, (keras.losses.Loss, keras.optimizers.Optimizer)):
             value = {"keras_object": keras.saving.serialize_keras_object(value)}

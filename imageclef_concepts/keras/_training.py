@@ -7,7 +7,9 @@
   epoch (twice over, so a kill during the write loses nothing), and this
   callback saves beside it what Keras does not: the history so far and
   ``EarlyStopping``'s best epoch and weights. Started again with the same
-  arguments, a killed training goes on from its last finished epoch.
+  arguments, a killed training goes on from its last finished epoch. The
+  folder itself (ownership, fingerprint, lock, removal) is
+  :mod:`imageclef_concepts._checkpoints`'.
 * :func:`seeded` seeds Python, NumPy and TensorFlow for reproducible
   training and puts every piece of global state back as it was.
 """
@@ -20,7 +22,8 @@ from contextlib import contextmanager
 import keras
 import numpy as np
 
-from .._atomic_files import write_atomically
+from .._atomic_files import open_regular_file, write_atomically
+from .._checkpoints import BACKUP, STATE_FILES
 
 
 def best_epoch_keeper(monitor, patience, has_validation):
@@ -41,18 +44,18 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     Parameters
     ----------
-    directory : str
-        The checkpoint folder (created when needed).
+    folder : imageclef_concepts._checkpoints.CheckpointFolder
+        The run's checkpoint folder, opened (marked, fingerprinted and locked).
     keeper : keras.callbacks.EarlyStopping or None
         The best-epoch keeper whose state is saved and restored.
     """
 
-    def __init__(self, directory, keeper):
+    def __init__(self, folder, keeper):
         super().__init__()
-        self.directory = os.fspath(directory)
+        self.folder = folder
         self.keeper = keeper
         self.backup = keras.callbacks.BackupAndRestore(
-            os.path.join(self.directory, "backup"), double_checkpoint=True,
+            os.path.join(folder.path, BACKUP), double_checkpoint=True,
             delete_checkpoint=False)
         self.history = {}
         self.resumed_epochs = 0
@@ -63,19 +66,19 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     @property
     def _progress_path(self):
-        return os.path.join(self.directory, "progress.json")
+        return os.path.join(self.folder.path, STATE_FILES[0])
 
     @property
     def _best_weights_path(self):
-        return os.path.join(self.directory, "best_weights.npz")
+        return os.path.join(self.folder.path, STATE_FILES[1])
 
     def on_train_begin(self, logs=None):
         # Runs after the keeper reset itself and before BackupAndRestore loads the weights.
-        finished = _finished_epochs(os.path.join(self.directory, "backup"))
+        finished = _finished_epochs(os.path.join(self.folder.path, BACKUP))
         if not finished or not os.path.exists(self._progress_path):
             return
-        with open(self._progress_path) as handle:
-            progress = json.load(handle)
+        with open_regular_file(self._progress_path, "checkpoint progress file") as handle:
+            progress = json.loads(handle.read())
         self.history = {key: values[:finished] for key, values in progress["history"].items()}
         self.resumed_epochs = finished
         best_epoch = progress.get("best_epoch")
@@ -94,7 +97,6 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             keeper.best_epoch == epoch
         if improved:
             arrays = {f"w{i}": weights for i, weights in enumerate(keeper.best_weights)}
-            os.makedirs(self.directory, exist_ok=True)
             write_atomically(self._best_weights_path, lambda h: np.savez(h, **arrays))
         progress = {"history": self.history,
                     "best_epoch": None if keeper is None or keeper.best_weights is None
@@ -102,23 +104,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                     "best_value": None if keeper is None or keeper.best is None
                     else float(keeper.best),
                     "wait": 0 if keeper is None else int(keeper.wait)}
-        os.makedirs(self.directory, exist_ok=True)
         write_atomically(self._progress_path, lambda h: h.write(json.dumps(progress).encode()))
-
-    def training_seed(self, random_state):
-        """The seed of the validation split and the shuffling, the same on every resume.
-
-        ``random_state`` when given; otherwise one drawn at the first start and
-        kept in the checkpoint.
-        """
-        path = os.path.join(self.directory, "seed.json")
-        if os.path.exists(path):
-            with open(path) as handle:
-                return json.load(handle)["seed"]
-        seed = seed_or_fresh(random_state)
-        os.makedirs(self.directory, exist_ok=True)
-        write_atomically(path, lambda h: h.write(json.dumps({"seed": seed}).encode()))
-        return seed
 
 
 def seed_or_fresh(random_state):
@@ -133,8 +119,8 @@ def _finished_epochs(backup_dir):
     for name in ("training_metadata.json", "training_metadata.json.bkp"):
         path = os.path.join(backup_dir, name)
         try:
-            with open(path) as handle:
-                return int(json.load(handle)["epoch"])
+            with open_regular_file(path, "checkpoint record") as handle:
+                return int(json.loads(handle.read())["epoch"])
         except (OSError, ValueError, KeyError):
             continue
     return 0

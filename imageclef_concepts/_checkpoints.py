@@ -1,0 +1,305 @@
+"""Training checkpoints that own only their own files and resume only their own run.
+
+A checkpoint folder is marked as the library's by a manifest,
+``imageclef_concepts-checkpoint.json``, that names the run it belongs to (a
+run id and a fingerprint of the images, concepts, parameters and seed). So:
+
+* a folder that exists, is not empty and carries no manifest is refused:
+  the library never writes into, nor removes anything from, a folder of the
+  user's;
+* a checkpoint whose fingerprint differs from the training about to start
+  is refused, naming what differs, instead of being resumed;
+* a lock (``imageclef_concepts-checkpoint.lock``, held with ``flock`` for
+  the whole training) makes a second training on the same folder fail at
+  once;
+* removing a checkpoint removes the files the library writes there, by
+  their fixed names, and the folder itself only when the library created it
+  and nothing else is left in it.
+
+Standard library only, so that the command line can check a folder before
+anything heavy is imported.
+"""
+
+import hashlib
+import json
+import os
+import stat
+import uuid
+
+from ._atomic_files import NotARegularFileError, open_regular_file, write_atomically
+
+MANIFEST = "imageclef_concepts-checkpoint.json"
+LOCK = "imageclef_concepts-checkpoint.lock"
+BACKUP = "backup"  # Keras' BackupAndRestore folder
+# Every file the library writes in a checkpoint folder, and Keras' in BACKUP:
+# removal deletes these names and nothing else.
+STATE_FILES = ("progress.json", "best_weights.npz")
+BACKUP_FILES = ("latest.weights.h5", "latest.weights.h5.bkp", "training_metadata.json",
+                "training_metadata.json.bkp")
+_MARK = "imageclef_concepts training checkpoint"
+_RESTART_ADVICE = ("To start afresh, remove it (imageclef_concepts.remove_checkpoint(path), or "
+                   "train --restart on the command line) or name another checkpoint folder.")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that cannot be used for this training, and why."""
+
+
+def digest(*parts):
+    """A short hex digest of texts and byte buffers: the fingerprint of large data."""
+    hasher = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        hasher.update(part.encode() if isinstance(part, str) else part)
+        hasher.update(b"\0")
+    return hasher.hexdigest()
+
+
+def check_checkpoint_folder(path):
+    """Refuse, before any work, a folder that is not the library's to write in.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A checkpoint folder: missing, empty, or marked as a checkpoint.
+
+    Raises
+    ------
+    CheckpointError
+        For a path that is a file, or a folder that holds anything and
+        carries no checkpoint manifest.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if not os.path.lexists(path):
+        return
+    if not os.path.isdir(path) or os.path.islink(path):
+        raise CheckpointError(f"checkpoint folder {path} exists and is not a folder: name a "
+                              "new or empty folder.")
+    entries = sorted(os.listdir(path))
+    if entries and MANIFEST not in entries:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise CheckpointError(
+            f"checkpoint folder {path} holds {len(entries)} file(s) that are not a checkpoint "
+            f"of imageclef_concepts ({shown}); the library only writes into a new or empty "
+            "folder, or one of its own checkpoints: name another folder.")
+
+
+def _read_manifest(path):
+    manifest_path = os.path.join(path, MANIFEST)
+    try:
+        with open_regular_file(manifest_path, "checkpoint manifest") as handle:
+            manifest = json.loads(handle.read())
+    except FileNotFoundError:
+        return None
+    except (NotARegularFileError, ValueError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{manifest_path} is not a readable checkpoint manifest "
+                              f"({error}). {_RESTART_ADVICE}") from None
+    if not isinstance(manifest, dict) or manifest.get("mark") != _MARK or \
+            not isinstance(manifest.get("fingerprint"), dict):
+        raise CheckpointError(f"{manifest_path} is not a checkpoint manifest of "
+                              f"imageclef_concepts. {_RESTART_ADVICE}")
+    return manifest
+
+
+def _differences(stored, current):
+    """Names of what differs between two fingerprints, parameters one by one."""
+    differing = []
+    for key in sorted(set(stored) | set(current)):
+        old, new = stored.get(key), current.get(key)
+        if key == "parameters" and isinstance(old, dict) and isinstance(new, dict):
+            differing += [f"parameter {name}" for name in sorted(set(old) | set(new))
+                          if old.get(name) != new.get(name)]
+        elif old != new:
+            differing.append(key.replace("_", " "))
+    return differing
+
+
+class _Lock:
+    """An exclusive, non-blocking lock on a file, released when the process ends."""
+
+    def __init__(self, path):
+        self.path = path
+        # Never through a link, and only onto a regular file: the lock file is truncated.
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                                 | getattr(os, "O_NONBLOCK", 0), 0o666)
+        except OSError as error:
+            raise CheckpointError(f"cannot use the lock file {path} ({error.strerror}). "
+                                  f"{_RESTART_ADVICE}") from None
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.close(descriptor)
+            raise CheckpointError(f"{path} is not a regular file: this is not a checkpoint "
+                                  f"folder of imageclef_concepts. {_RESTART_ADVICE}")
+        self._handle = os.fdopen(descriptor, "r+")
+        try:
+            self._lock()
+        except OSError:
+            self._handle.seek(0)
+            holder = self._handle.read().strip() or "another process"
+            self._handle.close()
+            raise CheckpointError(
+                f"checkpoint folder {os.path.dirname(path)} is in use by another training "
+                f"({holder}): wait for it to finish, or name another checkpoint folder."
+            ) from None
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(f"process {os.getpid()}")
+        self._handle.flush()
+
+    def _lock(self):
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            import msvcrt
+
+            msvcrt.locking(self._handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def release(self):
+        if not self._handle.closed:
+            self._handle.close()  # closing the descriptor releases the lock
+
+
+class CheckpointFolder:
+    """A checkpoint folder of the library's, opened for one run and locked.
+
+    Use :meth:`open`; ``path`` is absolute, resolved when training starts.
+
+    Attributes
+    ----------
+    path : str
+    run_id : str
+        Unique to the run that created the checkpoint.
+    seed : int
+        The run's seed, kept so that a resumed run splits and shuffles as
+        the first start did.
+    resumed : bool
+        True when the checkpoint was there already (a resume).
+    """
+
+    def __init__(self, path, manifest, lock, resumed):
+        self.path = path
+        self.manifest = manifest
+        self.run_id = manifest["run_id"]
+        self.seed = manifest["seed"]
+        self.resumed = resumed
+        self._lock = lock
+
+    @classmethod
+    def open(cls, path, fingerprint, fresh_seed):
+        """Open (or create) the checkpoint folder of the run ``fingerprint`` describes.
+
+        Parameters
+        ----------
+        path : str or path-like
+        fingerprint : dict
+            JSON values that define the run: a checkpoint with another one is
+            refused.
+        fresh_seed : callable
+            Draws the run's seed when the checkpoint is new.
+        """
+        path = os.path.abspath(os.fspath(path))
+        check_checkpoint_folder(path)
+        created = False
+        try:
+            os.makedirs(path)
+            created = True
+        except FileExistsError:
+            check_checkpoint_folder(path)  # another process may have made it meanwhile
+        lock = _Lock(os.path.join(path, LOCK))
+        try:
+            manifest = _read_manifest(path)
+            fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back from JSON
+            if manifest is None:
+                manifest = {"mark": _MARK, "run_id": uuid.uuid4().hex,
+                            "created_folder": created, "seed": int(fresh_seed()),
+                            "fingerprint": fingerprint}
+                write_atomically(os.path.join(path, MANIFEST),
+                                 lambda handle: handle.write(json.dumps(manifest).encode()))
+                return cls(path, manifest, lock, resumed=False)
+            differing = _differences(manifest["fingerprint"], fingerprint)
+            if differing:
+                raise CheckpointError(
+                    f"checkpoint folder {path} holds the checkpoint of another training, "
+                    f"which is not resumed (what differs: {', '.join(differing)}). "
+                    f"{_RESTART_ADVICE}")
+            return cls(path, manifest, lock, resumed=True)
+        except BaseException:
+            lock.release()
+            raise
+
+    def release(self):
+        """Release the lock (the files stay, for a resume or a later removal)."""
+        self._lock.release()
+
+
+def remove_checkpoint(path, run_id=None):
+    """Remove a training checkpoint of the library's: its own files, nothing else.
+
+    Deletes the files the library and Keras write in a checkpoint, by their
+    names; the folder itself goes only when the library created it and
+    nothing else is left in it. A folder without the library's manifest is
+    never touched.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The checkpoint folder (``checkpoint_dir``).
+    run_id : str, default=None
+        Remove it only if it belongs to this run.
+
+    Returns
+    -------
+    bool
+        True if a checkpoint was removed.
+
+    Raises
+    ------
+    CheckpointError
+        When ``path`` holds files but is not a checkpoint of the library's,
+        or another training is using it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from imageclef_concepts import remove_checkpoint
+    >>> remove_checkpoint(tempfile.mkdtemp())  # an empty folder: nothing to remove
+    False
+    """
+    path = os.path.abspath(os.fspath(path))
+    check_checkpoint_folder(path)
+    if not os.path.isdir(path):
+        return False
+    manifest = _read_manifest(path)
+    if manifest is None or (run_id is not None and manifest.get("run_id") != run_id):
+        return False
+    lock = _Lock(os.path.join(path, LOCK))
+    try:
+        backup = os.path.join(path, BACKUP)
+        for name in BACKUP_FILES:
+            _remove_file(os.path.join(backup, name))
+        _remove_empty_folder(backup)
+        for name in STATE_FILES:
+            _remove_file(os.path.join(path, name))
+        _remove_file(os.path.join(path, MANIFEST))  # unmarked from here on
+        _remove_file(os.path.join(path, LOCK))
+    finally:
+        lock.release()
+    if manifest.get("created_folder") is True:
+        _remove_empty_folder(path)
+    return True
+
+
+def _remove_file(path):
+    if os.path.islink(path) or os.path.isfile(path):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+def _remove_empty_folder(path):
+    try:
+        os.rmdir(path)  # fails on a folder that holds anything: that is not ours to remove
+    except OSError:
+        pass

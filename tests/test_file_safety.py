@@ -1,0 +1,440 @@
+"""Nothing the user did not give us to destroy is destroyed (issue 20).
+
+Checkpoints own only their own files and resume only their own run; outputs
+never replace an input, a device or a pipe; reading never blocks on a pipe;
+an archive is never decompressed beyond what its manifest states.
+"""
+
+import errno
+import fcntl
+import json
+import os
+import stat
+import threading
+import tracemalloc
+import zipfile
+
+import numpy as np
+import pytest
+
+from imageclef_concepts import (
+    CheckpointError,
+    ConceptCNNClassifier,
+    ConceptEnsemble,
+    ImageDecodeError,
+    MostFrequentConcepts,
+    decode_image,
+    make_concept_images,
+    remove_checkpoint,
+    write_run,
+)
+from imageclef_concepts._atomic_files import NotARegularFileError
+from imageclef_concepts._checkpoints import LOCK, MANIFEST
+from imageclef_concepts._cli import main
+from imageclef_concepts._images import ImageFiles
+from imageclef_concepts._persistence import load_estimator
+
+from .conftest import TINY
+
+
+def _labels(data):
+    return [";".join(concepts) for concepts in data.concepts]
+
+
+def _snapshot(folder):
+    """Every file below ``folder`` with its bytes."""
+    return {os.path.relpath(os.path.join(root, name), folder):
+            open(os.path.join(root, name), "rb").read()
+            for root, _, names in os.walk(folder) for name in names}
+
+
+def _tiny_cnn(**params):
+    return ConceptCNNClassifier(**{**TINY, "epochs": 1, **params})
+
+
+# ------------------------------------------------------------ checkpoint folders
+
+def test_a_folder_holding_a_users_file_is_refused_and_survives(tmp_path, tiny_images):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "thesis.txt").write_text("four years of work")
+    model = _tiny_cnn(checkpoint_dir=victim)
+    with pytest.raises(CheckpointError, match="thesis.txt"):
+        model.fit(tiny_images.images, _labels(tiny_images))
+    assert _snapshot(victim) == {"thesis.txt": b"four years of work"}
+
+
+def test_a_checkpoint_owns_only_its_files_and_is_removed_after_the_save(tmp_path,
+                                                                        tiny_images):
+    empty = tmp_path / "mine"
+    empty.mkdir()  # the user's own empty folder: used, marked, and kept
+    model = _tiny_cnn(checkpoint_dir=empty).fit(tiny_images.images, _labels(tiny_images))
+    assert (empty / MANIFEST).is_file()  # kept after fit: a failed save loses nothing
+    (empty / "notes.txt").write_text("mine")  # the user adds a file meanwhile
+    model.save(tmp_path / "model.keras")
+    assert _snapshot(empty) == {"notes.txt": b"mine"}  # only the library's files went
+    created = tmp_path / "created" / "here"
+    model = _tiny_cnn(checkpoint_dir=created).fit(tiny_images.images, _labels(tiny_images))
+    assert created.is_dir()
+    assert model.remove_checkpoint() and not created.exists()  # the library made it
+
+
+def test_a_relative_checkpoint_dir_is_resolved_and_never_saved(tmp_path, tiny_images,
+                                                              monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+    monkeypatch.chdir(first)
+    model = _tiny_cnn(checkpoint_dir="ckpt").fit(tiny_images.images, _labels(tiny_images))
+    monkeypatch.chdir(second)  # the namesake in another folder is the user's
+    (second / "ckpt").mkdir()
+    (second / "ckpt" / "results.csv").write_text("a,b\n")
+    model.save(tmp_path / "model.keras")
+    assert not (first / "ckpt").exists()  # the checkpoint it trained with, at its real place
+    assert _snapshot(second / "ckpt") == {"results.csv": b"a,b\n"}
+    loaded = ConceptCNNClassifier.load(tmp_path / "model.keras")
+    assert loaded.checkpoint_dir is None  # a model file names no folder
+    loaded.fit(tiny_images.images, _labels(tiny_images))
+    assert _snapshot(second / "ckpt") == {"results.csv": b"a,b\n"}
+
+
+def test_a_tampered_manifest_cannot_make_removal_touch_other_files(tmp_path):
+    folder = tmp_path / "fake"
+    folder.mkdir()
+    (folder / "data.csv").write_text("precious")
+    (folder / MANIFEST).write_text(json.dumps({"mark": "imageclef_concepts training "
+                                               "checkpoint", "run_id": "x", "seed": 0,
+                                               "created_folder": True, "fingerprint": {}}))
+    assert remove_checkpoint(folder)
+    assert _snapshot(folder) == {"data.csv": b"precious"}  # not ours, by name: kept
+
+
+@pytest.mark.parametrize("change", ["concepts", "images", "learning_rate", "random_state"])
+def test_a_checkpoint_of_another_run_is_refused_naming_what_differs(tmp_path, tiny_images,
+                                                                    change):
+    checkpoint = tmp_path / "ckpt"
+    X, y = tiny_images.images, _labels(tiny_images)
+    _tiny_cnn(checkpoint_dir=checkpoint).fit(X, y)  # finished, not saved: still there
+    params, expected = {"checkpoint_dir": checkpoint}, change
+    if change == "concepts":
+        y = y[1:] + y[:1]  # the same vocabulary, given to other images
+        expected = "image concepts"
+    elif change == "images":
+        X = X[::-1]
+    else:
+        params[change] = {"learning_rate": 0.5, "random_state": 7}[change]
+        expected = f"parameter {change}"
+    before = _snapshot(checkpoint)
+    with pytest.raises(CheckpointError, match=f"differs: [^)]*{expected}"):
+        _tiny_cnn(**params).fit(X, y)
+    assert _snapshot(checkpoint) == before
+
+
+def test_the_same_run_resumes_its_finished_checkpoint_without_training(tmp_path, tiny_images,
+                                                                       monkeypatch):
+    checkpoint = tmp_path / "ckpt"
+    first = _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+    import keras
+
+    def no_training(self, logs=None):
+        raise AssertionError("an epoch was trained again")
+
+    monkeypatch.setattr(keras.callbacks.Callback, "on_train_batch_end", no_training)
+    again = _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+    np.testing.assert_allclose(again.predict_proba(tiny_images.images),
+                               first.predict_proba(tiny_images.images), rtol=1e-6)
+    assert again.history_ == first.history_
+
+
+def test_a_second_training_on_a_checkpoint_in_use_fails_at_once(tmp_path, tiny_images):
+    checkpoint = tmp_path / "ckpt"
+    _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+    with open(checkpoint / LOCK, "a") as held:  # another training holds the lock
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(CheckpointError, match="in use by another training"):
+            _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+        with pytest.raises(CheckpointError, match="in use"):
+            remove_checkpoint(checkpoint)
+    assert (checkpoint / MANIFEST).is_file()
+
+
+def test_a_checkpoint_path_that_is_a_file_is_refused(tmp_path, tiny_images):
+    file = tmp_path / "model.keras"
+    file.write_bytes(b"an older model")
+    with pytest.raises(CheckpointError, match="not a folder"):
+        _tiny_cnn(checkpoint_dir=file).fit(tiny_images.images, _labels(tiny_images))
+    assert file.read_bytes() == b"an older model"
+
+
+# ---------------------------------------------------------------- command line
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dataset")
+    return folder, make_concept_images(30, 3, 16, random_state=0, directory=folder / "train")
+
+
+def _train_args(dataset, output, *extra):
+    folder, train = dataset
+    return ["train", "--images", str(folder / "train" / "images"), "--concepts",
+            train.concepts_file, "--output", str(output), "--image-size", "16",
+            "--epochs", "2", "--filters", "4", "--dense-units", "8", "--quiet",
+            "--random-state", "0", *extra]
+
+
+def test_train_checkpoint_dir_dot_leaves_the_working_folder_intact(tmp_path, dataset,
+                                                                   monkeypatch, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "thesis.txt").write_text("x")
+    monkeypatch.chdir(work)
+    assert main(_train_args(dataset, "model.keras", "--checkpoint-dir", ".")) == 2
+    err = capsys.readouterr().err
+    assert "--checkpoint-dir" in err and "thesis.txt" in err and len(err.splitlines()) == 1
+    assert _snapshot(work) == {"thesis.txt": b"x"}
+
+
+def test_train_into_a_project_folder_used_as_checkpoint_is_refused(tmp_path, dataset, capsys):
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "model.keras").write_bytes(b"older model")
+    (project / "results.csv").write_text("f1\n0.3\n")
+    before = _snapshot(project)
+    assert main(_train_args(dataset, project / "model.keras",
+                            "--checkpoint-dir", str(project))) == 2
+    assert "not a checkpoint" in capsys.readouterr().err
+    assert _snapshot(project) == before
+
+
+def test_a_full_disk_at_the_save_keeps_the_training_resumable(tmp_path, dataset, monkeypatch,
+                                                              capsys):
+    import keras
+
+    output = tmp_path / "model.keras"
+    checkpoint = tmp_path / "model.keras.checkpoint"
+    real_save = keras.Model.save
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", disk_full)
+    assert main(_train_args(dataset, output)) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and str(checkpoint) in err
+    assert "run the same command again" in err and len(err.splitlines()) == 1
+    assert (checkpoint / MANIFEST).is_file() and not output.exists()
+
+    monkeypatch.setattr(keras.Model, "save", real_save)
+    monkeypatch.setattr(keras.callbacks.Callback, "on_train_batch_end",
+                        lambda self, batch, logs=None: pytest.fail("trained again"))
+    assert main(_train_args(dataset, output)) == 0
+    assert output.is_file() and not checkpoint.exists()
+    assert len(ConceptCNNClassifier.load(output).history_["loss"]) == 2
+
+
+def test_train_restart_discards_an_earlier_checkpoint(tmp_path, dataset, capsys):
+    output = tmp_path / "model.keras"
+    checkpoint = tmp_path / "model.keras.checkpoint"
+    folder, train = dataset
+    other = ConceptCNNClassifier(**{**TINY, "image_size": 16, "epochs": 1,
+                                    "checkpoint_dir": checkpoint})
+    other.fit(train.paths[:10], train.concepts[:10])  # another run's checkpoint
+    assert main(_train_args(dataset, output)) == 2
+    assert "--restart" in capsys.readouterr().err
+    assert main(_train_args(dataset, output, "--restart")) == 0
+    assert output.is_file() and not checkpoint.exists()
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, dataset):
+    _, train = dataset
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    ConceptCNNClassifier(**{**TINY, "image_size": 16, "epochs": 1}).fit(
+        train.paths, train.concepts).save(path)
+    return path
+
+
+def _predict_args(model_file, images, output):
+    return ["predict", "--model", str(model_file), "--images", str(images), "--output",
+            str(output), "--quiet"]
+
+
+def test_predict_refuses_an_output_that_is_one_of_the_input_images(dataset, model_file,
+                                                                   capsys):
+    folder, train = dataset
+    image = train.paths[3]
+    before = open(image, "rb").read()
+    assert main(_predict_args(model_file, folder / "train" / "images", image)) == 2
+    assert "is also an input" in capsys.readouterr().err
+    assert open(image, "rb").read() == before
+
+
+@pytest.mark.parametrize("kind", ["device", "pipe"])
+def test_outputs_that_are_devices_or_pipes_are_refused(tmp_path, dataset, model_file, capsys,
+                                                       kind):
+    folder, _ = dataset
+    if kind == "device":
+        target = "/dev/null"
+    else:
+        target = str(tmp_path / "pipe")
+        os.mkfifo(target)
+    assert main(_predict_args(model_file, folder / "train" / "images", target)) == 2
+    err = capsys.readouterr().err
+    assert ("character device" if kind == "device" else "named pipe") in err
+    assert len(err.splitlines()) == 1
+    mode = os.stat(target).st_mode
+    assert stat.S_ISCHR(mode) if kind == "device" else stat.S_ISFIFO(mode)
+    with pytest.raises(NotARegularFileError, match="named pipe|character device"):
+        write_run(target, ["a"], [["C1"]])  # the library refuses it too, not only the CLI
+    assert stat.S_ISCHR(os.stat(target).st_mode) or stat.S_ISFIFO(os.stat(target).st_mode)
+
+
+def test_written_files_take_the_mode_open_would_give(tmp_path):
+    old_mask = os.umask(0o022)
+    try:
+        new = tmp_path / "run.tsv"
+        write_run(new, ["a"], [["C1"]])
+        assert stat.S_IMODE(os.stat(new).st_mode) == 0o644
+        shared = tmp_path / "shared.tsv"
+        shared.write_text("a\tC2\n")
+        os.chmod(shared, 0o664)
+        write_run(shared, ["a"], [["C1"]])
+        assert stat.S_IMODE(os.stat(shared).st_mode) == 0o664  # an overwrite keeps its mode
+        assert shared.read_text() == "a\tC1\n"
+    finally:
+        os.umask(old_mask)
+
+
+def test_writing_through_a_symbolic_link_updates_its_target(tmp_path):
+    target = tmp_path / "real.tsv"
+    target.write_text("old\n")
+    link = tmp_path / "link.tsv"
+    link.symlink_to(target)
+    write_run(link, ["a"], [["C1"]])
+    assert link.is_symlink() and target.read_text() == "a\tC1\n"
+
+
+# ----------------------------------------------------------------- no hangs
+
+def _finishes(function, seconds=60):
+    """Run ``function`` in a thread; its result, or a failure if it blocks."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # noqa: BLE001 - handed back to the test
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"blocked for {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def test_a_pipe_among_images_is_a_bad_file_not_a_hang(tmp_path):
+    data = make_concept_images(4, 2, 16, random_state=0, directory=tmp_path)
+    pipe = str(tmp_path / "images" / "pipe.png")
+    os.mkfifo(pipe)
+    with pytest.raises(ImageDecodeError, match="named pipe"):
+        _finishes(lambda: decode_image(pipe, 16))
+    with pytest.warns(UserWarning, match="1 of 5 image file"):
+        files = _finishes(lambda: ImageFiles([*data.paths, pipe], 16, on_error="skip"))
+    assert list(files.failures) == [4] and "named pipe" in files.failures[4]
+
+
+def test_predict_with_a_pipe_in_the_image_folder_skips_it(tmp_path, dataset, model_file,
+                                                          capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    _, train = dataset
+    for path in train.paths[:3]:
+        (images / os.path.basename(path)).write_bytes(open(path, "rb").read())
+    os.mkfifo(images / "zz_pipe.jpg")
+    run = tmp_path / "run.tsv"
+    code = _finishes(lambda: main(_predict_args(model_file, images, run) +
+                                  ["--on-error", "skip"]))
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "zz_pipe.jpg" in err and "named pipe" in err
+    assert len(run.read_text().splitlines()) == 4  # the pipe's id, with no concepts
+
+
+def test_evaluate_with_a_pipe_as_secondary_concepts_fails_at_once(tmp_path, capsys):
+    truth, run, pipe = tmp_path / "truth.tsv", tmp_path / "run.tsv", tmp_path / "pipe"
+    truth.write_text("a\tC1\n")
+    run.write_text("a\tC1\n")
+    os.mkfifo(pipe)
+    code = _finishes(lambda: main(["evaluate", str(run), str(truth),
+                                   "--secondary-concepts", str(pipe)]))
+    assert code == 2 and "named pipe" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- archives
+
+@pytest.fixture
+def archive(tmp_path):
+    X = np.zeros((6, 8, 8, 3), dtype=np.uint8)
+    y = [["C1", "C2"], ["C1"], ["C3"], ["C1"], ["C2"], ["C1", "C3"]]
+    ensemble = ConceptEnsemble([("a", MostFrequentConcepts()),
+                                ("b", MostFrequentConcepts(k=1))]).fit(X, y)
+    path = tmp_path / "ensemble.zip"
+    ensemble.save(path)
+    return path, X, ensemble
+
+
+def _peak_megabytes(function):
+    tracemalloc.start()
+    try:
+        function()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def test_an_archive_with_an_unnamed_bomb_member_is_refused_in_bounded_memory(archive):
+    path, _, _ = archive
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as bombed:
+        with bombed.open("padding.bin", "w", force_zip64=True) as member:
+            chunk = bytes(2**24)
+            for _ in range(64):  # 1 GiB of zeros, about 1 MB compressed
+                member.write(chunk)
+    assert path.stat().st_size < 5 * 2**20
+
+    def load():
+        with pytest.raises(ValueError, match="padding.bin"):
+            load_estimator(path)
+
+    assert _peak_megabytes(load) < 50
+
+
+def test_an_archive_member_larger_than_its_manifest_states_is_refused(archive, tmp_path):
+    path, _, _ = archive
+    with zipfile.ZipFile(path) as original:
+        entries = {name: original.read(name) for name in original.namelist()}
+    target = next(name for name in entries if name.endswith(".npy"))
+    entries[target] = entries[target] + bytes(2**28)  # 256 MiB more than stated
+    bombed = tmp_path / "bombed.zip"
+    with zipfile.ZipFile(bombed, "w", compression=zipfile.ZIP_DEFLATED) as writer:
+        for name, data in entries.items():
+            writer.writestr(name, data)
+
+    def load():
+        with pytest.raises(ValueError, match="larger than its manifest states"):
+            load_estimator(bombed)
+
+    assert _peak_megabytes(load) < 50
+
+
+def test_a_saved_archive_loads_and_predicts_the_same(archive):
+    path, X, ensemble = archive
+    loaded = load_estimator(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), ensemble.predict_proba(X))
+    with zipfile.ZipFile(path) as saved:
+        manifest = json.loads(saved.read("imageclef_concepts.json"))
+        assert manifest["members"] == {info.filename: info.file_size
+                                       for info in saved.infolist()
+                                       if info.filename != "imageclef_concepts.json"}
