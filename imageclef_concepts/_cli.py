@@ -289,7 +289,7 @@ def _add_predict(commands):
                          help="write the run file the edition's evaluator accepts: 2018-2021 "
                               "tab, 2022-2023 pipe, 2024 on CSV (default: 2019)")
     predict.add_argument("--format", choices=tuple(EDITIONS), default=None,
-                         help="older name of --edition")
+                         help="older name of --edition (default: --edition's)")
     predict.add_argument("--batch-size", type=_positive_int, default=256,
                          help="images decoded and predicted per step (default: 256)")
     predict.add_argument("--threshold", type=float, default=None,
