@@ -914,12 +914,12 @@ def evaluate_run(run: PathLike, ground_truth: PathLike, *, edition: str = "auto"
     others = [edition.name for edition in group if edition.name != name]
     refused = [edition.name for editions, outcome in outcomes.items()
                if isinstance(outcome, ConceptFileError) for edition in editions]
-    note = f"edition {name} (auto)"
+    reasons = ["picked by auto"]
     if others:
-        note += f"; {', '.join(others)} score these files alike"
+        reasons.append(f"{', '.join(others)} score these files alike")
     if refused:
-        note += f"; {', '.join(refused)} refuse them"
-    chosen.edition, chosen.edition_note = name, note
+        reasons.append(f"{', '.join(refused)} refuse them")
+    chosen.edition, chosen.edition_note = name, f"{name} ({'; '.join(reasons)})"
     return chosen
 
 

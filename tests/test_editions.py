@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imageclef_concepts import ConceptFileError, evaluate_run, read_concepts, write_run
-from imageclef_concepts._concept_files import EDITIONS, SECONDARY_CUIS
+from imageclef_concepts._concept_files import EDITIONS
 
 from .official_evaluators import ORGANISERS, PROJECT, Refused, official_scores
 
