@@ -292,7 +292,8 @@ def read_concepts(path: PathLike, *, edition: str = "auto") -> ConceptFile:
     path : str or path-like
         The file.
     edition : {"auto", "2018", ..., "2026"}, default="auto"
-        Whose rules to read by (:data:`EDITIONS`); the file is accepted when
+        Whose rules to read by (the table of the page on concept files in the
+        documentation); the file is accepted when
         it is a valid ground truth or run of that edition. ``"auto"`` tries
         every edition: when the ones that accept the file read it alike, the
         result names one of them; when they read it differently, a
@@ -844,7 +845,8 @@ def evaluate_run(run: PathLike, ground_truth: PathLike, *, edition: str = "auto"
         The files, in the edition's layouts (2022: a tab-separated ground
         truth with a header line, a ``|``-separated run).
     edition : {"auto", "2018", ..., "2026"}, default="auto"
-        Whose rules to read, refuse and score by (:data:`EDITIONS`).
+        Whose rules to read, refuse and score by (the table of the page on
+        concept files in the documentation).
         ``"auto"`` tries every edition: the editions that accept the files
         must score them alike, and ``edition`` of the result names one;
         when they score differently a :class:`ConceptFileError` names them.
@@ -853,7 +855,7 @@ def evaluate_run(run: PathLike, ground_truth: PathLike, *, edition: str = "auto"
         ``concepts_manual.csv``, the manually validated concepts), in the
         ground truth's layout and with the same images. The run is scored
         against it with both sides restricted to ``secondary_concepts``, by
-        default the edition's fixed list (:data:`SECONDARY_CUIS` from 2025).
+        default the edition's fixed list (15 CUIs from 2025, 14 in 2024).
     secondary_concepts : str, path-like or collection of str, default=None
         The concepts of the secondary score: a file with one concept per
         line, or the concepts. Without ``secondary_truth``, the ground truth

@@ -46,7 +46,7 @@ def test_evaluate_says_which_edition_it_picked_and_takes_one(tmp_path, capsys):
     run.write_text("img1\tC1\nimg2\n")
     assert main(["evaluate", str(run), str(gt)]) == 0
     out = capsys.readouterr().out
-    assert "Edition: 2019 (picked by auto; 2018, 2020, 2021, 2023 score these files alike" in out and "Mean F1 score: 0.666" in out
+    assert "Edition: 2019 (picked by auto; 2018, 2020, 2021 score these files alike; 2022, 2023" in out and "Mean F1 score: 0.666" in out
     assert main(["evaluate", str(run), str(gt), "--edition", "2023"]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "gt.tsv:2:" in err
