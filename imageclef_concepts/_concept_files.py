@@ -232,6 +232,9 @@ class ConceptFileError(ValueError):
 
     def __init__(self, problems, summary="Invalid concept file"):
         self.problems = list(problems)
+        if summary is None:  # the problems say it all, one per line
+            super().__init__("\n".join(self.problems))
+            return
         shown = self.problems[:50]
         more = len(self.problems) - len(shown)
         lines = [f"{summary} ({len(self.problems)} problem(s)):"] + [
@@ -420,7 +423,7 @@ def _choose(outcomes, what, describe):
         raise ConceptFileError(
             [f"{what}: editions read it differently ({shown}); pass edition= "
              "(--edition) to say which"],
-            "Ambiguous edition")
+            summary=None)
     return readings[0][1]
 
 

@@ -22,7 +22,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imageclef_concepts import ConceptFileError, evaluate_run, read_concepts, write_run
+from imageclef_concepts import (
+    ConceptFileError,
+    evaluate_run,
+    imageclef_f1_score,
+    read_concepts,
+    write_run,
+)
 from imageclef_concepts._concept_files import EDITIONS
 
 from .official_evaluators import ORGANISERS, PROJECT, Refused, official_scores
@@ -293,6 +299,23 @@ def test_write_read_score_is_the_identity(tmp_path, edition):
     read = read_concepts(path, edition=edition)
     assert read.ids == ids and read.edition == edition
     assert read.concepts == [("C0040405", "C0817096"), (), ("C0040405",)]
+    # ... and scored against a ground truth of the same edition, as written.
+    delimiter = {",": ",", "|": "\t"}.get(EDITIONS[edition].run_layout, "\t")
+    header = {"2022": "ID\tcuis\n", "2023": "ID\tcuis\n"}.get(
+        edition, "ID,CUIs\n" if delimiter == "," else "")
+    truth = tmp_path / "truth"
+    truth.write_text(header + "".join(f"{i}{delimiter}{c}\n" for i, c in
+                                      zip(ids, ["C0040405", "C0817096", "C0040405"])))
+    expected = imageclef_f1_score([["C0040405"], ["C0817096"], ["C0040405"]], read.concepts)
+    assert evaluate_run(path, truth, edition=edition).score == pytest.approx(expected, abs=1e-12)
+
+
+def test_an_ambiguous_edition_is_a_one_line_error(tmp_path):
+    path = _write(tmp_path, "gt.txt", "ID|cuis\nimg1|C1\n")
+    with pytest.raises(ConceptFileError) as caught:
+        read_concepts(path)
+    assert len(str(caught.value).splitlines()) == 1
+    assert "2022" in str(caught.value) and "2023" in str(caught.value)
 
 
 def test_write_run_refuses_what_the_edition_would_refuse(tmp_path):
