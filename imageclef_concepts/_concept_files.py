@@ -320,11 +320,12 @@ def read_concepts(path: PathLike, *, edition: str = "auto") -> ConceptFile:
     >>> read_concepts(path)
     ConceptFile(ids=['img1', 'img2'], concepts=[('C0040405', 'C0817096'), ()], edition='2019')
     """
+    chosen_edition = None if edition == "auto" else _edition(edition)
     raw = _raw_lines(path)
-    if edition != "auto":
-        lines = _read_either(path, raw, _edition(edition))
+    if chosen_edition is not None:
+        lines = _read_either(path, raw, chosen_edition)
         _warn_duplicate_concepts(path, lines)
-        return _concept_file(lines, _edition(edition).name)
+        return _concept_file(lines, chosen_edition.name)
     outcomes, lines_of = {}, {}
     for group in _rule_groups():
         try:
@@ -895,13 +896,14 @@ def evaluate_run(run: PathLike, ground_truth: PathLike, *, edition: str = "auto"
     >>> result.edition
     '2019'
     """
+    chosen_edition = None if edition == "auto" else _edition(edition)
     texts = {"run": _raw_lines(run), "truth": _raw_lines(ground_truth),
              "secondary": None if secondary_truth is None else _raw_lines(secondary_truth)}
     subset = _concept_subset(secondary_concepts)
     options = dict(run=run, ground_truth=ground_truth, secondary_truth=secondary_truth,
                    subset=subset, max_concepts=max_concepts, cui_only=cui_only, texts=texts)
-    if edition != "auto":
-        return _evaluate_as(_edition(edition), **options)
+    if chosen_edition is not None:
+        return _evaluate_as(chosen_edition, **options)
     outcomes = {}
     for group in _rule_groups():
         try:

@@ -66,11 +66,14 @@ def test_2024_quoted_csv(tmp_path):
     assert read_concepts(path) == (["img1", "img2"], [("C1", "C2"), ()], "2024")
 
 
-def test_unknown_edition_name():
+def test_unknown_edition_name(tmp_path):
     with pytest.raises(ValueError, match="Unknown edition '2017'"):
-        write_run("unused", ["a"], ["C1"], layout="2017")
+        write_run(tmp_path / "run", ["a"], ["C1"], layout="2017")
+    assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match="Unknown edition '2017'"):
-        read_concepts("unused", edition="2017")
+        read_concepts(tmp_path / "nowhere", edition="2017")  # before looking for the file
+    with pytest.raises(ValueError, match="Unknown edition '2017'"):
+        evaluate_run(tmp_path / "nowhere", tmp_path / "nowhere", edition="2017")
 
 
 def test_write_rejects_delimiter_in_id(tmp_path):
