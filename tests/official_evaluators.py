@@ -206,6 +206,10 @@ def _aicrowd_and_later(year, truth_text, run_text, secondary_text):
 def _project_checks_later(year, rows, kept, role):
     if role != "run" and year == 2022 and (not rows[0] or "ID" not in rows[0][0].upper()):
         raise Refused(PROJECT, "the 2022 header line is an image")
+    if role != "run" and year == 2026 and (not rows[0] or "ID" not in rows[0][0]):
+        # The 2026 check always skips a ground truth's first line (its ids),
+        # the evaluator only a header: the library wants the header.
+        raise Refused(PROJECT, "a 2026 ground truth without its header")
     skipped = [row for row in rows if not any(row is other for other in kept)]
     if year >= 2023 and (len(skipped) > 1 or (skipped and skipped[0] is not rows[0])):
         raise Refused(PROJECT, "a row skipped for the 'ID' in its id")
