@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from . import _paper as paper
-from ._concept_files import LAYOUTS, ConceptFileError, evaluate_run
+from ._concept_files import EDITION_CHOICES, EDITIONS, ConceptFileError, evaluate_run
 from .keras import AUGMENTATIONS, BACKBONES, LOSSES
 
 # _images.ON_ERROR, not imported from there: that module needs scikit-learn,
@@ -309,9 +309,11 @@ def _add_predict(commands):
     predict.add_argument("--model", type=Path, required=True, help=".keras or .joblib model")
     predict.add_argument("--images", type=Path, required=True, help="folder of images")
     predict.add_argument("--output", type=Path, required=True, help="run file to write")
-    predict.add_argument("--format", choices=LAYOUTS, default="2019",
-                         help="run-file layout: 2019 (tab), 2022 (pipe) or 2024 (CSV) "
-                              "(default: 2019)")
+    predict.add_argument("--edition", choices=tuple(EDITIONS), default=None,
+                         help="write the run file the edition's evaluator accepts: 2018-2021 "
+                              "tab, 2022-2023 pipe, 2024 on CSV (default: 2019)")
+    predict.add_argument("--format", choices=tuple(EDITIONS), default=None,
+                         help="older name of --edition (default: --edition's)")
     predict.add_argument("--batch-size", type=_positive_int, default=256,
                          help="images decoded and predicted per step (default: 256)")
     predict.add_argument("--threshold", type=float, default=None,
@@ -348,10 +350,14 @@ def _run_predict(args):
         model.set_params(on_error=args.on_error)
     if args.threshold is not None or args.max_concepts is not None:
         model.set_params(threshold=_overridden_rule(DecisionRule.of(model.threshold), args))
+    if args.edition and args.format and args.edition != args.format:
+        raise UserError(f"--edition {args.edition} and --format {args.format} disagree; "
+                        "give --edition only.")
+    edition = args.edition or args.format or "2019"
     ids, concepts = predict_folder(model, args.images, batch_size=args.batch_size,
                                    progress=not args.quiet)
-    write_run(args.output, ids, concepts, layout=args.format)
-    _say(args, f"Wrote {args.output}: {len(ids)} images, {args.format} layout")
+    write_run(args.output, ids, concepts, edition=edition)
+    _say(args, f"Wrote {args.output}: {len(ids)} images, {edition} edition")
     return 0
 
 
@@ -418,24 +424,35 @@ def _add_evaluate(commands):
         description="Check a run file against the ground truth and print its official "
         "ImageCLEF F1 (mean per-image F1 over images with at least one true concept).",
     )
-    evaluate.add_argument("run", help="the run file (2019, 2022 or 2024 layout)")
+    evaluate.add_argument("run", help="the run file")
     evaluate.add_argument("ground_truth", help="the ground-truth concept file")
+    evaluate.add_argument("--edition", choices=EDITION_CHOICES, default="auto",
+                          help="read, refuse and score as that year's evaluator; auto picks "
+                               "the edition that fits the files (default: auto)")
+    evaluate.add_argument("--secondary-truth", default=None, metavar="FILE",
+                          help="also print the secondary F1 against this second ground truth "
+                               "(2024 on: concepts_manual.csv), both sides restricted to the "
+                               "edition's secondary concepts (default: none)")
     evaluate.add_argument("--max-concepts", type=int, default=None,
-                          help="refuse lines with more concepts (100 in 2022+; default: no "
-                               "limit)")
+                          help="also refuse lines with more concepts (the edition's own "
+                               "maximum always applies; default: no other limit)")
     evaluate.add_argument("--cui-only", action="store_true",
                           help="refuse concepts that are not UMLS CUIs (C followed by digits)")
     evaluate.add_argument("--secondary-concepts", default=None, metavar="FILE",
-                          help="also print the secondary F1 (2022+): both sets restricted to "
-                               "the concepts of FILE, one per line (default: none)")
+                          help="the secondary F1's concepts, one per line in FILE; without "
+                               "--secondary-truth the ground truth is restricted to them "
+                               "(default: the edition's own list)")
     evaluate.set_defaults(run_command=_run_evaluate)
 
 
 def _run_evaluate(args):
-    result = evaluate_run(args.run, args.ground_truth, max_concepts=args.max_concepts,
-                          cui_only=args.cui_only, secondary_concepts=args.secondary_concepts)
+    result = evaluate_run(args.run, args.ground_truth, edition=args.edition,
+                          secondary_truth=args.secondary_truth,
+                          secondary_concepts=args.secondary_concepts,
+                          max_concepts=args.max_concepts, cui_only=args.cui_only)
     for note in result.warnings:
         print(f"warning: {note}", file=sys.stderr)
+    print(f"Edition: {result.edition_note or result.edition}")
     print(f"Mean F1 score: {result.score}")
     if result.secondary_score is not None:
         print(f"Secondary F1 score: {result.secondary_score}")

@@ -39,6 +39,36 @@ def test_evaluate_prints_the_secondary_score_when_asked(tmp_path, capsys):
     assert "Secondary F1 score: 0.5" in out  # a: T={C2}, P={} -> 0; b: 1
 
 
+def test_evaluate_says_which_edition_it_picked_and_takes_one(tmp_path, capsys):
+    gt = tmp_path / "gt.tsv"
+    gt.write_text("img1\tC1;C2\nimg2\n")  # a 2019 ground truth: an image without concepts
+    run = tmp_path / "run.tsv"
+    run.write_text("img1\tC1\nimg2\n")
+    assert main(["evaluate", str(run), str(gt)]) == 0
+    out = capsys.readouterr().out
+    assert "Edition: 2019 (picked by auto; 2018, 2020, 2021 score these files alike; 2022, 2023" in out and "Mean F1 score: 0.666" in out
+    assert main(["evaluate", str(run), str(gt), "--edition", "2023"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "gt.tsv:2:" in err
+
+
+def test_evaluate_asks_for_the_edition_when_two_score_differently(tmp_path, capsys):
+    gt = tmp_path / "concepts.csv"
+    gt.write_text("ID,CUIs\na,C0040405\nb,C0817096\n")
+    manual = tmp_path / "concepts_manual.csv"
+    manual.write_text("ID,CUIs\na,C0040405;C0920367\nb,C0817096\n")
+    run = tmp_path / "run.csv"
+    run.write_text("ID,CUIs\na,C0040405\nb,C0817096\n")
+    assert main(["evaluate", str(run), str(gt), "--secondary-truth", str(manual)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "2024" in err and "2025" in err
+    assert "--edition" in err
+    assert main(["evaluate", str(run), str(gt), "--secondary-truth", str(manual),
+                 "--edition", "2025"]) == 0
+    out = capsys.readouterr().out
+    assert "Mean F1 score: 1.0" in out and "Secondary F1 score: 0.8333333333333333" in out
+
+
 def test_evaluate_bad_run_is_one_clear_error_without_traceback(tmp_path):
     gt = tmp_path / "gt.tsv"
     gt.write_text("a\tC1\nb\tC2\n")
@@ -123,12 +153,16 @@ def test_train_then_predict_then_evaluate(tmp_path, dataset, capsys):
     run = tmp_path / "run.csv"
     assert main(["predict", "--model", str(model), "--images", str(folder / "valid" / "images"),
                  "--output", str(run), "--format", "2024", "--quiet"]) == 0
-    ids, concepts, layout = read_concepts(run)
-    assert layout == "2024" and sorted(ids) == sorted(valid.ids)
+    ids, concepts, edition = read_concepts(run)
+    assert edition == "2024" and sorted(ids) == sorted(valid.ids)
     # The run file holds what the loaded model, with its tuned rule, predicts.
     by_id = dict(zip(valid.ids, valid.paths))
     expected = loaded.predict_concepts([by_id[i] for i in ids])
     assert [set(c) for c in concepts] == [set(c) for c in expected]
+    # Scored against the tab-separated ground truth: a run of the same edition.
+    run = tmp_path / "run.tsv"
+    assert main(["predict", "--model", str(model), "--images", str(folder / "valid" / "images"),
+                 "--output", str(run), "--edition", "2019", "--quiet"]) == 0
     capsys.readouterr()
     assert main(["evaluate", str(run), valid.concepts_file]) == 0
     assert "Mean F1 score:" in capsys.readouterr().out
@@ -197,9 +231,9 @@ def test_user_mistakes_end_in_one_clear_line(dataset, capsys, arguments, message
 def test_unknown_option_values_exit_2(capsys):
     with pytest.raises(SystemExit) as caught:
         main(["predict", "--model", "m.keras", "--images", ".", "--output", "r",
-              "--format", "2018"])
+              "--format", "2017"])
     assert caught.value.code == 2
-    assert "invalid choice: '2018'" in capsys.readouterr().err
+    assert "invalid choice: '2017'" in capsys.readouterr().err
 
 
 def test_every_subcommand_has_help():

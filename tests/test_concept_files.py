@@ -39,22 +39,25 @@ def test_semicolon_strings_and_file_order(tmp_path):
     assert read_concepts(path).ids == ["b", "a"]
 
 
-def test_an_empty_concept_field_means_no_concepts_but_a_missing_separator_is_an_error(tmp_path):
+def test_an_empty_concept_field_and_an_id_alone_mean_no_concepts(tmp_path):
     path = tmp_path / "gt.tsv"
-    path.write_text("img2\t\nimg3\tC1\n")
-    assert read_concepts(path).concepts == [(), ("C1",)]
-    path.write_text("img1\tC1\nimg2|C2\nimg3\n")  # another layout, and an id alone
+    path.write_text("img2\t\nimg3\tC1\nimg4\n")
+    assert read_concepts(path).concepts == [(), ("C1",), ()]
+    path.write_text("img1\tC1\nimg2|C2\nimg3\n")  # a line in another layout
     with pytest.raises(ConceptFileError) as caught:
-        read_concepts(path)
-    assert [p.split(": ", 1)[0] for p in caught.value.problems] == [f"{path}:2", f"{path}:3"]
-    assert "no '\\t' after the image id" in caught.value.problems[0]
+        read_concepts(path, edition="2019")
+    assert [p.split(": ", 1)[0] for p in caught.value.problems] == [f"{path}:2"]
+    assert "image id 'img2|C2' contains '|'" in caught.value.problems[0]
 
 
-def test_2022_header_is_skipped(tmp_path):
+def test_a_pipe_header_is_skipped_in_2023_and_an_image_in_2022(tmp_path):
     path = tmp_path / "gt.csv"
     path.write_text("ID|cuis\nimg1|C1;C2\nimg2|\n")
-    ids, concepts, layout = read_concepts(path)
-    assert (ids, concepts, layout) == (["img1", "img2"], [("C1", "C2"), ()], "2022")
+    ids, concepts, edition = read_concepts(path, edition="2023")
+    assert (ids, concepts, edition) == (["img1", "img2"], [("C1", "C2"), ()], "2023")
+    assert read_concepts(path, edition="2022").ids == ["ID", "img1", "img2"]
+    with pytest.raises(ConceptFileError, match="editions read it differently .*2022.*2023"):
+        read_concepts(path)
 
 
 def test_2024_quoted_csv(tmp_path):
@@ -63,9 +66,14 @@ def test_2024_quoted_csv(tmp_path):
     assert read_concepts(path) == (["img1", "img2"], [("C1", "C2"), ()], "2024")
 
 
-def test_unknown_layout_name():
-    with pytest.raises(ValueError, match="Unknown layout '2018'"):
-        write_run("unused", ["a"], ["C1"], layout="2018")
+def test_unknown_edition_name(tmp_path):
+    with pytest.raises(ValueError, match="Unknown edition '2017'"):
+        write_run(tmp_path / "run", ["a"], ["C1"], layout="2017")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="Unknown edition '2017'"):
+        read_concepts(tmp_path / "nowhere", edition="2017")  # before looking for the file
+    with pytest.raises(ValueError, match="Unknown edition '2017'"):
+        evaluate_run(tmp_path / "nowhere", tmp_path / "nowhere", edition="2017")
 
 
 def test_write_rejects_delimiter_in_id(tmp_path):
@@ -88,15 +96,20 @@ def test_malformed_ground_truth_names_file_and_line(tmp_path, content, message):
     path = tmp_path / "gt.tsv"
     path.write_text(content)
     with pytest.raises(ConceptFileError, match=message) as caught:
-        read_concepts(path)
+        read_concepts(path, edition="2019")
     assert str(path) in str(caught.value)
 
 
-def test_2024_without_header_is_refused(tmp_path):
+def test_the_csv_header_is_optional_until_2026(tmp_path):
     path = tmp_path / "gt.csv"
-    path.write_text("ID,concepts\nimg1,C1\n")
-    with pytest.raises(ConceptFileError, match=":1: .*header ID,CUIs"):
-        read_concepts(path)
+    path.write_text("img1,C1\nimg2,C2\n")
+    assert read_concepts(path, edition="2025").ids == ["img1", "img2"]
+    path.write_text("ID,concepts\nimg1,C1\n")  # any first cell holding ID is a header
+    assert read_concepts(path, edition="2025").ids == ["img1"]
+    run = tmp_path / "run.csv"
+    run.write_text("img1,C1\n")
+    with pytest.raises(ConceptFileError, match="run.csv:1: expected the header line ID,CUIs"):
+        evaluate_run(run, path, edition="2026")
 
 
 def test_missing_file_is_named(tmp_path):
@@ -120,10 +133,10 @@ def test_evaluate_run_matches_official_script(tmp_path):
     truth = ["C1;C2", "C3", "", "C4;C5;C6"]
     predicted = ["C1", "C3;C7", "C9", "c4;C5"]
     gt = _write(tmp_path / "gt.tsv", [f"i{k}\t{c}" for k, c in enumerate(truth)])
-    # the run in another layout and another order
-    run = tmp_path / "run.csv"
+    # the run in another order
+    run = tmp_path / "run.tsv"
     write_run(run, ["i3", "i0", "i2", "i1"],
-              [predicted[3], predicted[0], predicted[2], predicted[1]], layout="2024")
+              [predicted[3], predicted[0], predicted[2], predicted[1]], edition="2019")
     result = evaluate_run(run, gt)
     assert result.score == pytest.approx(official_mean_f1(truth, predicted))
     assert float(result) == result.score
@@ -144,12 +157,15 @@ def test_evaluate_run_lists_every_problem_with_line_numbers(tmp_path):
     assert f"{gt}:3: image id 'c' is missing from the run" in problems
 
 
-def test_evaluate_run_duplicate_concepts_reported_and_counted_once(tmp_path):
+def test_evaluate_run_refuses_a_repeated_concept_and_counts_a_case_variant_once(tmp_path):
     gt = _write(tmp_path / "gt.tsv", ["a\tC1;C2"])
     run = _write(tmp_path / "run.tsv", ["a\tC1;C1"])
+    with pytest.raises(ConceptFileError, match="run.tsv:1: concept 'C1' named twice"):
+        evaluate_run(run, gt)
+    run = _write(tmp_path / "run.tsv", ["a\tC1;c1"])
     result = evaluate_run(run, gt)
     assert result.score == pytest.approx(2 / 3)
-    assert result.warnings == [f"{run}:1: duplicate concept(s) C1 counted once"]
+    assert result.warnings == [f"{run}:1: concept(s) c1 repeated in another case, counted once"]
 
 
 def test_evaluate_run_strict_options(tmp_path):

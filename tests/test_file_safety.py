@@ -363,14 +363,18 @@ def test_predict_with_a_pipe_in_the_image_folder_skips_it(tmp_path, dataset, mod
     assert len(run.read_text().splitlines()) == 4  # the pipe's id, with no concepts
 
 
-def test_evaluate_with_a_pipe_as_secondary_concepts_fails_at_once(tmp_path, capsys):
+@pytest.mark.parametrize("where", ["--secondary-concepts", "--secondary-truth", "truth"])
+def test_evaluate_with_a_pipe_for_a_file_fails_at_once(tmp_path, capsys, where):
     truth, run, pipe = tmp_path / "truth.tsv", tmp_path / "run.tsv", tmp_path / "pipe"
     truth.write_text("a\tC1\n")
     run.write_text("a\tC1\n")
     os.mkfifo(pipe)
-    code = _finishes(lambda: main(["evaluate", str(run), str(truth),
-                                   "--secondary-concepts", str(pipe)]))
-    assert code == 2 and "named pipe" in capsys.readouterr().err
+    argv = ["evaluate", str(run), str(pipe if where == "truth" else truth)]
+    if where != "truth":
+        argv += [where, str(pipe), "--edition", "2025"]
+    code = _finishes(lambda: main(argv))
+    err = capsys.readouterr().err
+    assert code == 2 and "named pipe" in err and len(err.splitlines()) == 1
 
 
 # ---------------------------------------------------------------- archives
