@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseConceptClassifier, check_n_images, decision_scores
 from ._concepts import is_concept_lists
 from ._decision import DecisionRule
-from ._targets import ConceptTargets, align_columns, targets_of
+from ._targets import ConceptTargets, align_columns, as_target, targets_of
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -139,6 +139,7 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         """
         self._validate_params()
         self._check_members()
+        y = as_target(y)
         check_n_images(X, y)
         members = [estimator for _, estimator in self.estimators]
         if self.prefit:

@@ -36,7 +36,7 @@ from ._metrics import (
     per_concept_thresholds,
     threshold_curve,
 )
-from ._targets import ConceptTargets, align_columns, targets_of
+from ._targets import ConceptTargets, align_columns, as_target, targets_of
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -419,6 +419,7 @@ def _checked_target(X, y):
     """
     if y is None:
         raise ValueError("ThresholdTuner requires y to be passed, but the target y is None.")
+    y = as_target(y)
     if _num_samples(X) != _num_samples(y):
         raise ValueError(f"X has {_num_samples(X)} samples but y has {_num_samples(y)}.")
     if is_concept_lists(y):
