@@ -166,7 +166,7 @@ def _add_train(commands):
                        help=_estimator_default(paper.BATCH_SIZE))
     train.add_argument("--learning-rate", type=float,
                        help=f"Adam's learning rate ({_estimator_default(paper.LEARNING_RATE)})")
-    train.add_argument("--threshold", type=float,
+    train.add_argument("--threshold", type=_probability,
                        help="decision threshold when no validation data tunes it "
                             f"({_estimator_default(paper.THRESHOLD)})")
     train.add_argument("--filters", type=_int_tuple,
@@ -290,7 +290,7 @@ def _add_predict(commands):
                               "(default: 2019)")
     predict.add_argument("--batch-size", type=_positive_int, default=256,
                          help="images decoded and predicted per step (default: 256)")
-    predict.add_argument("--threshold", type=float, default=None,
+    predict.add_argument("--threshold", type=_probability, default=None,
                          help="override the model's decision threshold (its tuned rule's "
                               "per-concept thresholds included; default: the model's)")
     predict.add_argument("--max-concepts", type=_positive_int, default=None,
@@ -354,6 +354,17 @@ def _overridden_rule(rule, args):
     max_concepts = rule.max_concepts if args.max_concepts is None else args.max_concepts
     return DecisionRule(threshold, min_concepts=min(rule.min_concepts, max_concepts or 10**9),
                         max_concepts=max_concepts)
+
+
+def _probability(text):
+    """A decision threshold: a number in [0, 1] (2 would predict nothing, -1 everything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value <= 1:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text}")
+    return value
 
 
 def _positive_int(text):

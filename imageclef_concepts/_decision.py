@@ -157,6 +157,31 @@ class DecisionRule:
                 f"max_concepts={self.max_concepts})")
 
 
+def probability_rule(threshold: float | ArrayLike | DecisionRule, name: str = "threshold"
+                     ) -> DecisionRule:
+    """The rule of a probability estimator's ``threshold``, its thresholds checked in [0, 1].
+
+    A threshold above 1 predicts nothing and one below 0 predicts every
+    concept, for every image: never what was meant. (Rules over decision
+    scores, as :class:`~imageclef_concepts.ThresholdTuner` tunes for a
+    ``decision_function``, may lie anywhere and do not come here.)
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and the offending values.
+    """
+    rule = DecisionRule.of(threshold)
+    values = np.atleast_1d(rule.threshold)
+    outside = values[~((values >= 0) & (values <= 1))]
+    if outside.size:
+        raise ValueError(f"{name} must be a probability in [0, 1] (or a DecisionRule whose "
+                         f"thresholds all are); got {outside[0]:g}"
+                         + (f" among {len(values)} per-concept thresholds" if rule.per_concept
+                            else "") + ".")
+    return rule
+
+
 def ranks_in_row(scores):
     """Each entry's rank in its row, 0 for the highest (ties in column order; NaN last)."""
     keys = np.where(np.isnan(scores), np.inf, -np.asarray(scores, dtype=np.float64))

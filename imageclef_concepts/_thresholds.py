@@ -292,11 +292,14 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
     def _candidates(self, scores):
         # In the scores' own precision, so that a chosen threshold compares with
         # float32 probabilities at prediction exactly as it did in tuning.
+        finite = scores[np.isfinite(scores)]
+        if finite.size == 0:
+            raise ValueError(
+                f"The estimator's scores on the {len(scores)} tuning image(s) are all NaN or "
+                "infinite (unreadable images, skipped with on_error='skip'?): there is "
+                "nothing to tune the threshold on.")
         if isinstance(self.thresholds, Integral):
-            low, high = np.nanmin(scores), np.nanmax(scores)
-            if not (np.isfinite(low) and np.isfinite(high)):  # decision functions can be inf
-                finite = scores[np.isfinite(scores)]
-                low, high = finite.min(), finite.max()
+            low, high = finite.min(), finite.max()  # decision functions can be inf
             candidates = np.linspace(low, high, num=self.thresholds)
         else:
             candidates = np.sort(np.asarray(self.thresholds, dtype=float))
@@ -422,6 +425,8 @@ def _checked_target(X, y):
     y = as_target(y)
     if _num_samples(X) != _num_samples(y):
         raise ValueError(f"X has {_num_samples(X)} samples but y has {_num_samples(y)}.")
+    if _num_samples(X) == 0:
+        raise ValueError("X and y are empty: there is no image to tune the threshold on.")
     if is_concept_lists(y):
         return y, y
     y = check_array(y, ensure_2d=False, accept_sparse=True, dtype=None, input_name="y")

@@ -159,7 +159,9 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         what the best 2019 system used, at 224 px.
     weights : None, "imagenet" or path, default="imagenet"
         Backbone weights: ImageNet (downloaded by Keras on first use), a
-        weights file saved from the same backbone, or None (random).
+        weights file saved from the same backbone, or None (random). A
+        weights file is refused with the paper's network or your own
+        ``model``, which have no backbone to load it into.
     trainable_backbone : bool, default=False
         Fine-tune the backbone (True) or keep it frozen (False).
     min_count : int, default=1
@@ -432,6 +434,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
             Images and concepts to pick the best epoch on, instead of
             holding out ``validation_fraction`` of ``X``.
         sample_weight : array-like of shape (n,), default=None
+            Finite and non-negative.
 
         Returns
         -------
@@ -469,6 +472,14 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         return self
 
     def _check_architecture(self):
+        if self.weights not in (None, "imagenet") and (self.model is not None
+                                                      or self.backbone == "paper"):
+            raise ValueError(
+                f"weights={os.fspath(self.weights)!r} is a weights file for a pretrained "
+                "backbone, but " + ("model= is your own network" if self.model is not None
+                                    else "backbone='paper' (the paper's network) has none")
+                + " to load it into: choose a backbone (backbone='densenet121'...), or leave "
+                "weights out.")
         if self.model is not None:
             pass  # the user's network: its shapes are checked when it is built
         elif self.backbone != "paper":
