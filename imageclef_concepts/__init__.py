@@ -35,6 +35,7 @@ _MODULE_OF = {
     "ImageLoader": "._images",
     "SkippedImagesWarning": "._images",
     "decode_image": "._images",
+    "ModelFileError": "._model_card",
     "imageclef_f1": "._metrics",
     "imageclef_f1_score": "._metrics",
     "imageclef_f1_scorer": "._metrics",
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
     from ._encoder import ConceptEncoder, UnknownConceptWarning
     from ._ensemble import ConceptEnsemble
     from ._images import ImageDecodeError, ImageLoader, SkippedImagesWarning, decode_image
+    from ._model_card import ModelFileError
     from ._metrics import (
         imageclef_f1,
         imageclef_f1_score,
@@ -116,6 +118,7 @@ __all__ = [
     "DecisionRule",
     "ImageDecodeError",
     "ImageLoader",
+    "ModelFileError",
     "MostFrequentConcepts",
     "RunEvaluation",
     "SkippedImagesWarning",

@@ -416,20 +416,52 @@ def _run_evaluate(args):
 
 def _add_info(commands):
     info = commands.add_parser("info", help="print a saved model's card",
-                               description="Print the model card carried by a .keras model "
-                               "file: versions, date, training data, validation, decision "
-                               "rule and parameters. Reads the file only; loads no network.")
-    info.add_argument("model", type=Path, help="a .keras file written by the library")
+                               description="Print the model card carried by a model file: "
+                               "versions, date, training data, validation, decision rule and "
+                               "parameters of a .keras file; each estimator, member and "
+                               "vocabulary of an ensemble, k-NN or baseline .zip archive. "
+                               "Reads the file only; loads no network.")
+    info.add_argument("model", type=Path,
+                      help="a .keras file or .zip archive written by the library")
     info.set_defaults(run_command=_run_info)
 
 
 def _run_info(args):
-    from ._model_card import model_card, read_model_record
+    from ._model_card import check_record, is_archive_record, model_card, read_model_record
 
     if not args.model.is_file():
         raise UserError(f"model file not found: {args.model}")
-    print(model_card(read_model_record(args.model), name=args.model.name), end="")
+    record = read_model_record(args.model)
+    if is_archive_record(record):
+        from ._persistence import check_description
+
+        check_description(record["estimator"], None, f"{args.model}: the archive's estimator")
+        _attach_network_records(args.model, record["estimator"])
+    else:
+        check_record(record, args.model)
+    print(model_card(record, name=args.model.name), end="")
     return 0
+
+
+def _attach_network_records(path, description):
+    """Put each network's own record (read from its .keras entry) beside its description."""
+    import io
+    import zipfile
+
+    from ._model_card import check_record, read_model_record
+
+    if description["class"] == "ConceptCNNClassifier":
+        name = description["keras_file"]
+        with zipfile.ZipFile(path) as archive:
+            if name not in archive.namelist():
+                raise UserError(f"{path}: the archive lacks the network {name}.")
+            data = archive.read(name)
+        shown = f"{path} ({name})"
+        description["record"] = read_model_record(io.BytesIO(data), shown_as=shown)
+        check_record(description["record"], shown)
+    for inner in [description.get("embedding")] + [m[1] for m in description.get("members", [])]:
+        if isinstance(inner, dict):
+            _attach_network_records(path, inner)
 
 
 # --------------------------------------------------------- reproduce-2019

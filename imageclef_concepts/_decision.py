@@ -116,7 +116,17 @@ class DecisionRule:
         """The rule of :meth:`to_dict`'s output."""
         if not isinstance(values, dict) or values.get("format") != _FORMAT:
             raise ValueError(f"Not a decision rule: {str(values)[:200]!r}.")
-        return cls(values["threshold"], min_concepts=values["min_concepts"],
+        missing = [key for key in ("threshold", "min_concepts", "max_concepts")
+                   if key not in values]
+        if missing:
+            raise ValueError(f"The decision rule has no {', '.join(missing)}.")
+        threshold = values["threshold"]
+        if not (isinstance(threshold, (Real, list)) and not isinstance(threshold, bool)) or (
+                isinstance(threshold, list) and not all(
+                    isinstance(v, Real) and not isinstance(v, bool) for v in threshold)):
+            raise ValueError(f"The decision rule's threshold must be a number or a list of "
+                             f"numbers, not {threshold!r:.80}.")
+        return cls(threshold, min_concepts=values["min_concepts"],
                    max_concepts=values["max_concepts"])
 
     def to_json(self) -> str:
