@@ -914,7 +914,8 @@ def load_keras_file(path, *, cls=ConceptCNNClassifier, shown_as=None):
     estimator.target_encoder_ = targets
     estimator._random_state = estimator.random_state
     estimator.feature_encoder_ = FunctionTransformer().fit(np.zeros((1, 1)))
-    estimator._initialize_callbacks()
+    with model_file_errors(shown):
+        estimator._initialize_callbacks()
     return estimator
 
 
@@ -980,6 +981,9 @@ def _saved_params(params):
 def _loaded_params(params):
     loaded = {}
     for name, value in params.items():
+        if name in ("model", "callbacks") and value is not None:  # never saved: see above
+            raise ModelFileError(f"parameter {name} is {value!r:.80}; a model file holds "
+                                 "null there (the network is in the file, callbacks are not)")
         if isinstance(value, dict) and "keras_object" in value:
             try:
                 value = keras.saving.deserialize_keras_object(value["keras_object"])
