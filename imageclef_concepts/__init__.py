@@ -73,13 +73,13 @@ if TYPE_CHECKING:
     from ._encoder import ConceptEncoder, UnknownConceptWarning
     from ._ensemble import ConceptEnsemble
     from ._images import ImageDecodeError, ImageLoader, SkippedImagesWarning, decode_image
-    from ._model_card import ModelFileError
     from ._metrics import (
         imageclef_f1,
         imageclef_f1_score,
         imageclef_f1_scorer,
         per_image_f1_scores,
     )
+    from ._model_card import ModelFileError
     from ._plots import (
         plot_concept_frequencies,
         plot_per_concept_f1,

@@ -126,8 +126,8 @@ class DecisionRule:
                     isinstance(v, Real) and not isinstance(v, bool) for v in threshold)):
             raise ValueError(f"The decision rule's threshold must be a number or a list of "
                              f"numbers, not {threshold!r:.80}.")
-        return cls(threshold, min_concepts=values["min_concepts"],
-                   max_concepts=values["max_concepts"])
+        return cls(threshold if isinstance(threshold, list) else float(threshold),
+                   min_concepts=values["min_concepts"], max_concepts=values["max_concepts"])
 
     def to_json(self) -> str:
         """The rule as a JSON string."""

@@ -65,8 +65,9 @@ def read_model_record(path, shown_as=None):
                                      f"{METADATA_ENTRY} inside).")
             record = json.loads(archive.read(METADATA_ENTRY))
     except zipfile.BadZipFile:
-        raise ModelFileError(f"{path} is not a model file (not a zip file: empty, truncated "
-                             "or another kind of file).") from None
+        kind = ".keras model file" if str(path).endswith(".keras") else "model file"
+        raise ModelFileError(f"{path} is not a {kind} (not a zip file: empty, truncated or "
+                             "another kind of file).") from None
     except (ValueError, RuntimeError, NotImplementedError) as error:  # bad JSON, zip quirks
         if isinstance(error, ModelFileError):
             raise
