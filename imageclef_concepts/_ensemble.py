@@ -265,6 +265,12 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         Returns
         -------
         ConceptEnsemble
+
+        Raises
+        ------
+        ModelFileError
+            Naming the file and what is wrong with it: every member's
+            parameters and arrays are checked as ``fit`` checks them.
         """
         from ._persistence import load_estimator
 
