@@ -37,6 +37,7 @@ _MODULE_OF = {
     "ImageLoader": "._images",
     "SkippedImagesWarning": "._images",
     "decode_image": "._images",
+    "ModelFileError": "._model_card",
     "imageclef_f1": "._metrics",
     "imageclef_f1_score": "._metrics",
     "imageclef_f1_scorer": "._metrics",
@@ -81,6 +82,7 @@ if TYPE_CHECKING:
         imageclef_f1_scorer,
         per_image_f1_scores,
     )
+    from ._model_card import ModelFileError
     from ._plots import (
         plot_concept_frequencies,
         plot_per_concept_f1,
@@ -120,6 +122,7 @@ __all__ = [
     "DecisionRule",
     "ImageDecodeError",
     "ImageLoader",
+    "ModelFileError",
     "MostFrequentConcepts",
     "RunEvaluation",
     "SkippedImagesWarning",

@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._decision import DecisionRule
+from ._decision import probability_rule
 from ._metrics import imageclef_f1_score
 from ._targets import ConceptTargets
 
@@ -37,8 +37,14 @@ class ConceptClassifierMixin:
     """
 
     def _decision_rule(self):
-        """The rule that turns this estimator's scores into concepts."""
-        return DecisionRule.of(self.threshold)
+        """The rule that turns this estimator's probabilities into concepts."""
+        return probability_rule(self.threshold)
+
+    def _validate_params(self):
+        """scikit-learn's parameter checks, and a ``threshold`` rule's range."""
+        super()._validate_params()
+        if "threshold" in self._get_param_names():
+            probability_rule(self.threshold)
 
     def _decide(self, X):
         """The predicted indicator (bool) of the images of ``X``."""

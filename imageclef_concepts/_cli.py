@@ -166,7 +166,7 @@ def _add_train(commands):
                        help=_estimator_default(paper.BATCH_SIZE))
     train.add_argument("--learning-rate", type=float,
                        help=f"Adam's learning rate ({_estimator_default(paper.LEARNING_RATE)})")
-    train.add_argument("--threshold", type=float,
+    train.add_argument("--threshold", type=_probability,
                        help="decision threshold when no validation data tunes it "
                             f"({_estimator_default(paper.THRESHOLD)})")
     train.add_argument("--filters", type=_int_tuple,
@@ -316,7 +316,7 @@ def _add_predict(commands):
                          help="older name of --edition (default: --edition's)")
     predict.add_argument("--batch-size", type=_positive_int, default=256,
                          help="images decoded and predicted per step (default: 256)")
-    predict.add_argument("--threshold", type=float, default=None,
+    predict.add_argument("--threshold", type=_probability, default=None,
                          help="override the model's decision threshold (its tuned rule's "
                               "per-concept thresholds included; default: the model's)")
     predict.add_argument("--max-concepts", type=_positive_int, default=None,
@@ -405,6 +405,17 @@ def _overridden_rule(rule, args):
                         max_concepts=max_concepts)
 
 
+def _probability(text):
+    """A decision threshold: a number in [0, 1] (2 would predict nothing, -1 everything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value <= 1:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text}")
+    return value
+
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -465,20 +476,52 @@ def _run_evaluate(args):
 
 def _add_info(commands):
     info = commands.add_parser("info", help="print a saved model's card",
-                               description="Print the model card carried by a .keras model "
-                               "file: versions, date, training data, validation, decision "
-                               "rule and parameters. Reads the file only; loads no network.")
-    info.add_argument("model", type=Path, help="a .keras file written by the library")
+                               description="Print the model card carried by a model file: "
+                               "versions, date, training data, validation, decision rule and "
+                               "parameters of a .keras file; each estimator, member and "
+                               "vocabulary of an ensemble, k-NN or baseline .zip archive. "
+                               "Reads the file only; loads no network.")
+    info.add_argument("model", type=Path,
+                      help="a .keras file or .zip archive written by the library")
     info.set_defaults(run_command=_run_info)
 
 
 def _run_info(args):
-    from ._model_card import model_card, read_model_record
+    from ._model_card import check_record, is_archive_record, model_card, read_model_record
 
     if not args.model.is_file():
         raise UserError(f"model file not found: {args.model}")
-    print(model_card(read_model_record(args.model), name=args.model.name), end="")
+    record = read_model_record(args.model)
+    if is_archive_record(record):
+        from ._persistence import check_description
+
+        check_description(record["estimator"], None, f"{args.model}: the archive's estimator")
+        _attach_network_records(args.model, record["estimator"])
+    else:
+        check_record(record, args.model)
+    print(model_card(record, name=args.model.name), end="")
     return 0
+
+
+def _attach_network_records(path, description):
+    """Put each network's own record (read from its .keras entry) beside its description."""
+    import io
+    import zipfile
+
+    from ._model_card import check_record, read_model_record
+
+    if description["class"] == "ConceptCNNClassifier":
+        name = description["keras_file"]
+        with zipfile.ZipFile(path) as archive:
+            if name not in archive.namelist():
+                raise UserError(f"{path}: the archive lacks the network {name}.")
+            data = archive.read(name)
+        shown = f"{path} ({name})"
+        description["record"] = read_model_record(io.BytesIO(data), shown_as=shown)
+        check_record(description["record"], shown)
+    for inner in [description.get("embedding")] + [m[1] for m in description.get("members", [])]:
+        if isinstance(inner, dict):
+            _attach_network_records(path, inner)
 
 
 # --------------------------------------------------------- reproduce-2019

@@ -92,7 +92,7 @@ def is_concept_lists(y):
     array, pandas Series) whose items are strings, collections of strings or
     None. An indicator matrix is a 2-d numeric array or a scipy sparse matrix.
     """
-    if sparse.issparse(y):
+    if sparse.issparse(y) or len(getattr(y, "shape", ())) == 2:  # matrices and DataFrames
         return False
     if isinstance(y, np.ndarray):
         return y.ndim == 1 and y.dtype.kind in "OUS"

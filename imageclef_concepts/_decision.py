@@ -116,8 +116,18 @@ class DecisionRule:
         """The rule of :meth:`to_dict`'s output."""
         if not isinstance(values, dict) or values.get("format") != _FORMAT:
             raise ValueError(f"Not a decision rule: {str(values)[:200]!r}.")
-        return cls(values["threshold"], min_concepts=values["min_concepts"],
-                   max_concepts=values["max_concepts"])
+        missing = [key for key in ("threshold", "min_concepts", "max_concepts")
+                   if key not in values]
+        if missing:
+            raise ValueError(f"The decision rule has no {', '.join(missing)}.")
+        threshold = values["threshold"]
+        if not (isinstance(threshold, (Real, list)) and not isinstance(threshold, bool)) or (
+                isinstance(threshold, list) and not all(
+                    isinstance(v, Real) and not isinstance(v, bool) for v in threshold)):
+            raise ValueError(f"The decision rule's threshold must be a number or a list of "
+                             f"numbers, not {threshold!r:.80}.")
+        return cls(threshold if isinstance(threshold, list) else float(threshold),
+                   min_concepts=values["min_concepts"], max_concepts=values["max_concepts"])
 
     def to_json(self) -> str:
         """The rule as a JSON string."""
@@ -155,6 +165,31 @@ class DecisionRule:
                      else f"{self.threshold:g}")
         return (f"DecisionRule({threshold}, min_concepts={self.min_concepts}, "
                 f"max_concepts={self.max_concepts})")
+
+
+def probability_rule(threshold: float | ArrayLike | DecisionRule, name: str = "threshold"
+                     ) -> DecisionRule:
+    """The rule of a probability estimator's ``threshold``, its thresholds checked in [0, 1].
+
+    A threshold above 1 predicts nothing and one below 0 predicts every
+    concept, for every image: never what was meant. (Rules over decision
+    scores, as :class:`~imageclef_concepts.ThresholdTuner` tunes for a
+    ``decision_function``, may lie anywhere and do not come here.)
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and the offending values.
+    """
+    rule = DecisionRule.of(threshold)
+    values = np.atleast_1d(rule.threshold)
+    outside = values[~((values >= 0) & (values <= 1))]
+    if outside.size:
+        raise ValueError(f"{name} must be a probability in [0, 1] (or a DecisionRule whose "
+                         f"thresholds all are); got {outside[0]:g}"
+                         + (f" among {len(values)} per-concept thresholds" if rule.per_concept
+                            else "") + ".")
+    return rule
 
 
 def ranks_in_row(scores):

@@ -14,6 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._concepts import as_binary_csr, is_concept_lists, looks_comma_joined, split_concepts
+from ._targets import as_target
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Sequence
@@ -107,8 +108,9 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : sequence of collections of str or of ``;``-joined strings
-            Each image's concepts.
+        X : sequence of collections of str or of ``;``-joined strings, or DataFrame
+            Each image's concepts; a DataFrame of 0/1 columns named by
+            concept gives each row the names of its columns holding 1.
         y : None
             Ignored.
 
@@ -249,6 +251,7 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
 
 
 def _concept_sets(X):
+    X = as_target(X, "X")
     if not is_concept_lists(X):
         raise ValueError(
             "ConceptEncoder expects a sequence of concept collections (lists of "

@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseConceptClassifier, check_n_images, decision_scores
 from ._concepts import is_concept_lists
 from ._decision import DecisionRule
-from ._targets import ConceptTargets, align_columns, targets_of
+from ._targets import ConceptTargets, align_columns, as_target, targets_of
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -52,8 +52,9 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         ``"intersection"`` or ``"vote"`` (at least ``min_votes`` members)
         of the concept sets the members predict, each with its own rule.
     weights : list of float or None, default=None
-        Member weights for ``combine="mean"``; None weighs all alike.
-    threshold : float or DecisionRule, default=0.5
+        Member weights for ``combine="mean"``: finite, non-negative, with a
+        positive sum; None weighs all alike.
+    threshold : float in [0, 1] or DecisionRule, default=0.5
         The decision rule on the combined probabilities (``"mean"`` and
         ``"max"``).
     min_votes : int, default=2
@@ -96,7 +97,7 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         "estimators": [list],
         "combine": [StrOptions(set(PROBABILITY_COMBINATIONS + SET_COMBINATIONS))],
         "weights": ["array-like", None],
-        "threshold": [Interval(Real, None, None, closed="neither"), DecisionRule],
+        "threshold": [Interval(Real, 0, 1, closed="both"), DecisionRule],
         "min_votes": [Interval(Integral, 1, None, closed="left")],
         "fallback": [str, None],
         "prefit": ["boolean"],
@@ -139,6 +140,7 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         """
         self._validate_params()
         self._check_members()
+        y = as_target(y)
         check_n_images(X, y)
         members = [estimator for _, estimator in self.estimators]
         if self.prefit:
@@ -163,9 +165,14 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         if not names:
             raise ValueError("estimators is empty: an ensemble needs at least one member.")
         self._validate_names(names)
-        if self.weights is not None and len(self.weights) != len(names):
-            raise ValueError(f"weights has {len(self.weights)} values for {len(names)} "
-                             "estimators.")
+        if self.weights is not None:
+            weights = np.asarray(self.weights, dtype=float)
+            if weights.shape != (len(names),):
+                raise ValueError(f"weights has {weights.size} values for {len(names)} "
+                                 "estimators.")
+            if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
+                raise ValueError(f"weights must be finite and non-negative with a positive sum "
+                                 f"(a weighted mean of probabilities); got {weights.tolist()}.")
         if self.fallback is not None and self.fallback not in names:
             raise ValueError(f"fallback={self.fallback!r} is not one of the estimators' names "
                              f"{names}.")
@@ -205,7 +212,7 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
     def _decide(self, X):
         check_is_fitted(self, "estimators_")
         if self.combine in PROBABILITY_COMBINATIONS:
-            decided = DecisionRule.of(self.threshold).apply(self.predict_proba(X))
+            decided = self._decision_rule().apply(self.predict_proba(X))
         else:
             votes = sum(self._member_decision(member, targets, X).astype(np.int64)
                         for member, targets in zip(self.estimators_, self._member_targets))
@@ -258,6 +265,12 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         Returns
         -------
         ConceptEnsemble
+
+        Raises
+        ------
+        ModelFileError
+            Naming the file and what is wrong with it: every member's
+            parameters and arrays are checked as ``fit`` checks them.
         """
         from ._persistence import load_estimator
 

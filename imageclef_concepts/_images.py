@@ -103,7 +103,8 @@ def decode_image(path: PathLike, image_size: int, resample: str = "bilinear") ->
     ------
     ImageDecodeError
         Naming the file: missing, empty, truncated, not an image (only
-        :data:`RASTER_FORMATS` are read), or larger than Pillow's
+        :data:`RASTER_FORMATS` are read), a float image with NaN or
+        infinite pixels, or larger than Pillow's
         decompression-bomb limit. Nothing else: whatever a damaged file makes
         Pillow raise is reported as this error.
 
@@ -124,6 +125,8 @@ def decode_image(path: PathLike, image_size: int, resample: str = "bilinear") ->
                 image.draft("RGB", (image_size, image_size))
             ImageOps.exif_transpose(image, in_place=True)
             rgb = _as_rgb(image)
+    except ImageDecodeError as error:
+        raise ImageDecodeError(f"{path}: {error}") from None
     except FileNotFoundError:
         raise ImageDecodeError(f"{path}: file not found") from None
     except NotARegularFileError as error:
@@ -154,6 +157,10 @@ def resized(image, image_size, resample="bilinear"):
 def _as_rgb(image):
     if image.mode in _HIGH_DEPTH_MODES:
         values = np.asarray(image, dtype=np.float64)
+        bad = int(values.size - np.isfinite(values).sum())
+        if bad:  # the intensity range would be NaN or infinite: a blank image
+            raise ImageDecodeError(f"{bad} pixel(s) are NaN or infinite (a float image with "
+                                   "no usable intensity range)")
         low, high = values.min(), values.max()
         scale = 255.0 / (high - low) if high > low else 0.0
         grey = ((values - low) * scale).round().astype(np.uint8)

@@ -26,6 +26,7 @@ from ._concepts import (
     is_concept_lists,
     split_concepts,
 )
+from ._targets import as_target
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Callable, Collection
@@ -46,7 +47,9 @@ def imageclef_f1_score(y_true: Targets, y_pred: Targets, *,
         scipy sparse matrices), or two sequences of the same length whose
         items are collections of concept strings or ``;``-joined strings.
         Strings are compared upper-cased and each image's concepts count as
-        a set.
+        a set. A pandas DataFrame of 0/1 columns named by concept is read
+        as each row's concepts (the names of its columns holding 1), so two
+        frames compare by concept name, not by column position.
     concepts : collection of str, or of column indices, default=None
         The secondary score of the 2022+ editions: both sets are restricted
         to these concepts (for instance the manually validated ones) before
@@ -119,6 +122,7 @@ def per_image_counts(y_true, y_pred, *, concepts=None):
     -------
     n_correct, n_true, n_predicted : ndarray of int, shape (n_images,)
     """
+    y_true, y_pred = as_target(y_true, "y_true"), as_target(y_pred, "y_pred")
     true_is_lists = is_concept_lists(y_true)
     if true_is_lists != is_concept_lists(y_pred):
         raise ValueError(

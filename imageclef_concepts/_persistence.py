@@ -13,7 +13,9 @@ import io
 import json
 import os
 import tempfile
+import warnings
 import zipfile
+from contextlib import contextmanager
 
 import numpy as np
 from scipy import sparse
@@ -21,6 +23,7 @@ from sklearn.utils import Bunch
 
 from ._atomic_files import open_regular_file, write_atomically
 from ._decision import DecisionRule
+from ._model_card import ModelFileError, check_targets, expect, read_model_record
 from ._targets import ConceptTargets, targets_of
 
 _MANIFEST = "imageclef_concepts.json"
@@ -49,39 +52,55 @@ def save_estimator(estimator, path):
 def load_estimator(path):
     """Read an archive written by :func:`save_estimator`.
 
+    Every parameter goes through its estimator's own checks and every array
+    through a check of its type and shape, as when the model was fitted.
+
     Returns
     -------
     estimator
         Fitted, predicting exactly as the saved one.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the file and what is wrong with it. Parameters unknown to this
+        version (written by a newer one) are dropped with a warning naming them.
     """
+    manifest = read_model_record(path)
     try:
         with open_regular_file(path, "model archive") as handle, \
                 zipfile.ZipFile(handle) as archive:
-            manifest = _read_manifest(path, archive)
-            return _restore(manifest["estimator"], _ArchiveMembers(path, archive, manifest))
-    except zipfile.BadZipFile:
-        raise ValueError(f"{path} is not a model archive (not a zip file: empty, truncated "
-                         "or another kind of file).") from None
+            _check_manifest(path, manifest, archive)
+            entries = _ArchiveMembers(path, archive, manifest)
+            with model_file_errors(path):
+                check_description(manifest.get("estimator"), entries, "the archive's estimator")
+                return _restore(manifest["estimator"], entries, path)
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as error:
+        raise ModelFileError(f"{path}: the archive cannot be read ({error}).") from None
 
 
-_LARGEST_MANIFEST = 2**26  # 64 MiB of JSON: far more than any vocabulary needs
-
-
-def _read_manifest(path, archive):
-    if _MANIFEST not in archive.namelist():
-        raise ValueError(f"{path} was not written by imageclef_concepts.")
-    manifest = json.loads(_read_member(path, archive, _MANIFEST, _LARGEST_MANIFEST))
-    if manifest.get("format", 0) > _FORMAT:
-        raise ValueError(f"{path} was written by a newer imageclef_concepts (archive format "
-                         f"{manifest['format']}; this version reads up to {_FORMAT}).")
+def _check_manifest(path, manifest, archive):
+    if "estimator" not in manifest and "params" in manifest:
+        raise ModelFileError(f"{path} is a ConceptCNNClassifier's .keras file, not an archive: "
+                             "give it its .keras name.")
+    format_ = manifest.get("format", 0)
+    if not isinstance(format_, int) or isinstance(format_, bool):
+        raise ModelFileError(f"{path}: the archive's format is {format_!r}, not a number.")
+    if format_ > _FORMAT:
+        raise ModelFileError(f"{path} was written by a newer imageclef_concepts (archive "
+                             f"format {format_}; this version reads up to {_FORMAT}).")
     stated = manifest.get("members")
-    if stated is not None:  # format 2: every member named, with its size
+    if format_ >= 2:  # every member named, with its size
+        if not isinstance(stated, dict) or not all(
+                isinstance(size, int) and not isinstance(size, bool) and size >= 0
+                for size in stated.values()):
+            raise ModelFileError(f"{path}: the manifest's 'members' must map each member to "
+                                 "its size in bytes.")
         unnamed = sorted(set(archive.namelist()) - set(stated) - {_MANIFEST})
         if unnamed:
-            raise ValueError(f"{path} holds member(s) its manifest does not name "
-                             f"({', '.join(unnamed[:5])}): not an archive as the library "
-                             "writes it, so it is not read.")
-    return manifest
+            raise ModelFileError(f"{path} holds member(s) its manifest does not name "
+                                 f"({', '.join(unnamed[:5])}): not an archive as the library "
+                                 "writes it, so it is not read.")
 
 
 def _read_member(path, archive, name, limit):
@@ -89,27 +108,126 @@ def _read_member(path, archive, name, limit):
     with archive.open(name) as member:
         data = member.read(limit + 1)
     if len(data) > limit:
-        raise ValueError(f"{path}: member {name} is larger than its manifest states "
-                         f"({limit} bytes): not an archive as the library writes it.")
+        raise ModelFileError(f"{path}: member {name} is larger than its manifest states "
+                             f"({limit} bytes): not an archive as the library writes it.")
     return data
 
 
 class _ArchiveMembers:
-    """An archive's members, each decompressed when a reader asks for it, within its size."""
+    """An archive's members, each decompressed when a reader asks for it, within its size.
+
+    Format 1 archives state no sizes: the zip directory's own are the limit.
+    """
 
     def __init__(self, path, archive, manifest):
         self.path, self.archive = path, archive
-        self.sizes = manifest.get("members") or {  # format 1 states none: the zip's own
+        present = set(archive.namelist())
+        stated = manifest.get("members") if manifest.get("format", 0) >= 2 else {
             info.filename: info.file_size for info in archive.infolist()}
+        self.sizes = {name: size for name, size in stated.items() if name in present}
+
+    def __contains__(self, name):
+        return name in self.sizes
 
     def __getitem__(self, name):
         if name not in self.sizes:
-            raise ValueError(f"{self.path}: member {name} is missing from the archive.")
-        try:
-            return _read_member(self.path, self.archive, name, self.sizes[name])
-        except KeyError:
-            raise ValueError(f"{self.path}: member {name} is missing from the archive.") \
-                from None
+            raise ModelFileError(f"{self.path}: member {name} is missing from the archive.")
+        return _read_member(self.path, self.archive, name, self.sizes[name])
+
+
+@contextmanager
+def model_file_errors(path):
+    """Anything wrong found while reading ``path`` as one :class:`ModelFileError` naming it."""
+    try:
+        yield
+    except ModelFileError as error:
+        message = str(error)
+        raise ModelFileError(message if message.startswith(str(path)) else
+                             f"{path}: {message}") from None
+    except KeyError as error:
+        raise ModelFileError(f"{path}: damaged, {error} is missing.") from None
+    except (ValueError, TypeError, IndexError, AttributeError, OverflowError) as error:
+        raise ModelFileError(f"{path}: damaged or not written by imageclef_concepts "
+                             f"({type(error).__name__}: {error})") from None
+
+
+def estimator_from_params(cls, params, path):
+    """``cls(**params)`` from a model file, checked as ``fit`` checks parameters.
+
+    Parameters this version does not know (a newer minor version of the same
+    format wrote them) are dropped with a warning naming them; every other
+    value goes through the estimator's ``_validate_params`` (its
+    ``_parameter_constraints`` and, for a ``threshold``, the decision rule's
+    range). A bad value is a :class:`ModelFileError` naming the file.
+    """
+    if not isinstance(params, dict):
+        raise ModelFileError(f"{path}: the parameters of a {cls.__name__} are a "
+                             f"{type(params).__name__}, not an object.")
+    known = set(cls._get_param_names())
+    unknown = sorted(set(params) - known)
+    if unknown:
+        warnings.warn(f"{path}: the {cls.__name__} parameter(s) {', '.join(unknown)} are "
+                      "unknown to this version of imageclef_concepts (a newer version wrote "
+                      "the file?) and were ignored.", UserWarning, stacklevel=3)
+    estimator = cls(**{name: value for name, value in params.items() if name in known})
+    try:
+        estimator._validate_params()
+    except (ValueError, TypeError) as error:  # scikit-learn's InvalidParameterError is both
+        raise ModelFileError(f"{path}: {error}") from None
+    return estimator
+
+
+def check_description(description, entries, where):
+    """The structure of an archive's estimator description, before anything is built.
+
+    Used to load an archive and to print its card (``imageclef-concepts info``):
+    the class, the parameters' container, a decision rule, the vocabulary,
+    the members and the embedding, and that each array it names is in the
+    archive (``entries``: the archive's entry names, or None not to check).
+    """
+    if not isinstance(description, dict):
+        raise ModelFileError(f"{where} is a {type(description).__name__}, not an object")
+    kind = description.get("class")
+    if not isinstance(kind, str) or kind not in _READERS:
+        raise ModelFileError(f"{where}: unknown estimator class {kind!r:.80}")
+    if kind == "ConceptCNNClassifier":
+        _entry(description, "keras_file", entries, where)
+        return
+    params = expect(description, "params", (dict,), where)
+    if isinstance(params.get("threshold"), dict):
+        DecisionRule.from_dict(params["threshold"])
+    check_targets(expect(description, "targets", (dict,), where), f"{where}['targets']")
+    if kind == "ConceptKNNClassifier":
+        embedding = expect(description, "embedding", (str, dict), where)
+        if isinstance(embedding, dict):
+            check_description(embedding, entries, f"{where}['embedding']")
+        _entry(description, "embeddings", entries, where)
+        indicator = expect(description, "indicator", (dict,), where)
+        for part in ("data", "indices", "indptr"):
+            _entry(indicator, part, entries, f"{where}['indicator']")
+        shape = expect(indicator, "shape", (list,), f"{where}['indicator']")
+        if len(shape) != 2 or not all(isinstance(n, int) and not isinstance(n, bool)
+                                      and n >= 0 for n in shape):
+            raise ModelFileError(f"{where}['indicator']['shape'] must be two whole numbers")
+    elif kind == "MostFrequentConcepts":
+        _entry(description, "frequencies", entries, where)
+        expect(description, "k", (int,), where)
+    else:
+        members = expect(description, "members", (list,), where)
+        if not members:
+            raise ModelFileError(f"{where} has no members")
+        for position, member in enumerate(members):
+            if not (isinstance(member, list) and len(member) == 2
+                    and isinstance(member[0], str)):
+                raise ModelFileError(f"{where}['members'][{position}] must be [name, member]")
+            check_description(member[1], entries, f"{where}['members'][{position}]")
+
+
+def _entry(description, key, entries, where):
+    name = expect(description, key, (str,), where)
+    if entries is not None and name not in entries:
+        raise ModelFileError(f"{where}[{key!r}] names {name!r}, which the archive lacks")
+    return name
 
 
 def jsonable(value):
@@ -229,23 +347,31 @@ _WRITERS = {
 
 
 # ------------------------------------------------------------------ reading
+# The structure was checked by check_description; these check values and shapes.
 
-def _restore(description, entries):
-    kind = description["class"]
-    reader = _READERS.get(kind)
-    if reader is None:
-        raise ValueError(f"Unknown estimator {kind!r} in the archive.")
-    return reader(description, entries)
+def _restore(description, entries, path):
+    return _READERS[description["class"]](description, entries, path)
 
 
-def _get_array(entries, name):
-    return np.load(io.BytesIO(entries[name]), allow_pickle=False)
+def _get_array(entries, name, kinds, ndim, what):
+    try:
+        array = np.load(io.BytesIO(entries[name]), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ModelFileError(f"{what} ({name}) is not a NumPy array file ({error})") from None
+    if array.dtype.kind not in kinds or array.ndim != ndim:
+        raise ModelFileError(f"{what} ({name}) must be a {ndim}-d array of "
+                             f"{'numbers' if 'f' in kinds else 'whole numbers'}; it is "
+                             f"{array.ndim}-d of dtype {array.dtype}")
+    return array
 
 
-def _get_csr(entries, parts):
-    return sparse.csr_matrix((_get_array(entries, parts["data"]),
-                              _get_array(entries, parts["indices"]),
-                              _get_array(entries, parts["indptr"])), shape=parts["shape"])
+def _get_csr(entries, parts, what):
+    matrix = sparse.csr_matrix((_get_array(entries, parts["data"], "biuf", 1, what),
+                                _get_array(entries, parts["indices"], "iu", 1, what),
+                                _get_array(entries, parts["indptr"], "iu", 1, what)),
+                               shape=tuple(parts["shape"]))
+    matrix.check_format(full_check=True)  # indices within the shape, in order
+    return matrix
 
 
 def _params(description):
@@ -255,55 +381,92 @@ def _params(description):
     return params
 
 
-def _read_cnn(description, entries):
-    from .keras import ConceptCNNClassifier
+def _read_cnn(description, entries, path):
+    from .keras._cnn_classifier import load_keras_file
 
     with tempfile.TemporaryDirectory() as folder:
         file = os.path.join(folder, "model.keras")
         with open(file, "wb") as handle:
             handle.write(entries[description["keras_file"]])
-        return ConceptCNNClassifier.load(file)
+        return load_keras_file(file, shown_as=f"{path} ({description['keras_file']})")
 
 
-def _read_knn(description, entries):
+def _read_knn(description, entries, path):
     from ._retrieval import ConceptKNNClassifier
 
     embedding = description["embedding"]
     if isinstance(embedding, dict):
-        embedding = _restore(embedding, entries)
-    estimator = ConceptKNNClassifier(embedding=embedding, **_params(description))
+        embedding = _restore(embedding, entries, path)
+    estimator = estimator_from_params(ConceptKNNClassifier,
+                                      {**_params(description), "embedding": embedding}, path)
     estimator.embedding_ = estimator._fitted_embedding(None, None)  # nothing to fit: as saved
     estimator.targets_ = ConceptTargets.from_dict(description["targets"])
     estimator.classes_ = estimator.targets_.classes_
-    estimator.embeddings_ = _get_array(entries, description["embeddings"])
-    estimator._targets = _get_csr(entries, description["indicator"]).astype(np.float32)
+    estimator.embeddings_ = _get_array(entries, description["embeddings"], "f", 2,
+                                       "the k-NN's embeddings")
+    indicator = _get_csr(entries, description["indicator"], "the k-NN's concepts")
+    n_train, n_concepts = len(estimator.embeddings_), len(estimator.classes_)
+    if indicator.shape != (n_train, n_concepts):
+        raise ModelFileError(f"the k-NN's concepts are a {indicator.shape} matrix for "
+                             f"{n_train} training images and {n_concepts} concepts")
+    if not np.isfinite(estimator.embeddings_).all():
+        raise ModelFileError("the k-NN's embeddings hold NaN or infinite values")
+    if estimator.n_neighbors > n_train:
+        raise ModelFileError(f"n_neighbors={estimator.n_neighbors} is more than the {n_train} "
+                             "training images")
+    if estimator.embedding == "pixels" and \
+            estimator.embeddings_.shape[1] != 3 * estimator.pixel_size ** 2:
+        raise ModelFileError(f"the k-NN's embeddings have {estimator.embeddings_.shape[1]} "
+                             f"dimensions, not 3 x pixel_size^2 = {3 * estimator.pixel_size ** 2}")
+    estimator._targets = indicator.astype(np.float32)
     return estimator
 
 
-def _read_most_frequent(description, entries):
+def _read_most_frequent(description, entries, path):
     from ._baselines import MostFrequentConcepts
 
-    estimator = MostFrequentConcepts(**_params(description))
+    estimator = estimator_from_params(MostFrequentConcepts, _params(description), path)
     estimator.targets_ = ConceptTargets.from_dict(description["targets"])
     estimator.classes_ = estimator.targets_.classes_
-    estimator.concept_frequencies_ = _get_array(entries, description["frequencies"])
-    estimator.k_ = description["k"]
+    frequencies = _get_array(entries, description["frequencies"], "f", 1,
+                             "the concept frequencies")
+    if len(frequencies) != len(estimator.classes_) or not (
+            (frequencies >= 0) & (frequencies <= 1)).all():
+        raise ModelFileError(f"the concept frequencies must be {len(estimator.classes_)} "
+                             "shares in [0, 1], one per concept")
+    k = description["k"]
+    if not 1 <= k <= len(estimator.classes_):
+        raise ModelFileError(f"k={k} is not between 1 and the {len(estimator.classes_)} "
+                             "concepts")
+    estimator.concept_frequencies_ = frequencies
+    estimator.k_ = k
     ranking = np.argsort(-estimator.concept_frequencies_, kind="stable")
     estimator.top_concepts_ = np.sort(ranking[:estimator.k_])
     estimator.decision_rule_ = estimator._top(estimator.k_)
     return estimator
 
 
-def _read_ensemble(description, entries):
+def _read_ensemble(description, entries, path):
     from ._ensemble import ConceptEnsemble
 
-    members = [(name, _restore(member, entries)) for name, member in description["members"]]
-    estimator = ConceptEnsemble(members, **_params(description))
+    members = [(name, _restore(member, entries, path)) for name, member in description["members"]]
+    estimator = estimator_from_params(ConceptEnsemble,
+                                      {**_params(description), "estimators": members}, path)
+    estimator._check_members()  # weights, fallback and votes against the members
     estimator.estimators_ = [member for _, member in members]
     estimator.named_estimators_ = Bunch(**dict(members))
     estimator._member_targets = [targets_of(member) for _, member in members]
     estimator.targets_ = ConceptTargets.from_dict(description["targets"])
     estimator.classes_ = estimator.targets_.classes_
+    if estimator.targets_.on_concepts:  # the union of the members' concepts, by name
+        expected = np.array(sorted(set().union(*(set(t.classes_)
+                                                 for t in estimator._member_targets))),
+                            dtype=object)
+    else:
+        widths = {len(t.classes_) for t in estimator._member_targets}
+        expected = estimator.classes_ if widths == {len(estimator.classes_)} else None
+    if expected is None or not np.array_equal(expected, estimator.classes_):
+        raise ModelFileError("the ensemble's concepts are not those of its members")
     return estimator
 
 

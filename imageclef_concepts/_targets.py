@@ -7,12 +7,84 @@ their decisions back into ``y``'s own form: concept tuples for concept lists,
 an indicator matrix for an indicator. Returning ``y``'s form is what lets
 ``GridSearchCV(scoring=imageclef_f1)`` compare like with like, and concepts
 that occur only in a validation fold count as misses instead of vanishing.
+
+A pandas DataFrame (or any 2-d frame with named columns) of 0/1 values is an
+indicator matrix whose column names are the concepts: :func:`as_target`, the
+one conversion every target goes through (the metric, the encoder, every
+estimator, the tuner, the ensemble), reads it as each row's concept list.
 """
 
 import numpy as np
 
 from ._concepts import as_binary_csr, as_concept_array, is_concept_lists, split_concepts
-from ._encoder import ConceptEncoder
+
+
+def is_frame(y):
+    """True for a 2-d table with columns: a pandas (or polars...) DataFrame."""
+    return hasattr(y, "columns") and len(getattr(y, "shape", ())) == 2
+
+
+def as_target(y, name="y"):
+    """``y`` in one of the library's two target forms: concept lists or an indicator.
+
+    A DataFrame whose column names are strings is an indicator matrix named by
+    concept: it becomes each row's concept list (a 1-d object array of tuples
+    of the names of its columns holding 1), so that two frames compare by
+    concept name and an estimator learns the names, not the positions. A
+    frame whose columns are not named by strings (``pd.DataFrame(Y)``'s
+    ``0..n-1``) is a plain indicator matrix, read by position. Values other
+    than 0 and 1 are refused, naming a column. Anything else (concept lists,
+    a Series of strings, arrays, sparse matrices) is returned as it is.
+
+    Parameters
+    ----------
+    y : target
+    name : str, default="y"
+        How errors name ``y``.
+
+    Returns
+    -------
+    ndarray or the given ``y``
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> as_target(pd.DataFrame([[1, 0], [1, 1]], columns=["C1", "C2"]))
+    array([('C1',), ('C1', 'C2')], dtype=object)
+    """
+    if not is_frame(y):
+        return y
+    columns = list(y.columns)
+    values = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
+    if values.dtype == object:  # a nullable or mixed column: numbers only, or refused below
+        try:
+            values = values.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
+    problem = _bad_column(columns, values)
+    if problem:
+        raise ValueError(f"{name} is a {type(y).__name__}, read as an indicator matrix whose "
+                         f"columns are the concepts: its values must be 0 or 1, but {problem}.")
+    indicator = as_binary_csr(values, name)
+    if not all(isinstance(column, str) for column in columns):
+        return indicator.toarray()
+    names = np.array(columns, dtype=object)
+    return as_concept_array([tuple(names[indicator.indices[start:end]])
+                             for start, end in zip(indicator.indptr[:-1], indicator.indptr[1:])])
+
+
+def _bad_column(columns, values):
+    """Which column of a frame first holds something other than 0 or 1 (None: none)."""
+    for position, column in enumerate(columns):
+        cells = values[:, position]
+        try:
+            bad = ~np.isin(cells.astype(np.float64), (0.0, 1.0))
+        except (TypeError, ValueError):
+            return f"column {column!r} is not numeric"
+        if bad.any():
+            value = cells[bad][0]
+            return f"column {column!r} holds {getattr(value, 'item', lambda: value)()!r}"
+    return None
 
 
 class ConceptTargets:
@@ -50,6 +122,9 @@ class ConceptTargets:
 
     def fit(self, y):
         """Learn the vocabulary (concept lists) or the width (indicator) of ``y``."""
+        from ._encoder import ConceptEncoder
+
+        y = as_target(y)
         if is_concept_lists(y):
             self.encoder_ = ConceptEncoder(min_count=self.min_count, max_concepts=self.max_labels,
                                            sparse_output=True).fit(y)
@@ -66,6 +141,7 @@ class ConceptTargets:
 
     def transform(self, y):
         """``y`` as a float32 CSR indicator over ``classes_``."""
+        y = as_target(y)
         if self.on_concepts:
             if not is_concept_lists(y):
                 raise ValueError(
@@ -96,6 +172,7 @@ class ConceptTargets:
         sizes count every true concept, including ones never seen in
         training, so that those count as misses.
         """
+        y = as_target(y)
         if not self.on_concepts:
             indicator = self.transform(y).astype(np.int64)
             return indicator, np.asarray(indicator.sum(axis=1)).ravel()
@@ -115,6 +192,8 @@ class ConceptTargets:
     @classmethod
     def from_dict(cls, values):
         """Targets of :meth:`to_dict`'s output."""
+        from ._encoder import ConceptEncoder
+
         targets = cls(min_count=values.get("min_count", 1),
                       max_labels=values.get("max_labels"))
         if values["on_concepts"]:
@@ -145,6 +224,7 @@ def targets_of(estimator, y=None):
     by its ``classes_`` when they are concept names, or by the width of an
     indicator ``y``.
     """
+    y = as_target(y)
     targets = getattr(estimator, "targets_", None)
     if isinstance(targets, ConceptTargets):
         return targets

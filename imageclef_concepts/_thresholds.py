@@ -36,7 +36,7 @@ from ._metrics import (
     per_concept_thresholds,
     threshold_curve,
 )
-from ._targets import ConceptTargets, align_columns, targets_of
+from ._targets import ConceptTargets, align_columns, as_target, targets_of
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -292,11 +292,14 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
     def _candidates(self, scores):
         # In the scores' own precision, so that a chosen threshold compares with
         # float32 probabilities at prediction exactly as it did in tuning.
+        finite = scores[np.isfinite(scores)]
+        if finite.size == 0:
+            raise ValueError(
+                f"The estimator's scores on the {len(scores)} tuning image(s) are all NaN or "
+                "infinite (unreadable images, skipped with on_error='skip'?): there is "
+                "nothing to tune the threshold on.")
         if isinstance(self.thresholds, Integral):
-            low, high = np.nanmin(scores), np.nanmax(scores)
-            if not (np.isfinite(low) and np.isfinite(high)):  # decision functions can be inf
-                finite = scores[np.isfinite(scores)]
-                low, high = finite.min(), finite.max()
+            low, high = finite.min(), finite.max()  # decision functions can be inf
             candidates = np.linspace(low, high, num=self.thresholds)
         else:
             candidates = np.sort(np.asarray(self.thresholds, dtype=float))
@@ -419,8 +422,11 @@ def _checked_target(X, y):
     """
     if y is None:
         raise ValueError("ThresholdTuner requires y to be passed, but the target y is None.")
+    y = as_target(y)
     if _num_samples(X) != _num_samples(y):
         raise ValueError(f"X has {_num_samples(X)} samples but y has {_num_samples(y)}.")
+    if _num_samples(X) == 0:
+        raise ValueError("X and y are empty: there is no image to tune the threshold on.")
     if is_concept_lists(y):
         return y, y
     y = check_array(y, ensure_2d=False, accept_sparse=True, dtype=None, input_name="y")

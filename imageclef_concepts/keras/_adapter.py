@@ -60,7 +60,10 @@ class ScikerasAdapter(KerasClassifier):
         return images, y
 
     def _validate_sample_weight(self, X, y, sample_weight):
-        sample_weight = _check_sample_weight(sample_weight, np.empty((len(X), 0)))
+        # Finite (scikit-learn checks) and non-negative: a negative weight turns
+        # the loss into a reward for being wrong.
+        sample_weight = _check_sample_weight(sample_weight, np.empty((len(X), 0)),
+                                             ensure_non_negative=True)
         return X, y, sample_weight
 
     @property

@@ -30,8 +30,15 @@ from .._base import ConceptClassifierMixin
 from .._checkpoints import CheckpointFolder, check_checkpoint_folder, digest, remove_checkpoint
 from .._decision import DecisionRule
 from .._images import ON_ERROR, RESAMPLING, images_digest
-from .._model_card import METADATA_ENTRY, model_card, read_model_record
-from .._persistence import jsonable
+from .._model_card import (
+    METADATA_ENTRY,
+    ModelFileError,
+    check_record,
+    is_archive_record,
+    model_card,
+    read_model_record,
+)
+from .._persistence import estimator_from_params, jsonable, model_file_errors
 from . import AUGMENTATIONS, BACKBONES, LOSSES
 from ._adapter import KerasTargets, ScikerasAdapter
 from ._batches import ImageBatches, decode_errors_surfaced
@@ -50,7 +57,13 @@ from ._network import (
     learning_rate_schedule,
     smallest_image_size,
 )
-from ._training import TrainingCheckpoint, best_epoch_keeper, seed_or_fresh, seeded
+from ._training import (
+    TrainingCheckpoint,
+    best_epoch_keeper,
+    process_state_kept,
+    seed_or_fresh,
+    seeded,
+)
 
 if TYPE_CHECKING:  # names for annotations only
     from numpy.typing import ArrayLike
@@ -158,7 +171,9 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         what the best 2019 system used, at 224 px.
     weights : None, "imagenet" or path, default="imagenet"
         Backbone weights: ImageNet (downloaded by Keras on first use), a
-        weights file saved from the same backbone, or None (random).
+        weights file saved from the same backbone, or None (random). A
+        weights file is refused with the paper's network or your own
+        ``model``, which have no backbone to load it into.
     trainable_backbone : bool, default=False
         Fine-tune the backbone (True) or keep it frozen (False).
     min_count : int, default=1
@@ -440,6 +455,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
             Images and concepts to pick the best epoch on, instead of
             holding out ``validation_fraction`` of ``X``.
         sample_weight : array-like of shape (n,), default=None
+            Finite and non-negative.
 
         Returns
         -------
@@ -447,8 +463,9 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         """
         self._validate_params()
         self._check_architecture()
-        self._fit(X, y, sample_weight=sample_weight, warm_start=self.warm_start,
-                  epochs=self.epochs, initial_epoch=0, validation_data=validation_data)
+        with process_state_kept():  # the user's Keras, TensorFlow and random settings stay
+            self._fit(X, y, sample_weight=sample_weight, warm_start=self.warm_start,
+                      epochs=self.epochs, initial_epoch=0, validation_data=validation_data)
         return self
 
     def partial_fit(self, X: Images, y: Targets, *,
@@ -470,11 +487,20 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         """
         self._validate_params()
         self._check_architecture()
-        self._fit(X, y, sample_weight=sample_weight, warm_start=True, epochs=1,
-                  initial_epoch=self.current_epoch, validation_data=validation_data)
+        with process_state_kept():
+            self._fit(X, y, sample_weight=sample_weight, warm_start=True, epochs=1,
+                      initial_epoch=self.current_epoch, validation_data=validation_data)
         return self
 
     def _check_architecture(self):
+        if self.weights not in (None, "imagenet") and (self.model is not None
+                                                      or self.backbone == "paper"):
+            raise ValueError(
+                f"weights={os.fspath(self.weights)!r} is a weights file for a pretrained "
+                "backbone, but " + ("model= is your own network" if self.model is not None
+                                    else "backbone='paper' (the paper's network) has none")
+                + " to load it into: choose a backbone (backbone='densenet121'...), or leave "
+                "weights out.")
         if self.model is not None:
             pass  # the user's network: its shapes are checked when it is built
         elif self.backbone != "paper":
@@ -518,7 +544,9 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
     def _build_keras_model(self):
         # A grid search builds many models in one process: drop Keras' global
         # state (graph, layer names) and collect garbage, about 0.3 s a fit;
-        # without the collection each fit leaves ~2.5 MB more behind.
+        # without the collection each fit leaves ~2.5 MB more behind. The
+        # user's settings it wipes are put back when the fit ends
+        # (process_state_kept around fit and partial_fit).
         keras.backend.clear_session()
         apply_thread_limit(self.n_threads)
         self._strategy = strategy_for(self.distribution)
@@ -920,42 +948,90 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         ConceptCNNClassifier
             Fitted, predicting exactly as the saved one (its decision rule
             included); ``partial_fit`` and ``warm_start`` continue training.
+
+        Raises
+        ------
+        ModelFileError
+            Naming the file and what is wrong: not a model file, a missing or
+            mistyped entry, a parameter outside its range, a network whose
+            input or outputs disagree with the record. Parameters unknown to
+            this version (a newer one wrote the file) are dropped with a
+            warning naming them.
         """
-        metadata = _read_metadata(path)
+        return load_keras_file(path, cls=cls)
+
+
+def load_keras_file(path, *, cls=ConceptCNNClassifier, shown_as=None):
+    """A :class:`ConceptCNNClassifier` from a ``.keras`` file, checked like a fit's input.
+
+    The record's structure (:func:`~imageclef_concepts._model_card.check_record`),
+    every parameter (the estimator's ``_validate_params``, unknown ones
+    dropped with a warning), and the network against the record: its input
+    size and one output per concept. Anything wrong is one
+    :class:`~imageclef_concepts.ModelFileError` naming the file (``shown_as``
+    when it sits inside an archive).
+    """
+    shown = path if shown_as is None else shown_as
+    metadata = _read_metadata(path, shown)
+    with model_file_errors(shown):
         params = _loaded_params(metadata["params"])
-        estimator = cls(**params)
-        try:
-            estimator.model_ = keras.saving.load_model(path, safe_mode=True)
-        except Exception as error:  # a damaged archive makes Keras raise many kinds
-            raise ValueError(f"{path}: the network cannot be loaded ({type(error).__name__}: "
+        estimator = estimator_from_params(cls, params, shown)
+    try:
+        estimator.model_ = keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # a damaged archive makes Keras raise many kinds
+        raise ModelFileError(f"{shown}: the network cannot be loaded ({type(error).__name__}: "
                              f"{error})") from None
+    with model_file_errors(shown):
         targets = KerasTargets.from_dict(metadata["targets"])
-        estimator.__dict__.update(targets.get_metadata())
-        if metadata.get("custom_model"):
-            estimator.model = estimator.model_  # the saved architecture, for refits
-        estimator.history_ = defaultdict(list, metadata["history"])
-        estimator.best_epoch_ = metadata["best_epoch"]
-        if metadata.get("tuning"):
-            estimator.tuning_ = metadata["tuning"]
-        # What scikeras' _initialize would have set, so that training continues.
-        estimator.target_encoder_ = targets
-        estimator._random_state = params["random_state"]
-        estimator.feature_encoder_ = FunctionTransformer().fit(np.zeros((1, 1)))
+        _check_network(estimator, estimator.model_, len(targets.classes_))
+    estimator.__dict__.update(targets.get_metadata())
+    if metadata.get("custom_model"):
+        estimator.model = estimator.model_  # the saved architecture, for refits
+    estimator.history_ = defaultdict(list, metadata["history"])
+    estimator.best_epoch_ = metadata["best_epoch"]
+    if metadata.get("tuning"):
+        estimator.tuning_ = metadata["tuning"]
+    # What scikeras' _initialize would have set, so that training continues.
+    estimator.target_encoder_ = targets
+    estimator._random_state = estimator.random_state
+    estimator.feature_encoder_ = FunctionTransformer().fit(np.zeros((1, 1)))
+    with model_file_errors(shown):
         estimator._initialize_callbacks()
-        return estimator
+    return estimator
 
 
-def _read_metadata(path):
-    """The JSON record of a file written by ``save``, with one clear error for anything else."""
-    metadata = read_model_record(path)
+def _check_network(estimator, network, n_concepts):
+    """The loaded network takes ``image_size`` RGB images and gives one output per concept."""
+    inputs, outputs = getattr(network, "inputs", None), getattr(network, "outputs", None)
+    if not inputs or not outputs or len(inputs) != 1 or len(outputs) != 1:
+        raise ModelFileError("the network must have one input and one output")
+    size = estimator.image_size
+    if tuple(network.input_shape[1:]) != (size, size, 3):
+        raise ModelFileError(f"the network takes {tuple(network.input_shape[1:])} images but "
+                             f"image_size={size} says ({size}, {size}, 3)")
+    if tuple(network.output_shape[1:]) != (n_concepts,):
+        raise ModelFileError(f"the network has {network.output_shape[1:]} outputs but the "
+                             f"record names {n_concepts} concepts")
+
+
+def _read_metadata(path, shown=None):
+    """The JSON record of a file written by ``save``, its structure checked."""
+    shown = path if shown is None else shown
+    try:
+        metadata = read_model_record(path)
+    except ModelFileError as error:
+        raise ModelFileError(str(error).replace(str(path), str(shown))) from None
     version = metadata.get("format", 1)
-    if version > _FILE_FORMAT:
-        raise ValueError(f"{path} was written by a newer imageclef_concepts (file format "
-                         f"{version}; this version reads up to {_FILE_FORMAT}): upgrade it.")
-    if version < 2:  # format 1: classes and counts at the top level
-        metadata["targets"] = {"on_concepts": metadata["concept_counts"] is not None,
-                               "classes": metadata["classes"],
-                               "concept_counts": metadata["concept_counts"]}
+    if isinstance(version, int) and not isinstance(version, bool) and version > _FILE_FORMAT:
+        raise ModelFileError(f"{shown} was written by a newer imageclef_concepts (file format "
+                             f"{version}; this version reads up to {_FILE_FORMAT}): upgrade it.")
+    if isinstance(version, int) and version < 2 and "targets" not in metadata \
+            and not is_archive_record(metadata):  # format 1: classes and counts at the top
+        with model_file_errors(shown):
+            metadata["targets"] = {"on_concepts": metadata["concept_counts"] is not None,
+                                   "classes": metadata["classes"],
+                                   "concept_counts": metadata["concept_counts"]}
+    check_record(metadata, shown)
     return metadata
 
 
@@ -999,8 +1075,15 @@ def _saved_params(params):
 def _loaded_params(params):
     loaded = {}
     for name, value in params.items():
+        if name in ("model", "callbacks") and value is not None:  # never saved: see above
+            raise ModelFileError(f"parameter {name} is {value!r:.80}; a model file holds "
+                                 "null there (the network is in the file, callbacks are not)")
         if isinstance(value, dict) and "keras_object" in value:
-            value = keras.saving.deserialize_keras_object(value["keras_object"])
+            try:
+                value = keras.saving.deserialize_keras_object(value["keras_object"])
+            except Exception as error:  # Keras raises many kinds for a bad config
+                raise ModelFileError(f"parameter {name}: not a Keras object Keras can "
+                                     f"rebuild ({type(error).__name__}: {error})") from None
         elif isinstance(value, dict) and name == "threshold":
             value = DecisionRule.from_dict(value)
         elif name in ("filters", "dense_units") or (name == "kernel_size"

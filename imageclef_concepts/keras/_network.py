@@ -11,6 +11,7 @@ Keras runs them in training only. Networks are returned uncompiled: the
 estimator compiles them with its loss and optimizer.
 """
 
+import os
 from numbers import Integral
 
 import keras
@@ -250,14 +251,30 @@ def pooled_backbone(backbone, image_size, weights, pooling="avg"):
     cannot be changed: EfficientNetV2 reads its blocks from its name).
     """
     constructor = getattr(keras.applications, BACKBONES[backbone])
-    base = constructor(include_top=False, pooling=None if pooling == "gem" else pooling,
-                       weights=weights if weights in (None, "imagenet") else None,
-                       input_shape=(image_size, image_size, 3))
+    try:
+        base = constructor(include_top=False, pooling=None if pooling == "gem" else pooling,
+                           weights=weights if weights in (None, "imagenet") else None,
+                           input_shape=(image_size, image_size, 3))
+    except Exception as error:  # Keras' get_file raises a bare Exception when offline
+        if weights != "imagenet" or "URL fetch failure" not in str(error):
+            raise
+        raise ConnectionError(offline_message(backbone, error)) from None
     if weights not in (None, "imagenet"):
         base.load_weights(weights)
     pooled = (GeneralizedMeanPooling(name="gem_pooling")(base.output) if pooling == "gem"
               else base.output)
     return keras.Model(base.input, pooled, name=backbone)
+
+
+def offline_message(backbone, error):
+    """What to do when a backbone's ImageNet weights cannot be downloaded: one line."""
+    from keras.src.backend.config import keras_home
+
+    return (f"the ImageNet weights of {backbone} could not be downloaded ({error}): they need "
+            "internet access once, after which Keras keeps them in "
+            f"{os.path.join(keras_home(), 'models')}; offline, copy them there, or pass a "
+            "weights file saved from the same backbone (weights=PATH, --weights FILE; "
+            "BackboneEmbedding(weights=PATH) for a k-NN) or weights=None for random ones.")
 
 
 def build_backbone_network(

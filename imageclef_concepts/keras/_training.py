@@ -126,38 +126,75 @@ def _finished_epochs(backup_dir):
     return 0
 
 
-@contextmanager
-def seeded(seed):
-    """Seed Python, NumPy and TensorFlow; restore all global state afterwards.
+# Keras' process-wide settings, kept in its global state beside per-session
+# objects; keras.backend.clear_session() wipes them all, so they are put back.
+_KERAS_SETTINGS = ("dtype_policy", "global_random_seed", "global_seed_generator",
+                   "safe_mode_saving", "flash_attention", "nnx_enabled", "use_legacy_config")
 
-    Restored whatever happens inside: TensorFlow's op determinism and global
-    seed, NumPy's and Python's global generators, ``TF_DETERMINISTIC_OPS``.
+
+@contextmanager
+def process_state_kept():
+    """Put every process-wide setting a fit may touch back as it was, whatever happens.
+
+    Keras' settings (dtype policy, global seed and seed generator, safe mode:
+    ``keras.backend.clear_session()`` wipes them), TensorFlow's global seed
+    and op determinism, NumPy's and Python's global random states, and
+    ``TF_DETERMINISTIC_OPS``.
     """
-    if seed is None:
-        yield
-        return
-    import tensorflow as tf
+    from keras.src.backend.common import global_state
     from tensorflow.python.eager import context
     from tensorflow.python.framework import config
 
+    missing = object()
+    keras_settings = {name: getattr(global_state.GLOBAL_STATE_TRACKER, name, missing)
+                      for name in _KERAS_SETTINGS}
     saved_environment = os.environ.get("TF_DETERMINISTIC_OPS")
     saved_python, saved_numpy = random.getstate(), np.random.get_state()
     saved_seed = context.global_seed()
     was_deterministic = config.is_op_determinism_enabled()
     try:
-        os.environ["TF_DETERMINISTIC_OPS"] = "1"
-        random.seed(seed)
-        np.random.seed(seed)
-        tf.random.set_seed(seed)
-        config.enable_op_determinism()
         yield
     finally:
-        if not was_deterministic:
-            config.disable_op_determinism()
-        tf.random.set_seed(saved_seed)
+        for name, value in keras_settings.items():
+            if value is missing:
+                if hasattr(global_state.GLOBAL_STATE_TRACKER, name):
+                    delattr(global_state.GLOBAL_STATE_TRACKER, name)
+            else:
+                global_state.set_global_attribute(name, value)
+        if config.is_op_determinism_enabled() != was_deterministic:
+            (config.enable_op_determinism if was_deterministic
+             else config.disable_op_determinism)()
+        if context.global_seed() != saved_seed:
+            import tensorflow as tf
+
+            tf.random.set_seed(saved_seed)
         np.random.set_state(saved_numpy)
         random.setstate(saved_python)
         if saved_environment is None:
             os.environ.pop("TF_DETERMINISTIC_OPS", None)
         else:
             os.environ["TF_DETERMINISTIC_OPS"] = saved_environment
+
+
+@contextmanager
+def seeded(seed):
+    """Seed Python, NumPy and TensorFlow; restore all global state afterwards.
+
+    With a seed, training is reproducible: TensorFlow's op determinism is on
+    and its global seed set. With None, Python's and NumPy's generators (from
+    which Keras draws its layers' seeds) get a fresh seed from the operating
+    system, so each fit differs, and the user's generators do not advance.
+    Either way everything :func:`process_state_kept` keeps is put back.
+    """
+    with process_state_kept():
+        fresh = seed_or_fresh(seed)
+        random.seed(fresh)
+        np.random.seed(fresh)
+        if seed is not None:
+            import tensorflow as tf
+            from tensorflow.python.framework import config
+
+            os.environ["TF_DETERMINISTIC_OPS"] = "1"
+            tf.random.set_seed(seed)
+            config.enable_op_determinism()
+        yield

@@ -1,0 +1,219 @@
+"""Model files are checked at load like parameters at fit: one ModelFileError, never a traceback."""
+
+import copy
+import io
+import json
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from imageclef_concepts import (
+    ConceptCNNClassifier,
+    ConceptEnsemble,
+    ConceptKNNClassifier,
+    ModelFileError,
+    MostFrequentConcepts,
+)
+from imageclef_concepts._cli import main
+from imageclef_concepts._workflows import load_model
+
+RECORD = "imageclef_concepts.json"
+X = np.random.default_rng(1).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
+Y = ["C1", "C1;C2", "C2", "C1", "C2", "C1;C2"]
+
+
+@pytest.fixture(scope="module")
+def cnn_file(tmp_path_factory):
+    model = ConceptCNNClassifier(image_size=16, filters=(2,), dense_units=(4,), epochs=1,
+                                 random_state=0).fit(X, Y)
+    path = tmp_path_factory.mktemp("cnn") / "model.keras"
+    model.save(path)
+    return model, path
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, cnn_file):
+    ensemble = ConceptEnsemble([("knn", ConceptKNNClassifier(2, pixel_size=4).fit(X, Y)),
+                                ("top", MostFrequentConcepts(k=1).fit(X, Y)),
+                                ("cnn", cnn_file[0])], prefit=True).fit(X, Y)
+    path = tmp_path_factory.mktemp("ensemble") / "ensemble.zip"
+    ensemble.save(path)
+    return ensemble, path
+
+
+def rewritten(source, target, change_record=None, entries=None):
+    """A copy of a model file with its JSON record changed and entries replaced."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for name in old.namelist():
+            data = (entries or {}).get(name, old.read(name))
+            if name == RECORD and change_record is not None:
+                record = json.loads(data)
+                change_record(record)
+                data = json.dumps(record)
+            new.writestr(name, data)
+    return target
+
+
+def knn_params(record):
+    return record["estimator"]["members"][0][1]["params"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: knn_params(r).update(n_neighbors=0), "n_neighbors"),
+    (lambda r: knn_params(r).update(n_neighbors=10), "more than the 6 training images"),
+    (lambda r: r["estimator"]["params"].update(weights=[1, -1, 1]), "weights"),
+    (lambda r: r["estimator"]["params"].update(threshold=2), "threshold"),
+    (lambda r: r["estimator"]["members"][1][1].update(k=0), "k=0"),
+    (lambda r: r["estimator"]["members"][1][1].pop("targets"), "no 'targets'"),
+    (lambda r: r["estimator"].update(members="knn"), "must be a list"),
+    (lambda r: r["estimator"]["targets"].update(classes=["C1", "C9"]), "members"),
+    (lambda r: r["estimator"].update({"class": "Pickle"}), "unknown estimator class"),
+])
+def test_bad_archive_values_are_one_model_file_error(archive, tmp_path, change, message):
+    broken = rewritten(archive[1], tmp_path / "broken.zip", change)
+    with pytest.raises(ModelFileError, match=message) as raised:
+        load_model(broken)
+    assert str(broken) in str(raised.value)
+    assert main(["predict", "--model", str(broken), "--images", str(tmp_path),
+                 "--output", str(tmp_path / "run.tsv")]) == 2
+
+
+def test_bad_archive_arrays_are_one_model_file_error(archive, tmp_path):
+    names = zipfile.ZipFile(archive[1]).namelist()
+    embeddings = next(n for n in names if n.endswith("embeddings.npy"))
+    for data in (np.array(["a", "b"]), np.zeros((3, 2)), np.zeros(4)):
+        buffer = io.BytesIO()
+        np.save(buffer, data)
+        broken = rewritten(archive[1], tmp_path / "broken.zip",
+                           entries={embeddings: buffer.getvalue()})
+        with pytest.raises(ModelFileError, match="embeddings|3 training images"):
+            load_model(broken)
+    broken = rewritten(archive[1], tmp_path / "broken.zip", entries={embeddings: b"junk"})
+    with pytest.raises(ModelFileError, match="not a NumPy array file"):
+        load_model(broken)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r["params"].update(threshold=-3), "threshold"),
+    (lambda r: r["params"].update(image_size=20), "image_size=20"),
+    (lambda r: r.pop("targets"), "no 'targets'"),
+    (lambda r: r["targets"].update(classes=["A", "B", "C"], concept_counts=[1, 1, 1],
+                                   column_counts=None), "3 concepts"),
+    (lambda r: r.update(best_epoch="last"), "best_epoch"),
+    (lambda r: r.update(params=[]), "must be an object"),
+])
+def test_bad_keras_records_are_one_model_file_error(cnn_file, tmp_path, change, message):
+    broken = rewritten(cnn_file[1], tmp_path / "broken.keras", change)
+    with pytest.raises(ModelFileError, match=message):
+        ConceptCNNClassifier.load(broken)
+
+
+def test_unknown_parameters_are_dropped_with_a_warning_naming_them(cnn_file, archive, tmp_path):
+    model, path = cnn_file
+    newer = rewritten(path, tmp_path / "newer.keras",
+                      lambda r: r["params"].update(label_smoothing=0.1))
+    with pytest.warns(UserWarning, match="label_smoothing"):
+        loaded = ConceptCNNClassifier.load(newer)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    newer = rewritten(archive[1], tmp_path / "newer.zip",
+                      lambda r: knn_params(r).update(metric="cosine"))
+    with pytest.warns(UserWarning, match="metric"):
+        loaded = load_model(newer)
+    np.testing.assert_array_equal(loaded.predict(X), archive[0].predict(X))
+
+
+def test_foreign_and_renamed_files_are_named(cnn_file, archive, tmp_path, capsys):
+    renamed = tmp_path / "ensemble.keras"
+    renamed.write_bytes(archive[1].read_bytes())
+    with pytest.raises(ModelFileError, match="archive of a ConceptEnsemble"):
+        load_model(renamed)
+    renamed = tmp_path / "model.zip"
+    renamed.write_bytes(cnn_file[1].read_bytes())
+    with pytest.raises(ModelFileError, match=r"\.keras file, not an archive"):
+        load_model(renamed)
+    text = tmp_path / "notes.keras"
+    text.write_text("hello")
+    assert main(["info", str(text)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "not a zip file" in error
+
+
+def test_info_reads_archives(archive, capsys):
+    assert main(["info", str(archive[1])]) == 0
+    card = capsys.readouterr().out
+    for expected in ("ConceptEnsemble", "member knn (ConceptKNNClassifier)",
+                     "member cnn (ConceptCNNClassifier)", "6 training images, 2 concepts"):
+        assert expected in card
+    assert "threshold None" not in card and "0 training images" not in card
+
+
+def test_a_failed_imagenet_download_is_one_line_on_what_to_do(monkeypatch):
+    import keras
+
+    from imageclef_concepts import BackboneEmbedding
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/x.h5: None -- "
+                        "[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    monkeypatch.setattr("keras.src.utils.file_utils.get_file", offline)
+    with pytest.raises(ConnectionError, match="internet access once.*weights file"):
+        BackboneEmbedding("mobilenet", image_size=32).embed(np.zeros((1, 32, 32, 3), np.uint8))
+
+
+# ---------------------------------------------------------------- mutations
+
+def paths_of(value, prefix=()):
+    """Every (path to a value) in a JSON tree."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from paths_of(item, (*prefix, key))
+    elif isinstance(value, list) and len(value) <= 4:
+        for index, item in enumerate(value):
+            yield from paths_of(item, (*prefix, index))
+
+
+REPLACEMENTS = st.sampled_from([None, True, 0, -1, 7, 2.5, 0.3, "x", "", [], [1, "a"], {},
+                                {"format": 1}])
+# Parameters whose change legitimately changes predictions (the rule, test-time mirroring).
+DECIDING = {"threshold", "test_time_augmentation"}
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_mutated_record_loads_and_predicts_the_same_or_is_a_model_file_error(
+        data, cnn_file, tmp_path):
+    model, path = cnn_file
+    record = json.loads(zipfile.ZipFile(path).read(RECORD))
+    where = data.draw(st.sampled_from([p for p in paths_of(record) if p]))
+    action = data.draw(st.sampled_from(["replace", "delete", "add"]))
+    mutated = copy.deepcopy(record)
+    parent = mutated
+    for key in where[:-1]:
+        parent = parent[key]
+    if action == "delete":
+        del parent[where[-1]]
+    elif action == "add" and isinstance(parent, dict):
+        parent["unexpected_" + str(where[-1])] = data.draw(REPLACEMENTS)
+    else:
+        parent[where[-1]] = data.draw(REPLACEMENTS)
+    broken = rewritten(path, tmp_path / "mutated.keras", lambda r: (r.clear(), r.update(mutated)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            loaded = ConceptCNNClassifier.load(broken)
+        except ModelFileError:
+            return
+        probabilities = loaded.predict_proba(X)
+        predicted = loaded.predict(X)
+    if not DECIDING & set(map(str, where)):
+        np.testing.assert_allclose(probabilities, model.predict_proba(X), rtol=1e-6)
+        if where[:1] != ("targets",):  # the same columns, perhaps renamed
+            assert list(map(tuple, predicted)) == list(map(tuple, model.predict(X)))

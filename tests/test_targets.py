@@ -1,0 +1,76 @@
+"""Targets: a DataFrame of 0/1 columns named by concept is an indicator matrix, everywhere."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imageclef_concepts import (
+    ConceptEncoder,
+    ConceptEnsemble,
+    ConceptKNNClassifier,
+    MostFrequentConcepts,
+    ThresholdTuner,
+    imageclef_f1_score,
+)
+
+T = pd.DataFrame([[1, 0], [0, 1], [1, 1]], columns=["C1", "C2"])
+
+
+def images(n):
+    return np.random.default_rng(0).integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+
+
+def test_metric_reads_frames_by_concept_name():
+    assert imageclef_f1_score(T, 1 - T) == 0.0  # the opposite, not a perfect score
+    assert imageclef_f1_score(T, T) == 1.0
+    reordered = T[["C2", "C1"]]
+    assert imageclef_f1_score(T, reordered) == 1.0  # by name, not by position
+    assert imageclef_f1_score(T, ["C1", "C2", "C1;C2"]) == 1.0
+
+
+def test_encoder_and_estimators_learn_the_rows_not_the_column_names():
+    assert list(ConceptEncoder().fit(T).transform(T).sum(axis=0)) == [2, 2]
+    model = MostFrequentConcepts(k=1).fit(images(3), T)
+    assert list(model.classes_) == ["C1", "C2"]
+    assert model.targets_.n_images_ == 3
+    knn = ConceptKNNClassifier(1, pixel_size=4).fit(images(3), T)
+    assert imageclef_f1_score(T, knn.predict(images(3))) == 1.0
+
+
+def test_tuner_and_ensemble_take_frames():
+    y = pd.DataFrame(np.tile([[1, 0], [0, 1]], (6, 1)), columns=["A", "B"])
+    tuner = ThresholdTuner(ConceptKNNClassifier(1, pixel_size=4), cv=2, thresholds=5)
+    assert list(tuner.fit(images(12), y).classes_) == ["A", "B"]
+    ensemble = ConceptEnsemble([("knn", ConceptKNNClassifier(1, pixel_size=4)),
+                                ("top", MostFrequentConcepts(k=1))]).fit(images(12), y)
+    assert list(ensemble.classes_) == ["A", "B"]
+
+
+@pytest.mark.parametrize("bad, named", [([[2, 0]], "'C1' holds 2"),
+                                        ([[np.nan, 1]], "'C1' holds nan"),
+                                        ([["yes", 1]], "'C1' is not numeric")])
+def test_frames_with_other_values_are_refused_naming_the_column(bad, named):
+    frame = pd.DataFrame(bad, columns=["C1", "C2"])
+    with pytest.raises(ValueError, match=named):
+        imageclef_f1_score(frame, frame)
+    with pytest.raises(ValueError, match=named):
+        MostFrequentConcepts().fit(images(1), frame)
+
+
+def test_series_of_strings_stays_concept_lists_and_unnamed_frames_stay_positional():
+    series = pd.Series(["C1;C2", "C2"])
+    assert list(ConceptEncoder().fit(series).classes_) == ["C1", "C2"]
+    Y = np.array([[1, 0], [0, 1]])
+    assert imageclef_f1_score(pd.DataFrame(Y), Y) == 1.0
+
+
+def test_cnn_fits_a_frame(tiny_images):
+    from imageclef_concepts import ConceptCNNClassifier
+
+    names = list(tiny_images.concept_names)
+    frame = pd.DataFrame([[int(n in c) for n in names] for c in tiny_images.concepts],
+                         columns=names)
+    model = ConceptCNNClassifier(image_size=16, filters=(2,), dense_units=(4,), epochs=1,
+                                 random_state=0).fit(tiny_images.images, frame)
+    assert list(model.classes_) == sorted(n.upper() for n in names)
+    imageclef_f1_score(frame, model.predict(tiny_images.images))  # compares by name
