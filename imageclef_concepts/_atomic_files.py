@@ -34,6 +34,22 @@ def _kind(mode):
     return "not a regular file"
 
 
+def _article(noun):
+    return "an" if noun[:1].lower() in "aeiou" else "a"
+
+
+def check_regular_file(path, what="file"):
+    """Raise unless ``path`` is a regular file (``FileNotFoundError`` when nothing is there,
+    :class:`NotARegularFileError` for a folder, a pipe or a device), without opening it."""
+    path = os.fspath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} not found: {path}") from None
+    if not stat.S_ISREG(mode):
+        raise NotARegularFileError(f"{path} is {_kind(mode)}, not {_article(what)} {what}")
+
+
 def open_regular_file(path, what="file"):
     """Open ``path`` for binary reading if it is a regular file.
 
@@ -57,11 +73,12 @@ def open_regular_file(path, what="file"):
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} not found: {path}") from None
     except IsADirectoryError:
-        raise NotARegularFileError(f"{path} is a folder, not a {what}") from None
+        raise NotARegularFileError(f"{path} is a folder, not {_article(what)} {what}") \
+            from None
     mode = os.fstat(descriptor).st_mode
     if not stat.S_ISREG(mode):
         os.close(descriptor)
-        raise NotARegularFileError(f"{path} is {_kind(mode)}, not a {what}")
+        raise NotARegularFileError(f"{path} is {_kind(mode)}, not {_article(what)} {what}")
     if hasattr(os, "set_blocking"):
         os.set_blocking(descriptor, True)
     return os.fdopen(descriptor, "rb")

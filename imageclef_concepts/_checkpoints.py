@@ -20,6 +20,8 @@ Standard library only, so that the command line can check a folder before
 anything heavy is imported.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
@@ -33,16 +35,40 @@ LOCK = "imageclef_concepts-checkpoint.lock"
 BACKUP = "backup"  # Keras' BackupAndRestore folder
 # Every file the library writes in a checkpoint folder, and Keras' in BACKUP:
 # removal deletes these names and nothing else.
-STATE_FILES = ("progress.json", "best_weights.npz")
+STATE_FILES = ("progress.json", "best_weights.npz", "random_streams.npz")
 BACKUP_FILES = ("latest.weights.h5", "latest.weights.h5.bkp", "training_metadata.json",
                 "training_metadata.json.bkp")
 _MARK = "imageclef_concepts training checkpoint"
 _RESTART_ADVICE = ("To start afresh, remove it (imageclef_concepts.remove_checkpoint(path), or "
-                   "train --restart on the command line) or name another checkpoint folder.")
+                   "train --restart on the command line) or name another checkpoint folder. "
+                   "(Cross-validation and grid searches fit many models: give checkpoint_dir "
+                   "to a single training only.)")
+
+
+def _broken(file, what):
+    """The error for a file in a checkpoint folder that is not what the library writes."""
+    return CheckpointError(
+        f"{file} {what}: this is not a checkpoint as the library writes it, so nothing in the "
+        "folder is read or removed. Delete that file yourself if it is yours to delete, or "
+        "name another checkpoint folder.")
 
 
 class CheckpointError(ValueError):
-    """A checkpoint folder that cannot be used for this training, and why."""
+    """A checkpoint folder that cannot be used for this training, and why.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from imageclef_concepts import CheckpointError, ConceptCNNClassifier
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = open(os.path.join(folder, "thesis.txt"), "w").write("my thesis")
+    >>> model = ConceptCNNClassifier(image_size=16, filters=(4,), checkpoint_dir=folder)
+    >>> try:
+    ...     model.fit([[[[0, 0, 0]] * 16] * 16] * 2, [["C1"], ["C2"]])
+    ... except CheckpointError as error:
+    ...     print("thesis.txt" in str(error), os.listdir(folder))
+    True ['thesis.txt']
+    """
 
 
 def digest(*parts):
@@ -71,7 +97,10 @@ def check_checkpoint_folder(path):
     path = os.path.abspath(os.fspath(path))
     if not os.path.lexists(path):
         return
-    if not os.path.isdir(path) or os.path.islink(path):
+    if os.path.islink(path):
+        raise CheckpointError(f"checkpoint folder {path} is a symbolic link: name the folder "
+                              "itself, new or empty.")
+    if not os.path.isdir(path):
         raise CheckpointError(f"checkpoint folder {path} exists and is not a folder: name a "
                               "new or empty folder.")
     entries = sorted(os.listdir(path))
@@ -81,6 +110,23 @@ def check_checkpoint_folder(path):
             f"checkpoint folder {path} holds {len(entries)} file(s) that are not a checkpoint "
             f"of imageclef_concepts ({shown}); the library only writes into a new or empty "
             "folder, or one of its own checkpoints: name another folder.")
+    if entries:
+        _check_own_files(path)
+        _Lock(os.path.join(path, LOCK)).release()  # in use by another training: fail now
+
+
+def _check_own_files(path):
+    """Every name the library uses in a checkpoint is a regular file (or absent), never a
+    link, a pipe or a device: nothing is read through it, and removal cannot reach past it."""
+    backup = os.path.join(path, BACKUP)
+    if os.path.lexists(backup) and (os.path.islink(backup) or not os.path.isdir(backup)):
+        raise _broken(backup, "is not a plain folder (a symbolic link or a file)")
+    names = [os.path.join(path, name) for name in (*STATE_FILES, MANIFEST, LOCK)]
+    names += [os.path.join(backup, name) for name in BACKUP_FILES]
+    for name in names:
+        if os.path.lexists(name) and not stat.S_ISREG(os.lstat(name).st_mode):
+            raise _broken(name, "is not a regular file (a symbolic link, a pipe, a device or a "
+                                "folder)")
 
 
 def _read_manifest(path):
@@ -91,12 +137,13 @@ def _read_manifest(path):
     except FileNotFoundError:
         return None
     except (NotARegularFileError, ValueError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{manifest_path} is not a readable checkpoint manifest "
-                              f"({error}). {_RESTART_ADVICE}") from None
+        raise _broken(manifest_path, f"is not a readable checkpoint manifest ({error})") \
+            from None
     if not isinstance(manifest, dict) or manifest.get("mark") != _MARK or \
-            not isinstance(manifest.get("fingerprint"), dict):
-        raise CheckpointError(f"{manifest_path} is not a checkpoint manifest of "
-                              f"imageclef_concepts. {_RESTART_ADVICE}")
+            not isinstance(manifest.get("fingerprint"), dict) or \
+            not isinstance(manifest.get("run_id"), str) or \
+            not isinstance(manifest.get("seed"), int):
+        raise _broken(manifest_path, "is not a checkpoint manifest of imageclef_concepts")
     return manifest
 
 
@@ -123,12 +170,10 @@ class _Lock:
             descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
                                  | getattr(os, "O_NONBLOCK", 0), 0o666)
         except OSError as error:
-            raise CheckpointError(f"cannot use the lock file {path} ({error.strerror}). "
-                                  f"{_RESTART_ADVICE}") from None
+            raise _broken(path, f"cannot be used as a lock ({error.strerror})") from None
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             os.close(descriptor)
-            raise CheckpointError(f"{path} is not a regular file: this is not a checkpoint "
-                                  f"folder of imageclef_concepts. {_RESTART_ADVICE}")
+            raise _broken(path, "is not a regular file")
         self._handle = os.fdopen(descriptor, "r+")
         try:
             self._lock()
@@ -200,19 +245,17 @@ class CheckpointFolder:
         """
         path = os.path.abspath(os.fspath(path))
         check_checkpoint_folder(path)
-        created = False
-        try:
-            os.makedirs(path)
-            created = True
-        except FileExistsError:
+        created = _make_folders(path)
+        if not created:
             check_checkpoint_folder(path)  # another process may have made it meanwhile
         lock = _Lock(os.path.join(path, LOCK))
         try:
+            _check_own_files(path)
             manifest = _read_manifest(path)
             fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back from JSON
             if manifest is None:
                 manifest = {"mark": _MARK, "run_id": uuid.uuid4().hex,
-                            "created_folder": created, "seed": int(fresh_seed()),
+                            "created_folders": created, "seed": int(fresh_seed()),
                             "fingerprint": fingerprint}
                 write_atomically(os.path.join(path, MANIFEST),
                                  lambda handle: handle.write(json.dumps(manifest).encode()))
@@ -233,13 +276,31 @@ class CheckpointFolder:
         self._lock.release()
 
 
-def remove_checkpoint(path, run_id=None):
+def _make_folders(path):
+    """Create ``path`` and any missing parents; return the folders created, deepest first."""
+    missing, folder = [], path
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder)
+        except FileExistsError:  # another process made it meanwhile: not ours
+            missing.remove(folder)
+    return missing
+
+
+def remove_checkpoint(path: str | os.PathLike[str], run_id: str | None = None) -> bool:
     """Remove a training checkpoint of the library's: its own files, nothing else.
 
     Deletes the files the library and Keras write in a checkpoint, by their
-    names; the folder itself goes only when the library created it and
-    nothing else is left in it. A folder without the library's manifest is
-    never touched.
+    names; the folder itself (and the parents made for it) goes only when the
+    library created it and nothing else is left in it. A folder without the
+    library's manifest is never touched, and neither is one where any of those
+    names is a link, a pipe or a device instead of a regular file.
 
     Parameters
     ----------
@@ -275,6 +336,7 @@ def remove_checkpoint(path, run_id=None):
         return False
     lock = _Lock(os.path.join(path, LOCK))
     try:
+        _check_own_files(path)  # a link in place of a file or of backup/ stops everything
         backup = os.path.join(path, BACKUP)
         for name in BACKUP_FILES:
             _remove_file(os.path.join(backup, name))
@@ -285,17 +347,20 @@ def remove_checkpoint(path, run_id=None):
         _remove_file(os.path.join(path, LOCK))
     finally:
         lock.release()
-    if manifest.get("created_folder") is True:
-        _remove_empty_folder(path)
+    created = manifest.get("created_folders")
+    if isinstance(created, list):  # the folder and the parents made for it, deepest first
+        for folder in created:
+            if isinstance(folder, str) and (folder == path or path.startswith(
+                    os.path.join(folder, ""))):
+                _remove_empty_folder(folder)
     return True
 
 
 def _remove_file(path):
-    if os.path.islink(path) or os.path.isfile(path):
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
+    try:
+        os.remove(path)  # checked to be a regular file (or absent) under the lock
+    except FileNotFoundError:
+        pass
 
 
 def _remove_empty_folder(path):

@@ -240,6 +240,10 @@ def _run_train(args):
     if args.checkpoint_dir is None:
         args.checkpoint_dir = args.output.with_name(args.output.name + ".checkpoint")
     args.checkpoint_dir = args.checkpoint_dir.absolute()  # the model never keeps a relative one
+    for written in (args.output, card):
+        if args.checkpoint_dir in (written.absolute(), *written.absolute().parents):
+            raise UserError(f"--checkpoint-dir {args.checkpoint_dir} would hold {written}: the "
+                            "model and its card are written outside the checkpoint folder.")
     _prepare_checkpoint(args.checkpoint_dir, restart=args.restart)
     train = _load(args.images, args.concepts)
     validation = (None if args.validation_images is None
@@ -280,12 +284,12 @@ def _write_text(path, text):
 
 
 def _load(images, concepts):
+    from ._atomic_files import check_regular_file
     from ._datasets import load_imageclef
 
     if not images.is_dir():
         raise UserError(f"image folder not found: {images}")
-    if not concepts.is_file():
-        raise UserError(f"concept file not found: {concepts}")
+    check_regular_file(concepts, "concept file")
     data = load_imageclef(images, concepts)
     if not data.paths:
         raise UserError(f"no image of {images} has a line in {concepts}.")
@@ -487,10 +491,10 @@ def _add_info(commands):
 
 
 def _run_info(args):
+    from ._atomic_files import check_regular_file
     from ._model_card import check_record, is_archive_record, model_card, read_model_record
 
-    if not args.model.is_file():
-        raise UserError(f"model file not found: {args.model}")
+    check_regular_file(args.model, "model file")
     record = read_model_record(args.model)
     if is_archive_record(record):
         from ._persistence import check_description

@@ -421,20 +421,31 @@ def is_path_sequence(X):
     return False
 
 
+def _file_identity(path):
+    """A local file's absolute path, size and modification time; a URL as it is."""
+    if is_url(path):
+        return path
+    path = os.path.abspath(path)
+    try:
+        status = os.stat(path)
+    except OSError:
+        return path  # a bad file: reported by the image check, by on_error
+    return f"{path}\0{status.st_size}\0{status.st_mtime_ns}"
+
+
 def images_digest(X):
-    """A digest that changes when the images change: their paths, or their pixels.
+    """A digest that changes when the images change: their files, or their pixels.
 
     For an image source (:class:`ImageFiles`, :class:`ImageArray`) or what a
-    user passes as ``X``; local paths count as absolute paths. Fingerprints a
-    training run for its checkpoint.
+    user passes as ``X``; a local file counts as its absolute path, size and
+    modification time. Fingerprints a training run for its checkpoint.
     """
     if isinstance(X, ImageFiles):
         X = X.paths
     elif isinstance(X, ImageArray):
         X = X.pixels
     if is_path_sequence(X):
-        paths = [os.fspath(path) for path in X]
-        return digest(*(path if is_url(path) else os.path.abspath(path) for path in paths))
+        return digest(*(_file_identity(os.fspath(path)) for path in X))
     pixels = np.ascontiguousarray(X)
     return digest(str(pixels.shape), pixels.dtype.str, memoryview(pixels).cast("B"))
 

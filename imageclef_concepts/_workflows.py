@@ -10,6 +10,7 @@
 
 from pathlib import Path
 
+from ._atomic_files import check_regular_file
 from ._datasets import image_files_by_id
 
 
@@ -133,8 +134,7 @@ def load_model(path, *, allow_pickle=False):
     ``allow_pickle=True``, for files you made yourself.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
+    check_regular_file(path, "model file")  # a pipe or a device is named, not "not found"
     if path.suffix == ".keras":
         from .keras import ConceptCNNClassifier
 

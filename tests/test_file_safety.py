@@ -188,7 +188,7 @@ def test_train_checkpoint_dir_dot_leaves_the_working_folder_intact(tmp_path, dat
     work.mkdir()
     (work / "thesis.txt").write_text("x")
     monkeypatch.chdir(work)
-    assert main(_train_args(dataset, "model.keras", "--checkpoint-dir", ".")) == 2
+    assert main(_train_args(dataset, tmp_path / "model.keras", "--checkpoint-dir", ".")) == 2
     err = capsys.readouterr().err
     assert "--checkpoint-dir" in err and "thesis.txt" in err and len(err.splitlines()) == 1
     assert _snapshot(work) == {"thesis.txt": b"x"}
@@ -201,6 +201,9 @@ def test_train_into_a_project_folder_used_as_checkpoint_is_refused(tmp_path, dat
     (project / "results.csv").write_text("f1\n0.3\n")
     before = _snapshot(project)
     assert main(_train_args(dataset, project / "model.keras",
+                            "--checkpoint-dir", str(project))) == 2
+    assert "outside the checkpoint folder" in capsys.readouterr().err
+    assert main(_train_args(dataset, tmp_path / "model.keras",
                             "--checkpoint-dir", str(project))) == 2
     assert "not a checkpoint" in capsys.readouterr().err
     assert _snapshot(project) == before
@@ -442,3 +445,111 @@ def test_a_saved_archive_loads_and_predicts_the_same(archive):
         assert manifest["members"] == {info.filename: info.file_size
                                        for info in saved.infolist()
                                        if info.filename != "imageclef_concepts.json"}
+
+
+# ------------------------------------------- what a hostile user tried next
+
+def test_images_rewritten_under_the_same_names_are_another_run(tmp_path):
+    data = make_concept_images(20, 3, 16, random_state=0, directory=tmp_path / "a")
+    other = make_concept_images(20, 3, 16, random_state=5, directory=tmp_path / "b")
+    checkpoint = tmp_path / "ckpt"
+    params = {"image_size": 16, "checkpoint_dir": checkpoint}
+    _tiny_cnn(**params).fit(data.paths, data.concepts)
+    for mine, theirs in zip(data.paths, other.paths):
+        with open(mine, "wb") as handle:
+            handle.write(open(theirs, "rb").read())
+        os.utime(mine, ns=(1, 1))  # a modification time of its own
+    with pytest.raises(CheckpointError, match=r"differs: images\b"):
+        _tiny_cnn(**params).fit(data.paths, data.concepts)
+
+
+def test_a_resumed_training_is_the_uninterrupted_one(tmp_path, tiny_images):
+    X, y = tiny_images.images, _labels(tiny_images)
+    params = {**TINY, "learning_rate": 3e-3}
+    whole = ConceptCNNClassifier(**{**params, "epochs": 4}).fit(X, y)
+    checkpoint = tmp_path / "ckpt"
+    ConceptCNNClassifier(**{**params, "epochs": 2, "checkpoint_dir": checkpoint}).fit(X, y)
+    resumed = ConceptCNNClassifier(**{**params, "epochs": 4,
+                                      "checkpoint_dir": checkpoint}).fit(X, y)
+    assert resumed.history_ == whole.history_  # dropout's random stream restored too
+    np.testing.assert_array_equal(resumed.predict_proba(X), whole.predict_proba(X))
+
+
+@pytest.mark.parametrize("name", ["best_weights.npz", "backup/latest.weights.h5", LOCK])
+def test_a_pipe_in_a_checkpoint_is_refused_not_read(tmp_path, tiny_images, name):
+    checkpoint = tmp_path / "ckpt"
+    _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+    (checkpoint / name).unlink()
+    os.mkfifo(checkpoint / name)
+    model = _tiny_cnn(checkpoint_dir=checkpoint)
+    with pytest.raises(CheckpointError, match="Delete that file yourself"):
+        _finishes(lambda: model.fit(tiny_images.images, _labels(tiny_images)))
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        _finishes(lambda: remove_checkpoint(checkpoint))
+    assert stat.S_ISFIFO(os.lstat(checkpoint / name).st_mode)
+
+
+def test_a_backup_folder_linked_to_a_users_folder_is_never_emptied(tmp_path, tiny_images):
+    checkpoint, users = tmp_path / "ckpt", tmp_path / "users"
+    _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+    users.mkdir()
+    for name in ("latest.weights.h5", "training_metadata.json", "keep.txt"):
+        (users / name).write_text(name)
+    for name in os.listdir(checkpoint / "backup"):
+        os.remove(checkpoint / "backup" / name)
+    os.rmdir(checkpoint / "backup")
+    os.symlink(users, checkpoint / "backup")
+    with pytest.raises(CheckpointError, match="not a plain folder"):
+        remove_checkpoint(checkpoint)
+    with pytest.raises(CheckpointError, match="not a plain folder"):
+        _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+    assert sorted(os.listdir(users)) == ["keep.txt", "latest.weights.h5",
+                                         "training_metadata.json"]
+
+
+def test_a_save_while_another_holds_the_checkpoint_writes_and_warns(tmp_path, tiny_images):
+    checkpoint = tmp_path / "ckpt"
+    model = _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+    with open(checkpoint / LOCK, "a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.warns(UserWarning, match="checkpoint was not removed"):
+            model.save(tmp_path / "model.keras")
+    assert (tmp_path / "model.keras").is_file() and (checkpoint / MANIFEST).is_file()
+    model.save(tmp_path / "model.keras")  # free again: now it goes
+    assert not checkpoint.exists()
+
+
+def test_parent_folders_made_for_a_checkpoint_go_with_it(tmp_path, tiny_images):
+    checkpoint = tmp_path / "a b" / "ç ✓" / "ckpt"
+    model = _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+    model.save(tmp_path / "model.keras")
+    assert sorted(os.listdir(tmp_path)) == ["model.keras"]
+
+
+def test_a_mismatch_message_says_checkpoints_are_for_single_trainings(tmp_path, tiny_images):
+    checkpoint = tmp_path / "ckpt"
+    _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+    with pytest.raises(CheckpointError, match="single training only"):
+        _tiny_cnn(checkpoint_dir=checkpoint, random_state=3).fit(tiny_images.images,
+                                                                 _labels(tiny_images))
+
+
+@pytest.mark.parametrize("checkpoint", ["output", "parent"])
+def test_train_refuses_a_checkpoint_folder_that_would_hold_the_model(tmp_path, dataset, capsys,
+                                                                     checkpoint):
+    output = tmp_path / "out" / "m.keras"
+    output.parent.mkdir()
+    folder = output if checkpoint == "output" else output.parent
+    assert main(_train_args(dataset, output, "--checkpoint-dir", str(folder))) == 2
+    assert "outside the checkpoint folder" in capsys.readouterr().err
+    assert os.listdir(output.parent) == []
+
+
+def test_train_names_a_pipe_given_as_the_concept_file(tmp_path, dataset, capsys):
+    folder, _ = dataset
+    pipe = tmp_path / "concepts.tsv"
+    os.mkfifo(pipe)
+    argv = _train_args(dataset, tmp_path / "m.keras")
+    argv[argv.index("--concepts") + 1] = str(pipe)
+    assert _finishes(lambda: main(argv)) == 2
+    assert "is a named pipe, not a concept file" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 from collections import defaultdict
 from contextlib import nullcontext
@@ -27,7 +28,13 @@ from sklearn.utils.validation import check_is_fitted
 from .. import _paper as paper
 from .._atomic_files import replaced_atomically
 from .._base import ConceptClassifierMixin
-from .._checkpoints import CheckpointFolder, check_checkpoint_folder, digest, remove_checkpoint
+from .._checkpoints import (
+    CheckpointError,
+    CheckpointFolder,
+    check_checkpoint_folder,
+    digest,
+    remove_checkpoint,
+)
 from .._decision import DecisionRule
 from .._images import ON_ERROR, RESAMPLING, images_digest
 from .._model_card import (
@@ -861,7 +868,12 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         run = getattr(self, "_checkpoint_run", None)
         if run is None:
             return False
-        removed = remove_checkpoint(run[0], run_id=run[1])
+        try:
+            removed = remove_checkpoint(run[0], run_id=run[1])
+        except CheckpointError as error:  # the model is safe; only the clean-up waits
+            warnings.warn(f"The training checkpoint was not removed: {error}", UserWarning,
+                          stacklevel=2)
+            return False
         self._checkpoint_run = None
         return removed
 

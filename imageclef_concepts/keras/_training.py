@@ -72,6 +72,17 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     def _best_weights_path(self):
         return os.path.join(self.folder.path, STATE_FILES[1])
 
+    @property
+    def _random_streams_path(self):
+        return os.path.join(self.folder.path, STATE_FILES[2])
+
+    def _random_streams(self):
+        """The states of the network's random streams (dropout, augmentation): variables
+        that are not weights, so that Keras' backup leaves them out and a resumed run would
+        otherwise draw other dropout masks than the uninterrupted one."""
+        weights = {id(weight) for weight in self.model.weights}
+        return [variable for variable in self.model.variables if id(variable) not in weights]
+
     def on_train_begin(self, logs=None):
         # Runs after the keeper reset itself and before BackupAndRestore loads the weights.
         finished = _finished_epochs(os.path.join(self.folder.path, BACKUP))
@@ -81,6 +92,12 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             progress = json.loads(handle.read())
         self.history = {key: values[:finished] for key, values in progress["history"].items()}
         self.resumed_epochs = finished
+        if progress.get("random_streams_epoch") == finished:
+            streams = self._random_streams()
+            with np.load(self._random_streams_path, allow_pickle=False) as stored:
+                if len(stored.files) == len(streams):
+                    for i, variable in enumerate(streams):
+                        variable.assign(stored[f"s{i}"])
         best_epoch = progress.get("best_epoch")
         if self.keeper is not None and best_epoch is not None and best_epoch < finished:
             with np.load(self._best_weights_path, allow_pickle=False) as stored:
@@ -98,7 +115,10 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         if improved:
             arrays = {f"w{i}": weights for i, weights in enumerate(keeper.best_weights)}
             write_atomically(self._best_weights_path, lambda h: np.savez(h, **arrays))
-        progress = {"history": self.history,
+        streams = {f"s{i}": keras.ops.convert_to_numpy(variable)
+                   for i, variable in enumerate(self._random_streams())}
+        write_atomically(self._random_streams_path, lambda h: np.savez(h, **streams))
+        progress = {"history": self.history, "random_streams_epoch": epoch + 1,
                     "best_epoch": None if keeper is None or keeper.best_weights is None
                     else int(keeper.best_epoch),
                     "best_value": None if keeper is None or keeper.best is None
