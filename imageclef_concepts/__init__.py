@@ -20,9 +20,7 @@ _MODULE_OF = {
     "CheckpointError": "._checkpoints",
     "remove_checkpoint": "._checkpoints",
     "ConceptFile": "._concept_files",
-    "ConceptFileError": "._concept_files",
-    "RunEvaluation": "._concept_files",
-    "evaluate_run": "._concept_files",
+    "ConceptFileError": "._concept_lines",
     "read_concepts": "._concept_files",
     "write_run": "._concept_files",
     "DatasetMismatchWarning": "._datasets",
@@ -47,6 +45,8 @@ _MODULE_OF = {
     "plot_threshold_curve": "._plots",
     "plot_training_history": "._plots",
     "reproduce_2019": "._reproduce",
+    "RunEvaluation": "._run_evaluation",
+    "evaluate_run": "._run_evaluation",
     "ConceptKNNClassifier": "._retrieval",
     "refine_grid": "._search",
     "ThresholdTuner": "._thresholds",
@@ -58,14 +58,8 @@ _MODULE_OF = {
 if TYPE_CHECKING:
     from ._baselines import MostFrequentConcepts
     from ._checkpoints import CheckpointError, remove_checkpoint
-    from ._concept_files import (
-        ConceptFile,
-        ConceptFileError,
-        RunEvaluation,
-        evaluate_run,
-        read_concepts,
-        write_run,
-    )
+    from ._concept_files import ConceptFile, read_concepts, write_run
+    from ._concept_lines import ConceptFileError
     from ._datasets import (
         DatasetMismatchWarning,
         load_imageclef,
@@ -91,6 +85,7 @@ if TYPE_CHECKING:
     )
     from ._reproduce import reproduce_2019
     from ._retrieval import ConceptKNNClassifier
+    from ._run_evaluation import RunEvaluation, evaluate_run
     from ._search import refine_grid
     from ._thresholds import ThresholdTuner
     from .keras import BackboneEmbedding, ConceptCNNClassifier

@@ -13,7 +13,9 @@ import warnings
 from pathlib import Path
 
 from . import _paper as paper
-from ._concept_files import EDITION_CHOICES, EDITIONS, ConceptFileError, evaluate_run
+from ._concept_lines import ConceptFileError
+from ._editions import EDITION_CHOICES, EDITIONS
+from ._run_evaluation import evaluate_run
 from .keras import AUGMENTATIONS, BACKBONES, LOSSES
 
 # _images.ON_ERROR, not imported from there: that module needs scikit-learn,

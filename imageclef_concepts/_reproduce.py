@@ -31,9 +31,10 @@ import numpy as np
 
 from . import _paper as paper
 from ._atomic_files import write_atomically
-from ._concept_files import evaluate_run, read_concepts, write_run
+from ._concept_files import read_concepts, write_run
 from ._datasets import SPLITS_2019, image_files_by_id, load_imageclef
 from ._persistence import jsonable
+from ._run_evaluation import evaluate_run
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Callable
