@@ -31,10 +31,10 @@ _MODULE_OF = {
     "ConceptEncoder": "._encoder",
     "UnknownConceptWarning": "._encoder",
     "ConceptEnsemble": "._ensemble",
-    "ImageDecodeError": "._images",
-    "ImageLoader": "._images",
+    "ImageDecodeError": "._image_decoding",
+    "decode_image": "._image_decoding",
+    "ImageLoader": "._image_loader",
     "SkippedImagesWarning": "._images",
-    "decode_image": "._images",
     "ModelFileError": "._model_card",
     "imageclef_f1": "._metrics",
     "imageclef_f1_score": "._metrics",
@@ -69,7 +69,9 @@ if TYPE_CHECKING:
     from ._decision import DecisionRule
     from ._encoder import ConceptEncoder, UnknownConceptWarning
     from ._ensemble import ConceptEnsemble
-    from ._images import ImageDecodeError, ImageLoader, SkippedImagesWarning, decode_image
+    from ._image_decoding import ImageDecodeError, decode_image
+    from ._image_loader import ImageLoader
+    from ._images import SkippedImagesWarning
     from ._metrics import (
         imageclef_f1,
         imageclef_f1_score,

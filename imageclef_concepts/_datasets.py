@@ -21,7 +21,7 @@ from PIL import Image
 from sklearn.utils import Bunch, check_random_state
 
 from ._concept_files import read_concepts, write_run
-from ._images import RASTER_FORMATS
+from ._image_decoding import RASTER_FORMATS
 
 if TYPE_CHECKING:  # names for annotations only
     from ._typing import PathLike

@@ -351,7 +351,9 @@ def test_predict_on_error_overrides_the_models(tmp_path, dataset, capsys):
 
 
 def test_on_error_choices_are_the_libraries():
-    from imageclef_concepts._cli import _ON_ERROR
+    from imageclef_concepts._cli import _build_parser
     from imageclef_concepts._images import ON_ERROR
 
-    assert _ON_ERROR == ON_ERROR
+    choices = {(name, action.dest): action.choices for name, action in _options(_build_parser())
+               if action.dest == "on_error"}
+    assert choices == {("train", "on_error"): ON_ERROR, ("predict", "on_error"): ON_ERROR}
