@@ -1,4 +1,4 @@
-"""ImageCLEF concept files: ground truth and run files, read and written as each edition's evaluator does.
+"""ImageCLEF concept files: ground truth and run files, read and written edition by edition.
 
 :func:`read_concepts` and :func:`write_run` take ``edition=`` (the rules of
 ``_editions``); ``"auto"`` tries every edition and keeps the one reading

@@ -1,4 +1,4 @@
-"""The library's workflows, written once for the command line, the demo, the reproduction and the examples.
+"""The library's workflows, written once for the command line, the demo and the reproduction.
 
 * :func:`coarse_to_fine_search`: rounds of grid search scored by the
   official F1, each grid refined around the last best;
