@@ -20,9 +20,7 @@ _MODULE_OF = {
     "CheckpointError": "._checkpoints",
     "remove_checkpoint": "._checkpoints",
     "ConceptFile": "._concept_files",
-    "ConceptFileError": "._concept_files",
-    "RunEvaluation": "._concept_files",
-    "evaluate_run": "._concept_files",
+    "ConceptFileError": "._concept_lines",
     "read_concepts": "._concept_files",
     "write_run": "._concept_files",
     "DatasetMismatchWarning": "._datasets",
@@ -33,10 +31,10 @@ _MODULE_OF = {
     "ConceptEncoder": "._encoder",
     "UnknownConceptWarning": "._encoder",
     "ConceptEnsemble": "._ensemble",
-    "ImageDecodeError": "._images",
-    "ImageLoader": "._images",
+    "ImageDecodeError": "._image_decoding",
+    "decode_image": "._image_decoding",
+    "ImageLoader": "._image_loader",
     "SkippedImagesWarning": "._images",
-    "decode_image": "._images",
     "ModelFileError": "._model_card",
     "imageclef_f1": "._metrics",
     "imageclef_f1_score": "._metrics",
@@ -47,6 +45,8 @@ _MODULE_OF = {
     "plot_threshold_curve": "._plots",
     "plot_training_history": "._plots",
     "reproduce_2019": "._reproduce",
+    "RunEvaluation": "._run_evaluation",
+    "evaluate_run": "._run_evaluation",
     "ConceptKNNClassifier": "._retrieval",
     "refine_grid": "._search",
     "ThresholdTuner": "._thresholds",
@@ -58,14 +58,8 @@ _MODULE_OF = {
 if TYPE_CHECKING:
     from ._baselines import MostFrequentConcepts
     from ._checkpoints import CheckpointError, remove_checkpoint
-    from ._concept_files import (
-        ConceptFile,
-        ConceptFileError,
-        RunEvaluation,
-        evaluate_run,
-        read_concepts,
-        write_run,
-    )
+    from ._concept_files import ConceptFile, read_concepts, write_run
+    from ._concept_lines import ConceptFileError
     from ._datasets import (
         DatasetMismatchWarning,
         load_imageclef,
@@ -75,7 +69,9 @@ if TYPE_CHECKING:
     from ._decision import DecisionRule
     from ._encoder import ConceptEncoder, UnknownConceptWarning
     from ._ensemble import ConceptEnsemble
-    from ._images import ImageDecodeError, ImageLoader, SkippedImagesWarning, decode_image
+    from ._image_decoding import ImageDecodeError, decode_image
+    from ._image_loader import ImageLoader
+    from ._images import SkippedImagesWarning
     from ._metrics import (
         imageclef_f1,
         imageclef_f1_score,
@@ -91,6 +87,7 @@ if TYPE_CHECKING:
     )
     from ._reproduce import reproduce_2019
     from ._retrieval import ConceptKNNClassifier
+    from ._run_evaluation import RunEvaluation, evaluate_run
     from ._search import refine_grid
     from ._thresholds import ThresholdTuner
     from .keras import BackboneEmbedding, ConceptCNNClassifier

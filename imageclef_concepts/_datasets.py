@@ -21,7 +21,7 @@ from PIL import Image
 from sklearn.utils import Bunch, check_random_state
 
 from ._concept_files import read_concepts, write_run
-from ._images import RASTER_FORMATS
+from ._image_decoding import RASTER_FORMATS
 
 if TYPE_CHECKING:  # names for annotations only
     from ._typing import PathLike
@@ -271,7 +271,7 @@ def load_imageclef(images_dir: PathLike, concepts_file: PathLike, *,
     kept = [(image_id, image_concepts) for image_id, image_concepts in zip(ids, concepts)
             if image_id in files]
     return Bunch(
-        paths=[str(sorted(files[image_id])[0]) for image_id, _ in kept],
+        paths=[image_path(files, image_id) for image_id, _ in kept],
         concepts=[image_concepts for _, image_concepts in kept],
         ids=[image_id for image_id, _ in kept],
         images_without_concepts=without_concepts,
@@ -302,6 +302,15 @@ def image_files_by_id(images_dir):
             if usable:
                 files[stem].append(Path(entry.path))
     return files
+
+
+def image_path(files, image_id):
+    """The file of an image id in :func:`image_files_by_id`'s ``files``: the first by name.
+
+    The one rule for an id with several files (``a.jpg`` and ``a.png``),
+    the same in reading a dataset and in predicting a folder.
+    """
+    return str(sorted(files[image_id])[0])
 
 
 def _report_mismatch(images_dir, concepts_file, without_concepts, without_images,

@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import GridSearchCV, KFold, train_test_split
+from sklearn.model_selection import KFold, train_test_split
 
 from ._baselines import MostFrequentConcepts
 from ._concept_files import write_run
 from ._datasets import load_imageclef, make_concept_images
-from ._decision import DecisionRule
-from ._metrics import imageclef_f1, imageclef_f1_score
-from ._search import refine_grid
+from ._metrics import imageclef_f1_score
 from ._thresholds import ThresholdTuner
+from ._workflows import coarse_to_fine_search, concepts_at_thresholds, save_model
 
 
 @dataclass(frozen=True)
@@ -98,6 +97,7 @@ def run_demo(output, *, quick=False, size=None, random_state=0, say=print, progr
 
 
 def _coarse_to_fine(paths, concepts, size, random_state, say, verbose):
+    """The CNN inside a ThresholdTuner, searched over the learning rate in two rounds."""
     from .keras import ConceptCNNClassifier
 
     cnn = ConceptCNNClassifier(image_size=size.image_size, filters=size.filters,
@@ -105,34 +105,22 @@ def _coarse_to_fine(paths, concepts, size, random_state, say, verbose):
                                decay=0.0, epochs=size.epochs, random_state=random_state)
     tuner = ThresholdTuner(cnn, cv=0.25, refit=False, thresholds=50,
                            random_state=random_state, store_cv_results=True)
-    folds = KFold(2, shuffle=True, random_state=random_state)
-    grid = {"estimator__learning_rate": list(size.learning_rates)}
-    search = None
-    for round_number in (1, 2):
-        say(f"Round {round_number} of the coarse-to-fine search: {grid}")
-        search = GridSearchCV(tuner, grid, scoring=imageclef_f1, cv=folds, refit=True,
-                              verbose=verbose)
-        search.fit(paths, concepts)
-        say(f"  best {search.best_params_}, cross-validated official F1 "
-            f"{search.best_score_:.3f}")
-        grid = refine_grid(search, n_values=3)
-    return search
+    searches = coarse_to_fine_search(
+        tuner, {"estimator__learning_rate": list(size.learning_rates)}, paths, concepts,
+        say=say, cv=KFold(2, shuffle=True, random_state=random_state), refit=True,
+        verbose=verbose)
+    return searches[-1]
 
 
 def _compare(tuner, tuned, paths, concepts, train, test):
     truth = concepts[test]
     baseline = MostFrequentConcepts().fit(paths[train], concepts[train])
-    cnn = tuner.estimator_
-    probabilities = cnn.predict_proba(paths[test])
-
-    def at(threshold):
-        return cnn.targets_.concepts_of(DecisionRule(threshold).apply(probabilities))
-
+    at = concepts_at_thresholds(tuner.estimator_, paths[test], (0.5, 0.1))
     return {
         f"most frequent concepts (k={baseline.k_})": imageclef_f1_score(
             truth, baseline.predict(paths[test])),
-        "CNN, threshold 0.5": imageclef_f1_score(truth, at(0.5)),
-        "CNN, the paper's threshold 0.1": imageclef_f1_score(truth, at(0.1)),
+        "CNN, threshold 0.5": imageclef_f1_score(truth, at[0.5]),
+        "CNN, the paper's threshold 0.1": imageclef_f1_score(truth, at[0.1]),
         f"CNN, tuned threshold {tuner.best_threshold_:.3f}": imageclef_f1_score(truth, tuned),
     }
 
@@ -157,7 +145,7 @@ def _write_outputs(output, tuner, tuned, test_ids, concepts, train, test, non_vi
     run_file = output / "run.tsv"
     write_run(run_file, test_ids, tuned, layout="2019")
     model_file = output / "model.keras"
-    tuner.save(model_file)  # the CNN with its tuned decision rule, in one native file
+    save_model(tuner, model_file)  # the CNN with its tuned decision rule, in one native file
     cnn = tuner.estimator_
     figures = {
         "concept_frequencies.png": plot_concept_frequencies(concepts[train]),

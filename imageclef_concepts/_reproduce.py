@@ -31,9 +31,11 @@ import numpy as np
 
 from . import _paper as paper
 from ._atomic_files import write_atomically
-from ._concept_files import evaluate_run, read_concepts, write_run
-from ._datasets import SPLITS_2019, image_files_by_id, load_imageclef
+from ._concept_files import read_concepts, write_run
+from ._datasets import SPLITS_2019, load_imageclef
 from ._persistence import jsonable
+from ._run_evaluation import evaluate_run
+from ._workflows import coarse_to_fine_search, predict_folder, save_model, train_and_tune, tune_rule
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Callable
@@ -156,7 +158,7 @@ def reproduce_2019(data_dir: PathLike, output_dir: PathLike, *, merge_validation
     threshold = _step_threshold(model, paths[holdout], concepts[holdout], tune_threshold,
                                 report, say)
     model.set_params(threshold=threshold)
-    model.save(output_dir / "model.keras")
+    save_model(model, output_dir / "model.keras")
     report["n_outputs"] = len(model.classes_)
     _step_test(model, layout["test"], output_dir, report, say)
     report["timings_s"]["total"] = time.perf_counter() - started
@@ -195,38 +197,30 @@ def _holdout(n_images, fraction, random_state):
 
 def _step_search(paths, concepts, fit_part, holdout, procedure, random_state, report, say):
     """Step 2: the coarse-to-fine search, scored on the held-out part at the paper's 0.1."""
-    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+    from sklearn.model_selection import PredefinedSplit
+    from sklearn.utils import Bunch
 
-    from ._metrics import imageclef_f1
-    from ._search import refine_grid
     from .keras import ConceptCNNClassifier
 
     start = time.perf_counter()
     # The held-out part is the search's validation fold (test_fold 0); the rest trains.
     test_fold = np.full(len(paths), -1)
     test_fold[holdout] = 0
-    estimator = ConceptCNNClassifier(
-        **{"random_state": random_state, "metrics": ["binary_accuracy"],
-           "monitor": paper.MONITOR, "threshold": paper.THRESHOLD,
-           **procedure.estimator_params})
-    grid, search, rounds = dict(procedure.first_grid), None, []
-    for round_number in range(1, procedure.n_rounds + 1):
-        n_configurations = int(np.prod([len(values) for values in grid.values()]))
-        say(f"Step 2, round {round_number}: {n_configurations} configuration(s) {grid}")
-        search = GridSearchCV(estimator, grid, scoring=imageclef_f1, refit=False,
-                              cv=PredefinedSplit(test_fold))
-        search.fit(paths, concepts)
-        rounds.append({"grid": jsonable(grid), "params": jsonable(search.cv_results_["params"]),
-                       "official_f1_at_0.1": search.cv_results_["mean_test_score"].tolist(),
-                       "best": jsonable(search.best_params_)})
-        say(f"  best {search.best_params_}: official F1 {search.best_score_:.4f} on the "
-            "held-out part at 0.1")
-        grid = refine_grid(search)
-    report["search_rounds"] = rounds
-    report["best_params"] = jsonable(search.best_params_)
-    say(f"  training the best configuration on {len(fit_part)} images")
-    model = estimator.set_params(**search.best_params_).fit(paths[fit_part],
-                                                            concepts[fit_part])
+    params = {"random_state": random_state, "metrics": ["binary_accuracy"],
+              "monitor": paper.MONITOR, "threshold": paper.THRESHOLD,
+              **procedure.estimator_params}
+    say("Step 2: the coarse-to-fine search, scored on the held-out part at the paper's 0.1")
+    searches = coarse_to_fine_search(ConceptCNNClassifier(**params), procedure.first_grid,
+                                     paths, concepts, n_rounds=procedure.n_rounds, say=say,
+                                     refit=False, cv=PredefinedSplit(test_fold))
+    report["search_rounds"] = [
+        {"grid": jsonable(search.param_grid), "params": jsonable(search.cv_results_["params"]),
+         "official_f1_at_0.1": search.cv_results_["mean_test_score"].tolist(),
+         "best": jsonable(search.best_params_)} for search in searches]
+    best = searches[-1].best_params_
+    report["best_params"] = jsonable(best)
+    model = train_and_tune(Bunch(paths=paths[fit_part], concepts=concepts[fit_part]),
+                           say=lambda line: say(f"  {line}"), **{**params, **best})
     report["timings_s"]["search"] = time.perf_counter() - start
     return model
 
@@ -234,10 +228,9 @@ def _step_search(paths, concepts, fit_part, holdout, procedure, random_state, re
 def _step_threshold(model, paths, concepts, tune_threshold, report, say):
     """Step 3: the official F1 on the held-out part at 0.1 and at every threshold."""
     from ._decision import DecisionRule
-    from ._thresholds import ThresholdTuner
 
-    tuner = ThresholdTuner(model, cv="prefit", refit=False, thresholds=np.linspace(0.01, 0.9, 90),
-                           store_cv_results=True).fit(paths, concepts)
+    tuner = tune_rule(model, paths, concepts, thresholds=np.linspace(0.01, 0.9, 90),
+                      store_cv_results=True)
     curve = tuner.cv_results_
     at_paper = float(curve["scores"][np.argmin(np.abs(curve["thresholds"] - paper.THRESHOLD))])
     report["threshold"] = {
@@ -256,18 +249,11 @@ def _step_test(model, test_layout, output_dir, report, say):
     """Step 4: the test images' run file in the 2019 layout, checked and scored."""
     start = time.perf_counter()
     images_dir, truth_file = test_layout
-    files = image_files_by_id(images_dir)
-    if truth_file is not None:
-        ids = read_concepts(truth_file).ids
-        missing = [image_id for image_id in ids if image_id not in files]
-        if missing:
-            raise FileNotFoundError(f"{len(missing)} test image(s) of {truth_file} have no "
-                                    f"file in {images_dir}, e.g. {missing[:3]}")
-    else:
-        ids = sorted(files)
-    paths = [str(sorted(files[image_id])[0]) for image_id in ids]
+    # With a test ground truth, its images in its order (each must have a file).
+    ids = None if truth_file is None else read_concepts(truth_file).ids
+    ids, concepts = predict_folder(model, images_dir, ids=ids, progress=False)
     run = output_dir / "run.tsv"
-    write_run(run, ids, model.predict_concepts(paths), layout="2019")
+    write_run(run, ids, concepts, layout="2019")
     checked = read_concepts(run)  # the format check of the submission
     report["run_file"] = {"path": str(run), "n_images": len(checked.ids),
                           "layout": checked.layout}

@@ -1,8 +1,13 @@
-"""The library's workflows, written once for the command line, the demo and the examples.
+"""The library's workflows, written once for the command line, the demo and the reproduction.
 
+* :func:`coarse_to_fine_search`: rounds of grid search scored by the
+  official F1, each grid refined around the last best;
 * :func:`train_and_tune`: train the CNN on a dataset, and with validation
   data keep its best epoch and tune its decision rule there;
-* :func:`predict_folder`: the concepts of every image of a folder, ready for
+* :func:`tune_rule`: tune a fitted model's decision rule on held-out data;
+* :func:`concepts_at_thresholds`: a fitted model's concepts at several
+  thresholds, from one prediction;
+* :func:`predict_folder`: the concepts of the images of a folder, ready for
   a run file;
 * :func:`save_model` / :func:`load_model`: a model's native ``.keras`` file
   (its decision rule included), joblib only when asked.
@@ -11,7 +16,52 @@
 from pathlib import Path
 
 from ._atomic_files import check_regular_file
-from ._datasets import image_files_by_id
+from ._datasets import image_files_by_id, image_path
+
+
+def coarse_to_fine_search(estimator, first_grid, X, y, *, n_rounds=2, say=print,
+                          **search_params):
+    """Rounds of ``GridSearchCV`` scored by the official F1, each grid refined around the best.
+
+    Parameters
+    ----------
+    estimator : estimator
+        What each round searches over (a concept estimator, or a
+        :class:`~imageclef_concepts.ThresholdTuner` around one).
+    first_grid : dict
+        The first round's grid; :func:`~imageclef_concepts.refine_grid` makes
+        each next one.
+    X, y
+        The images and their concepts.
+    n_rounds : int, default=2
+    say : callable, default=print
+        Where a line per round goes (the grid, then the best and its score).
+    **search_params
+        ``GridSearchCV`` parameters (``cv``, ``refit``, ``verbose``...).
+
+    Returns
+    -------
+    list of GridSearchCV
+        Each round's fitted search; the last holds the final best.
+    """
+    import numpy as np
+    from sklearn.model_selection import GridSearchCV
+
+    from ._metrics import imageclef_f1
+    from ._search import refine_grid
+
+    grid, searches = dict(first_grid), []
+    for round_number in range(1, n_rounds + 1):
+        n_configurations = int(np.prod([len(values) for values in grid.values()]))
+        say(f"Round {round_number} of the coarse-to-fine search: {n_configurations} "
+            f"configuration(s) {grid}")
+        search = GridSearchCV(estimator, grid, scoring=imageclef_f1, **search_params)
+        searches.append(search.fit(X, y))
+        say(f"  best {search.best_params_}: official F1 {search.best_score_:.4f} on the "
+            "search's validation folds")
+        if round_number < n_rounds:
+            grid = refine_grid(search)
+    return searches
 
 
 def train_and_tune(train, validation=None, *, say=print, **params):
@@ -52,17 +102,53 @@ def train_and_tune(train, validation=None, *, say=print, **params):
     model.set_params(verbose=0)
     if validation is None:
         return model
-    from ._thresholds import ThresholdTuner
-
-    tuner = ThresholdTuner(model, cv="prefit", refit=False).fit(validation.paths,
-                                                                validation.concepts)
+    tuner = tune_rule(model, validation.paths, validation.concepts)
     say(f"Tuned threshold on {len(validation.paths)} validation images: "
         f"{tuner.best_threshold_:.3f} (official F1 {tuner.best_score_:.4f})")
     return tuner.tuned_estimator()
 
 
-def predict_folder(model, images_dir, *, batch_size=256, progress=True):
-    """The concepts a model predicts for every image of a folder.
+def tune_rule(model, X, y, **tuner_params):
+    """A :class:`~imageclef_concepts.ThresholdTuner` fitted on held-out data around a fitted model.
+
+    Parameters
+    ----------
+    model : fitted concept estimator
+        Used as it is (``cv="prefit"``), never trained again.
+    X, y
+        Held-out images and their concepts, not seen in training.
+    **tuner_params
+        Other :class:`~imageclef_concepts.ThresholdTuner` parameters
+        (``thresholds``, ``store_cv_results``...).
+
+    Returns
+    -------
+    ThresholdTuner
+        Fitted: ``best_threshold_``, ``best_score_`` and, for the model with
+        the tuned rule, ``tuned_estimator()``.
+    """
+    from ._thresholds import ThresholdTuner
+
+    return ThresholdTuner(model, cv="prefit", refit=False, **tuner_params).fit(X, y)
+
+
+def concepts_at_thresholds(model, X, thresholds):
+    """A fitted model's concepts for ``X`` at each threshold, from one prediction.
+
+    Returns
+    -------
+    dict
+        ``{threshold: list of tuple of str}``, one list per threshold.
+    """
+    from ._decision import DecisionRule
+
+    probabilities = model.predict_proba(X)
+    return {threshold: model.targets_.concepts_of(DecisionRule(threshold).apply(probabilities))
+            for threshold in thresholds}
+
+
+def predict_folder(model, images_dir, *, ids=None, batch_size=256, progress=True):
+    """The concepts a model predicts for the images of a folder.
 
     Parameters
     ----------
@@ -70,6 +156,9 @@ def predict_folder(model, images_dir, *, batch_size=256, progress=True):
         Anything with ``predict_concepts``.
     images_dir : str or path-like
         A folder of ``<image id>.<ext>`` files.
+    ids : sequence of str, default=None
+        The images to predict, in this order (a ground truth's ids, say);
+        every one must have a file. By default every image of the folder.
     batch_size : int, default=256
         Images decoded and predicted at a time (memory stays bounded).
     progress : bool, default=True
@@ -78,7 +167,8 @@ def predict_folder(model, images_dir, *, batch_size=256, progress=True):
     Returns
     -------
     ids : list of str
-        Image ids (file names without extension), sorted.
+        Image ids (file names without extension): ``ids`` when given, else
+        every image of the folder, sorted.
     concepts : list of tuple of str
     """
     from tqdm import tqdm
@@ -86,8 +176,14 @@ def predict_folder(model, images_dir, *, batch_size=256, progress=True):
     files = image_files_by_id(images_dir)
     if not files:
         raise ValueError(f"no image file in {images_dir}")
-    ids = sorted(files)
-    paths = [str(sorted(files[image_id])[0]) for image_id in ids]
+    if ids is None:
+        ids = sorted(files)
+    missing = [image_id for image_id in ids if image_id not in files]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} image(s) have no file in {images_dir}, "
+                                f"e.g. {missing[:3]}")
+    ids = list(ids)
+    paths = [image_path(files, image_id) for image_id in ids]
     concepts = []
     with tqdm(total=len(paths), unit="image", desc="predicting", disable=not progress) as bar:
         for start in range(0, len(paths), batch_size):

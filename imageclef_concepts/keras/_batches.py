@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .._images import ImageDecodeError
+from .._image_decoding import ImageDecodeError
 
 
 class ImageBatches:

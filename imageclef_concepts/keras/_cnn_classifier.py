@@ -36,7 +36,8 @@ from .._checkpoints import (
     remove_checkpoint,
 )
 from .._decision import DecisionRule
-from .._images import ON_ERROR, RESAMPLING, images_digest
+from .._image_decoding import RESAMPLING
+from .._images import ON_ERROR, images_digest
 from .._model_card import (
     METADATA_ENTRY,
     ModelFileError,

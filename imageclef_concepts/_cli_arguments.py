@@ -1,0 +1,102 @@
+"""What the command line's subcommands share: argument types, output checks, user errors.
+
+A user's mistake is a :class:`UserError` (or a library error naming the
+problem), reported by ``_cli.main`` as one line on standard error with exit
+code 2. Nothing here imports scikit-learn or TensorFlow: ``--help`` reads it.
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+
+class UserError(Exception):
+    """A mistake of the user's: reported without a traceback, exit code 2."""
+
+
+def estimator_default(value):
+    """Help text for a flag left to the estimator: None means "not given", so
+    ConceptCNNClassifier's default applies; that default is the paper's
+    setting, read from the module the estimator reads it from (no TensorFlow)."""
+    shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+    return f"default: {shown}"
+
+
+def one_line(error):
+    """An error as one line: a multi-line message (a list of problems) joined up."""
+    text = str(error) if not isinstance(error, OSError) or not error.filename else \
+        f"{error.strerror}: {error.filename}"
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def int_tuple(text):
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
+
+def probability(text):
+    """A decision threshold: a number in [0, 1] (2 would predict nothing, -1 everything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value <= 1:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text}")
+    return value
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def check_output(path, inputs, flag="--output"):
+    """Refuse, before any work, an output that cannot be written or would destroy something.
+
+    A folder, a device or a pipe, a missing or read-only folder, and any
+    input (a file named, or any file of a folder named: an image, a
+    concept file, the model) are refused.
+    """
+    from ._atomic_files import NotARegularFileError, check_writable_target
+
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        check_writable_target(path, flag)
+    except NotARegularFileError as error:
+        raise UserError(str(error)) from None
+    if not folder.is_dir():
+        raise UserError(f"{flag} {path}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{flag} {path}: the folder {folder} is not writable.")
+    if not path.exists():
+        return
+    target = os.stat(path)
+    for given in inputs:
+        if given is None or not given.exists():
+            continue
+        files = [entry.path for entry in os.scandir(given)] if given.is_dir() else [given]
+        for file in files:
+            try:
+                same = os.path.samestat(os.stat(file), target)
+            except OSError:
+                continue
+            if same:
+                raise UserError(f"{flag} {path} is also an input ({file}); it would be "
+                                "overwritten.")
+
+
+def say_unless_quiet(args, line):
+    if not args.quiet:
+        print(line)

@@ -1,0 +1,299 @@
+"""Scoring a run file against the ground truth, as an edition's evaluator does.
+
+:func:`evaluate_run` reads both files (and a secondary ground truth) by an
+edition's rules (``_editions``, ``_concept_lines``), refuses what that
+evaluator refuses, and returns the official mean per-image F1 and the
+secondary score in a :class:`RunEvaluation`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._concept_files import agreeing_editions, choose_reading
+from ._concept_lines import (
+    ConceptFileError,
+    duplicate_id_problems,
+    line_problems,
+    parse_lines,
+    read_bytes,
+    read_lines,
+)
+from ._concepts import canonical_concept
+from ._editions import edition_of, reported_name, rule_groups
+
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Collection
+
+    from ._typing import PathLike
+
+
+@dataclass
+class RunEvaluation:
+    """The official score of a run file and what was counted.
+
+    Attributes
+    ----------
+    score : float
+        The mean per-image F1, as the edition's evaluator returns it.
+    n_images : int
+        Images in the run (and in the ground truth).
+    n_scored : int
+        Images with at least one true concept, the ones averaged.
+    warnings : list of str
+        Problems that did not stop scoring (a concept repeated in another
+        case, counted once).
+    secondary_score : float or None
+        The secondary F1, when a secondary ground truth or concept list was
+        given.
+    edition : str or None
+        The edition the files were scored as.
+    edition_note : str
+        With ``edition="auto"``, how that edition was picked.
+
+    Examples
+    --------
+    >>> from imageclef_concepts import RunEvaluation
+    >>> float(RunEvaluation(score=0.5, n_images=4, n_scored=3, warnings=[]))
+    0.5
+    """
+
+    score: float
+    n_images: int
+    n_scored: int
+    warnings: list
+    secondary_score: float | None = None
+    edition: str | None = None
+    edition_note: str = ""
+
+    def __float__(self):
+        return self.score
+
+
+def evaluate_run(run: PathLike, ground_truth: PathLike, *, edition: str = "auto",
+                 secondary_truth: PathLike | None = None,
+                 secondary_concepts: PathLike | Collection[str] | None = None,
+                 max_concepts: int | None = None, cui_only: bool = False) -> RunEvaluation:
+    """Check a run file against the ground truth and score it as an edition's evaluator does.
+
+    Parameters
+    ----------
+    run, ground_truth : str or path-like
+        The files, in the edition's layouts (2022: a tab-separated ground
+        truth with a header line, a ``|``-separated run).
+    edition : {"auto", "2018", ..., "2026"}, default="auto"
+        Whose rules to read, refuse and score by (the table of the page on
+        concept files in the documentation).
+        ``"auto"`` tries every edition: the editions that accept the files
+        must score them alike, and ``edition`` of the result names one;
+        when they score differently a :class:`ConceptFileError` names them.
+    secondary_truth : str or path-like, default=None
+        The second ground truth of the secondary score (2024 on:
+        ``concepts_manual.csv``, the manually validated concepts), in the
+        ground truth's layout and with the same images. The run is scored
+        against it with both sides restricted to ``secondary_concepts``, by
+        default the edition's fixed list (15 CUIs from 2025, 14 in 2024).
+    secondary_concepts : str, path-like or collection of str, default=None
+        The concepts of the secondary score: a file with one concept per
+        line, or the concepts. Without ``secondary_truth``, the ground truth
+        itself is restricted to them.
+    max_concepts : int, default=None
+        Also refuse lines with more concepts than this (the edition's own
+        maximum always applies).
+    cui_only : bool, default=False
+        Also refuse concepts that are not UMLS CUIs (``C`` followed by digits).
+
+    Returns
+    -------
+    RunEvaluation
+        ``score`` is what the official script returns; ``float()`` gives it.
+
+    Raises
+    ------
+    ConceptFileError
+        Listing, with file and line, every line the edition refuses: malformed
+        lines, duplicate image ids, images of the ground truth missing from
+        the run and images of the run unknown to the ground truth.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from imageclef_concepts import evaluate_run, write_run
+    >>> folder = tempfile.mkdtemp()
+    >>> truth, run = os.path.join(folder, "truth.tsv"), os.path.join(folder, "run.tsv")
+    >>> write_run(truth, ["a", "b"], ["C1;C2", "C3"])
+    >>> write_run(run, ["a", "b"], ["C1", "C3;C4"])
+    >>> result = evaluate_run(run, truth, secondary_concepts=["C1", "C2"])
+    >>> round(result.score, 4), result.n_scored, round(result.secondary_score, 4)
+    (0.6667, 2, 0.6667)
+    >>> result.edition
+    '2019'
+    """
+    chosen_edition = None if edition == "auto" else edition_of(edition)
+    texts = {"run": read_lines(run), "truth": read_lines(ground_truth),
+             "secondary": None if secondary_truth is None else read_lines(secondary_truth)}
+    subset = _concept_subset(secondary_concepts)
+    options = dict(run=run, ground_truth=ground_truth, secondary_truth=secondary_truth,
+                   subset=subset, max_concepts=max_concepts, cui_only=cui_only, texts=texts)
+    if chosen_edition is not None:
+        return _evaluate_as(chosen_edition, **options)
+    outcomes = {}
+    for group in rule_groups():
+        try:
+            outcomes[group] = _evaluate_as(group[0], **options)
+        except ConceptFileError as error:
+            outcomes[group] = error
+        except ValueError as error:  # no secondary list for this edition
+            outcomes[group] = ConceptFileError([str(error)])
+    chosen = choose_reading(outcomes, f"{run} against {ground_truth}", key=_scored_alike,
+                     describe=lambda result: f": {result.score:.6g}" + (
+                         "" if result.secondary_score is None
+                         else f", secondary {result.secondary_score:.6g}"))
+    group = agreeing_editions(outcomes, chosen, key=_scored_alike)
+    name = reported_name(group)
+    others = [edition.name for edition in group if edition.name != name]
+    refused = [edition.name for editions, outcome in outcomes.items()
+               if isinstance(outcome, ConceptFileError) for edition in editions]
+    reasons = ["picked by auto"]
+    if others:
+        reasons.append(f"{', '.join(others)} score these files alike")
+    if refused:
+        reasons.append(f"{', '.join(refused)} refuse them")
+    chosen.edition, chosen.edition_note = name, f"{name} ({'; '.join(reasons)})"
+    return chosen
+
+
+def _scored_alike(result):
+    """What two editions must agree on for a run: its scores."""
+    return result.score, result.secondary_score, result.n_scored
+
+
+def _evaluate_as(edition, *, run, ground_truth, secondary_truth, subset, max_concepts,
+                 cui_only, texts):
+    """The evaluation of ``edition``: a RunEvaluation, or a ConceptFileError with every problem."""
+    # Here, not at the top: the command line imports this module for its
+    # option choices, and --help should not wait for scikit-learn.
+    from ._metrics import imageclef_f1_score
+
+    truth_lines, problems = parse_lines(ground_truth, texts["truth"], edition, "truth")
+    problems += line_problems(ground_truth, truth_lines)
+    problems += duplicate_id_problems(ground_truth, truth_lines)
+    run_lines, run_problems = parse_lines(run, texts["run"], edition, "run")
+    problems += run_problems + line_problems(run, run_lines, max_concepts, cui_only)
+    problems += duplicate_id_problems(run, run_lines)
+    problems += _id_set_problems(run, run_lines, ground_truth, truth_lines)
+    if edition.run_in_truth_order and not problems:
+        problems += _order_problems(run, run_lines, truth_lines, edition)
+    if secondary_truth is not None:
+        if subset is None and edition.secondary_cuis is None:
+            raise ValueError(f"the {edition.name} evaluator has no secondary ground truth; "
+                             "give the secondary concepts too (secondary_concepts=)")
+        second_lines, second_problems = parse_lines(secondary_truth, texts["secondary"], edition,
+                                               "secondary")
+        problems += second_problems + line_problems(secondary_truth, second_lines)
+        problems += duplicate_id_problems(secondary_truth, second_lines)
+        problems += _secondary_id_problems(secondary_truth, second_lines, ground_truth,
+                                           truth_lines)
+    if problems:
+        raise ConceptFileError(problems, f"Run {run} cannot be scored as the {edition.name} "
+                               "edition")
+    predicted = {line.image_id: line.concepts for line in run_lines}
+    true_concepts = [line.concepts for line in truth_lines]
+    predictions = [predicted[line.image_id] for line in truth_lines]
+    n_scored = sum(1 for concepts in true_concepts if concepts)
+    if not n_scored:
+        raise ConceptFileError(
+            [f"{ground_truth}: no image has a concept; the {edition.name} evaluator divides "
+             "by zero"], f"Run {run} cannot be scored as the {edition.name} edition")
+    score = imageclef_f1_score(true_concepts, predictions)
+    secondary = None
+    if secondary_truth is not None:
+        second = {line.image_id: line.concepts for line in second_lines}
+        second_true = [second[line.image_id] for line in truth_lines]
+        secondary = _secondary_score(second_true, predictions,
+                                     edition.secondary_cuis if subset is None else subset,
+                                     secondary_truth, run, edition)
+    elif subset is not None:
+        secondary = _secondary_score(true_concepts, predictions, subset, ground_truth, run,
+                                     edition)
+    notes = [
+        f"{run}:{line.number}: concept(s) {', '.join(line.duplicate_concepts)} repeated in "
+        "another case, counted once"
+        for line in run_lines if line.duplicate_concepts
+    ]
+    return RunEvaluation(score, len(truth_lines), n_scored, notes, secondary, edition.name)
+
+
+def _secondary_score(true_concepts, predictions, subset, truth_path, run, edition):
+    from ._metrics import imageclef_f1_score
+
+    if not any(subset.intersection(concepts) for concepts in true_concepts):
+        raise ConceptFileError(
+            [f"{truth_path}: no image has one of the secondary concepts; the secondary "
+             "score divides by zero"],
+            f"Run {run} cannot be scored as the {edition.name} edition")
+    return imageclef_f1_score(true_concepts, predictions, concepts=subset)
+
+
+def _id_set_problems(run, run_lines, ground_truth, truth_lines):
+    known = {line.image_id for line in truth_lines}
+    in_run = {line.image_id for line in run_lines}
+    problems = [
+        f"{run}:{line.number}: image id {line.image_id!r} is not in the ground truth"
+        for line in run_lines
+        if line.image_id not in known and not line.problems
+    ]
+    problems += [
+        f"{ground_truth}:{line.number}: image id {line.image_id!r} is missing from the run"
+        for line in truth_lines
+        if line.image_id not in in_run and not line.problems
+    ]
+    return problems
+
+
+def _order_problems(run, run_lines, truth_lines, edition):
+    for run_line, truth_line in zip(run_lines, truth_lines):
+        if run_line.image_id != truth_line.image_id:
+            return [f"{run}:{run_line.number}: image {run_line.image_id!r} where the ground "
+                    f"truth has {truth_line.image_id!r}: the {edition.name} submission check "
+                    "wants the ground truth's order"]
+    return []
+
+
+def _secondary_id_problems(secondary_truth, second_lines, ground_truth, truth_lines):
+    primary = {line.image_id for line in truth_lines}
+    second = {line.image_id for line in second_lines}
+    problems = [
+        f"{secondary_truth}:{line.number}: image id {line.image_id!r} is not in the ground "
+        f"truth {ground_truth} (the evaluator would count it as a zero)"
+        for line in second_lines if line.image_id not in primary and not line.problems
+    ]
+    problems += [
+        f"{ground_truth}:{line.number}: image id {line.image_id!r} is missing from the "
+        f"secondary ground truth {secondary_truth}"
+        for line in truth_lines if line.image_id not in second and not line.problems
+    ]
+    return problems
+
+
+def _concept_subset(concepts):
+    """The secondary score's concepts, from a file (one per line) or a collection."""
+    if concepts is None:
+        return None
+    if isinstance(concepts, (str, os.PathLike)):
+        path = concepts
+        try:
+            lines = read_bytes(path, "concept list").decode("utf-8-sig").split("\n")
+        except UnicodeDecodeError as error:
+            raise ConceptFileError([f"{path}: not a UTF-8 text file ({error.reason})"],
+                                   f"Cannot read {path}") from None
+        concepts = [line.strip() for line in lines if line.strip()]
+        if not concepts:
+            raise ConceptFileError([f"{path}: no concept in the file"], f"Cannot read {path}")
+    return frozenset(canonical_concept(concept) for concept in concepts)
+
+
+
+__all__ = ["RunEvaluation", "evaluate_run"]
