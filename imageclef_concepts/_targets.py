@@ -126,7 +126,7 @@ class ConceptTargets:
 
         y = as_target(y)
         if is_concept_lists(y):
-            self.encoder_ = ConceptEncoder(min_count=self.min_count, max_concepts=self.max_labels,
+            self.encoder_ = ConceptEncoder(min_count=self.min_count, max_labels=self.max_labels,
                                            sparse_output=True).fit(y)
             self.classes_ = self.encoder_.classes_
         else:
