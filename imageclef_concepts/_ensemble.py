@@ -19,14 +19,15 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseConceptClassifier, check_n_images, decision_scores
+from ._base import BaseConceptClassifier, decision_scores
 from ._concepts import is_concept_lists
 from ._decision import DecisionRule
-from ._targets import ConceptTargets, align_columns, as_target, targets_of
+from ._targets import ConceptTargets, align_columns, targets_of
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
 
+    from numpy.typing import NDArray
     from typing_extensions import Self
 
     from ._typing import FloatArray, Images, PathLike, Targets
@@ -124,38 +125,27 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         self._set_params("estimators", **params)
         return self
 
-    def fit(self, X: Images, y: Targets, **fit_params: Any) -> Self:
-        """Fit the members (unless ``prefit``) and align their vocabularies.
-
-        Parameters
-        ----------
-        X : array-like of images or sequence of paths
-        y : indicator matrix or sequence of concept lists
-        **fit_params : dict
-            Passed to every member's ``fit``.
-
-        Returns
-        -------
-        self : ConceptEnsemble
-        """
-        self._validate_params()
+    def _fit(self, X: Images, y: Targets, **fit_params: Any) -> None:
+        """Fit the members (unless ``prefit``; ``fit_params`` go to each) and unite their concepts."""
         self._check_members()
-        y = as_target(y)
-        check_n_images(X, y)
         members = [estimator for _, estimator in self.estimators]
         if self.prefit:
             for member in members:
                 check_is_fitted(member)
-            self.estimators_ = members
+            fitted = members
         else:
-            self.estimators_ = Parallel(n_jobs=self.n_jobs)(
+            fitted = Parallel(n_jobs=self.n_jobs)(
                 delayed(_fit_member)(clone(member), X, y, fit_params) for member in members)
+        self._set_members(fitted, y)
+
+    def _set_members(self, fitted, y=None):
+        """The fitted members and the vocabularies read from them (with ``y``, at fit)."""
+        self.estimators_ = list(fitted)
         self.named_estimators_ = Bunch(**dict(zip(self._member_names(), self.estimators_)))
-        # Each member's vocabulary, read once (a foreign member's from y).
+        # Each member's vocabulary, read once through its public attributes.
         self._member_targets = [targets_of(member, y) for member in self.estimators_]
         self.targets_ = _union_of_targets(self._member_targets, y)
         self.classes_ = self.targets_.classes_
-        return self
 
     def _member_names(self):
         return [name for name, _ in self.estimators]
@@ -209,7 +199,31 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
                                                                                 dtype=float)
         return np.tensordot(weights / weights.sum(), np.stack(members), axes=1)
 
-    def _decide(self, X):
+    def decide(self, X: Images) -> NDArray[np.bool_]:
+        """The concepts decided for each image, as a boolean indicator over ``classes_``.
+
+        ``"mean"`` and ``"max"``: ``threshold`` on :meth:`predict_proba`; the
+        set combinations: the members' own decisions (their ``decide``, or
+        their ``predict``), united, intersected or counted; then
+        ``fallback`` for images left without a concept.
+
+        Parameters
+        ----------
+        X : array-like of images or sequence of paths
+
+        Returns
+        -------
+        ndarray of bool, shape (n_images, n_concepts)
+
+        Examples
+        --------
+        >>> from imageclef_concepts import ConceptEnsemble, MostFrequentConcepts
+        >>> ensemble = ConceptEnsemble([("one", MostFrequentConcepts(k=1)),
+        ...                             ("two", MostFrequentConcepts(k=2))],
+        ...                            combine="intersection").fit([[0], [0]], ["C1;C2", "C1"])
+        >>> ensemble.decide([[0]])
+        array([[ True, False]])
+        """
         check_is_fitted(self, "estimators_")
         if self.combine in PROBABILITY_COMBINATIONS:
             decided = self._decision_rule().apply(self.predict_proba(X))
@@ -229,9 +243,9 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         return decided
 
     def _member_decision(self, member, targets, X):
-        """A member's predicted indicator, on the ensemble's columns."""
-        if hasattr(member, "_decide"):
-            own = member._decide(X)
+        """A member's decided indicator (its public ``decide``, else ``predict``), on our columns."""
+        if hasattr(member, "decide"):
+            own = np.asarray(member.decide(X))
         else:
             predicted = member.predict(X)
             own = (targets.transform(predicted).toarray() if is_concept_lists(predicted)

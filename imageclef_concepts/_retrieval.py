@@ -26,7 +26,6 @@ from .keras import BACKBONES
 
 if TYPE_CHECKING:  # names for annotations only
     from numpy.typing import NDArray
-    from typing_extensions import Self
 
     from ._typing import FloatArray, Images, Targets
 
@@ -115,29 +114,15 @@ class ConceptKNNClassifier(BaseConceptClassifier):
         self.min_count = min_count
         self.max_labels = max_labels
 
-    def fit(self, X: Images, y: Targets) -> Self:
-        """Embed the training images and remember their concepts.
-
-        Parameters
-        ----------
-        X : array-like of images or sequence of paths
-        y : indicator matrix or sequence of concept lists
-
-        Returns
-        -------
-        self : ConceptKNNClassifier
-        """
-        self._validate_params()
-        self._targets = self._fit_targets(y)
+    def _fit(self, X: Images, y: Targets) -> None:
+        """Embed the training images and remember their concepts."""
+        self._targets = self._fit_targets(y, min_count=self.min_count,
+                                          max_labels=self.max_labels)
         self.embedding_ = self._fitted_embedding(X, y)
         self.embeddings_ = self._embed(X)
-        if len(self.embeddings_) != self._targets.shape[0]:
-            raise ValueError(f"X has {len(self.embeddings_)} images but y has "
-                             f"{self._targets.shape[0]} rows.")
         if self.n_neighbors > len(self.embeddings_):
             raise ValueError(f"n_neighbors={self.n_neighbors} is more than the "
                              f"{len(self.embeddings_)} training images.")
-        return self
 
     def _fitted_embedding(self, X, y):
         embedding = self.embedding
@@ -216,9 +201,32 @@ class ConceptKNNClassifier(BaseConceptClassifier):
                                    shape=(n_images, len(self.embeddings_)))
         return np.asarray((mixing @ self._targets).todense())
 
-    def _decide(self, X):
+    def decide(self, X: Images) -> NDArray[np.bool_]:
+        """The concepts decided for each image, as a boolean indicator over ``classes_``.
+
+        ``voting="threshold"``: the rule ``threshold`` on :meth:`predict_proba`;
+        ``"mean_count"``: the most voted concepts, as many as the neighbours
+        carry on average.
+
+        Parameters
+        ----------
+        X : array-like of images or sequence of paths
+
+        Returns
+        -------
+        ndarray of bool, shape (n_images, n_concepts)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from imageclef_concepts import ConceptKNNClassifier
+        >>> X = np.zeros((2, 4, 4, 3), dtype=np.uint8); X[1] = 200; X[0, 0, 0] = 9
+        >>> model = ConceptKNNClassifier(1, voting="mean_count").fit(X, ["C1", "C2"])
+        >>> model.decide(X[[1]])
+        array([[False,  True]])
+        """
         if self.voting == "threshold":
-            return super()._decide(X)
+            return super().decide(X)
         check_is_fitted(self)
         similarities, indices = self.kneighbors(X)
         shares = self._vote_shares(similarities, indices)

@@ -36,14 +36,13 @@ from ._metrics import (
     per_concept_thresholds,
     threshold_curve,
 )
-from ._targets import ConceptTargets, align_columns, as_target, targets_of
+from ._targets import ConceptTargets, align_columns, targets_of
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
 
     from numpy.typing import NDArray
     from sklearn.base import BaseEstimator
-    from typing_extensions import Self
 
     from ._typing import FloatArray, Images, PathLike, Predictions, Targets
 
@@ -177,22 +176,8 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         self.min_concepts = min_concepts
         self.max_concepts = max_concepts
 
-    def fit(self, X: Images, y: Targets, **fit_params: Any) -> Self:
-        """Fit the estimator and choose the decision rule on out-of-fold scores.
-
-        Parameters
-        ----------
-        X : array-like or sequence of paths
-            Whatever ``estimator`` takes.
-        y : indicator matrix or sequence of concept lists
-        **fit_params : dict
-            Passed to ``estimator.fit``.
-
-        Returns
-        -------
-        self : ThresholdTuner
-        """
-        self._validate_params()
+    def _fit(self, X: Images, y: Targets, **fit_params: Any) -> None:
+        """Fit the estimator (``fit_params`` go to its ``fit``); choose the rule out of fold."""
         self._check_options()
         if not hasattr(X, "__getitem__"):  # array-likes known only by __array__
             X = np.asarray(X)
@@ -221,7 +206,6 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
             self.best_threshold_ = self.decision_rule_.threshold
         if hasattr(self.estimator_, "n_features_in_"):
             self.n_features_in_ = self.estimator_.n_features_in_
-        return self
 
     def _check_options(self):
         if self.strategy == "per_concept" and not self._uses_official_score():
@@ -356,10 +340,31 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         check_is_fitted(self, "decision_rule_")
         return decision_scores(self.estimator_, X, len(self.classes_))
 
-    def _decide(self, X):
+    @available_if(lambda self: not hasattr(self.estimator, "predict_proba")
+                  and hasattr(self.estimator, "decision_function"))
+    def decision_function(self, X: Images) -> FloatArray:
+        """The estimator's decision scores, one column per concept (no ``predict_proba``).
+
+        Parameters
+        ----------
+        X : array-like or sequence of paths
+
+        Returns
+        -------
+        ndarray of shape (n_images, n_concepts)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import RidgeClassifier
+        >>> from imageclef_concepts import ThresholdTuner
+        >>> X = np.arange(8.0)[:, None]; y = np.c_[X[:, 0] > 3, X[:, 0] < 5].astype(int)
+        >>> tuner = ThresholdTuner(RidgeClassifier(), cv=2, thresholds=5).fit(X, y)
+        >>> tuner.decision_function(X[:1]).shape
+        (1, 2)
+        """
         check_is_fitted(self, "decision_rule_")
-        scores = decision_scores(self.estimator_, X, len(self.classes_))
-        return self.decision_rule_.apply(scores)
+        return decision_scores(self.estimator_, X, len(self.classes_))
 
     def save(self, path: PathLike) -> None:
         """Save the tuned model whole: the estimator's native file, carrying the rule.
@@ -386,10 +391,14 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         Returns
         -------
         estimator
-            ``estimator_`` itself, with ``threshold`` set to the tuned rule.
+            A shallow copy of ``estimator_`` with ``threshold`` set to the
+            tuned rule and the tuning recorded in ``tuning_``: neither
+            ``estimator_`` nor, with ``cv="prefit"``, the user's estimator is
+            changed. The copy shares the fitted network and arrays (no
+            memory is doubled); it is for predicting and saving.
         """
         check_is_fitted(self, "decision_rule_")
-        tuned = self.estimator_.set_params(threshold=self.decision_rule_)
+        tuned = _shallow_copy(self.estimator_).set_params(threshold=self.decision_rule_)
         tuned.tuning_ = {"official_f1": self.best_score_, "strategy": self.strategy,
                          "n_images": int(self._n_tuning_images)}
         return tuned
@@ -410,6 +419,17 @@ class _FixedPredictions(BaseEstimator):
         return self.predictions
 
 
+def _shallow_copy(estimator):
+    """A new object with the same attributes: its parameters can change, its arrays are shared.
+
+    ``copy.copy`` would go through the class's pickling hooks (scikeras
+    serialises the whole network there).
+    """
+    copied = object.__new__(type(estimator))
+    copied.__dict__.update(estimator.__dict__)
+    return copied
+
+
 def _fit_fold(estimator, X, y, train, fit_params):
     return estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train), **fit_params)
 
@@ -420,11 +440,6 @@ def _checked_target(X, y):
     Returns ``y`` as given (what the estimator is fitted on) and the labels:
     the same concept lists, or the indicator as a 0/1 CSR matrix, made once.
     """
-    if y is None:
-        raise ValueError("ThresholdTuner requires y to be passed, but the target y is None.")
-    y = as_target(y)
-    if _num_samples(X) != _num_samples(y):
-        raise ValueError(f"X has {_num_samples(X)} samples but y has {_num_samples(y)}.")
     if _num_samples(X) == 0:
         raise ValueError("X and y are empty: there is no image to tune the threshold on.")
     if is_concept_lists(y):
