@@ -12,13 +12,15 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 from ._base import BaseConceptClassifier
 from ._decision import DecisionRule
 from ._metrics import imageclef_f1_score
+from ._model_card import ModelFileError
+from ._persistence import ArchivedModel
 
 if TYPE_CHECKING:  # names for annotations only
 
     from ._typing import FloatArray, Images, Targets
 
 
-class MostFrequentConcepts(BaseConceptClassifier):
+class MostFrequentConcepts(ArchivedModel, BaseConceptClassifier):
     """Predict the ``k`` most frequent training concepts for every image.
 
     Like scikit-learn's ``DummyClassifier``, it ignores the images. In the
@@ -118,3 +120,25 @@ class MostFrequentConcepts(BaseConceptClassifier):
         """
         check_is_fitted(self)
         return np.tile(self.concept_frequencies_, (_num_samples(X), 1))
+
+    def _to_archive(self, writer):
+        return {"params": writer.params(self), "targets": self.targets_.to_dict(),
+                "frequencies": writer.array("frequencies", self.concept_frequencies_),
+                "k": int(self.k_)}
+
+    @classmethod
+    def _from_archive(cls, description, reader):
+        estimator = reader.params(cls, description)
+        estimator.targets_ = reader.targets(description)
+        estimator.classes_ = estimator.targets_.classes_
+        frequencies = reader.array(reader.expect(description, "frequencies", (str,)), "f", 1,
+                                   "the concept frequencies")
+        n_concepts = len(estimator.classes_)
+        if len(frequencies) != n_concepts or not ((frequencies >= 0) & (frequencies <= 1)).all():
+            raise ModelFileError(f"the concept frequencies must be {n_concepts} shares in "
+                                 "[0, 1], one per concept")
+        k = reader.expect(description, "k", (int,))
+        if not 1 <= k <= n_concepts:
+            raise ModelFileError(f"k={k} is not between 1 and the {n_concepts} concepts")
+        estimator._set_frequencies(frequencies, k)
+        return estimator

@@ -22,6 +22,8 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseConceptClassifier, decision_scores
 from ._concepts import is_concept_lists
 from ._decision import DecisionRule
+from ._model_card import ModelFileError
+from ._persistence import ArchivedModel
 from ._targets import ConceptTargets, align_columns, targets_of
 
 if TYPE_CHECKING:  # names for annotations only
@@ -30,13 +32,13 @@ if TYPE_CHECKING:  # names for annotations only
     from numpy.typing import NDArray
     from typing_extensions import Self
 
-    from ._typing import FloatArray, Images, PathLike, Targets
+    from ._typing import FloatArray, Images, Targets
 
 PROBABILITY_COMBINATIONS = ("mean", "max")
 SET_COMBINATIONS = ("union", "intersection", "vote")
 
 
-class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
+class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
     """Combine several concept estimators into one.
 
     Parameters
@@ -138,14 +140,23 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
                 delayed(_fit_member)(clone(member), X, y, fit_params) for member in members)
         self._set_members(fitted, y)
 
-    def _set_members(self, fitted, y=None):
-        """The fitted members and the vocabularies read from them (with ``y``, at fit)."""
+    def _set_members(self, fitted, y=None, targets=None):
+        """The fitted members, their vocabularies (read once, through their public
+        attributes) and ours: united from theirs at fit (``y``), or as saved
+        (``targets``), which must be theirs.
+        """
         self.estimators_ = list(fitted)
         self.named_estimators_ = Bunch(**dict(zip(self._member_names(), self.estimators_)))
-        # Each member's vocabulary, read once through its public attributes.
         self._member_targets = [targets_of(member, y) for member in self.estimators_]
-        self.targets_ = _union_of_targets(self._member_targets, y)
-        self.classes_ = self.targets_.classes_
+        on_concepts = is_concept_lists(y) if targets is None else targets.on_concepts
+        classes = _united_classes(self._member_targets, on_concepts)
+        if targets is None:
+            targets = (ConceptTargets.from_classes(classes) if on_concepts
+                       else ConceptTargets().fit(y))
+        elif not np.array_equal(classes, targets.classes_):
+            raise ModelFileError("the ensemble's concepts are not those of its members")
+        self.targets_ = targets
+        self.classes_ = targets.classes_
 
     def _member_names(self):
         return [name for name, _ in self.estimators]
@@ -253,44 +264,20 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         return align_columns(own.astype(np.float32), targets.classes_, self.classes_,
                              fill=0.0) > 0
 
-    def save(self, path: PathLike) -> None:
-        """Save the fitted ensemble as one archive holding each member's native parts.
-
-        Nothing is pickled: the networks are Keras ``.keras`` files, the rest
-        JSON and NumPy arrays. The file is written atomically.
-
-        Parameters
-        ----------
-        path : str or path-like
-        """
-        from ._persistence import save_estimator
-
-        check_is_fitted(self, "estimators_")
-        save_estimator(self, path)
+    def _to_archive(self, writer):
+        members = [[name, writer.estimator(f"members/{name}", member)]
+                   for name, member in zip(self._member_names(), self.estimators_)]
+        return {"params": writer.params(self, nested=("estimators",)), "members": members,
+                "targets": self.targets_.to_dict()}
 
     @classmethod
-    def load(cls, path: PathLike) -> ConceptEnsemble:
-        """Load an ensemble written by :meth:`save`.
-
-        Parameters
-        ----------
-        path : str or path-like
-
-        Returns
-        -------
-        ConceptEnsemble
-
-        Raises
-        ------
-        ModelFileError
-            Naming the file and what is wrong with it: every member's
-            parameters and arrays are checked as ``fit`` checks them.
-        """
-        from ._persistence import load_estimator
-
-        ensemble = load_estimator(path)
-        if not isinstance(ensemble, cls):
-            raise ValueError(f"{path} holds a {type(ensemble).__name__}, not a {cls.__name__}.")
+    def _from_archive(cls, description, reader):
+        members = [(name, reader.estimator(member, f"{reader.where}['members'][{position}]"))
+                   for position, (name, member) in enumerate(description["members"])]
+        ensemble = reader.params(cls, description, estimators=members)
+        ensemble._check_members()  # weights, fallback and votes against the members
+        ensemble._set_members([member for _, member in members],
+                              targets=reader.targets(description))
         return ensemble
 
     def __sklearn_tags__(self):
@@ -310,13 +297,13 @@ def _rows(X, mask):
     return X[mask]
 
 
-def _union_of_targets(all_targets, y):
-    """The ensemble's vocabulary: the members' concepts, united by name."""
-    if is_concept_lists(y):
-        names = sorted(set().union(*(set(t.classes_) for t in all_targets)))
-        return ConceptTargets.from_classes(np.array(names, dtype=object))
+def _united_classes(all_targets, on_concepts):
+    """The ensemble's columns: the members' concepts united by name, or their common width."""
+    if on_concepts:
+        return np.array(sorted(set().union(*(set(t.classes_) for t in all_targets))),
+                        dtype=object)
     widths = {len(t.classes_) for t in all_targets}
     if len(widths) != 1:
         raise ValueError(f"The members were fitted on indicator targets of different widths "
                          f"{sorted(widths)}; give concept lists to align them by name.")
-    return ConceptTargets().fit(y)
+    return np.arange(widths.pop())

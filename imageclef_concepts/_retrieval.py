@@ -22,6 +22,8 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseConceptClassifier
 from ._decision import DecisionRule
 from ._images import as_image_source
+from ._model_card import ModelFileError
+from ._persistence import ArchivedModel
 from .keras import BACKBONES
 
 if TYPE_CHECKING:  # names for annotations only
@@ -30,7 +32,7 @@ if TYPE_CHECKING:  # names for annotations only
     from ._typing import FloatArray, Images, Targets
 
 
-class ConceptKNNClassifier(BaseConceptClassifier):
+class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
     """Predict concepts from the votes of the most similar training images.
 
     Parameters
@@ -235,6 +237,51 @@ class ConceptKNNClassifier(BaseConceptClassifier):
         # Any concept with a vote, capped at each image's neighbours' mean count.
         voted = DecisionRule(np.nextafter(np.float32(0), np.float32(1)))
         return voted.apply(shares, max_concepts=how_many)
+
+    def _to_archive(self, writer):
+        if self.embedding_ is None or isinstance(self.embedding, str):
+            embedding = self.embedding  # "pixels" or a backbone name: rebuilt on load
+        elif callable(getattr(self.embedding_, "_to_archive", None)):
+            embedding = writer.estimator("embedding", self.embedding_)
+        else:
+            raise TypeError(f"A ConceptKNNClassifier with embedding={self.embedding_!r} cannot "
+                            "be saved without pickle: use a name or a ConceptCNNClassifier.")
+        return {"params": writer.params(self, nested=("embedding",)), "embedding": embedding,
+                "targets": self.targets_.to_dict(),
+                "embeddings": writer.array("embeddings", self.embeddings_),
+                "indicator": writer.csr("indicator_", self._targets)}
+
+    @classmethod
+    def _from_archive(cls, description, reader):
+        embedding = reader.expect(description, "embedding", (str, dict))
+        if isinstance(embedding, dict):
+            embedding = reader.estimator(embedding, f"{reader.where}['embedding']")
+        estimator = reader.params(cls, description, embedding=embedding)
+        estimator.embedding_ = estimator._fitted_embedding(None, None)  # nothing to fit: as saved
+        estimator.targets_ = reader.targets(description)
+        estimator.classes_ = estimator.targets_.classes_
+        estimator.embeddings_ = reader.array(reader.expect(description, "embeddings", (str,)),
+                                             "f", 2, "the k-NN's embeddings")
+        indicator = reader.csr(reader.expect(description, "indicator", (dict,)),
+                               "the k-NN's concepts")
+        estimator._check_loaded(indicator)
+        estimator._targets = indicator.astype(np.float32)
+        return estimator
+
+    def _check_loaded(self, indicator):
+        """Loaded arrays that agree with one another and with the parameters."""
+        n_train, n_concepts = len(self.embeddings_), len(self.classes_)
+        if indicator.shape != (n_train, n_concepts):
+            raise ModelFileError(f"the k-NN's concepts are a {indicator.shape} matrix for "
+                                 f"{n_train} training images and {n_concepts} concepts")
+        if not np.isfinite(self.embeddings_).all():
+            raise ModelFileError("the k-NN's embeddings hold NaN or infinite values")
+        if self.n_neighbors > n_train:
+            raise ModelFileError(f"n_neighbors={self.n_neighbors} is more than the {n_train} "
+                                 "training images")
+        if self.embedding == "pixels" and self.embeddings_.shape[1] != 3 * self.pixel_size ** 2:
+            raise ModelFileError(f"the k-NN's embeddings have {self.embeddings_.shape[1]} "
+                                 f"dimensions, not 3 x pixel_size^2 = {3 * self.pixel_size ** 2}")
 
 
 def _is_fitted(estimator):
