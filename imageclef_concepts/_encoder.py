@@ -13,8 +13,13 @@ from sklearn.preprocessing import MultiLabelBinarizer
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._concepts import as_binary_csr, is_concept_lists, looks_comma_joined, split_concepts
-from ._targets import as_target
+from ._concepts import (
+    as_binary_csr,
+    as_target,
+    is_concept_lists,
+    looks_comma_joined,
+    split_concepts,
+)
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Sequence

@@ -24,19 +24,18 @@ from sklearn.model_selection import ShuffleSplit, check_cv
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._base import BaseConceptClassifier, decision_scores, set_multilabel_tags
-from ._concepts import as_binary_csr, is_concept_lists
-from ._decision import DecisionRule
+from ._concepts import is_concept_lists
+from ._decision import DecisionRule, rule_for_columns
 from ._metrics import (
     imageclef_f1,
     imageclef_f1_score,
     per_concept_thresholds,
     threshold_curve,
 )
-from ._targets import ConceptTargets, align_columns, targets_of
+from ._targets import ConceptTargets, align_columns, checked_multilabel_target, targets_of
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -181,7 +180,7 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         self._check_options()
         if not hasattr(X, "__getitem__"):  # array-likes known only by __array__
             X = np.asarray(X)
-        y, labels = _checked_target(X, y)
+        y, labels = checked_multilabel_target(X, y)
         splits = self._splits(X, y)
         vocabulary = self._tuning_vocabulary(labels)
         out_of_fold, tuning_rows = self._out_of_fold_scores(X, y, labels, splits, fit_params,
@@ -200,7 +199,7 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         self.targets_ = (vocabulary if self.estimator_ is self.estimator and self.cv == "prefit"
                          else targets_of(self.estimator_, labels))
         self.classes_ = self.targets_.classes_
-        self.decision_rule_ = _rule_for_columns(self.decision_rule_, vocabulary.classes_,
+        self.decision_rule_ = rule_for_columns(self.decision_rule_, vocabulary.classes_,
                                                 self.targets_.classes_, self.best_threshold_)
         if self.decision_rule_.per_concept:
             self.best_threshold_ = self.decision_rule_.threshold
@@ -432,44 +431,3 @@ def _shallow_copy(estimator):
 
 def _fit_fold(estimator, X, y, train, fit_params):
     return estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train), **fit_params)
-
-
-def _checked_target(X, y):
-    """``y`` checked against ``X``, and its labels for the tuner's own counting.
-
-    Returns ``y`` as given (what the estimator is fitted on) and the labels:
-    the same concept lists, or the indicator as a 0/1 CSR matrix, made once.
-    """
-    if _num_samples(X) == 0:
-        raise ValueError("X and y are empty: there is no image to tune the threshold on.")
-    if is_concept_lists(y):
-        return y, y
-    y = check_array(y, ensure_2d=False, accept_sparse=True, dtype=None, input_name="y")
-    if y.ndim == 2:
-        try:  # one pass over a 0/1 matrix; scikit-learn's check only for anything else
-            return y, as_binary_csr(y, "y")
-        except ValueError:
-            pass
-    kind = type_of_target(y, input_name="y", raise_unknown=True)
-    if kind.startswith("continuous"):
-        raise ValueError(f"Unknown label type: y is {kind}; ThresholdTuner needs 0/1 labels.")
-    if kind != "multilabel-indicator" and not (kind == "binary" and y.ndim == 2):
-        raise ValueError(
-            f"y is a {kind} target. Only binary classification is supported, per concept: "
-            "pass an indicator matrix (n_images, n_concepts) or concept lists."
-        )
-    return y, as_binary_csr(y, "y")
-
-
-def _rule_for_columns(rule, tuned_classes, final_classes, global_threshold):
-    """``rule`` with its per-concept thresholds moved from the tuning columns to the final ones.
-
-    A concept the final estimator knows but the tuning did not (possible when
-    folds were refitted on all the data) keeps the best global threshold.
-    """
-    if not rule.per_concept or np.array_equal(tuned_classes, final_classes):
-        return rule
-    moved = align_columns(np.asarray(rule.threshold)[np.newaxis, :], tuned_classes,
-                          final_classes)[0]
-    return DecisionRule(np.where(np.isnan(moved), global_threshold, moved),
-                        min_concepts=rule.min_concepts, max_concepts=rule.max_concepts)
