@@ -222,8 +222,9 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
         --------
         >>> import numpy as np
         >>> from imageclef_concepts import ConceptKNNClassifier
-        >>> X = np.zeros((2, 4, 4, 3), dtype=np.uint8); X[1] = 200; X[0, 0, 0] = 9
-        >>> model = ConceptKNNClassifier(1, voting="mean_count").fit(X, ["C1", "C2"])
+        >>> X = np.zeros((2, 4, 4, 3), dtype=np.uint8); X[0, :2] = 200; X[1, 2:] = 200
+        >>> model = ConceptKNNClassifier(1, pixel_size=4, voting="mean_count").fit(
+        ...     X, ["C1", "C2"])
         >>> model.decide(X[[1]])
         array([[False,  True]])
         """
