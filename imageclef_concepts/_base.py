@@ -70,7 +70,6 @@ if TYPE_CHECKING:  # names for annotations only
     from numpy.typing import ArrayLike, NDArray
     from typing_extensions import Self
 
-    from ._decision import DecisionRule
     from ._typing import Images, Predictions, Targets
 
 
@@ -81,7 +80,7 @@ class ConceptClassifierMixin:
     derives from scikeras); others derive from :class:`BaseConceptClassifier`.
     """
 
-    def _decision_rule(self) -> DecisionRule:
+    def _decision_rule(self):
         """The rule that turns this estimator's scores into concepts: its ``threshold``."""
         return probability_rule(self.threshold)
 

@@ -17,7 +17,7 @@ from ._persistence import ArchivedModel
 
 if TYPE_CHECKING:  # names for annotations only
 
-    from ._typing import FloatArray, Images, Targets
+    from ._typing import FloatArray, Images
 
 
 class MostFrequentConcepts(ArchivedModel, BaseConceptClassifier):
@@ -76,7 +76,7 @@ class MostFrequentConcepts(ArchivedModel, BaseConceptClassifier):
         self.min_count = min_count
         self.max_labels = max_labels
 
-    def _fit(self, X: Images, y: Targets) -> None:
+    def _fit(self, X, y):
         """Count the training concepts and choose ``k`` (``X`` is used for its length)."""
         indicator = self._fit_targets(y, min_count=self.min_count, max_labels=self.max_labels)
         counts = np.asarray(indicator.sum(axis=0), dtype=float).ravel()

@@ -29,7 +29,7 @@ from .keras import BACKBONES
 if TYPE_CHECKING:  # names for annotations only
     from numpy.typing import NDArray
 
-    from ._typing import FloatArray, Images, Targets
+    from ._typing import FloatArray, Images
 
 
 class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
@@ -116,7 +116,7 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
         self.min_count = min_count
         self.max_labels = max_labels
 
-    def _fit(self, X: Images, y: Targets) -> None:
+    def _fit(self, X, y):
         """Embed the training images and remember their concepts."""
         self._targets = self._fit_targets(y, min_count=self.min_count,
                                           max_labels=self.max_labels)

@@ -101,7 +101,7 @@ def check_predict_returns_y_form(estimator: BaseEstimator, form: str = "arrays")
                 assert all(isinstance(row, tuple) for row in predicted), predicted[:3]
                 assert set().union(*predicted) <= set(fitted.classes_)
             else:
-                assert predicted.shape == y.shape, (predicted.shape, y.shape)
+                assert predicted.shape == np.shape(y), (predicted.shape, np.shape(y))
                 assert predicted.dtype.kind == "i" and set(np.unique(predicted)) <= {0, 1}
 
 
