@@ -1,14 +1,55 @@
-"""What every concept estimator shares: one implementation of the decision.
+"""The concept-estimator contract, and the one implementation of what estimators share.
 
-A concept estimator writes ``fit`` (which sets ``targets_``, a
-:class:`~imageclef_concepts._targets.ConceptTargets`) and ``predict_proba``;
-it says which :class:`~imageclef_concepts.DecisionRule` applies through
-``_decision_rule``. :class:`ConceptClassifierMixin` then gives ``predict``,
-``predict_concepts`` and ``score``, the same way for all of them, in the
-manner of scikit-learn's ``BaseThresholdClassifier``:
+What a concept estimator provides
+---------------------------------
+Any estimator (the library's, or a user's own) that provides the following
+can be tuned by :class:`~imageclef_concepts.ThresholdTuner`, joined into a
+:class:`~imageclef_concepts.ConceptEnsemble` and checked with
+:func:`~imageclef_concepts.utils.estimator_checks.check_concept_estimator`.
+Estimators use one another only through these public names:
 
-    paths -> images -> scores (predict_proba) -> DecisionRule -> indicator
+``fit(X, y)``
+    ``X`` images (an array or image paths), ``y`` concept lists or a 0/1
+    indicator matrix; returns ``self``.
+``classes_``
+    One entry per column of the scores: concept names for concept lists
+    (an object array), ``0..n-1`` for an indicator. (A fitted ``targets_``,
+    a :class:`~imageclef_concepts._targets.ConceptTargets`, may stand for
+    it.)
+``predict_proba(X)`` or ``decision_function(X)``
+    Scores of shape (n_images, len(classes_)) (scikit-learn's list of
+    per-label (n, 2) arrays is read too).
+``decide(X)`` (optional)
+    The boolean indicator (n_images, len(classes_)) of the concepts the
+    estimator decides for each image, by its own decision rule: what
+    ``predict`` returns, before it is put in ``y``'s form. Without it, an
+    ensemble reads ``predict``.
+a decision rule
+    A ``threshold`` parameter (a probability or a
+    :class:`~imageclef_concepts.DecisionRule`) or a fitted ``decision_rule_``:
+    ``decide(X)`` is that rule applied to ``predict_proba(X)``, unless the
+    estimator documents another decision (k-NN's ``voting="mean_count"``, an
+    ensemble's set combinations).
+``predict(X)`` and ``score(X, y)``
+    Concepts in ``y``'s own form (concept tuples for concept lists, an int
+    indicator for an indicator) and the official ImageCLEF F1 of them.
+
+How the library's estimators implement it
+-----------------------------------------
+:class:`BaseConceptClassifier` is a template, as scikit-learn's
+``BaseThresholdClassifier.fit`` calls ``_fit`` and imbalanced-learn's
+``SamplerMixin.fit_resample`` calls ``_fit_resample``: its ``fit`` checks
+the parameters and the data once and calls the subclass's ``_fit(X, y)``,
+which learns ``targets_`` (usually by ``_fit_targets``) and its own
+attributes. :class:`ConceptClassifierMixin` gives ``decide``, ``predict``,
+``predict_concepts`` and ``score``, the same for all of them:
+
+    paths -> images -> scores (predict_proba) -> DecisionRule -> decide
           -> targets_ -> concepts in y's form (predict) or as tuples (predict_concepts)
+
+A subclass writes ``_fit``, ``predict_proba`` and, when its rule is not its
+``threshold`` parameter, ``_decision_rule``. Saving is each class's own
+(``_to_archive`` / ``_from_archive``, :mod:`imageclef_concepts._persistence`).
 """
 
 from __future__ import annotations
@@ -21,23 +62,26 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._decision import probability_rule
 from ._metrics import imageclef_f1_score
-from ._targets import ConceptTargets
+from ._targets import ConceptTargets, as_target
 
 if TYPE_CHECKING:  # names for annotations only
-    from numpy.typing import ArrayLike
+    from typing import Any
+
+    from numpy.typing import ArrayLike, NDArray
+    from typing_extensions import Self
 
     from ._typing import Images, Predictions, Targets
 
 
 class ConceptClassifierMixin:
-    """``predict``, ``predict_concepts`` and ``score`` from ``predict_proba`` and a rule.
+    """``decide``, ``predict``, ``predict_concepts`` and ``score`` from scores and a rule.
 
     For estimators that must keep another base class (the Keras estimator
     derives from scikeras); others derive from :class:`BaseConceptClassifier`.
     """
 
     def _decision_rule(self):
-        """The rule that turns this estimator's probabilities into concepts."""
+        """The rule that turns this estimator's scores into concepts: its ``threshold``."""
         return probability_rule(self.threshold)
 
     def _validate_params(self):
@@ -46,10 +90,31 @@ class ConceptClassifierMixin:
         if "threshold" in self._get_param_names():
             probability_rule(self.threshold)
 
-    def _decide(self, X):
-        """The predicted indicator (bool) of the images of ``X``."""
+    def decide(self, X: Images) -> NDArray[np.bool_]:
+        """The concepts decided for each image, as a boolean indicator over ``classes_``.
+
+        The decision rule applied to the scores (``predict_proba``, or
+        ``decision_function`` for an estimator without probabilities):
+        :meth:`predict` is this in ``y``'s form. Ensembles combine their
+        members' decisions through this method.
+
+        Parameters
+        ----------
+        X : array-like of images or sequence of paths
+
+        Returns
+        -------
+        ndarray of bool, shape (n_images, n_concepts)
+
+        Examples
+        --------
+        >>> from imageclef_concepts import MostFrequentConcepts
+        >>> model = MostFrequentConcepts(k=1).fit([[0], [0]], ["C1;C2", "C1"])
+        >>> model.decide([[0]])
+        array([[ True, False]])
+        """
         check_is_fitted(self, "targets_")
-        return self._decision_rule().apply(self.predict_proba(X))
+        return self._decision_rule().apply(decision_scores(self, X, len(self.classes_)))
 
     def predict(self, X: Images) -> Predictions:
         """Predicted concepts, in the form ``y`` was given to ``fit``.
@@ -65,7 +130,7 @@ class ConceptClassifierMixin:
             ``y``; a 1-d object array of concept tuples for concept lists, so
             that the official scorer compares like with like.
         """
-        decided = self._decide(X)  # checks that the estimator is fitted first
+        decided = self.decide(X)  # checks that the estimator is fitted first
         return self.targets_.inverse_transform(decided)
 
     def predict_concepts(self, X: Images) -> list[tuple[str, ...]]:
@@ -79,7 +144,7 @@ class ConceptClassifierMixin:
         -------
         list of tuple
         """
-        decided = self._decide(X)
+        decided = self.decide(X)
         return self.targets_.concepts_of(decided)
 
     def score(self, X: Images, y: Targets, sample_weight: ArrayLike | None = None) -> float:
@@ -101,19 +166,53 @@ class ConceptClassifierMixin:
             raise ValueError("The official ImageCLEF F1 has no sample weights.")
         return imageclef_f1_score(y, self.predict(X))
 
-    def _fit_targets(self, y):
+    def _fit_targets(self, y, *, min_count=1, max_labels=None):
         """Learn ``targets_`` and ``classes_`` from ``y``; return ``y`` as a CSR indicator.
 
-        ``min_count`` / ``max_labels`` apply when the estimator has them.
+        ``min_count`` / ``max_labels``: the vocabulary of concept lists
+        (:class:`~imageclef_concepts._targets.ConceptTargets`).
         """
-        self.targets_ = ConceptTargets(min_count=getattr(self, "min_count", 1),
-                                       max_labels=getattr(self, "max_labels", None)).fit(y)
+        self.targets_ = ConceptTargets(min_count=min_count, max_labels=max_labels).fit(y)
         self.classes_ = self.targets_.classes_
         return self.targets_.transform(y)
 
 
 class BaseConceptClassifier(ConceptClassifierMixin, ClassifierMixin, BaseEstimator):
-    """Base of the library's concept estimators: write ``fit`` and ``predict_proba``."""
+    """Base of the library's concept estimators: write ``_fit`` and ``predict_proba``.
+
+    ``fit`` is a template: it checks the parameters (``_validate_params``),
+    that ``y`` is given and has a row per image of ``X``, and calls
+    ``_fit(X, y, **fit_params)`` with ``y`` read as one of the library's
+    target forms (:func:`~imageclef_concepts._targets.as_target`).
+    """
+
+    def fit(self, X: Images, y: Targets, **fit_params: Any) -> Self:
+        """Check the parameters and the data, then fit.
+
+        Parameters
+        ----------
+        X : array-like of images or sequence of paths
+        y : indicator matrix or sequence of concept lists
+        **fit_params : dict
+            Given to the estimator's own fitting (members' or inner
+            estimators' ``fit`` for the meta-estimators).
+
+        Returns
+        -------
+        self : estimator
+        """
+        self._validate_params()
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
+                             "is None.")
+        y = as_target(y)
+        check_n_images(X, y)
+        self._fit(X, y, **fit_params)
+        return self
+
+    def _fit(self, X, y, **fit_params):
+        """Learn from checked ``X`` and ``y``: set ``targets_``, ``classes_`` and the rest."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _fit.")
 
     def __sklearn_tags__(self):
         return set_multilabel_tags(super().__sklearn_tags__())

@@ -9,17 +9,18 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from ._base import BaseConceptClassifier, check_n_images
+from ._base import BaseConceptClassifier
 from ._decision import DecisionRule
 from ._metrics import imageclef_f1_score
+from ._model_card import ModelFileError
+from ._persistence import ArchivedModel
 
 if TYPE_CHECKING:  # names for annotations only
-    from typing_extensions import Self
 
-    from ._typing import FloatArray, Images, Targets
+    from ._typing import FloatArray, Images
 
 
-class MostFrequentConcepts(BaseConceptClassifier):
+class MostFrequentConcepts(ArchivedModel, BaseConceptClassifier):
     """Predict the ``k`` most frequent training concepts for every image.
 
     Like scikit-learn's ``DummyClassifier``, it ignores the images. In the
@@ -75,37 +76,29 @@ class MostFrequentConcepts(BaseConceptClassifier):
         self.min_count = min_count
         self.max_labels = max_labels
 
-    def fit(self, X: Images, y: Targets) -> Self:
-        """Count the training concepts and choose ``k``.
-
-        Parameters
-        ----------
-        X : array-like or sequence of paths
-            Ignored but for its length.
-        y : indicator matrix or sequence of concept lists
-
-        Returns
-        -------
-        self : MostFrequentConcepts
-        """
-        self._validate_params()
-        check_n_images(X, y)
-        indicator = self._fit_targets(y)
+    def _fit(self, X, y):
+        """Count the training concepts and choose ``k`` (``X`` is used for its length)."""
+        indicator = self._fit_targets(y, min_count=self.min_count, max_labels=self.max_labels)
         counts = np.asarray(indicator.sum(axis=0), dtype=float).ravel()
-        self.concept_frequencies_ = counts / _num_samples(X)
-        ranking = np.argsort(-counts, kind="stable")
-        self.k_ = self._best_k(y) if self.k == "auto" else min(self.k, len(ranking))
-        self.top_concepts_ = np.sort(ranking[: self.k_])
-        self.decision_rule_ = self._top(self.k_)
-        return self
+        self._set_frequencies(counts / _num_samples(X),
+                              self._best_k(y, counts / _num_samples(X)) if self.k == "auto"
+                              else min(self.k, len(counts)))
+
+    def _set_frequencies(self, frequencies, k):
+        """The fitted attributes that follow from the frequencies and ``k``."""
+        self.concept_frequencies_ = frequencies
+        self.k_ = k
+        ranking = np.argsort(-frequencies, kind="stable")
+        self.top_concepts_ = np.sort(ranking[:k])
+        self.decision_rule_ = self._top(k)
 
     @staticmethod
     def _top(k):
         # No frequency reaches above 1: the floor and the cap make it exactly top-k.
         return DecisionRule(np.inf, min_concepts=k, max_concepts=k)
 
-    def _best_k(self, y):
-        frequencies = self.concept_frequencies_[np.newaxis, :]
+    def _best_k(self, y, frequencies):
+        frequencies = frequencies[np.newaxis, :]
         scores = [imageclef_f1_score(y, self.targets_.inverse_transform(
                       np.repeat(self._top(k).apply(frequencies), len(y), axis=0)))
                   for k in range(1, min(self.max_k, len(self.classes_)) + 1)]
@@ -127,3 +120,25 @@ class MostFrequentConcepts(BaseConceptClassifier):
         """
         check_is_fitted(self)
         return np.tile(self.concept_frequencies_, (_num_samples(X), 1))
+
+    def _to_archive(self, writer):
+        return {"params": writer.params(self), "targets": self.targets_.to_dict(),
+                "frequencies": writer.array("frequencies", self.concept_frequencies_),
+                "k": int(self.k_)}
+
+    @classmethod
+    def _from_archive(cls, description, reader):
+        estimator = reader.params(cls, description)
+        estimator.targets_ = reader.targets(description)
+        estimator.classes_ = estimator.targets_.classes_
+        frequencies = reader.array(reader.expect(description, "frequencies", (str,)), "f", 1,
+                                   "the concept frequencies")
+        n_concepts = len(estimator.classes_)
+        if len(frequencies) != n_concepts or not ((frequencies >= 0) & (frequencies <= 1)).all():
+            raise ModelFileError(f"the concept frequencies must be {n_concepts} shares in "
+                                 "[0, 1], one per concept")
+        k = reader.expect(description, "k", (int,))
+        if not 1 <= k <= n_concepts:
+            raise ModelFileError(f"k={k} is not between 1 and the {n_concepts} concepts")
+        estimator._set_frequencies(frequencies, k)
+        return estimator

@@ -165,3 +165,71 @@ def as_binary_csr(y, name):
         matrix.eliminate_zeros()
         return matrix
     return sparse.csr_matrix(values.astype(bool, copy=False), dtype=np.int64)
+
+
+def is_frame(y):
+    """True for a 2-d table with columns: a pandas (or polars...) DataFrame."""
+    return hasattr(y, "columns") and len(getattr(y, "shape", ())) == 2
+
+
+def as_target(y, name="y"):
+    """``y`` in one of the library's two target forms: concept lists or an indicator.
+
+    A DataFrame whose column names are strings is an indicator matrix named by
+    concept: it becomes each row's concept list (a 1-d object array of tuples
+    of the names of its columns holding 1), so that two frames compare by
+    concept name and an estimator learns the names, not the positions. A
+    frame whose columns are not named by strings (``pd.DataFrame(Y)``'s
+    ``0..n-1``) is a plain indicator matrix, read by position. Values other
+    than 0 and 1 are refused, naming a column. Anything else (concept lists,
+    a Series of strings, arrays, sparse matrices) is returned as it is.
+
+    Parameters
+    ----------
+    y : target
+    name : str, default="y"
+        How errors name ``y``.
+
+    Returns
+    -------
+    ndarray or the given ``y``
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> as_target(pd.DataFrame([[1, 0], [1, 1]], columns=["C1", "C2"]))
+    array([('C1',), ('C1', 'C2')], dtype=object)
+    """
+    if not is_frame(y):
+        return y
+    columns = list(y.columns)
+    values = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
+    if values.dtype == object:  # a nullable or mixed column: numbers only, or refused below
+        try:
+            values = values.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
+    problem = _bad_column(columns, values)
+    if problem:
+        raise ValueError(f"{name} is a {type(y).__name__}, read as an indicator matrix whose "
+                         f"columns are the concepts: its values must be 0 or 1, but {problem}.")
+    indicator = as_binary_csr(values, name)
+    if not all(isinstance(column, str) for column in columns):
+        return indicator.toarray()
+    names = np.array(columns, dtype=object)
+    return as_concept_array([tuple(names[indicator.indices[start:end]])
+                             for start, end in zip(indicator.indptr[:-1], indicator.indptr[1:])])
+
+
+def _bad_column(columns, values):
+    """Which column of a frame first holds something other than 0 or 1 (None: none)."""
+    for position, column in enumerate(columns):
+        cells = values[:, position]
+        try:
+            bad = ~np.isin(cells.astype(np.float64), (0.0, 1.0))
+        except (TypeError, ValueError):
+            return f"column {column!r} is not numeric"
+        if bad.any():
+            value = cells[bad][0]
+            return f"column {column!r} holds {getattr(value, 'item', lambda: value)()!r}"
+    return None

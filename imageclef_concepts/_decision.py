@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._targets import align_columns
+
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
 
@@ -220,3 +222,17 @@ def _checked_count(value, name, smallest):
     if not isinstance(value, Integral) or isinstance(value, bool) or value < smallest:
         raise ValueError(f"{name} must be a whole number >= {smallest}; got {value!r}.")
     return int(value)
+
+
+def rule_for_columns(rule, tuned_classes, final_classes, global_threshold):
+    """``rule`` with its per-concept thresholds moved from the tuning columns to the final ones.
+
+    A concept the final estimator knows but the tuning did not (possible when
+    folds were refitted on all the data) keeps the best global threshold.
+    """
+    if not rule.per_concept or np.array_equal(tuned_classes, final_classes):
+        return rule
+    moved = align_columns(np.asarray(rule.threshold)[np.newaxis, :], tuned_classes,
+                          final_classes)[0]
+    return DecisionRule(np.where(np.isnan(moved), global_threshold, moved),
+                        min_concepts=rule.min_concepts, max_concepts=rule.max_concepts)

@@ -10,11 +10,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.preprocessing import MultiLabelBinarizer
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._concepts import as_binary_csr, is_concept_lists, looks_comma_joined, split_concepts
-from ._targets import as_target
+from ._concepts import (
+    as_binary_csr,
+    as_target,
+    is_concept_lists,
+    looks_comma_joined,
+    split_concepts,
+)
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Sequence
@@ -57,15 +62,20 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
     ----------
     min_count : int, default=1
         Keep only concepts seen in at least this many images in ``fit``.
-    max_concepts : int, default=None
-        Keep only the this many most frequent concepts (ties broken by name).
+    max_labels : int, default=None
+        Keep only this many most frequent concepts (ties broken by name): the
+        vocabulary's size, as ``max_labels`` of the estimators.
+    max_concepts : int or None
+        Deprecated alias of ``max_labels`` (``max_concepts`` means a cap per
+        image everywhere else, in :class:`~imageclef_concepts.DecisionRule`);
+        it will be removed in the next release.
     sparse_output : bool, default=False
         Return a scipy CSR matrix from ``transform``.
     handle_unknown : {"ignore", "error"}, default="ignore"
         What ``transform`` does with concepts never seen in ``fit``: drop them
         with one :class:`UnknownConceptWarning` saying how many, or raise.
         Concepts seen in ``fit`` but left out by ``min_count`` or
-        ``max_concepts`` are dropped without a warning: you asked for that.
+        ``max_labels`` are dropped without a warning: you asked for that.
 
     Attributes
     ----------
@@ -74,7 +84,7 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
     concept_counts_ : ndarray of int
         The number of ``fit`` images with each of ``classes_``.
     excluded_concepts_ : frozenset of str
-        Concepts seen in ``fit`` but left out by ``min_count``/``max_concepts``.
+        Concepts seen in ``fit`` but left out by ``min_count``/``max_labels``.
 
     Examples
     --------
@@ -90,17 +100,20 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
 
     _parameter_constraints = {
         "min_count": [Interval(Integral, 1, None, closed="left")],
-        "max_concepts": [Interval(Integral, 1, None, closed="left"), None],
+        "max_labels": [Interval(Integral, 1, None, closed="left"), None],
+        "max_concepts": [Interval(Integral, 1, None, closed="left"), None,
+                         Hidden(StrOptions({"deprecated"}))],
         "sparse_output": ["boolean"],
         "handle_unknown": [StrOptions({"ignore", "error"})],
     }
 
-    def __init__(self, *, min_count=1, max_concepts=None, sparse_output=False,
-                 handle_unknown="ignore"):
+    def __init__(self, *, min_count=1, max_labels=None, sparse_output=False,
+                 handle_unknown="ignore", max_concepts="deprecated"):
         self.min_count = min_count
-        self.max_concepts = max_concepts
+        self.max_labels = max_labels
         self.sparse_output = sparse_output
         self.handle_unknown = handle_unknown
+        self.max_concepts = max_concepts
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Targets, y: None = None) -> Self:
@@ -123,8 +136,9 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
         _warn_comma_joined(counts)
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         kept = [concept for concept, count in ranked if count >= self.min_count]
-        if self.max_concepts is not None:
-            kept = kept[: self.max_concepts]
+        max_labels = self._max_labels()
+        if max_labels is not None:
+            kept = kept[:max_labels]
         self.classes_ = np.array(sorted(kept), dtype=object)
         self.concept_counts_ = np.array([counts[c] for c in self.classes_], dtype=np.int64)
         self.excluded_concepts_ = frozenset(counts) - frozenset(kept)
@@ -132,6 +146,15 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
             classes=list(self.classes_), sparse_output=self.sparse_output
         ).fit([])
         return self
+
+    def _max_labels(self):
+        """``max_labels``, or the deprecated ``max_concepts`` with a FutureWarning."""
+        if isinstance(self.max_concepts, str):  # "deprecated": not given
+            return self.max_labels
+        warnings.warn("ConceptEncoder's max_concepts was renamed max_labels in 0.2 (max_concepts "
+                      "is a cap per image in DecisionRule); max_concepts will be removed in "
+                      "0.3.", FutureWarning, stacklevel=3)
+        return self.max_concepts
 
     def transform(self, X: Targets) -> NDArray[Any] | sparse.csr_matrix:
         """Encode concept lists as an indicator matrix.

@@ -19,23 +19,26 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseConceptClassifier, check_n_images, decision_scores
+from ._base import BaseConceptClassifier, decision_scores
 from ._concepts import is_concept_lists
 from ._decision import DecisionRule
-from ._targets import ConceptTargets, align_columns, as_target, targets_of
+from ._model_card import ModelFileError
+from ._persistence import ArchivedModel
+from ._targets import ConceptTargets, align_columns, targets_of
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
 
+    from numpy.typing import NDArray
     from typing_extensions import Self
 
-    from ._typing import FloatArray, Images, PathLike, Targets
+    from ._typing import FloatArray, Images, Targets
 
 PROBABILITY_COMBINATIONS = ("mean", "max")
 SET_COMBINATIONS = ("union", "intersection", "vote")
 
 
-class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
+class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
     """Combine several concept estimators into one.
 
     Parameters
@@ -124,38 +127,36 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         self._set_params("estimators", **params)
         return self
 
-    def fit(self, X: Images, y: Targets, **fit_params: Any) -> Self:
-        """Fit the members (unless ``prefit``) and align their vocabularies.
-
-        Parameters
-        ----------
-        X : array-like of images or sequence of paths
-        y : indicator matrix or sequence of concept lists
-        **fit_params : dict
-            Passed to every member's ``fit``.
-
-        Returns
-        -------
-        self : ConceptEnsemble
-        """
-        self._validate_params()
+    def _fit(self, X: Images, y: Targets, **fit_params: Any) -> None:
+        """Fit the members (unless ``prefit``; ``fit_params`` go to each) and unite their concepts."""
         self._check_members()
-        y = as_target(y)
-        check_n_images(X, y)
         members = [estimator for _, estimator in self.estimators]
         if self.prefit:
             for member in members:
                 check_is_fitted(member)
-            self.estimators_ = members
+            fitted = members
         else:
-            self.estimators_ = Parallel(n_jobs=self.n_jobs)(
+            fitted = Parallel(n_jobs=self.n_jobs)(
                 delayed(_fit_member)(clone(member), X, y, fit_params) for member in members)
+        self._set_members(fitted, y)
+
+    def _set_members(self, fitted, y=None, targets=None):
+        """The fitted members, their vocabularies (read once, through their public
+        attributes) and ours: united from theirs at fit (``y``), or as saved
+        (``targets``), which must be theirs.
+        """
+        self.estimators_ = list(fitted)
         self.named_estimators_ = Bunch(**dict(zip(self._member_names(), self.estimators_)))
-        # Each member's vocabulary, read once (a foreign member's from y).
         self._member_targets = [targets_of(member, y) for member in self.estimators_]
-        self.targets_ = _union_of_targets(self._member_targets, y)
-        self.classes_ = self.targets_.classes_
-        return self
+        on_concepts = is_concept_lists(y) if targets is None else targets.on_concepts
+        classes = _united_classes(self._member_targets, on_concepts)
+        if targets is None:
+            targets = (ConceptTargets.from_classes(classes) if on_concepts
+                       else ConceptTargets().fit(y))
+        elif not np.array_equal(classes, targets.classes_):
+            raise ModelFileError("the ensemble's concepts are not those of its members")
+        self.targets_ = targets
+        self.classes_ = targets.classes_
 
     def _member_names(self):
         return [name for name, _ in self.estimators]
@@ -209,7 +210,31 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
                                                                                 dtype=float)
         return np.tensordot(weights / weights.sum(), np.stack(members), axes=1)
 
-    def _decide(self, X):
+    def decide(self, X: Images) -> NDArray[np.bool_]:
+        """The concepts decided for each image, as a boolean indicator over ``classes_``.
+
+        ``"mean"`` and ``"max"``: ``threshold`` on :meth:`predict_proba`; the
+        set combinations: the members' own decisions (their ``decide``, or
+        their ``predict``), united, intersected or counted; then
+        ``fallback`` for images left without a concept.
+
+        Parameters
+        ----------
+        X : array-like of images or sequence of paths
+
+        Returns
+        -------
+        ndarray of bool, shape (n_images, n_concepts)
+
+        Examples
+        --------
+        >>> from imageclef_concepts import ConceptEnsemble, MostFrequentConcepts
+        >>> ensemble = ConceptEnsemble([("one", MostFrequentConcepts(k=1)),
+        ...                             ("two", MostFrequentConcepts(k=2))],
+        ...                            combine="intersection").fit([[0], [0]], ["C1;C2", "C1"])
+        >>> ensemble.decide([[0]])
+        array([[ True, False]])
+        """
         check_is_fitted(self, "estimators_")
         if self.combine in PROBABILITY_COMBINATIONS:
             decided = self._decision_rule().apply(self.predict_proba(X))
@@ -229,9 +254,9 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         return decided
 
     def _member_decision(self, member, targets, X):
-        """A member's predicted indicator, on the ensemble's columns."""
-        if hasattr(member, "_decide"):
-            own = member._decide(X)
+        """A member's decided indicator (its public ``decide``, else ``predict``), on our columns."""
+        if hasattr(member, "decide"):
+            own = np.asarray(member.decide(X))
         else:
             predicted = member.predict(X)
             own = (targets.transform(predicted).toarray() if is_concept_lists(predicted)
@@ -239,44 +264,20 @@ class ConceptEnsemble(_BaseComposition, BaseConceptClassifier):
         return align_columns(own.astype(np.float32), targets.classes_, self.classes_,
                              fill=0.0) > 0
 
-    def save(self, path: PathLike) -> None:
-        """Save the fitted ensemble as one archive holding each member's native parts.
-
-        Nothing is pickled: the networks are Keras ``.keras`` files, the rest
-        JSON and NumPy arrays. The file is written atomically.
-
-        Parameters
-        ----------
-        path : str or path-like
-        """
-        from ._persistence import save_estimator
-
-        check_is_fitted(self, "estimators_")
-        save_estimator(self, path)
+    def _to_archive(self, writer):
+        members = [[name, writer.estimator(f"members/{name}", member)]
+                   for name, member in zip(self._member_names(), self.estimators_)]
+        return {"params": writer.params(self, nested=("estimators",)), "members": members,
+                "targets": self.targets_.to_dict()}
 
     @classmethod
-    def load(cls, path: PathLike) -> ConceptEnsemble:
-        """Load an ensemble written by :meth:`save`.
-
-        Parameters
-        ----------
-        path : str or path-like
-
-        Returns
-        -------
-        ConceptEnsemble
-
-        Raises
-        ------
-        ModelFileError
-            Naming the file and what is wrong with it: every member's
-            parameters and arrays are checked as ``fit`` checks them.
-        """
-        from ._persistence import load_estimator
-
-        ensemble = load_estimator(path)
-        if not isinstance(ensemble, cls):
-            raise ValueError(f"{path} holds a {type(ensemble).__name__}, not a {cls.__name__}.")
+    def _from_archive(cls, description, reader):
+        members = [(name, reader.estimator(member, f"{reader.where}['members'][{position}]"))
+                   for position, (name, member) in enumerate(description["members"])]
+        ensemble = reader.params(cls, description, estimators=members)
+        ensemble._check_members()  # weights, fallback and votes against the members
+        ensemble._set_members([member for _, member in members],
+                              targets=reader.targets(description))
         return ensemble
 
     def __sklearn_tags__(self):
@@ -296,13 +297,13 @@ def _rows(X, mask):
     return X[mask]
 
 
-def _union_of_targets(all_targets, y):
-    """The ensemble's vocabulary: the members' concepts, united by name."""
-    if is_concept_lists(y):
-        names = sorted(set().union(*(set(t.classes_) for t in all_targets)))
-        return ConceptTargets.from_classes(np.array(names, dtype=object))
+def _united_classes(all_targets, on_concepts):
+    """The ensemble's columns: the members' concepts united by name, or their common width."""
+    if on_concepts:
+        return np.array(sorted(set().union(*(set(t.classes_) for t in all_targets))),
+                        dtype=object)
     widths = {len(t.classes_) for t in all_targets}
     if len(widths) != 1:
         raise ValueError(f"The members were fitted on indicator targets of different widths "
                          f"{sorted(widths)}; give concept lists to align them by name.")
-    return ConceptTargets().fit(y)
+    return np.arange(widths.pop())

@@ -22,16 +22,17 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseConceptClassifier
 from ._decision import DecisionRule
 from ._images import as_image_source
+from ._model_card import ModelFileError
+from ._persistence import ArchivedModel
 from .keras import BACKBONES
 
 if TYPE_CHECKING:  # names for annotations only
     from numpy.typing import NDArray
-    from typing_extensions import Self
 
-    from ._typing import FloatArray, Images, Targets
+    from ._typing import FloatArray, Images
 
 
-class ConceptKNNClassifier(BaseConceptClassifier):
+class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
     """Predict concepts from the votes of the most similar training images.
 
     Parameters
@@ -115,29 +116,15 @@ class ConceptKNNClassifier(BaseConceptClassifier):
         self.min_count = min_count
         self.max_labels = max_labels
 
-    def fit(self, X: Images, y: Targets) -> Self:
-        """Embed the training images and remember their concepts.
-
-        Parameters
-        ----------
-        X : array-like of images or sequence of paths
-        y : indicator matrix or sequence of concept lists
-
-        Returns
-        -------
-        self : ConceptKNNClassifier
-        """
-        self._validate_params()
-        self._targets = self._fit_targets(y)
+    def _fit(self, X, y):
+        """Embed the training images and remember their concepts."""
+        self._targets = self._fit_targets(y, min_count=self.min_count,
+                                          max_labels=self.max_labels)
         self.embedding_ = self._fitted_embedding(X, y)
         self.embeddings_ = self._embed(X)
-        if len(self.embeddings_) != self._targets.shape[0]:
-            raise ValueError(f"X has {len(self.embeddings_)} images but y has "
-                             f"{self._targets.shape[0]} rows.")
         if self.n_neighbors > len(self.embeddings_):
             raise ValueError(f"n_neighbors={self.n_neighbors} is more than the "
                              f"{len(self.embeddings_)} training images.")
-        return self
 
     def _fitted_embedding(self, X, y):
         embedding = self.embedding
@@ -216,9 +203,33 @@ class ConceptKNNClassifier(BaseConceptClassifier):
                                    shape=(n_images, len(self.embeddings_)))
         return np.asarray((mixing @ self._targets).todense())
 
-    def _decide(self, X):
+    def decide(self, X: Images) -> NDArray[np.bool_]:
+        """The concepts decided for each image, as a boolean indicator over ``classes_``.
+
+        ``voting="threshold"``: the rule ``threshold`` on :meth:`predict_proba`;
+        ``"mean_count"``: the most voted concepts, as many as the neighbours
+        carry on average.
+
+        Parameters
+        ----------
+        X : array-like of images or sequence of paths
+
+        Returns
+        -------
+        ndarray of bool, shape (n_images, n_concepts)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from imageclef_concepts import ConceptKNNClassifier
+        >>> X = np.zeros((2, 4, 4, 3), dtype=np.uint8); X[0, :2] = 200; X[1, 2:] = 200
+        >>> model = ConceptKNNClassifier(1, pixel_size=4, voting="mean_count").fit(
+        ...     X, ["C1", "C2"])
+        >>> model.decide(X[[1]])
+        array([[False,  True]])
+        """
         if self.voting == "threshold":
-            return super()._decide(X)
+            return super().decide(X)
         check_is_fitted(self)
         similarities, indices = self.kneighbors(X)
         shares = self._vote_shares(similarities, indices)
@@ -227,6 +238,51 @@ class ConceptKNNClassifier(BaseConceptClassifier):
         # Any concept with a vote, capped at each image's neighbours' mean count.
         voted = DecisionRule(np.nextafter(np.float32(0), np.float32(1)))
         return voted.apply(shares, max_concepts=how_many)
+
+    def _to_archive(self, writer):
+        if self.embedding_ is None or isinstance(self.embedding, str):
+            embedding = self.embedding  # "pixels" or a backbone name: rebuilt on load
+        elif callable(getattr(self.embedding_, "_to_archive", None)):
+            embedding = writer.estimator("embedding", self.embedding_)
+        else:
+            raise TypeError(f"A ConceptKNNClassifier with embedding={self.embedding_!r} cannot "
+                            "be saved without pickle: use a name or a ConceptCNNClassifier.")
+        return {"params": writer.params(self, nested=("embedding",)), "embedding": embedding,
+                "targets": self.targets_.to_dict(),
+                "embeddings": writer.array("embeddings", self.embeddings_),
+                "indicator": writer.csr("indicator_", self._targets)}
+
+    @classmethod
+    def _from_archive(cls, description, reader):
+        embedding = reader.expect(description, "embedding", (str, dict))
+        if isinstance(embedding, dict):
+            embedding = reader.estimator(embedding, f"{reader.where}['embedding']")
+        estimator = reader.params(cls, description, embedding=embedding)
+        estimator.embedding_ = estimator._fitted_embedding(None, None)  # nothing to fit: as saved
+        estimator.targets_ = reader.targets(description)
+        estimator.classes_ = estimator.targets_.classes_
+        estimator.embeddings_ = reader.array(reader.expect(description, "embeddings", (str,)),
+                                             "f", 2, "the k-NN's embeddings")
+        indicator = reader.csr(reader.expect(description, "indicator", (dict,)),
+                               "the k-NN's concepts")
+        estimator._check_loaded(indicator)
+        estimator._targets = indicator.astype(np.float32)
+        return estimator
+
+    def _check_loaded(self, indicator):
+        """Loaded arrays that agree with one another and with the parameters."""
+        n_train, n_concepts = len(self.embeddings_), len(self.classes_)
+        if indicator.shape != (n_train, n_concepts):
+            raise ModelFileError(f"the k-NN's concepts are a {indicator.shape} matrix for "
+                                 f"{n_train} training images and {n_concepts} concepts")
+        if not np.isfinite(self.embeddings_).all():
+            raise ModelFileError("the k-NN's embeddings hold NaN or infinite values")
+        if self.n_neighbors > n_train:
+            raise ModelFileError(f"n_neighbors={self.n_neighbors} is more than the {n_train} "
+                                 "training images")
+        if self.embedding == "pixels" and self.embeddings_.shape[1] != 3 * self.pixel_size ** 2:
+            raise ModelFileError(f"the k-NN's embeddings have {self.embeddings_.shape[1]} "
+                                 f"dimensions, not 3 x pixel_size^2 = {3 * self.pixel_size ** 2}")
 
 
 def _is_fitted(estimator):

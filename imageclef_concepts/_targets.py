@@ -15,76 +15,17 @@ estimator, the tuner, the ensemble), reads it as each row's concept list.
 """
 
 import numpy as np
+from sklearn.utils import check_array
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import _num_samples
 
-from ._concepts import as_binary_csr, as_concept_array, is_concept_lists, split_concepts
-
-
-def is_frame(y):
-    """True for a 2-d table with columns: a pandas (or polars...) DataFrame."""
-    return hasattr(y, "columns") and len(getattr(y, "shape", ())) == 2
-
-
-def as_target(y, name="y"):
-    """``y`` in one of the library's two target forms: concept lists or an indicator.
-
-    A DataFrame whose column names are strings is an indicator matrix named by
-    concept: it becomes each row's concept list (a 1-d object array of tuples
-    of the names of its columns holding 1), so that two frames compare by
-    concept name and an estimator learns the names, not the positions. A
-    frame whose columns are not named by strings (``pd.DataFrame(Y)``'s
-    ``0..n-1``) is a plain indicator matrix, read by position. Values other
-    than 0 and 1 are refused, naming a column. Anything else (concept lists,
-    a Series of strings, arrays, sparse matrices) is returned as it is.
-
-    Parameters
-    ----------
-    y : target
-    name : str, default="y"
-        How errors name ``y``.
-
-    Returns
-    -------
-    ndarray or the given ``y``
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> as_target(pd.DataFrame([[1, 0], [1, 1]], columns=["C1", "C2"]))
-    array([('C1',), ('C1', 'C2')], dtype=object)
-    """
-    if not is_frame(y):
-        return y
-    columns = list(y.columns)
-    values = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
-    if values.dtype == object:  # a nullable or mixed column: numbers only, or refused below
-        try:
-            values = values.astype(np.float64)
-        except (TypeError, ValueError):
-            pass
-    problem = _bad_column(columns, values)
-    if problem:
-        raise ValueError(f"{name} is a {type(y).__name__}, read as an indicator matrix whose "
-                         f"columns are the concepts: its values must be 0 or 1, but {problem}.")
-    indicator = as_binary_csr(values, name)
-    if not all(isinstance(column, str) for column in columns):
-        return indicator.toarray()
-    names = np.array(columns, dtype=object)
-    return as_concept_array([tuple(names[indicator.indices[start:end]])
-                             for start, end in zip(indicator.indptr[:-1], indicator.indptr[1:])])
-
-
-def _bad_column(columns, values):
-    """Which column of a frame first holds something other than 0 or 1 (None: none)."""
-    for position, column in enumerate(columns):
-        cells = values[:, position]
-        try:
-            bad = ~np.isin(cells.astype(np.float64), (0.0, 1.0))
-        except (TypeError, ValueError):
-            return f"column {column!r} is not numeric"
-        if bad.any():
-            value = cells[bad][0]
-            return f"column {column!r} holds {getattr(value, 'item', lambda: value)()!r}"
-    return None
+from ._concepts import (  # as_target is read from here too
+    as_binary_csr,
+    as_concept_array,
+    as_target,
+    is_concept_lists,
+    split_concepts,
+)
 
 
 class ConceptTargets:
@@ -126,7 +67,7 @@ class ConceptTargets:
 
         y = as_target(y)
         if is_concept_lists(y):
-            self.encoder_ = ConceptEncoder(min_count=self.min_count, max_concepts=self.max_labels,
+            self.encoder_ = ConceptEncoder(min_count=self.min_count, max_labels=self.max_labels,
                                            sparse_output=True).fit(y)
             self.classes_ = self.encoder_.classes_
         else:
@@ -268,3 +209,30 @@ def align_columns(scores, from_classes, to_classes, fill=np.nan):
     aligned = np.full((len(scores), len(to_classes)), fill, dtype=dtype)
     aligned[:, target] = np.asarray(scores)[:, source]
     return aligned
+
+
+def checked_multilabel_target(X, y):
+    """``y`` (read by ``as_target``) checked for a tuner, and its labels for counting.
+
+    Returns ``y`` as given (what the estimator is fitted on) and the labels:
+    the same concept lists, or the indicator as a 0/1 CSR matrix, made once.
+    """
+    if _num_samples(X) == 0:
+        raise ValueError("X and y are empty: there is no image to tune the threshold on.")
+    if is_concept_lists(y):
+        return y, y
+    y = check_array(y, ensure_2d=False, accept_sparse=True, dtype=None, input_name="y")
+    if y.ndim == 2:
+        try:  # one pass over a 0/1 matrix; scikit-learn's check only for anything else
+            return y, as_binary_csr(y, "y")
+        except ValueError:
+            pass
+    kind = type_of_target(y, input_name="y", raise_unknown=True)
+    if kind.startswith("continuous"):
+        raise ValueError(f"Unknown label type: y is {kind}; ThresholdTuner needs 0/1 labels.")
+    if kind != "multilabel-indicator" and not (kind == "binary" and y.ndim == 2):
+        raise ValueError(
+            f"y is a {kind} target. Only binary classification is supported, per concept: "
+            "pass an indicator matrix (n_images, n_concepts) or concept lists."
+        )
+    return y, as_binary_csr(y, "y")

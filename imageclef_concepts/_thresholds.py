@@ -24,26 +24,24 @@ from sklearn.model_selection import ShuffleSplit, check_cv
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._base import BaseConceptClassifier, decision_scores, set_multilabel_tags
-from ._concepts import as_binary_csr, is_concept_lists
-from ._decision import DecisionRule
+from ._concepts import is_concept_lists
+from ._decision import DecisionRule, rule_for_columns
 from ._metrics import (
     imageclef_f1,
     imageclef_f1_score,
     per_concept_thresholds,
     threshold_curve,
 )
-from ._targets import ConceptTargets, align_columns, as_target, targets_of
+from ._targets import ConceptTargets, align_columns, checked_multilabel_target, targets_of
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
 
     from numpy.typing import NDArray
     from sklearn.base import BaseEstimator
-    from typing_extensions import Self
 
     from ._typing import FloatArray, Images, PathLike, Predictions, Targets
 
@@ -177,26 +175,12 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         self.min_concepts = min_concepts
         self.max_concepts = max_concepts
 
-    def fit(self, X: Images, y: Targets, **fit_params: Any) -> Self:
-        """Fit the estimator and choose the decision rule on out-of-fold scores.
-
-        Parameters
-        ----------
-        X : array-like or sequence of paths
-            Whatever ``estimator`` takes.
-        y : indicator matrix or sequence of concept lists
-        **fit_params : dict
-            Passed to ``estimator.fit``.
-
-        Returns
-        -------
-        self : ThresholdTuner
-        """
-        self._validate_params()
+    def _fit(self, X: Images, y: Targets, **fit_params: Any) -> None:
+        """Fit the estimator (``fit_params`` go to its ``fit``); choose the rule out of fold."""
         self._check_options()
         if not hasattr(X, "__getitem__"):  # array-likes known only by __array__
             X = np.asarray(X)
-        y, labels = _checked_target(X, y)
+        y, labels = checked_multilabel_target(X, y)
         splits = self._splits(X, y)
         vocabulary = self._tuning_vocabulary(labels)
         out_of_fold, tuning_rows = self._out_of_fold_scores(X, y, labels, splits, fit_params,
@@ -215,13 +199,12 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         self.targets_ = (vocabulary if self.estimator_ is self.estimator and self.cv == "prefit"
                          else targets_of(self.estimator_, labels))
         self.classes_ = self.targets_.classes_
-        self.decision_rule_ = _rule_for_columns(self.decision_rule_, vocabulary.classes_,
+        self.decision_rule_ = rule_for_columns(self.decision_rule_, vocabulary.classes_,
                                                 self.targets_.classes_, self.best_threshold_)
         if self.decision_rule_.per_concept:
             self.best_threshold_ = self.decision_rule_.threshold
         if hasattr(self.estimator_, "n_features_in_"):
             self.n_features_in_ = self.estimator_.n_features_in_
-        return self
 
     def _check_options(self):
         if self.strategy == "per_concept" and not self._uses_official_score():
@@ -356,10 +339,31 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         check_is_fitted(self, "decision_rule_")
         return decision_scores(self.estimator_, X, len(self.classes_))
 
-    def _decide(self, X):
+    @available_if(lambda self: not hasattr(self.estimator, "predict_proba")
+                  and hasattr(self.estimator, "decision_function"))
+    def decision_function(self, X: Images) -> FloatArray:
+        """The estimator's decision scores, one column per concept (no ``predict_proba``).
+
+        Parameters
+        ----------
+        X : array-like or sequence of paths
+
+        Returns
+        -------
+        ndarray of shape (n_images, n_concepts)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import RidgeClassifier
+        >>> from imageclef_concepts import ThresholdTuner
+        >>> X = np.arange(8.0)[:, None]; y = np.c_[X[:, 0] > 3, X[:, 0] < 5].astype(int)
+        >>> tuner = ThresholdTuner(RidgeClassifier(), cv=2, thresholds=5).fit(X, y)
+        >>> tuner.decision_function(X[:1]).shape
+        (1, 2)
+        """
         check_is_fitted(self, "decision_rule_")
-        scores = decision_scores(self.estimator_, X, len(self.classes_))
-        return self.decision_rule_.apply(scores)
+        return decision_scores(self.estimator_, X, len(self.classes_))
 
     def save(self, path: PathLike) -> None:
         """Save the tuned model whole: the estimator's native file, carrying the rule.
@@ -386,10 +390,14 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         Returns
         -------
         estimator
-            ``estimator_`` itself, with ``threshold`` set to the tuned rule.
+            A shallow copy of ``estimator_`` with ``threshold`` set to the
+            tuned rule and the tuning recorded in ``tuning_``: neither
+            ``estimator_`` nor, with ``cv="prefit"``, the user's estimator is
+            changed. The copy shares the fitted network and arrays (no
+            memory is doubled); it is for predicting and saving.
         """
         check_is_fitted(self, "decision_rule_")
-        tuned = self.estimator_.set_params(threshold=self.decision_rule_)
+        tuned = _shallow_copy(self.estimator_).set_params(threshold=self.decision_rule_)
         tuned.tuning_ = {"official_f1": self.best_score_, "strategy": self.strategy,
                          "n_images": int(self._n_tuning_images)}
         return tuned
@@ -410,51 +418,16 @@ class _FixedPredictions(BaseEstimator):
         return self.predictions
 
 
+def _shallow_copy(estimator):
+    """A new object with the same attributes: its parameters can change, its arrays are shared.
+
+    ``copy.copy`` would go through the class's pickling hooks (scikeras
+    serialises the whole network there).
+    """
+    copied = object.__new__(type(estimator))
+    copied.__dict__.update(estimator.__dict__)
+    return copied
+
+
 def _fit_fold(estimator, X, y, train, fit_params):
     return estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train), **fit_params)
-
-
-def _checked_target(X, y):
-    """``y`` checked against ``X``, and its labels for the tuner's own counting.
-
-    Returns ``y`` as given (what the estimator is fitted on) and the labels:
-    the same concept lists, or the indicator as a 0/1 CSR matrix, made once.
-    """
-    if y is None:
-        raise ValueError("ThresholdTuner requires y to be passed, but the target y is None.")
-    y = as_target(y)
-    if _num_samples(X) != _num_samples(y):
-        raise ValueError(f"X has {_num_samples(X)} samples but y has {_num_samples(y)}.")
-    if _num_samples(X) == 0:
-        raise ValueError("X and y are empty: there is no image to tune the threshold on.")
-    if is_concept_lists(y):
-        return y, y
-    y = check_array(y, ensure_2d=False, accept_sparse=True, dtype=None, input_name="y")
-    if y.ndim == 2:
-        try:  # one pass over a 0/1 matrix; scikit-learn's check only for anything else
-            return y, as_binary_csr(y, "y")
-        except ValueError:
-            pass
-    kind = type_of_target(y, input_name="y", raise_unknown=True)
-    if kind.startswith("continuous"):
-        raise ValueError(f"Unknown label type: y is {kind}; ThresholdTuner needs 0/1 labels.")
-    if kind != "multilabel-indicator" and not (kind == "binary" and y.ndim == 2):
-        raise ValueError(
-            f"y is a {kind} target. Only binary classification is supported, per concept: "
-            "pass an indicator matrix (n_images, n_concepts) or concept lists."
-        )
-    return y, as_binary_csr(y, "y")
-
-
-def _rule_for_columns(rule, tuned_classes, final_classes, global_threshold):
-    """``rule`` with its per-concept thresholds moved from the tuning columns to the final ones.
-
-    A concept the final estimator knows but the tuning did not (possible when
-    folds were refitted on all the data) keeps the best global threshold.
-    """
-    if not rule.per_concept or np.array_equal(tuned_classes, final_classes):
-        return rule
-    moved = align_columns(np.asarray(rule.threshold)[np.newaxis, :], tuned_classes,
-                          final_classes)[0]
-    return DecisionRule(np.where(np.isnan(moved), global_threshold, moved),
-                        min_concepts=rule.min_concepts, max_concepts=rule.max_concepts)

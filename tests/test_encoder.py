@@ -30,13 +30,21 @@ def test_agrees_with_multilabelbinarizer_on_seen_concepts():
     )
 
 
-def test_min_count_and_max_concepts():
+def test_min_count_and_max_labels():
     y = ["A;B;C", "A;B", "A", "D"]
     assert list(ConceptEncoder(min_count=2).fit(y).classes_) == ["A", "B"]
     # ties (C and D once each) are broken by name
-    assert list(ConceptEncoder(max_concepts=3).fit(y).classes_) == ["A", "B", "C"]
+    assert list(ConceptEncoder(max_labels=3).fit(y).classes_) == ["A", "B", "C"]
     encoder = ConceptEncoder(min_count=2).fit(y)
     assert encoder.excluded_concepts_ == {"C", "D"}
+
+
+def test_max_concepts_is_the_deprecated_name_of_max_labels():
+    y = ["A;B;C", "A;B", "A", "D"]
+    with pytest.warns(FutureWarning, match="renamed max_labels"):
+        old = ConceptEncoder(max_concepts=2).fit(y)
+    assert list(old.classes_) == ["A", "B"]
+    assert list(ConceptEncoder(max_labels=2).fit(y).classes_) == ["A", "B"]
 
 
 def test_excluded_concepts_are_dropped_without_warning(recwarn):
@@ -83,7 +91,7 @@ def test_real_roco_cui_lists():
     assert Y.shape == (8180, 3266)
     assert Y.sum() / Y.shape[0] == pytest.approx(8.62, abs=0.01)
     assert encoder.inverse_transform(Y[:3]) == [tuple(sorted(c)) for c in concepts[:3]]
-    frequent = ConceptEncoder(max_concepts=100).fit(concepts)
+    frequent = ConceptEncoder(max_labels=100).fit(concepts)
     assert len(frequent.classes_) == 100
     assert frequent.concept_counts_.min() >= np.sort(encoder.concept_counts_)[-100]
 

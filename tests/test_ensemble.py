@@ -39,7 +39,7 @@ class FixedConcepts(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         return np.asarray(self.scores, dtype=float)[np.asarray(X)[:, 0]]
 
-    def _decide(self, X):
+    def decide(self, X):
         return DecisionRule.of(self.threshold).apply(self.predict_proba(X))
 
 

@@ -973,6 +973,14 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ScikerasAdapter):
         """
         return load_keras_file(path, cls=cls)
 
+    def _to_archive(self, writer):  # inside an archive (an ensemble's), its own .keras file
+        return {"keras_file": writer.file("model.keras", self.save)}
+
+    @classmethod
+    def _from_archive(cls, description, reader):
+        return reader.file(reader.expect(description, "keras_file", (str,)),
+                           lambda file, shown: load_keras_file(file, cls=cls, shown_as=shown))
+
 
 def load_keras_file(path, *, cls=ConceptCNNClassifier, shown_as=None):
     """A :class:`ConceptCNNClassifier` from a ``.keras`` file, checked like a fit's input.
