@@ -335,15 +335,15 @@ def _parameter_rows(params):
 
 
 def printable(value):
-    """``str(value)`` with control and format characters escaped (``\\x1b``, ``\\n``...).
+    r"""``str(value)`` with control and format characters escaped (``\x1b``, ``\n``...).
 
     A card prints strings read from a model file: escaping them means no file
     can move the cursor, clear the screen, retitle the terminal or add lines.
 
     Examples
     --------
-    >>> printable("2026-01-01\x1b[2J")
-    '2026-01-01\\x1b[2J'
+    >>> print(printable("2026-01-01\x1b[2J"))
+    2026-01-01\x1b[2J
     """
     text = str(value)
     if text.isprintable():
