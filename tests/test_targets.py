@@ -111,3 +111,10 @@ def test_messages_describe_a_frame_as_a_frame():
     model = MostFrequentConcepts(k=1).fit(images(3), T)
     with pytest.raises(ValueError, match=r"got a DataFrame of shape \(3, 2\) with unnamed"):
         model.targets_.transform(pd.DataFrame(T.to_numpy()))
+
+
+def test_a_table_as_x_is_named_a_table_not_a_dtype():
+    paths = pd.DataFrame({"path": ["a.png", "b.png"]})
+    with pytest.raises(ValueError, match=r"X is a DataFrame of shape \(2, 1\).*not a table.*"
+                                         r"X\['path'\]"):
+        ConceptKNNClassifier(1, pixel_size=4).fit(paths, ["C1", "C2"])
