@@ -33,7 +33,8 @@ def add_train(commands):
     train.add_argument("--concepts", type=Path, required=True,
                        help="concept file (2019, 2022 or 2024 layout)")
     train.add_argument("--output", type=Path, required=True,
-                       help="model file to write: .keras (native) or .joblib")
+                       help="model file to write: .keras (native), .zip (the library's "
+                            "archive) or .joblib")
     train.add_argument("--validation-images", type=Path,
                        help="folder of validation images: the best epoch is picked and the "
                             "decision threshold tuned on them (default: none; the best epoch "
@@ -181,7 +182,7 @@ def add_predict(commands):
         "predict", help="write a run file for every image in a folder",
         description="Predict the concepts of every image in a folder with a trained model and "
         "write an ImageCLEF run file.")
-    predict.add_argument("--model", type=Path, required=True, help=".keras or .joblib model")
+    predict.add_argument("--model", type=Path, required=True, help=".keras, .zip or .joblib model")
     predict.add_argument("--images", type=Path, required=True, help="folder of images")
     predict.add_argument("--output", type=Path, required=True, help="run file to write")
     predict.add_argument("--edition", choices=tuple(EDITIONS), default=None,
