@@ -260,3 +260,16 @@ def test_a_mutated_record_loads_and_predicts_the_same_or_is_a_model_file_error(
         np.testing.assert_allclose(probabilities, model.predict_proba(X), rtol=1e-6)
         if where[:1] != ("targets",):  # the same columns, perhaps renamed
             assert list(map(tuple, predicted)) == list(map(tuple, model.predict(X)))
+
+
+@pytest.mark.parametrize("pos_weight", [[float("nan"), 1], [float("inf"), 1], 1e39, [0, 0],
+                                        [-1, 1]])
+def test_a_pos_weight_out_of_range_is_refused_at_fit_and_at_load(cnn_file, tmp_path,
+                                                                 pos_weight):
+    with pytest.raises(ValueError, match="pos_weight must be positive and finite"):
+        ConceptCNNClassifier(image_size=16, filters=(2,), dense_units=(4,), epochs=1,
+                             pos_weight=pos_weight).fit(X, Y)
+    broken = rewritten(cnn_file[1], tmp_path / "broken.keras",
+                       lambda r: r["params"].update(pos_weight=pos_weight))
+    with pytest.raises(ModelFileError, match="pos_weight must be positive and finite"):
+        ConceptCNNClassifier.load(broken)
