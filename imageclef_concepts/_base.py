@@ -62,6 +62,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._decision import probability_rule
 from ._metrics import imageclef_f1_score
+from ._ranges import check_pos_weight
 from ._targets import ConceptTargets, as_target
 
 if TYPE_CHECKING:  # names for annotations only
@@ -85,10 +86,17 @@ class ConceptClassifierMixin:
         return probability_rule(self.threshold)
 
     def _validate_params(self):
-        """scikit-learn's parameter checks, and a ``threshold`` rule's range."""
+        """scikit-learn's parameter checks, a ``threshold`` rule's range and weights' ranges.
+
+        Called at ``fit`` and when a model file is loaded, so a ``pos_weight``
+        of NaN, infinity, 0 or beyond float32 is refused in both.
+        """
         super()._validate_params()
-        if "threshold" in self._get_param_names():
+        names = self._get_param_names()
+        if "threshold" in names:
             probability_rule(self.threshold)
+        if "pos_weight" in names:
+            check_pos_weight(self.pos_weight)
 
     def decide(self, X: Images) -> NDArray[np.bool_]:
         """The concepts decided for each image, as a boolean indicator over ``classes_``.

@@ -33,7 +33,8 @@ def add_train(commands):
     train.add_argument("--concepts", type=Path, required=True,
                        help="concept file (2019, 2022 or 2024 layout)")
     train.add_argument("--output", type=Path, required=True,
-                       help="model file to write: .keras (native) or .joblib")
+                       help="model file to write: .keras (native), .zip (the library's "
+                            "archive) or .joblib")
     train.add_argument("--validation-images", type=Path,
                        help="folder of validation images: the best epoch is picked and the "
                             "decision threshold tuned on them (default: none; the best epoch "
@@ -181,7 +182,7 @@ def add_predict(commands):
         "predict", help="write a run file for every image in a folder",
         description="Predict the concepts of every image in a folder with a trained model and "
         "write an ImageCLEF run file.")
-    predict.add_argument("--model", type=Path, required=True, help=".keras or .joblib model")
+    predict.add_argument("--model", type=Path, required=True, help=".keras, .zip or .joblib model")
     predict.add_argument("--images", type=Path, required=True, help="folder of images")
     predict.add_argument("--output", type=Path, required=True, help="run file to write")
     predict.add_argument("--edition", choices=tuple(EDITIONS), default=None,
@@ -193,7 +194,9 @@ def add_predict(commands):
                          help="images decoded and predicted per step (default: 256)")
     predict.add_argument("--threshold", type=probability, default=None,
                          help="override the model's decision threshold (its tuned rule's "
-                              "per-concept thresholds included; default: the model's)")
+                              "per-concept thresholds included; refused for models that "
+                              "decide without one: baselines, set-combination ensembles; "
+                              "default: the model's)")
     predict.add_argument("--max-concepts", type=positive_int, default=None,
                          help="predict at most this many concepts per image (100 from 2022 "
                               "on); overrides the model's (default: the model's)")
@@ -224,6 +227,7 @@ def _run_predict(args):
             raise UserError(f"--on-error: {type(model).__name__} has no on_error setting.")
         model.set_params(on_error=args.on_error)
     if args.threshold is not None or args.max_concepts is not None:
+        _check_rule_is_used(model, args)
         model.set_params(threshold=_overridden_rule(DecisionRule.of(model.threshold), args))
     if args.edition and args.format and args.edition != args.format:
         raise UserError(f"--edition {args.edition} and --format {args.format} disagree; "
@@ -234,6 +238,35 @@ def _run_predict(args):
     write_run(args.output, ids, concepts, edition=edition)
     say_unless_quiet(args, f"Wrote {args.output}: {len(ids)} images, {edition} edition")
     return 0
+
+
+def _check_rule_is_used(model, args):
+    """Refuse --threshold / --max-concepts for a model whose predictions they would not change.
+
+    A model without a ``threshold`` (``MostFrequentConcepts``: its k most
+    frequent concepts for every image), an ensemble that unites, intersects or
+    counts its members' own decisions, k-NN voting by the neighbours' mean
+    count: one line saying so, rather than a traceback or a silent no-op.
+    """
+    from ._ensemble import SET_COMBINATIONS
+
+    flags = " and ".join(flag for flag, value in (("--threshold", args.threshold),
+                                                   ("--max-concepts", args.max_concepts))
+                         if value is not None)
+    name = type(model).__name__
+    if "threshold" not in model.get_params():
+        raise UserError(f"{flags}: a {name} has no decision threshold (it decides its "
+                        "concepts otherwise), so this would change nothing; leave it out.")
+    combine = model.get_params().get("combine")
+    if combine in SET_COMBINATIONS:
+        raise UserError(f"{flags}: this {name} combines its members' concept sets "
+                        f"(combine={combine!r}), each member deciding by its own rule, so "
+                        "this would change nothing; leave it out, or save an ensemble with "
+                        "combine='mean' or 'max'.")
+    if model.get_params().get("voting") == "mean_count":
+        raise UserError(f"{flags}: this {name} predicts as many concepts as the neighbours "
+                        "carry on average (voting='mean_count'), so this would change "
+                        "nothing; leave it out.")
 
 
 def _overridden_rule(rule, args):

@@ -178,11 +178,17 @@ def as_target(y, name="y"):
     A DataFrame whose column names are strings is an indicator matrix named by
     concept: it becomes each row's concept list (a 1-d object array of tuples
     of the names of its columns holding 1), so that two frames compare by
-    concept name and an estimator learns the names, not the positions. A
-    frame whose columns are not named by strings (``pd.DataFrame(Y)``'s
-    ``0..n-1``) is a plain indicator matrix, read by position. Values other
-    than 0 and 1 are refused, naming a column. Anything else (concept lists,
-    a Series of strings, arrays, sparse matrices) is returned as it is.
+    concept name and an estimator learns the names, not the positions. Its
+    names are concepts like any other (stripped, upper-cased): a name that is
+    empty once stripped, that holds ``;`` (which separates concepts), or that
+    names the same concept as another column (``"C1"`` and ``"c1"``) is
+    refused, never dropped or merged. A frame whose columns are the default
+    ``0..n-1`` (``pd.DataFrame(Y)``) is a plain indicator matrix, read by
+    position; any other column labels that are not strings (other numbers,
+    bytes, None, tuples of a MultiIndex) are refused: they would be compared
+    by position, whatever their order. Values other than 0 and 1 are refused,
+    naming a column. Anything else (concept lists, a Series of strings,
+    arrays, sparse matrices) is returned as it is.
 
     Parameters
     ----------
@@ -203,6 +209,7 @@ def as_target(y, name="y"):
     if not is_frame(y):
         return y
     columns = list(y.columns)
+    named = _checked_column_names(columns, y, name)
     values = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
     if values.dtype == object:  # a nullable or mixed column: numbers only, or refused below
         try:
@@ -214,11 +221,64 @@ def as_target(y, name="y"):
         raise ValueError(f"{name} is a {type(y).__name__}, read as an indicator matrix whose "
                          f"columns are the concepts: its values must be 0 or 1, but {problem}.")
     indicator = as_binary_csr(values, name)
-    if not all(isinstance(column, str) for column in columns):
+    if not named:
         return indicator.toarray()
     names = np.array(columns, dtype=object)
     return as_concept_array([tuple(names[indicator.indices[start:end]])
                              for start, end in zip(indicator.indptr[:-1], indicator.indptr[1:])])
+
+
+def _checked_column_names(columns, frame, name):
+    """True when a frame's columns name concepts, False for the default ``0..n-1``; else raise.
+
+    Concept names must be distinct concepts, each one concept; labels that are
+    not strings are read by position, so only the default ``0..n-1`` in order
+    is taken (any other would be compared by position, not by label).
+    """
+    where = f"{name} is a {type(frame).__name__} whose columns are the concepts"
+    if all(isinstance(column, str) for column in columns):
+        seen = {}
+        for column in columns:
+            concept = canonical_concept(column)
+            if not concept:
+                raise ValueError(f"{where}, but column {column!r} has no name (empty once "
+                                 "white space is stripped): name every column by its concept.")
+            if CONCEPT_SEPARATOR in concept:
+                raise ValueError(f"{where}, but column {column!r} holds "
+                                 f"{CONCEPT_SEPARATOR!r}, which separates concepts: one "
+                                 "column is one concept.")
+            if concept in seen:
+                raise ValueError(f"{where}, but columns {seen[concept]!r} and {column!r} are "
+                                 f"the same concept {concept!r} (concepts compare stripped "
+                                 "and upper-cased): give each concept one column.")
+            seen[concept] = column
+        return True
+    if all(isinstance(column, numbers.Integral) and not isinstance(column, bool)
+           and column == position for position, column in enumerate(columns)):
+        return False  # pd.DataFrame(Y): a plain indicator matrix, by position
+    odd = next(column for position, column in enumerate(columns)
+               if not isinstance(column, str) and not (
+                   isinstance(column, numbers.Integral) and not isinstance(column, bool)
+                   and column == position))
+    raise ValueError(
+        f"{name} is a {type(frame).__name__} with a column labelled {odd!r} "
+        f"({type(odd).__name__}): a frame's columns must all be concept names (strings), "
+        "or be the default 0..n-1 of an unnamed indicator matrix (read by position). Name "
+        "the columns by concept, or pass frame.to_numpy() to compare by position.")
+
+
+def describe_target(y):
+    """How messages name a target as the user gave it: "a DataFrame of shape (3, 2)..."."""
+    if is_frame(y):
+        columns = list(y.columns)
+        kind = ("concept-named columns" if columns and all(isinstance(c, str) for c in columns)
+                else "unnamed (0..n-1) columns")
+        return f"a {type(y).__name__} of shape {tuple(y.shape)} with {kind}"
+    if sparse.issparse(y):
+        return f"a sparse matrix of shape {y.shape}"
+    if isinstance(y, np.ndarray):
+        return f"an array of shape {y.shape} and dtype {y.dtype}"
+    return f"a {type(y).__name__}"
 
 
 def _bad_column(columns, values):

@@ -204,11 +204,25 @@ def ranks_in_row(scores):
 
 
 def _checked_threshold(threshold):
-    if isinstance(threshold, Real) and not isinstance(threshold, bool):
-        if np.isnan(threshold):
+    if np.ndim(threshold) == 0 and not isinstance(threshold, (bool, np.bool_, str, bytes)):
+        try:  # any real number: float, NumPy scalar, Fraction, Decimal, a huge int
+            value = float(threshold)
+        except OverflowError:
+            raise ValueError(f"threshold ({type(threshold).__name__}) is too large for a "
+                             f"float ({len(str(threshold))} digits): give a probability in "
+                             "[0, 1].") from None
+        except (TypeError, ValueError):
+            raise ValueError(f"threshold must be a number or one number per concept; got "
+                             f"{type(threshold).__name__}: {threshold!r:.40}.") from None
+        if np.isnan(value):
             raise ValueError("threshold is NaN.")
-        return float(threshold)
-    values = np.asarray(threshold, dtype=np.float64)
+        return value
+    try:
+        values = np.asarray(threshold, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"threshold must be a number or one number per concept; got "
+                         f"{type(threshold).__name__} that does not convert to floats "
+                         "(too large, complex or not numbers).") from None
     if values.ndim != 1 or len(values) == 0:
         raise ValueError("threshold must be a number or one number per concept (a 1-d "
                          f"array); got {type(threshold).__name__} of shape {values.shape}.")

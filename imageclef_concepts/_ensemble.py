@@ -8,6 +8,8 @@ retrieval (AUEB NLP Group 2019-2025, DBS-HHU 2024, VCMI 2022/23).
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
@@ -21,9 +23,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseConceptClassifier, decision_scores
 from ._concepts import is_concept_lists
-from ._decision import DecisionRule
+from ._decision import DecisionRule, probability_rule
 from ._model_card import ModelFileError
 from ._persistence import ArchivedModel
+from ._ranges import check_ensemble_weights
 from ._targets import ConceptTargets, align_columns, targets_of
 
 if TYPE_CHECKING:  # names for annotations only
@@ -55,11 +58,15 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         ``"intersection"`` or ``"vote"`` (at least ``min_votes`` members)
         of the concept sets the members predict, each with its own rule.
     weights : list of float or None, default=None
-        Member weights for ``combine="mean"``: finite, non-negative, with a
-        positive sum; None weighs all alike.
+        Member weights for ``combine="mean"``: one real number per member,
+        finite, non-negative, with a positive sum (normalised without
+        overflow); None weighs all alike. Checked at ``fit``, at every
+        prediction (after ``set_params``) and at load.
     threshold : float in [0, 1] or DecisionRule, default=0.5
         The decision rule on the combined probabilities (``"mean"`` and
-        ``"max"``).
+        ``"max"``). The set combinations do not use it (each member decides
+        by its own rule): any other value than the default warns when they
+        predict, instead of silently changing nothing.
     min_votes : int, default=2
         Members that must predict a concept, for ``combine="vote"``.
     fallback : str or None, default=None
@@ -166,14 +173,7 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         if not names:
             raise ValueError("estimators is empty: an ensemble needs at least one member.")
         self._validate_names(names)
-        if self.weights is not None:
-            weights = np.asarray(self.weights, dtype=float)
-            if weights.shape != (len(names),):
-                raise ValueError(f"weights has {weights.size} values for {len(names)} "
-                                 "estimators.")
-            if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
-                raise ValueError(f"weights must be finite and non-negative with a positive sum "
-                                 f"(a weighted mean of probabilities); got {weights.tolist()}.")
+        check_ensemble_weights(self.weights, len(names))
         if self.fallback is not None and self.fallback not in names:
             raise ValueError(f"fallback={self.fallback!r} is not one of the estimators' names "
                              f"{names}.")
@@ -202,13 +202,13 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         ndarray of shape (n_images, n_concepts)
         """
         check_is_fitted(self, "estimators_")
+        self._check_members()  # parameters set after fit are checked as at fit
         members = [self._aligned_scores(member, targets, X)
                    for member, targets in zip(self.estimators_, self._member_targets)]
         if self.combine == "max":
             return np.fmax.reduce(members)
-        weights = np.ones(len(members)) if self.weights is None else np.asarray(self.weights,
-                                                                                dtype=float)
-        return np.tensordot(weights / weights.sum(), np.stack(members), axes=1)
+        weights = check_ensemble_weights(self.weights, len(members))
+        return np.tensordot(weights, np.stack(members), axes=1)
 
     def decide(self, X: Images) -> NDArray[np.bool_]:
         """The concepts decided for each image, as a boolean indicator over ``classes_``.
@@ -239,6 +239,8 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         if self.combine in PROBABILITY_COMBINATIONS:
             decided = self._decision_rule().apply(self.predict_proba(X))
         else:
+            self._check_members()
+            self._warn_unused_threshold()
             votes = sum(self._member_decision(member, targets, X).astype(np.int64)
                         for member, targets in zip(self.estimators_, self._member_targets))
             needed = {"union": 1, "intersection": len(self.estimators_),
@@ -252,6 +254,23 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
                     self.estimators_[position], self._member_targets[position],
                     _rows(X, empty))
         return decided
+
+    def _warn_unused_threshold(self):
+        """Warn that ``threshold`` is not used by a set combination, unless it is the default.
+
+        The set combinations take each member's decision by its own rule; an
+        ensemble ``threshold`` (or a rule's ``max_concepts``) set there would
+        change nothing, silently.
+        """
+        rule = probability_rule(self.threshold)
+        default = inspect.signature(type(self).__init__).parameters["threshold"].default
+        if rule != DecisionRule.of(default):
+            warnings.warn(
+                f"ConceptEnsemble(combine={self.combine!r}) does not use threshold="
+                f"{self.threshold!r}: the set combinations unite, intersect or count the "
+                "members' own decisions, each by its own rule. Set the members' thresholds "
+                "('<name>__threshold') or use combine='mean' or 'max'.",
+                UserWarning, stacklevel=3)
 
     def _member_decision(self, member, targets, X):
         """A member's decided indicator (its public ``decide``, else ``predict``), on our columns."""

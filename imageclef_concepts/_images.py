@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ._checkpoints import digest
+from ._concepts import is_frame
 from ._image_decoding import ImageDecodeError, check_image_file, decode_image, is_url, resized
 
 ON_ERROR = ("raise", "skip")
@@ -285,6 +286,11 @@ def as_image_source(X, image_size, resample="bilinear", on_error="raise", worker
 
 
 def _checked_pixel_array(X):
+    if is_frame(X):  # a table of paths (or of anything) is not a sequence of paths
+        raise ValueError(
+            f"X is a {type(X).__name__} of shape {tuple(X.shape)}: X must be images (an "
+            f"array of pixels of shape {IMAGE_SHAPES}) or a sequence of image paths, not a "
+            "table. For a table of paths, give its column: X['path'].")
     X = np.asarray(X)
     if X.dtype.kind not in "biuf":
         raise ValueError(

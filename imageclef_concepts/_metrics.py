@@ -23,6 +23,7 @@ from sklearn.metrics import make_scorer
 from ._concepts import (
     as_binary_csr,
     canonical_concept,
+    describe_target,
     is_concept_lists,
     split_concepts,
 )
@@ -122,13 +123,15 @@ def per_image_counts(y_true, y_pred, *, concepts=None):
     -------
     n_correct, n_true, n_predicted : ndarray of int, shape (n_images,)
     """
+    given_true, given_pred = y_true, y_pred
     y_true, y_pred = as_target(y_true, "y_true"), as_target(y_pred, "y_pred")
     true_is_lists = is_concept_lists(y_true)
     if true_is_lists != is_concept_lists(y_pred):
         raise ValueError(
             "y_true and y_pred must both be indicator matrices or both be "
-            "sequences of concept collections; got "
-            f"{_describe(y_true)} and {_describe(y_pred)}."
+            "sequences of concept collections (a DataFrame with concept-named columns "
+            "counts as concept collections); got "
+            f"{describe_target(given_true)} and {describe_target(given_pred)}."
         )
     if true_is_lists:
         subset = None if concepts is None else {canonical_concept(str(c)) for c in concepts}
@@ -157,14 +160,6 @@ def official_mean(f1, n_true):
     if not counted.any():
         return np.zeros(np.shape(f1)[1:]) if np.ndim(f1) > 1 else 0.0
     return f1[counted].mean(axis=0)
-
-
-def _describe(y):
-    if sparse.issparse(y):
-        return f"a sparse matrix of shape {y.shape}"
-    if isinstance(y, np.ndarray):
-        return f"an array of shape {y.shape} and dtype {y.dtype}"
-    return f"a {type(y).__name__}"
 
 
 def _counts_from_lists(y_true, y_pred, subset):

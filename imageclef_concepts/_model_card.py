@@ -182,10 +182,17 @@ def check_record(record, path):
                     isinstance(value, Real) and not isinstance(value, bool)
                     for value in values):
                 raise ModelFileError(f"history[{key!r}] must be a list of numbers")
+        # Every epoch logs its loss; a validation log may have fewer values (a model
+        # given validation data in only some of its partial_fit calls), never more.
+        n_epochs = len(history.get("loss", []))
+        for key, values in history.items():
+            if len(values) > n_epochs:
+                raise ModelFileError(f"history[{key!r}] has {len(values)} values for the "
+                                     f"{n_epochs} epochs of history['loss']")
         best = expect(record, "best_epoch", (Integral, type(None)), "the record")
-        if best is not None and not 0 <= best < len(history.get("loss", [])):
+        if best is not None and not 0 <= best < n_epochs:
             raise ModelFileError(f"best_epoch={best} is not one of the "
-                                 f"{len(history.get('loss', []))} epochs of the history")
+                                 f"{n_epochs} epochs of the history")
         tuning = expect(record, "tuning", (dict, type(None)), "the record", required=False)
         if tuning is not None:
             expect(tuning, "official_f1", (Real,), "tuning")
@@ -231,14 +238,15 @@ def model_card(record, name="model"):
     targets = record.get("targets", {})
     classes, counts = targets.get("classes", []), targets.get("column_counts") or []
     n_images = targets.get("n_images") or 0
-    lines = [f"# Model card: {name}", "",
+    lines = [f"# Model card: {printable(name)}", "",
              "A ConceptCNNClassifier of imageclef_concepts: ImageCLEFmed Caption concept "
              "detection (multi-label, one sigmoid output per concept).", "",
              "## Provenance", "",
-             f"- imageclef_concepts {record.get('library_version', '?')}, Keras "
-             f"{record.get('keras_version', '?')}, TensorFlow "
-             f"{record.get('tensorflow_version', '?')}",
-             f"- saved {record.get('saved_at', '?')} (file format {record.get('format', 1)})",
+             f"- imageclef_concepts {printable(record.get('library_version', '?'))}, Keras "
+             f"{printable(record.get('keras_version', '?'))}, TensorFlow "
+             f"{printable(record.get('tensorflow_version', '?'))}",
+             f"- saved {printable(record.get('saved_at', '?'))} (file format "
+             f"{printable(record.get('format', 1))})",
              "", "## Training data", "",
              f"- {n_images:,} training images, {len(classes):,} concepts "
              f"({'concept names' if targets.get('on_concepts') else 'indicator columns'})"]
@@ -251,37 +259,46 @@ def model_card(record, name="model"):
     lines += ["", "## Validation", ""]
     best = record.get("best_epoch")
     if history.get("loss"):
-        lines.append(f"- {len(history['loss'])} epochs trained; kept epoch "
+        n_epochs = len(history["loss"])
+        lines.append(f"- {n_epochs} epochs trained; kept epoch "
                      f"{'the last' if best is None else best + 1}")
         for key in sorted(k for k in history if k.startswith("val_")):
-            value = history[key][best if best is not None else -1]
-            lines.append(f"- {key} at the kept epoch: {value:.4f}")
+            values, shown = history[key], printable(key)
+            if len(values) == n_epochs:
+                lines.append(f"- {shown} at the kept epoch: "
+                             f"{values[best if best is not None else -1]:.4f}")
+            elif values:  # which epochs they belong to is not recorded: no kept value
+                lines.append(f"- {shown} logged in {len(values)} of the {n_epochs} epochs "
+                             f"(validation data in only some partial_fit calls); the last: "
+                             f"{values[-1]:.4f}")
+            else:
+                lines.append(f"- {shown}: not logged")
     tuning = record.get("tuning")
     if tuning:
         lines.append(f"- decision rule tuned on {tuning['n_images']:,} images: official F1 "
-                     f"{tuning['official_f1']:.4f} ({tuning['strategy']} threshold)")
+                     f"{tuning['official_f1']:.4f} ({printable(tuning['strategy'])} threshold)")
     params = record.get("params", {})
     threshold = params.get("threshold")
     lines += ["", "## Decision rule", "", f"- {_describe_rule(threshold)}", "",
               "## Parameters", "", "| parameter | value |", "|---|---|"]
-    lines += [f"| {key} | {json.dumps(value) if not isinstance(value, str) else value} |"
-              for key, value in sorted(params.items()) if key != "threshold"]
+    lines += _parameter_rows(params)
     return "\n".join(lines) + "\n"
 
 
 def _archive_card(manifest, name):
     """The card of an archive: each estimator, its parameters and vocabulary, members nested."""
-    lines = [f"# Model card: {name}", "",
+    lines = [f"# Model card: {printable(name)}", "",
              f"An imageclef_concepts model archive (imageclef_concepts "
-             f"{manifest.get('library_version', '?')}, archive format "
-             f"{manifest.get('format', '?')}).", ""]
+             f"{printable(manifest.get('library_version', '?'))}, archive format "
+             f"{printable(manifest.get('format', '?'))}).", ""]
     _describe_estimator(manifest["estimator"], lines, level=2)
     return "\n".join(lines) + "\n"
 
 
 def _describe_estimator(description, lines, level, title=None):
-    kind = description.get("class", "?")
-    lines += [f"{'#' * level} {title or kind}" + (f" ({kind})" if title else ""), ""]
+    kind = printable(description.get("class", "?"))
+    lines += [f"{'#' * level} {printable(title or kind)}" + (f" ({kind})" if title else ""),
+              ""]
     targets = description.get("targets")
     inner = description.get("record")  # a network's own record, when the caller read it
     if isinstance(inner, dict):
@@ -296,14 +313,13 @@ def _describe_estimator(description, lines, level, title=None):
     if "threshold" in params:
         lines.append(f"- decision rule: {_describe_rule(params['threshold'])}")
     if isinstance(description.get("embedding"), str):
-        lines.append(f"- embedding: {description['embedding']}")
+        lines.append(f"- embedding: {printable(description['embedding'])}")
     if params:
-        lines += ["", "| parameter | value |", "|---|---|"]
-        lines += [f"| {key} | {value if isinstance(value, str) else json.dumps(value)} |"
-                  for key, value in sorted(params.items()) if key != "threshold"]
+        lines += ["", "| parameter | value |", "|---|---|", *_parameter_rows(params)]
     lines.append("")
     if kind == "ConceptCNNClassifier":
-        lines += [f"A network in Keras' .keras format ({description.get('keras_file')}).", ""]
+        lines += [f"A network in Keras' .keras format "
+                  f"({printable(description.get('keras_file'))}).", ""]
     if isinstance(description.get("embedding"), dict):
         _describe_estimator(description["embedding"], lines, level + 1, "embedding")
     for member in description.get("members") or []:
@@ -311,9 +327,35 @@ def _describe_estimator(description, lines, level, title=None):
         _describe_estimator(member_description, lines, level + 1, f"member {member_name}")
 
 
+def _parameter_rows(params):
+    """Markdown rows of parameters (the threshold apart): strings as they are, others as JSON."""
+    return [f"| {printable(key)} | "
+            f"{printable(value) if isinstance(value, str) else json.dumps(value)} |"
+            for key, value in sorted(params.items()) if key != "threshold"]
+
+
+def printable(value):
+    r"""``str(value)`` with control and format characters escaped (``\x1b``, ``\n``...).
+
+    A card prints strings read from a model file: escaping them means no file
+    can move the cursor, clear the screen, retitle the terminal or add lines.
+
+    Examples
+    --------
+    >>> print(printable("2026-01-01\x1b[2J"))
+    2026-01-01\x1b[2J
+    """
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(character if character.isprintable()
+                   else character.encode("unicode_escape").decode("ascii")
+                   for character in text)
+
+
 def _describe_rule(threshold):
     if not isinstance(threshold, dict):
-        return f"one threshold: {threshold}"
+        return f"one threshold: {printable(threshold)}"
     values = threshold["threshold"]
     described = (f"{len(values):,} per-concept thresholds (from {min(values):.3f} to "
                  f"{max(values):.3f})" if isinstance(values, list) else

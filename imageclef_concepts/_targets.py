@@ -23,6 +23,7 @@ from ._concepts import (  # as_target is read from here too
     as_binary_csr,
     as_concept_array,
     as_target,
+    describe_target,
     is_concept_lists,
     split_concepts,
 )
@@ -82,12 +83,13 @@ class ConceptTargets:
 
     def transform(self, y):
         """``y`` as a float32 CSR indicator over ``classes_``."""
-        y = as_target(y)
+        given, y = y, as_target(y)
         if self.on_concepts:
             if not is_concept_lists(y):
                 raise ValueError(
-                    "This model was fitted on concept lists; y must be concept lists too, "
-                    f"got {type(y).__name__}{getattr(y, 'shape', '')}.")
+                    "This model was fitted on concept lists (or a DataFrame with "
+                    "concept-named columns); y must name its concepts too (concept lists, or "
+                    f"a DataFrame with concept-named columns), got {describe_target(given)}.")
             return self.encoder_.transform(y).astype(np.float32)
         indicator = as_binary_csr(y, "y")
         if indicator.shape[1] != len(self.classes_):

@@ -193,20 +193,31 @@ def predict_folder(model, images_dir, *, ids=None, batch_size=256, progress=True
     return ids, concepts
 
 
-MODEL_SUFFIXES = (".keras", ".joblib")
+MODEL_SUFFIXES = (".keras", ".joblib", ".zip")
 
 
 def save_model(model, path):
-    """Save a fitted model: ``.keras`` natively (with its rule), ``.joblib`` by pickle.
+    """Save a fitted model: ``.keras`` natively (with its rule), ``.zip`` archive, ``.joblib``.
 
-    Both are written to a temporary file in the same folder and moved into
-    place, so a failed save never damages the file already at ``path``. The
-    model's training checkpoint, if it has one, is removed only once the
-    file is written: a failed save leaves the training resumable.
+    ``.keras`` is a network's native file; ``.zip`` the library's archive
+    without pickle, for any of its concept estimators (ensembles, k-NN,
+    baselines, networks), as :func:`load_model` and ``predict`` read it;
+    ``.joblib`` a pickle. All are written to a temporary file in the same
+    folder and moved into place, so a failed save never damages the file
+    already at ``path``. The model's training checkpoint, if it has one, is
+    removed only once the file is written: a failed save leaves the training
+    resumable.
     """
     path = Path(path)
     if path.suffix == ".keras":
         model.save(path)
+    elif path.suffix == ".zip":
+        from sklearn.utils.validation import check_is_fitted
+
+        from ._persistence import save_estimator
+
+        check_is_fitted(model)
+        save_estimator(model, path)
     elif path.suffix == ".joblib":
         import joblib
 
@@ -251,4 +262,4 @@ def load_model(path, *, allow_pickle=False):
         except Exception as error:  # a corrupt pickle raises anything
             raise ValueError(f"{path} cannot be loaded: {type(error).__name__}: {error}") \
                 from None
-    raise ValueError(f"model file {path} must end in .keras, .zip or .joblib.")
+    raise ValueError(f"model file {path} must end in {' or '.join(MODEL_SUFFIXES)}.")

@@ -165,3 +165,32 @@ def test_predict_on_error_overrides_the_models(tmp_path, dataset, capsys):
     assert ".py:" not in err
     ids, concepts, _ = read_concepts(run)
     assert len(ids) == len(train.ids) + 1 and concepts[ids.index("broken")] == ()
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("baseline", "a MostFrequentConcepts has no decision threshold"),
+    ("union", "combines its members' concept sets (combine='union')"),
+    ("vote", "combines its members' concept sets (combine='vote')"),
+    ("mean_count", "voting='mean_count'"),
+])
+@pytest.mark.parametrize("option", [["--threshold", "0.5"], ["--max-concepts", "2"]])
+def test_predict_refuses_a_rule_the_model_does_not_use(tmp_path, dataset, capsys, kind,
+                                                        message, option):
+    from imageclef_concepts import ConceptEnsemble, ConceptKNNClassifier, MostFrequentConcepts
+
+    folder, train, _ = dataset
+    knn = ConceptKNNClassifier(3, pixel_size=4)
+    model = {"baseline": MostFrequentConcepts(k=1),
+             "union": ConceptEnsemble([("knn", knn), ("top", MostFrequentConcepts(k=1))],
+                                      combine="union"),
+             "vote": ConceptEnsemble([("knn", knn), ("top", MostFrequentConcepts(k=1))],
+                                     combine="vote", min_votes=1),
+             "mean_count": ConceptKNNClassifier(3, pixel_size=4, voting="mean_count")}[kind]
+    model.fit(train.paths, train.concepts).save(tmp_path / "m.zip")
+    argv = ["predict", "--model", str(tmp_path / "m.zip"), "--images",
+            str(folder / "train" / "images"), "--output", str(tmp_path / "r.tsv"), "--quiet"]
+    assert main(argv + option) == 2  # was a traceback, or a silent no-op
+    err = capsys.readouterr().err.strip()
+    assert message in err and option[0] in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r.tsv").exists()
+    assert main(argv) == 0

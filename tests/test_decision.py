@@ -67,10 +67,22 @@ def test_json_round_trip_is_exact(rule):
     (dict(threshold=0.5, min_concepts=-1), "min_concepts must be a whole number >= 0"),
     (dict(threshold=0.5, max_concepts=0), "max_concepts must be a whole number >= 1"),
     (dict(threshold=0.5, min_concepts=3, max_concepts=2), "max_concepts=2 is below"),
+    (dict(threshold=10**400), r"threshold \(int\) is too large for a float \(401 digits\)"),
+    (dict(threshold=1 + 0j), "threshold must be a number .* got complex"),
+    (dict(threshold=[10**400, 0.5]), "list that does not convert to floats"),
 ])
 def test_bad_rules_are_refused_with_the_parameter_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DecisionRule(**kwargs)
+
+
+def test_any_real_number_is_a_threshold():
+    from decimal import Decimal
+    from fractions import Fraction
+
+    assert DecisionRule(Fraction(1, 2)) == DecisionRule(0.5)  # was "ufunc 'isnan'"
+    assert DecisionRule(Decimal("0.25")) == DecisionRule(0.25)
+    assert DecisionRule([Fraction(1, 4), 0.5]) == DecisionRule([0.25, 0.5])
 
 
 def test_from_dict_refuses_other_json():

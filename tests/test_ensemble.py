@@ -101,10 +101,54 @@ def test_fallback_fills_empty_predictions_from_the_named_member():
     (dict(weights=[1]), "weights has 1 values for 2 estimators"),
     (dict(fallback="three"), "fallback='three' is not one of"),
     (dict(combine="vote", min_votes=3), "min_votes=3 is more than the 2"),
+    (dict(weights=[[1], [2]]), r"one number per estimator .* shape \(2, 1\)"),
+    (dict(weights=[1 + 0j, 1]), r"weights must be real numbers; got complex"),
 ])
 def test_bad_settings_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         _ensemble(**kwargs)
+
+
+def test_huge_weights_are_normalised_without_overflow(tmp_path):
+    ensemble = _ensemble(weights=[1e308, 1e308])  # their sum overflows to inf
+    expected = _ensemble().predict_proba(X)
+    np.testing.assert_allclose(ensemble.predict_proba(X), expected)  # not all zeros
+    images = np.zeros((2, 4, 4, 3), dtype=np.uint8)
+    members = [("a", MostFrequentConcepts(k=1)), ("b", MostFrequentConcepts(k=2))]
+    saved = ConceptEnsemble(members, weights=[1e308, 1e308]).fit(images, ["C1;C2", "C1"])
+    saved.save(tmp_path / "huge.zip")  # as a file with such weights is loaded
+    loaded = ConceptEnsemble.load(tmp_path / "huge.zip")
+    np.testing.assert_allclose(loaded.predict_proba(images), [[1.0, 0.5]] * 2)
+
+
+@pytest.mark.parametrize("weights, message", [
+    ([1, -1], "weights must be finite and non-negative"),
+    ([0, 0], "weights must be finite and non-negative"),
+    ([np.nan, 1], "weights must be finite and non-negative"),
+    ([-1, 3], "weights must be finite and non-negative"),
+    ([1, 2, 3], "weights has 3 values for 2 estimators"),
+])
+def test_weights_set_after_fit_are_checked_at_predict_as_at_fit(weights, message):
+    ensemble = _ensemble()
+    ensemble.set_params(weights=weights)
+    with pytest.raises(ValueError, match=message):
+        ensemble.predict_proba(X)
+    with pytest.raises(ValueError, match=message):
+        ensemble.predict(X)
+
+
+@pytest.mark.parametrize("combine", ["union", "intersection", "vote"])
+def test_a_threshold_that_a_set_combination_ignores_warns(combine):
+    ensemble = _ensemble(combine=combine, min_votes=1)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expected = ensemble.predict_concepts(X)  # the default threshold: no warning
+    for threshold in (0.9, DecisionRule(0.5, max_concepts=1)):
+        ensemble.set_params(threshold=threshold)
+        with pytest.warns(UserWarning, match=f"combine='{combine}'.* does not use threshold"):
+            assert ensemble.predict_concepts(X) == expected
 
 
 def test_prefit_uses_fitted_members_and_refuses_unfitted_ones(tiny_images):

@@ -105,6 +105,9 @@ def test_bad_archive_arrays_are_one_model_file_error(archive, tmp_path):
                                    column_counts=None), "3 concepts"),
     (lambda r: r.update(best_epoch="last"), "best_epoch"),
     (lambda r: r.update(params=[]), "must be an object"),
+    (lambda r: r["history"].update(val_loss=[0.5, 0.4]),
+     r"history\['val_loss'\] has 2 values for the 1 epochs"),
+    (lambda r: r.update(best_epoch=1), "best_epoch=1 is not one of the 1 epochs"),
 ])
 def test_bad_keras_records_are_one_model_file_error(cnn_file, tmp_path, change, message):
     broken = rewritten(cnn_file[1], tmp_path / "broken.keras", change)
@@ -140,6 +143,46 @@ def test_foreign_and_renamed_files_are_named(cnn_file, archive, tmp_path, capsys
     assert main(["info", str(text)]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "not a zip file" in error
+
+
+@pytest.mark.parametrize("history, best, expected", [
+    ({"loss": [0.7], "val_loss": []}, None, "- val_loss: not logged"),
+    # What partial_fit writes when only its second call had validation data.
+    ({"loss": [0.7, 0.6], "val_loss": [0.5]}, 1,
+     "- val_loss logged in 1 of the 2 epochs (validation data in only some partial_fit "
+     "calls); the last: 0.5000"),
+])
+def test_info_prints_a_history_with_fewer_validation_values(cnn_file, tmp_path, capsys,
+                                                              history, best, expected):
+    changed = rewritten(cnn_file[1], tmp_path / "m.keras",
+                        lambda r: r.update(history=history, best_epoch=best))
+    assert main(["info", str(changed)]) == 0  # was an IndexError traceback
+    assert expected in capsys.readouterr().out
+    ConceptCNNClassifier.load(changed).predict(X[:1])
+
+
+def test_info_escapes_control_characters_read_from_the_file(cnn_file, archive, tmp_path,
+                                                            capsys):
+    hostile = "\x1b]0;pwned\x07\x1b[2J\nline"
+
+    def change(record):
+        record.update(saved_at=hostile, keras_version=hostile)
+        record["params"][hostile] = hostile
+        record["tuning"] = {"official_f1": 0.5, "strategy": hostile, "n_images": 3}
+
+    assert main(["info", str(rewritten(cnn_file[1], tmp_path / "m.keras", change))]) == 0
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\x07" not in printed and "\nline" not in printed
+    assert printed.count("\\x1b]0;pwned\\x07\\x1b[2J\\nline") == 5
+
+    def change_archive(record):
+        record["library_version"] = hostile
+        record["estimator"]["members"][0][0] = hostile
+        knn_params(record)["embedding"] = hostile
+
+    assert main(["info", str(rewritten(archive[1], tmp_path / "e.zip", change_archive))]) == 0
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\x07" not in printed and "\nline" not in printed
 
 
 def test_info_reads_archives(archive, capsys):
@@ -217,3 +260,16 @@ def test_a_mutated_record_loads_and_predicts_the_same_or_is_a_model_file_error(
         np.testing.assert_allclose(probabilities, model.predict_proba(X), rtol=1e-6)
         if where[:1] != ("targets",):  # the same columns, perhaps renamed
             assert list(map(tuple, predicted)) == list(map(tuple, model.predict(X)))
+
+
+@pytest.mark.parametrize("pos_weight", [[float("nan"), 1], [float("inf"), 1], 1e39, [0, 0],
+                                        [-1, 1]])
+def test_a_pos_weight_out_of_range_is_refused_at_fit_and_at_load(cnn_file, tmp_path,
+                                                                 pos_weight):
+    with pytest.raises(ValueError, match="pos_weight must be positive and finite"):
+        ConceptCNNClassifier(image_size=16, filters=(2,), dense_units=(4,), epochs=1,
+                             pos_weight=pos_weight).fit(X, Y)
+    broken = rewritten(cnn_file[1], tmp_path / "broken.keras",
+                       lambda r: r["params"].update(pos_weight=pos_weight))
+    with pytest.raises(ModelFileError, match="pos_weight must be positive and finite"):
+        ConceptCNNClassifier.load(broken)

@@ -95,3 +95,36 @@ def test_a_float_image_with_non_finite_pixels_is_a_bad_file(tmp_path, bad):
     with pytest.warns(UserWarning, match="scan.tif"):
         probabilities = model.predict_proba([good, path])
     assert np.isnan(probabilities[1]).all() and not np.isnan(probabilities[0]).any()
+
+
+@pytest.mark.parametrize("pos_weight, message", [
+    ([np.nan, 1, 1], "got nan among 3 values"), ([np.inf, 1, 1], "got inf"),
+    (1e39, "got 1e[+]39"), ([-1, 1, 1], "got -1"), ([0, 0, 0], "got 0"),
+    ([1, 2], "pos_weight has 2 values for 3 concepts"),
+    ([[1, 2, 3]], "one number per concept"), ([1 + 0j, 1, 1], "real numbers"),
+])
+def test_pos_weight_must_be_positive_and_finite_in_float32(pos_weight, message):
+    from imageclef_concepts._ranges import check_pos_weight
+
+    with pytest.raises(ValueError, match=message):
+        check_pos_weight(pos_weight, 3)
+    assert check_pos_weight([1, 2.5, 3e38], 3).tolist() == [1, 2.5, 3e38]
+    assert check_pos_weight("balanced", 3) == "balanced" and check_pos_weight(None) is None
+
+
+@pytest.mark.parametrize("sample_weight, message", [
+    ([None] * 3, "missing value .None, NA. at position 0"),
+    ([1.0, 1.0, None], "missing value .None, NA. at position 2"),
+    ([1e39] * 3, "above 3.4e[+]38, the largest float32"),
+    ([np.inf] * 3, "is infinite"), ([1, np.nan, 1], "position 1 .nan. is NaN"),
+    ([1, 1, -1], "is negative"), ([0, 0, 0], "0 for every image"),
+    (np.ones(3, complex), "real numbers"), (np.ones((3, 1)), "one number per image"),
+    ([1, 1], "2 values for 3 images"),
+])
+def test_sample_weight_is_one_float32_safe_number_per_image(sample_weight, message):
+    from imageclef_concepts._ranges import check_sample_weight
+
+    with pytest.raises(ValueError, match=message):
+        check_sample_weight(sample_weight, 3)
+    assert check_sample_weight(None, 3).tolist() == [1, 1, 1]
+    assert check_sample_weight([1, 2, 3e38], 3).tolist() == [1, 2, 3e38]

@@ -74,3 +74,47 @@ def test_cnn_fits_a_frame(tiny_images):
                                  random_state=0).fit(tiny_images.images, frame)
     assert list(model.classes_) == sorted(n.upper() for n in names)
     imageclef_f1_score(frame, model.predict(tiny_images.images))  # compares by name
+
+
+@pytest.mark.parametrize("columns, message", [
+    ([" ", "C1"], "column ' ' has no name"),
+    (["", "C1"], "column '' has no name"),
+    (["C1", "C1"], "columns 'C1' and 'C1' are the same concept"),
+    (["C1", "c1"], "columns 'C1' and 'c1' are the same concept 'C1'"),
+    (["C1;C2", "C3"], "column 'C1;C2' holds ';'"),
+])
+def test_frame_columns_that_are_not_one_distinct_concept_each_are_refused(columns, message):
+    truth = pd.DataFrame([[1, 0], [0, 1]], columns=columns)
+    predicted = pd.DataFrame([[0, 0], [0, 1]], columns=columns)
+    with pytest.raises(ValueError, match=message):
+        imageclef_f1_score(truth, predicted)  # was 1.0: the first column silently dropped
+    with pytest.raises(ValueError, match=message):
+        MostFrequentConcepts().fit(images(2), truth)
+
+
+@pytest.mark.parametrize("columns", [[10, 20], [1, 0], [b"C1", b"C2"], [None, "C2"],
+                                     [np.nan, "C2"], ["C1", 5],
+                                     pd.MultiIndex.from_tuples([("a", "C1"), ("a", "C2")])])
+def test_frames_labelled_other_than_by_strings_or_0_to_n_are_refused(columns):
+    truth = pd.DataFrame([[1, 0], [0, 1]], columns=columns)
+    with pytest.raises(ValueError, match="must all be concept names .strings., or be the "
+                                         "default 0..n-1"):
+        imageclef_f1_score(truth, truth)  # positional: a reordered frame would score 1.0
+    assert imageclef_f1_score(pd.DataFrame(np.eye(2, dtype=int), columns=[0, 1]),
+                              np.eye(2, dtype=int)) == 1.0
+
+
+def test_messages_describe_a_frame_as_a_frame():
+    with pytest.raises(ValueError, match=r"got a DataFrame of shape \(3, 2\) with "
+                                         r"concept-named columns and an array"):
+        imageclef_f1_score(T, T.to_numpy())
+    model = MostFrequentConcepts(k=1).fit(images(3), T)
+    with pytest.raises(ValueError, match=r"got a DataFrame of shape \(3, 2\) with unnamed"):
+        model.targets_.transform(pd.DataFrame(T.to_numpy()))
+
+
+def test_a_table_as_x_is_named_a_table_not_a_dtype():
+    paths = pd.DataFrame({"path": ["a.png", "b.png"]})
+    with pytest.raises(ValueError, match=r"X is a DataFrame of shape \(2, 1\).*not a table.*"
+                                         r"X\['path'\]"):
+        ConceptKNNClassifier(1, pixel_size=4).fit(paths, ["C1", "C2"])

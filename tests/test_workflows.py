@@ -103,3 +103,13 @@ def test_save_model_and_load_model_round_trip_a_pickle_only_when_allowed(tmp_pat
                                   model.predict_proba(X))
     with pytest.raises(ValueError, match="must end in"):
         save_model(model, tmp_path / "knn.txt")
+
+
+def test_save_model_writes_a_zip_archive_that_load_model_reads(tmp_path, tiny_images):
+    model, X, _ = _knn_and_data(tiny_images)
+    path = tmp_path / "knn.zip"
+    save_model(model, path)  # was "must end in .keras or .joblib"
+    np.testing.assert_array_equal(load_model(path).predict_proba(X), model.predict_proba(X))
+    with pytest.raises(Exception, match="not fitted"):
+        save_model(MostFrequentConcepts(), tmp_path / "unfitted.zip")
+    assert not (tmp_path / "unfitted.zip").exists()
