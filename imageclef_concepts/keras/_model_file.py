@@ -10,11 +10,14 @@ input: the record's structure, every parameter, and the network against the
 record. Nothing in a file is unpickled.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import warnings
 import zipfile
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import keras
 from sklearn.utils.validation import check_is_fitted
@@ -33,6 +36,11 @@ from .._model_card import (
 from .._persistence import estimator_from_params, jsonable, model_file_errors
 from ._adapter import KerasTargets
 
+if TYPE_CHECKING:  # names for annotations only
+    from typing_extensions import Self
+
+    from .._typing import PathLike
+
 # Version of what save() writes beside the network; load() refuses newer ones.
 FILE_FORMAT = 2
 
@@ -40,7 +48,11 @@ FILE_FORMAT = 2
 class ModelFileMixin:
     """``save``, ``load``, ``export``, ``model_card`` for a fitted Keras concept estimator."""
 
-    def save(self, path):
+    # The estimator's, for the type checker: its parameter and its fitted network.
+    image_size: int
+    model_: keras.Model
+
+    def save(self, path: PathLike) -> None:
         """Save the fitted model in Keras' native ``.keras`` format, atomically.
 
         The file holds the network and, beside it in the same archive, the
@@ -67,7 +79,7 @@ class ModelFileMixin:
                 archive.writestr(METADATA_ENTRY, metadata)
         self.remove_checkpoint()
 
-    def remove_checkpoint(self):
+    def remove_checkpoint(self) -> bool:
         """Remove the training checkpoint this model was trained with, if it is still there.
 
         ``fit`` keeps its checkpoint (``checkpoint_dir``) after training, so
@@ -116,7 +128,7 @@ class ModelFileMixin:
             "best_epoch": self.best_epoch_,
         }
 
-    def export(self, path, format="tf_saved_model"):
+    def export(self, path: PathLike, format: str = "tf_saved_model") -> None:
         """Export the network for serving, with its input preprocessing included.
 
         The exported artefact takes raw uint8 images of ``image_size`` x
@@ -152,7 +164,7 @@ class ModelFileMixin:
         serving.export(os.fspath(path), format=format, verbose=False,
                        input_signature=signature)
 
-    def model_card(self):
+    def model_card(self) -> str:
         """This model's card (Markdown): provenance, data, validation, rule, parameters.
 
         Returns
@@ -163,7 +175,7 @@ class ModelFileMixin:
         return model_card(self._metadata(), name=type(self).__name__)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: PathLike) -> Self:
         """Load a model written by :meth:`save`.
 
         Only Keras' safe mode is used: nothing in the file is unpickled.
