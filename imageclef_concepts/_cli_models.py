@@ -62,13 +62,14 @@ def add_train(commands):
                        metavar="NAME",
                        help="the paper's network, or a Keras applications backbone by "
                             "lower-case name (densenet121, resnet50, efficientnetv2b0, "
-                            "convnexttiny...) (default: paper)")
+                            f"convnexttiny...) ({estimator_default(paper.BACKBONE)})")
     train.add_argument("--weights", default=None, metavar="imagenet|none|FILE",
                        help="a backbone's starting weights: ImageNet (downloaded by Keras on "
-                            "first use), none (random), or a weights file (default: imagenet)")
+                            "first use), none (random), or a weights file "
+                            f"({estimator_default(paper.WEIGHTS)})")
     train.add_argument("--loss", choices=LOSSES, default=None,
                        help="the training loss; focal, asymmetric and soft_f1 are for the long "
-                            "tail of rare concepts (default: binary_crossentropy)")
+                            f"tail of rare concepts ({estimator_default(paper.LOSS)})")
     train.add_argument("--augmentation", choices=AUGMENTATIONS, default=None,
                        help="random flips and rotations (light), also zoom and contrast "
                             "(standard), in training only (default: none)")
@@ -76,9 +77,10 @@ def add_train(commands):
                        metavar="EPOCHS",
                        help="stop when the monitored validation loss has not improved for this "
                             "many epochs, keeping the best (default: train every epoch)")
-    train.add_argument("--on-error", choices=ON_ERROR, default="raise",
+    train.add_argument("--on-error", choices=ON_ERROR,
                        help="what to do with unreadable image files: stop naming them, or "
-                            "leave them out with a warning naming them (default: raise)")
+                            "leave them out with a warning naming them "
+                            f"({estimator_default(paper.ON_ERROR)})")
     train.add_argument("--checkpoint-dir", type=Path, default=None,
                        help="a new or empty folder (or an earlier checkpoint) where training "
                             "saves its progress after every epoch, so that the same command "

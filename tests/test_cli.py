@@ -65,16 +65,24 @@ def test_every_option_help_shows_its_default():
 
 
 def test_train_help_shows_the_estimators_own_defaults():
-    from imageclef_concepts._cli import _build_parser
+    """Every train flag that sets a parameter leaves it to the estimator (None) and
+    shows the signature's default, or says in words what its None default means."""
+    import inspect
 
-    defaults = ConceptCNNClassifier().get_params()
-    shown = {action.dest: action.help for name, action in _options(_build_parser())
-             if name == "train"}
-    for param in ("image_size", "epochs", "batch_size", "learning_rate", "threshold",
-                  "filters", "dense_units", "backbone", "weights", "loss"):
-        value = defaults[param]
+    from imageclef_concepts._cli import _TRAIN_PARAMS, _build_parser
+
+    signature = inspect.signature(ConceptCNNClassifier).parameters
+    assert set(_TRAIN_PARAMS) <= set(signature)
+    actions = {action.dest: action for name, action in _options(_build_parser())
+               if name == "train"}
+    for param in (*_TRAIN_PARAMS, "weights"):
+        action, value = actions[param], signature[param].default
+        if param != "checkpoint_dir":  # train's own default: <output>.checkpoint
+            assert action.default is None, param  # the estimator's default applies
+        if value is None:
+            continue  # shown in words ("none", "a fresh seed each run"...)
         text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-        assert f"default: {text})" in shown[param] or shown[param] == f"default: {text}", param
+        assert f"default: {text})" in action.help or action.help == f"default: {text}", param
 
 
 def test_on_error_choices_are_the_libraries():

@@ -1,3 +1,5 @@
+import ast
+import inspect
 import pickle
 from collections import Counter
 
@@ -67,6 +69,45 @@ def test_paper_defaults_are_constructor_parameters():
     assert params["batch_size"] == 32 and params["epochs"] == 10
     assert params["threshold"] == 0.1 and params["validation_fraction"] == 0.1
     assert params["monitor"] == "val_loss"
+
+
+def _documented_parameters(cls):
+    """{name: (default text, option set or None)} from a numpydoc Parameters section."""
+    import re
+
+    section = cls.__doc__.split("Parameters\n    ----------\n")[1].split("Attributes\n")[0]
+    entries = re.findall(r"^    (\w+) : (.*)$", section.replace("\\\n", ""), flags=re.M)
+    documented = {}
+    for name, kind in entries:
+        default = re.search(r"default=(.*)$", kind)
+        options = re.search(r"\{([^}]*)\}", kind)
+        documented[name] = (default and default.group(1).strip(),
+                            options and set(ast.literal_eval(f"[{options.group(1)}]")))
+    return documented
+
+
+def test_docstring_defaults_are_the_signatures():
+    signature = inspect.signature(ConceptCNNClassifier).parameters
+    documented = _documented_parameters(ConceptCNNClassifier)
+    assert list(documented) == list(signature)
+    for name, (default, _) in documented.items():
+        assert ast.literal_eval(default) == signature[name].default, name
+
+
+def test_docstring_option_lists_are_the_constraints():
+    """A ``{...}`` list in the docstring is exactly what the parameter accepts;
+    longer lists (backbones, Keras losses) are named by the constant holding them."""
+    from sklearn.utils._param_validation import StrOptions
+
+    documented = _documented_parameters(ConceptCNNClassifier)
+    listed = {name: options for name, (_, options) in documented.items() if options}
+    assert {"padding", "resample", "on_error", "pooling", "augmentation"} <= set(listed)
+    for name, options in listed.items():
+        constraints = ConceptCNNClassifier._parameter_constraints[name]
+        accepted = {option for c in constraints if isinstance(c, StrOptions)
+                    for option in c.options} | ({None} if None in constraints else set())
+        assert options == accepted, name
+    assert "BACKBONES" in ConceptCNNClassifier.__doc__ and "LOSSES" in ConceptCNNClassifier.__doc__
 
 
 # ----------------------------------------------------------- the estimator

@@ -50,3 +50,19 @@ def test_unseeded_fits_still_differ(tiny_images):
     first, second = (ConceptCNNClassifier(**SMALL).fit(tiny_images.images, y)
                      .predict_proba(tiny_images.images) for _ in range(2))
     assert not np.allclose(first, second)
+
+
+def test_a_fit_keeps_the_users_layer_names_unique():
+    import keras
+    import numpy as np
+
+    from imageclef_concepts import ConceptCNNClassifier
+
+    inputs = keras.Input((3,))
+    first = keras.layers.Dense(2)
+    ConceptCNNClassifier(image_size=16, filters=(2,), dense_units=(4,), epochs=1,
+                         validation_fraction=None, random_state=0).fit(
+        np.zeros((4, 16, 16, 3), np.uint8), [["C1"], ["C2"], ["C1"], ["C2"]])
+    second = keras.layers.Dense(2)
+    assert first.name != second.name
+    keras.Model(inputs, second(first(inputs)))  # no "name used 2 times" error

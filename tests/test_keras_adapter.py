@@ -63,3 +63,73 @@ def test_warm_start_validates_without_reset_and_keeps_the_network():
     calls = _fit(model, X, y)
     assert calls == [("_validate_data", False), ("_fit_keras_model", "csr_matrix")]
     assert model.model_ is network
+
+
+# The scikeras internals the adapter hides: no other module of the Keras package names them.
+SCIKERAS_INTERNALS = ("_fit(", "_initialize", "_build_keras_model", "_fit_keras_model",
+                      "_check_model_compatibility", "target_encoder_", "feature_encoder_",
+                      "_random_state", "_fit_callbacks", "_predict_callbacks")
+
+
+def test_no_module_but_the_adapter_names_a_scikeras_internal():
+    import re
+    from pathlib import Path
+
+    from imageclef_concepts import keras as package
+
+    pattern = re.compile("|".join(r"(?<!\w)" + re.escape(name) for name in SCIKERAS_INTERNALS))
+    named = {(path.name, found) for path in Path(package.__file__).parent.glob("*.py")
+             if path.name != "_adapter.py"
+             for found in pattern.findall(path.read_text(encoding="utf-8"))}
+    assert named == set()
+    # The pattern finds what it looks for (partial_fit( is not scikeras' _fit().
+    assert pattern.findall("self._fit(X) partial_fit(X) m._random_state") == [
+        "_fit(", "_random_state"]
+
+
+def test_a_loaded_model_has_every_attribute_scikeras_initialize_sets(tmp_path):
+    X = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    y = ["C1", "C2", "C1;C2"] * 2
+    fitted = ConceptCNNClassifier(**{**TINY, "epochs": 1, "validation_fraction": None})
+    fitted.fit(X, y)
+    fitted.save(tmp_path / "m.keras")
+    loaded = ConceptCNNClassifier.load(tmp_path / "m.keras")
+    # What _initialize set on the fitted model (the model file holds the rest).
+    from_initialize = {"target_encoder_", "feature_encoder_", "_random_state", "_fit_callbacks",
+                       "_predict_callbacks", "classes_", "n_classes_", "n_outputs_expected_",
+                       "targets_"}
+    assert from_initialize <= set(vars(fitted))
+    assert from_initialize <= set(vars(loaded))
+    assert loaded.target_encoder_ is loaded.targets_
+    assert loaded._seed == fitted._seed == 0
+    np.testing.assert_array_equal(loaded.feature_encoder_.transform(X), X)
+    # ... so that scikeras' warm path trains the loaded network further.
+    network = loaded.model_
+    loaded.partial_fit(X, y)
+    assert loaded.model_ is network and len(loaded.history_["loss"]) == 2
+
+
+def test_the_seed_is_the_int_scikeras_draws_from_a_random_state():
+    X = np.zeros((6, 32, 32, 3), dtype=np.uint8)
+    y = ["C1", "C2", "C1;C2"] * 2
+    seeds = [ConceptCNNClassifier(**{**TINY, "random_state": np.random.RandomState(3)})
+             .initialize(X, y)._seed for _ in range(2)]
+    assert isinstance(seeds[0], int) and seeds[0] == seeds[1]
+    assert ConceptCNNClassifier(**{**TINY, "random_state": None}).initialize(X, y)._seed is None
+
+
+def test_the_users_callbacks_are_routed_by_scikeras_and_run():
+    import keras
+
+    class Epochs(keras.callbacks.Callback):
+        seen = 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            Epochs.seen += 1
+
+    X = np.zeros((6, 32, 32, 3), dtype=np.uint8)
+    y = ["C1", "C2", "C1;C2"] * 2
+    callback = Epochs()
+    model = ConceptCNNClassifier(**{**TINY, "epochs": 2, "validation_fraction": None,
+                                    "callbacks": [callback]}).fit(X, y)
+    assert model._user_callbacks == [callback] and Epochs.seen == 2

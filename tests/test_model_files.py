@@ -273,3 +273,72 @@ def test_a_pos_weight_out_of_range_is_refused_at_fit_and_at_load(cnn_file, tmp_p
                        lambda r: r["params"].update(pos_weight=pos_weight))
     with pytest.raises(ModelFileError, match="pos_weight must be positive and finite"):
         ConceptCNNClassifier.load(broken)
+
+
+# ------------------------------------------------ keras/_model_file.py, directly
+
+def test_saved_params_round_trip_through_json():
+    import keras
+
+    from imageclef_concepts import DecisionRule
+    from imageclef_concepts.keras._model_file import loaded_params, saved_params
+
+    params = ConceptCNNClassifier(
+        filters=(4, 8), kernel_size=(5, 3), loss=keras.losses.BinaryFocalCrossentropy(gamma=3),
+        threshold=DecisionRule(0.3, max_concepts=4), checkpoint_dir="/somewhere",
+        callbacks=[keras.callbacks.TerminateOnNaN()]).get_params()
+    saved = json.loads(json.dumps(saved_params(params)))
+    # A training run's own settings are not saved: a path read from a file is never used.
+    assert saved["checkpoint_dir"] is None and saved["callbacks"] is None
+    loaded = loaded_params(saved)
+    assert loaded["filters"] == (4, 8) and loaded["kernel_size"] == (5, 3)
+    assert loaded["threshold"] == DecisionRule(0.3, max_concepts=4)
+    assert isinstance(loaded["loss"], keras.losses.BinaryFocalCrossentropy)
+    assert loaded["loss"].get_config()["gamma"] == 3
+    with pytest.raises(ModelFileError, match="parameter callbacks"):
+        loaded_params({**saved, "callbacks": ["os.system"]})
+    with pytest.raises(ModelFileError, match="parameter loss: not a Keras object"):
+        loaded_params({**saved, "loss": {"keras_object": {
+            "class_name": "Nothing", "config": {}, "module": "keras.losses"}}})
+
+
+def test_a_subclass_loads_as_itself(cnn_file):
+    from imageclef_concepts.keras._model_file import read_keras_file
+
+    class MyCNN(ConceptCNNClassifier):
+        pass
+
+    model, path = cnn_file
+    loaded = read_keras_file(path, MyCNN)
+    assert type(loaded) is MyCNN and type(MyCNN.load(path)) is MyCNN
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_check_network_names_what_disagrees(cnn_file):
+    from imageclef_concepts.keras._model_file import check_network
+
+    network = cnn_file[0].model_
+    check_network(network, 16, 2)
+    with pytest.raises(ModelFileError, match="takes \\(16, 16, 3\\) images but image_size=32"):
+        check_network(network, 32, 2)
+    with pytest.raises(ModelFileError, match="record names 3 concepts"):
+        check_network(network, 16, 3)
+
+
+def test_a_newer_format_is_refused_and_format_1_is_read(cnn_file, tmp_path):
+    from imageclef_concepts.keras._model_file import FILE_FORMAT, read_metadata
+
+    path = cnn_file[1]
+    assert read_metadata(path)["format"] == FILE_FORMAT
+    newer = rewritten(path, tmp_path / "newer.keras",
+                      lambda r: r.update(format=FILE_FORMAT + 1))
+    with pytest.raises(ModelFileError, match=f"file format {FILE_FORMAT + 1}"):
+        read_metadata(newer, shown="shown.keras")
+
+    def as_format_1(record):  # 0.1.0: the classes and their counts at the top
+        targets = record.pop("targets")
+        record.update(format=1, classes=targets["classes"],
+                      concept_counts=targets["concept_counts"])
+
+    old = rewritten(path, tmp_path / "old.keras", as_format_1)
+    assert read_metadata(old)["targets"]["classes"] == list(cnn_file[0].classes_)

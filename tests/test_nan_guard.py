@@ -50,8 +50,6 @@ def test_the_estimator_with_the_guard_refuses_a_diverged_training(kwargs, fit_kw
         model.fit(X, Y, **fit_kwargs)
 
 
-@pytest.mark.xfail(strict=True, reason="NaNGuard is not yet in the estimator's own callbacks "
-                   "(keras/_cnn_classifier.py, _train): remove this mark once it is")
 def test_the_estimator_refuses_a_diverged_training_by_itself():
     from imageclef_concepts.keras._nan_guard import TrainingDivergedError
 

@@ -1,19 +1,38 @@
-"""The one place where scikeras' private hooks are overridden, and why.
+"""Every contact with scikeras, and why: the one module that knows its internals.
 
 scikeras' ``KerasClassifier`` gives :class:`ConceptCNNClassifier` its life
 cycle: ``_fit`` -> ``_initialize`` (random state, ``_validate_data``,
-``target_encoder.fit``, ``_build_keras_model``) -> ``_fit_keras_model``,
-``partial_fit``, ``warm_start``, ``current_epoch`` and the pickling of Keras
-models. Its public extension point ``target_encoder`` is used for the
-targets. Four things it does are wrong for this task (scikeras 0.13,
-scikit-learn 1.7+) and are replaced here, through private hooks:
+``target_encoder.fit``, ``_build_keras_model``, callbacks) ->
+``_check_model_compatibility`` -> ``_fit_keras_model``, and ``initialize``,
+``warm_start``, ``current_epoch`` and the pickling of Keras models.
+
+Public extension points first: the ``target_encoder`` property (the
+targets, :class:`KerasTargets`) and the ``callbacks`` parameter (the user's
+callbacks, routed by scikeras). The rest goes through private hooks, each
+behind one method of :class:`ScikerasAdapter` so that the estimator never
+names a scikeras internal:
+
+* :meth:`~ScikerasAdapter._fit_with_scikeras` runs scikeras' ``_fit``, which
+  calls back the estimator's two hooks: ``_build_network()`` (from
+  ``_build_keras_model``) and ``_train_network(...)`` (from
+  ``_fit_keras_model``);
+* :meth:`~ScikerasAdapter._restore_scikeras_state` sets, for a loaded model,
+  what ``_initialize`` would have set, so that it trains further;
+* :attr:`~ScikerasAdapter._seed` and :attr:`~ScikerasAdapter._user_callbacks`
+  read what ``_initialize`` left (an int seed, the routed callbacks).
+
+Four things scikeras does are wrong for this task (scikeras 0.13,
+scikit-learn 1.7+) and are replaced here:
 
 * parameter introspection: scikeras reads every public attribute as a
   parameter; scikit-learn's reads ``__init__``'s signature;
 * tags: scikeras leaves modern tags unset (``is_classifier`` is False);
 * ``_validate_data``: scikeras wants 2-d in-memory arrays; ours takes images
   as arrays or file paths (an image source, decoded batch by batch);
-* ``_validate_sample_weight``: scikeras' needs the 2-d ``X`` as well.
+* ``_validate_sample_weight``: scikeras' needs the 2-d ``X`` as well;
+
+and ``_check_model_compatibility`` compares the loss parameter with the
+compiled loss by Keras name, which fails for the library's own losses.
 
 ``tests/test_keras_adapter.py`` pins the scikeras behaviour these rely on.
 """
@@ -21,16 +40,22 @@ scikit-learn 1.7+) and are replaced here, through private hooks:
 import numpy as np
 from scikeras.wrappers import KerasClassifier
 from sklearn.base import BaseEstimator
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import ClassifierTags
-from sklearn.utils.validation import _check_sample_weight
 
 from .._base import set_multilabel_tags
 from .._images import as_image_source
+from .._ranges import check_sample_weight
 from .._targets import ConceptTargets
 
 
 class ScikerasAdapter(KerasClassifier):
-    """``KerasClassifier`` with scikit-learn's parameters and tags, images as ``X``."""
+    """``KerasClassifier`` with scikit-learn's parameters and tags, images as ``X``.
+
+    A subclass provides ``_build_network()`` (the compiled network for
+    ``classes_``) and ``_train_network(images, indicator, *, sample_weight,
+    warm_start, epochs, initial_epoch, validation_data)``.
+    """
 
     # scikit-learn's parameter introspection (from __init__'s signature), not
     # scikeras' (every public attribute in __dict__).
@@ -48,6 +73,41 @@ class ScikerasAdapter(KerasClassifier):
     def __repr__(self, N_CHAR_MAX=700):
         return BaseEstimator.__repr__(self, N_CHAR_MAX)
 
+    # ------------------------------------------------- public extension points
+
+    @property
+    def target_encoder(self):
+        return KerasTargets(min_count=self.min_count, max_labels=self.max_labels)
+
+    # ------------------------------------------------------------ the fit
+
+    def _fit_with_scikeras(self, X, y, *, sample_weight, warm_start, epochs, initial_epoch,
+                           validation_data):
+        """scikeras' ``_fit``: initialise (or validate, when warm), encode ``y``, train.
+
+        It calls :meth:`_validate_data` (``X`` -> an image source), the
+        target encoder (``y`` -> a CSR indicator; ``classes_``, ``targets_``),
+        then ``_build_network()`` for a new model and ``_train_network(...)``.
+        """
+        self._fit(X, y, sample_weight=sample_weight, warm_start=warm_start, epochs=epochs,
+                  initial_epoch=initial_epoch, validation_data=validation_data)
+
+    def _build_keras_model(self):
+        return self._build_network()
+
+    def _check_model_compatibility(self, y):
+        # scikeras compares the loss parameter with the compiled loss by Keras
+        # name, which fails for the library's own names ("focal", "soft_f1").
+        if len(self.model_.outputs) != 1:
+            raise ValueError(f"The network has {len(self.model_.outputs)} outputs; a concept "
+                             "network has one (a probability per concept).")
+
+    def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch,
+                         validation_data=None):
+        self._train_network(X, y, sample_weight=sample_weight, warm_start=warm_start,
+                            epochs=epochs, initial_epoch=initial_epoch,
+                            validation_data=validation_data)
+
     def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
         # scikeras calls this with reset=True on a new model, False otherwise.
         # (getattr: estimators pickled before image_cache_mb existed have none.)
@@ -60,15 +120,34 @@ class ScikerasAdapter(KerasClassifier):
         return images, y
 
     def _validate_sample_weight(self, X, y, sample_weight):
-        # Finite (scikit-learn checks) and non-negative: a negative weight turns
-        # the loss into a reward for being wrong.
-        sample_weight = _check_sample_weight(sample_weight, np.empty((len(X), 0)),
-                                             ensure_non_negative=True)
-        return X, y, sample_weight
+        # Finite, non-negative (a negative weight rewards being wrong) and within
+        # float32, which the loss is computed in.
+        return X, y, check_sample_weight(sample_weight, len(X))
+
+    # ----------------------------------------- what scikeras' _initialize left
 
     @property
-    def target_encoder(self):
-        return KerasTargets(min_count=self.min_count, max_labels=self.max_labels)
+    def _seed(self):
+        """The int seed (or None) scikeras drew from ``random_state`` at initialisation."""
+        return self._random_state
+
+    @property
+    def _user_callbacks(self):
+        """The user's ``callbacks``, as scikeras routed them for ``Model.fit``."""
+        return self._fit_callbacks
+
+    def _restore_scikeras_state(self, targets):
+        """Set what scikeras' ``_initialize`` sets, for a model read from a file.
+
+        ``targets`` is the fitted :class:`KerasTargets`; ``random_state`` must
+        be an int or None (as a model file holds it). Afterwards ``partial_fit``
+        and ``warm_start`` continue training the loaded network.
+        """
+        self.__dict__.update(targets.get_metadata())
+        self.target_encoder_ = targets
+        self._random_state = self.random_state
+        self.feature_encoder_ = FunctionTransformer().fit(np.zeros((1, 1)))
+        self._initialize_callbacks()
 
 
 class KerasTargets(ConceptTargets):

@@ -20,6 +20,8 @@ from .. import _paper as paper
 from . import BACKBONES
 
 SMALLEST_BACKBONE_INPUT = 32
+# How a backbone's feature maps become one vector (GeM: generalised mean).
+POOLINGS = ("avg", "max", "gem")
 
 
 def block_kernel_sizes(kernel_size, n_blocks):
@@ -77,7 +79,7 @@ def build_concept_cnn(
     image_size=paper.IMAGE_SIZE,
     filters=paper.FILTERS,
     kernel_size=paper.KERNEL_SIZE,
-    padding="valid",
+    padding=paper.PADDING,
     conv_dropout=paper.CONV_DROPOUT,
     dense_units=paper.DENSE_UNITS,
     dense_dropout=paper.DENSE_DROPOUT,
@@ -85,6 +87,10 @@ def build_concept_cnn(
     seed=None,
 ):
     """Build the paper's CNN (uncompiled).
+
+    :class:`~imageclef_concepts.ConceptCNNClassifier` passes every argument;
+    the defaults are its own (:mod:`imageclef_concepts._paper`), for direct
+    callers.
 
     Parameters
     ----------
@@ -282,15 +288,19 @@ def build_backbone_network(
     backbone,
     *,
     image_size=224,
-    weights="imagenet",
+    weights=paper.WEIGHTS,
     trainable_backbone=False,
-    pooling="avg",
-    dense_units=(128, 64),
-    dense_dropout=0.5,
+    pooling=paper.POOLING,
+    dense_units=paper.DENSE_UNITS,
+    dense_dropout=paper.DENSE_DROPOUT,
     augmentation=None,
     seed=None,
 ):
     """A Keras applications backbone with the concept head (uncompiled).
+
+    :class:`~imageclef_concepts.ConceptCNNClassifier` passes every argument;
+    the defaults are its own (:mod:`imageclef_concepts._paper`) but for
+    ``image_size``: 224, the input the ImageNet weights were trained at.
 
     Parameters
     ----------
@@ -309,6 +319,8 @@ def build_backbone_network(
         normalisation runs in inference mode unless it is trainable from
         the start (Keras' advice for fine-tuning in stages).
     pooling : {"avg", "max", "gem"}, default="avg"
+        How the feature maps become one vector (:data:`POOLINGS`; ``"gem"``:
+        :class:`GeneralizedMeanPooling`).
     dense_units, dense_dropout, augmentation, seed
         As for :func:`build_concept_cnn`.
 

@@ -14,6 +14,7 @@
   training and puts every piece of global state back as it was.
 """
 
+import copy
 import json
 import os
 import random
@@ -149,7 +150,10 @@ def _finished_epochs(backup_dir):
 # Keras' process-wide settings, kept in its global state beside per-session
 # objects; keras.backend.clear_session() wipes them all, so they are put back.
 _KERAS_SETTINGS = ("dtype_policy", "global_random_seed", "global_seed_generator",
-                   "safe_mode_saving", "flash_attention", "nnx_enabled", "use_legacy_config")
+                   "safe_mode_saving", "flash_attention", "nnx_enabled", "use_legacy_config",
+                   # the layer-name counters: without them the user's next Dense would
+                   # be named "dense" again and clash with one made before the fit
+                   "object_name_uids")
 
 
 @contextmanager
@@ -168,6 +172,8 @@ def process_state_kept():
     missing = object()
     keras_settings = {name: getattr(global_state.GLOBAL_STATE_TRACKER, name, missing)
                       for name in _KERAS_SETTINGS}
+    keras_settings = {name: copy.copy(value) if isinstance(value, dict) else value
+                      for name, value in keras_settings.items()}  # the counters mutate
     saved_environment = os.environ.get("TF_DETERMINISTIC_OPS")
     saved_python, saved_numpy = random.getstate(), np.random.get_state()
     saved_seed = context.global_seed()

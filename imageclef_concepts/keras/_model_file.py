@@ -1,0 +1,328 @@
+"""The ``.keras`` model file of a :class:`ConceptCNNClassifier`: save, load, export, card.
+
+A model file is Keras' native ``.keras`` archive with, beside the network, a
+JSON record (:data:`~imageclef_concepts._model_card.METADATA_ENTRY`): the
+file format, versions, every parameter (:func:`saved_params`), the concept
+vocabulary, the history and the decision rule. :class:`ModelFileMixin`
+gives the estimator ``save``, ``load``, ``export``, ``model_card`` and
+``remove_checkpoint``; :func:`read_keras_file` checks a file like a fit's
+input: the record's structure, every parameter, and the network against the
+record. Nothing in a file is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+import zipfile
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import keras
+from sklearn.utils.validation import check_is_fitted
+
+from .._atomic_files import replaced_atomically
+from .._checkpoints import CheckpointError, remove_checkpoint
+from .._decision import DecisionRule
+from .._model_card import (
+    METADATA_ENTRY,
+    ModelFileError,
+    check_record,
+    is_archive_record,
+    model_card,
+    read_model_record,
+)
+from .._persistence import estimator_from_params, jsonable, model_file_errors
+from ._adapter import KerasTargets
+
+if TYPE_CHECKING:  # names for annotations only
+    from typing_extensions import Self
+
+    from .._typing import PathLike
+
+# Version of what save() writes beside the network; load() refuses newer ones.
+FILE_FORMAT = 2
+
+
+class ModelFileMixin:
+    """``save``, ``load``, ``export``, ``model_card`` for a fitted Keras concept estimator."""
+
+    # The estimator's, for the type checker: its parameter and its fitted network.
+    image_size: int
+    model_: keras.Model
+
+    def save(self, path: PathLike) -> None:
+        """Save the fitted model in Keras' native ``.keras`` format, atomically.
+
+        The file holds the network and, beside it in the same archive, the
+        estimator's parameters (the decision rule included), concept
+        vocabulary and history as JSON: :meth:`load` unpickles nothing. The
+        file is written to a temporary name in the same folder and moved
+        into place, so a failed or interrupted save leaves what was at
+        ``path`` untouched. Once it is written, the training checkpoint is
+        removed (:meth:`remove_checkpoint`).
+
+        Parameters
+        ----------
+        path : str or path-like
+            Must end in ``.keras``.
+        """
+        check_is_fitted(self, "model_")
+        path = os.fspath(path)
+        if not path.endswith(".keras"):
+            raise ValueError(f"The file name must end in .keras, got {path!r}.")
+        metadata = json.dumps(self._metadata())  # fails here, before any file is touched
+        with replaced_atomically(path) as temporary:
+            self.model_.save(temporary)
+            with zipfile.ZipFile(temporary, "a") as archive:
+                archive.writestr(METADATA_ENTRY, metadata)
+        self.remove_checkpoint()
+
+    def remove_checkpoint(self) -> bool:
+        """Remove the training checkpoint this model was trained with, if it is still there.
+
+        ``fit`` keeps its checkpoint (``checkpoint_dir``) after training, so
+        that nothing is lost if saving the model fails; :meth:`save` calls
+        this once the model file is written. Only the checkpoint of this very
+        training is removed, and only the library's own files in it
+        (:func:`~imageclef_concepts.remove_checkpoint`).
+
+        Returns
+        -------
+        bool
+            True if a checkpoint was removed.
+        """
+        run = getattr(self, "_checkpoint_run", None)
+        if run is None:
+            return False
+        try:
+            removed = remove_checkpoint(run[0], run_id=run[1])
+        except CheckpointError as error:  # the model is safe; only the clean-up waits
+            warnings.warn(f"The training checkpoint was not removed: {error}", UserWarning,
+                          stacklevel=2)
+            return False
+        self._checkpoint_run = None
+        return removed
+
+    def _metadata(self):
+        """The JSON record written beside the network."""
+        import datetime
+
+        import tensorflow as tf
+
+        from .. import __version__
+
+        return {
+            "format": FILE_FORMAT,
+            "library_version": __version__,
+            "keras_version": keras.__version__,
+            "tensorflow_version": tf.__version__,
+            "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"),
+            "tuning": getattr(self, "tuning_", None),
+            "params": saved_params(self.get_params()),
+            "custom_model": self.model is not None,
+            "targets": self.targets_.to_dict(),
+            "history": {key: jsonable(values) for key, values in self.history_.items()},
+            "best_epoch": self.best_epoch_,
+        }
+
+    def export(self, path: PathLike, format: str = "tf_saved_model") -> None:
+        """Export the network for serving, with its input preprocessing included.
+
+        The exported artefact takes raw uint8 images of ``image_size`` x
+        ``image_size`` x 3 (the batch an :class:`~imageclef_concepts.ImageLoader`
+        gives) and returns one probability per concept, in ``classes_``
+        order; scaling (and a backbone's normalisation) is inside. Keras'
+        own export does the work.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A folder for ``"tf_saved_model"`` (``served =
+            tf.saved_model.load(path)``, then ``served.serve(images)``; keep
+            ``served``, which owns the variables), a file for ``"onnx"``.
+        format : {"tf_saved_model", "onnx"}, default="tf_saved_model"
+            ``"onnx"`` converts through ``tf2onnx`` (``pip install
+            "imageclef_concepts[onnx]"``); serve the file with ONNX Runtime,
+            whose input is named ``uint8_image``.
+        """
+        check_is_fitted(self, "model_")
+        if format not in ("tf_saved_model", "onnx"):
+            raise ValueError(f"format={format!r}: use 'tf_saved_model' or 'onnx'.")
+        inputs = keras.Input((self.image_size, self.image_size, 3), dtype="uint8",
+                             name="uint8_image")
+        serving = keras.Model(inputs, self.model_(CastToFloat(name="to_float")(inputs),
+                                                  training=False))
+        import tensorflow as tf
+
+        # The signature is given, not traced from a first call: a serving
+        # model that was never called is refused by Keras' ONNX exporter.
+        signature = [tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.uint8,
+                                   name="uint8_image")]
+        serving.export(os.fspath(path), format=format, verbose=False,
+                       input_signature=signature)
+
+    def model_card(self) -> str:
+        """This model's card (Markdown): provenance, data, validation, rule, parameters.
+
+        Returns
+        -------
+        str
+        """
+        check_is_fitted(self, "model_")
+        return model_card(self._metadata(), name=type(self).__name__)
+
+    @classmethod
+    def load(cls, path: PathLike) -> Self:
+        """Load a model written by :meth:`save`.
+
+        Only Keras' safe mode is used: nothing in the file is unpickled.
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        ConceptCNNClassifier
+            Fitted, predicting exactly as the saved one (its decision rule
+            included); ``partial_fit`` and ``warm_start`` continue training.
+
+        Raises
+        ------
+        ModelFileError
+            Naming the file and what is wrong: not a model file, a missing or
+            mistyped entry, a parameter outside its range, a network whose
+            input or outputs disagree with the record. Parameters unknown to
+            this version (a newer one wrote the file) are dropped with a
+            warning naming them.
+        """
+        return read_keras_file(path, cls)
+
+    def _to_archive(self, writer):  # inside an archive (an ensemble's), its own .keras file
+        return {"keras_file": writer.file("model.keras", self.save)}
+
+    @classmethod
+    def _from_archive(cls, description, reader):
+        return reader.file(reader.expect(description, "keras_file", (str,)),
+                           lambda file, shown: read_keras_file(file, cls, shown_as=shown))
+
+
+def read_keras_file(path, cls, *, shown_as=None):
+    """An estimator of class ``cls`` from a ``.keras`` file, checked like a fit's input.
+
+    The record's structure (:func:`~imageclef_concepts._model_card.check_record`),
+    every parameter (the estimator's ``_validate_params``, unknown ones
+    dropped with a warning), and the network against the record: its input
+    size and one output per concept. Anything wrong is one
+    :class:`~imageclef_concepts.ModelFileError` naming the file (``shown_as``
+    when it sits inside an archive).
+    """
+    shown = path if shown_as is None else shown_as
+    metadata = read_metadata(path, shown)
+    with model_file_errors(shown):
+        estimator = estimator_from_params(cls, loaded_params(metadata["params"]), shown)
+    try:
+        estimator.model_ = keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # a damaged archive makes Keras raise many kinds
+        raise ModelFileError(f"{shown}: the network cannot be loaded ({type(error).__name__}: "
+                             f"{error})") from None
+    with model_file_errors(shown):
+        targets = KerasTargets.from_dict(metadata["targets"])
+        check_network(estimator.model_, estimator.image_size, len(targets.classes_))
+    if metadata.get("custom_model"):
+        estimator.model = estimator.model_  # the saved architecture, for refits
+    estimator.history_ = defaultdict(list, metadata["history"])
+    estimator.best_epoch_ = metadata["best_epoch"]
+    if metadata.get("tuning"):
+        estimator.tuning_ = metadata["tuning"]
+    with model_file_errors(shown):
+        estimator._restore_scikeras_state(targets)  # so that training continues
+    return estimator
+
+
+def check_network(network, image_size, n_concepts):
+    """The network takes ``image_size`` RGB images and gives one output per concept."""
+    inputs, outputs = getattr(network, "inputs", None), getattr(network, "outputs", None)
+    if not inputs or not outputs or len(inputs) != 1 or len(outputs) != 1:
+        raise ModelFileError("the network must have one input and one output")
+    if tuple(network.input_shape[1:]) != (image_size, image_size, 3):
+        raise ModelFileError(f"the network takes {tuple(network.input_shape[1:])} images but "
+                             f"image_size={image_size} says ({image_size}, {image_size}, 3)")
+    if tuple(network.output_shape[1:]) != (n_concepts,):
+        raise ModelFileError(f"the network has {network.output_shape[1:]} outputs but the "
+                             f"record names {n_concepts} concepts")
+
+
+def read_metadata(path, shown=None):
+    """The JSON record of a file written by ``save``, its structure checked.
+
+    A format-1 record (classes and counts at the top, library 0.1.0) is
+    read into today's form; a newer format than :data:`FILE_FORMAT` is refused.
+    """
+    shown = path if shown is None else shown
+    try:
+        metadata = read_model_record(path)
+    except ModelFileError as error:
+        raise ModelFileError(str(error).replace(str(path), str(shown))) from None
+    version = metadata.get("format", 1)
+    if isinstance(version, int) and not isinstance(version, bool) and version > FILE_FORMAT:
+        raise ModelFileError(f"{shown} was written by a newer imageclef_concepts (file format "
+                             f"{version}; this version reads up to {FILE_FORMAT}): upgrade it.")
+    if isinstance(version, int) and version < 2 and "targets" not in metadata \
+            and not is_archive_record(metadata):  # format 1: classes and counts at the top
+        with model_file_errors(shown):
+            metadata["targets"] = {"on_concepts": metadata["concept_counts"] is not None,
+                                   "classes": metadata["classes"],
+                                   "concept_counts": metadata["concept_counts"]}
+    check_record(metadata, shown)
+    return metadata
+
+
+@keras.saving.register_keras_serializable(package="imageclef_concepts")
+class CastToFloat(keras.layers.Layer):
+    """uint8 pixels to float32, unchanged in value: the serving model's first step."""
+
+    def call(self, inputs):
+        return keras.ops.cast(inputs, "float32")
+
+
+def saved_params(params):
+    """Parameters as JSON: Keras losses and optimizers by their Keras config.
+
+    The network itself is in the file, so a custom ``model`` is not repeated;
+    ``callbacks`` and ``checkpoint_dir`` belong to a training run and are not
+    saved (a path read from a model file is never used to write or delete).
+    """
+    saved = {}
+    for name, value in params.items():
+        if name in ("model", "callbacks", "checkpoint_dir"):
+            value = None
+        elif isinstance(value, (keras.losses.Loss, keras.optimizers.Optimizer)):
+            value = {"keras_object": keras.saving.serialize_keras_object(value)}
+        saved[name] = jsonable(value)
+    return saved
+
+
+def loaded_params(params):
+    """The parameters :func:`saved_params` wrote, as the estimator takes them."""
+    loaded = {}
+    for name, value in params.items():
+        if name in ("model", "callbacks") and value is not None:  # never saved: see above
+            raise ModelFileError(f"parameter {name} is {value!r:.80}; a model file holds "
+                                 "null there (the network is in the file, callbacks are not)")
+        if isinstance(value, dict) and "keras_object" in value:
+            try:
+                value = keras.saving.deserialize_keras_object(value["keras_object"])
+            except Exception as error:  # Keras raises many kinds for a bad config
+                raise ModelFileError(f"parameter {name}: not a Keras object Keras can "
+                                     f"rebuild ({type(error).__name__}: {error})") from None
+        elif isinstance(value, dict) and name == "threshold":
+            value = DecisionRule.from_dict(value)
+        elif name in ("filters", "dense_units") or (name == "kernel_size"
+                                                    and isinstance(value, list)):
+            value = tuple(value)
+        loaded[name] = value
+    return loaded

@@ -1,0 +1,232 @@
+"""One fit's training loop: validation split, batches, callbacks, stages, checkpoint, history.
+
+:func:`train_network` is what :class:`ConceptCNNClassifier` runs once scikeras
+has turned ``X`` into an image source and ``y`` into an indicator matrix and
+built the network (``estimator.model_``):
+
+1. the checkpoint folder, if any, is opened with the run's fingerprint
+   (:func:`run_fingerprint`), which refuses another run's checkpoint;
+2. the usable images are split into training and validation
+   (:func:`split_validation`) with the run's seed;
+3. :class:`~._batches.ImageBatches` stream them, shuffled per epoch from its
+   number, so that a resumed run sees the same order;
+4. the callbacks: the best-epoch keeper, the checkpoint, the batches' epoch
+   counter, the user's, learning-rate reduction;
+5. ``Model.fit`` once per stage (:func:`training_stages`: the frozen
+   backbone, then everything at ``fine_tune_learning_rate``);
+6. the history continued or started afresh (:func:`continued_history`).
+
+The callbacks themselves and the process-state guards are in :mod:`._training`
+(no estimator there); compiling is :mod:`._architecture`'s.
+"""
+
+import json
+from collections import defaultdict
+
+import keras
+import numpy as np
+
+from .._checkpoints import CheckpointFolder, digest
+from .._images import images_digest
+from ._architecture import compile_network, strategy_scope
+from ._batches import ImageBatches, decode_errors_surfaced
+from ._model_file import saved_params
+from ._nan_guard import NaNGuard
+from ._training import TrainingCheckpoint, best_epoch_keeper, seed_or_fresh, seeded
+
+# Parameters that do not change the network a training produces: a checkpoint
+# is resumed whatever their values.
+NOT_IN_FINGERPRINT = ("epochs", "threshold", "verbose", "checkpoint_dir", "n_jobs",
+                      "image_cache_mb", "n_threads", "test_time_augmentation", "callbacks",
+                      "on_error", "warm_start")
+
+
+def train_network(estimator, images, indicator, *, sample_weight, warm_start, epochs,
+                  initial_epoch, validation_data):
+    """Train ``estimator.model_`` on ``images`` and their ``indicator`` rows.
+
+    Returns
+    -------
+    history : defaultdict of list
+        The estimator's whole history: this fit's epochs, after the earlier
+        ones when training continues.
+    best_epoch : int or None
+        Index in ``history`` of the epoch whose weights the network now has.
+    checkpoint_run : tuple (path, run id) or None
+        The checkpoint this training wrote, to remove once the model is saved.
+    """
+    has_validation = validation_data is not None or estimator.validation_fraction is not None
+    keeper = best_epoch_keeper(estimator.monitor, estimator.early_stopping_patience,
+                               has_validation)
+    seed = estimator._seed
+    folder = None if estimator.checkpoint_dir is None else CheckpointFolder.open(
+        estimator.checkpoint_dir,
+        run_fingerprint(estimator, images, indicator, sample_weight, validation_data),
+        fresh_seed=lambda: seed_or_fresh(seed))
+    try:
+        new_history = _fit_stages(estimator, images, indicator, sample_weight, warm_start,
+                                  epochs, initial_epoch, validation_data, keeper, folder)
+    finally:
+        if folder is not None:
+            folder.release()  # the files stay until the model is saved
+    history, best_epoch = continued_history(
+        getattr(estimator, "history_", None), new_history, warm_start, initial_epoch, keeper)
+    return history, best_epoch, None if folder is None else (folder.path, folder.run_id)
+
+
+def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoch,
+                validation_data, keeper, folder):
+    """Run ``Model.fit`` for each stage; return this fit's history."""
+    checkpoint = None if folder is None else TrainingCheckpoint(folder, keeper)
+    seed = seed_or_fresh(estimator._seed) if folder is None else folder.seed
+    if folder is not None and folder.resumed and estimator.verbose:
+        print(f"Resuming the training checkpointed in {folder.path}")
+    train, validation = split_validation(X.usable_indices(), estimator.validation_fraction,
+                                         np.random.default_rng(seed), validation_data)
+    batches = ImageBatches(X, indices=train, targets=y, sample_weight=sample_weight,
+                           batch_size=estimator.batch_size, shuffle_seed=seed,
+                           first_epoch=initial_epoch)
+    validation_batches = _validation_batches(estimator, X, y, validation, validation_data)
+    callbacks = (checkpoint.callbacks() if checkpoint is not None
+                 else [keeper] if keeper is not None else [])
+    # First: a diverged epoch is refused before the keeper or the checkpoint saves it.
+    callbacks.insert(0, NaNGuard())
+    callbacks.append(batches.epoch_callback())  # each epoch's order, from its number
+    callbacks += estimator._user_callbacks
+    if estimator.reduce_lr_patience is not None:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=estimator.monitor if keeper is not None else "loss",
+            mode="min" if "loss" in estimator.monitor else "max",
+            patience=estimator.reduce_lr_patience, factor=0.1))
+    known_failures = len(X.failures)
+    network, history = estimator.model_, {}
+    stages = training_stages(initial_epoch, epochs, warm_start, estimator.freeze_epochs,
+                             estimator.fine_tune_learning_rate)
+    with seeded(estimator._seed), decode_errors_surfaced(batches, validation_batches):
+        for first, last, stage_rate in stages:
+            if stage_rate is not None:  # the second stage: everything, at a lower rate
+                with strategy_scope(estimator):
+                    compile_network(estimator, network, stage_rate, backbone_trainable=True)
+            stage = network.fit(
+                batches.dataset(),
+                validation_data=(None if validation_batches is None
+                                 else validation_batches.dataset()),
+                epochs=last, initial_epoch=first, verbose=estimator.verbose, shuffle=False,
+                callbacks=callbacks)
+            for key, values in stage.history.items():
+                history.setdefault(key, []).extend(values)
+            if network.stop_training:
+                break  # early stopping ends both stages
+    X.warn_failures("during training", reported=known_failures)
+    return history if checkpoint is None else checkpoint.history
+
+
+def training_stages(initial_epoch, epochs, warm_start, freeze_epochs, fine_tune_learning_rate):
+    """(first epoch, end epoch, learning rate to recompile with or None) per stage.
+
+    With ``freeze_epochs``, a fresh training runs the frozen backbone up to
+    that epoch, then everything at ``fine_tune_learning_rate``; a training
+    that continues (``warm_start``, or past the frozen epochs) is one stage.
+    """
+    end = initial_epoch + epochs
+    if not freeze_epochs or warm_start or initial_epoch >= freeze_epochs:
+        return [(initial_epoch, end, None)]
+    frozen_end = min(freeze_epochs, end)
+    stages = [(initial_epoch, frozen_end, None)]
+    if frozen_end < end:
+        stages.append((frozen_end, end, fine_tune_learning_rate))
+    return stages
+
+
+def continued_history(previous, new_history, warm_start, initial_epoch, keeper):
+    """The history after this fit, and the index in it of the epoch kept (or None).
+
+    A warm or partial fit past epoch 0 continues ``previous``; any other fit
+    starts afresh.
+    """
+    history = defaultdict(list)
+    if warm_start and previous is not None and initial_epoch != 0:
+        history = previous
+    first_new_epoch = len(history["loss"])
+    for key, values in new_history.items():
+        history[key] += [float(value) for value in values]
+    kept = keeper is not None and keeper.best_weights is not None
+    best_epoch = first_new_epoch + keeper.best_epoch - initial_epoch if kept else None
+    return history, best_epoch
+
+
+def split_validation(usable, validation_fraction, rng, validation_data=None):
+    """(training indices, validation indices or None) among the ``usable`` images.
+
+    ``validation_fraction`` of them, drawn by ``rng``, are held out, unless
+    ``validation_data`` is given or the fraction is None; each side gets
+    at least one image or a ValueError says so.
+    """
+    if validation_data is not None or validation_fraction is None:
+        return usable, None
+    n_validation = int(round(validation_fraction * len(usable)))
+    if n_validation < 1 or n_validation >= len(usable):
+        raise ValueError(
+            f"validation_fraction={validation_fraction} of {len(usable)} images "
+            f"leaves {n_validation} for validation and {len(usable) - n_validation} "
+            "for training; "
+            "each needs at least one. Use validation_fraction=None or pass validation_data."
+        )
+    shuffled = rng.permutation(usable)
+    return np.sort(shuffled[n_validation:]), np.sort(shuffled[:n_validation])
+
+
+def _validation_batches(estimator, X, y, validation, validation_data):
+    if validation_data is not None:
+        X_val, y_val = validation_data
+        images, _ = estimator._validate_data(X_val, y_val)
+        targets = estimator.targets_.transform(y_val)
+        return ImageBatches(images, indices=images.usable_indices(), targets=targets,
+                            batch_size=estimator.batch_size)
+    if validation is None:
+        return None
+    return ImageBatches(X, indices=validation, targets=y, batch_size=estimator.batch_size)
+
+
+def run_fingerprint(estimator, X, y, sample_weight, validation_data):
+    """What defines a training run, for its checkpoint: a checkpoint with another is
+    not resumed. Settings that do not change the trained network (``epochs``, so that a
+    finished run can be trained further; the threshold; verbosity, threads, caches)
+    are left out."""
+    params = estimator.get_params()
+    if isinstance(params["random_state"], np.random.RandomState):
+        params["random_state"] = "RandomState"  # not reproducible: the stored seed is
+    params = saved_params(params)
+    for name in NOT_IN_FINGERPRINT:
+        params.pop(name, None)
+    model = estimator.model
+    if isinstance(model, keras.Model):
+        params["model"] = digest(model.to_json())
+    elif model is not None:
+        params["model"] = f"{model.__module__}.{model.__qualname__}"
+    return {
+        "images": images_digest(X),
+        "unusable_images": sorted(int(index) for index in X.failures),
+        "concepts": digest(*map(str, estimator.classes_)),
+        "image_concepts": indicator_digest(y),
+        "sample_weight": None if sample_weight is None else digest(
+            np.ascontiguousarray(sample_weight, dtype=np.float64)),
+        "validation_images": None if validation_data is None else images_digest(
+            validation_data[0]),
+        "validation_concepts": None if validation_data is None else indicator_digest(
+            estimator.targets_.transform(validation_data[1])),
+        "parameters": json.loads(json.dumps(params, sort_keys=True,
+                                            default=lambda value: type(value).__name__)),
+    }
+
+
+def indicator_digest(indicator):
+    """A digest of an indicator matrix (CSR, as the targets are encoded, or dense)."""
+    from scipy import sparse
+
+    if not sparse.issparse(indicator):
+        indicator = sparse.csr_matrix(np.asarray(indicator))
+    indicator = sparse.csr_matrix(indicator, dtype=np.float32)
+    indicator.sum_duplicates()  # canonical: sorted indices, no repeats
+    return digest(str(indicator.shape), *(np.ascontiguousarray(part) for part in
+                                          (indicator.indptr, indicator.indices, indicator.data)))
