@@ -69,7 +69,8 @@ def test_train_help_shows_the_estimators_own_defaults():
     shows the signature's default, or says in words what its None default means."""
     import inspect
 
-    from imageclef_concepts._cli import _TRAIN_PARAMS, _build_parser
+    from imageclef_concepts._cli import _build_parser
+    from imageclef_concepts._cli_models import _TRAIN_PARAMS
 
     signature = inspect.signature(ConceptCNNClassifier).parameters
     assert set(_TRAIN_PARAMS) <= set(signature)
