@@ -28,6 +28,7 @@ from ._editions import (
     edition_of,
     reported_name,
     rule_groups,
+    span,
 )
 
 if TYPE_CHECKING:  # names for annotations only
@@ -116,7 +117,8 @@ def read_concepts(path: PathLike, *, edition: str = "auto") -> ConceptFile:
             outcomes[group] = _concept_file(lines_of[group], "")
         except ConceptFileError as error:
             outcomes[group] = error
-    chosen = choose_reading(outcomes, path, describe=lambda content: "", key=_read_alike)
+    chosen = choose_reading(outcomes, path, describe=lambda content: "", key=_read_alike,
+                            explain=_how_readings_differ)
     group = agreeing_editions(outcomes, chosen, key=_read_alike)
     _warn_duplicate_concepts(path, next(lines_of[g] for g in lines_of if g[0] in group))
     return chosen._replace(edition=reported_name(group))
@@ -125,6 +127,26 @@ def read_concepts(path: PathLike, *, edition: str = "auto") -> ConceptFile:
 def _read_alike(content):
     """What two editions must agree on for a file: its ids and concepts."""
     return content[:2]
+
+
+def _how_readings_differ(first_names, first, second_names, second):
+    """Where two readings of one file part, in words."""
+    first_names, second_names = span(first_names), span(second_names)
+    if first.ids[1:] == second.ids:
+        return (f"line 1 is an image ({first.ids[0]!r}) for {first_names}, a header for "
+                f"{second_names}")
+    if second.ids[1:] == first.ids:
+        return (f"line 1 is an image ({second.ids[0]!r}) for {second_names}, a header for "
+                f"{first_names}")
+    pairs = zip(zip(first.ids, first.concepts), zip(second.ids, second.concepts))
+    index = next((k for k, (a, b) in enumerate(pairs) if a != b),
+                 min(len(first.ids), len(second.ids)))
+    def image(reading):
+        if index >= len(reading.ids):
+            return "no image"
+        return f"{reading.ids[index]!r} with {';'.join(reading.concepts[index]) or 'no concept'}"
+    return (f"image {index + 1} is {image(first)} for {first_names}, {image(second)} for "
+            f"{second_names}")
 
 
 def _concept_file(lines, edition):
@@ -153,12 +175,15 @@ def agreeing_editions(outcomes, chosen, key):
                  for edition in group)
 
 
-def choose_reading(outcomes, what, describe, key):
+def choose_reading(outcomes, what, describe, key, explain=None):
     """The outcome of ``edition="auto"``: the accepted one, if the accepting editions agree.
 
     ``outcomes`` maps each group of editions (:func:`rule_groups`) to its
     outcome or its :class:`ConceptFileError`; two outcomes agree when their
     ``key`` is equal (the same ids and concepts, the same scores).
+    ``describe(outcome)`` follows each group's names in an ambiguity error,
+    ``explain(names, outcome, other_names, other)`` says how the first two
+    readings differ.
     """
     accepted = {group: outcome for group, outcome in outcomes.items()
                 if not isinstance(outcome, ConceptFileError)}
@@ -167,11 +192,11 @@ def choose_reading(outcomes, what, describe, key):
         # likeliest intended (the newest among equals).
         group, error = min(outcomes.items(),
                            key=lambda item: (len(item[1].problems), -int(item[0][-1].name)))
-        names = ", ".join(edition.name for edition in group)
+        names = span(edition.name for edition in group)
         raise ConceptFileError(
             error.problems,
             f"No edition accepts {what}; read as {names}, the closest (pass edition= to "
-            "choose)")
+            "choose another)")
     readings = []
     for group, outcome in accepted.items():
         for reading in readings:
@@ -181,11 +206,14 @@ def choose_reading(outcomes, what, describe, key):
         else:
             readings.append(([*group], outcome))
     if len(readings) > 1:
-        shown = "; ".join(f"{', '.join(e.name for e in editions)}{describe(outcome)}"
+        shown = "; ".join(f"{span(e.name for e in editions)}{describe(outcome)}"
                           for editions, outcome in readings)
+        if explain is not None:
+            (first_group, first), (second_group, second) = readings[:2]
+            shown += ": " + explain([e.name for e in first_group], first,
+                                    [e.name for e in second_group], second)
         raise ConceptFileError(
-            [f"{what}: editions read it differently ({shown}); pass edition= "
-             "(--edition) to say which"],
+            [f"{what}: editions read it differently ({shown}); pass edition= to say which"],
             summary=None)
     return readings[0][1]
 
