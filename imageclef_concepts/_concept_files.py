@@ -155,14 +155,19 @@ def _concept_file(lines, edition):
 
 
 def _read_either(path, raw, edition):
-    """The file as a ground truth of ``edition`` or, failing that, as a run."""
+    """The file as a ground truth of ``edition`` or, failing that, as a run.
+
+    When it is neither, the reading with fewer problems is reported (the
+    ground truth's among equals): the likelier meant.
+    """
     try:
         lines = checked_lines(path, raw, edition, "truth")
     except ConceptFileError as as_truth:
         try:
             lines = checked_lines(path, raw, edition, "run")
-        except ConceptFileError:
-            raise as_truth from None
+        except ConceptFileError as as_run:
+            closest = as_run if len(as_run.problems) < len(as_truth.problems) else as_truth
+            raise closest from None
     return lines
 
 
