@@ -1,9 +1,9 @@
 """Reading and scoring 100k-line concept files: a fixed edition against ``edition="auto"``.
 
-``python -m benchmarks.bench_editions [N_LINES]`` writes a ground truth and a
+``python -m benchmarks.bench_editions [N_LINES [REPEAT]]`` writes a ground truth and a
 run of N_LINES images (default 100,000) as a comma CSV (2025) and as a tab
 file (2019), then times ``read_concepts`` and ``evaluate_run`` with the
-fixed edition and with ``"auto"`` (best of three), and prints the ratio
+fixed edition and with ``"auto"`` (best of REPEAT, default 3), and prints the ratio
 auto / fixed. ``auto`` tries every edition, so the ratio is what choosing
 costs over naming the edition.
 """
@@ -46,10 +46,11 @@ def _best(function, repeat=3):
 
 def main(argv):
     n_lines = int(argv[0]) if argv else 100_000
+    repeat = int(argv[1]) if len(argv) > 1 else 3
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as folder:
         paths = _files(folder, n_lines)
-        print(f"{n_lines} lines; best of 3, seconds")
+        print(f"{n_lines} lines; best of {repeat}, seconds")
         print(f"{'what':34} {'fixed':>7} {'auto':>7} {'auto/fixed':>10}")
         for layout, fixed in (("csv", "2025"), ("tab", "2019")):
             truth, run = paths[layout, "truth"], paths[layout, "run"]
@@ -57,8 +58,8 @@ def main(argv):
                 ("read_concepts", lambda e, r=run: read_concepts(r, edition=e)),
                 ("evaluate_run", lambda e, r=run, t=truth: evaluate_run(r, t, edition=e)),
             ):
-                fixed_time = _best(lambda c=call, e=fixed: c(e))
-                auto_time = _best(lambda c=call: c("auto"))
+                fixed_time = _best(lambda c=call, e=fixed: c(e), repeat)
+                auto_time = _best(lambda c=call: c("auto"), repeat)
                 print(f"{what + ' ' + layout + ' (' + fixed + ')':34} {fixed_time:7.2f} "
                       f"{auto_time:7.2f} {auto_time / fixed_time:10.1f}")
 

@@ -264,8 +264,9 @@ def write_run(path: PathLike, ids: Sequence[str], concepts: Sequence[ImageConcep
         For anything the edition's evaluator would refuse or read back
         differently: an id or concept with a line break, a tab, NUL or the
         delimiter, a ``;`` inside a concept, a duplicate id, more concepts than
-        the edition allows, an id containing ``ID`` from 2023 on, a concept
-        that is not a CUI in 2026. Nothing is written then.
+        the edition allows, an id ``ID`` (any case), an id containing ``ID``
+        from 2023 on, a concept that is not a CUI in 2026. Nothing is written
+        then.
 
     Examples
     --------
@@ -309,6 +310,9 @@ def _run_row(image_id, image_concepts, edition):
     problem = _field_problem(image_id, delimiter, is_id=True)
     if problem is None and image_id != image_id.strip():
         problem = "has white space at an end"
+    if problem is None and image_id.upper() == HEADER_CELL:
+        problem = ("is a header line's first cell: the line would be read as a header, "
+                   "or refused as one")
     if problem is None and edition.skips_id_rows and HEADER_CELL in image_id:
         problem = (f"contains {HEADER_CELL!r}: the {edition.name} evaluator skips such "
                    "rows as headers")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ._atomic_files import NotARegularFileError, open_regular_file
 from ._concepts import CONCEPT_SEPARATOR, CUI_PATTERN
-from ._editions import DELIMITER_NAMES, HEADER_2026, HEADER_CELL
+from ._editions import DELIMITER_NAMES, HEADER_2026, HEADER_CELL, MAX_CONCEPTS_PER_IMAGE
 
 _LAYOUT_NAMES = {"\t": "<TAB>", "|": "|", ",": ","}
 _HEADER_EXAMPLES = {"\t": "ID<TAB>cuis", "|": "ID|cuis", ",": "ID,CUIs"}
@@ -91,9 +91,10 @@ class RawLines(list):
 
     ``bom`` is true when the file started with a UTF-8 byte-order mark (taken
     off line 1 here, judged by each edition in :func:`parse_lines`);
-    ``split`` keeps each delimiter's split of every line, and ``concepts``
-    each concept field's pieces, so that ``edition="auto"`` splits a line
-    once per delimiter, not once per edition.
+    ``split`` keeps each delimiter's split of every line, ``concepts`` each
+    concept field's pieces, and ``clean`` each delimiter's lines that every
+    edition reads alike and accepts, so that ``edition="auto"`` splits and
+    checks a line once per delimiter, not once per edition.
     """
 
     def __init__(self, lines, bom=False):
@@ -101,6 +102,7 @@ class RawLines(list):
         self.bom = bom
         self.split = {}
         self.concepts = {}
+        self.clean = {}
 
 
 def read_lines(path):
@@ -174,7 +176,9 @@ def parse_lines(path, raw_lines, edition, role):
             f"{edition.name} evaluator reads as part of {what}, so it refuses the file; "
             "save it as UTF-8 without BOM")
     start = 1 if skipped else 0
-    lines = [_split_line(number, split[number - 1], delimiter, edition, role, raw_lines)
+    clean = clean_lines(raw_lines, delimiter)
+    lines = [clean[number - 1] or
+             _split_line(number, split[number - 1], delimiter, edition, role, raw_lines)
              for number in range(start + 1, len(raw_lines) + 1)]
     if not lines:
         problems.append(f"{path}: the file holds a header and no image")
@@ -213,6 +217,40 @@ def split_lines(raw_lines, delimiter):
     if cache is not None:
         cache[delimiter] = split
     return split
+
+
+_PLAIN_ID = re.compile(r"[^\s|,]+(?:[^\t|,]*[^\s|,])?")  # no delimiter, no space around
+
+
+def clean_lines(raw_lines, delimiter):
+    """Per line, its :class:`Line` when every edition reads it alike and accepts it, else None.
+
+    Such a line has an id without delimiters, white space or ``ID``, and a
+    concept field of at most 100 distinct CUIs (``C`` and digits) with no
+    white space: the strictest edition's rules. Found once per delimiter
+    and shared, unchanged, by every edition's reading.
+    """
+    cache = getattr(raw_lines, "clean", None)
+    if cache is not None and delimiter in cache:
+        return cache[delimiter]
+    cui = CUI_PATTERN.fullmatch
+    plain_id = _PLAIN_ID.fullmatch
+    clean: list = []
+    for number, fields in enumerate(split_lines(raw_lines, delimiter), start=1):
+        line = None
+        if type(fields) is list and len(fields) == 2:
+            image_id, concept_field = fields
+            if (concept_field and plain_id(image_id) and HEADER_CELL not in image_id
+                    and image_id.upper() != HEADER_CELL):
+                found = _concept_pieces(raw_lines, concept_field, False)
+                if (not (found.empty or found.spaced or found.tabbed or found.repeated)
+                        and len(found.texts) <= MAX_CONCEPTS_PER_IMAGE
+                        and all(cui(text) for text in found.kept)):
+                    line = Line(number, image_id, found.concepts, [], found.duplicates)
+        clean.append(line)
+    if cache is not None:
+        cache[delimiter] = clean
+    return clean
 
 
 def _split_line(number, fields, delimiter, edition, role, raw_lines):
