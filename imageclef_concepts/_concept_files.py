@@ -345,7 +345,7 @@ def _field_problem(text, delimiter, is_id=False):
         return "contains a tab"
     found = LINE_BREAKS.search(text)
     if found:
-        return f"contains the control or line-break character U+{ord(found.group()):04X}"
+        return f"contains the line-break character or NUL U+{ord(found.group()):04X}"
     return None
 
 
