@@ -17,6 +17,7 @@ from ._concept_lines import (
     LINE_BREAKS,
     ConceptFileError,
     checked_lines,
+    likeliest_first,
     read_lines,
 )
 from ._concepts import CONCEPT_SEPARATOR, CUI_PATTERN, split_concepts
@@ -110,13 +111,16 @@ def read_concepts(path: PathLike, *, edition: str = "auto") -> ConceptFile:
         lines = _read_either(path, raw, chosen_edition)
         _warn_duplicate_concepts(path, lines)
         return _concept_file(lines, chosen_edition.name)
-    outcomes, lines_of = {}, {}
-    for group in rule_groups():
+    found: dict = {}
+    lines_of: dict = {}
+    for group in likeliest_first(rule_groups(), raw[0]):
+        limit = 1 if lines_of else None  # one accepted: the others need only be refused
         try:
-            lines_of[group] = _read_either(path, raw, group[0])
-            outcomes[group] = _concept_file(lines_of[group], "")
+            lines_of[group] = _read_either(path, raw, group[0], limit)
+            found[group] = _concept_file(lines_of[group], "")
         except ConceptFileError as error:
-            outcomes[group] = error
+            found[group] = error
+    outcomes = {group: found[group] for group in rule_groups()}
     chosen = choose_reading(outcomes, path, describe=lambda content: "", key=_read_alike,
                             explain=_how_readings_differ)
     group = agreeing_editions(outcomes, chosen, key=_read_alike)
@@ -154,17 +158,17 @@ def _concept_file(lines, edition):
                        edition)
 
 
-def _read_either(path, raw, edition):
+def _read_either(path, raw, edition, limit=None):
     """The file as a ground truth of ``edition`` or, failing that, as a run.
 
     When it is neither, the reading with fewer problems is reported (the
     ground truth's among equals): the likelier meant.
     """
     try:
-        lines = checked_lines(path, raw, edition, "truth")
+        lines = checked_lines(path, raw, edition, "truth", limit=limit)
     except ConceptFileError as as_truth:
         try:
-            lines = checked_lines(path, raw, edition, "run")
+            lines = checked_lines(path, raw, edition, "run", limit=limit)
         except ConceptFileError as as_run:
             closest = as_run if len(as_run.problems) < len(as_truth.problems) else as_truth
             raise closest from None

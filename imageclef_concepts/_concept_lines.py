@@ -74,9 +74,13 @@ class Line:
     duplicate_concepts: tuple = ()
 
 
-def checked_lines(path, raw, edition, role, *, max_concepts=None, cui_only=False):
-    """Parse as ``role`` of ``edition``; raise on any problem, duplicate ids included."""
-    lines, problems = parse_lines(path, raw, edition, role)
+def checked_lines(path, raw, edition, role, *, max_concepts=None, cui_only=False, limit=None):
+    """Parse as ``role`` of ``edition``; raise on any problem, duplicate ids included.
+
+    ``limit``: stop at that many refused lines (only whether the file is
+    refused matters, not every reason).
+    """
+    lines, problems = parse_lines(path, raw, edition, role, limit)
     problems += line_problems(path, lines, max_concepts, cui_only)
     problems += duplicate_id_problems(path, lines)
     if problems:
@@ -137,8 +141,11 @@ def read_bytes(path, what):
         raise ConceptFileError([str(error)], f"Cannot read {path}") from None
 
 
-def parse_lines(path, raw_lines, edition, role):
-    """Split the lines by ``edition``'s rules for ``role``; return (lines, file-level problems)."""
+def parse_lines(path, raw_lines, edition, role, limit=None):
+    """Split the lines by ``edition``'s rules for ``role``; return (lines, file-level problems).
+
+    With ``limit``, stop at that many problems: the lines read so far.
+    """
     truth = role != "run"
     delimiter = edition.truth_delimiter if truth else edition.run_delimiter
     if delimiter == "detect":
@@ -175,11 +182,23 @@ def parse_lines(path, raw_lines, edition, role):
             f"{path}:1: starts with a UTF-8 byte-order mark (BOM), which the "
             f"{edition.name} evaluator reads as part of {what}, so it refuses the file; "
             "save it as UTF-8 without BOM")
+    if limit is not None and len(problems) >= limit:
+        return [], problems
     start = 1 if skipped else 0
     clean = clean_lines(raw_lines, delimiter)
-    lines = [clean[number - 1] or
-             _split_line(number, split[number - 1], delimiter, edition, role, raw_lines)
-             for number in range(start + 1, len(raw_lines) + 1)]
+    if limit is None:
+        lines = [clean[number - 1] or
+                 _split_line(number, split[number - 1], delimiter, edition, role, raw_lines)
+                 for number in range(start + 1, len(raw_lines) + 1)]
+    else:
+        lines, refused = [], len(problems)
+        for number in range(start + 1, len(raw_lines) + 1):
+            line = (clean[number - 1] or
+                    _split_line(number, split[number - 1], delimiter, edition, role, raw_lines))
+            lines.append(line)
+            refused += bool(line.problems)
+            if refused >= limit:
+                return lines, problems
     if not lines:
         problems.append(f"{path}: the file holds a header and no image")
     return lines, problems
@@ -222,6 +241,21 @@ def split_lines(raw_lines, delimiter):
 _PLAIN_ID = re.compile(r"[^\s|,]+(?:[^\t|,]*[^\s|,])?")  # no delimiter, no space around
 
 
+def likeliest_first(groups, first_line):
+    """Groups of editions, those whose delimiters the first line holds first (for auto).
+
+    Once one group accepts a file, the others need only be refused, which
+    their first refused line settles (``limit=1``).
+    """
+    def unlikely(group):
+        edition = group[0]
+        delimiters = {edition.truth_delimiter, edition.run_delimiter}
+        if "detect" in delimiters:
+            delimiters |= {"|", "\t"}
+        return not any(delimiter in first_line for delimiter in delimiters - {"detect"})
+    return sorted(groups, key=unlikely)
+
+
 def clean_lines(raw_lines, delimiter):
     """Per line, its :class:`Line` when every edition reads it alike and accepts it, else None.
 
@@ -235,7 +269,7 @@ def clean_lines(raw_lines, delimiter):
         return cache[delimiter]
     cui = CUI_PATTERN.fullmatch
     plain_id = _PLAIN_ID.fullmatch
-    clean: list = []
+    clean = []
     for number, fields in enumerate(split_lines(raw_lines, delimiter), start=1):
         line = None
         if type(fields) is list and len(fields) == 2:

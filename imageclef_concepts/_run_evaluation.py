@@ -16,6 +16,7 @@ from ._concept_files import agreeing_editions, choose_reading
 from ._concept_lines import (
     ConceptFileError,
     duplicate_id_problems,
+    likeliest_first,
     line_problems,
     parse_lines,
     read_bytes,
@@ -139,14 +140,17 @@ def evaluate_run(run: PathLike, ground_truth: PathLike, *, edition: str = "auto"
                    subset=subset, max_concepts=max_concepts, cui_only=cui_only, texts=texts)
     if chosen_edition is not None:
         return _evaluate_as(chosen_edition, **options)
-    outcomes = {}
-    for group in rule_groups():
+    found: dict = {}
+    for group in likeliest_first(rule_groups(), texts["truth"][0]):
+        # Once one group scores the files, the others need only be refused.
+        accepted = any(not isinstance(outcome, ConceptFileError) for outcome in found.values())
         try:
-            outcomes[group] = _evaluate_as(group[0], **options)
+            found[group] = _evaluate_as(group[0], **options, limit=1 if accepted else None)
         except ConceptFileError as error:
-            outcomes[group] = error
+            found[group] = error
         except ValueError as error:  # no secondary list for this edition
-            outcomes[group] = ConceptFileError([str(error)])
+            found[group] = ConceptFileError([str(error)])
+    outcomes = {group: found[group] for group in rule_groups()}
     chosen = choose_reading(outcomes, f"{run} against {ground_truth}", key=_scored_alike,
                      describe=lambda result: f": {result.score:.6g}" + (
                          "" if result.secondary_score is None
@@ -171,12 +175,19 @@ def _scored_alike(result):
 
 
 def _evaluate_as(edition, *, run, ground_truth, secondary_truth, subset, max_concepts,
-                 cui_only, texts):
-    """The evaluation of ``edition``: a RunEvaluation, or a ConceptFileError with every problem."""
-    truth_lines, problems = parse_lines(ground_truth, texts["truth"], edition, "truth")
+                 cui_only, texts, limit=None):
+    """The evaluation of ``edition``: a RunEvaluation, or a ConceptFileError with every problem.
+
+    With ``limit``, the error may stop at that many problems (only whether
+    the edition refuses the files matters).
+    """
+    refused = f"Run {run} cannot be scored as the {edition.name} edition"
+    truth_lines, problems = parse_lines(ground_truth, texts["truth"], edition, "truth", limit)
     problems += line_problems(ground_truth, truth_lines)
     problems += duplicate_id_problems(ground_truth, truth_lines)
-    run_lines, run_problems = parse_lines(run, texts["run"], edition, "run")
+    if limit is not None and len(problems) >= limit:
+        raise ConceptFileError(problems, refused)
+    run_lines, run_problems = parse_lines(run, texts["run"], edition, "run", limit)
     problems += run_problems + line_problems(run, run_lines, max_concepts, cui_only)
     problems += duplicate_id_problems(run, run_lines)
     problems += _id_set_problems(run, run_lines, ground_truth, truth_lines)
