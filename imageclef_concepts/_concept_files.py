@@ -17,6 +17,7 @@ from ._concept_lines import (
     LINE_BREAKS,
     ConceptFileError,
     checked_lines,
+    cyclic_gc_paused,
     likeliest_first,
     read_lines,
 )
@@ -105,6 +106,11 @@ def read_concepts(path: PathLike, *, edition: str = "auto") -> ConceptFile:
     >>> read_concepts(path)
     ConceptFile(ids=['img1', 'img2'], concepts=[('C0040405', 'C0817096'), ()], edition='2019')
     """
+    with cyclic_gc_paused():
+        return _read_concepts(path, edition)
+
+
+def _read_concepts(path, edition):
     chosen_edition = None if edition == "auto" else edition_of(edition)
     raw = read_lines(path)
     if chosen_edition is not None:
@@ -236,7 +242,7 @@ def _warn_duplicate_concepts(path, lines):
             f"{path}: {len(affected)} line(s) repeat a concept (lines {shown}"
             f"{', ...' if len(affected) > 10 else ''}); each is counted once.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
 
 

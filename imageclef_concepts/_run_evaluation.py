@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ._concept_files import agreeing_editions, choose_reading
 from ._concept_lines import (
     ConceptFileError,
+    cyclic_gc_paused,
     duplicate_id_problems,
     likeliest_first,
     line_problems,
@@ -132,6 +133,13 @@ def evaluate_run(run: PathLike, ground_truth: PathLike, *, edition: str = "auto"
     >>> result.edition
     '2019'
     """
+    with cyclic_gc_paused():
+        return _evaluate(run, ground_truth, edition, secondary_truth, secondary_concepts,
+                         max_concepts, cui_only)
+
+
+def _evaluate(run, ground_truth, edition, secondary_truth, secondary_concepts, max_concepts,
+              cui_only):
     chosen_edition = None if edition == "auto" else edition_of(edition)
     texts = {"run": read_lines(run), "truth": read_lines(ground_truth),
              "secondary": None if secondary_truth is None else read_lines(secondary_truth)}
