@@ -7,6 +7,7 @@ code 2. Nothing here imports scikit-learn or TensorFlow: ``--help`` reads it.
 
 import argparse
 import os
+import re
 from pathlib import Path
 
 
@@ -22,10 +23,21 @@ def estimator_default(value):
     return f"default: {shown}"
 
 
+# The library's messages name its keyword arguments; the command line's, its options.
+_OPTION_NAMES = {"edition=": "--edition", "secondary_concepts=": "--secondary-concepts",
+                 "secondary_truth=": "--secondary-truth"}
+_KEYWORDS = re.compile("|".join(re.escape(name) for name in _OPTION_NAMES) + r"(?=[\s).;,]|$)")
+
+
 def one_line(error):
-    """An error as one line: a multi-line message (a list of problems) joined up."""
+    """An error as one line: a multi-line message (a list of problems) joined up.
+
+    The library's keyword arguments it names (``edition=``) are given as the
+    options of the command line (``--edition``).
+    """
     text = str(error) if not isinstance(error, OSError) or not error.filename else \
         f"{error.strerror}: {error.filename}"
+    text = _KEYWORDS.sub(lambda found: _OPTION_NAMES[found.group()], text)
     return " | ".join(line.strip() for line in text.splitlines() if line.strip())
 
 

@@ -18,7 +18,7 @@ from ._cli_arguments import (
     probability,
     say_unless_quiet,
 )
-from ._editions import EDITIONS
+from ._editions import EDITION_CHOICES, EDITIONS
 from ._images import ON_ERROR
 from .keras import AUGMENTATIONS, BACKBONES, LOSSES
 
@@ -31,7 +31,7 @@ def add_train(commands):
         "and the decision threshold is tuned on it for the official F1.")
     train.add_argument("--images", type=Path, required=True, help="folder of <id>.<ext> images")
     train.add_argument("--concepts", type=Path, required=True,
-                       help="concept file (2019, 2022 or 2024 layout)")
+                       help="ground-truth concept file of any edition (see --edition)")
     train.add_argument("--output", type=Path, required=True,
                        help="model file to write: .keras (native), .zip (the library's "
                             "archive) or .joblib")
@@ -41,6 +41,10 @@ def add_train(commands):
                             "on a 10%% split of the training images, the threshold as given)")
     train.add_argument("--validation-concepts", type=Path,
                        help="the validation images' concept file (default: none)")
+    train.add_argument("--edition", choices=EDITION_CHOICES, default="auto",
+                       help="read --concepts and --validation-concepts as that year's "
+                            "ground truth; auto picks the edition that fits each file "
+                            "(default: auto)")
     train.add_argument("--image-size", type=positive_int,
                        help=f"side of the square images ({estimator_default(paper.IMAGE_SIZE)})")
     train.add_argument("--epochs", type=positive_int,
@@ -120,9 +124,9 @@ def _run_train(args):
             raise UserError(f"--checkpoint-dir {args.checkpoint_dir} would hold {written}: the "
                             "model and its card are written outside the checkpoint folder.")
     _prepare_checkpoint(args.checkpoint_dir, restart=args.restart)
-    train = _load(args.images, args.concepts)
+    train = _load(args.images, args.concepts, args.edition)
     validation = (None if args.validation_images is None
-                  else _load(args.validation_images, args.validation_concepts))
+                  else _load(args.validation_images, args.validation_concepts, args.edition))
     given = {name: getattr(args, name) for name in _TRAIN_PARAMS
              if getattr(args, name) is not None}
     if args.weights is not None:  # "none" is the estimator's None (random weights)
@@ -158,14 +162,14 @@ def _write_text(path, text):
     write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
-def _load(images, concepts):
+def _load(images, concepts, edition="auto"):
     from ._atomic_files import check_regular_file
     from ._datasets import load_imageclef
 
     if not images.is_dir():
         raise UserError(f"image folder not found: {images}")
     check_regular_file(concepts, "concept file")
-    data = load_imageclef(images, concepts)
+    data = load_imageclef(images, concepts, edition=edition)
     if not data.paths:
         raise UserError(f"no image of {images} has a line in {concepts}.")
     return data

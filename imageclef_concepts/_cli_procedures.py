@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._cli_arguments import UserError
+from ._cli_arguments import UserError, positive_int
 from ._editions import EDITION_CHOICES
 from ._run_evaluation import evaluate_run
 
@@ -122,7 +122,7 @@ def add_evaluate(commands):
                           help="also print the secondary F1 against this second ground truth "
                                "(2024 on: concepts_manual.csv), both sides restricted to the "
                                "edition's secondary concepts (default: none)")
-    evaluate.add_argument("--max-concepts", type=int, default=None,
+    evaluate.add_argument("--max-concepts", type=positive_int, default=None,
                           help="also refuse lines with more concepts (the edition's own "
                                "maximum always applies; default: no other limit)")
     evaluate.add_argument("--cui-only", action="store_true",

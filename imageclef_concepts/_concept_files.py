@@ -17,6 +17,8 @@ from ._concept_lines import (
     LINE_BREAKS,
     ConceptFileError,
     checked_lines,
+    cyclic_gc_paused,
+    likeliest_first,
     read_lines,
 )
 from ._concepts import CONCEPT_SEPARATOR, CUI_PATTERN, split_concepts
@@ -28,6 +30,7 @@ from ._editions import (
     edition_of,
     reported_name,
     rule_groups,
+    span,
 )
 
 if TYPE_CHECKING:  # names for annotations only
@@ -103,20 +106,29 @@ def read_concepts(path: PathLike, *, edition: str = "auto") -> ConceptFile:
     >>> read_concepts(path)
     ConceptFile(ids=['img1', 'img2'], concepts=[('C0040405', 'C0817096'), ()], edition='2019')
     """
+    with cyclic_gc_paused():
+        return _read_concepts(path, edition)
+
+
+def _read_concepts(path, edition):
     chosen_edition = None if edition == "auto" else edition_of(edition)
     raw = read_lines(path)
     if chosen_edition is not None:
         lines = _read_either(path, raw, chosen_edition)
         _warn_duplicate_concepts(path, lines)
         return _concept_file(lines, chosen_edition.name)
-    outcomes, lines_of = {}, {}
-    for group in rule_groups():
+    found: dict = {}
+    lines_of: dict = {}
+    for group in likeliest_first(rule_groups(), raw[0]):
+        limit = 1 if lines_of else None  # one accepted: the others need only be refused
         try:
-            lines_of[group] = _read_either(path, raw, group[0])
-            outcomes[group] = _concept_file(lines_of[group], "")
+            lines_of[group] = _read_either(path, raw, group[0], limit)
+            found[group] = _concept_file(lines_of[group], "")
         except ConceptFileError as error:
-            outcomes[group] = error
-    chosen = choose_reading(outcomes, path, describe=lambda content: "", key=_read_alike)
+            found[group] = error
+    outcomes = {group: found[group] for group in rule_groups()}
+    chosen = choose_reading(outcomes, path, describe=lambda content: "", key=_read_alike,
+                            explain=_how_readings_differ)
     group = agreeing_editions(outcomes, chosen, key=_read_alike)
     _warn_duplicate_concepts(path, next(lines_of[g] for g in lines_of if g[0] in group))
     return chosen._replace(edition=reported_name(group))
@@ -127,20 +139,45 @@ def _read_alike(content):
     return content[:2]
 
 
+def _how_readings_differ(first_names, first, second_names, second):
+    """Where two readings of one file part, in words."""
+    first_names, second_names = span(first_names), span(second_names)
+    if first.ids[1:] == second.ids:
+        return (f"line 1 is an image ({first.ids[0]!r}) for {first_names}, a header for "
+                f"{second_names}")
+    if second.ids[1:] == first.ids:
+        return (f"line 1 is an image ({second.ids[0]!r}) for {second_names}, a header for "
+                f"{first_names}")
+    pairs = zip(zip(first.ids, first.concepts), zip(second.ids, second.concepts))
+    index = next((k for k, (a, b) in enumerate(pairs) if a != b),
+                 min(len(first.ids), len(second.ids)))
+    def image(reading):
+        if index >= len(reading.ids):
+            return "no image"
+        return f"{reading.ids[index]!r} with {';'.join(reading.concepts[index]) or 'no concept'}"
+    return (f"image {index + 1} is {image(first)} for {first_names}, {image(second)} for "
+            f"{second_names}")
+
+
 def _concept_file(lines, edition):
     return ConceptFile([line.image_id for line in lines], [line.concepts for line in lines],
                        edition)
 
 
-def _read_either(path, raw, edition):
-    """The file as a ground truth of ``edition`` or, failing that, as a run."""
+def _read_either(path, raw, edition, limit=None):
+    """The file as a ground truth of ``edition`` or, failing that, as a run.
+
+    When it is neither, the reading with fewer problems is reported (the
+    ground truth's among equals): the likelier meant.
+    """
     try:
-        lines = checked_lines(path, raw, edition, "truth")
+        lines = checked_lines(path, raw, edition, "truth", limit=limit)
     except ConceptFileError as as_truth:
         try:
-            lines = checked_lines(path, raw, edition, "run")
-        except ConceptFileError:
-            raise as_truth from None
+            lines = checked_lines(path, raw, edition, "run", limit=limit)
+        except ConceptFileError as as_run:
+            closest = as_run if len(as_run.problems) < len(as_truth.problems) else as_truth
+            raise closest from None
     return lines
 
 
@@ -153,12 +190,15 @@ def agreeing_editions(outcomes, chosen, key):
                  for edition in group)
 
 
-def choose_reading(outcomes, what, describe, key):
+def choose_reading(outcomes, what, describe, key, explain=None):
     """The outcome of ``edition="auto"``: the accepted one, if the accepting editions agree.
 
     ``outcomes`` maps each group of editions (:func:`rule_groups`) to its
     outcome or its :class:`ConceptFileError`; two outcomes agree when their
     ``key`` is equal (the same ids and concepts, the same scores).
+    ``describe(outcome)`` follows each group's names in an ambiguity error,
+    ``explain(names, outcome, other_names, other)`` says how the first two
+    readings differ.
     """
     accepted = {group: outcome for group, outcome in outcomes.items()
                 if not isinstance(outcome, ConceptFileError)}
@@ -167,11 +207,11 @@ def choose_reading(outcomes, what, describe, key):
         # likeliest intended (the newest among equals).
         group, error = min(outcomes.items(),
                            key=lambda item: (len(item[1].problems), -int(item[0][-1].name)))
-        names = ", ".join(edition.name for edition in group)
+        names = span(edition.name for edition in group)
         raise ConceptFileError(
             error.problems,
             f"No edition accepts {what}; read as {names}, the closest (pass edition= to "
-            "choose)")
+            "choose another)")
     readings = []
     for group, outcome in accepted.items():
         for reading in readings:
@@ -181,11 +221,14 @@ def choose_reading(outcomes, what, describe, key):
         else:
             readings.append(([*group], outcome))
     if len(readings) > 1:
-        shown = "; ".join(f"{', '.join(e.name for e in editions)}{describe(outcome)}"
+        shown = "; ".join(f"{span(e.name for e in editions)}{describe(outcome)}"
                           for editions, outcome in readings)
+        if explain is not None:
+            (first_group, first), (second_group, second) = readings[:2]
+            shown += ": " + explain([e.name for e in first_group], first,
+                                    [e.name for e in second_group], second)
         raise ConceptFileError(
-            [f"{what}: editions read it differently ({shown}); pass edition= "
-             "(--edition) to say which"],
+            [f"{what}: editions read it differently ({shown}); pass edition= to say which"],
             summary=None)
     return readings[0][1]
 
@@ -199,7 +242,7 @@ def _warn_duplicate_concepts(path, lines):
             f"{path}: {len(affected)} line(s) repeat a concept (lines {shown}"
             f"{', ...' if len(affected) > 10 else ''}); each is counted once.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
 
 
@@ -231,8 +274,9 @@ def write_run(path: PathLike, ids: Sequence[str], concepts: Sequence[ImageConcep
         For anything the edition's evaluator would refuse or read back
         differently: an id or concept with a line break, a tab, NUL or the
         delimiter, a ``;`` inside a concept, a duplicate id, more concepts than
-        the edition allows, an id containing ``ID`` from 2023 on, a concept
-        that is not a CUI in 2026. Nothing is written then.
+        the edition allows, an id ``ID`` (any case), an id containing ``ID``
+        from 2023 on, a concept that is not a CUI in 2026. Nothing is written
+        then.
 
     Examples
     --------
@@ -276,6 +320,9 @@ def _run_row(image_id, image_concepts, edition):
     problem = _field_problem(image_id, delimiter, is_id=True)
     if problem is None and image_id != image_id.strip():
         problem = "has white space at an end"
+    if problem is None and image_id.upper() == HEADER_CELL:
+        problem = ("is a header line's first cell: the line would be read as a header, "
+                   "or refused as one")
     if problem is None and edition.skips_id_rows and HEADER_CELL in image_id:
         problem = (f"contains {HEADER_CELL!r}: the {edition.name} evaluator skips such "
                    "rows as headers")
@@ -308,7 +355,7 @@ def _field_problem(text, delimiter, is_id=False):
         return "contains a tab"
     found = LINE_BREAKS.search(text)
     if found:
-        return f"contains the control or line-break character U+{ord(found.group()):04X}"
+        return f"contains the line-break character or NUL U+{ord(found.group()):04X}"
     return None
 
 

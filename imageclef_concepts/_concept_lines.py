@@ -4,23 +4,29 @@ Where an evaluator would silently drop or mis-read a line (a row skipped
 because its id contains ``ID``, an empty ground truth scored as a concept
 named ``""``, white space kept inside a concept, a duplicate ground-truth
 id overwriting the first), the line is refused with the reason instead.
-The library's own checks stay on top: a control or line-break character in
-a line, a byte that is not UTF-8, an unbalanced quote. Every refusal names
+The library's own checks stay on top: a line-break character (one that
+``str.splitlines`` breaks at) or NUL inside a line, a byte that is not
+UTF-8, an unbalanced quote. Every refusal names
 the file and the line, in a :class:`ConceptFileError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import re
 from dataclasses import dataclass, field
 
 from ._atomic_files import NotARegularFileError, open_regular_file
-from ._concepts import CONCEPT_SEPARATOR, CUI_PATTERN, canonical_concept
-from ._editions import DELIMITER_NAMES, HEADER_2026, HEADER_CELL
+from ._concepts import CONCEPT_SEPARATOR, CUI_PATTERN
+from ._editions import DELIMITER_NAMES, HEADER_2026, HEADER_CELL, MAX_CONCEPTS_PER_IMAGE
 
 _LAYOUT_NAMES = {"\t": "<TAB>", "|": "|", ",": ","}
 _HEADER_EXAMPLES = {"\t": "ID<TAB>cuis", "|": "ID|cuis", ",": "ID,CUIs"}
+
+
+SHOWN_PROBLEMS = 10  # problems a ConceptFileError's message lists; .problems holds all
 
 
 class ConceptFileError(ValueError):
@@ -49,7 +55,7 @@ class ConceptFileError(ValueError):
         if summary is None:  # the problems say it all, one per line
             super().__init__("\n".join(self.problems))
             return
-        shown = self.problems[:50]
+        shown = self.problems[:SHOWN_PROBLEMS]
         more = len(self.problems) - len(shown)
         lines = [f"{summary} ({len(self.problems)} problem(s)):"] + [
             f"  {problem}" for problem in shown
@@ -70,9 +76,13 @@ class Line:
     duplicate_concepts: tuple = ()
 
 
-def checked_lines(path, raw, edition, role, *, max_concepts=None, cui_only=False):
-    """Parse as ``role`` of ``edition``; raise on any problem, duplicate ids included."""
-    lines, problems = parse_lines(path, raw, edition, role)
+def checked_lines(path, raw, edition, role, *, max_concepts=None, cui_only=False, limit=None):
+    """Parse as ``role`` of ``edition``; raise on any problem, duplicate ids included.
+
+    ``limit``: stop at that many refused lines (only whether the file is
+    refused matters, not every reason).
+    """
+    lines, problems = parse_lines(path, raw, edition, role, limit)
     problems += line_problems(path, lines, max_concepts, cui_only)
     problems += duplicate_id_problems(path, lines)
     if problems:
@@ -82,23 +92,62 @@ def checked_lines(path, raw, edition, role, *, max_concepts=None, cui_only=False
     return lines
 
 
+@contextlib.contextmanager
+def cyclic_gc_paused():
+    """Pause Python's cyclic garbage collector while a file's lines are parsed.
+
+    Parsing makes a few objects per line, none in a cycle; with the lines
+    kept for every edition, the collector would scan them again and again
+    (half the time of a 100k-line read). Reference counting still frees
+    everything; the collector resumes, as it was, at the end.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class RawLines(list):
+    """A file's lines as read, and what splitting them found (shared by every edition).
+
+    ``bom`` is true when the file started with a UTF-8 byte-order mark (taken
+    off line 1 here, judged by each edition in :func:`parse_lines`);
+    ``split`` keeps each delimiter's split of every line, ``concepts`` each
+    concept field's pieces, and ``clean`` each delimiter's lines that every
+    edition reads alike and accepts, so that ``edition="auto"`` splits and
+    checks a line once per delimiter, not once per edition.
+    """
+
+    def __init__(self, lines, bom=False):
+        super().__init__(lines)
+        self.bom = bom
+        self.split = {}
+        self.concepts = {}
+        self.clean = {}
+
+
 def read_lines(path):
     """The file's lines, without their ends; nothing is checked but the encoding."""
     try:
-        text = read_bytes(path, "concept file").decode("utf-8-sig")
+        text = read_bytes(path, "concept file").decode("utf-8")
     except UnicodeDecodeError as error:
         raise ConceptFileError(
             [f"{path}: not a UTF-8 text file ({error.reason} at byte {error.start})"],
             f"Cannot read {path}",
         ) from None
-    # Lines end at \n (or \r\n) only, so that line numbers are the ones an editor
-    # shows; any other line-break character inside a line is reported there.
-    raw_lines = [line.removesuffix("\r") for line in text.split("\n")]
+    bom = text.startswith("\ufeff")
+    # Lines end at \n, \r\n or \r, as Python's universal newlines (the
+    # evaluators' open()) end them; any other line-break character inside a
+    # line is reported there.
+    raw_lines = text[bom:].replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if raw_lines[-1] == "":
         raw_lines.pop()  # the end of the last line, not a line
     if not any(line.strip() for line in raw_lines):
         raise ConceptFileError([f"{path}: the file holds no line"], f"Cannot read {path}")
-    return raw_lines
+    return RawLines(raw_lines, bom)
 
 
 def read_bytes(path, what):
@@ -112,81 +161,165 @@ def read_bytes(path, what):
         raise ConceptFileError([str(error)], f"Cannot read {path}") from None
 
 
-def parse_lines(path, raw_lines, edition, role):
-    """Split the lines by ``edition``'s rules for ``role``; return (lines, file-level problems)."""
+def parse_lines(path, raw_lines, edition, role, limit=None):
+    """Split the lines by ``edition``'s rules for ``role``; return (lines, file-level problems).
+
+    With ``limit``, stop at that many problems: the lines read so far.
+    """
     truth = role != "run"
     delimiter = edition.truth_delimiter if truth else edition.run_delimiter
     if delimiter == "detect":
         delimiter = "|" if "|" in raw_lines[0] else "\t"
-    header = edition.truth_header if truth else edition.run_header
-    numbered = list(enumerate(raw_lines, start=1))
+    header = edition.header_rule(role)
+    split = split_lines(raw_lines, delimiter)
     problems = []
-    first = _first_cell(raw_lines[0], delimiter)
+    first = split[0][0] if isinstance(split[0], list) else None
+    skipped = False
     if header == "first":
-        # 2022 skips the first line whatever it holds; 2026's evaluator skips it
-        # only when it holds "ID" (case and all), while its check always does.
+        # 2022 skips the first line whatever it holds, 2026's check too (its
+        # evaluator skips it when it holds "ID"): it must be a header, or an
+        # image would vanish. 2022 any case; 2026 "ID", which both skip.
         cell = first if edition.skips_id_rows or first is None else first.upper()
-        if cell is None or HEADER_CELL not in cell:
+        if cell != HEADER_CELL:
             problems.append(
                 f"{path}:1: the {edition.name} evaluator always skips the first line of a "
                 f"ground truth as its header, and this one is not a header (its first "
-                f"cell is {first!r}); add a header line such as {_HEADER_EXAMPLES[delimiter]}")
-        numbered = numbered[1:]
-    elif header == "optional" and first is not None and HEADER_CELL in first:
-        numbered = numbered[1:]
+                f"cell is {first!r}, not {HEADER_CELL!r}); add a header line such as "
+                f"{_HEADER_EXAMPLES[delimiter]}")
+        skipped = True
+    elif header == "optional":
+        # Skipped by the evaluator when its first cell holds "ID"; a header
+        # when it is "ID", an image that would vanish otherwise (refused below).
+        skipped = first == HEADER_CELL
     elif header == "exact":
-        try:
-            cells = tuple(_csv_fields(raw_lines[0]))
-        except csv.Error:
-            cells = ()
-        if cells != HEADER_2026:
+        if isinstance(split[0], str) or tuple(split[0]) != HEADER_2026:
             problems.append(f"{path}:1: expected the header line {','.join(HEADER_2026)} "
                             f"(the {edition.name} submission check requires it)")
-        numbered = numbered[1:]
-    lines = [_split_line(number, text_line, delimiter, edition, role)
-             for number, text_line in numbered]
+        skipped = True
+    if getattr(raw_lines, "bom", False) and (not skipped or header == "exact"):
+        what = "its header" if header == "exact" else f"the image id {first!r}"
+        problems.append(
+            f"{path}:1: starts with a UTF-8 byte-order mark (BOM), which the "
+            f"{edition.name} evaluator reads as part of {what}, so it refuses the file; "
+            "save it as UTF-8 without BOM")
+    if limit is not None and len(problems) >= limit:
+        return [], problems
+    start = 1 if skipped else 0
+    clean = clean_lines(raw_lines, delimiter)
+    if limit is None:
+        lines = [clean[number - 1] or
+                 _split_line(number, split[number - 1], delimiter, edition, role, raw_lines)
+                 for number in range(start + 1, len(raw_lines) + 1)]
+    else:
+        lines, refused = [], len(problems)
+        for number in range(start + 1, len(raw_lines) + 1):
+            line = (clean[number - 1] or
+                    _split_line(number, split[number - 1], delimiter, edition, role, raw_lines))
+            lines.append(line)
+            refused += bool(line.problems)
+            if refused >= limit:
+                return lines, problems
     if not lines:
         problems.append(f"{path}: the file holds a header and no image")
     return lines, problems
 
 
-def _first_cell(text_line, delimiter):
-    if delimiter != ",":
-        return text_line.split(delimiter, 1)[0]
-    try:
-        fields = _csv_fields(text_line)
-    except csv.Error:
-        return None
-    return fields[0] if fields else ""
-
-
-# Characters that end a line for str.splitlines: none may appear inside a field,
-# or a reader (ours with another splitter, or someone else's) sees other lines.
+# Characters that end a line for str.splitlines (\r and \n end lines here),
+# and NUL: none may appear inside a field, or a reader (ours, or someone
+# else's splitting lines another way) sees other lines.
 LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x00]")
 
 
-def _split_line(number, text_line, delimiter, edition, role):
-    line = Line(number, "", ())
-    if not text_line.strip():
-        line.problems.append("blank line (every evaluator refuses it)")
-        return line
-    found = LINE_BREAKS.search(text_line)
-    if found:
-        line.problems.append(f"contains the control or line-break character "
-                             f"U+{ord(found.group()):04X}")
-        return line
-    try:
-        fields = _csv_fields(text_line) if delimiter == "," else text_line.split(delimiter)
-    except csv.Error as error:
-        line.problems.append(f"not a valid CSV line ({error})")
-        return line
-    line.image_id = fields[0]
+def split_lines(raw_lines, delimiter):
+    """Each line's fields (a list), or why it has none (a str); once per delimiter."""
+    cache = getattr(raw_lines, "split", None)
+    if cache is not None and delimiter in cache:
+        return cache[delimiter]
+    search = LINE_BREAKS.search
+    split = []
+    for text_line in raw_lines:
+        if not text_line.strip():
+            split.append("blank line (every evaluator refuses it)")
+        elif (found := search(text_line)) is not None:
+            character = ord(found.group())
+            split.append("contains NUL (U+0000)" if not character else
+                         f"contains the line-break character U+{character:04X}")
+        elif delimiter != ",":
+            split.append(text_line.split(delimiter))
+        elif '"' not in text_line:  # no quoting: a CSV line is its commas
+            split.append(text_line.split(","))
+        else:
+            try:
+                split.append(_csv_fields(text_line))
+            except csv.Error as error:
+                split.append(f"not a valid CSV line ({error})")
+    if cache is not None:
+        cache[delimiter] = split
+    return split
+
+
+_PLAIN_ID = re.compile(r"[^\s|,]+(?:[^\t|,]*[^\s|,])?")  # no delimiter, no space around
+
+
+def likeliest_first(groups, first_line):
+    """Groups of editions, those whose delimiters the first line holds first (for auto).
+
+    Once one group accepts a file, the others need only be refused, which
+    their first refused line settles (``limit=1``).
+    """
+    def unlikely(group):
+        edition = group[0]
+        delimiters = {edition.truth_delimiter, edition.run_delimiter}
+        if "detect" in delimiters:
+            delimiters |= {"|", "\t"}
+        return not any(delimiter in first_line for delimiter in delimiters - {"detect"})
+    return sorted(groups, key=unlikely)
+
+
+def clean_lines(raw_lines, delimiter):
+    """Per line, its :class:`Line` when every edition reads it alike and accepts it, else None.
+
+    Such a line has an id without delimiters, white space or ``ID``, and a
+    concept field of at most 100 distinct CUIs (``C`` and digits) with no
+    white space: the strictest edition's rules. Found once per delimiter
+    and shared, unchanged, by every edition's reading.
+    """
+    cache = getattr(raw_lines, "clean", None)
+    if cache is not None and delimiter in cache:
+        return cache[delimiter]
+    cui = CUI_PATTERN.fullmatch
+    plain_id = _PLAIN_ID.fullmatch
+    clean = []
+    for number, fields in enumerate(split_lines(raw_lines, delimiter), start=1):
+        line = None
+        if type(fields) is list and len(fields) == 2:
+            image_id, concept_field = fields
+            if (concept_field and plain_id(image_id) and HEADER_CELL not in image_id
+                    and image_id.upper() != HEADER_CELL):
+                found = _concept_pieces(raw_lines, concept_field, False)
+                if (not (found.empty or found.spaced or found.tabbed or found.repeated)
+                        and len(found.texts) <= MAX_CONCEPTS_PER_IMAGE
+                        and all(cui(text) for text in found.kept)):
+                    line = Line(number, image_id, found.concepts, [], found.duplicates)
+        clean.append(line)
+    if cache is not None:
+        cache[delimiter] = clean
+    return clean
+
+
+def _split_line(number, fields, delimiter, edition, role, raw_lines):
+    if isinstance(fields, str):
+        return Line(number, "", (), [fields])
+    image_id = fields[0]
+    line = Line(number, image_id, ())
     if len(fields) > 2:
         line.problems.append(
             f"{len(fields)} fields separated by {DELIMITER_NAMES[delimiter]}; expected "
             f"an image id and one concept field (the {edition.name} layout)")
         return line
     _check_image_id(line, delimiter, edition)
+    if line.problems:  # a line in another layout: one problem, not one per field
+        return line
     if len(fields) == 1:
         _check_id_alone(line, delimiter, edition, role)
         return line
@@ -202,7 +335,8 @@ def _split_line(number, text_line, delimiter, edition, role):
                 "2018-2021 evaluators leave images without concepts out); give its "
                 "concepts or leave the image out")
         return line
-    _check_concepts(line, concept_field.split(CONCEPT_SEPARATOR), edition, role)
+    _check_concepts(line, _concept_pieces(raw_lines, concept_field, edition.strip),
+                    edition, role)
     return line
 
 
@@ -217,10 +351,22 @@ def _check_image_id(line, delimiter, edition):
         line.problems.append(
             f"image id {image_id!r} contains {DELIMITER_NAMES[found]}: the line is not in "
             f"the {edition.name} layout, <id>{_LAYOUT_NAMES[delimiter]}<concepts>")
+    elif image_id.upper() == HEADER_CELL:
+        where = (f"the {edition.name} evaluator skips a header only when its first cell "
+                 f"is {HEADER_CELL!r} exactly" if edition.skips_id_rows and image_id !=
+                 HEADER_CELL else f"the {edition.name} layout has no header line here")
+        line.problems.append(
+            f"a header line where an image is expected (first cell {image_id!r}): {where}, "
+            f"so the evaluator would read it as an image called {image_id!r}")
     elif edition.skips_id_rows and HEADER_CELL in image_id:
         line.problems.append(
             f"image id {image_id!r} contains {HEADER_CELL!r}: the {edition.name} evaluator "
-            "skips every such row as a header line, so this image would not be scored")
+            "skips every such row as a header line, so this image would not be scored"
+            + (f" (a header line's first cell is {HEADER_CELL!r})" if line.number == 1
+               else ""))
+
+
+_DELIMITER_NOUNS = {"\t": "tab", "|": "'|'", ",": "','"}
 
 
 def _check_id_alone(line, delimiter, edition, role):
@@ -232,7 +378,7 @@ def _check_id_alone(line, delimiter, edition, role):
     elif not allowed:
         what = "ground-truth" if role != "run" else "run"
         line.problems.append(
-            f"no {DELIMITER_NAMES[delimiter]} after the image id: the {edition.name} "
+            f"no {_DELIMITER_NOUNS[delimiter]} after the image id: the {edition.name} "
             f"evaluator refuses a {what} line holding an id alone")
 
 
@@ -246,42 +392,78 @@ def _csv_fields(text_line):
         csv.field_size_limit(limit)
 
 
-def _check_concepts(line, pieces, edition, role):
-    run = role == "run"
-    seen, exact, duplicates = {}, set(), []
-    for piece in pieces:
-        text = piece.strip() if edition.strip else piece
+@dataclass(frozen=True)
+class _Pieces:
+    """A concept field split on ``;``: what every edition's checks need, found once."""
+
+    texts: tuple  # the pieces, stripped when the edition strips
+    empty: int  # pieces empty (or white space only)
+    spaced: tuple  # pieces with white space around them (not stripped)
+    tabbed: tuple  # pieces holding a tab
+    repeated: tuple  # pieces (exact text) named twice
+    kept: tuple  # the pieces compared, as written (each once)
+    concepts: tuple  # canonical concepts, each once, in order
+    duplicates: tuple  # pieces repeating a concept in another case
+
+
+def _concept_pieces(raw_lines, concept_field, strip):
+    cache = getattr(raw_lines, "concepts", None)
+    key = (concept_field, strip)
+    if cache is not None and key in cache:
+        return cache[key]
+    pieces = concept_field.split(CONCEPT_SEPARATOR)
+    texts = [piece.strip() for piece in pieces] if strip else pieces
+    empty, spaced, tabbed, repeated, duplicates = 0, [], [], [], []
+    seen, exact = {}, {}
+    for piece, text in zip(pieces, texts):
         if not text.strip():
-            line.problems.append(
-                "empty concept (two ';' in a row, or one at an end): the evaluator would "
-                "count a concept named ''")
+            empty += 1
             continue
         if text != text.strip():
-            line.problems.append(
-                f"white space around concept {piece!r}: the {edition.name} evaluator "
-                "compares concepts with their white space")
+            spaced.append(piece)
             continue
         if "\t" in text:
-            line.problems.append(f"concept {text!r} contains a tab: the line is not in the "
-                                 f"{edition.name} layout")
+            tabbed.append(text)
             continue
-        if run and edition.strict_run_check and not CUI_PATTERN.fullmatch(text):
-            line.problems.append(f"{text!r} is not a UMLS CUI (C followed by digits), "
-                                 f"which the {edition.name} submission check requires")
-        if run and edition.duplicates_refused and text in exact:
-            line.problems.append(f"concept {text!r} named twice: the {edition.name} "
-                                 "evaluator refuses a run line that repeats a concept")
-        exact.add(text)
-        concept = canonical_concept(text)
+        if text in exact:
+            repeated.append(text)
+        exact[text] = None
+        concept = text.upper()
         if concept in seen:
             duplicates.append(text)
         else:
             seen[concept] = concept
-    if run and len(pieces) > edition.max_concepts:
-        line.problems.append(f"{len(pieces)} concepts; the {edition.name} evaluator allows "
-                             f"at most {edition.max_concepts}")
-    line.concepts = tuple(seen.values())
-    line.duplicate_concepts = tuple(duplicates)
+    found = _Pieces(tuple(texts), empty, tuple(spaced), tuple(tabbed), tuple(repeated),
+                    tuple(exact), tuple(seen), tuple(duplicates))
+    if cache is not None:
+        cache[key] = found
+    return found
+
+
+def _check_concepts(line, found, edition, role):
+    run = role == "run"
+    problems = line.problems
+    if found.empty and role != "secondary":
+        # The secondary score keeps only its list's concepts: '' is dropped.
+        problems.append(
+            "empty concept (two ';' in a row, or one at an end): the evaluator would "
+            "count a concept named ''")
+    problems += [f"white space around concept {piece!r}: the {edition.name} evaluator "
+                 "compares concepts with their white space" for piece in found.spaced]
+    problems += [f"concept {text!r} contains a tab: the line is not in the {edition.name} "
+                 "layout" for text in found.tabbed]
+    if run and edition.strict_run_check:
+        problems += [f"{text!r} is not a UMLS CUI (C followed by digits), which the "
+                     f"{edition.name} submission check requires"
+                     for text in found.kept if not CUI_PATTERN.fullmatch(text)]
+    if run and edition.duplicates_refused:
+        problems += [f"concept {text!r} named twice: {edition.refuser} refuse(s) a run line "
+                     "that repeats a concept" for text in found.repeated]
+    if run and len(found.texts) > edition.max_concepts:
+        problems.append(f"{len(found.texts)} concepts; {edition.refuser} allow(s) at most "
+                        f"{edition.max_concepts}")
+    line.concepts = found.concepts
+    line.duplicate_concepts = found.duplicates
 
 
 def line_problems(path, lines, max_concepts=None, cui_only=False):

@@ -221,7 +221,7 @@ class DatasetMismatchWarning(UserWarning):
 
 
 def load_imageclef(images_dir: PathLike, concepts_file: PathLike, *,
-                   strict: bool = False) -> Bunch:
+                   strict: bool = False, edition: str = "auto") -> Bunch:
     """Read a dataset in the ImageCLEF layout: image files plus a concept file.
 
     Parameters
@@ -233,6 +233,10 @@ def load_imageclef(images_dir: PathLike, concepts_file: PathLike, *,
         Ground truth in any layout :func:`read_concepts` reads.
     strict : bool, default=False
         Raise instead of warning when images and concept lines do not match.
+    edition : {"auto", "2018", ..., "2026"}, default="auto"
+        Whose ground-truth rules to read ``concepts_file`` by (as
+        :func:`read_concepts`): ``"2022"`` for the tab-separated file with
+        the header ``ID<TAB>cuis``, ``"2024"`` for ``ID,CUIs``, and so on.
 
     Returns
     -------
@@ -261,7 +265,7 @@ def load_imageclef(images_dir: PathLike, concepts_file: PathLike, *,
     if not images_dir.is_dir():
         raise FileNotFoundError(f"Image folder not found: {images_dir}")
     files = image_files_by_id(images_dir)
-    ids, concepts, _ = read_concepts(concepts_file)
+    ids, concepts, _ = read_concepts(concepts_file, edition=edition)
     duplicate_ids = sorted(image_id for image_id, paths in files.items() if len(paths) > 1)
     labelled = set(ids)
     without_concepts = sorted(set(files) - labelled)

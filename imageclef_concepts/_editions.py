@@ -30,7 +30,7 @@ SECONDARY_CUIS = frozenset({
 # taubsity/clef-caption-evaluation db68dc8, 2025-02-13).
 _SECONDARY_CUIS_2024 = SECONDARY_CUIS - {"C0920367"}
 
-HEADER_CELL = "ID"  # 2023+: a row whose first cell contains this is skipped as a header
+HEADER_CELL = "ID"  # a header line's first cell (2023+ skip every row whose first cell contains it)
 HEADER_2026 = ("ID", "CUIs")  # the 2026 submission check's exact header
 
 
@@ -75,6 +75,12 @@ class Edition:
         truth (2024 on); None when the evaluator has none.
     source : str
         Where the rules come from.
+    secondary_header : str
+        The secondary ground truth's header rule, when not the ground
+        truth's (2026: its evaluator skips a header, its check needs none).
+    checker : str
+        Whose checks refuse a run line, in messages (2019-2021: the 2018
+        grader's, an assumption), when not the edition's own evaluator.
     """
 
     name: str
@@ -93,10 +99,25 @@ class Edition:
     run_in_truth_order: bool
     secondary_cuis: frozenset | None
     source: str = field(compare=False)
+    secondary_header: str = ""
+    checker: str = field(default="", compare=False)
 
     def rules(self):
         """The reading and scoring rules alone: editions with equal rules read files alike."""
         return replace(self, name="")
+
+    def header_rule(self, role):
+        """The header rule of a ``"truth"``, ``"run"`` or ``"secondary"`` file."""
+        if role == "run":
+            return self.run_header
+        if role == "secondary" and self.secondary_header:
+            return self.secondary_header
+        return self.truth_header
+
+    @property
+    def refuser(self):
+        """Who refuses a bad run line, for messages: the evaluator or the checks assumed."""
+        return self.checker or f"the {self.name} evaluator"
 
     @property
     def run_layout(self):
@@ -114,6 +135,8 @@ _CROWDAI_2018 = Edition(
 )
 _ASSUMED_2019 = replace(
     _CROWDAI_2018, name="2019", first_line_id_alone=True,
+    checker="the 2018 grader's checks (assumed for 2019-2021; 2019's evaluate-f1.py checks "
+            "less)",
     source="assumed: the 2018 crowdAI checks (the 2019 grader is unpublished) without "
            "their first-line crash; scored as evaluate-f1.py (2019) scores",
 )
@@ -123,8 +146,9 @@ _AICROWD_2022 = Edition(
     first_line_id_alone=True, strip=True, duplicates_refused=True,
     max_concepts=MAX_CONCEPTS_PER_IMAGE, strict_run_check=False, run_in_truth_order=False,
     secondary_cuis=None,
-    source="the AIcrowd 2022 evaluator (copy: icrto/ImageClefMedical, "
-           "concept_detection/multilabel_baseline/evaluator.py)",
+    source="the AIcrowd 2022 evaluator (copy: icrto/ImageClefMedical at 5dd0f9d, "
+           "concept_detection/multilabel_baseline/evaluator.py; concept_detection/"
+           "evaluator.py at its HEAD)",
 )
 _EVALUATOR_2023 = replace(
     _AICROWD_2022, name="2023", truth_delimiter="detect", run_delimiter="detect",
@@ -145,6 +169,7 @@ _EVALUATOR_2025 = replace(
 _EVALUATOR_2026 = replace(
     _EVALUATOR_2025, name="2026", truth_header="first", run_header="exact",
     run_id_alone=False, strict_run_check=True, run_in_truth_order=True,
+    secondary_header="optional",
     source="taubsity/clef-caption-evaluation-2026, concept_detection/evaluator.py and "
            "submission_check.py",
 )
@@ -173,6 +198,9 @@ DELIMITER_NAMES = {"\t": "a tab", "|": "'|'", ",": "','"}
 def edition_of(name):
     """The :class:`Edition` of a name, or a clear error."""
     name = str(name)
+    if name == "auto":
+        raise ValueError("edition='auto' chooses how to read a file; to write one, name an "
+                         f"edition: one of {', '.join(EDITIONS)}.")
     if name not in EDITIONS:
         raise ValueError(f"Unknown edition {name!r}; expected 'auto' or one of "
                          f"{', '.join(EDITIONS)}.")
@@ -185,6 +213,18 @@ def rule_groups():
     for edition in EDITIONS.values():
         groups.setdefault(edition.rules(), []).append(edition)
     return [tuple(group) for group in groups.values()]
+
+
+def span(names):
+    """Edition names, consecutive years as a range: ``2018-2021, 2023``."""
+    years = sorted(int(name) for name in names)
+    runs = []
+    for year in years:
+        if runs and year == runs[-1][1] + 1:
+            runs[-1][1] = year
+        else:
+            runs.append([year, year])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def reported_name(group):

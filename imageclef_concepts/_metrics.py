@@ -65,6 +65,14 @@ def imageclef_f1_score(y_true: Targets, y_pred: Targets, *,
         has a true concept the score is 0.0 and an
         :class:`~sklearn.exceptions.UndefinedMetricWarning` is issued.
 
+    Notes
+    -----
+    A vectorised mean, for arrays in memory: it may differ from the
+    organisers' evaluators in the last digit (about 1e-16), since each of
+    them adds the per-image F1 one image at a time in the run file's order.
+    :func:`~imageclef_concepts.evaluate_run` scores files in that order, to
+    the last digit.
+
     Examples
     --------
     >>> from imageclef_concepts import imageclef_f1_score

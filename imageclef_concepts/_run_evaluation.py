@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 from ._concept_files import agreeing_editions, choose_reading
 from ._concept_lines import (
     ConceptFileError,
+    cyclic_gc_paused,
     duplicate_id_problems,
+    likeliest_first,
     line_problems,
     parse_lines,
     read_bytes,
@@ -131,6 +133,13 @@ def evaluate_run(run: PathLike, ground_truth: PathLike, *, edition: str = "auto"
     >>> result.edition
     '2019'
     """
+    with cyclic_gc_paused():
+        return _evaluate(run, ground_truth, edition, secondary_truth, secondary_concepts,
+                         max_concepts, cui_only)
+
+
+def _evaluate(run, ground_truth, edition, secondary_truth, secondary_concepts, max_concepts,
+              cui_only):
     chosen_edition = None if edition == "auto" else edition_of(edition)
     texts = {"run": read_lines(run), "truth": read_lines(ground_truth),
              "secondary": None if secondary_truth is None else read_lines(secondary_truth)}
@@ -139,14 +148,17 @@ def evaluate_run(run: PathLike, ground_truth: PathLike, *, edition: str = "auto"
                    subset=subset, max_concepts=max_concepts, cui_only=cui_only, texts=texts)
     if chosen_edition is not None:
         return _evaluate_as(chosen_edition, **options)
-    outcomes = {}
-    for group in rule_groups():
+    found: dict = {}
+    for group in likeliest_first(rule_groups(), texts["truth"][0]):
+        # Once one group scores the files, the others need only be refused.
+        accepted = any(not isinstance(outcome, ConceptFileError) for outcome in found.values())
         try:
-            outcomes[group] = _evaluate_as(group[0], **options)
+            found[group] = _evaluate_as(group[0], **options, limit=1 if accepted else None)
         except ConceptFileError as error:
-            outcomes[group] = error
+            found[group] = error
         except ValueError as error:  # no secondary list for this edition
-            outcomes[group] = ConceptFileError([str(error)])
+            found[group] = ConceptFileError([str(error)])
+    outcomes = {group: found[group] for group in rule_groups()}
     chosen = choose_reading(outcomes, f"{run} against {ground_truth}", key=_scored_alike,
                      describe=lambda result: f": {result.score:.6g}" + (
                          "" if result.secondary_score is None
@@ -171,16 +183,19 @@ def _scored_alike(result):
 
 
 def _evaluate_as(edition, *, run, ground_truth, secondary_truth, subset, max_concepts,
-                 cui_only, texts):
-    """The evaluation of ``edition``: a RunEvaluation, or a ConceptFileError with every problem."""
-    # Here, not at the top: the command line imports this module for its
-    # option choices, and --help should not wait for scikit-learn.
-    from ._metrics import imageclef_f1_score
+                 cui_only, texts, limit=None):
+    """The evaluation of ``edition``: a RunEvaluation, or a ConceptFileError with every problem.
 
-    truth_lines, problems = parse_lines(ground_truth, texts["truth"], edition, "truth")
+    With ``limit``, the error may stop at that many problems (only whether
+    the edition refuses the files matters).
+    """
+    refused = f"Run {run} cannot be scored as the {edition.name} edition"
+    truth_lines, problems = parse_lines(ground_truth, texts["truth"], edition, "truth", limit)
     problems += line_problems(ground_truth, truth_lines)
     problems += duplicate_id_problems(ground_truth, truth_lines)
-    run_lines, run_problems = parse_lines(run, texts["run"], edition, "run")
+    if limit is not None and len(problems) >= limit:
+        raise ConceptFileError(problems, refused)
+    run_lines, run_problems = parse_lines(run, texts["run"], edition, "run", limit)
     problems += run_problems + line_problems(run, run_lines, max_concepts, cui_only)
     problems += duplicate_id_problems(run, run_lines)
     problems += _id_set_problems(run, run_lines, ground_truth, truth_lines)
@@ -199,19 +214,20 @@ def _evaluate_as(edition, *, run, ground_truth, secondary_truth, subset, max_con
     if problems:
         raise ConceptFileError(problems, f"Run {run} cannot be scored as the {edition.name} "
                                "edition")
-    predicted = {line.image_id: line.concepts for line in run_lines}
-    true_concepts = [line.concepts for line in truth_lines]
-    predictions = [predicted[line.image_id] for line in truth_lines]
+    # The evaluators' order: the run file's (each loops over the run's images).
+    truth_of = {line.image_id: line.concepts for line in truth_lines}
+    predictions = [line.concepts for line in run_lines]
+    true_concepts = [truth_of[line.image_id] for line in run_lines]
     n_scored = sum(1 for concepts in true_concepts if concepts)
     if not n_scored:
         raise ConceptFileError(
             [f"{ground_truth}: no image has a concept; the {edition.name} evaluator divides "
              "by zero"], f"Run {run} cannot be scored as the {edition.name} edition")
-    score = imageclef_f1_score(true_concepts, predictions)
+    score = official_mean_f1(true_concepts, predictions)
     secondary = None
     if secondary_truth is not None:
         second = {line.image_id: line.concepts for line in second_lines}
-        second_true = [second[line.image_id] for line in truth_lines]
+        second_true = [second[line.image_id] for line in run_lines]
         secondary = _secondary_score(second_true, predictions,
                                      edition.secondary_cuis if subset is None else subset,
                                      secondary_truth, run, edition)
@@ -226,15 +242,36 @@ def _evaluate_as(edition, *, run, ground_truth, secondary_truth, subset, max_con
     return RunEvaluation(score, len(truth_lines), n_scored, notes, secondary, edition.name)
 
 
-def _secondary_score(true_concepts, predictions, subset, truth_path, run, edition):
-    from ._metrics import imageclef_f1_score
+def official_mean_f1(true_concepts, predictions):
+    """The evaluators' mean per-image F1, summed as they sum it, to the last digit.
 
-    if not any(subset.intersection(concepts) for concepts in true_concepts):
+    Each evaluator adds one image's F1 at a time, in the run file's order,
+    to a float, leaves out the images without a true concept, then divides
+    by the number of the others; the vectorised
+    :func:`~imageclef_concepts.imageclef_f1_score` (a numpy mean) may differ
+    in the last digit. ``true_concepts`` and ``predictions`` are in the run's
+    order, each image's concepts distinct and canonical.
+    """
+    total, count = 0.0, len(true_concepts)
+    for true, predicted in zip(true_concepts, predictions):
+        if not true:
+            count -= 1
+            continue
+        correct = len(set(true).intersection(predicted))
+        if correct:
+            total += 2 * correct / (len(true) + len(predicted))
+    return total / count
+
+
+def _secondary_score(true_concepts, predictions, subset, truth_path, run, edition):
+    kept_true = [tuple(c for c in concepts if c in subset) for concepts in true_concepts]
+    if not any(kept_true):
         raise ConceptFileError(
             [f"{truth_path}: no image has one of the secondary concepts; the secondary "
              "score divides by zero"],
             f"Run {run} cannot be scored as the {edition.name} edition")
-    return imageclef_f1_score(true_concepts, predictions, concepts=subset)
+    kept_predicted = [tuple(c for c in concepts if c in subset) for concepts in predictions]
+    return official_mean_f1(kept_true, kept_predicted)
 
 
 def _id_set_problems(run, run_lines, ground_truth, truth_lines):
@@ -245,12 +282,22 @@ def _id_set_problems(run, run_lines, ground_truth, truth_lines):
         for line in run_lines
         if line.image_id not in known and not line.problems
     ]
-    problems += [
+    if any(line.problems and not line.image_id for line in run_lines):
+        return problems  # the run's unreadable lines may hold the images not found
+    missing = [line for line in truth_lines
+               if line.image_id not in in_run and not line.problems]
+    if len(missing) > _MISSING_LISTED:
+        shown = ", ".join(f"{line.image_id!r} (line {line.number})"
+                          for line in missing[:_MISSING_LISTED])
+        return problems + [f"{ground_truth}: {len(missing)} images of the ground truth are "
+                           f"missing from the run: {shown}, ..."]
+    return problems + [
         f"{ground_truth}:{line.number}: image id {line.image_id!r} is missing from the run"
-        for line in truth_lines
-        if line.image_id not in in_run and not line.problems
+        for line in missing
     ]
-    return problems
+
+
+_MISSING_LISTED = 5  # images missing from a run listed one by one, at most
 
 
 def _order_problems(run, run_lines, truth_lines, edition):

@@ -112,6 +112,8 @@ def _project_checks_tab(rows):
 def _project_id_checks(image_id):
     if not image_id.strip() or image_id != image_id.strip():
         raise Refused(PROJECT, f"image id {image_id!r}")
+    if image_id.upper() == "ID":
+        raise Refused(PROJECT, "a header line read as an image called 'ID'")
     if any(character in image_id for character in "\t|,"):
         raise Refused(PROJECT, f"a delimiter in image id {image_id!r}")
 
@@ -204,14 +206,15 @@ def _aicrowd_and_later(year, truth_text, run_text, secondary_text):
 
 
 def _project_checks_later(year, rows, kept, role):
-    if role != "run" and year == 2022 and (not rows[0] or "ID" not in rows[0][0].upper()):
-        raise Refused(PROJECT, "the 2022 header line is an image")
-    if role != "run" and year == 2026 and (not rows[0] or "ID" not in rows[0][0]):
+    if role != "run" and year == 2022 and (not rows[0] or rows[0][0].upper() != "ID"):
+        raise Refused(PROJECT, "the 2022 header line is not a header (first cell 'ID')")
+    if role == "truth" and year == 2026 and (not rows[0] or rows[0][0] != "ID"):
         # The 2026 check always skips a ground truth's first line (its ids),
-        # the evaluator only a header: the library wants the header.
+        # the evaluator only a row holding "ID": the library wants the header.
         raise Refused(PROJECT, "a 2026 ground truth without its header")
     skipped = [row for row in rows if not any(row is other for other in kept)]
-    if year >= 2023 and (len(skipped) > 1 or (skipped and skipped[0] is not rows[0])):
+    if year >= 2023 and (len(skipped) > 1 or (skipped and skipped[0] is not rows[0])
+                         or (skipped and skipped[0][0] != "ID")):
         raise Refused(PROJECT, "a row skipped for the 'ID' in its id")
     ids = [row[0] for row in kept]
     if role != "run" and len(ids) != len(set(ids)):
@@ -227,7 +230,7 @@ def _project_checks_later(year, rows, kept, role):
                 raise Refused(PROJECT, "an empty ground truth scored as the concept ''")
             continue
         for piece in row[1].split(";"):
-            if not piece.strip():
+            if not piece.strip() and role != "secondary":  # '' is not a secondary concept
                 raise Refused(PROJECT, "an empty concept")
             if "\t" in piece:
                 raise Refused(PROJECT, "a tab in a concept")

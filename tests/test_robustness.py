@@ -45,8 +45,9 @@ def test_write_run_refuses_duplicate_ids_and_a_header_lookalike_from_2023(tmp_pa
         write_run(tmp_path / "run.tsv", ["a", "b", "a"], ["C1", "C2", "C3"])
     with pytest.raises(ValueError, match="header"):
         write_run(tmp_path / "run.txt", ["ID", "b"], ["C1", "C2"], edition="2023")
-    write_run(tmp_path / "run.tsv", ["ID"], ["C1"], layout="2019")  # no header there
-    assert read_concepts(tmp_path / "run.tsv", edition="2019").ids == ["ID"]
+    # No header in 2019, but a line "ID<TAB>..." reads as one: refused in every edition.
+    with pytest.raises(ValueError, match="header"):
+        write_run(tmp_path / "run.tsv", ["id"], ["C1"], layout="2019")
 
 
 def test_a_failed_write_leaves_the_old_file(tmp_path):
@@ -59,15 +60,29 @@ def test_a_failed_write_leaves_the_old_file(tmp_path):
 
 # ----------------------------------------------------------- readers never lie
 
-@pytest.mark.parametrize("breaker", ["\u2028", "\x85", "\x0c", "\r"])
+@pytest.mark.parametrize("breaker", ["\u2028", "\x85", "\x0c", "\x00"])
 def test_other_line_breaks_do_not_shift_line_numbers(tmp_path, breaker):
     path = tmp_path / "gt.tsv"
     path.write_bytes(f"a\tC1\nb\tC2{breaker}C3\nc\tC4\nd\tC5;;\n".encode())
     with pytest.raises(ConceptFileError) as caught:
         read_concepts(path)
     problems = caught.value.problems
-    assert problems[0].startswith(f"{path}:2: contains the control or line-break character")
+    assert problems[0].startswith(f"{path}:2: contains ")
+    assert f"U+{ord(breaker):04X}" in problems[0]
     assert problems[1].startswith(f"{path}:4: empty concept")  # the true line number
+
+
+def test_a_bare_cr_ends_a_line_as_in_the_evaluators(tmp_path):
+    # The evaluators open files with universal newlines: \r, \r\n and \n end lines.
+    path = tmp_path / "gt.tsv"
+    path.write_bytes(b"a\tC1\rb\tC2\r\nc\tC3\n")
+    assert read_concepts(path).ids == ["a", "b", "c"]
+
+
+def test_a_control_character_that_breaks_no_line_is_kept(tmp_path):
+    path = tmp_path / "gt.tsv"
+    path.write_bytes(b"a\tC1\x01\n")
+    assert read_concepts(path).concepts == [("C1\x01",)]
 
 
 def test_crlf_files_read_as_lf_files(tmp_path):
