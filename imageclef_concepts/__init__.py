@@ -20,7 +20,7 @@ _MODULE_OF = {
     "CheckpointError": "._checkpoints",
     "remove_checkpoint": "._checkpoints",
     "ConceptFile": "._concept_files",
-    "ConceptFileError": "._concept_lines",
+    "ConceptFileError": "._concept_text",
     "read_concepts": "._concept_files",
     "write_run": "._concept_files",
     "DatasetMismatchWarning": "._datasets",
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from ._baselines import MostFrequentConcepts
     from ._checkpoints import CheckpointError, remove_checkpoint
     from ._concept_files import ConceptFile, read_concepts, write_run
-    from ._concept_lines import ConceptFileError
+    from ._concept_text import ConceptFileError
     from ._datasets import (
         DatasetMismatchWarning,
         load_imageclef,

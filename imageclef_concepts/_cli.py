@@ -13,7 +13,7 @@ import warnings
 from ._cli_arguments import UserError, one_line
 from ._cli_models import add_info, add_predict, add_train
 from ._cli_procedures import add_demo, add_evaluate, add_reproduce
-from ._concept_lines import ConceptFileError
+from ._concept_text import ConceptFileError
 
 
 def main(argv=None):

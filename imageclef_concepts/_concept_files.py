@@ -13,14 +13,8 @@ import warnings
 from typing import TYPE_CHECKING, NamedTuple
 
 from ._atomic_files import write_atomically
-from ._concept_lines import (
-    LINE_BREAKS,
-    ConceptFileError,
-    checked_lines,
-    cyclic_gc_paused,
-    likeliest_first,
-    read_lines,
-)
+from ._concept_lines import checked_lines, likeliest_first
+from ._concept_text import LINE_BREAKS, ConceptFileError, cyclic_gc_paused, read_lines
 from ._concepts import CONCEPT_SEPARATOR, CUI_PATTERN, split_concepts
 from ._editions import (
     DELIMITER_NAMES,

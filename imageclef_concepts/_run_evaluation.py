@@ -13,16 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._concept_files import agreeing_editions, choose_reading
-from ._concept_lines import (
-    ConceptFileError,
-    cyclic_gc_paused,
-    duplicate_id_problems,
-    likeliest_first,
-    line_problems,
-    parse_lines,
-    read_bytes,
-    read_lines,
-)
+from ._concept_lines import duplicate_id_problems, likeliest_first, line_problems, parse_lines
+from ._concept_text import ConceptFileError, cyclic_gc_paused, read_bytes, read_lines
 from ._concepts import canonical_concept
 from ._editions import edition_of, reported_name, rule_groups
 
