@@ -154,27 +154,52 @@ class ArchiveReader:
 
 
 def archive_class(name, module=None, where="the archive's estimator"):
-    """The class an archive names: one implementing the contract, found by its name.
+    """The class an archive names: one implementing the contract, found by name and module.
 
     The classes searched are :class:`~imageclef_concepts._base.ConceptClassifierMixin`
-    and its subclasses that have ``_from_archive``, a user's own included;
-    the library's public estimators are imported on first use for it.
-    Nothing named in the file is imported. ``module`` settles a name that
-    two classes share.
+    and its subclasses that have ``_from_archive``, a user's own included,
+    among those already loaded; the library's public estimators (the
+    package's ``_ESTIMATORS``) are imported on first use for it, and no other
+    name is imported (a file naming ``BackboneEmbedding`` is refused before
+    TensorFlow loads). Nothing named in the file is imported.
+
+    ``module`` is the module the class was defined in when it was saved. A
+    class of that name from that module must be loaded: a user's class
+    (``__main__.MostFrequentConcepts``, ``mypackage.MyCNN``) is never
+    replaced by the library's class of the same name; the message says to
+    import its module first. Only a class of the library's own package may
+    have moved between its private modules since (the public class is used).
     """
-    if not isinstance(name, str):
-        raise ModelFileError(f"{where}: unknown estimator class {name!r:.80}")
+    if not isinstance(name, str) or not isinstance(module, (str, type(None))):
+        raise ModelFileError(f"{where}: unknown estimator class {name!r:.80} "
+                             f"(module {module!r:.80})")
     package = importlib.import_module(__package__)
-    public = getattr(package, name) if name in package.__all__ else None
+    public = getattr(package, name) if name in package._ESTIMATORS else None
     candidates = [cls for cls in _subclasses(ConceptClassifierMixin)
                   if cls.__name__ == name and callable(getattr(cls, "_from_archive", None))]
-    chosen = ([cls for cls in candidates if cls.__module__ == module]
-              or [cls for cls in candidates if cls is public] or candidates)
-    if len(chosen) != 1:
-        raise ModelFileError(f"{where}: unknown estimator class {name!r:.80}" if not chosen
-                             else f"{where}: the class {name} is ambiguous (defined in "
+    if module is None:  # a description without its module: the public class settles it
+        chosen = [cls for cls in candidates if cls is public] or candidates
+    else:
+        chosen = [cls for cls in candidates if cls.__module__ == module]
+        if not chosen and public in candidates and module.split(".")[0] == __package__:
+            chosen = [public]  # the library's own class, moved between its modules since
+    if len(chosen) == 1:
+        return chosen[0]
+    if chosen:
+        raise ModelFileError(f"{where}: the class {name} is ambiguous (defined in "
                              f"{', '.join(sorted(c.__module__ for c in chosen))})")
-    return chosen[0]
+    if module is not None and module.split(".")[0] != __package__:
+        loaded = (f" (the loaded classes of that name are from "
+                  f"{', '.join(sorted({c.__module__ for c in candidates}))})"
+                  if candidates else "")
+        raise ModelFileError(
+            f"{where} is a {module}.{name:.80}, which is not loaded{loaded}: import it first "
+            f"(from {module} import {name}), then load the file again. A model file's "
+            "module is never imported, and another class of the same name is never used "
+            "instead.")
+    raise ModelFileError(f"{where}: unknown estimator class {name!r:.80}"
+                         + (f" (module {module!r:.80})" if module else "")
+                         + ": not a concept estimator that saves itself")
 
 
 def _subclasses(root):
