@@ -41,12 +41,15 @@ class ArchiveWriter:
         """The description of ``estimator``, its parts written under this writer's prefix."""
         if type(estimator).__name__ == "FrozenEstimator":  # scikit-learn's fitted wrapper
             estimator = estimator.estimator
-        if not callable(getattr(estimator, "_to_archive", None)):
-            raise TypeError(f"{type(estimator).__name__} cannot be saved without pickle: it has "
-                            "no _to_archive (the library's concept estimators have one).")
         kind = type(estimator)
-        return {"class": kind.__name__, "module": kind.__module__,
-                **estimator._to_archive(self)}
+        if not callable(getattr(estimator, "_to_archive", None)):
+            raise TypeError(_unsaveable(kind))
+        description = {"class": kind.__name__, "module": kind.__module__,
+                       **estimator._to_archive(self)}
+        owner = next(cls for cls in kind.__mro__ if "_to_archive" in vars(cls))
+        if owner is not kind:  # a subclass saved by its base's pair: is its state all kept?
+            check_state_is_saved(estimator, description, self.entries, owner)
+        return description
 
     def estimator(self, name, estimator):
         """A nested model's description, its parts under ``<prefix><name>/``."""
@@ -88,6 +91,39 @@ class ArchiveWriter:
     def _put(self, name, data):
         self.entries[self.prefix + name] = data
         return self.prefix + name
+
+
+def _unsaveable(kind):
+    """Why an estimator of class ``kind`` cannot go into an archive, and what to do instead."""
+    if kind.__name__ == "ThresholdTuner":
+        return ("A ThresholdTuner is not saved in an archive itself: put its "
+                "tuned_estimator() (the estimator carrying the tuned rule as its threshold) "
+                "in the ensemble instead, or save the whole model with joblib.dump.")
+    return (f"{kind.__module__}.{kind.__name__} cannot be saved without pickle: only "
+            "estimators with _to_archive and _from_archive (MostFrequentConcepts, "
+            "ConceptKNNClassifier, ConceptEnsemble, ConceptCNNClassifier and their subclasses) "
+            "go into the library's archive. Save the whole model with joblib.dump(model, "
+            "'model.joblib') and read it with joblib.load (the command line: --allow-pickle); "
+            "a pickle runs any code it holds, so load only your own.")
+
+
+def check_state_is_saved(estimator, description, entries, owner):
+    """Refuse to save a subclass whose own fitted attributes its base's pair would lose.
+
+    The description is read back in memory, as ``load`` would read it; a
+    public fitted attribute (ending in ``_``) of ``estimator`` that the
+    loaded model lacks would be an ``AttributeError`` after loading.
+    """
+    loaded = ArchiveReader(entries, "(in memory)").estimator(description)
+    lost = sorted(name for name in vars(estimator)
+                  if name.endswith("_") and not name.startswith("_") and not hasattr(loaded, name))
+    if lost:
+        kind = type(estimator).__name__
+        raise TypeError(
+            f"{kind} has fitted attribute(s) {', '.join(lost)} that {owner.__name__}'s "
+            f"_to_archive does not save: a loaded {kind} would lack them. Override "
+            "_to_archive and the classmethod _from_archive to save and restore them (see "
+            "the user guide, 'Persistence'), or save it with joblib.dump.")
 
 
 class ArchiveReader:
@@ -214,8 +250,10 @@ def _subclasses(root):
 
 def check_manifest(path, manifest, archive):
     if "estimator" not in manifest and "params" in manifest:
+        rename = "" if str(path).lower().endswith(".keras") else "give it its .keras name and "
         raise ModelFileError(f"{path} is a ConceptCNNClassifier's .keras file, not an archive: "
-                             "give it its .keras name.")
+                             f"{rename}load it with ConceptCNNClassifier.load (load_model and "
+                             "predict read both).")
     format_ = manifest.get("format", 0)
     if not isinstance(format_, int) or isinstance(format_, bool):
         raise ModelFileError(f"{path}: the archive's format is {format_!r}, not a number.")
