@@ -75,7 +75,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._decision import probability_rule
 from ._metrics import imageclef_f1_score
 from ._ranges import check_pos_weight
-from ._targets import ConceptTargets, as_target
+from ._targets import ConceptTargets, align_columns, as_target, score_columns
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -298,6 +298,17 @@ def decision_scores(estimator, X, n_labels=None):
                          f"classes_ has {n_labels}: the contract is one column per entry of "
                          "classes_, in its order.")
     return scores
+
+
+def aligned_scores(estimator, X, targets, classes, fill=np.nan):
+    """``estimator``'s scores on ``classes``, its columns matched by concept name.
+
+    ``targets``: the estimator's (:func:`~imageclef_concepts._targets.targets_of`);
+    its own score columns are :func:`~imageclef_concepts._targets.score_columns`,
+    in its order. A concept it lacks scores ``fill``.
+    """
+    own = score_columns(estimator, targets)
+    return align_columns(decision_scores(estimator, X, len(own)), own, classes, fill=fill)
 
 
 def _per_label_classes(estimator, n_labels):

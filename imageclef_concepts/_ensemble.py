@@ -22,7 +22,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseConceptClassifier, decision_scores
+from ._base import BaseConceptClassifier, aligned_scores
 from ._concepts import is_concept_lists
 from ._decision import DecisionRule, probability_rule
 from ._model_card import ModelFileError
@@ -206,10 +206,6 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
                     "('union', 'intersection', 'vote'), which takes each member's own "
                     "decisions, or give the member predict_proba (e.g. CalibratedClassifierCV).")
 
-    def _aligned_scores(self, member, columns, X):
-        """A member's probabilities on the ensemble's columns; 0 for concepts it lacks."""
-        scores = decision_scores(member, X, len(columns))
-        return align_columns(scores, columns, self.classes_, fill=0.0)
 
     def predict_proba(self, X: Images) -> FloatArray:
         """The combined probabilities: weighted mean or maximum over the members.
@@ -228,8 +224,8 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         check_is_fitted(self, "estimators_")
         self._check_members()  # parameters set after fit are checked as at fit
         self._check_probabilities()
-        members = [self._aligned_scores(member, columns, X)
-                   for member, columns in zip(self.estimators_, self._member_columns)]
+        members = [aligned_scores(member, X, targets, self.classes_, fill=0.0)  # 0: unknown
+                   for member, targets in zip(self.estimators_, self._member_targets)]
         if self.combine == "max":
             return np.fmax.reduce(members)
         weights = check_ensemble_weights(self.weights, len(members))

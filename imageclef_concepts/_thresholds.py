@@ -26,7 +26,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from ._base import BaseConceptClassifier, decision_scores, set_multilabel_tags
+from ._base import BaseConceptClassifier, aligned_scores, set_multilabel_tags
 from ._concepts import is_concept_lists
 from ._decision import DecisionRule, rule_for_columns
 from ._metrics import (
@@ -35,13 +35,7 @@ from ._metrics import (
     per_concept_thresholds,
     threshold_curve,
 )
-from ._targets import (
-    ConceptTargets,
-    align_columns,
-    checked_multilabel_target,
-    score_columns,
-    targets_of,
-)
+from ._targets import ConceptTargets, checked_multilabel_target, score_columns, targets_of
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -274,16 +268,13 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
 
     @staticmethod
     def _scores_of(estimator, X, vocabulary, labels_fitted):
-        own = score_columns(estimator, targets_of(estimator, labels_fitted))
-        scores = decision_scores(estimator, X, len(own))
-        return align_columns(scores, own, vocabulary.classes_)
+        return aligned_scores(estimator, X, targets_of(estimator, labels_fitted),
+                              vocabulary.classes_)
 
     def _scores(self, X):
         """The estimator's scores on this tuner's ``classes_`` (aligned by name)."""
         check_is_fitted(self, "decision_rule_")
-        if not self.targets_.on_concepts:  # an indicator's columns: the estimator's own
-            return decision_scores(self.estimator_, X, len(self.classes_))
-        return self._scores_of(self.estimator_, X, self.targets_, None)
+        return aligned_scores(self.estimator_, X, self.targets_, self.classes_)
 
     def _candidates(self, scores):
         # In the scores' own precision, so that a chosen threshold compares with
@@ -414,15 +405,12 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         """
         check_is_fitted(self, "decision_rule_")
         if "threshold" not in self.estimator_.get_params(deep=False):
-            raise TypeError(
-                f"{type(self.estimator_).__name__} has no threshold parameter to carry the tuned "
-                "rule: use this tuner itself to predict (or save it with joblib), or give the "
-                "estimator a threshold parameter that its decide applies.")
-        rule = self.decision_rule_
-        if self.targets_.on_concepts:  # per-concept thresholds in the estimator's own order
-            rule = rule_for_columns(rule, self.classes_,
-                                    score_columns(self.estimator_, self.targets_),
-                                    float(np.mean(rule.threshold)))
+            raise TypeError(f"{type(self.estimator_).__name__} has no threshold parameter to "
+                            "carry the tuned rule: predict with this tuner (save it with "
+                            "joblib), or give the estimator a threshold its decide applies.")
+        rule = self.decision_rule_  # per-concept thresholds in the estimator's own order:
+        rule = rule_for_columns(rule, self.classes_, score_columns(self.estimator_, self.targets_),
+                                float(np.mean(rule.threshold)))
         tuned = _shallow_copy(self.estimator_).set_params(threshold=rule)
         tuned.tuning_ = {"official_f1": self.best_score_, "strategy": self.strategy,
                          "n_images": int(self._n_tuning_images)}
