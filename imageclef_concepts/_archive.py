@@ -229,8 +229,10 @@ def archive_class(name, module=None, where="the archive's estimator"):
                   f"{', '.join(sorted({c.__module__ for c in candidates}))})"
                   if candidates else "")
         raise ModelFileError(
-            f"{where} is a {module}.{name:.80}, which is not loaded{loaded}: import it first "
-            f"(from {module} import {name}), then load the file again. A model file's "
+            f"{where} is a {module}.{name:.80}, which is not loaded{loaded}: "
+            + ("define it first, as the script that saved the file did" if module == "__main__"
+               else f"import it first (from {module} import {name})")
+            + ", then load the file again. A model file's "
             "module is never imported, and another class of the same name is never used "
             "instead.")
     raise ModelFileError(f"{where}: unknown estimator class {name!r:.80}"

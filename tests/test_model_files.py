@@ -359,7 +359,7 @@ def test_a_users_class_not_loaded_is_refused_not_replaced_by_the_librarys(tmp_pa
     # A user's MostFrequentConcepts subclass of the same name, saved by a script: in
     # a process that has not defined it, the library's class must not stand in.
     with pytest.raises(ModelFileError, match=rf"{module}.MostFrequentConcepts, which is "
-                                             r"not loaded.*import it first"):
+                                             r"not loaded.*(import|define) it first"):
         load_model(_top_file(tmp_path, module))
 
 
