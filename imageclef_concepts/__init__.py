@@ -55,6 +55,11 @@ _MODULE_OF = {
     "ConceptCNNClassifier": ".keras",
 }
 
+# The public concept estimators: the only public classes a model archive may name,
+# imported on first use when a file names one (no other name is imported).
+_ESTIMATORS = ("ConceptCNNClassifier", "ConceptEnsemble", "ConceptKNNClassifier",
+               "MostFrequentConcepts", "ThresholdTuner")
+
 if TYPE_CHECKING:
     from ._baselines import MostFrequentConcepts
     from ._checkpoints import CheckpointError, remove_checkpoint

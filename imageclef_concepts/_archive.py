@@ -41,12 +41,15 @@ class ArchiveWriter:
         """The description of ``estimator``, its parts written under this writer's prefix."""
         if type(estimator).__name__ == "FrozenEstimator":  # scikit-learn's fitted wrapper
             estimator = estimator.estimator
-        if not callable(getattr(estimator, "_to_archive", None)):
-            raise TypeError(f"{type(estimator).__name__} cannot be saved without pickle: it has "
-                            "no _to_archive (the library's concept estimators have one).")
         kind = type(estimator)
-        return {"class": kind.__name__, "module": kind.__module__,
-                **estimator._to_archive(self)}
+        if not callable(getattr(estimator, "_to_archive", None)):
+            raise TypeError(_unsaveable(kind))
+        description = {"class": kind.__name__, "module": kind.__module__,
+                       **estimator._to_archive(self)}
+        owner = next(cls for cls in kind.__mro__ if "_to_archive" in vars(cls))
+        if owner is not kind:  # a subclass saved by its base's pair: is its state all kept?
+            check_state_is_saved(estimator, description, self.entries, owner)
+        return description
 
     def estimator(self, name, estimator):
         """A nested model's description, its parts under ``<prefix><name>/``."""
@@ -88,6 +91,39 @@ class ArchiveWriter:
     def _put(self, name, data):
         self.entries[self.prefix + name] = data
         return self.prefix + name
+
+
+def _unsaveable(kind):
+    """Why an estimator of class ``kind`` cannot go into an archive, and what to do instead."""
+    if kind.__name__ == "ThresholdTuner":
+        return ("A ThresholdTuner is not saved in an archive itself: put its "
+                "tuned_estimator() (the estimator carrying the tuned rule as its threshold) "
+                "in the ensemble instead, or save the whole model with joblib.dump.")
+    return (f"{kind.__module__}.{kind.__name__} cannot be saved without pickle: only "
+            "estimators with _to_archive and _from_archive (MostFrequentConcepts, "
+            "ConceptKNNClassifier, ConceptEnsemble, ConceptCNNClassifier and their subclasses) "
+            "go into the library's archive. Save the whole model with joblib.dump(model, "
+            "'model.joblib') and read it with joblib.load (the command line: --allow-pickle); "
+            "a pickle runs any code it holds, so load only your own.")
+
+
+def check_state_is_saved(estimator, description, entries, owner):
+    """Refuse to save a subclass whose own fitted attributes its base's pair would lose.
+
+    The description is read back in memory, as ``load`` would read it; a
+    public fitted attribute (ending in ``_``) of ``estimator`` that the
+    loaded model lacks would be an ``AttributeError`` after loading.
+    """
+    loaded = ArchiveReader(entries, "(in memory)").estimator(description)
+    lost = sorted(name for name in vars(estimator)
+                  if name.endswith("_") and not name.startswith("_") and not hasattr(loaded, name))
+    if lost:
+        kind = type(estimator).__name__
+        raise TypeError(
+            f"{kind} has fitted attribute(s) {', '.join(lost)} that {owner.__name__}'s "
+            f"_to_archive does not save: a loaded {kind} would lack them. Override "
+            "_to_archive and the classmethod _from_archive to save and restore them (see "
+            "the user guide, 'Persistence'), or save it with joblib.dump.")
 
 
 class ArchiveReader:
@@ -154,27 +190,54 @@ class ArchiveReader:
 
 
 def archive_class(name, module=None, where="the archive's estimator"):
-    """The class an archive names: one implementing the contract, found by its name.
+    """The class an archive names: one implementing the contract, found by name and module.
 
     The classes searched are :class:`~imageclef_concepts._base.ConceptClassifierMixin`
-    and its subclasses that have ``_from_archive``, a user's own included;
-    the library's public estimators are imported on first use for it.
-    Nothing named in the file is imported. ``module`` settles a name that
-    two classes share.
+    and its subclasses that have ``_from_archive``, a user's own included,
+    among those already loaded; the library's public estimators (the
+    package's ``_ESTIMATORS``) are imported on first use for it, and no other
+    name is imported (a file naming ``BackboneEmbedding`` is refused before
+    TensorFlow loads). Nothing named in the file is imported.
+
+    ``module`` is the module the class was defined in when it was saved. A
+    class of that name from that module must be loaded: a user's class
+    (``__main__.MostFrequentConcepts``, ``mypackage.MyCNN``) is never
+    replaced by the library's class of the same name; the message says to
+    import its module first. Only a class of the library's own package may
+    have moved between its private modules since (the public class is used).
     """
-    if not isinstance(name, str):
-        raise ModelFileError(f"{where}: unknown estimator class {name!r:.80}")
+    if not isinstance(name, str) or not isinstance(module, (str, type(None))):
+        raise ModelFileError(f"{where}: unknown estimator class {name!r:.80} "
+                             f"(module {module!r:.80})")
     package = importlib.import_module(__package__)
-    public = getattr(package, name) if name in package.__all__ else None
+    public = getattr(package, name) if name in package._ESTIMATORS else None
     candidates = [cls for cls in _subclasses(ConceptClassifierMixin)
                   if cls.__name__ == name and callable(getattr(cls, "_from_archive", None))]
-    chosen = ([cls for cls in candidates if cls.__module__ == module]
-              or [cls for cls in candidates if cls is public] or candidates)
-    if len(chosen) != 1:
-        raise ModelFileError(f"{where}: unknown estimator class {name!r:.80}" if not chosen
-                             else f"{where}: the class {name} is ambiguous (defined in "
+    if module is None:  # a description without its module: the public class settles it
+        chosen = [cls for cls in candidates if cls is public] or candidates
+    else:
+        chosen = [cls for cls in candidates if cls.__module__ == module]
+        if not chosen and public in candidates and module.split(".")[0] == __package__:
+            chosen = [public]  # the library's own class, moved between its modules since
+    if len(chosen) == 1:
+        return chosen[0]
+    if chosen:
+        raise ModelFileError(f"{where}: the class {name} is ambiguous (defined in "
                              f"{', '.join(sorted(c.__module__ for c in chosen))})")
-    return chosen[0]
+    if module is not None and module.split(".")[0] != __package__:
+        loaded = (f" (the loaded classes of that name are from "
+                  f"{', '.join(sorted({c.__module__ for c in candidates}))})"
+                  if candidates else "")
+        raise ModelFileError(
+            f"{where} is a {module}.{name:.80}, which is not loaded{loaded}: "
+            + ("define it first, as the script that saved the file did" if module == "__main__"
+               else f"import it first (from {module} import {name})")
+            + ", then load the file again. A model file's "
+            "module is never imported, and another class of the same name is never used "
+            "instead.")
+    raise ModelFileError(f"{where}: unknown estimator class {name!r:.80}"
+                         + (f" (module {module!r:.80})" if module else "")
+                         + ": not a concept estimator that saves itself")
 
 
 def _subclasses(root):
@@ -189,8 +252,10 @@ def _subclasses(root):
 
 def check_manifest(path, manifest, archive):
     if "estimator" not in manifest and "params" in manifest:
+        rename = "" if str(path).lower().endswith(".keras") else "give it its .keras name and "
         raise ModelFileError(f"{path} is a ConceptCNNClassifier's .keras file, not an archive: "
-                             "give it its .keras name.")
+                             f"{rename}load it with ConceptCNNClassifier.load (load_model and "
+                             "predict read both).")
     format_ = manifest.get("format", 0)
     if not isinstance(format_, int) or isinstance(format_, bool):
         raise ModelFileError(f"{path}: the archive's format is {format_!r}, not a number.")

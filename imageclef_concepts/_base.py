@@ -13,23 +13,35 @@ Estimators use one another only through these public names:
     indicator matrix; returns ``self``.
 ``classes_``
     One entry per column of the scores: concept names for concept lists
-    (an object array), ``0..n-1`` for an indicator. (A fitted ``targets_``,
-    a :class:`~imageclef_concepts._targets.ConceptTargets`, may stand for
-    it.)
+    (any 1-d sequence of strings: an object or unicode array, a list; in
+    any order, no concept twice; concepts are compared stripped and
+    upper-cased), ``0..n-1`` for an indicator. (A fitted ``targets_``, a
+    :class:`~imageclef_concepts._targets.ConceptTargets`, may stand for
+    it.) An estimator fitted on an indicator alone (no names) joins an
+    ensemble or a tuner only with indicator ``y``.
 ``predict_proba(X)`` or ``decision_function(X)``
     Scores of shape (n_images, len(classes_)) (scikit-learn's list of
-    per-label (n, 2) arrays is read too).
+    per-label (n, 2) arrays is read too), column ``j`` for ``classes_[j]``.
+    ``threshold`` is a probability for ``predict_proba``; for an estimator
+    with only ``decision_function`` it is in the units of those scores (a
+    concept is decided when its score is at least ``threshold``, so 0 is
+    the usual boundary of a linear model), and the library's
+    :class:`~imageclef_concepts.ThresholdTuner` tunes it in those units.
 ``decide(X)`` (optional)
     The boolean indicator (n_images, len(classes_)) of the concepts the
     estimator decides for each image, by its own decision rule: what
-    ``predict`` returns, before it is put in ``y``'s form. Without it, an
-    ensemble reads ``predict``.
+    ``predict`` returns, before it is put in ``y``'s form (a SciPy sparse
+    matrix is read too). Without it, an ensemble reads ``predict``.
 a decision rule
-    A ``threshold`` parameter (a probability or a
+    A ``threshold`` parameter (a probability, or a score for a
+    ``decision_function`` estimator, or a
     :class:`~imageclef_concepts.DecisionRule`) or a fitted ``decision_rule_``:
-    ``decide(X)`` is that rule applied to ``predict_proba(X)``, unless the
-    estimator documents another decision (k-NN's ``voting="mean_count"``, an
-    ensemble's set combinations).
+    ``decide(X)`` is that rule applied to the scores.
+``decides_by_threshold`` (optional, default True)
+    False when ``decide`` is not ``threshold`` applied to the scores, as
+    documented by the estimator (k-NN's ``voting="mean_count"``, an
+    ensemble's set combinations or ``fallback``): the check suite then
+    checks only that ``decide`` and ``predict`` agree.
 ``predict(X)`` and ``score(X, y)``
     Concepts in ``y``'s own form (concept tuples for concept lists, an int
     indicator for an indicator) and the official ImageCLEF F1 of them.
@@ -63,7 +75,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._decision import probability_rule
 from ._metrics import imageclef_f1_score
 from ._ranges import check_pos_weight
-from ._targets import ConceptTargets, as_target
+from ._targets import ConceptTargets, align_columns, as_target, score_columns
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -84,6 +96,15 @@ class ConceptClassifierMixin:
     def _decision_rule(self):
         """The rule that turns this estimator's scores into concepts: its ``threshold``."""
         return probability_rule(self.threshold)
+
+    @property
+    def decides_by_threshold(self) -> bool:
+        """Whether :meth:`decide` is the ``threshold`` rule applied to the scores.
+
+        True here; an estimator whose decision is documented otherwise says
+        False (see the contract), so that the check suite does not expect it.
+        """
+        return True
 
     def _validate_params(self):
         """scikit-learn's parameter checks, a ``threshold`` rule's range and weights' ranges.
@@ -269,7 +290,25 @@ def decision_scores(estimator, X, n_labels=None):
         scores = scores.astype(np.float64)
     if scores.ndim == 1:
         scores = scores[:, np.newaxis]
+    if n_labels is not None and (scores.ndim != 2 or scores.shape[1] != n_labels):
+        method = "predict_proba" if hasattr(estimator, "predict_proba") else "decision_function"
+        shape = (f"have {scores.shape[1]} columns" if scores.ndim == 2
+                 else f"are {scores.ndim}-d (shape {scores.shape})")
+        raise ValueError(f"{type(estimator).__name__}'s scores ({method}) {shape} but its "
+                         f"classes_ has {n_labels}: the contract is one column per entry of "
+                         "classes_, in its order.")
     return scores
+
+
+def aligned_scores(estimator, X, targets, classes, fill=np.nan):
+    """``estimator``'s scores on ``classes``, its columns matched by concept name.
+
+    ``targets``: the estimator's (:func:`~imageclef_concepts._targets.targets_of`);
+    its own score columns are :func:`~imageclef_concepts._targets.score_columns`,
+    in its order. A concept it lacks scores ``fill``.
+    """
+    own = score_columns(estimator, targets)
+    return align_columns(decision_scores(estimator, X, len(own)), own, classes, fill=fill)
 
 
 def _per_label_classes(estimator, n_labels):

@@ -67,8 +67,9 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
         vocabulary's size, as ``max_labels`` of the estimators.
     max_concepts : int or None
         Deprecated alias of ``max_labels`` (``max_concepts`` means a cap per
-        image everywhere else, in :class:`~imageclef_concepts.DecisionRule`);
-        it will be removed in the next release.
+        image everywhere else, in :class:`~imageclef_concepts.DecisionRule`),
+        deprecated since 0.1.0 and to be removed in 0.3. Giving both with
+        different values is an error.
     sparse_output : bool, default=False
         Return a scipy CSR matrix from ``transform``.
     handle_unknown : {"ignore", "error"}, default="ignore"
@@ -151,9 +152,12 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
         """``max_labels``, or the deprecated ``max_concepts`` with a FutureWarning."""
         if isinstance(self.max_concepts, str):  # "deprecated": not given
             return self.max_labels
-        warnings.warn("ConceptEncoder's max_concepts was renamed max_labels in 0.2 (max_concepts "
-                      "is a cap per image in DecisionRule); max_concepts will be removed in "
-                      "0.3.", FutureWarning, stacklevel=3)
+        if self.max_labels is not None and self.max_concepts != self.max_labels:
+            raise ValueError(f"ConceptEncoder got max_labels={self.max_labels} and the deprecated "
+                             f"max_concepts={self.max_concepts}: give max_labels only.")
+        warnings.warn("ConceptEncoder's max_concepts is deprecated since 0.1.0 and will be "
+                      "removed in 0.3: use max_labels (max_concepts is a cap per image in "
+                      "DecisionRule).", FutureWarning, stacklevel=3)
         return self.max_concepts
 
     def transform(self, X: Targets) -> NDArray[Any] | sparse.csr_matrix:

@@ -15,19 +15,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from joblib import Parallel, delayed
+from scipy import sparse
 from sklearn.base import clone
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseConceptClassifier, decision_scores
+from ._base import BaseConceptClassifier, aligned_scores
 from ._concepts import is_concept_lists
 from ._decision import DecisionRule, probability_rule
 from ._model_card import ModelFileError
 from ._persistence import ArchivedModel
 from ._ranges import check_ensemble_weights
-from ._targets import ConceptTargets, align_columns, targets_of
+from ._targets import ConceptTargets, align_columns, score_columns, targets_of
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -156,6 +157,17 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         self.named_estimators_ = Bunch(**dict(zip(self._member_names(), self.estimators_)))
         self._member_targets = [targets_of(member, y) for member in self.estimators_]
         on_concepts = is_concept_lists(y) if targets is None else targets.on_concepts
+        for name, member_targets in zip(self._member_names(), self._member_targets):
+            if member_targets.on_concepts and not on_concepts:
+                raise ValueError(
+                    f"The member {name!r} "
+                    f"was fitted on concept lists (its classes_ are concept names: "
+                    f"{', '.join(map(str, member_targets.classes_[:3]))}, ...) but y is an "
+                    "indicator matrix, whose columns name no concept to align it with: "
+                    "give the ensemble y as concept lists.")
+        self._member_columns = [score_columns(member, member_targets) for member, member_targets
+                                in zip(self.estimators_, self._member_targets)]
+        self._check_probabilities()
         classes = _united_classes(self._member_targets, on_concepts)
         if targets is None:
             targets = (ConceptTargets.from_classes(classes) if on_concepts
@@ -181,11 +193,19 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
             raise ValueError(f"min_votes={self.min_votes} is more than the {len(names)} "
                              "estimators.")
 
-    def _aligned_scores(self, member, targets, X):
-        """A member's probabilities on the ensemble's columns; 0 for concepts it lacks."""
-        own = targets.classes_
-        scores = decision_scores(member, X, len(own))
-        return align_columns(scores, own, self.classes_, fill=0.0)
+    def _check_probabilities(self):
+        """``"mean"`` and ``"max"`` combine probabilities: refuse a member without them."""
+        if self.combine not in PROBABILITY_COMBINATIONS:
+            return
+        for name, member in zip(self._member_names(), self.estimators_):
+            if not hasattr(member, "predict_proba"):
+                raise ValueError(
+                    f"The member {name!r} ({type(member).__name__}) has no predict_proba: "
+                    f"combine={self.combine!r} averages probabilities, and its "
+                    "decision_function scores are not probabilities. Use a set combination "
+                    "('union', 'intersection', 'vote'), which takes each member's own "
+                    "decisions, or give the member predict_proba (e.g. CalibratedClassifierCV).")
+
 
     def predict_proba(self, X: Images) -> FloatArray:
         """The combined probabilities: weighted mean or maximum over the members.
@@ -203,7 +223,8 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         """
         check_is_fitted(self, "estimators_")
         self._check_members()  # parameters set after fit are checked as at fit
-        members = [self._aligned_scores(member, targets, X)
+        self._check_probabilities()
+        members = [aligned_scores(member, X, targets, self.classes_, fill=0.0)  # 0: unknown
                    for member, targets in zip(self.estimators_, self._member_targets)]
         if self.combine == "max":
             return np.fmax.reduce(members)
@@ -241,8 +262,8 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         else:
             self._check_members()
             self._warn_unused_threshold()
-            votes = sum(self._member_decision(member, targets, X).astype(np.int64)
-                        for member, targets in zip(self.estimators_, self._member_targets))
+            votes = sum(self._member_decision(position, X).astype(np.int64)
+                        for position in range(len(self.estimators_)))
             needed = {"union": 1, "intersection": len(self.estimators_),
                       "vote": self.min_votes}[self.combine]
             decided = votes >= needed
@@ -250,10 +271,13 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
             empty = ~decided.any(axis=1)
             if empty.any():
                 position = self._member_names().index(self.fallback)
-                decided[empty] = self._member_decision(
-                    self.estimators_[position], self._member_targets[position],
-                    _rows(X, empty))
+                decided[empty] = self._member_decision(position, _rows(X, empty))
         return decided
+
+    @property
+    def decides_by_threshold(self) -> bool:
+        """True for ``"mean"`` and ``"max"`` without ``fallback``: ``threshold`` on the scores."""
+        return self.combine in PROBABILITY_COMBINATIONS and self.fallback is None
 
     def _warn_unused_threshold(self):
         """Warn that ``threshold`` is not used by a set combination, unless it is the default.
@@ -272,15 +296,31 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
                 "('<name>__threshold') or use combine='mean' or 'max'.",
                 UserWarning, stacklevel=3)
 
-    def _member_decision(self, member, targets, X):
-        """A member's decided indicator (its public ``decide``, else ``predict``), on our columns."""
+    def _member_decision(self, position, X):
+        """A member's decided indicator (its public ``decide``, else ``predict``), on our columns.
+
+        ``decide`` may return a dense or a SciPy sparse matrix, of bools or 0/1
+        numbers, one column per entry of the member's ``classes_``.
+        """
+        member, targets = self.estimators_[position], self._member_targets[position]
+        columns = self._member_columns[position]
         if hasattr(member, "decide"):
-            own = np.asarray(member.decide(X))
+            own = member.decide(X)
+            own = own.toarray() if sparse.issparse(own) else np.asarray(own)
+            what = "decide"
         else:
             predicted = member.predict(X)
-            own = (targets.transform(predicted).toarray() if is_concept_lists(predicted)
-                   else np.asarray(predicted)) != 0
-        return align_columns(own.astype(np.float32), targets.classes_, self.classes_,
+            if is_concept_lists(predicted):
+                own, columns = targets.transform(predicted).toarray(), targets.classes_
+            else:
+                own = np.asarray(predicted)
+            what = "predict"
+        if own.ndim != 2 or own.shape[1] != len(columns):
+            raise ValueError(
+                f"The member {self._member_names()[position]!r} ({type(member).__name__}): "
+                f"{what}(X) has shape {own.shape} but its classes_ has {len(columns)} "
+                "entries: the contract is a (n_images, len(classes_)) indicator.")
+        return align_columns((own != 0).astype(np.float32), columns, self.classes_,
                              fill=0.0) > 0
 
     def _to_archive(self, writer):

@@ -167,8 +167,10 @@ def check_record(record, path):
     if is_archive_record(record):
         kind = record["estimator"].get("class", "an estimator") if isinstance(
             record["estimator"], dict) else "an estimator"
+        rename = "" if str(path).lower().endswith(".zip") else "give it its .zip name and "
         raise ModelFileError(f"{path} is the .zip archive of a {kind}, not a .keras model "
-                             "file: give it its .zip name (load_model and predict read both).")
+                             f"file: {rename}load it with {kind}.load (load_model and predict "
+                             "read both).")
     try:
         expect(record, "format", (Integral,), "the record", required=False)
         params = expect(record, "params", (dict,), "the record")

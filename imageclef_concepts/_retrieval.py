@@ -203,6 +203,11 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
                                    shape=(n_images, len(self.embeddings_)))
         return np.asarray((mixing @ self._targets).todense())
 
+    @property
+    def decides_by_threshold(self) -> bool:
+        """True for ``voting="threshold"``; ``"mean_count"`` does not use ``threshold``."""
+        return self.voting == "threshold"
+
     def decide(self, X: Images) -> NDArray[np.bool_]:
         """The concepts decided for each image, as a boolean indicator over ``classes_``.
 

@@ -23,6 +23,7 @@ from ._concepts import (  # as_target is read from here too
     as_binary_csr,
     as_concept_array,
     as_target,
+    canonical_concept,
     describe_target,
     is_concept_lists,
     split_concepts,
@@ -160,27 +161,73 @@ class ConceptTargets:
                               "concept_counts": [0] * len(classes) if on_concepts else None})
 
 
+def concept_names(estimator):
+    """The names of an estimator's score columns, when its ``classes_`` names concepts.
+
+    Any 1-d sequence of strings is read (an object or unicode array, a list,
+    a tuple; in any order), each name in canonical form (stripped,
+    upper-cased, as concepts are compared); None when ``classes_`` is
+    missing or not names (``0..n-1``, scikit-learn's per-label list).
+
+    Raises
+    ------
+    ValueError
+        When two entries are the same concept: a score column each could
+        not be told apart.
+    """
+    classes = getattr(estimator, "classes_", None)
+    if classes is None or isinstance(classes, (str, bytes)):
+        return None
+    if isinstance(classes, (list, tuple)) and not all(isinstance(c, str) for c in classes):
+        return None
+    names = np.asarray(classes, dtype=object) if isinstance(classes, (list, tuple)) else classes
+    if not isinstance(names, np.ndarray) or names.ndim != 1 or len(names) == 0:
+        return None
+    if names.dtype.kind not in "OU" or not all(isinstance(c, str) for c in names):
+        return None
+    names = np.array([canonical_concept(str(c)) for c in names], dtype=object)
+    if len(set(names)) != len(names):
+        repeated = sorted({c for c in names if (names == c).sum() > 1})
+        raise ValueError(f"{type(estimator).__name__}.classes_ names the concept(s) "
+                         f"{', '.join(repeated[:5])} more than once: each score column must be "
+                         "one concept.")
+    return names
+
+
 def targets_of(estimator, y=None):
     """The concept targets of a fitted estimator: its own, or made from its classes or ``y``.
 
     The library's estimators carry ``targets_``; another classifier is read
-    by its ``classes_`` when they are concept names, or by the width of an
-    indicator ``y``.
+    by its ``classes_`` when they are concept names (any 1-d sequence, any
+    order: :func:`concept_names`; the targets hold them sorted and its
+    scores are aligned by name), or by the width of an indicator ``y``.
     """
     y = as_target(y)
     targets = getattr(estimator, "targets_", None)
     if isinstance(targets, ConceptTargets):
         return targets
-    classes = getattr(estimator, "classes_", None)
-    if isinstance(classes, np.ndarray) and classes.dtype == object:
-        return ConceptTargets.from_classes(classes)  # concept names of a foreign estimator
+    names = concept_names(estimator)
+    if names is not None:  # concept names of a foreign estimator
+        return ConceptTargets.from_classes(np.array(sorted(names), dtype=object))
     if y is None or is_concept_lists(y):
         raise ValueError(
             f"{type(estimator).__name__} does not name its concepts: with concept lists the "
-            "estimator must expose its concept names as classes_ (like ConceptCNNClassifier); "
-            "encode y with ConceptEncoder otherwise."
+            "estimator must expose its concept names as classes_ (a 1-d sequence of strings, "
+            "like ConceptCNNClassifier's); encode y with ConceptEncoder otherwise."
         )
     return ConceptTargets().fit(y)
+
+
+def score_columns(estimator, targets):
+    """The concept of each column of ``estimator``'s scores and ``decide``, in its own order.
+
+    Its ``classes_`` when they are concept names (:func:`concept_names`),
+    else ``targets.classes_`` (``targets``: :func:`targets_of` the estimator).
+    """
+    if getattr(estimator, "targets_", None) is targets or not targets.on_concepts:
+        return targets.classes_
+    names = concept_names(estimator)
+    return targets.classes_ if names is None else names
 
 
 def align_columns(scores, from_classes, to_classes, fill=np.nan):

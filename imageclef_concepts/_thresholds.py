@@ -26,7 +26,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from ._base import BaseConceptClassifier, decision_scores, set_multilabel_tags
+from ._base import BaseConceptClassifier, aligned_scores, set_multilabel_tags
 from ._concepts import is_concept_lists
 from ._decision import DecisionRule, rule_for_columns
 from ._metrics import (
@@ -35,7 +35,7 @@ from ._metrics import (
     per_concept_thresholds,
     threshold_curve,
 )
-from ._targets import ConceptTargets, align_columns, checked_multilabel_target, targets_of
+from ._targets import ConceptTargets, checked_multilabel_target, score_columns, targets_of
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -268,9 +268,13 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
 
     @staticmethod
     def _scores_of(estimator, X, vocabulary, labels_fitted):
-        scores = decision_scores(estimator, X, len(vocabulary.classes_))
-        own = targets_of(estimator, labels_fitted).classes_
-        return align_columns(scores, own, vocabulary.classes_)
+        return aligned_scores(estimator, X, targets_of(estimator, labels_fitted),
+                              vocabulary.classes_)
+
+    def _scores(self, X):
+        """The estimator's scores on this tuner's ``classes_`` (aligned by name)."""
+        check_is_fitted(self, "decision_rule_")
+        return aligned_scores(self.estimator_, X, self.targets_, self.classes_)
 
     def _candidates(self, scores):
         # In the scores' own precision, so that a chosen threshold compares with
@@ -336,8 +340,7 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         -------
         ndarray of shape (n_images, n_concepts)
         """
-        check_is_fitted(self, "decision_rule_")
-        return decision_scores(self.estimator_, X, len(self.classes_))
+        return self._scores(X)
 
     @available_if(lambda self: not hasattr(self.estimator, "predict_proba")
                   and hasattr(self.estimator, "decision_function"))
@@ -362,8 +365,7 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         >>> tuner.decision_function(X[:1]).shape
         (1, 2)
         """
-        check_is_fitted(self, "decision_rule_")
-        return decision_scores(self.estimator_, X, len(self.classes_))
+        return self._scores(X)
 
     def save(self, path: PathLike) -> None:
         """Save the tuned model whole: the estimator's native file, carrying the rule.
@@ -395,9 +397,21 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
             ``estimator_`` nor, with ``cv="prefit"``, the user's estimator is
             changed. The copy shares the fitted network and arrays (no
             memory is doubled); it is for predicting and saving.
+
+        Raises
+        ------
+        TypeError
+            When the estimator has no ``threshold`` parameter to carry the rule.
         """
         check_is_fitted(self, "decision_rule_")
-        tuned = _shallow_copy(self.estimator_).set_params(threshold=self.decision_rule_)
+        if "threshold" not in self.estimator_.get_params(deep=False):
+            raise TypeError(f"{type(self.estimator_).__name__} has no threshold parameter to "
+                            "carry the tuned rule: predict with this tuner (save it with "
+                            "joblib), or give the estimator a threshold its decide applies.")
+        rule = self.decision_rule_  # per-concept thresholds in the estimator's own order:
+        rule = rule_for_columns(rule, self.classes_, score_columns(self.estimator_, self.targets_),
+                                float(np.mean(rule.threshold)))
+        tuned = _shallow_copy(self.estimator_).set_params(threshold=rule)
         tuned.tuning_ = {"official_f1": self.best_score_, "strategy": self.strategy,
                          "n_images": int(self._n_tuning_images)}
         return tuned

@@ -41,10 +41,13 @@ def test_min_count_and_max_labels():
 
 def test_max_concepts_is_the_deprecated_name_of_max_labels():
     y = ["A;B;C", "A;B", "A", "D"]
-    with pytest.warns(FutureWarning, match="renamed max_labels"):
+    with pytest.warns(FutureWarning, match="deprecated since 0.1.0 and will be removed in "
+                                           "0.3: use max_labels"):
         old = ConceptEncoder(max_concepts=2).fit(y)
     assert list(old.classes_) == ["A", "B"]
     assert list(ConceptEncoder(max_labels=2).fit(y).classes_) == ["A", "B"]
+    with pytest.raises(ValueError, match="max_labels=3 and the deprecated max_concepts=2"):
+        ConceptEncoder(max_concepts=2, max_labels=3).fit(y)
 
 
 def test_excluded_concepts_are_dropped_without_warning(recwarn):

@@ -2,8 +2,10 @@
 
 import numpy as np
 import pytest
+from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.utils.metaestimators import available_if
 
 from imageclef_concepts import (
     ConceptCNNClassifier,
@@ -223,3 +225,93 @@ def test_every_concept_estimator_filters_its_label_space(tiny_images):
         assert top.predict_proba(X).shape == (len(X), 2)
         assert list(estimator.set_params(max_labels=None, min_count=5).fit(X, y).classes_) \
             == frequent
+
+
+class ForeignConcepts(FixedConcepts):
+    """A user's member without targets_: ``classes_`` as ``form`` makes it, scores in that order.
+
+    ``form``: "object", "unicode", "list", "reversed" (classes_ and columns reversed),
+    "lower" (lower-case names), "short" (one score column too few), "sparse" (decide
+    returns a SciPy matrix) or "decision" (decision_function only, in score units).
+    """
+
+    def __init__(self, classes=None, scores=None, threshold=0.5, form="object"):
+        super().__init__(classes, scores, threshold)
+        self.form = form
+
+    def fit(self, X, y):
+        names = list(self.classes)
+        self.classes_ = {"unicode": np.array(names), "list": names,
+                         "reversed": np.array(names[::-1], dtype=object),
+                         "lower": np.array([n.lower() for n in names], dtype=object)}.get(
+            self.form, np.array(names, dtype=object))
+        return self
+
+    def _scores(self, X):
+        scores = np.asarray(self.scores, dtype=float)[np.asarray(X)[:, 0]]
+        return scores[:, ::-1] if self.form == "reversed" else (
+            scores[:, :-1] if self.form == "short" else scores)
+
+    @available_if(lambda self: self.form != "decision")
+    def predict_proba(self, X):
+        return self._scores(X)
+
+    @available_if(lambda self: self.form == "decision")
+    def decision_function(self, X):
+        return self._scores(X) - 0.5
+
+    def decide(self, X):
+        if self.form == "decision":  # its threshold in score units
+            return DecisionRule(self.threshold - 0.5).apply(self.decision_function(X))
+        decided = DecisionRule.of(self.threshold).apply(self._scores(X))
+        return sparse.csr_matrix(decided) if self.form == "sparse" else decided
+
+
+@pytest.mark.parametrize("form", ["unicode", "list", "reversed", "lower", "sparse"])
+@pytest.mark.parametrize("combine", ["mean", "union"])
+def test_a_foreign_members_classes_are_any_sequence_of_names_aligned_by_name(form, combine):
+    def members(form):
+        return [("one", ForeignConcepts(ONE.classes, ONE.scores, form=form)),
+                ("two", TWO)]
+    expected = ConceptEnsemble(members("object"), combine=combine).fit(X, Y)
+    ensemble = ConceptEnsemble(members(form), combine=combine).fit(X, Y)
+    assert list(ensemble.classes_) == ["A", "B", "C"]
+    assert ensemble.predict_concepts(X) == expected.predict_concepts(X)
+    tuner = ThresholdTuner(ForeignConcepts(ONE.classes, ONE.scores, form=form).fit(X, Y),
+                           cv="prefit", refit=False, strategy="per_concept", min_support=1,
+                           thresholds=5).fit(X, ["A", "B", "A;B"])
+    tuned = tuner.tuned_estimator()  # its per-concept rule in the member's own order
+    decided = tuned.decide(X)
+    decided = decided.toarray() if sparse.issparse(decided) else decided
+    assert [{n.upper() for n in np.asarray(tuned.classes_, dtype=object)[row]}
+            for row in decided] == [set(row) for row in tuner.predict(X)]
+
+
+def test_scores_of_the_wrong_width_name_the_member_and_both_counts():
+    short = ForeignConcepts(ONE.classes, ONE.scores, form="short")
+    with pytest.raises(ValueError, match=r"ForeignConcepts's scores \(predict_proba\) have 1 "
+                                         r"columns but its classes_ has 2"):
+        ConceptEnsemble([("one", short), ("two", TWO)]).fit(X, Y).predict(X)
+    with pytest.raises(ValueError, match="have 1 columns but its classes_ has 2"):
+        ThresholdTuner(short.fit(X, Y), cv="prefit", refit=False).fit(X, Y)
+
+
+def test_a_decision_function_member_is_refused_by_the_probability_combinations():
+    scorer = ForeignConcepts(ONE.classes, ONE.scores, form="decision")
+    for combine in ("mean", "max"):
+        with pytest.raises(ValueError, match=r"member 'one' \(ForeignConcepts\) has no "
+                                             "predict_proba"):
+            ConceptEnsemble([("one", scorer), ("two", TWO)], combine=combine).fit(X, Y)
+    union = ConceptEnsemble([("one", scorer), ("two", TWO)], combine="union").fit(X, Y)
+    assert union.predict_concepts(X)[0] == ("A", "C")
+    with pytest.raises(ValueError, match="has no predict_proba"):
+        union.set_params(combine="mean").predict(X)
+
+
+def test_a_prefit_ensemble_of_concept_members_refuses_an_indicator_y():
+    members = [("knn", ConceptKNNClassifier(1, pixel_size=4).fit(
+        np.zeros((2, 4, 4, 3), np.uint8), ["C1", "C2"]))]
+    with pytest.raises(ValueError, match=r"'knn' was fitted on concept lists .* y is an "
+                                         "indicator matrix"):
+        ConceptEnsemble(members, prefit=True).fit(np.zeros((2, 4, 4, 3), np.uint8),
+                                                  np.array([[1, 0], [0, 1]]))

@@ -21,6 +21,7 @@ from imageclef_concepts import (
 from imageclef_concepts.utils.estimator_checks import (
     check_concept_estimator,
     check_decision_rule,
+    check_fit_checks_its_input,
     concept_images,
     parametrize_with_concept_checks,
 )
@@ -74,12 +75,22 @@ class MeanColour(ClassifierMixin, BaseEstimator):
 TINY_CNN = dict(image_size=16, filters=(4,), dense_units=(8,), epochs=1, random_state=0,
                 verbose=0)
 
+def _members():
+    return [("knn", ConceptKNNClassifier(n_neighbors=3, pixel_size=4)),
+            ("top", MostFrequentConcepts(k=1))]
+
+
+# Every library estimator, in each configuration that decides differently.
 ESTIMATORS = [
     MostFrequentConcepts(),
     ConceptKNNClassifier(n_neighbors=3, pixel_size=4),
-    ConceptEnsemble([("knn", ConceptKNNClassifier(n_neighbors=3, pixel_size=4)),
-                     ("top", MostFrequentConcepts(k=1))]),
+    ConceptKNNClassifier(n_neighbors=3, pixel_size=4, voting="mean_count"),
+    *[ConceptEnsemble(_members(), combine=combine)
+      for combine in ("mean", "max", "union", "intersection", "vote")],
+    ConceptEnsemble(_members(), combine="mean", fallback="top"),
     ThresholdTuner(ConceptKNNClassifier(n_neighbors=3, pixel_size=4), cv=2, thresholds=10),
+    ThresholdTuner(ConceptKNNClassifier(n_neighbors=3, pixel_size=4), cv=2, thresholds=10,
+                   strategy="per_concept", min_support=1),
     ConceptCNNClassifier(**TINY_CNN),
 ]
 
@@ -101,9 +112,76 @@ def _expected(estimator):
             if name == type(estimator).__name__}
 
 
-@parametrize_with_concept_checks(ESTIMATORS + [MeanColour()], expected_failed_checks=_expected)
+class LinearScores(MeanColour):
+    """A user's estimator with decision_function only: ``threshold`` in score units."""
+
+    def __init__(self, threshold=0.0):
+        self.threshold = threshold
+
+    def decision_function(self, X):
+        return 4 * (MeanColour.predict_proba(self, X) - 0.8)  # negative and positive
+
+    def decide(self, X):
+        return DecisionRule.of(self.threshold).apply(self.decision_function(X))
+
+    def __getattribute__(self, name):
+        if name == "predict_proba":
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+for _check in ("check_predict_returns_y_form", "check_predict_returns_y_form[paths]",
+               "check_score_is_the_official_f1[paths]", "check_decision_rule[paths]",
+               "check_unseen_concepts_are_misses[paths]", "check_clone_and_pickle[paths]",
+               "check_fit_checks_its_input[paths]"):
+    EXPECTED_FAILURES["LinearScores", _check] = EXPECTED_FAILURES["MeanColour", _check]
+
+
+@parametrize_with_concept_checks(ESTIMATORS + [MeanColour(), LinearScores()],
+                                 expected_failed_checks=_expected)
 def test_every_estimator_keeps_the_contract(estimator, check):
     check(estimator)
+
+
+def test_the_decision_rule_is_checked_in_score_units_for_decision_function():
+    assert not hasattr(LinearScores(), "predict_proba")
+
+    class IgnoresItsScoreThreshold(LinearScores):
+        def decide(self, X):
+            return DecisionRule(0.0).apply(self.decision_function(X))
+
+    with pytest.raises(AssertionError, match=r"threshold=-?\d.* is not applied"):
+        check_decision_rule(IgnoresItsScoreThreshold())
+
+
+def test_fit_changing_a_parameter_is_caught():
+    class SetsItsThreshold(MeanColour):
+        def fit(self, X, y):
+            self.threshold = 0.25
+            return super().fit(X, y)
+
+    with pytest.raises(AssertionError, match="fit changed the parameter.* threshold"):
+        check_fit_checks_its_input(SetsItsThreshold())
+
+
+def test_an_exception_in_a_check_is_named_by_the_check():
+    class Broken(MeanColour):
+        def decide(self, X):
+            raise KeyError("lost")
+
+    with pytest.raises(AssertionError, match=r"Broken fails check_decision_rule\[arrays\]: "
+                                             "KeyError"):
+        check_concept_estimator(Broken(), expected_failed_checks={
+            **_expected(MeanColour()), "check_score_is_the_official_f1": "",
+            "check_unseen_concepts_are_misses": "", "check_clone_and_pickle": "",
+            "check_fit_checks_its_input": ""})
+
+
+def test_the_check_images_suit_a_per_concept_logistic_regression():
+    X, concepts = concept_images()
+    Y = np.array([[name in row for name in ("C1", "C2", "C3")] for row in concepts])
+    assert Y.any(axis=1).all() and not Y.all(axis=0).any() and Y.any(axis=0).all()
+    assert _flattened_logistic().fit(X, Y.astype(int)).predict(X).shape == Y.shape
 
 
 def test_check_concept_estimator_runs_every_check_and_names_a_failure():

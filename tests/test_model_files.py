@@ -342,3 +342,106 @@ def test_a_newer_format_is_refused_and_format_1_is_read(cnn_file, tmp_path):
 
     old = rewritten(path, tmp_path / "old.keras", as_format_1)
     assert read_metadata(old)["targets"]["classes"] == list(cnn_file[0].classes_)
+
+
+def _top_file(tmp_path, module):
+    """A saved MostFrequentConcepts whose description names ``module`` as its class's."""
+    path = tmp_path / "top.zip"
+    MostFrequentConcepts(k=1).fit(X, Y).save(path)
+
+    def rename(record):
+        record["estimator"]["module"] = module
+    return rewritten(path, tmp_path / "renamed.zip", rename)
+
+
+@pytest.mark.parametrize("module", ["__main__", "mypackage.models"])
+def test_a_users_class_not_loaded_is_refused_not_replaced_by_the_librarys(tmp_path, module):
+    # A user's MostFrequentConcepts subclass of the same name, saved by a script: in
+    # a process that has not defined it, the library's class must not stand in.
+    with pytest.raises(ModelFileError, match=rf"{module}.MostFrequentConcepts, which is "
+                                             r"not loaded.*(import|define) it first"):
+        load_model(_top_file(tmp_path, module))
+
+
+def test_a_users_class_of_a_library_name_loads_as_itself_once_defined(tmp_path):
+    from imageclef_concepts import MostFrequentConcepts as Public
+
+    class Inverted(Public):
+        def decide(self, X):
+            return ~super().decide(X)
+
+    Inverted.__name__ = "MostFrequentConcepts"
+    Inverted.__qualname__ = "MostFrequentConcepts"
+    path = tmp_path / "inverted.zip"
+    Inverted(k=1).fit(X, Y).save(path)
+    loaded = load_model(path)
+    assert type(loaded) is Inverted
+    # A library module that no longer defines it (moved since): the public class.
+    assert type(load_model(_top_file(tmp_path, "imageclef_concepts._old"))) is Public
+
+
+def test_a_file_naming_a_library_class_that_is_no_estimator_is_refused_unimported(tmp_path):
+    import subprocess
+    import sys
+
+    broken = rewritten(_top_file(tmp_path, "imageclef_concepts.keras._embedding"),
+                       tmp_path / "embedding.zip",
+                       lambda r: r["estimator"].update({"class": "BackboneEmbedding"}))
+    code = ("import sys\nfrom imageclef_concepts import MostFrequentConcepts\n"
+            "try:\n    MostFrequentConcepts.load(sys.argv[1])\n"
+            "except Exception as error:\n    print(error)\n"
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(broken)], capture_output=True,
+                         text=True, check=True).stdout
+    assert "unknown estimator class 'BackboneEmbedding'" in out
+    assert "imageclef_concepts.keras._embedding" in out and out.split()[-1] == "False"
+
+
+class TopWithState(MostFrequentConcepts):
+    """A user's subclass with fitted state of its own, not saved by its base's pair."""
+
+    def fit(self, X, y):
+        super().fit(X, y)
+        self.extra_ = 42
+        return self
+
+
+class TopSavingItsState(TopWithState):
+    """The same, saving and restoring its state as the user guide shows."""
+
+    def _to_archive(self, writer):
+        return {**super()._to_archive(writer), "extra": self.extra_}
+
+    @classmethod
+    def _from_archive(cls, description, reader):
+        model = super()._from_archive(description, reader)
+        model.extra_ = reader.expect(description, "extra", (int,))
+        return model
+
+
+def test_a_subclass_whose_state_would_be_lost_is_not_saved(tmp_path):
+    with pytest.raises(TypeError, match=r"TopWithState has fitted attribute\(s\) extra_ that "
+                                        "MostFrequentConcepts's _to_archive does not save"):
+        TopWithState(k=1).fit(X, Y).save(tmp_path / "top.zip")
+    assert not (tmp_path / "top.zip").exists()
+    TopSavingItsState(k=1).fit(X, Y).save(tmp_path / "top.zip")
+    assert TopSavingItsState.load(tmp_path / "top.zip").extra_ == 42
+
+
+def test_what_cannot_go_into_an_archive_says_what_to_do(tmp_path):
+    from sklearn.dummy import DummyClassifier
+
+    from imageclef_concepts import ThresholdTuner
+
+    knn = ConceptKNNClassifier(2, pixel_size=4).fit(X, Y)
+    tuner = ThresholdTuner(knn, cv="prefit", refit=False, thresholds=3).fit(X, Y)
+    with pytest.raises(TypeError, match=r"ThresholdTuner is not saved .* tuned_estimator\(\)"):
+        ConceptEnsemble([("tuned", tuner)], prefit=True).fit(X, Y).save(tmp_path / "e.zip")
+    ConceptEnsemble([("tuned", tuner.tuned_estimator())], prefit=True).fit(X, Y).save(
+        tmp_path / "e.zip")
+    foreign = DummyClassifier().fit(X.reshape(6, -1), Y)
+    foreign.classes_ = np.array(["C1", "C2"], dtype=object)
+    foreign.predict_proba = lambda X: np.full((len(X), 2), 0.5)
+    with pytest.raises(TypeError, match=r"sklearn.dummy.DummyClassifier cannot be saved "
+                                        r"without pickle.*joblib.dump"):
+        ConceptEnsemble([("mine", foreign)], prefit=True).fit(X, Y).save(tmp_path / "f.zip")

@@ -307,3 +307,13 @@ def test_tuned_cnn_saves_whole_and_predicts_identically(tmp_path, tiny_images):
     got = loaded.predict(tiny_images.images)
     assert list(got) == list(expected)
     assert all(1 <= len(concepts) <= 2 for concepts in got)
+
+
+def test_tuned_estimator_without_a_threshold_parameter_says_so():
+    from sklearn.linear_model import RidgeClassifier
+
+    X = np.arange(8.0)[:, None]
+    y = np.c_[X[:, 0] > 3, X[:, 0] < 5].astype(int)
+    tuner = ThresholdTuner(RidgeClassifier(), cv=2, thresholds=5).fit(X, y)
+    with pytest.raises(TypeError, match="RidgeClassifier has no threshold parameter"):
+        tuner.tuned_estimator()
