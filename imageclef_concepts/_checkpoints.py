@@ -103,7 +103,8 @@ def check_checkpoint_folder(path):
     if not os.path.isdir(path):
         raise CheckpointError(f"checkpoint folder {path} exists and is not a folder: name a "
                               "new or empty folder.")
-    entries = sorted(os.listdir(path))
+    # A lock alone is a start that died before its manifest was written: still ours.
+    entries = sorted(set(os.listdir(path)) - {LOCK})
     if entries and MANIFEST not in entries:
         shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
         raise CheckpointError(

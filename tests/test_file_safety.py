@@ -553,3 +553,13 @@ def test_train_names_a_pipe_given_as_the_concept_file(tmp_path, dataset, capsys)
     argv[argv.index("--concepts") + 1] = str(pipe)
     assert _finishes(lambda: main(argv)) == 2
     assert "is a named pipe, not a concept file" in capsys.readouterr().err
+
+
+def test_a_start_that_died_before_its_manifest_is_resumable(tmp_path, tiny_images):
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / LOCK).write_text("process 1")  # killed between the lock and the manifest
+    model = _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+    assert (checkpoint / MANIFEST).is_file()
+    model.save(tmp_path / "model.keras")
+    assert os.listdir(checkpoint) == []  # the user's folder stays; the library's files go
