@@ -52,7 +52,6 @@ def int_tuple(text):
     return values
 
 
-
 def probability(text):
     """A decision threshold: a number in [0, 1] (2 would predict nothing, -1 everything)."""
     try:
