@@ -10,7 +10,9 @@
 * :func:`predict_folder`: the concepts of the images of a folder, ready for
   a run file;
 * :func:`save_model` / :func:`load_model`: a model's native ``.keras`` file
-  (its decision rule included), joblib only when asked.
+  (its decision rule included), joblib only when asked;
+* :func:`use_image_store`: a fitted model's every image reader pointed at a
+  store of prepared images.
 """
 
 from pathlib import Path
@@ -263,3 +265,28 @@ def load_model(path, *, allow_pickle=False):
             raise ValueError(f"{path} cannot be loaded: {type(error).__name__}: {error}") \
                 from None
     raise ValueError(f"model file {path} must end in {' or '.join(MODEL_SUFFIXES)}.")
+
+
+def use_image_store(model, image_store):
+    """Point every part of a fitted ``model`` that reads image files at ``image_store``.
+
+    An ensemble's fitted members, a tuner's tuned estimator and a k-NN's
+    embedding network included (their ``image_store`` parameter is set; no
+    other parameter changes). Returns how many parts read images: 0 means
+    the store cannot help this model.
+    """
+    found, seen, pending = 0, set(), [model]
+    while pending:
+        part = pending.pop()
+        if id(part) in seen:
+            continue
+        seen.add(id(part))
+        if "image_store" in getattr(part, "get_params", dict)(deep=False):
+            part.set_params(image_store=image_store)
+            found += 1
+        for value in vars(part).values():
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                item = item[-1] if isinstance(item, tuple) and item else item  # (name, member)
+                if hasattr(item, "get_params") and not isinstance(item, type):
+                    pending.append(item)
+    return found
