@@ -147,7 +147,8 @@ import json, resource, sys
 from imageclef_concepts import ConceptCNNClassifier, prepare_images
 paths = json.loads(open(sys.argv[1]).read())
 prepare_images(paths, sys.argv[2], 400, progress=False)
-y = [[f"C{i % 10}"] for i in range(len(paths))]
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+y = [f"C{i % 10}" for i in range(len(paths))]
 ConceptCNNClassifier(image_size=400, filters=(8, 16), dense_units=(16,), epochs=1,
                      validation_fraction=None, image_cache_mb=0,
                      image_store=sys.argv[2]).fit(paths, y)
@@ -156,20 +157,24 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def _peak_rss_mb(paths, folder):
+    """Peak RSS of a fresh process after preparing ``paths`` at 400 px, then after an epoch."""
     listing = folder / f"rss-paths-{len(paths)}.json"
     listing.write_text(json.dumps(paths))
     store = tempfile.mkdtemp(dir=folder, prefix="rss-store-")
     done = subprocess.run([sys.executable, "-c", _PEAK_RSS_SCRIPT, str(listing), store],
                           check=True, capture_output=True, text=True, cwd=ROOT)
-    return float(done.stdout.strip().splitlines()[-1])
+    return [float(line) for line in done.stdout.strip().splitlines()[-2:]]
 
 
 def memory_rows(folder, small, large):
-    peak_small, peak_large = _peak_rss_mb(small, folder), _peak_rss_mb(large, folder)
+    (prepared_small, trained_small), (prepared_large, trained_large) = (
+        _peak_rss_mb(small, folder), _peak_rss_mb(large, folder))
     pixels_mb = len(large) * 400 * 400 * 3 / 2**20
-    return [Row("store", f"peak RSS, prepare + 1 epoch at 400px, {len(large)} vs {len(small)}",
-                peak_large, peak_small, "MB", peak_large / peak_small,
-                f"peak RSS ratio (1.00 = flat; {pixels_mb:.0f} MB of pixels in the store)")]
+    meaning = f"peak RSS ratio (1.00 = flat; {pixels_mb:.0f} MB of pixels in the store)"
+    return [Row("store", f"peak RSS, prepare at 400px, {len(large)} vs {len(small)} images",
+                prepared_large, prepared_small, "MB", prepared_large / prepared_small, meaning),
+            Row("store", f"peak RSS, then 1 epoch from the store, {len(large)} vs {len(small)}",
+                trained_large, trained_small, "MB", trained_large / trained_small, meaning)]
 
 
 def disk_rows(folder, paths):
