@@ -4,6 +4,7 @@
 from it; :func:`image_store_option` is their shared option and its checks.
 """
 
+import os
 from pathlib import Path
 
 from . import _paper as paper
@@ -71,10 +72,12 @@ def open_image_store(folder, written=()):
     not a store, or when it would hold or be held by one of the ``written`` paths."""
     from ._image_store import ImageStore
 
+    store = Path(os.path.realpath(folder))  # ".." and links resolved, as the files are reached
     for path in written:
-        inside = (folder.absolute(), *folder.absolute().parents)
-        if path is not None and (path.absolute() in inside
-                                 or folder.absolute() in path.absolute().parents):
+        if path is None:
+            continue
+        path = Path(os.path.realpath(path))
+        if path == store or path in store.parents or store in path.parents:
             raise UserError(f"--image-store {folder} and {path} overlap: the store is a folder "
                             "of its own, apart from the model, its card and the checkpoint.")
     return ImageStore(folder)

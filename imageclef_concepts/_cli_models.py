@@ -226,7 +226,7 @@ def add_predict(commands):
 def _run_predict(args):
     from ._concept_files import write_run
     from ._decision import DecisionRule
-    from ._workflows import load_model, predict_folder, use_image_store
+    from ._workflows import image_readers, load_model, predict_folder, use_image_store
 
     if not args.images.is_dir():
         raise UserError(f"image folder not found: {args.images}")
@@ -235,9 +235,10 @@ def _run_predict(args):
     params = model.get_params()
     if "verbose" in params:
         model.set_params(verbose=0)  # one progress bar (ours), not Keras' per chunk
-    if args.image_store is not None and not use_image_store(
-            model, open_image_store(args.image_store, written=(args.output,))):
-        raise UserError(f"--image-store: {type(model).__name__} reads no image files.")
+    if args.image_store is not None:
+        if not image_readers(model):  # said before a store folder is made for nothing
+            raise UserError(f"--image-store: {type(model).__name__} reads no image files.")
+        use_image_store(model, open_image_store(args.image_store, written=(args.output,)))
     if args.on_error is not None:
         if "on_error" not in params:
             raise UserError(f"--on-error: {type(model).__name__} has no on_error setting.")

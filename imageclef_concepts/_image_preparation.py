@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from numbers import Integral
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -10,16 +11,19 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from ._image_decoding import RESAMPLING
+from ._image_shelf import source_key
 from ._image_store import ImageStore, as_image_store
-from ._images import ON_ERROR, ImageFiles, is_path_sequence
+from ._images import ON_ERROR, ImageFiles, SkippedImagesWarning, is_path_sequence
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Sequence
 
     from ._typing import PathLike
 
-# Images decoded between two writes: a chunk of the store, and the memory in use.
+# Images decoded between two writes: a chunk of the store. Memory holds about
+# three times this (the decoded images, the block assembled, the chunk written).
 _BLOCK_BYTES = 32 * 2**20
+_NOT_PREPARED = "they are not in the store"
 
 
 class PreparedImages(NamedTuple):
@@ -44,8 +48,9 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
     """Decode into ``image_store`` every image it does not hold yet at this size and filter.
 
     Training, prediction and retrieval then read the images from the store
-    (give it as the estimators' ``image_store``). Memory stays that of about
-    32 MB of images, whatever their number.
+    (give it as the estimators' ``image_store``). Memory stays about 100 MB,
+    whatever the number of images; a file named twice (or by two paths to the
+    same name) is prepared once.
 
     Parameters
     ----------
@@ -92,8 +97,12 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
 
     if not is_path_sequence(paths):
         raise ValueError("paths must be a sequence of image paths (str or path-like).")
-    files = ImageFiles(paths, image_size, resample, on_error, n_jobs,
-                       image_store=as_image_store(image_store))
+    unique = list({source_key(path): path for path in reversed(list(paths))}.values())[::-1]
+    with warnings.catch_warnings():  # said below, in the words of preparing
+        warnings.simplefilter("ignore", SkippedImagesWarning)
+        files = ImageFiles(unique, image_size, resample, on_error, n_jobs,
+                           image_store=as_image_store(image_store))
+    files.warn_failures("on checking the files", consequence=_NOT_PREPARED)
     stored_before, known_failures = len(files.stored), len(files.failures)
     pending = np.setdiff1d(files.usable_indices(), list(files.stored))
     block = max(1, _BLOCK_BYTES // (image_size * image_size * 3))
@@ -102,6 +111,6 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
             indices = pending[start:start + block]
             files.load(indices)
             bar.update(len(indices))
-    files.warn_failures("on decoding", reported=known_failures)
+    files.warn_failures("on decoding", reported=known_failures, consequence=_NOT_PREPARED)
     return PreparedImages(len(files.stored) - stored_before, stored_before,
                           len(files.failures))

@@ -8,23 +8,21 @@ with the chosen Pillow filter), decoded the first time any process asks for
 it and read back from disk ever after:
 
 * ``imageclef_concepts-image-store.json`` marks the folder as a store (the
-  library writes only into a new, empty or marked folder, and never deletes);
+  library writes only into a new or empty folder, or one it marked, and
+  never deletes anything);
 * ``index.sqlite`` maps each file (its absolute path or URL, and a version
   made of its size and modification times) and each shelf (image size and
-  filter) to a row of a chunk file, with the row's CRC-32. SQLite serialises
+  filter) to a row of a chunk file, with the row's check. SQLite serialises
   the writers of concurrent processes (joblib's loky, Dask or Ray workers on
   one machine) and lets readers go on meanwhile;
-* ``<size>px-<filter>/<random>.npy``: chunks of prepared images, plain
-  ``.npy`` arrays of shape ``(n, size, size, 3)`` (``numpy.load(...,
-  mmap_mode="r")`` maps them), each written atomically before the index
-  names it, so that no reader ever sees half a chunk.
+* ``<size>px-<filter>/<random>.npy``: the shelves' chunks of prepared images
+  (:mod:`._image_shelf`).
 
-A file that changed (another size or modification time) is decoded again and
-its entry replaced; a row whose CRC does not match (a damaged disk, a file
-edited by hand) is decoded again, never served. Rows are read with positioned
-reads straight into the batch being assembled, so memory stays that of one
-batch whatever the number of images (pages of mapped files would count
-towards the process's resident memory).
+Rows are read with positioned reads straight into the batch being
+assembled, so memory stays that of one batch whatever the number of images
+(pages of mapped files would count towards the process's resident memory).
+A store that cannot be written (a full disk, a read-only folder) is read as
+it is, and what it lacks is decoded at every use.
 """
 
 from __future__ import annotations
@@ -33,15 +31,13 @@ import json
 import os
 import re
 import sqlite3
+import stat
 import threading
-import uuid
-import zlib
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ._atomic_files import file_kind, open_regular_file, write_atomically
-from ._image_decoding import RESAMPLING, is_url
+from ._image_decoding import RESAMPLING
+from ._image_shelf import Shelf
 
 if TYPE_CHECKING:  # names for annotations only
     from ._typing import PathLike
@@ -50,17 +46,20 @@ MANIFEST = "imageclef_concepts-image-store.json"
 INDEX = "index.sqlite"
 _FORMAT = "imageclef_concepts.ImageStore"
 _FORMAT_VERSION = 1
-# What the store may find in its own folder besides shelves: SQLite's journal
-# files, and the temporary file of a manifest being written by another process.
-_OWN_FILES = re.compile(r"^(index\.sqlite(-wal|-shm|-journal)?|\.saving-.*\.json|"
-                        + re.escape(MANIFEST) + r")$")
+# The store's own files, none of which may be a symbolic link (SQLite would
+# write through it): the index with its journals, and the manifest.
+_OWN_FILES = (MANIFEST, INDEX, f"{INDEX}-wal", f"{INDEX}-shm", f"{INDEX}-journal")
+# The temporary file of a manifest being written by another process creating the store.
+_MANIFEST_BEING_WRITTEN = re.compile(r"^\.saving-[^/]*\.json$")
 _SHELF_NAME = re.compile(r"^[1-9][0-9]*px-(" + "|".join(RESAMPLING) + r")$")
-_CHUNK_NAME = re.compile(r"^[0-9a-f]{32}\.npy$")
 _SCHEMA = """CREATE TABLE IF NOT EXISTS images (
-    shelf TEXT NOT NULL, source TEXT NOT NULL, version TEXT NOT NULL,
+    shelf TEXT NOT NULL, source BLOB NOT NULL, version TEXT NOT NULL,
     chunk TEXT NOT NULL, row INTEGER NOT NULL, crc INTEGER NOT NULL,
     PRIMARY KEY (shelf, source))"""
 _QUERY_SIZE = 500  # sources per SELECT ... IN (...): far below SQLite's variable limit
+# Seconds a writer waits for another's transaction (they last milliseconds);
+# past it the image is decoded without the store rather than blocking training.
+_BUSY_TIMEOUT = 30
 
 
 class ImageStoreError(ValueError):
@@ -135,15 +134,21 @@ class ImageStore:
 
     def __init__(self, path: PathLike) -> None:
         self.path = os.path.abspath(os.fspath(path))
-        _claim_folder(self.path)
+        _claim_folder(self.path, create=True)
+        self._claimed = True
         self._connections = threading.local()
+        self.read_only = False
 
     def __getstate__(self):
         return {"path": self.path}  # connections belong to one process and thread
 
     def __setstate__(self, state):
+        # A store read from a pickle is checked again before its first use, and
+        # never created: the folder may have changed hands since it was saved.
         self.path = state["path"]
+        self._claimed = False
         self._connections = threading.local()
+        self.read_only = False
 
     def __repr__(self):
         return f"ImageStore({self.path!r})"
@@ -154,10 +159,23 @@ class ImageStore:
     __hash__ = None  # type: ignore[assignment]  # equal by path, but mutable on disk
 
     def shelf(self, image_size: int, resample: str = "bilinear") -> Shelf:
-        """The store's images of one size and filter."""
+        """The store's images of one size and filter.
+
+        Raises
+        ------
+        ImageStoreError
+            When the folder is no longer a store (a store read from a pickle
+            is checked again here).
+        """
         if resample not in RESAMPLING:
             raise ValueError(f"resample must be one of {sorted(RESAMPLING)}; got {resample!r}.")
+        self._check_claim()
         return Shelf(self, int(image_size), resample)
+
+    def _check_claim(self):
+        if not self._claimed:
+            _claim_folder(self.path, create=False)
+            self._claimed = True
 
     def summary(self) -> dict[str, dict[str, int]]:
         """What the store holds, by shelf (``"<size>px-<filter>"``).
@@ -166,142 +184,99 @@ class ImageStore:
         size of the shelf's chunk files, which also hold earlier versions of
         changed files and the images of interrupted or concurrent writes.
         """
-        rows = self._connection().execute(
-            "SELECT shelf, COUNT(*) FROM images GROUP BY shelf ORDER BY shelf").fetchall()
+        rows = self._query("SELECT shelf, COUNT(*) FROM images GROUP BY shelf ORDER BY shelf")
         return {shelf: {"images": count, "bytes": count * _row_bytes(shelf),
                         "disk_bytes": _folder_bytes(os.path.join(self.path, shelf))}
-                for shelf, count in rows}
+                for shelf, count in rows
+                if isinstance(shelf, str) and _SHELF_NAME.match(shelf)}
 
     # --------------------------------------------------------------- the index
 
     def _connection(self):
-        """This thread's connection to the index (SQLite connections are per thread and process)."""
+        """This thread's connection to the index (SQLite connections are per thread and process).
+
+        A store that cannot be written (read-only files or folder) is opened
+        read-only; :meth:`_record` then fails, and images are decoded.
+        """
         local = self._connections
         if getattr(local, "pid", None) != os.getpid():
+            self._check_claim()
             index = os.path.join(self.path, INDEX)
             try:
-                connection = sqlite3.connect(index, timeout=120, isolation_level=None)
-                # WAL: readers go on while another process writes; NORMAL: no fsync per
-                # commit (a crash may lose the last entries, never damage the index).
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=NORMAL")
-                connection.execute(_SCHEMA)
+                connection = _writable_index(index)
             except sqlite3.Error as error:
-                raise ImageStoreError(f"the index of the image store {self.path} cannot be "
-                                      f"used ({index}: {error}).") from None
+                if not os.path.isfile(index):
+                    raise ImageStoreError(f"the index of the image store {self.path} cannot "
+                                          f"be created ({index}: {error}).") from None
+                connection = _read_only_index(index)
+                self.read_only = True
             local.connection, local.pid = connection, os.getpid()
         return local.connection
 
-    def _entries(self, shelf, sources):
-        """``{source: (version, chunk, row, crc)}`` for the ``sources`` the shelf holds."""
+    def _query(self, sql, parameters=()):
+        try:
+            return self._connection().execute(sql, parameters).fetchall()
+        except sqlite3.Error as error:
+            raise ImageStoreError(f"the index of the image store {self.path} cannot be read "
+                                  f"({type(error).__name__}: {error}); name another folder "
+                                  "for the store.") from None
+
+    def _entries(self, shelf, keys):
+        """``{key: (version, chunk, row, crc)}`` for the files (``keys``) the shelf holds."""
         found = {}
-        connection = self._connection()
-        for start in range(0, len(sources), _QUERY_SIZE):
-            part = sources[start:start + _QUERY_SIZE]
-            found.update((source, rest) for source, *rest in connection.execute(
+        for start in range(0, len(keys), _QUERY_SIZE):
+            part = keys[start:start + _QUERY_SIZE]
+            found.update((key, rest) for key, *rest in self._query(
                 "SELECT source, version, chunk, row, crc FROM images WHERE shelf = ? AND "
                 f"source IN ({', '.join('?' * len(part))})", (shelf, *part)))
         return found
 
-    def _record(self, shelf, entries):
+    def _record(self, shelf, records):
+        """Record ``(key, version, chunk, row, crc)`` rows in one transaction.
+
+        Raises
+        ------
+        OSError
+            When the index cannot be written (read-only, locked too long).
+        """
+        if self.read_only:
+            raise OSError(f"the index {os.path.join(self.path, INDEX)} is read-only")
         connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
         try:
-            connection.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?)",
-                                   [(shelf, *entry) for entry in entries])
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-
-
-class Shelf:
-    """The images of one store at one size and filter: located, read and added in batches.
-
-    Parameters
-    ----------
-    store : ImageStore
-    image_size : int
-    resample : str
-    """
-
-    def __init__(self, store, image_size, resample):
-        self.store = store
-        self.image_size = image_size
-        self.name = f"{image_size}px-{resample}"
-        self.folder = os.path.join(store.path, self.name)
-        self.row_bytes = image_size * image_size * 3
-        self._offsets = {}  # chunk -> where its rows begin (its header checked)
-
-    def locate(self, sources, versions):
-        """Where the shelf holds each source at its current version: ``{position: entry}``.
-
-        ``versions`` come from :func:`file_version`; a source whose version
-        is None (an unreadable file) or differs from the stored one is not held.
-        """
-        entries = self.store._entries(self.name, list(sources))
-        located = {}
-        for position, (source, version) in enumerate(zip(sources, versions)):
-            entry = entries.get(source)
-            if version is not None and entry is not None and entry[0] == version:
-                located[position] = tuple(entry[1:])
-        return located
-
-    def read_into(self, batch, entries):
-        """Read each ``(position, (chunk, row, crc))`` into ``batch[position]``.
-
-        Returns the positions that could not be read back intact (a chunk
-        missing or damaged, a CRC that does not match): their images must
-        be decoded again.
-        """
-        failed = []
-        by_chunk = {}
-        for position, (chunk, row, crc) in entries:
-            by_chunk.setdefault(chunk, []).append((position, row, crc))
-        for chunk, rows in by_chunk.items():
+            connection.execute("BEGIN IMMEDIATE")
             try:
-                with open_regular_file(os.path.join(self.folder, chunk), "image chunk") as f:
-                    start = self._rows_start(chunk, f)
-                    for position, row, crc in rows:
-                        target = memoryview(batch[position]).cast("B")
-                        f.seek(start + row * self.row_bytes)
-                        if f.readinto(target) != self.row_bytes or zlib.crc32(target) != crc:
-                            failed.append(position)
-            except (OSError, ValueError):  # missing, not ours, or a header not of this shelf
-                failed += [position for position, _, _ in rows]
-        return failed
+                connection.executemany(
+                    "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?)",
+                    [(shelf, *record) for record in records])
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise OSError(f"the index {os.path.join(self.path, INDEX)} cannot be written "
+                          f"({error})") from None
 
-    def add(self, sources, versions, pixels):
-        """Write ``pixels`` (n, size, size, 3) as one chunk and record where each source is.
 
-        Returns ``{position: entry}`` as :meth:`locate` does.
-        """
-        pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
-        os.makedirs(self.folder, exist_ok=True)
-        chunk = f"{uuid.uuid4().hex}.npy"
-        write_atomically(os.path.join(self.folder, chunk),
-                         lambda f: np.lib.format.write_array(f, pixels, allow_pickle=False))
-        entries = {position: (chunk, position, zlib.crc32(pixels[position]))
-                   for position in range(len(pixels))}
-        self.store._record(self.name, [(source, version, *entries[position])
-                                       for position, (source, version)
-                                       in enumerate(zip(sources, versions))])
-        return entries
+def _writable_index(index):
+    connection = sqlite3.connect(index, timeout=_BUSY_TIMEOUT, isolation_level=None)
+    # WAL: readers go on while another process writes; NORMAL: no fsync per
+    # commit (a crash may lose the last entries, never damage the index).
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(_SCHEMA)
+    return connection
 
-    def _rows_start(self, chunk, f):
-        """The offset of a chunk's first row, after checking that its header is this shelf's."""
-        if chunk not in self._offsets:
-            if not _CHUNK_NAME.match(chunk):
-                raise ValueError(f"{chunk!r} is not the name of a chunk")
-            version = np.lib.format.read_magic(f)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, fortran_order, dtype = read_header(f)
-            size = self.image_size
-            if dtype != np.uint8 or fortran_order or shape[1:] != (size, size, 3):
-                raise ValueError(f"chunk {chunk} holds {dtype} images of shape {shape}")
-            self._offsets[chunk] = f.tell()
-        return self._offsets[chunk]
+
+def _read_only_index(index):
+    """A read-only connection; ``immutable`` (no locks nor journal files, which a read-only
+    folder cannot hold) when even that fails: nobody writes a store no one can write."""
+    try:
+        connection = sqlite3.connect(f"file:{index}?mode=ro", uri=True, isolation_level=None)
+        connection.execute("SELECT COUNT(*) FROM images").fetchall()
+        return connection
+    except sqlite3.Error:
+        return sqlite3.connect(f"file:{index}?mode=ro&immutable=1", uri=True,
+                               isolation_level=None)
 
 
 def as_image_store(image_store):
@@ -309,42 +284,6 @@ def as_image_store(image_store):
     if image_store is None or isinstance(image_store, ImageStore):
         return image_store
     return ImageStore(image_store)
-
-
-def source_key(path):
-    """How the store names a file: its absolute path, or the URL as given."""
-    path = os.fspath(path)
-    return path if is_url(path) else os.path.abspath(path)
-
-
-def file_version(path):
-    """What changes when a file changes: its size and modification times; None when unreadable.
-
-    For a local file, the size, the modification time and the status-change
-    time (which no program can set back) in nanoseconds; for an ``fsspec``
-    URL, what its file system reports (size, modification time, ETag...).
-    """
-    path = os.fspath(path)
-    if is_url(path):
-        return _url_version(path)
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None
-    return f"{status.st_size}:{status.st_mtime_ns}:{status.st_ctime_ns}"
-
-
-def _url_version(url):
-    try:
-        import fsspec
-
-        file_system, inner = fsspec.core.url_to_fs(url)
-        info = file_system.info(inner)
-    except Exception:  # no fsspec, no such object: decoding reports it
-        return None
-    keys = ("size", "mtime", "LastModified", "last_modified", "updated", "created", "ETag",
-            "etag", "md5Hash")
-    return "|".join(f"{key}={info[key]}" for key in keys if info.get(key) is not None)
 
 
 def _folder_bytes(folder):
@@ -359,33 +298,70 @@ def _row_bytes(shelf):
     return int(shelf.split("px-")[0]) ** 2 * 3
 
 
-def _claim_folder(path):
-    """Make ``path`` a store, or check that it is one; refuse anything else, changing nothing."""
-    try:
-        entries = os.listdir(path)
-    except FileNotFoundError:
-        os.makedirs(path, exist_ok=True)
-        entries = os.listdir(path)
-    except NotADirectoryError:
-        raise ImageStoreError(f"image store {path} is {file_kind(os.stat(path).st_mode)}, not a "
-                              "folder: name a new or empty folder, or an image store.") \
-            from None
-    except OSError as error:
-        raise ImageStoreError(f"image store {path} cannot be opened: {error.strerror}.") \
-            from None
-    foreign = sorted(name for name in entries if not (
-        _OWN_FILES.match(name) or _SHELF_NAME.match(name)))
-    if MANIFEST not in entries and foreign:
-        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        raise ImageStoreError(
-            f"image store {path} holds {len(foreign)} file(s) that are not an image store "
-            f"of imageclef_concepts ({shown}); it is left as it is. Name a new or empty "
-            "folder for the store.")
+def _claim_folder(path, create):
+    """Make ``path`` a store (if ``create``), or check that it is one; refuse anything else.
+
+    Nothing is changed in a folder that is refused. Without the store's
+    manifest only an empty folder is taken (or one where another process is
+    writing the manifest): a folder holding files of the store's names but
+    not its manifest is someone else's.
+    """
+    entries = _folder_entries(path, create)
     if MANIFEST in entries:
         _check_manifest(os.path.join(path, MANIFEST))
     else:
+        foreign = sorted(name for name in entries if not _MANIFEST_BEING_WRITTEN.match(name))
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise ImageStoreError(
+                f"image store {path} holds {len(foreign)} file(s) that are not an image store "
+                f"of imageclef_concepts ({shown}); it is left as it is. Name a new or empty "
+                "folder for the store.")
+        if not create:
+            raise ImageStoreError(f"image store {path} is no longer an image store (its "
+                                  f"manifest {MANIFEST} is gone); it is left as it is.")
         manifest = json.dumps({"format": _FORMAT, "version": _FORMAT_VERSION}).encode()
-        write_atomically(os.path.join(path, MANIFEST), lambda f: f.write(manifest))
+        try:
+            write_atomically(os.path.join(path, MANIFEST), lambda f: f.write(manifest))
+        except OSError as error:
+            raise ImageStoreError(f"image store {path} cannot be written: "
+                                  f"{error.strerror or error}.") from None
+    for name in [*_OWN_FILES, *filter(_SHELF_NAME.match, entries)]:
+        if os.path.islink(os.path.join(path, name)):
+            raise ImageStoreError(f"{os.path.join(path, name)} is a symbolic link: an image "
+                                  "store writes only into files and folders of its own.")
+
+
+def _folder_entries(path, create):
+    """The names in the folder ``path`` (created when absent and ``create``), or a clear error."""
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise ImageStoreError(f"image store {path} is a symbolic link to nothing.") \
+                from None
+        if not create:
+            raise ImageStoreError(f"image store {path} no longer exists.") from None
+    except NotADirectoryError:
+        try:
+            kind = os.stat(path).st_mode
+        except OSError:
+            raise ImageStoreError(f"image store {path} cannot be created: a folder on its "
+                                  "path is a file.") from None
+        described = "a file" if stat.S_ISREG(kind) else file_kind(kind)
+        raise ImageStoreError(f"image store {path} is {described}, not a folder: name a new "
+                              "or empty folder, or an image store.") from None
+    except OSError as error:
+        raise ImageStoreError(f"image store {path} cannot be opened: {error.strerror}.") \
+            from None
+    try:
+        os.makedirs(path)
+    except FileExistsError:  # made meanwhile by another process creating the same store
+        return _folder_entries(path, create=False)
+    except OSError as error:
+        raise ImageStoreError(f"image store {path} cannot be created: "
+                              f"{error.strerror or error}.") from None
+    return []
 
 
 def _check_manifest(path):
@@ -397,7 +373,8 @@ def _check_manifest(path):
             from None
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
         raise ImageStoreError(f"{path} is not an image store manifest of imageclef_concepts.")
-    if manifest.get("version") != _FORMAT_VERSION:
+    version = manifest.get("version")
+    if type(version) is not int or version != _FORMAT_VERSION:
         raise ImageStoreError(f"the image store {os.path.dirname(path)} is of format version "
-                              f"{manifest.get('version')!r}; this version of the library "
-                              f"reads version {_FORMAT_VERSION}: name another folder.")
+                              f"{version!r}; this version of the library reads version "
+                              f"{_FORMAT_VERSION}: name another folder.")

@@ -15,7 +15,6 @@ imports TensorFlow (the ``tf.data`` pipeline lives in
 """
 
 import os
-import sqlite3
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,7 +23,8 @@ import numpy as np
 from ._checkpoints import digest
 from ._concepts import is_frame
 from ._image_decoding import ImageDecodeError, check_image_file, decode_image, is_url, resized
-from ._image_store import ImageStoreWarning, as_image_store, file_version, source_key
+from ._image_shelf import file_version, source_key
+from ._image_store import ImageStoreError, ImageStoreWarning, as_image_store
 
 ON_ERROR = ("raise", "skip")
 """What an image source does with a file it cannot use: stop naming it, or leave it out."""
@@ -51,14 +51,14 @@ class _ImageSource:
         """Indices of the images not known to be bad."""
         return np.setdiff1d(np.arange(len(self)), list(self.failures))
 
-    def warn_failures(self, when, reported=0):
+    def warn_failures(self, when, reported=0,
+                      consequence="no training on them, NaN probabilities in prediction"):
         """Warn about the images in ``failures`` from position ``reported`` on."""
         new = list(self.failures.values())[reported:]
         if new:
             warnings.warn(_listing(
                 f"{len(new)} of {len(self)} image file(s) cannot be used (found {when}) and "
-                "are left out: no training on them, NaN probabilities in prediction", new),
-                SkippedImagesWarning, stacklevel=4)
+                f"are left out: {consequence}", new), SkippedImagesWarning, stacklevel=4)
 
 
 class ImageArray(_ImageSource):
@@ -235,26 +235,43 @@ class ImageFiles(_ImageSource):
         return batch, good
 
     def _locate_stored(self):
-        """Where the store holds each image at its file's current version: ``{index: entry}``."""
+        """Where the store holds each image at its file's current version: ``{index: entry}``.
+
+        A store whose index cannot be read is a warning: the images are decoded.
+        """
         if self._shelf is None:
             return {}
-        self._sources = [source_key(path) for path in self.paths]
+        self._keys = [source_key(path) for path in self.paths]
         self._versions = self._map(file_version, self.paths)
-        return self._shelf.locate(self._sources, self._versions)
+        try:
+            return self._shelf.locate(self._keys, self._versions)
+        except (ImageStoreError, OSError) as error:
+            self._give_up_store(f"cannot be read ({error})")
+            self._shelf = None
+            return {}
 
     def _store(self, decoded, pixels):
-        """Add freshly decoded images to the store; a store that cannot be written is a warning."""
-        try:
-            added = self._shelf.add([self._sources[i] for i in decoded],
-                                    [self._versions[i] for i in decoded], pixels)
-        except (OSError, sqlite3.Error) as error:
-            if not self._store_failed:
-                warnings.warn(f"The image store {self._shelf.store.path} cannot be written "
-                              f"({error}); images not in it are decoded at every use.",
-                              ImageStoreWarning, stacklevel=4)
-            self._store_failed = True
+        """Add freshly decoded images to the store (those whose version is known).
+
+        A store that cannot be written is one warning; it is not tried again
+        by this source (a locked index would cost its timeout at every batch).
+        """
+        kept = [position for position, index in enumerate(decoded)
+                if self._versions[index] is not None]
+        if self._store_failed or not kept:
             return
-        self.stored.update((index, added[position]) for position, index in enumerate(decoded))
+        try:
+            added = self._shelf.add([self._keys[decoded[p]] for p in kept],
+                                    [self._versions[decoded[p]] for p in kept], pixels[kept])
+        except (ImageStoreError, OSError) as error:
+            self._give_up_store(f"cannot be written ({error})")
+            return
+        self.stored.update((decoded[p], added[row]) for row, p in enumerate(kept))
+
+    def _give_up_store(self, reason):
+        warnings.warn(f"The image store {self._shelf.store.path} {reason}; the images it does "
+                      "not hold are decoded at every use.", ImageStoreWarning, stacklevel=5)
+        self._store_failed = True
 
     def _decode_or_error(self, path):
         try:

@@ -225,8 +225,15 @@ def save_model(model, path):
 
         from ._atomic_files import replaced_atomically
 
-        with replaced_atomically(path) as temporary:
-            joblib.dump(model, temporary)
+        # A store is a folder of this machine, never saved: as in .keras and .zip files.
+        stores = [(part, part.image_store) for part in image_readers(model)]
+        try:
+            use_image_store(model, None)
+            with replaced_atomically(path) as temporary:
+                joblib.dump(model, temporary)
+        finally:
+            for part, store in stores:
+                part.set_params(image_store=store)
     else:
         raise ValueError(f"model file {path} must end in {' or '.join(MODEL_SUFFIXES)}.")
     if hasattr(model, "remove_checkpoint"):
@@ -267,26 +274,35 @@ def load_model(path, *, allow_pickle=False):
     raise ValueError(f"model file {path} must end in {' or '.join(MODEL_SUFFIXES)}.")
 
 
-def use_image_store(model, image_store):
-    """Point every part of a fitted ``model`` that reads image files at ``image_store``.
+def image_readers(model):
+    """Every part of ``model`` that reads image files: those with an ``image_store`` parameter.
 
-    An ensemble's fitted members, a tuner's tuned estimator and a k-NN's
-    embedding network included (their ``image_store`` parameter is set; no
-    other parameter changes). Returns how many parts read images: 0 means
-    the store cannot help this model.
+    An ensemble's members (fitted or not), a tuner's estimators and a k-NN's
+    embedding network included.
     """
-    found, seen, pending = 0, set(), [model]
+    readers, seen, pending = [], set(), [model]
     while pending:
         part = pending.pop()
         if id(part) in seen:
             continue
         seen.add(id(part))
         if "image_store" in getattr(part, "get_params", dict)(deep=False):
-            part.set_params(image_store=image_store)
-            found += 1
+            readers.append(part)
         for value in vars(part).values():
             for item in value if isinstance(value, (list, tuple)) else [value]:
                 item = item[-1] if isinstance(item, tuple) and item else item  # (name, member)
                 if hasattr(item, "get_params") and not isinstance(item, type):
                     pending.append(item)
-    return found
+    return readers
+
+
+def use_image_store(model, image_store):
+    """Point every part of a fitted ``model`` that reads image files at ``image_store``.
+
+    Only their ``image_store`` parameter is set (see :func:`image_readers`).
+    Returns how many parts read images: 0 means the store cannot help this model.
+    """
+    readers = image_readers(model)
+    for part in readers:
+        part.set_params(image_store=image_store)
+    return len(readers)

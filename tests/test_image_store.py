@@ -153,7 +153,7 @@ def test_a_path_that_is_not_a_folder_is_refused(tmp_path, kind):
         path.write_bytes(b"weights")
     elif kind == "pipe":
         os.mkfifo(path)
-    words = {"file": "a regular file|not a regular file", "device": "a character device",
+    words = {"file": "a file", "device": "a character device",
              "pipe": "a named pipe"}[kind]
     with pytest.raises(ImageStoreError, match=f"is ({words}), not a folder"):
         ImageStore(path)
@@ -180,19 +180,43 @@ def test_a_manifest_of_another_kind_or_version_is_refused(tmp_path):
         ImageStore(folder)
 
 
-def test_a_store_that_cannot_be_written_warns_and_decodes(tmp_path, images, monkeypatch):
-    import imageclef_concepts._image_store as store_module
+def test_a_store_that_cannot_be_written_warns_once_and_decodes(tmp_path, images, monkeypatch):
+    import imageclef_concepts._image_shelf as shelf_module
+
+    attempts = []
 
     def full_disk(path, write):
+        attempts.append(path)
         raise OSError(28, "No space left on device")
 
     store = ImageStore(tmp_path / "store")
-    monkeypatch.setattr(store_module, "write_atomically", full_disk)
+    monkeypatch.setattr(shelf_module, "write_atomically", full_disk)
+    files = ImageFiles(images, 24, workers=1, image_store=store)
     with pytest.warns(ImageStoreWarning, match="No space left on device") as caught:
-        read = ImageLoader(24, n_jobs=1, image_store=store).fit_transform(images)
-    assert len([w for w in caught if w.category is ImageStoreWarning]) == 1  # once
-    assert np.array_equal(read, _expected(images, 24))
+        batches = [files.load(np.arange(start, start + 4))[0] for start in (0, 4, 8)]
+    assert len([w for w in caught if w.category is ImageStoreWarning]) == 1
+    assert len(attempts) == 1  # not tried again at every batch (a locked index: 30 s each)
+    assert np.array_equal(np.concatenate(batches), _expected(images, 24))
     assert store.summary() == {}
+
+
+def test_a_read_only_store_is_read_and_what_it_lacks_decoded(tmp_path, images, monkeypatch,
+                                                             decodes):
+    import sqlite3
+
+    import imageclef_concepts._image_store as store_module
+
+    prepare_images(images[:6], tmp_path / "store", 24, progress=False)
+
+    def read_only(index):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(store_module, "_writable_index", read_only)
+    decodes["decoded"] = 0
+    with pytest.warns(ImageStoreWarning, match="read-only"):
+        read = ImageLoader(24, image_store=tmp_path / "store").fit_transform(images)
+    assert decodes["decoded"] == 6  # the six it holds were read
+    assert np.array_equal(read, _expected(images, 24))
 
 
 def test_unreadable_files_are_named_and_counted_never_stored(tmp_path, images):
@@ -291,3 +315,150 @@ def test_image_files_without_a_store_are_unchanged(images):
         files = ImageFiles(images, 24)
     assert files.stored == {}
     assert np.array_equal(files.load(np.arange(len(images)))[0], _expected(images, 24))
+
+
+@pytest.mark.parametrize("planted", ["index.sqlite", "index.sqlite-journal", "24px-bilinear",
+                                     "index.sqlite-wal"])
+def test_files_with_the_stores_names_but_no_manifest_are_someone_elses(tmp_path, images,
+                                                                      planted):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    target = folder / planted
+    if planted.endswith("bilinear"):
+        target.mkdir()
+        (target / "holiday.jpg").write_bytes(b"photo")
+    else:
+        target.write_bytes(b"my database")
+    with pytest.raises(ImageStoreError, match="not an image store"):
+        prepare_images(images, folder, 24, progress=False)
+    assert sorted(p.name for p in folder.iterdir()) == [planted]
+    assert (target.read_bytes() == b"my database" if target.is_file()
+            else sorted(p.name for p in target.iterdir()) == ["holiday.jpg"])
+
+
+@pytest.mark.parametrize("linked", ["24px-bilinear", "index.sqlite"])
+def test_a_store_file_linked_to_a_users_file_is_refused(tmp_path, images, linked):
+    store = ImageStore(tmp_path / "store")
+    prepare_images(images[:2], store, 16, progress=False)  # the index exists
+    users = tmp_path / "users"
+    users.mkdir()
+    target = users / ("photos" if linked.endswith("bilinear") else "accounts.db")
+    if linked.endswith("bilinear"):
+        target.mkdir()
+    else:
+        (tmp_path / "store" / linked).rename(target)
+    (tmp_path / "store" / linked).symlink_to(target)
+    before = sorted(p.name for p in users.rglob("*"))
+    with pytest.raises(ImageStoreError, match="symbolic link"):
+        prepare_images(images, tmp_path / "store", 24, progress=False)
+    assert sorted(p.name for p in users.rglob("*")) == before
+
+
+def test_a_pickled_store_is_checked_again_and_never_created(tmp_path, images):
+    store = ImageStore(tmp_path / "store")
+    copy = pickle.dumps(ImageLoader(24, image_store=store))
+    (tmp_path / "store" / MANIFEST).unlink()  # the folder changed hands
+    (tmp_path / "store" / "notes.txt").write_text("mine")
+    with pytest.raises(ImageStoreError, match="not an image store"):
+        pickle.loads(copy).fit_transform(images)
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["notes.txt"]
+    moved = pickle.dumps(ImageStore(tmp_path / "other"))
+    (tmp_path / "other" / MANIFEST).unlink()
+    (tmp_path / "other").rmdir()
+    with pytest.raises(ImageStoreError, match="no longer exists"):
+        pickle.loads(moved).summary()
+    assert not (tmp_path / "other").exists()
+
+
+def test_a_store_is_not_pickled_into_a_joblib_model(tmp_path, images):
+    from imageclef_concepts import ConceptKNNClassifier
+    from imageclef_concepts._workflows import load_model, save_model
+
+    store = ImageStore(tmp_path / "store")
+    model = ConceptKNNClassifier(1, pixel_size=8, image_store=store).fit(images, ["a"] * 12)
+    save_model(model, tmp_path / "m.joblib")
+    assert model.image_store is store  # the user's model is as it was
+    assert load_model(tmp_path / "m.joblib", allow_pickle=True).image_store is None
+
+
+def test_damaged_index_entries_are_decoded_again(tmp_path, images, decodes):
+    store = ImageStore(tmp_path / "store")
+    prepare_images(images, store, 24, progress=False)
+    with sqlite3.connect(tmp_path / "store" / INDEX) as index:
+        rows = index.execute("SELECT rowid, row, crc FROM images ORDER BY rowid").fetchall()
+        index.execute("UPDATE images SET row = 'y' WHERE rowid = ?", (rows[0][0],))
+        index.execute("UPDATE images SET crc = 1.5 WHERE rowid = ?", (rows[1][0],))
+        # rows 2 and 3 swap their place and check: each is another file's image
+        index.execute("UPDATE images SET row = ?, crc = ? WHERE rowid = ?",
+                      (rows[3][1], rows[3][2], rows[2][0]))
+        index.execute("UPDATE images SET row = ?, crc = ? WHERE rowid = ?",
+                      (rows[2][1], rows[2][2], rows[3][0]))
+        index.execute("INSERT INTO images VALUES ('../evil', X'00', 'v', 'c', 0, 0)")
+    decodes["decoded"] = 0
+    read = ImageLoader(24, image_store=store).fit_transform(images)
+    assert np.array_equal(read, _expected(images, 24))
+    assert decodes["decoded"] == 4
+    assert list(store.summary()) == ["24px-bilinear"]
+
+
+def test_an_index_of_another_schema_is_a_warning_not_a_crash(tmp_path, images):
+    folder = tmp_path / "store"
+    ImageStore(folder)
+    with sqlite3.connect(folder / INDEX) as index:
+        index.execute("CREATE TABLE images (x)")
+    with pytest.warns(ImageStoreWarning, match="cannot be read"):
+        read = ImageLoader(24, image_store=folder).fit_transform(images)
+    assert np.array_equal(read, _expected(images, 24))
+
+
+def test_urls_whose_version_cannot_be_told_are_not_stored(monkeypatch):
+    import fsspec
+
+    import imageclef_concepts._image_shelf as shelf_module
+
+    class Stub:
+        def __init__(self, info):
+            self.reported = info
+
+        def info(self, path):
+            return self.reported
+
+    for info, expected in (({"size": 99}, None),
+                           ({"size": 99, "Last-Modified": "Mon, 30 Nov 2026 08:00:00 GMT"},
+                            "size=99|Last-Modified=Mon, 30 Nov 2026 08:00:00 GMT")):
+        monkeypatch.setattr(fsspec.core, "url_to_fs", lambda url, info=info: (Stub(info), url))
+        assert shelf_module.file_version("https://example.org/x.png") == expected
+
+
+def test_file_names_that_are_not_utf8_are_stored(tmp_path):
+    folder = os.fsencode(tmp_path / "odd")
+    os.mkdir(folder)
+    name = os.path.join(folder, b"caf\xe9.png")
+    Image.fromarray(np.full((20, 20, 3), 9, dtype=np.uint8)).save(os.fsdecode(name))
+    paths = [os.fsdecode(name)]
+    assert prepare_images(paths, tmp_path / "store", 16, progress=False).added == 1
+    assert prepare_images(paths, tmp_path / "store", 16, progress=False).already_stored == 1
+
+
+def test_a_file_named_twice_is_prepared_once(tmp_path, images):
+    relative = os.path.relpath(images[0])
+    done = prepare_images([images[0], images[0], relative], tmp_path / "store", 16,
+                          progress=False)
+    assert done == (1, 0, 0)
+    (chunk,) = (tmp_path / "store" / "16px-bilinear").iterdir()
+    assert chunk.stat().st_size == 16 * 16 * 3 + 128
+
+
+def test_paths_that_cannot_be_stores_are_named(tmp_path):
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "afile").write_text("x")
+    for path, words in ((tmp_path / "dangling", "symbolic link to nothing"),
+                        (tmp_path / "afile" / "store", "cannot be created"),
+                        (tmp_path / "afile", "is a file, not a folder")):
+        with pytest.raises(ImageStoreError, match=words):
+            ImageStore(path)
+    ImageStore(tmp_path / "store")
+    (tmp_path / "store" / MANIFEST).write_text(
+        '{"format": "imageclef_concepts.ImageStore", "version": true}')
+    with pytest.raises(ImageStoreError, match="format version True"):
+        ImageStore(tmp_path / "store")

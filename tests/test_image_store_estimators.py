@@ -158,3 +158,29 @@ def test_cli_prepare_names_a_foreign_folder_in_one_line(tmp_path, data, capsys):
     assert main(["prepare", "--images", images, "--store", images, "--quiet"]) == 2
     error = capsys.readouterr().err
     assert "not an image store" in error and len(error.strip().splitlines()) == 1
+
+
+def test_cli_predict_with_a_model_that_reads_no_images_makes_no_store(tmp_path, data, capsys):
+    from imageclef_concepts import MostFrequentConcepts
+
+    images = data.paths[0].rsplit("/", 1)[0]
+    save_model(MostFrequentConcepts(k=1).fit(data.paths, data.concepts), tmp_path / "top.zip")
+    assert main(["predict", "--model", str(tmp_path / "top.zip"), "--images", images,
+                 "--output", str(tmp_path / "run.tsv"), "--image-store",
+                 str(tmp_path / "store"), "--quiet"]) == 2
+    assert "reads no image files" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists() and not (tmp_path / "run.tsv").exists()
+
+
+def test_cli_sees_an_output_inside_the_store_through_dot_dot(tmp_path, data, capsys):
+    images = data.paths[0].rsplit("/", 1)[0]
+    model = tmp_path / "model.keras"
+    assert main(["train", "--images", images, "--concepts", data.concepts_file, "--output",
+                 str(model), "--image-size", "16", "--epochs", "1", "--filters", "4",
+                 "--dense-units", "8", "--quiet"]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    main(["prepare", "--images", images, "--store", str(tmp_path / "store"), "--quiet"])
+    sneaky = tmp_path / "elsewhere" / ".." / "store" / "run.tsv"
+    assert main(["predict", "--model", str(model), "--images", images, "--output", str(sneaky),
+                 "--image-store", str(tmp_path / "store"), "--quiet"]) == 2
+    assert "overlap" in capsys.readouterr().err
