@@ -57,18 +57,19 @@ def main(argv=None):
         rng = np.random.default_rng(0)
         train = long_tail_indicators(60_000, 5_528, 6, rng)
         test = long_tail_indicators(10_000, 5_528, 6, rng)
-        times = []
-        for _ in range(2):
-            start = time.perf_counter()
+        times, cpu = [], []
+        for _ in range(2):  # CPU time too: on a shared machine the wall clock waits
+            start, start_cpu = time.perf_counter(), time.process_time()
             bounds = oracle_bounds(train, test)
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
         tracemalloc.start()
         oracle_bounds(train, test)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         print(f"oracle_bounds, 10,000 test x 60,000 training images, 5,528 concepts "
-              f"({train.nnz / train.shape[0]:.1f} per image): best of 2 {min(times):.2f} s, "
-              f"peak allocated {peak / 2**20:.0f} MiB")
+              f"({train.nnz / train.shape[0]:.1f} per image): best of 2 {min(times):.2f} s "
+              f"({min(cpu):.2f} s of CPU), peak allocated {peak / 2**20:.0f} MiB")
         print(f"  {bounds!r}")
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from ._atomic_files import check_not_an_input, check_writable_target, write_atomically
 from ._bounds import oracle_bounds
+from ._concepts import as_target, is_concept_lists
 from ._metrics import f1_from_counts, per_image_f1_scores
 from ._plots import per_concept_counts
 from ._report_parts import STYLE, figures, thumbnails
@@ -93,11 +94,20 @@ def write_report(path: PathLike, evaluation: RunEvaluation, *,
     >>> "Mean F1 score" in open(report, encoding="utf-8").read()
     True
     """
+    for name, value in (("n_worst", n_worst), ("n_concepts", n_concepts)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}.")
     _check_inputs(path, evaluation, train_concepts, images)
     if isinstance(train_concepts, (str, os.PathLike)):
         from ._concept_files import read_concepts
 
         train_concepts = read_concepts(train_concepts).concepts
+    elif train_concepts is not None:
+        train_concepts = as_target(train_concepts, "train_concepts")
+        if not is_concept_lists(train_concepts):
+            raise ValueError("train_concepts must name its concepts (a concept file, concept "
+                             "lists or a DataFrame with concept-named columns), as the run "
+                             "does; got an indicator matrix.")
     if bounds is None and train_concepts is not None:
         bounds = run_bounds(evaluation, train_concepts)
     page = _page(evaluation, train_concepts, images, bounds or {}, n_worst, n_concepts)
@@ -165,7 +175,7 @@ def _page(evaluation, train_concepts, images, bounds, n_worst, n_concepts):
     if missing_matplotlib:
         parts.append(f'<p class="note">No figures: {_text(missing_matplotlib)}</p>')
     parts.append(_concepts_section(concepts, pictures, n_concepts, train_concepts is not None))
-    parts.append(_images_section(worst, evaluation, images))
+    parts.append(_images_section(worst, scores, evaluation, images))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>Run report: {_text(os.path.basename(run))}</title>"
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts)
@@ -259,11 +269,10 @@ def _worst_images(scores, counted, evaluation, n_worst):
     """The scored images of lowest F1; among equals, the larger true sets, then file order."""
     rows = np.flatnonzero(counted)
     sizes = np.array([len(evaluation.true_concepts[i]) for i in rows])
-    return rows[np.lexsort((rows, -sizes, scores[rows]))][:n_worst], scores
+    return rows[np.lexsort((rows, -sizes, scores[rows]))][:n_worst]
 
 
-def _images_section(worst, evaluation, images):
-    rows_shown, scores = worst
+def _images_section(rows_shown, scores, evaluation, images):
     ids = [evaluation.image_ids[i] for i in rows_shown]
     shown, problems = thumbnails(images, ids) if images is not None else ({}, [])
     header = ["image", "F1", "true concepts (found in bold)", "predicted (wrong in italics)"]

@@ -175,3 +175,17 @@ def test_evaluate_names_a_missing_run_in_one_line(files, capsys):
                  "--report", str(files["folder"] / "r.html")]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "nothing.tsv" in err
+
+
+def test_training_concepts_may_be_lists_or_a_frame_but_must_name_concepts(files):
+    import pandas as pd
+
+    from_file = _report(files, train_concepts=files["train"], n_worst=1)[1]
+    frame = pd.DataFrame([[1, 1, 0], [1, 0, 0], [0, 0, 1]], columns=["C1", "C2", "C3"])
+    assert _report(files, train_concepts=frame, n_worst=1)[1] == from_file
+    assert _report(files, train_concepts=["C1;C2", "c1", "C3"], n_worst=1)[1] == from_file
+    assert from_file.count("<td>a</td>") == 0 and "<td>c</td>" in from_file  # n_worst=1
+    with pytest.raises(ValueError, match="must name its concepts"):
+        _report(files, train_concepts=frame.to_numpy())
+    with pytest.raises(ValueError, match="n_worst must be a whole number >= 1"):
+        _report(files, n_worst=0)
