@@ -98,20 +98,27 @@ def write_report(path: PathLike, evaluation: RunEvaluation, *,
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number >= 1, got {value!r}.")
     _check_inputs(path, evaluation, train_concepts, images)
+    training = _training_lists(train_concepts)
+    if bounds is None and training is not None:
+        bounds = run_bounds(evaluation, training)
+    page = _page(evaluation, training, images, bounds or {}, n_worst, n_concepts)
+    write_atomically(path, lambda stream: stream.write(page.encode("utf-8")))
+
+
+def _training_lists(train_concepts):
+    """The training concepts as concept lists: read from a file, or a frame's names."""
+    if train_concepts is None:
+        return None
     if isinstance(train_concepts, (str, os.PathLike)):
         from ._concept_files import read_concepts
 
-        train_concepts = read_concepts(train_concepts).concepts
-    elif train_concepts is not None:
-        train_concepts = as_target(train_concepts, "train_concepts")
-        if not is_concept_lists(train_concepts):
-            raise ValueError("train_concepts must name its concepts (a concept file, concept "
-                             "lists or a DataFrame with concept-named columns), as the run "
-                             "does; got an indicator matrix.")
-    if bounds is None and train_concepts is not None:
-        bounds = run_bounds(evaluation, train_concepts)
-    page = _page(evaluation, train_concepts, images, bounds or {}, n_worst, n_concepts)
-    write_atomically(path, lambda stream: stream.write(page.encode("utf-8")))
+        return read_concepts(train_concepts).concepts
+    train_concepts = as_target(train_concepts, "train_concepts")
+    if not is_concept_lists(train_concepts):
+        raise ValueError("train_concepts must name its concepts (a concept file, concept "
+                         "lists or a DataFrame with concept-named columns), as the run "
+                         "does; got an indicator matrix.")
+    return train_concepts
 
 
 def run_bounds(evaluation: RunEvaluation, train_concepts: Sequence[ImageConcepts]
