@@ -17,6 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # second) or TensorFlow (seconds). Type checkers read the imports below.
 _MODULE_OF = {
     "MostFrequentConcepts": "._baselines",
+    "SplitBounds": "._bounds",
+    "oracle_bounds": "._bounds",
+    "write_report": "._report",
     "CheckpointError": "._checkpoints",
     "remove_checkpoint": "._checkpoints",
     "ConceptFile": "._concept_files",
@@ -62,6 +65,7 @@ _ESTIMATORS = ("ConceptCNNClassifier", "ConceptEnsemble", "ConceptKNNClassifier"
 
 if TYPE_CHECKING:
     from ._baselines import MostFrequentConcepts
+    from ._bounds import SplitBounds, oracle_bounds
     from ._checkpoints import CheckpointError, remove_checkpoint
     from ._concept_files import ConceptFile, read_concepts, write_run
     from ._concept_text import ConceptFileError
@@ -90,6 +94,7 @@ if TYPE_CHECKING:
         plot_threshold_curve,
         plot_training_history,
     )
+    from ._report import write_report
     from ._reproduce import reproduce_2019
     from ._retrieval import ConceptKNNClassifier
     from ._run_evaluation import RunEvaluation, evaluate_run
@@ -128,6 +133,7 @@ __all__ = [
     "MostFrequentConcepts",
     "RunEvaluation",
     "SkippedImagesWarning",
+    "SplitBounds",
     "ThresholdTuner",
     "UnknownConceptWarning",
     "decode_image",
@@ -138,6 +144,7 @@ __all__ = [
     "load_imageclef",
     "make_concept_images",
     "make_imageclef_2019_layout",
+    "oracle_bounds",
     "per_image_f1_scores",
     "plot_concept_frequencies",
     "plot_per_concept_f1",
@@ -147,5 +154,6 @@ __all__ = [
     "refine_grid",
     "remove_checkpoint",
     "reproduce_2019",
+    "write_report",
     "write_run",
 ]
