@@ -221,6 +221,10 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
             if self.refit:
                 raise ValueError("cv='prefit' uses the ensemble as fitted: set refit=False.")
             check_is_fitted(self.ensemble, "estimators_")
+        elif self.ensemble.prefit:
+            raise ValueError("The ensemble has prefit=True: its members are used as fitted and "
+                             "cannot be trained on folds. Fit it and tune with cv='prefit' on "
+                             "validation data, or set prefit=False.")
         grid = np.asarray(self.weight_grid, dtype=float)
         if grid.ndim != 1 or not len(grid) or not (np.isfinite(grid) & (grid >= 0)).all():
             raise ValueError(f"weight_grid must be a non-empty list of finite weights >= 0; "
