@@ -34,6 +34,7 @@ _MODULE_OF = {
     "ConceptEncoder": "._encoder",
     "UnknownConceptWarning": "._encoder",
     "ConceptEnsemble": "._ensemble",
+    "EnsembleTuner": "._ensemble_tuning",
     "ImageDecodeError": "._image_decoding",
     "decode_image": "._image_decoding",
     "ImageLoader": "._image_loader",
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from ._decision import DecisionRule
     from ._encoder import ConceptEncoder, UnknownConceptWarning
     from ._ensemble import ConceptEnsemble
+    from ._ensemble_tuning import EnsembleTuner
     from ._image_decoding import ImageDecodeError, decode_image
     from ._image_loader import ImageLoader
     from ._images import SkippedImagesWarning
@@ -127,6 +129,7 @@ __all__ = [
     "ConceptFileError",
     "DatasetMismatchWarning",
     "DecisionRule",
+    "EnsembleTuner",
     "ImageDecodeError",
     "ImageLoader",
     "ModelFileError",

@@ -18,7 +18,9 @@ from imageclef_concepts import (
     BackboneEmbedding,
     ConceptCNNClassifier,
     ConceptEncoder,
+    ConceptEnsemble,
     ConceptKNNClassifier,
+    EnsembleTuner,
     ImageLoader,
     MostFrequentConcepts,
     ThresholdTuner,
@@ -32,6 +34,10 @@ ESTIMATORS = [
     MostFrequentConcepts(),
     ThresholdTuner(KNeighborsClassifier(), cv=3, thresholds=10),
     ThresholdTuner(ConceptCNNClassifier(**TINY)),
+    ConceptEnsemble.from_grid(ConceptKNNClassifier(), {"n_neighbors": [3, 5]}, subsample=0.8,
+                              random_state=0, combine="vote"),
+    EnsembleTuner(ConceptEnsemble.from_grid(ConceptKNNClassifier(), {"n_neighbors": [3, 5]}),
+                  cv=2, thresholds=5),
     ConceptEncoder(),
     ImageLoader(),
     BackboneEmbedding(weights=None),
@@ -99,6 +105,8 @@ NOT_APPLICABLE = {
     "ImageLoader": "its X is a sequence of image paths",
     "BackboneEmbedding": "its X is images or paths",
     "ThresholdTuner": "around an image estimator, X is what that estimator takes",
+    "ConceptEnsemble": "its X is what its members take: here images or paths",
+    "EnsembleTuner": "its X is what its ensemble's members take: here images or paths",
 }
 
 

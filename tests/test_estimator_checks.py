@@ -14,6 +14,7 @@ from imageclef_concepts import (
     ConceptEnsemble,
     ConceptKNNClassifier,
     DecisionRule,
+    EnsembleTuner,
     MostFrequentConcepts,
     ThresholdTuner,
     imageclef_f1_score,
@@ -80,6 +81,10 @@ def _members():
             ("top", MostFrequentConcepts(k=1))]
 
 
+def _knns():
+    return [(f"k{k}", ConceptKNNClassifier(n_neighbors=k, pixel_size=4)) for k in (3, 5)]
+
+
 # Every library estimator, in each configuration that decides differently.
 ESTIMATORS = [
     MostFrequentConcepts(),
@@ -92,6 +97,10 @@ ESTIMATORS = [
     ThresholdTuner(ConceptKNNClassifier(n_neighbors=3, pixel_size=4), cv=2, thresholds=10,
                    strategy="per_concept", min_support=1),
     ConceptCNNClassifier(**TINY_CNN),
+    ConceptEnsemble.from_grid(ConceptKNNClassifier(pixel_size=4), {"n_neighbors": [1, 3]},
+                              subsample=0.75, random_state=0, combine="intersection"),
+    EnsembleTuner(ConceptEnsemble(_knns(), combine="vote"), cv=2, thresholds=5),
+    EnsembleTuner(ConceptEnsemble(_knns()), tune="weights", bands=2, cv=2, thresholds=5),
 ]
 
 # (estimator, check) -> why it is expected to fail.
