@@ -19,6 +19,7 @@ from imageclef_concepts import (
     ConceptCNNClassifier,
     ConceptEncoder,
     ConceptKNNClassifier,
+    ConceptSpecialists,
     ImageLoader,
     MostFrequentConcepts,
     ThresholdTuner,
@@ -35,6 +36,7 @@ ESTIMATORS = [
     ConceptEncoder(),
     ImageLoader(),
     BackboneEmbedding(weights=None),
+    ConceptSpecialists(ConceptKNNClassifier(), [("c2", "C2", ConceptKNNClassifier())]),
 ]
 
 # (estimator, check) -> why it is expected to fail. One table for the library.
@@ -99,6 +101,7 @@ NOT_APPLICABLE = {
     "ImageLoader": "its X is a sequence of image paths",
     "BackboneEmbedding": "its X is images or paths",
     "ThresholdTuner": "around an image estimator, X is what that estimator takes",
+    "ConceptSpecialists": "X is what its base and specialists take: images or paths here",
 }
 
 
