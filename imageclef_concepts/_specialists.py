@@ -309,14 +309,17 @@ class ConceptSpecialists(ArchivedModel, BaseConceptClassifier):
         return merged
 
     def _on_classes(self, view, values, fill=0.0):
-        return align_columns(np.asarray(values, dtype=np.float32), view.classes_, self.classes_,
-                             fill=fill)
+        """A view's decisions or scores on our columns (scores keep their float type)."""
+        values = np.asarray(values)
+        if values.dtype.kind != "f":
+            values = values.astype(np.float32)
+        return align_columns(values, view.classes_, self.classes_, fill=fill)
 
     # ----------------------------------------------------------------- files
 
     def _to_archive(self, writer):
         members = [[name, writer.estimator(f"members/{name}", view)]
-                   for name, view in zip(["base", *self._names()], self._views)]
+                   for name, view in zip(["base", *self.named_specialists_], self._views)]
         return {"params": writer.params(self, nested=("base", "specialists")),
                 "triggers": [trigger if isinstance(trigger, str) else int(trigger)
                              for trigger in self._triggers],
