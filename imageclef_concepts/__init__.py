@@ -52,6 +52,8 @@ _MODULE_OF = {
     "RunEvaluation": "._run_evaluation",
     "evaluate_run": "._run_evaluation",
     "ConceptKNNClassifier": "._retrieval",
+    "concept_sample_weight": "._sample_weights",
+    "ConceptSpecialists": "._specialists",
     "refine_grid": "._search",
     "ThresholdTuner": "._thresholds",
     # The Keras estimators, through the keras subpackage.
@@ -62,7 +64,7 @@ _MODULE_OF = {
 # The public concept estimators: the only public classes a model archive may name,
 # imported on first use when a file names one (no other name is imported).
 _ESTIMATORS = ("ConceptCNNClassifier", "ConceptEnsemble", "ConceptKNNClassifier",
-               "MostFrequentConcepts", "ThresholdTuner")
+               "ConceptSpecialists", "MostFrequentConcepts", "ThresholdTuner")
 
 if TYPE_CHECKING:
     from ._baselines import MostFrequentConcepts
@@ -100,7 +102,9 @@ if TYPE_CHECKING:
     from ._reproduce import reproduce_2019
     from ._retrieval import ConceptKNNClassifier
     from ._run_evaluation import RunEvaluation, evaluate_run
+    from ._sample_weights import concept_sample_weight
     from ._search import refine_grid
+    from ._specialists import ConceptSpecialists
     from ._thresholds import ThresholdTuner
     from .keras import BackboneEmbedding, ConceptCNNClassifier
 
@@ -127,6 +131,7 @@ __all__ = [
     "ConceptFile",
     "ConceptKNNClassifier",
     "ConceptFileError",
+    "ConceptSpecialists",
     "DatasetMismatchWarning",
     "DecisionRule",
     "EnsembleTuner",
@@ -139,6 +144,7 @@ __all__ = [
     "SplitBounds",
     "ThresholdTuner",
     "UnknownConceptWarning",
+    "concept_sample_weight",
     "decode_image",
     "evaluate_run",
     "imageclef_f1",

@@ -21,6 +21,7 @@ from imageclef_concepts import (
     ConceptEnsemble,
     ConceptKNNClassifier,
     EnsembleTuner,
+    ConceptSpecialists,
     ImageLoader,
     MostFrequentConcepts,
     ThresholdTuner,
@@ -41,6 +42,7 @@ ESTIMATORS = [
     ConceptEncoder(),
     ImageLoader(),
     BackboneEmbedding(weights=None),
+    ConceptSpecialists(ConceptKNNClassifier(), [("c2", "C2", ConceptKNNClassifier())]),
 ]
 
 # (estimator, check) -> why it is expected to fail. One table for the library.
@@ -107,6 +109,7 @@ NOT_APPLICABLE = {
     "ThresholdTuner": "around an image estimator, X is what that estimator takes",
     "ConceptEnsemble": "its X is what its members take: here images or paths",
     "EnsembleTuner": "its X is what its ensemble's members take: here images or paths",
+    "ConceptSpecialists": "X is what its base and specialists take: images or paths here",
 }
 
 
