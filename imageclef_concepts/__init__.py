@@ -17,6 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # second) or TensorFlow (seconds). Type checkers read the imports below.
 _MODULE_OF = {
     "MostFrequentConcepts": "._baselines",
+    "SplitBounds": "._bounds",
+    "oracle_bounds": "._bounds",
+    "write_report": "._report",
     "CheckpointError": "._checkpoints",
     "remove_checkpoint": "._checkpoints",
     "ConceptFile": "._concept_files",
@@ -31,6 +34,7 @@ _MODULE_OF = {
     "ConceptEncoder": "._encoder",
     "UnknownConceptWarning": "._encoder",
     "ConceptEnsemble": "._ensemble",
+    "EnsembleTuner": "._ensemble_tuning",
     "ImageDecodeError": "._image_decoding",
     "decode_image": "._image_decoding",
     "ImageLoader": "._image_loader",
@@ -53,6 +57,8 @@ _MODULE_OF = {
     "RunEvaluation": "._run_evaluation",
     "evaluate_run": "._run_evaluation",
     "ConceptKNNClassifier": "._retrieval",
+    "concept_sample_weight": "._sample_weights",
+    "ConceptSpecialists": "._specialists",
     "refine_grid": "._search",
     "ThresholdTuner": "._thresholds",
     # The Keras estimators, through the keras subpackage.
@@ -63,10 +69,11 @@ _MODULE_OF = {
 # The public concept estimators: the only public classes a model archive may name,
 # imported on first use when a file names one (no other name is imported).
 _ESTIMATORS = ("ConceptCNNClassifier", "ConceptEnsemble", "ConceptKNNClassifier",
-               "MostFrequentConcepts", "ThresholdTuner")
+               "ConceptSpecialists", "MostFrequentConcepts", "ThresholdTuner")
 
 if TYPE_CHECKING:
     from ._baselines import MostFrequentConcepts
+    from ._bounds import SplitBounds, oracle_bounds
     from ._checkpoints import CheckpointError, remove_checkpoint
     from ._concept_files import ConceptFile, read_concepts, write_run
     from ._concept_text import ConceptFileError
@@ -79,6 +86,7 @@ if TYPE_CHECKING:
     from ._decision import DecisionRule
     from ._encoder import ConceptEncoder, UnknownConceptWarning
     from ._ensemble import ConceptEnsemble
+    from ._ensemble_tuning import EnsembleTuner
     from ._image_decoding import ImageDecodeError, decode_image
     from ._image_loader import ImageLoader
     from ._image_preparation import PreparedImages, prepare_images
@@ -97,10 +105,13 @@ if TYPE_CHECKING:
         plot_threshold_curve,
         plot_training_history,
     )
+    from ._report import write_report
     from ._reproduce import reproduce_2019
     from ._retrieval import ConceptKNNClassifier
     from ._run_evaluation import RunEvaluation, evaluate_run
+    from ._sample_weights import concept_sample_weight
     from ._search import refine_grid
+    from ._specialists import ConceptSpecialists
     from ._thresholds import ThresholdTuner
     from .keras import BackboneEmbedding, ConceptCNNClassifier
 
@@ -127,8 +138,10 @@ __all__ = [
     "ConceptFile",
     "ConceptKNNClassifier",
     "ConceptFileError",
+    "ConceptSpecialists",
     "DatasetMismatchWarning",
     "DecisionRule",
+    "EnsembleTuner",
     "ImageDecodeError",
     "ImageLoader",
     "ImageStore",
@@ -139,8 +152,10 @@ __all__ = [
     "PreparedImages",
     "RunEvaluation",
     "SkippedImagesWarning",
+    "SplitBounds",
     "ThresholdTuner",
     "UnknownConceptWarning",
+    "concept_sample_weight",
     "decode_image",
     "evaluate_run",
     "imageclef_f1",
@@ -149,6 +164,7 @@ __all__ = [
     "load_imageclef",
     "make_concept_images",
     "make_imageclef_2019_layout",
+    "oracle_bounds",
     "per_image_f1_scores",
     "plot_concept_frequencies",
     "plot_per_concept_f1",
@@ -159,5 +175,6 @@ __all__ = [
     "refine_grid",
     "remove_checkpoint",
     "reproduce_2019",
+    "write_report",
     "write_run",
 ]

@@ -105,9 +105,10 @@ def _unsaveable(kind):
                 "in the ensemble instead, or save the whole model with joblib.dump.")
     return (f"{kind.__module__}.{kind.__name__} cannot be saved without pickle: only "
             "estimators with _to_archive and _from_archive (MostFrequentConcepts, "
-            "ConceptKNNClassifier, ConceptEnsemble, ConceptCNNClassifier and their subclasses) "
-            "go into the library's archive. Save the whole model with joblib.dump(model, "
-            "'model.joblib') and read it with joblib.load (the command line: --allow-pickle); "
+            "ConceptKNNClassifier, ConceptEnsemble, ConceptSpecialists, ConceptCNNClassifier and "
+            "their subclasses) go into the library's archive. Save the whole model with "
+            "joblib.dump(model, 'model.joblib') and read it with joblib.load (the command "
+            "line: --allow-pickle); "
             "a pickle runs any code it holds, so load only your own.")
 
 

@@ -99,6 +99,32 @@ def check_writable_target(path, what="output"):
                                    "regular file to write")
 
 
+def check_not_an_input(path, inputs, what="output"):
+    """Refuse, before any work, an output that is one of the inputs (``ValueError``).
+
+    ``inputs`` are paths (None is skipped): a file is compared with ``path``
+    itself, a folder by each of its files (the images of a folder read), by
+    identity on disk, so that another name of the same file is refused too.
+    """
+    try:
+        target = os.stat(path)
+    except OSError:
+        return  # nothing there yet: nothing to overwrite
+    for given in inputs:
+        if given is None or not os.path.exists(given):
+            continue
+        files = ([entry.path for entry in os.scandir(given)] if os.path.isdir(given)
+                 else [os.fspath(given)])
+        for file in files:
+            try:
+                same = os.path.samestat(os.stat(file), target)
+            except OSError:
+                continue
+            if same:
+                raise ValueError(f"{what} {os.fspath(path)} is also an input ({file}); it "
+                                 "would be overwritten.")
+
+
 def _current_umask():
     try:  # Linux tells it without changing it (changing it is not thread-safe)
         with open("/proc/self/status") as status:

@@ -66,6 +66,7 @@ A subclass writes ``_fit``, ``predict_proba`` and, when its rule is not its
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -236,8 +237,22 @@ class BaseConceptClassifier(ConceptClassifierMixin, ClassifierMixin, BaseEstimat
                              "is None.")
         y = as_target(y)
         check_n_images(X, y)
+        self._check_fit_params(fit_params)
         self._fit(X, y, **fit_params)
         return self
+
+    def _check_fit_params(self, fit_params):
+        """Refuse, by name, fit parameters that ``_fit`` does not take."""
+        taken = inspect.signature(self._fit).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in taken.values()):
+            return  # a meta-estimator: its models say
+        unknown = sorted(set(fit_params) - set(taken))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}.fit does not take {', '.join(unknown)}"
+                + (": it learns from every image alike (of the library's models, "
+                   "ConceptCNNClassifier weighs images; the meta-estimators pass the "
+                   "weights on)" if "sample_weight" in unknown else "") + ".")
 
     def _fit(self, X, y, **fit_params):
         """Learn from checked ``X`` and ``y``: set ``targets_``, ``classes_`` and the rest."""

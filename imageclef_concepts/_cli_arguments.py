@@ -80,7 +80,7 @@ def check_output(path, inputs, flag="--output"):
     input (a file named, or any file of a folder named: an image, a
     concept file, the model) are refused.
     """
-    from ._atomic_files import NotARegularFileError, check_writable_target
+    from ._atomic_files import NotARegularFileError, check_not_an_input, check_writable_target
 
     folder = path.parent if str(path.parent) else Path(".")
     try:
@@ -91,21 +91,10 @@ def check_output(path, inputs, flag="--output"):
         raise UserError(f"{flag} {path}: the folder {folder} does not exist.")
     if not os.access(folder, os.W_OK):
         raise UserError(f"{flag} {path}: the folder {folder} is not writable.")
-    if not path.exists():
-        return
-    target = os.stat(path)
-    for given in inputs:
-        if given is None or not given.exists():
-            continue
-        files = [entry.path for entry in os.scandir(given)] if given.is_dir() else [given]
-        for file in files:
-            try:
-                same = os.path.samestat(os.stat(file), target)
-            except OSError:
-                continue
-            if same:
-                raise UserError(f"{flag} {path} is also an input ({file}); it would be "
-                                "overwritten.")
+    try:
+        check_not_an_input(path, inputs, flag)
+    except ValueError as error:
+        raise UserError(str(error)) from None
 
 
 def say_unless_quiet(args, line):

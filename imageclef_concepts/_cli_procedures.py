@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._cli_arguments import UserError, positive_int
+from ._cli_arguments import UserError, check_output, positive_int
 from ._editions import EDITION_CHOICES
 from ._run_evaluation import evaluate_run
 
@@ -131,10 +131,23 @@ def add_evaluate(commands):
                           help="the secondary F1's concepts, one per line in FILE; without "
                                "--secondary-truth the ground truth is restricted to them "
                                "(default: the edition's own list)")
+    evaluate.add_argument("--bounds", default=None, type=Path, metavar="TRAIN_CONCEPTS",
+                          help="also print the ceilings of the split, from its training "
+                               "concept file: the official F1 of a perfect model on the "
+                               "training vocabulary, of the best training image copied, and "
+                               "of the best top-k frequent concepts list (default: none)")
+    evaluate.add_argument("--report", default=None, type=Path, metavar="FILE",
+                          help="also write one self-contained HTML report of the run (scores, "
+                               "ceilings with --bounds, per-concept precision and recall, the "
+                               "worst images), readable offline (default: none)")
+    evaluate.add_argument("--images", default=None, type=Path, metavar="DIR",
+                          help="the run's images, for thumbnails of the worst images in "
+                               "--report (default: none)")
     evaluate.set_defaults(run_command=_run_evaluate)
 
 
 def _run_evaluate(args):
+    _check_report_arguments(args)
     result = evaluate_run(args.run, args.ground_truth, edition=args.edition,
                           secondary_truth=args.secondary_truth,
                           secondary_concepts=args.secondary_concepts,
@@ -147,4 +160,38 @@ def _run_evaluate(args):
         print(f"Secondary F1 score: {result.secondary_score}")
     print(f"({result.n_scored} of {result.n_images} images have true concepts and are "
           "averaged)")
+    _bounds_and_report(args, result)
     return 0
+
+
+def _check_report_arguments(args):
+    """The files --bounds, --report and --images name, checked before any scoring."""
+    from ._atomic_files import check_regular_file
+
+    if args.images is not None and args.report is None:
+        raise UserError("--images is for the thumbnails of --report: give --report FILE too.")
+    if args.bounds is not None:
+        check_regular_file(args.bounds, "training concept file")
+    if args.images is not None and not args.images.is_dir():
+        raise UserError(f"--images: image folder not found: {args.images}")
+    if args.report is not None:
+        named = (args.run, args.ground_truth, args.secondary_truth, args.secondary_concepts,
+                 args.bounds)
+        check_output(args.report, [Path(path) for path in named if path is not None]
+                     + [args.images], flag="--report")
+
+
+def _bounds_and_report(args, result):
+    from ._concept_files import read_concepts
+    from ._report import run_bounds, write_report
+
+    train = None if args.bounds is None else read_concepts(args.bounds).concepts
+    bounds = None if train is None else run_bounds(result, train)
+    for name, found in (bounds or {}).items():
+        print(f"Ceilings of the split ({name} score; training concepts: {args.bounds}):")
+        for line in found.lines():
+            print(f"  {line}")
+    if args.report is not None:
+        write_report(args.report, result, train_concepts=train, images=args.images,
+                     bounds=bounds)
+        print(f"Report: {args.report}")

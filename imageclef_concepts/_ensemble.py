@@ -17,17 +17,18 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy import sparse
 from sklearn.base import clone
-from sklearn.utils import Bunch
+from sklearn.utils import Bunch, _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_method_params, _num_samples, check_is_fitted
 
 from ._base import BaseConceptClassifier, aligned_scores
 from ._concepts import is_concept_lists
 from ._decision import DecisionRule, probability_rule
-from ._model_card import ModelFileError
+from ._ensemble_grid import draw_samples, grid_members
+from ._model_card import ModelFileError, expect
 from ._persistence import ArchivedModel
-from ._ranges import check_ensemble_weights
+from ._ranges import check_ensemble_weights, weighted_mean
 from ._targets import ConceptTargets, align_columns, score_columns, targets_of
 
 if TYPE_CHECKING:  # names for annotations only
@@ -58,11 +59,13 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         probabilities, then ``threshold``; or the ``"union"``,
         ``"intersection"`` or ``"vote"`` (at least ``min_votes`` members)
         of the concept sets the members predict, each with its own rule.
-    weights : list of float or None, default=None
+    weights : array-like of shape (n_members,) or (n_members, n_concepts), default=None
         Member weights for ``combine="mean"``: one real number per member,
         finite, non-negative, with a positive sum (normalised without
-        overflow); None weighs all alike. Checked at ``fit``, at every
-        prediction (after ``set_params``) and at load.
+        overflow), or one column of them per entry of ``classes_`` (weights
+        per concept, as :class:`EnsembleTuner` tunes per frequency band);
+        None weighs all alike. Checked at ``fit``, at every prediction (after
+        ``set_params``) and at load.
     threshold : float in [0, 1] or DecisionRule, default=0.5
         The decision rule on the combined probabilities (``"mean"`` and
         ``"max"``). The set combinations do not use it (each member decides
@@ -78,6 +81,13 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
     n_jobs : int or None, default=None
         Members fitted in parallel (joblib; any joblib backend, a cluster's
         included).
+    subsample : float in (0, 1] or None, default=None
+        Fit each member on its own random part of the training images, this
+        fraction of them drawn without replacement (Monte-Carlo
+        cross-validation; with ``combine="intersection"`` only the concepts
+        all of them agree on are kept). None: every member sees every image.
+    random_state : int, RandomState instance or None, default=None
+        Draws the members' parts for ``subsample``.
 
     Attributes
     ----------
@@ -89,6 +99,9 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         The union of the members' concepts. A member that does not know a
         concept contributes probability 0 and no vote for it.
     targets_ : ConceptTargets
+    estimators_samples_ : list of ndarray or None
+        The training images (row indices) each member was fitted on, with
+        ``subsample`` (None when every member saw them all, or ``prefit``).
 
     Examples
     --------
@@ -113,10 +126,12 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         "fallback": [str, None],
         "prefit": ["boolean"],
         "n_jobs": [Integral, None],
+        "subsample": [Interval(Real, 0, 1, closed="right"), None],
+        "random_state": ["random_state"],
     }
 
     def __init__(self, estimators, *, combine="mean", weights=None, threshold=0.5, min_votes=2,
-                 fallback=None, prefit=False, n_jobs=None):
+                 fallback=None, prefit=False, n_jobs=None, subsample=None, random_state=None):
         self.estimators = estimators
         self.combine = combine
         self.weights = weights
@@ -125,6 +140,46 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         self.fallback = fallback
         self.prefit = prefit
         self.n_jobs = n_jobs
+        self.subsample = subsample
+        self.random_state = random_state
+
+    @classmethod
+    def from_grid(cls, template: Any, grid: Any, **params: Any) -> ConceptEnsemble:
+        """An ensemble of one member per combination of ``grid``, clones of ``template``.
+
+        Parameters
+        ----------
+        template : estimator
+            The estimator each member is a clone of, with the grid's values set.
+        grid : dict of str to list, or list of such dicts
+            What varies, as ``GridSearchCV``'s ``param_grid`` (scikit-learn's
+            ``ParameterGrid`` makes the product): ``{"random_state": [0, 1],
+            "backbone": ["densenet121", "efficientnetv2b0"]}`` makes four.
+            A member is named after what varies in it
+            (``"backbone=densenet121,random_state=0"``).
+        **params
+            The ensemble's parameters (``combine``, ``min_votes``,
+            ``n_jobs``, ``subsample``...).
+
+        Returns
+        -------
+        ConceptEnsemble
+            Unfitted; checked now (unknown or empty grid entries,
+            ``min_votes`` above the number of members), before any training.
+
+        Examples
+        --------
+        >>> from imageclef_concepts import ConceptEnsemble, ConceptKNNClassifier
+        >>> ensemble = ConceptEnsemble.from_grid(
+        ...     ConceptKNNClassifier(), {"n_neighbors": [3, 5], "pixel_size": [4, 8]},
+        ...     combine="vote", min_votes=3)
+        >>> len(ensemble.estimators), ensemble.estimators[1][0]
+        (4, 'n_neighbors=3,pixel_size=8')
+        """
+        ensemble = cls(grid_members(template, grid), **params)
+        ensemble._validate_params()
+        ensemble._check_members()
+        return ensemble
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Parameters of the ensemble and, with ``deep``, of its members by name."""
@@ -139,14 +194,19 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         """Fit the members (unless ``prefit``; ``fit_params`` go to each) and unite their concepts."""
         self._check_members()
         members = [estimator for _, estimator in self.estimators]
+        samples = None
         if self.prefit:
             for member in members:
                 check_is_fitted(member)
             fitted = members
         else:
+            samples = draw_samples(_num_samples(X), len(members), self.subsample,
+                                   self.random_state)
             fitted = Parallel(n_jobs=self.n_jobs)(
-                delayed(_fit_member)(clone(member), X, y, fit_params) for member in members)
+                delayed(_fit_member)(clone(member), X, y, fit_params, rows)
+                for member, rows in zip(members, samples or [None] * len(members)))
         self._set_members(fitted, y)
+        self.estimators_samples_ = samples
 
     def _set_members(self, fitted, y=None, targets=None):
         """The fitted members, their vocabularies (read once, through their public
@@ -176,6 +236,7 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
             raise ModelFileError("the ensemble's concepts are not those of its members")
         self.targets_ = targets
         self.classes_ = targets.classes_
+        check_ensemble_weights(self.weights, len(fitted), n_concepts=len(self.classes_))
 
     def _member_names(self):
         return [name for name, _ in self.estimators]
@@ -228,8 +289,8 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
                    for member, targets in zip(self.estimators_, self._member_targets)]
         if self.combine == "max":
             return np.fmax.reduce(members)
-        weights = check_ensemble_weights(self.weights, len(members))
-        return np.tensordot(weights, np.stack(members), axes=1)
+        weights = check_ensemble_weights(self.weights, len(members), n_concepts=len(self.classes_))
+        return weighted_mean(np.stack(members), weights)
 
     def decide(self, X: Images) -> NDArray[np.bool_]:
         """The concepts decided for each image, as a boolean indicator over ``classes_``.
@@ -326,8 +387,11 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
     def _to_archive(self, writer):
         members = [[name, writer.estimator(f"members/{name}", member)]
                    for name, member in zip(self._member_names(), self.estimators_)]
+        samples = (None if self.estimators_samples_ is None else
+                   [writer.array(f"samples/{position}", rows)
+                    for position, rows in enumerate(self.estimators_samples_)])
         return {"params": writer.params(self, nested=("estimators",)), "members": members,
-                "targets": self.targets_.to_dict()}
+                "targets": self.targets_.to_dict(), "samples": samples}
 
     @classmethod
     def _from_archive(cls, description, reader):
@@ -337,6 +401,12 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         ensemble._check_members()  # weights, fallback and votes against the members
         ensemble._set_members([member for _, member in members],
                               targets=reader.targets(description))
+        samples = expect(description, "samples", (list, type(None)), reader.where, required=False)
+        if samples is not None and (len(samples) != len(members)
+                                    or not all(isinstance(entry, str) for entry in samples)):
+            raise ModelFileError(f"{reader.where}['samples'] must name one array per member")
+        ensemble.estimators_samples_ = None if samples is None else [
+            reader.array(entry, "iu", 1, "a member's training images") for entry in samples]
         return ensemble
 
     def __sklearn_tags__(self):
@@ -346,8 +416,12 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         return tags
 
 
-def _fit_member(member, X, y, fit_params):
-    return member.fit(X, y, **fit_params)
+def _fit_member(member, X, y, fit_params, rows=None):
+    """Fit ``member`` on all images, or on ``rows`` (``subsample``) with its fit parameters."""
+    if rows is None:
+        return member.fit(X, y, **fit_params)
+    return member.fit(_safe_indexing(X, rows), _safe_indexing(y, rows),
+                      **_check_method_params(X, fit_params, rows))
 
 
 def _rows(X, mask):

@@ -131,20 +131,39 @@ def per_image_counts(y_true, y_pred, *, concepts=None):
     -------
     n_correct, n_true, n_predicted : ndarray of int, shape (n_images,)
     """
-    given_true, given_pred = y_true, y_pred
-    y_true, y_pred = as_target(y_true, "y_true"), as_target(y_pred, "y_pred")
-    true_is_lists = is_concept_lists(y_true)
-    if true_is_lists != is_concept_lists(y_pred):
-        raise ValueError(
-            "y_true and y_pred must both be indicator matrices or both be "
-            "sequences of concept collections (a DataFrame with concept-named columns "
-            "counts as concept collections); got "
-            f"{describe_target(given_true)} and {describe_target(given_pred)}."
-        )
+    y_true, y_pred, true_is_lists = paired_targets(y_true, y_pred)
     if true_is_lists:
         subset = None if concepts is None else {canonical_concept(str(c)) for c in concepts}
         return _counts_from_lists(y_true, y_pred, subset)
     return _counts_from_indicators(y_true, y_pred, concepts)
+
+
+def paired_targets(first, second, names=("y_true", "y_pred")):
+    """Two targets read by ``as_target``, checked to be of one form, and whether it is lists.
+
+    Both concept collections (a DataFrame with concept-named columns counts as
+    those) or both indicator matrices; anything else is refused, naming both.
+    """
+    given = first, second
+    first, second = as_target(first, names[0]), as_target(second, names[1])
+    on_lists = is_concept_lists(first)
+    if on_lists != is_concept_lists(second):
+        raise ValueError(
+            f"{names[0]} and {names[1]} must both be indicator matrices or both be "
+            "sequences of concept collections (a DataFrame with concept-named columns "
+            "counts as concept collections); got "
+            f"{describe_target(given[0])} and {describe_target(given[1])}."
+        )
+    return first, second, on_lists
+
+
+def checked_columns(columns):
+    """The ``concepts=`` of an indicator matrix: column indices or a boolean mask, checked."""
+    columns = np.asarray(list(columns))
+    if columns.size and columns.dtype.kind not in "biu":
+        raise ValueError("With indicator matrices, concepts= selects columns: give "
+                         f"column indices or a boolean mask, not {columns.dtype} values.")
+    return columns.astype(np.int64) if not columns.size else columns
 
 
 def f1_from_counts(n_correct, n_true, n_predicted):
@@ -200,10 +219,7 @@ def _counts_from_indicators(y_true, y_pred, columns):
             "per concept, in the same order."
         )
     if columns is not None:
-        columns = np.asarray(list(columns))
-        if columns.dtype.kind not in "biu":
-            raise ValueError("With indicator matrices, concepts= selects columns: give "
-                             f"column indices or a boolean mask, not {columns.dtype} values.")
+        columns = checked_columns(columns)
         true, pred = true[:, columns].tocsr(), pred[:, columns].tocsr()
     n_true = np.diff(true.indptr)
     n_pred = np.diff(pred.indptr)

@@ -222,13 +222,28 @@ def per_concept_f1(y_true, y_pred):
     names : ndarray of str
     f1 : ndarray of float
     """
+    names, n_both, n_true, n_pred = per_concept_counts(y_true, y_pred)
+    present = n_true > 0
+    return names[present], f1_from_counts(n_both, n_true, n_pred)[present]
+
+
+def per_concept_counts(y_true, y_pred):
+    """Each concept's images where it is true and predicted, true, and predicted.
+
+    Over every concept of ``y_true`` or ``y_pred`` (concept lists), sorted
+    by name: precision is ``n_both / n_pred``, recall ``n_both / n_true``.
+
+    Returns
+    -------
+    names : ndarray of str
+    n_both, n_true, n_pred : ndarray of int
+    """
     encoder = ConceptEncoder(sparse_output=True).fit(list(y_true) + list(y_pred))
     true, pred = encoder.transform(y_true), encoder.transform(y_pred)
     n_true = np.asarray(true.sum(axis=0)).ravel()
     n_pred = np.asarray(pred.sum(axis=0)).ravel()
     n_both = np.asarray(true.multiply(pred).sum(axis=0)).ravel()
-    present = n_true > 0
-    return encoder.classes_[present], f1_from_counts(n_both, n_true, n_pred)[present]
+    return encoder.classes_, n_both, n_true, n_pred
 
 
 def save_figure(figure, path, dpi=100):

@@ -50,21 +50,26 @@ def _is_missing(value):
     return value is None or type(value).__name__ in ("NAType", "NaTType")
 
 
-def check_ensemble_weights(weights, n_estimators, name="weights"):
+def check_ensemble_weights(weights, n_estimators, name="weights", *, n_concepts=None):
     """Member weights of an ensemble, checked; normalised to sum to 1 without overflow.
 
     Parameters
     ----------
-    weights : array-like of shape (n_estimators,) or None
-        Finite, non-negative, not all zero; None weighs every member alike.
+    weights : array-like of shape (n_estimators,) or (n_estimators, n_concepts), or None
+        Finite, non-negative, not all zero (in each column: one per
+        concept); None weighs every member alike.
     n_estimators : int
     name : str, default="weights"
+    n_concepts : int or None, default=None
+        The columns per-concept weights must have (None: not checked yet,
+        before the ensemble knows its concepts).
 
     Returns
     -------
-    ndarray of shape (n_estimators,)
+    ndarray of shape (n_estimators,) or (n_estimators, n_concepts)
         The weights divided by their sum (computed after dividing by the
-        largest, so that ``[1e308, 1e308]`` is ``[0.5, 0.5]``, not NaN).
+        largest, so that ``[1e308, 1e308]`` is ``[0.5, 0.5]``, not NaN),
+        each column on its own.
 
     Raises
     ------
@@ -76,20 +81,41 @@ def check_ensemble_weights(weights, n_estimators, name="weights"):
     --------
     >>> check_ensemble_weights([1e308, 1e308], 2)
     array([0.5, 0.5])
+    >>> check_ensemble_weights([[1, 0], [3, 2]], 2, n_concepts=2)
+    array([[0.25, 0.  ],
+           [0.75, 1.  ]])
     """
     if weights is None:
         return np.full(n_estimators, 1.0 / n_estimators)
     values = _real_values(weights, name)
-    if values.ndim != 1:
+    if values.ndim not in (1, 2):
         raise ValueError(f"{name} must be one number per estimator (a flat list of "
-                         f"{n_estimators}); got an array of shape {values.shape}.")
-    if values.shape != (n_estimators,):
-        raise ValueError(f"{name} has {values.size} values for {n_estimators} estimators.")
-    if not (np.isfinite(values).all() and (values >= 0).all() and values.max() > 0):
-        raise ValueError(f"{name} must be finite and non-negative with a positive sum "
-                         f"(a weighted mean of probabilities); got {values.tolist()}.")
-    scaled = values / values.max()
-    return scaled / scaled.sum()
+                         f"{n_estimators}), or one column of them per concept; got an array "
+                         f"of shape {values.shape}.")
+    if values.shape[0] != n_estimators:
+        raise ValueError(f"{name} has {values.shape[0]} values for {n_estimators} estimators"
+                         + (f" (shape {values.shape})." if values.ndim == 2 else "."))
+    if values.ndim == 2 and n_concepts is not None and values.shape[1] != n_concepts:
+        raise ValueError(f"{name} has {values.shape[1]} column(s) (one per concept) but the "
+                         f"ensemble has {n_concepts} concepts (classes_).")
+    if not (np.isfinite(values).all() and (values >= 0).all() and (values.max(axis=0) > 0).all()):
+        each = " for every concept" if values.ndim == 2 else ""
+        raise ValueError(f"{name} must be finite and non-negative with a positive sum{each} "
+                         f"(a weighted mean of probabilities); got {values.tolist()!s:.200}.")
+    scaled = values / values.max(axis=0)
+    return scaled / scaled.sum(axis=0)
+
+
+def weighted_mean(members, weights):
+    """The members' scores (n_members, n_images, n_concepts) averaged with normalised weights.
+
+    ``weights`` as :func:`check_ensemble_weights` returns them: one per
+    member, or one column per concept. The one implementation, so that
+    weights tuned on out-of-fold scores decide exactly as the ensemble does.
+    """
+    if weights.ndim == 1:
+        return np.tensordot(weights, members, axes=1)
+    return np.einsum("mc,mnc->nc", weights, members)
 
 
 def check_pos_weight(pos_weight, n_concepts=None, name="pos_weight"):

@@ -9,7 +9,7 @@ secondary score in a :class:`RunEvaluation`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ._concept_files import agreeing_editions, choose_reading
@@ -46,6 +46,17 @@ class RunEvaluation:
         The edition the files were scored as.
     edition_note : str
         With ``edition="auto"``, how that edition was picked.
+    image_ids, true_concepts, predicted_concepts : list
+        What was scored, image by image in the run's order: each image's id,
+        true concepts and predicted concepts (tuples of canonical concepts).
+    secondary_true_concepts : list or None
+        Each image's concepts in the secondary ground truth, when one was
+        given (the secondary score restricts them to ``secondary_concepts``).
+    secondary_concepts : frozenset of str or None
+        The concepts the secondary score kept, when there is one.
+    inputs : tuple of str
+        The files read (run, ground truth, secondary truth and concept list):
+        what a report on this evaluation must not overwrite.
 
     Examples
     --------
@@ -61,6 +72,13 @@ class RunEvaluation:
     secondary_score: float | None = None
     edition: str | None = None
     edition_note: str = ""
+    # What was scored, for reports: long, so left out of the repr.
+    image_ids: list = field(default_factory=list, repr=False)
+    true_concepts: list = field(default_factory=list, repr=False)
+    predicted_concepts: list = field(default_factory=list, repr=False)
+    secondary_true_concepts: list | None = field(default=None, repr=False)
+    secondary_concepts: frozenset | None = field(default=None, repr=False)
+    inputs: tuple = field(default=(), repr=False)
 
     def __float__(self):
         return self.score
@@ -126,8 +144,12 @@ def evaluate_run(run: PathLike, ground_truth: PathLike, *, edition: str = "auto"
     '2019'
     """
     with cyclic_gc_paused():
-        return _evaluate(run, ground_truth, edition, secondary_truth, secondary_concepts,
-                         max_concepts, cui_only)
+        result = _evaluate(run, ground_truth, edition, secondary_truth, secondary_concepts,
+                           max_concepts, cui_only)
+    result.inputs = tuple(os.fspath(path) for path in (run, ground_truth, secondary_truth,
+                                                        secondary_concepts)
+                          if isinstance(path, (str, os.PathLike)))
+    return result
 
 
 def _evaluate(run, ground_truth, edition, secondary_truth, secondary_concepts, max_concepts,
@@ -216,13 +238,13 @@ def _evaluate_as(edition, *, run, ground_truth, secondary_truth, subset, max_con
             [f"{ground_truth}: no image has a concept; the {edition.name} evaluator divides "
              "by zero"], f"Run {run} cannot be scored as the {edition.name} edition")
     score = official_mean_f1(true_concepts, predictions)
-    secondary = None
+    secondary = second_true = None
     if secondary_truth is not None:
         second = {line.image_id: line.concepts for line in second_lines}
         second_true = [second[line.image_id] for line in run_lines]
-        secondary = _secondary_score(second_true, predictions,
-                                     edition.secondary_cuis if subset is None else subset,
-                                     secondary_truth, run, edition)
+        subset = edition.secondary_cuis if subset is None else subset
+        secondary = _secondary_score(second_true, predictions, subset, secondary_truth, run,
+                                     edition)
     elif subset is not None:
         secondary = _secondary_score(true_concepts, predictions, subset, ground_truth, run,
                                      edition)
@@ -231,7 +253,11 @@ def _evaluate_as(edition, *, run, ground_truth, secondary_truth, subset, max_con
         "another case, counted once"
         for line in run_lines if line.duplicate_concepts
     ]
-    return RunEvaluation(score, len(truth_lines), n_scored, notes, secondary, edition.name)
+    return RunEvaluation(score, len(truth_lines), n_scored, notes, secondary, edition.name,
+                         image_ids=[line.image_id for line in run_lines],
+                         true_concepts=true_concepts, predicted_concepts=predictions,
+                         secondary_true_concepts=second_true,
+                         secondary_concepts=None if subset is None else frozenset(subset))
 
 
 def official_mean_f1(true_concepts, predictions):

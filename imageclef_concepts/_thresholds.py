@@ -24,7 +24,7 @@ from sklearn.model_selection import ShuffleSplit, check_cv
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _num_samples, check_is_fitted
+from sklearn.utils.validation import _check_method_params, _num_samples, check_is_fitted
 
 from ._base import BaseConceptClassifier, aligned_scores, set_multilabel_tags
 from ._concepts import is_concept_lists
@@ -444,4 +444,6 @@ def _shallow_copy(estimator):
 
 
 def _fit_fold(estimator, X, y, train, fit_params):
-    return estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train), **fit_params)
+    # Per-image fit parameters (sample_weight) cut to the fold, as GridSearchCV cuts them.
+    return estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train),
+                         **_check_method_params(X, fit_params, indices=train))

@@ -18,7 +18,10 @@ from imageclef_concepts import (
     BackboneEmbedding,
     ConceptCNNClassifier,
     ConceptEncoder,
+    ConceptEnsemble,
     ConceptKNNClassifier,
+    EnsembleTuner,
+    ConceptSpecialists,
     ImageLoader,
     MostFrequentConcepts,
     ThresholdTuner,
@@ -32,9 +35,14 @@ ESTIMATORS = [
     MostFrequentConcepts(),
     ThresholdTuner(KNeighborsClassifier(), cv=3, thresholds=10),
     ThresholdTuner(ConceptCNNClassifier(**TINY)),
+    ConceptEnsemble.from_grid(ConceptKNNClassifier(), {"n_neighbors": [3, 5]}, subsample=0.8,
+                              random_state=0, combine="vote"),
+    EnsembleTuner(ConceptEnsemble.from_grid(ConceptKNNClassifier(), {"n_neighbors": [3, 5]}),
+                  cv=2, thresholds=5),
     ConceptEncoder(),
     ImageLoader(),
     BackboneEmbedding(weights=None),
+    ConceptSpecialists(ConceptKNNClassifier(), [("c2", "C2", ConceptKNNClassifier())]),
 ]
 
 # (estimator, check) -> why it is expected to fail. One table for the library.
@@ -99,6 +107,9 @@ NOT_APPLICABLE = {
     "ImageLoader": "its X is a sequence of image paths",
     "BackboneEmbedding": "its X is images or paths",
     "ThresholdTuner": "around an image estimator, X is what that estimator takes",
+    "ConceptEnsemble": "its X is what its members take: here images or paths",
+    "EnsembleTuner": "its X is what its ensemble's members take: here images or paths",
+    "ConceptSpecialists": "X is what its base and specialists take: images or paths here",
 }
 
 

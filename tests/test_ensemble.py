@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from scipy import sparse
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.utils.metaestimators import available_if
 
@@ -20,30 +19,7 @@ from imageclef_concepts import (
 from imageclef_concepts._targets import ConceptTargets
 
 from .conftest import TINY
-
-
-class FixedConcepts(ClassifierMixin, BaseEstimator):
-    """Test double: fixed probabilities over its own vocabulary, row by image index.
-
-    X is a column of image indices; ``threshold`` is its decision rule.
-    """
-
-    def __init__(self, classes=None, scores=None, threshold=0.5):
-        self.classes = classes
-        self.scores = scores
-        self.threshold = threshold
-
-    def fit(self, X, y):
-        self.targets_ = ConceptTargets.from_classes(np.array(self.classes, dtype=object))
-        self.classes_ = self.targets_.classes_
-        return self
-
-    def predict_proba(self, X):
-        return np.asarray(self.scores, dtype=float)[np.asarray(X)[:, 0]]
-
-    def decide(self, X):
-        return DecisionRule.of(self.threshold).apply(self.predict_proba(X))
-
+from .doubles import FixedConcepts
 
 X = np.arange(3)[:, None]
 Y = ["A", "B", "C"]  # any concept lists: the doubles ignore them
@@ -67,6 +43,16 @@ def test_mean_aligns_members_and_counts_unknown_concepts_as_zero():
     expected = np.array([[0.675, 0.225, 0.2], [0.3, 0.625, 0.025], [0.075, 0.125, 0.075]])
     np.testing.assert_allclose(ensemble.predict_proba(X), expected)
     assert ensemble.predict_concepts(X) == [("A",), ("B",), ()]
+
+
+def test_per_concept_weights_against_a_hand_computation():
+    # One column of weights per concept A, B, C (0 where a member lacks the concept).
+    ensemble = _ensemble(weights=[[1, 3, 1], [0, 1, 1]], threshold=0.4)
+    expected = np.array([[0.9, (3 * 0.2 + 0.3) / 4, 0.8 / 2],
+                         [0.4, (3 * 0.6 + 0.7) / 4, 0.1 / 2],
+                         [0.1, (3 * 0.1 + 0.2) / 4, 0.3 / 2]])
+    np.testing.assert_allclose(ensemble.predict_proba(X), expected)
+    assert ensemble.predict_concepts(X) == [("A", "C"), ("A", "B"), ()]
 
 
 def test_max_takes_the_highest_probability():
@@ -103,7 +89,10 @@ def test_fallback_fills_empty_predictions_from_the_named_member():
     (dict(weights=[1]), "weights has 1 values for 2 estimators"),
     (dict(fallback="three"), "fallback='three' is not one of"),
     (dict(combine="vote", min_votes=3), "min_votes=3 is more than the 2"),
-    (dict(weights=[[1], [2]]), r"one number per estimator .* shape \(2, 1\)"),
+    (dict(weights=[[[1]], [[2]]]), r"one number per estimator .* shape \(2, 1, 1\)"),
+    (dict(weights=[[1], [2]]), r"weights has 1 column\(s\) \(one per concept\) but the "
+                               "ensemble has 3 concepts"),
+    (dict(weights=[[1, 0, 1], [2, 0, 1]]), "positive sum for every concept"),
     (dict(weights=[1 + 0j, 1]), r"weights must be real numbers; got complex"),
 ])
 def test_bad_settings_are_named(kwargs, message):

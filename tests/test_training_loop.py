@@ -76,3 +76,9 @@ def test_run_fingerprint_leaves_out_what_does_not_change_the_network():
     assert _fingerprint(epochs=7, verbose=1, threshold=0.3) == base
     assert _fingerprint(learning_rate=1e-3) != base
     assert _fingerprint(random_state=1) != base
+
+
+def test_run_fingerprint_holds_the_ema_momentum():
+    off, on = _fingerprint(), _fingerprint(ema_momentum=0.9)
+    assert on != off and on != _fingerprint(ema_momentum=0.99)
+    assert on["parameters"]["ema_momentum"] == 0.9

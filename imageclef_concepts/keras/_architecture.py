@@ -35,6 +35,7 @@ from ._devices import (
     dtype_policy,
     strategy_for,
 )
+from ._ema import ema_settings
 from ._losses import balanced_pos_weight, make_loss
 from ._network import (
     POOLINGS,
@@ -79,7 +80,9 @@ PARAMETER_CONSTRAINTS = {
     "augmentation": [StrOptions(set(AUGMENTATIONS)), None],
     "pooling": [StrOptions(set(POOLINGS))], "freeze_epochs": [_NATURAL],
     "fine_tune_learning_rate": [_ABOVE_ZERO], "reduce_lr_patience": [_NATURAL, None],
-    "test_time_augmentation": ["boolean"], "n_threads": [_POSITIVE, None],
+    "test_time_augmentation": ["boolean"],
+    "ema_momentum": [Interval(Real, 0, 1, closed="neither"), None],
+    "n_threads": [_POSITIVE, None],
     "distribution": [StrOptions(set(DISTRIBUTIONS)), None],
     "dtype_policy": [StrOptions(set(DTYPE_POLICIES))],
 }
@@ -213,16 +216,22 @@ def compile_network(estimator, network, learning_rate, backbone_trainable=None):
     if backbone_trainable is not None and estimator.backbone != "paper" and \
             estimator.model is None:
         network.get_layer(estimator.backbone).trainable = backbone_trainable
-    network.compile(optimizer=_optimizer(estimator.optimizer, learning_rate, estimator.decay),
+    # (getattr: an estimator pickled before ema_momentum existed has none)
+    network.compile(optimizer=_optimizer(estimator.optimizer, learning_rate, estimator.decay,
+                                         getattr(estimator, "ema_momentum", None)),
                     loss=make_loss(estimator.loss, _pos_weight(estimator)),
                     metrics=list(estimator.metrics or ()))
 
 
-def _optimizer(optimizer, learning_rate, decay):
+def _optimizer(optimizer, learning_rate, decay, ema_momentum=None):
+    """A new optimizer: a copy of the user's object, or one by name at ``learning_rate``
+    (``decay``'s schedule); with Keras' weight averaging for an ``ema_momentum``."""
     if isinstance(optimizer, keras.optimizers.Optimizer):
-        return optimizer.__class__.from_config(optimizer.get_config())
-    rate = learning_rate_schedule(learning_rate, decay)
-    return keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": rate}})
+        config = {**optimizer.get_config(), **ema_settings(ema_momentum)}
+        return optimizer.__class__.from_config(config)
+    config = {"learning_rate": learning_rate_schedule(learning_rate, decay),
+              **ema_settings(ema_momentum)}
+    return keras.optimizers.get({"class_name": optimizer, "config": config})
 
 
 def _pos_weight(estimator):

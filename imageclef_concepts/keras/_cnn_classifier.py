@@ -2,8 +2,9 @@
 
 It composes one module per idea: :mod:`._architecture` (its parameters and
 the network they describe, built by :mod:`._network`), :mod:`._training_loop`,
-:mod:`._model_file` (save, load, export, card) and :mod:`._adapter` (every
-contact with scikeras); ``predict`` and ``score`` are the shared
+:mod:`._model_file` (save, load, export, card), :mod:`._prediction`
+(probabilities, embeddings) and :mod:`._adapter` (every contact with
+scikeras); ``predict`` and ``score`` are the shared
 :class:`~imageclef_concepts._base.ConceptClassifierMixin`'s.
 
 The walk of ``X`` from ``fit`` to the network reads here, top to bottom:
@@ -17,7 +18,7 @@ The walk of ``X`` from ``fit`` to the network reads here, top to bottom:
    (:func:`~._architecture.build_network`), then ``_train_network``, where
    the images meet the network in ``tf.data`` batches
    (:func:`~._training_loop.train_network`);
-4. ``predict_proba`` takes ``X`` the same way through
+4. ``predict_proba`` (:mod:`._prediction`) takes ``X`` the same way through
    :class:`~._batches.ImageBatches` to ``Model.predict``.
 """
 
@@ -26,17 +27,12 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
-import keras
-import numpy as np
-from sklearn.utils.validation import check_is_fitted
-
 from .. import _paper as paper
 from .._base import ConceptClassifierMixin
 from ._adapter import ScikerasAdapter
 from ._architecture import PARAMETER_CONSTRAINTS, build_network, check_architecture
-from ._batches import ImageBatches, decode_errors_surfaced
-from ._devices import apply_thread_limit
 from ._model_file import ModelFileMixin, read_keras_file
+from ._prediction import NetworkOutputsMixin
 from ._training import process_state_kept
 from ._training_loop import train_network
 
@@ -44,10 +40,11 @@ if TYPE_CHECKING:  # names for annotations only
     from numpy.typing import ArrayLike
     from typing_extensions import Self
 
-    from .._typing import FloatArray, Images, Targets
+    from .._typing import Images, Targets
 
 
-class ConceptCNNClassifier(ConceptClassifierMixin, ModelFileMixin, ScikerasAdapter):
+class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFileMixin,
+                           ScikerasAdapter):
     """The MacUni-CSIRO ImageCLEF 2019 CNN as a multi-label estimator.
 
     Four blocks of Conv2D (5x5, stride 1, ReLU; 16, 32, 64, 128 filters),
@@ -206,6 +203,15 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ModelFileMixin, ScikerasAdapt
     test_time_augmentation : bool, default=False
         ``predict_proba`` averages the probabilities of each image and of its
         horizontal mirror.
+    ema_momentum : float in (0, 1) or None, default=None
+        Keep an exponential moving average of the weights (Keras' optimizer
+        ``use_ema=True, ema_momentum=...``: after each step ``average =
+        ema_momentum * average + (1 - ema_momentum) * weights``). Validation,
+        the best epoch kept, the checkpoint, your callbacks' ``on_epoch_end``
+        and the fitted model all see the averaged weights (Keras'
+        ``SwapEMAWeights``); the training loss is the raw weights'. None: off.
+        How it combines with resuming, two stages and ``warm_start`` is in
+        :mod:`imageclef_concepts.keras._ema`.
     n_threads : int or None, default=None
         TensorFlow's threads in this process (intra- and inter-op), set at
         the first fit or prediction. None leaves TensorFlow's choice, every
@@ -277,6 +283,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ModelFileMixin, ScikerasAdapt
         model=None, loss=paper.LOSS, optimizer=paper.OPTIMIZER, callbacks=None,
         pos_weight=None, augmentation=None, pooling=paper.POOLING, freeze_epochs=0,
         fine_tune_learning_rate=1e-5, reduce_lr_patience=None, test_time_augmentation=False,
+        ema_momentum=None,
         # devices
         n_jobs=2, n_threads=None, distribution=None, dtype_policy="float32",
     ):
@@ -322,6 +329,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ModelFileMixin, ScikerasAdapt
         self.fine_tune_learning_rate = fine_tune_learning_rate
         self.reduce_lr_patience = reduce_lr_patience
         self.test_time_augmentation = test_time_augmentation
+        self.ema_momentum = ema_momentum
         self.n_threads = n_threads
         self.distribution = distribution
         self.dtype_policy = dtype_policy
@@ -392,58 +400,6 @@ class ConceptCNNClassifier(ConceptClassifierMixin, ModelFileMixin, ScikerasAdapt
         self.history_, self.best_epoch_, self._checkpoint_run = train_network(
             self, images, indicator, **fit_args)
         self.__dict__.pop("_strategy", None)  # a strategy does not pickle; the network is built
-
-    # -------------------------------------------------------------- predict
-
-    def predict_proba(self, X: Images) -> FloatArray:
-        """Probability of each concept for each image.
-
-        Parameters
-        ----------
-        X : array-like of images or sequence of paths
-            As for :meth:`fit`.
-
-        Returns
-        -------
-        ndarray of shape (n_images, n_concepts)
-            Column ``j`` is concept ``classes_[j]``.
-        """
-        check_is_fitted(self, "model_")
-        apply_thread_limit(self.n_threads)
-        probabilities = self._outputs_of(self.model_, X)
-        if self.test_time_augmentation:
-            mirrored = self._outputs_of(self.model_, X, mirrored=True)
-            probabilities = (probabilities + mirrored) / 2
-        return probabilities
-
-    def _outputs_of(self, network, X, mirrored=False):
-        """Run ``network`` over the images of ``X``; NaN rows for unreadable files."""
-        images, _ = self._validate_data(X)
-        known_failures = len(images.failures)
-        batches = ImageBatches(images, batch_size=self.batch_size, mirrored=mirrored)
-        with decode_errors_surfaced(batches):
-            outputs = network.predict(batches.dataset(), verbose=self.verbose)
-        images.warn_failures("during prediction", reported=known_failures)
-        outputs[list(images.failures)] = np.nan  # no image, no output
-        return outputs
-
-    def embed(self, X: Images) -> FloatArray:
-        """The penultimate layer's activations: the network's image embedding.
-
-        Used by :class:`~imageclef_concepts.ConceptKNNClassifier` to retrieve
-        similar images in the space the network learned.
-
-        Parameters
-        ----------
-        X : array-like of images or sequence of paths
-
-        Returns
-        -------
-        ndarray of shape (n_images, n_units)
-        """
-        check_is_fitted(self, "model_")
-        penultimate = keras.Model(self.model_.inputs, self.model_.layers[-2].output)
-        return self._outputs_of(penultimate, X)
 
 
 # A ConceptCNNClassifier from a .keras file, an archive's member too (for _persistence).

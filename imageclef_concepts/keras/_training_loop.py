@@ -11,7 +11,8 @@ built the network (``estimator.model_``):
 3. :class:`~._batches.ImageBatches` stream them, shuffled per epoch from its
    number, so that a resumed run sees the same order;
 4. the callbacks: the best-epoch keeper, the checkpoint, the batches' epoch
-   counter, the user's, learning-rate reduction;
+   counter, the user's, learning-rate reduction; with EMA weights, the swap
+   that shows the averages to all of them (:mod:`._ema`);
 5. ``Model.fit`` once per stage (:func:`training_stages`: the frozen
    backbone, then everything at ``fine_tune_learning_rate``);
 6. the history continued or started afresh (:func:`continued_history`).
@@ -30,6 +31,7 @@ from .._checkpoints import CheckpointFolder, digest
 from .._images import images_digest
 from ._architecture import compile_network, strategy_scope
 from ._batches import ImageBatches, decode_errors_surfaced
+from ._ema import EMASwap, uses_ema
 from ._model_file import saved_params
 from ._nan_guard import NaNGuard
 from ._training import TrainingCheckpoint, best_epoch_keeper, seed_or_fresh, seeded
@@ -112,13 +114,21 @@ def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoc
                 validation_data=(None if validation_batches is None
                                  else validation_batches.dataset()),
                 epochs=last, initial_epoch=first, verbose=estimator.verbose, shuffle=False,
-                callbacks=callbacks)
+                callbacks=_with_ema_swap(callbacks, network, checkpoint))
             for key, values in stage.history.items():
                 history.setdefault(key, []).extend(values)
             if network.stop_training:
                 break  # early stopping ends both stages
     X.warn_failures("during training", reported=known_failures)
     return history if checkpoint is None else checkpoint.history
+
+
+def _with_ema_swap(callbacks, network, checkpoint):
+    """The callbacks, with a new EMA swap right after the divergence guard when the
+    network's optimizer (each stage compiles its own) keeps averages."""
+    if not uses_ema(network.optimizer):
+        return callbacks
+    return [callbacks[0], EMASwap(checkpoint), *callbacks[1:]]
 
 
 def training_stages(initial_epoch, epochs, warm_start, freeze_epochs, fine_tune_learning_rate):

@@ -1,0 +1,137 @@
+"""Ensembles at scale: members made from a template and a grid, and their random parts.
+
+The 2025/2026 winners trained six backbones x four seeds and a Monte-Carlo
+cross-validation sub-ensemble (members trained on different random parts of
+the training data). :func:`grid_members` makes such members from one
+template estimator and a grid of what varies (scikit-learn's
+``ParameterGrid`` does the product), each named after what varies in it;
+:func:`draw_samples` draws each member's part of the training images.
+:meth:`ConceptEnsemble.from_grid <imageclef_concepts.ConceptEnsemble.from_grid>`
+and ``ConceptEnsemble(subsample=...)`` use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.model_selection import ParameterGrid
+from sklearn.utils import check_random_state
+
+
+def grid_members(template, grid):
+    """One clone of ``template`` per combination of ``grid``, named by what varies.
+
+    Parameters
+    ----------
+    template : estimator
+        Cloned for each member (never changed itself).
+    grid : dict of str to list, or list of such dicts
+        Parameter names of ``template`` (nested ones too: ``estimator__C``)
+        and the values each takes, as for ``GridSearchCV``'s ``param_grid``.
+
+    Returns
+    -------
+    list of (str, estimator)
+        In ``ParameterGrid``'s order. A member is named ``key=value`` for each
+        parameter that varies across the members (the key's last ``__`` part
+        when that is unambiguous), joined with commas:
+        ``"backbone=densenet121,random_state=0"``.
+
+    Raises
+    ------
+    ValueError
+        For an empty grid, a parameter the template does not have (naming
+        it and the template's parameters), or a list of values that is empty
+        or not a list.
+    """
+    grids = [grid] if isinstance(grid, Mapping) else grid
+    if not isinstance(grids, Sequence) or isinstance(grids, str) or not grids:
+        raise ValueError(f"grid must be a dict of parameter lists (or a non-empty list of such "
+                         f"dicts); got {grid!r:.80}.")
+    known = template.get_params(deep=True)
+    for part in grids:
+        _check_grid(part, known, template)
+    combinations = list(ParameterGrid(grids))
+    varying = _varying_keys(grids, combinations)
+    names = _unique([_member_name(params, varying) for params in combinations])
+    return [(name, clone(template).set_params(**params))
+            for name, params in zip(names, combinations)]
+
+
+def _check_grid(grid, known, template):
+    if not isinstance(grid, Mapping) or not grid:
+        raise ValueError(f"Each grid must be a non-empty dict of parameter name -> list of "
+                         f"values; got {grid!r:.80}.")
+    unknown = sorted(set(grid) - set(known))
+    if unknown:
+        raise ValueError(
+            f"The grid names parameter(s) {', '.join(map(repr, unknown))} that "
+            f"{type(template).__name__} does not have; its parameters are "
+            f"{', '.join(sorted(known))}.")
+    for key, values in grid.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+            raise ValueError(f"grid[{key!r}] must be a list of values; got {values!r:.80} "
+                             f"(a single value goes in a list: [{values!r:.40}]).")
+        if len(values) == 0:
+            raise ValueError(f"grid[{key!r}] is an empty list: it would make no member. Give "
+                             "at least one value.")
+
+
+def _varying_keys(grids, combinations):
+    """The parameters whose value differs between members, in the grid's order."""
+    ordered = list(dict.fromkeys(key for part in grids for key in part))
+    varying = [key for key in ordered
+               if len({repr(params.get(key, _ABSENT)) for params in combinations}) > 1]
+    return varying or ordered  # one member: named after all it was given
+
+
+_ABSENT = object()
+
+
+def _member_name(params, keys):
+    short = {key: key.rpartition("__")[2] for key in keys}
+    clash = {s for s in short.values() if list(short.values()).count(s) > 1}
+    parts = [f"{key if short[key] in clash else short[key]}={_shown(params[key])}"
+             for key in keys if key in params]
+    return ",".join(parts).replace("__", "_")  # '__' would read as a nested parameter
+
+
+def _shown(value):
+    if value is None or isinstance(value, (str, bool, Integral, Real)):
+        return str(value)
+    if isinstance(value, (tuple, list)) and all(isinstance(v, (Integral, Real, str))
+                                                for v in value):
+        return "-".join(map(str, value))
+    return type(value).__name__
+
+
+def _unique(names):
+    """Names made unique (two values shown alike, e.g. two objects of one class)."""
+    seen = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return unique
+
+
+def draw_samples(n_samples, n_members, subsample, random_state):
+    """Each member's training rows: a sorted random ``subsample`` of the images, drawn
+    without replacement, a new draw per member (Monte-Carlo cross-validation).
+
+    Returns
+    -------
+    list of ndarray of int, or None when ``subsample`` is None (every member sees all).
+    """
+    if subsample is None:
+        return None
+    size = int(subsample * n_samples)
+    if size < 1:
+        raise ValueError(f"subsample={subsample} of {n_samples} images is no image: give a "
+                         "larger fraction.")
+    rng = check_random_state(random_state)
+    return [np.sort(rng.choice(n_samples, size=size, replace=False))
+            for _ in range(n_members)]
