@@ -41,3 +41,12 @@ def alternate(ours, reference, repeat):
         ours_times.append(best_time(ours, 1))
         reference_times.append(best_time(reference, 1))
     return min(ours_times), min(reference_times)
+
+
+def alternate_all(functions, repeat):
+    """Best times of several functions, called in turn ``repeat`` times (drift hits all)."""
+    times = [[] for _ in functions]
+    for _ in range(repeat):
+        for function, kept in zip(functions, times):
+            kept.append(best_time(function, 1))
+    return [min(kept) for kept in times]

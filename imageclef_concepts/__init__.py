@@ -38,6 +38,11 @@ _MODULE_OF = {
     "ImageDecodeError": "._image_decoding",
     "decode_image": "._image_decoding",
     "ImageLoader": "._image_loader",
+    "ImageStore": "._image_store",
+    "ImageStoreError": "._image_store",
+    "ImageStoreWarning": "._image_store",
+    "PreparedImages": "._image_preparation",
+    "prepare_images": "._image_preparation",
     "SkippedImagesWarning": "._images",
     "ModelFileError": "._model_card",
     "imageclef_f1": "._metrics",
@@ -84,6 +89,8 @@ if TYPE_CHECKING:
     from ._ensemble_tuning import EnsembleTuner
     from ._image_decoding import ImageDecodeError, decode_image
     from ._image_loader import ImageLoader
+    from ._image_preparation import PreparedImages, prepare_images
+    from ._image_store import ImageStore, ImageStoreError, ImageStoreWarning
     from ._images import SkippedImagesWarning
     from ._metrics import (
         imageclef_f1,
@@ -137,8 +144,12 @@ __all__ = [
     "EnsembleTuner",
     "ImageDecodeError",
     "ImageLoader",
+    "ImageStore",
+    "ImageStoreError",
+    "ImageStoreWarning",
     "ModelFileError",
     "MostFrequentConcepts",
+    "PreparedImages",
     "RunEvaluation",
     "SkippedImagesWarning",
     "SplitBounds",
@@ -159,6 +170,7 @@ __all__ = [
     "plot_per_concept_f1",
     "plot_threshold_curve",
     "plot_training_history",
+    "prepare_images",
     "read_concepts",
     "refine_grid",
     "remove_checkpoint",

@@ -29,6 +29,10 @@ from ._targets import ConceptTargets
 MANIFEST = "imageclef_concepts.json"
 FORMAT = 2  # 1: no sizes; 2: the manifest states each member's size
 
+# Parameters that name a local resource of one run (a folder of prepared
+# images): saved as null, and a path read from a file is never used.
+RUNTIME_PARAMS = ("image_store",)
+
 
 class ArchiveWriter:
     """What a model's ``_to_archive`` writes with: each part under the model's own prefix."""
@@ -84,7 +88,7 @@ class ArchiveWriter:
         for name, value in estimator.get_params(deep=False).items():
             if name in nested:
                 continue
-            plain[name] = jsonable(value)
+            plain[name] = None if name in RUNTIME_PARAMS else jsonable(value)
             json.dumps(plain[name])  # refuses what JSON cannot hold, before anything is written
         return plain
 
@@ -146,6 +150,7 @@ class ArchiveReader:
     def params(self, cls, description, **given):
         """``cls(**params)``, the saved parameters and ``given`` checked as ``fit`` does."""
         params = dict(self.expect(description, "params", (dict,)))
+        params.update((name, None) for name in RUNTIME_PARAMS if name in params)
         if isinstance(params.get("threshold"), dict):
             params["threshold"] = DecisionRule.from_dict(params["threshold"])
         return estimator_from_params(cls, {**params, **given}, self.path)

@@ -25,7 +25,8 @@ class NotARegularFileError(OSError):
     """A path that names a folder, a pipe, a device or a socket where a file was expected."""
 
 
-def _kind(mode):
+def file_kind(mode):
+    """What a file of this mode is, in words ("a folder", "a named pipe"...)."""
     for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                        (stat.S_ISSOCK, "a socket")):
@@ -47,7 +48,7 @@ def check_regular_file(path, what="file"):
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} not found: {path}") from None
     if not stat.S_ISREG(mode):
-        raise NotARegularFileError(f"{path} is {_kind(mode)}, not {_article(what)} {what}")
+        raise NotARegularFileError(f"{path} is {file_kind(mode)}, not {_article(what)} {what}")
 
 
 def open_regular_file(path, what="file"):
@@ -78,7 +79,7 @@ def open_regular_file(path, what="file"):
     mode = os.fstat(descriptor).st_mode
     if not stat.S_ISREG(mode):
         os.close(descriptor)
-        raise NotARegularFileError(f"{path} is {_kind(mode)}, not {_article(what)} {what}")
+        raise NotARegularFileError(f"{path} is {file_kind(mode)}, not {_article(what)} {what}")
     if hasattr(os, "set_blocking"):
         os.set_blocking(descriptor, True)
     return os.fdopen(descriptor, "rb")
@@ -94,7 +95,7 @@ def check_writable_target(path, what="output"):
     except FileNotFoundError:
         return
     if not stat.S_ISREG(mode):
-        raise NotARegularFileError(f"{what} {os.fspath(path)} is {_kind(mode)}: name a "
+        raise NotARegularFileError(f"{what} {os.fspath(path)} is {file_kind(mode)}: name a "
                                    "regular file to write")
 
 

@@ -1,8 +1,8 @@
 """The ``imageclef-concepts`` command line (also ``python -m imageclef_concepts``).
 
-Subcommands: ``demo`` (the main job, on built-in data), ``train``,
-``predict``, ``evaluate``, ``info`` and ``reproduce-2019``, added by
-``_cli_models`` and ``_cli_procedures``. A user's mistake ends with a clear
+Subcommands: ``demo`` (the main job, on built-in data), ``prepare``,
+``train``, ``predict``, ``evaluate``, ``info`` and ``reproduce-2019``, added
+by ``_cli_images``, ``_cli_models`` and ``_cli_procedures``. A user's mistake ends with a clear
 message on standard error and exit code 2, never a traceback.
 """
 
@@ -11,6 +11,7 @@ import sys
 import warnings
 
 from ._cli_arguments import UserError, one_line
+from ._cli_images import add_prepare
 from ._cli_models import add_info, add_predict, add_train
 from ._cli_procedures import add_demo, add_evaluate, add_reproduce
 from ._concept_text import ConceptFileError
@@ -65,6 +66,7 @@ def _build_parser():
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_demo(commands)
+    add_prepare(commands)
     add_train(commands)
     add_predict(commands)
     add_evaluate(commands)

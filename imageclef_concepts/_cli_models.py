@@ -18,6 +18,7 @@ from ._cli_arguments import (
     probability,
     say_unless_quiet,
 )
+from ._cli_images import add_image_store_option, open_image_store
 from ._editions import EDITION_CHOICES, EDITIONS
 from ._images import ON_ERROR
 from .keras import AUGMENTATIONS, BACKBONES, LOSSES
@@ -94,6 +95,7 @@ def add_train(commands):
                        help="discard the checkpoint of an earlier, unfinished training and "
                             "start afresh (default: resume it when it is the same training, "
                             "refuse when it is another)")
+    add_image_store_option(train)
     train.add_argument("--random-state", type=int, default=None,
                        help="seed for a reproducible model (default: a fresh seed each run)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
@@ -103,7 +105,8 @@ def add_train(commands):
 
 _TRAIN_PARAMS = ("image_size", "epochs", "batch_size", "learning_rate", "threshold", "filters",
                  "dense_units", "backbone", "loss", "augmentation",
-                 "early_stopping_patience", "on_error", "random_state", "checkpoint_dir")
+                 "early_stopping_patience", "on_error", "random_state", "checkpoint_dir",
+                 "image_store")
 
 
 def _run_train(args):
@@ -124,6 +127,9 @@ def _run_train(args):
             raise UserError(f"--checkpoint-dir {args.checkpoint_dir} would hold {written}: the "
                             "model and its card are written outside the checkpoint folder.")
     _prepare_checkpoint(args.checkpoint_dir, restart=args.restart)
+    if args.image_store is not None:
+        args.image_store = open_image_store(args.image_store,
+                                            written=(args.output, card, args.checkpoint_dir))
     train = _load(args.images, args.concepts, args.edition)
     validation = (None if args.validation_images is None
                   else _load(args.validation_images, args.validation_concepts, args.edition))
@@ -209,6 +215,7 @@ def add_predict(commands):
     predict.add_argument("--on-error", choices=ON_ERROR, default=None,
                          help="unreadable image files: stop naming them, or give them no "
                               "concepts with a warning naming them (default: the model's)")
+    add_image_store_option(predict)
     predict.add_argument("--allow-pickle", action="store_true",
                          help="allow a .joblib model: a pickle runs any code it holds, so only "
                               "for files you made yourself")
@@ -219,7 +226,7 @@ def add_predict(commands):
 def _run_predict(args):
     from ._concept_files import write_run
     from ._decision import DecisionRule
-    from ._workflows import load_model, predict_folder
+    from ._workflows import image_readers, load_model, predict_folder, use_image_store
 
     if not args.images.is_dir():
         raise UserError(f"image folder not found: {args.images}")
@@ -228,6 +235,10 @@ def _run_predict(args):
     params = model.get_params()
     if "verbose" in params:
         model.set_params(verbose=0)  # one progress bar (ours), not Keras' per chunk
+    if args.image_store is not None:
+        if not image_readers(model):  # said before a store folder is made for nothing
+            raise UserError(f"--image-store: {type(model).__name__} reads no image files.")
+        use_image_store(model, open_image_store(args.image_store, written=(args.output,)))
     if args.on_error is not None:
         if "on_error" not in params:
             raise UserError(f"--on-error: {type(model).__name__} has no on_error setting.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from numbers import Integral
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._image_decoding import RESAMPLING
+from ._image_store import ImageStore, as_image_store
 from ._images import ImageFiles, is_path_sequence
 
 if TYPE_CHECKING:  # names for annotations only
@@ -33,6 +35,10 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         Pillow resampling filter.
     n_jobs : int, default=2
         Decoding threads.
+    image_store : str, path-like, ImageStore or None, default=None
+        A folder of prepared images (:class:`~imageclef_concepts.ImageStore`):
+        images it holds at this size and filter are read from it, the others
+        decoded and added.
 
     Examples
     --------
@@ -55,12 +61,14 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         "image_size": [Interval(Integral, 1, None, closed="left")],
         "resample": [StrOptions(set(RESAMPLING))],
         "n_jobs": [Interval(Integral, 1, None, closed="left")],
+        "image_store": [str, os.PathLike, ImageStore, None],
     }
 
-    def __init__(self, image_size=400, resample="bilinear", n_jobs=2):
+    def __init__(self, image_size=400, resample="bilinear", n_jobs=2, image_store=None):
         self.image_size = image_size
         self.resample = resample
         self.n_jobs = n_jobs
+        self.image_store = image_store
 
     def fit(self, X: Sequence[PathLike], y: None = None) -> Self:
         """Check the parameters; nothing is learned.
@@ -92,7 +100,8 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         self._validate_params()
         if not is_path_sequence(X):
             raise ValueError("ImageLoader expects a sequence of image paths.")
-        files = ImageFiles(X, self.image_size, self.resample, "raise", self.n_jobs)
+        files = ImageFiles(X, self.image_size, self.resample, "raise", self.n_jobs,
+                           image_store=as_image_store(self.image_store))
         return files.load(np.arange(len(files)))[0]
 
     def __sklearn_tags__(self):

@@ -23,6 +23,8 @@ import numpy as np
 from ._checkpoints import digest
 from ._concepts import is_frame
 from ._image_decoding import ImageDecodeError, check_image_file, decode_image, is_url, resized
+from ._image_shelf import file_version, source_key
+from ._image_store import ImageStoreError, ImageStoreWarning, as_image_store
 
 ON_ERROR = ("raise", "skip")
 """What an image source does with a file it cannot use: stop naming it, or leave it out."""
@@ -43,20 +45,20 @@ class SkippedImagesWarning(UserWarning):
 class _ImageSource:
     """What every image source has: ``failures`` (index -> problem) and the rest."""
 
-    failures = None  # set per instance
+    failures: dict[int, str]  # index -> problem, set per instance
 
     def usable_indices(self):
         """Indices of the images not known to be bad."""
         return np.setdiff1d(np.arange(len(self)), list(self.failures))
 
-    def warn_failures(self, when, reported=0):
+    def warn_failures(self, when, reported=0,
+                      consequence="no training on them, NaN probabilities in prediction"):
         """Warn about the images in ``failures`` from position ``reported`` on."""
         new = list(self.failures.values())[reported:]
         if new:
             warnings.warn(_listing(
                 f"{len(new)} of {len(self)} image file(s) cannot be used (found {when}) and "
-                "are left out: no training on them, NaN probabilities in prediction", new),
-                SkippedImagesWarning, stacklevel=4)
+                f"are left out: {consequence}", new), SkippedImagesWarning, stacklevel=4)
 
 
 class ImageArray(_ImageSource):
@@ -139,10 +141,19 @@ class ImageFiles(_ImageSource):
         Small images decode in less time than a training step on them, and
         decoding them every epoch makes training from files slower than from
         arrays.
+    image_store : ImageStore or None, default=None
+        Images the store holds at this size and filter are read from it (and
+        not checked again: their file has not changed since they were
+        decoded); the others are decoded and added to it.
+
+    Attributes
+    ----------
+    stored : dict
+        Where the store holds each image that it holds (by index).
     """
 
     def __init__(self, paths, image_size, resample="bilinear", on_error="raise", workers=2,
-                 cache_mb=0):
+                 cache_mb=0, image_store=None):
         self.paths = [os.fspath(path) for path in paths]
         self.image_size = image_size
         self.resample = resample
@@ -153,8 +164,13 @@ class ImageFiles(_ImageSource):
         self._cache_room = int(cache_mb * 2**20) // (image_size * image_size * 3)
         if not self.paths:
             raise ValueError("X holds no image (0 paths).")
-        problems = self._map(check_image_file, self.paths)
-        self.failures = {index: problem for index, problem in enumerate(problems) if problem}
+        self._shelf = None if image_store is None else image_store.shelf(image_size, resample)
+        self._store_failed = False  # warned once, then decoded without the store
+        self.stored = self._locate_stored()
+        to_check = [index for index in range(len(self.paths)) if index not in self.stored]
+        problems = self._map(check_image_file, [self.paths[index] for index in to_check])
+        self.failures = {index: problem for index, problem in zip(to_check, problems)
+                         if problem}
         if self.failures and on_error == "raise":
             raise ImageDecodeError(_listing(
                 f"{len(self.failures)} of {len(self.paths)} image file(s) cannot be used "
@@ -188,14 +204,20 @@ class ImageFiles(_ImageSource):
         """
         batch = np.zeros((len(indices), self.image_size, self.image_size, 3), dtype=np.uint8)
         good = np.array([int(index) not in self.failures for index in indices], dtype=bool)
-        to_decode = []
+        to_decode, from_store = [], []
         for position in np.flatnonzero(good):
-            cached = self._cache.get(int(indices[position]))
-            if cached is None:
-                to_decode.append(position)
-            else:
+            index = int(indices[position])
+            cached = self._cache.get(index)
+            if cached is not None:
                 batch[position] = cached
+            elif index in self.stored:
+                from_store.append((position, self.stored[index]))
+            else:
+                to_decode.append(position)
+        if from_store:  # what cannot be read back intact is decoded again
+            to_decode += self._shelf.read_into(batch, from_store)
         outcomes = self._map(self._decode_or_error, [self.paths[indices[p]] for p in to_decode])
+        decoded = []
         for position, outcome in zip(to_decode, outcomes):
             index = int(indices[position])
             if isinstance(outcome, ImageDecodeError):
@@ -205,9 +227,51 @@ class ImageFiles(_ImageSource):
                 good[position] = False
             else:
                 batch[position] = outcome
+                decoded.append(position)
                 if len(self._cache) < self._cache_room:
                     self._cache[index] = outcome
+        if decoded and self._shelf is not None:
+            self._store([int(indices[p]) for p in decoded], batch[decoded])
         return batch, good
+
+    def _locate_stored(self):
+        """Where the store holds each image at its file's current version: ``{index: entry}``.
+
+        A store whose index cannot be read is a warning: the images are decoded.
+        """
+        if self._shelf is None:
+            return {}
+        self._keys = [source_key(path) for path in self.paths]
+        self._versions = self._map(file_version, self.paths)
+        try:
+            return self._shelf.locate(self._keys, self._versions)
+        except (ImageStoreError, OSError) as error:
+            self._give_up_store(f"cannot be read ({error})")
+            self._shelf = None
+            return {}
+
+    def _store(self, decoded, pixels):
+        """Add freshly decoded images to the store (those whose version is known).
+
+        A store that cannot be written is one warning; it is not tried again
+        by this source (a locked index would cost its timeout at every batch).
+        """
+        kept = [position for position, index in enumerate(decoded)
+                if self._versions[index] is not None]
+        if self._store_failed or not kept:
+            return
+        try:
+            added = self._shelf.add([self._keys[decoded[p]] for p in kept],
+                                    [self._versions[decoded[p]] for p in kept], pixels[kept])
+        except (ImageStoreError, OSError) as error:
+            self._give_up_store(f"cannot be written ({error})")
+            return
+        self.stored.update((decoded[p], added[row]) for row, p in enumerate(kept))
+
+    def _give_up_store(self, reason):
+        warnings.warn(f"The image store {self._shelf.store.path} {reason}; the images it does "
+                      "not hold are decoded at every use.", ImageStoreWarning, stacklevel=5)
+        self._store_failed = True
 
     def _decode_or_error(self, path):
         try:
@@ -276,12 +340,17 @@ def images_digest(X):
 
 
 def as_image_source(X, image_size, resample="bilinear", on_error="raise", workers=2,
-                    cache_mb=0):
-    """Wrap the user's ``X``: :class:`ImageFiles` for paths, :class:`ImageArray` otherwise."""
+                    cache_mb=0, image_store=None):
+    """Wrap the user's ``X``: :class:`ImageFiles` for paths, :class:`ImageArray` otherwise.
+
+    ``image_store`` is an estimator's parameter: None, a folder or an
+    :class:`~imageclef_concepts.ImageStore` (arrays do not use it).
+    """
     if isinstance(X, (ImageArray, ImageFiles)):
         return X
     if is_path_sequence(X):
-        return ImageFiles(X, image_size, resample, on_error, workers, cache_mb)
+        return ImageFiles(X, image_size, resample, on_error, workers, cache_mb,
+                          as_image_store(image_store))
     return ImageArray(X, image_size, resample)
 
 

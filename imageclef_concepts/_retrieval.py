@@ -9,6 +9,7 @@ n x n matrix is ever held in memory.
 
 from __future__ import annotations
 
+import os
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseConceptClassifier
 from ._decision import DecisionRule
+from ._image_store import ImageStore
 from ._images import as_image_source
 from ._model_card import ModelFileError
 from ._persistence import ArchivedModel
@@ -53,6 +55,10 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
         ``embed(X)`` method works too.
     pixel_size : int, default=16
         Side of the downscaled images for ``embedding="pixels"``.
+    image_store : str, path-like, ImageStore or None, default=None
+        For ``embedding="pixels"`` and paths: a folder of prepared images
+        (:class:`~imageclef_concepts.ImageStore`) that decodes each file once
+        for every fit and process. Not saved with the model.
     voting : {"threshold", "mean_count"}, default="threshold"
         ``"threshold"``: concepts whose similarity-weighted vote share
         (``predict_proba``) passes the decision rule ``threshold``.
@@ -102,11 +108,12 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
         "block_size": [Interval(Integral, 1, None, closed="left")],
         "min_count": [Interval(Integral, 1, None, closed="left")],
         "max_labels": [Interval(Integral, 1, None, closed="left"), None],
+        "image_store": [str, os.PathLike, ImageStore, None],
     }
 
     def __init__(self, n_neighbors=5, *, embedding="pixels", pixel_size=16,
                  voting="threshold", threshold=0.5, block_size=512, min_count=1,
-                 max_labels=None):
+                 max_labels=None, image_store=None):
         self.n_neighbors = n_neighbors
         self.embedding = embedding
         self.pixel_size = pixel_size
@@ -115,6 +122,7 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
         self.block_size = block_size
         self.min_count = min_count
         self.max_labels = max_labels
+        self.image_store = image_store
 
     def _fit(self, X, y):
         """Embed the training images and remember their concepts."""
@@ -140,7 +148,7 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
 
     def _embed(self, X):
         if self.embedding_ is None:
-            images = as_image_source(X, self.pixel_size)
+            images = as_image_source(X, self.pixel_size, image_store=self.image_store)
             vectors = np.concatenate([
                 images.load(np.arange(start, min(start + 1024, len(images))))[0]
                 .reshape(-1, self.pixel_size * self.pixel_size * 3).astype(np.float32)

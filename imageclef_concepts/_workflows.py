@@ -10,7 +10,9 @@
 * :func:`predict_folder`: the concepts of the images of a folder, ready for
   a run file;
 * :func:`save_model` / :func:`load_model`: a model's native ``.keras`` file
-  (its decision rule included), joblib only when asked.
+  (its decision rule included), joblib only when asked;
+* :func:`use_image_store`: a fitted model's every image reader pointed at a
+  store of prepared images.
 """
 
 from pathlib import Path
@@ -223,8 +225,15 @@ def save_model(model, path):
 
         from ._atomic_files import replaced_atomically
 
-        with replaced_atomically(path) as temporary:
-            joblib.dump(model, temporary)
+        # A store is a folder of this machine, never saved: as in .keras and .zip files.
+        stores = [(part, part.image_store) for part in image_readers(model)]
+        try:
+            use_image_store(model, None)
+            with replaced_atomically(path) as temporary:
+                joblib.dump(model, temporary)
+        finally:
+            for part, store in stores:
+                part.set_params(image_store=store)
     else:
         raise ValueError(f"model file {path} must end in {' or '.join(MODEL_SUFFIXES)}.")
     if hasattr(model, "remove_checkpoint"):
@@ -263,3 +272,37 @@ def load_model(path, *, allow_pickle=False):
             raise ValueError(f"{path} cannot be loaded: {type(error).__name__}: {error}") \
                 from None
     raise ValueError(f"model file {path} must end in {' or '.join(MODEL_SUFFIXES)}.")
+
+
+def image_readers(model):
+    """Every part of ``model`` that reads image files: those with an ``image_store`` parameter.
+
+    An ensemble's members (fitted or not), a tuner's estimators and a k-NN's
+    embedding network included.
+    """
+    readers, seen, pending = [], set(), [model]
+    while pending:
+        part = pending.pop()
+        if id(part) in seen:
+            continue
+        seen.add(id(part))
+        if "image_store" in getattr(part, "get_params", dict)(deep=False):
+            readers.append(part)
+        for value in vars(part).values():
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                item = item[-1] if isinstance(item, tuple) and item else item  # (name, member)
+                if hasattr(item, "get_params") and not isinstance(item, type):
+                    pending.append(item)
+    return readers
+
+
+def use_image_store(model, image_store):
+    """Point every part of a fitted ``model`` that reads image files at ``image_store``.
+
+    Only their ``image_store`` parameter is set (see :func:`image_readers`).
+    Returns how many parts read images: 0 means the store cannot help this model.
+    """
+    readers = image_readers(model)
+    for part in readers:
+        part.set_params(image_store=image_store)
+    return len(readers)

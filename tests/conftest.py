@@ -44,3 +44,24 @@ def tiny_indicator(tiny_images):
     for row, concepts in enumerate(tiny_images.concepts):
         Y[row, [names.index(c) for c in concepts]] = 1
     return Y
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """Count the files decoded and checked by image sources (any thread)."""
+    counts = {"decoded": 0, "checked": 0}
+    import imageclef_concepts._images as images_module
+
+    real_decode, real_check = images_module.decode_image, images_module.check_image_file
+
+    def decode(path, *args):
+        counts["decoded"] += 1
+        return real_decode(path, *args)
+
+    def check(path):
+        counts["checked"] += 1
+        return real_check(path)
+
+    monkeypatch.setattr(images_module, "decode_image", decode)
+    monkeypatch.setattr(images_module, "check_image_file", check)
+    return counts

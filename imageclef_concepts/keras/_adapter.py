@@ -110,9 +110,11 @@ class ScikerasAdapter(KerasClassifier):
 
     def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
         # scikeras calls this with reset=True on a new model, False otherwise.
-        # (getattr: estimators pickled before image_cache_mb existed have none.)
+        # (getattr: estimators pickled before image_cache_mb or image_store existed
+        # have none.)
         images = as_image_source(X, self.image_size, self.resample, self.on_error, self.n_jobs,
-                                 getattr(self, "image_cache_mb", 0))
+                                 getattr(self, "image_cache_mb", 0),
+                                 getattr(self, "image_store", None))
         if y is not None:
             n_rows = y.shape[0] if hasattr(y, "shape") else len(y)
             if n_rows != len(images):

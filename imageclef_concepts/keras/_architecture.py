@@ -24,6 +24,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .._checkpoints import check_checkpoint_folder
 from .._decision import DecisionRule
 from .._image_decoding import RESAMPLING
+from .._image_store import ImageStore
 from .._images import ON_ERROR
 from .._ranges import check_pos_weight
 from . import AUGMENTATIONS, BACKBONES, LOSSES
@@ -66,6 +67,7 @@ PARAMETER_CONSTRAINTS = {
     "warm_start": ["boolean"], "random_state": ["random_state"], "verbose": ["verbose"],
     "resample": [StrOptions(set(RESAMPLING))], "on_error": [StrOptions(set(ON_ERROR))],
     "n_jobs": [_POSITIVE], "image_cache_mb": [_AT_LEAST_ZERO],
+    "image_store": [str, os.PathLike, ImageStore, None],
     "backbone": [StrOptions({"paper", *BACKBONES})],
     "weights": [StrOptions({"imagenet"}), str, os.PathLike, None],
     "trainable_backbone": ["boolean"], "min_count": [_POSITIVE],

@@ -121,11 +121,11 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
     image_cache_mb : float, default=256
         When ``X`` is image paths, decoded images are kept in memory up to
         this many megabytes during a ``fit``, so that later epochs do not
-        decode them again (images beyond it are decoded at every epoch; 0
-        decodes every image every epoch). At 48 px, 256 MB holds about 38,000
-        images; at 400 px about 560. Small images decode in about as long as
-        a training step on them takes: without the cache, training from files
-        is markedly slower than from arrays.
+        decode them again (at 48 px, 256 MB holds about 38,000 images; at
+        400 px about 560; the others are decoded at every epoch).
+    image_store : str, path-like, ImageStore or None, default=None
+        A folder of prepared images (:class:`~imageclef_concepts.ImageStore`): paths are
+        decoded once for every fit, fold, member and process. Not saved with the model.
     backbone : "paper" or a key of BACKBONES, default="paper"
         ``"paper"`` is the network above. A key of
         :data:`~imageclef_concepts.keras.BACKBONES` (any Keras applications
@@ -276,7 +276,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         epochs=paper.EPOCHS, validation_fraction=0.1, monitor="val_loss", metrics=None,
         threshold=paper.THRESHOLD, warm_start=False, random_state=None, verbose=0,
         # images
-        resample="bilinear", on_error=paper.ON_ERROR, n_jobs=2, image_cache_mb=256,
+        resample="bilinear", on_error=paper.ON_ERROR, image_cache_mb=256, image_store=None,
         # pretrained backbones and the long tail
         backbone=paper.BACKBONE, weights=paper.WEIGHTS, trainable_backbone=False,
         min_count=1, max_labels=None, early_stopping_patience=None, checkpoint_dir=None,
@@ -285,7 +285,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         fine_tune_learning_rate=1e-5, reduce_lr_patience=None, test_time_augmentation=False,
         ema_momentum=None,
         # devices
-        n_threads=None, distribution=None, dtype_policy="float32",
+        n_jobs=2, n_threads=None, distribution=None, dtype_policy="float32",
     ):
         # scikeras' __init__ would add parameters we do not have; ours are all explicit.
         self.image_size = image_size
@@ -310,6 +310,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         self.on_error = on_error
         self.n_jobs = n_jobs
         self.image_cache_mb = image_cache_mb
+        self.image_store = image_store
         self.backbone = backbone
         self.weights = weights
         self.trainable_backbone = trainable_backbone
@@ -371,8 +372,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
                     sample_weight: ArrayLike | None = None) -> Self:
         """Train for one more epoch, keeping the model and its history.
 
-        The first call builds the model and fixes ``classes_`` from ``y``;
-        later calls encode their ``y`` with those classes.
+        The first call builds the model and fixes ``classes_``; later calls keep them.
 
         Parameters
         ----------

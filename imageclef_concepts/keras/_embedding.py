@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from numbers import Integral
 from typing import TYPE_CHECKING
 
@@ -9,6 +10,7 @@ import keras
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._image_store import ImageStore
 from .._images import as_image_source
 from . import BACKBONES
 from ._batches import ImageBatches, decode_errors_surfaced
@@ -34,6 +36,9 @@ class BackboneEmbedding(TransformerMixin, BaseEstimator):
         ImageNet weights are downloaded by Keras on first use (a machine
         without internet access needs None or a weights file).
     batch_size : int, default=32
+    image_store : str, path-like, ImageStore or None, default=None
+        A folder of prepared images (:class:`~imageclef_concepts.ImageStore`):
+        image paths are decoded once for every use and process.
 
     Examples
     --------
@@ -49,14 +54,16 @@ class BackboneEmbedding(TransformerMixin, BaseEstimator):
         "image_size": [Interval(Integral, 32, None, closed="left")],
         "weights": [StrOptions({"imagenet"}), str, None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "image_store": [str, os.PathLike, ImageStore, None],
     }
 
     def __init__(self, backbone="densenet121", image_size=224, weights="imagenet",
-                 batch_size=32):
+                 batch_size=32, image_store=None):
         self.backbone = backbone
         self.image_size = image_size
         self.weights = weights
         self.batch_size = batch_size
+        self.image_store = image_store
 
     def fit(self, X: Images | None = None, y: None = None) -> Self:
         """Check the parameters; nothing is learned.
@@ -105,7 +112,7 @@ class BackboneEmbedding(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         network = self._network()
-        images = as_image_source(X, self.image_size)
+        images = as_image_source(X, self.image_size, image_store=self.image_store)
         batches = ImageBatches(images, batch_size=self.batch_size)
         with decode_errors_surfaced(batches):
             return network.predict(batches.dataset(), verbose=0)

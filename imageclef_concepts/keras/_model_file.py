@@ -289,16 +289,20 @@ class CastToFloat(keras.layers.Layer):
         return keras.ops.cast(inputs, "float32")
 
 
+_NEVER_SAVED = ("model", "callbacks", "checkpoint_dir", "image_store")
+
+
 def saved_params(params):
     """Parameters as JSON: Keras losses and optimizers by their Keras config.
 
     The network itself is in the file, so a custom ``model`` is not repeated;
-    ``callbacks`` and ``checkpoint_dir`` belong to a training run and are not
-    saved (a path read from a model file is never used to write or delete).
+    ``callbacks``, ``checkpoint_dir`` and ``image_store`` belong to a training
+    run and are not saved (a path read from a model file is never used to
+    write or delete).
     """
     saved = {}
     for name, value in params.items():
-        if name in ("model", "callbacks", "checkpoint_dir"):
+        if name in _NEVER_SAVED:
             value = None
         elif isinstance(value, (keras.losses.Loss, keras.optimizers.Optimizer)):
             value = {"keras_object": keras.saving.serialize_keras_object(value)}
@@ -313,6 +317,8 @@ def loaded_params(params):
         if name in ("model", "callbacks") and value is not None:  # never saved: see above
             raise ModelFileError(f"parameter {name} is {value!r:.80}; a model file holds "
                                  "null there (the network is in the file, callbacks are not)")
+        if name in _NEVER_SAVED:  # a path in a file (older ones wrote it) is never used
+            value = None
         if isinstance(value, dict) and "keras_object" in value:
             try:
                 value = keras.saving.deserialize_keras_object(value["keras_object"])

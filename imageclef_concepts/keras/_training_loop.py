@@ -40,7 +40,7 @@ from ._training import TrainingCheckpoint, best_epoch_keeper, seed_or_fresh, see
 # is resumed whatever their values.
 NOT_IN_FINGERPRINT = ("epochs", "threshold", "verbose", "checkpoint_dir", "n_jobs",
                       "image_cache_mb", "n_threads", "test_time_augmentation", "callbacks",
-                      "on_error", "warm_start")
+                      "on_error", "warm_start", "image_store")
 
 
 def train_network(estimator, images, indicator, *, sample_weight, warm_start, epochs,
