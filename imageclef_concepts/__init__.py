@@ -19,6 +19,7 @@ _MODULE_OF = {
     "MostFrequentConcepts": "._baselines",
     "CheckpointError": "._checkpoints",
     "remove_checkpoint": "._checkpoints",
+    "ConceptCountRegressor": "._concept_count",
     "ConceptFile": "._concept_files",
     "ConceptFileError": "._concept_text",
     "read_concepts": "._concept_files",
@@ -63,6 +64,7 @@ _ESTIMATORS = ("ConceptCNNClassifier", "ConceptEnsemble", "ConceptKNNClassifier"
 if TYPE_CHECKING:
     from ._baselines import MostFrequentConcepts
     from ._checkpoints import CheckpointError, remove_checkpoint
+    from ._concept_count import ConceptCountRegressor
     from ._concept_files import ConceptFile, read_concepts, write_run
     from ._concept_text import ConceptFileError
     from ._datasets import (
@@ -115,6 +117,7 @@ __all__ = [
     "BackboneEmbedding",
     "CheckpointError",
     "ConceptCNNClassifier",
+    "ConceptCountRegressor",
     "ConceptEncoder",
     "ConceptEnsemble",
     "ConceptFile",
