@@ -194,6 +194,23 @@ class ConceptCountRegressor(RegressorMixin, BaseEstimator):
         low, high = np.where(empty, nearest, low), np.where(empty, nearest, np.maximum(high, 0))
         return low.astype(np.int64), high.astype(np.int64)
 
+    def score(self, X: ArrayLike, y: Targets | ArrayLike,
+              sample_weight: ArrayLike | None = None) -> float:
+        """The coefficient of determination R^2 of the predicted counts.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_images, n_features)
+        y : array-like of shape (n_images,), indicator matrix or concept lists
+            As for :meth:`fit`.
+        sample_weight : array-like of shape (n_images,), default=None
+
+        Returns
+        -------
+        float
+        """
+        return super().score(X, concept_counts(y), sample_weight=sample_weight)
+
     def _derived(self, X):
         if self.features == "raw":
             return X

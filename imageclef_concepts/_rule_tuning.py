@@ -144,8 +144,12 @@ class _FixedPredictions(BaseEstimator):
 
 def official_f1_of(decided, truth, n_true):
     """The official F1 of a decided indicator against the tuning truth (CSR and set sizes)."""
+    return float(official_mean(_image_f1(decided, truth, n_true), n_true))
+
+
+def _image_f1(decided, truth, n_true):
     n_correct = np.asarray(sparse.csr_matrix(truth).multiply(decided).sum(axis=1)).ravel()
-    return float(official_mean(f1_from_counts(n_correct, n_true, decided.sum(axis=1)), n_true))
+    return f1_from_counts(n_correct, n_true, decided.sum(axis=1))
 
 
 def choose_count_and_threshold(scores, truth, n_true, candidates, coverages, min_concepts,
@@ -153,24 +157,44 @@ def choose_count_and_threshold(scores, truth, n_true, candidates, coverages, min
     """The best (coverage, global threshold) pair on the official F1.
 
     ``None`` among ``coverages`` is the rule without a count model. Each
-    image's interval comes from :func:`cross_fitted_intervals`; a count model
-    is chosen only when it scores strictly higher than every earlier entry
-    (``None`` is tried first), so that it must earn its place.
+    image's interval comes from :func:`cross_fitted_intervals`. A count model
+    must earn its place: it is chosen only when it scores higher than every
+    earlier entry (``None`` is tried first) and, when ``None`` is among
+    ``coverages``, when its gain over no count model exceeds one standard
+    error of the images' paired F1 differences (the one-standard-error rule:
+    a small tuning set does not pick one by chance).
     """
     ordered = sorted(coverages, key=lambda coverage: coverage is not None)
-    best, curves = None, []
+    choices, curves = [], {}
     for coverage in ordered:
         low, high = min_concepts, np.inf if max_concepts is None else max_concepts
         if coverage is not None:
             low, high = _hard_bounded(cross_fitted_intervals(scores, n_true, coverage, seed),
                                       min_concepts, max_concepts)
-        curve = threshold_curve(scores, truth, n_true, candidates, _column(low), _column(high))
-        curves.append(curve)
-        at = int(np.argmax(curve))
-        if best is None or curve[at] > best.score:
-            best = CountChoice(coverage, float(candidates[at]), float(curve[at]), low, high,
-                               None)
-    return best._replace(curves=dict(zip(ordered, curves)))
+        curves[coverage] = threshold_curve(scores, truth, n_true, candidates, _column(low),
+                                           _column(high))
+        at = int(np.argmax(curves[coverage]))
+        choices.append(CountChoice(coverage, float(candidates[at]),
+                                   float(curves[coverage][at]), low, high, None))
+    plain = _per_image_f1(scores, truth, n_true, choices[0]) if ordered[0] is None else None
+    best = choices[0]
+    for choice in choices[1:]:
+        if choice.score > best.score and (plain is None or _clears_one_standard_error(
+                _per_image_f1(scores, truth, n_true, choice) - plain)):
+            best = choice
+    return best._replace(curves=curves)
+
+
+def _per_image_f1(scores, truth, n_true, choice):
+    """The F1 of each image with a true concept under a global threshold and bounds."""
+    decided = within_bounds(scores, scores >= choice.threshold, choice.low, choice.high)
+    return _image_f1(decided, truth, n_true)[np.asarray(n_true) > 0]
+
+
+def _clears_one_standard_error(gains):
+    """Whether the mean of per-image gains exceeds its standard error."""
+    spread = np.std(gains, ddof=1) / np.sqrt(len(gains)) if len(gains) > 1 else 0.0
+    return gains.mean() > spread
 
 
 def cross_fitted_intervals(scores, n_true, coverage, seed):

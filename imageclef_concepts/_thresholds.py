@@ -103,8 +103,9 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         Coverages of a concept count model
         (:class:`~imageclef_concepts.ConceptCountRegressor` of the scores) to
         try with every threshold, None in a list for no count model: the best
-        pair on the official F1 is kept, a count model only when it scores
-        higher. Each image's interval is scored from a model fitted and
+        pair on the official F1 is kept, a count model only when its gain
+        exceeds one standard error of the images' paired differences. Each
+        image's interval is scored from a model fitted and
         calibrated on the other four fifths of the tuning images; the rule's
         model is then fitted (and calibrated) on all of them. None: no count
         model. Needs the official score.

@@ -189,3 +189,14 @@ def test_fewest_calibration_images_by_hand(coverage, needed):
     assert calibration_needed(coverage) == needed
     assert conformal_quantile(np.arange(needed, dtype=float), coverage) == needed - 1
     assert math.ceil((needed - 1 + 1) * coverage - 1e-9) > needed - 1
+
+
+def test_score_is_r2_of_the_counts_of_any_target_form():
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(10)
+    scores, counts = _scores_with_counts(rng, 200, n_concepts=10)
+    model = ConceptCountRegressor(coverage=0.75, random_state=0).fit(scores, counts)
+    indicator = (np.arange(10) < counts[:, None]).astype(int)
+    assert model.score(scores, indicator) == pytest.approx(
+        r2_score(counts, model.predict(scores)))

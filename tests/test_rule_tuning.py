@@ -15,7 +15,11 @@ from imageclef_concepts import (
     ThresholdTuner,
     imageclef_f1_score,
 )
-from imageclef_concepts._rule_tuning import cross_fitted_intervals, shrunk_thresholds
+from imageclef_concepts._rule_tuning import (
+    _clears_one_standard_error,
+    cross_fitted_intervals,
+    shrunk_thresholds,
+)
 
 from .conftest import TINY
 from .test_model_files import rewritten
@@ -74,6 +78,14 @@ def test_no_count_model_when_the_count_carries_no_signal():
     assert tuner.count_coverage_ is None and tuner.decision_rule_.count_model is None
     assert all(max(curve) <= tuner.best_score_ for curve in
                tuner.cv_results_["count_scores"].values())
+
+
+def test_a_count_model_must_gain_more_than_one_standard_error():
+    # Gains of 0.1, -0.1, 0.05, 0: mean 0.0125, standard error 0.085 / 2.
+    assert not _clears_one_standard_error(np.array([0.1, -0.1, 0.05, 0.0]))
+    # Gains of 0.1, 0.1, 0.1, 0.12: mean 0.105, standard error 0.01 / 2.
+    assert _clears_one_standard_error(np.array([0.1, 0.1, 0.1, 0.12]))
+    assert not _clears_one_standard_error(np.zeros(5))
 
 
 def test_intervals_are_cross_fitted_never_from_the_image_itself():
