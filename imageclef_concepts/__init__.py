@@ -22,6 +22,7 @@ _MODULE_OF = {
     "write_report": "._report",
     "CheckpointError": "._checkpoints",
     "remove_checkpoint": "._checkpoints",
+    "ConceptCountRegressor": "._concept_count",
     "ConceptFile": "._concept_files",
     "ConceptFileError": "._concept_text",
     "read_concepts": "._concept_files",
@@ -75,6 +76,7 @@ if TYPE_CHECKING:
     from ._baselines import MostFrequentConcepts
     from ._bounds import SplitBounds, oracle_bounds
     from ._checkpoints import CheckpointError, remove_checkpoint
+    from ._concept_count import ConceptCountRegressor
     from ._concept_files import ConceptFile, read_concepts, write_run
     from ._concept_text import ConceptFileError
     from ._datasets import (
@@ -133,6 +135,7 @@ __all__ = [
     "BackboneEmbedding",
     "CheckpointError",
     "ConceptCNNClassifier",
+    "ConceptCountRegressor",
     "ConceptEncoder",
     "ConceptEnsemble",
     "ConceptFile",

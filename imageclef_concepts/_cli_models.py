@@ -292,7 +292,7 @@ def _overridden_rule(rule, args):
     threshold = rule.threshold if args.threshold is None else args.threshold
     max_concepts = rule.max_concepts if args.max_concepts is None else args.max_concepts
     return DecisionRule(threshold, min_concepts=min(rule.min_concepts, max_concepts or 10**9),
-                        max_concepts=max_concepts)
+                        max_concepts=max_concepts, count_model=rule.count_model)
 
 
 def add_info(commands):

@@ -3,9 +3,11 @@
 Every concept estimator of the library turns scores into concepts through
 one :class:`DecisionRule`: a concept is predicted when its score is at least
 its threshold (one global threshold or one per concept), then each image's
-predictions are brought within ``[min_concepts, max_concepts]`` by taking
-its highest-scoring concepts. :class:`~imageclef_concepts.ThresholdTuner`
-produces one; saved models carry it as plain JSON.
+predictions are brought within its bounds (``[min_concepts, max_concepts]``,
+narrowed by a count model's interval when the rule has one): an image with
+too few gets its next highest-scoring concepts, one with too many loses its
+lowest-scoring ones. :class:`~imageclef_concepts.ThresholdTuner` produces
+one; saved models carry it as plain JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ if TYPE_CHECKING:  # names for annotations only
     from typing import Any
 
     from numpy.typing import ArrayLike, NDArray
+
+    from ._concept_count import ConceptCountRegressor
 
 _FORMAT = "imageclef_concepts.DecisionRule"
 
@@ -40,12 +44,20 @@ class DecisionRule:
     max_concepts : int or None, default=None
         Predict at most this many concepts per image, the highest-scoring
         ones (the organisers refuse more than 100 from 2022 on).
+    count_model : ConceptCountRegressor or None, default=None
+        A fitted :class:`~imageclef_concepts.ConceptCountRegressor` of the
+        scores this rule is applied to: each image's predictions are brought
+        inside its count interval (``predict_interval`` of its scores, NaN
+        read as 0), itself kept within ``[min_concepts, max_concepts]``.
 
     Notes
     -----
-    Ties between equal scores are broken by column order. An image whose
-    scores are all NaN (an unreadable file) gets no concept, whatever
-    ``min_concepts`` says.
+    An image with fewer concepts over their thresholds than its lower bound
+    gets its next highest-scoring concepts; one with more than its upper
+    bound keeps its highest-scoring ones. Ties between equal scores are
+    broken by column order. An image whose scores are all NaN (an
+    unreadable file) gets no concept, whatever ``min_concepts`` says, and a
+    NaN score is never predicted.
 
     Examples
     --------
@@ -60,7 +72,8 @@ class DecisionRule:
     """
 
     def __init__(self, threshold: float | ArrayLike = 0.5, *, min_concepts: int = 0,
-                 max_concepts: int | None = None) -> None:
+                 max_concepts: int | None = None,
+                 count_model: ConceptCountRegressor | None = None) -> None:
         self.threshold = _checked_threshold(threshold)
         self.min_concepts = _checked_count(min_concepts, "min_concepts", 0)
         self.max_concepts = (None if max_concepts is None
@@ -68,6 +81,7 @@ class DecisionRule:
         if self.max_concepts is not None and self.max_concepts < self.min_concepts:
             raise ValueError(f"max_concepts={self.max_concepts} is below "
                              f"min_concepts={self.min_concepts}.")
+        self.count_model = _checked_count_model(count_model)
 
     @property
     def per_concept(self) -> bool:
@@ -98,20 +112,31 @@ class DecisionRule:
             raise ValueError(f"This rule has {len(self.threshold)} per-concept thresholds but "
                              f"the scores have {scores.shape[1]} concepts.")
         predicted = scores >= self.threshold
-        cap = self.max_concepts if max_concepts is None else np.asarray(max_concepts)[:, None]
-        if not self.min_concepts and cap is None:
+        cap = self.max_concepts if max_concepts is None else np.asarray(max_concepts)
+        if not self.min_concepts and cap is None and self.count_model is None:
             return predicted
-        counts = predicted.sum(axis=1, keepdims=True)
-        low, high = self.min_concepts, scores.shape[1] if cap is None else cap
-        wanted = np.minimum(np.maximum(counts, low), high)
-        readable = ~np.isnan(scores).all(axis=1, keepdims=True)
-        return (ranks_in_row(scores) < wanted) & readable
+        low, high = self.min_concepts, np.inf if cap is None else cap
+        if self.count_model is not None:
+            low, high = self._count_interval(scores, low, high)
+        return within_bounds(scores, predicted, low, high)
+
+    def _count_interval(self, scores, low, high):
+        """The count model's interval of each image, within the hard bounds ``[low, high]``."""
+        if self.count_model.n_features_in_ != scores.shape[1]:
+            raise ValueError(f"This rule's count model was fitted on the scores of "
+                             f"{self.count_model.n_features_in_} concepts but the scores have "
+                             f"{scores.shape[1]}.")
+        first, last = self.count_model.predict_interval(np.where(np.isnan(scores), 0, scores))
+        return np.clip(first, low, high), np.clip(last, low, high)
 
     def to_dict(self) -> dict[str, Any]:
         """The rule as plain JSON-ready values."""
         threshold = (self.threshold.tolist() if self.per_concept else float(self.threshold))
-        return {"format": _FORMAT, "threshold": threshold, "min_concepts": self.min_concepts,
-                "max_concepts": self.max_concepts}
+        values = {"format": _FORMAT, "threshold": threshold, "min_concepts": self.min_concepts,
+                  "max_concepts": self.max_concepts}
+        if self.count_model is not None:  # only then: files of rules without one unchanged
+            values["count_model"] = self.count_model.to_dict()
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DecisionRule:
@@ -128,8 +153,14 @@ class DecisionRule:
                     isinstance(v, Real) and not isinstance(v, bool) for v in threshold)):
             raise ValueError(f"The decision rule's threshold must be a number or a list of "
                              f"numbers, not {threshold!r:.80}.")
+        count_model = values.get("count_model")
+        if count_model is not None:
+            from ._concept_count import ConceptCountRegressor
+
+            count_model = ConceptCountRegressor.from_dict(count_model)
         return cls(threshold if isinstance(threshold, list) else float(threshold),
-                   min_concepts=values["min_concepts"], max_concepts=values["max_concepts"])
+                   min_concepts=values["min_concepts"], max_concepts=values["max_concepts"],
+                   count_model=count_model)
 
     def to_json(self) -> str:
         """The rule as a JSON string."""
@@ -151,22 +182,28 @@ class DecisionRule:
         return DecisionRule(
             self.threshold,
             min_concepts=self.min_concepts if min_concepts is None else min_concepts,
-            max_concepts=self.max_concepts if max_concepts is None else max_concepts)
+            max_concepts=self.max_concepts if max_concepts is None else max_concepts,
+            count_model=self.count_model)
 
     def __eq__(self, other):
         if not isinstance(other, DecisionRule):
             return NotImplemented
+        models = [None if rule.count_model is None else rule.count_model.to_dict()
+                  for rule in (self, other)]
         return (self.min_concepts == other.min_concepts
                 and self.max_concepts == other.max_concepts
-                and np.array_equal(self.threshold, other.threshold))
+                and np.array_equal(self.threshold, other.threshold)
+                and models[0] == models[1])
 
     __hash__ = None  # type: ignore[assignment]  # arrays inside: not hashable
 
     def __repr__(self):
         threshold = (f"<{len(self.threshold)} per-concept thresholds>" if self.per_concept
                      else f"{self.threshold:g}")
+        count = ("" if self.count_model is None else
+                 f", count_model=<count model, coverage {self.count_model.coverage:g}>")
         return (f"DecisionRule({threshold}, min_concepts={self.min_concepts}, "
-                f"max_concepts={self.max_concepts})")
+                f"max_concepts={self.max_concepts}{count})")
 
 
 def probability_rule(threshold: float | ArrayLike | DecisionRule, name: str = "threshold"
@@ -194,13 +231,29 @@ def probability_rule(threshold: float | ArrayLike | DecisionRule, name: str = "t
     return rule
 
 
-def ranks_in_row(scores):
-    """Each entry's rank in its row, 0 for the highest (ties in column order; NaN last)."""
-    keys = np.where(np.isnan(scores), np.inf, -np.asarray(scores, dtype=np.float64))
-    order = np.argsort(keys, axis=1, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(scores.shape[1])[np.newaxis, :], axis=1)
-    return ranks
+def within_bounds(scores, predicted, low, high):
+    """``predicted`` with each image's number of concepts brought within ``[low, high]``.
+
+    ``low`` and ``high`` are numbers or one per image. An image below its
+    lower bound gets its next highest-scoring concepts, one above its upper
+    bound keeps its highest-scoring predicted ones (the upper bound wins
+    when they cross); only those images are ranked. NaN is never predicted.
+    """
+    counts = predicted.sum(axis=1)
+    wanted = np.minimum(np.maximum(counts, low), high)
+    missing = np.isnan(scores)
+    readable = ~missing.all(axis=1)
+    decided = predicted & readable[:, np.newaxis]
+    rows = np.flatnonzero((wanted != counts) & readable)
+    if rows.size:
+        keys = np.where(missing[rows], np.inf, -np.asarray(scores[rows], dtype=np.float64))
+        # The predicted concepts first, each group by decreasing score (ties by column).
+        order = np.lexsort((keys, ~predicted[rows]), axis=1)
+        taken = np.arange(scores.shape[1]) < np.asarray(wanted[rows])[:, np.newaxis]
+        chosen = np.zeros((rows.size, scores.shape[1]), dtype=bool)
+        np.put_along_axis(chosen, order, taken, axis=1)
+        decided[rows] = chosen & ~missing[rows]
+    return decided
 
 
 def _checked_threshold(threshold):
@@ -242,11 +295,33 @@ def rule_for_columns(rule, tuned_classes, final_classes, global_threshold):
     """``rule`` with its per-concept thresholds moved from the tuning columns to the final ones.
 
     A concept the final estimator knows but the tuning did not (possible when
-    folds were refitted on all the data) keeps the best global threshold.
+    folds were refitted on all the data) keeps the best global threshold. A
+    count model of the scores takes the final number of concepts (its
+    features do not depend on the columns' order).
     """
-    if not rule.per_concept or np.array_equal(tuned_classes, final_classes):
+    if np.array_equal(tuned_classes, final_classes):
         return rule
-    moved = align_columns(np.asarray(rule.threshold)[np.newaxis, :], tuned_classes,
-                          final_classes)[0]
-    return DecisionRule(np.where(np.isnan(moved), global_threshold, moved),
-                        min_concepts=rule.min_concepts, max_concepts=rule.max_concepts)
+    threshold = rule.threshold
+    if rule.per_concept:
+        moved = align_columns(np.asarray(rule.threshold)[np.newaxis, :], tuned_classes,
+                              final_classes)[0]
+        threshold = np.where(np.isnan(moved), global_threshold, moved)
+    count_model = rule.count_model
+    if count_model is not None:
+        from ._concept_count import with_width
+
+        count_model = with_width(count_model, len(final_classes))
+    return DecisionRule(threshold, min_concepts=rule.min_concepts,
+                        max_concepts=rule.max_concepts, count_model=count_model)
+
+
+def _checked_count_model(model):
+    if model is None:
+        return None
+    from ._concept_count import ConceptCountRegressor
+
+    if not isinstance(model, ConceptCountRegressor) or not hasattr(model, "quantile_"):
+        raise ValueError(f"count_model must be a fitted ConceptCountRegressor or None; got "
+                         f"{'an unfitted ' if isinstance(model, ConceptCountRegressor) else ''}"
+                         f"{type(model).__name__}.")
+    return model

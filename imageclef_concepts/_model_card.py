@@ -207,6 +207,10 @@ def check_record(record, path):
             if rule.per_concept and len(rule.threshold) != n_concepts:
                 raise ModelFileError(f"the decision rule has {len(rule.threshold)} "
                                      f"per-concept thresholds for {n_concepts} concepts")
+            if rule.count_model is not None and rule.count_model.n_features_in_ != n_concepts:
+                raise ModelFileError(f"the decision rule's count model takes the scores of "
+                                     f"{rule.count_model.n_features_in_} concepts, not "
+                                     f"{n_concepts}")
     except ModelFileError as error:
         raise ModelFileError(f"{path}: {error}") from None
     except (ValueError, TypeError) as error:  # a bad decision rule
@@ -362,5 +366,7 @@ def _describe_rule(threshold):
     described = (f"{len(values):,} per-concept thresholds (from {min(values):.3f} to "
                  f"{max(values):.3f})" if isinstance(values, list) else
                  f"one threshold: {values:.4f}")
+    counted = threshold.get("count_model")
     return (f"{described}; at least {threshold['min_concepts']} and at most "
-            f"{threshold['max_concepts'] or 'any number of'} concepts per image")
+            f"{threshold['max_concepts'] or 'any number of'} concepts per image"
+            + (", within a count model's interval" if isinstance(counted, dict) else ""))

@@ -3,13 +3,16 @@
 The paper chose its threshold (0.1) on validation data. ``ThresholdTuner``
 does that for any multi-label classifier with probabilities or decision
 scores: one global threshold, or one per concept, chosen on out-of-fold
-predictions, and gives the result as a :class:`~imageclef_concepts.DecisionRule`.
+predictions, optionally with a concept count model and per-concept thresholds
+shrunk toward the global one, and gives the result as a
+:class:`~imageclef_concepts.DecisionRule`.
 scikit-learn's ``TunedThresholdClassifierCV`` handles binary targets only;
 its conventions are followed where they carry over.
 
-This module only orchestrates (splits, fitting, choosing, refitting): the
-score of every candidate threshold and the per-concept search are the
-metric's (:mod:`imageclef_concepts._metrics`).
+This module only orchestrates (splits, fitting, refitting, saving): the rule
+is chosen by :mod:`imageclef_concepts._rule_tuning`, and the score of every
+candidate threshold and the per-concept search are the metric's
+(:mod:`imageclef_concepts._metrics`).
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from joblib import Parallel, delayed
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.base import MetaEstimatorMixin, clone
 from sklearn.model_selection import ShuffleSplit, check_cv
-from sklearn.utils import _safe_indexing
+from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_method_params, _num_samples, check_is_fitted
@@ -29,11 +32,13 @@ from sklearn.utils.validation import _check_method_params, _num_samples, check_i
 from ._base import BaseConceptClassifier, aligned_scores, set_multilabel_tags
 from ._concepts import is_concept_lists
 from ._decision import DecisionRule, rule_for_columns
-from ._metrics import (
-    imageclef_f1,
-    imageclef_f1_score,
-    per_concept_thresholds,
-    threshold_curve,
+from ._metrics import imageclef_f1, imageclef_f1_score
+from ._rule_tuning import (
+    candidate_thresholds,
+    checked_coverages,
+    choose_from_curve,
+    choose_official_rule,
+    scored_one_by_one,
 )
 from ._targets import ConceptTargets, checked_multilabel_target, score_columns, targets_of
 
@@ -43,7 +48,7 @@ if TYPE_CHECKING:  # names for annotations only
     from numpy.typing import NDArray
     from sklearn.base import BaseEstimator
 
-    from ._typing import FloatArray, Images, PathLike, Predictions, Targets
+    from ._typing import FloatArray, Images, PathLike, Targets
 
 
 class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
@@ -94,6 +99,23 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         scores 0.
     max_concepts : int or None, default=None
         Predict at most this many concepts per image (100 in later editions).
+    count_coverage : float in (0, 1), list of them and None, or None, default=None
+        Coverages of a concept count model
+        (:class:`~imageclef_concepts.ConceptCountRegressor` of the scores) to
+        try with every threshold, None in a list for no count model: the best
+        pair on the official F1 is kept, a count model only when its gain
+        exceeds one standard error of the images' paired differences. Each
+        image's interval is scored from a model fitted and
+        calibrated on the other four fifths of the tuning images; the rule's
+        model is then fitted (and calibrated) on all of them. None: no count
+        model. Needs the official score.
+    shrinkage : float >= 0, "cv" or None, default=None
+        With ``strategy="per_concept"``, shrink each concept's threshold
+        toward the global one by its support ``n_c`` (its positives):
+        ``t_c = (n_c * t_c_raw + k * t_global) / (n_c + k)``. A number is
+        ``k``; ``"cv"`` chooses ``k`` by 5-fold cross-validation over the
+        tuning images (thresholds tuned on four folds, scored on the fifth);
+        None (or 0) keeps the raw thresholds.
 
     Attributes
     ----------
@@ -106,10 +128,17 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
     best_threshold_ : float or ndarray of shape (n_concepts,)
         The chosen threshold(s).
     best_score_ : float
-        The tuning score at ``best_threshold_``.
+        The tuning score at ``best_threshold_`` (with ``shrinkage``: of the
+        shrunk thresholds, each image within its bounds).
+    count_coverage_ : float or None
+        The chosen coverage of the rule's count model, or None (no model).
+    shrinkage_ : float or None
+        The shrinkage strength ``k`` used, or None.
     cv_results_ : dict or None
-        ``thresholds`` and their ``scores`` (global), when
-        ``store_cv_results``.
+        ``thresholds`` and their ``scores`` (global, at the chosen coverage),
+        when ``store_cv_results``; with ``count_coverage``, also
+        ``count_scores`` (coverage -> scores); with ``shrinkage="cv"``, also
+        ``shrinkages`` and their held-out ``shrinkage_scores``.
     classes_ : ndarray
         The concepts: the estimator's concept names, or ``0..n_labels-1``.
     targets_ : ConceptTargets
@@ -123,9 +152,9 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
     concepts of its own training part; their scores are aligned by concept
     name (a concept a fold's model never saw scores nothing there).
 
-    With ``strategy="per_concept"``, ``min_concepts`` and ``max_concepts``
-    are applied when predicting but not while improving each concept's
-    threshold (the global threshold is tuned with them).
+    With ``strategy="per_concept"``, ``min_concepts``, ``max_concepts`` and
+    the count interval are applied when predicting but not while improving
+    each concept's threshold (the global threshold is tuned with them).
 
     Examples
     --------
@@ -153,6 +182,8 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         "min_support": [Interval(Integral, 1, None, closed="left")],
         "min_concepts": [Interval(Integral, 0, None, closed="left")],
         "max_concepts": [Interval(Integral, 1, None, closed="left"), None],
+        "count_coverage": [Interval(Real, 0, 1, closed="neither"), list, tuple, None],
+        "shrinkage": [Interval(Real, 0, None, closed="left"), StrOptions({"cv"}), None],
     }
 
     # Fitted attributes' types, for the type checker (set by fit, not here).
@@ -161,7 +192,8 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
 
     def __init__(self, estimator, *, scoring=None, thresholds=100, cv=5, refit=True,
                  n_jobs=None, random_state=None, store_cv_results=False, strategy="global",
-                 min_support=10, min_concepts=0, max_concepts=None):
+                 min_support=10, min_concepts=0, max_concepts=None, count_coverage=None,
+                 shrinkage=None):
         self.estimator = estimator
         self.scoring = scoring
         self.thresholds = thresholds
@@ -174,6 +206,8 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         self.min_support = min_support
         self.min_concepts = min_concepts
         self.max_concepts = max_concepts
+        self.count_coverage = count_coverage
+        self.shrinkage = shrinkage
 
     def _fit(self, X: Images, y: Targets, **fit_params: Any) -> None:
         """Fit the estimator (``fit_params`` go to its ``fit``); choose the rule out of fold."""
@@ -207,9 +241,15 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
             self.n_features_in_ = self.estimator_.n_features_in_
 
     def _check_options(self):
-        if self.strategy == "per_concept" and not self._uses_official_score():
-            raise ValueError("strategy='per_concept' tunes the official ImageCLEF F1; "
-                             f"it cannot be combined with scoring={self.scoring!r}.")
+        for name, used in (("strategy='per_concept'", self.strategy == "per_concept"),
+                           ("count_coverage", self.count_coverage is not None)):
+            if used and not self._uses_official_score():
+                raise ValueError(f"{name} tunes the official ImageCLEF F1; it cannot be "
+                                 f"combined with scoring={self.scoring!r}.")
+        if self.shrinkage is not None and self.strategy != "per_concept":
+            raise ValueError(f"shrinkage={self.shrinkage!r} shrinks per-concept thresholds: "
+                             "set strategy='per_concept' (or shrinkage=None).")
+        checked_coverages(self.count_coverage)
         if self.max_concepts is not None and self.max_concepts < self.min_concepts:
             raise ValueError(f"max_concepts={self.max_concepts} is below "
                              f"min_concepts={self.min_concepts}.")
@@ -276,54 +316,23 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         check_is_fitted(self, "decision_rule_")
         return aligned_scores(self.estimator_, X, self.targets_, self.classes_)
 
-    def _candidates(self, scores):
-        # In the scores' own precision, so that a chosen threshold compares with
-        # float32 probabilities at prediction exactly as it did in tuning.
-        finite = scores[np.isfinite(scores)]
-        if finite.size == 0:
-            raise ValueError(
-                f"The estimator's scores on the {len(scores)} tuning image(s) are all NaN or "
-                "infinite (unreadable images, skipped with on_error='skip'?): there is "
-                "nothing to tune the threshold on.")
-        if isinstance(self.thresholds, Integral):
-            low, high = finite.min(), finite.max()  # decision functions can be inf
-            candidates = np.linspace(low, high, num=self.thresholds)
-        else:
-            candidates = np.sort(np.asarray(self.thresholds, dtype=float))
-        return candidates.astype(scores.dtype)
-
     def _choose_rule(self, scores, truth, n_true, vocabulary, y_tuning):
-        candidates = self._candidates(scores)
+        candidates = candidate_thresholds(scores, self.thresholds)
         if self._uses_official_score():
-            curve = threshold_curve(scores, truth, n_true, candidates, self.min_concepts,
-                                    self.max_concepts)
+            # One seed for every split of the choice, so that a fit is reproducible.
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            tuned = choose_official_rule(
+                scores, truth, n_true, candidates, coverages=checked_coverages(self.count_coverage),
+                strategy=self.strategy, min_support=self.min_support,
+                shrinkage=self.shrinkage, min_concepts=self.min_concepts,
+                max_concepts=self.max_concepts, seed=seed)
         else:
-            curve = self._scored_one_by_one(scores, vocabulary, y_tuning, candidates)
-        best = int(np.argmax(curve))
-        self.best_threshold_, self.best_score_ = float(candidates[best]), float(curve[best])
-        threshold = self.best_threshold_
-        if self.strategy == "per_concept":
-            threshold, self.best_score_ = per_concept_thresholds(
-                scores, truth, n_true, candidates, self.best_threshold_, self.min_support)
-        self.decision_rule_ = DecisionRule(threshold, min_concepts=self.min_concepts,
-                                           max_concepts=self.max_concepts)
-        self.cv_results_ = ({"thresholds": candidates, "scores": curve}
-                            if self.store_cv_results else None)
-
-    def _scored_one_by_one(self, scores, vocabulary, y_true, candidates):
-        from sklearn.metrics import check_scoring
-
-        def predictions(threshold):
-            rule = DecisionRule(threshold, min_concepts=self.min_concepts,
-                                max_concepts=self.max_concepts)
-            return vocabulary.inverse_transform(rule.apply(scores))
-
-        scorer = self.scoring
-        if isinstance(scorer, str) or hasattr(scorer, "_score_func"):
-            scorer = check_scoring(None, scoring=scorer)
-            return np.array([scorer(_FixedPredictions(predictions(threshold)), None, y_true)
-                             for threshold in candidates])
-        return np.array([scorer(y_true, predictions(threshold)) for threshold in candidates])
+            curve = scored_one_by_one(self.scoring, scores, vocabulary, y_tuning, candidates,
+                                      self.min_concepts, self.max_concepts)
+            tuned = choose_from_curve(curve, candidates, self.min_concepts, self.max_concepts)
+        (self.decision_rule_, self.best_threshold_, self.best_score_, self.count_coverage_,
+         self.shrinkage_, results) = tuned
+        self.cv_results_ = results if self.store_cv_results else None
 
     def _decision_rule(self):
         return self.decision_rule_
@@ -420,16 +429,6 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         tags = set_multilabel_tags(super().__sklearn_tags__(), images=False)
         tags.input_tags = self.estimator.__sklearn_tags__().input_tags
         return tags
-
-
-class _FixedPredictions(BaseEstimator):
-    """Stands in for an estimator inside a scorer: ``predict`` returns fixed output."""
-
-    def __init__(self, predictions):
-        self.predictions = predictions
-
-    def predict(self, X: Images) -> Predictions:
-        return self.predictions
 
 
 def _shallow_copy(estimator):

@@ -2,7 +2,7 @@
 
 scikit-learn runs its data checks only on estimators whose input is a 2-d
 array (``input_tags.two_d_array``): of ours, the :class:`ThresholdTuner`
-around a tabular classifier. The image estimators and the encoder take
+around a tabular classifier and the :class:`ConceptCountRegressor`. The image estimators and the encoder take
 images, paths or concept lists, so ``parametrize_with_checks`` yields only
 the checks that need no data for them; the API checks that do not depend on
 input shape run by name as well. One table lists every check expected to
@@ -17,6 +17,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from imageclef_concepts import (
     BackboneEmbedding,
     ConceptCNNClassifier,
+    ConceptCountRegressor,
     ConceptEncoder,
     ConceptEnsemble,
     ConceptKNNClassifier,
@@ -43,6 +44,10 @@ ESTIMATORS = [
     ImageLoader(),
     BackboneEmbedding(weights=None),
     ConceptSpecialists(ConceptKNNClassifier(), [("c2", "C2", ConceptKNNClassifier())]),
+    # A regressor of counts: every check of check_estimator applies (the calibration
+    # share and coverage fit the checks' 10-sample data sets).
+    ConceptCountRegressor(features="raw", coverage=0.75, calibration_size=0.5),
+    ConceptCountRegressor(coverage=0.75, calibration_size=0.5),
 ]
 
 # (estimator, check) -> why it is expected to fail. One table for the library.
@@ -82,6 +87,10 @@ EXPECTED_FAILURES = {
     ),
     ("ThresholdTuner", "check_fit2d_1feature"): "as check_estimators_dtypes",
     ("ThresholdTuner", "check_classifier_data_not_an_array"): "as check_estimators_dtypes",
+    ("ConceptCountRegressor", "check_supervised_y_2d"): (
+        "a 2-d y is an indicator matrix (one column per concept) whose row sums are the "
+        "counts, not a column of counts: the check's values such as 2 are refused"
+    ),
 }
 
 # Checks that take no data, run by name on the estimators that take images,

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from imageclef_concepts import DecisionRule
-from imageclef_concepts._decision import ranks_in_row
 
 
 def test_global_threshold_is_at_least():
@@ -44,7 +43,8 @@ def test_unreadable_image_gets_nothing_even_with_a_floor():
 
 
 def test_ties_are_broken_by_column_order():
-    np.testing.assert_array_equal(ranks_in_row(np.array([[0.5, 0.5, 0.9]])), [[1, 2, 0]])
+    decided = DecisionRule(1.0, min_concepts=2).apply(np.array([[0.5, 0.5, 0.9]]))
+    np.testing.assert_array_equal(decided, [[True, False, True]])
 
 
 @pytest.mark.parametrize("rule", [
@@ -88,3 +88,77 @@ def test_any_real_number_is_a_threshold():
 def test_from_dict_refuses_other_json():
     with pytest.raises(ValueError, match="Not a decision rule"):
         DecisionRule.from_dict({"threshold": 0.1})
+
+
+# ------------------------------------------------------- count model bounds
+
+def _sum_model(quantile=0.4, n_concepts=4):
+    """A count model predicting the sum of the scores, with a half-width ``quantile``."""
+    from imageclef_concepts import ConceptCountRegressor
+
+    return ConceptCountRegressor.from_dict({
+        "format": "imageclef_concepts.ConceptCountRegressor",
+        "params": {"features": "raw", "coverage": 0.8}, "n_features_in_": n_concepts,
+        "n_top_": n_concepts, "coef_": [1.0] * n_concepts, "intercept_": 0.0,
+        "quantile_": quantile})
+
+
+COUNTED = np.array([
+    [0.9, 0.8, 0.7, 0.6],    # sum 3.0: interval [3, 3]; 4 pass 0.5: the lowest dropped
+    [0.45, 0.1, 0.3, 0.2],   # sum 1.05: [1, 1]; none passes: the highest added
+    [0.6, 0.55, 0.35, 0.1],  # sum 1.6: [2, 2]; 2 pass: unchanged
+])
+
+
+def test_count_interval_adds_the_next_and_drops_the_least_probable():
+    decided = DecisionRule(0.5, count_model=_sum_model()).apply(COUNTED)
+    np.testing.assert_array_equal(decided, [[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 0, 0]])
+
+
+def test_min_and_max_concepts_stay_hard_bounds_around_the_interval():
+    floor = DecisionRule(0.5, min_concepts=2, count_model=_sum_model()).apply(COUNTED)
+    np.testing.assert_array_equal(floor, [[1, 1, 1, 0], [1, 0, 1, 0], [1, 1, 0, 0]])
+    cap = DecisionRule(0.5, max_concepts=2, count_model=_sum_model()).apply(COUNTED)
+    np.testing.assert_array_equal(cap, [[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 0, 0]])
+
+
+def test_per_concept_rule_adds_and_drops_by_score_keeping_what_passed():
+    # Adding: 0.6 passes its 0.5; the interval [2, 2] adds the next most probable, 0.9.
+    add = DecisionRule([0.95, 0.5, 0.5, 0.5], count_model=_sum_model())
+    np.testing.assert_array_equal(add.apply(np.array([[0.9, 0.6, 0.1, 0.1]])), [[1, 1, 0, 0]])
+    # Dropping: 0.3, 0.25 and 0.22 pass; [2, 2] drops 0.22 and never adds 0.9.
+    drop = DecisionRule([0.95, 0.2, 0.2, 0.2], count_model=_sum_model())
+    np.testing.assert_array_equal(drop.apply(np.array([[0.9, 0.3, 0.25, 0.22]])),
+                                  [[0, 1, 1, 0]])
+    # The same with min_concepts alone: an image within its bounds keeps what passed.
+    within = DecisionRule([0.95, 0.5], min_concepts=1).apply(np.array([[0.9, 0.6]]))
+    np.testing.assert_array_equal(within, [[False, True]])
+
+
+def test_rule_with_a_count_model_round_trips_through_json():
+    rule = DecisionRule([0.1, 0.2, 0.3, 0.4], min_concepts=1, count_model=_sum_model())
+    back = DecisionRule.from_json(json.dumps(json.loads(rule.to_json())))
+    assert back == rule and back != DecisionRule([0.1, 0.2, 0.3, 0.4], min_concepts=1)
+    assert back != DecisionRule([0.1, 0.2, 0.3, 0.4], min_concepts=1,
+                                count_model=_sum_model(0.5))
+    np.testing.assert_array_equal(back.apply(COUNTED), rule.apply(COUNTED))
+    assert "count_model=<count model, coverage 0.8>" in repr(rule)
+    assert back.with_bounds(max_concepts=3).count_model is back.count_model
+    assert "count_model" not in DecisionRule(0.5).to_dict()  # older files unchanged
+
+
+def test_bad_count_models_are_refused():
+    from imageclef_concepts import ConceptCountRegressor
+
+    with pytest.raises(ValueError, match="count_model must be a fitted ConceptCountRegressor "
+                                         "or None; got an unfitted ConceptCountRegressor"):
+        DecisionRule(0.5, count_model=ConceptCountRegressor())
+    with pytest.raises(ValueError, match="got dict"):
+        DecisionRule(0.5, count_model={"coverage": 0.9})
+    with pytest.raises(ValueError, match="count model was fitted on the scores of 4 concepts "
+                                         "but the scores have 3"):
+        DecisionRule(0.5, count_model=_sum_model()).apply(np.zeros((2, 3)))
+    values = DecisionRule(0.5, count_model=_sum_model()).to_dict()
+    values["count_model"]["coef_"] = "ones"
+    with pytest.raises(ValueError, match="coef_ must be a list of 4 finite numbers"):
+        DecisionRule.from_dict(values)
