@@ -21,7 +21,6 @@ Prints one row per method: the official F1 on the validation file for each
 seed, their mean and range, and the seconds each step took.
 """
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from sklearn.model_selection import GroupShuffleSplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._dataset import dataset_parser, train_and_valid  # noqa: E402
 from imageclef_concepts import (  # noqa: E402
     ConceptCNNClassifier,
     ConceptEnsemble,
@@ -41,7 +41,6 @@ from imageclef_concepts import (  # noqa: E402
     MostFrequentConcepts,
     ThresholdTuner,
     imageclef_f1_score,
-    load_imageclef,
 )
 
 
@@ -95,16 +94,10 @@ def run_seed(seed, args, train, valid):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", required=True, type=Path)
-    parser.add_argument("--train-concepts", required=True, type=Path)
-    parser.add_argument("--valid-concepts", required=True, type=Path)
-    parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser = dataset_parser(__doc__.splitlines()[0], image_size=32, epochs=15)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args(argv)
-    train = load_imageclef(args.images, args.train_concepts)
-    valid = load_imageclef(args.images, args.valid_concepts)
+    train, valid = train_and_valid(args)
     results = [run_seed(seed, args, train, valid) for seed in args.seeds]
     print(f"| method | official F1 on validation, seeds {args.seeds} | mean | range |")
     print("|---|---|---:|---:|")

@@ -13,7 +13,6 @@ on the validation file at the tuned threshold and at the paper's 0.1: the
 mean over the seeds and the range.
 """
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -23,12 +22,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._dataset import dataset_parser, train_and_valid  # noqa: E402
 from imageclef_concepts import (  # noqa: E402
     ConceptCNNClassifier,
     ThresholdTuner,
     concept_sample_weight,
     imageclef_f1_score,
-    load_imageclef,
 )
 
 VARIANTS = {
@@ -40,17 +39,11 @@ VARIANTS = {
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", required=True, type=Path)
-    parser.add_argument("--train-concepts", required=True, type=Path)
-    parser.add_argument("--valid-concepts", required=True, type=Path)
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser = dataset_parser(__doc__.splitlines()[0], image_size=64, epochs=30)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args(argv)
 
-    train = load_imageclef(args.images, args.train_concepts)
-    valid = load_imageclef(args.images, args.valid_concepts)
+    train, valid = train_and_valid(args)
     y_train = np.array([";".join(c) for c in train.concepts], dtype=object)
     y_valid = np.array([";".join(c) for c in valid.concepts], dtype=object)
     weights = concept_sample_weight(y_train)

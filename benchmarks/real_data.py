@@ -11,7 +11,6 @@ on one side): thresholds are tuned on the first half, the official F1 is
 reported on the second. Prints a Markdown table with fit and predict times.
 """
 
-import argparse
 import json
 import platform
 import sys
@@ -24,6 +23,7 @@ from sklearn.model_selection import GroupShuffleSplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._dataset import dataset_parser, train_and_valid  # noqa: E402
 from imageclef_concepts import (  # noqa: E402
     ConceptCNNClassifier,
     ConceptEnsemble,
@@ -31,7 +31,6 @@ from imageclef_concepts import (  # noqa: E402
     MostFrequentConcepts,
     ThresholdTuner,
     imageclef_f1_score,
-    load_imageclef,
 )
 
 
@@ -42,18 +41,12 @@ def timed(function, *args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", required=True, type=Path)
-    parser.add_argument("--train-concepts", required=True, type=Path)
-    parser.add_argument("--valid-concepts", required=True, type=Path)
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser = dataset_parser(__doc__.splitlines()[0], image_size=64, epochs=30)
     parser.add_argument("--json", type=Path,
                         default=ROOT / "benchmarks" / "results" / "real_data.json")
     args = parser.parse_args(argv)
 
-    train = load_imageclef(args.images, args.train_concepts)
-    valid = load_imageclef(args.images, args.valid_concepts)
+    train, valid = train_and_valid(args)
     patients = [image_id.split("_")[0] for image_id in valid.ids]
     tune, test = next(GroupShuffleSplit(n_splits=1, test_size=0.5, random_state=0)
                       .split(valid.ids, groups=patients))
