@@ -27,7 +27,15 @@ _NOT_PREPARED = "they are not in the store"
 
 
 class PreparedImages(NamedTuple):
-    """What :func:`prepare_images` did, in numbers of images."""
+    """What :func:`prepare_images` did, in numbers of images.
+
+    Examples
+    --------
+    >>> from imageclef_concepts import PreparedImages
+    >>> done = PreparedImages(added=90, already_stored=10, unreadable=0)
+    >>> done.added + done.already_stored
+    100
+    """
 
     added: int
     already_stored: int

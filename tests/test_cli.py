@@ -92,4 +92,5 @@ def test_on_error_choices_are_the_libraries():
 
     choices = {(name, action.dest): action.choices for name, action in _options(_build_parser())
                if action.dest == "on_error"}
-    assert choices == {("train", "on_error"): ON_ERROR, ("predict", "on_error"): ON_ERROR}
+    assert choices == {(command, "on_error"): ON_ERROR
+                       for command in ("prepare", "train", "predict")}
