@@ -233,33 +233,46 @@ def _grid_ensemble(recipe, store):
 
 
 def _tune(fitted, names, recipe, valid, result, say):
-    """The 2024 recipe, votes, and mean + count model, tuned on validation; the better kept."""
+    """The three decisions tuned on the validation images; the better of the last two kept."""
+    start = time.perf_counter()
+    tuned, result.validation_scores, result.chosen = tune_decisions(
+        list(zip(names, fitted)), valid.paths, valid.concepts, recipe)
+    plain, votes, counted = tuned["mean"], tuned["votes"], tuned["mean+count"]
+    say(f"Tuned on {len(valid.paths)} validation images (official F1 there, optimistic): 2024 "
+        f"recipe (mean, one threshold {plain.best_threshold_:.3f}) {plain.best_score_:.4f}; "
+        f"votes (L={votes.min_votes_} of {len(names)}) {votes.best_score_:.4f}; mean + count "
+        f"model (coverage {counted.count_coverage_}) {counted.best_score_:.4f}. Kept: "
+        f"{result.chosen}.")
+    result.timings["tuning"] = time.perf_counter() - start
+    return tuned[result.chosen]
+
+
+def tune_decisions(members, X, y, recipe):
+    """The 2024 recipe, votes and mean + count model, each tuned on ``(X, y)``.
+
+    ``members`` are fitted ``(name, estimator)`` pairs. Returns the three
+    fitted tuners by name (``"mean"``, ``"votes"``, ``"mean+count"``), their
+    official F1 on ``(X, y)``, and the name of the better of the last two
+    (votes when strictly better).
+    """
     from sklearn.frozen import FrozenEstimator
 
     from ._ensemble import ConceptEnsemble
     from ._ensemble_tuning import EnsembleTuner
     from ._thresholds import ThresholdTuner
 
-    start = time.perf_counter()
-    X, y = valid.paths, valid.concepts
-    members = list(zip(names, fitted))
     mean = FrozenEstimator(ConceptEnsemble(members, prefit=True).fit(X, y))
     common = dict(cv="prefit", refit=False, thresholds=recipe.thresholds, min_concepts=1)
-    plain = ThresholdTuner(mean, **common).fit(X, y)
     voting = ConceptEnsemble(members, combine="vote", prefit=True).fit(X, y)
-    votes = EnsembleTuner(voting, cv="prefit", refit=False, thresholds=recipe.thresholds).fit(X, y)
-    counted = ThresholdTuner(mean, **common, count_coverage=list(recipe.count_coverage),
-                             random_state=0).fit(X, y)
-    result.validation_scores = {"mean": plain.best_score_, "votes": votes.best_score_,
-                                "mean+count": counted.best_score_}
-    result.chosen = "votes" if votes.best_score_ > counted.best_score_ else "mean+count"
-    say(f"Tuned on {len(X)} validation images (official F1 there, optimistic): 2024 recipe "
-        f"(mean, one threshold {plain.best_threshold_:.3f}) {plain.best_score_:.4f}; votes "
-        f"(L={votes.min_votes_} of {len(names)}) {votes.best_score_:.4f}; mean + count model "
-        f"(coverage {counted.count_coverage_}) {counted.best_score_:.4f}. Kept: "
-        f"{result.chosen}.")
-    result.timings["tuning"] = time.perf_counter() - start
-    return votes if result.chosen == "votes" else counted
+    tuned = {
+        "mean": ThresholdTuner(mean, **common).fit(X, y),
+        "votes": EnsembleTuner(voting, cv="prefit", refit=False,
+                               thresholds=recipe.thresholds).fit(X, y),
+        "mean+count": ThresholdTuner(mean, **common, count_coverage=list(recipe.count_coverage),
+                                     random_state=0).fit(X, y)}
+    scores = {name: float(model.best_score_) for name, model in tuned.items()}
+    chosen = "votes" if scores["votes"] > scores["mean+count"] else "mean+count"
+    return tuned, scores, chosen
 
 
 def _predict_and_check(model, layout, train, output_dir, result, say):
