@@ -32,6 +32,11 @@ _MODULE_OF = {
     "make_concept_images": "._datasets",
     "make_imageclef_2019_layout": "._datasets",
     "DecisionRule": "._decision",
+    "find_imageclef_layout": "._layout_2026",
+    "make_imageclef_layout": "._layout_2026",
+    "Recipe2026": "._recipe_2026",
+    "RecipeResult": "._recipe_2026",
+    "run_recipe_2026": "._recipe_2026",
     "ConceptEncoder": "._encoder",
     "UnknownConceptWarning": "._encoder",
     "ConceptEnsemble": "._ensemble",
@@ -94,6 +99,7 @@ if TYPE_CHECKING:
     from ._image_preparation import PreparedImages, prepare_images
     from ._image_store import ImageStore, ImageStoreError, ImageStoreWarning
     from ._images import SkippedImagesWarning
+    from ._layout_2026 import find_imageclef_layout, make_imageclef_layout
     from ._metrics import (
         imageclef_f1,
         imageclef_f1_score,
@@ -107,6 +113,7 @@ if TYPE_CHECKING:
         plot_threshold_curve,
         plot_training_history,
     )
+    from ._recipe_2026 import Recipe2026, RecipeResult, run_recipe_2026
     from ._report import write_report
     from ._reproduce import reproduce_2019
     from ._retrieval import ConceptKNNClassifier
@@ -153,6 +160,8 @@ __all__ = [
     "ModelFileError",
     "MostFrequentConcepts",
     "PreparedImages",
+    "Recipe2026",
+    "RecipeResult",
     "RunEvaluation",
     "SkippedImagesWarning",
     "SplitBounds",
@@ -161,12 +170,14 @@ __all__ = [
     "concept_sample_weight",
     "decode_image",
     "evaluate_run",
+    "find_imageclef_layout",
     "imageclef_f1",
     "imageclef_f1_score",
     "imageclef_f1_scorer",
     "load_imageclef",
     "make_concept_images",
     "make_imageclef_2019_layout",
+    "make_imageclef_layout",
     "oracle_bounds",
     "per_image_f1_scores",
     "plot_concept_frequencies",
@@ -178,6 +189,7 @@ __all__ = [
     "refine_grid",
     "remove_checkpoint",
     "reproduce_2019",
+    "run_recipe_2026",
     "write_report",
     "write_run",
 ]

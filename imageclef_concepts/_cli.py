@@ -1,8 +1,8 @@
 """The ``imageclef-concepts`` command line (also ``python -m imageclef_concepts``).
 
 Subcommands: ``demo`` (the main job, on built-in data), ``prepare``,
-``train``, ``predict``, ``evaluate``, ``info`` and ``reproduce-2019``, added
-by ``_cli_images``, ``_cli_models`` and ``_cli_procedures``. A user's mistake ends with a clear
+``train``, ``predict``, ``evaluate``, ``info``, ``reproduce-2019`` and ``recipe-2026``,
+added by ``_cli_images``, ``_cli_models``, ``_cli_procedures`` and ``_cli_recipe``. A user's mistake ends with a clear
 message on standard error and exit code 2, never a traceback.
 """
 
@@ -14,6 +14,7 @@ from ._cli_arguments import UserError, one_line
 from ._cli_images import add_prepare
 from ._cli_models import add_info, add_predict, add_train
 from ._cli_procedures import add_demo, add_evaluate, add_reproduce
+from ._cli_recipe import add_recipe
 from ._concept_text import ConceptFileError
 
 
@@ -53,7 +54,7 @@ def _version():
     return __version__
 
 
-_NEEDS_TENSORFLOW = ("demo", "train", "predict", "reproduce-2019")
+_NEEDS_TENSORFLOW = ("demo", "train", "predict", "reproduce-2019", "recipe-2026")
 
 
 def _build_parser():
@@ -71,5 +72,6 @@ def _build_parser():
     add_predict(commands)
     add_evaluate(commands)
     add_reproduce(commands)
+    add_recipe(commands)
     add_info(commands)
     return parser
