@@ -1,8 +1,9 @@
 """The ``imageclef-concepts`` command line (also ``python -m imageclef_concepts``).
 
 Subcommands: ``demo`` (the main job, on built-in data), ``prepare``,
-``train``, ``predict``, ``evaluate``, ``info``, ``reproduce-2019`` and ``recipe-2026``,
-added by ``_cli_images``, ``_cli_models``, ``_cli_procedures`` and ``_cli_recipe``. A user's mistake ends with a clear
+``train``, ``predict``, ``evaluate``, ``info``, ``reproduce-2019`` and
+``recipe-2026``, added by ``_cli_images``, ``_cli_models``,
+``_cli_procedures`` and ``_cli_recipe``. A user's mistake ends with a clear
 message on standard error and exit code 2, never a traceback.
 """
 
