@@ -50,11 +50,15 @@ class WeightSearch(NamedTuple):
 
 
 def vote_buckets(scores, candidates):
-    """How many of ``candidates`` (ascending) each score reaches; NaN reaches none."""
+    """How many of ``candidates`` (ascending) each score reaches; NaN reaches none.
+
+    Stored in the smallest unsigned integer type that holds ``len(candidates)``
+    (one byte for up to 255 candidates): a narrower type would wrap.
+    """
     candidates = np.asarray(candidates, dtype=scores.dtype)
     buckets = np.searchsorted(candidates, scores, side="right")
     buckets[np.isnan(scores)] = 0
-    return buckets.astype(np.int16)
+    return buckets.astype(np.min_scalar_type(len(candidates)))
 
 
 def vote_search(buckets, n_candidates, truth, n_true, max_sweeps=5, starts="each_vote_count"):

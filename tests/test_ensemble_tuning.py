@@ -19,6 +19,7 @@ from imageclef_concepts import (
     MostFrequentConcepts,
     imageclef_f1_score,
 )
+from imageclef_concepts._ensemble_search import vote_buckets
 from imageclef_concepts._workflows import load_model
 
 from .doubles import FixedConcepts
@@ -217,3 +218,15 @@ def test_bad_bands_are_named():
                           refit=False)
     with pytest.raises(ValueError, match="bands must be an int or increasing support edges"):
         tuner.fit(X, y)
+
+
+@pytest.mark.parametrize("n_candidates, dtype", [(255, np.uint8), (256, np.uint16),
+                                                  (40000, np.uint16), (70000, np.uint32)])
+def test_vote_buckets_hold_every_candidate_count_in_the_smallest_type(n_candidates, dtype):
+    candidates = np.linspace(0, 1, n_candidates)
+    scores = np.array([[np.nan, -1.0, 0.0, 0.5, 1.0, 2.0]])
+    buckets = vote_buckets(scores, candidates)
+    expected = [0, 0, 1, np.searchsorted(candidates, 0.5, side="right"), n_candidates,
+                n_candidates]  # int16 wrapped past 32767 candidates
+    np.testing.assert_array_equal(buckets[0], expected)
+    assert buckets.dtype == dtype
