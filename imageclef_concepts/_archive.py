@@ -93,6 +93,10 @@ class ArchiveWriter:
         return plain
 
     def _put(self, name, data):
+        if self.prefix + name in self.entries:  # two parts in one place: one would be lost
+            raise ValueError(f"Two parts of the model would be saved as {self.prefix + name!r} "
+                             "in the archive (members whose names nest, such as 'a' holding "
+                             "'b' and 'a/members/b'); rename a member.")
         self.entries[self.prefix + name] = data
         return self.prefix + name
 
