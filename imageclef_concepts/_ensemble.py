@@ -250,6 +250,9 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         self._validate_names(names)
         check_member_names(names)
         check_ensemble_weights(self.weights, len(names))
+        if isinstance(self.subsample, bool):  # True passes as the number 1
+            raise ValueError(f"subsample must be a fraction of the images in (0, 1] or None, "
+                             f"not the boolean {self.subsample}.")
         if self.fallback is not None and self.fallback not in names:
             raise ValueError(f"fallback={self.fallback!r} is not one of the estimators' names "
                              f"{names}.")

@@ -202,7 +202,7 @@ def weight_search(members, truth, n_true, candidates, band_of, n_bands, grid, ma
     Returns
     -------
     WeightSearch
-        Starts from equal weights.
+        Starts from equal weights (every member at the grid's largest value).
     """
     n_members = len(members)
 
@@ -216,7 +216,8 @@ def weight_search(members, truth, n_true, candidates, band_of, n_bands, grid, ma
         best = int(np.argmax(curve))
         return float(curve[best]), float(in_kind[best])
 
-    state = {"weights": np.ones((n_bands, n_members))}
+    # Equal weights, as values of the grid (its largest), so the result is always on it.
+    state = {"weights": np.full((n_bands, n_members), float(np.max(grid)))}
     state["score"], state["threshold"] = scored(state["weights"])
     history = [state["score"]]
 
