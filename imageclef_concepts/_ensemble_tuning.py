@@ -202,7 +202,8 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
         vocabulary = (self.ensemble.targets_ if self.cv == "prefit" else
                       ConceptTargets().fit(labels))
         n_concepts = len(vocabulary.classes_)
-        if self.tune == "weights" and isinstance(self.bands, Integral) and self.bands > n_concepts:
+        if self.tune == "weights" and isinstance(self.bands, Integral) and \
+                int(self.bands) > n_concepts:
             raise ValueError(f"bands={self.bands} is more than the {n_concepts} concepts: at "
                              "most one band per concept.")
         scores, rows, fold_ensemble = self._held_out_scores(X, y, labels, splits, fit_params,
