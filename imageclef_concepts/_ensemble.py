@@ -49,8 +49,8 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
     Parameters
     ----------
     estimators : list of (str, estimator)
-        The members, by name (a non-empty name without '/', '\\' or control
-        characters, not '.' or '..': it is a folder of the saved model). Any
+        The members, by name (a non-empty name without a slash, backslash or
+        control character, not '.' or '..': it is a folder of the saved model). Any
         multi-label classifier with
         ``predict_proba``; the library's concept estimators (CNNs, k-NN,
         baselines, tuners) also bring their own decision rules to the set

@@ -39,8 +39,8 @@ def grid_members(template, grid):
         In ``ParameterGrid``'s order. A member is named ``key=value`` for each
         parameter that varies across the members (the key's last ``__`` part
         when that is unambiguous), joined with commas:
-        ``"backbone=densenet121,random_state=0"``; '/', '\\' and control
-        characters (a path as a value) become '_', as a name is a folder of
+        ``"backbone=densenet121,random_state=0"``; slashes, backslashes and
+        control characters (a path as a value) become '_', as a name is a folder of
         the saved model.
 
     Raises
