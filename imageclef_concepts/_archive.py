@@ -93,6 +93,10 @@ class ArchiveWriter:
         return plain
 
     def _put(self, name, data):
+        if self.prefix + name in self.entries:  # two parts in one place: one would be lost
+            raise ValueError(f"Two parts of the model would be saved as {self.prefix + name!r} "
+                             "in the archive (members whose names nest, such as 'a' holding "
+                             "'b' and 'a/members/b'); rename a member.")
         self.entries[self.prefix + name] = data
         return self.prefix + name
 
@@ -103,6 +107,10 @@ def _unsaveable(kind):
         return ("A ThresholdTuner is not saved in an archive itself: put its "
                 "tuned_estimator() (the estimator carrying the tuned rule as its threshold) "
                 "in the ensemble instead, or save the whole model with joblib.dump.")
+    if kind.__name__ == "EnsembleTuner":
+        return ("An EnsembleTuner is saved as the ensemble it tuned: tuner.save('model.zip') "
+                "(or save_model(tuner.ensemble_, 'model.zip')) writes that archive; read it "
+                "back with ConceptEnsemble.load or load_model.")
     return (f"{kind.__module__}.{kind.__name__} cannot be saved without pickle: only "
             "estimators with _to_archive and _from_archive (MostFrequentConcepts, "
             "ConceptKNNClassifier, ConceptEnsemble, ConceptSpecialists, ConceptCNNClassifier and "

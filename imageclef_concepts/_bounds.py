@@ -35,9 +35,9 @@ if TYPE_CHECKING:  # names for annotations only
 
     from ._typing import Targets
 
-# Training images x test images compared at once by the retrieval oracle (float32):
-# 16M numbers, 64 MB per array, about three such arrays alive at a time.
-_BLOCK_ELEMENTS = 2 ** 24
+# Training images x test images compared at once by the retrieval oracle (float64):
+# 8M numbers, 64 MB per array, about three such arrays alive at a time.
+_BLOCK_ELEMENTS = 2 ** 23
 
 
 @dataclass(frozen=True)
@@ -215,20 +215,23 @@ def _best_copies(train, test, n_true, worth_it):
     candidates = np.flatnonzero(worth_it)
     if not n_train or not len(candidates):
         return correct, size
-    train_size = np.diff(train.indptr).astype(np.float32)
-    by_concept = train.astype(np.float32).tocsc()
+    train_size = np.diff(train.indptr).astype(np.float64)
+    by_concept = train.astype(np.float64).tocsc()
     block = max(1, _BLOCK_ELEMENTS // n_train)
     for first in range(0, len(candidates), block):
         rows = candidates[first:first + block]
         part = test[rows]
         columns = np.unique(part.indices)
-        shared = by_concept[:, columns] @ part[:, columns].T.toarray().astype(np.float32)
+        shared = by_concept[:, columns] @ part[:, columns].T.toarray().astype(np.float64)
         # F1 = 2 * shared / (|T| + |R|): the argmax of shared / (|T| + |R|) over R.
-        ratio = np.add.outer(train_size, n_true[rows].astype(np.float32))
+        ratio = np.add.outer(train_size, n_true[rows].astype(np.float64))
         np.divide(shared, ratio, out=ratio)
         best = np.argmax(ratio, axis=0)
-        # Exact counts of the best copy: the float32 ratios of two different
-        # fractions with denominators this small never round to the same value.
+        # The choice is exact in float64: a division is correctly rounded, so
+        # equal fractions give equal ratios, and two different fractions with
+        # denominators below 2**26 differ by more than 1 / 2**52 of their size,
+        # so they never round to one value (float32 did, with thousands of
+        # concepts per image: the wrong copy won a tie).
         correct[rows] = np.rint(shared[best, np.arange(len(rows))]).astype(np.int64)
         size[rows] = np.diff(train.indptr)[best]
     return correct, size

@@ -147,11 +147,13 @@ def add_evaluate(commands):
 
 
 def _run_evaluate(args):
-    _check_report_arguments(args)
+    train = _check_report_arguments(args)
     result = evaluate_run(args.run, args.ground_truth, edition=args.edition,
                           secondary_truth=args.secondary_truth,
                           secondary_concepts=args.secondary_concepts,
                           max_concepts=args.max_concepts, cui_only=args.cui_only)
+    # Everything that can fail on a user's file is done before the first line is printed.
+    bounds = _bounds_and_report(args, result, train)
     for note in result.warnings:
         print(f"warning: {note}", file=sys.stderr)
     print(f"Edition: {result.edition_note or result.edition}")
@@ -160,13 +162,20 @@ def _run_evaluate(args):
         print(f"Secondary F1 score: {result.secondary_score}")
     print(f"({result.n_scored} of {result.n_images} images have true concepts and are "
           "averaged)")
-    _bounds_and_report(args, result)
+    for name, found in (bounds or {}).items():
+        print(f"Ceilings of the split ({name} score; training concepts: {args.bounds}):")
+        for line in found.lines():
+            print(f"  {line}")
+    if args.report is not None:
+        print(f"Report: {args.report}")
     return 0
 
 
 def _check_report_arguments(args):
-    """The files --bounds, --report and --images name, checked before any scoring."""
+    """The files --bounds, --report and --images name, checked (and --bounds read) before
+    any scoring; returns the training concepts of --bounds, or None."""
     from ._atomic_files import check_regular_file
+    from ._concept_files import read_concepts
 
     if args.images is not None and args.report is None:
         raise UserError("--images is for the thumbnails of --report: give --report FILE too.")
@@ -179,19 +188,15 @@ def _check_report_arguments(args):
                  args.bounds)
         check_output(args.report, [Path(path) for path in named if path is not None]
                      + [args.images], flag="--report")
+    return None if args.bounds is None else read_concepts(args.bounds).concepts
 
 
-def _bounds_and_report(args, result):
-    from ._concept_files import read_concepts
+def _bounds_and_report(args, result, train):
+    """The ceilings of the split (with --bounds) and the report (with --report) written."""
     from ._report import run_bounds, write_report
 
-    train = None if args.bounds is None else read_concepts(args.bounds).concepts
     bounds = None if train is None else run_bounds(result, train)
-    for name, found in (bounds or {}).items():
-        print(f"Ceilings of the split ({name} score; training concepts: {args.bounds}):")
-        for line in found.lines():
-            print(f"  {line}")
     if args.report is not None:
         write_report(args.report, result, train_concepts=train, images=args.images,
                      bounds=bounds)
-        print(f"Report: {args.report}")
+    return bounds

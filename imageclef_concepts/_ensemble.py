@@ -25,7 +25,7 @@ from sklearn.utils.validation import _check_method_params, _num_samples, check_i
 from ._base import BaseConceptClassifier, aligned_scores
 from ._concepts import is_concept_lists
 from ._decision import DecisionRule, probability_rule
-from ._ensemble_grid import draw_samples, grid_members
+from ._ensemble_grid import check_member_names, draw_samples, grid_members
 from ._model_card import ModelFileError, expect
 from ._persistence import ArchivedModel
 from ._ranges import check_ensemble_weights, weighted_mean
@@ -49,7 +49,9 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
     Parameters
     ----------
     estimators : list of (str, estimator)
-        The members, by name. Any multi-label classifier with
+        The members, by name (a non-empty name without a slash, backslash or
+        control character, not '.' or '..': it is a folder of the saved model). Any
+        multi-label classifier with
         ``predict_proba``; the library's concept estimators (CNNs, k-NN,
         baselines, tuners) also bring their own decision rules to the set
         combinations. Their parameters are reachable by nested names
@@ -246,7 +248,11 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         if not names:
             raise ValueError("estimators is empty: an ensemble needs at least one member.")
         self._validate_names(names)
+        check_member_names(names)
         check_ensemble_weights(self.weights, len(names))
+        if isinstance(self.subsample, bool):  # True passes as the number 1
+            raise ValueError(f"subsample must be a fraction of the images in (0, 1] or None, "
+                             f"not the boolean {self.subsample}.")
         if self.fallback is not None and self.fallback not in names:
             raise ValueError(f"fallback={self.fallback!r} is not one of the estimators' names "
                              f"{names}.")

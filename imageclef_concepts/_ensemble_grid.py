@@ -12,6 +12,7 @@ and ``ConceptEnsemble(subsample=...)`` use them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 
@@ -38,7 +39,9 @@ def grid_members(template, grid):
         In ``ParameterGrid``'s order. A member is named ``key=value`` for each
         parameter that varies across the members (the key's last ``__`` part
         when that is unambiguous), joined with commas:
-        ``"backbone=densenet121,random_state=0"``.
+        ``"backbone=densenet121,random_state=0"``; slashes, backslashes and
+        control characters (a path as a value) become '_', as a name is a folder of
+        the saved model.
 
     Raises
     ------
@@ -96,7 +99,36 @@ def _member_name(params, keys):
     clash = {s for s in short.values() if list(short.values()).count(s) > 1}
     parts = [f"{key if short[key] in clash else short[key]}={_shown(params[key])}"
              for key in keys if key in params]
-    return ",".join(parts).replace("__", "_")  # '__' would read as a nested parameter
+    name = ",".join(parts).replace("__", "_")  # '__' would read as a nested parameter
+    return _UNSAFE.sub("_", name)  # a value such as a path: '/' would nest in the archive
+
+
+# What a member's name may not hold: it is a folder of the model archive
+# (``members/<name>/``), so '/' (or '\\') would nest it inside another
+# member's folder, and a control character is no name.
+_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def check_member_names(names, what="estimators"):
+    """Refuse member names that are not one archive folder each: empty, '.', '..', '/'.
+
+    Parameters
+    ----------
+    names : list of str
+    what : str, default="estimators"
+        The parameter that holds the names, for the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the first bad name and why.
+    """
+    for name in names:
+        if not isinstance(name, str) or name in ("", ".", "..") or _UNSAFE.search(name):
+            raise ValueError(
+                f"The name {name!r} in {what} cannot name a member: a name must be a non-empty "
+                "string other than '.' and '..', without '/', '\\' or control characters "
+                "(it is the member's folder in the saved model).")
 
 
 def _shown(value):

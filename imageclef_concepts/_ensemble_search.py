@@ -50,11 +50,15 @@ class WeightSearch(NamedTuple):
 
 
 def vote_buckets(scores, candidates):
-    """How many of ``candidates`` (ascending) each score reaches; NaN reaches none."""
+    """How many of ``candidates`` (ascending) each score reaches; NaN reaches none.
+
+    Stored in the smallest unsigned integer type that holds ``len(candidates)``
+    (one byte for up to 255 candidates): a narrower type would wrap.
+    """
     candidates = np.asarray(candidates, dtype=scores.dtype)
     buckets = np.searchsorted(candidates, scores, side="right")
     buckets[np.isnan(scores)] = 0
-    return buckets.astype(np.int16)
+    return buckets.astype(np.min_scalar_type(len(candidates)))
 
 
 def vote_search(buckets, n_candidates, truth, n_true, max_sweeps=5, starts="each_vote_count"):
@@ -198,7 +202,7 @@ def weight_search(members, truth, n_true, candidates, band_of, n_bands, grid, ma
     Returns
     -------
     WeightSearch
-        Starts from equal weights.
+        Starts from equal weights (every member at the grid's largest value).
     """
     n_members = len(members)
 
@@ -212,7 +216,8 @@ def weight_search(members, truth, n_true, candidates, band_of, n_bands, grid, ma
         best = int(np.argmax(curve))
         return float(curve[best]), float(in_kind[best])
 
-    state = {"weights": np.ones((n_bands, n_members))}
+    # Equal weights, as values of the grid (its largest), so the result is always on it.
+    state = {"weights": np.full((n_bands, n_members), float(np.max(grid)))}
     state["score"], state["threshold"] = scored(state["weights"])
     history = [state["score"]]
 

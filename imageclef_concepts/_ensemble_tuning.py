@@ -27,6 +27,7 @@ from sklearn.utils.validation import _check_method_params, _num_samples, check_i
 from ._base import BaseConceptClassifier, aligned_scores
 from ._ensemble import ConceptEnsemble
 from ._ensemble_search import vote_buckets, vote_search, weight_search
+from ._ranges import _real_values
 from ._targets import ConceptTargets, align_columns, checked_multilabel_target, targets_of
 from ._thresholds import _shallow_copy
 
@@ -63,11 +64,14 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
         given values for every member.
     weight_grid : array-like, default=(0.0, 0.5, 1.0, 2.0)
         The weights a member may take (``tune="weights"``); coarse on
-        purpose. 0 drops a member (from a band).
+        purpose. 0 drops a member (from a band); at least one value must be
+        positive. The search starts from every member at the largest value
+        (equal weights), so ``weights_`` are always values of the grid.
     bands : int, array-like or None, default=None
         ``tune="weights"``: one set of weights per band of concepts by their
         support (positives in the ``y`` given to ``fit``): an int makes that
-        many bands at quantiles of the support, an array gives the edges
+        many bands (at most one per concept) at quantiles of the support, an
+        array gives the edges
         (``[10, 100]``: below 10, 10 to 99, 100 and above). None: one set.
     cv : int, cross-validation splitter, float or "prefit", default=5
         Where the held-out member scores come from, as
@@ -197,6 +201,11 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
         splits = tuning_splits(self.cv, self.refit, self.random_state, _num_samples(X))
         vocabulary = (self.ensemble.targets_ if self.cv == "prefit" else
                       ConceptTargets().fit(labels))
+        n_concepts = len(vocabulary.classes_)
+        if self.tune == "weights" and isinstance(self.bands, Integral) and \
+                int(self.bands) > n_concepts:
+            raise ValueError(f"bands={self.bands} is more than the {n_concepts} concepts: at "
+                             "most one band per concept.")
         scores, rows, fold_ensemble = self._held_out_scores(X, y, labels, splits, fit_params,
                                                             vocabulary)
         truth, n_true = vocabulary.truth(_safe_indexing(labels, rows))
@@ -225,10 +234,19 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
             raise ValueError("The ensemble has prefit=True: its members are used as fitted and "
                              "cannot be trained on folds. Fit it and tune with cv='prefit' on "
                              "validation data, or set prefit=False.")
-        grid = np.asarray(self.weight_grid, dtype=float)
-        if grid.ndim != 1 or not len(grid) or not (np.isfinite(grid) & (grid >= 0)).all():
-            raise ValueError(f"weight_grid must be a non-empty list of finite weights >= 0; "
-                             f"got {self.weight_grid!r:.80}.")
+        grid = _real_values(self.weight_grid, "weight_grid")
+        if grid.ndim != 1 or not (np.isfinite(grid) & (grid >= 0)).all() or not grid.any():
+            raise ValueError(f"weight_grid must be a non-empty list of finite weights >= 0, "
+                             f"one of them positive (all zeros weigh no member); got "
+                             f"{self.weight_grid!r:.80}.")
+        if not isinstance(self.thresholds, Integral):
+            given = _real_values(self.thresholds, "thresholds")
+            if given.ndim != 1 or not len(given) or not np.isfinite(given).all():
+                raise ValueError(f"thresholds must be an int >= 2 or a non-empty flat list of "
+                                 f"finite candidate thresholds; got {self.thresholds!r:.80}.")
+        if isinstance(self.bands, bool):  # True passes as the int 1
+            raise ValueError(f"bands must be an int, support edges or None, not the boolean "
+                             f"{self.bands}.")
         if self.tune == "votes":
             for name, member in self.ensemble.estimators:
                 _check_votes_by_threshold(name, _unfrozen(member))

@@ -92,11 +92,14 @@ def decode_image(path: PathLike, image_size: int, resample: str = "bilinear") ->
     (32, 32, 3)
     """
     try:
-        with _opened(path) as source, Image.open(source, formats=RASTER_FORMATS) as image:
-            if image.format == "JPEG" and min(image.size) >= _DRAFT_FACTOR * image_size:
-                image.draft("RGB", (image_size, image_size))
-            ImageOps.exif_transpose(image, in_place=True)
-            rgb = _as_rgb(image)
+        with _opened(path) as source:
+            if _size(path, source) == 0:  # else Pillow names the file object, not the file
+                raise ImageDecodeError("the file is empty (0 bytes)")
+            with Image.open(source, formats=RASTER_FORMATS) as image:
+                if image.format == "JPEG" and min(image.size) >= _DRAFT_FACTOR * image_size:
+                    image.draft("RGB", (image_size, image_size))
+                ImageOps.exif_transpose(image, in_place=True)
+                rgb = _as_rgb(image)
     except ImageDecodeError as error:
         raise ImageDecodeError(f"{path}: {error}") from None
     except FileNotFoundError:
@@ -106,6 +109,9 @@ def decode_image(path: PathLike, image_size: int, resample: str = "bilinear") ->
     except Image.DecompressionBombError as error:
         raise ImageDecodeError(f"{path}: refused by Pillow's decompression-bomb guard "
                                f"({error})") from None
+    except Image.UnidentifiedImageError:  # its message names a file object, not the file
+        raise ImageDecodeError(f"{path}: not an image file in a format read "
+                               f"({', '.join(RASTER_FORMATS)})") from None
     except Exception as error:  # a damaged file can make Pillow raise almost anything
         raise ImageDecodeError(f"{path}: cannot decode the image "
                                f"({type(error).__name__}: {error})") from None

@@ -25,7 +25,12 @@ def _real_values(values, name):
         if missing.size:
             raise ValueError(f"{name} contains a missing value (None, NA) at position "
                              f"{missing[0]}; give a number for every entry.")
-    array = np.asarray(values)
+    try:
+        array = np.asarray(values)
+    except ValueError as error:  # NumPy's "inhomogeneous shape": rows of unequal lengths
+        raise ValueError(f"{name} is ragged: its rows have different lengths (got "
+                         f"{values!r:.80}); give one number per entry, or rows of one "
+                         "length.") from error
     if array.dtype.kind == "O":
         for position, value in np.ndenumerate(array):
             if _is_missing(value):
@@ -40,7 +45,10 @@ def _real_values(values, name):
     if array.dtype.kind == "c":
         raise ValueError(f"{name} must be real numbers; got complex values such as "
                          f"{complex(array.ravel()[0])}.")
-    if array.dtype.kind not in "biuf":
+    if array.dtype.kind == "b":  # True is 1 to NumPy, but a flag is no weight
+        raise ValueError(f"{name} must be numbers, not booleans (got "
+                         f"{array.tolist()!s:.80}); give 1.0 and 0.0 if that is meant.")
+    if array.dtype.kind not in "iuf":
         raise ValueError(f"{name} must be numbers; got values of dtype {array.dtype}.")
     return array.astype(np.float64)
 

@@ -14,6 +14,7 @@ from numbers import Real
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from ._targets import ConceptTargets
@@ -53,7 +54,10 @@ def concept_sample_weight(y: Targets, *, power: float = 0.5,
     Returns
     -------
     ndarray of shape (n_images,)
-        Positive, with a mean of 1: the loss keeps its scale, so the
+        Positive and finite, with a mean of 1 (computed in logarithms, so a
+        large ``power`` does not overflow; a ``power`` so large that the
+        lightest image's weight would be 0 in float64 is refused with a
+        ValueError): the loss keeps its scale, so the
         learning rate needs no change. Give it to ``fit(X, y,
         sample_weight=...)`` of :class:`~imageclef_concepts.ConceptCNNClassifier`,
         or of a :class:`~imageclef_concepts.ConceptEnsemble`,
@@ -75,14 +79,23 @@ def concept_sample_weight(y: Targets, *, power: float = 0.5,
     indicator = targets.transform(y).tocsr()
     indicator.sum_duplicates()
     n_images = indicator.shape[0]
-    concept_weights = (n_images / np.maximum(targets.column_counts_, 1)) ** float(power)
+    # In logarithms: (N / n_c) ** power overflows float64 for a large power
+    # (4 ** 2000), and inf / inf is NaN; the ratios of the weights do not.
+    logs = float(power) * (np.log(n_images) - np.log(np.maximum(targets.column_counts_, 1)))
     lengths = np.diff(indicator.indptr)
     carrying = lengths > 0
     starts = indicator.indptr[:-1][carrying]
-    per_concept = concept_weights[indicator.indices]
-    image_weights = np.ones(n_images)
-    if combine == "max":
-        image_weights[carrying] = np.maximum.reduceat(per_concept, starts)
-    else:
-        image_weights[carrying] = np.add.reduceat(per_concept, starts) / lengths[carrying]
-    return image_weights / image_weights.mean()
+    per_concept = logs[indicator.indices]
+    image_logs = np.zeros(n_images)  # an image without concepts weighs 1
+    if len(starts):
+        image_logs[carrying] = largest = np.maximum.reduceat(per_concept, starts)
+        if combine == "mean":  # log of the mean of exp, shifted by the largest: no overflow
+            shifted = np.exp(per_concept - np.repeat(largest, lengths[carrying]))
+            image_logs[carrying] += np.log(np.add.reduceat(shifted, starts) / lengths[carrying])
+    weights = np.exp(image_logs - (logsumexp(image_logs) - np.log(n_images)))
+    if n_images and weights.min() < np.finfo(np.float64).tiny:
+        raise ValueError(
+            f"power={power!r} makes the weights span more than a float64 holds: the lightest "
+            f"image would weigh e^{float(image_logs.min() - image_logs.max()):.0f} times the "
+            "heaviest, which is 0. Give a smaller power.")
+    return weights

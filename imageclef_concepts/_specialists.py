@@ -28,6 +28,7 @@ from sklearn.utils.validation import _check_method_params, check_is_fitted
 from ._base import BaseConceptClassifier
 from ._concepts import as_binary_csr, as_target, canonical_concept, is_concept_lists
 from ._ensemble import ConceptEnsemble, _rows, _united_classes
+from ._ensemble_grid import check_member_names
 from ._model_card import ModelFileError
 from ._persistence import ArchivedModel
 from ._targets import ConceptTargets, align_columns, split_concepts
@@ -193,6 +194,7 @@ class ConceptSpecialists(ArchivedModel, BaseConceptClassifier):
         if taken or any("__" in name for name in names):
             raise ValueError(f"Specialist names may not be a parameter's ({taken}) nor hold "
                              f"'__' (nested parameters): {names}.")
+        check_member_names(names, "specialists")
 
     # ------------------------------------------------------------------- fit
 

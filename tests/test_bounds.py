@@ -153,3 +153,14 @@ def test_a_training_set_without_concepts_has_ceilings_of_zero():
     assert (bounds.vocabulary_f1, bounds.retrieval_f1, bounds.top_k_f1, bounds.k) == \
         (0.0, 0.0, 0.0, 0)
     assert bounds.images_all_unseen == 1.0
+
+
+def test_the_retrieval_oracle_chooses_exactly_among_nearly_equal_copies():
+    # 2106/4319 and 2107/4322 of |T| + |R| round to one float32: the better copy must win.
+    truth = [f"C{i}" for i in range(3000)]
+    worse = truth[:2106] + [f"X{i}" for i in range(1213)]
+    better = truth[:2107] + [f"Y{i}" for i in range(1215)]
+    assert 2 * 2107 / (3000 + 3322) > 2 * 2106 / (3000 + 3319)
+    for train in ([worse, better], [better, worse]):
+        bound = oracle_bounds(train, [truth]).retrieval_f1
+        assert bound == imageclef_f1_score([truth], [better])

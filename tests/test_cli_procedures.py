@@ -87,6 +87,22 @@ def test_evaluate_missing_file(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("content, problem", [
+    (b"", "the file holds no line"), (b"\xff\xfe\x00bin", "not a UTF-8 text file"),
+    (b"a\tC1\na\tC2\n", "duplicate image id 'a'")])
+def test_a_bad_bounds_file_is_the_only_output(tmp_path, capsys, content, problem):
+    gt, run, train = tmp_path / "gt.tsv", tmp_path / "run.tsv", tmp_path / "train.tsv"
+    gt.write_text("a\tC1;C2\nb\tC3\n")
+    run.write_text("a\tC1\nb\tC3\n")
+    train.write_bytes(content)
+    assert main(["evaluate", str(run), str(gt), "--bounds", str(train),
+                 "--report", str(tmp_path / "r.html")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no score printed before the error
+    assert problem in captured.err and "train.tsv" in captured.err
+    assert not (tmp_path / "r.html").exists()
+
+
 @pytest.fixture
 def tiny_demo(monkeypatch):
     from imageclef_concepts import _demo

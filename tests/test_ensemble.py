@@ -94,6 +94,9 @@ def test_fallback_fills_empty_predictions_from_the_named_member():
                                "ensemble has 3 concepts"),
     (dict(weights=[[1, 0, 1], [2, 0, 1]]), "positive sum for every concept"),
     (dict(weights=[1 + 0j, 1]), r"weights must be real numbers; got complex"),
+    (dict(weights=[True, False]), r"weights must be numbers, not booleans"),
+    (dict(weights=[[1, 2], [3]]), r"weights is ragged: its rows have different lengths"),
+    (dict(subsample=True), r"subsample must be a fraction .* not the boolean True"),
 ])
 def test_bad_settings_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):

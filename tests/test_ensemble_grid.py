@@ -8,6 +8,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.multioutput import MultiOutputClassifier
 
 from imageclef_concepts import ConceptEnsemble, ConceptKNNClassifier, MostFrequentConcepts
+from imageclef_concepts._archive import ArchiveWriter
 
 from .doubles import FixedConcepts
 
@@ -131,3 +132,32 @@ def test_names_stay_unique_and_free_of_double_underscores():
     # Values shown by their class when not plain; repeated names numbered.
     assert names == ["scores=list", "scores=list#2", "classes=A", "classes=a_b"]
     ConceptEnsemble(ensemble.estimators)._check_members()  # valid member names
+
+
+def test_names_made_of_paths_are_one_archive_folder_each(tmp_path):
+    ensemble = ConceptEnsemble.from_grid(FixedConcepts(["A"]), {
+        "classes": [["/data/x"], ["a\\b\nc"], [".."]]})
+    names = [name for name, _ in ensemble.estimators]
+    assert names == ["classes=_data_x", "classes=a_b_c", "classes=.."]
+
+
+@pytest.mark.parametrize("name", ["a/members/b", "", ".", "..", "a\\b", "tab\there"])
+def test_names_that_are_not_one_archive_folder_are_refused(name):
+    images = np.zeros((2, 4, 4, 3), dtype=np.uint8)
+    members = [("a", MostFrequentConcepts(k=1)), (name, MostFrequentConcepts(k=1))]
+    with pytest.raises(ValueError, match="cannot name a member"):
+        ConceptEnsemble(members).fit(images, ["C1", "C1"])
+    ensemble = ConceptEnsemble(members[:1]).fit(images, ["C1", "C1"])
+    fitted = ensemble.estimators_[0]
+    ensemble.set_params(estimators=[("a", fitted), (name, fitted)], prefit=True)
+    with pytest.raises(ValueError, match="cannot name a member"):  # as at fit
+        ensemble.predict(images)
+
+
+def test_the_archive_refuses_two_parts_under_one_name():
+    writer = ArchiveWriter()
+    writer.estimator("members/a/members/b", MostFrequentConcepts(k=1).fit(
+        np.zeros((1, 4, 4, 3)), ["C1"]))
+    with pytest.raises(ValueError, match="saved as 'members/a/members/b/.*rename a member"):
+        writer.estimator("members/a/members/b", MostFrequentConcepts(k=1).fit(
+            np.zeros((1, 4, 4, 3)), ["C2"]))

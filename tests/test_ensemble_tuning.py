@@ -19,6 +19,7 @@ from imageclef_concepts import (
     MostFrequentConcepts,
     imageclef_f1_score,
 )
+from imageclef_concepts._ensemble_search import vote_buckets
 from imageclef_concepts._workflows import load_model
 
 from .doubles import FixedConcepts
@@ -205,6 +206,20 @@ def test_a_tuned_ensemble_saves_and_loads_whole(tmp_path, tiny_images):
     (ConceptEnsemble([("k", ConceptKNNClassifier())], prefit=True), {}, ValueError,
      "prefit=True: its members are used as fitted and cannot be trained on folds"),
     (ConceptKNNClassifier(), {}, ValueError, "'ensemble' parameter .* instance of"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"thresholds": [np.nan]}, ValueError,
+     r"thresholds must be an int >= 2 or a non-empty flat list of finite .* got \[nan\]"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"thresholds": []}, ValueError,
+     r"thresholds must be .* non-empty flat list"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"thresholds": [[0.2, 0.5]]},
+     ValueError, r"thresholds must be .* flat list"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"weight_grid": [0]}, ValueError,
+     "one of them positive"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"weight_grid": [True, False]},
+     ValueError, "weight_grid must be numbers, not booleans"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"tune": "weights", "bands": True},
+     ValueError, "bands must be .* not the boolean True"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"tune": "weights", "bands": 10 ** 18},
+     ValueError, "bands=1000000000000000000 is more than the 1 concepts"),
 ])
 def test_bad_settings_are_named_before_any_training(ensemble, params, error, message):
     with pytest.raises(error, match=message):
@@ -217,3 +232,23 @@ def test_bad_bands_are_named():
                           refit=False)
     with pytest.raises(ValueError, match="bands must be an int or increasing support edges"):
         tuner.fit(X, y)
+
+
+@pytest.mark.parametrize("n_candidates, dtype", [(255, np.uint8), (256, np.uint16),
+                                                  (40000, np.uint16), (70000, np.uint32)])
+def test_vote_buckets_hold_every_candidate_count_in_the_smallest_type(n_candidates, dtype):
+    candidates = np.linspace(0, 1, n_candidates)
+    scores = np.array([[np.nan, -1.0, 0.0, 0.5, 1.0, 2.0]])
+    buckets = vote_buckets(scores, candidates)
+    expected = [0, 0, 1, np.searchsorted(candidates, 0.5, side="right"), n_candidates,
+                n_candidates]  # int16 wrapped past 32767 candidates
+    np.testing.assert_array_equal(buckets[0], expected)
+    assert buckets.dtype == dtype
+
+
+def test_weights_are_values_of_the_grid_even_when_equal_weights_win():
+    members, X, y = _case(seed=0, n_members=3)
+    tuner = EnsembleTuner(_fitted(members, X, y), tune="weights", weight_grid=[3.0],
+                          cv="prefit", refit=False).fit(X, y)
+    assert list(tuner.weights_) == [3.0, 3.0, 3.0]
+    assert tuner.best_score_ == tuner.ensemble_.score(X, y)

@@ -445,3 +445,18 @@ def test_what_cannot_go_into_an_archive_says_what_to_do(tmp_path):
     with pytest.raises(TypeError, match=r"sklearn.dummy.DummyClassifier cannot be saved "
                                         r"without pickle.*joblib.dump"):
         ConceptEnsemble([("mine", foreign)], prefit=True).fit(X, Y).save(tmp_path / "f.zip")
+
+
+def test_an_ensemble_tuner_given_to_save_model_is_told_to_save_its_ensemble(tmp_path):
+    from imageclef_concepts import EnsembleTuner
+    from imageclef_concepts._workflows import save_model
+
+    ensemble = ConceptEnsemble([("a", ConceptKNNClassifier(1, pixel_size=4)),
+                                ("b", ConceptKNNClassifier(2, pixel_size=4))],
+                               combine="vote").fit(X, Y)
+    tuner = EnsembleTuner(ensemble, cv="prefit", refit=False, thresholds=3).fit(X, Y)
+    with pytest.raises(TypeError, match=r"EnsembleTuner is saved as the ensemble it tuned: "
+                                        r"tuner.save\('model.zip'\)"):
+        save_model(tuner, tmp_path / "x.zip")
+    tuner.save(tmp_path / "x.zip")  # the advice works
+    assert load_model(tmp_path / "x.zip").min_votes == tuner.min_votes_

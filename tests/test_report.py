@@ -110,12 +110,14 @@ def test_thumbnails_are_embedded_and_unreadable_images_named(files):
     images.mkdir()
     Image.fromarray(np.full((40, 60, 3), 200, dtype=np.uint8)).save(images / "a.png")
     (images / "c.jpg").write_bytes(b"not a jpeg at all")
+    (images / "b.png").write_bytes(b"")
     _, page = _report(files, images=images)
     assert page.count('src="data:image/jpeg;base64,') == 1
     thumbnail = page.split('alt="a" src="data:image/jpeg;base64,')[1].split('"')[0]
     assert Image.open(io.BytesIO(base64.b64decode(thumbnail))).size == (128, 128)
     unread = page.split("Thumbnails that could not be made")[1]
-    assert "c.jpg" in unread and "b: no image file named b.* in" in unread
+    assert "c.jpg" in unread and "b.png: the file is empty (0 bytes)" in unread
+    assert "BufferedReader" not in unread  # the file is named, not Python's file object
 
 
 def test_without_matplotlib_the_report_says_which_extra(files, monkeypatch):

@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -135,3 +137,41 @@ def test_the_weights_change_what_the_network_learns():
     plain = ConceptCNNClassifier(**params).fit(X, y).predict_proba(X)
     weighted = ConceptCNNClassifier(**params).fit(X, y, sample_weight=weights).predict_proba(X)
     assert np.abs(plain - weighted).max() > 1e-4
+
+
+def _direct(concept_lists, power, combine):
+    """The formula as written, in plain floats (overflows for a large power)."""
+    n = len(concept_lists)
+    counts = {c: sum(c in image for image in concept_lists) for image in concept_lists
+              for c in image}
+    weights = [(max if combine == "max" else np.mean)([np.float64(n / counts[c]) ** power for c in image])
+               if image else 1.0 for image in concept_lists]
+    return np.array(weights) / np.mean(weights)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sets(st.sampled_from("ABCD")), max_size=8),
+       st.floats(0, 5000), st.sampled_from(["max", "mean"]))
+def test_weights_stay_positive_finite_and_of_mean_one_for_any_power(images, power, combine):
+    y = [["A"]] + [sorted(image) for image in images]  # at least one concept
+    try:
+        weights = concept_sample_weight(y, power=power, combine=combine)
+    except ValueError as error:  # only when the lightest weight is below float64's range
+        assert "Give a smaller power" in str(error)
+        with np.errstate(all="ignore"):
+            direct = _direct([set(image) for image in y], power, combine)
+        assert not (np.isfinite(direct).all() and direct.min() > 1e-300)
+        return
+    assert np.isfinite(weights).all() and (weights > 0).all()
+    assert np.mean(weights) == pytest.approx(1, rel=1e-9)
+    with np.errstate(all="ignore"):
+        direct = _direct([set(image) for image in y], power, combine)
+    if np.isfinite(direct).all() and direct.min() > 1e-290:
+        np.testing.assert_allclose(weights, direct, rtol=1e-6)
+
+
+def test_a_large_power_keeps_the_weights_finite_or_is_refused():
+    weights = concept_sample_weight(["A", "B", "B", "B"], power=200)
+    np.testing.assert_allclose(weights, np.r_[4, [3 ** -200 * 4] * 3], rtol=1e-9)
+    with pytest.raises(ValueError, match=r"power=2000 makes the weights span .* e\^-2197"):
+        concept_sample_weight(["A", "B", "B", "B"], power=2000)

@@ -156,6 +156,8 @@ class NeverFitted(MostFrequentConcepts):
     ([("us", "C2", _knn()), ("us", "C1", _knn())], {}, r"unique; \['us'\] are repeated"),
     ([("base", "C2", _knn())], {}, r"may not be a parameter's \(\['base'\]\)"),
     ([("a__b", "C2", _knn())], {}, "nor hold '__'"),
+    ([("a/b", "C2", _knn())], {}, r"'a/b' in specialists cannot name a member"),
+    ([("..", "C2", _knn())], {}, r"'\.\.' in specialists cannot name a member"),
     ([("us", _knn())], {}, r"specialists\[0\] must be \(name, trigger concept, estimator\)"),
     ([], {}, "specialists is empty"),
 ])
