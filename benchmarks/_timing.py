@@ -50,3 +50,13 @@ def alternate_all(functions, repeat):
         for function, kept in zip(functions, times):
             kept.append(best_time(function, 1))
     return [min(kept) for kept in times]
+
+
+# Prepended to the scripts that benchmarks run in a fresh interpreter: the peak
+# resident memory of that process, in MB, from /proc (VmHWM), which starts
+# afresh at exec; ru_maxrss would carry over the peak of the forking parent.
+PEAK_RSS_FUNCTION = """
+def peak_rss_mb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
+"""

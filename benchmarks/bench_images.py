@@ -16,7 +16,7 @@ from imageclef_concepts import (
     make_concept_images,
 )
 
-from ._timing import Row, alternate
+from ._timing import PEAK_RSS_FUNCTION, Row, alternate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,8 +78,8 @@ def small_image_rows(folder, quick):
     return rows
 
 
-_PEAK_RSS_SCRIPT = """
-import json, resource, sys
+_PEAK_RSS_SCRIPT = PEAK_RSS_FUNCTION + """
+import json, sys
 import numpy as np
 from imageclef_concepts import ConceptCNNClassifier
 paths = json.loads(open(sys.argv[1]).read())
@@ -87,7 +87,7 @@ Y = np.zeros((len(paths), 100), dtype=np.int8)
 Y[np.arange(len(paths)), np.arange(len(paths)) % 100] = 1
 ConceptCNNClassifier(image_size=int(sys.argv[2]), epochs=1, validation_fraction=None,
                      n_jobs=2).fit(paths, Y)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(peak_rss_mb())
 """
 
 

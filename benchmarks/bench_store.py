@@ -25,7 +25,7 @@ from imageclef_concepts import (
     prepare_images,
 )
 
-from ._timing import Row, alternate_all
+from ._timing import PEAK_RSS_FUNCTION, Row, alternate_all
 from .bench_images import _write_jpegs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +108,7 @@ def grid_search_rows(folder, paths):
 
     times = alternate_all([lambda: search(ImageLoader(128).transform(paths)),
                            lambda: search(paths),
-                           lambda: search(paths, image_store=_fresh_store(folder))], repeat=1)
+                           lambda: search(paths, image_store=_fresh_store(folder))], repeat=2)
     return _ratio_rows("store", f"GridSearchCV 4x2 folds, 3 epochs, {len(paths)} JPEGs at 128px",
                        "fits/s", times, "time / (search on an array + one decoding pass) "
                        "(target <= 1.10)", 8)
@@ -124,7 +124,7 @@ def training_rows(folder, paths):
     reference, before, after = alternate_all(
         [lambda: model.set_params(image_store=None).fit(in_memory, y),
          lambda: model.set_params(image_store=None).fit(paths, y),
-         lambda: model.set_params(image_store=store).fit(paths, y)], repeat=1)
+         lambda: model.set_params(image_store=store).fit(paths, y)], repeat=2)
     amount = 2 * len(paths)
     return [Row("store", f"train 2 epochs at 400px from {len(paths)} paths: {label}",
                 amount / time, amount / reference, "images/s", reference / time,
@@ -142,17 +142,17 @@ def build_rows(folder, paths):
                 build_time / load_time, "time / ImageLoader decoding (target <= 1.10)")]
 
 
-_PEAK_RSS_SCRIPT = """
-import json, resource, sys
+_PEAK_RSS_SCRIPT = PEAK_RSS_FUNCTION + """
+import json, sys
 from imageclef_concepts import ConceptCNNClassifier, prepare_images
 paths = json.loads(open(sys.argv[1]).read())
 prepare_images(paths, sys.argv[2], 400, progress=False)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(peak_rss_mb())
 y = [f"C{i % 10}" for i in range(len(paths))]
 ConceptCNNClassifier(image_size=400, filters=(8, 16), dense_units=(16,), epochs=1,
                      validation_fraction=None, image_cache_mb=0,
                      image_store=sys.argv[2]).fit(paths, y)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(peak_rss_mb())
 """
 
 
