@@ -246,9 +246,10 @@ def within_bounds(scores, predicted, low, high):
     decided = predicted & readable[:, np.newaxis]
     rows = np.flatnonzero((wanted != counts) & readable)
     if rows.size:
-        keys = np.where(missing[rows], np.inf, -np.asarray(scores[rows], dtype=np.float64))
-        # The predicted concepts first, each group by decreasing score (ties by column).
-        order = np.lexsort((keys, ~predicted[rows]), axis=1)
+        keys = np.where(missing[rows], 0.0, -np.asarray(scores[rows], dtype=np.float64))
+        # The predicted concepts first, each group by decreasing score (ties by column),
+        # NaN last of all: it never takes the place of a readable concept, even a -inf one.
+        order = np.lexsort((keys, missing[rows], ~predicted[rows]), axis=1)
         taken = np.arange(scores.shape[1]) < np.asarray(wanted[rows])[:, np.newaxis]
         chosen = np.zeros((rows.size, scores.shape[1]), dtype=bool)
         np.put_along_axis(chosen, order, taken, axis=1)
