@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # names for annotations only
 
 _FORMAT = "imageclef_concepts.ConceptCountRegressor"
 _FITTED = ("n_features_in_", "n_top_", "coef_", "intercept_", "quantile_")
+_LARGEST_COUNT = 2 ** 53  # the largest bound of an interval
 _ROUND_OFF = 1e-9  # 0.8 / (1 - 0.8) is 4.000000000000001 in floats: 4 is meant
 
 
@@ -185,13 +186,22 @@ class ConceptCountRegressor(RegressorMixin, BaseEstimator):
         Returns
         -------
         low, high : ndarray of int of shape (n_images,)
+            Both within ``[0, 2**53]``. A prediction that overflows to NaN
+            (huge features) gives the whole range.
         """
-        predicted = self.predict(X)
-        low = np.maximum(np.ceil(predicted - self.quantile_), 0)
-        high = np.floor(predicted + self.quantile_)
-        nearest = np.maximum(np.rint(predicted), 0)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge features: inf or NaN
+            predicted = self.predict(X)
+        # Bounds within [0, 2**53], whole numbers an int64 holds exactly; a prediction that
+        # overflowed to NaN says nothing: every count.
+        most = float(_LARGEST_COUNT)
+        unknown = np.isnan(predicted)
+        predicted = np.clip(np.where(unknown, 0.0, predicted), -most, 2 * most)
+        low = np.clip(np.ceil(predicted - self.quantile_), 0, most)
+        high = np.clip(np.floor(predicted + self.quantile_), 0, most)
+        nearest = np.clip(np.rint(predicted), 0, most)
         empty = low > high
-        low, high = np.where(empty, nearest, low), np.where(empty, nearest, np.maximum(high, 0))
+        low, high = np.where(empty, nearest, low), np.where(empty, nearest, high)
+        low, high = np.where(unknown, 0, low), np.where(unknown, most, high)
         return low.astype(np.int64), high.astype(np.int64)
 
     def score(self, X: ArrayLike, y: Targets | ArrayLike,
@@ -291,6 +301,17 @@ def score_features(scores, n_top):
         highest = np.partition(scores, width - kept, axis=1)[:, width - kept:]
         top[:, :kept] = -np.sort(-highest, axis=1)
     return np.column_stack([scores.sum(axis=1), top])
+
+
+def finite_scores(scores):
+    """Scores as a count model of scores reads them: NaN as 0, the rest finite.
+
+    Infinite and huge scores (a ``decision_function``) are clipped to a range
+    whose sum over an image cannot overflow, so that the features stay finite.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    largest = np.finfo(np.float64).max / (max(scores.shape[-1], 1) + 1)
+    return np.clip(np.nan_to_num(scores, nan=0.0), -largest, largest)
 
 
 def conformal_quantile(residuals, coverage):

@@ -24,7 +24,7 @@ from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import KFold
 
-from ._concept_count import ConceptCountRegressor, calibration_needed
+from ._concept_count import ConceptCountRegressor, calibration_needed, finite_scores
 from ._decision import DecisionRule, within_bounds
 from ._metrics import f1_from_counts, official_mean, per_concept_thresholds, threshold_curve
 
@@ -211,7 +211,7 @@ def cross_fitted_intervals(scores, n_true, coverage, seed):
     _check_calibration_size(min(len(train) for train, _ in folds), coverage)
     for train, test in folds:
         model = fit_count_model(scores[train], n_true[train], coverage, seed)
-        low[test], high[test] = model.predict_interval(_nan_as_zero(scores[test]))
+        low[test], high[test] = model.predict_interval(finite_scores(scores[test]))
     return low, high
 
 
@@ -231,7 +231,7 @@ def fit_count_model(scores, n_true, coverage, seed):
     """The count model the tuner fits: a :class:`ConceptCountRegressor` of the scores."""
     try:
         return ConceptCountRegressor(coverage=coverage, random_state=seed).fit(
-            _nan_as_zero(scores), n_true)
+            finite_scores(scores), n_true)
     except ValueError as error:
         raise ValueError(f"count_coverage={coverage:g}: {error}") from None
 
@@ -300,6 +300,3 @@ def _column(bound):
 def _rows(bound, rows):
     return bound[rows] if np.ndim(bound) == 1 else bound
 
-
-def _nan_as_zero(scores):
-    return np.where(np.isnan(scores), 0, scores)
