@@ -264,11 +264,63 @@ def test_cross_validated_shrinkage_is_weak_where_concepts_differ():
      "count_coverage=0.99 is too high for these tuning images: a cross-fitted count model "
      "learns from 80 images with a concept and calibrates on 20 of them, which can reach a "
      "coverage of at most 0.952"),
+    (dict(thresholds=[]), ValueError, r"thresholds must be a number of candidates or a 1-d "
+                                      r"list of at least one threshold; got an array of shape "
+                                      r"\(0,\)"),
+    (dict(thresholds=[[0.1, 0.2]]), ValueError, r"thresholds must .* shape \(1, 2\)"),
+    (dict(thresholds=[np.nan, 0.5]), ValueError,
+     "thresholds must be real numbers, not NaN or booleans; got \\[nan, 0.5\\]"),
+    (dict(shrinkage=True, strategy="per_concept"), ValueError,
+     "shrinkage must be a number >= 0, 'cv' or None, not True"),
 ])
 def test_bad_count_and_shrinkage_parameters_are_refused_at_fit(params, error, message):
     scores, y = _predictable_counts(np.random.default_rng(5), n=100)
     with pytest.raises(error, match=message):
         _tuner(scores, y, **params)
+
+
+class _NeverFitted(ScoresAsFeatures):
+    def fit(self, X, y):
+        raise AssertionError("the tuning images were not checked before fitting")
+
+
+@pytest.mark.parametrize("n_images, n_with_concepts, params, message", [
+    (1, 1, dict(count_coverage=0.5), "count_coverage=0.5 cross-validates over the tuning "
+                                     "images, which needs at least 2 of them; got 1"),
+    (1, 1, dict(shrinkage="cv", strategy="per_concept"),
+     "shrinkage='cv' cross-validates over the tuning images, which needs at least 2 of them; "
+     "got 1"),
+    (12, 2, dict(count_coverage=0.5), r"count_coverage=0.5: .* needs 2 of them or more \(one "
+                                      r"to fit, one to calibrate\); 2 of the 12 tuning images "
+                                      "have a concept, the smallest training part of the 5 "
+                                      "folds [01]"),
+    (40, 40, dict(count_coverage=0.95), r"count_coverage=0.95 is too high .* \(73 images with "
+                                        "a concept in each training part are needed; 40 of "
+                                        "the 40 tuning images have a concept, the smallest "
+                                        "training part of the 5 folds 32\\)"),
+])
+def test_too_few_tuning_images_are_refused_before_any_fit(n_images, n_with_concepts, params,
+                                                         message):
+    y = np.zeros((n_images, 3), dtype=int)
+    y[:n_with_concepts, 0] = 1
+    scores = np.random.default_rng(0).random((n_images, 3))
+    for tuner in (ThresholdTuner(_NeverFitted(), cv=2, random_state=0, **params),
+                  ThresholdTuner(ScoresAsFeatures().fit(scores, y), cv="prefit", refit=False,
+                                 random_state=0, **params)):
+        if n_images == 1 and tuner.cv == 2:
+            continue  # two folds need two images: KFold's own message
+        with pytest.raises(ValueError, match=message):
+            tuner.fit(scores, y)
+
+
+def test_an_infinite_shrinkage_is_the_global_threshold_and_cv_s_choice_is_a_parameter():
+    scores, y = _different_concepts(np.random.default_rng(0), 200)
+    params = dict(strategy="per_concept", min_support=1)
+    infinite = _tuner(scores, y, shrinkage=np.inf, **params)
+    assert infinite.shrinkage_ == np.inf
+    np.testing.assert_allclose(infinite.best_threshold_, _tuner(scores, y).best_threshold_)
+    chosen = _tuner(scores, y, shrinkage="cv", **params).shrinkage_
+    assert _tuner(scores, y, shrinkage=chosen, **params).shrinkage_ == chosen
 
 
 # ------------------------------------------------------------------- saving
