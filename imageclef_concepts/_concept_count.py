@@ -133,7 +133,9 @@ class ConceptCountRegressor(RegressorMixin, BaseEstimator):
             Concept scores (``features="scores"``) or other features.
         y : array-like of shape (n_images,), indicator matrix or concept lists
             The counts, or the concepts of each image (their number is
-            counted; a concept repeated in one image counts once).
+            counted; a concept repeated in one image counts once). Counts
+            written as strings (``["3", "2"]``) are refused, not read as one
+            concept named "3" and one named "2".
 
         Returns
         -------
@@ -332,6 +334,7 @@ def concept_counts(y):
                          "None: give each image's count, concepts or indicator row.")
     y = as_target(y)
     if is_concept_lists(y):
+        _refuse_numbers_as_concepts(y)
         try:
             return np.array([len(set(split_concepts(concepts))) for concepts in y],
                             dtype=np.float64)
@@ -353,6 +356,26 @@ def concept_counts(y):
         warnings.warn("y holds counts that are not whole numbers: the interval's bounds are "
                       "whole numbers all the same.", UserWarning, stacklevel=3)
     return counts
+
+
+def _refuse_numbers_as_concepts(y):
+    """Counts read from a text file (``["3", "2"]``) are not one concept each: refused.
+
+    Concept identifiers (CUIs such as ``C0040405``) are never bare numbers, so
+    a target whose every item is one is counts given as strings.
+    """
+    def is_number(item):
+        try:
+            float(item)
+        except ValueError:
+            return False
+        return True
+
+    if len(y) and all(isinstance(item, str) and is_number(item) for item in y):
+        raise ValueError(f"y holds numbers written as strings ({', '.join(map(repr, y[:3]))}"
+                         f"{', ...' if len(y) > 3 else ''}): give each image's count as a "
+                         "number (np.asarray(y, dtype=float)), or its concepts; a single "
+                         "concept per image named by a number would count 1 for each.")
 
 
 def with_width(model, n_features):
