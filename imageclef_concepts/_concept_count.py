@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # names for annotations only
 
 _FORMAT = "imageclef_concepts.ConceptCountRegressor"
 _FITTED = ("n_features_in_", "n_top_", "coef_", "intercept_", "quantile_")
+_LARGEST_COUNT = 2 ** 53  # the largest bound of an interval
 _ROUND_OFF = 1e-9  # 0.8 / (1 - 0.8) is 4.000000000000001 in floats: 4 is meant
 
 
@@ -132,7 +133,9 @@ class ConceptCountRegressor(RegressorMixin, BaseEstimator):
             Concept scores (``features="scores"``) or other features.
         y : array-like of shape (n_images,), indicator matrix or concept lists
             The counts, or the concepts of each image (their number is
-            counted; a concept repeated in one image counts once).
+            counted; a concept repeated in one image counts once). Counts
+            written as strings (``["3", "2"]``) are refused, not read as one
+            concept named "3" and one named "2".
 
         Returns
         -------
@@ -185,13 +188,22 @@ class ConceptCountRegressor(RegressorMixin, BaseEstimator):
         Returns
         -------
         low, high : ndarray of int of shape (n_images,)
+            Both within ``[0, 2**53]``. A prediction that overflows to NaN
+            (huge features) gives the whole range.
         """
-        predicted = self.predict(X)
-        low = np.maximum(np.ceil(predicted - self.quantile_), 0)
-        high = np.floor(predicted + self.quantile_)
-        nearest = np.maximum(np.rint(predicted), 0)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge features: inf or NaN
+            predicted = self.predict(X)
+        # Bounds within [0, 2**53], whole numbers an int64 holds exactly; a prediction that
+        # overflowed to NaN says nothing: every count.
+        most = float(_LARGEST_COUNT)
+        unknown = np.isnan(predicted)
+        predicted = np.clip(np.where(unknown, 0.0, predicted), -most, 2 * most)
+        low = np.clip(np.ceil(predicted - self.quantile_), 0, most)
+        high = np.clip(np.floor(predicted + self.quantile_), 0, most)
+        nearest = np.clip(np.rint(predicted), 0, most)
         empty = low > high
-        low, high = np.where(empty, nearest, low), np.where(empty, nearest, np.maximum(high, 0))
+        low, high = np.where(empty, nearest, low), np.where(empty, nearest, high)
+        low, high = np.where(unknown, 0, low), np.where(unknown, most, high)
         return low.astype(np.int64), high.astype(np.int64)
 
     def score(self, X: ArrayLike, y: Targets | ArrayLike,
@@ -293,6 +305,17 @@ def score_features(scores, n_top):
     return np.column_stack([scores.sum(axis=1), top])
 
 
+def finite_scores(scores):
+    """Scores as a count model of scores reads them: NaN as 0, the rest finite.
+
+    Infinite and huge scores (a ``decision_function``) are clipped to a range
+    whose sum over an image cannot overflow, so that the features stay finite.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    largest = np.finfo(np.float64).max / (max(scores.shape[-1], 1) + 1)
+    return np.clip(np.nan_to_num(scores, nan=0.0), -largest, largest)
+
+
 def conformal_quantile(residuals, coverage):
     """The ``ceil((m + 1) * coverage)``-th smallest of ``m`` calibration residuals."""
     rank = math.ceil((len(residuals) + 1) * coverage - _ROUND_OFF)
@@ -311,6 +334,7 @@ def concept_counts(y):
                          "None: give each image's count, concepts or indicator row.")
     y = as_target(y)
     if is_concept_lists(y):
+        _refuse_numbers_as_concepts(y)
         try:
             return np.array([len(set(split_concepts(concepts))) for concepts in y],
                             dtype=np.float64)
@@ -332,6 +356,26 @@ def concept_counts(y):
         warnings.warn("y holds counts that are not whole numbers: the interval's bounds are "
                       "whole numbers all the same.", UserWarning, stacklevel=3)
     return counts
+
+
+def _refuse_numbers_as_concepts(y):
+    """Counts read from a text file (``["3", "2"]``) are not one concept each: refused.
+
+    Concept identifiers (CUIs such as ``C0040405``) are never bare numbers, so
+    a target whose every item is one is counts given as strings.
+    """
+    def is_number(item):
+        try:
+            float(item)
+        except ValueError:
+            return False
+        return True
+
+    if len(y) and all(isinstance(item, str) and is_number(item) for item in y):
+        raise ValueError(f"y holds numbers written as strings ({', '.join(map(repr, y[:3]))}"
+                         f"{', ...' if len(y) > 3 else ''}): give each image's count as a "
+                         "number (np.asarray(y, dtype=float)), or its concepts; a single "
+                         "concept per image named by a number would count 1 for each.")
 
 
 def with_width(model, n_features):

@@ -48,7 +48,9 @@ class DecisionRule:
         A fitted :class:`~imageclef_concepts.ConceptCountRegressor` of the
         scores this rule is applied to: each image's predictions are brought
         inside its count interval (``predict_interval`` of its scores, NaN
-        read as 0), itself kept within ``[min_concepts, max_concepts]``.
+        read as 0 and infinite or huge scores clipped to finite ones), itself
+        kept within ``[min_concepts, max_concepts]``. Its ``features`` must be
+        ``"scores"``: a rule has nothing else to give it.
 
     Notes
     -----
@@ -126,7 +128,11 @@ class DecisionRule:
             raise ValueError(f"This rule's count model was fitted on the scores of "
                              f"{self.count_model.n_features_in_} concepts but the scores have "
                              f"{scores.shape[1]}.")
-        first, last = self.count_model.predict_interval(np.where(np.isnan(scores), 0, scores))
+        if not len(scores):
+            return low, high
+        from ._concept_count import finite_scores
+
+        first, last = self.count_model.predict_interval(finite_scores(scores))
         return np.clip(first, low, high), np.clip(last, low, high)
 
     def to_dict(self) -> dict[str, Any]:
@@ -246,9 +252,10 @@ def within_bounds(scores, predicted, low, high):
     decided = predicted & readable[:, np.newaxis]
     rows = np.flatnonzero((wanted != counts) & readable)
     if rows.size:
-        keys = np.where(missing[rows], np.inf, -np.asarray(scores[rows], dtype=np.float64))
-        # The predicted concepts first, each group by decreasing score (ties by column).
-        order = np.lexsort((keys, ~predicted[rows]), axis=1)
+        keys = np.where(missing[rows], 0.0, -np.asarray(scores[rows], dtype=np.float64))
+        # The predicted concepts first, each group by decreasing score (ties by column),
+        # NaN last of all: it never takes the place of a readable concept, even a -inf one.
+        order = np.lexsort((keys, missing[rows], ~predicted[rows]), axis=1)
         taken = np.arange(scores.shape[1]) < np.asarray(wanted[rows])[:, np.newaxis]
         chosen = np.zeros((rows.size, scores.shape[1]), dtype=bool)
         np.put_along_axis(chosen, order, taken, axis=1)
@@ -324,4 +331,7 @@ def _checked_count_model(model):
         raise ValueError(f"count_model must be a fitted ConceptCountRegressor or None; got "
                          f"{'an unfitted ' if isinstance(model, ConceptCountRegressor) else ''}"
                          f"{type(model).__name__}.")
+    if model.features != "scores":
+        raise ValueError(f"count_model must be fitted with features='scores' (a rule gives it "
+                         f"the concept scores only); got features={model.features!r}.")
     return model

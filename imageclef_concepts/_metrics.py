@@ -242,18 +242,22 @@ def threshold_curve(scores, truth, n_true, candidates, min_concepts=0, max_conce
 
     Instead of building and scoring a predicted matrix per threshold, the
     number of predicted and of correctly predicted concepts of every image at
-    every threshold is read off its sorted scores by binary search.
+    every threshold is read off its sorted scores by binary search. The
+    result equals the official F1 of ``DecisionRule(candidate, ...).apply``
+    at every candidate, bounds and ties included: where a bound cuts inside
+    a group of equal scores, the rule keeps the group's leftmost columns.
 
     Parameters
     ----------
     scores : ndarray of shape (n_images, n_concepts)
-        Probabilities; NaN (an unreadable image) never passes a threshold.
+        Probabilities or decision scores; NaN (an unreadable image) is never
+        predicted.
     truth : scipy.sparse matrix of shape (n_images, n_concepts)
         The true concepts that are columns of ``scores``.
     n_true : ndarray of shape (n_images,)
         The size of each true set, concepts unknown to the model included.
     candidates : ndarray of shape (n_thresholds,)
-    min_concepts, max_concepts : int
+    min_concepts, max_concepts : int, or column of shape (n_images, 1)
         Bounds on the number of concepts predicted per image, as
         :class:`~imageclef_concepts.DecisionRule` applies them.
 
@@ -261,34 +265,59 @@ def threshold_curve(scores, truth, n_true, candidates, min_concepts=0, max_conce
     -------
     ndarray of shape (n_thresholds,)
     """
-    scores = _nan_as_never(scores)
+    scores = np.asarray(scores)
+    if scores.dtype.kind != "f":
+        scores = scores.astype(np.float64)
     candidates = np.asarray(candidates, dtype=scores.dtype)
     n_images, n_concepts = scores.shape
     truth = sparse.csr_matrix(truth)
     truth.sort_indices()
     true_rows = np.repeat(np.arange(n_images), np.diff(truth.indptr))
     true_scores = scores[true_rows, truth.indices]
-    n_predicted = np.empty((n_images, len(candidates)), dtype=np.int64)
-    true_rank = np.empty(len(true_rows), dtype=np.int64)  # concepts scored above it
+    n_valid = n_concepts - np.isnan(scores).sum(axis=1)  # NaN sorts last, is never predicted
+    n_at_least = np.empty((n_images, len(candidates)), dtype=np.int64)
+    n_below = np.empty((2, len(true_rows)), dtype=np.int64)  # scores < and <= each true one
     starts = truth.indptr
     for first in range(0, n_images, 1024):  # sorted a block of rows at a time
         block = np.sort(scores[first:first + 1024], axis=1)
         for offset, ordered in enumerate(block):
             row = first + offset
-            n_predicted[row] = n_concepts - np.searchsorted(ordered, candidates, side="left")
+            n_at_least[row] = n_valid[row] - np.searchsorted(ordered, candidates, side="left")
             mine = slice(starts[row], starts[row + 1])
-            true_rank[mine] = n_concepts - np.searchsorted(ordered, true_scores[mine],
-                                                           side="right")
+            n_below[0, mine] = np.searchsorted(ordered, true_scores[mine], side="left")
+            n_below[1, mine] = np.searchsorted(ordered, true_scores[mine], side="right")
     high = n_concepts if max_concepts is None else max_concepts
-    n_predicted = np.clip(n_predicted, min_concepts, high)
-    # A true concept is predicted when fewer concepts rank above it than are predicted;
-    # the hits of each image are the difference of running sums at its CSR bounds.
-    hits = true_rank[:, np.newaxis] < n_predicted[true_rows]
+    n_predicted = np.minimum(np.clip(n_at_least, min_concepts, high), n_valid[:, np.newaxis])
+    # Each true concept's place in the rule's order (decreasing score, ties by column):
+    # a bound that cuts inside a tie group keeps its leftmost columns only.
+    place = n_valid[true_rows] - n_below[1]
+    place[np.isnan(true_scores)] = n_concepts  # never predicted
+    tied = n_below[1] - n_below[0]
+    if np.any(np.asarray(min_concepts) > 0) or np.any(np.asarray(high) < n_concepts):
+        # Only where some candidate's count ends strictly inside the concept's tie group.
+        cut = n_predicted[true_rows]
+        inside = (tied > 1) & ((cut > place[:, np.newaxis])
+                               & (cut < (place + tied)[:, np.newaxis])).any(axis=1)
+        place += _tied_before(scores, true_rows, truth.indices, true_scores, inside)
+    # A true concept is predicted when its place is among the predicted ones; the
+    # hits of each image are the difference of running sums at its CSR bounds.
+    hits = place[:, np.newaxis] < n_predicted[true_rows]
     running = np.zeros((len(true_rows) + 1, len(candidates)), dtype=np.int64)
     np.cumsum(hits, axis=0, out=running[1:])
     n_correct = running[truth.indptr[1:]] - running[truth.indptr[:-1]]
     n_true = np.asarray(n_true)[:, np.newaxis]
     return official_mean(f1_from_counts(n_correct, n_true, n_predicted), n_true[:, 0])
+
+
+def _tied_before(scores, rows, columns, values, tied, block=256):
+    """For each true concept in a tie group: the group's columns to its left (0 elsewhere)."""
+    before = np.zeros(len(rows), dtype=np.int64)
+    which = np.flatnonzero(tied)
+    for first in range(0, len(which), block):  # a block of rows' scores copied at a time
+        some = which[first:first + block]
+        left_of = np.arange(scores.shape[1]) < columns[some, np.newaxis]
+        before[some] = ((scores[rows[some]] == values[some, np.newaxis]) & left_of).sum(axis=1)
+    return before
 
 
 def per_concept_thresholds(scores, truth, n_true, candidates, global_threshold, min_support,

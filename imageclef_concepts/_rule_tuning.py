@@ -23,8 +23,9 @@ import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import KFold
+from sklearn.utils import check_random_state
 
-from ._concept_count import ConceptCountRegressor, calibration_needed
+from ._concept_count import ConceptCountRegressor, calibration_needed, finite_scores
 from ._decision import DecisionRule, within_bounds
 from ._metrics import f1_from_counts, official_mean, per_concept_thresholds, threshold_curve
 
@@ -37,6 +38,36 @@ CountChoice = namedtuple("CountChoice", "coverage threshold score low high curve
 #: What a tuner keeps: the rule, its global threshold(s), its tuning score, the
 #: chosen coverage and shrinkage (or None) and the scores of what was tried.
 TunedRule = namedtuple("TunedRule", "rule threshold score coverage shrinkage results")
+
+
+def check_tuning_options(thresholds, count_coverage, shrinkage):
+    """Refuse, naming the parameter, what ``_parameter_constraints`` cannot say."""
+    if not isinstance(thresholds, Integral):
+        values = np.asarray(thresholds, dtype=object)
+        if values.ndim != 1 or not len(values):
+            raise ValueError(f"thresholds must be a number of candidates or a 1-d list of at "
+                             f"least one threshold; got an array of shape {values.shape}.")
+        if any(isinstance(v, bool) or not isinstance(v, Real) or math.isnan(v) for v in values):
+            raise ValueError(f"thresholds must be real numbers, not NaN or booleans; got "
+                             f"{list(values)!r:.80}.")
+    checked_coverages(count_coverage)
+    if isinstance(shrinkage, (bool, np.bool_)):
+        raise ValueError(f"shrinkage must be a number >= 0, 'cv' or None, not {shrinkage}.")
+
+
+def check_tuning_images(n_true, count_coverage, shrinkage, random_state):
+    """The seed of every split of the choice (a fit is reproducible), drawn once.
+
+    Refuses first, before any model is fitted, tuning images too few for the
+    cross-fitting of a count model or the cross-validation of the shrinkage.
+    """
+    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    for coverage in checked_coverages(count_coverage):
+        if coverage is not None:
+            _count_folds(n_true, coverage, seed)
+    if shrinkage == "cv":
+        _folds(len(n_true), seed, "shrinkage='cv'")
+    return seed
 
 
 def checked_coverages(count_coverage):
@@ -205,33 +236,58 @@ def cross_fitted_intervals(scores, n_true, coverage, seed):
     """
     low = np.zeros(len(scores), dtype=np.int64)
     high = np.zeros(len(scores), dtype=np.int64)
-    counted = np.asarray(n_true) > 0
-    folds = [(train[counted[train]], test) for train, test in KFold(
-        min(N_FOLDS, len(scores)), shuffle=True, random_state=seed).split(scores)]
-    _check_calibration_size(min(len(train) for train, _ in folds), coverage)
-    for train, test in folds:
+    for train, test in _count_folds(n_true, coverage, seed):
         model = fit_count_model(scores[train], n_true[train], coverage, seed)
-        low[test], high[test] = model.predict_interval(_nan_as_zero(scores[test]))
+        low[test], high[test] = model.predict_interval(finite_scores(scores[test]))
     return low, high
 
 
-def _check_calibration_size(n_images, coverage):
-    """Refuse a coverage the smallest cross-fitting model cannot calibrate, saying why."""
+def _folds(n_images, seed, name):
+    """The cross-fitting and cross-validation folds: :data:`N_FOLDS` (fewer for few images)."""
+    if n_images < 2:
+        raise ValueError(f"{name} cross-validates over the tuning images, which needs at least "
+                         f"2 of them; got {n_images}. Tune on more images.")
+    return list(KFold(min(N_FOLDS, n_images), shuffle=True, random_state=seed).split(
+        np.zeros((n_images, 1))))
+
+
+def _count_folds(n_true, coverage, seed):
+    """The folds of the count models (trained on the images with a concept), each checked.
+
+    A cross-fitted model needs 2 images with a concept or more (one to fit, one
+    to calibrate) and enough calibration images for ``coverage``: refused
+    otherwise, saying how many there are and how many it takes.
+    """
+    counted = np.asarray(n_true) > 0
+    folds = [(train[counted[train]], test)
+             for train, test in _folds(len(counted), seed, f"count_coverage={coverage:g}")]
+    n_images = min(len(train) for train, _ in folds)
     calibration = ConceptCountRegressor().get_params()["calibration_size"]
     n_calibration = math.ceil(calibration * n_images)
-    if n_calibration < calibration_needed(coverage):
+    needed = calibration_needed(coverage)
+    held = (f"{int(counted.sum())} of the {len(counted)} tuning images have a concept, "
+            f"the smallest training part of the {len(folds)} folds {n_images}")
+    if n_images < 2:
+        raise ValueError(
+            f"count_coverage={coverage:g}: a cross-fitted count model learns from the images "
+            f"with a concept in a fold's training part and needs 2 of them or more (one to "
+            f"fit, one to calibrate); {held}. Tune on more images with concepts.")
+    if n_calibration < needed:
+        fewest = math.floor((needed - 1) / calibration + 1e-9) + 1
         raise ValueError(
             f"count_coverage={coverage:g} is too high for these tuning images: a cross-fitted "
             f"count model learns from {n_images} images with a concept and calibrates on "
             f"{n_calibration} of them, which can reach a coverage of at most "
-            f"{n_calibration / (n_calibration + 1):.3f}. Lower it or tune on more images.")
+            f"{n_calibration / (n_calibration + 1):.3f} ({fewest} images with a concept in "
+            f"each training part are needed; {held}). Lower it or tune on more images.")
+    return folds
 
 
 def fit_count_model(scores, n_true, coverage, seed):
     """The count model the tuner fits: a :class:`ConceptCountRegressor` of the scores."""
     try:
         return ConceptCountRegressor(coverage=coverage, random_state=seed).fit(
-            _nan_as_zero(scores), n_true)
+            finite_scores(scores), n_true)
     except ValueError as error:
         raise ValueError(f"count_coverage={coverage:g}: {error}") from None
 
@@ -266,8 +322,7 @@ def cv_shrinkage(scores, truth, n_true, candidates, low, high, min_support, seed
     """
     truth, n_true = sparse.csr_matrix(truth), np.asarray(n_true)
     totals, counted = np.zeros(len(SHRINKAGE_GRID)), 0
-    for train, test in KFold(min(N_FOLDS, len(scores)), shuffle=True,
-                             random_state=seed).split(scores):
+    for train, test in _folds(len(scores), seed, "shrinkage='cv'"):
         curve = threshold_curve(scores[train], truth[train], n_true[train], candidates,
                                 _column(_rows(low, train)), _column(_rows(high, train)))
         best = float(candidates[int(np.argmax(curve))])
@@ -300,6 +355,3 @@ def _column(bound):
 def _rows(bound, rows):
     return bound[rows] if np.ndim(bound) == 1 else bound
 
-
-def _nan_as_zero(scores):
-    return np.where(np.isnan(scores), 0, scores)

@@ -24,7 +24,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import MetaEstimatorMixin, clone
 from sklearn.model_selection import ShuffleSplit, check_cv
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_method_params, _num_samples, check_is_fitted
@@ -35,6 +35,8 @@ from ._decision import DecisionRule, rule_for_columns
 from ._metrics import imageclef_f1, imageclef_f1_score
 from ._rule_tuning import (
     candidate_thresholds,
+    check_tuning_images,
+    check_tuning_options,
     checked_coverages,
     choose_from_curve,
     choose_official_rule,
@@ -115,7 +117,8 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         ``t_c = (n_c * t_c_raw + k * t_global) / (n_c + k)``. A number is
         ``k``; ``"cv"`` chooses ``k`` by 5-fold cross-validation over the
         tuning images (thresholds tuned on four folds, scored on the fifth);
-        None (or 0) keeps the raw thresholds.
+        None (or 0) keeps the raw thresholds; ``np.inf`` (which ``"cv"`` may
+        choose) gives the global threshold to every concept.
 
     Attributes
     ----------
@@ -183,7 +186,7 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         "min_concepts": [Interval(Integral, 0, None, closed="left")],
         "max_concepts": [Interval(Integral, 1, None, closed="left"), None],
         "count_coverage": [Interval(Real, 0, 1, closed="neither"), list, tuple, None],
-        "shrinkage": [Interval(Real, 0, None, closed="left"), StrOptions({"cv"}), None],
+        "shrinkage": [Interval(Real, 0, None, closed="both"), StrOptions({"cv"}), None],
     }
 
     # Fitted attributes' types, for the type checker (set by fit, not here).
@@ -217,12 +220,14 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         y, labels = checked_multilabel_target(X, y)
         splits = self._splits(X, y)
         vocabulary = self._tuning_vocabulary(labels)
-        out_of_fold, tuning_rows = self._out_of_fold_scores(X, y, labels, splits, fit_params,
-                                                            vocabulary)
+        tuning_rows = np.concatenate([test for _, test in splits])
         truth, n_true = vocabulary.truth(_safe_indexing(labels, tuning_rows))
+        seed = (check_tuning_images(n_true, self.count_coverage, self.shrinkage,
+                                    self.random_state) if self._uses_official_score() else None)
+        out_of_fold = self._out_of_fold_scores(X, y, labels, splits, fit_params, vocabulary)
         self._n_tuning_images = len(tuning_rows)
         self._choose_rule(out_of_fold, truth, n_true, vocabulary,
-                          _safe_indexing(y, tuning_rows))
+                          _safe_indexing(y, tuning_rows), seed)
         if self.cv == "prefit":
             self.estimator_ = self.estimator
         elif self.refit:
@@ -249,7 +254,7 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         if self.shrinkage is not None and self.strategy != "per_concept":
             raise ValueError(f"shrinkage={self.shrinkage!r} shrinks per-concept thresholds: "
                              "set strategy='per_concept' (or shrinkage=None).")
-        checked_coverages(self.count_coverage)
+        check_tuning_options(self.thresholds, self.count_coverage, self.shrinkage)
         if self.max_concepts is not None and self.max_concepts < self.min_concepts:
             raise ValueError(f"max_concepts={self.max_concepts} is below "
                              f"min_concepts={self.min_concepts}.")
@@ -292,7 +297,7 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
     def _out_of_fold_scores(self, X, y, labels, splits, fit_params, vocabulary):
         if self.cv == "prefit":
             self._fold_estimator = self.estimator
-            return self._scores_of(self.estimator, X, vocabulary, labels), splits[0][1]
+            return self._scores_of(self.estimator, X, vocabulary, labels)
         if len(splits) == 1:  # one hold-out: nothing to spread (nor to nest in a cluster)
             results = [_fit_fold(clone(self.estimator), X, y, splits[0][0], fit_params)]
         else:
@@ -300,11 +305,10 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
                 delayed(_fit_fold)(clone(self.estimator), X, y, train, fit_params)
                 for train, _ in splits)
         self._fold_estimator = results[0]
-        out_of_fold = np.concatenate([
+        return np.concatenate([
             self._scores_of(fitted, _safe_indexing(X, test), vocabulary,
                             _safe_indexing(labels, train))
             for fitted, (train, test) in zip(results, splits)])
-        return out_of_fold, np.concatenate([test for _, test in splits])
 
     @staticmethod
     def _scores_of(estimator, X, vocabulary, labels_fitted):
@@ -316,11 +320,9 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         check_is_fitted(self, "decision_rule_")
         return aligned_scores(self.estimator_, X, self.targets_, self.classes_)
 
-    def _choose_rule(self, scores, truth, n_true, vocabulary, y_tuning):
+    def _choose_rule(self, scores, truth, n_true, vocabulary, y_tuning, seed):
         candidates = candidate_thresholds(scores, self.thresholds)
         if self._uses_official_score():
-            # One seed for every split of the choice, so that a fit is reproducible.
-            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             tuned = choose_official_rule(
                 scores, truth, n_true, candidates, coverages=checked_coverages(self.count_coverage),
                 strategy=self.strategy, min_support=self.min_support,

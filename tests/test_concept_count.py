@@ -166,6 +166,9 @@ def test_bad_parameters_are_refused_at_fit(params, message):
     (-np.ones(40), "number of concepts .* got -1"),
     (np.ones(39), "X has 40 images but y has 39"),
     (np.full((40, 2), 2), "0/1 indicator"),
+    (["3", "2"] * 20, r"y holds numbers written as strings \('3', '2', '3', ...\): give each "
+                      r"image's count as a number"),
+    (np.array(["1", " 2.0"] * 20), "y holds numbers written as strings"),
 ])
 def test_bad_targets_are_refused_at_fit(y, message):
     X = np.random.default_rng(8).random((40, 3))
@@ -200,3 +203,9 @@ def test_score_is_r2_of_the_counts_of_any_target_form():
     indicator = (np.arange(10) < counts[:, None]).astype(int)
     assert model.score(scores, indicator) == pytest.approx(
         r2_score(counts, model.predict(scores)))
+
+
+def test_concept_lists_with_some_numeric_names_are_still_concepts():
+    from imageclef_concepts._concept_count import concept_counts
+
+    np.testing.assert_array_equal(concept_counts(["1;2", "3", "C1;C2;C1"]), [2, 1, 2])

@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -92,15 +93,16 @@ def test_from_dict_refuses_other_json():
 
 # ------------------------------------------------------- count model bounds
 
-def _sum_model(quantile=0.4, n_concepts=4):
+def _sum_model(quantile=0.4, n_concepts=4, features="scores"):
     """A count model predicting the sum of the scores, with a half-width ``quantile``."""
     from imageclef_concepts import ConceptCountRegressor
 
+    # Features of scores: their sum, then the n_top highest (weighed 0 here).
+    coef = [1.0] * n_concepts if features == "raw" else [1.0] + [0.0] * n_concepts
     return ConceptCountRegressor.from_dict({
         "format": "imageclef_concepts.ConceptCountRegressor",
-        "params": {"features": "raw", "coverage": 0.8}, "n_features_in_": n_concepts,
-        "n_top_": n_concepts, "coef_": [1.0] * n_concepts, "intercept_": 0.0,
-        "quantile_": quantile})
+        "params": {"features": features, "coverage": 0.8}, "n_features_in_": n_concepts,
+        "n_top_": n_concepts, "coef_": coef, "intercept_": 0.0, "quantile_": quantile})
 
 
 COUNTED = np.array([
@@ -160,5 +162,35 @@ def test_bad_count_models_are_refused():
         DecisionRule(0.5, count_model=_sum_model()).apply(np.zeros((2, 3)))
     values = DecisionRule(0.5, count_model=_sum_model()).to_dict()
     values["count_model"]["coef_"] = "ones"
-    with pytest.raises(ValueError, match="coef_ must be a list of 4 finite numbers"):
+    with pytest.raises(ValueError, match="coef_ must be a list of 5 finite numbers"):
         DecisionRule.from_dict(values)
+
+
+def test_a_count_model_of_raw_features_is_refused():
+    with pytest.raises(ValueError, match="count_model must be fitted with features='scores' "
+                                         r"\(a rule gives it the concept scores only\); got "
+                                         "features='raw'"):
+        DecisionRule(0.5, count_model=_sum_model(features="raw"))
+
+
+@pytest.mark.parametrize("count_model", [None, _sum_model()])
+def test_no_image_gives_no_row_with_or_without_a_count_model(count_model):
+    decided = DecisionRule(0.5, min_concepts=1, count_model=count_model).apply(np.zeros((0, 4)))
+    assert decided.shape == (0, 4) and decided.dtype == bool
+
+
+def test_infinite_and_huge_scores_meet_a_count_model_without_warnings():
+    rule = DecisionRule(0.5, count_model=_sum_model())
+    huge = np.array([[1e308, 1e308, 1e308, 1e308], [1e300, 1e300, 0.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # The sums are beyond any count: the interval is [2**53, ...], clipped to the
+        # 4 concepts; the intervals' ends are whole numbers, never a failed cast.
+        np.testing.assert_array_equal(rule.apply(huge), np.ones((2, 4), dtype=bool))
+        mixed = np.array([[np.inf, 0.9, 0.1, 0.0], [-np.inf, 0.9, 0.8, 0.7],
+                          [np.inf, -np.inf, 0.9, np.nan]])
+        decided = rule.apply(mixed)
+    # +inf clipped to a huge finite score: every concept; -inf to a hugely negative one:
+    # none, the interval [0, 0] dropping the 3 that passed; the third sums inf - inf
+    # (clipped: 0 + 0.9 -> [1, 1]) and keeps the inf concept only.
+    np.testing.assert_array_equal(decided, [[1, 1, 1, 1], [0, 0, 0, 0], [1, 0, 0, 0]])

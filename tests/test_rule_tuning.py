@@ -3,6 +3,10 @@
 import joblib
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import sparse
 from sklearn.model_selection import KFold
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -15,6 +19,8 @@ from imageclef_concepts import (
     ThresholdTuner,
     imageclef_f1_score,
 )
+from imageclef_concepts._decision import within_bounds
+from imageclef_concepts._metrics import threshold_curve
 from imageclef_concepts._rule_tuning import (
     _clears_one_standard_error,
     cross_fitted_intervals,
@@ -27,8 +33,9 @@ from .test_thresholds import ScoresAsFeatures
 
 
 def _tuner(scores, y, **params):
+    params = {"thresholds": 50, "random_state": 0, **params}
     return ThresholdTuner(ScoresAsFeatures().fit(scores, y), cv="prefit", refit=False,
-                          thresholds=50, random_state=0, **params).fit(scores, y)
+                          **params).fit(scores, y)
 
 
 def _predictable_counts(rng, n=600, n_concepts=20):
@@ -54,6 +61,55 @@ def _unpredictable_counts(rng, n=600, n_concepts=20):
 
 
 COVERAGES = [None, 0.5, 0.8, 0.9]
+
+
+# ------------------------------------------- the curve is the rule's official F1
+
+# Few distinct values: ties everywhere, NaN (an unreadable image or concept) among them.
+TIED = st.sampled_from([0.0, 0.25, 0.5, 0.5, 1.0, np.nan])
+GRID = [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, (6, 5), elements=TIED).filter(lambda s: not np.isnan(s).all()),
+       arrays(bool, (6, 5)).filter(np.any),
+       st.integers(0, 3), st.sampled_from([None, 1, 2, 3]))
+def test_the_tuner_scores_each_candidate_as_its_rule_scores(scores, truth, low, high):
+    if high is not None and high < low:
+        low, high = high, low
+    y = truth.astype(int)
+    tuner = ThresholdTuner(ScoresAsFeatures().fit(scores, y), cv="prefit", refit=False,
+                           thresholds=GRID, min_concepts=low, max_concepts=high,
+                           store_cv_results=True).fit(scores, y)
+    official = [imageclef_f1_score(y, DecisionRule(t, min_concepts=low, max_concepts=high)
+                                   .apply(scores).astype(int)) for t in GRID]
+    assert tuner.cv_results_["scores"] == pytest.approx(official, abs=1e-12)
+    assert tuner.best_score_ == pytest.approx(tuner.score(scores, y), abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, (6, 5), elements=TIED | st.sampled_from([-np.inf, np.inf])),
+       arrays(bool, (6, 5)).filter(np.any), arrays(np.int64, (2, 6), elements=st.integers(0, 5)))
+def test_the_curve_with_per_image_bounds_is_the_official_f1_of_the_bounded_rule(
+        scores, truth, bounds):
+    low, high = bounds.min(axis=0), bounds.max(axis=0)  # a count interval per image
+    curve = threshold_curve(scores, sparse.csr_matrix(truth), truth.sum(axis=1), GRID,
+                            low[:, None], high[:, None])
+    official = [imageclef_f1_score(truth.astype(int), within_bounds(
+        scores, scores >= t, low, high).astype(int)) for t in GRID]
+    assert curve == pytest.approx(official, abs=1e-12)
+
+
+def test_a_bound_inside_a_tie_credits_only_the_columns_the_rule_keeps():
+    scores, y = np.full((4, 2), 0.5), np.array([[0, 1]] * 4)  # the rule keeps column 0
+    tuner = _tuner(scores, y, min_concepts=1, thresholds=[0.9])
+    assert tuner.best_score_ == tuner.score(scores, y) == 0.0
+
+
+def test_a_nan_concept_never_takes_the_place_of_a_readable_one():
+    rule = DecisionRule(0.5, min_concepts=1)
+    assert rule.apply(np.array([[np.nan, -np.inf, 0.1]])).tolist() == [[False, False, True]]
+    assert rule.apply(np.array([[np.nan, -np.inf]])).tolist() == [[False, True]]
 
 
 def test_a_count_model_is_chosen_when_the_count_is_predictable():
@@ -208,11 +264,63 @@ def test_cross_validated_shrinkage_is_weak_where_concepts_differ():
      "count_coverage=0.99 is too high for these tuning images: a cross-fitted count model "
      "learns from 80 images with a concept and calibrates on 20 of them, which can reach a "
      "coverage of at most 0.952"),
+    (dict(thresholds=[]), ValueError, r"thresholds must be a number of candidates or a 1-d "
+                                      r"list of at least one threshold; got an array of shape "
+                                      r"\(0,\)"),
+    (dict(thresholds=[[0.1, 0.2]]), ValueError, r"thresholds must .* shape \(1, 2\)"),
+    (dict(thresholds=[np.nan, 0.5]), ValueError,
+     "thresholds must be real numbers, not NaN or booleans; got \\[nan, 0.5\\]"),
+    (dict(shrinkage=True, strategy="per_concept"), ValueError,
+     "shrinkage must be a number >= 0, 'cv' or None, not True"),
 ])
 def test_bad_count_and_shrinkage_parameters_are_refused_at_fit(params, error, message):
     scores, y = _predictable_counts(np.random.default_rng(5), n=100)
     with pytest.raises(error, match=message):
         _tuner(scores, y, **params)
+
+
+class _NeverFitted(ScoresAsFeatures):
+    def fit(self, X, y):
+        raise AssertionError("the tuning images were not checked before fitting")
+
+
+@pytest.mark.parametrize("n_images, n_with_concepts, params, message", [
+    (1, 1, dict(count_coverage=0.5), "count_coverage=0.5 cross-validates over the tuning "
+                                     "images, which needs at least 2 of them; got 1"),
+    (1, 1, dict(shrinkage="cv", strategy="per_concept"),
+     "shrinkage='cv' cross-validates over the tuning images, which needs at least 2 of them; "
+     "got 1"),
+    (12, 2, dict(count_coverage=0.5), r"count_coverage=0.5: .* needs 2 of them or more \(one "
+                                      r"to fit, one to calibrate\); 2 of the 12 tuning images "
+                                      "have a concept, the smallest training part of the 5 "
+                                      "folds [01]"),
+    (40, 40, dict(count_coverage=0.95), r"count_coverage=0.95 is too high .* \(73 images with "
+                                        "a concept in each training part are needed; 40 of "
+                                        "the 40 tuning images have a concept, the smallest "
+                                        "training part of the 5 folds 32\\)"),
+])
+def test_too_few_tuning_images_are_refused_before_any_fit(n_images, n_with_concepts, params,
+                                                         message):
+    y = np.zeros((n_images, 3), dtype=int)
+    y[:n_with_concepts, 0] = 1
+    scores = np.random.default_rng(0).random((n_images, 3))
+    for tuner in (ThresholdTuner(_NeverFitted(), cv=2, random_state=0, **params),
+                  ThresholdTuner(ScoresAsFeatures().fit(scores, y), cv="prefit", refit=False,
+                                 random_state=0, **params)):
+        if n_images == 1 and tuner.cv == 2:
+            continue  # two folds need two images: KFold's own message
+        with pytest.raises(ValueError, match=message):
+            tuner.fit(scores, y)
+
+
+def test_an_infinite_shrinkage_is_the_global_threshold_and_cv_s_choice_is_a_parameter():
+    scores, y = _different_concepts(np.random.default_rng(0), 200)
+    params = dict(strategy="per_concept", min_support=1)
+    infinite = _tuner(scores, y, shrinkage=np.inf, **params)
+    assert infinite.shrinkage_ == np.inf
+    np.testing.assert_allclose(infinite.best_threshold_, _tuner(scores, y).best_threshold_)
+    chosen = _tuner(scores, y, shrinkage="cv", **params).shrinkage_
+    assert _tuner(scores, y, shrinkage=chosen, **params).shrinkage_ == chosen
 
 
 # ------------------------------------------------------------------- saving
