@@ -101,6 +101,8 @@ class Shelf:
             When the chunk cannot be written (a full disk, a read-only store,
             a shelf folder that is not the store's own).
         """
+        if self.store.read_only:  # no chunk whose rows the index could not name
+            raise OSError(f"the image store {self.store.path} is read-only")
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         os.makedirs(self.folder, exist_ok=True)
         if os.path.islink(self.folder):  # never write into a folder the store did not make

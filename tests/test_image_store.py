@@ -217,6 +217,7 @@ def test_a_read_only_store_is_read_and_what_it_lacks_decoded(tmp_path, images, m
         read = ImageLoader(24, image_store=tmp_path / "store").fit_transform(images)
     assert decodes["decoded"] == 6  # the six it holds were read
     assert np.array_equal(read, _expected(images, 24))
+    assert len(list((tmp_path / "store" / "24px-bilinear").iterdir())) == 1  # no chunk added
 
 
 def test_unreadable_files_are_named_and_counted_never_stored(tmp_path, images):
