@@ -23,7 +23,7 @@ def claim_output(output_dir, plan, plan_file):
     equal ``plan`` (a rerun resumes), else a ValueError names the settings
     that differ. Anything else is refused, and left as it is.
     """
-    from ._atomic_files import write_atomically
+    from ._atomic_files import open_regular_file, write_atomically
 
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
@@ -31,8 +31,9 @@ def claim_output(output_dir, plan, plan_file):
     output_dir.mkdir(parents=True, exist_ok=True)
     entries = sorted(path.name for path in output_dir.iterdir())
     if plan_file in entries:
-        try:
-            stored = json.loads((output_dir / plan_file).read_text())
+        try:  # a regular file only (a pipe would block), and no more than a plan holds
+            with open_regular_file(output_dir / plan_file, "plan") as handle:
+                stored = json.loads(handle.read(2**20))
         except (OSError, ValueError):
             stored = None
         if not isinstance(stored, dict) or stored.get("procedure") != PROCEDURE:

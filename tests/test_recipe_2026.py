@@ -132,3 +132,13 @@ def test_user_mistakes_are_one_line_and_touch_nothing(tmp_path, capsys):
     assert "not made by recipe-2026" in error and len(error.strip().splitlines()) == 1
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     assert main(["recipe-2026", "--output", str(mine)]) == 2  # neither --data nor --dry-run
+
+
+def test_a_pipe_in_place_of_the_plan_is_refused_not_read(tmp_path):
+    import os
+
+    from imageclef_concepts._recipe_parts import claim_output
+
+    os.mkfifo(tmp_path / "plan.json")  # opening it for reading would wait for a writer
+    with pytest.raises(ValueError, match="not the recipe's"):
+        claim_output(tmp_path, {"procedure": "imageclef-concepts recipe-2026"}, "plan.json")
