@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -249,12 +250,19 @@ def noticing_interrupts():
         _interrupted.set()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, handler)
+    hook = sys.unraisablehook
+
+    def unraisable(report):  # the Ctrl-C is noted: no "Exception ignored" traceback for it
+        if not isinstance(report.exc_value, KeyboardInterrupt):
+            hook(report)
+
+    previous, sys.unraisablehook = signal.signal(signal.SIGINT, handler), unraisable
     try:
         yield
         raise_if_interrupted()
     finally:
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = hook
 
 
 def raise_if_interrupted():
