@@ -65,11 +65,16 @@ def _differences(stored, plan):
     for key in sorted((set(stored) | set(plan)) - {DATA_IDENTITY}):
         then, now = stored.get(key), plan.get(key)
         if isinstance(then, dict) and isinstance(now, dict):
-            found += [(f"{key}[{name!r}]", then.get(name), now.get(name))
+            found += [(_OPTIONS.get(name, f"{key}[{name!r}]"), then.get(name), now.get(name))
                       for name in sorted(set(then) | set(now)) if then.get(name) != now.get(name)]
         elif then != now:
-            found.append((key, then, now))
+            found.append((_OPTIONS.get(key, key), then, now))
     return found
+
+
+# The command line's options for the settings it sets (the plan's other keys are shown as such).
+_OPTIONS = {"data": "--data", "backbone": "--backbones", "random_state": "--seeds",
+            "epochs": "--epochs", "image_size": "--image-size"}
 
 
 DATA_IDENTITY = "data_identity"

@@ -4,6 +4,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import shutil
 
 import pytest
@@ -47,10 +48,14 @@ def test_the_2026_layout_is_read_as_the_2026_evaluator_reads_it(tmp_path):
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
-    output = tmp_path_factory.mktemp("recipe") / "out"
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        status = main(["recipe-2026", "--dry-run", "--output", str(output)])
+    folder = tmp_path_factory.mktemp("recipe")
+    output, printed, here = folder / "out", io.StringIO(), os.getcwd()
+    os.chdir(folder)  # a relative --output: the summary's paths are absolute all the same
+    try:
+        with contextlib.redirect_stdout(printed):
+            status = main(["recipe-2026", "--dry-run", "--output", "out"])
+    finally:
+        os.chdir(here)
     assert status == 0
     return output, printed.getvalue(), json.loads((output / "summary.json").read_text())
 
@@ -65,6 +70,7 @@ def test_the_dry_run_prints_its_plan_then_writes_a_checked_scored_run(dry_run):
     assert run.ids == read_concepts(truth, edition="2026").ids  # in the truth's order
     scored = evaluate_run(output / "run.csv", truth, edition="2026",
                           secondary_truth=output / "data" / "test" / "concepts_manual.csv")
+    assert summary["run_file"] == str(output / "run.csv")
     assert summary["primary"] == scored.score and summary["secondary"] == scored.secondary_score
     assert f"{scored.score:.4f}" in printed
     assert (output / "report.html").read_text().count("<html") == 1
@@ -81,7 +87,7 @@ def test_a_rerun_with_other_settings_is_refused_naming_them(dry_run, capsys):
     plan = (output / "plan.json").read_bytes()
     assert main(["recipe-2026", "--dry-run", "--output", str(output), "--epochs", "5"]) == 2
     error = capsys.readouterr().err
-    assert "estimator_params" in error and "other settings" in error
+    assert "(--epochs: 2 then, 5 now)" in error and "other settings" in error
     assert len(error.strip().splitlines()) == 1
     assert (output / "plan.json").read_bytes() == plan
 
@@ -135,8 +141,6 @@ def test_user_mistakes_are_one_line_and_touch_nothing(tmp_path, capsys):
 
 
 def test_a_pipe_in_place_of_the_plan_is_refused_not_read(tmp_path):
-    import os
-
     from imageclef_concepts._recipe_parts import claim_output
 
     os.mkfifo(tmp_path / "plan.json")  # opening it for reading would wait for a writer
@@ -181,7 +185,6 @@ def test_a_member_file_that_is_not_the_plans_member_is_refused_naming_it(dry_run
 
 
 def test_a_ctrl_c_swallowed_during_training_still_ends_the_run(tmp_path, monkeypatch):
-    import os
     import signal
 
     from sklearn.utils import Bunch
@@ -253,8 +256,6 @@ def _refused(argv, capsys, output):
 
 
 def test_settings_and_data_are_checked_before_anything_is_written(small_data, tmp_path, capsys):
-    import os
-
     out = tmp_path / "o"
     assert "inside the data folder" in _refused(["--data", str(small_data)], capsys,
                                                 small_data / "test" / "images" / "o")
