@@ -6,8 +6,9 @@ What AUEB/Archimedes (ImageCLEFmed Caption 2026) did, and how each step is done 
    :meth:`ConceptEnsemble.from_grid`, each trained on the training images
    and saved as soon as it is done (``members/member-NN.zip``), so that an
    interrupted run resumes: a member whose file exists is loaded, not
-   trained. The plan is kept as ``plan.json``; a rerun with other settings
-   is refused, naming what differs;
+   trained (once checked against the plan). The plan is kept as
+   ``plan.json`` with the training data's identity; a rerun with other
+   settings or on changed training data is refused, naming what differs;
 2. on the validation images, three decisions tuned for the official score:
    the 2024 recipe (the members' mean, one threshold), votes (each member's
    threshold and the vote count ``L`` together, :class:`EnsembleTuner`) and
