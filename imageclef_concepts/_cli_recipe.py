@@ -5,10 +5,12 @@ become a :class:`~imageclef_concepts._recipe_2026.Recipe2026`, and
 ``--dask`` / ``--ray`` a joblib backend around the call.
 """
 
+import argparse
 import contextlib
+import socket
 from pathlib import Path
 
-from ._cli_arguments import UserError, positive_int
+from ._cli_arguments import UserError, one_line, positive_int
 
 
 def add_recipe(commands):
@@ -41,9 +43,9 @@ def add_recipe(commands):
                         help="side of the network's input (default: 224; --dry-run 16)")
     recipe.add_argument("--image-store", type=Path, default=None,
                         help="the image store the members share (default: <output>/image-store)")
-    recipe.add_argument("--n-jobs", type=int, default=None,
-                        help="members trained at once (default: one at a time; with --dask "
-                             "or --ray: every worker)")
+    recipe.add_argument("--n-jobs", type=_n_jobs, default=None,
+                        help="members trained at once, -1 for every worker (default: one at a "
+                             "time; with --dask or --ray: every worker)")
     cluster = recipe.add_mutually_exclusive_group()
     cluster.add_argument("--dask", default=None, metavar="ADDRESS",
                          help="train the members on this Dask scheduler (workers must read the "
@@ -53,6 +55,17 @@ def add_recipe(commands):
                               "default: none)")
     recipe.add_argument("--quiet", action="store_true", help="print only the final score")
     recipe.set_defaults(run_command=_run_recipe)
+
+
+def _n_jobs(text):
+    """joblib's ``n_jobs``: a whole number other than 0 (negative: all workers but some)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number other than 0, got {text!r}")
+    return value
 
 
 def _run_recipe(args):
@@ -115,10 +128,31 @@ def _cluster(args):
         raise UserError(f"--{extra} needs {error.name}: pip install "
                         f"'imageclef_concepts[{extra}]'") from None
     if extra == "dask":
-        with Client(args.dask), joblib.parallel_config(backend="dask"):
+        try:
+            client = Client(args.dask, timeout=CONNECT_TIMEOUT)
+        except OSError as error:  # a refused or timed-out connection
+            raise UserError(f"--dask {args.dask}: cannot reach the scheduler in "
+                            f"{CONNECT_TIMEOUT} s ({one_line(error)})") from None
+        with client, joblib.parallel_config(backend="dask"):
             yield True
         return
+    _check_reachable(args.ray)  # ray.init retries an unreachable address for minutes
     ray.init(address=args.ray)
     register_ray()
     with joblib.parallel_config(backend="ray"):
         yield True
+
+
+CONNECT_TIMEOUT = 5  # seconds to reach a cluster before giving up
+
+
+def _check_reachable(address):
+    """Refuse at once a Ray address (``host:port``, ``ray://host:port``) nobody listens at."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # 'auto', or a form ray.init reads its own way
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as error:
+        raise UserError(f"--ray {address}: cannot reach it in {CONNECT_TIMEOUT} s "
+                        f"({error.strerror or error})") from None

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 from sklearn.utils import Bunch
 
+from ._atomic_files import file_kind
 from ._concept_files import write_run
 from ._datasets import make_concept_images
 from ._editions import SECONDARY_CUIS
@@ -73,6 +74,10 @@ def find_imageclef_layout(data_dir: PathLike) -> dict[str, Bunch]:
                 continue
             raise FileNotFoundError(f"no image folder for {split}: expected {nested} or "
                                     f"{data_dir / split}")
+        for path in (found.concepts, found.manual):  # a pipe would block, or pass for none
+            if path.exists() and not path.is_file():
+                raise ValueError(f"{path} is {file_kind(path.stat().st_mode)}, not a concept "
+                                 "file: replace it with a regular file, or remove it.")
         if not found.concepts.is_file():
             if split != "test":
                 raise FileNotFoundError(f"{found.concepts} not found: the {split} split needs "

@@ -6,8 +6,9 @@ What AUEB/Archimedes (ImageCLEFmed Caption 2026) did, and how each step is done 
    :meth:`ConceptEnsemble.from_grid`, each trained on the training images
    and saved as soon as it is done (``members/member-NN.zip``), so that an
    interrupted run resumes: a member whose file exists is loaded, not
-   trained. The plan is kept as ``plan.json``; a rerun with other settings
-   is refused, naming what differs;
+   trained (once checked against the plan). The plan is kept as
+   ``plan.json`` with the training data's identity; a rerun with other
+   settings or on changed training data is refused, naming what differs;
 2. on the validation images, three decisions tuned for the official score:
    the 2024 recipe (the members' mean, one threshold), votes (each member's
    threshold and the vote count ``L`` together, :class:`EnsembleTuner`) and
@@ -34,12 +35,17 @@ from typing import TYPE_CHECKING
 
 from ._atomic_files import write_atomically
 from ._persistence import jsonable
+from ._recipe_checks import check_layout, check_members, check_outside, make_dry_run_data
 from ._recipe_parts import (
+    check_data_identity,
     claim_output,
+    data_identity,
     estimate_compute,
     load_split,
     member_files,
+    noticing_interrupts,
     plan_lines,
+    raise_if_interrupted,
     train_members,
 )
 
@@ -182,33 +188,43 @@ def run_recipe_2026(data_dir: PathLike | None, output_dir: PathLike, *,
     >>> result = run_recipe_2026(None, "out", dry_run=True)  # doctest: +SKIP
     >>> result.primary  # doctest: +SKIP
     """
-    from ._layout_2026 import find_imageclef_layout, make_imageclef_layout
+    with noticing_interrupts():
+        return _run(data_dir, Path(output_dir).absolute(),
+                    recipe or (DRY_RUN if dry_run else Recipe2026()), dry_run, image_store,
+                    n_jobs, say)
+
+
+def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
+    from ._layout_2026 import find_imageclef_layout
 
     started = time.perf_counter()
-    output_dir = Path(output_dir)
-    recipe = recipe or (DRY_RUN if dry_run else Recipe2026())
     if data_dir is None and not dry_run:
         raise ValueError("give a data folder, or dry_run=True (which makes its own data).")
     data_dir = Path(output_dir / "data" if data_dir is None else data_dir).resolve()
-    store = Path(image_store) if image_store is not None else output_dir / "image-store"
+    store = Path(image_store).absolute() if image_store is not None else output_dir / "image-store"
+    members = _grid_ensemble(recipe, store).estimators
+    check_members(members)  # every grid point, before anything is written or trained
     if not dry_run:
-        find_imageclef_layout(data_dir)  # the inputs checked before anything is written
+        check_outside(output_dir, data_dir)
+        check_layout(find_imageclef_layout(data_dir))  # the inputs, before anything is written
     plan = _plan(recipe, data_dir)
     claim_output(output_dir, plan, PLAN_FILE)
-    if dry_run and not (data_dir / "train").exists():
-        make_imageclef_layout(data_dir, image_size=recipe.estimator_params.get("image_size", 32))
+    if dry_run:
+        make_dry_run_data(data_dir, recipe.estimator_params.get("image_size", 32))
     layout = find_imageclef_layout(data_dir)
+    check_data_identity(output_dir, PLAN_FILE, data_identity(layout["train"]))
     result = RecipeResult(plan=plan)
     train, valid = load_split(layout["train"]), load_split(layout["valid"])
-    members = _grid_ensemble(recipe, store).estimators
     files = member_files(output_dir, len(members))
     for line in plan_lines(plan, layout, output_dir, store, files):
         say(line)
     say(estimate_compute(members, files, train, recipe.estimator_params))
+    raise_if_interrupted()
     fitted, result.n_trained, result.n_loaded = train_members(
         members, files, train, n_jobs, say)
     result.timings["members"] = time.perf_counter() - started
     model = _tune(fitted, [name for name, _ in members], recipe, valid, result, say)
+    raise_if_interrupted()
     _predict_and_check(model, layout, train, output_dir, result, say)
     result.timings["total"] = time.perf_counter() - started
     summary = json.dumps(jsonable({**vars(result), "run_file": str(result.run_file),

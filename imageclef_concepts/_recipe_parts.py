@@ -9,7 +9,11 @@ is trained, and a rerun with the same plan loads it instead of training it.
 from __future__ import annotations
 
 import json
+import signal
+import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 PROCEDURE = "imageclef-concepts recipe-2026"
@@ -23,11 +27,13 @@ def claim_output(output_dir, plan, plan_file):
     equal ``plan`` (a rerun resumes), else a ValueError names the settings
     that differ. Anything else is refused, and left as it is.
     """
-    from ._atomic_files import open_regular_file, write_atomically
+    from ._atomic_files import file_kind, open_regular_file, write_atomically
 
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
-        raise ValueError(f"output {output_dir} is a file; name a folder.")
+        kind = file_kind(output_dir.stat().st_mode)
+        kind = "a file" if kind == "not a regular file" and output_dir.is_file() else kind
+        raise ValueError(f"output {output_dir} is {kind}; name a folder.")
     output_dir.mkdir(parents=True, exist_ok=True)
     entries = sorted(path.name for path in output_dir.iterdir())
     if plan_file in entries:
@@ -39,11 +45,9 @@ def claim_output(output_dir, plan, plan_file):
         if not isinstance(stored, dict) or stored.get("procedure") != PROCEDURE:
             raise ValueError(f"output {output_dir} holds a {plan_file} that is not the "
                              f"recipe's; it is left as it is. Name a new or empty folder.")
-        differ = [key for key in sorted(set(stored) | set(plan))
-                  if stored.get(key) != plan.get(key)]
+        differ = _differences(stored, plan)
         if differ:
-            shown = "; ".join(f"{key}: {stored.get(key)!r} then, {plan.get(key)!r} now"
-                              for key in differ)
+            shown = "; ".join(f"{key}: {then} then, {now} now" for key, then, now in differ)
             raise ValueError(f"output {output_dir} holds a run with other settings ({shown}): "
                              "rerun with the same settings to resume it, or name a new folder.")
         return
@@ -53,6 +57,62 @@ def claim_output(output_dir, plan, plan_file):
                          "recipe-2026; it is left as it is. Name a new or empty folder.")
     text = json.dumps(plan, indent=2).encode()
     write_atomically(output_dir / plan_file, lambda handle: handle.write(text))
+
+
+def _differences(stored, plan):
+    """``(setting, then, now)`` for each setting that differs, the data's identity aside."""
+    found = []
+    for key in sorted((set(stored) | set(plan)) - {DATA_IDENTITY}):
+        then, now = stored.get(key), plan.get(key)
+        if isinstance(then, dict) and isinstance(now, dict):
+            found += [(_OPTIONS.get(name, f"{key}[{name!r}]"), then.get(name), now.get(name))
+                      for name in sorted(set(then) | set(now)) if then.get(name) != now.get(name)]
+        elif then != now:
+            found.append((_OPTIONS.get(key, key), then, now))
+    return found
+
+
+# The command line's options for the settings it sets (the plan's other keys are shown as such).
+_OPTIONS = {"data": "--data", "backbone": "--backbones", "random_state": "--seeds",
+            "epochs": "--epochs", "image_size": "--image-size"}
+
+
+DATA_IDENTITY = "data_identity"
+_SPLIT_NAMES = {"train": "training"}
+
+
+def data_identity(found, split="train"):
+    """What identifies a split's data: its concept files' bytes, its images' names, sizes, times."""
+    from ._checkpoints import digest
+    from ._datasets import image_files_by_id
+    from ._images import images_digest
+
+    name = _SPLIT_NAMES.get(split, split)
+    files = sorted(str(path) for paths in image_files_by_id(found.images).values()
+                   for path in paths)
+    identity = {f"the {name} images": images_digest(files)}
+    for what, path in (("concepts", found.concepts), ("manual concepts", found.manual)):
+        identity[f"the {name} {what}"] = None if path is None else digest(Path(path).read_bytes())
+    return identity
+
+
+def check_data_identity(output_dir, plan_file, identity):
+    """Record the training data's identity in the plan, or refuse a rerun on changed data."""
+    from ._atomic_files import write_atomically
+
+    path = Path(output_dir) / plan_file
+    plan = json.loads(path.read_text())
+    stored = plan.get(DATA_IDENTITY)
+    if stored is None:  # the first run (or one stopped before it got here): nothing trained yet
+        plan[DATA_IDENTITY] = identity
+        text = json.dumps(plan, indent=2).encode()
+        write_atomically(path, lambda handle: handle.write(text))
+        return
+    changed = [what for what in sorted(set(stored) | set(identity))
+               if stored.get(what) != identity.get(what)]
+    if changed:
+        raise ValueError(f"{' and '.join(changed)} changed since the members in {output_dir} "
+                         "were trained: rerun in a new folder.")
 
 
 def member_files(output_dir, n_members):
@@ -125,14 +185,10 @@ def train_members(members, files, train, n_jobs, say):
     """
     from joblib import Parallel, delayed
 
-    from ._workflows import load_model, save_model
+    from ._workflows import save_model
 
-    fitted = {}
-    for index, path in enumerate(files):
-        if path.is_file():
-            model = load_model(path)
-            store = members[index][1].get_params().get("image_store")
-            fitted[index] = model.set_params(image_store=store) if store else model
+    fitted = {index: load_member(path, members[index][1])
+              for index, path in enumerate(files) if path.is_file()}
     if fitted:
         say(f"Loaded {len(fitted)} member(s) saved by an earlier run.")
     todo = [index for index in range(len(files)) if index not in fitted]
@@ -144,6 +200,7 @@ def train_members(members, files, train, n_jobs, say):
     else:
         done = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
     for index, model in zip(todo, done):
+        raise_if_interrupted()  # a Ctrl-C that TensorFlow swallowed (in a __del__) ends the run
         save_model(model, files[index])
         fitted[index] = model
         say(f"Member {index + 1}/{len(files)} ({members[index][0]}) trained and saved to "
@@ -156,3 +213,63 @@ def fit_member(member, paths, concepts):
     from sklearn.base import clone
 
     return clone(member).fit(paths, concepts)
+
+
+def load_member(path, template):
+    """A saved member, refused (naming its file) unless it is the plan's grid point."""
+    from ._workflows import load_model
+
+    model = load_model(path)
+    delete = f"delete {path} to train it again"
+    if type(model) is not type(template):
+        raise ValueError(f"member file {path} holds a {type(model).__name__}, not the plan's "
+                         f"{type(template).__name__}: {delete}.")
+    saved, planned = model.get_params(deep=False), template.get_params(deep=False)
+    differ = [f"{key}={saved.get(key)!r} (the plan: {planned.get(key)!r})"
+              for key in sorted(set(saved) | set(planned))
+              if key != "image_store" and saved.get(key) != planned.get(key)]
+    if differ:
+        raise ValueError(f"member file {path} is not the plan's member ({', '.join(differ)}): "
+                         f"{delete}.")
+    store = planned.get("image_store")
+    return model.set_params(image_store=store) if store else model
+
+
+_interrupted = threading.Event()
+
+
+@contextmanager
+def noticing_interrupts():
+    """Remember every Ctrl-C, so that one swallowed where Python ignores exceptions still counts.
+
+    TensorFlow's finalizers (``AtomicFunction.__del__``) run during training;
+    a KeyboardInterrupt raised in one is printed and dropped. The flag it
+    leaves makes :func:`raise_if_interrupted` end the run at the next check.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _interrupted.clear()
+
+    def handler(signum, frame):
+        _interrupted.set()
+        raise KeyboardInterrupt
+
+    hook = sys.unraisablehook
+
+    def unraisable(report):  # the Ctrl-C is noted: no "Exception ignored" traceback for it
+        if not isinstance(report.exc_value, KeyboardInterrupt):
+            hook(report)
+
+    previous, sys.unraisablehook = signal.signal(signal.SIGINT, handler), unraisable
+    try:
+        yield
+        raise_if_interrupted()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = hook
+
+
+def raise_if_interrupted():
+    if _interrupted.is_set():
+        raise KeyboardInterrupt
