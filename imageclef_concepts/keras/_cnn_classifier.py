@@ -276,7 +276,8 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         epochs=paper.EPOCHS, validation_fraction=0.1, monitor="val_loss", metrics=None,
         threshold=paper.THRESHOLD, warm_start=False, random_state=None, verbose=0,
         # images
-        resample="bilinear", on_error=paper.ON_ERROR, image_cache_mb=256, image_store=None,
+        resample="bilinear", on_error=paper.ON_ERROR, n_jobs=2, image_cache_mb=256,
+        image_store=None,
         # pretrained backbones and the long tail
         backbone=paper.BACKBONE, weights=paper.WEIGHTS, trainable_backbone=False,
         min_count=1, max_labels=None, early_stopping_patience=None, checkpoint_dir=None,
@@ -285,7 +286,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         fine_tune_learning_rate=1e-5, reduce_lr_patience=None, test_time_augmentation=False,
         ema_momentum=None,
         # devices
-        n_jobs=2, n_threads=None, distribution=None, dtype_policy="float32",
+        n_threads=None, distribution=None, dtype_policy="float32",
     ):
         # scikeras' __init__ would add parameters we do not have; ours are all explicit.
         self.image_size = image_size
