@@ -159,7 +159,8 @@ def run_recipe_2026(data_dir: PathLike | None, output_dir: PathLike, *,
     ----------
     data_dir : str, path-like or None
         A dataset in the 2025/2026 layout (:func:`find_imageclef_layout`);
-        None with ``dry_run`` (then ``<output_dir>/data``, generated).
+        None with ``dry_run`` (then ``<output_dir>/data``, generated), and
+        only then.
     output_dir : str or path-like
         New, empty, or made by this function earlier (resumed when its plan
         is the same, refused when not). Receives ``plan.json``,
@@ -198,8 +199,9 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     from ._layout_2026 import find_imageclef_layout
 
     started = time.perf_counter()
-    if data_dir is None and not dry_run:
-        raise ValueError("give a data folder, or dry_run=True (which makes its own data).")
+    if (data_dir is None) != dry_run:  # the dry run's data lives in the output folder it owns
+        raise ValueError("give a data folder, or dry_run=True (which makes its own data in "
+                         "the output folder), not both.")
     data_dir = Path(output_dir / "data" if data_dir is None else data_dir).resolve()
     store = Path(image_store).absolute() if image_store is not None else output_dir / "image-store"
     members = _grid_ensemble(recipe, store).estimators

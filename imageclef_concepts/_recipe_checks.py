@@ -59,7 +59,11 @@ def check_layout(layout):
 
 
 def make_dry_run_data(data_dir, image_size):
-    """The dry run's synthetic data, written beside and renamed into place: whole or absent."""
+    """The dry run's synthetic data, written beside and renamed into place: whole or absent.
+
+    ``data_dir`` is ``<output>/data`` in the output folder the recipe claimed,
+    so the ``data.partial`` folder it removes can only be its own.
+    """
     from ._layout_2026 import make_imageclef_layout
 
     data_dir = Path(data_dir)

@@ -279,3 +279,15 @@ def test_settings_and_data_are_checked_before_anything_is_written(small_data, tm
     assert "concepts.csv is a named pipe" in _refused(["--data", str(small_data)], capsys, out)
     os.mkfifo(tmp_path / "fifo")
     assert "is a named pipe; name a folder" in _refused(["--dry-run"], capsys, tmp_path / "fifo")
+
+
+def test_a_dry_run_never_touches_a_data_folder_named_beside_it(tmp_path):
+    from imageclef_concepts import run_recipe_2026
+
+    beside = tmp_path / "mydata.partial"  # what a dry run's own half-written data is called
+    beside.mkdir()
+    (beside / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not both"):
+        run_recipe_2026(tmp_path / "mydata", tmp_path / "out", dry_run=True)
+    assert (beside / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "out").exists()
