@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import sqlite3
 import stat
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from ._atomic_files import file_kind, open_regular_file, write_atomically
@@ -258,13 +260,34 @@ class ImageStore:
 
 
 def _writable_index(index):
-    connection = sqlite3.connect(index, timeout=_BUSY_TIMEOUT, isolation_level=None)
-    # WAL: readers go on while another process writes; NORMAL: no fsync per
-    # commit (a crash may lose the last entries, never damage the index).
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute(_SCHEMA)
-    return connection
+    """A connection that may write the index, waiting up to ``_BUSY_TIMEOUT`` for other writers.
+
+    Processes opening a new store at once race to create the index and set
+    its journal mode; SQLite answers "database is locked" to the losers
+    without calling its busy handler, so that answer is waited out here
+    rather than taken for a read-only store.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    while True:
+        connection = sqlite3.connect(index, timeout=_BUSY_TIMEOUT, isolation_level=None)
+        try:
+            # WAL: readers go on while another process writes; NORMAL: no fsync
+            # per commit (a crash may lose the last entries, never damage the index).
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(_SCHEMA)
+            return connection
+        except sqlite3.OperationalError as error:
+            connection.close()
+            if not _is_busy(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))  # apart, so the racers do not meet again
+
+
+def _is_busy(error):
+    """Whether SQLite refused because another connection holds a lock (worth waiting for)."""
+    name = getattr(error, "sqlite_errorname", "")  # Python 3.11+
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "is locked" in str(error)
 
 
 def _read_only_index(index):

@@ -3,6 +3,7 @@
 import os
 import pickle
 import sqlite3
+import threading
 import warnings
 from pathlib import Path
 
@@ -281,6 +282,50 @@ def test_concurrent_processes_share_one_store(tmp_path, images):
     assert store.summary()["24px-bilinear"]["images"] == len(images)
     assert np.array_equal(ImageLoader(24, image_store=store).fit_transform(images),
                           _expected(images, 24))
+
+
+class _LockedAtFirst(sqlite3.Connection):
+    """A connection whose first two journal-mode changes meet another process's lock, as the
+    losers of a race to create a new index do (SQLite answers at once, without waiting)."""
+
+    refusals = 0
+
+    def execute(self, sql, *parameters):
+        if sql.startswith("PRAGMA journal_mode") and _LockedAtFirst.refusals < 2:
+            _LockedAtFirst.refusals += 1
+            raise sqlite3.OperationalError("database is locked")
+        return super().execute(sql, *parameters)
+
+
+def test_a_store_locked_by_another_opener_is_waited_for_not_taken_read_only(
+        tmp_path, images, monkeypatch):
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: connect(*a, factory=_LockedAtFirst,
+                                                                    **k))
+    store = ImageStore(tmp_path / "store")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImageStoreWarning)
+        prepare_images(images, store, 24, progress=False)
+    assert _LockedAtFirst.refusals == 2 and not store.read_only
+    assert store.summary()["24px-bilinear"]["images"] == len(images)
+
+
+def test_stores_opened_by_many_threads_at_once_are_all_writable(tmp_path):
+    # A race to create each new index: no opener may take the others' locks for a read-only store.
+    from concurrent.futures import ThreadPoolExecutor
+
+    stores = [ImageStore(tmp_path / f"store{index}") for index in range(150)]
+    for store in stores:
+        barrier = threading.Barrier(6)
+
+        def open_index(_, store=store, barrier=barrier):
+            copy = pickle.loads(pickle.dumps(store))
+            barrier.wait()
+            copy._connection()
+            return copy.read_only
+
+        with ThreadPoolExecutor(6) as pool:
+            assert not any(pool.map(open_index, range(6)))
 
 
 def test_concurrent_threads_share_one_store(tmp_path, images):
