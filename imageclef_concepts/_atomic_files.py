@@ -29,7 +29,7 @@ def file_kind(mode):
     """What a file of this mode is, in words ("a folder", "a named pipe"...)."""
     for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link")):
         if test(mode):
             return name
     return "not a regular file"
@@ -147,23 +147,38 @@ def _mode_for(path):
 
 
 @contextmanager
-def replaced_atomically(path):
+def replaced_atomically(path, temporary=None):
     """Yield a temporary file name beside ``path``; move the file onto ``path`` on success.
 
     For writers that want a file name (Keras, joblib, matplotlib): if the
     block fails or is interrupted, the temporary file is removed and ``path``
     is as it was. The name keeps ``path``'s extension, which some writers read.
 
+    Parameters
+    ----------
+    path : str or path-like
+    temporary : str or path-like, default=None
+        The temporary file's name, for a writer alone in a folder it locked
+        (a training checkpoint): a write killed half-way then leaves a file
+        whose name the writer knows, to remove with its own. By default a new
+        unique name.
+
     Raises
     ------
     NotARegularFileError
-        Before anything is written, when ``path`` exists and is not a regular
-        file (a folder, a device, a pipe).
+        Before anything is written, when ``path`` (or ``temporary``) exists
+        and is not a regular file (a folder, a device, a pipe, a link for
+        ``temporary``).
     """
     path = os.path.realpath(os.fspath(path))  # through a symbolic link, as open() writes
     check_writable_target(path)
-    handle, temporary = tempfile.mkstemp(suffix=os.path.splitext(path)[1], prefix=".saving-",
-                                         dir=os.path.dirname(path))
+    if temporary is None:
+        handle, temporary = tempfile.mkstemp(suffix=os.path.splitext(path)[1],
+                                             prefix=".saving-", dir=os.path.dirname(path))
+    else:
+        temporary = os.fspath(temporary)
+        _remove_leftover(temporary)
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(handle)
     try:
         yield temporary
@@ -174,7 +189,22 @@ def replaced_atomically(path):
             os.remove(temporary)
 
 
-def write_atomically(path, write):
-    """Call ``write(binary_handle)`` on a temporary file beside ``path``, then move it there."""
-    with replaced_atomically(path) as temporary, open(temporary, "wb") as stream:
+def _remove_leftover(temporary):
+    """Remove what a killed write left at a fixed temporary name (a regular file only)."""
+    try:
+        mode = os.lstat(temporary).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise NotARegularFileError(f"{temporary} is {file_kind(mode)}, not a file this library "
+                                   "left: it is not removed, and nothing is written.")
+    os.remove(temporary)
+
+
+def write_atomically(path, write, temporary=None):
+    """Call ``write(binary_handle)`` on a temporary file beside ``path``, then move it there.
+
+    ``temporary`` is as for :func:`replaced_atomically`.
+    """
+    with replaced_atomically(path, temporary) as name, open(name, "wb") as stream:
         write(stream)

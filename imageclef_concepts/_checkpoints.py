@@ -33,11 +33,23 @@ from ._atomic_files import NotARegularFileError, open_regular_file, write_atomic
 MANIFEST = "imageclef_concepts-checkpoint.json"
 LOCK = "imageclef_concepts-checkpoint.lock"
 BACKUP = "backup"  # Keras' BackupAndRestore folder
-# Every file the library writes in a checkpoint folder, and Keras' in BACKUP:
-# removal deletes these names and nothing else.
+# Every file the library writes in a checkpoint folder, and in BACKUP (Keras'
+# names): removal deletes these names, with their temporary names, and nothing else.
 STATE_FILES = ("progress.json", "best_weights.npz", "random_streams.npz")
 BACKUP_FILES = ("latest.weights.h5", "latest.weights.h5.bkp", "training_metadata.json",
                 "training_metadata.json.bkp")
+# Each file is written under a fixed name first, then moved into place: one
+# training writes at a time (the folder is locked), and a write killed half-way
+# leaves a file whose name removal knows.
+_TEMPORARY_PREFIX = "saving."
+
+
+def temporary_name(path):
+    """The name ``path`` (a checkpoint's file) is written under before it replaces it."""
+    folder, name = os.path.split(os.fspath(path))
+    return os.path.join(folder, _TEMPORARY_PREFIX + name)
+
+
 _MARK = "imageclef_concepts training checkpoint"
 _RESTART_ADVICE = ("To start afresh, remove it (imageclef_concepts.remove_checkpoint(path), or "
                    "train --restart on the command line) or name another checkpoint folder. "
@@ -103,8 +115,9 @@ def check_checkpoint_folder(path):
     if not os.path.isdir(path):
         raise CheckpointError(f"checkpoint folder {path} exists and is not a folder: name a "
                               "new or empty folder.")
-    # A lock alone is a start that died before its manifest was written: still ours.
-    entries = sorted(set(os.listdir(path)) - {LOCK})
+    # A lock alone, or with a half-written manifest, is a start that died before its
+    # manifest was in place: still ours.
+    entries = sorted(set(os.listdir(path)) - {LOCK, os.path.basename(temporary_name(MANIFEST))})
     if entries and MANIFEST not in entries:
         shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
         raise CheckpointError(
@@ -124,6 +137,7 @@ def _check_own_files(path):
         raise _broken(backup, "is not a plain folder (a symbolic link or a file)")
     names = [os.path.join(path, name) for name in (*STATE_FILES, MANIFEST, LOCK)]
     names += [os.path.join(backup, name) for name in BACKUP_FILES]
+    names += [temporary_name(name) for name in names]
     for name in names:
         if os.path.lexists(name) and not stat.S_ISREG(os.lstat(name).st_mode):
             raise _broken(name, "is not a regular file (a symbolic link, a pipe, a device or a "
@@ -259,7 +273,8 @@ class CheckpointFolder:
                             "created_folders": created, "seed": int(fresh_seed()),
                             "fingerprint": fingerprint}
                 write_atomically(os.path.join(path, MANIFEST),
-                                 lambda handle: handle.write(json.dumps(manifest).encode()))
+                                 lambda handle: handle.write(json.dumps(manifest).encode()),
+                                 temporary_name(os.path.join(path, MANIFEST)))
                 return cls(path, manifest, lock, resumed=False)
             differing = _differences(manifest["fingerprint"], fingerprint)
             if differing:
@@ -341,10 +356,13 @@ def remove_checkpoint(path: str | os.PathLike[str], run_id: str | None = None) -
         backup = os.path.join(path, BACKUP)
         for name in BACKUP_FILES:
             _remove_file(os.path.join(backup, name))
+            _remove_file(temporary_name(os.path.join(backup, name)))
         _remove_empty_folder(backup)
         for name in STATE_FILES:
             _remove_file(os.path.join(path, name))
+            _remove_file(temporary_name(os.path.join(path, name)))
         _remove_file(os.path.join(path, MANIFEST))  # unmarked from here on
+        _remove_file(temporary_name(os.path.join(path, MANIFEST)))
         _remove_file(os.path.join(path, LOCK))
     finally:
         lock.release()

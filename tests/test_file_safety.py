@@ -475,11 +475,13 @@ def test_a_resumed_training_is_the_uninterrupted_one(tmp_path, tiny_images):
     np.testing.assert_array_equal(resumed.predict_proba(X), whole.predict_proba(X))
 
 
-@pytest.mark.parametrize("name", ["best_weights.npz", "backup/latest.weights.h5", LOCK])
+@pytest.mark.parametrize("name", ["best_weights.npz", "backup/latest.weights.h5", LOCK,
+                                  "backup/saving.latest.weights.h5", "saving.progress.json"])
 def test_a_pipe_in_a_checkpoint_is_refused_not_read(tmp_path, tiny_images, name):
+    # Also at the names files are written under before they are moved into place.
     checkpoint = tmp_path / "ckpt"
     _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
-    (checkpoint / name).unlink()
+    (checkpoint / name).unlink(missing_ok=True)
     os.mkfifo(checkpoint / name)
     model = _tiny_cnn(checkpoint_dir=checkpoint)
     with pytest.raises(CheckpointError, match="Delete that file yourself"):
@@ -487,6 +489,17 @@ def test_a_pipe_in_a_checkpoint_is_refused_not_read(tmp_path, tiny_images, name)
     with pytest.raises(CheckpointError, match="not a regular file"):
         _finishes(lambda: remove_checkpoint(checkpoint))
     assert stat.S_ISFIFO(os.lstat(checkpoint / name).st_mode)
+
+
+def test_a_start_killed_while_writing_its_manifest_is_taken_up_again(tmp_path, tiny_images):
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / LOCK).write_text("")
+    (checkpoint / "saving.imageclef_concepts-checkpoint.json").write_text('{"mark": "imagec')
+    model = _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+    assert len(model.history_["loss"]) == _tiny_cnn().epochs
+    assert remove_checkpoint(checkpoint)
+    assert os.listdir(checkpoint) == []  # the leftover too; the folder was not ours to remove
 
 
 def test_a_backup_folder_linked_to_a_users_folder_is_never_emptied(tmp_path, tiny_images):

@@ -22,6 +22,22 @@ TRAIN_SCRIPT = textwrap.dedent("""
     from imageclef_concepts import ConceptCNNClassifier, make_concept_images
 
     folder, checkpoint, output = sys.argv[1:4]
+    if len(sys.argv) > 4:  # killed while writing the weights of that epoch
+        import os, signal, keras
+        kill_in_save, saves, save_weights = int(sys.argv[4]), [], keras.Model.save_weights
+
+        def save_weights_then_die(self, *args, **kwargs):
+            save_weights(self, *args, **kwargs)
+            path = args[0] if args else kwargs["filepath"]
+            saves.append(path)
+            if len(saves) == kill_in_save:  # the later blocks never reached the disk
+                size = os.path.getsize(path)
+                with open(path, "r+b") as handle:
+                    handle.seek(size // 10)
+                    handle.write(bytes(size - size // 10))
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        keras.Model.save_weights = save_weights_then_die
     data = make_concept_images(300, 4, 32, random_state=0)
     y = [";".join(c) for c in data.concepts]
     model = ConceptCNNClassifier(image_size=32, filters=(8, 16), dense_units=(16,), epochs=8,
@@ -77,6 +93,28 @@ def test_a_killed_training_resumes_from_its_last_finished_epoch(tmp_path):
     assert result["best_epoch"] == int(np.argmin(history["val_loss"]))
     assert not checkpoint.exists()  # removed once the model was saved
     print(f"killed after {killed_after} epochs; resumed to {len(history['loss'])} in all")
+
+
+def test_a_training_killed_while_writing_its_backup_resumes(tmp_path):
+    # The weights file of epoch 3 half-written when the kill comes (Keras wrote
+    # it in place: the resumed training died on the damaged file, as h5py
+    # raised an error Keras does not expect).
+    checkpoint, output = tmp_path / "checkpoint", tmp_path / "result.json"
+    first = _start(tmp_path, TRAIN_SCRIPT, tmp_path, checkpoint, output, 3)
+    first.wait(timeout=300)
+    assert first.returncode == -signal.SIGKILL and not output.exists()
+    killed = json.loads((checkpoint / "progress.json").read_text())["history"]
+    assert len(killed["loss"]) == 3
+    leftovers = [name for name in os.listdir(checkpoint / "backup") if "saving" in name]
+    assert leftovers  # the half-written weights are there, under their temporary name
+
+    second = _start(tmp_path, TRAIN_SCRIPT, tmp_path, checkpoint, output)
+    _, errors = second.communicate(timeout=300)
+    assert second.returncode == 0, errors.decode()[-2000:]
+    history = json.loads(output.read_text())["history"]
+    assert len(history["loss"]) == 8
+    np.testing.assert_allclose(history["val_loss"][:2], killed["val_loss"][:2])
+    assert not checkpoint.exists()  # every file removed, the half-written one too
 
 
 SAVE_SCRIPT = textwrap.dedent("""

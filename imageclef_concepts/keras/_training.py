@@ -4,9 +4,10 @@
   (``restore_best_weights=True``; with no patience it never stops early).
 * :class:`TrainingCheckpoint` makes a training resumable: Keras'
   ``BackupAndRestore`` saves the weights and optimizer state after every
-  epoch (twice over, so a kill during the write loses nothing), and this
-  callback saves beside it what Keras does not: the history so far and
-  ``EarlyStopping``'s best epoch and weights. Started again with the same
+  epoch (its files replaced atomically and checked, so a kill during the
+  write loses nothing: :mod:`._backup`), and this callback saves beside it
+  what Keras does not: the history so far and ``EarlyStopping``'s best
+  epoch and weights. Started again with the same
   arguments, a killed training goes on from its last finished epoch. The
   folder itself (ownership, fingerprint, lock, removal) is
   :mod:`imageclef_concepts._checkpoints`'.
@@ -24,7 +25,8 @@ import keras
 import numpy as np
 
 from .._atomic_files import open_regular_file, write_atomically
-from .._checkpoints import BACKUP, STATE_FILES
+from .._checkpoints import BACKUP, STATE_FILES, temporary_name
+from ._backup import AtomicBackupAndRestore, newest_intact
 
 
 def best_epoch_keeper(monitor, patience, has_validation):
@@ -55,9 +57,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         super().__init__()
         self.folder = folder
         self.keeper = keeper
-        self.backup = keras.callbacks.BackupAndRestore(
-            os.path.join(folder.path, BACKUP), double_checkpoint=True,
-            delete_checkpoint=False)
+        self.backup = AtomicBackupAndRestore(os.path.join(folder.path, BACKUP))
         self.history = {}
         self.resumed_epochs = 0
 
@@ -86,7 +86,8 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         # Runs after the keeper reset itself and before BackupAndRestore loads the weights.
-        finished = _finished_epochs(os.path.join(self.folder.path, BACKUP))
+        newest = newest_intact(os.path.join(self.folder.path, BACKUP))  # what Keras restores
+        finished = 0 if newest is None else newest[0]
         if not finished or not os.path.exists(self._progress_path):
             return
         with open_regular_file(self._progress_path, "checkpoint progress file") as handle:
@@ -115,17 +116,20 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             keeper.best_epoch == epoch
         if improved:
             arrays = {f"w{i}": weights for i, weights in enumerate(keeper.best_weights)}
-            write_atomically(self._best_weights_path, lambda h: np.savez(h, **arrays))
+            write_atomically(self._best_weights_path, lambda h: np.savez(h, **arrays),
+                             temporary_name(self._best_weights_path))
         streams = {f"s{i}": keras.ops.convert_to_numpy(variable)
                    for i, variable in enumerate(self._random_streams())}
-        write_atomically(self._random_streams_path, lambda h: np.savez(h, **streams))
+        write_atomically(self._random_streams_path, lambda h: np.savez(h, **streams),
+                         temporary_name(self._random_streams_path))
         progress = {"history": self.history, "random_streams_epoch": epoch + 1,
                     "best_epoch": None if keeper is None or keeper.best_weights is None
                     else int(keeper.best_epoch),
                     "best_value": None if keeper is None or keeper.best is None
                     else float(keeper.best),
                     "wait": 0 if keeper is None else int(keeper.wait)}
-        write_atomically(self._progress_path, lambda h: h.write(json.dumps(progress).encode()))
+        write_atomically(self._progress_path, lambda h: h.write(json.dumps(progress).encode()),
+                         temporary_name(self._progress_path))
 
 
 def seed_or_fresh(random_state):
@@ -133,18 +137,6 @@ def seed_or_fresh(random_state):
     if random_state is None:
         return int(np.random.default_rng().integers(2**31))
     return int(random_state)
-
-
-def _finished_epochs(backup_dir):
-    """Epochs that Keras' BackupAndRestore has saved (0 when there is no backup)."""
-    for name in ("training_metadata.json", "training_metadata.json.bkp"):
-        path = os.path.join(backup_dir, name)
-        try:
-            with open_regular_file(path, "checkpoint record") as handle:
-                return int(json.loads(handle.read())["epoch"])
-        except (OSError, ValueError, KeyError):
-            continue
-    return 0
 
 
 # Keras' process-wide settings, kept in its global state beside per-session
