@@ -33,11 +33,18 @@ from ._atomic_files import NotARegularFileError, open_regular_file, write_atomic
 MANIFEST = "imageclef_concepts-checkpoint.json"
 LOCK = "imageclef_concepts-checkpoint.lock"
 BACKUP = "backup"  # Keras' BackupAndRestore folder
-# Every file the library writes in a checkpoint folder, and in BACKUP (Keras'
-# names): removal deletes these names, with their temporary names, and nothing else.
+# Every file the library writes in a checkpoint folder: removal deletes these
+# names, with their temporary names, and nothing else. In BACKUP, the files of
+# an epoch and of the one before (keras/_backup.py), the records first: a
+# removal killed half-way leaves files that no record names, never records
+# whose files are gone. In the folder itself, what earlier versions wrote.
+BACKUP_RECORD, BACKUP_EPOCH_FILES = ("training_metadata.json",
+                                     ("latest.weights.h5", "best_weights.npz",
+                                      "random_streams.npz"))
+PREVIOUS = ".bkp"
+BACKUP_FILES = tuple(name + slot for name in (BACKUP_RECORD, *BACKUP_EPOCH_FILES)
+                     for slot in ("", PREVIOUS))
 STATE_FILES = ("progress.json", "best_weights.npz", "random_streams.npz")
-BACKUP_FILES = ("latest.weights.h5", "latest.weights.h5.bkp", "training_metadata.json",
-                "training_metadata.json.bkp")
 # Each file is written under a fixed name first, then moved into place: one
 # training writes at a time (the folder is locked), and a write killed half-way
 # leaves a file whose name removal knows.
@@ -356,11 +363,11 @@ def remove_checkpoint(path: str | os.PathLike[str], run_id: str | None = None) -
         backup = os.path.join(path, BACKUP)
         for name in BACKUP_FILES:
             _remove_file(os.path.join(backup, name))
-            _remove_file(temporary_name(os.path.join(backup, name)))
+            if not name.endswith(PREVIOUS):  # a .bkp file is renamed, never written
+                _remove_file(temporary_name(os.path.join(backup, name)))
         _remove_empty_folder(backup)
         for name in STATE_FILES:
             _remove_file(os.path.join(path, name))
-            _remove_file(temporary_name(os.path.join(path, name)))
         _remove_file(os.path.join(path, MANIFEST))  # unmarked from here on
         _remove_file(temporary_name(os.path.join(path, MANIFEST)))
         _remove_file(os.path.join(path, LOCK))

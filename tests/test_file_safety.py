@@ -475,8 +475,38 @@ def test_a_resumed_training_is_the_uninterrupted_one(tmp_path, tiny_images):
     np.testing.assert_array_equal(resumed.predict_proba(X), whole.predict_proba(X))
 
 
-@pytest.mark.parametrize("name", ["best_weights.npz", "backup/latest.weights.h5", LOCK,
-                                  "backup/saving.latest.weights.h5", "saving.progress.json"])
+class _Interrupted(Exception):
+    pass
+
+
+def test_a_training_interrupted_before_its_epoch_is_committed_is_the_uninterrupted_one(
+        tmp_path, tiny_images, monkeypatch):
+    # Interrupted after epoch 2's weights, streams and best weights are written
+    # but before its record commits them: epoch 2 is trained again, exactly.
+    X, y = tiny_images.images, _labels(tiny_images)
+    params = {**TINY, "learning_rate": 3e-3, "epochs": 3}
+    whole = ConceptCNNClassifier(**params).fit(X, y)
+    checkpoint, commits, replace = tmp_path / "ckpt", [], os.replace
+
+    def replace_or_stop(source, target):
+        if os.fspath(target).endswith("training_metadata.json"):
+            commits.append(target)
+            if len(commits) == 2:
+                raise _Interrupted
+        replace(source, target)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", replace_or_stop)
+        with pytest.raises(_Interrupted):
+            ConceptCNNClassifier(**params, checkpoint_dir=checkpoint).fit(X, y)
+    resumed = ConceptCNNClassifier(**params, checkpoint_dir=checkpoint).fit(X, y)
+    assert resumed.history_ == whole.history_
+    np.testing.assert_array_equal(resumed.predict_proba(X), whole.predict_proba(X))
+
+
+@pytest.mark.parametrize("name", ["backup/best_weights.npz", "backup/latest.weights.h5", LOCK,
+                                  "backup/saving.latest.weights.h5",
+                                  "backup/saving.training_metadata.json"])
 def test_a_pipe_in_a_checkpoint_is_refused_not_read(tmp_path, tiny_images, name):
     # Also at the names files are written under before they are moved into place.
     checkpoint = tmp_path / "ckpt"

@@ -1,142 +1,201 @@
-"""Keras' backup of a training, written so that a kill at any instant keeps the last saved epoch.
+"""The backup of a training: each epoch's files committed by one record, killed at any instant.
 
-Keras' ``BackupAndRestore`` writes its weights file in place: a training
-killed during that write leaves a damaged file, which h5py refuses with an
-error Keras does not expect, and the training cannot be resumed (nor can it
-when the kill falls between the weights and the record of their epoch).
-:class:`AtomicBackupAndRestore` keeps Keras' callback (its loading of the
-weights and optimizer state, and its setting of the epoch to resume from)
-and Keras' file names, and changes how they are written:
+After every epoch a training saves its weights and optimizer state (Keras'
+``save_weights``), the states of its random streams and, when the epoch is
+the best so far, the best weights; the history and the best-epoch keeper's
+counters go into the record itself. Keras' ``BackupAndRestore`` wrote its
+weights in place, so that a kill during the write left a damaged file that
+h5py refused with an error Keras does not expect (or, with blocks of zeros,
+loaded without one), and the library's own files were written beside it at
+other instants, so that a kill between them resumed a mixture of two epochs.
 
-1. the latest weights and record become the previous ones (``.bkp``), by
-   renaming;
-2. the new weights are written under a temporary name, then renamed;
-3. the new record, which names the SHA-256 of its weights, is written the
-   same way.
+Here the record is the one commit point:
 
-Each step is one atomic rename, so that whichever a kill interrupts, a
-record remains whose weights are on disk with their digest. Before Keras
-loads the backup, :func:`put_newest_in_place` finds the newest such pair
-and moves it to the latest names: a kill loses at most the epoch being
-saved, and never resumes weights with another epoch's number.
+1. each file rewritten at this epoch becomes the previous one (``.bkp``, by
+   renaming), then the new one is written under a temporary name and
+   renamed into place;
+2. the record (``training_metadata.json``, Keras' name) becomes the
+   previous one, and the new record, which names the SHA-256 of every file
+   of the epoch, is written the same way.
+
+Every step is one atomic rename, so that whichever a kill interrupts, a
+record remains whose files are all on disk with their digests (the
+previous record's files are moved only when they are replaced, into the
+``.bkp`` slot). :meth:`TrainingBackup.restore` finds the newest such record,
+moves its files to the latest names, and Keras' ``BackupAndRestore``
+(:class:`KerasRestore`) loads the weights and the epoch to go on from.
 """
 
 import hashlib
 import json
+import math
 import os
 
 import keras
 
-from .._atomic_files import open_regular_file, replaced_atomically, write_atomically
-from .._checkpoints import BACKUP_FILES, CheckpointError, temporary_name
+from .._atomic_files import open_regular_file, replaced_atomically
+from .._checkpoints import (
+    BACKUP_EPOCH_FILES,
+    BACKUP_RECORD,
+    PREVIOUS,
+    CheckpointError,
+    temporary_name,
+)
 
-WEIGHTS, PREVIOUS_WEIGHTS, RECORD, PREVIOUS_RECORD = BACKUP_FILES
+RECORD, FILES = BACKUP_RECORD, BACKUP_EPOCH_FILES  # the record and weights: Keras' names
+WEIGHTS, BEST_WEIGHTS, RANDOM_STREAMS = FILES
+_RESTART_ADVICE = ("remove the checkpoint (imageclef_concepts.remove_checkpoint, or train "
+                   "--restart) to start afresh")
 
 
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras' ``BackupAndRestore`` that a kill never leaves unable to resume.
-
-    Saves after every epoch; at the start of training, the newest intact
-    backup is put in place, then Keras restores it.
-
-    Parameters
-    ----------
-    backup_dir : str
-        The folder of the backup, inside a locked checkpoint folder.
-    """
+class KerasRestore(keras.callbacks.BackupAndRestore):
+    """Keras' ``BackupAndRestore``, to restore only: the weights, the optimizer state and the
+    epoch to go on from, once :meth:`TrainingBackup.restore` put them in place. Saving is
+    :class:`TrainingBackup`'s."""
 
     def __init__(self, backup_dir):
         super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
 
-    def on_train_begin(self, logs=None):
-        put_newest_in_place(self.backup_dir)
-        super().on_train_begin(logs)
-
     def on_epoch_end(self, epoch, logs=None):
-        save_backup(self.backup_dir, self.model.save_weights, epoch + 1)
+        pass
 
 
-def save_backup(folder, save_weights, epochs):
-    """Save the weights of ``epochs`` finished epochs; the previous backup stays until the
-    new one is whole (see the module's steps). ``save_weights(path)`` writes the file."""
-    os.makedirs(folder, exist_ok=True)
-    weights, record = os.path.join(folder, WEIGHTS), os.path.join(folder, RECORD)
-    for latest, previous in ((weights, PREVIOUS_WEIGHTS), (record, PREVIOUS_RECORD)):
-        if os.path.exists(latest):
-            os.replace(latest, os.path.join(folder, previous))
-    with replaced_atomically(weights, temporary_name(weights)) as temporary:
-        save_weights(temporary)
-        sha256 = _file_sha256(temporary)
-    text = json.dumps({"epoch": int(epochs), "batch": 0, "weights_sha256": sha256})
-    write_atomically(record, lambda handle: handle.write(text.encode()), temporary_name(record))
+class TrainingBackup:
+    """The backup folder of one training (inside its locked checkpoint folder).
 
-
-def newest_intact(folder):
-    """The newest backup whose weights are on disk, whole: ``(epochs, record, weights)``
-    (file names in ``folder``), or None when nothing was saved yet.
-
-    A record names the digest of its weights; one written by Keras itself (no
-    digest) goes with the weights of its own slot (latest or previous).
-
-    Raises
-    ------
-    CheckpointError
-        When records are there but none has its weights: the backup was
-        damaged by something other than an interruption.
+    Parameters
+    ----------
+    folder : str
     """
-    records = {name: _read_record(os.path.join(folder, name)) for name in (RECORD, PREVIOUS_RECORD)}
-    records = {name: record for name, record in records.items() if record is not None}
-    if not records:
-        return None
-    digests = {name: _file_sha256(os.path.join(folder, name))
-               for name in (WEIGHTS, PREVIOUS_WEIGHTS)
-               if os.path.isfile(os.path.join(folder, name))}
-    intact = []
-    for name, record in records.items():
-        own_slot = WEIGHTS if name == RECORD else PREVIOUS_WEIGHTS
-        wanted = record.get("weights_sha256")
-        matching = [weights for weights, sha256 in digests.items()
-                    if sha256 == wanted or (wanted is None and weights == own_slot)]
-        intact += [(record["epoch"], name, weights) for weights in matching]
-    if not intact:
+
+    def __init__(self, folder):
+        self.folder = folder
+        self._digests = {}  # of the files the newest record names
+
+    def path(self, name):
+        """Where the file ``name`` of the restored (or last saved) record is."""
+        return os.path.join(self.folder, name)
+
+    def save(self, epochs, writers, state):
+        """Commit the files and state of ``epochs`` finished epochs.
+
+        Parameters
+        ----------
+        epochs : int
+        writers : dict
+            ``{name: write(path)}`` for the files (of :data:`FILES`) rewritten
+            at this epoch; the others stay as the last record named them.
+        state : dict
+            JSON values (the history, the keeper's counters).
+        """
+        os.makedirs(self.folder, exist_ok=True)
+        digests = dict(self._digests)
+        for name, write in writers.items():
+            digests[name] = self._replace(name, write)
+        record = {"epoch": int(epochs), "batch": 0, "files": digests, "state": state}
+        self._replace(RECORD, lambda path: _write_json(path, record))
+        self._digests = digests
+
+    def _replace(self, name, write):
+        """Keep the latest ``name`` as the previous one, write the new one; its SHA-256."""
+        path = self.path(name)
+        if os.path.exists(path):
+            os.replace(path, path + PREVIOUS)
+        with replaced_atomically(path, temporary_name(path)) as temporary:
+            write(temporary)
+            return _file_sha256(temporary)
+
+    def restore(self):
+        """Put the newest intact backup's files at the latest names; return its record.
+
+        Returns None when nothing was saved yet (files that no record names,
+        left by a kill during the first save, are removed: Keras would load
+        weights without an epoch).
+
+        Raises
+        ------
+        CheckpointError
+            When records are there but none is whole with all its files: the
+            backup was damaged by something other than an interruption, or
+            written by an earlier version of the library.
+        """
+        present = [name for name in (RECORD, RECORD + PREVIOUS)
+                   if os.path.lexists(self.path(name))]
+        records = [record for record in map(self._read_record, present) if record is not None]
+        if not present:
+            for name in FILES:
+                for slot in ("", PREVIOUS):
+                    _remove(self.path(name + slot))
+            return None
+        digests = {(name, slot): _file_sha256(self.path(name + slot))
+                   for name in FILES for slot in ("", PREVIOUS)
+                   if os.path.isfile(self.path(name + slot))}
+        for slot, record in sorted(records, key=lambda found: -found[1]["epoch"]):
+            places = {name: [s for s in ("", PREVIOUS) if digests.get((name, s)) == digest]
+                      for name, digest in record["files"].items()}
+            if all(places.values()):
+                for name, slots in places.items():
+                    if "" not in slots:
+                        os.replace(self.path(name + PREVIOUS), self.path(name))
+                if slot:
+                    os.replace(self.path(RECORD + PREVIOUS), self.path(RECORD))
+                self._digests = dict(record["files"])
+                return record
         raise CheckpointError(
-            f"the training backup in {folder} is damaged: none of its records "
-            f"({', '.join(sorted(records))}) has its weights file. A killed training never "
-            "leaves it so; remove the checkpoint (imageclef_concepts.remove_checkpoint, or "
-            "train --restart) to start afresh.")
-    return max(intact)
+            f"the training backup in {self.folder} cannot be resumed: none of its records "
+            f"({', '.join(present)}) is whole with all the files it names (a kill never leaves "
+            f"it so; an earlier version of the library wrote other records). {_RESTART_ADVICE}.")
+
+    def _read_record(self, name):
+        """``(slot, record)`` when the record is whole and well formed, else None."""
+        try:
+            with open_regular_file(self.path(name), "training backup record") as handle:
+                record = json.loads(handle.read())
+        except (OSError, ValueError):
+            return None
+        return (name[len(RECORD):], record) if _well_formed(record) else None
 
 
-def put_newest_in_place(folder):
-    """Move the newest intact backup to Keras' latest names; return its finished epochs."""
-    newest = newest_intact(folder)
-    if newest is None:
-        return 0
-    epochs, record, weights = newest
-    for name, latest in ((weights, WEIGHTS), (record, RECORD)):
-        if name != latest:
-            os.replace(os.path.join(folder, name), os.path.join(folder, latest))
-    return epochs
+def _well_formed(record):
+    """Whether a record is one :meth:`TrainingBackup.save` writes, consistent in itself."""
+    if not isinstance(record, dict):
+        return False
+    epochs, files, state = record.get("epoch"), record.get("files"), record.get("state")
+    if not (type(epochs) is int and 0 < epochs < 10**6 and isinstance(files, dict)
+            and WEIGHTS in files and set(files) <= set(FILES) and isinstance(state, dict)
+            and all(isinstance(d, str) and len(d) == 64 for d in files.values())):
+        return False
+    history, best_epoch = state.get("history"), state.get("best_epoch")
+    return (isinstance(history, dict) and all(
+        isinstance(values, list) and len(values) == epochs
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        for values in history.values())
+        and (best_epoch is None or (type(best_epoch) is int and 0 <= best_epoch < epochs
+                                    and BEST_WEIGHTS in files
+                                    and _is_number(state.get("best_value"))))
+        and type(state.get("wait")) is int and state["wait"] >= 0)
 
 
-def _read_record(path):
-    """A record ``{"epoch": int, ...}``, or None when absent or not whole."""
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        not math.isnan(value)
+
+
+def _write_json(path, value):
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(value, handle)
+
+
+def _remove(path):
     try:
-        with open_regular_file(path, "training backup record") as handle:
-            record = json.loads(handle.read())
+        os.remove(path)  # the checkpoint's own names, checked to be regular files
     except FileNotFoundError:
-        return None
-    except ValueError:  # a record is replaced atomically: not whole means not ours
-        return None
-    if not (isinstance(record, dict) and type(record.get("epoch")) is int
-            and record["epoch"] >= 0):
-        return None
-    return record
+        pass
 
 
 def _file_sha256(path):
     sha256 = hashlib.sha256()
-    with open_regular_file(path, "training backup weights") as handle:
+    with open_regular_file(path, "training backup file") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             sha256.update(block)
     return sha256.hexdigest()

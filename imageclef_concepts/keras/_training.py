@@ -2,12 +2,11 @@
 
 * The best epoch by ``monitor`` is kept by Keras' own ``EarlyStopping``
   (``restore_best_weights=True``; with no patience it never stops early).
-* :class:`TrainingCheckpoint` makes a training resumable: Keras'
-  ``BackupAndRestore`` saves the weights and optimizer state after every
-  epoch (its files replaced atomically and checked, so a kill during the
-  write loses nothing: :mod:`._backup`), and this callback saves beside it
-  what Keras does not: the history so far and ``EarlyStopping``'s best
-  epoch and weights. Started again with the same
+* :class:`TrainingCheckpoint` makes a training resumable: after every
+  epoch it commits the weights and optimizer state, the random streams,
+  the history so far and ``EarlyStopping``'s best epoch and weights in one
+  backup (:mod:`._backup`: a kill at any instant loses at most the epoch
+  being saved), and Keras' ``BackupAndRestore`` restores the weights. Started again with the same
   arguments, a killed training goes on from its last finished epoch. The
   folder itself (ownership, fingerprint, lock, removal) is
   :mod:`imageclef_concepts._checkpoints`'.
@@ -16,7 +15,6 @@
 """
 
 import copy
-import json
 import os
 import random
 from contextlib import contextmanager
@@ -24,9 +22,8 @@ from contextlib import contextmanager
 import keras
 import numpy as np
 
-from .._atomic_files import open_regular_file, write_atomically
-from .._checkpoints import BACKUP, STATE_FILES, temporary_name
-from ._backup import AtomicBackupAndRestore, newest_intact
+from .._checkpoints import BACKUP
+from ._backup import BEST_WEIGHTS, RANDOM_STREAMS, WEIGHTS, KerasRestore, TrainingBackup
 
 
 def best_epoch_keeper(monitor, patience, has_validation):
@@ -43,7 +40,12 @@ def best_epoch_keeper(monitor, patience, has_validation):
 
 
 class TrainingCheckpoint(keras.callbacks.Callback):
-    """Resumable training: ``BackupAndRestore`` plus the history and the best epoch.
+    """Resumable training: the weights, the random streams, the history and the best epoch.
+
+    After every epoch all of it is committed at once by
+    :class:`~._backup.TrainingBackup` (a kill at any instant resumes the last
+    committed epoch, never a mixture of two); at the start, the newest
+    backup is restored, the weights by Keras' ``BackupAndRestore``.
 
     Parameters
     ----------
@@ -57,25 +59,14 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         super().__init__()
         self.folder = folder
         self.keeper = keeper
-        self.backup = AtomicBackupAndRestore(os.path.join(folder.path, BACKUP))
+        self.files = TrainingBackup(os.path.join(folder.path, BACKUP))
+        self.backup = KerasRestore(self.files.folder)
         self.history = {}
         self.resumed_epochs = 0
 
     def callbacks(self):
-        """The callbacks in the order they must run: keeper, this, Keras' backup."""
+        """The callbacks in the order they must run: keeper, this, Keras' restoring."""
         return [c for c in (self.keeper, self, self.backup) if c is not None]
-
-    @property
-    def _progress_path(self):
-        return os.path.join(self.folder.path, STATE_FILES[0])
-
-    @property
-    def _best_weights_path(self):
-        return os.path.join(self.folder.path, STATE_FILES[1])
-
-    @property
-    def _random_streams_path(self):
-        return os.path.join(self.folder.path, STATE_FILES[2])
 
     def _random_streams(self):
         """The states of the network's random streams (dropout, augmentation): variables
@@ -85,51 +76,43 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         return [variable for variable in self.model.variables if id(variable) not in weights]
 
     def on_train_begin(self, logs=None):
-        # Runs after the keeper reset itself and before BackupAndRestore loads the weights.
-        newest = newest_intact(os.path.join(self.folder.path, BACKUP))  # what Keras restores
-        finished = 0 if newest is None else newest[0]
-        if not finished or not os.path.exists(self._progress_path):
+        # Runs after the keeper reset itself and before Keras loads the weights.
+        record = self.files.restore()
+        if record is None:
             return
-        with open_regular_file(self._progress_path, "checkpoint progress file") as handle:
-            progress = json.loads(handle.read())
-        self.history = {key: values[:finished] for key, values in progress["history"].items()}
+        state, finished = record["state"], record["epoch"]
+        self.history = {key: list(values) for key, values in state["history"].items()}
         self.resumed_epochs = finished
-        if progress.get("random_streams_epoch") == finished:
-            streams = self._random_streams()
-            with np.load(self._random_streams_path, allow_pickle=False) as stored:
+        streams = self._random_streams()
+        if RANDOM_STREAMS in record["files"]:
+            with np.load(self.files.path(RANDOM_STREAMS), allow_pickle=False) as stored:
                 if len(stored.files) == len(streams):
                     for i, variable in enumerate(streams):
                         variable.assign(stored[f"s{i}"])
-        best_epoch = progress.get("best_epoch")
-        if self.keeper is not None and best_epoch is not None and best_epoch < finished:
-            with np.load(self._best_weights_path, allow_pickle=False) as stored:
+        if self.keeper is not None and state["best_epoch"] is not None:
+            with np.load(self.files.path(BEST_WEIGHTS), allow_pickle=False) as stored:
                 self.keeper.best_weights = [stored[f"w{i}"] for i in range(len(stored.files))]
-            self.keeper.best = progress["best_value"]
-            self.keeper.best_epoch = best_epoch
-            self.keeper.wait = progress["wait"]
+            self.keeper.best = state["best_value"]
+            self.keeper.best_epoch = state["best_epoch"]
+            self.keeper.wait = state["wait"]
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
         keeper = self.keeper
-        improved = keeper is not None and keeper.best_weights is not None and \
-            keeper.best_epoch == epoch
-        if improved:
-            arrays = {f"w{i}": weights for i, weights in enumerate(keeper.best_weights)}
-            write_atomically(self._best_weights_path, lambda h: np.savez(h, **arrays),
-                             temporary_name(self._best_weights_path))
         streams = {f"s{i}": keras.ops.convert_to_numpy(variable)
                    for i, variable in enumerate(self._random_streams())}
-        write_atomically(self._random_streams_path, lambda h: np.savez(h, **streams),
-                         temporary_name(self._random_streams_path))
-        progress = {"history": self.history, "random_streams_epoch": epoch + 1,
-                    "best_epoch": None if keeper is None or keeper.best_weights is None
-                    else int(keeper.best_epoch),
-                    "best_value": None if keeper is None or keeper.best is None
-                    else float(keeper.best),
-                    "wait": 0 if keeper is None else int(keeper.wait)}
-        write_atomically(self._progress_path, lambda h: h.write(json.dumps(progress).encode()),
-                         temporary_name(self._progress_path))
+        writers = {WEIGHTS: self.model.save_weights,
+                   RANDOM_STREAMS: lambda path: np.savez(path, **streams)}
+        kept = keeper is not None and keeper.best_weights is not None
+        if kept and keeper.best_epoch == epoch:  # improved: the new best weights
+            arrays = {f"w{i}": weights for i, weights in enumerate(keeper.best_weights)}
+            writers[BEST_WEIGHTS] = lambda path: np.savez(path, **arrays)
+        state = {"history": self.history,
+                 "best_epoch": int(keeper.best_epoch) if kept else None,
+                 "best_value": float(keeper.best) if kept else None,
+                 "wait": 0 if keeper is None else int(keeper.wait)}
+        self.files.save(epoch + 1, writers, state)
 
 
 def seed_or_fresh(random_state):
