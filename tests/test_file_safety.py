@@ -14,6 +14,7 @@ import threading
 import tracemalloc
 import zipfile
 
+import keras
 import numpy as np
 import pytest
 
@@ -479,19 +480,27 @@ class _Interrupted(Exception):
     pass
 
 
+@pytest.mark.parametrize("settings, commit", [
+    ({}, 2),
+    # the rate reduced at the end of an epoch is in what the epoch commits,
+    # and the reduction's counters go on where they were (reduced at epoch 3)
+    ({"reduce_lr_patience": 1, "learning_rate": 0.2, "decay": 0.0, "epochs": 5}, 4),
+])
 def test_a_training_interrupted_before_its_epoch_is_committed_is_the_uninterrupted_one(
-        tmp_path, tiny_images, monkeypatch):
-    # Interrupted after epoch 2's weights, streams and best weights are written
-    # but before its record commits them: epoch 2 is trained again, exactly.
+        tmp_path, tiny_images, monkeypatch, settings, commit):
+    # Interrupted after an epoch's weights, streams and best weights are written
+    # but before its record commits them: that epoch is trained again, exactly.
     X, y = tiny_images.images, _labels(tiny_images)
-    params = {**TINY, "learning_rate": 3e-3, "epochs": 3}
+    params = {**TINY, "learning_rate": 3e-3, "epochs": 3, **settings}
     whole = ConceptCNNClassifier(**params).fit(X, y)
+    if "reduce_lr_patience" in settings:  # the case is one where the rate was reduced
+        assert float(whole.model_.optimizer.learning_rate) < settings["learning_rate"]
     checkpoint, commits, replace = tmp_path / "ckpt", [], os.replace
 
     def replace_or_stop(source, target):
         if os.fspath(target).endswith("training_metadata.json"):
             commits.append(target)
-            if len(commits) == 2:
+            if len(commits) == commit:
                 raise _Interrupted
         replace(source, target)
 
@@ -502,6 +511,28 @@ def test_a_training_interrupted_before_its_epoch_is_committed_is_the_uninterrupt
     resumed = ConceptCNNClassifier(**params, checkpoint_dir=checkpoint).fit(X, y)
     assert resumed.history_ == whole.history_
     np.testing.assert_array_equal(resumed.predict_proba(X), whole.predict_proba(X))
+
+
+class _StopAtSecondEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = epoch == 1
+
+
+@pytest.mark.parametrize("stopper", [{"early_stopping_patience": 1},
+                                     {"callbacks": [_StopAtSecondEpoch()]}])
+def test_a_training_that_stopped_early_trains_no_further_when_run_again(tmp_path,
+                                                                       tiny_images, stopper):
+    # The checkpoint stays until the model is saved: running the same fit again
+    # (a crash before the save) gives the same model, not one more epoch,
+    # whether early stopping or a user's callback (run after the checkpoint) stopped it.
+    X, y = tiny_images.images, _labels(tiny_images)
+    params = {**TINY, "learning_rate": 0.05, "epochs": 8, **stopper,
+              "checkpoint_dir": tmp_path / "ckpt"}
+    first = ConceptCNNClassifier(**params).fit(X, y)
+    assert len(first.history_["loss"]) < 8  # it stopped early
+    again = ConceptCNNClassifier(**params).fit(X, y)
+    assert again.history_ == first.history_ and again.best_epoch_ == first.best_epoch_
+    np.testing.assert_array_equal(again.predict_proba(X), first.predict_proba(X))
 
 
 @pytest.mark.parametrize("name", ["backup/best_weights.npz", "backup/latest.weights.h5", LOCK,

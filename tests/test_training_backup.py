@@ -37,7 +37,8 @@ def _save(backup, epochs, half=None):
                if name != BEST_WEIGHTS or epochs % 2}
     best = epochs if epochs % 2 else epochs - 1
     backup.save(epochs, writers, {"history": {"loss": [0.5] * epochs}, "best_epoch": best - 1,
-                                  "best_value": 0.5, "wait": epochs - best})
+                                  "best_value": 0.5, "wait": epochs - best,
+                                  "stopped": False})
 
 
 def _kill_at_step(monkeypatch, step):

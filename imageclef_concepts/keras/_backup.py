@@ -22,8 +22,8 @@ Every step is one atomic rename, so that whichever a kill interrupts, a
 record remains whose files are all on disk with their digests (the
 previous record's files are moved only when they are replaced, into the
 ``.bkp`` slot). :meth:`TrainingBackup.restore` finds the newest such record,
-moves its files to the latest names, and Keras' ``BackupAndRestore``
-(:class:`KerasRestore`) loads the weights and the epoch to go on from.
+moves its files to the latest names, and :class:`KerasRestore` loads the
+weights and tells ``fit`` the epoch to go on from.
 """
 
 import hashlib
@@ -48,16 +48,43 @@ _RESTART_ADVICE = ("remove the checkpoint (imageclef_concepts.remove_checkpoint,
                    "--restart) to start afresh")
 
 
-class KerasRestore(keras.callbacks.BackupAndRestore):
-    """Keras' ``BackupAndRestore``, to restore only: the weights, the optimizer state and the
-    epoch to go on from, once :meth:`TrainingBackup.restore` put them in place. Saving is
-    :class:`TrainingBackup`'s."""
+class KerasRestore(keras.callbacks.Callback):
+    """Load the restored backup's weights and optimizer state, and tell ``fit`` where to go on.
 
-    def __init__(self, backup_dir):
-        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
+    The weights restored by :meth:`TrainingBackup.restore` (the checkpoint's
+    ``on_train_begin``, which runs just before) are loaded; ``fit`` goes on
+    after the record's epoch, set as Keras' own ``BackupAndRestore`` sets it
+    (``Model._initial_epoch``), or trains no further when the record says
+    the training had stopped (early stopping): it then only ends, as the
+    uninterrupted one did.
 
-    def on_epoch_end(self, epoch, logs=None):
-        pass
+    Parameters
+    ----------
+    backup : TrainingBackup
+    """
+
+    def __init__(self, backup):
+        super().__init__()
+        self.backup = backup
+
+    def on_train_begin(self, logs=None):
+        record = self.backup.restored
+        if record is None:
+            return
+        optimizer = self.model.optimizer
+        try:
+            if optimizer is not None and not optimizer.built:
+                optimizer.build(self.model.trainable_variables)  # its state is in the file
+            self.model.load_weights(self.backup.path(WEIGHTS))
+        except Exception as error:  # digests match: only a forged file gets here
+            raise CheckpointError(
+                f"the weights of the training backup in {self.backup.folder} cannot be loaded "
+                f"({type(error).__name__}: {error}); {_RESTART_ADVICE}.") from None
+        stopped = record["state"]["stopped"]
+        self.model._initial_epoch = self.params["epochs"] if stopped else record["epoch"]
+
+    def on_train_end(self, logs=None):
+        self.model._initial_epoch = None  # Keras keeps it: a later fit would skip epochs
 
 
 class TrainingBackup:
@@ -70,6 +97,7 @@ class TrainingBackup:
 
     def __init__(self, folder):
         self.folder = folder
+        self.restored = None  # the record :meth:`restore` put in place
         self._digests = {}  # of the files the newest record names
 
     def path(self, name):
@@ -140,6 +168,7 @@ class TrainingBackup:
                 if slot:
                     os.replace(self.path(RECORD + PREVIOUS), self.path(RECORD))
                 self._digests = dict(record["files"])
+                self.restored = record
                 return record
         raise CheckpointError(
             f"the training backup in {self.folder} cannot be resumed: none of its records "
@@ -151,7 +180,7 @@ class TrainingBackup:
         try:
             with open_regular_file(self.path(name), "training backup record") as handle:
                 record = json.loads(handle.read())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: "[[[[..." as JSON
             return None
         return (name[len(RECORD):], record) if _well_formed(record) else None
 
@@ -166,14 +195,23 @@ def _well_formed(record):
             and all(isinstance(d, str) and len(d) == 64 for d in files.values())):
         return False
     history, best_epoch = state.get("history"), state.get("best_epoch")
-    return (isinstance(history, dict) and all(
+    return (isinstance(history, dict) and "loss" in history and all(
         isinstance(values, list) and len(values) == epochs
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        and all(type(v) is float for v in values)  # as json reads what save wrote
         for values in history.values())
         and (best_epoch is None or (type(best_epoch) is int and 0 <= best_epoch < epochs
                                     and BEST_WEIGHTS in files
                                     and _is_number(state.get("best_value"))))
-        and type(state.get("wait")) is int and state["wait"] >= 0)
+        and type(state.get("wait")) is int and state["wait"] >= 0
+        and type(state.get("stopped")) is bool and _plateau_well_formed(state.get("plateau")))
+
+
+def _plateau_well_formed(plateau):
+    """None, or the counters of Keras' ``ReduceLROnPlateau`` (see TrainingCheckpoint)."""
+    return plateau is None or (
+        isinstance(plateau, dict) and _is_number(plateau.get("best"))
+        and all(type(plateau.get(key)) is int and plateau[key] >= 0
+                for key in ("wait", "cooldown_counter")))
 
 
 def _is_number(value):

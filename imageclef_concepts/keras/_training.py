@@ -53,20 +53,27 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         The run's checkpoint folder, opened (marked, fingerprinted and locked).
     keeper : keras.callbacks.EarlyStopping or None
         The best-epoch keeper whose state is saved and restored.
+    plateau : keras.callbacks.ReduceLROnPlateau or None
+        The learning-rate reduction whose counters are saved and restored
+        (the rate itself is the optimizer's, saved with the weights).
     """
 
-    def __init__(self, folder, keeper):
+    def __init__(self, folder, keeper, plateau=None):
         super().__init__()
         self.folder = folder
         self.keeper = keeper
+        self.plateau = plateau
         self.files = TrainingBackup(os.path.join(folder.path, BACKUP))
-        self.backup = KerasRestore(self.files.folder)
+        self.backup = KerasRestore(self.files)
         self.history = {}
         self.resumed_epochs = 0
+        self._saved_epochs, self._saved_stopped = 0, False  # what this fit last committed
 
     def callbacks(self):
-        """The callbacks in the order they must run: keeper, this, Keras' restoring."""
-        return [c for c in (self.keeper, self, self.backup) if c is not None]
+        """The callbacks in the order they must run: the keeper and the learning-rate
+        reduction (their decisions at an epoch's end are part of what it saves), this,
+        then the restoring of the weights."""
+        return [c for c in (self.keeper, self.plateau, self, self.backup) if c is not None]
 
     def _random_streams(self):
         """The states of the network's random streams (dropout, augmentation): variables
@@ -95,6 +102,9 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             self.keeper.best = state["best_value"]
             self.keeper.best_epoch = state["best_epoch"]
             self.keeper.wait = state["wait"]
+        if self.plateau is not None and state["plateau"] is not None:
+            for name, value in state["plateau"].items():
+                setattr(self.plateau, name, value)
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
@@ -104,15 +114,32 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                    for i, variable in enumerate(self._random_streams())}
         writers = {WEIGHTS: self.model.save_weights,
                    RANDOM_STREAMS: lambda path: np.savez(path, **streams)}
-        kept = keeper is not None and keeper.best_weights is not None
-        if kept and keeper.best_epoch == epoch:  # improved: the new best weights
+        if keeper is not None and keeper.best_weights is not None and \
+                keeper.best_epoch == epoch:  # improved: the new best weights
             arrays = {f"w{i}": weights for i, weights in enumerate(keeper.best_weights)}
             writers[BEST_WEIGHTS] = lambda path: np.savez(path, **arrays)
-        state = {"history": self.history,
-                 "best_epoch": int(keeper.best_epoch) if kept else None,
-                 "best_value": float(keeper.best) if kept else None,
-                 "wait": 0 if keeper is None else int(keeper.wait)}
+        state = self._state()
         self.files.save(epoch + 1, writers, state)
+        self._saved_epochs, self._saved_stopped = epoch + 1, state["stopped"]
+
+    def on_train_end(self, logs=None):
+        # A callback after this one (a user's) may have stopped the training at
+        # the last epoch saved: the record says so, so that a rerun stops too.
+        if self.model.stop_training and self._saved_epochs and not self._saved_stopped:
+            self.files.save(self._saved_epochs, {}, self._state())
+
+    def _state(self):
+        """What the record holds besides files: the history and the callbacks' counters."""
+        keeper, plateau = self.keeper, self.plateau
+        kept = keeper is not None and keeper.best_weights is not None
+        return {"history": self.history,
+                "best_epoch": int(keeper.best_epoch) if kept else None,
+                "best_value": float(keeper.best) if kept else None,
+                "wait": 0 if keeper is None else int(keeper.wait),
+                "stopped": bool(self.model.stop_training),
+                "plateau": None if plateau is None else {
+                    "best": float(plateau.best), "wait": int(plateau.wait),
+                    "cooldown_counter": int(plateau.cooldown_counter)}}
 
 
 def seed_or_fresh(random_state):

@@ -10,9 +10,10 @@ built the network (``estimator.model_``):
    (:func:`split_validation`) with the run's seed;
 3. :class:`~._batches.ImageBatches` stream them, shuffled per epoch from its
    number, so that a resumed run sees the same order;
-4. the callbacks: the best-epoch keeper, the checkpoint, the batches' epoch
-   counter, the user's, learning-rate reduction; with EMA weights, the swap
-   that shows the averages to all of them (:mod:`._ema`);
+4. the callbacks: the best-epoch keeper, the learning-rate reduction, the
+   checkpoint (after both, so that an epoch commits their decisions), the
+   batches' epoch counter, the user's; with EMA weights, the swap that shows
+   the averages to all of them (:mod:`._ema`);
 5. ``Model.fit`` once per stage (:func:`training_stages`: the frozen
    backbone, then everything at ``fine_tune_learning_rate``);
 6. the history continued or started afresh (:func:`continued_history`).
@@ -79,7 +80,11 @@ def train_network(estimator, images, indicator, *, sample_weight, warm_start, ep
 def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoch,
                 validation_data, keeper, folder):
     """Run ``Model.fit`` for each stage; return this fit's history."""
-    checkpoint = None if folder is None else TrainingCheckpoint(folder, keeper)
+    plateau = None if estimator.reduce_lr_patience is None else keras.callbacks.ReduceLROnPlateau(
+        monitor=estimator.monitor if keeper is not None else "loss",
+        mode="min" if "loss" in estimator.monitor else "max",
+        patience=estimator.reduce_lr_patience, factor=0.1)
+    checkpoint = None if folder is None else TrainingCheckpoint(folder, keeper, plateau)
     seed = seed_or_fresh(estimator._seed) if folder is None else folder.seed
     if folder is not None and folder.resumed and estimator.verbose:
         print(f"Resuming the training checkpointed in {folder.path}")
@@ -90,16 +95,11 @@ def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoc
                            first_epoch=initial_epoch)
     validation_batches = _validation_batches(estimator, X, y, validation, validation_data)
     callbacks = (checkpoint.callbacks() if checkpoint is not None
-                 else [keeper] if keeper is not None else [])
+                 else [c for c in (keeper, plateau) if c is not None])
     # First: a diverged epoch is refused before the keeper or the checkpoint saves it.
     callbacks.insert(0, NaNGuard())
     callbacks.append(batches.epoch_callback())  # each epoch's order, from its number
     callbacks += estimator._user_callbacks
-    if estimator.reduce_lr_patience is not None:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=estimator.monitor if keeper is not None else "loss",
-            mode="min" if "loss" in estimator.monitor else "max",
-            patience=estimator.reduce_lr_patience, factor=0.1))
     known_failures = len(X.failures)
     network, history = estimator.model_, {}
     stages = training_stages(initial_epoch, epochs, warm_start, estimator.freeze_epochs,
