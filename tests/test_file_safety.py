@@ -535,6 +535,48 @@ def test_a_training_that_stopped_early_trains_no_further_when_run_again(tmp_path
     np.testing.assert_array_equal(again.predict_proba(X), first.predict_proba(X))
 
 
+@pytest.mark.parametrize("go_on", [lambda model, X, y: model.partial_fit(X, y),
+                                   lambda model, X, y: model.set_params(
+                                       warm_start=True, epochs=2).fit(X, y)])
+def test_training_on_from_a_fitted_network_never_resumes_the_checkpoint_before_it(
+        tmp_path, tiny_images, go_on):
+    # The first fit's checkpoint is still there (no save yet): going on from the
+    # fitted network is another run, refused by name rather than resumed in its place.
+    X, y = tiny_images.images, _labels(tiny_images)
+    model = _tiny_cnn(epochs=2, checkpoint_dir=tmp_path / "ckpt").fit(X, y)
+    before = model.predict_proba(X)
+    with pytest.raises(CheckpointError, match="differs: continued from"):
+        go_on(model, X, y)
+    np.testing.assert_array_equal(model.predict_proba(X), before)
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise _Crash
+
+
+def test_a_resumed_fit_that_fails_leaves_no_epoch_behind_for_the_next_fit(tmp_path,
+                                                                          tiny_images):
+    X, y = tiny_images.images, _labels(tiny_images)
+    params = {"epochs": 4, "checkpoint_dir": tmp_path / "ckpt"}
+    with pytest.raises(_Crash):
+        _tiny_cnn(**params, callbacks=[_CrashAtEpoch(1)]).fit(X, y)
+    model = _tiny_cnn(**params, callbacks=[_CrashAtEpoch(2)])
+    with pytest.raises(_Crash):  # resumed from epoch 1, then failed
+        model.fit(X, y)
+    model.set_params(checkpoint_dir=None, callbacks=None, warm_start=True, epochs=2)
+    assert len(model.fit(X, y).history_["loss"]) == 2  # both epochs trained
+
+
 @pytest.mark.parametrize("name", ["backup/best_weights.npz", "backup/latest.weights.h5", LOCK,
                                   "backup/saving.latest.weights.h5",
                                   "backup/saving.training_metadata.json"])

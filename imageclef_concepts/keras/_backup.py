@@ -83,9 +83,6 @@ class KerasRestore(keras.callbacks.Callback):
         stopped = record["state"]["stopped"]
         self.model._initial_epoch = self.params["epochs"] if stopped else record["epoch"]
 
-    def on_train_end(self, logs=None):
-        self.model._initial_epoch = None  # Keras keeps it: a later fit would skip epochs
-
 
 class TrainingBackup:
     """The backup folder of one training (inside its locked checkpoint folder).

@@ -67,13 +67,12 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.backup = KerasRestore(self.files)
         self.history = {}
         self.resumed_epochs = 0
-        self._saved_epochs, self._saved_stopped = 0, False  # what this fit last committed
 
     def callbacks(self):
-        """The callbacks in the order they must run: the keeper and the learning-rate
-        reduction (their decisions at an epoch's end are part of what it saves), this,
-        then the restoring of the weights."""
-        return [c for c in (self.keeper, self.plateau, self, self.backup) if c is not None]
+        """This, then the restoring of the weights: after every callback that decides at
+        an epoch's end (the keeper, the rate reduction, the user's), whose decisions each
+        epoch commits."""
+        return [self, self.backup]
 
     def _random_streams(self):
         """The states of the network's random streams (dropout, augmentation): variables
@@ -118,15 +117,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                 keeper.best_epoch == epoch:  # improved: the new best weights
             arrays = {f"w{i}": weights for i, weights in enumerate(keeper.best_weights)}
             writers[BEST_WEIGHTS] = lambda path: np.savez(path, **arrays)
-        state = self._state()
-        self.files.save(epoch + 1, writers, state)
-        self._saved_epochs, self._saved_stopped = epoch + 1, state["stopped"]
-
-    def on_train_end(self, logs=None):
-        # A callback after this one (a user's) may have stopped the training at
-        # the last epoch saved: the record says so, so that a rerun stops too.
-        if self.model.stop_training and self._saved_epochs and not self._saved_stopped:
-            self.files.save(self._saved_epochs, {}, self._state())
+        self.files.save(epoch + 1, writers, self._state())
 
     def _state(self):
         """What the record holds besides files: the history and the callbacks' counters."""

@@ -11,9 +11,9 @@ built the network (``estimator.model_``):
 3. :class:`~._batches.ImageBatches` stream them, shuffled per epoch from its
    number, so that a resumed run sees the same order;
 4. the callbacks: the best-epoch keeper, the learning-rate reduction, the
-   checkpoint (after both, so that an epoch commits their decisions), the
-   batches' epoch counter, the user's; with EMA weights, the swap that shows
-   the averages to all of them (:mod:`._ema`);
+   user's, then the checkpoint (after them, so that an epoch commits their
+   decisions), the batches' epoch counter; with EMA weights, the swap that
+   shows the averages to all of them (:mod:`._ema`);
 5. ``Model.fit`` once per stage (:func:`training_stages`: the frozen
    backbone, then everything at ``fine_tune_learning_rate``);
 6. the history continued or started afresh (:func:`continued_history`).
@@ -24,6 +24,7 @@ The callbacks themselves and the process-state guards are in :mod:`._training`
 
 import json
 from collections import defaultdict
+from contextlib import contextmanager
 
 import keras
 import numpy as np
@@ -64,7 +65,8 @@ def train_network(estimator, images, indicator, *, sample_weight, warm_start, ep
     seed = estimator._seed
     folder = None if estimator.checkpoint_dir is None else CheckpointFolder.open(
         estimator.checkpoint_dir,
-        run_fingerprint(estimator, images, indicator, sample_weight, validation_data),
+        run_fingerprint(estimator, images, indicator, sample_weight, validation_data,
+                        continued=warm_start and hasattr(estimator, "history_")),
         fresh_seed=lambda: seed_or_fresh(seed))
     try:
         new_history = _fit_stages(estimator, images, indicator, sample_weight, warm_start,
@@ -94,17 +96,19 @@ def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoc
                            batch_size=estimator.batch_size, shuffle_seed=seed,
                            first_epoch=initial_epoch)
     validation_batches = _validation_batches(estimator, X, y, validation, validation_data)
-    callbacks = (checkpoint.callbacks() if checkpoint is not None
-                 else [c for c in (keeper, plateau) if c is not None])
-    # First: a diverged epoch is refused before the keeper or the checkpoint saves it.
-    callbacks.insert(0, NaNGuard())
-    callbacks.append(batches.epoch_callback())  # each epoch's order, from its number
-    callbacks += estimator._user_callbacks
+    # First: a diverged epoch is refused before anything sees it. Then what decides at an
+    # epoch's end (the keeper, the rate reduction, the user's callbacks), then the
+    # checkpoint, which commits those decisions with the epoch.
+    callbacks = [NaNGuard(), *(c for c in (keeper, plateau) if c is not None),
+                 *estimator._user_callbacks,
+                 *(checkpoint.callbacks() if checkpoint is not None else []),
+                 batches.epoch_callback()]  # each epoch's order, from its number
     known_failures = len(X.failures)
     network, history = estimator.model_, {}
     stages = training_stages(initial_epoch, epochs, warm_start, estimator.freeze_epochs,
                              estimator.fine_tune_learning_rate)
-    with seeded(estimator._seed), decode_errors_surfaced(batches, validation_batches):
+    with seeded(estimator._seed), decode_errors_surfaced(batches, validation_batches), \
+            _resumed_epoch_cleared(network):
         for first, last, stage_rate in stages:
             if stage_rate is not None:  # the second stage: everything, at a lower rate
                 with strategy_scope(estimator):
@@ -121,6 +125,16 @@ def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoc
                 break  # early stopping ends both stages
     X.warn_failures("during training", reported=known_failures)
     return history if checkpoint is None else checkpoint.history
+
+
+@contextmanager
+def _resumed_epoch_cleared(network):
+    """Clear, however the fits end, the epoch a resumed fit went on from: Keras keeps it
+    on the network (``Model._initial_epoch``), where a later fit would skip epochs."""
+    try:
+        yield
+    finally:
+        network._initial_epoch = None
 
 
 def _with_ema_swap(callbacks, network, checkpoint):
@@ -198,11 +212,13 @@ def _validation_batches(estimator, X, y, validation, validation_data):
     return ImageBatches(X, indices=validation, targets=y, batch_size=estimator.batch_size)
 
 
-def run_fingerprint(estimator, X, y, sample_weight, validation_data):
+def run_fingerprint(estimator, X, y, sample_weight, validation_data, continued=False):
     """What defines a training run, for its checkpoint: a checkpoint with another is
     not resumed. Settings that do not change the trained network (``epochs``, so that a
     finished run can be trained further; the threshold; verbosity, threads, caches)
-    are left out."""
+    are left out. A training that goes on from a fitted network (``continued``:
+    ``warm_start``, ``partial_fit``) starts from its weights: other weights, another run
+    (the checkpoint of the fit before it is not resumed in its place)."""
     params = estimator.get_params()
     if isinstance(params["random_state"], np.random.RandomState):
         params["random_state"] = "RandomState"  # not reproducible: the stored seed is
@@ -215,6 +231,8 @@ def run_fingerprint(estimator, X, y, sample_weight, validation_data):
     elif model is not None:
         params["model"] = f"{model.__module__}.{model.__qualname__}"
     return {
+        "continued_from": digest(*(np.ascontiguousarray(weights) for weights in
+                                   estimator.model_.get_weights())) if continued else None,
         "images": images_digest(X),
         "unusable_images": sorted(int(index) for index in X.failures),
         "concepts": digest(*map(str, estimator.classes_)),
