@@ -32,7 +32,7 @@ from ._atomic_files import NotARegularFileError, open_regular_file, write_atomic
 
 MANIFEST = "imageclef_concepts-checkpoint.json"
 LOCK = "imageclef_concepts-checkpoint.lock"
-BACKUP = "backup"  # Keras' BackupAndRestore folder
+BACKUP = "backup"  # each epoch's files and record (keras/_backup.py)
 # Every file the library writes in a checkpoint folder: removal deletes these
 # names, with their temporary names, and nothing else. In BACKUP, the files of
 # an epoch and of the one before (keras/_backup.py), the records first: a

@@ -44,6 +44,8 @@ from .._checkpoints import (
 
 RECORD, FILES = BACKUP_RECORD, BACKUP_EPOCH_FILES  # the record and weights: Keras' names
 WEIGHTS, BEST_WEIGHTS, RANDOM_STREAMS = FILES
+# Keras' ReduceLROnPlateau keeps these between epochs: a record holds them.
+PLATEAU_COUNTERS = ("best", "wait", "cooldown_counter")
 _RESTART_ADVICE = ("remove the checkpoint (imageclef_concepts.remove_checkpoint, or train "
                    "--restart) to start afresh")
 
@@ -206,9 +208,9 @@ def _well_formed(record):
 def _plateau_well_formed(plateau):
     """None, or the counters of Keras' ``ReduceLROnPlateau`` (see TrainingCheckpoint)."""
     return plateau is None or (
-        isinstance(plateau, dict) and _is_number(plateau.get("best"))
-        and all(type(plateau.get(key)) is int and plateau[key] >= 0
-                for key in ("wait", "cooldown_counter")))
+        isinstance(plateau, dict) and set(plateau) == set(PLATEAU_COUNTERS)
+        and _is_number(plateau["best"])
+        and all(type(plateau[key]) is int and plateau[key] >= 0 for key in PLATEAU_COUNTERS[1:]))
 
 
 def _is_number(value):

@@ -4,9 +4,9 @@
   (``restore_best_weights=True``; with no patience it never stops early).
 * :class:`TrainingCheckpoint` makes a training resumable: after every
   epoch it commits the weights and optimizer state, the random streams,
-  the history so far and ``EarlyStopping``'s best epoch and weights in one
-  backup (:mod:`._backup`: a kill at any instant loses at most the epoch
-  being saved), and Keras' ``BackupAndRestore`` restores the weights. Started again with the same
+  the history so far and the counters of early stopping and of the
+  learning-rate reduction in one backup (:mod:`._backup`: a kill at any
+  instant loses at most the epoch being saved). Started again with the same
   arguments, a killed training goes on from its last finished epoch. The
   folder itself (ownership, fingerprint, lock, removal) is
   :mod:`imageclef_concepts._checkpoints`'.
@@ -23,7 +23,14 @@ import keras
 import numpy as np
 
 from .._checkpoints import BACKUP
-from ._backup import BEST_WEIGHTS, RANDOM_STREAMS, WEIGHTS, KerasRestore, TrainingBackup
+from ._backup import (
+    BEST_WEIGHTS,
+    PLATEAU_COUNTERS,
+    RANDOM_STREAMS,
+    WEIGHTS,
+    KerasRestore,
+    TrainingBackup,
+)
 
 
 def best_epoch_keeper(monitor, patience, has_validation):
@@ -45,7 +52,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     After every epoch all of it is committed at once by
     :class:`~._backup.TrainingBackup` (a kill at any instant resumes the last
     committed epoch, never a mixture of two); at the start, the newest
-    backup is restored, the weights by Keras' ``BackupAndRestore``.
+    backup is restored, the weights by :class:`~._backup.KerasRestore`.
 
     Parameters
     ----------
@@ -102,8 +109,8 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             self.keeper.best_epoch = state["best_epoch"]
             self.keeper.wait = state["wait"]
         if self.plateau is not None and state["plateau"] is not None:
-            for name, value in state["plateau"].items():
-                setattr(self.plateau, name, value)
+            for name in PLATEAU_COUNTERS:
+                setattr(self.plateau, name, state["plateau"][name])
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
