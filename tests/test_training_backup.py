@@ -41,6 +41,15 @@ def _save(backup, epochs, half=None):
                                   "stopped": False})
 
 
+def _two_epochs_saved(tmp_path):
+    """A backup folder where epochs 1 and 2 were saved, and its backup."""
+    folder = str(tmp_path / "backup")
+    backup = TrainingBackup(folder)
+    for epochs in (1, 2):
+        _save(backup, epochs)
+    return folder, backup
+
+
 def _kill_at_step(monkeypatch, step):
     """Make the ``step``-th ``os.replace`` of what follows a kill (before it happens)."""
     calls = []
@@ -72,10 +81,7 @@ def _restored(folder):
 # file to .bkp and the new one into place, then the record the same way.
 @pytest.mark.parametrize("kill", [*range(1, 9), WEIGHTS, RANDOM_STREAMS, BEST_WEIGHTS])
 def test_a_save_killed_at_any_step_resumes_the_last_whole_epoch(tmp_path, monkeypatch, kill):
-    folder = str(tmp_path / "backup")
-    backup = TrainingBackup(folder)
-    for epochs in (1, 2):
-        _save(backup, epochs)
+    folder, backup = _two_epochs_saved(tmp_path)
     with monkeypatch.context() as patched:
         calls = _kill_at_step(patched, kill) if isinstance(kill, int) else []
         with pytest.raises(_Killed):
@@ -94,10 +100,7 @@ def test_a_save_killed_at_any_step_resumes_the_last_whole_epoch(tmp_path, monkey
 
 @pytest.mark.parametrize("step", range(1, 4))
 def test_a_kill_while_restoring_is_resumed_too(tmp_path, monkeypatch, step):
-    folder = str(tmp_path / "backup")
-    backup = TrainingBackup(folder)
-    for epochs in (1, 2):
-        _save(backup, epochs)
+    folder, backup = _two_epochs_saved(tmp_path)
     with monkeypatch.context() as patched:
         _kill_at_step(patched, 7)  # everything but the new record in place
         with pytest.raises(_Killed):
@@ -110,10 +113,7 @@ def test_a_kill_while_restoring_is_resumed_too(tmp_path, monkeypatch, step):
 
 
 def test_files_that_match_no_record_are_a_clear_error_not_a_silent_resume(tmp_path):
-    folder = str(tmp_path / "backup")
-    backup = TrainingBackup(folder)
-    for epochs in (1, 2):
-        _save(backup, epochs)
+    folder, _ = _two_epochs_saved(tmp_path)
     for name in (WEIGHTS, WEIGHTS + ".bkp"):  # both weights files changed by someone
         with open(os.path.join(folder, name), "ab") as handle:
             handle.write(b"!")
@@ -136,10 +136,7 @@ def test_records_not_of_this_backup_are_a_clear_error(tmp_path, record):
 
 
 def test_a_record_inconsistent_in_itself_is_not_resumed(tmp_path):
-    folder = str(tmp_path / "backup")
-    backup = TrainingBackup(folder)
-    for epochs in (1, 2):
-        _save(backup, epochs)
+    folder, _ = _two_epochs_saved(tmp_path)
     path = os.path.join(folder, RECORD)
     with open(path) as handle:
         record = json.load(handle)

@@ -148,12 +148,12 @@ class TrainingBackup:
         """
         present = [name for name in (RECORD, RECORD + PREVIOUS)
                    if os.path.lexists(self.path(name))]
-        records = [record for record in map(self._read_record, present) if record is not None]
         if not present:
             for name in FILES:
                 for slot in ("", PREVIOUS):
                     _remove(self.path(name + slot))
             return None
+        records = [record for record in map(self._read_record, present) if record is not None]
         digests = {(name, slot): _file_sha256(self.path(name + slot))
                    for name in FILES for slot in ("", PREVIOUS)
                    if os.path.isfile(self.path(name + slot))}
