@@ -1,0 +1,31 @@
+"""Model files written by earlier versions load and predict exactly as they did.
+
+``fixtures/`` holds one file of every kind the library writes, saved by
+``fixtures/make_fixtures.py`` with the library as it was before its modules
+moved into subpackages, beside what each file predicted then. A class is found
+by its public name, never by the private module it was defined in when saved.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+try:
+    from imageclef_concepts.recipes._workflows import load_model
+except ImportError:  # before the subpackages
+    from imageclef_concepts._workflows import load_model
+
+FIXTURES = Path(__file__).parent / "fixtures"
+EXPECTED = json.loads((FIXTURES / "expected.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_a_file_saved_before_the_move_loads_and_predicts_as_then(name):
+    X = np.load(FIXTURES / "X.npy")
+    model = load_model(FIXTURES / name, allow_pickle=name.endswith(".joblib"))
+    assert type(model).__name__ == EXPECTED[name]["class"]
+    np.testing.assert_array_equal(np.asarray(model.predict_proba(X)).tolist(),
+                                  EXPECTED[name]["proba"])
+    assert [list(c) for c in model.predict(X)] == EXPECTED[name]["concepts"]
