@@ -7,7 +7,7 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from imageclef_concepts import ThresholdTuner, imageclef_f1_score
-from imageclef_concepts._metrics import per_concept_thresholds, threshold_curve
+from imageclef_concepts.concepts._metrics import per_concept_thresholds, threshold_curve
 
 from ._timing import Row, alternate
 from .bench_metric import long_tail_indicators

@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/count_rules.py --roco DATA/roco-v1-concepts/roco_v1_validation_radiology_concepts.tsv
+    python benchmarks/count_rules.py \
+        --roco DATA/roco-v1-concepts/roco_v1_validation_radiology_concepts.tsv
     python benchmarks/count_rules.py --nih DATA/nih-chestxray
 
 ``--roco``: the real concept lists of 8,180 ROCO images (the concepts of at

@@ -46,7 +46,8 @@ from imageclef_concepts import (  # noqa: E402
 
 def members(seed, epochs, image_size):
     """Eight small CNNs (four seeds x two losses) and three k-NN on pixels."""
-    cnn = ConceptCNNClassifier(image_size=image_size, filters=(16, 32, 64), padding="same", dense_units=(64,),
+    cnn = ConceptCNNClassifier(image_size=image_size, filters=(16, 32, 64), padding="same",
+                               dense_units=(64,),
                                epochs=epochs, learning_rate=1e-3, decay=0.0, n_jobs=1)
     cnns = ConceptEnsemble.from_grid(
         cnn, {"random_state": [10 * seed + i for i in range(4)],

@@ -7,7 +7,7 @@ Usage::
 For each seed, four small CNNs (``ConceptEnsemble.from_grid`` over two
 losses x two seeds) are fitted on the training part, and four decisions are
 tuned on a validation part with ``cv="prefit"``
-(:func:`imageclef_concepts._recipe_2026.tune_decisions`, what
+(:func:`imageclef_concepts.recipes._2026.tune_decisions`, what
 ``recipe-2026`` runs), then scored on a test part never tuned on:
 
 * 2024 recipe: the members' mean, one threshold (``ThresholdTuner``);
@@ -44,7 +44,7 @@ from imageclef_concepts import (  # noqa: E402
     make_concept_images,
     oracle_bounds,
 )
-from imageclef_concepts._recipe_2026 import Recipe2026, tune_decisions  # noqa: E402
+from imageclef_concepts.recipes._2026 import Recipe2026, tune_decisions  # noqa: E402
 
 ROWS = {"2024 recipe: mean, one threshold": "mean", "+ votes (member thresholds and L)": "votes",
         "+ count model (mean, threshold and coverage)": "mean+count",

@@ -26,7 +26,7 @@ This script is not run when the documentation is built.
 import argparse
 
 from imageclef_concepts import make_imageclef_2019_layout, reproduce_2019
-from imageclef_concepts._reproduce import DRY_RUN
+from imageclef_concepts.recipes._reproduce import DRY_RUN
 
 
 def main():

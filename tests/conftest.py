@@ -4,6 +4,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ bann
 # oneDNN's fused kernels sum in an order that can differ between processes; the
 # tests compare results across processes (cluster workers), so they run without.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# Under pytest-xdist each worker takes its share of the cores, so that two
+# workers on two cores do not each start a thread pool of two (TensorFlow's
+# and the BLAS's): oversubscribed, the suite runs slower than on one worker.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _variable in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_variable, _share)
 
 from pathlib import Path
 
@@ -24,6 +31,25 @@ def shared_data(*parts):
 
 
 TINY = dict(image_size=32, filters=(4, 8), dense_units=(8,), epochs=2, random_state=0)
+
+
+def labels_of(data):
+    """A synthetic data set's concepts as ``;``-joined strings."""
+    return [";".join(concepts) for concepts in data.concepts]
+
+
+def snapshot(folder):
+    """Every file below ``folder`` with its bytes."""
+    return {os.path.relpath(os.path.join(root, name), folder):
+            open(os.path.join(root, name), "rb").read()
+            for root, _, names in os.walk(folder) for name in names}
+
+
+def tiny_cnn(**params):
+    """A network of the tests' tiny size, trained one epoch."""
+    from imageclef_concepts import ConceptCNNClassifier
+
+    return ConceptCNNClassifier(**{**TINY, "epochs": 1, **params})
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +76,7 @@ def tiny_indicator(tiny_images):
 def decodes(monkeypatch):
     """Count the files decoded and checked by image sources (any thread)."""
     counts = {"decoded": 0, "checked": 0}
-    import imageclef_concepts._images as images_module
+    import imageclef_concepts.images._sources as images_module
 
     real_decode, real_check = images_module.decode_image, images_module.check_image_file
 

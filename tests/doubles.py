@@ -4,7 +4,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from imageclef_concepts import DecisionRule
-from imageclef_concepts._targets import ConceptTargets
+from imageclef_concepts.concepts._targets import ConceptTargets
 
 
 class FixedConcepts(ClassifierMixin, BaseEstimator):

@@ -2,11 +2,11 @@
 
 scikit-learn runs its data checks only on estimators whose input is a 2-d
 array (``input_tags.two_d_array``): of ours, the :class:`ThresholdTuner`
-around a tabular classifier and the :class:`ConceptCountRegressor`. The image estimators and the encoder take
-images, paths or concept lists, so ``parametrize_with_checks`` yields only
-the checks that need no data for them; the API checks that do not depend on
-input shape run by name as well. One table lists every check expected to
-fail, with the reason.
+around a tabular classifier and the :class:`ConceptCountRegressor`. The
+image estimators and the encoder take images, paths or concept lists, so
+``parametrize_with_checks`` yields only the checks that need no data for
+them; the API checks that do not depend on input shape run by name as well.
+One table lists every check expected to fail, with the reason.
 """
 
 import pytest

@@ -10,9 +10,9 @@ from imageclef_concepts import (
     read_concepts,
     write_run,
 )
-from imageclef_concepts._cli import main
-from imageclef_concepts._concept_files import ConceptFile, _how_readings_differ, choose_reading
-from imageclef_concepts._editions import rule_groups
+from imageclef_concepts.cli._main import main
+from imageclef_concepts.concept_files._editions import rule_groups
+from imageclef_concepts.concept_files._io import ConceptFile, _how_readings_differ, choose_reading
 
 from .official_evaluators import official_scores
 
@@ -69,7 +69,7 @@ def test_load_imageclef_and_train_take_the_edition(tmp_path):
     assert load_imageclef(tmp_path / "images", truth, edition="2022").ids == data.ids
     with pytest.raises(ConceptFileError, match="as a 2019 ground truth"):
         load_imageclef(tmp_path / "images", truth, edition="2019")
-    from imageclef_concepts._cli import _build_parser
+    from imageclef_concepts.cli._main import _build_parser
 
     args = _build_parser().parse_args(["train", "--images", "i", "--concepts", "c",
                                        "--output", "m.keras", "--edition", "2022"])

@@ -29,7 +29,7 @@ from imageclef_concepts import (
     read_concepts,
     write_run,
 )
-from imageclef_concepts._editions import EDITIONS
+from imageclef_concepts.concept_files._editions import EDITIONS
 
 from .official_evaluators import ORGANISERS, PROJECT, Refused, official_scores
 

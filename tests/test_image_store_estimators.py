@@ -17,8 +17,8 @@ from imageclef_concepts import (
     make_concept_images,
     read_concepts,
 )
-from imageclef_concepts._cli import main
-from imageclef_concepts._workflows import load_model, save_model, use_image_store
+from imageclef_concepts.cli._main import main
+from imageclef_concepts.recipes._workflows import load_model, save_model, use_image_store
 
 TINY = dict(image_size=16, filters=(4,), dense_units=(8,), epochs=1, random_state=0,
             validation_fraction=None)

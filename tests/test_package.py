@@ -21,15 +21,15 @@ def test_importing_the_library_does_not_import_tensorflow():
 def test_command_line_help_imports_neither_tensorflow_nor_scikit_learn():
     for command in (["--help"], ["train", "--help"], ["--version"]):
         loaded = _modules_after(
-            "from imageclef_concepts._cli import main\n"
+            "from imageclef_concepts.cli._main import main\n"
             f"try:\n    main({command!r})\nexcept SystemExit:\n    pass")
         assert "'tensorflow'" not in loaded and "'sklearn'" not in loaded, command
 
 
 def test_public_names_load_on_first_use():
     loaded = _modules_after("import imageclef_concepts\nimageclef_concepts.imageclef_f1_score")
-    assert "'imageclef_concepts._metrics'" in loaded
-    assert "'imageclef_concepts._thresholds'" not in loaded and "'tensorflow'" not in loaded
+    assert "'imageclef_concepts.concepts._metrics'" in loaded
+    assert "'imageclef_concepts.tuning._thresholds'" not in loaded and "'tensorflow'" not in loaded
 
 
 def test_keras_estimators_load_on_first_use():
@@ -44,8 +44,8 @@ def test_only_the_keras_subpackage_imports_keras():
 
     root = pathlib.Path(imageclef_concepts.__file__).parent
     pattern = re.compile(r"^\s*(import (keras|tensorflow)|from (keras|tensorflow)\b)", re.M)
-    outside = [path.relative_to(root) for path in root.glob("*.py")
-               if pattern.search(path.read_text())]
+    outside = [path.relative_to(root) for path in root.rglob("*.py")
+               if path.relative_to(root).parts[0] != "keras" and pattern.search(path.read_text())]
     assert outside == []
 
 
@@ -134,16 +134,17 @@ def test_the_wheel_installs_and_runs(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("imageclef_concepts-*.whl")
     assert wheel.name.startswith(f"imageclef_concepts-{imageclef_concepts.__version__}-")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "imageclef_concepts/py.typed" in names and "imageclef_concepts/keras/_network.py" in names
+    assert "imageclef_concepts/py.typed" in names
+    assert "imageclef_concepts/keras/_network.py" in names
     assert not any(name.startswith(("tests/", "benchmarks/", "examples/")) for name in names)
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
-    assert "imageclef-concepts = imageclef_concepts._cli:main" in \
+    assert "imageclef-concepts = imageclef_concepts.cli:main" in \
         zipfile.ZipFile(wheel).read(entry_points).decode()
     target = tmp_path / "installed"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                     str(target), str(wheel)], check=True, capture_output=True)
     done = subprocess.run(
-        [sys.executable, "-c", "import imageclef_concepts, sys; from imageclef_concepts._cli "
+        [sys.executable, "-c", "import imageclef_concepts, sys; from imageclef_concepts.cli._main "
          "import main; print(imageclef_concepts.__file__); sys.exit(main(['--version']))"],
         cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(target)},
         capture_output=True, text=True)
@@ -165,3 +166,92 @@ def test_lazy_names_type_checker_imports_and_all_agree():
     for_type_checkers = {alias.name for node in checked.body for alias in node.names}
     assert for_type_checkers == set(imageclef_concepts._MODULE_OF) == \
         set(imageclef_concepts.__all__)
+
+
+# Every name importable from the package before its modules moved into
+# subpackages (0.1.0): each still is, from the root, as the same object its
+# subpackage exports.
+PUBLIC_NAMES = [
+    "BackboneEmbedding",
+    "CheckpointError",
+    "ConceptCNNClassifier",
+    "ConceptCountRegressor",
+    "ConceptEncoder",
+    "ConceptEnsemble",
+    "ConceptFile",
+    "ConceptKNNClassifier",
+    "ConceptFileError",
+    "ConceptSpecialists",
+    "DatasetMismatchWarning",
+    "DecisionRule",
+    "EnsembleTuner",
+    "ImageDecodeError",
+    "ImageLoader",
+    "ImageStore",
+    "ImageStoreError",
+    "ImageStoreWarning",
+    "ModelFileError",
+    "MostFrequentConcepts",
+    "PreparedImages",
+    "Recipe2026",
+    "RecipeResult",
+    "RunEvaluation",
+    "SkippedImagesWarning",
+    "SplitBounds",
+    "ThresholdTuner",
+    "UnknownConceptWarning",
+    "concept_sample_weight",
+    "decode_image",
+    "evaluate_run",
+    "find_imageclef_layout",
+    "imageclef_f1",
+    "imageclef_f1_score",
+    "imageclef_f1_scorer",
+    "load_imageclef",
+    "make_concept_images",
+    "make_imageclef_2019_layout",
+    "make_imageclef_layout",
+    "oracle_bounds",
+    "per_image_f1_scores",
+    "plot_concept_frequencies",
+    "plot_per_concept_f1",
+    "plot_threshold_curve",
+    "plot_training_history",
+    "prepare_images",
+    "read_concepts",
+    "refine_grid",
+    "remove_checkpoint",
+    "reproduce_2019",
+    "run_recipe_2026",
+    "write_report",
+    "write_run",
+]
+
+
+def test_every_public_name_of_before_the_move_is_still_importable():
+    import importlib
+
+    import imageclef_concepts
+    from imageclef_concepts._api import HOME_OF
+
+    assert set(PUBLIC_NAMES) <= set(imageclef_concepts.__all__)
+    for name in PUBLIC_NAMES:
+        home = importlib.import_module(f"imageclef_concepts.{HOME_OF[name]}")
+        assert getattr(imageclef_concepts, name) is getattr(home, name), name
+
+
+def test_each_subpackage_lists_its_names_once_for_import_type_checkers_and_all():
+    import ast
+    import importlib
+    import pathlib
+
+    from imageclef_concepts._api import HOMES
+
+    for home, names in HOMES.items():
+        package = importlib.import_module(f"imageclef_concepts.{home}")
+        tree = ast.parse(pathlib.Path(package.__file__).read_text())
+        checked = next(node for node in tree.body
+                       if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+        for_type_checkers = {alias.name for node in checked.body for alias in node.names}
+        assert set(names) <= for_type_checkers, home
+        assert for_type_checkers <= set(package.__all__), home

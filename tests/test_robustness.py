@@ -22,8 +22,8 @@ from imageclef_concepts import (
     read_concepts,
     write_run,
 )
-from imageclef_concepts._cli import main
-from imageclef_concepts._concepts import canonical_concept
+from imageclef_concepts.cli._main import main
+from imageclef_concepts.concepts._lists import canonical_concept
 
 # ----------------------------------------------------------- write_run refuses
 
@@ -142,7 +142,7 @@ def test_a_symlink_loop_in_an_image_folder_is_a_bad_file(tmp_path):
     (tmp_path / "gt.tsv").write_text("good\tC1\nloop\tC2\n")
     data = load_imageclef(images, tmp_path / "gt.tsv")
     assert sorted(data.ids) == ["good", "loop"]
-    from imageclef_concepts._images import ImageFiles
+    from imageclef_concepts.images._sources import ImageFiles
 
     with pytest.raises(ImageDecodeError, match="loop.png"):
         ImageFiles(data.paths, 16)
@@ -247,7 +247,8 @@ _field = st.text(st.characters(blacklist_characters=_FORBIDDEN, blacklist_catego
                  min_size=1, max_size=12).map(str.strip).filter(bool)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(st.tuples(_field, st.lists(_field, max_size=4)), min_size=1,
                       max_size=6, unique_by=lambda line: line[0]),
        layout=st.sampled_from(["2019", "2022", "2024"]))
@@ -291,7 +292,8 @@ def _png_bytes():
 PNG = _png_bytes()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.integers(0, len(PNG)),
        flips=st.lists(st.tuples(st.integers(0, len(PNG) - 1), st.integers(1, 255)),
                       max_size=4))

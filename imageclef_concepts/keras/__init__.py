@@ -8,8 +8,10 @@ TensorFlow: the first use of one of these names does, which keeps
 ``imageclef-concepts --help`` and ``evaluate`` fast.
 """
 
-import importlib
 import os
+from typing import TYPE_CHECKING
+
+from .._api import lazy_attribute
 
 # The names users give, as plain data, so that parameter checks and the command
 # line can list them without importing TensorFlow.
@@ -36,7 +38,8 @@ _LAZY = {
     "build_backbone_network": "._network",
 }
 
-__all__ = ["AUGMENTATIONS", "BACKBONES", "LOSSES", "start_quietly", *_LAZY]
+__all__ = ["AUGMENTATIONS", "BACKBONES", "LOSSES", "BackboneEmbedding", "ConceptCNNClassifier",
+           "build_backbone_network", "build_concept_cnn", "start_quietly"]
 
 
 def start_quietly():
@@ -65,9 +68,11 @@ def start_quietly():
         os.close(saved)
 
 
+if TYPE_CHECKING:
+    from ._cnn_classifier import ConceptCNNClassifier
+    from ._embedding import BackboneEmbedding
+    from ._network import build_backbone_network, build_concept_cnn
+
+
 def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return lazy_attribute(__name__, _LAZY, name)

@@ -43,10 +43,10 @@ from sklearn.base import BaseEstimator
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import ClassifierTags
 
-from .._base import set_multilabel_tags
-from .._images import as_image_source
-from .._ranges import check_sample_weight
-from .._targets import ConceptTargets
+from ..concepts._targets import ConceptTargets
+from ..images._sources import as_image_source
+from ..models._base import set_multilabel_tags
+from ..models._ranges import check_sample_weight
 
 
 class ScikerasAdapter(KerasClassifier):

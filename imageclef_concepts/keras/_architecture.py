@@ -21,12 +21,12 @@ from numbers import Integral, Real
 import keras
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._checkpoints import check_checkpoint_folder
-from .._decision import DecisionRule
-from .._image_decoding import RESAMPLING
-from .._image_store import ImageStore
-from .._images import ON_ERROR
-from .._ranges import check_pos_weight
+from ..files._checkpoints import check_checkpoint_folder
+from ..images._decoding import RESAMPLING
+from ..images._sources import ON_ERROR
+from ..images._store import ImageStore
+from ..models._decision import DecisionRule
+from ..models._ranges import check_pos_weight
 from . import AUGMENTATIONS, BACKBONES, LOSSES
 from ._devices import (
     DISTRIBUTIONS,

@@ -33,8 +33,8 @@ import os
 
 import keras
 
-from .._atomic_files import open_regular_file, replaced_atomically
-from .._checkpoints import (
+from ..files._atomic import open_regular_file, replaced_atomically
+from ..files._checkpoints import (
     BACKUP_EPOCH_FILES,
     BACKUP_RECORD,
     PREVIOUS,

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .._image_decoding import ImageDecodeError
+from ..images._decoding import ImageDecodeError
 
 
 class ImageBatches:

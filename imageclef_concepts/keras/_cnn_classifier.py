@@ -5,7 +5,7 @@ the network they describe, built by :mod:`._network`), :mod:`._training_loop`,
 :mod:`._model_file` (save, load, export, card), :mod:`._prediction`
 (probabilities, embeddings) and :mod:`._adapter` (every contact with
 scikeras); ``predict`` and ``score`` are the shared
-:class:`~imageclef_concepts._base.ConceptClassifierMixin`'s.
+:class:`~imageclef_concepts.models._base.ConceptClassifierMixin`'s.
 
 The walk of ``X`` from ``fit`` to the network reads here, top to bottom:
 
@@ -27,8 +27,8 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
-from .. import _paper as paper
-from .._base import ConceptClassifierMixin
+from ..models import _paper as paper
+from ..models._base import ConceptClassifierMixin
 from ._adapter import ScikerasAdapter
 from ._architecture import PARAMETER_CONSTRAINTS, build_network, check_architecture
 from ._model_file import ModelFileMixin, read_keras_file

@@ -10,8 +10,8 @@ import keras
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._image_store import ImageStore
-from .._images import as_image_source
+from ..images._sources import as_image_source
+from ..images._store import ImageStore
 from . import BACKBONES
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._network import backbone_preprocessing, pooled_backbone
@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # names for annotations only
 
 
 class BackboneEmbedding(TransformerMixin, BaseEstimator):
-    """Image embeddings from an ImageNet backbone, for :class:`~imageclef_concepts.ConceptKNNClassifier`.
+    """Image embeddings from an ImageNet backbone, for
+    :class:`~imageclef_concepts.ConceptKNNClassifier`.
 
     A transformer that learns nothing: ``fit`` checks the parameters,
     ``transform`` (or ``embed``) gives each image's pooled backbone features.

@@ -1,7 +1,7 @@
 """The ``.keras`` model file of a :class:`ConceptCNNClassifier`: save, load, export, card.
 
 A model file is Keras' native ``.keras`` archive with, beside the network, a
-JSON record (:data:`~imageclef_concepts._model_card.METADATA_ENTRY`): the
+JSON record (:data:`~imageclef_concepts.models._card.METADATA_ENTRY`): the
 file format, versions, every parameter (:func:`saved_params`), the concept
 vocabulary, the history and the decision rule. :class:`ModelFileMixin`
 gives the estimator ``save``, ``load``, ``export``, ``model_card`` and
@@ -22,10 +22,9 @@ from typing import TYPE_CHECKING
 import keras
 from sklearn.utils.validation import check_is_fitted
 
-from .._atomic_files import replaced_atomically
-from .._checkpoints import CheckpointError, remove_checkpoint
-from .._decision import DecisionRule
-from .._model_card import (
+from ..files._atomic import replaced_atomically
+from ..files._checkpoints import CheckpointError, remove_checkpoint
+from ..models._card import (
     METADATA_ENTRY,
     ModelFileError,
     check_record,
@@ -33,7 +32,8 @@ from .._model_card import (
     model_card,
     read_model_record,
 )
-from .._persistence import estimator_from_params, jsonable, model_file_errors
+from ..models._decision import DecisionRule
+from ..models._persistence import estimator_from_params, jsonable, model_file_errors
 from ._adapter import KerasTargets
 
 if TYPE_CHECKING:  # names for annotations only
@@ -111,7 +111,7 @@ class ModelFileMixin:
 
         import tensorflow as tf
 
-        from .. import __version__
+        from .._version import __version__
 
         return {
             "format": FILE_FORMAT,
@@ -213,7 +213,7 @@ class ModelFileMixin:
 def read_keras_file(path, cls, *, shown_as=None):
     """An estimator of class ``cls`` from a ``.keras`` file, checked like a fit's input.
 
-    The record's structure (:func:`~imageclef_concepts._model_card.check_record`),
+    The record's structure (:func:`~imageclef_concepts.models._card.check_record`),
     every parameter (the estimator's ``_validate_params``, unknown ones
     dropped with a warning), and the network against the record: its input
     size and one output per concept. Anything wrong is one

@@ -16,7 +16,7 @@ from numbers import Integral
 
 import keras
 
-from .. import _paper as paper
+from ..models import _paper as paper
 from . import BACKBONES
 
 SMALLEST_BACKBONE_INPUT = 32
@@ -89,7 +89,7 @@ def build_concept_cnn(
     """Build the paper's CNN (uncompiled).
 
     :class:`~imageclef_concepts.ConceptCNNClassifier` passes every argument;
-    the defaults are its own (:mod:`imageclef_concepts._paper`), for direct
+    the defaults are its own (:mod:`imageclef_concepts.models._paper`), for direct
     callers.
 
     Parameters
@@ -299,7 +299,7 @@ def build_backbone_network(
     """A Keras applications backbone with the concept head (uncompiled).
 
     :class:`~imageclef_concepts.ConceptCNNClassifier` passes every argument;
-    the defaults are its own (:mod:`imageclef_concepts._paper`) but for
+    the defaults are its own (:mod:`imageclef_concepts.models._paper`) but for
     ``image_size``: 224, the input the ImageNet weights were trained at.
 
     Parameters

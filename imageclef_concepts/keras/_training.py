@@ -9,7 +9,7 @@
   instant loses at most the epoch being saved). Started again with the same
   arguments, a killed training goes on from its last finished epoch. The
   folder itself (ownership, fingerprint, lock, removal) is
-  :mod:`imageclef_concepts._checkpoints`'.
+  :mod:`imageclef_concepts.files._checkpoints`'.
 * :func:`seeded` seeds Python, NumPy and TensorFlow for reproducible
   training and puts every piece of global state back as it was.
 """
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import keras
 import numpy as np
 
-from .._checkpoints import BACKUP
+from ..files._checkpoints import BACKUP
 from ._backup import (
     BEST_WEIGHTS,
     PLATEAU_COUNTERS,
@@ -56,7 +56,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     Parameters
     ----------
-    folder : imageclef_concepts._checkpoints.CheckpointFolder
+    folder : imageclef_concepts.files._checkpoints.CheckpointFolder
         The run's checkpoint folder, opened (marked, fingerprinted and locked).
     keeper : keras.callbacks.EarlyStopping or None
         The best-epoch keeper whose state is saved and restored.

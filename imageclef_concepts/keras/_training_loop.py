@@ -29,8 +29,8 @@ from contextlib import contextmanager
 import keras
 import numpy as np
 
-from .._checkpoints import CheckpointFolder, digest
-from .._images import images_digest
+from ..files._checkpoints import CheckpointFolder, digest
+from ..images._sources import images_digest
 from ._architecture import compile_network, strategy_scope
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._ema import EMASwap, uses_ema

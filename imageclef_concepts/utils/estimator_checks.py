@@ -3,7 +3,7 @@
 scikit-learn's ``check_estimator`` runs its data checks only on estimators
 whose input is a 2-d table, so it skips every image estimator. These checks
 fit on small images, given as arrays and as image paths, and check what the
-contract (:mod:`imageclef_concepts._base`) promises: ``y``'s own form out
+contract (:mod:`imageclef_concepts.models._base`) promises: ``y``'s own form out
 of ``predict``, ``score`` equal to the official F1, the decision rule
 applied, clone and pickle, save then load predicting the same, concepts
 unseen in training counted as misses. As imbalanced-learn's
@@ -29,10 +29,10 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from .._base import decision_scores
-from .._concepts import is_concept_lists
-from .._decision import DecisionRule
-from .._metrics import imageclef_f1_score
+from ..concepts._lists import is_concept_lists
+from ..concepts._metrics import imageclef_f1_score
+from ..models._base import decision_scores
+from ..models._decision import DecisionRule
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Callable, Iterator, Sequence

@@ -15,7 +15,7 @@ import pytest
 try:
     from imageclef_concepts.recipes._workflows import load_model
 except ImportError:  # before the subpackages
-    from imageclef_concepts._workflows import load_model
+    from imageclef_concepts.recipes._workflows import load_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())

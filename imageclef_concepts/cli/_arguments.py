@@ -1,0 +1,102 @@
+"""What the command line's subcommands share: argument types, output checks, user errors.
+
+A user's mistake is a :class:`UserError` (or a library error naming the
+problem), reported by ``_cli.main`` as one line on standard error with exit
+code 2. Nothing here imports scikit-learn or TensorFlow: ``--help`` reads it.
+"""
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+
+class UserError(Exception):
+    """A mistake of the user's: reported without a traceback, exit code 2."""
+
+
+def estimator_default(value):
+    """Help text for a flag left to the estimator: None means "not given", so
+    ConceptCNNClassifier's default applies; that default is the paper's
+    setting, read from the module the estimator reads it from (no TensorFlow)."""
+    shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+    return f"default: {shown}"
+
+
+# The library's messages name its keyword arguments; the command line's, its options.
+_OPTION_NAMES = {"edition=": "--edition", "secondary_concepts=": "--secondary-concepts",
+                 "secondary_truth=": "--secondary-truth"}
+_KEYWORDS = re.compile("|".join(re.escape(name) for name in _OPTION_NAMES) + r"(?=[\s).;,]|$)")
+
+
+def one_line(error):
+    """An error as one line: a multi-line message (a list of problems) joined up.
+
+    The library's keyword arguments it names (``edition=``) are given as the
+    options of the command line (``--edition``).
+    """
+    text = str(error) if not isinstance(error, OSError) or not error.filename else \
+        f"{error.strerror}: {error.filename}"
+    text = _KEYWORDS.sub(lambda found: _OPTION_NAMES[found.group()], text)
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def int_tuple(text):
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
+def probability(text):
+    """A decision threshold: a number in [0, 1] (2 would predict nothing, -1 everything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value <= 1:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text}")
+    return value
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def check_output(path, inputs, flag="--output"):
+    """Refuse, before any work, an output that cannot be written or would destroy something.
+
+    A folder, a device or a pipe, a missing or read-only folder, and any
+    input (a file named, or any file of a folder named: an image, a
+    concept file, the model) are refused.
+    """
+    from ..files._atomic import NotARegularFileError, check_not_an_input, check_writable_target
+
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        check_writable_target(path, flag)
+    except NotARegularFileError as error:
+        raise UserError(str(error)) from None
+    if not folder.is_dir():
+        raise UserError(f"{flag} {path}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{flag} {path}: the folder {folder} is not writable.")
+    try:
+        check_not_an_input(path, inputs, flag)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+def say_unless_quiet(args, line):
+    if not args.quiet:
+        print(line)

@@ -1,0 +1,158 @@
+"""The command line's ``recipe-2026``: the 2026-style system, from a data folder to a run file.
+
+A thin layer over :func:`~imageclef_concepts.run_recipe_2026`: the options
+become a :class:`~imageclef_concepts.recipes._2026.Recipe2026`, and
+``--dask`` / ``--ray`` a joblib backend around the call.
+"""
+
+import argparse
+import contextlib
+import socket
+from pathlib import Path
+
+from ._arguments import UserError, one_line, positive_int
+
+
+def add_recipe(commands):
+    recipe = commands.add_parser(
+        "recipe-2026", help="the 2026-style system, from a 2025/2026 data folder to a run file",
+        description="Train members from a grid (backbones x seeds), tune on the validation "
+        "images the 2024 recipe (mean, one threshold), votes (each member's threshold and the "
+        "vote count) and the mean with a count model, keep the better of the last two, predict "
+        "the test images, write and check the 2026 run file, score it and write an HTML report "
+        "when the truth is there. Prints the plan and an estimate first; rerun the same "
+        "command to resume (finished members are loaded). The data folder holds "
+        "<split>/images/ with <split>/concepts.csv and concepts_manual.csv (or <split>/ with "
+        "<split>_concepts.csv) for train, valid and optionally test.")
+    recipe.add_argument("--data", type=Path,
+                        help="the dataset folder (default: none; required unless --dry-run)")
+    recipe.add_argument("--output", type=Path, required=True,
+                        help="a new or empty folder, or one an earlier run of this command made "
+                             "(it resumes)")
+    recipe.add_argument("--dry-run", action="store_true",
+                        help="synthetic data in the same layout (in <output>/data) and tiny "
+                             "members: the whole procedure in well under a minute")
+    recipe.add_argument("--backbones", default=None,
+                        help="comma-separated Keras backbones of the grid (default: "
+                             "densenet121,efficientnetv2b0,convnexttiny)")
+    recipe.add_argument("--seeds", type=positive_int, default=None,
+                        help="seeds per backbone (default: 4; with --dry-run, 2)")
+    recipe.add_argument("--epochs", type=positive_int, default=None,
+                        help="epochs per member (default: 12 with early stopping; --dry-run 2)")
+    recipe.add_argument("--image-size", type=positive_int, default=None,
+                        help="side of the network's input (default: 224; --dry-run 16)")
+    recipe.add_argument("--image-store", type=Path, default=None,
+                        help="the image store the members share (default: <output>/image-store)")
+    recipe.add_argument("--n-jobs", type=_n_jobs, default=None,
+                        help="members trained at once, -1 for every worker (default: one at a "
+                             "time; with --dask or --ray: every worker)")
+    cluster = recipe.add_mutually_exclusive_group()
+    cluster.add_argument("--dask", default=None, metavar="ADDRESS",
+                         help="train the members on this Dask scheduler (workers must read the "
+                              "data and output folders; default: none)")
+    cluster.add_argument("--ray", default=None, metavar="ADDRESS",
+                         help="train the members on this Ray cluster ('auto' for the local one; "
+                              "default: none)")
+    recipe.add_argument("--quiet", action="store_true", help="print only the final score")
+    recipe.set_defaults(run_command=_run_recipe)
+
+
+def _n_jobs(text):
+    """joblib's ``n_jobs``: a whole number other than 0 (negative: all workers but some)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number other than 0, got {text!r}")
+    return value
+
+
+def _run_recipe(args):
+    from ..recipes._2026 import DRY_RUN, Recipe2026, run_recipe_2026
+
+    if args.dry_run == (args.data is not None):
+        raise UserError("give --data DIR, or --dry-run (which makes its own data).")
+    if args.data is not None and not args.data.is_dir():
+        raise UserError(f"data folder not found: {args.data}")
+    recipe = _recipe(args, DRY_RUN if args.dry_run else Recipe2026())
+    n_jobs = args.n_jobs
+    with _cluster(args) as on_cluster:
+        result = run_recipe_2026(args.data, args.output, recipe=recipe, dry_run=args.dry_run,
+                                 image_store=args.image_store,
+                                 n_jobs=n_jobs if n_jobs or not on_cluster else -1,
+                                 say=(lambda line: None) if args.quiet else print)
+    if result.primary is not None:
+        secondary = ("" if result.secondary is None else
+                     f", secondary F1 {result.secondary:.4f}")
+        print(f"Official F1 on the {result.predicted_split} images: {result.primary:.4f}"
+              f"{secondary} (run file {result.run_file})")
+    else:
+        print(f"Run file: {result.run_file}")
+    return 0
+
+
+def _recipe(args, base):
+    from dataclasses import replace
+
+    grid = dict(base.grid)
+    if args.backbones:
+        grid.pop("filters", None)  # the dry run's tiny networks give way to backbones
+        grid["backbone"] = [name.strip() for name in args.backbones.split(",") if name.strip()]
+    if args.seeds:
+        grid["random_state"] = list(range(args.seeds))
+    params = dict(base.estimator_params)
+    if args.epochs:
+        params["epochs"] = args.epochs
+    if args.image_size:
+        params["image_size"] = args.image_size
+    return replace(base, grid=grid, estimator_params=params)
+
+
+@contextlib.contextmanager
+def _cluster(args):
+    """joblib's Dask or Ray backend around the run (yields whether one is used)."""
+    import joblib
+
+    if args.dask is None and args.ray is None:
+        yield False
+        return
+    extra = "dask" if args.dask is not None else "ray"
+    try:
+        if extra == "dask":
+            from distributed import Client
+        else:
+            import ray
+            from ray.util.joblib import register_ray
+    except ImportError as error:
+        raise UserError(f"--{extra} needs {error.name}: pip install "
+                        f"'imageclef_concepts[{extra}]'") from None
+    if extra == "dask":
+        try:
+            client = Client(args.dask, timeout=CONNECT_TIMEOUT)
+        except OSError as error:  # a refused or timed-out connection
+            raise UserError(f"--dask {args.dask}: cannot reach the scheduler in "
+                            f"{CONNECT_TIMEOUT} s ({one_line(error)})") from None
+        with client, joblib.parallel_config(backend="dask"):
+            yield True
+        return
+    _check_reachable(args.ray)  # ray.init retries an unreachable address for minutes
+    ray.init(address=args.ray)
+    register_ray()
+    with joblib.parallel_config(backend="ray"):
+        yield True
+
+
+CONNECT_TIMEOUT = 5  # seconds to reach a cluster before giving up
+
+
+def _check_reachable(address):
+    """Refuse at once a Ray address (``host:port``, ``ray://host:port``) nobody listens at."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # 'auto', or a form ray.init reads its own way
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as error:
+        raise UserError(f"--ray {address}: cannot reach it in {CONNECT_TIMEOUT} s "
+                        f"({error.strerror or error})") from None

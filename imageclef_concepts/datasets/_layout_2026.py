@@ -1,0 +1,156 @@
+"""The 2025/2026 data layout: each split's images, concepts and manual concepts.
+
+The organisers' evaluator (``taubsity/clef-caption-evaluation-2026``,
+``concept_detection/evaluator.py``) reads ``data/<split>/concepts.csv`` and
+``data/<split>/concepts_manual.csv`` (comma CSV, header ``ID,CUIs``), the
+images sitting in ``<split>/images/`` beside them. The released data names
+the same files ``<split>_concepts.csv`` and ``<split>_concepts_manual.csv``
+beside image folders ``<split>/``. :func:`find_imageclef_layout` accepts
+both; :func:`make_imageclef_layout` writes the first, on synthetic images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+from sklearn.utils import Bunch
+
+from ..concept_files._editions import SECONDARY_CUIS
+from ..concept_files._io import write_run
+from ..files._atomic import file_kind
+from ._imageclef import make_concept_images
+
+if TYPE_CHECKING:  # names for annotations only
+    from .._typing import PathLike
+
+SPLITS = ("train", "valid", "test")
+
+
+def find_imageclef_layout(data_dir: PathLike) -> dict[str, Bunch]:
+    """Each split's image folder, concept file and manual concept file, or a clear error.
+
+    Parameters
+    ----------
+    data_dir : str or path-like
+        ``<split>/images/`` with ``<split>/concepts.csv`` (and
+        ``concepts_manual.csv``), or ``<split>/`` with
+        ``<split>_concepts.csv`` (and ``<split>_concepts_manual.csv``), for
+        ``train``, ``valid`` and optionally ``test`` (whose concept files are
+        optional: they score the run).
+
+    Returns
+    -------
+    dict of str to Bunch
+        ``{split: Bunch(images=Path, concepts=Path or None, manual=Path or None)}``,
+        ``test`` only when it has an image folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from imageclef_concepts import find_imageclef_layout, make_imageclef_layout
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = make_imageclef_layout(folder, n_train=4, n_valid=2, n_test=2, test_truth=False)
+    >>> layout = find_imageclef_layout(folder)
+    >>> layout["valid"].manual.name, layout["test"].concepts
+    ('concepts_manual.csv', None)
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data folder not found: {data_dir}")
+    layout = {}
+    for split in SPLITS:
+        nested = data_dir / split / "images"
+        if nested.is_dir():
+            found = Bunch(images=nested, concepts=data_dir / split / "concepts.csv",
+                          manual=data_dir / split / "concepts_manual.csv")
+        else:
+            found = Bunch(images=data_dir / split, concepts=data_dir / f"{split}_concepts.csv",
+                          manual=data_dir / f"{split}_concepts_manual.csv")
+        if not found.images.is_dir():
+            if split == "test":
+                continue
+            raise FileNotFoundError(f"no image folder for {split}: expected {nested} or "
+                                    f"{data_dir / split}")
+        for path in (found.concepts, found.manual):  # a pipe would block, or pass for none
+            if path.exists() and not path.is_file():
+                raise ValueError(f"{path} is {file_kind(path.stat().st_mode)}, not a concept "
+                                 "file: replace it with a regular file, or remove it.")
+        if not found.concepts.is_file():
+            if split != "test":
+                raise FileNotFoundError(f"{found.concepts} not found: the {split} split needs "
+                                        "its concept file (ID,CUIs).")
+            found.concepts = None
+        if not found.manual.is_file():
+            found.manual = None
+        layout[split] = found
+    return layout
+
+
+def make_imageclef_layout(directory: PathLike, edition: str = "2026", *, n_train: int = 80,
+                          n_valid: int = 40, n_test: int = 40, n_concepts: int = 12,
+                          image_size: int = 32, test_truth: bool = True,
+                          random_state: int = 0) -> dict[str, Bunch]:
+    """Write a small synthetic dataset in the 2025/2026 layout.
+
+    ``<directory>/<split>/images/<id>.jpg``, ``<split>/concepts.csv`` and
+    ``<split>/concepts_manual.csv`` (``ID,CUIs``, as the edition's
+    :func:`write_run` writes them) for ``train``, ``valid`` and ``test``.
+    The three most frequent concepts are CUIs of the secondary score, so
+    that it is not empty; an image's manual concepts are its secondary
+    concepts, or all its concepts when it has none (every line of a 2026
+    ground truth holds a concept).
+
+    Parameters
+    ----------
+    directory : str or path-like
+    edition : {"2025", "2026"}, default="2026"
+    n_train, n_valid, n_test : int
+    n_concepts : int, default=12
+    image_size : int, default=32
+    test_truth : bool, default=True
+        Write the test split's concept files (False: its images only, as
+        the organisers hand them out).
+    random_state : int, default=0
+
+    Returns
+    -------
+    dict of str to Bunch
+        ``{split: Bunch(ids, concepts, manual, images_dir, concepts_file)}``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from imageclef_concepts import make_imageclef_layout
+    >>> splits = make_imageclef_layout(tempfile.mkdtemp(), n_train=8, n_valid=4, n_test=4)
+    >>> sorted(splits), len(splits["train"].ids)
+    (['test', 'train', 'valid'], 8)
+    """
+    if str(edition) not in ("2025", "2026"):
+        raise ValueError(f"edition must be '2025' or '2026'; got {edition!r}.")
+    sizes = {"train": n_train, "valid": n_valid, "test": n_test}
+    data = make_concept_images(sum(sizes.values()), n_concepts, image_size,
+                               most_common_frequency=0.7, random_state=random_state)
+    renamed = dict(zip(data.concept_names[:3], sorted(SECONDARY_CUIS)[:3]))
+    concepts = [tuple(renamed.get(c, c) for c in image) for image in data.concepts]
+    splits, first = {}, 0
+    for split in SPLITS:
+        rows = np.arange(first, first + sizes[split])
+        first += sizes[split]
+        folder = Path(directory) / split
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        ids = [f"synthetic_{split}_{row:05d}" for row in rows]
+        for image_id, row in zip(ids, rows):
+            Image.fromarray(data.images[row]).save(folder / "images" / f"{image_id}.jpg",
+                                                   quality=95)
+        truth = [concepts[row] for row in rows]
+        manual = [tuple(c for c in image if c in SECONDARY_CUIS) or image for image in truth]
+        if split != "test" or test_truth:
+            write_run(folder / "concepts.csv", ids, truth, edition=str(edition))
+            write_run(folder / "concepts_manual.csv", ids, manual, edition=str(edition))
+        splits[split] = Bunch(ids=ids, concepts=truth, manual=manual,
+                              images_dir=str(folder / "images"),
+                              concepts_file=str(folder / "concepts.csv"))
+    return splits

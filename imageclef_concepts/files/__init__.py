@@ -1,0 +1,27 @@
+"""The library's own files: written atomically, and training checkpoints.
+
+Every file the library writes goes through :mod:`._atomic` (a temporary file in
+the same folder, then ``os.replace``), so that a failed or interrupted write
+never damages what was there; :mod:`._checkpoints` keeps a training's epochs
+in a folder the library marks as its own and alone may remove.
+"""
+
+from typing import TYPE_CHECKING
+
+from .._api import lazy_attribute
+
+_MODULE_OF = {
+    "CheckpointError": "._checkpoints",
+    "remove_checkpoint": "._checkpoints",
+}
+__all__ = [
+    "CheckpointError",
+    "remove_checkpoint",
+]
+
+if TYPE_CHECKING:
+    from ._checkpoints import CheckpointError, remove_checkpoint
+
+
+def __getattr__(name):
+    return lazy_attribute(__name__, _MODULE_OF, name)

@@ -1,0 +1,394 @@
+"""Images as the network sees them: checked once, prepared batch by batch.
+
+An image source hides where the pixels come from (an in-memory array or a
+list of files) behind ``len(source)`` and ``source.load(indices)``, which
+returns a batch of ``image_size x image_size x 3`` uint8 pixels and a mask of
+the images that could be loaded. Checks that can fail run when the source is
+made, before any training; the work that scales with the data (decoding,
+resizing) runs per batch, in background threads for files, so that the images
+are never all in memory.
+
+This module is Pillow and NumPy only: files (``_image_decoding``) and arrays
+are resized by the same Pillow filter (``resample``), and nothing here
+imports TensorFlow (the ``tf.data`` pipeline lives in
+:mod:`imageclef_concepts.keras`) or scikit-learn.
+"""
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..concepts._lists import is_frame
+from ..files._checkpoints import digest
+from ._decoding import ImageDecodeError, check_image_file, decode_image, is_url, resized
+from ._shelf import file_version, source_key
+from ._store import ImageStoreError, ImageStoreWarning, as_image_store
+
+ON_ERROR = ("raise", "skip")
+"""What an image source does with a file it cannot use: stop naming it, or leave it out."""
+
+
+class SkippedImagesWarning(UserWarning):
+    """Bad image files were left out (``on_error="skip"``).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from imageclef_concepts import ImageLoader, SkippedImagesWarning
+    >>> issubclass(SkippedImagesWarning, UserWarning)
+    True
+    """
+
+
+class _ImageSource:
+    """What every image source has: ``failures`` (index -> problem) and the rest."""
+
+    failures: dict[int, str]  # index -> problem, set per instance
+
+    def usable_indices(self):
+        """Indices of the images not known to be bad."""
+        return np.setdiff1d(np.arange(len(self)), list(self.failures))
+
+    def warn_failures(self, when, reported=0,
+                      consequence="no training on them, NaN probabilities in prediction"):
+        """Warn about the images in ``failures`` from position ``reported`` on."""
+        new = list(self.failures.values())[reported:]
+        if new:
+            warnings.warn(_listing(
+                f"{len(new)} of {len(self)} image file(s) cannot be used (found {when}) and "
+                f"are left out: {consequence}", new), SkippedImagesWarning, stacklevel=4)
+
+
+class ImageArray(_ImageSource):
+    """Images held in memory, validated on construction.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, h, w, 3), (n, h, w, 1) or (n, h, w)
+        uint8 (or integer) pixels in 0-255, or floats in [0, 1] (rounded to
+        the nearest of the 256 levels an image file holds).
+    image_size : int
+        Side of the square images :meth:`load` returns.
+    resample : str, default="bilinear"
+        A key of :data:`RESAMPLING`: the Pillow filter that resizes images of
+        another size, the same one files are resized with.
+    """
+
+    # uint8 crosses into TensorFlow 4x cheaper than float32, and is what files give.
+    dtype = np.uint8
+
+    def __init__(self, X, image_size, resample="bilinear"):
+        self.pixels = _checked_pixel_array(X)
+        self.image_size = image_size
+        self.resample = resample
+        self.failures = {}  # checked up front: an array has no undecodable image
+
+    def __len__(self):
+        return len(self.pixels)
+
+    @property
+    def shape(self):
+        return self.pixels.shape
+
+    def load(self, indices):
+        """Return images ``indices`` as an (n, image_size, image_size, 3) batch, 0-255.
+
+        The second value, which images loaded, is always all True in memory.
+        """
+        return self._prepare(self.pixels[indices]), np.ones(len(indices), dtype=bool)
+
+    def _prepare(self, batch):
+        if batch.ndim == 3:
+            batch = batch[..., np.newaxis]
+        if batch.dtype.kind == "f":
+            batch = np.rint(batch.astype(np.float32) * np.float32(255)).astype(np.uint8)
+        elif batch.dtype != np.uint8:
+            batch = batch.astype(np.uint8)
+        if batch.shape[-1] == 1:
+            batch = np.repeat(batch, 3, axis=-1)
+        if batch.shape[1:3] != (self.image_size, self.image_size):
+            batch = np.stack([resized(image, self.image_size, self.resample)
+                              for image in batch])
+        return batch
+
+
+class ImageFiles(_ImageSource):
+    """Images read from files, a batch at a time.
+
+    On construction every file is checked (exists, not empty, a header
+    Pillow recognises), in threads, before any training starts.
+
+    Parameters
+    ----------
+    paths : sequence of str or path-like
+    image_size : int
+    resample : str, default="bilinear"
+        A key of :data:`RESAMPLING`.
+    on_error : {"raise", "skip"}, default="raise"
+        ``"raise"``: the check lists every bad file in one
+        :class:`ImageDecodeError`, and a file that fails to decode later raises
+        naming it. ``"skip"``: bad files are recorded in ``failures`` and left
+        out (:meth:`usable_indices`), with a :class:`SkippedImagesWarning`
+        naming them; so is a file that fails to decode later.
+    workers : int, default=2
+        Threads for the check and for decoding inside a batch.
+    cache_mb : float, default=0
+        Decoded images are kept in memory, up to this many megabytes, so that
+        later epochs do not decode them again (as ``tf.data``'s ``cache()``,
+        but bounded: images beyond the budget are decoded at every pass).
+        Small images decode in less time than a training step on them, and
+        decoding them every epoch makes training from files slower than from
+        arrays.
+    image_store : ImageStore or None, default=None
+        Images the store holds at this size and filter are read from it (and
+        not checked again: their file has not changed since they were
+        decoded); the others are decoded and added to it.
+
+    Attributes
+    ----------
+    stored : dict
+        Where the store holds each image that it holds (by index).
+    """
+
+    def __init__(self, paths, image_size, resample="bilinear", on_error="raise", workers=2,
+                 cache_mb=0, image_store=None):
+        self.paths = [os.fspath(path) for path in paths]
+        self.image_size = image_size
+        self.resample = resample
+        self.on_error = on_error
+        self.workers = workers
+        self.dtype = np.uint8
+        self._cache = {}  # index -> decoded pixels
+        self._cache_room = int(cache_mb * 2**20) // (image_size * image_size * 3)
+        if not self.paths:
+            raise ValueError("X holds no image (0 paths).")
+        self._shelf = None if image_store is None else image_store.shelf(image_size, resample)
+        self._store_failed = False  # warned once, then decoded without the store
+        self.stored = self._locate_stored()
+        to_check = [index for index in range(len(self.paths)) if index not in self.stored]
+        problems = self._map(check_image_file, [self.paths[index] for index in to_check])
+        self.failures = {index: problem for index, problem in zip(to_check, problems)
+                         if problem}
+        if self.failures and on_error == "raise":
+            raise ImageDecodeError(_listing(
+                f"{len(self.failures)} of {len(self.paths)} image file(s) cannot be used "
+                "(on_error='skip' leaves them out)", self.failures.values()))
+        if len(self.failures) == len(self.paths):
+            raise ImageDecodeError(_listing("None of the image files can be used",
+                                            self.failures.values()))
+        self.warn_failures("on checking the files")
+
+    def __len__(self):
+        return len(self.paths)
+
+    def _map(self, function, items):
+        # One task per thread, not per item: handing a small image to a
+        # thread costs as much as decoding it.
+        n_chunks = min(self.workers, len(items))
+        if n_chunks <= 1:
+            return [function(item) for item in items]
+        chunks = [items[start::n_chunks] for start in range(n_chunks)]
+        with ThreadPoolExecutor(max_workers=n_chunks) as pool:
+            done = list(pool.map(lambda chunk: [function(item) for item in chunk], chunks))
+        outcomes = [None] * len(items)
+        for start, chunk_outcomes in enumerate(done):
+            outcomes[start::n_chunks] = chunk_outcomes
+        return outcomes
+
+    def load(self, indices):
+        """Decode images ``indices``; return the batch and which decoded.
+
+        Images that cannot be decoded are zeros, marked False in the mask.
+        """
+        batch = np.zeros((len(indices), self.image_size, self.image_size, 3), dtype=np.uint8)
+        good = np.array([int(index) not in self.failures for index in indices], dtype=bool)
+        to_decode, from_store = [], []
+        for position in np.flatnonzero(good):
+            index = int(indices[position])
+            cached = self._cache.get(index)
+            if cached is not None:
+                batch[position] = cached
+            elif index in self.stored:
+                from_store.append((position, self.stored[index]))
+            else:
+                to_decode.append(position)
+        if from_store:  # what cannot be read back intact is decoded again
+            to_decode += self._shelf.read_into(batch, from_store)
+        outcomes = self._map(self._decode_or_error, [self.paths[indices[p]] for p in to_decode])
+        decoded = []
+        for position, outcome in zip(to_decode, outcomes):
+            index = int(indices[position])
+            if isinstance(outcome, ImageDecodeError):
+                if self.on_error == "raise":
+                    raise outcome
+                self.failures[index] = str(outcome)
+                good[position] = False
+            else:
+                batch[position] = outcome
+                decoded.append(position)
+                if len(self._cache) < self._cache_room:
+                    self._cache[index] = outcome
+        if decoded and self._shelf is not None:
+            self._store([int(indices[p]) for p in decoded], batch[decoded])
+        return batch, good
+
+    def _locate_stored(self):
+        """Where the store holds each image at its file's current version: ``{index: entry}``.
+
+        A store whose index cannot be read is a warning: the images are decoded.
+        """
+        if self._shelf is None:
+            return {}
+        self._keys = [source_key(path) for path in self.paths]
+        self._versions = self._map(file_version, self.paths)
+        try:
+            return self._shelf.locate(self._keys, self._versions)
+        except (ImageStoreError, OSError) as error:
+            self._give_up_store(f"cannot be read ({error})")
+            self._shelf = None
+            return {}
+
+    def _store(self, decoded, pixels):
+        """Add freshly decoded images to the store (those whose version is known).
+
+        A store that cannot be written is one warning; it is not tried again
+        by this source (a locked index would cost its timeout at every batch).
+        """
+        kept = [position for position, index in enumerate(decoded)
+                if self._versions[index] is not None]
+        if self._store_failed or not kept:
+            return
+        try:
+            added = self._shelf.add([self._keys[decoded[p]] for p in kept],
+                                    [self._versions[decoded[p]] for p in kept], pixels[kept])
+        except (ImageStoreError, OSError) as error:
+            self._give_up_store(f"cannot be written ({error})")
+            return
+        self.stored.update((decoded[p], added[row]) for row, p in enumerate(kept))
+
+    def _give_up_store(self, reason):
+        warnings.warn(f"The image store {self._shelf.store.path} {reason}; the images it does "
+                      "not hold are decoded at every use.", ImageStoreWarning, stacklevel=5)
+        self._store_failed = True
+
+    def _decode_or_error(self, path):
+        try:
+            return decode_image(path, self.image_size, self.resample)
+        except ImageDecodeError as error:
+            return error
+
+
+def _listing(summary, problems, shown=20):
+    problems = list(problems)
+    lines = [f"{summary}:"] + [f"  {problem}" for problem in problems[:shown]]
+    if len(problems) > shown:
+        lines.append(f"  ... and {len(problems) - shown} more")
+    return "\n".join(lines)
+
+IMAGE_SHAPES = "(n, h, w, 3), (n, h, w, 1) or (n, h, w)"
+
+
+def is_path_sequence(X):
+    """True for a sequence (list, tuple, 1-d array, pandas Series) of str or path-like items.
+
+    Strings may be local paths or ``fsspec`` URLs (``s3://``, ``gs://``,
+    ``file://``, ``memory://``...).
+    """
+    if isinstance(X, (str, bytes, os.PathLike)):
+        raise ValueError(
+            f"X must be a sequence of image paths or an array of images, not one path: {X!r}."
+        )
+    if hasattr(X, "iloc") and getattr(X, "ndim", None) == 1:  # a pandas Series or column
+        X = X.to_numpy(dtype=object)
+    if isinstance(X, np.ndarray):
+        return X.ndim == 1 and X.dtype.kind in "UO" and len(X) > 0 and isinstance(
+            X[0], (str, os.PathLike))
+    if isinstance(X, (list, tuple)):
+        return len(X) > 0 and all(isinstance(item, (str, os.PathLike)) for item in X)
+    return False
+
+
+def _file_identity(path):
+    """A local file's absolute path, size and modification time; a URL as it is."""
+    if is_url(path):
+        return path
+    path = os.path.abspath(path)
+    try:
+        status = os.stat(path)
+    except OSError:
+        return path  # a bad file: reported by the image check, by on_error
+    return f"{path}\0{status.st_size}\0{status.st_mtime_ns}"
+
+
+def images_digest(X):
+    """A digest that changes when the images change: their files, or their pixels.
+
+    For an image source (:class:`ImageFiles`, :class:`ImageArray`) or what a
+    user passes as ``X``; a local file counts as its absolute path, size and
+    modification time. Fingerprints a training run for its checkpoint.
+    """
+    if isinstance(X, ImageFiles):
+        X = X.paths
+    elif isinstance(X, ImageArray):
+        X = X.pixels
+    if is_path_sequence(X):
+        return digest(*(_file_identity(os.fspath(path)) for path in X))
+    pixels = np.ascontiguousarray(X)
+    return digest(str(pixels.shape), pixels.dtype.str, memoryview(pixels).cast("B"))
+
+
+def as_image_source(X, image_size, resample="bilinear", on_error="raise", workers=2,
+                    cache_mb=0, image_store=None):
+    """Wrap the user's ``X``: :class:`ImageFiles` for paths, :class:`ImageArray` otherwise.
+
+    ``image_store`` is an estimator's parameter: None, a folder or an
+    :class:`~imageclef_concepts.ImageStore` (arrays do not use it).
+    """
+    if isinstance(X, (ImageArray, ImageFiles)):
+        return X
+    if is_path_sequence(X):
+        return ImageFiles(X, image_size, resample, on_error, workers, cache_mb,
+                          as_image_store(image_store))
+    return ImageArray(X, image_size, resample)
+
+
+def _checked_pixel_array(X):
+    if is_frame(X):  # a table of paths (or of anything) is not a sequence of paths
+        raise ValueError(
+            f"X is a {type(X).__name__} of shape {tuple(X.shape)}: X must be images (an "
+            f"array of pixels of shape {IMAGE_SHAPES}) or a sequence of image paths, not a "
+            "table. For a table of paths, give its column: X['path'].")
+    X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise ValueError(
+            f"X must be an array of image pixels of shape {IMAGE_SHAPES}; got dtype {X.dtype}."
+        )
+    if X.ndim not in (3, 4) or (X.ndim == 4 and X.shape[-1] not in (1, 3)):
+        raise ValueError(
+            f"X must be images of shape {IMAGE_SHAPES}; got an array of shape {X.shape} "
+            f"({X.ndim} dimensions)."
+        )
+    if len(X) == 0:
+        raise ValueError("X holds no image (0 samples).")
+    if X.shape[1] == 0 or X.shape[2] == 0:
+        raise ValueError(f"X holds images of size {X.shape[1]} x {X.shape[2]}.")
+    if X.dtype.kind == "b":
+        raise ValueError("X is boolean; pass uint8 pixels (0-255) or floats in [0, 1].")
+    if X.dtype.kind == "f":
+        if not np.isfinite(X).all():
+            raise ValueError(f"X contains {int((~np.isfinite(X)).sum())} NaN or infinite value(s).")
+        low, high = X.min(), X.max()
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"Float images must be in [0, 1]; got values from {low:g} to {high:g}. "
+                "Pass uint8 pixels (0-255) or divide by 255."
+            )
+    elif X.dtype != np.uint8:
+        low, high = X.min(), X.max()
+        if low < 0 or high > 255:
+            raise ValueError(
+                f"Integer images must be in 0-255; got values from {low} to {high}."
+            )
+    return X

@@ -1,0 +1,403 @@
+"""ImageStore: images decoded and resized once, kept on disk for every later use.
+
+Decoding a radiology JPEG and resizing it costs more than a training step on
+it at small sizes, and every epoch, fold, grid-search candidate and ensemble
+member used to decode the same files again. A store is a folder that keeps
+each image as the networks see it (``image_size`` square, RGB uint8, resized
+with the chosen Pillow filter), decoded the first time any process asks for
+it and read back from disk ever after:
+
+* ``imageclef_concepts-image-store.json`` marks the folder as a store (the
+  library writes only into a new or empty folder, or one it marked, and
+  never deletes anything);
+* ``index.sqlite`` maps each file (its absolute path or URL, and a version
+  made of its size and modification times) and each shelf (image size and
+  filter) to a row of a chunk file, with the row's check. SQLite serialises
+  the writers of concurrent processes (joblib's loky, Dask or Ray workers on
+  one machine) and lets readers go on meanwhile;
+* ``<size>px-<filter>/<random>.npy``: the shelves' chunks of prepared images
+  (:mod:`._image_shelf`).
+
+Rows are read with positioned reads straight into the batch being
+assembled, so memory stays that of one batch whatever the number of images
+(pages of mapped files would count towards the process's resident memory).
+A store that cannot be written (a full disk, a read-only folder) is read as
+it is, and what it lacks is decoded at every use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import sqlite3
+import stat
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from ..files._atomic import file_kind, open_regular_file, write_atomically
+from ._decoding import RESAMPLING
+from ._shelf import Shelf
+
+if TYPE_CHECKING:  # names for annotations only
+    from .._typing import PathLike
+
+MANIFEST = "imageclef_concepts-image-store.json"
+INDEX = "index.sqlite"
+_FORMAT = "imageclef_concepts.ImageStore"
+_FORMAT_VERSION = 1
+# The store's own files, none of which may be a symbolic link (SQLite would
+# write through it): the index with its journals, and the manifest.
+_OWN_FILES = (MANIFEST, INDEX, f"{INDEX}-wal", f"{INDEX}-shm", f"{INDEX}-journal")
+# The temporary file of a manifest being written by another process creating the store.
+_MANIFEST_BEING_WRITTEN = re.compile(r"^\.saving-[^/]*\.json$")
+_SHELF_NAME = re.compile(r"^[1-9][0-9]*px-(" + "|".join(RESAMPLING) + r")$")
+_SCHEMA = """CREATE TABLE IF NOT EXISTS images (
+    shelf TEXT NOT NULL, source BLOB NOT NULL, version TEXT NOT NULL,
+    chunk TEXT NOT NULL, row INTEGER NOT NULL, crc INTEGER NOT NULL,
+    PRIMARY KEY (shelf, source))"""
+_QUERY_SIZE = 500  # sources per SELECT ... IN (...): far below SQLite's variable limit
+# Seconds a writer waits for another's transaction (they last milliseconds);
+# past it the image is decoded without the store rather than blocking training.
+_BUSY_TIMEOUT = 30
+
+
+class ImageStoreError(ValueError):
+    """A folder that cannot be used as an image store, with the reason.
+
+    Examples
+    --------
+    >>> from imageclef_concepts import ImageStoreError
+    >>> issubclass(ImageStoreError, ValueError)
+    True
+    """
+
+
+class ImageStoreWarning(UserWarning):
+    """An image store that cannot be written: images are decoded without it.
+
+    Examples
+    --------
+    >>> from imageclef_concepts import ImageStoreWarning
+    >>> issubclass(ImageStoreWarning, UserWarning)
+    True
+    """
+
+
+class ImageStore:
+    """A folder of prepared images, shared by every fit, fold, member and process.
+
+    Give it (or its path) as ``image_store`` to :class:`ConceptCNNClassifier`,
+    :class:`ConceptKNNClassifier`, :class:`BackboneEmbedding` or
+    :class:`ImageLoader`: images given as paths are then read from the store
+    when it holds them at the estimator's size and filter, and decoded and
+    added otherwise. Pixels read back are exactly those decoding gives.
+    :func:`prepare_images` (``imageclef-concepts prepare``) fills a store
+    ahead of training.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A folder: created when absent; else it must be empty or already a
+        store (a folder holding anything else is refused, never changed).
+        Local disks only: SQLite's locking is unreliable on network file
+        systems.
+
+    Attributes
+    ----------
+    path : str
+        The folder, as an absolute path.
+
+    Raises
+    ------
+    ImageStoreError
+        When ``path`` is a file, a folder holding other files, or a store
+        written by a newer version of the library.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from imageclef_concepts import ImageStore
+    >>> folder = tempfile.mkdtemp()
+    >>> paths = [os.path.join(folder, f"{i}.png") for i in range(3)]
+    >>> for path in paths:
+    ...     Image.fromarray(np.full((50, 40), 7, dtype=np.uint8)).save(path)
+    >>> from imageclef_concepts import ImageLoader
+    >>> store = ImageStore(os.path.join(folder, "store"))
+    >>> ImageLoader(image_size=32, image_store=store).fit_transform(paths).shape
+    (3, 32, 32, 3)
+    >>> store.summary()
+    {'32px-bilinear': {'images': 3, 'bytes': 9216, 'disk_bytes': 9344}}
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        _claim_folder(self.path, create=True)
+        self._claimed = True
+        self._connections = threading.local()
+        self.read_only = False
+
+    def __getstate__(self):
+        return {"path": self.path}  # connections belong to one process and thread
+
+    def __setstate__(self, state):
+        # A store read from a pickle is checked again before its first use, and
+        # never created: the folder may have changed hands since it was saved.
+        self.path = state["path"]
+        self._claimed = False
+        self._connections = threading.local()
+        self.read_only = False
+
+    def __repr__(self):
+        return f"ImageStore({self.path!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, ImageStore) and other.path == self.path
+
+    __hash__ = None  # type: ignore[assignment]  # equal by path, but mutable on disk
+
+    def shelf(self, image_size: int, resample: str = "bilinear") -> Shelf:
+        """The store's images of one size and filter.
+
+        Raises
+        ------
+        ImageStoreError
+            When the folder is no longer a store (a store read from a pickle
+            is checked again here).
+        """
+        if resample not in RESAMPLING:
+            raise ValueError(f"resample must be one of {sorted(RESAMPLING)}; got {resample!r}.")
+        self._check_claim()
+        return Shelf(self, int(image_size), resample)
+
+    def _check_claim(self):
+        if not self._claimed:
+            _claim_folder(self.path, create=False)
+            self._claimed = True
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """What the store holds, by shelf (``"<size>px-<filter>"``).
+
+        ``images`` and ``bytes`` of their pixels, and ``disk_bytes``: the
+        size of the shelf's chunk files, which also hold earlier versions of
+        changed files and the images of interrupted or concurrent writes.
+        """
+        rows = self._query("SELECT shelf, COUNT(*) FROM images GROUP BY shelf ORDER BY shelf")
+        return {shelf: {"images": count, "bytes": count * _row_bytes(shelf),
+                        "disk_bytes": _folder_bytes(os.path.join(self.path, shelf))}
+                for shelf, count in rows
+                if isinstance(shelf, str) and _SHELF_NAME.match(shelf)}
+
+    # --------------------------------------------------------------- the index
+
+    def _connection(self):
+        """This thread's connection to the index (SQLite connections are per thread and process).
+
+        A store that cannot be written (read-only files or folder) is opened
+        read-only; :meth:`_record` then fails, and images are decoded.
+        """
+        local = self._connections
+        if getattr(local, "pid", None) != os.getpid():
+            self._check_claim()
+            index = os.path.join(self.path, INDEX)
+            try:
+                connection = _writable_index(index)
+            except sqlite3.Error as error:
+                if not os.path.isfile(index):
+                    raise ImageStoreError(f"the index of the image store {self.path} cannot "
+                                          f"be created ({index}: {error}).") from None
+                connection = _read_only_index(index)
+                self.read_only = True
+            local.connection, local.pid = connection, os.getpid()
+        return local.connection
+
+    def _query(self, sql, parameters=()):
+        try:
+            return self._connection().execute(sql, parameters).fetchall()
+        except sqlite3.Error as error:
+            raise ImageStoreError(f"the index of the image store {self.path} cannot be read "
+                                  f"({type(error).__name__}: {error}); name another folder "
+                                  "for the store.") from None
+
+    def _entries(self, shelf, keys):
+        """``{key: (version, chunk, row, crc)}`` for the files (``keys``) the shelf holds."""
+        found = {}
+        for start in range(0, len(keys), _QUERY_SIZE):
+            part = keys[start:start + _QUERY_SIZE]
+            found.update((key, rest) for key, *rest in self._query(
+                "SELECT source, version, chunk, row, crc FROM images WHERE shelf = ? AND "
+                f"source IN ({', '.join('?' * len(part))})", (shelf, *part)))
+        return found
+
+    def _record(self, shelf, records):
+        """Record ``(key, version, chunk, row, crc)`` rows in one transaction.
+
+        Raises
+        ------
+        OSError
+            When the index cannot be written (read-only, locked too long).
+        """
+        if self.read_only:
+            raise OSError(f"the index {os.path.join(self.path, INDEX)} is read-only")
+        connection = self._connection()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.executemany(
+                    "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?)",
+                    [(shelf, *record) for record in records])
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise OSError(f"the index {os.path.join(self.path, INDEX)} cannot be written "
+                          f"({error})") from None
+
+
+def _writable_index(index):
+    """A connection that may write the index, waiting up to ``_BUSY_TIMEOUT`` for other writers.
+
+    Processes opening a new store at once race to create the index and set
+    its journal mode; SQLite answers "database is locked" to the losers
+    without calling its busy handler, so that answer is waited out here
+    rather than taken for a read-only store.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    while True:
+        connection = sqlite3.connect(index, timeout=_BUSY_TIMEOUT, isolation_level=None)
+        try:
+            # WAL: readers go on while another process writes; NORMAL: no fsync
+            # per commit (a crash may lose the last entries, never damage the index).
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(_SCHEMA)
+            return connection
+        except sqlite3.OperationalError as error:
+            connection.close()
+            if not _is_busy(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))  # apart, so the racers do not meet again
+
+
+def _is_busy(error):
+    """Whether SQLite refused because another connection holds a lock (worth waiting for)."""
+    name = getattr(error, "sqlite_errorname", "")  # Python 3.11+
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "is locked" in str(error)
+
+
+def _read_only_index(index):
+    """A read-only connection; ``immutable`` (no locks nor journal files, which a read-only
+    folder cannot hold) when even that fails: nobody writes a store no one can write."""
+    try:
+        connection = sqlite3.connect(f"file:{index}?mode=ro", uri=True, isolation_level=None)
+        connection.execute("SELECT COUNT(*) FROM images").fetchall()
+        return connection
+    except sqlite3.Error:
+        return sqlite3.connect(f"file:{index}?mode=ro&immutable=1", uri=True,
+                               isolation_level=None)
+
+
+def as_image_store(image_store):
+    """The :class:`ImageStore` of an estimator's ``image_store`` parameter (None stays None)."""
+    if image_store is None or isinstance(image_store, ImageStore):
+        return image_store
+    return ImageStore(image_store)
+
+
+def _folder_bytes(folder):
+    try:
+        with os.scandir(folder) as entries:
+            return sum(entry.stat().st_size for entry in entries if entry.is_file())
+    except OSError:
+        return 0
+
+
+def _row_bytes(shelf):
+    return int(shelf.split("px-")[0]) ** 2 * 3
+
+
+def _claim_folder(path, create):
+    """Make ``path`` a store (if ``create``), or check that it is one; refuse anything else.
+
+    Nothing is changed in a folder that is refused. Without the store's
+    manifest only an empty folder is taken (or one where another process is
+    writing the manifest): a folder holding files of the store's names but
+    not its manifest is someone else's.
+    """
+    entries = _folder_entries(path, create)
+    if MANIFEST in entries:
+        _check_manifest(os.path.join(path, MANIFEST))
+    else:
+        foreign = sorted(name for name in entries if not _MANIFEST_BEING_WRITTEN.match(name))
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise ImageStoreError(
+                f"image store {path} holds {len(foreign)} file(s) that are not an image store "
+                f"of imageclef_concepts ({shown}); it is left as it is. Name a new or empty "
+                "folder for the store.")
+        if not create:
+            raise ImageStoreError(f"image store {path} is no longer an image store (its "
+                                  f"manifest {MANIFEST} is gone); it is left as it is.")
+        manifest = json.dumps({"format": _FORMAT, "version": _FORMAT_VERSION}).encode()
+        try:
+            write_atomically(os.path.join(path, MANIFEST), lambda f: f.write(manifest))
+        except OSError as error:
+            raise ImageStoreError(f"image store {path} cannot be written: "
+                                  f"{error.strerror or error}.") from None
+    for name in [*_OWN_FILES, *filter(_SHELF_NAME.match, entries)]:
+        if os.path.islink(os.path.join(path, name)):
+            raise ImageStoreError(f"{os.path.join(path, name)} is a symbolic link: an image "
+                                  "store writes only into files and folders of its own.")
+
+
+def _folder_entries(path, create):
+    """The names in the folder ``path`` (created when absent and ``create``), or a clear error."""
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise ImageStoreError(f"image store {path} is a symbolic link to nothing.") \
+                from None
+        if not create:
+            raise ImageStoreError(f"image store {path} no longer exists.") from None
+    except NotADirectoryError:
+        try:
+            kind = os.stat(path).st_mode
+        except OSError:
+            raise ImageStoreError(f"image store {path} cannot be created: a folder on its "
+                                  "path is a file.") from None
+        described = "a file" if stat.S_ISREG(kind) else file_kind(kind)
+        raise ImageStoreError(f"image store {path} is {described}, not a folder: name a new "
+                              "or empty folder, or an image store.") from None
+    except OSError as error:
+        raise ImageStoreError(f"image store {path} cannot be opened: {error.strerror}.") \
+            from None
+    try:
+        os.makedirs(path)
+    except FileExistsError:  # made meanwhile by another process creating the same store
+        return _folder_entries(path, create=False)
+    except OSError as error:
+        raise ImageStoreError(f"image store {path} cannot be created: "
+                              f"{error.strerror or error}.") from None
+    return []
+
+
+def _check_manifest(path):
+    try:
+        with open_regular_file(path, "image store manifest") as f:
+            manifest = json.loads(f.read(4096))
+    except (OSError, ValueError) as error:
+        raise ImageStoreError(f"{path} is not a readable image store manifest ({error}).") \
+            from None
+    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
+        raise ImageStoreError(f"{path} is not an image store manifest of imageclef_concepts.")
+    version = manifest.get("version")
+    if type(version) is not int or version != _FORMAT_VERSION:
+        raise ImageStoreError(f"the image store {os.path.dirname(path)} is of format version "
+                              f"{version!r}; this version of the library reads version "
+                              f"{_FORMAT_VERSION}: name another folder.")

@@ -1,0 +1,32 @@
+"""What every concept estimator shares: the contract, its decision rule, its model file.
+
+The contract and the one implementation of the shared public methods
+(:mod:`._base`), the rule that turns scores into concepts
+(:class:`DecisionRule`, with an optional :class:`ConceptCountRegressor`),
+weights and their ranges, the paper's settings (:mod:`._paper`), and model
+files without pickle (:mod:`._archive`, :mod:`._persistence`, :mod:`._card`).
+"""
+
+from typing import TYPE_CHECKING
+
+from .._api import lazy_attribute
+
+_MODULE_OF = {
+    "ConceptCountRegressor": "._count",
+    "DecisionRule": "._decision",
+    "ModelFileError": "._card",
+}
+__all__ = [
+    "ConceptCountRegressor",
+    "DecisionRule",
+    "ModelFileError",
+]
+
+if TYPE_CHECKING:
+    from ._card import ModelFileError
+    from ._count import ConceptCountRegressor
+    from ._decision import DecisionRule
+
+
+def __getattr__(name):
+    return lazy_attribute(__name__, _MODULE_OF, name)

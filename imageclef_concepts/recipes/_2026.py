@@ -1,0 +1,330 @@
+"""The 2026-style system in one call: from a data folder to a checked run file and a report.
+
+What AUEB/Archimedes (ImageCLEFmed Caption 2026) did, and how each step is done here:
+
+1. members from a stated grid (backbones x seeds) made by
+   :meth:`ConceptEnsemble.from_grid`, each trained on the training images
+   and saved as soon as it is done (``members/member-NN.zip``), so that an
+   interrupted run resumes: a member whose file exists is loaded, not
+   trained (once checked against the plan). The plan is kept as
+   ``plan.json`` with the training data's identity; a rerun with other
+   settings or on changed training data is refused, naming what differs;
+2. on the validation images, three decisions tuned for the official score:
+   the 2024 recipe (the members' mean, one threshold), votes (each member's
+   threshold and the vote count ``L`` together, :class:`EnsembleTuner`) and
+   the mean with a count model (:class:`ThresholdTuner`'s
+   ``count_coverage``: one threshold and the coverage of a
+   :class:`ConceptCountRegressor`'s interval, kept only when it gains);
+3. the better of votes and mean + count on validation is kept. The count
+   model bounds each image's concepts by ranking its *scores*; a vote
+   decision has no score to rank (a concept has L votes or not), so the two
+   do not compose without new machinery: they are compared instead;
+4. the test images (else the validation images, said so) predicted, the
+   run file written in the 2026 format, read back as the 2026 evaluator
+   reads it, scored (primary and secondary) when the truth is there, and
+   an HTML report with the split's ceilings.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..files._atomic import write_atomically
+from ..models._persistence import jsonable
+from ._2026_checks import check_layout, check_members, check_outside, make_dry_run_data
+from ._2026_parts import (
+    check_data_identity,
+    claim_output,
+    data_identity,
+    estimate_compute,
+    load_split,
+    member_files,
+    noticing_interrupts,
+    plan_lines,
+    raise_if_interrupted,
+    train_members,
+)
+
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Callable
+
+    from .._typing import PathLike
+
+PLAN_FILE = "plan.json"
+
+
+@dataclass
+class Recipe2026:
+    """What the 2026-style system trains and tunes.
+
+    Attributes
+    ----------
+    grid : dict
+        What varies between members (``ConceptEnsemble.from_grid``'s grid):
+        by default three ImageNet backbones x four seeds.
+    estimator_params : dict
+        The :class:`ConceptCNNClassifier` template's parameters: by default
+        ImageNet weights, GeM pooling, two epochs with the backbone frozen.
+    thresholds : int
+        Candidate thresholds of every tuner.
+    count_coverage : tuple
+        The count model's coverages tried (None: no count model).
+
+    Examples
+    --------
+    >>> from imageclef_concepts import Recipe2026
+    >>> recipe = Recipe2026(grid={"backbone": ["densenet121"], "random_state": [0, 1]})
+    >>> recipe.estimator_params["pooling"], recipe.count_coverage
+    ('gem', (None, 0.8, 0.9))
+    """
+
+    grid: dict = field(default_factory=lambda: {
+        "backbone": ["densenet121", "efficientnetv2b0", "convnexttiny"],
+        "random_state": [0, 1, 2, 3]})
+    estimator_params: dict = field(default_factory=lambda: dict(
+        weights="imagenet", pooling="gem", image_size=224, freeze_epochs=2, epochs=12,
+        early_stopping_patience=3, reduce_lr_patience=2, learning_rate=1e-3,
+        fine_tune_learning_rate=1e-4, decay=0.0, batch_size=32, augmentation="light"))
+    thresholds: int = 20
+    count_coverage: tuple = (None, 0.8, 0.9)
+
+
+# Tiny networks on a small synthetic dataset: the whole procedure in well
+# under a minute on 2 CPU cores (what CI runs).
+DRY_RUN = Recipe2026(
+    grid={"filters": [(4, 8), (8,)], "random_state": [0, 1]},
+    estimator_params=dict(image_size=16, dense_units=(16,), epochs=2, batch_size=16,
+                          learning_rate=3e-3, decay=0.0),
+    thresholds=12, count_coverage=(None, 0.8))
+
+
+@dataclass
+class RecipeResult:
+    """What :func:`run_recipe_2026` did: the plan, the scores and the files.
+
+    Attributes
+    ----------
+    plan : dict
+        As stored in ``plan.json``.
+    n_trained, n_loaded : int
+        Members trained in this call, and loaded from an earlier one.
+    validation_scores : dict
+        The official F1 on the validation images of each tuned decision
+        (tuned there: optimistic): ``"mean"`` (the 2024 recipe),
+        ``"votes"``, ``"mean+count"``.
+    chosen : str
+        The decision used for the run file (``"votes"`` or ``"mean+count"``).
+    predicted_split : str
+        ``"test"``, or ``"valid"`` when there is no test folder.
+    run_file, report_file : Path or None
+    primary, secondary : float or None
+        The run file's official scores, when the truth is there.
+    bounds : dict
+        The split's ceilings (:func:`oracle_bounds`) as dictionaries.
+    timings : dict
+        Seconds per step.
+
+    Examples
+    --------
+    >>> from imageclef_concepts import RecipeResult
+    >>> RecipeResult(plan={}).primary is None
+    True
+    """
+
+    plan: dict
+    n_trained: int = 0
+    n_loaded: int = 0
+    validation_scores: dict = field(default_factory=dict)
+    chosen: str = ""
+    predicted_split: str = ""
+    run_file: Path | None = None
+    report_file: Path | None = None
+    primary: float | None = None
+    secondary: float | None = None
+    bounds: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+
+def run_recipe_2026(data_dir: PathLike | None, output_dir: PathLike, *,
+                    recipe: Recipe2026 | None = None, dry_run: bool = False,
+                    image_store: PathLike | None = None, n_jobs: int | None = None,
+                    say: Callable[[str], object] = print) -> RecipeResult:
+    """Train, tune, predict and check the 2026-style system, resuming what is done.
+
+    Parameters
+    ----------
+    data_dir : str, path-like or None
+        A dataset in the 2025/2026 layout (:func:`find_imageclef_layout`);
+        None with ``dry_run`` (then ``<output_dir>/data``, generated), and
+        only then.
+    output_dir : str or path-like
+        New, empty, or made by this function earlier (resumed when its plan
+        is the same, refused when not). Receives ``plan.json``,
+        ``members/``, ``image-store/``, ``run.csv``, ``report.html`` and
+        ``summary.json``.
+    recipe : Recipe2026, default=None
+        The grid and template; :class:`Recipe2026`'s defaults (a GPU's
+        work) or, with ``dry_run``, tiny networks.
+    dry_run : bool, default=False
+        Synthetic data in the same layout (:func:`make_imageclef_layout`),
+        tiny members.
+    image_store : str or path-like, default=None
+        The image store the members share (default ``<output_dir>/image-store``).
+    n_jobs : int, default=None
+        Members trained at once through joblib (its active backend: a Dask
+        or Ray cluster under ``joblib.parallel_config``).
+    say : callable, default=print
+
+    Returns
+    -------
+    RecipeResult
+
+    Examples
+    --------
+    >>> from imageclef_concepts import run_recipe_2026
+    >>> result = run_recipe_2026(None, "out", dry_run=True)  # doctest: +SKIP
+    >>> result.primary  # doctest: +SKIP
+    """
+    with noticing_interrupts():
+        return _run(data_dir, Path(output_dir).absolute(),
+                    recipe or (DRY_RUN if dry_run else Recipe2026()), dry_run, image_store,
+                    n_jobs, say)
+
+
+def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
+    from ..datasets._layout_2026 import find_imageclef_layout
+
+    started = time.perf_counter()
+    if (data_dir is None) != dry_run:  # the dry run's data lives in the output folder it owns
+        raise ValueError("give a data folder, or dry_run=True (which makes its own data in "
+                         "the output folder), not both.")
+    data_dir = Path(output_dir / "data" if data_dir is None else data_dir).resolve()
+    store = Path(image_store).absolute() if image_store is not None else output_dir / "image-store"
+    members = _grid_ensemble(recipe, store).estimators
+    check_members(members)  # every grid point, before anything is written or trained
+    if not dry_run:
+        check_outside(output_dir, data_dir)
+        check_layout(find_imageclef_layout(data_dir))  # the inputs, before anything is written
+    plan = _plan(recipe, data_dir)
+    claim_output(output_dir, plan, PLAN_FILE)
+    if dry_run:
+        make_dry_run_data(data_dir, recipe.estimator_params.get("image_size", 32))
+    layout = find_imageclef_layout(data_dir)
+    check_data_identity(output_dir, PLAN_FILE, data_identity(layout["train"]))
+    result = RecipeResult(plan=plan)
+    train, valid = load_split(layout["train"]), load_split(layout["valid"])
+    files = member_files(output_dir, len(members))
+    for line in plan_lines(plan, layout, output_dir, store, files):
+        say(line)
+    say(estimate_compute(members, files, train, recipe.estimator_params))
+    raise_if_interrupted()
+    fitted, result.n_trained, result.n_loaded = train_members(
+        members, files, train, n_jobs, say)
+    result.timings["members"] = time.perf_counter() - started
+    model = _tune(fitted, [name for name, _ in members], recipe, valid, result, say)
+    raise_if_interrupted()
+    _predict_and_check(model, layout, train, output_dir, result, say)
+    result.timings["total"] = time.perf_counter() - started
+    summary = json.dumps(jsonable({**vars(result), "run_file": str(result.run_file),
+                                   "report_file": str(result.report_file)}), indent=2)
+    write_atomically(output_dir / "summary.json", lambda h: h.write(summary.encode()))
+    return result
+
+
+def _plan(recipe, data_dir):
+    return jsonable({"procedure": "imageclef-concepts recipe-2026", "data": str(data_dir),
+                     "grid": recipe.grid, "estimator_params": recipe.estimator_params,
+                     "thresholds": recipe.thresholds,
+                     "count_coverage": list(recipe.count_coverage)})
+
+
+def _grid_ensemble(recipe, store):
+    from ..estimators._ensemble import ConceptEnsemble
+    from ..keras import ConceptCNNClassifier
+
+    template = ConceptCNNClassifier(**recipe.estimator_params, image_store=str(store))
+    return ConceptEnsemble.from_grid(template, recipe.grid, prefit=True)
+
+
+def _tune(fitted, names, recipe, valid, result, say):
+    """The three decisions tuned on the validation images; the better of the last two kept."""
+    start = time.perf_counter()
+    tuned, result.validation_scores, result.chosen = tune_decisions(
+        list(zip(names, fitted)), valid.paths, valid.concepts, recipe)
+    plain, votes, counted = tuned["mean"], tuned["votes"], tuned["mean+count"]
+    say(f"Tuned on {len(valid.paths)} validation images (official F1 there, optimistic): 2024 "
+        f"recipe (mean, one threshold {plain.best_threshold_:.3f}) {plain.best_score_:.4f}; "
+        f"votes (L={votes.min_votes_} of {len(names)}) {votes.best_score_:.4f}; mean + count "
+        f"model (coverage {counted.count_coverage_}) {counted.best_score_:.4f}. Kept: "
+        f"{result.chosen}.")
+    result.timings["tuning"] = time.perf_counter() - start
+    return tuned[result.chosen]
+
+
+def tune_decisions(members, X, y, recipe):
+    """The 2024 recipe, votes and mean + count model, each tuned on ``(X, y)``.
+
+    ``members`` are fitted ``(name, estimator)`` pairs. Returns the three
+    fitted tuners by name (``"mean"``, ``"votes"``, ``"mean+count"``), their
+    official F1 on ``(X, y)``, and the name of the better of the last two
+    (votes when strictly better).
+    """
+    from sklearn.frozen import FrozenEstimator
+
+    from ..estimators._ensemble import ConceptEnsemble
+    from ..tuning._ensemble import EnsembleTuner
+    from ..tuning._thresholds import ThresholdTuner
+
+    mean = FrozenEstimator(ConceptEnsemble(members, prefit=True).fit(X, y))
+    common = dict(cv="prefit", refit=False, thresholds=recipe.thresholds, min_concepts=1)
+    voting = ConceptEnsemble(members, combine="vote", prefit=True).fit(X, y)
+    tuned = {
+        "mean": ThresholdTuner(mean, **common).fit(X, y),
+        "votes": EnsembleTuner(voting, cv="prefit", refit=False,
+                               thresholds=recipe.thresholds).fit(X, y),
+        "mean+count": ThresholdTuner(mean, **common, count_coverage=list(recipe.count_coverage),
+                                     random_state=0).fit(X, y)}
+    scores = {name: float(model.best_score_) for name, model in tuned.items()}
+    chosen = "votes" if scores["votes"] > scores["mean+count"] else "mean+count"
+    return tuned, scores, chosen
+
+
+def _predict_and_check(model, layout, train, output_dir, result, say):
+    """The run file in the 2026 format, read back, scored and reported when the truth is there."""
+    from ..concept_files._evaluation import evaluate_run
+    from ..concept_files._io import read_concepts, write_run
+    from ..report._html import run_bounds, write_report
+    from ._workflows import predict_folder
+
+    start = time.perf_counter()
+    split = "test" if "test" in layout else "valid"
+    result.predicted_split = split
+    images, truth, manual = layout[split].images, layout[split].concepts, layout[split].manual
+    ids = None if truth is None else read_concepts(truth, edition="2026").ids
+    ids, concepts = predict_folder(model, images, ids=ids, progress=False)
+    result.run_file = output_dir / "run.csv"
+    write_run(result.run_file, ids, concepts, edition="2026")
+    checked = read_concepts(result.run_file, edition="2026")  # the submission's format check
+    where = "test" if split == "test" else "validation (no test folder; tuned there: optimistic)"
+    say(f"Wrote {result.run_file}: {len(checked.ids)} {where} images, read back as the 2026 "
+        "evaluator reads it")
+    if truth is not None:
+        evaluation = evaluate_run(result.run_file, truth, edition="2026", secondary_truth=manual)
+        result.primary, result.secondary = evaluation.score, evaluation.secondary_score
+        bounds = run_bounds(evaluation, train.concepts)
+        result.bounds = {name: found.to_dict() for name, found in bounds.items()}
+        result.report_file = output_dir / "report.html"
+        write_report(result.report_file, evaluation, train_concepts=train.concepts,
+                     images=images, bounds=bounds)
+        secondary = ("" if result.secondary is None else
+                     f", secondary F1 {result.secondary:.4f}")
+        say(f"Official F1 on the {split} images: {result.primary:.4f}{secondary}; ceiling "
+            f"(perfect model on the training vocabulary) "
+            f"{bounds['primary'].vocabulary_f1:.4f}. Report: {result.report_file}")
+    else:
+        say(f"No ground truth for the {split} images: the run file is not scored.")
+    result.timings["predict"] = time.perf_counter() - start

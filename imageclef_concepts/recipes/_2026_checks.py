@@ -1,0 +1,75 @@
+"""The 2026 recipe's checks before anything is written or trained, and its synthetic data.
+
+Every grid point, the data's splits (each concept file read as the 2026
+evaluator reads it, each listed image there and readable) and where the
+output goes are checked first, so that a mistake costs seconds, not the
+members' training.
+"""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+
+def check_members(members):
+    """Each member's parameters checked, as its ``fit`` would, without fitting it."""
+    from ..keras._architecture import check_architecture
+
+    for name, member in members:
+        try:
+            member._validate_params()
+            check_architecture(member)
+        except ValueError as error:
+            raise ValueError(f"member {name}: {error}") from None
+
+
+def check_outside(output_dir, data_dir):
+    """Refuse an output folder inside the data folder (it would be read as data)."""
+    output, data = Path(output_dir).resolve(), Path(data_dir).resolve()
+    if output == data or data in output.parents:
+        raise ValueError(f"output {output_dir} is inside the data folder {data_dir}: name a "
+                         "folder outside it.")
+
+
+def check_layout(layout):
+    """Each split's concept files readable (2026 rules), their images there and readable."""
+    from ..concept_files._io import read_concepts
+    from ..datasets._imageclef import image_files_by_id
+    from ..images._decoding import check_image_file
+    from ..images._sources import _listing
+
+    for split, found in layout.items():
+        files = image_files_by_id(found.images)
+        for path in (found.concepts, found.manual):
+            if path is None:
+                continue
+            missing = [image_id for image_id in read_concepts(path, edition="2026").ids
+                       if image_id not in files]
+            if missing and split != "train":  # training lines without images are left out
+                raise ValueError(_listing(f"{path}: {len(missing)} image(s) without a file in "
+                                          f"{found.images}", missing))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            paths = [path for found_paths in files.values() for path in found_paths]
+            problems = [problem for problem in pool.map(check_image_file, paths) if problem]
+        if problems:
+            raise ValueError(_listing(f"{len(problems)} {split} image file(s) cannot be used; "
+                                      "remove or fix them", problems))
+
+
+def make_dry_run_data(data_dir, image_size):
+    """The dry run's synthetic data, written beside and renamed into place: whole or absent.
+
+    ``data_dir`` is ``<output>/data`` in the output folder the recipe claimed,
+    so the ``data.partial`` folder it removes can only be its own.
+    """
+    from ..datasets._layout_2026 import make_imageclef_layout
+
+    data_dir = Path(data_dir)
+    if data_dir.exists():
+        return
+    partial = data_dir.with_name(data_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # an interrupted dry run's: never used
+    make_imageclef_layout(partial, image_size=image_size)
+    partial.rename(data_dir)

@@ -1,0 +1,275 @@
+"""The 2026 recipe's bookkeeping: its output folder, its plan, its estimate and its members.
+
+An output folder is the recipe's when its ``plan.json`` says so; any other
+non-empty folder is refused, so that no user's file is overwritten. Each
+member is saved (atomically, the library's ``.zip`` archive) the moment it
+is trained, and a rerun with the same plan loads it instead of training it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+PROCEDURE = "imageclef-concepts recipe-2026"
+_TIMING_IMAGES = 16  # images of the timing step
+
+
+def claim_output(output_dir, plan, plan_file):
+    """Make ``output_dir`` the recipe's, or check that it is, with the same plan.
+
+    New or empty: the plan is written. Holding the recipe's plan: it must
+    equal ``plan`` (a rerun resumes), else a ValueError names the settings
+    that differ. Anything else is refused, and left as it is.
+    """
+    from ..files._atomic import file_kind, open_regular_file, write_atomically
+
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        kind = file_kind(output_dir.stat().st_mode)
+        kind = "a file" if kind == "not a regular file" and output_dir.is_file() else kind
+        raise ValueError(f"output {output_dir} is {kind}; name a folder.")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    entries = sorted(path.name for path in output_dir.iterdir())
+    if plan_file in entries:
+        try:  # a regular file only (a pipe would block), and no more than a plan holds
+            with open_regular_file(output_dir / plan_file, "plan") as handle:
+                stored = json.loads(handle.read(2**20))
+        except (OSError, ValueError):
+            stored = None
+        if not isinstance(stored, dict) or stored.get("procedure") != PROCEDURE:
+            raise ValueError(f"output {output_dir} holds a {plan_file} that is not the "
+                             f"recipe's; it is left as it is. Name a new or empty folder.")
+        differ = _differences(stored, plan)
+        if differ:
+            shown = "; ".join(f"{key}: {then} then, {now} now" for key, then, now in differ)
+            raise ValueError(f"output {output_dir} holds a run with other settings ({shown}): "
+                             "rerun with the same settings to resume it, or name a new folder.")
+        return
+    if entries:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise ValueError(f"output {output_dir} is not empty ({shown}) and was not made by "
+                         "recipe-2026; it is left as it is. Name a new or empty folder.")
+    text = json.dumps(plan, indent=2).encode()
+    write_atomically(output_dir / plan_file, lambda handle: handle.write(text))
+
+
+def _differences(stored, plan):
+    """``(setting, then, now)`` for each setting that differs, the data's identity aside."""
+    found = []
+    for key in sorted((set(stored) | set(plan)) - {DATA_IDENTITY}):
+        then, now = stored.get(key), plan.get(key)
+        if isinstance(then, dict) and isinstance(now, dict):
+            found += [(_OPTIONS.get(name, f"{key}[{name!r}]"), then.get(name), now.get(name))
+                      for name in sorted(set(then) | set(now)) if then.get(name) != now.get(name)]
+        elif then != now:
+            found.append((_OPTIONS.get(key, key), then, now))
+    return found
+
+
+# The command line's options for the settings it sets (the plan's other keys are shown as such).
+_OPTIONS = {"data": "--data", "backbone": "--backbones", "random_state": "--seeds",
+            "epochs": "--epochs", "image_size": "--image-size"}
+
+
+DATA_IDENTITY = "data_identity"
+_SPLIT_NAMES = {"train": "training"}
+
+
+def data_identity(found, split="train"):
+    """What identifies a split's data: its concept files' bytes, its images' names, sizes, times."""
+    from ..datasets._imageclef import image_files_by_id
+    from ..files._checkpoints import digest
+    from ..images._sources import images_digest
+
+    name = _SPLIT_NAMES.get(split, split)
+    files = sorted(str(path) for paths in image_files_by_id(found.images).values()
+                   for path in paths)
+    identity = {f"the {name} images": images_digest(files)}
+    for what, path in (("concepts", found.concepts), ("manual concepts", found.manual)):
+        identity[f"the {name} {what}"] = None if path is None else digest(Path(path).read_bytes())
+    return identity
+
+
+def check_data_identity(output_dir, plan_file, identity):
+    """Record the training data's identity in the plan, or refuse a rerun on changed data."""
+    from ..files._atomic import write_atomically
+
+    path = Path(output_dir) / plan_file
+    plan = json.loads(path.read_text())
+    stored = plan.get(DATA_IDENTITY)
+    if stored is None:  # the first run (or one stopped before it got here): nothing trained yet
+        plan[DATA_IDENTITY] = identity
+        text = json.dumps(plan, indent=2).encode()
+        write_atomically(path, lambda handle: handle.write(text))
+        return
+    changed = [what for what in sorted(set(stored) | set(identity))
+               if stored.get(what) != identity.get(what)]
+    if changed:
+        raise ValueError(f"{' and '.join(changed)} changed since the members in {output_dir} "
+                         "were trained: rerun in a new folder.")
+
+
+def member_files(output_dir, n_members):
+    """Where each member is kept, in the grid's order."""
+    return [Path(output_dir) / "members" / f"member-{index:02d}.zip"
+            for index in range(n_members)]
+
+
+def load_split(found):
+    """A split's image paths and concepts (2026 rules), images without a line left out."""
+    from ..datasets._imageclef import load_imageclef
+
+    return load_imageclef(found.images, found.concepts, edition="2026")
+
+
+def plan_lines(plan, layout, output_dir, store, files):
+    """The plan, printed before any training."""
+    from ..datasets._imageclef import image_files_by_id
+
+    sizes = {split: len(image_files_by_id(found.images)) for split, found in layout.items()}
+    saved = sum(path.is_file() for path in files)
+    split = "test" if "test" in layout else "valid"
+    scored = layout[split].concepts is not None
+    manual = layout[split].manual is not None
+    coverages = ", ".join(str(c) for c in plan["count_coverage"])
+    return [
+        f"Plan ({PROCEDURE}):",
+        f"  data {plan['data']}: " + ", ".join(f"{name} {n} images" for name, n in sizes.items()),
+        f"  members: {len(files)} = the grid {plan['grid']}, ConceptEnsemble.from_grid over "
+        f"ConceptCNNClassifier({plan['estimator_params']}); trained on the training images",
+        f"  tuned on the validation images: the 2024 recipe (members' mean, one threshold); "
+        f"votes (each member's threshold and the vote count L, EnsembleTuner); the mean with "
+        f"a count model (threshold and coverage in {coverages}); the better of the last two "
+        f"on validation is kept ({plan['thresholds']} candidate thresholds each)",
+        f"  predicted: the {split} images -> run.csv (2026 format), read back and "
+        + (f"scored (primary{' and secondary' if manual else ''}), report.html"
+           if scored else "checked (no ground truth to score)"),
+        f"  outputs in {output_dir}: plan.json, members/ ({saved} of {len(files)} saved "
+        f"already), run.csv, report.html, summary.json; image store {store}",
+    ]
+
+
+def estimate_compute(members, files, train, estimator_params):
+    """The training still to do, timed on a few images (an upper estimate, labelled so)."""
+    from sklearn.base import clone
+
+    todo = sum(not path.is_file() for path in files)
+    if not todo:
+        return "Estimate: every member is saved already; nothing to train."
+    epochs = int(estimator_params.get("epochs", 10))
+    n = min(_TIMING_IMAGES, len(train.paths))
+    probe = clone(members[0][1]).set_params(epochs=1, freeze_epochs=0,
+                                            early_stopping_patience=None)
+    start = time.perf_counter()
+    probe.fit(train.paths[:n], train.concepts[:n])
+    seconds = time.perf_counter() - start
+    total = seconds / n * len(train.paths) * epochs * todo
+    return (f"Estimate: {todo} members x {len(train.paths)} images x {epochs} epochs = "
+            f"{todo * len(train.paths) * epochs} image-epochs; timed here at {seconds / n:.3f} "
+            f"s per image-epoch (one epoch of {n} images, building the network included: an "
+            f"upper estimate), so about {total / 60:.1f} minutes of training in sequence, "
+            "divided by the members trained at once.")
+
+
+def train_members(members, files, train, n_jobs, say):
+    """Each member loaded from its file, or trained and saved the moment it is done.
+
+    ``n_jobs`` members at a time through joblib's active backend (a Dask or
+    Ray cluster under ``joblib.parallel_config``); one at a time without.
+    """
+    from joblib import Parallel, delayed
+
+    from ._workflows import save_model
+
+    fitted = {index: load_member(path, members[index][1])
+              for index, path in enumerate(files) if path.is_file()}
+    if fitted:
+        say(f"Loaded {len(fitted)} member(s) saved by an earlier run.")
+    todo = [index for index in range(len(files)) if index not in fitted]
+    files[0].parent.mkdir(exist_ok=True)
+    jobs = [delayed(fit_member)(members[index][1], train.paths, train.concepts)
+            for index in todo]
+    if n_jobs in (None, 1):  # one by one, each saved before the next starts
+        done = (job[0](*job[1], **job[2]) for job in jobs)
+    else:
+        done = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+    for index, model in zip(todo, done):
+        raise_if_interrupted()  # a Ctrl-C that TensorFlow swallowed (in a __del__) ends the run
+        save_model(model, files[index])
+        fitted[index] = model
+        say(f"Member {index + 1}/{len(files)} ({members[index][0]}) trained and saved to "
+            f"{files[index]}")
+    return [fitted[index] for index in range(len(files))], len(todo), len(files) - len(todo)
+
+
+def fit_member(member, paths, concepts):
+    """One member fitted (a clone: the template is left as it is)."""
+    from sklearn.base import clone
+
+    return clone(member).fit(paths, concepts)
+
+
+def load_member(path, template):
+    """A saved member, refused (naming its file) unless it is the plan's grid point."""
+    from ._workflows import load_model
+
+    model = load_model(path)
+    delete = f"delete {path} to train it again"
+    if type(model) is not type(template):
+        raise ValueError(f"member file {path} holds a {type(model).__name__}, not the plan's "
+                         f"{type(template).__name__}: {delete}.")
+    saved, planned = model.get_params(deep=False), template.get_params(deep=False)
+    differ = [f"{key}={saved.get(key)!r} (the plan: {planned.get(key)!r})"
+              for key in sorted(set(saved) | set(planned))
+              if key != "image_store" and saved.get(key) != planned.get(key)]
+    if differ:
+        raise ValueError(f"member file {path} is not the plan's member ({', '.join(differ)}): "
+                         f"{delete}.")
+    store = planned.get("image_store")
+    return model.set_params(image_store=store) if store else model
+
+
+_interrupted = threading.Event()
+
+
+@contextmanager
+def noticing_interrupts():
+    """Remember every Ctrl-C, so that one swallowed where Python ignores exceptions still counts.
+
+    TensorFlow's finalizers (``AtomicFunction.__del__``) run during training;
+    a KeyboardInterrupt raised in one is printed and dropped. The flag it
+    leaves makes :func:`raise_if_interrupted` end the run at the next check.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _interrupted.clear()
+
+    def handler(signum, frame):
+        _interrupted.set()
+        raise KeyboardInterrupt
+
+    hook = sys.unraisablehook
+
+    def unraisable(report):  # the Ctrl-C is noted: no "Exception ignored" traceback for it
+        if not isinstance(report.exc_value, KeyboardInterrupt):
+            hook(report)
+
+    previous, sys.unraisablehook = signal.signal(signal.SIGINT, handler), unraisable
+    try:
+        yield
+        raise_if_interrupted()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = hook
+
+
+def raise_if_interrupted():
+    if _interrupted.is_set():
+        raise KeyboardInterrupt

@@ -1,0 +1,362 @@
+"""Choosing a decision rule on out-of-fold scores: thresholds, count interval, shrinkage.
+
+:class:`~imageclef_concepts.ThresholdTuner` makes the out-of-fold scores;
+this module chooses, from them, what its
+:class:`~imageclef_concepts.DecisionRule` holds: the candidate thresholds and
+their scores under another scorer than the official one, the coverage of a
+concept count model together with the global threshold, and how far
+per-concept thresholds are shrunk toward the global one. Every official
+score comes from :mod:`imageclef_concepts.concepts._metrics`.
+
+No choice is scored on images that what it chooses was fitted on: a count
+model's interval for an image comes from a model fitted and calibrated
+without it (cross-fitting), and the shrinkage is scored on held-out folds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+from numbers import Integral, Real
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import KFold
+from sklearn.utils import check_random_state
+
+from ..concepts._metrics import (
+    f1_from_counts,
+    official_mean,
+    per_concept_thresholds,
+    threshold_curve,
+)
+from ..models._count import ConceptCountRegressor, calibration_needed, finite_scores
+from ..models._decision import DecisionRule, within_bounds
+
+#: Strengths ``k`` that ``shrinkage="cv"`` tries: from none (the raw per-concept
+#: thresholds) to infinite (the global threshold for every concept).
+SHRINKAGE_GRID = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, np.inf)
+N_FOLDS = 5  # cross-fitting of count models and cross-validation of the shrinkage
+
+CountChoice = namedtuple("CountChoice", "coverage threshold score low high curves")
+#: What a tuner keeps: the rule, its global threshold(s), its tuning score, the
+#: chosen coverage and shrinkage (or None) and the scores of what was tried.
+TunedRule = namedtuple("TunedRule", "rule threshold score coverage shrinkage results")
+
+
+def check_tuning_options(thresholds, count_coverage, shrinkage):
+    """Refuse, naming the parameter, what ``_parameter_constraints`` cannot say."""
+    if not isinstance(thresholds, Integral):
+        values = np.asarray(thresholds, dtype=object)
+        if values.ndim != 1 or not len(values):
+            raise ValueError(f"thresholds must be a number of candidates or a 1-d list of at "
+                             f"least one threshold; got an array of shape {values.shape}.")
+        if any(isinstance(v, bool) or not isinstance(v, Real) or math.isnan(v) for v in values):
+            raise ValueError(f"thresholds must be real numbers, not NaN or booleans; got "
+                             f"{list(values)!r:.80}.")
+    checked_coverages(count_coverage)
+    if isinstance(shrinkage, (bool, np.bool_)):
+        raise ValueError(f"shrinkage must be a number >= 0, 'cv' or None, not {shrinkage}.")
+
+
+def check_tuning_images(n_true, count_coverage, shrinkage, random_state):
+    """The seed of every split of the choice (a fit is reproducible), drawn once.
+
+    Refuses first, before any model is fitted, tuning images too few for the
+    cross-fitting of a count model or the cross-validation of the shrinkage.
+    """
+    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    for coverage in checked_coverages(count_coverage):
+        if coverage is not None:
+            _count_folds(n_true, coverage, seed)
+    if shrinkage == "cv":
+        _folds(len(n_true), seed, "shrinkage='cv'")
+    return seed
+
+
+def checked_coverages(count_coverage):
+    """The count coverages a tuner tries (None: no count model), each checked."""
+    coverages = (list(count_coverage) or [None] if isinstance(count_coverage, (list, tuple))
+                 else [count_coverage])
+    bad = [value for value in coverages if value is not None and not (
+        isinstance(value, Real) and not isinstance(value, bool) and 0 < value < 1)]
+    if bad:
+        raise ValueError(f"count_coverage must hold coverages strictly between 0 and 1 "
+                         f"(or None for no count model); got {bad[0]!r:.40}.")
+    return coverages
+
+
+def choose_official_rule(scores, truth, n_true, candidates, *, coverages, strategy,
+                         min_support, shrinkage, min_concepts, max_concepts, seed):
+    """The rule with the best official F1 on the tuning scores, as a :data:`TunedRule`.
+
+    First the global threshold with the count model's coverage (or none),
+    then, with ``strategy="per_concept"``, each concept's threshold
+    (coordinate ascent) shrunk by ``shrinkage``.
+    """
+    choice = choose_count_and_threshold(scores, truth, n_true, candidates, coverages,
+                                        min_concepts, max_concepts, seed)
+    results = {"thresholds": candidates, "scores": choice.curves[choice.coverage]}
+    if coverages != [None]:
+        results["count_scores"] = choice.curves
+    threshold, score, strength = choice.threshold, choice.score, None
+    if strategy == "per_concept":
+        threshold, score = per_concept_thresholds(scores, truth, n_true, candidates,
+                                                  choice.threshold, min_support)
+    if strategy == "per_concept" and shrinkage is not None:
+        strength = shrinkage
+        if shrinkage == "cv":
+            strength, held_out = cv_shrinkage(scores, truth, n_true, candidates, choice.low,
+                                              choice.high, min_support, seed)
+            results.update(shrinkages=np.array(SHRINKAGE_GRID), shrinkage_scores=held_out)
+        support = np.asarray(sparse.csr_matrix(truth).sum(axis=0)).ravel()
+        threshold = shrunk_thresholds(threshold, choice.threshold, support, float(strength))
+        score = official_f1_of(within_bounds(scores, scores >= threshold, choice.low,
+                                             choice.high), truth, n_true)
+    counted = np.asarray(n_true) > 0
+    count_model = (None if choice.coverage is None else
+                   fit_count_model(scores[counted], n_true[counted], choice.coverage, seed))
+    rule = DecisionRule(threshold, min_concepts=min_concepts, max_concepts=max_concepts,
+                        count_model=count_model)
+    return TunedRule(rule, choice.threshold, score, choice.coverage,
+                     None if strength is None else float(strength), results)
+
+
+def choose_from_curve(curve, candidates, min_concepts, max_concepts):
+    """The :data:`TunedRule` of the best global threshold of a curve of another scorer."""
+    best = int(np.argmax(curve))
+    rule = DecisionRule(float(candidates[best]), min_concepts=min_concepts,
+                        max_concepts=max_concepts)
+    return TunedRule(rule, float(candidates[best]), float(curve[best]), None, None,
+                     {"thresholds": candidates, "scores": curve})
+
+
+def candidate_thresholds(scores, thresholds):
+    """The thresholds tried: ``thresholds`` evenly spaced over the scores, or the ones given.
+
+    In the scores' own precision, so that a chosen threshold compares with
+    float32 probabilities at prediction exactly as it did in tuning.
+    """
+    finite = scores[np.isfinite(scores)]
+    if finite.size == 0:
+        raise ValueError(
+            f"The estimator's scores on the {len(scores)} tuning image(s) are all NaN or "
+            "infinite (unreadable images, skipped with on_error='skip'?): there is "
+            "nothing to tune the threshold on.")
+    if isinstance(thresholds, Integral):
+        low, high = finite.min(), finite.max()  # decision functions can be inf
+        candidates = np.linspace(low, high, num=thresholds)
+    else:
+        candidates = np.sort(np.asarray(thresholds, dtype=float))
+    return candidates.astype(scores.dtype)
+
+
+def scored_one_by_one(scoring, scores, vocabulary, y_true, candidates, min_concepts,
+                      max_concepts):
+    """Each candidate threshold's score under ``scoring`` (a scorer or ``score(y, y_pred)``)."""
+    from sklearn.metrics import check_scoring
+
+    def predictions(threshold):
+        rule = DecisionRule(threshold, min_concepts=min_concepts, max_concepts=max_concepts)
+        return vocabulary.inverse_transform(rule.apply(scores))
+
+    if isinstance(scoring, str) or hasattr(scoring, "_score_func"):
+        scorer = check_scoring(None, scoring=scoring)
+        return np.array([scorer(_FixedPredictions(predictions(threshold)), None, y_true)
+                         for threshold in candidates])
+    return np.array([scoring(y_true, predictions(threshold)) for threshold in candidates])
+
+
+class _FixedPredictions(BaseEstimator):
+    """Stands in for an estimator inside a scorer: ``predict`` returns fixed output."""
+
+    def __init__(self, predictions):
+        self.predictions = predictions
+
+    def predict(self, X):
+        return self.predictions
+
+
+def official_f1_of(decided, truth, n_true):
+    """The official F1 of a decided indicator against the tuning truth (CSR and set sizes)."""
+    return float(official_mean(_image_f1(decided, truth, n_true), n_true))
+
+
+def _image_f1(decided, truth, n_true):
+    n_correct = np.asarray(sparse.csr_matrix(truth).multiply(decided).sum(axis=1)).ravel()
+    return f1_from_counts(n_correct, n_true, decided.sum(axis=1))
+
+
+def choose_count_and_threshold(scores, truth, n_true, candidates, coverages, min_concepts,
+                               max_concepts, seed):
+    """The best (coverage, global threshold) pair on the official F1.
+
+    ``None`` among ``coverages`` is the rule without a count model. Each
+    image's interval comes from :func:`cross_fitted_intervals`. A count model
+    must earn its place: it is chosen only when it scores higher than every
+    earlier entry (``None`` is tried first) and, when ``None`` is among
+    ``coverages``, when its gain over no count model exceeds one standard
+    error of the images' paired F1 differences (the one-standard-error rule:
+    a small tuning set does not pick one by chance).
+    """
+    ordered = sorted(coverages, key=lambda coverage: coverage is not None)
+    choices, curves = [], {}
+    for coverage in ordered:
+        low, high = min_concepts, np.inf if max_concepts is None else max_concepts
+        if coverage is not None:
+            low, high = _hard_bounded(cross_fitted_intervals(scores, n_true, coverage, seed),
+                                      min_concepts, max_concepts)
+        curves[coverage] = threshold_curve(scores, truth, n_true, candidates, _column(low),
+                                           _column(high))
+        at = int(np.argmax(curves[coverage]))
+        choices.append(CountChoice(coverage, float(candidates[at]),
+                                   float(curves[coverage][at]), low, high, None))
+    plain = _per_image_f1(scores, truth, n_true, choices[0]) if ordered[0] is None else None
+    best = choices[0]
+    for choice in choices[1:]:
+        if choice.score > best.score and (plain is None or _clears_one_standard_error(
+                _per_image_f1(scores, truth, n_true, choice) - plain)):
+            best = choice
+    return best._replace(curves=curves)
+
+
+def _per_image_f1(scores, truth, n_true, choice):
+    """The F1 of each image with a true concept under a global threshold and bounds."""
+    decided = within_bounds(scores, scores >= choice.threshold, choice.low, choice.high)
+    return _image_f1(decided, truth, n_true)[np.asarray(n_true) > 0]
+
+
+def _clears_one_standard_error(gains):
+    """Whether the mean of per-image gains exceeds its standard error."""
+    spread = np.std(gains, ddof=1) / np.sqrt(len(gains)) if len(gains) > 1 else 0.0
+    return gains.mean() > spread
+
+
+def cross_fitted_intervals(scores, n_true, coverage, seed):
+    """Each image's count interval from a model fitted and calibrated on the other folds.
+
+    The models learn the true set sizes of the images that count in the
+    official score (those with a true concept).
+    """
+    low = np.zeros(len(scores), dtype=np.int64)
+    high = np.zeros(len(scores), dtype=np.int64)
+    for train, test in _count_folds(n_true, coverage, seed):
+        model = fit_count_model(scores[train], n_true[train], coverage, seed)
+        low[test], high[test] = model.predict_interval(finite_scores(scores[test]))
+    return low, high
+
+
+def _folds(n_images, seed, name):
+    """The cross-fitting and cross-validation folds: :data:`N_FOLDS` (fewer for few images)."""
+    if n_images < 2:
+        raise ValueError(f"{name} cross-validates over the tuning images, which needs at least "
+                         f"2 of them; got {n_images}. Tune on more images.")
+    return list(KFold(min(N_FOLDS, n_images), shuffle=True, random_state=seed).split(
+        np.zeros((n_images, 1))))
+
+
+def _count_folds(n_true, coverage, seed):
+    """The folds of the count models (trained on the images with a concept), each checked.
+
+    A cross-fitted model needs 2 images with a concept or more (one to fit, one
+    to calibrate) and enough calibration images for ``coverage``: refused
+    otherwise, saying how many there are and how many it takes.
+    """
+    counted = np.asarray(n_true) > 0
+    folds = [(train[counted[train]], test)
+             for train, test in _folds(len(counted), seed, f"count_coverage={coverage:g}")]
+    n_images = min(len(train) for train, _ in folds)
+    calibration = ConceptCountRegressor().get_params()["calibration_size"]
+    n_calibration = math.ceil(calibration * n_images)
+    needed = calibration_needed(coverage)
+    held = (f"{int(counted.sum())} of the {len(counted)} tuning images have a concept, "
+            f"the smallest training part of the {len(folds)} folds {n_images}")
+    if n_images < 2:
+        raise ValueError(
+            f"count_coverage={coverage:g}: a cross-fitted count model learns from the images "
+            f"with a concept in a fold's training part and needs 2 of them or more (one to "
+            f"fit, one to calibrate); {held}. Tune on more images with concepts.")
+    if n_calibration < needed:
+        fewest = math.floor((needed - 1) / calibration + 1e-9) + 1
+        raise ValueError(
+            f"count_coverage={coverage:g} is too high for these tuning images: a cross-fitted "
+            f"count model learns from {n_images} images with a concept and calibrates on "
+            f"{n_calibration} of them, which can reach a coverage of at most "
+            f"{n_calibration / (n_calibration + 1):.3f} ({fewest} images with a concept in "
+            f"each training part are needed; {held}). Lower it or tune on more images.")
+    return folds
+
+
+def fit_count_model(scores, n_true, coverage, seed):
+    """The count model the tuner fits: a :class:`ConceptCountRegressor` of the scores."""
+    try:
+        return ConceptCountRegressor(coverage=coverage, random_state=seed).fit(
+            finite_scores(scores), n_true)
+    except ValueError as error:
+        raise ValueError(f"count_coverage={coverage:g}: {error}") from None
+
+
+def shrunk_thresholds(raw, global_threshold, support, strength):
+    """Per-concept thresholds shrunk toward the global one by their support.
+
+    ``t_c = (n_c * raw_c + k * t_global) / (n_c + k)``, with ``n_c`` the
+    concept's positives and ``k`` the ``strength``: 0 keeps the raw
+    thresholds exactly, infinity gives the global one everywhere. A concept
+    without positives keeps the global threshold.
+    """
+    support = np.asarray(support, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weight = np.where(support > 0, support / (support + strength), 0.0)
+    return weight * np.asarray(raw, dtype=np.float64) + (1 - weight) * global_threshold
+
+
+def cv_shrinkage(scores, truth, n_true, candidates, low, high, min_support, seed):
+    """The strength of :data:`SHRINKAGE_GRID` with the best held-out official F1.
+
+    In each of :data:`N_FOLDS` folds, the global and the raw per-concept
+    thresholds are tuned on the other folds, then every strength's shrunk
+    thresholds are scored on the fold (with each image's bounds ``low``,
+    ``high``). Ties go to the stronger shrinkage.
+
+    Returns
+    -------
+    strength : float
+    scores : ndarray of shape (len(SHRINKAGE_GRID),)
+        The held-out F1 of each strength, averaged over the counted images.
+    """
+    truth, n_true = sparse.csr_matrix(truth), np.asarray(n_true)
+    totals, counted = np.zeros(len(SHRINKAGE_GRID)), 0
+    for train, test in _folds(len(scores), seed, "shrinkage='cv'"):
+        curve = threshold_curve(scores[train], truth[train], n_true[train], candidates,
+                                _column(_rows(low, train)), _column(_rows(high, train)))
+        best = float(candidates[int(np.argmax(curve))])
+        raw, _ = per_concept_thresholds(scores[train], truth[train], n_true[train],
+                                        candidates, best, min_support)
+        support = np.asarray(truth[train].sum(axis=0)).ravel()
+        n_counted = int((n_true[test] > 0).sum())
+        for position, strength in enumerate(SHRINKAGE_GRID):
+            thresholds = shrunk_thresholds(raw, best, support, strength)
+            decided = within_bounds(scores[test], scores[test] >= thresholds,
+                                    _rows(low, test), _rows(high, test))
+            totals[position] += n_counted * official_f1_of(decided, truth[test], n_true[test])
+        counted += n_counted
+    mean = totals / max(counted, 1)
+    chosen = len(mean) - 1 - int(np.argmax(mean[::-1]))  # the last of the best: strongest
+    return float(SHRINKAGE_GRID[chosen]), mean
+
+
+def _hard_bounded(interval, min_concepts, max_concepts):
+    """A count interval kept within ``[min_concepts, max_concepts]``, as DecisionRule does."""
+    top = np.inf if max_concepts is None else max_concepts
+    return tuple(np.clip(bound, min_concepts, top) for bound in interval)
+
+
+def _column(bound):
+    """A per-image bound as a column (it broadcasts over thresholds); numbers as they are."""
+    return bound[:, np.newaxis] if np.ndim(bound) == 1 else bound
+
+
+def _rows(bound, rows):
+    return bound[rows] if np.ndim(bound) == 1 else bound
+

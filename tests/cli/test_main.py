@@ -1,0 +1,96 @@
+"""The command line as a whole: the parser, help and defaults, errors and exit codes."""
+
+import subprocess
+import sys
+
+import pytest
+
+from imageclef_concepts import (
+    ConceptCNNClassifier,
+)
+from imageclef_concepts.cli._main import main
+
+
+def test_unknown_option_values_exit_2(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["predict", "--model", "m.keras", "--images", ".", "--output", "r",
+              "--format", "2017"])
+    assert caught.value.code == 2
+    assert "invalid choice: '2017'" in capsys.readouterr().err
+
+
+def test_every_subcommand_has_help():
+    for command in ("demo", "train", "predict", "evaluate"):
+        done = subprocess.run([sys.executable, "-m", "imageclef_concepts", command, "--help"],
+                              capture_output=True, text=True)
+        assert done.returncode == 0 and "usage: imageclef-concepts " + command in done.stdout
+
+
+def test_version_and_a_quick_quiet_help():
+    import time
+
+    from imageclef_concepts import __version__
+
+    done = subprocess.run([sys.executable, "-m", "imageclef_concepts", "--version"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip().endswith(__version__)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "imageclef_concepts", "--help"],
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    assert done.returncode == 0 and "usage: imageclef-concepts" in done.stdout
+    assert done.stderr == ""  # no TensorFlow start-up lines
+    assert seconds < 1.5  # neither TensorFlow nor scikit-learn: about 0.2 s (it was about 9)
+
+
+def _options(parser):
+    """(subcommand, action) for every option of every subcommand that takes a value."""
+    import argparse
+
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, subparser in commands.choices.items():
+        for action in subparser._actions:
+            if action.option_strings and action.nargs != 0 and not action.required:
+                yield name, action
+
+
+def test_every_option_help_shows_its_default():
+    from imageclef_concepts.cli._main import _build_parser
+
+    options = list(_options(_build_parser()))
+    assert len(options) > 20
+    missing = [f"{name} {action.option_strings[0]}" for name, action in options
+               if "default" not in (action.help or "")]
+    assert missing == []
+
+
+def test_train_help_shows_the_estimators_own_defaults():
+    """Every train flag that sets a parameter leaves it to the estimator (None) and
+    shows the signature's default, or says in words what its None default means."""
+    import inspect
+
+    from imageclef_concepts.cli._main import _build_parser
+    from imageclef_concepts.cli._models import _TRAIN_PARAMS
+
+    signature = inspect.signature(ConceptCNNClassifier).parameters
+    assert set(_TRAIN_PARAMS) <= set(signature)
+    actions = {action.dest: action for name, action in _options(_build_parser())
+               if name == "train"}
+    for param in (*_TRAIN_PARAMS, "weights"):
+        action, value = actions[param], signature[param].default
+        if param != "checkpoint_dir":  # train's own default: <output>.checkpoint
+            assert action.default is None, param  # the estimator's default applies
+        if value is None:
+            continue  # shown in words ("none", "a fresh seed each run"...)
+        text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        assert f"default: {text})" in action.help or action.help == f"default: {text}", param
+
+
+def test_on_error_choices_are_the_libraries():
+    from imageclef_concepts.cli._main import _build_parser
+    from imageclef_concepts.images._sources import ON_ERROR
+
+    choices = {(name, action.dest): action.choices for name, action in _options(_build_parser())
+               if action.dest == "on_error"}
+    assert choices == {(command, "on_error"): ON_ERROR
+                       for command in ("prepare", "train", "predict")}

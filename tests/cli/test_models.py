@@ -1,0 +1,196 @@
+"""The command line's model subcommands: train, predict and info."""
+
+
+import pytest
+
+from imageclef_concepts import (
+    ConceptCNNClassifier,
+    DecisionRule,
+    ThresholdTuner,
+    make_concept_images,
+    read_concepts,
+)
+from imageclef_concepts.cli._main import main
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dataset")
+    train = make_concept_images(60, 3, 16, random_state=0, directory=folder / "train")
+    valid = make_concept_images(20, 3, 16, random_state=1, directory=folder / "valid")
+    return folder, train, valid
+
+
+def test_train_then_predict_then_evaluate(tmp_path, dataset, capsys):
+    folder, train, valid = dataset
+    model = tmp_path / "model.keras"
+    code = main(["train", "--images", str(folder / "train" / "images"),
+                 "--concepts", train.concepts_file, "--output", str(model),
+                 "--validation-images", str(folder / "valid" / "images"),
+                 "--validation-concepts", valid.concepts_file,
+                 "--image-size", "16", "--epochs", "2", "--filters", "4",
+                 "--dense-units", "8", "--learning-rate", "0.003", "--quiet"])
+    assert code == 0 and model.is_file()
+    loaded = ConceptCNNClassifier.load(model)
+    assert isinstance(loaded.threshold, DecisionRule)  # tuned on the validation images
+    run = tmp_path / "run.csv"
+    assert main(["predict", "--model", str(model), "--images", str(folder / "valid" / "images"),
+                 "--output", str(run), "--format", "2024", "--quiet"]) == 0
+    ids, concepts, edition = read_concepts(run)
+    assert edition == "2024" and sorted(ids) == sorted(valid.ids)
+    # The run file holds what the loaded model, with its tuned rule, predicts.
+    by_id = dict(zip(valid.ids, valid.paths))
+    expected = loaded.predict_concepts([by_id[i] for i in ids])
+    assert [set(c) for c in concepts] == [set(c) for c in expected]
+    # Scored against the tab-separated ground truth: a run of the same edition.
+    run = tmp_path / "run.tsv"
+    assert main(["predict", "--model", str(model), "--images", str(folder / "valid" / "images"),
+                 "--output", str(run), "--edition", "2019", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), valid.concepts_file]) == 0
+    assert "Mean F1 score:" in capsys.readouterr().out
+
+
+def test_a_per_concept_rule_round_trips_through_keras_and_the_cli(tmp_path, dataset):
+    folder, train, valid = dataset
+    cnn = ConceptCNNClassifier(image_size=16, filters=(4,), dense_units=(8,), epochs=1,
+                               random_state=0).fit(train.paths, train.concepts)
+    tuner = ThresholdTuner(cnn, cv="prefit", refit=False, strategy="per_concept",
+                           min_support=1, min_concepts=1, max_concepts=2)
+    tuner.fit(valid.paths, valid.concepts)
+    model = tmp_path / "tuned.keras"
+    tuner.save(model)
+    run = tmp_path / "run.tsv"
+    images = str(folder / "valid" / "images")
+    assert main(["predict", "--model", str(model), "--images", images, "--output", str(run),
+                 "--quiet"]) == 0
+    ids, concepts, _ = read_concepts(run)
+    by_id = dict(zip(valid.ids, valid.paths))
+    expected = tuner.predict_concepts([by_id[i] for i in ids])
+    assert [set(c) for c in concepts] == [set(c) for c in expected]
+    # Overrides: every concept at threshold 0, capped at one per image.
+    assert main(["predict", "--model", str(model), "--images", images, "--output", str(run),
+                 "--threshold", "0", "--max-concepts", "1", "--quiet"]) == 0
+    assert all(len(c) == 1 for c in read_concepts(run).concepts)
+
+
+def test_train_shows_keras_progress_unless_quiet(tmp_path, dataset, capsys):
+    folder, train, _ = dataset
+    args = ["train", "--images", str(folder / "train" / "images"),
+            "--concepts", train.concepts_file, "--output", str(tmp_path / "m.joblib"),
+            "--image-size", "16", "--epochs", "1", "--filters", "4", "--dense-units", "8"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "2/2" in printed and "val_loss:" in printed  # Keras' bar: steps and losses
+    assert (tmp_path / "m.joblib").is_file()
+    images = str(folder / "train" / "images")
+    predict = ["predict", "--model", str(tmp_path / "m.joblib"), "--images", images,
+               "--output", str(tmp_path / "run.tsv"), "--quiet"]
+    assert main(predict) == 2  # a pickle is loaded only when asked for
+    assert "--allow-pickle" in capsys.readouterr().err
+    assert main(predict + ["--allow-pickle"]) == 0
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["train", "--images", "nowhere", "--concepts", "x.tsv", "--output", "m.keras"],
+     "image folder not found: nowhere"),
+    (["train", "--images", "{images}", "--concepts", "{images}/../concepts.tsv",
+      "--output", "m.h5"], "must end in .keras or .joblib"),
+    (["train", "--images", "{images}", "--concepts", "{images}/../concepts.tsv",
+      "--output", "m.keras", "--validation-images", "{images}"],
+     "give both --validation-images and --validation-concepts"),
+    (["predict", "--model", "missing.keras", "--images", "{images}", "--output", "r.tsv"],
+     "model file not found: missing.keras"),
+])
+def test_user_mistakes_end_in_one_clear_line(dataset, capsys, arguments, message):
+    folder, _, _ = dataset
+    images = str(folder / "train" / "images")
+    argv = [a.replace("{images}", images) for a in arguments]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_train_writes_a_model_card_that_info_prints(tmp_path, dataset, capsys):
+    folder, train, valid = dataset
+    model = tmp_path / "model.keras"
+    assert main(["train", "--images", str(folder / "train" / "images"),
+                 "--concepts", train.concepts_file, "--output", str(model),
+                 "--validation-images", str(folder / "valid" / "images"),
+                 "--validation-concepts", valid.concepts_file,
+                 "--image-size", "16", "--epochs", "1", "--filters", "4",
+                 "--dense-units", "8", "--loss", "focal", "--augmentation", "light",
+                 "--early-stopping-patience", "3", "--quiet"]) == 0
+    params = ConceptCNNClassifier.load(model).get_params()
+    assert (params["loss"], params["augmentation"], params["early_stopping_patience"]) == \
+        ("focal", "light", 3)
+    assert params["verbose"] == 0  # the saved model predicts without Keras' bar
+    card = (tmp_path / "model.keras.card.md").read_text()
+    # Validation concepts unseen in training are reported as the command's warning.
+    err = capsys.readouterr().err
+    assert "imageclef-concepts train: warning: 3 concept(s) unseen in fit" in err
+    assert ".py:" not in err
+    assert main(["info", str(model)]) == 0
+    printed = capsys.readouterr().out
+    import keras
+
+    from imageclef_concepts import __version__
+
+    for text in (card, printed):
+        assert f"imageclef_concepts {__version__}, Keras {keras.__version__}" in text
+        assert f"{len(train.ids)} training images, 3 concepts" in text
+        assert "decision rule tuned on 20 images: official F1" in text
+        assert "| image_size | 16 |" in text and "kept epoch 1" in text
+
+
+def test_predict_on_error_overrides_the_models(tmp_path, dataset, capsys):
+    import shutil
+
+    folder, train, _ = dataset
+    model = tmp_path / "m.keras"
+    ConceptCNNClassifier(image_size=16, filters=(4,), dense_units=(8,), epochs=1,
+                         random_state=0).fit(train.paths, train.concepts).save(model)
+    images = tmp_path / "images"
+    shutil.copytree(folder / "train" / "images", images)
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    run = tmp_path / "run.tsv"
+    argv = ["predict", "--model", str(model), "--images", str(images), "--output", str(run),
+            "--quiet"]
+    assert main(argv) == 2  # the model's own setting: raise, naming the file
+    assert "broken.png" in capsys.readouterr().err
+    assert main(argv + ["--on-error", "skip"]) == 0
+    # The warning is the command's own line, not a library file and line number.
+    err = capsys.readouterr().err
+    assert err.startswith("imageclef-concepts predict: warning: 1 of ") and "broken.png" in err
+    assert ".py:" not in err
+    ids, concepts, _ = read_concepts(run)
+    assert len(ids) == len(train.ids) + 1 and concepts[ids.index("broken")] == ()
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("baseline", "a MostFrequentConcepts has no decision threshold"),
+    ("union", "combines its members' concept sets (combine='union')"),
+    ("vote", "combines its members' concept sets (combine='vote')"),
+    ("mean_count", "voting='mean_count'"),
+])
+@pytest.mark.parametrize("option", [["--threshold", "0.5"], ["--max-concepts", "2"]])
+def test_predict_refuses_a_rule_the_model_does_not_use(tmp_path, dataset, capsys, kind,
+                                                        message, option):
+    from imageclef_concepts import ConceptEnsemble, ConceptKNNClassifier, MostFrequentConcepts
+
+    folder, train, _ = dataset
+    knn = ConceptKNNClassifier(3, pixel_size=4)
+    model = {"baseline": MostFrequentConcepts(k=1),
+             "union": ConceptEnsemble([("knn", knn), ("top", MostFrequentConcepts(k=1))],
+                                      combine="union"),
+             "vote": ConceptEnsemble([("knn", knn), ("top", MostFrequentConcepts(k=1))],
+                                     combine="vote", min_votes=1),
+             "mean_count": ConceptKNNClassifier(3, pixel_size=4, voting="mean_count")}[kind]
+    model.fit(train.paths, train.concepts).save(tmp_path / "m.zip")
+    argv = ["predict", "--model", str(tmp_path / "m.zip"), "--images",
+            str(folder / "train" / "images"), "--output", str(tmp_path / "r.tsv"), "--quiet"]
+    assert main(argv + option) == 2  # was a traceback, or a silent no-op
+    err = capsys.readouterr().err.strip()
+    assert message in err and option[0] in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r.tsv").exists()
+    assert main(argv) == 0

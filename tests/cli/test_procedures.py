@@ -1,0 +1,143 @@
+"""The command line's procedures and scores: evaluate, demo (reproduce-2019: test_reproduce)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from imageclef_concepts import (
+    imageclef_f1_score,
+    read_concepts,
+)
+from imageclef_concepts.cli._main import main
+
+
+def test_evaluate_prints_official_score(tmp_path, capsys):
+    gt = tmp_path / "gt.tsv"
+    gt.write_text("a\tC1;C2\nb\tC3\nc\t\n")
+    run = tmp_path / "run.tsv"
+    run.write_text("a\tC1\nb\tC3\nc\tC4\n")
+    assert main(["evaluate", str(run), str(gt)]) == 0
+    out = capsys.readouterr().out
+    assert "Mean F1 score: 0.8333333333333333" in out
+    assert "2 of 3 images" in out
+
+
+def test_evaluate_prints_the_secondary_score_when_asked(tmp_path, capsys):
+    gt = tmp_path / "gt.tsv"
+    gt.write_text("a\tC1;C2\nb\tC3\n")
+    run = tmp_path / "run.tsv"
+    run.write_text("a\tC1\nb\tC3\n")
+    subset = tmp_path / "validated.txt"
+    subset.write_text("C2\nC3\n")
+    assert main(["evaluate", str(run), str(gt), "--secondary-concepts", str(subset)]) == 0
+    out = capsys.readouterr().out
+    assert "Mean F1 score: 0.8333333333333333" in out
+    assert "Secondary F1 score: 0.5" in out  # a: T={C2}, P={} -> 0; b: 1
+
+
+def test_evaluate_says_which_edition_it_picked_and_takes_one(tmp_path, capsys):
+    gt = tmp_path / "gt.tsv"
+    gt.write_text("img1\tC1;C2\nimg2\n")  # a 2019 ground truth: an image without concepts
+    run = tmp_path / "run.tsv"
+    run.write_text("img1\tC1\nimg2\n")
+    assert main(["evaluate", str(run), str(gt)]) == 0
+    out = capsys.readouterr().out
+    assert ("Edition: 2019 (picked by auto; 2018, 2020, 2021 score these files alike; 2022, 2023"
+            in out) and "Mean F1 score: 0.666" in out
+    assert main(["evaluate", str(run), str(gt), "--edition", "2023"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "gt.tsv:2:" in err
+
+
+def test_evaluate_asks_for_the_edition_when_two_score_differently(tmp_path, capsys):
+    gt = tmp_path / "concepts.csv"
+    gt.write_text("ID,CUIs\na,C0040405\nb,C0817096\n")
+    manual = tmp_path / "concepts_manual.csv"
+    manual.write_text("ID,CUIs\na,C0040405;C0920367\nb,C0817096\n")
+    run = tmp_path / "run.csv"
+    run.write_text("ID,CUIs\na,C0040405\nb,C0817096\n")
+    assert main(["evaluate", str(run), str(gt), "--secondary-truth", str(manual)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "2024" in err and "2025" in err
+    assert "--edition" in err
+    assert main(["evaluate", str(run), str(gt), "--secondary-truth", str(manual),
+                 "--edition", "2025"]) == 0
+    out = capsys.readouterr().out
+    assert "Mean F1 score: 1.0" in out and "Secondary F1 score: 0.8333333333333333" in out
+
+
+def test_evaluate_bad_run_is_one_clear_error_without_traceback(tmp_path):
+    gt = tmp_path / "gt.tsv"
+    gt.write_text("a\tC1\nb\tC2\n")
+    run = tmp_path / "run.tsv"
+    run.write_text("a\tC1\na\tC2\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "imageclef_concepts", "evaluate", str(run), str(gt)],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert f"{run}:2: duplicate image id 'a'" in done.stderr
+    assert f"{gt}:2: image id 'b' is missing from the run" in done.stderr
+
+
+def test_evaluate_missing_file(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nope.tsv"), str(tmp_path / "gt.tsv")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "the file holds no line"), (b"\xff\xfe\x00bin", "not a UTF-8 text file"),
+    (b"a\tC1\na\tC2\n", "duplicate image id 'a'")])
+def test_a_bad_bounds_file_is_the_only_output(tmp_path, capsys, content, problem):
+    gt, run, train = tmp_path / "gt.tsv", tmp_path / "run.tsv", tmp_path / "train.tsv"
+    gt.write_text("a\tC1;C2\nb\tC3\n")
+    run.write_text("a\tC1\nb\tC3\n")
+    train.write_bytes(content)
+    assert main(["evaluate", str(run), str(gt), "--bounds", str(train),
+                 "--report", str(tmp_path / "r.html")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no score printed before the error
+    assert problem in captured.err and "train.tsv" in captured.err
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.fixture
+def tiny_demo(monkeypatch):
+    from imageclef_concepts.recipes import _demo
+
+    tiny_size = _demo.DemoSize(n_images=120, n_concepts=4, image_size=16, filters=(4,),
+                               epochs=2, learning_rates=(1e-3, 3e-3))
+    monkeypatch.setattr(_demo, "QUICK", tiny_size)
+    return tiny_size
+
+
+def test_demo_writes_everything_and_prints_the_table(tmp_path, capsys, tiny_demo):
+    output = tmp_path / "demo"
+    assert main(["demo", "--quick", "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    for row in ("most frequent concepts", "CNN, threshold 0.5", "CNN, the paper's threshold 0.1",
+                "CNN, tuned threshold"):
+        assert row in printed
+    # each round says how many fits it runs, then one line per fit with its time
+    assert "Fitting 2 folds for each of 2 candidates, totalling 4 fits" in printed
+    assert "[CV 1/2] END" in printed and "total time=" in printed
+    for name in ("run.tsv", "model.keras", "summary.json",
+                 "concept_frequencies.png", "threshold_curve.png", "training_history.png",
+                 "per_concept_f1.png"):
+        assert (output / name).is_file(), name
+    ids, concepts, layout = read_concepts(output / "run.tsv")
+    assert layout == "2019" and len(ids) == 30  # a quarter of 120 images held out
+    summary = json.loads((output / "summary.json").read_text())
+    # the run file scores what the table says
+    truth = dict(zip(*read_concepts(output / "data" / "concepts.tsv")[:2]))
+    tuned = [v for k, v in summary["scores"].items() if k.startswith("CNN, tuned")][0]
+    assert imageclef_f1_score([truth[i] for i in ids], concepts) == pytest.approx(tuned)
+
+
+def test_demo_refuses_a_folder_in_use(tmp_path, capsys):
+    (tmp_path / "something").write_text("x")
+    assert main(["demo", "--output", str(tmp_path)]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err

@@ -1,0 +1,114 @@
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.metrics import roc_auc_score
+
+from imageclef_concepts import (
+    ConceptCNNClassifier,
+    ConceptEncoder,
+    DatasetMismatchWarning,
+    load_imageclef,
+    make_concept_images,
+)
+
+from ..conftest import TINY, shared_data
+
+
+def test_synthetic_images_are_deterministic_and_shaped():
+    first = make_concept_images(30, 8, 48, random_state=1)
+    again = make_concept_images(30, 8, 48, random_state=1)
+    other = make_concept_images(30, 8, 48, random_state=2)
+    np.testing.assert_array_equal(first.images, again.images)
+    assert first.concepts == again.concepts
+    assert not np.array_equal(first.images, other.images)
+    assert first.images.shape == (30, 48, 48, 3) and first.images.dtype == np.uint8
+    # grey as RGB
+    assert (first.images[..., 0] == first.images[..., 2]).all()
+    assert all(re.fullmatch(r"C\d{7}", name) for name in first.concept_names)
+    assert all(len(concepts) >= 1 for concepts in first.concepts)
+
+
+def test_synthetic_frequencies_have_a_long_tail_and_non_visual_concepts():
+    data = make_concept_images(3000, 20, 16, random_state=0)
+    counts = ConceptEncoder().fit(data.concepts)
+    by_name = dict(zip(counts.classes_, counts.concept_counts_))
+    observed = np.array([by_name.get(name, 0) for name in data.concept_names]) / 3000
+    assert observed[0] > 0.5 and observed[-1] < 0.06
+    assert (np.diff(data.frequencies) < 0).all()
+    assert data.is_visual.sum() == 15  # 25% of 20 draw nothing
+
+
+def test_non_visual_concepts_leave_no_mark():
+    data = make_concept_images(200, 4, 32, non_visual_fraction=0.5, noise=0.0, random_state=0)
+    invisible = set(data.concept_names[~data.is_visual])
+    visible = set(data.concept_names[data.is_visual])
+    # Images whose concepts are all non-visual look like the plain background.
+    plain = [i for i, c in enumerate(data.concepts) if set(c) <= invisible]
+    marked = [i for i, c in enumerate(data.concepts) if set(c) & visible]
+    extremes = lambda i: ((data.images[i] > 235) | (data.images[i] < 15)).mean()  # noqa: E731
+    inside = lambda i: data.images[i][8:24, 8:24]  # noqa: E731
+    assert max(((inside(i) > 235) | (inside(i) < 15)).mean() for i in plain) == 0
+    assert np.mean([extremes(i) for i in marked]) > 0
+
+
+def test_written_dataset_is_read_back(tmp_path):
+    data = make_concept_images(12, 5, 32, random_state=0, directory=tmp_path)
+    loaded = load_imageclef(tmp_path / "images", data.concepts_file)
+    assert loaded.ids == data.ids and loaded.concepts == data.concepts
+    assert loaded.paths == data.paths
+    decoded = np.asarray(Image.open(loaded.paths[0]))
+    assert np.abs(decoded.astype(int) - data.images[0].astype(int)).mean() < 3  # JPEG
+
+
+def test_loader_reports_mismatches(tmp_path):
+    data = make_concept_images(6, 3, 32, random_state=0, directory=tmp_path)
+    images = tmp_path / "images"
+    (images / f"{data.ids[0]}.jpg").unlink()                       # label without image
+    Image.fromarray(data.images[1]).save(images / "extra.png")      # image without label
+    Image.fromarray(data.images[2]).save(images / f"{data.ids[2]}.png")  # duplicate id
+    (images / "notes.txt").write_text("not an image extension: ignored")
+    with pytest.warns(DatasetMismatchWarning) as caught:
+        loaded = load_imageclef(images, data.concepts_file)
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("1 image(s)") and "extra" in m for m in messages)
+    assert any(m.startswith("1 line(s)") and data.ids[0] in m for m in messages)
+    assert any(m.startswith("1 id(s) have several") and data.ids[2] in m for m in messages)
+    assert loaded.ids == data.ids[1:]
+    assert loaded.paths[1].endswith(f"{data.ids[2]}.jpg")  # first by name
+    with pytest.raises(ValueError, match="have no image"):
+        load_imageclef(images, data.concepts_file, strict=True)
+    with pytest.raises(FileNotFoundError, match="Image folder not found"):
+        load_imageclef(tmp_path / "nowhere", data.concepts_file)
+
+
+def test_real_chest_xrays_load_and_train():
+    NIH = shared_data("nih-chestxray")
+    with pytest.warns(DatasetMismatchWarning, match="200 image"):
+        train = load_imageclef(NIH / "images", NIH / "train_concepts.tsv")
+    assert len(train.paths) == 600
+    assert "NO FINDING" in {c for concepts in train.concepts for c in concepts}
+    model = ConceptCNNClassifier(**{**TINY, "image_size": 64, "epochs": 1})
+    model.fit(train.paths[:200], train.concepts[:200])
+    proba = model.predict_proba(train.paths[200:260])
+    assert proba.shape == (60, len(model.classes_)) and np.isfinite(proba).all()
+
+
+def test_cnn_learns_visual_concepts_and_not_the_others():
+    data = make_concept_images(900, 6, 32, non_visual_fraction=0.34, most_common_frequency=0.5,
+                               tail_exponent=0.3, random_state=3)
+    X, y = data.images, data.concepts
+    model = ConceptCNNClassifier(**{**TINY, "filters": (8, 16), "dense_units": (32,),
+                                    "conv_dropout": 0.1, "dense_dropout": 0.2,
+                                    "learning_rate": 3e-3, "decay": 0.0, "epochs": 12})
+    model.fit(X[:700], y[:700])
+    proba = model.predict_proba(X[700:])
+    truth = ConceptEncoder().fit(y).transform(y[700:])
+    columns = {name: j for j, name in enumerate(model.classes_)}
+    for name, visual in zip(data.concept_names, data.is_visual):
+        auc = roc_auc_score(truth[:, columns[name]], proba[:, columns[name]])
+        if visual:
+            assert auc > 0.95, (name, auc)
+        else:
+            assert 0.3 < auc < 0.7, (name, auc)

@@ -1,0 +1,121 @@
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+
+from imageclef_concepts import (
+    ConceptCNNClassifier,
+    ConceptKNNClassifier,
+    ThresholdTuner,
+    imageclef_f1,
+    make_concept_images,
+)
+
+from ..conftest import TINY
+
+
+def _brute_force_neighbours(model, X, k):
+    queries = model._embed(X)
+    similarities = queries @ model.embeddings_.T
+    order = np.argsort(-similarities, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(similarities, order, axis=1), order
+
+
+def test_blocks_give_the_same_neighbours_as_the_whole_matrix(tiny_images):
+    X, y = tiny_images.images, tiny_images.concepts
+    whole = ConceptKNNClassifier(n_neighbors=4, block_size=10_000).fit(X, y)
+    blocked = ConceptKNNClassifier(n_neighbors=4, block_size=3).fit(X, y)
+    s_whole, i_whole = whole.kneighbors(X[:17])
+    s_block, i_block = blocked.kneighbors(X[:17])
+    np.testing.assert_array_equal(i_whole, i_block)
+    np.testing.assert_allclose(s_whole, s_block, rtol=1e-6)
+    s_brute, _ = _brute_force_neighbours(whole, X[:17], 4)
+    np.testing.assert_allclose(s_whole, s_brute, rtol=1e-6)
+    np.testing.assert_allclose(blocked.predict_proba(X), whole.predict_proba(X), rtol=1e-5)
+
+
+def test_votes_are_similarity_weighted_shares(tiny_images, tiny_indicator):
+    X = tiny_images.images
+    model = ConceptKNNClassifier(n_neighbors=3).fit(X, tiny_indicator)
+    similarities, indices = model.kneighbors(X[:5])
+    weights = np.clip(similarities, 1e-6, None)
+    expected = (weights[:, :, None] * tiny_indicator[indices]).sum(axis=1) / weights.sum(
+        axis=1, keepdims=True)
+    np.testing.assert_allclose(model.predict_proba(X[:5]), expected, rtol=1e-5)
+    np.testing.assert_array_equal(model.predict(X[:5]), expected >= 0.5)
+
+
+def test_an_image_finds_itself_first(tiny_images):
+    model = ConceptKNNClassifier(n_neighbors=1).fit(tiny_images.images, tiny_images.concepts)
+    _, indices = model.kneighbors(tiny_images.images)
+    np.testing.assert_array_equal(indices[:, 0], np.arange(40))
+    assert list(model.predict(tiny_images.images)) == [tuple(sorted(c)) for c in
+                                                       tiny_images.concepts]
+
+
+def test_mean_count_voting_predicts_the_neighbours_average_number():
+    X = np.zeros((6, 16, 16, 3), dtype=np.uint8)
+    X[:3, :, :8] = 200  # first group: left half bright
+    X[3:, :, 8:] = 200  # second group: right half bright
+    X[np.arange(6), 0, np.arange(6), 0] = 90  # no two images alike
+    y = ["A;B;C", "A;B", "A;B;D", "E", "E", "F"]
+    model = ConceptKNNClassifier(n_neighbors=3, voting="mean_count").fit(X, y)
+    predicted = model.predict_concepts(X[:1])[0]
+    assert set(predicted) == {"A", "B", "C"} or set(predicted) == {"A", "B", "D"}
+    assert len(predicted) == 3  # (3 + 2 + 3) / 3 rounds to 3
+
+
+def test_cnn_penultimate_layer_as_embedding(tiny_images, tiny_indicator):
+    cnn = ConceptCNNClassifier(**TINY).fit(tiny_images.images, tiny_indicator)
+    assert cnn.embed(tiny_images.images).shape == (40, 8)  # dense_units=(8,)
+    model = ConceptKNNClassifier(n_neighbors=3, embedding=cnn).fit(tiny_images.images,
+                                                                    tiny_indicator)
+    assert model.embeddings_.shape == (40, 8)
+    # Unit length, except an image whose ReLU activations are all 0: it stays 0, not NaN.
+    norms = np.linalg.norm(model.embeddings_, axis=1)
+    assert np.all(np.isclose(norms, 1, rtol=1e-5) | (norms == 0)) and (norms > 0).sum() > 30
+
+
+def test_threshold_tuner_grid_search_and_pickle(tiny_images):
+    X = tiny_images.images
+    y = np.array([";".join(c) for c in tiny_images.concepts], dtype=object)
+    tuner = ThresholdTuner(ConceptKNNClassifier(3), cv=3, thresholds=10).fit(X, y)
+    assert tuner.predict(X).shape == (40,)
+    search = GridSearchCV(ConceptKNNClassifier(), {"n_neighbors": [1, 5]}, cv=KFold(2),
+                          scoring=imageclef_f1).fit(X, y)
+    by_hand = {k: cross_val_score(ConceptKNNClassifier(k), X, y, cv=KFold(2),
+                                  scoring=imageclef_f1).mean() for k in (1, 5)}
+    assert search.best_params_["n_neighbors"] == max(by_hand, key=by_hand.get)
+    assert search.best_score_ == pytest.approx(max(by_hand.values()))
+    restored = pickle.loads(pickle.dumps(search.best_estimator_))
+    np.testing.assert_array_equal(restored.predict_proba(X), search.predict_proba(X))
+
+
+def test_pixel_retrieval_beats_chance_on_synthetic_concepts():
+    data = make_concept_images(400, 6, 32, non_visual_fraction=0, random_state=5)
+    model = ConceptKNNClassifier(n_neighbors=5, pixel_size=32, threshold=0.4)
+    model.fit(data.images[:300], data.concepts[:300])
+    assert model.score(data.images[300:], data.concepts[300:]) > 0.5
+
+
+def test_bad_parameters():
+    X = np.zeros((3, 16, 16, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="n_neighbors=5 is more than the 3 training"):
+        ConceptKNNClassifier(5).fit(X, ["A", "B", "C"])
+    with pytest.raises(ValueError, match="embedding"):
+        ConceptKNNClassifier(embedding="resnet").fit(X, ["A", "B", "C"])
+
+
+def test_backbone_embedding(tiny_images, tmp_path):
+    from imageclef_concepts import BackboneEmbedding
+
+    embedding = BackboneEmbedding("efficientnetb0", image_size=32, weights=None)
+    vectors = embedding.embed(tiny_images.images[:6])
+    assert vectors.shape == (6, 1280)  # EfficientNet-B0's pooled features
+    model = ConceptKNNClassifier(3, embedding=embedding).fit(tiny_images.images,
+                                                             tiny_images.concepts)
+    assert model.embeddings_.shape == (40, 1280)
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_allclose(restored.predict_proba(tiny_images.images[:5]),
+                               model.predict_proba(tiny_images.images[:5]), rtol=1e-5)

@@ -1,0 +1,126 @@
+"""Checkpoint folders: the library owns only its own files in them, and resumes only its own run."""
+
+import fcntl
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from imageclef_concepts import CheckpointError, ConceptCNNClassifier, remove_checkpoint
+from imageclef_concepts.files._checkpoints import LOCK, MANIFEST
+
+from ..conftest import labels_of as _labels
+from ..conftest import snapshot as _snapshot
+from ..conftest import tiny_cnn as _tiny_cnn
+
+
+def test_a_folder_holding_a_users_file_is_refused_and_survives(tmp_path, tiny_images):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "thesis.txt").write_text("four years of work")
+    model = _tiny_cnn(checkpoint_dir=victim)
+    with pytest.raises(CheckpointError, match="thesis.txt"):
+        model.fit(tiny_images.images, _labels(tiny_images))
+    assert _snapshot(victim) == {"thesis.txt": b"four years of work"}
+
+
+def test_a_checkpoint_owns_only_its_files_and_is_removed_after_the_save(tmp_path,
+                                                                        tiny_images):
+    empty = tmp_path / "mine"
+    empty.mkdir()  # the user's own empty folder: used, marked, and kept
+    model = _tiny_cnn(checkpoint_dir=empty).fit(tiny_images.images, _labels(tiny_images))
+    assert (empty / MANIFEST).is_file()  # kept after fit: a failed save loses nothing
+    (empty / "notes.txt").write_text("mine")  # the user adds a file meanwhile
+    model.save(tmp_path / "model.keras")
+    assert _snapshot(empty) == {"notes.txt": b"mine"}  # only the library's files went
+    created = tmp_path / "created" / "here"
+    model = _tiny_cnn(checkpoint_dir=created).fit(tiny_images.images, _labels(tiny_images))
+    assert created.is_dir()
+    assert model.remove_checkpoint() and not created.exists()  # the library made it
+
+
+def test_a_relative_checkpoint_dir_is_resolved_and_never_saved(tmp_path, tiny_images,
+                                                              monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+    monkeypatch.chdir(first)
+    model = _tiny_cnn(checkpoint_dir="ckpt").fit(tiny_images.images, _labels(tiny_images))
+    monkeypatch.chdir(second)  # the namesake in another folder is the user's
+    (second / "ckpt").mkdir()
+    (second / "ckpt" / "results.csv").write_text("a,b\n")
+    model.save(tmp_path / "model.keras")
+    assert not (first / "ckpt").exists()  # the checkpoint it trained with, at its real place
+    assert _snapshot(second / "ckpt") == {"results.csv": b"a,b\n"}
+    loaded = ConceptCNNClassifier.load(tmp_path / "model.keras")
+    assert loaded.checkpoint_dir is None  # a model file names no folder
+    loaded.fit(tiny_images.images, _labels(tiny_images))
+    assert _snapshot(second / "ckpt") == {"results.csv": b"a,b\n"}
+
+
+def test_a_tampered_manifest_cannot_make_removal_touch_other_files(tmp_path):
+    folder = tmp_path / "fake"
+    folder.mkdir()
+    (folder / "data.csv").write_text("precious")
+    (folder / MANIFEST).write_text(json.dumps({"mark": "imageclef_concepts training "
+                                               "checkpoint", "run_id": "x", "seed": 0,
+                                               "created_folder": True, "fingerprint": {}}))
+    assert remove_checkpoint(folder)
+    assert _snapshot(folder) == {"data.csv": b"precious"}  # not ours, by name: kept
+
+
+@pytest.mark.parametrize("change", ["concepts", "images", "learning_rate", "random_state"])
+def test_a_checkpoint_of_another_run_is_refused_naming_what_differs(tmp_path, tiny_images,
+                                                                    change):
+    checkpoint = tmp_path / "ckpt"
+    X, y = tiny_images.images, _labels(tiny_images)
+    _tiny_cnn(checkpoint_dir=checkpoint).fit(X, y)  # finished, not saved: still there
+    params, expected = {"checkpoint_dir": checkpoint}, change
+    if change == "concepts":
+        y = y[1:] + y[:1]  # the same vocabulary, given to other images
+        expected = "image concepts"
+    elif change == "images":
+        X = X[::-1]
+    else:
+        params[change] = {"learning_rate": 0.5, "random_state": 7}[change]
+        expected = f"parameter {change}"
+    before = _snapshot(checkpoint)
+    with pytest.raises(CheckpointError, match=f"differs: [^)]*{expected}"):
+        _tiny_cnn(**params).fit(X, y)
+    assert _snapshot(checkpoint) == before
+
+
+def test_the_same_run_resumes_its_finished_checkpoint_without_training(tmp_path, tiny_images,
+                                                                       monkeypatch):
+    checkpoint = tmp_path / "ckpt"
+    first = _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+
+    def no_training(self, logs=None):
+        raise AssertionError("an epoch was trained again")
+
+    monkeypatch.setattr(keras.callbacks.Callback, "on_train_batch_end", no_training)
+    again = _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+    np.testing.assert_allclose(again.predict_proba(tiny_images.images),
+                               first.predict_proba(tiny_images.images), rtol=1e-6)
+    assert again.history_ == first.history_
+
+
+def test_a_second_training_on_a_checkpoint_in_use_fails_at_once(tmp_path, tiny_images):
+    checkpoint = tmp_path / "ckpt"
+    _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+    with open(checkpoint / LOCK, "a") as held:  # another training holds the lock
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(CheckpointError, match="in use by another training"):
+            _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
+        with pytest.raises(CheckpointError, match="in use"):
+            remove_checkpoint(checkpoint)
+    assert (checkpoint / MANIFEST).is_file()
+
+
+def test_a_checkpoint_path_that_is_a_file_is_refused(tmp_path, tiny_images):
+    file = tmp_path / "model.keras"
+    file.write_bytes(b"an older model")
+    with pytest.raises(CheckpointError, match="not a folder"):
+        _tiny_cnn(checkpoint_dir=file).fit(tiny_images.images, _labels(tiny_images))
+    assert file.read_bytes() == b"an older model"

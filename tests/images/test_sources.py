@@ -1,0 +1,207 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.model_selection import GridSearchCV, KFold
+
+from imageclef_concepts import (
+    ConceptCNNClassifier,
+    ConceptKNNClassifier,
+    ImageDecodeError,
+    SkippedImagesWarning,
+    ThresholdTuner,
+    decode_image,
+    imageclef_f1,
+    imageclef_f1_score,
+)
+from imageclef_concepts.images._sources import ImageFiles
+from imageclef_concepts.keras._batches import ImageBatches
+
+from ..conftest import TINY
+
+
+def _save(image, path, **kwargs):
+    image.save(path, **kwargs)
+    return str(path)
+
+
+def _grey_ramp(size=16):
+    return np.tile(np.arange(size, dtype=np.uint8) * (255 // (size - 1)), (size, 1))
+
+
+# ---------------------------------------------------------------- bad files
+
+@pytest.fixture
+def files_with_bad_ones(tmp_path):
+    """Eight images whose grey level encodes their index, and four bad files."""
+    paths = []
+    for index in range(8):
+        paths.append(_save(Image.fromarray(np.full((16, 16), index * 30, np.uint8)),
+                           tmp_path / f"good{index}.png"))
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buffer, "JPEG")  # mostly scan data: cut, the header stays
+    (tmp_path / "truncated.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not an image")
+    bad = {
+        "missing": str(tmp_path / "missing.png"),
+        "empty": str(tmp_path / "empty.png"),
+        "text": str(tmp_path / "text.png"),
+        "truncated": str(tmp_path / "truncated.jpg"),
+    }
+    return paths, bad
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "missing.png: file not found"),
+    ("empty", "empty.png: empty file"),
+    ("text", "text.png: not a readable image"),
+])
+def test_raise_checks_every_file_before_training(files_with_bad_ones, kind, message):
+    paths, bad = files_with_bad_ones
+    X = paths[:4] + [bad[kind]] + paths[4:]
+    y = np.eye(9, dtype=int)
+    model = ConceptCNNClassifier(**{**TINY, "image_size": 16, "filters": (4,)})
+    with pytest.raises(ImageDecodeError, match=message):
+        model.fit(X, y)
+    assert not hasattr(model, "model_")  # nothing was built or trained
+
+
+def test_raise_names_a_truncated_file_when_decoded(files_with_bad_ones):
+    paths, bad = files_with_bad_ones
+    model = ConceptCNNClassifier(**{**TINY, "image_size": 16, "filters": (4,),
+                                    "validation_fraction": None})
+    with pytest.raises(ImageDecodeError, match="truncated.jpg: cannot decode"):
+        model.fit(paths + [bad["truncated"]], np.eye(9, dtype=int))
+
+
+def test_skip_keeps_labels_aligned_and_says_which(files_with_bad_ones):
+    paths, bad = files_with_bad_ones
+    X = np.array([bad["missing"], paths[0], bad["empty"], paths[1], paths[2], bad["text"],
+                  paths[3], bad["truncated"], *paths[4:]])
+    labels = np.arange(len(X))  # label = position in X
+    with pytest.warns(SkippedImagesWarning, match="3 of 12 image file") as caught:
+        files = ImageFiles(X, 16, on_error="skip")
+    message = str(caught[0].message)
+    assert all(bad[kind] in message for kind in ("missing", "empty", "text"))
+    batches = ImageBatches(files, indices=files.usable_indices(), targets=np.eye(12)[labels],
+                           batch_size=4)
+    seen = []
+    for index in range(len(batches)):
+        x, y = batches.batch(batches.indices, index)
+        for image, target in zip(x, y):
+            position = int(np.argmax(target))
+            good_index = paths.index(X[position])  # grey level encodes the good index
+            assert image[0, 0, 0] == good_index * 30
+            seen.append(position)
+    # the truncated file leaves with its label, found only when decoded
+    assert bad["truncated"] in files.failures[7]
+    assert sorted(seen) == [1, 3, 4, 6, 8, 9, 10, 11]
+
+
+def test_skip_in_fit_and_predict(files_with_bad_ones):
+    paths, bad = files_with_bad_ones
+    X = paths[:4] + [bad["missing"], bad["truncated"]] + paths[4:]
+    model = ConceptCNNClassifier(**{**TINY, "image_size": 16, "filters": (4,),
+                                    "validation_fraction": None, "on_error": "skip"})
+    with pytest.warns(SkippedImagesWarning) as caught:
+        model.fit(X, np.eye(10, dtype=int))
+    messages = " ".join(str(w.message) for w in caught)
+    assert "missing.png" in messages and "truncated.jpg" in messages
+    with pytest.warns(SkippedImagesWarning):
+        proba = model.predict_proba(X)
+    assert proba.shape == (10, 10)
+    assert np.isnan(proba[[4, 5]]).all() and np.isfinite(proba[[0, 1, 2, 3, 6]]).all()
+    assert model.predict(X)[4].sum() == 0
+
+
+# ------------------------------------------------------------- path input
+
+def test_paths_give_the_same_model_as_decoded_arrays(tmp_path, tiny_images, tiny_indicator):
+    paths = [_save(Image.fromarray(image), tmp_path / f"{i}.png")
+             for i, image in enumerate(tiny_images.images)]
+    from_paths = ConceptCNNClassifier(**TINY).fit(paths, tiny_indicator)
+    from_arrays = ConceptCNNClassifier(**TINY).fit(tiny_images.images, tiny_indicator)
+    np.testing.assert_allclose(from_paths.predict_proba(paths),
+                               from_arrays.predict_proba(tiny_images.images), atol=1e-5)
+
+
+def test_path_input_through_grid_search(tmp_path, tiny_images):
+    from pathlib import Path
+
+    paths = np.array([Path(_save(Image.fromarray(image), tmp_path / f"{i}.jpg"))
+                      for i, image in enumerate(tiny_images.images)], dtype=object)
+    y = np.array([";".join(c) for c in tiny_images.concepts], dtype=object)
+    search = GridSearchCV(ConceptCNNClassifier(**{**TINY, "epochs": 1}),
+                          {"threshold": [0.1, 0.5]}, cv=KFold(2), scoring=imageclef_f1)
+    search.fit(paths, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert len(search.predict(paths[:3])) == 3
+
+
+def test_decoded_images_are_cached_within_the_budget(tmp_path, tiny_images, monkeypatch):
+    import imageclef_concepts.images._sources as images_module
+
+    paths = [_save(Image.fromarray(image), tmp_path / f"{i}.png")
+             for i, image in enumerate(tiny_images.images)]
+    decoded = []
+    real_decode = images_module.decode_image
+    monkeypatch.setattr(images_module, "decode_image",
+                        lambda path, *args: decoded.append(path) or real_decode(path, *args))
+    one_image_mb = 32 * 32 * 3 / 2**20
+    for cache_mb, expected_decodes in [(0, 80), (100 * one_image_mb, 40),
+                                       (10.5 * one_image_mb, 40 + 30)]:
+        decoded.clear()
+        files = ImageFiles(paths, 32, workers=2, cache_mb=cache_mb)
+        passes = [np.concatenate([files.load(np.arange(start, min(start + 16, 40)))[0]
+                                  for start in range(0, 40, 16)]) for _ in range(2)]
+        # Both passes give every image, in order, whether it came from the cache or not.
+        for batch in passes:
+            np.testing.assert_array_equal(batch, tiny_images.images)
+        assert len(decoded) == expected_decodes, cache_mb
+
+
+def test_a_pandas_series_of_paths_and_a_dataframe_column_of_concepts(tmp_path, tiny_images):
+    import pandas as pd
+    frame = pd.DataFrame({
+        "path": [_save(Image.fromarray(image), tmp_path / f"{i}.png")
+                 for i, image in enumerate(tiny_images.images)],
+        "concepts": [";".join(c) for c in tiny_images.concepts]}, index=range(100, 140))
+    cnn = ConceptCNNClassifier(**{**TINY, "epochs": 1}).fit(frame["path"], frame["concepts"])
+    from_lists = ConceptCNNClassifier(**{**TINY, "epochs": 1}).fit(
+        list(frame["path"]), list(frame["concepts"]))
+    assert list(cnn.classes_) == list(from_lists.classes_)
+    np.testing.assert_allclose(cnn.predict_proba(frame["path"]),
+                               from_lists.predict_proba(list(frame["path"])), atol=1e-6)
+    assert len(cnn.predict_concepts(frame["path"].iloc[:5])) == 5
+    # Cross-validation indexes the Series by position, whatever its index.
+    tuner = ThresholdTuner(ConceptKNNClassifier(n_neighbors=3), cv=2, thresholds=5)
+    tuner.fit(frame["path"], frame["concepts"])
+    score = imageclef_f1_score(frame["concepts"], tuner.predict(frame["path"]))
+    assert score == imageclef_f1_score(list(frame["concepts"]), tuner.predict(list(frame["path"])))
+
+
+def test_a_single_path_is_refused():
+    with pytest.raises(ValueError, match="not one path"):
+        ConceptCNNClassifier(**TINY).fit("image.jpg", np.eye(1, dtype=int))
+
+
+def test_arrays_and_files_are_resized_by_the_same_pillow_filter(tmp_path):
+    from PIL import Image
+
+    from imageclef_concepts.images._sources import ImageArray
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)
+    for resample in ("nearest", "bilinear", "lanczos"):
+        from_array = ImageArray(pixels, 16, resample).load(np.arange(2))[0]
+        path = tmp_path / f"{resample}.png"
+        Image.fromarray(pixels[0]).save(path)
+        from_file = decode_image(path, 16, resample)
+        np.testing.assert_array_equal(from_array[0], from_file)
+        assert from_array.dtype == np.uint8
+    nearest = ImageArray(pixels, 16, "nearest").load(np.arange(2))[0]
+    bilinear = ImageArray(pixels, 16, "bilinear").load(np.arange(2))[0]
+    assert not np.array_equal(nearest, bilinear)  # resample is honoured, not ignored

@@ -1,0 +1,510 @@
+"""The image store: decoded once, read back exactly, never wrong, never destroying anything."""
+
+import os
+import pickle
+import sqlite3
+import threading
+import warnings
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from PIL import Image
+
+from imageclef_concepts import (
+    ImageLoader,
+    ImageStore,
+    ImageStoreError,
+    ImageStoreWarning,
+    SkippedImagesWarning,
+    decode_image,
+    prepare_images,
+)
+from imageclef_concepts.images._decoding import RESAMPLING
+from imageclef_concepts.images._sources import ImageFiles
+from imageclef_concepts.images._store import INDEX, MANIFEST
+
+
+def _write_images(folder, n, side=(40, 30), seed=0, suffix=".png"):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for index in range(n):
+        path = folder / f"{index:03d}{suffix}"
+        Image.fromarray(rng.integers(0, 256, (*side, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+@pytest.fixture
+def images(tmp_path):
+    return _write_images(tmp_path / "images", 12)
+
+
+def _expected(paths, size, resample="bilinear"):
+    return np.stack([decode_image(path, size, resample) for path in paths])
+
+
+@pytest.mark.parametrize("resample", sorted(RESAMPLING))
+def test_stored_pixels_are_exactly_the_decoded_ones(tmp_path, images, resample):
+    store = ImageStore(tmp_path / "store")
+    prepare_images(images, store, 24, resample, progress=False)
+    read = ImageLoader(24, resample, image_store=store).fit_transform(images)
+    assert np.array_equal(read, _expected(images, 24, resample))
+
+
+def test_a_second_use_decodes_and_checks_nothing(tmp_path, images, decodes):
+    store = ImageStore(tmp_path / "store")
+    first = ImageLoader(24, image_store=store).fit_transform(images)
+    assert decodes == {"decoded": len(images), "checked": len(images)}
+    second = ImageLoader(24, image_store=store).fit_transform(images[::-1])
+    assert decodes == {"decoded": len(images), "checked": len(images)}  # nothing more
+    assert np.array_equal(second, first[::-1])
+
+
+def test_each_size_and_filter_is_kept_apart(tmp_path, images):
+    store = ImageStore(tmp_path / "store")
+    assert prepare_images(images, store, 24, progress=False).added == len(images)
+    assert prepare_images(images, store, 16, progress=False).added == len(images)
+    assert prepare_images(images, store, 24, "nearest", progress=False).added == len(images)
+    assert prepare_images(images, store, 24, progress=False).already_stored == len(images)
+    assert sorted(store.summary()) == ["16px-bilinear", "24px-bilinear", "24px-nearest"]
+    assert store.summary()["16px-bilinear"] == {
+        "images": 12, "bytes": 12 * 16 * 16 * 3, "disk_bytes": 12 * 16 * 16 * 3 + 128}
+    assert np.array_equal(ImageLoader(16, image_store=store).fit_transform(images),
+                          _expected(images, 16))
+
+
+def test_a_changed_file_is_decoded_again(tmp_path, images, decodes):
+    store = ImageStore(tmp_path / "store")
+    prepare_images(images, store, 24, progress=False)
+    Image.fromarray(np.zeros((40, 30, 3), dtype=np.uint8)).save(images[3])  # same name
+    os.utime(images[3], ns=(1, 1))  # even with an old modification time
+    before = decodes["decoded"]
+    done = prepare_images(images, store, 24, progress=False)
+    assert (done.added, done.already_stored) == (1, len(images) - 1)
+    assert decodes["decoded"] == before + 1
+    read = ImageLoader(24, image_store=store).fit_transform(images)
+    assert not read[3].any() and np.array_equal(read, _expected(images, 24))
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "remove", "replace by a folder"])
+def test_a_damaged_chunk_is_decoded_again_never_served(tmp_path, images, damage, decodes):
+    store = ImageStore(tmp_path / "store")
+    prepare_images(images, store, 24, progress=False)
+    (chunk,) = (tmp_path / "store" / "24px-bilinear").iterdir()
+    data = bytearray(chunk.read_bytes())
+    if damage == "flip a byte":
+        data[-5] ^= 0xFF  # in the last image
+        chunk.write_bytes(bytes(data))
+    elif damage == "truncate":
+        chunk.write_bytes(bytes(data[:len(data) // 2]))
+    elif damage == "remove":
+        chunk.unlink()
+    else:
+        chunk.unlink()
+        chunk.mkdir()
+    before = decodes["decoded"]
+    read = ImageLoader(24, image_store=store).fit_transform(images)
+    assert np.array_equal(read, _expected(images, 24))
+    assert decodes["decoded"] > before  # the damaged rows were decoded, not read
+    decodes["decoded"] = 0
+    ImageLoader(24, image_store=store).fit_transform(images)
+    assert decodes["decoded"] == 0  # and stored again, intact
+
+
+def test_a_tampered_index_never_reads_outside_the_shelf(tmp_path, images):
+    store = ImageStore(tmp_path / "store")
+    prepare_images(images, store, 24, progress=False)
+    secret = tmp_path / "secret.npy"
+    np.save(secret, np.full((12, 24, 24, 3), 255, dtype=np.uint8))
+    with sqlite3.connect(tmp_path / "store" / INDEX) as index:
+        index.execute("UPDATE images SET chunk = ?", ("../../secret.npy",))
+    read = ImageLoader(24, image_store=store).fit_transform(images)
+    assert np.array_equal(read, _expected(images, 24))
+
+
+def test_a_folder_holding_a_users_file_is_refused_and_left_alone(tmp_path, images):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("years of work")
+    with pytest.raises(ImageStoreError, match=r"holds 1 file\(s\) that are not an image store"
+                                              r".*thesis\.txt"):
+        ImageStore(folder)
+    assert sorted(os.listdir(folder)) == ["thesis.txt"]
+    assert (folder / "thesis.txt").read_text() == "years of work"
+
+
+def test_the_working_folder_and_the_images_folder_are_refused(tmp_path, images, monkeypatch):
+    monkeypatch.chdir(tmp_path / "images")
+    listing = sorted(os.listdir("."))
+    for folder in (".", tmp_path / "images"):
+        with pytest.raises(ImageStoreError, match="not an image store"):
+            ImageStore(folder)
+    assert sorted(os.listdir(".")) == listing
+
+
+@pytest.mark.parametrize("kind", ["file", "device", "pipe"])
+def test_a_path_that_is_not_a_folder_is_refused(tmp_path, kind):
+    path = {"file": tmp_path / "model.keras", "device": Path(os.devnull),
+            "pipe": tmp_path / "pipe"}[kind]
+    if kind == "file":
+        path.write_bytes(b"weights")
+    elif kind == "pipe":
+        os.mkfifo(path)
+    words = {"file": "a file", "device": "a character device",
+             "pipe": "a named pipe"}[kind]
+    with pytest.raises(ImageStoreError, match=f"is ({words}), not a folder"):
+        ImageStore(path)
+    if kind == "file":
+        assert path.read_bytes() == b"weights"
+
+
+def test_a_store_inside_the_images_folder_changes_no_image(tmp_path, images):
+    before = {path: Path(path).read_bytes() for path in images}
+    store = ImageStore(tmp_path / "images" / "store")
+    prepare_images(images, store, 24, progress=False)
+    assert prepare_images(images, store, 24, progress=False).already_stored == len(images)
+    assert {path: Path(path).read_bytes() for path in images} == before
+
+
+def test_a_manifest_of_another_kind_or_version_is_refused(tmp_path):
+    folder = tmp_path / "store"
+    ImageStore(folder)
+    (folder / MANIFEST).write_text('{"format": "imageclef_concepts.ImageStore", "version": 9}')
+    with pytest.raises(ImageStoreError, match="format version 9"):
+        ImageStore(folder)
+    (folder / MANIFEST).write_text('{"format": "something else"}')
+    with pytest.raises(ImageStoreError, match="not an image store manifest"):
+        ImageStore(folder)
+
+
+def test_a_store_that_cannot_be_written_warns_once_and_decodes(tmp_path, images, monkeypatch):
+    import imageclef_concepts.images._shelf as shelf_module
+
+    attempts = []
+
+    def full_disk(path, write):
+        attempts.append(path)
+        raise OSError(28, "No space left on device")
+
+    store = ImageStore(tmp_path / "store")
+    monkeypatch.setattr(shelf_module, "write_atomically", full_disk)
+    files = ImageFiles(images, 24, workers=1, image_store=store)
+    with pytest.warns(ImageStoreWarning, match="No space left on device") as caught:
+        batches = [files.load(np.arange(start, start + 4))[0] for start in (0, 4, 8)]
+    assert len([w for w in caught if w.category is ImageStoreWarning]) == 1
+    assert len(attempts) == 1  # not tried again at every batch (a locked index: 30 s each)
+    assert np.array_equal(np.concatenate(batches), _expected(images, 24))
+    assert store.summary() == {}
+
+
+def test_a_read_only_store_is_read_and_what_it_lacks_decoded(tmp_path, images, monkeypatch,
+                                                             decodes):
+    import sqlite3
+
+    import imageclef_concepts.images._store as store_module
+
+    prepare_images(images[:6], tmp_path / "store", 24, progress=False)
+
+    def read_only(index):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(store_module, "_writable_index", read_only)
+    decodes["decoded"] = 0
+    with pytest.warns(ImageStoreWarning, match="read-only"):
+        read = ImageLoader(24, image_store=tmp_path / "store").fit_transform(images)
+    assert decodes["decoded"] == 6  # the six it holds were read
+    assert np.array_equal(read, _expected(images, 24))
+    assert len(list((tmp_path / "store" / "24px-bilinear").iterdir())) == 1  # no chunk added
+
+
+def test_unreadable_files_are_named_and_counted_never_stored(tmp_path, images):
+    broken = tmp_path / "images" / "broken.png"
+    broken.write_bytes(b"not a png")
+    store = ImageStore(tmp_path / "store")
+    with pytest.raises(ValueError, match="broken.png"):
+        prepare_images([*images, str(broken)], store, 24, progress=False)
+    assert store.summary() == {}  # stopped before decoding anything
+    with pytest.warns(SkippedImagesWarning, match="broken.png"):
+        done = prepare_images([*images, str(broken)], store, 24, on_error="skip",
+                              progress=False)
+    assert done == (len(images), 0, 1)
+
+
+def test_preparing_keeps_memory_to_one_block(tmp_path, monkeypatch):
+    import tracemalloc
+
+    import imageclef_concepts.images._preparation as preparation
+
+    monkeypatch.setattr(preparation, "_BLOCK_BYTES", 8 * 64 * 64 * 3)  # 8 images a block
+    paths = _write_images(tmp_path / "many", 96, side=(64, 64))
+    peaks = []
+    for count in (24, 96):
+        tracemalloc.start()
+        prepare_images(paths[:count], tmp_path / f"store{count}", 64, n_jobs=1,
+                       progress=False)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 1.5 * peaks[0]  # four times the images, about the same peak
+    assert peaks[1] < 96 * 64 * 64 * 3  # below the pixels of all the images
+
+
+def test_a_store_pickles_without_its_connections(tmp_path, images):
+    store = ImageStore(tmp_path / "store")
+    prepare_images(images, store, 24, progress=False)
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy == store and copy.summary() == store.summary()
+    loader = joblib.load(_dumped(ImageLoader(24, image_store=store), tmp_path / "l.joblib"))
+    assert np.array_equal(loader.fit_transform(images), _expected(images, 24))
+
+
+def _dumped(estimator, path):
+    joblib.dump(estimator, path)
+    return path
+
+
+def _prepare_in_a_worker(paths, folder):
+    return prepare_images(paths, folder, 24, progress=False)
+
+
+def test_concurrent_processes_share_one_store(tmp_path, images):
+    # Loky worker processes write the same images into one store at once;
+    # each image is then held once, and read back exactly.
+    folder = tmp_path / "store"
+    ImageStore(folder)
+    done = joblib.Parallel(n_jobs=2, backend="loky")(
+        joblib.delayed(_prepare_in_a_worker)(images, str(folder)) for _ in range(4))
+    assert all(d.added + d.already_stored == len(images) for d in done)
+    store = ImageStore(folder)
+    assert store.summary()["24px-bilinear"]["images"] == len(images)
+    assert np.array_equal(ImageLoader(24, image_store=store).fit_transform(images),
+                          _expected(images, 24))
+
+
+class _LockedAtFirst(sqlite3.Connection):
+    """A connection whose first two journal-mode changes meet another process's lock, as the
+    losers of a race to create a new index do (SQLite answers at once, without waiting)."""
+
+    refusals = 0
+
+    def execute(self, sql, *parameters):
+        if sql.startswith("PRAGMA journal_mode") and _LockedAtFirst.refusals < 2:
+            _LockedAtFirst.refusals += 1
+            raise sqlite3.OperationalError("database is locked")
+        return super().execute(sql, *parameters)
+
+
+def test_a_store_locked_by_another_opener_is_waited_for_not_taken_read_only(
+        tmp_path, images, monkeypatch):
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: connect(*a, factory=_LockedAtFirst,
+                                                                    **k))
+    store = ImageStore(tmp_path / "store")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImageStoreWarning)
+        prepare_images(images, store, 24, progress=False)
+    assert _LockedAtFirst.refusals == 2 and not store.read_only
+    assert store.summary()["24px-bilinear"]["images"] == len(images)
+
+
+def test_stores_opened_by_many_threads_at_once_are_all_writable(tmp_path):
+    # A race to create each new index: no opener may take the others' locks for a read-only store.
+    from concurrent.futures import ThreadPoolExecutor
+
+    stores = [ImageStore(tmp_path / f"store{index}") for index in range(150)]
+    for store in stores:
+        barrier = threading.Barrier(6)
+
+        def open_index(_, store=store, barrier=barrier):
+            copy = pickle.loads(pickle.dumps(store))
+            barrier.wait()
+            copy._connection()
+            return copy.read_only
+
+        with ThreadPoolExecutor(6) as pool:
+            assert not any(pool.map(open_index, range(6)))
+
+
+def test_concurrent_threads_share_one_store(tmp_path, images):
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = ImageStore(tmp_path / "store")
+    with ThreadPoolExecutor(4) as pool:
+        read = list(pool.map(lambda _: ImageLoader(24, n_jobs=1, image_store=store)
+                             .fit_transform(images), range(4)))
+    assert all(np.array_equal(r, _expected(images, 24)) for r in read)
+    assert store.summary()["24px-bilinear"]["images"] == len(images)
+
+
+def test_urls_are_stored_locally_and_read_once(tmp_path, decodes):
+    fsspec = pytest.importorskip("fsspec")
+    memory = fsspec.filesystem("memory")
+    urls = []
+    for index, path in enumerate(_write_images(tmp_path / "src", 4)):
+        urls.append(f"memory://store-test/{index}.png")
+        memory.pipe(urls[-1], Path(path).read_bytes())
+    store = ImageStore(tmp_path / "store")
+    assert prepare_images(urls, store, 24, progress=False).added == 4
+    decodes["decoded"] = 0
+    read = ImageLoader(24, image_store=store).fit_transform(urls)
+    assert decodes["decoded"] == 0 and np.array_equal(read, _expected(urls, 24))
+    memory.pipe(urls[0], Path(_write_images(tmp_path / "other", 1, (20, 20), 9)[0]).read_bytes())
+    assert prepare_images(urls, store, 24, progress=False).added == 1  # the changed object
+
+
+def test_image_files_without_a_store_are_unchanged(images):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        files = ImageFiles(images, 24)
+    assert files.stored == {}
+    assert np.array_equal(files.load(np.arange(len(images)))[0], _expected(images, 24))
+
+
+@pytest.mark.parametrize("planted", ["index.sqlite", "index.sqlite-journal", "24px-bilinear",
+                                     "index.sqlite-wal"])
+def test_files_with_the_stores_names_but_no_manifest_are_someone_elses(tmp_path, images,
+                                                                      planted):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    target = folder / planted
+    if planted.endswith("bilinear"):
+        target.mkdir()
+        (target / "holiday.jpg").write_bytes(b"photo")
+    else:
+        target.write_bytes(b"my database")
+    with pytest.raises(ImageStoreError, match="not an image store"):
+        prepare_images(images, folder, 24, progress=False)
+    assert sorted(p.name for p in folder.iterdir()) == [planted]
+    assert (target.read_bytes() == b"my database" if target.is_file()
+            else sorted(p.name for p in target.iterdir()) == ["holiday.jpg"])
+
+
+@pytest.mark.parametrize("linked", ["24px-bilinear", "index.sqlite"])
+def test_a_store_file_linked_to_a_users_file_is_refused(tmp_path, images, linked):
+    store = ImageStore(tmp_path / "store")
+    prepare_images(images[:2], store, 16, progress=False)  # the index exists
+    users = tmp_path / "users"
+    users.mkdir()
+    target = users / ("photos" if linked.endswith("bilinear") else "accounts.db")
+    if linked.endswith("bilinear"):
+        target.mkdir()
+    else:
+        (tmp_path / "store" / linked).rename(target)
+    (tmp_path / "store" / linked).symlink_to(target)
+    before = sorted(p.name for p in users.rglob("*"))
+    with pytest.raises(ImageStoreError, match="symbolic link"):
+        prepare_images(images, tmp_path / "store", 24, progress=False)
+    assert sorted(p.name for p in users.rglob("*")) == before
+
+
+def test_a_pickled_store_is_checked_again_and_never_created(tmp_path, images):
+    store = ImageStore(tmp_path / "store")
+    copy = pickle.dumps(ImageLoader(24, image_store=store))
+    (tmp_path / "store" / MANIFEST).unlink()  # the folder changed hands
+    (tmp_path / "store" / "notes.txt").write_text("mine")
+    with pytest.raises(ImageStoreError, match="not an image store"):
+        pickle.loads(copy).fit_transform(images)
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["notes.txt"]
+    moved = pickle.dumps(ImageStore(tmp_path / "other"))
+    (tmp_path / "other" / MANIFEST).unlink()
+    (tmp_path / "other").rmdir()
+    with pytest.raises(ImageStoreError, match="no longer exists"):
+        pickle.loads(moved).summary()
+    assert not (tmp_path / "other").exists()
+
+
+def test_a_store_is_not_pickled_into_a_joblib_model(tmp_path, images):
+    from imageclef_concepts import ConceptKNNClassifier
+    from imageclef_concepts.recipes._workflows import load_model, save_model
+
+    store = ImageStore(tmp_path / "store")
+    model = ConceptKNNClassifier(1, pixel_size=8, image_store=store).fit(images, ["a"] * 12)
+    save_model(model, tmp_path / "m.joblib")
+    assert model.image_store is store  # the user's model is as it was
+    assert load_model(tmp_path / "m.joblib", allow_pickle=True).image_store is None
+
+
+def test_damaged_index_entries_are_decoded_again(tmp_path, images, decodes):
+    store = ImageStore(tmp_path / "store")
+    prepare_images(images, store, 24, progress=False)
+    with sqlite3.connect(tmp_path / "store" / INDEX) as index:
+        rows = index.execute("SELECT rowid, row, crc FROM images ORDER BY rowid").fetchall()
+        index.execute("UPDATE images SET row = 'y' WHERE rowid = ?", (rows[0][0],))
+        index.execute("UPDATE images SET crc = 1.5 WHERE rowid = ?", (rows[1][0],))
+        # rows 2 and 3 swap their place and check: each is another file's image
+        index.execute("UPDATE images SET row = ?, crc = ? WHERE rowid = ?",
+                      (rows[3][1], rows[3][2], rows[2][0]))
+        index.execute("UPDATE images SET row = ?, crc = ? WHERE rowid = ?",
+                      (rows[2][1], rows[2][2], rows[3][0]))
+        index.execute("INSERT INTO images VALUES ('../evil', X'00', 'v', 'c', 0, 0)")
+    decodes["decoded"] = 0
+    read = ImageLoader(24, image_store=store).fit_transform(images)
+    assert np.array_equal(read, _expected(images, 24))
+    assert decodes["decoded"] == 4
+    assert list(store.summary()) == ["24px-bilinear"]
+
+
+def test_an_index_of_another_schema_is_a_warning_not_a_crash(tmp_path, images):
+    folder = tmp_path / "store"
+    ImageStore(folder)
+    with sqlite3.connect(folder / INDEX) as index:
+        index.execute("CREATE TABLE images (x)")
+    with pytest.warns(ImageStoreWarning, match="cannot be read"):
+        read = ImageLoader(24, image_store=folder).fit_transform(images)
+    assert np.array_equal(read, _expected(images, 24))
+
+
+def test_urls_whose_version_cannot_be_told_are_not_stored(monkeypatch):
+    import fsspec
+
+    import imageclef_concepts.images._shelf as shelf_module
+
+    class Stub:
+        def __init__(self, info):
+            self.reported = info
+
+        def info(self, path):
+            return self.reported
+
+    for info, expected in (({"size": 99}, None),
+                           ({"size": 99, "Last-Modified": "Mon, 30 Nov 2026 08:00:00 GMT"},
+                            "size=99|Last-Modified=Mon, 30 Nov 2026 08:00:00 GMT")):
+        monkeypatch.setattr(fsspec.core, "url_to_fs", lambda url, info=info: (Stub(info), url))
+        assert shelf_module.file_version("https://example.org/x.png") == expected
+
+
+def test_file_names_that_are_not_utf8_are_stored(tmp_path):
+    folder = os.fsencode(tmp_path / "odd")
+    os.mkdir(folder)
+    name = os.path.join(folder, b"caf\xe9.png")
+    Image.fromarray(np.full((20, 20, 3), 9, dtype=np.uint8)).save(os.fsdecode(name))
+    paths = [os.fsdecode(name)]
+    assert prepare_images(paths, tmp_path / "store", 16, progress=False).added == 1
+    assert prepare_images(paths, tmp_path / "store", 16, progress=False).already_stored == 1
+
+
+def test_a_file_named_twice_is_prepared_once(tmp_path, images):
+    relative = os.path.relpath(images[0])
+    done = prepare_images([images[0], images[0], relative], tmp_path / "store", 16,
+                          progress=False)
+    assert done == (1, 0, 0)
+    (chunk,) = (tmp_path / "store" / "16px-bilinear").iterdir()
+    assert chunk.stat().st_size == 16 * 16 * 3 + 128
+
+
+def test_paths_that_cannot_be_stores_are_named(tmp_path):
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "afile").write_text("x")
+    for path, words in ((tmp_path / "dangling", "symbolic link to nothing"),
+                        (tmp_path / "afile" / "store", "cannot be created"),
+                        (tmp_path / "afile", "is a file, not a folder")):
+        with pytest.raises(ImageStoreError, match=words):
+            ImageStore(path)
+    ImageStore(tmp_path / "store")
+    (tmp_path / "store" / MANIFEST).write_text(
+        '{"format": "imageclef_concepts.ImageStore", "version": true}')
+    with pytest.raises(ImageStoreError, match="format version True"):
+        ImageStore(tmp_path / "store")

@@ -1,0 +1,157 @@
+"""The training backup: killed at any step of a save, it resumes the last whole epoch."""
+
+import json
+import os
+
+import pytest
+
+from imageclef_concepts import CheckpointError
+from imageclef_concepts.files._checkpoints import BACKUP_FILES, temporary_name
+from imageclef_concepts.keras._backup import (
+    BEST_WEIGHTS,
+    RANDOM_STREAMS,
+    RECORD,
+    WEIGHTS,
+    TrainingBackup,
+)
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it in the save runs."""
+
+
+def _writer(what, epochs, half=False):
+    def write(path):
+        text = json.dumps({what: epochs, "padding": "x" * 1000}).encode()
+        with open(path, "wb") as handle:
+            handle.write(text[:len(text) // 2] if half else text)
+        if half:
+            raise _Killed
+    return write
+
+
+def _save(backup, epochs, half=None):
+    """Epoch ``epochs``: new weights and streams; the best weights only at odd epochs."""
+    writers = {name: _writer(name, epochs, half=name == half)
+               for name in (WEIGHTS, RANDOM_STREAMS, BEST_WEIGHTS)
+               if name != BEST_WEIGHTS or epochs % 2}
+    best = epochs if epochs % 2 else epochs - 1
+    backup.save(epochs, writers, {"history": {"loss": [0.5] * epochs}, "best_epoch": best - 1,
+                                  "best_value": 0.5, "wait": epochs - best,
+                                  "stopped": False})
+
+
+def _two_epochs_saved(tmp_path):
+    """A backup folder where epochs 1 and 2 were saved, and its backup."""
+    folder = str(tmp_path / "backup")
+    backup = TrainingBackup(folder)
+    for epochs in (1, 2):
+        _save(backup, epochs)
+    return folder, backup
+
+
+def _kill_at_step(monkeypatch, step):
+    """Make the ``step``-th ``os.replace`` of what follows a kill (before it happens)."""
+    calls = []
+    replace = os.replace
+
+    def replace_or_die(source, target):
+        calls.append(target)
+        if len(calls) == step:
+            raise _Killed
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_or_die)
+    return calls
+
+
+def _restored(folder):
+    """The epoch restored; every file at its latest name is that epoch's, none another's."""
+    record = TrainingBackup(folder).restore()
+    epochs = record["epoch"]
+    for name, written in ((WEIGHTS, epochs), (RANDOM_STREAMS, epochs),
+                          (BEST_WEIGHTS, record["state"]["best_epoch"] + 1)):
+        with open(os.path.join(folder, name)) as handle:
+            assert json.load(handle)[name] == written
+    assert record["state"]["wait"] == epochs - record["state"]["best_epoch"] - 1
+    return epochs
+
+
+# A save of epoch 3 (weights, streams and best weights) renames 8 times: each
+# file to .bkp and the new one into place, then the record the same way.
+@pytest.mark.parametrize("kill", [*range(1, 9), WEIGHTS, RANDOM_STREAMS, BEST_WEIGHTS])
+def test_a_save_killed_at_any_step_resumes_the_last_whole_epoch(tmp_path, monkeypatch, kill):
+    folder, backup = _two_epochs_saved(tmp_path)
+    with monkeypatch.context() as patched:
+        calls = _kill_at_step(patched, kill) if isinstance(kill, int) else []
+        with pytest.raises(_Killed):
+            _save(backup, 3, half=None if isinstance(kill, int) else kill)
+    assert len(calls) == (kill if isinstance(kill, int) else 0)
+    # Only a save that put its record in place resumes epoch 3; none loses epoch 2.
+    assert _restored(folder) == 2
+    resumed = TrainingBackup(folder)
+    resumed.restore()
+    for epochs in (3, 4):  # resumed, the next saves work as any other
+        _save(resumed, epochs)
+    assert _restored(folder) == 4
+    leftovers = {os.path.basename(temporary_name(name)) for name in BACKUP_FILES}
+    assert set(os.listdir(folder)) <= {*BACKUP_FILES, *leftovers}
+
+
+@pytest.mark.parametrize("step", range(1, 4))
+def test_a_kill_while_restoring_is_resumed_too(tmp_path, monkeypatch, step):
+    folder, backup = _two_epochs_saved(tmp_path)
+    with monkeypatch.context() as patched:
+        _kill_at_step(patched, 7)  # everything but the new record in place
+        with pytest.raises(_Killed):
+            _save(backup, 3)
+    with monkeypatch.context() as patched:
+        _kill_at_step(patched, step)  # part of the .bkp files put back in place
+        with pytest.raises(_Killed):
+            TrainingBackup(folder).restore()
+    assert _restored(folder) == 2
+
+
+def test_files_that_match_no_record_are_a_clear_error_not_a_silent_resume(tmp_path):
+    folder, _ = _two_epochs_saved(tmp_path)
+    for name in (WEIGHTS, WEIGHTS + ".bkp"):  # both weights files changed by someone
+        with open(os.path.join(folder, name), "ab") as handle:
+            handle.write(b"!")
+    with pytest.raises(CheckpointError, match="cannot be resumed"):
+        TrainingBackup(folder).restore()
+
+
+@pytest.mark.parametrize("record", [
+    {"epoch": 2, "batch": 0},  # Keras' own, or an earlier version's: no digests
+    "not json",
+    {"epoch": "2", "batch": 0, "files": {}, "state": {}},
+])
+def test_records_not_of_this_backup_are_a_clear_error(tmp_path, record):
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    (folder / WEIGHTS).write_bytes(b"weights")
+    (folder / RECORD).write_text(record if isinstance(record, str) else json.dumps(record))
+    with pytest.raises(CheckpointError, match="earlier version"):
+        TrainingBackup(str(folder)).restore()
+
+
+def test_a_record_inconsistent_in_itself_is_not_resumed(tmp_path):
+    folder, _ = _two_epochs_saved(tmp_path)
+    path = os.path.join(folder, RECORD)
+    with open(path) as handle:
+        record = json.load(handle)
+    record["epoch"] = 100  # its history holds 2 epochs
+    with open(path, "w") as handle:
+        json.dump(record, handle)
+    assert _restored(folder) == 1  # the previous record, whole
+
+
+def test_weights_without_a_record_are_never_loaded(tmp_path):
+    # A kill during the first save, after its weights but before its record:
+    # Keras would load them as if no epoch were finished.
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    (folder / WEIGHTS).write_bytes(b"weights of epoch 1")
+    (folder / os.path.basename(temporary_name(RECORD))).write_bytes(b'{"epo')
+    assert TrainingBackup(str(folder)).restore() is None
+    assert not (folder / WEIGHTS).exists()

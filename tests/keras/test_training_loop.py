@@ -1,0 +1,84 @@
+"""The training loop's pieces (``keras/_training_loop.py``), each on its own."""
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from imageclef_concepts import ConceptCNNClassifier
+from imageclef_concepts.keras._training_loop import (
+    NOT_IN_FINGERPRINT,
+    continued_history,
+    indicator_digest,
+    run_fingerprint,
+    split_validation,
+    training_stages,
+)
+
+from ..conftest import TINY
+
+
+@pytest.mark.parametrize("initial, epochs, warm, freeze, expected", [
+    (0, 5, False, 0, [(0, 5, None)]),
+    (0, 5, False, 2, [(0, 2, None), (2, 5, 1e-5)]),
+    (0, 2, False, 3, [(0, 2, None)]),  # all epochs frozen: no second stage
+    (0, 5, True, 2, [(0, 5, None)]),  # a warm start continues as it is
+    (3, 1, False, 2, [(3, 4, None)]),  # past the frozen epochs
+])
+def test_training_stages(initial, epochs, warm, freeze, expected):
+    assert training_stages(initial, epochs, warm, freeze, 1e-5) == expected
+
+
+class _Keeper:
+    def __init__(self, best_epoch, best_weights=(1,)):
+        self.best_epoch, self.best_weights = best_epoch, best_weights
+
+
+def test_continued_history_starts_afresh_or_continues():
+    previous = {"loss": [3.0, 2.0]}
+    history, best = continued_history(previous, {"loss": [1.0]}, True, 2, _Keeper(2))
+    assert history["loss"] == [3.0, 2.0, 1.0] and best == 2
+    history, best = continued_history(previous, {"loss": [1.0]}, False, 0, _Keeper(0))
+    assert history["loss"] == [1.0] and best == 0
+    _, best = continued_history(None, {"loss": [1.0]}, False, 0, _Keeper(0, None))
+    assert best is None  # nothing kept: the last epoch's weights
+    _, best = continued_history(None, {"loss": [1.0]}, False, 0, None)
+    assert best is None
+
+
+def test_split_validation_holds_out_a_fraction_or_refuses():
+    usable = np.arange(20)
+    train, validation = split_validation(usable, 0.25, np.random.default_rng(0))
+    assert len(validation) == 5 and len(train) == 15
+    assert sorted(np.concatenate([train, validation])) == list(usable)
+    assert split_validation(usable, None, np.random.default_rng(0))[1] is None
+    assert split_validation(usable, 0.25, np.random.default_rng(0), ("X", "y"))[1] is None
+    with pytest.raises(ValueError, match="leaves 0 for validation"):
+        split_validation(np.arange(3), 0.1, np.random.default_rng(0))
+
+
+def test_indicator_digest_is_the_same_for_dense_and_sparse():
+    dense = np.array([[1, 0, 1], [0, 1, 0]])
+    assert indicator_digest(dense) == indicator_digest(sparse.csr_matrix(dense))
+    assert indicator_digest(dense) != indicator_digest(dense[::-1])
+
+
+def _fingerprint(**params):
+    model = ConceptCNNClassifier(**{**TINY, **params})
+    X = np.zeros((4, 32, 32, 3), dtype=np.uint8)
+    model.initialize(X, ["A", "B", "A;B", "A"])
+    images, _ = model._validate_data(X)
+    return run_fingerprint(model, images, np.eye(4, 2), None, None)
+
+
+def test_run_fingerprint_leaves_out_what_does_not_change_the_network():
+    base = _fingerprint()
+    assert set(NOT_IN_FINGERPRINT).isdisjoint(base["parameters"])
+    assert _fingerprint(epochs=7, verbose=1, threshold=0.3) == base
+    assert _fingerprint(learning_rate=1e-3) != base
+    assert _fingerprint(random_state=1) != base
+
+
+def test_run_fingerprint_holds_the_ema_momentum():
+    off, on = _fingerprint(), _fingerprint(ema_momentum=0.9)
+    assert on != off and on != _fingerprint(ema_momentum=0.99)
+    assert on["parameters"]["ema_momentum"] == 0.9

@@ -1,0 +1,293 @@
+"""The 2026-style system in one command: the layout, the dry run, resuming, and refusals."""
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import shutil
+
+import pytest
+
+from imageclef_concepts import (
+    evaluate_run,
+    find_imageclef_layout,
+    make_imageclef_layout,
+    read_concepts,
+    run_recipe_2026,
+)
+from imageclef_concepts.cli._main import main
+from imageclef_concepts.concept_files._editions import SECONDARY_CUIS
+from imageclef_concepts.recipes import _2026_parts as _recipe_parts
+from imageclef_concepts.recipes._2026 import DRY_RUN
+
+
+def test_the_2026_layout_is_read_as_the_2026_evaluator_reads_it(tmp_path):
+    splits = make_imageclef_layout(tmp_path, n_train=12, n_valid=6, n_test=6, test_truth=False)
+    layout = find_imageclef_layout(tmp_path)
+    assert layout["test"].concepts is None and layout["test"].manual is None
+    for split in ("train", "valid"):
+        truth = read_concepts(layout[split].concepts, edition="2026")
+        manual = read_concepts(layout[split].manual, edition="2026")
+        assert truth.ids == manual.ids == splits[split].ids
+        for concepts, validated in zip(truth.concepts, manual.concepts):
+            assert validated  # a 2026 ground truth line always holds a concept
+            assert set(validated) == (set(concepts) & SECONDARY_CUIS or set(concepts))
+    assert len(list(layout["train"].images.glob("*.jpg"))) == 12
+    # The released data's names are found too: <split>_concepts.csv beside <split>/.
+    flat = tmp_path / "flat"
+    for split in ("train", "valid"):
+        shutil.copytree(tmp_path / split / "images", flat / split)
+        shutil.copy(tmp_path / split / "concepts.csv", flat / f"{split}_concepts.csv")
+    found = find_imageclef_layout(flat)
+    assert set(found) == {"train", "valid"} and found["valid"].manual is None
+    (flat / "valid_concepts.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="valid_concepts.csv"):
+        find_imageclef_layout(flat)
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("recipe")
+    output, printed, here = folder / "out", io.StringIO(), os.getcwd()
+    os.chdir(folder)  # a relative --output: the summary's paths are absolute all the same
+    try:
+        with contextlib.redirect_stdout(printed):
+            status = main(["recipe-2026", "--dry-run", "--output", "out"])
+    finally:
+        os.chdir(here)
+    assert status == 0
+    return output, printed.getvalue(), json.loads((output / "summary.json").read_text())
+
+
+def test_the_dry_run_prints_its_plan_then_writes_a_checked_scored_run(dry_run):
+    output, printed, summary = dry_run
+    assert printed.index("Plan (imageclef-concepts recipe-2026)") < printed.index("Estimate: ")
+    assert printed.index("Estimate: 4 members x 80 images x 2 epochs") < printed.index(
+        "Member 1/4")
+    truth = output / "data" / "test" / "concepts.csv"
+    run = read_concepts(output / "run.csv", edition="2026")  # the 2026 reader accepts it
+    assert run.ids == read_concepts(truth, edition="2026").ids  # in the truth's order
+    scored = evaluate_run(output / "run.csv", truth, edition="2026",
+                          secondary_truth=output / "data" / "test" / "concepts_manual.csv")
+    assert summary["run_file"] == str(output / "run.csv")
+    assert summary["primary"] == scored.score and summary["secondary"] == scored.secondary_score
+    assert f"{scored.score:.4f}" in printed
+    assert (output / "report.html").read_text().count("<html") == 1
+    assert sorted(p.name for p in (output / "members").iterdir()) == [
+        f"member-{i:02d}.zip" for i in range(4)]
+    # The kept decision is the better of votes and mean + count on validation.
+    tuned = summary["validation_scores"]
+    assert summary["chosen"] == max(["mean+count", "votes"], key=tuned.get)
+    assert summary["n_trained"] == 4 and summary["n_loaded"] == 0
+
+
+def test_a_rerun_with_other_settings_is_refused_naming_them(dry_run, capsys):
+    output, _, _ = dry_run
+    plan = (output / "plan.json").read_bytes()
+    assert main(["recipe-2026", "--dry-run", "--output", str(output), "--epochs", "5"]) == 2
+    error = capsys.readouterr().err
+    assert "(--epochs: 2 then, 5 now)" in error and "other settings" in error
+    assert len(error.strip().splitlines()) == 1
+    assert (output / "plan.json").read_bytes() == plan
+
+
+def test_an_interrupted_run_resumes_loading_the_members_it_saved(tmp_path, monkeypatch):
+    recipe = dataclasses.replace(DRY_RUN, grid={"filters": [(8,)], "random_state": [0, 1]})
+    fits = []
+    real_fit = _recipe_parts.fit_member
+
+    def interrupted_at_the_second(member, paths, concepts):
+        fits.append(member.random_state)
+        if len(fits) == 2:
+            raise KeyboardInterrupt
+        return real_fit(member, paths, concepts)
+
+    monkeypatch.setattr(_recipe_parts, "fit_member", interrupted_at_the_second)
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe_2026(None, tmp_path / "out", recipe=recipe, dry_run=True, say=lines.append)
+    members = tmp_path / "out" / "members"
+    assert sorted(p.name for p in members.iterdir()) == ["member-00.zip"]
+    monkeypatch.setattr(_recipe_parts, "fit_member", real_fit)
+    counted = []
+    monkeypatch.setattr(_recipe_parts, "fit_member",
+                        lambda *args: counted.append(1) or real_fit(*args))
+    result = run_recipe_2026(None, tmp_path / "out", recipe=recipe, dry_run=True,
+                             say=lines.append)
+    assert (result.n_loaded, result.n_trained, len(counted)) == (1, 1, 1)
+    assert "Loaded 1 member(s) saved by an earlier run." in lines
+    assert read_concepts(result.run_file, edition="2026").ids
+
+
+def test_user_mistakes_are_one_line_and_touch_nothing(tmp_path, capsys):
+    assert main(["recipe-2026", "--data", str(tmp_path / "absent"),
+                 "--output", str(tmp_path / "o")]) == 2
+    assert "data folder not found" in capsys.readouterr().err
+    make_imageclef_layout(tmp_path / "data", n_train=4, n_valid=2, n_test=2, image_size=16)
+    (tmp_path / "data" / "valid" / "concepts.csv").unlink()
+    assert main(["recipe-2026", "--data", str(tmp_path / "data"),
+                 "--output", str(tmp_path / "o")]) == 2
+    assert "concepts.csv not found" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing written before the inputs are checked
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert main(["recipe-2026", "--dry-run", "--output", str(mine)]) == 2
+    error = capsys.readouterr().err
+    assert "not made by recipe-2026" in error and len(error.strip().splitlines()) == 1
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    assert main(["recipe-2026", "--output", str(mine)]) == 2  # neither --data nor --dry-run
+
+
+def test_a_pipe_in_place_of_the_plan_is_refused_not_read(tmp_path):
+    from imageclef_concepts.recipes._2026_parts import claim_output
+
+    os.mkfifo(tmp_path / "plan.json")  # opening it for reading would wait for a writer
+    with pytest.raises(ValueError, match="not the recipe's"):
+        claim_output(tmp_path, {"procedure": "imageclef-concepts recipe-2026"}, "plan.json")
+
+
+@contextlib.contextmanager
+def _changed(path, data):
+    """``path`` holding ``data`` for a while (the dry run's folder is shared by the tests)."""
+    kept = path.read_bytes()
+    path.write_bytes(data)
+    try:
+        yield
+    finally:
+        path.write_bytes(kept)
+
+
+def test_a_rerun_on_changed_training_data_is_refused_naming_it(dry_run):
+    output = dry_run[0]
+    concepts = output / "data" / "train" / "concepts.csv"
+    lines = concepts.read_text().splitlines()
+    with _changed(concepts, "\n".join(lines[:-1]).encode() + b"\n"), pytest.raises(
+            ValueError, match="the training concepts changed since the members"):
+        run_recipe_2026(None, output, dry_run=True, say=lambda line: None)
+    assert json.loads((output / "plan.json").read_text())["data_identity"]
+
+
+def test_a_member_file_that_is_not_the_plans_member_is_refused_naming_it(dry_run, tmp_path):
+    from imageclef_concepts import MostFrequentConcepts
+    from imageclef_concepts.recipes._workflows import save_model
+
+    members = dry_run[0] / "members"
+    other = (members / "member-02.zip").read_bytes()  # another grid point's member
+    with _changed(members / "member-00.zip", other), pytest.raises(
+            ValueError, match=r"member-00\.zip is not the plan's member \(filters="):
+        run_recipe_2026(None, dry_run[0], dry_run=True, say=lambda line: None)
+    save_model(MostFrequentConcepts().fit([[0]], [("C1",)]), tmp_path / "m.zip")
+    with _changed(members / "member-00.zip", (tmp_path / "m.zip").read_bytes()), pytest.raises(
+            ValueError, match=r"member-00\.zip holds a MostFrequentConcepts.*delete"):
+        run_recipe_2026(None, dry_run[0], dry_run=True, say=lambda line: None)
+
+
+def test_a_ctrl_c_swallowed_during_training_still_ends_the_run(tmp_path, monkeypatch):
+    import signal
+
+    from sklearn.utils import Bunch
+
+    from imageclef_concepts import MostFrequentConcepts
+
+    class SwallowsInterrupts:  # as TensorFlow's AtomicFunction.__del__ does
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def fit(member, paths, concepts):
+        SwallowsInterrupts()  # the KeyboardInterrupt is raised in __del__ and dropped
+        return MostFrequentConcepts().fit(paths, concepts)
+
+    monkeypatch.setattr(_recipe_parts, "fit_member", fit)
+    ignored = []  # what Python would print as "Exception ignored in ..."
+    monkeypatch.setattr("sys.unraisablehook", ignored.append)
+    files = _recipe_parts.member_files(tmp_path, 2)
+    members = [(name, MostFrequentConcepts()) for name in "ab"]
+    with pytest.raises(KeyboardInterrupt), _recipe_parts.noticing_interrupts():
+        _recipe_parts.train_members(members, files, Bunch(paths=[[0]], concepts=[("C1",)]),
+                                    None, lambda line: None)
+    assert not any(path.exists() for path in files)  # nothing saved after the Ctrl-C
+    assert ignored == []  # no traceback for the Ctrl-C that was noted
+
+
+def test_an_interrupted_dry_run_leaves_no_partial_data(tmp_path, monkeypatch):
+    from imageclef_concepts.datasets import _layout_2026
+    from imageclef_concepts.recipes._2026_checks import make_dry_run_data
+
+    def interrupted(folder, **params):
+        (folder / "train").mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_layout_2026, "make_imageclef_layout", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        make_dry_run_data(tmp_path / "data", 16)
+    assert not (tmp_path / "data").exists()
+
+
+def test_an_unreachable_ray_address_is_refused_at_once():
+    import socket
+    import time
+
+    from imageclef_concepts.cli._arguments import UserError
+    from imageclef_concepts.cli._recipe import _check_reachable
+
+    with socket.socket() as probe:  # a port nobody listens at once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = time.perf_counter()
+    with pytest.raises(UserError, match=f"--ray 127.0.0.1:{port}: cannot reach it"):
+        _check_reachable(f"127.0.0.1:{port}")
+    assert time.perf_counter() - start < 5
+
+
+@pytest.fixture
+def small_data(tmp_path):
+    make_imageclef_layout(tmp_path / "d", n_train=4, n_valid=2, n_test=2, image_size=16)
+    return tmp_path / "d"
+
+
+def _refused(argv, capsys, output):
+    assert main(["recipe-2026", *argv, "--output", str(output)]) == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1 or "\n  " in error
+    assert not output.is_dir() or sorted(output.iterdir()) == []
+    return error
+
+
+def test_settings_and_data_are_checked_before_anything_is_written(small_data, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert "inside the data folder" in _refused(["--data", str(small_data)], capsys,
+                                                small_data / "test" / "images" / "o")
+    assert "backbone" in _refused(["--dry-run", "--backbones", "nonesuch"], capsys, out)
+    assert "image_size=16 is too small for densenet121" in _refused(
+        ["--dry-run", "--backbones", "densenet121"], capsys, out)
+    with pytest.raises(SystemExit):
+        main(["recipe-2026", "--dry-run", "--output", str(out), "--n-jobs", "0"])
+    test = small_data / "test"
+    lines = (test / "concepts.csv").read_text().splitlines()
+    (test / "concepts.csv").write_text("\n".join(lines + [lines[1]]) + "\n")
+    assert "concepts.csv" in _refused(["--data", str(small_data)], capsys, out)
+    (test / "concepts.csv").write_text("\n".join(lines) + "\n")
+    image = next((test / "images").iterdir())
+    image.write_bytes(b"not an image")
+    assert "remove or fix them" in _refused(["--data", str(small_data)], capsys, out)
+    image.unlink()
+    assert "1 image(s) without a file" in _refused(["--data", str(small_data)], capsys, out)
+    (test / "concepts.csv").unlink()
+    os.mkfifo(test / "concepts.csv")
+    assert "concepts.csv is a named pipe" in _refused(["--data", str(small_data)], capsys, out)
+    os.mkfifo(tmp_path / "fifo")
+    assert "is a named pipe; name a folder" in _refused(["--dry-run"], capsys, tmp_path / "fifo")
+
+
+def test_a_dry_run_never_touches_a_data_folder_named_beside_it(tmp_path):
+    from imageclef_concepts import run_recipe_2026
+
+    beside = tmp_path / "mydata.partial"  # what a dry run's own half-written data is called
+    beside.mkdir()
+    (beside / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not both"):
+        run_recipe_2026(tmp_path / "mydata", tmp_path / "out", dry_run=True)
+    assert (beside / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "out").exists()

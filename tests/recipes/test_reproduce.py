@@ -1,0 +1,58 @@
+"""The paper's procedure end to end, on a small dataset in the exact 2019 layout."""
+
+import json
+
+import pytest
+
+from imageclef_concepts import make_imageclef_2019_layout, read_concepts
+from imageclef_concepts.cli._main import main
+
+
+def test_the_2019_layout_has_concepts_only_in_validation(tmp_path):
+    splits = make_imageclef_2019_layout(tmp_path, n_train=40, n_valid=20, n_test=10)
+    for split in ("train", "valid", "test"):
+        assert (tmp_path / f"{split}_concepts.tsv").is_file()
+        assert len(list((tmp_path / split).glob("*.jpg"))) == len(splits[split].ids)
+    in_train = {c for image in splits["train"].concepts for c in image}
+    in_valid = {c for image in splits["valid"].concepts for c in image}
+    assert in_valid - in_train  # as in 2019: some concepts only in validation
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+    output = tmp_path_factory.mktemp("reproduction")
+    assert main(["reproduce-2019", "--dry-run", "--output", str(output), "--quiet"]) == 0
+    return output, json.loads((output / "report.json").read_text())
+
+
+def test_every_concept_of_training_and_validation_has_an_output(dry_run):
+    output, report = dry_run
+    train = read_concepts(output / "data" / "train_concepts.tsv").concepts
+    valid = read_concepts(output / "data" / "valid_concepts.tsv").concepts
+    combined = {c for image in train + valid for c in image}
+    assert report["n_outputs"] == len(combined) == report["concepts"]["combined"]
+    assert report["concepts"]["only_in_valid"] > 0
+
+
+def test_the_run_file_is_valid_and_scored(dry_run):
+    output, report = dry_run
+    run = read_concepts(output / "run.tsv")
+    truth = read_concepts(output / "data" / "test_concepts.tsv")
+    assert run.layout == "2019" and sorted(run.ids) == sorted(truth.ids)
+    assert 0 <= report["run_file"]["official_f1"] <= 1
+
+
+def test_the_report_holds_every_step(dry_run):
+    output, report = dry_run
+    assert len(report["search_rounds"]) == 2
+    first, second = report["search_rounds"]
+    assert len(first["official_f1_at_0.1"]) == len(first["params"]) == 4
+    assert second["grid"] != first["grid"]  # refined around the best
+    assert report["settings"]["monitor"] == "val_binary_accuracy"
+    assert report["threshold"]["used"] == 0.1  # the paper's, unless --tune-threshold
+    curve = report["threshold"]["curve"]
+    assert len(curve["thresholds"]) == len(curve["official_f1"]) == 90
+    assert report["paper_test_f1"] == 0.1435
+    assert {"data", "search", "test", "total"} <= set(report["timings_s"])
+    text = (output / "report.md").read_text()
+    assert "Round 2" in text and "0.1435" in text

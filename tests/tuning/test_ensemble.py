@@ -1,0 +1,254 @@
+"""EnsembleTuner: joint thresholds and vote count, and weights, against brute force."""
+
+import itertools
+
+import joblib
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import KFold
+
+from imageclef_concepts import (
+    ConceptEnsemble,
+    ConceptKNNClassifier,
+    EnsembleTuner,
+    MostFrequentConcepts,
+    imageclef_f1_score,
+)
+from imageclef_concepts.recipes._workflows import load_model
+from imageclef_concepts.tuning._ensemble_search import vote_buckets
+
+from ..doubles import FixedConcepts
+
+GRID = [0.2, 0.4, 0.6, 0.8]
+
+
+def _case(seed, n_members=3, n_images=14, names=("A", "B", "C", "D")):
+    """Members with fixed scores that follow the truth more or less, and the truth."""
+    rng = np.random.default_rng(seed)
+    truth = rng.random((n_images, len(names))) < 0.4
+    members = [FixedConcepts(list(names), np.clip(truth * rng.uniform(0.1, 0.9, truth.shape)
+                                                  + rng.uniform(0, 0.6, truth.shape), 0, 1))
+               for _ in range(n_members)]
+    y = [[name for name, on in zip(names, row) if on] for row in truth]
+    return members, np.arange(n_images)[:, None], y
+
+
+def _fitted(members, X, y, **params):
+    return ConceptEnsemble([(f"m{i}", m) for i, m in enumerate(members)], **params).fit(X, y)
+
+
+def _vote_score(members, X, y, thresholds, min_votes):
+    tuned = [clone(m).set_params(threshold=t) for m, t in zip(members, thresholds)]
+    return _fitted(tuned, X, y, combine="vote", min_votes=min_votes).score(X, y)
+
+
+def test_the_vote_rule_with_each_member_at_its_own_threshold_by_hand():
+    scores = [[0.9, 0.2], [0.6, 0.55], [0.35, 0.8]]
+    members = [FixedConcepts(["A", "B"], scores, threshold=t) for t in (0.3, 0.5, 0.7)]
+    X, y = np.arange(3)[:, None], ["A", "B", "A"]
+    # Votes: at 0.3 A,-; A,B; A,B  at 0.5 A,-; A,B; -,B  at 0.7 A,-; -,-; -,B
+    votes = np.array([[3, 0], [2, 2], [1, 3]])
+    for min_votes in (1, 2, 3):
+        decided = _fitted(members, X, y, combine="vote", min_votes=min_votes).decide(X)
+        np.testing.assert_array_equal(decided, votes >= min_votes)
+
+
+def test_the_joint_tuner_finds_the_brute_force_best_thresholds_and_vote_count():
+    members, X, y = _case(seed=29, n_images=24)
+    results = {}
+    for thresholds in itertools.product(GRID, repeat=len(members)):
+        for min_votes in range(1, len(members) + 1):
+            results[thresholds, min_votes] = _vote_score(members, X, y, thresholds, min_votes)
+    best = max(results.values())
+    winners = [setting for setting, score in results.items() if score == best]
+    assert len(winners) == 1  # the case has one best setting
+    (thresholds, min_votes), = winners
+    assert min_votes == 2 and len(set(thresholds)) > 1  # a vote, members at their own levels
+    tuner = EnsembleTuner(_fitted(members, X, y), cv="prefit", refit=False,
+                          thresholds=GRID).fit(X, y)
+    assert tuple(tuner.member_thresholds_) == pytest.approx(thresholds)
+    assert tuner.min_votes_ == min_votes == tuner.ensemble_.min_votes
+    assert tuner.best_score_ == pytest.approx(best) == tuner.ensemble_.score(X, y)
+    assert [m.threshold for m in tuner.ensemble_.estimators_] == pytest.approx(thresholds)
+    assert tuner.start_score_ < best  # a common threshold could not do it
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 3), arrays(np.float64, (3, 8, 3), elements=st.floats(0, 1, width=16)),
+       arrays(bool, (8, 3)).filter(np.any), st.sampled_from(["each_vote_count", "best_common"]))
+def test_coordinate_ascent_never_decreases_and_scores_exactly(n_members, scores, truth, starts):
+    names = ["A", "B", "C"]
+    members = [FixedConcepts(names, s) for s in scores[:n_members]]
+    X, y = np.arange(8)[:, None], [[n for n, on in zip(names, row) if on] for row in truth]
+    grid = [0.25, 0.5, 0.75]
+    tuner = EnsembleTuner(_fitted(members, X, y), cv="prefit", refit=False, thresholds=grid,
+                          starts=starts).fit(X, y)
+    assert np.all(np.diff(tuner.history_) >= 0) and tuner.history_[-1] == tuner.best_score_
+    assert tuner.best_score_ >= tuner.start_score_  # the best common threshold and count
+    assert tuner.best_score_ == pytest.approx(tuner.ensemble_.score(X, y), abs=1e-12)
+    votes = [[s >= t for t in grid] for s in scores[:n_members]]  # member, threshold
+    brute = max(imageclef_f1_score(truth.astype(int), (sum(votes[m][q] for m, q in
+                                                           enumerate(qs)) >= votes_needed)
+                                   .astype(int))
+                for qs in itertools.product(range(3), repeat=n_members)
+                for votes_needed in range(1, n_members + 1))
+    assert tuner.best_score_ <= brute + 1e-12  # a local best: never above the grid's best
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_coordinate_ascent_matches_brute_force_on_two_members(seed):
+    members, X, y = _case(seed, n_members=2)
+    brute = max(_vote_score(members, X, y, thresholds, votes)
+                for thresholds in itertools.product(GRID, repeat=2) for votes in (1, 2))
+    tuner = EnsembleTuner(_fitted(members, X, y), cv="prefit", refit=False,
+                          thresholds=GRID).fit(X, y)
+    assert tuner.best_score_ == pytest.approx(brute, abs=1e-12)
+
+
+def test_weights_match_brute_force_over_the_grid_with_the_threshold_retuned():
+    members, X, y = _case(seed=16, n_members=2)
+    grid, thresholds = (0.0, 1.0, 2.0), np.linspace(0.1, 0.9, 9)
+    best = max(_fitted(members, X, y, weights=list(w), threshold=t).score(X, y)
+               for w in itertools.product(grid, repeat=2) if any(w) for t in thresholds)
+    tuner = EnsembleTuner(_fitted(members, X, y), tune="weights", weight_grid=grid,
+                          thresholds=thresholds, cv="prefit", refit=False).fit(X, y)
+    assert tuner.best_score_ == pytest.approx(best) == tuner.ensemble_.score(X, y)
+    assert tuner.best_score_ > tuner.start_score_  # better than the plain mean
+    assert list(tuner.weights_) == [1.0, 2.0]
+    assert list(tuner.ensemble_.weights) == list(tuner.weights_)
+    assert tuner.ensemble_.threshold == tuner.threshold_
+
+
+def test_weights_per_frequency_band_become_one_column_per_concept():
+    members, X, y = _case(seed=3, n_members=3, n_images=20)
+    support = {name: sum(name in row for row in y) for name in "ABCD"}
+    edge = sorted(support.values())[2]  # two bands: the two rarest concepts, the others
+    tuner = EnsembleTuner(_fitted(members, X, y), tune="weights", bands=[edge], cv="prefit",
+                          refit=False, thresholds=GRID).fit(X, y)
+    assert tuner.weights_.shape == (2, 3)
+    columns = np.asarray(tuner.ensemble_.weights)  # (members, concepts of classes_)
+    for position, name in enumerate(tuner.ensemble_.classes_):
+        np.testing.assert_array_equal(columns[:, position],
+                                      tuner.weights_[int(support[name] >= edge)])
+    assert tuner.best_score_ == pytest.approx(tuner.ensemble_.score(X, y), abs=1e-12)
+    assert np.all(np.diff(tuner.history_) >= 0)
+
+
+def test_folds_give_the_out_of_fold_scores_and_the_refit_carries_the_rule(tiny_images):
+    X = tiny_images.images
+    y = [";".join(c) for c in tiny_images.concepts]
+    knns = [ConceptKNNClassifier(k, pixel_size=8) for k in (1, 3, 7)]
+    ensemble = ConceptEnsemble([(f"k{k.n_neighbors}", k) for k in knns], combine="vote")
+    tuner = EnsembleTuner(ensemble, cv=KFold(3), thresholds=[0.3, 0.6, 0.9]).fit(X, y)
+    # The same search by hand: every member's out-of-fold probabilities, brute force.
+    names = sorted({c for row in tiny_images.concepts for c in row})
+    held_out = np.zeros((3, len(X), len(names)))
+    for train, test in KFold(3).split(X):
+        for position, knn in enumerate(knns):
+            fitted = clone(knn).fit(X[train], [y[i] for i in train])
+            columns = [names.index(c) for c in fitted.classes_]
+            held_out[position][np.ix_(test, columns)] = fitted.predict_proba(X[test])
+    truth = np.array([[n in row for n in names] for row in tiny_images.concepts], dtype=int)
+    brute = max(imageclef_f1_score(truth, (sum(held_out[m] >= t for m, t in enumerate(ts))
+                                           >= votes).astype(int))
+                for ts in itertools.product([0.3, 0.6, 0.9], repeat=3)
+                for votes in (1, 2, 3))
+    assert tuner.best_score_ == pytest.approx(brute)
+    # Refitted on all the images, each member with its tuned threshold.
+    for member, threshold in zip(tuner.ensemble_.estimators_, tuner.member_thresholds_):
+        assert member.threshold == threshold and len(member.targets_.encoder_.classes_) > 0
+        assert member.targets_.n_images_ == len(X)
+    assert tuner.predict_concepts(X) == tuner.ensemble_.predict_concepts(X)
+    assert [m.threshold for _, m in ensemble.estimators] == [0.5] * 3  # the user's untouched
+
+
+def test_a_tuned_ensemble_saves_and_loads_whole(tmp_path, tiny_images):
+    X, y = tiny_images.images, [";".join(c) for c in tiny_images.concepts]
+    members = [("near", ConceptKNNClassifier(2, pixel_size=8)),
+               ("far", ConceptKNNClassifier(6, pixel_size=8))]
+    fitted = ConceptEnsemble(members, combine="intersection").fit(X[:24], y[:24])
+    for tune in ("votes", "weights"):
+        tuner = EnsembleTuner(fitted, tune=tune, cv="prefit", refit=False,
+                              thresholds=10).fit(X[24:], y[24:])
+        tuner.save(tmp_path / f"{tune}.zip")
+        joblib.dump(tuner, tmp_path / f"{tune}.joblib")
+        loaded = load_model(tmp_path / f"{tune}.zip")
+        unpickled = joblib.load(tmp_path / f"{tune}.joblib")
+        assert isinstance(loaded, ConceptEnsemble)
+        for other in (loaded, unpickled):
+            assert other.predict_concepts(X) == tuner.predict_concepts(X)
+            np.testing.assert_array_equal(other.predict_proba(X), tuner.predict_proba(X))
+        if tune == "votes":
+            assert loaded.min_votes == tuner.min_votes_ and loaded.combine == "vote"
+            assert [m.threshold for m in loaded.estimators_] == list(tuner.member_thresholds_)
+    assert fitted.combine == "intersection"  # the given ensemble is not changed
+    assert [m.threshold for m in fitted.estimators_] == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("ensemble, params, error, message", [
+    (ConceptEnsemble([("top", MostFrequentConcepts())]), {}, ValueError,
+     "member 'top' .MostFrequentConcepts. has no threshold parameter"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier(voting="mean_count"))]), {}, ValueError,
+     "does not decide by its threshold"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"cv": "prefit"}, ValueError,
+     "set refit=False"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"cv": "prefit", "refit": False},
+     NotFittedError, "not fitted"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"weight_grid": [-1, 1]}, ValueError,
+     "weight_grid must be a non-empty list of finite weights >= 0"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"cv": 3, "refit": False}, ValueError,
+     "refit=False keeps the model of the split"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())], prefit=True), {}, ValueError,
+     "prefit=True: its members are used as fitted and cannot be trained on folds"),
+    (ConceptKNNClassifier(), {}, ValueError, "'ensemble' parameter .* instance of"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"thresholds": [np.nan]}, ValueError,
+     r"thresholds must be an int >= 2 or a non-empty flat list of finite .* got \[nan\]"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"thresholds": []}, ValueError,
+     r"thresholds must be .* non-empty flat list"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"thresholds": [[0.2, 0.5]]},
+     ValueError, r"thresholds must be .* flat list"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"weight_grid": [0]}, ValueError,
+     "one of them positive"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"weight_grid": [True, False]},
+     ValueError, "weight_grid must be numbers, not booleans"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"tune": "weights", "bands": True},
+     ValueError, "bands must be .* not the boolean True"),
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"tune": "weights", "bands": 10 ** 18},
+     ValueError, "bands=1000000000000000000 is more than the 1 concepts"),
+])
+def test_bad_settings_are_named_before_any_training(ensemble, params, error, message):
+    with pytest.raises(error, match=message):
+        EnsembleTuner(ensemble, **params).fit(np.zeros((6, 4, 4, 3)), ["C1"] * 6)
+
+
+def test_bad_bands_are_named():
+    members, X, y = _case(seed=0, n_members=2)
+    tuner = EnsembleTuner(_fitted(members, X, y), tune="weights", bands=[5, 2], cv="prefit",
+                          refit=False)
+    with pytest.raises(ValueError, match="bands must be an int or increasing support edges"):
+        tuner.fit(X, y)
+
+
+@pytest.mark.parametrize("n_candidates, dtype", [(255, np.uint8), (256, np.uint16),
+                                                  (40000, np.uint16), (70000, np.uint32)])
+def test_vote_buckets_hold_every_candidate_count_in_the_smallest_type(n_candidates, dtype):
+    candidates = np.linspace(0, 1, n_candidates)
+    scores = np.array([[np.nan, -1.0, 0.0, 0.5, 1.0, 2.0]])
+    buckets = vote_buckets(scores, candidates)
+    expected = [0, 0, 1, np.searchsorted(candidates, 0.5, side="right"), n_candidates,
+                n_candidates]  # int16 wrapped past 32767 candidates
+    np.testing.assert_array_equal(buckets[0], expected)
+    assert buckets.dtype == dtype
+
+
+def test_weights_are_values_of_the_grid_even_when_equal_weights_win():
+    members, X, y = _case(seed=0, n_members=3)
+    tuner = EnsembleTuner(_fitted(members, X, y), tune="weights", weight_grid=[3.0],
+                          cv="prefit", refit=False).fit(X, y)
+    assert list(tuner.weights_) == [3.0, 3.0, 3.0]
+    assert tuner.best_score_ == tuner.ensemble_.score(X, y)
