@@ -311,30 +311,37 @@ def is_path_sequence(X):
 
 
 def _file_identity(path):
-    """A local file's absolute path, size and modification time; a URL as it is."""
-    if is_url(path):
-        return path
-    path = os.path.abspath(path)
-    try:
-        status = os.stat(path)
-    except OSError:
-        return path  # a bad file: reported by the image check, by on_error
-    return f"{path}\0{status.st_size}\0{status.st_mtime_ns}"
+    """A file's absolute path (a URL as it is) and its version, :func:`file_version`.
+
+    The version is the one the image store keys files by (a local file's size,
+    modification and status-change times), so that a file rewritten in place
+    with its modification time put back is a change here too.
+    """
+    name = path if is_url(path) else os.path.abspath(path)
+    # None for a bad file (reported by the image check, by on_error) or a URL whose
+    # version cannot be told: its name alone.
+    version = file_version(path)
+    return name if version is None else f"{name}\0{version}"
 
 
 def images_digest(X):
     """A digest that changes when the images change: their files, or their pixels.
 
     For an image source (:class:`ImageFiles`, :class:`ImageArray`) or what a
-    user passes as ``X``; a local file counts as its absolute path, size and
-    modification time. Fingerprints a training run for its checkpoint.
+    user passes as ``X``; a file counts as its absolute path (or URL) and its
+    :func:`file_version` (size, modification and status-change times). Fingerprints a
+    training run for its checkpoint and the training data of ``recipe-2026``.
     """
     if isinstance(X, ImageFiles):
         X = X.paths
     elif isinstance(X, ImageArray):
         X = X.pixels
     if is_path_sequence(X):
-        return digest(*(_file_identity(os.fspath(path)) for path in X))
+        paths = [os.fspath(path) for path in X]
+        if any(is_url(path) for path in paths):  # one request each: not one after another
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                return digest(*pool.map(_file_identity, paths))
+        return digest(*map(_file_identity, paths))
     pixels = np.ascontiguousarray(X)
     return digest(str(pixels.shape), pixels.dtype.str, memoryview(pixels).cast("B"))
 

@@ -46,8 +46,9 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
     a concept needs, chosen together (the 2026 winner's "dual threshold");
     ``tune="weights"``: the members' weights in the mean of their
     probabilities, optionally per band of concept frequency, with the
-    threshold of the mean re-tuned for every weight tried. Both are
-    coordinate ascent on held-out member scores (see Notes).
+    threshold of the mean re-tuned for every weight tried. Both search
+    held-out member scores, exhaustively when the grid is small and by
+    coordinate ascent otherwise (see Notes).
 
     Parameters
     ----------
@@ -89,13 +90,15 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
     random_state : int, RandomState instance or None, default=None
         Shuffles the hold-out of a float ``cv``.
     max_sweeps : int, default=5
-        Passes of coordinate ascent over the members at most.
+        Passes of coordinate ascent over the members at most (not used by an
+        exhaustive search).
     starts : {"each_vote_count", "best_common"}, default="each_vote_count"
-        Votes: start an ascent from the best common threshold of every vote
-        count and keep the best (``n_members`` ascents), or one ascent from
-        the best common threshold and count (``n_members`` times cheaper, but
-        one member's move seldom leaves the count a common threshold chose:
-        it misses more of the settings where members differ).
+        Votes, when the search is coordinate ascent: start an ascent from the
+        best common threshold of every vote count and keep the best
+        (``n_members`` ascents), or one ascent from the best common threshold
+        and count (``n_members`` times cheaper, but one member's move seldom
+        leaves the count a common threshold chose: it misses more of the
+        settings where members differ).
 
     Attributes
     ----------
@@ -123,18 +126,33 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
         (votes), or equal weights with a tuned threshold (weights).
     history_ : list of float
         The score after each coordinate step of the ascent kept (never
-        decreasing).
+        decreasing); votes searched exhaustively: ``start_score_``, then
+        ``best_score_``.
     classes_ : ndarray
     targets_ : ConceptTargets
 
     Notes
     -----
-    Coordinate ascent finds a local best. On 480 random small cases (three
-    or four members, four candidate thresholds) it found the brute-force
-    best of the grid in 478 with ``starts="each_vote_count"``, 466 with one
-    start. For weights, when ``len(weight_grid) ** n_members`` is at most
-    256 (four members on the default grid) every combination is tried in a
-    band, so with one band the weights are the best of the grid.
+    Which search runs. Votes: two candidate thresholds of a member between
+    which none of its held-out scores lies give the same votes, so only the
+    lowest of them counts (tied scores leave few: a k-NN member of five
+    neighbours has six score values). When the product of the members' distinct
+    thresholds times the ``n_members`` vote counts is at most 1024
+    (``_ensemble_search.EXACT_VOTES``: four members with four thresholds
+    each, three with six, two with 20), every combination is tried (a member
+    at the lowest of equivalent thresholds, the best common threshold kept
+    unless beaten by more than rounding): ``best_score_`` is the best of the
+    grid, at 0.8-1.1 times the cost of the ascent for three or four members
+    (up to twice for two members with 20 thresholds;
+    ``benchmarks/vote_search.py``). Above the limit, coordinate ascent
+    finds a local best, never below any setting it scored: on 480 random
+    small cases with continuous scores it found the best of the grid in 478
+    with ``starts="each_vote_count"``, 466 with one start, but with scores
+    tied at three values it missed it in a third to a half of the cases
+    with four members, by up to 0.06 F1. Weights: when ``len(weight_grid) **
+    n_members`` is at most 256 (four members on the default grid) every
+    combination is tried in a band, so with one band the weights are the
+    best of the grid; coordinate ascent otherwise.
 
     Over-fitting is kept down in three ways: every number is chosen on
     scores of images the members did not train on (folds, a hold-out, or

@@ -2,6 +2,7 @@
 
 import fcntl
 import json
+import os
 
 import keras
 import numpy as np
@@ -88,6 +89,28 @@ def test_a_checkpoint_of_another_run_is_refused_naming_what_differs(tmp_path, ti
     before = _snapshot(checkpoint)
     with pytest.raises(CheckpointError, match=f"differs: [^)]*{expected}"):
         _tiny_cnn(**params).fit(X, y)
+    assert _snapshot(checkpoint) == before
+
+
+def test_images_rewritten_in_place_with_their_times_put_back_are_another_run(tmp_path,
+                                                                           tiny_images):
+    from PIL import Image
+
+    paths = []
+    for index, pixels in enumerate(tiny_images.images):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.fromarray(pixels).save(paths[-1], compress_level=0)  # stored: a fixed size
+    checkpoint, y = tmp_path / "ckpt", _labels(tiny_images)
+    _tiny_cnn(checkpoint_dir=checkpoint).fit(paths, y)  # finished, not saved: still there
+    for path, pixels in zip(paths, tiny_images.images):
+        before = os.stat(path)
+        Image.fromarray(255 - pixels).save(path, compress_level=0)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        after = os.stat(path)
+        assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    before = _snapshot(checkpoint)
+    with pytest.raises(CheckpointError, match="differs: [^)]*images"):
+        _tiny_cnn(checkpoint_dir=checkpoint).fit(paths, y)  # not resumed: other pixels
     assert _snapshot(checkpoint) == before
 
 

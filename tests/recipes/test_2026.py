@@ -169,6 +169,34 @@ def test_a_rerun_on_changed_training_data_is_refused_naming_it(dry_run):
     assert json.loads((output / "plan.json").read_text())["data_identity"]
 
 
+def _inverted_in_place(path):
+    """``path``'s pixels inverted, in a file of its size with its modification time."""
+    from PIL import Image, ImageOps
+
+    before = path.stat()
+    with Image.open(path) as image:
+        inverted = ImageOps.invert(image.convert("RGB"))
+    for quality in range(95, 0, -5):
+        data = io.BytesIO()
+        inverted.save(data, "JPEG", quality=quality)
+        if data.tell() <= before.st_size:
+            break
+    path.write_bytes(data.getvalue().ljust(before.st_size, b"\0"))  # after the end marker
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+def test_training_images_rewritten_with_their_times_put_back_are_changed_data(tmp_path):
+    recipe = dataclasses.replace(DRY_RUN, grid={"filters": [(8,)], "random_state": [0, 1]})
+    output = tmp_path / "out"
+    first = run_recipe_2026(None, output, recipe=recipe, dry_run=True, say=lambda line: None)
+    assert (first.n_trained, first.n_loaded) == (2, 0)
+    _inverted_in_place(sorted((output / "data" / "train" / "images").iterdir())[0])
+    with pytest.raises(ValueError, match="the training images changed since the members"):
+        run_recipe_2026(None, output, recipe=recipe, dry_run=True, say=lambda line: None)
+
+
 def test_a_member_file_that_is_not_the_plans_member_is_refused_naming_it(dry_run, tmp_path):
     from imageclef_concepts import MostFrequentConcepts
     from imageclef_concepts.recipes._workflows import save_model
