@@ -24,7 +24,7 @@ from ._checkpoints import digest
 from ._concepts import is_frame
 from ._image_decoding import ImageDecodeError, check_image_file, decode_image, is_url, resized
 from ._image_shelf import file_version, source_key
-from ._image_store import ImageStoreError, ImageStoreWarning, as_image_store
+from ._image_store import ImageStoreError, ImageStoreWarning, _StoreLost, as_image_store
 
 ON_ERROR = ("raise", "skip")
 """What an image source does with a file it cannot use: stop naming it, or leave it out."""
@@ -246,7 +246,7 @@ class ImageFiles(_ImageSource):
         try:
             return self._shelf.locate(self._keys, self._versions)
         except (ImageStoreError, OSError) as error:
-            self._give_up_store(f"cannot be read ({error})")
+            self._give_up_store(f"cannot be read ({error})", error)
             self._shelf = None
             return {}
 
@@ -264,14 +264,16 @@ class ImageFiles(_ImageSource):
             added = self._shelf.add([self._keys[decoded[p]] for p in kept],
                                     [self._versions[decoded[p]] for p in kept], pixels[kept])
         except (ImageStoreError, OSError) as error:
-            self._give_up_store(f"cannot be written ({error})")
+            self._give_up_store(f"cannot be written ({error})", error)
             return
         self.stored.update((decoded[p], added[row]) for row, p in enumerate(kept))
 
-    def _give_up_store(self, reason):
+    def _give_up_store(self, reason, error=None):
+        self._store_failed = True
+        if isinstance(error, _StoreLost):  # a folder that changed hands: the store warned once
+            return
         warnings.warn(f"The image store {self._shelf.store.path} {reason}; the images it does "
                       "not hold are decoded at every use.", ImageStoreWarning, stacklevel=5)
-        self._store_failed = True
 
     def _decode_or_error(self, path):
         try:
