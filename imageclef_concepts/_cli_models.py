@@ -317,29 +317,48 @@ def _run_info(args):
         from ._persistence import check_description
 
         check_description(record["estimator"], None, f"{args.model}: the archive's estimator")
-        _attach_network_records(args.model, record["estimator"])
+        _attach_network_records(args.model, record)
     else:
         check_record(record, args.model)
     print(model_card(record, name=args.model.name), end="")
     return 0
 
 
-def _attach_network_records(path, description):
-    """Put each network's own record (read from its .keras entry) beside its description."""
-    import io
+def _attach_network_records(path, manifest):
+    """Put each network's own record (read from its .keras entry) beside its description.
+
+    Each entry is read as ``load`` reads it: no further than the size the
+    manifest states, and the archive within its budget (``ModelZip``).
+    """
     import zipfile
+
+    from ._archive import check_manifest, stated_sizes
+    from ._atomic_files import open_regular_file
+    from ._model_card import ModelZip
+
+    try:
+        with open_regular_file(path, "model file") as handle, \
+                ModelZip(handle, path, kind="an archive") as archive:
+            check_manifest(path, manifest, archive)
+            _attach_records(path, archive, stated_sizes(manifest, archive),
+                            manifest["estimator"])
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as error:
+        raise UserError(f"{path}: the archive cannot be read ({error}).") from None
+
+
+def _attach_records(path, archive, sizes, description):
+    import io
 
     from ._model_card import check_record, read_model_record
 
     if description["class"] == "ConceptCNNClassifier":
         name = description["keras_file"]
-        with zipfile.ZipFile(path) as archive:
-            if name not in archive.namelist():
-                raise UserError(f"{path}: the archive lacks the network {name}.")
-            data = archive.read(name)
+        if name not in sizes:
+            raise UserError(f"{path}: the archive lacks the network {name}.")
+        data = archive.read(name, sizes[name], "its manifest states")
         shown = f"{path} ({name})"
         description["record"] = read_model_record(io.BytesIO(data), shown_as=shown)
         check_record(description["record"], shown)
     for inner in [description.get("embedding")] + [m[1] for m in description.get("members", [])]:
         if isinstance(inner, dict):
-            _attach_network_records(path, inner)
+            _attach_records(path, archive, sizes, inner)
