@@ -113,6 +113,7 @@ def _run_train(args):
     from ._workflows import save_model, train_and_tune
 
     _check_model_suffix(args.output)
+    _check_memory(args)
     if (args.validation_images is None) != (args.validation_concepts is None):
         raise UserError("give both --validation-images and --validation-concepts, or neither.")
     card = args.output.with_name(args.output.name + ".card.md")
@@ -148,6 +149,21 @@ def _run_train(args):
     _write_text(card, model.model_card())
     say_unless_quiet(args, f"Wrote {args.output} ({model.threshold!r}) and its model card {card}")
     return 0
+
+
+def _check_memory(args):
+    """What --image-size and --batch-size allocate, checked before anything is made or read
+    (a batch holds at most the folder's images, counted by their names)."""
+    from ._datasets import image_files_by_id
+    from .keras import ConceptCNNClassifier
+    from .keras._architecture import check_memory
+
+    shape = {name: getattr(args, name) for name in ("image_size", "batch_size", "filters",
+                                                    "dense_units", "backbone")
+             if getattr(args, name) is not None}
+    n_images = len(image_files_by_id(args.images)) if args.images.is_dir() else None
+    check_memory(ConceptCNNClassifier(**shape), n_images,
+                 names={"image_size": "--image-size", "batch_size": "--batch-size"})
 
 
 def _prepare_checkpoint(folder, restart):

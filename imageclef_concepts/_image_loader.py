@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._image_decoding import RESAMPLING
 from ._image_store import ImageStore, as_image_store
-from ._images import ImageFiles, is_path_sequence
+from ._images import ImageFiles, check_image_size, is_path_sequence
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Sequence
@@ -100,6 +100,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         self._validate_params()
         if not is_path_sequence(X):
             raise ValueError("ImageLoader expects a sequence of image paths.")
+        check_image_size(self.image_size, len(X))  # the array returned, before any work
         files = ImageFiles(X, self.image_size, self.resample, "raise", self.n_jobs,
                            image_store=as_image_store(self.image_store))
         return files.load(np.arange(len(files)))[0]

@@ -182,15 +182,15 @@ class ModelZip:
         if total > self.budget:
             largest = max(infos, key=lambda info: info.file_size)
             raise ModelFileError(
-                f"{self.shown}: its members would inflate to {_in_bytes(total)}, "
-                f"{largest.filename} alone {_in_bytes(largest.file_size, exact=False)}: more "
+                f"{self.shown}: its members would inflate to {in_bytes(total)}, "
+                f"{largest.filename} alone {in_bytes(largest.file_size, exact=False)}: more "
                 f"than {self._budget_rule()}: a decompression bomb, not {self.kind} as the "
                 "library writes it; nothing was inflated.")
 
     def _budget_rule(self):
-        return (f"the {_in_bytes(self.budget)} a file of {_in_bytes(self.file_size, False)} "
+        return (f"the {in_bytes(self.budget)} a file of {in_bytes(self.file_size, False)} "
                 f"may inflate to ({INFLATION_RATIO} times its size, at least "
-                f"{_in_bytes(INFLATION_FLOOR, exact=False)})")
+                f"{in_bytes(INFLATION_FLOOR, exact=False)})")
 
     def read(self, name, limit=None, limit_text=None):
         """Member ``name``'s bytes, inflating no more than ``limit`` bytes of it.
@@ -227,13 +227,13 @@ class ModelZip:
 
     def _too_large(self, name, limit, limit_text):
         return ModelFileError(f"{self.shown}: member {name} is larger than "
-                              f"{limit_text or 'allowed'}, {_in_bytes(limit)}: not "
+                              f"{limit_text or 'allowed'}, {in_bytes(limit)}: not "
                               f"{self.kind} as the library writes it.")
 
 
-def _in_bytes(n, exact=True):
+def in_bytes(n, exact=True):
     """``n`` bytes in words: in the largest binary unit under it, and exactly."""
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= size:
             return f"{n / size:.1f} {unit}" + (f" ({n:,} bytes)" if exact else "")
     return f"{n:,} bytes"

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseConceptClassifier
 from ._decision import DecisionRule
 from ._image_store import ImageStore
-from ._images import as_image_source
+from ._images import as_image_source, check_allocation, check_image_size, setting
 from ._model_card import ModelFileError
 from ._persistence import ArchivedModel
 from .keras import BACKBONES
@@ -148,6 +148,12 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
 
     def _embed(self, X):
         if self.embedding_ is None:
+            n_images = len(X) if hasattr(X, "__len__") else 1
+            check_image_size(self.pixel_size, name="pixel_size")
+            check_allocation(2 * 4 * 3 * self.pixel_size**2 * n_images,  # float32, normalised
+                             setting("pixel_size", self.pixel_size),
+                             f"storing the pixel vectors of {n_images} images",
+                             "choose a smaller pixel_size")
             images = as_image_source(X, self.pixel_size, image_store=self.image_store)
             vectors = np.concatenate([
                 images.load(np.arange(start, min(start + 1024, len(images))))[0]

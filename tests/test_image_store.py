@@ -588,3 +588,18 @@ def test_a_store_replaced_by_a_users_folder_leaves_it_untouched(tmp_path, images
     database.close()
     with pytest.raises(ImageStoreError, match="no longer"):
         store.summary()
+
+
+def test_an_image_size_beyond_memory_is_refused_before_any_work(tmp_path, images, decodes):
+    from imageclef_concepts._images import memory_limit
+
+    assert 2**28 < memory_limit() < 7 * 100000**2  # known, and less than 65 GiB here
+    with pytest.raises(ValueError, match=r"image_size=100000: decoding one image .* bytes"):
+        prepare_images(images, tmp_path / "store", image_size=100000, progress=False)
+    assert not (tmp_path / "store").exists()
+    with pytest.raises(ValueError, match=r"image_size=100000: .*70,000,000,000 bytes"):
+        ImageLoader(100000, image_store=tmp_path / "store").fit_transform(images)
+    assert not (tmp_path / "store").exists()
+    with pytest.raises(ValueError, match=r"image_size=40000: holding 12 images at that size"):
+        ImageLoader(40000).fit_transform(images)  # one image would fit, the array not
+    assert decodes == {"decoded": 0, "checked": 0}
