@@ -184,3 +184,19 @@ def test_cli_sees_an_output_inside_the_store_through_dot_dot(tmp_path, data, cap
     assert main(["predict", "--model", str(model), "--images", images, "--output", str(sneaky),
                  "--image-store", str(tmp_path / "store"), "--quiet"]) == 2
     assert "overlap" in capsys.readouterr().err
+
+
+def test_cli_prepare_with_an_image_size_beyond_memory_is_one_line_before_the_store(
+        tmp_path, data, capsys):
+    # 100000 px: 65 GiB to decode one image, more than any machine the tests run on.
+    import time
+
+    images = data.paths[0].rsplit("/", 1)[0]
+    started = time.monotonic()
+    assert main(["prepare", "--images", images, "--store", str(tmp_path / "store"),
+                 "--image-size", "100000", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert "--image-size 100000" in error and "70,000,000,000 bytes" in error
+    assert time.monotonic() - started < 5
+    assert not (tmp_path / "store").exists()

@@ -40,7 +40,9 @@ def add_prepare(commands):
 def _run_prepare(args):
     from ..datasets._imageclef import image_files_by_id, image_path
     from ..images._preparation import prepare_images
+    from ..images._sources import check_image_size
 
+    check_image_size(args.image_size, name="--image-size")  # before the store is made
     if not args.images.is_dir():
         raise UserError(f"image folder not found: {args.images}")
     files = image_files_by_id(args.images)

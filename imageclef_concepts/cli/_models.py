@@ -113,6 +113,7 @@ def _run_train(args):
     from ..recipes._workflows import save_model, train_and_tune
 
     _check_model_suffix(args.output)
+    _check_memory(args)
     if (args.validation_images is None) != (args.validation_concepts is None):
         raise UserError("give both --validation-images and --validation-concepts, or neither.")
     card = args.output.with_name(args.output.name + ".card.md")
@@ -148,6 +149,21 @@ def _run_train(args):
     _write_text(card, model.model_card())
     say_unless_quiet(args, f"Wrote {args.output} ({model.threshold!r}) and its model card {card}")
     return 0
+
+
+def _check_memory(args):
+    """What --image-size and --batch-size allocate, checked before anything is made or read
+    (a batch holds at most the folder's images, counted by their names)."""
+    from ..datasets._imageclef import image_files_by_id
+    from ..keras import ConceptCNNClassifier
+    from ..keras._architecture import check_memory
+
+    shape = {name: getattr(args, name) for name in ("image_size", "batch_size", "filters",
+                                                    "dense_units", "backbone")
+             if getattr(args, name) is not None}
+    n_images = len(image_files_by_id(args.images)) if args.images.is_dir() else None
+    check_memory(ConceptCNNClassifier(**shape), n_images,
+                 names={"image_size": "--image-size", "batch_size": "--batch-size"})
 
 
 def _prepare_checkpoint(folder, restart):
@@ -317,29 +333,48 @@ def _run_info(args):
         from ..models._persistence import check_description
 
         check_description(record["estimator"], None, f"{args.model}: the archive's estimator")
-        _attach_network_records(args.model, record["estimator"])
+        _attach_network_records(args.model, record)
     else:
         check_record(record, args.model)
     print(model_card(record, name=args.model.name), end="")
     return 0
 
 
-def _attach_network_records(path, description):
-    """Put each network's own record (read from its .keras entry) beside its description."""
-    import io
+def _attach_network_records(path, manifest):
+    """Put each network's own record (read from its .keras entry) beside its description.
+
+    Each entry is read as ``load`` reads it: no further than the size the
+    manifest states, and the archive within its budget (``ModelZip``).
+    """
     import zipfile
+
+    from ..files._atomic import open_regular_file
+    from ..models._archive import check_manifest, stated_sizes
+    from ..models._card import ModelZip
+
+    try:
+        with open_regular_file(path, "model file") as handle, \
+                ModelZip(handle, path, kind="an archive") as archive:
+            check_manifest(path, manifest, archive)
+            _attach_records(path, archive, stated_sizes(manifest, archive),
+                            manifest["estimator"])
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as error:
+        raise UserError(f"{path}: the archive cannot be read ({error}).") from None
+
+
+def _attach_records(path, archive, sizes, description):
+    import io
 
     from ..models._card import check_record, read_model_record
 
     if description["class"] == "ConceptCNNClassifier":
         name = description["keras_file"]
-        with zipfile.ZipFile(path) as archive:
-            if name not in archive.namelist():
-                raise UserError(f"{path}: the archive lacks the network {name}.")
-            data = archive.read(name)
+        if name not in sizes:
+            raise UserError(f"{path}: the archive lacks the network {name}.")
+        data = archive.read(name, sizes[name], "its manifest states")
         shown = f"{path} ({name})"
         description["record"] = read_model_record(io.BytesIO(data), shown_as=shown)
         check_record(description["record"], shown)
     for inner in [description.get("embedding")] + [m[1] for m in description.get("members", [])]:
         if isinstance(inner, dict):
-            _attach_network_records(path, inner)
+            _attach_records(path, archive, sizes, inner)

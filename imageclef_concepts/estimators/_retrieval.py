@@ -20,7 +20,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ..images._sources import as_image_source
+from ..images._sources import as_image_source, check_allocation, check_image_size, setting
 from ..images._store import ImageStore
 from ..keras import BACKBONES
 from ..models._base import BaseConceptClassifier
@@ -148,6 +148,12 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
 
     def _embed(self, X):
         if self.embedding_ is None:
+            n_images = len(X) if hasattr(X, "__len__") else 1
+            check_image_size(self.pixel_size, name="pixel_size")
+            check_allocation(2 * 4 * 3 * self.pixel_size**2 * n_images,  # float32, normalised
+                             setting("pixel_size", self.pixel_size),
+                             f"storing the pixel vectors of {n_images} images",
+                             "choose a smaller pixel_size")
             images = as_image_source(X, self.pixel_size, image_store=self.image_store)
             vectors = np.concatenate([
                 images.load(np.arange(start, min(start + 1024, len(images))))[0]

@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._decoding import RESAMPLING
-from ._sources import ImageFiles, is_path_sequence
+from ._sources import ImageFiles, check_image_size, is_path_sequence
 from ._store import ImageStore, as_image_store
 
 if TYPE_CHECKING:  # names for annotations only
@@ -100,6 +100,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         self._validate_params()
         if not is_path_sequence(X):
             raise ValueError("ImageLoader expects a sequence of image paths.")
+        check_image_size(self.image_size, len(X))  # the array returned, before any work
         files = ImageFiles(X, self.image_size, self.resample, "raise", self.n_jobs,
                            image_store=as_image_store(self.image_store))
         return files.load(np.arange(len(files)))[0]

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 
 from ._decoding import RESAMPLING
 from ._shelf import source_key
-from ._sources import ON_ERROR, ImageFiles, SkippedImagesWarning, is_path_sequence
+from ._sources import ON_ERROR, ImageFiles, SkippedImagesWarning, check_image_size, is_path_sequence
 from ._store import ImageStore, as_image_store
 
 if TYPE_CHECKING:  # names for annotations only
@@ -105,6 +105,7 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
 
     if not is_path_sequence(paths):
         raise ValueError("paths must be a sequence of image paths (str or path-like).")
+    check_image_size(image_size)  # a chunk is a block, at least one image: before the store
     unique = list({source_key(path): path for path in reversed(list(paths))}.values())[::-1]
     with warnings.catch_warnings():  # said below, in the words of preparing
         warnings.simplefilter("ignore", SkippedImagesWarning)

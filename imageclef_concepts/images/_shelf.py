@@ -100,14 +100,22 @@ class Shelf:
         OSError
             When the chunk cannot be written (a full disk, a read-only store,
             a shelf folder that is not the store's own).
+        ImageStoreError
+            When the store's folder was deleted or replaced since it was
+            opened (``ImageStore._check_still_own``).
         """
         if self.store.read_only:  # no chunk whose rows the index could not name
             raise OSError(f"the image store {self.store.path} is read-only")
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
-        os.makedirs(self.folder, exist_ok=True)
+        self.store._check_still_own()  # the folder it opened, not one put at its path since
+        try:
+            os.mkdir(self.folder)  # in the store's folder, which is never re-created
+        except FileExistsError:
+            pass
         if os.path.islink(self.folder):  # never write into a folder the store did not make
             raise OSError(f"{self.folder} is a symbolic link, not the store's own folder")
         chunk = f"{uuid.uuid4().hex}.npy"
+        self.store._check_still_own()
         write_atomically(os.path.join(self.folder, chunk),
                          lambda f: np.lib.format.write_array(f, pixels, allow_pickle=False))
         entries, records = {}, []

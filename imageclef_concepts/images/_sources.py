@@ -14,6 +14,7 @@ imports TensorFlow (the ``tf.data`` pipeline lives in
 :mod:`imageclef_concepts.keras`) or scikit-learn.
 """
 
+import functools
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -22,12 +23,94 @@ import numpy as np
 
 from ..concepts._lists import is_frame
 from ..files._checkpoints import digest
+from ..models._card import in_bytes
 from ._decoding import ImageDecodeError, check_image_file, decode_image, is_url, resized
 from ._shelf import file_version, source_key
-from ._store import ImageStoreError, ImageStoreWarning, as_image_store
+from ._store import ImageStoreError, ImageStoreWarning, _StoreLost, as_image_store
 
 ON_ERROR = ("raise", "skip")
 """What an image source does with a file it cannot use: stop naming it, or leave it out."""
+
+# Decoding an image ends holding it twice: Pillow's RGB (4 bytes a pixel) and NumPy's (3).
+_DECODE_BYTES_PER_PIXEL = 7
+# The most one allocation may take where the machine's memory cannot be told (no
+# os.sysconf, as on Windows): more than any workstation gives a batch of images.
+_UNKNOWN_MEMORY = 2**38  # 256 GiB
+
+
+@functools.lru_cache(maxsize=1)
+def memory_limit():
+    """The most memory this process could ever get, in bytes: the machine's physical memory.
+
+    Physical memory (``SC_PHYS_PAGES * SC_PAGE_SIZE``), or a container's
+    cgroup limit when it is lower, and not the memory free at the moment:
+    what is free changes with other programs and the page cache, so a check
+    against it would refuse or accept the same call by chance, while an
+    allocation larger than the machine's memory can never be served (the
+    kernel refuses it, kills the process or swaps it to a crawl). So the
+    check refuses only what cannot fit, never what might. Where the platform
+    cannot tell, ``_UNKNOWN_MEMORY`` (256 GiB).
+    """
+    try:
+        limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return _UNKNOWN_MEMORY
+    for cgroup in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(cgroup) as file:
+                text = file.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < limit:
+            limit = int(text)
+    return limit if limit > 0 else _UNKNOWN_MEMORY
+
+
+def check_allocation(n_bytes, setting, what, advice):
+    """Refuse, before allocating it, what this machine's memory cannot hold.
+
+    The one check of every parameter that sizes an allocation (``image_size``;
+    ``batch_size`` with ``image_size``; the image store's chunks, which are
+    batches): estimators' ``fit`` and ``predict``, :func:`prepare_images`,
+    image sources and the command line call it before any work.
+
+    Parameters
+    ----------
+    n_bytes : int
+        What the setting allocates, at least.
+    setting : str
+        The parameter(s) as the user gave them (``"image_size=100000"``, or
+        ``"--image-size 100000"`` on the command line).
+    what : str
+        What takes the bytes.
+    advice : str
+        What to do instead.
+
+    Raises
+    ------
+    ValueError
+        One line naming the setting, the bytes and the limit (:func:`memory_limit`).
+    """
+    limit = memory_limit()
+    if n_bytes > limit:
+        raise ValueError(f"{setting}: {what} takes {in_bytes(n_bytes)}, more than this "
+                         f"machine's memory ({in_bytes(limit, exact=False)}): {advice}.")
+
+
+def setting(name, value):
+    """How a parameter was set: ``--name value`` for a command-line flag, else ``name=value``."""
+    return f"{name} {value}" if name.startswith("--") else f"{name}={value!r}"
+
+
+def check_image_size(image_size, n_images=None, name="image_size"):
+    """One image decoded at ``image_size`` (and ``n_images`` of them together) must fit in
+    memory: refused before any work otherwise (:func:`check_allocation`)."""
+    check_allocation(_DECODE_BYTES_PER_PIXEL * image_size**2, setting(name, image_size),
+                     "decoding one image at that size", f"choose a smaller {name}")
+    if n_images is not None and n_images > 1:
+        check_allocation(3 * image_size**2 * n_images, setting(name, image_size),
+                         f"holding {n_images} images at that size together",
+                         f"choose a smaller {name}, or take fewer images at a time")
 
 
 class SkippedImagesWarning(UserWarning):
@@ -80,6 +163,7 @@ class ImageArray(_ImageSource):
     dtype = np.uint8
 
     def __init__(self, X, image_size, resample="bilinear"):
+        check_image_size(image_size)
         self.pixels = _checked_pixel_array(X)
         self.image_size = image_size
         self.resample = resample
@@ -97,6 +181,7 @@ class ImageArray(_ImageSource):
 
         The second value, which images loaded, is always all True in memory.
         """
+        check_image_size(self.image_size, len(indices))
         return self._prepare(self.pixels[indices]), np.ones(len(indices), dtype=bool)
 
     def _prepare(self, batch):
@@ -154,6 +239,7 @@ class ImageFiles(_ImageSource):
 
     def __init__(self, paths, image_size, resample="bilinear", on_error="raise", workers=2,
                  cache_mb=0, image_store=None):
+        check_image_size(image_size)  # before any file is checked or any store opened
         self.paths = [os.fspath(path) for path in paths]
         self.image_size = image_size
         self.resample = resample
@@ -202,6 +288,7 @@ class ImageFiles(_ImageSource):
 
         Images that cannot be decoded are zeros, marked False in the mask.
         """
+        check_image_size(self.image_size, len(indices))
         batch = np.zeros((len(indices), self.image_size, self.image_size, 3), dtype=np.uint8)
         good = np.array([int(index) not in self.failures for index in indices], dtype=bool)
         to_decode, from_store = [], []
@@ -246,7 +333,7 @@ class ImageFiles(_ImageSource):
         try:
             return self._shelf.locate(self._keys, self._versions)
         except (ImageStoreError, OSError) as error:
-            self._give_up_store(f"cannot be read ({error})")
+            self._give_up_store(f"cannot be read ({error})", error)
             self._shelf = None
             return {}
 
@@ -264,14 +351,16 @@ class ImageFiles(_ImageSource):
             added = self._shelf.add([self._keys[decoded[p]] for p in kept],
                                     [self._versions[decoded[p]] for p in kept], pixels[kept])
         except (ImageStoreError, OSError) as error:
-            self._give_up_store(f"cannot be written ({error})")
+            self._give_up_store(f"cannot be written ({error})", error)
             return
         self.stored.update((decoded[p], added[row]) for row, p in enumerate(kept))
 
-    def _give_up_store(self, reason):
+    def _give_up_store(self, reason, error=None):
+        self._store_failed = True
+        if isinstance(error, _StoreLost):  # a folder that changed hands: the store warned once
+            return
         warnings.warn(f"The image store {self._shelf.store.path} {reason}; the images it does "
                       "not hold are decoded at every use.", ImageStoreWarning, stacklevel=5)
-        self._store_failed = True
 
     def _decode_or_error(self, path):
         try:

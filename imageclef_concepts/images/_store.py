@@ -22,7 +22,13 @@ Rows are read with positioned reads straight into the batch being
 assembled, so memory stays that of one batch whatever the number of images
 (pages of mapped files would count towards the process's resident memory).
 A store that cannot be written (a full disk, a read-only folder) is read as
-it is, and what it lacks is decoded at every use.
+it is, and what it lacks is decoded at every use. A store writes only into
+the folder it opened: before each write (a new index connection, a new
+shelf folder, a chunk) it checks that the folder at its path is still that
+one (same device and inode) and still holds its manifest. A folder deleted
+or replaced meanwhile ("delete the folder to start afresh" while a process
+still holds the store) is never written nor re-created: the store warns
+once and the images are decoded without it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import sqlite3
 import stat
 import threading
 import time
+import warnings
 from typing import TYPE_CHECKING
 
 from ..files._atomic import file_kind, open_regular_file, write_atomically
@@ -84,6 +91,10 @@ class ImageStoreWarning(UserWarning):
     >>> issubclass(ImageStoreWarning, UserWarning)
     True
     """
+
+
+class _StoreLost(ImageStoreError):
+    """The folder at a live store's path is no longer the one it opened (warned once)."""
 
 
 class ImageStore:
@@ -138,8 +149,11 @@ class ImageStore:
         self.path = os.path.abspath(os.fspath(path))
         _claim_folder(self.path, create=True)
         self._claimed = True
+        self._identity = _folder_identity(self.path)
         self._connections = threading.local()
         self.read_only = False
+        self._lost = None  # why the folder is no longer this store's, once found
+        self._lost_lock = threading.Lock()
 
     def __getstate__(self):
         return {"path": self.path}  # connections belong to one process and thread
@@ -149,8 +163,11 @@ class ImageStore:
         # never created: the folder may have changed hands since it was saved.
         self.path = state["path"]
         self._claimed = False
+        self._identity = None  # taken when the folder is checked again
         self._connections = threading.local()
         self.read_only = False
+        self._lost = None
+        self._lost_lock = threading.Lock()
 
     def __repr__(self):
         return f"ImageStore({self.path!r})"
@@ -178,6 +195,37 @@ class ImageStore:
         if not self._claimed:
             _claim_folder(self.path, create=False)
             self._claimed = True
+            self._identity = _folder_identity(self.path)
+
+    def _check_still_own(self):
+        """Raise unless the folder at ``path`` is still the one this store opened.
+
+        Called before every write (a new index connection, a new shelf
+        folder, a chunk): the same folder (device and inode) and its manifest
+        still there. The first time it is not, one :class:`ImageStoreWarning`
+        says so; from then on nothing is written there (the folder is never
+        re-created) and images are decoded without the store.
+
+        Raises
+        ------
+        ImageStoreError
+            When the folder was deleted, replaced, or lost its manifest.
+        """
+        self._check_claim()
+        if self._lost is None:
+            why = _ownership_lost(self.path, self._identity)
+            if why is None:
+                return
+            with self._lost_lock:
+                first = self._lost is None
+                if first:
+                    self._lost = (f"the image store {self.path} is no longer the folder it "
+                                  f"opened ({why}): nothing more is written there")
+            if first:
+                warnings.warn(f"{self._lost}; the images it does not hold are decoded at "
+                              "every use (open the store again to use a new one there).",
+                              ImageStoreWarning, stacklevel=3)
+        raise _StoreLost(f"{self._lost}.")
 
     def summary(self) -> dict[str, dict[str, int]]:
         """What the store holds, by shelf (``"<size>px-<filter>"``).
@@ -186,6 +234,7 @@ class ImageStore:
         size of the shelf's chunk files, which also hold earlier versions of
         changed files and the images of interrupted or concurrent writes.
         """
+        self._check_still_own()  # not the entries of a folder deleted or replaced since
         rows = self._query("SELECT shelf, COUNT(*) FROM images GROUP BY shelf ORDER BY shelf")
         return {shelf: {"images": count, "bytes": count * _row_bytes(shelf),
                         "disk_bytes": _folder_bytes(os.path.join(self.path, shelf))}
@@ -202,7 +251,7 @@ class ImageStore:
         """
         local = self._connections
         if getattr(local, "pid", None) != os.getpid():
-            self._check_claim()
+            self._check_still_own()  # never open (nor create) an index in another folder
             index = os.path.join(self.path, INDEX)
             try:
                 connection = _writable_index(index)
@@ -243,6 +292,7 @@ class ImageStore:
         """
         if self.read_only:
             raise OSError(f"the index {os.path.join(self.path, INDEX)} is read-only")
+        self._check_still_own()
         connection = self._connection()
         try:
             connection.execute("BEGIN IMMEDIATE")
@@ -319,6 +369,30 @@ def _folder_bytes(folder):
 
 def _row_bytes(shelf):
     return int(shelf.split("px-")[0]) ** 2 * 3
+
+
+def _folder_identity(path):
+    """What tells the folder at ``path`` from another put there later: (device, inode)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _ownership_lost(path, identity):
+    """Why the folder at ``path`` is no longer the store of ``identity``; None while it is."""
+    now = _folder_identity(path)
+    if now is None:
+        return "it was deleted"
+    if now != identity:
+        return "another folder is at its path now"
+    try:
+        if not stat.S_ISREG(os.lstat(os.path.join(path, MANIFEST)).st_mode):
+            return f"its manifest {MANIFEST} is not a file"
+    except OSError:
+        return f"its manifest {MANIFEST} is gone"
+    return None
 
 
 def _claim_folder(path, create):

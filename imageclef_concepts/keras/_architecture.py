@@ -7,7 +7,8 @@ builder (the builders' own defaults are for direct callers only):
 * :data:`PARAMETER_CONSTRAINTS` is each parameter's range (the estimator's
   ``_parameter_constraints``, checked by ``_validate_params``);
 * :func:`check_architecture` refuses, before any image is read, parameters
-  that cannot make a network or a training together;
+  that cannot make a network or a training together, or one this machine's
+  memory cannot hold (:func:`check_memory`);
 * :func:`build_network` chooses the network (the user's ``model``, a
   backbone's or the paper's), checks the user's shapes, and compiles it;
 * :func:`compile_network` compiles with the loss and optimizer, freezing or
@@ -23,7 +24,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..files._checkpoints import check_checkpoint_folder
 from ..images._decoding import RESAMPLING
-from ..images._sources import ON_ERROR
+from ..images._sources import ON_ERROR, check_allocation, check_image_size, setting
 from ..images._store import ImageStore
 from ..models._decision import DecisionRule
 from ..models._ranges import check_pos_weight
@@ -40,6 +41,7 @@ from ._losses import balanced_pos_weight, make_loss
 from ._network import (
     POOLINGS,
     SMALLEST_BACKBONE_INPUT,
+    block_kernel_sizes,
     build_backbone_network,
     build_concept_cnn,
     learning_rate_schedule,
@@ -88,10 +90,75 @@ PARAMETER_CONSTRAINTS = {
 }
 
 
-def check_architecture(estimator):
-    """Raise ValueError for parameters that are each valid but do not go together."""
+def check_architecture(estimator, n_images=None):
+    """Raise ValueError for parameters that are each valid but do not go together.
+
+    ``n_images`` (those of ``X``, when known) caps the batch whose memory is
+    checked (:func:`check_memory`).
+    """
     _check_network_params(estimator)
     _check_training_params(estimator)
+    check_memory(estimator, n_images)
+
+
+def check_memory(estimator, n_images=None, *, training=True, names=None):
+    """Refuse, before anything is allocated, images and a network this machine cannot hold.
+
+    One image decoded at ``image_size`` (:func:`~imageclef_concepts._images.check_image_size`),
+    then a batch of ``batch_size`` images (``n_images`` when fewer) as the
+    network takes it: the uint8 batch and its float32 input, and for the
+    paper's network the outputs of its convolution blocks (kept for the
+    gradients when training) and its weights (with their gradients and
+    Adam's two moments when training). A lower bound: what it refuses cannot
+    fit (:func:`~imageclef_concepts._images.check_allocation`); a backbone or
+    the user's network needs more than its input batch.
+
+    Parameters
+    ----------
+    estimator : ConceptCNNClassifier or BackboneEmbedding
+    n_images : int, default=None
+    training : bool, default=True
+        False for prediction.
+    names : dict, default=None
+        The command line's flags for ``image_size`` and ``batch_size``, to
+        name them in the message.
+    """
+    names = names or {}
+    size_name = names.get("image_size", "image_size")
+    batch_name = names.get("batch_size", "batch_size")
+    size, batch_size = estimator.image_size, estimator.batch_size
+    check_image_size(size, name=size_name)
+    batch = batch_size if n_images is None else max(1, min(batch_size, n_images))
+    need = batch * size * size * 3 * (1 + 4)
+    what = "the uint8 batch and its float32 input"
+    if getattr(estimator, "model", None) is None and estimator.backbone == "paper":
+        outputs, weights = _paper_network_numbers(size, estimator.filters, estimator.kernel_size,
+                                                  estimator.padding, estimator.dense_units)
+        need += 4 * (batch * outputs * (2 if training else 1) + weights * (4 if training else 1))
+        what = ("the images, the blocks' outputs and the weights" +
+                (", with their gradients and Adam's moments" if training else ""))
+    check_allocation(need, f"{setting(batch_name, batch_size)} and {setting(size_name, size)}",
+                     f"{'training' if training else 'running'} the network on a batch of "
+                     f"{batch} image(s) ({what})",
+                     f"choose a smaller {size_name} or {batch_name}")
+
+
+def _paper_network_numbers(image_size, filters, kernel_size, padding, dense_units):
+    """(values its convolution blocks output for one image, its weights) of the paper's
+    network, without the output layer (one unit per concept, unknown before the fit)."""
+    side, channels, outputs, weights = image_size, 3, 0, 0
+    for n_filters, size in zip(filters, block_kernel_sizes(kernel_size, len(filters))):
+        weights += size * size * channels * n_filters + n_filters
+        side = side - size + 1 if padding == "valid" else side
+        outputs += side * side * n_filters  # the convolution's
+        side //= 2
+        outputs += side * side * n_filters  # the pooling's
+        channels = n_filters
+    features = side * side * channels
+    for units in dense_units:
+        weights += features * units + units
+        features = units
+    return outputs, weights
 
 
 def _check_network_params(estimator):

@@ -32,7 +32,7 @@ from ..models._base import ConceptClassifierMixin
 from ._adapter import ScikerasAdapter
 from ._architecture import PARAMETER_CONSTRAINTS, build_network, check_architecture
 from ._model_file import ModelFileMixin, read_keras_file
-from ._prediction import NetworkOutputsMixin
+from ._prediction import NetworkOutputsMixin, n_images
 from ._training import process_state_kept
 from ._training_loop import train_network
 
@@ -361,7 +361,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         self : ConceptCNNClassifier
         """
         self._validate_params()
-        check_architecture(self)
+        check_architecture(self, n_images(X))
         with process_state_kept():  # the user's Keras, TensorFlow and random settings stay
             self._fit_with_scikeras(X, y, sample_weight=sample_weight,
                                     warm_start=self.warm_start, epochs=self.epochs,
@@ -385,7 +385,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         self : ConceptCNNClassifier
         """
         self._validate_params()
-        check_architecture(self)
+        check_architecture(self, n_images(X))
         with process_state_kept():
             self._fit_with_scikeras(X, y, sample_weight=sample_weight, warm_start=True,
                                     epochs=1, initial_epoch=self.current_epoch,

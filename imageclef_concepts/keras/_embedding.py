@@ -13,8 +13,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ..images._sources import as_image_source
 from ..images._store import ImageStore
 from . import BACKBONES
+from ._architecture import check_memory
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._network import backbone_preprocessing, pooled_backbone
+from ._prediction import n_images
 
 if TYPE_CHECKING:  # names for annotations only
     from typing_extensions import Self
@@ -112,6 +114,7 @@ class BackboneEmbedding(TransformerMixin, BaseEstimator):
         ndarray of shape (n_images, n_features)
         """
         self._validate_params()
+        check_memory(self, n_images(X), training=False)  # before the network or any image
         network = self._network()
         images = as_image_source(X, self.image_size, image_store=self.image_store)
         batches = ImageBatches(images, batch_size=self.batch_size)

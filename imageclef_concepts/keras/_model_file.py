@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 import keras
 from sklearn.utils.validation import check_is_fitted
 
-from ..files._atomic import replaced_atomically
+from ..files._atomic import open_regular_file, replaced_atomically
 from ..files._checkpoints import CheckpointError, remove_checkpoint
 from ..models._card import (
     METADATA_ENTRY,
     ModelFileError,
+    ModelZip,
     check_record,
     is_archive_record,
     model_card,
@@ -43,6 +44,12 @@ if TYPE_CHECKING:  # names for annotations only
 
 # Version of what save() writes beside the network; load() refuses newer ones.
 FILE_FORMAT = 2
+# What a .keras model file holds: Keras' own three members (the weights as .h5 or
+# .npz) and the library's record. Keras would also write a layer's files under
+# assets/ (none of the library's networks has any) and, to read them, extract the
+# whole file to a temporary folder: a file holding anything else is refused unread.
+KERAS_MEMBERS = frozenset({"metadata.json", "config.json", "model.weights.h5",
+                           "model.weights.npz", METADATA_ENTRY})
 
 
 class ModelFileMixin:
@@ -76,6 +83,12 @@ class ModelFileMixin:
         with replaced_atomically(path) as temporary:
             self.model_.save(temporary)
             with zipfile.ZipFile(temporary, "a") as archive:
+                unexpected = sorted(set(archive.namelist()) - KERAS_MEMBERS)
+                if unexpected:  # load would refuse it: never write what cannot be read
+                    raise ValueError(
+                        f"The network saves files of its own ({', '.join(unexpected[:5])}), "
+                        "which a model file does not hold: a network whose layers keep "
+                        "assets cannot be saved by the library; save it with Keras.")
                 archive.writestr(METADATA_ENTRY, metadata)
         self.remove_checkpoint()
 
@@ -221,7 +234,8 @@ def read_keras_file(path, cls, *, shown_as=None):
     when it sits inside an archive).
     """
     shown = path if shown_as is None else shown_as
-    metadata = read_metadata(path, shown)
+    metadata = read_metadata(path, shown)  # an archive of another kind is named here
+    check_keras_members(path, shown)  # before Keras extracts anything
     with model_file_errors(shown):
         estimator = estimator_from_params(cls, loaded_params(metadata["params"]), shown)
     try:
@@ -241,6 +255,25 @@ def read_keras_file(path, cls, *, shown_as=None):
     with model_file_errors(shown):
         estimator._restore_scikeras_state(targets)  # so that training continues
     return estimator
+
+
+def check_keras_members(path, shown=None):
+    """Refuse, before anything is inflated, a ``.keras`` file holding other members than
+    :data:`KERAS_MEMBERS`, or members declaring more than its budget (``ModelZip``).
+
+    Keras reads the file through ``zipfile``, which inflates no member past
+    the size the zip directory declares: the directory checked here bounds
+    what loading it inflates, in memory and in temporary files.
+    """
+    shown = path if shown is None else shown
+    try:
+        with open_regular_file(path, "model file") as handle, \
+                ModelZip(handle, shown, allowed=KERAS_MEMBERS.__contains__,
+                         kind="a .keras model file"):
+            pass
+    except zipfile.BadZipFile:
+        raise ModelFileError(f"{shown} is not a .keras model file (not a zip file: empty, "
+                             "truncated or another kind of file).") from None
 
 
 def check_network(network, image_size, n_concepts):

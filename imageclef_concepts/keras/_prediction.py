@@ -16,11 +16,20 @@ import keras
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ._architecture import check_memory
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._devices import apply_thread_limit
 
 if TYPE_CHECKING:  # names for annotations only
     from .._typing import FloatArray, Images
+
+
+def n_images(X):
+    """The number of images of ``X`` when it tells without work (a list, an array), else None."""
+    try:
+        return len(X)
+    except TypeError:
+        return None
 
 
 class NetworkOutputsMixin:
@@ -56,6 +65,7 @@ class NetworkOutputsMixin:
 
     def _outputs_of(self, network, X, mirrored=False):
         """Run ``network`` over the images of ``X``; NaN rows for unreadable files."""
+        check_memory(self, n_images(X), training=False)  # before any image is read
         images, _ = self._validate_data(X)
         known_failures = len(images.failures)
         batches = ImageBatches(images, batch_size=self.batch_size, mirrored=mirrored)

@@ -289,28 +289,28 @@ def check_manifest(path, manifest, archive):
                                  "writes it, so it is not read.")
 
 
-def read_member(path, archive, name, limit):
-    """A member's bytes, decompressing no more than ``limit`` bytes of it."""
-    with archive.open(name) as member:
-        data = member.read(limit + 1)
-    if len(data) > limit:
-        raise ModelFileError(f"{path}: member {name} is larger than its manifest states "
-                             f"({limit} bytes): not an archive as the library writes it.")
-    return data
+def stated_sizes(manifest, archive):
+    """``{member: size}`` as the manifest states them, for the members ``archive`` holds.
+
+    ``archive`` is a :class:`~imageclef_concepts._model_card.ModelZip`. Format
+    1 archives state no sizes: the zip directory's own are the limit.
+    """
+    present = archive.sizes()
+    stated = manifest.get("members") if manifest.get("format", 0) >= 2 else present
+    return {name: size for name, size in stated.items() if name in present}
 
 
 class ArchiveMembers:
     """An archive's members, each decompressed when a reader asks for it, within its size.
 
-    Format 1 archives state no sizes: the zip directory's own are the limit.
+    ``archive`` is a :class:`~imageclef_concepts._model_card.ModelZip`: no
+    member inflates past the size the manifest states, nor the whole file
+    past its budget.
     """
 
     def __init__(self, path, archive, manifest):
         self.path, self.archive = path, archive
-        present = set(archive.namelist())
-        stated = manifest.get("members") if manifest.get("format", 0) >= 2 else {
-            info.filename: info.file_size for info in archive.infolist()}
-        self.sizes = {name: size for name, size in stated.items() if name in present}
+        self.sizes = stated_sizes(manifest, archive)
 
     def __contains__(self, name):
         return name in self.sizes
@@ -318,7 +318,7 @@ class ArchiveMembers:
     def __getitem__(self, name):
         if name not in self.sizes:
             raise ModelFileError(f"{self.path}: member {name} is missing from the archive.")
-        return read_member(self.path, self.archive, name, self.sizes[name])
+        return self.archive.read(name, self.sizes[name], "its manifest states")
 
 
 @contextmanager

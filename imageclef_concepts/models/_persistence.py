@@ -26,9 +26,11 @@ imported or executed, and there is no table of class names to keep.
 
 Arrays are ``.npy`` (read back with ``allow_pickle=False``), a network is
 Keras' native ``.keras`` file. Every member is decompressed lazily and no
-further than the size the manifest states. The archive is written to a
-temporary file beside the destination and moved into place, so a failed or
-interrupted save never damages the file that was there.
+further than the size the manifest states, and the whole file no further
+than its budget (:class:`~imageclef_concepts._model_card.ModelZip`). The
+archive is written to a temporary file beside the destination and moved
+into place, so a failed or interrupted save never damages the file that was
+there.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from ._archive import (
     model_file_errors,
     write_zip,
 )
-from ._card import ModelFileError, check_targets, expect, read_model_record
+from ._card import ModelFileError, ModelZip, check_targets, expect, read_model_record
 from ._decision import DecisionRule
 
 if TYPE_CHECKING:  # names for annotations only
@@ -150,7 +152,7 @@ def load_estimator(path):
     manifest = read_model_record(path)
     try:
         with open_regular_file(path, "model archive") as handle, \
-                zipfile.ZipFile(handle) as archive:
+                ModelZip(handle, path, kind="an archive") as archive:
             check_manifest(path, manifest, archive)
             entries = ArchiveMembers(path, archive, manifest)
             with model_file_errors(path):

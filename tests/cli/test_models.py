@@ -194,3 +194,26 @@ def test_predict_refuses_a_rule_the_model_does_not_use(tmp_path, dataset, capsys
     assert message in err and option[0] in err and len(err.splitlines()) == 1
     assert not (tmp_path / "r.tsv").exists()
     assert main(argv) == 0
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--image-size", "100000"], "--image-size 100000"),
+    # One image fits; a batch of 32 (of the 60 images) as a backbone takes it does not.
+    (["--image-size", "20000", "--backbone", "densenet121", "--batch-size", "10000"],
+     "--batch-size 10000 and --image-size 20000"),
+])
+def test_train_with_sizes_beyond_memory_is_one_line_before_any_work(tmp_path, dataset, capsys,
+                                                                    flags, named):
+    import time
+
+    folder, train, _ = dataset
+    model = tmp_path / "model.keras"
+    started = time.monotonic()
+    code = main(["train", "--images", str(folder / "train" / "images"),
+                 "--concepts", train.concepts_file, "--output", str(model), *flags, "--quiet"])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "Traceback" not in error
+    assert error.startswith(f"imageclef-concepts train: error: {named}: ") and "bytes" in error
+    assert "a batch of 60 image(s)" in error or "decoding one image" in error
+    assert time.monotonic() - started < 5
+    assert list(tmp_path.iterdir()) == []  # not even the checkpoint folder

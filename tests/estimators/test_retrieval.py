@@ -119,3 +119,20 @@ def test_backbone_embedding(tiny_images, tmp_path):
     restored = pickle.loads(pickle.dumps(model))
     np.testing.assert_allclose(restored.predict_proba(tiny_images.images[:5]),
                                model.predict_proba(tiny_images.images[:5]), rtol=1e-5)
+
+
+def test_sizes_beyond_memory_are_refused_naming_them_before_any_work(decodes):
+    from imageclef_concepts import BackboneEmbedding
+
+    paths, concepts = ["nowhere/a.png", "nowhere/b.png"], ["C1", "C2"]  # never looked at
+    with pytest.raises(ValueError, match=r"^pixel_size=100000: decoding one image"):
+        ConceptKNNClassifier(1, pixel_size=100000).fit(paths, concepts)
+    with pytest.raises(ValueError, match=r"^pixel_size=30000: storing the pixel vectors of 2 "):
+        ConceptKNNClassifier(1, pixel_size=30000).fit(paths, concepts)
+    with pytest.raises(ValueError, match=r"^image_size=100000: decoding one image"):
+        BackboneEmbedding("mobilenet", image_size=100000, weights=None).embed(paths)
+    with pytest.raises(ValueError, match=r"^batch_size=64 and image_size=20000: running the "
+                                         r"network on a batch of 64 image\(s\)"):
+        BackboneEmbedding("mobilenet", image_size=20000, weights=None,
+                          batch_size=64).embed(paths * 32)
+    assert decodes == {"decoded": 0, "checked": 0}

@@ -508,3 +508,98 @@ def test_paths_that_cannot_be_stores_are_named(tmp_path):
         '{"format": "imageclef_concepts.ImageStore", "version": true}')
     with pytest.raises(ImageStoreError, match="format version True"):
         ImageStore(tmp_path / "store")
+
+
+# ------------------------------------------------- a store whose folder changed hands
+
+def _used_store(tmp_path, images):
+    """A live store that has written a shelf and holds an open index connection."""
+    folder = tmp_path / "cache"
+    store = ImageStore(folder)
+    ImageLoader(16, image_store=store).fit_transform(images[:4])
+    assert (folder / "16px-bilinear").is_dir()
+    return folder, store
+
+
+def _users_folder(folder):
+    """The user's own folder put at the store's path: files of the store's names, their own."""
+    folder.mkdir()
+    database = sqlite3.connect(folder / INDEX)
+    database.execute("CREATE TABLE accounts (name TEXT)")
+    database.execute("INSERT INTO accounts VALUES ('mine')")
+    database.commit()
+    database.close()
+    (folder / "notes.txt").write_text("mine")
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+def _store_warnings(caught):
+    return [w for w in caught if issubclass(w.category, ImageStoreWarning)]
+
+
+def test_a_deleted_store_is_never_recreated_and_warns_once(tmp_path, images):
+    import shutil
+
+    folder, store = _used_store(tmp_path, images)
+    shutil.rmtree(folder)  # "delete the folder to start afresh", while the store is held
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read = ImageLoader(16, image_store=store).fit_transform(images)
+        again = ImageLoader(24, image_store=store).fit_transform(images)
+    assert np.array_equal(read, _expected(images, 16))
+    assert np.array_equal(again, _expected(images, 24))
+    assert len(_store_warnings(caught)) == 1
+    assert "no longer" in str(_store_warnings(caught)[0].message)
+    assert not folder.exists()  # nothing re-created, no shelf without a marker
+    assert ImageStore(folder).summary() == {}  # a new store is taken there afresh
+
+
+@pytest.mark.parametrize("use", ["new thread", "new size", "new filter", "same shelf"])
+def test_a_store_replaced_by_a_users_folder_leaves_it_untouched(tmp_path, images, use):
+    import shutil
+
+    folder, store = _used_store(tmp_path, images)
+    shutil.rmtree(folder)
+    before = _users_folder(folder)
+    size, resample = {"new size": (24, "bilinear"), "new filter": (16, "nearest")}.get(
+        use, (16, "bilinear"))
+
+    def run():
+        return ImageLoader(size, resample, image_store=store).fit_transform(images)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if use == "new thread":  # as tf.data's are: a new index connection
+            outcome = []
+            thread = threading.Thread(target=lambda: outcome.append(run()))
+            thread.start()
+            thread.join()
+            read = outcome[0]
+        else:
+            read = run()
+        assert np.array_equal(run(), read)  # a second use: no second warning
+    assert np.array_equal(read, _expected(images, size, resample))
+    assert len(_store_warnings(caught)) == 1
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    database = sqlite3.connect(f"file:{folder / INDEX}?mode=ro", uri=True)
+    assert database.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    assert [row[0] for row in database.execute("SELECT name FROM sqlite_master")] == [
+        "accounts"]
+    database.close()
+    with pytest.raises(ImageStoreError, match="no longer"):
+        store.summary()
+
+
+def test_an_image_size_beyond_memory_is_refused_before_any_work(tmp_path, images, decodes):
+    from imageclef_concepts._images import memory_limit
+
+    assert 2**28 < memory_limit() < 7 * 100000**2  # known, and less than 65 GiB here
+    with pytest.raises(ValueError, match=r"image_size=100000: decoding one image .* bytes"):
+        prepare_images(images, tmp_path / "store", image_size=100000, progress=False)
+    assert not (tmp_path / "store").exists()
+    with pytest.raises(ValueError, match=r"image_size=100000: .*70,000,000,000 bytes"):
+        ImageLoader(100000, image_store=tmp_path / "store").fit_transform(images)
+    assert not (tmp_path / "store").exists()
+    with pytest.raises(ValueError, match=r"image_size=40000: holding 12 images at that size"):
+        ImageLoader(40000).fit_transform(images)  # one image would fit, the array not
+    assert decodes == {"decoded": 0, "checked": 0}

@@ -45,3 +45,36 @@ def test_the_network_built_is_compiled_with_the_estimators_settings():
     assert isinstance(network.loss, keras.losses.BinaryFocalCrossentropy)
     assert float(network.optimizer.learning_rate) == pytest.approx(1e-3)
     estimator.__dict__.pop("_strategy")
+
+
+def test_sizes_beyond_memory_are_refused_naming_them_before_any_image_is_read(decodes):
+    from imageclef_concepts.keras._architecture import check_memory
+
+    paths = ["nowhere/a.png", "nowhere/b.png"]  # never looked at
+    with pytest.raises(ValueError, match=r"^image_size=100000: decoding one image at that "
+                                         r"size takes 65.2 GiB \(70,000,000,000 bytes\)"):
+        ConceptCNNClassifier(image_size=100000).fit(paths, ["C1", "C2"])
+    with pytest.raises(ValueError, match=r"^image_size=100000: "):
+        ConceptCNNClassifier(image_size=100000).partial_fit(paths, ["C1", "C2"])
+    # The paper's network at 6000 px: its weights alone are more than any machine here.
+    with pytest.raises(ValueError, match=r"^batch_size=32 and image_size=6000: training the "
+                                         r"network on a batch of 2 image\(s\)"):
+        ConceptCNNClassifier(image_size=6000).fit(paths, ["C1", "C2"])
+    assert decodes == {"decoded": 0, "checked": 0}
+    # A batch as large as asked only when there are that many images.
+    huge_batch = ConceptCNNClassifier(batch_size=10**8)
+    check_memory(huge_batch, n_images=2)
+    with pytest.raises(ValueError, match=r"^batch_size=100000000 and image_size=400: "):
+        check_memory(huge_batch)
+
+
+def test_predicting_at_a_size_beyond_memory_is_refused_before_any_image_is_read(decodes):
+    X = np.zeros((4, 16, 16, 3), dtype=np.uint8)
+    cnn = ConceptCNNClassifier(image_size=16, filters=(2,), dense_units=(4,), epochs=1,
+                               padding="same", validation_fraction=None,
+                               random_state=0).fit(X, ["C1", "C2", "C1", "C2"])
+    cnn.set_params(image_size=100000)
+    for method in (cnn.predict_proba, cnn.embed):
+        with pytest.raises(ValueError, match=r"^image_size=100000: decoding one image"):
+            method(["nowhere/a.png"])
+    assert decodes == {"decoded": 0, "checked": 0}

@@ -460,3 +460,210 @@ def test_an_ensemble_tuner_given_to_save_model_is_told_to_save_its_ensemble(tmp_
         save_model(tuner, tmp_path / "x.zip")
     tuner.save(tmp_path / "x.zip")  # the advice works
     assert load_model(tmp_path / "x.zip").min_votes == tuner.min_votes_
+
+
+# ------------------------------------------------ bounded inflation (_model_card.ModelZip)
+
+def _peak_megabytes(function):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        function()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def _with_padded_member(source, target, name, padding):
+    """A copy of a model file whose member ``name`` is followed by ``padding`` zero bytes,
+    streamed (a highly compressible member), the manifest left stating its true size."""
+    with zipfile.ZipFile(source) as old, \
+            zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as new:
+        for info in old.infolist():
+            data = old.read(info.filename)
+            if info.filename != name:
+                new.writestr(info.filename, data)
+                continue
+            with new.open(name, "w", force_zip64=True) as member:
+                member.write(data)
+                zeros = bytes(2**22)
+                for start in range(0, padding, len(zeros)):
+                    member.write(zeros[:padding - start])
+    return target
+
+
+def _network_member(path):
+    return next(name for name in zipfile.ZipFile(path).namelist() if name.endswith(".keras"))
+
+
+def _refusal(command, path, tmp_path, capsys):
+    """What loading ``path`` by ``command`` says: the one line of the command line, or the
+    error's message."""
+    if command in ("info", "predict"):
+        images = tmp_path / "images"
+        images.mkdir(exist_ok=True)
+        argv = (["info", str(path)] if command == "info" else
+                ["predict", "--model", str(path), "--images", str(images),
+                 "--output", str(tmp_path / "run.csv")])
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "Traceback" not in error
+        return error
+    with pytest.raises(ModelFileError) as caught:
+        (load_model if command == "load_model" else ConceptEnsemble.load)(path)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("command", ["info", "predict", "load_model", "ConceptEnsemble.load"])
+def test_a_member_inflating_past_its_manifest_stops_there(archive, tmp_path, capsys, command):
+    # The network entry inflates to 64 MiB (64 KB on disk), its manifest stating its
+    # true size: reading stops at that size, whoever reads.
+    name = _network_member(archive[1])
+    padded = _with_padded_member(archive[1], tmp_path / "padded.zip", name, 2**26)
+    assert padded.stat().st_size < 2**20
+    said = []
+    peak = _peak_megabytes(lambda: said.append(_refusal(command, padded, tmp_path, capsys)))
+    assert f"member {name} is larger than its manifest states" in said[0]
+    assert peak < 16  # not the 64 MiB, nor twice it (the CLI read the whole entry)
+
+
+@pytest.mark.parametrize("command", ["info", "predict", "load_model", "ConceptEnsemble.load"])
+def test_an_archive_declaring_more_than_its_budget_is_refused_uninflated(
+        archive, tmp_path, capsys, monkeypatch, command):
+    import imageclef_concepts._model_card as model_card
+
+    monkeypatch.setattr(model_card, "INFLATION_FLOOR", 2**22)  # 4 MiB, for a small test file
+    name = _network_member(archive[1])
+    padded = _with_padded_member(archive[1], tmp_path / "bomb.zip", name, 2**25)
+    said = []
+    peak = _peak_megabytes(lambda: said.append(_refusal(command, padded, tmp_path, capsys)))
+    assert "decompression bomb" in said[0] and name in said[0]
+    assert "nothing was inflated" in said[0]
+    assert peak < 8
+
+
+def test_a_member_read_again_and_again_stops_at_the_files_budget(archive, tmp_path, capsys,
+                                                                  monkeypatch):
+    # An ensemble whose 300 members all name the one network entry: the zip directory is
+    # small, and only counting what is inflated, whichever member, bounds the work.
+    import imageclef_concepts._model_card as model_card
+
+    monkeypatch.setattr(model_card, "INFLATION_FLOOR", 2**20)
+    name = _network_member(archive[1])
+    record = json.loads(zipfile.ZipFile(archive[1]).read(RECORD))
+    network = next(member for member in record["estimator"]["members"]
+                   if member[1].get("keras_file") == name)
+    cnn_only = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive[1]) as old, \
+            zipfile.ZipFile(cnn_only, "w", compression=zipfile.ZIP_DEFLATED) as new:
+        record["estimator"]["members"] = [[f"cnn{i}", network[1]] for i in range(300)]
+        record["members"] = {name: record["members"][name]}
+        new.writestr(name, old.read(name))
+        new.writestr(RECORD, json.dumps(record))
+    assert 300 * zipfile.ZipFile(cnn_only).getinfo(name).file_size > \
+        100 * cnn_only.stat().st_size  # more than the budget, in reads only
+    error = _refusal("info", cnn_only, tmp_path, capsys)
+    assert "reading its members inflates more than" in error
+
+
+def _patched_sizes(path, name, claimed):
+    """The zip at ``path`` with member ``name``'s declared size (directory and local header)
+    changed to ``claimed``: a lying header."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    encoded = name.encode()
+    for signature, size_at, name_at in ((b"PK\x01\x02", 24, 46), (b"PK\x03\x04", 22, 30)):
+        start = 0
+        while (start := data.find(signature, start)) >= 0:
+            if data[start + name_at:start + name_at + len(encoded)] == encoded:
+                struct.pack_into("<I", data, start + size_at, claimed)
+            start += 4
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_member_whose_data_inflate_past_its_header_is_caught_while_reading(archive,
+                                                                           tmp_path):
+    # The directory states the true size; the data inflate 32 MiB further. Nothing past
+    # the stated size is inflated (zipfile stops there too, and the CRC then fails).
+    name = next(n for n in zipfile.ZipFile(archive[1]).namelist() if n.endswith(".npy"))
+    stated = zipfile.ZipFile(archive[1]).getinfo(name).file_size
+    lying = tmp_path / "lying.zip"
+    with zipfile.ZipFile(archive[1]) as old, \
+            zipfile.ZipFile(lying, "w", compression=zipfile.ZIP_DEFLATED) as new:
+        for info in old.infolist():
+            data = old.read(info.filename)
+            new.writestr(info.filename, data + bytes(2**25) if info.filename == name else data)
+    _patched_sizes(lying, name, stated)
+    assert zipfile.ZipFile(lying).getinfo(name).file_size == stated
+
+    def load():
+        with pytest.raises(ModelFileError, match="cannot be read.*CRC"):
+            load_model(lying)
+
+    assert _peak_megabytes(load) < 16
+
+
+def _with_members(source, target, members):
+    import shutil
+
+    shutil.copy(source, target)
+    with zipfile.ZipFile(target, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, size in members.items():
+            archive.writestr(name, bytes(size))
+    return target
+
+
+@pytest.mark.parametrize("members, message", [
+    ({f"assets/junk{i}.bin": 2**20 for i in range(8)}, r"8 member\(s\) that a .keras model"),
+    ({"notes.txt": 10}, "notes.txt"),
+])
+def test_a_keras_file_with_unexpected_members_is_refused_before_keras_reads_it(
+        cnn_file, tmp_path, monkeypatch, members, message):
+    import keras
+
+    extended = _with_members(cnn_file[1], tmp_path / "extended.keras", members)
+
+    def never(*args, **kwargs):
+        raise AssertionError("Keras read (and extracted) the file")
+
+    monkeypatch.setattr(keras.saving, "load_model", never)
+    for load in (ConceptCNNClassifier.load, load_model):
+        with pytest.raises(ModelFileError, match=message):
+            load(extended)
+
+
+def test_a_keras_file_declaring_more_than_its_budget_is_refused(cnn_file, tmp_path,
+                                                                 monkeypatch):
+    import imageclef_concepts._model_card as model_card
+    import keras
+
+    monkeypatch.setattr(model_card, "INFLATION_FLOOR", 2**22)
+    padded = _with_padded_member(cnn_file[1], tmp_path / "padded.keras", "model.weights.h5",
+                                 2**25)
+    monkeypatch.setattr(keras.saving, "load_model", lambda *a, **k: pytest.fail("read"))
+    with pytest.raises(ModelFileError, match="model.weights.h5 alone 32.0 MiB"):
+        ConceptCNNClassifier.load(padded)
+
+
+def test_a_network_with_assets_is_not_saved_as_a_file_load_would_refuse(cnn_file, tmp_path):
+    import copy as copying
+
+    model = copying.copy(cnn_file[0])
+    network, save = model.model_, type(model.model_).save
+
+    class WithAssets(type(network)):
+        def save(self, path, **kwargs):
+            save(self, path, **kwargs)
+            with zipfile.ZipFile(path, "a") as archive:
+                archive.writestr("assets/vocabulary.txt", "a\nb\n")
+
+    network.__class__ = WithAssets
+    try:
+        with pytest.raises(ValueError, match="assets/vocabulary.txt"):
+            model.save(tmp_path / "model.keras")
+    finally:
+        network.__class__ = WithAssets.__bases__[0]
+    assert list(tmp_path.iterdir()) == []
