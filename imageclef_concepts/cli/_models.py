@@ -325,7 +325,8 @@ def add_info(commands):
 
 def _run_info(args):
     from ..files._atomic import check_regular_file
-    from ..models._card import check_record, is_archive_record, model_card, read_model_record
+    from ..models._card import check_record, is_archive_record, model_card
+    from ..models._zip import read_model_record
 
     check_regular_file(args.model, "model file")
     record = read_model_record(args.model)
@@ -350,7 +351,7 @@ def _attach_network_records(path, manifest):
 
     from ..files._atomic import open_regular_file
     from ..models._archive import check_manifest, stated_sizes
-    from ..models._card import ModelZip
+    from ..models._zip import ModelZip
 
     try:
         with open_regular_file(path, "model file") as handle, \
@@ -365,7 +366,8 @@ def _attach_network_records(path, manifest):
 def _attach_records(path, archive, sizes, description):
     import io
 
-    from ..models._card import check_record, read_model_record
+    from ..models._card import check_record
+    from ..models._zip import read_model_record
 
     if description["class"] == "ConceptCNNClassifier":
         name = description["keras_file"]

@@ -20,7 +20,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ..images._sources import as_image_source, check_allocation, check_image_size, setting
+from ..files._sizes import check_allocation, setting
+from ..images._sources import as_image_source, check_image_size
 from ..images._store import ImageStore
 from ..keras import BACKBONES
 from ..models._base import BaseConceptClassifier

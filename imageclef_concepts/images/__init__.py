@@ -15,7 +15,7 @@ _MODULE_OF = {
     "ImageDecodeError": "._decoding",
     "ImageLoader": "._loader",
     "ImageStore": "._store",
-    "ImageStoreError": "._store",
+    "ImageStoreError": "._store_folder",
     "ImageStoreWarning": "._store",
     "prepare_images": "._preparation",
     "PreparedImages": "._preparation",
@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from ._loader import ImageLoader
     from ._preparation import PreparedImages, prepare_images
     from ._sources import SkippedImagesWarning
-    from ._store import ImageStore, ImageStoreError, ImageStoreWarning
+    from ._store import ImageStore, ImageStoreWarning
+    from ._store_folder import ImageStoreError
 
 
 def __getattr__(name):

@@ -23,8 +23,9 @@ import keras
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..files._checkpoints import check_checkpoint_folder
+from ..files._sizes import check_allocation, setting
 from ..images._decoding import RESAMPLING
-from ..images._sources import ON_ERROR, check_allocation, check_image_size, setting
+from ..images._sources import ON_ERROR, check_image_size
 from ..images._store import ImageStore
 from ..models._decision import DecisionRule
 from ..models._ranges import check_pos_weight
@@ -104,13 +105,14 @@ def check_architecture(estimator, n_images=None):
 def check_memory(estimator, n_images=None, *, training=True, names=None):
     """Refuse, before anything is allocated, images and a network this machine cannot hold.
 
-    One image decoded at ``image_size`` (:func:`~imageclef_concepts._images.check_image_size`),
+    One image decoded at ``image_size``
+    (:func:`~imageclef_concepts.images._sources.check_image_size`),
     then a batch of ``batch_size`` images (``n_images`` when fewer) as the
     network takes it: the uint8 batch and its float32 input, and for the
     paper's network the outputs of its convolution blocks (kept for the
     gradients when training) and its weights (with their gradients and
     Adam's two moments when training). A lower bound: what it refuses cannot
-    fit (:func:`~imageclef_concepts._images.check_allocation`); a backbone or
+    fit (:func:`~imageclef_concepts.images._sources.check_allocation`); a backbone or
     the user's network needs more than its input batch.
 
     Parameters

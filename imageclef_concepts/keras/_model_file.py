@@ -27,14 +27,13 @@ from ..files._checkpoints import CheckpointError, remove_checkpoint
 from ..models._card import (
     METADATA_ENTRY,
     ModelFileError,
-    ModelZip,
     check_record,
     is_archive_record,
     model_card,
-    read_model_record,
 )
 from ..models._decision import DecisionRule
 from ..models._persistence import estimator_from_params, jsonable, model_file_errors
+from ..models._zip import ModelZip, read_model_record
 from ._adapter import KerasTargets
 
 if TYPE_CHECKING:  # names for annotations only

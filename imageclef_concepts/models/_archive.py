@@ -292,7 +292,7 @@ def check_manifest(path, manifest, archive):
 def stated_sizes(manifest, archive):
     """``{member: size}`` as the manifest states them, for the members ``archive`` holds.
 
-    ``archive`` is a :class:`~imageclef_concepts._model_card.ModelZip`. Format
+    ``archive`` is a :class:`~imageclef_concepts.models._zip.ModelZip`. Format
     1 archives state no sizes: the zip directory's own are the limit.
     """
     present = archive.sizes()
@@ -303,7 +303,7 @@ def stated_sizes(manifest, archive):
 class ArchiveMembers:
     """An archive's members, each decompressed when a reader asks for it, within its size.
 
-    ``archive`` is a :class:`~imageclef_concepts._model_card.ModelZip`: no
+    ``archive`` is a :class:`~imageclef_concepts.models._zip.ModelZip`: no
     member inflates past the size the manifest states, nor the whole file
     past its budget.
     """

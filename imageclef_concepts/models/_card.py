@@ -13,32 +13,14 @@ carry a manifest under the same name, and get a card too.
 
 This module also checks a record's structure (:func:`check_record`): a
 model file is validated when it is read, like parameters when a model is
-fitted, and anything wrong with it is one :class:`ModelFileError`. Every zip
-the library reads (``.keras`` files and archives, for ``info``, ``load``,
-``load_model``, ``predict`` and the recipe) is read through
-:class:`ModelZip`, which bounds what its members may inflate to.
+fitted, and anything wrong with it is one :class:`ModelFileError`. The file
+itself is read by :mod:`._zip`, within bounds.
 """
 
 import json
-import os
-import zipfile
-from contextlib import nullcontext
 from numbers import Integral, Real
 
-from ..files._atomic import open_regular_file
-
 METADATA_ENTRY = "imageclef_concepts.json"
-# A record holds parameters, a vocabulary and a history: 64 MiB of JSON is far
-# more than any needs.
-_LARGEST_RECORD = 2**26
-# What a model file's members may inflate to, all of them together: INFLATION_RATIO
-# times the file's own size, and at least INFLATION_FLOOR. Keras stores its members
-# as they are (1:1), the archives' arrays and JSON deflate a few times, and deflate
-# cannot exceed about 1032:1: only a decompression bomb goes past 100:1 (Keras' own
-# guard uses the same ratio). The floor lets a small file hold compressible JSON.
-INFLATION_RATIO = 100
-INFLATION_FLOOR = 2**28  # 256 MiB
-_READ_CHUNK = 2**20
 
 
 class ModelFileError(ValueError):
@@ -61,182 +43,6 @@ class ModelFileError(ValueError):
     ...     print("not a zip file" in str(error))
     True
     """
-
-
-def read_model_record(path, shown_as=None):
-    """The JSON record inside a model file written by the library (``.keras`` or archive).
-
-    ``path`` may be a file object (a network inside an archive), named in
-    errors as ``shown_as``.
-
-    Raises
-    ------
-    ModelFileError
-        When the file is not a zip archive, carries no record, or the record
-        is not a JSON object.
-    """
-    source, path = path, path if shown_as is None else shown_as
-    opened = (open_regular_file(source, "model file") if isinstance(source, (str, os.PathLike))
-              else nullcontext(source))  # a pipe would block: regular files only
-    try:
-        with opened as handle, ModelZip(handle, path) as archive:
-            if METADATA_ENTRY not in archive:
-                raise ModelFileError(f"{path} was not written by imageclef_concepts (no "
-                                     f"{METADATA_ENTRY} inside).")
-            record = json.loads(archive.read(  # never decompress a bomb whole
-                METADATA_ENTRY, _LARGEST_RECORD, "any record needs to be"))
-    except zipfile.BadZipFile as error:
-        if "CRC" in str(error):  # a member whose data are not what the directory states
-            raise ModelFileError(f"{path} is damaged ({error}).") from None
-        kind = ".keras model file" if str(path).endswith(".keras") else "model file"
-        raise ModelFileError(f"{path} is not a {kind} (not a zip file: empty, truncated or "
-                             "another kind of file).") from None
-    except (ValueError, RuntimeError, NotImplementedError) as error:  # bad JSON, zip quirks
-        if isinstance(error, ModelFileError):
-            raise
-        raise ModelFileError(f"{path}: its record cannot be read ({error}).") from None
-    if not isinstance(record, dict):
-        raise ModelFileError(f"{path}: its record is a JSON {type(record).__name__}, not an "
-                             "object.")
-    return record
-
-
-class ModelZip:
-    """A model file's zip, its members inflated within bounds: the library's one zip reader.
-
-    ``.keras`` files and archives are read through it by ``info``, ``load``,
-    ``load_model``, the command line and the recipe:
-
-    * before anything is inflated, the zip directory is checked: each member
-      name ``allowed`` (when given), and the sizes the members declare, all
-      together, within the file's budget (:attr:`budget`: ``INFLATION_RATIO``
-      times its size on disk, at least ``INFLATION_FLOOR``);
-    * while reading, every byte inflated counts: a member stops at the size
-      the directory declares or at the caller's ``limit`` (a manifest's),
-      whichever is less, and the file at its budget however often its
-      members are read (an archive that names one member again and again).
-      A member whose data inflate past its declared size is caught there
-      (``zipfile`` also stops at that size, and the member's CRC then fails).
-
-    Parameters
-    ----------
-    handle : binary file object
-        Seekable, open for reading (a regular file, or ``io.BytesIO``).
-    shown : str or path-like
-        How errors name the file.
-    allowed : callable, default=None
-        ``allowed(name)`` is True for each member the file may hold; None
-        takes any name.
-    kind : str, default="a model file"
-        What the file is, for errors.
-
-    Raises
-    ------
-    ModelFileError
-        A member not ``allowed``, or members declaring more than the budget.
-    zipfile.BadZipFile
-        Not a zip file.
-    """
-
-    def __init__(self, handle, shown, allowed=None, kind="a model file"):
-        handle.seek(0, os.SEEK_END)
-        self.file_size = handle.tell()
-        handle.seek(0)
-        self.shown, self.kind = shown, kind
-        self.budget = max(INFLATION_FLOOR, INFLATION_RATIO * self.file_size)
-        self.inflated = 0
-        self.archive = zipfile.ZipFile(handle)
-        try:
-            self._check_directory(allowed)
-        except BaseException:
-            self.archive.close()
-            raise
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.archive.close()
-
-    def __contains__(self, name):
-        return name in self.archive.NameToInfo
-
-    def namelist(self):
-        return self.archive.namelist()
-
-    def sizes(self):
-        """``{name: size}`` as the zip directory declares them."""
-        return {info.filename: info.file_size for info in self.archive.infolist()}
-
-    def _check_directory(self, allowed):
-        infos = self.archive.infolist()
-        if allowed is not None:
-            unexpected = sorted({info.filename for info in infos if not allowed(info.filename)})
-            if unexpected:
-                shown = ", ".join(unexpected[:5]) + (", ..." if len(unexpected) > 5 else "")
-                raise ModelFileError(
-                    f"{self.shown} holds {len(unexpected)} member(s) that {self.kind} does "
-                    f"not ({shown}): not a file as the library writes it, so nothing in it "
-                    "is read.")
-        total = sum(info.file_size for info in infos)
-        if total > self.budget:
-            largest = max(infos, key=lambda info: info.file_size)
-            raise ModelFileError(
-                f"{self.shown}: its members would inflate to {in_bytes(total)}, "
-                f"{largest.filename} alone {in_bytes(largest.file_size, exact=False)}: more "
-                f"than {self._budget_rule()}: a decompression bomb, not {self.kind} as the "
-                "library writes it; nothing was inflated.")
-
-    def _budget_rule(self):
-        return (f"the {in_bytes(self.budget)} a file of {in_bytes(self.file_size, False)} "
-                f"may inflate to ({INFLATION_RATIO} times its size, at least "
-                f"{in_bytes(INFLATION_FLOOR, exact=False)})")
-
-    def read(self, name, limit=None, limit_text=None):
-        """Member ``name``'s bytes, inflating no more than ``limit`` bytes of it.
-
-        ``limit_text`` says where the limit comes from (``"its manifest
-        states"``), for the error.
-
-        Raises
-        ------
-        KeyError
-            No such member.
-        ModelFileError
-            The member is larger than ``limit`` (said by the directory, or
-            found while inflating it), or the file's budget is spent.
-        """
-        info = self.archive.getinfo(name)
-        cap = info.file_size if limit is None else min(limit, info.file_size)
-        if limit is not None and info.file_size > limit:
-            raise self._too_large(name, limit, limit_text)
-        data = bytearray()
-        with self.archive.open(info) as member:
-            while True:
-                chunk = member.read(min(_READ_CHUNK, cap + 1 - len(data)))
-                if not chunk:
-                    return data  # a bytearray: no copy of a large member
-                self.inflated += len(chunk)
-                if self.inflated > self.budget:
-                    raise ModelFileError(
-                        f"{self.shown}: reading its members inflates more than "
-                        f"{self._budget_rule()}: not {self.kind} as the library writes it.")
-                data += chunk
-                if len(data) > cap:
-                    raise self._too_large(name, cap, limit_text or "the zip directory states")
-
-    def _too_large(self, name, limit, limit_text):
-        return ModelFileError(f"{self.shown}: member {name} is larger than "
-                              f"{limit_text or 'allowed'}, {in_bytes(limit)}: not "
-                              f"{self.kind} as the library writes it.")
-
-
-def in_bytes(n, exact=True):
-    """``n`` bytes in words: in the largest binary unit under it, and exactly."""
-    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}" + (f" ({n:,} bytes)" if exact else "")
-    return f"{n:,} bytes"
 
 
 def is_archive_record(record):

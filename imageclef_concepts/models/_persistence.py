@@ -27,7 +27,7 @@ imported or executed, and there is no table of class names to keep.
 Arrays are ``.npy`` (read back with ``allow_pickle=False``), a network is
 Keras' native ``.keras`` file. Every member is decompressed lazily and no
 further than the size the manifest states, and the whole file no further
-than its budget (:class:`~imageclef_concepts._model_card.ModelZip`). The
+than its budget (:class:`~imageclef_concepts.models._zip.ModelZip`). The
 archive is written to a temporary file beside the destination and moved
 into place, so a failed or interrupted save never damages the file that was
 there.
@@ -55,8 +55,9 @@ from ._archive import (
     model_file_errors,
     write_zip,
 )
-from ._card import ModelFileError, ModelZip, check_targets, expect, read_model_record
+from ._card import ModelFileError, check_targets, expect
 from ._decision import DecisionRule
+from ._zip import ModelZip, read_model_record
 
 if TYPE_CHECKING:  # names for annotations only
     from typing_extensions import Self

@@ -28,7 +28,7 @@ from ..concepts._targets import ConceptTargets, align_columns, checked_multilabe
 from ..estimators._ensemble import ConceptEnsemble
 from ..models._base import BaseConceptClassifier, aligned_scores
 from ..models._ranges import _real_values
-from ._ensemble_search import vote_buckets, vote_search, weight_search
+from ._ensemble_search import band_edges, band_of, vote_buckets, vote_search, weight_search
 from ._thresholds import _shallow_copy
 
 if TYPE_CHECKING:  # names for annotations only
@@ -311,10 +311,10 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
 
     def _search_weights(self, scores, truth, n_true, support):
         members = np.stack(scores)
-        self.band_edges_ = _band_edges(self.bands, support)
-        band_of = _band_of(support, self.band_edges_)
+        self.band_edges_ = band_edges(self.bands, support)
+        bands = band_of(support, self.band_edges_)
         n_bands = 1 if self.band_edges_ is None else len(self.band_edges_) + 1
-        found = weight_search(members, truth, n_true, self._candidates(members), band_of,
+        found = weight_search(members, truth, n_true, self._candidates(members), bands,
                               n_bands, np.asarray(self.weight_grid, dtype=float),
                               self.max_sweeps)
         self.weights_ = found.weights[0] if self.band_edges_ is None else found.weights
@@ -336,7 +336,7 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
             if self.band_edges_ is not None:  # one column per concept of the ensemble
                 own = align_columns(support[np.newaxis, :].astype(float), vocabulary.classes_,
                                     base.classes_, fill=0.0)[0]
-                weights = weights[_band_of(own, self.band_edges_)].T
+                weights = weights[band_of(own, self.band_edges_)].T
             params.update(combine="mean", weights=weights.tolist(), threshold=self.threshold_)
         params.update(estimators=list(zip(names, members)), prefit=True)
         tuned = ConceptEnsemble(**params).fit(X, y)  # prefit: reads the vocabulary only
@@ -433,25 +433,3 @@ def _check_votes_by_threshold(name, member):
         raise ValueError(f"The member {name!r} ({type(member).__name__}) does not decide by "
                          "its threshold (decides_by_threshold is False), so tuning it would "
                          "change nothing: use voting by threshold, or tune='weights'.")
-
-
-def _band_edges(bands, support):
-    """The support at which each band after the first begins (None: one band)."""
-    if bands is None:
-        return None
-    if isinstance(bands, Integral):
-        quantiles = np.quantile(support, np.linspace(0, 1, int(bands) + 1)[1:-1])
-        return np.unique(np.ceil(quantiles)) if bands > 1 else None
-    edges = np.asarray(bands, dtype=float)
-    if edges.ndim != 1 or not len(edges) or not np.isfinite(edges).all() or (
-            np.diff(edges) <= 0).any():
-        raise ValueError(f"bands must be an int or increasing support edges (a non-empty "
-                         f"list of finite numbers); got {bands!r:.80}.")
-    return edges
-
-
-def _band_of(support, edges):
-    """Each concept's band: 0 below the first edge, then one more at each edge reached."""
-    if edges is None:
-        return np.zeros(len(support), dtype=np.intp)
-    return np.searchsorted(edges, support, side="right")

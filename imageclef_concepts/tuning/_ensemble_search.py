@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from numbers import Integral
 from typing import NamedTuple
 
 import numpy as np
@@ -395,3 +396,25 @@ def _distinct_rows(grid, n_members):
                 seen.add(key)
                 rows.append(row)
     return rows
+
+
+def band_edges(bands, support):
+    """The support at which each band after the first begins (None: one band)."""
+    if bands is None:
+        return None
+    if isinstance(bands, Integral):
+        quantiles = np.quantile(support, np.linspace(0, 1, int(bands) + 1)[1:-1])
+        return np.unique(np.ceil(quantiles)) if bands > 1 else None
+    edges = np.asarray(bands, dtype=float)
+    if edges.ndim != 1 or not len(edges) or not np.isfinite(edges).all() or (
+            np.diff(edges) <= 0).any():
+        raise ValueError(f"bands must be an int or increasing support edges (a non-empty "
+                         f"list of finite numbers); got {bands!r:.80}.")
+    return edges
+
+
+def band_of(support, edges):
+    """Each concept's band: 0 below the first edge, then one more at each edge reached."""
+    if edges is None:
+        return np.zeros(len(support), dtype=np.intp)
+    return np.searchsorted(edges, support, side="right")

@@ -462,7 +462,7 @@ def test_an_ensemble_tuner_given_to_save_model_is_told_to_save_its_ensemble(tmp_
     assert load_model(tmp_path / "x.zip").min_votes == tuner.min_votes_
 
 
-# ------------------------------------------------ bounded inflation (_model_card.ModelZip)
+# ------------------------------------------------------ bounded inflation (_zip.ModelZip)
 
 def _peak_megabytes(function):
     import tracemalloc
@@ -531,7 +531,7 @@ def test_a_member_inflating_past_its_manifest_stops_there(archive, tmp_path, cap
 @pytest.mark.parametrize("command", ["info", "predict", "load_model", "ConceptEnsemble.load"])
 def test_an_archive_declaring_more_than_its_budget_is_refused_uninflated(
         archive, tmp_path, capsys, monkeypatch, command):
-    import imageclef_concepts._model_card as model_card
+    import imageclef_concepts.models._zip as model_card
 
     monkeypatch.setattr(model_card, "INFLATION_FLOOR", 2**22)  # 4 MiB, for a small test file
     name = _network_member(archive[1])
@@ -547,7 +547,7 @@ def test_a_member_read_again_and_again_stops_at_the_files_budget(archive, tmp_pa
                                                                   monkeypatch):
     # An ensemble whose 300 members all name the one network entry: the zip directory is
     # small, and only counting what is inflated, whichever member, bounds the work.
-    import imageclef_concepts._model_card as model_card
+    import imageclef_concepts.models._zip as model_card
 
     monkeypatch.setattr(model_card, "INFLATION_FLOOR", 2**20)
     name = _network_member(archive[1])
@@ -637,8 +637,9 @@ def test_a_keras_file_with_unexpected_members_is_refused_before_keras_reads_it(
 
 def test_a_keras_file_declaring_more_than_its_budget_is_refused(cnn_file, tmp_path,
                                                                  monkeypatch):
-    import imageclef_concepts._model_card as model_card
     import keras
+
+    import imageclef_concepts.models._zip as model_card
 
     monkeypatch.setattr(model_card, "INFLATION_FLOOR", 2**22)
     padded = _with_padded_member(cnn_file[1], tmp_path / "padded.keras", "model.weights.h5",

@@ -1,0 +1,86 @@
+"""Sizes in bytes: said in words, and checked against this machine's memory before allocating.
+
+Every parameter that sizes an allocation (``image_size``, ``batch_size`` with
+``image_size``, the image store's chunks, a model file's members inflating)
+is checked here before the allocation, so that a mistake is one line naming
+the parameter instead of an out-of-memory error after minutes of work.
+"""
+
+import functools
+import os
+
+# The most one allocation may take where the machine's memory cannot be told (no
+# os.sysconf, as on Windows): more than any workstation gives a batch of images.
+_UNKNOWN_MEMORY = 2**38  # 256 GiB
+
+
+@functools.lru_cache(maxsize=1)
+def memory_limit():
+    """The most memory this process could ever get, in bytes: the machine's physical memory.
+
+    Physical memory (``SC_PHYS_PAGES * SC_PAGE_SIZE``), or a container's
+    cgroup limit when it is lower, and not the memory free at the moment:
+    what is free changes with other programs and the page cache, so a check
+    against it would refuse or accept the same call by chance, while an
+    allocation larger than the machine's memory can never be served (the
+    kernel refuses it, kills the process or swaps it to a crawl). So the
+    check refuses only what cannot fit, never what might. Where the platform
+    cannot tell, ``_UNKNOWN_MEMORY`` (256 GiB).
+    """
+    try:
+        limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return _UNKNOWN_MEMORY
+    for cgroup in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(cgroup) as file:
+                text = file.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < limit:
+            limit = int(text)
+    return limit if limit > 0 else _UNKNOWN_MEMORY
+
+
+def check_allocation(n_bytes, setting, what, advice):
+    """Refuse, before allocating it, what this machine's memory cannot hold.
+
+    The one check of every parameter that sizes an allocation (``image_size``;
+    ``batch_size`` with ``image_size``; the image store's chunks, which are
+    batches): estimators' ``fit`` and ``predict``, ``prepare_images``,
+    image sources and the command line call it before any work.
+
+    Parameters
+    ----------
+    n_bytes : int
+        What the setting allocates, at least.
+    setting : str
+        The parameter(s) as the user gave them (``"image_size=100000"``, or
+        ``"--image-size 100000"`` on the command line).
+    what : str
+        What takes the bytes.
+    advice : str
+        What to do instead.
+
+    Raises
+    ------
+    ValueError
+        One line naming the setting, the bytes and the limit (:func:`memory_limit`).
+    """
+    limit = memory_limit()
+    if n_bytes > limit:
+        raise ValueError(f"{setting}: {what} takes {in_bytes(n_bytes)}, more than this "
+                         f"machine's memory ({in_bytes(limit, exact=False)}): {advice}.")
+
+
+def setting(name, value):
+    """How a parameter was set: ``--name value`` for a command-line flag, else ``name=value``."""
+    return f"{name} {value}" if name.startswith("--") else f"{name}={value!r}"
+
+
+def in_bytes(n, exact=True):
+    """``n`` bytes in words: in the largest binary unit under it, and exactly."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}" + (f" ({n:,} bytes)" if exact else "")
+    return f"{n:,} bytes"
