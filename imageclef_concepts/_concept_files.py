@@ -12,10 +12,10 @@ import io
 import warnings
 from typing import TYPE_CHECKING, NamedTuple
 
-from ._atomic_files import write_atomically
-from ._concept_lines import checked_lines, likeliest_first
+from ._atomic_files import is_utf8_text, shown_name, write_atomically
+from ._concept_lines import checked_lines, cui_problem, likeliest_first
 from ._concept_text import LINE_BREAKS, ConceptFileError, cyclic_gc_paused, read_lines
-from ._concepts import CONCEPT_SEPARATOR, CUI_PATTERN, split_concepts
+from ._concepts import CONCEPT_SEPARATOR, split_concepts
 from ._editions import (
     DELIMITER_NAMES,
     EDITIONS,
@@ -308,10 +308,20 @@ def write_run(path: PathLike, ids: Sequence[str], concepts: Sequence[ImageConcep
     write_atomically(path, lambda handle: handle.write(text))
 
 
-def _run_row(image_id, image_concepts, edition):
-    image_id = str(image_id)
-    delimiter = edition.run_layout
-    problem = _field_problem(image_id, delimiter, is_id=True)
+def run_id_problems(ids, edition):
+    """``(id, why)`` for each image id :func:`write_run` would refuse for ``edition``.
+
+    For a check before the predictions are made (the ids of a folder's image
+    files): the writer's own rules, so that it cannot refuse them later.
+    """
+    chosen = edition_of(edition)
+    return [(image_id, problem) for image_id in ids
+            if (problem := _id_problem(str(image_id), chosen)) is not None]
+
+
+def _id_problem(image_id, edition):
+    """Why ``image_id`` cannot be an image id of ``edition``'s run file, or None."""
+    problem = _field_problem(image_id, edition.run_layout, is_id=True)
     if problem is None and image_id != image_id.strip():
         problem = "has white space at an end"
     if problem is None and image_id.upper() == HEADER_CELL:
@@ -320,17 +330,30 @@ def _run_row(image_id, image_concepts, edition):
     if problem is None and edition.skips_id_rows and HEADER_CELL in image_id:
         problem = (f"contains {HEADER_CELL!r}: the {edition.name} evaluator skips such "
                    "rows as headers")
+    return problem
+
+
+def _quoted(text):
+    """``repr(text)``, or for text holding bytes that are not UTF-8, those shown as ``\\xNN``."""
+    return repr(text) if is_utf8_text(text) else f"'{shown_name(text)}'"
+
+
+def _run_row(image_id, image_concepts, edition):
+    image_id = str(image_id)
+    delimiter = edition.run_layout
+    problem = _id_problem(image_id, edition)
     if problem:
-        raise ValueError(f"Image id {image_id!r} {problem}.")
+        raise ValueError(f"Image id {_quoted(image_id)} {problem}.")
     names = list(dict.fromkeys(split_concepts(image_concepts)))
     for name in names:
         problem = _field_problem(name, delimiter)
         if problem is None and CONCEPT_SEPARATOR in name:
             problem = f"contains the concept separator {CONCEPT_SEPARATOR!r}"
-        if problem is None and edition.strict_run_check and not CUI_PATTERN.fullmatch(name):
-            problem = f"is not a UMLS CUI, which the {edition.name} submission check requires"
         if problem:
-            raise ValueError(f"Concept {name!r} of image {image_id!r} {problem}.")
+            raise ValueError(f"Concept {_quoted(name)} of image {_quoted(image_id)} {problem}.")
+        problem = cui_problem(name, edition)
+        if problem:
+            raise ValueError(f"Image {_quoted(image_id)}: {problem}.")
     if len(names) > edition.max_concepts:
         raise ValueError(f"Image {image_id!r} has {len(names)} concepts; the "
                          f"{edition.name} evaluator allows at most {edition.max_concepts}.")
@@ -341,6 +364,10 @@ def _field_problem(text, delimiter, is_id=False):
     """Why ``text`` cannot be written as one field of a run file, or None."""
     if not text.strip():
         return "is empty"
+    if not is_utf8_text(text):
+        return ("is not UTF-8 text (its bytes shown as \\xNN: a file name that is not "
+                "UTF-8 gives them): a run file is UTF-8 text, as every evaluator reads it, "
+                "and no ground truth can hold it")
     if is_id and any(character in text for character in DELIMITER_NAMES):
         return "contains a tab, '|' or ',' (an image id of no layout)"
     if delimiter in text:
