@@ -309,13 +309,13 @@ def write_run(path: PathLike, ids: Sequence[str], concepts: Sequence[ImageConcep
 
 
 def run_id_problems(ids, edition):
-    """``(id, why)`` for each image id :func:`write_run` would refuse for ``edition``.
+    """``(id, message)`` for each image id :func:`write_run` would refuse for ``edition``.
 
     For a check before the predictions are made (the ids of a folder's image
     files): the writer's own rules, so that it cannot refuse them later.
     """
     chosen = edition_of(edition)
-    return [(image_id, problem) for image_id in ids
+    return [(image_id, f"image id {_quoted(str(image_id))} {problem}") for image_id in ids
             if (problem := _id_problem(str(image_id), chosen)) is not None]
 
 
