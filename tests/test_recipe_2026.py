@@ -291,3 +291,20 @@ def test_a_dry_run_never_touches_a_data_folder_named_beside_it(tmp_path):
         run_recipe_2026(tmp_path / "mydata", tmp_path / "out", dry_run=True)
     assert (beside / "notes.txt").read_text() == "mine"
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_not_named_in_utf8_gets_every_file(tmp_path, monkeypatch):
+    # b"d\xe9" (os.fsdecode: "d\udce9"): the plan, the members, the run file, the report
+    # and the summary are written, and the paths printed as their own bytes.
+    folder = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"d\xe9"))
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    monkeypatch.setattr("sys.stdout", stdout)  # a UTF-8 terminal's (LANG=en_US.UTF-8)
+    output = os.path.join(folder, "out")
+    assert main(["recipe-2026", "--dry-run", "--seeds", "1", "--output", output]) == 0
+    stdout.flush()
+    assert b"(run file " + os.fsencode(output) + b"/run.csv)" in stdout.buffer.getvalue()
+    assert read_concepts(os.path.join(output, "run.csv"), edition="2026").ids
+    summary = json.loads(open(os.path.join(output, "summary.json"), "rb").read())
+    assert summary["run_file"] == os.path.join(output, "run.csv")  # the same path read back
+    page = open(os.path.join(output, "report.html"), "rb").read().decode("utf-8")
+    assert os.path.join(os.fsdecode(tmp_path), "d\\xe9", "out", "run.csv") in page
