@@ -13,7 +13,7 @@ import warnings
 from typing import TYPE_CHECKING, NamedTuple
 
 from ._atomic_files import is_utf8_text, shown_name, write_atomically
-from ._concept_lines import checked_lines, cui_problem, likeliest_first
+from ._concept_lines import checked_lines, cui_problem, likeliest_first, run_concept_problems
 from ._concept_text import LINE_BREAKS, ConceptFileError, cyclic_gc_paused, read_lines
 from ._concepts import CONCEPT_SEPARATOR, split_concepts
 from ._editions import (
@@ -151,6 +151,17 @@ def _how_readings_differ(first_names, first, second_names, second):
         return f"{reading.ids[index]!r} with {';'.join(reading.concepts[index]) or 'no concept'}"
     return (f"image {index + 1} is {image(first)} for {first_names}, {image(second)} for "
             f"{second_names}")
+
+
+def concepts_no_run_holds(path: PathLike, edition: str) -> list:
+    """``<file>:<line>: ...`` for each concept of a concept file that ``edition``'s runs
+    cannot hold (from 2026, one that is not a UMLS CUI): what a model trained on the file
+    could predict, and no run file write. The file is read as :func:`read_concepts` reads it.
+    """
+    chosen = edition_of(edition)
+    with cyclic_gc_paused():
+        lines = _read_either(path, read_lines(path), chosen)
+    return run_concept_problems(path, lines, chosen)
 
 
 def _concept_file(lines, edition):
