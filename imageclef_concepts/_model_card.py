@@ -22,7 +22,7 @@ import zipfile
 from contextlib import nullcontext
 from numbers import Integral, Real
 
-from ._atomic_files import open_regular_file
+from ._atomic_files import open_regular_file, shown_name
 
 METADATA_ENTRY = "imageclef_concepts.json"
 # A record holds parameters, a vocabulary and a history: 64 MiB of JSON is far
@@ -345,13 +345,15 @@ def printable(value):
 
     A card prints strings read from a model file: escaping them means no file
     can move the cursor, clear the screen, retitle the terminal or add lines.
+    A file name's bytes that are not UTF-8 are shown as ``\xNN``, as the
+    reports and the command line's messages show them.
 
     Examples
     --------
     >>> print(printable("2026-01-01\x1b[2J"))
     2026-01-01\x1b[2J
     """
-    text = str(value)
+    text = shown_name(str(value))
     if text.isprintable():
         return text
     return "".join(character if character.isprintable()
