@@ -280,8 +280,10 @@ def write_run(path: PathLike, ids: Sequence[str], concepts: Sequence[ImageConcep
         differently: an id or concept with a line break, a tab, NUL or the
         delimiter, a ``;`` inside a concept, a duplicate id, more concepts than
         the edition allows, an id ``ID`` (any case), an id containing ``ID``
-        from 2023 on, a concept that is not a CUI in 2026. Nothing is written
-        then.
+        from 2023 on, a concept that is not a CUI in 2026, an id or concept
+        that is not UTF-8 text (a file name's bytes ``os.fsdecode`` could not
+        decode, shown as ``\\xNN``: no evaluator reads them). Nothing is
+        written then.
 
     Examples
     --------
