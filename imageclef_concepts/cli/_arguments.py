@@ -33,10 +33,14 @@ def one_line(error):
     """An error as one line: a multi-line message (a list of problems) joined up.
 
     The library's keyword arguments it names (``edition=``) are given as the
-    options of the command line (``--edition``).
+    options of the command line (``--edition``); a file name's bytes that are
+    not UTF-8, as ``\\xNN``.
     """
+    from ..files._atomic import shown_name
+
     text = str(error) if not isinstance(error, OSError) or not error.filename else \
         f"{error.strerror}: {error.filename}"
+    text = shown_name(text)
     text = _KEYWORDS.sub(lambda found: _OPTION_NAMES[found.group()], text)
     return " | ".join(line.strip() for line in text.splitlines() if line.strip())
 

@@ -8,10 +8,12 @@ message on standard error and exit code 2, never a traceback.
 """
 
 import argparse
+import contextlib
 import sys
 import warnings
 
 from ..concept_files._text import ConceptFileError
+from ..files._atomic import shown_name
 from ._arguments import UserError, one_line
 from ._images import add_prepare
 from ._models import add_info, add_predict, add_train
@@ -30,22 +32,48 @@ def main(argv=None):
         from ..keras import start_quietly
 
         start_quietly()
+    with _file_names_printable():
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning_plainly(args.command)
+                return args.run_command(args)
+        except KeyboardInterrupt:
+            print(f"imageclef-concepts {args.command}: interrupted", file=sys.stderr)
+            return 130
+        except (UserError, ConceptFileError, OSError, ValueError) as error:
+            print(f"imageclef-concepts {args.command}: error: {one_line(error)}",
+                  file=sys.stderr)
+            return 2
+
+
+@contextlib.contextmanager
+def _file_names_printable():
+    """Standard output and error take any file name while a command runs.
+
+    ``os.fsdecode`` gives a name's bytes that are not UTF-8 as lone
+    surrogates, which a strict stream (a UTF-8 terminal's) refuses with a
+    UnicodeEncodeError once the work is done. Standard output writes those
+    bytes as they are (``surrogateescape``, as ``ls`` does: the path printed
+    is the path); standard error shows them escaped (``backslashreplace``,
+    Python's own choice for it), and the command's messages as ``\\xNN``.
+    """
+    changed = []
+    for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors=errors)
+            changed.append(stream)
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning_plainly(args.command)
-            return args.run_command(args)
-    except KeyboardInterrupt:
-        print(f"imageclef-concepts {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except (UserError, ConceptFileError, OSError, ValueError) as error:
-        print(f"imageclef-concepts {args.command}: error: {one_line(error)}", file=sys.stderr)
-        return 2
+        yield
+    finally:
+        for stream in changed:
+            stream.reconfigure(errors="strict")
 
 
 def _show_warning_plainly(command):
     """Warnings as the command's own lines: what happened, not the library line that said it."""
     def show(message, category, filename, lineno, file=None, line=None):
-        print(f"imageclef-concepts {command}: warning: {message}", file=sys.stderr)
+        print(f"imageclef-concepts {command}: warning: {shown_name(str(message))}",
+              file=sys.stderr)
     return show
 
 

@@ -242,11 +242,22 @@ def add_predict(commands):
 def _run_predict(args):
     from ..concept_files._io import write_run
     from ..models._decision import DecisionRule
-    from ..recipes._workflows import image_readers, load_model, predict_folder, use_image_store
+    from ..recipes._workflows import (
+        check_run_ids_of_folder,
+        image_readers,
+        load_model,
+        predict_folder,
+        use_image_store,
+    )
 
     if not args.images.is_dir():
         raise UserError(f"image folder not found: {args.images}")
     check_output(args.output, inputs=[args.model, args.images], flag="--output")
+    if args.edition and args.format and args.edition != args.format:
+        raise UserError(f"--edition {args.edition} and --format {args.format} disagree; "
+                        "give --edition only.")
+    edition = args.edition or args.format or "2019"
+    check_run_ids_of_folder(args.images, edition)  # before the model is loaded
     model = load_model(args.model, allow_pickle=args.allow_pickle)
     params = model.get_params()
     if "verbose" in params:
@@ -262,10 +273,6 @@ def _run_predict(args):
     if args.threshold is not None or args.max_concepts is not None:
         _check_rule_is_used(model, args)
         model.set_params(threshold=_overridden_rule(DecisionRule.of(model.threshold), args))
-    if args.edition and args.format and args.edition != args.format:
-        raise UserError(f"--edition {args.edition} and --format {args.format} disagree; "
-                        "give --edition only.")
-    edition = args.edition or args.format or "2019"
     ids, concepts = predict_folder(model, args.images, batch_size=args.batch_size,
                                    progress=not args.quiet)
     write_run(args.output, ids, concepts, edition=edition)

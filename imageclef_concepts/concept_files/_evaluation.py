@@ -204,9 +204,7 @@ def _evaluate_as(edition, *, run, ground_truth, secondary_truth, subset, max_con
     the edition refuses the files matters).
     """
     refused = f"Run {run} cannot be scored as the {edition.name} edition"
-    truth_lines, problems = parse_lines(ground_truth, texts["truth"], edition, "truth", limit)
-    problems += line_problems(ground_truth, truth_lines)
-    problems += duplicate_id_problems(ground_truth, truth_lines)
+    truth_lines, problems = _truth_lines(ground_truth, texts["truth"], edition, limit)
     if limit is not None and len(problems) >= limit:
         raise ConceptFileError(problems, refused)
     run_lines, run_problems = parse_lines(run, texts["run"], edition, "run", limit)
@@ -216,15 +214,9 @@ def _evaluate_as(edition, *, run, ground_truth, secondary_truth, subset, max_con
     if edition.run_in_truth_order and not problems:
         problems += _order_problems(run, run_lines, truth_lines, edition)
     if secondary_truth is not None:
-        if subset is None and edition.secondary_cuis is None:
-            raise ValueError(f"the {edition.name} evaluator has no secondary ground truth; "
-                             "give the secondary concepts too (secondary_concepts=)")
-        second_lines, second_problems = parse_lines(secondary_truth, texts["secondary"], edition,
-                                               "secondary")
-        problems += second_problems + line_problems(secondary_truth, second_lines)
-        problems += duplicate_id_problems(secondary_truth, second_lines)
-        problems += _secondary_id_problems(secondary_truth, second_lines, ground_truth,
-                                           truth_lines)
+        second_lines, second_problems = _secondary_lines(
+            secondary_truth, texts["secondary"], edition, subset, ground_truth, truth_lines)
+        problems += second_problems
     if problems:
         raise ConceptFileError(problems, f"Run {run} cannot be scored as the {edition.name} "
                                "edition")
@@ -234,9 +226,8 @@ def _evaluate_as(edition, *, run, ground_truth, secondary_truth, subset, max_con
     true_concepts = [truth_of[line.image_id] for line in run_lines]
     n_scored = sum(1 for concepts in true_concepts if concepts)
     if not n_scored:
-        raise ConceptFileError(
-            [f"{ground_truth}: no image has a concept; the {edition.name} evaluator divides "
-             "by zero"], f"Run {run} cannot be scored as the {edition.name} edition")
+        raise ConceptFileError([_no_concept(ground_truth, edition)],
+                               f"Run {run} cannot be scored as the {edition.name} edition")
     score = official_mean_f1(true_concepts, predictions)
     secondary = second_true = None
     if secondary_truth is not None:
@@ -258,6 +249,64 @@ def _evaluate_as(edition, *, run, ground_truth, secondary_truth, subset, max_con
                          true_concepts=true_concepts, predicted_concepts=predictions,
                          secondary_true_concepts=second_true,
                          secondary_concepts=None if subset is None else frozenset(subset))
+
+
+def check_ground_truth(ground_truth: PathLike, *, edition: str,
+                       secondary_truth: PathLike | None = None) -> None:
+    """Refuse, before a run is made, a ground truth no run could be scored against.
+
+    What :func:`evaluate_run` checks of the ground truth (and of the
+    secondary ground truth) alone, by ``edition``'s rules: every line, the
+    ids of the two files, some image with a concept (and with one of the
+    edition's secondary concepts). A :class:`ConceptFileError` names each
+    file and line, as :func:`evaluate_run` would once the run is written.
+    """
+    chosen = edition_of(edition)
+    with cyclic_gc_paused():
+        truth_lines, problems = _truth_lines(ground_truth, read_lines(ground_truth), chosen)
+        second_lines = None
+        if secondary_truth is not None:
+            second_lines, second_problems = _secondary_lines(
+                secondary_truth, read_lines(secondary_truth), chosen, None, ground_truth,
+                truth_lines)
+            problems += second_problems
+    if not problems and not any(line.concepts for line in truth_lines):
+        problems.append(_no_concept(ground_truth, chosen))
+    if not problems and second_lines is not None and not any(
+            set(line.concepts) & chosen.secondary_cuis for line in second_lines):
+        problems.append(_no_secondary_concept(secondary_truth))
+    if problems:
+        raise ConceptFileError(problems, f"No run can be scored against {ground_truth} as the "
+                               f"{chosen.name} edition")
+
+
+def _truth_lines(ground_truth, text, edition, limit=None):
+    """The ground truth's lines by ``edition``'s rules, and every problem (``limit``: some)."""
+    truth_lines, problems = parse_lines(ground_truth, text, edition, "truth", limit)
+    problems += line_problems(ground_truth, truth_lines)
+    problems += duplicate_id_problems(ground_truth, truth_lines)
+    return truth_lines, problems
+
+
+def _secondary_lines(secondary_truth, text, edition, subset, ground_truth, truth_lines):
+    """The secondary ground truth's lines, and its problems (its ids against the truth's)."""
+    if subset is None and edition.secondary_cuis is None:
+        raise ValueError(f"the {edition.name} evaluator has no secondary ground truth; "
+                         "give the secondary concepts too (secondary_concepts=)")
+    second_lines, problems = parse_lines(secondary_truth, text, edition, "secondary")
+    problems += line_problems(secondary_truth, second_lines)
+    problems += duplicate_id_problems(secondary_truth, second_lines)
+    problems += _secondary_id_problems(secondary_truth, second_lines, ground_truth, truth_lines)
+    return second_lines, problems
+
+
+def _no_concept(ground_truth, edition):
+    return f"{ground_truth}: no image has a concept; the {edition.name} evaluator divides by zero"
+
+
+def _no_secondary_concept(truth_path):
+    return (f"{truth_path}: no image has one of the secondary concepts; the secondary score "
+            "divides by zero")
 
 
 def official_mean_f1(true_concepts, predictions):
@@ -284,10 +333,8 @@ def official_mean_f1(true_concepts, predictions):
 def _secondary_score(true_concepts, predictions, subset, truth_path, run, edition):
     kept_true = [tuple(c for c in concepts if c in subset) for concepts in true_concepts]
     if not any(kept_true):
-        raise ConceptFileError(
-            [f"{truth_path}: no image has one of the secondary concepts; the secondary "
-             "score divides by zero"],
-            f"Run {run} cannot be scored as the {edition.name} edition")
+        raise ConceptFileError([_no_secondary_concept(truth_path)],
+                               f"Run {run} cannot be scored as the {edition.name} edition")
     kept_predicted = [tuple(c for c in concepts if c in subset) for concepts in predictions]
     return official_mean_f1(kept_true, kept_predicted)
 

@@ -12,8 +12,8 @@ import io
 import warnings
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..concepts._lists import CONCEPT_SEPARATOR, CUI_PATTERN, split_concepts
-from ..files._atomic import write_atomically
+from ..concepts._lists import CONCEPT_SEPARATOR, split_concepts
+from ..files._atomic import is_utf8_text, shown_name, write_atomically
 from ._editions import (
     DELIMITER_NAMES,
     EDITIONS,
@@ -24,7 +24,7 @@ from ._editions import (
     rule_groups,
     span,
 )
-from ._lines import checked_lines, likeliest_first
+from ._lines import checked_lines, cui_problem, likeliest_first, run_concept_problems
 from ._text import LINE_BREAKS, ConceptFileError, cyclic_gc_paused, read_lines
 
 if TYPE_CHECKING:  # names for annotations only
@@ -153,6 +153,17 @@ def _how_readings_differ(first_names, first, second_names, second):
             f"{second_names}")
 
 
+def concepts_no_run_holds(path: PathLike, edition: str) -> list:
+    """``<file>:<line>: ...`` for each concept of a concept file that ``edition``'s runs
+    cannot hold (from 2026, one that is not a UMLS CUI): what a model trained on the file
+    could predict, and no run file write. The file is read as :func:`read_concepts` reads it.
+    """
+    chosen = edition_of(edition)
+    with cyclic_gc_paused():
+        lines = _read_either(path, read_lines(path), chosen)
+    return run_concept_problems(path, lines, chosen)
+
+
 def _concept_file(lines, edition):
     return ConceptFile([line.image_id for line in lines], [line.concepts for line in lines],
                        edition)
@@ -269,8 +280,10 @@ def write_run(path: PathLike, ids: Sequence[str], concepts: Sequence[ImageConcep
         differently: an id or concept with a line break, a tab, NUL or the
         delimiter, a ``;`` inside a concept, a duplicate id, more concepts than
         the edition allows, an id ``ID`` (any case), an id containing ``ID``
-        from 2023 on, a concept that is not a CUI in 2026. Nothing is written
-        then.
+        from 2023 on, a concept that is not a CUI in 2026, an id or concept
+        that is not UTF-8 text (a file name's bytes ``os.fsdecode`` could not
+        decode, shown as ``\\xNN``: no evaluator reads them). Nothing is
+        written then.
 
     Examples
     --------
@@ -308,10 +321,20 @@ def write_run(path: PathLike, ids: Sequence[str], concepts: Sequence[ImageConcep
     write_atomically(path, lambda handle: handle.write(text))
 
 
-def _run_row(image_id, image_concepts, edition):
-    image_id = str(image_id)
-    delimiter = edition.run_layout
-    problem = _field_problem(image_id, delimiter, is_id=True)
+def run_id_problems(ids, edition):
+    """``(id, message)`` for each image id :func:`write_run` would refuse for ``edition``.
+
+    For a check before the predictions are made (the ids of a folder's image
+    files): the writer's own rules, so that it cannot refuse them later.
+    """
+    chosen = edition_of(edition)
+    return [(image_id, f"image id {_quoted(str(image_id))} {problem}") for image_id in ids
+            if (problem := _id_problem(str(image_id), chosen)) is not None]
+
+
+def _id_problem(image_id, edition):
+    """Why ``image_id`` cannot be an image id of ``edition``'s run file, or None."""
+    problem = _field_problem(image_id, edition.run_layout, is_id=True)
     if problem is None and image_id != image_id.strip():
         problem = "has white space at an end"
     if problem is None and image_id.upper() == HEADER_CELL:
@@ -320,17 +343,30 @@ def _run_row(image_id, image_concepts, edition):
     if problem is None and edition.skips_id_rows and HEADER_CELL in image_id:
         problem = (f"contains {HEADER_CELL!r}: the {edition.name} evaluator skips such "
                    "rows as headers")
+    return problem
+
+
+def _quoted(text):
+    """``repr(text)``, or for text holding bytes that are not UTF-8, those shown as ``\\xNN``."""
+    return repr(text) if is_utf8_text(text) else f"'{shown_name(text)}'"
+
+
+def _run_row(image_id, image_concepts, edition):
+    image_id = str(image_id)
+    delimiter = edition.run_layout
+    problem = _id_problem(image_id, edition)
     if problem:
-        raise ValueError(f"Image id {image_id!r} {problem}.")
+        raise ValueError(f"Image id {_quoted(image_id)} {problem}.")
     names = list(dict.fromkeys(split_concepts(image_concepts)))
     for name in names:
         problem = _field_problem(name, delimiter)
         if problem is None and CONCEPT_SEPARATOR in name:
             problem = f"contains the concept separator {CONCEPT_SEPARATOR!r}"
-        if problem is None and edition.strict_run_check and not CUI_PATTERN.fullmatch(name):
-            problem = f"is not a UMLS CUI, which the {edition.name} submission check requires"
         if problem:
-            raise ValueError(f"Concept {name!r} of image {image_id!r} {problem}.")
+            raise ValueError(f"Concept {_quoted(name)} of image {_quoted(image_id)} {problem}.")
+        problem = cui_problem(name, edition)
+        if problem:
+            raise ValueError(f"Image {_quoted(image_id)}: {problem}.")
     if len(names) > edition.max_concepts:
         raise ValueError(f"Image {image_id!r} has {len(names)} concepts; the "
                          f"{edition.name} evaluator allows at most {edition.max_concepts}.")
@@ -341,6 +377,10 @@ def _field_problem(text, delimiter, is_id=False):
     """Why ``text`` cannot be written as one field of a run file, or None."""
     if not text.strip():
         return "is empty"
+    if not is_utf8_text(text):
+        return ("is not UTF-8 text (its bytes shown as \\xNN: a file name that is not "
+                "UTF-8 gives them): a run file is UTF-8 text, as every evaluator reads it, "
+                "and no ground truth can hold it")
     if is_id and any(character in text for character in DELIMITER_NAMES):
         return "contains a tab, '|' or ',' (an image id of no layout)"
     if delimiter in text:

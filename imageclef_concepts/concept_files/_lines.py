@@ -300,10 +300,9 @@ def _check_concepts(line, found, edition, role):
                  "compares concepts with their white space" for piece in found.spaced]
     problems += [f"concept {text!r} contains a tab: the line is not in the {edition.name} "
                  "layout" for text in found.tabbed]
-    if run and edition.strict_run_check:
-        problems += [f"{text!r} is not a UMLS CUI (C followed by digits), which the "
-                     f"{edition.name} submission check requires"
-                     for text in found.kept if not CUI_PATTERN.fullmatch(text)]
+    if run:
+        problems += [problem for text in found.kept
+                     if (problem := cui_problem(text, edition)) is not None]
     if run and edition.duplicates_refused:
         problems += [f"concept {text!r} named twice: {edition.refuser} refuse(s) a run line "
                      "that repeats a concept" for text in found.repeated]
@@ -312,6 +311,23 @@ def _check_concepts(line, found, edition, role):
                         f"{edition.max_concepts}")
     line.concepts = found.concepts
     line.duplicate_concepts = found.duplicates
+
+
+def cui_problem(concept, edition):
+    """Why a run of ``edition`` cannot hold ``concept``, or None: from 2026 on a concept
+    must be a UMLS CUI. The one rule of the run reader, the run writer and the checks
+    made before training on concepts a run will hold."""
+    if edition.strict_run_check and not CUI_PATTERN.fullmatch(concept):
+        return (f"{concept!r} is not a UMLS CUI (C followed by digits), which the "
+                f"{edition.name} submission check requires")
+    return None
+
+
+def run_concept_problems(path, lines, edition):
+    """``<file>:<line>: ...`` for each concept of ``lines`` a run of ``edition`` cannot hold
+    (:func:`cui_problem`): the training concepts a model would learn, then predict."""
+    return [f"{path}:{line.number}: {problem}" for line in lines for concept in line.concepts
+            if (problem := cui_problem(concept, edition)) is not None]
 
 
 def line_problems(path, lines, max_concepts=None, cui_only=False):

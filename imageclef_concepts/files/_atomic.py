@@ -35,6 +35,37 @@ def file_kind(mode):
     return "not a regular file"
 
 
+def shown_name(name):
+    r"""A file name or an id as text that any UTF-8 file or terminal takes.
+
+    ``os.fsdecode`` (``os.listdir``, ``Path``) gives a name's bytes that are
+    not UTF-8 as lone surrogates (``b"caf\xe9"`` as ``"caf\udce9"``), which a
+    strict UTF-8 writer refuses with a ``UnicodeEncodeError``. Here they are
+    shown as ``\xNN`` (``caf\xe9``); any other name is returned as it is. For
+    text read by people (messages, reports); a file a program reads back
+    keeps the bytes, or refuses the name.
+
+    >>> shown_name("caf\udce9.jpg"), shown_name("café.jpg")
+    ('caf\\xe9.jpg', 'café.jpg')
+    """
+    text = os.fsdecode(name)
+    if is_utf8_text(text):
+        return text
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name gives: shown as \udNNN
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def is_utf8_text(text):
+    """True unless ``text`` holds a lone surrogate (bytes that were not UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _article(noun):
     return "an" if noun[:1].lower() in "aeiou" else "a"
 

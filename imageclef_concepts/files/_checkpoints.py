@@ -91,10 +91,15 @@ class CheckpointError(ValueError):
 
 
 def digest(*parts):
-    """A short hex digest of texts and byte buffers: the fingerprint of large data."""
+    """A short hex digest of texts and byte buffers: the fingerprint of large data.
+
+    A text is hashed as its UTF-8 bytes; a file name's bytes that are not UTF-8
+    (lone surrogates from ``os.fsdecode``) as themselves, as ``os.fsencode`` gives them.
+    """
     hasher = hashlib.blake2b(digest_size=16)
     for part in parts:
-        hasher.update(part.encode() if isinstance(part, str) else part)
+        hasher.update(part.encode("utf-8", "surrogateescape") if isinstance(part, str)
+                      else part)
         hasher.update(b"\0")
     return hasher.hexdigest()
 

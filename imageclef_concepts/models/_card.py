@@ -20,6 +20,8 @@ itself is read by :mod:`._zip`, within bounds.
 import json
 from numbers import Integral, Real
 
+from ..files._atomic import shown_name
+
 METADATA_ENTRY = "imageclef_concepts.json"
 
 
@@ -298,13 +300,15 @@ def printable(value):
 
     A card prints strings read from a model file: escaping them means no file
     can move the cursor, clear the screen, retitle the terminal or add lines.
+    A file name's bytes that are not UTF-8 are shown as ``\xNN``, as the
+    reports and the command line's messages show them.
 
     Examples
     --------
     >>> print(printable("2026-01-01\x1b[2J"))
     2026-01-01\x1b[2J
     """
-    text = str(value)
+    text = shown_name(str(value))
     if text.isprintable():
         return text
     return "".join(character if character.isprintable()

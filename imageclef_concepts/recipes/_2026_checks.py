@@ -34,28 +34,51 @@ def check_outside(output_dir, data_dir):
 
 
 def check_layout(layout):
-    """Each split's concept files readable (2026 rules), their images there and readable."""
-    from ..concept_files._io import read_concepts
+    """Each split's concept files readable (2026 rules), their images there and readable;
+    what the run will be checked against, checked now.
+
+    The training concepts must be ones a 2026 run can hold (the members learn,
+    then predict them), and some training image must have a line; the
+    predicted split's ground truth must be one the 2026 evaluator scores a
+    run against, or, without one, its images' names ids a 2026 run can hold.
+    """
+    from ..concept_files._evaluation import check_ground_truth
+    from ..concept_files._io import concepts_no_run_holds, read_concepts
+    from ..concept_files._text import ConceptFileError
     from ..datasets._imageclef import image_files_by_id
     from ..images._decoding import check_image_file
     from ..images._sources import _listing
+    from ._workflows import check_run_ids_of_folder
 
     for split, found in layout.items():
         files = image_files_by_id(found.images)
         for path in (found.concepts, found.manual):
             if path is None:
                 continue
-            missing = [image_id for image_id in read_concepts(path, edition="2026").ids
-                       if image_id not in files]
+            ids = read_concepts(path, edition="2026").ids
+            missing = [image_id for image_id in ids if image_id not in files]
             if missing and split != "train":  # training lines without images are left out
                 raise ValueError(_listing(f"{path}: {len(missing)} image(s) without a file in "
                                           f"{found.images}", missing))
+            if split == "train" and path == found.concepts and len(missing) == len(ids):
+                raise ValueError(f"{path}: none of its {len(ids)} image ids has a file in "
+                                 f"{found.images}: there is nothing to train on.")
+        if split == "train":
+            problems = concepts_no_run_holds(found.concepts, "2026")
+            if problems:
+                raise ConceptFileError(problems, f"{found.concepts}: the members would learn "
+                                       "concepts that a 2026 run file cannot hold")
         with ThreadPoolExecutor(max_workers=2) as pool:
             paths = [path for found_paths in files.values() for path in found_paths]
             problems = [problem for problem in pool.map(check_image_file, paths) if problem]
         if problems:
             raise ValueError(_listing(f"{len(problems)} {split} image file(s) cannot be used; "
                                       "remove or fix them", problems))
+    predicted = layout["test" if "test" in layout else "valid"]
+    if predicted.concepts is not None:  # the run will be scored against it
+        check_ground_truth(predicted.concepts, edition="2026", secondary_truth=predicted.manual)
+    else:  # the run's ids will be the images' names
+        check_run_ids_of_folder(predicted.images, "2026")
 
 
 def make_dry_run_data(data_dir, image_size):

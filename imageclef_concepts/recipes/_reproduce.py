@@ -140,8 +140,12 @@ def reproduce_2019(data_dir: PathLike, output_dir: PathLike, *, merge_validation
     procedure = procedure or Reproduction()
     started = time.perf_counter()
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     layout = find_2019_layout(data_dir)
+    if layout["test"][1] is None:  # the run's ids are the test images' names: each one writable
+        from ._workflows import check_run_ids_of_folder
+
+        check_run_ids_of_folder(layout["test"][0], "2019")
+    output_dir.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"paper_test_f1": paper.TEST_F1, "settings": {
         "merge_validation": merge_validation, "tune_threshold": tune_threshold,
         "holdout_fraction": procedure.holdout_fraction, "random_state": random_state,

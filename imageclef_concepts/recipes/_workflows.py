@@ -198,6 +198,27 @@ def predict_folder(model, images_dir, *, ids=None, batch_size=256, progress=True
 MODEL_SUFFIXES = (".keras", ".joblib", ".zip")
 
 
+def check_run_ids_of_folder(images_dir, edition):
+    """Refuse, before any prediction, the image files whose names a run file cannot hold.
+
+    An image's id is its file name less the extension; :func:`write_run`
+    refuses, for ``edition``, an id it cannot write as the evaluator would
+    read it (a delimiter, ``ID`` from 2023 on, bytes that are not UTF-8...).
+    Found here, each file is named (a ValueError) before the model is loaded.
+    """
+    from ..concept_files._io import run_id_problems
+    from ..files._atomic import shown_name
+    from ..images._sources import _listing
+
+    files = image_files_by_id(images_dir)
+    refused = [f"{shown_name(image_path(files, image_id))}: {problem}"
+               for image_id, problem in run_id_problems(sorted(files), edition)]
+    if refused:
+        raise ValueError(_listing(
+            f"{len(refused)} image file(s) of {shown_name(images_dir)} have a name that a "
+            f"{edition} run file cannot hold as an image id; rename them", refused))
+
+
 def save_model(model, path):
     """Save a fitted model: ``.keras`` natively (with its rule), ``.zip`` archive, ``.joblib``.
 

@@ -4,7 +4,8 @@
 one HTML file that opens offline: no script, no external style sheet, font or
 image; figures are PNG files embedded in base64 (matplotlib, the ``plots``
 extra) and thumbnails small JPEGs made with Pillow. Every text read from a
-file (ids, concepts, paths, messages) is HTML-escaped. The figures are drawn
+file (ids, concepts, paths, messages) is HTML-escaped, and a name whose bytes
+are not UTF-8 is shown with them as ``\\xNN``. The figures are drawn
 in ``_report_parts``.
 """
 
@@ -19,7 +20,7 @@ import numpy as np
 from ..concepts._bounds import oracle_bounds
 from ..concepts._lists import as_target, is_concept_lists
 from ..concepts._metrics import f1_from_counts, per_image_f1_scores
-from ..files._atomic import check_not_an_input, check_writable_target, write_atomically
+from ..files._atomic import check_not_an_input, check_writable_target, shown_name, write_atomically
 from ._parts import STYLE, figures, thumbnails
 from ._plots import per_concept_counts
 
@@ -151,7 +152,9 @@ def _check_inputs(path, evaluation, train_concepts, images):
 
 
 def _text(value):
-    return html.escape(str(value), quote=True)
+    # A name whose bytes are not UTF-8 (a folder b"d\xe9") is shown with them as \xNN:
+    # the page is UTF-8 for people to read, and nothing in it is read back.
+    return html.escape(shown_name(str(value)), quote=True)
 
 
 def _number(value, digits=4):

@@ -217,3 +217,33 @@ def test_train_with_sizes_beyond_memory_is_one_line_before_any_work(tmp_path, da
     assert "a batch of 60 image(s)" in error or "decoding one image" in error
     assert time.monotonic() - started < 5
     assert list(tmp_path.iterdir()) == []  # not even the checkpoint folder
+
+
+@pytest.mark.parametrize("name, edition, problem", [
+    (b"caf\xe9.jpg", "2019", "is not UTF-8 text"),  # as os.fsdecode gives it: 'caf\udce9'
+    (b"ID_7.jpg", "2026", "contains 'ID'"),  # the 2026 evaluator skips such rows
+    (b"a,b.jpg", "2024", "contains a tab, '|' or ','"),
+])
+def test_predict_refuses_image_names_no_run_file_holds_before_predicting(
+        tmp_path, dataset, capsys, monkeypatch, name, edition, problem):
+    import os
+    import shutil
+
+    from imageclef_concepts import MostFrequentConcepts
+    from imageclef_concepts.recipes import _workflows
+
+    folder, train, _ = dataset
+    MostFrequentConcepts(k=1).fit(train.paths, train.concepts).save(tmp_path / "m.zip")
+    images = tmp_path / "images"
+    shutil.copytree(folder / "train" / "images", images)
+    shutil.copy(train.paths[0], os.path.join(os.fsencode(images), name))  # bytes: any name
+    monkeypatch.setattr(_workflows, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    run = tmp_path / "run.csv"
+    assert main(["predict", "--model", str(tmp_path / "m.zip"), "--images", str(images),
+                 "--output", str(run), "--edition", edition, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    shown = name.decode("utf-8", "backslashreplace")
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"{images}/{shown}: image id '{shown[:-4]}' {problem}" in err, err
+    assert f"{edition} run file" in err and "rename" in err
+    assert not run.exists()

@@ -122,3 +122,19 @@ def test_duplicate_concepts_warn_and_count_once(tmp_path):
     path.write_text("img1\tC1;C2;c1\n")
     with pytest.warns(UserWarning, match="1 line\\(s\\) repeat a concept \\(lines 1\\)"):
         assert read_concepts(path).concepts == [("C1", "C2")]
+
+
+@pytest.mark.parametrize("ids, concepts, shown", [
+    (["\udcff"], [["C1"]], "Image id '\\xff'"),  # what os.fsdecode gives for the byte 0xff
+    (["caf\udce9"], [["C1"]], "Image id 'caf\\xe9'"),
+    (["a"], [["C1\udce9"]], "Concept 'C1\\xe9' of image 'a'"),
+])
+def test_write_run_refuses_text_that_is_not_utf8_naming_it(tmp_path, ids, concepts, shown):
+    # A name os.fsdecode gave from bytes that are not UTF-8 cannot be a line of a
+    # run file (UTF-8 text, as every evaluator reads it): refused, nothing written.
+    path = tmp_path / "run.tsv"
+    with pytest.raises(ValueError, match="not UTF-8") as caught:
+        write_run(path, ["ok", *ids], [["C2"], *concepts])
+    assert not isinstance(caught.value, UnicodeError)
+    assert str(caught.value).startswith(shown)
+    assert not path.exists()

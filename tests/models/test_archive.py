@@ -185,6 +185,15 @@ def test_info_escapes_control_characters_read_from_the_file(cnn_file, archive, t
     assert "\x1b" not in printed and "\x07" not in printed and "\nline" not in printed
 
 
+def test_a_card_shows_a_names_bytes_that_are_not_utf8_as_elsewhere():
+    from imageclef_concepts.models._card import printable
+
+    # An image store or checkpoint folder b"/data/d\xe9" (os.fsdecode: "/data/d\udce9"):
+    # shown as the reports and the command line's messages show it.
+    assert printable("/data/d\udce9/store") == "/data/d\\xe9/store"
+    assert printable("caf\u00e9\x1b") == "caf\u00e9\\x1b"
+
+
 def test_info_reads_archives(archive, capsys):
     assert main(["info", str(archive[1])]) == 0
     card = capsys.readouterr().out

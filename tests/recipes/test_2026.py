@@ -319,3 +319,71 @@ def test_a_dry_run_never_touches_a_data_folder_named_beside_it(tmp_path):
         run_recipe_2026(tmp_path / "mydata", tmp_path / "out", dry_run=True)
     assert (beside / "notes.txt").read_text() == "mine"
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_not_named_in_utf8_gets_every_file(tmp_path, monkeypatch):
+    # b"d\xe9" (os.fsdecode: "d\udce9"): the plan, the members, the run file, the report
+    # and the summary are written, and the paths printed as their own bytes.
+    folder = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"d\xe9"))
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    monkeypatch.setattr("sys.stdout", stdout)  # a UTF-8 terminal's (LANG=en_US.UTF-8)
+    output = os.path.join(folder, "out")
+    assert main(["recipe-2026", "--dry-run", "--seeds", "1", "--output", output]) == 0
+    stdout.flush()
+    assert b"(run file " + os.fsencode(output) + b"/run.csv)" in stdout.buffer.getvalue()
+    assert read_concepts(os.path.join(output, "run.csv"), edition="2026").ids
+    summary = json.loads(open(os.path.join(output, "summary.json"), "rb").read())
+    assert summary["run_file"] == os.path.join(output, "run.csv")  # the same path read back
+    page = open(os.path.join(output, "report.html"), "rb").read().decode("utf-8")
+    assert os.path.join(os.fsdecode(tmp_path), "d\\xe9", "out", "run.csv") in page
+
+
+def _edit_line(path, number, edit):
+    lines = path.read_text().splitlines()
+    lines[number - 1] = edit(lines[number - 1])
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _drop_line(path, number):
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:number - 1] + lines[number:]) + "\n")
+
+
+def _rename_images(folder, rename):
+    for image in sorted(folder.iterdir()):
+        os.rename(os.fsencode(image), os.path.join(os.fsencode(folder), rename(image.name)))
+
+
+@pytest.mark.parametrize("spoil, expected", [
+    # A training concept a 2026 run cannot hold: learned, it would be predicted.
+    (lambda d: _edit_line(d / "train" / "concepts.csv", 2,
+                          lambda line: line.split(",")[0] + ",C0000001;Effusion"),
+     "train/concepts.csv:2: 'EFFUSION' is not a UMLS CUI"),
+    # A test ground-truth line without concepts: the 2026 evaluator refuses it.
+    (lambda d: _edit_line(d / "test" / "concepts.csv", 3, lambda line: line.split(",")[0] + ","),
+     "test/concepts.csv:3: an empty concept field"),
+    # The secondary ground truth lacks an image of the ground truth.
+    (lambda d: _drop_line(d / "test" / "concepts_manual.csv", 2),
+     "test/concepts.csv:2: image id 'synthetic_test_00006' is missing from the secondary "
+     "ground truth"),
+    # No training id has an image: nothing to train on.
+    (lambda d: _rename_images(d / "train" / "images", lambda name: b"x" + name.encode()),
+     "train/concepts.csv: none of its 4 image ids has a file in"),
+    # Without a test truth the run's ids are the test images' names: each must be writable.
+    (lambda d: ((d / "test" / "concepts.csv").unlink(),
+                (d / "test" / "concepts_manual.csv").unlink(),
+                _rename_images(d / "test" / "images", lambda name: b"caf\xe9" + name.encode())),
+     ": image id 'caf\\xe9synthetic_test_00006' is not UTF-8 text"),
+    (lambda d: ((d / "test" / "concepts.csv").unlink(),
+                (d / "test" / "concepts_manual.csv").unlink(),
+                _rename_images(d / "test" / "images", lambda name: b"ID" + name.encode())),
+     ": image id 'IDsynthetic_test_00006' contains 'ID'"),
+])
+def test_inputs_the_run_would_refuse_are_refused_before_any_member_is_trained(
+        small_data, tmp_path, capsys, monkeypatch, spoil, expected):
+    monkeypatch.setattr(_recipe_parts, "fit_member", lambda *a: pytest.fail("trained"))
+    monkeypatch.setattr(_recipe_parts, "estimate_compute", lambda *a: pytest.fail("timed"))
+    spoil(small_data)
+    error = _refused(["--data", str(small_data)], capsys, tmp_path / "o")
+    assert expected in error, error
+    assert not (tmp_path / "o").exists()

@@ -56,3 +56,23 @@ def test_the_report_holds_every_step(dry_run):
     assert {"data", "search", "test", "total"} <= set(report["timings_s"])
     text = (output / "report.md").read_text()
     assert "Round 2" in text and "0.1435" in text
+
+
+def test_test_images_no_run_file_can_name_are_refused_before_training(tmp_path, monkeypatch,
+                                                                       capsys):
+    import os
+    import shutil
+
+    from imageclef_concepts import _reproduce
+
+    make_imageclef_2019_layout(tmp_path / "data", n_train=4, n_valid=2, n_test=2,
+                               image_size=16)
+    (tmp_path / "data" / "test_concepts.tsv").unlink()  # the run's ids: the file names
+    test = tmp_path / "data" / "test"
+    shutil.copy(next(test.iterdir()), os.path.join(os.fsencode(test), b"caf\xe9.jpg"))
+    monkeypatch.setattr(_reproduce, "_step_data", lambda *a: pytest.fail("work started"))
+    assert main(["reproduce-2019", "--data", str(tmp_path / "data"), "--output",
+                 str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{test}/caf\\xe9.jpg: image id 'caf\\xe9' is not UTF-8 text" in err
+    assert len(err.strip().splitlines()) == 1

@@ -2,8 +2,10 @@
 
 import base64
 import io
+import os
 import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +120,44 @@ def test_thumbnails_are_embedded_and_unreadable_images_named(files):
     unread = page.split("Thumbnails that could not be made")[1]
     assert "c.jpg" in unread and "b.png: the file is empty (0 bytes)" in unread
     assert "BufferedReader" not in unread  # the file is named, not Python's file object
+
+
+def _not_utf8(folder, name=b"d\xe9"):
+    """A new folder in ``folder`` whose name is bytes that are not UTF-8 (``d\\xe9``)."""
+    made = os.fsdecode(os.path.join(os.fsencode(folder), name))
+    os.mkdir(made)
+    return Path(made)
+
+
+def test_a_folder_name_that_is_not_utf8_is_shown_as_its_bytes(tmp_path):
+    # The run, the truth and the images in a folder named b"d\xe9" (which os.fsdecode
+    # gives as "d\udce9"): the report names them with the byte as \xe9, in UTF-8.
+    folder = _not_utf8(tmp_path)
+    (folder / "truth.tsv").write_text("a\tC1;C2\nb\tC3\n")
+    (folder / "run.tsv").write_text("a\tC1\nb\tC4\n")
+    evaluation = evaluate_run(folder / "run.tsv", folder / "truth.tsv")
+    write_report(folder / "report.html", evaluation, images=folder)
+    page = (folder / "report.html").read_bytes().decode("utf-8")  # all of it UTF-8
+    shown = os.path.join(os.fsdecode(tmp_path), "d\\xe9")
+    assert f"run: {shown}/run.tsv" in page and f"ground truth: {shown}/truth.tsv" in page
+    assert f"no image file named a.* in {shown}" in page
+
+
+def test_evaluate_report_and_images_in_a_folder_not_named_in_utf8(tmp_path, monkeypatch):
+    folder = _not_utf8(tmp_path)
+    (folder / "truth.tsv").write_text("a\tC1;C2\nb\tC3\n")
+    (folder / "run.tsv").write_text("a\tC1\nb\tC4\n")
+    report = folder / "report.html"
+    # Standard output as a strict UTF-8 terminal's (LANG=en_US.UTF-8): the path printed.
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(["evaluate", str(folder / "run.tsv"), str(folder / "truth.tsv"),
+                 "--report", str(report), "--images", str(folder)]) == 0
+    stdout.flush()
+    printed = stdout.buffer.getvalue()
+    assert b"Report: " + os.fsencode(report) + b"\n" in printed  # the path's own bytes
+    assert stdout.errors == "strict"  # as it was
+    assert "in " + os.path.join(os.fsdecode(tmp_path), "d\\xe9") in report.read_bytes().decode()
 
 
 def test_without_matplotlib_the_report_says_which_extra(files, monkeypatch):
