@@ -5,6 +5,10 @@ import pathlib
 
 import pytest
 
+# Slow by nature: every tutorial page run as written, trainings included (run by `pytest -m slow`).
+pytestmark = pytest.mark.slow
+
+
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
 
 

@@ -314,6 +314,7 @@ def test_images_rewritten_under_the_same_names_are_another_run(tmp_path):
         _tiny_cnn(**params).fit(data.paths, data.concepts)
 
 
+@pytest.mark.slow
 def test_a_resumed_training_is_the_uninterrupted_one(tmp_path, tiny_images):
     X, y = tiny_images.images, _labels(tiny_images)
     params = {**TINY, "learning_rate": 3e-3}
@@ -330,6 +331,7 @@ class _Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("settings, commit", [
     ({}, 2),
     # the rate reduced at the end of an epoch is in what the epoch commits,
@@ -368,6 +370,7 @@ class _StopAtSecondEpoch(keras.callbacks.Callback):
         self.model.stop_training = epoch == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stopper", [{"early_stopping_patience": 1},
                                      {"callbacks": [_StopAtSecondEpoch()]}])
 def test_a_training_that_stopped_early_trains_no_further_when_run_again(tmp_path,
@@ -385,6 +388,7 @@ def test_a_training_that_stopped_early_trains_no_further_when_run_again(tmp_path
     np.testing.assert_array_equal(again.predict_proba(X), first.predict_proba(X))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("go_on", [lambda model, X, y: model.partial_fit(X, y),
                                    lambda model, X, y: model.set_params(
                                        warm_start=True, epochs=2).fit(X, y)])
@@ -414,6 +418,7 @@ class _CrashAtEpoch(keras.callbacks.Callback):
             raise _Crash
 
 
+@pytest.mark.slow
 def test_a_resumed_fit_that_fails_leaves_no_epoch_behind_for_the_next_fit(tmp_path,
                                                                           tiny_images):
     X, y = tiny_images.images, _labels(tiny_images)

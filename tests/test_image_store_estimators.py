@@ -44,6 +44,7 @@ def test_training_from_the_store_equals_training_from_the_files(tmp_path, data):
         np.testing.assert_allclose(model.predict_proba(data.paths), expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_grid_search_decodes_each_image_once(tmp_path, data, decodes):
     store = str(tmp_path / "store")
     search = GridSearchCV(ConceptCNNClassifier(**TINY, image_store=store),
@@ -54,6 +55,7 @@ def test_a_grid_search_decodes_each_image_once(tmp_path, data, decodes):
     assert decodes["decoded"] == len(data.paths)
 
 
+@pytest.mark.slow
 def test_ensemble_members_tuner_and_retrieval_share_one_decoding(tmp_path, data, decodes):
     store = ImageStore(tmp_path / "store")
     ensemble = ConceptEnsemble([
@@ -99,6 +101,7 @@ def _archive_text(path):
                        for name in archive.namelist() if name.endswith(".json"))
 
 
+@pytest.mark.slow
 def test_use_image_store_reaches_every_fitted_member(tmp_path, data):
     ensemble = ConceptEnsemble([("cnn", ConceptCNNClassifier(**TINY)),
                                 ("knn", ConceptKNNClassifier(3, pixel_size=8))])
@@ -112,6 +115,7 @@ def test_use_image_store_reaches_every_fitted_member(tmp_path, data):
     np.testing.assert_allclose(tuned.predict_proba(data.paths), before, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_prepare_train_and_predict_with_a_store(tmp_path, data, capsys, decodes):
     images, store = data.paths[0].rsplit("/", 1)[0], tmp_path / "store"
     assert main(["prepare", "--images", images, "--store", str(store), "--image-size", "16",
@@ -172,6 +176,7 @@ def test_cli_predict_with_a_model_that_reads_no_images_makes_no_store(tmp_path, 
     assert not (tmp_path / "store").exists() and not (tmp_path / "run.tsv").exists()
 
 
+@pytest.mark.slow
 def test_cli_sees_an_output_inside_the_store_through_dot_dot(tmp_path, data, capsys):
     images = data.paths[0].rsplit("/", 1)[0]
     model = tmp_path / "model.keras"

@@ -16,6 +16,10 @@ from imageclef_concepts import ConceptCNNClassifier
 
 from .conftest import TINY
 
+# Slow by nature: trainings and saves killed in subprocesses (run by `pytest -m slow`).
+pytestmark = pytest.mark.slow
+
+
 TRAIN_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np

@@ -187,6 +187,7 @@ def _run_cli(*argv):
     return done.returncode, done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "empty", "text"])
 def test_a_damaged_model_file_is_one_clear_line(tmp_path, model_file, damage):
     model, images = model_file
@@ -199,6 +200,7 @@ def test_a_damaged_model_file_is_one_clear_line(tmp_path, model_file, damage):
     assert str(broken) in err
 
 
+@pytest.mark.slow
 def test_a_corrupt_pickle_is_one_clear_line(tmp_path, model_file):
     _, images = model_file
     broken = tmp_path / "m.joblib"

@@ -18,6 +18,11 @@ from sklearn.model_selection import GridSearchCV, KFold
 
 from imageclef_concepts import ConceptCNNClassifier, ThresholdTuner, imageclef_f1
 
+# Slow by nature: local Dask and Ray clusters, mirrored devices, mixed precision
+# (run by `pytest -m slow`).
+pytestmark = pytest.mark.slow
+
+
 CNN = dict(image_size=16, filters=(4,), dense_units=(8,), epochs=2, random_state=0,
            learning_rate=3e-3, decay=0.0, n_threads=1, n_jobs=1)
 

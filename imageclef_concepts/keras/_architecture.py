@@ -133,12 +133,15 @@ def check_memory(estimator, n_images=None, *, training=True, names=None):
     batch = batch_size if n_images is None else max(1, min(batch_size, n_images))
     need = batch * size * size * 3 * (1 + 4)
     what = "the uint8 batch and its float32 input"
-    if getattr(estimator, "model", None) is None and estimator.backbone == "paper":
+    # The paper's network is counted from its parameters before training only,
+    # once check_architecture has validated them: a fitted network (loaded from
+    # a file whose record may say anything) is what it is.
+    if training and getattr(estimator, "model", None) is None and estimator.backbone == "paper":
         outputs, weights = _paper_network_numbers(size, estimator.filters, estimator.kernel_size,
                                                   estimator.padding, estimator.dense_units)
-        need += 4 * (batch * outputs * (2 if training else 1) + weights * (4 if training else 1))
-        what = ("the images, the blocks' outputs and the weights" +
-                (", with their gradients and Adam's moments" if training else ""))
+        need += 4 * (batch * outputs * 2 + weights * 4)
+        what = ("the images, the blocks' outputs and the weights, with their gradients and "
+                "Adam's moments")
     check_allocation(need, f"{setting(batch_name, batch_size)} and {setting(size_name, size)}",
                      f"{'training' if training else 'running'} the network on a batch of "
                      f"{batch} image(s) ({what})",

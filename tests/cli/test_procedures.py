@@ -114,6 +114,7 @@ def tiny_demo(monkeypatch):
     return tiny_size
 
 
+@pytest.mark.slow
 def test_demo_writes_everything_and_prints_the_table(tmp_path, capsys, tiny_demo):
     output = tmp_path / "demo"
     assert main(["demo", "--quick", "--output", str(output)]) == 0

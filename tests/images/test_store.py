@@ -23,7 +23,7 @@ from imageclef_concepts import (
 )
 from imageclef_concepts.images._decoding import RESAMPLING
 from imageclef_concepts.images._sources import ImageFiles
-from imageclef_concepts.images._store import INDEX, MANIFEST
+from imageclef_concepts.images._store_folder import INDEX, MANIFEST
 
 
 def _write_images(folder, n, side=(40, 30), seed=0, suffix=".png"):

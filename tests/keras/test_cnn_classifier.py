@@ -300,6 +300,7 @@ def test_grid_search_over_learning_rate_and_threshold(tiny_images, tiny_indicato
     assert search.cv_results_["split0_test_score"][3] == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_grid_search_in_two_processes(tiny_images, tiny_indicator):
     search = GridSearchCV(tiny(epochs=1), {"threshold": [0.1, 0.5]}, cv=2,
                           scoring=imageclef_f1, n_jobs=2)

@@ -43,6 +43,7 @@ def _fitted(trainable_backbone, **params):
     return model, backbone_before, head_before
 
 
+@pytest.mark.slow
 def test_frozen_backbone_stays_frozen_and_the_head_learns():
     model, backbone_before, head_before = _fitted(trainable_backbone=False)
     after = model.model_.get_layer("resnet50").get_weights()
@@ -51,12 +52,14 @@ def test_frozen_backbone_stays_frozen_and_the_head_learns():
     assert not model.model_.get_layer("resnet50").trainable
 
 
+@pytest.mark.slow
 def test_fine_tuned_backbone_changes():
     model, backbone_before, _ = _fitted(trainable_backbone=True)
     after = model.model_.get_layer("resnet50").get_weights()
     assert any(not np.array_equal(a, b) for a, b in zip(backbone_before, after))
 
 
+@pytest.mark.slow
 def test_weights_from_a_saved_file(tmp_path):
     source = build_backbone_network(2, "resnet50", image_size=32, weights=None)
     path = tmp_path / "resnet50.weights.h5"
@@ -69,6 +72,7 @@ def test_weights_from_a_saved_file(tmp_path):
         np.testing.assert_array_equal(loaded, saved)
 
 
+@pytest.mark.slow
 def test_backbone_model_persists(tmp_path):
     model, _, _ = _fitted(trainable_backbone=False)
     proba = model.predict_proba(_images(seed=1))

@@ -21,6 +21,11 @@ from imageclef_concepts.keras._network import (
 
 from ..conftest import TINY
 
+# Slow by nature: pretrained-architecture networks (DenseNet, ConvNeXt...) trained
+# and fine-tuned (run by `pytest -m slow`).
+pytestmark = pytest.mark.slow
+
+
 Y = np.array([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 1.0]], dtype="float32")
 P = np.array([[0.9, 0.2, 0.4, 0.01], [0.3, 0.05, 0.8, 0.6]], dtype="float32")
 

@@ -237,6 +237,7 @@ REPLACEMENTS = st.sampled_from([None, True, 0, -1, 7, 2.5, 0.3, "x", "", [], [1,
 DECIDING = {"threshold", "test_time_augmentation"}
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())

@@ -21,6 +21,9 @@ from imageclef_concepts.concept_files._editions import SECONDARY_CUIS
 from imageclef_concepts.recipes import _2026_parts as _recipe_parts
 from imageclef_concepts.recipes._2026 import DRY_RUN
 
+# Slow by nature: the 2026 recipe end to end (run by `pytest -m slow`).
+pytestmark = pytest.mark.slow
+
 
 def test_the_2026_layout_is_read_as_the_2026_evaluator_reads_it(tmp_path):
     splits = make_imageclef_layout(tmp_path, n_train=12, n_valid=6, n_test=6, test_truth=False)

@@ -7,6 +7,9 @@ import pytest
 from imageclef_concepts import make_imageclef_2019_layout, read_concepts
 from imageclef_concepts.cli._main import main
 
+# Slow by nature: the 2019 paper's procedure end to end (run by `pytest -m slow`).
+pytestmark = pytest.mark.slow
+
 
 def test_the_2019_layout_has_concepts_only_in_validation(tmp_path):
     splits = make_imageclef_2019_layout(tmp_path, n_train=40, n_valid=20, n_test=10)
