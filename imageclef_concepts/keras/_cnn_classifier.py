@@ -346,10 +346,11 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         X : array-like of shape (n, h, w, 3), (n, h, w, 1) or (n, h, w), or sequence of paths
             uint8 pixels (0-255) or floats in [0, 1]; or image file paths (str
             or path-like, any format Pillow reads), decoded batch by batch in
-            background threads while the network trains. Resized to
-            ``image_size``.
+            background threads while the network trains (a one-column
+            DataFrame of paths is read as its column). Resized to ``image_size``.
         y : indicator matrix of shape (n, n_concepts), or sequence of concept lists
-            Concept lists are collections of strings or ``;``-joined strings.
+            Concept lists are collections of strings or ``;``-joined strings
+            (None or NaN: no concepts).
         validation_data : tuple (X_val, y_val), default=None
             Images and concepts to pick the best epoch on, instead of
             holding out ``validation_fraction`` of ``X``.
