@@ -152,6 +152,16 @@ def as_concept_array(concept_lists):
     return result
 
 
+#: Why an estimator may get class numbers for concepts, and the target that works instead.
+LABEL_ENCODED = (
+    "scikit-learn's cross_val_predict with method='predict_proba' (or 'decision_function') "
+    "numbers the distinct values of y (of each column of a 2-d y) before the estimator sees "
+    "them, so concept lists arrive as class numbers (lists of lists of different lengths "
+    "fail inside NumPy). "
+    "Give such a tool an indicator matrix: Y = ConceptEncoder().fit_transform(y), whose "
+    "columns are the encoder's classes_ (method='predict' takes concept lists as they are).")
+
+
 def as_binary_csr(y, name):
     """A 0/1 indicator matrix as CSR, checked.
 
@@ -170,7 +180,8 @@ def as_binary_csr(y, name):
             raise ValueError(
                 f"{name} must be a 2-d indicator matrix (images x concepts) or a "
                 f"sequence of concept collections; got an array of shape {values.shape}."
-            )
+                + (f" Integers in place of concepts: {LABEL_ENCODED}"
+                   if values.ndim == 1 and values.dtype.kind in "iu" else ""))
         matrix = None
     if values.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be numeric; got dtype {values.dtype}.")
@@ -184,8 +195,7 @@ def as_binary_csr(y, name):
                 f"{name} must be a 0/1 indicator matrix (images x concepts) or concept "
                 f"lists; got values such as {np.unique(not_binary)[:5].tolist()}. Give "
                 "each image's labels as strings (e.g. [['3', '7'], ['2', '9']]) if they "
-                "are label lists."
-            )
+                f"are label lists. If you gave strings: {LABEL_ENCODED}")
     if matrix is not None:
         matrix = matrix.astype(np.int64)
         matrix.eliminate_zeros()
