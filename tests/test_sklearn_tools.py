@@ -1,17 +1,22 @@
 """Issue 31: the estimators in the tools a scikit-learn user already runs, as those tools call them.
 
-``cross_val_predict`` and ``HalvingGridSearchCV``, each real, with the targets
-users give: ``;``-joined strings, lists of lists and an indicator matrix. Where the tool
+``cross_val_predict``, ``HalvingGridSearchCV`` and Optuna's ``OptunaSearchCV``
+(pruning through ``partial_fit``), each real, with the targets users give:
+``;``-joined strings, lists of lists and an indicator matrix. Where the tool
 itself rules a form out, the test pins what it does and the form that works
 (docs/faq.rst says the same).
 """
 
 import numpy as np
+import optuna
 import pytest
+from optuna_integration import OptunaSearchCV
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401
 from sklearn.model_selection import HalvingGridSearchCV, KFold, cross_val_predict
 
 from imageclef_concepts import ConceptEncoder, ConceptKNNClassifier, make_concept_images
+
+from .conftest import tiny_cnn
 
 DATA = make_concept_images(40, 5, 16, random_state=0)
 FORMS = {
@@ -77,3 +82,18 @@ def test_halving_search_with_min_resources_as_the_faq_says(form):
     assert search.n_resources_ == [10, 30]
     assert search.best_estimator_.predict(DATA.images).shape[0] == 40
 
+
+def test_optuna_prunes_the_network_through_partial_fit_with_classes():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    y = FORMS["strings"][:24]
+    search = OptunaSearchCV(
+        tiny_cnn(image_size=16, filters=(4,), validation_fraction=None),
+        {"learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True)},
+        cv=KFold(2), n_trials=2, max_iter=2, enable_pruning=True, error_score="raise",
+        refit=False, random_state=0)
+    search.fit(DATA.images[:24], y)
+    trials = search.study_.trials
+    assert [trial.state.name for trial in trials].count("FAIL") == 0
+    # Each step (one epoch of partial_fit per fold) was reported to the pruner.
+    assert all(sorted(trial.intermediate_values) == [0, 1] for trial in trials
+               if trial.state.name == "COMPLETE")
