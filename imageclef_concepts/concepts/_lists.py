@@ -10,10 +10,15 @@ surrounding white space removed, **upper-cased** (:func:`canonical_concept`).
 The organisers' script compares concepts upper-cased, so ``c0040405`` and
 ``C0040405`` are one concept to the encoder, the estimators, the metric and
 the files alike, and the library writes the canonical (upper-case) form.
+
+An image without concepts is an empty string or collection, or a missing
+value (:func:`is_missing`): None, NaN or pandas' ``NA``, what
+``pd.read_csv`` gives for an empty cell.
 """
 
 import numbers
 import re
+import sys
 
 import numpy as np
 from scipy import sparse
@@ -43,14 +48,35 @@ def canonical_concept(concept):
     return concept.strip().upper()
 
 
+def is_missing(value):
+    """True for a missing value, an image without concepts: None, NaN or pandas' ``NA``.
+
+    A table's empty cell is one of these (``pd.read_csv`` gives NaN, a
+    nullable string column ``pd.NA``), so each means "no concepts", as an
+    empty string does.
+
+    Examples
+    --------
+    >>> is_missing(float("nan")), is_missing(None), is_missing("")
+    (True, True, False)
+    """
+    if value is None:
+        return True
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        return value != value  # NaN, of any float type
+    pandas = sys.modules.get("pandas")  # a pandas NA comes with pandas imported
+    return pandas is not None and value is pandas.NA
+
+
 def split_concepts(concepts):
     """Return the canonical concepts of one image as a tuple of strings, in given order.
 
     Parameters
     ----------
     concepts : str or iterable of str or None
-        A ``;``-joined string, a collection of concept strings, or None (no
-        concepts). Each concept is put in canonical form
+        A ``;``-joined string, a collection of concept strings, or a missing
+        value (None, NaN, pandas' ``NA``: :func:`is_missing`) for no
+        concepts. Each concept is put in canonical form
         (:func:`canonical_concept`) and empty pieces (as in ``"C1;"``) are
         dropped; duplicates are kept for the caller to decide.
 
@@ -62,8 +88,10 @@ def split_concepts(concepts):
     --------
     >>> split_concepts("c1; C2;")
     ('C1', 'C2')
+    >>> split_concepts(float("nan"))
+    ()
     """
-    if concepts is None:
+    if is_missing(concepts):
         return ()
     if isinstance(concepts, str):
         pieces = concepts.split(CONCEPT_SEPARATOR)
@@ -90,7 +118,8 @@ def is_concept_lists(y):
 
     Concept collections are a sequence (list, tuple, 1-d object or string
     array, pandas Series) whose items are strings, collections of strings or
-    None. An indicator matrix is a 2-d numeric array or a scipy sparse matrix.
+    missing values (:func:`is_missing`; the first other item decides). An
+    indicator matrix is a 2-d numeric array or a scipy sparse matrix.
     """
     if sparse.issparse(y) or len(getattr(y, "shape", ())) == 2:  # matrices and DataFrames
         return False
@@ -102,11 +131,8 @@ def is_concept_lists(y):
         return y.ndim == 1 and getattr(y.dtype, "kind", None) in tuple("OUS")
     if isinstance(y, (str, bytes)) or not np.iterable(y):
         return False
-    items = list(y[:1]) if hasattr(y, "__getitem__") else list(y)[:1]
-    if not items:
-        return True
-    first = items[0]
-    if first is None or isinstance(first, (str, set, frozenset)):
+    first = next((item for item in y if not is_missing(item)), None)
+    if first is None or isinstance(first, (str, set, frozenset)):  # None: no item, or all missing
         return True
     if isinstance(first, (list, tuple)):
         return len(first) == 0 or isinstance(first[0], str)
@@ -124,6 +150,16 @@ def as_concept_array(concept_lists):
     for index, concepts in enumerate(concept_lists):
         result[index] = split_concepts(concepts)
     return result
+
+
+#: Why an estimator may get class numbers for concepts, and the target that works instead.
+LABEL_ENCODED = (
+    "scikit-learn's cross_val_predict with method='predict_proba' (or 'decision_function') "
+    "numbers the distinct values of y (of each column of a 2-d y) before the estimator sees "
+    "them, so concept lists arrive as class numbers (lists of lists of different lengths "
+    "fail inside NumPy). "
+    "Give such a tool an indicator matrix: Y = ConceptEncoder().fit_transform(y), whose "
+    "columns are the encoder's classes_ (method='predict' takes concept lists as they are).")
 
 
 def as_binary_csr(y, name):
@@ -144,7 +180,8 @@ def as_binary_csr(y, name):
             raise ValueError(
                 f"{name} must be a 2-d indicator matrix (images x concepts) or a "
                 f"sequence of concept collections; got an array of shape {values.shape}."
-            )
+                + (f" Integers in place of concepts: {LABEL_ENCODED}"
+                   if values.ndim == 1 and values.dtype.kind in "iu" else ""))
         matrix = None
     if values.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be numeric; got dtype {values.dtype}.")
@@ -158,8 +195,7 @@ def as_binary_csr(y, name):
                 f"{name} must be a 0/1 indicator matrix (images x concepts) or concept "
                 f"lists; got values such as {np.unique(not_binary)[:5].tolist()}. Give "
                 "each image's labels as strings (e.g. [['3', '7'], ['2', '9']]) if they "
-                "are label lists."
-            )
+                f"are label lists. If you gave strings: {LABEL_ENCODED}")
     if matrix is not None:
         matrix = matrix.astype(np.int64)
         matrix.eliminate_zeros()

@@ -14,6 +14,8 @@ one conversion every target goes through (the metric, the encoder, every
 estimator, the tuner, the ensemble), reads it as each row's concept list.
 """
 
+from collections import Counter
+
 import numpy as np
 from sklearn.utils import check_array
 from sklearn.utils.multiclass import type_of_target
@@ -40,6 +42,11 @@ class ConceptTargets:
         training images (see :class:`~imageclef_concepts.ConceptEncoder`).
     max_labels : int or None, default=None
         For concept lists: keep only this many most frequent concepts.
+    concepts : array-like of str or None, default=None
+        For concept lists: the concepts to encode, fixed ahead of ``y``
+        (sorted, canonical: :func:`incremental_concepts`, for ``partial_fit``'s
+        ``classes``), each a column whether ``y`` holds it or not; None learns
+        them from ``y`` by ``min_count`` and ``max_labels``.
 
     Attributes
     ----------
@@ -54,9 +61,10 @@ class ConceptTargets:
         Training images (0 when unknown).
     """
 
-    def __init__(self, *, min_count=1, max_labels=None):
+    def __init__(self, *, min_count=1, max_labels=None, concepts=None):
         self.min_count = min_count
         self.max_labels = max_labels
+        self.concepts = concepts
 
     @property
     def on_concepts(self):
@@ -68,7 +76,12 @@ class ConceptTargets:
         from ._encoder import ConceptEncoder
 
         y = as_target(y)
-        if is_concept_lists(y):
+        if is_concept_lists(y) and self.concepts is not None:
+            counts = Counter(c for concepts in y for c in set(split_concepts(concepts)))
+            self.encoder_ = ConceptEncoder.from_vocabulary(
+                list(self.concepts), [counts[c] for c in self.concepts])
+            self.classes_ = self.encoder_.classes_
+        elif is_concept_lists(y):
             self.encoder_ = ConceptEncoder(min_count=self.min_count, max_labels=self.max_labels,
                                            sparse_output=True).fit(y)
             self.classes_ = self.encoder_.classes_
@@ -159,6 +172,79 @@ class ConceptTargets:
         on_concepts = classes.dtype.kind in "OUS"
         return cls.from_dict({"on_concepts": on_concepts, "classes": classes.tolist(),
                               "concept_counts": [0] * len(classes) if on_concepts else None})
+
+
+def incremental_concepts(classes, y, targets=None, *, min_count=1, max_labels=None):
+    """The concepts ``partial_fit(X, y, classes)`` fixes, checked against ``y`` and the model.
+
+    scikit-learn's incremental convention: ``classes`` is every class ``y``
+    may hold over all calls, as tools pass it (``np.unique(y)``; Optuna's
+    pruning does). For concept lists ``y``, ``classes`` is concept lists
+    too (concept names, or ``y``'s distinct ``;``-joined strings): the
+    concepts they hold. For an indicator ``y``, it is ``y``'s values (0 and
+    1) or its columns ``0..n-1``.
+
+    Parameters
+    ----------
+    classes : array-like or None
+    y : target, read by :func:`as_target`
+    targets : ConceptTargets or None
+        The model's, after its first call (None before).
+    min_count, max_labels
+        The model's: with ``classes`` they must keep every concept.
+
+    Returns
+    -------
+    ndarray of str or None
+        The sorted canonical concepts for concept lists; None for an
+        indicator or ``classes=None``.
+
+    Raises
+    ------
+    ValueError
+        When ``y`` holds a concept ``classes`` does not, ``classes`` is not
+        the model's ``classes_``, or it is not ``y``'s kind.
+    """
+    if classes is None:
+        return None
+    if isinstance(classes, (str, bytes)) or not np.iterable(classes):
+        raise ValueError(f"partial_fit's classes must be a sequence, got {classes!r}.")
+    y, listed = as_target(y), list(classes)
+    if not is_concept_lists(y):
+        values, width = np.asarray(listed), as_binary_csr(y, "y").shape[1]
+        if values.dtype.kind not in "biuf" or not (
+                set(values.tolist()) <= {0, 1} or np.array_equal(values, np.arange(width))):
+            raise ValueError(
+                f"partial_fit's classes={_shown(listed)} does not fit y, an indicator matrix of "
+                f"{width} columns: give its values (np.unique(y): 0 and 1) or its columns "
+                f"0..{width - 1}.")
+        return None
+    if not is_concept_lists(listed):
+        raise ValueError(f"partial_fit's classes={_shown(listed)} must name concepts (y is "
+                         "concept lists): concept names or ';'-joined strings, np.unique(y).")
+    concepts = sorted({c for item in listed for c in split_concepts(item)})
+    if min_count != 1 or max_labels is not None:
+        raise ValueError(
+            f"partial_fit's classes= fixes the model's concepts ahead of the data, but "
+            f"min_count={min_count} and max_labels={max_labels} choose them from the data: "
+            "give classes with min_count=1 and max_labels=None, or neither.")
+    unknown = sorted({c for item in y for c in split_concepts(item)} - set(concepts))
+    if unknown:
+        raise ValueError(f"y holds {len(unknown)} concept(s) that partial_fit's classes does "
+                         f"not: {', '.join(unknown[:5])}. classes must list every concept of "
+                         "every call (np.unique of the whole y).")
+    if targets is not None and list(targets.classes_) != concepts:
+        fitted, given = set(targets.classes_), set(concepts)
+        differences = [f"{what} {', '.join(sorted(names)[:5])}" for what, names in
+                       (("lack", fitted - given), ("add", given - fitted)) if names]
+        raise ValueError("partial_fit's classes must be the model's concepts, classes_, fixed "
+                         f"at its first call; these {' and '.join(differences)}.")
+    return np.array(concepts, dtype=object)
+
+
+def _shown(values, first=5):
+    shown = ", ".join(repr(v) for v in list(values)[:first])
+    return f"[{shown}{', ...' if len(values) > first else ''}]"
 
 
 def concept_names(estimator):

@@ -24,7 +24,7 @@ from sklearn.utils.validation import _check_method_params, _num_samples, check_i
 
 from ..concepts._lists import is_concept_lists
 from ..concepts._targets import ConceptTargets, align_columns, score_columns, targets_of
-from ..models._base import BaseConceptClassifier, aligned_scores
+from ..models._base import BaseConceptClassifier, aligned_scores, visual_block
 from ..models._card import ModelFileError, expect
 from ..models._decision import DecisionRule, probability_rule
 from ..models._persistence import ArchivedModel
@@ -273,6 +273,8 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
                     "('union', 'intersection', 'vote'), which takes each member's own "
                     "decisions, or give the member predict_proba (e.g. CalibratedClassifierCV).")
 
+    def _sk_visual_block_(self):  # scikit-learn's HTML repr: each member in its box, by name
+        return visual_block(self.estimators)
 
     def predict_proba(self, X: Images) -> FloatArray:
         """The combined probabilities: weighted mean or maximum over the members.

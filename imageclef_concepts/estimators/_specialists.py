@@ -27,7 +27,7 @@ from sklearn.utils.validation import _check_method_params, check_is_fitted
 
 from ..concepts._lists import as_binary_csr, as_target, canonical_concept, is_concept_lists
 from ..concepts._targets import ConceptTargets, align_columns, split_concepts
-from ..models._base import BaseConceptClassifier
+from ..models._base import BaseConceptClassifier, visual_block
 from ..models._card import ModelFileError
 from ..models._persistence import ArchivedModel
 from ._ensemble import ConceptEnsemble, _rows, _united_classes
@@ -175,6 +175,12 @@ class ConceptSpecialists(ArchivedModel, BaseConceptClassifier):
         entries = self.specialists if isinstance(self.specialists, (list, tuple)) else []
         return [(entry[0], entry[2]) for entry in entries
                 if isinstance(entry, tuple) and len(entry) == 3 and isinstance(entry[0], str)]
+
+    def _sk_visual_block_(self):
+        """scikit-learn's HTML repr: the base, then each specialist by name and trigger."""
+        return visual_block([("base", self.base)], [
+            (f"{name}: trigger {trigger}", estimator)
+            for name, trigger, estimator in self.specialists])
 
     def _check_specialists(self):
         """The specialists' structure and names, before anything is fitted."""

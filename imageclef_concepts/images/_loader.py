@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._decoding import RESAMPLING
-from ._sources import ImageFiles, check_image_size, is_path_sequence
+from ._sources import ImageFiles, check_image_size, image_column, is_path_sequence
 from ._store import ImageStore, as_image_store
 
 if TYPE_CHECKING:  # names for annotations only
@@ -91,13 +91,14 @@ class ImageLoader(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : sequence of str or path-like
+        X : sequence of str or path-like, or one-column DataFrame of them
 
         Returns
         -------
         ndarray of uint8, shape (n, image_size, image_size, 3)
         """
         self._validate_params()
+        X = image_column(X)
         if not is_path_sequence(X):
             raise ValueError("ImageLoader expects a sequence of image paths.")
         check_image_size(self.image_size, len(X))  # the array returned, before any work

@@ -12,7 +12,14 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 
 from ._decoding import RESAMPLING
 from ._shelf import source_key
-from ._sources import ON_ERROR, ImageFiles, SkippedImagesWarning, check_image_size, is_path_sequence
+from ._sources import (
+    ON_ERROR,
+    ImageFiles,
+    SkippedImagesWarning,
+    check_image_size,
+    image_column,
+    is_path_sequence,
+)
 from ._store import ImageStore, as_image_store
 
 if TYPE_CHECKING:  # names for annotations only
@@ -62,7 +69,7 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
 
     Parameters
     ----------
-    paths : sequence of str or path-like
+    paths : sequence of str or path-like, or one-column DataFrame
         Image files (local paths or ``fsspec`` URLs, which are then kept locally).
     image_store : ImageStore, str or path-like
         The store, or its folder (see :class:`ImageStore`).
@@ -103,6 +110,7 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
     """
     from tqdm import tqdm
 
+    paths = image_column(paths)
     if not is_path_sequence(paths):
         raise ValueError("paths must be a sequence of image paths (str or path-like).")
     check_image_size(image_size)  # a chunk is a block, at least one image: before the store

@@ -311,11 +311,33 @@ def _listing(summary, problems, shown=20):
 IMAGE_SHAPES = "(n, h, w, 3), (n, h, w, 1) or (n, h, w)"
 
 
+def image_column(X):
+    """``X``, or the one column of a one-column table (a DataFrame of paths); else refused.
+
+    A table's rows are images when it has one column (``df[["path"]]``, as
+    ``MostFrequentConcepts`` takes it too); a table of several columns is
+    refused, naming them, since which one holds the images is the user's
+    to say.
+    """
+    if not is_frame(X):
+        return X
+    columns = list(X.columns)
+    if len(columns) == 1:
+        return X.iloc[:, 0] if hasattr(X, "iloc") else X[columns[0]]
+    named = ", ".join(repr(column) for column in columns[:10]) + (
+        ", ..." if len(columns) > 10 else "")
+    raise ValueError(
+        f"X is a {type(X).__name__} of {len(columns)} columns ({named}): X must be images "
+        f"(an array of pixels of shape {IMAGE_SHAPES}) or image paths, one per row. Give the "
+        f"column of paths: X[{columns[0]!r}] or X[[{columns[0]!r}]].")
+
+
 def is_path_sequence(X):
     """True for a sequence (list, tuple, 1-d array, pandas Series) of str or path-like items.
 
     Strings may be local paths or ``fsspec`` URLs (``s3://``, ``gs://``,
-    ``file://``, ``memory://``...).
+    ``file://``, ``memory://``...). A table is not: :func:`image_column`
+    first gives the column of a one-column one.
     """
     if isinstance(X, (str, bytes, os.PathLike)):
         raise ValueError(
@@ -357,6 +379,7 @@ def images_digest(X):
         X = X.paths
     elif isinstance(X, ImageArray):
         X = X.pixels
+    X = image_column(X)
     if is_path_sequence(X):
         paths = [os.fspath(path) for path in X]
         if any(is_url(path) for path in paths):  # one request each: not one after another
@@ -376,6 +399,7 @@ def as_image_source(X, image_size, resample="bilinear", on_error="raise", worker
     """
     if isinstance(X, (ImageArray, ImageFiles)):
         return X
+    X = image_column(X)
     if is_path_sequence(X):
         return ImageFiles(X, image_size, resample, on_error, workers, cache_mb,
                           as_image_store(image_store))
@@ -383,12 +407,7 @@ def as_image_source(X, image_size, resample="bilinear", on_error="raise", worker
 
 
 def _checked_pixel_array(X):
-    if is_frame(X):  # a table of paths (or of anything) is not a sequence of paths
-        raise ValueError(
-            f"X is a {type(X).__name__} of shape {tuple(X.shape)}: X must be images (an "
-            f"array of pixels of shape {IMAGE_SHAPES}) or a sequence of image paths, not a "
-            "table. For a table of paths, give its column: X['path'].")
-    X = np.asarray(X)
+    X = np.asarray(image_column(X))
     if X.dtype.kind not in "biuf":
         raise ValueError(
             f"X must be an array of image pixels of shape {IMAGE_SHAPES}; got dtype {X.dtype}."

@@ -43,7 +43,7 @@ from sklearn.base import BaseEstimator
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import ClassifierTags
 
-from ..concepts._targets import ConceptTargets
+from ..concepts._targets import ConceptTargets, incremental_concepts
 from ..images._sources import as_image_source
 from ..models._base import set_multilabel_tags
 from ..models._ranges import check_sample_weight
@@ -77,20 +77,31 @@ class ScikerasAdapter(KerasClassifier):
 
     @property
     def target_encoder(self):
-        return KerasTargets(min_count=self.min_count, max_labels=self.max_labels)
+        return KerasTargets(min_count=self.min_count, max_labels=self.max_labels,
+                            concepts=self.__dict__.get("_concepts_given"))
 
     # ------------------------------------------------------------ the fit
 
     def _fit_with_scikeras(self, X, y, *, sample_weight, warm_start, epochs, initial_epoch,
-                           validation_data):
+                           validation_data, classes=None):
         """scikeras' ``_fit``: initialise (or validate, when warm), encode ``y``, train.
 
         It calls :meth:`_validate_data` (``X`` -> an image source), the
         target encoder (``y`` -> a CSR indicator; ``classes_``, ``targets_``),
         then ``_build_network()`` for a new model and ``_train_network(...)``.
+        ``classes``: ``partial_fit``'s, checked against ``y`` and a built
+        model's vocabulary (:func:`incremental_concepts`); for a new model its
+        concepts are the vocabulary, which the target encoder (made by
+        scikeras from the property above) reads for the length of the call.
         """
-        self._fit(X, y, sample_weight=sample_weight, warm_start=warm_start, epochs=epochs,
-                  initial_epoch=initial_epoch, validation_data=validation_data)
+        fitted = self.targets_ if warm_start and self.initialized_ else None
+        self._concepts_given = incremental_concepts(
+            classes, y, fitted, min_count=self.min_count, max_labels=self.max_labels)
+        try:
+            self._fit(X, y, sample_weight=sample_weight, warm_start=warm_start, epochs=epochs,
+                      initial_epoch=initial_epoch, validation_data=validation_data)
+        finally:
+            del self._concepts_given
 
     def _build_keras_model(self):
         return self._build_network()

@@ -346,10 +346,11 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         X : array-like of shape (n, h, w, 3), (n, h, w, 1) or (n, h, w), or sequence of paths
             uint8 pixels (0-255) or floats in [0, 1]; or image file paths (str
             or path-like, any format Pillow reads), decoded batch by batch in
-            background threads while the network trains. Resized to
-            ``image_size``.
+            background threads while the network trains (a one-column
+            DataFrame of paths is read as its column). Resized to ``image_size``.
         y : indicator matrix of shape (n, n_concepts), or sequence of concept lists
-            Concept lists are collections of strings or ``;``-joined strings.
+            Concept lists are collections of strings or ``;``-joined strings
+            (None or NaN: no concepts).
         validation_data : tuple (X_val, y_val), default=None
             Images and concepts to pick the best epoch on, instead of
             holding out ``validation_fraction`` of ``X``.
@@ -368,7 +369,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
                                     initial_epoch=0, validation_data=validation_data)
         return self
 
-    def partial_fit(self, X: Images, y: Targets, *,
+    def partial_fit(self, X: Images, y: Targets, classes: ArrayLike | None = None, *,
                     validation_data: tuple[Images, Targets] | None = None,
                     sample_weight: ArrayLike | None = None) -> Self:
         """Train for one more epoch, keeping the model and its history.
@@ -379,6 +380,16 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         ----------
         X, y, validation_data, sample_weight
             As for :meth:`fit`.
+        classes : array-like, default=None
+            Every class ``y`` may hold over all calls, as scikit-learn's
+            incremental classifiers take it (Optuna's pruning passes
+            ``np.unique(y)``). For concept lists: concept names or concept
+            lists (``;``-joined strings), whose concepts are ``classes_`` from
+            the first call on, whether its ``y`` holds them or not (with
+            ``min_count=1`` and ``max_labels=None``); for an indicator: its
+            values (0 and 1) or its columns ``0..n-1``. Checked at every call:
+            a concept of ``y`` missing from it, or ``classes`` other than
+            ``classes_`` at a later call, is an error naming them.
 
         Returns
         -------
@@ -389,7 +400,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         with process_state_kept():
             self._fit_with_scikeras(X, y, sample_weight=sample_weight, warm_start=True,
                                     epochs=1, initial_epoch=self.current_epoch,
-                                    validation_data=validation_data)
+                                    validation_data=validation_data, classes=classes)
         return self
 
     def _build_network(self):

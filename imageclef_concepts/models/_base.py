@@ -277,6 +277,26 @@ def set_multilabel_tags(tags, *, images=True):
     return tags
 
 
+def visual_block(*groups):
+    """scikit-learn's HTML diagram of a meta-estimator: each ``(name, estimator)`` in its box.
+
+    What a meta-estimator's ``_sk_visual_block_`` (scikit-learn's hook, as
+    ``VotingClassifier``'s) returns, so that ``_repr_html_`` shows the
+    estimators it holds nested, each under its name, with its own
+    parameters (``<name>__<parameter>``; a name's part before ``": "`` is
+    the prefix). One group is drawn side by side; several, one after the
+    other (as ``StackingClassifier``'s estimators, then its final one); an
+    empty group is left out.
+    """
+    from sklearn.utils._repr_html.estimator import _VisualBlock  # as scikit-learn's own import it
+
+    groups = [group for group in groups if group]
+    blocks = [_VisualBlock("parallel", [estimator for _, estimator in group],
+                           names=[name for name, _ in group], dash_wrapped=len(groups) == 1)
+              for group in groups]
+    return blocks[0] if len(blocks) == 1 else _VisualBlock("serial", blocks, dash_wrapped=False)
+
+
 def decision_scores(estimator, X, n_labels=None):
     """One (n, n_labels) array of scores from ``predict_proba`` or ``decision_function``.
 

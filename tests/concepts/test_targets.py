@@ -114,7 +114,7 @@ def test_messages_describe_a_frame_as_a_frame():
 
 
 def test_a_table_as_x_is_named_a_table_not_a_dtype():
-    paths = pd.DataFrame({"path": ["a.png", "b.png"]})
-    with pytest.raises(ValueError, match=r"X is a DataFrame of shape \(2, 1\).*not a table.*"
+    paths = pd.DataFrame({"path": ["a.png", "b.png"], "ID": ["a", "b"]})
+    with pytest.raises(ValueError, match=r"X is a DataFrame of 2 columns \('path', 'ID'\).*"
                                          r"X\['path'\]"):
         ConceptKNNClassifier(1, pixel_size=4).fit(paths, ["C1", "C2"])

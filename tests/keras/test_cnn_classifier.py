@@ -14,6 +14,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from imageclef_concepts import (
     ConceptCNNClassifier,
+    ConceptEncoder,
     imageclef_f1,
     imageclef_f1_score,
     make_concept_images,
@@ -220,6 +221,38 @@ def test_partial_fit_adds_one_epoch(tiny_images, tiny_indicator):
     model.partial_fit(X, Y)
     assert model.model_ is network
     assert len(model.history_["loss"]) == model.current_epoch == 2
+
+
+def test_partial_fit_takes_classes_as_scikit_learn_incremental_classifiers_do(tiny_images):
+    rare = tiny_images.concept_names[-1]  # the first batch lacks it
+    rows = [row for row, concepts in enumerate(tiny_images.concepts) if rare not in concepts]
+    X, y = tiny_images.images[rows[:16]], [";".join(tiny_images.concepts[r]) for r in rows[:16]]
+    seen = sorted({c for r in rows[:16] for c in tiny_images.concepts[r]})
+    every = np.unique([";".join(c) for c in tiny_images.concepts])  # as Optuna passes it
+    unseen = sorted({c for concepts in tiny_images.concepts for c in concepts} - set(seen))
+    assert rare in unseen
+    model = tiny(epochs=1).partial_fit(X, y, classes=every)
+    assert list(model.classes_) == sorted(seen + unseen)  # an output for it all the same
+    assert model.predict_proba(X).shape == (16, len(seen) + len(unseen))
+    model.partial_fit(X, y, every)  # positional, as scikit-learn's signature has it
+    assert model.current_epoch == 2
+    with pytest.raises(ValueError, match=f"classes_, fixed at its first call; these lack "
+                                         f"{unseen[0]}"):
+        model.partial_fit(X, y, classes=seen)
+    with pytest.raises(ValueError, match=f"y holds 1 concept.*not: {seen[0]}"):
+        tiny().partial_fit(X, y, classes=seen[1:])
+    with pytest.raises(ValueError, match="must name concepts"):
+        tiny().partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ValueError, match="min_count=2 and max_labels=None choose them"):
+        tiny(min_count=2).partial_fit(X, y, classes=every)
+    # An indicator: its values (np.unique(Y)) or its columns.
+    Y = ConceptEncoder().fit(tiny_images.concepts).transform(
+        [tiny_images.concepts[r] for r in rows[:16]])
+    indicator_model = tiny(epochs=1).partial_fit(X, Y, classes=np.unique(Y))
+    assert list(indicator_model.classes_) == list(range(Y.shape[1]))
+    indicator_model.partial_fit(X, Y, classes=np.arange(Y.shape[1]))
+    with pytest.raises(ValueError, match=f"an indicator matrix of {Y.shape[1]} columns"):
+        indicator_model.partial_fit(X, Y, classes=["C1"])
 
 
 def test_warm_start_continues_the_same_network(tiny_images, tiny_indicator):
