@@ -91,8 +91,9 @@ if TYPE_CHECKING:
     from .tuning import EnsembleTuner, ThresholdTuner, refine_grid
 
 
-def __getattr__(name):
-    return lazy_attribute(__name__, _MODULE_OF, name)
+if not TYPE_CHECKING:  # checkers read the imports above: a misspelt name is an error
+    def __getattr__(name):
+        return lazy_attribute(__name__, _MODULE_OF, name)
 
 
 def __dir__():

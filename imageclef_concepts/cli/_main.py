@@ -1,9 +1,9 @@
 """The ``imageclef-concepts`` command line (also ``python -m imageclef_concepts``).
 
 Subcommands: ``demo`` (the main job, on built-in data), ``prepare``,
-``train``, ``predict``, ``evaluate``, ``info``, ``reproduce-2019`` and
-``recipe-2026``, added by ``_cli_images``, ``_cli_models``,
-``_cli_procedures`` and ``_cli_recipe``. A user's mistake ends with a clear
+``train``, ``predict``, ``evaluate``, ``info``, ``export``, ``reproduce-2019``
+and ``recipe-2026``, added by :mod:`._images`, :mod:`._models`, :mod:`._export`,
+:mod:`._procedures` and :mod:`._recipe`. A user's mistake ends with a clear
 message on standard error and exit code 2, never a traceback.
 """
 
@@ -15,6 +15,7 @@ import warnings
 from ..concept_files._text import ConceptFileError
 from ..files._atomic import shown_name
 from ._arguments import UserError, one_line
+from ._export import add_export
 from ._images import add_prepare
 from ._models import add_info, add_predict, add_train
 from ._procedures import add_demo, add_evaluate, add_reproduce
@@ -83,7 +84,7 @@ def _version():
     return __version__
 
 
-_NEEDS_TENSORFLOW = ("demo", "train", "predict", "reproduce-2019", "recipe-2026")
+_NEEDS_TENSORFLOW = ("demo", "train", "predict", "export", "reproduce-2019", "recipe-2026")
 
 
 def _build_parser():
@@ -103,4 +104,5 @@ def _build_parser():
     add_reproduce(commands)
     add_recipe(commands)
     add_info(commands)
+    add_export(commands)
     return parser

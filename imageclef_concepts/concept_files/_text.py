@@ -13,6 +13,7 @@ import contextlib
 import csv
 import gc
 import re
+from collections.abc import Iterable
 
 from ..files._atomic import NotARegularFileError, open_regular_file
 
@@ -40,7 +41,8 @@ class ConceptFileError(ValueError):
     1 problem, on line 2
     """
 
-    def __init__(self, problems, summary="Invalid concept file"):
+    def __init__(self, problems: Iterable[str], summary: str | None = "Invalid concept file"
+                 ) -> None:
         self.problems = list(problems)
         if summary is None:  # the problems say it all, one per line
             super().__init__("\n".join(self.problems))

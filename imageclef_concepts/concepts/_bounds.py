@@ -31,9 +31,7 @@ from ._lists import as_binary_csr, canonical_concept
 from ._metrics import checked_columns, f1_from_counts, official_mean, paired_targets
 
 if TYPE_CHECKING:  # names for annotations only
-    from collections.abc import Collection
-
-    from .._typing import Targets
+    from .._typing import ConceptSubset, Targets
 
 # Training images x test images compared at once by the retrieval oracle (float64):
 # 8M numbers, 64 MB per array, about three such arrays alive at a time.
@@ -110,7 +108,7 @@ class SplitBounds:
 
 
 def oracle_bounds(y_train: Targets, y_test: Targets, *,
-                  concepts: Collection[str] | None = None) -> SplitBounds:
+                  concepts: ConceptSubset | None = None) -> SplitBounds:
     """The ceilings of a split: the official F1 of three oracles that see the test truth.
 
     Parameters

@@ -23,13 +23,13 @@ from ._lists import (
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Sequence
-    from typing import Any
+    from typing import Any, Literal
 
     from numpy.typing import ArrayLike, NDArray
     from scipy import sparse
     from typing_extensions import Self
 
-    from .._typing import Targets
+    from .._typing import HandleUnknown, Targets
 
 
 class UnknownConceptWarning(UserWarning):
@@ -108,8 +108,9 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
         "handle_unknown": [StrOptions({"ignore", "error"})],
     }
 
-    def __init__(self, *, min_count=1, max_labels=None, sparse_output=False,
-                 handle_unknown="ignore", max_concepts="deprecated"):
+    def __init__(self, *, min_count: int = 1, max_labels: int | None = None,
+                 sparse_output: bool = False, handle_unknown: HandleUnknown = "ignore",
+                 max_concepts: int | None | Literal["deprecated"] = "deprecated") -> None:
         self.min_count = min_count
         self.max_labels = max_labels
         self.sparse_output = sparse_output

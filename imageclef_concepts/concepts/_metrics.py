@@ -30,15 +30,15 @@ from ._lists import (
 from ._targets import as_target
 
 if TYPE_CHECKING:  # names for annotations only
-    from collections.abc import Callable, Collection
+    from collections.abc import Callable
 
     from numpy.typing import NDArray
 
-    from .._typing import Targets
+    from .._typing import ConceptSubset, Targets
 
 
 def imageclef_f1_score(y_true: Targets, y_pred: Targets, *,
-                       concepts: Collection[str] | None = None) -> float:
+                       concepts: ConceptSubset | None = None) -> float:
     """Mean per-image F1, exactly as the ImageCLEFmed Caption organisers score.
 
     Parameters
@@ -388,10 +388,10 @@ def per_concept_thresholds(scores, truth, n_true, candidates, global_threshold, 
     return thresholds, float(score)
 
 
-imageclef_f1 = make_scorer(imageclef_f1_score)
+imageclef_f1: Callable[..., float] = make_scorer(imageclef_f1_score)
 
 
-def imageclef_f1_scorer(concepts: Collection[str] | None = None) -> Callable[..., float]:
+def imageclef_f1_scorer(concepts: ConceptSubset | None = None) -> Callable[..., float]:
     """A scorer for the official F1, or for the secondary F1 on a subset of concepts.
 
     Parameters

@@ -36,5 +36,6 @@ if TYPE_CHECKING:
     from ._layout_2026 import find_imageclef_layout, make_imageclef_layout
 
 
-def __getattr__(name):
-    return lazy_attribute(__name__, _MODULE_OF, name)
+if not TYPE_CHECKING:  # checkers read the imports above: a misspelt name is an error
+    def __getattr__(name):
+        return lazy_attribute(__name__, _MODULE_OF, name)

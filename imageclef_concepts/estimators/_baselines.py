@@ -16,6 +16,7 @@ from ..models._decision import DecisionRule
 from ..models._persistence import ArchivedModel
 
 if TYPE_CHECKING:  # names for annotations only
+    from typing import Literal
 
     from .._typing import FloatArray, Images
 
@@ -70,7 +71,8 @@ class MostFrequentConcepts(ArchivedModel, BaseConceptClassifier):
         "max_labels": [Interval(Integral, 1, None, closed="left"), None],
     }
 
-    def __init__(self, k="auto", max_k=50, *, min_count=1, max_labels=None):
+    def __init__(self, k: int | Literal["auto"] = "auto", max_k: int = 50, *,
+                 min_count: int = 1, max_labels: int | None = None) -> None:
         self.k = k
         self.max_k = max_k
         self.min_count = min_count

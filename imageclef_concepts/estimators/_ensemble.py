@@ -17,14 +17,14 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy import sparse
 from sklearn.base import clone
-from sklearn.utils import Bunch, _safe_indexing
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition
-from sklearn.utils.validation import _check_method_params, _num_samples, check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ..concepts._lists import is_concept_lists
 from ..concepts._targets import ConceptTargets, align_columns, score_columns, targets_of
-from ..models._base import BaseConceptClassifier, aligned_scores, visual_block
+from ..models._base import BaseConceptClassifier, aligned_scores, fit_on_rows, visual_block
 from ..models._card import ModelFileError, expect
 from ..models._decision import DecisionRule, probability_rule
 from ..models._persistence import ArchivedModel
@@ -32,12 +32,13 @@ from ..models._ranges import check_ensemble_weights, weighted_mean
 from ._members import check_member_names, draw_samples, grid_members
 
 if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Sequence
     from typing import Any
 
     from numpy.typing import NDArray
     from typing_extensions import Self
 
-    from .._typing import FloatArray, Images, Targets
+    from .._typing import Combine, Estimator, FloatArray, Images, Numbers, RandomState, Targets
 
 PROBABILITY_COMBINATIONS = ("mean", "max")
 SET_COMBINATIONS = ("union", "intersection", "vote")
@@ -132,8 +133,11 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         "random_state": ["random_state"],
     }
 
-    def __init__(self, estimators, *, combine="mean", weights=None, threshold=0.5, min_votes=2,
-                 fallback=None, prefit=False, n_jobs=None, subsample=None, random_state=None):
+    def __init__(self, estimators: Sequence[tuple[str, Estimator]], *, combine: Combine = "mean",
+                 weights: Numbers | None = None, threshold: float | DecisionRule = 0.5,
+                 min_votes: int = 2, fallback: str | None = None, prefit: bool = False,
+                 n_jobs: int | None = None, subsample: float | None = None,
+                 random_state: RandomState = None) -> None:
         self.estimators = estimators
         self.combine = combine
         self.weights = weights
@@ -205,7 +209,7 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
             samples = draw_samples(_num_samples(X), len(members), self.subsample,
                                    self.random_state)
             fitted = Parallel(n_jobs=self.n_jobs)(
-                delayed(_fit_member)(clone(member), X, y, fit_params, rows)
+                delayed(fit_on_rows)(clone(member), X, y, fit_params, rows)
                 for member, rows in zip(members, samples or [None] * len(members)))
         self._set_members(fitted, y)
         self.estimators_samples_ = samples
@@ -422,14 +426,6 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         if self.estimators:
             tags.input_tags = self.estimators[0][1].__sklearn_tags__().input_tags
         return tags
-
-
-def _fit_member(member, X, y, fit_params, rows=None):
-    """Fit ``member`` on all images, or on ``rows`` (``subsample``) with its fit parameters."""
-    if rows is None:
-        return member.fit(X, y, **fit_params)
-    return member.fit(_safe_indexing(X, rows), _safe_indexing(y, rows),
-                      **_check_method_params(X, fit_params, rows))
 
 
 def _rows(X, mask):

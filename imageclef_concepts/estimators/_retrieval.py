@@ -32,7 +32,7 @@ from ..models._persistence import ArchivedModel
 if TYPE_CHECKING:  # names for annotations only
     from numpy.typing import NDArray
 
-    from .._typing import FloatArray, Images
+    from .._typing import Embedder, FloatArray, Images, ImageStoreLike, Voting
 
 
 class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
@@ -112,9 +112,11 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
         "image_store": [str, os.PathLike, ImageStore, None],
     }
 
-    def __init__(self, n_neighbors=5, *, embedding="pixels", pixel_size=16,
-                 voting="threshold", threshold=0.5, block_size=512, min_count=1,
-                 max_labels=None, image_store=None):
+    def __init__(self, n_neighbors: int = 5, *, embedding: str | Embedder = "pixels",
+                 pixel_size: int = 16, voting: Voting = "threshold",
+                 threshold: float | DecisionRule = 0.5, block_size: int = 512,
+                 min_count: int = 1, max_labels: int | None = None,
+                 image_store: ImageStoreLike = None) -> None:
         self.n_neighbors = n_neighbors
         self.embedding = embedding
         self.pixel_size = pixel_size

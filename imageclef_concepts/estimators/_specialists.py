@@ -34,12 +34,13 @@ from ._ensemble import ConceptEnsemble, _rows, _united_classes
 from ._members import check_member_names
 
 if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Sequence
     from typing import Any
 
     from numpy.typing import NDArray
     from typing_extensions import Self
 
-    from .._typing import FloatArray, Images, Targets
+    from .._typing import Estimator, FloatArray, Images, Merge, Targets
 
 MERGES = ("union", "replace")
 
@@ -139,7 +140,8 @@ class ConceptSpecialists(ArchivedModel, BaseConceptClassifier):
         "min_images": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, base, specialists, *, merge="union", min_images=10):
+    def __init__(self, base: Estimator, specialists: Sequence[tuple[str, str | int, Estimator]],
+                 *, merge: Merge = "union", min_images: int = 10) -> None:
         self.base = base
         self.specialists = specialists
         self.merge = merge

@@ -42,5 +42,6 @@ if TYPE_CHECKING:
     from ._store_folder import ImageStoreError
 
 
-def __getattr__(name):
-    return lazy_attribute(__name__, _MODULE_OF, name)
+if not TYPE_CHECKING:  # checkers read the imports above: a misspelt name is an error
+    def __getattr__(name):
+        return lazy_attribute(__name__, _MODULE_OF, name)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # names for annotations only
     from numpy.typing import NDArray
     from typing_extensions import Self
 
-    from .._typing import PathLike
+    from .._typing import ImageStoreLike, PathLike, Resample
 
 
 class ImageLoader(TransformerMixin, BaseEstimator):
@@ -64,7 +64,8 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         "image_store": [str, os.PathLike, ImageStore, None],
     }
 
-    def __init__(self, image_size=400, resample="bilinear", n_jobs=2, image_store=None):
+    def __init__(self, image_size: int = 400, resample: Resample = "bilinear", n_jobs: int = 2,
+                 image_store: ImageStoreLike = None) -> None:
         self.image_size = image_size
         self.resample = resample
         self.n_jobs = n_jobs

@@ -42,7 +42,7 @@ __all__ = ["AUGMENTATIONS", "BACKBONES", "LOSSES", "BackboneEmbedding", "Concept
            "build_backbone_network", "build_concept_cnn", "start_quietly"]
 
 
-def start_quietly():
+def start_quietly() -> None:
     """Import TensorFlow and find its devices with standard error muted.
 
     TensorFlow's C++ start-up lines (absl, oneDNN, CUDA probing on a machine
@@ -74,5 +74,6 @@ if TYPE_CHECKING:
     from ._network import build_backbone_network, build_concept_cnn
 
 
-def __getattr__(name):
-    return lazy_attribute(__name__, _LAZY, name)
+if not TYPE_CHECKING:  # checkers read the imports above: a misspelt name is an error
+    def __getattr__(name):
+        return lazy_attribute(__name__, _LAZY, name)

@@ -37,10 +37,29 @@ from ._training import process_state_kept
 from ._training_loop import train_network
 
 if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Callable, Sequence
+    from typing import Any, Literal
+
+    import keras
     from numpy.typing import ArrayLike
     from typing_extensions import Self
 
-    from .._typing import Images, Targets
+    from .._typing import (
+        Augmentation,
+        Distribution,
+        DtypePolicy,
+        Images,
+        ImageStoreLike,
+        Numbers,
+        OnError,
+        Padding,
+        PathLike,
+        Pooling,
+        RandomState,
+        Resample,
+        Targets,
+    )
+    from ..models._decision import DecisionRule
 
 
 class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFileMixin,
@@ -268,26 +287,37 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
     def __init__(
         self, *,
         # the network
-        image_size=paper.IMAGE_SIZE, filters=paper.FILTERS, kernel_size=paper.KERNEL_SIZE,
-        padding=paper.PADDING, conv_dropout=paper.CONV_DROPOUT, dense_units=paper.DENSE_UNITS,
-        dense_dropout=paper.DENSE_DROPOUT,
+        image_size: int = paper.IMAGE_SIZE, filters: Sequence[int] = paper.FILTERS,
+        kernel_size: int | Sequence[int] = paper.KERNEL_SIZE, padding: Padding = paper.PADDING,
+        conv_dropout: float = paper.CONV_DROPOUT, dense_units: Sequence[int] = paper.DENSE_UNITS,
+        dense_dropout: float = paper.DENSE_DROPOUT,
         # training
-        learning_rate=paper.LEARNING_RATE, decay=paper.DECAY, batch_size=paper.BATCH_SIZE,
-        epochs=paper.EPOCHS, validation_fraction=0.1, monitor="val_loss", metrics=None,
-        threshold=paper.THRESHOLD, warm_start=False, random_state=None, verbose=0,
+        learning_rate: float = paper.LEARNING_RATE, decay: float = paper.DECAY,
+        batch_size: int = paper.BATCH_SIZE, epochs: int = paper.EPOCHS,
+        validation_fraction: float | None = 0.1, monitor: str = "val_loss",
+        metrics: list[str | keras.metrics.Metric] | None = None,
+        threshold: float | DecisionRule = paper.THRESHOLD, warm_start: bool = False,
+        random_state: RandomState = None, verbose: int = 0,
         # images
-        resample="bilinear", on_error=paper.ON_ERROR, n_jobs=2, image_cache_mb=256,
-        image_store=None,
+        resample: Resample = "bilinear", on_error: OnError = paper.ON_ERROR, n_jobs: int = 2,
+        image_cache_mb: float = 256, image_store: ImageStoreLike = None,
         # pretrained backbones and the long tail
-        backbone=paper.BACKBONE, weights=paper.WEIGHTS, trainable_backbone=False,
-        min_count=1, max_labels=None, early_stopping_patience=None, checkpoint_dir=None,
-        model=None, loss=paper.LOSS, optimizer=paper.OPTIMIZER, callbacks=None,
-        pos_weight=None, augmentation=None, pooling=paper.POOLING, freeze_epochs=0,
-        fine_tune_learning_rate=1e-5, reduce_lr_patience=None, test_time_augmentation=False,
-        ema_momentum=None,
+        backbone: str = paper.BACKBONE, weights: PathLike | None = paper.WEIGHTS,
+        trainable_backbone: bool = False, min_count: int = 1, max_labels: int | None = None,
+        early_stopping_patience: int | None = None, checkpoint_dir: PathLike | None = None,
+        model: keras.Model | Callable[..., keras.Model] | None = None,
+        loss: str | keras.losses.Loss | Callable[..., Any] = paper.LOSS,
+        optimizer: str | keras.optimizers.Optimizer = paper.OPTIMIZER,
+        callbacks: list[keras.callbacks.Callback] | keras.callbacks.Callback | None = None,
+        pos_weight: float | Literal["balanced"] | Numbers | None = None,
+        augmentation: Augmentation | None = None, pooling: Pooling = paper.POOLING,
+        freeze_epochs: int = 0, fine_tune_learning_rate: float = 1e-5,
+        reduce_lr_patience: int | None = None, test_time_augmentation: bool = False,
+        ema_momentum: float | None = None,
         # devices
-        n_threads=None, distribution=None, dtype_policy="float32",
-    ):
+        n_threads: int | None = None, distribution: Distribution | None = None,
+        dtype_policy: DtypePolicy = "float32",
+    ) -> None:
         # scikeras' __init__ would add parameters we do not have; ours are all explicit.
         self.image_size = image_size
         self.filters = filters

@@ -21,7 +21,7 @@ from ._prediction import n_images
 if TYPE_CHECKING:  # names for annotations only
     from typing_extensions import Self
 
-    from .._typing import FloatArray, Images
+    from .._typing import FloatArray, Images, ImageStoreLike
 
 
 class BackboneEmbedding(TransformerMixin, BaseEstimator):
@@ -60,8 +60,9 @@ class BackboneEmbedding(TransformerMixin, BaseEstimator):
         "image_store": [str, os.PathLike, ImageStore, None],
     }
 
-    def __init__(self, backbone="densenet121", image_size=224, weights="imagenet",
-                 batch_size=32, image_store=None):
+    def __init__(self, backbone: str = "densenet121", image_size: int = 224,
+                 weights: str | None = "imagenet", batch_size: int = 32,
+                 image_store: ImageStoreLike = None) -> None:
         self.backbone = backbone
         self.image_size = image_size
         self.weights = weights

@@ -32,6 +32,7 @@ from ..models._card import (
     model_card,
 )
 from ..models._decision import DecisionRule
+from ..models._onnx import INPUT_NAME, OUTPUT_NAME, check_onnx_installed, label_onnx_file
 from ..models._persistence import estimator_from_params, jsonable, model_file_errors
 from ..models._zip import ModelZip, read_model_record
 from ._adapter import KerasTargets
@@ -54,8 +55,10 @@ KERAS_MEMBERS = frozenset({"metadata.json", "config.json", "model.weights.h5",
 class ModelFileMixin:
     """``save``, ``load``, ``export``, ``model_card`` for a fitted Keras concept estimator."""
 
-    # The estimator's, for the type checker: its parameter and its fitted network.
+    # The estimator's, for the type checker: its parameters and its fitted network.
     image_size: int
+    test_time_augmentation: bool
+    dtype_policy: str
     model_: keras.Model
 
     def save(self, path: PathLike) -> None:
@@ -141,40 +144,88 @@ class ModelFileMixin:
         }
 
     def export(self, path: PathLike, format: str = "tf_saved_model") -> None:
-        """Export the network for serving, with its input preprocessing included.
+        """Export for serving what :meth:`predict_proba` computes, preprocessing included.
 
         The exported artefact takes raw uint8 images of ``image_size`` x
         ``image_size`` x 3 (the batch an :class:`~imageclef_concepts.ImageLoader`
         gives) and returns one probability per concept, in ``classes_``
-        order; scaling (and a backbone's normalisation) is inside. Keras'
-        own export does the work.
+        order; scaling (and a backbone's normalisation) is inside, and so is
+        test-time augmentation (``test_time_augmentation=True``: the mean of
+        each image's and its mirror's probabilities). Keras' own export
+        does the work.
 
         Parameters
         ----------
         path : str or path-like
             A folder for ``"tf_saved_model"`` (``served =
             tf.saved_model.load(path)``, then ``served.serve(images)``; keep
-            ``served``, which owns the variables), a file for ``"onnx"``.
+            ``served``, which owns the variables), a file for ``"onnx"``,
+            written atomically.
         format : {"tf_saved_model", "onnx"}, default="tf_saved_model"
             ``"onnx"`` converts through ``tf2onnx`` (``pip install
-            "imageclef_concepts[onnx]"``); serve the file with ONNX Runtime,
-            whose input is named ``uint8_image``.
+            "imageclef_concepts[onnx]"``); serve the file with ONNX Runtime.
+            Its input is ``"images"`` and its output ``"probabilities"``;
+            its ``metadata_props`` hold, as JSON, the output's concepts
+            (``"concepts"``), the decision rule (``"decision_rule"``, as
+            :meth:`DecisionRule.to_dict
+            <imageclef_concepts.DecisionRule.to_dict>`: apply it with
+            :class:`~imageclef_concepts.DecisionRule` or by hand) and the
+            estimator and library version (``"imageclef_concepts"``).
+
+        Examples
+        --------
+        >>> import json, onnxruntime  # doctest: +SKIP
+        >>> model.export("model.onnx", format="onnx")  # doctest: +SKIP
+        >>> served = onnxruntime.InferenceSession("model.onnx")  # doctest: +SKIP
+        >>> (scores,) = served.run(["probabilities"], {"images": images})  # doctest: +SKIP
+        >>> about = served.get_modelmeta().custom_metadata_map  # doctest: +SKIP
+        >>> concepts = json.loads(about["concepts"])  # doctest: +SKIP
         """
         check_is_fitted(self, "model_")
         if format not in ("tf_saved_model", "onnx"):
             raise ValueError(f"format={format!r}: use 'tf_saved_model' or 'onnx'.")
-        inputs = keras.Input((self.image_size, self.image_size, 3), dtype="uint8",
-                             name="uint8_image")
-        serving = keras.Model(inputs, self.model_(CastToFloat(name="to_float")(inputs),
-                                                  training=False))
         import tensorflow as tf
 
         # The signature is given, not traced from a first call: a serving
         # model that was never called is refused by Keras' ONNX exporter.
         signature = [tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.uint8,
-                                   name="uint8_image")]
-        serving.export(os.fspath(path), format=format, verbose=False,
-                       input_signature=signature)
+                                   name=INPUT_NAME)]
+        if format == "tf_saved_model":
+            self._serving_model().export(os.fspath(path), format=format, verbose=False,
+                                         input_signature=signature)
+            return
+        check_onnx_installed()
+        check_float32_network(self.model_, self.dtype_policy)
+        metadata = self._onnx_metadata()  # fails here, before any file is touched
+        with replaced_atomically(path) as temporary, warnings.catch_warnings():
+            # Keras' patch of tf2onnx for NumPy 2 asks NumPy for np.object: nothing of ours.
+            warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)
+            self._serving_model().export(temporary, format=format, verbose=False,
+                                         input_signature=signature)
+            label_onnx_file(temporary, metadata)
+
+    def _serving_model(self):
+        """uint8 pixels to :meth:`predict_proba`'s probabilities, as one Keras model."""
+        images = keras.Input((self.image_size, self.image_size, 3), dtype="uint8",
+                             name=INPUT_NAME)
+        pixels = CastToFloat(name="to_float")(images)
+        probabilities = self.model_(pixels, training=False)
+        if self.test_time_augmentation:  # as predict_proba: the mean with the mirror's
+            mirrored = self.model_(MirrorImages(name="mirror")(pixels), training=False)
+            probabilities = keras.layers.Average(name="test_time_augmentation")(
+                [probabilities, mirrored])
+        return keras.Model(images, probabilities)
+
+    def _onnx_metadata(self):
+        """What an ONNX file says besides its graph: concepts, decision rule, provenance."""
+        from .._version import __version__
+
+        return {"concepts": jsonable(list(self.classes_)),
+                "decision_rule": self._decision_rule().to_dict(),
+                "imageclef_concepts": {
+                    "estimator": type(self).__name__, "library_version": __version__,
+                    "input": INPUT_NAME, "output": OUTPUT_NAME, "image_size": self.image_size,
+                    "test_time_augmentation": bool(self.test_time_augmentation)}}
 
     def model_card(self) -> str:
         """This model's card (Markdown): provenance, data, validation, rule, parameters.
@@ -288,6 +339,24 @@ def check_network(network, image_size, n_concepts):
                              f"record names {n_concepts} concepts")
 
 
+def check_float32_network(network, dtype_policy):
+    """Refuse an ONNX export of a network that computes in 16 bits (mixed precision).
+
+    Keras converts float32 networks only: a bfloat16 one gives a file ONNX
+    Runtime cannot load, a float16 one other probabilities than ``predict_proba``'s.
+    """
+    dtypes, layers = set(), [network]
+    while layers:
+        layer = layers.pop()
+        dtypes.add(layer.compute_dtype)
+        layers.extend(getattr(layer, "layers", ()))
+    if dtypes - {"float32"}:
+        raise ValueError(f"This network computes in {', '.join(sorted(dtypes - {'float32'}))} "
+                         f"(dtype_policy={dtype_policy!r}): ONNX export takes float32 networks "
+                         "only; export format='tf_saved_model', or train with "
+                         "dtype_policy='float32'.")
+
+
 def read_metadata(path, shown=None):
     """The JSON record of a file written by ``save``, its structure checked.
 
@@ -319,6 +388,15 @@ class CastToFloat(keras.layers.Layer):
 
     def call(self, inputs):
         return keras.ops.cast(inputs, "float32")
+
+
+@keras.saving.register_keras_serializable(package="imageclef_concepts")
+class MirrorImages(keras.layers.Layer):
+    """Images flipped left to right, as test-time augmentation flips them
+    (:class:`~._batches.ImageBatches` with ``mirrored=True``)."""
+
+    def call(self, inputs):
+        return keras.ops.flip(inputs, axis=2)
 
 
 _NEVER_SAVED = ("model", "callbacks", "checkpoint_dir", "image_store")

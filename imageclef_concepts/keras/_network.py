@@ -11,13 +11,21 @@ Keras runs them in training only. Networks are returned uncompiled: the
 estimator compiles them with its loss and optimizer.
 """
 
+from __future__ import annotations
+
 import os
 from numbers import Integral
+from typing import TYPE_CHECKING
 
 import keras
 
 from ..models import _paper as paper
 from . import BACKBONES
+
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Sequence
+
+    from .._typing import Augmentation, Padding, PathLike, Pooling
 
 SMALLEST_BACKBONE_INPUT = 32
 # How a backbone's feature maps become one vector (GeM: generalised mean).
@@ -74,18 +82,18 @@ def _input_with_augmentation(image_size, augmentation, seed):
 
 
 def build_concept_cnn(
-    n_concepts,
+    n_concepts: int,
     *,
-    image_size=paper.IMAGE_SIZE,
-    filters=paper.FILTERS,
-    kernel_size=paper.KERNEL_SIZE,
-    padding=paper.PADDING,
-    conv_dropout=paper.CONV_DROPOUT,
-    dense_units=paper.DENSE_UNITS,
-    dense_dropout=paper.DENSE_DROPOUT,
-    augmentation=None,
-    seed=None,
-):
+    image_size: int = paper.IMAGE_SIZE,
+    filters: Sequence[int] = paper.FILTERS,
+    kernel_size: int | Sequence[int] = paper.KERNEL_SIZE,
+    padding: Padding = paper.PADDING,
+    conv_dropout: float = paper.CONV_DROPOUT,
+    dense_units: Sequence[int] = paper.DENSE_UNITS,
+    dense_dropout: float = paper.DENSE_DROPOUT,
+    augmentation: Augmentation | None = None,
+    seed: int | None = None,
+) -> keras.Model:
     """Build the paper's CNN (uncompiled).
 
     :class:`~imageclef_concepts.ConceptCNNClassifier` passes every argument;
@@ -284,18 +292,18 @@ def offline_message(backbone, error):
 
 
 def build_backbone_network(
-    n_concepts,
-    backbone,
+    n_concepts: int,
+    backbone: str,
     *,
-    image_size=224,
-    weights=paper.WEIGHTS,
-    trainable_backbone=False,
-    pooling=paper.POOLING,
-    dense_units=paper.DENSE_UNITS,
-    dense_dropout=paper.DENSE_DROPOUT,
-    augmentation=None,
-    seed=None,
-):
+    image_size: int = 224,
+    weights: PathLike | None = paper.WEIGHTS,
+    trainable_backbone: bool = False,
+    pooling: Pooling = paper.POOLING,
+    dense_units: Sequence[int] = paper.DENSE_UNITS,
+    dense_dropout: float = paper.DENSE_DROPOUT,
+    augmentation: Augmentation | None = None,
+    seed: int | None = None,
+) -> keras.Model:
     """A Keras applications backbone with the concept head (uncompiled).
 
     :class:`~imageclef_concepts.ConceptCNNClassifier` passes every argument;

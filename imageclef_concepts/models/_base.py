@@ -71,7 +71,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import _check_method_params, check_is_fitted
 
 from ..concepts._metrics import imageclef_f1_score
 from ..concepts._targets import ConceptTargets, align_columns, as_target, score_columns
@@ -369,3 +370,25 @@ def check_n_images(X, y):
     if n_x != n_y:
         raise ValueError(f"X has {n_x} images but y has {n_y} rows.")
 
+
+def fit_on_rows(estimator, X, y, fit_params, rows=None):
+    """Fit ``estimator`` on all images, or on ``rows`` (a fold, a subsample).
+
+    Per-image fit parameters (``sample_weight``) are cut to the rows as
+    ``GridSearchCV`` cuts them. Returns the fitted estimator.
+    """
+    if rows is None:
+        return estimator.fit(X, y, **fit_params)
+    return estimator.fit(_safe_indexing(X, rows), _safe_indexing(y, rows),
+                         **_check_method_params(X, fit_params, indices=rows))
+
+
+def shallow_copy(estimator):
+    """A new object with the same attributes: its parameters can change, its arrays are shared.
+
+    ``copy.copy`` would go through the class's pickling hooks (scikeras
+    serialises the whole network there).
+    """
+    copied = object.__new__(type(estimator))
+    copied.__dict__.update(estimator.__dict__)
+    return copied

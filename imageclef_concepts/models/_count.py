@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # names for annotations only
 
     from numpy.typing import ArrayLike, NDArray
 
-    from .._typing import Targets
+    from .._typing import CountFeatures, RandomState, Targets
 
 _FORMAT = "imageclef_concepts.ConceptCountRegressor"
 _FITTED = ("n_features_in_", "n_top_", "coef_", "intercept_", "quantile_")
@@ -115,8 +115,9 @@ class ConceptCountRegressor(RegressorMixin, BaseEstimator):
         "random_state": ["random_state"],
     }
 
-    def __init__(self, *, features="scores", n_top=20, alpha=1.0, coverage=0.9,
-                 calibration_size=0.25, random_state=None):
+    def __init__(self, *, features: CountFeatures = "scores", n_top: int = 20,
+                 alpha: float = 1.0, coverage: float = 0.9, calibration_size: float = 0.25,
+                 random_state: RandomState = None) -> None:
         self.features = features
         self.n_top = n_top
         self.alpha = alpha

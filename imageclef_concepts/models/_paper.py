@@ -7,21 +7,24 @@ the user guide). The rule: the default of the estimator's parameter
 The estimator's signature reads these (its defaults *are* these values), and
 so do the network builders, the paper's reproduction and the command line's
 help, which shows them without importing TensorFlow. A test checks that
-every default the command line shows is the signature's.
+every default the command line shows is the signature's. An option's value
+is ``Final``, so that type checkers read it as the option it is.
 """
+
+from typing import Final
 
 # The network.
 IMAGE_SIZE = 400
 FILTERS = (16, 32, 64, 128)
 KERNEL_SIZE = 5  # the paper states 5 x 5 for the first block; the same later is ours
-PADDING = "valid"  # ours: the paper does not say; Keras' default
+PADDING: Final = "valid"  # ours: the paper does not say; Keras' default
 CONV_DROPOUT = 0.25
 DENSE_UNITS = (128, 64)  # ours: the paper does not give the hidden layers' sizes
 DENSE_DROPOUT = 0.5  # ours
-BACKBONE = "paper"  # the network above, not a pretrained one
+BACKBONE: Final = "paper"  # the network above, not a pretrained one
 # Ours, for a pretrained backbone (the paper has none):
-WEIGHTS = "imagenet"
-POOLING = "avg"
+WEIGHTS: Final = "imagenet"
+POOLING: Final = "avg"
 
 # Training.
 LOSS = "binary_crossentropy"
@@ -33,7 +36,7 @@ EPOCHS = 10
 MONITOR = "val_binary_accuracy"  # how the paper picked the best epoch (not our default)
 
 # Images.
-ON_ERROR = "raise"  # ours: an unreadable image file stops training, naming the file
+ON_ERROR: Final = "raise"  # ours: an unreadable image file stops training, naming the file
 
 # Prediction and the outcome.
 THRESHOLD = 0.1

@@ -28,5 +28,6 @@ if TYPE_CHECKING:
     from ._reproduce import reproduce_2019
 
 
-def __getattr__(name):
-    return lazy_attribute(__name__, _MODULE_OF, name)
+if not TYPE_CHECKING:  # checkers read the imports above: a misspelt name is an error
+    def __getattr__(name):
+        return lazy_attribute(__name__, _MODULE_OF, name)

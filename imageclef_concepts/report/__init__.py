@@ -34,5 +34,6 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name):
-    return lazy_attribute(__name__, _MODULE_OF, name)
+if not TYPE_CHECKING:  # checkers read the imports above: a misspelt name is an error
+    def __getattr__(name):
+        return lazy_attribute(__name__, _MODULE_OF, name)

@@ -19,24 +19,33 @@ from typing import TYPE_CHECKING
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import MetaEstimatorMixin, clone
-from sklearn.model_selection import ShuffleSplit, check_cv
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_method_params, _num_samples, check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ..concepts._targets import ConceptTargets, align_columns, checked_multilabel_target, targets_of
 from ..estimators._ensemble import ConceptEnsemble
-from ..models._base import BaseConceptClassifier, aligned_scores
+from ..models._base import BaseConceptClassifier, aligned_scores, fit_on_rows, shallow_copy
 from ..models._ranges import _real_values
 from ._ensemble_search import band_edges, band_of, vote_buckets, vote_search, weight_search
-from ._thresholds import _shallow_copy
+from ._rule import tuning_splits
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
 
     from numpy.typing import NDArray
 
-    from .._typing import FloatArray, Images, PathLike, Targets
+    from .._typing import (
+        CrossValidation,
+        EnsembleTuning,
+        FloatArray,
+        Images,
+        Numbers,
+        PathLike,
+        RandomState,
+        SearchStarts,
+        Targets,
+    )
 
 
 class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
@@ -195,9 +204,11 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
         "starts": [StrOptions({"each_vote_count", "best_common"})],
     }
 
-    def __init__(self, ensemble, *, tune="votes", thresholds=20,
-                 weight_grid=(0.0, 0.5, 1.0, 2.0), bands=None, cv=5, refit=True, n_jobs=None,
-                 random_state=None, max_sweeps=5, starts="each_vote_count"):
+    def __init__(self, ensemble: ConceptEnsemble, *, tune: EnsembleTuning = "votes",
+                 thresholds: int | Numbers = 20, weight_grid: Numbers = (0.0, 0.5, 1.0, 2.0),
+                 bands: int | Numbers | None = None, cv: CrossValidation = 5, refit: bool = True,
+                 n_jobs: int | None = None, random_state: RandomState = None,
+                 max_sweeps: int = 5, starts: SearchStarts = "each_vote_count") -> None:
         self.ensemble = ensemble
         self.tune = tune
         self.thresholds = thresholds
@@ -277,7 +288,7 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
             return ([aligned_scores(member, X, targets_of(member, labels), vocabulary.classes_,
                                     fill) for member in members], splits[0][1], None)
         fitted = Parallel(n_jobs=self.n_jobs if len(splits) > 1 else None)(
-            delayed(_fit_fold)(clone(self.ensemble), X, y, train, fit_params)
+            delayed(fit_on_rows)(clone(self.ensemble), X, y, fit_params, train)
             for train, _ in splits)
         per_fold = [[aligned_scores(member, _safe_indexing(X, test),
                                     targets_of(member, _safe_indexing(labels, train)),
@@ -328,7 +339,7 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
         members = [_unfrozen(member) for member in base.estimators_]
         params = base.get_params(deep=False)
         if self.tune == "votes":
-            members = [_shallow_copy(member).set_params(threshold=threshold)
+            members = [shallow_copy(member).set_params(threshold=threshold)
                        for member, threshold in zip(members, self.member_thresholds_)]
             params.update(combine="vote", min_votes=self.min_votes_)
         else:
@@ -391,31 +402,6 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
         tags = super().__sklearn_tags__()
         tags.input_tags = self.ensemble.__sklearn_tags__().input_tags
         return tags
-
-
-def tuning_splits(cv, refit, random_state, n_samples):
-    """The (train, test) index pairs of a tuner's ``cv``, drawn once.
-
-    ``"prefit"``: every image is tuning data; a float: one shuffled hold-out
-    of that fraction; otherwise scikit-learn's ``check_cv`` (never
-    stratified: the target is multi-label). ``refit=False`` needs one split.
-    """
-    if cv == "prefit":
-        return [(None, np.arange(n_samples))]
-    if isinstance(cv, Real) and not isinstance(cv, Integral):
-        splitter = ShuffleSplit(n_splits=1, test_size=cv, random_state=random_state)
-    else:
-        splitter = check_cv(cv, classifier=False)
-    splits = list(splitter.split(np.zeros((n_samples, 1))))
-    if not refit and len(splits) > 1:
-        raise ValueError(f"refit=False keeps the model of the split it was tuned on, but "
-                         f"cv={cv!r} makes {len(splits)} splits; use a float cv or refit=True.")
-    return splits
-
-
-def _fit_fold(ensemble, X, y, train, fit_params):
-    return ensemble.fit(_safe_indexing(X, train), _safe_indexing(y, train),
-                        **_check_method_params(X, fit_params, train))
 
 
 def _unfrozen(member):

@@ -5,7 +5,8 @@ this module chooses, from them, what its
 :class:`~imageclef_concepts.DecisionRule` holds: the candidate thresholds and
 their scores under another scorer than the official one, the coverage of a
 concept count model together with the global threshold, and how far
-per-concept thresholds are shrunk toward the global one. Every official
+per-concept thresholds are shrunk toward the global one; and the splits of
+a tuner's ``cv`` (:func:`tuning_splits`, both tuners'). Every official
 score comes from :mod:`imageclef_concepts.concepts._metrics`.
 
 No choice is scored on images that what it chooses was fitted on: a count
@@ -22,7 +23,7 @@ from numbers import Integral, Real
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, ShuffleSplit, check_cv
 from sklearn.utils import check_random_state
 
 from ..concepts._metrics import (
@@ -360,3 +361,22 @@ def _column(bound):
 def _rows(bound, rows):
     return bound[rows] if np.ndim(bound) == 1 else bound
 
+
+def tuning_splits(cv, refit, random_state, n_samples):
+    """The (train, test) index pairs of a tuner's ``cv``, drawn once.
+
+    ``"prefit"``: every image is tuning data; a float: one shuffled hold-out
+    of that fraction; otherwise scikit-learn's ``check_cv`` (never
+    stratified: the target is multi-label). ``refit=False`` needs one split.
+    """
+    if cv == "prefit":
+        return [(None, np.arange(n_samples))]
+    if isinstance(cv, Real) and not isinstance(cv, Integral):
+        splitter = ShuffleSplit(n_splits=1, test_size=cv, random_state=random_state)
+    else:
+        splitter = check_cv(cv, classifier=False)
+    splits = list(splitter.split(np.zeros((n_samples, 1))))
+    if not refit and len(splits) > 1:
+        raise ValueError(f"refit=False keeps the estimator of the split it was tuned on, but "
+                         f"cv={cv!r} makes {len(splits)} splits; use a float cv or refit=True.")
+    return splits

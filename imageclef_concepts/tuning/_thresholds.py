@@ -23,16 +23,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import MetaEstimatorMixin, clone
-from sklearn.model_selection import ShuffleSplit, check_cv
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _check_method_params, _num_samples, check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ..concepts._lists import is_concept_lists
 from ..concepts._metrics import imageclef_f1, imageclef_f1_score
 from ..concepts._targets import ConceptTargets, checked_multilabel_target, score_columns, targets_of
-from ..models._base import BaseConceptClassifier, aligned_scores, set_multilabel_tags
+from ..models._base import (
+    BaseConceptClassifier,
+    aligned_scores,
+    fit_on_rows,
+    set_multilabel_tags,
+    shallow_copy,
+)
 from ..models._decision import DecisionRule, rule_for_columns
 from ._rule import (
     candidate_thresholds,
@@ -42,15 +47,27 @@ from ._rule import (
     choose_from_curve,
     choose_official_rule,
     scored_one_by_one,
+    tuning_splits,
 )
 
 if TYPE_CHECKING:  # names for annotations only
-    from typing import Any
+    from collections.abc import Callable, Sequence
+    from typing import Any, Literal
 
     from numpy.typing import NDArray
     from sklearn.base import BaseEstimator
 
-    from .._typing import FloatArray, Images, PathLike, Targets
+    from .._typing import (
+        CrossValidation,
+        Estimator,
+        FloatArray,
+        Images,
+        Numbers,
+        PathLike,
+        RandomState,
+        Targets,
+        ThresholdStrategy,
+    )
 
 
 class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
@@ -193,10 +210,13 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
     decision_rule_: DecisionRule
     best_threshold_: float | NDArray[np.floating[Any]]
 
-    def __init__(self, estimator, *, scoring=None, thresholds=100, cv=5, refit=True,
-                 n_jobs=None, random_state=None, store_cv_results=False, strategy="global",
-                 min_support=10, min_concepts=0, max_concepts=None, count_coverage=None,
-                 shrinkage=None):
+    def __init__(self, estimator: Estimator, *, scoring: str | Callable[..., float] | None = None,
+                 thresholds: int | Numbers = 100, cv: CrossValidation = 5, refit: bool = True,
+                 n_jobs: int | None = None, random_state: RandomState = None,
+                 store_cv_results: bool = False, strategy: ThresholdStrategy = "global",
+                 min_support: int = 10, min_concepts: int = 0, max_concepts: int | None = None,
+                 count_coverage: float | Sequence[float | None] | None = None,
+                 shrinkage: float | Literal["cv"] | None = None) -> None:
         self.estimator = estimator
         self.scoring = scoring
         self.thresholds = thresholds
@@ -266,22 +286,7 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
 
     def _splits(self, X, y):
         """The (train, test) index pairs, drawn once."""
-        n_samples = _num_samples(X)
-        if self.cv == "prefit":
-            return [(None, np.arange(n_samples))]
-        if isinstance(self.cv, Real) and not isinstance(self.cv, Integral):
-            splitter = ShuffleSplit(n_splits=1, test_size=self.cv,
-                                    random_state=self.random_state)
-        else:
-            # Never stratified: concept lists and indicators are multi-label.
-            splitter = check_cv(self.cv, classifier=False)
-        splits = list(splitter.split(np.zeros((n_samples, 1))))
-        if not self.refit and len(splits) > 1:
-            raise ValueError(
-                f"refit=False keeps the estimator of the split the threshold came from, "
-                f"but cv={self.cv!r} makes {len(splits)} splits; use a float cv or refit=True."
-            )
-        return splits
+        return tuning_splits(self.cv, self.refit, self.random_state, _num_samples(X))
 
     def _tuning_vocabulary(self, labels):
         """The columns the out-of-fold scores are aligned on."""
@@ -299,10 +304,10 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
             self._fold_estimator = self.estimator
             return self._scores_of(self.estimator, X, vocabulary, labels)
         if len(splits) == 1:  # one hold-out: nothing to spread (nor to nest in a cluster)
-            results = [_fit_fold(clone(self.estimator), X, y, splits[0][0], fit_params)]
+            results = [fit_on_rows(clone(self.estimator), X, y, fit_params, splits[0][0])]
         else:
             results = Parallel(n_jobs=self.n_jobs)(
-                delayed(_fit_fold)(clone(self.estimator), X, y, train, fit_params)
+                delayed(fit_on_rows)(clone(self.estimator), X, y, fit_params, train)
                 for train, _ in splits)
         self._fold_estimator = results[0]
         return np.concatenate([
@@ -422,7 +427,7 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         rule = self.decision_rule_  # per-concept thresholds in the estimator's own order:
         rule = rule_for_columns(rule, self.classes_, score_columns(self.estimator_, self.targets_),
                                 float(np.mean(rule.threshold)))
-        tuned = _shallow_copy(self.estimator_).set_params(threshold=rule)
+        tuned = shallow_copy(self.estimator_).set_params(threshold=rule)
         tuned.tuning_ = {"official_f1": self.best_score_, "strategy": self.strategy,
                          "n_images": int(self._n_tuning_images)}
         return tuned
@@ -432,19 +437,3 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         tags.input_tags = self.estimator.__sklearn_tags__().input_tags
         return tags
 
-
-def _shallow_copy(estimator):
-    """A new object with the same attributes: its parameters can change, its arrays are shared.
-
-    ``copy.copy`` would go through the class's pickling hooks (scikeras
-    serialises the whole network there).
-    """
-    copied = object.__new__(type(estimator))
-    copied.__dict__.update(estimator.__dict__)
-    return copied
-
-
-def _fit_fold(estimator, X, y, train, fit_params):
-    # Per-image fit parameters (sample_weight) cut to the fold, as GridSearchCV cuts them.
-    return estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train),
-                         **_check_method_params(X, fit_params, indices=train))

@@ -300,7 +300,7 @@ def test_a_tuned_ensemble_saves_and_loads_whole(tmp_path, tiny_images):
     (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"weight_grid": [-1, 1]}, ValueError,
      "weight_grid must be a non-empty list of finite weights >= 0"),
     (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"cv": 3, "refit": False}, ValueError,
-     "refit=False keeps the model of the split"),
+     "refit=False keeps the estimator of the split"),
     (ConceptEnsemble([("k", ConceptKNNClassifier())], prefit=True), {}, ValueError,
      "prefit=True: its members are used as fitted and cannot be trained on folds"),
     (ConceptKNNClassifier(), {}, ValueError, "'ensemble' parameter .* instance of"),

@@ -1,0 +1,113 @@
+"""Export for serving: the artefact computes what ``predict_proba`` computes, and says so.
+
+ONNX is served by the real ONNX Runtime; TensorFlow's SavedModel by TensorFlow.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from imageclef_concepts import ConceptCNNClassifier, DecisionRule
+
+from ..conftest import labels_of
+
+INPUT_NAME, OUTPUT_NAME = "images", "probabilities"  # what export's documentation promises
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "test_time_augmentation"])
+def fitted(request, tiny_images):
+    # Not symmetric, so that the mirrored image's probabilities differ from the image's.
+    return ConceptCNNClassifier(image_size=32, filters=(4,), dense_units=(8,), epochs=1,
+                                random_state=0, test_time_augmentation=request.param,
+                                ).fit(tiny_images.images, labels_of(tiny_images))
+
+
+def _onnx_session(path):
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_onnx_export_computes_predict_proba(tmp_path, tiny_images, fitted):
+    fitted.export(tmp_path / "model.onnx", format="onnx")
+    (probabilities,) = _onnx_session(tmp_path / "model.onnx").run(
+        [OUTPUT_NAME], {INPUT_NAME: tiny_images.images})
+    np.testing.assert_allclose(probabilities, fitted.predict_proba(tiny_images.images),
+                               rtol=0, atol=1e-5)
+    # With test-time augmentation the network alone gives something else: the mirrored
+    # images are in the exported graph, not just the network.
+    network_alone = fitted.model_.predict(tiny_images.images, verbose=0)
+    differs = np.abs(probabilities - network_alone).max() > 1e-4
+    assert bool(differs) == fitted.test_time_augmentation
+
+
+def test_saved_model_export_computes_predict_proba(tmp_path, tiny_images, fitted):
+    import tensorflow as tf
+
+    fitted.export(tmp_path / "served")
+    served = tf.saved_model.load(str(tmp_path / "served"))
+    probabilities = served.serve(tf.constant(tiny_images.images, dtype=tf.uint8)).numpy()
+    np.testing.assert_allclose(probabilities, fitted.predict_proba(tiny_images.images),
+                               rtol=0, atol=1e-5)
+
+
+def test_onnx_export_names_its_input_and_output(tmp_path, fitted):
+    fitted.export(tmp_path / "model.onnx", format="onnx")
+    session = _onnx_session(tmp_path / "model.onnx")
+    (images,), (probabilities,) = session.get_inputs(), session.get_outputs()
+    assert (images.name, images.type, images.shape) == ("images", "tensor(uint8)",
+                                                        ["batch", 32, 32, 3])
+    assert (probabilities.name, probabilities.shape) == ("probabilities",
+                                                         ["batch", len(fitted.classes_)])
+
+
+def test_onnx_export_carries_concepts_and_decision_rule(tmp_path, tiny_images, fitted):
+    rule = DecisionRule(np.linspace(0.2, 0.6, len(fitted.classes_)), min_concepts=1,
+                        max_concepts=3)
+    saved = fitted.threshold
+    fitted.set_params(threshold=rule)
+    try:
+        fitted.export(tmp_path / "model.onnx", format="onnx")
+        decided_here = fitted.decide(tiny_images.images)
+    finally:
+        fitted.set_params(threshold=saved)
+    metadata = _onnx_session(tmp_path / "model.onnx").get_modelmeta().custom_metadata_map
+    assert json.loads(metadata["concepts"]) == list(fitted.classes_)
+    assert DecisionRule.from_dict(json.loads(metadata["decision_rule"])) == rule
+    about = json.loads(metadata["imageclef_concepts"])
+    assert about["estimator"] == "ConceptCNNClassifier"
+    assert (about["input"], about["output"]) == ("images", "probabilities")
+    assert about["image_size"] == 32
+    assert about["test_time_augmentation"] is fitted.test_time_augmentation
+    # A reader applies the rule to the file's probabilities and gets predict's concepts.
+    (probabilities,) = _onnx_session(tmp_path / "model.onnx").run(
+        None, {"images": tiny_images.images})
+    decided = DecisionRule.from_dict(json.loads(metadata["decision_rule"])).apply(probabilities)
+    np.testing.assert_array_equal(decided, decided_here)
+
+
+def test_a_failed_onnx_export_leaves_the_file_that_was_there(tmp_path, fitted, monkeypatch):
+    import onnx
+
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"the previous model")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(onnx, "save_model", fail)
+    with pytest.raises(OSError, match="disk full"):
+        fitted.export(target, format="onnx")
+    assert target.read_bytes() == b"the previous model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def test_onnx_export_refuses_a_mixed_precision_network_by_name(tmp_path, tiny_images):
+    # Keras converts float32 networks only: bfloat16 gives a file ONNX Runtime cannot load.
+    model = ConceptCNNClassifier(image_size=32, filters=(4,), dense_units=(8,), epochs=1,
+                                 random_state=0, dtype_policy="mixed_bfloat16",
+                                 ).fit(tiny_images.images[:8], labels_of(tiny_images)[:8])
+    with pytest.raises(ValueError, match="bfloat16 .dtype_policy='mixed_bfloat16'.: ONNX"):
+        model.export(tmp_path / "model.onnx", format="onnx")
+    assert list(tmp_path.iterdir()) == []
