@@ -33,9 +33,8 @@ from ..concepts._lists import is_concept_lists
 from ..concepts._metrics import imageclef_f1, imageclef_f1_score
 from ..concepts._targets import ConceptTargets, checked_multilabel_target, score_columns, targets_of
 from ..models._base import BaseConceptClassifier, aligned_scores, set_multilabel_tags
-from ..models._decision import DecisionRule, rule_for_columns
+from ..models._decision import DecisionRule, candidate_thresholds, rule_for_columns
 from ._rule import (
-    candidate_thresholds,
     check_tuning_images,
     check_tuning_options,
     checked_coverages,
