@@ -30,8 +30,9 @@ HOMES = {
     "estimators": ("ConceptEnsemble", "ConceptKNNClassifier", "ConceptSpecialists",
                    "MostFrequentConcepts"),
     "tuning": ("EnsembleTuner", "ThresholdTuner", "refine_grid"),
-    "report": ("plot_concept_frequencies", "plot_per_concept_f1", "plot_threshold_curve",
-               "plot_training_history", "write_report"),
+    "report": ("ConceptFrequencyDisplay", "PerConceptF1Display", "ThresholdCurveDisplay",
+               "TrainingHistoryDisplay", "plot_concept_frequencies", "plot_per_concept_f1",
+               "plot_threshold_curve", "plot_training_history", "write_report"),
     "recipes": ("Recipe2026", "RecipeResult", "reproduce_2019", "run_recipe_2026"),
 }
 PACKAGE = __name__.rpartition(".")[0]

@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 
 def _modules_after(code):
     done = subprocess.run(
@@ -35,6 +37,20 @@ def test_public_names_load_on_first_use():
 def test_keras_estimators_load_on_first_use():
     loaded = _modules_after("import imageclef_concepts\nimageclef_concepts.ConceptCNNClassifier")
     assert "'tensorflow'" in loaded and "'imageclef_concepts.keras._cnn_classifier'" in loaded
+
+
+@pytest.mark.parametrize("level, muted", [("2", True), ("0", False)])
+def test_tensorflow_starts_quietly_unless_its_log_level_is_0(level, muted):
+    import os
+
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": level}
+    environment.pop("TF_ENABLE_ONEDNN_OPTS", None)  # as a user's: oneDNN announces itself
+    done = subprocess.run(
+        [sys.executable, "-c", "import imageclef_concepts as icc; icc.ConceptCNNClassifier; "
+         "import sys; print('tensorflow' in sys.modules)"],
+        capture_output=True, text=True, env=environment, check=True)
+    assert done.stdout.strip() == "True"
+    assert (done.stderr == "") is muted, done.stderr
 
 
 def test_only_the_keras_subpackage_imports_keras():

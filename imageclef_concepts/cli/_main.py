@@ -9,6 +9,7 @@ message on standard error and exit code 2, never a traceback.
 
 import argparse
 import contextlib
+import os
 import sys
 import warnings
 
@@ -29,7 +30,9 @@ def main(argv=None):
     if not hasattr(args, "run_command"):
         parser.print_help()
         return 2
-    if args.command in _NEEDS_TENSORFLOW and not args.verbose:
+    if args.command in _NEEDS_TENSORFLOW and args.verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # TensorFlow's lines, start-up ones included
+    elif args.command in _NEEDS_TENSORFLOW:
         from ..keras import start_quietly
 
         start_quietly()

@@ -85,7 +85,8 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
     n_jobs : int, default=2
         Decoding threads.
     progress : bool, default=True
-        Show a progress bar.
+        Show a progress bar (``tqdm.auto``: a widget in a Jupyter notebook
+        with ipywidgets installed, text elsewhere).
 
     Returns
     -------
@@ -108,7 +109,7 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
     >>> prepare_images(paths, store, image_size=32, progress=False)
     PreparedImages(added=0, already_stored=3, unreadable=0)
     """
-    from tqdm import tqdm
+    from tqdm.auto import tqdm  # a widget in a notebook with ipywidgets, text elsewhere
 
     paths = image_column(paths)
     if not is_path_sequence(paths):

@@ -8,6 +8,7 @@ TensorFlow: the first use of one of these names does, which keeps
 ``imageclef-concepts --help`` and ``evaluate`` fast.
 """
 
+import functools
 import os
 from typing import TYPE_CHECKING
 
@@ -48,7 +49,8 @@ def start_quietly() -> None:
     TensorFlow's C++ start-up lines (absl, oneDNN, CUDA probing on a machine
     without a GPU) are written straight to file descriptor 2, before any
     setting of ours can reach them; they say nothing to our users. The
-    command line calls this unless ``--verbose``.
+    command line calls this unless ``--verbose``; it also mutes TensorFlow's
+    later log lines.
     """
     import logging
 
@@ -56,12 +58,29 @@ def start_quietly() -> None:
     # TensorFlow's "retracing" warnings about that are expected noise.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _import_tensorflow_muted()
+
+
+@functools.cache
+def _start_tensorflow():
+    """Import TensorFlow and find its devices, once, before a name of this package needs it.
+
+    Quietly unless ``TF_CPP_MIN_LOG_LEVEL`` is ``0``: importing the library
+    sets it to 2, but TensorFlow writes its start-up lines before reading it,
+    to file descriptor 2, which a Jupyter kernel shows in the cell that
+    imported TensorFlow. Its later log lines follow the level as usual.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0":
+        _import_tensorflow_muted()
+
+
+def _import_tensorflow_muted():
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 2)
     try:
         import tensorflow as tf
 
-        tf.config.list_physical_devices()
+        tf.config.list_physical_devices()  # probing the devices writes lines too (CUDA)
     finally:
         os.dup2(saved, 2)
         os.close(null)
@@ -76,4 +95,6 @@ if TYPE_CHECKING:
 
 if not TYPE_CHECKING:  # checkers read the imports above: a misspelt name is an error
     def __getattr__(name):
+        if name in _LAZY:
+            _start_tensorflow()
         return lazy_attribute(__name__, _LAZY, name)

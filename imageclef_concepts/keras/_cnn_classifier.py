@@ -125,7 +125,9 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         gives the same model on the CPU.
     verbose : int, default=0
         Keras' progress output: 0 silent, 1 a progress bar per epoch, 2 one
-        line per epoch.
+        line per epoch. In a Jupyter notebook, 1 draws ``tqdm.auto`` widgets
+        in place of Keras' bar, whose control characters a notebook would
+        keep in its outputs (without ipywidgets: one line per epoch).
     resample : {"bilinear", "nearest", "bicubic", "lanczos", "box", "hamming"}, \
             default="bilinear"
         How images of another size are resized.

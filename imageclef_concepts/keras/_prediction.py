@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._architecture import check_memory
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._devices import apply_thread_limit
+from ._training import shown_progress
 
 if TYPE_CHECKING:  # names for annotations only
     from .._typing import FloatArray, Images
@@ -70,7 +71,8 @@ class NetworkOutputsMixin:
         known_failures = len(images.failures)
         batches = ImageBatches(images, batch_size=self.batch_size, mirrored=mirrored)
         with decode_errors_surfaced(batches):
-            outputs = network.predict(batches.dataset(), verbose=self.verbose)
+            verbose, shown = shown_progress(self.verbose)
+            outputs = network.predict(batches.dataset(), verbose=verbose, callbacks=shown)
         images.warn_failures("during prediction", reported=known_failures)
         outputs[list(images.failures)] = np.nan  # no image, no output
         return outputs

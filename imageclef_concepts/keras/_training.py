@@ -12,11 +12,14 @@
   :mod:`imageclef_concepts.files._checkpoints`'.
 * :func:`seeded` seeds Python, NumPy and TensorFlow for reproducible
   training and puts every piece of global state back as it was.
+* :func:`shown_progress`: in a Jupyter kernel, ``verbose=1`` is shown by
+  :class:`ProgressBars` (``tqdm.auto``) instead of Keras' progress bar.
 """
 
 import copy
 import os
 import random
+import sys
 from contextlib import contextmanager
 
 import keras
@@ -224,3 +227,78 @@ def seeded(seed):
             tf.random.set_seed(seed)
             config.enable_op_determinism()
         yield
+
+
+def shown_progress(verbose):
+    """``(verbose for Keras, callbacks)`` that show an estimator's ``verbose`` progress.
+
+    Keras' own progress bar redraws itself with backspaces, carriage returns
+    and colour codes, which a notebook keeps in its outputs. In a Jupyter
+    kernel ``verbose=1`` is drawn by :class:`ProgressBars` (widgets) instead,
+    or without ipywidgets by Keras' line per epoch (``verbose=2``); outside
+    notebooks Keras prints as asked.
+    """
+    if verbose == 1 and in_jupyter_kernel():
+        return (0, [ProgressBars()]) if has_widgets() else (2, [])
+    return verbose, []
+
+
+def in_jupyter_kernel():
+    """True in a Jupyter kernel (outputs go to cells), as ``tqdm.auto`` tells it."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and "IPKernelApp" in shell.config
+
+
+def has_widgets():
+    """True when ``tqdm.auto`` draws widgets in a notebook (ipywidgets is installed)."""
+    try:
+        from tqdm.notebook import IProgress  # None without ipywidgets
+    except ImportError:
+        return False
+    return IProgress is not None
+
+
+class ProgressBars(keras.callbacks.Callback):
+    """Training and prediction progress as ``tqdm.auto`` bars.
+
+    Widgets in a notebook when ipywidgets is installed, text otherwise.
+    Training shows a bar over the epochs, with the last epoch's losses, and
+    one over the current epoch's batches, removed at the epoch's end;
+    prediction a bar over the batches.
+    """
+
+    def on_train_begin(self, logs=None):
+        from tqdm.auto import tqdm
+
+        self._tqdm = tqdm
+        self._epochs = tqdm(total=self.params.get("epochs"), unit="epoch", desc="training")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._epochs.n < epoch:  # a fit that goes on from an earlier epoch
+            self._epochs.n = self._epochs.last_print_n = self._epochs.initial = epoch
+        self._batches = self._tqdm(total=self.params.get("steps"), unit="batch",
+                                   desc=f"epoch {epoch + 1}", leave=False)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches.set_postfix(logs or {}, refresh=False)
+        self._batches.update()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._batches.close()
+        self._epochs.set_postfix(logs or {}, refresh=False)
+        self._epochs.update()
+
+    def on_train_end(self, logs=None):
+        self._epochs.close()
+
+    def on_predict_begin(self, logs=None):
+        from tqdm.auto import tqdm
+
+        self._batches = tqdm(total=self.params.get("steps"), unit="batch", desc="predicting")
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._batches.update()
+
+    def on_predict_end(self, logs=None):
+        self._batches.close()

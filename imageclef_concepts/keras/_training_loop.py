@@ -36,7 +36,13 @@ from ._batches import ImageBatches, decode_errors_surfaced
 from ._ema import EMASwap, uses_ema
 from ._model_file import saved_params
 from ._nan_guard import NaNGuard
-from ._training import TrainingCheckpoint, best_epoch_keeper, seed_or_fresh, seeded
+from ._training import (
+    TrainingCheckpoint,
+    best_epoch_keeper,
+    seed_or_fresh,
+    seeded,
+    shown_progress,
+)
 
 # Parameters that do not change the network a training produces: a checkpoint
 # is resumed whatever their values.
@@ -99,10 +105,12 @@ def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoc
     # First: a diverged epoch is refused before anything sees it. Then what decides at an
     # epoch's end (the keeper, the rate reduction, the user's callbacks), then the
     # checkpoint, which commits those decisions with the epoch.
+    verbose, shown = shown_progress(estimator.verbose)
     callbacks = [NaNGuard(), *(c for c in (keeper, plateau) if c is not None),
                  *estimator._user_callbacks,
                  *(checkpoint.callbacks() if checkpoint is not None else []),
-                 batches.epoch_callback()]  # each epoch's order, from its number
+                 batches.epoch_callback(),  # each epoch's order, from its number
+                 *shown]  # last: the progress shows the logs the others left
     known_failures = len(X.failures)
     network, history = estimator.model_, {}
     stages = training_stages(initial_epoch, epochs, warm_start, estimator.freeze_epochs,
@@ -117,7 +125,7 @@ def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoc
                 batches.dataset(),
                 validation_data=(None if validation_batches is None
                                  else validation_batches.dataset()),
-                epochs=last, initial_epoch=first, verbose=estimator.verbose, shuffle=False,
+                epochs=last, initial_epoch=first, verbose=verbose, shuffle=False,
                 callbacks=_with_ema_swap(callbacks, network, checkpoint))
             for key, values in stage.history.items():
                 history.setdefault(key, []).extend(values)

@@ -173,7 +173,7 @@ def predict_folder(model, images_dir, *, ids=None, batch_size=256, progress=True
         every image of the folder, sorted.
     concepts : list of tuple of str
     """
-    from tqdm import tqdm
+    from tqdm.auto import tqdm  # a widget in a notebook with ipywidgets, text elsewhere
 
     files = image_files_by_id(images_dir)
     if not files:

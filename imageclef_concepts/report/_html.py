@@ -22,7 +22,7 @@ from ..concepts._lists import as_target, is_concept_lists
 from ..concepts._metrics import f1_from_counts, per_image_f1_scores
 from ..files._atomic import check_not_an_input, check_writable_target, shown_name, write_atomically
 from ._parts import STYLE, figures, thumbnails
-from ._plots import per_concept_counts
+from ._per_concept import per_concept_counts
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Sequence

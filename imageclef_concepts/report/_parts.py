@@ -12,8 +12,6 @@ import warnings
 
 import numpy as np
 
-from ._plots import _plain_ticks
-
 STYLE = """
 body { font-family: sans-serif; max-width: 72em; margin: 1em auto; padding: 0 1em;
        color: #222; }
@@ -70,6 +68,8 @@ def _image_histogram(Figure, scores):
 
 
 def _concept_scatter(Figure, concepts, from_training):
+    from ._figures import plain_ticks
+
     present = concepts["support"] > 0
     frequency = np.maximum(concepts["frequency"][present], 0.5)
     figure = Figure(figsize=(11, 3.4), layout="constrained")
@@ -81,7 +81,7 @@ def _concept_scatter(Figure, concepts, from_training):
         axes.set(xscale="log", ylim=(-0.05, 1.05), title=key if key != "f1" else "F1",
                  xlabel="training images with the concept" if from_training
                  else "images with the concept")
-        _plain_ticks(axes.xaxis)
+        plain_ticks(axes.xaxis)
     return figure
 
 

@@ -133,26 +133,6 @@ def choose_from_curve(curve, candidates, min_concepts, max_concepts):
                      {"thresholds": candidates, "scores": curve})
 
 
-def candidate_thresholds(scores, thresholds):
-    """The thresholds tried: ``thresholds`` evenly spaced over the scores, or the ones given.
-
-    In the scores' own precision, so that a chosen threshold compares with
-    float32 probabilities at prediction exactly as it did in tuning.
-    """
-    finite = scores[np.isfinite(scores)]
-    if finite.size == 0:
-        raise ValueError(
-            f"The estimator's scores on the {len(scores)} tuning image(s) are all NaN or "
-            "infinite (unreadable images, skipped with on_error='skip'?): there is "
-            "nothing to tune the threshold on.")
-    if isinstance(thresholds, Integral):
-        low, high = finite.min(), finite.max()  # decision functions can be inf
-        candidates = np.linspace(low, high, num=thresholds)
-    else:
-        candidates = np.sort(np.asarray(thresholds, dtype=float))
-    return candidates.astype(scores.dtype)
-
-
 def scored_one_by_one(scoring, scores, vocabulary, y_true, candidates, min_concepts,
                       max_concepts):
     """Each candidate threshold's score under ``scoring`` (a scorer or ``score(y, y_pred)``)."""

@@ -38,9 +38,8 @@ from ..models._base import (
     set_multilabel_tags,
     shallow_copy,
 )
-from ..models._decision import DecisionRule, rule_for_columns
+from ..models._decision import DecisionRule, candidate_thresholds, rule_for_columns
 from ._rule import (
-    candidate_thresholds,
     check_tuning_images,
     check_tuning_options,
     checked_coverages,

@@ -1,5 +1,6 @@
 """The command line as a whole: the parser, help and defaults, errors and exit codes."""
 
+import os
 import subprocess
 import sys
 
@@ -94,3 +95,17 @@ def test_on_error_choices_are_the_libraries():
                if action.dest == "on_error"}
     assert choices == {(command, "on_error"): ON_ERROR
                        for command in ("prepare", "train", "predict")}
+
+
+@pytest.mark.parametrize("verbose, level", [(["--verbose"], "0"), ([], "2")])
+def test_verbose_lets_tensorflow_show_its_lines(verbose, level, tmp_path, monkeypatch, capsys):
+    # The library mutes TensorFlow's start-up lines unless TF_CPP_MIN_LOG_LEVEL is 0.
+    import logging
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    tensorflow_logger = logging.getLogger("tensorflow")  # start_quietly raises its level
+    monkeypatch.setattr(tensorflow_logger, "level", tensorflow_logger.level)
+    code = main([*verbose, "predict", "--model", str(tmp_path / "missing.keras"),
+                 "--images", str(tmp_path), "--output", str(tmp_path / "run.tsv")])
+    assert code == 2 and "model file not found" in capsys.readouterr().err
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == level

@@ -85,3 +85,15 @@ def test_legends_sit_outside_the_data_and_counts_are_plain_numbers():
     labels = [label.get_text() for label in frequencies.axes[0].get_yticklabels()]
     assert "100" in labels and not any("10^" in label or "times" in label for label in labels)
     plt.close("all")
+
+
+def test_the_functions_still_return_pyplot_figures_for_scripts():
+    # plt.show(), plt.savefig() and sphinx-gallery's scraper find them as before.
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    plt.close("all")
+    figure = plot_training_history({"loss": [0.5, 0.4]})
+    assert isinstance(figure, Figure) and plt.get_fignums() == [figure.number]
+    assert plt.gcf() is figure
+    plt.close("all")
