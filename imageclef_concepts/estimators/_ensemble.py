@@ -24,7 +24,7 @@ from sklearn.utils.validation import _check_method_params, _num_samples, check_i
 
 from ..concepts._lists import is_concept_lists
 from ..concepts._targets import ConceptTargets, align_columns, score_columns, targets_of
-from ..models._base import BaseConceptClassifier, aligned_scores
+from ..models._base import BaseConceptClassifier, RoutingMixin, aligned_scores
 from ..models._card import ModelFileError, expect
 from ..models._decision import DecisionRule, probability_rule
 from ..models._persistence import ArchivedModel
@@ -43,7 +43,7 @@ PROBABILITY_COMBINATIONS = ("mean", "max")
 SET_COMBINATIONS = ("union", "intersection", "vote")
 
 
-class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
+class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConceptClassifier):
     """Combine several concept estimators into one.
 
     Parameters
@@ -193,20 +193,20 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         return self
 
     def _fit(self, X: Images, y: Targets, **fit_params: Any) -> None:
-        """Fit the members (unless ``prefit``; ``fit_params`` go to each); unite their concepts."""
+        """Fit the members (unless ``prefit``) with their fit parameters; unite their concepts."""
         self._check_members()
-        members = [estimator for _, estimator in self.estimators]
+        members, routed = dict(self.estimators), self._routed_fit_params(fit_params)
         samples = None
         if self.prefit:
-            for member in members:
+            for member in members.values():
                 check_is_fitted(member)
-            fitted = members
+            fitted = list(members.values())
         else:
             samples = draw_samples(_num_samples(X), len(members), self.subsample,
                                    self.random_state)
             fitted = Parallel(n_jobs=self.n_jobs)(
-                delayed(_fit_member)(clone(member), X, y, fit_params, rows)
-                for member, rows in zip(members, samples or [None] * len(members)))
+                delayed(_fit_member)(clone(member), X, y, routed[name].fit, rows)
+                for (name, member), rows in zip(members.items(), samples or [None] * len(members)))
         self._set_members(fitted, y)
         self.estimators_samples_ = samples
 
@@ -243,6 +243,9 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
     def _member_names(self):
         return [name for name, _ in self.estimators]
 
+    def _inner_estimators(self):
+        return dict(self.estimators)
+
     def _check_members(self):
         names = self._member_names()
         if not names:
@@ -272,7 +275,6 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
                     "decision_function scores are not probabilities. Use a set combination "
                     "('union', 'intersection', 'vote'), which takes each member's own "
                     "decisions, or give the member predict_proba (e.g. CalibratedClassifierCV).")
-
 
     def predict_proba(self, X: Images) -> FloatArray:
         """The combined probabilities: weighted mean or maximum over the members.

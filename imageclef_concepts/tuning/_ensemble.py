@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import MetaEstimatorMixin, clone
-from sklearn.model_selection import ShuffleSplit, check_cv
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_method_params, _num_samples, check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ..concepts._targets import ConceptTargets, align_columns, checked_multilabel_target, targets_of
 from ..estimators._ensemble import ConceptEnsemble
-from ..models._base import BaseConceptClassifier, aligned_scores
+from ..models._base import BaseConceptClassifier, RoutingMixin, aligned_scores
 from ..models._ranges import _real_values
 from ._ensemble_search import band_edges, band_of, vote_buckets, vote_search, weight_search
+from ._rule import fit_fold, tuning_splits
 from ._thresholds import _shallow_copy
 
 if TYPE_CHECKING:  # names for annotations only
@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # names for annotations only
     from .._typing import FloatArray, Images, PathLike, Targets
 
 
-class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
+class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
     """Tune a :class:`ConceptEnsemble` for the official score: votes or weights.
 
     ``tune="votes"``: each member's threshold and the number of votes ``L``
@@ -216,7 +216,10 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
         if not hasattr(X, "__getitem__"):  # array-likes known only by __array__
             X = np.asarray(X)
         y, labels = checked_multilabel_target(X, y)
-        splits = tuning_splits(self.cv, self.refit, self.random_state, _num_samples(X))
+        routed = self._routed_fit_params(fit_params)
+        fit_params = routed.ensemble.fit  # the ensemble routes them on to its members
+        splits = tuning_splits(self.cv, self.refit, self.random_state, _num_samples(X),
+                               routed.splitter.split)
         vocabulary = (self.ensemble.targets_ if self.cv == "prefit" else
                       ConceptTargets().fit(labels))
         n_concepts = len(vocabulary.classes_)
@@ -242,6 +245,9 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
             base = fold_ensemble
         self.ensemble_ = self._tuned(base, X, y, vocabulary, support)
         self.targets_, self.classes_ = self.ensemble_.targets_, self.ensemble_.classes_
+
+    def _inner_estimators(self):
+        return {"ensemble": self.ensemble}
 
     def _check_options(self):
         if self.cv == "prefit":
@@ -277,7 +283,7 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
             return ([aligned_scores(member, X, targets_of(member, labels), vocabulary.classes_,
                                     fill) for member in members], splits[0][1], None)
         fitted = Parallel(n_jobs=self.n_jobs if len(splits) > 1 else None)(
-            delayed(_fit_fold)(clone(self.ensemble), X, y, train, fit_params)
+            delayed(fit_fold)(clone(self.ensemble), X, y, train, fit_params)
             for train, _ in splits)
         per_fold = [[aligned_scores(member, _safe_indexing(X, test),
                                     targets_of(member, _safe_indexing(labels, train)),
@@ -391,31 +397,6 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
         tags = super().__sklearn_tags__()
         tags.input_tags = self.ensemble.__sklearn_tags__().input_tags
         return tags
-
-
-def tuning_splits(cv, refit, random_state, n_samples):
-    """The (train, test) index pairs of a tuner's ``cv``, drawn once.
-
-    ``"prefit"``: every image is tuning data; a float: one shuffled hold-out
-    of that fraction; otherwise scikit-learn's ``check_cv`` (never
-    stratified: the target is multi-label). ``refit=False`` needs one split.
-    """
-    if cv == "prefit":
-        return [(None, np.arange(n_samples))]
-    if isinstance(cv, Real) and not isinstance(cv, Integral):
-        splitter = ShuffleSplit(n_splits=1, test_size=cv, random_state=random_state)
-    else:
-        splitter = check_cv(cv, classifier=False)
-    splits = list(splitter.split(np.zeros((n_samples, 1))))
-    if not refit and len(splits) > 1:
-        raise ValueError(f"refit=False keeps the model of the split it was tuned on, but "
-                         f"cv={cv!r} makes {len(splits)} splits; use a float cv or refit=True.")
-    return splits
-
-
-def _fit_fold(ensemble, X, y, train, fit_params):
-    return ensemble.fit(_safe_indexing(X, train), _safe_indexing(y, train),
-                        **_check_method_params(X, fit_params, train))
 
 
 def _unfrozen(member):

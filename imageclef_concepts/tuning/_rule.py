@@ -22,8 +22,9 @@ from numbers import Integral, Real
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator
-from sklearn.model_selection import KFold
-from sklearn.utils import check_random_state
+from sklearn.model_selection import KFold, ShuffleSplit, check_cv
+from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils.validation import _check_method_params
 
 from ..concepts._metrics import (
     f1_from_counts,
@@ -360,3 +361,32 @@ def _column(bound):
 def _rows(bound, rows):
     return bound[rows] if np.ndim(bound) == 1 else bound
 
+
+
+def tuning_splits(cv, refit, random_state, n_samples, split_params=None):
+    """The (train, test) index pairs of a tuner's ``cv``, drawn once.
+
+    ``"prefit"``: every image is tuning data; a float: one shuffled hold-out
+    of that fraction; otherwise scikit-learn's ``check_cv`` (never
+    stratified: the target is multi-label), whose ``split`` gets
+    ``split_params`` (``groups``, routed to a group splitter). ``refit=False``
+    needs one split.
+    """
+    if isinstance(cv, str) and cv == "prefit":
+        return [(None, np.arange(n_samples))]
+    if isinstance(cv, Real) and not isinstance(cv, Integral):
+        splitter = ShuffleSplit(n_splits=1, test_size=cv, random_state=random_state)
+    else:
+        splitter = check_cv(cv, classifier=False)
+    splits = list(splitter.split(np.zeros((n_samples, 1)), **(split_params or {})))
+    if not refit and len(splits) > 1:
+        raise ValueError(f"refit=False keeps the model of the split it was tuned on, but "
+                         f"cv={cv!r} makes {len(splits)} splits; use a float cv or refit=True.")
+    return splits
+
+
+def fit_fold(estimator, X, y, train, fit_params):
+    """``estimator`` fitted on the images ``train``, its per-image fit parameters
+    (``sample_weight``) cut to them, as ``GridSearchCV`` cuts them."""
+    return estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train),
+                         **_check_method_params(X, fit_params, indices=train))

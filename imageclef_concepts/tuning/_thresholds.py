@@ -23,16 +23,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import MetaEstimatorMixin, clone
-from sklearn.model_selection import ShuffleSplit, check_cv
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _check_method_params, _num_samples, check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ..concepts._lists import is_concept_lists
 from ..concepts._metrics import imageclef_f1, imageclef_f1_score
 from ..concepts._targets import ConceptTargets, checked_multilabel_target, score_columns, targets_of
-from ..models._base import BaseConceptClassifier, aligned_scores, set_multilabel_tags
+from ..models._base import (
+    BaseConceptClassifier,
+    RoutingMixin,
+    aligned_scores,
+    set_multilabel_tags,
+)
 from ..models._decision import DecisionRule, rule_for_columns
 from ._rule import (
     candidate_thresholds,
@@ -41,7 +45,9 @@ from ._rule import (
     checked_coverages,
     choose_from_curve,
     choose_official_rule,
+    fit_fold,
     scored_one_by_one,
+    tuning_splits,
 )
 
 if TYPE_CHECKING:  # names for annotations only
@@ -53,7 +59,7 @@ if TYPE_CHECKING:  # names for annotations only
     from .._typing import FloatArray, Images, PathLike, Targets
 
 
-class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
+class ThresholdTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
     """Tune the decision threshold(s) of a multi-label classifier for a score.
 
     Parameters
@@ -218,7 +224,10 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         if not hasattr(X, "__getitem__"):  # array-likes known only by __array__
             X = np.asarray(X)
         y, labels = checked_multilabel_target(X, y)
-        splits = self._splits(X, y)
+        routed = self._routed_fit_params(fit_params)
+        fit_params = routed.estimator.fit
+        splits = tuning_splits(self.cv, self.refit, self.random_state, _num_samples(X),
+                               routed.splitter.split)
         vocabulary = self._tuning_vocabulary(labels)
         tuning_rows = np.concatenate([test for _, test in splits])
         truth, n_true = vocabulary.truth(_safe_indexing(labels, tuning_rows))
@@ -264,24 +273,8 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
     def _uses_official_score(self):
         return self.scoring in (None, "imageclef_f1", imageclef_f1, imageclef_f1_score)
 
-    def _splits(self, X, y):
-        """The (train, test) index pairs, drawn once."""
-        n_samples = _num_samples(X)
-        if self.cv == "prefit":
-            return [(None, np.arange(n_samples))]
-        if isinstance(self.cv, Real) and not isinstance(self.cv, Integral):
-            splitter = ShuffleSplit(n_splits=1, test_size=self.cv,
-                                    random_state=self.random_state)
-        else:
-            # Never stratified: concept lists and indicators are multi-label.
-            splitter = check_cv(self.cv, classifier=False)
-        splits = list(splitter.split(np.zeros((n_samples, 1))))
-        if not self.refit and len(splits) > 1:
-            raise ValueError(
-                f"refit=False keeps the estimator of the split the threshold came from, "
-                f"but cv={self.cv!r} makes {len(splits)} splits; use a float cv or refit=True."
-            )
-        return splits
+    def _inner_estimators(self):
+        return {"estimator": self.estimator}
 
     def _tuning_vocabulary(self, labels):
         """The columns the out-of-fold scores are aligned on."""
@@ -299,10 +292,10 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
             self._fold_estimator = self.estimator
             return self._scores_of(self.estimator, X, vocabulary, labels)
         if len(splits) == 1:  # one hold-out: nothing to spread (nor to nest in a cluster)
-            results = [_fit_fold(clone(self.estimator), X, y, splits[0][0], fit_params)]
+            results = [fit_fold(clone(self.estimator), X, y, splits[0][0], fit_params)]
         else:
             results = Parallel(n_jobs=self.n_jobs)(
-                delayed(_fit_fold)(clone(self.estimator), X, y, train, fit_params)
+                delayed(fit_fold)(clone(self.estimator), X, y, train, fit_params)
                 for train, _ in splits)
         self._fold_estimator = results[0]
         return np.concatenate([
@@ -436,15 +429,9 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
 def _shallow_copy(estimator):
     """A new object with the same attributes: its parameters can change, its arrays are shared.
 
-    ``copy.copy`` would go through the class's pickling hooks (scikeras
-    serialises the whole network there).
+    ``copy.copy`` would go through the class's pickling hooks (the Keras
+    estimator writes its whole network there).
     """
     copied = object.__new__(type(estimator))
     copied.__dict__.update(estimator.__dict__)
     return copied
-
-
-def _fit_fold(estimator, X, y, train, fit_params):
-    # Per-image fit parameters (sample_weight) cut to the fold, as GridSearchCV cuts them.
-    return estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train),
-                         **_check_method_params(X, fit_params, indices=train))
