@@ -79,7 +79,12 @@ if TYPE_CHECKING:
         prepare_images,
     )
     from .keras import BackboneEmbedding, ConceptCNNClassifier
-    from .models import ConceptCountRegressor, DecisionRule, ModelFileError
+    from .models import (
+        ConceptCountRegressor,
+        DecisionRule,
+        ModelFileError,
+        skops_trusted_types,
+    )
     from .recipes import Recipe2026, RecipeResult, reproduce_2019, run_recipe_2026
     from .report import (
         ConceptFrequencyDisplay,
@@ -160,6 +165,7 @@ __all__ = [
     "remove_checkpoint",
     "reproduce_2019",
     "run_recipe_2026",
+    "skops_trusted_types",
     "write_report",
     "write_run",
 ]

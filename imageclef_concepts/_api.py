@@ -23,7 +23,7 @@ HOMES = {
     "images": ("ImageDecodeError", "ImageLoader", "ImageStore", "ImageStoreError",
                "ImageStoreWarning", "PreparedImages", "SkippedImagesWarning", "decode_image",
                "prepare_images"),
-    "models": ("ConceptCountRegressor", "DecisionRule", "ModelFileError"),
+    "models": ("ConceptCountRegressor", "DecisionRule", "ModelFileError", "skops_trusted_types"),
     "datasets": ("DatasetMismatchWarning", "find_imageclef_layout", "load_imageclef",
                  "make_concept_images", "make_imageclef_2019_layout", "make_imageclef_layout"),
     "keras": ("BackboneEmbedding", "ConceptCNNClassifier"),

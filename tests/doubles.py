@@ -1,4 +1,4 @@
-"""Test doubles shared by the ensemble tests."""
+"""Test doubles shared by the ensemble and metadata-routing tests."""
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -25,6 +25,47 @@ class FixedConcepts(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X):
         return np.asarray(self.scores, dtype=float)[np.asarray(X)[:, 0]]
+
+    def decide(self, X):
+        return DecisionRule.of(self.threshold).apply(self.predict_proba(X))
+
+
+class Registry(list):
+    """Where recording estimators put themselves when fitted; ``clone`` keeps the one
+    list (scikit-learn's routing tests' ``_Registry``)."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __copy__(self):
+        return self
+
+
+class RecordingConcepts(ClassifierMixin, BaseEstimator):
+    """Test double: records the metadata its ``fit`` receives, as scikit-learn's routing
+    tests' consumers do, and implements the library's contract.
+
+    Each image's first value is its index (so that a fit's images are
+    known); it scores each concept by its share of the training images.
+    """
+
+    def __init__(self, registry=None, threshold=0.5):
+        self.registry = registry
+        self.threshold = threshold
+
+    def fit(self, X, y, sample_weight=None, metadata=None):
+        if self.registry is not None:
+            self.registry.append(self)
+        self.received_ = {"rows": np.asarray(X).reshape(len(X), -1)[:, 0].astype(int),
+                          "sample_weight": sample_weight,
+                          "metadata": metadata}
+        self.targets_ = ConceptTargets().fit(y)
+        self.classes_ = self.targets_.classes_
+        self.shares_ = np.asarray(self.targets_.transform(y).mean(axis=0)).ravel()
+        return self
+
+    def predict_proba(self, X):
+        return np.tile(self.shares_, (len(X), 1))
 
     def decide(self, X):
         return DecisionRule.of(self.threshold).apply(self.predict_proba(X))

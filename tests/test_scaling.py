@@ -90,7 +90,7 @@ def test_a_fitted_network_travels_as_its_native_file(tmp_path, image_paths):
     model = ConceptCNNClassifier(**CNN).fit(paths, y)
     model.save(tmp_path / "m.keras")
     pickled = pickle.dumps(model)
-    # scikeras pickles the network as Keras' own archive, not as Python objects
+    # the network is pickled as its .keras file (keras_free_state), not as Python objects
     assert b"model.weights.h5" in pickled
     assert len(pickled) < 2 * (tmp_path / "m.keras").stat().st_size + 50_000
     np.testing.assert_array_equal(pickle.loads(pickled).predict_proba(paths),

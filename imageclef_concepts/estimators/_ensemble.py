@@ -24,12 +24,18 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ..concepts._lists import is_concept_lists
 from ..concepts._targets import ConceptTargets, align_columns, score_columns, targets_of
-from ..models._base import BaseConceptClassifier, aligned_scores, fit_on_rows, visual_block
+from ..models._base import (
+    BaseConceptClassifier,
+    RoutingMixin,
+    aligned_scores,
+    fit_on_rows,
+    visual_block,
+)
 from ..models._card import ModelFileError, expect
 from ..models._decision import DecisionRule, probability_rule
 from ..models._persistence import ArchivedModel
 from ..models._ranges import check_ensemble_weights, weighted_mean
-from ._members import check_member_names, draw_samples, grid_members
+from ._members import check_member_names, draw_samples, grid_members, rows_of, united_classes
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Sequence
@@ -44,7 +50,7 @@ PROBABILITY_COMBINATIONS = ("mean", "max")
 SET_COMBINATIONS = ("union", "intersection", "vote")
 
 
-class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
+class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConceptClassifier):
     """Combine several concept estimators into one.
 
     Parameters
@@ -197,20 +203,20 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         return self
 
     def _fit(self, X: Images, y: Targets, **fit_params: Any) -> None:
-        """Fit the members (unless ``prefit``; ``fit_params`` go to each); unite their concepts."""
+        """Fit the members (unless ``prefit``) with their fit parameters; unite their concepts."""
         self._check_members()
-        members = [estimator for _, estimator in self.estimators]
+        members, routed = dict(self.estimators), self._routed_fit_params(fit_params)
         samples = None
         if self.prefit:
-            for member in members:
+            for member in members.values():
                 check_is_fitted(member)
-            fitted = members
+            fitted = list(members.values())
         else:
             samples = draw_samples(_num_samples(X), len(members), self.subsample,
                                    self.random_state)
             fitted = Parallel(n_jobs=self.n_jobs)(
-                delayed(fit_on_rows)(clone(member), X, y, fit_params, rows)
-                for member, rows in zip(members, samples or [None] * len(members)))
+                delayed(fit_on_rows)(clone(member), X, y, routed[name].fit, rows)
+                for (name, member), rows in zip(members.items(), samples or [None] * len(members)))
         self._set_members(fitted, y)
         self.estimators_samples_ = samples
 
@@ -234,7 +240,7 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         self._member_columns = [score_columns(member, member_targets) for member, member_targets
                                 in zip(self.estimators_, self._member_targets)]
         self._check_probabilities()
-        classes = _united_classes(self._member_targets, on_concepts)
+        classes = united_classes(self._member_targets, on_concepts)
         if targets is None:
             targets = (ConceptTargets.from_classes(classes) if on_concepts
                        else ConceptTargets().fit(y))
@@ -246,6 +252,9 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
 
     def _member_names(self):
         return [name for name, _ in self.estimators]
+
+    def _inner_estimators(self):
+        return dict(self.estimators)
 
     def _check_members(self):
         names = self._member_names()
@@ -344,7 +353,7 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
             empty = ~decided.any(axis=1)
             if empty.any():
                 position = self._member_names().index(self.fallback)
-                decided[empty] = self._member_decision(position, _rows(X, empty))
+                decided[empty] = self._member_decision(position, rows_of(X, empty))
         return decided
 
     @property
@@ -426,21 +435,3 @@ class ConceptEnsemble(ArchivedModel, _BaseComposition, BaseConceptClassifier):
         if self.estimators:
             tags.input_tags = self.estimators[0][1].__sklearn_tags__().input_tags
         return tags
-
-
-def _rows(X, mask):
-    if isinstance(X, (list, tuple)):
-        return [item for item, keep in zip(X, mask) if keep]
-    return X[mask]
-
-
-def _united_classes(all_targets, on_concepts):
-    """The ensemble's columns: the members' concepts united by name, or their common width."""
-    if on_concepts:
-        return np.array(sorted(set().union(*(set(t.classes_) for t in all_targets))),
-                        dtype=object)
-    widths = {len(t.classes_) for t in all_targets}
-    if len(widths) != 1:
-        raise ValueError(f"The members were fitted on indicator targets of different widths "
-                         f"{sorted(widths)}; give concept lists to align them by name.")
-    return np.arange(widths.pop())

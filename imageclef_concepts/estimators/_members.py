@@ -1,4 +1,4 @@
-"""Ensembles at scale: members made from a template and a grid, and their random parts.
+"""Ensemble members: made from a template and a grid, their random parts, their rows and concepts.
 
 The 2025/2026 winners trained six backbones x four seeds and a Monte-Carlo
 cross-validation sub-ensemble (members trained on different random parts of
@@ -167,3 +167,22 @@ def draw_samples(n_samples, n_members, subsample, random_state):
     rng = check_random_state(random_state)
     return [np.sort(rng.choice(n_samples, size=size, replace=False))
             for _ in range(n_members)]
+
+
+def rows_of(X, mask):
+    """The images of ``X`` (an array, or a list of paths) where ``mask`` is True."""
+    if isinstance(X, (list, tuple)):
+        return [item for item, keep in zip(X, mask) if keep]
+    return X[mask]
+
+
+def united_classes(all_targets, on_concepts):
+    """The ensemble's columns: the members' concepts united by name, or their common width."""
+    if on_concepts:
+        return np.array(sorted(set().union(*(set(t.classes_) for t in all_targets))),
+                        dtype=object)
+    widths = {len(t.classes_) for t in all_targets}
+    if len(widths) != 1:
+        raise ValueError(f"The members were fitted on indicator targets of different widths "
+                         f"{sorted(widths)}; give concept lists to align them by name.")
+    return np.arange(widths.pop())

@@ -27,11 +27,11 @@ from sklearn.utils.validation import _check_method_params, check_is_fitted
 
 from ..concepts._lists import as_binary_csr, as_target, canonical_concept, is_concept_lists
 from ..concepts._targets import ConceptTargets, align_columns, split_concepts
-from ..models._base import BaseConceptClassifier, visual_block
+from ..models._base import BaseConceptClassifier, RoutingMixin, visual_block
 from ..models._card import ModelFileError
 from ..models._persistence import ArchivedModel
-from ._ensemble import ConceptEnsemble, _rows, _united_classes
-from ._members import check_member_names
+from ._ensemble import ConceptEnsemble
+from ._members import check_member_names, rows_of, united_classes
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Sequence
@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # names for annotations only
 MERGES = ("union", "replace")
 
 
-class ConceptSpecialists(ArchivedModel, BaseConceptClassifier):
+class ConceptSpecialists(RoutingMixin, ArchivedModel, BaseConceptClassifier):
     """A base model, and specialists run only on the images where the base sees their concept.
 
     ``fit`` fits the base on every image and each specialist on the training
@@ -110,7 +110,9 @@ class ConceptSpecialists(ArchivedModel, BaseConceptClassifier):
     ``GridSearchCV`` cuts them; ``validation_data=(X_val, y_val)`` goes to
     the base whole and to each specialist cut to the validation images
     holding its trigger (none: the specialist holds out its own); any other
-    goes to every model as given.
+    goes to every model as given. With scikit-learn's metadata routing
+    enabled, each model gets only what it requested (``set_fit_request``),
+    cut the same way.
 
     Examples
     --------
@@ -172,6 +174,9 @@ class ConceptSpecialists(ArchivedModel, BaseConceptClassifier):
                                 for name, trigger, estimator in self.specialists]
         return super().set_params(**params)
 
+    def _inner_estimators(self):
+        return {"base": self.base, **dict(self._named_estimators())}
+
     def _named_estimators(self):
         """(name, estimator) of well-formed specialists (the rest is refused at fit)."""
         entries = self.specialists if isinstance(self.specialists, (list, tuple)) else []
@@ -212,18 +217,19 @@ class ConceptSpecialists(ArchivedModel, BaseConceptClassifier):
         triggers = [trigger for _, trigger, _ in self.specialists]
         carriers = [self._training_images(y, name, trigger) for name, trigger, _ in
                     self.specialists]  # before any fitting: a bad trigger fails at once
-        base = clone(self.base).fit(X, y, **fit_params)
+        routed = self._routed_fit_params(fit_params)
+        base = clone(self.base).fit(X, y, **routed.base.fit)
         views = [_view(base, X, y)]
         for name, trigger in zip(self._names(), triggers):
             _check_known(views[0].classes_, trigger, f"The base ({type(base).__name__})",
                          f"the trigger of specialist {name!r}")
         for (name, trigger, estimator), rows in zip(self.specialists, carriers):
-            X_rows, y_rows = _rows(X, rows), _safe_indexing(y, np.flatnonzero(rows))
+            X_rows, y_rows = rows_of(X, rows), _safe_indexing(y, np.flatnonzero(rows))
             fitted = clone(estimator).fit(
-                X_rows, y_rows, **_specialist_params(X, fit_params, rows, trigger))
+                X_rows, y_rows, **_specialist_params(X, routed[name].fit, rows, trigger))
             views.append(_view(fitted, X_rows, y_rows))
         on_concepts = is_concept_lists(y)
-        classes = _united_classes([view.targets_ for view in views], on_concepts)
+        classes = united_classes([view.targets_ for view in views], on_concepts)
         self._set_fitted(views, triggers,
                          ConceptTargets.from_classes(classes) if on_concepts
                          else ConceptTargets().fit(y),
@@ -307,7 +313,7 @@ class ConceptSpecialists(ArchivedModel, BaseConceptClassifier):
             if not rows.any():
                 continue
             ran |= rows
-            values = self._on_classes(view, getattr(view, method)(_rows(X, rows)), fill=0.0)
+            values = self._on_classes(view, getattr(view, method)(rows_of(X, rows)), fill=0.0)
             theirs[rows] = np.fmax(theirs[rows], values)
             known[np.ix_(rows, np.isin(self.classes_, view.classes_))] = True
         for view, column in zip(self._views[1:], self._trigger_columns):
@@ -414,6 +420,6 @@ def _specialist_params(X, fit_params, rows, trigger):
         X_val, y_val = validation
         keep = _carriers(y_val, trigger, "validation_data")
         if keep.any():
-            params["validation_data"] = (_rows(X_val, keep),
+            params["validation_data"] = (rows_of(X_val, keep),
                                          _safe_indexing(y_val, np.flatnonzero(keep)))
     return params

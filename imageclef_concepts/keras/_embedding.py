@@ -15,6 +15,7 @@ from ..images._store import ImageStore
 from . import BACKBONES
 from ._architecture import check_memory
 from ._batches import ImageBatches, decode_errors_surfaced
+from ._model_file import keras_free_state, keras_restored_state
 from ._network import backbone_preprocessing, pooled_backbone
 from ._prediction import n_images
 
@@ -121,6 +122,12 @@ class BackboneEmbedding(TransformerMixin, BaseEstimator):
         batches = ImageBatches(images, batch_size=self.batch_size)
         with decode_errors_surfaced(batches):
             return network.predict(batches.dataset(), verbose=0)
+
+    def __getstate__(self):  # pickle's and skops': the built network as its .keras file
+        return keras_free_state(super().__getstate__())
+
+    def __setstate__(self, state):
+        super().__setstate__(keras_restored_state(state, "a pickled or skops BackboneEmbedding"))
 
     def _network(self):
         # Built once per set of parameters and pickled with the estimator, so

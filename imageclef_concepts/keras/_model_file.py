@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import warnings
 import zipfile
 from collections import defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import keras
@@ -83,14 +85,8 @@ class ModelFileMixin:
             raise ValueError(f"The file name must end in .keras, got {path!r}.")
         metadata = json.dumps(self._metadata())  # fails here, before any file is touched
         with replaced_atomically(path) as temporary:
-            self.model_.save(temporary)
+            write_network(self.model_, temporary)
             with zipfile.ZipFile(temporary, "a") as archive:
-                unexpected = sorted(set(archive.namelist()) - KERAS_MEMBERS)
-                if unexpected:  # load would refuse it: never write what cannot be read
-                    raise ValueError(
-                        f"The network saves files of its own ({', '.join(unexpected[:5])}), "
-                        "which a model file does not hold: a network whose layers keep "
-                        "assets cannot be saved by the library; save it with Keras.")
                 archive.writestr(METADATA_ENTRY, metadata)
         self.remove_checkpoint()
 
@@ -272,6 +268,16 @@ class ModelFileMixin:
         return reader.file(reader.expect(description, "keras_file", (str,)),
                            lambda file, shown: read_keras_file(file, cls, shown_as=shown))
 
+    def __getstate__(self):  # pickle's and skops': see keras_free_state
+        return keras_free_state(super().__getstate__())
+
+    def __setstate__(self, state):
+        shown = f"a pickled or skops {type(self).__name__}"
+        super().__setstate__(keras_restored_state(state, shown))
+        if "model_" in self.__dict__:  # checked as load checks a model file's network
+            with model_file_errors(shown):
+                check_network(self.model_, self.image_size, len(self.classes_))
+
 
 def read_keras_file(path, cls, *, shown_as=None):
     """An estimator of class ``cls`` from a ``.keras`` file, checked like a fit's input.
@@ -288,11 +294,7 @@ def read_keras_file(path, cls, *, shown_as=None):
     check_keras_members(path, shown)  # before Keras extracts anything
     with model_file_errors(shown):
         estimator = estimator_from_params(cls, loaded_params(metadata["params"]), shown)
-    try:
-        estimator.model_ = keras.saving.load_model(path, safe_mode=True)
-    except Exception as error:  # a damaged archive makes Keras raise many kinds
-        raise ModelFileError(f"{shown}: the network cannot be loaded ({type(error).__name__}: "
-                             f"{error})") from None
+    estimator.model_ = read_network(path, shown)
     with model_file_errors(shown):
         targets = KerasTargets.from_dict(metadata["targets"])
         check_network(estimator.model_, estimator.image_size, len(targets.classes_))
@@ -324,6 +326,26 @@ def check_keras_members(path, shown=None):
     except zipfile.BadZipFile:
         raise ModelFileError(f"{shown} is not a .keras model file (not a zip file: empty, "
                              "truncated or another kind of file).") from None
+
+
+def write_network(network, path):
+    """Write ``network`` as a ``.keras`` file (Keras' own), as a model file holds it."""
+    network.save(path)
+    with zipfile.ZipFile(path) as archive:
+        unexpected = sorted(set(archive.namelist()) - KERAS_MEMBERS)
+    if unexpected:  # load would refuse it: never write what cannot be read
+        raise ValueError(f"The network saves files of its own ({', '.join(unexpected[:5])}), "
+                         "which a model file does not hold: a network whose layers keep "
+                         "assets cannot be saved by the library; save it with Keras.")
+
+
+def read_network(path, shown):
+    """The network of a checked ``.keras`` file, read in Keras' safe mode (no code run)."""
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # a damaged archive makes Keras raise many kinds
+        raise ModelFileError(f"{shown}: the network cannot be loaded ({type(error).__name__}: "
+                             f"{error})") from None
 
 
 def check_network(network, image_size, n_concepts):
@@ -442,3 +464,64 @@ def loaded_params(params):
             value = tuple(value)
         loaded[name] = value
     return loaded
+
+
+# ------------------------------------------------------------- pickle and skops
+
+KERAS_STATE = "_keras_state"  # the state's entry for what keras_free_state converted
+_KERAS_OBJECTS = (keras.losses.Loss, keras.optimizers.Optimizer, keras.metrics.Metric)
+
+
+def keras_free_state(state):
+    """An estimator's state (its ``__getstate__``) without Keras objects, for pickle and skops.
+
+    skops rebuilds an object from the plain values of its state and cannot walk
+    a Keras network (RecursionError). A network becomes the bytes of its
+    ``.keras`` file (as ``save`` writes it), a Keras loss, optimizer or metric
+    its Keras config (as a model file keeps parameters), in lists and tuples
+    too. Pickle stores the same; :func:`keras_restored_state` reads it back.
+    """
+    converted = {name: _portable(value) for name, value in state.items() if _holds_keras(value)}
+    if not converted:
+        return state
+    return {**{name: value for name, value in state.items() if name not in converted},
+            KERAS_STATE: converted}
+
+
+def keras_restored_state(state, shown):
+    """The state :func:`keras_free_state` made, its Keras objects read back: networks
+    as a model file's are (:func:`check_keras_members`, then Keras' safe mode)."""
+    if KERAS_STATE not in state:  # no Keras object, or pickled by an older version
+        return state
+    with model_file_errors(shown):
+        restored = {name: _restored(value, shown) for name, value in state[KERAS_STATE].items()}
+    return {**{name: value for name, value in state.items() if name != KERAS_STATE}, **restored}
+
+
+def _holds_keras(value):
+    return isinstance(value, (keras.Model, *_KERAS_OBJECTS)) or (
+        isinstance(value, (list, tuple)) and any(_holds_keras(item) for item in value))
+
+
+def _portable(value):
+    if isinstance(value, keras.Model):
+        with tempfile.TemporaryDirectory() as folder:
+            write_network(value, path := Path(folder, "network.keras"))
+            return {"keras_file": path.read_bytes()}
+    if isinstance(value, (list, tuple)):
+        return {type(value).__name__: [_portable(item) for item in value]}
+    if isinstance(value, _KERAS_OBJECTS):
+        return {"keras_object": keras.saving.serialize_keras_object(value)}
+    return {"value": value}
+
+
+def _restored(value, shown):
+    (kind, content), = value.items()
+    if kind == "keras_file":
+        with tempfile.TemporaryDirectory() as folder:
+            (path := Path(folder, "network.keras")).write_bytes(content)
+            check_keras_members(path, shown)
+            return read_network(path, shown)
+    if kind in ("list", "tuple"):
+        return (list if kind == "list" else tuple)(_restored(item, shown) for item in content)
+    return keras.saving.deserialize_keras_object(content) if kind == "keras_object" else content

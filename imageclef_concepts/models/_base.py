@@ -60,7 +60,9 @@ attributes. :class:`ConceptClassifierMixin` gives ``decide``, ``predict``,
           -> targets_ -> concepts in y's form (predict) or as tuples (predict_concepts)
 
 A subclass writes ``_fit``, ``predict_proba`` and, when its rule is not its
-``threshold`` parameter, ``_decision_rule``. Saving is each class's own
+``threshold`` parameter, ``_decision_rule``. A meta-estimator also derives
+from :class:`RoutingMixin` and names its inner estimators: scikit-learn's
+metadata routing then takes its ``fit`` parameters to them. Saving is each class's own
 (``_to_archive`` / ``_from_archive``, :mod:`imageclef_concepts.models._persistence`).
 """
 
@@ -70,8 +72,10 @@ import inspect
 from typing import TYPE_CHECKING
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils import _safe_indexing
+from sklearn.utils import Bunch, _safe_indexing
+from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
 from sklearn.utils.validation import _check_method_params, check_is_fitted
 
 from ..concepts._metrics import imageclef_f1_score
@@ -226,7 +230,9 @@ class BaseConceptClassifier(ConceptClassifierMixin, ClassifierMixin, BaseEstimat
         y : indicator matrix or sequence of concept lists
         **fit_params : dict
             Given to the estimator's own fitting (members' or inner
-            estimators' ``fit`` for the meta-estimators).
+            estimators' ``fit`` for the meta-estimators: with scikit-learn's
+            metadata routing enabled, to each as it requested them, see
+            ``get_metadata_routing``).
 
         Returns
         -------
@@ -261,6 +267,55 @@ class BaseConceptClassifier(ConceptClassifierMixin, ClassifierMixin, BaseEstimat
 
     def __sklearn_tags__(self):
         return set_multilabel_tags(super().__sklearn_tags__())
+
+
+class RoutingMixin:
+    """Metadata routing of a meta-estimator, as scikit-learn's meta-estimators route it.
+
+    A meta-estimator names its inner estimators in ``_inner_estimators()``
+    (name -> estimator, before they are cloned and fitted); its ``fit``
+    parameters go to their ``fit``, and to its ``cv``'s ``split`` when it has
+    one, through :meth:`_routed_fit_params`.
+    """
+
+    def get_metadata_routing(self) -> MetadataRouter:
+        """Where ``fit``'s metadata go: each inner estimator's ``fit``, the ``cv``'s ``split``.
+
+        With ``sklearn.set_config(enable_metadata_routing=True)``, each inner
+        estimator gets what it requested (``set_fit_request``), and ``groups``
+        reaches a group splitter given as ``cv``.
+
+        Returns
+        -------
+        MetadataRouter
+        """
+        router = MetadataRouter(owner=self)
+        for name, estimator in self._inner_estimators().items():
+            router.add(**{name: estimator},
+                       method_mapping=MethodMapping().add(caller="fit", callee="fit"))
+        cv = getattr(self, "cv", None)  # the tuners' splitter (an int is KFold's)
+        if cv is not None:
+            router.add(splitter=cv, method_mapping=MethodMapping().add(caller="fit",
+                                                                       callee="split"))
+        return router
+
+    def _inner_estimators(self):
+        raise NotImplementedError(f"{type(self).__name__} must name its inner estimators.")
+
+    def _routed_fit_params(self, fit_params):
+        """``fit_params`` for each inner estimator's ``fit`` (``routed[name].fit``) and for
+        the splitter (``routed.splitter.split``).
+
+        With metadata routing enabled: scikit-learn's ``process_routing`` (each
+        gets what it requested; a parameter no one requests, or one an
+        estimator has not said whether it takes, is an error naming it).
+        Without: every parameter to every inner estimator, none to the
+        splitter, as before routing existed.
+        """
+        if get_config()["enable_metadata_routing"]:
+            return process_routing(self, "fit", **fit_params)
+        return Bunch(splitter=Bunch(split={}), **{
+            name: Bunch(fit=dict(fit_params)) for name in self._inner_estimators()})
 
 
 def set_multilabel_tags(tags, *, images=True):

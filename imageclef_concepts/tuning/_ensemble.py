@@ -25,7 +25,13 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ..concepts._targets import ConceptTargets, align_columns, checked_multilabel_target, targets_of
 from ..estimators._ensemble import ConceptEnsemble
-from ..models._base import BaseConceptClassifier, aligned_scores, fit_on_rows, shallow_copy
+from ..models._base import (
+    BaseConceptClassifier,
+    RoutingMixin,
+    aligned_scores,
+    fit_on_rows,
+    shallow_copy,
+)
 from ..models._ranges import _real_values
 from ._ensemble_search import band_edges, band_of, vote_buckets, vote_search, weight_search
 from ._rule import tuning_splits
@@ -48,7 +54,7 @@ if TYPE_CHECKING:  # names for annotations only
     )
 
 
-class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
+class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
     """Tune a :class:`ConceptEnsemble` for the official score: votes or weights.
 
     ``tune="votes"``: each member's threshold and the number of votes ``L``
@@ -227,7 +233,10 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
         if not hasattr(X, "__getitem__"):  # array-likes known only by __array__
             X = np.asarray(X)
         y, labels = checked_multilabel_target(X, y)
-        splits = tuning_splits(self.cv, self.refit, self.random_state, _num_samples(X))
+        routed = self._routed_fit_params(fit_params)
+        fit_params = routed.ensemble.fit  # the ensemble routes them on to its members
+        splits = tuning_splits(self.cv, self.refit, self.random_state, _num_samples(X),
+                               routed.splitter.split)
         vocabulary = (self.ensemble.targets_ if self.cv == "prefit" else
                       ConceptTargets().fit(labels))
         n_concepts = len(vocabulary.classes_)
@@ -253,6 +262,9 @@ class EnsembleTuner(MetaEstimatorMixin, BaseConceptClassifier):
             base = fold_ensemble
         self.ensemble_ = self._tuned(base, X, y, vocabulary, support)
         self.targets_, self.classes_ = self.ensemble_.targets_, self.ensemble_.classes_
+
+    def _inner_estimators(self):
+        return {"ensemble": self.ensemble}
 
     def _check_options(self):
         if self.cv == "prefit":

@@ -342,20 +342,23 @@ def _rows(bound, rows):
     return bound[rows] if np.ndim(bound) == 1 else bound
 
 
-def tuning_splits(cv, refit, random_state, n_samples):
+
+def tuning_splits(cv, refit, random_state, n_samples, split_params=None):
     """The (train, test) index pairs of a tuner's ``cv``, drawn once.
 
     ``"prefit"``: every image is tuning data; a float: one shuffled hold-out
     of that fraction; otherwise scikit-learn's ``check_cv`` (never
-    stratified: the target is multi-label). ``refit=False`` needs one split.
+    stratified: the target is multi-label), whose ``split`` gets
+    ``split_params`` (``groups``, routed to a group splitter). ``refit=False``
+    needs one split.
     """
-    if cv == "prefit":
+    if isinstance(cv, str) and cv == "prefit":
         return [(None, np.arange(n_samples))]
     if isinstance(cv, Real) and not isinstance(cv, Integral):
         splitter = ShuffleSplit(n_splits=1, test_size=cv, random_state=random_state)
     else:
         splitter = check_cv(cv, classifier=False)
-    splits = list(splitter.split(np.zeros((n_samples, 1))))
+    splits = list(splitter.split(np.zeros((n_samples, 1)), **(split_params or {})))
     if not refit and len(splits) > 1:
         raise ValueError(f"refit=False keeps the estimator of the split it was tuned on, but "
                          f"cv={cv!r} makes {len(splits)} splits; use a float cv or refit=True.")

@@ -33,6 +33,7 @@ from ..concepts._metrics import imageclef_f1, imageclef_f1_score
 from ..concepts._targets import ConceptTargets, checked_multilabel_target, score_columns, targets_of
 from ..models._base import (
     BaseConceptClassifier,
+    RoutingMixin,
     aligned_scores,
     fit_on_rows,
     set_multilabel_tags,
@@ -69,7 +70,7 @@ if TYPE_CHECKING:  # names for annotations only
     )
 
 
-class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
+class ThresholdTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
     """Tune the decision threshold(s) of a multi-label classifier for a score.
 
     Parameters
@@ -237,7 +238,10 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
         if not hasattr(X, "__getitem__"):  # array-likes known only by __array__
             X = np.asarray(X)
         y, labels = checked_multilabel_target(X, y)
-        splits = self._splits(X, y)
+        routed = self._routed_fit_params(fit_params)
+        fit_params = routed.estimator.fit
+        splits = tuning_splits(self.cv, self.refit, self.random_state, _num_samples(X),
+                               routed.splitter.split)
         vocabulary = self._tuning_vocabulary(labels)
         tuning_rows = np.concatenate([test for _, test in splits])
         truth, n_true = vocabulary.truth(_safe_indexing(labels, tuning_rows))
@@ -283,9 +287,8 @@ class ThresholdTuner(MetaEstimatorMixin, BaseConceptClassifier):
     def _uses_official_score(self):
         return self.scoring in (None, "imageclef_f1", imageclef_f1, imageclef_f1_score)
 
-    def _splits(self, X, y):
-        """The (train, test) index pairs, drawn once."""
-        return tuning_splits(self.cv, self.refit, self.random_state, _num_samples(X))
+    def _inner_estimators(self):
+        return {"estimator": self.estimator}
 
     def _tuning_vocabulary(self, labels):
         """The columns the out-of-fold scores are aligned on."""
