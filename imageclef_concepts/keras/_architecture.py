@@ -12,11 +12,17 @@ builder (the builders' own defaults are for direct callers only):
 * :func:`build_network` chooses the network (the user's ``model``, a
   backbone's or the paper's), checks the user's shapes, and compiles it;
 * :func:`compile_network` compiles with the loss and optimizer, freezing or
-  freeing the backbone first (also the second stage of a fine-tuning).
+  freeing the backbone first (also the second stage of a fine-tuning);
+* where and how the network computes: :func:`apply_thread_limit` (this
+  process's TensorFlow threads, so that workers x threads <= cores),
+  :func:`strategy_for` (a ``tf.distribute`` strategy by name, in whose scope
+  the network is built and compiled) and :func:`dtype_policy` (mixed
+  precision for the layers built inside, the global policy restored after).
 """
 
 import os
-from contextlib import nullcontext
+import warnings
+from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 
 import keras
@@ -30,13 +36,6 @@ from ..images._store import ImageStore
 from ..models._decision import DecisionRule
 from ..models._ranges import check_pos_weight
 from . import AUGMENTATIONS, BACKBONES, LOSSES
-from ._devices import (
-    DISTRIBUTIONS,
-    DTYPE_POLICIES,
-    apply_thread_limit,
-    dtype_policy,
-    strategy_for,
-)
 from ._ema import ema_settings
 from ._losses import balanced_pos_weight, make_loss
 from ._network import (
@@ -58,6 +57,10 @@ _ABOVE_ZERO = Interval(Real, 0, None, closed="neither")
 _AT_LEAST_ZERO = Interval(Real, 0, None, closed="left")
 
 # Each parameter's range, as ConceptCNNClassifier._parameter_constraints.
+# The tf.distribute strategies and Keras dtype policies a network may compute with.
+DISTRIBUTIONS = ("mirrored", "multi_worker_mirrored")
+DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+
 PARAMETER_CONSTRAINTS = {
     "image_size": [_POSITIVE], "filters": ["array-like"],
     "kernel_size": [_POSITIVE, "array-like"], "padding": [StrOptions({"valid", "same"})],
@@ -314,3 +317,53 @@ def _pos_weight(estimator):
         targets = estimator.targets_
         return balanced_pos_weight(targets.column_counts_, targets.n_images_)
     return check_pos_weight(pos_weight, len(estimator.classes_))
+
+
+# ------------------------------------------------ where and how it computes
+
+
+
+def apply_thread_limit(n_threads):
+    """Limit TensorFlow to ``n_threads`` threads in this process (None: leave it).
+
+    TensorFlow fixes its thread pools when its runtime starts; a limit that
+    comes later cannot be applied, and a warning says so.
+    """
+    if n_threads is None:
+        return
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    if (threading.get_intra_op_parallelism_threads() == n_threads
+            and threading.get_inter_op_parallelism_threads() == n_threads):
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(n_threads)
+        threading.set_inter_op_parallelism_threads(n_threads)
+    except RuntimeError:
+        warnings.warn(f"n_threads={n_threads} cannot be applied: TensorFlow already started "
+                      "in this process with other thread settings. Set n_threads before "
+                      "TensorFlow's first use in the process (a fresh worker applies it at "
+                      "its first fit).", RuntimeWarning, stacklevel=3)
+
+
+def strategy_for(distribution):
+    """The ``tf.distribute`` strategy of a ``distribution`` parameter."""
+    import tensorflow as tf
+
+    if distribution is None:
+        return tf.distribute.get_strategy()  # the default: one device, no-op scope
+    if distribution == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+@contextmanager
+def dtype_policy(name):
+    """Build layers under Keras' ``name`` dtype policy; restore the global one after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)

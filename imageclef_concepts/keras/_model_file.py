@@ -34,10 +34,10 @@ from ..models._card import (
     model_card,
 )
 from ..models._decision import DecisionRule
-from ..models._onnx import INPUT_NAME, OUTPUT_NAME, check_onnx_installed, label_onnx_file
 from ..models._persistence import estimator_from_params, jsonable, model_file_errors
 from ..models._zip import ModelZip, read_model_record
 from ._adapter import KerasTargets
+from ._export import export_network
 
 if TYPE_CHECKING:  # names for annotations only
     from typing_extensions import Self
@@ -177,51 +177,7 @@ class ModelFileMixin:
         >>> about = served.get_modelmeta().custom_metadata_map  # doctest: +SKIP
         >>> concepts = json.loads(about["concepts"])  # doctest: +SKIP
         """
-        check_is_fitted(self, "model_")
-        if format not in ("tf_saved_model", "onnx"):
-            raise ValueError(f"format={format!r}: use 'tf_saved_model' or 'onnx'.")
-        import tensorflow as tf
-
-        # The signature is given, not traced from a first call: a serving
-        # model that was never called is refused by Keras' ONNX exporter.
-        signature = [tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.uint8,
-                                   name=INPUT_NAME)]
-        if format == "tf_saved_model":
-            self._serving_model().export(os.fspath(path), format=format, verbose=False,
-                                         input_signature=signature)
-            return
-        check_onnx_installed()
-        check_float32_network(self.model_, self.dtype_policy)
-        metadata = self._onnx_metadata()  # fails here, before any file is touched
-        with replaced_atomically(path) as temporary, warnings.catch_warnings():
-            # Keras' patch of tf2onnx for NumPy 2 asks NumPy for np.object: nothing of ours.
-            warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)
-            self._serving_model().export(temporary, format=format, verbose=False,
-                                         input_signature=signature)
-            label_onnx_file(temporary, metadata)
-
-    def _serving_model(self):
-        """uint8 pixels to :meth:`predict_proba`'s probabilities, as one Keras model."""
-        images = keras.Input((self.image_size, self.image_size, 3), dtype="uint8",
-                             name=INPUT_NAME)
-        pixels = CastToFloat(name="to_float")(images)
-        probabilities = self.model_(pixels, training=False)
-        if self.test_time_augmentation:  # as predict_proba: the mean with the mirror's
-            mirrored = self.model_(MirrorImages(name="mirror")(pixels), training=False)
-            probabilities = keras.layers.Average(name="test_time_augmentation")(
-                [probabilities, mirrored])
-        return keras.Model(images, probabilities)
-
-    def _onnx_metadata(self):
-        """What an ONNX file says besides its graph: concepts, decision rule, provenance."""
-        from .._version import __version__
-
-        return {"concepts": jsonable(list(self.classes_)),
-                "decision_rule": self._decision_rule().to_dict(),
-                "imageclef_concepts": {
-                    "estimator": type(self).__name__, "library_version": __version__,
-                    "input": INPUT_NAME, "output": OUTPUT_NAME, "image_size": self.image_size,
-                    "test_time_augmentation": bool(self.test_time_augmentation)}}
+        export_network(self, path, format)
 
     def model_card(self) -> str:
         """This model's card (Markdown): provenance, data, validation, rule, parameters.
@@ -361,24 +317,6 @@ def check_network(network, image_size, n_concepts):
                              f"record names {n_concepts} concepts")
 
 
-def check_float32_network(network, dtype_policy):
-    """Refuse an ONNX export of a network that computes in 16 bits (mixed precision).
-
-    Keras converts float32 networks only: a bfloat16 one gives a file ONNX
-    Runtime cannot load, a float16 one other probabilities than ``predict_proba``'s.
-    """
-    dtypes, layers = set(), [network]
-    while layers:
-        layer = layers.pop()
-        dtypes.add(layer.compute_dtype)
-        layers.extend(getattr(layer, "layers", ()))
-    if dtypes - {"float32"}:
-        raise ValueError(f"This network computes in {', '.join(sorted(dtypes - {'float32'}))} "
-                         f"(dtype_policy={dtype_policy!r}): ONNX export takes float32 networks "
-                         "only; export format='tf_saved_model', or train with "
-                         "dtype_policy='float32'.")
-
-
 def read_metadata(path, shown=None):
     """The JSON record of a file written by ``save``, its structure checked.
 
@@ -402,23 +340,6 @@ def read_metadata(path, shown=None):
                                    "concept_counts": metadata["concept_counts"]}
     check_record(metadata, shown)
     return metadata
-
-
-@keras.saving.register_keras_serializable(package="imageclef_concepts")
-class CastToFloat(keras.layers.Layer):
-    """uint8 pixels to float32, unchanged in value: the serving model's first step."""
-
-    def call(self, inputs):
-        return keras.ops.cast(inputs, "float32")
-
-
-@keras.saving.register_keras_serializable(package="imageclef_concepts")
-class MirrorImages(keras.layers.Layer):
-    """Images flipped left to right, as test-time augmentation flips them
-    (:class:`~._batches.ImageBatches` with ``mirrored=True``)."""
-
-    def call(self, inputs):
-        return keras.ops.flip(inputs, axis=2)
 
 
 _NEVER_SAVED = ("model", "callbacks", "checkpoint_dir", "image_store")

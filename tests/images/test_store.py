@@ -591,7 +591,7 @@ def test_a_store_replaced_by_a_users_folder_leaves_it_untouched(tmp_path, images
 
 
 def test_an_image_size_beyond_memory_is_refused_before_any_work(tmp_path, images, decodes):
-    from imageclef_concepts.images._sources import memory_limit
+    from imageclef_concepts.files._sizes import memory_limit
 
     assert 2**28 < memory_limit() < 7 * 100000**2  # known, and less than 65 GiB here
     with pytest.raises(ValueError, match=r"image_size=100000: decoding one image .* bytes"):

@@ -154,7 +154,7 @@ def test_refit_false_keeps_the_estimator_of_the_split():
     assert tuner.estimator_.n_samples_fit_ == 70
     refitted = ThresholdTuner(KNeighborsClassifier(3), cv=0.3, thresholds=5).fit(X, y)
     assert refitted.estimator_.n_samples_fit_ == 100
-    with pytest.raises(ValueError, match="refit=False keeps the model .* 3 splits"):
+    with pytest.raises(ValueError, match="refit=False keeps the estimator .* 3 splits"):
         ThresholdTuner(KNeighborsClassifier(3), cv=3, refit=False).fit(X, y)
     with pytest.raises(ValueError, match="set refit=False"):
         ThresholdTuner(KNeighborsClassifier(3).fit(X, y), cv="prefit").fit(X, y)
