@@ -141,6 +141,7 @@ def test_groups_reach_a_group_splitter(routing, tuner):
     assert model.get_metadata_routing().consumes("fit", ["groups"]) == {"groups"}
 
 
+@pytest.mark.slow  # the line as written, on a network: nine fits
 def test_grid_search_over_a_tuned_network_with_sample_weight(routing):
     # The line: "sample_weight ... not routed to any object" before.
     data = make_concept_images(24, 3, 16, random_state=0)

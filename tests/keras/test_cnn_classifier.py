@@ -316,7 +316,8 @@ def test_cross_validate_with_official_scorer(tiny_images, tiny_indicator):
     assert ((results["test_score"] >= 0) & (results["test_score"] <= 1)).all()
 
 
-@pytest.mark.parametrize("form", ["indicator", "concepts"])
+# Nine fits each: the indicator form with the slow tests.
+@pytest.mark.parametrize("form", [pytest.param("indicator", marks=pytest.mark.slow), "concepts"])
 def test_grid_search_over_learning_rate_and_threshold(tiny_images, tiny_indicator, form):
     X = tiny_images.images
     y = tiny_indicator if form == "indicator" else np.array(
