@@ -91,3 +91,17 @@ def decodes(monkeypatch):
     monkeypatch.setattr(images_module, "decode_image", decode)
     monkeypatch.setattr(images_module, "check_image_file", check)
     return counts
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """The network's contract checks on image files run with the slow tests.
+
+    The library's check suite generates its cases (one per check and data
+    form), so they cannot carry a mark where they are written: on files the
+    network runs the same checks as on arrays, with decoding added.
+    """
+    for item in items:
+        if item.nodeid.endswith("[paths]]") and \
+                "keeps_the_contract[ConceptCNNClassifier-" in item.nodeid:
+            item.add_marker(pytest.mark.slow)

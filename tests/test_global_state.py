@@ -45,6 +45,7 @@ def test_fit_leaves_keras_tensorflow_numpy_and_python_settings(random_state, tin
     assert model.model_.layers[-1].dtype_policy.name == "float32"  # its own policy
 
 
+@pytest.mark.slow
 def test_unseeded_fits_still_differ(tiny_images):
     y = [";".join(c) for c in tiny_images.concepts]
     first, second = (ConceptCNNClassifier(**SMALL).fit(tiny_images.images, y)

@@ -95,6 +95,7 @@ def test_real_chest_xrays_load_and_train():
     assert proba.shape == (60, len(model.classes_)) and np.isfinite(proba).all()
 
 
+@pytest.mark.slow
 def test_cnn_learns_visual_concepts_and_not_the_others():
     data = make_concept_images(900, 6, 32, non_visual_fraction=0.34, most_common_frequency=0.5,
                                tail_exponent=0.3, random_state=3)

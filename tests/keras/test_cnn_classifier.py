@@ -179,6 +179,7 @@ def test_grayscale_float_and_other_sizes_are_accepted(tiny_images, tiny_indicato
     assert model.predict_proba(larger).shape == (40, 5)
 
 
+@pytest.mark.slow
 def test_same_seed_same_model_other_seed_other_model(tiny_images, tiny_indicator):
     X = tiny_images.images
     first = tiny(random_state=3).fit(X, tiny_indicator).predict_proba(X)
@@ -401,6 +402,7 @@ def test_bad_parameters_are_named():
 
 # ---------------------------------------------------------------- learning
 
+@pytest.mark.slow
 def test_learns_visible_concepts_far_above_most_frequent_baseline():
     data = make_concept_images(600, 6, 32, non_visual_fraction=0, most_common_frequency=0.5,
                                tail_exponent=0.5, random_state=0)

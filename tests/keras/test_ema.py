@@ -84,6 +84,7 @@ def test_the_model_keeps_the_average_of_its_best_epoch_and_saves_it(tmp_path, da
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
 
 
+@pytest.mark.slow
 def test_a_resumed_training_averages_as_the_uninterrupted_one(tmp_path, data):
     X, y = data
     params = dict(SMALL, learning_rate=1e-2, epochs=2, random_state=0, ema_momentum=MOMENTUM)

@@ -70,6 +70,7 @@ def _fingerprint(**params):
     return run_fingerprint(model, images, np.eye(4, 2), None, None)
 
 
+@pytest.mark.slow
 def test_run_fingerprint_leaves_out_what_does_not_change_the_network():
     base = _fingerprint()
     assert set(NOT_IN_FINGERPRINT).isdisjoint(base["parameters"])
@@ -78,6 +79,7 @@ def test_run_fingerprint_leaves_out_what_does_not_change_the_network():
     assert _fingerprint(random_state=1) != base
 
 
+@pytest.mark.slow
 def test_run_fingerprint_holds_the_ema_momentum():
     off, on = _fingerprint(), _fingerprint(ema_momentum=0.9)
     assert on != off and on != _fingerprint(ema_momentum=0.99)

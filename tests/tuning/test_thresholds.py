@@ -205,6 +205,7 @@ def test_custom_scoring_and_its_limits():
                        strategy="per_concept").fit(X, y)
 
 
+@pytest.mark.slow
 def test_with_the_cnn_and_concept_lists_from_paths(tmp_path, tiny_images):
     from PIL import Image
 
@@ -224,6 +225,7 @@ def test_with_the_cnn_and_concept_lists_from_paths(tmp_path, tiny_images):
     assert tuner.score(paths, y) == pytest.approx(imageclef_f1_score(y, predicted))
 
 
+@pytest.mark.slow
 def test_concepts_unknown_to_the_estimator_count_as_misses(tiny_images):
     # prefit on two concepts; the tuning truth has a third the model never saw
     X = tiny_images.images[:20]
@@ -250,6 +252,7 @@ def _simulated_roco(rng):
     return scores, Y.astype(int)
 
 
+@pytest.mark.slow
 def test_on_roco_statistics_tuned_beats_fixed_thresholds_on_held_out():
     rng = np.random.default_rng(10)
     scores, Y = _simulated_roco(rng)
@@ -294,6 +297,7 @@ def test_folds_with_different_vocabularies_are_aligned_by_concept():
     assert all(set(p) <= {"C1", "C2", "C9"} for p in tuner.predict(X))
 
 
+@pytest.mark.slow
 def test_tuned_cnn_saves_whole_and_predicts_identically(tmp_path, tiny_images):
     cnn = ConceptCNNClassifier(**{**TINY, "epochs": 1})
     y = [";".join(c) for c in tiny_images.concepts]
