@@ -12,6 +12,9 @@ from pathlib import Path
 
 from ._arguments import UserError, one_line, positive_int
 
+# More seeds per backbone than any ensemble trains (the 2026 winners used four).
+MAX_SEEDS = 1000
+
 
 def add_recipe(commands):
     recipe = commands.add_parser(
@@ -100,6 +103,9 @@ def _recipe(args, base):
         grid.pop("filters", None)  # the dry run's tiny networks give way to backbones
         grid["backbone"] = [name.strip() for name in args.backbones.split(",") if name.strip()]
     if args.seeds:
+        if args.seeds > MAX_SEEDS:  # each seed trains a member per backbone
+            raise UserError(f"--seeds {args.seeds}: at most {MAX_SEEDS} seeds per backbone (each "
+                            "trains one member).")
         grid["random_state"] = list(range(args.seeds))
     params = dict(base.estimator_params)
     if args.epochs:

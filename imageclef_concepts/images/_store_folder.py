@@ -59,6 +59,10 @@ def ownership_lost(path, identity):
             return f"its manifest {MANIFEST} is not a file"
     except OSError:
         return f"its manifest {MANIFEST} is gone"
+    # A file of the store's own names turned into a link would be written through.
+    linked = [name for name in _OWN_FILES if os.path.islink(os.path.join(path, name))]
+    if linked:
+        return f"its {linked[0]} is a symbolic link now"
     return None
 
 

@@ -312,9 +312,16 @@ def _checked_threshold(threshold):
     return values
 
 
+# The largest concept count a rule takes: far above any vocabulary, and within
+# the 32-bit integers the decision's arrays compare it with.
+LARGEST_COUNT = 2**31 - 1
+
+
 def _checked_count(value, name, smallest):
     if not isinstance(value, Integral) or isinstance(value, bool) or value < smallest:
         raise ValueError(f"{name} must be a whole number >= {smallest}; got {value!r}.")
+    if value > LARGEST_COUNT:
+        raise ValueError(f"{name} must be at most {LARGEST_COUNT:,}; got {value!r:.40}.")
     return int(value)
 
 

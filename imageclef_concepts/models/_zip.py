@@ -75,7 +75,8 @@ class ModelZip:
     * before anything is inflated, the zip directory is checked: each member
       name ``allowed`` (when given), and the sizes the members declare, all
       together, within the file's budget (:attr:`budget`: ``INFLATION_RATIO``
-      times its size on disk, at least ``INFLATION_FLOOR``);
+      times the bytes its members are stored in, at least ``INFLATION_FLOOR``;
+      bytes outside any member, such as a padded prefix, buy nothing);
     * while reading, every byte inflated counts: a member stops at the size
       the directory declares or at the caller's ``limit`` (a manifest's),
       whichever is less, and the file at its budget however often its
@@ -108,9 +109,12 @@ class ModelZip:
         self.file_size = handle.tell()
         handle.seek(0)
         self.shown, self.kind = shown, kind
-        self.budget = max(INFLATION_FLOOR, INFLATION_RATIO * self.file_size)
         self.inflated = 0
         self.archive = zipfile.ZipFile(handle)
+        # The budget counts the members' stored bytes, not the file's size: bytes
+        # outside any member (a padded prefix) would otherwise buy inflation.
+        self.stored = sum(info.compress_size for info in self.archive.infolist())
+        self.budget = max(INFLATION_FLOOR, INFLATION_RATIO * self.stored)
         try:
             self._check_directory(allowed)
         except BaseException:
@@ -153,8 +157,9 @@ class ModelZip:
                 "library writes it; nothing was inflated.")
 
     def _budget_rule(self):
-        return (f"the {in_bytes(self.budget)} a file of {in_bytes(self.file_size, False)} "
-                f"may inflate to ({INFLATION_RATIO} times its size, at least "
+        return (f"the {in_bytes(self.budget)} members stored in "
+                f"{in_bytes(self.stored, False)} may inflate to ({INFLATION_RATIO} times that, "
+                "at least "
                 f"{in_bytes(INFLATION_FLOOR, exact=False)})")
 
     def read(self, name, limit=None, limit_text=None):

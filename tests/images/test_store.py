@@ -590,6 +590,27 @@ def test_a_store_replaced_by_a_users_folder_leaves_it_untouched(tmp_path, images
         store.summary()
 
 
+def test_an_index_replaced_by_a_link_to_a_users_database_is_never_written(tmp_path, images):
+    # The folder is still the store's, but its index.sqlite now links to the user's
+    # database: a new thread's connection would open, and change, the user's file.
+    folder, store = _used_store(tmp_path, images)
+    elsewhere = tmp_path / "user"
+    before = _users_folder(elsewhere)
+    (folder / INDEX).unlink()
+    (folder / INDEX).symlink_to(elsewhere / INDEX)
+    outcome = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        thread = threading.Thread(target=lambda: outcome.append(
+            ImageLoader(24, image_store=store).fit_transform(images)))
+        thread.start()
+        thread.join()
+    assert np.array_equal(outcome[0], _expected(images, 24))
+    assert len(_store_warnings(caught)) == 1
+    assert "symbolic link" in str(_store_warnings(caught)[0].message)
+    assert {path.name: path.read_bytes() for path in elsewhere.iterdir()} == before
+
+
 def test_an_image_size_beyond_memory_is_refused_before_any_work(tmp_path, images, decodes):
     from imageclef_concepts.files._sizes import memory_limit
 

@@ -194,3 +194,10 @@ def test_infinite_and_huge_scores_meet_a_count_model_without_warnings():
     # none, the interval [0, 0] dropping the 3 that passed; the third sums inf - inf
     # (clipped: 0 + 0.9 -> [1, 1]) and keeps the inf concept only.
     np.testing.assert_array_equal(decided, [[1, 1, 1, 1], [0, 0, 0, 0], [1, 0, 0, 0]])
+
+
+@pytest.mark.parametrize("name", ["min_concepts", "max_concepts"])
+def test_a_count_too_large_for_the_decision_is_refused_by_name(name):
+    # 2**63 passed the old check and overflowed only when the rule was applied.
+    with pytest.raises(ValueError, match=f"{name} must be at most 2,147,483,647"):
+        DecisionRule(0.5, **{name: 2**63})

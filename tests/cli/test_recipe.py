@@ -1,0 +1,18 @@
+"""The recipe-2026 command's own arguments, refused in one line before any work."""
+
+import time
+
+from imageclef_concepts.cli import main
+
+
+def test_more_seeds_than_any_ensemble_trains_is_one_line_before_any_work(tmp_path, capsys):
+    # A billion seeds made list(range(...)) fill the memory; more than an int64 overflowed.
+    for seeds in ("1000000000", "99999999999999999999"):
+        started = time.monotonic()
+        code = main(["recipe-2026", "--dry-run", "--seeds", seeds,
+                     "--output", str(tmp_path / "out")])
+        error = capsys.readouterr().err
+        assert code == 2 and error.count("\n") == 1 and "Traceback" not in error
+        assert f"--seeds {seeds}: at most 1000 seeds per backbone" in error
+        assert time.monotonic() - started < 10
+        assert not (tmp_path / "out").exists()
