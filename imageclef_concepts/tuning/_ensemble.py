@@ -54,6 +54,11 @@ if TYPE_CHECKING:  # names for annotations only
     )
 
 
+# More candidate thresholds per member than a search can use: every search scores each
+# candidate on every held-out image and concept (10**5 took 70 s, 10**6 six GB).
+MAX_CANDIDATES = 1000
+
+
 class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
     """Tune a :class:`ConceptEnsemble` for the official score: votes or weights.
 
@@ -199,7 +204,7 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
     _parameter_constraints = {
         "ensemble": [ConceptEnsemble],
         "tune": [StrOptions({"votes", "weights"})],
-        "thresholds": [Interval(Integral, 2, None, closed="left"), "array-like"],
+        "thresholds": [Interval(Integral, 2, MAX_CANDIDATES, closed="both"), "array-like"],
         "weight_grid": ["array-like"],
         "bands": [Interval(Integral, 1, None, closed="left"), "array-like", None],
         "cv": ["cv_object", StrOptions({"prefit"}), Interval(Real, 0, 1, closed="neither")],
@@ -282,9 +287,11 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
                              f"{self.weight_grid!r:.80}.")
         if not isinstance(self.thresholds, Integral):
             given = _real_values(self.thresholds, "thresholds")
-            if given.ndim != 1 or not len(given) or not np.isfinite(given).all():
-                raise ValueError(f"thresholds must be an int >= 2 or a non-empty flat list of "
-                                 f"finite candidate thresholds; got {self.thresholds!r:.80}.")
+            if given.ndim != 1 or not 0 < len(given) <= MAX_CANDIDATES or \
+                    not np.isfinite(given).all():
+                raise ValueError(f"thresholds must be an int from 2 to {MAX_CANDIDATES} or a "
+                                 f"flat list of 1 to {MAX_CANDIDATES} finite candidate "
+                                 f"thresholds; got {self.thresholds!r:.80}.")
         if isinstance(self.bands, bool):  # True passes as the int 1
             raise ValueError(f"bands must be an int, support edges or None, not the boolean "
                              f"{self.bands}.")

@@ -350,3 +350,13 @@ def test_weights_are_values_of_the_grid_even_when_equal_weights_win():
                           cv="prefit", refit=False).fit(X, y)
     assert list(tuner.weights_) == [3.0, 3.0, 3.0]
     assert tuner.best_score_ == tuner.ensemble_.score(X, y)
+
+
+@pytest.mark.parametrize("thresholds", [10**5, list(range(1001))])
+def test_more_candidates_than_a_search_can_use_are_refused_before_any_fit(thresholds):
+    scores = np.eye(2)[[0, 1, 0, 1]]
+    ensemble = ConceptEnsemble([("a", FixedConcepts(["C1", "C2"], scores)),
+                                ("b", FixedConcepts(["C1", "C2"], scores))], prefit=True)
+    with pytest.raises(ValueError, match="thresholds"):
+        EnsembleTuner(ensemble, cv="prefit", refit=False, thresholds=thresholds).fit(
+            np.arange(4)[:, None], ["C1", "C2", "C1", "C2"])
