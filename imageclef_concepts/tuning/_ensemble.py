@@ -289,9 +289,9 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
             given = _real_values(self.thresholds, "thresholds")
             if given.ndim != 1 or not 0 < len(given) <= MAX_CANDIDATES or \
                     not np.isfinite(given).all():
-                raise ValueError(f"thresholds must be an int from 2 to {MAX_CANDIDATES} or a "
-                                 f"flat list of 1 to {MAX_CANDIDATES} finite candidate "
-                                 f"thresholds; got {self.thresholds!r:.80}.")
+                raise ValueError(f"thresholds must be an int >= 2 or a non-empty flat list of "
+                                 f"finite candidate thresholds, at most {MAX_CANDIDATES} of "
+                                 f"them; got {self.thresholds!r:.80}.")
         if isinstance(self.bands, bool):  # True passes as the int 1
             raise ValueError(f"bands must be an int, support edges or None, not the boolean "
                              f"{self.bands}.")

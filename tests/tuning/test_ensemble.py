@@ -354,9 +354,8 @@ def test_weights_are_values_of_the_grid_even_when_equal_weights_win():
 
 @pytest.mark.parametrize("thresholds", [10**5, list(range(1001))])
 def test_more_candidates_than_a_search_can_use_are_refused_before_any_fit(thresholds):
-    scores = np.eye(2)[[0, 1, 0, 1]]
-    ensemble = ConceptEnsemble([("a", FixedConcepts(["C1", "C2"], scores)),
-                                ("b", FixedConcepts(["C1", "C2"], scores))], prefit=True)
+    X, y, scores = np.arange(4)[:, None], ["C1", "C2", "C1", "C2"], np.eye(2)[[0, 1, 0, 1]]
+    ensemble = ConceptEnsemble([(name, FixedConcepts(["C1", "C2"], scores).fit(X, y))
+                                for name in "ab"], prefit=True).fit(X, y)
     with pytest.raises(ValueError, match="thresholds"):
-        EnsembleTuner(ensemble, cv="prefit", refit=False, thresholds=thresholds).fit(
-            np.arange(4)[:, None], ["C1", "C2", "C1", "C2"])
+        EnsembleTuner(ensemble, cv="prefit", refit=False, thresholds=thresholds).fit(X, y)
