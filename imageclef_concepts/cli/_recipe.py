@@ -99,9 +99,13 @@ def _recipe(args, base):
     from dataclasses import replace
 
     grid = dict(base.grid)
-    if args.backbones:
+    if args.backbones is not None:
+        backbones = [name.strip() for name in args.backbones.split(",") if name.strip()]
+        if not backbones:  # not the default three, silently
+            raise UserError(f"--backbones {args.backbones!r} names no backbone: give names "
+                            "separated by commas, or leave the option out.")
         grid.pop("filters", None)  # the dry run's tiny networks give way to backbones
-        grid["backbone"] = [name.strip() for name in args.backbones.split(",") if name.strip()]
+        grid["backbone"] = backbones
     if args.seeds:
         if args.seeds > MAX_SEEDS:  # each seed trains a member per backbone
             raise UserError(f"--seeds {args.seeds}: at most {MAX_SEEDS} seeds per backbone (each "

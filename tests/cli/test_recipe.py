@@ -16,3 +16,10 @@ def test_more_seeds_than_any_ensemble_trains_is_one_line_before_any_work(tmp_pat
         assert f"--seeds {seeds}: at most 1000 seeds per backbone" in error
         assert time.monotonic() - started < 10
         assert not (tmp_path / "out").exists()
+
+
+def test_backbones_naming_none_is_refused_not_the_default_three(tmp_path, capsys):
+    code = main(["recipe-2026", "--dry-run", "--backbones", " , ", "--output", str(tmp_path / "o")])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "names no backbone" in error
+    assert not (tmp_path / "o").exists()
