@@ -34,7 +34,7 @@ scikit-learn 1.7+) and are replaced here:
 and ``_check_model_compatibility`` compares the loss parameter with the
 compiled loss by Keras name, which fails for the library's own losses.
 
-``tests/test_keras_adapter.py`` pins the scikeras behaviour these rely on.
+``tests/keras/test_adapter.py`` pins the scikeras behaviour these rely on.
 """
 
 import numpy as np

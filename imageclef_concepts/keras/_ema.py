@@ -24,7 +24,7 @@ What combines, and how:
   end, so it holds the averages as weights and the raw weights as
   averages; :class:`EMASwap` starts a resumed fit swapped, and its first
   ``on_epoch_begin`` puts them back. A resumed run continues as the
-  uninterrupted one (``tests/test_ema.py``);
+  uninterrupted one (``tests/keras/test_ema.py``);
 * two stages (``freeze_epochs``): the second stage compiles a new
   optimizer, whose average starts from the weights the first stage ended
   with (its averages, or its best epoch's); each stage has its own swap.
