@@ -14,9 +14,13 @@ from pathlib import Path
 
 
 def check_members(members):
-    """Each member's parameters checked, as its ``fit`` would, without fitting it."""
+    """Each member's parameters checked, as its ``fit`` would, without fitting it; and
+    members enough for the votes the recipe tunes (at least two vote on each concept)."""
     from ..keras._architecture import check_architecture
 
+    if len(members) < 2:
+        raise ValueError(f"the grid makes {len(members)} member(s), and the recipe combines "
+                         "at least two by votes: give more seeds or backbones.")
     for name, member in members:
         try:
             member._validate_params()

@@ -23,3 +23,12 @@ def test_backbones_naming_none_is_refused_not_the_default_three(tmp_path, capsys
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1 and "names no backbone" in error
     assert not (tmp_path / "o").exists()
+
+
+def test_a_grid_of_one_member_is_refused_before_any_training(tmp_path, capsys):
+    # It used to train the member, then fail tuning the votes (min_votes=2 of 1).
+    code = main(["recipe-2026", "--dry-run", "--seeds", "1", "--backbones", "densenet121",
+                 "--output", str(tmp_path / "o")])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "makes 1 member(s)" in error
+    assert not (tmp_path / "o").exists()
