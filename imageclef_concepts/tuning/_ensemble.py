@@ -21,9 +21,9 @@ from joblib import Parallel, delayed
 from sklearn.base import MetaEstimatorMixin, clone
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _num_samples, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
-from ..concepts._targets import ConceptTargets, align_columns, checked_multilabel_target, targets_of
+from ..concepts._targets import ConceptTargets, align_columns, targets_of
 from ..estimators._ensemble import ConceptEnsemble
 from ..models._base import (
     BaseConceptClassifier,
@@ -34,7 +34,7 @@ from ..models._base import (
 )
 from ..models._ranges import _real_values
 from ._ensemble_search import band_edges, band_of, vote_buckets, vote_search, weight_search
-from ._rule import tuning_splits
+from ._rule import tuning_start
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -234,14 +234,8 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
 
     def _fit(self, X: Images, y: Targets, **fit_params: Any) -> None:
         """Held-out member scores, the search, then the tuned ensemble."""
-        self._check_options()
-        if not hasattr(X, "__getitem__"):  # array-likes known only by __array__
-            X = np.asarray(X)
-        y, labels = checked_multilabel_target(X, y)
-        routed = self._routed_fit_params(fit_params)
-        fit_params = routed.ensemble.fit  # the ensemble routes them on to its members
-        splits = tuning_splits(self.cv, self.refit, self.random_state, _num_samples(X),
-                               routed.splitter.split)
+        # The ensemble routes its fit parameters on to its members.
+        X, y, labels, fit_params, splits = tuning_start(self, X, y, fit_params, "ensemble")
         vocabulary = (self.ensemble.targets_ if self.cv == "prefit" else
                       ConceptTargets().fit(labels))
         n_concepts = len(vocabulary.classes_)

@@ -6,7 +6,7 @@ this module chooses, from them, what its
 their scores under another scorer than the official one, the coverage of a
 concept count model together with the global threshold, and how far
 per-concept thresholds are shrunk toward the global one; and the splits of
-a tuner's ``cv`` (:func:`tuning_splits`, both tuners'). Every official
+a tuner's ``cv`` (:func:`tuning_splits`, through :func:`tuning_start`, both tuners'). Every official
 score comes from :mod:`imageclef_concepts.concepts._metrics`.
 
 No choice is scored on images that what it chooses was fitted on: a count
@@ -25,6 +25,7 @@ from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import KFold, ShuffleSplit, check_cv
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import _num_samples
 
 from ..concepts._metrics import (
     f1_from_counts,
@@ -32,6 +33,7 @@ from ..concepts._metrics import (
     per_concept_thresholds,
     threshold_curve,
 )
+from ..concepts._targets import checked_multilabel_target
 from ..models._count import ConceptCountRegressor, calibration_needed, finite_scores
 from ..models._decision import DecisionRule, within_bounds
 
@@ -341,6 +343,20 @@ def _column(bound):
 def _rows(bound, rows):
     return bound[rows] if np.ndim(bound) == 1 else bound
 
+
+
+def tuning_start(tuner, X, y, fit_params, inner):
+    """What a tuner's fit starts with: its options checked, ``X`` indexable, ``y``
+    checked, the fit parameters routed (those of its ``inner`` estimator returned) and
+    its splits drawn once. Returns ``(X, y, labels, inner_fit_params, splits)``."""
+    tuner._check_options()
+    if not hasattr(X, "__getitem__"):  # array-likes known only by __array__
+        X = np.asarray(X)
+    y, labels = checked_multilabel_target(X, y)
+    routed = tuner._routed_fit_params(fit_params)
+    splits = tuning_splits(tuner.cv, tuner.refit, tuner.random_state, _num_samples(X),
+                           routed.splitter.split)
+    return X, y, labels, routed[inner].fit, splits
 
 
 def tuning_splits(cv, refit, random_state, n_samples, split_params=None):

@@ -26,11 +26,11 @@ from sklearn.base import MetaEstimatorMixin, clone
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _num_samples, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from ..concepts._lists import is_concept_lists
 from ..concepts._metrics import imageclef_f1, imageclef_f1_score
-from ..concepts._targets import ConceptTargets, checked_multilabel_target, score_columns, targets_of
+from ..concepts._targets import ConceptTargets, score_columns, targets_of
 from ..models._base import (
     BaseConceptClassifier,
     RoutingMixin,
@@ -47,7 +47,7 @@ from ._rule import (
     choose_from_curve,
     choose_official_rule,
     scored_one_by_one,
-    tuning_splits,
+    tuning_start,
 )
 
 if TYPE_CHECKING:  # names for annotations only
@@ -234,14 +234,7 @@ class ThresholdTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
 
     def _fit(self, X: Images, y: Targets, **fit_params: Any) -> None:
         """Fit the estimator (``fit_params`` go to its ``fit``); choose the rule out of fold."""
-        self._check_options()
-        if not hasattr(X, "__getitem__"):  # array-likes known only by __array__
-            X = np.asarray(X)
-        y, labels = checked_multilabel_target(X, y)
-        routed = self._routed_fit_params(fit_params)
-        fit_params = routed.estimator.fit
-        splits = tuning_splits(self.cv, self.refit, self.random_state, _num_samples(X),
-                               routed.splitter.split)
+        X, y, labels, fit_params, splits = tuning_start(self, X, y, fit_params, "estimator")
         vocabulary = self._tuning_vocabulary(labels)
         tuning_rows = np.concatenate([test for _, test in splits])
         truth, n_true = vocabulary.truth(_safe_indexing(labels, tuning_rows))
