@@ -97,6 +97,7 @@ LAYERS = (
     ("files", "concepts"),
     ("concept_files", "images", "models"),
     ("datasets", "keras", "utils"),
+    ("embeddings",),
     ("estimators", "report"),
     ("tuning",),
     ("recipes",),
