@@ -15,6 +15,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..images._sources import as_image_source
 from ..images._store import ImageStore
+from ._checkpoint import ZIP_MAGIC, open_clip_onnx
 from ._onnx import network, weights_digest
 from ._presets import PRESETS
 
@@ -48,7 +49,9 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
 "convnext-base"}, default="biomedclip"
         The model, which sets the preprocessing and the output taken.
     weights : path or "random", default=None
-        The ONNX file of the model's image tower. ``"random"`` builds the
+        The ONNX file of the model's image tower; for ``"biomedclip"``, its
+        published ``open_clip_pytorch_model.bin`` works too (read without
+        PyTorch, tensors only, converted in memory). ``"random"`` builds the
         model's architecture with fixed random weights (tests and timing:
         the vectors mean nothing); ConvNeXt has no random build. None is
         refused: a weights file must be named.
@@ -186,7 +189,10 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
         """
         preset = self._check()
         runner = self._network()
+        source = ("random" if self.weights == "random" else
+                  "open_clip" if _is_zip(os.fspath(self.weights or "")) else "onnx")
         return json.dumps({
+            "weights_format": source,
             "format": EMBEDDING_FORMAT, "model": self.model, "backend": "onnxruntime",
             "weights_sha256": self._digest(), "random_weights": self.weights == "random",
             "preprocessing": preset.preprocessing(), "output": runner.output,
@@ -229,6 +235,16 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
             model, where = _random_network(self.model)[0], f"weights='random' ({self.model})"
         else:
             model, where = os.fspath(self.weights), f"weights={os.fspath(self.weights)!r}"
+            if _is_zip(model):  # a PyTorch checkpoint, not ONNX
+                if not preset.checkpoint:
+                    raise ValueError(f"{where} is a PyTorch checkpoint: for model="
+                                     f"{self.model!r} export the image tower to ONNX (see "
+                                     "the user guide); only biomedclip's file is read as is.")
+                path = model
+
+                def model():
+                    return open_clip_onnx(path, preset, where)
+
         return network(model, digest, where, preset.crop, preset.outputs)
 
 
@@ -245,6 +261,11 @@ def _random_network(model):
             _RANDOM.clear()  # a ViT-B is 350 MB: one kept
             _RANDOM[model] = (built, hashlib.sha256(built).hexdigest())
         return _RANDOM[model]
+
+
+def _is_zip(path):
+    with open(path, "rb") as handle:  # a regular file: weights_digest checked it
+        return handle.read(4) == ZIP_MAGIC
 
 
 def _unit_rows(vectors):

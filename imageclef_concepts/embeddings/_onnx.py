@@ -126,14 +126,14 @@ class Network:
 
 
 def network(model, digest, where, crop, outputs):
-    """The :class:`Network` of ``model`` (bytes or path) whose content has ``digest``,
-    built once and kept for the most recent files."""
+    """The :class:`Network` of ``model`` (bytes, a path, or a function giving either)
+    whose content has ``digest``, built once and kept for the most recent files."""
     key = (digest, crop, tuple(outputs))
     with _LOCK:
         if key in _SESSIONS:
             _SESSIONS.move_to_end(key)
             return _SESSIONS[key]
-    built = Network(model, where, crop, outputs)
+    built = Network(model() if callable(model) else model, where, crop, outputs)
     with _LOCK:
         _SESSIONS[key] = built
         while len(_SESSIONS) > _KEPT_SESSIONS:

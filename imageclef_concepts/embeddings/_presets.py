@@ -36,11 +36,12 @@ class Preset:
     outputs: tuple[str, ...]  # the exported network's outputs to take, first found first
     n_features: int  # length of the embedding
     architecture: dict = field(default_factory=dict)  # the random-weight build; {} for none
+    checkpoint: str = ""  # the PyTorch checkpoint read besides ONNX ("open_clip"), if any
 
     def preprocessing(self):
         """What the identity of an encoder records of the input pipeline."""
         described = asdict(self)
-        for key in ("source", "architecture", "outputs", "n_features"):
+        for key in ("source", "architecture", "outputs", "n_features", "checkpoint"):
             del described[key]
         described.update(channel_order="RGB", layout="NCHW float32, pixels/255",
                          resize_mode="square")
@@ -62,7 +63,8 @@ PRESETS: dict[str, Preset] = {
     # in the config): bicubic resize of the shortest side to 224, centre crop 224.
     "biomedclip": Preset(
         "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224", 224, 224, "bicubic",
-        CLIP_MEAN, CLIP_STD, ("image_embeds",), 512, _vit(16, 224, projection=512)),
+        CLIP_MEAN, CLIP_STD, ("image_embeds",), 512, _vit(16, 224, projection=512),
+        checkpoint="open_clip"),
     # microsoft/rad-dino (a DINOv2 ViT-B/14, config.json: image_size 518, patch_size 14,
     # layerscale), preprocessor_config.json (BitImageProcessor): shortest_edge 518,
     # centre crop 518, resample 3 (bicubic), mean 0.5307 and std 0.2583 on each channel.

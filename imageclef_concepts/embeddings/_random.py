@@ -14,7 +14,7 @@ import numpy as np
 _OPSET = 17  # LayerNormalization
 
 
-def random_vit(architecture, output="image_embeds", seed=0, tokens=False):
+def random_vit(architecture, output="image_embeds", seed=0, tokens=False, parameters=None):
     """A serialised ONNX ViT with random weights: input ``pixel_values`` (n, 3, s, s).
 
     Parameters
@@ -29,6 +29,10 @@ def random_vit(architecture, output="image_embeds", seed=0, tokens=False):
     tokens : bool, default=False
         Give every token after the final norm, (n, tokens, width), instead of
         the CLS token (projected when ``projection`` is set).
+    parameters : dict of str to ndarray, default=None
+        Trained weights by the graph's names (``block0.qkv.w``...) instead of
+        random ones (:mod:`._checkpoint`); a missing name or a wrong shape is
+        a ``ValueError``.
 
     Returns
     -------
@@ -45,10 +49,22 @@ def random_vit(architecture, output="image_embeds", seed=0, tokens=False):
     nodes, weights = [], []
 
     def weight(name, shape, scale=0.02, value=None):
-        array = (rng.standard_normal(shape, dtype=np.float32) * np.float32(scale)
-                 if value is None else np.full(shape, value, dtype=np.float32))
+        if value is not None:
+            array = np.full(shape, value, dtype=np.float32)
+        elif parameters is None:
+            array = rng.standard_normal(shape, dtype=np.float32) * np.float32(scale)
+        elif name not in parameters:
+            raise ValueError(f"no weights for {name}")
+        else:
+            array = np.ascontiguousarray(parameters[name], dtype=np.float32)
+            if array.shape != tuple(shape):
+                raise ValueError(f"{name} has shape {array.shape}, the architecture "
+                                 f"{tuple(shape)}")
         weights.append(numpy_helper.from_array(array, name))
         return name
+
+    def trained(initial):  # a trained parameter's random-build value, None when given
+        return None if parameters is not None else initial
 
     def constant(name, values):
         weights.append(numpy_helper.from_array(np.asarray(values, dtype=np.int64), name))
@@ -59,16 +75,18 @@ def random_vit(architecture, output="image_embeds", seed=0, tokens=False):
         return name
 
     def norm(x, name):
-        return node("LayerNormalization", [x, weight(f"{name}.g", [width], value=1.0),
-                                           weight(f"{name}.b", [width], value=0.0)],
+        return node("LayerNormalization", [x, weight(f"{name}.g", [width], 0.0, trained(1.0)),
+                                           weight(f"{name}.b", [width], 0.0, trained(0.0))],
                     name, axis=-1, epsilon=1e-6)
 
     def dense(x, name, n_in, n_out, bias=True):
         y = node("MatMul", [x, weight(f"{name}.w", [n_in, n_out])], f"{name}.mm")
-        return node("Add", [y, weight(f"{name}.b", [n_out], 0.0, 0.0)], name) if bias else y
+        return node("Add", [y, weight(f"{name}.b", [n_out], 0.0, trained(0.0))], name) \
+            if bias else y
 
     x = node("Conv", ["pixel_values", weight("patch.w", [width, 3, patch, patch]),
-                      weight("patch.b", [width], value=0.0)], "patch", strides=[patch, patch])
+                      weight("patch.b", [width], 0.0, trained(0.0))], "patch",
+             strides=[patch, patch])
     x = node("Reshape", [x, constant("shape.flat", [0, width, -1])], "patch.flat")
     x = node("Transpose", [x], "patch.tokens", perm=[0, 2, 1])
     first = node("Slice", [x, constant("s0", [0]), constant("s1", [1]), constant("ax1", [1])],
@@ -97,7 +115,7 @@ def random_vit(architecture, output="image_embeds", seed=0, tokens=False):
         mixed = node("Reshape", [mixed, merged_shape], f"{b}.mixed.flat")
         y = dense(mixed, f"{b}.proj", width, width)
         if a["layer_scale"]:
-            y = node("Mul", [y, weight(f"{b}.ls1", [width], value=1.0)], f"{b}.ls1.y")
+            y = node("Mul", [y, weight(f"{b}.ls1", [width], 0.0, trained(1.0))], f"{b}.ls1.y")
         x = node("Add", [x, y], f"{b}.res1")
         h = dense(norm(x, f"{b}.ln2"), f"{b}.fc1", width, 4 * width)
         erf = node("Erf", [node("Mul", [h, weight(f"{b}.rsqrt2", [1], value=2 ** -0.5)],
@@ -107,7 +125,7 @@ def random_vit(architecture, output="image_embeds", seed=0, tokens=False):
                          weight(f"{b}.half", [1], value=0.5)], f"{b}.gelu")
         y = dense(h, f"{b}.fc2", 4 * width, width)
         if a["layer_scale"]:
-            y = node("Mul", [y, weight(f"{b}.ls2", [width], value=1.0)], f"{b}.ls2.y")
+            y = node("Mul", [y, weight(f"{b}.ls2", [width], 0.0, trained(1.0))], f"{b}.ls2.y")
         x = node("Add", [x, y], f"{b}.res2")
     x = norm(x, "ln_post")
     n_out = width

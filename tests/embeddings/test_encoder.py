@@ -143,6 +143,8 @@ def test_it_joins_a_knn_and_is_cloned(vit_file):
     (lambda tmp: None, "weights=None: name the ONNX file"),
     (lambda tmp: str(tmp / "absent.onnx"), "weights=.*absent.onnx.*not found"),
     (lambda tmp: str(tmp), "weights=.*is a folder"),
+    (lambda tmp: ".", "weights='.': . is a folder"),
+    (lambda tmp: "/dev/null", "weights='/dev/null': /dev/null is a"),
     (lambda tmp: (tmp / "text.onnx").write_text("not a model") and str(tmp / "text.onnx"),
      "weights=.*text.onnx.*not an ONNX model"),
     (lambda tmp: write_vit(tmp / "small.onnx", {**TINY_VIT, "image_size": 16}),
