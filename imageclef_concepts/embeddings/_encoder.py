@@ -39,7 +39,7 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
     A transformer that learns nothing: ``fit`` checks the parameters,
     ``transform`` (or ``embed``) gives each image's L2-normalised embedding,
     computed by ONNX Runtime (the ``onnx`` extra) from the model's image
-    tower exported to ONNX on the user's machine (see the user guide, section
+    tower exported to ONNX on the user's machine (see the documentation page
     "Foundation-model encoders"), with the preprocessing the model's authors
     published (size, filter, centre crop, mean, std).
 
@@ -207,7 +207,8 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
         preset = PRESETS[self.model]
         if self.weights is None:
             raise ValueError(f"weights=None: name the ONNX file of {self.model}'s image tower "
-                             f"(exported from {preset.source}; see the user guide), or "
+                             f"(exported from {preset.source}; see the documentation page "
+                             "Foundation-model encoders), or "
                              "weights='random' for random weights (tests and timing).")
         if self.weights == "random" and not preset.architecture:
             raise ValueError(f"weights='random': model={self.model!r} has no random build; "
@@ -223,8 +224,8 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
         pinned = getattr(self, "_pinned_digest", None)
         if pinned is not None and pinned[0] == os.fspath(self.weights) and pinned[1] != digest:
             raise ValueError(f"weights={os.fspath(self.weights)!r}: the file changed since this "
-                             "encoder was saved (its SHA-256 differs): its embeddings would "
-                             "not match the kept ones. Name the file it was saved with.")
+                             "encoder first read it or was saved (its SHA-256 differs): its "
+                             "embeddings would not match the kept ones. Name the file it read.")
         self._pinned_digest = (os.fspath(self.weights), digest)
         return digest
 
@@ -237,9 +238,10 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
             model, where = os.fspath(self.weights), f"weights={os.fspath(self.weights)!r}"
             if _is_zip(model):  # a PyTorch checkpoint, not ONNX
                 if not preset.checkpoint:
-                    raise ValueError(f"{where} is a PyTorch checkpoint: for model="
-                                     f"{self.model!r} export the image tower to ONNX (see "
-                                     "the user guide); only biomedclip's file is read as is.")
+                    raise ValueError(
+                        f"{where} is a PyTorch checkpoint: for model={self.model!r} export "
+                        "the image tower to ONNX (the documentation page Foundation-model "
+                        "encoders says how); only biomedclip's file is read as is.")
                 path = model
 
                 def model():
