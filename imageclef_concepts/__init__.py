@@ -60,6 +60,7 @@ if TYPE_CHECKING:
         make_imageclef_2019_layout,
         make_imageclef_layout,
     )
+    from .embeddings import FoundationEncoder
     from .estimators import (
         ConceptEnsemble,
         ConceptKNNClassifier,
@@ -124,6 +125,7 @@ __all__ = [
     "DatasetMismatchWarning",
     "DecisionRule",
     "EnsembleTuner",
+    "FoundationEncoder",
     "ImageDecodeError",
     "ImageLoader",
     "ImageStore",

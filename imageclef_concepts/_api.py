@@ -27,6 +27,7 @@ HOMES = {
     "datasets": ("DatasetMismatchWarning", "find_imageclef_layout", "load_imageclef",
                  "make_concept_images", "make_imageclef_2019_layout", "make_imageclef_layout"),
     "keras": ("BackboneEmbedding", "ConceptCNNClassifier"),
+    "embeddings": ("FoundationEncoder",),
     "estimators": ("ConceptEnsemble", "ConceptKNNClassifier", "ConceptSpecialists",
                    "MostFrequentConcepts"),
     "tuning": ("EnsembleTuner", "ThresholdTuner", "refine_grid"),

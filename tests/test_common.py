@@ -23,6 +23,7 @@ from imageclef_concepts import (
     ConceptKNNClassifier,
     ConceptSpecialists,
     EnsembleTuner,
+    FoundationEncoder,
     ImageLoader,
     MostFrequentConcepts,
     ThresholdTuner,
@@ -43,6 +44,7 @@ ESTIMATORS = [
     ConceptEncoder(),
     ImageLoader(),
     BackboneEmbedding(weights=None),
+    FoundationEncoder(weights="random"),
     ConceptSpecialists(ConceptKNNClassifier(), [("c2", "C2", ConceptKNNClassifier())]),
     # A regressor of counts: every check of check_estimator applies (the calibration
     # share and coverage fit the checks' 10-sample data sets).
@@ -115,6 +117,7 @@ NOT_APPLICABLE = {
     "ConceptEncoder": "its X is a sequence of concept lists",
     "ImageLoader": "its X is a sequence of image paths",
     "BackboneEmbedding": "its X is images or paths",
+    "FoundationEncoder": "its X is images or paths",
     "ThresholdTuner": "around an image estimator, X is what that estimator takes",
     "ConceptEnsemble": "its X is what its members take: here images or paths",
     "EnsembleTuner": "its X is what its ensemble's members take: here images or paths",

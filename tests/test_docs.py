@@ -12,8 +12,9 @@ pytestmark = pytest.mark.slow
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
 
 
-@pytest.mark.parametrize("page", ["winning_system.rst", "model_files.rst", "concept_files.rst",
-                                  "user_guide.rst", "faq.rst"])
+@pytest.mark.parametrize("page", ["winning_system.rst", "foundation_encoders.rst",
+                                  "model_files.rst", "concept_files.rst", "user_guide.rst",
+                                  "faq.rst"])
 def test_tutorial_page_runs_as_written(page):
     result = doctest.testfile(str(DOCS / page), module_relative=False, verbose=False,
                               optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

@@ -11,8 +11,15 @@ from typing import TYPE_CHECKING
 
 from .._api import lazy_attribute
 
-_MODULE_OF: dict[str, str] = {}
-__all__: list[str] = []
+_MODULE_OF = {
+    "FoundationEncoder": "._encoder",
+}
+__all__ = [
+    "FoundationEncoder",
+]
+
+if TYPE_CHECKING:
+    from ._encoder import FoundationEncoder
 
 
 if not TYPE_CHECKING:  # checkers read the imports above: a misspelt name is an error

@@ -1,0 +1,118 @@
+"""BiomedCLIP's open_clip checkpoint read without PyTorch: checked against PyTorch itself.
+
+The checkpoint is written by ``torch.save`` (the format the authors publish)
+with random tensors under open_clip's names, at a tiny size; the reference
+embedding is timm's ViT forward written out in PyTorch.
+"""
+
+import os
+import pickle
+import zipfile
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from imageclef_concepts import FoundationEncoder
+from imageclef_concepts.embeddings._checkpoint import read_state_dict
+from imageclef_concepts.embeddings._presets import PRESETS
+
+from .onnx_models import TINY, TINY_VIT
+
+ARCH = TINY_VIT  # width 32, 2 blocks, 2 heads, 8 px patches on 32 px, projection 16
+
+
+def _open_clip_state(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w, t = ARCH["width"], (ARCH["image_size"] // ARCH["patch"]) ** 2 + 1
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g) * 0.2
+
+    state = {"visual.trunk.patch_embed.proj.weight": r(w, 3, 8, 8),
+             "visual.trunk.patch_embed.proj.bias": r(w), "visual.trunk.cls_token": r(1, 1, w),
+             "visual.trunk.pos_embed": r(1, t, w), "visual.trunk.norm.weight": 1 + r(w),
+             "visual.trunk.norm.bias": r(w), "visual.head.proj.weight": r(16, w),
+             "text.transformer.embeddings.word_embeddings.weight": r(10, 4),  # ignored
+             "logit_scale": torch.tensor(4.6)}
+    for i in range(ARCH["depth"]):
+        b = f"visual.trunk.blocks.{i}."
+        state.update({b + "norm1.weight": 1 + r(w), b + "norm1.bias": r(w),
+                      b + "attn.qkv.weight": r(3 * w, w), b + "attn.qkv.bias": r(3 * w),
+                      b + "attn.proj.weight": r(w, w), b + "attn.proj.bias": r(w),
+                      b + "norm2.weight": 1 + r(w), b + "norm2.bias": r(w),
+                      b + "mlp.fc1.weight": r(4 * w, w), b + "mlp.fc1.bias": r(4 * w),
+                      b + "mlp.fc2.weight": r(w, 4 * w), b + "mlp.fc2.bias": r(w)})
+    return state
+
+
+def _timm_forward(state, x):
+    """timm VisionTransformer (global_pool='token') + open_clip's linear head."""
+    s = {k.removeprefix("visual.trunk."): v for k, v in state.items()}
+    w, heads = ARCH["width"], ARCH["heads"]
+    x = F.conv2d(x, s["patch_embed.proj.weight"], s["patch_embed.proj.bias"], stride=8)
+    x = x.flatten(2).transpose(1, 2)
+    x = torch.cat([s["cls_token"].expand(len(x), -1, -1), x], dim=1) + s["pos_embed"]
+    for i in range(ARCH["depth"]):
+        b = f"blocks.{i}."
+        h = F.layer_norm(x, (w,), s[b + "norm1.weight"], s[b + "norm1.bias"], eps=1e-6)
+        n, t, _ = h.shape
+        qkv = F.linear(h, s[b + "attn.qkv.weight"], s[b + "attn.qkv.bias"])
+        q, k, v = qkv.reshape(n, t, 3, heads, w // heads).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, t, w)
+        x = x + F.linear(a, s[b + "attn.proj.weight"], s[b + "attn.proj.bias"])
+        h = F.layer_norm(x, (w,), s[b + "norm2.weight"], s[b + "norm2.bias"], eps=1e-6)
+        h = F.linear(F.gelu(F.linear(h, s[b + "mlp.fc1.weight"], s[b + "mlp.fc1.bias"])),
+                     s[b + "mlp.fc2.weight"], s[b + "mlp.fc2.bias"])
+        x = x + h
+    x = F.layer_norm(x, (w,), s["norm.weight"], s["norm.bias"], eps=1e-6)[:, 0]
+    return F.linear(x, state["visual.head.proj.weight"])
+
+
+@pytest.fixture
+def tiny_clip(monkeypatch):
+    monkeypatch.setitem(PRESETS, "tiny-clip", replace(TINY, checkpoint="open_clip"))
+    monkeypatch.setitem(PRESETS, "tiny", TINY)
+
+
+def test_the_checkpoint_embeds_as_pytorch_does(tmp_path, tiny_clip):
+    state = _open_clip_state()
+    torch.save(state, tmp_path / "open_clip_pytorch_model.bin")
+    images = np.random.default_rng(0).integers(0, 256, (4, 40, 40, 3), dtype=np.uint8)
+    encoder = FoundationEncoder("tiny-clip", tmp_path / "open_clip_pytorch_model.bin")
+    vectors = encoder.embed(images)
+    with torch.no_grad():
+        expected = _timm_forward(state, torch.from_numpy(encoder.preprocess(images)))
+    expected = F.normalize(expected, dim=1).numpy()
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+    assert '"weights_format": "open_clip"' in encoder.embedding_identity()
+
+
+def test_the_reader_gives_pytorchs_tensors_and_runs_no_code(tmp_path):
+    state = {"a": torch.arange(12, dtype=torch.float32).reshape(3, 4).t(),  # strided view
+             "b": torch.tensor([1, 2], dtype=torch.int64), "c": torch.ones(2).half()}
+    torch.save(state, tmp_path / "s.bin")
+    read = read_state_dict(tmp_path / "s.bin", "w")
+    for name, tensor in state.items():
+        np.testing.assert_array_equal(read[name], tensor.numpy())
+    torch.save({"a": torch.zeros(1), "evil": os.system}, tmp_path / "evil.bin")
+    with pytest.raises(ValueError, match="w: cannot read it as a PyTorch checkpoint.*posix"):
+        read_state_dict(tmp_path / "evil.bin", "w")
+
+
+def test_a_wrong_checkpoint_is_refused_naming_weights(tmp_path, tiny_clip):
+    state = _open_clip_state()
+    del state["visual.head.proj.weight"]
+    torch.save(state, tmp_path / "partial.bin")
+    with pytest.raises(ValueError, match="weights=.*partial.bin.*missing visual.head.proj"):
+        FoundationEncoder("tiny-clip", str(tmp_path / "partial.bin")).embed(np.zeros((1, 40, 40)))
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
+        archive.writestr("notes.txt", "hello")
+    with pytest.raises(ValueError, match="other.zip': cannot read it as a PyTorch checkpoint"):
+        FoundationEncoder("tiny-clip", str(tmp_path / "other.zip")).embed(np.zeros((1, 40, 40)))
+    with pytest.raises(ValueError, match="is a PyTorch checkpoint: for model='tiny'"):
+        torch.save(_open_clip_state(), tmp_path / "m.bin")
+        FoundationEncoder("tiny", str(tmp_path / "m.bin")).embed(np.zeros((1, 40, 40)))
+    pickle.dumps(FoundationEncoder("tiny-clip", str(tmp_path / "m.bin")))  # plain parameters

@@ -1,0 +1,194 @@
+"""FoundationEncoder on tiny same-architecture ViTs with random weights, written by the tests."""
+
+import json
+import os
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import replace
+
+import joblib
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image
+from sklearn.base import clone
+
+from imageclef_concepts import ConceptKNNClassifier, FoundationEncoder
+from imageclef_concepts.embeddings._presets import PRESETS
+
+from .onnx_models import TINY, TINY_VIT, tiny_models, write_vit  # noqa: F401 (fixture)
+
+RNG = np.random.default_rng(0)
+IMAGES = RNG.integers(0, 256, (5, 50, 70, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def vit_file(tmp_path, tiny_models):  # noqa: F811
+    return write_vit(tmp_path / "tiny.onnx")
+
+
+def _by_hand(path, images, preset=TINY, output="image_embeds"):
+    """The authors' pipeline written out: square resize, centre crop, scale, normalise."""
+    crops = []
+    for image in images:
+        square = np.asarray(Image.fromarray(image).resize((preset.resize, preset.resize),
+                                                          Image.Resampling[preset.resample.upper()]))
+        top = (preset.resize - preset.crop) // 2
+        crops.append(square[top:top + preset.crop, top:top + preset.crop])
+    batch = (np.stack(crops) / 255.0 - np.array(preset.mean)) / np.array(preset.std)
+    batch = batch.transpose(0, 3, 1, 2).astype(np.float32)
+    (out,) = ort.InferenceSession(path).run([output], {"pixel_values": batch})
+    out = out[:, 0] if out.ndim == 3 else out
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_embeddings_are_unit_float32_rows_of_the_model_width(vit_file):
+    vectors = FoundationEncoder("tiny", vit_file, batch_size=2).fit().transform(IMAGES)
+    assert vectors.shape == (5, 16) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, rtol=1e-5)
+    assert not np.allclose(vectors[0], vectors[1])  # images differ, so do their vectors
+
+
+def test_the_authors_preprocessing_is_applied(vit_file):
+    vectors = FoundationEncoder("tiny", vit_file, batch_size=3).embed(IMAGES)
+    np.testing.assert_allclose(vectors, _by_hand(vit_file, IMAGES), atol=2e-5)
+    # A pipeline without the crop or the mean/std gives other vectors: the check can fail.
+    plain = np.stack([np.asarray(Image.fromarray(i).resize((32, 32))) for i in IMAGES])
+    (raw,) = ort.InferenceSession(vit_file).run(
+        None, {"pixel_values": (plain / 255.0).transpose(0, 3, 1, 2).astype(np.float32)})
+    raw /= np.linalg.norm(raw, axis=1, keepdims=True)
+    assert np.abs(raw - vectors).max() > 1e-3
+
+
+def test_a_token_output_gives_its_cls_token(tmp_path, tiny_models):  # noqa: F811
+    path = write_vit(tmp_path / "tokens.onnx", {**TINY_VIT, "projection": None},
+                     output="last_hidden_state", tokens=True)
+    vectors = FoundationEncoder("tiny-tokens", path).embed(IMAGES)
+    assert vectors.shape == (5, 32)
+    np.testing.assert_allclose(vectors, _by_hand(path, IMAGES, tiny_models["tiny-tokens"],
+                                                 "last_hidden_state"), atol=2e-5)
+
+
+def test_paths_grey_and_float_images_embed_as_their_pixels(vit_file, tmp_path):
+    square = RNG.integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
+    paths = []
+    for i, image in enumerate(square):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(image).save(paths[-1])
+    encoder = FoundationEncoder("tiny", vit_file, image_store=tmp_path / "store")
+    expected = encoder.embed(square)
+    np.testing.assert_allclose(encoder.embed(paths), expected, atol=1e-6)
+    np.testing.assert_allclose(encoder.embed(square / 255.0), expected, atol=1e-6)
+    grey = square[..., 0]
+    np.testing.assert_allclose(encoder.embed(grey), encoder.embed(np.repeat(
+        grey[..., None], 3, axis=-1)), atol=1e-6)
+
+
+def test_identity_follows_weights_model_and_preprocessing(vit_file, tmp_path, monkeypatch):
+    identity = FoundationEncoder("tiny", vit_file).embedding_identity()
+    fields = json.loads(identity)
+    assert identity == json.dumps(fields, sort_keys=True)
+    assert fields["model"] == "tiny" and fields["backend"] == "onnxruntime"
+    assert fields["preprocessing"]["mean"] == [0.4, 0.5, 0.6]
+    assert fields["preprocessing"]["crop"] == 32 and fields["preprocessing"]["resize"] == 40
+    assert fields["format"] == 1 and fields["output"] == "image_embeds"
+    copy = shutil.copy(vit_file, tmp_path / "copy.onnx")  # the same weights: the same identity
+    assert FoundationEncoder("tiny", copy).embedding_identity() == identity
+    other = write_vit(tmp_path / "other.onnx", seed=2)
+    assert FoundationEncoder("tiny", other).embedding_identity() != identity
+    monkeypatch.setitem(PRESETS, "tiny-mean", replace(TINY, mean=(0.5,) * 3))
+    assert FoundationEncoder("tiny-mean", vit_file).embedding_identity() != identity
+    random = FoundationEncoder("tiny", "random").embedding_identity()
+    assert random != identity and json.loads(random)["random_weights"] is True
+    assert FoundationEncoder("tiny", "random").embedding_identity() == random
+
+
+def test_joblib_round_trip_embeds_the_same_without_a_session(vit_file, tmp_path):
+    encoder = FoundationEncoder("tiny", vit_file)
+    before = encoder.embed(IMAGES)
+    joblib.dump(encoder, tmp_path / "encoder.joblib")
+    assert os.path.getsize(tmp_path / "encoder.joblib") < 5000  # parameters, no network
+    loaded = joblib.load(tmp_path / "encoder.joblib")
+    np.testing.assert_array_equal(loaded.embed(IMAGES), before)
+    assert loaded.embedding_identity() == encoder.embedding_identity()
+    random = FoundationEncoder("tiny", "random")
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(random)).embed(IMAGES),
+                                  random.embed(IMAGES))
+
+
+def test_a_weights_file_changed_after_saving_is_refused(vit_file, tmp_path):
+    encoder = FoundationEncoder("tiny", vit_file).fit()
+    saved = pickle.dumps(encoder)
+    write_vit(vit_file, seed=5)
+    os.utime(vit_file, ns=(1, 1))  # another version even on a coarse clock
+    with pytest.raises(ValueError, match="the file changed since"):
+        pickle.loads(saved).embed(IMAGES)
+    assert FoundationEncoder("tiny", vit_file).embed(IMAGES).shape == (5, 16)  # a new one works
+
+
+def test_it_joins_a_knn_and_is_cloned(vit_file):
+    encoder = FoundationEncoder("tiny", vit_file, batch_size=4)
+    assert clone(encoder).get_params() == encoder.get_params()
+    y = [["a"], ["b"], ["a", "c"], ["b"], ["c"]]
+    knn = ConceptKNNClassifier(n_neighbors=1, embedding=encoder).fit(IMAGES, y)
+    assert knn.embeddings_.shape == (5, 16)
+    assert knn.predict(IMAGES[:2]).shape[0] == 2
+    np.testing.assert_allclose(knn.embeddings_, encoder.embed(IMAGES), atol=1e-6)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: None, "weights=None: name the ONNX file"),
+    (lambda tmp: str(tmp / "absent.onnx"), "weights=.*absent.onnx.*not found"),
+    (lambda tmp: str(tmp), "weights=.*is a folder"),
+    (lambda tmp: ".", "weights='.': . is a folder"),
+    (lambda tmp: "/dev/null", "weights='/dev/null': /dev/null is a"),
+    (lambda tmp: (tmp / "text.onnx").write_text("not a model") and str(tmp / "text.onnx"),
+     "weights=.*text.onnx.*not an ONNX model"),
+    (lambda tmp: write_vit(tmp / "small.onnx", {**TINY_VIT, "image_size": 16}),
+     "weights=.*small.onnx.*16 x 16 pixels.*gives 32 x 32"),
+    (lambda tmp: write_vit(tmp / "named.onnx", output="features"),
+     None),  # one output: taken whatever its name
+])
+def test_bad_weights_are_refused_naming_the_parameter(tmp_path, tiny_models, make, message):  # noqa: F811
+    encoder = FoundationEncoder("tiny", make(tmp_path))
+    if message is None:
+        assert encoder.embed(IMAGES).shape == (5, 16)
+        return
+    with pytest.raises(ValueError, match=message):
+        encoder.fit()
+        encoder.embed(IMAGES)
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path, tiny_models):  # noqa: F811
+    os.mkfifo(tmp_path / "pipe.onnx")
+    with pytest.raises(ValueError, match="weights=.*pipe.onnx.*pipe"):
+        FoundationEncoder("tiny", str(tmp_path / "pipe.onnx")).fit()
+
+
+def test_random_weights_need_an_architecture(tiny_models):  # noqa: F811
+    with pytest.raises(ValueError, match="weights='random': model='convnext-base' has no"):
+        FoundationEncoder("convnext-base", "random").fit()
+    with pytest.raises(ValueError, match="model='no-such-model' is not a known model"):
+        FoundationEncoder("no-such-model", "random").fit()
+
+
+def test_no_network_access_is_attempted(vit_file, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert FoundationEncoder("tiny", vit_file).embed(IMAGES).shape == (5, 16)
+
+
+def test_importing_the_package_imports_no_runtime():
+    code = ("import sys, imageclef_concepts, imageclef_concepts.embeddings; "
+            "imageclef_concepts.FoundationEncoder; "
+            "print(sorted(m for m in ('onnxruntime', 'onnx', 'torch', 'keras_hub', 'tensorflow')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": os.getcwd()}).stdout
+    assert out.strip() == "[]"
