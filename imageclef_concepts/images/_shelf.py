@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from ..files._atomic import open_regular_file, write_atomically
+from ..files._atomic import open_regular_file, write_in_folder
 from ._decoding import is_url
 
 _CHUNK_NAME = re.compile(r"^[0-9a-f]{32}\.npy$")
@@ -108,16 +108,26 @@ class Shelf:
             raise OSError(f"the image store {self.store.path} is read-only")
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         self.store._check_still_own()  # the folder it opened, not one put at its path since
+        # Every write goes through the descriptors of the folders the store opened:
+        # a folder swapped in at the path after the check above gets nothing.
+        store_folder = self.store.folder()
         try:
-            os.mkdir(self.folder)  # in the store's folder, which is never re-created
+            os.mkdir(self.name, dir_fd=store_folder)  # never re-creates a deleted store
         except FileExistsError:
             pass
-        if os.path.islink(self.folder):  # never write into a folder the store did not make
-            raise OSError(f"{self.folder} is a symbolic link, not the store's own folder")
+        try:  # never write into a folder the store did not make (a link to elsewhere)
+            folder = os.open(self.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                             dir_fd=store_folder)
+        except OSError as error:
+            raise OSError(f"{self.folder} is not the store's own folder "
+                          f"({error.strerror or error})") from None
         chunk = f"{uuid.uuid4().hex}.npy"
-        self.store._check_still_own()
-        write_atomically(os.path.join(self.folder, chunk),
-                         lambda f: np.lib.format.write_array(f, pixels, allow_pickle=False))
+        try:
+            self.store._check_still_own()
+            write_in_folder(folder, chunk,
+                            lambda f: np.lib.format.write_array(f, pixels, allow_pickle=False))
+        finally:
+            os.close(folder)
         entries, records = {}, []
         for row, (key, version) in enumerate(zip(keys, versions)):
             seed = _seed(key, version)

@@ -25,7 +25,7 @@ from ..files._checkpoints import digest
 from ..files._sizes import check_allocation, setting
 from ._decoding import ImageDecodeError, check_image_file, decode_image, is_url, resized
 from ._shelf import file_version, source_key
-from ._store import ImageStoreError, ImageStoreWarning, _StoreLost, as_image_store
+from ._store import ImageStoreError, _StoreLost, as_image_store
 
 ON_ERROR = ("raise", "skip")
 """What an image source does with a file it cannot use: stop naming it, or leave it out."""
@@ -182,7 +182,12 @@ class ImageFiles(_ImageSource):
         self._cache_room = int(cache_mb * 2**20) // (image_size * image_size * 3)
         if not self.paths:
             raise ValueError("X holds no image (0 paths).")
-        self._shelf = None if image_store is None else image_store.shelf(image_size, resample)
+        self._shelf = None
+        if image_store is not None:
+            try:
+                self._shelf = image_store.shelf(image_size, resample)
+            except _StoreLost:  # a folder that changed hands: the store warned once
+                pass
         self._store_failed = False  # warned once, then decoded without the store
         self.stored = self._locate_stored()
         to_check = [index for index in range(len(self.paths)) if index not in self.stored]
@@ -291,8 +296,8 @@ class ImageFiles(_ImageSource):
         self._store_failed = True
         if isinstance(error, _StoreLost):  # a folder that changed hands: the store warned once
             return
-        warnings.warn(f"The image store {self._shelf.store.path} {reason}; the images it does "
-                      "not hold are decoded at every use.", ImageStoreWarning, stacklevel=5)
+        self._shelf.store.warn_once(f"The image store {self._shelf.store.path} {reason}; the "
+                                    "images it does not hold are decoded at every use.")
 
     def _decode_or_error(self, path):
         try:
