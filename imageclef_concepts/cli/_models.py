@@ -382,7 +382,8 @@ def _attach_records(path, archive, sizes, description):
             raise UserError(f"{path}: the archive lacks the network {name}.")
         data = archive.read(name, sizes[name], "its manifest states")
         shown = f"{path} ({name})"
-        description["record"] = read_model_record(io.BytesIO(data), shown_as=shown)
+        with archive.nested():  # its members within what the archive has left
+            description["record"] = read_model_record(io.BytesIO(data), shown_as=shown)
         check_record(description["record"], shown)
     for inner in [description.get("embedding")] + [m[1] for m in description.get("members", [])]:
         if isinstance(inner, dict):

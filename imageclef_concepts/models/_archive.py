@@ -15,7 +15,7 @@ import os
 import tempfile
 import warnings
 import zipfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 from scipy import sparse
@@ -200,7 +200,9 @@ class ArchiveReader:
             file = os.path.join(folder, os.path.basename(name))
             with open(file, "wb") as handle:
                 handle.write(self.entries[name])
-            return load(file, f"{self.path} ({name})")
+            outer = getattr(self.entries, "archive", None)  # a ModelZip: the budget goes on
+            with nullcontext() if outer is None else outer.nested():
+                return load(file, f"{self.path} ({name})")
 
 
 def archive_class(name, module=None, where="the archive's estimator"):

@@ -6,10 +6,11 @@ Every zip the library reads (``.keras`` files and archives, for ``info``,
 small file cannot make the library inflate gigabytes into memory or onto disk.
 """
 
+import contextvars
 import json
 import os
 import zipfile
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 from ..files._atomic import open_regular_file
 from ..files._sizes import in_bytes
@@ -26,6 +27,9 @@ _LARGEST_RECORD = 2**26
 INFLATION_RATIO = 100
 INFLATION_FLOOR = 2**28  # 256 MiB
 _READ_CHUNK = 2**20
+# The archive whose member is being read as a model file of its own (a network's
+# .keras inside an ensemble archive): the inner file's budget comes out of it.
+_OUTER = contextvars.ContextVar("imageclef_concepts outer model zip", default=None)
 
 
 def read_model_record(path, shown_as=None):
@@ -115,11 +119,18 @@ class ModelZip:
         # outside any member (a padded prefix) would otherwise buy inflation.
         self.stored = sum(info.compress_size for info in self.archive.infolist())
         self.budget = max(INFLATION_FLOOR, INFLATION_RATIO * self.stored)
+        # A file read out of another (``nested``) gets no floor of its own: what
+        # its members may inflate to is carved out of what the outer file has left.
+        self.outer = _OUTER.get()
+        if self.outer is not None:
+            self.budget = min(self.budget, self.outer.budget - self.outer.inflated)
         try:
             self._check_directory(allowed)
         except BaseException:
             self.archive.close()
             raise
+        if self.outer is not None:  # all it may inflate (here or in Keras) counts there
+            self.outer.inflated += sum(info.file_size for info in self.archive.infolist())
 
     def __enter__(self):
         return self
@@ -136,6 +147,16 @@ class ModelZip:
     def sizes(self):
         """``{name: size}`` as the zip directory declares them."""
         return {info.filename: info.file_size for info in self.archive.infolist()}
+
+    @contextmanager
+    def nested(self):
+        """While open, a model file read out of this one (a member written to a
+        temporary file or held in memory) is bounded by what this one has left."""
+        token = _OUTER.set(self)
+        try:
+            yield
+        finally:
+            _OUTER.reset(token)
 
     def _check_directory(self, allowed):
         infos = self.archive.infolist()
@@ -157,6 +178,9 @@ class ModelZip:
                 "library writes it; nothing was inflated.")
 
     def _budget_rule(self):
+        if self.outer is not None:
+            return (f"the {in_bytes(self.budget)} left of the budget of {self.outer.shown}, "
+                    "the file it is read from")
         return (f"the {in_bytes(self.budget)} members stored in "
                 f"{in_bytes(self.stored, False)} may inflate to ({INFLATION_RATIO} times that, "
                 "at least "
