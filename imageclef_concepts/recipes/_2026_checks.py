@@ -84,6 +84,8 @@ def check_layout(layout, count_coverage=()):
             if problems:
                 raise ConceptFileError(problems, f"{found.concepts}: the members would learn "
                                        "concepts that a 2026 run file cannot hold")
+        if split != "test":  # ground truths the members learn and are tuned on, read as
+            check_ground_truth(found.concepts, edition="2026")  # the 2026 evaluator reads one
         with ThreadPoolExecutor(max_workers=2) as pool:
             paths = [path for found_paths in files.values() for path in found_paths]
             problems = [problem for problem in pool.map(check_image_file, paths) if problem]

@@ -389,6 +389,11 @@ def _rename_images(folder, rename):
                 (d / "test" / "concepts_manual.csv").unlink(),
                 [image.unlink() for image in (d / "test" / "images").iterdir()]),
      "test/images holds no image file: the test split has no image to predict."),
+    # Training and validation truths with an empty concept field, as the evaluator reads them.
+    (lambda d: _edit_line(d / "train" / "concepts.csv", 3, lambda line: line.split(",")[0] + ","),
+     "train/concepts.csv:3: an empty concept field"),
+    (lambda d: _edit_line(d / "valid" / "concepts.csv", 2, lambda line: line.split(",")[0] + ","),
+     "valid/concepts.csv:2: an empty concept field"),
     # Two validation images: too few for the count model's coverage the tuning tries.
     (lambda d: None, "valid/concepts.csv: count_coverage=0.8"),
 ])
