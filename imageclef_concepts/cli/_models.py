@@ -163,7 +163,8 @@ def _check_memory(args):
              if getattr(args, name) is not None}
     n_images = len(image_files_by_id(args.images)) if args.images.is_dir() else None
     check_memory(ConceptCNNClassifier(**shape), n_images,
-                 names={"image_size": "--image-size", "batch_size": "--batch-size"})
+                 names={"image_size": "--image-size", "batch_size": "--batch-size",
+                        "filters": "--filters", "dense_units": "--dense-units"})
 
 
 def _prepare_checkpoint(folder, restart):

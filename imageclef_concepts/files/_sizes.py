@@ -75,7 +75,11 @@ def check_allocation(n_bytes, setting, what, advice):
 
 def setting(name, value):
     """How a parameter was set: ``--name value`` for a command-line flag, else ``name=value``."""
-    return f"{name} {value}" if name.startswith("--") else f"{name}={value!r}"
+    if not name.startswith("--"):
+        return f"{name}={value!r}"
+    if isinstance(value, (tuple, list)):  # as the flag takes it: 32,64
+        value = ",".join(map(str, value))
+    return f"{name} {value}"
 
 
 def in_bytes(n, exact=True):
