@@ -21,7 +21,9 @@ from PIL import Image
 from sklearn.utils import Bunch, check_random_state
 
 from ..concept_files._io import read_concepts, write_run
+from ..files._sizes import check_allocation, setting
 from ..images._decoding import RASTER_FORMATS
+from ..images._sources import check_image_size
 
 if TYPE_CHECKING:  # names for annotations only
     from .._typing import PathLike
@@ -86,6 +88,12 @@ def make_concept_images(
     >>> data.images.shape
     (4, 64, 64, 3)
     """
+    check_image_size(image_size)  # a bool, or one image beyond memory, named
+    # The drawing grid (two float64 planes), one image's float64 pixels and the array.
+    check_allocation((2 * 8 + 8 + 3 * max(n_samples, 1)) * image_size**2,
+                     setting("image_size", image_size),
+                     f"drawing {n_samples} image(s) at that size",
+                     "choose a smaller image_size or n_samples")
     if image_size < 16:
         raise ValueError(f"image_size={image_size} is too small to draw concepts; use >= 16.")
     if n_concepts < 1 or n_samples < 1:

@@ -17,6 +17,7 @@ imports TensorFlow (the ``tf.data`` pipeline lives in
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral
 
 import numpy as np
 
@@ -36,7 +37,14 @@ _DECODE_BYTES_PER_PIXEL = 7
 
 def check_image_size(image_size, n_images=None, name="image_size"):
     """One image decoded at ``image_size`` (and ``n_images`` of them together) must fit in
-    memory: refused before any work otherwise (:func:`check_allocation`)."""
+    memory: refused before any work otherwise (:func:`check_allocation`). A value that is
+    not a whole number of pixels (a bool, a float, text) is refused by name first."""
+    if (isinstance(image_size, (bool, np.bool_)) or not isinstance(image_size, Integral)
+            or image_size < 1):
+        raise (ValueError if isinstance(image_size, Integral) and not isinstance(
+            image_size, (bool, np.bool_)) else TypeError)(
+            f"{setting(name, image_size)}: {name} must be a whole number of pixels, at least "
+            "1" + (" (not a bool)" if isinstance(image_size, (bool, np.bool_)) else "") + ".")
     check_allocation(_DECODE_BYTES_PER_PIXEL * image_size**2, setting(name, image_size),
                      "decoding one image at that size", f"choose a smaller {name}")
     if n_images is not None and n_images > 1:

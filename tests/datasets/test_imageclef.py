@@ -129,3 +129,13 @@ def test_lines_giving_no_concept_are_named_and_a_file_without_any_refused(tmp_pa
     concepts.write_text("ID,CUIs\n" + "".join(f"{image_id},\n" for image_id in data.ids))
     with pytest.raises(ValueError, match="given.csv: none of its 4 image"):
         load_imageclef(images, concepts, edition="2026")
+
+
+@pytest.mark.parametrize("image_size, error, said", [
+    (10**5, ValueError, r"^image_size=100000: .* more than this machine's memory"),
+    (True, TypeError, r"^image_size=True: image_size must be a whole number of pixels.*bool"),
+    (64.0, TypeError, r"^image_size=64.0: image_size must be a whole number"),
+])
+def test_an_image_size_that_cannot_be_drawn_is_refused_by_name(image_size, error, said):
+    with pytest.raises(error, match=said):
+        make_concept_images(n_samples=2, image_size=image_size)
