@@ -17,6 +17,7 @@ import zlib
 import numpy as np
 
 from ..files._atomic import open_regular_file, write_in_folder
+from ..files._sizes import check_disk_space, setting
 from ._decoding import is_url
 
 _CHUNK_NAME = re.compile(r"^[0-9a-f]{32}\.npy$")
@@ -123,6 +124,13 @@ class Shelf:
                           f"({error.strerror or error})") from None
         chunk = f"{uuid.uuid4().hex}.npy"
         try:
+            try:  # never begin a chunk the disk has no room for
+                check_disk_space(pixels.nbytes, self.store.path,
+                                 setting("image_size", self.image_size),
+                                 f"a chunk of {len(pixels)} image(s) at that size",
+                                 "free space there or choose a smaller image_size")
+            except ValueError as error:
+                raise OSError(str(error)) from None
             self.store._check_still_own()
             write_in_folder(folder, chunk,
                             lambda f: np.lib.format.write_array(f, pixels, allow_pickle=False))
