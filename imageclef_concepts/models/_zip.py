@@ -9,7 +9,9 @@ small file cannot make the library inflate gigabytes into memory or onto disk.
 import contextvars
 import json
 import os
+import struct
 import zipfile
+import zlib
 from contextlib import contextmanager, nullcontext
 
 from ..files._atomic import open_regular_file
@@ -27,6 +29,7 @@ _LARGEST_RECORD = 2**26
 INFLATION_RATIO = 100
 INFLATION_FLOOR = 2**28  # 256 MiB
 _READ_CHUNK = 2**20
+_LOCAL_HEADER = 30  # the fixed part of a member's local header
 # The archive whose member is being read as a model file of its own (a network's
 # .keras inside an ensemble archive): the inner file's budget comes out of it.
 _OUTER = contextvars.ContextVar("imageclef_concepts outer model zip", default=None)
@@ -114,7 +117,12 @@ class ModelZip:
         handle.seek(0)
         self.shown, self.kind = shown, kind
         self.inflated = 0
-        self.archive = zipfile.ZipFile(handle)
+        try:
+            self.archive = zipfile.ZipFile(handle)
+        except zipfile.BadZipFile:
+            raise
+        except (OSError, EOFError, ValueError, struct.error, IndexError) as error:
+            raise self._not_valid(error) from None
         # The budget counts the members' stored bytes, not the file's size: bytes
         # outside any member (a padded prefix) would otherwise buy inflation.
         self.stored = sum(info.compress_size for info in self.archive.infolist())
@@ -158,8 +166,20 @@ class ModelZip:
         finally:
             _OUTER.reset(token)
 
+    def _not_valid(self, error):
+        """A zip whose structures point nowhere (a bad end of central directory, zip64
+        locator or member offset): named, and said not to be a valid model file."""
+        return ModelFileError(f"{self.shown} is not a valid model file: its zip structure "
+                              f"cannot be read ({error}).")
+
     def _check_directory(self, allowed):
         infos = self.archive.infolist()
+        outside = [info for info in infos
+                   if not 0 <= info.header_offset <= self.file_size - _LOCAL_HEADER]
+        if outside:  # zipfile would seek before the file's start, or past its end
+            raise self._not_valid(f"member {outside[0].filename} starts at "
+                                  f"{outside[0].header_offset}, outside the file's "
+                                  f"{self.file_size} bytes")
         if allowed is not None:
             unexpected = sorted({info.filename for info in infos if not allowed(info.filename)})
             if unexpected:
@@ -205,6 +225,14 @@ class ModelZip:
         if limit is not None and info.file_size > limit:
             raise self._too_large(name, limit, limit_text)
         data = bytearray()
+        try:
+            return self._inflate(info, name, cap, limit_text, data)
+        except (zipfile.BadZipFile, ModelFileError):
+            raise
+        except (OSError, EOFError, ValueError, struct.error, zlib.error) as error:
+            raise self._not_valid(error) from None
+
+    def _inflate(self, info, name, cap, limit_text, data):
         with self.archive.open(info) as member:
             while True:
                 chunk = member.read(min(_READ_CHUNK, cap + 1 - len(data)))
