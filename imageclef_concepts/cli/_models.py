@@ -341,7 +341,8 @@ def _run_info(args):
     if is_archive_record(record):
         from ..models._persistence import check_description
 
-        check_description(record["estimator"], None, f"{args.model}: the archive's estimator")
+        check_description(record["estimator"], None, f"{args.model}: the archive's estimator",
+                          load=False)  # a card imports no class: no TensorFlow for a CNN
         _attach_network_records(args.model, record)
     else:
         check_record(record, args.model)

@@ -250,3 +250,25 @@ def test_predict_refuses_image_names_no_run_file_holds_before_predicting(
     assert f"{images}/{shown}: image id '{shown[:-4]}' {problem}" in err, err
     assert f"{edition} run file" in err and "rename" in err
     assert not run.exists()
+
+
+@pytest.mark.parametrize("model", ["ensemble.zip", "cnn.keras"])
+def test_info_on_a_model_file_never_imports_tensorflow(model):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import imageclef_concepts
+
+    fixture = Path(__file__).parents[1] / "models" / "fixtures" / model
+    script = ("import sys\nfrom imageclef_concepts.cli._main import main\n"
+              f"assert main(['info', {str(fixture)!r}]) == 0\n"
+              "print(sorted(name for name in ('tensorflow', 'keras', 'scikeras') "
+              "if name in sys.modules))")
+    root = Path(imageclef_concepts.__file__).parents[1]
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)},
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
