@@ -201,7 +201,8 @@ def replaced_atomically(path, temporary=None):
         and is not a regular file (a folder, a device, a pipe, a link for
         ``temporary``).
     """
-    path = os.path.realpath(os.fspath(path))  # through a symbolic link, as open() writes
+    # bytes as os.fsdecode gives them (a name that is not UTF-8 kept as surrogates)
+    path = os.path.realpath(os.fsdecode(path))  # through a symbolic link, as open() writes
     check_writable_target(path)
     if temporary is None:
         handle, temporary = tempfile.mkstemp(suffix=os.path.splitext(path)[1],
