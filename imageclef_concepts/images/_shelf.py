@@ -118,7 +118,7 @@ class Shelf:
         self.store._check_still_own()  # the folder it opened, not one put at its path since
         # Every write goes through the descriptors of the folders the store opened:
         # a folder swapped in at the path after the check above gets nothing.
-        store_folder = self.store.folder()
+        store_folder = self.store._folder_descriptor()
         try:
             os.mkdir(self.name, dir_fd=store_folder)  # never re-creates a deleted store
         except FileExistsError:

@@ -200,7 +200,7 @@ class ImageStore:
         self._identity = status.st_dev, status.st_ino
         self._folder, self._folder_pid = folder, os.getpid()
 
-    def folder(self):
+    def _folder_descriptor(self):
         """The descriptor of the folder the store opened, for writing into it race-free."""
         self._check_claim()
         if self._folder is None or self._folder_pid != os.getpid():
@@ -241,7 +241,7 @@ class ImageStore:
         still there. The first time it is not, one :class:`ImageStoreWarning`
         says so; from then on nothing is written there (the folder is never
         re-created) and images are decoded without the store. The writes
-        themselves go through the folder's descriptor (:meth:`folder`), so a
+        themselves go through the folder's descriptor (``_folder_descriptor``), so a
         folder swapped in after this check still gets nothing.
 
         Raises
@@ -254,7 +254,7 @@ class ImageStore:
         if why is not None:
             self._lose(why)
 
-    def warn_once(self, message):
+    def _warn_once(self, message):
         """One :class:`ImageStoreWarning` per store and process (a read-only store, a full disk)."""
         with self._lost_lock:
             first = self._warned != os.getpid()
@@ -287,7 +287,7 @@ class ImageStore:
         local = self._connections
         if getattr(local, "pid", None) != os.getpid():
             self._check_still_own()  # never open (nor create) an index in another folder
-            index = _index_path(self.path, self.folder())
+            index = _index_path(self.path, self._folder_descriptor())
             try:
                 connection = _writable_index(index)
             except sqlite3.Error as error:
