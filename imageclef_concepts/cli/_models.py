@@ -163,7 +163,8 @@ def _check_memory(args):
              if getattr(args, name) is not None}
     n_images = len(image_files_by_id(args.images)) if args.images.is_dir() else None
     check_memory(ConceptCNNClassifier(**shape), n_images,
-                 names={"image_size": "--image-size", "batch_size": "--batch-size"})
+                 names={"image_size": "--image-size", "batch_size": "--batch-size",
+                        "filters": "--filters", "dense_units": "--dense-units"})
 
 
 def _prepare_checkpoint(folder, restart):
@@ -340,7 +341,8 @@ def _run_info(args):
     if is_archive_record(record):
         from ..models._persistence import check_description
 
-        check_description(record["estimator"], None, f"{args.model}: the archive's estimator")
+        check_description(record["estimator"], None, f"{args.model}: the archive's estimator",
+                          load=False)  # a card imports no class: no TensorFlow for a CNN
         _attach_network_records(args.model, record)
     else:
         check_record(record, args.model)
@@ -382,7 +384,8 @@ def _attach_records(path, archive, sizes, description):
             raise UserError(f"{path}: the archive lacks the network {name}.")
         data = archive.read(name, sizes[name], "its manifest states")
         shown = f"{path} ({name})"
-        description["record"] = read_model_record(io.BytesIO(data), shown_as=shown)
+        with archive.nested():  # its members within what the archive has left
+            description["record"] = read_model_record(io.BytesIO(data), shown_as=shown)
         check_record(description["record"], shown)
     for inner in [description.get("embedding")] + [m[1] for m in description.get("members", [])]:
         if isinstance(inner, dict):

@@ -164,6 +164,14 @@ def concepts_no_run_holds(path: PathLike, edition: str) -> list:
     return run_concept_problems(path, lines, chosen)
 
 
+def lines_without_concepts(path: PathLike, edition: str) -> list:
+    """The numbers of a concept file's lines that give an image no concept (an empty concept
+    field, or an id alone), the file read as :func:`read_concepts` reads it as ``edition``."""
+    with cyclic_gc_paused():
+        lines = _read_either(path, read_lines(path), edition_of(edition))
+    return [line.number for line in lines if not line.concepts]
+
+
 def _concept_file(lines, edition):
     return ConceptFile([line.image_id for line in lines], [line.concepts for line in lines],
                        edition)

@@ -21,7 +21,9 @@ from PIL import Image
 from sklearn.utils import Bunch, check_random_state
 
 from ..concept_files._io import read_concepts, write_run
+from ..files._sizes import check_allocation, setting
 from ..images._decoding import RASTER_FORMATS
+from ..images._sources import check_image_size
 
 if TYPE_CHECKING:  # names for annotations only
     from .._typing import PathLike
@@ -86,6 +88,12 @@ def make_concept_images(
     >>> data.images.shape
     (4, 64, 64, 3)
     """
+    check_image_size(image_size)  # a bool, or one image beyond memory, named
+    # The drawing grid (two float64 planes), one image's float64 pixels and the array.
+    check_allocation((2 * 8 + 8 + 3 * max(n_samples, 1)) * image_size**2,
+                     setting("image_size", image_size),
+                     f"drawing {n_samples} image(s) at that size",
+                     "choose a smaller image_size or n_samples")
     if image_size < 16:
         raise ValueError(f"image_size={image_size} is too small to draw concepts; use >= 16.")
     if n_concepts < 1 or n_samples < 1:
@@ -265,7 +273,8 @@ def load_imageclef(images_dir: PathLike, concepts_file: PathLike, *,
     if not images_dir.is_dir():
         raise FileNotFoundError(f"Image folder not found: {images_dir}")
     files = image_files_by_id(images_dir)
-    ids, concepts, _ = read_concepts(concepts_file, edition=edition)
+    ids, concepts, read_as = read_concepts(concepts_file, edition=edition)
+    _check_concepts_given(concepts_file, concepts, read_as, strict)
     duplicate_ids = sorted(image_id for image_id, paths in files.items() if len(paths) > 1)
     labelled = set(ids)
     without_concepts = sorted(set(files) - labelled)
@@ -315,6 +324,27 @@ def image_path(files, image_id):
     the same in reading a dataset and in predicting a folder.
     """
     return str(sorted(files[image_id])[0])
+
+
+def _check_concepts_given(concepts_file, concepts, edition, strict):
+    """Refuse a concept file that gives no image a concept; warn (``strict``: refuse), naming
+    the lines, of images given none (from 2022 the evaluators refuse such a ground-truth
+    line; before, they leave the image out): they are used as images without concepts."""
+    from ..concept_files._io import lines_without_concepts
+
+    if concepts and not any(concepts):
+        raise ValueError(f"{concepts_file}: none of its {len(concepts)} image(s) has a concept: "
+                         "there is nothing to learn or tune on.")
+    if all(concepts):
+        return
+    numbers = lines_without_concepts(concepts_file, edition)
+    shown = ", ".join(map(str, numbers[:10])) + (", ..." if len(numbers) > 10 else "")
+    problem = (f"{concepts_file}: {len(numbers)} line(s) give an image no concept (an empty "
+               f"concept field or an id alone; lines {shown}): they are used as images "
+               "without concepts")
+    if strict:
+        raise ValueError(problem)
+    warnings.warn(problem, DatasetMismatchWarning, stacklevel=3)
 
 
 def _report_mismatch(images_dir, concepts_file, without_concepts, without_images,

@@ -10,6 +10,7 @@ n x n matrix is ever held in memory.
 from __future__ import annotations
 
 import os
+from collections.abc import Sized
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
@@ -182,6 +183,13 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
         indices : ndarray of shape (n_images, n_neighbors)
         """
         check_is_fitted(self)
+        # A block of similarities (float32), negated for argpartition, and its int64
+        # order: checked before any image is embedded.
+        rows = min(self.block_size, len(X) if isinstance(X, Sized) else 1)
+        check_allocation(rows * len(self.embeddings_) * (4 + 4 + 8),
+                         setting("block_size", self.block_size),
+                         f"comparing a block of {rows} images with the {len(self.embeddings_)} "
+                         "training images", "choose a smaller block_size")
         return self._kneighbors_of(self._embed(X))
 
     def _kneighbors_of(self, queries):

@@ -201,7 +201,8 @@ def replaced_atomically(path, temporary=None):
         and is not a regular file (a folder, a device, a pipe, a link for
         ``temporary``).
     """
-    path = os.path.realpath(os.fspath(path))  # through a symbolic link, as open() writes
+    # bytes as os.fsdecode gives them (a name that is not UTF-8 kept as surrogates)
+    path = os.path.realpath(os.fsdecode(path))  # through a symbolic link, as open() writes
     check_writable_target(path)
     if temporary is None:
         handle, temporary = tempfile.mkstemp(suffix=os.path.splitext(path)[1],
@@ -239,3 +240,27 @@ def write_atomically(path, write, temporary=None):
     """
     with replaced_atomically(path, temporary) as name, open(name, "wb") as stream:
         write(stream)
+
+
+def write_in_folder(folder, name, write):
+    """Call ``write(binary_handle)`` on a new file in an open folder, then name it ``name``.
+
+    ``folder`` is the descriptor of a folder opened earlier (``os.open(path,
+    os.O_DIRECTORY)``): the file lands in that folder whatever was put at its
+    path since, and nowhere if it was deleted (a removed folder takes no new
+    file). ``name`` must be a plain name, not a path. If ``write`` fails,
+    the temporary file is removed and nothing is named ``name``.
+    """
+    temporary = f".saving-{os.urandom(8).hex()}{os.path.splitext(name)[1]}"
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                     0o666 & ~_current_umask(), dir_fd=folder)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+        os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
+    except BaseException:
+        try:
+            os.remove(temporary, dir_fd=folder)
+        except OSError:
+            pass
+        raise

@@ -8,6 +8,7 @@ the parameter instead of an out-of-memory error after minutes of work.
 
 import functools
 import os
+import shutil
 
 # The most one allocation may take where the machine's memory cannot be told (no
 # os.sysconf, as on Windows): more than any workstation gives a batch of images.
@@ -73,9 +74,32 @@ def check_allocation(n_bytes, setting, what, advice):
                          f"machine's memory ({in_bytes(limit, exact=False)}): {advice}.")
 
 
+def check_disk_space(n_bytes, folder, setting, what, advice):
+    """Refuse, before writing them, ``n_bytes`` that the free space of ``folder``'s disk cannot
+    take (``shutil.disk_usage``); nothing is refused where the space cannot be told.
+
+    Raises
+    ------
+    ValueError
+        One line naming the setting, the bytes and the free space.
+    """
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if n_bytes > free:
+        raise ValueError(f"{setting}: {what} takes {in_bytes(n_bytes)}, more than the free "
+                         f"space of the disk of {os.fsdecode(folder)} "
+                         f"({in_bytes(free, exact=False)}): {advice}.")
+
+
 def setting(name, value):
     """How a parameter was set: ``--name value`` for a command-line flag, else ``name=value``."""
-    return f"{name} {value}" if name.startswith("--") else f"{name}={value!r}"
+    if not name.startswith("--"):
+        return f"{name}={value!r}"
+    if isinstance(value, (tuple, list)):  # as the flag takes it: 32,64
+        value = ",".join(map(str, value))
+    return f"{name} {value}"
 
 
 def in_bytes(n, exact=True):

@@ -9,16 +9,24 @@ served. Files are named here by :func:`source_key` and versioned by
 :func:`file_version`.
 """
 
+import hashlib
 import os
 import re
+import time
 import uuid
 import zlib
 
 import numpy as np
 
-from ..files._atomic import open_regular_file, write_atomically
+from ..files._atomic import open_regular_file, write_in_folder
+from ..files._sizes import check_disk_space, setting
 from ._decoding import is_url
 
+# A status-change time that is a whole number of seconds is taken for a file system
+# of whole-second times; such a file changed less than _UNSETTLED ago may change
+# again unseen within the same second (a margin for clocks that disagree a little).
+_COARSE_TICK = 10**9
+_UNSETTLED = 2 * 10**9
 _CHUNK_NAME = re.compile(r"^[0-9a-f]{32}\.npy$")
 # What an fsspec file system may report that changes with an object's content
 # (local, memory, HTTP, S3, GCS, Azure): the version is all of those it gives.
@@ -108,16 +116,33 @@ class Shelf:
             raise OSError(f"the image store {self.store.path} is read-only")
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         self.store._check_still_own()  # the folder it opened, not one put at its path since
+        # Every write goes through the descriptors of the folders the store opened:
+        # a folder swapped in at the path after the check above gets nothing.
+        store_folder = self.store._folder_descriptor()
         try:
-            os.mkdir(self.folder)  # in the store's folder, which is never re-created
+            os.mkdir(self.name, dir_fd=store_folder)  # never re-creates a deleted store
         except FileExistsError:
             pass
-        if os.path.islink(self.folder):  # never write into a folder the store did not make
-            raise OSError(f"{self.folder} is a symbolic link, not the store's own folder")
+        try:  # never write into a folder the store did not make (a link to elsewhere)
+            folder = os.open(self.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                             dir_fd=store_folder)
+        except OSError as error:
+            raise OSError(f"{self.folder} is not the store's own folder "
+                          f"({error.strerror or error})") from None
         chunk = f"{uuid.uuid4().hex}.npy"
-        self.store._check_still_own()
-        write_atomically(os.path.join(self.folder, chunk),
-                         lambda f: np.lib.format.write_array(f, pixels, allow_pickle=False))
+        try:
+            try:  # never begin a chunk the disk has no room for
+                check_disk_space(pixels.nbytes, self.store.path,
+                                 setting("image_size", self.image_size),
+                                 f"a chunk of {len(pixels)} image(s) at that size",
+                                 "free space there or choose a smaller image_size")
+            except ValueError as error:
+                raise OSError(str(error)) from None
+            self.store._check_still_own()
+            write_in_folder(folder, chunk,
+                            lambda f: np.lib.format.write_array(f, pixels, allow_pickle=False))
+        finally:
+            os.close(folder)
         entries, records = {}, []
         for row, (key, version) in enumerate(zip(keys, versions)):
             seed = _seed(key, version)
@@ -160,7 +185,11 @@ def file_version(path):
     """What changes when a file changes; None when it cannot be told (or the file is unreadable).
 
     For a local file, the size, the modification time and the status-change
-    time (which no program can set back) in nanoseconds; for an ``fsspec``
+    time (which no program can set back) in nanoseconds, and its content's
+    SHA-256 while it is unsettled: on a file system of whole-second times
+    (a status-change time of whole seconds) within 2 s of its last change,
+    when a rewrite of the same size in the same second keeps every time;
+    for an ``fsspec``
     URL, what its file system reports (size with a modification time, an
     ETag, a content hash...). A URL of which only the size is known is not
     stored: a change of the same size would go unseen.
@@ -172,7 +201,29 @@ def file_version(path):
         status = os.stat(path)
     except OSError:
         return None
-    return f"{status.st_size}:{status.st_mtime_ns}:{status.st_ctime_ns}"
+    version = f"{status.st_size}:{status.st_mtime_ns}:{status.st_ctime_ns}"
+    if status.st_ctime_ns % _COARSE_TICK == 0 and \
+            time.time_ns() - status.st_ctime_ns < _UNSETTLED:
+        # A file system of whole-second times (FAT, some network mounts), the file
+        # changed in the last seconds: a rewrite of the same size later in that same
+        # second would keep all its times, so its content is part of the version.
+        content = _content_digest(path)
+        if content is None:
+            return None
+        version += f":sha256={content}"
+    return version
+
+
+def _content_digest(path):
+    """The SHA-256 of a regular file's bytes, read in blocks; None when it cannot be read."""
+    try:
+        hashed = hashlib.sha256()
+        with open_regular_file(path, "image file") as f:
+            for block in iter(lambda: f.read(2**20), b""):
+                hashed.update(block)
+        return hashed.hexdigest()
+    except (OSError, ValueError):
+        return None
 
 
 def _url_version(url):

@@ -17,6 +17,8 @@ imports TensorFlow (the ``tf.data`` pipeline lives in
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from numbers import Integral
 
 import numpy as np
 
@@ -25,7 +27,7 @@ from ..files._checkpoints import digest
 from ..files._sizes import check_allocation, setting
 from ._decoding import ImageDecodeError, check_image_file, decode_image, is_url, resized
 from ._shelf import file_version, source_key
-from ._store import ImageStoreError, ImageStoreWarning, _StoreLost, as_image_store
+from ._store import ImageStoreError, _StoreLost, as_image_store
 
 ON_ERROR = ("raise", "skip")
 """What an image source does with a file it cannot use: stop naming it, or leave it out."""
@@ -35,8 +37,13 @@ _DECODE_BYTES_PER_PIXEL = 7
 
 
 def check_image_size(image_size, n_images=None, name="image_size"):
-    """One image decoded at ``image_size`` (and ``n_images`` of them together) must fit in
-    memory: refused before any work otherwise (:func:`check_allocation`)."""
+    """A whole number of pixels (not a bool), one image of which (and ``n_images`` together)
+    fits in memory: refused by name before any work otherwise (:func:`check_allocation`)."""
+    whole = isinstance(image_size, Integral) and not isinstance(image_size, (bool, np.bool_))
+    if not whole or image_size < 1:
+        raise (ValueError if whole else TypeError)(
+            f"{setting(name, image_size)}: {name} must be a whole number of pixels, at least "
+            f"1{'' if whole or not isinstance(image_size, Integral) else ' (not a bool)'}.")
     check_allocation(_DECODE_BYTES_PER_PIXEL * image_size**2, setting(name, image_size),
                      "decoding one image at that size", f"choose a smaller {name}")
     if n_images is not None and n_images > 1:
@@ -182,7 +189,9 @@ class ImageFiles(_ImageSource):
         self._cache_room = int(cache_mb * 2**20) // (image_size * image_size * 3)
         if not self.paths:
             raise ValueError("X holds no image (0 paths).")
-        self._shelf = None if image_store is None else image_store.shelf(image_size, resample)
+        self._shelf = None
+        with suppress(_StoreLost):  # a folder that changed hands: the store warned once
+            self._shelf = None if image_store is None else image_store.shelf(image_size, resample)
         self._store_failed = False  # warned once, then decoded without the store
         self.stored = self._locate_stored()
         to_check = [index for index in range(len(self.paths)) if index not in self.stored]
@@ -291,8 +300,8 @@ class ImageFiles(_ImageSource):
         self._store_failed = True
         if isinstance(error, _StoreLost):  # a folder that changed hands: the store warned once
             return
-        warnings.warn(f"The image store {self._shelf.store.path} {reason}; the images it does "
-                      "not hold are decoded at every use.", ImageStoreWarning, stacklevel=5)
+        self._shelf.store._warn_once(f"The image store {self._shelf.store.path} {reason}; the "
+                                    "images it does not hold are decoded at every use.")
 
     def _decode_or_error(self, path):
         try:

@@ -48,7 +48,6 @@ from ._store_folder import (
     SHELF_NAME,
     ImageStoreError,
     claim_folder,
-    folder_identity,
     ownership_lost,
 )
 
@@ -131,26 +130,39 @@ class ImageStore:
     def __init__(self, path: PathLike) -> None:
         self.path = os.path.abspath(os.fspath(path))
         claim_folder(self.path, create=True)
+        self._start(identity=None)
         self._claimed = True
-        self._identity = folder_identity(self.path)
+        self._open_folder()
+
+    def _start(self, identity):
+        self._claimed = False
+        self._identity = identity  # (device, inode) of the folder it opened
+        self._folder, self._folder_pid = None, None  # its descriptor, and whose it is
         self._connections = threading.local()
         self.read_only = False
         self._lost = None  # why the folder is no longer this store's, once found
         self._lost_lock = threading.Lock()
+        self._warned = None  # the process that warned it cannot be written or read
 
     def __getstate__(self):
-        return {"path": self.path}  # connections belong to one process and thread
+        # Connections and descriptors belong to one process; the folder's identity
+        # goes along, so that a worker never takes another folder put at the path.
+        return {"path": self.path, "identity": self._identity}
 
     def __setstate__(self, state):
-        # A store read from a pickle is checked again before its first use, and
-        # never created: the folder may have changed hands since it was saved.
+        # A store read from a pickle (a joblib/loky worker's) is checked again
+        # before its first use, never created, and must still be the folder the
+        # parent opened: otherwise it warns once and nothing is written.
         self.path = state["path"]
-        self._claimed = False
-        self._identity = None  # taken when the folder is checked again
-        self._connections = threading.local()
-        self.read_only = False
-        self._lost = None
-        self._lost_lock = threading.Lock()
+        self._start(state.get("identity"))
+
+    def __del__(self):
+        folder = getattr(self, "_folder", None)
+        if folder is not None and self._folder_pid == os.getpid():
+            try:
+                os.close(folder)
+            except OSError:
+                pass
 
     def __repr__(self):
         return f"ImageStore({self.path!r})"
@@ -167,18 +179,59 @@ class ImageStore:
         ------
         ImageStoreError
             When the folder is no longer a store (a store read from a pickle
-            is checked again here).
+            is checked again here; one that is no longer the folder its
+            pickle named warns once and raises ``_StoreLost``).
         """
         if resample not in RESAMPLING:
             raise ValueError(f"resample must be one of {sorted(RESAMPLING)}; got {resample!r}.")
         self._check_claim()
         return Shelf(self, int(image_size), resample)
 
+    def _open_folder(self):
+        """Open the folder's descriptor, which every write goes through, and check it is ours."""
+        try:
+            folder = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError as error:
+            self._lose(f"it cannot be opened: {error.strerror or error}")
+        status = os.fstat(folder)
+        if self._identity is not None and (status.st_dev, status.st_ino) != self._identity:
+            os.close(folder)
+            self._lose("another folder is at its path now")
+        self._identity = status.st_dev, status.st_ino
+        self._folder, self._folder_pid = folder, os.getpid()
+
+    def _folder_descriptor(self):
+        """The descriptor of the folder the store opened, for writing into it race-free."""
+        self._check_claim()
+        if self._folder is None or self._folder_pid != os.getpid():
+            self._open_folder()
+        return self._folder
+
     def _check_claim(self):
+        if self._lost is not None:
+            raise _StoreLost(f"{self._lost}.")
         if not self._claimed:
-            claim_folder(self.path, create=False)
+            try:
+                claim_folder(self.path, create=False)
+            except ImageStoreError as error:
+                if self._identity is None:  # not opened by a parent: the user's to fix
+                    raise
+                self._lose(str(error).rstrip("."))
+            self._open_folder()
             self._claimed = True
-            self._identity = folder_identity(self.path)
+
+    def _lose(self, why):
+        """Stop writing for good: one :class:`ImageStoreWarning`, then ``_StoreLost``."""
+        with self._lost_lock:
+            first = self._lost is None
+            if first:
+                self._lost = (f"the image store {self.path} is no longer the folder it "
+                              f"opened ({why}): nothing more is written there")
+        if first:
+            warnings.warn(f"{self._lost}; the images it does not hold are decoded at "
+                          "every use (open the store again to use a new one there).",
+                          ImageStoreWarning, stacklevel=4)
+        raise _StoreLost(f"{self._lost}.")
 
     def _check_still_own(self):
         """Raise unless the folder at ``path`` is still the one this store opened.
@@ -187,7 +240,9 @@ class ImageStore:
         folder, a chunk): the same folder (device and inode) and its manifest
         still there. The first time it is not, one :class:`ImageStoreWarning`
         says so; from then on nothing is written there (the folder is never
-        re-created) and images are decoded without the store.
+        re-created) and images are decoded without the store. The writes
+        themselves go through the folder's descriptor (``_folder_descriptor``), so a
+        folder swapped in after this check still gets nothing.
 
         Raises
         ------
@@ -195,20 +250,17 @@ class ImageStore:
             When the folder was deleted, replaced, or lost its manifest.
         """
         self._check_claim()
-        if self._lost is None:
-            why = ownership_lost(self.path, self._identity)
-            if why is None:
-                return
-            with self._lost_lock:
-                first = self._lost is None
-                if first:
-                    self._lost = (f"the image store {self.path} is no longer the folder it "
-                                  f"opened ({why}): nothing more is written there")
-            if first:
-                warnings.warn(f"{self._lost}; the images it does not hold are decoded at "
-                              "every use (open the store again to use a new one there).",
-                              ImageStoreWarning, stacklevel=3)
-        raise _StoreLost(f"{self._lost}.")
+        why = ownership_lost(self.path, self._identity)
+        if why is not None:
+            self._lose(why)
+
+    def _warn_once(self, message):
+        """One :class:`ImageStoreWarning` per store and process (a read-only store, a full disk)."""
+        with self._lost_lock:
+            first = self._warned != os.getpid()
+            self._warned = os.getpid()
+        if first:
+            warnings.warn(message, ImageStoreWarning, stacklevel=6)
 
     def summary(self) -> dict[str, dict[str, int]]:
         """What the store holds, by shelf (``"<size>px-<filter>"``).
@@ -235,7 +287,7 @@ class ImageStore:
         local = self._connections
         if getattr(local, "pid", None) != os.getpid():
             self._check_still_own()  # never open (nor create) an index in another folder
-            index = os.path.join(self.path, INDEX)
+            index = _index_path(self.path, self._folder_descriptor())
             try:
                 connection = _writable_index(index)
             except sqlite3.Error as error:
@@ -290,6 +342,15 @@ class ImageStore:
         except sqlite3.Error as error:
             raise OSError(f"the index {os.path.join(self.path, INDEX)} cannot be written "
                           f"({error})") from None
+
+
+def _index_path(path, folder):
+    """The index's path through the folder's descriptor where the system has one (Linux):
+    SQLite then opens the index of the folder the store opened, not of one put at ``path``."""
+    through = f"/proc/self/fd/{folder}"
+    if os.path.isdir(through):
+        return os.path.join(through, INDEX)
+    return os.path.join(path, INDEX)
 
 
 def _writable_index(index):

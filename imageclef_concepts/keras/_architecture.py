@@ -29,10 +29,11 @@ import keras
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..files._checkpoints import check_checkpoint_folder
-from ..files._sizes import check_allocation, setting
+from ..files._sizes import check_allocation, memory_limit, setting
 from ..images._decoding import RESAMPLING
 from ..images._sources import ON_ERROR, check_image_size
 from ..images._store import ImageStore
+from ..models import _paper as paper_constants
 from ..models._decision import DecisionRule
 from ..models._ranges import check_pos_weight
 from . import AUGMENTATIONS, BACKBONES, LOSSES
@@ -128,27 +129,62 @@ def check_memory(estimator, n_images=None, *, training=True, names=None):
         The command line's flags for ``image_size`` and ``batch_size``, to
         name them in the message.
     """
-    names = names or {}
-    size_name = names.get("image_size", "image_size")
-    batch_name = names.get("batch_size", "batch_size")
-    size, batch_size = estimator.image_size, estimator.batch_size
-    check_image_size(size, name=size_name)
+    names = {name: (names or {}).get(name, name) for name in _SIZING}
+    size = estimator.image_size
+    check_image_size(size, name=names["image_size"])
+    paper = (training and getattr(estimator, "model", None) is None
+             and estimator.backbone == "paper")
+    shape = {name: getattr(estimator, name) for name in _SIZING[:2 + 2 * paper]}
+    kernel = (estimator.kernel_size, estimator.padding) if paper else None
+    need, what, batch = _memory_needed(shape, n_images, kernel)
+    limit = memory_limit()
+    if need <= limit:
+        return
+    # Name what makes it too big: each parameter that, alone back at its default,
+    # brings the need within the memory; else every one above its default.
+    defaults = {name: _PAPER_DEFAULTS[name] for name in shape}
+    culprits = [name for name in shape if shape[name] != defaults[name]
+                and _memory_needed({**shape, name: defaults[name]}, n_images, kernel)[0] <= limit]
+    culprits = culprits or [name for name in shape if _larger(shape[name], defaults[name])]
+    culprits = culprits or list(shape)
+    shown = [setting(names[name], shape[name]) for name in culprits]
+    check_allocation(need, " and ".join(shown),
+                     f"{'training' if training else 'running'} the network on a batch of "
+                     f"{batch} image(s) ({what})",
+                     f"choose a smaller {' or '.join(names[name] for name in culprits)}")
+
+
+# What sizes the memory of a batch through the network, in the order named.
+_SIZING = ("batch_size", "image_size", "filters", "dense_units")
+_PAPER_DEFAULTS = {"image_size": paper_constants.IMAGE_SIZE,
+                  "batch_size": paper_constants.BATCH_SIZE,
+                  "filters": tuple(paper_constants.FILTERS),
+                  "dense_units": tuple(paper_constants.DENSE_UNITS)}
+
+
+def _larger(value, default):
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    defaults = default if isinstance(default, (tuple, list)) else (default,)
+    return max(values, default=0) > max(defaults, default=0)
+
+
+def _memory_needed(shape, n_images, kernel):
+    """(bytes, what takes them, images in the batch) for ``shape``: image_size, batch_size
+    and, for the paper's network in training, filters and dense_units (``kernel``: its
+    kernel_size and padding; None for another network)."""
+    size, batch_size = shape["image_size"], shape["batch_size"]
     batch = batch_size if n_images is None else max(1, min(batch_size, n_images))
     need = batch * size * size * 3 * (1 + 4)
-    what = "the uint8 batch and its float32 input"
+    if kernel is None:
+        return need, "the uint8 batch and its float32 input", batch
     # The paper's network is counted from its parameters before training only,
     # once check_architecture has validated them: a fitted network (loaded from
     # a file whose record may say anything) is what it is.
-    if training and getattr(estimator, "model", None) is None and estimator.backbone == "paper":
-        outputs, weights = _paper_network_numbers(size, estimator.filters, estimator.kernel_size,
-                                                  estimator.padding, estimator.dense_units)
-        need += 4 * (batch * outputs * 2 + weights * 4)
-        what = ("the images, the blocks' outputs and the weights, with their gradients and "
-                "Adam's moments")
-    check_allocation(need, f"{setting(batch_name, batch_size)} and {setting(size_name, size)}",
-                     f"{'training' if training else 'running'} the network on a batch of "
-                     f"{batch} image(s) ({what})",
-                     f"choose a smaller {size_name} or {batch_name}")
+    outputs, weights = _paper_network_numbers(size, shape["filters"], *kernel,
+                                              shape["dense_units"])
+    need += 4 * (batch * outputs * 2 + weights * 4)
+    return need, ("the images, the blocks' outputs and the weights, with their gradients "
+                  "and Adam's moments"), batch
 
 
 def _paper_network_numbers(image_size, filters, kernel_size, padding, dense_units):

@@ -15,7 +15,7 @@ import os
 import tempfile
 import warnings
 import zipfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 from scipy import sparse
@@ -200,10 +200,12 @@ class ArchiveReader:
             file = os.path.join(folder, os.path.basename(name))
             with open(file, "wb") as handle:
                 handle.write(self.entries[name])
-            return load(file, f"{self.path} ({name})")
+            outer = getattr(self.entries, "archive", None)  # a ModelZip: the budget goes on
+            with nullcontext() if outer is None else outer.nested():
+                return load(file, f"{self.path} ({name})")
 
 
-def archive_class(name, module=None, where="the archive's estimator"):
+def archive_class(name, module=None, where="the archive's estimator", load=True):
     """The class an archive names: one implementing the contract, found by name and module.
 
     The classes searched are :class:`~imageclef_concepts.models._base.ConceptClassifierMixin`
@@ -219,11 +221,17 @@ def archive_class(name, module=None, where="the archive's estimator"):
     replaced by the library's class of the same name; the message says to
     import its module first. Only a class of the library's own package may
     have moved between its private modules since (the public class is used).
+
+    ``load=False`` (a model card) imports nothing: a public estimator of the
+    library named as such is accepted by its name, and None returned.
     """
     if not isinstance(name, str) or not isinstance(module, (str, type(None))):
         raise ModelFileError(f"{where}: unknown estimator class {name!r:.80} "
                              f"(module {module!r:.80})")
-    public = public_object(name) if name in ESTIMATORS else None
+    own = module is None or module.split(".")[0] == PACKAGE
+    if not load and name in ESTIMATORS and own:
+        return None  # the library's own class, by name: not imported (TensorFlow for a CNN)
+    public = public_object(name) if name in ESTIMATORS and load else None
     candidates = [cls for cls in _subclasses(ConceptClassifierMixin)
                   if cls.__name__ == name and callable(getattr(cls, "_from_archive", None))]
     if module is None:  # a description without its module: the public class settles it

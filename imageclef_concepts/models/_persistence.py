@@ -163,7 +163,7 @@ def load_estimator(path):
         raise ModelFileError(f"{path}: the archive cannot be read ({error}).") from None
 
 
-def check_description(description, entries, where):
+def check_description(description, entries, where, load=True):
     """The structure an archive's descriptions share, before anything is built.
 
     Used to load an archive and to print its card (``imageclef-concepts info``):
@@ -171,11 +171,12 @@ def check_description(description, entries, where):
     the nested descriptions (``embedding``, ``members``) and, for a network,
     that its ``keras_file`` is in the archive (``entries``: the archive's entry
     names, or None not to check). What is each class's own is checked by its
-    ``_from_archive``.
+    ``_from_archive``. ``load=False`` (for the card) imports no class
+    (:func:`~imageclef_concepts.models._archive.archive_class`).
     """
     if not isinstance(description, dict):
         raise ModelFileError(f"{where} is a {type(description).__name__}, not an object")
-    archive_class(description.get("class"), description.get("module"), where)
+    archive_class(description.get("class"), description.get("module"), where, load)
     if "keras_file" in description:
         name = expect(description, "keras_file", (str,), where)
         if entries is not None and name not in entries:
@@ -188,7 +189,7 @@ def check_description(description, entries, where):
         check_targets(expect(description, "targets", (dict,), where), f"{where}['targets']")
     embedding = expect(description, "embedding", (str, dict, type(None)), where, required=False)
     if isinstance(embedding, dict):
-        check_description(embedding, entries, f"{where}['embedding']")
+        check_description(embedding, entries, f"{where}['embedding']", load)
     if "members" in description:
         members = expect(description, "members", (list,), where)
         if not members:
@@ -197,6 +198,6 @@ def check_description(description, entries, where):
             if not (isinstance(member, list) and len(member) == 2
                     and isinstance(member[0], str)):
                 raise ModelFileError(f"{where}['members'][{position}] must be [name, member]")
-            check_description(member[1], entries, f"{where}['members'][{position}]")
+            check_description(member[1], entries, f"{where}['members'][{position}]", load)
 
 

@@ -6,10 +6,13 @@ Every zip the library reads (``.keras`` files and archives, for ``info``,
 small file cannot make the library inflate gigabytes into memory or onto disk.
 """
 
+import contextvars
 import json
 import os
+import struct
 import zipfile
-from contextlib import nullcontext
+import zlib
+from contextlib import contextmanager, nullcontext
 
 from ..files._atomic import open_regular_file
 from ..files._sizes import in_bytes
@@ -26,6 +29,10 @@ _LARGEST_RECORD = 2**26
 INFLATION_RATIO = 100
 INFLATION_FLOOR = 2**28  # 256 MiB
 _READ_CHUNK = 2**20
+_LOCAL_HEADER = 30  # the fixed part of a member's local header
+# The archive whose member is being read as a model file of its own (a network's
+# .keras inside an ensemble archive): the inner file's budget comes out of it.
+_OUTER = contextvars.ContextVar("imageclef_concepts outer model zip", default=None)
 
 
 def read_model_record(path, shown_as=None):
@@ -110,16 +117,28 @@ class ModelZip:
         handle.seek(0)
         self.shown, self.kind = shown, kind
         self.inflated = 0
-        self.archive = zipfile.ZipFile(handle)
+        try:
+            self.archive = zipfile.ZipFile(handle)
+        except zipfile.BadZipFile:
+            raise
+        except (OSError, EOFError, ValueError, struct.error, IndexError) as error:
+            raise self._not_valid(error) from None
         # The budget counts the members' stored bytes, not the file's size: bytes
         # outside any member (a padded prefix) would otherwise buy inflation.
         self.stored = sum(info.compress_size for info in self.archive.infolist())
         self.budget = max(INFLATION_FLOOR, INFLATION_RATIO * self.stored)
+        # A file read out of another (``nested``) gets no floor of its own: what
+        # its members may inflate to is carved out of what the outer file has left.
+        self.outer = _OUTER.get()
+        if self.outer is not None:
+            self.budget = min(self.budget, self.outer.budget - self.outer.inflated)
         try:
             self._check_directory(allowed)
         except BaseException:
             self.archive.close()
             raise
+        if self.outer is not None:  # all it may inflate (here or in Keras) counts there
+            self.outer.inflated += sum(info.file_size for info in self.archive.infolist())
 
     def __enter__(self):
         return self
@@ -137,8 +156,30 @@ class ModelZip:
         """``{name: size}`` as the zip directory declares them."""
         return {info.filename: info.file_size for info in self.archive.infolist()}
 
+    @contextmanager
+    def nested(self):
+        """While open, a model file read out of this one (a member written to a
+        temporary file or held in memory) is bounded by what this one has left."""
+        token = _OUTER.set(self)
+        try:
+            yield
+        finally:
+            _OUTER.reset(token)
+
+    def _not_valid(self, error):
+        """A zip whose structures point nowhere (a bad end of central directory, zip64
+        locator or member offset): named, and said not to be a valid model file."""
+        return ModelFileError(f"{self.shown} is not a valid model file: its zip structure "
+                              f"cannot be read ({error}).")
+
     def _check_directory(self, allowed):
         infos = self.archive.infolist()
+        outside = [info for info in infos
+                   if not 0 <= info.header_offset <= self.file_size - _LOCAL_HEADER]
+        if outside:  # zipfile would seek before the file's start, or past its end
+            raise self._not_valid(f"member {outside[0].filename} starts at "
+                                  f"{outside[0].header_offset}, outside the file's "
+                                  f"{self.file_size} bytes")
         if allowed is not None:
             unexpected = sorted({info.filename for info in infos if not allowed(info.filename)})
             if unexpected:
@@ -157,6 +198,9 @@ class ModelZip:
                 "library writes it; nothing was inflated.")
 
     def _budget_rule(self):
+        if self.outer is not None:
+            return (f"the {in_bytes(self.budget)} left of the budget of {self.outer.shown}, "
+                    "the file it is read from")
         return (f"the {in_bytes(self.budget)} members stored in "
                 f"{in_bytes(self.stored, False)} may inflate to ({INFLATION_RATIO} times that, "
                 "at least "
@@ -181,6 +225,14 @@ class ModelZip:
         if limit is not None and info.file_size > limit:
             raise self._too_large(name, limit, limit_text)
         data = bytearray()
+        try:
+            return self._inflate(info, name, cap, limit_text, data)
+        except (zipfile.BadZipFile, ModelFileError):
+            raise
+        except (OSError, EOFError, ValueError, struct.error, zlib.error) as error:
+            raise self._not_valid(error) from None
+
+    def _inflate(self, info, name, cap, limit_text, data):
         with self.archive.open(info) as member:
             while True:
                 chunk = member.read(min(_READ_CHUNK, cap + 1 - len(data)))

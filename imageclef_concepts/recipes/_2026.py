@@ -35,7 +35,13 @@ from typing import TYPE_CHECKING
 
 from ..files._atomic import write_atomically
 from ..models._persistence import jsonable
-from ._2026_checks import check_layout, check_members, check_outside, make_dry_run_data
+from ._2026_checks import (
+    TUNING_SEED,
+    check_layout,
+    check_members,
+    check_outside,
+    make_dry_run_data,
+)
 from ._2026_parts import (
     check_data_identity,
     claim_output,
@@ -208,7 +214,8 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     check_members(members)  # every grid point, before anything is written or trained
     if not dry_run:
         check_outside(output_dir, data_dir)
-        check_layout(find_imageclef_layout(data_dir))  # the inputs, before anything is written
+        # the inputs, before anything is written
+        check_layout(find_imageclef_layout(data_dir), recipe.count_coverage)
     plan = _plan(recipe, data_dir)
     claim_output(output_dir, plan, PLAN_FILE)
     if dry_run:
@@ -287,7 +294,7 @@ def tune_decisions(members, X, y, recipe):
         "votes": EnsembleTuner(voting, cv="prefit", refit=False,
                                thresholds=recipe.thresholds).fit(X, y),
         "mean+count": ThresholdTuner(mean, **common, count_coverage=list(recipe.count_coverage),
-                                     random_state=0).fit(X, y)}
+                                     random_state=TUNING_SEED).fit(X, y)}
     scores = {name: float(model.best_score_) for name, model in tuned.items()}
     chosen = "votes" if scores["votes"] > scores["mean+count"] else "mean+count"
     return tuned, scores, chosen

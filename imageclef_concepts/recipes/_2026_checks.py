@@ -12,6 +12,9 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+# The random_state of the recipe's count-model tuning (its folds), checked here first.
+TUNING_SEED = 0
+
 
 def check_members(members):
     """Each member's parameters checked, as its ``fit`` would, without fitting it; and
@@ -37,9 +40,12 @@ def check_outside(output_dir, data_dir):
                          "folder outside it.")
 
 
-def check_layout(layout):
+def check_layout(layout, count_coverage=()):
     """Each split's concept files readable (2026 rules), their images there and readable;
     what the run will be checked against, checked now.
+
+    Every split must hold an image, and the validation split images enough
+    for each ``count_coverage`` the tuning tries (as the tuner checks it).
 
     The training concepts must be ones a 2026 run can hold (the members learn,
     then predict them), and some training image must have a line; the
@@ -56,6 +62,12 @@ def check_layout(layout):
 
     for split, found in layout.items():
         files = image_files_by_id(found.images)
+        if not files:
+            beside = found.images / "concepts.csv"
+            raise ValueError(f"{found.images} holds no image file: the {split} split has no "
+                             "image to " + ("train on" if split == "train" else "predict")
+                             + (f" ({beside} is there, but no images/ folder beside it)"
+                                if beside.is_file() else "") + ".")
         for path in (found.concepts, found.manual):
             if path is None:
                 continue
@@ -72,6 +84,8 @@ def check_layout(layout):
             if problems:
                 raise ConceptFileError(problems, f"{found.concepts}: the members would learn "
                                        "concepts that a 2026 run file cannot hold")
+        if split != "test":  # ground truths the members learn and are tuned on, read as
+            check_ground_truth(found.concepts, edition="2026")  # the 2026 evaluator reads one
         with ThreadPoolExecutor(max_workers=2) as pool:
             paths = [path for found_paths in files.values() for path in found_paths]
             problems = [problem for problem in pool.map(check_image_file, paths) if problem]
@@ -83,6 +97,26 @@ def check_layout(layout):
         check_ground_truth(predicted.concepts, edition="2026", secondary_truth=predicted.manual)
     else:  # the run's ids will be the images' names
         check_run_ids_of_folder(predicted.images, "2026")
+    check_count_coverage(layout["valid"], count_coverage)
+
+
+def check_count_coverage(valid, count_coverage):
+    """Refuse, naming the validation concept file, coverages its images are too few for.
+
+    The check the recipe's tuner makes on the same images with the same seed
+    (``ThresholdTuner(random_state=0)``), made before the members are trained.
+    """
+    from ..concepts._lists import split_concepts
+    from ..tuning._rule import check_tuning_images
+    from ._2026_parts import load_split
+
+    if not any(coverage is not None for coverage in count_coverage):
+        return
+    n_true = [len(set(split_concepts(concepts))) for concepts in load_split(valid).concepts]
+    try:
+        check_tuning_images(n_true, list(count_coverage), None, TUNING_SEED)
+    except ValueError as error:
+        raise ValueError(f"{valid.concepts}: {error}") from None
 
 
 def make_dry_run_data(data_dir, image_size):

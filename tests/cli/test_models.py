@@ -200,7 +200,10 @@ def test_predict_refuses_a_rule_the_model_does_not_use(tmp_path, dataset, capsys
     (["--image-size", "100000"], "--image-size 100000"),
     # One image fits; a batch of 32 (of the 60 images) as a backbone takes it does not.
     (["--image-size", "20000", "--backbone", "densenet121", "--batch-size", "10000"],
-     "--batch-size 10000 and --image-size 20000"),
+     "--image-size 20000"),
+    # Small images and batches, a network whose layers no memory holds: named as such.
+    (["--image-size", "32", "--batch-size", "4", "--filters", "4", "--dense-units",
+      "100000000"], "--dense-units 100000000"),
 ])
 def test_train_with_sizes_beyond_memory_is_one_line_before_any_work(tmp_path, dataset, capsys,
                                                                     flags, named):
@@ -214,7 +217,7 @@ def test_train_with_sizes_beyond_memory_is_one_line_before_any_work(tmp_path, da
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1 and "Traceback" not in error
     assert error.startswith(f"imageclef-concepts train: error: {named}: ") and "bytes" in error
-    assert "a batch of 60 image(s)" in error or "decoding one image" in error
+    assert "image(s)" in error or "decoding one image" in error
     assert time.monotonic() - started < 5
     assert list(tmp_path.iterdir()) == []  # not even the checkpoint folder
 
@@ -247,3 +250,25 @@ def test_predict_refuses_image_names_no_run_file_holds_before_predicting(
     assert f"{images}/{shown}: image id '{shown[:-4]}' {problem}" in err, err
     assert f"{edition} run file" in err and "rename" in err
     assert not run.exists()
+
+
+@pytest.mark.parametrize("model", ["ensemble.zip", "cnn.keras"])
+def test_info_on_a_model_file_never_imports_tensorflow(model):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import imageclef_concepts
+
+    fixture = Path(__file__).parents[1] / "models" / "fixtures" / model
+    script = ("import sys\nfrom imageclef_concepts.cli._main import main\n"
+              f"assert main(['info', {str(fixture)!r}]) == 0\n"
+              "print(sorted(name for name in ('tensorflow', 'keras', 'scikeras') "
+              "if name in sys.modules))")
+    root = Path(imageclef_concepts.__file__).parents[1]
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)},
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

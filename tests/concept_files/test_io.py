@@ -138,3 +138,15 @@ def test_write_run_refuses_text_that_is_not_utf8_naming_it(tmp_path, ids, concep
     assert not isinstance(caught.value, UnicodeError)
     assert str(caught.value).startswith(shown)
     assert not path.exists()
+
+
+@pytest.mark.parametrize("name", [b"run.csv", b"caf\xe9-run.csv"])
+def test_a_run_file_named_by_bytes_is_written_there(tmp_path, name):
+    import os
+
+    from imageclef_concepts import read_concepts, write_run
+
+    path = os.path.join(os.fsencode(tmp_path), name)
+    write_run(path, ["img1"], [["C0000001"]], edition="2025")
+    assert os.listdir(os.fsencode(tmp_path)) == [name]
+    assert read_concepts(path, edition="2025").ids == ["img1"]

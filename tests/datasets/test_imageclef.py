@@ -113,3 +113,29 @@ def test_cnn_learns_visual_concepts_and_not_the_others():
             assert auc > 0.95, (name, auc)
         else:
             assert 0.3 < auc < 0.7, (name, auc)
+
+
+def test_lines_giving_no_concept_are_named_and_a_file_without_any_refused(tmp_path):
+    data = make_concept_images(4, 3, 16, random_state=0, directory=tmp_path)
+    images, concepts = tmp_path / "images", tmp_path / "given.csv"
+    rows = [f"{image_id},{';'.join(c)}" for image_id, c in zip(data.ids, data.concepts)]
+    concepts.write_text("\n".join(["ID,CUIs", rows[0], f"{data.ids[1]},", *rows[2:]]) + "\n")
+    with pytest.warns(DatasetMismatchWarning, match=r"given.csv: 1 line\(s\) give an image no "
+                                                   r"concept .*lines 3\)"):
+        loaded = load_imageclef(images, concepts, edition="2026")
+    assert loaded.concepts[1] == ()
+    with pytest.raises(ValueError, match="lines 3"):
+        load_imageclef(images, concepts, edition="2026", strict=True)
+    concepts.write_text("ID,CUIs\n" + "".join(f"{image_id},\n" for image_id in data.ids))
+    with pytest.raises(ValueError, match="given.csv: none of its 4 image"):
+        load_imageclef(images, concepts, edition="2026")
+
+
+@pytest.mark.parametrize("image_size, error, said", [
+    (10**5, ValueError, r"^image_size=100000: .* more than this machine's memory"),
+    (True, TypeError, r"^image_size=True: image_size must be a whole number of pixels.*bool"),
+    (64.0, TypeError, r"^image_size=64.0: image_size must be a whole number"),
+])
+def test_an_image_size_that_cannot_be_drawn_is_refused_by_name(image_size, error, said):
+    with pytest.raises(error, match=said):
+        make_concept_images(n_samples=2, image_size=image_size)

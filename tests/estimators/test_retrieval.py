@@ -131,8 +131,22 @@ def test_sizes_beyond_memory_are_refused_naming_them_before_any_work(decodes):
         ConceptKNNClassifier(1, pixel_size=30000).fit(paths, concepts)
     with pytest.raises(ValueError, match=r"^image_size=100000: decoding one image"):
         BackboneEmbedding("mobilenet", image_size=100000, weights=None).embed(paths)
-    with pytest.raises(ValueError, match=r"^batch_size=64 and image_size=20000: running the "
+    with pytest.raises(ValueError, match=r"^image_size=20000: running the "
                                          r"network on a batch of 64 image\(s\)"):
         BackboneEmbedding("mobilenet", image_size=20000, weights=None,
                           batch_size=64).embed(paths * 32)
     assert decodes == {"decoded": 0, "checked": 0}
+
+
+def test_a_block_size_beyond_memory_is_refused_naming_it_before_any_work(tiny_images,
+                                                                       monkeypatch):
+    from imageclef_concepts.files import _sizes
+
+    X, y = tiny_images.images, tiny_images.concepts
+    model = ConceptKNNClassifier(n_neighbors=2, block_size=10**6).fit(X, y)
+    # Memory for a block of 2 queries against the training images, not of 17.
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 2 * len(X) * 16)
+    monkeypatch.setattr(model, "_embed", lambda X: pytest.fail("embedded"))
+    with pytest.raises(ValueError, match=r"^block_size=1000000: comparing a block of 17 "
+                                         r"images .*choose a smaller block_size"):
+        model.kneighbors(X[:17])

@@ -22,3 +22,13 @@ def test_image_loader_in_a_cached_pipeline(tmp_path, tiny_images, tiny_indicator
     assert pipeline.predict_proba(paths).shape == (40, 5)
     with pytest.raises(ValueError, match="sequence of image paths"):
         ImageLoader().transform(np.zeros((2, 4, 4, 3)))
+
+
+@pytest.mark.parametrize("image_size", [True, np.True_, 32.0, "32"])
+def test_an_image_size_that_is_not_a_whole_number_is_refused_by_name(image_size):
+    from imageclef_concepts.images._sources import check_image_size
+
+    with pytest.raises(TypeError, match=r"image_size must be a whole number of pixels"):
+        check_image_size(image_size)
+    with pytest.raises(TypeError, match=r"--image-size .*: --image-size must be"):
+        check_image_size(image_size, name="--image-size")

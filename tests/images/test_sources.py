@@ -259,3 +259,40 @@ def test_a_file_rewritten_in_place_with_its_times_put_back_is_another_version(
     versions = iter(["one version", "another"])
     monkeypatch.setattr(images_module, "file_version", lambda name: next(versions))
     assert images_module.images_digest([path]) != images_module.images_digest([path])
+
+
+def test_a_same_second_rewrite_on_a_whole_second_file_system_is_another_version(
+        tmp_path, monkeypatch):
+    """A file system of 1-second times: a rewrite of the same size within the same
+    second keeps every time (set here with os.utime, the status-change time rounded
+    down as such a file system keeps it); the content then tells the versions apart."""
+    import os
+    import time
+
+    import imageclef_concepts.images._shelf as shelf_module
+
+    pixels = np.stack([_grey_ramp()] * 3, axis=-1)
+    path = _save(Image.fromarray(pixels), tmp_path / "a.png", compress_level=0)
+    second = (time.time_ns() // 10**9) * 10**9
+    real_stat = os.stat
+
+    def whole_seconds(name, *args, **kwargs):
+        status = real_stat(name, *args, **kwargs)
+        if os.fspath(name) != str(path):
+            return status
+        return type("Status", (), {"st_size": status.st_size, "st_mtime_ns": second,
+                                   "st_ctime_ns": second, "st_mode": status.st_mode})()
+
+    os.utime(path, ns=(second, second))
+    monkeypatch.setattr(shelf_module.os, "stat", whole_seconds)
+    before = shelf_module.file_version(path)
+    monkeypatch.setattr(shelf_module.os, "stat", real_stat)
+    Image.fromarray(255 - pixels).save(path, compress_level=0)  # the same size
+    os.utime(path, ns=(second, second))
+    monkeypatch.setattr(shelf_module.os, "stat", whole_seconds)
+    after = shelf_module.file_version(path)
+    assert before.split(":")[:3] == after.split(":")[:3]  # every time and the size alike
+    assert before != after
+    # Settled (past its second and the margin), a file is its size and times alone.
+    monkeypatch.setattr(shelf_module.time, "time_ns", lambda: second + 3 * 10**9)
+    assert shelf_module.file_version(path) == f"{os.path.getsize(path)}:{second}:{second}"

@@ -57,15 +57,30 @@ def test_sizes_beyond_memory_are_refused_naming_them_before_any_image_is_read(de
     with pytest.raises(ValueError, match=r"^image_size=100000: "):
         ConceptCNNClassifier(image_size=100000).partial_fit(paths, ["C1", "C2"])
     # The paper's network at 6000 px: its weights alone are more than any machine here.
-    with pytest.raises(ValueError, match=r"^batch_size=32 and image_size=6000: training the "
+    with pytest.raises(ValueError, match=r"^image_size=6000: training the "
                                          r"network on a batch of 2 image\(s\)"):
         ConceptCNNClassifier(image_size=6000).fit(paths, ["C1", "C2"])
     assert decodes == {"decoded": 0, "checked": 0}
     # A batch as large as asked only when there are that many images.
     huge_batch = ConceptCNNClassifier(batch_size=10**8)
     check_memory(huge_batch, n_images=2)
-    with pytest.raises(ValueError, match=r"^batch_size=100000000 and image_size=400: "):
+    with pytest.raises(ValueError, match=r"^batch_size=100000000: .*choose a smaller "
+                                         r"batch_size\.$"):
         check_memory(huge_batch)
+
+
+@pytest.mark.parametrize("params, named", [
+    ({"filters": (10**6,)}, r"filters=\(1000000,\)"),
+    ({"dense_units": (10**7,)}, r"dense_units=\(10000000,\)"),
+    ({"filters": (10**5,), "dense_units": (10**7,)},
+     r"filters=\(100000,\) and dense_units=\(10000000,\)"),
+])
+def test_a_network_beyond_memory_names_the_parameter_that_makes_it(params, named):
+    from imageclef_concepts.keras._architecture import check_memory
+
+    with pytest.raises(ValueError, match=f"^{named}: training the network") as caught:
+        check_memory(ConceptCNNClassifier(image_size=32, batch_size=4, **params))
+    assert "image_size" not in str(caught.value) and "batch_size" not in str(caught.value)
 
 
 def test_predicting_at_a_size_beyond_memory_is_refused_before_any_image_is_read(decodes):

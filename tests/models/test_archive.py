@@ -577,6 +577,33 @@ def test_a_member_read_again_and_again_stops_at_the_files_budget(archive, tmp_pa
     assert "reading its members inflates more than" in error
 
 
+@pytest.mark.parametrize("command", ["info", "ConceptEnsemble.load"])
+def test_networks_inside_an_archive_inflate_within_the_archives_own_budget(
+        archive, tmp_path, capsys, monkeypatch, command):
+    # Two members naming one .keras entry whose weights inflate to 3 MiB: under the
+    # floor of a file of its own (4 MiB), but twice that is past the archive's budget.
+    import imageclef_concepts.models._zip as model_card
+
+    monkeypatch.setattr(model_card, "INFLATION_FLOOR", 2**22)
+    name = _network_member(archive[1])
+    inner = tmp_path / "inner.keras"
+    inner.write_bytes(zipfile.ZipFile(archive[1]).read(name))
+    padded = _with_padded_member(inner, tmp_path / "padded.keras", "model.weights.h5",
+                                 3 * 2**20).read_bytes()
+    record = json.loads(zipfile.ZipFile(archive[1]).read(RECORD))
+    network = next(member for member in record["estimator"]["members"]
+                   if member[1].get("keras_file") == name)
+    nested = tmp_path / "nested.zip"
+    with zipfile.ZipFile(nested, "w", compression=zipfile.ZIP_DEFLATED) as new:
+        record["estimator"]["members"] = [["cnn0", network[1]], ["cnn1", network[1]]]
+        record["members"] = {name: len(padded)}
+        new.writestr(name, padded)
+        new.writestr(RECORD, json.dumps(record))
+    assert 100 * nested.stat().st_size < 2**22  # the archive's budget is its floor
+    said = _refusal(command, nested, tmp_path, capsys)
+    assert f"({name})" in said and "left of the budget of" in said
+
+
 def _patched_sizes(path, name, claimed):
     """The zip at ``path`` with member ``name``'s declared size (directory and local header)
     changed to ``claimed``: a lying header."""

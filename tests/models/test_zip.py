@@ -31,3 +31,69 @@ def test_members_within_a_hundred_times_their_stored_bytes_are_read(monkeypatch)
     handle = _padded_bomb(2**20, 2**19)  # half a MiB: under the floor
     with _zip.ModelZip(handle, "small.zip") as archive:
         assert archive.read("model.weights.h5") == bytes(2**19)
+
+
+def _zip_of(members):
+    handle = io.BytesIO()
+    with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return handle.getvalue()
+
+
+def test_files_inside_an_archive_inflate_within_the_archives_budget(monkeypatch):
+    # An ensemble archive of .keras networks: each inner file alone is under the
+    # floor, together they inflate past what the archive itself may inflate to.
+    monkeypatch.setattr(_zip, "INFLATION_FLOOR", 2**20)
+    network = _zip_of({"model.weights.h5": bytes(600 * 2**10)})  # 600 KiB each
+    outer = io.BytesIO(_zip_of({"a.keras": network, "b.keras": network}))
+    with _zip.ModelZip(outer, "ensemble.zip") as archive:
+        inner = [archive.read(name) for name in ("a.keras", "b.keras")]
+        with archive.nested():
+            _zip.ModelZip(io.BytesIO(inner[0]), "ensemble.zip (a.keras)").archive.close()
+            with pytest.raises(ModelFileError, match=r"\(b.keras\).*left of the budget of "
+                                                     "ensemble.zip"):
+                _zip.ModelZip(io.BytesIO(inner[1]), "ensemble.zip (b.keras)")
+    for data in inner:  # each alone, read on its own, is within its floor
+        with _zip.ModelZip(io.BytesIO(data), "a.keras") as alone:
+            assert len(alone.read("model.weights.h5")) == 600 * 2**10
+
+
+def _with_central_directory_offset(data, shift):
+    """``data`` (a zip) whose end of central directory states its directory ``shift`` bytes
+    further on: zipfile then places every member ``shift`` bytes before where it is."""
+    import struct
+
+    data = bytearray(data)
+    end = data.rfind(b"PK\x05\x06")
+    offset = struct.unpack_from("<L", data, end + 16)[0]
+    struct.pack_into("<L", data, end + 16, offset + shift)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("shift", [10**6, 40])
+def test_a_zip_whose_structures_point_nowhere_is_named_not_a_valid_model_file(tmp_path,
+                                                                             shift):
+    from imageclef_concepts.cli._main import main
+    from imageclef_concepts.recipes._workflows import load_model
+
+    valid = _zip_of({_zip.METADATA_ENTRY: b"{}", "model.weights.h5": bytes(100)})
+    path = tmp_path / "bad.keras"
+    path.write_bytes(_with_central_directory_offset(valid, shift))
+    with pytest.raises(ModelFileError, match=r"bad.keras is not a valid model file"):
+        _zip.read_model_record(path)
+    with pytest.raises(ModelFileError, match=r"bad.keras is not a valid model file"):
+        load_model(path)
+    assert main(["info", str(path)]) == 2
+
+
+def test_a_member_whose_data_cannot_be_read_is_named(tmp_path, monkeypatch):
+    # Whatever zipfile raises while inflating (an I/O error, a bad local header) names
+    # the file instead of coming out as "[Errno 22] Invalid argument".
+    handle = io.BytesIO(_zip_of({"model.weights.h5": bytes(100)}))
+    with _zip.ModelZip(handle, "mine.keras") as archive:
+        monkeypatch.setattr(archive.archive, "open",
+                            lambda *a: (_ for _ in ()).throw(OSError(22, "Invalid argument")))
+        with pytest.raises(ModelFileError, match=r"^mine.keras is not a valid model file.*"
+                                                 r"Invalid argument"):
+            archive.read("model.weights.h5")

@@ -381,6 +381,21 @@ def _rename_images(folder, rename):
                 (d / "test" / "concepts_manual.csv").unlink(),
                 _rename_images(d / "test" / "images", lambda name: b"ID" + name.encode())),
      ": image id 'IDsynthetic_test_00006' contains 'ID'"),
+    # The test split's images/ folder is gone: its folder holds only concept files.
+    (lambda d: shutil.rmtree(d / "test" / "images"),
+     "test holds no image file: the test split has no image to predict (" ),
+    # No test truth and no test image: nothing to predict.
+    (lambda d: ((d / "test" / "concepts.csv").unlink(),
+                (d / "test" / "concepts_manual.csv").unlink(),
+                [image.unlink() for image in (d / "test" / "images").iterdir()]),
+     "test/images holds no image file: the test split has no image to predict."),
+    # Training and validation truths with an empty concept field, as the evaluator reads them.
+    (lambda d: _edit_line(d / "train" / "concepts.csv", 3, lambda line: line.split(",")[0] + ","),
+     "train/concepts.csv:3: an empty concept field"),
+    (lambda d: _edit_line(d / "valid" / "concepts.csv", 2, lambda line: line.split(",")[0] + ","),
+     "valid/concepts.csv:2: an empty concept field"),
+    # Two validation images: too few for the count model's coverage the tuning tries.
+    (lambda d: None, "valid/concepts.csv: count_coverage=0.8"),
 ])
 def test_inputs_the_run_would_refuse_are_refused_before_any_member_is_trained(
         small_data, tmp_path, capsys, monkeypatch, spoil, expected):

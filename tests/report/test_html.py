@@ -231,3 +231,15 @@ def test_training_concepts_may_be_lists_or_a_frame_but_must_name_concepts(files)
         _report(files, train_concepts=frame.to_numpy())
     with pytest.raises(ValueError, match="n_worst must be a whole number >= 1"):
         _report(files, n_worst=0)
+
+
+@pytest.mark.parametrize("name", [b"report.html", b"caf\xe9.html"])
+def test_a_report_named_by_bytes_is_written_there(tmp_path, name):
+    truth, run = tmp_path / "truth.csv", tmp_path / "run.csv"
+    truth.write_text("ID,CUIs\nimg1,C0000001\nimg2,C0000002\n")
+    run.write_text("ID,CUIs\nimg1,C0000001\nimg2,C0000001\n")
+    evaluation = evaluate_run(run, truth, edition="2025")
+    write_report(os.path.join(os.fsencode(tmp_path), name), evaluation)
+    assert name in os.listdir(os.fsencode(tmp_path))
+    page = open(os.path.join(os.fsencode(tmp_path), name), "rb").read().decode("utf-8")
+    assert "<html" in page.lower()

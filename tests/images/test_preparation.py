@@ -1,0 +1,45 @@
+"""prepare_images: chunks of the store checked against the disk's free space before writing."""
+
+import shutil
+from collections import namedtuple
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imageclef_concepts import ImageLoader, ImageStore, ImageStoreWarning, prepare_images
+
+_Usage = namedtuple("_Usage", "total used free")
+
+
+def _images(folder, n=3):
+    folder.mkdir()
+    paths = [folder / f"{i}.png" for i in range(n)]
+    for path in paths:
+        Image.fromarray(np.full((20, 30), 9, dtype=np.uint8)).save(path)
+    return [str(path) for path in paths]
+
+
+def _disk_with(monkeypatch, free):
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: _Usage(2**40, 2**40 - free, free))
+
+
+def test_a_chunk_the_disk_has_no_room_for_is_refused_naming_image_size(tmp_path, monkeypatch):
+    paths = _images(tmp_path / "images")
+    _disk_with(monkeypatch, 3 * 64 * 64 * 3 - 1)  # one byte short of the three images
+    with pytest.raises(ValueError, match=r"^image_size=64: a chunk of 3 image\(s\) at that "
+                                         r"size takes 36.0 KiB .*more than the free space"):
+        prepare_images(paths, tmp_path / "store", image_size=64, progress=False)
+    assert not list((tmp_path / "store").glob("*px-*"))  # nothing decoded nor written
+    _disk_with(monkeypatch, 3 * 64 * 64 * 3)
+    assert prepare_images(paths, tmp_path / "store", image_size=64, progress=False).added == 3
+
+
+def test_a_store_whose_disk_is_full_warns_and_decodes(tmp_path, monkeypatch):
+    paths = _images(tmp_path / "images")
+    store = ImageStore(tmp_path / "store")
+    _disk_with(monkeypatch, 100)
+    with pytest.warns(ImageStoreWarning, match="more than the free space"):
+        read = ImageLoader(16, image_store=store).fit_transform(paths)
+    assert read.shape == (3, 16, 16, 3)
+    assert store.summary() == {}
