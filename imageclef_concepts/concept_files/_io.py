@@ -209,9 +209,13 @@ def choose_reading(outcomes, what, describe, key, explain=None):
                 if not isinstance(outcome, ConceptFileError)}
     if not accepted:
         # Every edition refuses: report the one with the fewest problems, the
-        # likeliest intended (the newest among equals).
+        # likeliest intended; among equals, an edition whose layout is fixed
+        # before one that detects it (2023), so that a tab file is reported
+        # as 2019, a pipe file as 2022; then the newest.
         group, error = min(outcomes.items(),
-                           key=lambda item: (len(item[1].problems), -int(item[0][-1].name)))
+                           key=lambda item: (len(item[1].problems),
+                                             item[0][-1].run_delimiter == "detect",
+                                             -int(item[0][-1].name)))
         names = span(edition.name for edition in group)
         raise ConceptFileError(
             error.problems,

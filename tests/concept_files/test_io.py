@@ -138,3 +138,16 @@ def test_write_run_refuses_text_that_is_not_utf8_naming_it(tmp_path, ids, concep
     assert not isinstance(caught.value, UnicodeError)
     assert str(caught.value).startswith(shown)
     assert not path.exists()
+
+
+@pytest.mark.parametrize(("delimiter", "named"), [("\t", "2019-2021"), ("|", "2022")])
+def test_a_file_no_edition_accepts_is_named_by_its_own_layout(tmp_path, delimiter, named):
+    # Every edition refuses (images missing from the run); the tab and pipe
+    # layouts tie with 2023's detected delimiter, and are named as theirs.
+    header = "ID\tcuis\n" if delimiter == "|" else ""  # 2022: a tab truth, a pipe run
+    truth = tmp_path / "truth.txt"
+    truth.write_text(header + "a\tC1;C2\nb\tC3\nc\tC4\n")
+    run = tmp_path / "run.txt"
+    run.write_text(f"a{delimiter}C1\n")
+    with pytest.raises(ConceptFileError, match=f"read as {named}, the closest"):
+        evaluate_run(run, truth)
