@@ -57,6 +57,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("site", type=Path, help="the built HTML (docs/_build/html)")
     parser.add_argument("output", type=Path, help="folder for the PNGs (created)")
+    parser.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS),
+                        help="page widths in px (default: 1280 390; 1024 and 1440 check "
+                             "the header)")
     parser.add_argument("--height", type=int, default=2400,
                         help="pixels drawn from the top of each page (default: 2400)")
     parser.add_argument("--browser", default=shutil.which("chromium") or "chromium",
@@ -69,7 +72,7 @@ def main(argv=None):
     found_external = False
     for page in pages:
         name = page.relative_to(args.site).as_posix().removesuffix(".html").replace("/", "-")
-        for width in WIDTHS:
+        for width in args.widths:
             png = args.output / f"{name}-{width}.png"
             screenshot(args.browser, page, png, width, args.height)
             print(png)
