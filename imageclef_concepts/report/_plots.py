@@ -71,8 +71,8 @@ def plot_threshold_curve(tuner: ThresholdTuner, title: str | None = None) -> Fig
     tuner : fitted ThresholdTuner
         Fitted with ``store_cv_results=True``.
     title : str, default=None
-        None: "Official F1 against the decision threshold (out of fold on
-        the training images, where the threshold was chosen)".
+        None: "Official F1 against the decision threshold (out of fold, on
+        the training images)".
 
     Returns
     -------

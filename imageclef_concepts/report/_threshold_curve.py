@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # names for annotations only
 
 TITLE = "Official F1 against the decision threshold"
 TUNER_TITLE = ("Official F1 against the decision threshold\n"
-               "(out of fold on the training images, where the threshold was chosen)")
+               "(out of fold, on the training images)")
 
 
 class ThresholdCurveDisplay:
