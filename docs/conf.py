@@ -39,10 +39,22 @@ autodoc_default_options = {
 intersphinx_mapping = {}
 exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py",
                     "auto_examples/*.zip", "auto_examples/*.md5", "auto_examples/*.json"]
-# The PyData theme, as scikit-learn and imbalanced-learn use.
+# The PyData theme, as scikit-learn and imbalanced-learn use. The header holds
+# the short title, three pages and "More" on one row from 1024 px; the left
+# sidebar (the current section's pages) is shown only where there are pages
+# under the current one (the API's); "On this page" stays on the right, and an
+# example's code is as wide as the article.
 html_theme = "pydata_sphinx_theme"
-html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
-html_static_path = []
+html_title = project
+html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2,
+                      "header_links_before_dropdown": 3, "navbar_align": "left",
+                      "navbar_persistent": ["search-button"]}
+html_sidebars = {page: [] for page in (
+    "index", "getting_started", "user_guide", "winning_system", "concept_files",
+    "model_files", "results", "scaling", "faq", "search", "genindex", "auto_examples/*")}
+html_static_path = ["_static"]
+# Tables and code readable from 390 px (docs/screenshots.py draws every page).
+html_css_files = ["readable.css"]
 
 
 def _real_data_thumbnail():
@@ -73,4 +85,6 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "abort_on_example_error": True,
     "remove_config_comments": True,
+    # Its page of computation times loads jQuery and Bootstrap from CDNs.
+    "write_computation_times": False,
 }

@@ -70,7 +70,7 @@ print(bounds)
 
 # %%
 # Official F1 on the test images, with the ceilings of the split as lines.
-fig, ax = plt.subplots(figsize=(7, 4))
+fig, ax = plt.subplots(figsize=(7, 4.8), layout="constrained")
 ax.bar(range(len(scores)), list(scores.values()), color="tab:blue")
 ax.set_xticks(range(len(scores)), list(scores), fontsize=8)
 for value, label, style in [(bounds.vocabulary_f1, "perfect model (training vocabulary)", "-"),
@@ -79,6 +79,7 @@ for value, label, style in [(bounds.vocabulary_f1, "perfect model (training voca
     ax.axhline(value, color="tab:red", linestyle=style, label=f"ceiling: {label}")
 ax.set_ylabel("official F1 on the test images")
 ax.set_ylim(0, 1.05)
-ax.legend(fontsize=7, loc="lower right")
-fig.tight_layout()
+# Below the axes: inside, the legend would cover bars.
+ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2,
+          frameon=False)
 plt.show()

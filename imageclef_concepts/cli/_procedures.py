@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..concept_files._editions import EDITION_CHOICES
+from ..concept_files._editions import EDITION_CHOICES, secondary_score_note
 from ..concept_files._evaluation import evaluate_run
 from ._arguments import UserError, check_output, positive_int
 
@@ -120,8 +120,8 @@ def add_evaluate(commands):
                                "the edition that fits the files (default: auto)")
     evaluate.add_argument("--secondary-truth", default=None, metavar="FILE",
                           help="also print the secondary F1 against this second ground truth "
-                               "(2024 on: concepts_manual.csv), both sides restricted to the "
-                               "edition's secondary concepts (default: none)")
+                               f"(concepts_manual.csv; {secondary_score_note()}), both sides "
+                               "restricted to the edition's secondary concepts (default: none)")
     evaluate.add_argument("--max-concepts", type=positive_int, default=None,
                           help="also refuse lines with more concepts (the edition's own "
                                "maximum always applies; default: no other limit)")

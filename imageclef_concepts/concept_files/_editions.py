@@ -30,6 +30,10 @@ SECONDARY_CUIS = frozenset({
 # taubsity/clef-caption-evaluation db68dc8, 2025-02-13).
 _SECONDARY_CUIS_2024 = SECONDARY_CUIS - {"C0920367"}
 
+SECONDARY_REPORTED_FROM = "2022"
+"""The first edition whose organisers report a secondary F1 (on manually validated concepts,
+in the overview papers; the task brief's "from 2022")."""
+
 HEADER_CELL = "ID"  # a header line's first cell (2023+ skip every row whose first cell contains it)
 HEADER_2026 = ("ID", "CUIs")  # the 2026 submission check's exact header
 
@@ -72,7 +76,7 @@ class Edition:
         The run lists the images in the ground truth's order (2026).
     secondary_cuis : frozenset of str or None
         The fixed concepts of the secondary score, against a second ground
-        truth (2024 on); None when the evaluator has none.
+        truth (:func:`secondary_score_editions`); None when the evaluator has none.
     source : str
         Where the rules come from.
     secondary_header : str
@@ -225,6 +229,32 @@ def span(names):
         else:
             runs.append([year, year])
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def secondary_score_editions():
+    """The editions whose published evaluator computes the secondary score, as a span.
+
+    Read from :data:`EDITIONS` (an edition with ``secondary_cuis``): ``"2024-2026"``.
+    """
+    return span(edition.name for edition in EDITIONS.values()
+                if edition.secondary_cuis is not None)
+
+
+def secondary_score_note():
+    """Which editions have a secondary score, in the words every text about it uses.
+
+    The one source of the fact for docstrings, ``evaluate --help``, the
+    README and the documentation (``tests/test_docs.py`` checks that they
+    agree with it).
+
+    Examples
+    --------
+    >>> from imageclef_concepts.concept_files._editions import secondary_score_note
+    >>> secondary_score_note()
+    'secondary F1 reported from 2022, computed by the published evaluators 2024-2026'
+    """
+    return (f"secondary F1 reported from {SECONDARY_REPORTED_FROM}, computed by the "
+            f"published evaluators {secondary_score_editions()}")
 
 
 def reported_name(group):

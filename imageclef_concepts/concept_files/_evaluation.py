@@ -102,11 +102,12 @@ def evaluate_run(run: PathLike, ground_truth: PathLike, *, edition: str = "auto"
         must score them alike, and ``edition`` of the result names one;
         when they score differently a :class:`ConceptFileError` names them.
     secondary_truth : str or path-like, default=None
-        The second ground truth of the secondary score (2024 on:
-        ``concepts_manual.csv``, the manually validated concepts), in the
+        The second ground truth of the secondary score (secondary F1
+        reported from 2022, computed by the published evaluators 2024-2026,
+        against ``concepts_manual.csv``, the manually validated concepts), in the
         ground truth's layout and with the same images. The run is scored
         against it with both sides restricted to ``secondary_concepts``, by
-        default the edition's fixed list (15 CUIs from 2025, 14 in 2024).
+        default the edition's fixed list (15 CUIs in 2025 and 2026, 14 in 2024).
     secondary_concepts : str, path-like or collection of str, default=None
         The concepts of the secondary score: a file with one concept per
         line, or the concepts. Without ``secondary_truth``, the ground truth

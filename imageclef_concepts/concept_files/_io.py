@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import warnings
+from collections import Counter
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..concepts._lists import CONCEPT_SEPARATOR, split_concepts
@@ -217,9 +218,17 @@ def choose_reading(outcomes, what, describe, key, explain=None):
                 if not isinstance(outcome, ConceptFileError)}
     if not accepted:
         # Every edition refuses: report the one with the fewest problems, the
-        # likeliest intended (the newest among equals).
+        # likeliest intended; among equals, the problems most editions find
+        # (a tab file's duplicate id, not 2022's missing header), then an
+        # edition whose layout is fixed before 2023's detected one (a tab file
+        # is reported as 2019, a pipe file as 2022), then the newest.
+        support = Counter(tuple(error.problems) for group, error in outcomes.items()
+                          for _ in group)
         group, error = min(outcomes.items(),
-                           key=lambda item: (len(item[1].problems), -int(item[0][-1].name)))
+                           key=lambda item: (len(item[1].problems),
+                                             -support[tuple(item[1].problems)],
+                                             item[0][-1].run_delimiter == "detect",
+                                             -int(item[0][-1].name)))
         names = span(edition.name for edition in group)
         raise ConceptFileError(
             error.problems,

@@ -52,7 +52,8 @@ def imageclef_f1_score(y_true: Targets, y_pred: Targets, *,
         as each row's concepts (the names of its columns holding 1), so two
         frames compare by concept name, not by column position.
     concepts : collection of str, or of column indices, default=None
-        The secondary score of the 2022+ editions: both sets are restricted
+        The secondary score (secondary F1 reported from 2022, computed by
+        the published evaluators 2024-2026): both sets are restricted
         to these concepts (for instance the manually validated ones) before
         the same mean per-image F1; images left with no true concept drop
         out of the mean. Concept names for concept lists, column indices for
@@ -393,6 +394,9 @@ imageclef_f1: Callable[..., float] = make_scorer(imageclef_f1_score)
 
 def imageclef_f1_scorer(concepts: ConceptSubset | None = None) -> Callable[..., float]:
     """A scorer for the official F1, or for the secondary F1 on a subset of concepts.
+
+    The secondary score: secondary F1 reported from 2022, computed by the
+    published evaluators 2024-2026 (:func:`evaluate_run` reads their files).
 
     Parameters
     ----------

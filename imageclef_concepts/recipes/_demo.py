@@ -7,6 +7,7 @@ CNN at 0.5, at the paper's 0.1 and at the tuned threshold.
 """
 
 import json
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,10 @@ def run_demo(output, *, quick=False, size=None, random_state=0, say=print, progr
     -------
     dict
         ``scores`` (official F1 per row of the table), ``best_params``,
-        ``threshold``, ``seconds`` and the paths written.
+        ``threshold``, ``seconds``, the paths written (``test_truth`` is the
+        held-out images' ground truth, beside the run file) and
+        ``evaluate_command``, the command line that scores the run file
+        against it: the tuned CNN's row of the table.
     """
     started = time.perf_counter()
     size = size or (QUICK if quick else FULL)
@@ -88,12 +92,20 @@ def run_demo(output, *, quick=False, size=None, random_state=0, say=print, progr
     non_visual = set(generated.concept_names[~generated.is_visual])
     written = _write_outputs(output, tuner, tuned, ids[test], concepts, train, test, non_visual)
     seconds = time.perf_counter() - started
+    command = evaluate_command(written["run_file"], written["test_truth"])
     summary = {"scores": scores, "best_params": search.best_params_,
-               "threshold": tuner.best_threshold_, "seconds": seconds, **written}
+               "threshold": tuner.best_threshold_, "seconds": seconds, **written,
+               "evaluate_command": command}
     (output / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     say(f"\nWrote {', '.join(Path(p).name for p in written.values())} and summary.json "
         f"to {output} in {seconds:.0f} s")
+    say(f"The tuned CNN's score, from the files:\n  {command}")
     return summary
+
+
+def evaluate_command(run_file, truth_file):
+    """The ``evaluate`` command line that scores ``run_file`` against ``truth_file``."""
+    return shlex.join(["imageclef-concepts", "evaluate", str(run_file), str(truth_file)])
 
 
 def _coarse_to_fine(paths, concepts, size, random_state, say, verbose):
@@ -144,6 +156,10 @@ def _write_outputs(output, tuner, tuned, test_ids, concepts, train, test, non_vi
 
     run_file = output / "run.tsv"
     write_run(run_file, test_ids, tuned, layout="2019")
+    # The held-out images' own ground truth, so that `evaluate` scores the run
+    # against the images it holds (data/concepts.tsv holds every image).
+    test_truth = output / "test_concepts.tsv"
+    write_run(test_truth, test_ids, list(concepts[test]), layout="2019")
     model_file = output / "model.keras"
     save_model(tuner, model_file)  # the CNN with its tuned decision rule, in one native file
     cnn = tuner.estimator_
@@ -155,7 +171,8 @@ def _write_outputs(output, tuner, tuned, test_ids, concepts, train, test, non_vi
             concepts[test], tuned, train_concepts=concepts[train],
             non_visual=non_visual),
     }
-    written = {"run_file": str(run_file), "model_file": str(model_file)}
+    written = {"run_file": str(run_file), "test_truth": str(test_truth),
+               "model_file": str(model_file)}
     for name, figure in figures.items():
         save_figure(figure, output / name)
         written[name.removesuffix(".png")] = str(output / name)

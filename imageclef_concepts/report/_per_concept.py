@@ -91,7 +91,7 @@ class PerConceptF1Display:
         PerConceptF1Display
             ``self``, with ``ax_`` and ``figure_``.
         """
-        from ._figures import new_axes, plain_ticks
+        from ._figures import label_points, new_axes, plain_ticks
 
         ax = new_axes(ax, (7, 4.5))
         x = np.maximum(self.frequencies, 0.8)  # a concept never counted, left of 1 (log axis)
@@ -100,14 +100,13 @@ class PerConceptF1Display:
         if hidden.any():
             ax.scatter(x[hidden], self.f1[hidden], s=30, marker="x", color="tab:red",
                        label="concepts that leave no mark in the image")
-        for index in np.argsort(-x, kind="stable")[:max_labels]:
-            ax.annotate(self.concepts[index], (x[index], self.f1[index]), xytext=(3, 3),
-                        textcoords="offset points", fontsize=7)
         ax.set(xscale="log", ylim=(-0.05, 1.1),
                title=f"{title}\n(official mean per-image F1: {self.score:.3f})",
                xlabel="training images with the concept", ylabel="F1 of the concept")
         plain_ticks(ax.xaxis)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2, frameon=False)
+        named = np.argsort(-x, kind="stable")[:max_labels]
+        label_points(ax, x[named], self.f1[named], self.concepts[named])
         self.ax_, self.figure_ = ax, ax.figure
         return self
 

@@ -56,9 +56,11 @@ def plot_concept_frequencies(concepts: Sequence[ImageConcepts],
     return _figure(ConceptFrequencyDisplay.from_concepts(concepts, title=title))
 
 
-def plot_threshold_curve(tuner: ThresholdTuner,
-                         title: str = "Official F1 against the decision threshold") -> Figure:
+def plot_threshold_curve(tuner: ThresholdTuner, title: str | None = None) -> Figure:
     """Tuning score of every candidate threshold, the chosen one marked.
+
+    The scores are the tuner's out-of-fold ones, on the images it was fitted
+    on; the title says so unless you give another.
 
     :meth:`ThresholdCurveDisplay.from_tuner
     <imageclef_concepts.ThresholdCurveDisplay.from_tuner>` draws it and keeps
@@ -68,7 +70,9 @@ def plot_threshold_curve(tuner: ThresholdTuner,
     ----------
     tuner : fitted ThresholdTuner
         Fitted with ``store_cv_results=True``.
-    title : str
+    title : str, default=None
+        None: "Official F1 against the decision threshold (out of fold, on
+        the training images)".
 
     Returns
     -------
@@ -85,6 +89,8 @@ def plot_threshold_curve(tuner: ThresholdTuner,
     >>> plot_threshold_curve(tuner).axes[0].get_ylabel()
     'official F1'
     """
+    if title is None:
+        return _figure(ThresholdCurveDisplay.from_tuner(tuner))
     return _figure(ThresholdCurveDisplay.from_tuner(tuner, title=title))
 
 

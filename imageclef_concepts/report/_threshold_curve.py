@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # names for annotations only
     from ..tuning._thresholds import ThresholdTuner
 
 TITLE = "Official F1 against the decision threshold"
+TUNER_TITLE = ("Official F1 against the decision threshold\n"
+               "(out of fold, on the training images)")
 
 
 class ThresholdCurveDisplay:
@@ -187,7 +189,7 @@ class ThresholdCurveDisplay:
 
     @classmethod
     def from_tuner(cls, tuner: ThresholdTuner, *, ax: Axes | None = None,
-                   title: str = TITLE) -> ThresholdCurveDisplay:
+                   title: str = TUNER_TITLE) -> ThresholdCurveDisplay:
         """The out-of-fold curve a fitted tuner chose its threshold on, drawn.
 
         Parameters
@@ -197,6 +199,8 @@ class ThresholdCurveDisplay:
             the curve's best.
         ax : matplotlib Axes, default=None
         title : str
+            By default it says the scores are out of fold (they are not the
+            score on held-out images, which is usually a little different).
 
         Returns
         -------

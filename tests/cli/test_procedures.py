@@ -1,6 +1,8 @@
 """The command line's procedures and scores: evaluate, demo (reproduce-2019: test_reproduce)."""
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 
@@ -125,7 +127,7 @@ def test_demo_writes_everything_and_prints_the_table(tmp_path, capsys, tiny_demo
     # each round says how many fits it runs, then one line per fit with its time
     assert "Fitting 2 folds for each of 2 candidates, totalling 4 fits" in printed
     assert "[CV 1/2] END" in printed and "total time=" in printed
-    for name in ("run.tsv", "model.keras", "summary.json",
+    for name in ("run.tsv", "test_concepts.tsv", "model.keras", "summary.json",
                  "concept_frequencies.png", "threshold_curve.png", "training_history.png",
                  "per_concept_f1.png"):
         assert (output / name).is_file(), name
@@ -136,6 +138,19 @@ def test_demo_writes_everything_and_prints_the_table(tmp_path, capsys, tiny_demo
     truth = dict(zip(*read_concepts(output / "data" / "concepts.tsv")[:2]))
     tuned = [v for k, v in summary["scores"].items() if k.startswith("CNN, tuned")][0]
     assert imageclef_f1_score([truth[i] for i in ids], concepts) == pytest.approx(tuned)
+    # The demo's last line is the evaluate command that reproduces that score from its
+    # files: the run against the held-out images' truth, written beside it.
+    command = printed.strip().splitlines()[-1].strip()
+    assert command == summary["evaluate_command"]
+    words = shlex.split(command)
+    assert words[:2] == ["imageclef-concepts", "evaluate"]
+    test_ids, test_concepts, _ = read_concepts(output / "test_concepts.tsv")
+    assert test_ids == ids and test_concepts == [truth[i] for i in ids]
+    assert main(words[1:]) == 0
+    scored = capsys.readouterr().out
+    assert "Edition: 2019" in scored
+    score = float(re.search(r"Mean F1 score: (\S+)", scored).group(1))
+    assert score == pytest.approx(tuned) and f"{score:.4f}" in printed  # the table's figure
 
 
 def test_demo_refuses_a_folder_in_use(tmp_path, capsys):

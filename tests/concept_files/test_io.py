@@ -150,3 +150,16 @@ def test_a_run_file_named_by_bytes_is_written_there(tmp_path, name):
     write_run(path, ["img1"], [["C0000001"]], edition="2025")
     assert os.listdir(os.fsencode(tmp_path)) == [name]
     assert read_concepts(path, edition="2025").ids == ["img1"]
+
+
+@pytest.mark.parametrize(("delimiter", "named"), [("\t", "2019-2021"), ("|", "2022")])
+def test_a_file_no_edition_accepts_is_named_by_its_own_layout(tmp_path, delimiter, named):
+    # Every edition refuses (images missing from the run); the tab and pipe
+    # layouts tie with 2023's detected delimiter, and are named as theirs.
+    header = "ID\tcuis\n" if delimiter == "|" else ""  # 2022: a tab truth, a pipe run
+    truth = tmp_path / "truth.txt"
+    truth.write_text(header + "a\tC1;C2\nb\tC3\nc\tC4\n")
+    run = tmp_path / "run.txt"
+    run.write_text(f"a{delimiter}C1\n")
+    with pytest.raises(ConceptFileError, match=f"read as {named}, the closest"):
+        evaluate_run(run, truth)

@@ -97,3 +97,25 @@ def test_the_functions_still_return_pyplot_figures_for_scripts():
     assert isinstance(figure, Figure) and plt.get_fignums() == [figure.number]
     assert plt.gcf() is figure
     plt.close("all")
+
+
+def test_the_threshold_curve_says_its_scores_are_out_of_fold():
+    # beside a table of held-out scores, its best F1 is read as what it is
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    tuner = ThresholdTuner(KNeighborsClassifier(5), cv=3, thresholds=10,
+                           store_cv_results=True).fit(X, (X > 0).astype(int))
+    axes = plot_threshold_curve(tuner).axes[0]
+    assert "out of fold" in axes.get_title() and "training images" in axes.get_title()
+    assert plot_threshold_curve(tuner, title="mine").axes[0].get_title() == "mine"
+
+
+def test_the_threshold_curve_title_fits_its_figure():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    tuner = ThresholdTuner(KNeighborsClassifier(5), cv=3, thresholds=10,
+                           store_cv_results=True).fit(X, (X > 0).astype(int))
+    figure = plot_threshold_curve(tuner)
+    figure.canvas.draw()
+    title = figure.axes[0].title.get_window_extent()
+    assert 0 <= title.x0 and title.x1 <= figure.bbox.x1  # not cut at the figure's edge
