@@ -24,6 +24,7 @@ from ..concepts._lists import is_frame
 from ..files._checkpoints import digest
 from ..files._sizes import check_allocation, setting
 from ._decoding import ImageDecodeError, check_image_file, decode_image, is_url, resized
+from ._shared import shared_shelf
 from ._shelf import file_version, source_key
 from ._store import ImageStoreError, ImageStoreWarning, _StoreLost, as_image_store
 
@@ -159,9 +160,9 @@ class ImageFiles(_ImageSource):
         decoding them every epoch makes training from files slower than from
         arrays.
     image_store : ImageStore or None, default=None
-        Images the store holds at this size and filter are read from it (and
-        not checked again: their file has not changed since they were
-        decoded); the others are decoded and added to it.
+        Images the store holds at this size and filter are read from it (not
+        checked again), the others decoded and added. None: within a
+        meta-estimator's call, those its other parts decoded are shared.
 
     Attributes
     ----------
@@ -182,7 +183,9 @@ class ImageFiles(_ImageSource):
         self._cache_room = int(cache_mb * 2**20) // (image_size * image_size * 3)
         if not self.paths:
             raise ValueError("X holds no image (0 paths).")
-        self._shelf = None if image_store is None else image_store.shelf(image_size, resample)
+        # No store of its own: within a meta-estimator, its parts share decoded images.
+        self._shelf = (shared_shelf(len(self.paths), image_size, resample) if image_store is None
+                       else image_store.shelf(image_size, resample))
         self._store_failed = False  # warned once, then decoded without the store
         self.stored = self._locate_stored()
         to_check = [index for index in range(len(self.paths)) if index not in self.stored]
@@ -234,7 +237,7 @@ class ImageFiles(_ImageSource):
             else:
                 to_decode.append(position)
         if from_store:  # what cannot be read back intact is decoded again
-            to_decode += self._shelf.read_into(batch, from_store)
+            to_decode += self._read_stored(batch, from_store)
         outcomes = self._map(self._decode_or_error, [self.paths[indices[p]] for p in to_decode])
         decoded = []
         for position, outcome in zip(to_decode, outcomes):
@@ -252,6 +255,16 @@ class ImageFiles(_ImageSource):
         if decoded and self._shelf is not None:
             self._store([int(indices[p]) for p in decoded], batch[decoded])
         return batch, good
+
+    def _read_stored(self, batch, from_store):
+        """Read rows of the store into ``batch`` in the decoding threads (a part each)."""
+        n_parts = min(self.workers, len(from_store) // 8)
+        if n_parts <= 1:
+            return self._shelf.read_into(batch, from_store)
+        parts = [from_store[start::n_parts] for start in range(n_parts)]
+        with ThreadPoolExecutor(max_workers=n_parts) as pool:
+            failed = pool.map(lambda part: self._shelf.read_into(batch, part), parts)
+            return [position for part in failed for position in part]
 
     def _locate_stored(self):
         """Where the store holds each image at its file's current version: ``{index: entry}``.
@@ -354,12 +367,8 @@ def is_path_sequence(X):
 
 
 def _file_identity(path):
-    """A file's absolute path (a URL as it is) and its version, :func:`file_version`.
-
-    The version is the one the image store keys files by (a local file's size,
-    modification and status-change times), so that a file rewritten in place
-    with its modification time put back is a change here too.
-    """
+    """A file's absolute path (a URL as it is) and its version, :func:`file_version` (the
+    image store's: a file rewritten with its modification time put back is a change too)."""
     name = path if is_url(path) else os.path.abspath(path)
     # None for a bad file (reported by the image check, by on_error) or a URL whose
     # version cannot be told: its name alone.
