@@ -70,10 +70,14 @@ class _MemoryShelf:
         return []  # nothing in memory fails to read back
 
     def add(self, keys, versions, pixels):
+        """Keep the images while the run's budget allows; return ``{row: entry}`` of those kept."""
         added = {}
         for row, (key, version) in enumerate(zip(keys, versions)):
-            added[row] = self._images[key] = (version, pixels[row])
-        return {row: entry[1] for row, entry in added.items()}
+            if key not in self._images and not self.run.hold(pixels[row].nbytes):
+                break  # more images than the first sources announced: the rest are not kept
+            self._images[key] = (version, pixels[row])
+            added[row] = pixels[row]
+        return added
 
 
 class _SharedRun:
@@ -82,7 +86,8 @@ class _SharedRun:
     def __init__(self):
         self.depth = 0
         self.shelves = {}  # (image_size, resample) -> shelf
-        self.memory_bytes = 0
+        self.memory_bytes = 0  # reserved for the memory shelves, from their first sources
+        self.held_bytes = 0  # held by them: never beyond the budget
         self.folder = None  # the temporary store's folder, once made
         self.identity = None
         self.store = None
@@ -102,6 +107,14 @@ class _SharedRun:
                 shelf = None if store is None else store.shelf(image_size, resample)
             self.shelves[key] = shelf
             return shelf
+
+    def hold(self, n_bytes):
+        """Whether ``n_bytes`` more may be kept in memory (then counted as kept)."""
+        with _lock:
+            if self.held_bytes + n_bytes > memory_budget():
+                return False
+            self.held_bytes += n_bytes
+            return True
 
     def _temporary_store(self, needed):
         if self.store is None:

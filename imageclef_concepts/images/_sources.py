@@ -298,7 +298,7 @@ class ImageFiles(_ImageSource):
         except (ImageStoreError, OSError) as error:
             self._give_up_store(f"cannot be written ({error})", error)
             return
-        self.stored.update((decoded[p], added[row]) for row, p in enumerate(kept))
+        self.stored.update((decoded[kept[row]], entry) for row, entry in added.items())
 
     def _give_up_store(self, reason, error=None):
         self._store_failed = True

@@ -175,3 +175,18 @@ def test_store_rows_are_read_in_threads_exactly(tmp_path, decoded):
     read = ImageLoader(16, n_jobs=4, image_store=store).transform(paths)
     assert not decoded
     assert np.array_equal(read, np.stack([decode_image(path, 16) for path in paths]))
+
+
+def test_memory_beyond_the_budget_is_not_kept(paths, decoded, monkeypatch):
+    row_bytes = 8 * 8 * 3
+    monkeypatch.setattr(_shared, "memory_budget", lambda: 5 * row_bytes)
+
+    @shares_decoding
+    def small_then_all():
+        ImageLoader(8).transform(paths[:2])  # the shelf is in memory, for 2 announced
+        ImageLoader(8).transform(paths)
+        ImageLoader(8).transform(paths)
+        return _shared._run.held_bytes
+
+    assert small_then_all() == 5 * row_bytes
+    assert sum(decoded.values()) == len(paths) + len(paths) - 5
