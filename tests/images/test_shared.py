@@ -10,6 +10,8 @@ import pytest
 from imageclef_concepts import (
     ConceptEnsemble,
     ConceptKNNClassifier,
+    ConceptSpecialists,
+    EnsembleTuner,
     ImageLoader,
     ImageStore,
     ThresholdTuner,
@@ -88,6 +90,18 @@ def test_an_ensemble_given_paths_decodes_each_file_once(paths, decoded):
 def test_a_tuner_given_paths_decodes_each_file_once_over_its_folds(paths, decoded):
     ThresholdTuner(_knn(), cv=3).fit(paths, LABELS)
     assert decoded == {path: 1 for path in paths}
+
+
+def test_an_ensemble_tuner_and_specialists_given_paths_decode_each_file_once(paths, decoded):
+    ensemble = ConceptEnsemble.from_grid(_knn(), {"n_neighbors": [1, 2, 3]}, combine="vote")
+    EnsembleTuner(ensemble, cv=3, thresholds=5).fit(paths, LABELS)
+    assert decoded == {path: 1 for path in paths}
+    decoded.clear()
+    specialists = ConceptSpecialists(_knn(), [("a", "A", _knn(n_neighbors=1))], min_images=3)
+    specialists.fit(paths, LABELS)
+    assert decoded == {path: 1 for path in paths}
+    specialists.predict_proba(paths)  # a call of its own: decoded again, once
+    assert decoded == {path: 2 for path in paths}
 
 
 def test_without_a_meta_estimator_nothing_is_shared(paths, decoded):
