@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # One module per capability; each has ``run(quick) -> list[Row]``.
-BENCHMARKS = ["metric", "thresholds", "cnn", "images", "store", "cluster", "encoders"]
+BENCHMARKS = ["metric", "thresholds", "cnn", "images", "store", "cluster", "shared",
+              "encoders"]
 
 
 def main(argv=None):

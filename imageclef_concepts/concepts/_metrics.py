@@ -275,12 +275,18 @@ def threshold_curve(scores, truth, n_true, candidates, min_concepts=0, max_conce
     truth.sort_indices()
     true_rows = np.repeat(np.arange(n_images), np.diff(truth.indptr))
     true_scores = scores[true_rows, truth.indices]
-    n_valid = n_concepts - np.isnan(scores).sum(axis=1)  # NaN sorts last, is never predicted
+    n_valid = np.empty(n_images, dtype=np.int64)  # NaN sorts last, is never predicted
     n_at_least = np.empty((n_images, len(candidates)), dtype=np.int64)
     n_below = np.empty((2, len(true_rows)), dtype=np.int64)  # scores < and <= each true one
     starts = truth.indptr
-    for first in range(0, n_images, 1024):  # sorted a block of rows at a time
-        block = np.sort(scores[first:first + 1024], axis=1)
+    # Sorted a block of rows at a time, in one buffer (and no whole-matrix temporary):
+    # a new array per block is fresh pages from the system at every block of a first call.
+    buffer = np.empty((min(n_images, 1024), n_concepts), dtype=scores.dtype)
+    for first in range(0, n_images, 1024):
+        block = buffer[:min(1024, n_images - first)]
+        block[...] = scores[first:first + len(block)]
+        block.sort(axis=1)
+        n_valid[first:first + len(block)] = n_concepts - np.isnan(block).sum(axis=1)
         for offset, ordered in enumerate(block):
             row = first + offset
             n_at_least[row] = n_valid[row] - np.searchsorted(ordered, candidates, side="left")

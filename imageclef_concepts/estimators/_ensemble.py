@@ -24,6 +24,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ..concepts._lists import is_concept_lists
 from ..concepts._targets import ConceptTargets, align_columns, score_columns, targets_of
+from ..images._shared import shares_decoding
 from ..models._base import (
     BaseConceptClassifier,
     RoutingMixin,
@@ -202,6 +203,7 @@ class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConcept
         self._set_params("estimators", **params)
         return self
 
+    @shares_decoding
     def _fit(self, X: Images, y: Targets, **fit_params: Any) -> None:
         """Fit the members (unless ``prefit``) with their fit parameters; unite their concepts."""
         self._check_members()
@@ -289,6 +291,7 @@ class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConcept
     def _sk_visual_block_(self):  # scikit-learn's HTML repr: each member in its box, by name
         return visual_block(self.estimators)
 
+    @shares_decoding
     def predict_proba(self, X: Images) -> FloatArray:
         """The combined probabilities: weighted mean or maximum over the members.
 
@@ -313,6 +316,7 @@ class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConcept
         weights = check_ensemble_weights(self.weights, len(members), n_concepts=len(self.classes_))
         return weighted_mean(np.stack(members), weights)
 
+    @shares_decoding
     def decide(self, X: Images) -> NDArray[np.bool_]:
         """The concepts decided for each image, as a boolean indicator over ``classes_``.
 

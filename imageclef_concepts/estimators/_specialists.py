@@ -27,6 +27,7 @@ from sklearn.utils.validation import _check_method_params, check_is_fitted
 
 from ..concepts._lists import as_binary_csr, as_target, canonical_concept, is_concept_lists
 from ..concepts._targets import ConceptTargets, align_columns, split_concepts
+from ..images._shared import shares_decoding
 from ..models._base import BaseConceptClassifier, RoutingMixin, visual_block
 from ..models._card import ModelFileError
 from ..models._persistence import ArchivedModel
@@ -211,6 +212,7 @@ class ConceptSpecialists(RoutingMixin, ArchivedModel, BaseConceptClassifier):
 
     # ------------------------------------------------------------------- fit
 
+    @shares_decoding
     def _fit(self, X: Images, y: Targets, **fit_params: Any) -> None:
         """Find each trigger's images, fit the base, then each specialist on its images."""
         self._check_specialists()
@@ -269,6 +271,7 @@ class ConceptSpecialists(RoutingMixin, ArchivedModel, BaseConceptClassifier):
         """False: each model decides by its own rule (see Notes)."""
         return False
 
+    @shares_decoding
     def decide(self, X: Images) -> NDArray[np.bool_]:
         """The concepts decided for each image, as a boolean indicator over ``classes_``.
 
@@ -285,6 +288,7 @@ class ConceptSpecialists(RoutingMixin, ArchivedModel, BaseConceptClassifier):
         """
         return self._merged(X, "decide") > 0
 
+    @shares_decoding
     def predict_proba(self, X: Images) -> FloatArray:
         """The base's probabilities, merged with the specialists' where they run (see Notes).
 

@@ -23,9 +23,9 @@ from numbers import Integral
 import numpy as np
 
 from ..concepts._lists import is_frame
-from ..files._checkpoints import digest
 from ..files._sizes import check_allocation, setting
-from ._decoding import ImageDecodeError, check_image_file, decode_image, is_url, resized
+from ._decoding import ImageDecodeError, check_image_file, decode_image, resized
+from ._shared import shared_shelf
 from ._shelf import file_version, source_key
 from ._store import ImageStoreError, _StoreLost, as_image_store
 
@@ -166,9 +166,9 @@ class ImageFiles(_ImageSource):
         decoding them every epoch makes training from files slower than from
         arrays.
     image_store : ImageStore or None, default=None
-        Images the store holds at this size and filter are read from it (and
-        not checked again: their file has not changed since they were
-        decoded); the others are decoded and added to it.
+        Images the store holds at this size and filter are read from it (not
+        checked again), the others decoded and added. None: within a
+        meta-estimator's call, those its other parts decoded are shared.
 
     Attributes
     ----------
@@ -189,9 +189,11 @@ class ImageFiles(_ImageSource):
         self._cache_room = int(cache_mb * 2**20) // (image_size * image_size * 3)
         if not self.paths:
             raise ValueError("X holds no image (0 paths).")
+        # No store of its own: within a meta-estimator, its parts share decoded images.
         self._shelf = None
         with suppress(_StoreLost):  # a folder that changed hands: the store warned once
-            self._shelf = None if image_store is None else image_store.shelf(image_size, resample)
+            self._shelf = (shared_shelf(len(self.paths), image_size, resample)
+                           if image_store is None else image_store.shelf(image_size, resample))
         self._store_failed = False  # warned once, then decoded without the store
         self.stored = self._locate_stored()
         to_check = [index for index in range(len(self.paths)) if index not in self.stored]
@@ -243,7 +245,7 @@ class ImageFiles(_ImageSource):
             else:
                 to_decode.append(position)
         if from_store:  # what cannot be read back intact is decoded again
-            to_decode += self._shelf.read_into(batch, from_store)
+            to_decode += self._read_stored(batch, from_store)
         outcomes = self._map(self._decode_or_error, [self.paths[indices[p]] for p in to_decode])
         decoded = []
         for position, outcome in zip(to_decode, outcomes):
@@ -261,6 +263,16 @@ class ImageFiles(_ImageSource):
         if decoded and self._shelf is not None:
             self._store([int(indices[p]) for p in decoded], batch[decoded])
         return batch, good
+
+    def _read_stored(self, batch, from_store):
+        """Read rows of the store into ``batch`` in the decoding threads (a part each)."""
+        n_parts = min(self.workers, len(from_store) // 8)
+        if n_parts <= 1:
+            return self._shelf.read_into(batch, from_store)
+        parts = [from_store[start::n_parts] for start in range(n_parts)]
+        with ThreadPoolExecutor(max_workers=n_parts) as pool:
+            failed = pool.map(lambda part: self._shelf.read_into(batch, part), parts)
+            return [position for part in failed for position in part]
 
     def _locate_stored(self):
         """Where the store holds each image at its file's current version: ``{index: entry}``.
@@ -294,7 +306,7 @@ class ImageFiles(_ImageSource):
         except (ImageStoreError, OSError) as error:
             self._give_up_store(f"cannot be written ({error})", error)
             return
-        self.stored.update((decoded[p], added[row]) for row, p in enumerate(kept))
+        self.stored.update((decoded[kept[row]], entry) for row, entry in added.items())
 
     def _give_up_store(self, reason, error=None):
         self._store_failed = True
@@ -360,43 +372,6 @@ def is_path_sequence(X):
     if isinstance(X, (list, tuple)):
         return len(X) > 0 and all(isinstance(item, (str, os.PathLike)) for item in X)
     return False
-
-
-def _file_identity(path):
-    """A file's absolute path (a URL as it is) and its version, :func:`file_version`.
-
-    The version is the one the image store keys files by (a local file's size,
-    modification and status-change times), so that a file rewritten in place
-    with its modification time put back is a change here too.
-    """
-    name = path if is_url(path) else os.path.abspath(path)
-    # None for a bad file (reported by the image check, by on_error) or a URL whose
-    # version cannot be told: its name alone.
-    version = file_version(path)
-    return name if version is None else f"{name}\0{version}"
-
-
-def images_digest(X):
-    """A digest that changes when the images change: their files, or their pixels.
-
-    For an image source (:class:`ImageFiles`, :class:`ImageArray`) or what a
-    user passes as ``X``; a file counts as its absolute path (or URL) and its
-    :func:`file_version` (size, modification and status-change times). Fingerprints a
-    training run for its checkpoint and the training data of ``recipe-2026``.
-    """
-    if isinstance(X, ImageFiles):
-        X = X.paths
-    elif isinstance(X, ImageArray):
-        X = X.pixels
-    X = image_column(X)
-    if is_path_sequence(X):
-        paths = [os.fspath(path) for path in X]
-        if any(is_url(path) for path in paths):  # one request each: not one after another
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                return digest(*pool.map(_file_identity, paths))
-        return digest(*map(_file_identity, paths))
-    pixels = np.ascontiguousarray(X)
-    return digest(str(pixels.shape), pixels.dtype.str, memoryview(pixels).cast("B"))
 
 
 def as_image_source(X, image_size, resample="bilinear", on_error="raise", workers=2,

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from ..files._checkpoints import CheckpointFolder, digest
-from ..images._sources import images_digest
+from ..images._fingerprints import images_digest
 from ._architecture import compile_network, strategy_scope
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._ema import EMASwap, uses_ema

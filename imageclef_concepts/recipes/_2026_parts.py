@@ -85,7 +85,7 @@ def data_identity(found, split="train"):
     """What identifies a split's data: its concept files' bytes, its images' names, sizes, times."""
     from ..datasets._imageclef import image_files_by_id
     from ..files._checkpoints import digest
-    from ..images._sources import images_digest
+    from ..images._fingerprints import images_digest
 
     name = _SPLIT_NAMES.get(split, split)
     files = sorted(str(path) for paths in image_files_by_id(found.images).values()

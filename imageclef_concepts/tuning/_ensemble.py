@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..concepts._targets import ConceptTargets, align_columns, targets_of
 from ..estimators._ensemble import ConceptEnsemble
+from ..images._shared import shares_decoding
 from ..models._base import (
     BaseConceptClassifier,
     RoutingMixin,
@@ -232,6 +233,7 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         self.max_sweeps = max_sweeps
         self.starts = starts
 
+    @shares_decoding
     def _fit(self, X: Images, y: Targets, **fit_params: Any) -> None:
         """Held-out member scores, the search, then the tuned ensemble."""
         # The ensemble routes its fit parameters on to its members.
@@ -367,6 +369,7 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         tuned.estimators_samples_ = getattr(base, "estimators_samples_", None)  # what they saw
         return tuned
 
+    @shares_decoding
     def decide(self, X: Images) -> NDArray[np.bool_]:
         """The tuned ensemble's decision (:meth:`ConceptEnsemble.decide`).
 
@@ -381,6 +384,7 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         check_is_fitted(self, "ensemble_")
         return self.ensemble_.decide(X)
 
+    @shares_decoding
     def predict_proba(self, X: Images) -> FloatArray:
         """The tuned ensemble's probabilities (:meth:`ConceptEnsemble.predict_proba`).
 

@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..concepts._lists import is_concept_lists
 from ..concepts._metrics import imageclef_f1, imageclef_f1_score
 from ..concepts._targets import ConceptTargets, score_columns, targets_of
+from ..images._shared import shares_decoding
 from ..models._base import (
     BaseConceptClassifier,
     RoutingMixin,
@@ -232,6 +233,7 @@ class ThresholdTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         self.count_coverage = count_coverage
         self.shrinkage = shrinkage
 
+    @shares_decoding
     def _fit(self, X: Images, y: Targets, **fit_params: Any) -> None:
         """Fit the estimator (``fit_params`` go to its ``fit``); choose the rule out of fold."""
         X, y, labels, fit_params, splits = tuning_start(self, X, y, fit_params, "estimator")

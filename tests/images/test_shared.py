@@ -1,0 +1,206 @@
+"""Decoded pixels shared by a meta-estimator's parts: each file decoded once, none left."""
+
+import collections
+import os
+import tempfile
+
+import numpy as np
+import pytest
+
+from imageclef_concepts import (
+    ConceptEnsemble,
+    ConceptKNNClassifier,
+    ConceptSpecialists,
+    EnsembleTuner,
+    ImageLoader,
+    ImageStore,
+    ThresholdTuner,
+    decode_image,
+)
+from imageclef_concepts.images import _shared
+from imageclef_concepts.images._shared import shares_decoding
+from imageclef_concepts.images._store_folder import MANIFEST
+
+from .test_store import _write_images
+
+LABELS = ["A;B", "B", "C", "A", "A;C", "B;C"] * 3
+
+
+@pytest.fixture
+def paths(tmp_path):
+    return _write_images(tmp_path / "images", len(LABELS))
+
+
+@pytest.fixture
+def decoded(monkeypatch):
+    """How many times each file was decoded."""
+    import imageclef_concepts.images._sources as sources
+
+    counts = collections.Counter()
+    real = sources.decode_image
+
+    def counting(path, *args):
+        counts[os.fspath(path)] += 1
+        return real(path, *args)
+
+    monkeypatch.setattr(sources, "decode_image", counting)
+    return counts
+
+
+@pytest.fixture
+def made(monkeypatch):
+    """The temporary stores made by shared runs, with the memory budget at 0 (a store always)."""
+    folders = []
+    real = _shared._SharedRun._temporary_store
+
+    def recording(run, needed):
+        store = real(run, needed)
+        folders.append(run.folder)
+        return store
+
+    monkeypatch.setattr(_shared, "memory_budget", lambda: 0)
+    monkeypatch.setattr(_shared._SharedRun, "_temporary_store", recording)
+    return folders
+
+
+def _knn(**params):
+    return ConceptKNNClassifier(**{"n_neighbors": 3, "pixel_size": 8, **params})
+
+
+def _ensemble(**params):
+    return ConceptEnsemble([(f"knn{k}", _knn(n_neighbors=k, **params)) for k in (1, 2, 3)])
+
+
+class _FailsAfterReading(ConceptKNNClassifier):
+    def fit(self, X, y):
+        super().fit(X, y)
+        raise KeyboardInterrupt
+
+
+def test_an_ensemble_given_paths_decodes_each_file_once(paths, decoded):
+    ensemble = _ensemble().fit(paths, LABELS)
+    assert decoded == {path: 1 for path in paths}
+    decoded.clear()
+    shared = ensemble.predict_proba(paths)
+    assert decoded == {path: 1 for path in paths}
+    members = np.mean([member.predict_proba(paths) for member in ensemble.estimators_], axis=0)
+    assert np.allclose(shared, members)  # the same pixels as decoding each time
+
+
+def test_a_tuner_given_paths_decodes_each_file_once_over_its_folds(paths, decoded):
+    ThresholdTuner(_knn(), cv=3).fit(paths, LABELS)
+    assert decoded == {path: 1 for path in paths}
+
+
+def test_an_ensemble_tuner_and_specialists_given_paths_decode_each_file_once(paths, decoded):
+    ensemble = ConceptEnsemble.from_grid(_knn(), {"n_neighbors": [1, 2, 3]}, combine="vote")
+    EnsembleTuner(ensemble, cv=3, thresholds=5).fit(paths, LABELS)
+    assert decoded == {path: 1 for path in paths}
+    decoded.clear()
+    specialists = ConceptSpecialists(_knn(), [("a", "A", _knn(n_neighbors=1))], min_images=3)
+    specialists.fit(paths, LABELS)
+    assert decoded == {path: 1 for path in paths}
+    specialists.predict_proba(paths)  # a call of its own: decoded again, once
+    assert decoded == {path: 2 for path in paths}
+
+
+def test_without_a_meta_estimator_nothing_is_shared(paths, decoded):
+    for _ in range(2):
+        _knn().fit(paths, LABELS)
+    assert decoded == {path: 2 for path in paths}
+
+
+def test_a_temporary_store_is_removed_after_use(paths, decoded, made):
+    _ensemble().fit(paths, LABELS)
+    assert decoded == {path: 1 for path in paths}  # shared through the store
+    assert len(made) == 1 and not os.path.exists(made[0])
+    assert _shared._run is None
+
+
+def test_a_temporary_store_is_removed_after_an_interruption(paths, made):
+    ensemble = ConceptEnsemble([("knn", _knn()), ("fails", _FailsAfterReading(pixel_size=8))])
+    with pytest.raises(KeyboardInterrupt):
+        ensemble.fit(paths, LABELS)
+    assert len(made) == 1 and not os.path.exists(made[0])
+    assert _shared._run is None
+
+
+def test_a_members_own_store_wins_and_is_left_as_it_is(tmp_path, paths, decoded, made):
+    user_store = tmp_path / "store"
+    _ensemble(image_store=str(user_store)).fit(paths, LABELS)
+    assert made == []  # nothing made: every member reads the user's store
+    assert decoded == {path: 1 for path in paths}
+    assert ImageStore(user_store).summary()["8px-bilinear"]["images"] == len(paths)
+    _ensemble(image_store=str(user_store)).fit(paths, LABELS)
+    assert decoded == {path: 1 for path in paths}  # read back, still there
+
+
+def test_a_users_store_at_dot_is_never_removed(tmp_path, paths, made, monkeypatch):
+    folder = tmp_path / "cwd"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    _ensemble(image_store=".").fit(paths, LABELS)
+    assert (folder / MANIFEST).is_file()
+    assert ImageStore(".").summary()["8px-bilinear"]["images"] == len(paths)
+
+
+def test_a_temporary_folder_holding_a_users_file_keeps_it(tmp_path, paths, made, monkeypatch):
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("keep")
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(tempfile, "tempdir", ".")  # relative: the store's path is made absolute
+    _ensemble().fit(paths, LABELS)
+    assert os.path.isabs(made[0]) and os.path.dirname(made[0]) == str(folder)
+    assert sorted(os.listdir(folder)) == ["mine.txt"]
+    assert (folder / "mine.txt").read_text() == "keep"
+
+
+def test_a_temporary_store_replaced_meanwhile_is_not_removed(paths, made):
+    @shares_decoding
+    def load_then_replace():
+        ImageLoader(8).transform(paths)
+        os.rename(made[0], made[0] + "-moved")
+        os.mkdir(made[0])
+        open(os.path.join(made[0], "theirs.txt"), "w").close()
+
+    load_then_replace()
+    assert os.listdir(made[0]) == ["theirs.txt"]
+
+
+@pytest.mark.parametrize("budget", [0, 2**30])
+def test_shared_pixels_are_exactly_the_decoded_ones(paths, monkeypatch, budget):
+    monkeypatch.setattr(_shared, "memory_budget", lambda: budget)
+
+    @shares_decoding
+    def twice():
+        return ImageLoader(16).transform(paths), ImageLoader(16).transform(paths[::-1])
+
+    first, second = twice()
+    expected = np.stack([decode_image(path, 16) for path in paths])
+    assert np.array_equal(first, expected) and np.array_equal(second, expected[::-1])
+
+
+def test_store_rows_are_read_in_threads_exactly(tmp_path, decoded):
+    paths = _write_images(tmp_path / "many", 40)
+    store = ImageStore(tmp_path / "store")
+    ImageLoader(16, image_store=store).transform(paths)
+    decoded.clear()
+    read = ImageLoader(16, n_jobs=4, image_store=store).transform(paths)
+    assert not decoded
+    assert np.array_equal(read, np.stack([decode_image(path, 16) for path in paths]))
+
+
+def test_memory_beyond_the_budget_is_not_kept(paths, decoded, monkeypatch):
+    row_bytes = 8 * 8 * 3
+    monkeypatch.setattr(_shared, "memory_budget", lambda: 5 * row_bytes)
+
+    @shares_decoding
+    def small_then_all():
+        ImageLoader(8).transform(paths[:2])  # the shelf is in memory, for 2 announced
+        ImageLoader(8).transform(paths)
+        ImageLoader(8).transform(paths)
+        return _shared._run.held_bytes
+
+    assert small_then_all() == 5 * row_bytes
+    assert sum(decoded.values()) == len(paths) + len(paths) - 5
