@@ -60,9 +60,16 @@ if TYPE_CHECKING:
         make_imageclef_2019_layout,
         make_imageclef_layout,
     )
+    from .embeddings import (
+        EmbeddingStore,
+        EmbeddingStoreError,
+        EmbeddingStoreWarning,
+        embed_images,
+    )
     from .estimators import (
         ConceptEnsemble,
         ConceptKNNClassifier,
+        ConceptMLPClassifier,
         ConceptSpecialists,
         MostFrequentConcepts,
     )

@@ -1,6 +1,8 @@
-"""One shelf of an image store: the images of one size and filter, in chunk files.
+"""One shelf of a store: rows of one shape and type (the images of one size and filter,
+or the embeddings of one encoder), in chunk files.
 
-A chunk is a plain ``.npy`` array of shape ``(n, size, size, 3)`` (so that
+A chunk is a plain ``.npy`` array of shape ``(n, *row_shape)``, e.g.
+``(n, size, size, 3)`` uint8 images (so that
 ``numpy.load(..., mmap_mode="r")`` maps it), written atomically before the
 index names its rows. Each row's check is a CRC-32 seeded with the file it
 came from (its key and version), so a row is served only for the file it was
@@ -28,21 +30,24 @@ _URL_VERSION_KEYS = ("mtime", "LastModified", "last_modified", "Last-Modified", 
 
 
 class Shelf:
-    """The images of one store at one size and filter: located, read and added in batches.
+    """The rows of one store's shelf: located, read and added in batches.
 
     Parameters
     ----------
-    store : ImageStore
-    image_size : int
-    resample : str
+    store : FolderStore
+    name : str
+        The shelf's folder in the store (``"<size>px-<filter>"`` for images).
+    row_shape : tuple of int
+    dtype : numpy dtype, default=uint8
     """
 
-    def __init__(self, store, image_size, resample):
+    def __init__(self, store, name, row_shape, dtype=np.uint8):
         self.store = store
-        self.image_size = image_size
-        self.name = f"{image_size}px-{resample}"
+        self.name = name
         self.folder = os.path.join(store.path, self.name)
-        self.row_bytes = image_size * image_size * 3
+        self.row_shape = tuple(row_shape)
+        self.dtype = np.dtype(dtype)
+        self.row_bytes = int(np.prod(self.row_shape)) * self.dtype.itemsize
         self._offsets = {}  # chunk -> where its rows begin (its header checked)
 
     def locate(self, keys, versions):
@@ -106,7 +111,7 @@ class Shelf:
         """
         if self.store.read_only:  # no chunk whose rows the index could not name
             raise OSError(f"the image store {self.store.path} is read-only")
-        pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+        pixels = np.ascontiguousarray(pixels, dtype=self.dtype)
         self.store._check_still_own()  # the folder it opened, not one put at its path since
         try:
             os.mkdir(self.folder)  # in the store's folder, which is never re-created
@@ -133,9 +138,8 @@ class Shelf:
             read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                            else np.lib.format.read_array_header_2_0)
             shape, fortran_order, dtype = read_header(f)
-            size = self.image_size
-            if dtype != np.uint8 or fortran_order or shape[1:] != (size, size, 3):
-                raise ValueError(f"chunk {chunk} holds {dtype} images of shape {shape}")
+            if dtype != self.dtype or fortran_order or tuple(shape[1:]) != self.row_shape:
+                raise ValueError(f"chunk {chunk} holds {dtype} rows of shape {shape}")
             self._offsets[chunk] = f.tell()
         return self._offsets[chunk]
 

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 from ._decoding import RESAMPLING
 from ._shelf import Shelf
 from ._store_folder import (
+    IMAGE_STORE,
     INDEX,
     SHELF_NAME,
     ImageStoreError,
@@ -55,7 +56,7 @@ from ._store_folder import (
 if TYPE_CHECKING:  # names for annotations only
     from .._typing import PathLike
 
-_SCHEMA = """CREATE TABLE IF NOT EXISTS images (
+_SCHEMA = """CREATE TABLE IF NOT EXISTS {table} (
     shelf TEXT NOT NULL, source BLOB NOT NULL, version TEXT NOT NULL,
     chunk TEXT NOT NULL, row INTEGER NOT NULL, crc INTEGER NOT NULL,
     PRIMARY KEY (shelf, source))"""
@@ -80,7 +81,154 @@ class _StoreLost(ImageStoreError):
     """The folder at a live store's path is no longer the one it opened (warned once)."""
 
 
-class ImageStore:
+class FolderStore:
+    """What every store of the library shares: its claimed folder and its SQLite index.
+
+    A subclass names its :class:`~._store_folder.StoreKind` (``kind``), the
+    index's table (``table``) and the warning given when its folder is lost.
+    """
+
+    kind = IMAGE_STORE
+    table = "images"
+    warning: type[Warning] = ImageStoreWarning
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        claim_folder(self.path, create=True, kind=self.kind)
+        self._claimed = True
+        self._identity = folder_identity(self.path)
+        self._connections = threading.local()
+        self.read_only = False
+        self._lost = None  # why the folder is no longer this store's, once found
+        self._lost_lock = threading.Lock()
+
+    def __getstate__(self):
+        return {"path": self.path}  # connections belong to one process and thread
+
+    def __setstate__(self, state):
+        # A store read from a pickle is checked again before its first use, and
+        # never created: the folder may have changed hands since it was saved.
+        self.path = state["path"]
+        self._claimed = False
+        self._identity = None  # taken when the folder is checked again
+        self._connections = threading.local()
+        self.read_only = False
+        self._lost = None
+        self._lost_lock = threading.Lock()
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.path!r})"
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.path == self.path
+
+    __hash__ = None  # type: ignore[assignment]  # equal by path, but mutable on disk
+
+    def _check_claim(self):
+        if not self._claimed:
+            claim_folder(self.path, create=False, kind=self.kind)
+            self._claimed = True
+            self._identity = folder_identity(self.path)
+
+    def _check_still_own(self):
+        """Raise unless the folder at ``path`` is still the one this store opened.
+
+        Called before every write (a new index connection, a new shelf
+        folder, a chunk): the same folder (device and inode) and its manifest
+        still there. The first time it is not, one :class:`ImageStoreWarning`
+        says so; from then on nothing is written there (the folder is never
+        re-created) and images are decoded without the store.
+
+        Raises
+        ------
+        ImageStoreError
+            When the folder was deleted, replaced, or lost its manifest.
+        """
+        self._check_claim()
+        if self._lost is None:
+            why = ownership_lost(self.path, self._identity, self.kind)
+            if why is None:
+                return
+            with self._lost_lock:
+                first = self._lost is None
+                if first:
+                    self._lost = (f"the {self.kind.label} {self.path} is no longer the folder it "
+                                  f"opened ({why}): nothing more is written there")
+            if first:
+                warnings.warn(f"{self._lost}; what it does not hold is computed at every "
+                              "use (open the store again to use a new one there).",
+                              self.warning, stacklevel=3)
+        raise _StoreLost(f"{self._lost}.")
+
+    # --------------------------------------------------------------- the index
+
+    def _connection(self):
+        """This thread's connection to the index (SQLite connections are per thread and process).
+
+        A store that cannot be written (read-only files or folder) is opened
+        read-only; :meth:`_record` then fails, and images are decoded.
+        """
+        local = self._connections
+        if getattr(local, "pid", None) != os.getpid():
+            self._check_still_own()  # never open (nor create) an index in another folder
+            index = os.path.join(self.path, INDEX)
+            try:
+                connection = _writable_index(index, self.table)
+            except sqlite3.Error as error:
+                if not os.path.isfile(index):
+                    raise self.kind.error(f"the index of the {self.kind.label} {self.path} cannot "
+                                          f"be created ({index}: {error}).") from None
+                connection = _read_only_index(index)
+                self.read_only = True
+            local.connection, local.pid = connection, os.getpid()
+        return local.connection
+
+    def _query(self, sql, parameters=()):
+        try:
+            return self._connection().execute(sql, parameters).fetchall()
+        except sqlite3.Error as error:
+            raise self.kind.error(f"the index of the {self.kind.label} {self.path} cannot be "
+                                  f"read ({type(error).__name__}: {error}); name another "
+                                  "folder for the store.") from None
+
+    def _entries(self, shelf, keys):
+        """``{key: (version, chunk, row, crc)}`` for the files (``keys``) the shelf holds."""
+        found = {}
+        for start in range(0, len(keys), _QUERY_SIZE):
+            part = keys[start:start + _QUERY_SIZE]
+            found.update((key, rest) for key, *rest in self._query(
+                f"SELECT source, version, chunk, row, crc FROM {self.table} WHERE shelf = ? AND "
+                f"source IN ({', '.join('?' * len(part))})", (shelf, *part)))
+        return found
+
+    def _record(self, shelf, records):
+        """Record ``(key, version, chunk, row, crc)`` rows in one transaction.
+
+        Raises
+        ------
+        OSError
+            When the index cannot be written (read-only, locked too long).
+        """
+        if self.read_only:
+            raise OSError(f"the index {os.path.join(self.path, INDEX)} is read-only")
+        self._check_still_own()
+        connection = self._connection()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.executemany(
+                    f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?, ?, ?, ?, ?)",
+                    [(shelf, *record) for record in records])
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise OSError(f"the index {os.path.join(self.path, INDEX)} cannot be written "
+                          f"({error})") from None
+
+
+class ImageStore(FolderStore):
     """A folder of prepared images, shared by every fit, fold, member and process.
 
     Give it (or its path) as ``image_store`` to :class:`ConceptCNNClassifier`,
@@ -128,38 +276,6 @@ class ImageStore:
     {'32px-bilinear': {'images': 3, 'bytes': 9216, 'disk_bytes': 9344}}
     """
 
-    def __init__(self, path: PathLike) -> None:
-        self.path = os.path.abspath(os.fspath(path))
-        claim_folder(self.path, create=True)
-        self._claimed = True
-        self._identity = folder_identity(self.path)
-        self._connections = threading.local()
-        self.read_only = False
-        self._lost = None  # why the folder is no longer this store's, once found
-        self._lost_lock = threading.Lock()
-
-    def __getstate__(self):
-        return {"path": self.path}  # connections belong to one process and thread
-
-    def __setstate__(self, state):
-        # A store read from a pickle is checked again before its first use, and
-        # never created: the folder may have changed hands since it was saved.
-        self.path = state["path"]
-        self._claimed = False
-        self._identity = None  # taken when the folder is checked again
-        self._connections = threading.local()
-        self.read_only = False
-        self._lost = None
-        self._lost_lock = threading.Lock()
-
-    def __repr__(self):
-        return f"ImageStore({self.path!r})"
-
-    def __eq__(self, other):
-        return isinstance(other, ImageStore) and other.path == self.path
-
-    __hash__ = None  # type: ignore[assignment]  # equal by path, but mutable on disk
-
     def shelf(self, image_size: int, resample: str = "bilinear") -> Shelf:
         """The store's images of one size and filter.
 
@@ -172,43 +288,8 @@ class ImageStore:
         if resample not in RESAMPLING:
             raise ValueError(f"resample must be one of {sorted(RESAMPLING)}; got {resample!r}.")
         self._check_claim()
-        return Shelf(self, int(image_size), resample)
-
-    def _check_claim(self):
-        if not self._claimed:
-            claim_folder(self.path, create=False)
-            self._claimed = True
-            self._identity = folder_identity(self.path)
-
-    def _check_still_own(self):
-        """Raise unless the folder at ``path`` is still the one this store opened.
-
-        Called before every write (a new index connection, a new shelf
-        folder, a chunk): the same folder (device and inode) and its manifest
-        still there. The first time it is not, one :class:`ImageStoreWarning`
-        says so; from then on nothing is written there (the folder is never
-        re-created) and images are decoded without the store.
-
-        Raises
-        ------
-        ImageStoreError
-            When the folder was deleted, replaced, or lost its manifest.
-        """
-        self._check_claim()
-        if self._lost is None:
-            why = ownership_lost(self.path, self._identity)
-            if why is None:
-                return
-            with self._lost_lock:
-                first = self._lost is None
-                if first:
-                    self._lost = (f"the image store {self.path} is no longer the folder it "
-                                  f"opened ({why}): nothing more is written there")
-            if first:
-                warnings.warn(f"{self._lost}; the images it does not hold are decoded at "
-                              "every use (open the store again to use a new one there).",
-                              ImageStoreWarning, stacklevel=3)
-        raise _StoreLost(f"{self._lost}.")
+        size = int(image_size)
+        return Shelf(self, f"{size}px-{resample}", (size, size, 3))
 
     def summary(self) -> dict[str, dict[str, int]]:
         """What the store holds, by shelf (``"<size>px-<filter>"``).
@@ -224,75 +305,7 @@ class ImageStore:
                 for shelf, count in rows
                 if isinstance(shelf, str) and SHELF_NAME.match(shelf)}
 
-    # --------------------------------------------------------------- the index
-
-    def _connection(self):
-        """This thread's connection to the index (SQLite connections are per thread and process).
-
-        A store that cannot be written (read-only files or folder) is opened
-        read-only; :meth:`_record` then fails, and images are decoded.
-        """
-        local = self._connections
-        if getattr(local, "pid", None) != os.getpid():
-            self._check_still_own()  # never open (nor create) an index in another folder
-            index = os.path.join(self.path, INDEX)
-            try:
-                connection = _writable_index(index)
-            except sqlite3.Error as error:
-                if not os.path.isfile(index):
-                    raise ImageStoreError(f"the index of the image store {self.path} cannot "
-                                          f"be created ({index}: {error}).") from None
-                connection = _read_only_index(index)
-                self.read_only = True
-            local.connection, local.pid = connection, os.getpid()
-        return local.connection
-
-    def _query(self, sql, parameters=()):
-        try:
-            return self._connection().execute(sql, parameters).fetchall()
-        except sqlite3.Error as error:
-            raise ImageStoreError(f"the index of the image store {self.path} cannot be read "
-                                  f"({type(error).__name__}: {error}); name another folder "
-                                  "for the store.") from None
-
-    def _entries(self, shelf, keys):
-        """``{key: (version, chunk, row, crc)}`` for the files (``keys``) the shelf holds."""
-        found = {}
-        for start in range(0, len(keys), _QUERY_SIZE):
-            part = keys[start:start + _QUERY_SIZE]
-            found.update((key, rest) for key, *rest in self._query(
-                "SELECT source, version, chunk, row, crc FROM images WHERE shelf = ? AND "
-                f"source IN ({', '.join('?' * len(part))})", (shelf, *part)))
-        return found
-
-    def _record(self, shelf, records):
-        """Record ``(key, version, chunk, row, crc)`` rows in one transaction.
-
-        Raises
-        ------
-        OSError
-            When the index cannot be written (read-only, locked too long).
-        """
-        if self.read_only:
-            raise OSError(f"the index {os.path.join(self.path, INDEX)} is read-only")
-        self._check_still_own()
-        connection = self._connection()
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                connection.executemany(
-                    "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?)",
-                    [(shelf, *record) for record in records])
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-        except sqlite3.Error as error:
-            raise OSError(f"the index {os.path.join(self.path, INDEX)} cannot be written "
-                          f"({error})") from None
-
-
-def _writable_index(index):
+def _writable_index(index, table):
     """A connection that may write the index, waiting up to ``_BUSY_TIMEOUT`` for other writers.
 
     Processes opening a new store at once race to create the index and set
@@ -308,7 +321,7 @@ def _writable_index(index):
             # per commit (a crash may lose the last entries, never damage the index).
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(_SCHEMA)
+            connection.execute(_SCHEMA.format(table=table))
             return connection
         except sqlite3.OperationalError as error:
             connection.close()
@@ -328,7 +341,7 @@ def _read_only_index(index):
     folder cannot hold) when even that fails: nobody writes a store no one can write."""
     try:
         connection = sqlite3.connect(f"file:{index}?mode=ro", uri=True, isolation_level=None)
-        connection.execute("SELECT COUNT(*) FROM images").fetchall()
+        connection.execute("SELECT name FROM sqlite_master").fetchall()
         return connection
     except sqlite3.Error:
         return sqlite3.connect(f"file:{index}?mode=ro&immutable=1", uri=True,

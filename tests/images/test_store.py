@@ -209,7 +209,7 @@ def test_a_read_only_store_is_read_and_what_it_lacks_decoded(tmp_path, images, m
 
     prepare_images(images[:6], tmp_path / "store", 24, progress=False)
 
-    def read_only(index):
+    def read_only(index, table):
         raise sqlite3.OperationalError("attempt to write a readonly database")
 
     monkeypatch.setattr(store_module, "_writable_index", read_only)
