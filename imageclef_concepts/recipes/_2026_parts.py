@@ -74,7 +74,9 @@ def _differences(stored, plan):
 
 # The command line's options for the settings it sets (the plan's other keys are shown as such).
 _OPTIONS = {"data": "--data", "backbone": "--backbones", "random_state": "--seeds",
-            "epochs": "--epochs", "image_size": "--image-size"}
+            "epochs": "--epochs", "image_size": "--image-size",
+            "retrieval": "--retrieval-encoder", "encoder": "--retrieval-encoder",
+            "n_neighbors": "--retrieval-neighbors"}
 
 
 DATA_IDENTITY = "data_identity"
