@@ -27,7 +27,8 @@ from ..images._store import _StoreLost
 from ._store import as_embedding_store
 
 if TYPE_CHECKING:  # names for annotations only
-    from .._typing import FloatArray, Images
+    from .._typing import Embedder, FloatArray, Images, PathLike
+    from ._store import EmbeddingStore
 
 #: Bytes of embeddings this process keeps (least recently used out first):
 #: 512 MiB is a million 128-d vectors, or 262,144 of 512 dimensions.
@@ -85,7 +86,8 @@ def embedding_identity(encoder):
     return identity
 
 
-def embed_images(encoder, X: Images, *, store=None) -> FloatArray:
+def embed_images(encoder: Embedder, X: Images, *,
+                 store: PathLike | EmbeddingStore | None = None) -> FloatArray:
     """Embed ``X`` with ``encoder``, each image once for every fit, fold and process.
 
     Parameters

@@ -126,8 +126,12 @@ class ConceptMLPClassifier(ArchivedModel, BaseConceptClassifier):
         check_allocation(4 * n * n_concepts, setting("y", f"{n} x {n_concepts}"),
                          "holding the concepts as a dense matrix for training",
                          "keep fewer concepts (min_count, max_labels)")
-        self.coefs_, self.intercepts_ = _train(
-            vectors, indicator.toarray().astype(np.float32), units, self)
+        from ..keras._training import train_dense_head
+
+        self.coefs_, self.intercepts_ = train_dense_head(
+            vectors, indicator.toarray().astype(np.float32), units, epochs=self.epochs,
+            batch_size=self.batch_size, learning_rate=self.learning_rate, l2=self.l2,
+            dropout=self.dropout, random_state=self.random_state)
 
     def _embedder(self):
         """A k-NN of the same embedding: its one implementation of embedding images."""
@@ -197,34 +201,3 @@ class ConceptMLPClassifier(ArchivedModel, BaseConceptClassifier):
             raise ModelFileError(f"the head's layers {shapes} do not chain to the "
                                  f"{len(estimator.classes_)} concepts")
         return estimator
-
-
-def _train(vectors, targets, units, head):
-    """Train the head in Keras; return its kernels and biases as NumPy arrays."""
-    import keras
-
-    from ..keras._training import seeded
-
-    with seeded(head.random_state):
-        regulariser = keras.regularizers.L2(head.l2) if head.l2 else None
-        inputs = keras.Input((vectors.shape[1],))
-        values = inputs
-        for width in units:
-            values = keras.layers.Dense(width, activation="relu",
-                                        kernel_regularizer=regulariser)(values)
-            if head.dropout:
-                values = keras.layers.Dropout(head.dropout)(values)
-        if head.dropout and not units:
-            values = keras.layers.Dropout(head.dropout)(values)
-        outputs = keras.layers.Dense(targets.shape[1], activation="sigmoid",
-                                     kernel_regularizer=regulariser)(values)
-        model = keras.Model(inputs, outputs)
-        model.compile(optimizer=keras.optimizers.Adam(head.learning_rate),
-                      loss="binary_crossentropy")
-        model.fit(vectors, targets, epochs=head.epochs, batch_size=head.batch_size,
-                  shuffle=True, verbose=0)
-        dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-        coefs = [keras.ops.convert_to_numpy(layer.kernel).astype(np.float32) for layer in dense]
-        intercepts = [keras.ops.convert_to_numpy(layer.bias).astype(np.float32)
-                      for layer in dense]
-    return coefs, intercepts
