@@ -106,7 +106,8 @@ class EmbeddingStore(FolderStore):
     ...     def embedding_identity(self):
     ...         return "mean-colour v1"
     >>> store = EmbeddingStore(os.path.join(tempfile.mkdtemp(), "store"))
-    >>> embed_images(Mean(), np.ones((3, 8, 8, 3), dtype=np.uint8), store=store).shape
+    >>> X = np.stack([np.full((8, 8, 3), value, np.uint8) for value in (0, 1, 2)])
+    >>> embed_images(Mean(), X, store=store).shape
     (3, 3)
     >>> [shelf["embeddings"] for shelf in store.summary().values()]
     [3]
