@@ -150,6 +150,11 @@ default="pixels"
         self.embedding_store = embedding_store
         self.weights = weights
 
+    def __setstate__(self, state):
+        # A model pickled before these parameters existed voted by similarity, without a store.
+        state = {"embedding_store": None, "weights": "similarity", **state}
+        super().__setstate__(state)
+
     def _fit(self, X, y):
         """Embed the training images and remember their concepts."""
         self._targets = self._fit_targets(y, min_count=self.min_count,
