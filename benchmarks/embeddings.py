@@ -20,6 +20,7 @@ import argparse
 import time
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.model_selection import GridSearchCV, KFold
 
 from imageclef_concepts import (
@@ -31,14 +32,16 @@ from imageclef_concepts import (
 from imageclef_concepts.embeddings._once import clear_process_cache
 
 
-class _Counted:
-    """Counts the images its encoder is asked to embed (the cache's misses)."""
+class _Counted(BaseEstimator):
+    """Counts the images its encoder is asked to embed (the cache's misses), in every clone."""
 
-    def __init__(self, encoder):
-        self.encoder, self.images = encoder, 0
+    images = 0
+
+    def __init__(self, encoder=None):
+        self.encoder = encoder
 
     def embed(self, X):
-        self.images += len(X)
+        _Counted.images += len(X)
         return self.encoder.embed(X)
 
     def embedding_identity(self):
@@ -80,7 +83,7 @@ def embed_once(n_images, backbone, image_size):
     print(f"1. embed once, {n_images} images at {image_size} px, {backbone} of random "
           f"weights, grid of 5 n_neighbors x 5 folds, ThresholdTuner(cv=3) each:")
     print(f"   ours (embedded once, in the search)   {ours:8.1f} s   images embedded: "
-          f"{counted.images} ({counted.images / n_images:.2f} passes)")
+          f"{_Counted.images} ({_Counted.images / n_images:.2f} passes)")
     print(f"   reference (one pass {one_pass:.1f} s + search on the array {search:.1f} s)"
           f" {one_pass + search:8.1f} s")
     print(f"   ratio ours / reference: {ours / (one_pass + search):.3f}   (goal <= 1.10; "

@@ -145,6 +145,9 @@ class BackboneEmbedding(TransformerMixin, BaseEstimator):
         True
         """
         self._validate_params()
+        key = (self.backbone, self.image_size, str(self.weights), _file_version(self.weights))
+        if key in _IDENTITIES:  # clones (a grid search's) neither build nor digest again
+            return _IDENTITIES[key]
         network = self._network()
         if getattr(self, "_identity", (None,))[0] != self._built[0]:
             digest = hashlib.sha256()
@@ -156,6 +159,8 @@ class BackboneEmbedding(TransformerMixin, BaseEstimator):
                 f"BackboneEmbedding(backbone={self.backbone}, image_size={self.image_size}, "
                 f"resample=bilinear, pooling=avg) keras={keras.__version__} "
                 f"weights-sha256={digest.hexdigest()}"))
+        if len(_IDENTITIES) < 64:
+            _IDENTITIES[key] = self._identity[1]
         return self._identity[1]
 
     def __getstate__(self):  # pickle's and skops': the built network as its .keras file
@@ -182,3 +187,16 @@ class BackboneEmbedding(TransformerMixin, BaseEstimator):
             finally:
                 random.setstate(state)
         return self._built[1]
+
+
+# Identities by (backbone, size, weights, weights file's version): the same settings give the
+# same network in a process (random weights from a fixed seed, ImageNet's, a file unchanged).
+_IDENTITIES: dict = {}
+
+
+def _file_version(weights):
+    if weights in (None, "imagenet"):
+        return None
+    from ..images._shelf import file_version
+
+    return file_version(weights)
