@@ -60,10 +60,17 @@ if TYPE_CHECKING:
         make_imageclef_2019_layout,
         make_imageclef_layout,
     )
-    from .embeddings import FoundationEncoder
+    from .embeddings import (
+        EmbeddingStore,
+        EmbeddingStoreError,
+        EmbeddingStoreWarning,
+        FoundationEncoder,
+        embed_images,
+    )
     from .estimators import (
         ConceptEnsemble,
         ConceptKNNClassifier,
+        ConceptMLPClassifier,
         ConceptSpecialists,
         MostFrequentConcepts,
     )
@@ -120,10 +127,14 @@ __all__ = [
     "ConceptFile",
     "ConceptFrequencyDisplay",
     "ConceptKNNClassifier",
+    "ConceptMLPClassifier",
     "ConceptFileError",
     "ConceptSpecialists",
     "DatasetMismatchWarning",
     "DecisionRule",
+    "EmbeddingStore",
+    "EmbeddingStoreError",
+    "EmbeddingStoreWarning",
     "EnsembleTuner",
     "FoundationEncoder",
     "ImageDecodeError",
@@ -146,6 +157,7 @@ __all__ = [
     "UnknownConceptWarning",
     "concept_sample_weight",
     "decode_image",
+    "embed_images",
     "evaluate_run",
     "find_imageclef_layout",
     "imageclef_f1",

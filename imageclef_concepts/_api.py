@@ -27,9 +27,10 @@ HOMES = {
     "datasets": ("DatasetMismatchWarning", "find_imageclef_layout", "load_imageclef",
                  "make_concept_images", "make_imageclef_2019_layout", "make_imageclef_layout"),
     "keras": ("BackboneEmbedding", "ConceptCNNClassifier"),
-    "embeddings": ("FoundationEncoder",),
-    "estimators": ("ConceptEnsemble", "ConceptKNNClassifier", "ConceptSpecialists",
-                   "MostFrequentConcepts"),
+    "embeddings": ("EmbeddingStore", "EmbeddingStoreError", "EmbeddingStoreWarning",
+                   "FoundationEncoder", "embed_images"),
+    "estimators": ("ConceptEnsemble", "ConceptKNNClassifier", "ConceptMLPClassifier",
+                   "ConceptSpecialists", "MostFrequentConcepts"),
     "tuning": ("EnsembleTuner", "ThresholdTuner", "refine_grid"),
     "report": ("ConceptFrequencyDisplay", "PerConceptF1Display", "ThresholdCurveDisplay",
                "TrainingHistoryDisplay", "plot_concept_frequencies", "plot_per_concept_f1",
@@ -43,6 +44,7 @@ HOME_OF = {name: home for home, names in HOMES.items() for name in names}
 #: The public concept estimators: the only public classes a model file may name,
 #: imported on first use when a file names one (no other name is imported).
 ESTIMATORS = ("ConceptCNNClassifier", "ConceptEnsemble", "ConceptKNNClassifier",
+              "ConceptMLPClassifier",
               "ConceptSpecialists", "MostFrequentConcepts", "ThresholdTuner")
 
 

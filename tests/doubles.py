@@ -69,3 +69,46 @@ class RecordingConcepts(ClassifierMixin, BaseEstimator):
 
     def decide(self, X):
         return DecisionRule.of(self.threshold).apply(self.predict_proba(X))
+
+
+class CountingEncoder(BaseEstimator):
+    """Test double: an encoder that counts the images it embeds (in ``log``, a file, across
+    processes; else in ``CountingEncoder.embedded``), each a 12-d vector of its mean colours.
+
+    Images are arrays or paths; its identity is fixed, so clones and processes share it.
+    """
+
+    embedded = 0
+
+    def __init__(self, log=None, identity="counting encoder v1"):
+        self.log = log
+        self.identity = identity
+
+    def embed(self, X):
+        from imageclef_concepts.images._sources import as_image_source
+
+        images = as_image_source(X, 16)
+        pixels = images.load(np.arange(len(images)))[0].astype(np.float32)
+        CountingEncoder.embedded += len(pixels)
+        if self.log is not None:
+            with open(self.log, "a") as log:
+                log.write(f"{len(pixels)}\n")
+        quarters = pixels.reshape(len(pixels), 2, 8, 2, 8, 3).mean(axis=(2, 4))
+        return quarters.reshape(len(pixels), 12) + 1
+
+    def embedding_identity(self):
+        return self.identity
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
+
+
+def logged_count(log):
+    """The images a :class:`CountingEncoder` with ``log`` embedded, in every process."""
+    try:
+        with open(log) as lines:
+            return sum(int(line) for line in lines)
+    except FileNotFoundError:
+        return 0

@@ -21,6 +21,7 @@ from imageclef_concepts import (
     ConceptEncoder,
     ConceptEnsemble,
     ConceptKNNClassifier,
+    ConceptMLPClassifier,
     ConceptSpecialists,
     EnsembleTuner,
     FoundationEncoder,
@@ -45,6 +46,11 @@ ESTIMATORS = [
     ImageLoader(),
     BackboneEmbedding(weights=None),
     FoundationEncoder(weights="random"),
+    # Heads on embeddings: an encoder of random weights (kept in model files by identity).
+    ConceptKNNClassifier(3, embedding=BackboneEmbedding("efficientnetb0", 32, weights=None),
+                         weights="uniform"),
+    ConceptMLPClassifier((8,), embedding=BackboneEmbedding("efficientnetb0", 32, weights=None),
+                         epochs=2, random_state=0),
     ConceptSpecialists(ConceptKNNClassifier(), [("c2", "C2", ConceptKNNClassifier())]),
     # A regressor of counts: every check of check_estimator applies (the calibration
     # share and coverage fit the checks' 10-sample data sets).
@@ -113,6 +119,9 @@ API_CHECKS = [
 NOT_APPLICABLE = {
     "ConceptCNNClassifier": "its X is images (n, h, w[, c]) or paths, not a 2-d feature matrix",
     "ConceptKNNClassifier": "its X is images or paths",
+    "ConceptMLPClassifier": ("its X is images or paths (or embeddings, with "
+                             "embedding='precomputed', where y is still concept lists or an "
+                             "indicator)"),
     "MostFrequentConcepts": "it takes images or paths and ignores them",
     "ConceptEncoder": "its X is a sequence of concept lists",
     "ImageLoader": "its X is a sequence of image paths",

@@ -1,8 +1,8 @@
 """The ``imageclef-concepts`` command line (also ``python -m imageclef_concepts``).
 
-Subcommands: ``demo`` (the main job, on built-in data), ``prepare``,
+Subcommands: ``demo`` (the main job, on built-in data), ``prepare``, ``embed``,
 ``train``, ``predict``, ``evaluate``, ``info``, ``export``, ``reproduce-2019``
-and ``recipe-2026``, added by :mod:`._images`, :mod:`._models`, :mod:`._export`,
+and ``recipe-2026``, added by :mod:`._images`, :mod:`._embed`, :mod:`._models`, :mod:`._export`,
 :mod:`._procedures` and :mod:`._recipe`. A user's mistake ends with a clear
 message on standard error and exit code 2, never a traceback.
 """
@@ -16,6 +16,7 @@ import warnings
 from ..concept_files._text import ConceptFileError
 from ..files._atomic import shown_name
 from ._arguments import UserError, one_line
+from ._embed import add_embed
 from ._export import add_export
 from ._images import add_prepare
 from ._models import add_info, add_predict, add_train
@@ -87,7 +88,7 @@ def _version():
     return __version__
 
 
-_NEEDS_TENSORFLOW = ("demo", "train", "predict", "export", "reproduce-2019", "recipe-2026")
+_NEEDS_TENSORFLOW = ("demo", "embed", "train", "predict", "export", "reproduce-2019", "recipe-2026")
 
 
 def _build_parser():
@@ -101,6 +102,7 @@ def _build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_demo(commands)
     add_prepare(commands)
+    add_embed(commands)
     add_train(commands)
     add_predict(commands)
     add_evaluate(commands)

@@ -44,6 +44,13 @@ def add_recipe(commands):
                         help="epochs per member (default: 12 with early stopping; --dry-run 2)")
     recipe.add_argument("--image-size", type=positive_int, default=None,
                         help="side of the network's input (default: 224; --dry-run 16)")
+    recipe.add_argument("--retrieval-encoder", default=None, metavar="NAME",
+                        help="add a retrieval member: a k-NN over this encoder's embeddings "
+                             "(names as for the embed command), each image embedded once into "
+                             "<output>/embedding-store (default: none; with --dry-run, random "
+                             "weights at 32 px)")
+    recipe.add_argument("--retrieval-neighbors", type=positive_int, default=10,
+                        help="the retrieval member's neighbours (default: 10)")
     recipe.add_argument("--image-store", type=Path, default=None,
                         help="the image store the members share (default: <output>/image-store)")
     recipe.add_argument("--n-jobs", type=_n_jobs, default=None,
@@ -116,7 +123,18 @@ def _recipe(args, base):
         params["epochs"] = args.epochs
     if args.image_size:
         params["image_size"] = args.image_size
-    return replace(base, grid=grid, estimator_params=params)
+    retrieval = {}
+    if args.retrieval_encoder is not None:
+        from ..embeddings._names import encoder_names
+
+        if args.retrieval_encoder not in encoder_names():
+            raise UserError(f"--retrieval-encoder {args.retrieval_encoder!r} is not an encoder: "
+                            f"choose one of {', '.join(encoder_names())}")
+        retrieval = dict(retrieval_encoder=args.retrieval_encoder,
+                         retrieval_neighbors=args.retrieval_neighbors,
+                         retrieval_params=dict(weights=None, image_size=32) if args.dry_run
+                         else {})
+    return replace(base, grid=grid, estimator_params=params, **retrieval)
 
 
 @contextlib.contextmanager

@@ -12,14 +12,24 @@ from typing import TYPE_CHECKING
 from .._api import lazy_attribute
 
 _MODULE_OF = {
+    "EmbeddingStore": "._store",
+    "EmbeddingStoreError": "._store",
+    "EmbeddingStoreWarning": "._store",
     "FoundationEncoder": "._encoder",
+    "embed_images": "._once",
 }
 __all__ = [
+    "EmbeddingStore",
+    "EmbeddingStoreError",
+    "EmbeddingStoreWarning",
     "FoundationEncoder",
+    "embed_images",
 ]
 
 if TYPE_CHECKING:
     from ._encoder import FoundationEncoder
+    from ._once import embed_images
+    from ._store import EmbeddingStore, EmbeddingStoreError, EmbeddingStoreWarning
 
 
 if not TYPE_CHECKING:  # checkers read the imports above: a misspelt name is an error

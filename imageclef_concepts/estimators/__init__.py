@@ -12,12 +12,14 @@ from .._api import lazy_attribute
 _MODULE_OF = {
     "ConceptEnsemble": "._ensemble",
     "ConceptKNNClassifier": "._retrieval",
+    "ConceptMLPClassifier": "._heads",
     "ConceptSpecialists": "._specialists",
     "MostFrequentConcepts": "._baselines",
 }
 __all__ = [
     "ConceptEnsemble",
     "ConceptKNNClassifier",
+    "ConceptMLPClassifier",
     "ConceptSpecialists",
     "MostFrequentConcepts",
 ]
@@ -25,6 +27,7 @@ __all__ = [
 if TYPE_CHECKING:
     from ._baselines import MostFrequentConcepts
     from ._ensemble import ConceptEnsemble
+    from ._heads import ConceptMLPClassifier
     from ._retrieval import ConceptKNNClassifier
     from ._specialists import ConceptSpecialists
 

@@ -21,8 +21,11 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ..embeddings._names import encoder_description, encoder_from_description
+from ..embeddings._once import embed_images, embedding_identity
+from ..embeddings._store import EmbeddingStore
 from ..files._sizes import check_allocation, setting
-from ..images._sources import as_image_source, check_image_size
+from ..images._sources import as_image_source, check_image_size, is_path_sequence
 from ..images._store import ImageStore
 from ..keras import BACKBONES
 from ..models._base import BaseConceptClassifier
@@ -33,7 +36,7 @@ from ..models._persistence import ArchivedModel
 if TYPE_CHECKING:  # names for annotations only
     from numpy.typing import NDArray
 
-    from .._typing import Embedder, FloatArray, Images, ImageStoreLike, Voting
+    from .._typing import Embedder, FloatArray, Images, ImageStoreLike, PathLike, Voting
 
 
 class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
@@ -43,8 +46,11 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
     ----------
     n_neighbors : int, default=5
         Training images that vote.
-    embedding : "pixels", backbone name, or object with ``embed``, default="pixels"
-        How images become vectors: ``"pixels"`` downscales them to
+    embedding : "pixels", "precomputed", backbone name, or object with ``embed``, \
+default="pixels"
+        How images become vectors: ``"precomputed"`` takes ``X`` as embeddings
+        already made (an (n_images, n_dims) array, from any framework or
+        :func:`~imageclef_concepts.embeddings.embed_images`); ``"pixels"`` downscales them to
         ``pixel_size`` x ``pixel_size`` and flattens; ``"densenet121"``,
         ``"resnet50"`` or ``"efficientnetb0"`` use that ImageNet backbone's
         pooled features (:class:`~imageclef_concepts.BackboneEmbedding` with
@@ -54,13 +60,23 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
         unfitted one (or one cloned by ``GridSearchCV`` or an ensemble) is
         first fitted on the same ``X`` and ``y``, so retrieval runs in the
         space the network learned for these concepts; anything with an
-        ``embed(X)`` method works too.
+        ``embed(X)`` method works too. An encoder with
+        ``embedding_identity()`` embeds each image once for every fit, fold
+        and grid point (see ``embedding_store``).
     pixel_size : int, default=16
         Side of the downscaled images for ``embedding="pixels"``.
     image_store : str, path-like, ImageStore or None, default=None
         For ``embedding="pixels"`` and paths: a folder of prepared images
         (:class:`~imageclef_concepts.ImageStore`) that decodes each file once
         for every fit and process. Not saved with the model.
+    embedding_store : str, path-like, EmbeddingStore or None, default=None
+        Where an encoder's embeddings are kept on disk
+        (:class:`~imageclef_concepts.embeddings.EmbeddingStore`), shared by every
+        process and run; None keeps them in this process only (a bounded
+        cache). Not saved with the model.
+    weights : {"similarity", "uniform"}, default="similarity"
+        How neighbours vote: in proportion to their cosine similarity, or
+        each alike (plain k-NN votes).
     voting : {"threshold", "mean_count"}, default="threshold"
         ``"threshold"``: concepts whose similarity-weighted vote share
         (``predict_proba``) passes the decision rule ``threshold``.
@@ -103,7 +119,8 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
 
     _parameter_constraints = {
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
-        "embedding": [StrOptions({"pixels", *BACKBONES}), HasMethods(["embed"])],
+        "embedding": [StrOptions({"pixels", "precomputed", *BACKBONES}),
+                      HasMethods(["embed"])],
         "pixel_size": [Interval(Integral, 1, None, closed="left")],
         "voting": [StrOptions({"threshold", "mean_count"})],
         "threshold": [Interval(Real, 0, 1, closed="both"), DecisionRule],
@@ -111,13 +128,17 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
         "min_count": [Interval(Integral, 1, None, closed="left")],
         "max_labels": [Interval(Integral, 1, None, closed="left"), None],
         "image_store": [str, os.PathLike, ImageStore, None],
+        "embedding_store": [str, os.PathLike, EmbeddingStore, None],
+        "weights": [StrOptions({"similarity", "uniform"})],
     }
 
     def __init__(self, n_neighbors: int = 5, *, embedding: str | Embedder = "pixels",
                  pixel_size: int = 16, voting: Voting = "threshold",
                  threshold: float | DecisionRule = 0.5, block_size: int = 512,
                  min_count: int = 1, max_labels: int | None = None,
-                 image_store: ImageStoreLike = None) -> None:
+                 image_store: ImageStoreLike = None,
+                 embedding_store: PathLike | EmbeddingStore | None = None,
+                 weights: str = "similarity") -> None:
         self.n_neighbors = n_neighbors
         self.embedding = embedding
         self.pixel_size = pixel_size
@@ -127,12 +148,20 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
         self.min_count = min_count
         self.max_labels = max_labels
         self.image_store = image_store
+        self.embedding_store = embedding_store
+        self.weights = weights
+
+    def __setstate__(self, state):
+        # A model pickled before these parameters existed voted by similarity, without a store.
+        state = {"embedding_store": None, "weights": "similarity", **state}
+        super().__setstate__(state)
 
     def _fit(self, X, y):
         """Embed the training images and remember their concepts."""
         self._targets = self._fit_targets(y, min_count=self.min_count,
                                           max_labels=self.max_labels)
         self.embedding_ = self._fitted_embedding(X, y)
+        vars(self).pop("embeddings_", None)  # a refit's X may be of another width
         self.embeddings_ = self._embed(X)
         if self.n_neighbors > len(self.embeddings_):
             raise ValueError(f"n_neighbors={self.n_neighbors} is more than the "
@@ -141,7 +170,7 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
     def _fitted_embedding(self, X, y):
         embedding = self.embedding
         if isinstance(embedding, str):
-            if embedding == "pixels":
+            if embedding in ("pixels", "precomputed"):
                 return None
             from ..keras import BackboneEmbedding
 
@@ -151,7 +180,9 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
         return embedding
 
     def _embed(self, X):
-        if self.embedding_ is None:
+        if self.embedding == "precomputed":
+            vectors = precomputed_embeddings(X, getattr(self, "embeddings_", None))
+        elif self.embedding_ is None:
             n_images = len(X) if hasattr(X, "__len__") else 1
             check_image_size(self.pixel_size, name="pixel_size")
             check_allocation(2 * 4 * 3 * self.pixel_size**2 * n_images,  # float32, normalised
@@ -165,7 +196,7 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
                 for start in range(0, len(images), 1024)])
             vectors -= vectors.mean(axis=1, keepdims=True)  # cosine of contrast, not brightness
         else:
-            vectors = np.asarray(self.embedding_.embed(X), dtype=np.float32)
+            vectors = embed_images(self.embedding_, X, store=self.embedding_store)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms > 0, norms, 1)
 
@@ -220,7 +251,8 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
         return self._vote_shares(similarities, indices)
 
     def _vote_shares(self, similarities, indices):
-        weights = np.clip(similarities, 1e-6, None)  # dissimilar neighbours barely vote
+        weights = (np.ones_like(similarities) if self.weights == "uniform"
+                   else np.clip(similarities, 1e-6, None))  # dissimilar neighbours barely vote
         weights /= weights.sum(axis=1, keepdims=True)
         n_images, k = indices.shape
         rows = np.repeat(np.arange(n_images), k)
@@ -274,18 +306,26 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
             embedding = self.embedding  # "pixels" or a backbone name: rebuilt on load
         elif callable(getattr(self.embedding_, "_to_archive", None)):
             embedding = writer.estimator("embedding", self.embedding_)
+        elif embedding_identity(self.embedding_) is not None:  # its identity, not its weights
+            return {"params": writer.params(self, nested=("embedding",)), "embedding": None,
+                    "encoder": encoder_description(self.embedding_), **self._archived(writer)}
         else:
             raise TypeError(f"A ConceptKNNClassifier with embedding={self.embedding_!r} cannot "
                             "be saved without pickle: use a name or a ConceptCNNClassifier.")
         return {"params": writer.params(self, nested=("embedding",)), "embedding": embedding,
-                "targets": self.targets_.to_dict(),
+                **self._archived(writer)}
+
+    def _archived(self, writer):
+        return {"targets": self.targets_.to_dict(),
                 "embeddings": writer.array("embeddings", self.embeddings_),
                 "indicator": writer.csr("indicator_", self._targets)}
 
     @classmethod
     def _from_archive(cls, description, reader):
-        embedding = reader.expect(description, "embedding", (str, dict))
-        if isinstance(embedding, dict):
+        embedding = reader.expect(description, "embedding", (str, dict, type(None)))
+        if embedding is None:  # an encoder kept by identity, rebuilt from this machine's weights
+            embedding = encoder_from_description(description.get("encoder"), reader.path)
+        elif isinstance(embedding, dict):
             embedding = reader.estimator(embedding, f"{reader.where}['embedding']")
         estimator = reader.params(cls, description, embedding=embedding)
         estimator.embedding_ = estimator._fitted_embedding(None, None)  # nothing to fit: as saved
@@ -313,6 +353,30 @@ class ConceptKNNClassifier(ArchivedModel, BaseConceptClassifier):
         if self.embedding == "pixels" and self.embeddings_.shape[1] != 3 * self.pixel_size ** 2:
             raise ModelFileError(f"the k-NN's embeddings have {self.embeddings_.shape[1]} "
                                  f"dimensions, not 3 x pixel_size^2 = {3 * self.pixel_size ** 2}")
+
+
+def precomputed_embeddings(X, fitted=None):
+    """``X`` as embeddings made beforehand: a finite (n, d) float32 array, ``d`` as at fit.
+
+    Raises
+    ------
+    ValueError
+        Naming what is wrong: not 2-d numbers, NaN or infinity, another width.
+    """
+    if is_path_sequence(X) if isinstance(X, (list, tuple)) else False:
+        raise ValueError("embedding='precomputed' takes X as an (n_images, n_dims) array of "
+                         "embeddings, not image paths: embed them first (embed_images).")
+    vectors = np.asarray(X)
+    if vectors.dtype.kind not in "biuf" or vectors.ndim != 2:
+        raise ValueError(f"embedding='precomputed' takes X as an (n_images, n_dims) array "
+                         f"of numbers; got dtype {vectors.dtype}, shape {vectors.shape}.")
+    vectors = vectors.astype(np.float32)
+    if not np.isfinite(vectors).all():
+        raise ValueError("X (precomputed embeddings) holds NaN or infinite values.")
+    if fitted is not None and vectors.shape[1] != fitted.shape[1]:
+        raise ValueError(f"X has {vectors.shape[1]} dimensions; the model was fitted on "
+                         f"embeddings of {fitted.shape[1]}.")
+    return vectors
 
 
 def _is_fitted(estimator):

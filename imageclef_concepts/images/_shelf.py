@@ -1,6 +1,8 @@
-"""One shelf of an image store: the images of one size and filter, in chunk files.
+"""One shelf of a store: rows of one shape and type (the images of one size and filter,
+or the embeddings of one encoder), in chunk files.
 
-A chunk is a plain ``.npy`` array of shape ``(n, size, size, 3)`` (so that
+A chunk is a plain ``.npy`` array of shape ``(n, *row_shape)``, e.g.
+``(n, size, size, 3)`` uint8 images (so that
 ``numpy.load(..., mmap_mode="r")`` maps it), written atomically before the
 index names its rows. Each row's check is a CRC-32 seeded with the file it
 came from (its key and version), so a row is served only for the file it was
@@ -36,21 +38,28 @@ _URL_VERSION_KEYS = ("mtime", "LastModified", "last_modified", "Last-Modified", 
 
 
 class Shelf:
-    """The images of one store at one size and filter: located, read and added in batches.
+    """The rows of one store's shelf: located, read and added in batches.
 
     Parameters
     ----------
-    store : ImageStore
-    image_size : int
-    resample : str
+    store : FolderStore
+    name : str
+        The shelf's folder in the store (``"<size>px-<filter>"`` for images).
+    row_shape : tuple of int
+    dtype : numpy dtype, default=uint8
+    sized_by : (str, object) or None, default=None
+        The parameter that sets a row's size and its value (``("image_size", 224)``
+        for images), named when the disk has no room for a chunk.
     """
 
-    def __init__(self, store, image_size, resample):
+    def __init__(self, store, name, row_shape, dtype=np.uint8, sized_by=None):
         self.store = store
-        self.image_size = image_size
-        self.name = f"{image_size}px-{resample}"
+        self.sized_by = sized_by
+        self.name = name
         self.folder = os.path.join(store.path, self.name)
-        self.row_bytes = image_size * image_size * 3
+        self.row_shape = tuple(row_shape)
+        self.dtype = np.dtype(dtype)
+        self.row_bytes = int(np.prod(self.row_shape)) * self.dtype.itemsize
         self._offsets = {}  # chunk -> where its rows begin (its header checked)
 
     def locate(self, keys, versions):
@@ -113,8 +122,8 @@ class Shelf:
             opened (``ImageStore._check_still_own``).
         """
         if self.store.read_only:  # no chunk whose rows the index could not name
-            raise OSError(f"the image store {self.store.path} is read-only")
-        pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+            raise OSError(f"the {self.store.kind.label} {self.store.path} is read-only")
+        pixels = np.ascontiguousarray(pixels, dtype=self.dtype)
         self.store._check_still_own()  # the folder it opened, not one put at its path since
         # Every write goes through the descriptors of the folders the store opened:
         # a folder swapped in at the path after the check above gets nothing.
@@ -132,10 +141,10 @@ class Shelf:
         chunk = f"{uuid.uuid4().hex}.npy"
         try:
             try:  # never begin a chunk the disk has no room for
-                check_disk_space(pixels.nbytes, self.store.path,
-                                 setting("image_size", self.image_size),
-                                 f"a chunk of {len(pixels)} image(s) at that size",
-                                 "free space there or choose a smaller image_size")
+                name, value = self.sized_by or ("row_shape", self.row_shape)
+                check_disk_space(pixels.nbytes, self.store.path, setting(name, value),
+                                 f"a chunk of {len(pixels)} row(s) at that size",
+                                 f"free space there or choose a smaller {name}")
             except ValueError as error:
                 raise OSError(str(error)) from None
             self.store._check_still_own()
@@ -158,9 +167,8 @@ class Shelf:
             read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                            else np.lib.format.read_array_header_2_0)
             shape, fortran_order, dtype = read_header(f)
-            size = self.image_size
-            if dtype != np.uint8 or fortran_order or shape[1:] != (size, size, 3):
-                raise ValueError(f"chunk {chunk} holds {dtype} images of shape {shape}")
+            if dtype != self.dtype or fortran_order or tuple(shape[1:]) != self.row_shape:
+                raise ValueError(f"chunk {chunk} holds {dtype} rows of shape {shape}")
             self._offsets[chunk] = f.tell()
         return self._offsets[chunk]
 

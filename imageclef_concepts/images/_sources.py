@@ -25,9 +25,11 @@ import numpy as np
 from ..concepts._lists import is_frame
 from ..files._sizes import check_allocation, setting
 from ._decoding import ImageDecodeError, check_image_file, decode_image, resized
+from ._folder_store import _StoreLost
 from ._shared import shared_shelf
 from ._shelf import file_version, source_key
-from ._store import ImageStoreError, _StoreLost, as_image_store
+from ._store import as_image_store
+from ._store_folder import ImageStoreError
 
 ON_ERROR = ("raise", "skip")
 """What an image source does with a file it cannot use: stop naming it, or leave it out."""

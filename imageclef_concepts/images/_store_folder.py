@@ -1,4 +1,8 @@
-"""An image store's folder: claimed with a marker, and checked to be still its own.
+"""A store's folder: claimed with a marker, and checked to be still its own.
+
+One implementation for every kind of store the library keeps (the image
+store, the embedding store): a :class:`StoreKind` names its manifest, format,
+own subfolders and error class.
 
 The library writes only into a new or empty folder, or one it marked with its
 manifest, and never deletes anything; a live store checks before each write
@@ -11,6 +15,7 @@ import json
 import os
 import re
 import stat
+from dataclasses import dataclass
 
 from ..files._atomic import file_kind, open_regular_file, write_atomically
 from ._decoding import RESAMPLING
@@ -19,9 +24,6 @@ MANIFEST = "imageclef_concepts-image-store.json"
 INDEX = "index.sqlite"
 _FORMAT = "imageclef_concepts.ImageStore"
 _FORMAT_VERSION = 1
-# The store's own files, none of which may be a symbolic link (SQLite would
-# write through it): the index with its journals, and the manifest.
-_OWN_FILES = (MANIFEST, INDEX, f"{INDEX}-wal", f"{INDEX}-shm", f"{INDEX}-journal")
 # The temporary file of a manifest being written by another process creating the store.
 _MANIFEST_BEING_WRITTEN = re.compile(r"^\.saving-[^/]*\.json$")
 SHELF_NAME = re.compile(r"^[1-9][0-9]*px-(" + "|".join(RESAMPLING) + r")$")
@@ -38,6 +40,26 @@ class ImageStoreError(ValueError):
     """
 
 
+@dataclass(frozen=True)
+class StoreKind:
+    """What tells one kind of store from another: its marker, its name in messages, its error.
+
+    ``shelf`` matches the names of the subfolders the store writes into (none
+    of which may be a symbolic link).
+    """
+
+    manifest: str
+    format: str
+    label: str
+    error: type
+    shelf: re.Pattern
+    version: int = 1
+
+    @property
+    def own_files(self):
+        return (self.manifest, INDEX, f"{INDEX}-wal", f"{INDEX}-shm", f"{INDEX}-journal")
+
+
 def folder_identity(path):
     """What tells the folder at ``path`` from another put there later: (device, inode)."""
     try:
@@ -47,26 +69,27 @@ def folder_identity(path):
     return status.st_dev, status.st_ino
 
 
-def ownership_lost(path, identity):
+def ownership_lost(path, identity, kind=None):
     """Why the folder at ``path`` is no longer the store of ``identity``; None while it is."""
+    kind = kind or IMAGE_STORE
     now = folder_identity(path)
     if now is None:
         return "it was deleted"
     if now != identity:
         return "another folder is at its path now"
     try:
-        if not stat.S_ISREG(os.lstat(os.path.join(path, MANIFEST)).st_mode):
-            return f"its manifest {MANIFEST} is not a file"
+        if not stat.S_ISREG(os.lstat(os.path.join(path, kind.manifest)).st_mode):
+            return f"its manifest {kind.manifest} is not a file"
     except OSError:
-        return f"its manifest {MANIFEST} is gone"
+        return f"its manifest {kind.manifest} is gone"
     # A file of the store's own names turned into a link would be written through.
-    linked = [name for name in _OWN_FILES if os.path.islink(os.path.join(path, name))]
+    linked = [name for name in kind.own_files if os.path.islink(os.path.join(path, name))]
     if linked:
         return f"its {linked[0]} is a symbolic link now"
     return None
 
 
-def claim_folder(path, create):
+def claim_folder(path, create, kind=None):
     """Make ``path`` a store (if ``create``), or check that it is one; refuse anything else.
 
     Nothing is changed in a folder that is refused. Without the store's
@@ -74,75 +97,81 @@ def claim_folder(path, create):
     writing the manifest): a folder holding files of the store's names but
     not its manifest is someone else's.
     """
-    entries = _folder_entries(path, create)
-    if MANIFEST in entries:
-        _check_manifest(os.path.join(path, MANIFEST))
+    kind = kind or IMAGE_STORE
+    entries = _folder_entries(path, create, kind)
+    if kind.manifest in entries:
+        _check_manifest(os.path.join(path, kind.manifest), kind)
     else:
         foreign = sorted(name for name in entries if not _MANIFEST_BEING_WRITTEN.match(name))
         if foreign:
             shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-            raise ImageStoreError(
-                f"image store {path} holds {len(foreign)} file(s) that are not an image store "
-                f"of imageclef_concepts ({shown}); it is left as it is. Name a new or empty "
-                "folder for the store.")
+            raise kind.error(
+                f"{kind.label} {path} holds {len(foreign)} file(s) that are not an "
+                f"{kind.label} of imageclef_concepts ({shown}); it is left as it is. Name a "
+                "new or empty folder for the store.")
         if not create:
-            raise ImageStoreError(f"image store {path} is no longer an image store (its "
-                                  f"manifest {MANIFEST} is gone); it is left as it is.")
-        manifest = json.dumps({"format": _FORMAT, "version": _FORMAT_VERSION}).encode()
+            raise kind.error(f"{kind.label} {path} is no longer an {kind.label} (its "
+                             f"manifest {kind.manifest} is gone); it is left as it is.")
+        manifest = json.dumps({"format": kind.format, "version": kind.version}).encode()
         try:
-            write_atomically(os.path.join(path, MANIFEST), lambda f: f.write(manifest))
+            write_atomically(os.path.join(path, kind.manifest), lambda f: f.write(manifest))
         except OSError as error:
-            raise ImageStoreError(f"image store {path} cannot be written: "
-                                  f"{error.strerror or error}.") from None
-    for name in [*_OWN_FILES, *filter(SHELF_NAME.match, entries)]:
+            raise kind.error(f"{kind.label} {path} cannot be written: "
+                             f"{error.strerror or error}.") from None
+    for name in [*kind.own_files, *filter(kind.shelf.match, entries)]:
         if os.path.islink(os.path.join(path, name)):
-            raise ImageStoreError(f"{os.path.join(path, name)} is a symbolic link: an image "
-                                  "store writes only into files and folders of its own.")
+            raise kind.error(f"{os.path.join(path, name)} is a symbolic link: an "
+                             f"{kind.label} writes only into files and folders of its own.")
 
 
-def _folder_entries(path, create):
+def _folder_entries(path, create, kind):
     """The names in the folder ``path`` (created when absent and ``create``), or a clear error."""
     try:
         return os.listdir(path)
     except FileNotFoundError:
         if os.path.islink(path):
-            raise ImageStoreError(f"image store {path} is a symbolic link to nothing.") \
+            raise kind.error(f"{kind.label} {path} is a symbolic link to nothing.") \
                 from None
         if not create:
-            raise ImageStoreError(f"image store {path} no longer exists.") from None
+            raise kind.error(f"{kind.label} {path} no longer exists.") from None
     except NotADirectoryError:
         try:
-            kind = os.stat(path).st_mode
+            mode = os.stat(path).st_mode
         except OSError:
-            raise ImageStoreError(f"image store {path} cannot be created: a folder on its "
-                                  "path is a file.") from None
-        described = "a file" if stat.S_ISREG(kind) else file_kind(kind)
-        raise ImageStoreError(f"image store {path} is {described}, not a folder: name a new "
-                              "or empty folder, or an image store.") from None
+            raise kind.error(f"{kind.label} {path} cannot be created: a folder on its "
+                             "path is a file.") from None
+        described = "a file" if stat.S_ISREG(mode) else file_kind(mode)
+        raise kind.error(f"{kind.label} {path} is {described}, not a folder: name a new "
+                         f"or empty folder, or an {kind.label}.") from None
     except OSError as error:
-        raise ImageStoreError(f"image store {path} cannot be opened: {error.strerror}.") \
+        raise kind.error(f"{kind.label} {path} cannot be opened: {error.strerror}.") \
             from None
     try:
         os.makedirs(path)
     except FileExistsError:  # made meanwhile by another process creating the same store
-        return _folder_entries(path, create=False)
+        return _folder_entries(path, False, kind)
     except OSError as error:
-        raise ImageStoreError(f"image store {path} cannot be created: "
-                              f"{error.strerror or error}.") from None
+        raise kind.error(f"{kind.label} {path} cannot be created: "
+                         f"{error.strerror or error}.") from None
     return []
 
 
-def _check_manifest(path):
+def _check_manifest(path, kind):
     try:
-        with open_regular_file(path, "image store manifest") as f:
+        with open_regular_file(path, f"{kind.label} manifest") as f:
             manifest = json.loads(f.read(4096))
     except (OSError, ValueError) as error:
-        raise ImageStoreError(f"{path} is not a readable image store manifest ({error}).") \
+        raise kind.error(f"{path} is not a readable {kind.label} manifest ({error}).") \
             from None
-    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
-        raise ImageStoreError(f"{path} is not an image store manifest of imageclef_concepts.")
+    if not isinstance(manifest, dict) or manifest.get("format") != kind.format:
+        raise kind.error(f"{path} is not an {kind.label} manifest of imageclef_concepts.")
     version = manifest.get("version")
-    if type(version) is not int or version != _FORMAT_VERSION:
-        raise ImageStoreError(f"the image store {os.path.dirname(path)} is of format version "
-                              f"{version!r}; this version of the library reads version "
-                              f"{_FORMAT_VERSION}: name another folder.")
+    if type(version) is not int or version != kind.version:
+        raise kind.error(f"the {kind.label} {os.path.dirname(path)} is of format version "
+                         f"{version!r}; this version of the library reads version "
+                         f"{kind.version}: name another folder.")
+
+
+#: The image store's kind (:class:`~imageclef_concepts.ImageStore`).
+IMAGE_STORE = StoreKind(MANIFEST, _FORMAT, "image store", ImageStoreError, SHELF_NAME,
+                        _FORMAT_VERSION)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import random
 from numbers import Integral
 from typing import TYPE_CHECKING
 
@@ -123,6 +125,44 @@ class BackboneEmbedding(TransformerMixin, BaseEstimator):
         with decode_errors_surfaced(batches):
             return network.predict(batches.dataset(), verbose=0)
 
+    def embedding_identity(self) -> str:
+        """What tells these embeddings from any other: the key of kept embeddings.
+
+        The backbone, image size, resize filter, Keras' version and a digest
+        of the network's weights (ImageNet's, a file's, or the random ones of
+        ``weights=None``, which are the same in every process and clone).
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> from imageclef_concepts import BackboneEmbedding
+        >>> a = BackboneEmbedding("resnet50", image_size=32, weights=None)
+        >>> a.embedding_identity() == BackboneEmbedding(
+        ...     "resnet50", image_size=32, weights=None).embedding_identity()
+        True
+        """
+        self._validate_params()
+        key = (self.backbone, self.image_size, str(self.weights), _file_version(self.weights))
+        if key in _IDENTITIES:  # clones (a grid search's) neither build nor digest again
+            return _IDENTITIES[key]
+        network = self._network()
+        if getattr(self, "_identity", (None,))[0] != self._built[0]:
+            digest = hashlib.sha256()
+            for weight in network.weights:
+                value = keras.ops.convert_to_numpy(weight)
+                digest.update(f"{value.shape}{value.dtype}".encode())  # not names: counters
+                digest.update(value.tobytes())
+            self._identity = (self._built[0], (
+                f"BackboneEmbedding(backbone={self.backbone}, image_size={self.image_size}, "
+                f"resample=bilinear, pooling=avg) keras={keras.__version__} "
+                f"weights-sha256={digest.hexdigest()}"))
+        if len(_IDENTITIES) < 64:
+            _IDENTITIES[key] = self._identity[1]
+        return self._identity[1]
+
     def __getstate__(self):  # pickle's and skops': the built network as its .keras file
         return keras_free_state(super().__getstate__())
 
@@ -132,10 +172,31 @@ class BackboneEmbedding(TransformerMixin, BaseEstimator):
     def _network(self):
         # Built once per set of parameters and pickled with the estimator, so
         # that random (weights=None) backbones embed the same after loading.
+        # Random weights (weights=None) are drawn from a fixed seed (Keras' initializers
+        # take theirs from Python's random): the same network in every process and clone,
+        # so that what one embedded, every other may reuse (embedding_identity).
         key = (self.backbone, self.image_size, str(self.weights))
         if getattr(self, "_built", (None,))[0] != key:
-            inputs = keras.Input((self.image_size, self.image_size, 3))
-            base = pooled_backbone(self.backbone, self.image_size, self.weights)
-            outputs = base(backbone_preprocessing(self.backbone, inputs), training=False)
-            self._built = (key, keras.Model(inputs, outputs))
+            state = random.getstate()
+            random.seed(f"{self.backbone}-{self.image_size}")
+            try:
+                inputs = keras.Input((self.image_size, self.image_size, 3))
+                base = pooled_backbone(self.backbone, self.image_size, self.weights)
+                outputs = base(backbone_preprocessing(self.backbone, inputs), training=False)
+                self._built = (key, keras.Model(inputs, outputs))
+            finally:
+                random.setstate(state)
         return self._built[1]
+
+
+# Identities by (backbone, size, weights, weights file's version): the same settings give the
+# same network in a process (random weights from a fixed seed, ImageNet's, a file unchanged).
+_IDENTITIES: dict = {}
+
+
+def _file_version(weights):
+    if weights in (None, "imagenet"):
+        return None
+    from ..images._shelf import file_version
+
+    return file_version(weights)

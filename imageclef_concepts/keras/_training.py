@@ -12,6 +12,8 @@
   :mod:`imageclef_concepts.files._checkpoints`'.
 * :func:`seeded` seeds Python, NumPy and TensorFlow for reproducible
   training and puts every piece of global state back as it was.
+* :func:`train_dense_head`: a linear or MLP multi-label head on embeddings,
+  returned as NumPy arrays (``ConceptMLPClassifier`` predicts without Keras).
 * :func:`shown_progress`: in a Jupyter kernel, ``verbose=1`` is shown by
   :class:`ProgressBars` (``tqdm.auto``) instead of Keras' progress bar.
 """
@@ -302,3 +304,32 @@ class ProgressBars(keras.callbacks.Callback):
 
     def on_predict_end(self, logs=None):
         self._batches.close()
+
+
+def train_dense_head(vectors, targets, units, *, epochs, batch_size, learning_rate, l2,
+                     dropout, random_state):
+    """Train ReLU layers of ``units`` and a sigmoid layer on ``(vectors, targets)``.
+
+    Adam on binary cross-entropy, seeded by ``random_state`` (:func:`seeded`).
+    Returns each dense layer's kernel and bias as float32 NumPy arrays.
+    """
+    with seeded(random_state):
+        regulariser = keras.regularizers.L2(l2) if l2 else None
+        inputs = keras.Input((vectors.shape[1],))
+        values = inputs
+        for width in units:
+            values = keras.layers.Dense(width, activation="relu",
+                                        kernel_regularizer=regulariser)(values)
+            if dropout:
+                values = keras.layers.Dropout(dropout)(values)
+        if dropout and not units:
+            values = keras.layers.Dropout(dropout)(values)
+        outputs = keras.layers.Dense(targets.shape[1], activation="sigmoid",
+                                     kernel_regularizer=regulariser)(values)
+        model = keras.Model(inputs, outputs)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
+        model.fit(vectors, targets, epochs=epochs, batch_size=batch_size, shuffle=True,
+                  verbose=0)
+        dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+        return ([keras.ops.convert_to_numpy(layer.kernel).astype(np.float32) for layer in dense],
+                [keras.ops.convert_to_numpy(layer.bias).astype(np.float32) for layer in dense])

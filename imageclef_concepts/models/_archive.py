@@ -31,7 +31,7 @@ FORMAT = 2  # 1: no sizes; 2: the manifest states each member's size
 
 # Parameters that name a local resource of one run (a folder of prepared
 # images): saved as null, and a path read from a file is never used.
-RUNTIME_PARAMS = ("image_store",)
+RUNTIME_PARAMS = ("image_store", "embedding_store")
 
 
 class ArchiveWriter:

@@ -275,6 +275,8 @@ def _describe_estimator(description, lines, level, title=None):
         lines.append(f"- decision rule: {_describe_rule(params['threshold'])}")
     if isinstance(description.get("embedding"), str):
         lines.append(f"- embedding: {printable(description['embedding'])}")
+    if isinstance(description.get("encoder"), dict):  # kept by identity, not its weights
+        lines.append(f"- encoder: {printable(description['encoder'].get('identity'))}")
     if params:
         lines += ["", "| parameter | value |", "|---|---|", *_parameter_rows(params)]
     lines.append("")

@@ -47,11 +47,13 @@ from ._2026_parts import (
     claim_output,
     data_identity,
     estimate_compute,
+    fit_retrieval,
     load_split,
     member_files,
     noticing_interrupts,
     plan_lines,
     raise_if_interrupted,
+    retrieval_template,
     train_members,
 )
 
@@ -79,6 +81,14 @@ class Recipe2026:
         Candidate thresholds of every tuner.
     count_coverage : tuple
         The count model's coverages tried (None: no count model).
+    retrieval_encoder : str or None
+        An encoder's name (``imageclef-concepts embed --encoder``): adds a
+        member, a k-NN over its embeddings (the 2026 winner's training-free
+        retrieval), its images embedded once into ``<output>/embedding-store``.
+    retrieval_params : dict
+        The encoder's parameters (``weights``, ``image_size``...).
+    retrieval_neighbors : int
+        The k-NN's neighbours.
 
     Examples
     --------
@@ -97,6 +107,9 @@ class Recipe2026:
         fine_tune_learning_rate=1e-4, decay=0.0, batch_size=32, augmentation="light"))
     thresholds: int = 20
     count_coverage: tuple = (None, 0.8, 0.9)
+    retrieval_encoder: str | None = None
+    retrieval_params: dict = field(default_factory=dict)
+    retrieval_neighbors: int = 10
 
 
 # Tiny networks on a small synthetic dataset: the whole procedure in well
@@ -212,6 +225,7 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     store = Path(image_store).absolute() if image_store is not None else output_dir / "image-store"
     members = _grid_ensemble(recipe, store).estimators
     check_members(members)  # every grid point, before anything is written or trained
+    retrieval = retrieval_template(recipe, output_dir)  # an unknown encoder named first
     if not dry_run:
         check_outside(output_dir, data_dir)
         # the inputs, before anything is written
@@ -231,8 +245,12 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     raise_if_interrupted()
     fitted, result.n_trained, result.n_loaded = train_members(
         members, files, train, n_jobs, say)
+    names = [name for name, _ in members]
+    if retrieval is not None:
+        fitted.append(fit_retrieval(retrieval, files[0].parent / "retrieval.zip", train, say))
+        names.append("retrieval")
     result.timings["members"] = time.perf_counter() - started
-    model = _tune(fitted, [name for name, _ in members], recipe, valid, result, say)
+    model = _tune(fitted, names, recipe, valid, result, say)
     raise_if_interrupted()
     _predict_and_check(model, layout, train, output_dir, result, say)
     result.timings["total"] = time.perf_counter() - started
@@ -243,10 +261,14 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
 
 
 def _plan(recipe, data_dir):
-    return jsonable({"procedure": "imageclef-concepts recipe-2026", "data": str(data_dir),
-                     "grid": recipe.grid, "estimator_params": recipe.estimator_params,
-                     "thresholds": recipe.thresholds,
-                     "count_coverage": list(recipe.count_coverage)})
+    plan = {"procedure": "imageclef-concepts recipe-2026", "data": str(data_dir),
+            "grid": recipe.grid, "estimator_params": recipe.estimator_params,
+            "thresholds": recipe.thresholds, "count_coverage": list(recipe.count_coverage)}
+    if recipe.retrieval_encoder is not None:  # plans without one stay as they were
+        plan["retrieval"] = {"encoder": recipe.retrieval_encoder,
+                             "params": recipe.retrieval_params,
+                             "n_neighbors": recipe.retrieval_neighbors}
+    return jsonable(plan)
 
 
 def _grid_ensemble(recipe, store):

@@ -74,7 +74,9 @@ def _differences(stored, plan):
 
 # The command line's options for the settings it sets (the plan's other keys are shown as such).
 _OPTIONS = {"data": "--data", "backbone": "--backbones", "random_state": "--seeds",
-            "epochs": "--epochs", "image_size": "--image-size"}
+            "epochs": "--epochs", "image_size": "--image-size",
+            "retrieval": "--retrieval-encoder", "encoder": "--retrieval-encoder",
+            "n_neighbors": "--retrieval-neighbors"}
 
 
 DATA_IDENTITY = "data_identity"
@@ -206,6 +208,46 @@ def train_members(members, files, train, n_jobs, say):
         say(f"Member {index + 1}/{len(files)} ({members[index][0]}) trained and saved to "
             f"{files[index]}")
     return [fitted[index] for index in range(len(files))], len(todo), len(files) - len(todo)
+
+
+def retrieval_template(recipe, output_dir):
+    """The recipe's retrieval member, unfitted: a k-NN over the named encoder's embeddings,
+    kept in ``<output>/embedding-store``; None when the recipe has none."""
+    if recipe.retrieval_encoder is None:
+        return None
+    from ..embeddings._names import make_encoder
+    from ..estimators._retrieval import ConceptKNNClassifier
+
+    encoder = make_encoder(recipe.retrieval_encoder, **recipe.retrieval_params)
+    return ConceptKNNClassifier(recipe.retrieval_neighbors, embedding=encoder,
+                                embedding_store=str(Path(output_dir) / "embedding-store"))
+
+
+def fit_retrieval(template, path, train, say):
+    """The retrieval member loaded from ``path`` (checked to be the plan's), or fitted and saved.
+
+    Its images are embedded once into the output's embedding store, so that
+    a rerun, and the validation and test predictions, read them back.
+    """
+    from ._workflows import load_model, save_model
+
+    identity = template.embedding.embedding_identity()
+    if path.is_file():
+        model = load_model(path)
+        saved = getattr(getattr(model, "embedding_", None), "embedding_identity", None)
+        if (type(model) is not type(template) or model.n_neighbors != template.n_neighbors
+                or saved is None or saved() != identity):
+            raise ValueError(f"member file {path} is not the plan's retrieval member (a k-NN "
+                             f"of {template.n_neighbors} neighbours over {identity}): delete it "
+                             "to fit it again.")
+        say(f"Loaded the retrieval member saved by an earlier run ({path}).")
+        return model.set_params(embedding_store=template.embedding_store)
+    path.parent.mkdir(exist_ok=True)
+    model = fit_member(template, train.paths, train.concepts)
+    save_model(model, path)
+    say(f"Retrieval member (k-NN, {template.n_neighbors} neighbours, over {identity}) fitted "
+        f"and saved to {path}; embeddings kept in {template.embedding_store}")
+    return model
 
 
 def fit_member(member, paths, concepts):

@@ -205,11 +205,11 @@ def test_a_read_only_store_is_read_and_what_it_lacks_decoded(tmp_path, images, m
                                                              decodes):
     import sqlite3
 
-    import imageclef_concepts.images._store as store_module
+    import imageclef_concepts.images._folder_store as store_module
 
     prepare_images(images[:6], tmp_path / "store", 24, progress=False)
 
-    def read_only(index):
+    def read_only(index, table):
         raise sqlite3.OperationalError("attempt to write a readonly database")
 
     monkeypatch.setattr(store_module, "_writable_index", read_only)
@@ -680,11 +680,11 @@ def test_a_folder_swapped_between_the_check_and_the_write_gets_nothing(tmp_path,
 
 
 def test_a_read_only_store_warns_once_per_store_not_per_source(tmp_path, images, monkeypatch):
-    import imageclef_concepts.images._store as store_module
+    import imageclef_concepts.images._folder_store as store_module
 
     prepare_images(images[:2], tmp_path / "store", 24, progress=False)
 
-    def read_only(index):
+    def read_only(index, table="images"):
         raise sqlite3.OperationalError("attempt to write a readonly database")
 
     monkeypatch.setattr(store_module, "_writable_index", read_only)

@@ -405,3 +405,20 @@ def test_inputs_the_run_would_refuse_are_refused_before_any_member_is_trained(
     error = _refused(["--data", str(small_data)], capsys, tmp_path / "o")
     assert expected in error, error
     assert not (tmp_path / "o").exists()
+
+
+def test_a_retrieval_member_joins_is_kept_and_resumed(tmp_path, capsys):
+    recipe = ["recipe-2026", "--dry-run", "--output", str(tmp_path / "out"),
+              "--retrieval-encoder", "efficientnetb0", "--retrieval-neighbors", "3"]
+    assert main(recipe) == 0
+    printed = capsys.readouterr().out
+    assert "Retrieval member (k-NN, 3 neighbours" in printed and "L=" in printed
+    assert "of 5)" in printed  # four networks and the retrieval member vote
+    assert (tmp_path / "out" / "members" / "retrieval.zip").is_file()
+    assert list((tmp_path / "out" / "embedding-store").iterdir())
+    assert main(recipe) == 0  # resumed: every member loaded, the k-NN's encoder checked
+    assert "Loaded the retrieval member saved by an earlier run" in capsys.readouterr().out
+    assert main(recipe[:4] + ["--retrieval-neighbors", "3"]) == 2
+    assert "--retrieval-encoder" in capsys.readouterr().err
+    assert main([*recipe[:4], "--retrieval-encoder", "vit-typo"]) == 2
+    assert "is not an encoder" in capsys.readouterr().err

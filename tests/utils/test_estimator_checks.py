@@ -9,10 +9,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from imageclef_concepts import (
+    BackboneEmbedding,
     ConceptCNNClassifier,
     ConceptEncoder,
     ConceptEnsemble,
     ConceptKNNClassifier,
+    ConceptMLPClassifier,
     ConceptSpecialists,
     DecisionRule,
     EnsembleTuner,
@@ -105,6 +107,11 @@ ESTIMATORS = [
     *[ConceptSpecialists(ConceptKNNClassifier(n_neighbors=3, pixel_size=4),
                          [("c2", "C2", MostFrequentConcepts(k=2))], merge=merge, min_images=2)
       for merge in ("union", "replace")],
+    # Heads on embeddings, their encoder of random weights kept in model files by identity.
+    ConceptKNNClassifier(n_neighbors=3, weights="uniform",
+                         embedding=BackboneEmbedding("efficientnetb0", 32, weights=None)),
+    ConceptMLPClassifier((8,), epochs=2, random_state=0,
+                         embedding=BackboneEmbedding("efficientnetb0", 32, weights=None)),
 ]
 
 # (estimator, check) -> why it is expected to fail.

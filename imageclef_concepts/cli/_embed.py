@@ -1,0 +1,73 @@
+"""The command line's ``embed``: a folder's images embedded once, into an embedding store.
+
+Every later fit, fold, grid point and process that names the store
+(``embedding_store=``) reads the embeddings back instead of running the
+encoder again; an image already there, its file unchanged, is not embedded
+again.
+"""
+
+from pathlib import Path
+
+from ._arguments import UserError, positive_int, say_unless_quiet
+
+
+def add_embed(commands):
+    embed = commands.add_parser(
+        "embed", help="embed a folder's images once, into an embedding store",
+        description="Embed every image of a folder with an encoder into an embedding store "
+        "(a folder the library owns), so that k-NN retrieval, heads on embeddings, grid "
+        "searches and tuners read each embedding instead of running the encoder again. "
+        "Images already in the store for this encoder, their files unchanged, are not "
+        "embedded again.")
+    embed.add_argument("--images", type=Path, required=True, help="folder of images")
+    embed.add_argument("--encoder", required=True,
+                       help="the encoder's name (an ImageNet backbone: densenet121, resnet50, "
+                            "efficientnetb0, convnextbase...)")
+    embed.add_argument("--store", type=Path, required=True,
+                       help="the embedding store: a new or empty folder, or an earlier store")
+    embed.add_argument("--image-size", type=positive_int, default=None,
+                       help="side of the images the encoder sees (default: the encoder's)")
+    embed.add_argument("--weights", default="imagenet",
+                       help="the encoder's weights: imagenet (downloaded by Keras on first "
+                            "use), none (random: for tests), or a weights file "
+                            "(default: imagenet)")
+    embed.add_argument("--batch-size", type=positive_int, default=32,
+                       help="images through the encoder at a time (default: 32)")
+    embed.add_argument("--quiet", action="store_true", help="no summary line")
+    embed.set_defaults(run_command=_run_embed)
+
+
+def _run_embed(args):
+    from ..datasets._imageclef import image_files_by_id, image_path
+    from ..embeddings._names import encoder_names, make_encoder
+    from ..embeddings._once import embed_images
+    from ..embeddings._store import EmbeddingStore, shelf_name
+
+    if args.encoder not in encoder_names():
+        raise UserError(f"--encoder {args.encoder!r} is not an encoder: choose one of "
+                        f"{', '.join(encoder_names())}")
+    weights = None if args.weights.lower() == "none" else args.weights
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise UserError(f"--weights {args.weights}: no such file (give imagenet, none or a "
+                        "weights file)")
+    if not args.images.is_dir():
+        raise UserError(f"image folder not found: {args.images}")
+    files = image_files_by_id(args.images)
+    if not files:
+        raise UserError(f"no image file in {args.images}")
+    options = {"weights": weights, "batch_size": args.batch_size}
+    if args.image_size is not None:
+        options["image_size"] = args.image_size
+    encoder = make_encoder(args.encoder, **options)
+    store = EmbeddingStore(args.store)  # refused (one line) before the encoder is built
+    paths = [image_path(files, image_id) for image_id in sorted(files)]
+    identity = encoder.embedding_identity()
+    before = store.summary().get(shelf_name(identity), {}).get("embeddings", 0)
+    vectors = embed_images(encoder, paths, store=store)
+    held = store.summary().get(shelf_name(identity), {"embeddings": 0, "disk_bytes": 0})
+    say_unless_quiet(args, (
+        f"Embedded {len(paths)} images of {args.images} with {args.encoder} "
+        f"({vectors.shape[1]} dimensions): {held['embeddings'] - before} new in {args.store}, "
+        f"the others already there. The store holds {held['embeddings']} embeddings of this "
+        f"encoder ({held['disk_bytes'] / 2**20:.1f} MB)."))
+    return 0

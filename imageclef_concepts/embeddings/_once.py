@@ -1,0 +1,261 @@
+"""Embed once: each image's embedding computed once per encoder, then read back.
+
+:func:`embed_images` keys every image by its version (a file by its path and
+the image store's :func:`~imageclef_concepts.images._shelf.file_version`,
+pixels by a digest of their bytes) and the encoder by its
+``embedding_identity()``. It looks in this process's bounded cache, then in
+an :class:`~imageclef_concepts.embeddings.EmbeddingStore` when one is named,
+and embeds only what neither holds, a block at a time, adding it to both.
+Without a store, the process's cache alone makes a grid search, a tuner's
+folds and an ensemble's members embed each image once; with one, every
+process and every later run shares it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import warnings
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..images._folder_store import _StoreLost
+from ..images._shelf import file_version, source_key
+from ..images._sources import image_column, is_path_sequence
+from ._store import as_embedding_store
+
+if TYPE_CHECKING:  # names for annotations only
+    from .._typing import Embedder, FloatArray, Images, PathLike
+    from ._store import EmbeddingStore
+
+#: Bytes of embeddings this process keeps (least recently used out first):
+#: 512 MiB is a million 128-d vectors, or 262,144 of 512 dimensions.
+PROCESS_CACHE_BYTES = 512 * 2**20
+#: Images embedded at a time when the stores lack them (each block is kept
+#: before the next starts, so an interrupted pass keeps what it did).
+BLOCK = 1024
+
+
+class _ProcessCache:
+    """Embeddings by (identity, key, version), least recently used out past a byte bound."""
+
+    def __init__(self, max_bytes):
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._rows = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            row = self._rows.get(key)
+            if row is not None:
+                self._rows.move_to_end(key)
+            return row
+
+    def put(self, key, row):
+        if row.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            old = self._rows.pop(key, None)
+            self.bytes += row.nbytes - (0 if old is None else old.nbytes)
+            self._rows[key] = row
+            while self.bytes > self.max_bytes:
+                _, dropped = self._rows.popitem(last=False)
+                self.bytes -= dropped.nbytes
+
+    def clear(self):
+        with self._lock:
+            self._rows.clear()
+            self.bytes = 0
+
+
+PROCESS_CACHE = _ProcessCache(PROCESS_CACHE_BYTES)
+
+
+def embedding_identity(encoder):
+    """The encoder's ``embedding_identity()``, or None when it has none (nothing is kept)."""
+    identify = getattr(encoder, "embedding_identity", None)
+    if not callable(identify):
+        return None
+    identity = identify()
+    if not isinstance(identity, str) or not identity:
+        raise TypeError(f"{type(encoder).__name__}.embedding_identity() must return a "
+                        f"non-empty string; got {identity!r}.")
+    return identity
+
+
+def embed_images(encoder: Embedder, X: Images, *,
+                 store: PathLike | EmbeddingStore | None = None) -> FloatArray:
+    """Embed ``X`` with ``encoder``, each image once for every fit, fold and process.
+
+    Parameters
+    ----------
+    encoder : object with ``embed(X)``
+        With ``embedding_identity()`` (:class:`~imageclef_concepts.BackboneEmbedding`
+        and the foundation encoders have it), embeddings are kept; without, ``X``
+        is embedded at every call.
+    X : array-like of images or sequence of paths
+    store : str, path-like, EmbeddingStore or None, default=None
+        Where embeddings are kept on disk; None keeps them in this process
+        only (a bounded cache, ``PROCESS_CACHE_BYTES``).
+
+    Returns
+    -------
+    ndarray of float32, shape (n_images, n_dims)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imageclef_concepts.embeddings import embed_images
+    >>> class Flat:
+    ...     calls = 0
+    ...     def embed(self, X):
+    ...         Flat.calls += len(X)
+    ...         return np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+    ...     def embedding_identity(self):
+    ...         return "flat, doctest"
+    >>> X = np.arange(24, dtype=np.uint8).reshape(3, 2, 2, 2)
+    >>> first, again = embed_images(Flat(), X), embed_images(Flat(), X[::-1])
+    >>> Flat.calls, bool((again == first[::-1]).all())
+    (3, True)
+    """
+    identity = embedding_identity(encoder)
+    if identity is None:
+        return _as_embeddings(encoder.embed(X), _length(X), encoder)
+    X = image_column(X)
+    keys = _image_keys(X)
+    store = as_embedding_store(store)
+    n = len(keys)
+    found = {}
+    for position, key in enumerate(keys):
+        if key is not None and (row := PROCESS_CACHE.get((identity, *key))) is not None:
+            found[position] = row
+    if store is not None:
+        try:
+            found.update(_read_store(store, identity, keys, found))
+        except _StoreLost:  # its folder deleted or replaced: warned once, embedded without
+            store = None
+    missing = [position for position in range(n) if position not in found]
+    _embed_missing(encoder, identity, X, keys, missing, store, found)
+    widths = {row.shape[0] for row in found.values()}
+    if len(widths) > 1:  # a store row of another width: the encoder's output changed
+        raise ValueError(f"the encoder {identity!r} gave embeddings of {sorted(widths)} "
+                         "dimensions: its embedding_identity() must change with its output.")
+    return np.stack([found[position] for position in range(n)]) if n else \
+        np.zeros((0, 0), np.float32)
+
+
+def _length(X):
+    return len(X) if hasattr(X, "__len__") else None
+
+
+def _as_embeddings(vectors, n, encoder):
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or (n is not None and len(vectors) != n):
+        raise ValueError(f"{type(encoder).__name__}.embed gave an array of shape "
+                         f"{vectors.shape} for {n} images; it must give (n_images, n_dims).")
+    return vectors
+
+
+def _image_keys(X):
+    """Each image's ``(key, version)``: a file's path and version, or a digest of pixels.
+
+    None for a file whose version cannot be told (unreadable, or a URL whose
+    file system says nothing of it): embedded at every use, never kept.
+    """
+    if is_path_sequence(X):
+        paths = X.to_numpy(dtype=object) if hasattr(X, "to_numpy") else X
+        keys = []
+        for path in paths:
+            version = file_version(path)
+            keys.append(None if version is None else (source_key(path), version))
+        return keys
+    pixels = np.asarray(X)
+    if pixels.dtype == object or pixels.ndim < 2:
+        raise ValueError(f"X must be images (an array of pixels) or image paths; got an "
+                         f"array of dtype {pixels.dtype} and shape {pixels.shape}.")
+    layout = f"{pixels.dtype.str}{pixels.shape[1:]}".encode()
+    return [(b"pixels:" + hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=20,
+                                          key=layout[:64]).digest(), "pixels")
+            for image in pixels]
+
+
+def _read_store(store, identity, keys, found):
+    """``{position: row}`` of the images the store holds intact (damaged rows left out)."""
+    wanted = [(position, key) for position, key in enumerate(keys)
+              if key is not None and position not in found]
+    if not wanted:
+        return {}
+    probe = store.shelf(identity, 1)
+    located = probe.locate([key for _, (key, _) in wanted],
+                           [version for _, (_, version) in wanted])
+    if not located:
+        return {}
+    dimension = store.dimension(identity, next(iter(located.values()))[0])
+    if dimension is None:
+        return {}
+    shelf = store.shelf(identity, dimension)
+    batch = np.empty((len(wanted), dimension), np.float32)
+    failed = set(shelf.read_into(batch, located.items()))
+    rows = {}
+    for index in located:
+        if index not in failed:
+            position, key = wanted[index]
+            rows[position] = batch[index].copy()
+            PROCESS_CACHE.put((identity, *key), rows[position])
+    return rows
+
+
+def _embed_missing(encoder, identity, X, keys, missing, store, found):
+    """Embed the images at ``missing`` (each distinct image once), a block at a time."""
+    first_of = {}
+    repeats = []
+    for position in missing:
+        key = keys[position]
+        if key is not None and key in first_of:
+            repeats.append((position, first_of[key]))
+        else:
+            if key is not None:
+                first_of[key] = position
+    todo = [position for position in missing if keys[position] is None
+            or first_of.get(keys[position]) == position]
+    warned = False
+    for start in range(0, len(todo), BLOCK):
+        block = todo[start:start + BLOCK]
+        vectors = _as_embeddings(encoder.embed(_subset(X, block)), len(block), encoder)
+        for position, vector in zip(block, vectors):
+            found[position] = vector
+            if keys[position] is not None:
+                PROCESS_CACHE.put((identity, *keys[position]), vector)
+        kept = [(position, keys[position]) for position in block if keys[position] is not None]
+        if store is not None and kept and not warned:
+            try:
+                store.shelf(identity, vectors.shape[1]).add(
+                    [key for _, (key, _) in kept], [version for _, (_, version) in kept],
+                    np.stack([found[position] for position, _ in kept]))
+            except (OSError, ValueError) as error:
+                warned = True
+                if not isinstance(error, _StoreLost):  # that one warned already
+                    warnings.warn(f"the embedding store {store.path} cannot be written "
+                                  f"({error}): what it lacks is embedded at every use.",
+                                  store.warning, stacklevel=4)
+    for position, first in repeats:
+        found[position] = found[first]
+
+
+def _subset(X, positions):
+    if isinstance(X, np.ndarray):
+        return X[positions]
+    if hasattr(X, "iloc"):
+        return X.iloc[positions]
+    if is_path_sequence(X):
+        return [X[position] for position in positions]
+    return np.asarray(X)[positions]
+
+
+def clear_process_cache():
+    """Forget the embeddings this process keeps (the stores on disk are left as they are)."""
+    PROCESS_CACHE.clear()
+

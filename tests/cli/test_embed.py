@@ -1,0 +1,85 @@
+"""The embed command: a folder's images into an embedding store, mistakes named."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imageclef_concepts import EmbeddingStore
+from imageclef_concepts.cli._main import main
+from imageclef_concepts.embeddings._store import shelf_name
+
+ENCODER = ["--encoder", "efficientnetb0", "--image-size", "32", "--weights", "none"]
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index in range(4):
+        Image.fromarray(np.full((40, 40, 3), 50 * index, np.uint8)).save(folder / f"{index}.png")
+    return folder
+
+
+def _embed(images, store, *more):
+    return main(["embed", "--images", str(images), "--store", str(store), *ENCODER, *more])
+
+
+def test_embed_fills_a_store_and_a_second_run_embeds_nothing(images, tmp_path, capsys):
+    assert _embed(images, tmp_path / "store") == 0
+    assert "4 new in" in capsys.readouterr().out
+    assert _embed(images, tmp_path / "store") == 0
+    assert "0 new in" in capsys.readouterr().out
+    (shelf,) = EmbeddingStore(tmp_path / "store").summary().values()
+    assert shelf["embeddings"] == 4
+
+
+@pytest.mark.parametrize("hostile", ["images", "user_folder", "dev_null", "fifo"])
+def test_a_store_that_is_not_the_librarys_is_refused_naming_it(images, tmp_path, capsys,
+                                                               hostile):
+    store = {"images": images, "user_folder": tmp_path / "mine", "dev_null": "/dev/null",
+             "fifo": tmp_path / "fifo"}[hostile]
+    if hostile == "user_folder":
+        store.mkdir()
+        (store / "notes.txt").write_text("mine")
+    if hostile == "fifo":
+        os.mkfifo(store)
+    before = sorted(os.listdir(images))
+    assert _embed(images, store) == 2
+    error = capsys.readouterr().err
+    assert f"embedding store {os.path.abspath(store)}" in error and "Traceback" not in error
+    assert sorted(os.listdir(images)) == before
+
+
+def test_a_store_inside_the_images_folder_and_dot(images, tmp_path, capsys, monkeypatch):
+    assert _embed(images, images / "store") == 0
+    monkeypatch.chdir(images)
+    assert _embed(images, ".") == 2  # the images' folder itself
+    assert "not an embedding store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argument, message", [
+    (["--encoder", "biomedclip-typo"], "is not an encoder: choose one of"),
+    (["--weights", "missing.weights.h5"], "missing.weights.h5: no such file"),
+])
+def test_user_mistakes_are_one_line(images, tmp_path, capsys, argument, message):
+    code = main(["embed", "--images", str(images), "--store", str(tmp_path / "s"), *ENCODER,
+                 *argument])
+    error = capsys.readouterr().err
+    assert code == 2 and message in error and "Traceback" not in error
+    assert not (tmp_path / "s").exists()  # refused before the store is made
+
+
+def test_missing_or_empty_image_folder(tmp_path, capsys):
+    assert main(["embed", "--images", str(tmp_path / "nope"), "--store", str(tmp_path / "s"),
+                 *ENCODER]) == 2
+    assert "image folder not found" in capsys.readouterr().err
+
+
+def test_the_command_keys_the_store_by_the_encoders_identity(images, tmp_path):
+    from imageclef_concepts import BackboneEmbedding
+
+    _embed(images, tmp_path / "store")
+    identity = BackboneEmbedding("efficientnetb0", 32, weights=None).embedding_identity()
+    assert list(EmbeddingStore(tmp_path / "store").summary()) == [shelf_name(identity)]

@@ -1,0 +1,54 @@
+"""Encoders by name, and kept in model files by identity."""
+
+import pytest
+
+from imageclef_concepts import BackboneEmbedding
+from imageclef_concepts.embeddings._names import (
+    encoder_description,
+    encoder_from_description,
+    encoder_names,
+    make_encoder,
+)
+from imageclef_concepts.keras import _embedding
+from imageclef_concepts.models import ModelFileError
+
+from ..doubles import CountingEncoder
+
+
+def test_names_give_encoders_and_unknown_names_list_the_known():
+    assert {"densenet121", "resnet50", "efficientnetb0"} <= set(encoder_names())
+    encoder = make_encoder("resnet50", image_size=32, weights=None)
+    assert isinstance(encoder, BackboneEmbedding) and encoder.image_size == 32
+    with pytest.raises(ValueError, match="unknown encoder 'biomedclip-typo'.*densenet121"):
+        make_encoder("biomedclip-typo")
+
+
+def test_a_description_holds_the_identity_and_is_rebuilt_and_checked(tmp_path):
+    encoder = BackboneEmbedding("efficientnetb0", 32, weights=None, image_store=tmp_path)
+    described = encoder_description(encoder)
+    assert described["identity"] == encoder.embedding_identity()
+    assert described["params"]["image_store"] is None  # a local folder is never saved
+    rebuilt = encoder_from_description(described, "m.zip")
+    assert rebuilt.embedding_identity() == encoder.embedding_identity()
+    with pytest.raises(ModelFileError, match="m.zip: the model was fitted on the embeddings"):
+        encoder_from_description({**described, "identity": "other weights"}, "m.zip")
+    with pytest.raises(ModelFileError, match="not one the library rebuilds"):
+        encoder_from_description({**described, "encoder": "os.system"}, "m.zip")
+    with pytest.raises(TypeError, match="cannot be saved in a model file"):
+        encoder_description(CountingEncoder())
+
+
+def test_backbone_identity_follows_weights_and_settings():
+    a = BackboneEmbedding("efficientnetb0", 32, weights=None)
+    assert a.embedding_identity() == BackboneEmbedding(
+        "efficientnetb0", 32, weights=None).embedding_identity()  # random, yet reproducible
+    assert a.embedding_identity() != BackboneEmbedding(
+        "efficientnetb0", 40, weights=None).embedding_identity()
+    kernel = a._network().trainable_weights[0]
+    kernel.assign(kernel + 1.0)  # the same settings, other weights (not through the API:
+    vars(a).pop("_identity", None)  # the identities of settings kept in the process forgotten)
+    _embedding._IDENTITIES.clear()
+    changed = a.embedding_identity()
+    _embedding._IDENTITIES.clear()
+    assert changed != BackboneEmbedding("efficientnetb0", 32, weights=None).embedding_identity()
+    _embedding._IDENTITIES.clear()

@@ -1,0 +1,87 @@
+"""Embed once: each image embedded once across a grid search, a tuner's folds and refits."""
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import GridSearchCV, KFold
+
+from imageclef_concepts import ConceptKNNClassifier, ThresholdTuner
+from imageclef_concepts.embeddings import embed_images
+from imageclef_concepts.embeddings._once import clear_process_cache
+
+from ..doubles import CountingEncoder
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    clear_process_cache()
+    CountingEncoder.embedded = 0
+    yield
+    clear_process_cache()
+
+
+def _data(n=30):
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8)
+    y = [["C1"] if image[:8].mean() > image[8:].mean() else ["C2", "C3"] for image in X]
+    return X, y
+
+
+def _search(embedding, store=None):
+    knn = ConceptKNNClassifier(embedding=embedding, embedding_store=store)
+    return GridSearchCV(ThresholdTuner(knn, cv=3, thresholds=5),
+                        {"estimator__n_neighbors": [1, 2, 3, 4, 5]}, cv=KFold(5), n_jobs=1)
+
+
+@pytest.mark.parametrize("form", ["arrays", "paths"])
+def test_a_grid_search_with_a_tuner_embeds_each_image_once(tmp_path, form):
+    X, y = _data()
+    if form == "paths":
+        from PIL import Image
+
+        paths = []
+        for index, image in enumerate(X):
+            paths.append(str(tmp_path / f"{index}.png"))
+            Image.fromarray(image).save(paths[-1])
+        X = paths
+    search = _search(CountingEncoder()).fit(X, y)
+    search.predict(X)
+    assert CountingEncoder.embedded == 30  # 5 values x 5 folds x (3 tuner folds + refit)
+
+
+class _Plain(BaseEstimator):
+    """An encoder with embed alone: nothing tells its embeddings apart, nothing is kept."""
+
+    def embed(self, X):
+        return CountingEncoder().embed(X)
+
+
+def test_without_an_identity_every_fit_embeds_again():
+    class Anonymous(CountingEncoder):
+        def embedding_identity(self):  # not an identity
+            return None
+
+    X, y = _data(12)
+    with pytest.raises(TypeError, match="non-empty string"):
+        ConceptKNNClassifier(embedding=Anonymous()).fit(X, y)
+    _search(_Plain()).fit(X, y)
+    assert CountingEncoder.embedded > 12 * 20
+
+
+def test_embed_images_gives_what_the_encoder_gives():
+    X, _ = _data(7)
+    kept = embed_images(CountingEncoder(), X)
+    assert kept.dtype == np.float32 and np.array_equal(kept, CountingEncoder().embed(X))
+    assert np.array_equal(embed_images(CountingEncoder(), X[[3, 3, 1]]), kept[[3, 3, 1]])
+
+
+def test_an_encoder_whose_width_changes_under_one_identity_is_refused():
+    X, _ = _data(4)
+    embed_images(CountingEncoder(), X[:2])
+
+    class Wider(CountingEncoder):
+        def embed(self, X):
+            return np.ones((len(X), 5), np.float32)
+
+    with pytest.raises(ValueError, match="must change with its output"):
+        embed_images(Wider(), X)
