@@ -13,9 +13,11 @@ norm) and the linear projection ``visual.head.proj`` (768 -> 512, no bias).
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import zipfile
 from collections import OrderedDict
+from contextlib import nullcontext
 from numbers import Integral
 
 import numpy as np
@@ -105,15 +107,17 @@ class _TensorUnpickler(pickle.Unpickler):
 
 
 def read_state_dict(path, where):
-    """The tensors of a PyTorch zip checkpoint, as NumPy arrays by name.
+    """The tensors of a PyTorch zip checkpoint (a path or a binary file object, seekable),
+    as NumPy arrays by name.
 
     Read with the library's bounded zip reader (:class:`~..models._zip.ModelZip`):
     what its members inflate to and what its tensors copy count against the
     file's budget, and every tensor must lie inside its storage.
     """
     try:
-        with open_regular_file(path, "PyTorch checkpoint") as handle, \
-                ModelZip(handle, where, kind="a PyTorch checkpoint") as archive:
+        opened = (open_regular_file(path, "PyTorch checkpoint")
+                  if isinstance(path, (str, os.PathLike)) else nullcontext(path))
+        with opened as handle, ModelZip(handle, where, kind="a PyTorch checkpoint") as archive:
             pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
             if len(pickles) != 1:
                 raise ValueError("no data.pkl in the zip: not a PyTorch checkpoint")

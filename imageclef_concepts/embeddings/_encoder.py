@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ..images._sources import as_image_source
 from ..images._store import ImageStore
 from ._checkpoint import ZIP_MAGIC, open_clip_onnx
-from ._onnx import network, weights_digest
+from ._onnx import network, open_weights, weights_digest
 from ._presets import PRESETS
 
 if TYPE_CHECKING:  # names for annotations only
@@ -201,6 +201,9 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
 
     def _check(self):
         self._validate_params()
+        if isinstance(self.batch_size, (bool, np.bool_)):  # an Integral to scikit-learn
+            raise TypeError(f"batch_size={self.batch_size!r}: batch_size must be a whole "
+                            "number of images, at least 1 (not a bool).")
         if self.model not in PRESETS:
             raise ValueError(f"model={self.model!r} is not a known model: choose one of "
                              f"{', '.join(sorted(PRESETS))}.")
@@ -244,8 +247,9 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
                         "encoders says how); only biomedclip's file is read as is.")
                 path = model
 
-                def model():
-                    return open_clip_onnx(path, preset, where)
+                def model():  # what is converted is what was hashed
+                    with open_weights(path, digest, where) as handle:
+                        return open_clip_onnx(handle, preset, where)
 
         return network(model, digest, where, preset.crop, preset.outputs)
 

@@ -192,3 +192,27 @@ def test_importing_the_package_imports_no_runtime():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": os.getcwd()}).stdout
     assert out.strip() == "[]"
+
+
+def test_batch_size_is_a_whole_number_not_a_bool(vit_file):
+    with pytest.raises(TypeError, match="batch_size=True: .*not a bool"):
+        FoundationEncoder("tiny", vit_file, batch_size=True).fit()
+    assert FoundationEncoder("tiny", vit_file, batch_size=np.int64(2)).fit().batch_size == 2
+
+
+def test_a_rewritten_file_never_lends_its_session_to_an_unchanged_one(vit_file, tmp_path):
+    """The copy of a file rewritten in place keeping size and time must not serve the
+    session of its new content to the encoders of the original (same digest)."""
+    from imageclef_concepts.embeddings import _onnx
+
+    original = FoundationEncoder("tiny", vit_file)
+    expected = original.embed(IMAGES)
+    copy = shutil.copy(vit_file, tmp_path / "copy.onnx")
+    status = os.stat(copy)
+    FoundationEncoder("tiny", copy).fit()  # its digest kept for this version of the file
+    write_vit(copy, seed=9)
+    os.utime(copy, ns=(status.st_atime_ns, status.st_mtime_ns))
+    _onnx._SESSIONS.clear()  # evicted by other files
+    with pytest.raises(ValueError, match="copy.onnx.*changed"):
+        FoundationEncoder("tiny", copy).embed(IMAGES)
+    np.testing.assert_array_equal(original.embed(IMAGES), expected)
