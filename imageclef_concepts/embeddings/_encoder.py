@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Sized
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ..files._sizes import check_allocation, setting
 from ..images._sources import as_image_source
 from ..images._store import ImageStore
 from ._checkpoint import ZIP_MAGIC, open_clip_onnx
@@ -138,6 +140,15 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
         ndarray of shape (n_images, n_features), float32
         """
         preset = self._check()
+        if isinstance(X, Sized):  # a batch in memory: checked before the network is loaded
+            rows = min(self.batch_size, len(X))
+            # Two batches of decoded pixels (one decoded ahead), three float32 copies of
+            # the crops (scaled, normalised, channels first) and the vectors.
+            check_allocation(rows * (2 * 3 * preset.resize**2 + 3 * 12 * preset.crop**2
+                                     + 4 * preset.n_features),
+                             setting("batch_size", self.batch_size),
+                             f"preparing a batch of {rows} images for {self.model}",
+                             "choose a smaller batch_size")
         runner = self._network()
         images = as_image_source(X, preset.resize, preset.resample,
                                  image_store=self.image_store)

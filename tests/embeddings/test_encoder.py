@@ -216,3 +216,17 @@ def test_a_rewritten_file_never_lends_its_session_to_an_unchanged_one(vit_file, 
     with pytest.raises(ValueError, match="copy.onnx.*changed"):
         FoundationEncoder("tiny", copy).embed(IMAGES)
     np.testing.assert_array_equal(original.embed(IMAGES), expected)
+
+
+def test_a_batch_beyond_memory_is_refused_before_the_network_loads(vit_file, monkeypatch):
+    from imageclef_concepts.embeddings._encoder import FoundationEncoder as Encoder
+    from imageclef_concepts.files import _sizes
+
+    # The tiny model's batch takes about 47 kB an image: 5 images do not fit, 1 does.
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 150_000)
+    load = Encoder._network
+    monkeypatch.setattr(Encoder, "_network", None)  # never reached
+    with pytest.raises(ValueError, match="batch_size=1000000000: .*choose a smaller batch_"):
+        FoundationEncoder("tiny", vit_file, batch_size=10**9).embed(IMAGES)
+    monkeypatch.setattr(Encoder, "_network", load)
+    assert FoundationEncoder("tiny", vit_file, batch_size=1).embed(IMAGES).shape == (5, 16)
