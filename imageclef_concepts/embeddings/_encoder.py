@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ..files._atomic import NotARegularFileError, open_regular_file
 from ..files._sizes import check_allocation, setting
 from ..images._sources import as_image_source
 from ..images._store import ImageStore
@@ -155,15 +156,26 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
         starts = range(0, len(images), self.batch_size)
         batches = (np.arange(start, min(start + self.batch_size, len(images)))
                    for start in starts)
+        where = f"weights={os.fspath(self.weights)!r}"
+
+        def run(pixels):
+            values = runner.run(self.preprocess(pixels))
+            if values.shape[1] != preset.n_features:  # another model's file, or a wrong name
+                raise ValueError(f"{where}: the network gives embeddings of "
+                                 f"{values.shape[1]} values; {self.model}'s have "
+                                 f"{preset.n_features} (wrong model name, or a file exported "
+                                 "from another model).")
+            return values
+
         vectors = []
         with ThreadPoolExecutor(max_workers=1) as pool:  # decodes a batch ahead of the network
             pending = pool.submit(images.load, next(batches))
             for indices in batches:
                 pixels, _ = pending.result()
                 pending = pool.submit(images.load, indices)
-                vectors.append(runner.run(self.preprocess(pixels)))
+                vectors.append(run(pixels))
             pixels, _ = pending.result()
-            vectors.append(runner.run(self.preprocess(pixels)))
+            vectors.append(run(pixels))
         return _unit_rows(np.concatenate(vectors))
 
     def preprocess(self, pixels: np.ndarray) -> np.ndarray:
@@ -281,8 +293,11 @@ def _random_network(model):
 
 
 def _is_zip(path):
-    with open(path, "rb") as handle:  # a regular file: weights_digest checked it
-        return handle.read(4) == ZIP_MAGIC
+    try:  # regular files only: the path may have become a pipe since it was hashed
+        with open_regular_file(path, "weights file") as handle:
+            return handle.read(4) == ZIP_MAGIC
+    except (FileNotFoundError, NotARegularFileError) as error:
+        raise ValueError(f"weights={os.fspath(path)!r}: {error}") from None
 
 
 def _unit_rows(vectors):

@@ -230,3 +230,37 @@ def test_a_batch_beyond_memory_is_refused_before_the_network_loads(vit_file, mon
         FoundationEncoder("tiny", vit_file, batch_size=10**9).embed(IMAGES)
     monkeypatch.setattr(Encoder, "_network", load)
     assert FoundationEncoder("tiny", vit_file, batch_size=1).embed(IMAGES).shape == (5, 16)
+
+
+def test_a_file_of_another_width_is_refused_naming_the_model(tmp_path, tiny_models):  # noqa: F811
+    path = write_vit(tmp_path / "tiny.onnx")  # 16 values; tiny-tokens' are 32, its crop 32
+    with pytest.raises(ValueError, match="tiny.onnx.*embeddings of 16 values; tiny-tokens's "
+                                         "have 32 .wrong model name"):
+        FoundationEncoder("tiny-tokens", path).embed(IMAGES)
+
+
+def test_weights_replaced_by_a_pipe_after_hashing_never_block(vit_file, monkeypatch, tmp_path):
+    import threading
+
+    from imageclef_concepts.embeddings import _encoder
+
+    pipe = tmp_path / "pipe.onnx"
+    os.mkfifo(pipe)
+    monkeypatch.setattr(_encoder, "weights_digest", lambda path: "0" * 64)  # hashed before
+    outcome = []
+
+    def identity():
+        try:
+            FoundationEncoder("tiny", str(pipe)).embedding_identity()
+        except ValueError as error:
+            outcome.append(str(error))
+
+    thread = threading.Thread(target=identity, daemon=True)
+    thread.start()
+    thread.join(5)
+    blocked = thread.is_alive()
+    if blocked:  # waiting in open() for a writer: give it one so that it ends
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(10)
+    assert not blocked
+    assert outcome and "pipe.onnx is a named pipe" in outcome[0]
