@@ -120,7 +120,8 @@ def read_state_dict(path, where):
         with opened as handle, ModelZip(handle, where, kind="a PyTorch checkpoint") as archive:
             pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
             if len(pickles) != 1:
-                raise ValueError("no data.pkl in the zip: not a PyTorch checkpoint")
+                raise ValueError(f"{len(pickles) or 'no'} data.pkl in the zip, where a "
+                                 "PyTorch checkpoint has one")
             folder = pickles[0].rpartition("/")[0]
             data = archive.read(pickles[0], _LARGEST_PICKLE, "a state dict's pickle needs")
             state = _TensorUnpickler(io.BytesIO(data), archive, folder).load()

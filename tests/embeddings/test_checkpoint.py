@@ -195,3 +195,16 @@ def test_a_member_read_again_and_again_counts_once(tmp_path):
     torch.save(state, tmp_path / "shared.bin")
     read = read_state_dict(tmp_path / "shared.bin", "w")
     np.testing.assert_array_equal(read["b"], [2, 3, 4, 5])
+
+
+def test_a_zip_of_two_checkpoints_is_refused_saying_so(tmp_path):
+    torch.save({"a": torch.ones(2)}, tmp_path / "one.bin")
+    with zipfile.ZipFile(tmp_path / "one.bin") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    with zipfile.ZipFile(tmp_path / "two.bin", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+            archive.writestr("other/" + name.partition("/")[2], data)
+    with pytest.raises(ValueError, match="w: .*2 data.pkl in the zip, where a PyTorch "
+                                         "checkpoint has one"):
+        read_state_dict(tmp_path / "two.bin", "w")
