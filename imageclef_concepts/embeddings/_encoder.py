@@ -156,7 +156,7 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
         starts = range(0, len(images), self.batch_size)
         batches = (np.arange(start, min(start + self.batch_size, len(images)))
                    for start in starts)
-        where = f"weights={os.fspath(self.weights)!r}"
+        where = f"weights={os.fspath(self.weights or '')!r}"  # set: _check refuses None
 
         def run(pixels):
             values = runner.run(self.preprocess(pixels))
