@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Sized
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
 from typing import TYPE_CHECKING
@@ -13,10 +14,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ..files._atomic import NotARegularFileError, open_regular_file
+from ..files._sizes import check_allocation, setting
 from ..images._sources import as_image_source
 from ..images._store import ImageStore
 from ._checkpoint import ZIP_MAGIC, open_clip_onnx
-from ._onnx import network, weights_digest
+from ._onnx import network, open_weights, weights_digest
 from ._presets import PRESETS
 
 if TYPE_CHECKING:  # names for annotations only
@@ -138,21 +141,41 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
         ndarray of shape (n_images, n_features), float32
         """
         preset = self._check()
+        if isinstance(X, Sized):  # a batch in memory: checked before the network is loaded
+            rows = min(self.batch_size, len(X))
+            # Two batches of decoded pixels (one decoded ahead), three float32 copies of
+            # the crops (scaled, normalised, channels first) and the vectors.
+            check_allocation(rows * (2 * 3 * preset.resize**2 + 3 * 12 * preset.crop**2
+                                     + 4 * preset.n_features),
+                             setting("batch_size", self.batch_size),
+                             f"preparing a batch of {rows} images for {self.model}",
+                             "choose a smaller batch_size")
         runner = self._network()
         images = as_image_source(X, preset.resize, preset.resample,
                                  image_store=self.image_store)
         starts = range(0, len(images), self.batch_size)
         batches = (np.arange(start, min(start + self.batch_size, len(images)))
                    for start in starts)
+        where = f"weights={os.fspath(self.weights or '')!r}"  # set: _check refuses None
+
+        def run(pixels):
+            values = runner.run(self.preprocess(pixels))
+            if values.shape[1] != preset.n_features:  # another model's file, or a wrong name
+                raise ValueError(f"{where}: the network gives embeddings of "
+                                 f"{values.shape[1]} values; {self.model}'s have "
+                                 f"{preset.n_features} (wrong model name, or a file exported "
+                                 "from another model).")
+            return values
+
         vectors = []
         with ThreadPoolExecutor(max_workers=1) as pool:  # decodes a batch ahead of the network
             pending = pool.submit(images.load, next(batches))
             for indices in batches:
                 pixels, _ = pending.result()
                 pending = pool.submit(images.load, indices)
-                vectors.append(runner.run(self.preprocess(pixels)))
+                vectors.append(run(pixels))
             pixels, _ = pending.result()
-            vectors.append(runner.run(self.preprocess(pixels)))
+            vectors.append(run(pixels))
         return _unit_rows(np.concatenate(vectors))
 
     def preprocess(self, pixels: np.ndarray) -> np.ndarray:
@@ -201,6 +224,9 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
 
     def _check(self):
         self._validate_params()
+        if isinstance(self.batch_size, (bool, np.bool_)):  # an Integral to scikit-learn
+            raise TypeError(f"batch_size={self.batch_size!r}: batch_size must be a whole "
+                            "number of images, at least 1 (not a bool).")
         if self.model not in PRESETS:
             raise ValueError(f"model={self.model!r} is not a known model: choose one of "
                              f"{', '.join(sorted(PRESETS))}.")
@@ -244,8 +270,9 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
                         "encoders says how); only biomedclip's file is read as is.")
                 path = model
 
-                def model():
-                    return open_clip_onnx(path, preset, where)
+                def model():  # what is converted is what was hashed
+                    with open_weights(path, digest, where) as handle:
+                        return open_clip_onnx(handle, preset, where)
 
         return network(model, digest, where, preset.crop, preset.outputs)
 
@@ -266,8 +293,11 @@ def _random_network(model):
 
 
 def _is_zip(path):
-    with open(path, "rb") as handle:  # a regular file: weights_digest checked it
-        return handle.read(4) == ZIP_MAGIC
+    try:  # regular files only: the path may have become a pipe since it was hashed
+        with open_regular_file(path, "weights file") as handle:
+            return handle.read(4) == ZIP_MAGIC
+    except (FileNotFoundError, NotARegularFileError) as error:
+        raise ValueError(f"weights={os.fspath(path)!r}: {error}") from None
 
 
 def _unit_rows(vectors):

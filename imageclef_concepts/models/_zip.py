@@ -238,14 +238,24 @@ class ModelZip:
                 chunk = member.read(min(_READ_CHUNK, cap + 1 - len(data)))
                 if not chunk:
                     return data  # a bytearray: no copy of a large member
-                self.inflated += len(chunk)
-                if self.inflated > self.budget:
-                    raise ModelFileError(
-                        f"{self.shown}: reading its members inflates more than "
-                        f"{self._budget_rule()}: not {self.kind} as the library writes it.")
+                self.spend(len(chunk))
                 data += chunk
                 if len(data) > cap:
                     raise self._too_large(name, cap, limit_text or "the zip directory states")
+
+    def spend(self, n_bytes, what="reading its members inflates"):
+        """Count ``n_bytes`` made out of the file (inflated, or built from its
+        members: a tensor copied out of its storage) against its budget.
+
+        Raises
+        ------
+        ModelFileError
+            When the file's budget is spent; ``what`` says what spent it.
+        """
+        self.inflated += n_bytes
+        if self.inflated > self.budget:
+            raise ModelFileError(f"{self.shown}: {what} more than {self._budget_rule()}: not "
+                                 f"{self.kind} as the library writes it.")
 
     def _too_large(self, name, limit, limit_text):
         return ModelFileError(f"{self.shown}: member {name} is larger than "

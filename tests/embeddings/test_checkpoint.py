@@ -116,3 +116,95 @@ def test_a_wrong_checkpoint_is_refused_naming_weights(tmp_path, tiny_clip):
         torch.save(_open_clip_state(), tmp_path / "m.bin")
         FoundationEncoder("tiny", str(tmp_path / "m.bin")).embed(np.zeros((1, 40, 40)))
     pickle.dumps(FoundationEncoder("tiny-clip", str(tmp_path / "m.bin")))  # plain parameters
+
+
+def _hostile_checkpoint(path, offset, size, stride, storage=b"\0" * 16, storage_type=None,
+                        member=zipfile.ZIP_STORED):
+    """A checkpoint as torch.save writes it, but whose tensor says what the test wants."""
+    import io
+    from collections import OrderedDict
+
+    class Storage:
+        pass
+
+    class Tensor:
+        def __reduce__(self):
+            return (torch._utils._rebuild_tensor_v2,
+                    (Storage(), offset, size, stride, False, OrderedDict()))
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, Storage):
+                return ("storage", storage_type or torch.FloatStorage, "0", "cpu", 4)
+            return None
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=2).dump(OrderedDict(w=Tensor()))
+    with zipfile.ZipFile(path, "w", member) as archive:
+        archive.writestr("m/data.pkl", buffer.getvalue())
+        archive.writestr("m/data/0", storage)
+    return path
+
+
+@pytest.mark.parametrize("offset, size, stride, storage, message", [
+    (0, [4], [1], b"\0" * 16, None),  # the control: within bounds, read
+    (0, [1000], [1], b"\0" * 16, "reach past its storage"),  # storage too short
+    (3, [2], [1], b"\0" * 16, "reach past its storage"),  # offset + extent past the end
+    (10**6, [1], [1], b"\0" * 16, "reach past its storage"),  # offset past the end
+    (0, [2], [10**6], b"\0" * 16, "reach past its storage"),  # a stride past the end
+    (-4, [2], [1], b"\0" * 16, "negative"),  # before the storage
+    (0, [2], [-1], b"\0" * 16, "negative"),
+    (0, [-2], [1], b"\0" * 16, "negative"),
+    (0, [2, 2], [1], b"\0" * 16, "sizes and 1 strides"),
+    (0, 4, [1], b"\0" * 16, "not a tensor's"),  # sizes not a tuple
+    ("0", [4], [1], b"\0" * 16, "not a tensor's"),
+    (0, [4], [1], b"\0" * 15, "not a whole number of float32"),
+    (0, [10**9, 10**9], [0, 0], b"\0" * 16, "more than"),  # a copy of 4 EB from 16 bytes
+])
+def test_a_tensor_outside_its_storage_is_refused(tmp_path, offset, size, stride, storage,
+                                                 message):
+    path = _hostile_checkpoint(tmp_path / "hostile.bin", offset, size, stride, storage)
+    if message is None:
+        assert read_state_dict(path, "weights='hostile.bin'")["w"].shape == (4,)
+        return
+    with pytest.raises(ValueError, match=f"weights='hostile.bin': .*{message}"):
+        read_state_dict(path, "weights='hostile.bin'")
+
+
+def test_a_storage_of_another_type_is_refused(tmp_path):
+    path = _hostile_checkpoint(tmp_path / "h.bin", 0, [4], [1], storage_type="FloatStorage")
+    with pytest.raises(ValueError, match="w: cannot read it as a PyTorch checkpoint"):
+        read_state_dict(path, "w")
+
+
+def test_a_decompression_bomb_is_refused_before_inflating(tmp_path, monkeypatch):
+    from imageclef_concepts.models import _zip
+
+    monkeypatch.setattr(_zip, "INFLATION_FLOOR", 2**20)  # 1 MiB, so the bomb stays small
+    path = _hostile_checkpoint(tmp_path / "bomb.bin", 0, [4], [1], storage=b"\0" * 2**24,
+                               member=zipfile.ZIP_DEFLATED)
+    assert os.path.getsize(path) < 2**16
+    with pytest.raises(ValueError, match="bomb.bin.*decompression bomb"):
+        read_state_dict(path, str(path))
+
+
+def test_a_member_read_again_and_again_counts_once(tmp_path):
+    """Tensors sharing one storage read it once (as torch does), so the budget holds."""
+    state = {"a": torch.arange(8.0)}
+    state["b"] = state["a"][2:6]
+    torch.save(state, tmp_path / "shared.bin")
+    read = read_state_dict(tmp_path / "shared.bin", "w")
+    np.testing.assert_array_equal(read["b"], [2, 3, 4, 5])
+
+
+def test_a_zip_of_two_checkpoints_is_refused_saying_so(tmp_path):
+    torch.save({"a": torch.ones(2)}, tmp_path / "one.bin")
+    with zipfile.ZipFile(tmp_path / "one.bin") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    with zipfile.ZipFile(tmp_path / "two.bin", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+            archive.writestr("other/" + name.partition("/")[2], data)
+    with pytest.raises(ValueError, match="w: .*2 data.pkl in the zip, where a PyTorch "
+                                         "checkpoint has one"):
+        read_state_dict(tmp_path / "two.bin", "w")

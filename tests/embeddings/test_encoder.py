@@ -192,3 +192,75 @@ def test_importing_the_package_imports_no_runtime():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": os.getcwd()}).stdout
     assert out.strip() == "[]"
+
+
+def test_batch_size_is_a_whole_number_not_a_bool(vit_file):
+    with pytest.raises(TypeError, match="batch_size=True: .*not a bool"):
+        FoundationEncoder("tiny", vit_file, batch_size=True).fit()
+    assert FoundationEncoder("tiny", vit_file, batch_size=np.int64(2)).fit().batch_size == 2
+
+
+def test_a_rewritten_file_never_lends_its_session_to_an_unchanged_one(vit_file, tmp_path):
+    """The copy of a file rewritten in place keeping size and time must not serve the
+    session of its new content to the encoders of the original (same digest)."""
+    from imageclef_concepts.embeddings import _onnx
+
+    original = FoundationEncoder("tiny", vit_file)
+    expected = original.embed(IMAGES)
+    copy = shutil.copy(vit_file, tmp_path / "copy.onnx")
+    status = os.stat(copy)
+    FoundationEncoder("tiny", copy).fit()  # its digest kept for this version of the file
+    write_vit(copy, seed=9)
+    os.utime(copy, ns=(status.st_atime_ns, status.st_mtime_ns))
+    _onnx._SESSIONS.clear()  # evicted by other files
+    with pytest.raises(ValueError, match="copy.onnx.*changed"):
+        FoundationEncoder("tiny", copy).embed(IMAGES)
+    np.testing.assert_array_equal(original.embed(IMAGES), expected)
+
+
+def test_a_batch_beyond_memory_is_refused_before_the_network_loads(vit_file, monkeypatch):
+    from imageclef_concepts.embeddings._encoder import FoundationEncoder as Encoder
+    from imageclef_concepts.files import _sizes
+
+    # The tiny model's batch takes about 47 kB an image: 5 images do not fit, 1 does.
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 150_000)
+    load = Encoder._network
+    monkeypatch.setattr(Encoder, "_network", None)  # never reached
+    with pytest.raises(ValueError, match="batch_size=1000000000: .*choose a smaller batch_"):
+        FoundationEncoder("tiny", vit_file, batch_size=10**9).embed(IMAGES)
+    monkeypatch.setattr(Encoder, "_network", load)
+    assert FoundationEncoder("tiny", vit_file, batch_size=1).embed(IMAGES).shape == (5, 16)
+
+
+def test_a_file_of_another_width_is_refused_naming_the_model(tmp_path, tiny_models):  # noqa: F811
+    path = write_vit(tmp_path / "tiny.onnx")  # 16 values; tiny-tokens' are 32, its crop 32
+    with pytest.raises(ValueError, match="tiny.onnx.*embeddings of 16 values; tiny-tokens's "
+                                         "have 32 .wrong model name"):
+        FoundationEncoder("tiny-tokens", path).embed(IMAGES)
+
+
+def test_weights_replaced_by_a_pipe_after_hashing_never_block(vit_file, monkeypatch, tmp_path):
+    import threading
+
+    from imageclef_concepts.embeddings import _encoder
+
+    pipe = tmp_path / "pipe.onnx"
+    os.mkfifo(pipe)
+    monkeypatch.setattr(_encoder, "weights_digest", lambda path: "0" * 64)  # hashed before
+    outcome = []
+
+    def identity():
+        try:
+            FoundationEncoder("tiny", str(pipe)).embedding_identity()
+        except ValueError as error:
+            outcome.append(str(error))
+
+    thread = threading.Thread(target=identity, daemon=True)
+    thread.start()
+    thread.join(5)
+    blocked = thread.is_alive()
+    if blocked:  # waiting in open() for a writer: give it one so that it ends
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(10)
+    assert not blocked
+    assert outcome and "pipe.onnx is a named pipe" in outcome[0]
