@@ -12,6 +12,8 @@ from ._arguments import UserError, positive_int, say_unless_quiet
 
 
 def add_embed(commands):
+    from ..embeddings._presets import PRESETS
+
     embed = commands.add_parser(
         "embed", help="embed a folder's images once, into an embedding store",
         description="Embed every image of a folder with an encoder into an embedding store "
@@ -21,15 +23,17 @@ def add_embed(commands):
         "embedded again.")
     embed.add_argument("--images", type=Path, required=True, help="folder of images")
     embed.add_argument("--encoder", required=True,
-                       help="the encoder's name (an ImageNet backbone: densenet121, resnet50, "
-                            "efficientnetb0, convnextbase...)")
+                       help="the encoder's name: an ImageNet backbone (densenet121, resnet50, "
+                            "efficientnetb0...) or a foundation model "
+                            f"({', '.join(PRESETS)}), which needs --weights FILE")
     embed.add_argument("--store", type=Path, required=True,
                        help="the embedding store: a new or empty folder, or an earlier store")
     embed.add_argument("--image-size", type=positive_int, default=None,
                        help="side of the images the encoder sees (default: the encoder's)")
     embed.add_argument("--weights", default="imagenet",
-                       help="the encoder's weights: imagenet (downloaded by Keras on first "
-                            "use), none (random: for tests), or a weights file "
+                       help="the encoder's weights: imagenet (a backbone's, downloaded by "
+                            "Keras on first use), none (random: for tests), or a weights file "
+                            "(a foundation model's .onnx, or BiomedCLIP's published .bin) "
                             "(default: imagenet)")
     embed.add_argument("--batch-size", type=positive_int, default=32,
                        help="images through the encoder at a time (default: 32)")
@@ -58,7 +62,11 @@ def _run_embed(args):
     options = {"weights": weights, "batch_size": args.batch_size}
     if args.image_size is not None:
         options["image_size"] = args.image_size
-    encoder = make_encoder(args.encoder, **options)
+    try:
+        encoder = make_encoder(args.encoder, **options)
+    except ValueError as error:  # a setting the named encoder cannot take: say it as a flag
+        raise UserError(str(error).replace("weights=", "--weights ")
+                        .replace("image_size=", "--image-size ")) from None
     store = EmbeddingStore(args.store)  # refused (one line) before the encoder is built
     paths = [image_path(files, image_id) for image_id in sorted(files)]
     identity = encoder.embedding_identity()

@@ -48,7 +48,10 @@ def add_recipe(commands):
                         help="add a retrieval member: a k-NN over this encoder's embeddings "
                              "(names as for the embed command), each image embedded once into "
                              "<output>/embedding-store (default: none; with --dry-run, random "
-                             "weights at 32 px)")
+                             "weights, at 32 px for a backbone)")
+    recipe.add_argument("--retrieval-weights", default="imagenet", metavar="WEIGHTS",
+                        help="the retrieval encoder's weights, as the embed command's --weights "
+                             "(default: imagenet; a foundation model needs its weights file)")
     recipe.add_argument("--retrieval-neighbors", type=positive_int, default=10,
                         help="the retrieval member's neighbours (default: 10)")
     recipe.add_argument("--image-store", type=Path, default=None,
@@ -132,9 +135,29 @@ def _recipe(args, base):
                             f"choose one of {', '.join(encoder_names())}")
         retrieval = dict(retrieval_encoder=args.retrieval_encoder,
                          retrieval_neighbors=args.retrieval_neighbors,
-                         retrieval_params=dict(weights=None, image_size=32) if args.dry_run
-                         else {})
+                         retrieval_params=_retrieval_params(args))
     return replace(base, grid=grid, estimator_params=params, **retrieval)
+
+
+def _retrieval_params(args):
+    """The retrieval encoder's settings, checked here (one line naming the flag) before training."""
+    from ..embeddings._names import make_encoder
+    from ..keras import BACKBONES
+
+    weights = None if args.retrieval_weights.lower() == "none" else args.retrieval_weights
+    if args.dry_run:
+        weights = None
+    elif weights != "imagenet" and not Path(weights).is_file():
+        raise UserError(f"--retrieval-weights {args.retrieval_weights}: no such file (give "
+                        "imagenet, none or a weights file)")
+    params = {"weights": weights}
+    if args.dry_run and args.retrieval_encoder in BACKBONES:
+        params["image_size"] = 32
+    try:
+        make_encoder(args.retrieval_encoder, **params)
+    except ValueError as error:
+        raise UserError(str(error).replace("weights=", "--retrieval-weights ")) from None
+    return params
 
 
 @contextlib.contextmanager

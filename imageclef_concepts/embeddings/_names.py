@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..keras import BACKBONES
 from ..models._archive import estimator_from_params, jsonable
 from ..models._card import ModelFileError
+from ._presets import PRESETS
 
 
 def _backbone_embedding():
@@ -20,27 +21,52 @@ def _backbone_embedding():
     return BackboneEmbedding
 
 
+def _foundation_encoder():
+    from ._encoder import FoundationEncoder
+
+    return FoundationEncoder
+
+
 #: Encoder classes a model file may name (no other is imported for a file).
-ENCODER_CLASSES = {"BackboneEmbedding": _backbone_embedding}
+ENCODER_CLASSES = {"BackboneEmbedding": _backbone_embedding,
+                   "FoundationEncoder": _foundation_encoder}
 
 
 def encoder_names():
-    """The names :func:`make_encoder` takes."""
-    return tuple(BACKBONES)
+    """The names :func:`make_encoder` takes: the ImageNet backbones, then the foundation models."""
+    return (*BACKBONES, *PRESETS)
 
 
-def make_encoder(name, **options):
-    """The encoder called ``name`` (a :class:`~imageclef_concepts.BackboneEmbedding`
-    backbone for now), with ``options`` as its parameters.
+def make_encoder(name, weights="imagenet", image_size=None, **options):
+    """The encoder called ``name``, with ``options`` as its parameters.
+
+    An ImageNet backbone's name gives a :class:`~imageclef_concepts.BackboneEmbedding`
+    (``weights``: ``"imagenet"``, None for random ones, or a file); a
+    foundation model's (``"biomedclip"``, ``"rad-dino"``...) a
+    :class:`~imageclef_concepts.FoundationEncoder`, which sees images at its
+    authors' size and needs its weights file (None: random weights, for tests).
 
     Raises
     ------
     ValueError
-        For a name no encoder has, listing those there are.
+        For a name no encoder has, listing those there are; for settings the
+        named encoder cannot take, naming them.
     """
     if name in BACKBONES:
-        return _backbone_embedding()(name, **options)
-    raise ValueError(f"unknown encoder {name!r}: choose one of {', '.join(encoder_names())}.")
+        if image_size is not None:
+            options["image_size"] = image_size
+        return _backbone_embedding()(name, weights=weights, **options)
+    if name not in PRESETS:
+        raise ValueError(f"unknown encoder {name!r}: choose one of {', '.join(encoder_names())}.")
+    if image_size is not None and image_size != PRESETS[name].crop:
+        raise ValueError(f"image_size={image_size!r}: the {name} encoder sees images at its "
+                         f"authors' size, {PRESETS[name].crop} px; leave image_size unset.")
+    if weights == "imagenet":
+        raise ValueError(f"weights='imagenet': the {name} encoder needs its own weights file "
+                         f"(published at {PRESETS[name].source}; see the docs' page "
+                         "'Foundation-model encoders'), or None for random weights (tests).")
+    return _foundation_encoder()(name, weights="random" if weights is None else weights,
+                                 **options)
 
 
 def encoder_description(encoder):

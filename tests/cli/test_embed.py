@@ -83,3 +83,26 @@ def test_the_command_keys_the_store_by_the_encoders_identity(images, tmp_path):
     _embed(images, tmp_path / "store")
     identity = BackboneEmbedding("efficientnetb0", 32, weights=None).embedding_identity()
     assert list(EmbeddingStore(tmp_path / "store").summary()) == [shelf_name(identity)]
+
+
+def test_a_foundation_model_embeds_from_its_weights_file_and_its_mistakes_are_flags(
+        images, tmp_path, capsys, monkeypatch):
+    from imageclef_concepts.embeddings._presets import PRESETS
+
+    from ..embeddings.onnx_models import TINY, write_vit
+
+    monkeypatch.setitem(PRESETS, "tiny", TINY)
+    weights = write_vit(tmp_path / "tiny.onnx")
+    base = ["embed", "--images", str(images), "--store", str(tmp_path / "store"),
+            "--encoder", "tiny"]
+    assert main([*base, "--weights", weights]) == 0
+    assert "4 new in" in capsys.readouterr().out
+    (shelf,) = EmbeddingStore(tmp_path / "store").summary().values()
+    assert shelf["embeddings"] == 4
+    assert main(base) == 2  # the default, imagenet, is a backbone's
+    assert "--weights 'imagenet': the tiny encoder needs its own weights file" in (
+        capsys.readouterr().err)
+    assert main([*base, "--weights", weights, "--image-size", "64"]) == 2
+    error = capsys.readouterr().err
+    assert "--image-size 64: the tiny encoder sees images at its authors' size" in error
+    assert "Traceback" not in error

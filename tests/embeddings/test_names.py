@@ -1,5 +1,7 @@
 """Encoders by name, and kept in model files by identity."""
 
+import os
+
 import pytest
 
 from imageclef_concepts import BackboneEmbedding
@@ -13,6 +15,7 @@ from imageclef_concepts.keras import _embedding
 from imageclef_concepts.models import ModelFileError
 
 from ..doubles import CountingEncoder
+from .onnx_models import tiny_models, write_vit  # noqa: F401 (fixture)
 
 
 def test_names_give_encoders_and_unknown_names_list_the_known():
@@ -52,3 +55,42 @@ def test_backbone_identity_follows_weights_and_settings():
     _embedding._IDENTITIES.clear()
     assert changed != BackboneEmbedding("efficientnetb0", 32, weights=None).embedding_identity()
     _embedding._IDENTITIES.clear()
+
+
+def test_foundation_models_are_named_and_their_settings_checked(tiny_models, tmp_path):  # noqa: F811
+    from imageclef_concepts import FoundationEncoder
+
+    assert {"biomedclip", "rad-dino"} <= set(encoder_names())
+    from imageclef_concepts.keras import BACKBONES
+
+    assert encoder_names()[:len(BACKBONES)] == tuple(BACKBONES)  # the backbones first
+    path = write_vit(tmp_path / "tiny.onnx")
+    encoder = make_encoder("tiny", weights=path, batch_size=4)
+    assert isinstance(encoder, FoundationEncoder)
+    assert (encoder.model, encoder.weights, encoder.batch_size) == ("tiny", path, 4)
+    assert make_encoder("tiny", weights=None).weights == "random"  # None: random, as backbones
+    with pytest.raises(ValueError, match="weights='imagenet': the tiny encoder needs its own"):
+        make_encoder("tiny")
+    with pytest.raises(ValueError, match="image_size=64: the tiny encoder sees images at"):
+        make_encoder("tiny", weights=path, image_size=64)
+    assert make_encoder("tiny", weights=path, image_size=32).model == "tiny"  # its own size
+
+
+def test_a_retrieval_model_of_a_foundation_encoder_is_saved_by_identity(
+        tiny_models, tmp_path):  # noqa: F811
+    import numpy as np
+
+    from imageclef_concepts import ConceptKNNClassifier, FoundationEncoder
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 40, 40, 3), dtype=np.uint8)
+    y = [["C1"], ["C2"], ["C1", "C2"], ["C1"], ["C2"], ["C1"]]
+    path = write_vit(tmp_path / "tiny.onnx")
+    model = ConceptKNNClassifier(2, embedding=FoundationEncoder("tiny", path)).fit(images, y)
+    model.save(tmp_path / "knn.zip")
+    assert os.path.getsize(tmp_path / "knn.zip") < os.path.getsize(path)  # no weights inside
+    loaded = ConceptKNNClassifier.load(tmp_path / "knn.zip")
+    np.testing.assert_allclose(loaded.predict_proba(images), model.predict_proba(images))
+    write_vit(path, seed=2)  # other weights at the same path: not the model's encoder
+    with pytest.raises(ModelFileError, match="fitted on the embeddings"):
+        ConceptKNNClassifier.load(tmp_path / "knn.zip")

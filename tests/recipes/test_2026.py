@@ -422,3 +422,16 @@ def test_a_retrieval_member_joins_is_kept_and_resumed(tmp_path, capsys):
     assert "--retrieval-encoder" in capsys.readouterr().err
     assert main([*recipe[:4], "--retrieval-encoder", "vit-typo"]) == 2
     assert "is not an encoder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("weights", "expected"), [
+    (None, "--retrieval-weights 'imagenet': the biomedclip encoder needs its own weights file"),
+    ("missing.onnx", "--retrieval-weights missing.onnx: no such file"),
+])
+def test_a_retrieval_encoders_weights_are_checked_before_training(
+        small_data, tmp_path, capsys, monkeypatch, weights, expected):
+    monkeypatch.setattr(_recipe_parts, "fit_member", lambda *a: pytest.fail("trained"))
+    argv = ["--data", str(small_data), "--retrieval-encoder", "biomedclip"]
+    error = _refused(argv + ([] if weights is None else ["--retrieval-weights", weights]),
+                     capsys, tmp_path / "o")
+    assert expected in error, error
