@@ -189,8 +189,8 @@ class ImageStore:
 
     def _open_folder(self):
         """Open the folder's descriptor, which every write goes through, and check it is ours."""
-        try:
-            folder = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:  # a path that is a link to a folder is that folder (its identity is checked)
+            folder = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as error:
             self._lose(f"it cannot be opened: {error.strerror or error}")
         status = os.fstat(folder)
