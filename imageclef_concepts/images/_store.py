@@ -345,8 +345,13 @@ class ImageStore:
 
 
 def _index_path(path, folder):
-    """The index's path through the folder's descriptor where the system has one (Linux):
-    SQLite then opens the index of the folder the store opened, not of one put at ``path``."""
+    """The index's path through the folder's descriptor where the system has one (Linux).
+
+    SQLite resolves that link to the folder's path when it opens the index
+    (``PRAGMA database_list`` shows ``<path>/index.sqlite``), so a folder swapped
+    in between :meth:`ImageStore._check_still_own` and the opening would still
+    be opened: a window of one system call, only when a thread opens its first
+    connection; a connection open already writes to the index it opened."""
     through = f"/proc/self/fd/{folder}"
     if os.path.isdir(through):
         return os.path.join(through, INDEX)
