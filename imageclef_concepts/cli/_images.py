@@ -39,7 +39,7 @@ def add_prepare(commands):
 
 def _run_prepare(args):
     from ..datasets._imageclef import image_files_by_id, image_path
-    from ..images._preparation import check_chunk_room, prepare_images
+    from ..images._preparation import check_store_room, prepare_images
     from ..images._sources import check_image_size
 
     check_image_size(args.image_size, name="--image-size")  # before the store is made
@@ -50,7 +50,10 @@ def _run_prepare(args):
         raise UserError(f"no image file in {args.images}")
     store = open_image_store(args.store)
     paths = [image_path(files, image_id) for image_id in sorted(files)]
-    check_chunk_room(store, args.image_size, len(paths), "--image-size")  # before decoding
+    # Before decoding, named by the flag: the images the shelf cannot hold yet, at least
+    # (prepare_images checks those it does not hold, exactly, before decoding too).
+    held = store.summary().get(f"{args.image_size}px-{args.resample}", {"images": 0})
+    check_store_room(store, args.image_size, len(paths) - held["images"], "--image-size")
     done = prepare_images(paths, store, args.image_size, args.resample,
                           on_error=args.on_error, n_jobs=args.n_jobs, progress=not args.quiet)
     shelf = store.summary().get(f"{args.image_size}px-{args.resample}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import warnings
 from collections import Counter
 from typing import TYPE_CHECKING, NamedTuple
@@ -369,7 +370,9 @@ def _quoted(text):
 
 
 def _run_row(image_id, image_concepts, edition):
-    image_id = str(image_id)
+    # An id given as bytes is a file name's (os.listdir(b"...")): read as os.fsdecode
+    # reads it (what is not UTF-8 is then refused below), never written as "b'...'".
+    image_id = os.fsdecode(image_id) if isinstance(image_id, bytes) else str(image_id)
     delimiter = edition.run_layout
     problem = _id_problem(image_id, edition)
     if problem:

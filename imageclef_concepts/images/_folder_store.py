@@ -99,8 +99,8 @@ class FolderStore:
 
     def _open_folder(self):
         """Open the folder's descriptor, which every write goes through, and check it is ours."""
-        try:
-            folder = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:  # a path that is a link to a folder is that folder (its identity is checked)
+            folder = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as error:
             self._lose(f"it cannot be opened: {error.strerror or error}")
         status = os.fstat(folder)
@@ -241,8 +241,13 @@ class FolderStore:
 
 
 def _index_path(path, folder):
-    """The index's path through the folder's descriptor where the system has one (Linux):
-    SQLite then opens the index of the folder the store opened, not of one put at ``path``."""
+    """The index's path through the folder's descriptor where the system has one (Linux).
+
+    SQLite resolves that link to the folder's path when it opens the index
+    (``PRAGMA database_list`` shows ``<path>/index.sqlite``), so a folder swapped
+    in between :meth:`FolderStore._check_still_own` and the opening would still
+    be opened: a window of one system call, only when a thread opens its first
+    connection; a connection open already writes to the index it opened."""
     through = f"/proc/self/fd/{folder}"
     if os.path.isdir(through):
         return os.path.join(through, INDEX)

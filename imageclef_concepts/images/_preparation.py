@@ -39,15 +39,15 @@ def chunk_images(image_size):
     return max(1, _BLOCK_BYTES // (image_size * image_size * 3))
 
 
-def check_chunk_room(store, image_size, n_images, name="image_size"):
-    """Refuse, before decoding, a chunk of ``n_images`` at most that the store's disk has no
-    free space for, naming ``name`` (``--image-size`` on the command line)."""
-    n_chunk = min(chunk_images(image_size), n_images)
-    if store is None or n_chunk < 1:
+def check_store_room(store, image_size, n_images, name="image_size"):
+    """Refuse, before decoding, ``n_images`` to store at ``image_size`` that the store's disk
+    has no free space for, naming ``name`` (``--image-size`` on the command line): all of
+    them, not a chunk at a time, so that preparing never fills the disk to its last byte."""
+    if store is None or n_images < 1:
         return
-    check_disk_space(n_chunk * image_size * image_size * 3, store.path,
+    check_disk_space(n_images * image_size * image_size * 3, store.path,
                      setting(name, image_size),
-                     f"a chunk of {n_chunk} image(s) at that size",
+                     f"storing {n_images} image(s) at that size",
                      f"free space there or choose a smaller {name}")
 
 
@@ -142,8 +142,8 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
     stored_before, known_failures = len(files.stored), len(files.failures)
     pending = np.setdiff1d(files.usable_indices(), list(files.stored))
     block = chunk_images(image_size)
-    check_chunk_room(files._shelf.store if files._shelf is not None else None, image_size,
-                     len(pending))
+    check_store_room(files._shelf.store if files._shelf is not None else None, image_size,
+                     len(pending))  # what is not stored yet: all of it, before decoding
     with tqdm(total=len(pending), unit="image", desc="preparing", disable=not progress) as bar:
         for start in range(0, len(pending), block):
             indices = pending[start:start + block]

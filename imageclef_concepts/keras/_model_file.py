@@ -222,7 +222,8 @@ class ModelFileMixin:
     @classmethod
     def _from_archive(cls, description, reader):
         return reader.file(reader.expect(description, "keras_file", (str,)),
-                           lambda file, shown: read_keras_file(file, cls, shown_as=shown))
+                           lambda file, shown: read_keras_file(file, cls, shown_as=shown),
+                           suffix=".keras")
 
     def __getstate__(self):  # pickle's and skops': see keras_free_state
         return keras_free_state(super().__getstate__())

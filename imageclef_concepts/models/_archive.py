@@ -194,10 +194,19 @@ class ArchiveReader:
         matrix.check_format(full_check=True)  # indices within the shape, in order
         return matrix
 
-    def file(self, name, load):
-        """``load(file, shown_as)`` on the entry ``name`` written out to a temporary file."""
+    def file(self, name, load, suffix=""):
+        """``load(file, shown_as)`` on the entry ``name`` written out to a temporary file.
+
+        The temporary file's name is the library's (``entry<suffix>``): the
+        entry's own may be ``..``, empty, or too long to be a file name. An
+        entry whose name does not end with ``suffix`` (``".keras"``, which
+        Keras reads by) is a :class:`ModelFileError` naming it.
+        """
+        if not name.endswith(suffix) or name.endswith("/" + suffix):
+            raise ModelFileError(f"{self.path}: {self.where}'s entry {name!r:.80} is not a "
+                                 f"{suffix} file's name.")
         with tempfile.TemporaryDirectory() as folder:
-            file = os.path.join(folder, os.path.basename(name))
+            file = os.path.join(folder, "entry" + suffix)
             with open(file, "wb") as handle:
                 handle.write(self.entries[name])
             outer = getattr(self.entries, "archive", None)  # a ModelZip: the budget goes on

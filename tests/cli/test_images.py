@@ -21,6 +21,6 @@ def test_prepare_refuses_chunks_beyond_the_free_disk_naming_image_size(tmp_path,
                  "--image-size", "20000", "--quiet"])
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1 and "Traceback" not in error
-    assert "--image-size 20000: a chunk of 1 image(s) at that size takes 1.1 GiB" in error
+    assert "--image-size 20000: storing 2 image(s) at that size takes 2.2 GiB" in error
     assert "free space" in error
     assert not list((tmp_path / "store").glob("*px-*"))

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from imageclef_concepts import (
@@ -138,6 +139,17 @@ def test_write_run_refuses_text_that_is_not_utf8_naming_it(tmp_path, ids, concep
     assert not isinstance(caught.value, UnicodeError)
     assert str(caught.value).startswith(shown)
     assert not path.exists()
+
+
+def test_ids_given_as_bytes_are_file_names_not_their_repr(tmp_path):
+    # Ids from os.listdir(b"...") are bytes: written as os.fsdecode reads them (a name
+    # that is not UTF-8 then refused naming it), never as "b'img1'".
+    path = tmp_path / "run.tsv"
+    write_run(path, [b"img1", np.bytes_(b"img2")], [["C1"], ["C2"]])
+    assert path.read_text() == "img1\tC1\nimg2\tC2\n"
+    with pytest.raises(ValueError, match="^Image id 'caf\\\\xe9' is not UTF-8"):
+        write_run(tmp_path / "other.tsv", [b"caf\xe9"], [["C1"]])
+    assert not (tmp_path / "other.tsv").exists()
 
 
 @pytest.mark.parametrize("name", [b"run.csv", b"caf\xe9-run.csv"])

@@ -27,7 +27,7 @@ def _disk_with(monkeypatch, free):
 def test_a_chunk_the_disk_has_no_room_for_is_refused_naming_image_size(tmp_path, monkeypatch):
     paths = _images(tmp_path / "images")
     _disk_with(monkeypatch, 3 * 64 * 64 * 3 - 1)  # one byte short of the three images
-    with pytest.raises(ValueError, match=r"^image_size=64: a chunk of 3 image\(s\) at that "
+    with pytest.raises(ValueError, match=r"^image_size=64: storing 3 image\(s\) at that "
                                          r"size takes 36.0 KiB .*more than the free space"):
         prepare_images(paths, tmp_path / "store", image_size=64, progress=False)
     assert not list((tmp_path / "store").glob("*px-*"))  # nothing decoded nor written
@@ -43,3 +43,24 @@ def test_a_store_whose_disk_is_full_warns_and_decodes(tmp_path, monkeypatch):
         read = ImageLoader(16, image_store=store).fit_transform(paths)
     assert read.shape == (3, 16, 16, 3)
     assert store.summary() == {}
+
+
+def test_images_that_together_exceed_the_free_disk_are_refused_before_decoding(
+        tmp_path, monkeypatch):
+    # Each chunk fits, all of them do not: the whole preparation is what the disk must take
+    # (16 images of 24 px upscaled to 30000 px wrote 41 GB, one 2.5 GiB chunk at a time).
+    import imageclef_concepts.images._preparation as preparation
+
+    monkeypatch.setattr(preparation, "_BLOCK_BYTES", 64 * 64 * 3)  # a chunk of one image
+    paths = _images(tmp_path / "images", n=5)
+    _disk_with(monkeypatch, 3 * 64 * 64 * 3)  # room for three of them
+    with pytest.raises(ValueError, match=r"^image_size=64: storing 5 image\(s\) at that size "
+                                         r"takes 60.0 KiB .*more than the free space"):
+        prepare_images(paths, tmp_path / "store", image_size=64, progress=False)
+    assert not list((tmp_path / "store").glob("*px-*"))
+    _disk_with(monkeypatch, 5 * 64 * 64 * 3)
+    assert prepare_images(paths[:3], tmp_path / "store", image_size=64,
+                          progress=False).added == 3
+    _disk_with(monkeypatch, 2 * 64 * 64 * 3)  # what is stored needs no room again
+    assert prepare_images(paths, tmp_path / "store", image_size=64,
+                          progress=False).added == 2

@@ -694,3 +694,25 @@ def test_a_read_only_store_warns_once_per_store_not_per_source(tmp_path, images,
         for part in (images[:4], images[4:8], images[8:]):  # three sources, one store
             ImageFiles(part, 24, workers=1, image_store=store).load(np.arange(len(part)))
     assert len(_store_warnings(caught)) == 1
+
+
+def test_a_store_named_through_a_link_to_its_folder_is_that_folder(tmp_path, images):
+    # A store path that is a link to a folder (a cache on a larger disk) is the folder it
+    # points to: opened and used, and when the link is pointed elsewhere while the store
+    # is live, nothing is written at the link's new target.
+    (tmp_path / "big").mkdir()
+    (tmp_path / "cache").symlink_to(tmp_path / "big")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImageStoreWarning)
+        store = ImageStore(tmp_path / "cache")
+        read = ImageLoader(16, image_store=store).fit_transform(images[:4])
+    assert np.array_equal(read, _expected(images[:4], 16))
+    assert (tmp_path / "big" / "16px-bilinear").is_dir()
+    (tmp_path / "cache").unlink()
+    kept = _users_folder(tmp_path / "users")
+    (tmp_path / "cache").symlink_to(tmp_path / "users")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ImageLoader(20, image_store=store).fit_transform(images)
+    assert len(_store_warnings(caught)) == 1
+    assert {path.name: path.read_bytes() for path in (tmp_path / "users").iterdir()} == kept

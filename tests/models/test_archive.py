@@ -705,3 +705,28 @@ def test_a_network_with_assets_is_not_saved_as_a_file_load_would_refuse(cnn_file
     finally:
         network.__class__ = WithAssets.__bases__[0]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("entry", ["members/a/..", ".", "members/a/", "a/" + "x" * 300 + ".keras"])
+def test_a_network_entry_named_as_no_file_can_be_is_a_model_file_error(
+        archive, tmp_path, capsys, entry):
+    # The record names the entry holding a network; a name whose last part is "..", "."
+    # or nothing, or too long for a file name, was written to a temporary file of that
+    # name: "Is a directory: /tmp/tmpXXXX/.." naming neither the model file nor the entry.
+    name = _network_member(archive[1])
+    record = json.loads(zipfile.ZipFile(archive[1]).read(RECORD))
+    for member in record["estimator"]["members"]:
+        if member[1].get("keras_file") == name:
+            member[1]["keras_file"] = entry
+    record["members"][entry] = record["members"].pop(name)
+    renamed = tmp_path / "renamed.zip"
+    with zipfile.ZipFile(archive[1]) as old, zipfile.ZipFile(renamed, "w") as new:
+        for info in old.infolist():
+            new.writestr(entry if info.filename == name else info.filename,
+                         json.dumps(record) if info.filename == RECORD else old.read(info))
+    if entry.endswith(".keras"):  # a long name is fine: the temporary file has its own
+        assert load_model(renamed).predict(np.zeros((1, 16, 16, 3), np.uint8)) is not None
+        return
+    for command in ("predict", "load_model"):
+        said = _refusal(command, renamed, tmp_path, capsys)
+        assert f"{renamed}: " in said and f"entry {entry!r} is not a .keras" in said
