@@ -2,6 +2,7 @@
 
 import collections
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -14,6 +15,7 @@ from imageclef_concepts import (
     EnsembleTuner,
     ImageLoader,
     ImageStore,
+    ImageStoreWarning,
     ThresholdTuner,
     decode_image,
 )
@@ -164,8 +166,11 @@ def test_a_temporary_store_replaced_meanwhile_is_not_removed(paths, made):
         os.mkdir(made[0])
         open(os.path.join(made[0], "theirs.txt"), "w").close()
 
-    load_then_replace()
-    assert os.listdir(made[0]) == ["theirs.txt"]
+    try:
+        load_then_replace()
+        assert os.listdir(made[0]) == ["theirs.txt"]
+    finally:
+        shutil.rmtree(made[0]), shutil.rmtree(made[0] + "-moved")
 
 
 @pytest.mark.parametrize("budget", [0, 2**30])
@@ -204,3 +209,101 @@ def test_memory_beyond_the_budget_is_not_kept(paths, decoded, monkeypatch):
 
     assert small_then_all() == 5 * row_bytes
     assert sum(decoded.values()) == len(paths) + len(paths) - 5
+
+
+def test_a_file_put_in_the_temporary_store_is_left_with_its_folder(paths, made):
+    @shares_decoding
+    def load_then_put():
+        ImageLoader(8).transform(paths)
+        (shelf,) = [name for name in os.listdir(made[0]) if name.endswith("px-bilinear")]
+        for where in (made[0], os.path.join(made[0], shelf)):
+            with open(os.path.join(where, "theirs.txt"), "w") as f:
+                f.write("keep")
+
+    try:
+        with pytest.warns(ImageStoreWarning, match="theirs.txt.*left there"):
+            load_then_put()
+        left = sorted(os.path.relpath(os.path.join(root, name), made[0])
+                      for root, _, names in os.walk(made[0]) for name in names)
+        assert left == ["8px-bilinear/theirs.txt", "theirs.txt"]  # the store's own files gone
+    finally:
+        shutil.rmtree(made[0], ignore_errors=True)
+
+
+def test_a_temporary_folder_named_as_a_users_store_is_theirs(paths, made, decoded):
+    @shares_decoding
+    def share_then_name():
+        ImageLoader(8).transform(paths)
+        ImageLoader(16, image_store=made[0]).transform(paths)
+
+    try:
+        share_then_name()
+        assert ImageStore(made[0]).summary()["16px-bilinear"]["images"] == len(paths)
+    finally:
+        shutil.rmtree(made[0], ignore_errors=True)
+
+
+def test_a_link_put_at_the_temporary_path_is_not_followed(tmp_path, paths, made):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "index.sqlite").write_text("keep")  # a name of the store's own files
+
+    @shares_decoding
+    def load_then_link():
+        ImageLoader(8).transform(paths)
+        os.rename(made[0], tmp_path / "moved")
+        os.symlink(theirs, made[0])
+
+    try:
+        load_then_link()
+        assert (theirs / "index.sqlite").read_text() == "keep" and os.path.islink(made[0])
+    finally:
+        os.unlink(made[0])
+
+
+def test_a_temporary_folder_that_cannot_be_made_shares_nothing(tmp_path, paths, decoded,
+                                                                 made, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+
+    @shares_decoding
+    def twice():
+        return ImageLoader(8).transform(paths), ImageLoader(8).transform(paths)
+
+    first, second = twice()  # not an error: decoded at each use, as before
+    assert np.array_equal(first, second)
+    assert decoded == {path: 2 for path in paths}
+
+
+def test_a_run_that_ended_makes_no_temporary_folder(paths, made):
+    run = _shared._enter()
+    _shared._leave(run)
+    assert run.shelf(len(paths), 8, "bilinear") is None  # a thread outside the call, late
+    assert run.folder is None and not run.hold(1)
+
+
+def test_a_forked_child_removes_the_temporary_store_it_made(paths, made):
+    @shares_decoding
+    def in_a_child():
+        ImageLoader(8).transform(paths)
+        return _shared.temporary_folders()
+
+    @shares_decoding
+    def fork():
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (the child)
+            try:
+                os.write(write, "\n".join(in_a_child() + made).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        with os.fdopen(read) as f:
+            return f.read().split("\n")
+
+    folders = fork()
+    try:
+        assert folders[0] and folders[0] == folders[1]  # the child made its own
+        assert not os.path.exists(folders[0])  # and removed it when its call ended
+    finally:
+        shutil.rmtree(folders[0], ignore_errors=True)
