@@ -164,6 +164,9 @@ class _SharedRun:
         folder, with a warning naming it.
         """
         self.shelves.clear()
+        if self.store is not None:  # a source still holding its shelf decodes, unwarned
+            self.store._end(f"the temporary image store {self.store.path} was removed at the "
+                            "end of the call that made it")
         if self.folder is not None:
             left = _remove_store_folder(self.folder, self.identity)
             if left:

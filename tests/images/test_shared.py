@@ -4,6 +4,7 @@ import collections
 import os
 import shutil
 import tempfile
+import warnings
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from imageclef_concepts import (
 )
 from imageclef_concepts.images import _shared
 from imageclef_concepts.images._shared import shares_decoding
+from imageclef_concepts.images._sources import ImageFiles
 from imageclef_concepts.images._store_folder import MANIFEST
 
 from .test_store import _write_images
@@ -307,3 +309,16 @@ def test_a_forked_child_removes_the_temporary_store_it_made(paths, made):
         assert not os.path.exists(folders[0])  # and removed it when its call ended
     finally:
         shutil.rmtree(folders[0], ignore_errors=True)
+
+
+def test_a_source_used_after_its_run_decodes_without_a_warning(paths, made, decoded):
+    @shares_decoding
+    def make():
+        return ImageFiles(paths, 8)
+
+    source = make()  # kept beyond the call (a thread outside it, a lazy result)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no word about a store the user never named
+        batch, good = source.load(np.arange(len(paths)))
+    assert good.all() and np.array_equal(batch, np.stack([decode_image(p, 8) for p in paths]))
+    assert not os.path.exists(made[0])
