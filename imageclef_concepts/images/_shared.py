@@ -83,11 +83,14 @@ class _MemoryShelf:
     def add(self, keys, versions, pixels):
         """Keep the images while the run's budget allows; return ``{row: entry}`` of those kept."""
         added = {}
-        for row, (key, version) in enumerate(zip(keys, versions)):
+        for row, key in enumerate(keys):
             if key not in self._images and not self.run.hold(pixels[row].nbytes):
                 break  # more images than the first sources announced: the rest are not kept
-            self._images[key] = (version, pixels[row])
             added[row] = pixels[row]
+        if len(added) < len(keys):  # views of rows would keep the whole batch held
+            added = {row: image.copy() for row, image in added.items()}
+        for row, image in added.items():
+            self._images[keys[row]] = (versions[row], image)
         return added
 
 

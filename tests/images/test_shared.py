@@ -322,3 +322,20 @@ def test_a_source_used_after_its_run_decodes_without_a_warning(paths, made, deco
         batch, good = source.load(np.arange(len(paths)))
     assert good.all() and np.array_equal(batch, np.stack([decode_image(p, 8) for p in paths]))
     assert not os.path.exists(made[0])
+
+
+def test_images_kept_within_the_budget_hold_no_more_than_it(paths, monkeypatch):
+    row_bytes = 8 * 8 * 3
+    monkeypatch.setattr(_shared, "memory_budget", lambda: 5 * row_bytes)
+
+    @shares_decoding
+    def small_then_all():
+        ImageLoader(8).transform(paths[:2])  # in memory, for 2 announced
+        ImageLoader(8).transform(paths)  # one batch: 3 more rows kept of it
+        (shelf,) = _shared._run.shelves.values()
+        return [pixels for _, pixels in shelf._images.values()]
+
+    kept = small_then_all()
+    held = {id(owner): owner.nbytes
+            for owner in (pixels if pixels.base is None else pixels.base for pixels in kept)}
+    assert len(kept) == 5 and sum(held.values()) <= 5 * row_bytes  # not the batch they came in
