@@ -1,6 +1,7 @@
 """Decoded pixels shared by a meta-estimator's parts: each file decoded once, none left."""
 
 import collections
+import gc
 import os
 import shutil
 import tempfile
@@ -339,3 +340,13 @@ def test_images_kept_within_the_budget_hold_no_more_than_it(paths, monkeypatch):
     held = {id(owner): owner.nbytes
             for owner in (pixels if pixels.base is None else pixels.base for pixels in kept)}
     assert len(kept) == 5 and sum(held.values()) <= 5 * row_bytes  # not the batch they came in
+
+
+def test_an_estimator_reused_keeps_nothing_shared_between_calls(paths, decoded):
+    ensemble = _ensemble()
+    for _ in range(2):
+        ensemble.fit(paths, LABELS).predict_proba(paths)
+    gc.collect()
+    assert not [held for held in gc.get_objects()
+                if isinstance(held, (_shared._MemoryShelf, _shared._SharedRun))]
+    assert decoded == {path: 4 for path in paths}  # once a call: nothing carried over
