@@ -143,6 +143,11 @@ class FolderStore:
                           self.warning, stacklevel=4)
         raise _StoreLost(f"{self._lost}.")
 
+    def _end(self, why):
+        """Stop writing for good, without a warning: a store the library made and now removes."""
+        with self._lost_lock:
+            self._lost = self._lost or why
+
     def _check_still_own(self):
         """Raise unless the folder at ``path`` is still the one this store opened.
 

@@ -15,27 +15,38 @@ and filter, for the same file version:
   (``tempfile.mkdtemp``) that the run owns and removes when its outermost
   meta-estimator call ends, on success, error or ``KeyboardInterrupt``
   (100,000 images at 384 px are 44 GB: on disk, read back by rows). When the
-  temporary disk has not twice that room, nothing is shared (decoded at
-  every use, as before).
+  temporary disk has not twice that room, or the folder cannot be made,
+  nothing is shared (decoded at every use, as before). Its removal takes only
+  the store's own files, through the descriptor of the folder it made (never
+  a link or another folder put at its path); a file of another name put
+  there is left with its folder, and a folder a user names as their own
+  ``image_store`` meanwhile is theirs, left in place.
 
 A member's own ``image_store`` wins: it is read and written as ever, and the
 shared shelf is not used for it. Sharing is per process: members fitted in
-other processes (``n_jobs`` with joblib's default backend) decode for
-themselves; name an ``image_store`` to share across processes.
+other processes (``n_jobs`` with joblib's default backend, or a forked
+child, which starts with no run) decode for themselves; name an
+``image_store`` to share across processes.
 """
 
 import functools
 import os
+import re
 import shutil
+import stat
 import tempfile
 import threading
+import warnings
 
 from ..files._sizes import memory_limit
-from ._store import ImageStore
-from ._store_folder import folder_identity
+from ._shelf import _CHUNK_NAME
+from ._store import ImageStore, ImageStoreWarning
+from ._store_folder import IMAGE_STORE, SHELF_NAME, ImageStoreError, folder_identity
 
 _MAX_MEMORY = 2 * 2**30
 _TEMPORARY_PREFIX = "imageclef_concepts-decoded-"
+# A file being written atomically (files/_atomic.py), left by an interrupted write.
+_BEING_WRITTEN = re.compile(r"^\.saving-[^/]*$")
 
 _lock = threading.Lock()
 _run = None  # the shared run of the outermost meta-estimator call in progress, if any
@@ -72,11 +83,14 @@ class _MemoryShelf:
     def add(self, keys, versions, pixels):
         """Keep the images while the run's budget allows; return ``{row: entry}`` of those kept."""
         added = {}
-        for row, (key, version) in enumerate(zip(keys, versions)):
+        for row, key in enumerate(keys):
             if key not in self._images and not self.run.hold(pixels[row].nbytes):
                 break  # more images than the first sources announced: the rest are not kept
-            self._images[key] = (version, pixels[row])
             added[row] = pixels[row]
+        if len(added) < len(keys):  # views of rows would keep the whole batch held
+            added = {row: image.copy() for row, image in added.items()}
+        for row, image in added.items():
+            self._images[keys[row]] = (versions[row], image)
         return added
 
 
@@ -88,13 +102,17 @@ class _SharedRun:
         self.shelves = {}  # (image_size, resample) -> shelf
         self.memory_bytes = 0  # reserved for the memory shelves, from their first sources
         self.held_bytes = 0  # held by them: never beyond the budget
-        self.folder = None  # the temporary store's folder, once made
+        self.folder = None  # the temporary store's folder, once made (None when disowned)
         self.identity = None
         self.store = None
+        self.no_store = False  # the temporary folder could not be made: not tried again
+        self.closed = False  # ended: nothing more is shared, no folder made
 
     def shelf(self, n_images, image_size, resample):
         """The shared shelf for ``n_images`` at this size and filter, or None (not shared)."""
         with _lock:
+            if self.closed:  # asked by a thread outside the call as it ended
+                return None
             key = (int(image_size), resample)
             if key in self.shelves:
                 return self.shelves[key]
@@ -111,25 +129,116 @@ class _SharedRun:
     def hold(self, n_bytes):
         """Whether ``n_bytes`` more may be kept in memory (then counted as kept)."""
         with _lock:
-            if self.held_bytes + n_bytes > memory_budget():
+            if self.closed or self.held_bytes + n_bytes > memory_budget():
                 return False
             self.held_bytes += n_bytes
             return True
 
     def _temporary_store(self, needed):
-        if self.store is None:
-            if shutil.disk_usage(tempfile.gettempdir()).free < 2 * needed:
+        if self.store is None and not self.no_store:
+            # A temporary folder that is missing, full or not writable is no error of
+            # the user's: nothing is shared, as when the disk has no room.
+            try:
+                if shutil.disk_usage(tempfile.gettempdir()).free < 2 * needed:
+                    return None
+                folder = os.path.abspath(tempfile.mkdtemp(prefix=_TEMPORARY_PREFIX))
+            except OSError:
+                self.no_store = True
                 return None
-            self.folder = os.path.abspath(tempfile.mkdtemp(prefix=_TEMPORARY_PREFIX))
-            self.identity = folder_identity(self.folder)
-            self.store = ImageStore(self.folder)
+            self.folder, self.identity = folder, folder_identity(folder)
+            try:
+                self.store = ImageStore(folder)
+            except ImageStoreError:
+                self.no_store = True
         return self.store
 
+    def disown(self, path):
+        """A user named the temporary store's folder as their own store: it is theirs to keep."""
+        with _lock:
+            if self.folder is not None and folder_identity(path) == self.identity:
+                self.folder = None
+
     def close(self):
-        """Forget the images; remove the temporary store's folder if it is still the one made."""
+        """Forget the images; remove what the temporary store wrote, if its folder is still ours.
+
+        Only the store's own files (its manifest, index, chunks and files
+        being written) are removed, through the descriptor of the folder it
+        made; a file of any other name put there is left, and so is the
+        folder, with a warning naming it.
+        """
         self.shelves.clear()
-        if self.folder is not None and folder_identity(self.folder) == self.identity:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        if self.store is not None:  # a source still holding its shelf decodes, unwarned
+            self.store._end(f"the temporary image store {self.store.path} was removed at the "
+                            "end of the call that made it")
+        if self.folder is not None:
+            left = _remove_store_folder(self.folder, self.identity)
+            if left:
+                shown = ", ".join(left[:5]) + (", ..." if len(left) > 5 else "")
+                warnings.warn(f"The temporary image store {self.folder} holds {len(left)} "
+                              f"file(s) it did not write ({shown}); they are left there, "
+                              "with the folder.", ImageStoreWarning, stacklevel=4)
+
+
+def _remove_store_folder(folder, identity):
+    """Remove the store's files in ``folder`` and the folder once empty; return what is left.
+
+    Nothing is removed unless the folder at that path (not a link) is the one
+    made (``identity``).
+    """
+    parent_path, name = os.path.split(folder)
+    try:
+        parent = os.open(parent_path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return []
+    try:
+        try:
+            descriptor = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                                 dir_fd=parent)
+        except OSError:  # gone, or a link or a file put at its path: not ours
+            return []
+        try:
+            status = os.fstat(descriptor)
+            if (status.st_dev, status.st_ino) != identity:
+                return []
+            left = _remove_own_entries(descriptor, lambda entry: entry in IMAGE_STORE.own_files,
+                                       own_folder=SHELF_NAME.match)
+        finally:
+            os.close(descriptor)
+        if not left:
+            try:
+                if folder_identity(folder) == identity and not os.path.islink(folder):
+                    os.rmdir(name, dir_fd=parent)
+            except OSError:
+                pass
+        return left
+    finally:
+        os.close(parent)
+
+
+def _remove_own_entries(descriptor, own_file, own_folder=None):
+    """Remove the store's files (and shelf folders, emptied) in an open folder; return the rest."""
+    left = []
+    for entry in sorted(os.listdir(descriptor)):
+        try:
+            mode = os.stat(entry, dir_fd=descriptor, follow_symlinks=False).st_mode
+            if stat.S_ISDIR(mode) and own_folder is not None and own_folder(entry):
+                inner = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                                dir_fd=descriptor)
+                try:
+                    inner_left = _remove_own_entries(inner, _CHUNK_NAME.match)
+                finally:
+                    os.close(inner)
+                if inner_left:
+                    left += [os.path.join(entry, name) for name in inner_left]
+                else:
+                    os.rmdir(entry, dir_fd=descriptor)
+            elif stat.S_ISREG(mode) and (own_file(entry) or _BEING_WRITTEN.match(entry)):
+                os.unlink(entry, dir_fd=descriptor)
+            else:
+                left.append(entry)
+        except OSError:
+            left.append(entry)
+    return left
 
 
 def shared_shelf(n_images, image_size, resample):
@@ -154,7 +263,26 @@ def _leave(run):
         if run.depth:
             return
         _run = None
+        run.closed = True
     run.close()
+
+
+def disown(path):
+    """The folder at ``path`` is a user's store: a run in progress leaves it in place."""
+    run = _run
+    if run is not None:
+        run.disown(path)
+
+
+def _forget_in_child():
+    # A forked child has its own calls: it neither shares the parent's run (whose
+    # folder only the parent removes) nor keeps a lock some parent thread held.
+    global _run, _lock
+    _lock = threading.Lock()
+    _run = None
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def shares_decoding(method):

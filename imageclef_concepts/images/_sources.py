@@ -26,7 +26,7 @@ from ..concepts._lists import is_frame
 from ..files._sizes import check_allocation, setting
 from ._decoding import ImageDecodeError, check_image_file, decode_image, resized
 from ._folder_store import _StoreLost
-from ._shared import shared_shelf
+from ._shared import disown, shared_shelf
 from ._shelf import file_version, source_key
 from ._store import as_image_store
 from ._store_folder import ImageStoreError
@@ -193,6 +193,8 @@ class ImageFiles(_ImageSource):
             raise ValueError("X holds no image (0 paths).")
         # No store of its own: within a meta-estimator, its parts share decoded images.
         self._shelf = None
+        if image_store is not None:  # the user's, even a run's temporary folder: kept
+            disown(image_store.path)
         with suppress(_StoreLost):  # a folder that changed hands: the store warned once
             self._shelf = (shared_shelf(len(self.paths), image_size, resample)
                            if image_store is None else image_store.shelf(image_size, resample))

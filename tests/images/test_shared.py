@@ -1,8 +1,11 @@
 """Decoded pixels shared by a meta-estimator's parts: each file decoded once, none left."""
 
 import collections
+import gc
 import os
+import shutil
 import tempfile
+import warnings
 
 import numpy as np
 import pytest
@@ -14,11 +17,13 @@ from imageclef_concepts import (
     EnsembleTuner,
     ImageLoader,
     ImageStore,
+    ImageStoreWarning,
     ThresholdTuner,
     decode_image,
 )
 from imageclef_concepts.images import _shared
 from imageclef_concepts.images._shared import shares_decoding
+from imageclef_concepts.images._sources import ImageFiles
 from imageclef_concepts.images._store_folder import MANIFEST
 
 from .test_store import _write_images
@@ -164,8 +169,11 @@ def test_a_temporary_store_replaced_meanwhile_is_not_removed(paths, made):
         os.mkdir(made[0])
         open(os.path.join(made[0], "theirs.txt"), "w").close()
 
-    load_then_replace()
-    assert os.listdir(made[0]) == ["theirs.txt"]
+    try:
+        load_then_replace()
+        assert os.listdir(made[0]) == ["theirs.txt"]
+    finally:
+        shutil.rmtree(made[0]), shutil.rmtree(made[0] + "-moved")
 
 
 @pytest.mark.parametrize("budget", [0, 2**30])
@@ -204,3 +212,141 @@ def test_memory_beyond_the_budget_is_not_kept(paths, decoded, monkeypatch):
 
     assert small_then_all() == 5 * row_bytes
     assert sum(decoded.values()) == len(paths) + len(paths) - 5
+
+
+def test_a_file_put_in_the_temporary_store_is_left_with_its_folder(paths, made):
+    @shares_decoding
+    def load_then_put():
+        ImageLoader(8).transform(paths)
+        (shelf,) = [name for name in os.listdir(made[0]) if name.endswith("px-bilinear")]
+        for where in (made[0], os.path.join(made[0], shelf)):
+            with open(os.path.join(where, "theirs.txt"), "w") as f:
+                f.write("keep")
+
+    try:
+        with pytest.warns(ImageStoreWarning, match="theirs.txt.*left there"):
+            load_then_put()
+        left = sorted(os.path.relpath(os.path.join(root, name), made[0])
+                      for root, _, names in os.walk(made[0]) for name in names)
+        assert left == ["8px-bilinear/theirs.txt", "theirs.txt"]  # the store's own files gone
+    finally:
+        shutil.rmtree(made[0], ignore_errors=True)
+
+
+def test_a_temporary_folder_named_as_a_users_store_is_theirs(paths, made, decoded):
+    @shares_decoding
+    def share_then_name():
+        ImageLoader(8).transform(paths)
+        ImageLoader(16, image_store=made[0]).transform(paths)
+
+    try:
+        share_then_name()
+        assert ImageStore(made[0]).summary()["16px-bilinear"]["images"] == len(paths)
+    finally:
+        shutil.rmtree(made[0], ignore_errors=True)
+
+
+def test_a_link_put_at_the_temporary_path_is_not_followed(tmp_path, paths, made):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "index.sqlite").write_text("keep")  # a name of the store's own files
+
+    @shares_decoding
+    def load_then_link():
+        ImageLoader(8).transform(paths)
+        os.rename(made[0], tmp_path / "moved")
+        os.symlink(theirs, made[0])
+
+    try:
+        load_then_link()
+        assert (theirs / "index.sqlite").read_text() == "keep" and os.path.islink(made[0])
+    finally:
+        os.unlink(made[0])
+
+
+def test_a_temporary_folder_that_cannot_be_made_shares_nothing(tmp_path, paths, decoded,
+                                                                 made, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+
+    @shares_decoding
+    def twice():
+        return ImageLoader(8).transform(paths), ImageLoader(8).transform(paths)
+
+    first, second = twice()  # not an error: decoded at each use, as before
+    assert np.array_equal(first, second)
+    assert decoded == {path: 2 for path in paths}
+
+
+def test_a_run_that_ended_makes_no_temporary_folder(paths, made):
+    run = _shared._enter()
+    _shared._leave(run)
+    assert run.shelf(len(paths), 8, "bilinear") is None  # a thread outside the call, late
+    assert run.folder is None and not run.hold(1)
+
+
+def test_a_forked_child_removes_the_temporary_store_it_made(paths, made):
+    @shares_decoding
+    def in_a_child():
+        ImageLoader(8).transform(paths)
+        return _shared.temporary_folders()
+
+    @shares_decoding
+    def fork():
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (the child)
+            try:
+                os.write(write, "\n".join(in_a_child() + made).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        with os.fdopen(read) as f:
+            return f.read().split("\n")
+
+    folders = fork()
+    try:
+        assert folders[0] and folders[0] == folders[1]  # the child made its own
+        assert not os.path.exists(folders[0])  # and removed it when its call ended
+    finally:
+        shutil.rmtree(folders[0], ignore_errors=True)
+
+
+def test_a_source_used_after_its_run_decodes_without_a_warning(paths, made, decoded):
+    @shares_decoding
+    def make():
+        return ImageFiles(paths, 8)
+
+    source = make()  # kept beyond the call (a thread outside it, a lazy result)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no word about a store the user never named
+        batch, good = source.load(np.arange(len(paths)))
+    assert good.all() and np.array_equal(batch, np.stack([decode_image(p, 8) for p in paths]))
+    assert not os.path.exists(made[0])
+
+
+def test_images_kept_within_the_budget_hold_no_more_than_it(paths, monkeypatch):
+    row_bytes = 8 * 8 * 3
+    monkeypatch.setattr(_shared, "memory_budget", lambda: 5 * row_bytes)
+
+    @shares_decoding
+    def small_then_all():
+        ImageLoader(8).transform(paths[:2])  # in memory, for 2 announced
+        ImageLoader(8).transform(paths)  # one batch: 3 more rows kept of it
+        (shelf,) = _shared._run.shelves.values()
+        return [pixels for _, pixels in shelf._images.values()]
+
+    kept = small_then_all()
+    held = {id(owner): owner.nbytes
+            for owner in (pixels if pixels.base is None else pixels.base for pixels in kept)}
+    assert len(kept) == 5 and sum(held.values()) <= 5 * row_bytes  # not the batch they came in
+
+
+def test_an_estimator_reused_keeps_nothing_shared_between_calls(paths, decoded):
+    ensemble = _ensemble()
+    for _ in range(2):
+        ensemble.fit(paths, LABELS).predict_proba(paths)
+    gc.collect()
+    assert not [held for held in gc.get_objects()
+                if isinstance(held, (_shared._MemoryShelf, _shared._SharedRun))]
+    assert decoded == {path: 4 for path in paths}  # once a call: nothing carried over
