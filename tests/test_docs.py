@@ -325,3 +325,39 @@ def test_code_lines_fit_the_page_at_1280_px():
     for example in (ROOT / "examples").glob("*.py"):
         long = [line for line in example.read_text().splitlines() if len(line) > MAX_CODE_LINE]
         assert not long, f"{example.name}: {long[:3]}"
+
+
+# ------------------------------------------------- what a newcomer reads first
+
+def test_readme_is_short_and_starts_with_the_own_folder_commands():
+    """Under 900 words, and the train/predict/evaluate commands within the first 300."""
+    words = README.read_text().split()
+    assert len(words) < 900, len(words)
+    first = " ".join(words[:300])
+    for command in ("imageclef-concepts train", "imageclef-concepts predict",
+                    "imageclef-concepts evaluate"):
+        assert command in first, command
+
+
+@pytest.mark.parametrize("name", ["FoundationEncoder", "EmbeddingStore", "ConceptMLPClassifier",
+                                  "embed", "foundation_encoders", "decode"])
+def test_readme_and_front_page_name_the_embedding_features(name):
+    """The foundation encoders, the embedding store and ``embed``, heads on embeddings and
+    decoding shared by default are in the README and in the front page's table."""
+    front = (DOCS / "index.rst").read_text()
+    table = front.split("list-table::", 1)[1]
+    assert name in README.read_text(), f"README.md does not name {name}"
+    if name != "foundation_encoders":
+        assert name in table, f"index.rst's capability table does not name {name}"
+    else:
+        assert name in front
+
+
+def test_the_front_page_table_names_only_public_names():
+    import imageclef_concepts
+    table = (DOCS / "index.rst").read_text().split("list-table::", 1)[1]
+    for name in re.findall(r":(?:class|func):`~imageclef_concepts\.(\w+)`", table):
+        assert hasattr(imageclef_concepts, name), name
+    _, subcommands = _subcommands()
+    for command in re.findall(r"``imageclef-concepts ([\w-]+)", table):
+        assert command in subcommands, command
