@@ -247,7 +247,26 @@ def _secondary_texts():
     texts |= {page.name: page.read_text() for page in PAGES}
     texts |= {function.__name__: function.__doc__
               for function in (evaluate_run, imageclef_f1_score, imageclef_f1_scorer)}
+    return texts | _package_docstrings()
+
+
+def _package_docstrings():
+    """Every docstring of the package but the editions table's own (the one source)."""
+    texts = {}
+    for module in sorted((ROOT / "imageclef_concepts").rglob("*.py")):
+        if module.name == "_editions.py":
+            continue
+        tree = ast.parse(module.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                 ast.AsyncFunctionDef)) and ast.get_docstring(node):
+                name = getattr(node, "name", "")
+                texts[f"{module.relative_to(ROOT)}:{name}"] = ast.get_docstring(node)
     return texts
+
+
+def test_every_docstring_is_checked_for_the_secondary_score_editions():
+    assert "imageclef_concepts/concepts/_bounds.py:oracle_bounds" in _package_docstrings()
 
 
 def _sentences_on_the_secondary_score(text):
