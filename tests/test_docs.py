@@ -391,3 +391,22 @@ def test_every_page_without_pages_under_it_hides_the_empty_left_sidebar():
         if ":toctree:" not in page.read_text():
             assert sidebars.get(page.stem) == [], page.name
     assert "api" not in sidebars and "foundation_encoders" in sidebars
+
+
+def test_every_encoder_a_command_line_names_is_one_the_command_takes():
+    """``embed --encoder biomedclip`` was in the docs while the command knew only Keras
+    backbones: each ``--encoder`` of a documented command line is a known encoder, a
+    foundation model's given ``--weights``; ``--retrieval-encoder`` a Keras backbone."""
+    from imageclef_concepts.embeddings._names import encoder_names, foundation_names
+
+    found = 0
+    for source in [README, *PAGES]:
+        text = source.read_text().replace("\\\n", " ")
+        for line in text.splitlines():
+            for option, name in re.findall(r"(--(?:retrieval-)?encoder)[ =]([a-z][\w-]*)", line):
+                found += 1
+                assert name in encoder_names(), f"{source.name}: {option} {name}"
+                if name in foundation_names():
+                    assert option == "--encoder" and "--weights" in line, (
+                        f"{source.name}: {line.strip()}")
+    assert found

@@ -21,7 +21,9 @@ def add_embed(commands):
         "embedded again.")
     embed.add_argument("--images", type=Path, required=True, help="folder of images")
     embed.add_argument("--encoder", required=True,
-                       help="the encoder's name (an ImageNet backbone: densenet121, resnet50, "
+                       help="the encoder's name: a foundation model (biomedclip, rad-dino, "
+                            "clip-vit-b16, dinov2-base, vit-b16, convnext-base; --weights "
+                            "FILE) or an ImageNet backbone (densenet121, resnet50, "
                             "efficientnetb0, convnextbase...)")
     embed.add_argument("--store", type=Path, required=True,
                        help="the embedding store: a new or empty folder, or an earlier store")
@@ -29,8 +31,9 @@ def add_embed(commands):
                        help="side of the images the encoder sees (default: the encoder's)")
     embed.add_argument("--weights", default="imagenet",
                        help="the encoder's weights: imagenet (downloaded by Keras on first "
-                            "use), none (random: for tests), or a weights file "
-                            "(default: imagenet)")
+                            "use), none (random: for tests), or a weights file; a "
+                            "foundation model's checkpoint or ONNX file (default: imagenet "
+                            "for a backbone)")
     embed.add_argument("--batch-size", type=positive_int, default=32,
                        help="images through the encoder at a time (default: 32)")
     embed.add_argument("--quiet", action="store_true", help="no summary line")
@@ -39,13 +42,17 @@ def add_embed(commands):
 
 def _run_embed(args):
     from ..datasets._imageclef import image_files_by_id, image_path
-    from ..embeddings._names import encoder_names, make_encoder
+    from ..embeddings._names import encoder_names, foundation_names, make_encoder
     from ..embeddings._once import embed_images
     from ..embeddings._store import EmbeddingStore, shelf_name
 
     if args.encoder not in encoder_names():
         raise UserError(f"--encoder {args.encoder!r} is not an encoder: choose one of "
                         f"{', '.join(encoder_names())}")
+    if args.encoder in foundation_names() and args.weights.lower() in ("imagenet", "none"):
+        raise UserError(f"--encoder {args.encoder} needs --weights FILE: the model's published "
+                        "checkpoint or its image tower as ONNX (the docs' Foundation-model "
+                        "encoders page says how to get them)")
     weights = None if args.weights.lower() == "none" else args.weights
     if weights not in (None, "imagenet") and not Path(weights).is_file():
         raise UserError(f"--weights {args.weights}: no such file (give imagenet, none or a "
@@ -58,7 +65,10 @@ def _run_embed(args):
     options = {"weights": weights, "batch_size": args.batch_size}
     if args.image_size is not None:
         options["image_size"] = args.image_size
-    encoder = make_encoder(args.encoder, **options)
+    try:
+        encoder = make_encoder(args.encoder, **options)
+    except ValueError as error:  # a foundation model given --image-size
+        raise UserError(f"--image-size: {error}") from None
     store = EmbeddingStore(args.store)  # refused (one line) before the encoder is built
     paths = [image_path(files, image_id) for image_id in sorted(files)]
     identity = encoder.embedding_identity()

@@ -45,10 +45,10 @@ def add_recipe(commands):
     recipe.add_argument("--image-size", type=positive_int, default=None,
                         help="side of the network's input (default: 224; --dry-run 16)")
     recipe.add_argument("--retrieval-encoder", default=None, metavar="NAME",
-                        help="add a retrieval member: a k-NN over this encoder's embeddings "
-                             "(names as for the embed command), each image embedded once into "
-                             "<output>/embedding-store (default: none; with --dry-run, random "
-                             "weights at 32 px)")
+                        help="add a retrieval member: a k-NN over this Keras backbone's "
+                             "embeddings (densenet121, convnextbase...), each image embedded "
+                             "once into <output>/embedding-store (default: none; with --dry-run, "
+                             "random weights at 32 px)")
     recipe.add_argument("--retrieval-neighbors", type=positive_int, default=10,
                         help="the retrieval member's neighbours (default: 10)")
     recipe.add_argument("--image-store", type=Path, default=None,
@@ -125,11 +125,16 @@ def _recipe(args, base):
         params["image_size"] = args.image_size
     retrieval = {}
     if args.retrieval_encoder is not None:
-        from ..embeddings._names import encoder_names
+        from ..embeddings._names import encoder_names, foundation_names
 
-        if args.retrieval_encoder not in encoder_names():
+        backbones = [name for name in encoder_names() if name not in foundation_names()]
+        if args.retrieval_encoder in foundation_names():  # no option takes its weights file
+            raise UserError(f"--retrieval-encoder {args.retrieval_encoder}: the recipe's "
+                            "retrieval member takes a Keras backbone; a foundation model's "
+                            "k-NN is built in Python (the docs' Foundation-model encoders)")
+        if args.retrieval_encoder not in backbones:
             raise UserError(f"--retrieval-encoder {args.retrieval_encoder!r} is not an encoder: "
-                            f"choose one of {', '.join(encoder_names())}")
+                            f"choose one of {', '.join(backbones)}")
         retrieval = dict(retrieval_encoder=args.retrieval_encoder,
                          retrieval_neighbors=args.retrieval_neighbors,
                          retrieval_params=dict(weights=None, image_size=32) if args.dry_run

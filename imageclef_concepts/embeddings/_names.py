@@ -24,20 +24,39 @@ def _backbone_embedding():
 ENCODER_CLASSES = {"BackboneEmbedding": _backbone_embedding}
 
 
+def foundation_names():
+    """The foundation models' names (:class:`~imageclef_concepts.FoundationEncoder`'s presets)."""
+    from ._presets import PRESETS
+
+    return tuple(PRESETS)
+
+
 def encoder_names():
-    """The names :func:`make_encoder` takes."""
-    return tuple(BACKBONES)
+    """The names :func:`make_encoder` takes: the foundation models, then the Keras backbones."""
+    return foundation_names() + tuple(BACKBONES)
 
 
 def make_encoder(name, **options):
-    """The encoder called ``name`` (a :class:`~imageclef_concepts.BackboneEmbedding`
-    backbone for now), with ``options`` as its parameters.
+    """The encoder called ``name``, with ``options`` as its parameters.
+
+    A foundation model's name (``"biomedclip"``, ``"rad-dino"``...) gives a
+    :class:`~imageclef_concepts.FoundationEncoder` (its ``weights`` a file;
+    no ``image_size``: the model's authors fixed it), a Keras backbone's a
+    :class:`~imageclef_concepts.BackboneEmbedding`.
 
     Raises
     ------
     ValueError
-        For a name no encoder has, listing those there are.
+        For a name no encoder has, listing those there are, or an
+        ``image_size`` given to a foundation model.
     """
+    if name in foundation_names():
+        if options.pop("image_size", None) is not None:
+            raise ValueError(f"{name} sees images at the size its authors chose: give no "
+                             "image size.")
+        from ._encoder import FoundationEncoder
+
+        return FoundationEncoder(name, **options)
     if name in BACKBONES:
         return _backbone_embedding()(name, **options)
     raise ValueError(f"unknown encoder {name!r}: choose one of {', '.join(encoder_names())}.")

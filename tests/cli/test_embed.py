@@ -10,6 +10,8 @@ from imageclef_concepts import EmbeddingStore
 from imageclef_concepts.cli._main import main
 from imageclef_concepts.embeddings._store import shelf_name
 
+from ..embeddings.onnx_models import tiny_models, write_vit  # noqa: F401 (fixture)
+
 ENCODER = ["--encoder", "efficientnetb0", "--image-size", "32", "--weights", "none"]
 
 
@@ -83,3 +85,23 @@ def test_the_command_keys_the_store_by_the_encoders_identity(images, tmp_path):
     _embed(images, tmp_path / "store")
     identity = BackboneEmbedding("efficientnetb0", 32, weights=None).embedding_identity()
     assert list(EmbeddingStore(tmp_path / "store").summary()) == [shelf_name(identity)]
+
+
+def test_a_foundation_model_embeds_from_its_weights_file(images, tmp_path, capsys,
+                                                         tiny_models):  # noqa: F811
+    """The docs' ``embed --encoder biomedclip --weights FILE``: the foundation models are
+    encoders by name too (the command knew only Keras backbones)."""
+    from imageclef_concepts import FoundationEncoder
+
+    weights = write_vit(tmp_path / "tiny.onnx")
+    arguments = ["embed", "--images", str(images), "--store", str(tmp_path / "store"),
+                 "--encoder", "tiny"]
+    assert main([*arguments, "--weights", weights]) == 0
+    assert "4 new in" in capsys.readouterr().out
+    identity = FoundationEncoder("tiny", weights=weights).embedding_identity()
+    assert list(EmbeddingStore(tmp_path / "store").summary()) == [shelf_name(identity)]
+    for more, message in ((["--weights", "imagenet"], "needs --weights FILE"), ([], "needs"),
+                          (["--weights", weights, "--image-size", "64"], "--image-size: tiny")):
+        assert main([*arguments, *more]) == 2
+        error = capsys.readouterr().err
+        assert message in error and "Traceback" not in error

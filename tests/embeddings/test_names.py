@@ -13,6 +13,7 @@ from imageclef_concepts.keras import _embedding
 from imageclef_concepts.models import ModelFileError
 
 from ..doubles import CountingEncoder
+from .onnx_models import tiny_models  # noqa: F401 (fixture)
 
 
 def test_names_give_encoders_and_unknown_names_list_the_known():
@@ -52,3 +53,13 @@ def test_backbone_identity_follows_weights_and_settings():
     _embedding._IDENTITIES.clear()
     assert changed != BackboneEmbedding("efficientnetb0", 32, weights=None).embedding_identity()
     _embedding._IDENTITIES.clear()
+
+
+def test_foundation_models_are_encoders_by_name(tiny_models):  # noqa: F811
+    from imageclef_concepts import FoundationEncoder
+
+    assert {"biomedclip", "rad-dino", "tiny"} <= set(encoder_names())
+    encoder = make_encoder("tiny", weights="w.onnx", batch_size=4)
+    assert isinstance(encoder, FoundationEncoder) and encoder.batch_size == 4
+    with pytest.raises(ValueError, match="tiny sees images at the size its authors chose"):
+        make_encoder("tiny", image_size=32)

@@ -422,3 +422,14 @@ def test_a_retrieval_member_joins_is_kept_and_resumed(tmp_path, capsys):
     assert "--retrieval-encoder" in capsys.readouterr().err
     assert main([*recipe[:4], "--retrieval-encoder", "vit-typo"]) == 2
     assert "is not an encoder" in capsys.readouterr().err
+
+
+def test_a_foundation_model_as_retrieval_encoder_is_refused_before_any_work(tmp_path, capsys):
+    """The embed command takes foundation models (with --weights FILE); the recipe has no
+    option for their weights file, so it refuses them at once rather than failing after
+    training."""
+    assert main(["recipe-2026", "--dry-run", "--output", str(tmp_path / "out"),
+                 "--retrieval-encoder", "biomedclip"]) == 2
+    error = capsys.readouterr().err
+    assert "takes a Keras backbone" in error and "Traceback" not in error
+    assert not (tmp_path / "out").exists()
