@@ -20,8 +20,15 @@ def _backbone_embedding():
     return BackboneEmbedding
 
 
+def _foundation_encoder():
+    from ._encoder import FoundationEncoder
+
+    return FoundationEncoder
+
+
 #: Encoder classes a model file may name (no other is imported for a file).
-ENCODER_CLASSES = {"BackboneEmbedding": _backbone_embedding}
+ENCODER_CLASSES = {"BackboneEmbedding": _backbone_embedding,
+                   "FoundationEncoder": _foundation_encoder}
 
 
 def foundation_names():
@@ -54,9 +61,7 @@ def make_encoder(name, **options):
         if options.pop("image_size", None) is not None:
             raise ValueError(f"{name} sees images at the size its authors chose: give no "
                              "image size.")
-        from ._encoder import FoundationEncoder
-
-        return FoundationEncoder(name, **options)
+        return _foundation_encoder()(name, **options)
     if name in BACKBONES:
         return _backbone_embedding()(name, **options)
     raise ValueError(f"unknown encoder {name!r}: choose one of {', '.join(encoder_names())}.")

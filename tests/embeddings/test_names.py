@@ -63,3 +63,24 @@ def test_foundation_models_are_encoders_by_name(tiny_models):  # noqa: F811
     assert isinstance(encoder, FoundationEncoder) and encoder.batch_size == 4
     with pytest.raises(ValueError, match="tiny sees images at the size its authors chose"):
         make_encoder("tiny", image_size=32)
+
+
+def test_a_knn_on_a_foundation_encoder_saves_by_identity_and_loads(tmp_path,
+                                                                    tiny_models):  # noqa: F811
+    """The docs: heads on an encoder save with its identity, never its weights. A
+    FoundationEncoder could not be saved in a model file at all (TypeError)."""
+    import numpy as np
+
+    from imageclef_concepts import ConceptKNNClassifier, FoundationEncoder
+
+    from .onnx_models import write_vit
+
+    weights = write_vit(tmp_path / "tiny.onnx")
+    X = np.random.default_rng(0).integers(0, 256, (6, 40, 40, 3), dtype=np.uint8)
+    knn = ConceptKNNClassifier(3, embedding=FoundationEncoder("tiny", weights=weights))
+    knn.fit(X, [["C1"], ["C2"]] * 3).save(tmp_path / "knn.zip")
+    loaded = ConceptKNNClassifier.load(tmp_path / "knn.zip")
+    np.testing.assert_array_equal(loaded.predict_proba(X), knn.predict_proba(X))
+    write_vit(tmp_path / "tiny.onnx", seed=5)  # other weights at the same path
+    with pytest.raises(ModelFileError, match="fitted on the embeddings of"):
+        ConceptKNNClassifier.load(tmp_path / "knn.zip")
