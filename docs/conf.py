@@ -1,6 +1,7 @@
 """Sphinx configuration: numpydoc docstrings, sphinx-gallery examples."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -49,9 +50,12 @@ html_title = project
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2,
                       "header_links_before_dropdown": 3, "navbar_align": "left",
                       "navbar_persistent": ["search-button"]}
-html_sidebars = {page: [] for page in (
-    "index", "getting_started", "user_guide", "winning_system", "concept_files",
-    "model_files", "results", "scaling", "faq", "search", "genindex", "auto_examples/*")}
+# Every page with no pages under it (no ``:toctree:`` of its own: all but the
+# API's), found here so that a new page is never left with an empty sidebar.
+html_sidebars = {page: [] for page in sorted(
+    rst.stem for rst in Path(__file__).resolve().parent.glob("*.rst")
+    if ":toctree:" not in rst.read_text(encoding="utf-8"))
+    + ["search", "genindex", "auto_examples/*"]}
 html_static_path = ["_static"]
 # Tables and code readable from 390 px (docs/screenshots.py draws every page).
 html_css_files = ["readable.css"]

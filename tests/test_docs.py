@@ -247,7 +247,26 @@ def _secondary_texts():
     texts |= {page.name: page.read_text() for page in PAGES}
     texts |= {function.__name__: function.__doc__
               for function in (evaluate_run, imageclef_f1_score, imageclef_f1_scorer)}
+    return texts | _package_docstrings()
+
+
+def _package_docstrings():
+    """Every docstring of the package but the editions table's own (the one source)."""
+    texts = {}
+    for module in sorted((ROOT / "imageclef_concepts").rglob("*.py")):
+        if module.name == "_editions.py":
+            continue
+        tree = ast.parse(module.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                 ast.AsyncFunctionDef)) and ast.get_docstring(node):
+                name = getattr(node, "name", "")
+                texts[f"{module.relative_to(ROOT)}:{name}"] = ast.get_docstring(node)
     return texts
+
+
+def test_every_docstring_is_checked_for_the_secondary_score_editions():
+    assert "imageclef_concepts/concepts/_bounds.py:oracle_bounds" in _package_docstrings()
 
 
 def _sentences_on_the_secondary_score(text):
@@ -325,3 +344,70 @@ def test_code_lines_fit_the_page_at_1280_px():
     for example in (ROOT / "examples").glob("*.py"):
         long = [line for line in example.read_text().splitlines() if len(line) > MAX_CODE_LINE]
         assert not long, f"{example.name}: {long[:3]}"
+
+
+# ------------------------------------------------- what a newcomer reads first
+
+def test_readme_is_short_and_starts_with_the_own_folder_commands():
+    """Under 900 words, and the train/predict/evaluate commands within the first 300."""
+    words = README.read_text().split()
+    assert len(words) < 900, len(words)
+    first = " ".join(words[:300])
+    for command in ("imageclef-concepts train", "imageclef-concepts predict",
+                    "imageclef-concepts evaluate"):
+        assert command in first, command
+
+
+@pytest.mark.parametrize("name", ["FoundationEncoder", "EmbeddingStore", "ConceptMLPClassifier",
+                                  "embed", "foundation_encoders", "decode"])
+def test_readme_and_front_page_name_the_embedding_features(name):
+    """The foundation encoders, the embedding store and ``embed``, heads on embeddings and
+    decoding shared by default are in the README and in the front page's table."""
+    front = (DOCS / "index.rst").read_text()
+    table = front.split("list-table::", 1)[1]
+    assert name in README.read_text(), f"README.md does not name {name}"
+    if name != "foundation_encoders":
+        assert name in table, f"index.rst's capability table does not name {name}"
+    else:
+        assert name in front
+
+
+def test_the_front_page_table_names_only_public_names():
+    import imageclef_concepts
+    table = (DOCS / "index.rst").read_text().split("list-table::", 1)[1]
+    for name in re.findall(r":(?:class|func):`~imageclef_concepts\.(\w+)`", table):
+        assert hasattr(imageclef_concepts, name), name
+    _, subcommands = _subcommands()
+    for command in re.findall(r"``imageclef-concepts ([\w-]+)", table):
+        assert command in subcommands, command
+
+
+def test_every_page_without_pages_under_it_hides_the_empty_left_sidebar():
+    """pydata's "Section Navigation" is empty on a page with no pages under it: such
+    pages (every one but the API's, foundation_encoders.rst added later included) hide it."""
+    import runpy
+    sidebars = runpy.run_path(str(DOCS / "conf.py"))["html_sidebars"]
+    for page in PAGES:
+        if ":toctree:" not in page.read_text():
+            assert sidebars.get(page.stem) == [], page.name
+    assert "api" not in sidebars and "foundation_encoders" in sidebars
+
+
+def test_every_encoder_a_command_line_names_is_one_the_command_takes():
+    """``embed --encoder biomedclip`` was in the docs while the command knew only Keras
+    backbones: each ``--encoder`` of a documented command line is a known encoder, a
+    foundation model's given its weights (``--weights``, ``--retrieval-weights``)."""
+    from imageclef_concepts.embeddings._names import encoder_names
+    from imageclef_concepts.embeddings._presets import PRESETS
+
+    found = 0
+    for source in [README, *PAGES]:
+        text = source.read_text().replace("\\\n", " ")
+        for line in text.splitlines():
+            for option, name in re.findall(r"(--(?:retrieval-)?encoder)[ =]([a-z][\w-]*)", line):
+                found += 1
+                assert name in encoder_names(), f"{source.name}: {option} {name}"
+                if name in PRESETS:
+                    weights = "--weights" if option == "--encoder" else "--retrieval-weights"
+                    assert f"{weights} " in line, f"{source.name}: {line.strip()}"
+    assert found

@@ -25,8 +25,8 @@ def add_demo(commands):
                       help="folder for the data, run file, model and plots "
                            "(default: a new folder demo-output-<time>)")
     demo.add_argument("--quick", action="store_true",
-                      help="a smaller run, under a minute on 2 cores (default: the full run, "
-                           "about 1.5 minutes)")
+                      help="a smaller run, under a minute on 2 idle cores (default: the full "
+                           "run, about 1.5 minutes there, several times that on busy cores)")
     demo.add_argument("--random-state", type=int, default=0,
                       help="seed of the data, the splits and the networks (default: 0)")
     demo.add_argument("--quiet", action="store_true", help="print only the results table")

@@ -121,7 +121,8 @@ def oracle_bounds(y_train: Targets, y_test: Targets, *,
         Test images without a true concept are left out, as the official
         score leaves them out.
     concepts : collection of str, or of column indices, default=None
-        The secondary score of the 2022+ editions: every set, training and
+        For the secondary score (secondary F1 reported from 2022, computed
+        by the published evaluators 2024-2026): every set, training and
         test, is restricted to these concepts first, as
         ``imageclef_f1_score(concepts=...)`` restricts both sets (test images
         left with no concept drop out; ``k`` then counts these concepts
