@@ -123,3 +123,20 @@ def test_saved_with_the_encoders_identity_not_its_weights(tiny_images, tmp_path,
             archive.writestr(name, data)
     with pytest.raises(ModelFileError, match="embeddings would not be comparable"):
         kind.load(tmp_path / "other.zip")
+
+
+def test_a_head_too_big_for_memory_is_refused_by_name_before_keras_allocates(monkeypatch):
+    X, y = _embeddings()
+    with pytest.raises(ValueError, match=r"hidden_units=\(100000000000,\)"):
+        ConceptMLPClassifier((10**11,), epochs=1).fit(X, y)
+    from imageclef_concepts.files import _sizes
+
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 8 * 2**20)
+    with pytest.raises(ValueError, match="batch_size=512"):
+        ConceptMLPClassifier((20_000,), epochs=1).fit(X, y)
+
+
+def test_hidden_units_may_be_numpy_integers():
+    X, y = _embeddings()
+    head = ConceptMLPClassifier((np.int64(3),), epochs=1).fit(X, y)
+    assert [c.shape for c in head.coefs_] == [(16, 3), (3, len(head.classes_))]
