@@ -212,3 +212,21 @@ def test_the_process_cache_is_bounded(monkeypatch):
         warnings.simplefilter("error")
         embed_images(CountingEncoder(), X)
     assert len(_once.PROCESS_CACHE._rows) == 3 and _once.PROCESS_CACHE.bytes == 3 * 12 * 4
+
+
+@pytest.mark.parametrize("kind", ["embedding", "image"])
+def test_a_link_to_a_store_folder_opens_that_folder(tmp_path, kind):
+    from imageclef_concepts import ImageStore
+
+    make = EmbeddingStore if kind == "embedding" else ImageStore
+    make(tmp_path / "real")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not "no longer the folder it opened"
+        store = make(tmp_path / "link")
+    assert store.path == str(tmp_path / "real")
+    if kind == "embedding":
+        X = np.zeros((2, 8, 8, 3), np.uint8)
+        X[1] = 9
+        embed_images(CountingEncoder(), X, store=store)
+        assert [shelf["embeddings"] for shelf in store.summary().values()] == [2]
