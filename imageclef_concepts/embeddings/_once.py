@@ -203,18 +203,24 @@ def _read_store(store, identity, keys, found):
                            [version for _, (_, version) in wanted])
     if not located:
         return {}
-    dimension = store.dimension(identity, next(iter(located.values()))[0])
-    if dimension is None:
-        return {}
-    shelf = store.shelf(identity, dimension)
-    batch = np.empty((len(wanted), dimension), np.float32)
-    failed = set(shelf.read_into(batch, located.items()))
+    widths = {}  # each chunk read at its own width: one of another width spoils only its rows
+    by_width = {}
+    for index, entry in located.items():
+        if entry[0] not in widths:
+            widths[entry[0]] = store.dimension(identity, entry[0])
+        if widths[entry[0]] is not None:
+            by_width.setdefault(widths[entry[0]], []).append(index)
     rows = {}
-    for index in located:
-        if index not in failed:
-            position, key = wanted[index]
-            rows[position] = batch[index].copy()
-            PROCESS_CACHE.put((identity, *key), rows[position])
+    for dimension, indices in by_width.items():
+        batch = np.empty((len(indices), dimension), np.float32)
+        shelf = store.shelf(identity, dimension)
+        failed = set(shelf.read_into(batch, [(i, located[index])
+                                             for i, index in enumerate(indices)]))
+        for i, index in enumerate(indices):
+            if i not in failed:
+                position, key = wanted[index]
+                rows[position] = batch[i].copy()
+                PROCESS_CACHE.put((identity, *key), rows[position])
     return rows
 
 

@@ -230,3 +230,20 @@ def test_a_link_to_a_store_folder_opens_that_folder(tmp_path, kind):
         X[1] = 9
         embed_images(CountingEncoder(), X, store=store)
         assert [shelf["embeddings"] for shelf in store.summary().values()] == [2]
+
+
+def test_a_chunk_of_another_width_spoils_only_its_own_rows(tmp_path):
+    X = np.random.default_rng(0).integers(0, 255, (6, 8, 8, 3), dtype=np.uint8)
+    store = EmbeddingStore(tmp_path / "store")
+    embed_images(CountingEncoder(), X[:3], store=store)
+    embed_images(CountingEncoder(), X[3:], store=store)
+    clear_process_cache()
+    CountingEncoder.embedded = 0
+    first = embed_images(CountingEncoder(), X, store=store)
+    assert CountingEncoder.embedded == 0
+    folder = tmp_path / "store" / shelf_name(CountingEncoder().embedding_identity())
+    chunks = sorted(folder.iterdir(), key=lambda chunk: chunk.stat().st_mtime_ns)
+    np.save(chunks[0], np.zeros((3, 7), np.float32))  # the rows of X[:3], at another width
+    clear_process_cache()
+    np.testing.assert_array_equal(embed_images(CountingEncoder(), X, store=store), first)
+    assert CountingEncoder.embedded == 3
