@@ -422,3 +422,15 @@ def test_a_retrieval_member_joins_is_kept_and_resumed(tmp_path, capsys):
     assert "--retrieval-encoder" in capsys.readouterr().err
     assert main([*recipe[:4], "--retrieval-encoder", "vit-typo"]) == 2
     assert "is not an encoder" in capsys.readouterr().err
+
+
+def test_more_retrieval_neighbours_than_training_images_is_refused_before_training(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_recipe_parts, "fit_member", lambda *a: pytest.fail("trained"))
+    assert main(["recipe-2026", "--dry-run", "--output", str(tmp_path / "out"),
+                 "--retrieval-encoder", "efficientnetb0", "--retrieval-neighbors",
+                 "100000"]) == 2
+    error = capsys.readouterr().err
+    assert "--retrieval-neighbors" in error and "training images" in error, error
+    assert not (tmp_path / "out" / "members").exists() or \
+        not list((tmp_path / "out" / "members").iterdir())
