@@ -30,6 +30,11 @@ if TYPE_CHECKING:  # names for annotations only
     from .._typing import Embedder, FloatArray, Images, PathLike, RandomState
 
 
+#: Images through the hidden layers at a time when predicting: their activations
+#: (rows x the widest layer) stay small however many images are predicted.
+_PREDICT_ROWS = 1024
+
+
 class ConceptMLPClassifier(ArchivedModel, BaseConceptClassifier):
     """A linear (``hidden_units=()``) or MLP multi-label head on image embeddings.
 
@@ -159,12 +164,16 @@ class ConceptMLPClassifier(ArchivedModel, BaseConceptClassifier):
         ndarray of shape (n_images, n_concepts)
         """
         check_is_fitted(self, "coefs_")
-        values = self._embed(X)
-        for layer, (kernel, bias) in enumerate(zip(self.coefs_, self.intercepts_)):
-            values = values @ kernel + bias
-            if layer < len(self.coefs_) - 1:
-                np.maximum(values, 0, out=values)
-        return (1 / (1 + np.exp(-np.clip(values, -60, 60)))).astype(np.float32)
+        vectors = self._embed(X)
+        probabilities = np.empty((len(vectors), len(self.classes_)), np.float32)
+        for start in range(0, len(vectors), _PREDICT_ROWS):  # hidden layers a block at a time
+            values = vectors[start:start + _PREDICT_ROWS]
+            for layer, (kernel, bias) in enumerate(zip(self.coefs_, self.intercepts_)):
+                values = values @ kernel + bias
+                if layer < len(self.coefs_) - 1:
+                    np.maximum(values, 0, out=values)
+            probabilities[start:start + len(values)] = 1 / (1 + np.exp(-np.clip(values, -60, 60)))
+        return probabilities
 
     def _to_archive(self, writer):
         from ..embeddings._names import encoder_description
