@@ -220,8 +220,7 @@ default="pixels"
         check_is_fitted(self)
         # A block of similarities (float32), negated for argpartition, and its int64
         # order: checked before any image is embedded.
-        rows = min(self.block_size, X.shape[0] if sparse.issparse(X)
-                   else len(X) if isinstance(X, Sized) else 1)
+        rows = min(self.block_size, _n_rows(X))
         check_allocation(rows * len(self.embeddings_) * (4 + 4 + 8),
                          setting("block_size", self.block_size),
                          f"comparing a block of {rows} images with the {len(self.embeddings_)} "
@@ -390,6 +389,13 @@ def precomputed_embeddings(X, fitted=None):
         raise ValueError(f"X has {vectors.shape[1]} dimensions; the model was fitted on "
                          f"embeddings of {fitted.shape[1]}.")
     return vectors
+
+
+def _n_rows(X):
+    """How many images ``X`` holds (a sparse matrix's rows too), 1 when it cannot tell."""
+    if sparse.issparse(X):
+        return int(getattr(X, "shape")[0])
+    return len(X) if isinstance(X, Sized) else 1
 
 
 def _is_fitted(estimator):
