@@ -125,6 +125,13 @@ def embed_images(encoder: Embedder, X: Images, *,
     """
     identity = embedding_identity(encoder)
     if identity is None:
+        if store is not None:  # the store named is not silently left unused
+            from ._store import EmbeddingStoreWarning
+
+            warnings.warn(f"{type(encoder).__name__} has no embedding_identity(): its "
+                          f"embeddings cannot be told from another encoder's, so none is "
+                          f"kept in the embedding store {store}.", EmbeddingStoreWarning,
+                          stacklevel=2)
         return _as_embeddings(encoder.embed(X), _length(X), encoder)
     X = image_column(X)
     keys = _image_keys(X)

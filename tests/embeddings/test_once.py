@@ -157,3 +157,11 @@ def test_an_identity_that_lies_about_the_width_writes_nothing(tmp_path):
     with pytest.raises(ValueError, match="must change with its output"):
         embed_images(_Broken(lambda n: np.ones((n, 3))), X, store=store)
     assert [shelf["embeddings"] for shelf in store.summary().values()] == [2]
+
+
+def test_a_store_named_for_an_encoder_without_identity_is_not_silently_unused(tmp_path):
+    from imageclef_concepts.embeddings import EmbeddingStoreWarning
+
+    X, _ = _data(3)
+    with pytest.warns(EmbeddingStoreWarning, match="none is kept in the embedding store"):
+        assert embed_images(_Plain(), X, store=tmp_path / "store").shape[0] == 3
