@@ -57,6 +57,8 @@ class _ProcessCache:
     def put(self, key, row):
         if row.nbytes > self.max_bytes:
             return
+        if row.base is not None:  # a row of a block: kept alone, not the whole block with it
+            row = row.copy()
         with self._lock:
             old = self._rows.pop(key, None)
             self.bytes += row.nbytes - (0 if old is None else old.nbytes)
@@ -123,6 +125,13 @@ def embed_images(encoder: Embedder, X: Images, *,
     """
     identity = embedding_identity(encoder)
     if identity is None:
+        if store is not None:  # the store named is not silently left unused
+            from ._store import EmbeddingStoreWarning
+
+            warnings.warn(f"{type(encoder).__name__} has no embedding_identity(): its "
+                          f"embeddings cannot be told from another encoder's, so none is "
+                          f"kept in the embedding store {store}.", EmbeddingStoreWarning,
+                          stacklevel=2)
         return _as_embeddings(encoder.embed(X), _length(X), encoder)
     X = image_column(X)
     keys = _image_keys(X)
@@ -139,10 +148,7 @@ def embed_images(encoder: Embedder, X: Images, *,
             store = None
     missing = [position for position in range(n) if position not in found]
     _embed_missing(encoder, identity, X, keys, missing, store, found)
-    widths = {row.shape[0] for row in found.values()}
-    if len(widths) > 1:  # a store row of another width: the encoder's output changed
-        raise ValueError(f"the encoder {identity!r} gave embeddings of {sorted(widths)} "
-                         "dimensions: its embedding_identity() must change with its output.")
+    _check_width(identity, found)
     return np.stack([found[position] for position in range(n)]) if n else \
         np.zeros((0, 0), np.float32)
 
@@ -152,10 +158,21 @@ def _length(X):
 
 
 def _as_embeddings(vectors, n, encoder):
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if vectors.ndim != 2 or (n is not None and len(vectors) != n):
+    """The encoder's output as a float32 array of its own: (n, d >= 1), finite.
+
+    Copied, so that an encoder that reuses its output buffer cannot change the
+    rows kept in the cache; refused when not finite or of no dimension, so that
+    a bad pass is never kept in a store for every later run.
+    """
+    vectors = np.array(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or (n is not None and len(vectors) != n) or vectors.shape[1] < 1:
         raise ValueError(f"{type(encoder).__name__}.embed gave an array of shape "
                          f"{vectors.shape} for {n} images; it must give (n_images, n_dims).")
+    if not np.isfinite(vectors).all():
+        bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+        raise ValueError(f"{type(encoder).__name__}.embed gave NaN or infinite values for "
+                         f"{len(bad)} of {len(vectors)} images (the first at position "
+                         f"{bad[0]} of its batch): nothing of this batch is kept.")
     return vectors
 
 
@@ -193,18 +210,24 @@ def _read_store(store, identity, keys, found):
                            [version for _, (_, version) in wanted])
     if not located:
         return {}
-    dimension = store.dimension(identity, next(iter(located.values()))[0])
-    if dimension is None:
-        return {}
-    shelf = store.shelf(identity, dimension)
-    batch = np.empty((len(wanted), dimension), np.float32)
-    failed = set(shelf.read_into(batch, located.items()))
+    widths = {}  # each chunk read at its own width: one of another width spoils only its rows
+    by_width = {}
+    for index, entry in located.items():
+        if entry[0] not in widths:
+            widths[entry[0]] = store.dimension(identity, entry[0])
+        if widths[entry[0]] is not None:
+            by_width.setdefault(widths[entry[0]], []).append(index)
     rows = {}
-    for index in located:
-        if index not in failed:
-            position, key = wanted[index]
-            rows[position] = batch[index].copy()
-            PROCESS_CACHE.put((identity, *key), rows[position])
+    for dimension, indices in by_width.items():
+        batch = np.empty((len(indices), dimension), np.float32)
+        shelf = store.shelf(identity, dimension)
+        failed = set(shelf.read_into(batch, [(i, located[index])
+                                             for i, index in enumerate(indices)]))
+        for i, index in enumerate(indices):
+            if i not in failed:
+                position, key = wanted[index]
+                rows[position] = batch[i].copy()
+                PROCESS_CACHE.put((identity, *key), rows[position])
     return rows
 
 
@@ -225,6 +248,7 @@ def _embed_missing(encoder, identity, X, keys, missing, store, found):
     for start in range(0, len(todo), BLOCK):
         block = todo[start:start + BLOCK]
         vectors = _as_embeddings(encoder.embed(_subset(X, block)), len(block), encoder)
+        _check_width(identity, found, vectors.shape[1])  # before any row is kept
         for position, vector in zip(block, vectors):
             found[position] = vector
             if keys[position] is not None:
@@ -243,6 +267,14 @@ def _embed_missing(encoder, identity, X, keys, missing, store, found):
                                   store.warning, stacklevel=4)
     for position, first in repeats:
         found[position] = found[first]
+
+
+def _check_width(identity, found, width=None):
+    """Refuse rows of two widths under one identity (the encoder's output changed)."""
+    widths = {row.shape[0] for row in found.values()} | ({width} if width else set())
+    if len(widths) > 1:  # a kept row of another width: the encoder's output changed
+        raise ValueError(f"the encoder {identity!r} gave embeddings of {sorted(widths)} "
+                         "dimensions: its embedding_identity() must change with its output.")
 
 
 def _subset(X, positions):

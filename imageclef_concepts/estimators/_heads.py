@@ -30,6 +30,11 @@ if TYPE_CHECKING:  # names for annotations only
     from .._typing import Embedder, FloatArray, Images, PathLike, RandomState
 
 
+#: Images through the hidden layers at a time when predicting: their activations
+#: (rows x the widest layer) stay small however many images are predicted.
+_PREDICT_ROWS = 1024
+
+
 class ConceptMLPClassifier(ArchivedModel, BaseConceptClassifier):
     """A linear (``hidden_units=()``) or MLP multi-label head on image embeddings.
 
@@ -118,6 +123,7 @@ class ConceptMLPClassifier(ArchivedModel, BaseConceptClassifier):
         if not all(isinstance(unit, Integral) and not isinstance(unit, bool) and unit >= 1
                    for unit in units):
             raise ValueError(f"hidden_units must be positive whole numbers; got {units!r}.")
+        units = tuple(int(unit) for unit in units)  # NumPy integers too (Keras takes int only)
         indicator = self._fit_targets(y, min_count=self.min_count, max_labels=self.max_labels)
         self.embedding_ = self._embedder()._fitted_embedding(X, y)
         vars(self).pop("coefs_", None)  # a refit's X may be of another width
@@ -126,6 +132,7 @@ class ConceptMLPClassifier(ArchivedModel, BaseConceptClassifier):
         check_allocation(4 * n * n_concepts, setting("y", f"{n} x {n_concepts}"),
                          "holding the concepts as a dense matrix for training",
                          "keep fewer concepts (min_count, max_labels)")
+        _check_head_memory(vectors.shape, units, n_concepts, self.batch_size)
         from ..keras._training import train_dense_head
 
         self.coefs_, self.intercepts_ = train_dense_head(
@@ -157,12 +164,16 @@ class ConceptMLPClassifier(ArchivedModel, BaseConceptClassifier):
         ndarray of shape (n_images, n_concepts)
         """
         check_is_fitted(self, "coefs_")
-        values = self._embed(X)
-        for layer, (kernel, bias) in enumerate(zip(self.coefs_, self.intercepts_)):
-            values = values @ kernel + bias
-            if layer < len(self.coefs_) - 1:
-                np.maximum(values, 0, out=values)
-        return (1 / (1 + np.exp(-np.clip(values, -60, 60)))).astype(np.float32)
+        vectors = self._embed(X)
+        probabilities = np.empty((len(vectors), len(self.classes_)), np.float32)
+        for start in range(0, len(vectors), _PREDICT_ROWS):  # hidden layers a block at a time
+            values = vectors[start:start + _PREDICT_ROWS]
+            for layer, (kernel, bias) in enumerate(zip(self.coefs_, self.intercepts_)):
+                values = values @ kernel + bias
+                if layer < len(self.coefs_) - 1:
+                    np.maximum(values, 0, out=values)
+            probabilities[start:start + len(values)] = 1 / (1 + np.exp(-np.clip(values, -60, 60)))
+        return probabilities
 
     def _to_archive(self, writer):
         from ..embeddings._names import encoder_description
@@ -201,3 +212,21 @@ class ConceptMLPClassifier(ArchivedModel, BaseConceptClassifier):
             raise ModelFileError(f"the head's layers {shapes} do not chain to the "
                                  f"{len(estimator.classes_)} concepts")
         return estimator
+
+
+def _check_head_memory(shape, units, n_concepts, batch_size):
+    """Refuse, before Keras allocates it, a head this machine's memory cannot train.
+
+    Each weight is held four times while training (itself, its gradient and
+    Adam's two moments); a batch's activations twice (forward and backward).
+    """
+    n, width = shape
+    layers = (width, *units, n_concepts)
+    weights = sum(a * b + b for a, b in zip(layers, layers[1:]))
+    check_allocation(4 * 4 * weights, setting("hidden_units", units),
+                     f"training a head of {weights:,} weights on {width}-d embeddings",
+                     "choose fewer or narrower hidden_units")
+    check_allocation(2 * 4 * min(batch_size, n) * sum(layers),
+                     setting("batch_size", batch_size),
+                     f"the activations of a batch through layers {layers}",
+                     "choose a smaller batch_size or narrower hidden_units")

@@ -197,6 +197,10 @@ default="pixels"
             vectors -= vectors.mean(axis=1, keepdims=True)  # cosine of contrast, not brightness
         else:
             vectors = embed_images(self.embedding_, X, store=self.embedding_store)
+        # Scaled by each row's largest value first: the squares of finite float32 values
+        # above 1.8e19 overflow, and an infinite norm would make every such row zero.
+        peaks = np.abs(vectors).max(axis=1, keepdims=True) if vectors.size else 1
+        vectors = vectors / np.where(peaks > 0, peaks, 1)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms > 0, norms, 1)
 
@@ -216,7 +220,7 @@ default="pixels"
         check_is_fitted(self)
         # A block of similarities (float32), negated for argpartition, and its int64
         # order: checked before any image is embedded.
-        rows = min(self.block_size, len(X) if isinstance(X, Sized) else 1)
+        rows = min(self.block_size, _n_rows(X))
         check_allocation(rows * len(self.embeddings_) * (4 + 4 + 8),
                          setting("block_size", self.block_size),
                          f"comparing a block of {rows} images with the {len(self.embeddings_)} "
@@ -366,17 +370,32 @@ def precomputed_embeddings(X, fitted=None):
     if is_path_sequence(X) if isinstance(X, (list, tuple)) else False:
         raise ValueError("embedding='precomputed' takes X as an (n_images, n_dims) array of "
                          "embeddings, not image paths: embed them first (embed_images).")
+    if sparse.issparse(X):  # embeddings are dense: a sparse matrix is made so, if it fits
+        check_allocation(4 * int(np.prod(X.shape)), setting("X", f"sparse {X.shape}"),
+                         "holding the sparse embeddings as a dense array", "give fewer dimensions")
+        X = X.toarray()
     vectors = np.asarray(X)
     if vectors.dtype.kind not in "biuf" or vectors.ndim != 2:
         raise ValueError(f"embedding='precomputed' takes X as an (n_images, n_dims) array "
                          f"of numbers; got dtype {vectors.dtype}, shape {vectors.shape}.")
-    vectors = vectors.astype(np.float32)
     if not np.isfinite(vectors).all():
         raise ValueError("X (precomputed embeddings) holds NaN or infinite values.")
+    if vectors.dtype.kind == "f" and vectors.size and \
+            np.abs(vectors).max() > np.finfo(np.float32).max:
+        raise ValueError("X (precomputed embeddings) holds values beyond float32's range "
+                         f"(up to {np.abs(vectors).max():.3g}): scale them first.")
+    vectors = vectors.astype(np.float32)
     if fitted is not None and vectors.shape[1] != fitted.shape[1]:
         raise ValueError(f"X has {vectors.shape[1]} dimensions; the model was fitted on "
                          f"embeddings of {fitted.shape[1]}.")
     return vectors
+
+
+def _n_rows(X):
+    """How many images ``X`` holds (a sparse matrix's rows too), 1 when it cannot tell."""
+    if sparse.issparse(X):
+        return int(getattr(X, "shape")[0])
+    return len(X) if isinstance(X, Sized) else 1
 
 
 def _is_fitted(estimator):

@@ -52,6 +52,10 @@ class FolderStore:
 
     def __init__(self, path: PathLike) -> None:
         self.path = os.path.abspath(os.fspath(path))
+        if os.path.islink(self.path) and os.path.isdir(self.path):
+            # A link to a folder (a store on a bigger disk): the folder itself, resolved
+            # once, is the store (its descriptor is opened without following links).
+            self.path = os.path.realpath(self.path)
         claim_folder(self.path, create=True, kind=self.kind)
         self._start(identity=None)
         self._claimed = True

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
+from ..files._atomic import check_regular_file
 from ..models import _paper as paper
 from . import BACKBONES
 
@@ -264,6 +265,8 @@ def pooled_backbone(backbone, image_size, weights, pooling="avg"):
     Returned as a model named ``backbone`` (the applications' own names
     cannot be changed: EfficientNetV2 reads its blocks from its name).
     """
+    if weights not in (None, "imagenet"):  # a pipe or a device named (a model file can) is
+        check_regular_file(weights, "weights file")  # refused, never opened and waited on
     constructor = getattr(keras.applications, BACKBONES[backbone])
     try:
         base = constructor(include_top=False, pooling=None if pooling == "gem" else pooling,

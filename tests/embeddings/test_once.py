@@ -85,3 +85,83 @@ def test_an_encoder_whose_width_changes_under_one_identity_is_refused():
 
     with pytest.raises(ValueError, match="must change with its output"):
         embed_images(Wider(), X)
+
+
+class _ReusedBuffer:
+    """An encoder that hands out (and later overwrites) its own output buffer."""
+
+    def __init__(self):
+        self.buffer = None
+
+    def embed(self, X):
+        self.buffer = np.asarray(X, np.float32).reshape(len(X), -1)[:, :4] + 1
+        return self.buffer
+
+    def embedding_identity(self):
+        return "reused buffer, test"
+
+
+def test_an_encoder_reusing_its_output_buffer_cannot_change_kept_rows():
+    X, _ = _data(3)
+    encoder = _ReusedBuffer()
+    first = embed_images(encoder, X)
+    encoder.buffer[:] = -1  # the encoder's next batch written into the same array
+    np.testing.assert_array_equal(embed_images(encoder, X), first)
+
+
+def test_the_cache_keeps_rows_not_the_blocks_they_came_from():
+    from imageclef_concepts.embeddings._once import PROCESS_CACHE
+
+    X, _ = _data(3)
+    embed_images(CountingEncoder(), X)
+    assert PROCESS_CACHE._rows
+    assert all(row.base is None for row in PROCESS_CACHE._rows.values())
+    assert PROCESS_CACHE.bytes == sum(row.nbytes for row in PROCESS_CACHE._rows.values())
+
+
+class _Broken:
+    def __init__(self, output):
+        self.output = output
+
+    def embed(self, X):
+        return self.output(len(X))
+
+    def embedding_identity(self):
+        return "broken, test"
+
+
+@pytest.mark.parametrize(("output", "message"), [
+    (lambda n: np.full((n, 2), np.nan), "NaN or infinite"),
+    (lambda n: np.ones((n, 0)), "must give"),
+])
+def test_an_encoders_nan_or_empty_output_is_refused_and_never_stored(tmp_path, output, message):
+    from imageclef_concepts.embeddings import EmbeddingStore
+
+    X, _ = _data(3)
+    store = EmbeddingStore(tmp_path / "store")
+    with pytest.raises(ValueError, match=message):
+        embed_images(_Broken(output), X, store=store)
+    assert store.summary() == {}
+    clear_process_cache()
+    good = embed_images(_Broken(lambda n: np.ones((n, 2))), X, store=store)
+    assert good.shape == (3, 2)
+
+
+def test_an_identity_that_lies_about_the_width_writes_nothing(tmp_path):
+    from imageclef_concepts.embeddings import EmbeddingStore
+
+    X, _ = _data(4)
+    store = EmbeddingStore(tmp_path / "store")
+    embed_images(_Broken(lambda n: np.ones((n, 2))), X[:2], store=store)
+    clear_process_cache()
+    with pytest.raises(ValueError, match="must change with its output"):
+        embed_images(_Broken(lambda n: np.ones((n, 3))), X, store=store)
+    assert [shelf["embeddings"] for shelf in store.summary().values()] == [2]
+
+
+def test_a_store_named_for_an_encoder_without_identity_is_not_silently_unused(tmp_path):
+    from imageclef_concepts.embeddings import EmbeddingStoreWarning
+
+    X, _ = _data(3)
+    with pytest.warns(EmbeddingStoreWarning, match="none is kept in the embedding store"):
+        assert embed_images(_Plain(), X, store=tmp_path / "store").shape[0] == 3

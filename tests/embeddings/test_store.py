@@ -94,10 +94,10 @@ def test_damaged_rows_are_embedded_again_never_served(tmp_path, images):
     clear_process_cache()
     assert np.array_equal(embed_images(CountingEncoder(str(log)), images, store=store), expected)
     assert logged_count(log) == len(images) + 1
-    os.remove(path)  # a chunk gone: all its rows embedded again
+    os.remove(path)  # a chunk gone: all its rows embedded again, not the one kept elsewhere
     clear_process_cache()
     assert np.array_equal(embed_images(CountingEncoder(str(log)), images, store=store), expected)
-    assert logged_count(log) == 2 * len(images) + 1
+    assert logged_count(log) == 2 * len(images)
 
 
 @pytest.mark.parametrize("hostile", ["user_file", "dot", "images", "dev_null", "fifo", "file"])
@@ -212,3 +212,38 @@ def test_the_process_cache_is_bounded(monkeypatch):
         warnings.simplefilter("error")
         embed_images(CountingEncoder(), X)
     assert len(_once.PROCESS_CACHE._rows) == 3 and _once.PROCESS_CACHE.bytes == 3 * 12 * 4
+
+
+@pytest.mark.parametrize("kind", ["embedding", "image"])
+def test_a_link_to_a_store_folder_opens_that_folder(tmp_path, kind):
+    from imageclef_concepts import ImageStore
+
+    make = EmbeddingStore if kind == "embedding" else ImageStore
+    make(tmp_path / "real")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not "no longer the folder it opened"
+        store = make(tmp_path / "link")
+    assert store.path == str(tmp_path / "real")
+    if kind == "embedding":
+        X = np.zeros((2, 8, 8, 3), np.uint8)
+        X[1] = 9
+        embed_images(CountingEncoder(), X, store=store)
+        assert [shelf["embeddings"] for shelf in store.summary().values()] == [2]
+
+
+def test_a_chunk_of_another_width_spoils_only_its_own_rows(tmp_path):
+    X = np.random.default_rng(0).integers(0, 255, (6, 8, 8, 3), dtype=np.uint8)
+    store = EmbeddingStore(tmp_path / "store")
+    embed_images(CountingEncoder(), X[:3], store=store)
+    embed_images(CountingEncoder(), X[3:], store=store)
+    clear_process_cache()
+    CountingEncoder.embedded = 0
+    first = embed_images(CountingEncoder(), X, store=store)
+    assert CountingEncoder.embedded == 0
+    folder = tmp_path / "store" / shelf_name(CountingEncoder().embedding_identity())
+    chunks = sorted(folder.iterdir(), key=lambda chunk: chunk.stat().st_mtime_ns)
+    np.save(chunks[0], np.zeros((3, 7), np.float32))  # the rows of X[:3], at another width
+    clear_process_cache()
+    np.testing.assert_array_equal(embed_images(CountingEncoder(), X, store=store), first)
+    assert CountingEncoder.embedded == 3

@@ -123,3 +123,38 @@ def test_saved_with_the_encoders_identity_not_its_weights(tiny_images, tmp_path,
             archive.writestr(name, data)
     with pytest.raises(ModelFileError, match="embeddings would not be comparable"):
         kind.load(tmp_path / "other.zip")
+
+
+def test_a_head_too_big_for_memory_is_refused_by_name_before_keras_allocates(monkeypatch):
+    X, y = _embeddings()
+    with pytest.raises(ValueError, match=r"hidden_units=\(100000000000,\)"):
+        ConceptMLPClassifier((10**11,), epochs=1).fit(X, y)
+    from imageclef_concepts.files import _sizes
+
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 8 * 2**20)
+    with pytest.raises(ValueError, match="batch_size=512"):
+        ConceptMLPClassifier((20_000,), epochs=1).fit(X, y)
+
+
+def test_hidden_units_may_be_numpy_integers():
+    X, y = _embeddings()
+    head = ConceptMLPClassifier((np.int64(3),), epochs=1).fit(X, y)
+    assert [c.shape for c in head.coefs_] == [(16, 3), (3, len(head.classes_))]
+
+
+def test_prediction_holds_a_block_of_activations_not_every_images():
+    import tracemalloc
+
+    X, y = _embeddings()
+    head = ConceptMLPClassifier((4,), epochs=1, random_state=0).fit(X, y)
+    head.coefs_[0] = np.tile(head.coefs_[0], 1024)  # 4096 hidden units, same outputs x 1024
+    head.intercepts_[0] = np.tile(head.intercepts_[0], 1024)
+    head.coefs_[1] = np.tile(head.coefs_[1], (1024, 1)) / 1024
+    many = np.repeat(X, 100, axis=0)  # 6,000 images: 98 MB of activations at once
+    expected = head.predict_proba(X)
+    tracemalloc.start()
+    probabilities = head.predict_proba(many)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_allclose(probabilities, np.repeat(expected, 100, axis=0), rtol=1e-4)
+    assert peak < 40 * 2**20, peak

@@ -150,3 +150,21 @@ def test_a_block_size_beyond_memory_is_refused_naming_it_before_any_work(tiny_im
     with pytest.raises(ValueError, match=r"^block_size=1000000: comparing a block of 17 "
                                          r"images .*choose a smaller block_size"):
         model.kneighbors(X[:17])
+
+
+def test_precomputed_embeddings_of_huge_values_find_their_neighbours():
+    # Finite float32 values whose squares overflow: the rows must still be told apart.
+    X = (np.eye(4, 8, dtype=np.float32) + 0.1) * np.float32(1e30)
+    model = ConceptKNNClassifier(1, embedding="precomputed").fit(X, ["C1", "C2", "C3", "C4"])
+    assert model.kneighbors(X)[1].ravel().tolist() == [0, 1, 2, 3]
+
+
+def test_precomputed_embeddings_sparse_or_beyond_float32():
+    from scipy import sparse
+
+    X = np.eye(4, 6)
+    model = ConceptKNNClassifier(1, embedding="precomputed").fit(
+        sparse.csr_matrix(X), ["C1", "C2", "C3", "C4"])
+    assert model.kneighbors(sparse.csr_matrix(X[[2]]))[1].tolist() == [[2]]
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        ConceptKNNClassifier(1, embedding="precomputed").fit(X * 1e300, ["C1"] * 4)

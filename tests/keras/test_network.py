@@ -1,3 +1,4 @@
+import os
 import pickle
 
 import keras
@@ -91,3 +92,24 @@ def test_backbone_input_checks(tmp_path):
     with pytest.raises(ValueError, match="no such weights file"):
         ConceptCNNClassifier(backbone="resnet50", weights=str(tmp_path / "none.h5"),
                              image_size=32).fit(_images(), ["A"] * 6)
+
+
+def test_a_weights_pipe_is_refused_without_being_opened(tmp_path):
+    import threading
+
+    from imageclef_concepts.files._atomic import NotARegularFileError
+    from imageclef_concepts.keras._network import pooled_backbone
+
+    pipe = tmp_path / "w.weights.h5"
+    os.mkfifo(pipe)
+
+    def writer():  # so that a reader opening the pipe is not blocked forever
+        with open(pipe, "wb") as f:
+            f.write(b"\x89HDF\r\n\x1a\n")
+
+    threading.Thread(target=writer, daemon=True).start()
+    try:
+        with pytest.raises(NotARegularFileError, match="w.weights.h5 is a named pipe"):
+            pooled_backbone("efficientnetb0", 32, str(pipe))
+    finally:  # release the writer when nothing read the pipe
+        os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))

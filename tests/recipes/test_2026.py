@@ -435,3 +435,15 @@ def test_a_retrieval_encoders_weights_are_checked_before_training(
     error = _refused(argv + ([] if weights is None else ["--retrieval-weights", weights]),
                      capsys, tmp_path / "o")
     assert expected in error, error
+
+
+def test_more_retrieval_neighbours_than_training_images_is_refused_before_training(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_recipe_parts, "fit_member", lambda *a: pytest.fail("trained"))
+    assert main(["recipe-2026", "--dry-run", "--output", str(tmp_path / "out"),
+                 "--retrieval-encoder", "efficientnetb0", "--retrieval-neighbors",
+                 "100000"]) == 2
+    error = capsys.readouterr().err
+    assert "--retrieval-neighbors" in error and "training images" in error, error
+    assert not (tmp_path / "out" / "members").exists() or \
+        not list((tmp_path / "out" / "members").iterdir())
