@@ -46,6 +46,7 @@ def _run_embed(args):
     from ..embeddings._names import encoder_names, make_encoder
     from ..embeddings._once import embed_images
     from ..embeddings._store import EmbeddingStore, shelf_name
+    from ..images._decoding import ImageDecodeError
 
     if args.encoder not in encoder_names():
         raise UserError(f"--encoder {args.encoder!r} is not an encoder: choose one of "
@@ -67,11 +68,16 @@ def _run_embed(args):
     except ValueError as error:  # a setting the named encoder cannot take: say it as a flag
         raise UserError(str(error).replace("weights=", "--weights ")
                         .replace("image_size=", "--image-size ")) from None
-    store = EmbeddingStore(args.store)  # refused (one line) before the encoder is built
+    store = EmbeddingStore(args.store)  # refused (one line) before the network is built
     paths = [image_path(files, image_id) for image_id in sorted(files)]
     identity = encoder.embedding_identity()
     before = store.summary().get(shelf_name(identity), {}).get("embeddings", 0)
-    vectors = embed_images(encoder, paths, store=store)
+    try:
+        vectors = embed_images(encoder, paths, store=store)
+    except ImageDecodeError as error:  # the files named; the advice is the command line's
+        raise UserError(str(error).replace(
+            "(on_error='skip' leaves them out)",
+            f"(move them out of {args.images} and run again)")) from None
     held = store.summary().get(shelf_name(identity), {"embeddings": 0, "disk_bytes": 0})
     say_unless_quiet(args, (
         f"Embedded {len(paths)} images of {args.images} with {args.encoder} "

@@ -106,3 +106,11 @@ def test_a_foundation_model_embeds_from_its_weights_file_and_its_mistakes_are_fl
     error = capsys.readouterr().err
     assert "--image-size 64: the tiny encoder sees images at its authors' size" in error
     assert "Traceback" not in error
+
+
+def test_an_unreadable_image_is_named_with_the_command_lines_advice(images, tmp_path, capsys):
+    (images / "broken.png").write_bytes(b"not a png")
+    assert _embed(images, tmp_path / "store") == 2
+    error = capsys.readouterr().err
+    assert "broken.png" in error and f"move them out of {images}" in error
+    assert "on_error" not in error and "Traceback" not in error
