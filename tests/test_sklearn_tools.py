@@ -83,6 +83,8 @@ def test_halving_search_with_min_resources_as_the_faq_says(form):
     assert search.best_estimator_.predict(DATA.images).shape[0] == 40
 
 
+# Slow by nature: Optuna's trials train networks (run by `pytest -m slow`).
+@pytest.mark.slow
 def test_optuna_prunes_the_network_through_partial_fit_with_classes():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     y = FORMS["strings"][:24]

@@ -78,7 +78,7 @@ class ConceptMLPClassifier(ArchivedModel, BaseConceptClassifier):
     >>> import numpy as np
     >>> from imageclef_concepts import ConceptMLPClassifier
     >>> X = np.eye(4, 8, dtype=np.float32) + 0.1
-    >>> head = ConceptMLPClassifier(epochs=200, learning_rate=0.05, random_state=0)
+    >>> head = ConceptMLPClassifier(epochs=20, learning_rate=0.5, random_state=0)
     >>> head.fit(X, ["C1", "C1", "C2", "C2"]).predict(X[[0, 3]])
     array([('C1',), ('C2',)], dtype=object)
     """

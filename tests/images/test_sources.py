@@ -128,6 +128,8 @@ def test_paths_give_the_same_model_as_decoded_arrays(tmp_path, tiny_images, tiny
                                from_arrays.predict_proba(tiny_images.images), atol=1e-5)
 
 
+# Slow by nature: a grid search of CNNs reading files (run by `pytest -m slow`).
+@pytest.mark.slow
 def test_path_input_through_grid_search(tmp_path, tiny_images):
     from pathlib import Path
 
