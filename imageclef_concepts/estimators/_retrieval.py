@@ -197,11 +197,17 @@ default="pixels"
             vectors -= vectors.mean(axis=1, keepdims=True)  # cosine of contrast, not brightness
         else:
             vectors = embed_images(self.embedding_, X, store=self.embedding_store)
-        # Scaled by each row's largest value first: the squares of finite float32 values
-        # above 1.8e19 overflow, and an infinite norm would make every such row zero.
-        peaks = np.abs(vectors).max(axis=1, keepdims=True) if vectors.size else 1
-        vectors = vectors / np.where(peaks > 0, peaks, 1)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        with np.errstate(over="ignore"):
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        overflowed = ~np.isfinite(norms[:, 0])
+        if overflowed.any():
+            # The squares of finite float32 values above 1.8e19 overflow (an infinite norm
+            # would make the row zero): those rows are scaled by their largest value first,
+            # only they, so that every other row's vector stays bit for bit what it was.
+            vectors = vectors.copy()
+            peaks = np.abs(vectors[overflowed]).max(axis=1, keepdims=True)
+            vectors[overflowed] /= peaks
+            norms[overflowed] = np.linalg.norm(vectors[overflowed], axis=1, keepdims=True)
         return vectors / np.where(norms > 0, norms, 1)
 
     def kneighbors(self, X: Images) -> tuple[FloatArray, NDArray[np.intp]]:
