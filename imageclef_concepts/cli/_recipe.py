@@ -7,6 +7,7 @@ become a :class:`~imageclef_concepts.recipes._2026.Recipe2026`, and
 
 import argparse
 import contextlib
+import os
 import socket
 from pathlib import Path
 
@@ -147,9 +148,11 @@ def _retrieval_params(args):
     weights = None if args.retrieval_weights.lower() == "none" else args.retrieval_weights
     if args.dry_run:
         weights = None
-    elif weights != "imagenet" and not Path(weights).is_file():
+    elif weights not in (None, "imagenet") and not Path(weights).is_file():
         raise UserError(f"--retrieval-weights {args.retrieval_weights}: no such file (give "
                         "imagenet, none or a weights file)")
+    elif weights not in (None, "imagenet"):  # the plan keeps it: a rerun elsewhere finds it
+        weights = os.path.abspath(weights)
     params = {"weights": weights}
     if args.dry_run and args.retrieval_encoder in BACKBONES:
         params["image_size"] = 32

@@ -447,3 +447,19 @@ def test_more_retrieval_neighbours_than_training_images_is_refused_before_traini
     assert "--retrieval-neighbors" in error and "training images" in error, error
     assert not (tmp_path / "out" / "members").exists() or \
         not list((tmp_path / "out" / "members").iterdir())
+
+
+def test_retrieval_weights_none_and_a_relative_file_are_taken(tmp_path, monkeypatch):
+    """``--retrieval-weights none`` (random, as the embed command's) and a relative file, kept
+    in the plan as an absolute path so that a rerun from another folder finds it."""
+    import argparse
+
+    from imageclef_concepts.cli._recipe import _retrieval_params
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.keras").write_bytes(b"")
+    args = argparse.Namespace(dry_run=False, retrieval_encoder="efficientnetb0",
+                              retrieval_weights="none")
+    assert _retrieval_params(args) == {"weights": None}
+    args.retrieval_weights = "w.keras"
+    assert _retrieval_params(args) == {"weights": str(tmp_path / "w.keras")}
