@@ -54,7 +54,8 @@ class FolderStore:
         self.path = os.path.abspath(os.fspath(path))
         if os.path.islink(self.path) and os.path.isdir(self.path):
             # A link to a folder (a store on a bigger disk): the folder itself, resolved
-            # once, is the store (its descriptor is opened without following links).
+            # once, is the store (and its identity, device and inode, is checked at every
+            # opening of its descriptor).
             self.path = os.path.realpath(self.path)
         claim_folder(self.path, create=True, kind=self.kind)
         self._start(identity=None)
