@@ -11,19 +11,19 @@ from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..files._atomic import NotARegularFileError, open_regular_file
 from ..files._sizes import check_allocation, setting
 from ..images._sources import as_image_source
 from ..images._store import ImageStore
+from ..models._embedder import EmbedderMixin
 from ._checkpoint import ZIP_MAGIC, open_clip_onnx
 from ._onnx import network, open_weights, weights_digest
 from ._presets import PRESETS
 
 if TYPE_CHECKING:  # names for annotations only
-    from typing_extensions import Self
 
     from .._typing import FloatArray, Images, ImageStoreLike
 
@@ -35,7 +35,7 @@ _RANDOM: dict = {}  # model -> (serialised random network, its SHA-256)
 _RANDOM_LOCK = threading.Lock()
 
 
-class FoundationEncoder(TransformerMixin, BaseEstimator):
+class FoundationEncoder(EmbedderMixin, BaseEstimator):
     """Image embeddings from a foundation model (BiomedCLIP, RAD-DINO, CLIP, DINOv2, ViT,
     ConvNeXt), for :class:`~imageclef_concepts.ConceptKNNClassifier`.
 
@@ -92,39 +92,8 @@ class FoundationEncoder(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.image_store = image_store
 
-    def fit(self, X: Images | None = None, y: None = None) -> Self:
-        """Check the parameters and that the weights file is a file; nothing is learned.
-
-        Parameters
-        ----------
-        X, y : ignored
-
-        Returns
-        -------
-        self : FoundationEncoder
-        """
-        self._check()
-        return self
-
-    def transform(self, X: Images) -> FloatArray:
-        """Same as :meth:`embed`.
-
-        Parameters
-        ----------
-        X : array-like of images or sequence of paths
-
-        Returns
-        -------
-        ndarray of shape (n_images, n_features), float32
-        """
-        return self.embed(X)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.requires_fit = False
-        return tags
+    def _n_features(self):
+        return PRESETS[self.model].n_features
 
     def embed(self, X: Images) -> FloatArray:
         """Each image's embedding, of unit length.

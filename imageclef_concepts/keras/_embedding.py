@@ -9,11 +9,12 @@ from numbers import Integral
 from typing import TYPE_CHECKING
 
 import keras
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..images._sources import as_image_source
 from ..images._store import ImageStore
+from ..models._embedder import EmbedderMixin
 from . import BACKBONES
 from ._architecture import check_memory
 from ._batches import ImageBatches, decode_errors_surfaced
@@ -22,12 +23,11 @@ from ._network import backbone_preprocessing, pooled_backbone
 from ._prediction import n_images
 
 if TYPE_CHECKING:  # names for annotations only
-    from typing_extensions import Self
 
     from .._typing import FloatArray, Images, ImageStoreLike
 
 
-class BackboneEmbedding(TransformerMixin, BaseEstimator):
+class BackboneEmbedding(EmbedderMixin, BaseEstimator):
     """Image embeddings from an ImageNet backbone, for
     :class:`~imageclef_concepts.ConceptKNNClassifier`.
 
@@ -72,39 +72,11 @@ class BackboneEmbedding(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.image_store = image_store
 
-    def fit(self, X: Images | None = None, y: None = None) -> Self:
-        """Check the parameters; nothing is learned.
-
-        Parameters
-        ----------
-        X, y : ignored
-
-        Returns
-        -------
-        self : BackboneEmbedding
-        """
+    def _check(self):
         self._validate_params()
-        return self
 
-    def transform(self, X: Images) -> FloatArray:
-        """Same as :meth:`embed`.
-
-        Parameters
-        ----------
-        X : array-like of images or sequence of paths
-
-        Returns
-        -------
-        ndarray of shape (n_images, n_features)
-        """
-        return self.embed(X)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.requires_fit = False
-        return tags
+    def _n_features(self):
+        return int(self._network().output_shape[-1])
 
     def embed(self, X: Images) -> FloatArray:
         """The backbone's globally pooled features of each image.

@@ -6,7 +6,7 @@ teams before averaged probabilities with hand-set weights. This module
 chooses those numbers on held-out member scores: the members' thresholds
 and ``L`` together, or the members' weights (per band of concept
 frequency) with the threshold of their mean. The searches themselves are
-in :mod:`imageclef_concepts.tuning._ensemble_search`; this module makes the
+in :mod:`._ensemble_search` (votes) and :mod:`._weight_search`; this module makes the
 held-out scores (folds, a hold-out, or given validation data) and builds
 the tuned :class:`~imageclef_concepts.ConceptEnsemble`.
 """
@@ -34,8 +34,9 @@ from ..models._base import (
     shallow_copy,
 )
 from ..models._ranges import _real_values
-from ._ensemble_search import band_edges, band_of, vote_buckets, vote_search, weight_search
+from ._ensemble_search import vote_buckets, vote_search
 from ._rule import tuning_start
+from ._weight_search import band_edges, band_of, weight_search
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -157,20 +158,23 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
     Which search runs. Votes: two candidate thresholds of a member between
     which none of its held-out scores lies give the same votes, so only the
     lowest of them counts (tied scores leave few: a k-NN member of five
-    neighbours has six score values). When the product of the members' distinct
-    thresholds times the ``n_members`` vote counts is at most 1024
-    (``_ensemble_search.EXACT_VOTES``: four members with four thresholds
-    each, three with six, two with 20), every combination is tried (a member
-    at the lowest of equivalent thresholds, the best common threshold kept
-    unless beaten by more than rounding): ``best_score_`` is the best of the
-    grid, at 0.8-1.1 times the cost of the ascent for three or four members
-    (up to twice for two members with 20 thresholds;
-    ``benchmarks/vote_search.py``). Above the limit, coordinate ascent
-    finds a local best, never below any setting it scored: on 480 random
-    small cases with continuous scores it found the best of the grid in 478
-    with ``starts="each_vote_count"``, 466 with one start, but with scores
-    tied at three values it missed it in a third to a half of the cases
-    with four members, by up to 0.06 F1. Weights: when ``len(weight_grid) **
+    neighbours has six score values). Every combination is then tried (a
+    member at the lowest of equivalent thresholds, the best common threshold
+    kept unless beaten by more than rounding) when that is affordable: when
+    the elements it visits (the combinations times the distinct cells of
+    image and members' votes, ``_ensemble_search.exhaustive_cost``) are at
+    most 5 x 10^7 or at most what the ascent may visit (every start and
+    sweep), so ``best_score_`` is the best of the grid. Tied scores leave few
+    thresholds and cells: five or six k-NN-like members are searched exactly.
+    Measured on 1,000 images x 1,000 concepts (``benchmarks/vote_search.py``):
+    0.5-1.6 times the ascent's time with tied scores (up to six members),
+    up to 6 times (2 s) with continuous scores; three members with 20
+    continuous thresholds ascend. Otherwise coordinate ascent finds a local
+    best, never below any setting it scored: on 480 random small cases with
+    continuous scores it found the best of the grid in 478 with
+    ``starts="each_vote_count"``, 466 with one start, but with scores tied at
+    three values it missed it in a third to a half of the cases with four
+    members, by up to 0.06 F1. Weights: when ``len(weight_grid) **
     n_members`` is at most 256 (four members on the default grid) every
     combination is tried in a band, so with one band the weights are the
     best of the grid; coordinate ascent otherwise.

@@ -1,11 +1,11 @@
-"""The searches behind EnsembleTuner: members' thresholds with the vote count, and weights.
+"""The vote search behind EnsembleTuner: members' thresholds with the vote count.
 
-Both are exhaustive when the grid is small enough, and coordinate ascent on
-the official score over held-out member scores otherwise: one coordinate (a
-member's threshold, or a member's weight in a band of concepts) is changed
-at a time, to the grid value that scores best with the others held fixed,
-and only when that strictly improves the score; so the score never
-decreases and the search ends. Each step is exact.
+Exhaustive when that is affordable, and coordinate ascent on the official
+score over held-out member scores otherwise: one member's threshold is
+changed at a time, to the candidate that scores best with the others held
+fixed, and only when that strictly improves the score; so the score never
+decreases and the search ends. Each step is exact. (The weights' search is
+in :mod:`._weight_search`.)
 
 Votes. Each member's scores are read once into *buckets*: how many of its
 candidate thresholds each score reaches (a score votes at candidate ``q``
@@ -16,27 +16,28 @@ candidate threshold of this member and every vote count ``L`` at once, how
 many concepts each image gets and how many of them are true. Two candidate
 thresholds of a member between which none of its scores lies give the same
 votes (tied scores: a k-NN member's are multiples of ``1 / k``); counting
-only one of them, when the members' distinct thresholds times the vote
-counts are at most :data:`EXACT_VOTES`, every combination is tried (one
-such table per combination of the other members' thresholds, over the
-distinct cells of image and members' votes): the best of the grid, exactly.
-Measured (``benchmarks/vote_search.py``, 1,000 images x 1,000 concepts),
-that costs 0.8-1.1 times the ascent for three or four members up to the
-limit, about 2 times for two members with 20 thresholds each.
+only one of them, every combination is tried when that is affordable (one
+table per combination of the other members' thresholds, over the distinct
+cells of image and members' votes): the best of the grid, exactly.
+Affordable is a cost, not a count of settings: the elements the exhaustive
+search visits (:func:`exhaustive_cost`: the combinations times the distinct
+cells and the table) at most :data:`EXACT_COST`, or at most what the ascent
+may visit (its starts x sweeps x members passes over the images x concepts)
+when that is larger. So tied scores, which leave few distinct thresholds and
+few cells, are searched exactly even with five or six members, while
+continuous scores with many candidates ascend (``benchmarks/vote_search.py``
+prints both and their times).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from numbers import Integral
 from typing import NamedTuple
 
 import numpy as np
 from scipy import sparse
 
-from ..concepts._metrics import f1_from_counts, official_mean, threshold_curve
-from ..models._ranges import check_ensemble_weights, weighted_mean
+from ..concepts._metrics import f1_from_counts, official_mean
 
 TOLERANCE = 1e-12  # a step is taken only when it gains more than rounding
 
@@ -50,16 +51,6 @@ class VoteSearch(NamedTuple):
     start_score: float  # the best common threshold and vote count
     history: list[float]  # the score after each step of the ascent kept: never decreasing
     exact: bool = False  # every combination tried (the best of the grid), not an ascent
-
-
-class WeightSearch(NamedTuple):
-    """The result of :func:`weight_search`."""
-
-    weights: np.ndarray  # (n_bands, n_members)
-    threshold: float
-    score: float
-    start_score: float  # equal weights, threshold tuned
-    history: list[float]
 
 
 def vote_buckets(scores, candidates):
@@ -78,9 +69,9 @@ def vote_search(buckets, n_candidates, truth, n_true, max_sweeps=5, starts="each
                 exact_limit=None):
     """Each member's threshold (a candidate index) and the vote count, for the official F1.
 
-    Exhaustive (the best of the grid) when the product of the members'
-    distinct candidate thresholds (:func:`distinct_thresholds`) times the
-    vote counts is at most ``exact_limit``; coordinate ascent otherwise.
+    Exhaustive (the best of the grid) when its cost (:func:`exhaustive_cost`,
+    over the members' distinct thresholds, :func:`distinct_thresholds`, and
+    the distinct cells) is at most ``exact_limit``; coordinate ascent otherwise.
 
     Parameters
     ----------
@@ -100,9 +91,10 @@ def vote_search(buckets, n_candidates, truth, n_true, max_sweeps=5, starts="each
         common threshold and count overall (n_members times cheaper; a
         single member's move rarely leaves a common threshold's best count,
         so it misses more of the settings where members differ).
-    exact_limit : int or None, default=None
-        Combinations searched exhaustively at most; None: :data:`EXACT_VOTES`
-        (0 always ascends).
+    exact_limit : float or None, default=None
+        The largest cost (:func:`exhaustive_cost`) searched exhaustively;
+        None: :data:`EXACT_COST` or the ascent's own bound if larger (0
+        always ascends, ``math.inf`` never does).
 
     Returns
     -------
@@ -118,13 +110,16 @@ def vote_search(buckets, n_candidates, truth, n_true, max_sweeps=5, starts="each
     n_members = len(buckets)
     common = np.stack([_f1_by_votes(sum((b > q).astype(np.int16) for b in buckets), true_at,
                                     n_true, n_members) for q in range(n_candidates)])
-    levels = [distinct_thresholds(b, n_candidates) for b in buckets]
-    limit = EXACT_VOTES if exact_limit is None else exact_limit
-    if math.prod(map(len, levels)) * n_members <= limit:
+    n_starts = 1 if starts == "best_common" else n_members
+    if exact_limit is None:
+        exact_limit = max(EXACT_COST, _ascent_cost(buckets, n_candidates, len(true_at[0]),
+                                                   n_starts * max_sweeps))
+    grid = _exhaustive_grid(buckets, n_candidates, len(true_at[0]), exact_limit)
+    if grid is not None:
         # As a step of the ascent: away from the best common setting only when strictly better.
         q, votes = np.unravel_index(int(np.argmax(common)), common.shape)
         start = float(common[q, votes])
-        found = _exhaustive(buckets, levels, true_at, n_true)
+        found = _exhaustive(grid, true_at, n_true)
         if found.score <= start + TOLERANCE:
             found = found._replace(thresholds=[int(q)] * n_members, min_votes=int(votes) + 1,
                                    score=start)
@@ -142,8 +137,55 @@ def vote_search(buckets, n_candidates, truth, n_true, max_sweeps=5, starts="each
     return best._replace(start_score=float(common.max()))
 
 
-EXACT_VOTES = 1024
-"""Vote settings (distinct thresholds of every member x vote counts) searched exhaustively."""
+EXACT_COST = 5 * 10**7
+"""Elements the exhaustive vote search may visit (:func:`exhaustive_cost`) even when the
+ascent would visit fewer: about half a second of NumPy on one core."""
+
+
+def exhaustive_cost(levels, n_images, n_cells, n_true_cells):
+    """Elements the exhaustive vote search visits: for each combination of the distinct
+    thresholds (``levels``) of every member but the one scored all at once (the one with
+    the most), the distinct cells and the true concepts (their votes and two histograms),
+    and that member's table (images x vote counts x its thresholds)."""
+    widest = max(map(len, levels))
+    table = n_images * (len(levels) + 1) * (widest + 1)
+    return math.prod(map(len, levels)) // widest * (n_cells + n_true_cells + table)
+
+
+def _ascent_cost(buckets, n_candidates, n_true_cells, passes):
+    """The most the ascent visits: ``passes`` (starts x sweeps) of a step per member."""
+    n_images, n_concepts = buckets[0].shape
+    step = n_images * n_concepts + n_true_cells + n_images * (len(buckets) + 1) * (
+        n_candidates + 1)
+    return passes * len(buckets) * step
+
+
+class _Grid(NamedTuple):
+    """What the exhaustive search runs on: each member's distinct thresholds (``levels``)
+    and class per image x concept (how many of those it exceeds), and the distinct cells."""
+
+    levels: list
+    classes: list
+    first: np.ndarray  # each distinct cell's first place in the flat images x concepts
+    counts: np.ndarray  # how many images x concepts each one stands for
+
+
+def _exhaustive_grid(buckets, n_candidates, n_true_cells, limit):
+    """The :class:`_Grid` when the exhaustive search costs at most ``limit``, else None.
+
+    The cells are counted (a sort of the images x concepts, a few passes' cost) only
+    when the cost without them is within the limit.
+    """
+    levels = [distinct_thresholds(b, n_candidates) for b in buckets]
+    n_images = buckets[0].shape[0]
+    if exhaustive_cost(levels, n_images, 0, n_true_cells) > limit:
+        return None
+    classes = [np.searchsorted(level, np.arange(int(b.max()) + 1)).astype(np.int16)[b]
+               for b, level in zip(buckets, levels)]  # by a lookup table: int16, not int64
+    first, counts = _cells(classes, [len(level) + 1 for level in levels], n_images)
+    if exhaustive_cost(levels, n_images, len(first), n_true_cells) > limit:
+        return None
+    return _Grid(levels, classes, first, counts)
 
 
 def distinct_thresholds(buckets, n_candidates):
@@ -156,24 +198,22 @@ def distinct_thresholds(buckets, n_candidates):
     return [0, *(int(q) + 1 for q in np.flatnonzero(present))]
 
 
-def _exhaustive(buckets, levels, true_at, n_true):
-    """The best of every combination of ``levels`` (distinct thresholds) and vote count.
+def _exhaustive(grid, true_at, n_true):
+    """The best of every combination of distinct thresholds and vote count, on ``grid``.
 
-    Each member's buckets become the number of its distinct thresholds they
-    exceed (it votes at the ``j``-th when that number exceeds ``j``), and the
-    images x concepts become their distinct cells (an image and every
-    member's number) with their counts: few, when the scores are tied or
+    A member's class in a cell is the number of its distinct thresholds its
+    score exceeds (it votes at the ``j``-th when that number exceeds ``j``);
+    the images x concepts are taken as their distinct cells (an image and
+    every member's class) with their counts: few, when the scores are tied or
     mostly low. One member (with the most distinct thresholds) is then scored
     for all its thresholds and vote counts at once, as in an ascent's step,
     for each combination of the others' thresholds; the first best is kept
     (the lowest thresholds, then the lowest count, of equally scoring settings).
     """
-    n_members, n_images = len(buckets), buckets[0].shape[0]
-    classes = [np.searchsorted(level, np.arange(int(b.max()) + 1)).astype(np.int16)[b]
-               for b, level in zip(buckets, levels)]  # by a lookup table: int16, not int64
-    first, weights = _cells(classes, [len(level) + 1 for level in levels], n_images)
+    levels, classes, first, weights = grid
+    n_members, (n_images, n_concepts) = len(levels), classes[0].shape
     cells = [(member.ravel()[first], member[true_at]) for member in classes]
-    rows = (first // buckets[0].shape[1], true_at[0])
+    rows = (first // n_concepts, true_at[0])
     table_member = int(np.argmax([len(level) for level in levels]))
     others = [member for member in range(n_members) if member != table_member]
     own, width, n_levels = cells[table_member], n_members + 1, len(levels[table_member])
@@ -304,117 +344,3 @@ def _histograms(rows, votes, bucket, n, n_candidates, width, weights=None):
     histograms = below.copy()
     histograms[:, 1:, :] += above[:, :-1, :]
     return np.moveaxis(histograms, 1, 2)  # (n, k, width)
-
-
-def weight_search(members, truth, n_true, candidates, band_of, n_bands, grid, max_sweeps=5):
-    """Member weights per band of concepts from ``grid``, the global threshold re-tuned.
-
-    In each band, every combination of grid weights is tried when there are
-    at most :data:`EXHAUSTIVE` of them (two or three members: the best of
-    the grid, exactly, for one band), else one member's weight at a time.
-
-    Parameters
-    ----------
-    members : ndarray of shape (n_members, n_images, n_concepts)
-        Held-out probabilities (0 where a member does not know a concept).
-    truth, n_true
-        As for :func:`vote_search`.
-    candidates : ndarray
-        Thresholds of the weighted mean, re-tuned after every weight tried.
-    band_of : ndarray of int, shape (n_concepts,)
-        Each concept's band (0..n_bands-1).
-    n_bands : int
-    grid : ndarray
-        The weights each member may take in each band (coarse: few values).
-
-    Returns
-    -------
-    WeightSearch
-        Starts from equal weights (every member at the grid's largest value).
-    """
-    n_members = len(members)
-
-    def scored(weights):
-        per_concept = weights[0] if n_bands == 1 else weights[band_of].T
-        normalised = check_ensemble_weights(per_concept, n_members,
-                                            n_concepts=members.shape[2])
-        combined = weighted_mean(members, normalised)
-        in_kind = np.asarray(candidates, dtype=combined.dtype)  # compared as at prediction
-        curve = threshold_curve(combined, truth, n_true, in_kind)
-        best = int(np.argmax(curve))
-        return float(curve[best]), float(in_kind[best])
-
-    # Equal weights, as values of the grid (its largest), so the result is always on it.
-    state = {"weights": np.full((n_bands, n_members), float(np.max(grid)))}
-    state["score"], state["threshold"] = scored(state["weights"])
-    history = [state["score"]]
-
-    def tried(band, row):
-        """Take ``row`` as the band's weights when it scores strictly better."""
-        if not row.any() or np.array_equal(row, state["weights"][band]):
-            return False
-        trial = state["weights"].copy()
-        trial[band] = row
-        score, threshold = scored(trial)
-        if score <= state["score"] + TOLERANCE:
-            return False
-        state.update(weights=trial, score=score, threshold=threshold)
-        return True
-
-    exhaustive = len(grid) ** n_members <= EXHAUSTIVE
-    for _ in range(max_sweeps):
-        moved = False
-        for band in np.unique(band_of):  # a band without a concept has nothing to tune
-            if exhaustive:
-                for row in _distinct_rows(grid, n_members):
-                    moved |= tried(band, row)
-                history.append(state["score"])
-                continue
-            for member in range(n_members):
-                for value in grid:
-                    row = state["weights"][band].copy()
-                    row[member] = value
-                    moved |= tried(band, row)
-                history.append(state["score"])
-        if not moved or (exhaustive and n_bands == 1):
-            break
-    return WeightSearch(state["weights"], state["threshold"], state["score"], history[0],
-                        history)
-
-
-EXHAUSTIVE = 256  # weight combinations per band tried all together
-
-
-def _distinct_rows(grid, n_members):
-    """Every combination of grid weights but all zeros, one per ratio ((1, 1) is (2, 2))."""
-    seen, rows = set(), []
-    for row in itertools.product(grid, repeat=n_members):
-        row = np.array(row)
-        if row.any():
-            key = tuple(np.round(row / row.max(), 12))
-            if key not in seen:
-                seen.add(key)
-                rows.append(row)
-    return rows
-
-
-def band_edges(bands, support):
-    """The support at which each band after the first begins (None: one band)."""
-    if bands is None:
-        return None
-    if isinstance(bands, Integral):
-        quantiles = np.quantile(support, np.linspace(0, 1, int(bands) + 1)[1:-1])
-        return np.unique(np.ceil(quantiles)) if bands > 1 else None
-    edges = np.asarray(bands, dtype=float)
-    if edges.ndim != 1 or not len(edges) or not np.isfinite(edges).all() or (
-            np.diff(edges) <= 0).any():
-        raise ValueError(f"bands must be an int or increasing support edges (a non-empty "
-                         f"list of finite numbers); got {bands!r:.80}.")
-    return edges
-
-
-def band_of(support, edges):
-    """Each concept's band: 0 below the first edge, then one more at each edge reached."""
-    if edges is None:
-        return np.zeros(len(support), dtype=np.intp)
-    return np.searchsorted(edges, support, side="right")
