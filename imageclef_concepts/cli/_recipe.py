@@ -68,7 +68,14 @@ def add_recipe(commands):
                          help="train the members on this Ray cluster ('auto' for the local one; "
                               "default: none)")
     recipe.add_argument("--quiet", action="store_true", help="print only the final score")
-    recipe.set_defaults(run_command=_run_recipe)
+    recipe.set_defaults(run_command=_run_recipe, parameter_flags=PARAMETER_FLAGS)
+
+
+# What the recipe's messages name (its parameters and the members'), as this command's flags.
+PARAMETER_FLAGS = {"image_size": "--image-size", "epochs": "--epochs", "backbone": "--backbones",
+                   "retrieval_encoder": "--retrieval-encoder",
+                   "retrieval_neighbors": "--retrieval-neighbors", "image_store": "--image-store",
+                   "n_jobs": "--n-jobs", "data_dir": "--data", "output_dir": "--output"}
 
 
 def _n_jobs(text):

@@ -23,7 +23,7 @@ from numbers import Integral
 import numpy as np
 
 from ..concepts._lists import is_frame
-from ..files._sizes import check_allocation, setting
+from ..files._sizes import check_allocation, check_disk_space, setting
 from ._decoding import ImageDecodeError, check_image_file, decode_image, resized
 from ._folder_store import _StoreLost
 from ._shared import disown, shared_shelf
@@ -52,6 +52,20 @@ def check_image_size(image_size, n_images=None, name="image_size"):
         check_allocation(3 * image_size**2 * n_images, setting(name, image_size),
                          f"holding {n_images} images at that size together",
                          f"choose a smaller {name}, or take fewer images at a time")
+
+
+def check_store_room(store, image_size, n_images, name="image_size"):
+    """Refuse, before decoding, ``n_images`` to store at ``image_size`` that the store's disk
+    has no free space for, naming ``name`` (``--image-size`` on the command line): all of
+    them, not a chunk at a time, so that filling a store never takes the disk to its last
+    byte. Every source that decodes into a user's store (:class:`ImageFiles`: ``fit``,
+    ``predict``, :func:`prepare_images`) asks here before its first image."""
+    if store is None or n_images < 1:
+        return
+    check_disk_space(n_images * image_size * image_size * 3, store.path,
+                     setting(name, image_size),
+                     f"storing {n_images} image(s) at that size",
+                     f"free space there or choose a smaller {name}")
 
 
 class SkippedImagesWarning(UserWarning):
@@ -211,6 +225,9 @@ class ImageFiles(_ImageSource):
         if len(self.failures) == len(self.paths):
             raise ImageDecodeError(_listing("None of the image files can be used",
                                             self.failures.values()))
+        if image_store is not None and self._shelf is not None:  # a user's store: filled
+            # as the images are decoded, so its disk must take them all, said before any work
+            check_store_room(self._shelf.store, image_size, len(self._to_store()))
         self.warn_failures("on checking the files")
 
     def __len__(self):
@@ -293,6 +310,12 @@ class ImageFiles(_ImageSource):
             self._give_up_store(f"cannot be read ({error})", error)
             self._shelf = None
             return {}
+
+    def _to_store(self):
+        """The files the store will be given (each once): usable, versioned, not yet held."""
+        return {self._keys[index] for index in range(len(self.paths))
+                if index not in self.stored and index not in self.failures
+                and self._versions[index] is not None}
 
     def _store(self, decoded, pixels):
         """Add freshly decoded images to the store (those whose version is known).

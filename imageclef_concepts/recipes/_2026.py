@@ -240,8 +240,8 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     train, valid = load_split(layout["train"]), load_split(layout["valid"])
     if retrieval is not None and retrieval.n_neighbors > len(train.paths):
         # the k-NN is fitted after every network: refused now, not hours later
-        raise ValueError(f"retrieval_neighbors={retrieval.n_neighbors} (--retrieval-neighbors) "
-                         f"is more than the {len(train.paths)} training images: choose fewer.")
+        raise ValueError(f"retrieval_neighbors={retrieval.n_neighbors} is more than "
+                         f"the {len(train.paths)} training images: choose fewer.")
     files = member_files(output_dir, len(members))
     for line in plan_lines(plan, layout, output_dir, store, files):
         say(line)

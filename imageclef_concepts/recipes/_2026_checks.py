@@ -29,7 +29,7 @@ def check_members(members):
             member._validate_params()
             check_architecture(member)
         except ValueError as error:
-            raise ValueError(f"member {name}: {error}") from None
+            raise ValueError(f"member {name!r}: {error}") from None
 
 
 def check_outside(output_dir, data_dir):
