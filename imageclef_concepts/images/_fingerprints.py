@@ -18,7 +18,6 @@ from ._decoding import is_url
 from ._shelf import file_version, settles_at
 from ._sources import ImageArray, ImageFiles, image_column, is_path_sequence
 
-
 # Waits for files to settle before a fingerprint: files rewritten again and again meanwhile
 # are fingerprinted unsettled (with their content: exact, but not the same later).
 _SETTLE_ROUNDS = 3

@@ -56,10 +56,9 @@ def check_image_size(image_size, n_images=None, name="image_size"):
 
 def check_store_room(store, image_size, n_images, name="image_size"):
     """Refuse, before decoding, ``n_images`` to store at ``image_size`` that the store's disk
-    has no free space for, naming ``name`` (``--image-size`` on the command line): all of
-    them, not a chunk at a time, so that filling a store never takes the disk to its last
-    byte. Every source that decodes into a user's store (:class:`ImageFiles`: ``fit``,
-    ``predict``, :func:`prepare_images`) asks here before its first image."""
+    has no room for, naming ``name``: all of them, not a chunk at a time (the disk is never
+    filled to its last byte). :class:`ImageFiles` asks for a user's store (``fit``,
+    ``predict``, :func:`prepare_images`...) before any image is decoded."""
     if store is None or n_images < 1:
         return
     check_disk_space(n_images * image_size * image_size * 3, store.path,
@@ -225,9 +224,8 @@ class ImageFiles(_ImageSource):
         if len(self.failures) == len(self.paths):
             raise ImageDecodeError(_listing("None of the image files can be used",
                                             self.failures.values()))
-        if image_store is not None and self._shelf is not None:  # a user's store: filled
-            # as the images are decoded, so its disk must take them all, said before any work
-            check_store_room(self._shelf.store, image_size, len(self._to_store()))
+        if image_store is not None and self._shelf is not None:  # a user's: its disk takes
+            check_store_room(self._shelf.store, image_size, len(self._to_store()))  # them all
         self.warn_failures("on checking the files")
 
     def __len__(self):

@@ -59,3 +59,23 @@ def test_sizes_are_named_by_the_flags_the_command_takes_and_by_parameter_in_pyth
     error = capsys.readouterr().err
     assert code == 2 and "The --backbones option of ConceptCNNClassifier must be" in error
     assert "'backbone'" not in error and "Got 'nonet' instead" in error
+
+
+def test_a_store_whose_disk_cannot_take_every_split_is_refused_before_any_member_trains(
+        tmp_path, capsys, monkeypatch):
+    # The members fill the store with the training images, then the validation and test
+    # images after all the training: the disk must take them all, asked before training.
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40, 1000))
+    out = tmp_path / "out"
+    code = main(["recipe-2026", "--dry-run", "--image-size", "16", "--output", str(out)])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "Traceback" not in error
+    n_images = len(list((out / "data").glob("*/images/*")))  # every split's
+    assert f"error: --image-size 16: storing {n_images} image(s) at that size" in error, error
+    assert "choose a smaller --image-size." in error
+    assert not (out / "members").exists() or not any((out / "members").iterdir())
+    assert not list((out / "image-store").glob("*px-*"))
