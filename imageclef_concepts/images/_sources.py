@@ -54,17 +54,17 @@ def check_image_size(image_size, n_images=None, name="image_size"):
                          f"choose a smaller {name}, or take fewer images at a time")
 
 
-def check_store_room(store, image_size, n_images, name="image_size"):
+def check_store_room(store, image_size, n_images, name="image_size", advice=""):
     """Refuse, before decoding, ``n_images`` to store at ``image_size`` that the store's disk
     has no room for, naming ``name``: all of them, not a chunk at a time (the disk is never
-    filled to its last byte). :class:`ImageFiles` asks for a user's store (``fit``,
-    ``predict``, :func:`prepare_images`...) before any image is decoded."""
+    filled to its last byte; ``advice``: what else). :class:`ImageFiles` asks for a user's
+    store (``fit``, ``predict``, :func:`prepare_images`...) before decoding."""
     if store is None or n_images < 1:
         return
     check_disk_space(n_images * image_size * image_size * 3, store.path,
                      setting(name, image_size),
                      f"storing {n_images} image(s) at that size",
-                     f"free space there or choose a smaller {name}")
+                     f"free space there{advice} or choose a smaller {name}")
 
 
 class SkippedImagesWarning(UserWarning):
@@ -182,8 +182,8 @@ class ImageFiles(_ImageSource):
         arrays.
     image_store : ImageStore or None, default=None
         Images the store holds at this size and filter are read from it (not
-        checked again), the others decoded and added. None: within a
-        meta-estimator's call, those its other parts decoded are shared.
+        checked again), the others decoded and added (its disk's room for them
+        checked first). None: a meta-estimator's parts share what they decode.
 
     Attributes
     ----------
@@ -225,7 +225,8 @@ class ImageFiles(_ImageSource):
             raise ImageDecodeError(_listing("None of the image files can be used",
                                             self.failures.values()))
         if image_store is not None and self._shelf is not None:  # a user's: its disk takes
-            check_store_room(self._shelf.store, image_size, len(self._to_store()))  # them all
+            check_store_room(self._shelf.store, image_size, len(self._to_store()),  # them all
+                             advice=", give no image_store")
         self.warn_failures("on checking the files")
 
     def __len__(self):
@@ -311,9 +312,8 @@ class ImageFiles(_ImageSource):
 
     def _to_store(self):
         """The files the store will be given (each once): usable, versioned, not yet held."""
-        return {self._keys[index] for index in range(len(self.paths))
-                if index not in self.stored and index not in self.failures
-                and self._versions[index] is not None}
+        return {key for index, (key, version) in enumerate(zip(self._keys, self._versions))
+                if version is not None and not (index in self.stored or index in self.failures)}
 
     def _store(self, decoded, pixels):
         """Add freshly decoded images to the store (those whose version is known).
