@@ -55,10 +55,9 @@ def check_image_size(image_size, n_images=None, name="image_size"):
 
 
 def check_store_room(store, image_size, n_images, name="image_size", advice=""):
-    """Refuse, before decoding, ``n_images`` to store at ``image_size`` that the store's disk
-    has no room for, naming ``name``: all of them, not a chunk at a time (the disk is never
-    filled to its last byte; ``advice``: what else). :class:`ImageFiles` asks for a user's
-    store (``fit``, ``predict``, :func:`prepare_images`...) before decoding."""
+    """Refuse ``n_images`` at ``image_size`` the store's disk has no room for, naming ``name``
+    (``advice``: what else to do): all of them, before decoding, so that the disk is never
+    filled to its last byte. :class:`ImageFiles` asks for a user's store (fit, predict...)."""
     if store is None or n_images < 1:
         return
     check_disk_space(n_images * image_size * image_size * 3, store.path,
@@ -311,9 +310,10 @@ class ImageFiles(_ImageSource):
             return {}
 
     def _to_store(self):
-        """The files the store will be given (each once): usable, versioned, not yet held."""
-        return {key for index, (key, version) in enumerate(zip(self._keys, self._versions))
-                if version is not None and not (index in self.stored or index in self.failures)}
+        """The files the store will be given (each once; none when it is read-only)."""
+        return set() if self._shelf.store.read_only else {
+            key for index, (key, version) in enumerate(zip(self._keys, self._versions))
+            if version is not None and not (index in self.stored or index in self.failures)}
 
     def _store(self, decoded, pixels):
         """Add freshly decoded images to the store (those whose version is known).
