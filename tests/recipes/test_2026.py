@@ -309,7 +309,7 @@ def test_settings_and_data_are_checked_before_anything_is_written(small_data, tm
     assert "inside the data folder" in _refused(["--data", str(small_data)], capsys,
                                                 small_data / "test" / "images" / "o")
     assert "backbone" in _refused(["--dry-run", "--backbones", "nonesuch"], capsys, out)
-    assert "image_size=16 is too small for densenet121" in _refused(
+    assert "--image-size 16 is too small for densenet121" in _refused(  # the flag, not image_size=
         ["--dry-run", "--backbones", "densenet121"], capsys, out)
     with pytest.raises(SystemExit):
         main(["recipe-2026", "--dry-run", "--output", str(out), "--n-jobs", "0"])
