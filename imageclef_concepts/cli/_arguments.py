@@ -23,26 +23,63 @@ def estimator_default(value):
     return f"default: {shown}"
 
 
-# The library's messages name its keyword arguments; the command line's, its options.
-_OPTION_NAMES = {"edition=": "--edition", "secondary_concepts=": "--secondary-concepts",
-                 "secondary_truth=": "--secondary-truth"}
-_KEYWORDS = re.compile("|".join(re.escape(name) for name in _OPTION_NAMES) + r"(?=[\s).;,]|$)")
+# The library's messages name its keyword arguments; the command line's, its options:
+# these everywhere, and each subcommand's own (its ``parameter_flags`` default).
+_OPTION_NAMES = {"edition": "--edition", "secondary_concepts": "--secondary-concepts",
+                 "secondary_truth": "--secondary-truth"}
+# A value as the library shows it (repr): quoted, a tuple or list, or a plain word.
+_VALUE = r"""'[^']*'|"[^"]*"|\([^()]*\)|\[[^\]]*\]|[^\s,;:()]+"""
 
 
-def one_line(error):
+def one_line(error, flags=None):
     """An error as one line: a multi-line message (a list of problems) joined up.
 
-    The library's keyword arguments it names (``edition=``) are given as the
-    options of the command line (``--edition``); a file name's bytes that are
-    not UTF-8, as ``\\xNN``.
+    The library's keyword arguments it names (``edition=``, and those of
+    ``flags``: ``image_size=64``) are given as the options of the command line
+    (``--edition``, ``--image-size 64``; :func:`as_flags`); a file name's bytes
+    that are not UTF-8, as ``\\xNN``.
     """
     from ..files._atomic import shown_name
 
     text = str(error) if not isinstance(error, OSError) or not error.filename else \
         f"{error.strerror}: {error.filename}"
-    text = shown_name(text)
-    text = _KEYWORDS.sub(lambda found: _OPTION_NAMES[found.group()], text)
+    text = as_flags(shown_name(text), {**_OPTION_NAMES, **(flags or {})})
     return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def as_flags(text, flags):
+    """``text`` with the Python parameters of ``flags`` (``{"image_size": "--image-size"}``)
+    named as the command line's options.
+
+    ``image_size=64`` becomes ``--image-size 64`` (a quoted value unquoted, a
+    tuple as the flag takes it: ``32,64``), ``image_size=`` alone
+    ``--image-size``; a bare name becomes the flag when it has an underscore
+    (``choose a smaller image_size``), not a plain word (``epochs``) that
+    English uses too; scikit-learn's ``The 'image_size' parameter`` becomes
+    ``The --image-size option``. A name inside another (``max_image_size``,
+    ``params['image_size']``, a member's name ``epochs=2,image_size=32``) is
+    left as it is.
+    """
+    if not flags:
+        return text
+    names = "|".join(re.escape(name) for name in sorted(flags, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w.,\-'\"\[])({names})(?:=({_VALUE})?)?(?![\w\-'\"])")
+    text = re.sub(rf"'({names})' parameter", lambda found: f"{flags[found.group(1)]} option",
+                  text)  # scikit-learn's checks: "The 'image_size' parameter of ..."
+
+    def flag(found):
+        name, value, whole = found.group(1), found.group(2), found.group()
+        if value is None and whole == name and "_" not in name:
+            return whole  # a plain word
+        if value is None:
+            return flags[name]
+        if value[:1] in "'\"":
+            value = value[1:-1]
+        elif value[:1] in "([":
+            value = ",".join(part.strip() for part in value[1:-1].split(",") if part.strip())
+        return f"{flags[name]} {value}"
+
+    return pattern.sub(flag, text)
 
 
 def int_tuple(text):

@@ -39,8 +39,8 @@ def add_prepare(commands):
 
 def _run_prepare(args):
     from ..datasets._imageclef import image_files_by_id, image_path
-    from ..images._preparation import check_store_room, prepare_images
-    from ..images._sources import check_image_size
+    from ..images._preparation import prepare_images
+    from ..images._sources import check_image_size, check_store_room
 
     check_image_size(args.image_size, name="--image-size")  # before the store is made
     if not args.images.is_dir():

@@ -46,7 +46,9 @@ def main(argv=None):
             print(f"imageclef-concepts {args.command}: interrupted", file=sys.stderr)
             return 130
         except (UserError, ConceptFileError, OSError, ValueError) as error:
-            print(f"imageclef-concepts {args.command}: error: {one_line(error)}",
+            # the library's parameters that this command sets by flags, named as its flags
+            flags = getattr(args, "parameter_flags", None)
+            print(f"imageclef-concepts {args.command}: error: {one_line(error, flags)}",
                   file=sys.stderr)
             return 2
 

@@ -23,6 +23,11 @@ from ._arguments import (
 )
 from ._images import add_image_store_option, open_image_store
 
+_TRAIN_PARAMS = ("image_size", "epochs", "batch_size", "learning_rate", "threshold", "filters",
+                 "dense_units", "backbone", "loss", "augmentation",
+                 "early_stopping_patience", "on_error", "random_state", "checkpoint_dir",
+                 "image_store")
+
 
 def add_train(commands):
     train = commands.add_parser(
@@ -99,14 +104,9 @@ def add_train(commands):
     train.add_argument("--random-state", type=int, default=None,
                        help="seed for a reproducible model (default: a fresh seed each run)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
-    train.set_defaults(run_command=_run_train)
+    train.set_defaults(run_command=_run_train, parameter_flags={
+        name: "--" + name.replace("_", "-") for name in (*_TRAIN_PARAMS, "weights")})
 
-
-
-_TRAIN_PARAMS = ("image_size", "epochs", "batch_size", "learning_rate", "threshold", "filters",
-                 "dense_units", "backbone", "loss", "augmentation",
-                 "early_stopping_patience", "on_error", "random_state", "checkpoint_dir",
-                 "image_store")
 
 
 def _run_train(args):
@@ -237,7 +237,7 @@ def add_predict(commands):
                          help="allow a .joblib model: a pickle runs any code it holds, so only "
                               "for files you made yourself")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
-    predict.set_defaults(run_command=_run_predict)
+    predict.set_defaults(run_command=_run_predict, parameter_flags={"image_store": "--image-store"})
 
 
 def _run_predict(args):

@@ -68,7 +68,20 @@ def add_recipe(commands):
                          help="train the members on this Ray cluster ('auto' for the local one; "
                               "default: none)")
     recipe.add_argument("--quiet", action="store_true", help="print only the final score")
-    recipe.set_defaults(run_command=_run_recipe)
+    recipe.set_defaults(run_command=_run_recipe, parameter_flags=PARAMETER_FLAGS)
+
+
+# What the recipe's messages name (its parameters and the members'), as this command's flags.
+PARAMETER_FLAGS = {"image_size": "--image-size", "epochs": "--epochs", "backbone": "--backbones",
+                   "retrieval_encoder": "--retrieval-encoder",
+                   "retrieval_neighbors": "--retrieval-neighbors", "image_store": "--image-store",
+                   "n_jobs": "--n-jobs", "data_dir": "--data", "output_dir": "--output"}
+# The plan's settings that a flag sets, as a rerun with other settings names them.
+PLAN_FLAGS = {"data_dir": "--data", "grid['backbone']": "--backbones",
+              "grid['random_state']": "--seeds", "estimator_params['epochs']": "--epochs",
+              "estimator_params['image_size']": "--image-size",
+              "retrieval_encoder": "--retrieval-encoder",
+              "retrieval_neighbors": "--retrieval-neighbors"}
 
 
 def _n_jobs(text):
@@ -84,6 +97,7 @@ def _n_jobs(text):
 
 def _run_recipe(args):
     from ..recipes._2026 import DRY_RUN, Recipe2026, run_recipe_2026
+    from ..recipes._2026_parts import OtherSettingsError
 
     if args.dry_run == (args.data is not None):
         raise UserError("give --data DIR, or --dry-run (which makes its own data).")
@@ -92,10 +106,13 @@ def _run_recipe(args):
     recipe = _recipe(args, DRY_RUN if args.dry_run else Recipe2026())
     n_jobs = args.n_jobs
     with _cluster(args) as on_cluster:
-        result = run_recipe_2026(args.data, args.output, recipe=recipe, dry_run=args.dry_run,
-                                 image_store=args.image_store,
-                                 n_jobs=n_jobs if n_jobs or not on_cluster else -1,
-                                 say=(lambda line: None) if args.quiet else print)
+        try:
+            result = run_recipe_2026(args.data, args.output, recipe=recipe,
+                                     dry_run=args.dry_run, image_store=args.image_store,
+                                     n_jobs=n_jobs if n_jobs or not on_cluster else -1,
+                                     say=(lambda line: None) if args.quiet else print)
+        except OtherSettingsError as error:  # each setting by the flag that sets it
+            raise UserError(error.message(PLAN_FLAGS)) from None
     if result.primary is not None:
         secondary = ("" if result.secondary is None else
                      f", secondary F1 {result.secondary:.4f}")

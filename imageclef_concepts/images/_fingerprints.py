@@ -2,18 +2,38 @@
 
 Checkpoints and recipe-2026's plan ask "same data, go on?" here, and only
 here: a file counts as its absolute path (or URL) and its
-:func:`~._shelf.file_version`, the image store's version of a file.
+:func:`~._shelf.file_version`, the image store's version of a file, taken
+once the files have settled (:func:`wait_until_settled`), so that the same
+files give the same fingerprint later.
 """
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..files._checkpoints import digest
 from ._decoding import is_url
-from ._shelf import file_version
+from ._shelf import file_version, settles_at
 from ._sources import ImageArray, ImageFiles, image_column, is_path_sequence
+
+# Waits for files to settle before a fingerprint: files rewritten again and again meanwhile
+# are fingerprinted unsettled (with their content: exact, but not the same later).
+_SETTLE_ROUNDS = 3
+_SETTLE_MARGIN = 10**6  # ns past the moment, against a sleep that ends a little early
+
+
+def wait_until_settled(paths):
+    """Sleep until no local file of ``paths`` is unsettled (:func:`~._shelf.settles_at`):
+    changed less than 2 s ago on a file system of whole-second times, when its version
+    carries its content, which it will not once settled. One sleep for all the files
+    (at most about 2 s), then they are looked at again; at most ``_SETTLE_ROUNDS`` times."""
+    for _ in range(_SETTLE_ROUNDS):
+        until = max(filter(None, map(settles_at, paths)), default=None)
+        if until is None:
+            return
+        time.sleep(max(0, until + _SETTLE_MARGIN - time.time_ns()) / 1e9)
 
 
 def _file_identity(path):
@@ -31,7 +51,8 @@ def images_digest(X):
 
     For an image source (:class:`ImageFiles`, :class:`ImageArray`) or what a
     user passes as ``X``; a file counts as its absolute path (or URL) and its
-    :func:`file_version` (size, modification and status-change times). Fingerprints a
+    :func:`file_version` (size, modification and status-change times, inode), settled
+    first (:func:`wait_until_settled`). Fingerprints a
     training run for its checkpoint and the training data of ``recipe-2026``.
     """
     if isinstance(X, ImageFiles):
@@ -41,6 +62,7 @@ def images_digest(X):
     X = image_column(X)
     if is_path_sequence(X):
         paths = [os.fspath(path) for path in X]
+        wait_until_settled(paths)  # the fingerprint of the files as they stay
         if any(is_url(path) for path in paths):  # one request each: not one after another
             with ThreadPoolExecutor(max_workers=8) as pool:
                 return digest(*pool.map(_file_identity, paths))

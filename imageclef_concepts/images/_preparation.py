@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from ..files._sizes import check_disk_space, setting
 from ._decoding import RESAMPLING
 from ._shelf import source_key
 from ._sources import (
@@ -37,18 +36,6 @@ _NOT_PREPARED = "they are not in the store"
 def chunk_images(image_size):
     """How many images a chunk of the store holds at ``image_size`` (at least one)."""
     return max(1, _BLOCK_BYTES // (image_size * image_size * 3))
-
-
-def check_store_room(store, image_size, n_images, name="image_size"):
-    """Refuse, before decoding, ``n_images`` to store at ``image_size`` that the store's disk
-    has no free space for, naming ``name`` (``--image-size`` on the command line): all of
-    them, not a chunk at a time, so that preparing never fills the disk to its last byte."""
-    if store is None or n_images < 1:
-        return
-    check_disk_space(n_images * image_size * image_size * 3, store.path,
-                     setting(name, image_size),
-                     f"storing {n_images} image(s) at that size",
-                     f"free space there or choose a smaller {name}")
 
 
 class PreparedImages(NamedTuple):
@@ -141,9 +128,7 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
     files.warn_failures("on checking the files", consequence=_NOT_PREPARED)
     stored_before, known_failures = len(files.stored), len(files.failures)
     pending = np.setdiff1d(files.usable_indices(), list(files.stored))
-    block = chunk_images(image_size)
-    check_store_room(files._shelf.store if files._shelf is not None else None, image_size,
-                     len(pending))  # what is not stored yet: all of it, before decoding
+    block = chunk_images(image_size)  # the store's disk takes them all: checked by ImageFiles
     with tqdm(total=len(pending), unit="image", desc="preparing", disable=not progress) as bar:
         for start in range(0, len(pending), block):
             indices = pending[start:start + block]

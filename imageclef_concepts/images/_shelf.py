@@ -192,12 +192,14 @@ def source_key(path):
 def file_version(path):
     """What changes when a file changes; None when it cannot be told (or the file is unreadable).
 
-    For a local file, the size, the modification time and the status-change
-    time (which no program can set back) in nanoseconds, and its content's
-    SHA-256 while it is unsettled: on a file system of whole-second times
-    (a status-change time of whole seconds) within 2 s of its last change,
-    when a rewrite of the same size in the same second keeps every time;
-    for an ``fsspec``
+    For a local file, the size, the modification time, the status-change
+    time (which no program can set back) in nanoseconds and the inode number
+    (another file put at the path, a link pointed elsewhere, is another
+    version even with the same size and times; not the device number, which
+    some systems change between mounts), and its content's SHA-256 while it
+    is unsettled (:func:`settles_at`): on a file system of whole-second times
+    within 2 s of its last change, when a rewrite of the same size in the
+    same second keeps every time. For an ``fsspec``
     URL, what its file system reports (size with a modification time, an
     ETag, a content hash...). A URL of which only the size is known is not
     stored: a change of the same size would go unseen.
@@ -209,9 +211,8 @@ def file_version(path):
         status = os.stat(path)
     except OSError:
         return None
-    version = f"{status.st_size}:{status.st_mtime_ns}:{status.st_ctime_ns}"
-    if status.st_ctime_ns % _COARSE_TICK == 0 and \
-            time.time_ns() - status.st_ctime_ns < _UNSETTLED:
+    version = f"{status.st_size}:{status.st_mtime_ns}:{status.st_ctime_ns}:{status.st_ino}"
+    if _settles_at(status) is not None:
         # A file system of whole-second times (FAT, some network mounts), the file
         # changed in the last seconds: a rewrite of the same size later in that same
         # second would keep all its times, so its content is part of the version.
@@ -220,6 +221,28 @@ def file_version(path):
             return None
         version += f":sha256={content}"
     return version
+
+
+def settles_at(path):
+    """When (``time.time_ns()``) a local file's :func:`file_version` stops carrying its content
+    (it is settled: its times alone tell a later change); None when it already does, or for
+    a URL or a file that cannot be read."""
+    path = os.fspath(path)
+    if is_url(path):
+        return None
+    try:
+        return _settles_at(os.stat(path))
+    except OSError:
+        return None
+
+
+def _settles_at(status):
+    """None for a settled status; else when it settles: 2 s after a status-change time of
+    whole seconds (a file system of whole-second times) that is less than 2 s old."""
+    if status.st_ctime_ns % _COARSE_TICK == 0 and \
+            time.time_ns() - status.st_ctime_ns < _UNSETTLED:
+        return status.st_ctime_ns + _UNSETTLED
+    return None
 
 
 def _content_digest(path):

@@ -23,7 +23,7 @@ from numbers import Integral
 import numpy as np
 
 from ..concepts._lists import is_frame
-from ..files._sizes import check_allocation, setting
+from ..files._sizes import check_allocation, check_disk_space, setting
 from ._decoding import ImageDecodeError, check_image_file, decode_image, resized
 from ._folder_store import _StoreLost
 from ._shared import disown, shared_shelf
@@ -52,6 +52,18 @@ def check_image_size(image_size, n_images=None, name="image_size"):
         check_allocation(3 * image_size**2 * n_images, setting(name, image_size),
                          f"holding {n_images} images at that size together",
                          f"choose a smaller {name}, or take fewer images at a time")
+
+
+def check_store_room(store, image_size, n_images, name="image_size", advice=""):
+    """Refuse ``n_images`` at ``image_size`` the store's disk has no room for, naming ``name``
+    (``advice``: what else to do): all of them, before decoding, so that the disk is never
+    filled to its last byte. :class:`ImageFiles` asks for a user's store (fit, predict...)."""
+    if store is None or n_images < 1:
+        return
+    check_disk_space(n_images * image_size * image_size * 3, store.path,
+                     setting(name, image_size),
+                     f"storing {n_images} image(s) at that size",
+                     f"free space there{advice} or choose a smaller {name}")
 
 
 class SkippedImagesWarning(UserWarning):
@@ -169,8 +181,8 @@ class ImageFiles(_ImageSource):
         arrays.
     image_store : ImageStore or None, default=None
         Images the store holds at this size and filter are read from it (not
-        checked again), the others decoded and added. None: within a
-        meta-estimator's call, those its other parts decoded are shared.
+        checked again), the others decoded and added (its disk's room for them
+        checked first). None: a meta-estimator's parts share what they decode.
 
     Attributes
     ----------
@@ -211,6 +223,9 @@ class ImageFiles(_ImageSource):
         if len(self.failures) == len(self.paths):
             raise ImageDecodeError(_listing("None of the image files can be used",
                                             self.failures.values()))
+        if image_store is not None and self._shelf is not None:  # a user's: its disk takes
+            check_store_room(self._shelf.store, image_size, len(self._to_store()),  # them all
+                             advice=", give no image_store")
         self.warn_failures("on checking the files")
 
     def __len__(self):
@@ -293,6 +308,12 @@ class ImageFiles(_ImageSource):
             self._give_up_store(f"cannot be read ({error})", error)
             self._shelf = None
             return {}
+
+    def _to_store(self):
+        """The files the store will be given (each once; none when it is read-only)."""
+        return set() if self._shelf.store.read_only else {
+            key for index, (key, version) in enumerate(zip(self._keys, self._versions))
+            if version is not None and not (index in self.stored or index in self.failures)}
 
     def _store(self, decoded, pixels):
         """Add freshly decoded images to the store (those whose version is known).

@@ -40,6 +40,7 @@ from ._2026_checks import (
     check_layout,
     check_members,
     check_outside,
+    check_store_room,
     make_dry_run_data,
 )
 from ._2026_parts import (
@@ -240,8 +241,9 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     train, valid = load_split(layout["train"]), load_split(layout["valid"])
     if retrieval is not None and retrieval.n_neighbors > len(train.paths):
         # the k-NN is fitted after every network: refused now, not hours later
-        raise ValueError(f"retrieval_neighbors={retrieval.n_neighbors} (--retrieval-neighbors) "
-                         f"is more than the {len(train.paths)} training images: choose fewer.")
+        raise ValueError(f"retrieval_neighbors={retrieval.n_neighbors} is more than "
+                         f"the {len(train.paths)} training images: choose fewer.")
+    check_store_room(members, store, [train.paths, valid.paths, _predicted_images(layout)])
     files = member_files(output_dir, len(members))
     for line in plan_lines(plan, layout, output_dir, store, files):
         say(line)
@@ -262,6 +264,14 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
                                    "report_file": str(result.report_file)}), indent=2)
     write_atomically(output_dir / "summary.json", lambda h: h.write(summary.encode()))
     return result
+
+
+def _predicted_images(layout):
+    """The image files of the split the run file is for (every one is predicted)."""
+    from ..datasets._imageclef import image_files_by_id
+
+    images = layout["test" if "test" in layout else "valid"].images
+    return [path for paths in image_files_by_id(images).values() for path in paths]
 
 
 def _plan(recipe, data_dir):

@@ -29,7 +29,7 @@ def check_members(members):
             member._validate_params()
             check_architecture(member)
         except ValueError as error:
-            raise ValueError(f"member {name}: {error}") from None
+            raise ValueError(f"member {name!r}: {error}") from None
 
 
 def check_outside(output_dir, data_dir):
@@ -117,6 +117,22 @@ def check_count_coverage(valid, count_coverage):
         check_tuning_images(n_true, list(count_coverage), None, TUNING_SEED)
     except ValueError as error:
         raise ValueError(f"{valid.concepts}: {error}") from None
+
+
+def check_store_room(members, store, splits):
+    """Refuse, before the first member trains, an image store whose disk cannot take every
+    image the recipe will decode into it: the training and validation images and the
+    predicted split's (``splits``: lists of paths), those the store holds at the members'
+    size and filter left out (as each member's own check counts them, a split at a time,
+    the last one after all the training)."""
+    from ..images._sources import ImageFiles
+    from ..images._store import as_image_store
+
+    template = members[0][1]  # the grid's points share the size and the filter
+    paths = [str(path) for split in splits for path in split]
+    if paths:
+        ImageFiles(paths, template.image_size, template.resample, on_error="skip",
+                   image_store=as_image_store(store))  # checks the store's room itself
 
 
 def make_dry_run_data(data_dir, image_size):

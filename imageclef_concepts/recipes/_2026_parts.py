@@ -47,9 +47,7 @@ def claim_output(output_dir, plan, plan_file):
                              f"recipe's; it is left as it is. Name a new or empty folder.")
         differ = _differences(stored, plan)
         if differ:
-            shown = "; ".join(f"{key}: {then} then, {now} now" for key, then, now in differ)
-            raise ValueError(f"output {output_dir} holds a run with other settings ({shown}): "
-                             "rerun with the same settings to resume it, or name a new folder.")
+            raise OtherSettingsError(output_dir, differ)
         return
     if entries:
         shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
@@ -59,24 +57,43 @@ def claim_output(output_dir, plan, plan_file):
     write_atomically(output_dir / plan_file, lambda handle: handle.write(text))
 
 
+class OtherSettingsError(ValueError):
+    """The output folder holds a run with other settings: ``differences`` are the
+    ``(setting, then, now)`` that differ, each setting by its name in Python
+    (:func:`run_recipe_2026`'s, :class:`Recipe2026`'s or the members' parameter);
+    :meth:`message` names them otherwise (the command line, by its flags)."""
+
+    def __init__(self, output_dir, differences):
+        self.output_dir, self.differences = output_dir, differences
+        super().__init__(self.message())
+
+    def message(self, names=None):
+        shown = "; ".join(f"{(names or {}).get(setting, setting)}: {then} then, {now} now"
+                          for setting, then, now in self.differences)
+        return (f"output {self.output_dir} holds a run with other settings ({shown}): rerun "
+                "with the same settings to resume it, or name a new folder.")
+
+
 def _differences(stored, plan):
     """``(setting, then, now)`` for each setting that differs, the data's identity aside."""
     found = []
     for key in sorted((set(stored) | set(plan)) - {DATA_IDENTITY}):
         then, now = stored.get(key), plan.get(key)
         if isinstance(then, dict) and isinstance(now, dict):
-            found += [(_OPTIONS.get(name, f"{key}[{name!r}]"), then.get(name), now.get(name))
+            found += [(_PARAMETERS.get((key, name), f"{key}[{name!r}]"),
+                       then.get(name), now.get(name))
                       for name in sorted(set(then) | set(now)) if then.get(name) != now.get(name)]
         elif then != now:
-            found.append((_OPTIONS.get(key, key), then, now))
+            found.append((_PARAMETERS.get(key, key), then, now))
     return found
 
 
-# The command line's options for the settings it sets (the plan's other keys are shown as such).
-_OPTIONS = {"data": "--data", "backbone": "--backbones", "random_state": "--seeds",
-            "epochs": "--epochs", "image_size": "--image-size",
-            "retrieval": "--retrieval-encoder", "encoder": "--retrieval-encoder",
-            "n_neighbors": "--retrieval-neighbors"}
+# The plan's keys that are not named as the parameter that sets them (the others are,
+# as Recipe2026's fields: "grid['backbone']", "estimator_params['epochs']").
+_PARAMETERS = {"data": "data_dir", "retrieval": "retrieval_encoder",
+               ("retrieval", "encoder"): "retrieval_encoder",
+               ("retrieval", "n_neighbors"): "retrieval_neighbors",
+               ("retrieval", "params"): "retrieval_params"}
 
 
 DATA_IDENTITY = "data_identity"

@@ -38,3 +38,18 @@ def test_an_output_that_is_an_input_is_refused(tmp_path):
 def test_a_multi_line_error_becomes_one_line():
     assert one_line(ValueError("Problems:\n  a\n\n  b")) == "Problems: | a | b"
     assert one_line(FileNotFoundError(2, "No such file", "x.tsv")) == "No such file: x.tsv"
+
+
+def test_python_parameters_become_the_commands_flags():
+    from imageclef_concepts.cli._arguments import as_flags
+
+    flags = {"image_size": "--image-size", "filters": "--filters", "epochs": "--epochs",
+             "backbone": "--backbones"}
+    assert as_flags("image_size=64: choose a smaller image_size.", flags) == \
+        "--image-size 64: choose a smaller --image-size."
+    assert as_flags("filters=(4, 8) and backbone='x', 2 epochs", flags) == \
+        "--filters 4,8 and --backbones x, 2 epochs"
+    kept = "member 'epochs=2,image_size=32': params['image_size'], max_image_size=3"
+    assert as_flags(kept, flags) == kept
+    assert as_flags("The 'backbone' parameter of X must be", flags) == \
+        "The --backbones option of X must be"

@@ -222,6 +222,51 @@ def test_train_with_sizes_beyond_memory_is_one_line_before_any_work(tmp_path, da
     assert list(tmp_path.iterdir()) == []  # not even the checkpoint folder
 
 
+def test_train_into_an_image_store_without_room_is_one_line_before_training(
+        tmp_path, dataset, capsys, monkeypatch):
+    import shutil
+    import time
+    from collections import namedtuple
+
+    folder, train, _ = dataset
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40, 2**20))
+    started = time.monotonic()
+    code = main(["train", "--images", str(folder / "train" / "images"),
+                 "--concepts", train.concepts_file, "--output", str(tmp_path / "model.keras"),
+                 "--image-store", str(tmp_path / "store"), "--image-size", "128",
+                 "--epochs", "1", "--filters", "4", "--dense-units", "8", "--quiet"])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "Traceback" not in error
+    assert error.startswith("imageclef-concepts train: error: --image-size 128: storing 60 "
+                            "image(s) at that size takes 2.8 MiB"), error
+    assert "choose a smaller --image-size." in error and "image_size" not in error
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "model.keras").exists()
+    assert not list((tmp_path / "store").glob("*px-*"))
+
+
+def test_predict_into_an_image_store_without_room_is_one_line_before_predicting(
+        tmp_path, dataset, capsys, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    folder, train, valid = dataset
+    model = tmp_path / "model.keras"
+    ConceptCNNClassifier(image_size=16, filters=(4,), dense_units=(8,), epochs=1,
+                         random_state=0).fit(train.paths, train.concepts).save(model)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40, 1000))
+    code = main(["predict", "--model", str(model), "--images", str(folder / "valid" / "images"),
+                 "--output", str(tmp_path / "run.csv"), "--image-store", str(tmp_path / "store"),
+                 "--quiet"])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "Traceback" not in error
+    assert "image_size=16: storing 20 image(s) at that size" in error, error
+    assert "give no --image-store or choose a smaller image_size" in error
+    assert not (tmp_path / "run.csv").exists()
+
+
 @pytest.mark.parametrize("name, edition, problem", [
     (b"caf\xe9.jpg", "2019", "is not UTF-8 text"),  # as os.fsdecode gives it: 'caf\udce9'
     (b"ID_7.jpg", "2026", "contains 'ID'"),  # the 2026 evaluator skips such rows

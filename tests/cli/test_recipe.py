@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from imageclef_concepts.cli import main
 
 
@@ -32,3 +34,48 @@ def test_a_grid_of_one_member_is_refused_before_any_training(tmp_path, capsys):
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1 and "makes 1 member(s)" in error
     assert not (tmp_path / "o").exists()
+
+
+def test_sizes_are_named_by_the_flags_the_command_takes_and_by_parameter_in_python(
+        tmp_path, capsys):
+    # The members' check said image_size=1000000 to a user who typed --image-size.
+    from imageclef_concepts import run_recipe_2026
+    from imageclef_concepts.recipes._2026 import DRY_RUN
+
+    code = main(["recipe-2026", "--dry-run", "--image-size", "1000000",
+                 "--output", str(tmp_path / "out")])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "Traceback" not in error
+    assert ": --image-size 1000000: decoding one image at that size takes" in error, error
+    assert "choose a smaller --image-size." in error and "image_size" not in error
+    assert not (tmp_path / "out").exists()
+    recipe = DRY_RUN.__class__(**{**vars(DRY_RUN), "estimator_params": {
+        **DRY_RUN.estimator_params, "image_size": 1000000}})
+    with pytest.raises(ValueError, match=r": image_size=1000000: decoding one image .*"
+                                         r"choose a smaller image_size\.$"):
+        run_recipe_2026(None, tmp_path / "out", recipe=recipe, dry_run=True)
+    code = main(["recipe-2026", "--dry-run", "--backbones", "nonet",
+                 "--output", str(tmp_path / "out")])
+    error = capsys.readouterr().err
+    assert code == 2 and "The --backbones option of ConceptCNNClassifier must be" in error
+    assert "'backbone'" not in error and "Got 'nonet' instead" in error
+
+
+def test_a_store_whose_disk_cannot_take_every_split_is_refused_before_any_member_trains(
+        tmp_path, capsys, monkeypatch):
+    # The members fill the store with the training images, then the validation and test
+    # images after all the training: the disk must take them all, asked before training.
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40, 1000))
+    out = tmp_path / "out"
+    code = main(["recipe-2026", "--dry-run", "--image-size", "16", "--output", str(out)])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "Traceback" not in error
+    n_images = len(list((out / "data").glob("*/images/*")))  # every split's
+    assert f"error: --image-size 16: storing {n_images} image(s) at that size" in error, error
+    assert "choose a smaller --image-size." in error
+    assert not (out / "members").exists() or not any((out / "members").iterdir())
+    assert not list((out / "image-store").glob("*px-*"))

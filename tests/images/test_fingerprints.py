@@ -1,5 +1,7 @@
 """images_digest: the fingerprint of training images for checkpoints and recipe-2026."""
 
+import os
+
 import numpy as np
 from PIL import Image
 
@@ -31,3 +33,68 @@ def test_a_file_rewritten_in_place_with_its_times_put_back_is_another_version(
     versions = iter(["one version", "another"])
     monkeypatch.setattr(images_module, "file_version", lambda name: next(versions))
     assert images_module.images_digest([path]) != images_module.images_digest([path])
+
+
+class _Clock:
+    """time.time_ns and time.sleep of a test: sleeping moves the clock on."""
+
+    def __init__(self, now):
+        self.now, self.sleeps = now, []
+
+    def time_ns(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += int(seconds * 1e9)
+
+
+def test_files_fingerprinted_right_after_writing_give_the_settled_fingerprint(
+        tmp_path, monkeypatch):
+    """On a file system of whole-second times a file changed in the last 2 s is versioned
+    with its content; a checkpoint or a recipe plan made then must still match once the
+    files have settled (when their version is their times): the digest waits for them."""
+    import time
+
+    import imageclef_concepts.images._fingerprints as images_module
+
+    from .test_shelf import _whole_second_stat
+
+    paths = [_save(Image.fromarray(np.full((8, 8, 3), i, dtype=np.uint8)), tmp_path / f"{i}.png")
+             for i in range(3)]
+    second = 1_700_000_000 * 10**9
+    clock = _Clock(second + 3 * 10**8)  # 0.3 s after the files' (whole) second
+    _whole_second_stat(monkeypatch, second, paths)
+    monkeypatch.setattr(time, "time_ns", clock.time_ns)
+    monkeypatch.setattr(time, "sleep", clock.sleep)
+    right_after = images_module.images_digest(paths)
+    assert len(clock.sleeps) == 1 and 1.6 < clock.sleeps[0] < 1.8  # once, for all of them
+    clock.now += 60 * 10**9
+    assert images_module.images_digest(paths) == right_after
+    assert len(clock.sleeps) == 1  # settled: no wait
+
+
+def test_files_that_never_settle_are_waited_for_a_bounded_time_and_fingerprinted_exactly(
+        tmp_path, monkeypatch):
+    import time
+
+    import imageclef_concepts.images._fingerprints as images_module
+    import imageclef_concepts.images._shelf as shelf_module
+
+    path = _save(Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)), tmp_path / "a.png")
+    clock = _Clock(1_700_000_000 * 10**9)
+    real_stat = os.stat
+
+    class Rewritten:  # changed again at every look, on the current whole second
+        def __init__(self, status):
+            self.st_size, self.st_mode, self.st_ino = status.st_size, status.st_mode, status.st_ino
+            self.st_mtime_ns = self.st_ctime_ns = clock.now // 10**9 * 10**9
+
+    monkeypatch.setattr(shelf_module.os, "stat", lambda name, *args, **kwargs: (
+        Rewritten if os.fspath(name) == path else lambda status: status)(
+        real_stat(name, *args, **kwargs)))
+    monkeypatch.setattr(time, "time_ns", clock.time_ns)
+    monkeypatch.setattr(time, "sleep", clock.sleep)
+    images_module.images_digest([path])
+    assert len(clock.sleeps) == images_module._SETTLE_ROUNDS
+    assert "sha256=" in shelf_module.file_version(path)  # unsettled: its content counts

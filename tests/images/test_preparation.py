@@ -35,14 +35,33 @@ def test_a_chunk_the_disk_has_no_room_for_is_refused_naming_image_size(tmp_path,
     assert prepare_images(paths, tmp_path / "store", image_size=64, progress=False).added == 3
 
 
-def test_a_store_whose_disk_is_full_warns_and_decodes(tmp_path, monkeypatch):
+def test_a_store_whose_disk_fills_meanwhile_warns_and_decodes(tmp_path, monkeypatch):
+    # Room for the images when the source is made, none left when its chunk is written
+    # (another program took it): the chunk is not begun, the images are decoded.
     paths = _images(tmp_path / "images")
     store = ImageStore(tmp_path / "store")
-    _disk_with(monkeypatch, 100)
+    free = iter([2**30])
+    monkeypatch.setattr(shutil, "disk_usage",
+                        lambda folder: _Usage(2**40, 2**40, next(free, 100)))
     with pytest.warns(ImageStoreWarning, match="more than the free space"):
         read = ImageLoader(16, image_store=store).fit_transform(paths)
     assert read.shape == (3, 16, 16, 3)
     assert store.summary() == {}
+
+
+def test_reading_into_a_store_its_disk_has_no_room_for_is_refused_before_decoding(
+        tmp_path, monkeypatch):
+    # Any source filling a user's store asks the disk for all it will add, as prepare does.
+    paths = _images(tmp_path / "images")
+    store = ImageStore(tmp_path / "store")
+    prepare_images(paths[:1], store, image_size=16, progress=False)
+    _disk_with(monkeypatch, 2 * 16 * 16 * 3 - 1)  # one byte short of the two not held
+    with pytest.raises(ValueError, match=r"^image_size=16: storing 2 image\(s\) at that size"
+                                         r".*choose a smaller image_size"):
+        ImageLoader(16, image_store=store).fit_transform(paths + paths)  # twice: stored once
+    _disk_with(monkeypatch, 2 * 16 * 16 * 3)
+    assert ImageLoader(16, image_store=store).fit_transform(paths).shape == (3, 16, 16, 3)
+    assert store.summary()["16px-bilinear"]["images"] == 3
 
 
 def test_images_that_together_exceed_the_free_disk_are_refused_before_decoding(

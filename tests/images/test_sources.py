@@ -256,7 +256,8 @@ def test_a_same_second_rewrite_on_a_whole_second_file_system_is_another_version(
         if os.fspath(name) != str(path):
             return status
         return type("Status", (), {"st_size": status.st_size, "st_mtime_ns": second,
-                                   "st_ctime_ns": second, "st_mode": status.st_mode})()
+                                   "st_ctime_ns": second, "st_mode": status.st_mode,
+                                   "st_ino": status.st_ino})()
 
     os.utime(path, ns=(second, second))
     monkeypatch.setattr(shelf_module.os, "stat", whole_seconds)
@@ -270,4 +271,5 @@ def test_a_same_second_rewrite_on_a_whole_second_file_system_is_another_version(
     assert before != after
     # Settled (past its second and the margin), a file is its size and times alone.
     monkeypatch.setattr(shelf_module.time, "time_ns", lambda: second + 3 * 10**9)
-    assert shelf_module.file_version(path) == f"{os.path.getsize(path)}:{second}:{second}"
+    assert shelf_module.file_version(path) == \
+        f"{os.path.getsize(path)}:{second}:{second}:{os.stat(path).st_ino}"

@@ -2,9 +2,11 @@
 
 import os
 import pickle
+import shutil
 import sqlite3
 import threading
 import warnings
+from collections import namedtuple
 from pathlib import Path
 
 import joblib
@@ -201,6 +203,9 @@ def test_a_store_that_cannot_be_written_warns_once_and_decodes(tmp_path, images,
     assert store.summary() == {}
 
 
+usage = namedtuple("usage", "total used free")
+
+
 def test_a_read_only_store_is_read_and_what_it_lacks_decoded(tmp_path, images, monkeypatch,
                                                              decodes):
     import sqlite3
@@ -213,6 +218,8 @@ def test_a_read_only_store_is_read_and_what_it_lacks_decoded(tmp_path, images, m
         raise sqlite3.OperationalError("attempt to write a readonly database")
 
     monkeypatch.setattr(store_module, "_writable_index", read_only)
+    # nothing will be added: a full disk is no reason to refuse
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(1, 1, 0))
     decodes["decoded"] = 0
     with pytest.warns(ImageStoreWarning, match="read-only"):
         read = ImageLoader(24, image_store=tmp_path / "store").fit_transform(images)

@@ -418,3 +418,26 @@ def test_learns_visible_concepts_far_above_most_frequent_baseline():
     score = model.score(X[450:], y[450:])
     assert baseline < 0.5
     assert score > 0.9
+
+
+def test_fit_into_a_store_its_disk_has_no_room_for_is_refused_before_training(
+        tmp_path, monkeypatch):
+    # The store fills a chunk at a time while training: the disk must take every image
+    # it will add, asked before the network is built, naming the parameter that sizes them.
+    import shutil
+    from collections import namedtuple
+
+    from imageclef_concepts import make_concept_images
+
+    data = make_concept_images(6, 2, 16, random_state=0, directory=tmp_path / "data")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40, 6 * 24**2 * 3 - 1))
+    built = []
+    monkeypatch.setattr(keras.Model, "fit", lambda *a, **k: built.append(1))
+    model = ConceptCNNClassifier(image_size=24, filters=(4,), dense_units=(4,), epochs=1,
+                                 validation_fraction=None, image_store=str(tmp_path / "store"))
+    with pytest.raises(ValueError, match=r"^image_size=24: storing 6 image\(s\) at that size "
+                                         r"takes .*more than the free space"):
+        model.fit(data.paths, data.concepts)
+    assert not built and not hasattr(model, "model_")
+    assert not list((tmp_path / "store").glob("*px-*"))

@@ -95,6 +95,24 @@ def test_a_rerun_with_other_settings_is_refused_naming_them(dry_run, capsys):
     assert (output / "plan.json").read_bytes() == plan
 
 
+def test_a_rerun_with_other_settings_names_them_as_python_parameters_in_python(dry_run):
+    # The command line names its flags (above); the function, its parameters.
+    from imageclef_concepts import run_recipe_2026
+
+    output, _, _ = dry_run
+    plan = (output / "plan.json").read_bytes()
+    recipe = dataclasses.replace(DRY_RUN, estimator_params={**DRY_RUN.estimator_params,
+                                                            "epochs": 5},
+                                 retrieval_encoder="efficientnetb0", retrieval_neighbors=3)
+    with pytest.raises(_recipe_parts.OtherSettingsError) as raised:
+        run_recipe_2026(None, output, recipe=recipe, dry_run=True)
+    message = str(raised.value)
+    assert ("(estimator_params['epochs']: 2 then, 5 now; retrieval_encoder: None then, "
+            in message), message
+    assert "--" not in message.split("holds a run")[1]
+    assert (output / "plan.json").read_bytes() == plan
+
+
 def test_an_interrupted_run_resumes_loading_the_members_it_saved(tmp_path, monkeypatch):
     recipe = dataclasses.replace(DRY_RUN, grid={"filters": [(8,)], "random_state": [0, 1]})
     fits = []
@@ -291,7 +309,7 @@ def test_settings_and_data_are_checked_before_anything_is_written(small_data, tm
     assert "inside the data folder" in _refused(["--data", str(small_data)], capsys,
                                                 small_data / "test" / "images" / "o")
     assert "backbone" in _refused(["--dry-run", "--backbones", "nonesuch"], capsys, out)
-    assert "image_size=16 is too small for densenet121" in _refused(
+    assert "--image-size 16 is too small for densenet121" in _refused(  # the flag, not image_size=
         ["--dry-run", "--backbones", "densenet121"], capsys, out)
     with pytest.raises(SystemExit):
         main(["recipe-2026", "--dry-run", "--output", str(out), "--n-jobs", "0"])
