@@ -105,7 +105,9 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         check_image_size(self.image_size, len(X))  # the array returned, before any work
         files = ImageFiles(X, self.image_size, self.resample, "raise", self.n_jobs,
                            image_store=as_image_store(self.image_store))
-        return files.load(np.arange(len(files)))[0]
+        images = files.load(np.arange(len(files)))[0]
+        files.flush()  # in the store (or its warning given) when the images are returned
+        return images
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

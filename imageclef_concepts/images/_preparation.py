@@ -149,6 +149,7 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
             indices = pending[start:start + block]
             files.load(indices)
             bar.update(len(indices))
+    files.flush()  # every chunk written (its rows counted in files.stored), or warned
     files.warn_failures("on decoding", reported=known_failures, consequence=_NOT_PREPARED)
     return PreparedImages(len(files.stored) - stored_before, stored_before,
                           len(files.failures))

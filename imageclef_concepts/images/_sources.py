@@ -27,9 +27,10 @@ from ..files._sizes import check_allocation, setting
 from ._decoding import ImageDecodeError, check_image_file, decode_image, resized
 from ._folder_store import _StoreLost
 from ._shared import disown, shared_shelf
-from ._shelf import file_version, source_key
+from ._shelf import Shelf, file_version, source_key
 from ._store import as_image_store
 from ._store_folder import ImageStoreError
+from ._writer import flush, writer_of
 
 ON_ERROR = ("raise", "skip")
 """What an image source does with a file it cannot use: stop naming it, or leave it out."""
@@ -188,6 +189,7 @@ class ImageFiles(_ImageSource):
         self.workers = workers
         self.dtype = np.uint8
         self._cache = {}  # index -> decoded pixels
+        self._pending = {}  # index -> decoded pixels the store's writer has not written yet
         self._cache_room = int(cache_mb * 2**20) // (image_size * image_size * 3)
         if not self.paths:
             raise ValueError("X holds no image (0 paths).")
@@ -242,6 +244,8 @@ class ImageFiles(_ImageSource):
         for position in np.flatnonzero(good):
             index = int(indices[position])
             cached = self._cache.get(index)
+            if cached is None:  # or written to the store in the background, not yet done
+                cached = self._pending.get(index)
             if cached is not None:
                 batch[position] = cached
             elif index in self.stored:
@@ -297,20 +301,37 @@ class ImageFiles(_ImageSource):
     def _store(self, decoded, pixels):
         """Add freshly decoded images to the store (those whose version is known).
 
-        A store that cannot be written is one warning; it is not tried again
-        by this source (a locked index would cost its timeout at every batch).
+        A store on disk writes them in its thread (:mod:`._writer`) while the
+        batch goes on; this source serves them from memory until then. A store
+        that cannot be written is one warning, and not tried again by this source.
         """
-        kept = [position for position, index in enumerate(decoded)
-                if self._versions[index] is not None]
-        if self._store_failed or not kept:
+        positions = [p for p, index in enumerate(decoded) if self._versions[index] is not None]
+        if self._store_failed or not positions:
             return
+        kept, rows = [decoded[p] for p in positions], pixels[positions]  # a copy: its own
+        if not isinstance(self._shelf, Shelf):  # in memory: nothing to wait for
+            self._write(self._shelf, kept, rows)
+            return
+        self._pending.update(zip(kept, rows))
+        shelf = self._shelf
+        writer_of(shelf.store).submit(lambda: self._write(shelf, kept, rows))
+
+    def _write(self, shelf, indices, rows):
         try:
-            added = self._shelf.add([self._keys[decoded[p]] for p in kept],
-                                    [self._versions[decoded[p]] for p in kept], pixels[kept])
-        except (ImageStoreError, OSError) as error:
+            if not self._store_failed:  # a write queued before an earlier one failed: dropped
+                added = shelf.add([self._keys[i] for i in indices],
+                                  [self._versions[i] for i in indices], rows)
+                self.stored.update((indices[row], entry) for row, entry in added.items())
+        except Exception as error:  # in the writer's thread too: a warning, never a crash
             self._give_up_store(f"cannot be written ({error})", error)
-            return
-        self.stored.update((decoded[kept[row]], entry) for row, entry in added.items())
+        finally:
+            for index in indices:
+                self._pending.pop(index, None)
+
+    def flush(self):
+        """Wait until the images this source decoded are in its store (or its warning given)."""
+        if isinstance(self._shelf, Shelf):
+            flush(self._shelf.store)
 
     def _give_up_store(self, reason, error=None):
         self._store_failed = True
