@@ -33,8 +33,9 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     resample : {"nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"}, \
             default="bilinear"
         Pillow resampling filter.
-    n_jobs : int, default=2
-        Decoding threads.
+    n_jobs : int or None, default=None
+        Decoding threads; None: one per core available to this process (its
+        CPU affinity, at most 32).
     image_store : str, path-like, ImageStore or None, default=None
         A folder of prepared images (:class:`~imageclef_concepts.ImageStore`):
         images it holds at this size and filter are read from it, the others
@@ -60,12 +61,12 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     _parameter_constraints = {
         "image_size": [Interval(Integral, 1, None, closed="left")],
         "resample": [StrOptions(set(RESAMPLING))],
-        "n_jobs": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [Interval(Integral, 1, None, closed="left"), None],
         "image_store": [str, os.PathLike, ImageStore, None],
     }
 
-    def __init__(self, image_size: int = 400, resample: Resample = "bilinear", n_jobs: int = 2,
-                 image_store: ImageStoreLike = None) -> None:
+    def __init__(self, image_size: int = 400, resample: Resample = "bilinear",
+                 n_jobs: int | None = None, image_store: ImageStoreLike = None) -> None:
         self.image_size = image_size
         self.resample = resample
         self.n_jobs = n_jobs

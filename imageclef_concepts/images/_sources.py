@@ -24,7 +24,7 @@ import numpy as np
 
 from ..concepts._lists import is_frame
 from ..files._sizes import check_allocation, setting
-from ._decoding import ImageDecodeError, check_image_file, decode_image, resized
+from ._decoding import ImageDecodeError, check_image_file, decode_image, decoding_threads, resized
 from ._folder_store import _StoreLost
 from ._shared import disown, shared_shelf
 from ._shelf import Shelf, file_version, source_key
@@ -159,8 +159,9 @@ class ImageFiles(_ImageSource):
         naming it. ``"skip"``: bad files are recorded in ``failures`` and left
         out (:meth:`usable_indices`), with a :class:`SkippedImagesWarning`
         naming them; so is a file that fails to decode later.
-    workers : int, default=2
-        Threads for the check and for decoding inside a batch.
+    workers : int or None, default=None
+        Threads for the check and for decoding inside a batch; None: one per
+        core available to this process (:func:`decoding_threads`).
     cache_mb : float, default=0
         Decoded images are kept in memory, up to this many megabytes, so that
         later epochs do not decode them again (as ``tf.data``'s ``cache()``,
@@ -179,14 +180,14 @@ class ImageFiles(_ImageSource):
         Where the store holds each image that it holds (by index).
     """
 
-    def __init__(self, paths, image_size, resample="bilinear", on_error="raise", workers=2,
+    def __init__(self, paths, image_size, resample="bilinear", on_error="raise", workers=None,
                  cache_mb=0, image_store=None):
         check_image_size(image_size)  # before any file is checked or any store opened
         self.paths = [os.fspath(path) for path in paths]
         self.image_size = image_size
         self.resample = resample
         self.on_error = on_error
-        self.workers = workers
+        self.workers = decoding_threads(workers)
         self.dtype = np.uint8
         self._cache = {}  # index -> decoded pixels
         self._pending = {}  # index -> decoded pixels the store's writer has not written yet
@@ -301,9 +302,8 @@ class ImageFiles(_ImageSource):
     def _store(self, decoded, pixels):
         """Add freshly decoded images to the store (those whose version is known).
 
-        A store on disk writes them in its thread (:mod:`._writer`) while the
-        batch goes on; this source serves them from memory until then. A store
-        that cannot be written is one warning, and not tried again by this source.
+        A store on disk writes them in its thread (:mod:`._writer`) while the batch goes on
+        (served from memory until then); one that cannot be written warns once, then is not.
         """
         positions = [p for p, index in enumerate(decoded) if self._versions[index] is not None]
         if self._store_failed or not positions:
@@ -399,7 +399,7 @@ def is_path_sequence(X):
     return False
 
 
-def as_image_source(X, image_size, resample="bilinear", on_error="raise", workers=2,
+def as_image_source(X, image_size, resample="bilinear", on_error="raise", workers=None,
                     cache_mb=0, image_store=None):
     """Wrap the user's ``X``: :class:`ImageFiles` for paths, :class:`ImageArray` otherwise.
 

@@ -32,7 +32,7 @@ import weakref
 QUEUE_BATCHES = 4
 """Batches that may wait for one store's writer before the next waits for room."""
 
-_writers = weakref.WeakSet()  # every live writer, for a fork to flush
+_writers: "weakref.WeakSet[_Writer]" = weakref.WeakSet()  # every live writer, for a fork
 _registry_lock = threading.Lock()
 
 
