@@ -31,8 +31,8 @@ def add_prepare(commands):
     prepare.add_argument("--on-error", choices=ON_ERROR, default="raise",
                          help="unreadable image files: stop before decoding, naming them, or "
                               "leave them out with a warning naming them (default: raise)")
-    prepare.add_argument("--n-jobs", type=positive_int, default=2,
-                         help="decoding threads (default: 2)")
+    prepare.add_argument("--n-jobs", type=positive_int, default=None,
+                         help="decoding threads (default: one per core available)")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(run_command=_run_prepare)
 

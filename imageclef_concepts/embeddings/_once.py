@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..images._folder_store import _StoreLost
+from ..images._inputs import image_column, is_path_sequence
 from ..images._shelf import file_version, source_key
-from ..images._sources import image_column, is_path_sequence
 from ._store import as_embedding_store
 
 if TYPE_CHECKING:  # names for annotations only

@@ -25,7 +25,8 @@ from ..embeddings._names import encoder_description, encoder_from_description
 from ..embeddings._once import embed_images, embedding_identity
 from ..embeddings._store import EmbeddingStore
 from ..files._sizes import check_allocation, setting
-from ..images._sources import as_image_source, check_image_size, is_path_sequence
+from ..images._inputs import is_path_sequence
+from ..images._sources import as_image_source, check_image_size
 from ..images._store import ImageStore
 from ..keras import BACKBONES
 from ..models._base import BaseConceptClassifier

@@ -148,6 +148,28 @@ def _as_rgb(image):
     return image.convert("RGB")
 
 
+MAX_DECODING_THREADS = 32
+"""The most threads :func:`decoding_threads` gives by default, however many cores."""
+
+
+def decoding_threads(n_jobs=None):
+    """Threads that decode image files: ``n_jobs``, or None for one per core available.
+
+    The cores available to this process are those it may run on
+    (``os.sched_getaffinity``, which a container's or a cluster job's CPU set
+    limits; ``os.cpu_count()`` where the system does not tell), at most
+    :data:`MAX_DECODING_THREADS`: one image decodes in one thread, so a
+    batch's images decode on every core at once.
+    """
+    if n_jobs is not None:
+        return int(n_jobs)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_DECODING_THREADS))
+
+
 def is_url(path):
     """True for an ``fsspec`` URL such as ``s3://bucket/x.jpg`` or ``memory://x.png``."""
     return isinstance(path, str) and "://" in path
@@ -194,4 +216,5 @@ def check_image_file(path):
 
 
 __all__ = ["RASTER_FORMATS", "RESAMPLING", "ImageDecodeError", "check_image_file",
+           "decoding_threads",
            "decode_image", "resized"]

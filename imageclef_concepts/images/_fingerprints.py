@@ -15,8 +15,9 @@ import numpy as np
 
 from ..files._checkpoints import digest
 from ._decoding import is_url
+from ._inputs import image_column, is_path_sequence
 from ._shelf import file_version, settles_at
-from ._sources import ImageArray, ImageFiles, image_column, is_path_sequence
+from ._sources import ImageArray, ImageFiles
 
 # Waits for files to settle before a fingerprint: files rewritten again and again meanwhile
 # are fingerprinted unsettled (with their content: exact, but not the same later).

@@ -20,6 +20,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 from ._store_folder import IMAGE_STORE, INDEX, ImageStoreError, claim_folder, ownership_lost
+from ._writer import flush
 
 if TYPE_CHECKING:  # names for annotations only
     from .._typing import PathLike
@@ -206,6 +207,7 @@ class FolderStore:
         return local.connection
 
     def _query(self, sql, parameters=()):
+        flush(self)  # rows written in the background are in the index before it is read
         try:
             return self._connection().execute(sql, parameters).fetchall()
         except sqlite3.Error as error:

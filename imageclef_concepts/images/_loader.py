@@ -11,7 +11,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._decoding import RESAMPLING
-from ._sources import ImageFiles, check_image_size, image_column, is_path_sequence
+from ._inputs import image_column, is_path_sequence
+from ._sources import ImageFiles, check_image_size
 from ._store import ImageStore, as_image_store
 
 if TYPE_CHECKING:  # names for annotations only
@@ -33,8 +34,9 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     resample : {"nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"}, \
             default="bilinear"
         Pillow resampling filter.
-    n_jobs : int, default=2
-        Decoding threads.
+    n_jobs : int or None, default=None
+        Decoding threads; None: one per core available to this process (its
+        CPU affinity, at most 32).
     image_store : str, path-like, ImageStore or None, default=None
         A folder of prepared images (:class:`~imageclef_concepts.ImageStore`):
         images it holds at this size and filter are read from it, the others
@@ -60,12 +62,12 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     _parameter_constraints = {
         "image_size": [Interval(Integral, 1, None, closed="left")],
         "resample": [StrOptions(set(RESAMPLING))],
-        "n_jobs": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [Interval(Integral, 1, None, closed="left"), None],
         "image_store": [str, os.PathLike, ImageStore, None],
     }
 
-    def __init__(self, image_size: int = 400, resample: Resample = "bilinear", n_jobs: int = 2,
-                 image_store: ImageStoreLike = None) -> None:
+    def __init__(self, image_size: int = 400, resample: Resample = "bilinear",
+                 n_jobs: int | None = None, image_store: ImageStoreLike = None) -> None:
         self.image_size = image_size
         self.resample = resample
         self.n_jobs = n_jobs
@@ -105,7 +107,9 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         check_image_size(self.image_size, len(X))  # the array returned, before any work
         files = ImageFiles(X, self.image_size, self.resample, "raise", self.n_jobs,
                            image_store=as_image_store(self.image_store))
-        return files.load(np.arange(len(files)))[0]
+        images = files.load(np.arange(len(files)))[0]
+        files.flush()  # in the store (or its warning given) when the images are returned
+        return images
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

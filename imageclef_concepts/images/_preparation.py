@@ -59,11 +59,11 @@ class PreparedImages(NamedTuple):
                   "image_size": [Interval(Integral, 1, None, closed="left")],
                   "resample": [StrOptions(set(RESAMPLING))],
                   "on_error": [StrOptions(set(ON_ERROR))],
-                  "n_jobs": [Interval(Integral, 1, None, closed="left")],
+                  "n_jobs": [Interval(Integral, 1, None, closed="left"), None],
                   "progress": ["boolean"]}, prefer_skip_nested_validation=True)
 def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike,
                    image_size: int = 400, resample: str = "bilinear", *,
-                   on_error: str = "raise", n_jobs: int = 2, progress: bool = True
+                   on_error: str = "raise", n_jobs: int | None = None, progress: bool = True
                    ) -> PreparedImages:
     """Decode into ``image_store`` every image it does not hold yet at this size and filter.
 
@@ -87,8 +87,9 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
         empty or not an image, naming every such file; ``"skip"`` leaves
         them out with a :class:`SkippedImagesWarning` naming them (as files
         that fail to decode later).
-    n_jobs : int, default=2
-        Decoding threads.
+    n_jobs : int or None, default=None
+        Decoding threads; None: one per core available to this process (its
+        CPU affinity, at most 32).
     progress : bool, default=True
         Show a progress bar (``tqdm.auto``: a widget in a Jupyter notebook
         with ipywidgets installed, text elsewhere).
@@ -134,6 +135,7 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
             indices = pending[start:start + block]
             files.load(indices)
             bar.update(len(indices))
+    files.flush()  # every chunk written (its rows counted in files.stored), or warned
     files.warn_failures("on decoding", reported=known_failures, consequence=_NOT_PREPARED)
     return PreparedImages(len(files.stored) - stored_before, stored_before,
                           len(files.failures))

@@ -42,6 +42,7 @@ from ..files._sizes import memory_limit
 from ._shelf import _CHUNK_NAME
 from ._store import ImageStore, ImageStoreWarning
 from ._store_folder import IMAGE_STORE, SHELF_NAME, ImageStoreError, folder_identity
+from ._writer import flush
 
 _MAX_MEMORY = 2 * 2**30
 _TEMPORARY_PREFIX = "imageclef_concepts-decoded-"
@@ -170,6 +171,9 @@ class _SharedRun:
         if self.store is not None:  # a source still holding its shelf decodes, unwarned
             self.store._end(f"the temporary image store {self.store.path} was removed at the "
                             "end of the call that made it")
+            # Writes queued in the background now stop at their first check; one under
+            # way ends before its folder is removed (never a file left behind).
+            flush(self.store)
         if self.folder is not None:
             left = _remove_store_folder(self.folder, self.identity)
             if left:

@@ -14,6 +14,7 @@ served. Files are named here by :func:`source_key` and versioned by
 import hashlib
 import os
 import re
+import threading
 import time
 import uuid
 import zlib
@@ -29,6 +30,9 @@ from ._decoding import is_url
 # again unseen within the same second (a margin for clocks that disagree a little).
 _COARSE_TICK = 10**9
 _UNSETTLED = 2 * 10**9
+# CPython 3.11's AST validator counts its depth per interpreter, not per thread
+# (python/cpython#106905): numpy's header parser (ast.literal_eval) runs one at a time.
+_HEADER_LOCK = threading.Lock()
 _CHUNK_NAME = re.compile(r"^[0-9a-f]{32}\.npy$")
 # What an fsspec file system may report that changes with an object's content
 # (local, memory, HTTP, S3, GCS, Azure): the version is all of those it gives.
@@ -166,7 +170,8 @@ class Shelf:
             version = np.lib.format.read_magic(f)
             read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                            else np.lib.format.read_array_header_2_0)
-            shape, fortran_order, dtype = read_header(f)
+            with _HEADER_LOCK:  # ast.literal_eval in two threads at once can fail on 3.11
+                shape, fortran_order, dtype = read_header(f)
             if dtype != self.dtype or fortran_order or tuple(shape[1:]) != self.row_shape:
                 raise ValueError(f"chunk {chunk} holds {dtype} rows of shape {shape}")
             self._offsets[chunk] = f.tell()

@@ -22,14 +22,15 @@ from numbers import Integral
 
 import numpy as np
 
-from ..concepts._lists import is_frame
 from ..files._sizes import check_allocation, check_disk_space, setting
-from ._decoding import ImageDecodeError, check_image_file, decode_image, resized
+from ._decoding import ImageDecodeError, check_image_file, decode_image, decoding_threads, resized
 from ._folder_store import _StoreLost
+from ._inputs import checked_pixel_array, image_column, is_path_sequence
 from ._shared import disown, shared_shelf
-from ._shelf import file_version, source_key
+from ._shelf import Shelf, file_version, source_key
 from ._store import as_image_store
 from ._store_folder import ImageStoreError
+from ._writer import flush, writer_of
 
 ON_ERROR = ("raise", "skip")
 """What an image source does with a file it cannot use: stop naming it, or leave it out."""
@@ -117,7 +118,7 @@ class ImageArray(_ImageSource):
 
     def __init__(self, X, image_size, resample="bilinear"):
         check_image_size(image_size)
-        self.pixels = _checked_pixel_array(X)
+        self.pixels = checked_pixel_array(X)
         self.image_size = image_size
         self.resample = resample
         self.failures = {}  # checked up front: an array has no undecodable image
@@ -170,8 +171,9 @@ class ImageFiles(_ImageSource):
         naming it. ``"skip"``: bad files are recorded in ``failures`` and left
         out (:meth:`usable_indices`), with a :class:`SkippedImagesWarning`
         naming them; so is a file that fails to decode later.
-    workers : int, default=2
-        Threads for the check and for decoding inside a batch.
+    workers : int or None, default=None
+        Threads for the check and for decoding inside a batch; None: one per
+        core available to this process (:func:`decoding_threads`).
     cache_mb : float, default=0
         Decoded images are kept in memory, up to this many megabytes, so that
         later epochs do not decode them again (as ``tf.data``'s ``cache()``,
@@ -190,16 +192,17 @@ class ImageFiles(_ImageSource):
         Where the store holds each image that it holds (by index).
     """
 
-    def __init__(self, paths, image_size, resample="bilinear", on_error="raise", workers=2,
+    def __init__(self, paths, image_size, resample="bilinear", on_error="raise", workers=None,
                  cache_mb=0, image_store=None):
         check_image_size(image_size)  # before any file is checked or any store opened
         self.paths = [os.fspath(path) for path in paths]
         self.image_size = image_size
         self.resample = resample
         self.on_error = on_error
-        self.workers = workers
+        self.workers = decoding_threads(workers)
         self.dtype = np.uint8
         self._cache = {}  # index -> decoded pixels
+        self._pending = {}  # index -> decoded pixels the store's writer has not written yet
         self._cache_room = int(cache_mb * 2**20) // (image_size * image_size * 3)
         if not self.paths:
             raise ValueError("X holds no image (0 paths).")
@@ -257,6 +260,8 @@ class ImageFiles(_ImageSource):
         for position in np.flatnonzero(good):
             index = int(indices[position])
             cached = self._cache.get(index)
+            if cached is None:  # or written to the store in the background, not yet done
+                cached = self._pending.get(index)
             if cached is not None:
                 batch[position] = cached
             elif index in self.stored:
@@ -318,20 +323,36 @@ class ImageFiles(_ImageSource):
     def _store(self, decoded, pixels):
         """Add freshly decoded images to the store (those whose version is known).
 
-        A store that cannot be written is one warning; it is not tried again
-        by this source (a locked index would cost its timeout at every batch).
+        A store on disk writes them in its thread (:mod:`._writer`) while the batch goes on
+        (served from memory until then); one that cannot be written warns once, then is not.
         """
-        kept = [position for position, index in enumerate(decoded)
-                if self._versions[index] is not None]
-        if self._store_failed or not kept:
+        positions = [p for p, index in enumerate(decoded) if self._versions[index] is not None]
+        if self._store_failed or not positions:
             return
+        kept, rows = [decoded[p] for p in positions], pixels[positions]  # a copy: its own
+        if not isinstance(self._shelf, Shelf):  # in memory: nothing to wait for
+            self._write(self._shelf, kept, rows)
+            return
+        self._pending.update(zip(kept, rows))
+        shelf = self._shelf
+        writer_of(shelf.store).submit(lambda: self._write(shelf, kept, rows))
+
+    def _write(self, shelf, indices, rows):
         try:
-            added = self._shelf.add([self._keys[decoded[p]] for p in kept],
-                                    [self._versions[decoded[p]] for p in kept], pixels[kept])
-        except (ImageStoreError, OSError) as error:
+            if not self._store_failed:  # a write queued before an earlier one failed: dropped
+                added = shelf.add([self._keys[i] for i in indices],
+                                  [self._versions[i] for i in indices], rows)
+                self.stored.update((indices[row], entry) for row, entry in added.items())
+        except Exception as error:  # in the writer's thread too: a warning, never a crash
             self._give_up_store(f"cannot be written ({error})", error)
-            return
-        self.stored.update((decoded[kept[row]], entry) for row, entry in added.items())
+        finally:
+            for index in indices:
+                self._pending.pop(index, None)
+
+    def flush(self):
+        """Wait until the images this source decoded are in its store (or its warning given)."""
+        if isinstance(self._shelf, Shelf):
+            flush(self._shelf.store)
 
     def _give_up_store(self, reason, error=None):
         self._store_failed = True
@@ -354,52 +375,7 @@ def _listing(summary, problems, shown=20):
         lines.append(f"  ... and {len(problems) - shown} more")
     return "\n".join(lines)
 
-IMAGE_SHAPES = "(n, h, w, 3), (n, h, w, 1) or (n, h, w)"
-
-
-def image_column(X):
-    """``X``, or the one column of a one-column table (a DataFrame of paths); else refused.
-
-    A table's rows are images when it has one column (``df[["path"]]``, as
-    ``MostFrequentConcepts`` takes it too); a table of several columns is
-    refused, naming them, since which one holds the images is the user's
-    to say.
-    """
-    if not is_frame(X):
-        return X
-    columns = list(X.columns)
-    if len(columns) == 1:
-        return X.iloc[:, 0] if hasattr(X, "iloc") else X[columns[0]]
-    named = ", ".join(repr(column) for column in columns[:10]) + (
-        ", ..." if len(columns) > 10 else "")
-    raise ValueError(
-        f"X is a {type(X).__name__} of {len(columns)} columns ({named}): X must be images "
-        f"(an array of pixels of shape {IMAGE_SHAPES}) or image paths, one per row. Give the "
-        f"column of paths: X[{columns[0]!r}] or X[[{columns[0]!r}]].")
-
-
-def is_path_sequence(X):
-    """True for a sequence (list, tuple, 1-d array, pandas Series) of str or path-like items.
-
-    Strings may be local paths or ``fsspec`` URLs (``s3://``, ``gs://``,
-    ``file://``, ``memory://``...). A table is not: :func:`image_column`
-    first gives the column of a one-column one.
-    """
-    if isinstance(X, (str, bytes, os.PathLike)):
-        raise ValueError(
-            f"X must be a sequence of image paths or an array of images, not one path: {X!r}."
-        )
-    if hasattr(X, "iloc") and getattr(X, "ndim", None) == 1:  # a pandas Series or column
-        X = X.to_numpy(dtype=object)
-    if isinstance(X, np.ndarray):
-        return X.ndim == 1 and X.dtype.kind in "UO" and len(X) > 0 and isinstance(
-            X[0], (str, os.PathLike))
-    if isinstance(X, (list, tuple)):
-        return len(X) > 0 and all(isinstance(item, (str, os.PathLike)) for item in X)
-    return False
-
-
-def as_image_source(X, image_size, resample="bilinear", on_error="raise", workers=2,
+def as_image_source(X, image_size, resample="bilinear", on_error="raise", workers=None,
                     cache_mb=0, image_store=None):
     """Wrap the user's ``X``: :class:`ImageFiles` for paths, :class:`ImageArray` otherwise.
 
@@ -413,38 +389,3 @@ def as_image_source(X, image_size, resample="bilinear", on_error="raise", worker
         return ImageFiles(X, image_size, resample, on_error, workers, cache_mb,
                           as_image_store(image_store))
     return ImageArray(X, image_size, resample)
-
-
-def _checked_pixel_array(X):
-    X = np.asarray(image_column(X))
-    if X.dtype.kind not in "biuf":
-        raise ValueError(
-            f"X must be an array of image pixels of shape {IMAGE_SHAPES}; got dtype {X.dtype}."
-        )
-    if X.ndim not in (3, 4) or (X.ndim == 4 and X.shape[-1] not in (1, 3)):
-        raise ValueError(
-            f"X must be images of shape {IMAGE_SHAPES}; got an array of shape {X.shape} "
-            f"({X.ndim} dimensions)."
-        )
-    if len(X) == 0:
-        raise ValueError("X holds no image (0 samples).")
-    if X.shape[1] == 0 or X.shape[2] == 0:
-        raise ValueError(f"X holds images of size {X.shape[1]} x {X.shape[2]}.")
-    if X.dtype.kind == "b":
-        raise ValueError("X is boolean; pass uint8 pixels (0-255) or floats in [0, 1].")
-    if X.dtype.kind == "f":
-        if not np.isfinite(X).all():
-            raise ValueError(f"X contains {int((~np.isfinite(X)).sum())} NaN or infinite value(s).")
-        low, high = X.min(), X.max()
-        if low < 0 or high > 1:
-            raise ValueError(
-                f"Float images must be in [0, 1]; got values from {low:g} to {high:g}. "
-                "Pass uint8 pixels (0-255) or divide by 255."
-            )
-    elif X.dtype != np.uint8:
-        low, high = X.min(), X.max()
-        if low < 0 or high > 255:
-            raise ValueError(
-                f"Integer images must be in 0-255; got values from {low} to {high}."
-            )
-    return X

@@ -73,7 +73,7 @@ PARAMETER_CONSTRAINTS = {
     "threshold": [Interval(Real, 0, 1, closed="both"), DecisionRule],
     "warm_start": ["boolean"], "random_state": ["random_state"], "verbose": ["verbose"],
     "resample": [StrOptions(set(RESAMPLING))], "on_error": [StrOptions(set(ON_ERROR))],
-    "n_jobs": [_POSITIVE], "image_cache_mb": [_AT_LEAST_ZERO],
+    "n_jobs": [_POSITIVE, None], "image_cache_mb": [_AT_LEAST_ZERO],
     "image_store": [str, os.PathLike, ImageStore, None],
     "backbone": [StrOptions({"paper", *BACKBONES})],
     "weights": [StrOptions({"imagenet"}), str, os.PathLike, None],

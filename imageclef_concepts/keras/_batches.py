@@ -12,7 +12,7 @@ class ImageBatches:
     """Batches of (images, targets[, sample weights]) as a ``tf.data`` pipeline.
 
     Batches are made by a Python generator that ``tf.data`` runs in a
-    background thread, one batch ahead of the network (prefetch), so that
+    background thread, batches ahead of the network (prefetch), so that
     decoding overlaps training. The output signature is declared, so no
     batch is loaded twice to guess it (as ``keras.utils.PyDataset`` does).
 
@@ -98,8 +98,15 @@ class ImageBatches:
 
         return _EpochOfBatches()
 
-    def dataset(self):
-        """The batches as a ``tf.data.Dataset`` for ``keras.Model.fit``/``predict``."""
+    def dataset(self, to_device=False):
+        """The batches as a ``tf.data.Dataset`` for ``keras.Model.fit``/``predict``.
+
+        Prefetched (``tf.data.AUTOTUNE`` batches ahead) and, with
+        ``to_device`` on a process that sees exactly one GPU, copied onto it
+        ahead of the step (``prefetch_to_device``), so that the next batch's
+        transfer overlaps this one's step. On a CPU (or several GPUs, which a
+        ``tf.distribute`` strategy feeds itself) that is left out: nothing to copy.
+        """
         import tensorflow as tf
 
         size = self.images.image_size
@@ -110,7 +117,19 @@ class ImageBatches:
                 signature.append(tf.TensorSpec((None,), tf.float32))
         dataset = tf.data.Dataset.from_generator(self._generate,
                                                  output_signature=tuple(signature))
-        return dataset.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(self)))
+        device = prefetch_device() if to_device else None
+        if device is None:
+            return dataset.prefetch(tf.data.AUTOTUNE)
+        return dataset.apply(tf.data.experimental.prefetch_to_device(device, 2))
+
+
+def prefetch_device():
+    """The one GPU this process sees, to copy batches onto ahead of the step; else None."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    return gpus[0].name if len(gpus) == 1 else None
 
 
 @contextmanager

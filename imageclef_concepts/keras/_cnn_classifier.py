@@ -137,8 +137,8 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         non-image files are found before training starts); ``"skip"`` leaves
         them out of training with a warning naming them, and gives them NaN
         probabilities (no concepts) in prediction.
-    n_jobs : int, default=2
-        Threads that decode image files while the network trains.
+    n_jobs : int or None, default=None
+        Threads that decode image files while the network trains (None: one per core, <= 32).
     image_cache_mb : float, default=256
         When ``X`` is image paths, decoded images are kept in memory up to
         this many megabytes during a ``fit``, so that later epochs do not
@@ -301,8 +301,8 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         threshold: float | DecisionRule = paper.THRESHOLD, warm_start: bool = False,
         random_state: RandomState = None, verbose: int = 0,
         # images
-        resample: Resample = "bilinear", on_error: OnError = paper.ON_ERROR, n_jobs: int = 2,
-        image_cache_mb: float = 256, image_store: ImageStoreLike = None,
+        resample: Resample = "bilinear", on_error: OnError = paper.ON_ERROR,
+        n_jobs: int | None = None, image_cache_mb: float = 256, image_store: ImageStoreLike = None,
         # pretrained backbones and the long tail
         backbone: str = paper.BACKBONE, weights: PathLike | None = paper.WEIGHTS,
         trainable_backbone: bool = False, min_count: int = 1, max_labels: int | None = None,

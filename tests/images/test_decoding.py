@@ -83,3 +83,29 @@ def test_decompression_bomb_guard_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64 // 4)
     with pytest.raises(ImageDecodeError, match="bomb.png: refused by Pillow's decompression"):
         decode_image(path, 16)
+
+
+def test_decoding_threads_default_to_the_cores_this_process_may_use(monkeypatch):
+    import os
+
+    from imageclef_concepts.images._decoding import MAX_DECODING_THREADS, decoding_threads
+    from imageclef_concepts.images._sources import ImageFiles
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert decoding_threads() == 3 and decoding_threads(7) == 7
+    assert ImageFiles([_save_one()], 8).workers == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(200)))
+    assert decoding_threads() == MAX_DECODING_THREADS == 32
+    monkeypatch.delattr(os, "sched_getaffinity")  # macOS, Windows: the machine's count
+    assert decoding_threads() == 32
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert decoding_threads() == 1
+
+
+def _save_one():
+    import tempfile
+
+    path = tempfile.mkdtemp() + "/one.png"
+    Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(path)
+    return path

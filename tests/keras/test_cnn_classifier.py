@@ -70,6 +70,17 @@ def test_paper_defaults_are_constructor_parameters():
     assert params["batch_size"] == 32 and params["epochs"] == 10
     assert params["threshold"] == 0.1 and params["validation_fraction"] == 0.1
     assert params["monitor"] == "val_loss"
+    assert params["n_jobs"] is None  # decoding threads: one per core available
+
+
+def test_decoding_threads_default_to_none_and_explicit_counts_still_work():
+    from imageclef_concepts import ImageLoader
+
+    assert ImageLoader().get_params()["n_jobs"] is None
+    ConceptCNNClassifier(n_jobs=2)._validate_params()
+    ConceptCNNClassifier(n_jobs=None)._validate_params()
+    with pytest.raises(ValueError, match="n_jobs"):
+        ConceptCNNClassifier(n_jobs=0)._validate_params()
 
 
 def _documented_parameters(cls):

@@ -1,0 +1,142 @@
+"""Chunks written in the background: a batch decoded for a store goes on to training at once.
+
+Writing a chunk of freshly decoded images (the ``.npy`` file, then the
+index's rows) used to happen in the batch's path, so that the first epoch
+over files a store did not hold yet waited for the disk at every batch.
+Each store now has one writer thread, started when there is something to
+write and ended as soon as there is nothing left, fed by a bounded queue:
+when :data:`QUEUE_BATCHES` batches wait, the next one waits for room (memory
+stays that of a few batches). The writes themselves are unchanged
+(:meth:`~._shelf.Shelf.add`: the chunk atomically, then the index, every
+check before it).
+
+Every pending write is done (:func:`flush`) before anything that needs it:
+
+* a source that reads the store's index (:meth:`FolderStore._query`);
+  the source that asked for the writes serves its own pending rows from
+  memory meanwhile;
+* the removal of a meta-estimator's temporary store (``_shared.py``);
+* a fork: the child starts with no writer and nothing half written
+  (:func:`os.register_at_fork`);
+* the interpreter's exit: the thread is not a daemon, so Python waits for it.
+
+A job never raises in the thread: it reports its own errors (the one
+warning a store that cannot be written gives).
+"""
+
+import collections
+import os
+import threading
+import weakref
+
+QUEUE_BATCHES = 4
+"""Batches that may wait for one store's writer before the next waits for room."""
+
+_writers: "weakref.WeakSet[_Writer]" = weakref.WeakSet()  # every live writer, for a fork
+_registry_lock = threading.Lock()
+
+
+class _Writer:
+    """One store's writer: a bounded queue of jobs and a thread that runs while it is not empty."""
+
+    def __init__(self, name):
+        self.name = name
+        self._condition = threading.Condition()
+        self._jobs = collections.deque()
+        self._unfinished = 0  # queued or running
+        self._thread = None
+
+    def submit(self, job):
+        """Queue ``job`` (a callable that handles its own errors); wait while the queue is full.
+
+        From the writer's own thread (a job that writes more), it runs at once.
+        """
+        if threading.current_thread() is self._thread:
+            _run(job)
+            return
+        with self._condition:
+            while self._unfinished >= QUEUE_BATCHES:
+                self._condition.wait()
+            self._jobs.append(job)
+            self._unfinished += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name=self.name,
+                                                daemon=False)
+                self._thread.start()
+
+    def _work(self):
+        while True:
+            with self._condition:
+                if not self._jobs:  # nothing left: the thread ends (a new one starts later)
+                    self._thread = None
+                    self._condition.notify_all()
+                    return
+                job = self._jobs.popleft()
+            try:
+                _run(job)
+            finally:
+                with self._condition:
+                    self._unfinished -= 1
+                    self._condition.notify_all()
+
+    def flush(self):
+        """Wait until every job submitted so far is done and the thread has ended."""
+        with self._condition:
+            thread = self._thread
+            if thread is threading.current_thread():
+                return  # a job that reads the store: what it waits for is itself
+            while self._unfinished or self._thread is not None:
+                self._condition.wait()
+        if thread is not None:
+            thread.join()
+
+    def busy(self):
+        """Whether a write is queued or running (or its thread still alive)."""
+        with self._condition:
+            return bool(self._unfinished) or self._thread is not None
+
+
+def _run(job):
+    try:
+        job()
+    except Exception:  # noqa: S110  # jobs report their own errors; training goes on
+        pass
+
+
+def writer_of(store):
+    """The writer of ``store`` (a :class:`~._folder_store.FolderStore`), made on first use."""
+    writer = store.__dict__.get("_writer")
+    if writer is None:
+        with _registry_lock:
+            writer = store.__dict__.get("_writer")
+            if writer is None:
+                writer = _Writer(f"imageclef_concepts store writer ({store.path})")
+                store._writer = writer
+                _writers.add(writer)
+    return writer
+
+
+def flush(store):
+    """Wait for every write queued for ``store`` (nothing when it never had a writer)."""
+    writer = getattr(store, "_writer", None)
+    if writer is not None:
+        writer.flush()
+
+
+def _flush_all():
+    for writer in list(_writers):
+        writer.flush()
+
+
+def _forget_in_child():
+    # A forked child writes nothing the parent queued (the parent does) and keeps no
+    # lock a parent thread held: its stores start new writers when they need one.
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for writer in list(_writers):
+        writer.__init__(writer.name)
+
+
+# Before a fork, what is queued is written: the child's sources and stores see
+# every row in the index, none half written, and no writer seemingly running.
+os.register_at_fork(before=_flush_all, after_in_child=_forget_in_child)
