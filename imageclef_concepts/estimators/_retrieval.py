@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sized
+from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
+import joblib
 import numpy as np
 from scipy import sparse
 from sklearn.base import clone
@@ -235,17 +237,28 @@ default="pixels"
         return self._kneighbors_of(self._embed(X))
 
     def _kneighbors_of(self, queries):
-        k = self.n_neighbors
-        similarities = np.empty((len(queries), k), dtype=np.float32)
-        indices = np.empty((len(queries), k), dtype=np.int64)
-        for start in range(0, len(queries), self.block_size):
-            block = queries[start:start + self.block_size] @ self.embeddings_.T
-            nearest = np.argpartition(-block, k - 1, axis=1)[:, :k]
-            values = np.take_along_axis(block, nearest, axis=1)
-            order = np.argsort(-values, axis=1, kind="stable")
-            similarities[start:start + len(block)] = np.take_along_axis(values, order, axis=1)
-            indices[start:start + len(block)] = np.take_along_axis(nearest, order, axis=1)
+        similarities = np.empty((len(queries), self.n_neighbors), dtype=np.float32)
+        indices = np.empty((len(queries), self.n_neighbors), dtype=np.int64)
+        # The product of a block uses every core (BLAS); the partition of its rows does not:
+        # their parts are partitioned in threads (NumPy lets go of the GIL), row by row
+        # exactly as in one thread.
+        n_threads = max(1, min(joblib.cpu_count(), 8))
+        with ThreadPoolExecutor(n_threads) as pool:
+            for start in range(0, len(queries), self.block_size):
+                block = queries[start:start + self.block_size] @ self.embeddings_.T
+                rows = [(part, slice(start + part.start, start + part.stop))
+                        for part in _row_parts(len(block), n_threads)]
+                list(pool.map(lambda where: self._nearest(block[where[0]], similarities,
+                                                          indices, where[1]), rows))
         return similarities, indices
+
+    def _nearest(self, block, similarities, indices, rows):
+        """The ``n_neighbors`` highest of each row of ``block``, highest first, into ``rows``."""
+        nearest = np.argpartition(-block, self.n_neighbors - 1, axis=1)[:, :self.n_neighbors]
+        values = np.take_along_axis(block, nearest, axis=1)
+        order = np.argsort(-values, axis=1, kind="stable")
+        similarities[rows] = np.take_along_axis(values, order, axis=1)
+        indices[rows] = np.take_along_axis(nearest, order, axis=1)
 
     def predict_proba(self, X: Images) -> FloatArray:
         """Similarity-weighted share of the neighbours' votes for each concept.
@@ -413,3 +426,9 @@ def _is_fitted(estimator):
     except NotFittedError:
         return False
     return True
+
+
+def _row_parts(n_rows, n_parts):
+    """``n_parts`` slices of ``range(n_rows)`` (fewer when there are fewer rows)."""
+    edges = np.linspace(0, n_rows, min(n_parts, n_rows) + 1).astype(int)
+    return [slice(low, high) for low, high in zip(edges[:-1], edges[1:])]

@@ -35,6 +35,26 @@ def test_blocks_give_the_same_neighbours_as_the_whole_matrix(tiny_images):
     np.testing.assert_allclose(blocked.predict_proba(X), whole.predict_proba(X), rtol=1e-5)
 
 
+@pytest.mark.parametrize("cores", [1, 3, 64])
+def test_rows_partitioned_in_threads_give_the_neighbours_of_one_thread(monkeypatch, cores):
+    # Blocks of 5 rows split over 1, 3 or 64 threads (more threads than rows): each row's
+    # neighbours as one thread finds them, ties broken the same way.
+    rng = np.random.default_rng(0)
+    train = rng.standard_normal((60, 8)).astype(np.float32)
+    queries = np.concatenate([train[:4], train[:4], rng.standard_normal((9, 8))]).astype(
+        np.float32)
+    model = ConceptKNNClassifier(n_neighbors=4, embedding="precomputed", block_size=5).fit(
+        np.concatenate([train, train[:3]]), rng.random((63, 3)) < 0.5)  # 3 exact ties
+    monkeypatch.setattr("joblib.cpu_count", lambda *args, **kwargs: 1)
+    expected = model.kneighbors(queries)
+    monkeypatch.setattr("joblib.cpu_count", lambda *args, **kwargs: cores)
+    found = model.kneighbors(queries)
+    np.testing.assert_array_equal(found[1], expected[1])
+    np.testing.assert_array_equal(found[0], expected[0])
+    s_brute, _ = _brute_force_neighbours(model, queries, 4)
+    np.testing.assert_allclose(found[0], s_brute, rtol=1e-6)
+
+
 def test_votes_are_similarity_weighted_shares(tiny_images, tiny_indicator):
     X = tiny_images.images
     model = ConceptKNNClassifier(n_neighbors=3).fit(X, tiny_indicator)
