@@ -328,8 +328,10 @@ def test_cross_validate_with_official_scorer(tiny_images, tiny_indicator):
     assert ((results["test_score"] >= 0) & (results["test_score"] <= 1)).all()
 
 
-# Nine fits each: the indicator form with the slow tests.
-@pytest.mark.parametrize("form", [pytest.param("indicator", marks=pytest.mark.slow), "concepts"])
+# Nine fits each (a minute of both cores with other work beside): with the slow tests; the
+# fast loop keeps cross_validate's two fits above.
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["indicator", "concepts"])
 def test_grid_search_over_learning_rate_and_threshold(tiny_images, tiny_indicator, form):
     X = tiny_images.images
     y = tiny_indicator if form == "indicator" else np.array(
