@@ -82,8 +82,9 @@ class ModelZip:
     * before anything is inflated, the zip directory is checked: each member
       name ``allowed`` (when given), and the sizes the members declare, all
       together, within the file's budget (:attr:`budget`: ``INFLATION_RATIO``
-      times the bytes its members are stored in, at least ``INFLATION_FLOOR``;
-      bytes outside any member, such as a padded prefix, buy nothing);
+      times the bytes its members are stored in, no more than the file holds, at least
+      ``INFLATION_FLOOR``; bytes outside any member, such as a padded prefix, buy
+      nothing, nor do stored sizes the directory overstates or entries sharing data);
     * while reading, every byte inflated counts: a member stops at the size
       the directory declares or at the caller's ``limit`` (a manifest's),
       whichever is less, and the file at its budget however often its
@@ -124,8 +125,11 @@ class ModelZip:
         except (OSError, EOFError, ValueError, struct.error, IndexError) as error:
             raise self._not_valid(error) from None
         # The budget counts the members' stored bytes, not the file's size: bytes
-        # outside any member (a padded prefix) would otherwise buy inflation.
-        self.stored = sum(info.compress_size for info in self.archive.infolist())
+        # outside any member (a padded prefix) would otherwise buy inflation. Those
+        # the directory declares, at most the file's size: a directory overstating
+        # them, or entries sharing one member's data, would otherwise buy it.
+        self.stored = min(self.file_size,
+                          sum(info.compress_size for info in self.archive.infolist()))
         self.budget = max(INFLATION_FLOOR, INFLATION_RATIO * self.stored)
         # A file read out of another (``nested``) gets no floor of its own: what
         # its members may inflate to is carved out of what the outer file has left.
