@@ -143,3 +143,31 @@ def test_directory_entries_sharing_stored_bytes_buy_no_inflation(monkeypatch):
         assert archive.read("model.weights.h5") == member
     with pytest.raises(ModelFileError, match="would inflate to 300.0 MiB.*nothing was inflated"):
         _zip.ModelZip(io.BytesIO(shared), "shared.zip")
+
+
+def test_a_record_of_many_small_values_is_refused_before_parsing(monkeypatch):
+    # 9 MiB of "{}," (9 KiB deflated) is within any record's size, but parsed it is
+    # 3 million dicts: about 220 MiB, and a 64 MiB record 1.6 GB, from a 64 KiB file.
+    def parse(*args, **kwargs):
+        raise AssertionError("parsed")
+
+    record = b"[" + b"{}," * (3 * 2**20) + b"{}]"
+    handle = io.BytesIO(_zip_of({"imageclef_concepts.json": record}))
+    monkeypatch.setattr(_zip.json, "loads", parse)
+    with pytest.raises(ModelFileError, match=r"imageclef_concepts.json holds about "
+                                             "6,291,459 JSON values.*nothing in it was parsed"):
+        _zip.read_model_record(handle, "many.zip")
+
+
+def test_a_keras_config_of_many_small_values_is_refused_before_keras_parses_it(tmp_path):
+    # Keras parses config.json whole; within the file's budget (256 MiB) it could
+    # hold some 90 million values, gigabytes once parsed.
+    from imageclef_concepts.keras._model_file import check_keras_members
+
+    path = tmp_path / "many.keras"
+    path.write_bytes(_zip_of({"config.json": b"[" + b"[]," * (5 * 2**20) + b"[]]",
+                              "metadata.json": b"{}", "model.weights.h5": b""}))
+    with pytest.raises(ModelFileError, match="config.json holds about 10,485,763 JSON values"):
+        check_keras_members(path)
+    path.write_bytes(_zip_of({"config.json": b"[" + b"[]," * 2**20 + b"[]]"}))
+    check_keras_members(path)  # a million values: read
