@@ -116,7 +116,7 @@ def open_regular_file(path, what="file"):
     return os.fdopen(descriptor, "rb")
 
 
-def _file_name(path, what="output"):
+def checked_file_name(path, what="output"):
     """``path`` as ``os.fsdecode`` gives it, refused by name when it holds a lone surrogate
     that no file name's bytes give (``"\\ud800"``): a ``UnicodeEncodeError`` naming no file
     otherwise, from the first system call."""
@@ -134,10 +134,10 @@ def check_writable_target(path, what="output"):
     """Refuse, before any work, a target that exists and is not a regular file.
 
     Replacing it would destroy a folder's place, a device node or a pipe; a name
-    no file can have (:func:`_file_name`) is refused too.
+    no file can have (:func:`checked_file_name`) is refused too.
     """
     try:
-        mode = os.stat(_file_name(path, what)).st_mode
+        mode = os.stat(checked_file_name(path, what)).st_mode
     except FileNotFoundError:
         return
     if not stat.S_ISREG(mode):
@@ -220,7 +220,7 @@ def replaced_atomically(path, temporary=None):
         no file name gives (``"\\ud800"``; those ``os.fsdecode`` gives are written).
     """
     # bytes as os.fsdecode gives them (a name that is not UTF-8 kept as surrogates)
-    path = os.path.realpath(_file_name(path))  # through a symbolic link, as open() writes
+    path = os.path.realpath(checked_file_name(path))  # through a symbolic link, as open() writes
     check_writable_target(path)
     if temporary is None:
         handle, temporary = tempfile.mkstemp(suffix=os.path.splitext(path)[1],

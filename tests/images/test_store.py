@@ -725,3 +725,16 @@ def test_a_store_named_through_a_link_to_its_folder_is_that_folder(tmp_path, ima
     assert not _store_warnings(caught)
     assert (tmp_path / "big" / "20px-bilinear").is_dir()
     assert {path.name: path.read_bytes() for path in (tmp_path / "users").iterdir()} == kept
+
+
+def test_a_store_name_no_folder_can_have_is_refused_by_name(tmp_path):
+    # A lone surrogate that no file name's bytes give (\ud800): a UnicodeEncodeError
+    # naming nothing; one that os.fsdecode gives (\udce9) is a folder like any other.
+    from imageclef_concepts.embeddings import EmbeddingStore, EmbeddingStoreError
+
+    for store, error in ((ImageStore, ImageStoreError), (EmbeddingStore, EmbeddingStoreError)):
+        with pytest.raises(error, match=r"store .*s\\ud800 is not a file name this system"):
+            store(tmp_path / "s\ud800")
+        store(tmp_path / f"{store.__name__}\udce9")
+    assert sorted(os.listdir(os.fsencode(tmp_path))) == [b"EmbeddingStore\xe9",
+                                                         b"ImageStore\xe9"]
