@@ -466,21 +466,37 @@ def test_an_index_of_another_schema_is_a_warning_not_a_crash(tmp_path, images):
 
 
 def test_urls_whose_version_cannot_be_told_are_not_stored(monkeypatch):
+    import hashlib
+    import io
+
     import fsspec
 
     import imageclef_concepts.images._shelf as shelf_module
 
     class Stub:
-        def __init__(self, info):
-            self.reported = info
+        def __init__(self, info, content):
+            self.reported, self.content = info, content
 
         def info(self, path):
             return self.reported
 
-    for info, expected in (({"size": 99}, None),
-                           ({"size": 99, "Last-Modified": "Mon, 30 Nov 2026 08:00:00 GMT"},
-                            "size=99|Last-Modified=Mon, 30 Nov 2026 08:00:00 GMT")):
-        monkeypatch.setattr(fsspec.core, "url_to_fs", lambda url, info=info: (Stub(info), url))
+        def open(self, path, mode):
+            if self.content is None:
+                raise FileNotFoundError(path)
+            return io.BytesIO(self.content)
+
+    stamp = "Last-Modified=Mon, 30 Nov 2026 08:00:00 GMT"
+    content = f"sha256={hashlib.sha256(b'pixels').hexdigest()}"
+    # Times alone (a plain HTTP server's whole-second Last-Modified, which a rewrite with
+    # the file's time put back keeps) were the version: now the content is in it too.
+    for info, data, expected in (
+            ({"size": 99}, None, None),
+            ({"size": 99, "Last-Modified": stamp[14:]}, None, None),
+            ({"size": 99}, b"pixels", f"size=99|{content}"),
+            ({"size": 99, "Last-Modified": stamp[14:]}, b"pixels", f"size=99|{stamp}|{content}"),
+            ({"size": 99, "ETag": '"abc"'}, None, 'size=99|ETag="abc"')):
+        monkeypatch.setattr(fsspec.core, "url_to_fs",
+                            lambda url, info=info, data=data: (Stub(info, data), url))
         assert shelf_module.file_version("https://example.org/x.png") == expected
 
 
