@@ -46,11 +46,10 @@ def check_image_size(image_size, n_images=None, name="image_size"):
         raise (ValueError if whole else TypeError)(
             f"{setting(name, image_size)}: {name} must be a whole number of pixels, at least "
             f"1{'' if whole or not isinstance(image_size, Integral) else ' (not a bool)'}.")
-    shown, image_size = setting(name, image_size), int(image_size)  # NumPy's would overflow
-    check_allocation(_DECODE_BYTES_PER_PIXEL * image_size**2, shown,
+    check_allocation(_DECODE_BYTES_PER_PIXEL * int(image_size)**2, setting(name, image_size),
                      "decoding one image at that size", f"choose a smaller {name}")
     if n_images is not None and n_images > 1:
-        check_allocation(3 * image_size**2 * int(n_images), shown,
+        check_allocation(3 * int(image_size)**2 * int(n_images), setting(name, image_size),
                          f"holding {n_images} images at that size together",
                          f"choose a smaller {name}, or take fewer images at a time")
 

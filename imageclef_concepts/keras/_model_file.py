@@ -35,7 +35,7 @@ from ..models._card import (
 )
 from ..models._decision import DecisionRule
 from ..models._persistence import estimator_from_params, jsonable, model_file_errors
-from ..models._zip import ModelZip, check_json_values, read_model_record
+from ..models._zip import ModelZip, read_model_record
 from ._adapter import KerasTargets
 from ._export import export_network
 
@@ -52,7 +52,6 @@ FILE_FORMAT = 2
 # whole file to a temporary folder: a file holding anything else is refused unread.
 KERAS_MEMBERS = frozenset({"metadata.json", "config.json", "model.weights.h5",
                            "model.weights.npz", METADATA_ENTRY})
-_KERAS_JSON = ("metadata.json", "config.json")  # what Keras reads with json.loads
 
 
 class ModelFileMixin:
@@ -270,8 +269,7 @@ def read_keras_file(path, cls, *, shown_as=None):
 def check_keras_members(path, shown=None):
     """Refuse, before anything is inflated, a ``.keras`` file holding other members than
     :data:`KERAS_MEMBERS`, members declaring more than its budget (``ModelZip``), or
-    JSON members (which Keras parses whole) holding more values than parsing may
-    allocate (:func:`~imageclef_concepts.models._zip.check_json_values`).
+    JSON members (Keras parses them whole) of too many values (``check_json_members``).
 
     Keras reads the file through ``zipfile``, which inflates no member past
     the size the zip directory declares: the directory checked here bounds
@@ -282,10 +280,7 @@ def check_keras_members(path, shown=None):
         with open_regular_file(path, "model file") as handle, \
                 ModelZip(handle, shown, allowed=KERAS_MEMBERS.__contains__,
                          kind="a .keras model file") as archive:
-            for name in _KERAS_JSON:  # Keras parses them whole: within bounds first
-                if name in archive:
-                    check_json_values(archive.read(name), f"{shown}: member {name}",
-                                      "a .keras model file")
+            archive.check_json_members(("metadata.json", "config.json"))  # Keras parses
     except zipfile.BadZipFile:
         raise ModelFileError(f"{shown} is not a .keras model file (not a zip file: empty, "
                              "truncated or another kind of file).") from None

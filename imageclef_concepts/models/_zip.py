@@ -258,6 +258,14 @@ class ModelZip:
         check_json_values(data, f"{self.shown}: member {name}", self.kind)
         return json.loads(data)
 
+    def check_json_members(self, names):
+        """Refuse, unparsed, any member of ``names`` it holds whose JSON values would take
+        more than ``LARGEST_PARSED`` once parsed (:func:`check_json_values`): members
+        another reader (Keras) parses whole."""
+        for name in names:
+            if name in self:
+                check_json_values(self.read(name), f"{self.shown}: member {name}", self.kind)
+
     def _inflate(self, info, name, cap, limit_text, data):
         with self.archive.open(info) as member:
             while True:
