@@ -38,7 +38,8 @@ def add_embed(commands):
     embed.add_argument("--batch-size", type=positive_int, default=32,
                        help="images through the encoder at a time (default: 32)")
     embed.add_argument("--quiet", action="store_true", help="no summary line")
-    embed.set_defaults(run_command=_run_embed)
+    embed.set_defaults(run_command=_run_embed, parameter_flags={  # named so in messages
+        name: "--" + name.replace("_", "-") for name in ("image_size", "batch_size", "weights")})
 
 
 def _run_embed(args):
@@ -47,6 +48,7 @@ def _run_embed(args):
     from ..embeddings._once import embed_images
     from ..embeddings._store import EmbeddingStore, shelf_name
     from ..images._decoding import ImageDecodeError
+    from ..images._sources import check_image_size
 
     if args.encoder not in encoder_names():
         raise UserError(f"--encoder {args.encoder!r} is not an encoder: choose one of "
@@ -62,6 +64,7 @@ def _run_embed(args):
         raise UserError(f"no image file in {args.images}")
     options = {"weights": weights, "batch_size": args.batch_size}
     if args.image_size is not None:
+        check_image_size(args.image_size, name="--image-size")  # before the store is made
         options["image_size"] = args.image_size
     try:
         encoder = make_encoder(args.encoder, **options)

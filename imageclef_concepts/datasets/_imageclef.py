@@ -90,7 +90,7 @@ def make_concept_images(
     """
     check_image_size(image_size)  # a bool, or one image beyond memory, named
     # The drawing grid (two float64 planes), one image's float64 pixels and the array.
-    check_allocation((2 * 8 + 8 + 3 * max(n_samples, 1)) * image_size**2,
+    check_allocation((2 * 8 + 8 + 3 * max(int(n_samples), 1)) * int(image_size)**2,
                      setting("image_size", image_size),
                      f"drawing {n_samples} image(s) at that size",
                      "choose a smaller image_size or n_samples")

@@ -188,7 +188,7 @@ default="pixels"
         elif self.embedding_ is None:
             n_images = len(X) if hasattr(X, "__len__") else 1
             check_image_size(self.pixel_size, name="pixel_size")
-            check_allocation(2 * 4 * 3 * self.pixel_size**2 * n_images,  # float32, normalised
+            check_allocation(2 * 4 * 3 * int(self.pixel_size)**2 * n_images,  # float32
                              setting("pixel_size", self.pixel_size),
                              f"storing the pixel vectors of {n_images} images",
                              "choose a smaller pixel_size")

@@ -116,13 +116,28 @@ def open_regular_file(path, what="file"):
     return os.fdopen(descriptor, "rb")
 
 
+def checked_file_name(path, what="output"):
+    """``path`` as ``os.fsdecode`` gives it, refused by name when it holds a lone surrogate
+    that no file name's bytes give (``"\\ud800"``): a ``UnicodeEncodeError`` naming no file
+    otherwise, from the first system call."""
+    path = os.fsdecode(path)
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} {shown_name(path)} is not a file name this system can hold "
+                         "(a lone surrogate that no file name's bytes give): nothing is "
+                         "written.") from None
+    return path
+
+
 def check_writable_target(path, what="output"):
     """Refuse, before any work, a target that exists and is not a regular file.
 
-    Replacing it would destroy a folder's place, a device node or a pipe.
+    Replacing it would destroy a folder's place, a device node or a pipe; a name
+    no file can have (:func:`checked_file_name`) is refused too.
     """
     try:
-        mode = os.stat(path).st_mode
+        mode = os.stat(checked_file_name(path, what)).st_mode
     except FileNotFoundError:
         return
     if not stat.S_ISREG(mode):
@@ -200,9 +215,12 @@ def replaced_atomically(path, temporary=None):
         Before anything is written, when ``path`` (or ``temporary``) exists
         and is not a regular file (a folder, a device, a pipe, a link for
         ``temporary``).
+    ValueError
+        Before anything is written, when ``path`` holds a lone surrogate that
+        no file name gives (``"\\ud800"``; those ``os.fsdecode`` gives are written).
     """
     # bytes as os.fsdecode gives them (a name that is not UTF-8 kept as surrogates)
-    path = os.path.realpath(os.fsdecode(path))  # through a symbolic link, as open() writes
+    path = os.path.realpath(checked_file_name(path))  # through a symbolic link, as open() writes
     check_writable_target(path)
     if temporary is None:
         handle, temporary = tempfile.mkstemp(suffix=os.path.splitext(path)[1],

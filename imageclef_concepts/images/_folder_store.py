@@ -19,6 +19,7 @@ import time
 import warnings
 from typing import TYPE_CHECKING
 
+from ..files._atomic import checked_file_name
 from ._store_folder import IMAGE_STORE, INDEX, ImageStoreError, claim_folder, ownership_lost
 from ._writer import flush
 
@@ -52,7 +53,11 @@ class FolderStore:
     warning: type[Warning] = UserWarning
 
     def __init__(self, path: PathLike) -> None:
-        self.path = os.path.abspath(os.fspath(path))
+        try:  # a name no folder can have: refused by name (not a UnicodeEncodeError)
+            path = checked_file_name(path, self.kind.label)
+        except ValueError as error:
+            raise self.kind.error(str(error)) from None
+        self.path = os.path.abspath(path)
         if os.path.islink(self.path) and os.path.isdir(self.path):
             # A link to a folder (a store on a bigger disk): the folder itself, resolved
             # once, is the store (and its identity, device and inode, is checked at every

@@ -39,6 +39,11 @@ _CHUNK_NAME = re.compile(r"^[0-9a-f]{32}\.npy$")
 _URL_VERSION_KEYS = ("mtime", "LastModified", "last_modified", "Last-Modified", "updated",
                      "created", "ETag", "etag", "md5Hash", "Content-MD5", "Digest", "crc32c",
                      "generation", "version_id")
+# Those made from the content or given anew at each write; the others are times, which
+# a rewrite in the same second, or a file's modification time put back (a plain HTTP
+# server's Last-Modified is the file's), keep.
+_URL_CONTENT_KEYS = ("ETag", "etag", "md5Hash", "Content-MD5", "Digest", "crc32c",
+                     "generation", "version_id")
 
 
 class Shelf:
@@ -205,9 +210,12 @@ def file_version(path):
     is unsettled (:func:`settles_at`): on a file system of whole-second times
     within 2 s of its last change, when a rewrite of the same size in the
     same second keeps every time. For an ``fsspec``
-    URL, what its file system reports (size with a modification time, an
-    ETag, a content hash...). A URL of which only the size is known is not
-    stored: a change of the same size would go unseen.
+    URL, what its file system reports (size, modification time, an ETag, a
+    content hash...) and, when none of that is made from the content or given
+    anew at each write (an ETag, a hash, a generation: a plain HTTP server
+    reports the size and a Last-Modified of whole seconds, which a rewrite
+    within the second or a modification time put back keeps), the SHA-256 of
+    its content (a download each time the version is asked for).
     """
     path = os.fspath(path)
     if is_url(path):
@@ -271,4 +279,21 @@ def _url_version(url):
     except Exception:  # no fsspec, no such object: decoding reports it
         return None
     known = [f"{key}={info[key]}" for key in _URL_VERSION_KEYS if info.get(key) is not None]
-    return "|".join([f"size={info.get('size')}", *known]) if known else None
+    if not any(info.get(key) is not None for key in _URL_CONTENT_KEYS):
+        content = _url_content_digest(file_system, inner)  # times alone do not tell
+        if content is None:
+            return None
+        known.append(f"sha256={content}")
+    return "|".join([f"size={info.get('size')}", *known])
+
+
+def _url_content_digest(file_system, inner):
+    """The SHA-256 of a URL's content, read in blocks; None when it cannot be read."""
+    try:
+        hashed = hashlib.sha256()
+        with file_system.open(inner, "rb") as f:
+            for block in iter(lambda: f.read(2**20), b""):
+                hashed.update(block)
+        return hashed.hexdigest()
+    except Exception:  # any file system's own errors: decoding reports the URL
+        return None

@@ -47,10 +47,10 @@ def check_image_size(image_size, n_images=None, name="image_size"):
         raise (ValueError if whole else TypeError)(
             f"{setting(name, image_size)}: {name} must be a whole number of pixels, at least "
             f"1{'' if whole or not isinstance(image_size, Integral) else ' (not a bool)'}.")
-    check_allocation(_DECODE_BYTES_PER_PIXEL * image_size**2, setting(name, image_size),
+    check_allocation(_DECODE_BYTES_PER_PIXEL * int(image_size)**2, setting(name, image_size),
                      "decoding one image at that size", f"choose a smaller {name}")
     if n_images is not None and n_images > 1:
-        check_allocation(3 * image_size**2 * n_images, setting(name, image_size),
+        check_allocation(3 * int(image_size)**2 * int(n_images), setting(name, image_size),
                          f"holding {n_images} images at that size together",
                          f"choose a smaller {name}, or take fewer images at a time")
 

@@ -172,8 +172,9 @@ def _memory_needed(shape, n_images, kernel):
     """(bytes, what takes them, images in the batch) for ``shape``: image_size, batch_size
     and, for the paper's network in training, filters and dense_units (``kernel``: its
     kernel_size and padding; None for another network)."""
-    size, batch_size = shape["image_size"], shape["batch_size"]
-    batch = batch_size if n_images is None else max(1, min(batch_size, n_images))
+    # Python integers: NumPy's (a grid's np.arange) would overflow and pass the check.
+    size, batch_size = int(shape["image_size"]), int(shape["batch_size"])
+    batch = batch_size if n_images is None else max(1, min(batch_size, int(n_images)))
     need = batch * size * size * 3 * (1 + 4)
     if kernel is None:
         return need, "the uint8 batch and its float32 input", batch
@@ -190,7 +191,8 @@ def _memory_needed(shape, n_images, kernel):
 def _paper_network_numbers(image_size, filters, kernel_size, padding, dense_units):
     """(values its convolution blocks output for one image, its weights) of the paper's
     network, without the output layer (one unit per concept, unknown before the fit)."""
-    side, channels, outputs, weights = image_size, 3, 0, 0
+    side, channels, outputs, weights = int(image_size), 3, 0, 0
+    filters, dense_units = [int(n) for n in filters], [int(n) for n in dense_units]
     for n_filters, size in zip(filters, block_kernel_sizes(kernel_size, len(filters))):
         weights += size * size * channels * n_filters + n_filters
         side = side - size + 1 if padding == "valid" else side

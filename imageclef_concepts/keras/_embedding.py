@@ -19,7 +19,7 @@ from . import BACKBONES
 from ._architecture import check_memory
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._model_file import keras_free_state, keras_restored_state
-from ._network import backbone_preprocessing, pooled_backbone
+from ._network import backbone_preprocessing, check_network_memory, pooled_backbone
 from ._prediction import n_images
 
 if TYPE_CHECKING:  # names for annotations only
@@ -92,6 +92,7 @@ class BackboneEmbedding(EmbedderMixin, BaseEstimator):
         self._validate_params()
         check_memory(self, n_images(X), training=False)  # before the network or any image
         network = self._network()
+        check_network_memory(self, network, n_images(X), training=False)  # and its layers'
         images = as_image_source(X, self.image_size, image_store=self.image_store)
         batches = ImageBatches(images, batch_size=self.batch_size)
         with decode_errors_surfaced(batches):

@@ -268,7 +268,8 @@ def read_keras_file(path, cls, *, shown_as=None):
 
 def check_keras_members(path, shown=None):
     """Refuse, before anything is inflated, a ``.keras`` file holding other members than
-    :data:`KERAS_MEMBERS`, or members declaring more than its budget (``ModelZip``).
+    :data:`KERAS_MEMBERS`, members declaring more than its budget (``ModelZip``), or
+    JSON members (Keras parses them whole) of too many values (``check_json_members``).
 
     Keras reads the file through ``zipfile``, which inflates no member past
     the size the zip directory declares: the directory checked here bounds
@@ -278,8 +279,8 @@ def check_keras_members(path, shown=None):
     try:
         with open_regular_file(path, "model file") as handle, \
                 ModelZip(handle, shown, allowed=KERAS_MEMBERS.__contains__,
-                         kind="a .keras model file"):
-            pass
+                         kind="a .keras model file") as archive:
+            archive.check_json_members(("metadata.json", "config.json"))  # Keras parses
     except zipfile.BadZipFile:
         raise ModelFileError(f"{shown} is not a .keras model file (not a zip file: empty, "
                              "truncated or another kind of file).") from None

@@ -13,13 +13,16 @@ estimator compiles them with its loss and optimizer.
 
 from __future__ import annotations
 
+import math
 import os
 from numbers import Integral
 from typing import TYPE_CHECKING
 
 import keras
+import numpy as np
 
 from ..files._atomic import check_regular_file
+from ..files._sizes import check_allocation, setting
 from ..models import _paper as paper
 from . import BACKBONES
 
@@ -361,3 +364,48 @@ def learning_rate_schedule(learning_rate, decay):
     return keras.optimizers.schedules.InverseTimeDecay(
         learning_rate, decay_steps=1, decay_rate=decay
     )
+
+
+def check_network_memory(estimator, network, n_images=None, *, training=True):
+    """Refuse, before any image goes through it, a ``network`` whose activations on a batch
+    this machine cannot hold: a backbone at a large ``image_size`` passes
+    :func:`check_memory`, which counts its input batch only, and TensorFlow then failed
+    out of memory after the work before.
+
+    Counted from the built network's layers (the backbone's inside it too): a batch of
+    ``batch_size`` images (``n_images`` when fewer) takes at least its largest layer
+    output when predicting, and every layer output, kept for the gradients, when
+    training. A lower bound, as :func:`check_memory`'s.
+    """
+    values = _activation_values(network)
+    if not values:
+        return
+    batch = int(estimator.batch_size)
+    batch = batch if n_images is None else max(1, min(batch, int(n_images)))
+    need = batch * (sum(values) if training else max(values))
+    shown = [setting("image_size", estimator.image_size)]
+    shown += [setting("batch_size", estimator.batch_size)] if batch > 1 else []
+    check_allocation(need, " and ".join(shown),
+                     f"{'training' if training else 'running'} the network on a batch of "
+                     f"{batch} image(s) (its layers' "
+                     f"{'outputs, kept for the gradients' if training else 'largest output'})",
+                     "choose a smaller image_size" + (" or batch_size" if batch > 1 else ""))
+
+
+def _activation_values(network):
+    """The bytes each layer of ``network`` (and of the networks inside it) outputs for one
+    image; layers whose output is not known are left out."""
+    found = []
+    for layer in network.layers:
+        if isinstance(layer, keras.Model):
+            found += _activation_values(layer)
+            continue
+        try:
+            outputs = keras.tree.flatten(layer.output)
+        except (AttributeError, ValueError):  # a layer used more than once, or not built
+            continue
+        for output in outputs:
+            shape = tuple(output.shape[1:])
+            if shape and all(isinstance(side, int) for side in shape):
+                found.append(math.prod(shape) * np.dtype(output.dtype).itemsize)
+    return found

@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._architecture import apply_thread_limit, check_memory
 from ._batches import ImageBatches, decode_errors_surfaced
+from ._network import check_network_memory
 from ._training import shown_progress
 
 if TYPE_CHECKING:  # names for annotations only
@@ -66,6 +67,7 @@ class NetworkOutputsMixin:
     def _outputs_of(self, network, X, mirrored=False):
         """Run ``network`` over the images of ``X``; NaN rows for unreadable files."""
         check_memory(self, n_images(X), training=False)  # before any image is read
+        check_network_memory(self, network, n_images(X), training=False)
         images, _ = self._validate_data(X)
         known_failures = len(images.failures)
         batches = ImageBatches(images, batch_size=self.batch_size, mirrored=mirrored)

@@ -36,6 +36,7 @@ from ._batches import ImageBatches, decode_errors_surfaced
 from ._ema import EMASwap, uses_ema
 from ._model_file import saved_params
 from ._nan_guard import NaNGuard
+from ._network import check_network_memory
 from ._training import (
     TrainingCheckpoint,
     best_epoch_keeper,
@@ -65,6 +66,7 @@ def train_network(estimator, images, indicator, *, sample_weight, warm_start, ep
     checkpoint_run : tuple (path, run id) or None
         The checkpoint this training wrote, to remove once the model is saved.
     """
+    check_network_memory(estimator, estimator.model_, len(images))  # before any epoch
     has_validation = validation_data is not None or estimator.validation_fraction is not None
     keeper = best_epoch_keeper(estimator.monitor, estimator.early_stopping_patience,
                                has_validation)

@@ -21,6 +21,13 @@ from ._card import METADATA_ENTRY, ModelFileError
 # A record holds parameters, a vocabulary and a history: 64 MiB of JSON is far
 # more than any needs.
 _LARGEST_RECORD = 2**26
+# What parsing a JSON member may allocate, estimated before parsing it: JSON's
+# values become Python objects of up to about 25 times their text ("{}," is 3 bytes,
+# an empty dict and its pointer 72), so a record within its size, or Keras'
+# config.json within the file's budget, could still take gigabytes. Each value
+# (a comma, colon or opening bracket, and one more) is counted as _VALUE_BYTES.
+LARGEST_PARSED = 2**28  # 256 MiB: millions of values, far more than any network's config
+_VALUE_BYTES = 64
 # What a model file's members may inflate to, all of them together: INFLATION_RATIO
 # times the file's own size, and at least INFLATION_FLOOR. Keras stores its members
 # as they are (1:1), the archives' arrays and JSON deflate a few times, and deflate
@@ -55,8 +62,8 @@ def read_model_record(path, shown_as=None):
             if METADATA_ENTRY not in archive:
                 raise ModelFileError(f"{path} was not written by imageclef_concepts (no "
                                      f"{METADATA_ENTRY} inside).")
-            record = json.loads(archive.read(  # never decompress a bomb whole
-                METADATA_ENTRY, _LARGEST_RECORD, "any record needs to be"))
+            record = archive.read_json(  # never decompress a bomb whole
+                METADATA_ENTRY, _LARGEST_RECORD, "any record needs to be")
     except zipfile.BadZipFile as error:
         if "CRC" in str(error):  # a member whose data are not what the directory states
             raise ModelFileError(f"{path} is damaged ({error}).") from None
@@ -82,8 +89,9 @@ class ModelZip:
     * before anything is inflated, the zip directory is checked: each member
       name ``allowed`` (when given), and the sizes the members declare, all
       together, within the file's budget (:attr:`budget`: ``INFLATION_RATIO``
-      times the bytes its members are stored in, at least ``INFLATION_FLOOR``;
-      bytes outside any member, such as a padded prefix, buy nothing);
+      times the bytes its members are stored in, no more than the file holds, at least
+      ``INFLATION_FLOOR``; bytes outside any member, such as a padded prefix, buy
+      nothing, nor do stored sizes the directory overstates or entries sharing data);
     * while reading, every byte inflated counts: a member stops at the size
       the directory declares or at the caller's ``limit`` (a manifest's),
       whichever is less, and the file at its budget however often its
@@ -124,8 +132,11 @@ class ModelZip:
         except (OSError, EOFError, ValueError, struct.error, IndexError) as error:
             raise self._not_valid(error) from None
         # The budget counts the members' stored bytes, not the file's size: bytes
-        # outside any member (a padded prefix) would otherwise buy inflation.
-        self.stored = sum(info.compress_size for info in self.archive.infolist())
+        # outside any member (a padded prefix) would otherwise buy inflation. Those
+        # the directory declares, at most the file's size: a directory overstating
+        # them, or entries sharing one member's data, would otherwise buy it.
+        self.stored = min(self.file_size,
+                          sum(info.compress_size for info in self.archive.infolist()))
         self.budget = max(INFLATION_FLOOR, INFLATION_RATIO * self.stored)
         # A file read out of another (``nested``) gets no floor of its own: what
         # its members may inflate to is carved out of what the outer file has left.
@@ -232,6 +243,29 @@ class ModelZip:
         except (OSError, EOFError, ValueError, struct.error, zlib.error) as error:
             raise self._not_valid(error) from None
 
+    def read_json(self, name, limit=None, limit_text=None):
+        """Member ``name`` parsed as JSON, read as :meth:`read` reads it, and parsed only
+        when what parsing it allocates is estimated within ``LARGEST_PARSED``.
+
+        Raises
+        ------
+        ModelFileError
+            Its values would take more than ``LARGEST_PARSED`` once parsed.
+        ValueError
+            Not JSON (``json.JSONDecodeError``).
+        """
+        data = self.read(name, limit, limit_text)
+        check_json_values(data, f"{self.shown}: member {name}", self.kind)
+        return json.loads(data)
+
+    def check_json_members(self, names):
+        """Refuse, unparsed, any member of ``names`` it holds whose JSON values would take
+        more than ``LARGEST_PARSED`` once parsed (:func:`check_json_values`): members
+        another reader (Keras) parses whole."""
+        for name in names:
+            if name in self:
+                check_json_values(self.read(name), f"{self.shown}: member {name}", self.kind)
+
     def _inflate(self, info, name, cap, limit_text, data):
         with self.archive.open(info) as member:
             while True:
@@ -261,3 +295,20 @@ class ModelZip:
         return ModelFileError(f"{self.shown}: member {name} is larger than "
                               f"{limit_text or 'allowed'}, {in_bytes(limit)}: not "
                               f"{self.kind} as the library writes it.")
+
+
+def check_json_values(data, shown, kind="a model file"):
+    """Refuse JSON text (bytes) whose values would take more than ``LARGEST_PARSED`` once
+    parsed: estimated, before any parsing, by its commas, colons and opening brackets.
+
+    Raises
+    ------
+    ModelFileError
+        Naming ``shown`` and the estimate.
+    """
+    values = 1 + sum(data.count(mark) for mark in (b",", b":", b"[", b"{"))
+    if values * _VALUE_BYTES > LARGEST_PARSED:
+        raise ModelFileError(f"{shown} holds about {values:,} JSON values, which would take "
+                             f"about {in_bytes(values * _VALUE_BYTES, exact=False)} once parsed, "
+                             f"more than {in_bytes(LARGEST_PARSED, exact=False)}: not {kind} "
+                             "as the library writes it; nothing in it was parsed.")

@@ -316,12 +316,12 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         scores = [np.concatenate(parts) for parts in zip(*per_fold)]
         return scores, np.concatenate([test for _, test in splits]), fitted[0]
 
-    def _candidates(self, scores):
+    def _candidates(self, scores, whose=""):
         """Candidate thresholds, ascending, in the scores' own precision."""
         finite = scores[np.isfinite(scores)]
-        if finite.size == 0:
-            raise ValueError("The held-out scores are all NaN or infinite: there is nothing "
-                             "to tune on.")
+        if finite.size == 0:  # whose: the member they are of, when one member's
+            raise ValueError(f"The held-out scores{whose} are all NaN or infinite: there is "
+                             "nothing to tune on.")
         if isinstance(self.thresholds, Integral):
             candidates = np.linspace(finite.min(), finite.max(), num=self.thresholds)
         else:
@@ -329,7 +329,8 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         return candidates.astype(scores.dtype)
 
     def _search_votes(self, scores, truth, n_true):
-        candidates = [self._candidates(member) for member in scores]
+        candidates = [self._candidates(member, f" of member {name!r}") for (name, _), member
+                      in zip(self.ensemble.estimators, scores)]
         buckets = [vote_buckets(member, grid) for member, grid in zip(scores, candidates)]
         found = vote_search(buckets, len(candidates[0]), truth, n_true, self.max_sweeps,
                             self.starts)

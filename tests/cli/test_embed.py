@@ -62,12 +62,17 @@ def test_a_store_inside_the_images_folder_and_dot(images, tmp_path, capsys, monk
 @pytest.mark.parametrize("argument, message", [
     (["--encoder", "biomedclip-typo"], "is not an encoder: choose one of"),
     (["--weights", "missing.weights.h5"], "missing.weights.h5: no such file"),
+    # It said image_size=100000 (and created the store before refusing).
+    (["--image-size", "100000"], "--image-size 100000: decoding one image at that size takes "
+                                 "65.2 GiB (70,000,000,000 bytes), more than this machine's "
+                                 "memory"),
 ])
 def test_user_mistakes_are_one_line(images, tmp_path, capsys, argument, message):
     code = main(["embed", "--images", str(images), "--store", str(tmp_path / "s"), *ENCODER,
                  *argument])
     error = capsys.readouterr().err
     assert code == 2 and message in error and "Traceback" not in error
+    assert "image_size" not in error
     assert not (tmp_path / "s").exists()  # refused before the store is made
 
 

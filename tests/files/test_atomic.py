@@ -3,6 +3,8 @@
 import os
 import stat
 
+import pytest
+
 from imageclef_concepts import write_run
 
 
@@ -29,3 +31,23 @@ def test_writing_through_a_symbolic_link_updates_its_target(tmp_path):
     link.symlink_to(target)
     write_run(link, ["a"], [["C1"]])
     assert link.is_symlink() and target.read_text() == "a\tC1\n"
+
+
+@pytest.mark.parametrize("name", ["run\ud800.csv", "report\udbff.html"])
+def test_a_name_no_file_system_holds_is_refused_by_name_before_writing(tmp_path, name):
+    # os.fsdecode gives only \udc80-\udcff (written as the bytes they stand for);
+    # any other lone surrogate was a UnicodeEncodeError naming no file, from every writer.
+    from imageclef_concepts import evaluate_run, write_report
+
+    shown = r"run\\ud800.csv|report\\udbff.html"
+    with pytest.raises(ValueError, match=shown) as error:
+        write_run(tmp_path / name, ["x"], [["C0000001"]], edition="2026")
+    assert "not a file name this system can hold" in str(error.value)
+    (tmp_path / "run.csv").write_text("ID,CUIs\nx,C0000001\n")
+    evaluation = evaluate_run(tmp_path / "run.csv", tmp_path / "run.csv", edition="2026")
+    with pytest.raises(ValueError, match=shown):
+        write_report(tmp_path / name, evaluation)
+    (tmp_path / "run.csv").unlink()
+    assert list(tmp_path.iterdir()) == []
+    write_run(tmp_path / "caf\udce9.csv", ["x"], [["C0000001"]], edition="2026")
+    assert os.listdir(os.fsencode(tmp_path)) == [b"caf\xe9.csv"]

@@ -98,3 +98,31 @@ def test_files_that_never_settle_are_waited_for_a_bounded_time_and_fingerprinted
     images_module.images_digest([path])
     assert len(clock.sleeps) == images_module._SETTLE_ROUNDS
     assert "sha256=" in shelf_module.file_version(path)  # unsettled: its content counts
+
+
+def test_a_url_rewritten_with_its_modification_time_put_back_is_another_version(monkeypatch):
+    # A plain HTTP server (python -m http.server) reports the size and a Last-Modified of
+    # whole seconds, the file's: bytes rewritten with the time put back kept both, so a
+    # checkpoint resumed and recipe-2026 loaded its members on other pixels.
+    import io
+
+    import fsspec
+
+    import imageclef_concepts.images._fingerprints as images_module
+
+    served = {"content": b"pixels one"}
+
+    class Server:
+        def info(self, path):
+            return {"size": len(served["content"]),
+                    "Last-Modified": "Mon, 07 Dec 2026 01:39:48 GMT"}
+
+        def open(self, path, mode):
+            return io.BytesIO(served["content"])
+
+    monkeypatch.setattr(fsspec.core, "url_to_fs", lambda url: (Server(), url))
+    url = "http://127.0.0.1:8765/a.png"
+    before = images_module.images_digest([url])
+    assert images_module.images_digest([url]) == before  # the same bytes: the same
+    served["content"] = b"pixels two"  # same size, same time
+    assert images_module.images_digest([url]) != before

@@ -218,3 +218,20 @@ def test_a_same_second_rewrite_on_a_whole_second_file_system_is_another_version(
     monkeypatch.setattr(shelf_module.time, "time_ns", lambda: second + 3 * 10**9)
     assert shelf_module.file_version(path) == \
         f"{os.path.getsize(path)}:{second}:{second}:{os.stat(path).st_ino}"
+
+
+@pytest.mark.parametrize("integer", [np.int32, np.int64])
+def test_numpy_integer_image_sizes_are_checked_without_overflowing(integer):
+    # A grid's np.arange gives NumPy integers: image_size=np.int32(65536) squared
+    # overflowed to 0 and passed the check (36 GiB then allocated for 3 images), and
+    # np.int64(2**32) too.
+    from imageclef_concepts.images._sources import check_image_size
+
+    with pytest.raises(ValueError, match=r"^image_size=.*65536.*: decoding one image"):
+        check_image_size(integer(65536))
+    with pytest.raises(ValueError, match=r"^image_size=.*50000.*: holding 1000 images"):
+        check_image_size(integer(50000), 1000)
+    if integer is np.int64:
+        with pytest.raises(ValueError, match=r"one image at that size takes 117440512.0 TiB"):
+            check_image_size(integer(2**32))
+    check_image_size(integer(64), 10)

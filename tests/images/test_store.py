@@ -471,21 +471,37 @@ def test_an_index_of_another_schema_is_a_warning_not_a_crash(tmp_path, images):
 
 
 def test_urls_whose_version_cannot_be_told_are_not_stored(monkeypatch):
+    import hashlib
+    import io
+
     import fsspec
 
     import imageclef_concepts.images._shelf as shelf_module
 
     class Stub:
-        def __init__(self, info):
-            self.reported = info
+        def __init__(self, info, content):
+            self.reported, self.content = info, content
 
         def info(self, path):
             return self.reported
 
-    for info, expected in (({"size": 99}, None),
-                           ({"size": 99, "Last-Modified": "Mon, 30 Nov 2026 08:00:00 GMT"},
-                            "size=99|Last-Modified=Mon, 30 Nov 2026 08:00:00 GMT")):
-        monkeypatch.setattr(fsspec.core, "url_to_fs", lambda url, info=info: (Stub(info), url))
+        def open(self, path, mode):
+            if self.content is None:
+                raise FileNotFoundError(path)
+            return io.BytesIO(self.content)
+
+    stamp = "Last-Modified=Mon, 30 Nov 2026 08:00:00 GMT"
+    content = f"sha256={hashlib.sha256(b'pixels').hexdigest()}"
+    # Times alone (a plain HTTP server's whole-second Last-Modified, which a rewrite with
+    # the file's time put back keeps) were the version: now the content is in it too.
+    for info, data, expected in (
+            ({"size": 99}, None, None),
+            ({"size": 99, "Last-Modified": stamp[14:]}, None, None),
+            ({"size": 99}, b"pixels", f"size=99|{content}"),
+            ({"size": 99, "Last-Modified": stamp[14:]}, b"pixels", f"size=99|{stamp}|{content}"),
+            ({"size": 99, "ETag": '"abc"'}, None, 'size=99|ETag="abc"')):
+        monkeypatch.setattr(fsspec.core, "url_to_fs",
+                            lambda url, info=info, data=data: (Stub(info, data), url))
         assert shelf_module.file_version("https://example.org/x.png") == expected
 
 
@@ -730,3 +746,16 @@ def test_a_store_named_through_a_link_to_its_folder_is_that_folder(tmp_path, ima
     assert not _store_warnings(caught)
     assert (tmp_path / "big" / "20px-bilinear").is_dir()
     assert {path.name: path.read_bytes() for path in (tmp_path / "users").iterdir()} == kept
+
+
+def test_a_store_name_no_folder_can_have_is_refused_by_name(tmp_path):
+    # A lone surrogate that no file name's bytes give (\ud800): a UnicodeEncodeError
+    # naming nothing; one that os.fsdecode gives (\udce9) is a folder like any other.
+    from imageclef_concepts.embeddings import EmbeddingStore, EmbeddingStoreError
+
+    for store, error in ((ImageStore, ImageStoreError), (EmbeddingStore, EmbeddingStoreError)):
+        with pytest.raises(error, match=r"store .*s\\ud800 is not a file name this system"):
+            store(tmp_path / "s\ud800")
+        store(tmp_path / f"{store.__name__}\udce9")
+    assert sorted(os.listdir(os.fsencode(tmp_path))) == [b"EmbeddingStore\xe9",
+                                                         b"ImageStore\xe9"]

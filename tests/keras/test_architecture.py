@@ -93,3 +93,18 @@ def test_predicting_at_a_size_beyond_memory_is_refused_before_any_image_is_read(
         with pytest.raises(ValueError, match=r"^image_size=100000: decoding one image"):
             method(["nowhere/a.png"])
     assert decodes == {"decoded": 0, "checked": 0}
+
+
+
+@pytest.mark.parametrize("integer", [np.int32, np.int64])
+def test_numpy_integer_sizes_are_checked_without_overflowing(integer):
+    # A grid's np.arange gives NumPy integers: batch_size times image_size squared, or
+    # the paper's blocks at np.int32 filters, overflowed and passed the check.
+    from imageclef_concepts.keras._architecture import check_memory
+
+    with pytest.raises(ValueError, match=r"^batch_size=.*: training the network"):
+        check_memory(ConceptCNNClassifier(image_size=integer(4096), batch_size=integer(2**20),
+                                          backbone="resnet50"))
+    with pytest.raises(ValueError, match="filters=.* training the network"):
+        check_memory(ConceptCNNClassifier(image_size=integer(512), batch_size=integer(2),
+                                          filters=(integer(2**20),)))

@@ -113,3 +113,38 @@ def test_a_weights_pipe_is_refused_without_being_opened(tmp_path):
             pooled_backbone("efficientnetb0", 32, str(pipe))
     finally:  # release the writer when nothing read the pipe
         os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))
+
+
+def test_a_network_whose_activations_exceed_memory_is_refused_before_any_image(monkeypatch):
+    # check_memory counts a backbone's input batch only: DenseNet121 at 20000 px with
+    # batch_size=1 passed it, and TensorFlow failed out of memory (embed, train, predict).
+    from types import SimpleNamespace
+
+    from imageclef_concepts.files import _sizes
+    from imageclef_concepts.keras._network import check_network_memory
+
+    inner = keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Conv2D(8, 3, padding="same")])
+    network = keras.Sequential([keras.Input((64, 64, 3)), inner, keras.layers.Flatten()])
+    estimator = SimpleNamespace(image_size=64, batch_size=4)
+    # The convolution inside outputs 64 x 64 x 8 float32 values an image: 128 KiB.
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 300_000)
+    with pytest.raises(ValueError, match=r"^image_size=64 and batch_size=4: running the "
+                                         r"network on a batch of 4 image\(s\) \(its layers' "
+                                         r"largest output\) takes 512.0 KiB"):
+        check_network_memory(estimator, network, training=False)
+    check_network_memory(estimator, network, n_images=2, training=False)  # 256 KiB: fits
+    with pytest.raises(ValueError, match=r"^image_size=64 and batch_size=4: training the "
+                                         r"network on a batch of 2 image\(s\) \(its layers' "
+                                         r"outputs, kept for the gradients\) takes 512.0 KiB"):
+        check_network_memory(estimator, network, n_images=2)  # the conv's and Flatten's
+
+
+def test_a_backbone_too_large_for_memory_is_refused_before_embedding(monkeypatch):
+    from imageclef_concepts import BackboneEmbedding
+    from imageclef_concepts.files import _sizes
+
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 20_000)  # one 32 px image: 7 KiB
+    embedding = BackboneEmbedding("efficientnetb0", image_size=32, weights=None)
+    with pytest.raises(ValueError, match=r"^image_size=32: running the network on a batch "
+                                         r"of 1 image\(s\) \(its layers' largest output\)"):
+        embedding.fit_transform(np.zeros((1, 32, 32, 3), dtype=np.uint8))

@@ -1,8 +1,10 @@
 """The one zip reader: what a model file's members may inflate to is bounded by what they hold."""
 
 import io
+import struct
 import zipfile
 
+import numpy as np
 import pytest
 
 from imageclef_concepts import ModelFileError
@@ -97,3 +99,75 @@ def test_a_member_whose_data_cannot_be_read_is_named(tmp_path, monkeypatch):
         with pytest.raises(ModelFileError, match=r"^mine.keras is not a valid model file.*"
                                                  r"Invalid argument"):
             archive.read("model.weights.h5")
+
+
+def _central_entries(data):
+    """Offsets of the zip directory's entries (``PK\\1\\2``) in ``data``."""
+    found, start = [], data.find(b"PK\x01\x02")
+    while start != -1:
+        found.append(start)
+        start = data.find(b"PK\x01\x02", start + 1)
+    return found
+
+
+def test_a_directory_that_overstates_stored_bytes_buys_no_inflation(monkeypatch):
+    # The budget counted the compressed sizes the directory declares: a member of
+    # 8 KiB declaring 1 MiB stored (its data end where the stream ends, which zipfile
+    # reads whole) bought 100 MiB, and Keras inflated all 8 MiB of it.
+    monkeypatch.setattr(_zip, "INFLATION_FLOOR", 2**20)
+    data = bytearray(_padded_bomb(0, 8 * 2**20).getvalue())
+    (entry,) = _central_entries(data)
+    struct.pack_into("<I", data, entry + 20, 2**20)  # compressed size: 1 MiB
+    assert zipfile.ZipFile(io.BytesIO(data)).read("model.weights.h5") == bytes(8 * 2**20)
+    with pytest.raises(ModelFileError, match="would inflate to 8.0 MiB.*nothing was inflated"):
+        _zip.ModelZip(io.BytesIO(data), "overstated.keras")
+
+
+def test_directory_entries_sharing_stored_bytes_buy_no_inflation(monkeypatch):
+    # Many directory entries naming one member's data (an overlapping zip): each
+    # counted its stored bytes again, so that N entries bought N budgets.
+    monkeypatch.setattr(_zip, "INFLATION_FLOOR", 2**20)
+    rng = np.random.default_rng(0)
+    member = bytearray(2**20)
+    member[::40] = rng.integers(0, 256, len(member[::40]), dtype=np.uint8).tobytes()
+    data = _zip_of({"model.weights.h5": bytes(member)})
+    with _zip.ModelZip(io.BytesIO(data), "one.zip") as archive:  # alone: within its budget
+        assert archive.read("model.weights.h5") == member
+    (entry,) = _central_entries(data)
+    end = data.find(b"PK\x05\x06")
+    eocd = bytearray(data[end:])
+    struct.pack_into("<HHI", eocd, 8, 300, 300, 300 * (end - entry))
+    shared = data[:entry] + data[entry:end] * 300 + bytes(eocd)
+    with zipfile.ZipFile(io.BytesIO(shared)) as archive:
+        assert len(archive.infolist()) == 300
+        assert archive.read("model.weights.h5") == member
+    with pytest.raises(ModelFileError, match="would inflate to 300.0 MiB.*nothing was inflated"):
+        _zip.ModelZip(io.BytesIO(shared), "shared.zip")
+
+
+def test_a_record_of_many_small_values_is_refused_before_parsing(monkeypatch):
+    # 9 MiB of "{}," (9 KiB deflated) is within any record's size, but parsed it is
+    # 3 million dicts: about 220 MiB, and a 64 MiB record 1.6 GB, from a 64 KiB file.
+    def parse(*args, **kwargs):
+        raise AssertionError("parsed")
+
+    record = b"[" + b"{}," * (3 * 2**20) + b"{}]"
+    handle = io.BytesIO(_zip_of({"imageclef_concepts.json": record}))
+    monkeypatch.setattr(_zip.json, "loads", parse)
+    with pytest.raises(ModelFileError, match=r"imageclef_concepts.json holds about "
+                                             "6,291,459 JSON values.*nothing in it was parsed"):
+        _zip.read_model_record(handle, "many.zip")
+
+
+def test_a_keras_config_of_many_small_values_is_refused_before_keras_parses_it(tmp_path):
+    # Keras parses config.json whole; within the file's budget (256 MiB) it could
+    # hold some 90 million values, gigabytes once parsed.
+    from imageclef_concepts.keras._model_file import check_keras_members
+
+    path = tmp_path / "many.keras"
+    path.write_bytes(_zip_of({"config.json": b"[" + b"[]," * (5 * 2**20) + b"[]]",
+                              "metadata.json": b"{}", "model.weights.h5": b""}))
+    with pytest.raises(ModelFileError, match="config.json holds about 10,485,763 JSON values"):
+        check_keras_members(path)
+    path.write_bytes(_zip_of({"config.json": b"[" + b"[]," * 2**20 + b"[]]"}))
+    check_keras_members(path)  # a million values: read

@@ -400,3 +400,13 @@ def test_more_candidates_than_a_search_can_use_are_refused_before_any_fit(thresh
                                 for name in "ab"], prefit=True).fit(X, y)
     with pytest.raises(ValueError, match="thresholds"):
         EnsembleTuner(ensemble, cv="prefit", refit=False, thresholds=thresholds).fit(X, y)
+
+
+def test_a_member_whose_held_out_scores_are_all_nan_is_named():
+    # One member of three giving NaN everywhere said "The held-out scores are all NaN",
+    # as if every member's were: which one was not said.
+    members, X, y = _case(0)
+    members[1] = FixedConcepts(["A", "B", "C", "D"], np.full((14, 4), np.nan))
+    with pytest.raises(ValueError, match="^The held-out scores of member 'm1' are all NaN"):
+        EnsembleTuner(_fitted(members, X, y), cv="prefit", refit=False,
+                      thresholds=GRID).fit(X, y)
