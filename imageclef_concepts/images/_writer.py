@@ -3,7 +3,7 @@
 Writing a chunk of freshly decoded images (the ``.npy`` file, then the
 index's rows) used to happen in the batch's path, so that the first epoch
 over files a store did not hold yet waited for the disk at every batch.
-Each store now has one writer thread, started when there is something to
+Each store folder now has one writer thread, started when there is something to
 write and ended as soon as there is nothing left, fed by a bounded queue:
 when :data:`QUEUE_BATCHES` batches wait, the next one waits for room (memory
 stays that of a few batches). The writes themselves are unchanged
@@ -32,7 +32,10 @@ import weakref
 QUEUE_BATCHES = 4
 """Batches that may wait for one store's writer before the next waits for room."""
 
-_writers: "weakref.WeakSet[_Writer]" = weakref.WeakSet()  # every live writer, for a fork
+# One writer per store folder (its path), not per store object: an estimator given a
+# path opens its own ImageStore, a clone deep-copies one, and each must wait for the
+# rows the others queued before it reads the index (else they are decoded again).
+_writers: "weakref.WeakValueDictionary[str, _Writer]" = weakref.WeakValueDictionary()
 _registry_lock = threading.Lock()
 
 
@@ -104,27 +107,25 @@ def _run(job):
 
 
 def writer_of(store):
-    """The writer of ``store`` (a :class:`~._folder_store.FolderStore`), made on first use."""
-    writer = store.__dict__.get("_writer")
-    if writer is None:
-        with _registry_lock:
-            writer = store.__dict__.get("_writer")
-            if writer is None:
-                writer = _Writer(f"imageclef_concepts store writer ({store.path})")
-                store._writer = writer
-                _writers.add(writer)
+    """The writer of ``store``'s folder (every store object opened there shares it)."""
+    with _registry_lock:
+        writer = _writers.get(store.path)
+        if writer is None:
+            writer = _Writer(f"imageclef_concepts store writer ({store.path})")
+            _writers[store.path] = writer
+        store._writer = writer  # alive while a store of the folder is (or a job is queued)
     return writer
 
 
 def flush(store):
-    """Wait for every write queued for ``store`` (nothing when it never had a writer)."""
-    writer = getattr(store, "_writer", None)
+    """Wait for every write queued for ``store``'s folder (nothing when none ever was)."""
+    writer = _writers.get(getattr(store, "path", None))
     if writer is not None:
         writer.flush()
 
 
 def _flush_all():
-    for writer in list(_writers):
+    for writer in list(_writers.values()):
         writer.flush()
 
 
@@ -133,7 +134,7 @@ def _forget_in_child():
     # lock a parent thread held: its stores start new writers when they need one.
     global _registry_lock
     _registry_lock = threading.Lock()
-    for writer in list(_writers):
+    for writer in list(_writers.values()):
         writer.__init__(writer.name)
 
 

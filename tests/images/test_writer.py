@@ -181,3 +181,13 @@ def test_the_interpreter_waits_for_the_writes_before_it_exits(tmp_path, paths):
                    check=True, timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(
                        sys.path)})
     assert ImageStore(tmp_path / "store").summary()["16px-bilinear"]["images"] == 12
+
+
+def test_a_second_store_object_on_the_same_folder_waits_for_the_writes(tmp_path, paths, held):
+    # An estimator given a path opens its own ImageStore (and a clone deep-copies one):
+    # the rows another object of the same folder queued are read, never decoded twice.
+    ImageFiles(paths, 16, workers=1, image_store=ImageStore(tmp_path / "store")).load(
+        np.arange(12))
+    threading.Timer(0.2, held["release"].set).start()
+    again = ImageFiles(paths, 16, workers=1, image_store=ImageStore(str(tmp_path / "store")))
+    assert len(again.stored) == 12 and held["calls"] == 1
