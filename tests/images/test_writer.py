@@ -191,3 +191,20 @@ def test_a_second_store_object_on_the_same_folder_waits_for_the_writes(tmp_path,
     threading.Timer(0.2, held["release"].set).start()
     again = ImageFiles(paths, 16, workers=1, image_store=ImageStore(str(tmp_path / "store")))
     assert len(again.stored) == 12 and held["calls"] == 1
+
+
+def test_a_store_sent_to_a_worker_process_waits_for_its_writes(tmp_path, paths, held):
+    # A joblib/loky worker gets the store pickled, not forked: it reads the index
+    # in another process, so what was queued must be written before it is sent.
+    import pickle
+    import sqlite3
+
+    from imageclef_concepts.images._store_folder import INDEX
+
+    store = ImageStore(tmp_path / "store")
+    ImageFiles(paths, 16, workers=1, image_store=store).load(np.arange(12))
+    threading.Timer(0.2, held["release"].set).start()
+    sent = pickle.dumps(store)
+    with sqlite3.connect(tmp_path / "store" / INDEX) as index:
+        assert index.execute("SELECT COUNT(*) FROM images").fetchone() == (12,)
+    assert pickle.loads(sent).path == store.path
