@@ -335,7 +335,7 @@ class ImageFiles(_ImageSource):
             return
         self._pending.update(zip(kept, rows))
         shelf = self._shelf
-        writer_of(shelf.store).submit(lambda: self._write(shelf, kept, rows))
+        writer_of(shelf.store).submit(lambda: self._write(shelf, kept, rows), rows.nbytes)
 
     def _write(self, shelf, indices, rows):
         try:

@@ -5,10 +5,10 @@ index's rows) used to happen in the batch's path, so that the first epoch
 over files a store did not hold yet waited for the disk at every batch.
 Each store folder now has one writer thread, started when there is something to
 write and ended as soon as there is nothing left, fed by a bounded queue:
-when :data:`QUEUE_BATCHES` batches wait, the next one waits for room (memory
-stays that of a few batches). The writes themselves are unchanged
-(:meth:`~._shelf.Shelf.add`: the chunk atomically, then the index, every
-check before it).
+when :data:`QUEUE_BATCHES` batches or :data:`QUEUE_BYTES` of pixels wait, the
+next one waits for room (memory stays bounded, whatever the image size). The
+writes themselves are unchanged (:meth:`~._shelf.Shelf.add`: the chunk
+atomically, then the index, every check before it).
 
 Every pending write is done (:func:`flush`) before anything that needs it:
 
@@ -31,6 +31,8 @@ import weakref
 
 QUEUE_BATCHES = 4
 """Batches that may wait for one store's writer before the next waits for room."""
+QUEUE_BYTES = 256 * 2**20
+"""Pixels that may wait for one store's writer (one batch always may, however large)."""
 
 # One writer per store folder (its path), not per store object: an estimator given a
 # path opens its own ImageStore, a clone deep-copies one, and each must wait for the
@@ -47,10 +49,14 @@ class _Writer:
         self._condition = threading.Condition()
         self._jobs = collections.deque()
         self._unfinished = 0  # queued or running
+        self._bytes = 0  # their pixels
         self._thread = None
 
-    def submit(self, job):
+    def submit(self, job, n_bytes=0):
         """Queue ``job`` (a callable that handles its own errors); wait while the queue is full.
+
+        Full: :data:`QUEUE_BATCHES` jobs, or :data:`QUEUE_BYTES` with this job's
+        ``n_bytes`` (the pixels it holds), so that big images keep memory bounded.
 
         From the writer's own thread (a job that writes more), it runs at once.
         """
@@ -58,10 +64,12 @@ class _Writer:
             _run(job)
             return
         with self._condition:
-            while self._unfinished >= QUEUE_BATCHES:
+            while self._unfinished and (self._unfinished >= QUEUE_BATCHES
+                                        or self._bytes + n_bytes > QUEUE_BYTES):
                 self._condition.wait()
-            self._jobs.append(job)
+            self._jobs.append((job, n_bytes))
             self._unfinished += 1
+            self._bytes += n_bytes
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name=self.name,
                                                 daemon=False)
@@ -74,12 +82,13 @@ class _Writer:
                     self._thread = None
                     self._condition.notify_all()
                     return
-                job = self._jobs.popleft()
+                job, n_bytes = self._jobs.popleft()
             try:
                 _run(job)
             finally:
                 with self._condition:
                     self._unfinished -= 1
+                    self._bytes -= n_bytes
                     self._condition.notify_all()
 
     def flush(self):

@@ -208,3 +208,20 @@ def test_a_store_sent_to_a_worker_process_waits_for_its_writes(tmp_path, paths, 
     with sqlite3.connect(tmp_path / "store" / INDEX) as index:
         assert index.execute("SELECT COUNT(*) FROM images").fetchone() == (12,)
     assert pickle.loads(sent).path == store.path
+
+
+def test_big_images_wait_for_room_by_their_bytes_not_only_by_batches(tmp_path, paths, held,
+                                                                       monkeypatch):
+    # Four batches of 1024-px images would hold 400 MB more than training needs:
+    # the queue also counts the pixels waiting (one batch always goes in).
+    monkeypatch.setattr(_writer, "QUEUE_BYTES", 6 * 16 * 16 * 3, raising=False)
+    files = ImageFiles(paths, 16, workers=1, image_store=ImageStore(tmp_path / "store"))
+    files.load(np.arange(4))  # 4 images: in the queue, however many bytes
+    late = threading.Thread(target=files.load, args=(np.arange(4, 8),))
+    late.start()
+    late.join(0.3)
+    assert late.is_alive()  # 8 images would wait: no room for them
+    held["release"].set()
+    late.join(10)
+    files.flush()
+    assert not late.is_alive() and len(files.stored) == 8
