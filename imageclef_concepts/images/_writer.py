@@ -20,12 +20,15 @@ Every pending write is done (:func:`flush`) before anything that needs it:
   (:func:`os.register_at_fork`);
 * the interpreter's exit: the thread is not a daemon, so Python waits for it.
 
-A job never raises in the thread: it reports its own errors (the one
-warning a store that cannot be written gives).
+A job reports its own errors (the one warning a store that cannot be written
+gives); what escapes it (that warning made an error by ``-W error``) goes to
+:func:`threading.excepthook`, as any thread's uncaught error, and the writer
+goes on.
 """
 
 import collections
 import os
+import sys
 import threading
 import weakref
 
@@ -111,8 +114,10 @@ class _Writer:
 def _run(job):
     try:
         job()
-    except Exception:  # noqa: S110  # jobs report their own errors; training goes on
-        pass
+    except Exception:  # jobs report their own errors; what escapes them (a warning made an
+        # error by ``-W error``, a bug) is reported as any thread's, and training goes on
+        uncaught = (*sys.exc_info(), threading.current_thread())
+        threading.excepthook(threading.ExceptHookArgs(uncaught))
 
 
 def writer_of(store):

@@ -225,3 +225,20 @@ def test_big_images_wait_for_room_by_their_bytes_not_only_by_batches(tmp_path, p
     late.join(10)
     files.flush()
     assert not late.is_alive() and len(files.stored) == 8
+
+
+def test_a_warning_made_an_error_in_the_writer_is_reported_not_swallowed(tmp_path, paths,
+                                                                          monkeypatch):
+    # With warnings as errors (python -W error), the store's warning raises in the
+    # writer's thread: it is reported as any thread's uncaught error, never lost.
+    reported = []
+    monkeypatch.setattr(threading, "excepthook", reported.append)
+    monkeypatch.setattr(Shelf, "add", lambda *args: 1 / 0)
+    files = ImageFiles(paths, 16, workers=1, image_store=ImageStore(tmp_path / "store"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImageStoreWarning)
+        batch, good = files.load(np.arange(12))
+        files.flush()
+    assert [hook.exc_type for hook in reported] == [ImageStoreWarning]
+    assert str(tmp_path / "store") in str(reported[0].exc_value)
+    assert good.all() and np.array_equal(batch, _expected(paths, 16))
