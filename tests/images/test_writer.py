@@ -242,3 +242,17 @@ def test_a_warning_made_an_error_in_the_writer_is_reported_not_swallowed(tmp_pat
     assert [hook.exc_type for hook in reported] == [ImageStoreWarning]
     assert str(tmp_path / "store") in str(reported[0].exc_value)
     assert good.all() and np.array_equal(batch, _expected(paths, 16))
+
+
+def test_an_interrupt_while_waiting_for_room_leaves_no_pending_rows(tmp_path, paths,
+                                                                   monkeypatch):
+    # Ctrl-C in a full queue's wait: the batch is not queued, so its rows are not
+    # kept in memory as pending for good (they are decoded or read again).
+    def interrupted(writer, job, n_bytes=0):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_writer._Writer, "submit", interrupted)
+    files = ImageFiles(paths, 16, workers=1, image_store=ImageStore(tmp_path / "store"))
+    with pytest.raises(KeyboardInterrupt):
+        files.load(np.arange(4))
+    assert files._pending == {}
