@@ -9,7 +9,7 @@ Prints, on this machine:
   (``ImageFiles(..., workers=t)``, no cache);
 * images/s read back from an :class:`ImageStore` prepared at the same size,
   by threads, and through the ``tf.data`` pipeline training uses
-  (``ImageBatches``, prefetched; onto the GPU when there is one);
+  (``ImageBatches``, prefetched; here copied onto the GPU when there is one);
 * the model's own training rate on synthetic batches already on the device
   (``train_on_batch`` on a device tensor: no input pipeline at all), in
   mixed precision on a GPU.

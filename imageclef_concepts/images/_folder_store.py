@@ -81,6 +81,9 @@ class FolderStore:
     def __getstate__(self):
         # Connections and descriptors belong to one process; the folder's identity
         # goes along, so that a worker never takes another folder put at the path.
+        # A store sent to a worker process (joblib/loky pickles it) reads the index
+        # there: what was queued here is written first, as before a fork.
+        flush(self)
         return {"path": self.path, "identity": self._identity}
 
     def __setstate__(self, state):

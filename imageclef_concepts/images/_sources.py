@@ -335,7 +335,12 @@ class ImageFiles(_ImageSource):
             return
         self._pending.update(zip(kept, rows))
         shelf = self._shelf
-        writer_of(shelf.store).submit(lambda: self._write(shelf, kept, rows))
+        try:
+            writer_of(shelf.store).submit(lambda: self._write(shelf, kept, rows), rows.nbytes)
+        except BaseException:  # Ctrl-C in the wait for room: not queued, not pending
+            for index in kept:
+                self._pending.pop(index, None)
+            raise
 
     def _write(self, shelf, indices, rows):
         try:

@@ -3,12 +3,12 @@
 Writing a chunk of freshly decoded images (the ``.npy`` file, then the
 index's rows) used to happen in the batch's path, so that the first epoch
 over files a store did not hold yet waited for the disk at every batch.
-Each store now has one writer thread, started when there is something to
+Each store folder now has one writer thread, started when there is something to
 write and ended as soon as there is nothing left, fed by a bounded queue:
-when :data:`QUEUE_BATCHES` batches wait, the next one waits for room (memory
-stays that of a few batches). The writes themselves are unchanged
-(:meth:`~._shelf.Shelf.add`: the chunk atomically, then the index, every
-check before it).
+when :data:`QUEUE_BATCHES` batches or :data:`QUEUE_BYTES` of pixels wait, the
+next one waits for room (memory stays bounded, whatever the image size). The
+writes themselves are unchanged (:meth:`~._shelf.Shelf.add`: the chunk
+atomically, then the index, every check before it).
 
 Every pending write is done (:func:`flush`) before anything that needs it:
 
@@ -20,19 +20,27 @@ Every pending write is done (:func:`flush`) before anything that needs it:
   (:func:`os.register_at_fork`);
 * the interpreter's exit: the thread is not a daemon, so Python waits for it.
 
-A job never raises in the thread: it reports its own errors (the one
-warning a store that cannot be written gives).
+A job reports its own errors (the one warning a store that cannot be written
+gives); what escapes it (that warning made an error by ``-W error``) goes to
+:func:`threading.excepthook`, as any thread's uncaught error, and the writer
+goes on.
 """
 
 import collections
 import os
+import sys
 import threading
 import weakref
 
 QUEUE_BATCHES = 4
 """Batches that may wait for one store's writer before the next waits for room."""
+QUEUE_BYTES = 256 * 2**20
+"""Pixels that may wait for one store's writer (one batch always may, however large)."""
 
-_writers: "weakref.WeakSet[_Writer]" = weakref.WeakSet()  # every live writer, for a fork
+# One writer per store folder (its path), not per store object: an estimator given a
+# path opens its own ImageStore, a clone deep-copies one, and each must wait for the
+# rows the others queued before it reads the index (else they are decoded again).
+_writers: "weakref.WeakValueDictionary[str, _Writer]" = weakref.WeakValueDictionary()
 _registry_lock = threading.Lock()
 
 
@@ -44,10 +52,14 @@ class _Writer:
         self._condition = threading.Condition()
         self._jobs = collections.deque()
         self._unfinished = 0  # queued or running
+        self._bytes = 0  # their pixels
         self._thread = None
 
-    def submit(self, job):
+    def submit(self, job, n_bytes=0):
         """Queue ``job`` (a callable that handles its own errors); wait while the queue is full.
+
+        Full: :data:`QUEUE_BATCHES` jobs, or :data:`QUEUE_BYTES` with this job's
+        ``n_bytes`` (the pixels it holds), so that big images keep memory bounded.
 
         From the writer's own thread (a job that writes more), it runs at once.
         """
@@ -55,10 +67,12 @@ class _Writer:
             _run(job)
             return
         with self._condition:
-            while self._unfinished >= QUEUE_BATCHES:
+            while self._unfinished and (self._unfinished >= QUEUE_BATCHES
+                                        or self._bytes + n_bytes > QUEUE_BYTES):
                 self._condition.wait()
-            self._jobs.append(job)
+            self._jobs.append((job, n_bytes))
             self._unfinished += 1
+            self._bytes += n_bytes
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name=self.name,
                                                 daemon=False)
@@ -71,12 +85,13 @@ class _Writer:
                     self._thread = None
                     self._condition.notify_all()
                     return
-                job = self._jobs.popleft()
+                job, n_bytes = self._jobs.popleft()
             try:
                 _run(job)
             finally:
                 with self._condition:
                     self._unfinished -= 1
+                    self._bytes -= n_bytes
                     self._condition.notify_all()
 
     def flush(self):
@@ -99,32 +114,32 @@ class _Writer:
 def _run(job):
     try:
         job()
-    except Exception:  # noqa: S110  # jobs report their own errors; training goes on
-        pass
+    except Exception:  # jobs report their own errors; what escapes them (a warning made an
+        # error by ``-W error``, a bug) is reported as any thread's, and training goes on
+        uncaught = (*sys.exc_info(), threading.current_thread())
+        threading.excepthook(threading.ExceptHookArgs(uncaught))
 
 
 def writer_of(store):
-    """The writer of ``store`` (a :class:`~._folder_store.FolderStore`), made on first use."""
-    writer = store.__dict__.get("_writer")
-    if writer is None:
-        with _registry_lock:
-            writer = store.__dict__.get("_writer")
-            if writer is None:
-                writer = _Writer(f"imageclef_concepts store writer ({store.path})")
-                store._writer = writer
-                _writers.add(writer)
+    """The writer of ``store``'s folder (every store object opened there shares it)."""
+    with _registry_lock:
+        writer = _writers.get(store.path)
+        if writer is None:
+            writer = _Writer(f"imageclef_concepts store writer ({store.path})")
+            _writers[store.path] = writer
+        store._writer = writer  # alive while a store of the folder is (or a job is queued)
     return writer
 
 
 def flush(store):
-    """Wait for every write queued for ``store`` (nothing when it never had a writer)."""
-    writer = getattr(store, "_writer", None)
+    """Wait for every write queued for ``store``'s folder (nothing when none ever was)."""
+    writer = _writers.get(getattr(store, "path", None))
     if writer is not None:
         writer.flush()
 
 
 def _flush_all():
-    for writer in list(_writers):
+    for writer in list(_writers.values()):
         writer.flush()
 
 
@@ -133,7 +148,7 @@ def _forget_in_child():
     # lock a parent thread held: its stores start new writers when they need one.
     global _registry_lock
     _registry_lock = threading.Lock()
-    for writer in list(_writers):
+    for writer in list(_writers.values()):
         writer.__init__(writer.name)
 
 

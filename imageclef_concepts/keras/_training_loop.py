@@ -124,8 +124,7 @@ def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoc
                 with strategy_scope(estimator):
                     compile_network(estimator, network, stage_rate, backbone_trainable=True)
             stage = network.fit(
-                # onto the GPU ahead of the step; a tf.distribute strategy feeds its own
-                batches.dataset(to_device=getattr(estimator, "distribution", None) is None),
+                batches.dataset(),
                 validation_data=(None if validation_batches is None
                                  else validation_batches.dataset()),
                 epochs=last, initial_epoch=first, verbose=verbose, shuffle=False,

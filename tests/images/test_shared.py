@@ -5,6 +5,7 @@ import gc
 import os
 import shutil
 import tempfile
+import time
 import warnings
 
 import numpy as np
@@ -350,3 +351,15 @@ def test_an_estimator_reused_keeps_nothing_shared_between_calls(paths, decoded):
     assert not [held for held in gc.get_objects()
                 if isinstance(held, (_shared._MemoryShelf, _shared._SharedRun))]
     assert decoded == {path: 4 for path in paths}  # once a call: nothing carried over
+
+
+def test_a_users_store_given_to_a_tuner_is_read_not_decoded_again_while_it_is_written(
+        tmp_path, paths, decoded, monkeypatch):
+    # Each fold's clone deep-copies the store (a new object of the same folder): it
+    # waits for the rows the earlier folds queued in the background, never decodes them.
+    from imageclef_concepts.images._shelf import Shelf
+
+    real = Shelf.add
+    monkeypatch.setattr(Shelf, "add", lambda *args: time.sleep(0.1) or real(*args))
+    ThresholdTuner(_knn(image_store=ImageStore(tmp_path / "store")), cv=3).fit(paths, LABELS)
+    assert decoded == {path: 1 for path in paths}

@@ -181,3 +181,78 @@ def test_the_interpreter_waits_for_the_writes_before_it_exits(tmp_path, paths):
                    check=True, timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(
                        sys.path)})
     assert ImageStore(tmp_path / "store").summary()["16px-bilinear"]["images"] == 12
+
+
+def test_a_second_store_object_on_the_same_folder_waits_for_the_writes(tmp_path, paths, held):
+    # An estimator given a path opens its own ImageStore (and a clone deep-copies one):
+    # the rows another object of the same folder queued are read, never decoded twice.
+    ImageFiles(paths, 16, workers=1, image_store=ImageStore(tmp_path / "store")).load(
+        np.arange(12))
+    threading.Timer(0.2, held["release"].set).start()
+    again = ImageFiles(paths, 16, workers=1, image_store=ImageStore(str(tmp_path / "store")))
+    assert len(again.stored) == 12 and held["calls"] == 1
+
+
+def test_a_store_sent_to_a_worker_process_waits_for_its_writes(tmp_path, paths, held):
+    # A joblib/loky worker gets the store pickled, not forked: it reads the index
+    # in another process, so what was queued must be written before it is sent.
+    import pickle
+    import sqlite3
+
+    from imageclef_concepts.images._store_folder import INDEX
+
+    store = ImageStore(tmp_path / "store")
+    ImageFiles(paths, 16, workers=1, image_store=store).load(np.arange(12))
+    threading.Timer(0.2, held["release"].set).start()
+    sent = pickle.dumps(store)
+    with sqlite3.connect(tmp_path / "store" / INDEX) as index:
+        assert index.execute("SELECT COUNT(*) FROM images").fetchone() == (12,)
+    assert pickle.loads(sent).path == store.path
+
+
+def test_big_images_wait_for_room_by_their_bytes_not_only_by_batches(tmp_path, paths, held,
+                                                                       monkeypatch):
+    # Four batches of 1024-px images would hold 400 MB more than training needs:
+    # the queue also counts the pixels waiting (one batch always goes in).
+    monkeypatch.setattr(_writer, "QUEUE_BYTES", 6 * 16 * 16 * 3, raising=False)
+    files = ImageFiles(paths, 16, workers=1, image_store=ImageStore(tmp_path / "store"))
+    files.load(np.arange(4))  # 4 images: in the queue, however many bytes
+    late = threading.Thread(target=files.load, args=(np.arange(4, 8),))
+    late.start()
+    late.join(0.3)
+    assert late.is_alive()  # 8 images would wait: no room for them
+    held["release"].set()
+    late.join(10)
+    files.flush()
+    assert not late.is_alive() and len(files.stored) == 8
+
+
+def test_a_warning_made_an_error_in_the_writer_is_reported_not_swallowed(tmp_path, paths,
+                                                                          monkeypatch):
+    # With warnings as errors (python -W error), the store's warning raises in the
+    # writer's thread: it is reported as any thread's uncaught error, never lost.
+    reported = []
+    monkeypatch.setattr(threading, "excepthook", reported.append)
+    monkeypatch.setattr(Shelf, "add", lambda *args: 1 / 0)
+    files = ImageFiles(paths, 16, workers=1, image_store=ImageStore(tmp_path / "store"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImageStoreWarning)
+        batch, good = files.load(np.arange(12))
+        files.flush()
+    assert [hook.exc_type for hook in reported] == [ImageStoreWarning]
+    assert str(tmp_path / "store") in str(reported[0].exc_value)
+    assert good.all() and np.array_equal(batch, _expected(paths, 16))
+
+
+def test_an_interrupt_while_waiting_for_room_leaves_no_pending_rows(tmp_path, paths,
+                                                                   monkeypatch):
+    # Ctrl-C in a full queue's wait: the batch is not queued, so its rows are not
+    # kept in memory as pending for good (they are decoded or read again).
+    def interrupted(writer, job, n_bytes=0):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_writer._Writer, "submit", interrupted)
+    files = ImageFiles(paths, 16, workers=1, image_store=ImageStore(tmp_path / "store"))
+    with pytest.raises(KeyboardInterrupt):
+        files.load(np.arange(4))
+    assert files._pending == {}
