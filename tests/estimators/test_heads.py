@@ -72,7 +72,7 @@ def test_knn_votes_plain_or_by_similarity():
     assert similar.score(X, y) > 0.9
 
 
-@pytest.mark.parametrize("head", [ConceptMLPClassifier(epochs=30, learning_rate=0.02,
+@pytest.mark.parametrize("head", [ConceptMLPClassifier(epochs=8, learning_rate=0.1,
                                                        random_state=0),
                                   ConceptKNNClassifier(3, embedding="precomputed")],
                          ids=["mlp", "knn"])
