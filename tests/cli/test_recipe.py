@@ -103,3 +103,18 @@ def test_a_grid_of_two_image_sizes_needs_room_for_both_before_any_member_trains(
                                          r"the grid's 2 sizes and filters takes"):
         run_recipe_2026(None, out, recipe=recipe, dry_run=True, say=lambda line: None)
     assert not (out / "members").exists() or not any((out / "members").iterdir())
+
+
+@pytest.mark.parametrize("argument", ["output_dir", "image_store", "data_dir"])
+def test_recipe_folders_no_file_name_can_hold_are_refused_by_name_before_anything(
+        tmp_path, argument):
+    # A lone surrogate (Python only: the command line's names are bytes): one error naming
+    # the folder, nothing written; the output folder raised UnicodeEncodeError naming none.
+    from imageclef_concepts import run_recipe_2026
+
+    folders = {"output_dir": tmp_path / "out", "image_store": None, "data_dir": None}
+    folders[argument] = str(tmp_path / "x\ud800")
+    with pytest.raises(ValueError, match=r"x\\ud800 is not a file name this system can hold"):
+        run_recipe_2026(folders["data_dir"], folders["output_dir"], dry_run=True,
+                        image_store=folders["image_store"], say=lambda line: None)
+    assert list(tmp_path.iterdir()) == []
