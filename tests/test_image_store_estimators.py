@@ -202,6 +202,6 @@ def test_cli_prepare_with_an_image_size_beyond_memory_is_one_line_before_the_sto
                  "--image-size", "100000", "--quiet"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "Traceback" not in error
-    assert "--image-size 100000" in error and "70,000,000,000 bytes" in error
+    assert "--image-size 100000" in error and "130,000,000,000 bytes" in error
     assert time.monotonic() - started < 5
     assert not (tmp_path / "store").exists()

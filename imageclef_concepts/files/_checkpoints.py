@@ -28,7 +28,7 @@ import os
 import stat
 import uuid
 
-from ._atomic import NotARegularFileError, open_regular_file, write_atomically
+from ._atomic import NotARegularFileError, checked_file_name, open_regular_file, write_atomically
 
 MANIFEST = "imageclef_concepts-checkpoint.json"
 LOCK = "imageclef_concepts-checkpoint.lock"
@@ -116,9 +116,12 @@ def check_checkpoint_folder(path):
     ------
     CheckpointError
         For a path that is a file, or a folder that holds anything and
-        carries no checkpoint manifest.
+        carries no checkpoint manifest, or a name no folder can have.
     """
-    path = os.path.abspath(os.fspath(path))
+    try:  # a lone surrogate: refused by name, not a UnicodeEncodeError once training began
+        path = os.path.abspath(checked_file_name(path, "checkpoint folder"))
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
     if not os.path.lexists(path):
         return
     if os.path.islink(path):

@@ -14,7 +14,7 @@ import warnings
 import keras
 from sklearn.utils.validation import check_is_fitted
 
-from ..files._atomic import replaced_atomically
+from ..files._atomic import checked_file_name, replaced_atomically
 from ..models._onnx import INPUT_NAME, OUTPUT_NAME, check_onnx_installed, label_onnx_file
 from ..models._persistence import jsonable
 
@@ -22,6 +22,7 @@ from ..models._persistence import jsonable
 def export_network(estimator, path, format):
     """``estimator.export(path, format)``: see :meth:`ModelFileMixin.export`."""
     check_is_fitted(estimator, "model_")
+    path = checked_file_name(path, "export path")  # a lone surrogate: refused by name
     if format not in ("tf_saved_model", "onnx"):
         raise ValueError(f"format={format!r}: use 'tf_saved_model' or 'onnx'.")
     import tensorflow as tf

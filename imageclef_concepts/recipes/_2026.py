@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..files._atomic import write_atomically
+from ..files._atomic import checked_file_name, write_atomically
 from ..models._persistence import jsonable
 from ._2026_checks import (
     TUNING_SEED,
@@ -209,6 +209,11 @@ def run_recipe_2026(data_dir: PathLike | None, output_dir: PathLike, *,
     >>> result = run_recipe_2026(None, "out", dry_run=True)  # doctest: +SKIP
     >>> result.primary  # doctest: +SKIP
     """
+    # A name no folder can have (a lone surrogate): refused by name, before anything.
+    output_dir = checked_file_name(output_dir, "output folder")
+    data_dir = None if data_dir is None else checked_file_name(data_dir, "data folder")
+    image_store = None if image_store is None else checked_file_name(image_store,
+                                                                       "image store")
     with noticing_interrupts():
         return _run(data_dir, Path(output_dir).absolute(),
                     recipe or (DRY_RUN if dry_run else Recipe2026()), dry_run, image_store,

@@ -64,7 +64,7 @@ def test_a_store_inside_the_images_folder_and_dot(images, tmp_path, capsys, monk
     (["--weights", "missing.weights.h5"], "missing.weights.h5: no such file"),
     # It said image_size=100000 (and created the store before refusing).
     (["--image-size", "100000"], "--image-size 100000: decoding one image at that size takes "
-                                 "65.2 GiB (70,000,000,000 bytes), more than this machine's "
+                                 "121.1 GiB (130,000,000,000 bytes), more than this machine's "
                                  "memory"),
 ])
 def test_user_mistakes_are_one_line(images, tmp_path, capsys, argument, message):

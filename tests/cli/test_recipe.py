@@ -79,3 +79,42 @@ def test_a_store_whose_disk_cannot_take_every_split_is_refused_before_any_member
     assert "choose a smaller --image-size." in error
     assert not (out / "members").exists() or not any((out / "members").iterdir())
     assert not list((out / "image-store").glob("*px-*"))
+
+
+def test_a_grid_of_two_image_sizes_needs_room_for_both_before_any_member_trains(
+        tmp_path, monkeypatch):
+    # Each size fills its own shelf: the disk must take the images at both sizes, not only
+    # at the first member's (the second member's fit refused it after the first trained).
+    import shutil
+    from collections import namedtuple
+
+    from imageclef_concepts import run_recipe_2026
+    from imageclef_concepts.recipes._2026 import Recipe2026
+
+    usage = namedtuple("usage", "total used free")
+    n_images = 80 + 40 + 40  # the dry run's three splits
+    free = n_images * 24 * 24 * 3 + 1000  # either shelf fits alone, not both together
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40, free))
+    recipe = Recipe2026(grid={"filters": [(4,)], "image_size": [16, 24]},
+                        estimator_params=dict(dense_units=(8,), epochs=1, batch_size=16),
+                        thresholds=4, count_coverage=(None,))
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"image_size=24: storing 160 image\(s\) at each of "
+                                         r"the grid's 2 sizes and filters takes"):
+        run_recipe_2026(None, out, recipe=recipe, dry_run=True, say=lambda line: None)
+    assert not (out / "members").exists() or not any((out / "members").iterdir())
+
+
+@pytest.mark.parametrize("argument", ["output_dir", "image_store", "data_dir"])
+def test_recipe_folders_no_file_name_can_hold_are_refused_by_name_before_anything(
+        tmp_path, argument):
+    # A lone surrogate (Python only: the command line's names are bytes): one error naming
+    # the folder, nothing written; the output folder raised UnicodeEncodeError naming none.
+    from imageclef_concepts import run_recipe_2026
+
+    folders = {"output_dir": tmp_path / "out", "image_store": None, "data_dir": None}
+    folders[argument] = str(tmp_path / "x\ud800")
+    with pytest.raises(ValueError, match=r"x\\ud800 is not a file name this system can hold"):
+        run_recipe_2026(folders["data_dir"], folders["output_dir"], dry_run=True,
+                        image_store=folders["image_store"], say=lambda line: None)
+    assert list(tmp_path.iterdir()) == []

@@ -147,3 +147,19 @@ def test_a_checkpoint_path_that_is_a_file_is_refused(tmp_path, tiny_images):
     with pytest.raises(CheckpointError, match="not a folder"):
         _tiny_cnn(checkpoint_dir=file).fit(tiny_images.images, _labels(tiny_images))
     assert file.read_bytes() == b"an older model"
+
+
+def test_a_checkpoint_folder_no_file_name_can_hold_is_refused_by_name_before_any_image(
+        tmp_path):
+    # A lone surrogate (no file name's bytes give it): one error naming the folder, before
+    # the images are read; it was a UnicodeEncodeError naming nothing once training began.
+    from imageclef_concepts import ConceptCNNClassifier
+    from imageclef_concepts.files._checkpoints import CheckpointError, check_checkpoint_folder
+
+    folder = str(tmp_path / "ck\ud800")
+    with pytest.raises(CheckpointError, match=r"checkpoint folder .*ck\\ud800 is not a file name"):
+        check_checkpoint_folder(folder)
+    model = ConceptCNNClassifier(image_size=16, filters=(4,), epochs=1, checkpoint_dir=folder)
+    with pytest.raises(CheckpointError, match="checkpoint folder"):
+        model.fit([str(tmp_path / "missing.png")] * 2, [["A"], ["B"]])
+    assert list(tmp_path.iterdir()) == []

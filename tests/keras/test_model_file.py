@@ -103,6 +103,15 @@ def test_a_failed_onnx_export_leaves_the_file_that_was_there(tmp_path, fitted, m
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
 
 
+
+@pytest.mark.parametrize("format", ["tf_saved_model", "onnx"])
+def test_an_export_path_no_file_name_can_hold_is_refused_by_name(tmp_path, fitted, format):
+    # A lone surrogate: one error naming the path (it was a UnicodeEncodeError naming none).
+    with pytest.raises(ValueError, match=r"export path .*m\\ud800 is not a file name"):
+        fitted.export(str(tmp_path / "m\ud800"), format=format)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_onnx_export_refuses_a_mixed_precision_network_by_name(tmp_path, tiny_images):
     # Keras converts float32 networks only: bfloat16 gives a file ONNX Runtime cannot load.
     model = ConceptCNNClassifier(image_size=32, filters=(4,), dense_units=(8,), epochs=1,
