@@ -40,7 +40,8 @@ def add_prepare(commands):
 def _run_prepare(args):
     from ..datasets._imageclef import image_files_by_id, image_path
     from ..images._preparation import prepare_images
-    from ..images._sources import check_image_size, check_store_room
+    from ..images._sources import check_image_size
+    from ..images._store import check_room_for_files
 
     check_image_size(args.image_size, name="--image-size")  # before the store is made
     if not args.images.is_dir():
@@ -50,10 +51,8 @@ def _run_prepare(args):
         raise UserError(f"no image file in {args.images}")
     store = open_image_store(args.store)
     paths = [image_path(files, image_id) for image_id in sorted(files)]
-    # Before decoding, named by the flag: the images the shelf cannot hold yet, at least
-    # (prepare_images checks those it does not hold, exactly, before decoding too).
-    held = store.summary().get(f"{args.image_size}px-{args.resample}", {"images": 0})
-    check_store_room(store, args.image_size, len(paths) - held["images"], "--image-size")
+    # Before decoding, named by the flag: the images the shelf does not hold yet.
+    check_room_for_files(store, [(args.image_size, args.resample)], paths, "--image-size")
     done = prepare_images(paths, store, args.image_size, args.resample,
                           on_error=args.on_error, n_jobs=args.n_jobs, progress=not args.quiet)
     shelf = store.summary().get(f"{args.image_size}px-{args.resample}",

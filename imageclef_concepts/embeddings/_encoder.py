@@ -95,6 +95,10 @@ class FoundationEncoder(EmbedderMixin, BaseEstimator):
     def _n_features(self):
         return PRESETS[self.model].n_features
 
+    def _image_shelves(self):  # the store it fills: see images._shared.check_stores_room
+        preset = self._check()
+        return [(self.image_store, "image_size", preset.resize, preset.resample)]
+
     def embed(self, X: Images) -> FloatArray:
         """Each image's embedding, of unit length.
 

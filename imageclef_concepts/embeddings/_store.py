@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..files._atomic import open_regular_file
-from ..images._folder_store import FolderStore, _folder_bytes
+from ..images._folder_store import FolderStore, _folder_bytes, public_errors
 from ..images._shelf import Shelf
 from ..images._store_folder import StoreKind
 
@@ -138,6 +138,7 @@ class EmbeddingStore(FolderStore):
             return None
         return int(shape[1]) if dtype == np.float32 and len(shape) == 2 else None
 
+    @public_errors
     def summary(self) -> dict[str, dict[str, int]]:
         """What the store holds, by encoder (a digest of its identity).
 

@@ -182,6 +182,10 @@ default="pixels"
             return clone(embedding).fit(X, y)
         return embedding
 
+    def _image_shelves(self):  # the store it fills: see images._shared.check_stores_room
+        pixels = isinstance(self.embedding, str) and self.embedding == "pixels"
+        return [(self.image_store, "pixel_size", self.pixel_size, "bilinear")] if pixels else []
+
     def _embed(self, X):
         if self.embedding == "precomputed":
             vectors = precomputed_embeddings(X, getattr(self, "embeddings_", None))

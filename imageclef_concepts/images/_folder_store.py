@@ -11,6 +11,7 @@ re-created: the store warns once and its users compute without it.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import sqlite3
@@ -38,6 +39,24 @@ _BUSY_TIMEOUT = 30
 
 class _StoreLost(ImageStoreError):
     """The folder at a live store's path is no longer the one it opened (warned once)."""
+
+
+def public_errors(method):
+    """A store's public method: a lost folder raises the store's own public error.
+
+    ``_StoreLost`` tells the library's own readers to go on without the
+    store; a user calling ``summary()`` sees ``ImageStoreError`` (or
+    ``EmbeddingStoreError``), not a private class.
+    """
+
+    @functools.wraps(method)
+    def public(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except _StoreLost as error:
+            raise self.kind.error(str(error)) from None
+
+    return public
 
 
 class FolderStore:

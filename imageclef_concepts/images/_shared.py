@@ -37,10 +37,13 @@ import stat
 import tempfile
 import threading
 import warnings
+from numbers import Integral
 
 from ..files._sizes import memory_limit
+from ._decoding import RESAMPLING
+from ._inputs import image_column, is_path_sequence
 from ._shelf import _CHUNK_NAME
-from ._store import ImageStore, ImageStoreWarning
+from ._store import ImageStore, ImageStoreWarning, check_room_for_files
 from ._store_folder import IMAGE_STORE, SHELF_NAME, ImageStoreError, folder_identity
 from ._writer import flush
 
@@ -252,12 +255,13 @@ def shared_shelf(n_images, image_size, resample):
 
 
 def _enter():
+    """The run in progress (made when none is), and whether this call is its outermost."""
     global _run
     with _lock:
         if _run is None:
             _run = _SharedRun()
         _run.depth += 1
-        return _run
+        return _run, _run.depth == 1
 
 
 def _leave(run):
@@ -298,13 +302,63 @@ def shares_decoding(method):
 
     @functools.wraps(method)
     def sharing(*args, **kwargs):
-        run = _enter()
+        run, outermost = _enter()
         try:
+            if outermost and ("X" in kwargs or len(args) > 1):  # (self, X, ...)
+                check_stores_room(args[0], kwargs["X"] if "X" in kwargs else args[1])
             return method(*args, **kwargs)
         finally:
             _leave(run)
 
     return sharing
+
+
+def check_stores_room(estimator, X):
+    """Refuse, before any part fits, the images of ``X`` (paths) the users' stores of all
+    ``estimator``'s parts cannot take together.
+
+    Each part checks its own store when it fits, but only for the images it
+    is given then: the folds of a tuner, or members at other sizes, would
+    fill the disk one after another, and the last be refused after the
+    others trained. A part names what it fills by ``_image_shelves()``:
+    ``[(image_store, name, size, resample)]``, ``name`` the parameter that
+    sets ``size``. Parameters a part would refuse are left to its ``fit``.
+    """
+    try:
+        X = image_column(X)
+        if not is_path_sequence(X) or not hasattr(estimator, "get_params"):
+            return
+    except ValueError:  # not images: the parts say so
+        return
+    parts = [estimator, *(value for value in estimator.get_params(deep=True).values()
+                          if hasattr(value, "_image_shelves"))]
+    by_store = {}  # path -> (store, {(size, resample): name})
+    for part in parts:
+        for store, name, size, resample in _shelves_of(part):
+            by_store.setdefault(store.path, (store, {}))[1][size, resample] = name
+    paths = [os.fspath(path) for path in X]
+    for store, shelves in by_store.values():
+        name = shelves[max(shelves)]  # the largest size's parameter is the one named
+        check_room_for_files(store, shelves, paths, name, advice=", give no image_store")
+
+
+def _shelves_of(part):
+    """What ``part`` fills (where its parameters name it validly), each store opened."""
+    try:
+        named = part._image_shelves() if hasattr(part, "_image_shelves") else []
+    except (TypeError, ValueError, LookupError, AttributeError):  # refused by its fit
+        return []
+    shelves = []
+    for store, name, size, resample in named:
+        if (store is None or not isinstance(size, Integral) or isinstance(size, bool)
+                or size < 1 or resample not in RESAMPLING):
+            continue
+        try:
+            store = store if isinstance(store, ImageStore) else ImageStore(store)
+        except (ImageStoreError, TypeError, ValueError, OSError):  # refused by its fit
+            continue
+        shelves.append((store, name, int(size), resample))
+    return shelves
 
 
 def temporary_folders():

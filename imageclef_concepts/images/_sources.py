@@ -22,13 +22,13 @@ from numbers import Integral
 
 import numpy as np
 
-from ..files._sizes import check_allocation, check_disk_space, setting
+from ..files._sizes import check_allocation, setting
 from ._decoding import ImageDecodeError, check_image_file, decode_image, decoding_threads, resized
 from ._folder_store import _StoreLost
 from ._inputs import checked_pixel_array, image_column, is_path_sequence
 from ._shared import disown, shared_shelf
 from ._shelf import Shelf, file_version, source_key
-from ._store import as_image_store
+from ._store import as_image_store, check_store_room
 from ._store_folder import ImageStoreError
 from ._writer import flush, writer_of
 
@@ -56,18 +56,6 @@ def check_image_size(image_size, n_images=None, name="image_size"):
         check_allocation(3 * int(image_size)**2 * int(n_images), setting(name, image_size),
                          f"holding {n_images} images at that size together",
                          f"choose a smaller {name}, or take fewer images at a time")
-
-
-def check_store_room(store, image_size, n_images, name="image_size", advice=""):
-    """Refuse ``n_images`` at ``image_size`` the store's disk has no room for, naming ``name``
-    (``advice``: what else to do): all of them, before decoding, so that the disk is never
-    filled to its last byte. :class:`ImageFiles` asks for a user's store (fit, predict...)."""
-    if store is None or n_images < 1:
-        return
-    check_disk_space(n_images * image_size * image_size * 3, store.path,
-                     setting(name, image_size),
-                     f"storing {n_images} image(s) at that size",
-                     f"free space there{advice} or choose a smaller {name}")
 
 
 class SkippedImagesWarning(UserWarning):

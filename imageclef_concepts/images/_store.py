@@ -34,11 +34,13 @@ once and the images are decoded without it.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
-from ._decoding import RESAMPLING
-from ._folder_store import FolderStore, _folder_bytes
-from ._shelf import Shelf
-from ._store_folder import SHELF_NAME
+from ..files._sizes import check_disk_space, setting
+from ._decoding import RESAMPLING, decoding_threads
+from ._folder_store import FolderStore, _folder_bytes, public_errors
+from ._shelf import Shelf, file_version, source_key
+from ._store_folder import SHELF_NAME, ImageStoreError
 
 
 class ImageStoreWarning(UserWarning):
@@ -110,7 +112,7 @@ class ImageStore(FolderStore):
         ImageStoreError
             When the folder is no longer a store (a store read from a pickle
             is checked again here; one that is no longer the folder its
-            pickle named warns once and raises ``_StoreLost``).
+            pickle named warns once, then raises).
         """
         if resample not in RESAMPLING:
             raise ValueError(f"resample must be one of {sorted(RESAMPLING)}; got {resample!r}.")
@@ -118,12 +120,18 @@ class ImageStore(FolderStore):
         size = int(image_size)
         return Shelf(self, f"{size}px-{resample}", (size, size, 3), sized_by=("image_size", size))
 
+    @public_errors
     def summary(self) -> dict[str, dict[str, int]]:
         """What the store holds, by shelf (``"<size>px-<filter>"``).
 
         ``images`` and ``bytes`` of their pixels, and ``disk_bytes``: the
         size of the shelf's chunk files, which also hold earlier versions of
         changed files and the images of interrupted or concurrent writes.
+
+        Raises
+        ------
+        ImageStoreError
+            When its folder was deleted or replaced since the store opened it.
         """
         self._check_still_own()  # not the entries of a folder deleted or replaced since
         rows = self._query("SELECT shelf, COUNT(*) FROM images GROUP BY shelf ORDER BY shelf")
@@ -138,6 +146,49 @@ def as_image_store(image_store):
     if image_store is None or isinstance(image_store, ImageStore):
         return image_store
     return ImageStore(image_store)
+
+
+def check_store_room(store, image_size, n_images, name="image_size", advice=""):
+    """Refuse ``n_images`` at ``image_size`` the store's disk has no room for, naming ``name``
+    (``advice``: what else to do): all of them, before decoding, so that the disk is never
+    filled to its last byte. :class:`~._sources.ImageFiles` asks for a user's store."""
+    if store is None or n_images < 1:
+        return
+    check_disk_space(n_images * image_size * image_size * 3, store.path,
+                     setting(name, image_size),
+                     f"storing {n_images} image(s) at that size",
+                     f"free space there{advice} or choose a smaller {name}")
+
+
+def check_room_for_files(store, shelves, paths, name="image_size", advice=""):
+    """Refuse, before any decoding, the images ``paths`` will add to ``store`` at every
+    ``(image_size, resample)`` of ``shelves`` together, if its disk cannot take them.
+
+    Each file counts once per shelf, and not where the shelf holds it at its
+    current version; a read-only store takes nothing. What a meta-estimator's
+    parts, a recipe's grid or ``prepare`` will store is refused here at once,
+    not after the first parts have filled the disk and trained.
+    """
+    shelves = sorted({(int(size), resample) for size, resample in shelves})
+    files = {source_key(path): path for path in paths}  # each file once
+    if store.read_only or not files or not shelves:
+        return
+    with ThreadPoolExecutor(max_workers=decoding_threads()) as pool:
+        versions = list(pool.map(file_version, files.values()))
+    known = sum(version is not None for version in versions)  # the others are never stored
+    try:
+        counts = [known - len(store.shelf(size, resample).locate(list(files), versions))
+                  for size, resample in shelves]
+    except (ImageStoreError, OSError):  # lost, or an index that cannot be read: each
+        return  # use of the store warns, and it takes nothing more
+    if len(shelves) == 1:
+        check_store_room(store, shelves[0][0], counts[0], name, advice)
+        return
+    largest = max(size for size, _ in shelves)
+    check_disk_space(sum(n * size * size * 3 for n, (size, _) in zip(counts, shelves)),
+                     store.path, setting(name, largest),
+                     f"storing {len(files)} image(s) at each of {len(shelves)} sizes and "
+                     "filters", f"free space there{advice}, or use one image_size and resample")
 
 
 def _row_bytes(shelf):

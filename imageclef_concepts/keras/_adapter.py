@@ -103,6 +103,12 @@ class ScikerasAdapter(KerasClassifier):
         finally:
             del self._concepts_given
 
+    def _image_shelves(self):
+        # The store a fit or predict fills, at which size and filter: a meta-estimator checks
+        # its room for all its parts' images at once (images._shared.check_stores_room).
+        return [(getattr(self, "image_store", None), "image_size", self.image_size,
+                 self.resample)]
+
     def _build_keras_model(self):
         return self._build_network()
 

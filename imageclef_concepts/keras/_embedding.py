@@ -78,6 +78,9 @@ class BackboneEmbedding(EmbedderMixin, BaseEstimator):
     def _n_features(self):
         return int(self._network().output_shape[-1])
 
+    def _image_shelves(self):  # the store it fills: see images._shared.check_stores_room
+        return [(self.image_store, "image_size", self.image_size, "bilinear")]
+
     def embed(self, X: Images) -> FloatArray:
         """The backbone's globally pooled features of each image.
 

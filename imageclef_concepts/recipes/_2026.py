@@ -222,6 +222,7 @@ def run_recipe_2026(data_dir: PathLike | None, output_dir: PathLike, *,
 
 def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     from ..datasets._layout_2026 import find_imageclef_layout
+    from ..images._store import as_image_store
 
     started = time.perf_counter()
     if (data_dir is None) != dry_run:  # the dry run's data lives in the output folder it owns
@@ -236,6 +237,8 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
         check_outside(output_dir, data_dir)
         # the inputs, before anything is written
         check_layout(find_imageclef_layout(data_dir), recipe.count_coverage)
+    if image_store is not None and output_dir not in (store, *store.parents):
+        as_image_store(store)  # a user's store refused (their files, a file) before the claim
     plan = _plan(recipe, data_dir)
     claim_output(output_dir, plan, PLAN_FILE)
     if dry_run:

@@ -122,30 +122,13 @@ def check_count_coverage(valid, count_coverage):
 def check_store_room(members, store, splits):
     """Refuse, before the first member trains, an image store whose disk cannot take every
     image the recipe will decode into it: the training and validation images and the
-    predicted split's (``splits``: lists of paths), those the store holds at the members'
-    sizes and filters left out (as each member's own check counts them, a split at a time,
-    the last one after all the training). A grid whose members differ in ``image_size``
-    or ``resample`` fills a shelf for each: the disk must take them all together."""
-    from ..files._sizes import check_disk_space, setting
-    from ..images._sources import ImageFiles
-    from ..images._store import as_image_store
+    predicted split's (``splits``: lists of paths) at each of the members' sizes and
+    filters together, those the store holds left out."""
+    from ..images._store import as_image_store, check_room_for_files
 
     paths = [str(path) for split in splits for path in split]
-    if not paths:
-        return
-    store = as_image_store(store)
-    shelves = sorted({(member.image_size, member.resample) for _, member in members})
-    n_bytes = 0
-    for image_size, resample in shelves:  # each shelf on its own: checked by ImageFiles
-        files = ImageFiles(paths, image_size, resample, on_error="skip", image_store=store)
-        if files._shelf is not None:  # None: a store lost meanwhile (it warned) takes nothing
-            n_bytes += len(files._to_store()) * image_size * image_size * 3
-    if len(shelves) > 1:  # the shelves together
-        largest = max(image_size for image_size, _ in shelves)
-        check_disk_space(n_bytes, store.path, setting("image_size", largest),
-                         f"storing {len(paths)} image(s) at each of the grid's "
-                         f"{len(shelves)} sizes and filters",
-                         "free space there or give the members one image_size and resample")
+    shelves = {(member.image_size, member.resample) for _, member in members}
+    check_room_for_files(as_image_store(store), shelves, paths, advice=", give no image store")
 
 
 def make_dry_run_data(data_dir, image_size):

@@ -99,10 +99,28 @@ def test_a_grid_of_two_image_sizes_needs_room_for_both_before_any_member_trains(
                         estimator_params=dict(dense_units=(8,), epochs=1, batch_size=16),
                         thresholds=4, count_coverage=(None,))
     out = tmp_path / "out"
-    with pytest.raises(ValueError, match=r"image_size=24: storing 160 image\(s\) at each of "
-                                         r"the grid's 2 sizes and filters takes"):
+    with pytest.raises(ValueError, match=r"image_size=24: storing 160 image\(s\) at each of 2 "
+                                         r"sizes and filters takes"):
         run_recipe_2026(None, out, recipe=recipe, dry_run=True, say=lambda line: None)
     assert not (out / "members").exists() or not any((out / "members").iterdir())
+
+
+@pytest.mark.parametrize("kind", ["a folder of theirs", "a file"])
+def test_an_image_store_refused_is_refused_before_the_output_folder_is_claimed(
+        tmp_path, capsys, kind):
+    # It was refused after the output folder and its plan were written.
+    theirs = tmp_path / "theirs"
+    if kind == "a file":
+        theirs.write_text("mine")
+    else:
+        theirs.mkdir()
+        (theirs / "notes.txt").write_text("mine")
+    out = tmp_path / "out"
+    code = main(["recipe-2026", "--dry-run", "--output", str(out), "--image-store", str(theirs)])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "Traceback" not in error
+    assert f"image store {theirs}" in error and not out.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["theirs"]
 
 
 @pytest.mark.parametrize("argument", ["output_dir", "image_store", "data_dir"])

@@ -145,6 +145,9 @@ def test_a_deleted_store_is_never_recreated(tmp_path, images):
     with pytest.warns(EmbeddingStoreWarning, match="no longer the folder"):
         vectors = embed_images(CountingEncoder(), images, store=store)
     assert vectors.shape == (len(images), 12) and not (tmp_path / "store").exists()
+    with pytest.raises(EmbeddingStoreError, match="no longer the folder it opened") as raised:
+        store.summary()
+    assert type(raised.value) is EmbeddingStoreError  # the public class, not a private one
 
 
 def test_a_read_only_store_is_read_and_the_rest_embedded(tmp_path, images):

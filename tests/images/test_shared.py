@@ -18,6 +18,7 @@ from imageclef_concepts import (
     EnsembleTuner,
     ImageLoader,
     ImageStore,
+    ImageStoreError,
     ImageStoreWarning,
     ThresholdTuner,
     decode_image,
@@ -279,7 +280,7 @@ def test_a_temporary_folder_that_cannot_be_made_shares_nothing(tmp_path, paths, 
 
 
 def test_a_run_that_ended_makes_no_temporary_folder(paths, made):
-    run = _shared._enter()
+    run, _ = _shared._enter()
     _shared._leave(run)
     assert run.shelf(len(paths), 8, "bilinear") is None  # a thread outside the call, late
     assert run.folder is None and not run.hold(1)
@@ -363,3 +364,71 @@ def test_a_users_store_given_to_a_tuner_is_read_not_decoded_again_while_it_is_wr
     monkeypatch.setattr(Shelf, "add", lambda *args: time.sleep(0.1) or real(*args))
     ThresholdTuner(_knn(image_store=ImageStore(tmp_path / "store")), cv=3).fit(paths, LABELS)
     assert decoded == {path: 1 for path in paths}
+
+
+def _disk_with(monkeypatch, free):
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40 - free, free))
+
+
+@pytest.fixture
+def fits(monkeypatch):
+    """The fits of k-NN parts, counted."""
+    counted = []
+    real = ConceptKNNClassifier.fit
+    monkeypatch.setattr(ConceptKNNClassifier, "fit",
+                        lambda self, *args, **kwargs: counted.append(1) or real(self, *args,
+                                                                                **kwargs))
+    return counted
+
+
+def test_a_tuner_asks_a_users_store_for_all_its_folds_images_before_the_first_fit(
+        tmp_path, paths, decoded, fits, monkeypatch):
+    # Each fold's fit asked only for its own images (12 of 18 at cv=3): the disk filled
+    # fold after fold, and the last part was refused after the others had trained.
+    store = ImageStore(tmp_path / "store")
+    row = 8 * 8 * 3
+    _disk_with(monkeypatch, len(paths) * row - 1)
+    with pytest.raises(ValueError, match=r"^pixel_size=8: storing 18 image\(s\) at that size "
+                                         r"takes .*give no image_store or choose a smaller"):
+        ThresholdTuner(_knn(image_store=store), cv=3).fit(paths, LABELS)
+    assert not fits and not decoded and store.summary() == {}
+    _disk_with(monkeypatch, len(paths) * row)
+    ThresholdTuner(_knn(image_store=store), cv=3).fit(paths + paths[:2], LABELS + LABELS[:2])
+    assert store.summary()["8px-bilinear"]["images"] == len(paths)  # each file once
+    _disk_with(monkeypatch, 0)  # all held: nothing more to ask for
+    ThresholdTuner(_knn(image_store=str(tmp_path / "store")), cv=3).fit(paths, LABELS)
+
+
+def test_members_at_two_sizes_need_room_in_their_store_for_both_before_the_first_fits(
+        tmp_path, paths, decoded, fits, monkeypatch):
+    # Each member asked for its own size only: the first filled the disk, the second was
+    # refused after the first had trained.
+    store = str(tmp_path / "store")
+    ensemble = ConceptEnsemble([("small", _knn(pixel_size=8, image_store=store)),
+                                ("large", _knn(pixel_size=16, image_store=store))])
+    both = len(paths) * (8 * 8 + 16 * 16) * 3
+    _disk_with(monkeypatch, both - 1)  # room for either shelf, not both
+    with pytest.raises(ValueError, match=r"^pixel_size=16: storing 18 image\(s\) at each of 2 "
+                                         r"sizes and filters takes .*give no image_store"):
+        ensemble.fit(paths, LABELS)
+    assert not fits and not decoded
+    _disk_with(monkeypatch, both)
+    ensemble.fit(paths, LABELS)
+    assert {shelf: held["images"] for shelf, held in ImageStore(store).summary().items()} == {
+        "8px-bilinear": 18, "16px-bilinear": 18}
+
+
+def test_parts_with_parameters_they_refuse_are_left_to_refuse_them(tmp_path, paths,
+                                                                    monkeypatch):
+    # The check opens no store a part would refuse, and raises nothing in the part's place.
+    _disk_with(monkeypatch, 0)
+    user = tmp_path / "theirs"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    for knn, error in [(_knn(pixel_size=0, image_store=str(tmp_path / "new")),
+                        r"'pixel_size' parameter of ConceptKNNClassifier"),
+                       (_knn(image_store=str(user)), r"holds 1 file\(s\) that are not")]:
+        with pytest.raises((ValueError, ImageStoreError), match=error):
+            ThresholdTuner(knn, cv=3).fit(paths, LABELS)
+    assert not (tmp_path / "new").exists() and os.listdir(user) == ["notes.txt"]

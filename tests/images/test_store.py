@@ -580,6 +580,9 @@ def test_a_deleted_store_is_never_recreated_and_warns_once(tmp_path, images):
     assert len(_store_warnings(caught)) == 1
     assert "no longer" in str(_store_warnings(caught)[0].message)
     assert not folder.exists()  # nothing re-created, no shelf without a marker
+    with pytest.raises(ImageStoreError, match="no longer the folder it opened") as raised:
+        store.summary()
+    assert type(raised.value) is ImageStoreError  # the public class, not a private one
     assert ImageStore(folder).summary() == {}  # a new store is taken there afresh
 
 

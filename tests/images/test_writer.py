@@ -140,7 +140,7 @@ def test_a_temporary_store_is_removed_only_after_its_writes(paths, monkeypatch):
 
     monkeypatch.setattr(Shelf, "add", slow_add)
     monkeypatch.setattr(_shared, "_remove_store_folder", remove)
-    run = _shared._enter()
+    run, _ = _shared._enter()
     try:
         ImageFiles(paths, 16, workers=1).load(np.arange(12))
         assert ended == []  # the write is still under way as the call ends

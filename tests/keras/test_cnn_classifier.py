@@ -454,3 +454,24 @@ def test_fit_into_a_store_its_disk_has_no_room_for_is_refused_before_training(
         model.fit(data.paths, data.concepts)
     assert not built and not hasattr(model, "model_")
     assert not list((tmp_path / "store").glob("*px-*"))
+
+
+def test_a_tuner_over_a_cnn_asks_its_store_for_every_fold_before_training(tmp_path,
+                                                                          monkeypatch):
+    # Each fold's network asked for its fold's images only: the store filled the disk fold
+    # after fold, and the last one was refused after the others had trained.
+    import shutil
+    from collections import namedtuple
+
+    from imageclef_concepts import ThresholdTuner, make_concept_images
+
+    data = make_concept_images(8, 2, 16, random_state=0, directory=tmp_path / "data")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40, 8 * 24**2 * 3 - 1))
+    built = []
+    monkeypatch.setattr(keras.Model, "fit", lambda *a, **k: built.append(1))
+    model = ConceptCNNClassifier(image_size=24, filters=(4,), dense_units=(4,), epochs=1,
+                                 validation_fraction=None, image_store=str(tmp_path / "store"))
+    with pytest.raises(ValueError, match=r"^image_size=24: storing 8 image\(s\) at that size "):
+        ThresholdTuner(model, cv=2).fit(data.paths, data.concepts)
+    assert not built and not list((tmp_path / "store").glob("*px-*"))
