@@ -39,6 +39,7 @@ def test_keras_estimators_load_on_first_use():
     assert "'tensorflow'" in loaded and "'imageclef_concepts.keras._cnn_classifier'" in loaded
 
 
+@pytest.mark.slow  # TensorFlow started in a subprocess: about 10 s each
 @pytest.mark.parametrize("level, muted", [("2", True), ("0", False)])
 def test_tensorflow_starts_quietly_unless_its_log_level_is_0(level, muted):
     import os
@@ -135,6 +136,7 @@ def test_the_version_is_written_once():
     assert f'version: "{imageclef_concepts.__version__}"' in citation
 
 
+@pytest.mark.slow  # a wheel built and installed in a new environment
 def test_the_wheel_installs_and_runs(tmp_path):
     """Build the wheel, install it on its own and run it (CI also installs it with its
     dependencies into a clean virtual environment)."""

@@ -134,6 +134,7 @@ def _mypy_strict(folder, *scripts):
     return errors
 
 
+@pytest.mark.slow  # mypy over the library, in a subprocess: 16 s
 def test_a_users_script_type_checks_strictly_and_mistakes_are_errors(tmp_path):
     (tmp_path / "correct.py").write_text(textwrap.dedent(CORRECT))
     (tmp_path / "wrong.py").write_text(textwrap.dedent(WRONG))
