@@ -181,6 +181,8 @@ def check_room_for_files(store, shelves, paths, name="image_size", advice=""):
                   for size, resample in shelves]
     except (ImageStoreError, OSError):  # lost, or an index that cannot be read: each
         return  # use of the store warns, and it takes nothing more
+    if store.read_only:  # known once its index is opened (by the first query, just above)
+        return
     if len(shelves) == 1:
         check_store_room(store, shelves[0][0], counts[0], name, advice)
         return
