@@ -40,6 +40,7 @@ from ._2026_checks import (
     check_layout,
     check_members,
     check_outside,
+    check_store_place,
     check_store_room,
     make_dry_run_data,
 )
@@ -230,6 +231,8 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
                          "the output folder), not both.")
     data_dir = Path(output_dir / "data" if data_dir is None else data_dir).resolve()
     store = Path(image_store).absolute() if image_store is not None else output_dir / "image-store"
+    if image_store is not None:  # not where the run's or the user's files are
+        check_store_place(store, output_dir, data_dir)
     members = _grid_ensemble(recipe, store).estimators
     check_members(members)  # every grid point, before anything is written or trained
     retrieval = retrieval_template(recipe, output_dir)  # an unknown encoder named first
