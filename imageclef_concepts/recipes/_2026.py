@@ -240,8 +240,14 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
         check_outside(output_dir, data_dir)
         # the inputs, before anything is written
         check_layout(find_imageclef_layout(data_dir), recipe.count_coverage)
-    if image_store is not None and output_dir not in (store, *store.parents):
-        as_image_store(store)  # a user's store refused (their files, a file) before the claim
+    # A user's store outside the output, refused (their files, a file, no room for the
+    # data's images) before the claim; the run's own, and the dry run's data, after it.
+    users = image_store is not None and output_dir not in (store, *store.parents)
+    if users:
+        as_image_store(store)
+    room_asked = users and not dry_run
+    if room_asked:
+        check_store_room(members, store, _splits(find_imageclef_layout(data_dir)))
     plan = _plan(recipe, data_dir)
     claim_output(output_dir, plan, PLAN_FILE)
     if dry_run:
@@ -254,7 +260,8 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
         # the k-NN is fitted after every network: refused now, not hours later
         raise ValueError(f"retrieval_neighbors={retrieval.n_neighbors} is more than "
                          f"the {len(train.paths)} training images: choose fewer.")
-    check_store_room(members, store, [train.paths, valid.paths, _predicted_images(layout)])
+    if not room_asked:
+        check_store_room(members, store, _splits(layout))
     files = member_files(output_dir, len(members))
     for line in plan_lines(plan, layout, output_dir, store, files):
         say(line)
@@ -275,6 +282,12 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
                                    "report_file": str(result.report_file)}), indent=2)
     write_atomically(output_dir / "summary.json", lambda h: h.write(summary.encode()))
     return result
+
+
+def _splits(layout):
+    """The image files a run stores: the training, validation and predicted splits'."""
+    return [load_split(layout["train"]).paths, load_split(layout["valid"]).paths,
+            _predicted_images(layout)]
 
 
 def _predicted_images(layout):
