@@ -39,11 +39,11 @@ import threading
 import warnings
 from numbers import Integral
 
-from ..files._sizes import memory_limit
+from ..files._sizes import check_disk_space, memory_limit, setting
 from ._decoding import RESAMPLING
 from ._inputs import image_column, is_path_sequence
 from ._shelf import _CHUNK_NAME
-from ._store import ImageStore, ImageStoreWarning, check_room_for_files
+from ._store import ImageStore, ImageStoreWarning, check_room_for_files, files_to_store
 from ._store_folder import IMAGE_STORE, SHELF_NAME, ImageStoreError, folder_identity
 from ._writer import flush
 
@@ -339,9 +339,25 @@ def check_stores_room(estimator, X, validation_data=None):
         for store, name, size, resample in _shelves_of(part):
             folder = store._identity or store.path  # one folder under two paths is one store
             by_store.setdefault(folder, (store, {}))[1][size, resample] = name
+    by_disk = {}  # stores on one disk share its free space
     for store, shelves in by_store.values():
-        name = shelves[max(shelves)]  # the largest size's parameter is the one named
-        check_room_for_files(store, shelves, paths, name, advice=", give no image_store")
+        disk = store._identity[0] if store._identity else store.path  # its device
+        by_disk.setdefault(disk, []).append((store, shelves))
+    for stores in by_disk.values():
+        named = {shelf: name for _, shelves in stores for shelf, name in shelves.items()}
+        name = named[max(named)]  # the largest size's parameter is the one named
+        if len(stores) == 1:
+            check_room_for_files(*stores[0], paths, name, advice=", give no image_store")
+            continue
+        n_bytes, n_files = 0, 0
+        for store, shelves in stores:
+            counts = files_to_store(store, sorted(shelves), paths)
+            n_bytes += sum(n * size * size * 3 for n, (size, _) in zip(counts, sorted(shelves)))
+            n_files = max(n_files, *counts)
+        check_disk_space(n_bytes, stores[0][0].path, setting(name, max(named)[0]),
+                         f"storing {n_files} image(s) in {len(stores)} image stores on one "
+                         "disk", "free space there, give no image_store, or give the members "
+                         "one store")
 
 
 def _image_paths(X):

@@ -483,3 +483,26 @@ def test_an_image_loader_in_a_tuners_pipeline_asks_its_store_for_all_folds_first
     with pytest.raises(ValueError, match=r"^image_size=8: storing 18 image\(s\) at that size"):
         ThresholdTuner(pipeline, cv=3).fit(paths, LABELS)
     assert not fits and not decoded
+
+
+def test_two_stores_on_one_disk_are_asked_for_their_room_together(tmp_path, paths, decoded,
+                                                                  fits, monkeypatch):
+    # Each store was asked for its own images against the same free space: both passed,
+    # the first member filled the disk, and the second was refused after the first fit.
+    ensemble = ConceptEnsemble([("small", _knn(pixel_size=8, image_store=str(tmp_path / "a"))),
+                                ("large", _knn(pixel_size=16, image_store=str(tmp_path / "b")))])
+    _disk_with(monkeypatch, len(paths) * (8 * 8 + 16 * 16) * 3 - 1)  # either store, not both
+    with pytest.raises(ValueError, match=r"^pixel_size=16: storing 18 image\(s\) in 2 image "
+                                         r"stores on one disk takes .*give no image_store"):
+        ensemble.fit(paths, LABELS)
+    assert not fits and not decoded
+
+
+def test_a_knn_on_pixels_names_pixel_size_when_its_store_has_no_room(tmp_path, paths, decoded,
+                                                                     monkeypatch):
+    # It said image_size, which the k-NN does not have.
+    _disk_with(monkeypatch, 0)
+    with pytest.raises(ValueError, match=r"^pixel_size=8: storing 18 image\(s\) at that size "
+                                         r"takes .*choose a smaller pixel_size\.$"):
+        _knn(image_store=str(tmp_path / "store")).fit(paths, LABELS)
+    assert not decoded
