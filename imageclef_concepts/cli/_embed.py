@@ -75,6 +75,11 @@ def _run_embed(args):
     paths = [image_path(files, image_id) for image_id in sorted(files)]
     identity = encoder.embedding_identity()
     before = store.summary().get(shelf_name(identity), {}).get("embeddings", 0)
+    if store.read_only and before < len(paths):  # known once its index is opened (just above)
+        raise UserError(f"embedding store {args.store} cannot be written (a read-only folder "
+                        f"or disk): it holds {before} embeddings of this encoder, fewer than "
+                        f"the {len(paths)} images, and none can be added; name a store that "
+                        "can be written")
     try:
         vectors = embed_images(encoder, paths, store=store)
     except ImageDecodeError as error:  # the files named; the advice is the command line's

@@ -196,7 +196,8 @@ default="pixels"
                              setting("pixel_size", self.pixel_size),
                              f"storing the pixel vectors of {n_images} images",
                              "choose a smaller pixel_size")
-            images = as_image_source(X, self.pixel_size, image_store=self.image_store)
+            images = as_image_source(X, self.pixel_size, image_store=self.image_store,
+                                     size_name="pixel_size")
             vectors = np.concatenate([
                 images.load(np.arange(start, min(start + 1024, len(images))))[0]
                 .reshape(-1, self.pixel_size * self.pixel_size * 3).astype(np.float32)

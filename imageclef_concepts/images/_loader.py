@@ -111,6 +111,9 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         files.flush()  # in the store (or its warning given) when the images are returned
         return images
 
+    def _image_shelves(self):  # the store it fills: see images._shared.check_stores_room
+        return [(self.image_store, "image_size", self.image_size, self.resample)]
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False

@@ -21,6 +21,7 @@ from ._sources import (
     is_path_sequence,
 )
 from ._store import ImageStore, as_image_store
+from ._store_folder import ImageStoreError
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Sequence
@@ -129,6 +130,11 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
     files.warn_failures("on checking the files", consequence=_NOT_PREPARED)
     stored_before, known_failures = len(files.stored), len(files.failures)
     pending = np.setdiff1d(files.usable_indices(), list(files.stored))
+    store = files._shelf.store if files._shelf is not None else None
+    if len(pending) and store is not None and store.read_only:  # known once its index opened
+        raise ImageStoreError(f"image store {store.path} cannot be written: {len(pending)} "
+                              f"image(s) of {len(files)} are not in it, and none can be added "
+                              "(a read-only folder or disk); name a store that can be written.")
     block = chunk_images(image_size)  # the store's disk takes them all: checked by ImageFiles
     with tqdm(total=len(pending), unit="image", desc="preparing", disable=not progress) as bar:
         for start in range(0, len(pending), block):

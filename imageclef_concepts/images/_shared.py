@@ -39,11 +39,11 @@ import threading
 import warnings
 from numbers import Integral
 
-from ..files._sizes import memory_limit
+from ..files._sizes import check_disk_space, memory_limit, setting
 from ._decoding import RESAMPLING
 from ._inputs import image_column, is_path_sequence
 from ._shelf import _CHUNK_NAME
-from ._store import ImageStore, ImageStoreWarning, check_room_for_files
+from ._store import ImageStore, ImageStoreWarning, check_room_for_files, files_to_store
 from ._store_folder import IMAGE_STORE, SHELF_NAME, ImageStoreError, folder_identity
 from ._writer import flush
 
@@ -305,7 +305,8 @@ def shares_decoding(method):
         run, outermost = _enter()
         try:
             if outermost and ("X" in kwargs or len(args) > 1):  # (self, X, ...)
-                check_stores_room(args[0], kwargs["X"] if "X" in kwargs else args[1])
+                check_stores_room(args[0], kwargs["X"] if "X" in kwargs else args[1],
+                                  kwargs.get("validation_data"))
             return method(*args, **kwargs)
         finally:
             _leave(run)
@@ -313,9 +314,10 @@ def shares_decoding(method):
     return sharing
 
 
-def check_stores_room(estimator, X):
-    """Refuse, before any part fits, the images of ``X`` (paths) the users' stores of all
-    ``estimator``'s parts cannot take together.
+def check_stores_room(estimator, X, validation_data=None):
+    """Refuse, before any part fits, the images of ``X`` (paths), and of the
+    ``validation_data`` a fit is given, that the users' stores of all ``estimator``'s
+    parts (itself too) cannot take together.
 
     Each part checks its own store when it fits, but only for the images it
     is given then: the folds of a tuner, or members at other sizes, would
@@ -323,23 +325,48 @@ def check_stores_room(estimator, X):
     others trained. A part names what it fills by ``_image_shelves()``:
     ``[(image_store, name, size, resample)]``, ``name`` the parameter that
     sets ``size``. Parameters a part would refuse are left to its ``fit``.
+    A store is known by its folder (device and inode), whatever path names it.
     """
-    try:
-        X = image_column(X)
-        if not is_path_sequence(X) or not hasattr(estimator, "get_params"):
-            return
-    except ValueError:  # not images: the parts say so
+    paths = _image_paths(X)
+    if not paths or not hasattr(estimator, "get_params"):
         return
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+        paths += _image_paths(validation_data[0])  # (X_val, y_val): stored alike
     parts = [estimator, *(value for value in estimator.get_params(deep=True).values()
                           if hasattr(value, "_image_shelves"))]
-    by_store = {}  # path -> (store, {(size, resample): name})
+    by_store = {}  # folder -> (store, {(size, resample): name})
     for part in parts:
         for store, name, size, resample in _shelves_of(part):
-            by_store.setdefault(store.path, (store, {}))[1][size, resample] = name
-    paths = [os.fspath(path) for path in X]
+            folder = store._identity or store.path  # one folder under two paths is one store
+            by_store.setdefault(folder, (store, {}))[1][size, resample] = name
+    by_disk = {}  # stores on one disk share its free space
     for store, shelves in by_store.values():
-        name = shelves[max(shelves)]  # the largest size's parameter is the one named
-        check_room_for_files(store, shelves, paths, name, advice=", give no image_store")
+        disk = store._identity[0] if store._identity else store.path  # its device
+        by_disk.setdefault(disk, []).append((store, shelves))
+    for stores in by_disk.values():
+        named = {shelf: name for _, shelves in stores for shelf, name in shelves.items()}
+        name = named[max(named)]  # the largest size's parameter is the one named
+        if len(stores) == 1:
+            check_room_for_files(*stores[0], paths, name, advice=", give no image_store")
+            continue
+        n_bytes, n_files = 0, 0
+        for store, shelves in stores:
+            counts = files_to_store(store, sorted(shelves), paths)
+            n_bytes += sum(n * size * size * 3 for n, (size, _) in zip(counts, sorted(shelves)))
+            n_files = max(n_files, *counts)
+        check_disk_space(n_bytes, stores[0][0].path, setting(name, max(named)[0]),
+                         f"storing {n_files} image(s) in {len(stores)} image stores on one "
+                         "disk", "free space there, give no image_store, or give the members "
+                         "one store")
+
+
+def _image_paths(X):
+    """The paths of ``X`` (a sequence of them, or a table's one column); [] for anything else."""
+    try:
+        X = image_column(X)
+        return [os.fspath(path) for path in X] if is_path_sequence(X) else []
+    except ValueError:  # not images: the parts say so
+        return []
 
 
 def _shelves_of(part):

@@ -176,6 +176,8 @@ class ImageFiles(_ImageSource):
         Images the store holds at this size and filter are read from it (not
         checked again), the others decoded and added (its disk's room for them
         checked first). None: a meta-estimator's parts share what they decode.
+    size_name : str, default="image_size"
+        The parameter that sets ``image_size``, named when the store has no room.
 
     Attributes
     ----------
@@ -184,7 +186,7 @@ class ImageFiles(_ImageSource):
     """
 
     def __init__(self, paths, image_size, resample="bilinear", on_error="raise", workers=None,
-                 cache_mb=0, image_store=None):
+                 cache_mb=0, image_store=None, size_name="image_size"):
         check_image_size(image_size)  # before any file is checked or any store opened
         self.paths = [os.fspath(path) for path in paths]
         self.image_size = image_size
@@ -219,7 +221,7 @@ class ImageFiles(_ImageSource):
                                             self.failures.values()))
         if image_store is not None and self._shelf is not None:  # a user's: its disk takes
             check_store_room(self._shelf.store, image_size, len(self._to_store()),  # them all
-                             advice=", give no image_store")
+                             size_name, advice=", give no image_store")
         self.warn_failures("on checking the files")
 
     def __len__(self):
@@ -372,7 +374,7 @@ def _listing(summary, problems, shown=20):
     return "\n".join(lines)
 
 def as_image_source(X, image_size, resample="bilinear", on_error="raise", workers=None,
-                    cache_mb=0, image_store=None):
+                    cache_mb=0, image_store=None, size_name="image_size"):
     """Wrap the user's ``X``: :class:`ImageFiles` for paths, :class:`ImageArray` otherwise.
 
     ``image_store`` is an estimator's parameter: None, a folder or an
@@ -383,5 +385,5 @@ def as_image_source(X, image_size, resample="bilinear", on_error="raise", worker
     X = image_column(X)
     if is_path_sequence(X):
         return ImageFiles(X, image_size, resample, on_error, workers, cache_mb,
-                          as_image_store(image_store))
+                          as_image_store(image_store), size_name)
     return ImageArray(X, image_size, resample)

@@ -170,9 +170,26 @@ def check_room_for_files(store, shelves, paths, name="image_size", advice=""):
     not after the first parts have filled the disk and trained.
     """
     shelves = sorted({(int(size), resample) for size, resample in shelves})
+    counts = files_to_store(store, shelves, paths)
+    if not any(counts):
+        return
+    if len(shelves) == 1:
+        check_store_room(store, shelves[0][0], counts[0], name, advice)
+        return
+    largest = max(size for size, _ in shelves)
+    check_disk_space(sum(n * size * size * 3 for n, (size, _) in zip(counts, shelves)),
+                     store.path, setting(name, largest),
+                     f"storing {max(counts)} image(s) at each of {len(shelves)} sizes and "
+                     "filters", f"free space there{advice}, or use one image_size and resample")
+
+
+def files_to_store(store, shelves, paths):
+    """How many of the files ``paths`` (each once) ``store`` will add at each
+    ``(image_size, resample)`` of ``shelves``: those it does not hold at their current
+    version; none for a store that is read-only or lost (each use of it warns)."""
     files = {source_key(path): path for path in paths}  # each file once
     if store.read_only or not files or not shelves:
-        return
+        return [0] * len(shelves)
     with ThreadPoolExecutor(max_workers=decoding_threads()) as pool:
         versions = list(pool.map(file_version, files.values()))
     known = sum(version is not None for version in versions)  # the others are never stored
@@ -180,15 +197,9 @@ def check_room_for_files(store, shelves, paths, name="image_size", advice=""):
         counts = [known - len(store.shelf(size, resample).locate(list(files), versions))
                   for size, resample in shelves]
     except (ImageStoreError, OSError):  # lost, or an index that cannot be read: each
-        return  # use of the store warns, and it takes nothing more
-    if len(shelves) == 1:
-        check_store_room(store, shelves[0][0], counts[0], name, advice)
-        return
-    largest = max(size for size, _ in shelves)
-    check_disk_space(sum(n * size * size * 3 for n, (size, _) in zip(counts, shelves)),
-                     store.path, setting(name, largest),
-                     f"storing {len(files)} image(s) at each of {len(shelves)} sizes and "
-                     "filters", f"free space there{advice}, or use one image_size and resample")
+        return [0] * len(shelves)  # use of the store warns, and it takes nothing more
+    # Read-only is known once its index is opened (by the first query, just above).
+    return [0] * len(shelves) if store.read_only else counts
 
 
 def _row_bytes(shelf):

@@ -37,10 +37,11 @@ QUEUE_BATCHES = 4
 QUEUE_BYTES = 256 * 2**20
 """Pixels that may wait for one store's writer (one batch always may, however large)."""
 
-# One writer per store folder (its path), not per store object: an estimator given a
-# path opens its own ImageStore, a clone deep-copies one, and each must wait for the
-# rows the others queued before it reads the index (else they are decoded again).
-_writers: "weakref.WeakValueDictionary[str, _Writer]" = weakref.WeakValueDictionary()
+# One writer per store folder (its device and inode, whatever path names it), not per
+# store object: an estimator given a path opens its own ImageStore, a clone deep-copies
+# one, and each must wait for the rows the others queued before it reads the index
+# (else they are decoded again).
+_writers: "weakref.WeakValueDictionary[object, _Writer]" = weakref.WeakValueDictionary()
 _registry_lock = threading.Lock()
 
 
@@ -123,19 +124,25 @@ def _run(job):
 def writer_of(store):
     """The writer of ``store``'s folder (every store object opened there shares it)."""
     with _registry_lock:
-        writer = _writers.get(store.path)
+        writer = _writers.get(_folder(store))
         if writer is None:
             writer = _Writer(f"imageclef_concepts store writer ({store.path})")
-            _writers[store.path] = writer
+            _writers[_folder(store)] = writer
         store._writer = writer  # alive while a store of the folder is (or a job is queued)
     return writer
 
 
 def flush(store):
     """Wait for every write queued for ``store``'s folder (nothing when none ever was)."""
-    writer = _writers.get(getattr(store, "path", None))
+    writer = _writers.get(_folder(store))
     if writer is not None:
         writer.flush()
+
+
+def _folder(store):
+    """What names a store's folder for its writer: the device and inode it opened (one folder
+    by two paths, a linked parent's, is one), else its path."""
+    return getattr(store, "_identity", None) or getattr(store, "path", None)
 
 
 def _flush_all():

@@ -44,6 +44,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import ClassifierTags
 
 from ..concepts._targets import ConceptTargets, incremental_concepts
+from ..images._shared import check_stores_room
 from ..images._sources import as_image_source
 from ..models._base import set_multilabel_tags
 from ..models._ranges import check_sample_weight
@@ -94,6 +95,8 @@ class ScikerasAdapter(KerasClassifier):
         concepts are the vocabulary, which the target encoder (made by
         scikeras from the property above) reads for the length of the call.
         """
+        if validation_data is not None:  # stored with X: its store asked for both at once
+            check_stores_room(self, X, validation_data)
         fitted = self.targets_ if warm_start and self.initialized_ else None
         self._concepts_given = incremental_concepts(
             classes, y, fitted, min_count=self.min_count, max_labels=self.max_labels)

@@ -40,6 +40,7 @@ from ._2026_checks import (
     check_layout,
     check_members,
     check_outside,
+    check_store_place,
     check_store_room,
     make_dry_run_data,
 )
@@ -230,6 +231,8 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
                          "the output folder), not both.")
     data_dir = Path(output_dir / "data" if data_dir is None else data_dir).resolve()
     store = Path(image_store).absolute() if image_store is not None else output_dir / "image-store"
+    if image_store is not None:  # not where the run's or the user's files are
+        check_store_place(store, output_dir, data_dir)
     members = _grid_ensemble(recipe, store).estimators
     check_members(members)  # every grid point, before anything is written or trained
     retrieval = retrieval_template(recipe, output_dir)  # an unknown encoder named first
@@ -237,8 +240,14 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
         check_outside(output_dir, data_dir)
         # the inputs, before anything is written
         check_layout(find_imageclef_layout(data_dir), recipe.count_coverage)
-    if image_store is not None and output_dir not in (store, *store.parents):
-        as_image_store(store)  # a user's store refused (their files, a file) before the claim
+    # A user's store outside the output, refused (their files, a file, no room for the
+    # data's images) before the claim; the run's own, and the dry run's data, after it.
+    users = image_store is not None and output_dir not in (store, *store.parents)
+    if users:
+        as_image_store(store)
+    room_asked = users and not dry_run
+    if room_asked:
+        check_store_room(members, store, _splits(find_imageclef_layout(data_dir)))
     plan = _plan(recipe, data_dir)
     claim_output(output_dir, plan, PLAN_FILE)
     if dry_run:
@@ -251,7 +260,8 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
         # the k-NN is fitted after every network: refused now, not hours later
         raise ValueError(f"retrieval_neighbors={retrieval.n_neighbors} is more than "
                          f"the {len(train.paths)} training images: choose fewer.")
-    check_store_room(members, store, [train.paths, valid.paths, _predicted_images(layout)])
+    if not room_asked:
+        check_store_room(members, store, _splits(layout))
     files = member_files(output_dir, len(members))
     for line in plan_lines(plan, layout, output_dir, store, files):
         say(line)
@@ -272,6 +282,12 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
                                    "report_file": str(result.report_file)}), indent=2)
     write_atomically(output_dir / "summary.json", lambda h: h.write(summary.encode()))
     return result
+
+
+def _splits(layout):
+    """The image files a run stores: the training, validation and predicted splits'."""
+    return [load_split(layout["train"]).paths, load_split(layout["valid"]).paths,
+            _predicted_images(layout)]
 
 
 def _predicted_images(layout):

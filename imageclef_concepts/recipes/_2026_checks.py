@@ -40,6 +40,18 @@ def check_outside(output_dir, data_dir):
                          "folder outside it.")
 
 
+def check_store_place(store, output_dir, data_dir):
+    """Refuse a user's image store that is the output folder (claimed for the run's own
+    files), or inside the data folder (it would write among the data, beside the images)."""
+    place, data = Path(store).resolve(), Path(data_dir).resolve()
+    if place == Path(output_dir).resolve():
+        raise ValueError(f"image store {store} is the output folder: name a folder outside it "
+                         "(or none: the run keeps its own in the output folder).")
+    if place == data or data in place.parents:
+        raise ValueError(f"image store {store} is inside the data folder {data_dir}: name a "
+                         "folder outside it.")
+
+
 def check_layout(layout, count_coverage=()):
     """Each split's concept files readable (2026 rules), their images there and readable;
     what the run will be checked against, checked now.

@@ -119,3 +119,27 @@ def test_an_unreadable_image_is_named_with_the_command_lines_advice(images, tmp_
     error = capsys.readouterr().err
     assert "broken.png" in error and f"move them out of {images}" in error
     assert "on_error" not in error and "Traceback" not in error
+
+
+def test_a_store_that_cannot_be_written_is_refused_before_embedding(images, tmp_path, capsys,
+                                                                    monkeypatch):
+    # Every image was embedded for nothing (the command's only work is filling the store):
+    # "0 new", exit status 0. A store on a read-only disk learns so when its index opens.
+    import sqlite3
+
+    from imageclef_concepts.embeddings import _once
+    from imageclef_concepts.images import _folder_store
+
+    store = tmp_path / "store"
+    EmbeddingStore(store).summary()
+
+    def refused(index, table):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(_folder_store, "_writable_index", refused)
+    embedded = []
+    monkeypatch.setattr(_once, "embed_images", lambda *args, **kwargs: embedded.append(1))
+    assert _embed(images, store) == 2
+    error = capsys.readouterr().err
+    assert f"embedding store {store} cannot be written" in error and error.count("\n") == 1
+    assert not embedded

@@ -136,3 +136,57 @@ def test_recipe_folders_no_file_name_can_hold_are_refused_by_name_before_anythin
         run_recipe_2026(folders["data_dir"], folders["output_dir"], dry_run=True,
                         image_store=folders["image_store"], say=lambda line: None)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("place", ["the output folder", "in the data folder",
+                                   "in the training images", "linked into the data folder"])
+def test_an_image_store_in_the_data_folder_or_at_the_output_is_refused_before_anything(
+        tmp_path, place):
+    # One inside the data folder was made and filled there (in train/images even, beside the
+    # images it stores); the output folder itself was refused only after it was claimed.
+    from imageclef_concepts import run_recipe_2026
+    from imageclef_concepts.datasets._layout_2026 import make_imageclef_layout
+    from imageclef_concepts.recipes._2026 import DRY_RUN
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    make_imageclef_layout(data, n_train=12, n_valid=40, n_test=4, image_size=16)
+    (tmp_path / "link").symlink_to(data)
+    store = {"the output folder": out, "in the data folder": data / "store",
+             "in the training images": data / "train" / "images" / "store",
+             "linked into the data folder": tmp_path / "link" / "store"}[place]
+    before = sorted(data.rglob("*"))
+
+    def planned(line):
+        raise AssertionError(f"not refused: {line}")
+
+    with pytest.raises(ValueError, match=f"^image store {store} is "):
+        run_recipe_2026(data, out, recipe=DRY_RUN, image_store=store, say=planned)
+    assert not out.exists() and sorted(data.rglob("*")) == before
+
+
+def test_an_image_store_at_the_output_folder_is_one_line_naming_it(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["recipe-2026", "--dry-run", "--output", str(out), "--image-store", str(out)])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "Traceback" not in error
+    assert "is the output folder" in error and not out.exists()
+
+
+def test_a_users_store_without_room_for_the_data_is_refused_before_the_claim(tmp_path,
+                                                                            monkeypatch):
+    # It was refused after the output folder was claimed and its plan written: a rerun
+    # with a smaller image size then found another run's plan there.
+    import shutil
+    from collections import namedtuple
+
+    from imageclef_concepts import run_recipe_2026
+    from imageclef_concepts.datasets._layout_2026 import make_imageclef_layout
+    from imageclef_concepts.recipes._2026 import DRY_RUN
+
+    data, out, store = tmp_path / "data", tmp_path / "out", tmp_path / "store"
+    make_imageclef_layout(data, n_train=12, n_valid=40, n_test=4, image_size=16)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40, 1000))
+    with pytest.raises(ValueError, match=r"^image_size=16: storing 56 image\(s\) at that "):
+        run_recipe_2026(data, out, recipe=DRY_RUN, image_store=store, say=lambda line: None)
+    assert not out.exists()

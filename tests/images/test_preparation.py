@@ -83,3 +83,31 @@ def test_images_that_together_exceed_the_free_disk_are_refused_before_decoding(
     _disk_with(monkeypatch, 2 * 64 * 64 * 3)  # what is stored needs no room again
     assert prepare_images(paths, tmp_path / "store", image_size=64,
                           progress=False).added == 2
+
+
+def test_preparing_into_a_store_that_cannot_be_written_is_refused_before_decoding(
+        tmp_path, monkeypatch):
+    # It decoded every image for nothing and returned added=0 (the command said nothing,
+    # exit status 0): a store on a read-only disk takes no image.
+    import sqlite3
+
+    import imageclef_concepts.images._sources as sources
+    from imageclef_concepts import ImageStoreError
+    from imageclef_concepts.images import _folder_store
+
+    paths = _images(tmp_path / "images", n=4)
+    store = tmp_path / "store"
+    prepare_images(paths[:1], store, image_size=16, progress=False)
+
+    def refused(index, table):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(_folder_store, "_writable_index", refused)
+    decoded = []
+    monkeypatch.setattr(sources, "decode_image", lambda *args: decoded.append(args))
+    with pytest.raises(ImageStoreError, match=rf"^image store {store} cannot be written: "
+                                              r"3 image\(s\) of 4 are not in it"):
+        prepare_images(paths, store, image_size=16, progress=False)
+    assert not decoded
+    held = prepare_images(paths[:1], store, image_size=16, progress=False)  # nothing to add
+    assert held.added == 0 and held.already_stored == 1

@@ -432,3 +432,77 @@ def test_parts_with_parameters_they_refuse_are_left_to_refuse_them(tmp_path, pat
         with pytest.raises((ValueError, ImageStoreError), match=error):
             ThresholdTuner(knn, cv=3).fit(paths, LABELS)
     assert not (tmp_path / "new").exists() and os.listdir(user) == ["notes.txt"]
+
+
+def test_one_store_named_by_two_paths_is_asked_for_both_shelves_at_once(tmp_path, paths,
+                                                                        decoded, fits,
+                                                                        monkeypatch):
+    # A store reached through a linked parent folder was taken for another store: each
+    # path was asked for its own shelf, and the second member refused after the first fit.
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "disk")
+    ensemble = ConceptEnsemble([
+        ("small", _knn(pixel_size=8, image_store=str(tmp_path / "disk" / "store"))),
+        ("large", _knn(pixel_size=16, image_store=ImageStore(tmp_path / "link" / "store")))])
+    _disk_with(monkeypatch, len(paths) * (8 * 8 + 16 * 16) * 3 - 1)  # either shelf, not both
+    with pytest.raises(ValueError, match=r"^pixel_size=16: storing 18 image\(s\) at each of 2 "):
+        ensemble.fit(paths, LABELS)
+    assert not fits and not decoded
+
+
+@pytest.mark.filterwarnings("ignore::imageclef_concepts.ImageStoreWarning")  # read-only
+def test_a_read_only_store_is_asked_for_no_room(tmp_path, paths, fits, monkeypatch):
+    # It takes nothing; the check asked before the store knew it was read-only (its index
+    # is opened by the first query), so a full disk refused a tuner that writes nothing.
+    import sqlite3
+
+    from imageclef_concepts.images import _folder_store
+
+    store = tmp_path / "store"
+    ImageLoader(image_size=8, image_store=str(store)).fit_transform(paths[:3])
+
+    def refused(index, table):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(_folder_store, "_writable_index", refused)
+    _disk_with(monkeypatch, 0)
+    ThresholdTuner(_knn(image_store=ImageStore(store)), cv=3).fit(paths, LABELS)
+    ThresholdTuner(_knn(image_store=str(store)), cv=3).fit(paths, LABELS)
+    assert len(fits) == 2 * 4 and ImageStore(store).summary()["8px-bilinear"]["images"] == 3
+
+
+def test_an_image_loader_in_a_tuners_pipeline_asks_its_store_for_all_folds_first(
+        tmp_path, paths, decoded, fits, monkeypatch):
+    # The loader asked for each fold's images as the fold came: the disk filled fold after
+    # fold, and a later one was refused after the first had trained.
+    from sklearn.pipeline import make_pipeline
+
+    pipeline = make_pipeline(ImageLoader(image_size=8, image_store=str(tmp_path / "store")),
+                             _knn())
+    _disk_with(monkeypatch, len(paths) * 8 * 8 * 3 - 1)
+    with pytest.raises(ValueError, match=r"^image_size=8: storing 18 image\(s\) at that size"):
+        ThresholdTuner(pipeline, cv=3).fit(paths, LABELS)
+    assert not fits and not decoded
+
+
+def test_two_stores_on_one_disk_are_asked_for_their_room_together(tmp_path, paths, decoded,
+                                                                  fits, monkeypatch):
+    # Each store was asked for its own images against the same free space: both passed,
+    # the first member filled the disk, and the second was refused after the first fit.
+    ensemble = ConceptEnsemble([("small", _knn(pixel_size=8, image_store=str(tmp_path / "a"))),
+                                ("large", _knn(pixel_size=16, image_store=str(tmp_path / "b")))])
+    _disk_with(monkeypatch, len(paths) * (8 * 8 + 16 * 16) * 3 - 1)  # either store, not both
+    with pytest.raises(ValueError, match=r"^pixel_size=16: storing 18 image\(s\) in 2 image "
+                                         r"stores on one disk takes .*give no image_store"):
+        ensemble.fit(paths, LABELS)
+    assert not fits and not decoded
+
+
+def test_a_knn_on_pixels_names_pixel_size_when_its_store_has_no_room(tmp_path, paths, decoded,
+                                                                     monkeypatch):
+    # It said image_size, which the k-NN does not have.
+    _disk_with(monkeypatch, 0)
+    with pytest.raises(ValueError, match=r"^pixel_size=8: storing 18 image\(s\) at that size "
+                                         r"takes .*choose a smaller pixel_size\.$"):
+        _knn(image_store=str(tmp_path / "store")).fit(paths, LABELS)
+    assert not decoded

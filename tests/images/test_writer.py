@@ -256,3 +256,17 @@ def test_an_interrupt_while_waiting_for_room_leaves_no_pending_rows(tmp_path, pa
     with pytest.raises(KeyboardInterrupt):
         files.load(np.arange(4))
     assert files._pending == {}
+
+
+def test_a_store_object_of_the_same_folder_by_another_path_waits_for_the_writes(tmp_path,
+                                                                                paths, held):
+    # The writers were keyed by path: through a linked parent folder the second object
+    # had a writer of its own, read the index before the first one's rows were in, and
+    # decoded and wrote every file again (twice the disk the room check had asked for).
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "disk")
+    ImageFiles(paths, 16, workers=1, image_store=ImageStore(tmp_path / "disk" / "store")).load(
+        np.arange(12))
+    threading.Timer(0.2, held["release"].set).start()
+    again = ImageFiles(paths, 16, workers=1, image_store=ImageStore(tmp_path / "link" / "store"))
+    assert len(again.stored) == 12 and held["calls"] == 1

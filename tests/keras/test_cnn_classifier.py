@@ -475,3 +475,27 @@ def test_a_tuner_over_a_cnn_asks_its_store_for_every_fold_before_training(tmp_pa
     with pytest.raises(ValueError, match=r"^image_size=24: storing 8 image\(s\) at that size "):
         ThresholdTuner(model, cv=2).fit(data.paths, data.concepts)
     assert not built and not list((tmp_path / "store").glob("*px-*"))
+
+
+def test_validation_images_ask_the_store_for_room_with_the_training_images(tmp_path,
+                                                                           monkeypatch):
+    # The training and the validation images each asked for their own room: both passed,
+    # and the store filled the disk during training (as ensemble members did, a member's
+    # validation images asked for after the members before it had trained).
+    import shutil
+    from collections import namedtuple
+
+    from imageclef_concepts import ThresholdTuner, make_concept_images
+
+    data = make_concept_images(8, 2, 16, random_state=0, directory=tmp_path / "data")
+    held = make_concept_images(4, 2, 16, random_state=1, directory=tmp_path / "held")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40, 8 * 24**2 * 3))
+    built = []
+    monkeypatch.setattr(keras.Model, "fit", lambda *a, **k: built.append(1))
+    model = ConceptCNNClassifier(image_size=24, filters=(4,), dense_units=(4,), epochs=1,
+                                 validation_fraction=None, image_store=str(tmp_path / "store"))
+    for fit in (model.fit, ThresholdTuner(model, cv=2).fit):
+        with pytest.raises(ValueError, match=r"^image_size=24: storing 12 image\(s\) at that "):
+            fit(data.paths, data.concepts, validation_data=(held.paths, held.concepts))
+    assert not built and not list((tmp_path / "store").glob("*px-*"))
