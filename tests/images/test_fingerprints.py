@@ -163,3 +163,26 @@ def test_a_url_whose_http_etag_is_made_of_times_is_versioned_by_its_content(tmp_
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_files_whose_times_are_ahead_of_the_clock_are_not_waited_for(tmp_path, monkeypatch):
+    # A FAT stick written on a machine whose clock was an hour ahead: every file's
+    # whole-second status-change time is an hour away, and the digest slept that hour
+    # (a day ahead, a day) waiting for them to settle. Their versions carry their content
+    # meanwhile, which is exact and the same at every look.
+    import time
+
+    import imageclef_concepts.images._fingerprints as images_module
+
+    from .test_shelf import _whole_second_stat
+
+    paths = [_save(Image.fromarray(np.full((8, 8, 3), i, dtype=np.uint8)), tmp_path / f"{i}.png")
+             for i in range(2)]
+    second = 1_700_000_000 * 10**9
+    clock = _Clock(second - 3600 * 10**9)
+    _whole_second_stat(monkeypatch, second, paths)
+    monkeypatch.setattr(time, "time_ns", clock.time_ns)
+    monkeypatch.setattr(time, "sleep", clock.sleep)
+    digest = images_module.images_digest(paths)
+    assert sum(clock.sleeps) < 3
+    assert images_module.images_digest(paths) == digest
