@@ -194,12 +194,17 @@ def _seed(key, version):
 def source_key(path):
     """How the store names a file, as bytes: its absolute path, or the URL as given.
 
-    Bytes, because a file name need not be valid UTF-8 (``os.fsencode``).
+    Bytes, because a file name need not be valid UTF-8 (``os.fsencode``). A name holding a
+    lone surrogate no file name gives (``"\ud800"``: no such file can be) is keyed after a
+    NUL byte, which no file name holds: never another file's key.
     """
     path = os.fspath(path)
-    if is_url(path):
-        return path.encode("utf-8", "surrogateescape")
-    return os.fsencode(os.path.abspath(path))
+    try:
+        if is_url(path):
+            return path.encode("utf-8", "surrogateescape")
+        return os.fsencode(os.path.abspath(path))
+    except UnicodeEncodeError:
+        return b"\0" + path.encode("utf-8", "surrogatepass")
 
 
 def file_version(path):
@@ -227,7 +232,7 @@ def file_version(path):
         return _url_version(path)
     try:
         status = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL or lone surrogate no name can hold
         return None
     version = f"{status.st_size}:{status.st_mtime_ns}:{status.st_ctime_ns}:{status.st_ino}"
     if _settles_at(status) is not None:
@@ -250,7 +255,7 @@ def settles_at(path):
         return None
     try:
         return _settles_at(os.stat(path))
-    except OSError:
+    except (OSError, ValueError):
         return None
 
 
