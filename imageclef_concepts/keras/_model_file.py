@@ -265,11 +265,11 @@ def read_keras_file(path, cls, *, shown_as=None):
 def check_keras_members(path, shown=None):
     """Refuse, before anything is inflated, a ``.keras`` file holding other members than
     :data:`KERAS_MEMBERS`, members declaring more than its budget (``ModelZip``), JSON
-    members (Keras parses them whole) of too many values (``check_json_members``), or a
-    network declaring more variables than its weights hold (``check_stored_variables``).
+    members (Keras parses them whole) of too many values (``check_json_members``), compressed
+    weights (``check_hdf5_member``) or fewer than its variables (``check_stored_variables``).
 
-    Keras reads the file through ``zipfile``, which inflates no member past the size the
-    zip directory declares: the directory checked here bounds what loading it inflates.
+    Keras reads the file through ``zipfile``, which inflates no member past the size the zip
+    directory declares: the directory checked here bounds what loading it inflates.
     """
     shown = path if shown is None else shown
     try:
@@ -277,6 +277,7 @@ def check_keras_members(path, shown=None):
                 ModelZip(handle, shown, allowed=KERAS_MEMBERS.__contains__,
                          kind="a .keras model file") as archive:
             archive.check_json_members(("metadata.json", "config.json"))  # Keras parses
+            archive.check_hdf5_member("model.weights.h5")  # Keras reads its datasets whole
             if "config.json" in archive:  # what building it allocates, before Keras does
                 check_stored_variables(archive.read("config.json"), sum(
                     size for name, size in archive.sizes().items()
@@ -350,10 +351,9 @@ _NEVER_SAVED = ("model", "callbacks", "checkpoint_dir", "image_store")
 def saved_params(params):
     """Parameters as JSON: Keras losses and optimizers by their Keras config.
 
-    The network itself is in the file, so a custom ``model`` is not repeated;
-    ``callbacks``, ``checkpoint_dir`` and ``image_store`` belong to a training
-    run and are not saved (a path read from a model file is never used to
-    write or delete).
+    The network itself is in the file, so a custom ``model`` is not repeated; ``callbacks``,
+    ``checkpoint_dir`` and ``image_store`` belong to a training run and are not saved (a
+    path read from a model file is never used to write or delete).
     """
     saved = {}
     for name, value in params.items():
