@@ -136,3 +136,17 @@ def test_recipe_folders_no_file_name_can_hold_are_refused_by_name_before_anythin
         run_recipe_2026(folders["data_dir"], folders["output_dir"], dry_run=True,
                         image_store=folders["image_store"], say=lambda line: None)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flags", [["--retrieval-weights", "none"],
+                                   ["--retrieval-neighbors", "3"],
+                                   ["--retrieval-neighbors", "3", "--retrieval-weights", "x.h5"]])
+def test_retrieval_settings_without_a_retrieval_encoder_are_refused_not_dropped(
+        tmp_path, capsys, flags):
+    # They set the retrieval member, which only --retrieval-encoder adds: the recipe ran
+    # without one, silently (even --retrieval-weights naming no file).
+    code = main(["recipe-2026", "--dry-run", "--output", str(tmp_path / "out"), *flags])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1
+    assert f"{flags[0]} " in error and "only --retrieval-encoder NAME adds" in error
+    assert not (tmp_path / "out").exists()
