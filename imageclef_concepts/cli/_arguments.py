@@ -114,6 +114,17 @@ def positive_int(text):
     return value
 
 
+def seed(text):
+    """A random seed as NumPy takes it: a whole number in [0, 2**32 - 1]."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected a seed in [0, {2**32 - 1}], got {value}")
+    return value
+
+
 def check_output(path, inputs, flag="--output"):
     """Refuse, before any work, an output that cannot be written or would destroy something.
 

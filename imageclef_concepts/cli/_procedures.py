@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..concept_files._editions import EDITION_CHOICES, secondary_score_note
 from ..concept_files._evaluation import evaluate_run
-from ._arguments import UserError, check_output, positive_int
+from ._arguments import UserError, check_output, positive_int, seed
 
 
 def add_demo(commands):
@@ -27,7 +27,7 @@ def add_demo(commands):
     demo.add_argument("--quick", action="store_true",
                       help="a smaller run, under a minute on 2 idle cores (default: the full "
                            "run, about 1.5 minutes there, several times that on busy cores)")
-    demo.add_argument("--random-state", type=int, default=0,
+    demo.add_argument("--random-state", type=seed, default=0,
                       help="seed of the data, the splits and the networks (default: 0)")
     demo.add_argument("--quiet", action="store_true", help="print only the results table")
     demo.set_defaults(run_command=_run_demo)
@@ -75,7 +75,7 @@ def add_reproduce(commands):
     reproduce.add_argument("--dry-run", action="store_true",
                            help="the whole procedure on a small synthetic dataset in the 2019 "
                                 "layout (written to <output>/data), in about a minute")
-    reproduce.add_argument("--random-state", type=int, default=0,
+    reproduce.add_argument("--random-state", type=seed, default=0,
                            help="seed of the splits and the networks (default: 0)")
     reproduce.add_argument("--quiet", action="store_true", help="print only the final score")
     reproduce.set_defaults(run_command=_run_reproduce)

@@ -50,10 +50,10 @@ def add_recipe(commands):
                              "(names as for the embed command), each image embedded once into "
                              "<output>/embedding-store (default: none; with --dry-run, random "
                              "weights, at 32 px for a backbone)")
-    recipe.add_argument("--retrieval-weights", default="imagenet", metavar="WEIGHTS",
+    recipe.add_argument("--retrieval-weights", default=None, metavar="WEIGHTS",
                         help="the retrieval encoder's weights, as the embed command's --weights "
                              "(default: imagenet; a foundation model needs its weights file)")
-    recipe.add_argument("--retrieval-neighbors", type=positive_int, default=10,
+    recipe.add_argument("--retrieval-neighbors", type=positive_int, default=None,
                         help="the retrieval member's neighbours (default: 10)")
     recipe.add_argument("--image-store", type=Path, default=None,
                         help="the image store the members share (default: <output>/image-store)")
@@ -145,6 +145,12 @@ def _recipe(args, base):
     if args.image_size:
         params["image_size"] = args.image_size
     retrieval = {}
+    given = [flag for flag, value in (("--retrieval-weights", args.retrieval_weights),
+                                      ("--retrieval-neighbors", args.retrieval_neighbors))
+             if value is not None]
+    if args.retrieval_encoder is None and given:  # not dropped silently
+        raise UserError(f"{' and '.join(given)} set the retrieval member, which only "
+                        "--retrieval-encoder NAME adds: give it too, or leave them out.")
     if args.retrieval_encoder is not None:
         from ..embeddings._names import encoder_names
 
@@ -152,7 +158,7 @@ def _recipe(args, base):
             raise UserError(f"--retrieval-encoder {args.retrieval_encoder!r} is not an encoder: "
                             f"choose one of {', '.join(encoder_names())}")
         retrieval = dict(retrieval_encoder=args.retrieval_encoder,
-                         retrieval_neighbors=args.retrieval_neighbors,
+                         retrieval_neighbors=args.retrieval_neighbors or base.retrieval_neighbors,
                          retrieval_params=_retrieval_params(args))
     return replace(base, grid=grid, estimator_params=params, **retrieval)
 
@@ -162,11 +168,12 @@ def _retrieval_params(args):
     from ..embeddings._names import make_encoder
     from ..keras import BACKBONES
 
-    weights = None if args.retrieval_weights.lower() == "none" else args.retrieval_weights
+    given = args.retrieval_weights or "imagenet"
+    weights = None if given.lower() == "none" else given
     if args.dry_run:
         weights = None
     elif weights not in (None, "imagenet") and not Path(weights).is_file():
-        raise UserError(f"--retrieval-weights {args.retrieval_weights}: no such file (give "
+        raise UserError(f"--retrieval-weights {given}: no such file (give "
                         "imagenet, none or a weights file)")
     elif weights not in (None, "imagenet"):  # the plan keeps it: a rerun elsewhere finds it
         weights = os.path.abspath(weights)

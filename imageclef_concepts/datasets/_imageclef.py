@@ -21,6 +21,7 @@ from PIL import Image
 from sklearn.utils import Bunch, check_random_state
 
 from ..concept_files._io import read_concepts, write_run
+from ..files._atomic import checked_file_name
 from ..files._sizes import check_allocation, setting
 from ..images._decoding import RASTER_FORMATS
 from ..images._sources import check_image_size
@@ -178,7 +179,7 @@ def make_imageclef_2019_layout(directory: PathLike, *, n_train: int = 120, n_val
     >>> sorted(splits), len(splits["train"].ids)
     (['test', 'train', 'valid'], 8)
     """
-    directory = Path(directory)
+    directory = Path(checked_file_name(directory, "directory"))
     sizes = dict(train=n_train, valid=n_valid, test=n_test)
     data = make_concept_images(sum(sizes.values()), n_concepts, image_size,
                                most_common_frequency=0.7, random_state=random_state)

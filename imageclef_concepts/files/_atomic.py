@@ -78,6 +78,8 @@ def check_regular_file(path, what="file"):
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} not found: {path}") from None
+    except ValueError:  # a NUL or a lone surrogate no file name gives
+        raise _no_such_name(path, what) from None
     if not stat.S_ISREG(mode):
         raise NotARegularFileError(f"{path} is {file_kind(mode)}, not {_article(what)} {what}")
 
@@ -104,6 +106,8 @@ def open_regular_file(path, what="file"):
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} not found: {path}") from None
+    except ValueError:
+        raise _no_such_name(path, what) from None
     except IsADirectoryError:
         raise NotARegularFileError(f"{path} is a folder, not {_article(what)} {what}") \
             from None
@@ -114,6 +118,12 @@ def open_regular_file(path, what="file"):
     if hasattr(os, "set_blocking"):
         os.set_blocking(descriptor, True)
     return os.fdopen(descriptor, "rb")
+
+
+def _no_such_name(path, what):
+    shown = shown_name(path).replace("\0", "\\x00")
+    return FileNotFoundError(f"{what} not found: {shown} (no file can have this "
+                             "name: it holds a NUL or a lone surrogate no file name gives)")
 
 
 def checked_file_name(path, what="output"):

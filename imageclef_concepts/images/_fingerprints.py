@@ -23,15 +23,22 @@ from ._sources import ImageArray, ImageFiles
 # are fingerprinted unsettled (with their content: exact, but not the same later).
 _SETTLE_ROUNDS = 3
 _SETTLE_MARGIN = 10**6  # ns past the moment, against a sleep that ends a little early
+# A file settles at most 2 s after it changed; one that settles later has times ahead of
+# this clock (a FAT stick written on a machine whose clock was ahead): not waited for,
+# its version carries its content meanwhile (exact, and the same at every look).
+_LONGEST_WAIT = 3 * 10**9
 
 
 def wait_until_settled(paths):
     """Sleep until no local file of ``paths`` is unsettled (:func:`~._shelf.settles_at`):
     changed less than 2 s ago on a file system of whole-second times, when its version
     carries its content, which it will not once settled. One sleep for all the files
-    (at most about 2 s), then they are looked at again; at most ``_SETTLE_ROUNDS`` times."""
+    (at most about 2 s), then they are looked at again; at most ``_SETTLE_ROUNDS`` times.
+    Files whose times are ahead of the clock are not waited for (``_LONGEST_WAIT``)."""
     for _ in range(_SETTLE_ROUNDS):
-        until = max(filter(None, map(settles_at, paths)), default=None)
+        now = time.time_ns()
+        until = max((moment for moment in map(settles_at, paths)
+                     if moment is not None and moment - now <= _LONGEST_WAIT), default=None)
         if until is None:
             return
         time.sleep(max(0, until + _SETTLE_MARGIN - time.time_ns()) / 1e9)

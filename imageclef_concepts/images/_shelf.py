@@ -44,6 +44,9 @@ _URL_VERSION_KEYS = ("mtime", "LastModified", "last_modified", "Last-Modified", 
 # server's Last-Modified is the file's), keep.
 _URL_CONTENT_KEYS = ("ETag", "etag", "md5Hash", "Content-MD5", "Digest", "crc32c",
                      "generation", "version_id")
+# Over HTTP an ETag is the server's own: nginx's is the file's modification time and size,
+# Apache's (by default) those and the inode, which a rewrite with the time put back keeps.
+_HTTP_CONTENT_KEYS = ("Content-MD5", "Digest")
 
 
 class Shelf:
@@ -191,12 +194,17 @@ def _seed(key, version):
 def source_key(path):
     """How the store names a file, as bytes: its absolute path, or the URL as given.
 
-    Bytes, because a file name need not be valid UTF-8 (``os.fsencode``).
+    Bytes, because a file name need not be valid UTF-8 (``os.fsencode``). A name holding a
+    lone surrogate no file name gives (``"\ud800"``: no such file can be) is keyed after a
+    NUL byte, which no file name holds: never another file's key.
     """
     path = os.fspath(path)
-    if is_url(path):
-        return path.encode("utf-8", "surrogateescape")
-    return os.fsencode(os.path.abspath(path))
+    try:
+        if is_url(path):
+            return path.encode("utf-8", "surrogateescape")
+        return os.fsencode(os.path.abspath(path))
+    except UnicodeEncodeError:
+        return b"\0" + path.encode("utf-8", "surrogatepass")
 
 
 def file_version(path):
@@ -214,15 +222,17 @@ def file_version(path):
     content hash...) and, when none of that is made from the content or given
     anew at each write (an ETag, a hash, a generation: a plain HTTP server
     reports the size and a Last-Modified of whole seconds, which a rewrite
-    within the second or a modification time put back keeps), the SHA-256 of
-    its content (a download each time the version is asked for).
+    within the second or a modification time put back keeps; over HTTP only a
+    Content-MD5 or Digest counts, as nginx's and Apache's ETags are made of the
+    file's time and size), the SHA-256 of its content (a download each time the
+    version is asked for).
     """
     path = os.fspath(path)
     if is_url(path):
         return _url_version(path)
     try:
         status = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL or lone surrogate no name can hold
         return None
     version = f"{status.st_size}:{status.st_mtime_ns}:{status.st_ctime_ns}:{status.st_ino}"
     if _settles_at(status) is not None:
@@ -245,7 +255,7 @@ def settles_at(path):
         return None
     try:
         return _settles_at(os.stat(path))
-    except OSError:
+    except (OSError, ValueError):
         return None
 
 
@@ -279,7 +289,11 @@ def _url_version(url):
     except Exception:  # no fsspec, no such object: decoding reports it
         return None
     known = [f"{key}={info[key]}" for key in _URL_VERSION_KEYS if info.get(key) is not None]
-    if not any(info.get(key) is not None for key in _URL_CONTENT_KEYS):
+    protocols = getattr(file_system, "protocol", ())
+    http = not {"http", "https"}.isdisjoint(
+        (protocols,) if isinstance(protocols, str) else protocols)
+    if not any(info.get(key) is not None
+               for key in (_HTTP_CONTENT_KEYS if http else _URL_CONTENT_KEYS)):
         content = _url_content_digest(file_system, inner)  # times alone do not tell
         if content is None:
             return None

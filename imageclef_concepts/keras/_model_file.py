@@ -1,13 +1,12 @@
 """The ``.keras`` model file of a :class:`ConceptCNNClassifier`: save, load, export, card.
 
-A model file is Keras' native ``.keras`` archive with, beside the network, a
-JSON record (:data:`~imageclef_concepts.models._card.METADATA_ENTRY`): the
-file format, versions, every parameter (:func:`saved_params`), the concept
-vocabulary, the history and the decision rule. :class:`ModelFileMixin`
-gives the estimator ``save``, ``load``, ``export``, ``model_card`` and
-``remove_checkpoint``; :func:`read_keras_file` checks a file like a fit's
-input: the record's structure, every parameter, and the network against the
-record. Nothing in a file is unpickled.
+A model file is Keras' native ``.keras`` archive with, beside the network, a JSON record
+(:data:`~imageclef_concepts.models._card.METADATA_ENTRY`): the file format, versions, every
+parameter (:func:`saved_params`), the concept vocabulary, the history and the decision rule.
+:class:`ModelFileMixin` gives the estimator ``save``, ``load``, ``export``, ``model_card``
+and ``remove_checkpoint``; :func:`read_keras_file` checks a file like a fit's input: the
+record's structure, every parameter, and the network against the record (and, before Keras
+builds it, its variables against its weights). Nothing in a file is unpickled.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ from ..models._persistence import estimator_from_params, jsonable, model_file_er
 from ..models._zip import ModelZip, read_model_record
 from ._adapter import KerasTargets
 from ._export import export_network
+from ._network import check_stored_variables
 
 if TYPE_CHECKING:  # names for annotations only
     from typing_extensions import Self
@@ -66,13 +66,12 @@ class ModelFileMixin:
     def save(self, path: PathLike) -> None:
         """Save the fitted model in Keras' native ``.keras`` format, atomically.
 
-        The file holds the network and, beside it in the same archive, the
-        estimator's parameters (the decision rule included), concept
-        vocabulary and history as JSON: :meth:`load` unpickles nothing. The
-        file is written to a temporary name in the same folder and moved
-        into place, so a failed or interrupted save leaves what was at
-        ``path`` untouched. Once it is written, the training checkpoint is
-        removed (:meth:`remove_checkpoint`).
+        The file holds the network and, beside it in the same archive, the estimator's
+        parameters (the decision rule included), concept vocabulary and history as JSON:
+        :meth:`load` unpickles nothing. The file is written to a temporary name in the
+        same folder and moved into place, so a failed or interrupted save leaves what was
+        at ``path`` untouched. Once it is written, the training checkpoint is removed
+        (:meth:`remove_checkpoint`).
 
         Parameters
         ----------
@@ -93,11 +92,10 @@ class ModelFileMixin:
     def remove_checkpoint(self) -> bool:
         """Remove the training checkpoint this model was trained with, if it is still there.
 
-        ``fit`` keeps its checkpoint (``checkpoint_dir``) after training, so
-        that nothing is lost if saving the model fails; :meth:`save` calls
-        this once the model file is written. Only the checkpoint of this very
-        training is removed, and only the library's own files in it
-        (:func:`~imageclef_concepts.remove_checkpoint`).
+        ``fit`` keeps its checkpoint (``checkpoint_dir``) after training, so that nothing
+        is lost if saving the model fails; :meth:`save` calls this once the model file is
+        written. Only the checkpoint of this very training is removed, and only the
+        library's own files in it (:func:`~imageclef_concepts.remove_checkpoint`).
 
         Returns
         -------
@@ -110,8 +108,7 @@ class ModelFileMixin:
         try:
             removed = remove_checkpoint(run[0], run_id=run[1])
         except CheckpointError as error:  # the model is safe; only the clean-up waits
-            warnings.warn(f"The training checkpoint was not removed: {error}", UserWarning,
-                          stacklevel=2)
+            warnings.warn(f"The training checkpoint was not removed: {error}", stacklevel=2)
             return False
         self._checkpoint_run = None
         return removed
@@ -239,12 +236,11 @@ class ModelFileMixin:
 def read_keras_file(path, cls, *, shown_as=None):
     """An estimator of class ``cls`` from a ``.keras`` file, checked like a fit's input.
 
-    The record's structure (:func:`~imageclef_concepts.models._card.check_record`),
-    every parameter (the estimator's ``_validate_params``, unknown ones
-    dropped with a warning), and the network against the record: its input
-    size and one output per concept. Anything wrong is one
-    :class:`~imageclef_concepts.ModelFileError` naming the file (``shown_as``
-    when it sits inside an archive).
+    The record's structure (:func:`~imageclef_concepts.models._card.check_record`), every
+    parameter (the estimator's ``_validate_params``, unknown ones dropped with a warning),
+    and the network against the record: its input size and one output per concept.
+    Anything wrong is one :class:`~imageclef_concepts.ModelFileError` naming the file
+    (``shown_as`` when it sits inside an archive).
     """
     shown = path if shown_as is None else shown_as
     metadata = read_metadata(path, shown)  # an archive of another kind is named here
@@ -268,12 +264,12 @@ def read_keras_file(path, cls, *, shown_as=None):
 
 def check_keras_members(path, shown=None):
     """Refuse, before anything is inflated, a ``.keras`` file holding other members than
-    :data:`KERAS_MEMBERS`, members declaring more than its budget (``ModelZip``), or
-    JSON members (Keras parses them whole) of too many values (``check_json_members``).
+    :data:`KERAS_MEMBERS`, members declaring more than its budget (``ModelZip``), JSON
+    members (Keras parses them whole) of too many values (``check_json_members``), compressed
+    weights (``check_hdf5_member``) or fewer than its variables (``check_stored_variables``).
 
-    Keras reads the file through ``zipfile``, which inflates no member past
-    the size the zip directory declares: the directory checked here bounds
-    what loading it inflates, in memory and in temporary files.
+    Keras reads the file through ``zipfile``, which inflates no member past the size the zip
+    directory declares: the directory checked here bounds what loading it inflates.
     """
     shown = path if shown is None else shown
     try:
@@ -281,6 +277,11 @@ def check_keras_members(path, shown=None):
                 ModelZip(handle, shown, allowed=KERAS_MEMBERS.__contains__,
                          kind="a .keras model file") as archive:
             archive.check_json_members(("metadata.json", "config.json"))  # Keras parses
+            archive.check_hdf5_member("model.weights.h5")  # Keras reads its datasets whole
+            if "config.json" in archive:  # what building it allocates, before Keras does
+                check_stored_variables(archive.read("config.json"), sum(
+                    size for name, size in archive.sizes().items()
+                    if name.startswith("model.weights.")), shown)
     except zipfile.BadZipFile:
         raise ModelFileError(f"{shown} is not a .keras model file (not a zip file: empty, "
                              "truncated or another kind of file).") from None
@@ -350,10 +351,9 @@ _NEVER_SAVED = ("model", "callbacks", "checkpoint_dir", "image_store")
 def saved_params(params):
     """Parameters as JSON: Keras losses and optimizers by their Keras config.
 
-    The network itself is in the file, so a custom ``model`` is not repeated;
-    ``callbacks``, ``checkpoint_dir`` and ``image_store`` belong to a training
-    run and are not saved (a path read from a model file is never used to
-    write or delete).
+    The network itself is in the file, so a custom ``model`` is not repeated; ``callbacks``,
+    ``checkpoint_dir`` and ``image_store`` belong to a training run and are not saved (a
+    path read from a model file is never used to write or delete).
     """
     saved = {}
     for name, value in params.items():

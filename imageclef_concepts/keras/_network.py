@@ -13,6 +13,7 @@ estimator compiles them with its loss and optimizer.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from numbers import Integral
@@ -22,8 +23,9 @@ import keras
 import numpy as np
 
 from ..files._atomic import check_regular_file
-from ..files._sizes import check_allocation, setting
+from ..files._sizes import check_allocation, in_bytes, setting
 from ..models import _paper as paper
+from ..models._card import ModelFileError
 from . import BACKBONES
 
 if TYPE_CHECKING:  # names for annotations only
@@ -409,3 +411,39 @@ def _activation_values(network):
             if shape and all(isinstance(side, int) for side in shape):
                 found.append(math.prod(shape) * np.dtype(output.dtype).itemsize)
     return found
+
+
+def check_stored_variables(config, stored, shown):
+    """Refuse a ``.keras`` file whose ``config.json`` (``config``, its bytes) declares more
+    variables than its weights members (``stored`` bytes, as its zip directory says) hold:
+    Keras builds the network, allocating every variable, before it reads a weight, so a few
+    bytes of config (a ``Dense`` of 2**24 units) would take gigabytes; Keras saves every
+    variable there, uncompressed. Built here in Keras' stateless scope, which makes no
+    variable's value; a layer making its variables itself, not by ``add_weight`` (which that
+    scope refuses), is left to Keras. Raises ModelFileError naming ``shown``."""
+    from keras.src.backend.common import global_state, stateless_scope
+
+    try:
+        config = dict(json.loads(config))
+    except (ValueError, TypeError, RecursionError):
+        return  # not a JSON object: Keras says so
+    pending = list(global_state.get_global_attribute("uninitialized_variables") or [])
+    try:  # the variables made here are given no value, nor left for Keras to give one
+        with stateless_scope.StatelessScope(initialize_variables=False):
+            network = keras.saving.deserialize_keras_object(
+                {key: value for key, value in config.items() if key != "compile_config"},
+                safe_mode=True)
+            declared = sum(math.prod(variable.shape) * np.dtype(variable.dtype).itemsize
+                           for variable in network.weights)
+    except Exception as error:  # a damaged config makes Keras raise many kinds
+        if "stateless scope" in str(error):
+            return
+        raise ModelFileError(f"{shown}: the network cannot be loaded ({type(error).__name__}: "
+                             f"{error})") from None
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", pending)
+    if declared > stored:
+        raise ModelFileError(
+            f"{shown}: its config.json declares variables of {in_bytes(declared, False)}, its "
+            f"weights hold {in_bytes(stored, False)}: not a .keras file as Keras writes it; "
+            "nothing was built.")

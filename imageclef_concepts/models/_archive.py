@@ -172,7 +172,8 @@ class ArchiveReader:
         """The ``.npy`` entry ``name``: an ``ndim``-d array whose dtype kind is in ``kinds``."""
         try:
             array = np.load(io.BytesIO(self.entries[name]), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as error:
+        except (ValueError, OSError, EOFError, MemoryError) as error:  # a shape stated past
+            # this machine's memory: NumPy allocates it before finding the data missing
             raise ModelFileError(f"{what} ({name}) is not a NumPy array file ({error})") from None
         if array.dtype.kind not in kinds or array.ndim != ndim:
             raise ModelFileError(f"{what} ({name}) must be a {ndim}-d array of "

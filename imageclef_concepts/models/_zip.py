@@ -7,7 +7,9 @@ small file cannot make the library inflate gigabytes into memory or onto disk.
 """
 
 import contextvars
+import io
 import json
+import math
 import os
 import struct
 import zipfile
@@ -265,6 +267,30 @@ class ModelZip:
         for name in names:
             if name in self:
                 check_json_values(self.read(name), f"{self.shown}: member {name}", self.kind)
+
+    def check_hdf5_member(self, name):
+        """Refuse, before its reader (Keras) reads it, an HDF5 member (``model.weights.h5``)
+        whose datasets hold more bytes than the member: HDF5 compresses datasets, which
+        Keras reads whole (its own guard starts at 4 GiB a dataset, and at 1,000 times
+        what is stored), before comparing their shapes with the network's; a 370 KB file
+        made it allocate 1.9 GB. Keras writes its datasets uncompressed."""
+        if name not in self:
+            return
+        import h5py
+
+        datasets = []
+        try:
+            with h5py.File(io.BytesIO(self.read(name)), "r") as weights:
+                weights.visititems(lambda _, item: datasets.append(
+                    math.prod(item.shape or ()) * item.dtype.itemsize)
+                    if isinstance(item, h5py.Dataset) else None)
+        except (OSError, ValueError, TypeError):
+            return  # not HDF5 that h5py reads: Keras says what is wrong with it
+        if sum(datasets) > self.archive.getinfo(name).file_size:
+            raise ModelFileError(
+                f"{self.shown}: member {name} holds datasets of {in_bytes(sum(datasets))} in "
+                f"{in_bytes(self.archive.getinfo(name).file_size, False)}: compressed, not "
+                f"{self.kind} as Keras writes it; nothing in it was read.")
 
     def _inflate(self, info, name, cap, limit_text, data):
         with self.archive.open(info) as member:

@@ -157,3 +157,17 @@ def test_demo_refuses_a_folder_in_use(tmp_path, capsys):
     (tmp_path / "something").write_text("x")
     assert main(["demo", "--output", str(tmp_path)]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["demo", "--quick"], ["reproduce-2019", "--dry-run"]])
+@pytest.mark.parametrize("value", ["99999999999999999999", "-1", "4294967296"])
+def test_a_seed_numpy_cannot_take_is_named_by_its_flag_before_any_folder(tmp_path, capsys,
+                                                                         command, value):
+    # NumPy's "Seed must be between 0 and 2**32 - 1" named no flag, and the demo had made
+    # its output folder first.
+    with pytest.raises(SystemExit) as raised:
+        main([*command, "--output", str(tmp_path / "out"), "--random-state", value])
+    assert raised.value.code == 2
+    assert "argument --random-state: expected a seed in [0, 4294967295]" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -190,3 +190,17 @@ def test_a_users_store_without_room_for_the_data_is_refused_before_the_claim(tmp
     with pytest.raises(ValueError, match=r"^image_size=16: storing 56 image\(s\) at that "):
         run_recipe_2026(data, out, recipe=DRY_RUN, image_store=store, say=lambda line: None)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("flags", [["--retrieval-weights", "none"],
+                                   ["--retrieval-neighbors", "3"],
+                                   ["--retrieval-neighbors", "3", "--retrieval-weights", "x.h5"]])
+def test_retrieval_settings_without_a_retrieval_encoder_are_refused_not_dropped(
+        tmp_path, capsys, flags):
+    # They set the retrieval member, which only --retrieval-encoder adds: the recipe ran
+    # without one, silently (even --retrieval-weights naming no file).
+    code = main(["recipe-2026", "--dry-run", "--output", str(tmp_path / "out"), *flags])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1
+    assert f"{flags[0]} " in error and "only --retrieval-encoder NAME adds" in error
+    assert not (tmp_path / "out").exists()

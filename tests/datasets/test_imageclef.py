@@ -11,6 +11,8 @@ from imageclef_concepts import (
     DatasetMismatchWarning,
     load_imageclef,
     make_concept_images,
+    make_imageclef_2019_layout,
+    make_imageclef_layout,
 )
 
 from ..conftest import TINY, shared_data
@@ -139,3 +141,10 @@ def test_lines_giving_no_concept_are_named_and_a_file_without_any_refused(tmp_pa
 def test_an_image_size_that_cannot_be_drawn_is_refused_by_name(image_size, error, said):
     with pytest.raises(error, match=said):
         make_concept_images(n_samples=2, image_size=image_size)
+
+
+@pytest.mark.parametrize("make", [make_imageclef_layout, make_imageclef_2019_layout])
+def test_a_layout_folder_no_file_name_can_be_is_refused_by_name(tmp_path, make):
+    with pytest.raises(ValueError, match=r"directory .*\\ud800 is not a file name"):
+        make(tmp_path / "data\ud800", n_train=4, n_valid=2, n_test=2)
+    assert list(tmp_path.iterdir()) == []

@@ -51,3 +51,15 @@ def test_a_name_no_file_system_holds_is_refused_by_name_before_writing(tmp_path,
     assert list(tmp_path.iterdir()) == []
     write_run(tmp_path / "caf\udce9.csv", ["x"], [["C0000001"]], edition="2026")
     assert os.listdir(os.fsencode(tmp_path)) == [b"caf\xe9.csv"]
+
+
+def test_reading_a_name_no_file_can_have_is_not_found_by_name(tmp_path):
+    # A NUL or a lone surrogate no file name gives: os.open raised ValueError or
+    # UnicodeEncodeError naming no file (ConceptCNNClassifier.load, ConceptEnsemble.load).
+    from imageclef_concepts.files._atomic import check_regular_file, open_regular_file
+
+    for name in ("m\ud800.keras", "m\0.keras"):
+        for check in (open_regular_file, check_regular_file):
+            with pytest.raises(FileNotFoundError, match=r"model file not found: .*m\\.*"
+                                                        "no file can have this name"):
+                check(str(tmp_path / name), "model file")

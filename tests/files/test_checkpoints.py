@@ -163,3 +163,10 @@ def test_a_checkpoint_folder_no_file_name_can_hold_is_refused_by_name_before_any
     with pytest.raises(CheckpointError, match="checkpoint folder"):
         model.fit([str(tmp_path / "missing.png")] * 2, [["A"], ["B"]])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_digest_takes_lone_surrogates_no_file_name_gives():
+    from imageclef_concepts.files._checkpoints import digest
+
+    assert digest("a\ud800") != digest("a\ud801")
+    assert digest("caf\udce9") == digest(b"caf\xe9")  # os.fsdecode's: the name's bytes

@@ -126,3 +126,63 @@ def test_a_url_rewritten_with_its_modification_time_put_back_is_another_version(
     assert images_module.images_digest([url]) == before  # the same bytes: the same
     served["content"] = b"pixels two"  # same size, same time
     assert images_module.images_digest([url]) != before
+
+
+def test_a_url_whose_http_etag_is_made_of_times_is_versioned_by_its_content(tmp_path):
+    # nginx's ETag is the file's modification time and size in hex (Apache's adds the
+    # inode): it was taken for a content hash, so bytes rewritten with the time put back
+    # kept the version over a real HTTP server, and the fingerprint with it.
+    import functools
+    import http.server
+    import threading
+
+    import imageclef_concepts.images._fingerprints as images_module
+
+    path = tmp_path / "a.png"
+    path.write_bytes(b"pixels one")
+
+    class Nginx(http.server.SimpleHTTPRequestHandler):
+        def end_headers(self):
+            status = os.stat(path)
+            self.send_header("ETag", f'"{int(status.st_mtime):x}-{status.st_size:x}"')
+            super().end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Nginx, directory=tmp_path))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/a.png"
+        before = images_module.images_digest([url])
+        status = os.stat(path)
+        path.write_bytes(b"pixels two")  # same size, its time put back
+        os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+        assert images_module.images_digest([url]) != before
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_files_whose_times_are_ahead_of_the_clock_are_not_waited_for(tmp_path, monkeypatch):
+    # A FAT stick written on a machine whose clock was an hour ahead: every file's
+    # whole-second status-change time is an hour away, and the digest slept that hour
+    # (a day ahead, a day) waiting for them to settle. Their versions carry their content
+    # meanwhile, which is exact and the same at every look.
+    import time
+
+    import imageclef_concepts.images._fingerprints as images_module
+
+    from .test_shelf import _whole_second_stat
+
+    paths = [_save(Image.fromarray(np.full((8, 8, 3), i, dtype=np.uint8)), tmp_path / f"{i}.png")
+             for i in range(2)]
+    second = 1_700_000_000 * 10**9
+    clock = _Clock(second - 3600 * 10**9)
+    _whole_second_stat(monkeypatch, second, paths)
+    monkeypatch.setattr(time, "time_ns", clock.time_ns)
+    monkeypatch.setattr(time, "sleep", clock.sleep)
+    digest = images_module.images_digest(paths)
+    assert sum(clock.sleeps) < 3
+    assert images_module.images_digest(paths) == digest

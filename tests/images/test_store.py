@@ -762,3 +762,27 @@ def test_a_store_name_no_folder_can_have_is_refused_by_name(tmp_path):
         store(tmp_path / f"{store.__name__}\udce9")
     assert sorted(os.listdir(os.fsencode(tmp_path))) == [b"EmbeddingStore\xe9",
                                                          b"ImageStore\xe9"]
+
+
+def test_names_no_file_can_have_are_skipped_not_a_crash(tmp_path, images):
+    # A NUL or a lone surrogate no file name's bytes give ("\ud800"): decoding reported
+    # such a name as unreadable, but on_error="skip" with a store, prepare_images and a
+    # checkpoint's fingerprint raised a UnicodeEncodeError or ValueError naming nothing
+    # (os.fsencode for the store's key, os.stat for the file's version).
+    from imageclef_concepts.images._fingerprints import images_digest
+    from imageclef_concepts.images._shelf import file_version, settles_at, source_key
+
+    odd = [str(tmp_path / "a\ud800.png"), str(tmp_path / "b\0.png"), "http://h/c\ud800.png"]
+    for name in odd:
+        assert file_version(name) is None and settles_at(name) is None
+    keys = [source_key(name) for name in odd]
+    assert all(key.startswith(b"\0") for key in keys[::2]) and len(set(keys)) == 3
+    assert images_digest(odd) == images_digest(list(odd))
+    with pytest.warns(SkippedImagesWarning):
+        files = ImageFiles([*images, *odd], 24, "bilinear", "skip", None,
+                           image_store=ImageStore(tmp_path / "store"))
+    assert sorted(files.failures) == [12, 13, 14]
+    with pytest.warns(SkippedImagesWarning):
+        done = prepare_images([*images, *odd], tmp_path / "other", 24, on_error="skip",
+                              progress=False)
+    assert done == (12, 0, 3)

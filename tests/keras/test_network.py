@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from imageclef_concepts import ConceptCNNClassifier
+from imageclef_concepts import ConceptCNNClassifier, ModelFileError
 from imageclef_concepts.keras._network import build_backbone_network
 
 PREPROCESS = {
@@ -148,3 +148,44 @@ def test_a_backbone_too_large_for_memory_is_refused_before_embedding(monkeypatch
     with pytest.raises(ValueError, match=r"^image_size=32: running the network on a batch "
                                          r"of 1 image\(s\) \(its layers' largest output\)"):
         embedding.fit_transform(np.zeros((1, 32, 32, 3), dtype=np.uint8))
+
+
+def _resized_keras_file(source, path, units):
+    """``source``'s .keras file with its hidden Dense layer given ``units`` units in its
+    config.json alone (its weights as they were)."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(path, "w") as resized:
+        for info in original.infolist():
+            data = original.read(info.filename)
+            if info.filename == "config.json":
+                config = json.loads(data)
+                for layer in config["config"]["layers"]:
+                    if layer["config"].get("name") == "hidden1":
+                        layer["config"]["units"] = units
+                    if layer["config"].get("name") == "concepts":
+                        layer["build_config"]["input_shape"] = [None, units]
+                data = json.dumps(config).encode()
+            resized.writestr(info, data)
+
+
+def test_a_config_declaring_more_variables_than_its_weights_is_refused_unbuilt(tmp_path):
+    # A few bytes of config.json made Keras allocate every variable it declares before
+    # reading any weight: a 21 KB file peaked at 3.7 GB for 26 s (and 2**24 units would
+    # take tens of GB) before Keras found the weights did not fit.
+    from keras.src.backend.common import global_state
+
+    model = ConceptCNNClassifier(image_size=16, filters=(4,), dense_units=(8,), epochs=1,
+                                 validation_fraction=None, random_state=0, verbose=0)
+    model.fit(_images(4, 16), ["A;B", "B"] * 2)
+    model.save(source := tmp_path / "m.keras")
+    _resized_keras_file(source, same := tmp_path / "same.keras", 8)
+    assert list(ConceptCNNClassifier.load(same).classes_) == list(model.classes_)
+    _resized_keras_file(source, huge := tmp_path / "huge.keras", 2**16)  # 37 MiB declared
+    declared = r"huge.keras: its config.json declares variables of 36.8 MiB, its weights hold"
+    with pytest.raises(ModelFileError, match=declared):
+        ConceptCNNClassifier.load(huge)
+    # nothing left for Keras to give a value later
+    assert not global_state.get_global_attribute("uninitialized_variables")
+    assert list(ConceptCNNClassifier.load(source).classes_) == list(model.classes_)

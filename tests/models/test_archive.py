@@ -97,6 +97,22 @@ def test_bad_archive_arrays_are_one_model_file_error(archive, tmp_path):
         load_model(broken)
 
 
+def test_an_array_whose_header_states_more_than_memory_is_one_model_file_error(archive,
+                                                                              tmp_path):
+    # NumPy allocates the shape a .npy header states before reading its data: a few
+    # bytes stating 512 PiB were a MemoryError, a traceback from predict --model.
+    embeddings = next(n for n in zipfile.ZipFile(archive[1]).namelist()
+                      if n.endswith("embeddings.npy"))
+    header = repr({"descr": "<f8", "fortran_order": False, "shape": (2**56,)}).encode()
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    stated = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+    broken = rewritten(archive[1], tmp_path / "broken.zip", entries={embeddings: stated})
+    with pytest.raises(ModelFileError, match="embeddings.npy.*not a NumPy array file"):
+        load_model(broken)
+    assert main(["predict", "--model", str(broken), "--images", str(tmp_path),
+                 "--output", str(tmp_path / "run.tsv")]) == 2
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda r: r["params"].update(threshold=-3), "threshold"),
     (lambda r: r["params"].update(image_size=20), "image_size=20"),

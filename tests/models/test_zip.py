@@ -171,3 +171,30 @@ def test_a_keras_config_of_many_small_values_is_refused_before_keras_parses_it(t
         check_keras_members(path)
     path.write_bytes(_zip_of({"config.json": b"[" + b"[]," * 2**20 + b"[]]"}))
     check_keras_members(path)  # a million values: read
+
+
+def _weights_h5(**dataset):
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as weights:
+        weights.create_dataset("layers/dense/vars/0", data=np.zeros((512, 512), np.float32),
+                               **dataset)
+    return buffer.getvalue()
+
+
+def test_compressed_hdf5_weights_are_refused_before_keras_reads_them():
+    # Keras reads a weights dataset whole before comparing its shape with the network's,
+    # and guards only datasets of 4 GiB and 1,000 times what is stored: a 370 KB .keras
+    # whose dataset gzip held 288 MiB of zeros made loading allocate 1.9 GB.
+    bomb = _weights_h5(compression="gzip", chunks=(64, 512))
+    with _zip.ModelZip(io.BytesIO(_zip_of({"model.weights.h5": bomb})), "bomb.keras") as archive:
+        with pytest.raises(ModelFileError, match=r"bomb.keras: member model.weights.h5 holds "
+                                                 r"datasets of 1.0 MiB .* compressed"):
+            archive.check_hdf5_member("model.weights.h5")
+    plain = _weights_h5()
+    with _zip.ModelZip(io.BytesIO(_zip_of({"model.weights.h5": plain, "x": b"junk"})),
+                       "plain.keras") as archive:
+        archive.check_hdf5_member("model.weights.h5")  # as Keras writes it
+        archive.check_hdf5_member("x")  # not HDF5: left to Keras
+        archive.check_hdf5_member("missing")
