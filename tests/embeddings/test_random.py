@@ -3,6 +3,7 @@
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 
 from imageclef_concepts.embeddings._random import random_vit
 
@@ -29,6 +30,7 @@ def test_outputs_follow_the_architecture():
     np.testing.assert_allclose(tokens[:, 0], _run(random_vit(plain), images), atol=1e-5)
 
 
+@pytest.mark.slow  # a full-size ViT-B/16, built: 11 s
 def test_a_vit_b16_has_the_size_of_biomedclips_tower():
     from imageclef_concepts.embeddings._presets import PRESETS
 
