@@ -40,6 +40,7 @@ from ..files._atomic import open_regular_file, replaced_atomically
 from ..files._checkpoints import (
     BACKUP_EPOCH_FILES,
     BACKUP_RECORD,
+    LARGEST_JSON,
     PREVIOUS,
     CheckpointError,
     temporary_name,
@@ -235,6 +236,8 @@ class TrainingBackup:
         """``(slot, record)`` when the record is whole and well formed, else None."""
         try:
             with open_regular_file(self.path(name), "training backup record") as handle:
+                if os.fstat(handle.fileno()).st_size > LARGEST_JSON:  # a forger's
+                    return None
                 record = json.loads(handle.read())
         except (OSError, ValueError, RecursionError):  # RecursionError: "[[[[..." as JSON
             return None

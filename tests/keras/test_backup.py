@@ -247,3 +247,26 @@ def test_forged_compressed_checkpoint_weights_are_refused_before_keras_reads_the
         assert tracemalloc.get_traced_memory()[1] < 2**25
     finally:
         tracemalloc.stop()
+
+
+@pytest.mark.parametrize("file", ["record", "manifest"])
+def test_a_checkpoint_json_larger_than_any_written_is_refused_unparsed(tmp_path, tiny_images,
+                                                                      monkeypatch, file):
+    # The manifest and the backup record were read and parsed whole: a forged one of
+    # gigabytes (a list of zeros beside the keys) took its size several times in memory,
+    # and was resumed. Read at most LARGEST_JSON (64 MiB; 4 KiB here), refused past it.
+    import imageclef_concepts.files._checkpoints as checkpoints_module
+    import imageclef_concepts.keras._backup as backup_module
+
+    from ..conftest import labels_of, tiny_cnn
+
+    checkpoint = tmp_path / "ckpt"
+    tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))
+    path = checkpoint / ("backup/" + RECORD if file == "record" else checkpoints_module.MANIFEST)
+    written = json.loads(path.read_text())
+    path.write_text(json.dumps({**written, "padding": [0] * 4096}))
+    monkeypatch.setattr(checkpoints_module, "LARGEST_JSON", 2**12, raising=False)
+    monkeypatch.setattr(backup_module, "LARGEST_JSON", 2**12, raising=False)
+    shown = "none of its records" if file == "record" else f"{path}"
+    with pytest.raises(CheckpointError, match=shown):
+        tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))
