@@ -29,6 +29,7 @@ import stat
 import uuid
 
 from ._atomic import NotARegularFileError, checked_file_name, open_regular_file, write_atomically
+from ._sizes import in_bytes
 
 MANIFEST = "imageclef_concepts-checkpoint.json"
 LOCK = "imageclef_concepts-checkpoint.lock"
@@ -42,6 +43,9 @@ BACKUP_RECORD, BACKUP_EPOCH_FILES = ("training_metadata.json",
                                      ("latest.weights.h5", "best_weights.npz",
                                       "random_streams.npz"))
 PREVIOUS = ".bkp"
+# The most a checkpoint's JSON (manifest, backup record) is read of: kilobytes as written
+# (thousands of unusable images' names, a history of many epochs fit), whatever a forger puts.
+LARGEST_JSON = 2**26
 BACKUP_FILES = tuple(name + slot for name in (BACKUP_RECORD, *BACKUP_EPOCH_FILES)
                      for slot in ("", PREVIOUS))
 STATE_FILES = ("progress.json", "best_weights.npz", "random_streams.npz")
@@ -168,6 +172,8 @@ def _read_manifest(path):
     manifest_path = os.path.join(path, MANIFEST)
     try:
         with open_regular_file(manifest_path, "checkpoint manifest") as handle:
+            if os.fstat(handle.fileno()).st_size > LARGEST_JSON:  # a regular file's size
+                raise ValueError(f"larger than {in_bytes(LARGEST_JSON, False)}")
             manifest = json.loads(handle.read())
     except FileNotFoundError:
         return None

@@ -25,7 +25,7 @@ _SETTLE_ROUNDS = 3
 _SETTLE_MARGIN = 10**6  # ns past the moment, against a sleep that ends a little early
 # A file settles at most 2 s after it changed; one that settles later has times ahead of
 # this clock (a FAT stick written on a machine whose clock was ahead): not waited for,
-# its version carries its content meanwhile (exact, and the same at every look).
+# it is settled (file_version: a rewrite here sets its times to this clock's, a change).
 _LONGEST_WAIT = 3 * 10**9
 
 

@@ -30,6 +30,10 @@ from ._decoding import is_url
 # again unseen within the same second (a margin for clocks that disagree a little).
 _COARSE_TICK = 10**9
 _UNSETTLED = 2 * 10**9
+# One more than _AHEAD ahead of this clock was set by another's (a FAT stick written on a
+# machine whose clock was ahead): a rewrite here sets it to this clock's time, a change,
+# so that such a file is settled (its version must not change when this clock catches up).
+_AHEAD = 10**9
 # CPython 3.11's AST validator counts its depth per interpreter, not per thread
 # (python/cpython#106905): numpy's header parser (ast.literal_eval) runs one at a time.
 _HEADER_LOCK = threading.Lock()
@@ -261,9 +265,10 @@ def settles_at(path):
 
 def _settles_at(status):
     """None for a settled status; else when it settles: 2 s after a status-change time of
-    whole seconds (a file system of whole-second times) that is less than 2 s old."""
+    whole seconds (a file system of whole-second times) that is less than 2 s old, and not
+    more than 1 s ahead of this clock (``_AHEAD``)."""
     if status.st_ctime_ns % _COARSE_TICK == 0 and \
-            time.time_ns() - status.st_ctime_ns < _UNSETTLED:
+            -_AHEAD <= time.time_ns() - status.st_ctime_ns < _UNSETTLED:
         return status.st_ctime_ns + _UNSETTLED
     return None
 

@@ -27,20 +27,26 @@ weights and tells ``fit`` the epoch to go on from.
 """
 
 import hashlib
+import io
 import json
 import math
 import os
+import zipfile
 
 import keras
+import numpy as np
 
 from ..files._atomic import open_regular_file, replaced_atomically
 from ..files._checkpoints import (
     BACKUP_EPOCH_FILES,
     BACKUP_RECORD,
+    LARGEST_JSON,
     PREVIOUS,
     CheckpointError,
     temporary_name,
 )
+from ..files._sizes import in_bytes
+from ..models._zip import hdf5_datasets_bytes
 
 RECORD, FILES = BACKUP_RECORD, BACKUP_EPOCH_FILES  # the record and weights: Keras' names
 WEIGHTS, BEST_WEIGHTS, RANDOM_STREAMS = FILES
@@ -74,6 +80,14 @@ class KerasRestore(keras.callbacks.Callback):
         if record is None:
             return
         optimizer = self.model.optimizer
+        weights = self.backup.path(WEIGHTS)
+        held = hdf5_datasets_bytes(weights)  # digests match: a forger rewrote the record
+        if held > os.path.getsize(weights):  # Keras reads each dataset whole, then its shape
+            raise CheckpointError(
+                f"{weights} holds datasets of {in_bytes(held)} in "
+                f"{in_bytes(os.path.getsize(weights), False)}: compressed, not the file the "
+                f"training saved; nothing in it was read. {_RESTART_ADVICE[0].upper()}"
+                f"{_RESTART_ADVICE[1:]}.")
         try:
             if optimizer is not None and not optimizer.built:
                 optimizer.build(self.model.trainable_variables)  # its state is in the file
@@ -174,10 +188,56 @@ class TrainingBackup:
             f"({', '.join(present)}) is whole with all the files it names (a kill never leaves "
             f"it so; an earlier version of the library wrote other records). {_RESTART_ADVICE}.")
 
+    def arrays(self, name, prefix, expected):
+        """The arrays ``{prefix}0`` ... of the ``.npz`` file ``name``, each of the shape and
+        dtype ``expected`` states (``[(shape, dtype), ...]``), read within their sizes.
+
+        Its digest matches the record, which a forger can rewrite too: NumPy allocates
+        the shape a member's header states and inflates whatever it holds, so that a
+        few bytes made a 4 TiB MemoryError and a 1 MB member inflated to 1 GB, naming
+        nothing. Each member is read only up to the size its array takes.
+
+        Raises
+        ------
+        CheckpointError
+            Naming the file, when it is not what the training saved.
+        """
+        path, margin = self.path(name), 1 << 16  # a .npy header is at most 64 KiB
+        sizes = [math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in expected]
+        arrays = []
+        try:
+            if os.path.getsize(path) > sum(sizes) + margin * (len(sizes) + 1):
+                raise ValueError("larger than the arrays it should hold")
+            with open_regular_file(path, "training backup file") as handle, \
+                    zipfile.ZipFile(handle) as archive:
+                members = [f"{prefix}{i}.npy" for i in range(len(expected))]
+                if sorted(archive.namelist()) != sorted(members):
+                    raise ValueError(f"its members are not {prefix}0 to "
+                                     f"{prefix}{len(expected) - 1}")
+                for member, (shape, dtype), size in zip(members, expected, sizes):
+                    with archive.open(member) as stored:
+                        data = io.BytesIO(stored.read(size + margin + 1))
+                    version = np.lib.format.read_magic(data)
+                    header = {(1, 0): np.lib.format.read_array_header_1_0,
+                              (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if header is None or header(data)[::2] != (tuple(shape), np.dtype(dtype)):
+                        raise ValueError(f"{member} is not an array of shape {tuple(shape)} "
+                                         f"and dtype {np.dtype(dtype)}")
+                    data.seek(0)
+                    arrays.append(np.load(data, allow_pickle=False))
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, RuntimeError,
+                NotImplementedError) as error:
+            raise CheckpointError(
+                f"{path} is not the file the training saved ({error}); "
+                f"{_RESTART_ADVICE}.") from None
+        return arrays
+
     def _read_record(self, name):
         """``(slot, record)`` when the record is whole and well formed, else None."""
         try:
             with open_regular_file(self.path(name), "training backup record") as handle:
+                if os.fstat(handle.fileno()).st_size > LARGEST_JSON:  # a forger's
+                    return None
                 record = json.loads(handle.read())
         except (OSError, ValueError, RecursionError):  # RecursionError: "[[[[..." as JSON
             return None

@@ -1,14 +1,12 @@
 """The networks, in plain Keras: the paper's CNN, pretrained backbones, and their parts.
 
-The MacUni-CSIRO ImageCLEF 2019 network: four blocks of Conv2D (16, 32, 64
-and 128 filters, ReLU, stride 1), each followed by 2x2 max pooling and
-dropout 0.25; flatten; fully connected hidden layers; one sigmoid unit per
-concept. The same head also sits on any Keras applications backbone
-(DenseNet, ResNet, EfficientNet(V2), ConvNeXt, ...), each with its own input
-preprocessing and average, max or generalised-mean (GeM) pooling. Optional
-augmentation layers (flips, small rotations, zoom, contrast) come first;
-Keras runs them in training only. Networks are returned uncompiled: the
-estimator compiles them with its loss and optimizer.
+The MacUni-CSIRO ImageCLEF 2019 network: four blocks of Conv2D (16, 32, 64 and 128 filters,
+ReLU, stride 1), each followed by 2x2 max pooling and dropout 0.25; flatten; fully connected
+hidden layers; one sigmoid unit per concept. The same head also sits on any Keras applications
+backbone (DenseNet, ResNet, EfficientNet(V2), ConvNeXt, ...), each with its own input
+preprocessing and average, max or generalised-mean (GeM) pooling. Optional augmentation layers
+(flips, small rotations, zoom, contrast) come first; Keras runs them in training only. Networks
+are returned uncompiled: the estimator compiles them with its loss and optimizer.
 """
 
 from __future__ import annotations
@@ -51,9 +49,9 @@ def block_kernel_sizes(kernel_size, n_blocks):
 def smallest_image_size(n_blocks, kernel_size, padding="valid"):
     """The smallest input side that leaves at least one pixel after every block.
 
-    Each block is a convolution (a ``valid`` one shrinks the side by its
-    kernel side minus one, a ``same`` one keeps it) and a 2x2 pooling
-    (halves, rounding down). Worked backwards from one pixel.
+    Each block is a convolution (a ``valid`` one shrinks the side by its kernel side minus
+    one, a ``same`` one keeps it) and a 2x2 pooling (halves, rounding down). Worked
+    backwards from one pixel.
     """
     side = 1
     for size in reversed(block_kernel_sizes(kernel_size, n_blocks)):
@@ -64,10 +62,9 @@ def smallest_image_size(n_blocks, kernel_size, padding="valid"):
 def augmentation_layers(augmentation, seed=None):
     """Random image transformations for training, as Keras preprocessing layers.
 
-    ``"light"``: horizontal flips and rotations up to 5% of a turn (18
-    degrees). ``"standard"``: also zoom by up to 10% and contrast by up to
-    10%. Keras applies them only when training; prediction sees the images
-    as they are.
+    ``"light"``: horizontal flips and rotations up to 5% of a turn (18 degrees).
+    ``"standard"``: also zoom by up to 10% and contrast by up to 10%. Keras applies them
+    only when training; prediction sees the images as they are.
     """
     if augmentation is None:
         return []
@@ -145,8 +142,7 @@ def build_concept_cnn(
         x = keras.layers.Conv2D(
             n_filters, size, strides=1, padding=padding, activation="relu",
             kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
-            name=f"block{block}_conv",
-        )(x)
+            name=f"block{block}_conv")(x)
         x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
         x = keras.layers.Dropout(conv_dropout, seed=next(seeds), name=f"block{block}_dropout")(x)
     x = keras.layers.Flatten(name="flatten")(x)
@@ -157,9 +153,9 @@ def build_concept_cnn(
 def _layer_seeds(seed):
     """One seed per random layer, from ``seed``: None leaves Keras to draw them.
 
-    Keras draws a layer's default seed from Python's global ``random``, which
-    other threads of the process (a cluster worker's) may draw from at the
-    same time; explicit seeds make a seeded network the same in any process.
+    Keras draws a layer's default seed from Python's global ``random``, which other threads
+    of the process (a cluster worker's) may draw from at the same time; explicit seeds make
+    a seeded network the same in any process.
     """
     number = 0 if seed is None else int(seed) * 1000
     while True:
@@ -175,8 +171,7 @@ def _with_concept_head(inputs, features, n_concepts, name, *, dense_units, dense
         x = keras.layers.Dense(
             units, activation="relu", name=f"hidden{layer}",
             kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)))(x)
-        x = keras.layers.Dropout(dense_dropout, seed=next(seeds),
-                                 name=f"hidden{layer}_dropout")(x)
+        x = keras.layers.Dropout(dense_dropout, seed=next(seeds), name=f"hidden{layer}_dropout")(x)
     # float32 outputs whatever the layers' dtype policy: sigmoid probabilities stay exact.
     outputs = keras.layers.Dense(
         n_concepts, activation="sigmoid", name="concepts", dtype="float32",
@@ -375,9 +370,9 @@ def check_network_memory(estimator, network, n_images=None, *, training=True):
     out of memory after the work before.
 
     Counted from the built network's layers (the backbone's inside it too): a batch of
-    ``batch_size`` images (``n_images`` when fewer) takes at least its largest layer
-    output when predicting, and every layer output, kept for the gradients, when
-    training. A lower bound, as :func:`check_memory`'s.
+    ``batch_size`` images (``n_images`` when fewer) takes at least its largest layer output
+    when predicting, and every layer output, kept for the gradients, when training. A lower
+    bound, as :func:`check_memory`'s.
     """
     values = _activation_values(network)
     if not values:
@@ -414,13 +409,14 @@ def _activation_values(network):
 
 
 def check_stored_variables(config, stored, shown):
-    """Refuse a ``.keras`` file whose ``config.json`` (``config``, its bytes) declares more
-    variables than its weights members (``stored`` bytes, as its zip directory says) hold:
-    Keras builds the network, allocating every variable, before it reads a weight, so a few
-    bytes of config (a ``Dense`` of 2**24 units) would take gigabytes; Keras saves every
-    variable there, uncompressed. Built in Keras' stateless scope (no variable gets a value;
-    a layer making variables without ``add_weight`` is left to Keras). Raises ModelFileError."""
+    """Refuse a ``.keras`` file whose ``config.json`` (``config``, bytes) declares more than its
+    weights members (``stored`` bytes, per its zip directory) hold: Keras allocates every
+    variable (a 2**24-unit ``Dense``: gigabytes), and computes what layers compute as they are
+    built (a scalar ``Normalization`` mean broadcast to a 2**26-value input: 512 MiB), before
+    reading a weight. Built in Keras' stateless scope (no variable gets a value) in a TensorFlow
+    graph (nothing is run; its outputs are counted). Raises ModelFileError."""
     try:  # Keras' own modules: a Keras that moved them loads without this check
+        import tensorflow as tf
         from keras.src.backend.common import global_state, stateless_scope
     except ImportError:  # pragma: no cover
         return
@@ -429,13 +425,17 @@ def check_stored_variables(config, stored, shown):
     except (ValueError, TypeError, RecursionError):  # not a JSON object: Keras says so
         return
     pending = list(global_state.get_global_attribute("uninitialized_variables") or [])
+    graph = tf.Graph()
     try:  # the variables made here are given no value, nor left for Keras to give one
-        with stateless_scope.StatelessScope(initialize_variables=False):
+        with graph.as_default(), stateless_scope.StatelessScope(initialize_variables=False):
             network = keras.saving.deserialize_keras_object(
                 {key: value for key, value in config.items() if key != "compile_config"},
                 safe_mode=True)
             declared = sum(math.prod(variable.shape) * np.dtype(variable.dtype).itemsize
                            for variable in network.weights)
+        declared += sum(output.shape.num_elements() * output.dtype.size  # computed
+                        for operation in graph.get_operations() for output in operation.outputs
+                        if output.shape.is_fully_defined() and output.dtype.is_numpy_compatible)
     except Exception as error:  # a damaged config makes Keras raise many kinds
         if "stateless scope" in str(error):
             return

@@ -102,14 +102,13 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.history = {key: list(values) for key, values in state["history"].items()}
         self.resumed_epochs = finished
         streams = self._random_streams()
-        if RANDOM_STREAMS in record["files"]:
-            with np.load(self.files.path(RANDOM_STREAMS), allow_pickle=False) as stored:
-                if len(stored.files) == len(streams):
-                    for i, variable in enumerate(streams):
-                        variable.assign(stored[f"s{i}"])
+        if RANDOM_STREAMS in record["files"]:  # read within bounds (a forged file)
+            for variable, value in zip(streams, self.files.arrays(
+                    RANDOM_STREAMS, "s", [(v.shape, v.dtype) for v in streams])):
+                variable.assign(value)
         if self.keeper is not None and state["best_epoch"] is not None:
-            with np.load(self.files.path(BEST_WEIGHTS), allow_pickle=False) as stored:
-                self.keeper.best_weights = [stored[f"w{i}"] for i in range(len(stored.files))]
+            self.keeper.best_weights = self.files.arrays(
+                BEST_WEIGHTS, "w", [(w.shape, w.dtype) for w in self.model.weights])
             self.keeper.best = state["best_value"]
             self.keeper.best_epoch = state["best_epoch"]
             self.keeper.wait = state["wait"]

@@ -276,19 +276,10 @@ class ModelZip:
         made it allocate 1.9 GB. Keras writes its datasets uncompressed."""
         if name not in self:
             return
-        import h5py
-
-        datasets = []
-        try:
-            with h5py.File(io.BytesIO(self.read(name)), "r") as weights:
-                weights.visititems(lambda _, item: datasets.append(
-                    math.prod(item.shape or ()) * item.dtype.itemsize)
-                    if isinstance(item, h5py.Dataset) else None)
-        except (OSError, ValueError, TypeError):
-            return  # not HDF5 that h5py reads: Keras says what is wrong with it
-        if sum(datasets) > self.archive.getinfo(name).file_size:
+        held = hdf5_datasets_bytes(io.BytesIO(self.read(name)))
+        if held > self.archive.getinfo(name).file_size:
             raise ModelFileError(
-                f"{self.shown}: member {name} holds datasets of {in_bytes(sum(datasets))} in "
+                f"{self.shown}: member {name} holds datasets of {in_bytes(held)} in "
                 f"{in_bytes(self.archive.getinfo(name).file_size, False)}: compressed, not "
                 f"{self.kind} as Keras writes it; nothing in it was read.")
 
@@ -321,6 +312,24 @@ class ModelZip:
         return ModelFileError(f"{self.shown}: member {name} is larger than "
                               f"{limit_text or 'allowed'}, {in_bytes(limit)}: not "
                               f"{self.kind} as the library writes it.")
+
+
+def hdf5_datasets_bytes(source):
+    """The bytes the datasets of the HDF5 file ``source`` (a path or a binary file) take
+    once read, from their shapes and dtypes (nothing is read); 0 when h5py cannot open it
+    (its reader then says what is wrong). More than the file's own size: compressed, or
+    stated and never written, which Keras does not write and reads whole."""
+    import h5py
+
+    datasets = []
+    try:
+        with h5py.File(source, "r") as weights:
+            weights.visititems(lambda _, item: datasets.append(
+                math.prod(item.shape or ()) * item.dtype.itemsize)
+                if isinstance(item, h5py.Dataset) else None)
+    except (OSError, ValueError, TypeError):
+        return 0
+    return sum(datasets)
 
 
 def check_json_values(data, shown, kind="a model file"):

@@ -42,11 +42,18 @@ def check_outside(output_dir, data_dir):
 
 def check_store_place(store, output_dir, data_dir):
     """Refuse a user's image store that is the output folder (claimed for the run's own
-    files), or inside the data folder (it would write among the data, beside the images)."""
+    files) or inside it elsewhere than at its own store (``image-store``: a store at
+    ``run.csv`` or in ``members`` trained every member, then failed writing there), or
+    inside the data folder (it would write among the data, beside the images)."""
     place, data = Path(store).resolve(), Path(data_dir).resolve()
-    if place == Path(output_dir).resolve():
+    output = Path(output_dir).resolve()
+    if place == output:
         raise ValueError(f"image store {store} is the output folder: name a folder outside it "
                          "(or none: the run keeps its own in the output folder).")
+    if output in place.parents and place != output / "image-store":
+        raise ValueError(f"image store {store} is inside the output folder, among the run's "
+                         "own files: name a folder outside it (or none: the run keeps its "
+                         "own in the output folder, image-store).")
     if place == data or data in place.parents:
         raise ValueError(f"image store {store} is inside the data folder {data_dir}: name a "
                          "folder outside it.")

@@ -139,7 +139,8 @@ def test_recipe_folders_no_file_name_can_hold_are_refused_by_name_before_anythin
 
 
 @pytest.mark.parametrize("place", ["the output folder", "in the data folder",
-                                   "in the training images", "linked into the data folder"])
+                                   "in the training images", "linked into the data folder",
+                                   "the output's run file", "in the output's members"])
 def test_an_image_store_in_the_data_folder_or_at_the_output_is_refused_before_anything(
         tmp_path, place):
     # One inside the data folder was made and filled there (in train/images even, beside the
@@ -153,7 +154,10 @@ def test_an_image_store_in_the_data_folder_or_at_the_output_is_refused_before_an
     (tmp_path / "link").symlink_to(data)
     store = {"the output folder": out, "in the data folder": data / "store",
              "in the training images": data / "train" / "images" / "store",
-             "linked into the data folder": tmp_path / "link" / "store"}[place]
+             "linked into the data folder": tmp_path / "link" / "store",
+             # trained every member, then failed writing run.csv (a folder)
+             "the output's run file": out / "run.csv",
+             "in the output's members": out / "members" / "store"}[place]
     before = sorted(data.rglob("*"))
 
     def planned(line):

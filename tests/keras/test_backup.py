@@ -155,3 +155,118 @@ def test_weights_without_a_record_are_never_loaded(tmp_path):
     (folder / os.path.basename(temporary_name(RECORD))).write_bytes(b'{"epo')
     assert TrainingBackup(str(folder)).restore() is None
     assert not (folder / WEIGHTS).exists()
+
+
+def _forged_npz(path, members):
+    """Rewrite the .npz at ``path`` with ``members`` ({name: .npy bytes}), deflated."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def _npy(array=None, stated_shape=None, dtype="<f4", data=b""):
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    if array is not None:
+        np.save(buffer, array)
+        return buffer.getvalue()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": dtype, "fortran_order": False, "shape": stated_shape})
+    return buffer.getvalue() + data
+
+
+@pytest.mark.parametrize("name", [BEST_WEIGHTS, RANDOM_STREAMS])
+@pytest.mark.parametrize("forgery", ["4 TiB stated", "64 MiB of zeros deflated", "other shape"])
+def test_a_forged_checkpoint_array_file_is_refused_by_name_without_reading_it_whole(
+        tmp_path, tiny_images, name, forgery):
+    # Its digest is in the record, which a forger rewrites too. NumPy allocated the shape
+    # a member's header states (a 4 TiB MemoryError naming nothing) and inflated whatever
+    # a member held (1 GB from a 1 MB file), before the wrong shape was found.
+    import hashlib
+    import tracemalloc
+    import zipfile
+
+    import numpy as np
+
+    from ..conftest import labels_of, tiny_cnn
+
+    checkpoint = tmp_path / "ckpt"
+    tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))
+    folder = checkpoint / "backup"
+    with zipfile.ZipFile(folder / name) as archive:
+        members = {member: archive.read(member) for member in archive.namelist()}
+    first = sorted(members)[0]
+    members[first] = {
+        "4 TiB stated": _npy(stated_shape=(2**20, 2**20)),
+        "64 MiB of zeros deflated": _npy(stated_shape=(2**24,), data=bytes(2**26)),
+        "other shape": _npy(np.zeros((3, 5), "float32"))}[forgery]
+    _forged_npz(folder / name, members)
+    record = json.loads((folder / RECORD).read_text())
+    record["files"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    (folder / RECORD).write_text(json.dumps(record))
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=f"{name} is not the file the training saved"):
+            tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))
+        assert tracemalloc.get_traced_memory()[1] < 2**25
+    finally:
+        tracemalloc.stop()
+
+
+def test_forged_compressed_checkpoint_weights_are_refused_before_keras_reads_them(
+        tmp_path, tiny_images):
+    # Keras reads each dataset of latest.weights.h5 whole before comparing its shape with
+    # the variable's: a dataset stated (2**27, 4), gzip, never written, in a file of a few
+    # KB, took 9 GB and 130 s before the shape was found wrong.
+    import hashlib
+    import tracemalloc
+
+    import h5py
+
+    from ..conftest import labels_of, tiny_cnn
+
+    checkpoint = tmp_path / "ckpt"
+    tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))
+    folder = checkpoint / "backup"
+    with h5py.File(folder / WEIGHTS, "a") as weights:
+        del weights["layers/dense/vars/0"]
+        weights.create_dataset("layers/dense/vars/0", shape=(2**22, 4), dtype="f4",
+                               compression="gzip", chunks=(2**16, 4), fillvalue=0)
+    record = json.loads((folder / RECORD).read_text())
+    record["files"][WEIGHTS] = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()
+    (folder / RECORD).write_text(json.dumps(record))
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=f"{WEIGHTS} holds datasets of 64.* compressed"):
+            tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))
+        assert tracemalloc.get_traced_memory()[1] < 2**25
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("file", ["record", "manifest"])
+def test_a_checkpoint_json_larger_than_any_written_is_refused_unparsed(tmp_path, tiny_images,
+                                                                      monkeypatch, file):
+    # The manifest and the backup record were read and parsed whole: a forged one of
+    # gigabytes (a list of zeros beside the keys) took its size several times in memory,
+    # and was resumed. Read at most LARGEST_JSON (64 MiB; 4 KiB here), refused past it.
+    import imageclef_concepts.files._checkpoints as checkpoints_module
+    import imageclef_concepts.keras._backup as backup_module
+
+    from ..conftest import labels_of, tiny_cnn
+
+    checkpoint = tmp_path / "ckpt"
+    tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))
+    path = checkpoint / ("backup/" + RECORD if file == "record" else checkpoints_module.MANIFEST)
+    written = json.loads(path.read_text())
+    path.write_text(json.dumps({**written, "padding": [0] * 4096}))
+    monkeypatch.setattr(checkpoints_module, "LARGEST_JSON", 2**12, raising=False)
+    monkeypatch.setattr(backup_module, "LARGEST_JSON", 2**12, raising=False)
+    shown = "none of its records" if file == "record" else f"{path}"
+    with pytest.raises(CheckpointError, match=shown):
+        tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))

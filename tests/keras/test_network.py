@@ -189,3 +189,26 @@ def test_a_config_declaring_more_variables_than_its_weights_is_refused_unbuilt(t
     # nothing left for Keras to give a value later
     assert not global_state.get_global_attribute("uninitialized_variables")
     assert list(ConceptCNNClassifier.load(source).classes_) == list(model.classes_)
+
+
+def test_a_config_whose_layers_compute_more_than_its_weights_hold_is_refused_unbuilt(tmp_path):
+    # A Normalization given a scalar mean broadcasts it to its input's shape as Keras builds
+    # it: no variable, so the check counted nothing and built it, as Keras then did. A 12 KB
+    # file stating an input of 2**26 values took 512 MiB (2**30: 8 GiB) in each.
+    import zipfile
+
+    from imageclef_concepts.keras._model_file import check_keras_members
+
+    inputs = keras.Input((4,))
+    network = keras.Model(inputs, keras.layers.Normalization(mean=0.0, variance=1.0)(inputs))
+    network.save(small := tmp_path / "small.keras")
+    check_keras_members(small)  # a few bytes computed: the file holds more
+    with zipfile.ZipFile(small) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["config.json"] = members["config.json"].replace(b"[null, 4]", b"[null, 4194304]")
+    with zipfile.ZipFile(large := tmp_path / "large.keras", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelFileError, match=r"large.keras: its config.json declares "
+                                             r"variables of 32.0 MiB"):
+        check_keras_members(large)
