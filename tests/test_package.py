@@ -34,6 +34,7 @@ def test_public_names_load_on_first_use():
     assert "'imageclef_concepts.tuning._thresholds'" not in loaded and "'tensorflow'" not in loaded
 
 
+@pytest.mark.slow  # TensorFlow imported in a subprocess: 7 s
 def test_keras_estimators_load_on_first_use():
     loaded = _modules_after("import imageclef_concepts\nimageclef_concepts.ConceptCNNClassifier")
     assert "'tensorflow'" in loaded and "'imageclef_concepts.keras._cnn_classifier'" in loaded

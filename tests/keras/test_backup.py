@@ -157,6 +157,25 @@ def test_weights_without_a_record_are_never_loaded(tmp_path):
     assert not (folder / WEIGHTS).exists()
 
 
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory, tiny_images):
+    """The checkpoint folder of one tiny training, trained once for the tests that forge it."""
+    from ..conftest import labels_of, tiny_cnn
+
+    checkpoint = tmp_path_factory.mktemp("trained") / "ckpt"
+    tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))
+    return checkpoint
+
+
+@pytest.fixture
+def checkpoint(tmp_path, trained_checkpoint):
+    """A copy of that folder, for one test to forge."""
+    import shutil
+
+    shutil.copytree(trained_checkpoint, tmp_path / "ckpt")
+    return tmp_path / "ckpt"
+
+
 def _forged_npz(path, members):
     """Rewrite the .npz at ``path`` with ``members`` ({name: .npy bytes}), deflated."""
     import zipfile
@@ -183,7 +202,7 @@ def _npy(array=None, stated_shape=None, dtype="<f4", data=b""):
 @pytest.mark.parametrize("name", [BEST_WEIGHTS, RANDOM_STREAMS])
 @pytest.mark.parametrize("forgery", ["4 TiB stated", "64 MiB of zeros deflated", "other shape"])
 def test_a_forged_checkpoint_array_file_is_refused_by_name_without_reading_it_whole(
-        tmp_path, tiny_images, name, forgery):
+        checkpoint, tiny_images, name, forgery):
     # Its digest is in the record, which a forger rewrites too. NumPy allocated the shape
     # a member's header states (a 4 TiB MemoryError naming nothing) and inflated whatever
     # a member held (1 GB from a 1 MB file), before the wrong shape was found.
@@ -195,8 +214,6 @@ def test_a_forged_checkpoint_array_file_is_refused_by_name_without_reading_it_wh
 
     from ..conftest import labels_of, tiny_cnn
 
-    checkpoint = tmp_path / "ckpt"
-    tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))
     folder = checkpoint / "backup"
     with zipfile.ZipFile(folder / name) as archive:
         members = {member: archive.read(member) for member in archive.namelist()}
@@ -219,7 +236,7 @@ def test_a_forged_checkpoint_array_file_is_refused_by_name_without_reading_it_wh
 
 
 def test_forged_compressed_checkpoint_weights_are_refused_before_keras_reads_them(
-        tmp_path, tiny_images):
+        checkpoint, tiny_images):
     # Keras reads each dataset of latest.weights.h5 whole before comparing its shape with
     # the variable's: a dataset stated (2**27, 4), gzip, never written, in a file of a few
     # KB, took 9 GB and 130 s before the shape was found wrong.
@@ -230,8 +247,6 @@ def test_forged_compressed_checkpoint_weights_are_refused_before_keras_reads_the
 
     from ..conftest import labels_of, tiny_cnn
 
-    checkpoint = tmp_path / "ckpt"
-    tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))
     folder = checkpoint / "backup"
     with h5py.File(folder / WEIGHTS, "a") as weights:
         del weights["layers/dense/vars/0"]
@@ -250,7 +265,7 @@ def test_forged_compressed_checkpoint_weights_are_refused_before_keras_reads_the
 
 
 @pytest.mark.parametrize("file", ["record", "manifest"])
-def test_a_checkpoint_json_larger_than_any_written_is_refused_unparsed(tmp_path, tiny_images,
+def test_a_checkpoint_json_larger_than_any_written_is_refused_unparsed(checkpoint, tiny_images,
                                                                       monkeypatch, file):
     # The manifest and the backup record were read and parsed whole: a forged one of
     # gigabytes (a list of zeros beside the keys) took its size several times in memory,
@@ -260,8 +275,6 @@ def test_a_checkpoint_json_larger_than_any_written_is_refused_unparsed(tmp_path,
 
     from ..conftest import labels_of, tiny_cnn
 
-    checkpoint = tmp_path / "ckpt"
-    tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))
     path = checkpoint / ("backup/" + RECORD if file == "record" else checkpoints_module.MANIFEST)
     written = json.loads(path.read_text())
     path.write_text(json.dumps({**written, "padding": [0] * 4096}))
