@@ -165,14 +165,10 @@ def test_a_url_whose_http_etag_is_made_of_times_is_versioned_by_its_content(tmp_
         server.server_close()
 
 
-def test_files_whose_times_are_ahead_of_the_clock_are_not_waited_for(tmp_path, monkeypatch):
-    # A FAT stick written on a machine whose clock was an hour ahead: every file's
-    # whole-second status-change time is an hour away, and the digest slept that hour
-    # (a day ahead, a day) waiting for them to settle. They are settled (a rewrite here sets
-    # their times to this clock's, behind theirs).
+def _files_an_hour_ahead(tmp_path, monkeypatch):
+    """Two files of a whole-second file system whose times are an hour ahead of the clock:
+    the paths, the clock (``time.time_ns`` and ``time.sleep``) and their second."""
     import time
-
-    import imageclef_concepts.images._fingerprints as images_module
 
     from .test_shelf import _whole_second_stat
 
@@ -183,6 +179,17 @@ def test_files_whose_times_are_ahead_of_the_clock_are_not_waited_for(tmp_path, m
     _whole_second_stat(monkeypatch, second, paths)
     monkeypatch.setattr(time, "time_ns", clock.time_ns)
     monkeypatch.setattr(time, "sleep", clock.sleep)
+    return paths, clock, second
+
+
+def test_files_whose_times_are_ahead_of_the_clock_are_not_waited_for(tmp_path, monkeypatch):
+    # A FAT stick written on a machine whose clock was an hour ahead: every file's
+    # whole-second status-change time is an hour away, and the digest slept that hour
+    # (a day ahead, a day) waiting for them to settle. They are settled (a rewrite here sets
+    # their times to this clock's, behind theirs).
+    import imageclef_concepts.images._fingerprints as images_module
+
+    paths, clock, second = _files_an_hour_ahead(tmp_path, monkeypatch)
     digest = images_module.images_digest(paths)
     assert sum(clock.sleeps) < 3
     assert images_module.images_digest(paths) == digest
@@ -194,19 +201,9 @@ def test_files_whose_times_are_ahead_of_the_clock_keep_their_fingerprint_when_it
     # passed their times: the same files gave another fingerprint an hour later, and a
     # checkpoint's or recipe-2026's rerun was refused as another run's data. A rewrite here
     # sets the status-change time to this clock's, behind theirs: a change whatever the size.
-    import time
-
     import imageclef_concepts.images._fingerprints as images_module
 
-    from .test_shelf import _whole_second_stat
-
-    paths = [_save(Image.fromarray(np.full((8, 8, 3), i, dtype=np.uint8)), tmp_path / f"{i}.png")
-             for i in range(2)]
-    second = 1_700_000_000 * 10**9
-    clock = _Clock(second - 3600 * 10**9)
-    _whole_second_stat(monkeypatch, second, paths)
-    monkeypatch.setattr(time, "time_ns", clock.time_ns)
-    monkeypatch.setattr(time, "sleep", clock.sleep)
+    paths, clock, second = _files_an_hour_ahead(tmp_path, monkeypatch)
     digest = images_module.images_digest(paths)
     clock.now = second + 7200 * 10**9  # two hours later: the clock has passed their times
     assert images_module.images_digest(paths) == digest

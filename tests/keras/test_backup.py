@@ -176,6 +176,15 @@ def checkpoint(tmp_path, trained_checkpoint):
     return tmp_path / "ckpt"
 
 
+def _record_digest(folder, name):
+    """Write the digest of the file ``name`` as it is now into the backup's record."""
+    import hashlib
+
+    record = json.loads((folder / RECORD).read_text())
+    record["files"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    (folder / RECORD).write_text(json.dumps(record))
+
+
 def _forged_npz(path, members):
     """Rewrite the .npz at ``path`` with ``members`` ({name: .npy bytes}), deflated."""
     import zipfile
@@ -206,7 +215,6 @@ def test_a_forged_checkpoint_array_file_is_refused_by_name_without_reading_it_wh
     # Its digest is in the record, which a forger rewrites too. NumPy allocated the shape
     # a member's header states (a 4 TiB MemoryError naming nothing) and inflated whatever
     # a member held (1 GB from a 1 MB file), before the wrong shape was found.
-    import hashlib
     import tracemalloc
     import zipfile
 
@@ -223,9 +231,7 @@ def test_a_forged_checkpoint_array_file_is_refused_by_name_without_reading_it_wh
         "64 MiB of zeros deflated": _npy(stated_shape=(2**24,), data=bytes(2**26)),
         "other shape": _npy(np.zeros((3, 5), "float32"))}[forgery]
     _forged_npz(folder / name, members)
-    record = json.loads((folder / RECORD).read_text())
-    record["files"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
-    (folder / RECORD).write_text(json.dumps(record))
+    _record_digest(folder, name)  # as a forger would
     tracemalloc.start()
     try:
         with pytest.raises(CheckpointError, match=f"{name} is not the file the training saved"):
@@ -240,7 +246,6 @@ def test_forged_compressed_checkpoint_weights_are_refused_before_keras_reads_the
     # Keras reads each dataset of latest.weights.h5 whole before comparing its shape with
     # the variable's: a dataset stated (2**27, 4), gzip, never written, in a file of a few
     # KB, took 9 GB and 130 s before the shape was found wrong.
-    import hashlib
     import tracemalloc
 
     import h5py
@@ -252,9 +257,7 @@ def test_forged_compressed_checkpoint_weights_are_refused_before_keras_reads_the
         del weights["layers/dense/vars/0"]
         weights.create_dataset("layers/dense/vars/0", shape=(2**22, 4), dtype="f4",
                                compression="gzip", chunks=(2**16, 4), fillvalue=0)
-    record = json.loads((folder / RECORD).read_text())
-    record["files"][WEIGHTS] = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()
-    (folder / RECORD).write_text(json.dumps(record))
+    _record_digest(folder, WEIGHTS)  # as a forger would
     tracemalloc.start()
     try:
         with pytest.raises(CheckpointError, match=f"{WEIGHTS} holds datasets of 64.* compressed"):
