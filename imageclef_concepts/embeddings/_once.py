@@ -205,7 +205,7 @@ def _read_store(store, identity, keys, found):
               if key is not None and position not in found]
     if not wanted:
         return {}
-    probe = store.shelf(identity, 1)
+    probe = store._shelf(identity, 1)
     located = probe.locate([key for _, (key, _) in wanted],
                            [version for _, (_, version) in wanted])
     if not located:
@@ -220,7 +220,7 @@ def _read_store(store, identity, keys, found):
     rows = {}
     for dimension, indices in by_width.items():
         batch = np.empty((len(indices), dimension), np.float32)
-        shelf = store.shelf(identity, dimension)
+        shelf = store._shelf(identity, dimension)
         failed = set(shelf.read_into(batch, [(i, located[index])
                                              for i, index in enumerate(indices)]))
         for i, index in enumerate(indices):
@@ -256,7 +256,7 @@ def _embed_missing(encoder, identity, X, keys, missing, store, found):
         kept = [(position, keys[position]) for position in block if keys[position] is not None]
         if store is not None and kept and not warned:
             try:
-                store.shelf(identity, vectors.shape[1]).add(
+                store._shelf(identity, vectors.shape[1]).add(
                     [key for _, (key, _) in kept], [version for _, (_, version) in kept],
                     np.stack([found[position] for position, _ in kept]))
             except (OSError, ValueError) as error:

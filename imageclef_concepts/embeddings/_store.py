@@ -120,8 +120,20 @@ class EmbeddingStore(FolderStore):
     def __init__(self, path: PathLike) -> None:
         super().__init__(path)
 
+    @public_errors
     def shelf(self, identity: str, dimension: int) -> Shelf:
-        """The store's float32 embeddings of ``dimension`` by the encoder ``identity``."""
+        """The store's float32 embeddings of ``dimension`` by the encoder ``identity``.
+
+        Raises
+        ------
+        EmbeddingStoreError
+            When the folder is no longer a store (deleted or replaced since a
+            store read from a pickle named it).
+        """
+        return self._shelf(identity, dimension)
+
+    def _shelf(self, identity, dimension):
+        """:meth:`shelf` for the library's readers: a lost folder is ``_StoreLost``."""
         self._check_claim()
         return Shelf(self, shelf_name(identity), (int(dimension),), np.float32)
 

@@ -126,7 +126,7 @@ class _SharedRun:
                 shelf = _MemoryShelf(self, image_size, resample)
             else:
                 store = self._temporary_store(needed)
-                shelf = None if store is None else store.shelf(image_size, resample)
+                shelf = None if store is None else store._shelf(image_size, resample)
             self.shelves[key] = shelf
             return shelf
 

@@ -176,8 +176,9 @@ class ImageFiles(_ImageSource):
         Images the store holds at this size and filter are read from it (not
         checked again), the others decoded and added (its disk's room for them
         checked first). None: a meta-estimator's parts share what they decode.
-    size_name : str, default="image_size"
-        The parameter that sets ``image_size``, named when the store has no room.
+    size_name : str or None, default="image_size"
+        The parameter that sets ``image_size``, named when the store has no
+        room; None when the size is a fitted model's, which cannot be chosen.
 
     Attributes
     ----------
@@ -205,7 +206,7 @@ class ImageFiles(_ImageSource):
             disown(image_store.path)
         with suppress(_StoreLost):  # a folder that changed hands: the store warned once
             self._shelf = (shared_shelf(len(self.paths), image_size, resample)
-                           if image_store is None else image_store.shelf(image_size, resample))
+                           if image_store is None else image_store._shelf(image_size, resample))
         self._store_failed = False  # warned once, then decoded without the store
         self.stored = self._locate_stored()
         to_check = [index for index in range(len(self.paths)) if index not in self.stored]
@@ -221,7 +222,8 @@ class ImageFiles(_ImageSource):
                                             self.failures.values()))
         if image_store is not None and self._shelf is not None:  # a user's: its disk takes
             check_store_room(self._shelf.store, image_size, len(self._to_store()),  # them all
-                             size_name, advice=", give no image_store")
+                             size_name or "image_size", advice=", give no image_store",
+                             resizable=size_name is not None)
         self.warn_failures("on checking the files")
 
     def __len__(self):

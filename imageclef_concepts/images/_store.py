@@ -104,6 +104,7 @@ class ImageStore(FolderStore):
 
     warning = ImageStoreWarning
 
+    @public_errors
     def shelf(self, image_size: int, resample: str = "bilinear") -> Shelf:
         """The store's images of one size and filter.
 
@@ -114,6 +115,10 @@ class ImageStore(FolderStore):
             is checked again here; one that is no longer the folder its
             pickle named warns once, then raises).
         """
+        return self._shelf(image_size, resample)
+
+    def _shelf(self, image_size, resample="bilinear"):
+        """:meth:`shelf` for the library's readers: a lost folder is ``_StoreLost``."""
         if resample not in RESAMPLING:
             raise ValueError(f"resample must be one of {sorted(RESAMPLING)}; got {resample!r}.")
         self._check_claim()
@@ -148,16 +153,19 @@ def as_image_store(image_store):
     return ImageStore(image_store)
 
 
-def check_store_room(store, image_size, n_images, name="image_size", advice=""):
+def check_store_room(store, image_size, n_images, name="image_size", advice="",
+                     resizable=True):
     """Refuse ``n_images`` at ``image_size`` the store's disk has no room for, naming ``name``
-    (``advice``: what else to do): all of them, before decoding, so that the disk is never
-    filled to its last byte. :class:`~._sources.ImageFiles` asks for a user's store."""
+    (``advice``: what else to do; ``resizable``: whether a smaller ``name`` may be chosen,
+    not when it is a fitted model's): all of them, before decoding, so that the disk is
+    never filled to its last byte. :class:`~._sources.ImageFiles` asks for a user's store."""
     if store is None or n_images < 1:
         return
     check_disk_space(n_images * image_size * image_size * 3, store.path,
                      setting(name, image_size),
                      f"storing {n_images} image(s) at that size",
-                     f"free space there{advice} or choose a smaller {name}")
+                     f"free space there{advice} or choose a smaller {name}" if resizable
+                     else f"free space there or{advice.lstrip(',')}")
 
 
 def check_room_for_files(store, shelves, paths, name="image_size", advice=""):
@@ -194,7 +202,7 @@ def files_to_store(store, shelves, paths):
         versions = list(pool.map(file_version, files.values()))
     known = sum(version is not None for version in versions)  # the others are never stored
     try:
-        counts = [known - len(store.shelf(size, resample).locate(list(files), versions))
+        counts = [known - len(store._shelf(size, resample).locate(list(files), versions))
                   for size, resample in shelves]
     except (ImageStoreError, OSError):  # lost, or an index that cannot be read: each
         return [0] * len(shelves)  # use of the store warns, and it takes nothing more

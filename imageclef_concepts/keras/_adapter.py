@@ -134,7 +134,8 @@ class ScikerasAdapter(KerasClassifier):
         # have none.)
         images = as_image_source(X, self.image_size, self.resample, self.on_error, self.n_jobs,
                                  getattr(self, "image_cache_mb", 0),
-                                 getattr(self, "image_store", None))
+                                 getattr(self, "image_store", None),
+                                 size_name="image_size" if reset else None)  # else the model's
         if y is not None:
             n_rows = y.shape[0] if hasattr(y, "shape") else len(y)
             if n_rows != len(images):

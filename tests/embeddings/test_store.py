@@ -148,6 +148,9 @@ def test_a_deleted_store_is_never_recreated(tmp_path, images):
     with pytest.raises(EmbeddingStoreError, match="no longer the folder it opened") as raised:
         store.summary()
     assert type(raised.value) is EmbeddingStoreError  # the public class, not a private one
+    with pytest.raises(EmbeddingStoreError, match="no longer the folder it opened") as raised:
+        store.shelf("counting encoder v1", 12)
+    assert type(raised.value) is EmbeddingStoreError
 
 
 def test_a_read_only_store_is_read_and_the_rest_embedded(tmp_path, images):

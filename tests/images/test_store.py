@@ -426,6 +426,9 @@ def test_a_pickled_store_is_checked_again_and_never_created(tmp_path, images):
     (tmp_path / "other").rmdir()
     with pytest.warns(ImageStoreWarning), pytest.raises(ImageStoreError, match="no longer"):
         pickle.loads(moved).summary()
+    with pytest.warns(ImageStoreWarning), pytest.raises(ImageStoreError) as raised:
+        pickle.loads(moved).shelf(24)
+    assert type(raised.value) is ImageStoreError  # the public class, not a private one
     assert not (tmp_path / "other").exists()
 
 
@@ -583,6 +586,9 @@ def test_a_deleted_store_is_never_recreated_and_warns_once(tmp_path, images):
     with pytest.raises(ImageStoreError, match="no longer the folder it opened") as raised:
         store.summary()
     assert type(raised.value) is ImageStoreError  # the public class, not a private one
+    with pytest.raises(ImageStoreError, match="no longer the folder it opened") as raised:
+        store.shelf(16)
+    assert type(raised.value) is ImageStoreError
     assert ImageStore(folder).summary() == {}  # a new store is taken there afresh
 
 
