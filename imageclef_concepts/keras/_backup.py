@@ -244,13 +244,19 @@ class TrainingBackup:
         return (name[len(RECORD):], record) if _well_formed(record) else None
 
 
+_RECORD_KEYS = {"epoch", "batch", "files", "state"}  # what save writes, and nothing else
+_STATE_KEYS = {"history", "best_epoch", "best_value", "wait", "stopped", "plateau"}
+
+
 def _well_formed(record):
     """Whether a record is one :meth:`TrainingBackup.save` writes, consistent in itself."""
-    if not isinstance(record, dict):
+    if not (isinstance(record, dict) and set(record) == _RECORD_KEYS
+            and record["batch"] == 0 and isinstance(record["state"], dict)
+            and set(record["state"]) == _STATE_KEYS):  # nothing save does not write
         return False
-    epochs, files, state = record.get("epoch"), record.get("files"), record.get("state")
+    epochs, files, state = record["epoch"], record["files"], record["state"]
     if not (type(epochs) is int and 0 < epochs < 10**6 and isinstance(files, dict)
-            and WEIGHTS in files and set(files) <= set(FILES) and isinstance(state, dict)
+            and WEIGHTS in files and set(files) <= set(FILES)
             and all(isinstance(d, str) and len(d) == 64 for d in files.values())):
         return False
     history, best_epoch = state.get("history"), state.get("best_epoch")

@@ -38,7 +38,7 @@ def _save(backup, epochs, half=None):
     best = epochs if epochs % 2 else epochs - 1
     backup.save(epochs, writers, {"history": {"loss": [0.5] * epochs}, "best_epoch": best - 1,
                                   "best_value": 0.5, "wait": epochs - best,
-                                  "stopped": False})
+                                  "stopped": False, "plateau": None})
 
 
 def _two_epochs_saved(tmp_path):
@@ -135,12 +135,19 @@ def test_records_not_of_this_backup_are_a_clear_error(tmp_path, record):
         TrainingBackup(str(folder)).restore()
 
 
-def test_a_record_inconsistent_in_itself_is_not_resumed(tmp_path):
+@pytest.mark.parametrize("change", [
+    lambda record: record.update(epoch=100),  # its history holds 2 epochs
+    lambda record: record.update(batch=5),  # save writes whole epochs only
+    lambda record: record.update(extra="x" * 100),  # a key save never writes
+    lambda record: record["state"].update(note=[1, 2, 3]),
+    lambda record: record["state"].pop("plateau"),
+])
+def test_a_record_inconsistent_in_itself_is_not_resumed(tmp_path, change):
     folder, _ = _two_epochs_saved(tmp_path)
     path = os.path.join(folder, RECORD)
     with open(path) as handle:
         record = json.load(handle)
-    record["epoch"] = 100  # its history holds 2 epochs
+    change(record)
     with open(path, "w") as handle:
         json.dump(record, handle)
     assert _restored(folder) == 1  # the previous record, whole
