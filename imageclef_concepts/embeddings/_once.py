@@ -231,6 +231,21 @@ def _read_store(store, identity, keys, found):
     return rows
 
 
+def _blocks(n, first):
+    """``(start, stop)`` of ``n`` images: ``first`` of them, then a :data:`BLOCK` at a time."""
+    bounds = [0, *range(min(first, n), n, BLOCK), n]
+    return [(start, stop) for start, stop in zip(bounds, bounds[1:]) if stop > start]
+
+
+def _check_room(store, n_rows, dimension):
+    """Refuse rows the store's disk cannot take, before the encoder runs over them."""
+    from ..files._sizes import check_disk_space
+
+    check_disk_space(n_rows * dimension * 4, store.path, f"embedding store {store.path}",
+                     f"storing {n_rows} embedding(s) of {dimension} dimensions",
+                     "free space there or name a store on another disk")
+
+
 def _embed_missing(encoder, identity, X, keys, missing, store, found):
     """Embed the images at ``missing`` (each distinct image once), a block at a time."""
     first_of = {}
@@ -244,29 +259,47 @@ def _embed_missing(encoder, identity, X, keys, missing, store, found):
                 first_of[key] = position
     todo = [position for position in missing if keys[position] is None
             or first_of.get(keys[position]) == position]
-    warned = False
-    for start in range(0, len(todo), BLOCK):
-        block = todo[start:start + BLOCK]
+    warned, unwritten = False, []
+    # With a store, one image first: its width tells the disk room all the rows take,
+    # asked before the encoder runs over the others.
+    probe = store is not None and not store.read_only
+    blocks = _blocks(len(todo), 1 if probe else BLOCK)
+    for number, (start, stop) in enumerate(blocks):
+        block = todo[start:stop]
         vectors = _as_embeddings(encoder.embed(_subset(X, block)), len(block), encoder)
         _check_width(identity, found, vectors.shape[1])  # before any row is kept
+        if probe and number == 0:
+            _check_room(store, sum(keys[position] is not None for position in todo),
+                        vectors.shape[1])
         for position, vector in zip(block, vectors):
             found[position] = vector
             if keys[position] is not None:
                 PROCESS_CACHE.put((identity, *keys[position]), vector)
-        kept = [(position, keys[position]) for position in block if keys[position] is not None]
-        if store is not None and kept and not warned:
-            try:
-                store._shelf(identity, vectors.shape[1]).add(
-                    [key for _, (key, _) in kept], [version for _, (_, version) in kept],
-                    np.stack([found[position] for position, _ in kept]))
-            except (OSError, ValueError) as error:
-                warned = True
-                if not isinstance(error, _StoreLost):  # that one warned already
-                    warnings.warn(f"the embedding store {store.path} cannot be written "
-                                  f"({error}): what it lacks is embedded at every use.",
-                                  store.warning, stacklevel=4)
+        unwritten += [(position, keys[position]) for position in block
+                      if keys[position] is not None]
+        if probe and number == 0 and len(blocks) > 1:
+            continue  # the probe's row is written with the next block's: one chunk
+        if store is not None and unwritten and not warned:
+            warned = not _add_rows(store, identity, unwritten, found, vectors.shape[1])
+        unwritten = []
     for position, first in repeats:
         found[position] = found[first]
+
+
+def _add_rows(store, identity, kept, found, dimension):
+    """Add the rows ``kept`` (``[(position, (key, version))]``) to the store; False when it
+    cannot be written (then warned once, unless its folder was lost, which warned)."""
+    try:
+        store._shelf(identity, dimension).add(
+            [key for _, (key, _) in kept], [version for _, (_, version) in kept],
+            np.stack([found[position] for position, _ in kept]))
+    except (OSError, ValueError) as error:
+        if not isinstance(error, _StoreLost):  # that one warned already
+            warnings.warn(f"the embedding store {store.path} cannot be written "
+                          f"({error}): what it lacks is embedded at every use.",
+                          store.warning, stacklevel=5)
+        return False
+    return True
 
 
 def _check_width(identity, found, width=None):

@@ -143,3 +143,20 @@ def test_a_store_that_cannot_be_written_is_refused_before_embedding(images, tmp_
     error = capsys.readouterr().err
     assert f"embedding store {store} cannot be written" in error and error.count("\n") == 1
     assert not embedded
+
+
+def test_a_store_whose_disk_cannot_take_the_embeddings_is_one_line_after_one_image(
+        images, tmp_path, capsys, monkeypatch):
+    # The encoder ran over every image; the store then warned that it could not be written
+    # and the command exited 0 saying "0 new".
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40, 1000))
+    assert _embed(images, tmp_path / "store") == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert f"embedding store {tmp_path / 'store'}: storing 4 embedding(s) of 1280 " in error
+    assert "free space there or name a store on another disk." in error
+    assert EmbeddingStore(tmp_path / "store").summary() == {}

@@ -165,3 +165,26 @@ def test_a_store_named_for_an_encoder_without_identity_is_not_silently_unused(tm
     X, _ = _data(3)
     with pytest.warns(EmbeddingStoreWarning, match="none is kept in the embedding store"):
         assert embed_images(_Plain(), X, store=tmp_path / "store").shape[0] == 3
+
+
+def test_a_store_whose_disk_cannot_take_the_rows_is_refused_after_one_image(tmp_path,
+                                                                           monkeypatch):
+    # Each chunk was checked as it was written: the encoder ran over every image, the store
+    # filled its disk up to the chunk that did not fit, then warned once.
+    import shutil
+    from collections import namedtuple
+
+    from imageclef_concepts.embeddings import EmbeddingStore
+
+    X, _ = _data(30)
+    store = EmbeddingStore(tmp_path / "store")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40, 1000))
+    with pytest.raises(ValueError, match=r"^embedding store .*store: storing 30 embedding\(s\) "
+                                         r"of 12 dimensions takes 1.4 KiB.*free space there"):
+        embed_images(CountingEncoder(), X, store=store)
+    assert CountingEncoder.embedded == 1 and store.summary() == {}
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40, 1440))
+    assert embed_images(CountingEncoder(), X, store=store).shape == (30, 12)  # room: 1,440 B
+    assert CountingEncoder.embedded == 31  # the refused first image was not kept
+    assert [shelf["embeddings"] for shelf in store.summary().values()] == [30]
