@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..images._folder_store import _StoreLost
+from ..images._folder_store import _StoreLost, index_bytes
 from ..images._inputs import image_column, is_path_sequence
 from ..images._shelf import file_version, source_key
 from ._store import as_embedding_store
@@ -237,11 +237,15 @@ def _blocks(n, first):
     return [(start, stop) for start, stop in zip(bounds, bounds[1:]) if stop > start]
 
 
-def _check_room(store, n_rows, dimension):
-    """Refuse rows the store's disk cannot take, before the encoder runs over them."""
+def _check_room(store, keys, dimension):
+    """Refuse the rows of ``keys`` (``(key, version)``) the store's disk cannot take, their
+    index entries with them, before the encoder runs over them."""
     from ..files._sizes import check_disk_space
 
-    check_disk_space(n_rows * dimension * 4, store.path, f"embedding store {store.path}",
+    n_rows = len(keys)
+    check_disk_space(n_rows * dimension * 4 + index_bytes(
+                         n_rows, sum(len(key) for key, _ in keys)),
+                     store.path, f"embedding store {store.path}",
                      f"storing {n_rows} embedding(s) of {dimension} dimensions",
                      "free space there or name a store on another disk")
 
@@ -269,8 +273,8 @@ def _embed_missing(encoder, identity, X, keys, missing, store, found):
         vectors = _as_embeddings(encoder.embed(_subset(X, block)), len(block), encoder)
         _check_width(identity, found, vectors.shape[1])  # before any row is kept
         if probe and number == 0:
-            _check_room(store, sum(keys[position] is not None for position in todo),
-                        vectors.shape[1])
+            _check_room(store, [keys[position] for position in todo
+                                if keys[position] is not None], vectors.shape[1])
         for position, vector in zip(block, vectors):
             found[position] = vector
             if keys[position] is not None:
