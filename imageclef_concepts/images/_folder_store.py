@@ -233,10 +233,11 @@ class FolderStore:
             try:
                 connection = _writable_index(index, self.table)
             except sqlite3.Error as error:
-                if not os.path.isfile(index):
+                connection = _read_only_index(index) if os.path.isfile(index) else None
+                if connection is None or not _holds_table(connection, self.table):
+                    # Not made (a disk full as it was created): its table was never there.
                     raise self.kind.error(f"the index of the {self.kind.label} {self.path} cannot "
                                           f"be created ({index}: {error}).") from None
-                connection = _read_only_index(index)
                 self.read_only = True
             local.connection, local.pid = connection, os.getpid()
         return local.connection
@@ -345,6 +346,14 @@ def _is_busy(error):
     """Whether SQLite refused because another connection holds a lock (worth waiting for)."""
     name = getattr(error, "sqlite_errorname", "")  # Python 3.11+
     return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "is locked" in str(error)
+
+
+def _holds_table(connection, table):
+    """Whether the index holds the store's table (else the connection is closed)."""
+    if connection.execute("SELECT name FROM sqlite_master WHERE name = ?", (table,)).fetchall():
+        return True
+    connection.close()
+    return False
 
 
 def _read_only_index(index):
