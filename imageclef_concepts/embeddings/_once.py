@@ -153,6 +153,16 @@ def embed_images(encoder: Embedder, X: Images, *,
         np.zeros((0, 0), np.float32)
 
 
+def count_stored(store, identity, X):
+    """How many of the images ``X`` the store holds embeddings of by the encoder
+    ``identity``, their files unchanged (what an embedding pass would not compute)."""
+    keys = [key for key in _image_keys(image_column(X)) if key is not None]
+    if not keys:
+        return 0
+    return len(store._shelf(identity, 1).locate([key for key, _ in keys],
+                                                [version for _, version in keys]))
+
+
 def _length(X):
     return len(X) if hasattr(X, "__len__") else None
 

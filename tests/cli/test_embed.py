@@ -160,3 +160,34 @@ def test_a_store_whose_disk_cannot_take_the_embeddings_is_one_line_after_one_ima
     assert f"embedding store {tmp_path / 'store'}: storing 4 embedding(s) of 1280 " in error
     assert "free space there or name a store on another disk." in error
     assert EmbeddingStore(tmp_path / "store").summary() == {}
+
+
+def test_a_read_only_store_holding_other_images_is_refused_before_embedding(
+        images, tmp_path, capsys, monkeypatch):
+    # The refusal compared the images with every embedding of the encoder in the store: one
+    # holding more of another folder's (seen as a non-root user, a store made by root) let
+    # embed run the encoder over every image for nothing, exit 0 and say "0 new in <store>,
+    # the others already there" (none was).
+    import sqlite3
+
+    from imageclef_concepts.embeddings import _once
+    from imageclef_concepts.images import _folder_store
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for index in range(6):
+        Image.fromarray(np.full((40, 40, 3), 9 * index, np.uint8)).save(other / f"o{index}.png")
+    store = tmp_path / "store"
+    assert _embed(other, store) == 0
+    capsys.readouterr()
+
+    def refused(index, table):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(_folder_store, "_writable_index", refused)
+    embedded = []
+    monkeypatch.setattr(_once, "embed_images", lambda *args, **kwargs: embedded.append(1))
+    assert _embed(images, store) == 2
+    error = capsys.readouterr().err
+    assert f"embedding store {store} cannot be written" in error and error.count("\n") == 1
+    assert "holds 0 of the 4 images" in error and not embedded
