@@ -132,3 +132,30 @@ def test_the_room_asked_counts_the_index_entries(tmp_path, monkeypatch):
                                          r"takes [0-9.]+ KiB"):
         prepare_images(paths, tmp_path / "store", image_size=16, progress=False)
     assert not list((tmp_path / "store").glob("*px-*"))
+
+
+@pytest.mark.parametrize("change", ["deleted", "replaced"])
+def test_preparing_into_a_store_whose_folder_was_deleted_is_refused_before_decoding(
+        tmp_path, monkeypatch, change):
+    # A store object kept (a notebook) after its folder was deleted ("delete the folder to
+    # start afresh") or replaced: prepare decoded every image it lacked, then the store
+    # warned it was lost, and prepare returned added=0; its only work is filling the store.
+    import imageclef_concepts.images._sources as sources
+    from imageclef_concepts import ImageStoreError
+
+    paths = _images(tmp_path / "images", 3)
+    store = ImageStore(tmp_path / "store")
+    prepare_images(paths[:1], store, image_size=16, progress=False)
+    shutil.rmtree(tmp_path / "store")
+    if change == "replaced":
+        (tmp_path / "store").mkdir()
+    decoded, real = [], sources.decode_image
+    monkeypatch.setattr(sources, "decode_image",
+                        lambda *args, **kwargs: decoded.append(1) or real(*args, **kwargs))
+    with pytest.raises(ImageStoreError, match=r"^image store .*store is no longer the folder "
+                                              r"it opened .*2 image\(s\) of 3 are not in it"):
+        prepare_images(paths, store, image_size=16, progress=False)
+    assert not decoded
+    assert (tmp_path / "store").exists() == (change == "replaced")
+    if change == "replaced":
+        assert not list((tmp_path / "store").iterdir())
