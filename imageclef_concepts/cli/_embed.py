@@ -75,7 +75,7 @@ def _run_embed(args):
     paths = [image_path(files, image_id) for image_id in sorted(files)]
     identity = encoder.embedding_identity()
     before = count_stored(store, identity, paths)  # these images', not the encoder's others
-    if store.read_only and before < len(paths):  # known once its index is opened (just above)
+    if before < len(paths) and not store._shelf(identity, 1).writable():  # its index opened
         raise UserError(f"embedding store {args.store} cannot be written (a read-only folder "
                         f"or disk): it holds {before} of the {len(paths)} images (embedded "
                         "by this encoder, their files unchanged), and none can be added; name "

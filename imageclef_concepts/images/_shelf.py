@@ -99,6 +99,12 @@ class Shelf:
                 located[position] = (chunk, row, crc, _seed(key, version))
         return located
 
+    def writable(self):
+        """Whether rows can be added: the store's index can be written and the shelf's
+        folder too (made by another user, it may not be, though the index is)."""
+        return not self.store.read_only and (
+            not os.path.isdir(self.folder) or os.access(self.folder, os.W_OK | os.X_OK))
+
     def read_into(self, batch, entries):
         """Read each ``(position, entry)`` of :meth:`locate` into ``batch[position]``.
 

@@ -1,5 +1,6 @@
 """prepare_images: chunks of the store checked against the disk's free space before writing."""
 
+import os
 import shutil
 from collections import namedtuple
 
@@ -159,3 +160,20 @@ def test_preparing_into_a_store_whose_folder_was_deleted_is_refused_before_decod
     assert (tmp_path / "store").exists() == (change == "replaced")
     if change == "replaced":
         assert not list((tmp_path / "store").iterdir())
+
+
+def test_preparing_into_a_shelf_folder_that_cannot_be_written_is_refused_before_decoding(
+        tmp_path, monkeypatch):
+    # A store shared by two users: its index writable by both, its 16px-bilinear folder made
+    # by the other (mode 755). prepare decoded every image, every chunk was refused
+    # ('Permission denied'), one warning, added=0 and exit status 0 (seen as user nobody).
+    from imageclef_concepts import ImageStoreError
+
+    paths = _images(tmp_path / "images", 3)
+    prepare_images(paths[:1], tmp_path / "store", image_size=16, progress=False)
+    shelf = str(tmp_path / "store" / "16px-bilinear")
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: os.fspath(path) != shelf
+                        and real(path, mode, **kw))
+    with pytest.raises(ImageStoreError, match=r"cannot be written: 2 image\(s\) of 3"):
+        prepare_images(paths, tmp_path / "store", image_size=16, progress=False)
