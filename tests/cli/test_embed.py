@@ -191,3 +191,25 @@ def test_a_read_only_store_holding_other_images_is_refused_before_embedding(
     error = capsys.readouterr().err
     assert f"embedding store {store} cannot be written" in error and error.count("\n") == 1
     assert "holds 0 of the 4 images" in error and not embedded
+
+
+def test_a_store_whose_encoder_folder_cannot_be_written_is_refused_before_embedding(
+        images, tmp_path, capsys, monkeypatch):
+    # Its index writable, the encoder's folder in it made by another user (mode 755): every
+    # image was embedded, each chunk refused, one warning, exit status 0.
+    from imageclef_concepts.embeddings import _once
+
+    store = tmp_path / "store"
+    assert _embed(images, store) == 0
+    (folder,) = [path for path in store.iterdir() if path.is_dir()]
+    (images / "4.png").write_bytes((images / "0.png").read_bytes())  # one image not held
+    capsys.readouterr()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: os.fspath(path) != str(folder)
+                        and real(path, mode, **kw))
+    embedded = []
+    monkeypatch.setattr(_once, "embed_images", lambda *args, **kwargs: embedded.append(1))
+    assert _embed(images, store) == 2
+    error = capsys.readouterr().err
+    assert f"embedding store {store} cannot be written" in error and "holds 4 of the 5" in error
+    assert not embedded
