@@ -45,7 +45,7 @@ def add_embed(commands):
 def _run_embed(args):
     from ..datasets._imageclef import image_files_by_id, image_path
     from ..embeddings._names import encoder_names, make_encoder
-    from ..embeddings._once import embed_images
+    from ..embeddings._once import count_stored, embed_images
     from ..embeddings._store import EmbeddingStore, shelf_name
     from ..images._decoding import ImageDecodeError
     from ..images._sources import check_image_size
@@ -74,12 +74,12 @@ def _run_embed(args):
     store = EmbeddingStore(args.store)  # refused (one line) before the network is built
     paths = [image_path(files, image_id) for image_id in sorted(files)]
     identity = encoder.embedding_identity()
-    before = store.summary().get(shelf_name(identity), {}).get("embeddings", 0)
-    if store.read_only and before < len(paths):  # known once its index is opened (just above)
+    before = count_stored(store, identity, paths)  # these images', not the encoder's others
+    if before < len(paths) and not store._shelf(identity, 1).writable():  # its index opened
         raise UserError(f"embedding store {args.store} cannot be written (a read-only folder "
-                        f"or disk): it holds {before} embeddings of this encoder, fewer than "
-                        f"the {len(paths)} images, and none can be added; name a store that "
-                        "can be written")
+                        f"or disk): it holds {before} of the {len(paths)} images (embedded "
+                        "by this encoder, their files unchanged), and none can be added; name "
+                        "a store that can be written")
     try:
         vectors = embed_images(encoder, paths, store=store)
     except ImageDecodeError as error:  # the files named; the advice is the command line's
@@ -87,9 +87,12 @@ def _run_embed(args):
             "(on_error='skip' leaves them out)",
             f"(move them out of {args.images} and run again)")) from None
     held = store.summary().get(shelf_name(identity), {"embeddings": 0, "disk_bytes": 0})
+    after = count_stored(store, identity, paths)
+    missing = f"; {len(paths) - after} not stored (see the warning)" if after < len(paths) \
+        else ""
     say_unless_quiet(args, (
         f"Embedded {len(paths)} images of {args.images} with {args.encoder} "
-        f"({vectors.shape[1]} dimensions): {held['embeddings'] - before} new in {args.store}, "
-        f"the others already there. The store holds {held['embeddings']} embeddings of this "
+        f"({vectors.shape[1]} dimensions): {after - before} new in {args.store}, {before} "
+        f"already there{missing}. The store holds {held['embeddings']} embeddings of this "
         f"encoder ({held['disk_bytes'] / 2**20:.1f} MB)."))
     return 0

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..images._folder_store import _StoreLost
+from ..images._folder_store import _StoreLost, index_bytes
 from ..images._inputs import image_column, is_path_sequence
 from ..images._shelf import file_version, source_key
 from ._store import as_embedding_store
@@ -153,6 +153,16 @@ def embed_images(encoder: Embedder, X: Images, *,
         np.zeros((0, 0), np.float32)
 
 
+def count_stored(store, identity, X):
+    """How many of the images ``X`` the store holds embeddings of by the encoder
+    ``identity``, their files unchanged (what an embedding pass would not compute)."""
+    keys = [key for key in _image_keys(image_column(X)) if key is not None]
+    if not keys:
+        return 0
+    return len(store._shelf(identity, 1).locate([key for key, _ in keys],
+                                                [version for _, version in keys]))
+
+
 def _length(X):
     return len(X) if hasattr(X, "__len__") else None
 
@@ -237,13 +247,38 @@ def _blocks(n, first):
     return [(start, stop) for start, stop in zip(bounds, bounds[1:]) if stop > start]
 
 
-def _check_room(store, n_rows, dimension):
-    """Refuse rows the store's disk cannot take, before the encoder runs over them."""
-    from ..files._sizes import check_disk_space
+def _check_image_room(encoder, images):
+    """Ask the image stores the encoder fills (a BackboneEmbedding's ``image_store``) for
+    every image it will decode (``images``), before its first block: each block asked for
+    its own, so the disk filled block after block and a later one was refused after the
+    encoder had run over the others."""
+    from ..images._shared import check_stores_room
 
-    check_disk_space(n_rows * dimension * 4, store.path, f"embedding store {store.path}",
-                     f"storing {n_rows} embedding(s) of {dimension} dimensions",
-                     "free space there or name a store on another disk")
+    check_stores_room(encoder, images)
+
+
+def _check_room(store, keys, dimension, encoder, images):
+    """Refuse the rows of ``keys`` (``(key, version)``) the store's disk cannot take, their
+    index entries with them, before the encoder runs over them; with the images the
+    encoder's own image stores on that disk will take (``images``: those it decodes)."""
+    from ..files._sizes import check_disk_space
+    from ..images._shared import _image_paths, _shelves_of
+    from ..images._store import files_to_store, key_length, stored_bytes
+
+    n_rows, paths, images_bytes = len(keys), _image_paths(images), 0
+    device = store._identity[0] if store._identity else None
+    for image_store, _, size, resample in _shelves_of(encoder) if paths else ():
+        if image_store._identity and image_store._identity[0] == device:  # one disk
+            shelf = [(size, resample)]
+            images_bytes += stored_bytes(image_store, shelf,
+                                         files_to_store(image_store, shelf, paths),
+                                         key_length(paths))
+    check_disk_space(n_rows * dimension * 4 + index_bytes(
+                         n_rows, sum(len(key) for key, _ in keys)) + images_bytes,
+                     store.path, f"embedding store {store.path}",
+                     f"storing {n_rows} embedding(s) of {dimension} dimensions"
+                     + (" and the images the encoder stores on that disk" if images_bytes
+                        else ""), "free space there or name a store on another disk")
 
 
 def _embed_missing(encoder, identity, X, keys, missing, store, found):
@@ -262,6 +297,8 @@ def _embed_missing(encoder, identity, X, keys, missing, store, found):
     warned, unwritten = False, []
     # With a store, one image first: its width tells the disk room all the rows take,
     # asked before the encoder runs over the others.
+    if is_path_sequence(X) and todo:
+        _check_image_room(encoder, _subset(X, todo))
     probe = store is not None and not store.read_only
     blocks = _blocks(len(todo), 1 if probe else BLOCK)
     for number, (start, stop) in enumerate(blocks):
@@ -269,8 +306,9 @@ def _embed_missing(encoder, identity, X, keys, missing, store, found):
         vectors = _as_embeddings(encoder.embed(_subset(X, block)), len(block), encoder)
         _check_width(identity, found, vectors.shape[1])  # before any row is kept
         if probe and number == 0:
-            _check_room(store, sum(keys[position] is not None for position in todo),
-                        vectors.shape[1])
+            _check_room(store, [keys[position] for position in todo
+                                if keys[position] is not None], vectors.shape[1],
+                        encoder, _subset(X, todo[1:]))
         for position, vector in zip(block, vectors):
             found[position] = vector
             if keys[position] is not None:

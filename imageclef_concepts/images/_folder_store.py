@@ -35,6 +35,14 @@ _QUERY_SIZE = 500  # sources per SELECT ... IN (...): far below SQLite's variabl
 # Seconds a writer waits for another's transaction (they last milliseconds);
 # past it the row is computed without the store rather than blocking training.
 _BUSY_TIMEOUT = 30
+# What the index takes beside the rows' bytes (index_bytes): each row's entry
+# (its file's key and version, its chunk's name and check) in the table and in the table's
+# key index, at most twice the key and 256 bytes, written once in SQLite's write-ahead log
+# and once in the index; the log grows up to 1,000 pages before SQLite moves them into the
+# index (and is not truncated then), its header and shared memory take a few pages more.
+_ENTRY_BYTES = 256
+_LOG_BYTES = 1000 * 4096
+_LOG_HEADER_BYTES = 2**16
 
 
 class _StoreLost(ImageStoreError):
@@ -225,10 +233,11 @@ class FolderStore:
             try:
                 connection = _writable_index(index, self.table)
             except sqlite3.Error as error:
-                if not os.path.isfile(index):
+                connection = _read_only_index(index) if os.path.isfile(index) else None
+                if connection is None or not _holds_table(connection, self.table):
+                    # Not made (a disk full as it was created): its table was never there.
                     raise self.kind.error(f"the index of the {self.kind.label} {self.path} cannot "
                                           f"be created ({index}: {error}).") from None
-                connection = _read_only_index(index)
                 self.read_only = True
             local.connection, local.pid = connection, os.getpid()
         return local.connection
@@ -279,6 +288,21 @@ class FolderStore:
                           f"({error})") from None
 
 
+def index_bytes(n_rows, key_bytes=None):
+    """The disk a store's index may take for ``n_rows`` more rows whose files' keys
+    (:func:`~._shelf.source_key`) take ``key_bytes`` together (None: 256 bytes each).
+
+    Measured: 190 to 600 bytes a row in the index for keys of 51 to 192 bytes, about
+    as many in the log until SQLite moves it into the index: more than the row
+    itself for an embedding of 64 dimensions or an image of 16 px.
+    """
+    if n_rows < 1:
+        return 0
+    key_bytes = 256 * n_rows if key_bytes is None else key_bytes
+    entries = 2 * key_bytes + _ENTRY_BYTES * n_rows
+    return entries + min(entries, _LOG_BYTES) + _LOG_HEADER_BYTES
+
+
 def _index_path(path, folder):
     """The index's path through the folder's descriptor where the system has one (Linux).
 
@@ -322,6 +346,14 @@ def _is_busy(error):
     """Whether SQLite refused because another connection holds a lock (worth waiting for)."""
     name = getattr(error, "sqlite_errorname", "")  # Python 3.11+
     return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "is locked" in str(error)
+
+
+def _holds_table(connection, table):
+    """Whether the index holds the store's table (else the connection is closed)."""
+    if connection.execute("SELECT name FROM sqlite_master WHERE name = ?", (table,)).fetchall():
+        return True
+    connection.close()
+    return False
 
 
 def _read_only_index(index):

@@ -43,7 +43,14 @@ from ..files._sizes import check_disk_space, memory_limit, setting
 from ._decoding import RESAMPLING
 from ._inputs import image_column, is_path_sequence
 from ._shelf import _CHUNK_NAME
-from ._store import ImageStore, ImageStoreWarning, check_room_for_files, files_to_store
+from ._store import (
+    ImageStore,
+    ImageStoreWarning,
+    check_room_for_files,
+    files_to_store,
+    key_length,
+    stored_bytes,
+)
 from ._store_folder import IMAGE_STORE, SHELF_NAME, ImageStoreError, folder_identity
 from ._writer import flush
 
@@ -349,10 +356,10 @@ def check_stores_room(estimator, X, validation_data=None):
         if len(stores) == 1:
             check_room_for_files(*stores[0], paths, name, advice=", give no image_store")
             continue
-        n_bytes, n_files = 0, 0
+        n_bytes, n_files, key = 0, 0, key_length(paths)
         for store, shelves in stores:
             counts = files_to_store(store, sorted(shelves), paths)
-            n_bytes += sum(n * size * size * 3 for n, (size, _) in zip(counts, sorted(shelves)))
+            n_bytes += stored_bytes(store, sorted(shelves), counts, key)
             n_files = max(n_files, *counts)
         check_disk_space(n_bytes, stores[0][0].path, setting(name, max(named)[0]),
                          f"storing {n_files} image(s) in {len(stores)} image stores on one "

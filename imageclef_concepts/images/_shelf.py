@@ -24,6 +24,7 @@ import numpy as np
 from ..files._atomic import open_regular_file, write_in_folder
 from ..files._sizes import check_disk_space, setting
 from ._decoding import is_url
+from ._folder_store import index_bytes
 
 # A status-change time that is a whole number of seconds is taken for a file system
 # of whole-second times; such a file changed less than _UNSETTLED ago may change
@@ -98,6 +99,12 @@ class Shelf:
                 located[position] = (chunk, row, crc, _seed(key, version))
         return located
 
+    def writable(self):
+        """Whether rows can be added: the store's index can be written and the shelf's
+        folder too (made by another user, it may not be, though the index is)."""
+        return not self.store.read_only and (
+            not os.path.isdir(self.folder) or os.access(self.folder, os.W_OK | os.X_OK))
+
     def read_into(self, batch, entries):
         """Read each ``(position, entry)`` of :meth:`locate` into ``batch[position]``.
 
@@ -158,7 +165,9 @@ class Shelf:
         try:
             try:  # never begin a chunk the disk has no room for
                 name, value = self.sized_by or ("row_shape", self.row_shape)
-                check_disk_space(pixels.nbytes, self.store.path, setting(name, value),
+                check_disk_space(pixels.nbytes + index_bytes(
+                                     len(keys), sum(map(len, keys))),
+                                 self.store.path, setting(name, value),
                                  f"a chunk of {len(pixels)} row(s) at that size",
                                  f"free space there or choose a smaller {name}")
             except ValueError as error:

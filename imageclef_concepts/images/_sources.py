@@ -221,9 +221,11 @@ class ImageFiles(_ImageSource):
             raise ImageDecodeError(_listing("None of the image files can be used",
                                             self.failures.values()))
         if image_store is not None and self._shelf is not None:  # a user's: its disk takes
-            check_store_room(self._shelf.store, image_size, len(self._to_store()),  # them all
+            to_store = self._to_store()  # them all
+            check_store_room(self._shelf.store, image_size, len(to_store),
                              size_name or "image_size", advice=", give no image_store",
-                             resizable=size_name is not None)
+                             resizable=size_name is not None,
+                             key_bytes=sum(map(len, to_store)))
         self.warn_failures("on checking the files")
 
     def __len__(self):

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..files._sizes import check_disk_space, setting
 from ._decoding import RESAMPLING, decoding_threads
-from ._folder_store import FolderStore, _folder_bytes, public_errors
+from ._folder_store import FolderStore, _folder_bytes, index_bytes, public_errors
 from ._shelf import Shelf, file_version, source_key
 from ._store_folder import SHELF_NAME, ImageStoreError
 
@@ -154,14 +154,17 @@ def as_image_store(image_store):
 
 
 def check_store_room(store, image_size, n_images, name="image_size", advice="",
-                     resizable=True):
+                     resizable=True, key_bytes=None):
     """Refuse ``n_images`` at ``image_size`` the store's disk has no room for, naming ``name``
     (``advice``: what else to do; ``resizable``: whether a smaller ``name`` may be chosen,
-    not when it is a fitted model's): all of them, before decoding, so that the disk is
-    never filled to its last byte. :class:`~._sources.ImageFiles` asks for a user's store."""
+    not when it is a fitted model's): all of them and their index entries (``key_bytes``:
+    their files' keys, :func:`~._folder_store.index_bytes`), before decoding,
+    so that the disk is never filled to its last byte. :class:`~._sources.ImageFiles` asks
+    for a user's store."""
     if store is None or n_images < 1:
         return
-    check_disk_space(n_images * image_size * image_size * 3, store.path,
+    check_disk_space(n_images * image_size * image_size * 3
+                     + index_bytes(n_images, key_bytes), store.path,
                      setting(name, image_size),
                      f"storing {n_images} image(s) at that size",
                      f"free space there{advice} or choose a smaller {name}" if resizable
@@ -181,14 +184,29 @@ def check_room_for_files(store, shelves, paths, name="image_size", advice=""):
     counts = files_to_store(store, shelves, paths)
     if not any(counts):
         return
+    key = key_length(paths)
     if len(shelves) == 1:
-        check_store_room(store, shelves[0][0], counts[0], name, advice)
+        check_store_room(store, shelves[0][0], counts[0], name, advice,
+                         key_bytes=counts[0] * key)
         return
     largest = max(size for size, _ in shelves)
-    check_disk_space(sum(n * size * size * 3 for n, (size, _) in zip(counts, shelves)),
-                     store.path, setting(name, largest),
+    check_disk_space(stored_bytes(store, shelves, counts, key), store.path,
+                     setting(name, largest),
                      f"storing {max(counts)} image(s) at each of {len(shelves)} sizes and "
-                     "filters", f"free space there{advice}, or use one image_size and resample")
+                     "filters",
+                     f"free space there{advice}, or use one image_size and resample")
+
+
+def key_length(paths):
+    """The longest key (:func:`~._shelf.source_key`) of the files ``paths``, in bytes."""
+    return max((len(source_key(path)) for path in paths), default=0)
+
+
+def stored_bytes(store, shelves, counts, key):
+    """The disk ``counts[i]`` images at each ``(image_size, resample)`` of ``shelves`` take
+    in ``store``, their index entries (keys of at most ``key`` bytes) with them."""
+    return sum(n * size * size * 3 for n, (size, _) in zip(counts, shelves)) + \
+        index_bytes(sum(counts), sum(counts) * key)
 
 
 def files_to_store(store, shelves, paths):

@@ -260,8 +260,8 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
         # the k-NN is fitted after every network: refused now, not hours later
         raise ValueError(f"retrieval_neighbors={retrieval.n_neighbors} is more than "
                          f"the {len(train.paths)} training images: choose fewer.")
-    if not room_asked:
-        check_store_room(members, store, _splits(layout))
+    if not room_asked or retrieval is not None:  # the embedding store, with the images
+        check_store_room(members, store, _splits(layout), retrieval, recipe.retrieval_encoder)
     files = member_files(output_dir, len(members))
     for line in plan_lines(plan, layout, output_dir, store, files):
         say(line)

@@ -138,16 +138,62 @@ def check_count_coverage(valid, count_coverage):
         raise ValueError(f"{valid.concepts}: {error}") from None
 
 
-def check_store_room(members, store, splits):
+def check_store_room(members, store, splits, retrieval=None, encoder_name=None):
     """Refuse, before the first member trains, an image store whose disk cannot take every
     image the recipe will decode into it: the training and validation images and the
     predicted split's (``splits``: lists of paths) at each of the members' sizes and
-    filters together, those the store holds left out."""
+    filters together, those the store holds left out; with a ``retrieval`` member (its
+    encoder named ``encoder_name``), the embeddings it adds to its embedding store too
+    (with the images when both stores share a disk): the k-NN is fitted after every
+    network has trained, and predicting then found the disk filled."""
     from ..images._store import as_image_store, check_room_for_files
 
-    paths = [str(path) for split in splits for path in split]
+    paths = list(dict.fromkeys(str(path) for split in splits for path in split))
     shelves = {(member.image_size, member.resample) for _, member in members}
-    check_room_for_files(as_image_store(store), shelves, paths, advice=", give no image store")
+    store = as_image_store(store)
+    if retrieval is None:
+        check_room_for_files(store, shelves, paths, advice=", give no image store")
+        return
+    _check_room_with_embeddings(store, sorted(shelves), paths, retrieval, encoder_name)
+
+
+def _check_room_with_embeddings(store, shelves, paths, retrieval, encoder_name):
+    from ..embeddings._once import count_stored, embed_images
+    from ..embeddings._store import EmbeddingStore
+    from ..files._sizes import check_disk_space, setting
+    from ..images._folder_store import index_bytes
+    from ..images._store import check_room_for_files, files_to_store, key_length, stored_bytes
+
+    folder = Path(retrieval.embedding_store)
+    encoder = retrieval.embedding
+    held = count_stored(EmbeddingStore(folder), encoder.embedding_identity(), paths) \
+        if folder.is_dir() else 0  # a rerun's
+    rows = len(paths) - held
+    width = embed_images(encoder, paths[:1]).shape[1] if rows else 0  # kept in the cache
+    key = key_length(paths)
+    embeddings = rows * width * 4 + index_bytes(rows, rows * key)
+    what = f"{rows} embedding(s) of {width} dimensions by the retrieval encoder"
+    if _device(folder) != _device(Path(store.path)):
+        check_room_for_files(store, shelves, paths, advice=", give no image store")
+        check_disk_space(embeddings, folder.parent, setting("retrieval_encoder", encoder_name),
+                         f"storing {what}", "free space there")
+        return
+    counts = files_to_store(store, shelves, paths)
+    check_disk_space(stored_bytes(store, shelves, counts, key) + embeddings, store.path,
+                     setting("image_size", max(size for size, _ in shelves)),
+                     f"storing {max(counts)} image(s) at each of {len(shelves)} size(s) and "
+                     f"filter(s), and {what}",
+                     "free space there, give no image store or no retrieval encoder")
+
+
+def _device(path):
+    """The device of ``path``, or of its nearest folder there is."""
+    for folder in (path, *path.parents):
+        try:
+            return folder.stat().st_dev
+        except OSError:
+            continue
+    return None
 
 
 def make_dry_run_data(data_dir, image_size):

@@ -121,17 +121,12 @@ def test_an_unreadable_image_is_named_with_the_command_lines_advice(images, tmp_
     assert "on_error" not in error and "Traceback" not in error
 
 
-def test_a_store_that_cannot_be_written_is_refused_before_embedding(images, tmp_path, capsys,
-                                                                    monkeypatch):
-    # Every image was embedded for nothing (the command's only work is filling the store):
-    # "0 new", exit status 0. A store on a read-only disk learns so when its index opens.
+def _refused_read_only(images, store, capsys, monkeypatch):
+    """Embed into ``store`` made read-only: exit status 2; the error and the embeddings run."""
     import sqlite3
 
     from imageclef_concepts.embeddings import _once
     from imageclef_concepts.images import _folder_store
-
-    store = tmp_path / "store"
-    EmbeddingStore(store).summary()
 
     def refused(index, table):
         raise sqlite3.OperationalError("attempt to write a readonly database")
@@ -142,6 +137,17 @@ def test_a_store_that_cannot_be_written_is_refused_before_embedding(images, tmp_
     assert _embed(images, store) == 2
     error = capsys.readouterr().err
     assert f"embedding store {store} cannot be written" in error and error.count("\n") == 1
+    return error, embedded
+
+
+def test_a_store_that_cannot_be_written_is_refused_before_embedding(images, tmp_path, capsys,
+                                                                    monkeypatch):
+    # Every image was embedded for nothing (the command's only work is filling the store):
+    # "0 new", exit status 0. A store on a read-only disk learns so when its index opens.
+    store = tmp_path / "store"
+    EmbeddingStore(store).summary()
+
+    error, embedded = _refused_read_only(images, store, capsys, monkeypatch)
     assert not embedded
 
 
@@ -160,3 +166,43 @@ def test_a_store_whose_disk_cannot_take_the_embeddings_is_one_line_after_one_ima
     assert f"embedding store {tmp_path / 'store'}: storing 4 embedding(s) of 1280 " in error
     assert "free space there or name a store on another disk." in error
     assert EmbeddingStore(tmp_path / "store").summary() == {}
+
+
+def test_a_read_only_store_holding_other_images_is_refused_before_embedding(
+        images, tmp_path, capsys, monkeypatch):
+    # The refusal compared the images with every embedding of the encoder in the store: one
+    # holding more of another folder's (seen as a non-root user, a store made by root) let
+    # embed run the encoder over every image for nothing, exit 0 and say "0 new in <store>,
+    # the others already there" (none was).
+    other = tmp_path / "other"
+    other.mkdir()
+    for index in range(6):
+        Image.fromarray(np.full((40, 40, 3), 9 * index, np.uint8)).save(other / f"o{index}.png")
+    store = tmp_path / "store"
+    assert _embed(other, store) == 0
+    capsys.readouterr()
+
+    error, embedded = _refused_read_only(images, store, capsys, monkeypatch)
+    assert "holds 0 of the 4 images" in error and not embedded
+
+
+def test_a_store_whose_encoder_folder_cannot_be_written_is_refused_before_embedding(
+        images, tmp_path, capsys, monkeypatch):
+    # Its index writable, the encoder's folder in it made by another user (mode 755): every
+    # image was embedded, each chunk refused, one warning, exit status 0.
+    from imageclef_concepts.embeddings import _once
+
+    store = tmp_path / "store"
+    assert _embed(images, store) == 0
+    (folder,) = [path for path in store.iterdir() if path.is_dir()]
+    (images / "4.png").write_bytes((images / "0.png").read_bytes())  # one image not held
+    capsys.readouterr()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: os.fspath(path) != str(folder)
+                        and real(path, mode, **kw))
+    embedded = []
+    monkeypatch.setattr(_once, "embed_images", lambda *args, **kwargs: embedded.append(1))
+    assert _embed(images, store) == 2
+    error = capsys.readouterr().err
+    assert f"embedding store {store} cannot be written" in error and "holds 4 of the 5" in error
+    assert not embedded

@@ -253,3 +253,22 @@ def test_a_chunk_of_another_width_spoils_only_its_own_rows(tmp_path):
     clear_process_cache()
     np.testing.assert_array_equal(embed_images(CountingEncoder(), X, store=store), first)
     assert CountingEncoder.embedded == 3
+
+
+def test_an_index_the_full_disk_let_be_created_but_not_made_says_so(tmp_path, monkeypatch):
+    # On a full disk SQLite creates the index file, then cannot write its table: the store
+    # took it for a read-only index and the first query said "cannot be read (no such
+    # table: embeddings)" (seen on a full tmpfs); the reason is the disk's.
+    import sqlite3
+
+    import imageclef_concepts.images._folder_store as folder_store
+
+    def full(index, table):
+        open(index, "wb").close()
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(folder_store, "_writable_index", full)
+    store = EmbeddingStore(tmp_path / "store")
+    with pytest.raises(EmbeddingStoreError, match=r"index of the embedding store .* cannot be "
+                                                  r"created .*database or disk is full"):
+        store.summary()

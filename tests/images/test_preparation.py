@@ -1,5 +1,6 @@
 """prepare_images: chunks of the store checked against the disk's free space before writing."""
 
+import os
 import shutil
 from collections import namedtuple
 
@@ -20,18 +21,27 @@ def _images(folder, n=3):
     return [str(path) for path in paths]
 
 
+def _room(paths, image_size):
+    """What storing ``paths`` at ``image_size`` asks the disk for: pixels and index entries."""
+    from imageclef_concepts.images._folder_store import index_bytes
+    from imageclef_concepts.images._shelf import source_key
+
+    keys = [source_key(path) for path in paths]
+    return len(paths) * image_size**2 * 3 + index_bytes(len(keys), sum(map(len, keys)))
+
+
 def _disk_with(monkeypatch, free):
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: _Usage(2**40, 2**40 - free, free))
 
 
 def test_a_chunk_the_disk_has_no_room_for_is_refused_naming_image_size(tmp_path, monkeypatch):
     paths = _images(tmp_path / "images")
-    _disk_with(monkeypatch, 3 * 64 * 64 * 3 - 1)  # one byte short of the three images
+    _disk_with(monkeypatch, _room(paths, 64) - 1)  # one byte short of the three images
     with pytest.raises(ValueError, match=r"^image_size=64: storing 3 image\(s\) at that "
-                                         r"size takes 36.0 KiB .*more than the free space"):
+                                         r"size takes [0-9.]+ KiB .*more than the free space"):
         prepare_images(paths, tmp_path / "store", image_size=64, progress=False)
     assert not list((tmp_path / "store").glob("*px-*"))  # nothing decoded nor written
-    _disk_with(monkeypatch, 3 * 64 * 64 * 3)
+    _disk_with(monkeypatch, _room(paths, 64))
     assert prepare_images(paths, tmp_path / "store", image_size=64, progress=False).added == 3
 
 
@@ -59,7 +69,7 @@ def test_reading_into_a_store_its_disk_has_no_room_for_is_refused_before_decodin
     with pytest.raises(ValueError, match=r"^image_size=16: storing 2 image\(s\) at that size"
                                          r".*choose a smaller image_size"):
         ImageLoader(16, image_store=store).fit_transform(paths + paths)  # twice: stored once
-    _disk_with(monkeypatch, 2 * 16 * 16 * 3)
+    _disk_with(monkeypatch, _room(paths[1:], 16))
     assert ImageLoader(16, image_store=store).fit_transform(paths).shape == (3, 16, 16, 3)
     assert store.summary()["16px-bilinear"]["images"] == 3
 
@@ -72,15 +82,15 @@ def test_images_that_together_exceed_the_free_disk_are_refused_before_decoding(
 
     monkeypatch.setattr(preparation, "_BLOCK_BYTES", 64 * 64 * 3)  # a chunk of one image
     paths = _images(tmp_path / "images", n=5)
-    _disk_with(monkeypatch, 3 * 64 * 64 * 3)  # room for three of them
+    _disk_with(monkeypatch, _room(paths[:3], 64))  # room for three of them
     with pytest.raises(ValueError, match=r"^image_size=64: storing 5 image\(s\) at that size "
-                                         r"takes 60.0 KiB .*more than the free space"):
+                                         r"takes [0-9.]+ KiB .*more than the free space"):
         prepare_images(paths, tmp_path / "store", image_size=64, progress=False)
     assert not list((tmp_path / "store").glob("*px-*"))
-    _disk_with(monkeypatch, 5 * 64 * 64 * 3)
+    _disk_with(monkeypatch, _room(paths, 64))
     assert prepare_images(paths[:3], tmp_path / "store", image_size=64,
                           progress=False).added == 3
-    _disk_with(monkeypatch, 2 * 64 * 64 * 3)  # what is stored needs no room again
+    _disk_with(monkeypatch, _room(paths[3:], 64))  # what is stored needs no room again
     assert prepare_images(paths, tmp_path / "store", image_size=64,
                           progress=False).added == 2
 
@@ -111,3 +121,59 @@ def test_preparing_into_a_store_that_cannot_be_written_is_refused_before_decodin
     assert not decoded
     held = prepare_images(paths[:1], store, image_size=16, progress=False)  # nothing to add
     assert held.added == 0 and held.already_stored == 1
+
+
+def test_the_room_asked_counts_the_index_entries(tmp_path, monkeypatch):
+    # A 16 px image is 768 bytes and its entry in the index (path, version, chunk; in the
+    # table, its key index and SQLite's log) several hundred more: on a tmpfs with room for
+    # the pixels of 300 images, prepare filled the disk, stored none and exited 0.
+    paths = _images(tmp_path / "images", 4)
+    _disk_with(monkeypatch, 4 * 16 * 16 * 3)  # the pixels alone
+    with pytest.raises(ValueError, match=r"^image_size=16: storing 4 image\(s\) at that size "
+                                         r"takes [0-9.]+ KiB"):
+        prepare_images(paths, tmp_path / "store", image_size=16, progress=False)
+    assert not list((tmp_path / "store").glob("*px-*"))
+
+
+@pytest.mark.parametrize("change", ["deleted", "replaced"])
+def test_preparing_into_a_store_whose_folder_was_deleted_is_refused_before_decoding(
+        tmp_path, monkeypatch, change):
+    # A store object kept (a notebook) after its folder was deleted ("delete the folder to
+    # start afresh") or replaced: prepare decoded every image it lacked, then the store
+    # warned it was lost, and prepare returned added=0; its only work is filling the store.
+    import imageclef_concepts.images._sources as sources
+    from imageclef_concepts import ImageStoreError
+
+    paths = _images(tmp_path / "images", 3)
+    store = ImageStore(tmp_path / "store")
+    prepare_images(paths[:1], store, image_size=16, progress=False)
+    shutil.rmtree(tmp_path / "store")
+    if change == "replaced":
+        (tmp_path / "store").mkdir()
+    decoded, real = [], sources.decode_image
+    monkeypatch.setattr(sources, "decode_image",
+                        lambda *args, **kwargs: decoded.append(1) or real(*args, **kwargs))
+    with pytest.raises(ImageStoreError, match=r"^image store .*store is no longer the folder "
+                                              r"it opened .*2 image\(s\) of 3 are not in it"):
+        prepare_images(paths, store, image_size=16, progress=False)
+    assert not decoded
+    assert (tmp_path / "store").exists() == (change == "replaced")
+    if change == "replaced":
+        assert not list((tmp_path / "store").iterdir())
+
+
+def test_preparing_into_a_shelf_folder_that_cannot_be_written_is_refused_before_decoding(
+        tmp_path, monkeypatch):
+    # A store shared by two users: its index writable by both, its 16px-bilinear folder made
+    # by the other (mode 755). prepare decoded every image, every chunk was refused
+    # ('Permission denied'), one warning, added=0 and exit status 0 (seen as user nobody).
+    from imageclef_concepts import ImageStoreError
+
+    paths = _images(tmp_path / "images", 3)
+    prepare_images(paths[:1], tmp_path / "store", image_size=16, progress=False)
+    shelf = str(tmp_path / "store" / "16px-bilinear")
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: os.fspath(path) != shelf
+                        and real(path, mode, **kw))
+    with pytest.raises(ImageStoreError, match=r"cannot be written: 2 image\(s\) of 3"):
+        prepare_images(paths, tmp_path / "store", image_size=16, progress=False)

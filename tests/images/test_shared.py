@@ -366,6 +366,14 @@ def test_a_users_store_given_to_a_tuner_is_read_not_decoded_again_while_it_is_wr
     assert decoded == {path: 1 for path in paths}
 
 
+def _entries(paths, stores=1):
+    """What the index entries of ``paths`` ask the disk for, in each of ``stores``."""
+    from imageclef_concepts.images._folder_store import index_bytes
+    from imageclef_concepts.images._store import key_length
+
+    return stores * index_bytes(len(paths), len(paths) * key_length(paths))
+
+
 def _disk_with(monkeypatch, free):
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40 - free, free))
@@ -388,12 +396,12 @@ def test_a_tuner_asks_a_users_store_for_all_its_folds_images_before_the_first_fi
     # fold after fold, and the last part was refused after the others had trained.
     store = ImageStore(tmp_path / "store")
     row = 8 * 8 * 3
-    _disk_with(monkeypatch, len(paths) * row - 1)
+    _disk_with(monkeypatch, len(paths) * row + _entries(paths) - 1)
     with pytest.raises(ValueError, match=r"^pixel_size=8: storing 18 image\(s\) at that size "
                                          r"takes .*give no image_store or choose a smaller"):
         ThresholdTuner(_knn(image_store=store), cv=3).fit(paths, LABELS)
     assert not fits and not decoded and store.summary() == {}
-    _disk_with(monkeypatch, len(paths) * row)
+    _disk_with(monkeypatch, len(paths) * row + _entries(paths))
     ThresholdTuner(_knn(image_store=store), cv=3).fit(paths + paths[:2], LABELS + LABELS[:2])
     assert store.summary()["8px-bilinear"]["images"] == len(paths)  # each file once
     _disk_with(monkeypatch, 0)  # all held: nothing more to ask for
@@ -408,6 +416,7 @@ def test_members_at_two_sizes_need_room_in_their_store_for_both_before_the_first
     ensemble = ConceptEnsemble([("small", _knn(pixel_size=8, image_store=store)),
                                 ("large", _knn(pixel_size=16, image_store=store))])
     both = len(paths) * (8 * 8 + 16 * 16) * 3
+    both += _entries(paths + paths)  # an entry in each shelf
     _disk_with(monkeypatch, both - 1)  # room for either shelf, not both
     with pytest.raises(ValueError, match=r"^pixel_size=16: storing 18 image\(s\) at each of 2 "
                                          r"sizes and filters takes .*give no image_store"):
@@ -491,7 +500,7 @@ def test_two_stores_on_one_disk_are_asked_for_their_room_together(tmp_path, path
     # the first member filled the disk, and the second was refused after the first fit.
     ensemble = ConceptEnsemble([("small", _knn(pixel_size=8, image_store=str(tmp_path / "a"))),
                                 ("large", _knn(pixel_size=16, image_store=str(tmp_path / "b")))])
-    _disk_with(monkeypatch, len(paths) * (8 * 8 + 16 * 16) * 3 - 1)  # either store, not both
+    _disk_with(monkeypatch, len(paths) * (8 * 8 + 16 * 16) * 3 + _entries(paths, 2) - 1)
     with pytest.raises(ValueError, match=r"^pixel_size=16: storing 18 image\(s\) in 2 image "
                                          r"stores on one disk takes .*give no image_store"):
         ensemble.fit(paths, LABELS)

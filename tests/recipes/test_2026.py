@@ -481,3 +481,26 @@ def test_retrieval_weights_none_and_a_relative_file_are_taken(tmp_path, monkeypa
     assert _retrieval_params(args) == {"weights": None}
     args.retrieval_weights = "w.keras"
     assert _retrieval_params(args) == {"weights": str(tmp_path / "w.keras")}
+
+
+def test_the_embeddings_of_a_retrieval_member_need_room_before_any_member_trains(
+        tmp_path, capsys, monkeypatch):
+    # The recipe asked the disk for its image store's images only; the retrieval member,
+    # fitted after every network, then found no room in its embedding store (refused with
+    # every member trained; on a real disk the test images' store was refused next).
+    from collections import namedtuple
+
+    from imageclef_concepts.images._folder_store import index_bytes
+
+    usage = namedtuple("usage", "total used free")
+    n_images = 80 + 40 + 40  # the dry run's three splits, at 16 px
+    images = n_images * 16 * 16 * 3 + index_bytes(n_images, n_images * 200)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40, images))
+    monkeypatch.setattr(_recipe_parts, "fit_member", lambda *a: pytest.fail("trained"))
+    code = main(["recipe-2026", "--dry-run", "--output", str(tmp_path / "out"),
+                 "--retrieval-encoder", "efficientnetb0", "--quiet"])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1, error
+    assert ("--image-size 16: storing 160 image(s) at each of 1 size(s) and filter(s), and "
+            "160 embedding(s) of 1280 dimensions by the retrieval encoder takes") in error
+    assert not list((tmp_path / "out" / "members").glob("*"))
