@@ -54,6 +54,7 @@ WEIGHTS, BEST_WEIGHTS, RANDOM_STREAMS = FILES
 PLATEAU_COUNTERS = ("best", "wait", "cooldown_counter")
 _RESTART_ADVICE = ("remove the checkpoint (imageclef_concepts.remove_checkpoint, or train "
                    "--restart) to start afresh")
+_RESTART_SENTENCE = _RESTART_ADVICE[0].upper() + _RESTART_ADVICE[1:]
 
 
 class KerasRestore(keras.callbacks.Callback):
@@ -86,8 +87,7 @@ class KerasRestore(keras.callbacks.Callback):
             raise CheckpointError(
                 f"{weights} holds datasets of {in_bytes(held)} in "
                 f"{in_bytes(os.path.getsize(weights), False)}: compressed, not the file the "
-                f"training saved; nothing in it was read. {_RESTART_ADVICE[0].upper()}"
-                f"{_RESTART_ADVICE[1:]}.")
+                f"training saved; nothing in it was read. {_RESTART_SENTENCE}.")
         try:
             if optimizer is not None and not optimizer.built:
                 optimizer.build(self.model.trainable_variables)  # its state is in the file
@@ -186,7 +186,7 @@ class TrainingBackup:
         raise CheckpointError(
             f"the training backup in {self.folder} cannot be resumed: none of its records "
             f"({', '.join(present)}) is whole with all the files it names (a kill never leaves "
-            f"it so; an earlier version of the library wrote other records). {_RESTART_ADVICE}.")
+            f"it so; an earlier version of the library wrote other records). {_RESTART_SENTENCE}.")
 
     def arrays(self, name, prefix, expected):
         """The arrays ``{prefix}0`` ... of the ``.npz`` file ``name``, each of the shape and
@@ -251,7 +251,8 @@ _STATE_KEYS = {"history", "best_epoch", "best_value", "wait", "stopped", "platea
 def _well_formed(record):
     """Whether a record is one :meth:`TrainingBackup.save` writes, consistent in itself."""
     if not (isinstance(record, dict) and set(record) == _RECORD_KEYS
-            and record["batch"] == 0 and isinstance(record["state"], dict)
+            and type(record["batch"]) is int and record["batch"] == 0
+            and isinstance(record["state"], dict)
             and set(record["state"]) == _STATE_KEYS):  # nothing save does not write
         return False
     epochs, files, state = record["epoch"], record["files"], record["state"]
