@@ -1,31 +1,33 @@
 """From a :class:`ConceptCNNClassifier`'s parameters to its compiled network.
 
-:mod:`._network` builds networks in plain Keras and knows no estimator; this
-module reads the estimator's parameters and passes every one of them to a
-builder (the builders' own defaults are for direct callers only):
+:mod:`._network` builds networks in plain Keras and knows no estimator; this module reads the
+estimator's parameters and passes every one of them to a builder (the builders' own defaults
+are for direct callers only):
 
 * :data:`PARAMETER_CONSTRAINTS` is each parameter's range (the estimator's
   ``_parameter_constraints``, checked by ``_validate_params``);
-* :func:`check_architecture` refuses, before any image is read, parameters
-  that cannot make a network or a training together, or one this machine's
-  memory cannot hold (:func:`check_memory`);
-* :func:`build_network` chooses the network (the user's ``model``, a
-  backbone's or the paper's), checks the user's shapes, and compiles it;
-* :func:`compile_network` compiles with the loss and optimizer, freezing or
-  freeing the backbone first (also the second stage of a fine-tuning);
-* where and how the network computes: :func:`apply_thread_limit` (this
-  process's TensorFlow threads, so that workers x threads <= cores),
-  :func:`strategy_for` (a ``tf.distribute`` strategy by name, in whose scope
-  the network is built and compiled) and :func:`dtype_policy` (mixed
-  precision for the layers built inside, the global policy restored after).
+* :func:`check_architecture` refuses, before any image is read, parameters that cannot make a
+  network or a training together, or one this machine's memory cannot hold
+  (:func:`check_memory`; once built, its layers' outputs: :func:`check_network_memory`);
+* :func:`build_network` chooses the network (the user's ``model``, a backbone's or the
+  paper's), checks the user's shapes, and compiles it;
+* :func:`compile_network` compiles with the loss and optimizer, freezing or freeing the
+  backbone first (also the second stage of a fine-tuning);
+* where and how the network computes: :func:`apply_thread_limit` (this process's TensorFlow
+  threads, so that workers x threads <= cores), :func:`strategy_for` (a ``tf.distribute``
+  strategy by name, in whose scope the network is built and compiled) and
+  :func:`dtype_policy` (mixed precision for the layers built inside, the global policy
+  restored after).
 """
 
+import math
 import os
 import warnings
 from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 
 import keras
+import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..files._checkpoints import check_checkpoint_folder
@@ -98,9 +100,8 @@ PARAMETER_CONSTRAINTS = {
 def check_architecture(estimator, n_images=None):
     """Raise ValueError for parameters that are each valid but do not go together.
 
-    ``n_images`` (those of ``X``, when known) caps the batch whose memory is
-    checked (:func:`check_memory`).
-    """
+    ``n_images`` (those of ``X``, when known) caps the batch whose memory is checked
+    (:func:`check_memory`)."""
     _check_network_params(estimator)
     _check_training_params(estimator)
     check_memory(estimator, n_images)
@@ -109,15 +110,13 @@ def check_architecture(estimator, n_images=None):
 def check_memory(estimator, n_images=None, *, training=True, names=None):
     """Refuse, before anything is allocated, images and a network this machine cannot hold.
 
-    One image decoded at ``image_size``
-    (:func:`~imageclef_concepts.images._sources.check_image_size`),
-    then a batch of ``batch_size`` images (``n_images`` when fewer) as the
-    network takes it: the uint8 batch and its float32 input, and for the
-    paper's network the outputs of its convolution blocks (kept for the
-    gradients when training) and its weights (with their gradients and
-    Adam's two moments when training). A lower bound: what it refuses cannot
-    fit (:func:`~imageclef_concepts.images._sources.check_allocation`); a backbone or
-    the user's network needs more than its input batch.
+    One image decoded at ``image_size`` (``images._sources.check_image_size``),
+    then a batch of ``batch_size`` images (``n_images`` when fewer) as the network takes it:
+    the uint8 batch and its float32 input, and for the paper's network the outputs of its
+    convolution blocks (kept for the gradients when training) and its weights (with their
+    gradients and Adam's two moments when training). A lower bound: what it refuses cannot
+    fit (:func:`~imageclef_concepts.images._sources.check_allocation`); a backbone or the
+    user's network needs more than its input batch.
 
     Parameters
     ----------
@@ -126,8 +125,7 @@ def check_memory(estimator, n_images=None, *, training=True, names=None):
     training : bool, default=True
         False for prediction.
     names : dict, default=None
-        The command line's flags for ``image_size`` and ``batch_size``, to
-        name them in the message.
+        The command line's flags for ``image_size`` and ``batch_size``, named in errors.
     """
     names = {name: (names or {}).get(name, name) for name in _SIZING}
     size = estimator.image_size
@@ -186,6 +184,51 @@ def _memory_needed(shape, n_images, kernel):
     need += 4 * (batch * outputs * 2 + weights * 4)
     return need, ("the images, the blocks' outputs and the weights, with their gradients "
                   "and Adam's moments"), batch
+
+
+def check_network_memory(estimator, network, n_images=None, *, training=True):
+    """Refuse, before any image goes through it, a ``network`` whose activations on a batch
+    this machine cannot hold: a backbone at a large ``image_size`` passes
+    :func:`check_memory`, which counts its input batch only, and TensorFlow then failed
+    out of memory after the work before.
+
+    Counted from the built network's layers (the backbone's inside it too): a batch of
+    ``batch_size`` images (``n_images`` when fewer) takes at least its largest layer output
+    when predicting, and every layer output, kept for the gradients, when training. A lower
+    bound, as :func:`check_memory`'s.
+    """
+    values = _activation_values(network)
+    if not values:
+        return
+    batch = int(estimator.batch_size)
+    batch = batch if n_images is None else max(1, min(batch, int(n_images)))
+    need = batch * (sum(values) if training else max(values))
+    shown = [setting("image_size", estimator.image_size)]
+    shown += [setting("batch_size", estimator.batch_size)] if batch > 1 else []
+    check_allocation(need, " and ".join(shown),
+                     f"{'training' if training else 'running'} the network on a batch of "
+                     f"{batch} image(s) (its layers' "
+                     f"{'outputs, kept for the gradients' if training else 'largest output'})",
+                     "choose a smaller image_size" + (" or batch_size" if batch > 1 else ""))
+
+
+def _activation_values(network):
+    """The bytes each layer of ``network`` (and of the networks inside it) outputs for one
+    image; layers whose output is not known are left out."""
+    found = []
+    for layer in network.layers:
+        if isinstance(layer, keras.Model):
+            found += _activation_values(layer)
+            continue
+        try:
+            outputs = keras.tree.flatten(layer.output)
+        except (AttributeError, ValueError):  # a layer used more than once, or not built
+            continue
+        for output in outputs:
+            shape = tuple(output.shape[1:])
+            if shape and all(isinstance(side, int) for side in shape):
+                found.append(math.prod(shape) * np.dtype(output.dtype).itemsize)
+    return found
 
 
 def _paper_network_numbers(image_size, filters, kernel_size, padding, dense_units):

@@ -37,7 +37,7 @@ from ..models._persistence import estimator_from_params, jsonable, model_file_er
 from ..models._zip import ModelZip, read_model_record
 from ._adapter import KerasTargets
 from ._export import export_network
-from ._network import check_stored_variables
+from ._network import check_stored_variables, keras_objects_in_bounds
 
 if TYPE_CHECKING:  # names for annotations only
     from typing_extensions import Self
@@ -46,10 +46,10 @@ if TYPE_CHECKING:  # names for annotations only
 
 # Version of what save() writes beside the network; load() refuses newer ones.
 FILE_FORMAT = 2
-# What a .keras model file holds: Keras' own three members (the weights as .h5 or
-# .npz) and the library's record. Keras would also write a layer's files under
-# assets/ (none of the library's networks has any) and, to read them, extract the
-# whole file to a temporary folder: a file holding anything else is refused unread.
+# What a .keras model file holds: Keras' own three members (the weights as .h5 or .npz) and
+# the library's record. Keras would also write a layer's files under assets/ (none of the
+# library's networks has any) and, to read them, extract the whole file to a temporary
+# folder: a file holding anything else is refused unread.
 KERAS_MEMBERS = frozenset({"metadata.json", "config.json", "model.weights.h5",
                            "model.weights.npz", METADATA_ENTRY})
 
@@ -150,10 +150,9 @@ class ModelFileMixin:
         Parameters
         ----------
         path : str or path-like
-            A folder for ``"tf_saved_model"`` (``served =
-            tf.saved_model.load(path)``, then ``served.serve(images)``; keep
-            ``served``, which owns the variables), a file for ``"onnx"``,
-            written atomically.
+            A folder for ``"tf_saved_model"`` (``served = tf.saved_model.load(path)``, then
+            ``served.serve(images)``; keep ``served``, which owns the variables), a file for
+            ``"onnx"``, written atomically.
         format : {"tf_saved_model", "onnx"}, default="tf_saved_model"
             ``"onnx"`` converts through ``tf2onnx`` (``pip install
             "imageclef_concepts[onnx]"``); serve the file with ONNX Runtime.
@@ -376,10 +375,11 @@ def loaded_params(params):
             value = None
         if isinstance(value, dict) and "keras_object" in value:
             try:
-                value = keras.saving.deserialize_keras_object(value["keras_object"])
+                value = keras_objects_in_bounds(value["keras_object"], f"parameter {name}")
             except Exception as error:  # Keras raises many kinds for a bad config
-                raise ModelFileError(f"parameter {name}: not a Keras object Keras can "
-                                     f"rebuild ({type(error).__name__}: {error})") from None
+                raise error if isinstance(error, ModelFileError) else ModelFileError(
+                    f"parameter {name}: not a Keras object Keras can rebuild "
+                    f"({type(error).__name__}: {error})") from None
         elif isinstance(value, dict) and name == "threshold":
             value = DecisionRule.from_dict(value)
         elif name in ("filters", "dense_units") or (name == "kernel_size"
@@ -447,4 +447,4 @@ def _restored(value, shown):
             return read_network(path, shown)
     if kind in ("list", "tuple"):
         return (list if kind == "list" else tuple)(_restored(item, shown) for item in content)
-    return keras.saving.deserialize_keras_object(content) if kind == "keras_object" else content
+    return keras_objects_in_bounds(content, shown) if kind == "keras_object" else content

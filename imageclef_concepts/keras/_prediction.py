@@ -16,9 +16,8 @@ import keras
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._architecture import apply_thread_limit, check_memory
+from ._architecture import apply_thread_limit, check_memory, check_network_memory
 from ._batches import ImageBatches, decode_errors_surfaced
-from ._network import check_network_memory
 from ._training import shown_progress
 
 if TYPE_CHECKING:  # names for annotations only
