@@ -8,7 +8,7 @@ are for direct callers only):
   ``_parameter_constraints``, checked by ``_validate_params``);
 * :func:`check_architecture` refuses, before any image is read, parameters that cannot make a
   network or a training together, or one this machine's memory cannot hold
-  (:func:`check_memory`; once built, its layers' outputs: :func:`check_network_memory`);
+  (:func:`check_memory`; once built, :func:`._prediction.check_network_memory`);
 * :func:`build_network` chooses the network (the user's ``model``, a backbone's or the
   paper's), checks the user's shapes, and compiles it;
 * :func:`compile_network` compiles with the loss and optimizer, freezing or freeing the
@@ -20,14 +20,12 @@ are for direct callers only):
   restored after).
 """
 
-import math
 import os
 import warnings
 from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 
 import keras
-import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..files._checkpoints import check_checkpoint_folder
@@ -184,51 +182,6 @@ def _memory_needed(shape, n_images, kernel):
     need += 4 * (batch * outputs * 2 + weights * 4)
     return need, ("the images, the blocks' outputs and the weights, with their gradients "
                   "and Adam's moments"), batch
-
-
-def check_network_memory(estimator, network, n_images=None, *, training=True):
-    """Refuse, before any image goes through it, a ``network`` whose activations on a batch
-    this machine cannot hold: a backbone at a large ``image_size`` passes
-    :func:`check_memory`, which counts its input batch only, and TensorFlow then failed
-    out of memory after the work before.
-
-    Counted from the built network's layers (the backbone's inside it too): a batch of
-    ``batch_size`` images (``n_images`` when fewer) takes at least its largest layer output
-    when predicting, and every layer output, kept for the gradients, when training. A lower
-    bound, as :func:`check_memory`'s.
-    """
-    values = _activation_values(network)
-    if not values:
-        return
-    batch = int(estimator.batch_size)
-    batch = batch if n_images is None else max(1, min(batch, int(n_images)))
-    need = batch * (sum(values) if training else max(values))
-    shown = [setting("image_size", estimator.image_size)]
-    shown += [setting("batch_size", estimator.batch_size)] if batch > 1 else []
-    check_allocation(need, " and ".join(shown),
-                     f"{'training' if training else 'running'} the network on a batch of "
-                     f"{batch} image(s) (its layers' "
-                     f"{'outputs, kept for the gradients' if training else 'largest output'})",
-                     "choose a smaller image_size" + (" or batch_size" if batch > 1 else ""))
-
-
-def _activation_values(network):
-    """The bytes each layer of ``network`` (and of the networks inside it) outputs for one
-    image; layers whose output is not known are left out."""
-    found = []
-    for layer in network.layers:
-        if isinstance(layer, keras.Model):
-            found += _activation_values(layer)
-            continue
-        try:
-            outputs = keras.tree.flatten(layer.output)
-        except (AttributeError, ValueError):  # a layer used more than once, or not built
-            continue
-        for output in outputs:
-            shape = tuple(output.shape[1:])
-            if shape and all(isinstance(side, int) for side in shape):
-                found.append(math.prod(shape) * np.dtype(output.dtype).itemsize)
-    return found
 
 
 def _paper_network_numbers(image_size, filters, kernel_size, padding, dense_units):

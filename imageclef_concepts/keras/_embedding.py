@@ -16,11 +16,11 @@ from ..images._sources import as_image_source
 from ..images._store import ImageStore
 from ..models._embedder import EmbedderMixin
 from . import BACKBONES
-from ._architecture import check_memory, check_network_memory
+from ._architecture import check_memory
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._model_file import keras_free_state, keras_restored_state
 from ._network import backbone_preprocessing, pooled_backbone
-from ._prediction import n_images
+from ._prediction import check_network_memory, n_images
 
 if TYPE_CHECKING:  # names for annotations only
 

@@ -31,11 +31,12 @@ import numpy as np
 
 from ..files._checkpoints import CheckpointFolder, digest
 from ..images._fingerprints import images_digest
-from ._architecture import check_network_memory, compile_network, strategy_scope
+from ._architecture import compile_network, strategy_scope
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._ema import EMASwap, uses_ema
 from ._model_file import saved_params
 from ._nan_guard import NaNGuard
+from ._prediction import check_network_memory
 from ._training import (
     TrainingCheckpoint,
     best_epoch_keeper,

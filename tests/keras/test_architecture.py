@@ -108,27 +108,3 @@ def test_numpy_integer_sizes_are_checked_without_overflowing(integer):
     with pytest.raises(ValueError, match="filters=.* training the network"):
         check_memory(ConceptCNNClassifier(image_size=integer(512), batch_size=integer(2),
                                           filters=(integer(2**20),)))
-
-
-def test_a_network_whose_activations_exceed_memory_is_refused_before_any_image(monkeypatch):
-    # check_memory counts a backbone's input batch only: DenseNet121 at 20000 px with
-    # batch_size=1 passed it, and TensorFlow failed out of memory (embed, train, predict).
-    from types import SimpleNamespace
-
-    from imageclef_concepts.files import _sizes
-    from imageclef_concepts.keras._architecture import check_network_memory
-
-    inner = keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Conv2D(8, 3, padding="same")])
-    network = keras.Sequential([keras.Input((64, 64, 3)), inner, keras.layers.Flatten()])
-    estimator = SimpleNamespace(image_size=64, batch_size=4)
-    # The convolution inside outputs 64 x 64 x 8 float32 values an image: 128 KiB.
-    monkeypatch.setattr(_sizes, "memory_limit", lambda: 300_000)
-    with pytest.raises(ValueError, match=r"^image_size=64 and batch_size=4: running the "
-                                         r"network on a batch of 4 image\(s\) \(its layers' "
-                                         r"largest output\) takes 512.0 KiB"):
-        check_network_memory(estimator, network, training=False)
-    check_network_memory(estimator, network, n_images=2, training=False)  # 256 KiB: fits
-    with pytest.raises(ValueError, match=r"^image_size=64 and batch_size=4: training the "
-                                         r"network on a batch of 2 image\(s\) \(its layers' "
-                                         r"outputs, kept for the gradients\) takes 512.0 KiB"):
-        check_network_memory(estimator, network, n_images=2)  # the conv's and Flatten's
