@@ -46,12 +46,11 @@ if TYPE_CHECKING:  # names for annotations only
 
 # Version of what save() writes beside the network; load() refuses newer ones.
 FILE_FORMAT = 2
-# What a .keras model file holds: Keras' own three members (the weights as .h5 or .npz) and
-# the library's record. Keras would also write a layer's files under assets/ (none of the
-# library's networks has any) and, to read them, extract the whole file to a temporary
-# folder: a file holding anything else is refused unread.
-KERAS_MEMBERS = frozenset({"metadata.json", "config.json", "model.weights.h5",
-                           "model.weights.npz", METADATA_ENTRY})
+# What a .keras model file holds: Keras' own three members (the weights as .h5, as the library
+# writes them; Keras reads .npz weights' members inflated, as lists) and the library's record.
+# Keras would also write a layer's files under assets/ (none of the library's networks has any)
+# and extract the whole file to read them: a file holding anything else is refused unread.
+KERAS_MEMBERS = frozenset({"metadata.json", "config.json", "model.weights.h5", METADATA_ENTRY})
 
 
 class ModelFileMixin:

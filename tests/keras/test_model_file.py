@@ -120,3 +120,23 @@ def test_onnx_export_refuses_a_mixed_precision_network_by_name(tmp_path, tiny_im
     with pytest.raises(ValueError, match="bfloat16 .dtype_policy='mixed_bfloat16'.: ONNX"):
         model.export(tmp_path / "model.onnx", format="onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_keras_file_with_npz_weights_is_refused_unread(tmp_path):
+    # Keras reads a .keras's model.weights.npz through NumPy, each inner member inflated and
+    # made a Python list (tolist) before its shape is compared: a 74 KB file whose one
+    # deflated member held 64 MiB of zeros took 1.35 GB in load (Keras' own guard starts at
+    # 4 GiB). The library writes its weights as .h5, and Keras cannot read back the .npz it
+    # writes (pickled arrays, refused): such a member is refused unread.
+    import keras
+    from keras.src.saving import saving_lib
+
+    from imageclef_concepts import ModelFileError
+    from imageclef_concepts.keras._model_file import check_keras_members
+
+    inputs = keras.Input((4,))
+    network = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    saving_lib.save_model(network, path := tmp_path / "npz.keras", weights_format="npz")
+    with pytest.raises(ModelFileError, match=r"npz.keras holds 1 member\(s\) that a .keras "
+                                             r"model file does not \(model.weights.npz\)"):
+        check_keras_members(path)
