@@ -140,3 +140,22 @@ def test_a_keras_file_with_npz_weights_is_refused_unread(tmp_path):
     with pytest.raises(ModelFileError, match=r"npz.keras holds 1 member\(s\) that a .keras "
                                              r"model file does not \(model.weights.npz\)"):
         check_keras_members(path)
+
+
+def test_a_model_fitted_with_keras_metric_objects_is_saved_and_loaded(tmp_path, tiny_images):
+    # metrics takes Keras Metric objects (as documented), which the record wrote as they
+    # were: save() raised 'Object of type AUC is not JSON serializable', naming nothing,
+    # after the whole fit. They are kept by their Keras config, as a loss or optimizer.
+    import keras
+
+    model = ConceptCNNClassifier(image_size=32, filters=(4,), dense_units=(8,), epochs=1,
+                                 random_state=0, validation_fraction=None,
+                                 metrics=["mse", keras.metrics.AUC(num_thresholds=50, name="a")])
+    model.fit(tiny_images.images, labels_of(tiny_images))
+    model.save(path := tmp_path / "m.keras")
+    loaded = ConceptCNNClassifier.load(path)
+    assert loaded.metrics[0] == "mse"
+    assert isinstance(loaded.metrics[1], keras.metrics.AUC)
+    assert loaded.metrics[1].get_config() == model.metrics[1].get_config()
+    np.testing.assert_allclose(loaded.predict_proba(tiny_images.images),
+                               model.predict_proba(tiny_images.images), atol=1e-6)
