@@ -148,21 +148,21 @@ def _activation_values(network):
 
 
 # Layers whose work on an image is bounded by their output and weights: Keras' convolutions,
-# pools, normalisations, activations, merges, reshapes, dropouts, preprocessing (but a
-# Pipeline of layers), its applications' and the library's own. Not an attention (its scores
-# are its length squared), a wrapper's or a Pipeline's inner layers, a recurrent layer's.
+# pools, normalisations, activations, merges, reshapes, dropouts, image preprocessing,
+# rescaling, its applications' and the library's own. Not an attention (its scores are its
+# length squared), a spectrogram (its STFT), a wrapper's or a Pipeline's inner layers.
 _BOUNDED_MODULES = tuple(f"keras.src.{kind}" for kind in (
     "layers.convolutional.", "layers.pooling.", "layers.normalization.", "layers.activations.",
     "layers.merging.", "layers.reshaping.", "layers.regularization.", "applications.",
-    "layers.preprocessing.", "layers.core.dense", "layers.core.embedding",
+    "layers.preprocessing.image_preprocessing.", "layers.preprocessing.rescaling",
+    "layers.preprocessing.normalization", "layers.core.dense", "layers.core.embedding",
     "layers.core.identity", "layers.core.input_layer", "layers.core.masking")) + (
     "imageclef_concepts.",)
 
 
 def bounded_by_output(layer):
     """True when what ``layer`` computes for an image is bounded by its output and weights."""
-    kind = type(layer)
-    return kind.__module__.startswith(_BOUNDED_MODULES) and kind.__name__ != "Pipeline"
+    return type(layer).__module__.startswith(_BOUNDED_MODULES)
 
 
 def largest_computed(network):

@@ -28,13 +28,13 @@ def test_a_network_whose_activations_exceed_memory_is_refused_before_any_image(m
         check_network_memory(estimator, network, n_images=2)  # the conv's and Flatten's
 
 
-@pytest.mark.parametrize("inner", ["attention", "pipeline"])
+@pytest.mark.parametrize("inner", ["attention", "pipeline", "spectrogram"])
 def test_what_a_network_computes_beyond_its_layers_outputs_is_counted(monkeypatch, inner):
     # The outputs of a network's layers do not bound what it computes: an attention's scores
     # are its length squared (a 48 KB .keras, one Reshape to 25,600 positions, took 2.6 GB
-    # to predict one 160 px image; 512 px: 256 GiB), and the layers inside a Pipeline had
-    # none counted. Such networks are traced in a graph (nothing run), their largest tensor
-    # counted.
+    # to predict one 160 px image; 512 px: 256 GiB), a spectrogram's STFT is 1,000 times its
+    # output here, and the layers inside a Pipeline had none counted. Such networks are
+    # traced in a graph (nothing run), their largest tensor counted.
     from types import SimpleNamespace
 
     from imageclef_concepts.files import _sizes
@@ -45,6 +45,11 @@ def test_what_a_network_computes_beyond_its_layers_outputs_is_counted(monkeypatc
         x = keras.layers.Reshape((64 * 64, 3))(inputs)
         x = keras.layers.MultiHeadAttention(num_heads=1, key_dim=1)(x, x)
         x = keras.layers.GlobalAveragePooling1D()(x)
+    elif inner == "spectrogram":  # its STFT: 193 frames of 32,769 float32 values, 48 MiB
+        x = keras.layers.Reshape((64 * 64 * 3,))(inputs)
+        x = keras.layers.MelSpectrogram(fft_length=2**16, sequence_stride=64,
+                                        sequence_length=2**16, num_mel_bins=2)(x)
+        x = keras.layers.Flatten()(x)
     else:  # 64 x 64 x 3 upsampled 32 times a side: 48 MiB
         x = keras.layers.Pipeline([keras.layers.UpSampling2D(32),
                                    keras.layers.GlobalAveragePooling2D()])(inputs)
