@@ -137,7 +137,7 @@ def check_output(path, inputs, flag="--output"):
     folder = path.parent if str(path.parent) else Path(".")
     try:
         check_writable_target(path, flag)
-    except NotARegularFileError as error:
+    except (NotARegularFileError, FileNotFoundError) as error:  # or its folder is missing
         raise UserError(str(error)) from None
     if not folder.is_dir():
         raise UserError(f"{flag} {path}: the folder {folder} does not exist.")

@@ -89,6 +89,8 @@ def _run_reproduce(args):
         raise UserError("give --data DIR, or --dry-run (which makes its own data).")
     if args.output.exists() and not args.output.is_dir():
         raise UserError(f"--output {args.output} is a file; name a folder.")
+    if args.output.is_dir() and any(args.output.iterdir()):  # before the dry run's data
+        raise UserError(f"--output {args.output} exists and is not empty; name a new folder.")
     data = args.data
     if args.dry_run:
         data = args.output / "data"

@@ -163,12 +163,14 @@ default="pixels"
         """Embed the training images and remember their concepts."""
         self._targets = self._fit_targets(y, min_count=self.min_count,
                                           max_labels=self.max_labels)
+        if isinstance(self.n_neighbors, bool):  # Interval(Integral) lets it through
+            raise TypeError(f"n_neighbors={self.n_neighbors}: a number of neighbours, not a bool.")
+        if self.n_neighbors > self._targets.shape[0]:  # a row per image of X: before embedding
+            raise ValueError(f"n_neighbors={self.n_neighbors} is more than the "
+                             f"{self._targets.shape[0]} training images.")
         self.embedding_ = self._fitted_embedding(X, y)
         vars(self).pop("embeddings_", None)  # a refit's X may be of another width
         self.embeddings_ = self._embed(X)
-        if self.n_neighbors > len(self.embeddings_):
-            raise ValueError(f"n_neighbors={self.n_neighbors} is more than the "
-                             f"{len(self.embeddings_)} training images.")
 
     def _fitted_embedding(self, X, y):
         embedding = self.embedding

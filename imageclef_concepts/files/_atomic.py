@@ -144,11 +144,15 @@ def check_writable_target(path, what="output"):
     """Refuse, before any work, a target that exists and is not a regular file.
 
     Replacing it would destroy a folder's place, a device node or a pipe; a name
-    no file can have (:func:`checked_file_name`) is refused too.
+    no file can have (:func:`checked_file_name`), and a new file whose folder does not
+    exist (``FileNotFoundError``), are refused too.
     """
+    name = checked_file_name(path, what)
     try:
-        mode = os.stat(checked_file_name(path, what)).st_mode
-    except FileNotFoundError:
+        mode = os.stat(name).st_mode
+    except FileNotFoundError:  # a new file: its folder must be there (not the temporary named)
+        if not os.path.isdir(folder := os.path.dirname(name) or "."):
+            raise FileNotFoundError(f"{what} {name}: the folder {folder} does not exist.") from None
         return
     if not stat.S_ISREG(mode):
         raise NotARegularFileError(f"{what} {os.fspath(path)} is {file_kind(mode)}: name a "

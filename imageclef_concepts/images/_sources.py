@@ -197,9 +197,14 @@ class ImageFiles(_ImageSource):
         self.dtype = np.uint8
         self._cache = {}  # index -> decoded pixels
         self._pending = {}  # index -> decoded pixels the store's writer has not written yet
-        self._cache_room = int(cache_mb * 2**20) // (image_size * image_size * 3)
         if not self.paths:
             raise ValueError("X holds no image (0 paths).")
+        # Python floats: NumPy's float16 (or 1e308) overflows to infinity; no more than X holds
+        cached = int(min(float(cache_mb) * 2**20, len(self.paths) * 3 * int(image_size)**2))
+        check_allocation(cached, setting("image_cache_mb", cache_mb),
+                         f"caching the decoded images ({cached // (3 * int(image_size)**2)} at "
+                         f"{image_size} px)", "choose a smaller image_cache_mb")
+        self._cache_room = cached // (3 * int(image_size)**2)
         # No store of its own: within a meta-estimator, its parts share decoded images.
         self._shelf = None
         if image_store is not None:  # the user's, even a run's temporary folder: kept

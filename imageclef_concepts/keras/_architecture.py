@@ -1,23 +1,23 @@
 """From a :class:`ConceptCNNClassifier`'s parameters to its compiled network.
 
-:mod:`._network` builds networks in plain Keras and knows no estimator; this
-module reads the estimator's parameters and passes every one of them to a
-builder (the builders' own defaults are for direct callers only):
+:mod:`._network` builds networks in plain Keras and knows no estimator; this module reads the
+estimator's parameters and passes every one of them to a builder (the builders' own defaults
+are for direct callers only):
 
 * :data:`PARAMETER_CONSTRAINTS` is each parameter's range (the estimator's
   ``_parameter_constraints``, checked by ``_validate_params``);
-* :func:`check_architecture` refuses, before any image is read, parameters
-  that cannot make a network or a training together, or one this machine's
-  memory cannot hold (:func:`check_memory`);
-* :func:`build_network` chooses the network (the user's ``model``, a
-  backbone's or the paper's), checks the user's shapes, and compiles it;
-* :func:`compile_network` compiles with the loss and optimizer, freezing or
-  freeing the backbone first (also the second stage of a fine-tuning);
-* where and how the network computes: :func:`apply_thread_limit` (this
-  process's TensorFlow threads, so that workers x threads <= cores),
-  :func:`strategy_for` (a ``tf.distribute`` strategy by name, in whose scope
-  the network is built and compiled) and :func:`dtype_policy` (mixed
-  precision for the layers built inside, the global policy restored after).
+* :func:`check_architecture` refuses, before any image is read, parameters that cannot make a
+  network or a training together, or one this machine's memory cannot hold
+  (:func:`check_memory`; once built, :func:`._prediction.check_network_memory`);
+* :func:`build_network` chooses the network (the user's ``model``, a backbone's or the
+  paper's), checks the user's shapes, and compiles it;
+* :func:`compile_network` compiles with the loss and optimizer, freezing or freeing the
+  backbone first (also the second stage of a fine-tuning);
+* where and how the network computes: :func:`apply_thread_limit` (this process's TensorFlow
+  threads, so that workers x threads <= cores), :func:`strategy_for` (a ``tf.distribute``
+  strategy by name, in whose scope the network is built and compiled) and
+  :func:`dtype_policy` (mixed precision for the layers built inside, the global policy
+  restored after).
 """
 
 import os
@@ -98,9 +98,8 @@ PARAMETER_CONSTRAINTS = {
 def check_architecture(estimator, n_images=None):
     """Raise ValueError for parameters that are each valid but do not go together.
 
-    ``n_images`` (those of ``X``, when known) caps the batch whose memory is
-    checked (:func:`check_memory`).
-    """
+    ``n_images`` (those of ``X``, when known) caps the batch whose memory is checked
+    (:func:`check_memory`)."""
     _check_network_params(estimator)
     _check_training_params(estimator)
     check_memory(estimator, n_images)
@@ -109,15 +108,13 @@ def check_architecture(estimator, n_images=None):
 def check_memory(estimator, n_images=None, *, training=True, names=None):
     """Refuse, before anything is allocated, images and a network this machine cannot hold.
 
-    One image decoded at ``image_size``
-    (:func:`~imageclef_concepts.images._sources.check_image_size`),
-    then a batch of ``batch_size`` images (``n_images`` when fewer) as the
-    network takes it: the uint8 batch and its float32 input, and for the
-    paper's network the outputs of its convolution blocks (kept for the
-    gradients when training) and its weights (with their gradients and
-    Adam's two moments when training). A lower bound: what it refuses cannot
-    fit (:func:`~imageclef_concepts.images._sources.check_allocation`); a backbone or
-    the user's network needs more than its input batch.
+    One image decoded at ``image_size`` (``images._sources.check_image_size``),
+    then a batch of ``batch_size`` images (``n_images`` when fewer) as the network takes it:
+    the uint8 batch and its float32 input, and for the paper's network the outputs of its
+    convolution blocks (kept for the gradients when training) and its weights (with their
+    gradients and Adam's two moments when training). A lower bound: what it refuses cannot
+    fit (:func:`~imageclef_concepts.images._sources.check_allocation`); a backbone or the
+    user's network needs more than its input batch.
 
     Parameters
     ----------
@@ -126,8 +123,7 @@ def check_memory(estimator, n_images=None, *, training=True, names=None):
     training : bool, default=True
         False for prediction.
     names : dict, default=None
-        The command line's flags for ``image_size`` and ``batch_size``, to
-        name them in the message.
+        The command line's flags for ``image_size`` and ``batch_size``, named in errors.
     """
     names = {name: (names or {}).get(name, name) for name in _SIZING}
     size = estimator.image_size

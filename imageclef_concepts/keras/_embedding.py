@@ -19,8 +19,8 @@ from . import BACKBONES
 from ._architecture import check_memory
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._model_file import keras_free_state, keras_restored_state
-from ._network import backbone_preprocessing, check_network_memory, pooled_backbone
-from ._prediction import n_images
+from ._network import backbone_preprocessing, pooled_backbone
+from ._prediction import check_network_memory, n_images
 
 if TYPE_CHECKING:  # names for annotations only
 

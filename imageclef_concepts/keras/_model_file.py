@@ -37,7 +37,7 @@ from ..models._persistence import estimator_from_params, jsonable, model_file_er
 from ..models._zip import ModelZip, read_model_record
 from ._adapter import KerasTargets
 from ._export import export_network
-from ._network import check_stored_variables
+from ._network import check_stored_variables, keras_objects_in_bounds
 
 if TYPE_CHECKING:  # names for annotations only
     from typing_extensions import Self
@@ -46,12 +46,11 @@ if TYPE_CHECKING:  # names for annotations only
 
 # Version of what save() writes beside the network; load() refuses newer ones.
 FILE_FORMAT = 2
-# What a .keras model file holds: Keras' own three members (the weights as .h5 or
-# .npz) and the library's record. Keras would also write a layer's files under
-# assets/ (none of the library's networks has any) and, to read them, extract the
-# whole file to a temporary folder: a file holding anything else is refused unread.
-KERAS_MEMBERS = frozenset({"metadata.json", "config.json", "model.weights.h5",
-                           "model.weights.npz", METADATA_ENTRY})
+# What a .keras model file holds: Keras' own three members (the weights as .h5, as the library
+# writes them; Keras reads .npz weights' members inflated, as lists) and the library's record.
+# Keras would also write a layer's files under assets/ (none of the library's networks has any)
+# and extract the whole file to read them: a file holding anything else is refused unread.
+KERAS_MEMBERS = frozenset({"metadata.json", "config.json", "model.weights.h5", METADATA_ENTRY})
 
 
 class ModelFileMixin:
@@ -66,12 +65,11 @@ class ModelFileMixin:
     def save(self, path: PathLike) -> None:
         """Save the fitted model in Keras' native ``.keras`` format, atomically.
 
-        The file holds the network and, beside it in the same archive, the estimator's
-        parameters (the decision rule included), concept vocabulary and history as JSON:
-        :meth:`load` unpickles nothing. The file is written to a temporary name in the
-        same folder and moved into place, so a failed or interrupted save leaves what was
-        at ``path`` untouched. Once it is written, the training checkpoint is removed
-        (:meth:`remove_checkpoint`).
+    The file holds the network and, beside it in the same archive, the estimator's parameters (the
+    decision rule included), concept vocabulary and history as JSON: :meth:`load` unpickles
+    nothing. The file is written to a temporary name in the same folder and moved into place, so a
+    failed or interrupted save leaves what was at ``path`` untouched. Once it is written, the
+    training checkpoint is removed (:meth:`remove_checkpoint`).
 
         Parameters
         ----------
@@ -92,10 +90,10 @@ class ModelFileMixin:
     def remove_checkpoint(self) -> bool:
         """Remove the training checkpoint this model was trained with, if it is still there.
 
-        ``fit`` keeps its checkpoint (``checkpoint_dir``) after training, so that nothing
-        is lost if saving the model fails; :meth:`save` calls this once the model file is
-        written. Only the checkpoint of this very training is removed, and only the
-        library's own files in it (:func:`~imageclef_concepts.remove_checkpoint`).
+    ``fit`` keeps its checkpoint (``checkpoint_dir``) after training, so that nothing is lost if
+    saving the model fails; :meth:`save` calls this once the model file is written. Only the
+    checkpoint of this very training is removed, and only the library's own files in it
+    (:func:`~imageclef_concepts.remove_checkpoint`).
 
         Returns
         -------
@@ -150,20 +148,17 @@ class ModelFileMixin:
         Parameters
         ----------
         path : str or path-like
-            A folder for ``"tf_saved_model"`` (``served =
-            tf.saved_model.load(path)``, then ``served.serve(images)``; keep
-            ``served``, which owns the variables), a file for ``"onnx"``,
-            written atomically.
+            A folder for ``"tf_saved_model"`` (``served = tf.saved_model.load(path)``, then
+            ``served.serve(images)``; keep ``served``, which owns the variables), a file for
+            ``"onnx"``, written atomically.
         format : {"tf_saved_model", "onnx"}, default="tf_saved_model"
-            ``"onnx"`` converts through ``tf2onnx`` (``pip install
-            "imageclef_concepts[onnx]"``); serve the file with ONNX Runtime.
-            Its input is ``"images"`` and its output ``"probabilities"``;
-            its ``metadata_props`` hold, as JSON, the output's concepts
+            ``"onnx"`` converts through ``tf2onnx`` (``pip install "imageclef_concepts[onnx]"``);
+            serve the file with ONNX Runtime. Its input is ``"images"`` and its output
+            ``"probabilities"``; its ``metadata_props`` hold, as JSON, the output's concepts
             (``"concepts"``), the decision rule (``"decision_rule"``, as
-            :meth:`DecisionRule.to_dict
-            <imageclef_concepts.DecisionRule.to_dict>`: apply it with
-            :class:`~imageclef_concepts.DecisionRule` or by hand) and the
-            estimator and library version (``"imageclef_concepts"``).
+            :meth:`DecisionRule.to_dict <imageclef_concepts.DecisionRule.to_dict>`: apply it with
+            :class:`~imageclef_concepts.DecisionRule` or by hand) and the estimator and library
+            version (``"imageclef_concepts"``).
 
         Examples
         --------
@@ -199,16 +194,15 @@ class ModelFileMixin:
         Returns
         -------
         ConceptCNNClassifier
-            Fitted, predicting exactly as the saved one (its decision rule
-            included); ``partial_fit`` and ``warm_start`` continue training.
+            Fitted, predicting exactly as the saved one (its decision rule included);
+            ``partial_fit`` and ``warm_start`` continue training.
 
         Raises
         ------
         ModelFileError
-            Naming the file and what is wrong: not a model file, a missing or
-            mistyped entry, a parameter outside its range, a network whose
-            input or outputs disagree with the record. Parameters unknown to
-            this version (a newer one wrote the file) are dropped with a
+            Naming the file and what is wrong: not a model file, a missing or mistyped entry, a
+            parameter outside its range, a network whose input or outputs disagree with the record.
+            Parameters unknown to this version (a newer one wrote the file) are dropped with a
             warning naming them.
         """
         return read_keras_file(path, cls)
@@ -236,12 +230,10 @@ class ModelFileMixin:
 def read_keras_file(path, cls, *, shown_as=None):
     """An estimator of class ``cls`` from a ``.keras`` file, checked like a fit's input.
 
-    The record's structure (:func:`~imageclef_concepts.models._card.check_record`), every
-    parameter (the estimator's ``_validate_params``, unknown ones dropped with a warning),
-    and the network against the record: its input size and one output per concept.
-    Anything wrong is one :class:`~imageclef_concepts.ModelFileError` naming the file
-    (``shown_as`` when it sits inside an archive).
-    """
+    The record's structure (:func:`~imageclef_concepts.models._card.check_record`), every parameter
+    (the estimator's ``_validate_params``, unknown ones dropped with a warning), and the network
+    against the record: its input size and one output per concept. Anything wrong is one
+    :class:`~imageclef_concepts.ModelFileError` naming the file (``shown_as`` in an archive)."""
     shown = path if shown_as is None else shown_as
     metadata = read_metadata(path, shown)  # an archive of another kind is named here
     check_keras_members(path, shown)  # before Keras extracts anything
@@ -269,8 +261,7 @@ def check_keras_members(path, shown=None):
     weights (``check_hdf5_member``) or fewer than its variables (``check_stored_variables``).
 
     Keras reads the file through ``zipfile``, which inflates no member past the size the zip
-    directory declares: the directory checked here bounds what loading it inflates.
-    """
+    directory declares: the directory checked here bounds what loading it inflates."""
     shown = path if shown is None else shown
     try:
         with open_regular_file(path, "model file") as handle, \
@@ -349,20 +340,22 @@ _NEVER_SAVED = ("model", "callbacks", "checkpoint_dir", "image_store")
 
 
 def saved_params(params):
-    """Parameters as JSON: Keras losses and optimizers by their Keras config.
+    """Parameters as JSON: Keras losses, optimizers and metrics by their Keras config.
 
     The network itself is in the file, so a custom ``model`` is not repeated; ``callbacks``,
     ``checkpoint_dir`` and ``image_store`` belong to a training run and are not saved (a
     path read from a model file is never used to write or delete).
     """
-    saved = {}
-    for name, value in params.items():
-        if name in _NEVER_SAVED:
-            value = None
-        elif isinstance(value, (keras.losses.Loss, keras.optimizers.Optimizer)):
-            value = {"keras_object": keras.saving.serialize_keras_object(value)}
-        saved[name] = jsonable(value)
-    return saved
+    return {name: jsonable(None if name in _NEVER_SAVED else _by_config(value))
+            for name, value in params.items()}
+
+
+def _by_config(value):
+    """Keras losses, optimizers and metrics (alone or in a list) by their Keras config."""
+    if isinstance(value, list):
+        return [_by_config(item) for item in value]
+    return ({"keras_object": keras.saving.serialize_keras_object(value)}
+            if isinstance(value, _KERAS_OBJECTS) else value)
 
 
 def loaded_params(params):
@@ -374,19 +367,27 @@ def loaded_params(params):
                                  "null there (the network is in the file, callbacks are not)")
         if name in _NEVER_SAVED:  # a path in a file (older ones wrote it) is never used
             value = None
-        if isinstance(value, dict) and "keras_object" in value:
-            try:
-                value = keras.saving.deserialize_keras_object(value["keras_object"])
-            except Exception as error:  # Keras raises many kinds for a bad config
-                raise ModelFileError(f"parameter {name}: not a Keras object Keras can "
-                                     f"rebuild ({type(error).__name__}: {error})") from None
-        elif isinstance(value, dict) and name == "threshold":
+        value = _keras_parameter(value, name)
+        if isinstance(value, dict) and name == "threshold":
             value = DecisionRule.from_dict(value)
         elif name in ("filters", "dense_units") or (name == "kernel_size"
                                                     and isinstance(value, list)):
             value = tuple(value)
         loaded[name] = value
     return loaded
+
+
+def _keras_parameter(value, name):
+    """``value`` with the Keras objects :func:`saved_params` wrote (alone or in a list) made."""
+    if isinstance(value, list):
+        return [_keras_parameter(item, name) for item in value]
+    try:
+        return (keras_objects_in_bounds(value["keras_object"], f"parameter {name}")
+                if isinstance(value, dict) and "keras_object" in value else value)
+    except Exception as error:  # Keras raises many kinds for a bad config
+        raise error if isinstance(error, ModelFileError) else ModelFileError(
+            f"parameter {name}: not a Keras object Keras can rebuild "
+            f"({type(error).__name__}: {error})") from None
 
 
 # ------------------------------------------------------------- pickle and skops
@@ -398,11 +399,10 @@ _KERAS_OBJECTS = (keras.losses.Loss, keras.optimizers.Optimizer, keras.metrics.M
 def keras_free_state(state):
     """An estimator's state (its ``__getstate__``) without Keras objects, for pickle and skops.
 
-    skops rebuilds an object from the plain values of its state and cannot walk
-    a Keras network (RecursionError). A network becomes the bytes of its
-    ``.keras`` file (as ``save`` writes it), a Keras loss, optimizer or metric
-    its Keras config (as a model file keeps parameters), in lists and tuples
-    too. Pickle stores the same; :func:`keras_restored_state` reads it back.
+    skops rebuilds an object from the plain values of its state and cannot walk a Keras network
+    (RecursionError). A network becomes the bytes of its ``.keras`` file (as ``save`` writes it), a
+    Keras loss, optimizer or metric its Keras config (as a model file keeps parameters), in lists
+    and tuples too. Pickle stores the same; :func:`keras_restored_state` reads it back.
     """
     converted = {name: _portable(value) for name, value in state.items() if _holds_keras(value)}
     if not converted:
@@ -447,4 +447,4 @@ def _restored(value, shown):
             return read_network(path, shown)
     if kind in ("list", "tuple"):
         return (list if kind == "list" else tuple)(_restored(item, shown) for item in content)
-    return keras.saving.deserialize_keras_object(content) if kind == "keras_object" else content
+    return keras_objects_in_bounds(content, shown) if kind == "keras_object" else content

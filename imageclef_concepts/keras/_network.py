@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from ..files._atomic import check_regular_file
-from ..files._sizes import check_allocation, in_bytes, setting
+from ..files._sizes import in_bytes
 from ..models import _paper as paper
 from ..models._card import ModelFileError
 from . import BACKBONES
@@ -363,49 +363,32 @@ def learning_rate_schedule(learning_rate, decay):
     )
 
 
-def check_network_memory(estimator, network, n_images=None, *, training=True):
-    """Refuse, before any image goes through it, a ``network`` whose activations on a batch
-    this machine cannot hold: a backbone at a large ``image_size`` passes
-    :func:`check_memory`, which counts its input batch only, and TensorFlow then failed
-    out of memory after the work before.
-
-    Counted from the built network's layers (the backbone's inside it too): a batch of
-    ``batch_size`` images (``n_images`` when fewer) takes at least its largest layer output
-    when predicting, and every layer output, kept for the gradients, when training. A lower
-    bound, as :func:`check_memory`'s.
-    """
-    values = _activation_values(network)
-    if not values:
-        return
-    batch = int(estimator.batch_size)
-    batch = batch if n_images is None else max(1, min(batch, int(n_images)))
-    need = batch * (sum(values) if training else max(values))
-    shown = [setting("image_size", estimator.image_size)]
-    shown += [setting("batch_size", estimator.batch_size)] if batch > 1 else []
-    check_allocation(need, " and ".join(shown),
-                     f"{'training' if training else 'running'} the network on a batch of "
-                     f"{batch} image(s) (its layers' "
-                     f"{'outputs, kept for the gradients' if training else 'largest output'})",
-                     "choose a smaller image_size" + (" or batch_size" if batch > 1 else ""))
+# What the Keras objects a model file makes beside its network (its compile config's loss,
+# optimizer and metrics; a record's or pickle's losses, optimizers and metrics) may hold as
+# they are made: a metric's state is not in the file (an AUC of 200 thresholds for 1,000
+# labels holds 3.2 MB).
+LARGEST_OBJECT_STATE = 2**26  # 64 MiB
 
 
-def _activation_values(network):
-    """The bytes each layer of ``network`` (and of the networks inside it) outputs for one
-    image; layers whose output is not known are left out."""
-    found = []
-    for layer in network.layers:
-        if isinstance(layer, keras.Model):
-            found += _activation_values(layer)
-            continue
-        try:
-            outputs = keras.tree.flatten(layer.output)
-        except (AttributeError, ValueError):  # a layer used more than once, or not built
-            continue
-        for output in outputs:
-            shape = tuple(output.shape[1:])
-            if shape and all(isinstance(side, int) for side in shape):
-                found.append(math.prod(shape) * np.dtype(output.dtype).itemsize)
-    return found
+def keras_objects_in_bounds(config, shown, make=True):
+    """The Keras objects (in lists and dicts) of a file's ``config``, made once a first making
+    in a TensorFlow graph (variables get no memory there) finds their variables within
+    ``LARGEST_OBJECT_STATE``: a metric makes its state as it is made
+    (``MeanIoU(num_classes=2**16)``: 32 GiB). ``make=False`` only checks. Raises
+    ModelFileError; whatever Keras raises for a bad config."""
+    import tensorflow as tf
+
+    with tf.Graph().as_default():
+        made = keras.saving.deserialize_keras_object(config, safe_mode=True)
+        held = sum(math.prod(variable.shape) * np.dtype(variable.dtype).itemsize
+                   for item in keras.tree.flatten(made)
+                   for variable in getattr(item, "variables", None) or ())
+    if held > LARGEST_OBJECT_STATE:
+        raise ModelFileError(f"{shown} makes Keras objects whose variables take "
+                             f"{in_bytes(held, False)} as they are made, more than "
+                             f"{in_bytes(LARGEST_OBJECT_STATE, False)}: not a file as the "
+                             "library writes it; nothing was made.")
+    return keras.saving.deserialize_keras_object(config, safe_mode=True) if make else None
 
 
 def check_stored_variables(config, stored, shown):
@@ -424,18 +407,22 @@ def check_stored_variables(config, stored, shown):
         config = dict(json.loads(config))
     except (ValueError, TypeError, RecursionError):  # not a JSON object: Keras says so
         return
+    compiled = config.pop("compile_config", None)  # Keras compiles the network it loads
     pending = list(global_state.get_global_attribute("uninitialized_variables") or [])
     graph = tf.Graph()
     try:  # the variables made here are given no value, nor left for Keras to give one
         with graph.as_default(), stateless_scope.StatelessScope(initialize_variables=False):
-            network = keras.saving.deserialize_keras_object(
-                {key: value for key, value in config.items() if key != "compile_config"},
-                safe_mode=True)
+            network = keras.saving.deserialize_keras_object(config, safe_mode=True)
             declared = sum(math.prod(variable.shape) * np.dtype(variable.dtype).itemsize
                            for variable in network.weights)
         declared += sum(output.shape.num_elements() * output.dtype.size  # computed
                         for operation in graph.get_operations() for output in operation.outputs
                         if output.shape.is_fully_defined() and output.dtype.is_numpy_compatible)
+        if compiled:
+            keras_objects_in_bounds(compiled, f"{shown}: its config.json's compile_config",
+                                    make=False)
+    except ModelFileError:
+        raise
     except Exception as error:  # a damaged config makes Keras raise many kinds
         if "stateless scope" in str(error):
             return

@@ -5,20 +5,22 @@ The images of ``X`` go through the fitted network batch by batch
 arrays or paths decoded in background threads, an unreadable file a row of
 NaN (no concept). :class:`NetworkOutputsMixin` gives the estimator
 ``predict_proba`` (with test-time augmentation) and ``embed`` (the
-penultimate layer, for retrieval).
+penultimate layer, for retrieval). :func:`check_network_memory` refuses, before any image goes
+through a network (to predict, embed or train), one whose activations this machine cannot hold.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ..files._sizes import check_allocation, setting
 from ._architecture import apply_thread_limit, check_memory
 from ._batches import ImageBatches, decode_errors_surfaced
-from ._network import check_network_memory
 from ._training import shown_progress
 
 if TYPE_CHECKING:  # names for annotations only
@@ -95,3 +97,88 @@ class NetworkOutputsMixin:
         check_is_fitted(self, "model_")
         penultimate = keras.Model(self.model_.inputs, self.model_.layers[-2].output)
         return self._outputs_of(penultimate, X)
+
+
+def check_network_memory(estimator, network, n_images=None, *, training=True):
+    """Refuse, before any image goes through it, a ``network`` whose activations on a batch
+    this machine cannot hold: a backbone at a large ``image_size`` passes
+    :func:`check_memory`, which counts its input batch only, and TensorFlow then failed
+    out of memory after the work before.
+
+    Counted from the built network's layers (the backbone's inside it too): a batch of
+    ``batch_size`` images (``n_images`` when fewer) takes at least its largest layer output
+    when predicting, and every layer output, kept for the gradients, when training. A lower
+    bound, as :func:`check_memory`'s.
+    """
+    values = _activation_values(network)
+    if not values:
+        return
+    batch = int(estimator.batch_size)
+    batch = batch if n_images is None else max(1, min(batch, int(n_images)))
+    need = batch * (sum(values) if training else max(values))
+    shown = [setting("image_size", estimator.image_size)]
+    shown += [setting("batch_size", estimator.batch_size)] if batch > 1 else []
+    check_allocation(need, " and ".join(shown),
+                     f"{'training' if training else 'running'} the network on a batch of "
+                     f"{batch} image(s) (its layers' "
+                     f"{'outputs, kept for the gradients' if training else 'largest output'})",
+                     "choose a smaller image_size" + (" or batch_size" if batch > 1 else ""))
+
+
+def _activation_values(network):
+    """The bytes each layer of ``network`` (and of the networks inside it) outputs for one
+    image; with a layer whose output does not bound what it computes, or is not known (used
+    twice), the largest tensor the network computes too (:func:`largest_computed`)."""
+    found, unbounded = [], False
+    for layer in network.layers:
+        if isinstance(layer, keras.Model):
+            found += _activation_values(layer)
+            continue
+        unbounded = unbounded or not bounded_by_output(layer)
+        try:
+            outputs = keras.tree.flatten(layer.output)
+        except (AttributeError, ValueError):  # a layer used more than once, or not built
+            unbounded = True
+            continue
+        for output in outputs:
+            shape = tuple(output.shape[1:])
+            if shape and all(isinstance(side, int) for side in shape):
+                found.append(math.prod(shape) * np.dtype(output.dtype).itemsize)
+    return found + [largest_computed(network)] if unbounded else found
+
+
+# Layers whose work on an image is bounded by their output and weights: Keras' convolutions,
+# pools, normalisations, activations, merges, reshapes, dropouts, image preprocessing,
+# rescaling, its applications' and the library's own. Not an attention (its scores are its
+# length squared), a spectrogram (its STFT), a wrapper's or a Pipeline's inner layers.
+_BOUNDED_MODULES = tuple(f"keras.src.{kind}" for kind in (
+    "layers.convolutional.", "layers.pooling.", "layers.normalization.", "layers.activations.",
+    "layers.merging.", "layers.reshaping.", "layers.regularization.", "applications.",
+    "layers.preprocessing.image_preprocessing.", "layers.preprocessing.rescaling",
+    "layers.preprocessing.normalization", "layers.core.dense", "layers.core.embedding",
+    "layers.core.identity", "layers.core.input_layer", "layers.core.masking")) + (
+    "imageclef_concepts.",)
+
+
+def bounded_by_output(layer):
+    """True when what ``layer`` computes for an image is bounded by its output and weights."""
+    return type(layer).__module__.startswith(_BOUNDED_MODULES)
+
+
+def largest_computed(network):
+    """The bytes of the largest tensor ``network`` computes for one image (an attention's
+    scores too), from a trace in a TensorFlow graph (nothing is run); 0 when it cannot be
+    traced."""
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype) for tensor in network.inputs]
+    try:
+        graph = tf.function(lambda x: network(x, training=False)).get_concrete_function(
+            specs[0] if len(specs) == 1 else specs).graph
+    except Exception:  # noqa: BLE001 (not traceable: Keras will say why when it runs)
+        return 0
+    return max((math.prod(output.shape[1:]) * output.dtype.size
+                for operation in graph.get_operations() for output in operation.outputs
+                if output.shape.rank and output.shape.rank > 1 and output.shape[0] is None
+                and output.shape[1:].is_fully_defined() and output.dtype.is_numpy_compatible),
+               default=0)

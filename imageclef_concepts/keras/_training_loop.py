@@ -36,7 +36,7 @@ from ._batches import ImageBatches, decode_errors_surfaced
 from ._ema import EMASwap, uses_ema
 from ._model_file import saved_params
 from ._nan_guard import NaNGuard
-from ._network import check_network_memory
+from ._prediction import check_network_memory
 from ._training import (
     TrainingCheckpoint,
     best_epoch_keeper,

@@ -113,7 +113,7 @@ def reproduce_2019(data_dir: PathLike, output_dir: PathLike, *, merge_validation
         A dataset in the 2019 layout (:func:`find_2019_layout`).
     output_dir : str or path-like
         Where ``run.tsv``, ``model.keras``, ``report.md`` and ``report.json``
-        go (created).
+        go (created): a new or empty folder (a folder holding anything else is refused).
     merge_validation : bool, default=True
         Train on training and validation images together, as the paper did.
     tune_threshold : bool, default=False
@@ -141,6 +141,11 @@ def reproduce_2019(data_dir: PathLike, output_dir: PathLike, *, merge_validation
     started = time.perf_counter()
     output_dir = Path(output_dir)
     layout = find_2019_layout(data_dir)
+    held = sorted(entry.name for entry in (output_dir.iterdir() if output_dir.is_dir() else ())
+                  if entry.resolve() != Path(data_dir).resolve())  # but a dry run's own data
+    if held:  # a user's report.md or run.tsv would be replaced
+        raise ValueError(f"output {output_dir} is not empty ({', '.join(held[:5])}): name a new "
+                         "or empty folder; nothing in it is replaced.")
     if layout["test"][1] is None:  # the run's ids are the test images' names: each one writable
         from ._workflows import check_run_ids_of_folder
 

@@ -288,10 +288,14 @@ def load_model(path, *, allow_pickle=False):
         import joblib
 
         try:
-            return joblib.load(path)
+            model = joblib.load(path)
         except Exception as error:  # a corrupt pickle raises anything
             raise ValueError(f"{path} cannot be loaded: {type(error).__name__}: {error}") \
                 from None
+        if not (hasattr(model, "predict_concepts") and hasattr(model, "get_params")):
+            raise ValueError(f"{path} holds a {type(model).__name__}, not a model (an estimator "
+                             "of the library, as save_model writes one).")
+        return model
     raise ValueError(f"model file {path} must end in {' or '.join(MODEL_SUFFIXES)}.")
 
 

@@ -159,6 +159,16 @@ def test_demo_refuses_a_folder_in_use(tmp_path, capsys):
     assert "exists and is not empty" in capsys.readouterr().err
 
 
+def test_reproduce_refuses_a_folder_in_use_before_writing_anything(tmp_path, capsys):
+    # reproduce-2019 wrote its data, model.keras, run.tsv and report.md into a folder holding
+    # a user's files, replacing a user's report.md and run.tsv of those names.
+    (tmp_path / "report.md").write_text("my notes")
+    assert main(["reproduce-2019", "--dry-run", "--output", str(tmp_path), "--quiet"]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["report.md"]
+    assert (tmp_path / "report.md").read_text() == "my notes"
+
+
 @pytest.mark.parametrize("command", [["demo", "--quick"], ["reproduce-2019", "--dry-run"]])
 @pytest.mark.parametrize("value", ["99999999999999999999", "-1", "4294967296"])
 def test_a_seed_numpy_cannot_take_is_named_by_its_flag_before_any_folder(tmp_path, capsys,

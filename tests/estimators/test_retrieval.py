@@ -127,6 +127,22 @@ def test_bad_parameters():
         ConceptKNNClassifier(embedding="resnet").fit(X, ["A", "B", "C"])
 
 
+def test_too_many_or_boolean_neighbours_are_refused_before_any_image_is_embedded(monkeypatch):
+    # n_neighbors was compared with the training images once every one was embedded (a
+    # backbone's hours for nothing), and n_neighbors=True, which Interval(Integral) lets
+    # through, was NumPy's 'an integer is required' in predict, naming nothing.
+    X = np.zeros((3, 16, 16, 3), dtype=np.uint8)
+    embedded = []
+    monkeypatch.setattr(ConceptKNNClassifier, "_embed",
+                        lambda self, X: embedded.append(len(X)) or np.zeros((len(X), 4)))
+    with pytest.raises(ValueError, match="n_neighbors=5 is more than the 3 training"):
+        ConceptKNNClassifier(5).fit(X, ["A", "B", "C"])
+    with pytest.raises(TypeError, match=r"n_neighbors=True: a number of neighbours, not a "
+                                        r"bool"):
+        ConceptKNNClassifier(True).fit(X, ["A", "B", "C"])
+    assert embedded == []
+
+
 def test_backbone_embedding(tiny_images, tmp_path):
     from imageclef_concepts import BackboneEmbedding
 

@@ -63,3 +63,26 @@ def test_reading_a_name_no_file_can_have_is_not_found_by_name(tmp_path):
             with pytest.raises(FileNotFoundError, match=r"model file not found: .*m\\.*"
                                                         "no file can have this name"):
                 check(str(tmp_path / name), "model file")
+
+
+def test_a_missing_folder_is_named_by_every_writer_before_any_work(tmp_path):
+    # Writers into a folder that does not exist raised FileNotFoundError naming the
+    # library's temporary file ('.../nope/.saving-he3k6uof.csv'), a name the user never gave,
+    # and write_report did so only once the report was built.
+    import imageclef_concepts as ic
+    from imageclef_concepts.files._atomic import check_writable_target, write_atomically
+
+    missing = tmp_path / "nope"
+    with pytest.raises(FileNotFoundError, match=r"output .*nope.w.csv: the folder .*nope does "
+                                                r"not exist"):
+        ic.write_run(missing / "w.csv", ["a"], [["C0000001"]])
+    (tmp_path / "t.csv").write_text("a\tC0000001\n")
+    evaluation = ic.evaluate_run(tmp_path / "t.csv", tmp_path / "t.csv")
+    with pytest.raises(FileNotFoundError, match=r"report .*nope.r.html: the folder .*nope does "
+                                                r"not exist"):
+        ic.write_report(missing / "r.html", evaluation)
+    with pytest.raises(FileNotFoundError, match="the folder .*nope does not exist"):
+        write_atomically(os.fsencode(missing) + b"/x\xe9.bin", lambda handle: handle.write(b""))
+    assert not missing.exists()
+    check_writable_target(tmp_path / "new.csv")  # a new file in a folder that exists
+    check_writable_target("relative-new.csv")  # in the current folder

@@ -251,3 +251,20 @@ def test_decoding_one_image_counts_the_batch_and_the_rows_queued_for_the_store(m
                                          r"takes 12.4 MiB \(13,000,000 bytes\)"):
         check_image_size(1000)
     check_image_size(960)  # 11,980,800 bytes
+
+
+def test_the_image_cache_is_sized_within_memory_and_without_overflow(tmp_path, monkeypatch):
+    # image_cache_mb sizes a cache filled as training decodes: np.float16(1) (or 1e308)
+    # overflowed to infinity and raised OverflowError naming nothing, and a cache larger than
+    # memory filled it image by image during the first epoch.
+    from imageclef_concepts.files import _sizes
+
+    paths = [_save(Image.fromarray(np.zeros((8, 8, 3), np.uint8)), tmp_path / f"{i}.png")
+             for i in range(4)]
+    for cache_mb in (np.float16(1), 1e308):
+        assert ImageFiles(paths, 32, cache_mb=cache_mb)._cache_room == 4
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 3500)  # 4 images of 16 px: 3 KiB
+    ImageFiles(paths, 16, cache_mb=1e308)
+    with pytest.raises(ValueError, match=r"^image_cache_mb=1e\+308: caching the decoded "
+                                         r"images \(8 at 16 px\) takes 6.0 KiB"):
+        ImageFiles(paths * 2, 16, cache_mb=1e308)

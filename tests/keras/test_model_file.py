@@ -120,3 +120,42 @@ def test_onnx_export_refuses_a_mixed_precision_network_by_name(tmp_path, tiny_im
     with pytest.raises(ValueError, match="bfloat16 .dtype_policy='mixed_bfloat16'.: ONNX"):
         model.export(tmp_path / "model.onnx", format="onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_keras_file_with_npz_weights_is_refused_unread(tmp_path):
+    # Keras reads a .keras's model.weights.npz through NumPy, each inner member inflated and
+    # made a Python list (tolist) before its shape is compared: a 74 KB file whose one
+    # deflated member held 64 MiB of zeros took 1.35 GB in load (Keras' own guard starts at
+    # 4 GiB). The library writes its weights as .h5, and Keras cannot read back the .npz it
+    # writes (pickled arrays, refused): such a member is refused unread.
+    import keras
+    from keras.src.saving import saving_lib
+
+    from imageclef_concepts import ModelFileError
+    from imageclef_concepts.keras._model_file import check_keras_members
+
+    inputs = keras.Input((4,))
+    network = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    saving_lib.save_model(network, path := tmp_path / "npz.keras", weights_format="npz")
+    with pytest.raises(ModelFileError, match=r"npz.keras holds 1 member\(s\) that a .keras "
+                                             r"model file does not \(model.weights.npz\)"):
+        check_keras_members(path)
+
+
+def test_a_model_fitted_with_keras_metric_objects_is_saved_and_loaded(tmp_path, tiny_images):
+    # metrics takes Keras Metric objects (as documented), which the record wrote as they
+    # were: save() raised 'Object of type AUC is not JSON serializable', naming nothing,
+    # after the whole fit. They are kept by their Keras config, as a loss or optimizer.
+    import keras
+
+    model = ConceptCNNClassifier(image_size=32, filters=(4,), dense_units=(8,), epochs=1,
+                                 random_state=0, validation_fraction=None,
+                                 metrics=["mse", keras.metrics.AUC(num_thresholds=50, name="a")])
+    model.fit(tiny_images.images, labels_of(tiny_images))
+    model.save(path := tmp_path / "m.keras")
+    loaded = ConceptCNNClassifier.load(path)
+    assert loaded.metrics[0] == "mse"
+    assert isinstance(loaded.metrics[1], keras.metrics.AUC)
+    assert loaded.metrics[1].get_config() == model.metrics[1].get_config()
+    np.testing.assert_allclose(loaded.predict_proba(tiny_images.images),
+                               model.predict_proba(tiny_images.images), atol=1e-6)

@@ -115,30 +115,6 @@ def test_a_weights_pipe_is_refused_without_being_opened(tmp_path):
         os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))
 
 
-def test_a_network_whose_activations_exceed_memory_is_refused_before_any_image(monkeypatch):
-    # check_memory counts a backbone's input batch only: DenseNet121 at 20000 px with
-    # batch_size=1 passed it, and TensorFlow failed out of memory (embed, train, predict).
-    from types import SimpleNamespace
-
-    from imageclef_concepts.files import _sizes
-    from imageclef_concepts.keras._network import check_network_memory
-
-    inner = keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Conv2D(8, 3, padding="same")])
-    network = keras.Sequential([keras.Input((64, 64, 3)), inner, keras.layers.Flatten()])
-    estimator = SimpleNamespace(image_size=64, batch_size=4)
-    # The convolution inside outputs 64 x 64 x 8 float32 values an image: 128 KiB.
-    monkeypatch.setattr(_sizes, "memory_limit", lambda: 300_000)
-    with pytest.raises(ValueError, match=r"^image_size=64 and batch_size=4: running the "
-                                         r"network on a batch of 4 image\(s\) \(its layers' "
-                                         r"largest output\) takes 512.0 KiB"):
-        check_network_memory(estimator, network, training=False)
-    check_network_memory(estimator, network, n_images=2, training=False)  # 256 KiB: fits
-    with pytest.raises(ValueError, match=r"^image_size=64 and batch_size=4: training the "
-                                         r"network on a batch of 2 image\(s\) \(its layers' "
-                                         r"outputs, kept for the gradients\) takes 512.0 KiB"):
-        check_network_memory(estimator, network, n_images=2)  # the conv's and Flatten's
-
-
 def test_a_backbone_too_large_for_memory_is_refused_before_embedding(monkeypatch):
     from imageclef_concepts import BackboneEmbedding
     from imageclef_concepts.files import _sizes
@@ -212,3 +188,58 @@ def test_a_config_whose_layers_compute_more_than_its_weights_hold_is_refused_unb
     with pytest.raises(ModelFileError, match=r"large.keras: its config.json declares "
                                              r"variables of 32.0 MiB"):
         check_keras_members(large)
+
+
+def _mean_iou(num_classes):
+    return {"module": "keras.metrics", "class_name": "MeanIoU", "registered_name": None,
+            "config": {"num_classes": num_classes, "name": "mean_iou"}}
+
+
+def test_a_compile_config_whose_metrics_hold_gigabytes_is_refused_unbuilt(tmp_path):
+    # Keras compiles a loaded network from its config.json's compile_config, and a metric
+    # makes its state as it is made (not saved: nothing in the file bounds it): a 60 KB
+    # file whose MeanIoU counts 16,000 classes took 2 GB in load (2**17 classes: 128 GiB).
+    import json
+    import zipfile
+
+    from imageclef_concepts.keras._model_file import check_keras_members
+
+    inputs = keras.Input((4,))
+    network = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    network.compile(loss="mse", metrics=[keras.metrics.MeanIoU(num_classes=3)])
+    network.save(small := tmp_path / "small.keras")
+    check_keras_members(small)  # a normal metric: a few bytes
+    with zipfile.ZipFile(small) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    config["compile_config"]["metrics"] = [_mean_iou(2**14)]  # 2 GiB
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(large := tmp_path / "large.keras", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelFileError, match=r"large.keras: its config.json's compile_config "
+                                             r"makes Keras objects whose variables take "
+                                             r"2.0 GiB as they are made"):
+        check_keras_members(large)
+
+
+def test_a_record_or_pickle_naming_a_keras_object_of_gigabytes_is_refused_unmade():
+    # A model file's record (and a pickled or skops estimator's state) holds losses and
+    # optimizers as Keras configs, rebuilt before the parameters are checked: one naming a
+    # MeanIoU of 16,000 classes took 2 GB as it was made.
+    from imageclef_concepts.keras._model_file import (
+        KERAS_STATE,
+        keras_restored_state,
+        loaded_params,
+    )
+
+    loss = keras.losses.BinaryCrossentropy()
+    assert isinstance(loaded_params({"loss": {"keras_object": keras.saving.serialize_keras_object(
+        loss)}})["loss"], keras.losses.BinaryCrossentropy)
+    with pytest.raises(ModelFileError, match=r"parameter loss makes Keras objects whose "
+                                             r"variables take 512.0 MiB as they are made"):
+        loaded_params({"loss": {"keras_object": _mean_iou(2**13)}})
+    with pytest.raises(ModelFileError, match=r"a pickle makes Keras objects whose variables "
+                                             r"take 512.0 MiB"):
+        keras_restored_state({KERAS_STATE: {"metrics": {"list": [
+            {"keras_object": _mean_iou(2**13)}]}}}, "a pickle")

@@ -79,3 +79,20 @@ def test_test_images_no_run_file_can_name_are_refused_before_training(tmp_path, 
     err = capsys.readouterr().err
     assert f"{test}/caf\\xe9.jpg: image id 'caf\\xe9' is not UTF-8 text" in err
     assert len(err.strip().splitlines()) == 1
+
+
+
+def test_an_output_folder_holding_other_files_is_refused_before_any_work(tmp_path,
+                                                                        monkeypatch):
+    # A user's report.md or run.tsv in the output folder was replaced by the procedure's.
+    from imageclef_concepts import _reproduce, reproduce_2019
+
+    make_imageclef_2019_layout(tmp_path / "data", n_train=4, n_valid=2, n_test=2,
+                               image_size=16)
+    (out := tmp_path / "out").mkdir()
+    (out / "report.md").write_text("my notes")
+    monkeypatch.setattr(_reproduce, "_step_data", lambda *a: pytest.fail("work started"))
+    with pytest.raises(ValueError, match=r"out is not empty \(report.md\): name a new or "
+                                         r"empty folder"):
+        reproduce_2019(tmp_path / "data", out)
+    assert (out / "report.md").read_text() == "my notes"

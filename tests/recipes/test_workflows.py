@@ -105,6 +105,16 @@ def test_save_model_and_load_model_round_trip_a_pickle_only_when_allowed(tmp_pat
         save_model(model, tmp_path / "knn.txt")
 
 
+def test_a_pickle_holding_no_model_is_refused_by_name(tmp_path):
+    # predict --model x.joblib --allow-pickle on a pickle of something else (a dict) was
+    # AttributeError: 'dict' object has no attribute 'get_params', a traceback.
+    import joblib
+
+    joblib.dump({"a": 1}, path := tmp_path / "other.joblib")
+    with pytest.raises(ValueError, match=r"other.joblib holds a dict, not a model"):
+        load_model(path, allow_pickle=True)
+
+
 def test_save_model_writes_a_zip_archive_that_load_model_reads(tmp_path, tiny_images):
     model, X, _ = _knn_and_data(tiny_images)
     path = tmp_path / "knn.zip"

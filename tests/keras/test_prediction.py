@@ -1,0 +1,63 @@
+"""What a fitted network computes is checked against this machine's memory before any image."""
+
+import keras
+import pytest
+
+
+def test_a_network_whose_activations_exceed_memory_is_refused_before_any_image(monkeypatch):
+    # check_memory counts a backbone's input batch only: DenseNet121 at 20000 px with
+    # batch_size=1 passed it, and TensorFlow failed out of memory (embed, train, predict).
+    from types import SimpleNamespace
+
+    from imageclef_concepts.files import _sizes
+    from imageclef_concepts.keras._prediction import check_network_memory
+
+    inner = keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Conv2D(8, 3, padding="same")])
+    network = keras.Sequential([keras.Input((64, 64, 3)), inner, keras.layers.Flatten()])
+    estimator = SimpleNamespace(image_size=64, batch_size=4)
+    # The convolution inside outputs 64 x 64 x 8 float32 values an image: 128 KiB.
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 300_000)
+    with pytest.raises(ValueError, match=r"^image_size=64 and batch_size=4: running the "
+                                         r"network on a batch of 4 image\(s\) \(its layers' "
+                                         r"largest output\) takes 512.0 KiB"):
+        check_network_memory(estimator, network, training=False)
+    check_network_memory(estimator, network, n_images=2, training=False)  # 256 KiB: fits
+    with pytest.raises(ValueError, match=r"^image_size=64 and batch_size=4: training the "
+                                         r"network on a batch of 2 image\(s\) \(its layers' "
+                                         r"outputs, kept for the gradients\) takes 512.0 KiB"):
+        check_network_memory(estimator, network, n_images=2)  # the conv's and Flatten's
+
+
+@pytest.mark.parametrize("inner", ["attention", "pipeline", "spectrogram"])
+def test_what_a_network_computes_beyond_its_layers_outputs_is_counted(monkeypatch, inner):
+    # The outputs of a network's layers do not bound what it computes: an attention's scores
+    # are its length squared (a 48 KB .keras, one Reshape to 25,600 positions, took 2.6 GB
+    # to predict one 160 px image; 512 px: 256 GiB), a spectrogram's STFT is 1,000 times its
+    # output here, and the layers inside a Pipeline had none counted. Such networks are
+    # traced in a graph (nothing run), their largest tensor counted.
+    from types import SimpleNamespace
+
+    from imageclef_concepts.files import _sizes
+    from imageclef_concepts.keras._prediction import check_network_memory
+
+    inputs = keras.Input((64, 64, 3))
+    if inner == "attention":  # its scores: 4096 x 4096 float32 values, 64 MiB
+        x = keras.layers.Reshape((64 * 64, 3))(inputs)
+        x = keras.layers.MultiHeadAttention(num_heads=1, key_dim=1)(x, x)
+        x = keras.layers.GlobalAveragePooling1D()(x)
+    elif inner == "spectrogram":  # its STFT: 193 frames of 32,769 float32 values, 48 MiB
+        x = keras.layers.Reshape((64 * 64 * 3,))(inputs)
+        x = keras.layers.MelSpectrogram(fft_length=2**16, sequence_stride=64,
+                                        sequence_length=2**16, num_mel_bins=2)(x)
+        x = keras.layers.Flatten()(x)
+    else:  # 64 x 64 x 3 upsampled 32 times a side: 48 MiB
+        x = keras.layers.Pipeline([keras.layers.UpSampling2D(32),
+                                   keras.layers.GlobalAveragePooling2D()])(inputs)
+    network = keras.Model(inputs, keras.layers.Dense(3)(x))
+    estimator = SimpleNamespace(image_size=64, batch_size=1)
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 2**25)  # 32 MiB
+    with pytest.raises(ValueError, match=r"^image_size=64: running the network on a batch "
+                                         r"of 1 image\(s\)"):
+        check_network_memory(estimator, network, training=False)
+    with pytest.raises(ValueError, match=r"^image_size=64: training the network"):
+        check_network_memory(estimator, network)
