@@ -136,11 +136,13 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
                               f"image(s) of {len(files)} are not in it, and none can be added "
                               "(a read-only folder or disk); name a store that can be written.")
     lost = None if store is None else ownership_lost(store.path, store._identity)
-    if len(pending) and store is not None and lost:  # kept after its folder was replaced
+    if store is not None and lost:  # kept after its folder was replaced: all held or not
         raise ImageStoreError(f"image store {store.path} is no longer the folder it opened "
-                              f"({lost}): {len(pending)} image(s) of {len(files)} are not in "
-                              "it, and none can be added; open the store again (ImageStore"
-                              "(path)) to make or use the one there now.")
+                              f"({lost}): " + (f"{len(pending)} image(s) of {len(files)} are "
+                              "not in it, and none can be added" if len(pending) else
+                              f"its {len(files)} image(s) are not at its path any more")
+                              + "; open the store again (ImageStore(path)) to make or use the "
+                              "one there now.")
     block = chunk_images(image_size)  # the store's disk takes them all: checked by ImageFiles
     with tqdm(total=len(pending), unit="image", desc="preparing", disable=not progress) as bar:
         for start in range(0, len(pending), block):

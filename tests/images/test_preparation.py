@@ -157,6 +157,11 @@ def test_preparing_into_a_store_whose_folder_was_deleted_is_refused_before_decod
                                               r"it opened .*2 image\(s\) of 3 are not in it"):
         prepare_images(paths, store, image_size=16, progress=False)
     assert not decoded
+    # With none to add, it said PreparedImages(added=0, already_stored=1): stored in a
+    # folder no longer at its path (the user's store there lacks it, or there is none).
+    with pytest.raises(ImageStoreError, match=r"no longer the folder it opened .*its 1 "
+                                              r"image\(s\) are not at its path any more"):
+        prepare_images(paths[:1], store, image_size=16, progress=False)
     assert (tmp_path / "store").exists() == (change == "replaced")
     if change == "replaced":
         assert not list((tmp_path / "store").iterdir())
