@@ -6,7 +6,6 @@ code 2. Nothing here imports scikit-learn or TensorFlow: ``--help`` reads it.
 """
 
 import argparse
-import os
 import re
 from pathlib import Path
 
@@ -137,12 +136,10 @@ def check_output(path, inputs, flag="--output"):
     folder = path.parent if str(path.parent) else Path(".")
     try:
         check_writable_target(path, flag)
-    except (NotARegularFileError, FileNotFoundError) as error:  # or its folder is missing
-        raise UserError(str(error)) from None
+    except (NotARegularFileError, FileNotFoundError, PermissionError) as error:  # or its
+        raise UserError(str(error)) from None  # folder is missing or cannot be written
     if not folder.is_dir():
         raise UserError(f"{flag} {path}: the folder {folder} does not exist.")
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"{flag} {path}: the folder {folder} is not writable.")
     try:
         check_not_an_input(path, inputs, flag)
     except ValueError as error:

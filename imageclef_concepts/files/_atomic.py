@@ -144,19 +144,24 @@ def check_writable_target(path, what="output"):
     """Refuse, before any work, a target that exists and is not a regular file.
 
     Replacing it would destroy a folder's place, a device node or a pipe; a name
-    no file can have (:func:`checked_file_name`), and a new file whose folder does not
-    exist (``FileNotFoundError``), are refused too.
+    no file can have (:func:`checked_file_name`), a new file whose folder does not
+    exist (``FileNotFoundError``) and a file in a folder that cannot be written
+    (``PermissionError``: another user's, a read-only disk) are refused too, each
+    naming the file and its folder (not the temporary file a write would have made).
     """
     name = checked_file_name(path, what)
+    folder = os.path.dirname(name) or "."
     try:
         mode = os.stat(name).st_mode
     except FileNotFoundError:  # a new file: its folder must be there (not the temporary named)
-        if not os.path.isdir(folder := os.path.dirname(name) or "."):
+        if not os.path.isdir(folder):
             raise FileNotFoundError(f"{what} {name}: the folder {folder} does not exist.") from None
-        return
-    if not stat.S_ISREG(mode):
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
         raise NotARegularFileError(f"{what} {os.fspath(path)} is {file_kind(mode)}: name a "
                                    "regular file to write")
+    if not os.access(folder, os.W_OK | os.X_OK):  # the file is replaced through its folder
+        raise PermissionError(f"{what} {name}: the folder {folder} is not writable.")
 
 
 def check_not_an_input(path, inputs, what="output"):

@@ -131,16 +131,18 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
     stored_before, known_failures = len(files.stored), len(files.failures)
     pending = np.setdiff1d(files.usable_indices(), list(files.stored))
     store = files._shelf.store if files._shelf is not None else None
+    lost = None if store is None else ownership_lost(store.path, store._identity)
+    if store is not None and lost:  # kept after its folder was replaced: all held or not
+        raise ImageStoreError(f"image store {store.path} is no longer the folder it opened "
+                              f"({lost}): " + (f"{len(pending)} image(s) of {len(files)} are "
+                              "not in it, and none can be added" if len(pending) else
+                              f"its {len(files)} image(s) are not at its path any more")
+                              + "; open the store again (ImageStore(path)) to make or use the "
+                              "one there now.")
     if len(pending) and store is not None and not files._shelf.writable():  # index opened
         raise ImageStoreError(f"image store {store.path} cannot be written: {len(pending)} "
                               f"image(s) of {len(files)} are not in it, and none can be added "
                               "(a read-only folder or disk); name a store that can be written.")
-    lost = None if store is None else ownership_lost(store.path, store._identity)
-    if len(pending) and store is not None and lost:  # kept after its folder was replaced
-        raise ImageStoreError(f"image store {store.path} is no longer the folder it opened "
-                              f"({lost}): {len(pending)} image(s) of {len(files)} are not in "
-                              "it, and none can be added; open the store again (ImageStore"
-                              "(path)) to make or use the one there now.")
     block = chunk_images(image_size)  # the store's disk takes them all: checked by ImageFiles
     with tqdm(total=len(pending), unit="image", desc="preparing", disable=not progress) as bar:
         for start in range(0, len(pending), block):

@@ -101,9 +101,10 @@ class Shelf:
 
     def writable(self):
         """Whether rows can be added: the store's index can be written and the shelf's
-        folder too (made by another user, it may not be, though the index is)."""
-        return not self.store.read_only and (
-            not os.path.isdir(self.folder) or os.access(self.folder, os.W_OK | os.X_OK))
+        folder too (made by another user, it may not be, though the index is), or, when
+        there is none yet, the store's folder it is made in."""
+        return not self.store.read_only and os.access(
+            self.folder if os.path.isdir(self.folder) else self.store.path, os.W_OK | os.X_OK)
 
     def read_into(self, batch, entries):
         """Read each ``(position, entry)`` of :meth:`locate` into ``batch[position]``.

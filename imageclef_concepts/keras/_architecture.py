@@ -26,6 +26,7 @@ from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 
 import keras
+import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..files._checkpoints import check_checkpoint_folder
@@ -250,11 +251,34 @@ def _check_training_params(estimator):
     if estimator.pos_weight is not None and estimator.loss != "binary_crossentropy":
         raise ValueError(f"pos_weight weighs binary cross-entropy; it cannot be combined "
                          f"with loss={estimator.loss!r}.")
-    names = [m if isinstance(m, str) else m.name for m in estimator.metrics or ()]
+    names = [_metric_name(metric, i) for i, metric in enumerate(estimator.metrics or ())]
     if estimator.monitor.removeprefix("val_") not in {"loss", *names}:
         raise ValueError(
             f"monitor={estimator.monitor!r} is not logged: use 'loss', 'val_loss' or "
             f"[val_]<name> for a name in metrics={estimator.metrics!r}.")
+
+
+def _metric_name(metric, index):
+    """The name ``metric`` (``metrics[index]``) logs, refusing, before training, one the
+    history cannot keep: not a name nor a Keras Metric, or a Metric of more than one value
+    an epoch (an F1Score's per-concept values; the history keeps a number a metric)."""
+    if isinstance(metric, str):
+        return metric
+    if not isinstance(metric, keras.metrics.Metric):
+        raise ValueError(f"metrics[{index}] is {metric!r:.80}: give a metric's name or a "
+                         "keras.metrics.Metric.")
+    try:  # a copy, on two images of two concepts: the user's object gets no state
+        probe = type(metric).from_config(metric.get_config())
+        probe.update_state(np.zeros((2, 2), "float32"), np.full((2, 2), 0.5, "float32"))
+        n_values = int(np.size(probe.result()))
+    except Exception:  # noqa: BLE001 (Keras will say why when it runs)
+        return metric.name
+    if n_values != 1:
+        raise ValueError(f"metrics[{index}] ({type(metric).__name__} {metric.name!r}) logs "
+                         f"{n_values} values an epoch (one a concept or a threshold here); "
+                         "the history keeps one number a metric: give a metric of one value "
+                         "(an average, one threshold).")
+    return metric.name
 
 
 def build_network(estimator, seed):

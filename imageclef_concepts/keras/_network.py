@@ -363,32 +363,45 @@ def learning_rate_schedule(learning_rate, decay):
     )
 
 
-# What the Keras objects a model file makes beside its network (its compile config's loss,
-# optimizer and metrics; a record's or pickle's losses, optimizers and metrics) may hold as
-# they are made: a metric's state is not in the file (an AUC of 200 thresholds for 1,000
-# labels holds 3.2 MB).
+# What the Keras objects a model file makes beside its network (its compile config's, a record's
+# or pickle's losses, optimizers and metrics) may hold as they are made: a metric's state is
+# not in the file (an AUC of 200 thresholds for 1,000 labels holds 3.2 MB).
 LARGEST_OBJECT_STATE = 2**26  # 64 MiB
 
 
 def keras_objects_in_bounds(config, shown, make=True):
     """The Keras objects (in lists and dicts) of a file's ``config``, made once a first making
     in a TensorFlow graph (variables get no memory there) finds their variables within
-    ``LARGEST_OBJECT_STATE``: a metric makes its state as it is made
-    (``MeanIoU(num_classes=2**16)``: 32 GiB). ``make=False`` only checks. Raises
-    ModelFileError; whatever Keras raises for a bad config."""
+    ``LARGEST_OBJECT_STATE``: a metric makes its state as it is made (``MeanIoU(num_classes=
+    2**16)``: 32 GiB). ``make=False`` only checks. Raises ModelFileError, or what Keras does."""
     import tensorflow as tf
 
-    with tf.Graph().as_default():
-        made = keras.saving.deserialize_keras_object(config, safe_mode=True)
-        held = sum(math.prod(variable.shape) * np.dtype(variable.dtype).itemsize
-                   for item in keras.tree.flatten(made)
-                   for variable in getattr(item, "variables", None) or ())
+    # A metric's thresholds (an AUC's) are a Python list as it is made: counted unmade first,
+    # four float32 counts each (a multi-label one's variables are made only in training).
+    held = max((16 * count * labels for count, labels in _thresholds_in(config)), default=0)
+    if held <= LARGEST_OBJECT_STATE:
+        with tf.Graph().as_default():
+            made = keras.saving.deserialize_keras_object(config, safe_mode=True)
+            held = sum(math.prod(variable.shape) * np.dtype(variable.dtype).itemsize
+                       for item in keras.tree.flatten(made)
+                       for variable in getattr(item, "variables", None) or ())
     if held > LARGEST_OBJECT_STATE:
         raise ModelFileError(f"{shown} makes Keras objects whose variables take "
                              f"{in_bytes(held, False)} as they are made, more than "
                              f"{in_bytes(LARGEST_OBJECT_STATE, False)}: not a file as the "
                              "library writes it; nothing was made.")
     return keras.saving.deserialize_keras_object(config, safe_mode=True) if make else None
+
+
+def _thresholds_in(config):
+    """``(num_thresholds, num_labels or 1)`` of each metric config (an AUC's...) in ``config``."""
+    if isinstance(config, (list, dict)):
+        count, labels = (config.get("num_thresholds"), config.get("num_labels")) if isinstance(
+            config, dict) else (None, None)
+        if isinstance(count, int) and count > 0:
+            yield count, labels if isinstance(labels, int) and labels > 1 else 1
+        for value in config.values() if isinstance(config, dict) else config:
+            yield from _thresholds_in(value)
 
 
 def check_stored_variables(config, stored, shown):

@@ -148,16 +148,20 @@ def _activation_values(network):
 
 
 # Layers whose work on an image is bounded by their output and weights: Keras' convolutions,
-# pools, normalisations, activations, merges, reshapes, dropouts, image preprocessing,
-# rescaling, its applications' and the library's own. Not an attention (its scores are its
-# length squared), a spectrogram (its STFT), a wrapper's or a Pipeline's inner layers.
+# pools, normalisations, activations, merges, reshapes, dropouts, the geometric and colour
+# image preprocessing named here (the library's augmentation among them), rescaling, its
+# applications' and the library's own. Not an attention (its scores are its length squared),
+# a spectrogram (its STFT), a histogram equalization (a CLAHE's one-hot of every pixel value,
+# 256 times its output), a wrapper's or a Pipeline's inner layers, a layer not named here.
 _BOUNDED_MODULES = tuple(f"keras.src.{kind}" for kind in (
     "layers.convolutional.", "layers.pooling.", "layers.normalization.", "layers.activations.",
     "layers.merging.", "layers.reshaping.", "layers.regularization.", "applications.",
-    "layers.preprocessing.image_preprocessing.", "layers.preprocessing.rescaling",
-    "layers.preprocessing.normalization", "layers.core.dense", "layers.core.embedding",
-    "layers.core.identity", "layers.core.input_layer", "layers.core.masking")) + (
-    "imageclef_concepts.",)
+    "layers.preprocessing.rescaling", "layers.preprocessing.normalization", "layers.core.dense",
+    "layers.core.embedding", "layers.core.identity", "layers.core.input_layer",
+    "layers.core.masking")) + tuple(
+    f"keras.src.layers.preprocessing.image_preprocessing.{kind}" for kind in (
+        "random_flip", "random_rotation", "random_zoom", "random_contrast", "random_translation",
+        "random_crop", "random_brightness", "center_crop", "resizing")) + ("imageclef_concepts.",)
 
 
 def bounded_by_output(layer):

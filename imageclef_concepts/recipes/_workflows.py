@@ -292,9 +292,20 @@ def load_model(path, *, allow_pickle=False):
         except Exception as error:  # a corrupt pickle raises anything
             raise ValueError(f"{path} cannot be loaded: {type(error).__name__}: {error}") \
                 from None
-        if not (hasattr(model, "predict_concepts") and hasattr(model, "get_params")):
-            raise ValueError(f"{path} holds a {type(model).__name__}, not a model (an estimator "
-                             "of the library, as save_model writes one).")
+        if isinstance(model, type) or not (hasattr(model, "predict_concepts")
+                                           and hasattr(model, "get_params")):
+            held = (f"the class {model.__name__}" if isinstance(model, type)
+                    else f"a {type(model).__name__}")
+            raise ValueError(f"{path} holds {held}, not a model (an estimator of the library, "
+                             "as save_model writes one).")
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_is_fitted
+
+        try:
+            check_is_fitted(model)
+        except NotFittedError:
+            raise ValueError(f"{path} holds a {type(model).__name__} that was never fitted: "
+                             "save a fitted model.") from None
         return model
     raise ValueError(f"model file {path} must end in {' or '.join(MODEL_SUFFIXES)}.")
 

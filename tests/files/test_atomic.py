@@ -86,3 +86,32 @@ def test_a_missing_folder_is_named_by_every_writer_before_any_work(tmp_path):
     assert not missing.exists()
     check_writable_target(tmp_path / "new.csv")  # a new file in a folder that exists
     check_writable_target("relative-new.csv")  # in the current folder
+
+
+def test_a_folder_that_cannot_be_written_is_named_by_every_writer_before_any_work(
+        tmp_path, monkeypatch):
+    # Into a folder the user cannot write (another user's, a read-only disk), save() raised
+    # PermissionError naming the library's temporary file ('.../.saving-j3fy6i9g.keras'), a
+    # name the user never gave, and write_report did so only once the report was built (seen
+    # as user nobody). The test runs as root too: the folder's access is what is asked.
+    import imageclef_concepts as ic
+    from imageclef_concepts.files._atomic import check_writable_target, write_atomically
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "old.csv").write_text("kept\n")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: os.fspath(path) != os.fspath(
+        locked) and real_access(path, mode, **kw))
+    with pytest.raises(PermissionError, match=r"^output .*locked.w.csv: the folder .*locked "
+                                              r"is not writable\.$"):
+        ic.write_run(locked / "w.csv", ["a"], [["C0000001"]])
+    (tmp_path / "t.csv").write_text("a\tC0000001\n")
+    evaluation = ic.evaluate_run(tmp_path / "t.csv", tmp_path / "t.csv")
+    with pytest.raises(PermissionError, match=r"^report .*locked.r.html: the folder"):
+        ic.write_report(locked / "r.html", evaluation)
+    with pytest.raises(PermissionError, match=r"old.csv: the folder .*locked is not writable"):
+        write_atomically(locked / "old.csv", lambda handle: handle.write(b"new"))
+    assert sorted(os.listdir(locked)) == ["old.csv"]
+    assert (locked / "old.csv").read_text() == "kept\n"
+    check_writable_target(tmp_path / "new.csv")  # a folder that can be written

@@ -157,6 +157,11 @@ def test_preparing_into_a_store_whose_folder_was_deleted_is_refused_before_decod
                                               r"it opened .*2 image\(s\) of 3 are not in it"):
         prepare_images(paths, store, image_size=16, progress=False)
     assert not decoded
+    # With none to add, it said PreparedImages(added=0, already_stored=1): stored in a
+    # folder no longer at its path (the user's store there lacks it, or there is none).
+    with pytest.raises(ImageStoreError, match=r"no longer the folder it opened .*its 1 "
+                                              r"image\(s\) are not at its path any more"):
+        prepare_images(paths[:1], store, image_size=16, progress=False)
     assert (tmp_path / "store").exists() == (change == "replaced")
     if change == "replaced":
         assert not list((tmp_path / "store").iterdir())
@@ -177,3 +182,22 @@ def test_preparing_into_a_shelf_folder_that_cannot_be_written_is_refused_before_
                         and real(path, mode, **kw))
     with pytest.raises(ImageStoreError, match=r"cannot be written: 2 image\(s\) of 3"):
         prepare_images(paths, tmp_path / "store", image_size=16, progress=False)
+
+
+def test_preparing_a_new_size_into_a_store_folder_that_cannot_be_written_is_refused(
+        tmp_path, monkeypatch):
+    # The same shared store, its index writable by both (the other user's process holding
+    # it, index.sqlite-wal and -shm there), the store's own folder not: at a size it holds
+    # no folder for, prepare decoded every image, then could not make 24px-bilinear
+    # ('Permission denied'), one warning, added=0, exit status 0 (seen as user nobody).
+    from imageclef_concepts import ImageStoreError
+
+    paths = _images(tmp_path / "images", 3)
+    prepare_images(paths[:1], tmp_path / "store", image_size=16, progress=False)
+    folder = str(tmp_path / "store")
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: os.fspath(path) != folder
+                        and real(path, mode, **kw))
+    with pytest.raises(ImageStoreError, match=r"cannot be written: 3 image\(s\) of 3"):
+        prepare_images(paths, tmp_path / "store", image_size=24, progress=False)
+    assert not (tmp_path / "store" / "24px-bilinear").exists()

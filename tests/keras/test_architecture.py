@@ -108,3 +108,24 @@ def test_numpy_integer_sizes_are_checked_without_overflowing(integer):
     with pytest.raises(ValueError, match="filters=.* training the network"):
         check_memory(ConceptCNNClassifier(image_size=integer(512), batch_size=integer(2),
                                           filters=(integer(2**20),)))
+
+
+@pytest.mark.parametrize("metrics, message", [
+    # A Keras Metric of more than one value an epoch (as documented, metrics takes any
+    # keras.metrics.Metric): fit trained every epoch, then raised 'only 0-dimensional arrays
+    # can be converted to Python scalars' keeping the history, the training lost.
+    ([keras.metrics.F1Score(threshold=0.5)], r"^metrics\[0\] \(F1Score 'f1_score'\) logs "
+                                             r"2 values an epoch"),
+    (["auc", keras.metrics.Precision(thresholds=[0.1, 0.5])], r"^metrics\[1\] \(Precision"),
+    # Not a name nor a Keras Metric: 'function' (or 'list') object has no attribute 'name'.
+    ([keras.metrics.binary_accuracy], r"^metrics\[0\] is <function binary_accuracy.*: give "
+                                      r"a metric's name or a keras\.metrics\.Metric"),
+    ([["auc"]], r"^metrics\[0\] is \['auc'\]"),
+])
+def test_metrics_the_history_cannot_keep_are_refused_before_training(metrics, message):
+    with pytest.raises(ValueError, match=message):
+        check_architecture(ConceptCNNClassifier(**{**TINY, "metrics": metrics}))
+    # A metric of one value passes, its object untouched (no state added to it).
+    auc = keras.metrics.AUC(name="a")
+    check_architecture(ConceptCNNClassifier(**{**TINY, "metrics": ["auc", auc]}))
+    assert float(auc.result()) == 0.0

@@ -243,3 +243,26 @@ def test_a_record_or_pickle_naming_a_keras_object_of_gigabytes_is_refused_unmade
                                              r"take 512.0 MiB"):
         keras_restored_state({KERAS_STATE: {"metrics": {"list": [
             {"keras_object": _mean_iou(2**13)}]}}}, "a pickle")
+
+
+def test_a_metric_of_too_many_thresholds_is_refused_before_it_is_made(monkeypatch):
+    # An AUC (or SensitivityAtSpecificity...) makes a Python list of its num_thresholds as it
+    # is made, before its variables could be counted: a 48 KB .keras whose record's AUC has
+    # 10**7 thresholds took 615 MB and 4 s in load, and loaded (multi_label: its variables
+    # are made only in training, 10**7 x concepts x 16 bytes); 10**9 would take 32 GB.
+    from imageclef_concepts.keras._model_file import loaded_params
+
+    def auc(num_thresholds, **more):
+        return {"keras_object": {"module": "keras.metrics", "class_name": "AUC",
+                                 "registered_name": None, "config": {
+                                     "num_thresholds": num_thresholds, "name": "a", **more}}}
+
+    assert isinstance(loaded_params({"metrics": [auc(200, multi_label=True)]})["metrics"][0],
+                      keras.metrics.AUC)
+    monkeypatch.setattr(keras.saving, "deserialize_keras_object",
+                        lambda *a, **k: pytest.fail("made"))
+    with pytest.raises(ModelFileError, match=r"^parameter metrics makes Keras objects whose "
+                                             r"variables take 152.6 MiB as they are made"):
+        loaded_params({"metrics": [auc(10**7, multi_label=True)]})
+    with pytest.raises(ModelFileError, match=r"whose variables take 305.2 MiB"):
+        loaded_params({"metrics": [auc(2 * 10**6, multi_label=True, num_labels=10)]})

@@ -61,3 +61,24 @@ def test_what_a_network_computes_beyond_its_layers_outputs_is_counted(monkeypatc
         check_network_memory(estimator, network, training=False)
     with pytest.raises(ValueError, match=r"^image_size=64: training the network"):
         check_network_memory(estimator, network)
+
+
+def test_an_image_preprocessing_layer_whose_work_exceeds_its_output_is_counted(monkeypatch):
+    # Keras' image preprocessing layers were trusted wholesale as bounded by their outputs:
+    # a contrast-limited adaptive histogram equalization makes a 256-wide one-hot of every
+    # pixel value, 256 times its output (a 33 KB .keras at 128 px: 0.19 MiB an image counted,
+    # 48 MiB computed; at 512 px and batch_size=32, 96 MiB counted for 24 GiB).
+    from types import SimpleNamespace
+
+    from imageclef_concepts.files import _sizes
+    from imageclef_concepts.keras._prediction import check_network_memory
+
+    inputs = keras.Input((64, 64, 3))
+    x = keras.layers.ContrastLimitedAdaptiveHistogramEqualization(value_range=(0, 1))(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    network = keras.Model(inputs, keras.layers.Dense(3)(x))
+    estimator = SimpleNamespace(image_size=64, batch_size=1)
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 2**23)  # 8 MiB; outputs: 48 KiB
+    with pytest.raises(ValueError, match=r"^image_size=64: running the network on a batch "
+                                         r"of 1 image\(s\)"):
+        check_network_memory(estimator, network, training=False)

@@ -113,6 +113,20 @@ def test_a_pickle_holding_no_model_is_refused_by_name(tmp_path):
     joblib.dump({"a": 1}, path := tmp_path / "other.joblib")
     with pytest.raises(ValueError, match=r"other.joblib holds a dict, not a model"):
         load_model(path, allow_pickle=True)
+    # A pickled class (not an estimator) passed as a model: predict raised TypeError:
+    # BaseEstimator.get_params() missing 1 required positional argument: 'self', a traceback;
+    # an estimator never fitted said 'This ConceptCNNClassifier instance is not fitted yet',
+    # naming no file.
+    from imageclef_concepts import ConceptCNNClassifier
+
+    joblib.dump(ConceptCNNClassifier, path)
+    with pytest.raises(ValueError, match=r"other.joblib holds the class ConceptCNNClassifier, "
+                                         r"not a model"):
+        load_model(path, allow_pickle=True)
+    joblib.dump(ConceptCNNClassifier(), path)
+    with pytest.raises(ValueError, match=r"other.joblib holds a ConceptCNNClassifier that was "
+                                         r"never fitted"):
+        load_model(path, allow_pickle=True)
 
 
 def test_save_model_writes_a_zip_archive_that_load_model_reads(tmp_path, tiny_images):
