@@ -261,24 +261,31 @@ def _check_training_params(estimator):
 def _metric_name(metric, index):
     """The name ``metric`` (``metrics[index]``) logs, refusing, before training, one the
     history cannot keep: not a name nor a Keras Metric, or a Metric of more than one value
-    an epoch (an F1Score's per-concept values; the history keeps a number a metric)."""
+    an epoch (an F1Score's per-concept values; the history keeps a number a metric), given
+    as an object or by a name Keras makes one of ('f1_score')."""
     if isinstance(metric, str):
-        return metric
-    if not isinstance(metric, keras.metrics.Metric):
+        try:
+            made = keras.metrics.get(metric)
+        except Exception:  # noqa: BLE001 (not a name Keras knows: compile says so, untrained)
+            return metric
+        name = metric
+    elif isinstance(metric, keras.metrics.Metric):
+        made, name = metric, metric.name
+    else:
         raise ValueError(f"metrics[{index}] is {metric!r:.80}: give a metric's name or a "
                          "keras.metrics.Metric.")
     try:  # a copy, on two images of two concepts: the user's object gets no state
-        probe = type(metric).from_config(metric.get_config())
+        probe = type(made).from_config(made.get_config())
         probe.update_state(np.zeros((2, 2), "float32"), np.full((2, 2), 0.5, "float32"))
         n_values = int(np.size(probe.result()))
-    except Exception:  # noqa: BLE001 (Keras will say why when it runs)
-        return metric.name
+    except Exception:  # noqa: BLE001 (Keras will say why when it runs; a name's function)
+        return name
     if n_values != 1:
-        raise ValueError(f"metrics[{index}] ({type(metric).__name__} {metric.name!r}) logs "
+        raise ValueError(f"metrics[{index}] ({type(made).__name__} {name!r}) logs "
                          f"{n_values} values an epoch (one a concept or a threshold here); "
                          "the history keeps one number a metric: give a metric of one value "
                          "(an average, one threshold).")
-    return metric.name
+    return name
 
 
 def build_network(estimator, seed):

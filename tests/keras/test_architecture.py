@@ -121,6 +121,10 @@ def test_numpy_integer_sizes_are_checked_without_overflowing(integer):
     ([keras.metrics.binary_accuracy], r"^metrics\[0\] is <function binary_accuracy.*: give "
                                       r"a metric's name or a keras\.metrics\.Metric"),
     ([["auc"]], r"^metrics\[0\] is \['auc'\]"),
+    # The same metric by its name (as the docs allow: 'list of str'): fit trained, then
+    # raised 'only 0-dimensional arrays can be converted to Python scalars'.
+    (["f1_score"], r"^metrics\[0\] \(F1Score 'f1_score'\) logs 2 values an epoch"),
+    (["auc", "F1Score"], r"^metrics\[1\] \(F1Score 'F1Score'\) logs 2 values"),
 ])
 def test_metrics_the_history_cannot_keep_are_refused_before_training(metrics, message):
     with pytest.raises(ValueError, match=message):
