@@ -30,22 +30,25 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..files._checkpoints import check_checkpoint_folder
-from ..files._sizes import check_allocation, memory_limit, setting
+from ..files._sizes import check_allocation, in_bytes, memory_limit, setting
 from ..images._decoding import RESAMPLING
 from ..images._sources import ON_ERROR, check_image_size
 from ..images._store import ImageStore
 from ..models import _paper as paper_constants
+from ..models._card import ModelFileError
 from ..models._decision import DecisionRule
 from ..models._ranges import check_pos_weight
 from . import AUGMENTATIONS, BACKBONES, LOSSES
 from ._ema import ema_settings
 from ._losses import balanced_pos_weight, make_loss
 from ._network import (
+    LARGEST_OBJECT_STATE,
     POOLINGS,
     SMALLEST_BACKBONE_INPUT,
     block_kernel_sizes,
     build_backbone_network,
     build_concept_cnn,
+    keras_objects_in_bounds,
     learning_rate_schedule,
     smallest_image_size,
 )
@@ -274,6 +277,15 @@ def _metric_name(metric, index):
     else:
         raise ValueError(f"metrics[{index}] is {metric!r:.80}: give a metric's name or a "
                          "keras.metrics.Metric.")
+    try:  # load_model's bound on what a model file's objects make: beyond, it is refused
+        keras_objects_in_bounds(keras.saving.serialize_keras_object(made), name, make=False)
+    except ModelFileError:
+        raise ValueError(f"metrics[{index}] ({type(made).__name__} {name!r}) makes more than "
+                         f"{in_bytes(LARGEST_OBJECT_STATE, False)} of state (thresholds x "
+                         "labels): a model saved with it could not be loaded; give fewer "
+                         "thresholds.") from None
+    except Exception:  # noqa: BLE001, S110 (not made here: Keras will say why when it runs)
+        pass
     try:  # a copy, on two images of two concepts: the user's object gets no state
         probe = type(made).from_config(made.get_config())
         probe.update_state(np.zeros((2, 2), "float32"), np.full((2, 2), 0.5, "float32"))

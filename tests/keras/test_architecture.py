@@ -133,3 +133,15 @@ def test_metrics_the_history_cannot_keep_are_refused_before_training(metrics, me
     auc = keras.metrics.AUC(name="a")
     check_architecture(ConceptCNNClassifier(**{**TINY, "metrics": ["auc", auc]}))
     assert float(auc.result()) == 0.0
+
+
+def test_a_metric_a_model_file_could_not_make_again_is_refused_before_training():
+    # State beyond what a model file may make (thresholds x labels x 16 bytes > 64 MiB): fit
+    # trained and save wrote a file whose load refused it ('not a file as the library writes
+    # it'), the trained model lost. Counted from its config: the probe makes no copy of it.
+    big = keras.metrics.AUC(num_thresholds=2100, multi_label=True, num_labels=2000, name="big")
+    with pytest.raises(ValueError, match=r"^metrics\[1\] \(AUC 'big'\) makes more than "
+                                         r"64\.0 MiB of state .*could not be loaded"):
+        check_architecture(ConceptCNNClassifier(**{**TINY, "metrics": ["auc", big]}))
+    check_architecture(ConceptCNNClassifier(**{**TINY, "metrics": [keras.metrics.AUC(
+        num_thresholds=2000, multi_label=True, num_labels=2000)]}))  # 61 MiB: loads again
