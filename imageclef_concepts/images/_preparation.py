@@ -140,9 +140,11 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
                               + "; open the store again (ImageStore(path)) to make or use the "
                               "one there now.")
     if len(pending) and store is not None and not files._shelf.writable():  # index opened
+        why = (f"{files._shelf.folder} is not a folder of its own" if files._shelf.blocked()
+               else "a read-only folder or disk")
         raise ImageStoreError(f"image store {store.path} cannot be written: {len(pending)} "
                               f"image(s) of {len(files)} are not in it, and none can be added "
-                              "(a read-only folder or disk); name a store that can be written.")
+                              f"({why}); name a store that can be written.")
     block = chunk_images(image_size)  # the store's disk takes them all: checked by ImageFiles
     with tqdm(total=len(pending), unit="image", desc="preparing", disable=not progress) as bar:
         for start in range(0, len(pending), block):

@@ -201,3 +201,19 @@ def test_preparing_a_new_size_into_a_store_folder_that_cannot_be_written_is_refu
     with pytest.raises(ImageStoreError, match=r"cannot be written: 3 image\(s\) of 3"):
         prepare_images(paths, tmp_path / "store", image_size=24, progress=False)
     assert not (tmp_path / "store" / "24px-bilinear").exists()
+
+
+def test_preparing_a_size_whose_folder_place_holds_a_users_file_is_refused(tmp_path):
+    # A user's file named as the new size's folder (store/24px-bilinear): Shelf.writable()
+    # asked the store's folder, prepare decoded every image, could not make the folder (Not
+    # a directory), warned once and said 'Prepared 4 images ...: 0 decoded into store, 0
+    # already there', exit status 0.
+    from imageclef_concepts import ImageStoreError
+
+    paths = _images(tmp_path / "images", 3)
+    prepare_images(paths[:1], tmp_path / "store", image_size=16, progress=False)
+    (tmp_path / "store" / "24px-bilinear").write_text("mine")
+    with pytest.raises(ImageStoreError, match=r"cannot be written: 3 image\(s\) of 3 .*"
+                                              r"24px-bilinear is not a folder of its own"):
+        prepare_images(paths, tmp_path / "store", image_size=24, progress=False)
+    assert (tmp_path / "store" / "24px-bilinear").read_text() == "mine"
