@@ -75,9 +75,12 @@ def _run_embed(args):
     paths = [image_path(files, image_id) for image_id in sorted(files)]
     identity = encoder.embedding_identity()
     before = count_stored(store, identity, paths)  # these images', not the encoder's others
-    if before < len(paths) and not store._shelf(identity, 1).writable():  # its index opened
-        raise UserError(f"embedding store {args.store} cannot be written (a read-only folder "
-                        f"or disk): it holds {before} of the {len(paths)} images (embedded "
+    shelf = store._shelf(identity, 1)
+    if before < len(paths) and not shelf.writable():  # its index opened
+        why = (f"{shelf.folder} is not a folder of its own" if shelf.blocked()
+               else "a read-only folder or disk")
+        raise UserError(f"embedding store {args.store} cannot be written ({why}): it holds "
+                        f"{before} of the {len(paths)} images (embedded "
                         "by this encoder, their files unchanged), and none can be added; name "
                         "a store that can be written")
     try:

@@ -147,21 +147,36 @@ def check_writable_target(path, what="output"):
     no file can have (:func:`checked_file_name`), a new file whose folder does not
     exist (``FileNotFoundError``) and a file in a folder that cannot be written
     (``PermissionError``: another user's, a read-only disk) are refused too, each
-    naming the file and its folder (not the temporary file a write would have made).
+    naming the file and its folder (not the temporary file a write would have made). The
+    folder is the one a symbolic link's target is in (written through, as ``open`` does), and
+    another user's file in a sticky folder (``/tmp``'s mode 1777) is refused: only its owner
+    may replace it.
     """
     name = checked_file_name(path, what)
-    folder = os.path.dirname(name) or "."
+    folder = os.path.dirname(os.path.realpath(name) if os.path.islink(name) else name) or "."
     try:
-        mode = os.stat(name).st_mode
+        found = os.stat(name)
     except FileNotFoundError:  # a new file: its folder must be there (not the temporary named)
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"{what} {name}: the folder {folder} does not exist.") from None
-        mode = None
-    if mode is not None and not stat.S_ISREG(mode):
-        raise NotARegularFileError(f"{what} {os.fspath(path)} is {file_kind(mode)}: name a "
-                                   "regular file to write")
+        found = None
+    if found is not None and not stat.S_ISREG(found.st_mode):
+        raise NotARegularFileError(f"{what} {os.fspath(path)} is {file_kind(found.st_mode)}: "
+                                   "name a regular file to write")
     if not os.access(folder, os.W_OK | os.X_OK):  # the file is replaced through its folder
         raise PermissionError(f"{what} {name}: the folder {folder} is not writable.")
+    if found is not None and _sticky_refuses(folder, found.st_uid):
+        raise PermissionError(f"{what} {name}: the folder {folder} lets only a file's owner "
+                              "replace it (its sticky bit, as /tmp's), and the file is another "
+                              "user's: name a new file.")
+
+
+def _sticky_refuses(folder, owner):
+    """Whether ``folder``'s sticky bit stops this user replacing a file ``owner`` has there."""
+    if not hasattr(os, "geteuid"):
+        return False
+    held = os.stat(folder)
+    return bool(held.st_mode & stat.S_ISVTX) and os.geteuid() not in (0, held.st_uid, owner)
 
 
 def check_not_an_input(path, inputs, what="output"):

@@ -113,13 +113,16 @@ def digest(*parts):
     return hasher.hexdigest()
 
 
-def check_checkpoint_folder(path):
+def check_checkpoint_folder(path, writing=True):
     """Refuse, before any work, a folder that is not the library's to write in.
 
     Parameters
     ----------
     path : str or path-like
         A checkpoint folder: missing, empty, or marked as a checkpoint.
+    writing : bool, default=True
+        Whether it is to be written: then a folder (or, when it is missing,
+        the folder it is made in) this user cannot write is refused too.
 
     Raises
     ------
@@ -132,6 +135,8 @@ def check_checkpoint_folder(path):
     except ValueError as error:
         raise CheckpointError(str(error)) from None
     if not os.path.lexists(path):
+        if writing:
+            _check_writable(path, os.path.dirname(path))
         return
     if os.path.islink(path):
         raise CheckpointError(f"checkpoint folder {path} is a symbolic link: name the folder "
@@ -139,6 +144,8 @@ def check_checkpoint_folder(path):
     if not os.path.isdir(path):
         raise CheckpointError(f"checkpoint folder {path} exists and is not a folder: name a "
                               "new or empty folder.")
+    if writing:
+        _check_writable(path, path)
     # A lock alone, or with a half-written manifest, is a start that died before its
     # manifest was in place: still ours.
     entries = sorted(set(os.listdir(path)) - {LOCK, os.path.basename(temporary_name(MANIFEST))})
@@ -151,6 +158,13 @@ def check_checkpoint_folder(path):
     if entries:
         _check_own_files(path)
         _Lock(os.path.join(path, LOCK)).release()  # in use by another training: fail now
+
+
+def _check_writable(path, folder):
+    """Refuse a checkpoint ``folder`` (or the one it is made in) this user cannot write."""
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+        raise CheckpointError(f"checkpoint folder {path}: the folder {folder} cannot be written "
+                              "(another user's, a read-only disk): name another folder.")
 
 
 def _check_own_files(path):
@@ -370,7 +384,7 @@ def remove_checkpoint(path: str | os.PathLike[str], run_id: str | None = None) -
     False
     """
     path = os.path.abspath(os.fspath(path))
-    check_checkpoint_folder(path)
+    check_checkpoint_folder(path, writing=False)  # nothing there, or nothing of ours: False
     if not os.path.isdir(path):
         return False
     manifest = _read_manifest(path)

@@ -125,12 +125,12 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
     unique = list({source_key(path): path for path in reversed(list(paths))}.values())[::-1]
     with warnings.catch_warnings():  # said below, in the words of preparing
         warnings.simplefilter("ignore", SkippedImagesWarning)
-        files = ImageFiles(unique, image_size, resample, on_error, n_jobs,
-                           image_store=as_image_store(image_store))
+        given = as_image_store(image_store)
+        files = ImageFiles(unique, image_size, resample, on_error, n_jobs, image_store=given)
     files.warn_failures("on checking the files", consequence=_NOT_PREPARED)
     stored_before, known_failures = len(files.stored), len(files.failures)
     pending = np.setdiff1d(files.usable_indices(), list(files.stored))
-    store = files._shelf.store if files._shelf is not None else None
+    store = files._shelf.store if files._shelf is not None else given  # lost: no shelf
     lost = None if store is None else ownership_lost(store.path, store._identity)
     if store is not None and lost:  # kept after its folder was replaced: all held or not
         raise ImageStoreError(f"image store {store.path} is no longer the folder it opened "
@@ -139,10 +139,12 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
                               f"its {len(files)} image(s) are not at its path any more")
                               + "; open the store again (ImageStore(path)) to make or use the "
                               "one there now.")
-    if len(pending) and store is not None and not files._shelf.writable():  # index opened
+    if len(pending) and files._shelf is not None and not files._shelf.writable():  # opened
+        why = (f"{files._shelf.folder} is not a folder of its own" if files._shelf.blocked()
+               else "a read-only folder or disk")
         raise ImageStoreError(f"image store {store.path} cannot be written: {len(pending)} "
                               f"image(s) of {len(files)} are not in it, and none can be added "
-                              "(a read-only folder or disk); name a store that can be written.")
+                              f"({why}); name a store that can be written.")
     block = chunk_images(image_size)  # the store's disk takes them all: checked by ImageFiles
     with tqdm(total=len(pending), unit="image", desc="preparing", disable=not progress) as bar:
         for start in range(0, len(pending), block):

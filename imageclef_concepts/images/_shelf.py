@@ -102,9 +102,16 @@ class Shelf:
     def writable(self):
         """Whether rows can be added: the store's index can be written and the shelf's
         folder too (made by another user, it may not be, though the index is), or, when
-        there is none yet, the store's folder it is made in."""
-        return not self.store.read_only and os.access(
-            self.folder if os.path.isdir(self.folder) else self.store.path, os.W_OK | os.X_OK)
+        there is none yet, the store's folder it is made in; not when something that is not a
+        folder (a user's file) is at its place, where none can be made."""
+        if self.store.read_only or self.blocked():
+            return False
+        return os.access(self.folder if os.path.isdir(self.folder) else self.store.path,
+                         os.W_OK | os.X_OK)
+
+    def blocked(self):
+        """Whether something that is not a folder (a user's file) is at the shelf folder's place."""
+        return os.path.lexists(self.folder) and not os.path.isdir(self.folder)
 
     def read_into(self, batch, entries):
         """Read each ``(position, entry)`` of :meth:`locate` into ``batch[position]``.

@@ -30,22 +30,25 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..files._checkpoints import check_checkpoint_folder
-from ..files._sizes import check_allocation, memory_limit, setting
+from ..files._sizes import check_allocation, in_bytes, memory_limit, setting
 from ..images._decoding import RESAMPLING
 from ..images._sources import ON_ERROR, check_image_size
 from ..images._store import ImageStore
 from ..models import _paper as paper_constants
+from ..models._card import ModelFileError
 from ..models._decision import DecisionRule
 from ..models._ranges import check_pos_weight
 from . import AUGMENTATIONS, BACKBONES, LOSSES
 from ._ema import ema_settings
 from ._losses import balanced_pos_weight, make_loss
 from ._network import (
+    LARGEST_OBJECT_STATE,
     POOLINGS,
     SMALLEST_BACKBONE_INPUT,
     block_kernel_sizes,
     build_backbone_network,
     build_concept_cnn,
+    keras_objects_in_bounds,
     learning_rate_schedule,
     smallest_image_size,
 )
@@ -261,24 +264,40 @@ def _check_training_params(estimator):
 def _metric_name(metric, index):
     """The name ``metric`` (``metrics[index]``) logs, refusing, before training, one the
     history cannot keep: not a name nor a Keras Metric, or a Metric of more than one value
-    an epoch (an F1Score's per-concept values; the history keeps a number a metric)."""
+    an epoch (an F1Score's per-concept values; the history keeps a number a metric), given
+    as an object or by a name Keras makes one of ('f1_score')."""
     if isinstance(metric, str):
-        return metric
-    if not isinstance(metric, keras.metrics.Metric):
+        try:
+            made = keras.metrics.get(metric)
+        except Exception:  # noqa: BLE001 (not a name Keras knows: compile says so, untrained)
+            return metric
+        name = metric
+    elif isinstance(metric, keras.metrics.Metric):
+        made, name = metric, metric.name
+    else:
         raise ValueError(f"metrics[{index}] is {metric!r:.80}: give a metric's name or a "
                          "keras.metrics.Metric.")
+    try:  # load_model's bound on what a model file's objects make: beyond, it is refused
+        keras_objects_in_bounds(keras.saving.serialize_keras_object(made), name, make=False)
+    except ModelFileError:
+        raise ValueError(f"metrics[{index}] ({type(made).__name__} {name!r}) makes more than "
+                         f"{in_bytes(LARGEST_OBJECT_STATE, False)} of state (thresholds x "
+                         "labels): a model saved with it could not be loaded; give fewer "
+                         "thresholds.") from None
+    except Exception:  # noqa: BLE001, S110 (not made here: Keras will say why when it runs)
+        pass
     try:  # a copy, on two images of two concepts: the user's object gets no state
-        probe = type(metric).from_config(metric.get_config())
+        probe = type(made).from_config(made.get_config())
         probe.update_state(np.zeros((2, 2), "float32"), np.full((2, 2), 0.5, "float32"))
         n_values = int(np.size(probe.result()))
-    except Exception:  # noqa: BLE001 (Keras will say why when it runs)
-        return metric.name
+    except Exception:  # noqa: BLE001 (Keras will say why when it runs; a name's function)
+        return name
     if n_values != 1:
-        raise ValueError(f"metrics[{index}] ({type(metric).__name__} {metric.name!r}) logs "
+        raise ValueError(f"metrics[{index}] ({type(made).__name__} {name!r}) logs "
                          f"{n_values} values an epoch (one a concept or a threshold here); "
                          "the history keeps one number a metric: give a metric of one value "
                          "(an average, one threshold).")
-    return metric.name
+    return name
 
 
 def build_network(estimator, seed):

@@ -246,6 +246,9 @@ def save_model(model, path):
 
         from ..files._atomic import replaced_atomically
 
+        if why := _not_a_model(model):  # load_model would refuse the file
+            raise ValueError(f"{path}: {why}; nothing is written.")
+
         # A store is a folder of this machine, never saved: as in .keras and .zip files.
         stores = [(part, part.image_store) for part in image_readers(model)]
         try:
@@ -259,6 +262,24 @@ def save_model(model, path):
         raise ValueError(f"model file {path} must end in {' or '.join(MODEL_SUFFIXES)}.")
     if hasattr(model, "remove_checkpoint"):
         model.remove_checkpoint()
+
+
+def _not_a_model(model):
+    """Why ``model`` is not a model :func:`load_model` serves (a class, not an estimator of
+    the library, one never fitted), or None."""
+    if isinstance(model, type) or not all(hasattr(model, name) for name in (
+            "predict_concepts", "get_params", "fit")):
+        held = f"the class {model.__name__}" if isinstance(model, type) else \
+            f"a {type(model).__name__}"
+        return f"{held}, not a model (an estimator of the library, as save_model writes one)"
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        return f"a {type(model).__name__} that was never fitted: save a fitted model"
+    return None
 
 
 def load_model(path, *, allow_pickle=False):
@@ -292,20 +313,8 @@ def load_model(path, *, allow_pickle=False):
         except Exception as error:  # a corrupt pickle raises anything
             raise ValueError(f"{path} cannot be loaded: {type(error).__name__}: {error}") \
                 from None
-        if isinstance(model, type) or not (hasattr(model, "predict_concepts")
-                                           and hasattr(model, "get_params")):
-            held = (f"the class {model.__name__}" if isinstance(model, type)
-                    else f"a {type(model).__name__}")
-            raise ValueError(f"{path} holds {held}, not a model (an estimator of the library, "
-                             "as save_model writes one).")
-        from sklearn.exceptions import NotFittedError
-        from sklearn.utils.validation import check_is_fitted
-
-        try:
-            check_is_fitted(model)
-        except NotFittedError:
-            raise ValueError(f"{path} holds a {type(model).__name__} that was never fitted: "
-                             "save a fitted model.") from None
+        if why := _not_a_model(model):
+            raise ValueError(f"{path} holds {why}.")
         return model
     raise ValueError(f"model file {path} must end in {' or '.join(MODEL_SUFFIXES)}.")
 

@@ -115,3 +115,38 @@ def test_a_folder_that_cannot_be_written_is_named_by_every_writer_before_any_wor
     assert sorted(os.listdir(locked)) == ["old.csv"]
     assert (locked / "old.csv").read_text() == "kept\n"
     check_writable_target(tmp_path / "new.csv")  # a folder that can be written
+
+
+def test_a_link_or_a_sticky_folder_that_stops_the_write_is_named_before_any_work(
+        tmp_path, monkeypatch):
+    # Seen as user nobody: the early check passed (1) a link, in a folder that can be
+    # written, to a file of a folder that cannot (the write goes through the link: refused
+    # only by the write, after the work), and (2) another user's file in a sticky folder
+    # (/tmp's mode 1777), which os.replace may not replace: 'Operation not permitted:
+    # .../.saving-k5_zx_fe.txt' -> ...', naming the library's temporary file, after the work.
+    # As root, the folder's access and the user's id are what is asked.
+    from imageclef_concepts.files._atomic import check_writable_target
+
+    locked, open_ = tmp_path / "locked", tmp_path / "open"
+    locked.mkdir()
+    open_.mkdir()
+    (locked / "x.csv").write_text("kept\n")
+    (open_ / "link.csv").symlink_to(locked / "x.csv")
+    (open_ / "dangling.csv").symlink_to(locked / "new.csv")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: os.fspath(path) != os.fspath(
+        locked) and real_access(path, mode, **kw))
+    for link in ("link.csv", "dangling.csv"):
+        with pytest.raises(PermissionError, match=rf"^output .*open.{link}: the folder "
+                                                  r".*locked is not writable\.$"):
+            check_writable_target(open_ / link)
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    (sticky / "theirs.csv").write_text("kept\n")
+    monkeypatch.setattr(os, "geteuid", lambda: os.stat(sticky).st_uid + 12345)
+    with pytest.raises(PermissionError, match=r"^output .*theirs.csv: the folder .*sticky "
+                                              r"lets only a file's owner replace it"):
+        check_writable_target(sticky / "theirs.csv")
+    check_writable_target(sticky / "new.csv")  # a new file there is the user's own
+    assert (locked / "x.csv").read_text() == (sticky / "theirs.csv").read_text() == "kept\n"

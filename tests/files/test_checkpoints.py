@@ -170,3 +170,27 @@ def test_digest_takes_lone_surrogates_no_file_name_gives():
 
     assert digest("a\ud800") != digest("a\ud801")
     assert digest("caf\udce9") == digest(b"caf\xe9")  # os.fsdecode's: the name's bytes
+
+
+def test_a_checkpoint_folder_that_cannot_be_written_is_named_before_any_image(
+        tmp_path, monkeypatch):
+    # As user nobody, an empty checkpoint folder of root's said '.../imageclef_concepts-
+    # checkpoint.lock cannot be used as a lock (Permission denied): this is not a checkpoint
+    # as the library writes it ... Delete that file yourself', a file that does not exist;
+    # a new folder in root's folder said only 'Permission denied: <path>'.
+    from imageclef_concepts.files._checkpoints import check_checkpoint_folder
+
+    locked = tmp_path / "locked"
+    (locked / "empty").mkdir(parents=True)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: os.fspath(path) not in (
+        os.fspath(locked), os.fspath(locked / "empty")) and real_access(path, mode, **kw))
+    for folder in (locked / "empty", locked / "new"):
+        with pytest.raises(CheckpointError, match=rf"^checkpoint folder .*{folder.name}: the "
+                                                  r"folder .*locked.* cannot be written"):
+            check_checkpoint_folder(folder)
+    assert os.listdir(locked / "empty") == [] and not (locked / "new").exists()
+    check_checkpoint_folder(tmp_path / "new")  # a folder that can be made
+    # Nothing of the library's there: nothing to remove, as before.
+    assert remove_checkpoint(locked / "empty") is False
+    assert remove_checkpoint(locked / "new") is False

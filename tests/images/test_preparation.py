@@ -3,6 +3,7 @@
 import os
 import shutil
 from collections import namedtuple
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -201,3 +202,43 @@ def test_preparing_a_new_size_into_a_store_folder_that_cannot_be_written_is_refu
     with pytest.raises(ImageStoreError, match=r"cannot be written: 3 image\(s\) of 3"):
         prepare_images(paths, tmp_path / "store", image_size=24, progress=False)
     assert not (tmp_path / "store" / "24px-bilinear").exists()
+
+
+def test_preparing_a_size_whose_folder_place_holds_a_users_file_is_refused(tmp_path):
+    # A user's file named as the new size's folder (store/24px-bilinear): Shelf.writable()
+    # asked the store's folder, prepare decoded every image, could not make the folder (Not
+    # a directory), warned once and said 'Prepared 4 images ...: 0 decoded into store, 0
+    # already there', exit status 0.
+    from imageclef_concepts import ImageStoreError
+
+    paths = _images(tmp_path / "images", 3)
+    prepare_images(paths[:1], tmp_path / "store", image_size=16, progress=False)
+    (tmp_path / "store" / "24px-bilinear").write_text("mine")
+    with pytest.raises(ImageStoreError, match=r"cannot be written: 3 image\(s\) of 3 .*"
+                                              r"24px-bilinear is not a folder of its own"):
+        prepare_images(paths, tmp_path / "store", image_size=24, progress=False)
+    assert (tmp_path / "store" / "24px-bilinear").read_text() == "mine"
+
+
+@pytest.mark.parametrize("change", ["deleted", "replaced", "manifest removed"])
+def test_preparing_into_a_store_lost_before_its_first_use_is_refused(tmp_path, change):
+    # A store opened (ImageStore(path)) and not yet used in this process when its folder was
+    # deleted, replaced or lost its manifest: prepare warned once and returned
+    # PreparedImages(added=0, already_stored=0, unreadable=0) for 3 images (no warning at
+    # all at a second size), the refusal of a lost store applying only to one already used.
+    from imageclef_concepts import ImageStoreError
+
+    paths = _images(tmp_path / "images", 3)
+    prepare_images(paths, tmp_path / "store", image_size=16, progress=False)
+    store = ImageStore(tmp_path / "store")
+    if change == "manifest removed":
+        os.remove(tmp_path / "store" / "imageclef_concepts-image-store.json")
+    else:
+        shutil.rmtree(tmp_path / "store")
+        if change == "replaced":
+            (tmp_path / "store").mkdir()
+    for size in (16, 24):
+        with pytest.warns(ImageStoreWarning) if size == 16 else nullcontext(), \
+                pytest.raises(ImageStoreError, match=r"no longer the folder it opened"):
+            prepare_images(paths, store, image_size=size, progress=False)
+    assert (tmp_path / "store").exists() == (change != "deleted")

@@ -121,6 +121,10 @@ def test_numpy_integer_sizes_are_checked_without_overflowing(integer):
     ([keras.metrics.binary_accuracy], r"^metrics\[0\] is <function binary_accuracy.*: give "
                                       r"a metric's name or a keras\.metrics\.Metric"),
     ([["auc"]], r"^metrics\[0\] is \['auc'\]"),
+    # The same metric by its name (as the docs allow: 'list of str'): fit trained, then
+    # raised 'only 0-dimensional arrays can be converted to Python scalars'.
+    (["f1_score"], r"^metrics\[0\] \(F1Score 'f1_score'\) logs 2 values an epoch"),
+    (["auc", "F1Score"], r"^metrics\[1\] \(F1Score 'F1Score'\) logs 2 values"),
 ])
 def test_metrics_the_history_cannot_keep_are_refused_before_training(metrics, message):
     with pytest.raises(ValueError, match=message):
@@ -129,3 +133,15 @@ def test_metrics_the_history_cannot_keep_are_refused_before_training(metrics, me
     auc = keras.metrics.AUC(name="a")
     check_architecture(ConceptCNNClassifier(**{**TINY, "metrics": ["auc", auc]}))
     assert float(auc.result()) == 0.0
+
+
+def test_a_metric_a_model_file_could_not_make_again_is_refused_before_training():
+    # State beyond what a model file may make (thresholds x labels x 16 bytes > 64 MiB): fit
+    # trained and save wrote a file whose load refused it ('not a file as the library writes
+    # it'), the trained model lost. Counted from its config: the probe makes no copy of it.
+    big = keras.metrics.AUC(num_thresholds=2100, multi_label=True, num_labels=2000, name="big")
+    with pytest.raises(ValueError, match=r"^metrics\[1\] \(AUC 'big'\) makes more than "
+                                         r"64\.0 MiB of state .*could not be loaded"):
+        check_architecture(ConceptCNNClassifier(**{**TINY, "metrics": ["auc", big]}))
+    check_architecture(ConceptCNNClassifier(**{**TINY, "metrics": [keras.metrics.AUC(
+        num_thresholds=2000, multi_label=True, num_labels=2000)]}))  # 61 MiB: loads again

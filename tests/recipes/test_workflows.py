@@ -129,6 +129,29 @@ def test_a_pickle_holding_no_model_is_refused_by_name(tmp_path):
         load_model(path, allow_pickle=True)
 
 
+def test_save_model_refuses_a_pickle_load_model_would_refuse(tmp_path):
+    # save_model wrote an unfitted estimator, a Pipeline or a GridSearchCV to a .joblib file
+    # without a word, which load_model (and predict --model) then refuse: the model saved
+    # is found unusable only when it is needed.
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+
+    X, y = [[0], [0], [1], [1]], ["C1", "C1", "C2", "C2"]
+    path = tmp_path / "m.joblib"
+    path.write_bytes(b"kept")
+    for model, message in [
+            (MostFrequentConcepts(), r"^m.joblib: a MostFrequentConcepts that was never fitted"),
+            (make_pipeline(MostFrequentConcepts(k=1)).fit(X, y), r"^m.joblib: a Pipeline, not "),
+            (GridSearchCV(MostFrequentConcepts(), {"k": [1, 2]}, cv=2).fit(X, y),
+             r"^m.joblib: a GridSearchCV, not a model"),
+            (MostFrequentConcepts, r"^m.joblib: the class MostFrequentConcepts, not a model")]:
+        with pytest.raises(ValueError, match=message.replace("m.joblib", r".*m\.joblib")):
+            save_model(model, path)
+        assert path.read_bytes() == b"kept"
+    save_model(MostFrequentConcepts(k=1).fit(X, y), path)
+    assert load_model(path, allow_pickle=True).predict_concepts([[0]]) == [("C1",)]
+
+
 def test_save_model_writes_a_zip_archive_that_load_model_reads(tmp_path, tiny_images):
     model, X, _ = _knn_and_data(tiny_images)
     path = tmp_path / "knn.zip"
