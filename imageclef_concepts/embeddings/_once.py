@@ -295,10 +295,10 @@ def _embed_missing(encoder, identity, X, keys, missing, store, found):
     todo = [position for position in missing if keys[position] is None
             or first_of.get(keys[position]) == position]
     warned, unwritten = False, []
-    # With a store, one image first: its width tells the disk room all the rows take,
-    # asked before the encoder runs over the others.
     if is_path_sequence(X) and todo:
         _check_image_room(encoder, _subset(X, todo))
+    # With a store, one image first: its width tells the disk room all the rows take,
+    # asked before the encoder runs over the others.
     probe = store is not None and not store.read_only
     blocks = _blocks(len(todo), 1 if probe else BLOCK)
     for number, (start, stop) in enumerate(blocks):
