@@ -223,12 +223,9 @@ def test_a_forged_checkpoint_array_file_is_refused_by_name_without_reading_it_wh
     # Its digest is in the record, which a forger rewrites too. NumPy allocated the shape
     # a member's header states (a 4 TiB MemoryError naming nothing) and inflated whatever
     # a member held (1 GB from a 1 MB file), before the wrong shape was found.
-    import tracemalloc
     import zipfile
 
     import numpy as np
-
-    from ..conftest import labels_of, tiny_cnn
 
     folder = checkpoint / "backup"
     with zipfile.ZipFile(folder / name) as archive:
@@ -240,13 +237,7 @@ def test_a_forged_checkpoint_array_file_is_refused_by_name_without_reading_it_wh
         "other shape": _npy(np.zeros((3, 5), "float32"))}[forgery]
     _forged_npz(folder / name, members)
     _record_digest(folder, name)  # as a forger would
-    tracemalloc.start()
-    try:
-        with pytest.raises(CheckpointError, match=f"{name} is not the file the training saved"):
-            tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))
-        assert tracemalloc.get_traced_memory()[1] < 2**25
-    finally:
-        tracemalloc.stop()
+    _refused_within_32_mib(checkpoint, tiny_images, f"{name} is not the file the training saved")
 
 
 def test_forged_compressed_checkpoint_weights_are_refused_before_keras_reads_them(
@@ -254,11 +245,7 @@ def test_forged_compressed_checkpoint_weights_are_refused_before_keras_reads_the
     # Keras reads each dataset of latest.weights.h5 whole before comparing its shape with
     # the variable's: a dataset stated (2**27, 4), gzip, never written, in a file of a few
     # KB, took 9 GB and 130 s before the shape was found wrong.
-    import tracemalloc
-
     import h5py
-
-    from ..conftest import labels_of, tiny_cnn
 
     folder = checkpoint / "backup"
     with h5py.File(folder / WEIGHTS, "a") as weights:
@@ -266,13 +253,7 @@ def test_forged_compressed_checkpoint_weights_are_refused_before_keras_reads_the
         weights.create_dataset("layers/dense/vars/0", shape=(2**22, 4), dtype="f4",
                                compression="gzip", chunks=(2**16, 4), fillvalue=0)
     _record_digest(folder, WEIGHTS)  # as a forger would
-    tracemalloc.start()
-    try:
-        with pytest.raises(CheckpointError, match=f"{WEIGHTS} holds datasets of 64.* compressed"):
-            tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))
-        assert tracemalloc.get_traced_memory()[1] < 2**25
-    finally:
-        tracemalloc.stop()
+    _refused_within_32_mib(checkpoint, tiny_images, f"{WEIGHTS} holds datasets of 64.* compressed")
 
 
 @pytest.mark.parametrize("file", ["record", "manifest"])
@@ -294,3 +275,19 @@ def test_a_checkpoint_json_larger_than_any_written_is_refused_unparsed(checkpoin
     shown = "none of its records" if file == "record" else f"{path}"
     with pytest.raises(CheckpointError, match=shown):
         tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))
+
+
+def _refused_within_32_mib(checkpoint, tiny_images, match):
+    """Resuming the forged checkpoint is one CheckpointError matching ``match``, reached
+    while Python's allocations peak under 32 MiB."""
+    import tracemalloc
+
+    from ..conftest import labels_of, tiny_cnn
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=match):
+            tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, labels_of(tiny_images))
+        assert tracemalloc.get_traced_memory()[1] < 2**25
+    finally:
+        tracemalloc.stop()
