@@ -70,11 +70,14 @@ class KerasRestore(keras.callbacks.Callback):
     Parameters
     ----------
     backup : TrainingBackup
+    on_restored : callable or None
+        Called without arguments once the weights are loaded.
     """
 
-    def __init__(self, backup):
+    def __init__(self, backup, on_restored=None):
         super().__init__()
         self.backup = backup
+        self.on_restored = on_restored
 
     def on_train_begin(self, logs=None):
         record = self.backup.restored
@@ -98,6 +101,8 @@ class KerasRestore(keras.callbacks.Callback):
                 f"({type(error).__name__}: {error}); {_RESTART_ADVICE}.") from None
         stopped = record["state"]["stopped"]
         self.model._initial_epoch = self.params["epochs"] if stopped else record["epoch"]
+        if self.on_restored is not None:
+            self.on_restored()
 
 
 class TrainingBackup:

@@ -68,15 +68,19 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     plateau : keras.callbacks.ReduceLROnPlateau or None
         The learning-rate reduction whose counters are saved and restored
         (the rate itself is the optimizer's, saved with the weights).
+    announce : callable or None
+        Called with one line once a backup is restored whole (weights
+        loaded), never before a backup that is then refused.
     """
 
-    def __init__(self, folder, keeper, plateau=None):
+    def __init__(self, folder, keeper, plateau=None, announce=None):
         super().__init__()
         self.folder = folder
         self.keeper = keeper
         self.plateau = plateau
         self.files = TrainingBackup(os.path.join(folder.path, BACKUP))
-        self.backup = KerasRestore(self.files)
+        self.backup = KerasRestore(self.files, announce and (
+            lambda: announce(f"Resuming the training checkpointed in {folder.path}")))
         self.history = {}
         self.resumed_epochs = 0
 

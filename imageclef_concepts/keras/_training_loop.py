@@ -94,10 +94,9 @@ def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoc
         monitor=estimator.monitor if keeper is not None else "loss",
         mode="min" if "loss" in estimator.monitor else "max",
         patience=estimator.reduce_lr_patience, factor=0.1)
-    checkpoint = None if folder is None else TrainingCheckpoint(folder, keeper, plateau)
+    checkpoint = None if folder is None else TrainingCheckpoint(
+        folder, keeper, plateau, announce=print if estimator.verbose else None)
     seed = seed_or_fresh(estimator._seed) if folder is None else folder.seed
-    if folder is not None and folder.resumed and estimator.verbose:
-        print(f"Resuming the training checkpointed in {folder.path}")
     train, validation = split_validation(X.usable_indices(), estimator.validation_fraction,
                                          np.random.default_rng(seed), validation_data)
     batches = ImageBatches(X, indices=train, targets=y, sample_weight=sample_weight,

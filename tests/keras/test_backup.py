@@ -291,3 +291,29 @@ def _refused_within_32_mib(checkpoint, tiny_images, match):
         assert tracemalloc.get_traced_memory()[1] < 2**25
     finally:
         tracemalloc.stop()
+
+
+@pytest.mark.parametrize("forged", [False, True])
+def test_resuming_is_announced_only_once_the_backup_is_restored(checkpoint, tiny_images, capsys,
+                                                                forged):
+    # The line was printed before the weights were read: a refused checkpoint said
+    # "Resuming the training ..." and then that it could not be resumed.
+    import h5py
+
+    from ..conftest import labels_of, tiny_cnn
+
+    folder = checkpoint / "backup"
+    if forged:
+        with h5py.File(folder / WEIGHTS, "a") as weights:
+            del weights["layers/dense/vars/0"]
+            weights.create_dataset("layers/dense/vars/0", shape=(2**16, 4), dtype="f4",
+                                   compression="gzip", fillvalue=0)
+        _record_digest(folder, WEIGHTS)
+    model = tiny_cnn(checkpoint_dir=checkpoint, verbose=1)
+    if forged:
+        with pytest.raises(CheckpointError):
+            model.fit(tiny_images.images, labels_of(tiny_images))
+    else:
+        model.fit(tiny_images.images, labels_of(tiny_images))
+    said = "Resuming the training checkpointed in" in capsys.readouterr().out
+    assert said is not forged
