@@ -237,7 +237,8 @@ class FolderStore:
                 if connection is None or not _holds_table(connection, self.table):
                     # Not made (a disk full as it was created): its table was never there.
                     raise self.kind.error(f"the index of the {self.kind.label} {self.path} cannot "
-                                          f"be created ({index}: {error}).") from None
+                                          f"be created ({os.path.join(self.path, INDEX)}: "
+                                          f"{error}).") from None
                 self.read_only = True
             local.connection, local.pid = connection, os.getpid()
         return local.connection

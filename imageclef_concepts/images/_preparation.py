@@ -126,7 +126,8 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
     with warnings.catch_warnings():  # said below, in the words of preparing
         warnings.simplefilter("ignore", SkippedImagesWarning)
         given = as_image_store(image_store)
-        files = ImageFiles(unique, image_size, resample, on_error, n_jobs, image_store=given)
+        files = ImageFiles(unique, image_size, resample, on_error, n_jobs, image_store=given,
+                           store_required=True)
     files.warn_failures("on checking the files", consequence=_NOT_PREPARED)
     stored_before, known_failures = len(files.stored), len(files.failures)
     pending = np.setdiff1d(files.usable_indices(), list(files.stored))

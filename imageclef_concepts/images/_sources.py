@@ -179,6 +179,10 @@ class ImageFiles(_ImageSource):
     size_name : str or None, default="image_size"
         The parameter that sets ``image_size``, named when the store has no
         room; None when the size is a fitted model's, which cannot be chosen.
+    store_required : bool, default=False
+        Whether an ``image_store`` whose index cannot be read is an error
+        (:func:`prepare_images`, whose work is the store), raised before any
+        file is decoded, rather than a warning and images decoded without it.
 
     Attributes
     ----------
@@ -187,7 +191,7 @@ class ImageFiles(_ImageSource):
     """
 
     def __init__(self, paths, image_size, resample="bilinear", on_error="raise", workers=None,
-                 cache_mb=0, image_store=None, size_name="image_size"):
+                 cache_mb=0, image_store=None, size_name="image_size", store_required=False):
         check_image_size(image_size)  # before any file is checked or any store opened
         self.paths = [os.fspath(path) for path in paths]
         self.image_size = image_size
@@ -213,7 +217,7 @@ class ImageFiles(_ImageSource):
             self._shelf = (shared_shelf(len(self.paths), image_size, resample)
                            if image_store is None else image_store._shelf(image_size, resample))
         self._store_failed = False  # warned once, then decoded without the store
-        self.stored = self._locate_stored()
+        self.stored = self._locate_stored(store_required)
         to_check = [index for index in range(len(self.paths)) if index not in self.stored]
         problems = self._map(check_image_file, [self.paths[index] for index in to_check])
         self.failures = {index: problem for index, problem in zip(to_check, problems)
@@ -300,10 +304,11 @@ class ImageFiles(_ImageSource):
             failed = pool.map(lambda part: self._shelf.read_into(batch, part), parts)
             return [position for part in failed for position in part]
 
-    def _locate_stored(self):
+    def _locate_stored(self, required=False):
         """Where the store holds each image at its file's current version: ``{index: entry}``.
 
-        A store whose index cannot be read is a warning: the images are decoded.
+        A store whose index cannot be read is a warning: the images are decoded
+        (an error when the store is ``required``).
         """
         if self._shelf is None:
             return {}
@@ -312,6 +317,11 @@ class ImageFiles(_ImageSource):
         try:
             return self._shelf.locate(self._keys, self._versions)
         except (ImageStoreError, OSError) as error:
+            if required and isinstance(error, ImageStoreError):
+                raise
+            if required:
+                raise ImageStoreError(f"image store {self._shelf.store.path} cannot be read "
+                                      f"({error}).") from None
             self._give_up_store(f"cannot be read ({error})", error)
             self._shelf = None
             return {}

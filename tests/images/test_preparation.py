@@ -242,3 +242,32 @@ def test_preparing_into_a_store_lost_before_its_first_use_is_refused(tmp_path, c
                 pytest.raises(ImageStoreError, match=r"no longer the folder it opened"):
             prepare_images(paths, store, image_size=size, progress=False)
     assert (tmp_path / "store").exists() == (change != "deleted")
+
+
+def test_preparing_into_a_store_whose_index_cannot_be_made_is_refused_before_decoding(
+        tmp_path, monkeypatch):
+    # On a disk with a few KiB left the store's marker was written, its index not: prepare
+    # warned "cannot be read", decoded every image for nothing, then failed, naming the
+    # index by /proc/self/fd/N (the descriptor it was opened through).
+    import sqlite3
+    import warnings
+
+    import imageclef_concepts.images._sources as sources
+    from imageclef_concepts import ImageStoreError
+    from imageclef_concepts.images import _folder_store
+
+    paths = _images(tmp_path / "images")
+    store = tmp_path / "store"
+
+    def full(index, table):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(_folder_store, "_writable_index", full)
+    decoded = []
+    monkeypatch.setattr(sources, "decode_image", lambda *args: decoded.append(args))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning before the error
+        with pytest.raises(ImageStoreError, match=rf"^the index of the image store {store} "
+                                                  rf"cannot be created \({store}{os.sep}index"):
+            prepare_images(paths, store, image_size=16, progress=False)
+    assert not decoded
