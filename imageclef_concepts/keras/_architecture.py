@@ -60,12 +60,10 @@ _NATURAL = Interval(Integral, 0, None, closed="left")
 _FRACTION = Interval(Real, 0, 1, closed="left")
 _ABOVE_ZERO = Interval(Real, 0, None, closed="neither")
 _AT_LEAST_ZERO = Interval(Real, 0, None, closed="left")
-
-# Each parameter's range, as ConceptCNNClassifier._parameter_constraints.
 # The tf.distribute strategies and Keras dtype policies a network may compute with.
 DISTRIBUTIONS = ("mirrored", "multi_worker_mirrored")
 DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
-
+# Each parameter's range, as ConceptCNNClassifier._parameter_constraints.
 PARAMETER_CONSTRAINTS = {
     "image_size": [_POSITIVE], "filters": ["array-like"],
     "kernel_size": [_POSITIVE, "array-like"], "padding": [StrOptions({"valid", "same"})],
@@ -327,6 +325,14 @@ def strategy_scope(estimator):
     return strategy.scope() if strategy is not None else nullcontext()
 
 
+def count_weights(estimator, n_concepts):
+    """The weights of ``estimator``'s network for ``n_concepts`` (built, then dropped)."""
+    try:
+        return _uncompiled_network(estimator, n_concepts, seed=0).count_params()
+    finally:
+        keras.backend.clear_session()  # as build_network drops Keras' global state
+
+
 def _uncompiled_network(estimator, n_concepts, seed):
     if estimator.model is not None:
         return _users_network(estimator.model, n_concepts, estimator.image_size)
@@ -365,8 +371,7 @@ def _users_network(model, n_concepts, image_size):
 
 def compile_network(estimator, network, learning_rate, backbone_trainable=None):
     """Compile with the loss and optimizer; freeze or free the backbone first."""
-    if backbone_trainable is not None and estimator.backbone != "paper" and \
-            estimator.model is None:
+    if backbone_trainable is not None and estimator.backbone != "paper" and estimator.model is None:
         network.get_layer(estimator.backbone).trainable = backbone_trainable
     # (getattr: an estimator pickled before ema_momentum existed has none)
     network.compile(optimizer=_optimizer(estimator.optimizer, learning_rate, estimator.decay,
@@ -397,7 +402,6 @@ def _pos_weight(estimator):
 
 
 # ------------------------------------------------ where and how it computes
-
 
 
 def apply_thread_limit(n_threads):

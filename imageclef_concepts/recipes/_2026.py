@@ -43,6 +43,7 @@ from ._2026_checks import (
     check_store_place,
     check_store_room,
     make_dry_run_data,
+    members_bytes,
 )
 from ._2026_parts import (
     check_data_identity,
@@ -260,9 +261,12 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
         # the k-NN is fitted after every network: refused now, not hours later
         raise ValueError(f"retrieval_neighbors={retrieval.n_neighbors} is more than "
                          f"the {len(train.paths)} training images: choose fewer.")
-    if not room_asked or retrieval is not None:  # the embedding store, with the images
-        check_store_room(members, store, _splits(layout), retrieval, recipe.retrieval_encoder)
     files = member_files(output_dir, len(members))
+    todo = [member for (_, member), path in zip(members, files) if not path.is_file()]
+    saved = (members_bytes(todo, len({c for cs in train.concepts for c in cs})), output_dir)
+    # Again for a user's store: with the embeddings and the members' files on its disk.
+    check_store_room(members, store, _splits(layout), retrieval, recipe.retrieval_encoder,
+                     saved)
     for line in plan_lines(plan, layout, output_dir, store, files):
         say(line)
     say(estimate_compute(members, files, train, recipe.estimator_params))

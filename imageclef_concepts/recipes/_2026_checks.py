@@ -138,31 +138,78 @@ def check_count_coverage(valid, count_coverage):
         raise ValueError(f"{valid.concepts}: {error}") from None
 
 
-def check_store_room(members, store, splits, retrieval=None, encoder_name=None):
-    """Refuse, before the first member trains, an image store whose disk cannot take every
-    image the recipe will decode into it: the training and validation images and the
-    predicted split's (``splits``: lists of paths) at each of the members' sizes and
-    filters together, those the store holds left out; with a ``retrieval`` member (its
-    encoder named ``encoder_name``), the embeddings it adds to its embedding store too
-    (with the images when both stores share a disk): the k-NN is fitted after every
-    network has trained, and predicting then found the disk filled."""
-    from ..images._store import as_image_store, check_room_for_files
+def check_store_room(members, store, splits, retrieval=None, encoder_name=None, saved=None):
+    """Refuse, before the first member trains, disks that cannot take what the run writes.
+
+    The images the recipe decodes into its image store: the training and validation
+    images and the predicted split's (``splits``: lists of paths) at each of the members'
+    sizes and filters together, those the store holds left out; with a ``retrieval``
+    member (its encoder named ``encoder_name``), the embeddings it adds to its embedding
+    store; and ``saved``, ``(bytes, folder)``, the members' files still to be saved
+    (:func:`members_bytes`). What shares a disk is asked of it together: the k-NN is
+    fitted after every network has trained, and predicting then found the disk filled,
+    as it did once the members' files had filled it."""
+    from ..files._sizes import setting
+    from ..images._store import (
+        as_image_store,
+        check_room_for_files,
+        files_to_store,
+        key_length,
+        stored_bytes,
+    )
 
     paths = list(dict.fromkeys(str(path) for split in splits for path in split))
-    shelves = {(member.image_size, member.resample) for _, member in members}
+    shelves = sorted({(member.image_size, member.resample) for _, member in members})
     store = as_image_store(store)
-    if retrieval is None:
-        check_room_for_files(store, shelves, paths, advice=", give no image store")
-        return
-    _check_room_with_embeddings(store, sorted(shelves), paths, retrieval, encoder_name)
+    check_room_for_files(store, shelves, paths, advice=", give no image store")  # alone
+    counts = files_to_store(store, shelves, paths)
+    demands = [(stored_bytes(store, shelves, counts, key_length(paths)), Path(store.path),
+                setting("image_size", max(size for size, _ in shelves)),
+                f"storing {max(counts)} image(s) at each of {len(shelves)} size(s) and "
+                "filter(s)", "give no image store")]
+    if retrieval is not None:
+        demands.append(_embeddings_demand(paths, retrieval, encoder_name))
+    if saved is not None and saved[0]:
+        demands.append((*saved, "the grid", "saving the members still to train",
+                        "train fewer members"))
+    _check_disks(demands)
 
 
-def _check_room_with_embeddings(store, shelves, paths, retrieval, encoder_name):
+# A member's file holds its weights as float32, deflated: 0.91-0.96 of 4 bytes a weight
+# measured (EfficientNet-B0 and DenseNet-121 trained one epoch); 3 keeps it a lower bound.
+_SAVED_BYTES_PER_WEIGHT = 3
+
+
+def members_bytes(members, n_concepts):
+    """A lower bound of the disk the ``members`` (unfitted) take once trained and saved:
+    each distinct network built with random weights (never downloaded) and its weights
+    counted. Seconds at most (DenseNet-121), before hours of training."""
+    from sklearn.base import clone
+
+    from ..keras._architecture import count_weights
+
+    counted = {}
+    for member in members:
+        key = _network_key(member)
+        if key not in counted:  # random weights: none downloaded
+            counted[key] = count_weights(clone(member).set_params(weights=None), n_concepts)
+    return _SAVED_BYTES_PER_WEIGHT * sum(counted[_network_key(m)] for m in members)
+
+
+def _network_key(member):
+    """What a member's network is made of: its parameters but its seed and weights."""
+    return repr(sorted((name, value) for name, value in member.get_params(deep=False).items()
+                       if name not in ("random_state", "weights", "image_store",
+                                       "checkpoint_dir", "verbose")))
+
+
+def _embeddings_demand(paths, retrieval, encoder_name):
+    """(bytes, folder, setting, what, advice) of the embeddings the retrieval member adds."""
     from ..embeddings._once import count_stored, embed_images
     from ..embeddings._store import EmbeddingStore
-    from ..files._sizes import check_disk_space, setting
+    from ..files._sizes import setting
     from ..images._folder_store import index_bytes
-    from ..images._store import check_room_for_files, files_to_store, key_length, stored_bytes
+    from ..images._store import key_length
 
     folder = Path(retrieval.embedding_store)
     encoder = retrieval.embedding
@@ -170,30 +217,46 @@ def _check_room_with_embeddings(store, shelves, paths, retrieval, encoder_name):
         if folder.is_dir() else 0  # a rerun's
     rows = len(paths) - held
     width = embed_images(encoder, paths[:1]).shape[1] if rows else 0  # kept in the cache
-    key = key_length(paths)
-    embeddings = rows * width * 4 + index_bytes(rows, rows * key)
-    what = f"{rows} embedding(s) of {width} dimensions by the retrieval encoder"
-    if _device(folder) != _device(Path(store.path)):
-        check_room_for_files(store, shelves, paths, advice=", give no image store")
-        check_disk_space(embeddings, folder.parent, setting("retrieval_encoder", encoder_name),
-                         f"storing {what}", "free space there")
-        return
-    counts = files_to_store(store, shelves, paths)
-    check_disk_space(stored_bytes(store, shelves, counts, key) + embeddings, store.path,
-                     setting("image_size", max(size for size, _ in shelves)),
-                     f"storing {max(counts)} image(s) at each of {len(shelves)} size(s) and "
-                     f"filter(s), and {what}",
-                     "free space there, give no image store or no retrieval encoder")
+    embeddings = rows * width * 4 + index_bytes(rows, rows * key_length(paths))
+    return (embeddings, folder, setting("retrieval_encoder", encoder_name),
+            f"{rows} embedding(s) of {width} dimensions by the retrieval encoder",
+            "give no retrieval encoder")
+
+
+def _check_disks(demands):
+    """Ask each disk for the ``demands`` ``(bytes, folder, setting, what, advice)`` it takes
+    together, naming the first one's setting (the images' alone were asked already)."""
+    from ..files._sizes import check_disk_space
+
+    disks = {}
+    for demand in demands:
+        disks.setdefault(_device(demand[1]), []).append(demand)
+    for together in disks.values():
+        if together == [demands[0]]:
+            continue
+        _, folder, shown, _, _ = together[0]
+        check_disk_space(sum(n for n, *_ in together), _nearest(folder), shown,
+                         ", and ".join(what for *_, what, _ in together),
+                         "free space there, " + " or ".join(a for *_, a in together))
 
 
 def _device(path):
     """The device of ``path``, or of its nearest folder there is."""
+    try:
+        return _nearest(path).stat().st_dev
+    except OSError:
+        return None
+
+
+def _nearest(path):
+    """``path``, or the nearest of its folders there is (the folder a file will be made in)."""
     for folder in (path, *path.parents):
         try:
-            return folder.stat().st_dev
+            folder.stat()
         except OSError:
             continue
-    return None
+        return folder
+    return path
 
 
 def make_dry_run_data(data_dir, image_size):

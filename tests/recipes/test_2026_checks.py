@@ -1,0 +1,61 @@
+"""The 2026 recipe's checks before training: here, the disk its members' files take."""
+
+import shutil
+from collections import namedtuple
+
+import pytest
+
+from imageclef_concepts.recipes import _2026_parts as _recipe_parts
+from imageclef_concepts.recipes._2026_checks import members_bytes
+
+_Usage = namedtuple("_Usage", "total used free")
+
+
+@pytest.mark.parametrize(("params", "overhead"), [
+    (dict(backbone="paper", image_size=16, filters=(4, 8), dense_units=(16,)), True),
+    pytest.param(dict(backbone="efficientnetb0", weights=None, image_size=32), False,
+                 marks=pytest.mark.slow),
+])
+def test_the_members_bytes_are_a_lower_bound_of_the_saved_files(tmp_path, tiny_images, params,
+                                                                overhead):
+    from imageclef_concepts import ConceptCNNClassifier
+    from imageclef_concepts.recipes._workflows import save_model
+
+    from ..conftest import labels_of
+
+    member = ConceptCNNClassifier(epochs=1, random_state=0, **params)
+    n_concepts = len({c for cs in tiny_images.concepts for c in cs})
+    asked = members_bytes([member, member], n_concepts)
+    save_model(member.fit(tiny_images.images, labels_of(tiny_images)), tmp_path / "m.zip")
+    saved = (tmp_path / "m.zip").stat().st_size
+    assert asked <= saved * 2  # both counted
+    assert overhead or asked > saved * 2 * 0.7  # a large network: the weights are the file
+
+
+def test_members_whose_files_the_disk_cannot_take_are_refused_before_any_trains(
+        tmp_path, monkeypatch):
+    # Every member trained and was saved; then the test images found no room in the image
+    # store on that disk, and the run was refused (a rerun loaded the members).
+    import dataclasses
+
+    from imageclef_concepts import run_recipe_2026
+    from imageclef_concepts.images._folder_store import index_bytes
+    from imageclef_concepts.recipes import _2026 as recipe
+
+    n_images = 80 + 40 + 40  # the dry run's three splits, at 16 px
+    images = n_images * 16 * 16 * 3 + index_bytes(n_images, n_images * 200)
+    wide = dataclasses.replace(recipe.DRY_RUN, estimator_params={  # wider members
+        **recipe.DRY_RUN.estimator_params, "dense_units": (512,)})
+    asked = []
+    monkeypatch.setattr(recipe, "members_bytes",
+                        lambda *args: asked.append(members_bytes(*args)) or asked[-1])
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: _Usage(2**40, 2**40, images))
+    monkeypatch.setattr(_recipe_parts, "fit_member", lambda *a: pytest.fail("trained"))
+    with pytest.raises(ValueError) as raised:
+        run_recipe_2026(None, tmp_path / "out", recipe=wide, dry_run=True, say=print)
+    error = str(raised.value)
+    assert error.startswith("image_size=16: storing 160 image(s) at each of 1 size(s) and "
+                            "filter(s), and saving the members still to train takes"), error
+    assert "train fewer members" in error
+    assert asked and asked[0] > 0
+    assert not list((tmp_path / "out" / "members").glob("*"))
