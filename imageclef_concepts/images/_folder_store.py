@@ -43,6 +43,9 @@ _BUSY_TIMEOUT = 30
 _ENTRY_BYTES = 256
 _LOG_BYTES = 1000 * 4096
 _LOG_HEADER_BYTES = 2**16
+#: Rows of a chunk at most: its entries are one transaction, which the log takes whole
+#: before it can move any into the index (past its 1,000 pages when it began near them).
+CHUNK_ROWS = 2048
 
 
 class _StoreLost(ImageStoreError):
@@ -295,13 +298,15 @@ def index_bytes(n_rows, key_bytes=None):
 
     Measured: 190 to 600 bytes a row in the index for keys of 51 to 192 bytes, about
     as many in the log until SQLite moves it into the index: more than the row
-    itself for an embedding of 64 dimensions or an image of 16 px.
+    itself for an embedding of 64 dimensions or an image of 16 px. The log is
+    counted up to its 1,000 pages and one chunk's transaction beyond them.
     """
     if n_rows < 1:
         return 0
     key_bytes = 256 * n_rows if key_bytes is None else key_bytes
     entries = 2 * key_bytes + _ENTRY_BYTES * n_rows
-    return entries + min(entries, _LOG_BYTES) + _LOG_HEADER_BYTES
+    transaction = entries * min(n_rows, CHUNK_ROWS) // n_rows  # the largest, in the log
+    return entries + min(entries, _LOG_BYTES + transaction) + _LOG_HEADER_BYTES
 
 
 def _index_path(path, folder):

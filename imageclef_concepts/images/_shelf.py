@@ -24,7 +24,7 @@ import numpy as np
 from ..files._atomic import open_regular_file, write_in_folder
 from ..files._sizes import check_disk_space, setting
 from ._decoding import is_url
-from ._folder_store import index_bytes
+from ._folder_store import CHUNK_ROWS, index_bytes
 
 # A status-change time that is a whole number of seconds is taken for a file system
 # of whole-second times; such a file changed less than _UNSETTLED ago may change
@@ -139,8 +139,11 @@ class Shelf:
         return failed
 
     def add(self, keys, versions, pixels):
-        """Write ``pixels`` (n, size, size, 3) as one chunk and record which file each row is.
+        """Write ``pixels`` (n, size, size, 3) as chunks and record which file each row is.
 
+        A chunk holds at most :data:`~._folder_store.CHUNK_ROWS` rows, recorded in
+        one SQLite transaction: the index's log grows past the pages the room check
+        counts (:func:`~._folder_store.index_bytes`) by one chunk's entries at most.
         Returns ``{position: entry}`` as :meth:`locate` does.
 
         Raises
@@ -154,6 +157,14 @@ class Shelf:
         """
         if self.store.read_only:  # no chunk whose rows the index could not name
             raise OSError(f"the {self.store.kind.label} {self.store.path} is read-only")
+        entries = {}
+        for start in range(0, len(keys), CHUNK_ROWS):
+            stop = start + CHUNK_ROWS
+            added = self._add_chunk(keys[start:stop], versions[start:stop], pixels[start:stop])
+            entries.update((start + row, entry) for row, entry in added.items())
+        return entries
+
+    def _add_chunk(self, keys, versions, pixels):
         pixels = np.ascontiguousarray(pixels, dtype=self.dtype)
         self.store._check_still_own()  # the folder it opened, not one put at its path since
         # Every write goes through the descriptors of the folders the store opened:
