@@ -101,15 +101,14 @@ _SPLIT_NAMES = {"train": "training"}
 
 
 def data_identity(found, split="train"):
-    """What identifies a split's data: its concept files' bytes, its images' names, sizes, times."""
-    from ..datasets._imageclef import image_files_by_id
+    """What identifies a split's data: its concept files' bytes, and the names and versions
+    (:func:`~imageclef_concepts.images._shelf.file_version`) of the images it uses, those
+    with a concept line (a new image without one changes nothing the members learnt)."""
     from ..files._checkpoints import digest
     from ..images._fingerprints import images_digest
 
     name = _SPLIT_NAMES.get(split, split)
-    files = sorted(str(path) for paths in image_files_by_id(found.images).values()
-                   for path in paths)
-    identity = {f"the {name} images": images_digest(files)}
+    identity = {f"the {name} images": images_digest(sorted(load_split(found).paths))}
     for what, path in (("concepts", found.concepts), ("manual concepts", found.manual)):
         identity[f"the {name} {what}"] = None if path is None else digest(Path(path).read_bytes())
     return identity

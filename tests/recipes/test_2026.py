@@ -185,7 +185,7 @@ def test_a_rerun_on_changed_training_data_is_refused_naming_it(dry_run):
     concepts = output / "data" / "train" / "concepts.csv"
     lines = concepts.read_text().splitlines()
     with _changed(concepts, "\n".join(lines[:-1]).encode() + b"\n"), pytest.raises(
-            ValueError, match="the training concepts changed since the members"):
+            ValueError, match="the training concepts and the training images changed since"):
         run_recipe_2026(None, output, dry_run=True, say=lambda line: None)
     assert json.loads((output / "plan.json").read_text())["data_identity"]
 
@@ -213,7 +213,14 @@ def test_training_images_rewritten_with_their_times_put_back_are_changed_data(tm
     output = tmp_path / "out"
     first = run_recipe_2026(None, output, recipe=recipe, dry_run=True, say=lambda line: None)
     assert (first.n_trained, first.n_loaded) == (2, 0)
-    _inverted_in_place(sorted((output / "data" / "train" / "images").iterdir())[0])
+    images = output / "data" / "train" / "images"
+    # An image without a concept line is not trained on: the members are still the plan's
+    # (any new file in the folder refused the rerun).
+    shutil.copyfile(sorted(images.iterdir())[0], images / "not-listed.jpg")
+    again = run_recipe_2026(None, output, recipe=recipe, dry_run=True, say=lambda line: None)
+    assert (again.n_trained, again.n_loaded) == (0, 2)
+    listed = (output / "data" / "train" / "concepts.csv").read_text().splitlines()[1]
+    _inverted_in_place(next(images.glob(listed.split(",")[0] + ".*")))
     with pytest.raises(ValueError, match="the training images changed since the members"):
         run_recipe_2026(None, output, recipe=recipe, dry_run=True, say=lambda line: None)
 
