@@ -12,6 +12,7 @@ through a network (to predict, embed or train), one whose activations this machi
 from __future__ import annotations
 
 import math
+import weakref
 from typing import TYPE_CHECKING
 
 import keras
@@ -172,7 +173,16 @@ def bounded_by_output(layer):
 def largest_computed(network):
     """The bytes of the largest tensor ``network`` computes for one image (an attention's
     scores too), from a trace in a TensorFlow graph (nothing is run); 0 when it cannot be
-    traced."""
+    traced. Traced once a network (its shapes do not change; up to 1.5 s measured)."""
+    if network not in _LARGEST:
+        _LARGEST[network] = _traced_largest(network)
+    return _LARGEST[network]
+
+
+_LARGEST: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> bytes
+
+
+def _traced_largest(network):
     import tensorflow as tf
 
     specs = [tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype) for tensor in network.inputs]

@@ -82,3 +82,26 @@ def test_an_image_preprocessing_layer_whose_work_exceeds_its_output_is_counted(m
     with pytest.raises(ValueError, match=r"^image_size=64: running the network on a batch "
                                          r"of 1 image\(s\)"):
         check_network_memory(estimator, network, training=False)
+
+
+def test_a_network_is_traced_once_however_often_it_is_checked(monkeypatch):
+    # Every predict and fit traced a network with an attention again (0.05-1.5 s each).
+    from types import SimpleNamespace
+
+    from imageclef_concepts.keras import _prediction
+
+    traced = []
+    real = _prediction._traced_largest
+    monkeypatch.setattr(_prediction, "_traced_largest",
+                        lambda network: traced.append(network) or real(network))
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Reshape((64, 3))(inputs)
+    x = keras.layers.MultiHeadAttention(num_heads=1, key_dim=1)(x, x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    network = keras.Model(inputs, keras.layers.Dense(3)(x))
+    other = keras.models.clone_model(network)
+    estimator = SimpleNamespace(image_size=8, batch_size=4)
+    for checked in (network, network, other, network):
+        _prediction.check_network_memory(estimator, checked)
+    assert traced == [network, other]
+    assert _prediction.largest_computed(network) == 64 * 64 * 4  # its scores, float32
