@@ -169,7 +169,7 @@ def check_store_room(members, store, splits, retrieval=None, encoder_name=None, 
                 "filter(s)", "give no image store")]
     if retrieval is not None:
         demands.append(_embeddings_demand(paths, retrieval, encoder_name))
-    if saved is not None and saved[0]:
+    if saved is not None:
         demands.append((*saved, "the grid", "saving the members still to train",
                         "train fewer members"))
     _check_disks(demands)
@@ -225,12 +225,14 @@ def _embeddings_demand(paths, retrieval, encoder_name):
 
 def _check_disks(demands):
     """Ask each disk for the ``demands`` ``(bytes, folder, setting, what, advice)`` it takes
-    together, naming the first one's setting (the images' alone were asked already)."""
+    together, naming the first one's setting (the images' alone, ``demands[0]``, were
+    asked already); a demand of nothing is left out (every image stored already)."""
     from ..files._sizes import check_disk_space
 
     disks = {}
     for demand in demands:
-        disks.setdefault(_device(demand[1]), []).append(demand)
+        if demand[0]:
+            disks.setdefault(_device(demand[1]), []).append(demand)
     for together in disks.values():
         if together == [demands[0]]:
             continue

@@ -59,3 +59,17 @@ def test_members_whose_files_the_disk_cannot_take_are_refused_before_any_trains(
     assert "train fewer members" in error
     assert asked and asked[0] > 0
     assert not list((tmp_path / "out" / "members").glob("*"))
+
+
+def test_members_alone_are_named_when_every_image_is_stored_already(tmp_path, monkeypatch):
+    from imageclef_concepts.recipes._2026_checks import check_store_room
+
+    from ..conftest import tiny_cnn
+
+    members = [("a", tiny_cnn(image_size=16)), ("b", tiny_cnn(image_size=16))]
+    store = tmp_path / "store"
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: _Usage(2**40, 2**40, 1000))
+    check_store_room(members, store, [[]], saved=(999, tmp_path))  # within the free space
+    with pytest.raises(ValueError, match=r"^the grid: saving the members still to train "
+                                         r"takes 1,001 bytes, more than"):
+        check_store_room(members, store, [[]], saved=(1001, tmp_path))
