@@ -414,6 +414,12 @@ def _rename_images(folder, rename):
      "valid/concepts.csv:2: an empty concept field"),
     # Two validation images: too few for the count model's coverage the tuning tries.
     (lambda d: None, "valid/concepts.csv: count_coverage=0.8"),
+    # The test folder is the training folder (a link): the run would be scored on the very
+    # images the members learned; the validation folder likewise tuned on them.
+    (lambda d: (shutil.rmtree(d / "test"), (d / "test").symlink_to(d / "train")),
+     "test/images is the train split's image folder"),
+    (lambda d: (shutil.rmtree(d / "valid"), (d / "valid").symlink_to(d / "train")),
+     "valid/images is the train split's image folder"),
 ])
 def test_inputs_the_run_would_refuse_are_refused_before_any_member_is_trained(
         small_data, tmp_path, capsys, monkeypatch, spoil, expected):
