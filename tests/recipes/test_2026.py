@@ -190,6 +190,29 @@ def test_a_rerun_on_changed_training_data_is_refused_naming_it(dry_run):
     assert json.loads((output / "plan.json").read_text())["data_identity"]
 
 
+def test_training_data_fixed_before_any_member_was_saved_is_taken(small_data, tmp_path,
+                                                                  monkeypatch):
+    # A first run stopped before its first member was saved (a Ctrl-C, a crash), the
+    # training concepts then fixed: nothing was trained on the old data, so the rerun goes
+    # on; it was refused as "changed since the members ... were trained" (none were).
+    def stopped(*args):
+        raise RuntimeError("stopped in the first member")
+
+    monkeypatch.setattr("imageclef_concepts.recipes._2026.estimate_compute", lambda *a: "")
+    monkeypatch.setattr(_recipe_parts, "fit_member", stopped)
+    recipe = dataclasses.replace(DRY_RUN, count_coverage=(None,))
+    with pytest.raises(RuntimeError, match="stopped"):
+        run_recipe_2026(small_data, tmp_path / "out", recipe=recipe, say=lambda line: None)
+    concepts = small_data / "train" / "concepts.csv"
+    concepts.write_text(concepts.read_text().replace("C", "c"))  # the same concepts, new bytes
+    with pytest.raises(RuntimeError, match="stopped"):  # trained again, on the data as it is
+        run_recipe_2026(small_data, tmp_path / "out", recipe=recipe, say=lambda line: None)
+    saved = json.loads((tmp_path / "out" / "plan.json").read_text())["data_identity"]
+    from imageclef_concepts.datasets import find_imageclef_layout as layout_of
+
+    assert saved == _recipe_parts.data_identity(layout_of(small_data)["train"])
+
+
 def _inverted_in_place(path):
     """``path``'s pixels inverted, in a file of its size with its modification time."""
     from PIL import Image, ImageOps
