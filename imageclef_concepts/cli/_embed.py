@@ -6,6 +6,7 @@ encoder again; an image already there, its file unchanged, is not embedded
 again.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ._arguments import UserError, positive_int, say_unless_quiet
@@ -47,8 +48,8 @@ def _run_embed(args):
     from ..embeddings._names import encoder_names, make_encoder
     from ..embeddings._once import count_stored, embed_images
     from ..embeddings._store import EmbeddingStore, shelf_name
-    from ..images._decoding import ImageDecodeError
-    from ..images._sources import check_image_size
+    from ..images._decoding import ImageDecodeError, check_image_file, decoding_threads
+    from ..images._sources import _listing, check_image_size
 
     if args.encoder not in encoder_names():
         raise UserError(f"--encoder {args.encoder!r} is not an encoder: choose one of "
@@ -83,6 +84,13 @@ def _run_embed(args):
                         f"{before} of the {len(paths)} images (embedded "
                         "by this encoder, their files unchanged), and none can be added; name "
                         "a store that can be written")
+    if before < len(paths):  # every unreadable file named at once, before the encoder runs
+        with ThreadPoolExecutor(max_workers=decoding_threads(None)) as pool:
+            problems = [problem for problem in pool.map(check_image_file, paths) if problem]
+        if problems:
+            raise UserError(_listing(f"{len(problems)} of {len(paths)} image file(s) cannot "
+                                     f"be used (move them out of {args.images} and run "
+                                     "again)", problems))
     try:
         vectors = embed_images(encoder, paths, store=store)
     except ImageDecodeError as error:  # the files named; the advice is the command line's

@@ -147,9 +147,11 @@ def evaluate_run(run: PathLike, ground_truth: PathLike, *, edition: str = "auto"
     with cyclic_gc_paused():
         result = _evaluate(run, ground_truth, edition, secondary_truth, secondary_concepts,
                            max_concepts, cui_only)
-    result.inputs = tuple(os.fspath(path) for path in (run, ground_truth, secondary_truth,
-                                                        secondary_concepts)
-                          if isinstance(path, (str, os.PathLike)))
+    # Paths given as bytes (a name that is not UTF-8, from os.listdir(b"...")) are
+    # inputs too: a report must never be written over them.
+    result.inputs = tuple(os.fsdecode(path) for path in (run, ground_truth, secondary_truth,
+                                                         secondary_concepts)
+                          if isinstance(path, (str, bytes, os.PathLike)))
     return result
 
 
@@ -395,8 +397,8 @@ def _concept_subset(concepts):
     """The secondary score's concepts, from a file (one per line) or a collection."""
     if concepts is None:
         return None
-    if isinstance(concepts, (str, os.PathLike)):
-        path = concepts
+    if isinstance(concepts, (str, bytes, os.PathLike)):  # bytes: a path, not a collection
+        path = os.fsdecode(concepts)
         try:
             lines = read_bytes(path, "concept list").decode("utf-8-sig").split("\n")
         except UnicodeDecodeError as error:

@@ -270,7 +270,7 @@ def load_imageclef(images_dir: PathLike, concepts_file: PathLike, *,
     >>> data.ids, [path.rsplit("/", 1)[1] for path in data.paths][:1]
     (['synthetic_000000', 'synthetic_000001', 'synthetic_000002'], ['synthetic_000000.jpg'])
     """
-    images_dir = Path(images_dir)
+    images_dir = Path(os.fsdecode(images_dir))  # bytes: a name that is not UTF-8
     if not images_dir.is_dir():
         raise FileNotFoundError(f"Image folder not found: {images_dir}")
     files = image_files_by_id(images_dir)

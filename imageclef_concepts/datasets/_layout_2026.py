@@ -11,6 +11,7 @@ both; :func:`make_imageclef_layout` writes the first, on synthetic images.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,7 +58,7 @@ def find_imageclef_layout(data_dir: PathLike) -> dict[str, Bunch]:
     >>> layout["valid"].manual.name, layout["test"].concepts
     ('concepts_manual.csv', None)
     """
-    data_dir = Path(data_dir)
+    data_dir = Path(os.fsdecode(data_dir))  # bytes: a name that is not UTF-8
     if not data_dir.is_dir():
         raise FileNotFoundError(f"data folder not found: {data_dir}")
     layout = {}

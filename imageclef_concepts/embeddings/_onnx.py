@@ -2,7 +2,8 @@
 
 ONNX Runtime (the ``onnx`` extra) is imported on first use, never with the
 package. A weights file is read and hashed once per version of the file
-(path, size, modification time) in a process; sessions are kept for the two
+(its path and the image store's :func:`~..images._shelf.file_version`: size,
+modification and status-change times, inode) in a process; sessions are kept for the two
 most recent files, so that the clones of a grid search share one.
 """
 
@@ -19,7 +20,7 @@ import numpy as np
 from ..files._atomic import NotARegularFileError, open_regular_file
 
 _LOCK = threading.Lock()
-_DIGESTS: dict = {}  # (path, size, mtime_ns, inode) -> SHA-256 hex
+_DIGESTS: dict = {}  # (path, file_version) -> SHA-256 hex
 _SESSIONS: OrderedDict = OrderedDict()  # (digest, where) -> Network
 _KEPT_SESSIONS = 2
 _CHUNK = 1 << 22
@@ -39,8 +40,15 @@ def onnxruntime():
 
 
 def _file_key(path):
-    status = os.stat(path)
-    return (os.path.realpath(path), status.st_size, status.st_mtime_ns, status.st_ino)
+    # The image store's version of a file: a file rewritten in place with its size and
+    # modification time put back has another status-change time, so it is hashed again
+    # (its old digest served the old weights' embeddings from a store).
+    from ..images._shelf import file_version
+
+    version = file_version(path)
+    if version is None:
+        raise FileNotFoundError(f"{os.fspath(path)}: no such file")
+    return (os.path.realpath(path), version)
 
 
 def weights_digest(path):
@@ -74,11 +82,11 @@ def _sha256(handle):
 def open_weights(path, digest, where):
     """The weights file, open at its start, once its content is checked to be ``digest``'s.
 
-    The digest kept for a version of the file (its size, time and inode) is
-    stale when the file was rewritten in place keeping them (``cp -p``, an
-    unpacked archive): what is loaded is then refused, never run under the
-    old digest (the identity, and the sessions kept by it), and the file is
-    hashed again next time.
+    A digest held for the file (by an encoder that read it, or one loaded from
+    a file) is stale when the file was rewritten since, even keeping its size
+    and time (``cp -p``, an unpacked archive): what is loaded is then refused,
+    never run under the old digest (the identity, and the sessions kept by
+    it), and the file is hashed again next time.
     """
     try:
         with open_regular_file(path, "ONNX weights file") as handle:

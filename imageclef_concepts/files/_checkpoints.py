@@ -284,6 +284,19 @@ class CheckpointFolder:
         self.seed = manifest["seed"]
         self.resumed = resumed
         self._lock = lock
+        status = os.stat(path)
+        self._identity = status.st_dev, status.st_ino  # the folder opened
+
+    def still_own(self):
+        """Whether the folder at ``path`` is still the one this run opened (same device and
+        inode, its manifest there): False once it was deleted or another folder put at its
+        path, where nothing more may be written (nor the folder made again)."""
+        try:
+            status = os.stat(self.path)
+        except OSError:
+            return False
+        return ((status.st_dev, status.st_ino) == self._identity
+                and os.path.isfile(os.path.join(self.path, MANIFEST)))
 
     @classmethod
     def open(cls, path, fingerprint, fresh_seed):

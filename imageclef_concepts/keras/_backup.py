@@ -134,7 +134,10 @@ class TrainingBackup:
         state : dict
             JSON values (the history, the keeper's counters).
         """
-        os.makedirs(self.folder, exist_ok=True)
+        try:  # in its checkpoint folder, never made again if that was deleted
+            os.mkdir(self.folder)
+        except FileExistsError:
+            pass
         digests = dict(self._digests)
         for name, write in writers.items():
             digests[name] = self._replace(name, write)

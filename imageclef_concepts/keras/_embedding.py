@@ -135,7 +135,10 @@ class BackboneEmbedding(EmbedderMixin, BaseEstimator):
                 f"BackboneEmbedding(backbone={self.backbone}, image_size={self.image_size}, "
                 f"resample=bilinear, pooling=avg) keras={keras.__version__} "
                 f"weights-sha256={digest.hexdigest()}"))
-        if len(_IDENTITIES) < 64:
+        # Kept for these settings only when the network was built from this version of the
+        # weights file: one built before the file was rewritten must not lend its identity
+        # to the encoders of the new weights.
+        if len(_IDENTITIES) < 64 and getattr(self, "_built_version", None) == key[3]:
             _IDENTITIES[key] = self._identity[1]
         return self._identity[1]
 
@@ -153,6 +156,7 @@ class BackboneEmbedding(EmbedderMixin, BaseEstimator):
         # so that what one embedded, every other may reuse (embedding_identity).
         key = (self.backbone, self.image_size, str(self.weights))
         if getattr(self, "_built", (None,))[0] != key:
+            version = _file_version(self.weights)  # of the file the network is built from
             state = random.getstate()
             random.seed(f"{self.backbone}-{self.image_size}")
             try:
@@ -160,6 +164,7 @@ class BackboneEmbedding(EmbedderMixin, BaseEstimator):
                 base = pooled_backbone(self.backbone, self.image_size, self.weights)
                 outputs = base(backbone_preprocessing(self.backbone, inputs), training=False)
                 self._built = (key, keras.Model(inputs, outputs))
+                self._built_version = version
             finally:
                 random.setstate(state)
         return self._built[1]

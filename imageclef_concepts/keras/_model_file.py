@@ -77,7 +77,7 @@ class ModelFileMixin:
             Must end in ``.keras``.
         """
         check_is_fitted(self, "model_")
-        path = os.fspath(path)
+        path = os.fsdecode(path)  # bytes: a name that is not UTF-8, as os.listdir(b"") gives it
         if not path.endswith(".keras"):
             raise ValueError(f"The file name must end in .keras, got {path!r}.")
         metadata = json.dumps(self._metadata())  # fails here, before any file is touched
@@ -205,7 +205,7 @@ class ModelFileMixin:
             Parameters unknown to this version (a newer one wrote the file) are dropped with a
             warning naming them.
         """
-        return read_keras_file(path, cls)
+        return read_keras_file(os.fsdecode(path), cls)  # bytes: a name that is not UTF-8
 
     def _to_archive(self, writer):  # inside an archive (an ensemble's), its own .keras file
         return {"keras_file": writer.file("model.keras", self.save)}

@@ -22,6 +22,7 @@ import copy
 import os
 import random
 import sys
+import warnings
 from contextlib import contextmanager
 
 import keras
@@ -83,6 +84,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             lambda: announce(f"Resuming the training checkpointed in {folder.path}")))
         self.history = {}
         self.resumed_epochs = 0
+        self.lost = False  # the checkpoint folder was deleted or replaced (warned once)
 
     def callbacks(self):
         """This, then the restoring of the weights: after every callback that decides at
@@ -132,6 +134,14 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                 keeper.best_epoch == epoch:  # improved: the new best weights
             arrays = {f"w{i}": weights for i, weights in enumerate(keeper.best_weights)}
             writers[BEST_WEIGHTS] = lambda path: np.savez(path, **arrays)
+        if not self.folder.still_own():  # deleted or replaced: nothing written there
+            if not self.lost:
+                self.lost = True
+                warnings.warn(f"the checkpoint folder {self.folder.path} is no longer the one "
+                              "this training opened (deleted, or another folder put at its "
+                              "path): no more epochs are saved there, and it is not made "
+                              "again; the training goes on.", UserWarning, stacklevel=2)
+            return
         self.files.save(epoch + 1, writers, self._state())
 
     def _state(self):

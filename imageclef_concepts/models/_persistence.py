@@ -36,6 +36,7 @@ there.
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from typing import TYPE_CHECKING
 
@@ -150,6 +151,7 @@ def load_estimator(path):
         Naming the file and what is wrong with it. Parameters unknown to this
         version (written by a newer one) are dropped with a warning naming them.
     """
+    path = os.fsdecode(path)  # bytes: a name that is not UTF-8, as os.listdir(b"") gives it
     manifest = read_model_record(path)
     try:
         with open_regular_file(path, "model archive") as handle, \

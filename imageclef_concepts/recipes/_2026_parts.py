@@ -115,12 +115,16 @@ def data_identity(found, split="train"):
 
 
 def check_data_identity(output_dir, plan_file, identity):
-    """Record the training data's identity in the plan, or refuse a rerun on changed data."""
+    """Record the training data's identity in the plan, or refuse a rerun on changed data
+    once a member was saved (before that, nothing was trained on it: recorded anew)."""
     from ..files._atomic import write_atomically
 
     path = Path(output_dir) / plan_file
     plan = json.loads(path.read_text())
     stored = plan.get(DATA_IDENTITY)
+    members = Path(output_dir) / "members"
+    if stored is not None and not (members.is_dir() and any(members.iterdir())):
+        stored = None  # no member saved (nor begun saving): nothing was trained on that data
     if stored is None:  # the first run (or one stopped before it got here): nothing trained yet
         plan[DATA_IDENTITY] = identity
         text = json.dumps(plan, indent=2).encode()

@@ -110,7 +110,7 @@ def _training_lists(train_concepts):
     """The training concepts as concept lists: read from a file, or a frame's names."""
     if train_concepts is None:
         return None
-    if isinstance(train_concepts, (str, os.PathLike)):
+    if isinstance(train_concepts, (str, bytes, os.PathLike)):
         from ..concept_files._io import read_concepts
 
         return read_concepts(train_concepts).concepts
@@ -142,7 +142,7 @@ def _check_inputs(path, evaluation, train_concepts, images):
     """Refuse, before any work, a target that would destroy something, and missing inputs."""
     check_writable_target(path, "report")
     named = [*evaluation.inputs, images]
-    if isinstance(train_concepts, (str, os.PathLike)):
+    if isinstance(train_concepts, (str, bytes, os.PathLike)):
         if not os.path.isfile(train_concepts):
             raise FileNotFoundError(f"training concept file not found: {train_concepts}")
         named.append(train_concepts)

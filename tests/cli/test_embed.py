@@ -206,3 +206,17 @@ def test_a_store_whose_encoder_folder_cannot_be_written_is_refused_before_embedd
     error = capsys.readouterr().err
     assert f"embedding store {store} cannot be written" in error and "holds 4 of the 5" in error
     assert not embedded
+
+
+def test_every_unreadable_image_is_named_at_once_before_the_encoder_runs(images, tmp_path,
+                                                                         capsys):
+    # One run names them all: they were found a block at a time, the first image alone
+    # ("1 of 1 image file(s) cannot be used"), the others each after the encoder had
+    # run over the images before them.
+    for name in ("-a.png", "2b.png", "zz.png"):
+        (images / name).write_bytes(b"not a png")
+    assert _embed(images, tmp_path / "store") == 2
+    error = capsys.readouterr().err
+    assert "3 of 7 image file(s) cannot be used" in error, error
+    assert all(name in error for name in ("-a.png", "2b.png", "zz.png"))
+    assert EmbeddingStore(tmp_path / "store").summary() == {}  # nothing embedded

@@ -1,5 +1,7 @@
 """evaluate_run: a run file scored against the ground truth, its problems listed by line."""
 
+import os
+
 import pytest
 
 from imageclef_concepts import ConceptFileError, evaluate_run, write_run
@@ -73,3 +75,9 @@ def test_secondary_score_on_a_file_of_concepts(tmp_path):
     empty = _write(tmp_path / "empty.txt", [""])
     with pytest.raises(ConceptFileError, match="no concept in the file"):
         evaluate_run(run, gt, secondary_concepts=empty)
+    # Named by bytes (a name that is not UTF-8), the file is read, not taken for a
+    # collection of its bytes (an AttributeError on int.strip).
+    named = os.path.join(os.fsencode(tmp_path), b"valid\xe9.txt")
+    os.rename(subset, named)
+    assert evaluate_run(os.fsencode(run), gt, secondary_concepts=named).secondary_score == \
+        pytest.approx(1 / 3)

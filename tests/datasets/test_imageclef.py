@@ -1,3 +1,4 @@
+import os
 import re
 
 import numpy as np
@@ -9,6 +10,7 @@ from imageclef_concepts import (
     ConceptCNNClassifier,
     ConceptEncoder,
     DatasetMismatchWarning,
+    find_imageclef_layout,
     load_imageclef,
     make_concept_images,
     make_imageclef_2019_layout,
@@ -148,3 +150,16 @@ def test_a_layout_folder_no_file_name_can_be_is_refused_by_name(tmp_path, make):
     with pytest.raises(ValueError, match=r"directory .*\\ud800 is not a file name"):
         make(tmp_path / "data\ud800", n_train=4, n_valid=2, n_test=2)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_layouts_named_by_bytes_are_read(tmp_path):
+    # A data folder whose name is not UTF-8 comes as bytes (os.listdir(b"...")): read as
+    # make_imageclef_layout writes it (pathlib's TypeError before).
+    folder = os.path.join(os.fsencode(tmp_path), b"donn\xe9es")
+    splits = make_imageclef_layout(folder, n_train=4, n_valid=2, n_test=2, image_size=16)
+    layout = find_imageclef_layout(folder)
+    assert sorted(layout) == ["test", "train", "valid"]
+    train = os.path.join(folder, b"train")
+    loaded = load_imageclef(os.path.join(train, b"images"), os.path.join(train, b"concepts.csv"),
+                            edition="2026")
+    assert loaded.ids == splits["train"].ids

@@ -209,12 +209,15 @@ def test_a_rewritten_file_never_lends_its_session_to_an_unchanged_one(vit_file, 
     expected = original.embed(IMAGES)
     copy = shutil.copy(vit_file, tmp_path / "copy.onnx")
     status = os.stat(copy)
-    FoundationEncoder("tiny", copy).fit()  # its digest kept for this version of the file
+    pinned = FoundationEncoder("tiny", copy).fit()  # its digest kept for this version
     write_vit(copy, seed=9)
     os.utime(copy, ns=(status.st_atime_ns, status.st_mtime_ns))
     _onnx._SESSIONS.clear()  # evicted by other files
     with pytest.raises(ValueError, match="copy.onnx.*changed"):
-        FoundationEncoder("tiny", copy).embed(IMAGES)
+        pinned.embed(IMAGES)  # the encoder that read the old content
+    # A new encoder hashes the new content (its status-change time moved): its own session.
+    np.testing.assert_allclose(FoundationEncoder("tiny", copy).embed(IMAGES),
+                               _by_hand(copy, IMAGES), atol=1e-5)
     np.testing.assert_array_equal(original.embed(IMAGES), expected)
 
 
@@ -264,3 +267,25 @@ def test_weights_replaced_by_a_pipe_after_hashing_never_block(vit_file, monkeypa
         thread.join(10)
     assert not blocked
     assert outcome and "pipe.onnx is a named pipe" in outcome[0]
+
+
+def test_weights_rewritten_in_place_with_their_time_put_back_get_their_own_embeddings(
+        vit_file, tmp_path):
+    """A weights file rewritten keeping its size and modification time (fine-tuned weights
+    of the same network, the time put back) is another file, as the image store tells its
+    images apart (status-change time): the store served the old weights' embeddings for it."""
+    from imageclef_concepts import EmbeddingStore, embed_images
+
+    paths = []
+    for index, image in enumerate(IMAGES):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.fromarray(image).save(paths[-1])
+    store = EmbeddingStore(tmp_path / "store")
+    old = embed_images(FoundationEncoder("tiny", vit_file), paths, store=store)
+    status = os.stat(vit_file)
+    write_vit(vit_file, seed=2)  # same architecture: the same size
+    os.utime(vit_file, ns=(status.st_atime_ns, status.st_mtime_ns))
+    assert os.stat(vit_file).st_size == status.st_size
+    new = embed_images(FoundationEncoder("tiny", vit_file), paths, store=store)
+    np.testing.assert_allclose(new, _by_hand(vit_file, IMAGES), atol=1e-5)
+    assert not np.allclose(new, old)

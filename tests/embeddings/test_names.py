@@ -57,6 +57,34 @@ def test_backbone_identity_follows_weights_and_settings():
     _embedding._IDENTITIES.clear()
 
 
+def test_a_weights_file_rewritten_under_a_live_encoder_never_lends_its_old_identity(tmp_path):
+    # An encoder that built its network before its weights file was rewritten (fine-tuned
+    # weights saved again) kept its identity; asked again, it filed that old identity
+    # under the file's new version, and a new encoder of the new weights then got it: an
+    # embedding store would have served the old weights' embeddings for the new ones.
+    import keras
+    import numpy as np
+
+    weights = str(tmp_path / "tuned.weights.h5")
+
+    def write(seed):
+        keras.utils.set_random_seed(seed)
+        keras.applications.MobileNetV3Small(include_top=False, pooling="avg", weights=None,
+                                            input_shape=(32, 32, 3)).save_weights(weights)
+
+    write(1)
+    live = BackboneEmbedding("mobilenetv3small", 32, weights=weights)
+    before = live.embedding_identity()
+    write(2)
+    live.embedding_identity()  # asked again, after the rewrite
+    new = BackboneEmbedding("mobilenetv3small", 32, weights=weights).embedding_identity()
+    _embedding._IDENTITIES.clear()
+    assert new == BackboneEmbedding("mobilenetv3small", 32, weights=weights).embedding_identity()
+    assert new != before
+    _embedding._IDENTITIES.clear()
+    assert np.isfinite(live.embed(np.zeros((1, 32, 32, 3), np.uint8))).all()
+
+
 def test_foundation_models_are_named_and_their_settings_checked(tiny_models, tmp_path):  # noqa: F811
     from imageclef_concepts import FoundationEncoder
 

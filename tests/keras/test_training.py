@@ -40,3 +40,57 @@ def test_the_bars_count_epochs_and_batches_and_show_the_losses(capsys):
     # A bar per epoch over its batches (removed at the epoch's end), from the first one run.
     assert any(line.startswith("epoch 3:") and "/3 " in line for line in final)
     assert not any(line.startswith("epoch 1:") for line in final)
+
+
+def _fit_losing_the_folder_after_one_epoch(folder, lose, monkeypatch):
+    """Fit three epochs with checkpoint_dir=folder; ``lose(folder)`` once epoch 1 is saved."""
+    import warnings
+
+    from imageclef_concepts import ConceptCNNClassifier
+
+    end = _training.TrainingCheckpoint.on_epoch_end
+
+    def lose_then_end(self, epoch, logs=None):
+        if epoch == 1:  # the second epoch ends: the first was saved
+            lose(folder)
+        return end(self, epoch, logs)
+
+    monkeypatch.setattr(_training.TrainingCheckpoint, "on_epoch_end", lose_then_end)
+    images = np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = ConceptCNNClassifier(image_size=16, filters=(2,), dense_units=(4,), epochs=3,
+                                     batch_size=3, validation_fraction=None, verbose=0,
+                                     checkpoint_dir=folder).fit(images, ["C1", "C2"] * 3)
+    assert len(model.history_["loss"]) == 3  # the training went on
+    return [str(warning.message) for warning in caught if "checkpoint folder" in
+            str(warning.message)]
+
+
+def test_a_checkpoint_folder_deleted_during_training_is_not_made_again(tmp_path, monkeypatch):
+    # "Delete the folder to start afresh": the backup's next epoch made it again (backup/
+    # without the manifest), and the next fit there was refused as not a checkpoint.
+    import shutil
+
+    folder = tmp_path / "checkpoint"
+    said = _fit_losing_the_folder_after_one_epoch(folder, shutil.rmtree, monkeypatch)
+    assert not folder.exists()
+    assert len(said) == 1 and str(folder) in said[0]
+
+
+def test_a_checkpoint_folder_replaced_during_training_gets_nothing(tmp_path, monkeypatch):
+    # A user's folder put at its path (another training's checkpoint moved there): the
+    # backup's files were written into it, a user's backup/ files renamed to .bkp.
+    import shutil
+
+    def replace(folder):
+        shutil.rmtree(folder)
+        (folder / "backup").mkdir(parents=True)
+        (folder / "backup" / "training_metadata.json").write_text("mine")
+
+    folder = tmp_path / "checkpoint"
+    said = _fit_losing_the_folder_after_one_epoch(folder, replace, monkeypatch)
+    assert sorted(path.name for path in folder.rglob("*")) == ["backup",
+                                                                "training_metadata.json"]
+    assert (folder / "backup" / "training_metadata.json").read_text() == "mine"
+    assert len(said) == 1

@@ -3,6 +3,7 @@
 import copy
 import io
 import json
+import os
 import warnings
 import zipfile
 
@@ -746,3 +747,18 @@ def test_a_network_entry_named_as_no_file_can_be_is_a_model_file_error(
     for command in ("predict", "load_model"):
         said = _refusal(command, renamed, tmp_path, capsys)
         assert f"{renamed}: " in said and f"entry {entry!r} is not a .keras" in said
+
+
+def test_model_files_named_by_bytes_are_written_and_read(cnn_file, archive, tmp_path):
+    # A name that is not UTF-8 comes as bytes (os.listdir(b"...")): saved and loaded
+    # as str paths are (it was a TypeError on str.endswith, an AttributeError on seek).
+    model, ensemble = cnn_file[0], archive[0]
+    network = os.path.join(os.fsencode(tmp_path), b"r\xe9seau.keras")
+    model.save(network)
+    assert ConceptCNNClassifier.load(network).predict_concepts(X) == model.predict_concepts(X)
+    whole = os.path.join(os.fsencode(tmp_path), b"ensembl\xe9.zip")
+    ensemble.save(whole)
+    assert ConceptEnsemble.load(whole).predict_concepts(X) == ensemble.predict_concepts(X)
+    assert sorted(os.listdir(os.fsencode(tmp_path))) == [b"ensembl\xe9.zip", b"r\xe9seau.keras"]
+    with pytest.raises(FileNotFoundError, match=r"none\\xe9.keras|none\udce9.keras"):
+        ConceptCNNClassifier.load(os.path.join(os.fsencode(tmp_path), b"none\xe9.keras"))

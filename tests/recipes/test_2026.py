@@ -190,6 +190,29 @@ def test_a_rerun_on_changed_training_data_is_refused_naming_it(dry_run):
     assert json.loads((output / "plan.json").read_text())["data_identity"]
 
 
+def test_training_data_fixed_before_any_member_was_saved_is_taken(small_data, tmp_path,
+                                                                  monkeypatch):
+    # A first run stopped before its first member was saved (a Ctrl-C, a crash), the
+    # training concepts then fixed: nothing was trained on the old data, so the rerun goes
+    # on; it was refused as "changed since the members ... were trained" (none were).
+    def stopped(*args):
+        raise RuntimeError("stopped in the first member")
+
+    monkeypatch.setattr("imageclef_concepts.recipes._2026.estimate_compute", lambda *a: "")
+    monkeypatch.setattr(_recipe_parts, "fit_member", stopped)
+    recipe = dataclasses.replace(DRY_RUN, count_coverage=(None,))
+    with pytest.raises(RuntimeError, match="stopped"):
+        run_recipe_2026(small_data, tmp_path / "out", recipe=recipe, say=lambda line: None)
+    concepts = small_data / "train" / "concepts.csv"
+    concepts.write_text(concepts.read_text().replace("C", "c"))  # the same concepts, new bytes
+    with pytest.raises(RuntimeError, match="stopped"):  # trained again, on the data as it is
+        run_recipe_2026(small_data, tmp_path / "out", recipe=recipe, say=lambda line: None)
+    saved = json.loads((tmp_path / "out" / "plan.json").read_text())["data_identity"]
+    from imageclef_concepts.datasets import find_imageclef_layout as layout_of
+
+    assert saved == _recipe_parts.data_identity(layout_of(small_data)["train"])
+
+
 def _inverted_in_place(path):
     """``path``'s pixels inverted, in a file of its size with its modification time."""
     from PIL import Image, ImageOps
@@ -421,6 +444,12 @@ def _rename_images(folder, rename):
      "valid/concepts.csv:2: an empty concept field"),
     # Two validation images: too few for the count model's coverage the tuning tries.
     (lambda d: None, "valid/concepts.csv: count_coverage=0.8"),
+    # The test folder is the training folder (a link): the run would be scored on the very
+    # images the members learned; the validation folder likewise tuned on them.
+    (lambda d: (shutil.rmtree(d / "test"), (d / "test").symlink_to(d / "train")),
+     "test/images is the train split's image folder"),
+    (lambda d: (shutil.rmtree(d / "valid"), (d / "valid").symlink_to(d / "train")),
+     "valid/images is the train split's image folder"),
 ])
 def test_inputs_the_run_would_refuse_are_refused_before_any_member_is_trained(
         small_data, tmp_path, capsys, monkeypatch, spoil, expected):

@@ -243,3 +243,17 @@ def test_a_report_named_by_bytes_is_written_there(tmp_path, name):
     assert name in os.listdir(os.fsencode(tmp_path))
     page = open(os.path.join(os.fsencode(tmp_path), name), "rb").read().decode("utf-8")
     assert "<html" in page.lower()
+
+
+def test_inputs_named_by_bytes_are_never_replaced_by_the_report(files):
+    # A name that is not UTF-8 comes as bytes (os.listdir(b"...")): the run, the truth and
+    # the training concepts named so are inputs all the same (they were overwritten).
+    run, truth, train = (os.fsencode(files[name]) for name in ("run", "truth", "train"))
+    evaluation = evaluate_run(run, truth)
+    before = {name: files[name].read_bytes() for name in ("run", "truth", "train")}
+    for target in (run, files["truth"]):
+        with pytest.raises(ValueError, match="is also an input"):
+            write_report(target, evaluation)
+    with pytest.raises(ValueError, match="is also an input"):
+        write_report(files["train"], evaluation, train_concepts=train)
+    assert {name: files[name].read_bytes() for name in before} == before
