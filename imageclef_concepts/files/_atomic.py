@@ -66,6 +66,34 @@ def is_utf8_text(text):
     return True
 
 
+def folder_identity(path):
+    """What tells the folder at ``path`` from another put there later: (device, inode),
+    None when nothing is there."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def folder_replaced(path, identity, marker):
+    """Why the folder at ``path`` is no longer the one of ``identity`` that holds the
+    library's ``marker`` file (a store's manifest, a run's plan); None while it is. What
+    the library claimed is written into only while this is None: never a folder put at
+    its path since, nor one made again after it was deleted."""
+    now = folder_identity(path)
+    if now is None:
+        return "it was deleted"
+    if now != identity:
+        return "another folder is at its path now"
+    try:
+        if not stat.S_ISREG(os.lstat(os.path.join(path, marker)).st_mode):
+            return f"its {marker} is not a file"
+    except OSError:
+        return f"its {marker} is gone"
+    return None
+
+
 def _article(noun):
     return "an" if noun[:1].lower() in "aeiou" else "a"
 

@@ -28,7 +28,14 @@ import os
 import stat
 import uuid
 
-from ._atomic import NotARegularFileError, checked_file_name, open_regular_file, write_atomically
+from ._atomic import (
+    NotARegularFileError,
+    checked_file_name,
+    folder_identity,
+    folder_replaced,
+    open_regular_file,
+    write_atomically,
+)
 from ._sizes import in_bytes
 
 MANIFEST = "imageclef_concepts-checkpoint.json"
@@ -284,19 +291,13 @@ class CheckpointFolder:
         self.seed = manifest["seed"]
         self.resumed = resumed
         self._lock = lock
-        status = os.stat(path)
-        self._identity = status.st_dev, status.st_ino  # the folder opened
+        self._identity = folder_identity(path)  # the folder opened
 
     def still_own(self):
         """Whether the folder at ``path`` is still the one this run opened (same device and
         inode, its manifest there): False once it was deleted or another folder put at its
         path, where nothing more may be written (nor the folder made again)."""
-        try:
-            status = os.stat(self.path)
-        except OSError:
-            return False
-        return ((status.st_dev, status.st_ino) == self._identity
-                and os.path.isfile(os.path.join(self.path, MANIFEST)))
+        return folder_replaced(self.path, self._identity, MANIFEST) is None
 
     @classmethod
     def open(cls, path, fingerprint, fresh_seed):

@@ -39,6 +39,7 @@ import threading
 import warnings
 from numbers import Integral
 
+from ..files._atomic import folder_identity
 from ..files._sizes import check_disk_space, memory_limit, setting
 from ._decoding import RESAMPLING
 from ._inputs import image_column, is_path_sequence
@@ -51,7 +52,7 @@ from ._store import (
     key_length,
     stored_bytes,
 )
-from ._store_folder import IMAGE_STORE, SHELF_NAME, ImageStoreError, folder_identity
+from ._store_folder import IMAGE_STORE, SHELF_NAME, ImageStoreError
 from ._writer import flush
 
 _MAX_MEMORY = 2 * 2**30

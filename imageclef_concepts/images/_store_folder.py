@@ -17,7 +17,12 @@ import re
 import stat
 from dataclasses import dataclass
 
-from ..files._atomic import file_kind, open_regular_file, write_atomically
+from ..files._atomic import (
+    file_kind,
+    folder_replaced,
+    open_regular_file,
+    write_atomically,
+)
 from ._decoding import RESAMPLING
 
 MANIFEST = "imageclef_concepts-image-store.json"
@@ -60,28 +65,12 @@ class StoreKind:
         return (self.manifest, INDEX, f"{INDEX}-wal", f"{INDEX}-shm", f"{INDEX}-journal")
 
 
-def folder_identity(path):
-    """What tells the folder at ``path`` from another put there later: (device, inode)."""
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None
-    return status.st_dev, status.st_ino
-
-
 def ownership_lost(path, identity, kind=None):
     """Why the folder at ``path`` is no longer the store of ``identity``; None while it is."""
     kind = kind or IMAGE_STORE
-    now = folder_identity(path)
-    if now is None:
-        return "it was deleted"
-    if now != identity:
-        return "another folder is at its path now"
-    try:
-        if not stat.S_ISREG(os.lstat(os.path.join(path, kind.manifest)).st_mode):
-            return f"its manifest {kind.manifest} is not a file"
-    except OSError:
-        return f"its manifest {kind.manifest} is gone"
+    why = folder_replaced(path, identity, kind.manifest)
+    if why is not None:
+        return why
     # A file of the store's own names turned into a link would be written through.
     linked = [name for name in kind.own_files if os.path.islink(os.path.join(path, name))]
     if linked:

@@ -54,6 +54,7 @@ from ._2026_parts import (
     load_split,
     member_files,
     noticing_interrupts,
+    output_kept,
     plan_lines,
     raise_if_interrupted,
     retrieval_template,
@@ -251,6 +252,7 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
         check_store_room(members, store, _splits(find_imageclef_layout(data_dir)))
     plan = _plan(recipe, data_dir)
     claim_output(output_dir, plan, PLAN_FILE)
+    kept = output_kept(output_dir, PLAN_FILE)
     if dry_run:
         make_dry_run_data(data_dir, recipe.estimator_params.get("image_size", 32))
     layout = find_imageclef_layout(data_dir)
@@ -272,18 +274,20 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     say(estimate_compute(members, files, train, recipe.estimator_params))
     raise_if_interrupted()
     fitted, result.n_trained, result.n_loaded = train_members(
-        members, files, train, n_jobs, say)
+        members, files, train, n_jobs, say, kept)
     names = [name for name, _ in members]
     if retrieval is not None:
-        fitted.append(fit_retrieval(retrieval, files[0].parent / "retrieval.zip", train, say))
+        fitted.append(fit_retrieval(retrieval, files[0].parent / "retrieval.zip", train, say,
+                                    kept))
         names.append("retrieval")
     result.timings["members"] = time.perf_counter() - started
     model = _tune(fitted, names, recipe, valid, result, say)
     raise_if_interrupted()
-    _predict_and_check(model, layout, train, output_dir, result, say)
+    _predict_and_check(model, layout, train, output_dir, result, say, kept)
     result.timings["total"] = time.perf_counter() - started
     summary = json.dumps(jsonable({**vars(result), "run_file": str(result.run_file),
                                    "report_file": str(result.report_file)}), indent=2)
+    kept()
     write_atomically(output_dir / "summary.json", lambda h: h.write(summary.encode()))
     return result
 
@@ -364,7 +368,7 @@ def tune_decisions(members, X, y, recipe):
     return tuned, scores, chosen
 
 
-def _predict_and_check(model, layout, train, output_dir, result, say):
+def _predict_and_check(model, layout, train, output_dir, result, say, kept):
     """The run file in the 2026 format, read back, scored and reported when the truth is there."""
     from ..concept_files._evaluation import evaluate_run
     from ..concept_files._io import read_concepts, write_run
@@ -378,6 +382,7 @@ def _predict_and_check(model, layout, train, output_dir, result, say):
     ids = None if truth is None else read_concepts(truth, edition="2026").ids
     ids, concepts = predict_folder(model, images, ids=ids, progress=False)
     result.run_file = output_dir / "run.csv"
+    kept()
     write_run(result.run_file, ids, concepts, edition="2026")
     checked = read_concepts(result.run_file, edition="2026")  # the submission's format check
     where = "test" if split == "test" else "validation (no test folder; tuned there: optimistic)"
@@ -389,6 +394,7 @@ def _predict_and_check(model, layout, train, output_dir, result, say):
         bounds = run_bounds(evaluation, train.concepts)
         result.bounds = {name: found.to_dict() for name, found in bounds.items()}
         result.report_file = output_dir / "report.html"
+        kept()
         write_report(result.report_file, evaluation, train_concepts=train.concepts,
                      images=images, bounds=bounds)
         secondary = ("" if result.secondary is None else

@@ -199,11 +199,12 @@ def estimate_compute(members, files, train, estimator_params):
             "divided by the members trained at once.")
 
 
-def train_members(members, files, train, n_jobs, say):
+def train_members(members, files, train, n_jobs, say, kept=lambda: None):
     """Each member loaded from its file, or trained and saved the moment it is done.
 
     ``n_jobs`` members at a time through joblib's active backend (a Dask or
     Ray cluster under ``joblib.parallel_config``); one at a time without.
+    ``kept`` (:func:`output_kept`) is asked before each save.
     """
     from joblib import Parallel, delayed
 
@@ -214,6 +215,7 @@ def train_members(members, files, train, n_jobs, say):
     if fitted:
         say(f"Loaded {len(fitted)} member(s) saved by an earlier run.")
     todo = [index for index in range(len(files)) if index not in fitted]
+    kept()
     files[0].parent.mkdir(exist_ok=True)
     jobs = [delayed(fit_member)(members[index][1], train.paths, train.concepts)
             for index in todo]
@@ -224,11 +226,30 @@ def train_members(members, files, train, n_jobs, say):
         done = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
     for index, model in zip(todo, done):
         raise_if_interrupted()  # a Ctrl-C that TensorFlow swallowed (in a __del__) ends the run
+        kept()
         save_model(model, files[index])
         fitted[index] = model
         say(f"Member {index + 1}/{len(files)} ({members[index][0]}) trained and saved to "
             f"{files[index]}")
     return [fitted[index] for index in range(len(files))], len(todo), len(files) - len(todo)
+
+
+def output_kept(output_dir, plan_file):
+    """A check to call before each write into the claimed ``output_dir``: a ValueError
+    once it is no longer the folder the run claimed (deleted, or another folder put at its
+    path, or its plan gone), so that nothing is written into what replaced it, nor the
+    folder made again (a long run outlives a user's clean-up)."""
+    from ..files._atomic import folder_identity, folder_replaced
+
+    identity = folder_identity(output_dir)
+
+    def kept():
+        why = folder_replaced(output_dir, identity, plan_file)
+        if why is not None:
+            raise ValueError(f"output {output_dir} is no longer the folder this run claimed "
+                             f"({why}); nothing more is written there. Run again to resume "
+                             "in a folder of the run's, or in a new folder.")
+    return kept
 
 
 def retrieval_template(recipe, output_dir):
@@ -244,7 +265,7 @@ def retrieval_template(recipe, output_dir):
                                 embedding_store=str(Path(output_dir) / "embedding-store"))
 
 
-def fit_retrieval(template, path, train, say):
+def fit_retrieval(template, path, train, say, kept=lambda: None):
     """The retrieval member loaded from ``path`` (checked to be the plan's), or fitted and saved.
 
     Its images are embedded once into the output's embedding store, so that
@@ -263,8 +284,10 @@ def fit_retrieval(template, path, train, say):
                              "to fit it again.")
         say(f"Loaded the retrieval member saved by an earlier run ({path}).")
         return model.set_params(embedding_store=template.embedding_store)
+    kept()
     path.parent.mkdir(exist_ok=True)
     model = fit_member(template, train.paths, train.concepts)
+    kept()
     save_model(model, path)
     say(f"Retrieval member (k-NN, {template.n_neighbors} neighbours, over {identity}) fitted "
         f"and saved to {path}; embeddings kept in {template.embedding_store}")

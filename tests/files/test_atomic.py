@@ -150,3 +150,25 @@ def test_a_link_or_a_sticky_folder_that_stops_the_write_is_named_before_any_work
         check_writable_target(sticky / "theirs.csv")
     check_writable_target(sticky / "new.csv")  # a new file there is the user's own
     assert (locked / "x.csv").read_text() == (sticky / "theirs.csv").read_text() == "kept\n"
+
+
+def test_folder_replaced_says_why_a_claimed_folder_is_not_the_one_claimed(tmp_path):
+    from imageclef_concepts.files._atomic import folder_identity, folder_replaced
+
+    folder = tmp_path / "claimed"
+    folder.mkdir()
+    (folder / "plan.json").write_text("{}")
+    identity = folder_identity(folder)
+    assert folder_replaced(folder, identity, "plan.json") is None
+    (folder / "plan.json").unlink()
+    (folder / "plan.json").mkdir()
+    assert folder_replaced(folder, identity, "plan.json") == "its plan.json is not a file"
+    (folder / "plan.json").rmdir()
+    assert folder_replaced(folder, identity, "plan.json") == "its plan.json is gone"
+    folder.rename(tmp_path / "moved")
+    assert folder_replaced(folder, identity, "plan.json") == "it was deleted"
+    folder.mkdir()
+    (folder / "plan.json").write_text("{}")  # the same names in another folder
+    assert folder_replaced(folder, identity, "plan.json") == \
+        "another folder is at its path now"
+    assert folder_identity(tmp_path / "nothing") is None

@@ -1,5 +1,7 @@
 """The 2026 recipe's parts: the members trained, loaded and saved."""
 
+import pytest
+
 from imageclef_concepts.recipes import _2026_parts as _recipe_parts
 
 
@@ -17,3 +19,39 @@ def test_more_workers_than_members_are_not_asked_of_joblib(tmp_path):
         fitted, trained, loaded = _recipe_parts.train_members(members, files, train, n_jobs,
                                                               lambda line: None)
         assert len(fitted) == 2 and (trained, loaded) == ((2, 0) if n_jobs > 4 else (0, 2))
+
+
+@pytest.mark.parametrize("change", ["deleted", "replaced"])
+def test_an_output_folder_deleted_or_replaced_during_the_run_is_never_written_into(
+        tmp_path, monkeypatch, change):
+    # The members, the run file, the report and the summary went to whatever was at the
+    # output's path by then: a user's folder put there, or the folder made again.
+    import dataclasses
+
+    from imageclef_concepts import run_recipe_2026
+    from imageclef_concepts.recipes import _2026_parts
+    from imageclef_concepts.recipes._2026 import DRY_RUN
+
+    recipe = dataclasses.replace(DRY_RUN, grid={"filters": [(8,)], "random_state": [0, 1]})
+    out = tmp_path / "out"
+    real_fit = _2026_parts.fit_member
+
+    def fit_then_lose_the_output(*args):
+        fitted = real_fit(*args)
+        if out.exists():
+            out.rename(tmp_path / "moved")
+            if change == "replaced":
+                out.mkdir()
+                (out / "notes.txt").write_text("mine")
+        return fitted
+
+    monkeypatch.setattr(_2026_parts, "fit_member", fit_then_lose_the_output)
+    with pytest.raises(ValueError, match=rf"^output {out} is no longer the folder this run "
+                                         rf"claimed \((it was deleted|another folder is at "
+                                         rf"its path now)\)"):
+        run_recipe_2026(None, out, recipe=recipe, dry_run=True, say=lambda line: None)
+    if change == "replaced":
+        assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    else:
+        assert not out.exists()
+    assert not list((tmp_path / "moved" / "members").glob("*.zip"))  # nothing saved after
