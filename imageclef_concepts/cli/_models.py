@@ -260,6 +260,7 @@ def _run_predict(args):
     edition = args.edition or args.format or "2019"
     check_run_ids_of_folder(args.images, edition)  # before the model is loaded
     model = load_model(args.model, allow_pickle=args.allow_pickle)
+    _check_concepts_writable(model, args.model, edition)
     params = model.get_params()
     if "verbose" in params:
         model.set_params(verbose=0)  # one progress bar (ours), not Keras' per chunk
@@ -279,6 +280,20 @@ def _run_predict(args):
     write_run(args.output, ids, concepts, edition=edition)
     say_unless_quiet(args, f"Wrote {args.output}: {len(ids)} images, {edition} edition")
     return 0
+
+
+def _check_concepts_writable(model, path, edition):
+    """Refuse, before any image is predicted, a model whose concepts the run file of
+    ``edition`` cannot hold (not CUIs in 2026, a name holding the delimiter): the run was
+    refused at its write, after the whole folder was predicted."""
+    from ..concept_files._io import model_concept_problems
+
+    problems = model_concept_problems(getattr(model, "classes_", ()), edition)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(f"{path}: the model's {problems[0]}{more}: a {edition} run file "
+                        "cannot hold it; predict with the --edition the model was trained "
+                        "for.")
 
 
 def _check_rule_is_used(model, args):

@@ -350,6 +350,29 @@ def run_id_problems(ids, edition):
             if (problem := _id_problem(str(image_id), chosen)) is not None]
 
 
+def model_concept_problems(concepts, edition):
+    """A message for each concept :func:`write_run` would refuse for ``edition``.
+
+    For a check before predicting (a model's ``classes_``): the writer's own rules.
+    """
+    chosen = edition_of(edition)
+    problems = []
+    for name in map(str, concepts):
+        problem = _concept_problem(name, chosen)
+        problem = problem and f"{_quoted(name)} {problem}" or cui_problem(name, chosen)
+        if problem:
+            problems.append(f"concept {problem}")
+    return problems
+
+
+def _concept_problem(name, edition):
+    """Why ``name`` cannot be a field of ``edition``'s run file, or None (CUIs apart)."""
+    problem = _field_problem(name, edition.run_layout)
+    if problem is None and CONCEPT_SEPARATOR in name:
+        problem = f"contains the concept separator {CONCEPT_SEPARATOR!r}"
+    return problem
+
+
 def _id_problem(image_id, edition):
     """Why ``image_id`` cannot be an image id of ``edition``'s run file, or None."""
     problem = _field_problem(image_id, edition.run_layout, is_id=True)
@@ -373,15 +396,12 @@ def _run_row(image_id, image_concepts, edition):
     # An id given as bytes is a file name's (os.listdir(b"...")): read as os.fsdecode
     # reads it (what is not UTF-8 is then refused below), never written as "b'...'".
     image_id = os.fsdecode(image_id) if isinstance(image_id, bytes) else str(image_id)
-    delimiter = edition.run_layout
     problem = _id_problem(image_id, edition)
     if problem:
         raise ValueError(f"Image id {_quoted(image_id)} {problem}.")
     names = list(dict.fromkeys(split_concepts(image_concepts)))
     for name in names:
-        problem = _field_problem(name, delimiter)
-        if problem is None and CONCEPT_SEPARATOR in name:
-            problem = f"contains the concept separator {CONCEPT_SEPARATOR!r}"
+        problem = _concept_problem(name, edition)
         if problem:
             raise ValueError(f"Concept {_quoted(name)} of image {_quoted(image_id)} {problem}.")
         problem = cui_problem(name, edition)

@@ -298,6 +298,30 @@ def test_predict_refuses_image_names_no_run_file_holds_before_predicting(
     assert not run.exists()
 
 
+@pytest.mark.parametrize("concept, edition, problem", [
+    ("Effusion", "2026", "concept 'EFFUSION' is not a UMLS CUI"),  # names are upper case
+    ("a,b", "2024", "concept 'A,B' contains the delimiter ','"),
+])
+def test_predict_refuses_a_model_whose_concepts_no_run_file_holds_before_predicting(
+        tmp_path, dataset, capsys, monkeypatch, concept, edition, problem):
+    # The whole folder was predicted, then the run refused at its write.
+    from imageclef_concepts import MostFrequentConcepts
+    from imageclef_concepts.recipes import _workflows
+
+    folder, train, _ = dataset
+    concepts = [(concept,)] + [("C0000001",)] * (len(train.paths) - 1)
+    MostFrequentConcepts(k=1).fit(train.paths, concepts).save(tmp_path / "m.zip")
+    monkeypatch.setattr(_workflows, "predict_folder", lambda *a, **k: pytest.fail("predicted"))
+    run = tmp_path / "run.csv"
+    assert main(["predict", "--model", str(tmp_path / "m.zip"), "--images",
+                 str(folder / "train" / "images"), "--output", str(run), "--edition", edition,
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"m.zip: the model's {problem}" in err and f"a {edition} run file" in err, err
+    assert not run.exists()
+
+
 @pytest.mark.parametrize("model", ["ensemble.zip", "cnn.keras"])
 def test_info_on_a_model_file_never_imports_tensorflow(model):
     import os
