@@ -42,6 +42,7 @@ from ._2026_checks import (
     check_outside,
     check_store_place,
     check_store_room,
+    check_training_size,
     make_dry_run_data,
     members_bytes,
 )
@@ -259,6 +260,7 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     check_data_identity(output_dir, PLAN_FILE, data_identity(layout["train"]))
     result = RecipeResult(plan=plan)
     train, valid = load_split(layout["train"]), load_split(layout["valid"])
+    check_training_size(members, len(train.paths), layout["train"].concepts)
     if retrieval is not None and retrieval.n_neighbors > len(train.paths):
         # the k-NN is fitted after every network: refused now, not hours later
         raise ValueError(f"retrieval_neighbors={retrieval.n_neighbors} is more than "

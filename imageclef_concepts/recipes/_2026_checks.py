@@ -8,6 +8,8 @@ members' training.
 
 from __future__ import annotations
 
+import itertools
+import math
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +32,22 @@ def check_members(members):
             check_architecture(member)
         except ValueError as error:
             raise ValueError(f"member {name!r}: {error}") from None
+
+
+def check_training_size(members, n_images, concepts_file):
+    """Refuse, before the compute estimate's probe trains, training images too few for the
+    members' validation split (``validation_fraction`` held out for early stopping, each
+    side at least one image): the probe failed with advice the command line cannot take."""
+    for name, member in members:
+        fraction = member.validation_fraction
+        if fraction is None or 1 <= round(fraction * n_images) < n_images:
+            continue
+        start = max(2, math.floor(0.5 / min(fraction, 1 - fraction)) - 1)  # just below it
+        needed = next(n for n in itertools.count(start) if 1 <= round(fraction * n) < n)
+        raise ValueError(f"{concepts_file}: {n_images} training image(s) have a line; member "
+                         f"{name!r} holds out validation_fraction={fraction} of them for "
+                         f"early stopping, and each part needs one image at least: give "
+                         f"{needed} training images or more.")
 
 
 def check_outside(output_dir, data_dir):

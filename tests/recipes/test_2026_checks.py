@@ -73,3 +73,22 @@ def test_members_alone_are_named_when_every_image_is_stored_already(tmp_path, mo
     with pytest.raises(ValueError, match=r"^the grid: saving the members still to train "
                                          r"takes 1,001 bytes, more than"):
         check_store_room(members, store, [[]], saved=(1001, tmp_path))
+
+
+def test_training_images_too_few_for_the_validation_split_are_refused_naming_the_file(
+        tmp_path, monkeypatch):
+    # The compute estimate's probe failed with "Use validation_fraction=None or pass
+    # validation_data": advice the command line cannot take.
+    from imageclef_concepts import make_imageclef_layout, run_recipe_2026
+    from imageclef_concepts.keras import _training_loop
+    from imageclef_concepts.recipes._2026 import DRY_RUN
+
+    make_imageclef_layout(tmp_path / "data", n_train=5, n_valid=40, n_test=4, image_size=16,
+                          random_state=0)
+    monkeypatch.setattr(_training_loop, "split_validation",
+                        lambda *a, **k: pytest.fail("a member trained"))
+    with pytest.raises(ValueError, match=r"train.*concepts\.csv: 5 training image\(s\) have a "
+                                         r"line; member .* validation_fraction=0\.1 .* give 6 "
+                                         r"training images or more"):
+        run_recipe_2026(tmp_path / "data", tmp_path / "out", recipe=DRY_RUN,
+                        say=lambda line: None)
