@@ -290,6 +290,19 @@ def test_an_unreachable_ray_address_is_refused_at_once():
     assert time.perf_counter() - start < 5
 
 
+def test_a_ray_address_ray_cannot_read_is_named_by_its_flag():
+    # 'recipe-2026 --ray bogus' said only 'Invalid address format: bogus' (ray's words)
+    import argparse
+
+    pytest.importorskip("ray")
+    from imageclef_concepts.cli._arguments import UserError
+    from imageclef_concepts.cli._recipe import _cluster
+
+    with pytest.raises(UserError, match="^--ray bogus: Invalid address format"):
+        with _cluster(argparse.Namespace(dask=None, ray="bogus")):
+            pass
+
+
 @pytest.fixture
 def small_data(tmp_path):
     make_imageclef_layout(tmp_path / "d", n_train=4, n_valid=2, n_test=2, image_size=16)
