@@ -142,9 +142,12 @@ class TrainingBackup:
         path = self.path(name)
         if os.path.exists(path):
             os.replace(path, path + PREVIOUS)
-        with replaced_atomically(path, temporary_name(path)) as temporary:
-            write(temporary)
-            return _file_sha256(temporary)
+        try:
+            with replaced_atomically(path, temporary_name(path)) as temporary:
+                write(temporary)
+                return _file_sha256(temporary)
+        except RuntimeError as error:  # h5py's failed write (a full disk): named, not a traceback
+            raise OSError(f"cannot write {name} in {self.folder}: {error}") from None
 
     def restore(self):
         """Put the newest intact backup's files at the latest names; return its record.

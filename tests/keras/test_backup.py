@@ -50,6 +50,21 @@ def _two_epochs_saved(tmp_path):
     return folder, backup
 
 
+def test_a_weights_file_that_cannot_be_written_is_an_os_error_naming_it(tmp_path):
+    # On a full disk (a real 1 MiB tmpfs), h5py reported the failed write of the epoch's
+    # weights as a RuntimeError ('Disable slist on flush dest failure failed ... errno = 28'),
+    # which train showed as a traceback. Epoch 2 stays the one restored.
+    folder, backup = _two_epochs_saved(tmp_path)
+
+    def full(path):
+        raise RuntimeError("Disable slist on flush dest failure failed (file write failed: "
+                           "errno = 28, error message = 'No space left on device')")
+
+    with pytest.raises(OSError, match=rf"^cannot write {WEIGHTS} in .*backup: Disable slist"):
+        backup.save(3, {WEIGHTS: full}, {})
+    assert _restored(folder) == 2
+
+
 def _kill_at_step(monkeypatch, step):
     """Make the ``step``-th ``os.replace`` of what follows a kill (before it happens)."""
     calls = []
