@@ -215,7 +215,10 @@ def _cluster(args):
             yield True
         return
     _check_reachable(args.ray)  # ray.init retries an unreachable address for minutes
-    ray.init(address=args.ray)
+    try:
+        ray.init(address=args.ray)
+    except (ValueError, ConnectionError) as error:  # an address ray cannot read or reach
+        raise UserError(f"--ray {args.ray}: {one_line(error)}") from None
     register_ray()
     with joblib.parallel_config(backend="ray"):
         yield True

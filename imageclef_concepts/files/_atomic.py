@@ -282,7 +282,8 @@ def replaced_atomically(path, temporary=None):
         no file name gives (``"\\ud800"``; those ``os.fsdecode`` gives are written).
     """
     # bytes as os.fsdecode gives them (a name that is not UTF-8 kept as surrogates)
-    path = os.path.realpath(checked_file_name(path))  # through a symbolic link, as open() writes
+    given = checked_file_name(path)
+    path = os.path.realpath(given)  # through a symbolic link, as open() writes
     check_writable_target(path)
     if temporary is None:
         handle, temporary = tempfile.mkstemp(suffix=os.path.splitext(path)[1],
@@ -296,6 +297,10 @@ def replaced_atomically(path, temporary=None):
         yield temporary
         os.chmod(temporary, _mode_for(path))
         os.replace(temporary, path)
+    except OSError as error:  # a full disk: a write names no file, or the temporary one
+        if error.errno is None or error.filename not in (None, temporary):
+            raise
+        raise OSError(error.errno, error.strerror, given) from None
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)

@@ -46,7 +46,7 @@ from ..files._checkpoints import (
     temporary_name,
 )
 from ..files._sizes import in_bytes
-from ..models._zip import hdf5_datasets_bytes
+from ..models._zip import hdf5_datasets_bytes, unbounded_member
 
 RECORD, FILES = BACKUP_RECORD, BACKUP_EPOCH_FILES  # the record and weights: Keras' names
 WEIGHTS, BEST_WEIGHTS, RANDOM_STREAMS = FILES
@@ -150,9 +150,12 @@ class TrainingBackup:
         path = self.path(name)
         if os.path.exists(path):
             os.replace(path, path + PREVIOUS)
-        with replaced_atomically(path, temporary_name(path)) as temporary:
-            write(temporary)
-            return _file_sha256(temporary)
+        try:
+            with replaced_atomically(path, temporary_name(path)) as temporary:
+                write(temporary)
+                return _file_sha256(temporary)
+        except RuntimeError as error:  # h5py's failed write (a full disk): named, not a traceback
+            raise OSError(f"cannot write {name} in {self.folder}: {error}") from None
 
     def restore(self):
         """Put the newest intact backup's files at the latest names; return its record.
@@ -222,6 +225,8 @@ class TrainingBackup:
                 if sorted(archive.namelist()) != sorted(members):
                     raise ValueError(f"its members are not {prefix}0 to "
                                      f"{prefix}{len(expected) - 1}")
+                if why := unbounded_member(archive):  # read, it would inflate whole
+                    raise ValueError(why)
                 for member, (shape, dtype), size in zip(members, expected, sizes):
                     with archive.open(member) as stored:
                         data = io.BytesIO(stored.read(size + margin + 1))

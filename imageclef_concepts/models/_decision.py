@@ -17,8 +17,10 @@ from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import sparse
 
 from ..concepts._targets import align_columns
+from ..files._sizes import check_allocation
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -255,6 +257,20 @@ def candidate_thresholds(scores, thresholds):
     else:
         candidates = np.sort(np.asarray(thresholds, dtype=float))
     return candidates.astype(scores.dtype)
+
+
+def check_candidate_memory(thresholds, truth):
+    """Refuse, before any model is fitted, a grid of candidate ``thresholds`` (a number or a
+    list) that scoring against ``truth`` (images x concepts, 1 for a true one) cannot hold
+    in memory: :func:`~imageclef_concepts.concepts._metrics.threshold_curve` makes integer
+    tables of images x candidates and true concepts x candidates (about 8 bytes a cell,
+    several of each). ``thresholds=10**8`` on 40 images was NumPy's MemoryError after
+    every fold was fitted, naming nothing."""
+    n = int(thresholds) if isinstance(thresholds, Integral) else int(np.size(thresholds))
+    n_images, n_true_cells = truth.shape[0], sparse.csr_matrix(truth).nnz
+    check_allocation(8 * n * (5 * n_images + 2 * n_true_cells), f"thresholds={n}",
+                     f"scoring {n:,} candidate thresholds on {n_images:,} images",
+                     "give fewer candidate thresholds (a few hundred tell the best apart)")
 
 
 def within_bounds(scores, predicted, low, high):

@@ -38,6 +38,11 @@ _VALUE_BYTES = 64
 INFLATION_RATIO = 100
 INFLATION_FLOOR = 2**28  # 256 MiB
 _READ_CHUNK = 2**20
+# The methods the library and Keras write, which zipfile inflates a bounded chunk at a
+# time. It hands bzip2 and LZMA data to their decompressors whole: 722 bytes of bzip2
+# are 1 GB of zeros in one read, before any size is compared.
+BOUNDED_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_METHOD_NAMES = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA"}
 _LOCAL_HEADER = 30  # the fixed part of a member's local header
 # The archive whose member is being read as a model file of its own (a network's
 # .keras inside an ensemble archive): the inner file's budget comes out of it.
@@ -193,6 +198,9 @@ class ModelZip:
             raise self._not_valid(f"member {outside[0].filename} starts at "
                                   f"{outside[0].header_offset}, outside the file's "
                                   f"{self.file_size} bytes")
+        if why := unbounded_member(self.archive):
+            raise ModelFileError(f"{self.shown}: {why}: not {self.kind} as the library writes "
+                                 "it; nothing was inflated.")
         if allowed is not None:
             unexpected = sorted({info.filename for info in infos if not allowed(info.filename)})
             if unexpected:
@@ -312,6 +320,18 @@ class ModelZip:
         return ModelFileError(f"{self.shown}: member {name} is larger than "
                               f"{limit_text or 'allowed'}, {in_bytes(limit)}: not "
                               f"{self.kind} as the library writes it.")
+
+
+def unbounded_member(archive):
+    """Why the open ``zipfile.ZipFile`` ``archive`` holds a member that zipfile would inflate
+    whole (compressed otherwise than stored or deflated: bzip2, LZMA), or None."""
+    for info in archive.infolist():
+        if info.compress_type not in BOUNDED_METHODS:
+            method = _METHOD_NAMES.get(info.compress_type, "another method")
+            return (f"member {info.filename} is compressed with {method} (zip method "
+                    f"{info.compress_type}), which the library never writes and zipfile "
+                    "inflates whole")
+    return None
 
 
 def hdf5_datasets_bytes(source):

@@ -10,7 +10,7 @@ from ..concepts._metrics import threshold_curve
 from ..concepts._targets import ConceptTargets, targets_of
 from ..models import _paper as paper
 from ..models._base import aligned_scores
-from ..models._decision import candidate_thresholds
+from ..models._decision import candidate_thresholds, check_candidate_memory
 
 if TYPE_CHECKING:  # names for annotations only
     from matplotlib.axes import Axes
@@ -214,6 +214,7 @@ class ThresholdCurveDisplay:
 
     @classmethod
     def _drawn(cls, scores, truth, n_true, thresholds, ax, title):
+        check_candidate_memory(thresholds, truth)
         candidates = candidate_thresholds(scores, thresholds)
         return cls(thresholds=candidates,
                    scores=threshold_curve(scores, truth, n_true, candidates),

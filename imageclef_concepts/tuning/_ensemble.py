@@ -56,8 +56,9 @@ if TYPE_CHECKING:  # names for annotations only
     )
 
 
-# More candidate thresholds per member than a search can use: every search scores each
-# candidate on every held-out image and concept (10**5 took 70 s, 10**6 six GB).
+# More candidate thresholds per member (or weights in weight_grid) than a search can use:
+# every search scores each candidate on every held-out image and concept (10**5 thresholds
+# took 70 s, 10**6 six GB; 10**5 weights 97 s on 30 images).
 MAX_CANDIDATES = 1000
 
 
@@ -87,8 +88,8 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         given values for every member.
     weight_grid : array-like, default=(0.0, 0.5, 1.0, 2.0)
         The weights a member may take (``tune="weights"``); coarse on
-        purpose. 0 drops a member (from a band); at least one value must be
-        positive. The search starts from every member at the largest value
+        purpose (at most 1,000 values). 0 drops a member (from a band); at
+        least one value must be positive. The search starts from every member at the largest value
         (equal weights), so ``weights_`` are always values of the grid.
     bands : int, array-like or None, default=None
         ``tune="weights"``: one set of weights per band of concepts by their
@@ -281,10 +282,11 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
                              "cannot be trained on folds. Fit it and tune with cv='prefit' on "
                              "validation data, or set prefit=False.")
         grid = _real_values(self.weight_grid, "weight_grid")
-        if grid.ndim != 1 or not (np.isfinite(grid) & (grid >= 0)).all() or not grid.any():
+        if grid.ndim != 1 or not (np.isfinite(grid) & (grid >= 0)).all() or not grid.any() \
+                or len(grid) > MAX_CANDIDATES:
             raise ValueError(f"weight_grid must be a non-empty list of finite weights >= 0, "
-                             f"one of them positive (all zeros weigh no member); got "
-                             f"{self.weight_grid!r:.80}.")
+                             f"one of them positive (all zeros weigh no member), at most "
+                             f"{MAX_CANDIDATES} of them; got {self.weight_grid!r:.80}.")
         if not isinstance(self.thresholds, Integral):
             given = _real_values(self.thresholds, "thresholds")
             if given.ndim != 1 or not 0 < len(given) <= MAX_CANDIDATES or \

@@ -40,7 +40,12 @@ from ..models._base import (
     set_multilabel_tags,
     shallow_copy,
 )
-from ..models._decision import DecisionRule, candidate_thresholds, rule_for_columns
+from ..models._decision import (
+    DecisionRule,
+    candidate_thresholds,
+    check_candidate_memory,
+    rule_for_columns,
+)
 from ._rule import (
     check_tuning_images,
     check_tuning_options,
@@ -240,6 +245,7 @@ class ThresholdTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         vocabulary = self._tuning_vocabulary(labels)
         tuning_rows = np.concatenate([test for _, test in splits])
         truth, n_true = vocabulary.truth(_safe_indexing(labels, tuning_rows))
+        check_candidate_memory(self.thresholds, truth)  # before fitting
         seed = (check_tuning_images(n_true, self.count_coverage, self.shrinkage,
                                     self.random_state) if self._uses_official_score() else None)
         out_of_fold = self._out_of_fold_scores(X, y, labels, splits, fit_params, vocabulary)

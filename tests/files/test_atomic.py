@@ -117,6 +117,36 @@ def test_a_folder_that_cannot_be_written_is_named_by_every_writer_before_any_wor
     check_writable_target(tmp_path / "new.csv")  # a folder that can be written
 
 
+def test_a_full_disk_is_named_by_the_file_being_written(tmp_path, monkeypatch, capsys):
+    # On a full disk (a real 1 MiB tmpfs), predict --output, export and evaluate --report
+    # said only '[Errno 28] No space left on device': a file's write names no file, and
+    # Keras' or joblib's write into the temporary name would name that one
+    import errno
+
+    from imageclef_concepts.cli import main
+    from imageclef_concepts.files._atomic import replaced_atomically, write_atomically
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    (tmp_path / "old.tsv").write_text("kept\n")
+    with pytest.raises(OSError, match="No space left") as raised:
+        write_atomically(tmp_path / "old.tsv", full)
+    assert raised.value.errno == errno.ENOSPC
+    assert raised.value.filename == os.fspath(tmp_path / "old.tsv")
+    with pytest.raises(OSError) as raised, replaced_atomically(tmp_path / "m.keras") as name:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
+    assert raised.value.filename == os.fspath(tmp_path / "m.keras")
+    assert sorted(os.listdir(tmp_path)) == ["old.tsv"]
+    assert (tmp_path / "old.tsv").read_text() == "kept\n"
+    (tmp_path / "t.csv").write_text("a\tC0000001\n")
+    monkeypatch.setattr("imageclef_concepts.report._html.write_atomically",
+                        lambda path, write: write_atomically(path, full))
+    assert main(["evaluate", str(tmp_path / "t.csv"), str(tmp_path / "t.csv"),
+                 "--report", str(tmp_path / "r.html")]) == 2
+    assert f"No space left on device: {tmp_path / 'r.html'}" in capsys.readouterr().err
+
+
 def test_a_link_or_a_sticky_folder_that_stops_the_write_is_named_before_any_work(
         tmp_path, monkeypatch):
     # Seen as user nobody: the early check passed (1) a link, in a folder that can be

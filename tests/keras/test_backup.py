@@ -50,6 +50,21 @@ def _two_epochs_saved(tmp_path):
     return folder, backup
 
 
+def test_a_weights_file_that_cannot_be_written_is_an_os_error_naming_it(tmp_path):
+    # On a full disk (a real 1 MiB tmpfs), h5py reported the failed write of the epoch's
+    # weights as a RuntimeError ('Disable slist on flush dest failure failed ... errno = 28'),
+    # which train showed as a traceback. Epoch 2 stays the one restored.
+    folder, backup = _two_epochs_saved(tmp_path)
+
+    def full(path):
+        raise RuntimeError("Disable slist on flush dest failure failed (file write failed: "
+                           "errno = 28, error message = 'No space left on device')")
+
+    with pytest.raises(OSError, match=rf"^cannot write {WEIGHTS} in .*backup: Disable slist"):
+        backup.save(3, {WEIGHTS: full}, {})
+    assert _restored(folder) == 2
+
+
 def _kill_at_step(monkeypatch, step):
     """Make the ``step``-th ``os.replace`` of what follows a kill (before it happens)."""
     calls = []
@@ -193,11 +208,12 @@ def _record_digest(folder, name):
     (folder / RECORD).write_text(json.dumps(record))
 
 
-def _forged_npz(path, members):
-    """Rewrite the .npz at ``path`` with ``members`` ({name: .npy bytes}), deflated."""
+def _forged_npz(path, members, method=None):
+    """Rewrite the .npz at ``path`` with ``members`` ({name: .npy bytes}), deflated (or
+    compressed with ``method``)."""
     import zipfile
 
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(path, "w", method or zipfile.ZIP_DEFLATED) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
 
@@ -217,7 +233,8 @@ def _npy(array=None, stated_shape=None, dtype="<f4", data=b""):
 
 
 @pytest.mark.parametrize("name", [BEST_WEIGHTS, RANDOM_STREAMS])
-@pytest.mark.parametrize("forgery", ["4 TiB stated", "64 MiB of zeros deflated", "other shape"])
+@pytest.mark.parametrize("forgery", ["4 TiB stated", "64 MiB of zeros deflated", "other shape",
+                                     "64 MiB of zeros in bzip2"])
 def test_a_forged_checkpoint_array_file_is_refused_by_name_without_reading_it_whole(
         checkpoint, tiny_images, name, forgery):
     # Its digest is in the record, which a forger rewrites too. NumPy allocated the shape
@@ -234,8 +251,11 @@ def test_a_forged_checkpoint_array_file_is_refused_by_name_without_reading_it_wh
     members[first] = {
         "4 TiB stated": _npy(stated_shape=(2**20, 2**20)),
         "64 MiB of zeros deflated": _npy(stated_shape=(2**24,), data=bytes(2**26)),
-        "other shape": _npy(np.zeros((3, 5), "float32"))}[forgery]
-    _forged_npz(folder / name, members)
+        "other shape": _npy(np.zeros((3, 5), "float32")),
+        # zipfile hands bzip2 data to the decompressor whole: a few hundred bytes inflated
+        # to all of it in one read, whatever size was asked for
+        "64 MiB of zeros in bzip2": _npy(stated_shape=(2**24,), data=bytes(2**26))}[forgery]
+    _forged_npz(folder / name, members, zipfile.ZIP_BZIP2 if "bzip2" in forgery else None)
     _record_digest(folder, name)  # as a forger would
     _refused_within_32_mib(checkpoint, tiny_images, f"{name} is not the file the training saved")
 

@@ -198,3 +198,25 @@ def test_compressed_hdf5_weights_are_refused_before_keras_reads_them():
         archive.check_hdf5_member("model.weights.h5")  # as Keras writes it
         archive.check_hdf5_member("x")  # not HDF5: left to Keras
         archive.check_hdf5_member("missing")
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+@pytest.mark.parametrize("stated", ["true sizes", "a few bytes stated"])
+def test_members_zipfile_would_inflate_whole_are_refused_before_inflating(method, stated):
+    # zipfile inflates deflate a bounded chunk at a time, but hands bzip2 and LZMA data to
+    # the decompressor whole: 722 bytes of bzip2 are 1 GB of zeros in one call. A .keras
+    # whose config.json was 500 MB of bzip2 with its size stated as 3000 bytes took 1 GB
+    # more to predict before it was refused as "not a zip file"
+    handle = io.BytesIO()
+    with zipfile.ZipFile(handle, "w") as archive:
+        archive.writestr("imageclef_concepts.json", b"{}", compress_type=zipfile.ZIP_DEFLATED)
+        archive.writestr("config.json", b"{}" + bytes(2**16), compress_type=method)
+    data = bytearray(handle.getvalue())
+    if stated != "true sizes":  # the local header's and the directory's uncompressed size
+        local = data.index(b"PK\x03\x04config.json"[:4], data.index(b"config.json") - 30)
+        struct.pack_into("<I", data, local + 22, 3)
+        central = data.index(b"PK\x01\x02", data.index(b"PK\x01\x02") + 4)
+        struct.pack_into("<I", data, central + 24, 3)
+    with pytest.raises(ModelFileError, match=r"^bomb.keras: member config.json is compressed "
+                                             r"with (bzip2|LZMA)"):
+        _zip.ModelZip(io.BytesIO(bytes(data)), "bomb.keras")

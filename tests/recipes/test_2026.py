@@ -200,7 +200,8 @@ def test_training_data_fixed_before_any_member_was_saved_is_taken(small_data, tm
 
     monkeypatch.setattr("imageclef_concepts.recipes._2026.estimate_compute", lambda *a: "")
     monkeypatch.setattr(_recipe_parts, "fit_member", stopped)
-    recipe = dataclasses.replace(DRY_RUN, count_coverage=(None,))
+    recipe = dataclasses.replace(DRY_RUN, count_coverage=(None,), estimator_params={
+        **DRY_RUN.estimator_params, "validation_fraction": None})  # 4 training images
     with pytest.raises(RuntimeError, match="stopped"):
         run_recipe_2026(small_data, tmp_path / "out", recipe=recipe, say=lambda line: None)
     concepts = small_data / "train" / "concepts.csv"
@@ -318,6 +319,19 @@ def test_an_unreachable_ray_address_is_refused_at_once():
     with pytest.raises(UserError, match=f"--ray 127.0.0.1:{port}: cannot reach it"):
         _check_reachable(f"127.0.0.1:{port}")
     assert time.perf_counter() - start < 5
+
+
+def test_a_ray_address_ray_cannot_read_is_named_by_its_flag():
+    # 'recipe-2026 --ray bogus' said only 'Invalid address format: bogus' (ray's words)
+    import argparse
+
+    pytest.importorskip("ray")
+    from imageclef_concepts.cli._arguments import UserError
+    from imageclef_concepts.cli._recipe import _cluster
+
+    with pytest.raises(UserError, match="^--ray bogus: Invalid address format"):
+        with _cluster(argparse.Namespace(dask=None, ray="bogus")):
+            pass
 
 
 @pytest.fixture

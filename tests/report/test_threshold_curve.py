@@ -41,6 +41,13 @@ def test_from_predictions_scores_every_threshold_officially(indicator_data):
     plt.close("all")
 
 
+def test_a_candidate_grid_beyond_memory_is_refused_naming_thresholds(indicator_data):
+    _, y = indicator_data  # was NumPy's MemoryError, naming nothing
+    scores = np.random.default_rng(1).random(y.shape)
+    with pytest.raises(ValueError, match=r"^thresholds=1099511627776: "):
+        ThresholdCurveDisplay.from_predictions(y, scores, thresholds=2**40)
+
+
 def test_from_estimator_counts_concepts_the_estimator_never_saw_as_misses():
     X = np.zeros((6, 1))
     model = MostFrequentConcepts(k=1).fit(X, ["A;B", "A", "A;C", "B", "A", "C"])

@@ -353,6 +353,10 @@ def test_a_tuned_ensemble_saves_and_loads_whole(tmp_path, tiny_images):
      ValueError, r"thresholds must be .* flat list"),
     (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"weight_grid": [0]}, ValueError,
      "one of them positive"),
+    # each value is a threshold curve per member and sweep: 10**5 took 97 s on 30 images
+    (ConceptEnsemble([("k", ConceptKNNClassifier())]),
+     {"tune": "weights", "weight_grid": np.linspace(0, 1, 1001)}, ValueError,
+     "weight_grid must be .* at most 1000 of them; got"),
     (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"weight_grid": [True, False]},
      ValueError, "weight_grid must be numbers, not booleans"),
     (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"tune": "weights", "bands": True},

@@ -66,6 +66,22 @@ def test_explicit_threshold_grid():
     assert tuner.best_threshold_ == 0.5
 
 
+class _FitSpy(ScoresAsFeatures):
+    def fit(self, X, y):
+        raise AssertionError("the estimator was fitted before thresholds was checked")
+
+
+@pytest.mark.parametrize("thresholds", [2**40, np.int64(10**12), 2**63])
+def test_a_candidate_grid_beyond_memory_is_refused_before_fitting(thresholds):
+    # 10**8 candidates on 40 images ended in NumPy's MemoryError naming nothing, after
+    # fitting every fold; 2**63 in an IndexError
+    rng = np.random.default_rng(0)
+    scores = rng.random((40, 3))
+    y = (scores > 0.5).astype(int)
+    with pytest.raises(ValueError, match=rf"^thresholds={int(thresholds)}: .* candidate "):
+        ThresholdTuner(_FitSpy(), cv=2, thresholds=thresholds).fit(scores, y)
+
+
 def test_per_concept_recovers_planted_thresholds():
     rng = np.random.default_rng(2)
     scores, y, planted = _planted_case(rng)
