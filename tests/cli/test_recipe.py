@@ -208,3 +208,18 @@ def test_retrieval_settings_without_a_retrieval_encoder_are_refused_not_dropped(
     assert code == 2 and error.count("\n") == 1
     assert f"{flags[0]} " in error and "only --retrieval-encoder NAME adds" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_retrieval_weights_on_a_dry_run_are_refused_not_dropped(tmp_path, capsys, monkeypatch):
+    # The dry run's encoder has random weights: a weights file given was ignored, silently.
+    from imageclef_concepts.recipes import _2026_parts
+
+    monkeypatch.setattr(_2026_parts, "fit_member", lambda *a: pytest.fail("trained"))
+    weights = tmp_path / "w.keras"
+    weights.write_bytes(b"")
+    code = main(["recipe-2026", "--dry-run", "--output", str(tmp_path / "out"),
+                 "--retrieval-encoder", "efficientnetb0", "--retrieval-weights", str(weights)])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1, error
+    assert f"--retrieval-weights {weights}: the dry run's encoder has random weights" in error
+    assert not (tmp_path / "out").exists()
