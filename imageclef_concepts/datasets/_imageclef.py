@@ -21,7 +21,7 @@ from PIL import Image
 from sklearn.utils import Bunch, check_random_state
 
 from ..concept_files._io import read_concepts, write_run
-from ..files._atomic import checked_file_name
+from ..files._atomic import checked_file_name, write_atomically
 from ..files._sizes import check_allocation, setting
 from ..images._decoding import RASTER_FORMATS
 from ..images._sources import check_image_size
@@ -129,13 +129,19 @@ def make_concept_images(
     return data
 
 
+def save_jpeg(pixels, path):
+    """Write a synthetic image as a JPEG file, atomically (a full disk names ``path``)."""
+    write_atomically(path, lambda handle: Image.fromarray(pixels).save(handle, "JPEG",
+                                                                        quality=95))
+
+
 def _write_dataset(directory, data):
     images_dir = Path(directory) / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for image_id, pixels in zip(data.ids, data.images):
         path = images_dir / f"{image_id}.jpg"
-        Image.fromarray(pixels).save(path, quality=95)
+        save_jpeg(pixels, path)
         paths.append(str(path))
     concepts_file = Path(directory) / "concepts.tsv"
     write_run(concepts_file, data.ids, data.concepts, layout="2019")
@@ -202,7 +208,7 @@ def make_imageclef_2019_layout(directory: PathLike, *, n_train: int = 120, n_val
         paths = []
         for image_id, row in zip(ids, rows):
             path = folder / f"{image_id}.jpg"
-            Image.fromarray(data.images[row]).save(path, quality=95)
+            save_jpeg(data.images[row], path)
             paths.append(str(path))
         concepts_file = directory / f"{split}_concepts.tsv"
         write_run(concepts_file, ids, concepts, layout="2019")

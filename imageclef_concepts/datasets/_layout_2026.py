@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 from sklearn.utils import Bunch
 
 from ..concept_files._editions import SECONDARY_CUIS
 from ..concept_files._io import write_run
 from ..files._atomic import checked_file_name, file_kind
-from ._imageclef import make_concept_images
+from ._imageclef import make_concept_images, save_jpeg
 
 if TYPE_CHECKING:  # names for annotations only
     from .._typing import PathLike
@@ -145,8 +144,7 @@ def make_imageclef_layout(directory: PathLike, edition: str = "2026", *, n_train
         (folder / "images").mkdir(parents=True, exist_ok=True)
         ids = [f"synthetic_{split}_{row:05d}" for row in rows]
         for image_id, row in zip(ids, rows):
-            Image.fromarray(data.images[row]).save(folder / "images" / f"{image_id}.jpg",
-                                                   quality=95)
+            save_jpeg(data.images[row], folder / "images" / f"{image_id}.jpg")
         truth = [concepts[row] for row in rows]
         manual = [tuple(c for c in image if c in SECONDARY_CUIS) or image for image in truth]
         if split != "test" or test_truth:

@@ -163,3 +163,25 @@ def test_layouts_named_by_bytes_are_read(tmp_path):
     loaded = load_imageclef(os.path.join(train, b"images"), os.path.join(train, b"concepts.csv"),
                             edition="2026")
     assert loaded.ids == splits["train"].ids
+
+
+def test_a_synthetic_image_that_cannot_be_written_names_its_file(tmp_path, monkeypatch):
+    # PIL wrote each image in place: on a full disk, demo said only "[Errno 28] No space
+    # left on device", and left a truncated image behind.
+    import errno
+
+    from PIL import Image
+
+    from imageclef_concepts import make_concept_images
+
+    def full(self, fp, *args, **kwargs):
+        fp.write(b"\xff\xd8")  # a part of the image, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    with pytest.raises(OSError, match="No space left on device") as raised:
+        make_concept_images(3, 2, 16, random_state=0, directory=tmp_path / "data")
+    named = raised.value.filename  # the image's own name, not the library's temporary one
+    assert os.path.dirname(named) == str(tmp_path / "data" / "images")
+    assert named.endswith(".jpg") and not os.path.basename(named).startswith(".saving-")
+    assert list((tmp_path / "data" / "images").iterdir()) == []  # nothing half-written
