@@ -352,6 +352,9 @@ def _run_info(args):
     from ..models._zip import read_model_record
 
     check_regular_file(args.model, "model file")
+    if args.model.suffix.lower() in (".joblib", ".pkl", ".pickle"):  # never unpickled here
+        raise UserError(f"{args.model}: a pickled model ({args.model.suffix}) has no card; "
+                        "info reads the library's .zip and .keras files.")
     record = read_model_record(args.model)
     if is_archive_record(record):
         from ..models._persistence import check_description

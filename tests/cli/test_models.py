@@ -342,3 +342,15 @@ def test_info_on_a_model_file_never_imports_tensorflow(model):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_info_on_a_pickled_model_says_it_has_no_card(tmp_path, capsys):
+    # It said "is not a model file (not a zip file ...)" of the library's own .joblib.
+    from imageclef_concepts import MostFrequentConcepts
+    from imageclef_concepts.recipes._workflows import save_model
+
+    path = tmp_path / "m.joblib"
+    save_model(MostFrequentConcepts(k=1).fit([[0]] * 2, [("C1",), ("C2",)]), path)
+    assert main(["info", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "a pickled model (.joblib) has no card" in error, error
