@@ -155,7 +155,10 @@ class ThresholdTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         The chosen threshold(s).
     best_score_ : float
         The tuning score at ``best_threshold_`` (with ``shrinkage``: of the
-        shrunk thresholds, each image within its bounds).
+        shrunk thresholds, each image within its bounds; with
+        ``count_coverage``: cross-fitted, each image's count predicted by a
+        model that did not learn from it, so it may differ from the score of
+        the returned rule on the tuning images themselves).
     count_coverage_ : float or None
         The chosen coverage of the rule's count model, or None (no model).
     shrinkage_ : float or None
