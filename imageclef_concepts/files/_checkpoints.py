@@ -22,6 +22,7 @@ anything heavy is imported.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -247,10 +248,15 @@ class _Lock:
                 f"checkpoint folder {os.path.dirname(path)} is in use by another training "
                 f"({holder}): wait for it to finish, or name another checkpoint folder."
             ) from None
-        self._handle.seek(0)
-        self._handle.truncate()
-        self._handle.write(f"process {os.getpid()}")
-        self._handle.flush()
+        try:
+            self._handle.seek(0)
+            self._handle.truncate()
+            self._handle.write(f"process {os.getpid()}")
+            self._handle.flush()
+        except OSError as error:  # a full disk: the write names no file
+            with contextlib.suppress(OSError):  # its flush fails again; the file is closed
+                self._handle.close()
+            raise OSError(error.errno, error.strerror, path) from None
 
     def _lock(self):
         try:
