@@ -219,6 +219,8 @@ def test_a_full_disk_at_the_lock_names_the_checkpoint_folder(tmp_path, monkeypat
         CheckpointFolder.open(tmp_path / "ck", {"run": 1}, lambda: 7)
     assert raised.value.errno == errno.ENOSPC
     assert "ck" in os.fspath(raised.value.filename)
-    monkeypatch.undo()  # space freed: the folder left is taken
+    # the folder it made is not left (an empty folder beside the model, never removed)
+    assert os.listdir(tmp_path) == []
+    monkeypatch.undo()  # space freed
     CheckpointFolder.open(tmp_path / "ck", {"run": 1}, lambda: 7).release()
     assert (tmp_path / "ck" / MANIFEST).is_file()
