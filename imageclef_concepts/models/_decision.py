@@ -269,9 +269,11 @@ def check_candidate_memory(thresholds, truth):
     1-d and non-empty is refused too (NumPy's errors named nothing)."""
     if isinstance(thresholds, (bool, np.bool_)) or (
             thresholds < 1 if isinstance(thresholds, Integral) else
-            np.ndim(thresholds) != 1 or not np.size(thresholds)):
+            np.ndim(thresholds) != 1 or not np.size(thresholds) or not all(
+                isinstance(v, Real) and not isinstance(v, (bool, np.bool_))
+                for v in np.asarray(thresholds, dtype=object))):
         raise ValueError(f"thresholds must be a number of candidates (at least 1) or a 1-d "
-                         f"list of at least one threshold; got {thresholds!r:.80}.")
+                         f"list of at least one real threshold; got {thresholds!r:.80}.")
     n = int(thresholds) if isinstance(thresholds, Integral) else int(np.size(thresholds))
     n_images, n_true_cells = truth.shape[0], sparse.csr_matrix(truth).nnz
     check_allocation(8 * n * (5 * n_images + 2 * n_true_cells), f"thresholds={n}",

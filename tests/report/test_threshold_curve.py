@@ -59,7 +59,8 @@ class _NeverPredicted(MostFrequentConcepts):
     # a 0-d array an AxisError, True one candidate: none named thresholds
     (0, r"^thresholds must be "), (-5, r"^thresholds must be "), (True, r"^thresholds must be "),
     (np.array(7), r"^thresholds must be "), ([], r"^thresholds must be "),
-    ([[0.1, 0.2]], r"^thresholds must be ")])
+    ([[0.1, 0.2]], r"^thresholds must be "), (["0.5", "x"], r"^thresholds must be "),
+    ([0.5, True], r"^thresholds must be ")])
 def test_thresholds_are_checked_before_any_image_is_predicted(thresholds, match):
     # from_estimator predicted every image (a CNN over a folder) before refusing them
     X = np.zeros((6, 1))
