@@ -215,6 +215,9 @@ def _cluster(args):
         except OSError as error:  # a refused or timed-out connection
             raise UserError(f"--dask {args.dask}: cannot reach the scheduler in "
                             f"{CONNECT_TIMEOUT} s ({one_line(error)})") from None
+        except (ValueError, TypeError, AssertionError) as error:  # distributed cannot read it
+            raise UserError(f"--dask {args.dask}: not a scheduler address distributed can "
+                            f"use ({type(error).__name__}: {one_line(error)})") from None
         with client, joblib.parallel_config(backend="dask"):
             yield True
         return

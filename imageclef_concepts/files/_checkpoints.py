@@ -4,17 +4,15 @@ A checkpoint folder is marked as the library's by a manifest,
 ``imageclef_concepts-checkpoint.json``, that names the run it belongs to (a
 run id and a fingerprint of the images, concepts, parameters and seed). So:
 
-* a folder that exists, is not empty and carries no manifest is refused:
-  the library never writes into, nor removes anything from, a folder of the
-  user's;
-* a checkpoint whose fingerprint differs from the training about to start
-  is refused, naming what differs, instead of being resumed;
-* a lock (``imageclef_concepts-checkpoint.lock``, held with ``flock`` for
-  the whole training) makes a second training on the same folder fail at
-  once;
-* removing a checkpoint removes the files the library writes there, by
-  their fixed names, and the folder itself only when the library created it
-  and nothing else is left in it.
+* a folder that exists, is not empty and carries no manifest is refused: the
+  library never writes into, nor removes anything from, a folder of the user's;
+* a checkpoint whose fingerprint differs from the training about to start is
+  refused, naming what differs, instead of being resumed;
+* a lock (``imageclef_concepts-checkpoint.lock``, held with ``flock`` for the
+  whole training) makes a second training on the same folder fail at once;
+* removing a checkpoint removes the files the library writes there, by their
+  fixed names, and the folder itself only when the library created it and
+  nothing else is left in it.
 
 Standard library only, so that the command line can check a folder before
 anything heavy is imported.
@@ -22,6 +20,7 @@ anything heavy is imported.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -243,14 +242,16 @@ class _Lock:
             self._handle.seek(0)
             holder = self._handle.read().strip() or "another process"
             self._handle.close()
-            raise CheckpointError(
-                f"checkpoint folder {os.path.dirname(path)} is in use by another training "
-                f"({holder}): wait for it to finish, or name another checkpoint folder."
-            ) from None
-        self._handle.seek(0)
-        self._handle.truncate()
-        self._handle.write(f"process {os.getpid()}")
-        self._handle.flush()
+            raise CheckpointError(f"checkpoint folder {os.path.dirname(path)} is in use by "
+                                  f"another training ({holder}): wait for it to finish, or "
+                                  "name another checkpoint folder.") from None
+        try:
+            self._handle.truncate(0)  # at 0: nothing was read
+            print(f"process {os.getpid()}", end="", file=self._handle, flush=True)
+        except OSError as error:  # a full disk: the write names no file
+            with contextlib.suppress(OSError):  # its flush fails again; the file is closed
+                self._handle.close()
+            raise OSError(error.errno, error.strerror, path) from None
 
     def _lock(self):
         try:
@@ -317,7 +318,13 @@ class CheckpointFolder:
         created = _make_folders(path)
         if not created:
             check_checkpoint_folder(path)  # another process may have made it meanwhile
-        lock = _Lock(os.path.join(path, LOCK))
+        try:
+            lock = _Lock(os.path.join(path, LOCK))
+        except BaseException:  # a full disk: the lock and folders this call made are not left
+            for made in [os.path.join(path, LOCK)] * bool(created) + created:  # deepest first
+                with contextlib.suppress(OSError):
+                    (os.rmdir if made in created else os.remove)(made)
+            raise
         try:
             _check_own_files(path)
             manifest = _read_manifest(path)

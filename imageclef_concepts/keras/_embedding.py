@@ -122,8 +122,10 @@ class BackboneEmbedding(EmbedderMixin, BaseEstimator):
         """
         self._validate_params()
         key = (self.backbone, self.image_size, str(self.weights), _file_version(self.weights))
-        if key in _IDENTITIES:  # clones (a grid search's) neither build nor digest again
-            return _IDENTITIES[key]
+        stale = (getattr(self, "_built", (None,))[0] == key[:3]
+                 and getattr(self, "_built_version", None) != key[3])
+        if key in _IDENTITIES and not stale:  # clones (a grid search's) neither build nor
+            return _IDENTITIES[key]  # digest again; a network of older weights digests its own
         network = self._network()
         if getattr(self, "_identity", (None,))[0] != self._built[0]:
             digest = hashlib.sha256()

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
-from ..files._atomic import check_regular_file
 from ..files._sizes import in_bytes
 from ..models import _paper as paper
 from ..models._card import ModelFileError
+from ..models._zip import check_weights_file
 from . import BACKBONES
 
 if TYPE_CHECKING:  # names for annotations only
@@ -265,8 +265,8 @@ def pooled_backbone(backbone, image_size, weights, pooling="avg"):
     Returned as a model named ``backbone`` (the applications' own names
     cannot be changed: EfficientNetV2 reads its blocks from its name).
     """
-    if weights not in (None, "imagenet"):  # a pipe or a device named (a model file can) is
-        check_regular_file(weights, "weights file")  # refused, never opened and waited on
+    if weights not in (None, "imagenet"):  # a pipe, a device or a file that inflates is
+        check_weights_file(weights)  # refused, never opened and waited on nor inflated
     constructor = getattr(keras.applications, BACKBONES[backbone])
     try:
         base = constructor(include_top=False, pooling=None if pooling == "gem" else pooling,

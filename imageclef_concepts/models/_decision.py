@@ -265,7 +265,15 @@ def check_candidate_memory(thresholds, truth):
     in memory: :func:`~imageclef_concepts.concepts._metrics.threshold_curve` makes integer
     tables of images x candidates and true concepts x candidates (about 8 bytes a cell,
     several of each). ``thresholds=10**8`` on 40 images was NumPy's MemoryError after
-    every fold was fitted, naming nothing."""
+    every fold was fitted, naming nothing. A count below 1, a boolean or a list that is not
+    1-d and non-empty is refused too (NumPy's errors named nothing)."""
+    if isinstance(thresholds, (bool, np.bool_)) or (
+            thresholds < 1 if isinstance(thresholds, Integral) else
+            np.ndim(thresholds) != 1 or not np.size(thresholds) or not all(
+                isinstance(v, Real) and not isinstance(v, (bool, np.bool_))
+                for v in np.asarray(thresholds, dtype=object))):
+        raise ValueError(f"thresholds must be a number of candidates (at least 1) or a 1-d "
+                         f"list of at least one real threshold; got {thresholds!r:.80}.")
     n = int(thresholds) if isinstance(thresholds, Integral) else int(np.size(thresholds))
     n_images, n_true_cells = truth.shape[0], sparse.csr_matrix(truth).nnz
     check_allocation(8 * n * (5 * n_images + 2 * n_true_cells), f"thresholds={n}",

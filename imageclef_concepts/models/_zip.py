@@ -16,7 +16,7 @@ import zipfile
 import zlib
 from contextlib import contextmanager, nullcontext
 
-from ..files._atomic import open_regular_file
+from ..files._atomic import check_regular_file, open_regular_file
 from ..files._sizes import in_bytes
 from ._card import METADATA_ENTRY, ModelFileError
 
@@ -332,6 +332,25 @@ def unbounded_member(archive):
                     f"{info.compress_type}), which the library never writes and zipfile "
                     "inflates whole")
     return None
+
+
+def check_weights_file(path):
+    """Refuse, before Keras reads it, a weights file (``weights=``: a ``.keras`` or HDF5 file)
+    that is not a regular file or would inflate beyond what it holds: Keras reads a .keras
+    with zipfile (bzip2 whole) and an HDF5 file's datasets whole. A 1,123-byte .keras whose
+    weights were 1 GiB of bzip2 took 2 GB, then 'file signature not found'."""
+    check_regular_file(path, "weights file")  # a pipe or a device is never opened
+    shown = os.fspath(path)
+    with open_regular_file(path, "weights file") as handle:
+        if zipfile.is_zipfile(handle):
+            with ModelZip(handle, shown, kind="a weights file") as archive:
+                archive.check_hdf5_member("model.weights.h5")
+            return
+        held, size = hdf5_datasets_bytes(handle), os.fstat(handle.fileno()).st_size
+    if held > size:  # Keras writes its datasets uncompressed
+        raise ModelFileError(f"{shown} holds datasets of {in_bytes(held)} in "
+                             f"{in_bytes(size, False)}: compressed, not a weights file as "
+                             "Keras writes it; nothing in it was read.")
 
 
 def hdf5_datasets_bytes(source):

@@ -184,6 +184,7 @@ class ThresholdCurveDisplay:
         """
         targets = targets_of(estimator, y)
         truth, n_true = targets.truth(y)
+        check_candidate_memory(thresholds, truth)  # before any image is predicted
         scores = aligned_scores(estimator, X, targets, targets.classes_)
         return cls._drawn(scores, truth, n_true, thresholds, ax, title)
 

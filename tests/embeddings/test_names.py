@@ -85,6 +85,31 @@ def test_a_weights_file_rewritten_under_a_live_encoder_never_lends_its_old_ident
     assert np.isfinite(live.embed(np.zeros((1, 32, 32, 3), np.uint8))).all()
 
 
+def test_a_live_encoder_never_takes_the_identity_of_weights_it_did_not_load(tmp_path):
+    # The other order: a new encoder of the rewritten weights filed the new identity first;
+    # the live encoder (its network built from the old weights) then took it, so an
+    # embedding store served it the new weights' rows and filed its old-weights rows under
+    # the new identity, where every encoder of the new weights read them
+    import keras
+
+    weights = str(tmp_path / "tuned.weights.h5")
+
+    def write(seed):
+        keras.utils.set_random_seed(seed)
+        keras.applications.MobileNetV3Small(include_top=False, pooling="avg", weights=None,
+                                            input_shape=(32, 32, 3)).save_weights(weights)
+
+    _embedding._IDENTITIES.clear()
+    write(1)
+    live = BackboneEmbedding("mobilenetv3small", 32, weights=weights)
+    before = live.embedding_identity()
+    write(2)
+    new = BackboneEmbedding("mobilenetv3small", 32, weights=weights).embedding_identity()
+    assert new != before
+    assert live.embedding_identity() == before  # what its network embeds with
+    _embedding._IDENTITIES.clear()
+
+
 def test_foundation_models_are_named_and_their_settings_checked(tiny_models, tmp_path):  # noqa: F811
     from imageclef_concepts import FoundationEncoder
 

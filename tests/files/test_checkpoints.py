@@ -194,3 +194,33 @@ def test_a_checkpoint_folder_that_cannot_be_written_is_named_before_any_image(
     # Nothing of the library's there: nothing to remove, as before.
     assert remove_checkpoint(locked / "empty") is False
     assert remove_checkpoint(locked / "new") is False
+
+
+def test_a_full_disk_at_the_lock_names_the_checkpoint_folder(tmp_path, monkeypatch):
+    # train --checkpoint-dir on a real full 1 MiB tmpfs said only 'error: [Errno 28] No
+    # space left on device': the lock file's first write names no file
+    import errno
+
+    from imageclef_concepts.files._checkpoints import CheckpointFolder
+
+    class _Full:
+        def __init__(self, handle):
+            self._handle = handle
+
+        def __getattr__(self, name):
+            return getattr(self._handle, name)
+
+        def flush(self):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda *a, **kw: _Full(real_fdopen(*a, **kw)))
+    with pytest.raises(OSError) as raised:
+        CheckpointFolder.open(tmp_path / "ck", {"run": 1}, lambda: 7)
+    assert raised.value.errno == errno.ENOSPC
+    assert "ck" in os.fspath(raised.value.filename)
+    # the folder it made is not left (an empty folder beside the model, never removed)
+    assert os.listdir(tmp_path) == []
+    monkeypatch.undo()  # space freed
+    CheckpointFolder.open(tmp_path / "ck", {"run": 1}, lambda: 7).release()
+    assert (tmp_path / "ck" / MANIFEST).is_file()

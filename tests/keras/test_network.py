@@ -115,6 +115,34 @@ def test_a_weights_pipe_is_refused_without_being_opened(tmp_path):
         os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))
 
 
+@pytest.mark.parametrize("kind", ["bzip2 .keras", "compressed HDF5"])
+def test_a_weights_file_that_would_inflate_is_refused_before_keras_reads_it(
+        tmp_path, monkeypatch, kind):
+    # weights= (BackboneEmbedding, ConceptCNNClassifier, --retrieval-weights) went to Keras'
+    # load_weights unread: a 1,123-byte .keras whose model.weights.h5 was 1 GiB of bzip2 took
+    # 2 GB more memory, then 'Unable to synchronously open file (file signature not found)'
+    import zipfile
+
+    import h5py
+
+    from imageclef_concepts.keras._network import pooled_backbone
+
+    if kind == "bzip2 .keras":
+        path = tmp_path / "w.keras"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("model.weights.h5", bytes(2**16), compress_type=zipfile.ZIP_BZIP2)
+        match = r"w.keras: member model.weights.h5 is compressed with bzip2"
+    else:
+        path = tmp_path / "w.weights.h5"
+        with h5py.File(path, "w") as weights:
+            weights.create_dataset("layers/conv/vars/0", shape=(2**24,), dtype="float32",
+                                   compression="gzip")
+        match = r"w.weights.h5 holds datasets of 64.0 MiB"
+    monkeypatch.setattr(keras.applications, "EfficientNetB0", None)  # never built
+    with pytest.raises(ModelFileError, match=match):
+        pooled_backbone("efficientnetb0", 32, str(path))
+
+
 def test_a_backbone_too_large_for_memory_is_refused_before_embedding(monkeypatch):
     from imageclef_concepts import BackboneEmbedding
     from imageclef_concepts.files import _sizes

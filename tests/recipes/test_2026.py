@@ -5,6 +5,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -331,6 +332,21 @@ def test_a_ray_address_ray_cannot_read_is_named_by_its_flag():
 
     with pytest.raises(UserError, match="^--ray bogus: Invalid address format"):
         with _cluster(argparse.Namespace(dask=None, ray="bogus")):
+            pass
+
+
+@pytest.mark.parametrize("address", ["bogus", "", "inproc://x", "ucx://127.0.0.1:8786"])
+def test_a_dask_address_dask_cannot_read_is_named_by_its_flag(address):
+    # '--dask bogus' said only 'missing port number in address ...' (distributed's words);
+    # 'inproc://x' a ValueError of tuple unpacking, 'ucx://...' a TypeError, neither naming it
+    import argparse
+
+    pytest.importorskip("distributed")
+    from imageclef_concepts.cli._arguments import UserError
+    from imageclef_concepts.cli._recipe import _cluster
+
+    with pytest.raises(UserError, match=rf"^--dask {re.escape(address)}: "):
+        with _cluster(argparse.Namespace(dask=address, ray=None)):
             pass
 
 

@@ -48,6 +48,31 @@ def test_a_candidate_grid_beyond_memory_is_refused_naming_thresholds(indicator_d
         ThresholdCurveDisplay.from_predictions(y, scores, thresholds=2**40)
 
 
+class _NeverPredicted(MostFrequentConcepts):
+    def predict_proba(self, X):
+        raise AssertionError("the images were predicted before thresholds was checked")
+
+
+@pytest.mark.parametrize("thresholds, match", [
+    (2**40, r"^thresholds=1099511627776: "),
+    # 0 was 'attempt to get argmax of an empty sequence', -5 NumPy's 'Number of samples',
+    # a 0-d array an AxisError, True one candidate: none named thresholds
+    (0, r"^thresholds must be "), (-5, r"^thresholds must be "), (True, r"^thresholds must be "),
+    (np.array(7), r"^thresholds must be "), ([], r"^thresholds must be "),
+    ([[0.1, 0.2]], r"^thresholds must be "), (["0.5", "x"], r"^thresholds must be "),
+    ([0.5, True], r"^thresholds must be ")])
+def test_thresholds_are_checked_before_any_image_is_predicted(thresholds, match):
+    # from_estimator predicted every image (a CNN over a folder) before refusing them
+    X = np.zeros((6, 1))
+    model = _NeverPredicted(k=1).fit(X, ["A;B", "A", "A;C", "B", "A", "C"])
+    with pytest.raises(ValueError, match=match):
+        ThresholdCurveDisplay.from_estimator(model, X, ["A", "B", "A", "C", "A", "B"],
+                                             thresholds=thresholds)
+    with pytest.raises(ValueError, match=match):
+        ThresholdCurveDisplay.from_predictions(np.eye(3, dtype=int), np.eye(3),
+                                               thresholds=thresholds)
+
+
 def test_from_estimator_counts_concepts_the_estimator_never_saw_as_misses():
     X = np.zeros((6, 1))
     model = MostFrequentConcepts(k=1).fit(X, ["A;B", "A", "A;C", "B", "A", "C"])
