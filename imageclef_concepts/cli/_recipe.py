@@ -170,7 +170,7 @@ def _retrieval_params(args):
 
     given = args.retrieval_weights or "imagenet"
     weights = None if given.lower() == "none" else given
-    if args.dry_run and weights is not None:  # not dropped silently
+    if args.dry_run and (args.retrieval_weights or "none").lower() != "none":  # not dropped
         raise UserError(f"--retrieval-weights {given}: the dry run's encoder has random "
                         "weights (none downloaded, nothing read); leave it out, or give "
                         "--data instead of --dry-run.")
