@@ -325,27 +325,6 @@ def strategy_scope(estimator):
     return strategy.scope() if strategy is not None else nullcontext()
 
 
-def count_weights(estimator, n_concepts):
-    """``(weights, optimizer state)``: the numbers a model file of ``estimator`` for
-    ``n_concepts`` holds at least (built, then dropped), its network's weights and its
-    optimizer's state (Adam keeps two numbers a weight) for the weights it trains to the
-    last epoch: those trained from the first, or all once a fine-tuning stage surely
-    comes (``freeze_epochs`` before ``epochs``, early stopping unable to end the frozen
-    stage)."""
-    patience = estimator.early_stopping_patience
-    fine_tuned = (estimator.model is None and estimator.backbone != "paper"
-                  and 0 < estimator.freeze_epochs < estimator.epochs
-                  and (patience is None or patience >= estimator.freeze_epochs))
-    try:
-        network = _uncompiled_network(estimator, n_concepts, seed=0)
-        compile_network(estimator, network, 1e-3, backbone_trainable=fine_tuned or None)
-        network.optimizer.build(network.trainable_variables)
-        return network.count_params(), sum(int(np.prod(variable.shape))
-                                           for variable in network.optimizer.variables)
-    finally:
-        keras.backend.clear_session()  # as build_network drops Keras' global state
-
-
 def _uncompiled_network(estimator, n_concepts, seed):
     if estimator.model is not None:
         return _users_network(estimator.model, n_concepts, estimator.image_size)

@@ -222,11 +222,11 @@ _SAVED_BYTES_PER_STATE = 2
 def members_bytes(members, n_concepts):
     """A lower bound of the disk the ``members`` (unfitted) take once trained and saved:
     each distinct network built with random weights (never downloaded) and its weights
-    and its optimizer's state counted (``keras._architecture.count_weights``). Seconds
+    and its optimizer's state counted (``keras._training_loop.count_weights``). Seconds
     at most (DenseNet-121), before hours of training."""
     from sklearn.base import clone
 
-    from ..keras._architecture import count_weights
+    from ..keras._training_loop import count_weights
 
     counted = {}
     for member in members:

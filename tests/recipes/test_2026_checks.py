@@ -115,3 +115,14 @@ def test_the_members_bytes_count_the_optimizers_state_the_files_hold(tmp_path, t
     save_model(member.fit(tiny_images.images, labels_of(tiny_images)), tmp_path / "m.zip")
     saved = (tmp_path / "m.zip").stat().st_size
     assert saved * 0.55 < asked <= saved
+
+
+def test_the_members_bytes_need_no_data_for_a_members_loss():
+    # The state is counted without compiling the loss: pos_weight="balanced" (or an
+    # array) is sized by the training data, which an unfitted member has not seen.
+    from imageclef_concepts import ConceptCNNClassifier
+
+    member = ConceptCNNClassifier(image_size=16, filters=(4,), dense_units=(16,))
+    plain = members_bytes([member], 3)
+    assert members_bytes([member.set_params(pos_weight="balanced")], 3) == plain
+    assert members_bytes([member.set_params(pos_weight=[2.0] * 3)], 3) == plain
