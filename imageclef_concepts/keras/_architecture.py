@@ -325,14 +325,6 @@ def strategy_scope(estimator):
     return strategy.scope() if strategy is not None else nullcontext()
 
 
-def count_weights(estimator, n_concepts):
-    """The weights of ``estimator``'s network for ``n_concepts`` (built, then dropped)."""
-    try:
-        return _uncompiled_network(estimator, n_concepts, seed=0).count_params()
-    finally:
-        keras.backend.clear_session()  # as build_network drops Keras' global state
-
-
 def _uncompiled_network(estimator, n_concepts, seed):
     if estimator.model is not None:
         return _users_network(estimator.model, n_concepts, estimator.image_size)

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..files._checkpoints import CheckpointFolder, digest
 from ..images._fingerprints import images_digest
-from ._architecture import compile_network, strategy_scope
+from ._architecture import _optimizer, _uncompiled_network, compile_network, strategy_scope
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._ema import EMASwap, uses_ema
 from ._model_file import saved_params
@@ -169,6 +169,29 @@ def training_stages(initial_epoch, epochs, warm_start, freeze_epochs, fine_tune_
     if frozen_end < end:
         stages.append((frozen_end, end, fine_tune_learning_rate))
     return stages
+
+
+def count_weights(estimator, n_concepts):
+    """``(weights, optimizer state)``: the numbers a model file of ``estimator`` for
+    ``n_concepts`` holds at least (built, then dropped), its network's weights and its
+    optimizer's state (Adam keeps two numbers a weight) for the weights it trains to the
+    last epoch: those trained from the first, or all once a fine-tuning stage surely
+    comes (:func:`training_stages`; early stopping unable to end the frozen stage)."""
+    patience = estimator.early_stopping_patience
+    fine_tuned = (estimator.model is None and estimator.backbone != "paper"
+                  and 0 < estimator.freeze_epochs < estimator.epochs
+                  and (patience is None or patience >= estimator.freeze_epochs))
+    try:
+        network = _uncompiled_network(estimator, n_concepts, seed=0)
+        if fine_tuned:  # as compile_network frees it (no loss: pos_weight needs the data)
+            network.get_layer(estimator.backbone).trainable = True
+        optimizer = _optimizer(estimator.optimizer, 1e-3, estimator.decay,
+                               getattr(estimator, "ema_momentum", None))
+        optimizer.build(network.trainable_variables)
+        return network.count_params(), sum(int(np.prod(variable.shape))
+                                           for variable in optimizer.variables)
+    finally:
+        keras.backend.clear_session()  # as build_network drops Keras' global state
 
 
 def continued_history(previous, new_history, warm_start, initial_epoch, keeper):

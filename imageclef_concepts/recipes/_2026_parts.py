@@ -204,7 +204,9 @@ def train_members(members, files, train, n_jobs, say, kept=lambda: None):
 
     ``n_jobs`` members at a time through joblib's active backend (a Dask or
     Ray cluster under ``joblib.parallel_config``); one at a time without.
-    ``kept`` (:func:`output_kept`) is asked before each save.
+    ``kept`` (:func:`output_kept`) is asked before each member's training (which
+    opens the run's image store at its path: made again there, or in a folder put
+    at the output's path, after the user's clean-up) and before each save.
     """
     from joblib import Parallel, delayed
 
@@ -217,12 +219,13 @@ def train_members(members, files, train, n_jobs, say, kept=lambda: None):
     todo = [index for index in range(len(files)) if index not in fitted]
     kept()
     files[0].parent.mkdir(exist_ok=True)
-    jobs = [delayed(fit_member)(members[index][1], train.paths, train.concepts)
-            for index in todo]
+    # Asked as each member is started (joblib takes the jobs as it dispatches them).
+    jobs = (kept() or delayed(fit_member)(members[index][1], train.paths, train.concepts)
+            for index in todo)
     if n_jobs in (None, 1):  # one by one, each saved before the next starts
         done = (job[0](*job[1], **job[2]) for job in jobs)
     else:  # no more workers than members (joblib sizes a queue by them: 10**20 overflowed)
-        n_jobs = max(1, min(n_jobs, len(jobs))) if n_jobs > 0 else n_jobs
+        n_jobs = max(1, min(n_jobs, len(todo))) if n_jobs > 0 else n_jobs
         done = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
     for index, model in zip(todo, done):
         raise_if_interrupted()  # a Ctrl-C that TensorFlow swallowed (in a __del__) ends the run

@@ -92,3 +92,37 @@ def test_training_images_too_few_for_the_validation_split_are_refused_naming_the
                                          r"training images or more"):
         run_recipe_2026(tmp_path / "data", tmp_path / "out", recipe=DRY_RUN,
                         say=lambda line: None)
+
+
+@pytest.mark.parametrize("params", [
+    dict(backbone="paper", image_size=16, filters=(8,), dense_units=(512,)),
+    pytest.param(dict(backbone="efficientnetb0", weights=None, image_size=32, freeze_epochs=1,
+                      epochs=2), marks=pytest.mark.slow),  # fine-tuned: all trained at last
+])
+def test_the_members_bytes_count_the_optimizers_state_the_files_hold(tmp_path, tiny_images,
+                                                                     params):
+    # A member's file holds Adam's two numbers a weight for every weight it trained: the
+    # weights alone were a third of the file of the paper's network or of a fine-tuned
+    # backbone, so a disk the members would fill passed the check.
+    from imageclef_concepts import ConceptCNNClassifier
+    from imageclef_concepts.recipes._workflows import save_model
+
+    from ..conftest import labels_of
+
+    member = ConceptCNNClassifier(**{"epochs": 1, "random_state": 0, **params})
+    n_concepts = len({c for cs in tiny_images.concepts for c in cs})
+    asked = members_bytes([member], n_concepts)
+    save_model(member.fit(tiny_images.images, labels_of(tiny_images)), tmp_path / "m.zip")
+    saved = (tmp_path / "m.zip").stat().st_size
+    assert saved * 0.55 < asked <= saved
+
+
+def test_the_members_bytes_need_no_data_for_a_members_loss():
+    # The state is counted without compiling the loss: pos_weight="balanced" (or an
+    # array) is sized by the training data, which an unfitted member has not seen.
+    from imageclef_concepts import ConceptCNNClassifier
+
+    member = ConceptCNNClassifier(image_size=16, filters=(4,), dense_units=(16,))
+    plain = members_bytes([member], 3)
+    assert members_bytes([member.set_params(pos_weight="balanced")], 3) == plain
+    assert members_bytes([member.set_params(pos_weight=[2.0] * 3)], 3) == plain

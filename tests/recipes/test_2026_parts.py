@@ -55,3 +55,31 @@ def test_an_output_folder_deleted_or_replaced_during_the_run_is_never_written_in
     else:
         assert not out.exists()
     assert not list((tmp_path / "moved" / "members").glob("*.zip"))  # nothing saved after
+
+
+@pytest.mark.parametrize("after", ["Member 1/2", "Member 2/2"])
+def test_a_member_started_after_the_output_was_replaced_makes_no_store_in_it(tmp_path, after):
+    # The output replaced by a user's folder once a member was saved: the next member's
+    # training (or the tuning's predictions) opened the run's image store at its path,
+    # <output>/image-store, and made it in the user's folder (or made the deleted output
+    # again), with every training image decoded into it, before the save was refused.
+    import dataclasses
+
+    from imageclef_concepts import make_imageclef_layout, run_recipe_2026
+    from imageclef_concepts.recipes._2026 import DRY_RUN
+
+    make_imageclef_layout(tmp_path / "data", n_train=16, n_valid=8, n_test=8, image_size=16)
+    recipe = dataclasses.replace(DRY_RUN, grid={"filters": [(4,)], "random_state": [0, 1]},
+                                 count_coverage=(None,))
+    out = tmp_path / "out"
+
+    def say(line):
+        if line.startswith(after) and not (tmp_path / "moved").exists():
+            out.rename(tmp_path / "moved")
+            out.mkdir()
+            (out / "notes.txt").write_text("mine")
+
+    with pytest.raises(ValueError, match=rf"^output {out} is no longer the folder this run "
+                                         r"claimed \(another folder is at its path now\)"):
+        run_recipe_2026(tmp_path / "data", out, recipe=recipe, say=say)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
