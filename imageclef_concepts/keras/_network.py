@@ -23,7 +23,7 @@ import numpy as np
 from ..files._sizes import in_bytes
 from ..models import _paper as paper
 from ..models._card import ModelFileError
-from ..models._zip import check_weights_file
+from ..models._zip import check_weights_file, load_weights_file
 from . import BACKBONES
 
 if TYPE_CHECKING:  # names for annotations only
@@ -277,7 +277,7 @@ def pooled_backbone(backbone, image_size, weights, pooling="avg"):
             raise
         raise ConnectionError(offline_message(backbone, error)) from None
     if weights not in (None, "imagenet"):
-        base.load_weights(weights)
+        load_weights_file(base, weights)  # what Keras cannot read in it named by the file
     pooled = (GeneralizedMeanPooling(name="gem_pooling")(base.output) if pooling == "gem"
               else base.output)
     return keras.Model(base.input, pooled, name=backbone)

@@ -353,6 +353,17 @@ def check_weights_file(path):
                              "Keras writes it; nothing in it was read.")
 
 
+def load_weights_file(network, path):
+    """Load the weights file ``path`` (that :func:`check_weights_file` took) into the Keras
+    ``network``; what Keras cannot read in it (not a weights file, another network's) is
+    one error naming the file, not h5py's alone."""
+    try:
+        network.load_weights(path)
+    except Exception as error:  # noqa: BLE001 (h5py's, Keras' own: none names the file)
+        raise ModelFileError(f"{os.fspath(path)}: its weights cannot be loaded into "
+                             f"{network.name} ({type(error).__name__}: {error}).") from None
+
+
 def hdf5_datasets_bytes(source):
     """The bytes the datasets of the HDF5 file ``source`` (a path or a binary file) take
     once read, from their shapes and dtypes (nothing is read); 0 when h5py cannot open it

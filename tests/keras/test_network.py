@@ -294,3 +294,16 @@ def test_a_metric_of_too_many_thresholds_is_refused_before_it_is_made(monkeypatc
         loaded_params({"metrics": [auc(10**7, multi_label=True)]})
     with pytest.raises(ModelFileError, match=r"whose variables take 305.2 MiB"):
         loaded_params({"metrics": [auc(2 * 10**6, multi_label=True, num_labels=10)]})
+
+
+@pytest.mark.parametrize("content", [b"garbage", b""])
+def test_a_weights_file_keras_cannot_read_is_refused_naming_it(tmp_path, content):
+    # h5py's "Unable to synchronously open file (file signature not found)" named nothing.
+    from imageclef_concepts.keras._network import pooled_backbone
+    from imageclef_concepts.models._card import ModelFileError
+
+    weights = tmp_path / "mine.weights.h5"
+    weights.write_bytes(content)
+    with pytest.raises(ModelFileError, match=rf"^{weights}: its weights cannot be loaded"):
+        pooled_backbone("efficientnetb0", 32, str(weights))
+    assert weights.read_bytes() == content
