@@ -42,7 +42,11 @@ def check_training_size(members, n_images, concepts_file):
         fraction = member.validation_fraction
         if fraction is None or 1 <= round(fraction * n_images) < n_images:
             continue
-        start = max(2, math.floor(0.5 / min(fraction, 1 - fraction)) - 1)  # just below it
+        side = min(fraction, 1 - fraction)
+        if side < 2**-52:  # no data set is that large (and 0.5 / side overflows)
+            raise ValueError(f"member {name!r}: validation_fraction={fraction} leaves no "
+                             "image on one side of any training set: choose one nearer 0.5.")
+        start = max(2, math.floor(0.5 / side) - 1)  # just below the first that works
         needed = next(n for n in itertools.count(start) if 1 <= round(fraction * n) < n)
         raise ValueError(f"{concepts_file}: {n_images} training image(s) have a line; member "
                          f"{name!r} holds out validation_fraction={fraction} of them for "

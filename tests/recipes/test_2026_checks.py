@@ -126,3 +126,14 @@ def test_the_members_bytes_need_no_data_for_a_members_loss():
     plain = members_bytes([member], 3)
     assert members_bytes([member.set_params(pos_weight="balanced")], 3) == plain
     assert members_bytes([member.set_params(pos_weight=[2.0] * 3)], 3) == plain
+
+
+@pytest.mark.parametrize("fraction", [5e-324, 1 - 2**-53])
+def test_a_validation_fraction_no_training_set_can_split_is_named(fraction):
+    # 0.5 / 5e-324 overflowed: OverflowError, naming nothing.
+    from types import SimpleNamespace
+
+    from imageclef_concepts.recipes._2026_checks import check_training_size
+
+    with pytest.raises(ValueError, match=r"^member 'm': validation_fraction=.* leaves no image"):
+        check_training_size([("m", SimpleNamespace(validation_fraction=fraction))], 80, "c.csv")
