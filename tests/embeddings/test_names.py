@@ -57,6 +57,7 @@ def test_backbone_identity_follows_weights_and_settings():
     _embedding._IDENTITIES.clear()
 
 
+@pytest.mark.slow  # encoders built and run over a weights file: several seconds
 def test_a_weights_file_rewritten_under_a_live_encoder_never_lends_its_old_identity(tmp_path):
     # An encoder that built its network before its weights file was rewritten (fine-tuned
     # weights saved again) kept its identity; asked again, it filed that old identity
@@ -85,6 +86,7 @@ def test_a_weights_file_rewritten_under_a_live_encoder_never_lends_its_old_ident
     assert np.isfinite(live.embed(np.zeros((1, 32, 32, 3), np.uint8))).all()
 
 
+@pytest.mark.slow  # encoders built and run over a weights file: several seconds
 def test_a_live_encoder_never_takes_the_identity_of_weights_it_did_not_load(tmp_path):
     # The other order: a new encoder of the rewritten weights filed the new identity first;
     # the live encoder (its network built from the old weights) then took it, so an

@@ -21,6 +21,7 @@ def test_more_workers_than_members_are_not_asked_of_joblib(tmp_path):
         assert len(fitted) == 2 and (trained, loaded) == ((2, 0) if n_jobs > 4 else (0, 2))
 
 
+@pytest.mark.slow  # an end-to-end recipe run: several seconds
 @pytest.mark.parametrize("change", ["deleted", "replaced"])
 def test_an_output_folder_deleted_or_replaced_during_the_run_is_never_written_into(
         tmp_path, monkeypatch, change):
@@ -57,6 +58,7 @@ def test_an_output_folder_deleted_or_replaced_during_the_run_is_never_written_in
     assert not list((tmp_path / "moved" / "members").glob("*.zip"))  # nothing saved after
 
 
+@pytest.mark.slow  # an end-to-end recipe run: several seconds
 @pytest.mark.parametrize("after", ["Member 1/2", "Member 2/2"])
 def test_a_member_started_after_the_output_was_replaced_makes_no_store_in_it(tmp_path, after):
     # The output replaced by a user's folder once a member was saved: the next member's
