@@ -1,5 +1,6 @@
 """Encoders by name, and kept in model files by identity."""
 
+import functools
 import os
 
 import pytest
@@ -57,21 +58,25 @@ def test_backbone_identity_follows_weights_and_settings():
     _embedding._IDENTITIES.clear()
 
 
+def _write_weights(path, seed):
+    """A MobileNetV3-Small's random weights of ``seed`` saved at ``path`` (32 px inputs)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    keras.applications.MobileNetV3Small(include_top=False, pooling="avg", weights=None,
+                                        input_shape=(32, 32, 3)).save_weights(path)
+
+
 @pytest.mark.slow  # encoders built and run over a weights file: several seconds
 def test_a_weights_file_rewritten_under_a_live_encoder_never_lends_its_old_identity(tmp_path):
     # An encoder that built its network before its weights file was rewritten (fine-tuned
     # weights saved again) kept its identity; asked again, it filed that old identity
     # under the file's new version, and a new encoder of the new weights then got it: an
     # embedding store would have served the old weights' embeddings for the new ones.
-    import keras
     import numpy as np
 
     weights = str(tmp_path / "tuned.weights.h5")
-
-    def write(seed):
-        keras.utils.set_random_seed(seed)
-        keras.applications.MobileNetV3Small(include_top=False, pooling="avg", weights=None,
-                                            input_shape=(32, 32, 3)).save_weights(weights)
+    write = functools.partial(_write_weights, weights)
 
     write(1)
     live = BackboneEmbedding("mobilenetv3small", 32, weights=weights)
@@ -92,14 +97,8 @@ def test_a_live_encoder_never_takes_the_identity_of_weights_it_did_not_load(tmp_
     # the live encoder (its network built from the old weights) then took it, so an
     # embedding store served it the new weights' rows and filed its old-weights rows under
     # the new identity, where every encoder of the new weights read them
-    import keras
-
     weights = str(tmp_path / "tuned.weights.h5")
-
-    def write(seed):
-        keras.utils.set_random_seed(seed)
-        keras.applications.MobileNetV3Small(include_top=False, pooling="avg", weights=None,
-                                            input_shape=(32, 32, 3)).save_weights(weights)
+    write = functools.partial(_write_weights, weights)
 
     _embedding._IDENTITIES.clear()
     write(1)
