@@ -171,17 +171,18 @@ def check_store_room(store, image_size, n_images, name="image_size", advice="",
                      else f"free space there or{advice.lstrip(',')}")
 
 
-def check_room_for_files(store, shelves, paths, name="image_size", advice=""):
+def check_room_for_files(store, shelves, paths, name="image_size", advice="", counts=None):
     """Refuse, before any decoding, the images ``paths`` will add to ``store`` at every
     ``(image_size, resample)`` of ``shelves`` together, if its disk cannot take them.
 
     Each file counts once per shelf, and not where the shelf holds it at its
     current version; a read-only store takes nothing. What a meta-estimator's
     parts, a recipe's grid or ``prepare`` will store is refused here at once,
-    not after the first parts have filled the disk and trained.
+    not after the first parts have filled the disk and trained. ``counts``: what
+    :func:`files_to_store` gave for these sorted shelves, when the caller has it.
     """
     shelves = sorted({(int(size), resample) for size, resample in shelves})
-    counts = files_to_store(store, shelves, paths)
+    counts = files_to_store(store, shelves, paths) if counts is None else counts
     if not any(counts):
         return
     key = key_length(paths)

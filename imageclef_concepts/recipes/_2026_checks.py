@@ -199,10 +199,11 @@ def check_store_room(members, store, splits, retrieval=None, encoder_name=None, 
     )
 
     paths = list(dict.fromkeys(str(path) for split in splits for path in split))
-    shelves = sorted({(member.image_size, member.resample) for _, member in members})
+    shelves = sorted({(int(member.image_size), member.resample) for _, member in members})
     store = as_image_store(store)
-    check_room_for_files(store, shelves, paths, advice=", give no image store")  # alone
-    counts = files_to_store(store, shelves, paths)
+    counts = files_to_store(store, shelves, paths)  # each file's version read once
+    check_room_for_files(store, shelves, paths, advice=", give no image store",  # alone
+                         counts=counts)
     demands = [(stored_bytes(store, shelves, counts, key_length(paths)), Path(store.path),
                 setting("image_size", max(size for size, _ in shelves)),
                 f"storing {max(counts)} image(s) at each of {len(shelves)} size(s) and "
