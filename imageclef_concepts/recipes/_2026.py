@@ -254,6 +254,7 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     plan = _plan(recipe, data_dir)
     claim_output(output_dir, plan, PLAN_FILE)
     kept = output_kept(output_dir, PLAN_FILE)
+    _open_stores(members, retrieval, store)
     if dry_run:
         make_dry_run_data(data_dir, recipe.estimator_params.get("image_size", 32))
     layout = find_imageclef_layout(data_dir)
@@ -270,7 +271,7 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     saved = (members_bytes(todo, len({c for cs in train.concepts for c in cs})), output_dir)
     # Again for a user's store: with the embeddings and the members' files on its disk.
     check_store_room(members, store, _splits(layout), retrieval, recipe.retrieval_encoder,
-                     saved)
+                     saved, own=not users)
     for line in plan_lines(plan, layout, output_dir, store, files):
         say(line)
     say(estimate_compute(members, files, train, recipe.estimator_params))
@@ -293,6 +294,25 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     kept()
     write_atomically(output_dir / "summary.json", lambda h: h.write(summary.encode()))
     return result
+
+
+def _open_stores(members, retrieval, store):
+    """Hand every member the run's stores opened once, not their paths.
+
+    A store opened by path is opened, and made, anew at each fit and predict,
+    so a folder put at the output's path while the members were tuned or
+    predicted got the run's store made in it. An opened store writes only into
+    the folder it opened, and warns once when that is gone (the run's next
+    write then refuses the output).
+    """
+    from ..embeddings._store import as_embedding_store
+    from ..images._store import as_image_store
+
+    opened = as_image_store(store)
+    for _, member in members:
+        member.set_params(image_store=opened)
+    if retrieval is not None:
+        retrieval.set_params(embedding_store=as_embedding_store(retrieval.embedding_store))
 
 
 def _splits(layout):

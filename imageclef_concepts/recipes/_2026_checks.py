@@ -178,7 +178,8 @@ def check_count_coverage(valid, count_coverage):
         raise ValueError(f"{valid.concepts}: {error}") from None
 
 
-def check_store_room(members, store, splits, retrieval=None, encoder_name=None, saved=None):
+def check_store_room(members, store, splits, retrieval=None, encoder_name=None, saved=None,
+                     own=False):
     """Refuse, before the first member trains, disks that cannot take what the run writes.
 
     The images the recipe decodes into its image store: the training and validation
@@ -188,7 +189,8 @@ def check_store_room(members, store, splits, retrieval=None, encoder_name=None, 
     store; and ``saved``, ``(bytes, folder)``, the members' files still to be saved
     (:func:`members_bytes`). What shares a disk is asked of it together: the k-NN is
     fitted after every network has trained, and predicting then found the disk filled,
-    as it did once the members' files had filled it."""
+    as it did once the members' files had filled it. ``own``: the store is the run's
+    own (in its output), which the user can move, not leave out."""
     from ..files._sizes import setting
     from ..images._store import (
         as_image_store,
@@ -202,12 +204,13 @@ def check_store_room(members, store, splits, retrieval=None, encoder_name=None, 
     shelves = sorted({(int(member.image_size), member.resample) for _, member in members})
     store = as_image_store(store)
     counts = files_to_store(store, shelves, paths)  # each file's version read once
-    check_room_for_files(store, shelves, paths, advice=", give no image store",  # alone
-                         counts=counts)
+    instead = ("give image_store= a folder on another disk" if own
+               else "give no image store")
+    check_room_for_files(store, shelves, paths, advice=f", {instead}", counts=counts)  # alone
     demands = [(stored_bytes(store, shelves, counts, key_length(paths)), Path(store.path),
                 setting("image_size", max(size for size, _ in shelves)),
                 f"storing {max(counts)} image(s) at each of {len(shelves)} size(s) and "
-                "filter(s)", "give no image store")]
+                "filter(s)", instead)]
     if retrieval is not None:
         demands.append(_embeddings_demand(paths, retrieval, encoder_name))
     if saved is not None:
@@ -252,15 +255,15 @@ def _network_key(member):
 def _embeddings_demand(paths, retrieval, encoder_name):
     """(bytes, folder, setting, what, advice) of the embeddings the retrieval member adds."""
     from ..embeddings._once import count_stored, embed_images
-    from ..embeddings._store import EmbeddingStore
+    from ..embeddings._store import as_embedding_store
     from ..files._sizes import setting
     from ..images._folder_store import index_bytes
     from ..images._store import key_length
 
-    folder = Path(retrieval.embedding_store)
+    store = as_embedding_store(retrieval.embedding_store)  # the run opened it (its folder)
+    folder = Path(store.path)
     encoder = retrieval.embedding
-    held = count_stored(EmbeddingStore(folder), encoder.embedding_identity(), paths) \
-        if folder.is_dir() else 0  # a rerun's
+    held = count_stored(store, encoder.embedding_identity(), paths)  # a rerun's
     rows = len(paths) - held
     width = embed_images(encoder, paths[:1]).shape[1] if rows else 0  # kept in the cache
     embeddings = rows * width * 4 + index_bytes(rows, rows * key_length(paths))

@@ -293,7 +293,7 @@ def fit_retrieval(template, path, train, say, kept=lambda: None):
     kept()
     save_model(model, path)
     say(f"Retrieval member (k-NN, {template.n_neighbors} neighbours, over {identity}) fitted "
-        f"and saved to {path}; embeddings kept in {template.embedding_store}")
+        f"and saved to {path}; embeddings kept in {template.embedding_store.path}")
     return model
 
 

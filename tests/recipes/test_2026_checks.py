@@ -57,6 +57,9 @@ def test_members_whose_files_the_disk_cannot_take_are_refused_before_any_trains(
     assert error.startswith("image_size=16: storing 160 image(s) at each of 1 size(s) and "
                             "filter(s), and saving the members still to train takes"), error
     assert "train fewer members" in error
+    # the run's own store cannot be left out, only moved
+    assert "give image_store= a folder on another disk" in error
+    assert "give no image store" not in error
     assert asked and asked[0] > 0
     assert not list((tmp_path / "out" / "members").glob("*"))
 

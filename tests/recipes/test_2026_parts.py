@@ -85,3 +85,38 @@ def test_a_member_started_after_the_output_was_replaced_makes_no_store_in_it(tmp
                                          r"claimed \(another folder is at its path now\)"):
         run_recipe_2026(tmp_path / "data", out, recipe=recipe, say=say)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.slow  # an end-to-end recipe run: several seconds
+@pytest.mark.parametrize("step", ["tune_decisions", "predict_folder"])
+def test_an_output_replaced_during_tuning_or_predicting_gets_no_store(tmp_path, monkeypatch,
+                                                                        step):
+    # The members were handed the run's image store by path, and opened it anew (making it)
+    # at each fit and predict: a user's folder put at the output's path while the members
+    # were tuned or predicted got <output>/image-store made in it, every image decoded into
+    # it. They share the store the run opened, which writes only into its own folder.
+    import dataclasses
+
+    from imageclef_concepts import ImageStoreWarning, make_imageclef_layout, run_recipe_2026
+    from imageclef_concepts.recipes import _2026, _workflows
+    from imageclef_concepts.recipes._2026 import DRY_RUN
+
+    make_imageclef_layout(tmp_path / "data", n_train=16, n_valid=8, n_test=8, image_size=16)
+    recipe = dataclasses.replace(DRY_RUN, grid={"filters": [(4,)], "random_state": [0, 1]},
+                                 count_coverage=(None,))
+    out = tmp_path / "out"
+    module = _2026 if step == "tune_decisions" else _workflows
+    real = getattr(module, step)
+
+    def replace_the_output_then(*args, **kwargs):
+        out.rename(tmp_path / "moved")
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, step, replace_the_output_then)
+    with pytest.warns(ImageStoreWarning, match="no longer the folder it opened"), \
+            pytest.raises(ValueError, match=rf"^output {out} is no longer the folder this run "
+                                            r"claimed \(another folder is at its path now\)"):
+        run_recipe_2026(tmp_path / "data", out, recipe=recipe, say=lambda line: None)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
