@@ -38,9 +38,10 @@ class BackboneEmbedding(EmbedderMixin, BaseEstimator):
     ----------
     backbone : {"densenet121", "resnet50", "efficientnetb0"}, default="densenet121"
     image_size : int, default=224
-    weights : None, "imagenet" or path, default="imagenet"
+    weights : None, "imagenet", str or path-like, default="imagenet"
         ImageNet weights are downloaded by Keras on first use (a machine
-        without internet access needs None or a weights file).
+        without internet access needs None or a weights file: the backbone's
+        saved weights, ``.weights.h5`` or ``.keras``).
     batch_size : int, default=32
     image_store : str, path-like, ImageStore or None, default=None
         A folder of prepared images (:class:`~imageclef_concepts.ImageStore`):
@@ -58,13 +59,13 @@ class BackboneEmbedding(EmbedderMixin, BaseEstimator):
     _parameter_constraints = {
         "backbone": [StrOptions(set(BACKBONES))],
         "image_size": [Interval(Integral, 32, None, closed="left")],
-        "weights": [StrOptions({"imagenet"}), str, None],
+        "weights": [StrOptions({"imagenet"}), str, os.PathLike, None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "image_store": [str, os.PathLike, ImageStore, None],
     }
 
     def __init__(self, backbone: str = "densenet121", image_size: int = 224,
-                 weights: str | None = "imagenet", batch_size: int = 32,
+                 weights: str | os.PathLike | None = "imagenet", batch_size: int = 32,
                  image_store: ImageStoreLike = None) -> None:
         self.backbone = backbone
         self.image_size = image_size
@@ -121,7 +122,7 @@ class BackboneEmbedding(EmbedderMixin, BaseEstimator):
         True
         """
         self._validate_params()
-        key = (self.backbone, self.image_size, str(self.weights), _file_version(self.weights))
+        key = (*self._settings(), _file_version(self.weights))
         stale = (getattr(self, "_built", (None,))[0] == key[:3]
                  and getattr(self, "_built_version", None) != key[3])
         if key in _IDENTITIES and not stale:  # clones (a grid search's) neither build nor
@@ -150,13 +151,19 @@ class BackboneEmbedding(EmbedderMixin, BaseEstimator):
     def __setstate__(self, state):
         super().__setstate__(keras_restored_state(state, "a pickled or skops BackboneEmbedding"))
 
+    def _settings(self):
+        # A weights file is the same whether named by a str or a Path (its version is
+        # compared apart: file_version).
+        weights = self.weights if self.weights in (None, "imagenet") else os.fspath(self.weights)
+        return self.backbone, self.image_size, str(weights)
+
     def _network(self):
         # Built once per set of parameters and pickled with the estimator, so
         # that random (weights=None) backbones embed the same after loading.
         # Random weights (weights=None) are drawn from a fixed seed (Keras' initializers
         # take theirs from Python's random): the same network in every process and clone,
         # so that what one embedded, every other may reuse (embedding_identity).
-        key = (self.backbone, self.image_size, str(self.weights))
+        key = self._settings()
         if getattr(self, "_built", (None,))[0] != key:
             version = _file_version(self.weights)  # of the file the network is built from
             state = random.getstate()

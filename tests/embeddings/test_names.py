@@ -111,6 +111,26 @@ def test_a_live_encoder_never_takes_the_identity_of_weights_it_did_not_load(tmp_
     _embedding._IDENTITIES.clear()
 
 
+@pytest.mark.slow  # an encoder built over a weights file: several seconds
+def test_a_weights_file_named_by_a_path_is_the_file_named_by_its_str(tmp_path):
+    # BackboneEmbedding(weights=Path(...)) was refused ("must be a str among {'imagenet'}, an
+    # instance of 'str' or None"), while ConceptCNNClassifier takes a Path.
+    import numpy as np
+    from sklearn.base import clone
+
+    weights = tmp_path / "tuned.weights.h5"
+    _write_weights(weights, 1)
+    _embedding._IDENTITIES.clear()
+    by_path = BackboneEmbedding("mobilenetv3small", 32, weights=weights)
+    images = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    embedded = by_path.embed(images)
+    by_str = BackboneEmbedding("mobilenetv3small", 32, weights=str(weights))
+    np.testing.assert_allclose(by_str.embed(images), embedded, atol=1e-6)
+    assert by_path.embedding_identity() == by_str.embedding_identity()
+    assert clone(by_path).weights == weights
+    _embedding._IDENTITIES.clear()
+
+
 def test_foundation_models_are_named_and_their_settings_checked(tiny_models, tmp_path):  # noqa: F811
     from imageclef_concepts import FoundationEncoder
 
