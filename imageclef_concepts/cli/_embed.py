@@ -6,6 +6,7 @@ encoder again; an image already there, its file unchanged, is not embedded
 again.
 """
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -72,9 +73,12 @@ def _run_embed(args):
     except ValueError as error:  # a setting the named encoder cannot take: say it as a flag
         raise UserError(str(error).replace("weights=", "--weights ")
                         .replace("image_size=", "--image-size ")) from None
-    store = EmbeddingStore(args.store)  # refused (one line) before the network is built
+    # A store folder there is refused (one line) before the network is built; a new one is
+    # made only once the encoder's weights are loaded, so a weights file refused leaves none.
+    identity = None if os.path.lexists(args.store) else encoder.embedding_identity()
+    store = EmbeddingStore(args.store)
     paths = [image_path(files, image_id) for image_id in sorted(files)]
-    identity = encoder.embedding_identity()
+    identity = identity or encoder.embedding_identity()
     before = count_stored(store, identity, paths)  # these images', not the encoder's others
     shelf = store._shelf(identity, 1)
     if before < len(paths) and not shelf.writable():  # its index opened

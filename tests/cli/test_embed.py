@@ -76,6 +76,19 @@ def test_user_mistakes_are_one_line(images, tmp_path, capsys, argument, message)
     assert not (tmp_path / "s").exists()  # refused before the store is made
 
 
+def test_a_weights_file_refused_leaves_no_store_made(images, tmp_path, capsys):
+    # The store was made before the encoder loaded its weights: a file Keras cannot read
+    # was refused, and left a new (empty) store folder at the path named.
+    weights = tmp_path / "mine.weights.h5"
+    weights.write_bytes(b"garbage")
+    code = main(["embed", "--images", str(images), "--store", str(tmp_path / "s"),
+                 "--encoder", "efficientnetb0", "--image-size", "32", "--weights", str(weights)])
+    error = capsys.readouterr().err
+    assert code == 2 and f"{weights}: its weights cannot be loaded" in error, error
+    assert not (tmp_path / "s").exists()
+    assert weights.read_bytes() == b"garbage"
+
+
 def test_missing_or_empty_image_folder(tmp_path, capsys):
     assert main(["embed", "--images", str(tmp_path / "nope"), "--store", str(tmp_path / "s"),
                  *ENCODER]) == 2
