@@ -65,3 +65,18 @@ def test_a_one_column_table_of_paths_is_its_column_everywhere(tmp_path, tiny_ima
 def test_a_single_path_is_refused():
     with pytest.raises(ValueError, match="not one path"):
         ConceptCNNClassifier(**TINY).fit("image.jpg", np.eye(1, dtype=int))
+
+
+@pytest.mark.parametrize("as_array", [False, True])
+def test_image_paths_given_as_bytes_are_refused_naming_them(as_array):
+    # A folder listed with os.listdir(b"...") gives bytes: they were taken for pixels
+    # ("X must be an array of image pixels ...; got dtype |S9").
+    from imageclef_concepts import ImageLoader
+
+    paths = [b"caf\xe9.jpg", b"b.jpg"]
+    X = np.array(paths) if as_array else paths
+    with pytest.raises(ValueError, match=r"^X holds image paths as bytes \(b'caf\\xe9.jpg'\): "
+                                         r"give them as str, os.fsdecode\(path\)"):
+        ImageLoader(image_size=32).fit_transform(X)
+    with pytest.raises(ValueError, match=r"^X holds image paths as bytes"):
+        ConceptCNNClassifier(**TINY).fit(X, np.eye(2, dtype=int))
