@@ -12,6 +12,7 @@ import json
 import math
 import os
 import struct
+import warnings
 import zipfile
 import zlib
 from contextlib import contextmanager, nullcontext
@@ -362,12 +363,21 @@ def check_weights_file(path):
 def load_weights_file(network, path):
     """Load the weights file ``path`` (that :func:`check_weights_file` took) into the Keras
     ``network``; what Keras cannot read in it (not a weights file, another network's) is
-    one error naming the file, not h5py's alone."""
-    try:
-        network.load_weights(path)
-    except Exception as error:  # noqa: BLE001 (h5py's, Keras' own: none names the file)
-        raise ModelFileError(f"{os.fspath(path)}: its weights cannot be loaded into "
-                             f"{network.name} ({type(error).__name__}: {error}).") from None
+    one error naming the file, not h5py's alone. Keras' warnings of a failed load (one a
+    nested container: 131 lines for a classifier's weights) are left out, and its list of
+    every layer it could not load (8 KB): the first line of Keras' error says it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            network.load_weights(path)
+        except Exception as error:  # noqa: BLE001 (h5py's, Keras' own: none names the file)
+            said = " ".join(str(error).split("List of objects that could not be")[0].split())
+            raise ModelFileError(f"{os.fspath(path)}: its weights cannot be loaded into "
+                                 f"{network.name} ({type(error).__name__}: {said:.300}).") \
+                from None
+    for warning in caught:  # a load that worked: what Keras said is said
+        warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                               warning.lineno)
 
 
 def _is_hdf5(handle):
