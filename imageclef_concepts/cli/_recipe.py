@@ -237,9 +237,11 @@ CONNECT_TIMEOUT = 5  # seconds to reach a cluster before giving up
 def _check_reachable(address):
     """Refuse at once a Ray address (``host:port``, ``ray://host:port``) nobody listens at."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.strip().lstrip("+-").isdigit():
         return  # 'auto', or a form ray.init reads its own way
-    try:
+    if not 0 < int(port) < 2**16:  # ray.init retried '-1' for 5 minutes, then exited
+        raise UserError(f"--ray {address}: {port.strip()} is not a port (1 to 65535)")
+    try:  # int(): ray.init reads '6379 ' as 6379 too
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
     except OSError as error:
         raise UserError(f"--ray {address}: cannot reach it in {CONNECT_TIMEOUT} s "

@@ -1,8 +1,7 @@
 """Training checkpoints that own only their own files and resume only their own run.
 
-A checkpoint folder is marked as the library's by a manifest,
-``imageclef_concepts-checkpoint.json``, that names the run it belongs to (a
-run id and a fingerprint of the images, concepts, parameters and seed). So:
+A checkpoint folder is the library's by its manifest, ``imageclef_concepts-checkpoint.json``,
+naming its run: an id and a fingerprint of the images, concepts, parameters and seed. So:
 
 * a folder that exists, is not empty and carries no manifest is refused: the
   library never writes into, nor removes anything from, a folder of the user's;
@@ -320,10 +319,11 @@ class CheckpointFolder:
             check_checkpoint_folder(path)  # another process may have made it meanwhile
         try:
             lock = _Lock(os.path.join(path, LOCK))
-        except BaseException:  # a full disk: the lock and folders this call made are not left
-            for made in [os.path.join(path, LOCK)] * bool(created) + created:  # deepest first
+        except BaseException as error:  # a full disk: the lock and folders made are not left
+            mine = [] if isinstance(error, CheckpointError) else created  # not another's lock
+            for made in [os.path.join(path, LOCK)] * bool(mine) + mine:  # deepest first
                 with contextlib.suppress(OSError):
-                    (os.rmdir if made in created else os.remove)(made)
+                    (os.rmdir if made in mine else os.remove)(made)
             raise
         try:
             _check_own_files(path)

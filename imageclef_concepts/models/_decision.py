@@ -266,14 +266,16 @@ def check_candidate_memory(thresholds, truth):
     tables of images x candidates and true concepts x candidates (about 8 bytes a cell,
     several of each). ``thresholds=10**8`` on 40 images was NumPy's MemoryError after
     every fold was fitted, naming nothing. A count below 1, a boolean or a list that is not
-    1-d and non-empty is refused too (NumPy's errors named nothing)."""
+    1-d and non-empty or holds NaN is refused too (NumPy's errors named nothing; ThresholdTuner
+    refused NaN, the displays drew it)."""
     if isinstance(thresholds, (bool, np.bool_)) or (
             thresholds < 1 if isinstance(thresholds, Integral) else
             np.ndim(thresholds) != 1 or not np.size(thresholds) or not all(
-                isinstance(v, Real) and not isinstance(v, (bool, np.bool_))
-                for v in np.asarray(thresholds, dtype=object))):
+                isinstance(v, Real) and not isinstance(v, (bool, np.bool_)) and v == v
+                for v in np.asarray(thresholds, dtype=object))):  # v == v: not NaN
         raise ValueError(f"thresholds must be a number of candidates (at least 1) or a 1-d "
-                         f"list of at least one real threshold; got {thresholds!r:.80}.")
+                         f"list of at least one real threshold, not NaN; got "
+                         f"{thresholds!r:.80}.")
     n = int(thresholds) if isinstance(thresholds, Integral) else int(np.size(thresholds))
     n_images, n_true_cells = truth.shape[0], sparse.csr_matrix(truth).nnz
     check_allocation(8 * n * (5 * n_images + 2 * n_true_cells), f"thresholds={n}",

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import struct
+import warnings
 import zipfile
 import zlib
 from contextlib import contextmanager, nullcontext
@@ -338,7 +339,8 @@ def check_weights_file(path):
     """Refuse, before Keras reads it, a weights file (``weights=``: a ``.keras`` or HDF5 file)
     that is not a regular file or would inflate beyond what it holds: Keras reads a .keras
     with zipfile (bzip2 whole) and an HDF5 file's datasets whole. A 1,123-byte .keras whose
-    weights were 1 GiB of bzip2 took 2 GB, then 'file signature not found'."""
+    weights were 1 GiB of bzip2 took 2 GB, then 'file signature not found'. Anything else
+    is refused: Keras reads a sharded ``.weights.json``'s shards, files never checked."""
     check_regular_file(path, "weights file")  # a pipe or a device is never opened
     shown = os.fspath(path)
     with open_regular_file(path, "weights file") as handle:
@@ -346,6 +348,11 @@ def check_weights_file(path):
             with ModelZip(handle, shown, kind="a weights file") as archive:
                 archive.check_hdf5_member("model.weights.h5")
             return
+        if not _is_hdf5(handle):  # a 2 GiB gzip dataset in a shard took 9 GB
+            raise ModelFileError(
+                f"{shown}: its weights cannot be loaded: neither a .keras file nor an HDF5 "
+                "file (.weights.h5, .h5); Keras' sharded weights (a .weights.json) are not "
+                "read: save them as one .weights.h5 file. Nothing in it was read.")
         held, size = hdf5_datasets_bytes(handle), os.fstat(handle.fileno()).st_size
     if held > size:  # Keras writes its datasets uncompressed
         raise ModelFileError(f"{shown} holds datasets of {in_bytes(held)} in "
@@ -356,12 +363,32 @@ def check_weights_file(path):
 def load_weights_file(network, path):
     """Load the weights file ``path`` (that :func:`check_weights_file` took) into the Keras
     ``network``; what Keras cannot read in it (not a weights file, another network's) is
-    one error naming the file, not h5py's alone."""
+    one error naming the file, not h5py's alone. Keras' warnings of a failed load (one a
+    nested container: 131 lines for a classifier's weights) are left out, and its list of
+    every layer it could not load (8 KB): the first line of Keras' error says it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            network.load_weights(path)
+        except Exception as error:  # noqa: BLE001 (h5py's, Keras' own: none names the file)
+            said = " ".join(str(error).split("List of objects that could not be")[0].split())
+            raise ModelFileError(f"{os.fspath(path)}: its weights cannot be loaded into "
+                                 f"{network.name} ({type(error).__name__}: {said:.300}).") \
+                from None
+    for warning in caught:  # a load that worked: what Keras said is said
+        warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                               warning.lineno)
+
+
+def _is_hdf5(handle):
+    """Whether h5py opens the binary file ``handle`` (its superblock only is read)."""
+    import h5py
+
     try:
-        network.load_weights(path)
-    except Exception as error:  # noqa: BLE001 (h5py's, Keras' own: none names the file)
-        raise ModelFileError(f"{os.fspath(path)}: its weights cannot be loaded into "
-                             f"{network.name} ({type(error).__name__}: {error}).") from None
+        with h5py.File(handle, "r"):
+            return True
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def hdf5_datasets_bytes(source):

@@ -337,7 +337,19 @@ def _plan(recipe, data_dir):
         plan["retrieval"] = {"encoder": recipe.retrieval_encoder,
                              "params": recipe.retrieval_params,
                              "n_neighbors": recipe.retrieval_neighbors}
-    return jsonable(plan)
+    plan = jsonable(plan)
+    for part in ("grid", "estimator_params"):  # refused before the output is made
+        values = plan[part]
+        for name, value in (values.items() if isinstance(values, dict) else [(0, values)]):
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):  # a user's network or optimizer object
+                shown = f"{part}[{name!r}]" if isinstance(values, dict) else part
+                raise ValueError(f"recipe {shown}={value!r:.80}: not a value "
+                                 "plan.json can record (names, numbers and lists), so a rerun "
+                                 "could not tell it is the same: give it by name, or train "
+                                 "such members with ConceptEnsemble.from_grid.") from None
+    return plan
 
 
 def _grid_ensemble(recipe, store):

@@ -224,3 +224,27 @@ def test_a_full_disk_at_the_lock_names_the_checkpoint_folder(tmp_path, monkeypat
     monkeypatch.undo()  # space freed
     CheckpointFolder.open(tmp_path / "ck", {"run": 1}, lambda: 7).release()
     assert (tmp_path / "ck" / MANIFEST).is_file()
+
+
+def test_a_lock_another_training_took_in_a_folder_this_one_made_is_left_to_it(tmp_path,
+                                                                              monkeypatch):
+    # Two trainings started on one new folder: the one that made it, finding the lock
+    # taken, removed the lock file the other held (so that a third could take one too)
+    from imageclef_concepts.files import _checkpoints
+
+    path, held = tmp_path / "new" / "ck", []
+    made = _checkpoints._make_folders
+
+    def made_then_locked_by_another(folder):
+        created = made(folder)
+        held.append(open(os.path.join(folder, LOCK), "a+"))  # noqa: SIM115 (held open)
+        fcntl.flock(held[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return created
+
+    monkeypatch.setattr(_checkpoints, "_make_folders", made_then_locked_by_another)
+    try:
+        with pytest.raises(CheckpointError, match="is in use by another training"):
+            _checkpoints.CheckpointFolder.open(path, {"run": 1}, lambda: 0)
+        assert os.path.samestat(os.stat(path / LOCK), os.fstat(held[0].fileno()))
+    finally:
+        held[0].close()

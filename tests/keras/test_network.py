@@ -307,3 +307,25 @@ def test_a_weights_file_keras_cannot_read_is_refused_naming_it(tmp_path, content
     with pytest.raises(ModelFileError, match=rf"^{weights}: its weights cannot be loaded"):
         pooled_backbone("efficientnetb0", 32, str(weights))
     assert weights.read_bytes() == content
+
+
+def test_another_networks_weights_are_one_short_error_without_keras_warnings(tmp_path):
+    # A classifier's weights (the backbone nested in it) given as a backbone's: Keras
+    # warned once per nested container (121-131 lines on embed's stderr), then its error
+    # listed every layer it could not load (8 KB, on one line in the command line).
+    import warnings
+
+    from imageclef_concepts.keras._network import pooled_backbone
+
+    backbone = pooled_backbone("mobilenetv3small", 32, None)
+    inputs = keras.Input((32, 32, 3))
+    classifier = keras.Model(inputs, keras.layers.Dense(2)(backbone(inputs)))
+    path = tmp_path / "classifier.weights.h5"
+    classifier.save_weights(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ModelFileError, match=rf"^{path}: its weights cannot be loaded "
+                                                 r"into \w+ \(ValueError: ") as error:
+            pooled_backbone("mobilenetv3small", 32, str(path))
+    assert len(str(error.value)) < 600 and "\n" not in str(error.value), str(error.value)
+    assert not [w for w in caught if "Skipping" in str(w.message)], caught[0].message

@@ -220,3 +220,24 @@ def test_members_zipfile_would_inflate_whole_are_refused_before_inflating(method
     with pytest.raises(ModelFileError, match=r"^bomb.keras: member config.json is compressed "
                                              r"with (bzip2|LZMA)"):
         _zip.ModelZip(io.BytesIO(bytes(data)), "bomb.keras")
+
+
+def test_sharded_weights_are_refused_before_keras_reads_their_shards(tmp_path):
+    # weights='x.weights.json' (Keras' sharded weights) was neither a zip nor HDF5, so the
+    # check let it through, and Keras read the shards it names unchecked: a shard of 11 MB
+    # holding a 2 GiB gzip dataset took 9 GB of memory for 72 s, then a shape error.
+    import json
+
+    (tmp_path / "w_00000.weights.h5").write_bytes(_weights_h5(compression="gzip",
+                                                               chunks=(64, 512)))
+    sharded = tmp_path / "w.weights.json"
+    sharded.write_text(json.dumps({"metadata": {}, "weight_map": {
+        "/layers/dense/vars": ["w_00000.weights.h5"]}}))
+    for path in (sharded, tmp_path / "empty.weights.h5"):
+        path.touch()
+        with pytest.raises(ModelFileError, match=rf"^{path}: its weights cannot be loaded: "
+                                                 r"neither a \.keras file nor an HDF5 file"):
+            _zip.check_weights_file(path)
+    plain = tmp_path / "plain.weights.h5"
+    plain.write_bytes(_weights_h5())
+    _zip.check_weights_file(plain)  # as Keras writes it

@@ -322,6 +322,27 @@ def test_an_unreachable_ray_address_is_refused_at_once():
     assert time.perf_counter() - start < 5
 
 
+@pytest.mark.parametrize("address, match", [
+    ("127.0.0.1:{port} ", r"cannot reach it"), ("127.0.0.1:-1", r"-1 is not a port"),
+    ("ray://127.0.0.1:99999", r"99999 is not a port")])
+def test_a_ray_port_python_reads_but_no_socket_has_is_refused_at_once(address, match):
+    # A port int() reads (a trailing space, a sign) was left to ray.init, which retried
+    # for about 5 minutes, then exited (SystemExit 15), naming nothing
+    import socket
+    import time
+
+    from imageclef_concepts.cli._arguments import UserError
+    from imageclef_concepts.cli._recipe import _check_reachable
+
+    with socket.socket() as probe:  # a port nobody listens at once it is closed
+        probe.bind(("127.0.0.1", 0))
+        address = address.format(port=probe.getsockname()[1])
+    start = time.perf_counter()
+    with pytest.raises(UserError, match=rf"^--ray {re.escape(address)}: {match}"):
+        _check_reachable(address)
+    assert time.perf_counter() - start < 5
+
+
 def test_a_ray_address_ray_cannot_read_is_named_by_its_flag():
     # 'recipe-2026 --ray bogus' said only 'Invalid address format: bogus' (ray's words)
     import argparse

@@ -60,7 +60,10 @@ class _NeverPredicted(MostFrequentConcepts):
     (0, r"^thresholds must be "), (-5, r"^thresholds must be "), (True, r"^thresholds must be "),
     (np.array(7), r"^thresholds must be "), ([], r"^thresholds must be "),
     ([[0.1, 0.2]], r"^thresholds must be "), (["0.5", "x"], r"^thresholds must be "),
-    ([0.5, True], r"^thresholds must be ")])
+    ([0.5, True], r"^thresholds must be "),
+    # NaN: drawn as a candidate no image passes (ThresholdTuner refused it)
+    ([0.2, float("nan"), 0.6], r"^thresholds must be .*not NaN"),
+    (np.array([np.nan]), r"^thresholds must be .*not NaN")])
 def test_thresholds_are_checked_before_any_image_is_predicted(thresholds, match):
     # from_estimator predicted every image (a CNN over a folder) before refusing them
     X = np.zeros((6, 1))
