@@ -284,7 +284,7 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
                                     kept))
         names.append("retrieval")
     result.timings["members"] = time.perf_counter() - started
-    kept()  # the members predict through the run's image store, opened at its path
+    kept()  # no tuning for an output that is gone
     model = _tune(fitted, names, recipe, valid, result, say)
     raise_if_interrupted()
     _predict_and_check(model, layout, train, output_dir, result, say, kept)
@@ -415,7 +415,7 @@ def _predict_and_check(model, layout, train, output_dir, result, say, kept):
     result.predicted_split = split
     images, truth, manual = layout[split].images, layout[split].concepts, layout[split].manual
     ids = None if truth is None else read_concepts(truth, edition="2026").ids
-    kept()  # before the image store is opened at its path
+    kept()  # no predicting for an output that is gone
     ids, concepts = predict_folder(model, images, ids=ids, progress=False)
     result.run_file = output_dir / "run.csv"
     kept()

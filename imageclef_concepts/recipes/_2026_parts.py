@@ -204,9 +204,9 @@ def train_members(members, files, train, n_jobs, say, kept=lambda: None):
 
     ``n_jobs`` members at a time through joblib's active backend (a Dask or
     Ray cluster under ``joblib.parallel_config``); one at a time without.
-    ``kept`` (:func:`output_kept`) is asked before each member's training (which
-    opens the run's image store at its path: made again there, or in a folder put
-    at the output's path, after the user's clean-up) and before each save.
+    ``kept`` (:func:`output_kept`) is asked before each member's training and
+    before each save: no hours of training for an output the user has removed,
+    and nothing saved into a folder put at its path.
     """
     from joblib import Parallel, delayed
 

@@ -88,9 +88,9 @@ def test_a_member_started_after_the_output_was_replaced_makes_no_store_in_it(tmp
 
 
 @pytest.mark.slow  # an end-to-end recipe run: several seconds
-@pytest.mark.parametrize("step", ["tune_decisions", "predict_folder"])
-def test_an_output_replaced_during_tuning_or_predicting_gets_no_store(tmp_path, monkeypatch,
-                                                                        step):
+@pytest.mark.parametrize("step", ["fit_member", "tune_decisions", "predict_folder"])
+def test_an_output_replaced_as_members_train_tune_or_predict_gets_no_store(tmp_path,
+                                                                          monkeypatch, step):
     # The members were handed the run's image store by path, and opened it anew (making it)
     # at each fit and predict: a user's folder put at the output's path while the members
     # were tuned or predicted got <output>/image-store made in it, every image decoded into
@@ -105,13 +105,14 @@ def test_an_output_replaced_during_tuning_or_predicting_gets_no_store(tmp_path, 
     recipe = dataclasses.replace(DRY_RUN, grid={"filters": [(4,)], "random_state": [0, 1]},
                                  count_coverage=(None,))
     out = tmp_path / "out"
-    module = _2026 if step == "tune_decisions" else _workflows
+    module = {"fit_member": _recipe_parts, "tune_decisions": _2026}.get(step, _workflows)
     real = getattr(module, step)
 
     def replace_the_output_then(*args, **kwargs):
-        out.rename(tmp_path / "moved")
-        out.mkdir()
-        (out / "notes.txt").write_text("mine")
+        if not (tmp_path / "moved").exists():  # once: as the first member starts, say
+            out.rename(tmp_path / "moved")
+            out.mkdir()
+            (out / "notes.txt").write_text("mine")
         return real(*args, **kwargs)
 
     monkeypatch.setattr(module, step, replace_the_output_then)
