@@ -219,19 +219,21 @@ def check_store_room(members, store, splits, retrieval=None, encoder_name=None, 
     _check_disks(demands)
 
 
-# A member's file holds its weights as float32, deflated: 0.91-0.96 of 4 bytes a weight
-# measured (EfficientNet-B0 and DenseNet-121 trained one epoch); 3 keeps it a lower bound.
-# Its optimizer's state deflates more: 2.5-3.6 bytes a number measured (the paper's
-# network, EfficientNet-B0 fine-tuned, trained 1-3 epochs); 2 keeps it a lower bound.
-_SAVED_BYTES_PER_WEIGHT = 3
-_SAVED_BYTES_PER_STATE = 2
+# A member's file holds its weights and its optimizer's state as float32, deflated:
+# 3.6-3.9 bytes a weight and 2.5-3.7 a state number measured (the paper's network,
+# EfficientNet-B0, MobileNets frozen, fine-tuned and trainable, 1-3 epochs), so 4 bytes
+# a number is never below it (1.1-1.4 times the files). Beside them, each file holds the
+# network's config (0.4 MB for DenseNet-121 before deflating) and HDF5's headers.
+_SAVED_BYTES_PER_NUMBER = 4
+_SAVED_BYTES_PER_MEMBER = 2**18
 
 
 def members_bytes(members, n_concepts):
-    """A lower bound of the disk the ``members`` (unfitted) take once trained and saved:
+    """What the ``members`` (unfitted) take on disk once trained and saved, at most:
     each distinct network built with random weights (never downloaded) and its weights
     and its optimizer's state counted (``keras._training_loop.count_weights``). Seconds
-    at most (DenseNet-121), before hours of training."""
+    at most (DenseNet-121), before hours of training. An upper bound, so that a disk the
+    members would fill is refused before the first trains, not after."""
     from sklearn.base import clone
 
     from ..keras._training_loop import count_weights
@@ -241,7 +243,8 @@ def members_bytes(members, n_concepts):
         key = _network_key(member)
         if key not in counted:  # random weights: none downloaded
             weights, state = count_weights(clone(member).set_params(weights=None), n_concepts)
-            counted[key] = _SAVED_BYTES_PER_WEIGHT * weights + _SAVED_BYTES_PER_STATE * state
+            counted[key] = (_SAVED_BYTES_PER_NUMBER * (weights + state)
+                            + _SAVED_BYTES_PER_MEMBER)
     return sum(counted[_network_key(m)] for m in members)
 
 

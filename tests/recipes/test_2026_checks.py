@@ -16,8 +16,8 @@ _Usage = namedtuple("_Usage", "total used free")
     pytest.param(dict(backbone="efficientnetb0", weights=None, image_size=32), False,
                  marks=pytest.mark.slow),
 ])
-def test_the_members_bytes_are_a_lower_bound_of_the_saved_files(tmp_path, tiny_images, params,
-                                                                overhead):
+def test_the_members_bytes_are_an_upper_bound_of_the_saved_files(tmp_path, tiny_images,
+                                                                 params, overhead):
     from imageclef_concepts import ConceptCNNClassifier
     from imageclef_concepts.recipes._workflows import save_model
 
@@ -28,8 +28,8 @@ def test_the_members_bytes_are_a_lower_bound_of_the_saved_files(tmp_path, tiny_i
     asked = members_bytes([member, member], n_concepts)
     save_model(member.fit(tiny_images.images, labels_of(tiny_images)), tmp_path / "m.zip")
     saved = (tmp_path / "m.zip").stat().st_size
-    assert asked <= saved * 2  # both counted
-    assert overhead or asked > saved * 2 * 0.7  # a large network: the weights are the file
+    assert asked >= saved * 2  # both counted
+    assert overhead or asked < saved * 2 * 1.3  # a large network: the weights are the file
 
 
 def test_members_whose_files_the_disk_cannot_take_are_refused_before_any_trains(
@@ -101,12 +101,15 @@ def test_training_images_too_few_for_the_validation_split_are_refused_naming_the
     dict(backbone="paper", image_size=16, filters=(8,), dense_units=(512,)),
     pytest.param(dict(backbone="efficientnetb0", weights=None, image_size=32, freeze_epochs=1,
                       epochs=2), marks=pytest.mark.slow),  # fine-tuned: all trained at last
+    pytest.param(dict(backbone="mobilenetv3small", weights=None, image_size=32,
+                      freeze_epochs=1, epochs=2), marks=pytest.mark.slow),
 ])
 def test_the_members_bytes_count_the_optimizers_state_the_files_hold(tmp_path, tiny_images,
                                                                      params):
     # A member's file holds Adam's two numbers a weight for every weight it trained: the
     # weights alone were a third of the file of the paper's network or of a fine-tuned
-    # backbone, so a disk the members would fill passed the check.
+    # backbone, so a disk the members would fill passed the check (and counted at 2 bytes a
+    # number, the state of a fine-tuned MobileNet made the estimate 0.63 of its file).
     from imageclef_concepts import ConceptCNNClassifier
     from imageclef_concepts.recipes._workflows import save_model
 
@@ -117,7 +120,7 @@ def test_the_members_bytes_count_the_optimizers_state_the_files_hold(tmp_path, t
     asked = members_bytes([member], n_concepts)
     save_model(member.fit(tiny_images.images, labels_of(tiny_images)), tmp_path / "m.zip")
     saved = (tmp_path / "m.zip").stat().st_size
-    assert saved * 0.55 < asked <= saved
+    assert saved <= asked < saved * 1.8
 
 
 def test_the_members_bytes_need_no_data_for_a_members_loss():
