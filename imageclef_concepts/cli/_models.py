@@ -132,6 +132,7 @@ def _run_train(args):
         args.image_store = open_image_store(args.image_store,
                                             written=(args.output, card, args.checkpoint_dir))
     train = _load(args.images, args.concepts, args.edition)
+    _check_learnable(args.concepts, args.edition)
     validation = (None if args.validation_images is None
                   else _load(args.validation_images, args.validation_concepts, args.edition))
     given = {name: getattr(args, name) for name in _TRAIN_PARAMS
@@ -280,6 +281,20 @@ def _run_predict(args):
     write_run(args.output, ids, concepts, edition=edition)
     say_unless_quiet(args, f"Wrote {args.output}: {len(ids)} images, {edition} edition")
     return 0
+
+
+def _check_learnable(concepts, edition):
+    """Refuse, before training, training concepts that the run files of the ``--edition``
+    named cannot hold (from 2026, one that is not a CUI), as recipe-2026 does: the model
+    would learn them, and predict --edition would refuse it after the training."""
+    from ..concept_files._io import concepts_no_run_holds
+    from ..concept_files._text import ConceptFileError
+
+    problems = [] if edition == "auto" else concepts_no_run_holds(concepts, edition)
+    if problems:
+        raise ConceptFileError(problems, f"{concepts}: the model would learn concepts that a "
+                               f"{edition} run file cannot hold (train with --edition auto "
+                               "for another edition's runs)")
 
 
 def _check_concepts_writable(model, path, edition):

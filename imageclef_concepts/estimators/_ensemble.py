@@ -36,7 +36,14 @@ from ..models._card import ModelFileError, expect
 from ..models._decision import DecisionRule, probability_rule
 from ..models._persistence import ArchivedModel
 from ..models._ranges import check_ensemble_weights, weighted_mean
-from ._members import check_member_names, draw_samples, grid_members, rows_of, united_classes
+from ._members import (
+    check_member_names,
+    check_one_training_per_checkpoint,
+    draw_samples,
+    grid_members,
+    rows_of,
+    united_classes,
+)
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Sequence
@@ -214,6 +221,7 @@ class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConcept
                 check_is_fitted(member)
             fitted = list(members.values())
         else:
+            check_one_training_per_checkpoint(members.items())
             samples = draw_samples(_num_samples(X), len(members), self.subsample,
                                    self.random_state)
             fitted = Parallel(n_jobs=self.n_jobs)(

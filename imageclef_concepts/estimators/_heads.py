@@ -218,7 +218,8 @@ def _check_head_memory(shape, units, n_concepts, batch_size):
     """Refuse, before Keras allocates it, a head this machine's memory cannot train.
 
     Each weight is held four times while training (itself, its gradient and
-    Adam's two moments); a batch's activations twice (forward and backward).
+    Adam's two moments); a batch's activations twice (forward and backward); both at
+    once, so their sum is checked too.
     """
     n, width = shape
     layers = (width, *units, n_concepts)
@@ -226,7 +227,12 @@ def _check_head_memory(shape, units, n_concepts, batch_size):
     check_allocation(4 * 4 * weights, setting("hidden_units", units),
                      f"training a head of {weights:,} weights on {width}-d embeddings",
                      "choose fewer or narrower hidden_units")
-    check_allocation(2 * 4 * min(batch_size, n) * sum(layers),
-                     setting("batch_size", batch_size),
+    activations = 2 * 4 * min(batch_size, n) * sum(layers)
+    check_allocation(activations, setting("batch_size", batch_size),
                      f"the activations of a batch through layers {layers}",
                      "choose a smaller batch_size or narrower hidden_units")
+    check_allocation(4 * 4 * weights + activations,
+                     f"{setting('hidden_units', units)} and {setting('batch_size', batch_size)}",
+                     f"training a head of {weights:,} weights on {width}-d embeddings, with "
+                     "the activations of a batch", "choose fewer or narrower hidden_units "
+                     "or a smaller batch_size")

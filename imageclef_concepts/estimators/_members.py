@@ -12,6 +12,7 @@ and ``ConceptEnsemble(subsample=...)`` use them.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
@@ -186,3 +187,28 @@ def united_classes(all_targets, on_concepts):
         raise ValueError(f"The members were fitted on indicator targets of different widths "
                          f"{sorted(widths)}; give concept lists to align them by name.")
     return np.arange(widths.pop())
+
+
+def check_one_training_per_checkpoint(estimators, n_fits=1, what=""):
+    """Refuse, before any training, a checkpoint folder (a ``checkpoint_dir`` at any depth of
+    the ``(name, estimator)`` pairs) that more than one training would use: two estimators
+    naming one folder, or one trained ``n_fits`` times (a tuner's folds and refit, said by
+    ``what``). A folder serves one training: the second was refused after the first had
+    trained whole."""
+    seen = {}
+    for owner, estimator in estimators:
+        for name, folder in estimator.get_params(deep=True).items():
+            if folder is None or name.rpartition("__")[2] != "checkpoint_dir":
+                continue
+            shown, key = f"{owner}__{name}", os.path.abspath(os.fspath(folder))
+            if n_fits > 1:
+                raise ValueError(f"{shown}={os.fspath(folder)!r}: {what} trains it {n_fits} "
+                                 "times (each split, then the refit), and a checkpoint folder "
+                                 "serves one training: the second would be refused after the "
+                                 "first had trained. Give checkpoint_dir to a single training.")
+            if key in seen:
+                raise ValueError(f"{shown} and {seen[key]} name one checkpoint folder, "
+                                 f"{os.fspath(folder)}: it serves one training (the second "
+                                 "member would be refused after the first had trained); give "
+                                 "each member its own, or none.")
+            seen[key] = shown

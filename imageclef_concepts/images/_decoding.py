@@ -10,12 +10,14 @@ sources fed to the networks (``_images``) are built on these.
 from __future__ import annotations
 
 import os
+from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from ..files._atomic import NotARegularFileError, open_regular_file
+from ..files._sizes import check_allocation, setting
 
 if TYPE_CHECKING:  # names for annotations only
     from numpy.typing import NDArray
@@ -37,6 +39,29 @@ _HIGH_DEPTH_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 # A JPEG this many times larger than the target is decoded at a reduced DCT
 # scale (Pillow's draft mode): much faster, and the resize smooths it anyway.
 _DRAFT_FACTOR = 2
+
+
+# Decoding an image into a batch while the one before is written to a store: Pillow's RGB
+# (4 bytes a pixel) and NumPy's (3), the batch it goes into (3) and the rows queued for the
+# store's writer (3). prepare_images, one image at a time at 6,000 px, peaks at 12.1 bytes a
+# pixel here; counting 7 let image_size=46341 pass on a 23.5 GiB machine, then be killed.
+_DECODE_BYTES_PER_PIXEL = 13
+
+
+def check_image_size(image_size, n_images=None, name="image_size"):
+    """A whole number of pixels (not a bool), one image of which (and ``n_images`` together)
+    fits in memory: refused by name before any work otherwise (:func:`check_allocation`)."""
+    whole = isinstance(image_size, Integral) and not isinstance(image_size, (bool, np.bool_))
+    if not whole or image_size < 1:
+        raise (ValueError if whole else TypeError)(
+            f"{setting(name, image_size)}: {name} must be a whole number of pixels, at least "
+            f"1{'' if whole or not isinstance(image_size, Integral) else ' (not a bool)'}.")
+    check_allocation(_DECODE_BYTES_PER_PIXEL * int(image_size)**2, setting(name, image_size),
+                     "decoding one image at that size", f"choose a smaller {name}")
+    if n_images is not None and n_images > 1:
+        check_allocation(3 * int(image_size)**2 * int(n_images), setting(name, image_size),
+                         f"holding {n_images} images at that size together",
+                         f"choose a smaller {name}, or take fewer images at a time")
 
 
 class ImageDecodeError(ValueError):
@@ -79,6 +104,9 @@ def decode_image(path: PathLike, image_size: int, resample: str = "bilinear") ->
         infinite pixels, or larger than Pillow's
         decompression-bomb limit. Nothing else: whatever a damaged file makes
         Pillow raise is reported as this error.
+    ValueError, TypeError
+        Naming ``image_size``, before the file is read: not a whole number of
+        pixels, or an image at that size more than this machine's memory holds.
 
     Examples
     --------
@@ -91,6 +119,7 @@ def decode_image(path: PathLike, image_size: int, resample: str = "bilinear") ->
     >>> decode_image(path, 32).shape
     (32, 32, 3)
     """
+    check_image_size(image_size)  # before the file is read: a size no memory holds, or no size
     try:
         with _opened(path) as source:
             if _size(path, source) == 0:  # else Pillow names the file object, not the file

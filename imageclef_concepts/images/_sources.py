@@ -18,12 +18,18 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from numbers import Integral
 
 import numpy as np
 
 from ..files._sizes import check_allocation, setting
-from ._decoding import ImageDecodeError, check_image_file, decode_image, decoding_threads, resized
+from ._decoding import (
+    ImageDecodeError,
+    check_image_file,
+    check_image_size,
+    decode_image,
+    decoding_threads,
+    resized,
+)
 from ._folder_store import _StoreLost
 from ._inputs import checked_pixel_array, image_column, is_path_sequence
 from ._shared import disown, shared_shelf
@@ -34,29 +40,6 @@ from ._writer import flush, writer_of
 
 ON_ERROR = ("raise", "skip")
 """What an image source does with a file it cannot use: stop naming it, or leave it out."""
-
-# Decoding an image into a batch while the one before is written to a store: Pillow's RGB
-# (4 bytes a pixel) and NumPy's (3), the batch it goes into (3) and the rows queued for the
-# store's writer (3). prepare_images, one image at a time at 6,000 px, peaks at 12.1 bytes a
-# pixel here; counting 7 let image_size=46341 pass on a 23.5 GiB machine, then be killed.
-_DECODE_BYTES_PER_PIXEL = 13
-
-
-def check_image_size(image_size, n_images=None, name="image_size"):
-    """A whole number of pixels (not a bool), one image of which (and ``n_images`` together)
-    fits in memory: refused by name before any work otherwise (:func:`check_allocation`)."""
-    whole = isinstance(image_size, Integral) and not isinstance(image_size, (bool, np.bool_))
-    if not whole or image_size < 1:
-        raise (ValueError if whole else TypeError)(
-            f"{setting(name, image_size)}: {name} must be a whole number of pixels, at least "
-            f"1{'' if whole or not isinstance(image_size, Integral) else ' (not a bool)'}.")
-    check_allocation(_DECODE_BYTES_PER_PIXEL * int(image_size)**2, setting(name, image_size),
-                     "decoding one image at that size", f"choose a smaller {name}")
-    if n_images is not None and n_images > 1:
-        check_allocation(3 * int(image_size)**2 * int(n_images), setting(name, image_size),
-                         f"holding {n_images} images at that size together",
-                         f"choose a smaller {name}, or take fewer images at a time")
-
 
 class SkippedImagesWarning(UserWarning):
     """Bad image files were left out (``on_error="skip"``).

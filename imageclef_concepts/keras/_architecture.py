@@ -113,9 +113,10 @@ def check_memory(estimator, n_images=None, *, training=True, names=None):
     One image decoded at ``image_size`` (``images._sources.check_image_size``),
     then a batch of ``batch_size`` images (``n_images`` when fewer) as the network takes it:
     the uint8 batch and its float32 input, and for the paper's network the outputs of its
-    convolution blocks (kept for the gradients when training) and its weights (with their
-    gradients and Adam's two moments when training). A lower bound: what it refuses cannot
-    fit (:func:`~imageclef_concepts.images._sources.check_allocation`); a backbone or the
+    convolution blocks and hidden layers (kept for the gradients when training) and its
+    weights (with their gradients and Adam's two moments when training). A lower bound:
+    what it refuses cannot fit
+    (:func:`~imageclef_concepts.images._sources.check_allocation`); a backbone or the
     user's network needs more than its input batch.
 
     Parameters
@@ -182,13 +183,14 @@ def _memory_needed(shape, n_images, kernel):
     outputs, weights = _paper_network_numbers(size, shape["filters"], *kernel,
                                               shape["dense_units"])
     need += 4 * (batch * outputs * 2 + weights * 4)
-    return need, ("the images, the blocks' outputs and the weights, with their gradients "
+    return need, ("the images, the layers' outputs and the weights, with their gradients "
                   "and Adam's moments"), batch
 
 
 def _paper_network_numbers(image_size, filters, kernel_size, padding, dense_units):
-    """(values its convolution blocks output for one image, its weights) of the paper's
-    network, without the output layer (one unit per concept, unknown before the fit)."""
+    """(values its convolution blocks and hidden layers output for one image, its weights)
+    of the paper's network, without the output layer (one unit per concept, unknown before
+    the fit)."""
     side, channels, outputs, weights = int(image_size), 3, 0, 0
     filters, dense_units = [int(n) for n in filters], [int(n) for n in dense_units]
     for n_filters, size in zip(filters, block_kernel_sizes(kernel_size, len(filters))):
@@ -201,6 +203,7 @@ def _paper_network_numbers(image_size, filters, kernel_size, padding, dense_unit
     features = side * side * channels
     for units in dense_units:
         weights += features * units + units
+        outputs += 2 * units  # the dense layer's and its dropout's
         features = units
     return outputs, weights
 

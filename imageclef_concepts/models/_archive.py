@@ -139,15 +139,26 @@ def check_state_is_saved(estimator, description, entries, owner):
             "the user guide, 'Persistence'), or save it with joblib.dump.")
 
 
+# Models inside models (an ensemble's members, a k-NN's encoder) at most this deep: far more
+# than any model, and far less than Python's recursion limit allows predicting through (an
+# archive 300 deep loaded, then predict was a RecursionError).
+MAX_NESTING = 32
+
+
 class ArchiveReader:
     """What a model's ``_from_archive`` reads with: checked parts of one archive."""
 
-    def __init__(self, entries, path, where="the archive's estimator"):
-        self.entries, self.path, self.where = entries, path, where
+    def __init__(self, entries, path, where="the archive's estimator", depth=0):
+        self.entries, self.path, self.where, self.depth = entries, path, where, depth
 
     def estimator(self, description, where=None):
         """The model a description describes, by its class's ``_from_archive``."""
-        reader = self if where is None else ArchiveReader(self.entries, self.path, where)
+        reader = self if where is None else ArchiveReader(self.entries, self.path, where,
+                                                          self.depth + 1)
+        if reader.depth > MAX_NESTING:
+            raise ModelFileError(f"its models are nested more than {MAX_NESTING} deep (a "
+                                 "member of a member of ...): not a model the library can "
+                                 "predict with; nothing more was read.")
         cls = archive_class(description.get("class"), description.get("module"), reader.where)
         return cls._from_archive(description, reader)
 

@@ -34,6 +34,7 @@ from ..concepts._metrics import (
     threshold_curve,
 )
 from ..concepts._targets import checked_multilabel_target
+from ..estimators._members import check_one_training_per_checkpoint
 from ..models._count import ConceptCountRegressor, calibration_needed, finite_scores
 from ..models._decision import DecisionRule, within_bounds
 
@@ -356,6 +357,10 @@ def tuning_start(tuner, X, y, fit_params, inner):
     routed = tuner._routed_fit_params(fit_params)
     splits = tuning_splits(tuner.cv, tuner.refit, tuner.random_state, _num_samples(X),
                            routed.splitter.split)
+    if not (isinstance(tuner.cv, str) and tuner.cv == "prefit"):  # before any training
+        check_one_training_per_checkpoint([(inner, getattr(tuner, inner))],
+                                          len(splits) + bool(tuner.refit),
+                                          f"{type(tuner).__name__}(cv={tuner.cv!r})")
     return X, y, labels, routed[inner].fit, splits
 
 

@@ -354,3 +354,23 @@ def test_info_on_a_pickled_model_says_it_has_no_card(tmp_path, capsys):
     assert main(["info", str(path)]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "a pickled model (.joblib) has no card" in error, error
+
+
+def test_train_for_2026_refuses_concepts_no_2026_run_holds_before_training(tmp_path, dataset,
+                                                                          capsys):
+    # train --edition 2026 on a concept that is not a CUI ('Effusion') trained and saved the
+    # model, and only predict --edition 2026 then refused it: the training was lost.
+    folder, train, _ = dataset
+    concepts = tmp_path / "concepts.csv"
+    lines = [f"{image_id},{';'.join(found)}" for image_id, found in
+             zip(train.ids, read_concepts(train.concepts_file).concepts)]
+    lines[1] = lines[1].split(",")[0] + ",Effusion"
+    concepts.write_text("ID,CUIs\n" + "\n".join(lines) + "\n")
+    model = tmp_path / "model.keras"
+    assert main(["train", "--images", str(folder / "train" / "images"), "--concepts",
+                 str(concepts), "--edition", "2026", "--output", str(model), "--image-size",
+                 "16", "--epochs", "1", "--filters", "4", "--dense-units", "8",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{concepts}:3: 'EFFUSION' is not a UMLS CUI" in err and "Traceback" not in err
+    assert not model.exists() and "Training on" not in err

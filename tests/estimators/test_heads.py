@@ -136,6 +136,19 @@ def test_a_head_too_big_for_memory_is_refused_by_name_before_keras_allocates(mon
         ConceptMLPClassifier((20_000,), epochs=1).fit(X, y)
 
 
+def test_a_head_whose_weights_and_activations_together_exceed_memory_is_refused(monkeypatch):
+    # Training holds both at once: each was checked alone, so hidden_units=(5_000_000,) on
+    # 512 or more 192-d embeddings (14.6 GiB of weights, 19.1 GiB of activations) passed
+    # on a 23.5 GiB machine. Here 3.1 MiB of weights and 4.6 MiB of activations, in 6 MiB.
+    from imageclef_concepts.files import _sizes
+
+    X, y = _embeddings()
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 6 * 2**20)
+    with pytest.raises(ValueError, match=r"^hidden_units=\(10000,\) and batch_size=512: "
+                                         r"training a head .* with the activations"):
+        ConceptMLPClassifier((10_000,), epochs=1).fit(X, y)
+
+
 def test_hidden_units_may_be_numpy_integers():
     X, y = _embeddings()
     head = ConceptMLPClassifier((np.int64(3),), epochs=1).fit(X, y)

@@ -161,3 +161,19 @@ def test_the_archive_refuses_two_parts_under_one_name():
     with pytest.raises(ValueError, match="saved as 'members/a/members/b/.*rename a member"):
         writer.estimator("members/a/members/b", MostFrequentConcepts(k=1).fit(
             np.zeros((1, 4, 4, 3)), ["C2"]))
+
+
+def test_members_sharing_a_checkpoint_folder_are_refused_before_any_training(tmp_path):
+    # from_grid clones the template's checkpoint_dir into every member: the first member
+    # trained whole, then the second was refused ("the checkpoint of another training").
+    from imageclef_concepts import ConceptCNNClassifier
+
+    X = np.zeros((8, 16, 16, 3), dtype=np.uint8)
+    folder = tmp_path / "checkpoint"
+    cnn = ConceptCNNClassifier(image_size=16, filters=(2,), dense_units=(2,), epochs=1,
+                               checkpoint_dir=str(folder))
+    ensemble = ConceptEnsemble.from_grid(cnn, {"random_state": [0, 1]})
+    with pytest.raises(ValueError, match=r"^random_state=1__checkpoint_dir and "
+                                         r"random_state=0__checkpoint_dir name one"):
+        ensemble.fit(X, ["C1", "C2"] * 4)
+    assert not folder.exists()

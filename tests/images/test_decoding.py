@@ -85,6 +85,22 @@ def test_decompression_bomb_guard_names_the_file(tmp_path, monkeypatch):
         decode_image(path, 16)
 
 
+@pytest.mark.parametrize("image_size, error, message", [
+    (10**6, ValueError, r"^image_size=1000000: decoding one image at that size takes"),
+    (0, ValueError, r"^image_size=0: image_size must be a whole number of pixels, at least 1"),
+    (-3, ValueError, r"^image_size=-3: image_size must be a whole number"),
+    ("16", TypeError, r"^image_size='16': image_size must be a whole number"),
+])
+def test_decode_image_checks_its_image_size_before_reading(tmp_path, image_size, error,
+                                                           message):
+    # The public decode_image did not check image_size: 10**6 grew to 21 GB before the
+    # kernel killed the process, 10**5 was a bare MemoryError, 0 and '16' blamed the file
+    # ("cannot decode the image (ZeroDivisionError ...)") and -3 was Pillow's ValueError.
+    path = _save(Image.fromarray(_grey_ramp(16)), tmp_path / "ramp.png")
+    with pytest.raises(error, match=message):
+        decode_image(path, image_size)
+
+
 def test_decoding_threads_default_to_the_cores_this_process_may_use(monkeypatch):
     import os
 

@@ -83,6 +83,20 @@ def test_a_network_beyond_memory_names_the_parameter_that_makes_it(params, named
     assert "image_size" not in str(caught.value) and "batch_size" not in str(caught.value)
 
 
+def test_the_dense_layers_outputs_are_counted_in_the_memory_a_batch_takes():
+    # Each hidden layer's output (and its dropout's), for every image of the batch, with
+    # their gradients: not counted, train --dense-units 60000000 passed the check (8.6 GiB
+    # of weights counted), then TensorFlow ran out of memory after 77 s and 19 GB on a
+    # tensor of shape [22, 60000000] (a traceback); 100000000 crashed with SIGSEGV.
+    from imageclef_concepts.keras._architecture import _memory_needed
+
+    shape = {"image_size": 16, "batch_size": 24, "filters": (4, 8), "dense_units": (10**6,)}
+    need = _memory_needed(shape, None, (5, "valid"))[0]
+    without = _memory_needed({**shape, "dense_units": ()}, None, (5, "valid"))[0]
+    weights = 4 * 4 * (8 * 10**6 + 10**6)  # 8 features into 10**6 units, Adam's moments
+    assert need - without == weights + 4 * 24 * 2 * 2 * 10**6
+
+
 def test_predicting_at_a_size_beyond_memory_is_refused_before_any_image_is_read(decodes):
     X = np.zeros((4, 16, 16, 3), dtype=np.uint8)
     cnn = ConceptCNNClassifier(image_size=16, filters=(2,), dense_units=(4,), epochs=1,

@@ -83,6 +83,23 @@ def test_bad_archive_values_are_one_model_file_error(archive, tmp_path, change, 
                  "--output", str(tmp_path / "run.tsv")]) == 2
 
 
+def test_members_nested_deeper_than_any_model_are_one_model_file_error(archive, tmp_path):
+    # An 8 KB archive whose ensemble held an ensemble holding an ensemble... 300 deep loaded,
+    # then predict was a RecursionError traceback (info printed 10,000 lines).
+    def nest(record):
+        ensemble, knn = record["estimator"], record["estimator"]["members"][0]
+        node = knn[1]
+        for _ in range(300):
+            node = {**copy.deepcopy(ensemble), "members": [["e", node], knn]}
+        record["estimator"] = node
+
+    deep = rewritten(archive[1], tmp_path / "deep.zip", nest)
+    with pytest.raises(ModelFileError, match=r"deep\.zip: .*nested more than 32 deep"):
+        load_model(deep)
+    assert main(["predict", "--model", str(deep), "--images", str(tmp_path),
+                 "--output", str(tmp_path / "run.tsv")]) == 2
+
+
 def test_bad_archive_arrays_are_one_model_file_error(archive, tmp_path):
     names = zipfile.ZipFile(archive[1]).namelist()
     embeddings = next(n for n in names if n.endswith("embeddings.npy"))

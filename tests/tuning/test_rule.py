@@ -358,3 +358,18 @@ def test_tuned_count_rule_saves_in_an_archive(tmp_path, tiny_images):
         "estimator"]["params"]["threshold"]["count_model"].update(coef_="ones"))
     with pytest.raises(ModelFileError, match="broken.zip: .*coef_ must be a list of 6"):
         ConceptKNNClassifier.load(broken)
+
+
+def test_a_tuner_refuses_a_checkpoint_folder_it_would_train_many_times(tmp_path):
+    # Each fold and the refit train a clone with the same checkpoint_dir: the first fold
+    # trained whole, then the second was refused ("the checkpoint of another training").
+    from imageclef_concepts import ConceptCNNClassifier, ThresholdTuner
+
+    X = np.zeros((8, 16, 16, 3), dtype=np.uint8)
+    folder = tmp_path / "checkpoint"
+    cnn = ConceptCNNClassifier(image_size=16, filters=(2,), dense_units=(2,), epochs=1,
+                               checkpoint_dir=str(folder))
+    with pytest.raises(ValueError, match=r"^estimator__checkpoint_dir=.*: ThresholdTuner\(cv=2\) "
+                                         r"trains it 3 times"):
+        ThresholdTuner(cnn, cv=2).fit(X, ["C1", "C2"] * 4)
+    assert not folder.exists()
