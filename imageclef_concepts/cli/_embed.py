@@ -47,10 +47,8 @@ def add_embed(commands):
 def _run_embed(args):
     from ..datasets._imageclef import image_files_by_id, image_path
     from ..embeddings._names import encoder_names, make_encoder
-    from ..embeddings._once import count_stored, embed_images
-    from ..embeddings._store import EmbeddingStore, shelf_name
-    from ..images._decoding import ImageDecodeError, check_image_file, decoding_threads
-    from ..images._sources import _listing, check_image_size
+    from ..embeddings._store import EmbeddingStore
+    from ..images._decoding import check_image_size
 
     if args.encoder not in encoder_names():
         raise UserError(f"--encoder {args.encoder!r} is not an encoder: choose one of "
@@ -73,12 +71,40 @@ def _run_embed(args):
     except ValueError as error:  # a setting the named encoder cannot take: say it as a flag
         raise UserError(str(error).replace("weights=", "--weights ")
                         .replace("image_size=", "--image-size ")) from None
-    # A store folder there is refused (one line) before the network is built; a new one is
-    # made only once the encoder's weights are loaded, so a weights file refused leaves none.
-    identity = None if os.path.lexists(args.store) else encoder.embedding_identity()
-    store = EmbeddingStore(args.store)
+    made = not os.path.lexists(args.store)
+    store = EmbeddingStore(args.store)  # refused (one line) before the network is built
     paths = [image_path(files, image_id) for image_id in sorted(files)]
-    identity = identity or encoder.embedding_identity()
+    try:
+        return _embed_into(args, encoder, store, paths)
+    except BaseException:
+        if made:  # a refused weights file or size, a Ctrl-C: no empty store is left
+            _remove_if_empty(store)
+        raise
+
+
+def _remove_if_empty(store):
+    """Remove the store this command made, unless it holds embeddings (kept for a rerun)."""
+    from ..embeddings._store import EMBEDDING_STORE
+    from ..images._shared import remove_store_folder, stop_writing
+
+    try:
+        if any(shelf["embeddings"] for shelf in store.summary().values()):
+            return
+    except Exception:  # noqa: BLE001  (unreadable: left as it is)
+        return
+    stop_writing(store, f"the embedding store {store.path} was removed: the command that "
+                        "made it failed")
+    remove_store_folder(store.path, store._identity, EMBEDDING_STORE)
+
+
+def _embed_into(args, encoder, store, paths):
+    """Embed ``paths`` into ``store`` (what is there already not again) and say how many."""
+    from ..embeddings._once import count_stored, embed_images
+    from ..embeddings._store import shelf_name
+    from ..images._decoding import ImageDecodeError, check_image_file, decoding_threads
+    from ..images._sources import _listing
+
+    identity = encoder.embedding_identity()
     before = count_stored(store, identity, paths)  # these images', not the encoder's others
     shelf = store._shelf(identity, 1)
     if before < len(paths) and not shelf.writable():  # its index opened

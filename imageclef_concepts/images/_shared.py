@@ -52,7 +52,7 @@ from ._store import (
     key_length,
     stored_bytes,
 )
-from ._store_folder import IMAGE_STORE, SHELF_NAME, ImageStoreError
+from ._store_folder import IMAGE_STORE, ImageStoreError
 from ._writer import flush
 
 _MAX_MEMORY = 2 * 2**30
@@ -180,13 +180,10 @@ class _SharedRun:
         """
         self.shelves.clear()
         if self.store is not None:  # a source still holding its shelf decodes, unwarned
-            self.store._end(f"the temporary image store {self.store.path} was removed at the "
-                            "end of the call that made it")
-            # Writes queued in the background now stop at their first check; one under
-            # way ends before its folder is removed (never a file left behind).
-            flush(self.store)
+            stop_writing(self.store, f"the temporary image store {self.store.path} was "
+                                     "removed at the end of the call that made it")
         if self.folder is not None:
-            left = _remove_store_folder(self.folder, self.identity)
+            left = remove_store_folder(self.folder, self.identity)
             if left:
                 shown = ", ".join(left[:5]) + (", ..." if len(left) > 5 else "")
                 warnings.warn(f"The temporary image store {self.folder} holds {len(left)} "
@@ -194,11 +191,20 @@ class _SharedRun:
                               "with the folder.", ImageStoreWarning, stacklevel=4)
 
 
-def _remove_store_folder(folder, identity):
+def stop_writing(store, why):
+    """Stop ``store`` writing for good (``why``), before the library removes what it made."""
+    store._end(why)
+    # Writes queued in the background now stop at their first check; one under way ends
+    # before its folder is removed (never a file left behind).
+    flush(store)
+
+
+def remove_store_folder(folder, identity, kind=IMAGE_STORE):
     """Remove the store's files in ``folder`` and the folder once empty; return what is left.
 
     Nothing is removed unless the folder at that path (not a link) is the one
-    made (``identity``).
+    made (``identity``); only files of a ``kind`` store's names (its manifest,
+    index and shelves' chunks) are.
     """
     parent_path, name = os.path.split(folder)
     try:
@@ -215,8 +221,8 @@ def _remove_store_folder(folder, identity):
             status = os.fstat(descriptor)
             if (status.st_dev, status.st_ino) != identity:
                 return []
-            left = _remove_own_entries(descriptor, lambda entry: entry in IMAGE_STORE.own_files,
-                                       own_folder=SHELF_NAME.match)
+            left = _remove_own_entries(descriptor, lambda entry: entry in kind.own_files,
+                                       own_folder=kind.shelf.match)
         finally:
             os.close(descriptor)
         if not left:

@@ -66,6 +66,8 @@ def test_a_store_inside_the_images_folder_and_dot(images, tmp_path, capsys, monk
     (["--image-size", "100000"], "--image-size 100000: decoding one image at that size takes "
                                  "121.1 GiB (130,000,000,000 bytes), more than this machine's "
                                  "memory"),
+    # Refused by the network's memory check, after the store was made: it was left.
+    (["--image-size", "20000"], "--image-size 20000: running the network on a batch of"),
 ])
 def test_user_mistakes_are_one_line(images, tmp_path, capsys, argument, message):
     code = main(["embed", "--images", str(images), "--store", str(tmp_path / "s"), *ENCODER,
@@ -87,6 +89,31 @@ def test_a_weights_file_refused_leaves_no_store_made(images, tmp_path, capsys):
     assert code == 2 and f"{weights}: its weights cannot be loaded" in error, error
     assert not (tmp_path / "s").exists()
     assert weights.read_bytes() == b"garbage"
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_store_the_command_made_is_removed_only_while_it_holds_nothing(
+        images, tmp_path, monkeypatch, when):
+    # Interrupted before any embedding was stored, the new store goes; after, its rows are
+    # kept for the rerun. A folder that was there (the user's, empty) is never removed.
+    from imageclef_concepts.embeddings import _once
+
+    real = _once.embed_images
+
+    def interrupted(*args, **kwargs):
+        if when == "after":
+            real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_once, "embed_images", interrupted)
+    (tmp_path / "mine").mkdir()
+    for store in (tmp_path / "new", tmp_path / "mine"):
+        assert _embed(images, store) == 130  # interrupted
+    assert (tmp_path / "new").exists() == (when == "after")
+    if when == "after":
+        (shelf,) = EmbeddingStore(tmp_path / "new").summary().values()
+        assert shelf["embeddings"] == 4
+    assert (tmp_path / "mine").is_dir()
 
 
 def test_missing_or_empty_image_folder(tmp_path, capsys):

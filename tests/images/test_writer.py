@@ -125,7 +125,7 @@ def test_a_store_lost_while_writing_in_the_background_warns_once(tmp_path, paths
 def test_a_temporary_store_is_removed_only_after_its_writes(paths, monkeypatch):
     monkeypatch.setattr(_shared, "memory_budget", lambda: 0)  # a temporary store always
     ended, removed = [], []
-    real_add, real_remove = Shelf.add, _shared._remove_store_folder
+    real_add, real_remove = Shelf.add, _shared.remove_store_folder
 
     def slow_add(shelf, *args):
         time.sleep(0.3)
@@ -139,7 +139,7 @@ def test_a_temporary_store_is_removed_only_after_its_writes(paths, monkeypatch):
         return real_remove(folder, identity)
 
     monkeypatch.setattr(Shelf, "add", slow_add)
-    monkeypatch.setattr(_shared, "_remove_store_folder", remove)
+    monkeypatch.setattr(_shared, "remove_store_folder", remove)
     run, _ = _shared._enter()
     try:
         ImageFiles(paths, 16, workers=1).load(np.arange(12))
