@@ -88,7 +88,7 @@ class Shelf:
         not held, nor is one whose index entry is not well formed.
         """
         entries = self.store._entries(self.name, list(keys))
-        located = {}
+        located, chunks = {}, {}
         for position, (key, version) in enumerate(zip(keys, versions)):
             entry = entries.get(key)
             if version is None or entry is None or entry[0] != version:
@@ -96,7 +96,11 @@ class Shelf:
             chunk, row, crc = entry[1:]
             if (isinstance(chunk, str) and _CHUNK_NAME.match(chunk) and type(row) is int
                     and 0 <= row < 2**40 and type(crc) is int):
-                located[position] = (chunk, row, crc, _seed(key, version))
+                if chunk not in chunks:  # a chunk a user deleted (its size's folder, to
+                    # free space) holds nothing: asked once per chunk of up to CHUNK_ROWS rows
+                    chunks[chunk] = os.path.isfile(os.path.join(self.folder, chunk))
+                if chunks[chunk]:
+                    located[position] = (chunk, row, crc, _seed(key, version))
         return located
 
     def writable(self):

@@ -154,14 +154,15 @@ def test_preparing_into_a_store_whose_folder_was_deleted_is_refused_before_decod
     decoded, real = [], sources.decode_image
     monkeypatch.setattr(sources, "decode_image",
                         lambda *args, **kwargs: decoded.append(1) or real(*args, **kwargs))
+    # (the one stored went with the folder's chunks)
     with pytest.raises(ImageStoreError, match=r"^image store .*store is no longer the folder "
-                                              r"it opened .*2 image\(s\) of 3 are not in it"):
+                                              r"it opened .*3 image\(s\) of 3 are not in it"):
         prepare_images(paths, store, image_size=16, progress=False)
     assert not decoded
     # With none to add, it said PreparedImages(added=0, already_stored=1): stored in a
     # folder no longer at its path (the user's store there lacks it, or there is none).
-    with pytest.raises(ImageStoreError, match=r"no longer the folder it opened .*its 1 "
-                                              r"image\(s\) are not at its path any more"):
+    with pytest.raises(ImageStoreError, match=r"no longer the folder it opened .*1 "
+                                              r"image\(s\) of 1 are not in it"):
         prepare_images(paths[:1], store, image_size=16, progress=False)
     assert (tmp_path / "store").exists() == (change == "replaced")
     if change == "replaced":
@@ -271,3 +272,18 @@ def test_preparing_into_a_store_whose_index_cannot_be_made_is_refused_before_dec
                                                   rf"cannot be created \({store}{os.sep}index"):
             prepare_images(paths, store, image_size=16, progress=False)
     assert not decoded
+
+
+def test_images_whose_size_folder_was_deleted_are_prepared_again(tmp_path):
+    # A user freeing space deleted one size's folder of the store: prepare counted its
+    # images as already stored (the index still listed them) and never added them back.
+    paths = _images(tmp_path / "images")
+    store = ImageStore(tmp_path / "store")
+    assert prepare_images(paths, store, 16, progress=False).added == 3
+    prepare_images(paths, store, 24, progress=False)
+    shutil.rmtree(tmp_path / "store" / "16px-bilinear")
+    done = prepare_images(paths, ImageStore(tmp_path / "store"), 16, progress=False)
+    assert (done.added, done.already_stored) == (3, 0)
+    assert ImageStore(tmp_path / "store").summary()["16px-bilinear"]["images"] == 3
+    again = prepare_images(paths, ImageStore(tmp_path / "store"), 24, progress=False)
+    assert (again.added, again.already_stored) == (0, 3)  # the other size untouched
