@@ -225,7 +225,9 @@ def _check_network_params(estimator):
             raise ValueError(f"image_size={size} is too small for {backbone}: the smallest "
                              f"that works is {SMALLEST_BACKBONE_INPUT}.")
         if weights not in (None, "imagenet") and not os.path.isfile(weights):
-            raise ValueError(f"weights={weights!r}: no such weights file.")
+            raise ValueError(f"weights={weights!r}: " + ("not a file (a device, a pipe or a "
+                             "folder)" if os.path.exists(weights) else "no such weights file")
+                             + ": give a weights file saved from the backbone.")
     else:
         _check_paper_image_size(size, len(estimator.filters), estimator.kernel_size,
                                 estimator.padding)

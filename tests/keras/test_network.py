@@ -92,6 +92,11 @@ def test_backbone_input_checks(tmp_path):
     with pytest.raises(ValueError, match="no such weights file"):
         ConceptCNNClassifier(backbone="resnet50", weights=str(tmp_path / "none.h5"),
                              image_size=32).fit(_images(), ["A"] * 6)
+    for there in ("/dev/zero", str(tmp_path)):  # it said "no such weights file"
+        with pytest.raises(ValueError, match=rf"^weights='{there}': not a file \(a device, a "
+                                             r"pipe or a folder\)"):
+            ConceptCNNClassifier(backbone="resnet50", weights=there,
+                                 image_size=32).fit(_images(), ["A"] * 6)
 
 
 def test_a_weights_pipe_is_refused_without_being_opened(tmp_path):
