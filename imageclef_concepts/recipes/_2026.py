@@ -341,8 +341,9 @@ def _plan(recipe, data_dir):
                              "params": recipe.retrieval_params,
                              "n_neighbors": recipe.retrieval_neighbors}
     plan = jsonable(plan)
-    for part in ("grid", "estimator_params"):  # refused before the output is made
-        values = plan[part]
+    parts = {"grid": plan["grid"], "estimator_params": plan["estimator_params"],
+             "retrieval_params": plan.get("retrieval", {}).get("params", {})}
+    for part, values in parts.items():  # refused before the output is made
         for name, value in (values.items() if isinstance(values, dict) else [(0, values)]):
             try:
                 json.dumps(value)
