@@ -237,12 +237,16 @@ CONNECT_TIMEOUT = 5  # seconds to reach a cluster before giving up
 def _check_reachable(address):
     """Refuse at once a Ray address (``host:port``, ``ray://host:port``) nobody listens at."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.strip().lstrip("+-").isdigit():
+    try:  # as ray.init reads it: int() takes '6379 ', '+6379' and '6_379' (each was retried
+        number = int(port)  # for 5 minutes); what it cannot read, ray.init refuses at once
+    except ValueError:
         return  # 'auto', or a form ray.init reads its own way
-    if not 0 < int(port) < 2**16:  # ray.init retried '-1' for 5 minutes, then exited
+    if not host:
+        return
+    if not 0 < number < 2**16:  # ray.init retried '-1' for 5 minutes, then exited
         raise UserError(f"--ray {address}: {port.strip()} is not a port (1 to 65535)")
-    try:  # int(): ray.init reads '6379 ' as 6379 too
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+    try:
+        socket.create_connection((host, number), timeout=CONNECT_TIMEOUT).close()
     except OSError as error:
         raise UserError(f"--ray {address}: cannot reach it in {CONNECT_TIMEOUT} s "
                         f"({error.strerror or error})") from None

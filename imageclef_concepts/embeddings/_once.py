@@ -17,6 +17,7 @@ import hashlib
 import threading
 import warnings
 from collections import OrderedDict
+from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -297,10 +298,14 @@ def _embed_missing(encoder, identity, X, keys, missing, store, found):
     warned, unwritten = False, []
     if is_path_sequence(X) and todo:
         _check_image_room(encoder, _subset(X, todo))
-    # With a store, one image first: its width tells the disk room all the rows take,
-    # asked before the encoder runs over the others.
+    # With a store, one batch first: its width tells the disk room all the rows take,
+    # asked before the encoder runs over the others. A batch, not one image: the encoder's
+    # memory checks see a whole batch before the network runs (one image at a size whose
+    # batch was refused ran first).
     probe = store is not None and not store.read_only
-    blocks = _blocks(len(todo), 1 if probe else BLOCK)
+    size = getattr(encoder, "batch_size", None)
+    whole = isinstance(size, Integral) and not isinstance(size, bool) and size > 0
+    blocks = _blocks(len(todo), (min(int(size), BLOCK) if whole else 1) if probe else BLOCK)
     for number, (start, stop) in enumerate(blocks):
         block = todo[start:stop]
         vectors = _as_embeddings(encoder.embed(_subset(X, block)), len(block), encoder)
@@ -308,7 +313,7 @@ def _embed_missing(encoder, identity, X, keys, missing, store, found):
         if probe and number == 0:
             _check_room(store, [keys[position] for position in todo
                                 if keys[position] is not None], vectors.shape[1],
-                        encoder, _subset(X, todo[1:]))
+                        encoder, _subset(X, todo[stop:]))
         for position, vector in zip(block, vectors):
             found[position] = vector
             if keys[position] is not None:

@@ -195,11 +195,14 @@ def check_one_training_per_checkpoint(estimators, n_fits=1, what=""):
     naming one folder, or one trained ``n_fits`` times (a tuner's folds and refit, said by
     ``what``). A folder serves one training: the second was refused after the first had
     trained whole."""
+    from ..files._checkpoints import check_checkpoint_folder
+
     seen = {}
     for owner, estimator in estimators:
         for name, folder in estimator.get_params(deep=True).items():
             if folder is None or name.rpartition("__")[2] != "checkpoint_dir":
                 continue
+            check_checkpoint_folder(folder)  # a link, a file: not once other members trained
             shown, key = f"{owner}__{name}", os.path.abspath(os.fspath(folder))
             if n_fits > 1:
                 raise ValueError(f"{shown}={os.fspath(folder)!r}: {what} trains it {n_fits} "

@@ -43,9 +43,10 @@ def is_path_sequence(X):
         )
     if hasattr(X, "iloc") and getattr(X, "ndim", None) == 1:  # a pandas Series or column
         X = X.to_numpy(dtype=object)
-    first = (X[0] if isinstance(X, (list, tuple)) and X else
-             X[0] if isinstance(X, np.ndarray) and X.ndim == 1 and len(X) else None)
-    if isinstance(first, bytes):  # os.listdir(b"...")'s names: not pixels, nor refused as such
+    items = X if isinstance(X, (list, tuple)) or (
+        isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "OS") else ()
+    first = next((item for item in items if isinstance(item, bytes)), None)  # any, not X[0]
+    if first is not None:  # os.listdir(b"...")'s names: not pixels, nor refused as such
         raise ValueError(f"X holds image paths as bytes ({bytes(first)!r}): give them as str, "
                          "os.fsdecode(path) of each (a name that is not UTF-8 is kept).")
     if isinstance(X, np.ndarray):

@@ -254,7 +254,7 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     plan = _plan(recipe, data_dir)
     claim_output(output_dir, plan, PLAN_FILE)
     kept = output_kept(output_dir, PLAN_FILE)
-    _open_stores(members, retrieval, store)
+    opened = _open_stores(members, retrieval, store)
     if dry_run:
         make_dry_run_data(data_dir, recipe.estimator_params.get("image_size", 32))
     layout = find_imageclef_layout(data_dir)
@@ -270,7 +270,9 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     todo = [member for (_, member), path in zip(members, files) if not path.is_file()]
     saved = (members_bytes(todo, len({c for cs in train.concepts for c in cs})), output_dir)
     # Again for a user's store: with the embeddings and the members' files on its disk.
-    check_store_room(members, store, _splits(layout), retrieval, recipe.retrieval_encoder,
+    # The store the run opened (by path, it was made in a folder put at the output's path
+    # while the members' files were counted).
+    check_store_room(members, opened, _splits(layout), retrieval, recipe.retrieval_encoder,
                      saved, own=not users)
     for line in plan_lines(plan, layout, output_dir, store, files):
         say(line)
@@ -313,6 +315,7 @@ def _open_stores(members, retrieval, store):
         member.set_params(image_store=opened)
     if retrieval is not None:
         retrieval.set_params(embedding_store=as_embedding_store(retrieval.embedding_store))
+    return opened
 
 
 def _splits(layout):
@@ -338,8 +341,9 @@ def _plan(recipe, data_dir):
                              "params": recipe.retrieval_params,
                              "n_neighbors": recipe.retrieval_neighbors}
     plan = jsonable(plan)
-    for part in ("grid", "estimator_params"):  # refused before the output is made
-        values = plan[part]
+    parts = {"grid": plan["grid"], "estimator_params": plan["estimator_params"],
+             "retrieval_params": plan.get("retrieval", {}).get("params", {})}
+    for part, values in parts.items():  # refused before the output is made
         for name, value in (values.items() if isinstance(values, dict) else [(0, values)]):
             try:
                 json.dumps(value)

@@ -66,8 +66,10 @@ def test_a_store_inside_the_images_folder_and_dot(images, tmp_path, capsys, monk
     (["--image-size", "100000"], "--image-size 100000: decoding one image at that size takes "
                                  "121.1 GiB (130,000,000,000 bytes), more than this machine's "
                                  "memory"),
-    # Refused by the network's memory check, after the store was made: it was left.
-    (["--image-size", "20000"], "--image-size 20000: running the network on a batch of"),
+    # Refused by the network's memory check, after the store was made: it was left. And
+    # only after one image had run through the network at that size (the store's probe).
+    (["--image-size", "20000"], "--image-size 20000 and --batch-size 32: running the "
+                                "network on a batch of 4 image"),
 ])
 def test_user_mistakes_are_one_line(images, tmp_path, capsys, argument, message):
     code = main(["embed", "--images", str(images), "--store", str(tmp_path / "s"), *ENCODER,

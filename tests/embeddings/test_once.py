@@ -285,3 +285,24 @@ def test_embeddings_and_the_encoders_images_on_one_disk_are_asked_for_together(
         embed_images(_StoringEncoder(str(tmp_path / "images-store")), paths,
                      store=EmbeddingStore(tmp_path / "embeddings"))
     assert _StoringEncoder.calls == 1  # the one image that tells the embeddings' width
+
+
+def test_a_batch_the_encoder_refuses_is_refused_before_it_embeds_the_store_probe(tmp_path):
+    # With a store, one image was embedded first (its width sizes the disk check), so an
+    # encoder's memory check for a whole batch (embed --image-size 20000: one image fits,
+    # five do not) came only after the network had run over that image, at that size.
+    from imageclef_concepts import EmbeddingStore
+
+    class Batched(CountingEncoder):
+        def __init__(self, batch_size=4):
+            super().__init__()
+            self.batch_size = batch_size
+
+        def embed(self, X):
+            if len(X) < min(self.batch_size, 10):  # the first call: a whole batch
+                raise AssertionError(f"embedded {len(X)} image(s) before a whole batch")
+            raise ValueError("batch_size=4: a batch does not fit")
+
+    X, _ = _data(10)
+    with pytest.raises(ValueError, match="a batch does not fit"):
+        embed_images(Batched(), X, store=EmbeddingStore(tmp_path / "store"))

@@ -177,3 +177,23 @@ def test_members_sharing_a_checkpoint_folder_are_refused_before_any_training(tmp
                                          r"random_state=0__checkpoint_dir name one"):
         ensemble.fit(X, ["C1", "C2"] * 4)
     assert not folder.exists()
+
+
+@pytest.mark.parametrize("second", ["link", "file"])
+def test_a_members_checkpoint_folder_is_checked_before_any_member_trains(tmp_path, second):
+    # The second member's checkpoint_dir (a link, a file) was refused at its turn, once the
+    # first member had trained whole.
+    from imageclef_concepts import CheckpointError, ConceptCNNClassifier
+
+    X = np.zeros((8, 16, 16, 3), dtype=np.uint8)
+    (tmp_path / "real").mkdir()
+    if second == "link":
+        (tmp_path / "b").symlink_to(tmp_path / "real")
+    else:
+        (tmp_path / "b").write_text("mine")
+    members = [(name, ConceptCNNClassifier(image_size=16, filters=(2,), dense_units=(2,),
+                                           epochs=1, checkpoint_dir=str(tmp_path / name)))
+               for name in "ab"]
+    with pytest.raises(CheckpointError, match=rf"^checkpoint folder {tmp_path / 'b'} "):
+        ConceptEnsemble(members).fit(X, ["C1", "C2"] * 4)
+    assert not (tmp_path / "a").exists()

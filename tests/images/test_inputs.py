@@ -80,3 +80,15 @@ def test_image_paths_given_as_bytes_are_refused_naming_them(as_array):
         ImageLoader(image_size=32).fit_transform(X)
     with pytest.raises(ValueError, match=r"^X holds image paths as bytes"):
         ConceptCNNClassifier(**TINY).fit(X, np.eye(2, dtype=int))
+
+
+@pytest.mark.parametrize("kind", [list, tuple, "object array"])
+def test_bytes_among_str_paths_are_refused_naming_the_first(kind):
+    # Only the first item was looked at: ["a.jpg", b"caf\xe9.jpg"] was "X must be an array
+    # of image pixels ...; got dtype <U13", naming nothing of the bytes path.
+    from imageclef_concepts import ImageLoader
+
+    paths = ["a.jpg", b"caf\xe9.jpg"]
+    X = np.array(paths, dtype=object) if kind == "object array" else kind(paths)
+    with pytest.raises(ValueError, match=r"^X holds image paths as bytes \(b'caf\\xe9.jpg'\)"):
+        ImageLoader(image_size=32).fit_transform(X)

@@ -324,7 +324,7 @@ def test_an_unreachable_ray_address_is_refused_at_once():
 
 @pytest.mark.parametrize("address, match", [
     ("127.0.0.1:{port} ", r"cannot reach it"), ("127.0.0.1:-1", r"-1 is not a port"),
-    ("ray://127.0.0.1:99999", r"99999 is not a port")])
+    ("ray://127.0.0.1:99999", r"99999 is not a port"), ("127.0.0.1:{port_}", r"cannot reach it")])
 def test_a_ray_port_python_reads_but_no_socket_has_is_refused_at_once(address, match):
     # A port int() reads (a trailing space, a sign) was left to ray.init, which retried
     # for about 5 minutes, then exited (SystemExit 15), naming nothing
@@ -336,11 +336,21 @@ def test_a_ray_port_python_reads_but_no_socket_has_is_refused_at_once(address, m
 
     with socket.socket() as probe:  # a port nobody listens at once it is closed
         probe.bind(("127.0.0.1", 0))
-        address = address.format(port=probe.getsockname()[1])
+        port = str(probe.getsockname()[1])  # and '6_379', which int() and ray.init read
+        address = address.format(port=port, port_=f"{port[0]}_{port[1:]}")
     start = time.perf_counter()
     with pytest.raises(UserError, match=rf"^--ray {re.escape(address)}: {match}"):
         _check_reachable(address)
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:\u00b2", "127.0.0.1:1" + "0" * 5000])
+def test_a_ray_port_int_cannot_read_is_left_to_ray(address):
+    # 'isdigit' took '\u00b2' (a superscript two), then int() raised "invalid literal for
+    # int() with base 10", naming neither --ray nor the address
+    from imageclef_concepts.cli._recipe import _check_reachable
+
+    assert _check_reachable(address) is None  # ray.init's parse error is named by the flag
 
 
 def test_a_ray_address_ray_cannot_read_is_named_by_its_flag():

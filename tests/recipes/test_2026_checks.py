@@ -145,14 +145,15 @@ def test_a_validation_fraction_no_training_set_can_split_is_named(fraction):
         check_training_size([("m", SimpleNamespace(validation_fraction=fraction))], 80, "c.csv")
 
 
-@pytest.mark.parametrize("where", ["grid", "estimator_params"])
+@pytest.mark.parametrize("where", ["grid", "estimator_params", "retrieval_params"])
 def test_a_setting_the_plan_cannot_record_is_named_before_the_output_is_made(tmp_path,
                                                                              where):
     # A user's network (model=) or optimizer object: 'TypeError: Object of type function
-    # is not JSON serializable', naming nothing, and an empty output folder made.
+    # is not JSON serializable', naming nothing, and an empty output folder made. So was
+    # an ImageStore given to the retrieval encoder ('Object of type ImageStore').
     import dataclasses
 
-    from imageclef_concepts import run_recipe_2026
+    from imageclef_concepts import ImageStore, run_recipe_2026
     from imageclef_concepts.recipes import _2026 as recipe
 
     def network(n_concepts, image_size):
@@ -160,8 +161,14 @@ def test_a_setting_the_plan_cannot_record_is_named_before_the_output_is_made(tmp
 
     changed = ({"grid": {**recipe.DRY_RUN.grid, "model": [network]}} if where == "grid" else
                {"estimator_params": {**recipe.DRY_RUN.estimator_params, "model": network}})
-    with pytest.raises(ValueError, match=rf"^recipe {where}\['model'\]=\[?<function .*: "
-                                         r"not a value plan.json can record"):
+    if where == "retrieval_params":
+        changed = {"retrieval_encoder": "mobilenetv3small", "retrieval_params": {
+            "weights": None, "image_size": 32, "image_store": ImageStore(tmp_path / "store")}}
+    name = "image_store" if where == "retrieval_params" else "model"
+    with pytest.raises(ValueError, match=rf"^recipe {where}\['{name}'\]=\[?<function .*: "
+                                         r"not a value plan.json can record"
+                       if name == "model" else r"^recipe retrieval_params\['image_store'\]="
+                                               r"ImageStore\(.*not a value plan.json can"):
         run_recipe_2026(None, tmp_path / "out", dry_run=True, say=print,
                         recipe=dataclasses.replace(recipe.DRY_RUN, **changed))
     assert not (tmp_path / "out").exists()

@@ -88,13 +88,16 @@ def test_a_member_started_after_the_output_was_replaced_makes_no_store_in_it(tmp
 
 
 @pytest.mark.slow  # an end-to-end recipe run: several seconds
-@pytest.mark.parametrize("step", ["fit_member", "tune_decisions", "predict_folder"])
+@pytest.mark.parametrize("step", ["members_bytes", "fit_member", "tune_decisions",
+                                  "predict_folder"])
 def test_an_output_replaced_as_members_train_tune_or_predict_gets_no_store(tmp_path,
                                                                           monkeypatch, step):
     # The members were handed the run's image store by path, and opened it anew (making it)
     # at each fit and predict: a user's folder put at the output's path while the members
     # were tuned or predicted got <output>/image-store made in it, every image decoded into
-    # it. They share the store the run opened, which writes only into its own folder.
+    # it. They share the store the run opened, which writes only into its own folder. The
+    # disk check opened it by path too: a folder put there as the members' files were
+    # counted (seconds to a minute for big backbones) got the store's manifest and index.
     import dataclasses
 
     from imageclef_concepts import ImageStoreWarning, make_imageclef_layout, run_recipe_2026
@@ -105,7 +108,8 @@ def test_an_output_replaced_as_members_train_tune_or_predict_gets_no_store(tmp_p
     recipe = dataclasses.replace(DRY_RUN, grid={"filters": [(4,)], "random_state": [0, 1]},
                                  count_coverage=(None,))
     out = tmp_path / "out"
-    module = {"fit_member": _recipe_parts, "tune_decisions": _2026}.get(step, _workflows)
+    module = {"fit_member": _recipe_parts, "tune_decisions": _2026,
+              "members_bytes": _2026}.get(step, _workflows)
     real = getattr(module, step)
 
     def replace_the_output_then(*args, **kwargs):
