@@ -237,7 +237,7 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     if image_store is not None:  # not where the run's or the user's files are
         check_store_place(store, output_dir, data_dir)
     members = _grid_ensemble(recipe, store).estimators
-    check_members(members)  # every grid point, before anything is written or trained
+    check_members(members, n_jobs)  # every grid point, before anything is written or trained
     retrieval = retrieval_template(recipe, output_dir)  # an unknown encoder named first
     if not dry_run:
         check_outside(output_dir, data_dir)

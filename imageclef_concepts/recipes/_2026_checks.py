@@ -18,9 +18,12 @@ from pathlib import Path
 TUNING_SEED = 0
 
 
-def check_members(members):
+def check_members(members, n_jobs=None):
     """Each member's parameters checked, as its ``fit`` would, without fitting it; and
-    members enough for the votes the recipe tunes (at least two vote on each concept)."""
+    members enough for the votes the recipe tunes (at least two vote on each concept).
+    Members trained at once (``n_jobs``) may not share a checkpoint folder (one in the
+    recipe's ``estimator_params``): the second was refused as it started, the first stopped."""
+    from ..estimators._members import check_one_training_per_checkpoint
     from ..keras._architecture import check_architecture
 
     if len(members) < 2:
@@ -32,6 +35,12 @@ def check_members(members):
             check_architecture(member)
         except ValueError as error:
             raise ValueError(f"member {name!r}: {error}") from None
+    if n_jobs not in (None, 1):
+        try:
+            check_one_training_per_checkpoint(members)
+        except ValueError as error:
+            raise ValueError(f"{error} n_jobs={n_jobs} trains the members at once; n_jobs=1 "
+                             "trains them one after another, each in that folder.") from None
 
 
 def check_training_size(members, n_images, concepts_file):

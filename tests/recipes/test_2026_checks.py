@@ -172,3 +172,20 @@ def test_a_setting_the_plan_cannot_record_is_named_before_the_output_is_made(tmp
         run_recipe_2026(None, tmp_path / "out", dry_run=True, say=print,
                         recipe=dataclasses.replace(recipe.DRY_RUN, **changed))
     assert not (tmp_path / "out").exists()
+
+
+def test_members_trained_at_once_may_not_share_a_checkpoint_folder(tmp_path):
+    # checkpoint_dir in the recipe's estimator_params with n_jobs=2: the second member was
+    # refused as it started ("the checkpoint of another training"), the first stopped.
+    from imageclef_concepts.recipes._2026_checks import check_members
+
+    from ..conftest import tiny_cnn
+
+    folder = str(tmp_path / "ckpt")
+    members = [(name, tiny_cnn(image_size=16, checkpoint_dir=folder)) for name in "ab"]
+    check_members(members, n_jobs=1)  # one after another: each in turn
+    with pytest.raises(ValueError, match=r"^b__checkpoint_dir and a__checkpoint_dir name one "
+                                         r"checkpoint folder.* n_jobs=2 trains the members at "
+                                         r"once; n_jobs=1 trains them one after another"):
+        check_members(members, n_jobs=2)
+    assert not (tmp_path / "ckpt").exists()
