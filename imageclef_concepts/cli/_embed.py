@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ._arguments import UserError, positive_int, say_unless_quiet
+from ._images import remove_store_if_empty
 
 
 def add_embed(commands):
@@ -78,23 +79,8 @@ def _run_embed(args):
         return _embed_into(args, encoder, store, paths)
     except BaseException:
         if made:  # a refused weights file or size, a Ctrl-C: no empty store is left
-            _remove_if_empty(store)
+            remove_store_if_empty(store, "embeddings")
         raise
-
-
-def _remove_if_empty(store):
-    """Remove the store this command made, unless it holds embeddings (kept for a rerun)."""
-    from ..embeddings._store import EMBEDDING_STORE
-    from ..images._shared import remove_store_folder, stop_writing
-
-    try:
-        if any(shelf["embeddings"] for shelf in store.summary().values()):
-            return
-    except Exception:  # noqa: BLE001  (unreadable: left as it is)
-        return
-    stop_writing(store, f"the embedding store {store.path} was removed: the command that "
-                        "made it failed")
-    remove_store_folder(store.path, store._identity, EMBEDDING_STORE)
 
 
 def _embed_into(args, encoder, store, paths):

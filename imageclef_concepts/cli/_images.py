@@ -49,12 +49,19 @@ def _run_prepare(args):
     files = image_files_by_id(args.images)
     if not files:
         raise UserError(f"no image file in {args.images}")
+    made = not os.path.lexists(args.store)
     store = open_image_store(args.store)
     paths = [image_path(files, image_id) for image_id in sorted(files)]
-    # Before decoding, named by the flag: the images the shelf does not hold yet.
-    check_room_for_files(store, [(args.image_size, args.resample)], paths, "--image-size")
-    done = prepare_images(paths, store, args.image_size, args.resample,
-                          on_error=args.on_error, n_jobs=args.n_jobs, progress=not args.quiet)
+    try:
+        # Before decoding, named by the flag: the images the shelf does not hold yet.
+        check_room_for_files(store, [(args.image_size, args.resample)], paths, "--image-size")
+        done = prepare_images(paths, store, args.image_size, args.resample,
+                              on_error=args.on_error, n_jobs=args.n_jobs,
+                              progress=not args.quiet)
+    except BaseException:
+        if made:  # the disk refusing --image-size, a Ctrl-C: no empty store is left
+            remove_store_if_empty(store, "images")
+        raise
     shelf = store.summary().get(f"{args.image_size}px-{args.resample}",
                                 {"images": 0, "disk_bytes": 0})
     say_unless_quiet(args, (
@@ -63,6 +70,22 @@ def _run_prepare(args):
         f"already there, {done.unreadable} unreadable. The store holds {shelf['images']} "
         f"images at this size ({shelf['disk_bytes'] / 2**20:.1f} MB)."))
     return 0
+
+
+def remove_store_if_empty(store, held):
+    """Remove the store (image or embedding) a command made and failed to fill, unless it
+    holds rows (its summary's ``held`` count: kept for the rerun); only the store's own files
+    are removed, and only from the folder it made (``images._shared.remove_store_folder``)."""
+    from ..images._shared import remove_store_folder, stop_writing
+
+    try:
+        if any(shelf[held] for shelf in store.summary().values()):
+            return
+    except Exception:  # noqa: BLE001  (unreadable: left as it is)
+        return
+    stop_writing(store, f"the {store.kind.label} {store.path} was removed: the command that "
+                        "made it failed")
+    remove_store_folder(store.path, store._identity, store.kind)
 
 
 def add_image_store_option(parser):

@@ -3,18 +3,17 @@
 A checkpoint folder is the library's by its manifest, ``imageclef_concepts-checkpoint.json``,
 naming its run: an id and a fingerprint of the images, concepts, parameters and seed. So:
 
-* a folder that exists, is not empty and carries no manifest is refused: the
-  library never writes into, nor removes anything from, a folder of the user's;
-* a checkpoint whose fingerprint differs from the training about to start is
-  refused, naming what differs, instead of being resumed;
+* a folder that exists, is not empty and carries no manifest is refused: the library never
+  writes into, nor removes anything from, a folder of the user's;
+* a checkpoint whose fingerprint differs from the training about to start is refused,
+  naming what differs, unless it holds no epoch (nothing lost): then it is the new run's;
 * a lock (``imageclef_concepts-checkpoint.lock``, held with ``flock`` for the
   whole training) makes a second training on the same folder fail at once;
 * removing a checkpoint removes the files the library writes there, by their
   fixed names, and the folder itself only when the library created it and
   nothing else is left in it.
 
-Standard library only, so that the command line can check a folder before
-anything heavy is imported.
+Standard library only: the command line checks a folder before anything heavy is imported.
 """
 
 from __future__ import annotations
@@ -173,18 +172,20 @@ def _check_writable(path, folder):
 
 
 def _check_own_files(path):
-    """Every name the library uses in a checkpoint is a regular file (or absent), never a
-    link, a pipe or a device: nothing is read through it, and removal cannot reach past it."""
+    """Every name the library uses in a checkpoint is a regular file or absent, never a link,
+    a pipe or a device (nothing is read or removed through it); True when an epoch's file is."""
     backup = os.path.join(path, BACKUP)
     if os.path.lexists(backup) and (os.path.islink(backup) or not os.path.isdir(backup)):
         raise _broken(backup, "is not a plain folder (a symbolic link or a file)")
-    names = [os.path.join(path, name) for name in (*STATE_FILES, MANIFEST, LOCK)]
-    names += [os.path.join(backup, name) for name in BACKUP_FILES]
-    names += [temporary_name(name) for name in names]
-    for name in names:
+    epoch = [os.path.join(path, name) for name in STATE_FILES]  # saved, or being saved
+    epoch += [os.path.join(backup, name) for name in BACKUP_FILES]
+    epoch += [temporary_name(name) for name in epoch]
+    own = [os.path.join(path, name) for name in (MANIFEST, LOCK)]
+    for name in epoch + own + [temporary_name(name) for name in own]:
         if os.path.lexists(name) and not stat.S_ISREG(os.lstat(name).st_mode):
             raise _broken(name, "is not a regular file (a symbolic link, a pipe, a device or a "
                                 "folder)")
+    return any(map(os.path.lexists, epoch))
 
 
 def _read_manifest(path):
@@ -199,10 +200,9 @@ def _read_manifest(path):
     except (NotARegularFileError, ValueError, UnicodeDecodeError) as error:
         raise _broken(manifest_path, f"is not a readable checkpoint manifest ({error})") \
             from None
-    if not isinstance(manifest, dict) or manifest.get("mark") != _MARK or \
-            not isinstance(manifest.get("fingerprint"), dict) or \
-            not isinstance(manifest.get("run_id"), str) or \
-            not isinstance(manifest.get("seed"), int):
+    if not isinstance(manifest, dict) or manifest.get("mark") != _MARK or any(
+            not isinstance(manifest.get(key), kind)
+            for key, kind in (("fingerprint", dict), ("run_id", str), ("seed", int))):
         raise _broken(manifest_path, "is not a checkpoint manifest of imageclef_concepts")
     return manifest
 
@@ -326,18 +326,18 @@ class CheckpointFolder:
                     (os.rmdir if made in mine else os.remove)(made)
             raise
         try:
-            _check_own_files(path)
+            progress = _check_own_files(path)
             manifest = _read_manifest(path)
             fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back from JSON
-            if manifest is None:
-                manifest = {"mark": _MARK, "run_id": uuid.uuid4().hex,
-                            "created_folders": created, "seed": int(fresh_seed()),
-                            "fingerprint": fingerprint}
+            differing = manifest and _differences(manifest["fingerprint"], fingerprint)
+            if manifest is None or (differing and not progress):  # new, or no epoch to lose
+                manifest = {"mark": _MARK, "run_id": uuid.uuid4().hex, "fingerprint": fingerprint,
+                            "created_folders": (manifest or {}).get("created_folders", created),
+                            "seed": int(fresh_seed())}
                 write_atomically(os.path.join(path, MANIFEST),
                                  lambda handle: handle.write(json.dumps(manifest).encode()),
                                  temporary_name(os.path.join(path, MANIFEST)))
                 return cls(path, manifest, lock, resumed=False)
-            differing = _differences(manifest["fingerprint"], fingerprint)
             if differing:
                 raise CheckpointError(
                     f"checkpoint folder {path} holds the checkpoint of another training, "

@@ -71,6 +71,13 @@ def train_network(estimator, images, indicator, *, sample_weight, warm_start, ep
     keeper = best_epoch_keeper(estimator.monitor, estimator.early_stopping_patience,
                                has_validation)
     seed = estimator._seed
+    # Checked before the checkpoint is made (a refused run left one that refused the
+    # corrected rerun as another training): the validation images (an unreadable one), and
+    # that validation_fraction leaves images on each side (the split itself needs the seed).
+    if validation_data is not None:
+        validation_data = estimator._validate_data(*validation_data)
+    split_validation(images.usable_indices(), estimator.validation_fraction,
+                     np.random.default_rng(0), validation_data)
     folder = None if estimator.checkpoint_dir is None else CheckpointFolder.open(
         estimator.checkpoint_dir,
         run_fingerprint(estimator, images, indicator, sample_weight, validation_data,

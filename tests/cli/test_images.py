@@ -24,3 +24,39 @@ def test_prepare_refuses_chunks_beyond_the_free_disk_naming_image_size(tmp_path,
     assert "--image-size 20000: storing 2 image(s) at that size takes 2.2 GiB" in error
     assert "free space" in error
     assert not list((tmp_path / "store").glob("*px-*"))
+
+
+def test_a_store_prepare_made_is_removed_while_it_holds_nothing(tmp_path, capsys, monkeypatch):
+    # The free disk refusing --image-size came after the new store was made, and it was left
+    # (marked, empty); so was one a Ctrl-C stopped before any image was stored. A store that
+    # holds images is kept for the rerun; a folder that was there is never removed.
+    from imageclef_concepts.images import _preparation
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(2):
+        Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(images / f"{i}.png")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**31, 2**31 - 2**30, 2**30))
+    (tmp_path / "mine").mkdir()
+    for store in (tmp_path / "new", tmp_path / "mine"):
+        assert main(["prepare", "--images", str(images), "--store", str(store),
+                     "--image-size", "20000", "--quiet"]) == 2
+    assert not (tmp_path / "new").exists() and (tmp_path / "mine").is_dir()
+    monkeypatch.undo()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_preparation, "ImageFiles", interrupted)
+    assert main(["prepare", "--images", str(images), "--store", str(tmp_path / "new"),
+                 "--image-size", "8", "--quiet"]) == 130
+    assert not (tmp_path / "new").exists()
+    monkeypatch.undo()
+    assert main(["prepare", "--images", str(images), "--store", str(tmp_path / "new"),
+                 "--image-size", "8", "--quiet"]) == 0
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**31, 2**31 - 2**30, 2**30))
+    assert main(["prepare", "--images", str(images), "--store", str(tmp_path / "new"),
+                 "--image-size", "20000", "--quiet"]) == 2
+    assert (tmp_path / "new" / "8px-bilinear").is_dir()  # kept: it holds images
+    capsys.readouterr()

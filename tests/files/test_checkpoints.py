@@ -248,3 +248,39 @@ def test_a_lock_another_training_took_in_a_folder_this_one_made_is_left_to_it(tm
         assert os.path.samestat(os.stat(path / LOCK), os.fstat(held[0].fileno()))
     finally:
         held[0].close()
+
+
+def test_a_checkpoint_with_no_epoch_saved_is_not_another_training(tmp_path):
+    # A training image truncated mid-pixels passes the check and fails to decode in the
+    # first epoch, after the checkpoint was made: the user replaced the file and reran, and
+    # the rerun was refused as "the checkpoint of another training" (nothing was trained).
+    # With an epoch saved, another training is refused as before.
+    from PIL import Image
+
+    from imageclef_concepts.images import ImageDecodeError
+
+    rng = np.random.default_rng(0)
+    paths, y = [], [["C1"], ["C2"], ["C1", "C2"], ["C1"]]
+    for i in range(4):
+        paths.append(str(tmp_path / f"{i}.jpg"))
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(paths[-1])
+    whole = open(paths[1], "rb").read()
+    with open(paths[1], "wb") as handle:
+        handle.write(whole[:len(whole) * 8 // 10])
+    checkpoint = tmp_path / "ckpt"
+
+    def fit():
+        return ConceptCNNClassifier(image_size=16, filters=(2,), dense_units=(4,), epochs=1,
+                                    batch_size=4, validation_fraction=None, random_state=0,
+                                    verbose=0, checkpoint_dir=checkpoint).fit(paths, y)
+
+    with pytest.raises(ImageDecodeError, match="1.jpg"):
+        fit()
+    assert set(os.listdir(checkpoint)) == {MANIFEST, LOCK}  # no epoch saved
+    with open(paths[1], "wb") as handle:
+        handle.write(whole)
+    assert len(fit().history_["loss"]) == 1
+    assert os.path.isdir(checkpoint / "backup")  # the epoch of the rerun, kept until saved
+    y = y[::-1]
+    with pytest.raises(CheckpointError, match="another training"):
+        fit()

@@ -84,3 +84,43 @@ def test_run_fingerprint_holds_the_ema_momentum():
     off, on = _fingerprint(), _fingerprint(ema_momentum=0.9)
     assert on != off and on != _fingerprint(ema_momentum=0.99)
     assert on["parameters"]["ema_momentum"] == 0.9
+
+
+def test_validation_images_refused_before_a_checkpoint_is_made(tmp_path):
+    # An unreadable validation image was refused after the checkpoint folder was made with
+    # the run's fingerprint; the user replaced the file and reran the same training, and it
+    # was refused as "the checkpoint of another training" (nothing had been trained).
+    from PIL import Image
+
+    from imageclef_concepts.images import ImageDecodeError
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(6):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(paths[-1])
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(paths[0].read_bytes()[:40])
+    y = [["C1"], ["C2"], ["C1", "C2"], ["C1"], ["C2"], ["C1"]]
+    model = ConceptCNNClassifier(image_size=16, filters=(2,), dense_units=(4,), epochs=1,
+                                 batch_size=4, random_state=0, verbose=0,
+                                 checkpoint_dir=tmp_path / "checkpoint")
+    validation = ([str(p) for p in paths[:2]] + [str(broken)], [["C1"], ["C2"], ["C1"]])
+    with pytest.raises(ImageDecodeError, match="broken.png"):
+        model.fit([str(p) for p in paths], y, validation_data=validation)
+    assert not (tmp_path / "checkpoint").exists()
+    broken.write_bytes(paths[0].read_bytes())  # replaced: the same training now runs
+    model.fit([str(p) for p in paths], y, validation_data=validation)
+    assert len(model.history_["val_loss"]) == 1
+
+
+def test_a_validation_fraction_refused_before_a_checkpoint_is_made(tmp_path):
+    # train on 3 images (validation_fraction=0.1: none held out) was refused after the
+    # checkpoint was made; with more images the rerun was refused as another training.
+    X = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
+    model = ConceptCNNClassifier(image_size=16, filters=(2,), dense_units=(4,), epochs=1,
+                                 validation_fraction=0.1, random_state=0, verbose=0,
+                                 checkpoint_dir=tmp_path / "checkpoint")
+    with pytest.raises(ValueError, match="validation_fraction=0.1 of 3 images"):
+        model.fit(X, [["C1"], ["C2"], ["C1"]])
+    assert not (tmp_path / "checkpoint").exists()
