@@ -8,15 +8,25 @@ from PIL import Image
 
 from imageclef_concepts.cli._main import main
 
+_Usage = namedtuple("_Usage", "total used free")
 
-def test_prepare_refuses_chunks_beyond_the_free_disk_naming_image_size(tmp_path, capsys,
-                                                                        monkeypatch):
+
+def _two_images(tmp_path):
     images = tmp_path / "images"
     images.mkdir()
     for i in range(2):
         Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(images / f"{i}.png")
-    usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**31, 2**31 - 2**30, 2**30))
+    return images
+
+
+def _one_gib_free(monkeypatch):
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: _Usage(2**31, 2**31 - 2**30, 2**30))
+
+
+def test_prepare_refuses_chunks_beyond_the_free_disk_naming_image_size(tmp_path, capsys,
+                                                                        monkeypatch):
+    images = _two_images(tmp_path)
+    _one_gib_free(monkeypatch)
     code = main(["prepare", "--images", str(images), "--store", str(tmp_path / "store"),
                  "--image-size", "20000", "--quiet"])
     error = capsys.readouterr().err
@@ -32,12 +42,8 @@ def test_a_store_prepare_made_is_removed_while_it_holds_nothing(tmp_path, capsys
     # holds images is kept for the rerun; a folder that was there is never removed.
     from imageclef_concepts.images import _preparation
 
-    images = tmp_path / "images"
-    images.mkdir()
-    for i in range(2):
-        Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(images / f"{i}.png")
-    usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**31, 2**31 - 2**30, 2**30))
+    images = _two_images(tmp_path)
+    _one_gib_free(monkeypatch)
     (tmp_path / "mine").mkdir()
     for store in (tmp_path / "new", tmp_path / "mine"):
         assert main(["prepare", "--images", str(images), "--store", str(store),
@@ -55,7 +61,7 @@ def test_a_store_prepare_made_is_removed_while_it_holds_nothing(tmp_path, capsys
     monkeypatch.undo()
     assert main(["prepare", "--images", str(images), "--store", str(tmp_path / "new"),
                  "--image-size", "8", "--quiet"]) == 0
-    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**31, 2**31 - 2**30, 2**30))
+    _one_gib_free(monkeypatch)
     assert main(["prepare", "--images", str(images), "--store", str(tmp_path / "new"),
                  "--image-size", "20000", "--quiet"]) == 2
     assert (tmp_path / "new" / "8px-bilinear").is_dir()  # kept: it holds images
