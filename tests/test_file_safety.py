@@ -83,6 +83,7 @@ def test_train_into_a_project_folder_used_as_checkpoint_is_refused(tmp_path, dat
     assert _snapshot(project) == before
 
 
+@pytest.mark.slow  # networks trained end to end: seconds (the README's 6 minutes)
 def test_a_full_disk_at_the_save_keeps_the_training_resumable(tmp_path, dataset, monkeypatch,
                                                               capsys):
     import keras
@@ -109,6 +110,7 @@ def test_a_full_disk_at_the_save_keeps_the_training_resumable(tmp_path, dataset,
     assert len(ConceptCNNClassifier.load(output).history_["loss"]) == 2
 
 
+@pytest.mark.slow  # networks trained end to end: seconds (the README's 6 minutes)
 def test_train_restart_discards_an_earlier_checkpoint(tmp_path, dataset, capsys):
     output = tmp_path / "model.keras"
     checkpoint = tmp_path / "model.keras.checkpoint"
@@ -300,6 +302,7 @@ def test_a_saved_archive_loads_and_predicts_the_same(archive):
 
 # ------------------------------------------- what a hostile user tried next
 
+@pytest.mark.slow  # networks trained end to end: seconds (the README's 6 minutes)
 def test_images_rewritten_under_the_same_names_are_another_run(tmp_path):
     data = make_concept_images(20, 3, 16, random_state=0, directory=tmp_path / "a")
     other = make_concept_images(20, 3, 16, random_state=5, directory=tmp_path / "b")

@@ -34,6 +34,7 @@ def _joined(concepts):
     return [";".join(c) for c in concepts]  # one string per image, as folds split them
 
 
+@pytest.mark.slow  # networks trained end to end: seconds (the README's 6 minutes)
 def test_training_from_the_store_equals_training_from_the_files(tmp_path, data):
     without = ConceptCNNClassifier(**TINY).fit(data.paths, data.concepts)
     store = ImageStore(tmp_path / "store")

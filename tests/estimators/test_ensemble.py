@@ -182,6 +182,7 @@ def test_inside_a_threshold_tuner(tiny_images):
         ConceptTargets.from_classes(tuner.classes_).transform(tuner.predict(X)).toarray())
 
 
+@pytest.mark.slow  # networks trained end to end: seconds (the README's 6 minutes)
 def test_save_and_load_without_pickle_predict_identically(tmp_path, tiny_images):
     X, y = tiny_images.images, [";".join(c) for c in tiny_images.concepts]
     cnn = ConceptCNNClassifier(**{**TINY, "epochs": 1}).fit(X, y)

@@ -35,6 +35,7 @@ def _embeddings(n=60, d=16, seed=0):
     return X, y
 
 
+@pytest.mark.slow  # networks trained end to end: seconds (the README's 6 minutes)
 @pytest.mark.parametrize("hidden_units", [(), (16,)])
 def test_the_head_learns_from_precomputed_embeddings(hidden_units):
     X, y = _embeddings()

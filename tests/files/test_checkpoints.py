@@ -26,6 +26,7 @@ def test_a_folder_holding_a_users_file_is_refused_and_survives(tmp_path, tiny_im
     assert _snapshot(victim) == {"thesis.txt": b"four years of work"}
 
 
+@pytest.mark.slow  # networks trained end to end: seconds (the README's 6 minutes)
 def test_a_checkpoint_owns_only_its_files_and_is_removed_after_the_save(tmp_path,
                                                                         tiny_images):
     empty = tmp_path / "mine"
@@ -41,6 +42,7 @@ def test_a_checkpoint_owns_only_its_files_and_is_removed_after_the_save(tmp_path
     assert model.remove_checkpoint() and not created.exists()  # the library made it
 
 
+@pytest.mark.slow  # networks trained end to end: seconds (the README's 6 minutes)
 def test_a_relative_checkpoint_dir_is_resolved_and_never_saved(tmp_path, tiny_images,
                                                               monkeypatch):
     first, second = tmp_path / "first", tmp_path / "second"

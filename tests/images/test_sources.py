@@ -117,6 +117,7 @@ def test_skip_in_fit_and_predict(files_with_bad_ones):
 
 # ------------------------------------------------------------- path input
 
+@pytest.mark.slow  # networks trained end to end: seconds (the README's 6 minutes)
 def test_paths_give_the_same_model_as_decoded_arrays(tmp_path, tiny_images, tiny_indicator):
     paths = [_save(Image.fromarray(image), tmp_path / f"{i}.png")
              for i, image in enumerate(tiny_images.images)]

@@ -235,6 +235,7 @@ def test_partial_fit_adds_one_epoch(tiny_images, tiny_indicator):
     assert len(model.history_["loss"]) == model.current_epoch == 2
 
 
+@pytest.mark.slow  # networks trained end to end: seconds (the README's 6 minutes)
 def test_partial_fit_takes_classes_as_scikit_learn_incremental_classifiers_do(tiny_images):
     rare = tiny_images.concept_names[-1]  # the first batch lacks it
     rows = [row for row, concepts in enumerate(tiny_images.concepts) if rare not in concepts]
@@ -267,6 +268,7 @@ def test_partial_fit_takes_classes_as_scikit_learn_incremental_classifiers_do(ti
         indicator_model.partial_fit(X, Y, classes=["C1"])
 
 
+@pytest.mark.slow  # networks trained end to end: seconds (the README's 6 minutes)
 def test_warm_start_continues_the_same_network(tiny_images, tiny_indicator):
     X, Y = tiny_images.images, tiny_indicator
     model = tiny(warm_start=True).fit(X, Y)
@@ -321,6 +323,7 @@ def test_clone_and_pipeline(tiny_images, tiny_indicator):
     assert not hasattr(cloned.named_steps["cnn"], "model_")
 
 
+@pytest.mark.slow  # networks trained end to end: seconds (the README's 6 minutes)
 def test_cross_validate_with_official_scorer(tiny_images, tiny_indicator):
     X, Y = tiny_images.images, tiny_indicator
     results = cross_validate(tiny(), X, Y, cv=2, scoring=imageclef_f1)
@@ -357,6 +360,7 @@ def test_grid_search_in_two_processes(tiny_images, tiny_indicator):
     assert search.best_estimator_.predict(tiny_images.images).shape == (40, 5)
 
 
+@pytest.mark.slow  # networks trained end to end: seconds (the README's 6 minutes)
 def test_concepts_only_in_a_validation_fold_count_as_misses(tiny_images):
     X = tiny_images.images[:20]
     y = np.array(["C1;C2"] * 10 + ["C1;C9"] * 10, dtype=object)  # C9 only in fold 2

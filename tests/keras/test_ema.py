@@ -58,6 +58,7 @@ def _max_difference(first, second):
     return max(float(np.abs(a - b).max()) for a, b in zip(first, second))
 
 
+@pytest.mark.slow  # networks trained end to end: seconds (the README's 6 minutes)
 def test_the_model_keeps_the_average_of_its_best_epoch_and_saves_it(tmp_path, data):
     X, y = data
     params = dict(SMALL, learning_rate=0.3, epochs=3, validation_fraction=0.25, random_state=1)
