@@ -226,6 +226,13 @@ def test_a_full_disk_at_the_lock_names_the_checkpoint_folder(tmp_path, monkeypat
     monkeypatch.undo()  # space freed
     CheckpointFolder.open(tmp_path / "ck", {"run": 1}, lambda: 7).release()
     assert (tmp_path / "ck" / MANIFEST).is_file()
+    # an (empty) folder of the user's named as the checkpoint is not removed
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    monkeypatch.setattr(os, "fdopen", lambda *a, **kw: _Full(real_fdopen(*a, **kw)))
+    with pytest.raises(OSError):
+        CheckpointFolder.open(mine, {"run": 1}, lambda: 7)
+    assert mine.is_dir()
 
 
 def test_a_lock_another_training_took_in_a_folder_this_one_made_is_left_to_it(tmp_path,
