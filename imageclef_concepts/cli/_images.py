@@ -5,8 +5,10 @@ from it; :func:`image_store_option` is their shared option and its checks.
 """
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
+from ..files._atomic import folder_identity
 from ..images._decoding import RESAMPLING
 from ..images._sources import ON_ERROR
 from ..models import _paper as paper
@@ -49,19 +51,14 @@ def _run_prepare(args):
     files = image_files_by_id(args.images)
     if not files:
         raise UserError(f"no image file in {args.images}")
-    made = not os.path.lexists(args.store)
-    store = open_image_store(args.store)
     paths = [image_path(files, image_id) for image_id in sorted(files)]
-    try:
+    # The disk refusing --image-size, a Ctrl-C: no empty store is left.
+    with removed_unless_filled(args.store, open_image_store, "images") as store:
         # Before decoding, named by the flag: the images the shelf does not hold yet.
         check_room_for_files(store, [(args.image_size, args.resample)], paths, "--image-size")
         done = prepare_images(paths, store, args.image_size, args.resample,
                               on_error=args.on_error, n_jobs=args.n_jobs,
                               progress=not args.quiet)
-    except BaseException:
-        if made:  # the disk refusing --image-size, a Ctrl-C: no empty store is left
-            remove_store_if_empty(store, "images")
-        raise
     shelf = store.summary().get(f"{args.image_size}px-{args.resample}",
                                 {"images": 0, "disk_bytes": 0})
     say_unless_quiet(args, (
@@ -72,20 +69,67 @@ def _run_prepare(args):
     return 0
 
 
-def remove_store_if_empty(store, held):
-    """Remove the store (image or embedding) a command made and failed to fill, unless it
-    holds rows (its summary's ``held`` count: kept for the rerun); only the store's own files
-    are removed, and only from the folder it made (``images._shared.remove_store_folder``)."""
+@contextmanager
+def removed_unless_filled(path, open_store, held):
+    """Open the store (image or embedding) at ``path`` for a command (``open_store(path)``);
+    when the command fails before the store holds a row (its summary's ``held`` count), undo
+    what opening it made: the store's files, the folder and the parents it made, never a
+    folder that was there (an empty folder the user named keeps no marker)."""
+    made = _missing_folders(path)  # deepest first
+    empty = not made and _is_empty_folder(path)
+    store = open_store(path)
+    parents = [(folder, folder_identity(folder)) for folder in made[1:]]
+    try:
+        yield store
+    except BaseException:
+        if (made or empty) and _remove_if_empty(store, held, keep_folder=empty):
+            for folder, identity in parents:  # a folder put there since is not the one made
+                if folder_identity(folder) != identity or not _removed_empty(folder):
+                    break
+        raise
+
+
+def _missing_folders(path):
+    """``path`` and its parents that are not there yet, deepest first."""
+    missing, path = [], Path(os.path.abspath(path))
+    while not os.path.lexists(path) and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _is_empty_folder(path):
+    try:
+        with os.scandir(path) as entries:
+            return not os.path.islink(path) and next(entries, None) is None
+    except OSError:
+        return False
+
+
+def _removed_empty(folder):
+    try:
+        os.rmdir(folder)  # refuses a folder that holds anything
+    except OSError:
+        return False
+    return True
+
+
+def _remove_if_empty(store, held, keep_folder):
+    """Remove the store's files (and its folder unless ``keep_folder``) when it holds no
+    row; only from the folder it opened (``images._shared.remove_store_folder``). True
+    when nothing of it is left."""
     from ..images._shared import remove_store_folder, stop_writing
 
     try:
         if any(shelf[held] for shelf in store.summary().values()):
-            return
+            return False
     except Exception:  # noqa: BLE001  (unreadable: left as it is)
-        return
+        return False
     stop_writing(store, f"the {store.kind.label} {store.path} was removed: the command that "
                         "made it failed")
-    remove_store_folder(store.path, store._identity, store.kind)
+    left = remove_store_folder(os.path.abspath(store.path), store._identity, store.kind,
+                               keep_folder=keep_folder)
+    return not left and not os.path.lexists(store.path)
 
 
 def add_image_store_option(parser):

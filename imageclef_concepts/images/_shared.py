@@ -199,8 +199,9 @@ def stop_writing(store, why):
     flush(store)
 
 
-def remove_store_folder(folder, identity, kind=IMAGE_STORE):
-    """Remove the store's files in ``folder`` and the folder once empty; return what is left.
+def remove_store_folder(folder, identity, kind=IMAGE_STORE, keep_folder=False):
+    """Remove the store's files in ``folder`` and the folder once empty (unless
+    ``keep_folder``: a user's folder the store was opened in); return what is left.
 
     Nothing is removed unless the folder at that path (not a link) is the one
     made (``identity``); only files of a ``kind`` store's names (its manifest,
@@ -225,7 +226,7 @@ def remove_store_folder(folder, identity, kind=IMAGE_STORE):
                                        own_folder=kind.shelf.match)
         finally:
             os.close(descriptor)
-        if not left:
+        if not left and not keep_folder:
             try:
                 if folder_identity(folder) == identity and not os.path.islink(folder):
                     os.rmdir(name, dir_fd=parent)

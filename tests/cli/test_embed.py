@@ -116,6 +116,31 @@ def test_a_store_the_command_made_is_removed_only_while_it_holds_nothing(
         (shelf,) = EmbeddingStore(tmp_path / "new").summary().values()
         assert shelf["embeddings"] == 4
     assert (tmp_path / "mine").is_dir()
+    if when == "before":  # the user's folder as it was: no marker, no index
+        assert not list((tmp_path / "mine").iterdir())
+
+
+def test_a_failed_embed_removes_the_parent_folders_it_made_and_no_other(images, tmp_path,
+                                                                        monkeypatch):
+    # --store a/b/c on a new path: a failure before any embedding left a/b behind. The
+    # folders the store made go; one that was there, or that a user filled since, stays.
+    from imageclef_concepts.embeddings import _once
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_once, "embed_images", interrupted)
+    (tmp_path / "there").mkdir()
+    assert _embed(images, tmp_path / "there" / "a" / "b" / "c") == 130
+    assert not list((tmp_path / "there").iterdir())
+
+    def user_fills_a(*args, **kwargs):
+        (tmp_path / "there" / "a" / "notes.txt").write_text("mine")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_once, "embed_images", user_fills_a)
+    assert _embed(images, tmp_path / "there" / "a" / "b" / "c") == 130
+    assert sorted(p.name for p in (tmp_path / "there" / "a").iterdir()) == ["notes.txt"]
 
 
 def test_missing_or_empty_image_folder(tmp_path, capsys):

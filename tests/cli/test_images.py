@@ -49,6 +49,10 @@ def test_a_store_prepare_made_is_removed_while_it_holds_nothing(tmp_path, capsys
         assert main(["prepare", "--images", str(images), "--store", str(store),
                      "--image-size", "20000", "--quiet"]) == 2
     assert not (tmp_path / "new").exists() and (tmp_path / "mine").is_dir()
+    assert not list((tmp_path / "mine").iterdir())  # as it was: no marker left in it
+    assert main(["prepare", "--images", str(images), "--store",
+                 str(tmp_path / "mine" / "a" / "b"), "--image-size", "20000", "--quiet"]) == 2
+    assert not list((tmp_path / "mine").iterdir())  # nor the parent folder it made
     monkeypatch.undo()
 
     def interrupted(*args, **kwargs):
