@@ -243,6 +243,8 @@ def _check_reachable(address):
         return  # 'auto', or a form ray.init reads its own way
     if not host:
         return
+    if host.startswith("[") and host.endswith("]"):  # an IPv6 host, as ray.init reads it
+        host = host[1:-1]
     if not 0 < number < 2**16:  # ray.init retried '-1' for 5 minutes, then exited
         raise UserError(f"--ray {address}: {port.strip()} is not a port (1 to 65535)")
     try:

@@ -1,5 +1,7 @@
 """The recipe-2026 command's own arguments, refused in one line before any work."""
 
+import argparse
+import re
 import time
 
 import pytest
@@ -223,3 +225,98 @@ def test_retrieval_weights_on_a_dry_run_are_refused_not_dropped(tmp_path, capsys
     assert code == 2 and error.count("\n") == 1, error
     assert f"--retrieval-weights {weights}: the dry run's encoder has random weights" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_ray_address_is_refused_at_once():
+    import socket
+    import time
+
+    from imageclef_concepts.cli._arguments import UserError
+    from imageclef_concepts.cli._recipe import _check_reachable
+
+    with socket.socket() as probe:  # a port nobody listens at once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = time.perf_counter()
+    with pytest.raises(UserError, match=f"--ray 127.0.0.1:{port}: cannot reach it"):
+        _check_reachable(f"127.0.0.1:{port}")
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("address, match", [
+    ("127.0.0.1:{port} ", r"cannot reach it"), ("127.0.0.1:-1", r"-1 is not a port"),
+    ("ray://127.0.0.1:99999", r"99999 is not a port"), ("127.0.0.1:{port_}", r"cannot reach it")])
+def test_a_ray_port_python_reads_but_no_socket_has_is_refused_at_once(address, match):
+    # A port int() reads (a trailing space, a sign) was left to ray.init, which retried
+    # for about 5 minutes, then exited (SystemExit 15), naming nothing
+    import socket
+    import time
+
+    from imageclef_concepts.cli._arguments import UserError
+    from imageclef_concepts.cli._recipe import _check_reachable
+
+    with socket.socket() as probe:  # a port nobody listens at once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])  # and '6_379', which int() and ray.init read
+        address = address.format(port=port, port_=f"{port[0]}_{port[1:]}")
+    start = time.perf_counter()
+    with pytest.raises(UserError, match=rf"^--ray {re.escape(address)}: {match}"):
+        _check_reachable(address)
+    assert time.perf_counter() - start < 5
+
+
+def test_an_ipv6_ray_address_in_brackets_is_reached_as_ray_reads_it():
+    # '--ray [::1]:6379' (the form ray.init reads) was refused as unreachable: the host was
+    # asked for with its brackets
+    import socket
+
+    from imageclef_concepts.cli._arguments import UserError
+    from imageclef_concepts.cli._recipe import _check_reachable
+
+    try:
+        listening = socket.socket(socket.AF_INET6)
+        listening.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    with listening:
+        listening.listen()
+        port = listening.getsockname()[1]
+        assert _check_reachable(f"[::1]:{port}") is None
+        assert _check_reachable(f"ray://[::1]:{port}") is None
+    with pytest.raises(UserError, match=rf"^--ray \[::1\]:{port}: cannot reach it"):
+        _check_reachable(f"[::1]:{port}")
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:\u00b2", "127.0.0.1:1" + "0" * 5000])
+def test_a_ray_port_int_cannot_read_is_left_to_ray(address):
+    # 'isdigit' took '\u00b2' (a superscript two), then int() raised "invalid literal for
+    # int() with base 10", naming neither --ray nor the address
+    from imageclef_concepts.cli._recipe import _check_reachable
+
+    assert _check_reachable(address) is None  # ray.init's parse error is named by the flag
+
+
+def test_a_ray_address_ray_cannot_read_is_named_by_its_flag():
+    # 'recipe-2026 --ray bogus' said only 'Invalid address format: bogus' (ray's words)
+
+    pytest.importorskip("ray")
+    from imageclef_concepts.cli._arguments import UserError
+    from imageclef_concepts.cli._recipe import _cluster
+
+    with pytest.raises(UserError, match="^--ray bogus: Invalid address format"):
+        with _cluster(argparse.Namespace(dask=None, ray="bogus")):
+            pass
+
+
+@pytest.mark.parametrize("address", ["bogus", "", "inproc://x", "ucx://127.0.0.1:8786"])
+def test_a_dask_address_dask_cannot_read_is_named_by_its_flag(address):
+    # '--dask bogus' said only 'missing port number in address ...' (distributed's words);
+    # 'inproc://x' a ValueError of tuple unpacking, 'ucx://...' a TypeError, neither naming it
+
+    pytest.importorskip("distributed")
+    from imageclef_concepts.cli._arguments import UserError
+    from imageclef_concepts.cli._recipe import _cluster
+
+    with pytest.raises(UserError, match=rf"^--dask {re.escape(address)}: "):
+        with _cluster(argparse.Namespace(dask=address, ray=None)):
+            pass

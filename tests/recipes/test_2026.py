@@ -5,7 +5,6 @@ import dataclasses
 import io
 import json
 import os
-import re
 import shutil
 
 import pytest
@@ -304,81 +303,6 @@ def test_an_interrupted_dry_run_leaves_no_partial_data(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         make_dry_run_data(tmp_path / "data", 16)
     assert not (tmp_path / "data").exists()
-
-
-def test_an_unreachable_ray_address_is_refused_at_once():
-    import socket
-    import time
-
-    from imageclef_concepts.cli._arguments import UserError
-    from imageclef_concepts.cli._recipe import _check_reachable
-
-    with socket.socket() as probe:  # a port nobody listens at once it is closed
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    start = time.perf_counter()
-    with pytest.raises(UserError, match=f"--ray 127.0.0.1:{port}: cannot reach it"):
-        _check_reachable(f"127.0.0.1:{port}")
-    assert time.perf_counter() - start < 5
-
-
-@pytest.mark.parametrize("address, match", [
-    ("127.0.0.1:{port} ", r"cannot reach it"), ("127.0.0.1:-1", r"-1 is not a port"),
-    ("ray://127.0.0.1:99999", r"99999 is not a port"), ("127.0.0.1:{port_}", r"cannot reach it")])
-def test_a_ray_port_python_reads_but_no_socket_has_is_refused_at_once(address, match):
-    # A port int() reads (a trailing space, a sign) was left to ray.init, which retried
-    # for about 5 minutes, then exited (SystemExit 15), naming nothing
-    import socket
-    import time
-
-    from imageclef_concepts.cli._arguments import UserError
-    from imageclef_concepts.cli._recipe import _check_reachable
-
-    with socket.socket() as probe:  # a port nobody listens at once it is closed
-        probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])  # and '6_379', which int() and ray.init read
-        address = address.format(port=port, port_=f"{port[0]}_{port[1:]}")
-    start = time.perf_counter()
-    with pytest.raises(UserError, match=rf"^--ray {re.escape(address)}: {match}"):
-        _check_reachable(address)
-    assert time.perf_counter() - start < 5
-
-
-@pytest.mark.parametrize("address", ["127.0.0.1:\u00b2", "127.0.0.1:1" + "0" * 5000])
-def test_a_ray_port_int_cannot_read_is_left_to_ray(address):
-    # 'isdigit' took '\u00b2' (a superscript two), then int() raised "invalid literal for
-    # int() with base 10", naming neither --ray nor the address
-    from imageclef_concepts.cli._recipe import _check_reachable
-
-    assert _check_reachable(address) is None  # ray.init's parse error is named by the flag
-
-
-def test_a_ray_address_ray_cannot_read_is_named_by_its_flag():
-    # 'recipe-2026 --ray bogus' said only 'Invalid address format: bogus' (ray's words)
-    import argparse
-
-    pytest.importorskip("ray")
-    from imageclef_concepts.cli._arguments import UserError
-    from imageclef_concepts.cli._recipe import _cluster
-
-    with pytest.raises(UserError, match="^--ray bogus: Invalid address format"):
-        with _cluster(argparse.Namespace(dask=None, ray="bogus")):
-            pass
-
-
-@pytest.mark.parametrize("address", ["bogus", "", "inproc://x", "ucx://127.0.0.1:8786"])
-def test_a_dask_address_dask_cannot_read_is_named_by_its_flag(address):
-    # '--dask bogus' said only 'missing port number in address ...' (distributed's words);
-    # 'inproc://x' a ValueError of tuple unpacking, 'ucx://...' a TypeError, neither naming it
-    import argparse
-
-    pytest.importorskip("distributed")
-    from imageclef_concepts.cli._arguments import UserError
-    from imageclef_concepts.cli._recipe import _cluster
-
-    with pytest.raises(UserError, match=rf"^--dask {re.escape(address)}: "):
-        with _cluster(argparse.Namespace(dask=address, ray=None)):
-            pass
 
 
 @pytest.fixture
