@@ -21,7 +21,8 @@ from ._arguments import (
     probability,
     say_unless_quiet,
 )
-from ._images import add_image_store_option, open_image_store
+from ._images import add_image_store_option, open_image_store, removed_unless_filled
+from ._train_checks import check_memory, check_room
 
 _TRAIN_PARAMS = ("image_size", "epochs", "batch_size", "learning_rate", "threshold", "filters",
                  "dense_units", "backbone", "loss", "augmentation",
@@ -110,10 +111,8 @@ def add_train(commands):
 
 
 def _run_train(args):
-    from ..recipes._workflows import save_model, train_and_tune
-
     _check_model_suffix(args.output)
-    _check_memory(args)
+    check_memory(args)
     if (args.validation_images is None) != (args.validation_concepts is None):
         raise UserError("give both --validation-images and --validation-concepts, or neither.")
     card = args.output.with_name(args.output.name + ".card.md")
@@ -128,9 +127,6 @@ def _run_train(args):
             raise UserError(f"--checkpoint-dir {args.checkpoint_dir} would hold {written}: the "
                             "model and its card are written outside the checkpoint folder.")
     _prepare_checkpoint(args.checkpoint_dir, restart=args.restart)
-    if args.image_store is not None:
-        args.image_store = open_image_store(args.image_store,
-                                            written=(args.output, card, args.checkpoint_dir))
     train = _load(args.images, args.concepts, args.edition)
     _check_learnable(args.concepts, args.edition)
     validation = (None if args.validation_images is None
@@ -139,6 +135,19 @@ def _run_train(args):
              if getattr(args, name) is not None}
     if args.weights is not None:  # "none" is the estimator's None (random weights)
         given["weights"] = None if args.weights.lower() == "none" else args.weights
+    check_room(args, given, train)
+    if args.image_store is None:
+        return _train_and_save(args, card, train, validation, given)
+    written = (args.output, card, args.checkpoint_dir)
+    # A training refused before any image was stored leaves no store of its making.
+    with removed_unless_filled(args.image_store, lambda path: open_image_store(path, written),
+                               "images") as given["image_store"]:
+        return _train_and_save(args, card, train, validation, given)
+
+
+def _train_and_save(args, card, train, validation, given):
+    from ..recipes._workflows import save_model, train_and_tune
+
     model = train_and_tune(train, validation, say=lambda line: say_unless_quiet(args, line),
                            verbose=0 if args.quiet else 1, **given)
     try:
@@ -150,22 +159,6 @@ def _run_train(args):
     _write_text(card, model.model_card())
     say_unless_quiet(args, f"Wrote {args.output} ({model.threshold!r}) and its model card {card}")
     return 0
-
-
-def _check_memory(args):
-    """What --image-size and --batch-size allocate, checked before anything is made or read
-    (a batch holds at most the folder's images, counted by their names)."""
-    from ..datasets._imageclef import image_files_by_id
-    from ..keras import ConceptCNNClassifier
-    from ..keras._architecture import check_memory
-
-    shape = {name: getattr(args, name) for name in ("image_size", "batch_size", "filters",
-                                                    "dense_units", "backbone")
-             if getattr(args, name) is not None}
-    n_images = len(image_files_by_id(args.images)) if args.images.is_dir() else None
-    check_memory(ConceptCNNClassifier(**shape), n_images,
-                 names={"image_size": "--image-size", "batch_size": "--batch-size",
-                        "filters": "--filters", "dense_units": "--dense-units"})
 
 
 def _prepare_checkpoint(folder, restart):

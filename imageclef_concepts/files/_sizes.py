@@ -9,6 +9,7 @@ the parameter instead of an out-of-memory error after minutes of work.
 import functools
 import os
 import shutil
+from pathlib import Path
 
 # The most one allocation may take where the machine's memory cannot be told (no
 # os.sysconf, as on Windows): more than any workstation gives a batch of images.
@@ -91,6 +92,44 @@ def check_disk_space(n_bytes, folder, setting, what, advice):
         raise ValueError(f"{setting}: {what} takes {in_bytes(n_bytes)}, more than the free "
                          f"space of the disk of {os.fsdecode(folder)} "
                          f"({in_bytes(free, exact=False)}): {advice}.")
+
+
+def check_disks(demands, asked=()):
+    """Ask each disk for the ``demands`` ``(bytes, folder, setting, what, advice)`` it takes
+    together (``folder``: where the bytes go, made or not yet), naming the first one's
+    setting; a disk whose demands are all in ``asked`` (checked alone already) and a demand
+    of nothing are left out."""
+    disks = {}
+    for demand in demands:
+        if demand[0]:
+            disks.setdefault(_device(demand[1]), []).append(demand)
+    for together in disks.values():
+        if all(any(demand is done for done in asked) for demand in together):
+            continue
+        _, folder, shown, _, _ = together[0]
+        check_disk_space(sum(n for n, *_ in together), nearest_folder(folder), shown,
+                         ", and ".join(what for *_, what, _ in together),
+                         "free space there, " + " or ".join(a for *_, a in together))
+
+
+def _device(path):
+    """The device of ``path``, or of its nearest folder there is."""
+    try:
+        return nearest_folder(path).stat().st_dev
+    except OSError:
+        return None
+
+
+def nearest_folder(path):
+    """``path``, or the nearest of its folders there is (the folder a file will be made in)."""
+    path = Path(path)
+    for folder in (path, *path.parents):
+        try:
+            folder.stat()
+        except OSError:
+            continue
+        return folder
+    return path
 
 
 def setting(name, value):

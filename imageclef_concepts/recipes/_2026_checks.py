@@ -200,7 +200,7 @@ def check_store_room(members, store, splits, retrieval=None, encoder_name=None, 
     fitted after every network has trained, and predicting then found the disk filled,
     as it did once the members' files had filled it. ``own``: the store is the run's
     own (in its output), which the user can move, not leave out."""
-    from ..files._sizes import setting
+    from ..files._sizes import check_disks, setting
     from ..images._store import (
         as_image_store,
         check_room_for_files,
@@ -225,16 +225,7 @@ def check_store_room(members, store, splits, retrieval=None, encoder_name=None, 
     if saved is not None:
         demands.append((*saved, "the grid", "saving the members still to train",
                         "train fewer members"))
-    _check_disks(demands)
-
-
-# A member's file holds its weights and its optimizer's state as float32, deflated:
-# 3.6-3.9 bytes a weight and 2.5-3.7 a state number measured (the paper's network,
-# EfficientNet-B0, MobileNets frozen, fine-tuned and trainable, 1-3 epochs), so 4 bytes
-# a number is never below it (1.1-1.4 times the files). Beside them, each file holds the
-# network's config (0.4 MB for DenseNet-121 before deflating) and HDF5's headers.
-_SAVED_BYTES_PER_NUMBER = 4
-_SAVED_BYTES_PER_MEMBER = 2**18
+    check_disks(demands, asked=demands[:1])  # the images' alone, asked already
 
 
 def members_bytes(members, n_concepts):
@@ -245,15 +236,14 @@ def members_bytes(members, n_concepts):
     members would fill is refused before the first trains, not after."""
     from sklearn.base import clone
 
-    from ..keras._training_loop import count_weights
+    from ..keras._training_loop import count_weights, saved_bytes
 
     counted = {}
     for member in members:
         key = _network_key(member)
         if key not in counted:  # random weights: none downloaded
-            weights, state = count_weights(clone(member).set_params(weights=None), n_concepts)
-            counted[key] = (_SAVED_BYTES_PER_NUMBER * (weights + state)
-                            + _SAVED_BYTES_PER_MEMBER)
+            counted[key] = saved_bytes(
+                count_weights(clone(member).set_params(weights=None), n_concepts))
     return sum(counted[_network_key(m)] for m in members)
 
 
@@ -282,44 +272,6 @@ def _embeddings_demand(paths, retrieval, encoder_name):
     return (embeddings, folder, setting("retrieval_encoder", encoder_name),
             f"{rows} embedding(s) of {width} dimensions by the retrieval encoder",
             "give no retrieval encoder")
-
-
-def _check_disks(demands):
-    """Ask each disk for the ``demands`` ``(bytes, folder, setting, what, advice)`` it takes
-    together, naming the first one's setting (the images' alone, ``demands[0]``, were
-    asked already); a demand of nothing is left out (every image stored already)."""
-    from ..files._sizes import check_disk_space
-
-    disks = {}
-    for demand in demands:
-        if demand[0]:
-            disks.setdefault(_device(demand[1]), []).append(demand)
-    for together in disks.values():
-        if together == [demands[0]]:
-            continue
-        _, folder, shown, _, _ = together[0]
-        check_disk_space(sum(n for n, *_ in together), _nearest(folder), shown,
-                         ", and ".join(what for *_, what, _ in together),
-                         "free space there, " + " or ".join(a for *_, a in together))
-
-
-def _device(path):
-    """The device of ``path``, or of its nearest folder there is."""
-    try:
-        return _nearest(path).stat().st_dev
-    except OSError:
-        return None
-
-
-def _nearest(path):
-    """``path``, or the nearest of its folders there is (the folder a file will be made in)."""
-    for folder in (path, *path.parents):
-        try:
-            folder.stat()
-        except OSError:
-            continue
-        return folder
-    return path
 
 
 def make_dry_run_data(data_dir, image_size):

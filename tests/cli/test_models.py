@@ -230,11 +230,17 @@ def test_train_into_an_image_store_without_room_is_one_line_before_training(
 
     folder, train, _ = dataset
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40, 2**20))
+    store = tmp_path / "disk" / "store"  # a disk of its own: the model's has room
+
+    def disk_usage(folder):
+        free = 2**20 if str(folder).startswith(str(store.parent)) else 2**40
+        return usage(2**41, 2**41 - free, free)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
     started = time.monotonic()
     code = main(["train", "--images", str(folder / "train" / "images"),
                  "--concepts", train.concepts_file, "--output", str(tmp_path / "model.keras"),
-                 "--image-store", str(tmp_path / "store"), "--image-size", "128",
+                 "--image-store", str(store), "--image-size", "128",
                  "--epochs", "1", "--filters", "4", "--dense-units", "8", "--quiet"])
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1 and "Traceback" not in error
@@ -243,7 +249,7 @@ def test_train_into_an_image_store_without_room_is_one_line_before_training(
     assert "choose a smaller --image-size." in error and "image_size" not in error
     assert time.monotonic() - started < 10
     assert not (tmp_path / "model.keras").exists()
-    assert not list((tmp_path / "store").glob("*px-*"))
+    assert not (tmp_path / "disk").exists()  # the store, and the folder made for it, removed
 
 
 def test_predict_into_an_image_store_without_room_is_one_line_before_predicting(

@@ -124,3 +124,37 @@ def test_a_validation_fraction_refused_before_a_checkpoint_is_made(tmp_path):
     with pytest.raises(ValueError, match="validation_fraction=0.1 of 3 images"):
         model.fit(X, [["C1"], ["C2"], ["C1"]])
     assert not (tmp_path / "checkpoint").exists()
+
+
+@pytest.mark.parametrize(("params", "tight"), [
+    (dict(TINY, epochs=3), False),  # the files' headers and the config are most of it
+    # many small variables, each with its HDF5 header and its share of the config: the
+    # .keras file (stored, not deflated) was 1.07 times 4 bytes a number
+    pytest.param(dict(image_size=32, backbone="mobilenetv3small", weights=None, epochs=3,
+                      random_state=0), True, marks=pytest.mark.slow),
+])
+def test_the_saved_and_checkpoint_bytes_bound_the_files_written(tmp_path, tiny_images,
+                                                                params, tight):
+    import os
+
+    from imageclef_concepts.keras._training_loop import (
+        checkpoint_bytes,
+        count_weights,
+        saved_bytes,
+    )
+
+    from ..conftest import labels_of
+
+    folder = tmp_path / "checkpoint"
+    model = ConceptCNNClassifier(**params, checkpoint_dir=folder, validation_fraction=0.25,
+                                 monitor="val_loss", verbose=0)
+    model.fit(tiny_images.images, labels_of(tiny_images))
+    held = sum(os.path.getsize(os.path.join(root, name))
+               for root, _, names in os.walk(folder) for name in names)
+    model.save(tmp_path / "model.keras")
+    counted = count_weights(ConceptCNNClassifier(**params), len(model.classes_))
+    assert held <= checkpoint_bytes(counted)
+    assert not tight or checkpoint_bytes(counted) < held * 2  # the previous epoch's files
+    saved = (tmp_path / "model.keras").stat().st_size
+    assert saved <= saved_bytes(counted)
+    assert not tight or saved_bytes(counted) < saved * 1.3

@@ -1,0 +1,59 @@
+"""The train command's checks on what training will take, done before any epoch: the
+memory a batch and the network take, and the disk room for the model file and the
+checkpoint's epochs."""
+
+import os
+import stat
+
+from ._arguments import UserError
+
+
+def check_memory(args):
+    """What --image-size and --batch-size allocate, checked before anything is made or read
+    (a batch holds at most the folder's images, counted by their names)."""
+    from ..datasets._imageclef import image_files_by_id
+    from ..keras import ConceptCNNClassifier
+    from ..keras._architecture import check_memory as check_network_memory
+
+    shape = {name: getattr(args, name) for name in ("image_size", "batch_size", "filters",
+                                                    "dense_units", "backbone")
+             if getattr(args, name) is not None}
+    n_images = len(image_files_by_id(args.images)) if args.images.is_dir() else None
+    check_network_memory(ConceptCNNClassifier(**shape), n_images,
+                         names={"image_size": "--image-size", "batch_size": "--batch-size",
+                                   "filters": "--filters", "dense_units": "--dense-units"})
+
+
+def check_room(args, given, train):
+    """Refuse, before training, disks that cannot take the model file and the checkpoint's
+    epochs (their most, from the network's numbers: ``keras._training_loop.saved_bytes``
+    and ``checkpoint_bytes``); a full disk lost the first epoch, or the whole training."""
+    from ..files._sizes import check_disks, setting
+    from ..keras import ConceptCNNClassifier
+    from ..keras._training_loop import checkpoint_bytes, count_weights, saved_bytes
+
+    n_concepts = len({concept for concepts in train.concepts for concept in concepts})
+    counted = count_weights(ConceptCNNClassifier(**{**given, "weights": None}), n_concepts)
+    held = _bytes_held(args.checkpoint_dir)  # a checkpoint resumed: its files are there
+    try:
+        check_disks([
+            (saved_bytes(counted), args.output.absolute(), setting("--output", args.output),
+             "the model file", "name an --output on another disk"),
+            (max(checkpoint_bytes(counted) - held, 0), args.checkpoint_dir,
+             setting("--checkpoint-dir", args.checkpoint_dir), "the checkpoint's epochs",
+             "give --checkpoint-dir a folder on another disk")])
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+def _bytes_held(folder):
+    """The bytes of the files in ``folder`` (links not followed), 0 when there is none."""
+    held = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            try:
+                status = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            held += status.st_size if stat.S_ISREG(status.st_mode) else 0
+    return held
