@@ -15,6 +15,7 @@ import warnings
 
 from ..concept_files._text import ConceptFileError
 from ..files._atomic import shown_name
+from ..utils._interrupts import noticing_interrupts, was_interrupted
 from ._arguments import UserError, one_line
 from ._embed import add_embed
 from ._export import add_export
@@ -39,18 +40,28 @@ def main(argv=None):
         start_quietly()
     with _file_names_printable():
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), noticing_interrupts(raise_at_exit=False):
                 warnings.showwarning = _show_warning_plainly(args.command)
                 return args.run_command(args)
         except KeyboardInterrupt:
-            print(f"imageclef-concepts {args.command}: interrupted", file=sys.stderr)
-            return 130
+            return _interrupted(args)
         except (UserError, ConceptFileError, OSError, ValueError) as error:
+            if was_interrupted():  # a Ctrl-C a library turned into an error of its own
+                return _interrupted(args)
             # the library's parameters that this command sets by flags, named as its flags
             flags = getattr(args, "parameter_flags", None)
             print(f"imageclef-concepts {args.command}: error: {one_line(error, flags)}",
                   file=sys.stderr)
             return 2
+        except Exception:
+            if was_interrupted():  # Keras building a network: a TypeError for a Ctrl-C
+                return _interrupted(args)
+            raise
+
+
+def _interrupted(args):
+    print(f"imageclef-concepts {args.command}: interrupted", file=sys.stderr)
+    return 130
 
 
 @contextlib.contextmanager

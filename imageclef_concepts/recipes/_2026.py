@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from ..files._atomic import checked_file_name, write_atomically
 from ..models._persistence import jsonable
+from ..utils._interrupts import noticing_interrupts, raise_if_interrupted
 from ._2026_checks import (
     TUNING_SEED,
     check_layout,
@@ -54,10 +55,8 @@ from ._2026_parts import (
     fit_retrieval,
     load_split,
     member_files,
-    noticing_interrupts,
     output_kept,
     plan_lines,
-    raise_if_interrupted,
     retrieval_template,
     train_members,
 )

@@ -9,12 +9,10 @@ is trained, and a rerun with the same plan loads it instead of training it.
 from __future__ import annotations
 
 import json
-import signal
-import sys
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
+
+from ..utils._interrupts import raise_if_interrupted
 
 PROCEDURE = "imageclef-concepts recipe-2026"
 _TIMING_IMAGES = 16  # images of the timing step
@@ -322,43 +320,3 @@ def load_member(path, template):
                          f"{delete}.")
     store = planned.get("image_store")
     return model.set_params(image_store=store) if store else model
-
-
-_interrupted = threading.Event()
-
-
-@contextmanager
-def noticing_interrupts():
-    """Remember every Ctrl-C, so that one swallowed where Python ignores exceptions still counts.
-
-    TensorFlow's finalizers (``AtomicFunction.__del__``) run during training;
-    a KeyboardInterrupt raised in one is printed and dropped. The flag it
-    leaves makes :func:`raise_if_interrupted` end the run at the next check.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    _interrupted.clear()
-
-    def handler(signum, frame):
-        _interrupted.set()
-        raise KeyboardInterrupt
-
-    hook = sys.unraisablehook
-
-    def unraisable(report):  # the Ctrl-C is noted: no "Exception ignored" traceback for it
-        if not isinstance(report.exc_value, KeyboardInterrupt):
-            hook(report)
-
-    previous, sys.unraisablehook = signal.signal(signal.SIGINT, handler), unraisable
-    try:
-        yield
-        raise_if_interrupted()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        sys.unraisablehook = hook
-
-
-def raise_if_interrupted():
-    if _interrupted.is_set():
-        raise KeyboardInterrupt

@@ -109,3 +109,35 @@ def test_verbose_lets_tensorflow_show_its_lines(verbose, level, tmp_path, monkey
                  "--images", str(tmp_path), "--output", str(tmp_path / "run.tsv")])
     assert code == 2 and "model file not found" in capsys.readouterr().err
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == level
+
+
+@pytest.mark.parametrize("turned_into", [TypeError, ValueError])
+def test_a_ctrl_c_a_library_turns_into_its_own_error_is_an_interruption(
+        tmp_path, capsys, monkeypatch, turned_into):
+    # A Ctrl-C while Keras built a network surfaced as Keras' TypeError: a traceback (or,
+    # as a ValueError, "error: ..." as if the user had made a mistake).
+    import signal
+
+    from imageclef_concepts.cli import _images
+
+    def run(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            raise turned_into("'NoneType' object is not callable") from None
+
+    monkeypatch.setattr(_images, "_run_prepare", run)
+    arguments = ["prepare", "--images", str(tmp_path), "--store", str(tmp_path / "s")]
+    assert main(arguments) == 130
+    assert capsys.readouterr().err == "imageclef-concepts prepare: interrupted\n"
+
+    def mistake(args):  # with no Ctrl-C, the error is what it is
+        raise turned_into("bad")
+
+    monkeypatch.setattr(_images, "_run_prepare", mistake)
+    if turned_into is TypeError:
+        with pytest.raises(TypeError):
+            main(arguments)
+    else:
+        assert main(arguments) == 2
+        assert capsys.readouterr().err == "imageclef-concepts prepare: error: bad\n"

@@ -284,7 +284,9 @@ def test_a_ctrl_c_swallowed_during_training_still_ends_the_run(tmp_path, monkeyp
     monkeypatch.setattr("sys.unraisablehook", ignored.append)
     files = _recipe_parts.member_files(tmp_path, 2)
     members = [(name, MostFrequentConcepts()) for name in "ab"]
-    with pytest.raises(KeyboardInterrupt), _recipe_parts.noticing_interrupts():
+    from imageclef_concepts.utils._interrupts import noticing_interrupts
+
+    with pytest.raises(KeyboardInterrupt), noticing_interrupts():
         _recipe_parts.train_members(members, files, Bunch(paths=[[0]], concepts=[("C1",)]),
                                     None, lambda line: None)
     assert not any(path.exists() for path in files)  # nothing saved after the Ctrl-C

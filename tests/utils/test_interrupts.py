@@ -1,0 +1,39 @@
+"""Ctrl-C noticed where Python drops it or a library turns it into another error."""
+
+import os
+import signal
+
+import pytest
+
+from imageclef_concepts.utils._interrupts import (
+    noticing_interrupts,
+    raise_if_interrupted,
+    was_interrupted,
+)
+
+
+class _SwallowsInterrupts:  # as TensorFlow's AtomicFunction.__del__ does
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("raise_at_exit", [True, False])
+def test_a_ctrl_c_dropped_in_a_finalizer_is_noticed(monkeypatch, raise_at_exit):
+    ignored = []  # what Python would print as "Exception ignored in ..."
+    monkeypatch.setattr("sys.unraisablehook", ignored.append)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        with noticing_interrupts(raise_at_exit=raise_at_exit):
+            assert not was_interrupted()
+            _SwallowsInterrupts()  # the KeyboardInterrupt is raised in __del__ and dropped
+            assert was_interrupted()
+            with pytest.raises(KeyboardInterrupt):
+                raise_if_interrupted()
+    except KeyboardInterrupt:
+        assert raise_at_exit
+    else:
+        assert not raise_at_exit
+    assert ignored == [] and was_interrupted()  # noted, no traceback printed for it
+    assert signal.getsignal(signal.SIGINT) is before  # the handler put back
+    with noticing_interrupts():
+        assert not was_interrupted()  # each block starts afresh
