@@ -6,12 +6,11 @@ encoder again; an image already there, its file unchanged, is not embedded
 again.
 """
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ._arguments import UserError, positive_int, say_unless_quiet
-from ._images import remove_store_if_empty
+from ._images import remove_store_if_empty, store_is_new
 
 
 def add_embed(commands):
@@ -72,7 +71,7 @@ def _run_embed(args):
     except ValueError as error:  # a setting the named encoder cannot take: say it as a flag
         raise UserError(str(error).replace("weights=", "--weights ")
                         .replace("image_size=", "--image-size ")) from None
-    made = not os.path.lexists(args.store)
+    made = store_is_new(args.store)
     store = EmbeddingStore(args.store)  # refused (one line) before the network is built
     paths = [image_path(files, image_id) for image_id in sorted(files)]
     try:

@@ -49,7 +49,7 @@ def _run_prepare(args):
     files = image_files_by_id(args.images)
     if not files:
         raise UserError(f"no image file in {args.images}")
-    made = not os.path.lexists(args.store)
+    made = store_is_new(args.store)
     store = open_image_store(args.store)
     paths = [image_path(files, image_id) for image_id in sorted(files)]
     try:
@@ -70,6 +70,13 @@ def _run_prepare(args):
         f"already there, {done.unreadable} unreadable. The store holds {shelf['images']} "
         f"images at this size ({shelf['disk_bytes'] / 2**20:.1f} MB)."))
     return 0
+
+
+def store_is_new(path):
+    """Whether no file or folder is at the path a store named ``path`` opens (``..`` taken
+    lexically, as the store takes it): ``mine/missing/..`` is the folder ``mine``, not new,
+    and never removed as one the command made."""
+    return not os.path.lexists(os.path.abspath(path))
 
 
 def remove_store_if_empty(store, held):
