@@ -104,7 +104,7 @@ def test_training_images_too_few_for_the_validation_split_are_refused_naming_the
     pytest.param(dict(backbone="mobilenetv3small", weights=None, image_size=32,
                       freeze_epochs=1, epochs=2), marks=pytest.mark.slow),
     # the same with a patience early stopping could end the frozen stage with: it seldom
-    # does, and the backbone's state was left out (the estimate 0.36 of the file)
+    # does, and the backbone's state was left out (the estimate 0.45 of the file)
     pytest.param(dict(backbone="mobilenetv3small", weights=None, image_size=32,
                       freeze_epochs=1, epochs=2, early_stopping_patience=0),
                  marks=pytest.mark.slow),
