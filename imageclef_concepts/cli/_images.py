@@ -76,7 +76,7 @@ def removed_unless_filled(path, open_store, held):
     what opening it made: the store's files, the folder and the parents it made, never a
     folder that was there (an empty folder the user named keeps no marker)."""
     made = _missing_folders(path)  # deepest first
-    empty = not made and _is_empty_folder(path)
+    empty = not made and _is_empty_folder(os.path.abspath(path))  # as the store opens it
     store = open_store(path)
     parents = [(folder, folder_identity(folder)) for folder in made[1:]]
     try:

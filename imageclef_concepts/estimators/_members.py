@@ -203,7 +203,8 @@ def check_one_training_per_checkpoint(estimators, n_fits=1, what=""):
             if folder is None or name.rpartition("__")[2] != "checkpoint_dir":
                 continue
             check_checkpoint_folder(folder)  # a link, a file: not once other members trained
-            shown, key = f"{owner}__{name}", os.path.abspath(os.fspath(folder))
+            # realpath: real/ck and link/ck (link -> real) are one folder
+            shown, key = f"{owner}__{name}", os.path.realpath(os.fspath(folder))
             if n_fits > 1:
                 raise ValueError(f"{shown}={os.fspath(folder)!r}: {what} trains it {n_fits} "
                                  "times (each split, then the refit), and a checkpoint folder "

@@ -139,8 +139,11 @@ def check_checkpoint_folder(path, writing=True):
     except ValueError as error:
         raise CheckpointError(str(error)) from None
     if not os.path.lexists(path):
+        parent = os.path.dirname(path)  # the folder there that the missing ones are made in
+        while not os.path.lexists(parent) and os.path.dirname(parent) != parent:
+            parent = os.path.dirname(parent)
         if writing:
-            _check_writable(path, os.path.dirname(path))
+            _check_writable(path, parent)
         return
     if os.path.islink(path):
         raise CheckpointError(f"checkpoint folder {path} is a symbolic link: name the folder "
@@ -437,14 +440,10 @@ def remove_checkpoint(path: str | os.PathLike[str], run_id: str | None = None) -
 
 
 def _remove_file(path):
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.remove(path)  # checked to be a regular file (or absent) under the lock
-    except FileNotFoundError:
-        pass
 
 
 def _remove_empty_folder(path):
-    try:
+    with contextlib.suppress(OSError):
         os.rmdir(path)  # fails on a folder that holds anything: that is not ours to remove
-    except OSError:
-        pass

@@ -183,15 +183,14 @@ Counted = namedtuple("Counted", "weights state variables")
 
 def count_weights(estimator, n_concepts):
     """:class:`Counted` ``(weights, state, variables)``: the numbers a model file of
-    ``estimator`` for ``n_concepts`` holds at least (built, then dropped), its network's
+    ``estimator`` for ``n_concepts`` holds at most (built, then dropped), its network's
     weights and its optimizer's state (Adam keeps two numbers a weight) for the weights it
-    trains to the last epoch: those trained from the first, or all once a fine-tuning stage
-    surely comes (:func:`training_stages`; early stopping unable to end the frozen stage);
-    and how many variables hold them."""
-    patience = estimator.early_stopping_patience
+    trains to the last epoch: those trained from the first, or all when a fine-tuning stage
+    may come (:func:`training_stages`): early stopping seldom ends the frozen stage, and a
+    file counted without the backbone's state was a third of its size; and how many
+    variables hold them."""
     fine_tuned = (estimator.model is None and estimator.backbone != "paper"
-                  and 0 < estimator.freeze_epochs < estimator.epochs
-                  and (patience is None or patience >= estimator.freeze_epochs))
+                  and 0 < estimator.freeze_epochs < estimator.epochs)
     try:
         network = _uncompiled_network(estimator, n_concepts, seed=0)
         if fine_tuned:  # as compile_network frees it (no loss: pos_weight needs the data)

@@ -109,7 +109,9 @@ def test_a_store_the_command_made_is_removed_only_while_it_holds_nothing(
 
     monkeypatch.setattr(_once, "embed_images", interrupted)
     (tmp_path / "mine").mkdir()
-    for store in (tmp_path / "new", tmp_path / "mine"):
+    # "mine/missing/..": a path that does not exist, naming the user's folder (the store
+    # opens it): it was taken as made, and removed.
+    for store in (tmp_path / "new", tmp_path / "mine", tmp_path / "mine" / "missing" / ".."):
         assert _embed(images, store) == 130  # interrupted
     assert (tmp_path / "new").exists() == (when == "after")
     if when == "after":

@@ -45,7 +45,9 @@ def test_a_store_prepare_made_is_removed_while_it_holds_nothing(tmp_path, capsys
     images = _two_images(tmp_path)
     _one_gib_free(monkeypatch)
     (tmp_path / "mine").mkdir()
-    for store in (tmp_path / "new", tmp_path / "mine"):
+    # "mine/missing/..": a path that does not exist, naming the user's folder (the store
+    # opens it): it was taken as made, and removed.
+    for store in (tmp_path / "new", tmp_path / "mine", tmp_path / "mine" / "missing" / ".."):
         assert main(["prepare", "--images", str(images), "--store", str(store),
                      "--image-size", "20000", "--quiet"]) == 2
     assert not (tmp_path / "new").exists() and (tmp_path / "mine").is_dir()

@@ -179,6 +179,25 @@ def test_members_sharing_a_checkpoint_folder_are_refused_before_any_training(tmp
     assert not folder.exists()
 
 
+def test_members_naming_one_checkpoint_folder_through_a_linked_parent_are_refused(tmp_path):
+    # real/ck and link/ck (link -> real) are one folder: told apart by their paths, the
+    # first member trained whole, then the second was refused ("the checkpoint of another
+    # training").
+    from imageclef_concepts import ConceptCNNClassifier
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    members = [(name, ConceptCNNClassifier(image_size=16, filters=(2,), dense_units=(2,),
+                                           epochs=1, random_state=seed,
+                                           checkpoint_dir=str(tmp_path / name / "ck")))
+               for seed, name in enumerate(("real", "link"))]
+    with pytest.raises(ValueError, match=r"^link__checkpoint_dir and real__checkpoint_dir "
+                                         r"name one checkpoint folder"):
+        ConceptEnsemble(members).fit(np.zeros((8, 16, 16, 3), dtype=np.uint8),
+                                     ["C1", "C2"] * 4)
+    assert not (tmp_path / "real" / "ck").exists()
+
+
 @pytest.mark.parametrize("second", ["link", "file"])
 def test_a_members_checkpoint_folder_is_checked_before_any_member_trains(tmp_path, second):
     # The second member's checkpoint_dir (a link, a file) was refused at its turn, once the

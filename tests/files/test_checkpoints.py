@@ -187,7 +187,9 @@ def test_a_checkpoint_folder_that_cannot_be_written_is_named_before_any_image(
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda path, mode, **kw: os.fspath(path) not in (
         os.fspath(locked), os.fspath(locked / "empty")) and real_access(path, mode, **kw))
-    for folder in (locked / "empty", locked / "new"):
+    # locked/new/deeper: only the folder it is made in was asked (locked/new, missing, so
+    # passed), and a second member's was refused at its turn, once the first had trained.
+    for folder in (locked / "empty", locked / "new", locked / "new" / "deeper"):
         with pytest.raises(CheckpointError, match=rf"^checkpoint folder .*{folder.name}: the "
                                                   r"folder .*locked.* cannot be written"):
             check_checkpoint_folder(folder)
