@@ -45,7 +45,7 @@ from ._2026_checks import (
     check_store_room,
     check_training_size,
     make_dry_run_data,
-    members_bytes,
+    members_demands,
 )
 from ._2026_parts import (
     check_data_identity,
@@ -267,12 +267,12 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
                          f"the {len(train.paths)} training images: choose fewer.")
     files = member_files(output_dir, len(members))
     todo = [member for (_, member), path in zip(members, files) if not path.is_file()]
-    saved = (members_bytes(todo, len({c for cs in train.concepts for c in cs})), output_dir)
+    written = members_demands(todo, len({c for cs in train.concepts for c in cs}), output_dir)
     # Again for a user's store: with the embeddings and the members' files on its disk.
     # The store the run opened (by path, it was made in a folder put at the output's path
     # while the members' files were counted).
     check_store_room(members, opened, _splits(layout), retrieval, recipe.retrieval_encoder,
-                     saved, own=not users)
+                     written, own=not users)
     for line in plan_lines(plan, layout, output_dir, store, files):
         say(line)
     say(estimate_compute(members, files, train, recipe.estimator_params))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -187,7 +188,7 @@ def check_count_coverage(valid, count_coverage):
         raise ValueError(f"{valid.concepts}: {error}") from None
 
 
-def check_store_room(members, store, splits, retrieval=None, encoder_name=None, saved=None,
+def check_store_room(members, store, splits, retrieval=None, encoder_name=None, written=(),
                      own=False):
     """Refuse, before the first member trains, disks that cannot take what the run writes.
 
@@ -195,11 +196,11 @@ def check_store_room(members, store, splits, retrieval=None, encoder_name=None, 
     images and the predicted split's (``splits``: lists of paths) at each of the members'
     sizes and filters together, those the store holds left out; with a ``retrieval``
     member (its encoder named ``encoder_name``), the embeddings it adds to its embedding
-    store; and ``saved``, ``(bytes, folder)``, the members' files still to be saved
-    (:func:`members_bytes`). What shares a disk is asked of it together: the k-NN is
-    fitted after every network has trained, and predicting then found the disk filled,
-    as it did once the members' files had filled it. ``own``: the store is the run's
-    own (in its output), which the user can move, not leave out."""
+    store; and ``written``, the demands of the members' files still to be saved and of
+    their checkpoints (:func:`members_demands`). What shares a disk is asked of it
+    together: the k-NN is fitted after every network has trained, and predicting then
+    found the disk filled, as it did once the members' files had filled it. ``own``: the
+    store is the run's own (in its output), which the user can move, not leave out."""
     from ..files._sizes import check_disks, setting
     from ..images._store import (
         as_image_store,
@@ -222,10 +223,7 @@ def check_store_room(members, store, splits, retrieval=None, encoder_name=None, 
                 "filter(s)", instead)]
     if retrieval is not None:
         demands.append(_embeddings_demand(paths, retrieval, encoder_name))
-    if saved is not None:
-        demands.append((*saved, "the grid", "saving the members still to train",
-                        "train fewer members"))
-    check_disks(demands, asked=demands[:1])  # the images' alone, asked already
+    check_disks([*demands, *written], asked=demands[:1])  # the images' alone, asked already
 
 
 def members_bytes(members, n_concepts):
@@ -234,17 +232,46 @@ def members_bytes(members, n_concepts):
     and its optimizer's state counted (``keras._training_loop.count_weights``). Seconds
     at most (DenseNet-121), before hours of training. An upper bound, so that a disk the
     members would fill is refused before the first trains, not after."""
+    from ..keras._training_loop import saved_bytes
+
+    return sum(map(saved_bytes, _counted(members, n_concepts)))
+
+
+def members_demands(members, n_concepts, output_dir):
+    """``(bytes, folder, setting, what, advice)`` of what the ``members`` still to train
+    write: their files in ``output_dir`` (:func:`members_bytes`), and in each
+    ``checkpoint_dir`` they name, the largest of their checkpoints (the members that share
+    one train one after another, each removing its checkpoint once its file is saved)."""
+    from ..files._sizes import setting
+    from ..keras._training_loop import checkpoint_bytes, saved_bytes
+
+    counted_all = _counted(members, n_concepts)
+    demands = [(sum(map(saved_bytes, counted_all)), output_dir, "the grid",
+                "saving the members still to train", "train fewer members")]
+    largest = {}
+    for member, counted in zip(members, counted_all):
+        if member.checkpoint_dir is not None:
+            folder = os.path.realpath(member.checkpoint_dir)
+            largest[folder] = max(largest.get(folder, 0), checkpoint_bytes(counted))
+    for folder, needed in largest.items():
+        demands.append((needed, Path(folder), setting("checkpoint_dir", folder),
+                        "a member's checkpoint", "give checkpoint_dir a folder on another "
+                        "disk, or none"))
+    return demands
+
+
+def _counted(members, n_concepts):
+    """Each member's ``keras._training_loop.Counted``, each distinct network built once."""
     from sklearn.base import clone
 
-    from ..keras._training_loop import count_weights, saved_bytes
+    from ..keras._training_loop import count_weights
 
     counted = {}
     for member in members:
         key = _network_key(member)
         if key not in counted:  # random weights: none downloaded
-            counted[key] = saved_bytes(
-                count_weights(clone(member).set_params(weights=None), n_concepts))
-    return sum(counted[_network_key(m)] for m in members)
+            counted[key] = count_weights(clone(member).set_params(weights=None), n_concepts)
+    return [counted[_network_key(member)] for member in members]
 
 
 def _network_key(member):

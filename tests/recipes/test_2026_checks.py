@@ -6,7 +6,7 @@ from collections import namedtuple
 import pytest
 
 from imageclef_concepts.recipes import _2026_parts as _recipe_parts
-from imageclef_concepts.recipes._2026_checks import members_bytes
+from imageclef_concepts.recipes._2026_checks import members_bytes, members_demands
 
 _Usage = namedtuple("_Usage", "total used free")
 
@@ -48,8 +48,8 @@ def test_members_whose_files_the_disk_cannot_take_are_refused_before_any_trains(
     wide = dataclasses.replace(recipe.DRY_RUN, estimator_params={  # wider members
         **recipe.DRY_RUN.estimator_params, "dense_units": (512,)})
     asked = []
-    monkeypatch.setattr(recipe, "members_bytes",
-                        lambda *args: asked.append(members_bytes(*args)) or asked[-1])
+    monkeypatch.setattr(recipe, "members_demands", lambda *args: asked.append(
+        members_demands(*args)[0][0]) or members_demands(*args))
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: _Usage(2**40, 2**40, images))
     monkeypatch.setattr(_recipe_parts, "fit_member", lambda *a: pytest.fail("trained"))
     with pytest.raises(ValueError) as raised:
@@ -73,10 +73,11 @@ def test_members_alone_are_named_when_every_image_is_stored_already(tmp_path, mo
     members = [("a", tiny_cnn(image_size=16)), ("b", tiny_cnn(image_size=16))]
     store = tmp_path / "store"
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: _Usage(2**40, 2**40, 1000))
-    check_store_room(members, store, [[]], saved=(999, tmp_path))  # within the free space
+    saved = ("the grid", "saving the members still to train", "train fewer members")
+    check_store_room(members, store, [[]], written=[(999, tmp_path, *saved)])  # it fits
     with pytest.raises(ValueError, match=r"^the grid: saving the members still to train "
                                          r"takes 1,001 bytes, more than"):
-        check_store_room(members, store, [[]], saved=(1001, tmp_path))
+        check_store_room(members, store, [[]], written=[(1001, tmp_path, *saved)])
 
 
 def test_training_images_too_few_for_the_validation_split_are_refused_naming_the_file(
@@ -211,3 +212,25 @@ def test_retrieval_params_without_a_retrieval_encoder_are_named_before_the_outpu
         run_recipe_2026(None, tmp_path / "out", dry_run=True, say=print, recipe=dataclasses.
                         replace(recipe.DRY_RUN, retrieval_params={"image_size": 64}))
     assert not (tmp_path / "out").exists()
+
+
+def test_the_members_checkpoint_folder_is_asked_for_their_largest_checkpoint(tmp_path):
+    # A checkpoint_dir in the recipe's estimator_params was not counted: its disk filled
+    # at the first epoch of a member, after the members before it had trained.
+    from imageclef_concepts.keras._training_loop import checkpoint_bytes, count_weights
+
+    from ..conftest import tiny_cnn
+
+    small, wide = tiny_cnn(image_size=16), tiny_cnn(image_size=16, dense_units=(64,))
+    assert members_demands([small, wide], 3, tmp_path)[1:] == []  # no checkpoint: none
+    for member in (small, wide):
+        member.set_params(checkpoint_dir=tmp_path / "link" / "ck")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    saved, *checkpoints = members_demands([small, wide], 3, tmp_path / "out")
+    assert saved[0] == members_bytes([small, wide], 3)
+    (needed, folder, setting, what, advice), = checkpoints  # one folder: one at a time
+    assert needed == checkpoint_bytes(count_weights(wide, 3)) > checkpoint_bytes(
+        count_weights(small, 3))
+    assert folder == tmp_path / "real" / "ck"
+    assert setting.startswith("checkpoint_dir=") and "another disk" in advice

@@ -88,7 +88,7 @@ def test_a_member_started_after_the_output_was_replaced_makes_no_store_in_it(tmp
 
 
 @pytest.mark.slow  # an end-to-end recipe run: several seconds
-@pytest.mark.parametrize("step", ["members_bytes", "fit_member", "tune_decisions",
+@pytest.mark.parametrize("step", ["members_demands", "fit_member", "tune_decisions",
                                   "predict_folder"])
 def test_an_output_replaced_as_members_train_tune_or_predict_gets_no_store(tmp_path,
                                                                           monkeypatch, step):
@@ -109,7 +109,7 @@ def test_an_output_replaced_as_members_train_tune_or_predict_gets_no_store(tmp_p
                                  count_coverage=(None,))
     out = tmp_path / "out"
     module = {"fit_member": _recipe_parts, "tune_decisions": _2026,
-              "members_bytes": _2026}.get(step, _workflows)
+              "members_demands": _2026}.get(step, _workflows)
     real = getattr(module, step)
 
     def replace_the_output_then(*args, **kwargs):
