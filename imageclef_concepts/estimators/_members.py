@@ -189,6 +189,16 @@ def united_classes(all_targets, on_concepts):
     return np.arange(widths.pop())
 
 
+def workers_for(n_jobs, n_fits):
+    """joblib's ``n_jobs`` for ``n_fits`` fits: no more workers than fits. joblib starts
+    every worker at once (loky's processes, threads): ``n_jobs=10**5`` for two members
+    started processes until the system refused. None and values below 1 (joblib's reading:
+    -1 is every core, 0 refused) are left to joblib."""
+    if n_jobs is None or n_jobs < 1:
+        return n_jobs
+    return max(1, min(int(n_jobs), n_fits))
+
+
 def check_one_training_per_checkpoint(estimators, n_fits=1, what=""):
     """Refuse, before any training, a checkpoint folder (a ``checkpoint_dir`` at any depth of
     the ``(name, estimator)`` pairs) that more than one training would use: two estimators
