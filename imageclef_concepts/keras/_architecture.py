@@ -246,6 +246,9 @@ def _check_paper_image_size(size, n_blocks, kernel_size, padding):
 
 
 def _check_training_params(estimator):
+    if (estimator.n_threads or 0) > 16 * (os.cpu_count() or 1):  # 10**6 ran out of memory
+        raise ValueError(f"n_threads={estimator.n_threads}: TensorFlow starts that many threads at "
+                         f"once, more than 16 for each of this machine's {os.cpu_count()} cores.")
     if estimator.checkpoint_dir is not None:
         check_checkpoint_folder(estimator.checkpoint_dir)  # before any image is read
         if estimator.freeze_epochs:

@@ -35,6 +35,24 @@ def test_parameters_that_do_not_go_together_are_named(params, message):
         check_architecture(ConceptCNNClassifier(**{**TINY, **params}))
 
 
+def test_more_threads_than_a_machine_runs_are_refused_before_tensorflow_starts_them(
+        monkeypatch):
+    # TensorFlow starts n_threads threads at once: n_threads=10**6 ran for minutes and was
+    # killed for memory, naming nothing (issue 30 review 12).
+    import os
+
+    from imageclef_concepts.keras import _architecture
+
+    def started(n_threads):
+        raise AssertionError(f"TensorFlow was given n_threads={n_threads}")
+
+    monkeypatch.setattr(_architecture, "apply_thread_limit", started)
+    with pytest.raises(ValueError, match=r"^n_threads=1000000: TensorFlow starts"):
+        ConceptCNNClassifier(**{**TINY, "n_threads": 10**6}).fit(
+            np.zeros((2, 32, 32, 3), np.uint8), ["C1", "C2"])
+    check_architecture(ConceptCNNClassifier(**{**TINY, "n_threads": os.cpu_count()}))
+
+
 def test_the_network_built_is_compiled_with_the_estimators_settings():
     estimator = ConceptCNNClassifier(**{**TINY, "loss": "focal", "learning_rate": 1e-3,
                                         "decay": 0})
