@@ -106,8 +106,9 @@ def _member_name(params, keys):
 
 # What a member's name may not hold: it is a folder of the model archive
 # (``members/<name>/``), so '/' (or '\\') would nest it inside another
-# member's folder, and a control character is no name.
-_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
+# member's folder, and a control character is no name; nor is a lone surrogate (a file
+# name's bytes that are not UTF-8, as os.fsdecode gives them), which no archive can hold.
+_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def check_member_names(names, what="estimators"):
@@ -128,8 +129,8 @@ def check_member_names(names, what="estimators"):
         if not isinstance(name, str) or name in ("", ".", "..") or _UNSAFE.search(name):
             raise ValueError(
                 f"The name {name!r} in {what} cannot name a member: a name must be a non-empty "
-                "string other than '.' and '..', without '/', '\\' or control characters "
-                "(it is the member's folder in the saved model).")
+                "string other than '.' and '..', without '/', '\\', control characters or bytes "
+                "that are not UTF-8 (it is the member's folder in the saved model).")
 
 
 def _shown(value):

@@ -1,5 +1,7 @@
 """Ensembles at scale: members from a template and a grid, their random parts, their weights."""
 
+import os
+
 import joblib
 import numpy as np
 import pytest
@@ -226,3 +228,21 @@ def test_no_more_workers_than_fits(fit, monkeypatch):
         else:
             EnsembleTuner(ensemble, cv=2, thresholds=3, n_jobs=n_jobs).fit(X, y)
     assert asked and max(asked) == 2
+
+
+def test_names_that_are_not_utf8_are_refused_or_never_made(tmp_path):
+    # A grid over paths named in bytes that are not UTF-8 (os.fsdecode's lone surrogates) made
+    # member names every member trained under, then the save failed with a UnicodeEncodeError
+    # naming nothing (the names are the archive's folders; issue 30 review 12).
+    path = os.fsdecode(b"/data/caf\xe9")
+    ensemble = ConceptEnsemble.from_grid(MostFrequentConcepts(), {"k": [1, 2],
+                                                                  "min_count": [1, 2]})
+    names = ConceptEnsemble.from_grid(ConceptKNNClassifier(pixel_size=2), {
+        "embedding_store": [None, path]}).estimators
+    assert [name for name, _ in names] == ["embedding_store=None", "embedding_store=_data_caf_"]
+    X, y = np.zeros((4, 1)), ["C1", "C1;C2"] * 2
+    ensemble.fit(X, y).save(tmp_path / "kept.zip")
+    ensemble.set_params(estimators=[(os.fsdecode(b"r\xe9sidu"), MostFrequentConcepts()),
+                                    ("other", MostFrequentConcepts())])
+    with pytest.raises(ValueError, match=r"^The name 'r\\udce9sidu' in estimators cannot"):
+        ensemble.fit(X, y)
