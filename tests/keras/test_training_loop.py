@@ -124,3 +124,15 @@ def test_a_validation_fraction_refused_before_a_checkpoint_is_made(tmp_path):
     with pytest.raises(ValueError, match="validation_fraction=0.1 of 3 images"):
         model.fit(X, [["C1"], ["C2"], ["C1"]])
     assert not (tmp_path / "checkpoint").exists()
+
+
+@pytest.mark.parametrize("validation, message", [
+    ((np.zeros((3, 32, 32, 3), np.uint8), ["C1", "C2"]), "X has 3 images but y has 2 rows"),
+    (([], []), "X must be images"),
+])
+def test_bad_validation_data_is_named_as_validation_data(validation, message):
+    # The same words as for X and y named the training data: a user looking at X found
+    # nothing wrong (issue 30 review 12).
+    X, y = np.zeros((4, 32, 32, 3), np.uint8), ["C1", "C2"] * 2
+    with pytest.raises(ValueError, match=f"^validation_data: {message}"):
+        ConceptCNNClassifier(**TINY).fit(X, y, validation_data=validation)
