@@ -43,6 +43,7 @@ from ._members import (
     grid_members,
     rows_of,
     united_classes,
+    workers_for,
 )
 
 if TYPE_CHECKING:  # names for annotations only
@@ -224,7 +225,7 @@ class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConcept
             check_one_training_per_checkpoint(members.items())
             samples = draw_samples(_num_samples(X), len(members), self.subsample,
                                    self.random_state)
-            fitted = Parallel(n_jobs=self.n_jobs)(
+            fitted = Parallel(n_jobs=workers_for(self.n_jobs, len(members)))(
                 delayed(fit_on_rows)(clone(member), X, y, routed[name].fit, rows)
                 for (name, member), rows in zip(members.items(), samples or [None] * len(members)))
         self._set_members(fitted, y)

@@ -106,8 +106,9 @@ def _member_name(params, keys):
 
 # What a member's name may not hold: it is a folder of the model archive
 # (``members/<name>/``), so '/' (or '\\') would nest it inside another
-# member's folder, and a control character is no name.
-_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
+# member's folder, and a control character is no name; nor is a lone surrogate (a file
+# name's bytes that are not UTF-8, as os.fsdecode gives them), which no archive can hold.
+_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def check_member_names(names, what="estimators"):
@@ -128,8 +129,8 @@ def check_member_names(names, what="estimators"):
         if not isinstance(name, str) or name in ("", ".", "..") or _UNSAFE.search(name):
             raise ValueError(
                 f"The name {name!r} in {what} cannot name a member: a name must be a non-empty "
-                "string other than '.' and '..', without '/', '\\' or control characters "
-                "(it is the member's folder in the saved model).")
+                "string other than '.' and '..', without '/', '\\', control characters or bytes "
+                "that are not UTF-8 (it is the member's folder in the saved model).")
 
 
 def _shown(value):
@@ -187,6 +188,16 @@ def united_classes(all_targets, on_concepts):
         raise ValueError(f"The members were fitted on indicator targets of different widths "
                          f"{sorted(widths)}; give concept lists to align them by name.")
     return np.arange(widths.pop())
+
+
+def workers_for(n_jobs, n_fits):
+    """joblib's ``n_jobs`` for ``n_fits`` fits: no more workers than fits. joblib starts
+    every worker at once (loky's processes, threads): ``n_jobs=10**5`` for two members
+    started processes until the system refused. None and values below 1 (joblib's reading:
+    -1 is every core, 0 refused) are left to joblib."""
+    if n_jobs is None or n_jobs < 1:
+        return n_jobs
+    return max(1, min(int(n_jobs), n_fits))
 
 
 def check_one_training_per_checkpoint(estimators, n_fits=1, what=""):

@@ -133,9 +133,9 @@ def check_memory(estimator, n_images=None, *, training=True, names=None):
     check_image_size(size, name=names["image_size"])
     paper = (training and getattr(estimator, "model", None) is None
              and estimator.backbone == "paper")
-    shape = {name: getattr(estimator, name) for name in _SIZING[:2 + 2 * paper]}
-    kernel = (estimator.kernel_size, estimator.padding) if paper else None
-    need, what, batch = _memory_needed(shape, n_images, kernel)
+    shape = {name: getattr(estimator, name) for name in _SIZING[:2 + 3 * paper]}
+    padding = estimator.padding if paper else None
+    need, what, batch = _memory_needed(shape, n_images, padding)
     limit = memory_limit()
     if need <= limit:
         return
@@ -143,7 +143,7 @@ def check_memory(estimator, n_images=None, *, training=True, names=None):
     # brings the need within the memory; else every one above its default.
     defaults = {name: _PAPER_DEFAULTS[name] for name in shape}
     culprits = [name for name in shape if shape[name] != defaults[name]
-                and _memory_needed({**shape, name: defaults[name]}, n_images, kernel)[0] <= limit]
+                and _memory_needed({**shape, name: defaults[name]}, n_images, padding)[0] <= limit]
     culprits = culprits or [name for name in shape if _larger(shape[name], defaults[name])]
     culprits = culprits or list(shape)
     shown = [setting(names[name], shape[name]) for name in culprits]
@@ -154,11 +154,12 @@ def check_memory(estimator, n_images=None, *, training=True, names=None):
 
 
 # What sizes the memory of a batch through the network, in the order named.
-_SIZING = ("batch_size", "image_size", "filters", "dense_units")
+_SIZING = ("batch_size", "image_size", "filters", "dense_units", "kernel_size")
 _PAPER_DEFAULTS = {"image_size": paper_constants.IMAGE_SIZE,
                   "batch_size": paper_constants.BATCH_SIZE,
                   "filters": tuple(paper_constants.FILTERS),
-                  "dense_units": tuple(paper_constants.DENSE_UNITS)}
+                  "dense_units": tuple(paper_constants.DENSE_UNITS),
+                  "kernel_size": paper_constants.KERNEL_SIZE}
 
 
 def _larger(value, default):
@@ -167,21 +168,20 @@ def _larger(value, default):
     return max(values, default=0) > max(defaults, default=0)
 
 
-def _memory_needed(shape, n_images, kernel):
-    """(bytes, what takes them, images in the batch) for ``shape``: image_size, batch_size
-    and, for the paper's network in training, filters and dense_units (``kernel``: its
-    kernel_size and padding; None for another network)."""
+def _memory_needed(shape, n_images, padding):
+    """(bytes, what takes them, images in the batch) for ``shape``: image_size, batch_size and,
+    for the paper's network in training (``padding`` not None), its other sizing parameters."""
     # Python integers: NumPy's (a grid's np.arange) would overflow and pass the check.
     size, batch_size = int(shape["image_size"]), int(shape["batch_size"])
     batch = batch_size if n_images is None else max(1, min(batch_size, int(n_images)))
     need = batch * size * size * 3 * (1 + 4)
-    if kernel is None:
+    if padding is None:
         return need, "the uint8 batch and its float32 input", batch
     # The paper's network is counted from its parameters before training only,
     # once check_architecture has validated them: a fitted network (loaded from
     # a file whose record may say anything) is what it is.
-    outputs, weights = _paper_network_numbers(size, shape["filters"], *kernel,
-                                              shape["dense_units"])
+    outputs, weights = _paper_network_numbers(size, shape["filters"], shape["kernel_size"],
+                                              padding, shape["dense_units"])
     need += 4 * (batch * outputs * 2 + weights * 4)
     return need, ("the images, the layers' outputs and the weights, with their gradients "
                   "and Adam's moments"), batch
@@ -246,6 +246,9 @@ def _check_paper_image_size(size, n_blocks, kernel_size, padding):
 
 
 def _check_training_params(estimator):
+    if (estimator.n_threads or 0) > 16 * (os.cpu_count() or 1):  # 10**6 ran out of memory
+        raise ValueError(f"n_threads={estimator.n_threads}: TensorFlow starts that many threads at "
+                         f"once, more than 16 for each of this machine's {os.cpu_count()} cores.")
     if estimator.checkpoint_dir is not None:
         check_checkpoint_folder(estimator.checkpoint_dir)  # before any image is read
         if estimator.freeze_epochs:

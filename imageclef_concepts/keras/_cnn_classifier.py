@@ -234,10 +234,10 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         How it combines with resuming, two stages and ``warm_start`` is in
         :mod:`imageclef_concepts.keras._ema`.
     n_threads : int or None, default=None
-        TensorFlow's threads in this process (intra- and inter-op), set at
-        the first fit or prediction. None leaves TensorFlow's choice, every
-        core. The rule on a cluster: workers x ``n_threads`` <= cores, so
-        with 2 worker processes on a 2-core machine, ``n_threads=1``.
+        TensorFlow's threads in this process (intra- and inter-op, at most 16 a
+        core), set at the first fit or prediction. None leaves TensorFlow's
+        choice, every core. The rule on a cluster: workers x ``n_threads`` <= cores,
+        so with 2 worker processes on a 2-core machine, ``n_threads=1``.
     distribution : {None, "mirrored", "multi_worker_mirrored"}, default=None
         Train one network over several devices with ``tf.distribute``: the
         network is built and compiled in the strategy's scope and every batch

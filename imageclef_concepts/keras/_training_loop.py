@@ -75,7 +75,12 @@ def train_network(estimator, images, indicator, *, sample_weight, warm_start, ep
     # corrected rerun as another training): the validation images (an unreadable one), and
     # that validation_fraction leaves images on each side (the split itself needs the seed).
     if validation_data is not None:
-        validation_data = estimator._validate_data(*validation_data)
+        try:
+            validation_data = estimator._validate_data(*validation_data)
+        except ValueError as error:  # its words name X and y: say they are the validation's
+            if type(error) is not ValueError:
+                raise
+            raise ValueError(f"validation_data: {error}") from None
     split_validation(images.usable_indices(), estimator.validation_fraction,
                      np.random.default_rng(0), validation_data)
     folder = None if estimator.checkpoint_dir is None else CheckpointFolder.open(

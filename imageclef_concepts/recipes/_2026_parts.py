@@ -208,6 +208,7 @@ def train_members(members, files, train, n_jobs, say, kept=lambda: None):
     """
     from joblib import Parallel, delayed
 
+    from ..estimators._members import workers_for
     from ._workflows import save_model
 
     fitted = {index: load_member(path, members[index][1])
@@ -223,8 +224,7 @@ def train_members(members, files, train, n_jobs, say, kept=lambda: None):
     if n_jobs in (None, 1):  # one by one, each saved before the next starts
         done = (job[0](*job[1], **job[2]) for job in jobs)
     else:  # no more workers than members (joblib sizes a queue by them: 10**20 overflowed)
-        n_jobs = max(1, min(n_jobs, len(todo))) if n_jobs > 0 else n_jobs
-        done = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+        done = Parallel(n_jobs=workers_for(n_jobs, len(todo)), return_as="generator")(jobs)
     for index, model in zip(todo, done):
         raise_if_interrupted()  # a Ctrl-C that TensorFlow swallowed (in a __del__) ends the run
         kept()

@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..concepts._targets import ConceptTargets, align_columns, targets_of
 from ..estimators._ensemble import ConceptEnsemble
+from ..estimators._members import workers_for
 from ..images._shared import shares_decoding
 from ..models._base import (
     BaseConceptClassifier,
@@ -308,7 +309,8 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
             members = self.ensemble.estimators_
             return ([aligned_scores(member, X, targets_of(member, labels), vocabulary.classes_,
                                     fill) for member in members], splits[0][1], None)
-        fitted = Parallel(n_jobs=self.n_jobs if len(splits) > 1 else None)(
+        n_jobs = workers_for(self.n_jobs, len(splits)) if len(splits) > 1 else None
+        fitted = Parallel(n_jobs=n_jobs)(
             delayed(fit_on_rows)(clone(self.ensemble), X, y, fit_params, train)
             for train, _ in splits)
         per_fold = [[aligned_scores(member, _safe_indexing(X, test),

@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..concepts._lists import is_concept_lists
 from ..concepts._metrics import imageclef_f1, imageclef_f1_score
 from ..concepts._targets import ConceptTargets, score_columns, targets_of
+from ..estimators._members import workers_for
 from ..images._shared import shares_decoding
 from ..models._base import (
     BaseConceptClassifier,
@@ -312,7 +313,7 @@ class ThresholdTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         if len(splits) == 1:  # one hold-out: nothing to spread (nor to nest in a cluster)
             results = [fit_on_rows(clone(self.estimator), X, y, fit_params, splits[0][0])]
         else:
-            results = Parallel(n_jobs=self.n_jobs)(
+            results = Parallel(n_jobs=workers_for(self.n_jobs, len(splits)))(
                 delayed(fit_on_rows)(clone(self.estimator), X, y, fit_params, train)
                 for train, _ in splits)
         self._fold_estimator = results[0]

@@ -1,5 +1,7 @@
 """Ensembles at scale: members from a template and a grid, their random parts, their weights."""
 
+import os
+
 import joblib
 import numpy as np
 import pytest
@@ -216,3 +218,50 @@ def test_a_members_checkpoint_folder_is_checked_before_any_member_trains(tmp_pat
     with pytest.raises(CheckpointError, match=rf"^checkpoint folder {tmp_path / 'b'} "):
         ConceptEnsemble(members).fit(X, ["C1", "C2"] * 4)
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("fit", ["ensemble", "threshold_tuner", "ensemble_tuner"])
+def test_no_more_workers_than_fits(fit, monkeypatch):
+    # joblib's loky starts every worker at once: n_jobs=10**5 for two members started
+    # processes until the system refused (issue 30 review 12); n_jobs=16, 16 processes.
+    n_jobs = 64  # threads below (the failure is cheap): 10**5 made 21,649 before failing
+    from imageclef_concepts import EnsembleTuner, ThresholdTuner
+
+    asked = []
+    init = joblib.Parallel.__init__
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        asked.append(self.n_jobs)
+
+    monkeypatch.setattr(joblib.Parallel, "__init__", recording)
+    X, y = np.zeros((8, 2, 2, 3), np.uint8), ["C1", "C1;C2"] * 4
+    ensemble = ConceptEnsemble.from_grid(ConceptKNNClassifier(pixel_size=2, n_neighbors=1),
+                                         {"threshold": [0.4, 0.6]}, combine="vote")
+    with joblib.parallel_config(backend="threading"):
+        if fit == "ensemble":
+            ensemble.set_params(n_jobs=n_jobs).fit(X, y)
+        elif fit == "threshold_tuner":
+            ThresholdTuner(ConceptKNNClassifier(pixel_size=2, n_neighbors=1), cv=2,
+                           n_jobs=n_jobs).fit(X, y)
+        else:
+            EnsembleTuner(ensemble, cv=2, thresholds=3, n_jobs=n_jobs).fit(X, y)
+    assert asked and max(asked) == 2
+
+
+def test_names_that_are_not_utf8_are_refused_or_never_made(tmp_path):
+    # A grid over paths named in bytes that are not UTF-8 (os.fsdecode's lone surrogates) made
+    # member names every member trained under, then the save failed with a UnicodeEncodeError
+    # naming nothing (the names are the archive's folders; issue 30 review 12).
+    path = os.fsdecode(b"/data/caf\xe9")
+    ensemble = ConceptEnsemble.from_grid(MostFrequentConcepts(), {"k": [1, 2],
+                                                                  "min_count": [1, 2]})
+    names = ConceptEnsemble.from_grid(ConceptKNNClassifier(pixel_size=2), {
+        "embedding_store": [None, path]}).estimators
+    assert [name for name, _ in names] == ["embedding_store=None", "embedding_store=_data_caf_"]
+    X, y = np.zeros((4, 1)), ["C1", "C1;C2"] * 2
+    ensemble.fit(X, y).save(tmp_path / "kept.zip")
+    ensemble.set_params(estimators=[(os.fsdecode(b"r\xe9sidu"), MostFrequentConcepts()),
+                                    ("other", MostFrequentConcepts())])
+    with pytest.raises(ValueError, match=r"^The name 'r\\udce9sidu' in estimators cannot"):
+        ensemble.fit(X, y)

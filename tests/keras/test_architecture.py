@@ -35,6 +35,24 @@ def test_parameters_that_do_not_go_together_are_named(params, message):
         check_architecture(ConceptCNNClassifier(**{**TINY, **params}))
 
 
+def test_more_threads_than_a_machine_runs_are_refused_before_tensorflow_starts_them(
+        monkeypatch):
+    # TensorFlow starts n_threads threads at once: n_threads=10**6 ran for minutes and was
+    # killed for memory, naming nothing (issue 30 review 12).
+    import os
+
+    from imageclef_concepts.keras import _architecture
+
+    def started(n_threads):
+        raise AssertionError(f"TensorFlow was given n_threads={n_threads}")
+
+    monkeypatch.setattr(_architecture, "apply_thread_limit", started)
+    with pytest.raises(ValueError, match=r"^n_threads=1000000: TensorFlow starts"):
+        ConceptCNNClassifier(**{**TINY, "n_threads": 10**6}).fit(
+            np.zeros((2, 32, 32, 3), np.uint8), ["C1", "C2"])
+    check_architecture(ConceptCNNClassifier(**{**TINY, "n_threads": os.cpu_count()}))
+
+
 def test_the_network_built_is_compiled_with_the_estimators_settings():
     estimator = ConceptCNNClassifier(**{**TINY, "loss": "focal", "learning_rate": 1e-3,
                                         "decay": 0})
@@ -74,6 +92,9 @@ def test_sizes_beyond_memory_are_refused_naming_them_before_any_image_is_read(de
     ({"dense_units": (10**7,)}, r"dense_units=\(10000000,\)"),
     ({"filters": (10**5,), "dense_units": (10**7,)},
      r"filters=\(100000,\) and dense_units=\(10000000,\)"),
+    # 'same' padding keeps the side: the kernels' weights alone were 87 TiB, and the error
+    # named batch_size, image_size, filters and dense_units (issue 30 review 12).
+    ({"kernel_size": 10**6, "padding": "same"}, r"kernel_size=1000000"),
 ])
 def test_a_network_beyond_memory_names_the_parameter_that_makes_it(params, named):
     from imageclef_concepts.keras._architecture import check_memory
@@ -90,9 +111,10 @@ def test_the_dense_layers_outputs_are_counted_in_the_memory_a_batch_takes():
     # tensor of shape [22, 60000000] (a traceback); 100000000 crashed with SIGSEGV.
     from imageclef_concepts.keras._architecture import _memory_needed
 
-    shape = {"image_size": 16, "batch_size": 24, "filters": (4, 8), "dense_units": (10**6,)}
-    need = _memory_needed(shape, None, (5, "valid"))[0]
-    without = _memory_needed({**shape, "dense_units": ()}, None, (5, "valid"))[0]
+    shape = {"image_size": 16, "batch_size": 24, "filters": (4, 8), "dense_units": (10**6,),
+             "kernel_size": 5}
+    need = _memory_needed(shape, None, "valid")[0]
+    without = _memory_needed({**shape, "dense_units": ()}, None, "valid")[0]
     weights = 4 * 4 * (8 * 10**6 + 10**6)  # 8 features into 10**6 units, Adam's moments
     assert need - without == weights + 4 * 24 * 2 * 2 * 10**6
 

@@ -158,3 +158,15 @@ def test_the_saved_and_checkpoint_bytes_bound_the_files_written(tmp_path, tiny_i
     saved = (tmp_path / "model.keras").stat().st_size
     assert saved <= saved_bytes(counted)
     assert not tight or saved_bytes(counted) < saved * 1.3
+
+
+@pytest.mark.parametrize("validation, message", [
+    ((np.zeros((3, 32, 32, 3), np.uint8), ["C1", "C2"]), "X has 3 images but y has 2 rows"),
+    (([], []), "X must be images"),
+])
+def test_bad_validation_data_is_named_as_validation_data(validation, message):
+    # The same words as for X and y named the training data: a user looking at X found
+    # nothing wrong (issue 30 review 12).
+    X, y = np.zeros((4, 32, 32, 3), np.uint8), ["C1", "C2"] * 2
+    with pytest.raises(ValueError, match=f"^validation_data: {message}"):
+        ConceptCNNClassifier(**TINY).fit(X, y, validation_data=validation)
