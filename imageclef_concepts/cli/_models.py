@@ -135,7 +135,6 @@ def _run_train(args):
              if getattr(args, name) is not None}
     if args.weights is not None:  # "none" is the estimator's None (random weights)
         given["weights"] = None if args.weights.lower() == "none" else args.weights
-    check_room(args, given, train)
     if args.image_store is None:
         return _train_and_save(args, card, train, validation, given)
     written = (args.output, card, args.checkpoint_dir)
@@ -148,6 +147,7 @@ def _run_train(args):
 def _train_and_save(args, card, train, validation, given):
     from ..recipes._workflows import save_model, train_and_tune
 
+    check_room(args, given, train)  # after the store's own refusals
     model = train_and_tune(train, validation, say=lambda line: say_unless_quiet(args, line),
                            verbose=0 if args.quiet else 1, **given)
     try:

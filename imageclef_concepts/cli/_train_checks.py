@@ -30,10 +30,13 @@ def check_room(args, given, train):
     and ``checkpoint_bytes``); a full disk lost the first epoch, or the whole training."""
     from ..files._sizes import check_disks, setting
     from ..keras import ConceptCNNClassifier
+    from ..keras._architecture import check_architecture
     from ..keras._training_loop import checkpoint_bytes, count_weights, saved_bytes
 
     n_concepts = len({concept for concepts in train.concepts for concept in concepts})
-    counted = count_weights(ConceptCNNClassifier(**{**given, "weights": None}), n_concepts)
+    network = ConceptCNNClassifier(**{**given, "weights": None, "image_store": None})
+    check_architecture(network, len(train.paths))  # a network that cannot be built: named
+    counted = count_weights(network, n_concepts)
     held = _bytes_held(args.checkpoint_dir)  # a checkpoint resumed: its files are there
     try:
         check_disks([

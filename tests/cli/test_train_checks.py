@@ -51,13 +51,13 @@ def test_a_disk_that_cannot_take_the_model_and_its_checkpoint_is_refused_before_
         tmp_path, dataset, capsys, monkeypatch):
     # A full disk lost the first epoch (the checkpoint's write failed after it), or the
     # whole training (the model's write failed after the last epoch).
-    from imageclef_concepts.cli import _models
+    from imageclef_concepts.recipes import _workflows
 
     model, checkpoint = _needed(dataset)
     trained = []
-    real = _models._train_and_save
-    monkeypatch.setattr(_models, "_train_and_save",
-                        lambda *args: trained.append(1) or real(*args))
+    real = _workflows.train_and_tune
+    monkeypatch.setattr(_workflows, "train_and_tune",
+                        lambda *args, **kwargs: trained.append(1) or real(*args, **kwargs))
     _free_on(monkeypatch, lambda folder: model + checkpoint - 1)
     output = tmp_path / "model.keras"
     assert _train(dataset, "--output", str(output), "--image-store",
@@ -68,7 +68,7 @@ def test_a_disk_that_cannot_take_the_model_and_its_checkpoint_is_refused_before_
         in error, error
     assert "name an --output on another disk or give --checkpoint-dir a folder on another " \
         "disk" in error
-    assert not trained and list(tmp_path.iterdir()) == []  # no checkpoint, no store
+    assert not trained and list(tmp_path.iterdir()) == []  # no checkpoint, no store left
     _free_on(monkeypatch, lambda folder: model + checkpoint)
     assert _train(dataset, "--output", str(output)) == 0 and trained
     assert output.is_file()
@@ -138,3 +138,15 @@ def test_a_training_that_fails_before_storing_leaves_no_store_it_made(tmp_path, 
     assert _train(dataset, "--output", str(tmp_path / "m2.keras"), "--image-store",
                   str(store)) == 130
     assert list(store.glob("16px-*"))  # kept: it holds the images
+
+
+def test_a_network_that_cannot_be_built_is_named_before_it_is_counted(tmp_path, dataset,
+                                                                      capsys):
+    # The paper's network at 16 px: counting its weights for the disk check built it, and
+    # Keras' own words came out ("Computed output size would be zero or negative").
+    images = Path(dataset.concepts_file).with_name("images")
+    assert main(["train", "--images", str(images), "--concepts", dataset.concepts_file,
+                 "--output", str(tmp_path / "m.keras"), "--image-size", "16", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "--image-size 16 is too small for 4 blocks" in error, error
+    assert list(tmp_path.iterdir()) == []
