@@ -100,8 +100,8 @@ def _member_name(params, keys):
     clash = {s for s in short.values() if list(short.values()).count(s) > 1}
     parts = [f"{key if short[key] in clash else short[key]}={_shown(params[key])}"
              for key in keys if key in params]
-    name = ",".join(parts).replace("__", "_")  # '__' would read as a nested parameter
-    return _UNSAFE.sub("_", name)  # a value such as a path: '/' would nest in the archive
+    name = _UNSAFE.sub("_", ",".join(parts))  # a path's '/' would nest in the archive
+    return re.sub("__+", "_", name)  # '__' would read as a nested parameter ('/_' made one)
 
 
 # What a member's name may not hold: it is a folder of the model archive

@@ -200,7 +200,7 @@ def _read_manifest(path):
             manifest = json.loads(handle.read())
     except FileNotFoundError:
         return None
-    except (NotARegularFileError, ValueError, UnicodeDecodeError) as error:
+    except (NotARegularFileError, ValueError, UnicodeDecodeError, RecursionError) as error:
         raise _broken(manifest_path, f"is not a readable checkpoint manifest ({error})") \
             from None
     if not isinstance(manifest, dict) or manifest.get("mark") != _MARK or any(

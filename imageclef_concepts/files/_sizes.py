@@ -134,6 +134,7 @@ def nearest_folder(path):
 
 def setting(name, value):
     """How a parameter was set: ``--name value`` for a command-line flag, else ``name=value``."""
+    value = value.tolist() if hasattr(value, "tolist") else value  # NumPy's: [2, 4], as given
     if not name.startswith("--"):
         return f"{name}={value!r}"
     if isinstance(value, (tuple, list)):  # as the flag takes it: 32,64

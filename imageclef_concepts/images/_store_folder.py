@@ -149,7 +149,7 @@ def _check_manifest(path, kind):
     try:
         with open_regular_file(path, f"{kind.label} manifest") as f:
             manifest = json.loads(f.read(4096))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: "[[[..."
         raise kind.error(f"{path} is not a readable {kind.label} manifest ({error}).") \
             from None
     if not isinstance(manifest, dict) or manifest.get("format") != kind.format:

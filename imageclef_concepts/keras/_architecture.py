@@ -4,15 +4,13 @@
 estimator's parameters and passes every one of them to a builder (the builders' own defaults
 are for direct callers only):
 
-* :data:`PARAMETER_CONSTRAINTS` is each parameter's range (the estimator's
-  ``_parameter_constraints``, checked by ``_validate_params``);
+* :data:`PARAMETER_CONSTRAINTS`: each parameter's range (``_parameter_constraints``);
 * :func:`check_architecture` refuses, before any image is read, parameters that cannot make a
   network or a training together, or one this machine's memory cannot hold
   (:func:`check_memory`; once built, :func:`._prediction.check_network_memory`);
-* :func:`build_network` chooses the network (the user's ``model``, a backbone's or the
-  paper's), checks the user's shapes, and compiles it;
-* :func:`compile_network` compiles with the loss and optimizer, freezing or freeing the
-  backbone first (also the second stage of a fine-tuning);
+* :func:`build_network` chooses the network (the user's ``model``, a backbone's or the paper's),
+  checks the user's shapes, and compiles it; :func:`compile_network` compiles with the loss and
+  optimizer, freezing or freeing the backbone first (also the second stage of a fine-tuning);
 * where and how the network computes: :func:`apply_thread_limit` (this process's TensorFlow
   threads, so that workers x threads <= cores), :func:`strategy_for` (a ``tf.distribute``
   strategy by name, in whose scope the network is built and compiled) and
@@ -100,8 +98,7 @@ PARAMETER_CONSTRAINTS = {
 def check_architecture(estimator, n_images=None):
     """Raise ValueError for parameters that are each valid but do not go together.
 
-    ``n_images`` (those of ``X``, when known) caps the batch whose memory is checked
-    (:func:`check_memory`)."""
+    ``n_images`` (those of ``X``, when known) caps the batch :func:`check_memory` checks."""
     _check_network_params(estimator)
     _check_training_params(estimator)
     check_memory(estimator, n_images)
@@ -110,14 +107,13 @@ def check_architecture(estimator, n_images=None):
 def check_memory(estimator, n_images=None, *, training=True, names=None):
     """Refuse, before anything is allocated, images and a network this machine cannot hold.
 
-    One image decoded at ``image_size`` (``images._sources.check_image_size``),
-    then a batch of ``batch_size`` images (``n_images`` when fewer) as the network takes it:
-    the uint8 batch and its float32 input, and for the paper's network the outputs of its
-    convolution blocks and hidden layers (kept for the gradients when training) and its
-    weights (with their gradients and Adam's two moments when training). A lower bound:
-    what it refuses cannot fit
-    (:func:`~imageclef_concepts.images._sources.check_allocation`); a backbone or the
-    user's network needs more than its input batch.
+    One image decoded at ``image_size`` (``images._sources.check_image_size``), then a batch
+    of ``batch_size`` images (``n_images`` when fewer) as the network takes it: the uint8 batch
+    and its float32 input, and for the paper's network the outputs of its convolution blocks
+    and hidden layers (kept for the gradients when training) and its weights (with their
+    gradients and Adam's two moments when training). A lower bound: what it refuses cannot fit
+    (:func:`~imageclef_concepts.images._sources.check_allocation`); a backbone or the user's
+    network needs more than its input batch.
 
     Parameters
     ----------
@@ -131,8 +127,7 @@ def check_memory(estimator, n_images=None, *, training=True, names=None):
     names = {name: (names or {}).get(name, name) for name in _SIZING}
     size = estimator.image_size
     check_image_size(size, name=names["image_size"])
-    paper = (training and getattr(estimator, "model", None) is None
-             and estimator.backbone == "paper")
+    paper = training and getattr(estimator, "model", None) is None and estimator.backbone == "paper"
     shape = {name: getattr(estimator, name) for name in _SIZING[:2 + 3 * paper]}
     padding = estimator.padding if paper else None
     need, what, batch = _memory_needed(shape, n_images, padding)
@@ -142,8 +137,8 @@ def check_memory(estimator, n_images=None, *, training=True, names=None):
     # Name what makes it too big: each parameter that, alone back at its default,
     # brings the need within the memory; else every one above its default.
     defaults = {name: _PAPER_DEFAULTS[name] for name in shape}
-    culprits = [name for name in shape if shape[name] != defaults[name]
-                and _memory_needed({**shape, name: defaults[name]}, n_images, padding)[0] <= limit]
+    culprits = [name for name in shape if not np.array_equal(shape[name], defaults[name])
+                and _within({**shape, name: defaults[name]}, n_images, padding, limit)]
     culprits = culprits or [name for name in shape if _larger(shape[name], defaults[name])]
     culprits = culprits or list(shape)
     shown = [setting(names[name], shape[name]) for name in culprits]
@@ -162,10 +157,16 @@ _PAPER_DEFAULTS = {"image_size": paper_constants.IMAGE_SIZE,
                   "kernel_size": paper_constants.KERNEL_SIZE}
 
 
-def _larger(value, default):
-    values = value if isinstance(value, (tuple, list)) else (value,)
-    defaults = default if isinstance(default, (tuple, list)) else (default,)
-    return max(values, default=0) > max(defaults, default=0)
+def _larger(value, default):  # a number or sizes (a tuple, a list, a NumPy array)
+    return max(np.ravel(value).tolist(), default=0) > max(np.ravel(default), default=0)
+
+
+def _within(shape, n_images, padding, limit):
+    """False also for a ``shape`` making no network (a kernel_size per block, fewer blocks)."""
+    try:
+        return _memory_needed(shape, n_images, padding)[0] <= limit
+    except ValueError:
+        return False
 
 
 def _memory_needed(shape, n_images, padding):
@@ -309,12 +310,11 @@ def _metric_name(metric, index):
 def build_network(estimator, seed):
     """The estimator's network for its ``classes_``, compiled, in its strategy's scope.
 
-    A grid search builds many models in one process: Keras' global state
-    (graph, layer names) is dropped first and garbage collected, about 0.3 s
-    a fit; without it each fit leaves ~2.5 MB more behind. The user's
-    settings this wipes are put back when the fit ends (the estimator's
-    ``process_state_kept``). The strategy is kept on the estimator as
-    ``_strategy`` for the rest of the fit (:func:`strategy_scope`).
+    A grid search builds many models in one process: Keras' global state (graph, layer names)
+    is dropped first and garbage collected, about 0.3 s a fit; without it each fit leaves
+    ~2.5 MB more behind. The user's settings this wipes are put back when the fit ends (the
+    estimator's ``process_state_kept``). The strategy is kept on the estimator as ``_strategy``
+    for the rest of the fit (:func:`strategy_scope`).
     """
     keras.backend.clear_session()
     apply_thread_limit(estimator.n_threads)

@@ -76,7 +76,13 @@ def train_network(estimator, images, indicator, *, sample_weight, warm_start, ep
     # that validation_fraction leaves images on each side (the split itself needs the seed).
     if validation_data is not None:
         try:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                shown = type(validation_data).__name__  # a third item, Keras' weights: not used
+                raise ValueError(f"must be a pair (X_val, y_val); got a {shown}" + (
+                    f" of {len(validation_data)} item(s)." if isinstance(
+                        validation_data, (tuple, list)) else "."))
             validation_data = estimator._validate_data(*validation_data)
+            estimator.targets_.transform(validation_data[1])  # concepts as the training's
         except ValueError as error:  # its words name X and y: say they are the validation's
             if type(error) is not ValueError:
                 raise

@@ -334,12 +334,15 @@ class ArchiveMembers:
 
     ``archive`` is a :class:`~imageclef_concepts.models._zip.ModelZip`: no
     member inflates past the size the manifest states, nor the whole file
-    past its budget.
+    past its budget. Each member is read once: the library writes each part's
+    own (``ArchiveWriter._put``), and members all naming one network were each
+    built (a 17 KB archive naming one .keras 2,500 times: 350 s, 1.6 GB).
     """
 
     def __init__(self, path, archive, manifest):
         self.path, self.archive = path, archive
         self.sizes = stated_sizes(manifest, archive)
+        self.read = set()
 
     def __contains__(self, name):
         return name in self.sizes
@@ -347,6 +350,11 @@ class ArchiveMembers:
     def __getitem__(self, name):
         if name not in self.sizes:
             raise ModelFileError(f"{self.path}: member {name} is missing from the archive.")
+        if name in self.read:
+            raise ModelFileError(f"{self.path}: its entry {name} is named by two parts of the "
+                                 "model, which the library never writes (each part has its "
+                                 "own): not an archive as the library writes it.")
+        self.read.add(name)
         return self.archive.read(name, self.sizes[name], "its manifest states")
 
 

@@ -38,7 +38,7 @@ def claim_output(output_dir, plan, plan_file):
         try:  # a regular file only (a pipe would block), and no more than a plan holds
             with open_regular_file(output_dir / plan_file, "plan") as handle:
                 stored = json.loads(handle.read(2**20))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: "[[[[..."
             stored = None
         if not isinstance(stored, dict) or stored.get("procedure") != PROCEDURE:
             raise ValueError(f"output {output_dir} holds a {plan_file} that is not the "

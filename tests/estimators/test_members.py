@@ -265,3 +265,16 @@ def test_names_that_are_not_utf8_are_refused_or_never_made(tmp_path):
                                     ("other", MostFrequentConcepts())])
     with pytest.raises(ValueError, match=r"^The name 'r\\udce9sidu' in estimators cannot"):
         ensemble.fit(X, y)
+
+
+@pytest.mark.parametrize("value, shown", [("/data/a/_b", "_data_a_b"), ("a__b", "a_b"),
+                                          ("/data/run_/x", "_data_run_x"),
+                                          ("/data/r___1", "_data_r_1")])
+def test_grid_names_never_hold_the_nested_parameter_separator(value, shown):
+    # '/' became '_' after '__' was collapsed, so a path holding '/_' or '_/' (a folder
+    # _cache, run_/), or '___', made a name holding '__': from_grid then refused the
+    # library's own name ('Estimator names must not contain __', issue 30 review 13).
+    ensemble = ConceptEnsemble.from_grid(ConceptKNNClassifier(pixel_size=2),
+                                         {"embedding_store": [None, value]})
+    assert [name for name, _ in ensemble.estimators] == ["embedding_store=None",
+                                                         f"embedding_store={shown}"]

@@ -73,6 +73,17 @@ def test_a_tampered_manifest_cannot_make_removal_touch_other_files(tmp_path):
     assert _snapshot(folder) == {"data.csv": b"precious"}  # not ours, by name: kept
 
 
+def test_a_manifest_nested_past_the_recursion_limit_is_a_checkpoint_error(tmp_path):
+    # json raises RecursionError (not ValueError) for "[[[[...": remove_checkpoint and a
+    # fit with that checkpoint_dir ended in a traceback (issue 30 review 13).
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / MANIFEST).write_text("[" * 100_000)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint manifest"):
+        remove_checkpoint(folder)
+    assert (folder / MANIFEST).read_bytes() == b"[" * 100_000
+
+
 @pytest.mark.parametrize("change", ["concepts", "images", "learning_rate", "random_state"])
 def test_a_checkpoint_of_another_run_is_refused_naming_what_differs(tmp_path, tiny_images,
                                                                     change):

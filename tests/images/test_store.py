@@ -181,6 +181,11 @@ def test_a_manifest_of_another_kind_or_version_is_refused(tmp_path):
     (folder / MANIFEST).write_text('{"format": "something else"}')
     with pytest.raises(ImageStoreError, match="not an image store manifest"):
         ImageStore(folder)
+    # Nested past Python's recursion limit: json raises RecursionError, not ValueError
+    # (a traceback from prepare and ImageStore, issue 30 review 13).
+    (folder / MANIFEST).write_text("[" * 4096)
+    with pytest.raises(ImageStoreError, match="not a readable image store manifest"):
+        ImageStore(folder)
 
 
 def test_a_store_that_cannot_be_written_warns_once_and_decodes(tmp_path, images, monkeypatch):

@@ -95,6 +95,17 @@ def test_sizes_beyond_memory_are_refused_naming_them_before_any_image_is_read(de
     # 'same' padding keeps the side: the kernels' weights alone were 87 TiB, and the error
     # named batch_size, image_size, filters and dense_units (issue 30 review 12).
     ({"kernel_size": 10**6, "padding": "same"}, r"kernel_size=1000000"),
+    # NumPy arrays (array-like, as the constraints take): comparing one with a default of
+    # another length was "The truth value of an array ... is ambiguous" (issue 30 review 13).
+    ({"filters": np.array([10**6])}, r"filters=\[1000000\]"),
+    ({"filters": np.array([2, 10**6])}, r"filters=\[2, 1000000\]"),
+    ({"dense_units": np.array([10**7, 4])}, r"dense_units=\[10000000, 4\]"),
+    # A kernel_size per block: tried with filters back at their default (another number of
+    # blocks), the search itself failed with 'kernel_size has 3 sizes for 4 blocks'.
+    ({"kernel_size": (10**6, 3, 3), "filters": (2, 2, 2), "padding": "same"},
+     r"kernel_size=\(1000000, 3, 3\)"),
+    ({"kernel_size": np.array([10**6, 3, 3]), "filters": (2, 2, 2), "padding": "same"},
+     r"kernel_size=\[1000000, 3, 3\]"),
 ])
 def test_a_network_beyond_memory_names_the_parameter_that_makes_it(params, named):
     from imageclef_concepts.keras._architecture import check_memory

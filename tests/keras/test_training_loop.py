@@ -163,6 +163,17 @@ def test_the_saved_and_checkpoint_bytes_bound_the_files_written(tmp_path, tiny_i
 @pytest.mark.parametrize("validation, message", [
     ((np.zeros((3, 32, 32, 3), np.uint8), ["C1", "C2"]), "X has 3 images but y has 2 rows"),
     (([], []), "X must be images"),
+    # Not a pair, or its concepts not as the training's: the third item (Keras' sample
+    # weights) was taken as _validate_data's reset= and dropped, X alone was 'The truth
+    # value of an array ... is ambiguous', and concepts of another form were refused in the
+    # words of the training's y (issue 30 review 13).
+    ((np.zeros((3, 32, 32, 3), np.uint8), ["C1"] * 3, np.ones(3)),
+     r"must be a pair \(X_val, y_val\); got a tuple of 3 item"),
+    (np.zeros((3, 32, 32, 3), np.uint8), r"must be a pair \(X_val, y_val\); got a ndarray"),
+    ((np.zeros((3, 32, 32, 3), np.uint8),), r"must be a pair \(X_val, y_val\); got a tuple of 1"),
+    ({"X": np.zeros((3, 32, 32, 3), np.uint8), "y": ["C1"] * 3}, "must be a pair"),
+    ((np.zeros((3, 32, 32, 3), np.uint8), None), "This model was fitted on concept lists"),
+    ((np.zeros((3, 32, 32, 3), np.uint8), np.eye(3)), "This model was fitted on concept lists"),
 ])
 def test_bad_validation_data_is_named_as_validation_data(validation, message):
     # The same words as for X and y named the training data: a user looking at X found

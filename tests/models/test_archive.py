@@ -611,6 +611,27 @@ def test_a_member_read_again_and_again_stops_at_the_files_budget(archive, tmp_pa
     assert "reading its members inflates more than" in error
 
 
+@pytest.mark.parametrize("command", ["predict", "load_model", "ConceptEnsemble.load"])
+def test_an_entry_named_by_two_parts_is_refused_before_it_is_built_twice(archive, tmp_path,
+                                                                        capsys, command):
+    # The library writes each part's own entry. Members all naming one network entry were
+    # each built: a 17 KB archive naming one 47 KB .keras 2,500 times loaded networks for
+    # 350 s, up to 1.6 GB, before its budget refused it (issue 30 review 13).
+    name = _network_member(archive[1])
+    record = json.loads(zipfile.ZipFile(archive[1]).read(RECORD))
+    network = next(member for member in record["estimator"]["members"]
+                   if member[1].get("keras_file") == name)
+    twice = tmp_path / "twice.zip"
+    with zipfile.ZipFile(archive[1]) as old, \
+            zipfile.ZipFile(twice, "w", compression=zipfile.ZIP_DEFLATED) as new:
+        record["estimator"]["members"] = [["cnn0", network[1]], ["cnn1", network[1]]]
+        record["members"] = {name: record["members"][name]}
+        new.writestr(name, old.read(name))
+        new.writestr(RECORD, json.dumps(record))
+    said = _refusal(command, twice, tmp_path, capsys)
+    assert f"entry {name} is named by two parts of the model" in said
+
+
 @pytest.mark.parametrize("command", ["info", "ConceptEnsemble.load"])
 def test_networks_inside_an_archive_inflate_within_the_archives_own_budget(
         archive, tmp_path, capsys, monkeypatch, command):

@@ -125,3 +125,12 @@ def test_an_output_replaced_as_members_train_tune_or_predict_gets_no_store(tmp_p
                                             r"claimed \(another folder is at its path now\)"):
         run_recipe_2026(tmp_path / "data", out, recipe=recipe, say=lambda line: None)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_a_plan_nested_past_the_recursion_limit_is_refused_not_a_traceback(tmp_path):
+    from imageclef_concepts.recipes._2026_parts import claim_output
+
+    (tmp_path / "plan.json").write_text("[" * 100_000)  # json: RecursionError, no ValueError
+    with pytest.raises(ValueError, match="not the recipe's"):
+        claim_output(tmp_path, {"procedure": "imageclef-concepts recipe-2026"}, "plan.json")
+    assert (tmp_path / "plan.json").read_text() == "[" * 100_000
