@@ -135,14 +135,15 @@ def _run_train(args):
              if getattr(args, name) is not None}
     if args.weights is not None:  # "none" is the estimator's None (random weights)
         given["weights"] = None if args.weights.lower() == "none" else args.weights
-    check_room(args, given, train)
     if args.image_store is None:
+        check_room(args, given, train)
         return _train_and_save(args, card, train, validation, given)
     written = (args.output, card, args.checkpoint_dir)
     # A training refused before any image was stored leaves no store of its making.
     with removed_unless_filled(args.image_store, lambda path: open_image_store(path, written),
-                               "images") as given["image_store"]:
-        return _train_and_save(args, card, train, validation, given)
+                               "images") as store:
+        check_room(args, given, train, store, (train, validation))  # the store's disk too
+        return _train_and_save(args, card, train, validation, {**given, "image_store": store})
 
 
 def _train_and_save(args, card, train, validation, given):
