@@ -184,8 +184,10 @@ def estimate_compute(members, files, train, estimator_params):
         return "Estimate: every member is saved already; nothing to train."
     epochs = int(estimator_params.get("epochs", 10))
     n = min(_TIMING_IMAGES, len(train.paths))
+    # Never in the member's checkpoint folder: the probe's checkpoint left there had the
+    # member refused as "another training".
     probe = clone(members[0][1]).set_params(epochs=1, freeze_epochs=0,
-                                            early_stopping_patience=None)
+                                            early_stopping_patience=None, checkpoint_dir=None)
     start = time.perf_counter()
     probe.fit(train.paths[:n], train.concepts[:n])
     seconds = time.perf_counter() - start

@@ -125,3 +125,20 @@ def test_an_output_replaced_as_members_train_tune_or_predict_gets_no_store(tmp_p
                                             r"claimed \(another folder is at its path now\)"):
         run_recipe_2026(tmp_path / "data", out, recipe=recipe, say=lambda line: None)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_the_compute_estimates_probe_leaves_the_members_checkpoint_folder_alone(
+        tmp_path, tiny_images):
+    # The probe (one epoch of a few images) fitted a clone of the first member, with its
+    # checkpoint_dir: the folder then held the probe's checkpoint, and that member was
+    # refused as "the checkpoint of another training" (recipe-2026 with a checkpoint_dir
+    # in estimator_params never trained; issue 30 review 13).
+    from sklearn.utils import Bunch
+
+    from ..conftest import tiny_cnn
+
+    folder = tmp_path / "checkpoint"
+    members = [("a", tiny_cnn(checkpoint_dir=folder))]
+    train = Bunch(paths=tiny_images.images[:12], concepts=tiny_images.concepts[:12])
+    line = _recipe_parts.estimate_compute(members, [tmp_path / "a.zip"], train, {})
+    assert line.startswith("Estimate: 1 members") and not folder.exists()
