@@ -259,10 +259,13 @@ def retrieval_template(recipe, output_dir):
     """The recipe's retrieval member, unfitted: a k-NN over the named encoder's embeddings,
     kept in ``<output>/embedding-store``; None when the recipe has none."""
     if recipe.retrieval_encoder is None:
-        if recipe.retrieval_params:  # not dropped silently (nor left out of plan.json)
-            raise ValueError(f"recipe retrieval_params={recipe.retrieval_params!r:.80}: given "
-                             "without a retrieval_encoder, they set nothing: name the "
-                             "encoder, or leave them out.")
+        neighbors = type(recipe).__dataclass_fields__["retrieval_neighbors"].default
+        for name, given in (("retrieval_params", recipe.retrieval_params),
+                            ("retrieval_neighbors", recipe.retrieval_neighbors != neighbors)):
+            if given:  # not dropped silently (nor left out of plan.json)
+                raise ValueError(f"recipe {name}={getattr(recipe, name)!r:.80}: given without "
+                                 "a retrieval_encoder, it sets nothing: name the encoder, or "
+                                 "leave it out.")
         return None
     from ..embeddings._names import make_encoder
     from ..estimators._retrieval import ConceptKNNClassifier

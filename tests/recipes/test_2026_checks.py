@@ -211,6 +211,11 @@ def test_retrieval_params_without_a_retrieval_encoder_are_named_before_the_outpu
                                          r"given without a retrieval_encoder"):
         run_recipe_2026(None, tmp_path / "out", dry_run=True, say=print, recipe=dataclasses.
                         replace(recipe.DRY_RUN, retrieval_params={"image_size": 64}))
+    # retrieval_neighbors likewise (issue 30 review 13)
+    with pytest.raises(ValueError, match=r"^recipe retrieval_neighbors=5: given without a "
+                                         r"retrieval_encoder"):
+        run_recipe_2026(None, tmp_path / "out", dry_run=True, say=print, recipe=dataclasses.
+                        replace(recipe.DRY_RUN, retrieval_neighbors=5))
     assert not (tmp_path / "out").exists()
 
 
