@@ -35,9 +35,12 @@ def main(argv=None):
     if args.command in _NEEDS_TENSORFLOW and args.verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # TensorFlow's lines, start-up ones included
     elif args.command in _NEEDS_TENSORFLOW:
-        from ..keras import start_quietly
+        try:  # seconds of TensorFlow's import: a Ctrl-C there is one too, not a traceback
+            from ..keras import start_quietly
 
-        start_quietly()
+            start_quietly()
+        except KeyboardInterrupt:
+            return _interrupted(args)
     with _file_names_printable():
         try:
             with warnings.catch_warnings(), noticing_interrupts(raise_at_exit=False):

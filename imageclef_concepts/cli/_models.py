@@ -136,18 +136,19 @@ def _run_train(args):
     if args.weights is not None:  # "none" is the estimator's None (random weights)
         given["weights"] = None if args.weights.lower() == "none" else args.weights
     if args.image_store is None:
+        check_room(args, given, train)
         return _train_and_save(args, card, train, validation, given)
     written = (args.output, card, args.checkpoint_dir)
     # A training refused before any image was stored leaves no store of its making.
     with removed_unless_filled(args.image_store, lambda path: open_image_store(path, written),
-                               "images") as given["image_store"]:
-        return _train_and_save(args, card, train, validation, given)
+                               "images") as store:
+        check_room(args, given, train, store, (train, validation))  # the store's disk too
+        return _train_and_save(args, card, train, validation, {**given, "image_store": store})
 
 
 def _train_and_save(args, card, train, validation, given):
     from ..recipes._workflows import save_model, train_and_tune
 
-    check_room(args, given, train)  # after the store's own refusals
     model = train_and_tune(train, validation, say=lambda line: say_unless_quiet(args, line),
                            verbose=0 if args.quiet else 1, **given)
     try:

@@ -24,10 +24,12 @@ def check_memory(args):
                                    "filters": "--filters", "dense_units": "--dense-units"})
 
 
-def check_room(args, given, train):
+def check_room(args, given, train, store=None, datasets=()):
     """Refuse, before training, disks that cannot take the model file and the checkpoint's
     epochs (their most, from the network's numbers: ``keras._training_loop.saved_bytes``
-    and ``checkpoint_bytes``); a full disk lost the first epoch, or the whole training."""
+    and ``checkpoint_bytes``), and the images an image ``store`` adds of the ``datasets``
+    (each alone fitted, and all three on one disk did not: the model's write failed after
+    the last epoch); a full disk lost the first epoch, or the whole training."""
     from ..files._sizes import check_disks, setting
     from ..keras import ConceptCNNClassifier
     from ..keras._architecture import check_architecture
@@ -38,15 +40,35 @@ def check_room(args, given, train):
     check_architecture(network, len(train.paths))  # a network that cannot be built: named
     counted = count_weights(network, n_concepts)
     held = _bytes_held(args.checkpoint_dir)  # a checkpoint resumed: its files are there
+    demands = [
+        (saved_bytes(counted), args.output.absolute(), setting("--output", args.output),
+         "the model file", "name an --output on another disk"),
+        (max(checkpoint_bytes(counted) - held, 0), args.checkpoint_dir,
+         setting("--checkpoint-dir", args.checkpoint_dir), "the checkpoint's epochs",
+         "give --checkpoint-dir a folder on another disk")]
+    if store is not None:
+        demands.append(_store_demand(args, store, ConceptCNNClassifier(**given), datasets))
     try:
-        check_disks([
-            (saved_bytes(counted), args.output.absolute(), setting("--output", args.output),
-             "the model file", "name an --output on another disk"),
-            (max(checkpoint_bytes(counted) - held, 0), args.checkpoint_dir,
-             setting("--checkpoint-dir", args.checkpoint_dir), "the checkpoint's epochs",
-             "give --checkpoint-dir a folder on another disk")])
+        check_disks(demands)
     except ValueError as error:
         raise UserError(str(error)) from None
+
+
+def _store_demand(args, store, estimator, datasets):
+    """What the ``store`` adds of the ``datasets``' images at the model's size and filter."""
+    from pathlib import Path
+
+    from ..files._sizes import setting
+    from ..images._store import files_to_store, key_length, stored_bytes
+
+    shelves = [(int(estimator.image_size), estimator.resample)]
+    paths = list(dict.fromkeys(str(path) for data in datasets if data is not None
+                               for path in data.paths))
+    counts = files_to_store(store, shelves, paths)
+    return (stored_bytes(store, shelves, counts, key_length(paths)), Path(store.path),
+            setting("--image-store", args.image_store),
+            f"storing {counts[0]} image(s) at {shelves[0][0]} px",
+            "give --image-store a folder on another disk, or none")
 
 
 def _bytes_held(folder):

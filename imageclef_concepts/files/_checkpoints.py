@@ -169,9 +169,9 @@ def check_checkpoint_folder(path, writing=True):
 
 def _check_writable(path, folder):
     """Refuse a checkpoint ``folder`` (or the one it is made in) this user cannot write."""
-    if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+    if not (os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)):  # or a file
         raise CheckpointError(f"checkpoint folder {path}: the folder {folder} cannot be written "
-                              "(another user's, a read-only disk): name another folder.")
+                              "(a file, another user's, a read-only disk): name another folder.")
 
 
 def _check_own_files(path):

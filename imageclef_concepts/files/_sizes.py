@@ -109,7 +109,8 @@ def check_disks(demands, asked=()):
         _, folder, shown, _, _ = together[0]
         check_disk_space(sum(n for n, *_ in together), nearest_folder(folder), shown,
                          ", and ".join(what for *_, what, _ in together),
-                         "free space there, " + " or ".join(a for *_, a in together))
+                         "free space there, " + " or ".join(dict.fromkeys(  # each once
+                             a for *_, a in together)))
 
 
 def _device(path):

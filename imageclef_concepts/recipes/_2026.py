@@ -46,6 +46,7 @@ from ._2026_checks import (
     check_training_size,
     make_dry_run_data,
     members_demands,
+    retrieval_file_demand,
 )
 from ._2026_parts import (
     check_data_identity,
@@ -268,6 +269,9 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     files = member_files(output_dir, len(members))
     todo = [member for (_, member), path in zip(members, files) if not path.is_file()]
     written = members_demands(todo, len({c for cs in train.concepts for c in cs}), output_dir)
+    if retrieval is not None and not (files[0].parent / "retrieval.zip").is_file():
+        written.append(retrieval_file_demand(retrieval, recipe.retrieval_encoder, train,
+                                             output_dir))
     # Again for a user's store: with the embeddings and the members' files on its disk.
     # The store the run opened (by path, it was made in a folder put at the output's path
     # while the members' files were counted).

@@ -281,6 +281,19 @@ def _network_key(member):
                                        "checkpoint_dir", "verbose")))
 
 
+def retrieval_file_demand(retrieval, encoder_name, train, output_dir):
+    """(bytes, folder, setting, what, advice) of the retrieval member's file, at most: the
+    training images' embeddings (float32) and concepts (a sparse indicator) once more."""
+    from ..embeddings._once import embed_images
+    from ..files._sizes import setting
+
+    width = embed_images(retrieval.embedding, list(train.paths[:1])).shape[1]  # cached
+    n, labels = len(train.paths), sum(map(len, train.concepts))
+    return (n * width * 4 + labels * 16 + (n + 1) * 8 + 2**18, Path(output_dir),
+            setting("retrieval_encoder", encoder_name), "the retrieval member's file",
+            "give no retrieval encoder")
+
+
 def _embeddings_demand(paths, retrieval, encoder_name):
     """(bytes, folder, setting, what, advice) of the embeddings the retrieval member adds."""
     from ..embeddings._once import count_stored, embed_images

@@ -184,8 +184,10 @@ def estimate_compute(members, files, train, estimator_params):
         return "Estimate: every member is saved already; nothing to train."
     epochs = int(estimator_params.get("epochs", 10))
     n = min(_TIMING_IMAGES, len(train.paths))
+    # Never in the member's checkpoint folder: the probe's checkpoint left there had the
+    # member refused as "another training".
     probe = clone(members[0][1]).set_params(epochs=1, freeze_epochs=0,
-                                            early_stopping_patience=None)
+                                            early_stopping_patience=None, checkpoint_dir=None)
     start = time.perf_counter()
     probe.fit(train.paths[:n], train.concepts[:n])
     seconds = time.perf_counter() - start
@@ -257,10 +259,13 @@ def retrieval_template(recipe, output_dir):
     """The recipe's retrieval member, unfitted: a k-NN over the named encoder's embeddings,
     kept in ``<output>/embedding-store``; None when the recipe has none."""
     if recipe.retrieval_encoder is None:
-        if recipe.retrieval_params:  # not dropped silently (nor left out of plan.json)
-            raise ValueError(f"recipe retrieval_params={recipe.retrieval_params!r:.80}: given "
-                             "without a retrieval_encoder, they set nothing: name the "
-                             "encoder, or leave them out.")
+        neighbors = type(recipe).__dataclass_fields__["retrieval_neighbors"].default
+        for name, given in (("retrieval_params", recipe.retrieval_params),
+                            ("retrieval_neighbors", recipe.retrieval_neighbors != neighbors)):
+            if given:  # not dropped silently (nor left out of plan.json)
+                raise ValueError(f"recipe {name}={getattr(recipe, name)!r:.80}: given without "
+                                 "a retrieval_encoder, it sets nothing: name the encoder, or "
+                                 "leave it out.")
         return None
     from ..embeddings._names import make_encoder
     from ..estimators._retrieval import ConceptKNNClassifier

@@ -24,6 +24,9 @@ def noticing_interrupts(raise_at_exit=True):
         yield
         return
     _interrupted.clear()
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield  # a SIGINT the caller ignores (a script's background job) stays ignored
+        return
 
     def handler(signum, frame):
         _interrupted.set()

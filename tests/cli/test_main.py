@@ -141,3 +141,19 @@ def test_a_ctrl_c_a_library_turns_into_its_own_error_is_an_interruption(
     else:
         assert main(arguments) == 2
         assert capsys.readouterr().err == "imageclef-concepts prepare: error: bad\n"
+
+
+def test_a_ctrl_c_while_tensorflow_starts_is_an_interruption(tmp_path, capsys, monkeypatch):
+    # TensorFlow's import takes seconds before a train, predict or recipe runs: a Ctrl-C
+    # then was a KeyboardInterrupt traceback (issue 30 review 13).
+    from imageclef_concepts import keras as package
+
+    def start():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(package, "start_quietly", start)
+    arguments = ["train", "--images", str(tmp_path), "--concepts", str(tmp_path / "c.csv"),
+                 "--output", str(tmp_path / "m.keras")]
+    assert main(arguments) == 130
+    assert capsys.readouterr().err == "imageclef-concepts train: interrupted\n"
+    assert list(tmp_path.iterdir()) == []

@@ -64,8 +64,8 @@ def test_a_disk_that_cannot_take_the_model_and_its_checkpoint_is_refused_before_
                   str(tmp_path / "store")) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "Traceback" not in error
-    assert f"error: --output {output}: the model file, and the checkpoint's epochs take" \
-        in error, error
+    assert f"error: --output {output}: the model file, and the checkpoint's epochs, and " \
+        "storing 12 image(s) at 16 px take" in error, error
     assert "name an --output on another disk or give --checkpoint-dir a folder on another " \
         "disk" in error
     assert not trained and list(tmp_path.iterdir()) == []  # no checkpoint, no store left
@@ -150,3 +150,30 @@ def test_a_network_that_cannot_be_built_is_named_before_it_is_counted(tmp_path, 
     error = capsys.readouterr().err
     assert "--image-size 16 is too small for 4 blocks" in error, error
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_images_an_image_store_on_the_same_disk_takes_are_counted(tmp_path, dataset,
+                                                                      capsys, monkeypatch):
+    # --image-store on the disk of the model and checkpoint: each fitted alone, all three
+    # did not; the training ran whole and then failed to write the model (issue 30 review 13).
+    from imageclef_concepts.cli import _models
+
+    model, checkpoint = _needed(dataset)
+    trained = []
+    real = _models._train_and_save
+    monkeypatch.setattr(_models, "_train_and_save",
+                        lambda *args: trained.append(1) or real(*args))
+    _free_on(monkeypatch, lambda folder: model + checkpoint)
+    output, store = tmp_path / "model.keras", tmp_path / "store"
+    assert _train(dataset, "--output", str(output), "--image-store", str(store)) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert f"error: --output {output}: the model file, and the checkpoint's epochs, and " \
+        "storing 12 image(s) at 16 px take" in error, error
+    assert "or give --image-store a folder on another disk, or none" in error
+    assert not trained and list(tmp_path.iterdir()) == []  # no checkpoint, no store
+    _free_on(monkeypatch, lambda folder: 2**30)
+    assert _train(dataset, "--output", str(output), "--image-store", str(store)) == 0
+    _free_on(monkeypatch, lambda folder: model + checkpoint)  # the store holds them now
+    assert _train(dataset, "--output", str(tmp_path / "again.keras"), "--image-store",
+                  str(store)) == 0

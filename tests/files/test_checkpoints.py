@@ -167,7 +167,7 @@ def test_a_checkpoint_folder_no_file_name_can_hold_is_refused_by_name_before_any
     # A lone surrogate (no file name's bytes give it): one error naming the folder, before
     # the images are read; it was a UnicodeEncodeError naming nothing once training began.
     from imageclef_concepts import ConceptCNNClassifier
-    from imageclef_concepts.files._checkpoints import CheckpointError, check_checkpoint_folder
+    from imageclef_concepts.files._checkpoints import check_checkpoint_folder
 
     folder = str(tmp_path / "ck\ud800")
     with pytest.raises(CheckpointError, match=r"checkpoint folder .*ck\\ud800 is not a file name"):
@@ -306,3 +306,19 @@ def test_a_checkpoint_with_no_epoch_saved_is_not_another_training(tmp_path):
     y = y[::-1]
     with pytest.raises(CheckpointError, match="another training"):
         fit()
+
+
+def test_a_checkpoint_folder_below_a_file_or_a_dangling_link_is_named_at_once(tmp_path):
+    # notes.txt/ck: the nearest path there was a file, which passed, so a member's
+    # checkpoint_dir was refused by mkdir only at its turn, after the members before it
+    # had trained (issue 30 review 13).
+    from imageclef_concepts.files._checkpoints import check_checkpoint_folder
+
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for path in (tmp_path / "notes.txt" / "ck", tmp_path / "notes.txt" / "a" / "ck",
+                 tmp_path / "dangling" / "ck"):
+        with pytest.raises(CheckpointError, match=f"^checkpoint folder {path}: "):
+            check_checkpoint_folder(path)
+    check_checkpoint_folder(tmp_path / "a" / "ck")  # a folder there: taken
+    assert (tmp_path / "notes.txt").read_text() == "mine" and not (tmp_path / "a").exists()

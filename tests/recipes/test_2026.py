@@ -526,6 +526,7 @@ def test_the_embeddings_of_a_retrieval_member_need_room_before_any_member_trains
     assert code == 2 and error.count("\n") == 1, error
     assert ("--image-size 16: storing 160 image(s) at each of 1 size(s) and filter(s), and "
             "160 embedding(s) of 1280 dimensions by the retrieval encoder, and saving the members "
-            "still to train takes") in error
+            "still to train, and the retrieval member's file takes") in error
+    assert error.count("give no retrieval encoder") == 1  # each advice once
     assert "give --image-store a folder on another disk" in error
     assert not list((tmp_path / "out" / "members").glob("*"))

@@ -211,6 +211,11 @@ def test_retrieval_params_without_a_retrieval_encoder_are_named_before_the_outpu
                                          r"given without a retrieval_encoder"):
         run_recipe_2026(None, tmp_path / "out", dry_run=True, say=print, recipe=dataclasses.
                         replace(recipe.DRY_RUN, retrieval_params={"image_size": 64}))
+    # retrieval_neighbors likewise (issue 30 review 13)
+    with pytest.raises(ValueError, match=r"^recipe retrieval_neighbors=5: given without a "
+                                         r"retrieval_encoder"):
+        run_recipe_2026(None, tmp_path / "out", dry_run=True, say=print, recipe=dataclasses.
+                        replace(recipe.DRY_RUN, retrieval_neighbors=5))
     assert not (tmp_path / "out").exists()
 
 
@@ -234,3 +239,31 @@ def test_the_members_checkpoint_folder_is_asked_for_their_largest_checkpoint(tmp
         count_weights(small, 3))
     assert folder == tmp_path / "real" / "ck"
     assert setting.startswith("checkpoint_dir=") and "another disk" in advice
+
+
+@pytest.mark.slow  # a dry run with a retrieval member: about 20 s
+def test_the_retrieval_members_file_is_asked_of_the_outputs_disk(tmp_path, monkeypatch):
+    # The k-NN's file holds the training images' embeddings and concepts once more; it was
+    # not counted, so the disk filled as it was saved, after every network had trained
+    # (issue 30 review 13).
+    import dataclasses
+
+    from imageclef_concepts import run_recipe_2026
+    from imageclef_concepts.files import _sizes
+    from imageclef_concepts.recipes import _2026 as recipe
+
+    asked, check = [], _sizes.check_disks
+    monkeypatch.setattr(_sizes, "check_disks",
+                        lambda demands, **kw: asked.append(demands) or check(demands, **kw))
+    with_retrieval = dataclasses.replace(
+        recipe.DRY_RUN, retrieval_encoder="mobilenetv3small", retrieval_neighbors=3,
+        retrieval_params={"weights": None, "image_size": 32})
+    run_recipe_2026(None, tmp_path / "out", dry_run=True, say=lambda line: None,
+                    recipe=with_retrieval)
+    demand, = [d for d in asked[-1] if d[3] == "the retrieval member's file"]
+    assert demand[0] >= (tmp_path / "out" / "members" / "retrieval.zip").stat().st_size
+    assert demand[1] == tmp_path / "out" and demand[2] == "retrieval_encoder='mobilenetv3small'"
+    asked.clear()  # the rerun loads it: nothing to ask
+    run_recipe_2026(None, tmp_path / "out", dry_run=True, say=lambda line: None,
+                    recipe=with_retrieval)
+    assert all(d[3] != "the retrieval member's file" for d in asked[-1])

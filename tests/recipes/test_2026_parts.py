@@ -134,3 +134,20 @@ def test_a_plan_nested_past_the_recursion_limit_is_refused_not_a_traceback(tmp_p
     with pytest.raises(ValueError, match="not the recipe's"):
         claim_output(tmp_path, {"procedure": "imageclef-concepts recipe-2026"}, "plan.json")
     assert (tmp_path / "plan.json").read_text() == "[" * 100_000
+
+
+def test_the_compute_estimates_probe_leaves_the_members_checkpoint_folder_alone(
+        tmp_path, tiny_images):
+    # The probe (one epoch of a few images) fitted a clone of the first member, with its
+    # checkpoint_dir: the folder then held the probe's checkpoint, and that member was
+    # refused as "the checkpoint of another training" (recipe-2026 with a checkpoint_dir
+    # in estimator_params never trained; issue 30 review 13).
+    from sklearn.utils import Bunch
+
+    from ..conftest import tiny_cnn
+
+    folder = tmp_path / "checkpoint"
+    members = [("a", tiny_cnn(checkpoint_dir=folder))]
+    train = Bunch(paths=tiny_images.images[:12], concepts=tiny_images.concepts[:12])
+    line = _recipe_parts.estimate_compute(members, [tmp_path / "a.zip"], train, {})
+    assert line.startswith("Estimate: 1 members") and not folder.exists()

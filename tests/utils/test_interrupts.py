@@ -37,3 +37,21 @@ def test_a_ctrl_c_dropped_in_a_finalizer_is_noticed(monkeypatch, raise_at_exit):
     assert signal.getsignal(signal.SIGINT) is before  # the handler put back
     with noticing_interrupts():
         assert not was_interrupted()  # each block starts afresh
+
+
+def test_a_ctrl_c_the_caller_ignores_stays_ignored():
+    # A command started with SIGINT ignored (a background job of a script: the shell
+    # ignores it there, so that a Ctrl-C for the script leaves the job running) was
+    # stopped by one, as its handler replaced the ignoring (issue 30 review 13).
+    import time
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with noticing_interrupts():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert not was_interrupted()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
