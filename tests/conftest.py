@@ -105,3 +105,15 @@ def pytest_collection_modifyitems(items):
         if item.nodeid.endswith("[paths]]") and \
                 "keeps_the_contract[ConceptCNNClassifier-" in item.nodeid:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raising KeyboardInterrupt, as in a terminal: a job a script starts in the
+    background (as CI may run the tests) has it ignored, and the library leaves an ignored
+    SIGINT ignored."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

@@ -113,7 +113,7 @@ def test_verbose_lets_tensorflow_show_its_lines(verbose, level, tmp_path, monkey
 
 @pytest.mark.parametrize("turned_into", [TypeError, ValueError])
 def test_a_ctrl_c_a_library_turns_into_its_own_error_is_an_interruption(
-        tmp_path, capsys, monkeypatch, turned_into):
+        tmp_path, capsys, monkeypatch, turned_into, sigint_raises):
     # A Ctrl-C while Keras built a network surfaced as Keras' TypeError: a traceback (or,
     # as a ValueError, "error: ..." as if the user had made a mistake).
     import signal

@@ -264,7 +264,8 @@ def test_a_member_file_that_is_not_the_plans_member_is_refused_naming_it(dry_run
         run_recipe_2026(None, dry_run[0], dry_run=True, say=lambda line: None)
 
 
-def test_a_ctrl_c_swallowed_during_training_still_ends_the_run(tmp_path, monkeypatch):
+def test_a_ctrl_c_swallowed_during_training_still_ends_the_run(tmp_path, monkeypatch,
+                                                               sigint_raises):
     import signal
 
     from sklearn.utils import Bunch

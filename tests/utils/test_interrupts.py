@@ -18,7 +18,7 @@ class _SwallowsInterrupts:  # as TensorFlow's AtomicFunction.__del__ does
 
 
 @pytest.mark.parametrize("raise_at_exit", [True, False])
-def test_a_ctrl_c_dropped_in_a_finalizer_is_noticed(monkeypatch, raise_at_exit):
+def test_a_ctrl_c_dropped_in_a_finalizer_is_noticed(monkeypatch, raise_at_exit, sigint_raises):
     ignored = []  # what Python would print as "Exception ignored in ..."
     monkeypatch.setattr("sys.unraisablehook", ignored.append)
     before = signal.getsignal(signal.SIGINT)
