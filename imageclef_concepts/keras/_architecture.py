@@ -13,9 +13,8 @@ are for direct callers only):
   optimizer, freezing or freeing the backbone first (also the second stage of a fine-tuning);
 * where and how the network computes: :func:`apply_thread_limit` (this process's TensorFlow
   threads, so that workers x threads <= cores), :func:`strategy_for` (a ``tf.distribute``
-  strategy by name, in whose scope the network is built and compiled) and
-  :func:`dtype_policy` (mixed precision for the layers built inside, the global policy
-  restored after).
+  strategy by name, in whose scope the network is built and compiled) and :func:`dtype_policy`
+  (mixed precision for the layers built inside, the global policy restored after).
 """
 
 import os
@@ -97,8 +96,8 @@ PARAMETER_CONSTRAINTS = {
 
 def check_architecture(estimator, n_images=None):
     """Raise ValueError for parameters that are each valid but do not go together.
-
     ``n_images`` (those of ``X``, when known) caps the batch :func:`check_memory` checks."""
+    _check_sizes_are_numbers(estimator)
     _check_network_params(estimator)
     _check_training_params(estimator)
     check_memory(estimator, n_images)
@@ -113,17 +112,9 @@ def check_memory(estimator, n_images=None, *, training=True, names=None):
     and hidden layers (kept for the gradients when training) and its weights (with their
     gradients and Adam's two moments when training). A lower bound: what it refuses cannot fit
     (:func:`~imageclef_concepts.images._sources.check_allocation`); a backbone or the user's
-    network needs more than its input batch.
-
-    Parameters
-    ----------
-    estimator : ConceptCNNClassifier or BackboneEmbedding
-    n_images : int, default=None
-    training : bool, default=True
-        False for prediction.
-    names : dict, default=None
-        The command line's flags for ``image_size`` and ``batch_size``, named in errors.
-    """
+    network needs more than its input batch. ``estimator``: a ConceptCNNClassifier or a
+    BackboneEmbedding; ``training``: False for prediction; ``names``: the command line's flags
+    for the parameters (``image_size``...), named in errors."""
     names = {name: (names or {}).get(name, name) for name in _SIZING}
     size = estimator.image_size
     check_image_size(size, name=names["image_size"])
@@ -155,6 +146,15 @@ _PAPER_DEFAULTS = {"image_size": paper_constants.IMAGE_SIZE,
                   "filters": tuple(paper_constants.FILTERS),
                   "dense_units": tuple(paper_constants.DENSE_UNITS),
                   "kernel_size": paper_constants.KERNEL_SIZE}
+
+
+def _check_sizes_are_numbers(estimator):  # a nested list: a TypeError naming nothing
+    for name in ("filters", "dense_units", "kernel_size"):
+        value = getattr(estimator, name)
+        sizes = value.tolist() if hasattr(value, "tolist") else value
+        if not all(isinstance(n, Real) for n in ([sizes] if isinstance(sizes, Real) else sizes)):
+            raise ValueError(f"{setting(name, value)}: give one whole number a block or layer "
+                             "(a list such as [32, 64]), not a list of lists or pairs.")
 
 
 def _larger(value, default):  # a number or sizes (a tuple, a list, a NumPy array)

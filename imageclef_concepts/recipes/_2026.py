@@ -255,8 +255,9 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     claim_output(output_dir, plan, PLAN_FILE)
     kept = output_kept(output_dir, PLAN_FILE)
     opened = _open_stores(members, retrieval, store)
-    if dry_run:
+    if dry_run:  # its own data, made now, checked as a data folder is (count_coverage)
         make_dry_run_data(data_dir, recipe.estimator_params.get("image_size", 32))
+        check_layout(find_imageclef_layout(data_dir), recipe.count_coverage)
     layout = find_imageclef_layout(data_dir)
     check_data_identity(output_dir, PLAN_FILE, data_identity(layout["train"]))
     result = RecipeResult(plan=plan)
@@ -321,10 +322,8 @@ def _open_stores(members, retrieval, store):
     return opened
 
 
-def _splits(layout):
-    """The image files a run stores: the training, validation and predicted splits'."""
-    return [load_split(layout["train"]).paths, load_split(layout["valid"]).paths,
-            _predicted_images(layout)]
+def _splits(layout):  # the image files a run stores: training, validation, predicted
+    return [load_split(layout[s]).paths for s in ("train", "valid")] + [_predicted_images(layout)]
 
 
 def _predicted_images(layout):

@@ -185,9 +185,12 @@ def estimate_compute(members, files, train, estimator_params):
     epochs = int(estimator_params.get("epochs", 10))
     n = min(_TIMING_IMAGES, len(train.paths))
     # Never in the member's checkpoint folder: the probe's checkpoint left there had the
-    # member refused as "another training".
-    probe = clone(members[0][1]).set_params(epochs=1, freeze_epochs=0,
-                                            early_stopping_patience=None, checkpoint_dir=None)
+    # member refused as "another training"; no split its few images cannot make (0.02 of 16).
+    fraction = members[0][1].validation_fraction
+    probe = clone(members[0][1]).set_params(
+        epochs=1, freeze_epochs=0, early_stopping_patience=None, checkpoint_dir=None,
+        validation_fraction=fraction if fraction is None or 1 <= round(fraction * n) < n
+        else None)
     start = time.perf_counter()
     probe.fit(train.paths[:n], train.concepts[:n])
     seconds = time.perf_counter() - start

@@ -7,6 +7,7 @@ import threading
 from contextlib import contextmanager
 
 _interrupted = threading.Event()
+_noticing = threading.Event()  # a main thread's block is running: its Ctrl-C is every thread's
 
 
 @contextmanager
@@ -39,6 +40,8 @@ def noticing_interrupts(raise_at_exit=True):
             hook(report)
 
     previous, sys.unraisablehook = signal.signal(signal.SIGINT, handler), unraisable
+    outer = _noticing.is_set()
+    _noticing.set()
     try:
         yield
         if raise_at_exit:
@@ -46,13 +49,18 @@ def noticing_interrupts(raise_at_exit=True):
     finally:
         signal.signal(signal.SIGINT, previous)
         sys.unraisablehook = hook
+        if not outer:
+            _noticing.clear()
 
 
 def raise_if_interrupted():
-    if _interrupted.is_set():
+    if was_interrupted():
         raise KeyboardInterrupt
 
 
 def was_interrupted():
-    """Whether a Ctrl-C came since the last :func:`noticing_interrupts` began."""
-    return _interrupted.is_set()
+    """Whether a Ctrl-C came since the last :func:`noticing_interrupts` began; in another
+    thread, only while the main thread's block runs (one that ended by a Ctrl-C does not stop
+    a later run in a thread)."""
+    return _interrupted.is_set() and (_noticing.is_set()
+                                      or threading.current_thread() is threading.main_thread())

@@ -1,6 +1,7 @@
 """``keras/_architecture.py``: parameter ranges, their combinations, and the network built."""
 
 import inspect
+import re
 
 import keras
 import numpy as np
@@ -32,6 +33,24 @@ def test_every_parameter_has_a_range():
 ])
 def test_parameters_that_do_not_go_together_are_named(params, message):
     with pytest.raises(ValueError, match=message):
+        check_architecture(ConceptCNNClassifier(**{**TINY, **params}))
+
+
+
+@pytest.mark.parametrize("params, named", [
+    (dict(filters=[[4]]), "filters=[[4]]"),
+    (dict(filters=np.array([[2**20]])), "filters=[[1048576]]"),
+    (dict(dense_units=[(4,)]), "dense_units=[(4,)]"),
+    (dict(filters=(4, 4), kernel_size=((3, 3), (3, 3)), padding="same"),
+     "kernel_size=((3, 3), (3, 3))"),
+    (dict(filters=(4, 4), kernel_size=np.array([[3, 3], [10**5, 10**5]]), padding="same"),
+     "kernel_size=[[3, 3], [100000, 100000]]"),
+])
+def test_sizes_that_are_not_numbers_are_named(params, named):
+    # A nested list (or a kernel side per block given as Keras' (3, 3) pair) ended in
+    # "int() argument must be ... not 'tuple'" or "only 0-dimensional arrays can be
+    # converted to Python scalars", naming nothing (issue 30 review 14).
+    with pytest.raises(ValueError, match=r"^" + re.escape(named) + ": "):
         check_architecture(ConceptCNNClassifier(**{**TINY, **params}))
 
 

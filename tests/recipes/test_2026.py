@@ -531,3 +531,22 @@ def test_the_embeddings_of_a_retrieval_member_need_room_before_any_member_trains
     assert error.count("give no retrieval encoder") == 1  # each advice once
     assert "give --image-store a folder on another disk" in error
     assert not list((tmp_path / "out" / "members").glob("*"))
+
+
+def test_a_dry_run_refuses_a_count_coverage_its_validation_images_cannot_reach_before_training(
+        tmp_path, monkeypatch):
+    # The data check (check_layout) ran only for a data folder: a dry run of a recipe with
+    # count_coverage 0.9 (Recipe2026's default) trained every member, then the tuning refused
+    # 0.9 for its 40 validation images, and the rerun with a lower one was refused as "a run
+    # with other settings" (issue 30 review 14).
+    from imageclef_concepts import Recipe2026
+
+    recipe = Recipe2026(grid={"filters": [(2,)], "random_state": [0, 1]},
+                        estimator_params=dict(image_size=16, dense_units=(4,), epochs=1),
+                        thresholds=4, count_coverage=(None, 0.9))
+    trained = []
+    monkeypatch.setattr(_recipe_parts, "fit_member", lambda *args: trained.append(1) or 1 / 0)
+    with pytest.raises(ValueError, match=r"valid.*count_coverage=0.9 is too high"):
+        run_recipe_2026(None, tmp_path / "out", recipe=recipe, dry_run=True,
+                        say=lambda line: None)
+    assert not trained and not (tmp_path / "out" / "members").exists()

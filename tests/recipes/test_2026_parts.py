@@ -151,3 +151,19 @@ def test_the_compute_estimates_probe_leaves_the_members_checkpoint_folder_alone(
     train = Bunch(paths=tiny_images.images[:12], concepts=tiny_images.concepts[:12])
     line = _recipe_parts.estimate_compute(members, [tmp_path / "a.zip"], train, {})
     assert line.startswith("Estimate: 1 members") and not folder.exists()
+
+
+@pytest.mark.parametrize("fraction", [0.02, 0.97])
+def test_the_compute_estimates_probe_takes_a_validation_fraction_the_training_takes(
+        tiny_images, tmp_path, fraction):
+    # 80,000 training images hold out validation_fraction=0.02 well, but the probe's 16
+    # images hold out round(0.32) = 0: the probe refused the recipe ("validation_fraction=0.02
+    # of 16 images leaves 0 for validation") before any member trained (issue 30 review 14).
+    from sklearn.utils import Bunch
+
+    from ..conftest import tiny_cnn
+
+    members = [("a", tiny_cnn(validation_fraction=fraction))]
+    train = Bunch(paths=tiny_images.images[:12], concepts=tiny_images.concepts[:12])
+    line = _recipe_parts.estimate_compute(members, [tmp_path / "a.zip"], train, {})
+    assert line.startswith("Estimate: 1 members")

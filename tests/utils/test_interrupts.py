@@ -55,3 +55,27 @@ def test_a_ctrl_c_the_caller_ignores_stays_ignored():
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_a_ctrl_c_of_an_ended_run_does_not_stop_a_later_run_in_a_thread(monkeypatch):
+    # A notebook's run_recipe_2026 stopped by Ctrl-C left the flag set; the next run, from a
+    # thread (which installs no handler), was stopped as "interrupted" with no Ctrl-C
+    # (issue 30 review 14).
+    import threading
+
+    monkeypatch.setattr("sys.unraisablehook", lambda report: None)
+    with noticing_interrupts(raise_at_exit=False):
+        _SwallowsInterrupts()
+    assert was_interrupted()  # the main thread's block that ended by it still tells so
+    seen = []
+
+    def later_run():
+        with noticing_interrupts():
+            seen.append(was_interrupted())
+            raise_if_interrupted()
+            seen.append("ran")
+
+    thread = threading.Thread(target=later_run)
+    thread.start()
+    thread.join()
+    assert seen == [False, "ran"]
