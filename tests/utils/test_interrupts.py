@@ -57,7 +57,8 @@ def test_a_ctrl_c_the_caller_ignores_stays_ignored():
         signal.signal(signal.SIGINT, before)
 
 
-def test_a_ctrl_c_of_an_ended_run_does_not_stop_a_later_run_in_a_thread(monkeypatch):
+def test_a_ctrl_c_of_an_ended_run_does_not_stop_a_later_run_in_a_thread(monkeypatch,
+                                                                        sigint_raises):
     # A notebook's run_recipe_2026 stopped by Ctrl-C left the flag set; the next run, from a
     # thread (which installs no handler), was stopped as "interrupted" with no Ctrl-C
     # (issue 30 review 14).
