@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 
+import joblib
 import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import ParameterGrid
@@ -193,11 +194,13 @@ def united_classes(all_targets, on_concepts):
 def workers_for(n_jobs, n_fits):
     """joblib's ``n_jobs`` for ``n_fits`` fits: no more workers than fits. joblib starts
     every worker at once (loky's processes, threads): ``n_jobs=10**5`` for two members
-    started processes until the system refused. None and values below 1 (joblib's reading:
-    -1 is every core, 0 refused) are left to joblib."""
-    if n_jobs is None or n_jobs < 1:
+    started processes until the system refused, and -1 starts one a core however few the
+    fits. None (the active ``parallel_config``'s) and -1 (every core, or every worker of a
+    cluster backend) are read as joblib reads them; 0 is left to joblib, which refuses it."""
+    if n_jobs == 0:
         return n_jobs
-    return max(1, min(int(n_jobs), n_fits))
+    wanted = n_jobs if n_jobs is not None and n_jobs >= 1 else joblib.effective_n_jobs(n_jobs)
+    return max(1, min(int(wanted), n_fits))
 
 
 def check_one_training_per_checkpoint(estimators, n_fits=1, what=""):

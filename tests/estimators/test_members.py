@@ -278,3 +278,15 @@ def test_grid_names_never_hold_the_nested_parameter_separator(value, shown):
                                          {"embedding_store": [None, value]})
     assert [name for name, _ in ensemble.estimators] == ["embedding_store=None",
                                                          f"embedding_store={shown}"]
+
+
+@pytest.mark.parametrize("n_jobs", [-1, -2, None])
+def test_every_core_or_the_configured_workers_are_capped_by_the_fits(n_jobs):
+    # n_jobs=-1 started one loky process a core for two fits (issue 30's known-left list);
+    # None reads parallel_config's n_jobs, which may be as large.
+    from imageclef_concepts.estimators._members import workers_for
+
+    with joblib.parallel_config(backend="loky", n_jobs=64 if n_jobs is None else None):
+        assert workers_for(n_jobs, 1) == 1
+        assert workers_for(n_jobs, 64) == max(1, joblib.effective_n_jobs(n_jobs))
+    assert workers_for(0, 3) == 0  # joblib's own refusal names n_jobs
