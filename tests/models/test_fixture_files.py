@@ -28,6 +28,8 @@ def test_a_file_saved_before_the_move_loads_and_predicts_as_then(name):
     assert type(model).__name__ == EXPECTED[name]["class"]
     if name == "cnn.keras":  # saved when decoding threads defaulted to 2: kept as saved
         assert model.get_params()["n_jobs"] == 2
-    np.testing.assert_array_equal(np.asarray(model.predict_proba(X)).tolist(),
-                                  EXPECTED[name]["proba"])
+    # To float32's rounding: distances and products go through BLAS, whose kernels (and so
+    # the last bit) differ between CPUs; a changed model differs far more.
+    np.testing.assert_allclose(np.asarray(model.predict_proba(X)).tolist(),
+                               EXPECTED[name]["proba"], rtol=1e-6, atol=1e-6)
     assert [list(c) for c in model.predict(X)] == EXPECTED[name]["concepts"]
