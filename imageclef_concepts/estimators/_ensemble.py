@@ -43,6 +43,7 @@ from ._members import (
     grid_members,
     rows_of,
     united_classes,
+    warn_unused_parameters,
     workers_for,
 )
 
@@ -83,14 +84,15 @@ class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConcept
         overflow), or one column of them per entry of ``classes_`` (weights
         per concept, as :class:`EnsembleTuner` tunes per frequency band);
         None weighs all alike. Checked at ``fit``, at every prediction (after
-        ``set_params``) and at load.
+        ``set_params``) and at load; other combinations warn at ``fit``.
     threshold : float in [0, 1] or DecisionRule, default=0.5
         The decision rule on the combined probabilities (``"mean"`` and
         ``"max"``). The set combinations do not use it (each member decides
         by its own rule): any other value than the default warns when they
         predict, instead of silently changing nothing.
     min_votes : int, default=2
-        Members that must predict a concept, for ``combine="vote"``.
+        Members that must predict a concept, for ``combine="vote"`` (another
+        value warns at ``fit`` with other combinations).
     fallback : str or None, default=None
         The name of a member whose concepts an image gets when the
         combination predicts nothing for it (an empty prediction scores 0).
@@ -104,6 +106,7 @@ class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConcept
         fraction of them drawn without replacement (Monte-Carlo
         cross-validation; with ``combine="intersection"`` only the concepts
         all of them agree on are kept). None: every member sees every image.
+        With ``prefit=True``, another value than None warns (unused).
     random_state : int, RandomState instance or None, default=None
         Draws the members' parts for ``subsample``.
 
@@ -215,6 +218,7 @@ class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConcept
     def _fit(self, X: Images, y: Targets, **fit_params: Any) -> None:
         """Fit the members (unless ``prefit``) with their fit parameters; unite their concepts."""
         self._check_members()
+        warn_unused_parameters(self)  # before any member trains
         members, routed = dict(self.estimators), self._routed_fit_params(fit_params)
         samples = None
         if self.prefit:
@@ -375,12 +379,8 @@ class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConcept
         return self.combine in PROBABILITY_COMBINATIONS and self.fallback is None
 
     def _warn_unused_threshold(self):
-        """Warn that ``threshold`` is not used by a set combination, unless it is the default.
-
-        The set combinations take each member's decision by its own rule; an
-        ensemble ``threshold`` (or a rule's ``max_concepts``) set there would
-        change nothing, silently.
-        """
+        """Warn that a set combination (each member's decision by its own rule) does not use
+        ``threshold`` (nor a rule's ``max_concepts``), unless it is the default."""
         rule = probability_rule(self.threshold)
         default = inspect.signature(type(self).__init__).parameters["threshold"].default
         if rule != DecisionRule.of(default):

@@ -12,8 +12,10 @@ and ``ConceptEnsemble(subsample=...)`` use them.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 
@@ -230,3 +232,36 @@ def check_one_training_per_checkpoint(estimators, n_fits=1, what=""):
                                  "member would be refused after the first had trained); give "
                                  "each member its own, or none.")
             seen[key] = shown
+
+
+# The combinations that use each of these ensemble parameters: the others decide without it.
+USED_BY = {"weights": ("mean",), "min_votes": ("vote",)}
+
+
+def warn_unused_parameters(ensemble):
+    """Warn, naming each, of the parameters given (not at their defaults) that the
+    ensemble's ``combine`` decides without: ``weights`` outside ``"mean"`` (``"max"`` takes
+    the largest probability; a set combination counts the members' own decisions, its
+    ``predict_proba`` alone weighted), ``min_votes`` outside ``"vote"``. They were ignored
+    without a word. A warning, as scikit-learn's for a parameter its chosen mode does not
+    use: a grid search over ``combine`` and ``weights`` runs. And ``subsample`` with
+    ``prefit=True`` (the members are used as fitted)."""
+    defaults = inspect.signature(type(ensemble).__init__).parameters
+    unused = [name for name, used in USED_BY.items() if ensemble.combine not in used
+              and not _same(getattr(ensemble, name), defaults[name].default)]
+    if unused:
+        given = " nor ".join(f"{name}={getattr(ensemble, name)!r:.60}" for name in unused)
+        uses = "; ".join(f"{name} is for combine={' or '.join(map(repr, USED_BY[name]))}"
+                         for name in unused)
+        warnings.warn(f"ConceptEnsemble(combine={ensemble.combine!r}) decides without "
+                      f"{given}: {uses}.", UserWarning, stacklevel=4)
+    if ensemble.prefit and ensemble.subsample is not None:
+        warnings.warn(f"ConceptEnsemble(prefit=True) does not use subsample="
+                      f"{ensemble.subsample!r}: its members are used as fitted; subsample "
+                      "draws the images of members it fits (prefit=False).", UserWarning,
+                      stacklevel=4)
+
+
+def _same(value, default):
+    return value is default or (value is not None and default is not None
+                                and np.array_equal(value, default))

@@ -21,6 +21,7 @@ from scipy import sparse
 
 from ..concepts._targets import align_columns
 from ..files._sizes import check_allocation
+from ._ranges import _real_values
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -259,23 +260,53 @@ def candidate_thresholds(scores, thresholds):
     return candidates.astype(scores.dtype)
 
 
+def check_threshold_grid(thresholds, *, probabilities=True, most=None, name="thresholds"):
+    """Candidate ``thresholds`` checked, the one check of every tuner's, recipe's and display's.
+
+    A number of candidates (an int >= 1, not a boolean), or a non-empty flat
+    list of finite real thresholds; in [0, 1] when ``probabilities`` (the
+    scores tuned are probabilities: a threshold outside predicts no concept,
+    or every one, for every image); at most ``most`` of them (None: no limit).
+
+    Returns
+    -------
+    int or ndarray of float64
+        The number of candidates, or the given thresholds.
+
+    Raises
+    ------
+    ValueError
+        One line naming ``name`` and the offending value.
+    """
+    if isinstance(thresholds, Integral) and not isinstance(thresholds, (bool, np.bool_)):
+        if thresholds < 1:
+            raise ValueError(f"{name} must be a number of candidates (at least 1) or a list "
+                             f"of thresholds; got {thresholds}.")
+        return int(thresholds)
+    values = _real_values(thresholds, name)  # strings, booleans, None, ragged lists named
+    if values.ndim != 1 or not len(values) or not np.isfinite(values).all():
+        raise ValueError(f"{name} must be a number of candidates or a non-empty flat list of "
+                         f"finite thresholds (not NaN nor infinite); got {thresholds!r:.80}.")
+    if most is not None and len(values) > most:
+        raise ValueError(f"{name} must hold at most {most} candidate thresholds; got "
+                         f"{len(values)}.")
+    outside = values[(values < 0) | (values > 1)] if probabilities else values[:0]
+    if outside.size:
+        raise ValueError(f"{name} must lie in [0, 1], the scores being probabilities (a "
+                         f"threshold outside predicts no concept or every one); got "
+                         f"{outside[0]:g}.")
+    return values
+
+
 def check_candidate_memory(thresholds, truth):
     """Refuse, before any model is fitted, a grid of candidate ``thresholds`` (a number or a
-    list) that scoring against ``truth`` (images x concepts, 1 for a true one) cannot hold
-    in memory: :func:`~imageclef_concepts.concepts._metrics.threshold_curve` makes integer
-    tables of images x candidates and true concepts x candidates (about 8 bytes a cell,
-    several of each). ``thresholds=10**8`` on 40 images was NumPy's MemoryError after
-    every fold was fitted, naming nothing. A count below 1, a boolean or a list that is not
-    1-d and non-empty or holds NaN is refused too (NumPy's errors named nothing; ThresholdTuner
-    refused NaN, the displays drew it)."""
-    if isinstance(thresholds, (bool, np.bool_)) or (
-            thresholds < 1 if isinstance(thresholds, Integral) else
-            np.ndim(thresholds) != 1 or not np.size(thresholds) or not all(
-                isinstance(v, Real) and not isinstance(v, (bool, np.bool_)) and v == v
-                for v in np.asarray(thresholds, dtype=object))):  # v == v: not NaN
-        raise ValueError(f"thresholds must be a number of candidates (at least 1) or a 1-d "
-                         f"list of at least one real threshold, not NaN; got "
-                         f"{thresholds!r:.80}.")
+    list, checked by :func:`check_threshold_grid`, any range: decision scores too) that
+    scoring against ``truth`` (images x concepts, 1 for a true one) cannot hold in memory:
+    :func:`~imageclef_concepts.concepts._metrics.threshold_curve` makes integer tables of
+    images x candidates and true concepts x candidates (about 8 bytes a cell, several of
+    each). ``thresholds=10**8`` on 40 images was NumPy's MemoryError after every fold was
+    fitted, naming nothing."""
+    check_threshold_grid(thresholds, probabilities=False)
     n = int(thresholds) if isinstance(thresholds, Integral) else int(np.size(thresholds))
     n_images, n_true_cells = truth.shape[0], sparse.csr_matrix(truth).nnz
     check_allocation(8 * n * (5 * n_images + 2 * n_true_cells), f"thresholds={n}",

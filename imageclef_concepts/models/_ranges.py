@@ -20,6 +20,9 @@ def _real_values(values, name):
     """``values`` as a float64 array, or a ValueError naming what is not a real number."""
     if isinstance(values, (str, bytes)):
         raise ValueError(f"{name} must be numbers, not the string {values!r:.80}.")
+    if _holds_boolean(values):  # NumPy reads [0.5, True] as [0.5, 1.0]
+        raise ValueError(f"{name} must be numbers, not booleans (got {values!r:.80}); give "
+                         "1.0 and 0.0 if that is meant.")
     if not isinstance(values, np.ndarray) and hasattr(values, "isna"):  # pandas: NA is missing
         missing = np.flatnonzero(np.asarray(values.isna()).ravel())
         if missing.size:
@@ -51,6 +54,12 @@ def _real_values(values, name):
     if array.dtype.kind not in "iuf":
         raise ValueError(f"{name} must be numbers; got values of dtype {array.dtype}.")
     return array.astype(np.float64)
+
+
+def _holds_boolean(values):
+    """Whether ``values`` is a boolean, or a list or tuple holding one at any depth."""
+    return isinstance(values, (bool, np.bool_)) or (
+        isinstance(values, (list, tuple)) and any(map(_holds_boolean, values)))
 
 
 def _is_missing(value):

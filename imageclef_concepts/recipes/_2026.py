@@ -37,15 +37,17 @@ from ..files._atomic import checked_file_name, write_atomically
 from ..models._persistence import jsonable
 from ..utils._interrupts import noticing_interrupts, raise_if_interrupted
 from ._2026_checks import (
-    TUNING_SEED,
     check_layout,
     check_members,
     check_outside,
+    check_recipe_fields,
     check_store_place,
     check_store_room,
     check_training_size,
+    check_tuning_settings,
     make_dry_run_data,
     members_demands,
+    recipe_tuners,
     retrieval_file_demand,
 )
 from ._2026_parts import (
@@ -82,10 +84,11 @@ class Recipe2026:
     estimator_params : dict
         The :class:`ConceptCNNClassifier` template's parameters: by default
         ImageNet weights, GeM pooling, two epochs with the backbone frozen.
-    thresholds : int
-        Candidate thresholds of every tuner.
+    thresholds : int or list of float
+        Candidate thresholds of every tuner: that many (2 to 1,000), or the
+        given ones, in [0, 1].
     count_coverage : tuple
-        The count model's coverages tried (None: no count model).
+        The count model's coverages tried, each in (0, 1) (None: no count model).
     retrieval_encoder : str or None
         An encoder's name (``imageclef-concepts embed --encoder``): adds a
         member, a k-NN over its embeddings (the 2026 winner's training-free
@@ -93,7 +96,8 @@ class Recipe2026:
     retrieval_params : dict
         The encoder's parameters (``weights``, ``image_size``...).
     retrieval_neighbors : int
-        The k-NN's neighbours.
+        The k-NN's neighbours (at least 1). Every field is checked, its type
+        and values, before anything is written or trained.
 
     Examples
     --------
@@ -229,6 +233,7 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     from ..images._store import as_image_store
 
     started = time.perf_counter()
+    check_recipe_fields(recipe)  # each of the type it takes, before anything is made
     if (data_dir is None) != dry_run:  # the dry run's data lives in the output folder it owns
         raise ValueError("give a data folder, or dry_run=True (which makes its own data in "
                          "the output folder), not both.")
@@ -238,6 +243,7 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
         check_store_place(store, output_dir, data_dir)
     members = _grid_ensemble(recipe, store).estimators
     check_members(members, n_jobs)  # every grid point, before anything is written or trained
+    check_tuning_settings(recipe, members)  # thresholds, count_coverage: as the tuners will
     retrieval = retrieval_template(recipe, output_dir)  # an unknown encoder named first
     if not dry_run:
         check_outside(output_dir, data_dir)
@@ -392,18 +398,10 @@ def tune_decisions(members, X, y, recipe):
     from sklearn.frozen import FrozenEstimator
 
     from ..estimators._ensemble import ConceptEnsemble
-    from ..tuning._ensemble import EnsembleTuner
-    from ..tuning._thresholds import ThresholdTuner
 
     mean = FrozenEstimator(ConceptEnsemble(members, prefit=True).fit(X, y))
-    common = dict(cv="prefit", refit=False, thresholds=recipe.thresholds, min_concepts=1)
     voting = ConceptEnsemble(members, combine="vote", prefit=True).fit(X, y)
-    tuned = {
-        "mean": ThresholdTuner(mean, **common).fit(X, y),
-        "votes": EnsembleTuner(voting, cv="prefit", refit=False,
-                               thresholds=recipe.thresholds).fit(X, y),
-        "mean+count": ThresholdTuner(mean, **common, count_coverage=list(recipe.count_coverage),
-                                     random_state=TUNING_SEED).fit(X, y)}
+    tuned = {name: tuner.fit(X, y) for name, tuner in recipe_tuners(recipe, mean, voting).items()}
     scores = {name: float(model.best_score_) for name, model in tuned.items()}
     chosen = "votes" if scores["votes"] > scores["mean+count"] else "mean+count"
     return tuned, scores, chosen

@@ -8,15 +8,80 @@ members' training.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral
 from pathlib import Path
+
+import numpy as np
 
 # The random_state of the recipe's count-model tuning (its folds), checked here first.
 TUNING_SEED = 0
+
+# What each field of Recipe2026 holds. Its values are checked by what takes them, before
+# anything trains: the grid by from_grid, thresholds and count_coverage by the tuners
+# (check_tuning_settings), retrieval_neighbors by the k-NN (retrieval_template).
+FIELD_TYPES = {
+    "grid": ((dict, list, tuple), "a dict of parameter lists (or a list of such dicts)"),
+    "estimator_params": ((dict,), "a dict of the members' parameters"),
+    "thresholds": ((Integral, list, tuple, np.ndarray),
+                   "a number of candidate thresholds, or a list of them"),
+    "count_coverage": ((list, tuple), "a tuple of coverages, None for no count model "
+                                      "(such as (None, 0.8))"),
+    "retrieval_encoder": ((str, type(None)), "an encoder's name or None"),
+    "retrieval_params": ((dict,), "a dict of the encoder's parameters"),
+    "retrieval_neighbors": ((Integral,), "a whole number of neighbours"),
+}
+
+
+def check_recipe_fields(recipe):
+    """Refuse, naming the field, a recipe field of a type it does not take, before anything
+    is made: ``count_coverage=0.8`` or ``retrieval_neighbors='5'`` ended in a TypeError
+    deep inside (``'float' object is not iterable``), naming nothing."""
+    for field in dataclasses.fields(recipe):
+        value = getattr(recipe, field.name)
+        types, wanted = FIELD_TYPES.get(field.name, (object, ""))
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, types):
+            raise TypeError(f"recipe {field.name}={value!r:.80}: must be {wanted}, not "
+                            f"{type(value).__name__}.")
+
+
+def recipe_tuners(recipe, mean, voting):
+    """The recipe's three tuners, unfitted: the 2024 recipe (one threshold on the members'
+    ``mean``), votes (of the ``voting`` ensemble) and mean + count model. Made here once,
+    for the tuning and for the check of their settings before the members train."""
+    from ..tuning._ensemble import EnsembleTuner
+    from ..tuning._thresholds import ThresholdTuner
+
+    common = dict(cv="prefit", refit=False, thresholds=recipe.thresholds, min_concepts=1)
+    return {"mean": ThresholdTuner(mean, **common),
+            "votes": EnsembleTuner(voting, cv="prefit", refit=False,
+                                   thresholds=recipe.thresholds),
+            "mean+count": ThresholdTuner(mean, **common, random_state=TUNING_SEED,
+                                         count_coverage=list(recipe.count_coverage))}
+
+
+def check_tuning_settings(recipe, members):
+    """The tuners' settings (``thresholds``, ``count_coverage``) checked as their ``fit``
+    checks them, on the ``members`` unfitted, before any trains: a threshold outside
+    [0, 1] or of the wrong form was refused by the tuners after every member had trained,
+    and the rerun with a corrected value was then refused as a run with other settings."""
+    from sklearn.frozen import FrozenEstimator
+
+    from ..estimators._ensemble import ConceptEnsemble
+
+    tuners = recipe_tuners(recipe, FrozenEstimator(ConceptEnsemble(members, prefit=True)),
+                           ConceptEnsemble(members, combine="vote", prefit=True))
+    for tuner in tuners.values():
+        try:
+            tuner._validate_params()
+            tuner._check_options()  # no data, nothing fitted
+        except ValueError as error:
+            raise ValueError(f"recipe: {error}") from None
 
 
 def check_members(members, n_jobs=None):

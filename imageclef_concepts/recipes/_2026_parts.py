@@ -274,8 +274,14 @@ def retrieval_template(recipe, output_dir):
     from ..estimators._retrieval import ConceptKNNClassifier
 
     encoder = make_encoder(recipe.retrieval_encoder, **recipe.retrieval_params)
-    return ConceptKNNClassifier(recipe.retrieval_neighbors, embedding=encoder,
-                                embedding_store=str(Path(output_dir) / "embedding-store"))
+    knn = ConceptKNNClassifier(recipe.retrieval_neighbors, embedding=encoder,
+                               embedding_store=str(Path(output_dir) / "embedding-store"))
+    try:  # as its fit will, which comes after every network has trained
+        knn._validate_params()
+    except ValueError as error:
+        raise ValueError(f"recipe retrieval_neighbors={recipe.retrieval_neighbors!r}: "
+                         f"{error}") from None
+    return knn
 
 
 def fit_retrieval(template, path, train, say, kept=lambda: None):

@@ -13,6 +13,7 @@ the tuned :class:`~imageclef_concepts.ConceptEnsemble`.
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
@@ -34,10 +35,17 @@ from ..models._base import (
     fit_on_rows,
     shallow_copy,
 )
-from ..models._ranges import _real_values
+from ..models._decision import check_threshold_grid
 from ._ensemble_search import vote_buckets, vote_search
 from ._rule import tuning_start
-from ._weight_search import band_edges, band_of, weight_search
+from ._weight_search import (
+    DEFAULT_WEIGHT_GRID,
+    MAX_CANDIDATES,
+    band_edges,
+    band_of,
+    check_search_options,
+    weight_search,
+)
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -55,12 +63,6 @@ if TYPE_CHECKING:  # names for annotations only
         SearchStarts,
         Targets,
     )
-
-
-# More candidate thresholds per member (or weights in weight_grid) than a search can use:
-# every search scores each candidate on every held-out image and concept (10**5 thresholds
-# took 70 s, 10**6 six GB; 10**5 weights 97 s on 30 images).
-MAX_CANDIDATES = 1000
 
 
 class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
@@ -86,18 +88,21 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         Candidate thresholds: that many evenly spaced between the lowest and
         highest held-out score (each member's own range for votes, so a
         ``decision_function`` member is tuned in its own units), or the
-        given values for every member.
+        given values for every member (in [0, 1] when the members all have
+        ``predict_proba``, and for weights).
     weight_grid : array-like, default=(0.0, 0.5, 1.0, 2.0)
         The weights a member may take (``tune="weights"``); coarse on
         purpose (at most 1,000 values). 0 drops a member (from a band); at
         least one value must be positive. The search starts from every member at the largest value
         (equal weights), so ``weights_`` are always values of the grid.
+        Another value than the default with ``tune="votes"`` warns (unused).
     bands : int, array-like or None, default=None
         ``tune="weights"``: one set of weights per band of concepts by their
         support (positives in the ``y`` given to ``fit``): an int makes that
         many bands (at most one per concept) at quantiles of the support, an
         array gives the edges
         (``[10, 100]``: below 10, 10 to 99, 100 and above). None: one set.
+        Given with ``tune="votes"``, it warns (unused).
     cv : int, cross-validation splitter, float or "prefit", default=5
         Where the held-out member scores come from, as
         :class:`ThresholdTuner`'s ``cv`` (scikit-learn's
@@ -122,7 +127,7 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         (``n_members`` ascents), or one ascent from the best common threshold
         and count (``n_members`` times cheaper, but one member's move seldom
         leaves the count a common threshold chose: it misses more of the
-        settings where members differ).
+        settings where members differ). Another value warns with ``tune="weights"``.
 
     Attributes
     ----------
@@ -223,7 +228,7 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
     }
 
     def __init__(self, ensemble: ConceptEnsemble, *, tune: EnsembleTuning = "votes",
-                 thresholds: int | Numbers = 20, weight_grid: Numbers = (0.0, 0.5, 1.0, 2.0),
+                 thresholds: int | Numbers = 20, weight_grid: Numbers = DEFAULT_WEIGHT_GRID,
                  bands: int | Numbers | None = None, cv: CrossValidation = 5, refit: bool = True,
                  n_jobs: int | None = None, random_state: RandomState = None,
                  max_sweeps: int = 5, starts: SearchStarts = "each_vote_count") -> None:
@@ -244,6 +249,8 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         """Held-out member scores, the search, then the tuned ensemble."""
         # The ensemble routes its fit parameters on to its members.
         X, y, labels, fit_params, splits = tuning_start(self, X, y, fit_params, "ensemble")
+        if self.cv == "prefit":
+            check_is_fitted(self.ensemble, "estimators_")
         vocabulary = (self.ensemble.targets_ if self.cv == "prefit" else
                       ConceptTargets().fit(labels))
         n_concepts = len(vocabulary.classes_)
@@ -274,33 +281,22 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         return {"ensemble": self.ensemble}
 
     def _check_options(self):
-        if self.cv == "prefit":
-            if self.refit:
-                raise ValueError("cv='prefit' uses the ensemble as fitted: set refit=False.")
-            check_is_fitted(self.ensemble, "estimators_")
-        elif self.ensemble.prefit:
+        """Refuse (warn of, for what ``tune`` does not use) the settings the search cannot
+        take, with no data and nothing fitted: what ``fit`` checks first, and what the 2026
+        recipe checks before its members train."""
+        if self.cv == "prefit" and self.refit:
+            raise ValueError("cv='prefit' uses the ensemble as fitted: set refit=False.")
+        if self.cv != "prefit" and self.ensemble.prefit:
             raise ValueError("The ensemble has prefit=True: its members are used as fitted and "
                              "cannot be trained on folds. Fit it and tune with cv='prefit' on "
                              "validation data, or set prefit=False.")
-        grid = _real_values(self.weight_grid, "weight_grid")
-        if grid.ndim != 1 or not (np.isfinite(grid) & (grid >= 0)).all() or not grid.any() \
-                or len(grid) > MAX_CANDIDATES:
-            raise ValueError(f"weight_grid must be a non-empty list of finite weights >= 0, "
-                             f"one of them positive (all zeros weigh no member), at most "
-                             f"{MAX_CANDIDATES} of them; got {self.weight_grid!r:.80}.")
-        if not isinstance(self.thresholds, Integral):
-            given = _real_values(self.thresholds, "thresholds")
-            if given.ndim != 1 or not 0 < len(given) <= MAX_CANDIDATES or \
-                    not np.isfinite(given).all():
-                raise ValueError(f"thresholds must be an int >= 2 or a non-empty flat list of "
-                                 f"finite candidate thresholds, at most {MAX_CANDIDATES} of "
-                                 f"them; got {self.thresholds!r:.80}.")
-        if isinstance(self.bands, bool):  # True passes as the int 1
-            raise ValueError(f"bands must be an int, support edges or None, not the boolean "
-                             f"{self.bands}.")
+        check_search_options(self)
+        members = [_unfrozen(member) for _, member in self.ensemble.estimators]
+        check_threshold_grid(self.thresholds, most=MAX_CANDIDATES, probabilities=(
+            self.tune == "weights" or all(hasattr(m, "predict_proba") for m in members)))
         if self.tune == "votes":
-            for name, member in self.ensemble.estimators:
-                _check_votes_by_threshold(name, _unfrozen(member))
+            for (name, _), member in zip(self.ensemble.estimators, members):
+                _check_votes_by_threshold(name, member)
 
     def _held_out_scores(self, X, y, labels, splits, fit_params, vocabulary):
         """Each member's scores on the held-out images, on ``vocabulary``'s columns."""
@@ -374,7 +370,10 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
                 weights = weights[band_of(own, self.band_edges_)].T
             params.update(combine="mean", weights=weights.tolist(), threshold=self.threshold_)
         params.update(estimators=list(zip(names, members)), prefit=True)
-        tuned = ConceptEnsemble(**params).fit(X, y)  # prefit: reads the vocabulary only
+        with warnings.catch_warnings():  # what it does not use: said as fit began
+            warnings.filterwarnings("ignore",
+                                    r"ConceptEnsemble\(.*\) (decides without|does not use)")
+            tuned = ConceptEnsemble(**params).fit(X, y)  # prefit: reads the vocabulary only
         tuned.estimators_samples_ = getattr(base, "estimators_samples_", None)  # what they saw
         return tuned
 

@@ -16,7 +16,10 @@ without it (cross-fitting), and the shrinkage is scored on held-out folds.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
+import warnings
 from collections import namedtuple
 from numbers import Integral, Real
 
@@ -36,7 +39,7 @@ from ..concepts._metrics import (
 from ..concepts._targets import checked_multilabel_target
 from ..estimators._members import check_one_training_per_checkpoint
 from ..models._count import ConceptCountRegressor, calibration_needed, finite_scores
-from ..models._decision import DecisionRule, within_bounds
+from ..models._decision import DecisionRule, check_threshold_grid, within_bounds
 
 #: Strengths ``k`` that ``shrinkage="cv"`` tries: from none (the raw per-concept
 #: thresholds) to infinite (the global threshold for every concept).
@@ -49,19 +52,59 @@ CountChoice = namedtuple("CountChoice", "coverage threshold score low high curve
 TunedRule = namedtuple("TunedRule", "rule threshold score coverage shrinkage results")
 
 
-def check_tuning_options(thresholds, count_coverage, shrinkage):
-    """Refuse, naming the parameter, what ``_parameter_constraints`` cannot say."""
-    if not isinstance(thresholds, Integral):
-        values = np.asarray(thresholds, dtype=object)
-        if values.ndim != 1 or not len(values):
-            raise ValueError(f"thresholds must be a number of candidates or a 1-d list of at "
-                             f"least one threshold; got an array of shape {values.shape}.")
-        if any(isinstance(v, bool) or not isinstance(v, Real) or math.isnan(v) for v in values):
-            raise ValueError(f"thresholds must be real numbers, not NaN or booleans; got "
-                             f"{list(values)!r:.80}.")
-    checked_coverages(count_coverage)
-    if isinstance(shrinkage, (bool, np.bool_)):
-        raise ValueError(f"shrinkage must be a number >= 0, 'cv' or None, not {shrinkage}.")
+def check_tuning_options(tuner, official):
+    """Refuse, naming the parameter, what a :class:`ThresholdTuner`'s
+    ``_parameter_constraints`` cannot say, before any fit (``official``: it tunes the
+    official score): ``thresholds`` in [0, 1] when the estimator's scores are
+    probabilities, a ``scoring`` name resolved now; and warn of a ``min_support`` that
+    ``strategy="global"`` does not use (dropped without a word)."""
+    check_scoring_of_predictions(None if official else tuner.scoring)
+    check_threshold_grid(tuner.thresholds,
+                         probabilities=hasattr(tuner.estimator, "predict_proba"))
+    checked_coverages(tuner.count_coverage)
+    for name, used in (("strategy='per_concept'", tuner.strategy == "per_concept"),
+                       ("count_coverage", tuner.count_coverage is not None)):
+        if used and not official:
+            raise ValueError(f"{name} tunes the official ImageCLEF F1; it cannot be "
+                             f"combined with scoring={tuner.scoring!r}.")
+    if isinstance(tuner.shrinkage, (bool, np.bool_)):
+        raise ValueError(f"shrinkage must be a number >= 0, 'cv' or None, not "
+                         f"{tuner.shrinkage}.")
+    if tuner.shrinkage is not None and tuner.strategy != "per_concept":
+        raise ValueError(f"shrinkage={tuner.shrinkage!r} shrinks per-concept thresholds: "
+                         "set strategy='per_concept' (or shrinkage=None).")
+    default = inspect.signature(type(tuner).__init__).parameters["min_support"].default
+    if tuner.strategy != "per_concept" and tuner.min_support != default:
+        warnings.warn(f"{type(tuner).__name__}(strategy={tuner.strategy!r}) does not use "
+                      f"min_support={tuner.min_support!r}: it is for strategy='per_concept'.",
+                      UserWarning, stacklevel=5)
+    if tuner.max_concepts is not None and tuner.max_concepts < tuner.min_concepts:
+        raise ValueError(f"max_concepts={tuner.max_concepts} is below "
+                         f"min_concepts={tuner.min_concepts}.")
+    if tuner.cv == "prefit" and tuner.refit:
+        raise ValueError("cv='prefit' uses the estimator as fitted: set refit=False.")
+
+
+def check_scoring_of_predictions(scoring):
+    """Refuse a ``scoring`` name scikit-learn does not know (a typo was refused only after
+    every fold was fitted) or a scorer of scores (``'roc_auc'``): each threshold is scored
+    by the concepts it predicts. A plain callable ``score(y, y_pred)`` is taken as given."""
+    from sklearn.metrics import get_scorer, get_scorer_names
+
+    if isinstance(scoring, str):
+        try:
+            scoring = get_scorer(scoring)
+        except ValueError:
+            close = difflib.get_close_matches(scoring, get_scorer_names(), n=1)
+            raise ValueError(f"scoring={scoring!r} is not a scorer name"
+                             + (f" (did you mean {close[0]!r}?)" if close else "")
+                             + ": see sklearn.metrics.get_scorer_names(), or None for the "
+                               "official ImageCLEF F1.") from None
+    method = getattr(scoring, "_response_method", "predict")
+    if method not in ("predict", ("predict",), ["predict"]):
+        raise ValueError(f"scoring={scoring!r:.80} scores {method!r}, not predictions: each "
+                         "candidate threshold is scored by the concepts it predicts; give a "
+                         "scorer of predictions (such as 'f1_samples') or None.")
 
 
 def check_tuning_images(n_true, count_coverage, shrinkage, random_state):

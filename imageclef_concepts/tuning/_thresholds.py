@@ -90,11 +90,12 @@ class ThresholdTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
     scoring : str, callable or None, default=None
         What to maximise. None is the official ImageCLEF F1
         (:func:`~imageclef_concepts.imageclef_f1_score`), computed for all
-        thresholds at once. Otherwise a scorer name, a scorer, or a callable
-        ``score(y_true, y_pred)``: each threshold is then scored in turn.
+        thresholds at once. Otherwise a scorer name or scorer of predictions,
+        or a callable ``score(y_true, y_pred)``: each threshold in turn.
     thresholds : int or array-like, default=100
         Candidate thresholds: that many evenly spaced between the lowest and
-        highest out-of-fold score, or the given values.
+        highest out-of-fold score, or the given values (in [0, 1] for an
+        estimator with ``predict_proba``: probabilities).
     cv : int, cross-validation splitter, float or "prefit", default=5
         How the out-of-fold scores are made. An int is that many unshuffled
         folds (``KFold``, never stratified: the target is multi-label); a
@@ -118,7 +119,8 @@ class ThresholdTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         fewer than ``min_support`` positives in the tuning data keep the
         global one, so rare concepts do not overfit. Needs the official score.
     min_support : int, default=10
-        Positives a concept needs to get its own threshold.
+        Positives a concept needs to get its own threshold
+        (``strategy="per_concept"``; another value warns with ``"global"``).
     min_concepts : int, default=0
         Always predict at least this many concepts per image (the most
         probable ones): under the official score an image with no prediction
@@ -274,20 +276,7 @@ class ThresholdTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
             self.n_features_in_ = self.estimator_.n_features_in_
 
     def _check_options(self):
-        for name, used in (("strategy='per_concept'", self.strategy == "per_concept"),
-                           ("count_coverage", self.count_coverage is not None)):
-            if used and not self._uses_official_score():
-                raise ValueError(f"{name} tunes the official ImageCLEF F1; it cannot be "
-                                 f"combined with scoring={self.scoring!r}.")
-        if self.shrinkage is not None and self.strategy != "per_concept":
-            raise ValueError(f"shrinkage={self.shrinkage!r} shrinks per-concept thresholds: "
-                             "set strategy='per_concept' (or shrinkage=None).")
-        check_tuning_options(self.thresholds, self.count_coverage, self.shrinkage)
-        if self.max_concepts is not None and self.max_concepts < self.min_concepts:
-            raise ValueError(f"max_concepts={self.max_concepts} is below "
-                             f"min_concepts={self.min_concepts}.")
-        if self.cv == "prefit" and self.refit:
-            raise ValueError("cv='prefit' uses the estimator as fitted: set refit=False.")
+        check_tuning_options(self, self._uses_official_score())
 
     def _uses_official_score(self):
         return self.scoring in (None, "imageclef_f1", imageclef_f1, imageclef_f1_score)

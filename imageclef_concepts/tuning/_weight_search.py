@@ -11,14 +11,21 @@ each time); so the score never decreases and the search ends.
 from __future__ import annotations
 
 import itertools
+import warnings
 from numbers import Integral
 from typing import NamedTuple
 
 import numpy as np
 
 from ..concepts._metrics import threshold_curve
-from ..models._ranges import check_ensemble_weights, weighted_mean
+from ..models._ranges import _real_values, check_ensemble_weights, weighted_mean
 from ._ensemble_search import TOLERANCE
+
+# More candidate thresholds per member (or weights in weight_grid) than a search can use:
+# every search scores each candidate on every held-out image and concept (10**5 thresholds
+# took 70 s, 10**6 six GB; 10**5 weights 97 s on 30 images).
+MAX_CANDIDATES = 1000
+DEFAULT_WEIGHT_GRID = (0.0, 0.5, 1.0, 2.0)  # EnsembleTuner's weight_grid
 
 
 class WeightSearch(NamedTuple):
@@ -123,6 +130,41 @@ def _distinct_rows(grid, n_members):
     return rows
 
 
+def check_search_options(tuner):
+    """Refuse, before any member is fitted, an :class:`EnsembleTuner`'s ``weight_grid`` or
+    ``bands`` the weight search cannot use (bands out of order were refused after every
+    fold was fitted); and warn, naming them, of what its ``tune`` does not use, given (a
+    value other than the default: it was dropped without a word): ``weight_grid``,
+    ``bands`` and the ensemble's weights by votes, ``starts`` by weights. A warning, as
+    scikit-learn's for a parameter its chosen mode does not use: a grid search over
+    ``tune`` and ``bands`` runs."""
+    weight_grid, bands, tune = tuner.weight_grid, tuner.bands, tuner.tune
+    grid = _real_values(weight_grid, "weight_grid")
+    if grid.ndim != 1 or not (np.isfinite(grid) & (grid >= 0)).all() or not grid.any() \
+            or len(grid) > MAX_CANDIDATES:
+        raise ValueError(f"weight_grid must be a non-empty list of finite weights >= 0, "
+                         f"one of them positive (all zeros weigh no member), at most "
+                         f"{MAX_CANDIDATES} of them; got {weight_grid!r:.80}.")
+    if isinstance(bands, (bool, np.bool_)):  # True passes as the int 1
+        raise ValueError(f"bands must be an int, support edges or None, not the boolean "
+                         f"{bands}.")
+    if bands is not None and not isinstance(bands, Integral):
+        _edges(bands)
+    given = [f"{name}={value!r:.60}" for name, value, unchanged in (
+        ("weight_grid", weight_grid, np.array_equal(grid, DEFAULT_WEIGHT_GRID)),
+        ("bands", bands, bands is None),
+        ("the ensemble's weights", tuner.ensemble.weights, tuner.ensemble.weights is None))
+        if not unchanged]
+    if tune == "votes" and given:
+        warnings.warn(f"EnsembleTuner(tune='votes') does not use {' nor '.join(given)}: "
+                      "they set the weight search (tune='weights'); the votes tune each "
+                      "member's threshold and the vote count.", UserWarning, stacklevel=5)
+    if tune == "weights" and tuner.starts != "each_vote_count":  # not the default
+        warnings.warn(f"EnsembleTuner(tune='weights') does not use starts={tuner.starts!r}: "
+                      "it sets the vote search's ascent (tune='votes').", UserWarning,
+                      stacklevel=5)
+
+
 def band_edges(bands, support):
     """The support at which each band after the first begins (None: one band)."""
     if bands is None:
@@ -130,7 +172,12 @@ def band_edges(bands, support):
     if isinstance(bands, Integral):
         quantiles = np.quantile(support, np.linspace(0, 1, int(bands) + 1)[1:-1])
         return np.unique(np.ceil(quantiles)) if bands > 1 else None
-    edges = np.asarray(bands, dtype=float)
+    return _edges(bands)
+
+
+def _edges(bands):
+    """Given support edges as an array, or a ValueError naming ``bands`` and the value."""
+    edges = _real_values(bands, "bands")
     if edges.ndim != 1 or not len(edges) or not np.isfinite(edges).all() or (
             np.diff(edges) <= 0).any():
         raise ValueError(f"bands must be an int or increasing support edges (a non-empty "

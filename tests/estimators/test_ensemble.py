@@ -1,8 +1,12 @@
 """ConceptEnsemble: each combination against a hand computation on small matrices."""
 
+import re
+import warnings
+
 import numpy as np
 import pytest
 from scipy import sparse
+from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.utils.metaestimators import available_if
 
@@ -133,7 +137,7 @@ def test_weights_set_after_fit_are_checked_at_predict_as_at_fit(weights, message
 
 @pytest.mark.parametrize("combine", ["union", "intersection", "vote"])
 def test_a_threshold_that_a_set_combination_ignores_warns(combine):
-    ensemble = _ensemble(combine=combine, min_votes=1)
+    ensemble = _ensemble(combine=combine, **({"min_votes": 1} if combine == "vote" else {}))
     import warnings
 
     with warnings.catch_warnings():
@@ -143,6 +147,50 @@ def test_a_threshold_that_a_set_combination_ignores_warns(combine):
         ensemble.set_params(threshold=threshold)
         with pytest.warns(UserWarning, match=f"combine='{combine}'.* does not use threshold"):
             assert ensemble.predict_concepts(X) == expected
+
+
+class _NeverFitted(FixedConcepts):
+    def fit(self, X, y):
+        raise AssertionError("a member was fitted before the ensemble warned")
+
+
+@pytest.mark.parametrize("combine, params, given", [
+    # the weights were ignored without a word by every combination but the mean
+    ("vote", dict(weights=[1, 3]), "weights=[1, 3]: weights is for combine='mean'"),
+    ("union", dict(weights=[1, 3]), "weights=[1, 3]: weights is for combine='mean'"),
+    ("intersection", dict(weights=[0.5, 0.5]), "weights=[0.5, 0.5]"),
+    ("max", dict(weights=[1, 3]), "weights=[1, 3]: weights is for combine='mean'"),
+    # and min_votes by every combination but the vote
+    ("mean", dict(min_votes=3), "min_votes=3: min_votes is for combine='vote'"),
+    ("union", dict(weights=[1, 3], min_votes=1), "weights=[1, 3] nor min_votes=1: weights is "
+                                                 "for combine='mean'; min_votes is for "
+                                                 "combine='vote'"),
+])
+def test_parameters_a_combination_does_not_use_warn_before_any_member_fits(combine, params,
+                                                                             given):
+    members = [(name, _NeverFitted(["A"], [[0.5]] * 3)) for name in ("one", "two")]
+    ensemble = ConceptEnsemble(members, combine=combine, **params)
+    with pytest.warns(UserWarning, match=rf"^ConceptEnsemble\(combine='{combine}'\) decides "
+                                         rf"without {re.escape(given)}"), \
+            pytest.raises(AssertionError, match="a member was fitted before"):
+        ensemble.fit(X, Y)
+
+
+def test_subsample_given_to_fitted_members_warns():
+    # prefit=True uses the members as fitted: subsample was ignored without a word
+    with pytest.warns(UserWarning, match=r"^ConceptEnsemble\(prefit=True\) does not use "
+                                         r"subsample=0.5: its members are used as fitted"):
+        ConceptEnsemble([("one", clone(ONE).fit(X, Y)), ("two", clone(TWO).fit(X, Y))],
+                        prefit=True, subsample=0.5).fit(X, Y)
+
+
+@pytest.mark.parametrize("combine, params", [("mean", dict(weights=[1, 3])),
+                                             ("vote", dict(min_votes=1)), ("vote", {}),
+                                             ("max", dict(min_votes=2, weights=None))])
+def test_parameters_a_combination_uses_or_left_at_their_default_do_not_warn(combine, params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _ensemble(combine=combine, **params)
 
 
 def test_prefit_uses_fitted_members_and_refuses_unfitted_ones(tiny_images):

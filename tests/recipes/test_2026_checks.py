@@ -267,3 +267,70 @@ def test_the_retrieval_members_file_is_asked_of_the_outputs_disk(tmp_path, monke
     run_recipe_2026(None, tmp_path / "out", dry_run=True, say=lambda line: None,
                     recipe=with_retrieval)
     assert all(d[3] != "the retrieval member's file" for d in asked[-1])
+
+
+_RETRIEVAL = {"retrieval_encoder": "mobilenetv3small",
+              "retrieval_params": {"weights": None, "image_size": 32}}
+
+
+@pytest.mark.parametrize("changed, error, message", [
+    # refused by the tuners after every member had trained, and the rerun with a corrected
+    # value refused as 'other settings' (hostile review, item 1)
+    (dict(thresholds=[-0.1]), ValueError, r"^recipe: thresholds must lie in \[0, 1\].*got -0.1"),
+    (dict(thresholds=[1.5]), ValueError, r"^recipe: thresholds must lie in \[0, 1\].*got 1.5"),
+    (dict(thresholds=[[0.2]]), ValueError, r"^recipe: thresholds must be .* flat list .*\[\[0.2"),
+    (dict(thresholds=[0.2, float("nan")]), ValueError, r"^recipe: thresholds .*not NaN"),
+    (dict(thresholds=1), ValueError, r"^recipe: The 'thresholds' parameter of ThresholdTuner "
+                                     r"must be an int in the range \[2, inf\).* Got 1 instead"),
+    (dict(thresholds=5000), ValueError, r"^recipe: The 'thresholds' parameter of EnsembleTuner "
+                                        r"must be an int in the range \[2, 1000\]"),
+    (dict(count_coverage=(None, 1.5)), ValueError,
+     r"^recipe: count_coverage must hold coverages strictly between 0 and 1.*got 1.5"),
+    ({**_RETRIEVAL, "retrieval_neighbors": 0}, ValueError,
+     r"^recipe retrieval_neighbors=0: The 'n_neighbors' parameter of ConceptKNNClassifier must "
+     r"be an int in the range \[1, inf\)"),
+    ({**_RETRIEVAL, "retrieval_neighbors": -1}, ValueError, r"^recipe retrieval_neighbors=-1: "),
+    # each field of the wrong type: a TypeError deep inside, naming nothing (item 4)
+    (dict(thresholds="0.5"), TypeError, r"^recipe thresholds='0.5': must be a number of "
+                                        r"candidate thresholds, or a list of them, not str"),
+    (dict(thresholds=True), TypeError, r"^recipe thresholds=True: .* not bool"),
+    (dict(count_coverage=0.8), TypeError, r"^recipe count_coverage=0.8: must be a tuple of "
+                                          r"coverages, None for no count model .*, not float"),
+    (dict(count_coverage="0.8"), TypeError, r"^recipe count_coverage='0.8': .* not str"),
+    ({**_RETRIEVAL, "retrieval_neighbors": 2.5}, TypeError,
+     r"^recipe retrieval_neighbors=2.5: must be a whole number of neighbours, not float"),
+    ({**_RETRIEVAL, "retrieval_neighbors": "5"}, TypeError, r"^recipe retrieval_neighbors='5'"),
+    (dict(retrieval_encoder=5), TypeError, r"^recipe retrieval_encoder=5: must be an encoder's "
+                                           r"name or None, not int"),
+    (dict(retrieval_params=[("weights", None)]), TypeError, r"^recipe retrieval_params=\[\("),
+    (dict(estimator_params="image_size=16"), TypeError, r"^recipe estimator_params='image_siz"),
+    (dict(grid="filters"), TypeError, r"^recipe grid='filters': must be a dict of parameter "),
+])
+def test_recipe_settings_are_refused_naming_the_field_before_anything_is_made(
+        tmp_path, monkeypatch, changed, error, message):
+    import dataclasses
+
+    from imageclef_concepts import run_recipe_2026
+    from imageclef_concepts.recipes import _2026 as recipe
+
+    monkeypatch.setattr(_recipe_parts, "fit_member", lambda *a: pytest.fail("trained"))
+    monkeypatch.setattr(_recipe_parts, "estimate_compute", lambda *a: pytest.fail("timed"))
+    with pytest.raises(error, match=message):
+        run_recipe_2026(None, tmp_path / "out", dry_run=True, say=lambda line: None,
+                        recipe=dataclasses.replace(recipe.DRY_RUN, **changed))
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_recipes_thresholds_may_be_a_list_in_0_1(tmp_path):
+    # What the tuners take passes the checks made before training.
+    import dataclasses
+
+    from imageclef_concepts.recipes import _2026 as recipe
+    from imageclef_concepts.recipes._2026_checks import check_recipe_fields, check_tuning_settings
+
+    from ..conftest import tiny_cnn
+
+    taken = dataclasses.replace(recipe.DRY_RUN, thresholds=[0.0, 0.3, 1.0],
+                                count_coverage=[None, 0.5])
+    check_recipe_fields(taken)
+    check_tuning_settings(taken, [(name, tiny_cnn(image_size=16)) for name in "ab"])

@@ -1,6 +1,8 @@
 """EnsembleTuner: joint thresholds and vote count, and weights, against brute force."""
 
 import itertools
+import re
+import warnings
 
 import joblib
 import numpy as np
@@ -346,7 +348,8 @@ def test_a_tuned_ensemble_saves_and_loads_whole(tmp_path, tiny_images):
      "prefit=True: its members are used as fitted and cannot be trained on folds"),
     (ConceptKNNClassifier(), {}, ValueError, "'ensemble' parameter .* instance of"),
     (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"thresholds": [np.nan]}, ValueError,
-     r"thresholds must be an int >= 2 or a non-empty flat list of finite .* got \[nan\]"),
+     r"thresholds must be a number of candidates or a non-empty flat list of finite .* got "
+     r"\[nan\]"),
     (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"thresholds": []}, ValueError,
      r"thresholds must be .* non-empty flat list"),
     (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"thresholds": [[0.2, 0.5]]},
@@ -414,3 +417,77 @@ def test_a_member_whose_held_out_scores_are_all_nan_is_named():
     with pytest.raises(ValueError, match="^The held-out scores of member 'm1' are all NaN"):
         EnsembleTuner(_fitted(members, X, y), cv="prefit", refit=False,
                       thresholds=GRID).fit(X, y)
+
+
+class _NeverFitted(FixedConcepts):
+    def fit(self, X, y):
+        raise AssertionError("a member was fitted before the settings were checked")
+
+
+def _never_fitted_ensemble(n_members=2, **params):
+    return ConceptEnsemble([(f"m{i}", _NeverFitted(["C1", "C2"], np.eye(2)))
+                            for i in range(n_members)], **params)
+
+
+@pytest.mark.parametrize("params, message", [
+    # refused after every member's fit (votes: by the members' threshold; weights: by the
+    # ensemble's) -- hostile review, item 3
+    (dict(thresholds=[0.5, 1.5]), r"^thresholds must lie in \[0, 1\].* got 1.5\.$"),
+    (dict(tune="weights", thresholds=[-0.1, 0.5]),
+     r"^thresholds must lie in \[0, 1\].* got -0.1"),
+    # out of order: refused after every fold's members were fitted (item 5)
+    (dict(tune="weights", bands=[5, 2]), r"^bands must be an int or increasing support edges"),
+    (dict(tune="weights", bands=["a"]), r"^bands must be numbers"),
+])
+def test_thresholds_and_bands_are_refused_before_any_member_fits(params, message):
+    X, y = np.arange(6)[:, None], ["C1", "C2"] * 3
+    with pytest.raises(ValueError, match=message):
+        EnsembleTuner(_never_fitted_ensemble(), cv=2, **params).fit(X, y)
+
+
+@pytest.mark.parametrize("params, given", [
+    (dict(bands=[10]), "bands=[10]"),
+    (dict(bands=3), "bands=3"),
+    (dict(weight_grid=[0.0, 1.0]), "weight_grid=[0.0, 1.0]"),
+    (dict(weight_grid=(1.0, 3.0), bands=[2]), "weight_grid=(1.0, 3.0) nor bands=[2]"),
+])
+def test_weight_settings_given_to_votes_warn_before_any_member_fits(params, given):
+    # tune="votes" dropped bands and weight_grid without a word (item 5): warned, as
+    # scikit-learn warns of a parameter its chosen mode does not use
+    X, y = np.arange(6)[:, None], ["C1", "C2"] * 3
+    with pytest.warns(UserWarning, match=rf"^EnsembleTuner\(tune='votes'\) does not use "
+                                         rf"{re.escape(given)}: they set the weight search"), \
+            pytest.raises(AssertionError, match="a member was fitted before"):
+        EnsembleTuner(_never_fitted_ensemble(), cv=2, **params).fit(X, y)
+
+
+def test_the_ensembles_weights_given_to_votes_warn_once():
+    members, X, y = _case(seed=0, n_members=2)
+    ensemble = _fitted(members, X, y, weights=[1, 3])
+    with pytest.warns(UserWarning) as caught:
+        tuner = EnsembleTuner(ensemble, cv="prefit", refit=False, thresholds=GRID).fit(X, y)
+    assert [str(w.message) for w in caught] == [
+        "EnsembleTuner(tune='votes') does not use the ensemble's weights=[1, 3]: they set the "
+        "weight search (tune='weights'); the votes tune each member's threshold and the vote "
+        "count."]
+    assert tuner.ensemble_.combine == "vote"
+
+
+def test_settings_at_their_defaults_or_used_do_not_warn():
+    members, X, y = _case(seed=0, n_members=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        EnsembleTuner(_fitted(members, X, y), cv="prefit", refit=False,
+                      weight_grid=[0.0, 0.5, 1.0, 2.0], thresholds=GRID).fit(X, y)
+        EnsembleTuner(_fitted(members, X, y), tune="weights", bands=[2], cv="prefit",
+                      refit=False, weight_grid=[1.0, 2.0], thresholds=GRID).fit(X, y)
+
+
+def test_starts_given_to_weights_warns_before_any_member_fits():
+    # starts sets the vote search's ascent: tune="weights" dropped it without a word
+    X, y = np.arange(6)[:, None], ["C1", "C2"] * 3
+    with pytest.warns(UserWarning, match=r"^EnsembleTuner\(tune='weights'\) does not use "
+                                         r"starts='best_common'"), \
+            pytest.raises(AssertionError, match="a member was fitted before"):
+        EnsembleTuner(_never_fitted_ensemble(), tune="weights", starts="best_common",
+                      cv=2).fit(X, y)

@@ -1,9 +1,11 @@
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.metrics import f1_score
 from sklearn.model_selection import KFold
 from sklearn.multiclass import OneVsRestClassifier
@@ -80,6 +82,51 @@ def test_a_candidate_grid_beyond_memory_is_refused_before_fitting(thresholds):
     y = (scores > 0.5).astype(int)
     with pytest.raises(ValueError, match=rf"^thresholds={int(thresholds)}: .* candidate "):
         ThresholdTuner(_FitSpy(), cv=2, thresholds=thresholds).fit(scores, y)
+
+
+@pytest.mark.parametrize("thresholds, shown", [([-0.1, 0.5], "-0.1"), ([0.5, 1.5], "1.5")])
+def test_probability_thresholds_outside_0_1_are_refused_before_fitting(thresholds, shown):
+    # Taken silently: a candidate above 1 predicts no concept, one below 0 every concept
+    # (hostile review: a parameter checked only after long work, or dropped silently).
+    scores = np.random.default_rng(0).random((40, 3))
+    with pytest.raises(ValueError, match=rf"^thresholds must lie in \[0, 1\], the scores "
+                                         rf"being probabilities .*got {shown}\.$"):
+        ThresholdTuner(_FitSpy(), cv=2, thresholds=thresholds).fit(scores, scores > 0.5)
+
+
+def test_decision_scores_take_thresholds_outside_0_1():
+    # A decision_function's scores are not probabilities: its candidates may lie anywhere.
+    X = np.arange(20.0)[:, None]
+    y = np.c_[X[:, 0] > 9, X[:, 0] < 5].astype(int)
+    tuner = ThresholdTuner(RidgeClassifier(), cv=2, thresholds=[-1.0, 0.0, 1.0]).fit(X, y)
+    assert tuner.best_threshold_ in (-1.0, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("scoring, message", [
+    ("f1_sample", r"^scoring='f1_sample' is not a scorer name \(did you mean 'f1_samples'\?\): "
+                  r"see sklearn.metrics.get_scorer_names\(\)"),
+    ("qqqq", r"^scoring='qqqq' is not a scorer name: see "),
+    ("roc_auc", r"^scoring=make_scorer\(roc_auc_score.* scores .*, not predictions"),
+])
+def test_a_scoring_that_cannot_score_thresholds_is_refused_before_fitting(scoring, message):
+    # A typo ('f1_sample') was refused only after every fold was fitted; a scorer of
+    # probabilities failed on the predictions after them too.
+    scores = np.random.default_rng(0).random((40, 3))
+    with pytest.raises(ValueError, match=message):
+        ThresholdTuner(_FitSpy(), scoring=scoring, cv=2).fit(scores, scores > 0.5)
+
+
+def test_min_support_given_to_the_global_strategy_warns_before_fitting():
+    # min_support is for per-concept thresholds: strategy="global" dropped it silently
+    scores = np.random.default_rng(0).random((40, 3))
+    with pytest.warns(UserWarning, match=r"^ThresholdTuner\(strategy='global'\) does not use "
+                                         r"min_support=3: it is for strategy='per_concept'"), \
+            pytest.raises(AssertionError, match="fitted before thresholds was checked"):
+        ThresholdTuner(_FitSpy(), cv=2, min_support=3).fit(scores, scores > 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ThresholdTuner(ScoresAsFeatures(), cv=2, thresholds=5, strategy="per_concept",
+                       min_support=3).fit(scores, scores > 0.5)
 
 
 def test_per_concept_recovers_planted_thresholds():
