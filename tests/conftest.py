@@ -93,9 +93,15 @@ def decodes(monkeypatch):
     return counts
 
 
+# Docstring examples that build a full-size network (a random ViT-B/16: 25 s), which a
+# docstring cannot mark itself.
+SLOW_EXAMPLES = {"imageclef_concepts.embeddings._encoder.FoundationEncoder"}
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """The network's contract checks on image files run with the slow tests.
+    """The network's contract checks on image files, and the full-size docstring
+    examples, run with the slow tests.
 
     The library's check suite generates its cases (one per check and data
     form), so they cannot carry a mark where they are written: on files the
@@ -103,7 +109,8 @@ def pytest_collection_modifyitems(items):
     """
     for item in items:
         if item.nodeid.endswith("[paths]]") and \
-                "keeps_the_contract[ConceptCNNClassifier-" in item.nodeid:
+                "keeps_the_contract[ConceptCNNClassifier-" in item.nodeid \
+                or isinstance(item, pytest.DoctestItem) and item.name in SLOW_EXAMPLES:
             item.add_marker(pytest.mark.slow)
 
 

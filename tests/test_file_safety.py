@@ -253,6 +253,7 @@ def _peak_megabytes(function):
         tracemalloc.stop()
 
 
+@pytest.mark.slow
 def test_an_archive_with_an_unnamed_bomb_member_is_refused_in_bounded_memory(archive):
     path, _, _ = archive
     with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as bombed:
@@ -435,6 +436,7 @@ def test_a_resumed_fit_that_fails_leaves_no_epoch_behind_for_the_next_fit(tmp_pa
     assert len(model.fit(X, y).history_["loss"]) == 2  # both epochs trained
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["backup/best_weights.npz", "backup/latest.weights.h5", LOCK,
                                   "backup/saving.latest.weights.h5",
                                   "backup/saving.training_metadata.json"])
@@ -452,6 +454,7 @@ def test_a_pipe_in_a_checkpoint_is_refused_not_read(tmp_path, tiny_images, name)
     assert stat.S_ISFIFO(os.lstat(checkpoint / name).st_mode)
 
 
+@pytest.mark.slow
 def test_a_start_killed_while_writing_its_manifest_is_taken_up_again(tmp_path, tiny_images):
     checkpoint = tmp_path / "ckpt"
     checkpoint.mkdir()
@@ -463,6 +466,7 @@ def test_a_start_killed_while_writing_its_manifest_is_taken_up_again(tmp_path, t
     assert os.listdir(checkpoint) == []  # the leftover too; the folder was not ours to remove
 
 
+@pytest.mark.slow
 def test_a_backup_folder_linked_to_a_users_folder_is_never_emptied(tmp_path, tiny_images):
     checkpoint, users = tmp_path / "ckpt", tmp_path / "users"
     _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
@@ -481,6 +485,7 @@ def test_a_backup_folder_linked_to_a_users_folder_is_never_emptied(tmp_path, tin
                                          "training_metadata.json"]
 
 
+@pytest.mark.slow
 def test_a_save_while_another_holds_the_checkpoint_writes_and_warns(tmp_path, tiny_images):
     checkpoint = tmp_path / "ckpt"
     model = _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
@@ -493,6 +498,7 @@ def test_a_save_while_another_holds_the_checkpoint_writes_and_warns(tmp_path, ti
     assert not checkpoint.exists()
 
 
+@pytest.mark.slow
 def test_parent_folders_made_for_a_checkpoint_go_with_it(tmp_path, tiny_images):
     checkpoint = tmp_path / "a b" / "ç ✓" / "ckpt"
     model = _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
@@ -500,6 +506,7 @@ def test_parent_folders_made_for_a_checkpoint_go_with_it(tmp_path, tiny_images):
     assert sorted(os.listdir(tmp_path)) == ["model.keras"]
 
 
+@pytest.mark.slow
 def test_a_mismatch_message_says_checkpoints_are_for_single_trainings(tmp_path, tiny_images):
     checkpoint = tmp_path / "ckpt"
     _tiny_cnn(checkpoint_dir=checkpoint).fit(tiny_images.images, _labels(tiny_images))
@@ -529,6 +536,7 @@ def test_train_names_a_pipe_given_as_the_concept_file(tmp_path, dataset, capsys)
     assert "is a named pipe, not a concept file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_start_that_died_before_its_manifest_is_resumable(tmp_path, tiny_images):
     checkpoint = tmp_path / "ckpt"
     checkpoint.mkdir()

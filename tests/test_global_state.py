@@ -53,6 +53,7 @@ def test_unseeded_fits_still_differ(tiny_images):
     assert not np.allclose(first, second)
 
 
+@pytest.mark.slow
 def test_a_fit_keeps_the_users_layer_names_unique():
     import keras
     import numpy as np

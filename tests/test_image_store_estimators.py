@@ -68,6 +68,7 @@ def test_ensemble_members_tuner_and_retrieval_share_one_decoding(tmp_path, data,
     assert decodes["decoded"] == len(data.paths)  # one size (16 px): decoded once in all
 
 
+@pytest.mark.slow
 def test_the_store_is_not_saved_with_a_model(tmp_path, data):
     store = ImageStore(tmp_path / "store")
     cnn = ConceptCNNClassifier(**TINY, image_store=store).fit(data.paths, data.concepts)

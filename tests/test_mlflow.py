@@ -2,7 +2,7 @@
 
 The tracking store is a SQLite file in a temporary folder, never a server.
 Logging a model infers its requirements in a subprocess (seconds each): the
-kinds beyond the network, a tuner of it and a k-NN run with ``-m slow``;
+logging tests run with ``-m slow``;
 tests/models/test_skops.py checks every kind's skops file without MLflow.
 """
 
@@ -51,11 +51,10 @@ MODELS = {"cnn": _cnn,
           "tuned_cnn": lambda X, y: ThresholdTuner(_cnn(X, y), cv="prefit", refit=False,
                                                    thresholds=5).fit(X, y),
           **KINDS}
-FAST = ("knn",)  # the networks log in 12-25 s each: slow, with the other kinds
 
 
-@pytest.mark.parametrize("kind", [kind if kind in FAST else pytest.param(
-    kind, marks=pytest.mark.slow) for kind in MODELS])
+@pytest.mark.slow  # 12-25 s each, the k-NN's too (its requirements inferred in a subprocess)
+@pytest.mark.parametrize("kind", list(MODELS))
 def test_log_model_in_the_default_format_then_pyfunc_predicts_the_same(tracking, data, kind):
     # Before: the network (alone or inside a tuner or an ensemble) "could not be
     # serialized in the skops format" (skops' RecursionError).

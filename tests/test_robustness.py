@@ -256,6 +256,9 @@ _field = st.text(st.characters(blacklist_characters=_FORBIDDEN, blacklist_catego
        layout=st.sampled_from(["2019", "2022", "2024"]))
 def test_write_then_read_is_the_identity(tmp_path, lines, layout):
     ids = [image_id for image_id, _ in lines]
+    # "ID" alone is a header line's first cell in every layout (the writer refuses it); from
+    # 2022, the evaluators skip every row whose id holds it
+    assume(not any(image_id.upper() == "ID" for image_id in ids))
     assume(layout == "2019" or not any("ID" in image_id for image_id in ids))
     concepts = [concepts for _, concepts in lines]
     path = tmp_path / f"run-{layout}.txt"

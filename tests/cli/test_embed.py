@@ -93,6 +93,7 @@ def test_a_weights_file_refused_leaves_no_store_made(images, tmp_path, capsys):
     assert weights.read_bytes() == b"garbage"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_a_store_the_command_made_is_removed_only_while_it_holds_nothing(
         images, tmp_path, monkeypatch, when):
@@ -151,6 +152,7 @@ def test_missing_or_empty_image_folder(tmp_path, capsys):
     assert "image folder not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_command_keys_the_store_by_the_encoders_identity(images, tmp_path):
     from imageclef_concepts import BackboneEmbedding
 
@@ -220,6 +222,7 @@ def test_a_store_that_cannot_be_written_is_refused_before_embedding(images, tmp_
     assert not embedded
 
 
+@pytest.mark.slow
 def test_a_store_whose_disk_cannot_take_the_embeddings_is_one_line_after_one_image(
         images, tmp_path, capsys, monkeypatch):
     # The encoder ran over every image; the store then warned that it could not be written

@@ -47,6 +47,7 @@ def _free_on(monkeypatch, free_of):
                                               free_of(str(folder))))
 
 
+@pytest.mark.slow
 def test_a_disk_that_cannot_take_the_model_and_its_checkpoint_is_refused_before_training(
         tmp_path, dataset, capsys, monkeypatch):
     # A full disk lost the first epoch (the checkpoint's write failed after it), or the
@@ -74,6 +75,7 @@ def test_a_disk_that_cannot_take_the_model_and_its_checkpoint_is_refused_before_
     assert output.is_file()
 
 
+@pytest.mark.slow
 def test_each_disk_is_asked_for_what_goes_on_it(tmp_path, dataset, capsys, monkeypatch):
     model, checkpoint = _needed(dataset)
     elsewhere = tmp_path / "other"  # taken for another disk
@@ -152,6 +154,7 @@ def test_a_network_that_cannot_be_built_is_named_before_it_is_counted(tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_the_images_an_image_store_on_the_same_disk_takes_are_counted(tmp_path, dataset,
                                                                       capsys, monkeypatch):
     # --image-store on the disk of the model and checkpoint: each fitted alone, all three

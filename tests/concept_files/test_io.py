@@ -175,3 +175,12 @@ def test_a_file_no_edition_accepts_is_named_by_its_own_layout(tmp_path, delimite
     run.write_text(f"a{delimiter}C1\n")
     with pytest.raises(ConceptFileError, match=f"read as {named}, the closest"):
         evaluate_run(run, truth)
+
+
+@pytest.mark.parametrize("layout", ["2019", "2022", "2024"])
+@pytest.mark.parametrize("image_id", ["ID", "id"])
+def test_an_image_called_id_is_refused_in_every_layout(tmp_path, layout, image_id):
+    # Written, it would be read back as a header line (or refused as one): never the same run
+    with pytest.raises(ValueError, match=rf"Image id '{image_id}' is a header line's first"):
+        write_run(tmp_path / "run", ["a", image_id], [["C1"], ["C2"]], layout=layout)
+    assert not (tmp_path / "run").exists()

@@ -181,6 +181,7 @@ def _embed_in_a_worker(paths, folder, log):
     return embed_images(CountingEncoder(log), paths, store=folder)
 
 
+@pytest.mark.slow
 def test_concurrent_writers_keep_one_intact_row_an_image(tmp_path, images):
     folder, log = str(tmp_path / "store"), str(tmp_path / "log")
     EmbeddingStore(folder)
@@ -195,6 +196,7 @@ def test_concurrent_writers_keep_one_intact_row_an_image(tmp_path, images):
     assert logged_count(log) == before  # every row read back intact
 
 
+@pytest.mark.slow
 def test_two_processes_share_a_store_each_image_embedded_once(tmp_path, images):
     log, folder = str(tmp_path / "log"), str(tmp_path / "store")
     script = ("import sys, numpy as np; from tests.doubles import CountingEncoder; "

@@ -252,6 +252,7 @@ def test_save_and_load_without_pickle_predict_identically(tmp_path, tiny_images)
     assert "members/cnn/model.keras" in names and "members/knn/embedding/model.keras" in names
 
 
+@pytest.mark.slow
 def test_every_concept_estimator_filters_its_label_space(tiny_images):
     from collections import Counter
 

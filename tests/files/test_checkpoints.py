@@ -84,6 +84,7 @@ def test_a_manifest_nested_past_the_recursion_limit_is_a_checkpoint_error(tmp_pa
     assert (folder / MANIFEST).read_bytes() == b"[" * 100_000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change", ["concepts", "images", "learning_rate", "random_state"])
 def test_a_checkpoint_of_another_run_is_refused_naming_what_differs(tmp_path, tiny_images,
                                                                     change):
@@ -105,6 +106,7 @@ def test_a_checkpoint_of_another_run_is_refused_naming_what_differs(tmp_path, ti
     assert _snapshot(checkpoint) == before
 
 
+@pytest.mark.slow
 def test_images_rewritten_in_place_with_their_times_put_back_are_another_run(tmp_path,
                                                                            tiny_images):
     from PIL import Image
@@ -127,6 +129,7 @@ def test_images_rewritten_in_place_with_their_times_put_back_are_another_run(tmp
     assert _snapshot(checkpoint) == before
 
 
+@pytest.mark.slow
 def test_the_same_run_resumes_its_finished_checkpoint_without_training(tmp_path, tiny_images,
                                                                        monkeypatch):
     checkpoint = tmp_path / "ckpt"
@@ -272,6 +275,7 @@ def test_a_lock_another_training_took_in_a_folder_this_one_made_is_left_to_it(tm
         held[0].close()
 
 
+@pytest.mark.slow
 def test_a_checkpoint_with_no_epoch_saved_is_not_another_training(tmp_path):
     # A training image truncated mid-pixels passes the check and fails to decode in the
     # first epoch, after the checkpoint was made: the user replaced the file and reran, and

@@ -232,6 +232,7 @@ def _npy(array=None, stated_shape=None, dtype="<f4", data=b""):
     return buffer.getvalue() + data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [BEST_WEIGHTS, RANDOM_STREAMS])
 @pytest.mark.parametrize("forgery", ["4 TiB stated", "64 MiB of zeros deflated", "other shape",
                                      "64 MiB of zeros in bzip2"])

@@ -100,6 +100,7 @@ def test_a_resumed_training_averages_as_the_uninterrupted_one(tmp_path, data):
         np.testing.assert_array_equal(kept, uninterrupted)
 
 
+@pytest.mark.slow
 def test_a_second_stage_averages_from_its_own_start(monkeypatch, data):
     # Two stages on the paper's network (freeze_epochs needs a backbone, slow to build):
     # the second compiles a new optimizer, whose average starts afresh.

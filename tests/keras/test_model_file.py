@@ -112,6 +112,7 @@ def test_an_export_path_no_file_name_can_hold_is_refused_by_name(tmp_path, fitte
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_onnx_export_refuses_a_mixed_precision_network_by_name(tmp_path, tiny_images):
     # Keras converts float32 networks only: bfloat16 gives a file ONNX Runtime cannot load.
     model = ConceptCNNClassifier(image_size=32, filters=(4,), dense_units=(8,), epochs=1,
@@ -142,6 +143,7 @@ def test_a_keras_file_with_npz_weights_is_refused_unread(tmp_path):
         check_keras_members(path)
 
 
+@pytest.mark.slow
 def test_a_model_fitted_with_keras_metric_objects_is_saved_and_loaded(tmp_path, tiny_images):
     # metrics takes Keras Metric objects (as documented), which the record wrote as they
     # were: save() raised 'Object of type AUC is not JSON serializable', naming nothing,

@@ -40,6 +40,7 @@ def test_a_validation_loss_that_is_not_finite_is_caught_at_the_epoch_end():
     (dict(learning_rate=1e30), {}),
     (dict(batch_size=2), dict(sample_weight=[3e38] * len(X))),
 ])
+@pytest.mark.slow
 def test_the_estimator_with_the_guard_refuses_a_diverged_training(kwargs, fit_kwargs):
     from imageclef_concepts.keras._nan_guard import NaNGuard, TrainingDivergedError
 

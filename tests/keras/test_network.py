@@ -179,6 +179,7 @@ def _resized_keras_file(source, path, units):
             resized.writestr(info, data)
 
 
+@pytest.mark.slow
 def test_a_config_declaring_more_variables_than_its_weights_is_refused_unbuilt(tmp_path):
     # A few bytes of config.json made Keras allocate every variable it declares before
     # reading any weight: a 21 KB file peaked at 3.7 GB for 26 s (and 2**24 units would

@@ -1,6 +1,7 @@
 """Progress in notebooks: tqdm.auto bars or Keras' epoch lines in place of Keras' bar."""
 
 import numpy as np
+import pytest
 
 from imageclef_concepts.keras import _training
 from imageclef_concepts.keras._training import ProgressBars, shown_progress
@@ -67,6 +68,7 @@ def _fit_losing_the_folder_after_one_epoch(folder, lose, monkeypatch):
             str(warning.message)]
 
 
+@pytest.mark.slow
 def test_a_checkpoint_folder_deleted_during_training_is_not_made_again(tmp_path, monkeypatch):
     # "Delete the folder to start afresh": the backup's next epoch made it again (backup/
     # without the manifest), and the next fit there was refused as not a checkpoint.

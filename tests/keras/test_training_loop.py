@@ -86,6 +86,7 @@ def test_run_fingerprint_holds_the_ema_momentum():
     assert on["parameters"]["ema_momentum"] == 0.9
 
 
+@pytest.mark.slow
 def test_validation_images_refused_before_a_checkpoint_is_made(tmp_path):
     # An unreadable validation image was refused after the checkpoint folder was made with
     # the run's fingerprint; the user replaced the file and reran the same training, and it
@@ -133,6 +134,7 @@ def test_a_validation_fraction_refused_before_a_checkpoint_is_made(tmp_path):
     pytest.param(dict(image_size=32, backbone="mobilenetv3small", weights=None, epochs=3,
                       random_state=0), True, marks=pytest.mark.slow),
 ])
+@pytest.mark.slow
 def test_the_saved_and_checkpoint_bytes_bound_the_files_written(tmp_path, tiny_images,
                                                                 params, tight):
     import os

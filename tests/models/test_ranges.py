@@ -81,6 +81,7 @@ def test_tuning_on_nothing_or_on_unreadable_images_is_refused(tmp_path):
         ThresholdTuner(model, cv="prefit", refit=False).fit(X, Y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_a_float_image_with_non_finite_pixels_is_a_bad_file(tmp_path, bad):
     pixels = np.linspace(0, 1, 400, dtype=np.float32).reshape(20, 20)

@@ -170,6 +170,7 @@ def test_a_network_that_disagrees_with_the_vocabulary_is_refused(cnn):
         restored.__setstate__(state)
 
 
+@pytest.mark.slow
 def test_a_backbone_embedding_keeps_its_random_network():
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     embedding = BackboneEmbedding("mobilenetv3small", image_size=32, weights=None).fit()

@@ -159,6 +159,7 @@ def test_a_record_of_many_small_values_is_refused_before_parsing(monkeypatch):
         _zip.read_model_record(handle, "many.zip")
 
 
+@pytest.mark.slow
 def test_a_keras_config_of_many_small_values_is_refused_before_keras_parses_it(tmp_path):
     # Keras parses config.json whole; within the file's budget (256 MiB) it could
     # hold some 90 million values, gigabytes once parsed.

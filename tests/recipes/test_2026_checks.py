@@ -16,6 +16,7 @@ _Usage = namedtuple("_Usage", "total used free")
     pytest.param(dict(backbone="efficientnetb0", weights=None, image_size=32), False,
                  marks=pytest.mark.slow),
 ])
+@pytest.mark.slow
 def test_the_members_bytes_are_an_upper_bound_of_the_saved_files(tmp_path, tiny_images,
                                                                  params, overhead):
     from imageclef_concepts import ConceptCNNClassifier
@@ -110,6 +111,7 @@ def test_training_images_too_few_for_the_validation_split_are_refused_naming_the
                       freeze_epochs=1, epochs=2, early_stopping_patience=0),
                  marks=pytest.mark.slow),
 ])
+@pytest.mark.slow
 def test_the_members_bytes_count_the_optimizers_state_the_files_hold(tmp_path, tiny_images,
                                                                      params):
     # A member's file holds Adam's two numbers a weight for every weight it trained: the
@@ -219,6 +221,7 @@ def test_retrieval_params_without_a_retrieval_encoder_are_named_before_the_outpu
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_the_members_checkpoint_folder_is_asked_for_their_largest_checkpoint(tmp_path):
     # A checkpoint_dir in the recipe's estimator_params was not counted: its disk filled
     # at the first epoch of a member, after the members before it had trained.

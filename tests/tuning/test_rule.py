@@ -324,6 +324,7 @@ def test_an_infinite_shrinkage_is_the_global_threshold_and_cv_s_choice_is_a_para
 
 # ------------------------------------------------------------------- saving
 
+@pytest.mark.slow
 def test_tuned_count_rule_saves_with_the_cnn(tmp_path, tiny_images):
     y = [";".join(c) for c in tiny_images.concepts]
     tuner = ThresholdTuner(ConceptCNNClassifier(**{**TINY, "epochs": 1}), cv=0.5, refit=False,
