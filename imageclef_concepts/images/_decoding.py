@@ -51,7 +51,9 @@ _DECODE_BYTES_PER_PIXEL = 13
 def check_image_size(image_size, n_images=None, name="image_size"):
     """A whole number of pixels (not a bool), one image of which (and ``n_images`` together)
     fits in memory: refused by name before any work otherwise (:func:`check_allocation`)."""
-    whole = isinstance(image_size, Integral) and not isinstance(image_size, (bool, np.bool_))
+    from ..files._numbers import WholeNumber  # scikit-learn's: not before a command runs
+
+    whole = WholeNumber(None, None, closed="neither").is_satisfied_by(image_size)
     if not whole or image_size < 1:
         raise (ValueError if whole else TypeError)(
             f"{setting(name, image_size)}: {name} must be a whole number of pixels, at least "

@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..concepts._targets import ConceptTargets, align_columns, targets_of
 from ..estimators._ensemble import ConceptEnsemble
 from ..estimators._members import workers_for
+from ..files._numbers import WholeNumber
 from ..images._shared import shares_decoding
 from ..models._base import (
     BaseConceptClassifier,
@@ -211,14 +212,14 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
     _parameter_constraints = {
         "ensemble": [ConceptEnsemble],
         "tune": [StrOptions({"votes", "weights"})],
-        "thresholds": [Interval(Integral, 2, MAX_CANDIDATES, closed="both"), "array-like"],
+        "thresholds": [WholeNumber(2, MAX_CANDIDATES, closed="both"), "array-like"],
         "weight_grid": ["array-like"],
-        "bands": [Interval(Integral, 1, None, closed="left"), "array-like", None],
+        "bands": [WholeNumber(1), "array-like", None],
         "cv": ["cv_object", StrOptions({"prefit"}), Interval(Real, 0, 1, closed="neither")],
         "refit": ["boolean"],
-        "n_jobs": [Integral, None],
+        "n_jobs": [WholeNumber(None, None, closed="neither"), None],
         "random_state": ["random_state"],
-        "max_sweeps": [Interval(Integral, 1, None, closed="left")],
+        "max_sweeps": [WholeNumber(1)],
         "starts": [StrOptions({"each_vote_count", "best_common"})],
     }
 
@@ -295,9 +296,6 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
                 raise ValueError(f"thresholds must be an int >= 2 or a non-empty flat list of "
                                  f"finite candidate thresholds, at most {MAX_CANDIDATES} of "
                                  f"them; got {self.thresholds!r:.80}.")
-        if isinstance(self.bands, bool):  # True passes as the int 1
-            raise ValueError(f"bands must be an int, support edges or None, not the boolean "
-                             f"{self.bands}.")
         if self.tune == "votes":
             for name, member in self.ensemble.estimators:
                 _check_votes_by_threshold(name, _unfrozen(member))

@@ -1,5 +1,6 @@
 """The 2026 recipe's checks before training: here, the disk its members' files take."""
 
+import re
 import shutil
 from collections import namedtuple
 
@@ -267,3 +268,23 @@ def test_the_retrieval_members_file_is_asked_of_the_outputs_disk(tmp_path, monke
     run_recipe_2026(None, tmp_path / "out", dry_run=True, say=lambda line: None,
                     recipe=with_retrieval)
     assert all(d[3] != "the retrieval member's file" for d in asked[-1])
+
+
+@pytest.mark.parametrize("grid, named", [
+    ({"filters": [(2.0,), (4,)]}, "filters=(2.0,)"),
+    ({"filters": [(4,)], "epochs": [True, 1]}, "'epochs'"),
+])
+def test_a_members_size_of_the_wrong_kind_is_refused_before_the_output_is_made(
+        tmp_path, grid, named):
+    # filters=(2.0,) passed the member check and failed at the compute probe ('Cannot
+    # convert (5, 5, 3, 2.0) to a shape'), after the output folder was claimed; epochs=True
+    # trained one epoch (issue 30 review 15).
+    import dataclasses
+
+    from imageclef_concepts import run_recipe_2026
+    from imageclef_concepts.recipes import _2026 as recipe
+
+    with pytest.raises(ValueError, match=r"^member '.*': .*" + re.escape(named)):
+        run_recipe_2026(None, tmp_path / "out", dry_run=True, say=print,
+                        recipe=dataclasses.replace(recipe.DRY_RUN, grid=grid))
+    assert not (tmp_path / "out").exists()
