@@ -11,8 +11,10 @@ epoch: here a bool is refused, as a flag given where a count was meant.
 :class:`WholeNumber` is that interval for ``_parameter_constraints`` and
 ``validate_params``; :func:`check_sizes` applies it to each of a list of sizes
 (a network's filters and hidden layers, a kernel side per block), which
-scikit-learn's ``"array-like"`` lets through unchecked. Both refuse before any
-allocation, in one line naming the parameter and the value.
+scikit-learn's ``"array-like"`` lets through unchecked; :func:`check_whole_number`
+to a size outside the parameters (an image store's shelf, an image side given to a
+function). Each refuses before any allocation, in one line naming the parameter and
+the value.
 """
 
 from collections.abc import Sequence
@@ -51,6 +53,27 @@ class WholeNumber(Interval):
         return super().__str__().replace("an int", "a whole number (an int, not a bool)", 1)
 
 
+def check_whole_number(value, name, smallest=1, unit=""):
+    """``value`` as a Python int, if a :class:`WholeNumber` of at least ``smallest``.
+
+    For a size outside ``_parameter_constraints`` (a method's argument, a
+    command's value); ``unit`` (``" of pixels"``) is said after "whole number".
+
+    Raises
+    ------
+    TypeError
+        For no whole number (a bool, a float, a string, an array), naming ``name`` and the value.
+    ValueError
+        For a whole number below ``smallest``.
+    """
+    whole = WholeNumber(None, None, closed="neither").is_satisfied_by(value)
+    if not whole or value < smallest:
+        raise (ValueError if whole else TypeError)(
+            f"{_shown(name, value)}: {name} must be a whole number{unit}, at least {smallest}"
+            f"{' (not a bool)' if isinstance(value, (bool, np.bool_)) else ''}.")
+    return int(value)
+
+
 def check_sizes(value, name, smallest=1, *, one=False):
     """A list of sizes as Python ints, each a :class:`WholeNumber` of at least ``smallest``.
 
@@ -74,10 +97,7 @@ def check_sizes(value, name, smallest=1, *, one=False):
     ValueError
         One line naming the parameter, its value and the first entry that is no size.
     """
-    size = WholeNumber(smallest)
-    # as given: a 0-d array is no number (setting() would show array(4) as 4)
-    zero_d = isinstance(value, np.ndarray) and value.ndim == 0
-    shown = f"{name}={value!r}" if zero_d else setting(name, value)
+    size, shown = WholeNumber(smallest), _shown(name, value)
     if one and size.is_satisfied_by(value):
         return int(value)
     if isinstance(value, np.ndarray) and value.ndim == 1:
@@ -94,6 +114,12 @@ def check_sizes(value, name, smallest=1, *, one=False):
                          f"{smallest}, one a block or layer (a list such as [32, 64]), not "
                          f"{_kind(wrong[0])}.")
     return tuple(int(item) for item in items)
+
+
+def _shown(name, value):
+    """``name=value`` as given (``setting``), but a 0-d array, which is no number, as one."""
+    zero_d = isinstance(value, np.ndarray) and value.ndim == 0
+    return f"{name}={value!r}" if zero_d else setting(name, value)
 
 
 def _kind(value):
