@@ -259,8 +259,9 @@ def output_kept(output_dir, plan_file):
 
 
 def retrieval_template(recipe, output_dir):
-    """The recipe's retrieval member, unfitted: a k-NN over the named encoder's embeddings,
-    kept in ``<output>/embedding-store``; None when the recipe has none."""
+    """The recipe's retrieval member, unfitted, its and its encoder's parameters checked: a
+    k-NN over the named encoder's embeddings, kept in ``<output>/embedding-store``; None when
+    the recipe has none."""
     if recipe.retrieval_encoder is None:
         neighbors = type(recipe).__dataclass_fields__["retrieval_neighbors"].default
         for name, given in (("retrieval_params", recipe.retrieval_params),
@@ -274,8 +275,11 @@ def retrieval_template(recipe, output_dir):
     from ..estimators._retrieval import ConceptKNNClassifier
 
     encoder = make_encoder(recipe.retrieval_encoder, **recipe.retrieval_params)
-    return ConceptKNNClassifier(recipe.retrieval_neighbors, embedding=encoder,
-                                embedding_store=str(Path(output_dir) / "embedding-store"))
+    template = ConceptKNNClassifier(recipe.retrieval_neighbors, embedding=encoder,
+                                    embedding_store=str(Path(output_dir) / "embedding-store"))
+    for estimator in (template, encoder):  # as their fit would, before the output is claimed
+        estimator._validate_params()
+    return template
 
 
 def fit_retrieval(template, path, train, say, kept=lambda: None):
