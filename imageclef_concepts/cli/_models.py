@@ -22,7 +22,7 @@ from ._arguments import (
     say_unless_quiet,
 )
 from ._images import add_image_store_option, open_image_store, removed_unless_filled
-from ._train_checks import check_memory, check_room
+from ._train_checks import check_distinct_validation, check_memory, check_room
 
 _TRAIN_PARAMS = ("image_size", "epochs", "batch_size", "learning_rate", "threshold", "filters",
                  "dense_units", "backbone", "loss", "augmentation",
@@ -43,9 +43,10 @@ def add_train(commands):
                        help="model file to write: .keras (native), .zip (the library's "
                             "archive) or .joblib")
     train.add_argument("--validation-images", type=Path,
-                       help="folder of validation images: the best epoch is picked and the "
-                            "decision threshold tuned on them (default: none; the best epoch "
-                            "on a 10%% split of the training images, the threshold as given)")
+                       help="folder of validation images, other than --images: the best "
+                            "epoch is picked and the decision threshold tuned on them "
+                            "(default: none; the best epoch on a 10%% split of the training "
+                            "images, the threshold as given)")
     train.add_argument("--validation-concepts", type=Path,
                        help="the validation images' concept file (default: none)")
     train.add_argument("--edition", choices=EDITION_CHOICES, default="auto",
@@ -115,6 +116,8 @@ def _run_train(args):
     check_memory(args)
     if (args.validation_images is None) != (args.validation_concepts is None):
         raise UserError("give both --validation-images and --validation-concepts, or neither.")
+    if args.validation_images is not None:  # the best epoch and threshold picked on others
+        check_distinct_validation(args)
     card = args.output.with_name(args.output.name + ".card.md")
     inputs = [args.images, args.concepts, args.validation_images, args.validation_concepts]
     check_output(args.output, inputs=inputs)

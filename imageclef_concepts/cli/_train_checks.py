@@ -1,6 +1,6 @@
 """The train command's checks on what training will take, done before any epoch: the
-memory a batch and the network take, and the disk room for the model file and the
-checkpoint's epochs."""
+memory a batch and the network take, the disk room for the model file and the
+checkpoint's epochs, and validation images other than the training ones."""
 
 import os
 import stat
@@ -22,6 +22,19 @@ def check_memory(args):
     check_network_memory(ConceptCNNClassifier(**shape), n_images,
                          names={"image_size": "--image-size", "batch_size": "--batch-size",
                                    "filters": "--filters", "dense_units": "--dense-units"})
+
+
+def check_distinct_validation(args):
+    """Refuse validation images that are the training ones, as recipe-2026 refuses them."""
+    from sklearn.utils import Bunch
+
+    from ..datasets._layout_2026 import check_distinct_splits
+
+    check_distinct_splits(
+        {"train": Bunch(images=args.images, concepts=args.concepts),
+         "valid": Bunch(images=args.validation_images, concepts=args.validation_concepts)},
+        flags={"train": ("--images", "--concepts"),
+               "valid": ("--validation-images", "--validation-concepts")})
 
 
 def check_room(args, given, train, store=None, datasets=()):

@@ -11,6 +11,7 @@ both; :func:`make_imageclef_layout` writes the first, on synthetic images.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,6 +88,60 @@ def find_imageclef_layout(data_dir: PathLike) -> dict[str, Bunch]:
             found.manual = None
         layout[split] = found
     return layout
+
+
+def check_distinct_splits(layout, flags=None):
+    """Refuse two splits that read one image folder (the training folder, or a link to it,
+    given as the validation or test one), or concept files of the same text (a copy of the
+    training split): a model would be tuned, or a run scored, on the very images it learned,
+    and the score would say nothing of other images.
+
+    Parameters
+    ----------
+    layout : dict
+        ``{split: Bunch(images=Path, concepts=Path or None)}``, as
+        :func:`find_imageclef_layout` finds them; a folder or file not there is left to the
+        checks that read it.
+    flags : dict or None, default=None
+        The command line's options for each split's images and concepts,
+        ``{split: (images_flag, concepts_flag)}``, named instead of the split.
+    """
+    seen = {}
+    for split, found in layout.items():
+        for index, path in enumerate((found.images, found.concepts)):
+            key = _identity(path, index)
+            other = seen.setdefault(key, split) if key is not None else split
+            if other != split:
+                raise ValueError(_same_message(layout, flags, split, other, index))
+
+
+def _identity(path, index):
+    """What makes two image folders one (their device and inode), or two concept files of
+    one text (their bytes' digest); None for a path not there."""
+    try:
+        if index == 0:
+            status = Path(path).stat()
+            return index, status.st_dev, status.st_ino
+        if not Path(path).is_file():  # a pipe would block: the file's own check names it
+            return None
+        return index, hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except (OSError, TypeError):  # None (no concept file), or not there
+        return None
+
+
+def _same_message(layout, flags, split, other, index):
+    """``split``'s images (``index`` 0) or concepts (1) are ``other``'s, said in one line."""
+    key, kind = (("images", "folder"), ("concepts", "file"))[index]
+    if flags:
+        this = f"{flags[split][index]} {layout[split][key]}"
+        that = f"the {flags[other][index]} {kind}"
+    else:
+        this = str(layout[split][key])
+        that = f"the {other} split's {('image folder', 'concept file')[index]}"
+    return (f"{this} is {that} ({layout[other][key]}, the same "
+            f"{('folder', 'text')[index]}): the {'validation' if split == 'valid' else split} "
+            "split needs images of its own" + (" (or no test folder: the validation images "
+                                               "are then predicted)." if split == "test" else "."))
 
 
 def make_imageclef_layout(directory: PathLike, edition: str = "2026", *, n_train: int = 80,

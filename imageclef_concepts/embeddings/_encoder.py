@@ -7,14 +7,14 @@ import os
 import threading
 from collections.abc import Sized
 from concurrent.futures import ThreadPoolExecutor
-from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 
 from ..files._atomic import NotARegularFileError, open_regular_file
+from ..files._numbers import WholeNumber
 from ..files._sizes import check_allocation, setting
 from ..images._sources import as_image_source
 from ..images._store import ImageStore
@@ -81,7 +81,7 @@ class FoundationEncoder(EmbedderMixin, BaseEstimator):
     _parameter_constraints = {
         "model": [str],  # a key of PRESETS, checked in fit
         "weights": [StrOptions({"random"}), str, os.PathLike, None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [WholeNumber(1)],
         "image_store": [str, os.PathLike, ImageStore, None],
     }
 
@@ -197,9 +197,6 @@ class FoundationEncoder(EmbedderMixin, BaseEstimator):
 
     def _check(self):
         self._validate_params()
-        if isinstance(self.batch_size, (bool, np.bool_)):  # an Integral to scikit-learn
-            raise TypeError(f"batch_size={self.batch_size!r}: batch_size must be a whole "
-                            "number of images, at least 1 (not a bool).")
         if self.model not in PRESETS:
             raise ValueError(f"model={self.model!r} is not a known model: choose one of "
                              f"{', '.join(sorted(PRESETS))}.")

@@ -17,11 +17,11 @@ import hashlib
 import threading
 import warnings
 from collections import OrderedDict
-from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..files._numbers import WholeNumber
 from ..images._folder_store import _StoreLost, index_bytes
 from ..images._inputs import image_column, is_path_sequence
 from ..images._shelf import file_version, source_key
@@ -304,7 +304,7 @@ def _embed_missing(encoder, identity, X, keys, missing, store, found):
     # batch was refused ran first).
     probe = store is not None and not store.read_only
     size = getattr(encoder, "batch_size", None)
-    whole = isinstance(size, Integral) and not isinstance(size, bool) and size > 0
+    whole = WholeNumber(1).is_satisfied_by(size)
     blocks = _blocks(len(todo), (min(int(size), BLOCK) if whole else 1) if probe else BLOCK)
     for number, (start, stop) in enumerate(blocks):
         block = todo[start:stop]

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..files._atomic import open_regular_file
+from ..files._numbers import check_whole_number
 from ..images._folder_store import FolderStore, _folder_bytes, public_errors
 from ..images._shelf import Shelf
 from ..images._store_folder import StoreKind
@@ -134,8 +135,9 @@ class EmbeddingStore(FolderStore):
 
     def _shelf(self, identity, dimension):
         """:meth:`shelf` for the library's readers: a lost folder is ``_StoreLost``."""
+        width = check_whole_number(dimension, "dimension")  # int() took True, "4" and 2.5
         self._check_claim()
-        return Shelf(self, shelf_name(identity), (int(dimension),), np.float32)
+        return Shelf(self, shelf_name(identity), (width,), np.float32)
 
     def dimension(self, identity: str, chunk: str) -> int | None:
         """The width of the rows of one of the encoder's chunks, None when unreadable."""

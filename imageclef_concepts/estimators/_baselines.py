@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ..concepts._metrics import imageclef_f1_score
+from ..files._numbers import WholeNumber
 from ..models._base import BaseConceptClassifier
 from ..models._card import ModelFileError
 from ..models._decision import DecisionRule
@@ -65,10 +65,10 @@ class MostFrequentConcepts(ArchivedModel, BaseConceptClassifier):
     """
 
     _parameter_constraints = {
-        "k": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "max_k": [Interval(Integral, 1, None, closed="left")],
-        "min_count": [Interval(Integral, 1, None, closed="left")],
-        "max_labels": [Interval(Integral, 1, None, closed="left"), None],
+        "k": [WholeNumber(1), StrOptions({"auto"})],
+        "max_k": [WholeNumber(1)],
+        "min_count": [WholeNumber(1)],
+        "max_labels": [WholeNumber(1), None],
     }
 
     def __init__(self, k: int | Literal["auto"] = "auto", max_k: int = 50, *,

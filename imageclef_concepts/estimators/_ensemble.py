@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from numbers import Integral, Real
+from numbers import Real
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,6 +24,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ..concepts._lists import is_concept_lists
 from ..concepts._targets import ConceptTargets, align_columns, score_columns, targets_of
+from ..files._numbers import WholeNumber
 from ..images._shared import shares_decoding
 from ..models._base import (
     BaseConceptClassifier,
@@ -67,11 +68,10 @@ class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConcept
     ----------
     estimators : list of (str, estimator)
         The members, by name (a non-empty name without a slash, backslash or
-        control character, not '.' or '..': it is a folder of the saved model). Any
-        multi-label classifier with
-        ``predict_proba``; the library's concept estimators (CNNs, k-NN,
-        baselines, tuners) also bring their own decision rules to the set
-        combinations. Their parameters are reachable by nested names
+        control character, not '.' or '..': it is a folder of the saved model).
+        Any multi-label classifier with ``predict_proba``; the library's concept
+        estimators (CNNs, k-NN, baselines, tuners) also bring their own decision
+        rules to the set combinations. Their parameters are reachable by nested names
         (``cnn__learning_rate``) for ``GridSearchCV``.
     combine : {"mean", "max", "union", "intersection", "vote"}, default="mean"
         ``"mean"`` (weighted by ``weights``) or ``"max"`` of the members'
@@ -143,10 +143,10 @@ class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConcept
         "combine": [StrOptions(set(PROBABILITY_COMBINATIONS + SET_COMBINATIONS))],
         "weights": ["array-like", None],
         "threshold": [Interval(Real, 0, 1, closed="both"), DecisionRule],
-        "min_votes": [Interval(Integral, 1, None, closed="left")],
+        "min_votes": [WholeNumber(1)],
         "fallback": [str, None],
         "prefit": ["boolean"],
-        "n_jobs": [Integral, None],
+        "n_jobs": [WholeNumber(None, None, closed="neither"), None],
         "subsample": [Interval(Real, 0, 1, closed="right"), None],
         "random_state": ["random_state"],
     }

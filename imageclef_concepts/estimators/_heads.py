@@ -10,7 +10,7 @@ pickles, saves and predicts without TensorFlow.
 from __future__ import annotations
 
 import os
-from numbers import Integral, Real
+from numbers import Real
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,6 +18,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ..embeddings._store import EmbeddingStore
+from ..files._numbers import WholeNumber, check_sizes
 from ..files._sizes import check_allocation, setting
 from ..keras import BACKBONES
 from ..models._base import BaseConceptClassifier
@@ -87,14 +88,14 @@ class ConceptMLPClassifier(ArchivedModel, BaseConceptClassifier):
         "hidden_units": [tuple, list],
         "embedding": [StrOptions({"precomputed", *BACKBONES}), HasMethods(["embed"])],
         "embedding_store": [str, os.PathLike, EmbeddingStore, None],
-        "epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [WholeNumber(1)],
+        "batch_size": [WholeNumber(1)],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "l2": [Interval(Real, 0, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "threshold": [Interval(Real, 0, 1, closed="both"), DecisionRule],
-        "min_count": [Interval(Integral, 1, None, closed="left")],
-        "max_labels": [Interval(Integral, 1, None, closed="left"), None],
+        "min_count": [WholeNumber(1)],
+        "max_labels": [WholeNumber(1), None],
         "random_state": ["random_state"],
     }
 
@@ -119,11 +120,7 @@ class ConceptMLPClassifier(ArchivedModel, BaseConceptClassifier):
         self.random_state = random_state
 
     def _fit(self, X, y):
-        units = tuple(self.hidden_units)
-        if not all(isinstance(unit, Integral) and not isinstance(unit, bool) and unit >= 1
-                   for unit in units):
-            raise ValueError(f"hidden_units must be positive whole numbers; got {units!r}.")
-        units = tuple(int(unit) for unit in units)  # NumPy integers too (Keras takes int only)
+        units = check_sizes(self.hidden_units, "hidden_units")  # ints: Keras takes no other
         indicator = self._fit_targets(y, min_count=self.min_count, max_labels=self.max_labels)
         self.embedding_ = self._embedder()._fitted_embedding(X, y)
         vars(self).pop("coefs_", None)  # a refit's X may be of another width

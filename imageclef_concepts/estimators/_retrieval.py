@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sized
 from concurrent.futures import ThreadPoolExecutor
-from numbers import Integral, Real
+from numbers import Real
 from typing import TYPE_CHECKING
 
 import joblib
@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..embeddings._names import encoder_description, encoder_from_description
 from ..embeddings._once import embed_images, embedding_identity
 from ..embeddings._store import EmbeddingStore
+from ..files._numbers import WholeNumber
 from ..files._sizes import check_allocation, setting
 from ..images._inputs import is_path_sequence
 from ..images._sources import as_image_source, check_image_size
@@ -121,15 +122,15 @@ default="pixels"
     """
 
     _parameter_constraints = {
-        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "n_neighbors": [WholeNumber(1)],
         "embedding": [StrOptions({"pixels", "precomputed", *BACKBONES}),
                       HasMethods(["embed"])],
-        "pixel_size": [Interval(Integral, 1, None, closed="left")],
+        "pixel_size": [WholeNumber(1)],
         "voting": [StrOptions({"threshold", "mean_count"})],
         "threshold": [Interval(Real, 0, 1, closed="both"), DecisionRule],
-        "block_size": [Interval(Integral, 1, None, closed="left")],
-        "min_count": [Interval(Integral, 1, None, closed="left")],
-        "max_labels": [Interval(Integral, 1, None, closed="left"), None],
+        "block_size": [WholeNumber(1)],
+        "min_count": [WholeNumber(1)],
+        "max_labels": [WholeNumber(1), None],
         "image_store": [str, os.PathLike, ImageStore, None],
         "embedding_store": [str, os.PathLike, EmbeddingStore, None],
         "weights": [StrOptions({"similarity", "uniform"})],
@@ -163,8 +164,6 @@ default="pixels"
         """Embed the training images and remember their concepts."""
         self._targets = self._fit_targets(y, min_count=self.min_count,
                                           max_labels=self.max_labels)
-        if isinstance(self.n_neighbors, bool):  # Interval(Integral) lets it through
-            raise TypeError(f"n_neighbors={self.n_neighbors}: a number of neighbours, not a bool.")
         if self.n_neighbors > self._targets.shape[0]:  # a row per image of X: before embedding
             raise ValueError(f"n_neighbors={self.n_neighbors} is more than the "
                              f"{self._targets.shape[0]} training images.")

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils import Bunch, _safe_indexing
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import _check_method_params, check_is_fitted
 
 from ..concepts._lists import as_binary_csr, as_target, canonical_concept, is_concept_lists
 from ..concepts._targets import ConceptTargets, align_columns, split_concepts
+from ..files._numbers import WholeNumber
 from ..images._shared import shares_decoding
 from ..models._base import BaseConceptClassifier, RoutingMixin, visual_block
 from ..models._card import ModelFileError
@@ -140,7 +141,7 @@ class ConceptSpecialists(RoutingMixin, ArchivedModel, BaseConceptClassifier):
         "base": [HasMethods(["fit"])],
         "specialists": [list],
         "merge": [StrOptions(set(MERGES))],
-        "min_images": [Interval(Integral, 1, None, closed="left")],
+        "min_images": [WholeNumber(1)],
     }
 
     def __init__(self, base: Estimator, specialists: Sequence[tuple[str, str | int, Estimator]],

@@ -3,7 +3,10 @@
 Every file the library writes goes through :mod:`._atomic` (a temporary file in
 the same folder, then ``os.replace``), so that a failed or interrupted write
 never damages what was there; :mod:`._checkpoints` keeps a training's epochs
-in a folder the library marks as its own and alone may remove.
+in a folder the library marks as its own and alone may remove. Below every
+other subpackage, it also holds what sizes work: :mod:`._sizes` (bytes against
+this machine's memory and disks) and :mod:`._numbers` (a size or count is a
+whole number, not a bool).
 """
 
 from typing import TYPE_CHECKING

@@ -10,7 +10,6 @@ sources fed to the networks (``_images``) are built on these.
 from __future__ import annotations
 
 import os
-from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,11 +50,9 @@ _DECODE_BYTES_PER_PIXEL = 13
 def check_image_size(image_size, n_images=None, name="image_size"):
     """A whole number of pixels (not a bool), one image of which (and ``n_images`` together)
     fits in memory: refused by name before any work otherwise (:func:`check_allocation`)."""
-    whole = isinstance(image_size, Integral) and not isinstance(image_size, (bool, np.bool_))
-    if not whole or image_size < 1:
-        raise (ValueError if whole else TypeError)(
-            f"{setting(name, image_size)}: {name} must be a whole number of pixels, at least "
-            f"1{'' if whole or not isinstance(image_size, Integral) else ' (not a bool)'}.")
+    from ..files._numbers import check_whole_number  # scikit-learn's: not at --help
+
+    check_whole_number(image_size, name, unit=" of pixels")
     check_allocation(_DECODE_BYTES_PER_PIXEL * int(image_size)**2, setting(name, image_size),
                      "decoding one image at that size", f"choose a smaller {name}")
     if n_images is not None and n_images > 1:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 
+from ..files._numbers import WholeNumber
 from ._decoding import RESAMPLING
 from ._inputs import image_column, is_path_sequence
 from ._sources import ImageFiles, check_image_size
@@ -60,9 +60,9 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "image_size": [Interval(Integral, 1, None, closed="left")],
+        "image_size": [WholeNumber(1)],
         "resample": [StrOptions(set(RESAMPLING))],
-        "n_jobs": [Interval(Integral, 1, None, closed="left"), None],
+        "n_jobs": [WholeNumber(1), None],
         "image_store": [str, os.PathLike, ImageStore, None],
     }
 

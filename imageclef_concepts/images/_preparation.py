@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import warnings
-from numbers import Integral
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils._param_validation import StrOptions, validate_params
 
+from ..files._numbers import WholeNumber
 from ._decoding import RESAMPLING
 from ._shelf import source_key
 from ._sources import (
@@ -57,10 +57,10 @@ class PreparedImages(NamedTuple):
 
 @validate_params({"paths": ["array-like"],
                   "image_store": [str, os.PathLike, ImageStore],
-                  "image_size": [Interval(Integral, 1, None, closed="left")],
+                  "image_size": [WholeNumber(1)],
                   "resample": [StrOptions(set(RESAMPLING))],
                   "on_error": [StrOptions(set(ON_ERROR))],
-                  "n_jobs": [Interval(Integral, 1, None, closed="left"), None],
+                  "n_jobs": [WholeNumber(1), None],
                   "progress": ["boolean"]}, prefer_skip_nested_validation=True)
 def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike,
                    image_size: int = 400, resample: str = "bilinear", *,

@@ -37,7 +37,6 @@ import stat
 import tempfile
 import threading
 import warnings
-from numbers import Integral
 
 from ..files._atomic import folder_identity
 from ..files._sizes import check_disk_space, memory_limit, setting
@@ -390,10 +389,12 @@ def _shelves_of(part):
         named = part._image_shelves() if hasattr(part, "_image_shelves") else []
     except (TypeError, ValueError, LookupError, AttributeError):  # refused by its fit
         return []
+    from ..files._numbers import WholeNumber  # scikit-learn's: not before a command runs
+
     shelves = []
     for store, name, size, resample in named:
-        if (store is None or not isinstance(size, Integral) or isinstance(size, bool)
-                or size < 1 or resample not in RESAMPLING):
+        if store is None or not WholeNumber(1).is_satisfied_by(size) or \
+                resample not in RESAMPLING:
             continue
         try:
             store = store if isinstance(store, ImageStore) else ImageStore(store)

@@ -121,8 +121,10 @@ class ImageStore(FolderStore):
         """:meth:`shelf` for the library's readers: a lost folder is ``_StoreLost``."""
         if resample not in RESAMPLING:
             raise ValueError(f"resample must be one of {sorted(RESAMPLING)}; got {resample!r}.")
+        from ..files._numbers import check_whole_number  # scikit-learn's: not at --help
+
+        size = check_whole_number(image_size, "image_size", unit=" of pixels")  # int(True): 1
         self._check_claim()
-        size = int(image_size)
         return Shelf(self, f"{size}px-{resample}", (size, size, 3), sized_by=("image_size", size))
 
     @public_errors

@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..files._checkpoints import check_checkpoint_folder
+from ..files._numbers import WholeNumber, check_sizes
 from ..files._sizes import check_allocation, in_bytes, memory_limit, setting
 from ..images._decoding import RESAMPLING
 from ..images._sources import ON_ERROR, check_image_size
@@ -52,8 +53,8 @@ from ._network import (
 from ._training import seeded
 
 # Ranges shared by several parameters.
-_POSITIVE = Interval(Integral, 1, None, closed="left")
-_NATURAL = Interval(Integral, 0, None, closed="left")
+_POSITIVE = WholeNumber(1)
+_NATURAL = WholeNumber(0)
 _FRACTION = Interval(Real, 0, 1, closed="left")
 _ABOVE_ZERO = Interval(Real, 0, None, closed="neither")
 _AT_LEAST_ZERO = Interval(Real, 0, None, closed="left")
@@ -148,13 +149,9 @@ _PAPER_DEFAULTS = {"image_size": paper_constants.IMAGE_SIZE,
                   "kernel_size": paper_constants.KERNEL_SIZE}
 
 
-def _check_sizes_are_numbers(estimator):  # a nested list: a TypeError naming nothing
+def _check_sizes_are_numbers(estimator):  # "array-like" lets any list through
     for name in ("filters", "dense_units", "kernel_size"):
-        value = getattr(estimator, name)
-        sizes = value.tolist() if hasattr(value, "tolist") else value
-        if not all(isinstance(n, Real) for n in ([sizes] if isinstance(sizes, Real) else sizes)):
-            raise ValueError(f"{setting(name, value)}: give one whole number a block or layer "
-                             "(a list such as [32, 64]), not a list of lists or pairs.")
+        check_sizes(getattr(estimator, name), name, one=name == "kernel_size")
 
 
 def _larger(value, default):  # a number or sizes (a tuple, a list, a NumPy array)

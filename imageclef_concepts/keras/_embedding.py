@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-from numbers import Integral
 from typing import TYPE_CHECKING
 
 import keras
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 
+from ..files._numbers import WholeNumber
 from ..images._sources import as_image_source
 from ..images._store import ImageStore
 from ..models._embedder import EmbedderMixin
@@ -58,9 +58,9 @@ class BackboneEmbedding(EmbedderMixin, BaseEstimator):
 
     _parameter_constraints = {
         "backbone": [StrOptions(set(BACKBONES))],
-        "image_size": [Interval(Integral, 32, None, closed="left")],
+        "image_size": [WholeNumber(32)],
         "weights": [StrOptions({"imagenet"}), str, os.PathLike, None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [WholeNumber(1)],
         "image_store": [str, os.PathLike, ImageStore, None],
     }
 

@@ -24,6 +24,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ..concepts._lists import as_binary_csr, as_target, is_concept_lists, split_concepts
+from ..files._numbers import WholeNumber
 
 if TYPE_CHECKING:  # names for annotations only
     from typing import Any
@@ -108,7 +109,7 @@ class ConceptCountRegressor(RegressorMixin, BaseEstimator):
 
     _parameter_constraints = {
         "features": [StrOptions({"scores", "raw"})],
-        "n_top": [Interval(Integral, 1, None, closed="left")],
+        "n_top": [WholeNumber(1)],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "coverage": [Interval(Real, 0, 1, closed="neither")],
         "calibration_size": [Interval(Real, 0, 1, closed="neither")],

@@ -163,7 +163,8 @@ def check_layout(layout, count_coverage=()):
     Every split must hold an image, and the validation split images enough
     for each ``count_coverage`` the tuning tries (as the tuner checks it).
 
-    No two splits may read one image folder (:func:`check_distinct_folders`).
+    No two splits may read one image folder or one truth
+    (``datasets._layout_2026.check_distinct_splits``).
     The training concepts must be ones a 2026 run can hold (the members learn,
     then predict them), and some training image must have a line; the
     predicted split's ground truth must be one the 2026 evaluator scores a
@@ -173,11 +174,12 @@ def check_layout(layout, count_coverage=()):
     from ..concept_files._io import concepts_no_run_holds, read_concepts
     from ..concept_files._text import ConceptFileError
     from ..datasets._imageclef import image_files_by_id
+    from ..datasets._layout_2026 import check_distinct_splits
     from ..images._decoding import check_image_file
     from ..images._sources import _listing
     from ._workflows import check_run_ids_of_folder
 
-    check_distinct_folders(layout)
+    check_distinct_splits(layout)
     for split, found in layout.items():
         files = image_files_by_id(found.images)
         if not files:
@@ -216,22 +218,6 @@ def check_layout(layout, count_coverage=()):
     else:  # the run's ids will be the images' names
         check_run_ids_of_folder(predicted.images, "2026")
     check_count_coverage(layout["valid"], count_coverage)
-
-
-def check_distinct_folders(layout):
-    """Refuse two splits that read one image folder (a test or validation folder that is a
-    link to the training one): the members would be tuned, or the run scored, on the very
-    images they learned, and the score would say nothing of other images."""
-    seen = {}
-    for split, found in layout.items():
-        status = found.images.stat()
-        other = seen.setdefault((status.st_dev, status.st_ino), split)
-        if other != split:
-            raise ValueError(f"{found.images} is the {other} split's image folder "
-                             f"({layout[other].images}, the same folder): the {split} split "
-                             "needs images of its own"
-                             + (" (or no test folder: the validation images are then "
-                                "predicted)." if split == "test" else "."))
 
 
 def check_count_coverage(valid, count_coverage):

@@ -259,8 +259,9 @@ def output_kept(output_dir, plan_file):
 
 
 def retrieval_template(recipe, output_dir):
-    """The recipe's retrieval member, unfitted: a k-NN over the named encoder's embeddings,
-    kept in ``<output>/embedding-store``; None when the recipe has none."""
+    """The recipe's retrieval member, unfitted, its and its encoder's parameters checked: a
+    k-NN over the named encoder's embeddings, kept in ``<output>/embedding-store``; None when
+    the recipe has none."""
     if recipe.retrieval_encoder is None:
         neighbors = type(recipe).__dataclass_fields__["retrieval_neighbors"].default
         for name, given in (("retrieval_params", recipe.retrieval_params),
@@ -276,11 +277,12 @@ def retrieval_template(recipe, output_dir):
     encoder = make_encoder(recipe.retrieval_encoder, **recipe.retrieval_params)
     knn = ConceptKNNClassifier(recipe.retrieval_neighbors, embedding=encoder,
                                embedding_store=str(Path(output_dir) / "embedding-store"))
-    try:  # as its fit will, which comes after every network has trained
-        knn._validate_params()
-    except ValueError as error:
-        raise ValueError(f"recipe retrieval_neighbors={recipe.retrieval_neighbors!r}: "
-                         f"{error}") from None
+    # as their fits will, which come after every network has trained
+    for estimator, field in ((knn, "retrieval_neighbors"), (encoder, "retrieval_params")):
+        try:
+            estimator._validate_params()
+        except ValueError as error:
+            raise ValueError(f"recipe {field}={getattr(recipe, field)!r}: {error}") from None
     return knn
 
 

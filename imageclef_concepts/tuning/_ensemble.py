@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..concepts._targets import ConceptTargets, align_columns, targets_of
 from ..estimators._ensemble import ConceptEnsemble
 from ..estimators._members import workers_for
+from ..files._numbers import WholeNumber
 from ..images._shared import shares_decoding
 from ..models._base import (
     BaseConceptClassifier,
@@ -216,14 +217,14 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
     _parameter_constraints = {
         "ensemble": [ConceptEnsemble],
         "tune": [StrOptions({"votes", "weights"})],
-        "thresholds": [Interval(Integral, 2, MAX_CANDIDATES, closed="both"), "array-like"],
+        "thresholds": [WholeNumber(2, MAX_CANDIDATES, closed="both"), "array-like"],
         "weight_grid": ["array-like"],
-        "bands": [Interval(Integral, 1, None, closed="left"), "array-like", None],
+        "bands": [WholeNumber(1), "array-like", None],
         "cv": ["cv_object", StrOptions({"prefit"}), Interval(Real, 0, 1, closed="neither")],
         "refit": ["boolean"],
-        "n_jobs": [Integral, None],
+        "n_jobs": [WholeNumber(None, None, closed="neither"), None],
         "random_state": ["random_state"],
-        "max_sweeps": [Interval(Integral, 1, None, closed="left")],
+        "max_sweeps": [WholeNumber(1)],
         "starts": [StrOptions({"each_vote_count", "best_common"})],
     }
 

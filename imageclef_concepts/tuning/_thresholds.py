@@ -17,7 +17,7 @@ candidate threshold and the per-concept search are the metric's
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,6 +32,7 @@ from ..concepts._lists import is_concept_lists
 from ..concepts._metrics import imageclef_f1, imageclef_f1_score
 from ..concepts._targets import ConceptTargets, score_columns, targets_of
 from ..estimators._members import workers_for
+from ..files._numbers import WholeNumber
 from ..images._shared import shares_decoding
 from ..models._base import (
     BaseConceptClassifier,
@@ -204,16 +205,16 @@ class ThresholdTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
         "scoring": [str, callable, None],
-        "thresholds": [Interval(Integral, 2, None, closed="left"), "array-like"],
+        "thresholds": [WholeNumber(2), "array-like"],
         "cv": ["cv_object", StrOptions({"prefit"}), Interval(Real, 0, 1, closed="neither")],
         "refit": ["boolean"],
-        "n_jobs": [Integral, None],
+        "n_jobs": [WholeNumber(None, None, closed="neither"), None],
         "random_state": ["random_state"],
         "store_cv_results": ["boolean"],
         "strategy": [StrOptions({"global", "per_concept"})],
-        "min_support": [Interval(Integral, 1, None, closed="left")],
-        "min_concepts": [Interval(Integral, 0, None, closed="left")],
-        "max_concepts": [Interval(Integral, 1, None, closed="left"), None],
+        "min_support": [WholeNumber(1)],
+        "min_concepts": [WholeNumber(0)],
+        "max_concepts": [WholeNumber(1), None],
         "count_coverage": [Interval(Real, 0, 1, closed="neither"), list, tuple, None],
         "shrinkage": [Interval(Real, 0, None, closed="both"), StrOptions({"cv"}), None],
     }

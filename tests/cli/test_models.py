@@ -1,5 +1,6 @@
 """The command line's model subcommands: train, predict and info."""
 
+import re
 
 import pytest
 
@@ -109,6 +110,43 @@ def test_user_mistakes_end_in_one_clear_line(dataset, capsys, arguments, message
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("validation, named", [
+    ("same", r"--validation-images .*train/images is the --images folder \(.*, the same "
+             r"folder\): the validation split needs images of its own"),
+    ("link", r"--validation-images .*link is the --images folder \(.*train/images, the same "
+             r"folder\)"),
+    ("copy", r"--validation-concepts .*copy/concepts.tsv is the --concepts file \(.*"
+             r"train/concepts.tsv, the same text\): the validation split needs images of "
+             r"its own"),
+])
+def test_train_refuses_the_training_images_as_its_validation_images(
+        tmp_path, dataset, capsys, monkeypatch, validation, named):
+    # The best epoch and the threshold were picked on the training images without a word
+    # (recipe-2026 refused a validation folder that is the training one; issue 30 review 15).
+    import shutil
+
+    from imageclef_concepts.recipes import _workflows
+
+    monkeypatch.setattr(_workflows, "train_and_tune", lambda *a, **k: pytest.fail("trained"))
+    folder, train, _ = dataset
+    images, concepts = folder / "train" / "images", train.concepts_file
+    if validation == "link":
+        (tmp_path / "link").symlink_to(images)
+        images = tmp_path / "link"
+    elif validation == "copy":
+        shutil.copytree(folder / "train", tmp_path / "copy")
+        images, concepts = tmp_path / "copy" / "images", tmp_path / "copy" / "concepts.tsv"
+    output = tmp_path / "m.keras"
+    assert main(["train", "--images", str(folder / "train" / "images"), "--concepts",
+                 train.concepts_file, "--output", str(output), "--validation-images",
+                 str(images), "--validation-concepts", str(concepts), "--image-size", "16",
+                 "--filters", "4", "--dense-units", "8", "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.search(named, err), err
+    assert len(err.splitlines()) == 1
+    assert not output.exists() and not (tmp_path / "m.keras.checkpoint").exists()
 
 
 def test_train_writes_a_model_card_that_info_prints(tmp_path, dataset, capsys):

@@ -185,3 +185,33 @@ def test_a_synthetic_image_that_cannot_be_written_names_its_file(tmp_path, monke
     assert os.path.dirname(named) == str(tmp_path / "data" / "images")
     assert named.endswith(".jpg") and not os.path.basename(named).startswith(".saving-")
     assert list((tmp_path / "data" / "images").iterdir()) == []  # nothing half-written
+
+
+def test_splits_sharing_images_or_a_truths_text_are_refused_naming_both(tmp_path):
+    # One check for recipe-2026's data folder and the train command's options (issue 30
+    # review 15: train tuned on its training images without a word).
+    from sklearn.utils import Bunch
+
+    from imageclef_concepts import find_imageclef_layout
+    from imageclef_concepts.datasets._layout_2026 import check_distinct_splits
+
+    make_imageclef_layout(tmp_path / "d", n_train=4, n_valid=2, n_test=2, image_size=16)
+    splits = find_imageclef_layout(tmp_path / "d")
+    check_distinct_splits(splits)  # the layout's own splits: each its own
+    splits["test"].images = splits["train"].images
+    with pytest.raises(ValueError, match=r"^.*train/images is the train split's image folder "
+                                         r"\(.*, the same folder\): the test split needs images "
+                                         r"of its own \(or no test folder"):
+        check_distinct_splits(splits)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # a pipe given as a concept file is never read (it would block)
+    valid = Bunch(images=tmp_path / "nowhere", concepts=fifo)
+    check_distinct_splits({"train": splits["train"], "valid": valid})
+    valid.concepts = tmp_path / "copy.csv"
+    valid.concepts.write_bytes(splits["train"].concepts.read_bytes())
+    with pytest.raises(ValueError, match=r"^--validation-concepts .*copy.csv is the --concepts "
+                                         r"file \(.*train/concepts.csv, the same text\): the "
+                                         r"validation split needs images of its own\.$"):
+        check_distinct_splits({"train": splits["train"], "valid": valid},
+                              flags={"train": ("--images", "--concepts"),
+                                     "valid": ("--validation-images", "--validation-concepts")})

@@ -274,3 +274,16 @@ def test_an_index_the_full_disk_let_be_created_but_not_made_says_so(tmp_path, mo
     with pytest.raises(EmbeddingStoreError, match=r"index of the embedding store .* cannot be "
                                                   r"created .*database or disk is full"):
         store.summary()
+
+
+@pytest.mark.parametrize("dimension, error", [
+    (True, TypeError), (2.0, TypeError), (float("nan"), TypeError), (np.array(4), TypeError),
+    ("4", TypeError), (0, ValueError)])
+def test_a_shelf_of_a_width_that_is_no_whole_number_is_refused_naming_it(tmp_path, dimension,
+                                                                         error):
+    # int() took them: shelf("e", True) held rows of 1 value, shelf("e", nan) ended in
+    # 'cannot convert float NaN to integer' (issue 30 review 15).
+    store = EmbeddingStore(tmp_path / "store")
+    with pytest.raises(error, match=r"^dimension=.*: dimension must be a whole number"):
+        store.shelf("e", dimension)
+    assert store.shelf("e", np.int64(4)).row_shape == (4,)

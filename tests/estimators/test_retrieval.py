@@ -137,8 +137,8 @@ def test_too_many_or_boolean_neighbours_are_refused_before_any_image_is_embedded
                         lambda self, X: embedded.append(len(X)) or np.zeros((len(X), 4)))
     with pytest.raises(ValueError, match="n_neighbors=5 is more than the 3 training"):
         ConceptKNNClassifier(5).fit(X, ["A", "B", "C"])
-    with pytest.raises(TypeError, match=r"n_neighbors=True: a number of neighbours, not a "
-                                        r"bool"):
+    with pytest.raises(TypeError, match=r"'n_neighbors' parameter of ConceptKNNClassifier "
+                                        r"must be a whole number \(an int, not a bool\)"):
         ConceptKNNClassifier(True).fit(X, ["A", "B", "C"])
     assert embedded == []
 

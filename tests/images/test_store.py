@@ -797,3 +797,17 @@ def test_names_no_file_can_have_are_skipped_not_a_crash(tmp_path, images):
         done = prepare_images([*images, *odd], tmp_path / "other", 24, on_error="skip",
                               progress=False)
     assert done == (12, 0, 3)
+
+
+@pytest.mark.parametrize("image_size, error", [
+    (True, TypeError), (2.0, TypeError), (float("nan"), TypeError), (float("inf"), TypeError),
+    ("4", TypeError), (np.array(4), TypeError), ([[4]], TypeError), (np.float64(4), TypeError),
+    (0, ValueError), (-4, ValueError)])
+def test_a_shelf_of_a_size_that_is_no_whole_number_is_refused_naming_it(tmp_path, image_size,
+                                                                        error):
+    # int() took them: shelf(True) was a 1-pixel shelf, shelf("4") and shelf(-4) shelves
+    # '4px' and '-4px', shelf(nan) 'cannot convert float NaN to integer' (issue 30 review 15).
+    store = ImageStore(tmp_path / "store")
+    with pytest.raises(error, match=r"^image_size=.*: image_size must be a whole number"):
+        store.shelf(image_size)
+    assert store.shelf(np.int64(4)).row_shape == (4, 4, 3)

@@ -54,6 +54,73 @@ def test_sizes_that_are_not_numbers_are_named(params, named):
         check_architecture(ConceptCNNClassifier(**{**TINY, **params}))
 
 
+# Values of the wrong kind for a size: sklearn's Interval(Integral) refuses all but True
+# (a bool is an int to Python); the sizes' lists took them, or failed naming nothing.
+WRONG_SIZES = {"0-d array": np.array(4), "nan": float("nan"), "inf": float("inf"),
+               "2.0": 2.0, "True": True, "'4'": "4", "nested": [[4]],
+               "np.float64": np.float64(4)}
+SCALAR_SIZES = ("image_size", "batch_size", "epochs", "kernel_size", "n_jobs", "n_threads",
+                "min_count", "max_labels", "early_stopping_patience", "freeze_epochs",
+                "reduce_lr_patience")
+LIST_SIZES = ("filters", "dense_units", "kernel_size")
+
+
+def _refused_before_training(monkeypatch, params):
+    """The message of fit's error on tiny images, failing if training was reached."""
+    monkeypatch.setattr(ConceptCNNClassifier, "_fit_with_scikeras",
+                        lambda *a, **k: pytest.fail("training started"))
+    X = np.zeros((4, 32, 32, 3), dtype=np.uint8)
+    with pytest.raises(ValueError) as error:
+        ConceptCNNClassifier(**{**TINY, **params}).fit(X, ["C1", "C2"] * 2)
+    return str(error.value)
+
+
+@pytest.mark.parametrize("name", SCALAR_SIZES)
+@pytest.mark.parametrize("kind", WRONG_SIZES)
+def test_a_size_of_the_wrong_kind_is_refused_naming_it_before_training(monkeypatch, name,
+                                                                       kind):
+    # epochs=True trained one epoch, image_size=True was 'too small for 1 blocks', a 0-d
+    # array of kernel_size ended in 'iteration over a 0-d array' (issue 30 review 15).
+    message = _refused_before_training(monkeypatch, {name: WRONG_SIZES[kind]})
+    assert "\n" not in message and name in message and repr(WRONG_SIZES[kind]) in message
+    assert "whole number" in message
+
+
+@pytest.mark.parametrize("name", LIST_SIZES)
+@pytest.mark.parametrize("kind", WRONG_SIZES)
+def test_a_size_of_the_wrong_kind_in_a_list_is_refused_naming_it(monkeypatch, name, kind):
+    # filters=(2.0,) passed every check and failed in Keras ('Cannot convert (5, 5, 3, 2.0)
+    # to a shape'), filters=[nan] in int() ('cannot convert float NaN to integer') and
+    # filters=np.array(4) in len(), naming nothing (issue 30 review 15).
+    params = {name: [WRONG_SIZES[kind]]} if name != "kernel_size" else {
+        name: [WRONG_SIZES[kind], 3]}
+    message = _refused_before_training(monkeypatch, params)
+    assert "\n" not in message and message.startswith(f"{name}=")
+    assert "whole number" in message
+    assert ", 0.0" not in message  # the value as given, not as NumPy converts it
+    if name != "kernel_size":
+        message = _refused_before_training(monkeypatch, {name: WRONG_SIZES[kind]})
+        assert name in message and "\n" not in message
+
+
+@pytest.mark.parametrize("params", [dict(filters=(0, 4)), dict(dense_units=(-8,)),
+                                    dict(kernel_size=(3, 0))])
+def test_a_size_below_one_in_a_list_is_refused_naming_it(monkeypatch, params):
+    (name, value), = params.items()
+    assert _refused_before_training(monkeypatch, params).startswith(f"{name}={value!r}: ")
+
+
+@pytest.mark.parametrize("integer", [np.int64, np.int32])
+def test_numpy_integers_are_accepted_as_sizes_as_scikit_learn_takes_them(integer):
+    estimator = ConceptCNNClassifier(**{**TINY, "image_size": integer(32),
+                                        "epochs": integer(1), "batch_size": integer(2),
+                                        "filters": np.array([4, 8], dtype=integer),
+                                        "dense_units": [integer(8)],
+                                        "kernel_size": integer(3), "n_jobs": integer(1)})
+    estimator._validate_params()
+    check_architecture(estimator)
+
+
 def test_more_threads_than_a_machine_runs_are_refused_before_tensorflow_starts_them(
         monkeypatch):
     # TensorFlow starts n_threads threads at once: n_threads=10**6 ran for minutes and was

@@ -438,6 +438,9 @@ def _rename_images(folder, rename):
      "test/images is the train split's image folder"),
     (lambda d: (shutil.rmtree(d / "valid"), (d / "valid").symlink_to(d / "train")),
      "valid/images is the train split's image folder"),
+    # A copy of the training split as the validation one: other folders, the same images.
+    (lambda d: (shutil.rmtree(d / "valid"), shutil.copytree(d / "train", d / "valid")),
+     "valid/concepts.csv is the train split's concept file ("),
 ])
 def test_inputs_the_run_would_refuse_are_refused_before_any_member_is_trained(
         small_data, tmp_path, capsys, monkeypatch, spoil, expected):

@@ -1,5 +1,6 @@
 """The 2026 recipe's checks before training: here, the disk its members' files take."""
 
+import re
 import shutil
 from collections import namedtuple
 
@@ -284,14 +285,14 @@ _RETRIEVAL = {"retrieval_encoder": "mobilenetv3small",
     (dict(thresholds=[[0.2]]), ValueError, r"^recipe: thresholds must be .* flat list .*\[\[0.2"),
     (dict(thresholds=[0.2, float("nan")]), ValueError, r"^recipe: thresholds .*not NaN"),
     (dict(thresholds=1), ValueError, r"^recipe: The 'thresholds' parameter of ThresholdTuner "
-                                     r"must be an int in the range \[2, inf\).* Got 1 instead"),
+                                     r"must be a whole number .* in the range \[2, inf\).* Got 1 instead"),
     (dict(thresholds=5000), ValueError, r"^recipe: The 'thresholds' parameter of EnsembleTuner "
-                                        r"must be an int in the range \[2, 1000\]"),
+                                        r"must be a whole number .* in the range \[2, 1000\]"),
     (dict(count_coverage=(None, 1.5)), ValueError,
      r"^recipe: count_coverage must hold coverages strictly between 0 and 1.*got 1.5"),
     ({**_RETRIEVAL, "retrieval_neighbors": 0}, ValueError,
      r"^recipe retrieval_neighbors=0: The 'n_neighbors' parameter of ConceptKNNClassifier must "
-     r"be an int in the range \[1, inf\)"),
+     r"be a whole number .* in the range \[1, inf\)"),
     ({**_RETRIEVAL, "retrieval_neighbors": -1}, ValueError, r"^recipe retrieval_neighbors=-1: "),
     # each field of the wrong type: a TypeError deep inside, naming nothing (item 4)
     (dict(thresholds="0.5"), TypeError, r"^recipe thresholds='0.5': must be a number of "
@@ -337,3 +338,23 @@ def test_the_recipes_thresholds_may_be_a_list_in_0_1(tmp_path):
                                 count_coverage=[None, 0.5])
     check_recipe_fields(taken)
     check_tuning_settings(taken, [(name, tiny_cnn(image_size=16)) for name in "ab"])
+
+
+@pytest.mark.parametrize("grid, named", [
+    ({"filters": [(2.0,), (4,)]}, "filters=(2.0,)"),
+    ({"filters": [(4,)], "epochs": [True, 1]}, "'epochs'"),
+])
+def test_a_members_size_of_the_wrong_kind_is_refused_before_the_output_is_made(
+        tmp_path, grid, named):
+    # filters=(2.0,) passed the member check and failed at the compute probe ('Cannot
+    # convert (5, 5, 3, 2.0) to a shape'), after the output folder was claimed; epochs=True
+    # trained one epoch (issue 30 review 15).
+    import dataclasses
+
+    from imageclef_concepts import run_recipe_2026
+    from imageclef_concepts.recipes import _2026 as recipe
+
+    with pytest.raises(ValueError, match=r"^member '.*': .*" + re.escape(named)):
+        run_recipe_2026(None, tmp_path / "out", dry_run=True, say=print,
+                        recipe=dataclasses.replace(recipe.DRY_RUN, grid=grid))
+    assert not (tmp_path / "out").exists()

@@ -167,3 +167,27 @@ def test_the_compute_estimates_probe_takes_a_validation_fraction_the_training_ta
     train = Bunch(paths=tiny_images.images[:12], concepts=tiny_images.concepts[:12])
     line = _recipe_parts.estimate_compute(members, [tmp_path / "a.zip"], train, {})
     assert line.startswith("Estimate: 1 members")
+
+
+@pytest.mark.parametrize("changed, named", [
+    ({"retrieval_params": {"weights": None, "image_size": 32, "batch_size": True}},
+     "'batch_size' parameter of BackboneEmbedding"),
+    ({"retrieval_params": {"weights": None, "image_size": 32.0}},
+     "'image_size' parameter of BackboneEmbedding"),
+    ({"retrieval_params": {"weights": None, "image_size": 32}, "retrieval_neighbors": 0},
+     "'n_neighbors' parameter of ConceptKNNClassifier"),
+])
+def test_the_retrieval_members_sizes_are_checked_before_the_output_is_made(tmp_path, changed,
+                                                                          named):
+    # The encoder's and the k-NN's parameters were first checked when the retrieval member
+    # was fitted, after the output folder was claimed (issue 30 review 15).
+    import dataclasses
+
+    from imageclef_concepts import run_recipe_2026
+    from imageclef_concepts.recipes import _2026 as recipe
+
+    dry_run = dataclasses.replace(recipe.DRY_RUN, retrieval_encoder="mobilenetv3small",
+                                  **changed)
+    with pytest.raises(ValueError, match=named):
+        run_recipe_2026(None, tmp_path / "out", dry_run=True, say=print, recipe=dry_run)
+    assert not (tmp_path / "out").exists()

@@ -363,7 +363,8 @@ def test_a_tuned_ensemble_saves_and_loads_whole(tmp_path, tiny_images):
     (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"weight_grid": [True, False]},
      ValueError, "weight_grid must be numbers, not booleans"),
     (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"tune": "weights", "bands": True},
-     ValueError, "bands must be .* not the boolean True"),
+     ValueError, r"'bands' parameter of EnsembleTuner must be a whole number \(an int, "
+                 r"not a bool\).* Got True"),
     (ConceptEnsemble([("k", ConceptKNNClassifier())]), {"tune": "weights", "bands": 10 ** 18},
      ValueError, "bands=1000000000000000000 is more than the 1 concepts"),
 ])
