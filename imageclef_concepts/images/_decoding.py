@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+import joblib
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -178,22 +179,22 @@ MAX_DECODING_THREADS = 32
 """The most threads :func:`decoding_threads` gives by default, however many cores."""
 
 
+def usable_cores():
+    """The cores this process may use: its CPU set (``os.sched_getaffinity``) and a
+    container's or a cluster job's CPU quota (cgroups), as joblib reads them; the machine's
+    count where the system tells neither."""
+    return max(1, joblib.cpu_count())
+
+
 def decoding_threads(n_jobs=None):
     """Threads that decode image files: ``n_jobs``, or None for one per core available.
 
-    The cores available to this process are those it may run on
-    (``os.sched_getaffinity``, which a container's or a cluster job's CPU set
-    limits; ``os.cpu_count()`` where the system does not tell), at most
-    :data:`MAX_DECODING_THREADS`: one image decodes in one thread, so a
-    batch's images decode on every core at once.
+    The cores available are :func:`usable_cores`, at most :data:`MAX_DECODING_THREADS`: one
+    image decodes in one thread, so a batch's images decode on every core at once.
     """
     if n_jobs is not None:
         return int(n_jobs)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # macOS, Windows
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, MAX_DECODING_THREADS))
+    return min(usable_cores(), MAX_DECODING_THREADS)
 
 
 def is_url(path):

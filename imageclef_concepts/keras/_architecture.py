@@ -29,7 +29,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ..files._checkpoints import check_checkpoint_folder
 from ..files._numbers import WholeNumber, check_sizes
 from ..files._sizes import check_allocation, in_bytes, memory_limit, setting
-from ..images._decoding import RESAMPLING
+from ..images._decoding import RESAMPLING, usable_cores
 from ..images._sources import ON_ERROR, check_image_size
 from ..images._store import ImageStore
 from ..models import _paper as paper_constants
@@ -244,9 +244,11 @@ def _check_paper_image_size(size, n_blocks, kernel_size, padding):
 
 
 def _check_training_params(estimator):
-    if (estimator.n_threads or 0) > 16 * (os.cpu_count() or 1):  # 10**6 ran out of memory
-        raise ValueError(f"n_threads={estimator.n_threads}: TensorFlow starts that many threads at "
-                         f"once, more than 16 for each of this machine's {os.cpu_count()} cores.")
+    cores = usable_cores()  # a container's allowance, not the host's cores
+    if (estimator.n_threads or 0) > 16 * cores:  # 10**6 ran out of memory
+        raise ValueError(f"n_threads={estimator.n_threads}: TensorFlow starts that many threads "
+                         f"at once, more than 16 for each of the {cores} core(s) this process "
+                         "may use.")
     if estimator.checkpoint_dir is not None:
         check_checkpoint_folder(estimator.checkpoint_dir)  # before any image is read
         if estimator.freeze_epochs:

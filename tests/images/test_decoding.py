@@ -102,21 +102,31 @@ def test_decode_image_checks_its_image_size_before_reading(tmp_path, image_size,
 
 
 def test_decoding_threads_default_to_the_cores_this_process_may_use(monkeypatch):
-    import os
+    import joblib
 
     from imageclef_concepts.images._decoding import MAX_DECODING_THREADS, decoding_threads
     from imageclef_concepts.images._sources import ImageFiles
 
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
-    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    # joblib reads the CPU set and a container's CPU quota, which the machine's count is not
+    monkeypatch.setattr(joblib, "cpu_count", lambda: 3)
     assert decoding_threads() == 3 and decoding_threads(7) == 7
     assert ImageFiles([_save_one()], 8).workers == 3
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(200)))
+    monkeypatch.setattr(joblib, "cpu_count", lambda: 200)
     assert decoding_threads() == MAX_DECODING_THREADS == 32
-    monkeypatch.delattr(os, "sched_getaffinity")  # macOS, Windows: the machine's count
-    assert decoding_threads() == 32
-    monkeypatch.setattr(os, "cpu_count", lambda: None)
-    assert decoding_threads() == 1
+
+
+def test_the_usable_cores_are_a_containers_cpu_quota_not_the_hosts_cores(monkeypatch, tmp_path):
+    # A container given 1 core of a 64-core host (cgroup v2's cpu.max): joblib reads the quota
+    import os
+
+    from joblib.externals.loky.backend import context
+
+    from imageclef_concepts.images._decoding import usable_cores
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    monkeypatch.setattr(context, "_cpu_count_cgroup", lambda os_cpu_count: 1)
+    assert usable_cores() == 1
 
 
 def _save_one():

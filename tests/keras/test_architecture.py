@@ -137,6 +137,11 @@ def test_more_threads_than_a_machine_runs_are_refused_before_tensorflow_starts_t
         ConceptCNNClassifier(**{**TINY, "n_threads": 10**6}).fit(
             np.zeros((2, 32, 32, 3), np.uint8), ["C1", "C2"])
     check_architecture(ConceptCNNClassifier(**{**TINY, "n_threads": os.cpu_count()}))
+    # the cores this process may use (a container's quota), not the host's
+    monkeypatch.setattr(_architecture, "usable_cores", lambda: 1)
+    check_architecture(ConceptCNNClassifier(**{**TINY, "n_threads": 16}))
+    with pytest.raises(ValueError, match=r"^n_threads=17: .* the 1 core\(s\) this process may use"):
+        check_architecture(ConceptCNNClassifier(**{**TINY, "n_threads": 17}))
 
 
 def test_the_network_built_is_compiled_with_the_estimators_settings():

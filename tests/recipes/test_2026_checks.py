@@ -285,7 +285,8 @@ _RETRIEVAL = {"retrieval_encoder": "mobilenetv3small",
     (dict(thresholds=[[0.2]]), ValueError, r"^recipe: thresholds must be .* flat list .*\[\[0.2"),
     (dict(thresholds=[0.2, float("nan")]), ValueError, r"^recipe: thresholds .*not NaN"),
     (dict(thresholds=1), ValueError, r"^recipe: The 'thresholds' parameter of ThresholdTuner "
-                                     r"must be a whole number .* in the range \[2, inf\).* Got 1 instead"),
+                                     r"must be a whole number .* in the range \[2, inf\).* "
+                                     r"Got 1 instead"),
     (dict(thresholds=5000), ValueError, r"^recipe: The 'thresholds' parameter of EnsembleTuner "
                                         r"must be a whole number .* in the range \[2, 1000\]"),
     (dict(count_coverage=(None, 1.5)), ValueError,
