@@ -2,8 +2,6 @@
 memory a batch and the network take, the disk room for the model file and the
 checkpoint's epochs, and validation images other than the training ones."""
 
-import os
-import stat
 
 from ._arguments import UserError
 
@@ -46,19 +44,16 @@ def check_room(args, given, train, store=None, datasets=()):
     from ..files._sizes import check_disks, setting
     from ..keras import ConceptCNNClassifier
     from ..keras._architecture import check_architecture
-    from ..keras._training_loop import checkpoint_bytes, count_weights, saved_bytes
+    from ..keras._training_loop import checkpoint_demand, count_weights, saved_bytes
 
     n_concepts = len({concept for concepts in train.concepts for concept in concepts})
     network = ConceptCNNClassifier(**{**given, "weights": None, "image_store": None})
     check_architecture(network, len(train.paths))  # a network that cannot be built: named
     counted = count_weights(network, n_concepts)
-    held = _bytes_held(args.checkpoint_dir)  # a checkpoint resumed: its files are there
     demands = [
         (saved_bytes(counted), args.output.absolute(), setting("--output", args.output),
          "the model file", "name an --output on another disk"),
-        (max(checkpoint_bytes(counted) - held, 0), args.checkpoint_dir,
-         setting("--checkpoint-dir", args.checkpoint_dir), "the checkpoint's epochs",
-         "give --checkpoint-dir a folder on another disk")]
+        checkpoint_demand(counted, args.checkpoint_dir, "--checkpoint-dir")]
     if store is not None:
         demands.append(_store_demand(args, store, ConceptCNNClassifier(**given), datasets))
     try:
@@ -82,16 +77,3 @@ def _store_demand(args, store, estimator, datasets):
             setting("--image-store", args.image_store),
             f"storing {counts[0]} image(s) at {shelves[0][0]} px",
             "give --image-store a folder on another disk, or none")
-
-
-def _bytes_held(folder):
-    """The bytes of the files in ``folder`` (links not followed), 0 when there is none."""
-    held = 0
-    for root, _, names in os.walk(folder):
-        for name in names:
-            try:
-                status = os.lstat(os.path.join(root, name))
-            except OSError:
-                continue
-            held += status.st_size if stat.S_ISREG(status.st_mode) else 0
-    return held

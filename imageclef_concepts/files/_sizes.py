@@ -9,6 +9,7 @@ the parameter instead of an out-of-memory error after minutes of work.
 import functools
 import os
 import shutil
+import stat
 from pathlib import Path
 
 # The most one allocation may take where the machine's memory cannot be told (no
@@ -149,3 +150,17 @@ def in_bytes(n, exact=True):
         if n >= size:
             return f"{n / size:.1f} {unit}" + (f" ({n:,} bytes)" if exact else "")
     return f"{n:,} bytes"
+
+
+def bytes_held(folder):
+    """The bytes of the files in ``folder`` (links not followed), 0 when there is none: what
+    a checkpoint to be resumed holds already."""
+    held = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            try:
+                status = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            held += status.st_size if stat.S_ISREG(status.st_mode) else 0
+    return held

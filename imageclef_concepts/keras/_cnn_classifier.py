@@ -3,9 +3,8 @@
 It composes one module per idea: :mod:`._architecture` (its parameters and
 the network they describe, built by :mod:`._network`), :mod:`._training_loop`,
 :mod:`._model_file` (save, load, export, card), :mod:`._prediction`
-(probabilities, embeddings) and :mod:`._adapter` (every contact with
-scikeras); ``predict`` and ``score`` are the shared
-:class:`~imageclef_concepts.models._base.ConceptClassifierMixin`'s.
+(probabilities, embeddings) and :mod:`._adapter` (every contact with scikeras);
+``predict`` and ``score`` are :class:`~imageclef_concepts.models._base.ConceptClassifierMixin`'s.
 
 The walk of ``X`` from ``fit`` to the network reads here, top to bottom:
 
@@ -34,7 +33,7 @@ from ._architecture import PARAMETER_CONSTRAINTS, build_network, check_architect
 from ._model_file import ModelFileMixin, read_keras_file
 from ._prediction import NetworkOutputsMixin, n_images
 from ._training import process_state_kept
-from ._training_loop import train_network
+from ._training_loop import check_checkpoint_room, train_network
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Callable, Sequence
@@ -437,6 +436,7 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
 
     def _build_network(self):
         """Called back by scikeras for a new model: the compiled network for ``classes_``."""
+        check_checkpoint_room(self, len(self.classes_))  # before the network takes memory
         return build_network(self, self._seed)
 
     def _train_network(self, images, indicator, **fit_args):

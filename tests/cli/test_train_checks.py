@@ -96,26 +96,12 @@ def test_each_disk_is_asked_for_what_goes_on_it(tmp_path, dataset, capsys, monke
 def test_a_resumed_checkpoints_files_are_counted_as_there(tmp_path, dataset, monkeypatch):
     # Resuming, the checkpoint's earlier epochs are on the disk already: the free space
     # is what the new epochs add.
-    from imageclef_concepts.cli import _train_checks
+    from imageclef_concepts.keras import _training_loop
 
     model, checkpoint = _needed(dataset)
-    monkeypatch.setattr(_train_checks, "_bytes_held", lambda folder: 1000)
+    monkeypatch.setattr(_training_loop, "bytes_held", lambda folder: 1000)
     _free_on(monkeypatch, lambda folder: model + checkpoint - 1000)
     assert _train(dataset, "--output", str(tmp_path / "model.keras")) == 0
-
-
-def test_the_files_a_checkpoint_holds_are_counted_links_not_followed(tmp_path):
-    from imageclef_concepts.cli._train_checks import _bytes_held
-
-    assert _bytes_held(tmp_path / "none") == 0
-    (tmp_path / "backup").mkdir()
-    (tmp_path / "backup" / "a").write_bytes(b"x" * 100)
-    (tmp_path / "b").write_bytes(b"x" * 10)
-    (tmp_path / "big").write_bytes(b"x" * 10**6)
-    (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "link").symlink_to(tmp_path / "big")
-    (tmp_path / "big").unlink()
-    assert _bytes_held(tmp_path) == 110
 
 
 def test_a_training_that_fails_before_storing_leaves_no_store_it_made(tmp_path, dataset,
