@@ -1,5 +1,6 @@
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -185,6 +186,29 @@ def test_a_synthetic_image_that_cannot_be_written_names_its_file(tmp_path, monke
     assert os.path.dirname(named) == str(tmp_path / "data" / "images")
     assert named.endswith(".jpg") and not os.path.basename(named).startswith(".saving-")
     assert list((tmp_path / "data" / "images").iterdir()) == []  # nothing half-written
+
+
+def test_one_concept_file_for_two_folders_of_other_images_is_no_shared_split(tmp_path):
+    # A concept file listing every image of a dataset, given for the training and the
+    # validation folders (each holding its own images, lines without one left out, as
+    # load_imageclef does): refused as "the same text" (review 16), though no image is shared.
+    from sklearn.utils import Bunch
+
+    from imageclef_concepts.datasets._layout_2026 import check_distinct_splits
+
+    data = make_concept_images(6, 3, 16, random_state=0, directory=tmp_path / "all")
+    for name, paths in (("train", data.paths[:4]), ("valid", data.paths[4:])):
+        (tmp_path / name).mkdir()
+        for path in paths:
+            shutil.copy(path, tmp_path / name)
+    concepts = tmp_path / "all" / "concepts.tsv"
+    splits = {"train": Bunch(images=tmp_path / "train", concepts=concepts),
+              "valid": Bunch(images=tmp_path / "valid", concepts=concepts)}
+    check_distinct_splits(splits)  # other images: each split its own
+    shutil.copytree(tmp_path / "train", tmp_path / "copy")  # the same images: refused
+    splits["valid"].images = tmp_path / "copy"
+    with pytest.raises(ValueError, match=r"the same text\): the validation split needs images"):
+        check_distinct_splits(splits)
 
 
 def test_splits_sharing_images_or_a_truths_text_are_refused_naming_both(tmp_path):
