@@ -143,8 +143,10 @@ class ConceptTargets:
         return {"on_concepts": self.on_concepts, "classes": self.classes_.tolist(),
                 "concept_counts": (self.encoder_.concept_counts_.tolist()
                                    if self.on_concepts else None),
-                "column_counts": self.column_counts_.tolist(), "n_images": self.n_images_,
-                "min_count": self.min_count, "max_labels": self.max_labels}
+                "column_counts": self.column_counts_.tolist(), "n_images": int(self.n_images_),
+                # Python ints: an estimator's min_count may be NumPy's, which JSON refuses
+                "min_count": int(self.min_count),
+                "max_labels": None if self.max_labels is None else int(self.max_labels)}
 
     @classmethod
     def from_dict(cls, values):
