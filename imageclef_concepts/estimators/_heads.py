@@ -133,8 +133,9 @@ class ConceptMLPClassifier(ArchivedModel, BaseConceptClassifier):
         from ..keras._training import train_dense_head
 
         self.coefs_, self.intercepts_ = train_dense_head(
-            vectors, indicator.toarray().astype(np.float32), units, epochs=self.epochs,
-            batch_size=self.batch_size, learning_rate=self.learning_rate, l2=self.l2,
+            vectors, indicator.toarray().astype(np.float32), units, epochs=int(self.epochs),
+            batch_size=int(self.batch_size),  # TensorFlow slices by int32/int64 only
+            learning_rate=self.learning_rate, l2=self.l2,
             dropout=self.dropout, random_state=self.random_state)
 
     def _embedder(self):

@@ -492,3 +492,16 @@ def test_starts_given_to_weights_warns_before_any_member_fits():
             pytest.raises(AssertionError, match="a member was fitted before"):
         EnsembleTuner(_never_fitted_ensemble(), tune="weights", starts="best_common",
                       cv=2).fit(X, y)
+
+
+@pytest.mark.parametrize("integer", [np.uint8, np.int8])
+def test_a_small_numpy_integer_max_sweeps_tunes_as_its_int(integer):
+    # max_sweeps=np.uint8(1) passed the checks (a whole number), then, every fold fitted, the
+    # vote search multiplied it into its cost: 'Python integer 1632 out of bounds for uint8'
+    # (review 16).
+    members, X, y = _case(0)
+    ensemble = ConceptEnsemble([(f"m{i}", m) for i, m in enumerate(members)], combine="vote")
+    for tune in ("votes", "weights"):
+        tuner = EnsembleTuner(ensemble, tune=tune, thresholds=GRID, cv=2, max_sweeps=integer(1))
+        expected = EnsembleTuner(ensemble, tune=tune, thresholds=GRID, cv=2, max_sweeps=1)
+        assert tuner.fit(X, y).best_score_ == expected.fit(X, y).best_score_
