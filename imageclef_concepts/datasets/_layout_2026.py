@@ -22,7 +22,7 @@ from sklearn.utils import Bunch
 from ..concept_files._editions import SECONDARY_CUIS
 from ..concept_files._io import write_run
 from ..files._atomic import checked_file_name, file_kind
-from ._imageclef import make_concept_images, save_jpeg
+from ._imageclef import check_counts, make_concept_images, save_jpeg
 
 if TYPE_CHECKING:  # names for annotations only
     from .._typing import PathLike
@@ -201,8 +201,9 @@ def make_imageclef_layout(directory: PathLike, edition: str = "2026", *, n_train
     """
     if str(edition) not in ("2025", "2026"):
         raise ValueError(f"edition must be '2025' or '2026'; got {edition!r}.")
-    directory = checked_file_name(directory, "directory")  # before any image is drawn
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
+    check_counts(**{f"n_{split}": size for split, size in sizes.items()})
+    directory = checked_file_name(directory, "directory")  # before any image is drawn
     data = make_concept_images(sum(sizes.values()), n_concepts, image_size,
                                most_common_frequency=0.7, random_state=random_state)
     renamed = dict(zip(data.concept_names[:3], sorted(SECONDARY_CUIS)[:3]))

@@ -239,3 +239,25 @@ def test_splits_sharing_images_or_a_truths_text_are_refused_naming_both(tmp_path
         check_distinct_splits({"train": splits["train"], "valid": valid},
                               flags={"train": ("--images", "--concepts"),
                                      "valid": ("--validation-images", "--validation-concepts")})
+
+
+@pytest.mark.parametrize("value, error", [(True, TypeError), (np.array(4), TypeError),
+                                          (2.0, TypeError), (0, ValueError),
+                                          (-3, ValueError)])
+@pytest.mark.parametrize("maker, name", [
+    ("concept_images", "n_samples"), ("concept_images", "n_concepts"),
+    ("layout", "n_train"), ("layout", "n_valid"), ("layout", "n_test"),
+    ("layout_2019", "n_train"), ("layout_2019", "n_test")])
+def test_the_synthetic_data_counts_are_whole_numbers_named(tmp_path, maker, name, value, error):
+    # make_imageclef_layout(n_train=0) wrote a layout without training images, n_train=-3
+    # ended in 'index -3 is out of bounds', n_train=True drew one image; make_concept_images
+    # said 'an integer is required' for n_samples=True, naming nothing (review 16).
+    make, given = {"concept_images": (make_concept_images, {}),
+                   "layout": (make_imageclef_layout, dict(n_train=4, n_valid=2, n_test=2)),
+                   "layout_2019": (make_imageclef_2019_layout,
+                                   dict(n_train=4, n_valid=2, n_test=2))}[maker]
+    where = () if maker == "concept_images" else (tmp_path / "d",)
+    with pytest.raises(error, match=rf"^{name}={re.escape(repr(value))}: {name} must be a "
+                                    "whole number, at least 1"):
+        make(*where, **{**given, name: value, "image_size": 16})
+    assert not (tmp_path / "d").exists()
