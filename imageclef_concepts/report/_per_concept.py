@@ -82,17 +82,20 @@ class PerConceptF1Display:
             Where to draw; a new figure when None.
         title : str
             Followed by the official score.
-        max_labels : int, default=30
+        max_labels : int or None, default=30
             Every point is named when there are at most this many concepts;
-            otherwise the most frequent ones are.
+            otherwise the most frequent ones are (0: none; None: every one).
 
         Returns
         -------
         PerConceptF1Display
             ``self``, with ``ax_`` and ``figure_``.
         """
+        from ..files._numbers import check_whole_number
         from ._figures import label_points, new_axes, plain_ticks
 
+        if max_labels is not None:  # None: every point named; -3 named all but 3, silently
+            check_whole_number(max_labels, "max_labels", smallest=0)
         ax = new_axes(ax, (7, 4.5))
         x = np.maximum(self.frequencies, 0.8)  # a concept never counted, left of 1 (log axis)
         hidden = self.non_visual
