@@ -136,3 +136,31 @@ def test_numpy_integer_counts_are_saved_as_json_numbers(integer, tmp_path):
         [[0], [0]], ["C1;C2", "C1"])
     model.save(tmp_path / "m.zip")
     assert MostFrequentConcepts.load(tmp_path / "m.zip").targets_.max_labels == 2
+
+
+def test_the_library_fits_under_a_pandas_transform_output():
+    # sklearn.set_config(transform_output="pandas") wrapped the library's own sparse concept
+    # encoders too: every estimator's fit, oracle_bounds and the concept plots failed with
+    # 'The transformer outputs a scipy sparse matrix' (review 16).
+    import matplotlib
+    import sklearn
+    from scipy import sparse
+
+    from imageclef_concepts import oracle_bounds
+    from imageclef_concepts.concepts._targets import ConceptTargets
+
+    matplotlib.use("Agg")
+    from imageclef_concepts import plot_concept_frequencies
+
+    y = ["C1;C2", "C1", "C2;C3", "C1"]
+    with sklearn.config_context(transform_output="pandas"):
+        targets = ConceptTargets().fit(y)
+        assert sparse.issparse(targets.transform(y))
+        assert list(ConceptTargets.from_dict(targets.to_dict()).classes_) == ["C1", "C2", "C3"]
+        assert sparse.issparse(ConceptTargets(concepts=["C1", "C2"]).fit(y).transform(y))
+        assert MostFrequentConcepts(k=1).fit(images(4), y).predict_concepts(images(1)) == [
+            ("C1",)]
+        oracle_bounds(y, y)
+        plot_concept_frequencies(y)
+        # the user's own encoder follows the setting, as scikit-learn's transformers do
+        assert isinstance(ConceptEncoder().fit_transform(y), pd.DataFrame)
