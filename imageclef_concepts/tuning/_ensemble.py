@@ -45,6 +45,7 @@ from ._weight_search import (
     band_edges,
     band_of,
     check_search_options,
+    unused_threshold,
     weight_search,
 )
 
@@ -362,7 +363,8 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         if self.tune == "votes":
             members = [shallow_copy(member).set_params(threshold=threshold)
                        for member, threshold in zip(members, self.member_thresholds_)]
-            params.update(combine="vote", min_votes=self.min_votes_)
+            params.update(combine="vote", min_votes=self.min_votes_,
+                          threshold=unused_threshold(base))
         else:
             weights = self.weights_
             if self.band_edges_ is not None:  # one column per concept of the ensemble
