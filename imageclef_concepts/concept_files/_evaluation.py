@@ -144,6 +144,10 @@ def evaluate_run(run: PathLike, ground_truth: PathLike, *, edition: str = "auto"
     >>> result.edition
     '2019'
     """
+    if max_concepts is not None:  # nan checked nothing, True refused a second concept
+        from ..files._numbers import check_whole_number  # scikit-learn's: not at --help
+
+        max_concepts = check_whole_number(max_concepts, "max_concepts")
     with cyclic_gc_paused():
         result = _evaluate(run, ground_truth, edition, secondary_truth, secondary_concepts,
                            max_concepts, cui_only)

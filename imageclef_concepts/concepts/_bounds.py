@@ -179,10 +179,10 @@ def _indicators(y_train, y_test, concepts):
     """Both targets as 0/1 CSR matrices over the same columns, restricted to ``concepts``."""
     y_train, y_test, on_lists = paired_targets(y_train, y_test, ("y_train", "y_test"))
     if on_lists:
-        from ._encoder import ConceptEncoder
+        from ._encoder import sparse_encoder
 
         # Columns sorted by name, as every estimator's: ties in frequency rank alike.
-        encoder = ConceptEncoder(sparse_output=True).fit(list(y_train) + list(y_test))
+        encoder = sparse_encoder().fit(list(y_train) + list(y_test))
         train, test = encoder.transform(y_train), encoder.transform(y_test)
         columns = None
         if concepts is not None:

@@ -217,7 +217,8 @@ class ConceptEncoder(TransformerMixin, BaseEstimator):
         -------
         ConceptEncoder
         """
-        encoder = cls(sparse_output=sparse_output).fit([[c] for c in classes])
+        encoder = (sparse_encoder() if sparse_output else cls(sparse_output=False)).fit(
+            [[c] for c in classes])
         if list(encoder.classes_) != list(classes):
             raise ValueError("A saved vocabulary must be sorted, canonical and free of "
                              "duplicates.")
@@ -298,3 +299,11 @@ def _warn_comma_joined(counts):
             "concepts are split on ';' only, as the organisers' scripts split them, so each "
             "is one concept. Give ';'-joined strings or lists if they are several.",
             UserWarning, stacklevel=3)
+
+
+def sparse_encoder(**params):
+    """A :class:`ConceptEncoder` with ``sparse_output=True`` for the library's own use: its
+    ``transform`` gives the sparse matrix whatever scikit-learn's
+    ``set_config(transform_output=...)`` asks of a user's transformers (pandas holds no
+    sparse matrix: under ``transform_output="pandas"`` every fit failed)."""
+    return ConceptEncoder(sparse_output=True, **params).set_output(transform="default")

@@ -73,7 +73,7 @@ class ConceptTargets:
 
     def fit(self, y):
         """Learn the vocabulary (concept lists) or the width (indicator) of ``y``."""
-        from ._encoder import ConceptEncoder
+        from ._encoder import ConceptEncoder, sparse_encoder
 
         y = as_target(y)
         if is_concept_lists(y) and self.concepts is not None:
@@ -82,8 +82,8 @@ class ConceptTargets:
                 list(self.concepts), [counts[c] for c in self.concepts])
             self.classes_ = self.encoder_.classes_
         elif is_concept_lists(y):
-            self.encoder_ = ConceptEncoder(min_count=self.min_count, max_labels=self.max_labels,
-                                           sparse_output=True).fit(y)
+            self.encoder_ = sparse_encoder(min_count=self.min_count,
+                                           max_labels=self.max_labels).fit(y)
             self.classes_ = self.encoder_.classes_
         else:
             self.encoder_ = None
@@ -143,8 +143,10 @@ class ConceptTargets:
         return {"on_concepts": self.on_concepts, "classes": self.classes_.tolist(),
                 "concept_counts": (self.encoder_.concept_counts_.tolist()
                                    if self.on_concepts else None),
-                "column_counts": self.column_counts_.tolist(), "n_images": self.n_images_,
-                "min_count": self.min_count, "max_labels": self.max_labels}
+                "column_counts": self.column_counts_.tolist(), "n_images": int(self.n_images_),
+                # Python ints: an estimator's min_count may be NumPy's, which JSON refuses
+                "min_count": int(self.min_count),
+                "max_labels": None if self.max_labels is None else int(self.max_labels)}
 
     @classmethod
     def from_dict(cls, values):

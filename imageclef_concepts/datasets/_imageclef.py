@@ -89,6 +89,7 @@ def make_concept_images(
     >>> data.images.shape
     (4, 64, 64, 3)
     """
+    check_counts(n_samples=n_samples, n_concepts=n_concepts)
     check_image_size(image_size)  # a bool, or one image beyond memory, named
     # The drawing grid (two float64 planes), one image's float64 pixels and the array.
     check_allocation((2 * 8 + 8 + 3 * max(int(n_samples), 1)) * int(image_size)**2,
@@ -97,8 +98,6 @@ def make_concept_images(
                      "choose a smaller image_size or n_samples")
     if image_size < 16:
         raise ValueError(f"image_size={image_size} is too small to draw concepts; use >= 16.")
-    if n_concepts < 1 or n_samples < 1:
-        raise ValueError("n_samples and n_concepts must be at least 1.")
     rng = check_random_state(random_state)
     frequencies = most_common_frequency / np.arange(1, n_concepts + 1) ** tail_exponent
     names = _cui_names(n_concepts, rng)
@@ -151,6 +150,15 @@ def _write_dataset(directory, data):
 SPLITS_2019 = ("train", "valid", "test")
 
 
+def check_counts(**counts):
+    """Refuse, naming it, a count of synthetic images or concepts that is no whole number of
+    at least 1 (a bool, a float, an array; 0 made a split without images, -3 an IndexError)."""
+    from ..files._numbers import check_whole_number
+
+    for name, count in counts.items():
+        check_whole_number(count, name)
+
+
 def make_imageclef_2019_layout(directory: PathLike, *, n_train: int = 120, n_valid: int = 40,
                                n_test: int = 40, n_concepts: int = 12, image_size: int = 32,
                                random_state: int = 0) -> Bunch:
@@ -185,8 +193,9 @@ def make_imageclef_2019_layout(directory: PathLike, *, n_train: int = 120, n_val
     >>> sorted(splits), len(splits["train"].ids)
     (['test', 'train', 'valid'], 8)
     """
-    directory = Path(checked_file_name(directory, "directory"))
     sizes = dict(train=n_train, valid=n_valid, test=n_test)
+    check_counts(**{f"n_{split}": size for split, size in sizes.items()})
+    directory = Path(checked_file_name(directory, "directory"))
     data = make_concept_images(sum(sizes.values()), n_concepts, image_size,
                                most_common_frequency=0.7, random_state=random_state)
     order = np.arange(len(data.ids))

@@ -22,7 +22,7 @@ from sklearn.utils import Bunch
 from ..concept_files._editions import SECONDARY_CUIS
 from ..concept_files._io import write_run
 from ..files._atomic import checked_file_name, file_kind
-from ._imageclef import make_concept_images, save_jpeg
+from ._imageclef import check_counts, make_concept_images, save_jpeg
 
 if TYPE_CHECKING:  # names for annotations only
     from .._typing import PathLike
@@ -92,9 +92,11 @@ def find_imageclef_layout(data_dir: PathLike) -> dict[str, Bunch]:
 
 def check_distinct_splits(layout, flags=None):
     """Refuse two splits that read one image folder (the training folder, or a link to it,
-    given as the validation or test one), or concept files of the same text (a copy of the
-    training split): a model would be tuned, or a run scored, on the very images it learned,
-    and the score would say nothing of other images.
+    given as the validation or test one), or concept files of the same text over folders of
+    the same images (a copy of the training split): a model would be tuned, or a run scored,
+    on the very images it learned, and the score would say nothing of other images. One
+    concept file of a whole dataset given for two folders of other images is no copy: each
+    folder's images are read with their lines (the others left out).
 
     Parameters
     ----------
@@ -110,9 +112,23 @@ def check_distinct_splits(layout, flags=None):
     for split, found in layout.items():
         for index, path in enumerate((found.images, found.concepts)):
             key = _identity(path, index)
-            other = seen.setdefault(key, split) if key is not None else split
-            if other != split:
-                raise ValueError(_same_message(layout, flags, split, other, index))
+            if key is None:
+                continue
+            for other in seen.setdefault(key, []):
+                if index == 0 or _same_images(layout[split].images, layout[other].images):
+                    raise ValueError(_same_message(layout, flags, split, other, index))
+            seen[key].append(split)
+
+
+def _same_images(folder, other):
+    """Whether two image folders hold the same image ids (a copy), or cannot both be listed
+    (then the concept files' one text decides, as it did)."""
+    from ._imageclef import image_files_by_id
+
+    try:
+        return set(image_files_by_id(folder)) == set(image_files_by_id(other))
+    except (OSError, TypeError):  # not there: its own check names it
+        return True
 
 
 def _identity(path, index):
@@ -185,8 +201,9 @@ def make_imageclef_layout(directory: PathLike, edition: str = "2026", *, n_train
     """
     if str(edition) not in ("2025", "2026"):
         raise ValueError(f"edition must be '2025' or '2026'; got {edition!r}.")
-    directory = checked_file_name(directory, "directory")  # before any image is drawn
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
+    check_counts(**{f"n_{split}": size for split, size in sizes.items()})
+    directory = checked_file_name(directory, "directory")  # before any image is drawn
     data = make_concept_images(sum(sizes.values()), n_concepts, image_size,
                                most_common_frequency=0.7, random_state=random_state)
     renamed = dict(zip(data.concept_names[:3], sorted(SECONDARY_CUIS)[:3]))

@@ -129,12 +129,13 @@ class ConceptMLPClassifier(ArchivedModel, BaseConceptClassifier):
         check_allocation(4 * n * n_concepts, setting("y", f"{n} x {n_concepts}"),
                          "holding the concepts as a dense matrix for training",
                          "keep fewer concepts (min_count, max_labels)")
-        _check_head_memory(vectors.shape, units, n_concepts, self.batch_size)
+        batch_size = int(self.batch_size)  # np.uint8 wraps; TensorFlow slices by int32/64
+        _check_head_memory(vectors.shape, units, n_concepts, batch_size)
         from ..keras._training import train_dense_head
 
         self.coefs_, self.intercepts_ = train_dense_head(
-            vectors, indicator.toarray().astype(np.float32), units, epochs=self.epochs,
-            batch_size=self.batch_size, learning_rate=self.learning_rate, l2=self.l2,
+            vectors, indicator.toarray().astype(np.float32), units, epochs=int(self.epochs),
+            batch_size=batch_size, learning_rate=self.learning_rate, l2=self.l2,
             dropout=self.dropout, random_state=self.random_state)
 
     def _embedder(self):

@@ -193,7 +193,8 @@ default="pixels"
         elif self.embedding_ is None:
             n_images = len(X) if hasattr(X, "__len__") else 1
             check_image_size(self.pixel_size, name="pixel_size")
-            check_allocation(2 * 4 * 3 * int(self.pixel_size)**2 * n_images,  # float32
+            side = int(self.pixel_size)  # np.uint8(16) ** 2 would wrap to 0
+            check_allocation(2 * 4 * 3 * side**2 * n_images,  # float32
                              setting("pixel_size", self.pixel_size),
                              f"storing the pixel vectors of {n_images} images",
                              "choose a smaller pixel_size")
@@ -201,7 +202,7 @@ default="pixels"
                                      size_name="pixel_size")
             vectors = np.concatenate([
                 images.load(np.arange(start, min(start + 1024, len(images))))[0]
-                .reshape(-1, self.pixel_size * self.pixel_size * 3).astype(np.float32)
+                .reshape(-1, side * side * 3).astype(np.float32)
                 for start in range(0, len(images), 1024)])
             vectors -= vectors.mean(axis=1, keepdims=True)  # cosine of contrast, not brightness
         else:

@@ -50,7 +50,9 @@ _DECODE_BYTES_PER_PIXEL = 13
 
 def check_image_size(image_size, n_images=None, name="image_size"):
     """A whole number of pixels (not a bool), one image of which (and ``n_images`` together)
-    fits in memory: refused by name before any work otherwise (:func:`check_allocation`)."""
+    fits in memory: refused by name before any work otherwise (:func:`check_allocation`).
+    Returns it as a Python int: NumPy's small integers wrap in a size's arithmetic
+    (``np.uint8(8)`` pixels of a chunk's bytes)."""
     from ..files._numbers import check_whole_number  # scikit-learn's: not at --help
 
     check_whole_number(image_size, name, unit=" of pixels")
@@ -60,6 +62,7 @@ def check_image_size(image_size, n_images=None, name="image_size"):
         check_allocation(3 * int(image_size)**2 * int(n_images), setting(name, image_size),
                          f"holding {n_images} images at that size together",
                          f"choose a smaller {name}, or take fewer images at a time")
+    return int(image_size)
 
 
 class ImageDecodeError(ValueError):
@@ -117,7 +120,7 @@ def decode_image(path: PathLike, image_size: int, resample: str = "bilinear") ->
     >>> decode_image(path, 32).shape
     (32, 32, 3)
     """
-    check_image_size(image_size)  # before the file is read: a size no memory holds, or no size
+    image_size = check_image_size(image_size)  # before the file is read: no memory, no size
     try:
         with _opened(path) as source:
             if _size(path, source) == 0:  # else Pillow names the file object, not the file

@@ -121,7 +121,7 @@ def prepare_images(paths: Sequence[PathLike], image_store: ImageStore | PathLike
     paths = image_column(paths)
     if not is_path_sequence(paths):
         raise ValueError("paths must be a sequence of image paths (str or path-like).")
-    check_image_size(image_size)  # a chunk is a block, at least one image: before the store
+    image_size = check_image_size(image_size)  # a chunk is a block: before the store
     unique = list({source_key(path): path for path in reversed(list(paths))}.values())[::-1]
     with warnings.catch_warnings():  # said below, in the words of preparing
         warnings.simplefilter("ignore", SkippedImagesWarning)

@@ -91,9 +91,8 @@ class ImageArray(_ImageSource):
     dtype = np.uint8
 
     def __init__(self, X, image_size, resample="bilinear"):
-        check_image_size(image_size)
+        self.image_size = check_image_size(image_size)
         self.pixels = checked_pixel_array(X)
-        self.image_size = image_size
         self.resample = resample
         self.failures = {}  # checked up front: an array has no undecodable image
 
@@ -175,7 +174,7 @@ class ImageFiles(_ImageSource):
 
     def __init__(self, paths, image_size, resample="bilinear", on_error="raise", workers=None,
                  cache_mb=0, image_store=None, size_name="image_size", store_required=False):
-        check_image_size(image_size)  # before any file is checked or any store opened
+        image_size = check_image_size(image_size)  # before any file is checked or store opened
         self.paths = [os.fspath(path) for path in paths]
         self.image_size = image_size
         self.resample = resample

@@ -20,7 +20,7 @@ are for direct callers only):
 import os
 import warnings
 from contextlib import contextmanager, nullcontext
-from numbers import Integral, Real
+from numbers import Real
 
 import keras
 import numpy as np
@@ -333,9 +333,11 @@ def strategy_scope(estimator):
 
 
 def _uncompiled_network(estimator, n_concepts, seed):
+    image_size = int(estimator.image_size)  # Python ints: Keras' layers refuse NumPy's
     if estimator.model is not None:
-        return _users_network(estimator.model, n_concepts, estimator.image_size)
-    head = dict(image_size=estimator.image_size, dense_units=tuple(estimator.dense_units),
+        return _users_network(estimator.model, n_concepts, image_size)
+    head = dict(image_size=image_size,
+                dense_units=check_sizes(estimator.dense_units, "dense_units"),
                 dense_dropout=estimator.dense_dropout, augmentation=estimator.augmentation,
                 seed=seed)
     if estimator.backbone != "paper":
@@ -343,10 +345,9 @@ def _uncompiled_network(estimator, n_concepts, seed):
             n_concepts, estimator.backbone, weights=estimator.weights, pooling=estimator.pooling,
             trainable_backbone=estimator.trainable_backbone and not estimator.freeze_epochs,
             **head)
-    kernel_size = estimator.kernel_size
     return build_concept_cnn(
-        n_concepts, filters=tuple(estimator.filters),
-        kernel_size=kernel_size if isinstance(kernel_size, Integral) else tuple(kernel_size),
+        n_concepts, filters=check_sizes(estimator.filters, "filters"),
+        kernel_size=check_sizes(estimator.kernel_size, "kernel_size", one=True),
         padding=estimator.padding, conv_dropout=estimator.conv_dropout, **head)
 
 

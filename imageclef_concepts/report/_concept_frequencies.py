@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..concepts._encoder import ConceptEncoder
+from ..concepts._encoder import sparse_encoder
 
 if TYPE_CHECKING:  # names for annotations only
     from collections.abc import Sequence
@@ -109,7 +109,7 @@ class ConceptFrequencyDisplay:
         -------
         ConceptFrequencyDisplay
         """
-        encoder = ConceptEncoder(sparse_output=True).fit(concepts)
+        encoder = sparse_encoder().fit(concepts)
         order = np.argsort(-encoder.concept_counts_, kind="stable")  # classes_ sorted: ties by name
         return cls(concepts=encoder.classes_[order],
                    frequencies=encoder.concept_counts_[order],

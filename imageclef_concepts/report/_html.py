@@ -95,9 +95,10 @@ def write_report(path: PathLike, evaluation: RunEvaluation, *,
     >>> "Mean F1 score" in open(report, encoding="utf-8").read()
     True
     """
+    from ..files._numbers import check_whole_number  # scikit-learn's: not at --help
+
     for name, value in (("n_worst", n_worst), ("n_concepts", n_concepts)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}.")
+        check_whole_number(value, name)  # NumPy's ints taken, a bool refused
     _check_inputs(path, evaluation, train_concepts, images)
     training = _training_lists(train_concepts)
     if bounds is None and training is not None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..concepts._encoder import ConceptEncoder
+from ..concepts._encoder import sparse_encoder
 from ..concepts._lists import canonical_concept
 from ..concepts._metrics import f1_from_counts, imageclef_f1_score
 
@@ -82,17 +82,20 @@ class PerConceptF1Display:
             Where to draw; a new figure when None.
         title : str
             Followed by the official score.
-        max_labels : int, default=30
+        max_labels : int or None, default=30
             Every point is named when there are at most this many concepts;
-            otherwise the most frequent ones are.
+            otherwise the most frequent ones are (0: none; None: every one).
 
         Returns
         -------
         PerConceptF1Display
             ``self``, with ``ax_`` and ``figure_``.
         """
+        from ..files._numbers import check_whole_number
         from ._figures import label_points, new_axes, plain_ticks
 
+        if max_labels is not None:  # None: every point named; -3 named all but 3, silently
+            check_whole_number(max_labels, "max_labels", smallest=0)
         ax = new_axes(ax, (7, 4.5))
         x = np.maximum(self.frequencies, 0.8)  # a concept never counted, left of 1 (log axis)
         hidden = self.non_visual
@@ -135,7 +138,7 @@ class PerConceptF1Display:
         PerConceptF1Display
         """
         names, f1 = per_concept_f1(y_true, y_pred)
-        counted = ConceptEncoder(sparse_output=True).fit(
+        counted = sparse_encoder().fit(
             y_true if train_concepts is None else train_concepts)
         frequency = dict(zip(counted.classes_, counted.concept_counts_))
         hidden = {canonical_concept(str(concept)) for concept in (non_visual or ())}
@@ -195,7 +198,7 @@ def per_concept_counts(y_true, y_pred):
     names : ndarray of str
     n_both, n_true, n_pred : ndarray of int
     """
-    encoder = ConceptEncoder(sparse_output=True).fit(list(y_true) + list(y_pred))
+    encoder = sparse_encoder().fit(list(y_true) + list(y_pred))
     true, pred = encoder.transform(y_true), encoder.transform(y_pred)
     n_true = np.asarray(true.sum(axis=0)).ravel()
     n_pred = np.asarray(pred.sum(axis=0)).ravel()

@@ -45,6 +45,7 @@ from ._weight_search import (
     band_edges,
     band_of,
     check_search_options,
+    unused_threshold,
     weight_search,
 )
 
@@ -333,8 +334,8 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         candidates = [self._candidates(member, f" of member {name!r}") for (name, _), member
                       in zip(self.ensemble.estimators, scores)]
         buckets = [vote_buckets(member, grid) for member, grid in zip(scores, candidates)]
-        found = vote_search(buckets, len(candidates[0]), truth, n_true, self.max_sweeps,
-                            self.starts)
+        found = vote_search(buckets, len(candidates[0]), truth, n_true,
+                            int(self.max_sweeps), self.starts)  # np.uint8 would wrap
         self.member_thresholds_ = np.array([float(grid[q]) for grid, q
                                             in zip(candidates, found.thresholds)])
         self.min_votes_ = found.min_votes
@@ -348,7 +349,7 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         n_bands = 1 if self.band_edges_ is None else len(self.band_edges_) + 1
         found = weight_search(members, truth, n_true, self._candidates(members), bands,
                               n_bands, np.asarray(self.weight_grid, dtype=float),
-                              self.max_sweeps)
+                              int(self.max_sweeps))
         self.weights_ = found.weights[0] if self.band_edges_ is None else found.weights
         self.threshold_ = found.threshold
         self.member_thresholds_ = self.min_votes_ = None
@@ -362,7 +363,8 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         if self.tune == "votes":
             members = [shallow_copy(member).set_params(threshold=threshold)
                        for member, threshold in zip(members, self.member_thresholds_)]
-            params.update(combine="vote", min_votes=self.min_votes_)
+            params.update(combine="vote", min_votes=self.min_votes_,
+                          threshold=unused_threshold(base))
         else:
             weights = self.weights_
             if self.band_edges_ is not None:  # one column per concept of the ensemble

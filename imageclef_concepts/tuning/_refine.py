@@ -8,6 +8,7 @@ into the next, finer grid around the best values.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # names for annotations only
 
 def refine_grid(search: GridSearchCV, param_grid: dict[str, Sequence[Any]] | None = None, *,
                 estimator: BaseEstimator | None = None, n_values: int = 3,
-                log_scale: bool | str = "auto") -> dict[str, list[Any]]:
+                log_scale: str | Collection[str] = "auto") -> dict[str, list[Any]]:
     """A finer grid around the best values of a grid search.
 
     For each parameter of the grid, by the kind of its values:
@@ -79,6 +80,7 @@ def refine_grid(search: GridSearchCV, param_grid: dict[str, Sequence[Any]] | Non
     if not isinstance(param_grid, dict):
         raise ValueError("refine_grid refines one grid (a dict) at a time; got "
                          f"{type(param_grid).__name__}.")
+    _check_options(n_values, log_scale)
     refined = {}
     for name, values in param_grid.items():
         values = list(values)
@@ -86,6 +88,21 @@ def refine_grid(search: GridSearchCV, param_grid: dict[str, Sequence[Any]] | Non
         valid = _valid_interval(estimator, name)
         refined[name] = _refine_one(name, best, values, n_values, log_scale, valid)
     return refined
+
+
+def _check_options(n_values, log_scale):
+    """Refuse, naming it, an ``n_values`` that is no whole number of at least 1 (0 gave the
+    best value alone, True one value) and a ``log_scale`` that is not "auto" nor names (a
+    bool was not iterable; one name was searched for as a substring)."""
+    from ..files._numbers import check_whole_number
+
+    check_whole_number(n_values, "n_values")
+    if isinstance(log_scale, str) and log_scale == "auto":
+        return
+    if isinstance(log_scale, (str, bytes)) or not isinstance(log_scale, Collection) or not all(
+            isinstance(name, str) for name in log_scale):
+        raise ValueError(f"log_scale={log_scale!r:.80}: give 'auto' or a collection of "
+                         "parameter names (such as {'learning_rate'}).")
 
 
 def _refine_one(name, best, values, n_values, log_scale, valid):

@@ -10,6 +10,7 @@ each time); so the score never decreases and the search ends.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import warnings
 from numbers import Integral
@@ -18,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..concepts._metrics import threshold_curve
+from ..models._decision import DecisionRule
 from ..models._ranges import _real_values, check_ensemble_weights, weighted_mean
 from ._ensemble_search import TOLERANCE
 
@@ -135,7 +137,8 @@ def check_search_options(tuner):
     ``bands`` the weight search cannot use (bands out of order were refused after every
     fold was fitted); and warn, naming them, of what its ``tune`` does not use, given (a
     value other than the default: it was dropped without a word): ``weight_grid``,
-    ``bands`` and the ensemble's weights by votes, ``starts`` by weights. A warning, as
+    ``bands`` and the ensemble's weights and threshold (its mean's) by votes,
+    ``starts`` by weights. A warning, as
     scikit-learn's for a parameter its chosen mode does not use: a grid search over
     ``tune`` and ``bands`` runs."""
     weight_grid, bands, tune = tuner.weight_grid, tuner.bands, tuner.tune
@@ -150,10 +153,13 @@ def check_search_options(tuner):
                          f"{bands}.")
     if bands is not None and not isinstance(bands, Integral):
         _edges(bands)
+    threshold = tuner.ensemble.threshold
     given = [f"{name}={value!r:.60}" for name, value, unchanged in (
         ("weight_grid", weight_grid, np.array_equal(grid, DEFAULT_WEIGHT_GRID)),
         ("bands", bands, bands is None),
-        ("the ensemble's weights", tuner.ensemble.weights, tuner.ensemble.weights is None))
+        ("the ensemble's weights", tuner.ensemble.weights, tuner.ensemble.weights is None),
+        ("the ensemble's threshold", threshold,
+         DecisionRule.of(threshold) == DecisionRule.of(unused_threshold(tuner.ensemble))))
         if not unchanged]
     if tune == "votes" and given:
         warnings.warn(f"EnsembleTuner(tune='votes') does not use {' nor '.join(given)}: "
@@ -163,6 +169,12 @@ def check_search_options(tuner):
         warnings.warn(f"EnsembleTuner(tune='weights') does not use starts={tuner.starts!r}: "
                       "it sets the vote search's ascent (tune='votes').", UserWarning,
                       stacklevel=5)
+
+
+def unused_threshold(ensemble):
+    """The threshold a tuned vote ensemble carries: its class's default, as ``ensemble``'s
+    own (for its mean) is unused by votes and warned of at fit, not at every prediction."""
+    return inspect.signature(type(ensemble).__init__).parameters["threshold"].default
 
 
 def band_edges(bands, support):

@@ -149,6 +149,36 @@ def test_train_refuses_the_training_images_as_its_validation_images(
     assert not output.exists() and not (tmp_path / "m.keras.checkpoint").exists()
 
 
+def test_train_takes_one_concept_file_for_two_folders_of_other_images(tmp_path, monkeypatch,
+                                                                       capsys):
+    # A concept file of the whole dataset given as --concepts and --validation-concepts, the
+    # folders holding other images: refused as "the same text" (review 16), trained before.
+    import shutil
+
+    from imageclef_concepts.recipes import _workflows
+
+    class Trained(Exception):
+        pass
+
+    def reached(train, validation, **given):
+        assert (len(train.paths), len(validation.paths)) == (4, 2)
+        raise Trained
+
+    monkeypatch.setattr(_workflows, "train_and_tune", reached)
+    data = make_concept_images(6, 3, 16, random_state=0, directory=tmp_path / "all")
+    for name, paths in (("train", data.paths[:4]), ("valid", data.paths[4:])):
+        (tmp_path / name).mkdir()
+        for path in paths:
+            shutil.copy(path, tmp_path / name)
+    concepts = str(tmp_path / "all" / "concepts.tsv")
+    with pytest.raises(Trained):
+        main(["train", "--images", str(tmp_path / "train"), "--concepts", concepts,
+              "--validation-images", str(tmp_path / "valid"), "--validation-concepts",
+              concepts, "--output", str(tmp_path / "m.keras"), "--image-size", "16",
+              "--filters", "4", "--dense-units", "8", "--epochs", "1", "--quiet"])
+    assert "4 line(s) of" in capsys.readouterr().err  # the training lines, left out there
+
+
 def test_train_writes_a_model_card_that_info_prints(tmp_path, dataset, capsys):
     folder, train, valid = dataset
     model = tmp_path / "model.keras"

@@ -81,3 +81,19 @@ def test_secondary_score_on_a_file_of_concepts(tmp_path):
     os.rename(subset, named)
     assert evaluate_run(os.fsencode(run), gt, secondary_concepts=named).secondary_score == \
         pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("max_concepts, error", [(True, TypeError), (2.0, TypeError),
+                                                 (float("nan"), TypeError), (0, ValueError),
+                                                 ("2", TypeError)])
+def test_max_concepts_is_a_whole_number_named(tmp_path, max_concepts, error):
+    # max_concepts=nan checked nothing and True refused a second concept, silently; 2.0 was
+    # taken as 2 (review 16).
+    import numpy as np
+
+    gt = _write(tmp_path / "gt.tsv", ["a\tC1", "b\tC2"])
+    run = _write(tmp_path / "run.tsv", ["a\tC1;C2", "b\tC2"])
+    with pytest.raises(error, match=r"^max_concepts=.*: max_concepts must be a whole number, "
+                                    "at least 1"):
+        evaluate_run(run, gt, max_concepts=max_concepts)
+    assert evaluate_run(run, gt, max_concepts=np.int64(2)).score == pytest.approx(5 / 6)

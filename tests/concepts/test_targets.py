@@ -118,3 +118,49 @@ def test_a_table_as_x_is_named_a_table_not_a_dtype():
     with pytest.raises(ValueError, match=r"X is a DataFrame of 2 columns \('path', 'ID'\).*"
                                          r"X\['path'\]"):
         ConceptKNNClassifier(1, pixel_size=4).fit(paths, ["C1", "C2"])
+
+
+@pytest.mark.parametrize("integer", [np.int64, np.int32])
+def test_numpy_integer_counts_are_saved_as_json_numbers(integer, tmp_path):
+    # MostFrequentConcepts(min_count=np.int64(1)) and ConceptKNNClassifier(max_labels=
+    # np.int32(2)) fitted, then save() failed ('Object of type int64 is not JSON
+    # serializable'): the vocabulary's dict kept the NumPy integers (review 16).
+    import json
+
+    from imageclef_concepts.concepts._targets import ConceptTargets
+
+    targets = ConceptTargets(min_count=integer(1), max_labels=integer(2)).fit(["C1;C2", "C1"])
+    values = json.loads(json.dumps(targets.to_dict()))
+    assert (values["min_count"], values["max_labels"]) == (1, 2)
+    model = MostFrequentConcepts(k=1, min_count=integer(1), max_labels=integer(2)).fit(
+        [[0], [0]], ["C1;C2", "C1"])
+    model.save(tmp_path / "m.zip")
+    assert MostFrequentConcepts.load(tmp_path / "m.zip").targets_.max_labels == 2
+
+
+def test_the_library_fits_under_a_pandas_transform_output():
+    # sklearn.set_config(transform_output="pandas") wrapped the library's own sparse concept
+    # encoders too: every estimator's fit, oracle_bounds and the concept plots failed with
+    # 'The transformer outputs a scipy sparse matrix' (review 16).
+    import matplotlib
+    import sklearn
+    from scipy import sparse
+
+    from imageclef_concepts import oracle_bounds
+    from imageclef_concepts.concepts._targets import ConceptTargets
+
+    matplotlib.use("Agg")
+    from imageclef_concepts import plot_concept_frequencies
+
+    y = ["C1;C2", "C1", "C2;C3", "C1"]
+    with sklearn.config_context(transform_output="pandas"):
+        targets = ConceptTargets().fit(y)
+        assert sparse.issparse(targets.transform(y))
+        assert list(ConceptTargets.from_dict(targets.to_dict()).classes_) == ["C1", "C2", "C3"]
+        assert sparse.issparse(ConceptTargets(concepts=["C1", "C2"]).fit(y).transform(y))
+        assert MostFrequentConcepts(k=1).fit(images(4), y).predict_concepts(images(1)) == [
+            ("C1",)]
+        oracle_bounds(y, y)
+        plot_concept_frequencies(y)
+        # the user's own encoder follows the setting, as scikit-learn's transformers do
+        assert isinstance(ConceptEncoder().fit_transform(y), pd.DataFrame)

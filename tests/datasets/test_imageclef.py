@@ -1,5 +1,6 @@
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -187,6 +188,29 @@ def test_a_synthetic_image_that_cannot_be_written_names_its_file(tmp_path, monke
     assert list((tmp_path / "data" / "images").iterdir()) == []  # nothing half-written
 
 
+def test_one_concept_file_for_two_folders_of_other_images_is_no_shared_split(tmp_path):
+    # A concept file listing every image of a dataset, given for the training and the
+    # validation folders (each holding its own images, lines without one left out, as
+    # load_imageclef does): refused as "the same text" (review 16), though no image is shared.
+    from sklearn.utils import Bunch
+
+    from imageclef_concepts.datasets._layout_2026 import check_distinct_splits
+
+    data = make_concept_images(6, 3, 16, random_state=0, directory=tmp_path / "all")
+    for name, paths in (("train", data.paths[:4]), ("valid", data.paths[4:])):
+        (tmp_path / name).mkdir()
+        for path in paths:
+            shutil.copy(path, tmp_path / name)
+    concepts = tmp_path / "all" / "concepts.tsv"
+    splits = {"train": Bunch(images=tmp_path / "train", concepts=concepts),
+              "valid": Bunch(images=tmp_path / "valid", concepts=concepts)}
+    check_distinct_splits(splits)  # other images: each split its own
+    shutil.copytree(tmp_path / "train", tmp_path / "copy")  # the same images: refused
+    splits["valid"].images = tmp_path / "copy"
+    with pytest.raises(ValueError, match=r"the same text\): the validation split needs images"):
+        check_distinct_splits(splits)
+
+
 def test_splits_sharing_images_or_a_truths_text_are_refused_naming_both(tmp_path):
     # One check for recipe-2026's data folder and the train command's options (issue 30
     # review 15: train tuned on its training images without a word).
@@ -215,3 +239,25 @@ def test_splits_sharing_images_or_a_truths_text_are_refused_naming_both(tmp_path
         check_distinct_splits({"train": splits["train"], "valid": valid},
                               flags={"train": ("--images", "--concepts"),
                                      "valid": ("--validation-images", "--validation-concepts")})
+
+
+@pytest.mark.parametrize("value, error", [(True, TypeError), (np.array(4), TypeError),
+                                          (2.0, TypeError), (0, ValueError),
+                                          (-3, ValueError)])
+@pytest.mark.parametrize("maker, name", [
+    ("concept_images", "n_samples"), ("concept_images", "n_concepts"),
+    ("layout", "n_train"), ("layout", "n_valid"), ("layout", "n_test"),
+    ("layout_2019", "n_train"), ("layout_2019", "n_test")])
+def test_the_synthetic_data_counts_are_whole_numbers_named(tmp_path, maker, name, value, error):
+    # make_imageclef_layout(n_train=0) wrote a layout without training images, n_train=-3
+    # ended in 'index -3 is out of bounds', n_train=True drew one image; make_concept_images
+    # said 'an integer is required' for n_samples=True, naming nothing (review 16).
+    make, given = {"concept_images": (make_concept_images, {}),
+                   "layout": (make_imageclef_layout, dict(n_train=4, n_valid=2, n_test=2)),
+                   "layout_2019": (make_imageclef_2019_layout,
+                                   dict(n_train=4, n_valid=2, n_test=2))}[maker]
+    where = () if maker == "concept_images" else (tmp_path / "d",)
+    with pytest.raises(error, match=rf"^{name}={re.escape(repr(value))}: {name} must be a "
+                                    "whole number, at least 1"):
+        make(*where, **{**given, name: value, "image_size": 16})
+    assert not (tmp_path / "d").exists()

@@ -172,3 +172,18 @@ def test_prediction_holds_a_block_of_activations_not_every_images():
     tracemalloc.stop()
     np.testing.assert_allclose(probabilities, np.repeat(expected, 100, axis=0), rtol=1e-4)
     assert peak < 40 * 2**20, peak
+
+
+def test_a_small_numpy_integer_batch_size_trains_as_its_int():
+    # batch_size=np.uint8(200) passed the checks (a whole number), then TensorFlow refused
+    # it ("Value passed to parameter 'begin' has DataType uint8", review 16).
+    # Below the images' count, np.uint8(8) wrapped in the memory check ('Python integer 1026
+    # out of bounds for uint8').
+    X, y = _embeddings()
+    for batch_size in (200, 8):
+        head = ConceptMLPClassifier(epochs=np.uint8(1), batch_size=np.uint8(batch_size),
+                                    hidden_units=(np.uint8(16),), random_state=0)
+        expected = ConceptMLPClassifier(epochs=1, batch_size=batch_size, hidden_units=(16,),
+                                        random_state=0)
+        np.testing.assert_allclose(head.fit(X, y).predict_proba(X),
+                                   expected.fit(X, y).predict_proba(X), atol=1e-6)

@@ -204,3 +204,14 @@ def test_precomputed_embeddings_sparse_or_beyond_float32():
     assert model.kneighbors(sparse.csr_matrix(X[[2]]))[1].tolist() == [[2]]
     with pytest.raises(ValueError, match="beyond float32's range"):
         ConceptKNNClassifier(1, embedding="precomputed").fit(X * 1e300, ["C1"] * 4)
+
+
+@pytest.mark.parametrize("integer", [np.uint8, np.int8])
+def test_a_small_numpy_integer_pixel_size_embeds_as_its_int(tiny_images, integer):
+    # pixel_size=np.uint8(16) passed the checks (a whole number), then 16 * 16 * 3 wrapped
+    # in uint8: 'cannot reshape array of size 18432 into shape (0)' (review 16).
+    X, y = tiny_images.images[:6], tiny_images.concepts[:6]
+    model = ConceptKNNClassifier(n_neighbors=2, pixel_size=integer(16)).fit(X, y)
+    expected = ConceptKNNClassifier(n_neighbors=2, pixel_size=16).fit(X, y)
+    assert model.embeddings_.shape == (6, 16 * 16 * 3)
+    np.testing.assert_array_equal(model.predict_proba(X), expected.predict_proba(X))

@@ -287,3 +287,17 @@ def test_images_whose_size_folder_was_deleted_are_prepared_again(tmp_path):
     assert ImageStore(tmp_path / "store").summary()["16px-bilinear"]["images"] == 3
     again = prepare_images(paths, ImageStore(tmp_path / "store"), 24, progress=False)
     assert (again.added, again.already_stored) == (0, 3)  # the other size untouched
+
+
+@pytest.mark.parametrize("integer", [np.uint8, np.int16, np.int64])
+def test_numpy_integer_image_sizes_prepare_and_load_as_their_int(tmp_path, integer):
+    # prepare_images(image_size=np.uint8(8)) passed the check (a whole number), then the
+    # chunk's arithmetic wrapped: 'Python integer 33554432 out of bounds for uint8' (review 16).
+    from imageclef_concepts import make_concept_images
+
+    paths = make_concept_images(3, 2, 16, random_state=0, directory=tmp_path / "d").paths
+    store = tmp_path / "store"
+    assert prepare_images(paths, store, image_size=integer(8), progress=False).added == 3
+    assert prepare_images(paths, store, image_size=8, progress=False).already_stored == 3
+    loaded = ImageLoader(image_size=integer(8), image_store=store).transform(paths)
+    np.testing.assert_array_equal(loaded, ImageLoader(image_size=8).transform(paths))

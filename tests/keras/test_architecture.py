@@ -121,6 +121,21 @@ def test_numpy_integers_are_accepted_as_sizes_as_scikit_learn_takes_them(integer
     check_architecture(estimator)
 
 
+@pytest.mark.parametrize("integer", [np.int64, np.int32, np.uint8])
+def test_numpy_integer_sizes_build_the_network_they_pass(integer):
+    # dense_units=(np.int64(8),) passed every check, then Keras refused it ('Received an
+    # invalid value for `units`, expected a positive integer. Received: units=8', review 16).
+    from imageclef_concepts.keras._architecture import _uncompiled_network
+
+    estimator = ConceptCNNClassifier(**{**TINY, "image_size": integer(32),
+                                        "filters": np.array([4], dtype=integer),
+                                        "dense_units": [integer(8)],
+                                        "kernel_size": (integer(3),)})
+    network = _uncompiled_network(estimator, 2, seed=0)
+    assert [layer.units for layer in network.layers if isinstance(layer, keras.layers.Dense)
+            ] == [8, 2]
+
+
 def test_more_threads_than_a_machine_runs_are_refused_before_tensorflow_starts_them(
         monkeypatch):
     # TensorFlow starts n_threads threads at once: n_threads=10**6 ran for minutes and was

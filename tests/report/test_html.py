@@ -229,8 +229,19 @@ def test_training_concepts_may_be_lists_or_a_frame_but_must_name_concepts(files)
     assert from_file.count("<td>a</td>") == 0 and "<td>c</td>" in from_file  # n_worst=1
     with pytest.raises(ValueError, match="must name its concepts"):
         _report(files, train_concepts=frame.to_numpy())
-    with pytest.raises(ValueError, match="n_worst must be a whole number >= 1"):
+    with pytest.raises(ValueError, match="n_worst must be a whole number, at least 1"):
         _report(files, n_worst=0)
+
+
+@pytest.mark.parametrize("name", ["n_worst", "n_concepts"])
+def test_the_report_counts_are_whole_numbers_not_bools_numpy_ones_taken(files, name):
+    # n_worst=True listed one image, silently, and np.int64(5) was refused (review 16).
+    import numpy as np
+
+    with pytest.raises(TypeError, match=rf"^{name}=True: {name} must be a whole number, at "
+                                        "least 1 \\(not a bool\\)"):
+        _report(files, **{name: True})
+    assert _report(files, **{name: np.int64(1)})[1] == _report(files, **{name: 1})[1]
 
 
 @pytest.mark.parametrize("name", [b"report.html", b"caf\xe9.html"])

@@ -52,3 +52,20 @@ def test_plot_draws_on_the_axes_given_and_names_the_most_frequent():
     assert sorted(text.get_text() for text in axes.texts) == ["A", "B"]
     assert axes.collections[0].get_offsets()[2, 0] == 0.8  # never counted: left of 1
     plt.close("all")
+
+
+@pytest.mark.parametrize("max_labels, error", [(-3, ValueError), (True, TypeError),
+                                               (np.array(3), TypeError), (2.0, TypeError)])
+def test_max_labels_is_a_whole_number_named_before_drawing(max_labels, error):
+    # max_labels=-3 named all but the 3 rarest concepts and True one, silently; 2.0 ended in
+    # 'slice indices must be integers', naming nothing (review 16).
+    display = PerConceptF1Display.from_predictions(Y_TRUE, Y_PRED, train_concepts=Y_TRUE,
+                                                   max_labels=0)
+    assert not display.ax_.texts  # 0: no point named
+    n_figures = len(plt.get_fignums())
+    with pytest.raises(error, match=r"^max_labels=.*: max_labels must be a whole number, at "
+                                    "least 0"):
+        PerConceptF1Display.from_predictions(Y_TRUE, Y_PRED, train_concepts=Y_TRUE,
+                                             max_labels=max_labels)
+    assert len(plt.get_fignums()) == n_figures  # refused before a figure was made
+    plt.close("all")

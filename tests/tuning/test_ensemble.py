@@ -492,3 +492,32 @@ def test_starts_given_to_weights_warns_before_any_member_fits():
             pytest.raises(AssertionError, match="a member was fitted before"):
         EnsembleTuner(_never_fitted_ensemble(), tune="weights", starts="best_common",
                       cv=2).fit(X, y)
+
+
+@pytest.mark.parametrize("integer", [np.uint8, np.int8])
+def test_a_small_numpy_integer_max_sweeps_tunes_as_its_int(integer):
+    # max_sweeps=np.uint8(1) passed the checks (a whole number), then, every fold fitted, the
+    # vote search multiplied it into its cost: 'Python integer 1632 out of bounds for uint8'
+    # (review 16).
+    members, X, y = _case(0)
+    ensemble = ConceptEnsemble([(f"m{i}", m) for i, m in enumerate(members)], combine="vote")
+    for tune in ("votes", "weights"):
+        tuner = EnsembleTuner(ensemble, tune=tune, thresholds=GRID, cv=2, max_sweeps=integer(1))
+        expected = EnsembleTuner(ensemble, tune=tune, thresholds=GRID, cv=2, max_sweeps=1)
+        assert tuner.fit(X, y).best_score_ == expected.fit(X, y).best_score_
+
+
+def test_votes_warn_once_of_the_ensembles_threshold_and_the_tuned_ensemble_predicts_silently():
+    # An ensemble with threshold=0.3 (for its mean) tuned by votes: fit said nothing, then
+    # every predict and score of the tuned ensemble warned "ConceptEnsemble(combine='vote')
+    # does not use threshold=0.3 ... use combine='mean'", a combine the tuner chose (review 16).
+    members, X, y = _case(0)
+    ensemble = ConceptEnsemble([(f"m{i}", m) for i, m in enumerate(members)], threshold=0.3)
+    with pytest.warns(UserWarning, match=r"EnsembleTuner\(tune='votes'\) does not use the "
+                                         r"ensemble's threshold=0.3"):
+        tuner = EnsembleTuner(ensemble, thresholds=GRID, cv=2).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tuner.predict(X)
+        tuner.score(X, y)
+        EnsembleTuner(ensemble.set_params(threshold=0.5), thresholds=GRID, cv=2).fit(X, y)

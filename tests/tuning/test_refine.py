@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV, KFold
@@ -91,3 +93,26 @@ def test_bad_arguments():
         refine_grid({"a": 1})
     with pytest.raises(ValueError, match="one grid"):
         refine_grid({"a": 1}, [{"a": [1, 2]}])
+
+
+@pytest.mark.parametrize("n_values, error", [(0, ValueError), (-3, ValueError),
+                                             (True, TypeError), (np.array(3), TypeError),
+                                             (2.0, TypeError)])
+def test_n_values_is_a_whole_number_named(n_values, error):
+    # n_values=0 gave the best value alone, n_values=True one value, n_values=-3 'Number of
+    # samples, -1, must be non-negative' and 2.0 "'float' object cannot be interpreted as an
+    # integer", naming nothing (review 16).
+    with pytest.raises(error, match=rf"^n_values={re.escape(repr(n_values))}: n_values must "
+                                    "be a whole number, at least 1"):
+        refine_grid({"threshold": 0.2}, {"threshold": [0.1, 0.2, 0.3]}, n_values=n_values)
+    assert refine_grid({"threshold": 0.2}, {"threshold": [0.1, 0.2, 0.3]},
+                       n_values=np.int64(1)) == {"threshold": [0.2]}
+
+
+@pytest.mark.parametrize("log_scale", [True, "threshold", 3])
+def test_log_scale_is_auto_or_names_named(log_scale):
+    # log_scale=True (the annotation says bool) ended in "argument of type 'bool' is not
+    # iterable"; log_scale='threshold' took each letter for a parameter (review 16).
+    with pytest.raises(ValueError, match=r"^log_scale=.*: give 'auto' or a collection of "
+                                         r"parameter names"):
+        refine_grid({"threshold": 0.2}, {"threshold": [0.1, 0.2, 0.3]}, log_scale=log_scale)
