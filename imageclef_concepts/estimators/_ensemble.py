@@ -69,22 +69,22 @@ class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConcept
     estimators : list of (str, estimator)
         The members, by name (a non-empty name without a slash, backslash or
         control character, not '.' or '..': it is a folder of the saved model).
-        Any multi-label classifier with ``predict_proba``; the library's concept
-        estimators (CNNs, k-NN, baselines, tuners) also bring their own decision
-        rules to the set combinations. Their parameters are reachable by nested names
-        (``cnn__learning_rate``) for ``GridSearchCV``.
+        Any multi-label classifier with ``predict_proba``; the library's (CNNs, k-NN,
+        baselines, tuners) also bring their own decision rules to the set combinations.
+        Their parameters are reachable by nested names (``cnn__learning_rate``).
     combine : {"mean", "max", "union", "intersection", "vote"}, default="mean"
         ``"mean"`` (weighted by ``weights``) or ``"max"`` of the members'
         probabilities, then ``threshold``; or the ``"union"``,
         ``"intersection"`` or ``"vote"`` (at least ``min_votes`` members)
         of the concept sets the members predict, each with its own rule.
     weights : array-like of shape (n_members,) or (n_members, n_concepts), default=None
-        Member weights for ``combine="mean"``: one real number per member,
-        finite, non-negative, with a positive sum (normalised without
-        overflow), or one column of them per entry of ``classes_`` (weights
-        per concept, as :class:`EnsembleTuner` tunes per frequency band);
-        None weighs all alike. Checked at ``fit``, at every prediction (after
-        ``set_params``) and at load; other combinations warn at ``fit``.
+        Member weights of the mean (``"mean"`` decides on it, a set combination's
+        ``predict_proba`` is it): one real number per member, finite,
+        non-negative, with a positive sum (normalised without overflow), or one
+        column of them per entry of ``classes_`` (weights per concept, as
+        :class:`EnsembleTuner` tunes per frequency band); None weighs all alike.
+        Checked at ``fit``, at every prediction (after ``set_params``) and at
+        load; ``"max"`` uses none, and warns at ``fit``.
     threshold : float in [0, 1] or DecisionRule, default=0.5
         The decision rule on the combined probabilities (``"mean"`` and
         ``"max"``). The set combinations do not use it (each member decides

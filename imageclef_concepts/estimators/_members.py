@@ -235,14 +235,15 @@ def check_one_training_per_checkpoint(estimators, n_fits=1, what=""):
 
 
 # The combinations that use each of these ensemble parameters: the others decide without it.
-USED_BY = {"weights": ("mean",), "min_votes": ("vote",)}
+# The set combinations decide by the members' own decisions, but their predict_proba (which
+# a ThresholdTuner around them tunes) is the weighted mean: only "max" uses no weights.
+USED_BY = {"weights": ("mean", "vote", "union", "intersection"), "min_votes": ("vote",)}
 
 
 def warn_unused_parameters(ensemble):
     """Warn, naming each, of the parameters given (not at their defaults) that the
-    ensemble's ``combine`` decides without: ``weights`` outside ``"mean"`` (``"max"`` takes
-    the largest probability; a set combination counts the members' own decisions, its
-    ``predict_proba`` alone weighted), ``min_votes`` outside ``"vote"``. They were ignored
+    ensemble's ``combine`` decides without: ``weights`` with ``"max"`` (the largest
+    probability), ``min_votes`` outside ``"vote"``. They were ignored
     without a word. A warning, as scikit-learn's for a parameter its chosen mode does not
     use: a grid search over ``combine`` and ``weights`` runs. And ``subsample`` with
     ``prefit=True`` (the members are used as fitted)."""

@@ -155,16 +155,14 @@ class _NeverFitted(FixedConcepts):
 
 
 @pytest.mark.parametrize("combine, params, given", [
-    # the weights were ignored without a word by every combination but the mean
-    ("vote", dict(weights=[1, 3]), "weights=[1, 3]: weights is for combine='mean'"),
-    ("union", dict(weights=[1, 3]), "weights=[1, 3]: weights is for combine='mean'"),
-    ("intersection", dict(weights=[0.5, 0.5]), "weights=[0.5, 0.5]"),
-    ("max", dict(weights=[1, 3]), "weights=[1, 3]: weights is for combine='mean'"),
+    # the weights were ignored without a word by the maximum
+    ("max", dict(weights=[1, 3]), "weights=[1, 3]: weights is for combine='mean' or 'vote'"),
     # and min_votes by every combination but the vote
     ("mean", dict(min_votes=3), "min_votes=3: min_votes is for combine='vote'"),
-    ("union", dict(weights=[1, 3], min_votes=1), "weights=[1, 3] nor min_votes=1: weights is "
-                                                 "for combine='mean'; min_votes is for "
-                                                 "combine='vote'"),
+    ("max", dict(weights=[1, 3], min_votes=1), "weights=[1, 3] nor min_votes=1: weights is "
+                                               "for combine='mean' or 'vote' or 'union' or "
+                                               "'intersection'; min_votes is for "
+                                               "combine='vote'"),
 ])
 def test_parameters_a_combination_does_not_use_warn_before_any_member_fits(combine, params,
                                                                              given):
@@ -186,7 +184,11 @@ def test_subsample_given_to_fitted_members_warns():
 
 @pytest.mark.parametrize("combine, params", [("mean", dict(weights=[1, 3])),
                                              ("vote", dict(min_votes=1)), ("vote", {}),
-                                             ("max", dict(min_votes=2, weights=None))])
+                                             ("max", dict(min_votes=2, weights=None)),
+                                             # their predict_proba, a tuner's, is weighted
+                                             ("vote", dict(weights=[1, 3])),
+                                             ("union", dict(weights=[1, 3])),
+                                             ("intersection", dict(weights=[0.5, 0.5]))])
 def test_parameters_a_combination_uses_or_left_at_their_default_do_not_warn(combine, params):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
