@@ -235,7 +235,8 @@ def add_predict(commands):
                          help="allow a .joblib model: a pickle runs any code it holds, so only "
                               "for files you made yourself")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
-    predict.set_defaults(run_command=_run_predict, parameter_flags={"image_store": "--image-store"})
+    predict.set_defaults(run_command=_run_predict, parameter_flags={
+        "image_store": "--image-store", "on_error": "--on-error"})
 
 
 def _run_predict(args):
