@@ -36,7 +36,8 @@ def add_prepare(commands):
     prepare.add_argument("--n-jobs", type=positive_int, default=None,
                          help="decoding threads (default: one per core available)")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
-    prepare.set_defaults(run_command=_run_prepare)
+    prepare.set_defaults(run_command=_run_prepare, parameter_flags={  # named so in messages
+        name: "--" + name.replace("_", "-") for name in ("image_size", "on_error", "n_jobs")})
 
 
 def _run_prepare(args):

@@ -22,7 +22,12 @@ from ._arguments import (
     say_unless_quiet,
 )
 from ._images import add_image_store_option, open_image_store, removed_unless_filled
-from ._train_checks import check_distinct_validation, check_memory, check_room
+from ._train_checks import (
+    check_distinct_validation,
+    check_memory,
+    check_room,
+    check_validation_split,
+)
 
 _TRAIN_PARAMS = ("image_size", "epochs", "batch_size", "learning_rate", "threshold", "filters",
                  "dense_units", "backbone", "loss", "augmentation",
@@ -134,6 +139,8 @@ def _run_train(args):
     _check_learnable(args.concepts, args.edition)
     validation = (None if args.validation_images is None
                   else _load(args.validation_images, args.validation_concepts, args.edition))
+    if validation is None:
+        check_validation_split(train)
     given = {name: getattr(args, name) for name in _TRAIN_PARAMS
              if getattr(args, name) is not None}
     if args.weights is not None:  # "none" is the estimator's None (random weights)
@@ -235,7 +242,8 @@ def add_predict(commands):
                          help="allow a .joblib model: a pickle runs any code it holds, so only "
                               "for files you made yourself")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
-    predict.set_defaults(run_command=_run_predict, parameter_flags={"image_store": "--image-store"})
+    predict.set_defaults(run_command=_run_predict, parameter_flags={
+        "image_store": "--image-store", "on_error": "--on-error"})
 
 
 def _run_predict(args):

@@ -42,8 +42,7 @@ def _run_demo(args):
     # warnings about that are expected here and only noise.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     output = args.output or Path(f"demo-output-{time.strftime('%Y%m%d-%H%M%S')}")
-    if output.exists() and any(output.iterdir()):
-        raise UserError(f"--output {output} exists and is not empty; name a new folder.")
+    _check_new_folder(output)
     say = (lambda line: None) if args.quiet else print
     summary = run_demo(output, quick=args.quick, random_state=args.random_state, say=say,
                        progress=not args.quiet)
@@ -52,6 +51,17 @@ def _run_demo(args):
 
         print(results_table(summary["scores"]))
     return 0
+
+
+def _check_new_folder(output):
+    """Refuse an --output that is not a new or empty folder (a user's files, a device), by kind."""
+    from ..files._atomic import file_kind
+
+    if output.exists() and not output.is_dir():
+        kind = "a file" if output.is_file() else file_kind(output.stat().st_mode)
+        raise UserError(f"--output {output} is {kind}; name a new folder.")
+    if output.is_dir() and any(output.iterdir()):
+        raise UserError(f"--output {output} exists and is not empty; name a new folder.")
 
 
 def add_reproduce(commands):
@@ -87,10 +97,7 @@ def _run_reproduce(args):
 
     if args.dry_run == (args.data is not None):
         raise UserError("give --data DIR, or --dry-run (which makes its own data).")
-    if args.output.exists() and not args.output.is_dir():
-        raise UserError(f"--output {args.output} is a file; name a folder.")
-    if args.output.is_dir() and any(args.output.iterdir()):  # before the dry run's data
-        raise UserError(f"--output {args.output} exists and is not empty; name a new folder.")
+    _check_new_folder(args.output)  # before the dry run's data
     data = args.data
     if args.dry_run:
         data = args.output / "data"

@@ -35,7 +35,8 @@ def add_recipe(commands):
                              "(it resumes)")
     recipe.add_argument("--dry-run", action="store_true",
                         help="synthetic data in the same layout (in <output>/data) and tiny "
-                             "members: the whole procedure in well under a minute")
+                             "members (--backbones with random weights, none downloaded): "
+                             "the whole procedure in well under a minute")
     recipe.add_argument("--backbones", default=None,
                         help="comma-separated Keras backbones of the grid (default: "
                              "densenet121,efficientnetv2b0,convnexttiny)")
@@ -134,12 +135,14 @@ def _recipe(args, base):
                             "separated by commas, or leave the option out.")
         grid.pop("filters", None)  # the dry run's tiny networks give way to backbones
         grid["backbone"] = backbones
+    params = dict(base.estimator_params)
+    if args.dry_run and args.backbones is not None:  # as its encoder's: none downloaded
+        params["weights"] = None
     if args.seeds:
         if args.seeds > MAX_SEEDS:  # each seed trains a member per backbone
             raise UserError(f"--seeds {args.seeds}: at most {MAX_SEEDS} seeds per backbone (each "
                             "trains one member).")
         grid["random_state"] = list(range(args.seeds))
-    params = dict(base.estimator_params)
     if args.epochs:
         params["epochs"] = args.epochs
     if args.image_size:

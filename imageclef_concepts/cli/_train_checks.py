@@ -35,6 +35,24 @@ def check_distinct_validation(args):
                "valid": ("--validation-images", "--validation-concepts")})
 
 
+def check_validation_split(train):
+    """Without validation images, the best epoch is picked on ConceptCNNClassifier's
+    validation_fraction of the training images: too few of them for that split are refused
+    naming the options that replace it (the library's error names its keyword arguments)."""
+    import numpy as np
+
+    from ..keras import ConceptCNNClassifier
+    from ..keras._training_loop import split_validation
+
+    fraction = ConceptCNNClassifier().validation_fraction
+    try:
+        split_validation(np.arange(len(train.paths)), fraction, np.random.default_rng(0))
+    except ValueError:
+        raise UserError(f"{len(train.paths)} training image(s) are too few to hold out "
+                        f"{fraction:.0%} of them for picking the best epoch: give "
+                        "--validation-images and --validation-concepts.") from None
+
+
 def check_room(args, given, train, store=None, datasets=()):
     """Refuse, before training, disks that cannot take the model file and the checkpoint's
     epochs (their most, from the network's numbers: ``keras._training_loop.saved_bytes``

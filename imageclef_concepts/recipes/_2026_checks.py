@@ -101,12 +101,29 @@ def check_members(members, n_jobs=None):
             check_architecture(member)
         except ValueError as error:
             raise ValueError(f"member {name!r}: {error}") from None
+    _check_distinct_trainings(members)
     if n_jobs not in (None, 1):
         try:
             check_one_training_per_checkpoint(members)
         except ValueError as error:
             raise ValueError(f"{error} n_jobs={n_jobs} trains the members at once; n_jobs=1 "
                              "trains them one after another, each in that folder.") from None
+
+
+def _check_distinct_trainings(members):
+    """Refuse two members of the same parameters and seed: a value listed twice in the grid
+    (``--backbones paper,paper``) trained the same network twice, and the votes counted it
+    twice. Members without a seed differ by their random start, and are kept."""
+    seen = {}
+    for name, member in members:
+        params = member.get_params(deep=False)
+        if params.get("random_state") is None:
+            continue
+        first = seen.setdefault(repr(sorted(params.items())), name)
+        if first != name:
+            raise ValueError(f"members {first!r} and {name!r} are the same training (the same "
+                             "parameters and random_state): a value listed twice in the grid "
+                             "would train it twice and count its votes twice.")
 
 
 def check_training_size(members, n_images, concepts_file):

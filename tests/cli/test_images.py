@@ -19,6 +19,16 @@ def _two_images(tmp_path):
     return images
 
 
+def test_prepare_names_its_on_error_option_for_unreadable_files(tmp_path, capsys):
+    images = _two_images(tmp_path)
+    (images / "broken.png").write_bytes(b"")
+    code = main(["prepare", "--images", str(images), "--store", str(tmp_path / "store"),
+                 "--image-size", "8", "--quiet"])
+    error = capsys.readouterr().err
+    assert code == 2 and "broken.png: empty file" in error
+    assert "(--on-error skip leaves them out)" in error and "on_error=" not in error
+
+
 def _one_gib_free(monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: _Usage(2**31, 2**31 - 2**30, 2**30))
 

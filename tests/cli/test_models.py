@@ -225,7 +225,10 @@ def test_predict_on_error_overrides_the_models(tmp_path, dataset, capsys):
     argv = ["predict", "--model", str(model), "--images", str(images), "--output", str(run),
             "--quiet"]
     assert main(argv) == 2  # the model's own setting: raise, naming the file
-    assert "broken.png" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # The advice names the command's option, not the library's keyword argument.
+    assert "broken.png" in err and "(--on-error skip leaves them out)" in err
+    assert "on_error=" not in err
     assert main(argv + ["--on-error", "skip"]) == 0
     # The warning is the command's own line, not a library file and line number.
     err = capsys.readouterr().err

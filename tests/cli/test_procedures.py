@@ -170,6 +170,23 @@ def test_reproduce_refuses_a_folder_in_use_before_writing_anything(tmp_path, cap
 
 
 @pytest.mark.parametrize("command", [["demo", "--quick"], ["reproduce-2019", "--dry-run"]])
+def test_an_output_that_is_no_folder_is_named_by_its_flag_and_kind(tmp_path, capsys, command):
+    # demo said "Not a directory: /dev/null", naming no option; reproduce-2019 called a
+    # device and a named pipe "a file".
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "notes.txt").write_text("mine")
+    for output, kind in (("/dev/null", "a character device"),
+                         (str(tmp_path / "pipe"), "a named pipe"),
+                         (str(tmp_path / "notes.txt"), "a file")):
+        assert main([*command, "--output", output, "--quiet"]) == 2
+        assert capsys.readouterr().err.endswith(
+            f"error: --output {output} is {kind}; name a new folder.\n")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", [["demo", "--quick"], ["reproduce-2019", "--dry-run"]])
 @pytest.mark.parametrize("value", ["99999999999999999999", "-1", "4294967296"])
 def test_a_seed_numpy_cannot_take_is_named_by_its_flag_before_any_folder(tmp_path, capsys,
                                                                          command, value):

@@ -320,3 +320,25 @@ def test_a_dask_address_dask_cannot_read_is_named_by_its_flag(address):
     with pytest.raises(UserError, match=rf"^--dask {re.escape(address)}: "):
         with _cluster(argparse.Namespace(dask=address, ray=None)):
             pass
+
+
+def test_a_dry_runs_backbones_start_from_random_weights(tmp_path, monkeypatch):
+    # --dry-run --backbones efficientnetb0 downloaded ImageNet weights (offline: an error
+    # after the output folder was claimed, which then refused a rerun with other settings);
+    # the dry run's retrieval encoder already had random weights, none downloaded.
+    from imageclef_concepts.recipes import _2026
+
+    given = {}
+
+    def planned(data_dir, output_dir, *, recipe, **options):
+        given.update(recipe.estimator_params)
+        raise KeyboardInterrupt  # nothing runs
+
+    monkeypatch.setattr(_2026, "run_recipe_2026", planned)
+    main(["recipe-2026", "--dry-run", "--backbones", "efficientnetb0", "--output",
+          str(tmp_path / "out")])
+    assert "weights" in given and given["weights"] is None
+    given.clear()  # with --data, the recipe's own (ImageNet's)
+    main(["recipe-2026", "--data", str(tmp_path), "--backbones", "efficientnetb0", "--output",
+          str(tmp_path / "out")])
+    assert given["weights"] == _2026.Recipe2026().estimator_params["weights"] != None  # noqa: E711

@@ -166,3 +166,15 @@ def test_the_images_an_image_store_on_the_same_disk_takes_are_counted(tmp_path, 
     _free_on(monkeypatch, lambda folder: model + checkpoint)  # the store holds them now
     assert _train(dataset, "--output", str(tmp_path / "again.keras"), "--image-store",
                   str(store)) == 0
+
+
+def test_too_few_images_for_the_validation_split_name_the_validation_options(tmp_path, capsys):
+    # Without validation images the best epoch is picked on 10% of the training images; the
+    # error of 3 images named the library's validation_fraction=None and validation_data,
+    # which train has no option for.
+    small = make_concept_images(3, 2, 16, random_state=0, directory=tmp_path / "small")
+    assert _train(small, "--output", str(tmp_path / "m.keras")) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--validation-images and --validation-concepts" in error
+    assert "validation_fraction" not in error and "validation_data" not in error
+    assert not list(tmp_path.glob("m.keras*"))

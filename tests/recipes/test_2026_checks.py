@@ -192,7 +192,8 @@ def test_members_trained_at_once_may_not_share_a_checkpoint_folder(tmp_path):
     from ..conftest import tiny_cnn
 
     folder = str(tmp_path / "ckpt")
-    members = [(name, tiny_cnn(image_size=16, checkpoint_dir=folder)) for name in "ab"]
+    members = [(name, tiny_cnn(image_size=16, checkpoint_dir=folder, random_state=seed))
+               for seed, name in enumerate("ab")]  # two seeds: two trainings
     check_members(members, n_jobs=1)  # one after another: each in turn
     with pytest.raises(ValueError, match=r"^b__checkpoint_dir and a__checkpoint_dir name one "
                                          r"checkpoint folder.* n_jobs=2 trains the members at "
@@ -356,6 +357,22 @@ def test_a_members_size_of_the_wrong_kind_is_refused_before_the_output_is_made(
     from imageclef_concepts.recipes import _2026 as recipe
 
     with pytest.raises(ValueError, match=r"^member '.*': .*" + re.escape(named)):
+        run_recipe_2026(None, tmp_path / "out", dry_run=True, say=print,
+                        recipe=dataclasses.replace(recipe.DRY_RUN, grid=grid))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_grid_naming_a_value_twice_is_refused_before_the_output_is_made(tmp_path):
+    # --backbones paper,paper (or a grid list holding a value twice) trained each member
+    # twice, the same network and seed, and the votes counted each of them twice.
+    import dataclasses
+
+    from imageclef_concepts import run_recipe_2026
+    from imageclef_concepts.recipes import _2026 as recipe
+
+    grid = {"filters": [(4, 8), (4, 8)], "random_state": [0, 1]}
+    with pytest.raises(ValueError, match=r"^members 'random_state=0' and "
+                                         r"'random_state=0#2' are the same training"):
         run_recipe_2026(None, tmp_path / "out", dry_run=True, say=print,
                         recipe=dataclasses.replace(recipe.DRY_RUN, grid=grid))
     assert not (tmp_path / "out").exists()
