@@ -176,11 +176,11 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         state, history and best epoch so far are saved here, and ``fit`` with
         the same arguments after a crash or a kill goes on from the last
         finished epoch, as if uninterrupted. The folder must be new, empty or
-        a checkpoint of the library's, and another run's checkpoint is
-        refused, naming what differs (the FAQ says how these are told
-        apart). The checkpoint stays after ``fit`` and is removed by
-        :meth:`save` once the model file is written (or by
-        :meth:`remove_checkpoint`). Not saved with the model.
+        a checkpoint of the library's (another run's is refused, naming what
+        differs), on a disk with room for the epochs (asked before training).
+        The checkpoint stays after ``fit`` and is removed by :meth:`save` once
+        the model file is written (or by :meth:`remove_checkpoint`). Not saved
+        with the model.
     model : keras.Model, callable or None, default=None
         Any network instead of the paper's (scikeras' convention): a Keras
         model (copied with ``keras.models.clone_model`` for each fit) or a
