@@ -113,9 +113,9 @@ class FoundationEncoder(EmbedderMixin, BaseEstimator):
         -------
         ndarray of shape (n_images, n_features), float32
         """
-        preset = self._check()
+        preset, size = self._check(), int(self.batch_size)  # np.uint8 wraps in arithmetic
         if isinstance(X, Sized):  # a batch in memory: checked before the network is loaded
-            rows = min(self.batch_size, len(X))
+            rows = min(size, len(X))
             # Two batches of decoded pixels (one decoded ahead), three float32 copies of
             # the crops (scaled, normalised, channels first) and the vectors.
             check_allocation(rows * (2 * 3 * preset.resize**2 + 3 * 12 * preset.crop**2
@@ -126,9 +126,8 @@ class FoundationEncoder(EmbedderMixin, BaseEstimator):
         runner = self._network()
         images = as_image_source(X, preset.resize, preset.resample,
                                  image_store=self.image_store)
-        starts = range(0, len(images), self.batch_size)
-        batches = (np.arange(start, min(start + self.batch_size, len(images)))
-                   for start in starts)
+        batches = (np.arange(start, min(start + size, len(images)))
+                   for start in range(0, len(images), size))
         where = f"weights={os.fspath(self.weights or '')!r}"  # set: _check refuses None
 
         def run(pixels):

@@ -89,10 +89,10 @@ def check_disk_space(n_bytes, folder, setting, what, advice):
         free = shutil.disk_usage(folder).free
     except OSError:
         return
-    if n_bytes > free:
+    if n_bytes > free:  # the free space exactly where rounded it would read as the need
+        shown = in_bytes(free, exact=in_bytes(free, False) == in_bytes(n_bytes, False))
         raise ValueError(f"{setting}: {what} takes {in_bytes(n_bytes)}, more than the free "
-                         f"space of the disk of {os.fsdecode(folder)} "
-                         f"({in_bytes(free, exact=False)}): {advice}.")
+                         f"space of the disk of {os.fsdecode(folder)} ({shown}): {advice}.")
 
 
 def check_disks(demands, asked=()):

@@ -4,10 +4,9 @@
 estimator's parameters and passes every one of them to a builder (the builders' own defaults
 are for direct callers only):
 
-* :data:`PARAMETER_CONSTRAINTS`: each parameter's range (``_parameter_constraints``);
-* :func:`check_architecture` refuses, before any image is read, parameters that cannot make a
-  network or a training together, or one this machine's memory cannot hold
-  (:func:`check_memory`; once built, :func:`._prediction.check_network_memory`);
+* :data:`PARAMETER_CONSTRAINTS`: each parameter's range; :func:`check_architecture` refuses,
+  before any image is read, parameters that cannot make a network or a training, or that this
+  machine's memory cannot hold (:func:`check_memory`, :func:`._prediction.check_network_memory`);
 * :func:`build_network` chooses the network (the user's ``model``, a backbone's or the paper's),
   checks the user's shapes, and compiles it; :func:`compile_network` compiles with the loss and
   optimizer, freezing or freeing the backbone first (also the second stage of a fine-tuning);
@@ -332,9 +331,9 @@ def strategy_scope(estimator):
     return strategy.scope() if strategy is not None else nullcontext()
 
 
-def _uncompiled_network(estimator, n_concepts, seed):
+def _uncompiled_network(estimator, n_concepts, seed, pretrained=True):
     image_size = int(estimator.image_size)  # Python ints: Keras' layers refuse NumPy's
-    if estimator.model is not None:
+    if estimator.model is not None:  # a user's network: as given
         return _users_network(estimator.model, n_concepts, image_size)
     head = dict(image_size=image_size,
                 dense_units=check_sizes(estimator.dense_units, "dense_units"),
@@ -342,7 +341,8 @@ def _uncompiled_network(estimator, n_concepts, seed):
                 seed=seed)
     if estimator.backbone != "paper":
         return build_backbone_network(
-            n_concepts, estimator.backbone, weights=estimator.weights, pooling=estimator.pooling,
+            n_concepts, estimator.backbone, pooling=estimator.pooling,  # counting: no weights
+            weights=estimator.weights if pretrained else None,
             trainable_backbone=estimator.trainable_backbone and not estimator.freeze_epochs,
             **head)
     return build_concept_cnn(

@@ -195,16 +195,16 @@ Counted = namedtuple("Counted", "weights state variables")
 
 def count_weights(estimator, n_concepts):
     """:class:`Counted` ``(weights, state, variables)``: the numbers a model file of
-    ``estimator`` for ``n_concepts`` holds at most (built, then dropped), its network's
-    weights and its optimizer's state (Adam keeps two numbers a weight) for the weights it
-    trains to the last epoch: those trained from the first, or all when a fine-tuning stage
-    may come (:func:`training_stages`): early stopping seldom ends the frozen stage, and a
-    file counted without the backbone's state was a third of its size; and how many
+    ``estimator`` for ``n_concepts`` holds at most (built on random weights, then dropped),
+    its network's weights and its optimizer's state (Adam keeps two numbers a weight) for the
+    weights it trains to the last epoch: those trained from the first, or all when a
+    fine-tuning stage may come (:func:`training_stages`): early stopping seldom ends the frozen
+    stage, and a file counted without the backbone's state was a third of its size; and how many
     variables hold them."""
     fine_tuned = (estimator.model is None and estimator.backbone != "paper"
                   and 0 < estimator.freeze_epochs < estimator.epochs)
     try:
-        network = _uncompiled_network(estimator, n_concepts, seed=0)
+        network = _uncompiled_network(estimator, n_concepts, seed=0, pretrained=False)
         if fine_tuned:  # as compile_network frees it (no loss: pos_weight needs the data)
             network.get_layer(estimator.backbone).trainable = True
         optimizer = _optimizer(estimator.optimizer, 1e-3, estimator.decay,
@@ -247,7 +247,7 @@ def checkpoint_demand(counted, folder, name):
     demand), given as ``name``: :func:`checkpoint_bytes`, less what a checkpoint to be
     resumed holds there already."""
     return (max(checkpoint_bytes(counted) - bytes_held(folder), 0), folder,
-            setting(name, folder), "the checkpoint's epochs",
+            setting(name, folder), "the checkpoint",
             f"give {name} a folder on another disk")
 
 

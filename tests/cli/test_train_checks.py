@@ -65,7 +65,7 @@ def test_a_disk_that_cannot_take_the_model_and_its_checkpoint_is_refused_before_
                   str(tmp_path / "store")) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "Traceback" not in error
-    assert f"error: --output {output}: the model file, and the checkpoint's epochs, and " \
+    assert f"error: --output {output}: the model file, and the checkpoint, and " \
         "storing 12 image(s) at 16 px take" in error, error
     assert "name an --output on another disk or give --checkpoint-dir a folder on another " \
         "disk" in error
@@ -87,7 +87,7 @@ def test_each_disk_is_asked_for_what_goes_on_it(tmp_path, dataset, capsys, monke
     output, folder = tmp_path / "model.keras", elsewhere / "checkpoint"
     assert _train(dataset, "--output", str(output), "--checkpoint-dir", str(folder)) == 2
     error = capsys.readouterr().err
-    assert f"error: --checkpoint-dir {folder}: the checkpoint's epochs take" in error, error
+    assert f"error: --checkpoint-dir {folder}: the checkpoint takes" in error, error
     assert not folder.exists() and not output.exists()
     _free_on(monkeypatch, lambda folder: checkpoint if "other" in folder else model)
     assert _train(dataset, "--output", str(output), "--checkpoint-dir", str(folder)) == 0
@@ -157,7 +157,7 @@ def test_the_images_an_image_store_on_the_same_disk_takes_are_counted(tmp_path, 
     assert _train(dataset, "--output", str(output), "--image-store", str(store)) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "Traceback" not in error
-    assert f"error: --output {output}: the model file, and the checkpoint's epochs, and " \
+    assert f"error: --output {output}: the model file, and the checkpoint, and " \
         "storing 12 image(s) at 16 px take" in error, error
     assert "or give --image-store a folder on another disk, or none" in error
     assert not trained and list(tmp_path.iterdir()) == []  # no checkpoint, no store

@@ -290,3 +290,11 @@ def test_weights_rewritten_in_place_with_their_time_put_back_get_their_own_embed
     new = embed_images(FoundationEncoder("tiny", vit_file), paths, store=store)
     np.testing.assert_allclose(new, _by_hand(vit_file, IMAGES), atol=1e-5)
     assert not np.allclose(new, old)
+
+
+def test_a_small_numpy_integer_batch_size_embeds_as_its_int(vit_file):
+    # np.uint8 sizes are whole numbers (accepted as scikit-learn does) but wrapped in the
+    # memory check's arithmetic: an OverflowError naming nothing (issue 30 review 17)
+    vectors = FoundationEncoder("tiny", vit_file, batch_size=np.uint8(2)).embed(IMAGES)
+    np.testing.assert_array_equal(vectors, FoundationEncoder("tiny", vit_file,
+                                                             batch_size=2).embed(IMAGES))

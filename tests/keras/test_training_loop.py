@@ -206,11 +206,23 @@ def test_a_checkpoint_dirs_disk_is_asked_for_its_epochs_before_the_network_is_bu
     monkeypatch.setattr(_training_loop, "_fit_stages",
                         lambda *args: trained.append(1) or real(*args))
     X, y = np.zeros((4, 32, 32, 3), np.uint8), ["C1", "C2"] * 2
-    if room == "none":
+    if room == "none":  # the free space said in bytes: rounded, it reads as the need
         with pytest.raises(ValueError, match=rf"^checkpoint_dir={str(tmp_path / 'ck')!r}: the "
-                                             r"checkpoint's epochs takes .* give checkpoint_dir "
-                                             r"a folder on another disk"):
+                                             rf"checkpoint takes .*\({free:,} bytes\)\): free "
+                                             r"space there, give checkpoint_dir a folder on "
+                                             r"another disk"):
             estimator.fit(X, y)
         assert not trained and not (tmp_path / "ck").exists()
     else:
         assert estimator.fit(X, y).history_ and trained
+
+
+def test_the_numbers_are_counted_on_random_weights_never_loaded(tmp_path):
+    # count_weights loaded the backbone's weights (ImageNet's download, a user's file) only to
+    # count them: a second load before every checkpointed fit (issue 30 review 17)
+    from imageclef_concepts.keras._training_loop import count_weights
+
+    missing = ConceptCNNClassifier(backbone="mobilenetv3small", image_size=32,
+                                   weights=str(tmp_path / "nowhere.weights.h5"))
+    counted = count_weights(missing, 3)
+    assert counted == count_weights(missing.set_params(weights=None), 3)
