@@ -148,9 +148,6 @@ def check_search_options(tuner):
         raise ValueError(f"weight_grid must be a non-empty list of finite weights >= 0, "
                          f"one of them positive (all zeros weigh no member), at most "
                          f"{MAX_CANDIDATES} of them; got {weight_grid!r:.80}.")
-    if isinstance(bands, (bool, np.bool_)):  # True passes as the int 1
-        raise ValueError(f"bands must be an int, support edges or None, not the boolean "
-                         f"{bands}.")
     if bands is not None and not isinstance(bands, Integral):
         _edges(bands)
     threshold = tuner.ensemble.threshold
