@@ -286,7 +286,7 @@ def check_threshold_grid(thresholds, *, probabilities=True, most=None, name="thr
     values = _real_values(thresholds, name)  # strings, booleans, None, ragged lists named
     if values.ndim != 1 or not len(values) or not np.isfinite(values).all():
         raise ValueError(f"{name} must be a number of candidates or a non-empty flat list of "
-                         f"finite thresholds (not NaN nor infinite); got {thresholds!r:.80}.")
+                         f"finite thresholds (not NaN nor infinite); got {values.tolist()!r:.80}.")
     if most is not None and len(values) > most:
         raise ValueError(f"{name} must hold at most {most} candidate thresholds; got "
                          f"{len(values)}.")

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..files._atomic import checked_file_name, write_atomically
 from ..models._persistence import jsonable
 from ..utils._interrupts import noticing_interrupts, raise_if_interrupted
@@ -84,10 +86,10 @@ class Recipe2026:
     estimator_params : dict
         The :class:`ConceptCNNClassifier` template's parameters: by default
         ImageNet weights, GeM pooling, two epochs with the backbone frozen.
-    thresholds : int or list of float
+    thresholds : int or array-like of float
         Candidate thresholds of every tuner: that many (2 to 1,000), or the
         given ones, in [0, 1].
-    count_coverage : tuple
+    count_coverage : tuple or array-like
         The count model's coverages tried, each in (0, 1) (None: no count model).
     retrieval_encoder : str or None
         An encoder's name (``imageclef-concepts embed --encoder``): adds a
@@ -343,7 +345,8 @@ def _predicted_images(layout):
 def _plan(recipe, data_dir):
     plan = {"procedure": "imageclef-concepts recipe-2026", "data": str(data_dir),
             "grid": recipe.grid, "estimator_params": recipe.estimator_params,
-            "thresholds": recipe.thresholds, "count_coverage": list(recipe.count_coverage)}
+            "thresholds": recipe.thresholds if np.ndim(recipe.thresholds) == 0 else
+            list(recipe.thresholds), "count_coverage": list(recipe.count_coverage)}
     if recipe.retrieval_encoder is not None:  # plans without one stay as they were
         plan["retrieval"] = {"encoder": recipe.retrieval_encoder,
                              "params": recipe.retrieval_params,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 import os
 import shutil
@@ -30,7 +31,7 @@ FIELD_TYPES = {
     "estimator_params": ((dict,), "a dict of the members' parameters"),
     "thresholds": ((Integral, list, tuple, np.ndarray),
                    "a number of candidate thresholds, or a list of them"),
-    "count_coverage": ((list, tuple), "a tuple of coverages, None for no count model "
+    "count_coverage": ((list, tuple, np.ndarray), "a tuple of coverages, None for no count model "
                                       "(such as (None, 0.8))"),
     "retrieval_encoder": ((str, type(None)), "an encoder's name or None"),
     "retrieval_params": ((dict,), "a dict of the encoder's parameters"),
@@ -44,6 +45,8 @@ def check_recipe_fields(recipe):
     deep inside (``'float' object is not iterable``), naming nothing."""
     for field in dataclasses.fields(recipe):
         value = getattr(recipe, field.name)
+        if hasattr(value, "__array__") and not isinstance(value, (np.ndarray, np.generic)):
+            value = np.asarray(value)  # a pandas Series of thresholds, as the tuners take it
         types, wanted = FIELD_TYPES.get(field.name, (object, ""))
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, types):
             raise TypeError(f"recipe {field.name}={value!r:.80}: must be {wanted}, not "
@@ -111,19 +114,32 @@ def check_members(members, n_jobs=None):
 
 
 def _check_distinct_trainings(members):
-    """Refuse two members of the same parameters and seed: a value listed twice in the grid
+    """Refuse two members of the same training: a value listed twice in the grid
     (``--backbones paper,paper``) trained the same network twice, and the votes counted it
-    twice. Members without a seed differ by their random start, and are kept."""
+    twice. Values are compared as the plan stores them (``(4,)`` is ``[4]``, ``np.int64(0)``
+    is ``0``), without the settings that train no other network (the threshold, verbosity,
+    threads, caches: the checkpoint's own list). Members without a seed differ by their
+    random start, and are kept."""
     seen = {}
     for name, member in members:
         params = member.get_params(deep=False)
         if params.get("random_state") is None:
             continue
-        first = seen.setdefault(repr(sorted(params.items())), name)
+        first = seen.setdefault(_training_key(params), name)
         if first != name:
             raise ValueError(f"members {first!r} and {name!r} are the same training (the same "
                              "parameters and random_state): a value listed twice in the grid "
                              "would train it twice and count its votes twice.")
+
+
+def _training_key(params):
+    """The parameters that decide a member's network, as one comparable text."""
+    from ..keras._training_loop import NOT_IN_FINGERPRINT
+    from ..models._archive import jsonable
+
+    kept = {name: value for name, value in params.items()
+            if name == "epochs" or name not in NOT_IN_FINGERPRINT}  # more epochs: another
+    return json.dumps(jsonable(kept), sort_keys=True, default=repr)
 
 
 def check_training_size(members, n_images, concepts_file):

@@ -4,6 +4,7 @@ import re
 import shutil
 from collections import namedtuple
 
+import numpy as np
 import pytest
 
 from imageclef_concepts.recipes import _2026_parts as _recipe_parts
@@ -342,6 +343,33 @@ def test_the_recipes_thresholds_may_be_a_list_in_0_1(tmp_path):
     check_tuning_settings(taken, [(name, tiny_cnn(image_size=16)) for name in "ab"])
 
 
+def test_the_recipes_thresholds_and_coverages_may_be_a_series_or_an_array(tmp_path):
+    # The tuners take any array-like; the recipe refused a pandas Series of thresholds
+    # (printing its repr over lines) and an array of coverages, and its plan could not be
+    # written as JSON. The plan is the one the lists give: a rerun with either resumes.
+    import dataclasses
+    import json
+
+    pd = pytest.importorskip("pandas")
+    from imageclef_concepts.recipes import _2026 as recipe
+    from imageclef_concepts.recipes._2026_checks import check_recipe_fields, check_tuning_settings
+
+    from ..conftest import tiny_cnn
+
+    taken = dataclasses.replace(recipe.DRY_RUN, thresholds=pd.Series([0.2, 0.4]),
+                                count_coverage=np.array([None, 0.8]))
+    check_recipe_fields(taken)
+    check_tuning_settings(taken, [(name, tiny_cnn(image_size=16)) for name in "ab"])
+    as_lists = dataclasses.replace(recipe.DRY_RUN, thresholds=[0.2, 0.4],
+                                   count_coverage=(None, 0.8))
+    plan = recipe._plan(taken, tmp_path)
+    assert json.dumps(plan) == json.dumps(recipe._plan(as_lists, tmp_path))
+    table = dataclasses.replace(recipe.DRY_RUN, thresholds=pd.DataFrame({"a": [0.2, 0.3]}))
+    with pytest.raises(ValueError, match=r"^recipe: thresholds must be .* flat list .*; got "
+                                         r"\[\[0.2\], \[0.3\]\]\.$"):  # one line, not its repr
+        check_tuning_settings(table, [(name, tiny_cnn(image_size=16)) for name in "ab"])
+
+
 @pytest.mark.parametrize("grid, named", [
     ({"filters": [(2.0,), (4,)]}, "filters=(2.0,)"),
     ({"filters": [(4,)], "epochs": [True, 1]}, "'epochs'"),
@@ -376,3 +404,39 @@ def test_a_grid_naming_a_value_twice_is_refused_before_the_output_is_made(tmp_pa
         run_recipe_2026(None, tmp_path / "out", dry_run=True, say=print,
                         recipe=dataclasses.replace(recipe.DRY_RUN, grid=grid))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("grid", [
+    {"filters": [(4,), [4]], "random_state": [0]},
+    {"filters": [(4,), np.array([4])], "random_state": [0]},
+    {"filters": [(4,)], "random_state": [0, np.int64(0)]},
+    {"filters": [(4,)], "image_size": [16, np.uint8(16)], "random_state": [0]},
+    {"filters": [(4,)], "threshold": [0.3, 0.5], "random_state": [0]},
+    {"filters": [(4,)], "verbose": [0, 1], "random_state": [0]},
+], ids=["tuple-list", "tuple-array", "numpy-seed", "numpy-size", "threshold", "verbose"])
+def test_members_differing_only_in_form_or_in_what_trains_nothing_are_one_training(grid):
+    # The check compared repr: (4,) and [4], or 0 and np.int64(0), are one value in the
+    # plan but two in repr, and threshold or verbose train no other network; each pair
+    # trained one network twice and counted its votes twice.
+    import dataclasses
+
+    from imageclef_concepts.recipes import _2026 as recipe
+    from imageclef_concepts.recipes._2026_checks import check_members
+
+    members = recipe._grid_ensemble(dataclasses.replace(recipe.DRY_RUN, grid=grid),
+                                    "store").estimators
+    with pytest.raises(ValueError, match="are the same training"):
+        check_members(members)
+
+
+def test_members_of_other_epochs_or_seeds_are_other_trainings():
+    import dataclasses
+
+    from imageclef_concepts.recipes import _2026 as recipe
+    from imageclef_concepts.recipes._2026_checks import check_members
+
+    grid = {"filters": [(4,)], "epochs": [1, 2], "random_state": [0, 1]}
+    members = recipe._grid_ensemble(dataclasses.replace(recipe.DRY_RUN, grid=grid),
+                                    "store").estimators
+    check_members(members)
+    assert len(members) == 4
