@@ -23,6 +23,7 @@ from ._arguments import (
 )
 from ._images import add_image_store_option, open_image_store, removed_unless_filled
 from ._train_checks import (
+    check_card,
     check_distinct_validation,
     check_memory,
     check_room,
@@ -127,6 +128,7 @@ def _run_train(args):
     inputs = [args.images, args.concepts, args.validation_images, args.validation_concepts]
     check_output(args.output, inputs=inputs)
     check_output(card, inputs=inputs, flag="--output's model card")
+    check_card(card, args.output)
     if args.checkpoint_dir is None:
         args.checkpoint_dir = args.output.with_name(args.output.name + ".checkpoint")
     args.checkpoint_dir = args.checkpoint_dir.absolute()  # the model never keeps a relative one

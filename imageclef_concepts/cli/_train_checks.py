@@ -22,6 +22,24 @@ def check_memory(args):
                                    "filters": "--filters", "dense_units": "--dense-units"})
 
 
+def check_card(card, output):
+    """Refuse a file at the model card's path (``<output>.card.md``, written beside the
+    model) that is not a model card: ``--output`` names the model, and a user's own file
+    that happens to sit at its card's name would be replaced without being named."""
+    from ..models._card import CARD_TITLE
+
+    title = CARD_TITLE.encode()
+    try:
+        with open(card, "rb") as handle:  # a regular file: check_output refused the others
+            start = handle.read(len(title))
+    except OSError:  # none there, or one check_output names
+        return
+    if start != title:
+        raise UserError(f"{card} is not a model card (its first line is not "
+                        f"'{CARD_TITLE.strip()} ...'), and train writes --output {output}'s "
+                        "card there: move that file, or choose another --output.")
+
+
 def check_distinct_validation(args):
     """Refuse validation images that are the training ones, as recipe-2026 refuses them."""
     from sklearn.utils import Bunch

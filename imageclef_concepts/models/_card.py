@@ -23,6 +23,8 @@ from numbers import Integral, Real
 from ..files._atomic import shown_name
 
 METADATA_ENTRY = "imageclef_concepts.json"
+# How every card begins: what tells a card this library wrote from a user's file.
+CARD_TITLE = "# Model card: "
 
 
 class ModelFileError(ValueError):
@@ -199,7 +201,7 @@ def model_card(record, name="model"):
     targets = record.get("targets", {})
     classes, counts = targets.get("classes", []), targets.get("column_counts") or []
     n_images = targets.get("n_images") or 0
-    lines = [f"# Model card: {printable(name)}", "",
+    lines = [f"{CARD_TITLE}{printable(name)}", "",
              "A ConceptCNNClassifier of imageclef_concepts: ImageCLEFmed Caption concept "
              "detection (multi-label, one sigmoid output per concept).", "",
              "## Provenance", "",
@@ -248,7 +250,7 @@ def model_card(record, name="model"):
 
 def _archive_card(manifest, name):
     """The card of an archive: each estimator, its parameters and vocabulary, members nested."""
-    lines = [f"# Model card: {printable(name)}", "",
+    lines = [f"{CARD_TITLE}{printable(name)}", "",
              f"An imageclef_concepts model archive (imageclef_concepts "
              f"{printable(manifest.get('library_version', '?'))}, archive format "
              f"{printable(manifest.get('format', '?'))}).", ""]

@@ -451,3 +451,30 @@ def test_train_for_2026_refuses_concepts_no_2026_run_holds_before_training(tmp_p
     err = capsys.readouterr().err
     assert f"{concepts}:3: 'EFFUSION' is not a UMLS CUI" in err and "Traceback" not in err
     assert not model.exists() and "Training on" not in err
+
+
+@pytest.mark.parametrize("held", [b"my notes on the model\n", b"", b"# Model card"])
+def test_train_refuses_a_users_file_at_the_model_cards_name(tmp_path, dataset, capsys, held):
+    # train writes <output>.card.md beside the model: a user's file there was replaced,
+    # though only --output was named.
+    folder, train, _ = dataset
+    card = tmp_path / "model.keras.card.md"
+    card.write_bytes(held)
+    argv = ["train", "--images", str(folder / "train" / "images"), "--concepts",
+            train.concepts_file, "--output", str(tmp_path / "model.keras"), "--image-size",
+            "16", "--epochs", "1", "--filters", "4", "--dense-units", "8", "--quiet"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"{card} is not a model card" in error, error
+    assert card.read_bytes() == held and not (tmp_path / "model.keras").exists()
+
+
+def test_a_card_train_wrote_before_is_replaced(tmp_path):
+    from imageclef_concepts.cli._train_checks import check_card
+    from imageclef_concepts.models._card import CARD_TITLE, model_card
+
+    card = tmp_path / "model.keras.card.md"
+    card.write_text(model_card({"library_version": "0.1.0"}))
+    assert card.read_text().startswith(CARD_TITLE)
+    check_card(card, tmp_path / "model.keras")  # the library's own: replaced by the rerun
+    check_card(tmp_path / "none.card.md", tmp_path / "none.keras")  # nothing there
