@@ -14,6 +14,7 @@ process and every later run shares it.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import warnings
 from collections import OrderedDict
@@ -75,6 +76,8 @@ class _ProcessCache:
 
 
 PROCESS_CACHE = _ProcessCache(PROCESS_CACHE_BYTES)
+# The last store whose rows of the cache were found there: [(its folder, identity), keys].
+_CONFIRMED: list = [None, set()]
 
 
 def embedding_identity(encoder):
@@ -144,6 +147,7 @@ def embed_images(encoder: Embedder, X: Images, *,
             found[position] = row
     if store is not None:
         try:
+            _store_cached(store, identity, keys, found)
             found.update(_read_store(store, identity, keys, found))
         except _StoreLost:  # its folder deleted or replaced: warned once, embedded without
             store = None
@@ -208,6 +212,34 @@ def _image_keys(X):
     return [(b"pixels:" + hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=20,
                                           key=layout[:64]).digest(), "pixels")
             for image in pixels]
+
+
+def _store_cached(store, identity, keys, cached):
+    """Write to the store the rows of this process's cache (``cached``, by position) that it
+    lacks: the cache answered for them, and a second store named in one process was left
+    empty, to be filled again in another process at the cost of the whole embedding. The
+    rows found there are remembered for the last store (a grid search asks it again at
+    every fit: 15 us an image)."""
+    if store.read_only or not cached:
+        return
+    try:
+        status = os.stat(store.path)
+    except OSError:  # lost: _read_store says so
+        return
+    # A folder made anew at the path may reuse the inode; its ctime is its own.
+    where = (status.st_dev, status.st_ino, status.st_ctime_ns, identity)
+    if _CONFIRMED[0] != where:  # another store, or another folder at its path
+        _CONFIRMED[:] = [where, set()]
+    known = _CONFIRMED[1]
+    wanted = [(position, keys[position]) for position in cached if keys[position] not in known]
+    if not wanted:
+        return
+    located = store._shelf(identity, 1).locate([key for _, (key, _) in wanted],
+                                               [version for _, (_, version) in wanted])
+    lacking = [entry for index, entry in enumerate(wanted) if index not in located]
+    if not lacking or _add_rows(store, identity, lacking, cached,
+                                len(next(iter(cached.values())))):
+        known.update(key for _, key in wanted)
 
 
 def _read_store(store, identity, keys, found):
@@ -366,4 +398,5 @@ def _subset(X, positions):
 def clear_process_cache():
     """Forget the embeddings this process keeps (the stores on disk are left as they are)."""
     PROCESS_CACHE.clear()
+    _CONFIRMED[:] = [None, set()]
 

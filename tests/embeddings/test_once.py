@@ -306,3 +306,44 @@ def test_a_batch_the_encoder_refuses_is_refused_before_it_embeds_the_store_probe
     X, _ = _data(10)
     with pytest.raises(ValueError, match="a batch does not fit"):
         embed_images(Batched(), X, store=EmbeddingStore(tmp_path / "store"))
+
+
+@pytest.mark.parametrize("form", ["arrays", "paths"])
+def test_a_second_store_named_in_one_process_receives_the_rows_the_cache_holds(tmp_path,
+                                                                              form):
+    # The process's cache answered for every image, and the second store was left empty:
+    # another process using it embedded everything again.
+    from imageclef_concepts.embeddings import EmbeddingStore
+    from imageclef_concepts.embeddings._once import count_stored
+
+    X, _ = _data(6)
+    if form == "paths":
+        X = _image_files(tmp_path / "images", 6)
+    encoder = CountingEncoder()
+    first = embed_images(encoder, X, store=tmp_path / "a")
+    again = embed_images(encoder, X, store=tmp_path / "b")
+    np.testing.assert_array_equal(again, first)
+    assert CountingEncoder.embedded == 6  # from the cache: embedded once
+    identity = encoder.embedding_identity()
+    assert count_stored(EmbeddingStore(tmp_path / "b"), identity, X) == 6
+    clear_process_cache()  # another process: the store answers
+    np.testing.assert_array_equal(embed_images(encoder, X, store=tmp_path / "b"), first)
+    assert CountingEncoder.embedded == 6
+
+
+def test_a_store_made_anew_at_the_path_of_one_filled_before_receives_the_rows(tmp_path):
+    # The rows found in the last store are remembered; a new folder at its path (even one
+    # reusing the inode) is another store, and lacks them.
+    import shutil
+
+    from imageclef_concepts.embeddings import EmbeddingStore
+    from imageclef_concepts.embeddings._once import count_stored
+
+    X, _ = _data(6)
+    encoder = CountingEncoder()
+    embed_images(encoder, X, store=tmp_path / "a")
+    embed_images(encoder, X, store=tmp_path / "a")  # all found there: remembered
+    shutil.rmtree(tmp_path / "a")
+    embed_images(encoder, X, store=tmp_path / "a")
+    assert count_stored(EmbeddingStore(tmp_path / "a"), encoder.embedding_identity(), X) == 6
+    assert CountingEncoder.embedded == 6
