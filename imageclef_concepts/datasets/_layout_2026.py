@@ -11,8 +11,8 @@ both; :func:`make_imageclef_layout` writes the first, on synthetic images.
 
 from __future__ import annotations
 
-import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,13 +21,17 @@ from sklearn.utils import Bunch
 
 from ..concept_files._editions import SECONDARY_CUIS
 from ..concept_files._io import write_run
-from ..files._atomic import checked_file_name, file_kind
+from ..files._atomic import checked_file_name, content_digest, file_kind
 from ._imageclef import check_counts, make_concept_images, save_jpeg
 
 if TYPE_CHECKING:  # names for annotations only
     from .._typing import PathLike
 
 SPLITS = ("train", "valid", "test")
+# From this share of a split's image files being an earlier split's (the same folder, a
+# copy, half a copy), the split is refused; below it (official data may hold a few exact
+# duplicates across splits) they are named in a warning.
+SHARED_LIMIT = 0.1
 
 
 def find_imageclef_layout(data_dir: PathLike) -> dict[str, Bunch]:
@@ -91,19 +95,31 @@ def find_imageclef_layout(data_dir: PathLike) -> dict[str, Bunch]:
 
 
 def check_distinct_splits(layout, flags=None):
-    """Refuse two splits that read one image folder (the training folder, or a link to it,
-    given as the validation or test one), or concept files of the same text over folders of
-    the same images (a copy of the training split): a model would be tuned, or a run scored,
-    on the very images it learned, and the score would say nothing of other images. One
-    concept file of a whole dataset given for two folders of other images is no copy: each
-    folder's images are read with their lines (the others left out).
+    """Refuse a validation or test split whose images are another split's: a model would be
+    tuned, or a run scored, on the very images it learned, and the score would say nothing
+    of other images.
+
+    Refused: one image folder for two splits (the same device and inode: the folder, or a
+    link to it); concept files of the same text over folders of the same image ids; and a
+    split of which :data:`SHARED_LIMIT` (a tenth) or more of the image files are an earlier
+    split's files (:func:`~._overlap.shared_files`: hard links, symbolic links or copies,
+    known by their bytes, under any concept file): a copy of the training folder, or half
+    of it among the split's own images. Fewer are kept with a
+    :class:`~._imageclef.DatasetMismatchWarning` naming how many and a few files: official
+    data may hold a few exact duplicates across splits (a few in a split of thousands are
+    well under a tenth; the NIH ChestX-ray14 sample of 800 images the project tests on
+    holds none), and refusing them would leave no way to use it. A tenth is far below half
+    a copy, and a score of which a tenth is on learned images can be off by more than the
+    differences between runs it is read for. One concept file of a whole dataset given for two
+    folders of other images is no copy: each folder's images are read with their lines
+    (the others left out).
 
     Parameters
     ----------
     layout : dict
         ``{split: Bunch(images=Path, concepts=Path or None)}``, as
-        :func:`find_imageclef_layout` finds them; a folder or file not there is left to the
-        checks that read it.
+        :func:`find_imageclef_layout` finds them; a folder or file not there, or a file that
+        is no regular one, is left to the checks that read it.
     flags : dict or None, default=None
         The command line's options for each split's images and concepts,
         ``{split: (images_flag, concepts_flag)}``, named instead of the split.
@@ -118,17 +134,56 @@ def check_distinct_splits(layout, flags=None):
                 if index == 0 or _same_images(layout[split].images, layout[other].images):
                     raise ValueError(_same_message(layout, flags, split, other, index))
             seen[key].append(split)
+    _check_shared_files(layout, flags)
+
+
+def _check_shared_files(layout, flags):
+    """Refuse a split whose image files are an earlier split's from :data:`SHARED_LIMIT` of
+    them on; warn, naming them, below it."""
+    from ._imageclef import DatasetMismatchWarning
+    from ._overlap import shared_files
+
+    listed = {split: _image_files(found.images) for split, found in layout.items()}
+    splits = [split for split in layout if listed[split]]
+    for index, split in enumerate(splits):
+        for other in splits[:index]:
+            shared = shared_files(listed[split], listed[other])
+            if not shared:
+                continue
+            share = len(shared) / len(listed[split])
+            names = ", ".join(sorted(os.path.basename(path) for path in shared)[:3])
+            what = (f"{_named(layout, flags, split, 0)}: {len(shared)} of its "
+                    f"{len(listed[split])} image files ({f'{share:.1%}'.replace('.0%', '%')}) "
+                    f"are files of {_their(flags, other, 0)} ({layout[other].images}, byte for "
+                    f"byte: {names}{', ...' if len(shared) > 3 else ''})")
+            if share >= SHARED_LIMIT:
+                raise ValueError(f"{what}: {_needs_its_own(split)}")
+            warnings.warn(f"{what}: kept, as under {SHARED_LIMIT:.0%} of its images (official "
+                          "data may hold a few duplicates), but the "
+                          f"{_split_name(split)} score counts them as unseen images.",
+                          DatasetMismatchWarning, stacklevel=3)
+
+
+def _image_files(folder):
+    """A folder's image files, all of them (an id of two files counts twice); none for a
+    folder not there (its own check names it)."""
+    from ._imageclef import image_files_by_id
+
+    try:
+        return [path for paths in image_files_by_id(folder).values() for path in paths]
+    except (OSError, TypeError):
+        return []
 
 
 def _same_images(folder, other):
-    """Whether two image folders hold the same image ids (a copy), or cannot both be listed
-    (then the concept files' one text decides, as it did)."""
+    """Whether two image folders hold the same image ids (a copy); not for a folder that
+    cannot be listed (its own check names it, and nothing is read from it)."""
     from ._imageclef import image_files_by_id
 
     try:
         return set(image_files_by_id(folder)) == set(image_files_by_id(other))
-    except (OSError, TypeError):  # not there: its own check names it
-        return True
+    except (OSError, TypeError):
+        return False
 
 
 def _identity(path, index):
@@ -138,26 +193,41 @@ def _identity(path, index):
         if index == 0:
             status = Path(path).stat()
             return index, status.st_dev, status.st_ino
-        if not Path(path).is_file():  # a pipe would block: the file's own check names it
-            return None
-        return index, hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        text = content_digest(path)  # None for a pipe (never read) or nothing there
+        return None if text is None else (index, text)
     except (OSError, TypeError):  # None (no concept file), or not there
         return None
 
 
 def _same_message(layout, flags, split, other, index):
     """``split``'s images (``index`` 0) or concepts (1) are ``other``'s, said in one line."""
-    key, kind = (("images", "folder"), ("concepts", "file"))[index]
+    key = ("images", "concepts")[index]
+    return (f"{_named(layout, flags, split, index)} is {_their(flags, other, index)} "
+            f"({layout[other][key]}, the same {('folder', 'text')[index]}): "
+            + _needs_its_own(split))
+
+
+def _named(layout, flags, split, index):
+    """``split``'s image folder (``index`` 0) or concept file (1): its flag and path."""
+    path = layout[split][("images", "concepts")[index]]
+    return f"{flags[split][index]} {path}" if flags else str(path)
+
+
+def _their(flags, other, index):
+    """``other``'s image folder (``index`` 0) or concept file (1), by its flag or split."""
     if flags:
-        this = f"{flags[split][index]} {layout[split][key]}"
-        that = f"the {flags[other][index]} {kind}"
-    else:
-        this = str(layout[split][key])
-        that = f"the {other} split's {('image folder', 'concept file')[index]}"
-    return (f"{this} is {that} ({layout[other][key]}, the same "
-            f"{('folder', 'text')[index]}): the {'validation' if split == 'valid' else split} "
-            "split needs images of its own" + (" (or no test folder: the validation images "
-                                               "are then predicted)." if split == "test" else "."))
+        return f"the {flags[other][index]} {('folder', 'file')[index]}"
+    return f"the {other} split's {('image folder', 'concept file')[index]}"
+
+
+def _split_name(split):
+    return "validation" if split == "valid" else split
+
+
+def _needs_its_own(split):
+    return (f"the {_split_name(split)} split needs images of its own"
+            + (" (or no test folder: the validation images are then predicted)."
+               if split == "test" else "."))
 
 
 def make_imageclef_layout(directory: PathLike, edition: str = "2026", *, n_train: int = 80,

@@ -15,6 +15,7 @@
 Standard library only: the command line imports it before anything heavy.
 """
 
+import hashlib
 import os
 import stat
 import tempfile
@@ -146,6 +147,22 @@ def open_regular_file(path, what="file"):
     if hasattr(os, "set_blocking"):
         os.set_blocking(descriptor, True)
     return os.fdopen(descriptor, "rb")
+
+
+def content_digest(path, limit=None):
+    """The SHA-256 of a regular file's bytes, read in blocks (its first ``limit`` bytes at
+    once, if given: a few KB); None when it cannot be read (a pipe is never read)."""
+    try:
+        hashed = hashlib.sha256()
+        with open_regular_file(path) as handle:
+            if limit is not None:
+                hashed.update(handle.read(limit))
+            else:
+                for block in iter(lambda: handle.read(2**20), b""):
+                    hashed.update(block)
+        return hashed.hexdigest()
+    except (OSError, ValueError):
+        return None
 
 
 def _no_such_name(path, what):

@@ -21,7 +21,7 @@ import zlib
 
 import numpy as np
 
-from ..files._atomic import open_regular_file, write_in_folder
+from ..files._atomic import content_digest, open_regular_file, write_in_folder
 from ..files._sizes import check_disk_space, setting
 from ._decoding import is_url
 from ._folder_store import CHUNK_ROWS, index_bytes
@@ -275,7 +275,7 @@ def file_version(path):
         # A file system of whole-second times (FAT, some network mounts), the file
         # changed in the last seconds: a rewrite of the same size later in that same
         # second would keep all its times, so its content is part of the version.
-        content = _content_digest(path)
+        content = content_digest(path)
         if content is None:
             return None
         version += f":sha256={content}"
@@ -303,18 +303,6 @@ def _settles_at(status):
             -_AHEAD <= time.time_ns() - status.st_ctime_ns < _UNSETTLED:
         return status.st_ctime_ns + _UNSETTLED
     return None
-
-
-def _content_digest(path):
-    """The SHA-256 of a regular file's bytes, read in blocks; None when it cannot be read."""
-    try:
-        hashed = hashlib.sha256()
-        with open_regular_file(path, "image file") as f:
-            for block in iter(lambda: f.read(2**20), b""):
-                hashed.update(block)
-        return hashed.hexdigest()
-    except (OSError, ValueError):
-        return None
 
 
 def _url_version(url):

@@ -196,8 +196,9 @@ def check_layout(layout, count_coverage=()):
     Every split must hold an image, and the validation split images enough
     for each ``count_coverage`` the tuning tries (as the tuner checks it).
 
-    No two splits may read one image folder or one truth
-    (``datasets._layout_2026.check_distinct_splits``).
+    No two splits may read one image folder or one truth, nor may a tenth or more of a
+    split's image files be an earlier split's files or copies of them (fewer are named in
+    a warning; ``datasets._layout_2026.check_distinct_splits``).
     The training concepts must be ones a 2026 run can hold (the members learn,
     then predict them), and some training image must have a line; the
     predicted split's ground truth must be one the 2026 evaluator scores a

@@ -120,12 +120,22 @@ def test_user_mistakes_end_in_one_clear_line(dataset, capsys, arguments, message
     ("copy", r"--validation-concepts .*copy/concepts.tsv is the --concepts file \(.*"
              r"train/concepts.tsv, the same text\): the validation split needs images of "
              r"its own"),
+    # Under a truth differing in a byte (here CRLF line ends), folders by inode and truths
+    # by their bytes let these through (a hostile review): the image files tell.
+    ("hard links", r"--validation-images .*hard links/images: 60 of its 60 image files "
+                   r"\(100%\) are files of the --images folder \(.*train/images, byte for "
+                   r"byte: .*\): the validation split needs images of its own\.$"),
+    ("plain copy", r"--validation-images .*plain copy/images: 60 of its 60 image files"),
+    ("half", r"--validation-images .*valid/images: 30 of its 50 image files \(60%\) are files "
+             r"of the --images folder"),
 ])
 def test_train_refuses_the_training_images_as_its_validation_images(
         tmp_path, dataset, capsys, monkeypatch, validation, named):
     # The best epoch and the threshold were picked on the training images without a word
     # (recipe-2026 refused a validation folder that is the training one; issue 30 review 15).
+    import os
     import shutil
+    from pathlib import Path
 
     from imageclef_concepts.recipes import _workflows
 
@@ -138,6 +148,16 @@ def test_train_refuses_the_training_images_as_its_validation_images(
     elif validation == "copy":
         shutil.copytree(folder / "train", tmp_path / "copy")
         images, concepts = tmp_path / "copy" / "images", tmp_path / "copy" / "concepts.tsv"
+    elif validation in ("hard links", "plain copy"):
+        shutil.copytree(folder / "train", tmp_path / validation,
+                        copy_function=os.link if validation == "hard links" else shutil.copy2)
+        images, concepts = tmp_path / validation / "images", tmp_path / "crlf.tsv"
+        concepts.write_bytes(Path(train.concepts_file).read_bytes().replace(b"\n", b"\r\n"))
+    elif validation == "half":
+        shutil.copytree(folder / "valid", tmp_path / "valid")
+        images, concepts = tmp_path / "valid" / "images", tmp_path / "valid" / "concepts.tsv"
+        for path in train.paths[::2]:
+            shutil.copy(path, images / f"leaked_{Path(path).name}")
     output = tmp_path / "m.keras"
     assert main(["train", "--images", str(folder / "train" / "images"), "--concepts",
                  train.concepts_file, "--output", str(output), "--validation-images",

@@ -231,7 +231,11 @@ def test_splits_sharing_images_or_a_truths_text_are_refused_naming_both(tmp_path
     os.mkfifo(fifo)  # a pipe given as a concept file is never read (it would block)
     valid = Bunch(images=tmp_path / "nowhere", concepts=fifo)
     check_distinct_splits({"train": splits["train"], "valid": valid})
-    valid.concepts = tmp_path / "copy.csv"
+    check_distinct_splits({"train": splits["train"],  # a missing folder: its own check's
+                           "valid": Bunch(images=tmp_path / "nowhere",
+                                          concepts=splits["train"].concepts)})
+    shutil.copytree(splits["train"].images, tmp_path / "copy")
+    valid = Bunch(images=tmp_path / "copy", concepts=tmp_path / "copy.csv")
     valid.concepts.write_bytes(splits["train"].concepts.read_bytes())
     with pytest.raises(ValueError, match=r"^--validation-concepts .*copy.csv is the --concepts "
                                          r"file \(.*train/concepts.csv, the same text\): the "
@@ -239,6 +243,149 @@ def test_splits_sharing_images_or_a_truths_text_are_refused_naming_both(tmp_path
         check_distinct_splits({"train": splits["train"], "valid": valid},
                               flags={"train": ("--images", "--concepts"),
                                      "valid": ("--validation-images", "--validation-concepts")})
+
+
+_FLAGS = {"train": ("--images", "--concepts"),
+          "valid": ("--validation-images", "--validation-concepts")}
+_TRUTH = "ID,CUIs\nimg_0,C0000001\nimg_1,C0000002;C0000003\nimg_2,C0000001\nimg_3,C0000004\n"
+# The training truth's text as another hand may have written it: not its bytes.
+_REWRITTEN = {
+    "no final newline": lambda text: text.rstrip("\n"),
+    "CRLF": lambda text: text.replace("\n", "\r\n"),
+    "BOM": lambda text: "\ufeff" + text,
+    "rows reordered": lambda text: "\n".join(text.splitlines()[:1]
+                                             + text.splitlines()[:0:-1]) + "\n",
+    "TSV": lambda text: "".join(line.replace(",", "\t", 1) + "\n"
+                                for line in text.splitlines()[1:]),
+}
+
+
+def _fake_split(folder, names, prefix=b"fake image "):
+    """A folder of files named as images holding a few bytes each (no check decodes them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(prefix + name.encode())
+    return folder
+
+
+def _split(images, concepts):
+    from sklearn.utils import Bunch
+
+    return Bunch(images=images, concepts=concepts)
+
+
+@pytest.mark.parametrize("copy", ["hard links (cp -al)", "a plain copy", "symbolic links"])
+@pytest.mark.parametrize("rewrite", list(_REWRITTEN))
+def test_a_copy_of_the_training_images_under_a_rewritten_truth_is_refused(tmp_path, copy,
+                                                                          rewrite):
+    # Folders compared by inode and truths by their bytes let a copy of the training
+    # folder through under a truth differing in one byte (a hostile review): the model
+    # was then tuned on the very images it learned. The image files are compared.
+    from imageclef_concepts.datasets._layout_2026 import check_distinct_splits
+
+    train = _fake_split(tmp_path / "train", [f"img_{i}.jpg" for i in range(4)])
+    (tmp_path / "train.csv").write_text(_TRUTH, encoding="utf-8", newline="")
+    (tmp_path / "valid").mkdir()
+    for image in sorted(train.iterdir()):
+        made = tmp_path / "valid" / image.name
+        {"hard links (cp -al)": lambda: os.link(image, made),
+         "a plain copy": lambda: shutil.copy2(image, made),
+         "symbolic links": lambda: made.symlink_to(image)}[copy]()
+    (tmp_path / "valid.csv").write_text(_REWRITTEN[rewrite](_TRUTH), encoding="utf-8",
+                                        newline="")
+    splits = {"train": _split(train, tmp_path / "train.csv"),
+              "valid": _split(tmp_path / "valid", tmp_path / "valid.csv")}
+    with pytest.raises(ValueError, match=r"^--validation-images .*valid: 4 of its 4 image "
+                                         r"files \(100%\) are files of the --images folder "
+                                         r"\(.*train, byte for byte: img_0.jpg, img_1.jpg, "
+                                         r"img_2.jpg, \.\.\.\): the validation split needs "
+                                         r"images of its own\.$"):
+        check_distinct_splits(splits, flags=_FLAGS)
+
+
+def test_half_the_training_images_among_the_validation_ones_are_refused(tmp_path):
+    # The common leak: a validation folder of its own images and half the training ones.
+    from imageclef_concepts.datasets._layout_2026 import check_distinct_splits
+
+    train = _fake_split(tmp_path / "train", [f"t{i}.png" for i in range(8)])
+    valid = _fake_split(tmp_path / "valid", [f"v{i}.png" for i in range(4)])
+    for image in sorted(train.iterdir())[::2]:
+        shutil.copy(image, valid / f"copied_{image.name}")  # renamed: the bytes tell
+    (tmp_path / "truth.csv").write_text("ID,CUIs\n")
+    splits = {"train": _split(train, tmp_path / "train.csv"),
+              "valid": _split(valid, tmp_path / "truth.csv"),
+              "test": _split(_fake_split(tmp_path / "test", ["x.png"]), None)}
+    with pytest.raises(ValueError, match=r"^.*valid: 4 of its 8 image files \(50%\) are files "
+                                         r"of the train split's image folder \(.*train, byte "
+                                         r"for byte: copied_t0.png, copied_t2.png, "
+                                         r"copied_t4.png, \.\.\.\): the validation split"):
+        check_distinct_splits(splits)
+    for image in sorted(valid.glob("copied_*"))[1:]:
+        image.unlink()
+    splits["test"].images = valid  # the validation images, scored as the test ones
+    with pytest.raises(ValueError, match=r"test split needs images of its own \(or no test"):
+        check_distinct_splits(splits)
+
+
+def test_a_few_training_images_among_many_others_are_named_in_a_warning(tmp_path):
+    # Official data may hold a few exact duplicates across splits: under a tenth of the
+    # validation images they are kept, counted and named.
+    from imageclef_concepts.datasets._layout_2026 import check_distinct_splits
+
+    train = _fake_split(tmp_path / "train", [f"t{i}.jpg" for i in range(20)])
+    valid = _fake_split(tmp_path / "valid", [f"v{i:02d}.jpg" for i in range(19)])
+    shutil.copy(train / "t3.jpg", valid / "dup.jpg")
+    splits = {"train": _split(train, None), "valid": _split(valid, None)}
+    with pytest.warns(DatasetMismatchWarning, match=r"^--validation-images .*valid: 1 of its "
+                                                    r"20 image files \(5%\) are files of the "
+                                                    r"--images folder \(.*train, byte for "
+                                                    r"byte: dup.jpg\): kept, .* validation"):
+        check_distinct_splits(splits, flags=_FLAGS)
+
+
+def test_files_of_equal_sizes_or_beginnings_but_other_bytes_are_no_copies(tmp_path):
+    # Candidates found by size and the digest of their first bytes are confirmed on all of
+    # them: files alike up to their last byte are other images.
+    import warnings
+
+    from imageclef_concepts.datasets import _overlap
+    from imageclef_concepts.datasets._layout_2026 import check_distinct_splits
+
+    train = _fake_split(tmp_path / "train", ["a.jpg", "b.jpg"], prefix=b"\xff" * 5)
+    valid = _fake_split(tmp_path / "valid", ["c.jpg", "d.jpg"], prefix=b"\xfe" * 5)  # sizes
+    beginning = b"\xff\xd8" * _overlap.PREFIX_BYTES
+    (train / "long.jpg").write_bytes(beginning + b"end")
+    (valid / "long.jpg").write_bytes(beginning + b"END")
+    splits = {"train": _split(train, None), "valid": _split(valid, None)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_distinct_splits(splits)
+
+
+def test_the_legitimate_splits_pass_without_reading_what_is_not_a_file(tmp_path):
+    # One truth of the whole dataset for folders of other images, header-only truths, an
+    # empty validation folder, a missing one (left to its own check), a pipe or a broken
+    # link named as an image (never opened: a pipe would block).
+    import warnings
+
+    from imageclef_concepts.datasets._layout_2026 import check_distinct_splits
+
+    train = _fake_split(tmp_path / "train", ["a.jpg", "b.jpg"])
+    valid = _fake_split(tmp_path / "valid", ["c.jpg"])
+    os.mkfifo(valid / "pipe.jpg")
+    (valid / "broken.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (tmp_path / "all.csv").write_text("ID,CUIs\na,C0000001\nb,C0000002\nc,C0000001\n")
+    (tmp_path / "header.csv").write_text("ID,CUIs\n")
+    (tmp_path / "header2.csv").write_text("ID,CUIs\n")
+    (tmp_path / "empty").mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for images, concepts in [(valid, tmp_path / "all.csv"), (tmp_path / "empty", None),
+                                 (tmp_path / "nowhere", tmp_path / "all.csv")]:
+            check_distinct_splits({"train": _split(train, tmp_path / "all.csv"),
+                                   "valid": _split(images, concepts)}, flags=_FLAGS)
+        check_distinct_splits({"train": _split(train, tmp_path / "header.csv"),
+                               "valid": _split(valid, tmp_path / "header2.csv")})
 
 
 @pytest.mark.parametrize("value, error", [(True, TypeError), (np.array(4), TypeError),

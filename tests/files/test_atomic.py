@@ -202,3 +202,21 @@ def test_folder_replaced_says_why_a_claimed_folder_is_not_the_one_claimed(tmp_pa
     assert folder_replaced(folder, identity, "plan.json") == \
         "another folder is at its path now"
     assert folder_identity(tmp_path / "nothing") is None
+
+
+def test_content_digest_reads_a_files_bytes_or_their_beginning_and_never_a_pipe(tmp_path):
+    # One digest of a file's bytes for the image store's versions and for telling copies
+    # of training images (the first bytes alone pick the candidates).
+    import hashlib
+
+    from imageclef_concepts.files._atomic import content_digest
+
+    path = tmp_path / "image.jpg"
+    path.write_bytes(b"\xff\xd8" + bytes(range(256)) * 5000)  # past one block
+    assert content_digest(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert content_digest(path, 4) == hashlib.sha256(path.read_bytes()[:4]).hexdigest()
+    assert content_digest(path, 10**9) == content_digest(path)
+    os.mkfifo(tmp_path / "pipe.jpg")  # no writer: a read would block
+    assert content_digest(tmp_path / "pipe.jpg") is None
+    assert content_digest(tmp_path / "pipe.jpg", 4) is None
+    assert content_digest(tmp_path / "nothing.jpg") is None

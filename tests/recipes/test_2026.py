@@ -314,6 +314,13 @@ def small_data(tmp_path):
     return tmp_path / "d"
 
 
+def _crlf(path):
+    """The file's text with CRLF line ends, as a new file (not through a hard link)."""
+    text = path.read_bytes()
+    path.unlink()
+    path.write_bytes(text.replace(b"\n", b"\r\n"))
+
+
 def _refused(argv, capsys, output):
     assert main(["recipe-2026", *argv, "--output", str(output)]) == 2
     error = capsys.readouterr().err
@@ -441,6 +448,16 @@ def _rename_images(folder, rename):
     # A copy of the training split as the validation one: other folders, the same images.
     (lambda d: (shutil.rmtree(d / "valid"), shutil.copytree(d / "train", d / "valid")),
      "valid/concepts.csv is the train split's concept file ("),
+    # The same under truths differing in a byte (CRLF line ends), the images hard-linked
+    # (cp -al) or half the training ones among the validation ones: the image files tell.
+    (lambda d: (shutil.rmtree(d / "valid"),
+                shutil.copytree(d / "train", d / "valid", copy_function=os.link),
+                _crlf(d / "valid" / "concepts.csv")),
+     "valid/images: 4 of its 4 image files (100%) are files of the train split's image "
+     "folder ("),
+    (lambda d: [shutil.copy(image, d / "valid" / "images" / f"leaked_{image.name}")
+                for image in sorted((d / "train" / "images").iterdir())[::2]],
+     "valid/images: 2 of its 4 image files (50%) are files of the train split's image "),
 ])
 def test_inputs_the_run_would_refuse_are_refused_before_any_member_is_trained(
         small_data, tmp_path, capsys, monkeypatch, spoil, expected):
