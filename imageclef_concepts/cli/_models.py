@@ -49,9 +49,10 @@ def add_train(commands):
                        help="model file to write: .keras (native), .zip (the library's "
                             "archive) or .joblib")
     train.add_argument("--validation-images", type=Path,
-                       help="folder of validation images, other than --images (a tenth "
-                            "or more of them being --images files or copies is refused; "
-                            "fewer are named in a warning): the best "
+                       help="folder of validation images (--images itself when each "
+                            "concept file names its own images; a tenth or more of them "
+                            "being training images or copies is refused, fewer are named "
+                            "in a warning): the best "
                             "epoch is picked and the decision threshold tuned on them "
                             "(default: none; the best epoch on a 10%% split of the training "
                             "images, the threshold as given)")

@@ -99,20 +99,26 @@ def check_distinct_splits(layout, flags=None):
     tuned, or a run scored, on the very images it learned, and the score would say nothing
     of other images.
 
-    Refused: one image folder for two splits (the same device and inode: the folder, or a
-    link to it); concept files of the same text over folders of the same image ids; and a
-    split of which :data:`SHARED_LIMIT` (a tenth) or more of the image files are an earlier
-    split's files (:func:`~._overlap.shared_files`: hard links, symbolic links or copies,
-    known by their bytes, under any concept file): a copy of the training folder, or half
-    of it among the split's own images. Fewer are kept with a
-    :class:`~._imageclef.DatasetMismatchWarning` naming how many and a few files: official
-    data may hold a few exact duplicates across splits (a few in a split of thousands are
-    well under a tenth; the NIH ChestX-ray14 sample of 800 images the project tests on
-    holds none), and refusing them would leave no way to use it. A tenth is far below half
-    a copy, and a score of which a tenth is on learned images can be off by more than the
-    differences between runs it is read for. One concept file of a whole dataset given for two
-    folders of other images is no copy: each folder's images are read with their lines
-    (the others left out).
+    Refused:
+
+    - one image folder for two splits (the same device and inode: the folder, or a link to
+      it), unless each split's concept file names images the other's does not (one folder
+      of a whole dataset, as the NIH ChestX-ray14 sample is given);
+    - concept files of the same text over folders of the same image ids;
+    - a split of which :data:`SHARED_LIMIT` (a tenth) or more of the image files it reads
+      (those its lines name; every file of the test folder) are an earlier split's files
+      (:func:`~._overlap.shared_files`: hard links, symbolic links or copies, known by their
+      bytes, under any concept file): a copy of the training folder, or half of it among
+      the split's own images.
+
+    Fewer are kept with a :class:`~._imageclef.DatasetMismatchWarning` naming how many and
+    a few files: official data may hold a few exact duplicates across splits (a few in a
+    split of thousands are well under a tenth; the NIH ChestX-ray14 sample of 800 images
+    the project tests on holds none), and refusing them would leave no way to use it. A
+    tenth is far below half a copy, and a score of which a tenth is on learned images can
+    be off by more than the differences between runs it is read for. One concept file of a
+    whole dataset given for two folders of other images is no copy: each folder's images
+    are read with their lines (the others left out).
 
     Parameters
     ----------
@@ -124,6 +130,9 @@ def check_distinct_splits(layout, flags=None):
         The command line's options for each split's images and concepts,
         ``{split: (images_flag, concepts_flag)}``, named instead of the split.
     """
+    # The images a split reads: those its lines name (every test image is predicted).
+    named = {split: None if split == "test" else _named_ids(found.concepts)
+             for split, found in layout.items()}
     seen = {}
     for split, found in layout.items():
         for index, path in enumerate((found.images, found.concepts)):
@@ -131,19 +140,23 @@ def check_distinct_splits(layout, flags=None):
             if key is None:
                 continue
             for other in seen.setdefault(key, []):
-                if index == 0 or _same_images(layout[split].images, layout[other].images):
-                    raise ValueError(_same_message(layout, flags, split, other, index))
+                if index == 1 and not _same_images(found.images, layout[other].images):
+                    continue  # one truth of a whole dataset, for folders of other images
+                if index == 0 and named[split] is not None and named[other] is not None \
+                        and not named[split] & named[other]:
+                    continue  # one folder of all images, each split's lines naming its own
+                raise ValueError(_same_message(layout, flags, split, other, index))
             seen[key].append(split)
-    _check_shared_files(layout, flags)
+    _check_shared_files(layout, flags, named)
 
 
-def _check_shared_files(layout, flags):
-    """Refuse a split whose image files are an earlier split's from :data:`SHARED_LIMIT` of
-    them on; warn, naming them, below it."""
+def _check_shared_files(layout, flags, named):
+    """Refuse a split whose image files (those its concept file names, ``named``) are an
+    earlier split's from :data:`SHARED_LIMIT` of them on; warn, naming them, below it."""
     from ._imageclef import DatasetMismatchWarning
     from ._overlap import shared_files
 
-    listed = {split: _image_files(found.images) for split, found in layout.items()}
+    listed = {split: _image_files(found.images, named[split]) for split, found in layout.items()}
     splits = [split for split in layout if listed[split]]
     for index, split in enumerate(splits):
         for other in splits[:index]:
@@ -164,15 +177,31 @@ def _check_shared_files(layout, flags):
                           DatasetMismatchWarning, stacklevel=3)
 
 
-def _image_files(folder):
-    """A folder's image files, all of them (an id of two files counts twice); none for a
-    folder not there (its own check names it)."""
+def _image_files(folder, ids=None):
+    """A folder's image files (an id of two files counts twice), or those of ``ids`` (the
+    images a split reads: those with a line); none for a folder not there (its own check
+    names it)."""
     from ._imageclef import image_files_by_id
 
     try:
-        return [path for paths in image_files_by_id(folder).values() for path in paths]
+        files = image_files_by_id(folder)
     except (OSError, TypeError):
         return []
+    return [path for image_id, paths in files.items() if ids is None or image_id in ids
+            for path in paths]
+
+
+def _named_ids(concepts):
+    """The image ids a concept file has lines for, or None when it cannot be read (its own
+    check names it: the split's files are then all its folder's)."""
+    from ..concept_files._io import read_concepts
+
+    if concepts is None or content_digest(concepts, 0) is None:  # not there, or a pipe
+        return None
+    try:
+        return set(read_concepts(concepts)[0])
+    except (OSError, ValueError, UnicodeError):
+        return None
 
 
 def _same_images(folder, other):

@@ -156,8 +156,10 @@ def test_train_refuses_the_training_images_as_its_validation_images(
     elif validation == "half":
         shutil.copytree(folder / "valid", tmp_path / "valid")
         images, concepts = tmp_path / "valid" / "images", tmp_path / "valid" / "concepts.tsv"
-        for path in train.paths[::2]:
+        for path, image_concepts in zip(train.paths[::2], train.concepts[::2]):
             shutil.copy(path, images / f"leaked_{Path(path).name}")
+            with open(concepts, "a") as lines:  # read with their lines, as a leak is
+                lines.write(f"leaked_{Path(path).stem}\t{';'.join(image_concepts)}\n")
     output = tmp_path / "m.keras"
     assert main(["train", "--images", str(folder / "train" / "images"), "--concepts",
                  train.concepts_file, "--output", str(output), "--validation-images",

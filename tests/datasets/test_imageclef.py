@@ -408,3 +408,35 @@ def test_the_synthetic_data_counts_are_whole_numbers_named(tmp_path, maker, name
                                     "whole number, at least 1"):
         make(*where, **{**given, name: value, "image_size": 16})
     assert not (tmp_path / "d").exists()
+
+
+def test_one_folder_of_all_images_with_each_splits_own_lines_is_distinct(tmp_path):
+    # The NIH sample's layout: one image folder, a concept file for each split naming its
+    # own images. It was refused as "the same folder" though no image is read by both.
+    from sklearn.utils import Bunch
+
+    from imageclef_concepts.datasets._layout_2026 import check_distinct_splits
+
+    data = make_concept_images(10, 3, 16, random_state=0, directory=tmp_path / "all")
+    ids = [os.path.splitext(os.path.basename(path))[0] for path in data.paths]
+    train, valid = tmp_path / "train.tsv", tmp_path / "valid.tsv"
+    train.write_text("".join(f"{image}\tC0000001\n" for image in ids[:6]))
+    valid.write_text("".join(f"{image}\tC0000002\n" for image in ids[6:]))
+    splits = {"train": Bunch(images=tmp_path / "all" / "images", concepts=train),
+              "valid": Bunch(images=tmp_path / "all" / "images", concepts=valid)}
+    check_distinct_splits(splits, flags=_FLAGS)
+    valid.write_text("".join(f"{image}\tC0000002\n" for image in ids[4:]))  # 2 of 6 learned
+    with pytest.raises(ValueError, match=r"^--validation-images .*images is the --images "
+                                         r"folder \(.*, the same folder\)"):
+        check_distinct_splits(splits, flags=_FLAGS)
+
+
+def test_the_nih_samples_splits_in_one_folder_are_distinct():
+    from sklearn.utils import Bunch
+
+    from imageclef_concepts.datasets._layout_2026 import check_distinct_splits
+
+    folder = shared_data("nih-chestxray")
+    check_distinct_splits({
+        "train": Bunch(images=folder / "images", concepts=folder / "train_concepts.tsv"),
+        "valid": Bunch(images=folder / "images", concepts=folder / "valid_concepts.tsv")})
