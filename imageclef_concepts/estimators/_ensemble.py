@@ -8,8 +8,6 @@ retrieval (AUEB NLP Group 2019-2025, DBS-HHU 2024, VCMI 2022/23).
 
 from __future__ import annotations
 
-import inspect
-import warnings
 from numbers import Real
 from typing import TYPE_CHECKING
 
@@ -34,7 +32,7 @@ from ..models._base import (
     visual_block,
 )
 from ..models._card import ModelFileError, expect
-from ..models._decision import DecisionRule, probability_rule
+from ..models._decision import DecisionRule
 from ..models._persistence import ArchivedModel
 from ..models._ranges import check_ensemble_weights, weighted_mean
 from ._members import (
@@ -88,8 +86,8 @@ class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConcept
     threshold : float in [0, 1] or DecisionRule, default=0.5
         The decision rule on the combined probabilities (``"mean"`` and
         ``"max"``). The set combinations do not use it (each member decides
-        by its own rule): any other value than the default warns when they
-        predict, instead of silently changing nothing.
+        by its own rule): any other value than the default warns at ``fit``,
+        instead of silently changing nothing.
     min_votes : int, default=2
         Members that must predict a concept, for ``combine="vote"`` (another
         value warns at ``fit`` with other combinations).
@@ -360,7 +358,6 @@ class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConcept
             decided = self._decision_rule().apply(self.predict_proba(X))
         else:
             self._check_members()
-            self._warn_unused_threshold()
             votes = sum(self._member_decision(position, X).astype(np.int64)
                         for position in range(len(self.estimators_)))
             needed = {"union": 1, "intersection": len(self.estimators_),
@@ -377,19 +374,6 @@ class ConceptEnsemble(RoutingMixin, ArchivedModel, _BaseComposition, BaseConcept
     def decides_by_threshold(self) -> bool:
         """True for ``"mean"`` and ``"max"`` without ``fallback``: ``threshold`` on the scores."""
         return self.combine in PROBABILITY_COMBINATIONS and self.fallback is None
-
-    def _warn_unused_threshold(self):
-        """Warn that a set combination (each member's decision by its own rule) does not use
-        ``threshold`` (nor a rule's ``max_concepts``), unless it is the default."""
-        rule = probability_rule(self.threshold)
-        default = inspect.signature(type(self).__init__).parameters["threshold"].default
-        if rule != DecisionRule.of(default):
-            warnings.warn(
-                f"ConceptEnsemble(combine={self.combine!r}) does not use threshold="
-                f"{self.threshold!r}: the set combinations unite, intersect or count the "
-                "members' own decisions, each by its own rule. Set the members' thresholds "
-                "('<name>__threshold') or use combine='mean' or 'max'.",
-                UserWarning, stacklevel=3)
 
     def _member_decision(self, position, X):
         """A member's decided indicator (its public ``decide``, else ``predict``), on our columns.

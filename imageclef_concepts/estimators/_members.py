@@ -25,6 +25,8 @@ from sklearn.base import clone
 from sklearn.model_selection import ParameterGrid
 from sklearn.utils import check_random_state
 
+from ..models._decision import DecisionRule
+
 
 def grid_members(template, grid):
     """One clone of ``template`` per combination of ``grid``, named by what varies.
@@ -237,22 +239,29 @@ def check_one_training_per_checkpoint(estimators, n_fits=1, what=""):
 # The combinations that use each of these ensemble parameters: the others decide without it.
 # The set combinations decide by the members' own decisions, but their predict_proba (which
 # a ThresholdTuner around them tunes) is the weighted mean: only "max" uses no weights.
-USED_BY = {"weights": ("mean", "vote", "union", "intersection"), "min_votes": ("vote",)}
+USED_BY = {"weights": ("mean", "vote", "union", "intersection"), "min_votes": ("vote",),
+           "threshold": ("mean", "max")}
+# What to do instead, for a parameter whose use is not plain from its name.
+_INSTEAD = {"threshold": "the set combinations count the members' own decisions, each by "
+                         "its own rule: set the members' thresholds ('<name>__threshold')"}
 
 
 def warn_unused_parameters(ensemble):
     """Warn, naming each, of the parameters given (not at their defaults) that the
     ensemble's ``combine`` decides without: ``weights`` with ``"max"`` (the largest
-    probability), ``min_votes`` outside ``"vote"``. They were ignored
-    without a word. A warning, as scikit-learn's for a parameter its chosen mode does not
-    use: a grid search over ``combine`` and ``weights`` runs. And ``subsample`` with
-    ``prefit=True`` (the members are used as fitted)."""
+    probability), ``min_votes`` outside ``"vote"``, ``threshold`` (or a rule's
+    ``max_concepts``) with the set combinations. They were ignored without a word. A
+    warning, once at fit (never at each prediction: a grid search's every scoring), as
+    scikit-learn's for a parameter its chosen mode does not use: a grid search over
+    ``combine`` and ``weights`` runs. And ``subsample`` with ``prefit=True`` (the members
+    are used as fitted)."""
     defaults = inspect.signature(type(ensemble).__init__).parameters
     unused = [name for name, used in USED_BY.items() if ensemble.combine not in used
-              and not _same(getattr(ensemble, name), defaults[name].default)]
+              and not _same(name, getattr(ensemble, name), defaults[name].default)]
     if unused:
         given = " nor ".join(f"{name}={getattr(ensemble, name)!r:.60}" for name in unused)
         uses = "; ".join(f"{name} is for combine={' or '.join(map(repr, USED_BY[name]))}"
+                         + (f" ({_INSTEAD[name]})" if name in _INSTEAD else "")
                          for name in unused)
         warnings.warn(f"ConceptEnsemble(combine={ensemble.combine!r}) decides without "
                       f"{given}: {uses}.", UserWarning, stacklevel=4)
@@ -263,6 +272,8 @@ def warn_unused_parameters(ensemble):
                       stacklevel=4)
 
 
-def _same(value, default):
+def _same(name, value, default):
+    if name == "threshold":  # a number or a DecisionRule: the same rule
+        return DecisionRule.of(value) == DecisionRule.of(default)
     return value is default or (value is not None and default is not None
                                 and np.array_equal(value, default))

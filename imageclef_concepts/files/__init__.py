@@ -6,7 +6,8 @@ never damages what was there; :mod:`._checkpoints` keeps a training's epochs
 in a folder the library marks as its own and alone may remove. Below every
 other subpackage, it also holds what sizes work: :mod:`._sizes` (bytes against
 this machine's memory and disks) and :mod:`._numbers` (a size or count is a
-whole number, not a bool).
+whole number, not a bool); and :mod:`._digests`, the digest that fingerprints
+large data (images, concepts, weights).
 """
 
 from typing import TYPE_CHECKING

@@ -6,7 +6,10 @@ naming its run: an id and a fingerprint of the images, concepts, parameters and 
 * a folder that exists, is not empty and carries no manifest is refused: the library never
   writes into, nor removes anything from, a folder of the user's;
 * a checkpoint whose fingerprint differs from the training about to start is refused,
-  naming what differs, unless it holds no epoch (nothing lost): then it is the new run's;
+  naming what differs, unless it holds no epoch (nothing lost), or its training ended in
+  the very state the new one goes on from (``continued_from``: a ``partial_fit`` or warm
+  start after the call that wrote it, whose result the estimator holds): then it is the
+  new run's, its epochs removed;
 * a lock (``imageclef_concepts-checkpoint.lock``, held with ``flock`` for the
   whole training) makes a second training on the same folder fail at once;
 * removing a checkpoint removes the files the library writes there, by their
@@ -19,7 +22,6 @@ Standard library only: the command line checks a folder before anything heavy is
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import stat
@@ -96,25 +98,6 @@ class CheckpointError(ValueError):
     ...     print("thesis.txt" in str(error), os.listdir(folder))
     True ['thesis.txt']
     """
-
-
-def digest(*parts):
-    """A short hex digest of texts and byte buffers: the fingerprint of large data.
-
-    A text is hashed as its UTF-8 bytes; a file name's bytes that are not UTF-8
-    (lone surrogates from ``os.fsdecode``) as themselves, as ``os.fsencode`` gives them;
-    other lone surrogates (``"\ud800"``, which no file name gives) as UTF-8 would write them.
-    """
-    hasher = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        if isinstance(part, str):
-            try:
-                part = part.encode("utf-8", "surrogateescape")
-            except UnicodeEncodeError:
-                part = part.encode("utf-8", "surrogatepass")
-        hasher.update(part)
-        hasher.update(b"\0")
-    return hasher.hexdigest()
 
 
 def check_checkpoint_folder(path, writing=True):
@@ -311,7 +294,8 @@ class CheckpointFolder:
         path : str or path-like
         fingerprint : dict
             JSON values that define the run: a checkpoint with another one is
-            refused.
+            refused, unless it ended (:meth:`finish`) in the state this run's
+            ``continued_from`` names.
         fresh_seed : callable
             Draws the run's seed when the checkpoint is new.
         """
@@ -333,13 +317,14 @@ class CheckpointFolder:
             manifest = _read_manifest(path)
             fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back from JSON
             differing = manifest and _differences(manifest["fingerprint"], fingerprint)
-            if manifest is None or (differing and not progress):  # new, or no epoch to lose
+            past = differing and manifest.get("ended_with") is not None and \
+                manifest["ended_with"] == fingerprint.get("continued_from")  # what we went on from
+            if manifest is None or (differing and (past or not progress)):  # nothing to lose
+                _remove_epochs(path)  # before the new manifest: never resumed as the new run's
                 manifest = {"mark": _MARK, "run_id": uuid.uuid4().hex, "fingerprint": fingerprint,
                             "created_folders": (manifest or {}).get("created_folders", created),
                             "seed": int(fresh_seed())}
-                write_atomically(os.path.join(path, MANIFEST),
-                                 lambda handle: handle.write(json.dumps(manifest).encode()),
-                                 temporary_name(os.path.join(path, MANIFEST)))
+                _write_manifest(path, manifest)
                 return cls(path, manifest, lock, resumed=False)
             if differing:
                 raise CheckpointError(
@@ -351,9 +336,20 @@ class CheckpointFolder:
             lock.release()
             raise
 
+    def finish(self, ended_with):
+        """Record the digest of the state the training ended in (see :meth:`open`)."""
+        if self.still_own():  # else nothing is written there
+            self.manifest = {**self.manifest, "ended_with": ended_with}
+            _write_manifest(self.path, self.manifest)
+
     def release(self):
         """Release the lock (the files stay, for a resume or a later removal)."""
         self._lock.release()
+
+
+def _write_manifest(path, manifest):
+    write_atomically(os.path.join(path, MANIFEST), lambda handle: handle.write(
+        json.dumps(manifest).encode()), temporary_name(os.path.join(path, MANIFEST)))
 
 
 def _make_folders(path):
@@ -417,14 +413,7 @@ def remove_checkpoint(path: str | os.PathLike[str], run_id: str | None = None) -
     lock = _Lock(os.path.join(path, LOCK))
     try:
         _check_own_files(path)  # a link in place of a file or of backup/ stops everything
-        backup = os.path.join(path, BACKUP)
-        for name in BACKUP_FILES:
-            _remove_file(os.path.join(backup, name))
-            if not name.endswith(PREVIOUS):  # a .bkp file is renamed, never written
-                _remove_file(temporary_name(os.path.join(backup, name)))
-        _remove_empty_folder(backup)
-        for name in STATE_FILES:
-            _remove_file(os.path.join(path, name))
+        _remove_epochs(path)
         _remove_file(os.path.join(path, MANIFEST))  # unmarked from here on
         _remove_file(temporary_name(os.path.join(path, MANIFEST)))
         _remove_file(os.path.join(path, LOCK))
@@ -437,6 +426,18 @@ def remove_checkpoint(path: str | os.PathLike[str], run_id: str | None = None) -
                     os.path.join(folder, ""))):
                 _remove_empty_folder(folder)
     return True
+
+
+def _remove_epochs(path):
+    """Remove the epochs' files of the (locked, checked) checkpoint at ``path``."""
+    backup = os.path.join(path, BACKUP)
+    for name in BACKUP_FILES:
+        _remove_file(os.path.join(backup, name))
+        if not name.endswith(PREVIOUS):  # a .bkp file is renamed, never written
+            _remove_file(temporary_name(os.path.join(backup, name)))
+    _remove_empty_folder(backup)
+    for name in STATE_FILES:
+        _remove_file(os.path.join(path, name))
 
 
 def _remove_file(path):

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..files._checkpoints import digest
+from ..files._digests import digest
 from ._decoding import is_url
 from ._inputs import image_column, is_path_sequence
 from ._shelf import file_version, settles_at

@@ -72,12 +72,15 @@ class KerasRestore(keras.callbacks.Callback):
     backup : TrainingBackup
     on_restored : callable or None
         Called without arguments once the weights are loaded.
+    first_epoch : int, default=0
+        The epoch the run started at: a record counts the run's epochs from there.
     """
 
-    def __init__(self, backup, on_restored=None):
+    def __init__(self, backup, on_restored=None, first_epoch=0):
         super().__init__()
         self.backup = backup
         self.on_restored = on_restored
+        self.first_epoch = first_epoch
 
     def on_train_begin(self, logs=None):
         record = self.backup.restored
@@ -100,7 +103,8 @@ class KerasRestore(keras.callbacks.Callback):
                 f"the weights of the training backup in {self.backup.folder} cannot be loaded "
                 f"({type(error).__name__}: {error}); {_RESTART_ADVICE}.") from None
         stopped = record["state"]["stopped"]
-        self.model._initial_epoch = self.params["epochs"] if stopped else record["epoch"]
+        self.model._initial_epoch = (self.params["epochs"] if stopped
+                                     else self.first_epoch + record["epoch"])
         if self.on_restored is not None:
             self.on_restored()
 

@@ -178,9 +178,9 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         finished epoch, as if uninterrupted. The folder must be new, empty or
         a checkpoint of the library's (another run's is refused, naming what
         differs), on a disk with room for the epochs (asked before training).
-        The checkpoint stays after ``fit`` and is removed by :meth:`save` once
-        the model file is written (or by :meth:`remove_checkpoint`). Not saved
-        with the model.
+        The checkpoint stays after ``fit`` (the next ``partial_fit`` or warm
+        start, going on from it, replaces it) until :meth:`save` writes the
+        model file (or :meth:`remove_checkpoint`). Not saved with the model.
     model : keras.Model, callable or None, default=None
         Any network instead of the paper's (scikeras' convention): a Keras
         model (copied with ``keras.models.clone_model`` for each fit) or a

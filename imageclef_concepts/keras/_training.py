@@ -72,16 +72,22 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     announce : callable or None
         Called with one line once a backup is restored whole (weights
         loaded), never before a backup that is then refused.
+    first_epoch : int, default=0
+        The epoch the run starts at (``partial_fit`` goes on from the
+        estimator's): a record counts the run's own epochs, as its history
+        holds them, and its best epoch from there.
     """
 
-    def __init__(self, folder, keeper, plateau=None, announce=None):
+    def __init__(self, folder, keeper, plateau=None, announce=None, first_epoch=0):
         super().__init__()
         self.folder = folder
         self.keeper = keeper
         self.plateau = plateau
         self.files = TrainingBackup(os.path.join(folder.path, BACKUP))
+        self.first_epoch = first_epoch
         self.backup = KerasRestore(self.files, announce and (
-            lambda: announce(f"Resuming the training checkpointed in {folder.path}")))
+            lambda: announce(f"Resuming the training checkpointed in {folder.path}")),
+            first_epoch)
         self.history = {}
         self.resumed_epochs = 0
         self.lost = False  # the checkpoint folder was deleted or replaced (warned once)
@@ -116,7 +122,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             self.keeper.best_weights = self.files.arrays(
                 BEST_WEIGHTS, "w", [(w.shape, w.dtype) for w in self.model.weights])
             self.keeper.best = state["best_value"]
-            self.keeper.best_epoch = state["best_epoch"]
+            self.keeper.best_epoch = self.first_epoch + state["best_epoch"]
             self.keeper.wait = state["wait"]
         if self.plateau is not None and state["plateau"] is not None:
             for name in PLATEAU_COUNTERS:
@@ -142,14 +148,14 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                               "path): no more epochs are saved there, and it is not made "
                               "again; the training goes on.", UserWarning, stacklevel=2)
             return
-        self.files.save(epoch + 1, writers, self._state())
+        self.files.save(epoch + 1 - self.first_epoch, writers, self._state())
 
     def _state(self):
         """What the record holds besides files: the history and the callbacks' counters."""
         keeper, plateau = self.keeper, self.plateau
         kept = keeper is not None and keeper.best_weights is not None
         return {"history": self.history,
-                "best_epoch": int(keeper.best_epoch) if kept else None,
+                "best_epoch": int(keeper.best_epoch) - self.first_epoch if kept else None,
                 "best_value": float(keeper.best) if kept else None,
                 "wait": 0 if keeper is None else int(keeper.wait),
                 "stopped": bool(self.model.stop_training),

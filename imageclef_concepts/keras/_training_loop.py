@@ -16,7 +16,10 @@ built the network (``estimator.model_``):
    shows the averages to all of them (:mod:`._ema`);
 5. ``Model.fit`` once per stage (:func:`training_stages`: the frozen
    backbone, then everything at ``fine_tune_learning_rate``);
-6. the history continued or started afresh (:func:`continued_history`).
+6. the history continued or started afresh (:func:`continued_history`);
+7. the checkpoint told the state the training ended in (the next ``partial_fit`` or
+   warm start goes on from it, and replaces the checkpoint); a continued training that
+   fails puts back the state it went on from, so that running it again resumes it.
 
 The callbacks themselves and the process-state guards are in :mod:`._training`
 (no estimator there); compiling is :mod:`._architecture`'s.
@@ -29,7 +32,8 @@ from contextlib import contextmanager
 import keras
 import numpy as np
 
-from ..files._checkpoints import CheckpointFolder, digest
+from ..files._checkpoints import CheckpointFolder
+from ..files._digests import digest
 from ..files._sizes import bytes_held, check_disks, setting
 from ..images._fingerprints import images_digest
 from ._architecture import _optimizer, _uncompiled_network, compile_network, strategy_scope
@@ -90,14 +94,18 @@ def train_network(estimator, images, indicator, *, sample_weight, warm_start, ep
             raise ValueError(f"validation_data: {error}") from None
     split_validation(images.usable_indices(), estimator.validation_fraction,
                      np.random.default_rng(0), validation_data)
+    continued = warm_start and hasattr(estimator, "history_")
     folder = None if estimator.checkpoint_dir is None else CheckpointFolder.open(
         estimator.checkpoint_dir,
         run_fingerprint(estimator, images, indicator, sample_weight, validation_data,
-                        continued=warm_start and hasattr(estimator, "history_")),
+                        continued=continued),
         fresh_seed=lambda: seed_or_fresh(seed))
     try:
-        new_history = _fit_stages(estimator, images, indicator, sample_weight, warm_start,
-                                  epochs, initial_epoch, validation_data, keeper, folder)
+        with _state_kept_if_failing(estimator.model_, continued and folder is not None):
+            new_history = _fit_stages(estimator, images, indicator, sample_weight, warm_start,
+                                      epochs, initial_epoch, validation_data, keeper, folder)
+            if folder is not None:  # a training going on from this state replaces it
+                folder.finish(weights_digest(estimator.model_))
     finally:
         if folder is not None:
             folder.release()  # the files stay until the model is saved
@@ -114,7 +122,8 @@ def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoc
         mode="min" if "loss" in estimator.monitor else "max",
         patience=estimator.reduce_lr_patience, factor=0.1)
     checkpoint = None if folder is None else TrainingCheckpoint(
-        folder, keeper, plateau, announce=print if estimator.verbose else None)
+        folder, keeper, plateau, announce=print if estimator.verbose else None,
+        first_epoch=initial_epoch)
     seed = seed_or_fresh(estimator._seed) if folder is None else folder.seed
     train, validation = split_validation(X.usable_indices(), estimator.validation_fraction,
                                          np.random.default_rng(seed), validation_data)
@@ -153,6 +162,25 @@ def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoc
                 break  # early stopping ends both stages
     X.warn_failures("during training", reported=known_failures)
     return history if checkpoint is None else checkpoint.history
+
+
+@contextmanager
+def _state_kept_if_failing(network, keep):
+    """Put the weights and optimizer state a continued training started from back if it
+    fails (``keep``: its checkpoint holds the epochs it finished): they are its fingerprint's
+    ``continued_from``, so that running the call again resumes that checkpoint."""
+    optimizer = getattr(network, "optimizer", None)
+    variables = [] if optimizer is None else list(optimizer.variables)
+    state = (network.get_weights(), [keras.ops.convert_to_numpy(v) for v in variables]) \
+        if keep else None
+    try:
+        yield
+    except BaseException:
+        if state is not None:
+            network.set_weights(state[0])
+            for variable, value in zip(variables, state[1]):
+                variable.assign(value)
+        raise
 
 
 @contextmanager
@@ -316,7 +344,8 @@ def run_fingerprint(estimator, X, y, sample_weight, validation_data, continued=F
     finished run can be trained further; the threshold; verbosity, threads, caches)
     are left out. A training that goes on from a fitted network (``continued``:
     ``warm_start``, ``partial_fit``) starts from its weights: other weights, another run
-    (the checkpoint of the fit before it is not resumed in its place)."""
+    (the checkpoint of the fit before it is not resumed in its place; it ended in those
+    weights, :func:`weights_digest`, so the new run replaces it)."""
     params = estimator.get_params()
     if isinstance(params["random_state"], np.random.RandomState):
         params["random_state"] = "RandomState"  # not reproducible: the stored seed is
@@ -329,8 +358,7 @@ def run_fingerprint(estimator, X, y, sample_weight, validation_data, continued=F
     elif model is not None:
         params["model"] = f"{model.__module__}.{model.__qualname__}"
     return {
-        "continued_from": digest(*(np.ascontiguousarray(weights) for weights in
-                                   estimator.model_.get_weights())) if continued else None,
+        "continued_from": weights_digest(estimator.model_) if continued else None,
         "images": images_digest(X),
         "unusable_images": sorted(int(index) for index in X.failures),
         "concepts": digest(*map(str, estimator.classes_)),
@@ -344,6 +372,11 @@ def run_fingerprint(estimator, X, y, sample_weight, validation_data, continued=F
         "parameters": json.loads(json.dumps(params, sort_keys=True,
                                             default=lambda value: type(value).__name__)),
     }
+
+
+def weights_digest(network):
+    """A digest of a network's weights: the state a continued training goes on from."""
+    return digest(*(np.ascontiguousarray(weights) for weights in network.get_weights()))
 
 
 def indicator_digest(indicator):

@@ -102,7 +102,7 @@ def data_identity(found, split="train"):
     """What identifies a split's data: its concept files' bytes, and the names and versions
     (:func:`~imageclef_concepts.images._shelf.file_version`) of the images it uses, those
     with a concept line (a new image without one changes nothing the members learnt)."""
-    from ..files._checkpoints import digest
+    from ..files._digests import digest
     from ..images._fingerprints import images_digest
 
     name = _SPLIT_NAMES.get(split, split)

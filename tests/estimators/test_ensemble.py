@@ -136,17 +136,44 @@ def test_weights_set_after_fit_are_checked_at_predict_as_at_fit(weights, message
 
 
 @pytest.mark.parametrize("combine", ["union", "intersection", "vote"])
-def test_a_threshold_that_a_set_combination_ignores_warns(combine):
-    ensemble = _ensemble(combine=combine, **({"min_votes": 1} if combine == "vote" else {}))
-    import warnings
-
+def test_a_threshold_that_a_set_combination_ignores_warns_once_at_fit_never_at_predict(combine):
+    # It warned at every predict and score (a grid search's every scoring), where the
+    # other unused parameters warn once, at fit (review 18).
+    votes = {"min_votes": 1} if combine == "vote" else {}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        expected = ensemble.predict_concepts(X)  # the default threshold: no warning
+        expected = _ensemble(combine=combine, **votes).predict_concepts(X)  # the default
+        _ensemble(combine=combine, threshold=DecisionRule(0.5), **votes)  # the same rule
     for threshold in (0.9, DecisionRule(0.5, max_concepts=1)):
-        ensemble.set_params(threshold=threshold)
-        with pytest.warns(UserWarning, match=f"combine='{combine}'.* does not use threshold"):
+        ensemble = ConceptEnsemble([("one", ONE), ("two", TWO)], combine=combine,
+                                   threshold=threshold, **votes)
+        with pytest.warns(UserWarning, match=rf"^ConceptEnsemble\(combine='{combine}'\) "
+                                             r"decides without threshold=.*'<name>__threshold'"
+                          ) as caught:
+            ensemble.fit(X, Y)
+        assert len(caught) == 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
             assert ensemble.predict_concepts(X) == expected
+            ensemble.decide(X)
+
+
+def test_a_grid_search_over_combine_and_threshold_warns_at_its_fits_not_its_scorings(
+        tiny_images):
+    X, y = tiny_images.images, np.array([";".join(c) for c in tiny_images.concepts], dtype=object)
+    ensemble = ConceptEnsemble([("knn", ConceptKNNClassifier(3)),
+                                ("top", MostFrequentConcepts())], min_votes=1)
+    search = GridSearchCV(ensemble, {"combine": ["vote", "mean"], "threshold": [0.3]},
+                          scoring=imageclef_f1, cv=KFold(2), return_train_score=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        search.fit(X, y)
+    unused = [str(warning.message) for warning in caught if "threshold=0.3" in str(
+        warning.message)]
+    # The vote's two folds (the mean's won the refit), where each fold's two scorings
+    # (test and training images) warned twice each.
+    assert len(unused) == 2
+    assert all("combine='vote'" in message for message in unused)
 
 
 class _NeverFitted(FixedConcepts):

@@ -181,13 +181,6 @@ def test_a_checkpoint_folder_no_file_name_can_hold_is_refused_by_name_before_any
     assert list(tmp_path.iterdir()) == []
 
 
-def test_digest_takes_lone_surrogates_no_file_name_gives():
-    from imageclef_concepts.files._checkpoints import digest
-
-    assert digest("a\ud800") != digest("a\ud801")
-    assert digest("caf\udce9") == digest(b"caf\xe9")  # os.fsdecode's: the name's bytes
-
-
 def test_a_checkpoint_folder_that_cannot_be_written_is_named_before_any_image(
         tmp_path, monkeypatch):
     # As user nobody, an empty checkpoint folder of root's said '.../imageclef_concepts-
@@ -326,3 +319,137 @@ def test_a_checkpoint_folder_below_a_file_or_a_dangling_link_is_named_at_once(tm
             check_checkpoint_folder(path)
     check_checkpoint_folder(tmp_path / "a" / "ck")  # a folder there: taken
     assert (tmp_path / "notes.txt").read_text() == "mine" and not (tmp_path / "a").exists()
+
+
+# Continued trainings (partial_fit, warm_start) on one checkpoint_dir: the checkpoint of the
+# call before, which ended in the very state the next one goes on from, is the training's
+# own past, not another training's (review 18).
+_SMALL = dict(image_size=16, filters=(2,), dense_units=(4,), epochs=1, batch_size=4,
+              validation_fraction=None, random_state=0, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def chunks():
+    from imageclef_concepts import make_concept_images
+
+    data = make_concept_images(16, 3, 16, random_state=0)
+    y = _labels(data)
+    return [(data.images[:8], y[:8]), (data.images[8:], y[8:])]
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAfterTheSave(keras.callbacks.Callback):
+    """Once ``armed``, a crash when the epochs are saved (the checkpoint's callbacks run
+    before this one's ``on_train_end``): the interrupted call has its epochs in the
+    checkpoint. (A fitted estimator keeps the callbacks it was first fitted with.)"""
+
+    armed = False
+
+    def on_train_end(self, logs=None):
+        if self.armed:
+            raise _Crash
+
+
+def _no_training(self, logs=None):
+    raise AssertionError("an epoch was trained again")
+
+
+@pytest.mark.slow
+def test_partial_fits_on_one_checkpoint_dir_go_on_from_each_other(tmp_path, chunks):
+    # The second partial_fit was refused: "holds the checkpoint of another training ...
+    # (what differs: continued from)", the checkpoint of the first being kept after fit.
+    (X, y), (X2, y2) = chunks
+    model = ConceptCNNClassifier(**_SMALL, checkpoint_dir=tmp_path / "ckpt").partial_fit(X, y)
+    first = model.predict_proba(X)
+    model.partial_fit(X, y)
+    model.partial_fit(X2, y2)  # a chunk of other images
+    assert len(model.history_["loss"]) == model.current_epoch == 3
+    assert not np.allclose(model.predict_proba(X), first)
+    plain = ConceptCNNClassifier(**_SMALL)  # the same calls without a checkpoint
+    plain.partial_fit(X, y).partial_fit(X, y).partial_fit(X2, y2)
+    np.testing.assert_allclose(model.predict_proba(X), plain.predict_proba(X), rtol=1e-5)
+    assert model.history_ == plain.history_
+    with open(tmp_path / "ckpt" / MANIFEST) as handle:  # the last call's, kept until the save
+        assert json.load(handle)["fingerprint"]["continued_from"] is not None
+
+
+@pytest.mark.slow
+def test_warm_start_fits_on_one_checkpoint_dir_go_on_from_each_other(tmp_path, chunks):
+    (X, y), _ = chunks
+    params = {**_SMALL, "warm_start": True}
+    model = ConceptCNNClassifier(**params, checkpoint_dir=tmp_path / "ckpt")
+    plain = ConceptCNNClassifier(**params)
+    for _ in range(3):
+        model.fit(X, y)
+        plain.fit(X, y)
+        assert len(model.history_["loss"]) == 1  # a fit's history: its own epochs
+        np.testing.assert_allclose(model.predict_proba(X), plain.predict_proba(X), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_another_estimators_checkpoint_is_still_refused_when_going_on(tmp_path, chunks):
+    (X, y), (X2, y2) = chunks
+    checkpoint = tmp_path / "ckpt"
+    ConceptCNNClassifier(**_SMALL, checkpoint_dir=checkpoint).partial_fit(X, y)
+    other = ConceptCNNClassifier(**_SMALL).partial_fit(X2, y2)  # another state
+    before = _snapshot(checkpoint)
+    with pytest.raises(CheckpointError, match=r"another training.*differs: continued from\)"):
+        other.set_params(checkpoint_dir=checkpoint).partial_fit(X, y)
+    with pytest.raises(CheckpointError, match=r"another training.*differs: continued from\)"):
+        other.set_params(warm_start=True).fit(X, y)
+    assert _snapshot(checkpoint) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("validation_fraction", [None, 0.25])  # 0.25: a best epoch kept
+def test_an_interrupted_second_partial_fit_is_resumed_by_its_rerun(tmp_path, chunks,
+                                                                   monkeypatch,
+                                                                   validation_fraction):
+    # Its checkpoint's record counted the epochs from 0, its history from the call's first:
+    # 'none of its records is whole', and the estimator's weights, trained on in place,
+    # were no longer those the call went on from ('what differs: continued from').
+    (X, y), (X2, y2) = chunks
+    params = {**_SMALL, "validation_fraction": validation_fraction}
+    crash = _CrashAfterTheSave()
+    model = ConceptCNNClassifier(**params, checkpoint_dir=tmp_path / "ckpt", callbacks=[crash])
+    model.partial_fit(X, y)
+    crash.armed = True
+    with pytest.raises(_Crash):
+        model.partial_fit(X2, y2)
+    crash.armed = False
+    with pytest.raises(CheckpointError, match=r"differs: image concepts, images\)"):
+        model.partial_fit(X, y)  # the interrupted call's checkpoint is of other images
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.callbacks.Callback, "on_train_batch_end", _no_training)
+        model.partial_fit(X2, y2)  # its epoch is in the checkpoint: resumed, not trained
+    plain = ConceptCNNClassifier(**params).partial_fit(X, y).partial_fit(X2, y2)
+    np.testing.assert_allclose(model.predict_proba(X), plain.predict_proba(X), rtol=1e-5)
+    assert model.history_ == plain.history_ and model.best_epoch_ == plain.best_epoch_
+
+
+def test_a_checkpoint_that_ended_where_a_run_goes_on_from_is_replaced_with_its_epochs(
+        tmp_path):
+    from imageclef_concepts.files._checkpoints import CheckpointFolder
+
+    path = tmp_path / "ck"
+    first = CheckpointFolder.open(path, {"images": "a", "continued_from": None}, lambda: 7)
+    (path / "backup").mkdir()
+    (path / "backup" / "training_metadata.json").write_text("{}")  # an epoch saved
+    first.finish("state-1")
+    first.release()
+    with pytest.raises(CheckpointError, match=r"differs: continued from\)"):  # another's
+        CheckpointFolder.open(path, {"images": "a", "continued_from": "state-2"}, lambda: 8)
+    again = CheckpointFolder.open(path, {"images": "a", "continued_from": None}, lambda: 8)
+    again.release()  # the same run: resumed
+    assert (again.resumed, again.run_id) == (True, first.run_id)
+    goes_on = {"images": "b", "continued_from": "state-1"}  # from the state it ended in
+    second = CheckpointFolder.open(path, goes_on, lambda: 8)
+    second.release()
+    assert (second.resumed, second.seed) == (False, 8) and second.run_id != first.run_id
+    assert sorted(os.listdir(path)) == sorted([LOCK, MANIFEST])  # the past's epochs gone
+    rerun = CheckpointFolder.open(path, goes_on, lambda: 9)
+    rerun.release()
+    assert (rerun.resumed, rerun.run_id) == (True, second.run_id)
