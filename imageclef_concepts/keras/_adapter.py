@@ -156,8 +156,16 @@ class ScikerasAdapter(KerasClassifier):
 
     @property
     def _user_callbacks(self):
-        """The user's ``callbacks``, as scikeras routed them for ``Model.fit``."""
+        """The user's ``callbacks``, as scikeras routed them for ``Model.fit``: routed again
+        when ``set_params`` changed them after the fit (scikeras routes them when it
+        initialises, so the next ``partial_fit`` or warm start ran the old ones)."""
+        if getattr(self, "_routed_callbacks", None) is not self.callbacks:
+            self._initialize_callbacks()
         return self._fit_callbacks
+
+    def _initialize_callbacks(self):
+        super()._initialize_callbacks()
+        self._routed_callbacks = self.callbacks  # what was routed: a change is seen
 
     def _restore_scikeras_state(self, targets):
         """Set what scikeras' ``_initialize`` sets, for a model read from a file.

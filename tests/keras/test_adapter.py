@@ -133,3 +133,27 @@ def test_the_users_callbacks_are_routed_by_scikeras_and_run():
     model = ConceptCNNClassifier(**{**TINY, "epochs": 2, "validation_fraction": None,
                                     "callbacks": [callback]}).fit(X, y)
     assert model._user_callbacks == [callback] and Epochs.seen == 2
+
+
+def test_callbacks_set_after_the_fit_run_in_the_next_partial_fit():
+    # scikeras routes callbacks when it initialises: the next partial_fit (or warm start)
+    # ran the ones of the first fit, those set since silently left out.
+    import keras
+
+    class Epochs(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen += 1
+
+    X = np.zeros((6, 32, 32, 3), dtype=np.uint8)
+    y = ["C1", "C2", "C1;C2"] * 2
+    first, later = Epochs(), Epochs()
+    model = ConceptCNNClassifier(**{**TINY, "epochs": 1, "validation_fraction": None,
+                                    "callbacks": [first]}).fit(X, y)
+    model.set_params(callbacks=[later]).partial_fit(X, y)
+    assert (first.seen, later.seen) == (1, 1)
+    model.partial_fit(X, y)  # the same list: the same instances, not routed anew
+    assert model._user_callbacks[0] is later and later.seen == 2
