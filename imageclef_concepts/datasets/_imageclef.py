@@ -90,12 +90,7 @@ def make_concept_images(
     (4, 64, 64, 3)
     """
     check_counts(n_samples=n_samples, n_concepts=n_concepts)
-    check_image_size(image_size)  # a bool, or one image beyond memory, named
-    # The drawing grid (two float64 planes), one image's float64 pixels and the array.
-    check_allocation((2 * 8 + 8 + 3 * max(int(n_samples), 1)) * int(image_size)**2,
-                     setting("image_size", image_size),
-                     f"drawing {n_samples} image(s) at that size",
-                     "choose a smaller image_size or n_samples")
+    check_drawing(n_samples, image_size)
     if image_size < 16:
         raise ValueError(f"image_size={image_size} is too small to draw concepts; use >= 16.")
     rng = check_random_state(random_state)
@@ -150,6 +145,17 @@ def _write_dataset(directory, data):
 SPLITS_2019 = ("train", "valid", "test")
 
 
+def check_drawing(n_images, image_size, counts="n_samples"):
+    """Refuse, naming ``image_size`` and the caller's ``counts``, synthetic images that
+    would not fit in memory while drawn."""
+    check_image_size(image_size)  # a bool, or one image beyond memory, named
+    # The drawing grid (two float64 planes), one image's float64 pixels and the array.
+    check_allocation((2 * 8 + 8 + 3 * max(int(n_images), 1)) * int(image_size)**2,
+                     setting("image_size", image_size),
+                     f"drawing {n_images} image(s) at that size",
+                     f"choose a smaller image_size or {counts}")
+
+
 def check_counts(**counts):
     """Refuse, naming it, a count of synthetic images or concepts that is no whole number of
     at least 1 (a bool, a float, an array; 0 made a split without images, -3 an IndexError)."""
@@ -195,6 +201,7 @@ def make_imageclef_2019_layout(directory: PathLike, *, n_train: int = 120, n_val
     """
     sizes = dict(train=n_train, valid=n_valid, test=n_test)
     check_counts(**{f"n_{split}": size for split, size in sizes.items()})
+    check_drawing(sum(sizes.values()), image_size, "n_train, n_valid or n_test")
     directory = Path(checked_file_name(directory, "directory"))
     data = make_concept_images(sum(sizes.values()), n_concepts, image_size,
                                most_common_frequency=0.7, random_state=random_state)

@@ -22,7 +22,7 @@ from sklearn.utils import Bunch
 from ..concept_files._editions import SECONDARY_CUIS
 from ..concept_files._io import write_run
 from ..files._atomic import checked_file_name, content_digest, file_kind
-from ._imageclef import check_counts, make_concept_images, save_jpeg
+from ._imageclef import check_counts, check_drawing, make_concept_images, save_jpeg
 
 if TYPE_CHECKING:  # names for annotations only
     from .._typing import PathLike
@@ -302,6 +302,7 @@ def make_imageclef_layout(directory: PathLike, edition: str = "2026", *, n_train
         raise ValueError(f"edition must be '2025' or '2026'; got {edition!r}.")
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
     check_counts(**{f"n_{split}": size for split, size in sizes.items()})
+    check_drawing(sum(sizes.values()), image_size, "n_train, n_valid or n_test")
     directory = checked_file_name(directory, "directory")  # before any image is drawn
     data = make_concept_images(sum(sizes.values()), n_concepts, image_size,
                                most_common_frequency=0.7, random_state=random_state)

@@ -410,6 +410,21 @@ def test_the_synthetic_data_counts_are_whole_numbers_named(tmp_path, maker, name
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.parametrize("maker", ["layout", "layout_2019"])
+def test_a_layout_too_large_to_draw_names_its_own_counts(tmp_path, maker, monkeypatch):
+    # The drawing's memory check named make_concept_images' n_samples, which the layout
+    # makers have no parameter of.
+    from imageclef_concepts.files import _sizes
+
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 2**20)
+    make = {"layout": make_imageclef_layout, "layout_2019": make_imageclef_2019_layout}[maker]
+    with pytest.raises(ValueError, match=r"^image_size=64: drawing 10000 image\(s\) at that "
+                                         r"size takes .*: choose a smaller image_size or "
+                                         r"n_train, n_valid or n_test\.$"):
+        make(tmp_path / "d", n_train=8000, n_valid=1000, n_test=1000, image_size=64)
+    assert not (tmp_path / "d").exists()
+
+
 def test_one_folder_of_all_images_with_each_splits_own_lines_is_distinct(tmp_path):
     # The NIH sample's layout: one image folder, a concept file for each split naming its
     # own images. It was refused as "the same folder" though no image is read by both.
