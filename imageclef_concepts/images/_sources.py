@@ -298,6 +298,9 @@ class ImageFiles(_ImageSource):
         self._versions = self._map(file_version, self.paths)
         try:
             return self._shelf.locate(self._keys, self._versions)
+        except _StoreLost:  # changed hands (found first from a new thread): warned once,
+            self._shelf = None  # and the caller's own check says so, as on any thread
+            return {}
         except (ImageStoreError, OSError) as error:
             if required and isinstance(error, ImageStoreError):
                 raise

@@ -1,7 +1,9 @@
 """prepare_images: chunks of the store checked against the disk's free space before writing."""
 
 import os
+import re
 import shutil
+import warnings
 from collections import namedtuple
 from contextlib import nullcontext
 
@@ -243,6 +245,43 @@ def test_preparing_into_a_store_lost_before_its_first_use_is_refused(tmp_path, c
                 pytest.raises(ImageStoreError, match=r"no longer the folder it opened"):
             prepare_images(paths, store, image_size=size, progress=False)
     assert (tmp_path / "store").exists() == (change != "deleted")
+
+
+@pytest.mark.parametrize("change", ["deleted", "replaced", "manifest removed"])
+def test_preparing_from_another_thread_into_a_lost_store_says_what_the_main_thread_says(
+        tmp_path, change):
+    # From a new thread the store's first act is that thread's index connection, whose
+    # ownership check raised the private _StoreLost out of prepare_images, in other words
+    # than on the thread that opened it.
+    import threading
+
+    from imageclef_concepts import ImageStoreError
+
+    paths = _images(tmp_path / "images", 3)
+    store = ImageStore(tmp_path / "store")
+    prepare_images(paths[:1], store, image_size=16, progress=False)
+    if change == "manifest removed":
+        os.remove(tmp_path / "store" / "imageclef_concepts-image-store.json")
+    else:
+        shutil.rmtree(tmp_path / "store")
+        if change == "replaced":
+            (tmp_path / "store").mkdir()
+    raised = []
+
+    def prepare():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ImageStoreWarning)
+                prepare_images(paths, store, image_size=16, progress=False)
+        except Exception as error:  # noqa: BLE001 - what reaches the user, checked below
+            raised.append(error)
+
+    thread = threading.Thread(target=prepare)
+    thread.start()
+    thread.join()
+    assert [type(error) for error in raised] == [ImageStoreError], raised
+    assert re.search(r"no longer the folder it opened .*image\(s\) of 3 are not in it",
+                     str(raised[0])), raised[0]
 
 
 def test_preparing_into_a_store_whose_index_cannot_be_made_is_refused_before_decoding(
