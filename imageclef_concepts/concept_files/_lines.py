@@ -35,6 +35,7 @@ class Line:
     concepts: tuple
     problems: list = field(default_factory=list)
     duplicate_concepts: tuple = ()
+    written: tuple = ()  # the concepts as the line writes them (each once), for messages
 
 
 def checked_lines(path, raw, edition, role, *, max_concepts=None, cui_only=False, limit=None):
@@ -311,23 +312,35 @@ def _check_concepts(line, found, edition, role):
                         f"{edition.max_concepts}")
     line.concepts = found.concepts
     line.duplicate_concepts = found.duplicates
+    line.written = found.kept
 
 
-def cui_problem(concept, edition):
+def cui_problem(concept, edition, written=None):
     """Why a run of ``edition`` cannot hold ``concept``, or None: from 2026 on a concept
     must be a UMLS CUI. The one rule of the run reader, the run writer and the checks
-    made before training on concepts a run will hold."""
+    made before training on concepts a run will hold. ``written``: the text a file holds
+    for it, quoted (a user searches the file for it), with what it is read as."""
     if edition.strict_run_check and not CUI_PATTERN.fullmatch(concept):
-        return (f"{concept!r} is not a UMLS CUI (C followed by digits), which the "
+        shown = repr(concept) if written in (None, concept) else \
+            f"{written!r} (read as {concept!r})"
+        return (f"{shown} is not a UMLS CUI (C followed by digits), which the "
                 f"{edition.name} submission check requires")
     return None
 
 
 def run_concept_problems(path, lines, edition):
     """``<file>:<line>: ...`` for each concept of ``lines`` a run of ``edition`` cannot hold
-    (:func:`cui_problem`): the training concepts a model would learn, then predict."""
-    return [f"{path}:{line.number}: {problem}" for line in lines for concept in line.concepts
-            if (problem := cui_problem(concept, edition)) is not None]
+    (:func:`cui_problem`): the training concepts a model would learn (in canonical form),
+    then predict; each quoted as the line writes it."""
+    return [f"{path}:{line.number}: {problem}" for line in lines
+            for written, concept in _as_read(line)
+            if (problem := cui_problem(concept, edition, written)) is not None]
+
+
+def _as_read(line):
+    """``(text, concept)`` for each concept of ``line``: as written, and as read."""
+    written = {text.upper(): text for text in reversed(line.written)}  # each first text
+    return [(written.get(concept, concept), concept) for concept in line.concepts]
 
 
 def line_problems(path, lines, max_concepts=None, cui_only=False):

@@ -415,7 +415,7 @@ def _rename_images(folder, rename):
     # A training concept a 2026 run cannot hold: learned, it would be predicted.
     (lambda d: _edit_line(d / "train" / "concepts.csv", 2,
                           lambda line: line.split(",")[0] + ",C0000001;Effusion"),
-     "train/concepts.csv:2: 'EFFUSION' is not a UMLS CUI"),
+     "train/concepts.csv:2: 'Effusion' (read as 'EFFUSION') is not a UMLS CUI"),
     # A test ground-truth line without concepts: the 2026 evaluator refuses it.
     (lambda d: _edit_line(d / "test" / "concepts.csv", 3, lambda line: line.split(",")[0] + ","),
      "test/concepts.csv:3: an empty concept field"),
