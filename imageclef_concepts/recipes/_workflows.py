@@ -58,12 +58,35 @@ def coarse_to_fine_search(estimator, first_grid, X, y, *, n_rounds=2, say=print,
         say(f"Round {round_number} of the coarse-to-fine search: {n_configurations} "
             f"configuration(s) {grid}")
         search = GridSearchCV(estimator, grid, scoring=imageclef_f1, **search_params)
-        searches.append(search.fit(X, y))
+        searches.append(_fitted(search, X, y))
         say(f"  best {search.best_params_}: official F1 {search.best_score_:.4f} on the "
             "search's validation folds")
         if round_number < n_rounds:
             grid = refine_grid(search)
     return searches
+
+
+def _fitted(search, X, y):
+    """``search`` fitted; when every fit failed, the first error in one line: scikit-learn's
+    "All the 27 fits failed" holds each failure's whole traceback, which reached the
+    command line as its error line."""
+    import re
+
+    try:
+        return search.fit(X, y)
+    except ValueError as error:
+        failed = re.match(r"\s*All the (\d+) fits failed", str(error))
+        if failed is None:
+            raise
+        first = str(error).split("fits failed with the following error:\n", 1)[-1]
+        first = first.split("\n" + "-" * 80, 1)[0].rstrip().splitlines()
+        # The exception's own lines follow the traceback's last indented (frame) line.
+        frames = [number for number, line in enumerate(first) if line.startswith(" ")]
+        kind, colon, message = " ".join(first[frames[-1] + 1 if frames else 0:]).partition(": ")
+        kind = kind if " " in kind else kind.rsplit(".", 1)[-1]  # the class, not its module
+        raise ValueError(f"every configuration of the coarse-to-fine search failed "
+                         f"({failed.group(1)} fit(s)); the first error: "
+                         f"{kind}{colon}{message}") from None
 
 
 def train_and_tune(train, validation=None, *, say=print, **params):
