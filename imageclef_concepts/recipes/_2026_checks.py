@@ -14,7 +14,6 @@ import json
 import math
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
 from pathlib import Path
 
@@ -205,34 +204,15 @@ def check_layout(layout, count_coverage=()):
     run against, or, without one, its images' names ids a 2026 run can hold.
     """
     from ..concept_files._evaluation import check_ground_truth
-    from ..concept_files._io import concepts_no_run_holds, read_concepts
+    from ..concept_files._io import concepts_no_run_holds
     from ..concept_files._text import ConceptFileError
-    from ..datasets._imageclef import image_files_by_id
     from ..datasets._layout_2026 import check_distinct_splits
-    from ..images._decoding import check_image_file
-    from ..images._sources import _listing
+    from ..datasets._split_checks import check_split_images, check_split_lines
     from ._workflows import check_run_ids_of_folder
 
     check_distinct_splits(layout)
     for split, found in layout.items():
-        files = image_files_by_id(found.images)
-        if not files:
-            beside = found.images / "concepts.csv"
-            raise ValueError(f"{found.images} holds no image file: the {split} split has no "
-                             "image to " + ("train on" if split == "train" else "predict")
-                             + (f" ({beside} is there, but no images/ folder beside it)"
-                                if beside.is_file() else "") + ".")
-        for path in (found.concepts, found.manual):
-            if path is None:
-                continue
-            ids = read_concepts(path, edition="2026").ids
-            missing = [image_id for image_id in ids if image_id not in files]
-            if missing and split != "train":  # training lines without images are left out
-                raise ValueError(_listing(f"{path}: {len(missing)} image(s) without a file in "
-                                          f"{found.images}", missing))
-            if split == "train" and path == found.concepts and len(missing) == len(ids):
-                raise ValueError(f"{path}: none of its {len(ids)} image ids has a file in "
-                                 f"{found.images}: there is nothing to train on.")
+        files = check_split_lines(split, found, learned=split == "train", edition="2026")
         if split == "train":
             problems = concepts_no_run_holds(found.concepts, "2026")
             if problems:
@@ -240,12 +220,7 @@ def check_layout(layout, count_coverage=()):
                                        "concepts that a 2026 run file cannot hold")
         if split != "test":  # ground truths the members learn and are tuned on, read as
             check_ground_truth(found.concepts, edition="2026")  # the 2026 evaluator reads one
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            paths = [path for found_paths in files.values() for path in found_paths]
-            problems = [problem for problem in pool.map(check_image_file, paths) if problem]
-        if problems:
-            raise ValueError(_listing(f"{len(problems)} {split} image file(s) cannot be used; "
-                                      "remove or fix them", problems))
+        check_split_images(split, files)
     predicted = layout["test" if "test" in layout else "valid"]
     if predicted.concepts is not None:  # the run will be scored against it
         check_ground_truth(predicted.concepts, edition="2026", secondary_truth=predicted.manual)

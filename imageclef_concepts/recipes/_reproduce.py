@@ -101,6 +101,38 @@ def find_2019_layout(data_dir):
     return layout
 
 
+def check_2019_layout(layout):
+    """Refuse, before the search, inputs that would fail it or the steps after it.
+
+    Each split's folder must hold an image, and each image file be one; every training and
+    validation image learned (lines without an image are left out, but not all of a file's)
+    and their concepts ones a 2019 run can hold; each test truth id an image there, and the
+    truth one a run can be scored against, or, without it, each test image's name an id a
+    2019 run can hold. Found after the search and the training, each cost their hours.
+    """
+    from sklearn.utils import Bunch
+
+    from ..concept_files._evaluation import check_ground_truth
+    from ..concept_files._io import concepts_no_run_holds
+    from ..concept_files._text import ConceptFileError
+    from ..datasets._split_checks import check_split_images, check_split_lines
+    from ._workflows import check_run_ids_of_folder
+
+    for split, (images, concepts) in layout.items():
+        files = check_split_lines(split, Bunch(images=images, concepts=concepts),
+                                  learned=split != "test", edition="auto")  # as read later
+        problems = [] if split == "test" else concepts_no_run_holds(concepts, "2019")
+        if problems:
+            raise ConceptFileError(problems, f"{concepts}: the model would learn concepts "
+                                   "that a 2019 run file cannot hold")
+        check_split_images(split, files)
+    images, truth = layout["test"]
+    if truth is None:  # the run's ids are the test images' names: each one writable
+        check_run_ids_of_folder(images, "2019")
+    else:  # by the rules it is read by, as the run is scored against it
+        check_ground_truth(truth, edition=read_concepts(truth).edition)
+
+
 def reproduce_2019(data_dir: PathLike, output_dir: PathLike, *, merge_validation: bool = True,
                    tune_threshold: bool = False, procedure: Reproduction | None = None,
                    random_state: int = 0,
@@ -146,10 +178,7 @@ def reproduce_2019(data_dir: PathLike, output_dir: PathLike, *, merge_validation
     if held:  # a user's report.md or run.tsv would be replaced
         raise ValueError(f"output {output_dir} is not empty ({', '.join(held[:5])}): name a new "
                          "or empty folder; nothing in it is replaced.")
-    if layout["test"][1] is None:  # the run's ids are the test images' names: each one writable
-        from ._workflows import check_run_ids_of_folder
-
-        check_run_ids_of_folder(layout["test"][0], "2019")
+    check_2019_layout(layout)
     output_dir.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"paper_test_f1": paper.TEST_F1, "settings": {
         "merge_validation": merge_validation, "tune_threshold": tune_threshold,

@@ -58,12 +58,55 @@ def coarse_to_fine_search(estimator, first_grid, X, y, *, n_rounds=2, say=print,
         say(f"Round {round_number} of the coarse-to-fine search: {n_configurations} "
             f"configuration(s) {grid}")
         search = GridSearchCV(estimator, grid, scoring=imageclef_f1, **search_params)
-        searches.append(search.fit(X, y))
+        searches.append(_fitted(search, X, y))
         say(f"  best {search.best_params_}: official F1 {search.best_score_:.4f} on the "
             "search's validation folds")
         if round_number < n_rounds:
             grid = refine_grid(search)
     return searches
+
+
+def _fitted(search, X, y):
+    """``search`` fitted, its failed fits said in one line with the first error: scikit-learn's
+    "All the 27 fits failed" (and its FitFailedWarning) holds each failure's whole
+    traceback, which reached the command line as its error (or warning) line."""
+    import re
+    import warnings
+
+    from sklearn.exceptions import FitFailedWarning
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # each is given again below, under the caller's
+            search.fit(X, y)                 # filters
+    except ValueError as error:
+        failed = re.match(r"\s*All the (\d+) fits failed", str(error))
+        if failed is None:
+            raise
+        raise ValueError(f"every configuration of the coarse-to-fine search failed "
+                         f"({failed.group(1)} fit(s)); the first error: "
+                         f"{_first_error(str(error))}") from None
+    for warning in caught:
+        text = str(warning.message)
+        failed = re.match(r"\s*(\d+) fits failed out of a total of (\d+)", text)
+        if warning.category is FitFailedWarning and failed is not None:
+            warning.message = FitFailedWarning(
+                f"{failed.group(1)} of the {failed.group(2)} fits of the coarse-to-fine search "
+                f"failed and score nan; the first error: {_first_error(text)}")
+        warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                               warning.lineno, source=warning.source)
+    return search
+
+
+def _first_error(text):
+    """The first error of scikit-learn's message about failed fits, as ``Kind: message``."""
+    first = text.split("fits failed with the following error:\n", 1)[-1]
+    first = first.split("\n" + "-" * 80, 1)[0].rstrip().splitlines()
+    # The exception's own lines follow the traceback's last indented (frame) line.
+    frames = [number for number, line in enumerate(first) if line.startswith(" ")]
+    kind, colon, message = " ".join(first[frames[-1] + 1 if frames else 0:]).partition(": ")
+    kind = kind if " " in kind else kind.rsplit(".", 1)[-1]  # the class, not its module
+    return f"{kind}{colon}{message}"
 
 
 def train_and_tune(train, validation=None, *, say=print, **params):

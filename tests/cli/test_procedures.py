@@ -198,3 +198,59 @@ def test_a_seed_numpy_cannot_take_is_named_by_its_flag_before_any_folder(tmp_pat
     assert "argument --random-state: expected a seed in [0, 4294967295]" in \
         capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def _tiny_reproduction(monkeypatch, fail_on=()):
+    """reproduce-2019 on the tiny procedure (the paper's grid is 27 trainings); each step in
+    ``fail_on`` fails the test when it starts."""
+    import dataclasses
+
+    from imageclef_concepts.recipes import _reproduce
+
+    tiny = dataclasses.replace(
+        _reproduce.DRY_RUN, first_grid={"learning_rate": [1e-3]}, n_rounds=1,
+        estimator_params={**_reproduce.DRY_RUN.estimator_params, "image_size": 16,
+                          "filters": (2,), "dense_units": (4,), "epochs": 1})
+    monkeypatch.setattr(_reproduce, "Reproduction", lambda: tiny)
+    for step in fail_on:
+        monkeypatch.setattr(_reproduce, step, lambda *a, **k: pytest.fail("training started"))
+
+
+def test_reproduce_refuses_training_ids_without_images_at_once_in_one_line(tmp_path, capsys,
+                                                                          monkeypatch):
+    # No training id matched an image: the search ran for 20 s, then the error line was
+    # scikit-learn's "All the 27 fits failed" with a whole traceback (review 18 F9).
+    from imageclef_concepts import make_imageclef_2019_layout
+
+    data = tmp_path / "data"
+    make_imageclef_2019_layout(data, n_train=8, n_valid=4, n_test=4, n_concepts=4,
+                               image_size=16)
+    for image in list((data / "train").iterdir()):
+        image.rename(data / "train" / f"x{image.name}")
+    _tiny_reproduction(monkeypatch, fail_on=("coarse_to_fine_search", "train_and_tune"))
+    assert main(["reproduce-2019", "--data", str(data), "--output", str(tmp_path / "out"),
+                 "--quiet"]) == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    assert error == [f"imageclef-concepts reproduce-2019: error: {data}/train_concepts.tsv: "
+                     f"none of its 8 image ids has a file in {data}/train: there is nothing "
+                     "to train on."]
+
+
+@pytest.mark.slow
+def test_reproduce_says_the_first_error_of_a_search_whose_fits_all_fail(tmp_path, capsys,
+                                                                       monkeypatch):
+    # Three images in all: none left for the network's own validation split in any fit.
+    # The error line held scikit-learn's message with each fit's traceback.
+    from imageclef_concepts import make_imageclef_2019_layout
+
+    data = tmp_path / "data"
+    make_imageclef_2019_layout(data, n_train=2, n_valid=1, n_test=1, n_concepts=2,
+                               image_size=16)
+    _tiny_reproduction(monkeypatch, fail_on=("train_and_tune",))
+    assert main(["reproduce-2019", "--data", str(data), "--output", str(tmp_path / "out"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "fits failed." not in err
+    assert "error: every configuration of the coarse-to-fine search failed (1 fit(s)); the " \
+           "first error: ValueError: validation_fraction=0.1 of 2 images leaves 0 for " \
+           "validation" in err

@@ -1,10 +1,11 @@
 """The paper's procedure end to end, on a small dataset in the exact 2019 layout."""
 
 import json
+import warnings
 
 import pytest
 
-from imageclef_concepts import make_imageclef_2019_layout, read_concepts
+from imageclef_concepts import DatasetMismatchWarning, make_imageclef_2019_layout, read_concepts
 from imageclef_concepts.cli._main import main
 
 # Slow by nature: the 2019 paper's procedure end to end (run by `pytest -m slow`).
@@ -96,3 +97,49 @@ def test_an_output_folder_holding_other_files_is_refused_before_any_work(tmp_pat
                                          r"empty folder"):
         reproduce_2019(tmp_path / "data", out)
     assert (out / "report.md").read_text() == "my notes"
+
+
+def _rename_all(folder, prefix):
+    for image in list(folder.iterdir()):
+        image.rename(folder / f"{prefix}{image.name}")
+
+
+@pytest.mark.parametrize("spoil, expected", [
+    # No training id has an image: the search ran for nothing, then every fit failed.
+    (lambda d: _rename_all(d / "train", "x"),
+     "train_concepts.tsv: none of its 8 image ids has a file in {d}/train: there is nothing "
+     "to train on."),
+    (lambda d: [image.unlink() for image in (d / "valid").iterdir()],
+     "{d}/valid holds no image file: the valid split has no image to train on."),
+    # The test images were looked for only once the model was trained.
+    (lambda d: [image.unlink() for image in (d / "test").iterdir()],
+     "{d}/test holds no image file: the test split has no image to predict."),
+    (lambda d: (d / "test_concepts.tsv").open("a").write("test_99999\tC1070287\n"),
+     "test_concepts.tsv: 1 image(s) without a file in {d}/test: test_99999"),
+    (lambda d: (d / "test_concepts.tsv").open("a").write("no tab here\n"),
+     "test_concepts.tsv: 1 image(s) without a file in {d}/test: no tab here"),
+    # A test truth no run can be scored against (an id twice) was found scoring the run.
+    (lambda d: (d / "test_concepts.tsv").open("a").write(
+        (d / "test_concepts.tsv").read_text().splitlines()[0] + "\n"),
+     "{d}/test_concepts.tsv:5: duplicate image id 'test_00012' (first on line 1)"),
+    (lambda d: (d / "train" / "train_00003.jpg").write_bytes(b"not an image"),
+     "1 train image file(s) cannot be used; remove or fix them: {d}/train/train_00003.jpg: "
+     "not a readable image"),
+])
+def test_bad_inputs_are_refused_before_the_search_in_one_line(tmp_path, monkeypatch, spoil,
+                                                               expected):
+    # Each was found after the coarse-to-fine search and the final training (review 18 F10).
+    from imageclef_concepts.recipes import _reproduce
+
+    data = tmp_path / "data"
+    make_imageclef_2019_layout(data, n_train=8, n_valid=4, n_test=4, n_concepts=4,
+                               image_size=16)
+    spoil(data)
+    for step in ("coarse_to_fine_search", "train_and_tune"):
+        monkeypatch.setattr(_reproduce, step, lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(ValueError) as raised, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetMismatchWarning)  # said, and left out
+        _reproduce.reproduce_2019(data, tmp_path / "out", say=lambda line: None)
+    message = str(raised.value)  # a list's items on lines of their own: one line at the CLI
+    assert expected.format(d=data) in " ".join(message.split()) and "Traceback" not in message
+    assert not (tmp_path / "out").exists()

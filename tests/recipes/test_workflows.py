@@ -160,3 +160,36 @@ def test_save_model_writes_a_zip_archive_that_load_model_reads(tmp_path, tiny_im
     with pytest.raises(Exception, match="not fitted"):
         save_model(MostFrequentConcepts(), tmp_path / "unfitted.zip")
     assert not (tmp_path / "unfitted.zip").exists()
+
+
+def test_a_search_whose_fits_all_fail_says_the_first_error_in_one_line(tiny_images):
+    # scikit-learn's "All the 2 fits failed. ... Below are more details about the failures"
+    # with each traceback reached the command line as its error line (review 18 F9).
+    _, X, y = _knn_and_data(tiny_images)
+    with pytest.raises(ValueError) as raised:
+        coarse_to_fine_search(ConceptKNNClassifier(), {"n_neighbors": [-1, -2]}, X, y,
+                              cv=KFold(2), refit=False, say=lambda line: None)
+    message = str(raised.value)
+    assert message.startswith("every configuration of the coarse-to-fine search failed "
+                              "(4 fit(s)); the first error: InvalidParameterError: The "
+                              "'n_neighbors' parameter of ConceptKNNClassifier must be")
+    assert "\n" not in message and "Traceback" not in message
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_fits_that_fail_in_a_search_are_said_in_one_line_warning(tiny_images):
+    # scikit-learn's FitFailedWarning held each failure's whole traceback.
+    from sklearn.exceptions import FitFailedWarning
+
+    _, X, y = _knn_and_data(tiny_images)
+    with pytest.warns(FitFailedWarning) as caught:
+        searches = coarse_to_fine_search(ConceptKNNClassifier(), {"n_neighbors": [-1, 2]}, X,
+                                         y, n_rounds=1, cv=KFold(2), refit=False,
+                                         say=lambda line: None)
+    assert searches[0].best_params_ == {"n_neighbors": 2}
+    (warning,) = [w for w in caught if w.category is FitFailedWarning]
+    message = str(warning.message)
+    assert message.startswith("2 of the 4 fits of the coarse-to-fine search failed and score "
+                              "nan; the first error: InvalidParameterError: The 'n_neighbors' "
+                              "parameter of ConceptKNNClassifier must be")
+    assert "\n" not in message and "Traceback" not in message

@@ -1,0 +1,76 @@
+"""Checks of one split of a dataset, made by every recipe before anything trains.
+
+A split is an image folder and its concept files, in the 2019 layout
+(:func:`~imageclef_concepts.recipes._reproduce.find_2019_layout`) or the
+2024-2026 one (:func:`~._layout_2026.find_imageclef_layout`): each image the
+concept files name must have a file there, and each file must be an image.
+Found after the search and the training, a mistake cost their hours.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ._imageclef import image_files_by_id
+
+
+def check_split_lines(split, found, *, learned, edition):
+    """Refuse a split's folder without an image file, and concept lines without one.
+
+    Parameters
+    ----------
+    split : str
+        ``"train"``, ``"valid"`` or ``"test"``, as messages name it.
+    found : Bunch
+        ``images`` (a folder), ``concepts`` and optionally ``manual`` (concept files, or
+        None).
+    learned : bool
+        The model learns the split: its lines without an image are left out (the dataset
+        reader warns of them), but not every one of them.
+    edition : str
+        Whose rules the concept files are read by (``"auto"``: as the dataset reader).
+
+    Returns
+    -------
+    dict
+        The folder's image files by id (:func:`~._imageclef.image_files_by_id`).
+    """
+    from ..concept_files._io import read_concepts
+    from ..images._sources import _listing
+
+    files = image_files_by_id(found.images)
+    if not files:
+        beside = found.images / "concepts.csv"
+        raise ValueError(f"{found.images} holds no image file: the {split} split has no "
+                         "image to " + ("train on" if learned else "predict")
+                         + (f" ({beside} is there, but no images/ folder beside it)"
+                            if beside.is_file() else "") + ".")
+    for path in (found.concepts, found.get("manual")):
+        if path is None:
+            continue
+        ids = read_concepts(path, edition=edition).ids
+        missing = [image_id for image_id in ids if image_id not in files]
+        if missing and not learned:
+            raise ValueError(_listing(f"{path}: {len(missing)} image(s) without a file in "
+                                      f"{found.images}", missing))
+        if learned and path == found.concepts and len(missing) == len(ids):
+            raise ValueError(f"{path}: none of its {len(ids)} image ids has a file in "
+                             f"{found.images}: there is nothing to train on.")
+    return files
+
+
+def check_split_images(split, files):
+    """Refuse, naming each, the image files (``files``, by id) that cannot be used.
+
+    Their headers only are read (:func:`~imageclef_concepts.images._decoding.check_image_file`),
+    two at a time: seconds for thousands of images.
+    """
+    from ..images._decoding import check_image_file
+    from ..images._sources import _listing
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        paths = [path for found_paths in files.values() for path in found_paths]
+        problems = [problem for problem in pool.map(check_image_file, paths) if problem]
+    if problems:
+        raise ValueError(_listing(f"{len(problems)} {split} image file(s) cannot be used; "
+                                  "remove or fix them", problems))
