@@ -3,6 +3,8 @@ memory a batch and the network take, the disk room for the model file and the
 checkpoint's epochs, and validation images other than the training ones."""
 
 
+import os
+
 from ._arguments import UserError
 
 
@@ -28,6 +30,9 @@ def check_card(card, output):
     that happens to sit at its card's name would be replaced without being named."""
     from ..models._card import CARD_TITLE
 
+    if os.path.islink(card):  # written through, it would replace another model's card
+        raise UserError(f"{card} is a symbolic link, and train writes --output {output}'s "
+                        "card there: remove the link, or choose another --output.")
     title = CARD_TITLE.encode()
     try:
         with open(card, "rb") as handle:  # a regular file: check_output refused the others

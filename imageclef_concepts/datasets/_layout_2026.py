@@ -130,9 +130,7 @@ def check_distinct_splits(layout, flags=None):
         The command line's options for each split's images and concepts,
         ``{split: (images_flag, concepts_flag)}``, named instead of the split.
     """
-    # The images a split reads: those its lines name (every test image is predicted).
-    named = {split: None if split == "test" else _named_ids(found.concepts)
-             for split, found in layout.items()}
+    reads = {split: _files_read(found, split) for split, found in layout.items()}
     seen = {}
     for split, found in layout.items():
         for index, path in enumerate((found.images, found.concepts)):
@@ -142,58 +140,71 @@ def check_distinct_splits(layout, flags=None):
             for other in seen.setdefault(key, []):
                 if index == 1 and not _same_images(found.images, layout[other].images):
                     continue  # one truth of a whole dataset, for folders of other images
-                if index == 0 and named[split] is not None and named[other] is not None \
-                        and not named[split] & named[other]:
-                    continue  # one folder of all images, each split's lines naming its own
+                if index == 0 and _share(reads[split], reads[other]) < SHARED_LIMIT:
+                    continue  # one folder of a whole dataset, each split's lines its own
                 raise ValueError(_same_message(layout, flags, split, other, index))
             seen[key].append(split)
-    _check_shared_files(layout, flags, named)
+    _check_shared_files(layout, flags, reads)
 
 
-def _check_shared_files(layout, flags, named):
-    """Refuse a split whose image files (those its concept file names, ``named``) are an
-    earlier split's from :data:`SHARED_LIMIT` of them on; warn, naming them, below it."""
+def _share(files, others):
+    """The share of ``files`` that are ``others``, of one folder (by their names there); 0
+    when either is not known (a concept file that cannot be read: its own check names it)."""
+    if not files or others is None:
+        return 0
+    names = {os.path.basename(path) for path in others}
+    return sum(os.path.basename(path) in names for path in files) / len(files)
+
+
+def _check_shared_files(layout, flags, reads):
+    """Refuse a split of which :data:`SHARED_LIMIT` of the image files it reads (``reads``)
+    are earlier splits' files, all of these counted together; warn, naming them, below it."""
     from ._imageclef import DatasetMismatchWarning
     from ._overlap import shared_files
 
-    listed = {split: _image_files(found.images, named[split]) for split, found in layout.items()}
-    splits = [split for split in layout if listed[split]]
+    splits = [split for split in layout if reads[split]]
     for index, split in enumerate(splits):
-        for other in splits[:index]:
-            shared = shared_files(listed[split], listed[other])
-            if not shared:
-                continue
-            share = len(shared) / len(listed[split])
-            names = ", ".join(sorted(os.path.basename(path) for path in shared)[:3])
-            what = (f"{_named(layout, flags, split, 0)}: {len(shared)} of its "
-                    f"{len(listed[split])} image files ({f'{share:.1%}'.replace('.0%', '%')}) "
-                    f"are files of {_their(flags, other, 0)} ({layout[other].images}, byte for "
-                    f"byte: {names}{', ...' if len(shared) > 3 else ''})")
-            if share >= SHARED_LIMIT:
-                raise ValueError(f"{what}: {_needs_its_own(split)}")
-            warnings.warn(f"{what}: kept, as under {SHARED_LIMIT:.0%} of its images (official "
-                          "data may hold a few duplicates), but the "
-                          f"{_split_name(split)} score counts them as unseen images.",
-                          DatasetMismatchWarning, stacklevel=3)
+        shared = {other: shared_files(reads[split], reads[other]) for other in splits[:index]}
+        shared = {other: files for other, files in shared.items() if files}
+        if not shared:
+            continue
+        union = sorted({os.path.basename(path) for files in shared.values() for path in files})
+        count = len({path for files in shared.values() for path in files})
+        share = count / len(reads[split])
+        names = f"byte for byte: {', '.join(union[:3])}{', ...' if len(union) > 3 else ''}"
+        theirs = [f"{_their(flags, other, 0)} ({layout[other].images}" for other in shared]
+        theirs = (f"{theirs[0]}, {names})" if len(theirs) == 1
+                  else f"{') or '.join(theirs)}), {names}")
+        what = (f"{_named(layout, flags, split, 0)}: {count} of the {len(reads[split])} image "
+                f"files it reads ({f'{share:.1%}'.replace('.0%', '%')}) are files of {theirs}")
+        if share >= SHARED_LIMIT:
+            raise ValueError(f"{what}: {_needs_its_own(split)}")
+        warnings.warn(f"{what}: kept, as under {SHARED_LIMIT:.0%} of its images (official "
+                      "data may hold a few duplicates), but the "
+                      f"{_split_name(split)} score counts them as unseen images.",
+                      DatasetMismatchWarning, stacklevel=3)
 
 
-def _image_files(folder, ids=None):
-    """A folder's image files (an id of two files counts twice), or those of ``ids`` (the
-    images a split reads: those with a line); none for a folder not there (its own check
-    names it)."""
-    from ._imageclef import image_files_by_id
+def _files_read(found, split):
+    """The image files a split reads: each id's file that its concept file has a line for
+    (the first of an id's files by name, as a dataset is read), every file of the test
+    folder (each is predicted); None for a folder, or a concept file, that cannot be read
+    (its own check names it)."""
+    from ._imageclef import image_files_by_id, image_path
 
     try:
-        files = image_files_by_id(folder)
+        files = image_files_by_id(found.images)
     except (OSError, TypeError):
-        return []
-    return [path for image_id, paths in files.items() if ids is None or image_id in ids
-            for path in paths]
+        return None
+    if split == "test" or found.concepts is None:  # no lines: the folder's every image
+        return [str(path) for paths in files.values() for path in paths]
+    ids = _named_ids(found.concepts)
+    return None if ids is None else [image_path(files, image_id) for image_id in files
+                                     if image_id in ids]
 
 
 def _named_ids(concepts):
-    """The image ids a concept file has lines for, or None when it cannot be read (its own
-    check names it: the split's files are then all its folder's)."""
+    """The image ids a concept file has lines for, or None when it cannot be read."""
     from ..concept_files._io import read_concepts
 
     if concepts is None or content_digest(concepts, 0) is None:  # not there, or a pipe

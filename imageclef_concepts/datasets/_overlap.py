@@ -35,7 +35,7 @@ def shared_files(files, others):
     mine, theirs = _regular_files(files), _regular_files(others)
     inodes = {inode for inode, _ in theirs.values()}
     shared = {path for path, (inode, _) in mine.items() if inode in inodes}
-    sizes = {size for _, size in theirs.values()}
+    sizes = {size for _, size in theirs.values() if size}  # an empty file is no image
     candidates = {path: size for path, (inode, size) in mine.items()
                   if path not in shared and size in sizes}
     if candidates:

@@ -127,8 +127,15 @@ def _check_distinct_trainings(members):
         first = seen.setdefault(_training_key(params), name)
         if first != name:
             raise ValueError(f"members {first!r} and {name!r} are the same training (the same "
-                             "parameters and random_state): a value listed twice in the grid "
+                             "random_state, and parameters that differ, if at all, only in "
+                             "how they are written or in what trains no other network, such "
+                             "as threshold or verbose): a value listed twice in the grid "
                              "would train it twice and count its votes twice.")
+
+
+# Settings a checkpoint resumes across that still make another member: more epochs, other
+# callbacks (they may change the training), test-time augmentation (other predictions).
+_OTHER_MEMBER = ("epochs", "callbacks", "test_time_augmentation")
 
 
 def _training_key(params):
@@ -137,7 +144,7 @@ def _training_key(params):
     from ..models._archive import jsonable
 
     kept = {name: value for name, value in params.items()
-            if name == "epochs" or name not in NOT_IN_FINGERPRINT}  # more epochs: another
+            if name in _OTHER_MEMBER or name not in NOT_IN_FINGERPRINT}
     return json.dumps(jsonable(kept), sort_keys=True, default=repr)
 
 

@@ -122,12 +122,13 @@ def test_user_mistakes_end_in_one_clear_line(dataset, capsys, arguments, message
              r"its own"),
     # Under a truth differing in a byte (here CRLF line ends), folders by inode and truths
     # by their bytes let these through (a hostile review): the image files tell.
-    ("hard links", r"--validation-images .*hard links/images: 60 of its 60 image files "
+    ("hard links", r"--validation-images .*hard links/images: 60 of the 60 image files it reads "
                    r"\(100%\) are files of the --images folder \(.*train/images, byte for "
                    r"byte: .*\): the validation split needs images of its own\.$"),
-    ("plain copy", r"--validation-images .*plain copy/images: 60 of its 60 image files"),
-    ("half", r"--validation-images .*valid/images: 30 of its 50 image files \(60%\) are files "
-             r"of the --images folder"),
+    ("plain copy", r"--validation-images .*plain copy/images: 60 of the 60 image files it "
+                   r"reads"),
+    ("half", r"--validation-images .*valid/images: 30 of the 50 image files it reads "
+             r"\(60%\) are files of the --images folder"),
 ])
 def test_train_refuses_the_training_images_as_its_validation_images(
         tmp_path, dataset, capsys, monkeypatch, validation, named):
@@ -491,6 +492,20 @@ def test_train_refuses_a_users_file_at_the_model_cards_name(tmp_path, dataset, c
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and f"{card} is not a model card" in error, error
     assert card.read_bytes() == held and not (tmp_path / "model.keras").exists()
+
+
+def test_train_refuses_a_link_at_the_model_cards_name(tmp_path):
+    # Review 19: a link to another model's card was written through, replacing that card.
+    from imageclef_concepts.cli._arguments import UserError
+    from imageclef_concepts.cli._train_checks import check_card
+    from imageclef_concepts.models._card import model_card
+
+    other = tmp_path / "other.keras.card.md"
+    other.write_text(model_card({"library_version": "0.1.0"}))
+    card = tmp_path / "model.keras.card.md"
+    card.symlink_to(other)
+    with pytest.raises(UserError, match=r"model.keras.card.md is a symbolic link"):
+        check_card(card, tmp_path / "model.keras")
 
 
 def test_a_card_train_wrote_before_is_replaced(tmp_path):

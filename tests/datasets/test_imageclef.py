@@ -295,8 +295,9 @@ def test_a_copy_of_the_training_images_under_a_rewritten_truth_is_refused(tmp_pa
                                         newline="")
     splits = {"train": _split(train, tmp_path / "train.csv"),
               "valid": _split(tmp_path / "valid", tmp_path / "valid.csv")}
-    with pytest.raises(ValueError, match=r"^--validation-images .*valid: 4 of its 4 image "
-                                         r"files \(100%\) are files of the --images folder "
+    with pytest.raises(ValueError, match=r"^--validation-images .*valid: 4 of the 4 image "
+                                         r"files it reads \(100%\) are files of the --images "
+                                         r"folder "
                                          r"\(.*train, byte for byte: img_0.jpg, img_1.jpg, "
                                          r"img_2.jpg, \.\.\.\): the validation split needs "
                                          r"images of its own\.$"):
@@ -311,11 +312,11 @@ def test_half_the_training_images_among_the_validation_ones_are_refused(tmp_path
     valid = _fake_split(tmp_path / "valid", [f"v{i}.png" for i in range(4)])
     for image in sorted(train.iterdir())[::2]:
         shutil.copy(image, valid / f"copied_{image.name}")  # renamed: the bytes tell
-    (tmp_path / "truth.csv").write_text("ID,CUIs\n")
-    splits = {"train": _split(train, tmp_path / "train.csv"),
-              "valid": _split(valid, tmp_path / "truth.csv"),
+    splits = {"train": _split(train, None),  # no lines given: every image of its folder
+              "valid": _split(valid, None),
               "test": _split(_fake_split(tmp_path / "test", ["x.png"]), None)}
-    with pytest.raises(ValueError, match=r"^.*valid: 4 of its 8 image files \(50%\) are files "
+    with pytest.raises(ValueError, match=r"^.*valid: 4 of the 8 image files it reads \(50%\) "
+                                         r"are files "
                                          r"of the train split's image folder \(.*train, byte "
                                          r"for byte: copied_t0.png, copied_t2.png, "
                                          r"copied_t4.png, \.\.\.\): the validation split"):
@@ -336,8 +337,9 @@ def test_a_few_training_images_among_many_others_are_named_in_a_warning(tmp_path
     valid = _fake_split(tmp_path / "valid", [f"v{i:02d}.jpg" for i in range(19)])
     shutil.copy(train / "t3.jpg", valid / "dup.jpg")
     splits = {"train": _split(train, None), "valid": _split(valid, None)}
-    with pytest.warns(DatasetMismatchWarning, match=r"^--validation-images .*valid: 1 of its "
-                                                    r"20 image files \(5%\) are files of the "
+    with pytest.warns(DatasetMismatchWarning, match=r"^--validation-images .*valid: 1 of the "
+                                                    r"20 image files it reads \(5%\) are files "
+                                                    r"of the "
                                                     r"--images folder \(.*train, byte for "
                                                     r"byte: dup.jpg\): kept, .* validation"):
         check_distinct_splits(splits, flags=_FLAGS)
@@ -455,3 +457,62 @@ def test_the_nih_samples_splits_in_one_folder_are_distinct():
     check_distinct_splits({
         "train": Bunch(images=folder / "images", concepts=folder / "train_concepts.tsv"),
         "valid": Bunch(images=folder / "images", concepts=folder / "valid_concepts.tsv")})
+
+
+def test_the_share_counts_the_files_a_split_reads_over_every_earlier_split(tmp_path):
+    # Review 19: an id's unread second files diluted the share (a whole copy passed with a
+    # warning), an unread second file that is a copy was counted, and the tenth was counted
+    # per pair of splits (9% of each, 18% in all, passed).
+    from imageclef_concepts.datasets._layout_2026 import check_distinct_splits
+
+    train = _fake_split(tmp_path / "train", [f"t{i}.png" for i in range(20)])
+    valid = _fake_split(tmp_path / "valid", [f"v{i}.png" for i in range(20)])
+    (tmp_path / "v.csv").write_text("ID,CUIs\n" + "".join(f"c{i},C1\n" for i in range(4)))
+    diluted = _fake_split(tmp_path / "d", [f"c{i}.zzz{j}" for i in range(4) for j in range(3)])
+    for i in range(4):  # each read image (its first file by name) a training copy
+        shutil.copy(train / f"t{i}.png", diluted / f"c{i}.png")
+    splits = {"train": _split(train, None), "valid": _split(diluted, tmp_path / "v.csv")}
+    with pytest.raises(ValueError, match=r"4 of the 4 image files it reads \(100%\)"):
+        check_distinct_splits(splits)
+    test = _fake_split(tmp_path / "test", [f"x{i:02d}.png" for i in range(20)])
+    for i in range(2):  # 2 of 22 from each earlier split: 9.1% each, 18.2% together
+        shutil.copy(train / f"t{i}.png", test / f"from_train{i}.png")
+        shutil.copy(valid / f"v{i}.png", test / f"from_valid{i}.png")
+    splits = {"train": _split(train, None), "valid": _split(valid, None),
+              "test": _split(test, None)}
+    with pytest.raises(ValueError, match=r"test: 4 of the 24 image files it reads \(16.7%\) "
+                                         r"are files of the train split's image folder \(.*\) "
+                                         r"or the valid split's image folder \(.*\), byte"):
+        check_distinct_splits(splits)
+
+
+def test_one_folder_with_an_image_named_by_both_splits_is_a_duplicate_not_the_same_folder(
+        tmp_path):
+    # Review 19: one id in both concept files of a one-folder layout was refused as "the
+    # same folder", naming no image (in two folders it was a warning); a concept file not
+    # there was called "the same folder" too.
+    from imageclef_concepts.datasets._layout_2026 import check_distinct_splits
+
+    images = _fake_split(tmp_path / "all", [f"i{i:02d}.png" for i in range(30)])
+    (tmp_path / "t.csv").write_text("ID,CUIs\n" + "".join(f"i{i:02d},C1\n" for i in range(20)))
+    (tmp_path / "v.csv").write_text("ID,CUIs\n" + "".join(f"i{i:02d},C1\n"
+                                                          for i in range(19, 30)))
+    splits = {"train": _split(images, tmp_path / "t.csv"),
+              "valid": _split(images, tmp_path / "v.csv")}
+    with pytest.warns(DatasetMismatchWarning, match=r"1 of the 11 image files it reads .* "
+                                                    r"byte for byte: i19.png\)"):
+        check_distinct_splits(splits, flags=_FLAGS)
+    splits["valid"].concepts = tmp_path / "missing.csv"  # its own check names it
+    check_distinct_splits(splits, flags=_FLAGS)
+
+
+def test_empty_files_in_two_splits_are_no_shared_image(tmp_path):
+    # Review 19: two empty files (no image: the image checks name them) were called a
+    # training image among the validation ones.
+    from imageclef_concepts.datasets._layout_2026 import check_distinct_splits
+
+    train = _fake_split(tmp_path / "train", ["a.png"], prefix=b"")
+    valid = _fake_split(tmp_path / "valid", ["b.png"], prefix=b"")
+    (train / "a.png").write_bytes(b"")
+    (valid / "b.png").write_bytes(b"")
+    check_distinct_splits({"train": _split(train, None), "valid": _split(valid, None)})

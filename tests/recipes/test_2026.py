@@ -464,10 +464,10 @@ def _rename_images(folder, rename):
     (lambda d: (shutil.rmtree(d / "valid"),
                 shutil.copytree(d / "train", d / "valid", copy_function=os.link),
                 _crlf(d / "valid" / "concepts.csv")),
-     "valid/images: 4 of its 4 image files (100%) are files of the train split's image "
+     "valid/images: 4 of the 4 image files it reads (100%) are files of the train split's image "
      "folder ("),
     (lambda d: _leak_half(d),
-     "valid/images: 2 of its 4 image files (50%) are files of the train split's image "),
+     "valid/images: 2 of the 4 image files it reads (50%) are files of the train split's image "),
 ])
 def test_inputs_the_run_would_refuse_are_refused_before_any_member_is_trained(
         small_data, tmp_path, capsys, monkeypatch, spoil, expected):

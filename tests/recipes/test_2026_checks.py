@@ -440,3 +440,10 @@ def test_members_of_other_epochs_or_seeds_are_other_trainings():
                                     "store").estimators
     check_members(members)
     assert len(members) == 4
+    # Test-time augmentation predicts otherwise; callbacks may train otherwise (review 19).
+    for grid in ({"filters": [(4,)], "test_time_augmentation": [False, True],
+                  "random_state": [0]},
+                 {"filters": [(4,)], "callbacks": [None, []], "random_state": [0]}):
+        members = recipe._grid_ensemble(dataclasses.replace(recipe.DRY_RUN, grid=grid),
+                                        "store").estimators
+        check_members(members)
