@@ -85,6 +85,8 @@ def identity(value, seen=None):
             raise Unidentifiable(f"a {type(value).__name__} without a config") from error
     if hasattr(value, "__array__") and not callable(value):  # arrays, tensors, variables
         array = np.ascontiguousarray(np.asarray(value))
+        if array.dtype.hasobject:  # Python objects: each by its own identity
+            return ["array", list(array.shape), identity(array.ravel().tolist(), seen)]
         return ["array", str(array.dtype), list(array.shape), digest(array.view(np.uint8))]
     if id(value) in seen:  # a function that calls itself, an object that holds itself
         return ["again", _name(value)]

@@ -41,6 +41,8 @@ def test_identity_tells_callables_by_what_they_hold_not_their_name():
     assert identity_digest(_Scaled(1).__call__) != identity_digest(_Scaled(2).__call__)
     assert identity_digest(partial(_Scaled(np.arange(3)))) != identity_digest(
         partial(_Scaled(np.arange(4))))
+    assert identity_digest(_Scaled(np.array(["a", 1], dtype=object))) != identity_digest(
+        _Scaled(np.array(["a", 2], dtype=object)))  # arrays of Python objects too
     focal = keras.losses.BinaryFocalCrossentropy
     assert identity_digest(_Scaled(focal(gamma=1.0))) != identity_digest(_Scaled(focal(gamma=2.0)))
     # installed code by its name
