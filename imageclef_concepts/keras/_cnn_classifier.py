@@ -188,11 +188,11 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         takes ``image_size`` x ``image_size`` x 3 pixels in 0-255 and gives
         one sigmoid probability per concept; streaming, thresholds and
         saving work as for the paper's network.
-    loss : str or keras.losses.Loss, default="binary_crossentropy"
-        A name of :data:`~imageclef_concepts.keras.LOSSES` (``"focal"`` is
-        Keras' ``BinaryFocalCrossentropy(gamma=2)``; ``"asymmetric"`` and
-        ``"soft_f1"`` are described in :mod:`imageclef_concepts.keras._losses`),
-        or any Keras loss, by name or object.
+    loss : str, keras.losses.Loss or callable, default="binary_crossentropy"
+        A name of :data:`~imageclef_concepts.keras.LOSSES` (``"focal"`` is Keras'
+        ``BinaryFocalCrossentropy(gamma=2)``; ``"asymmetric"``, ``"soft_f1"``: see
+        :mod:`imageclef_concepts.keras._losses`), any Keras loss by name or object, or
+        a function ``loss(y_true, y_pred)`` (a ``functools.partial`` too).
     optimizer : str or keras.optimizers.Optimizer, default="adam"
         The optimizer, given ``learning_rate`` (with ``decay``'s legacy
         schedule) unless it is an optimizer object with its own.

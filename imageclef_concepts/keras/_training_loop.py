@@ -39,6 +39,7 @@ from ..images._fingerprints import images_digest
 from ._architecture import _optimizer, _uncompiled_network, compile_network, strategy_scope
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._ema import EMASwap, uses_ema
+from ._identity import Unidentifiable, identity_digest, network_identity
 from ._model_file import saved_params
 from ._nan_guard import NaNGuard
 from ._prediction import check_network_memory
@@ -345,18 +346,22 @@ def run_fingerprint(estimator, X, y, sample_weight, validation_data, continued=F
     are left out. A training that goes on from a fitted network (``continued``:
     ``warm_start``, ``partial_fit``) starts from its weights: other weights, another run
     (the checkpoint of the fit before it is not resumed in its place; it ended in those
-    weights, :func:`weights_digest`, so the new run replaces it)."""
+    weights, :func:`weights_digest`, so the new run replaces it). A callable parameter is
+    known by its code and the values it holds, a user's ``model`` by the network built
+    (:mod:`._identity`); one that neither tells apart is refused, naming it."""
     params = estimator.get_params()
     if isinstance(params["random_state"], np.random.RandomState):
         params["random_state"] = "RandomState"  # not reproducible: the stored seed is
     params = saved_params(params)
     for name in NOT_IN_FINGERPRINT:
         params.pop(name, None)
-    model = estimator.model
-    if isinstance(model, keras.Model):
-        params["model"] = digest(model.to_json())
-    elif model is not None:
-        params["model"] = f"{model.__module__}.{model.__qualname__}"
+    # a callable by its code (not its name), a user's network by the one built
+    params = {name: _identified(estimator, name, lambda value=value: json.loads(
+        json.dumps(value, sort_keys=True, default=identity_digest)))
+        for name, value in params.items()}
+    if estimator.model is not None:
+        params["model"] = _identified(estimator, "model", lambda: network_identity(
+            estimator.model_, estimator.model))
     return {
         "continued_from": weights_digest(estimator.model_) if continued else None,
         "images": images_digest(X),
@@ -369,9 +374,21 @@ def run_fingerprint(estimator, X, y, sample_weight, validation_data, continued=F
             validation_data[0]),
         "validation_concepts": None if validation_data is None else indicator_digest(
             estimator.targets_.transform(validation_data[1])),
-        "parameters": json.loads(json.dumps(params, sort_keys=True,
-                                            default=lambda value: type(value).__name__)),
+        "parameters": params,
     }
+
+
+def _identified(estimator, name, identify):
+    """``identify()``, or the refusal of ``checkpoint_dir`` with parameter ``name``, which
+    the fingerprint cannot tell from another (it would resume another training)."""
+    try:
+        return identify()
+    except Unidentifiable as error:
+        raise ValueError(
+            f"checkpoint_dir: {name}={getattr(estimator, name)!r:.80} holds {error}, which "
+            "a checkpoint cannot tell from another's (it could resume another training): "
+            f"make {name} of functions, partials, Keras objects and plain values, or give "
+            "no checkpoint_dir.") from None
 
 
 def weights_digest(network):

@@ -226,3 +226,114 @@ def test_the_numbers_are_counted_on_random_weights_never_loaded(tmp_path):
                                    weights=str(tmp_path / "nowhere.weights.h5"))
     counted = count_weights(missing, 3)
     assert counted == count_weights(missing.set_params(weights=None), 3)
+
+
+# Review 18 F1: a loss given as a function was fingerprinted as "function", a partial as
+# "partial" and a model factory as its module.qualname, so a checkpoint of a run with
+# another loss or another network was resumed with no word.
+
+def _loss_a(y_true, y_pred):
+    import keras
+
+    return keras.losses.binary_crossentropy(y_true, y_pred)
+
+
+def _loss_b(y_true, y_pred):
+    import keras
+
+    return 100.0 * keras.ops.mean(keras.ops.square(y_true - y_pred))
+
+
+def _scaled(factor, power=2):
+    import keras
+
+    return lambda y_true, y_pred: factor * keras.ops.mean(
+        keras.ops.abs(y_true - y_pred) ** power)
+
+
+def _network(activation):
+    import keras
+
+    return lambda n_concepts, image_size: keras.Sequential([
+        keras.Input((image_size, image_size, 3)), keras.layers.Rescaling(1 / 255),
+        keras.layers.Flatten(), keras.layers.Dense(4, activation=activation),
+        keras.layers.Dense(n_concepts, activation="sigmoid")])
+
+
+_SMALL = dict(image_size=16, filters=(2,), dense_units=(4,), random_state=0)
+
+
+def _small_fingerprint(**params):
+    model = ConceptCNNClassifier(**{**_SMALL, **params})
+    X = np.zeros((4, 16, 16, 3), dtype=np.uint8)
+    model.initialize(X, ["A", "B", "A;B", "A"])
+    images, _ = model._validate_data(X)
+    return run_fingerprint(model, images, np.eye(4, 2), None, None)["parameters"]
+
+
+@pytest.mark.slow
+def test_run_fingerprint_tells_loss_functions_and_partials_apart():
+    from functools import partial
+
+    import keras
+
+    focal = keras.losses.binary_focal_crossentropy
+    assert _small_fingerprint(loss=_loss_a) != _small_fingerprint(loss=_loss_b)
+    assert _small_fingerprint(loss=_loss_a) == _small_fingerprint(loss=_loss_a)
+    assert (_small_fingerprint(loss=partial(focal, gamma=1.0))
+            != _small_fingerprint(loss=partial(focal, gamma=5.0)))
+    assert (_small_fingerprint(loss=partial(focal, gamma=1.0))
+            == _small_fingerprint(loss=partial(focal, gamma=1.0)))
+    # closures: the values they hold, and the defaults, with NumPy numbers as Python's
+    assert _small_fingerprint(loss=_scaled(1.0)) != _small_fingerprint(loss=_scaled(2.0))
+    assert _small_fingerprint(loss=_scaled(3)) == _small_fingerprint(loss=_scaled(np.int64(3)))
+    assert (_small_fingerprint(loss=_scaled(1.0, power=2))
+            != _small_fingerprint(loss=_scaled(1.0, power=3)))
+
+
+@pytest.mark.slow
+def test_run_fingerprint_tells_model_factories_apart_by_the_network_they_build():
+    relu, tanh = _network("relu"), _network("tanh")
+    assert relu.__qualname__ == tanh.__qualname__  # the name alone cannot tell them
+    assert _small_fingerprint(model=relu) != _small_fingerprint(model=tanh)
+    assert _small_fingerprint(model=relu) == _small_fingerprint(model=_network("relu"))
+
+
+class _Unidentifiable:
+    """A loss holding something the fingerprint cannot tell from another's."""
+
+    def __init__(self):
+        import threading
+
+        self.lock = threading.Lock()
+
+    def __call__(self, y_true, y_pred):
+        return _loss_a(y_true, y_pred)
+
+
+@pytest.mark.slow
+def test_a_callable_the_fingerprint_cannot_tell_apart_is_refused(tmp_path):
+    X = np.random.default_rng(0).integers(0, 255, (6, 16, 16, 3), dtype=np.uint8)
+    model = ConceptCNNClassifier(**_SMALL, epochs=1, batch_size=4, validation_fraction=None,
+                                 loss=_Unidentifiable(), checkpoint_dir=tmp_path / "ck")
+    with pytest.raises(ValueError, match=r"^checkpoint_dir: loss=.*cannot tell") as error:
+        model.fit(X, ["A", "B", "A;B", "A", "B", "A"])
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "ck").exists()
+    model.set_params(checkpoint_dir=None).fit(X, ["A", "B", "A;B", "A", "B", "A"])
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_another_loss_function_is_not_resumed(tmp_path):
+    from imageclef_concepts.files import CheckpointError
+
+    X = np.random.default_rng(0).integers(0, 255, (8, 16, 16, 3), dtype=np.uint8)
+    y = ["A", "B", "A;B", "A", "B", "A", "B", "A;B"]
+    params = dict(_SMALL, batch_size=4, validation_fraction=None, checkpoint_dir=tmp_path / "ck")
+    first = ConceptCNNClassifier(epochs=1, loss=_loss_a, **params).fit(X, y)
+    with pytest.raises(CheckpointError, match=r"what differs: parameter loss\)"):
+        ConceptCNNClassifier(epochs=2, loss=_loss_b, **params).fit(X, y)
+    # the very same function resumes the checkpoint: its first epoch is the first run's
+    again = ConceptCNNClassifier(epochs=2, loss=_loss_a, **params).fit(X, y)
+    assert again.history_["loss"][0] == first.history_["loss"][0]
+    assert len(again.history_["loss"]) == 2

@@ -1,0 +1,169 @@
+"""What tells a callable parameter, or a user's network, from another: for a checkpoint's
+fingerprint (:func:`._training_loop.run_fingerprint`).
+
+A function's name does not: two losses from one helper, or two lambdas of one module, share
+``module.qualname``. So a user's function is known by its code (bytecode, constants, the names
+it uses), its defaults, the values its closure holds and the globals it reads; a
+``functools.partial`` by its function, arguments and keywords; a callable object by its class
+and attributes; a library's function (installed, importable by its name) by that name; a Keras
+object by its config; a network by its config (:func:`network_identity`). What none of these
+tells apart raises :class:`Unidentifiable`.
+"""
+
+import dis
+import functools
+import inspect
+import json
+import sys
+import sysconfig
+import types
+
+import keras
+import numpy as np
+
+from ..files._digests import digest
+
+# Installed code (the standard library, site-packages): a function there is its name.
+_LIBRARY_FOLDERS = tuple(sorted({sysconfig.get_paths()[key] for key in
+                                 ("stdlib", "platstdlib", "purelib", "platlib")}))
+_KERAS_CONFIGURED = (keras.losses.Loss, keras.optimizers.Optimizer, keras.metrics.Metric,
+                     keras.layers.Layer, keras.initializers.Initializer,
+                     keras.regularizers.Regularizer,
+                     keras.optimizers.schedules.LearningRateSchedule)
+
+# What a class's namespace holds besides its code: Python's own bookkeeping.
+_NOT_CLASS_CODE = ("__dict__", "__weakref__", "__doc__", "_abc_impl", "__slotnames__")
+
+
+class Unidentifiable(ValueError):
+    """A value that :func:`identity` cannot tell from another of its kind."""
+
+
+def identity_digest(value):
+    """A digest of :func:`identity`: what a fingerprint keeps of a callable parameter."""
+    return digest(json.dumps(identity(value), sort_keys=True))
+
+
+def network_identity(network, factory):
+    """A digest of a user's network, by its config (the layers, their settings and shapes;
+    not the compile settings, which are parameters of their own). A network that has no
+    config (a subclassed model's) is known by the ``factory`` that built it and its weights'
+    names and shapes; a ``keras.Model`` given without config raises :class:`Unidentifiable`."""
+    try:
+        config = network.get_config()
+        return digest(type(network).__qualname__, json.dumps(config, sort_keys=True))
+    except (NotImplementedError, TypeError, ValueError):
+        if isinstance(factory, keras.Model):
+            raise Unidentifiable(f"a {type(factory).__name__} without get_config") from None
+        shapes = [[list(weight.shape), str(weight.dtype)] for weight in network.weights]
+        return digest(json.dumps([identity(factory), shapes], sort_keys=True))
+
+
+def identity(value, seen=None):
+    """``value`` as JSON-ready values that tell it from any other value of its kind."""
+    seen = set() if seen is None else seen
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):  # a NumPy number as the Python one
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [type(value).__name__, [identity(item, seen) for item in value]]
+    if isinstance(value, dict):
+        return ["dict", sorted(([identity(key, seen), identity(item, seen)]
+                                for key, item in value.items()), key=json.dumps)]
+    if isinstance(value, (set, frozenset)):
+        return ["set", sorted((identity(item, seen) for item in value), key=json.dumps)]
+    if isinstance(value, (bytes, bytearray)):
+        return ["bytes", digest(bytes(value))]
+    if isinstance(value, types.ModuleType):
+        return ["module", value.__name__]
+    if isinstance(value, _KERAS_CONFIGURED):
+        try:
+            return ["keras", json.dumps(keras.saving.serialize_keras_object(value),
+                                        sort_keys=True, default=_unidentifiable)]
+        except (NotImplementedError, TypeError) as error:  # no config of its own
+            raise Unidentifiable(f"a {type(value).__name__} without a config") from error
+    if hasattr(value, "__array__") and not callable(value):  # arrays, tensors, variables
+        array = np.ascontiguousarray(np.asarray(value))
+        if array.dtype.hasobject:  # Python objects: each by its own identity
+            return ["array", list(array.shape), identity(array.ravel().tolist(), seen)]
+        return ["array", str(array.dtype), list(array.shape), digest(array.view(np.uint8))]
+    if id(value) in seen:  # a function that calls itself, an object that holds itself
+        return ["again", _name(value)]
+    seen.add(id(value))
+    return _callable_identity(value, seen)
+
+
+def _callable_identity(value, seen):
+    if isinstance(value, np.ufunc):
+        return ["ufunc", value.__name__]
+    if isinstance(value, functools.partial):
+        return ["partial", identity(value.func, seen), identity(value.args, seen),
+                identity(value.keywords, seen)]
+    if isinstance(value, types.MethodType):
+        return ["method", identity(value.__func__, seen), identity(value.__self__, seen)]
+    if _named_by_library(value):
+        return ["named", _name(value)]
+    if isinstance(value, types.FunctionType):
+        return ["function", _name(value), _code_identity(value.__code__, seen),
+                identity(value.__defaults__, seen), identity(value.__kwdefaults__, seen),
+                [identity(_cell_value(cell), seen) for cell in value.__closure__ or ()],
+                identity(_globals_read(value), seen)]
+    if isinstance(value, type):
+        return ["class", _name(value), [identity(base, seen) for base in value.__bases__],
+                identity({key: item for key, item in vars(value).items()
+                          if key not in _NOT_CLASS_CODE}, seen)]
+    if isinstance(value, (staticmethod, classmethod, property)):
+        return [type(value).__name__, identity(value.__func__ if not isinstance(
+            value, property) else value.fget, seen)]
+    if hasattr(value, "__dict__") and not inspect.isbuiltin(value):
+        return ["object", identity(type(value), seen), identity(vars(value), seen)]
+    raise Unidentifiable(f"a {type(value).__name__}")
+
+
+def _named_by_library(value):
+    """Whether ``value`` is installed code importable by its name (that name tells it)."""
+    module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
+        return False
+    found = sys.modules.get(module)
+    code = getattr(value, "__code__", None)
+    file = code.co_filename if code is not None else getattr(found, "__file__", None)
+    if file is not None and not file.startswith(_LIBRARY_FOLDERS):
+        return False  # the user's code: it may change between runs under the same name
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found is value
+
+
+def _code_identity(code, seen):
+    constants = [_code_identity(constant, seen) if isinstance(constant, types.CodeType)
+                 else identity(constant, seen) for constant in code.co_consts]
+    return [digest(code.co_code), constants, list(code.co_names), list(code.co_varnames)]
+
+
+def _globals_read(function):
+    """The globals ``function`` (and the functions defined in it) read, by name."""
+    names, codes = set(), [function.__code__]
+    while codes:
+        code = codes.pop()
+        names.update(instruction.argval for instruction in dis.get_instructions(code)
+                     if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"))
+        codes += [constant for constant in code.co_consts if isinstance(constant, types.CodeType)]
+    return {name: function.__globals__[name]  # in order: the same on every run
+            for name in sorted(names) if name in function.__globals__}
+
+
+def _cell_value(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:  # a cell not filled yet
+        return ["empty cell"]
+
+
+def _name(value):
+    return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', '?')}"
+
+
+def _unidentifiable(value):
+    raise Unidentifiable(f"a {type(value).__name__}")
