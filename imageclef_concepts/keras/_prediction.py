@@ -130,9 +130,9 @@ def check_network_memory(estimator, network, n_images=None, *, training=True):
 
 
 # The layer outputs' worth a network holds at once when predicting: measured (peak RSS over
-# the process before, embed of mobilenetv3small and densenet121 at 1000 to 3000 px, batch
-# sizes 2 to 8) at 3.3 to 4.2 times its largest layer output and its input batch together
-# (the first convolution's output, its normalisation's, its activation's temporaries).
+# the process before, embed of mobilenetv3small, densenet121, resnet50 and efficientnetb0 at
+# 1000 to 3000 px, batch sizes 2 to 8) at 3.3 to 4.2 times its largest layer output and its
+# input batch together (a convolution's output, its normalisation's, its activation's work).
 LIVE_OUTPUTS = 4
 
 
