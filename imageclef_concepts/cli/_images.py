@@ -47,6 +47,7 @@ def _run_prepare(args):
     from ..images._store import check_room_for_files
 
     check_image_size(args.image_size, name="--image-size")  # before the store is made
+    check_store_outside_inputs(args, "--store")
     if not args.images.is_dir():
         raise UserError(f"image folder not found: {args.images}")
     files = image_files_by_id(args.images)
@@ -138,6 +139,22 @@ def add_image_store_option(parser):
                         help="an image store (see the prepare subcommand): images it holds at "
                              "the model's size are read from it, the others decoded and added "
                              "(default: decode every image)")
+
+
+def check_store_outside_inputs(args, flag):
+    """Refuse (one line), before it is made, the store ``flag`` names inside a folder of
+    images the command reads (``--images``, ``--validation-images``): the user's dataset
+    would gain the library's files without a word (the check recipe-2026 makes)."""
+    from ..files._atomic import check_outside
+
+    store = getattr(args, flag.lstrip("-").replace("-", "_"))
+    inputs = [(f"--{name.replace('_', '-')}", getattr(args, name, None))
+              for name in ("images", "validation_images")]
+    try:
+        if store is not None:
+            check_outside(store, inputs, flag)
+    except ValueError as error:
+        raise UserError(str(error)) from None
 
 
 def open_image_store(folder, written=()):

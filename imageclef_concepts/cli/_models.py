@@ -21,7 +21,12 @@ from ._arguments import (
     probability,
     say_unless_quiet,
 )
-from ._images import add_image_store_option, open_image_store, removed_unless_filled
+from ._images import (
+    add_image_store_option,
+    check_store_outside_inputs,
+    open_image_store,
+    removed_unless_filled,
+)
 from ._train_checks import (
     check_card,
     check_distinct_validation,
@@ -122,6 +127,7 @@ def add_train(commands):
 
 def _run_train(args):
     _check_model_suffix(args.output)
+    check_store_outside_inputs(args, "--image-store")
     check_memory(args)
     if (args.validation_images is None) != (args.validation_concepts is None):
         raise UserError("give both --validation-images and --validation-concepts, or neither.")
@@ -264,6 +270,7 @@ def _run_predict(args):
 
     if not args.images.is_dir():
         raise UserError(f"image folder not found: {args.images}")
+    check_store_outside_inputs(args, "--image-store")
     check_output(args.output, inputs=[args.model, args.images], flag="--output")
     if args.edition and args.format and args.edition != args.format:
         raise UserError(f"--edition {args.edition} and --format {args.format} disagree; "

@@ -117,12 +117,14 @@ class FoundationEncoder(EmbedderMixin, BaseEstimator):
         if isinstance(X, Sized):  # a batch in memory: checked before the network is loaded
             rows = min(size, len(X))
             # Two batches of decoded pixels (one decoded ahead), three float32 copies of
-            # the crops (scaled, normalised, channels first) and the vectors.
+            # the crops (scaled, normalised, channels first), the vectors, and what the
+            # network holds at once (review 18 F8: it was not counted, 9 times the rest).
             check_allocation(rows * (2 * 3 * preset.resize**2 + 3 * 12 * preset.crop**2
-                                     + 4 * preset.n_features),
+                                     + 4 * preset.n_features + preset.activation_bytes()),
                              setting("batch_size", self.batch_size),
-                             f"preparing a batch of {rows} images for {self.model}",
-                             "choose a smaller batch_size")
+                             f"running a batch of {rows} images through {self.model} (the pixels, "
+                             "their float32 input and, for a ViT, its attention scores "
+                             "and hidden layers)", "choose a smaller batch_size")
         runner = self._network()
         images = as_image_source(X, preset.resize, preset.resample,
                                  image_store=self.image_store)

@@ -38,6 +38,17 @@ class Preset:
     architecture: dict = field(default_factory=dict)  # the random-weight build; {} for none
     checkpoint: str = ""  # the PyTorch checkpoint read besides ONNX ("open_clip"), if any
 
+    def activation_bytes(self):
+        """The bytes the image tower holds at once for one image, 0 when its architecture is
+        not described (ConvNeXt): two attention scores (the scores and their softmax) and
+        seven tensors of the MLP's hidden width. Measured (peak RSS, random weights, ONNX
+        Runtime): 17.5 MB an image for vit-b16 (20.7 counted), 216 MB for rad-dino (298)."""
+        if not self.architecture:
+            return 0
+        vit = self.architecture
+        tokens = (self.crop // vit["patch"]) ** 2 + 1  # the patches and the class token
+        return 4 * tokens * (2 * vit["heads"] * tokens + 7 * 4 * vit["width"])
+
     def preprocessing(self):
         """What the identity of an encoder records of the input pipeline."""
         described = asdict(self)

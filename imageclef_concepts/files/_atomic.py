@@ -20,6 +20,7 @@ import os
 import stat
 import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class NotARegularFileError(OSError):
@@ -248,6 +249,22 @@ def check_not_an_input(path, inputs, what="output"):
             if same:
                 raise ValueError(f"{what} {os.fspath(path)} is also an input ({file}); it "
                                  "would be overwritten.")
+
+
+def check_outside(folder, inputs, what):
+    """Refuse, before anything is made there, a ``folder`` to write (a store, a run's output)
+    that is one of the ``inputs`` folders or inside one (``ValueError``): the user's data
+    would gain the library's files without a word, and be read as data.
+
+    ``inputs`` are ``(name, folder)`` pairs (a None folder is skipped), compared with
+    ``..`` and links resolved; ``what`` names ``folder`` in the message.
+    """
+    place = Path(folder).resolve()
+    for name, given in inputs:
+        if given is not None and (place == Path(given).resolve()
+                                  or Path(given).resolve() in place.parents):
+            raise ValueError(f"{what} {os.fspath(folder)} is inside {name} {os.fspath(given)}: "
+                             "name a folder outside it.")
 
 
 def _current_umask():

@@ -110,11 +110,10 @@ def check_memory(estimator, n_images=None, *, training=True, names=None):
     of ``batch_size`` images (``n_images`` when fewer) as the network takes it: the uint8 batch
     and its float32 input, and for the paper's network the outputs of its convolution blocks
     and hidden layers (kept for the gradients when training) and its weights (with their
-    gradients and Adam's two moments when training). A lower bound: what it refuses cannot fit
-    (:func:`~imageclef_concepts.images._sources.check_allocation`); a backbone or the user's
-    network needs more than its input batch. ``estimator``: a ConceptCNNClassifier or a
-    BackboneEmbedding; ``training``: False for prediction; ``names``: the command line's flags
-    for the parameters (``image_size``...), named in errors."""
+    gradients and Adam's two moments when training). A lower bound, before a network is built:
+    :func:`._prediction.check_network_memory` counts a built one's layers. ``estimator``: a
+    ConceptCNNClassifier or a BackboneEmbedding; ``training``: False for prediction;
+    ``names``: the command line's flags for the parameters, named in errors."""
     names = {name: (names or {}).get(name, name) for name in _SIZING}
     size = estimator.image_size
     check_image_size(size, name=names["image_size"])
@@ -133,19 +132,16 @@ def check_memory(estimator, n_images=None, *, training=True, names=None):
     culprits = culprits or [name for name in shape if _larger(shape[name], defaults[name])]
     culprits = culprits or list(shape)
     shown = [setting(names[name], shape[name]) for name in culprits]
-    check_allocation(need, " and ".join(shown),
-                     f"{'training' if training else 'running'} the network on a batch of "
-                     f"{batch} image(s) ({what})",
+    doing = "training the network on" if paper else "holding the input of"
+    check_allocation(need, " and ".join(shown), f"{doing} a batch of {batch} image(s) ({what})",
                      f"choose a smaller {' or '.join(names[name] for name in culprits)}")
 
 
 # What sizes the memory of a batch through the network, in the order named.
 _SIZING = ("batch_size", "image_size", "filters", "dense_units", "kernel_size")
-_PAPER_DEFAULTS = {"image_size": paper_constants.IMAGE_SIZE,
-                  "batch_size": paper_constants.BATCH_SIZE,
-                  "filters": tuple(paper_constants.FILTERS),
-                  "dense_units": tuple(paper_constants.DENSE_UNITS),
-                  "kernel_size": paper_constants.KERNEL_SIZE}
+_PAPER_DEFAULTS = {name: getattr(paper_constants, name.upper()) for name in _SIZING}
+_PAPER_DEFAULTS.update(filters=tuple(_PAPER_DEFAULTS["filters"]),
+                       dense_units=tuple(_PAPER_DEFAULTS["dense_units"]))
 
 
 def _check_sizes_are_numbers(estimator):  # "array-like" lets any list through
@@ -168,10 +164,9 @@ def _within(shape, n_images, padding, limit):
 def _memory_needed(shape, n_images, padding):
     """(bytes, what takes them, images in the batch) for ``shape``: image_size, batch_size and,
     for the paper's network in training (``padding`` not None), its other sizing parameters."""
-    # Python integers: NumPy's (a grid's np.arange) would overflow and pass the check.
-    size, batch_size = int(shape["image_size"]), int(shape["batch_size"])
+    size, batch_size = int(shape["image_size"]), int(shape["batch_size"])  # not NumPy's
     batch = batch_size if n_images is None else max(1, min(batch_size, int(n_images)))
-    need = batch * size * size * 3 * (1 + 4)
+    need = batch_input_bytes(batch, size)
     if padding is None:
         return need, "the uint8 batch and its float32 input", batch
     # The paper's network is counted from its parameters before training only,
@@ -182,6 +177,11 @@ def _memory_needed(shape, n_images, padding):
     need += 4 * (batch * outputs * 2 + weights * 4)
     return need, ("the images, the layers' outputs and the weights, with their gradients "
                   "and Adam's moments"), batch
+
+
+def batch_input_bytes(batch, image_size):  # Python integers: NumPy's would overflow
+    """The uint8 batch of ``batch`` images and its float32 input, in bytes."""
+    return int(batch) * int(image_size) ** 2 * 3 * (1 + 4)
 
 
 def _paper_network_numbers(image_size, filters, kernel_size, padding, dense_units):

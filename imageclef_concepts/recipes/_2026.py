@@ -35,13 +35,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..files._atomic import checked_file_name, write_atomically
+from ..files._atomic import check_outside, checked_file_name, write_atomically
 from ..models._persistence import jsonable
 from ..utils._interrupts import noticing_interrupts, raise_if_interrupted
 from ._2026_checks import (
     check_layout,
     check_members,
-    check_outside,
     check_recipe_fields,
     check_store_place,
     check_store_room,
@@ -248,7 +247,7 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     check_tuning_settings(recipe, members)  # thresholds, count_coverage: as the tuners will
     retrieval = retrieval_template(recipe, output_dir)  # an unknown encoder named first
     if not dry_run:
-        check_outside(output_dir, data_dir)
+        check_outside(output_dir, [("the data folder", data_dir)], "output")
         # the inputs, before anything is written
         check_layout(find_imageclef_layout(data_dir), recipe.count_coverage)
     # A user's store outside the output, refused (their files, a file, no room for the

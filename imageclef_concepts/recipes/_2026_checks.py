@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files._atomic import check_outside
+
 # The random_state of the recipe's count-model tuning (its folds), checked here first.
 TUNING_SEED = 0
 
@@ -168,21 +170,12 @@ def check_training_size(members, n_images, concepts_file):
                          f"{needed} training images or more.")
 
 
-def check_outside(output_dir, data_dir):
-    """Refuse an output folder inside the data folder (it would be read as data)."""
-    output, data = Path(output_dir).resolve(), Path(data_dir).resolve()
-    if output == data or data in output.parents:
-        raise ValueError(f"output {output_dir} is inside the data folder {data_dir}: name a "
-                         "folder outside it.")
-
-
 def check_store_place(store, output_dir, data_dir):
     """Refuse a user's image store that is the output folder (claimed for the run's own
     files) or inside it elsewhere than at its own store (``image-store``: a store at
     ``run.csv`` or in ``members`` trained every member, then failed writing there), or
     inside the data folder (it would write among the data, beside the images)."""
-    place, data = Path(store).resolve(), Path(data_dir).resolve()
-    output = Path(output_dir).resolve()
+    place, output = Path(store).resolve(), Path(output_dir).resolve()
     if place == output:
         raise ValueError(f"image store {store} is the output folder: name a folder outside it "
                          "(or none: the run keeps its own in the output folder).")
@@ -190,9 +183,7 @@ def check_store_place(store, output_dir, data_dir):
         raise ValueError(f"image store {store} is inside the output folder, among the run's "
                          "own files: name a folder outside it (or none: the run keeps its "
                          "own in the output folder, image-store).")
-    if place == data or data in place.parents:
-        raise ValueError(f"image store {store} is inside the data folder {data_dir}: name a "
-                         "folder outside it.")
+    check_outside(store, [("the data folder", data_dir)], "image store")
 
 
 def check_layout(layout, count_coverage=()):

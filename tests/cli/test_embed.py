@@ -48,15 +48,23 @@ def test_a_store_that_is_not_the_librarys_is_refused_naming_it(images, tmp_path,
     before = sorted(os.listdir(images))
     assert _embed(images, store) == 2
     error = capsys.readouterr().err
-    assert f"embedding store {os.path.abspath(store)}" in error and "Traceback" not in error
+    named = (f"--store {store} is inside --images" if hostile == "images"  # before it opens
+             else f"embedding store {os.path.abspath(store)}")
+    assert named in error and "Traceback" not in error
     assert sorted(os.listdir(images)) == before
 
 
 def test_a_store_inside_the_images_folder_and_dot(images, tmp_path, capsys, monkeypatch):
-    assert _embed(images, images / "store") == 0
+    # Review 18 F7: a store inside --images was made and filled there without a word
+    # (recipe-2026 refused one inside its data folder already); refused before it is made.
+    before = sorted(os.listdir(images))
+    assert _embed(images, images / "store") == 2
+    assert f"--store {images / 'store'} is inside --images {images}: name a folder outside " \
+           "it" in capsys.readouterr().err
     monkeypatch.chdir(images)
     assert _embed(images, ".") == 2  # the images' folder itself
-    assert "not an embedding store" in capsys.readouterr().err
+    assert f"--store . is inside --images {images}" in capsys.readouterr().err
+    assert sorted(os.listdir(images)) == before
 
 
 @pytest.mark.parametrize("argument, message", [

@@ -1,5 +1,6 @@
 """The prepare subcommand: sizes beyond the disk refused in one line before any decoding."""
 
+import os
 import shutil
 from collections import namedtuple
 
@@ -82,3 +83,16 @@ def test_a_store_prepare_made_is_removed_while_it_holds_nothing(tmp_path, capsys
                  "--image-size", "20000", "--quiet"]) == 2
     assert (tmp_path / "new" / "8px-bilinear").is_dir()  # kept: it holds images
     capsys.readouterr()
+
+
+def test_prepare_refuses_a_store_inside_the_images_folder_before_making_it(tmp_path, capsys):
+    # Review 18 F7: prepare made and filled a store inside --images without a word (the
+    # user's dataset folder gained the library's files); recipe-2026 refused it already.
+    images = _two_images(tmp_path)
+    code = main(["prepare", "--images", str(images), "--store", str(images / "store.jpg"),
+                 "--image-size", "8", "--quiet"])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1
+    assert f"--store {images / 'store.jpg'} is inside --images {images}: name a folder " \
+           "outside it" in error
+    assert sorted(os.listdir(images)) == ["0.png", "1.png"]

@@ -1,5 +1,6 @@
 """The command line's model subcommands: train, predict and info."""
 
+import os
 import re
 
 import pytest
@@ -517,3 +518,34 @@ def test_a_card_train_wrote_before_is_replaced(tmp_path):
     assert card.read_text().startswith(CARD_TITLE)
     check_card(card, tmp_path / "model.keras")  # the library's own: replaced by the rerun
     check_card(tmp_path / "none.card.md", tmp_path / "none.keras")  # nothing there
+
+
+@pytest.mark.parametrize("command, inside", [("train", "images"),
+                                             ("train", "validation-images"),
+                                             ("predict", "images")])
+def test_an_image_store_inside_an_images_folder_is_refused_before_anything(
+        tmp_path, dataset, capsys, command, inside):
+    # Review 18 F7: train and predict made and filled an --image-store inside --images
+    # without a word (recipe-2026 refused one inside its data folder already).
+    folder, _, _ = dataset
+    folders = {"images": folder / "train" / "images",
+               "validation-images": folder / "valid" / "images"}
+    store = folders[inside] / "store"
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"not read: refused before")
+    argv = (["train", "--images", str(folders["images"]), "--concepts",
+             str(folder / "train" / "concepts.tsv"), "--output", str(tmp_path / "new.keras"),
+             "--validation-images", str(folders["validation-images"]), "--validation-concepts",
+             str(folder / "valid" / "concepts.tsv"), "--image-size", "16", "--epochs", "1",
+             "--filters", "2", "--dense-units", "4", "--batch-size", "4"]
+            if command == "train" else
+            ["predict", "--model", str(model), "--images", str(folders["images"]),
+             "--output", str(tmp_path / "run.tsv")])
+    before = sorted(os.listdir(folders[inside]))
+    assert main([*argv, "--image-store", str(store), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert f"--image-store {store} is inside --{inside} {folders[inside]}: name a folder " \
+           "outside it" in error
+    assert sorted(os.listdir(folders[inside])) == before
+    assert not (tmp_path / "new.keras").exists()

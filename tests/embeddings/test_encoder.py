@@ -298,3 +298,19 @@ def test_a_small_numpy_integer_batch_size_embeds_as_its_int(vit_file):
     vectors = FoundationEncoder("tiny", vit_file, batch_size=np.uint8(2)).embed(IMAGES)
     np.testing.assert_array_equal(vectors, FoundationEncoder("tiny", vit_file,
                                                              batch_size=2).embed(IMAGES))
+
+
+def test_a_batch_whose_attention_exceeds_memory_is_refused_before_the_network(monkeypatch):
+    # Review 18 F8: the batch check counted the pixels and their float32 copies only, while
+    # the image tower holds about 9 times more (rad-dino: 216 MB an image measured, 11 MB
+    # counted), so batch sizes needing several times the memory were accepted.
+    from imageclef_concepts.files import _sizes
+
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 2**30)  # the old count: 90 MB
+    encoder = FoundationEncoder("rad-dino", weights="random", batch_size=8)
+    monkeypatch.setattr(encoder, "_network", lambda: pytest.fail("built before the check"))
+    with pytest.raises(ValueError, match=r"^batch_size=8: running a batch of 8 images through "
+                                         r"rad-dino \(the pixels, their float32 input and, for "
+                                         r"a ViT, its attention scores and hidden layers\) "
+                                         r"takes 2.3 GiB"):
+        encoder.embed(np.zeros((8, 8, 8, 3), np.uint8))

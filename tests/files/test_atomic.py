@@ -1,6 +1,7 @@
 """Files written atomically keep what a plain open() would: the mode, a link's target."""
 
 import os
+import re
 import stat
 
 import pytest
@@ -220,3 +221,18 @@ def test_content_digest_reads_a_files_bytes_or_their_beginning_and_never_a_pipe(
     assert content_digest(tmp_path / "pipe.jpg") is None
     assert content_digest(tmp_path / "pipe.jpg", 4) is None
     assert content_digest(tmp_path / "nothing.jpg") is None
+
+
+def test_check_outside_refuses_a_folder_in_an_input_by_any_name(tmp_path):
+    # Review 18 F7: one check for every store and output against the folders read (the CLI's
+    # --images, recipe-2026's data folder), links and ".." resolved.
+    from imageclef_concepts.files._atomic import check_outside
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    inputs = [("--images", None), ("--validation-images", tmp_path / "data")]
+    for folder in (tmp_path / "data", tmp_path / "link" / "s", tmp_path / "x" / ".." / "data"):
+        with pytest.raises(ValueError, match=rf"^--store {re.escape(str(folder))} is inside "
+                                             r"--validation-images .*data: name a folder"):
+            check_outside(folder, inputs, "--store")
+    check_outside(tmp_path / "data2", inputs, "--store")  # beside it: fine

@@ -255,7 +255,7 @@ def test_numpy_integer_sizes_are_checked_without_overflowing(integer):
     # the paper's blocks at np.int32 filters, overflowed and passed the check.
     from imageclef_concepts.keras._architecture import check_memory
 
-    with pytest.raises(ValueError, match=r"^batch_size=.*: training the network"):
+    with pytest.raises(ValueError, match=r"^batch_size=.*: holding the input of a batch"):
         check_memory(ConceptCNNClassifier(image_size=integer(4096), batch_size=integer(2**20),
                                           backbone="resnet50"))
     with pytest.raises(ValueError, match="filters=.* training the network"):

@@ -155,7 +155,7 @@ def test_a_backbone_too_large_for_memory_is_refused_before_embedding(monkeypatch
     monkeypatch.setattr(_sizes, "memory_limit", lambda: 20_000)  # one 32 px image: 7 KiB
     embedding = BackboneEmbedding("efficientnetb0", image_size=32, weights=None)
     with pytest.raises(ValueError, match=r"^image_size=32: running the network on a batch "
-                                         r"of 1 image\(s\) \(its layers' largest output\)"):
+                                         r"of 1 image\(s\) \(its input batch"):
         embedding.fit_transform(np.zeros((1, 32, 32, 3), dtype=np.uint8))
 
 

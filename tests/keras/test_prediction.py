@@ -1,6 +1,7 @@
 """What a fitted network computes is checked against this machine's memory before any image."""
 
 import keras
+import numpy as np
 import pytest
 
 
@@ -15,17 +16,21 @@ def test_a_network_whose_activations_exceed_memory_is_refused_before_any_image(m
     inner = keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Conv2D(8, 3, padding="same")])
     network = keras.Sequential([keras.Input((64, 64, 3)), inner, keras.layers.Flatten()])
     estimator = SimpleNamespace(image_size=64, batch_size=4)
-    # The convolution inside outputs 64 x 64 x 8 float32 values an image: 128 KiB.
-    monkeypatch.setattr(_sizes, "memory_limit", lambda: 300_000)
+    # The convolution inside outputs 64 x 64 x 8 float32 values an image: 128 KiB; the
+    # input batch is 64 x 64 x 3 x 5 bytes an image (uint8 and float32): 60 KiB.
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 1_200_000)
     with pytest.raises(ValueError, match=r"^image_size=64 and batch_size=4: running the "
-                                         r"network on a batch of 4 image\(s\) \(its layers' "
-                                         r"largest output\) takes 512.0 KiB"):
+                                         r"network on a batch of 4 image\(s\) \(its input "
+                                         r"batch, uint8 and float32, and 4 times its largest "
+                                         r"layer output, live at once\) takes 2.2 MiB"):
         check_network_memory(estimator, network, training=False)
-    check_network_memory(estimator, network, n_images=2, training=False)  # 256 KiB: fits
+    check_network_memory(estimator, network, n_images=2, training=False)  # 1.1 MiB: fits
+    check_network_memory(estimator, network, n_images=2)  # 632 KiB: fits
     with pytest.raises(ValueError, match=r"^image_size=64 and batch_size=4: training the "
-                                         r"network on a batch of 2 image\(s\) \(its layers' "
-                                         r"outputs, kept for the gradients\) takes 512.0 KiB"):
-        check_network_memory(estimator, network, n_images=2)  # the conv's and Flatten's
+                                         r"network on a batch of 4 image\(s\) \(its input "
+                                         r"batch, uint8 and float32, and its layers' outputs, "
+                                         r"kept for the gradients\) takes 1.2 MiB"):
+        check_network_memory(estimator, network)  # the conv's and Flatten's
 
 
 @pytest.mark.parametrize("inner", ["attention", "pipeline", "spectrogram"])
@@ -105,3 +110,25 @@ def test_a_network_is_traced_once_however_often_it_is_checked(monkeypatch):
         _prediction.check_network_memory(estimator, checked)
     assert traced == [network, other]
     assert _prediction.largest_computed(network) == 64 * 64 * 4  # its scores, float32
+
+
+def test_embedding_counts_the_layer_outputs_live_at_once_beside_its_input_batch(monkeypatch):
+    # Review 18 F8: embed counted the input batch, or the largest layer output alone, while a
+    # layer's inputs, output and work live at once: mobilenetv3small peaked at 4.1 to 4.7
+    # times its largest output (1000 to 3000 px), so --image-size 9000 --batch-size 8 was
+    # accepted at 9 GiB and needed about 45 GB. A limit above either count alone, below
+    # their sum with four largest outputs, is refused now; the message says what it counts.
+    from imageclef_concepts import BackboneEmbedding
+    from imageclef_concepts.files import _sizes
+    from imageclef_concepts.keras._prediction import _activation_values
+
+    embedding = BackboneEmbedding("mobilenetv3small", image_size=64, weights=None, batch_size=2)
+    largest = 2 * max(_activation_values(embedding._network()))
+    inputs = 2 * 64 * 64 * 3 * 5  # the uint8 batch and its float32 input
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 2 * max(largest, inputs))
+    with pytest.raises(ValueError, match=r"^image_size=64 and batch_size=2: running the network "
+                                         r"on a batch of 2 image\(s\) \(its input batch, uint8 "
+                                         r"and float32, and 4 times its largest layer output"):
+        embedding.embed(np.zeros((2, 64, 64, 3), np.uint8))
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: inputs + 4 * largest)
+    assert embedding.embed(np.zeros((2, 64, 64, 3), np.uint8)).shape[0] == 2
