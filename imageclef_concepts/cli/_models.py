@@ -381,6 +381,7 @@ def add_info(commands):
 def _run_info(args):
     from ..files._atomic import check_regular_file
     from ..models._card import check_record, is_archive_record, model_card
+    from ..models._keras_members import check_keras_zip
     from ..models._zip import read_model_record
 
     check_regular_file(args.model, "model file")
@@ -394,8 +395,9 @@ def _run_info(args):
         check_description(record["estimator"], None, f"{args.model}: the archive's estimator",
                           load=False)  # a card imports no class: no TensorFlow for a CNN
         _attach_network_records(args.model, record)
-    else:
+    else:  # a card only of what load reads: the same checks, no TensorFlow
         check_record(record, args.model)
+        check_keras_zip(args.model)
     print(model_card(record, name=args.model.name), end="")
     return 0
 
@@ -426,6 +428,7 @@ def _attach_records(path, archive, sizes, description):
     import io
 
     from ..models._card import check_record
+    from ..models._keras_members import check_keras_zip
     from ..models._zip import read_model_record
 
     if description["class"] == "ConceptCNNClassifier":
@@ -436,7 +439,8 @@ def _attach_records(path, archive, sizes, description):
         shown = f"{path} ({name})"
         with archive.nested():  # its members within what the archive has left
             description["record"] = read_model_record(io.BytesIO(data), shown_as=shown)
-        check_record(description["record"], shown)
+            check_record(description["record"], shown)
+            check_keras_zip(io.BytesIO(data), shown)  # as load checks it
     for inner in [description.get("embedding")] + [m[1] for m in description.get("members", [])]:
         if isinstance(inner, dict):
             _attach_records(path, archive, sizes, inner)

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING
 import keras
 from sklearn.utils.validation import check_is_fitted
 
-from ..files._atomic import open_regular_file, replaced_atomically
+from ..files._atomic import replaced_atomically
 from ..files._checkpoints import CheckpointError, remove_checkpoint
+from ..models._archive import archive_holds
 from ..models._card import (
     METADATA_ENTRY,
     ModelFileError,
@@ -33,8 +34,14 @@ from ..models._card import (
     model_card,
 )
 from ..models._decision import DecisionRule
-from ..models._persistence import estimator_from_params, jsonable, model_file_errors
-from ..models._zip import ModelZip, read_model_record
+from ..models._keras_members import KERAS_MEMBERS, check_keras_zip
+from ..models._persistence import (
+    estimator_from_params,
+    jsonable,
+    load_estimator,
+    model_file_errors,
+)
+from ..models._zip import read_model_record
 from ._adapter import KerasTargets
 from ._export import export_network
 from ._network import check_stored_variables, keras_objects_in_bounds
@@ -46,11 +53,6 @@ if TYPE_CHECKING:  # names for annotations only
 
 # Version of what save() writes beside the network; load() refuses newer ones.
 FILE_FORMAT = 2
-# What a .keras model file holds: Keras' own three members (the weights as .h5, as the library
-# writes them; Keras reads .npz weights' members inflated, as lists) and the library's record.
-# Keras would also write a layer's files under assets/ (none of the library's networks has any)
-# and extract the whole file to read them: a file holding anything else is refused unread.
-KERAS_MEMBERS = frozenset({"metadata.json", "config.json", "model.weights.h5", METADATA_ENTRY})
 
 
 class ModelFileMixin:
@@ -183,13 +185,16 @@ class ModelFileMixin:
 
     @classmethod
     def load(cls, path: PathLike) -> Self:
-        """Load a model written by :meth:`save`.
+        """Load a model written by :meth:`save`, or the library's ``.zip`` archive of one.
 
-        Only Keras' safe mode is used: nothing in the file is unpickled.
+        Only Keras' safe mode is used: nothing in the file is unpickled. The archive is what
+        ``imageclef-concepts train --output model.zip`` writes: its network is read as a
+        ``.keras`` file is.
 
         Parameters
         ----------
         path : str or path-like
+            A ``.keras`` file, or an archive holding a ConceptCNNClassifier.
 
         Returns
         -------
@@ -205,7 +210,11 @@ class ModelFileMixin:
             Parameters unknown to this version (a newer one wrote the file) are dropped with a
             warning naming them.
         """
-        return read_keras_file(os.fsdecode(path), cls)  # bytes: a name that is not UTF-8
+        path = os.fsdecode(path)  # bytes: a name that is not UTF-8
+        record = read_model_record(path)
+        if is_archive_record(record) and archive_holds(record, cls):  # train --output m.zip
+            return load_estimator(path, cls, manifest=record)
+        return read_keras_file(path, cls, record=record)  # another's archive: named there
 
     def _to_archive(self, writer):  # inside an archive (an ensemble's), its own .keras file
         return {"keras_file": writer.file("model.keras", self.save)}
@@ -227,15 +236,16 @@ class ModelFileMixin:
                 check_network(self.model_, self.image_size, len(self.classes_))
 
 
-def read_keras_file(path, cls, *, shown_as=None):
+def read_keras_file(path, cls, *, shown_as=None, record=None):
     """An estimator of class ``cls`` from a ``.keras`` file, checked like a fit's input.
 
     The record's structure (:func:`~imageclef_concepts.models._card.check_record`), every parameter
     (the estimator's ``_validate_params``, unknown ones dropped with a warning), and the network
     against the record: its input size and one output per concept. Anything wrong is one
-    :class:`~imageclef_concepts.ModelFileError` naming the file (``shown_as`` in an archive)."""
+    :class:`~imageclef_concepts.ModelFileError` naming the file (``shown_as`` in an archive).
+    ``record`` is the file's record, when the caller has read it."""
     shown = path if shown_as is None else shown_as
-    metadata = read_metadata(path, shown)  # an archive of another kind is named here
+    metadata = read_metadata(path, shown, record)  # an archive of another kind is named here
     check_keras_members(path, shown)  # before Keras extracts anything
     with model_file_errors(shown):
         estimator = estimator_from_params(cls, loaded_params(metadata["params"]), shown)
@@ -255,27 +265,14 @@ def read_keras_file(path, cls, *, shown_as=None):
 
 
 def check_keras_members(path, shown=None):
-    """Refuse, before anything is inflated, a ``.keras`` file holding other members than
-    :data:`KERAS_MEMBERS`, members declaring more than its budget (``ModelZip``), JSON
-    members (Keras parses them whole) of too many values (``check_json_members``), compressed
-    weights (``check_hdf5_member``) or fewer than its variables (``check_stored_variables``).
-
-    Keras reads the file through ``zipfile``, which inflates no member past the size the zip
-    directory declares: the directory checked here bounds what loading it inflates."""
+    """Refuse, before Keras reads anything, a ``.keras`` file that ``info`` would refuse
+    (:func:`~imageclef_concepts.models._keras_members.check_keras_zip`: its members) or
+    whose ``config.json`` declares more variables than its weights hold
+    (``check_stored_variables``, which builds the network in Keras' stateless scope)."""
     shown = path if shown is None else shown
-    try:
-        with open_regular_file(path, "model file") as handle, \
-                ModelZip(handle, shown, allowed=KERAS_MEMBERS.__contains__,
-                         kind="a .keras model file") as archive:
-            archive.check_json_members(("metadata.json", "config.json"))  # Keras parses
-            archive.check_hdf5_member("model.weights.h5")  # Keras reads its datasets whole
-            if "config.json" in archive:  # what building it allocates, before Keras does
-                check_stored_variables(archive.read("config.json"), sum(
-                    size for name, size in archive.sizes().items()
-                    if name.startswith("model.weights.")), shown)
-    except zipfile.BadZipFile:
-        raise ModelFileError(f"{shown} is not a .keras model file (not a zip file: empty, "
-                             "truncated or another kind of file).") from None
+    config, stored = check_keras_zip(path, shown)
+    if config is not None:  # what building it allocates, before Keras does
+        check_stored_variables(config, stored, shown)
 
 
 def write_network(network, path):
@@ -311,15 +308,16 @@ def check_network(network, image_size, n_concepts):
                              f"record names {n_concepts} concepts")
 
 
-def read_metadata(path, shown=None):
-    """The JSON record of a file written by ``save``, its structure checked.
+def read_metadata(path, shown=None, record=None):
+    """The JSON record of a file written by ``save`` (``record``, when already read), its
+    structure checked.
 
     A format-1 record (classes and counts at the top, library 0.1.0) is
     read into today's form; a newer format than :data:`FILE_FORMAT` is refused.
     """
     shown = path if shown is None else shown
     try:
-        metadata = read_model_record(path)
+        metadata = read_model_record(path) if record is None else record
     except ModelFileError as error:
         raise ModelFileError(str(error).replace(str(path), str(shown))) from None
     version = metadata.get("format", 1)

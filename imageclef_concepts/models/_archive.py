@@ -181,8 +181,9 @@ class ArchiveReader:
 
     def array(self, name, kinds, ndim, what):
         """The ``.npy`` entry ``name``: an ``ndim``-d array whose dtype kind is in ``kinds``."""
+        data = self.entries[name]  # a damaged or oversized entry is named as such
         try:
-            array = np.load(io.BytesIO(self.entries[name]), allow_pickle=False)
+            array = np.load(io.BytesIO(data), allow_pickle=False)
         except (ValueError, OSError, EOFError, MemoryError) as error:  # a shape stated past
             # this machine's memory: NumPy allocates it before finding the data missing
             raise ModelFileError(f"{what} ({name}) is not a NumPy array file ({error})") from None
@@ -253,7 +254,7 @@ def archive_class(name, module=None, where="the archive's estimator", load=True)
     if not load and name in ESTIMATORS and own:
         return None  # the library's own class, by name: not imported (TensorFlow for a CNN)
     public = public_object(name) if name in ESTIMATORS and load else None
-    candidates = [cls for cls in _subclasses(ConceptClassifierMixin)
+    candidates = [cls for cls in subclasses(ConceptClassifierMixin)
                   if cls.__name__ == name and callable(getattr(cls, "_from_archive", None))]
     if module is None:  # a description without its module: the public class settles it
         chosen = [cls for cls in candidates if cls is public] or candidates
@@ -282,7 +283,15 @@ def archive_class(name, module=None, where="the archive's estimator", load=True)
                          + ": not a concept estimator that saves itself")
 
 
-def _subclasses(root):
+def archive_holds(manifest, cls):
+    """Whether the archive's ``manifest`` names ``cls`` (or a subclass) as its estimator."""
+    named = manifest["estimator"].get("class") if isinstance(manifest["estimator"], dict) \
+        else None
+    return named in {kind.__name__ for kind in (cls, *subclasses(cls))}
+
+
+def subclasses(root):
+    """Every subclass of ``root``, however deep."""
     found, stack = [], [root]
     while stack:
         for subclass in stack.pop().__subclasses__():
@@ -296,8 +305,8 @@ def check_manifest(path, manifest, archive):
     if "estimator" not in manifest and "params" in manifest:
         rename = "" if str(path).lower().endswith(".keras") else "give it its .keras name and "
         raise ModelFileError(f"{path} is a ConceptCNNClassifier's .keras file, not an archive: "
-                             f"{rename}load it with ConceptCNNClassifier.load (load_model and "
-                             "predict read both).")
+                             f"{rename}load it with ConceptCNNClassifier.load (predict reads "
+                             "both).")
     format_ = manifest.get("format", 0)
     if not isinstance(format_, int) or isinstance(format_, bool):
         raise ModelFileError(f"{path}: the archive's format is {format_!r}, not a number.")

@@ -126,8 +126,7 @@ def check_record(record, path):
             record["estimator"], dict) else "an estimator"
         rename = "" if str(path).lower().endswith(".zip") else "give it its .zip name and "
         raise ModelFileError(f"{path} is the .zip archive of a {kind}, not a .keras model "
-                             f"file: {rename}load it with {kind}.load (load_model and predict "
-                             "read both).")
+                             f"file: {rename}load it with {kind}.load (predict reads both).")
     try:
         expect(record, "format", (Integral,), "the record", required=False)
         params = expect(record, "params", (dict,), "the record")

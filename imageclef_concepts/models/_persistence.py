@@ -108,11 +108,7 @@ class ArchivedModel:
             Naming the file and what is wrong with it: every parameter and
             array is checked as ``fit`` checks it.
         """
-        estimator = load_estimator(path)
-        if not isinstance(estimator, cls):
-            raise ModelFileError(f"{path} holds a {type(estimator).__name__}, not a "
-                                 f"{cls.__name__}.")
-        return estimator
+        return load_estimator(path, cls)
 
 
 def save_estimator(estimator, path):
@@ -134,11 +130,21 @@ def save_estimator(estimator, path):
     write_atomically(path, lambda handle: write_zip(handle, entries))
 
 
-def load_estimator(path):
+def load_estimator(path, cls=None, manifest=None):
     """Read an archive written by :func:`save_estimator`.
 
     Every parameter goes through its estimator's own checks and every array
     through a check of its type and shape, as when the model was fitted.
+
+    Parameters
+    ----------
+    path : str or path-like
+    cls : type, default=None
+        The class the estimator must be an instance of (the class whose
+        ``load`` reads it); None takes any.
+    manifest : dict, default=None
+        The archive's record, when the caller has read it (to tell an archive
+        from a ``.keras`` file): not read again.
 
     Returns
     -------
@@ -152,7 +158,7 @@ def load_estimator(path):
         version (written by a newer one) are dropped with a warning naming them.
     """
     path = os.fsdecode(path)  # bytes: a name that is not UTF-8, as os.listdir(b"") gives it
-    manifest = read_model_record(path)
+    manifest = read_model_record(path) if manifest is None else manifest
     try:
         with open_regular_file(path, "model archive") as handle, \
                 ModelZip(handle, path, kind="an archive") as archive:
@@ -160,9 +166,13 @@ def load_estimator(path):
             entries = ArchiveMembers(path, archive, manifest)
             with model_file_errors(path):
                 check_description(manifest.get("estimator"), entries, "the archive's estimator")
-                return ArchiveReader(entries, path).estimator(manifest["estimator"])
+                estimator = ArchiveReader(entries, path).estimator(manifest["estimator"])
     except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as error:
         raise ModelFileError(f"{path}: the archive cannot be read ({error}).") from None
+    if cls is not None and not isinstance(estimator, cls):
+        raise ModelFileError(f"{path} holds a {type(estimator).__name__}, not a "
+                             f"{cls.__name__}.")
+    return estimator
 
 
 def check_description(description, entries, where, load=True):

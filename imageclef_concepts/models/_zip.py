@@ -72,12 +72,8 @@ def read_model_record(path, shown_as=None):
                                      f"{METADATA_ENTRY} inside).")
             record = archive.read_json(  # never decompress a bomb whole
                 METADATA_ENTRY, _LARGEST_RECORD, "any record needs to be")
-    except zipfile.BadZipFile as error:
-        if "CRC" in str(error):  # a member whose data are not what the directory states
-            raise ModelFileError(f"{path} is damaged ({error}).") from None
-        kind = ".keras model file" if str(path).endswith(".keras") else "model file"
-        raise ModelFileError(f"{path} is not a {kind} (not a zip file: empty, truncated or "
-                             "another kind of file).") from None
+    except zipfile.BadZipFile:
+        raise not_a_zip(path) from None
     except (ValueError, RuntimeError, NotImplementedError) as error:  # bad JSON, zip quirks
         if isinstance(error, ModelFileError):
             raise
@@ -86,6 +82,14 @@ def read_model_record(path, shown_as=None):
         raise ModelFileError(f"{path}: its record is a JSON {type(record).__name__}, not an "
                              "object.")
     return record
+
+
+def not_a_zip(path, kind=None):
+    """The error for a model file ``path`` that is no zip file (``zipfile.BadZipFile`` on
+    opening it; a member whose data are damaged is named by :meth:`ModelZip.read`)."""
+    kind = kind or (".keras model file" if str(path).endswith(".keras") else "model file")
+    return ModelFileError(f"{path} is not a {kind} (not a zip file: empty, truncated or "
+                          "another kind of file).")
 
 
 class ModelZip:
@@ -240,7 +244,8 @@ class ModelZip:
             No such member.
         ModelFileError
             The member is larger than ``limit`` (said by the directory, or
-            found while inflating it), or the file's budget is spent.
+            found while inflating it), damaged (its data are not what the
+            directory states), or the file's budget is spent.
         """
         info = self.archive.getinfo(name)
         cap = info.file_size if limit is None else min(limit, info.file_size)
@@ -249,8 +254,11 @@ class ModelZip:
         data = bytearray()
         try:
             return self._inflate(info, name, cap, limit_text, data)
-        except (zipfile.BadZipFile, ModelFileError):
+        except ModelFileError:
             raise
+        except zipfile.BadZipFile as error:  # a bad CRC: it inflates past its stated size
+            raise ModelFileError(f"{self.shown} is damaged: member {name} does not hold what "
+                                 f"the zip directory states ({error}).") from None
         except (OSError, EOFError, ValueError, struct.error, zlib.error) as error:
             raise self._not_valid(error) from None
 

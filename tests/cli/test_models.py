@@ -549,3 +549,78 @@ def test_an_image_store_inside_an_images_folder_is_refused_before_anything(
            "outside it" in error
     assert sorted(os.listdir(folders[inside])) == before
     assert not (tmp_path / "new.keras").exists()
+
+
+def _rebuilt(source, path, replace=(), extra=()):
+    """``source`` (a zip) written again to ``path``, deflated, members replaced or added."""
+    import zipfile
+
+    replace = dict(replace)
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as new:
+        for name in old.namelist():
+            new.writestr(name, replace.get(name, old.read(name)))
+        for name, data in extra:
+            new.writestr(name, data)
+    return path
+
+
+def _crafted_keras(tmp_path, how):
+    """The library's CNN fixture with what load refuses in it, as review 18 made them."""
+    import io
+    import struct
+    import zipfile
+    from pathlib import Path
+
+    import h5py
+    import numpy as np
+
+    fixture = Path(__file__).parents[1] / "models" / "fixtures" / "cnn.keras"
+    path = tmp_path / f"{how}.keras"
+    if how == "extra_members":
+        return _rebuilt(fixture, path, extra=[(f"assets/{i}", b"") for i in range(7)])
+    if how == "h5_bomb":  # a gzip dataset of zeros, 4 MiB read, a few KB stored
+        weights = io.BytesIO(zipfile.ZipFile(fixture).read("model.weights.h5"))
+        with h5py.File(weights, "a") as h5:
+            h5.create_dataset("extra/bomb", data=np.zeros(2**22, np.uint8),
+                              compression="gzip", chunks=(2**18,))
+        return _rebuilt(fixture, path, replace={"model.weights.h5": weights.getvalue()})
+    config = zipfile.ZipFile(fixture).read("config.json")  # lying: it inflates past 1,000
+    data = bytearray(_rebuilt(fixture, path, replace={"config.json": config + b" " * 2**16})
+                     .read_bytes())
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("config.json")
+    struct.pack_into("<I", data, info.header_offset + 22, 1000)
+    central = data.index(b"PK\x01\x02")
+    while data[central + 46:central + 57] != b"config.json":
+        central = data.index(b"PK\x01\x02", central + 4)
+    struct.pack_into("<I", data, central + 24, 1000)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("how, message", [
+    ("extra_members", r"holds 7 member\(s\) that a .keras model file does not \(assets/0"),
+    ("h5_bomb", r"member model.weights.h5 holds datasets of 4.0 MiB .*compressed"),
+    ("lying_config", r"is damaged: member config.json "),
+])
+def test_info_refuses_the_keras_files_load_refuses(tmp_path, capsys, how, message):
+    # info printed the card (exit 0) of .keras files that load, predict and export refuse:
+    # one reader, one verdict. Inside an ensemble's archive too.
+    import json
+    import zipfile
+    from pathlib import Path
+
+    path = _crafted_keras(tmp_path, how)
+    assert main(["info", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and re.search(rf"{re.escape(str(path))}:? {message}", error), \
+        error
+    ensemble = Path(__file__).parents[1] / "models" / "fixtures" / "ensemble.zip"
+    network = "members/cnn/model.keras"
+    manifest = json.loads(zipfile.ZipFile(ensemble).read("imageclef_concepts.json"))
+    manifest["members"][network] = path.stat().st_size
+    outer = _rebuilt(ensemble, tmp_path / "ensemble.zip", replace={
+        network: path.read_bytes(), "imageclef_concepts.json": json.dumps(manifest)})
+    assert main(["info", str(outer)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and re.search(
+        rf"{re.escape(str(outer))} \({network}\):? {message}", error), error

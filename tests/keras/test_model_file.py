@@ -161,3 +161,29 @@ def test_a_model_fitted_with_keras_metric_objects_is_saved_and_loaded(tmp_path, 
     assert loaded.metrics[1].get_config() == model.metrics[1].get_config()
     np.testing.assert_allclose(loaded.predict_proba(tiny_images.images),
                                model.predict_proba(tiny_images.images), atol=1e-6)
+
+
+def test_load_reads_the_archive_train_output_zip_writes(tmp_path):
+    # train --output m.zip writes a ConceptCNNClassifier's archive, which
+    # ConceptCNNClassifier.load refused, saying to load it with ConceptCNNClassifier.load.
+    from pathlib import Path
+
+    from imageclef_concepts import ConceptEnsemble, ModelFileError
+    from imageclef_concepts.recipes._workflows import save_model
+
+    fixtures = Path(__file__).parents[1] / "models" / "fixtures"
+    model = ConceptCNNClassifier.load(fixtures / "cnn.keras")
+    save_model(model, tmp_path / "m.zip")  # as train --output m.zip saves it
+    loaded = ConceptCNNClassifier.load(tmp_path / "m.zip")
+    images = np.random.default_rng(0).integers(0, 256, (3, model.image_size, model.image_size,
+                                                         3), dtype=np.uint8)
+    np.testing.assert_array_equal(loaded.predict_proba(images), model.predict_proba(images))
+    assert loaded.get_params()["threshold"] == model.get_params()["threshold"]
+    with pytest.raises(ModelFileError, match=r"ensemble.zip is the .zip archive of a "
+                                             r"ConceptEnsemble, not a .keras model file: load "
+                                             r"it with ConceptEnsemble.load \(predict reads"):
+        ConceptCNNClassifier.load(fixtures / "ensemble.zip")
+    with pytest.raises(ModelFileError, match=r"cnn.keras is a ConceptCNNClassifier's \.keras "
+                                             r"file, not an archive: load it with "
+                                             r"ConceptCNNClassifier.load \(predict reads both\)"):
+        ConceptEnsemble.load(fixtures / "cnn.keras")

@@ -242,3 +242,36 @@ def test_sharded_weights_are_refused_before_keras_reads_their_shards(tmp_path):
     plain = tmp_path / "plain.weights.h5"
     plain.write_bytes(_weights_h5())
     _zip.check_weights_file(plain)  # as Keras writes it
+
+
+def _lying(members, target, stated=1000):
+    """A zip of ``members`` (deflated) whose directory and local header state ``stated``
+    bytes for ``target``, which inflates to more."""
+    data = bytearray(_zip_of(members))
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo(target)
+    struct.pack_into("<I", data, info.header_offset + 22, stated)  # the local header's
+    central = data.index(b"PK\x01\x02")
+    while data[central + 46:central + 46 + len(target)] != target.encode():
+        central = data.index(b"PK\x01\x02", central + 4)
+    struct.pack_into("<I", data, central + 24, stated)  # the directory's
+    return bytes(data)
+
+
+@pytest.mark.parametrize("target", ["config.json", "imageclef_concepts.json"])
+def test_a_member_inflating_past_its_stated_size_is_named_damaged(tmp_path, target):
+    # config.json padded with 300 MiB of spaces, both sizes patched to 1,000 bytes, was
+    # refused as "not a zip file: empty, truncated or another kind of file": it is a zip
+    # file, one of whose members does not hold what its directory states.
+    from imageclef_concepts.keras._model_file import check_keras_members
+
+    members = {"imageclef_concepts.json": b"{}" + b" " * 2**16,
+               "config.json": b"{}" + b" " * 2**16, "metadata.json": b"{}"}
+    path = tmp_path / "lying.keras"
+    path.write_bytes(_lying(members, target))
+    damaged = rf"^{path} is damaged: member {target} "
+    with pytest.raises(ModelFileError, match=damaged) as raised:
+        _zip.read_model_record(path) if target != "config.json" else check_keras_members(path)
+    assert "not a zip file" not in str(raised.value)
+    with _zip.ModelZip(io.BytesIO(path.read_bytes()), str(path)) as archive, \
+            pytest.raises(ModelFileError, match=damaged):
+        archive.read(target)
