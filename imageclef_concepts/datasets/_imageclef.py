@@ -146,14 +146,12 @@ SPLITS_2019 = ("train", "valid", "test")
 
 
 def check_drawing(n_images, image_size, counts="n_samples"):
-    """Refuse, naming ``image_size`` and the caller's ``counts``, synthetic images that
-    would not fit in memory while drawn."""
+    """Refuse synthetic images beyond memory, naming ``image_size`` and the ``counts``."""
     check_image_size(image_size)  # a bool, or one image beyond memory, named
     # The drawing grid (two float64 planes), one image's float64 pixels and the array.
     check_allocation((2 * 8 + 8 + 3 * max(int(n_images), 1)) * int(image_size)**2,
-                     setting("image_size", image_size),
-                     f"drawing {n_images} image(s) at that size",
-                     f"choose a smaller image_size or {counts}")
+                     setting("image_size", image_size), f"drawing {n_images} image(s) at "
+                     "that size", f"choose a smaller image_size or {counts}")
 
 
 def check_counts(**counts):

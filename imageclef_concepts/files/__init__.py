@@ -7,7 +7,8 @@ in a folder the library marks as its own and alone may remove. Below every
 other subpackage, it also holds what sizes work: :mod:`._sizes` (bytes against
 this machine's memory and disks) and :mod:`._numbers` (a size or count is a
 whole number, not a bool); and :mod:`._digests`, the digest that fingerprints
-large data (images, concepts, weights).
+large data (images, concepts, weights), with :mod:`._identity`, what tells a callable
+parameter or a user's network from another in a checkpoint's fingerprint.
 """
 
 from typing import TYPE_CHECKING

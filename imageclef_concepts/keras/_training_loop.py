@@ -34,12 +34,12 @@ import numpy as np
 
 from ..files._checkpoints import CheckpointFolder
 from ..files._digests import digest
+from ..files._identity import Unidentifiable, identity_digest, network_identity
 from ..files._sizes import bytes_held, check_disks, setting
 from ..images._fingerprints import images_digest
 from ._architecture import _optimizer, _uncompiled_network, compile_network, strategy_scope
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._ema import EMASwap, uses_ema
-from ._identity import Unidentifiable, identity_digest, network_identity
 from ._model_file import saved_params
 from ._nan_guard import NaNGuard
 from ._prediction import check_network_memory

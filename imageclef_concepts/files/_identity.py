@@ -1,13 +1,15 @@
 """What tells a callable parameter, or a user's network, from another: for a checkpoint's
-fingerprint (:func:`._training_loop.run_fingerprint`).
+fingerprint (``keras._training_loop.run_fingerprint``).
 
 A function's name does not: two losses from one helper, or two lambdas of one module, share
 ``module.qualname``. So a user's function is known by its code (bytecode, constants, the names
 it uses), its defaults, the values its closure holds and the globals it reads; a
 ``functools.partial`` by its function, arguments and keywords; a callable object by its class
 and attributes; a library's function (installed, importable by its name) by that name; a Keras
-object by its config; a network by its config (:func:`network_identity`). What none of these
-tells apart raises :class:`Unidentifiable`.
+object by its class and config; a network by its config (:func:`network_identity`). What none
+of these tells apart raises :class:`Unidentifiable`. Keras objects are known by the protocol of
+Keras' serialization (``get_config`` and ``from_config``), so that this module, below the
+``keras`` subpackage, imports no Keras.
 """
 
 import dis
@@ -18,18 +20,13 @@ import sys
 import sysconfig
 import types
 
-import keras
 import numpy as np
 
-from ..files._digests import digest
+from ._digests import digest
 
 # Installed code (the standard library, site-packages): a function there is its name.
 _LIBRARY_FOLDERS = tuple(sorted({sysconfig.get_paths()[key] for key in
                                  ("stdlib", "platstdlib", "purelib", "platlib")}))
-_KERAS_CONFIGURED = (keras.losses.Loss, keras.optimizers.Optimizer, keras.metrics.Metric,
-                     keras.layers.Layer, keras.initializers.Initializer,
-                     keras.regularizers.Regularizer,
-                     keras.optimizers.schedules.LearningRateSchedule)
 
 # What a class's namespace holds besides its code: Python's own bookkeeping.
 _NOT_CLASS_CODE = ("__dict__", "__weakref__", "__doc__", "_abc_impl", "__slotnames__")
@@ -53,7 +50,7 @@ def network_identity(network, factory):
         config = network.get_config()
         return digest(type(network).__qualname__, json.dumps(config, sort_keys=True))
     except (NotImplementedError, TypeError, ValueError):
-        if isinstance(factory, keras.Model):
+        if _is_configured(factory):  # a network given, not a factory
             raise Unidentifiable(f"a {type(factory).__name__} without get_config") from None
         shapes = [[list(weight.shape), str(weight.dtype)] for weight in network.weights]
         return digest(json.dumps([identity(factory), shapes], sort_keys=True))
@@ -77,10 +74,10 @@ def identity(value, seen=None):
         return ["bytes", digest(bytes(value))]
     if isinstance(value, types.ModuleType):
         return ["module", value.__name__]
-    if isinstance(value, _KERAS_CONFIGURED):
+    if _is_configured(value):
         try:
-            return ["keras", json.dumps(keras.saving.serialize_keras_object(value),
-                                        sort_keys=True, default=_unidentifiable)]
+            return ["keras", _name(type(value)), json.dumps(value.get_config(), sort_keys=True,
+                                                           default=_unidentifiable)]
         except (NotImplementedError, TypeError) as error:  # no config of its own
             raise Unidentifiable(f"a {type(value).__name__} without a config") from error
     if hasattr(value, "__array__") and not callable(value):  # arrays, tensors, variables
@@ -119,6 +116,14 @@ def _callable_identity(value, seen):
     if hasattr(value, "__dict__") and not inspect.isbuiltin(value):
         return ["object", identity(type(value), seen), identity(vars(value), seen)]
     raise Unidentifiable(f"a {type(value).__name__}")
+
+
+def _is_configured(value):
+    """Whether ``value`` is an object of Keras' serialization protocol (a loss, optimizer,
+    metric, layer, model, initializer, regularizer or schedule): known by its config."""
+    kind = type(value)
+    return not isinstance(value, type) and callable(getattr(kind, "get_config", None)) \
+        and callable(getattr(kind, "from_config", None))
 
 
 def _named_by_library(value):

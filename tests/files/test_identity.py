@@ -1,4 +1,4 @@
-"""What tells a callable or a user's network from another (``keras/_identity.py``)."""
+"""What tells a callable or a user's network from another (``files/_identity.py``)."""
 
 import threading
 from functools import partial
@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from imageclef_concepts.keras._identity import (
+from imageclef_concepts.files._identity import (
     Unidentifiable,
     identity_digest,
     network_identity,
