@@ -234,17 +234,22 @@ def test_preparing_into_a_store_lost_before_its_first_use_is_refused(tmp_path, c
     paths = _images(tmp_path / "images", 3)
     prepare_images(paths, tmp_path / "store", image_size=16, progress=False)
     store = ImageStore(tmp_path / "store")
-    if change == "manifest removed":
-        os.remove(tmp_path / "store" / "imageclef_concepts-image-store.json")
-    else:
-        shutil.rmtree(tmp_path / "store")
-        if change == "replaced":
-            (tmp_path / "store").mkdir()
+    _lose_store(tmp_path / "store", change)
     for size in (16, 24):
         with pytest.warns(ImageStoreWarning) if size == 16 else nullcontext(), \
                 pytest.raises(ImageStoreError, match=r"no longer the folder it opened"):
             prepare_images(paths, store, image_size=size, progress=False)
     assert (tmp_path / "store").exists() == (change != "deleted")
+
+
+def _lose_store(folder, change):
+    """The store at ``folder`` deleted, replaced by an empty folder, or unmarked."""
+    if change == "manifest removed":
+        os.remove(folder / "imageclef_concepts-image-store.json")
+    else:
+        shutil.rmtree(folder)
+        if change == "replaced":
+            folder.mkdir()
 
 
 @pytest.mark.parametrize("change", ["deleted", "replaced", "manifest removed"])
@@ -260,12 +265,7 @@ def test_preparing_from_another_thread_into_a_lost_store_says_what_the_main_thre
     paths = _images(tmp_path / "images", 3)
     store = ImageStore(tmp_path / "store")
     prepare_images(paths[:1], store, image_size=16, progress=False)
-    if change == "manifest removed":
-        os.remove(tmp_path / "store" / "imageclef_concepts-image-store.json")
-    else:
-        shutil.rmtree(tmp_path / "store")
-        if change == "replaced":
-            (tmp_path / "store").mkdir()
+    _lose_store(tmp_path / "store", change)
     raised = []
 
     def prepare():
