@@ -263,7 +263,8 @@ def check_outside(folder, inputs, what):
     for name, given in inputs:
         if given is not None and (place == Path(given).resolve()
                                   or Path(given).resolve() in place.parents):
-            raise ValueError(f"{what} {os.fspath(folder)} is inside {name} {os.fspath(given)}: "
+            where = "is" if place == Path(given).resolve() else "is inside"
+            raise ValueError(f"{what} {os.fspath(folder)} {where} {name} {os.fspath(given)}: "
                              "name a folder outside it.")
 
 

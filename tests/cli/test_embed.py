@@ -48,7 +48,7 @@ def test_a_store_that_is_not_the_librarys_is_refused_naming_it(images, tmp_path,
     before = sorted(os.listdir(images))
     assert _embed(images, store) == 2
     error = capsys.readouterr().err
-    named = (f"--store {store} is inside --images" if hostile == "images"  # before it opens
+    named = (f"--store {store} is --images" if hostile == "images"  # before it opens
              else f"embedding store {os.path.abspath(store)}")
     assert named in error and "Traceback" not in error
     assert sorted(os.listdir(images)) == before
@@ -63,7 +63,7 @@ def test_a_store_inside_the_images_folder_and_dot(images, tmp_path, capsys, monk
            "it" in capsys.readouterr().err
     monkeypatch.chdir(images)
     assert _embed(images, ".") == 2  # the images' folder itself
-    assert f"--store . is inside --images {images}" in capsys.readouterr().err
+    assert f"--store . is --images {images}" in capsys.readouterr().err
     assert sorted(os.listdir(images)) == before
 
 

@@ -167,8 +167,8 @@ def test_sizes_beyond_memory_are_refused_naming_them_before_any_work(decodes):
         ConceptKNNClassifier(1, pixel_size=30000).fit(paths, concepts)
     with pytest.raises(ValueError, match=r"^image_size=100000: decoding one image"):
         BackboneEmbedding("mobilenet", image_size=100000, weights=None).embed(paths)
-    with pytest.raises(ValueError, match=r"^image_size=20000: running the "
-                                         r"network on a batch of 64 image\(s\)"):
+    with pytest.raises(ValueError, match=r"^image_size=20000: holding the "
+                                         r"input of a batch of 64 image\(s\)"):
         BackboneEmbedding("mobilenet", image_size=20000, weights=None,
                           batch_size=64).embed(paths * 32)
     assert decodes == {"decoded": 0, "checked": 0}
