@@ -45,24 +45,18 @@ def shared_files(files, others):
             beginning = content_digest(path, PREFIX_BYTES) if size in wanted else None
             if beginning is not None:  # None: not readable, left to the image check
                 beginnings.setdefault((size, beginning), []).append(path)
-        wholes = {}  # each of theirs read whole at most once
+        wholes = {}  # (size, first bytes' digest): the whole digests of theirs, read once
         for path, size in candidates.items():
-            alike = beginnings.get((size, content_digest(path, PREFIX_BYTES)), [])
-            if alike and (size <= PREFIX_BYTES or _any_whole_equal(path, alike, wholes)):
-                shared.add(path)
+            group = (size, content_digest(path, PREFIX_BYTES))
+            if group not in beginnings:
+                continue
+            if size > PREFIX_BYTES:  # the first bytes are not the whole file
+                if group not in wholes:  # a set: files of one size and start (uncompressed
+                    wholes[group] = {content_digest(other) for other in beginnings[group]}
+                if content_digest(path) not in wholes[group] - {None}:  # scans) compared
+                    continue  # at once, not pair by pair
+            shared.add(path)
     return [path for path in mine if path in shared]
-
-
-def _any_whole_equal(path, alike, wholes):
-    """Whether ``path``'s bytes are those of a file of ``alike`` (files of its size and first
-    bytes); their digests are kept in ``wholes``."""
-    digest = content_digest(path)
-    for other in alike:
-        if other not in wholes:
-            wholes[other] = content_digest(other)
-        if digest is not None and wholes[other] == digest:
-            return True
-    return False
 
 
 def _regular_files(paths):
