@@ -332,15 +332,14 @@ def run_concept_problems(path, lines, edition):
     """``<file>:<line>: ...`` for each concept of ``lines`` a run of ``edition`` cannot hold
     (:func:`cui_problem`): the training concepts a model would learn (in canonical form),
     then predict; each quoted as the line writes it."""
-    return [f"{path}:{line.number}: {problem}" for line in lines
-            for written, concept in _as_read(line)
-            if (problem := cui_problem(concept, edition, written)) is not None]
-
-
-def _as_read(line):
-    """``(text, concept)`` for each concept of ``line``: as written, and as read."""
-    written = {text.upper(): text for text in reversed(line.written)}  # each first text
-    return [(written.get(concept, concept), concept) for concept in line.concepts]
+    problems = []
+    for line in lines:
+        for concept in line.concepts:
+            if cui_problem(concept, edition) is not None:  # the text looked up only then
+                written = next((text for text in line.written if text.upper() == concept),
+                               concept)
+                problems.append(f"{path}:{line.number}: {cui_problem(concept, edition, written)}")
+    return problems
 
 
 def line_problems(path, lines, max_concepts=None, cui_only=False):

@@ -207,7 +207,7 @@ def _named_ids(concepts):
     """The image ids a concept file has lines for, or None when it cannot be read."""
     from ..concept_files._io import read_concepts
 
-    if concepts is None or content_digest(concepts, 0) is None:  # not there, or a pipe
+    if concepts is None or not os.path.isfile(concepts):  # not there, or a pipe
         return None
     try:
         return set(read_concepts(concepts)[0])
