@@ -141,13 +141,27 @@ _OTHER_MEMBER = ("epochs", "callbacks", "test_time_augmentation")
 
 
 def _training_key(params):
-    """The parameters that decide a member's network, as one comparable text."""
+    """The parameters that decide a member's network, as one comparable text: one kernel
+    side for all blocks is that side per block, and a whole float the int it equals."""
+    from ..keras._network import block_kernel_sizes
     from ..keras._training_loop import NOT_IN_FINGERPRINT
     from ..models._archive import jsonable
 
     kept = {name: value for name, value in params.items()
             if name in _OTHER_MEMBER or name not in NOT_IN_FINGERPRINT}
-    return json.dumps(jsonable(kept), sort_keys=True, default=repr)
+    if "kernel_size" in kept:  # checked against the filters by check_architecture
+        kept["kernel_size"] = block_kernel_sizes(kept["kernel_size"], len(kept["filters"]))
+    return json.dumps(_whole_floats_as_ints(jsonable(kept)), sort_keys=True, default=repr)
+
+
+def _whole_floats_as_ints(value):
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_floats_as_ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_floats_as_ints(item) for item in value]
+    return value
 
 
 def check_training_size(members, n_images, concepts_file):

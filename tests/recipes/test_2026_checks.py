@@ -413,11 +413,16 @@ def test_a_grid_naming_a_value_twice_is_refused_before_the_output_is_made(tmp_pa
     {"filters": [(4,)], "image_size": [16, np.uint8(16)], "random_state": [0]},
     {"filters": [(4,)], "threshold": [0.3, 0.5], "random_state": [0]},
     {"filters": [(4,)], "verbose": [0, 1], "random_state": [0]},
-], ids=["tuple-list", "tuple-array", "numpy-seed", "numpy-size", "threshold", "verbose"])
+    {"filters": [(4,)], "learning_rate": [1, 1.0], "random_state": [0]},
+    {"filters": [(4,)], "conv_dropout": [0, np.float32(0.0)], "random_state": [0]},
+    {"filters": [(4, 8)], "kernel_size": [3, (3, 3)], "random_state": [0]},
+], ids=["tuple-list", "tuple-array", "numpy-seed", "numpy-size", "threshold", "verbose",
+        "int-float", "int-numpy-float", "kernel-per-block"])
 def test_members_differing_only_in_form_or_in_what_trains_nothing_are_one_training(grid):
     # The check compared repr: (4,) and [4], or 0 and np.int64(0), are one value in the
     # plan but two in repr, and threshold or verbose train no other network; each pair
-    # trained one network twice and counted its votes twice.
+    # trained one network twice and counted its votes twice. 1 and 1.0, or one kernel side
+    # for all blocks and the same side per block, are one network too (review 19 F8).
     import dataclasses
 
     from imageclef_concepts.recipes import _2026 as recipe
@@ -443,6 +448,8 @@ def test_members_of_other_epochs_or_seeds_are_other_trainings():
     # Test-time augmentation predicts otherwise; callbacks may train otherwise (review 19).
     for grid in ({"filters": [(4,)], "test_time_augmentation": [False, True],
                   "random_state": [0]},
+                 {"filters": [(4, 8)], "kernel_size": [3, (3, 5)], "random_state": [0]},
+                 {"filters": [(4,)], "learning_rate": [1, 1.5], "random_state": [0]},
                  {"filters": [(4,)], "callbacks": [None, []], "random_state": [0]}):
         members = recipe._grid_ensemble(dataclasses.replace(recipe.DRY_RUN, grid=grid),
                                         "store").estimators
