@@ -25,6 +25,7 @@ from sklearn.base import clone
 from sklearn.model_selection import ParameterGrid
 from sklearn.utils import check_random_state
 
+from ..models._base import fit_on_rows
 from ..models._decision import DecisionRule
 
 
@@ -270,6 +271,16 @@ def warn_unused_parameters(ensemble):
                       f"{ensemble.subsample!r}: its members are used as fitted; subsample "
                       "draws the images of members it fits (prefit=False).", UserWarning,
                       stacklevel=4)
+
+
+def fit_quietly(ensemble, X, y, fit_params, rows=None):
+    """:func:`fit_on_rows` without the ensemble's warnings of the parameters its ``combine``
+    does not use: for a tuner, which chooses the combination and says once what it does not
+    use (each fold's fit, in a worker too, said it again)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"ConceptEnsemble\(.*\) (decides without|does "
+                                          r"not use)")
+        return fit_on_rows(ensemble, X, y, fit_params, rows)
 
 
 def _same(name, value, default):

@@ -13,7 +13,6 @@ the tuned :class:`~imageclef_concepts.ConceptEnsemble`.
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
@@ -26,14 +25,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..concepts._targets import ConceptTargets, align_columns, targets_of
 from ..estimators._ensemble import ConceptEnsemble
-from ..estimators._members import workers_for
+from ..estimators._members import fit_quietly, workers_for
 from ..files._numbers import WholeNumber
 from ..images._shared import shares_decoding
 from ..models._base import (
     BaseConceptClassifier,
     RoutingMixin,
     aligned_scores,
-    fit_on_rows,
     shallow_copy,
 )
 from ..models._decision import check_threshold_grid
@@ -273,7 +271,7 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         if self.cv == "prefit":
             base = self.ensemble
         elif self.refit:
-            base = clone(self.ensemble).fit(X, y, **fit_params)
+            base = fit_quietly(clone(self.ensemble), X, y, fit_params)
         else:
             base = fold_ensemble
         self.ensemble_ = self._tuned(base, X, y, vocabulary, support)
@@ -309,7 +307,7 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
                                     fill) for member in members], splits[0][1], None)
         n_jobs = workers_for(self.n_jobs, len(splits)) if len(splits) > 1 else None
         fitted = Parallel(n_jobs=n_jobs)(
-            delayed(fit_on_rows)(clone(self.ensemble), X, y, fit_params, train)
+            delayed(fit_quietly)(clone(self.ensemble), X, y, fit_params, train)
             for train, _ in splits)
         per_fold = [[aligned_scores(member, _safe_indexing(X, test),
                                     targets_of(member, _safe_indexing(labels, train)),
@@ -373,10 +371,7 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
                 weights = weights[band_of(own, self.band_edges_)].T
             params.update(combine="mean", weights=weights.tolist(), threshold=self.threshold_)
         params.update(estimators=list(zip(names, members)), prefit=True)
-        with warnings.catch_warnings():  # what it does not use: said as fit began
-            warnings.filterwarnings("ignore",
-                                    r"ConceptEnsemble\(.*\) (decides without|does not use)")
-            tuned = ConceptEnsemble(**params).fit(X, y)  # prefit: reads the vocabulary only
+        tuned = fit_quietly(ConceptEnsemble(**params), X, y, {})  # prefit: the vocabulary
         tuned.estimators_samples_ = getattr(base, "estimators_samples_", None)  # what they saw
         return tuned
 

@@ -521,3 +521,21 @@ def test_votes_warn_once_of_the_ensembles_threshold_and_the_tuned_ensemble_predi
         tuner.predict(X)
         tuner.score(X, y)
         EnsembleTuner(ensemble.set_params(threshold=0.5), thresholds=GRID, cv=2).fit(X, y)
+
+
+@pytest.mark.parametrize("n_jobs", [None, 2])
+@pytest.mark.parametrize("refit", [True, False])
+def test_folds_do_not_repeat_what_the_tuner_says_it_does_not_use(n_jobs, refit):
+    # The tuner names the ensemble's unused threshold once; each fold's clone and the refit
+    # then said it again ("ConceptEnsemble(combine='vote') decides without threshold=0.3"),
+    # once per fit (review 19 F14).
+    members, X, y = _case(0)
+    ensemble = ConceptEnsemble([(f"m{i}", m) for i, m in enumerate(members)],
+                               combine="vote", threshold=0.3)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        EnsembleTuner(ensemble, thresholds=GRID, cv=KFold(2) if refit else 0.5,
+                      refit=refit, n_jobs=n_jobs).fit(X, y)
+    texts = [str(warning.message) for warning in said]
+    assert len(texts) == 1 and texts[0].startswith("EnsembleTuner(tune='votes') does not "
+                                                   "use the ensemble's threshold=0.3"), texts
