@@ -171,12 +171,14 @@ def _check_shared_files(layout, flags, reads):
         union = sorted({os.path.basename(path) for files in shared.values() for path in files})
         count = len({path for files in shared.values() for path in files})
         share = count / len(reads[split])
-        names = f"byte for byte: {', '.join(union[:3])}{', ...' if len(union) > 3 else ''}"
+        # the same file (a link) or a copy of it: the same bytes either way
+        names = f"the same bytes: {', '.join(union[:3])}{', ...' if len(union) > 3 else ''}"
         theirs = [f"{_their(flags, other, 0)} ({layout[other].images}" for other in shared]
         theirs = (f"{theirs[0]}, {names})" if len(theirs) == 1
                   else f"{') or '.join(theirs)}), {names}")
         what = (f"{_named(layout, flags, split, 0)}: {count} of the {len(reads[split])} image "
-                f"files it reads ({f'{share:.1%}'.replace('.0%', '%')}) are files of {theirs}")
+                f"files it reads ({f'{share:.1%}'.replace('.0%', '%')}) "
+                f"{'is a file' if count == 1 else 'are files'} of {theirs}")
         if share >= SHARED_LIMIT:
             raise ValueError(f"{what}: {_needs_its_own(split)}")
         warnings.warn(f"{what}: kept, as under {SHARED_LIMIT:.0%} of its images (official "

@@ -129,8 +129,13 @@ def checked_coverages(count_coverage):
     bad = [value for value in coverages if value is not None and not (
         isinstance(value, Real) and not isinstance(value, bool) and 0 < value < 1)]
     if bad:
+        shown = bad[0].item() if isinstance(bad[0], np.generic) else bad[0]
+        # pandas and NumPy read None among numbers as NaN: say so to a user who wrote None
+        why = (" (NaN: None among numbers in a pandas Series or NumPy array is read as NaN; "
+               "give a list to try no count model)" if isinstance(shown, float)
+               and np.isnan(shown) else "")
         raise ValueError(f"count_coverage must hold coverages strictly between 0 and 1 "
-                         f"(or None for no count model); got {bad[0]!r:.40}.")
+                         f"(or None for no count model); got {shown!r:.40}{why}.")
     return coverages
 
 

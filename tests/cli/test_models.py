@@ -124,8 +124,8 @@ def test_user_mistakes_end_in_one_clear_line(dataset, capsys, arguments, message
     # Under a truth differing in a byte (here CRLF line ends), folders by inode and truths
     # by their bytes let these through (a hostile review): the image files tell.
     ("hard links", r"--validation-images .*hard links/images: 60 of the 60 image files it reads "
-                   r"\(100%\) are files of the --images folder \(.*train/images, byte for "
-                   r"byte: .*\): the validation split needs images of its own\.$"),
+                   r"\(100%\) are files of the --images folder \(.*train/images, the same "
+                   r"bytes: .*\): the validation split needs images of its own\.$"),
     ("plain copy", r"--validation-images .*plain copy/images: 60 of the 60 image files it "
                    r"reads"),
     ("half", r"--validation-images .*valid/images: 30 of the 50 image files it reads "

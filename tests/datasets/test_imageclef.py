@@ -298,7 +298,7 @@ def test_a_copy_of_the_training_images_under_a_rewritten_truth_is_refused(tmp_pa
     with pytest.raises(ValueError, match=r"^--validation-images .*valid: 4 of the 4 image "
                                          r"files it reads \(100%\) are files of the --images "
                                          r"folder "
-                                         r"\(.*train, byte for byte: img_0.jpg, img_1.jpg, "
+                                         r"\(.*train, the same bytes: img_0.jpg, img_1.jpg, "
                                          r"img_2.jpg, \.\.\.\): the validation split needs "
                                          r"images of its own\.$"):
         check_distinct_splits(splits, flags=_FLAGS)
@@ -317,8 +317,8 @@ def test_half_the_training_images_among_the_validation_ones_are_refused(tmp_path
               "test": _split(_fake_split(tmp_path / "test", ["x.png"]), None)}
     with pytest.raises(ValueError, match=r"^.*valid: 4 of the 8 image files it reads \(50%\) "
                                          r"are files "
-                                         r"of the train split's image folder \(.*train, byte "
-                                         r"for byte: copied_t0.png, copied_t2.png, "
+                                         r"of the train split's image folder \(.*train, the "
+                                         r"same bytes: copied_t0.png, copied_t2.png, "
                                          r"copied_t4.png, \.\.\.\): the validation split"):
         check_distinct_splits(splits)
     for image in sorted(valid.glob("copied_*"))[1:]:
@@ -338,10 +338,10 @@ def test_a_few_training_images_among_many_others_are_named_in_a_warning(tmp_path
     shutil.copy(train / "t3.jpg", valid / "dup.jpg")
     splits = {"train": _split(train, None), "valid": _split(valid, None)}
     with pytest.warns(DatasetMismatchWarning, match=r"^--validation-images .*valid: 1 of the "
-                                                    r"20 image files it reads \(5%\) are files "
+                                                    r"20 image files it reads \(5%\) is a file "
                                                     r"of the "
-                                                    r"--images folder \(.*train, byte for "
-                                                    r"byte: dup.jpg\): kept, .* validation"):
+                                                    r"--images folder \(.*train, the same "
+                                                    r"bytes: dup.jpg\): kept, .* validation"):
         check_distinct_splits(splits, flags=_FLAGS)
 
 
@@ -482,7 +482,8 @@ def test_the_share_counts_the_files_a_split_reads_over_every_earlier_split(tmp_p
               "test": _split(test, None)}
     with pytest.raises(ValueError, match=r"test: 4 of the 24 image files it reads \(16.7%\) "
                                          r"are files of the train split's image folder \(.*\) "
-                                         r"or the valid split's image folder \(.*\), byte"):
+                                         r"or the valid split's image folder \(.*\), the same "
+                                         r"bytes"):
         check_distinct_splits(splits)
 
 
@@ -499,8 +500,9 @@ def test_one_folder_with_an_image_named_by_both_splits_is_a_duplicate_not_the_sa
                                                           for i in range(19, 30)))
     splits = {"train": _split(images, tmp_path / "t.csv"),
               "valid": _split(images, tmp_path / "v.csv")}
-    with pytest.warns(DatasetMismatchWarning, match=r"1 of the 11 image files it reads .* "
-                                                    r"byte for byte: i19.png\)"):
+    with pytest.warns(DatasetMismatchWarning, match=r"1 of the 11 image files it reads "
+                                                    r"\(9.1%\) is a file of .*the same "
+                                                    r"bytes: i19.png\)"):
         check_distinct_splits(splits, flags=_FLAGS)
     splits["valid"].concepts = tmp_path / "missing.csv"  # its own check names it
     check_distinct_splits(splits, flags=_FLAGS)

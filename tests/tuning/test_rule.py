@@ -252,6 +252,12 @@ def test_cross_validated_shrinkage_is_weak_where_concepts_differ():
     (dict(count_coverage=[None, 0.5, 1.0]), ValueError,
      "count_coverage must hold coverages strictly between 0 and 1 .* got 1.0"),
     (dict(count_coverage=[0.5, "high"]), ValueError, "got 'high'"),
+    # pandas and NumPy hold None among numbers as NaN: "got nan" to a user who wrote None,
+    # and "got np.float64(nan)" for an array (review 19)
+    (dict(count_coverage=[np.float64("nan"), 0.8]), ValueError,
+     r"got nan \(NaN: None among numbers in a pandas Series or NumPy array is read as NaN; "
+     r"give a list to try no count model\)\.$"),
+    (dict(count_coverage=[np.float32(1.5)]), ValueError, r"got 1.5\.$"),
     (dict(shrinkage=-1, strategy="per_concept"), InvalidParameterError,
      "'shrinkage' parameter"),
     (dict(shrinkage="auto", strategy="per_concept"), InvalidParameterError,
