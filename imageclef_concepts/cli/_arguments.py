@@ -131,12 +131,12 @@ def check_output(path, inputs, flag="--output"):
     input (a file named, or any file of a folder named: an image, a
     concept file, the model) are refused.
     """
-    from ..files._atomic import NotARegularFileError, check_not_an_input, check_writable_target
+    from ..files._atomic import check_not_an_input, check_writable_target
 
     folder = path.parent if str(path.parent) else Path(".")
     try:
         check_writable_target(path, flag)
-    except (NotARegularFileError, FileNotFoundError, PermissionError) as error:  # or its
+    except OSError as error:  # not a file to write (a folder, a looping link), or its
         raise UserError(str(error)) from None  # folder is missing or cannot be written
     if not folder.is_dir():
         raise UserError(f"{flag} {path}: the folder {folder} does not exist.")

@@ -206,6 +206,8 @@ def check_writable_target(path, what="output"):
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"{what} {name}: the folder {folder} does not exist.") from None
         found = None
+    except OSError as error:  # a looping link, a folder that cannot be searched
+        raise type(error)(f"{what} {name}: {error.strerror}.") from None
     if found is not None and not stat.S_ISREG(found.st_mode):
         raise NotARegularFileError(f"{what} {os.fspath(path)} is {file_kind(found.st_mode)}: "
                                    "name a regular file to write")

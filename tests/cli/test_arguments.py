@@ -35,6 +35,17 @@ def test_an_output_that_is_an_input_is_refused(tmp_path):
     check_output(tmp_path / "run.tsv", inputs=[images])  # a new file: fine
 
 
+def test_an_output_at_a_looping_link_is_refused_naming_the_flag(tmp_path):
+    # 'Too many levels of symbolic links: m.keras.card.md' did not say that this is the
+    # model card train writes beside --output (review 19).
+    loop = tmp_path / "m.keras.card.md"
+    loop.symlink_to(loop.name)
+    with pytest.raises(UserError, match=r"^--output's model card .*m.keras.card.md: Too many "
+                                        r"levels of symbolic links\.$"):
+        check_output(loop, inputs=[], flag="--output's model card")
+    assert loop.is_symlink()
+
+
 def test_a_multi_line_error_becomes_one_line():
     assert one_line(ValueError("Problems:\n  a\n\n  b")) == "Problems: | a | b"
     assert one_line(FileNotFoundError(2, "No such file", "x.tsv")) == "No such file: x.tsv"
