@@ -269,9 +269,10 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     check_data_identity(output_dir, PLAN_FILE, data_identity(layout["train"]))
     result = RecipeResult(plan=plan)
     train, valid = load_split(layout["train"]), load_split(layout["valid"])
-    check_training_size(members, len(train.paths), layout["train"].concepts)
-    if retrieval is not None and retrieval.n_neighbors > len(train.paths):
-        # the k-NN is fitted after every network: refused now, not hours later
+    check_training_size([(f"member {name!r}", member) for name, member in members],
+                        len(train.paths), f"{layout['train'].concepts}: {len(train.paths)} "
+                        "training image(s) have a line")
+    if retrieval is not None and retrieval.n_neighbors > len(train.paths):  # fitted last
         raise ValueError(f"retrieval_neighbors={retrieval.n_neighbors} is more than "
                          f"the {len(train.paths)} training images: choose fewer.")
     files = member_files(output_dir, len(members))

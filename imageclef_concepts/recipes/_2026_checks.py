@@ -164,24 +164,32 @@ def _whole_floats_as_ints(value):
     return value
 
 
-def check_training_size(members, n_images, concepts_file):
-    """Refuse, before the compute estimate's probe trains, training images too few for the
-    members' validation split (``validation_fraction`` held out for early stopping, each
-    side at least one image): the probe failed with advice the command line cannot take."""
-    for name, member in members:
+def check_training_size(members, n_images, said, images="training images",
+                        kept=lambda n: n):
+    """Refuse, before the work that would fail on it (the compute estimate's probe, a
+    search), training images too few for the members' validation split
+    (``validation_fraction`` held out for early stopping, each side at least one image).
+
+    ``said`` opens the message (which ``n_images`` these are), ``images`` names them in
+    the advice, and ``kept(n)`` is how many of ``n`` train a member (all, or what a
+    hold-out leaves). ``members`` holds (label, estimator) pairs."""
+    for label, member in members:
         fraction = member.validation_fraction
-        if fraction is None or 1 <= round(fraction * n_images) < n_images:
+        if fraction is None or _splits(fraction, kept(n_images)):
             continue
         side = min(fraction, 1 - fraction)
         if side < 2**-52:  # no data set is that large (and 0.5 / side overflows)
-            raise ValueError(f"member {name!r}: validation_fraction={fraction} leaves no "
-                             "image on one side of any training set: choose one nearer 0.5.")
+            raise ValueError(f"{label}: validation_fraction={fraction} leaves no image on "
+                             "one side of any training set: choose one nearer 0.5.")
         start = max(2, math.floor(0.5 / side) - 1)  # just below the first that works
-        needed = next(n for n in itertools.count(start) if 1 <= round(fraction * n) < n)
-        raise ValueError(f"{concepts_file}: {n_images} training image(s) have a line; member "
-                         f"{name!r} holds out validation_fraction={fraction} of them for "
-                         f"early stopping, and each part needs one image at least: give "
-                         f"{needed} training images or more.")
+        needed = next(n for n in itertools.count(start) if _splits(fraction, kept(n)))
+        raise ValueError(f"{said}; {label} holds out validation_fraction={fraction} of "
+                         "them for early stopping, and each part needs one image at least: "
+                         f"give {needed} {images} or more.")
+
+
+def _splits(fraction, n_images):
+    return 1 <= round(fraction * n_images) < n_images
 
 
 def check_store_place(store, output_dir, data_dir):

@@ -179,7 +179,6 @@ def reproduce_2019(data_dir: PathLike, output_dir: PathLike, *, merge_validation
         raise ValueError(f"output {output_dir} is not empty ({', '.join(held[:5])}): name a new "
                          "or empty folder; nothing in it is replaced.")
     check_2019_layout(layout)
-    output_dir.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"paper_test_f1": paper.TEST_F1, "settings": {
         "merge_validation": merge_validation, "tune_threshold": tune_threshold,
         "holdout_fraction": procedure.holdout_fraction, "random_state": random_state,
@@ -190,6 +189,9 @@ def reproduce_2019(data_dir: PathLike, output_dir: PathLike, *, merge_validation
     paths, concepts, vocabulary = _step_data(layout, merge_validation, report, say)
     fit_part, holdout = _holdout(len(paths), procedure.holdout_fraction, random_state)
     report["n_training_images"], report["n_holdout_images"] = len(fit_part), len(holdout)
+    _check_search_size(_search_params(procedure, random_state), len(paths), procedure,
+                       merge_validation)
+    output_dir.mkdir(parents=True, exist_ok=True)
 
     model = _step_search(paths, concepts, fit_part, holdout, procedure, random_state,
                          report, say)
@@ -229,8 +231,34 @@ def _step_data(layout, merge_validation, report, say):
 
 def _holdout(n_images, fraction, random_state):
     order = np.random.default_rng(random_state).permutation(n_images)
-    n_holdout = max(1, int(round(fraction * n_images)))
+    n_holdout = _holdout_size(n_images, fraction)
     return np.sort(order[n_holdout:]), np.sort(order[:n_holdout])
+
+
+def _holdout_size(n_images, fraction):
+    return max(1, int(round(fraction * n_images)))
+
+
+def _search_params(procedure, random_state):
+    """The searched estimator's parameters, before the grid's."""
+    return {"random_state": random_state, "metrics": ["binary_accuracy"],
+            "monitor": paper.MONITOR, "threshold": paper.THRESHOLD,
+            **procedure.estimator_params}
+
+
+def _check_search_size(params, n_images, procedure, merged):
+    """Refuse, before the search, images too few for the estimator's own validation split
+    once the hold-out is out: every fit of the search failed on it."""
+    from ..keras import ConceptCNNClassifier
+    from ._2026_checks import check_training_size
+
+    kept = n_images - _holdout_size(n_images, procedure.holdout_fraction)
+    images = "training and validation images" if merged else "training images"
+    check_training_size(
+        [("ConceptCNNClassifier", ConceptCNNClassifier(**params))], n_images,
+        f"{kept} images train the search (the {n_images} {images}, less the "
+        f"{n_images - kept} held out for choosing among its settings)", images,
+        kept=lambda n: n - _holdout_size(n, procedure.holdout_fraction))
 
 
 def _step_search(paths, concepts, fit_part, holdout, procedure, random_state, report, say):
@@ -244,9 +272,7 @@ def _step_search(paths, concepts, fit_part, holdout, procedure, random_state, re
     # The held-out part is the search's validation fold (test_fold 0); the rest trains.
     test_fold = np.full(len(paths), -1)
     test_fold[holdout] = 0
-    params = {"random_state": random_state, "metrics": ["binary_accuracy"],
-              "monitor": paper.MONITOR, "threshold": paper.THRESHOLD,
-              **procedure.estimator_params}
+    params = _search_params(procedure, random_state)
     say("Step 2: the coarse-to-fine search, scored on the held-out part at the paper's 0.1")
     searches = coarse_to_fine_search(ConceptCNNClassifier(**params), procedure.first_grid,
                                      paths, concepts, n_rounds=procedure.n_rounds, say=say,

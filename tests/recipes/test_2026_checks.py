@@ -153,7 +153,8 @@ def test_a_validation_fraction_no_training_set_can_split_is_named(fraction):
     from imageclef_concepts.recipes._2026_checks import check_training_size
 
     with pytest.raises(ValueError, match=r"^member 'm': validation_fraction=.* leaves no image"):
-        check_training_size([("m", SimpleNamespace(validation_fraction=fraction))], 80, "c.csv")
+        check_training_size([("member 'm'", SimpleNamespace(validation_fraction=fraction))],
+                            80, "c.csv: 80 training image(s) have a line")
 
 
 @pytest.mark.parametrize("where", ["grid", "estimator_params", "retrieval_params"])

@@ -143,3 +143,25 @@ def test_bad_inputs_are_refused_before_the_search_in_one_line(tmp_path, monkeypa
     message = str(raised.value)  # a list's items on lines of their own: one line at the CLI
     assert expected.format(d=data) in " ".join(message.split()) and "Traceback" not in message
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("merge_validation, n_images", [(True, 5), (False, 3)])
+def test_training_images_too_few_for_the_validation_split_are_refused_first(
+        tmp_path, monkeypatch, merge_validation, n_images):
+    # 4 training images (with the validation ones, 6), one held out: ConceptCNNClassifier's
+    # validation_fraction=0.1 of the rest is no image, and the search's every fit failed (in
+    # seconds, in one line) after the output folder was made.
+    from imageclef_concepts.recipes import _reproduce
+
+    data = tmp_path / "data"
+    make_imageclef_2019_layout(data, n_train=4, n_valid=2, n_test=2, n_concepts=4,
+                               image_size=16)
+    for step in ("coarse_to_fine_search", "train_and_tune"):
+        monkeypatch.setattr(_reproduce, step, lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(ValueError, match=rf"^{n_images} images train the search .* "
+                                         r"validation_fraction=0.1 of them for early "
+                                         r"stopping, and each part needs one image at least: "
+                                         r"give 7 training .*images or more\.$"):
+        _reproduce.reproduce_2019(data, tmp_path / "out", merge_validation=merge_validation,
+                                  say=lambda line: None)
+    assert not (tmp_path / "out").exists()
