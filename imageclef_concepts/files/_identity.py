@@ -16,6 +16,7 @@ import dis
 import functools
 import inspect
 import json
+import re
 import sys
 import sysconfig
 import types
@@ -75,11 +76,7 @@ def identity(value, seen=None):
     if isinstance(value, types.ModuleType):
         return ["module", value.__name__]
     if _is_configured(value):
-        try:
-            return ["keras", _name(type(value)), json.dumps(value.get_config(), sort_keys=True,
-                                                           default=_unidentifiable)]
-        except (NotImplementedError, TypeError) as error:  # no config of its own
-            raise Unidentifiable(f"a {type(value).__name__} without a config") from error
+        return _keras_identity(value, seen)
     if hasattr(value, "__array__") and not callable(value):  # arrays, tensors, variables
         array = np.ascontiguousarray(np.asarray(value))
         if array.dtype.hasobject:  # Python objects: each by its own identity
@@ -102,7 +99,7 @@ def _callable_identity(value, seen):
     if _named_by_library(value):
         return ["named", _name(value)]
     if isinstance(value, types.FunctionType):
-        return ["function", _name(value), _code_identity(value.__code__, seen),
+        return ["function", _name(value), _code_identity(value.__code__, seen, value.__doc__),
                 identity(value.__defaults__, seen), identity(value.__kwdefaults__, seen),
                 [identity(_cell_value(cell), seen) for cell in value.__closure__ or ()],
                 identity(_globals_read(value), seen)]
@@ -113,9 +110,51 @@ def _callable_identity(value, seen):
     if isinstance(value, (staticmethod, classmethod, property)):
         return [type(value).__name__, identity(value.__func__ if not isinstance(
             value, property) else value.fget, seen)]
+    if isinstance(getattr(value, "python_function", None), types.FunctionType):
+        return ["tf.function", identity(value.python_function, seen)]  # its locks aside
     if hasattr(value, "__dict__") and not inspect.isbuiltin(value):
         return ["object", identity(type(value), seen), identity(vars(value), seen)]
     raise Unidentifiable(f"a {type(value).__name__}")
+
+
+def _keras_identity(value, seen):
+    """A Keras object by its config; a user's class by its code too, refused when its
+    ``__init__`` takes an argument its config does not return (Keras' contract, needed only
+    to save: ``W(1.0)`` and ``W(50.0)`` were one); the functions it wraps by their code (a
+    ``MeanMetricWrapper``'s config names its function only)."""
+    kind = type(value)
+    try:
+        config = value.get_config()
+        text = json.dumps(_default_name(kind, config), sort_keys=True, default=_unidentifiable)
+    except (NotImplementedError, TypeError, OSError) as error:  # OSError: a lambda's source
+        raise Unidentifiable(f"a {kind.__name__} without a config") from error
+    wrapped = {key: item for key, item in vars(value).items()
+               if isinstance(item, (types.FunctionType, functools.partial))}
+    if _named_by_library(kind):
+        return ["keras", _name(kind), text, identity(wrapped, seen)]
+    missing = [name for name, parameter in inspect.signature(kind.__init__).parameters.items()
+               if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL,
+                                                            parameter.VAR_KEYWORD)
+               and name not in config]
+    if missing:
+        raise Unidentifiable(f"a {kind.__name__} whose get_config does not return "
+                             f"{', '.join(missing)}")
+    return ["keras", identity(kind, seen), text, identity(wrapped, seen)]
+
+
+def _default_name(kind, config):
+    """``config`` with a name Keras made unique in the process (``adam_1`` for a second
+    ``Adam()``) given as the first one's: made again, it is the same object. Such a name is
+    the default, or the class's name in snake case, and a number."""
+    name = config.get("name") if isinstance(config, dict) else None
+    if not isinstance(name, str):
+        return config
+    base = re.sub(r"_\d+$", "", name)
+    default = inspect.signature(kind.__init__).parameters.get("name")
+    default = default.default if default is not None else None
+    made = (base == default if isinstance(default, str)
+            else base.replace("_", "") == kind.__name__.lower())
+    return {**config, "name": base} if made else config
 
 
 def _is_configured(value):
@@ -141,22 +180,37 @@ def _named_by_library(value):
     return found is value
 
 
-def _code_identity(code, seen):
+def _code_identity(code, seen, doc=None):
     constants = [_code_identity(constant, seen) if isinstance(constant, types.CodeType)
                  else identity(constant, seen) for constant in code.co_consts]
+    if doc is not None and code.co_consts and code.co_consts[0] == doc:
+        constants[0] = None  # a docstring: where a function without one holds None
     return [digest(code.co_code), constants, list(code.co_names), list(code.co_varnames)]
 
 
 def _globals_read(function):
-    """The globals ``function`` (and the functions defined in it) read, by name."""
-    names, codes = set(), [function.__code__]
+    """The globals ``function`` (and the functions defined in it) read, by name; a user's
+    module by the attributes of it the function may read (``config.WEIGHT``: a module is
+    otherwise its name)."""
+    names, attributes, codes = set(), set(), [function.__code__]
     while codes:
         code = codes.pop()
         names.update(instruction.argval for instruction in dis.get_instructions(code)
                      if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"))
+        attributes.update(code.co_names)  # the attribute names it uses among them
         codes += [constant for constant in code.co_consts if isinstance(constant, types.CodeType)]
-    return {name: function.__globals__[name]  # in order: the same on every run
-            for name in sorted(names) if name in function.__globals__}
+    return {name: _module_read(function.__globals__[name], sorted(attributes))
+            for name in sorted(names) if name in function.__globals__}  # in order: every run
+
+
+def _module_read(value, attributes):
+    """A user's module as the values of ``attributes`` it holds (its own modules alike)."""
+    file = getattr(value, "__file__", None)
+    if not isinstance(value, types.ModuleType) or file is None or \
+            file.startswith(_LIBRARY_FOLDERS):  # installed or built in: its name tells it
+        return value
+    return ["module", value.__name__, {name: _module_read(getattr(value, name), attributes)
+                                       for name in attributes if hasattr(value, name)}]
 
 
 def _cell_value(cell):

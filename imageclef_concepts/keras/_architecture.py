@@ -352,20 +352,24 @@ def _uncompiled_network(estimator, n_concepts, seed, pretrained=True):
 
 
 def _users_network(model, n_concepts, image_size):
-    if isinstance(model, keras.Model):
-        network = keras.models.clone_model(model)  # each fit starts afresh
-    else:
-        network = model(n_concepts=n_concepts, image_size=image_size)
+    # (a subclassed network's instance cannot be copied for each fit either)
+    subclassed = (f"model={model!r:.60} gives a subclassed keras.Model, without a layer "
+                  "graph (embed, save and export read it): build it from keras.Input with "
+                  "Keras' functional API, or as a keras.Sequential.")
+    try:
+        network = (keras.models.clone_model(model) if isinstance(model, keras.Model)  # each
+                   else model(n_concepts=n_concepts, image_size=image_size))  # fit afresh
+    except NotImplementedError:  # a subclassed instance, without get_config to copy it
+        raise ValueError(subclassed) from None
     if not isinstance(network, keras.Model):
-        raise TypeError(f"model= must be a keras.Model or return one; got "
-                        f"{type(network).__name__}.")
-    expected_input = (None, image_size, image_size, 3)
-    if tuple(network.input_shape) != expected_input or \
-            tuple(network.output_shape) != (None, n_concepts):
-        raise ValueError(
-            f"model= must take {expected_input} images and give {n_concepts} "
-            f"probabilities (one per concept); it takes {network.input_shape} and gives "
-            f"{network.output_shape}.")
+        raise TypeError(f"model= must be a keras.Model or return one; got {type(network)}.")
+    if not hasattr(network, "input_shape"):
+        raise ValueError(subclassed)
+    expected = (None, image_size, image_size, 3)
+    taken, given = tuple(network.input_shape), tuple(network.output_shape)
+    if taken != expected or given != (None, n_concepts):
+        raise ValueError(f"model= must take {expected} images and give {n_concepts} "
+                         f"probabilities (one per concept); it takes {taken} and gives {given}.")
     return network
 
 
@@ -405,11 +409,8 @@ def _pos_weight(estimator):
 
 
 def apply_thread_limit(n_threads):
-    """Limit TensorFlow to ``n_threads`` threads in this process (None: leave it).
-
-    TensorFlow fixes its thread pools when its runtime starts; a limit that
-    comes later cannot be applied, and a warning says so.
-    """
+    """Limit TensorFlow to ``n_threads`` threads in this process (None: leave it); a limit
+    TensorFlow's started runtime cannot take (it fixes its pools) is warned of."""
     if n_threads is None:
         return
     import tensorflow as tf
@@ -432,11 +433,10 @@ def strategy_for(distribution):
     """The ``tf.distribute`` strategy of a ``distribution`` parameter."""
     import tensorflow as tf
 
-    if distribution is None:
-        return tf.distribute.get_strategy()  # the default: one device, no-op scope
-    if distribution == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    if distribution is None:  # the default: one device, no-op scope
+        return tf.distribute.get_strategy()
+    return (tf.distribute.MirroredStrategy() if distribution == "mirrored"
+            else tf.distribute.MultiWorkerMirroredStrategy())
 
 
 @contextmanager

@@ -182,9 +182,9 @@ class ConceptCNNClassifier(ConceptClassifierMixin, NetworkOutputsMixin, ModelFil
         start, going on from it, replaces it) until :meth:`save` writes the
         model file (or :meth:`remove_checkpoint`). Not saved with the model.
     model : keras.Model, callable or None, default=None
-        Any network instead of the paper's (scikeras' convention): a Keras
-        model (copied with ``keras.models.clone_model`` for each fit) or a
-        callable ``model(n_concepts=..., image_size=...)`` returning one. It
+        Any network instead of the paper's (scikeras' convention): a functional
+        or Sequential Keras model (copied with ``clone_model`` for each fit)
+        or a callable ``model(n_concepts=..., image_size=...)`` returning one. It
         takes ``image_size`` x ``image_size`` x 3 pixels in 0-255 and gives
         one sigmoid probability per concept; streaming, thresholds and
         saving work as for the paper's network.

@@ -37,10 +37,10 @@ from ..files._digests import digest
 from ..files._identity import Unidentifiable, identity_digest, network_identity
 from ..files._sizes import bytes_held, check_disks, setting
 from ..images._fingerprints import images_digest
+from ..models._persistence import jsonable
 from ._architecture import _optimizer, _uncompiled_network, compile_network, strategy_scope
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._ema import EMASwap, uses_ema
-from ._model_file import saved_params
 from ._nan_guard import NaNGuard
 from ._prediction import check_network_memory
 from ._training import (
@@ -352,16 +352,13 @@ def run_fingerprint(estimator, X, y, sample_weight, validation_data, continued=F
     params = estimator.get_params()
     if isinstance(params["random_state"], np.random.RandomState):
         params["random_state"] = "RandomState"  # not reproducible: the stored seed is
-    params = saved_params(params)
-    for name in NOT_IN_FINGERPRINT:
-        params.pop(name, None)
-    # a callable by its code (not its name), a user's network by the one built
+    # a callable or Keras object by what it computes (not its name, nor its saved config
+    # alone), a user's network by the one built
     params = {name: _identified(estimator, name, lambda value=value: json.loads(
-        json.dumps(value, sort_keys=True, default=identity_digest)))
-        for name, value in params.items()}
-    if estimator.model is not None:
-        params["model"] = _identified(estimator, "model", lambda: network_identity(
-            estimator.model_, estimator.model))
+        json.dumps(jsonable(value), sort_keys=True, default=identity_digest)))
+        for name, value in params.items() if name not in (*NOT_IN_FINGERPRINT, "model")}
+    params["model"] = None if estimator.model is None else _identified(
+        estimator, "model", lambda: network_identity(estimator.model_, estimator.model))
     return {
         "continued_from": weights_digest(estimator.model_) if continued else None,
         "images": images_digest(X),
@@ -387,8 +384,8 @@ def _identified(estimator, name, identify):
         raise ValueError(
             f"checkpoint_dir: {name}={getattr(estimator, name)!r:.80} holds {error}, which "
             "a checkpoint cannot tell from another's (it could resume another training): "
-            f"make {name} of functions, partials, Keras objects and plain values, or give "
-            "no checkpoint_dir.") from None
+            f"make {name} of functions, partials, Keras objects (whose get_config returns "
+            "their arguments) and plain values, or give no checkpoint_dir.") from None
 
 
 def weights_digest(network):

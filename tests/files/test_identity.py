@@ -82,3 +82,88 @@ def test_a_network_without_config_is_known_by_its_factory_or_refused():
             != network_identity(tanh(2, 4), tanh))
     with pytest.raises(Unidentifiable, match="without get_config"):
         network_identity(relu(2, 4), relu(2, 4))  # given as a keras.Model: nothing else
+
+
+# Review 20 (r20a): what the identity missed or refused wrongly.
+
+def test_a_function_reading_a_users_module_is_known_by_what_it_reads(tmp_path, monkeypatch):
+    # `import lossconf` then `lossconf.WEIGHT` in a loss: the module was known by its name
+    # only, so a changed WEIGHT (or a changed helper called through the module) resumed.
+    import importlib
+
+    (tmp_path / "lossconf_r20.py").write_text("WEIGHT = 1.0\n\ndef core(x):\n    return x\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    conf = importlib.import_module("lossconf_r20")
+    namespace = {"lossconf_r20": conf, "np": np}
+    exec("def loss(y, p):\n    return lossconf_r20.WEIGHT * np.mean(lossconf_r20.core(p))\n",
+         namespace)
+    first = identity_digest(namespace["loss"])
+    conf.WEIGHT = 50.0
+    assert identity_digest(namespace["loss"]) != first
+    conf.WEIGHT = 1.0
+    assert identity_digest(namespace["loss"]) == first
+    monkeypatch.setattr(conf, "core", lambda x: -x)
+    assert identity_digest(namespace["loss"]) != first
+
+
+def _function(source, name="fn"):
+    namespace = {"keras": keras}
+    exec(source, namespace)
+    return namespace[name]
+
+
+def test_a_docstring_added_is_the_same_function():
+    plain = _function("def fn(y, p):\n    return p - y\n")
+    documented = _function('def fn(y, p):\n    """The difference."""\n    return p - y\n')
+    other = _function('def fn(y, p):\n    """The difference."""\n    return y - p\n')
+    assert identity_digest(plain) == identity_digest(documented) != identity_digest(other)
+
+
+class _Weighted(keras.losses.Loss):
+    """A user's loss keeping an argument its get_config does not return."""
+
+    def __init__(self, weight, name="weighted"):
+        super().__init__(name=name)
+        self.weight = weight
+
+    def call(self, y_true, y_pred):
+        return self.weight * keras.ops.mean(keras.ops.square(y_true - y_pred), axis=-1)
+
+
+class _WeightedConfigured(_Weighted):
+    def get_config(self):
+        return {**super().get_config(), "weight": self.weight}
+
+
+def test_a_keras_object_is_known_by_its_config_its_code_and_the_functions_it_wraps():
+    # A user's Loss subclass was its config only: W(1.0) and W(50.0) resumed each other.
+    with pytest.raises(Unidentifiable, match="weight"):
+        identity_digest(_Weighted(1.0))
+    assert identity_digest(_WeightedConfigured(1.0)) == identity_digest(_WeightedConfigured(1.0))
+    assert identity_digest(_WeightedConfigured(1.0)) != identity_digest(_WeightedConfigured(50.0))
+    # A wrapped user function was known by its name.
+    up = _function("def fn(y, p):\n    return keras.ops.mean(p)\n")
+    down = _function("def fn(y, p):\n    return -keras.ops.mean(p)\n")
+    wrapper = keras.metrics.MeanMetricWrapper
+    assert identity_digest(wrapper(up, name="m")) == identity_digest(wrapper(up, name="m"))
+    assert identity_digest(wrapper(up, name="m")) != identity_digest(wrapper(down, name="m"))
+    # A lambda with no source (eval, python -c) made Keras' config raise OSError.
+    with pytest.raises(Unidentifiable, match="MeanMetricWrapper"):
+        identity_digest(wrapper(eval("lambda y, p: keras.ops.mean(p)"), name="m"))
+
+
+def test_a_keras_optimizer_made_again_in_one_process_is_the_same():
+    # Keras names a second Adam() 'adam_1': a notebook cell rerun after a Ctrl-C was
+    # "another training".
+    adam = keras.optimizers.Adam
+    assert identity_digest(adam(1e-3)) == identity_digest(adam(1e-3)) != identity_digest(
+        adam(1e-2))
+
+
+def test_a_tf_function_is_known_by_its_python_function():
+    import tensorflow as tf
+
+    up = _function("def fn(y, p):\n    return keras.ops.mean(p)\n")
+    down = _function("def fn(y, p):\n    return -keras.ops.mean(p)\n")
+    assert identity_digest(tf.function(up)) == identity_digest(tf.function(up))
+    assert identity_digest(tf.function(up)) != identity_digest(tf.function(down))

@@ -143,6 +143,30 @@ def test_a_network_of_the_wrong_shape_is_refused(tiny_images):
             tiny_images.images, [";".join(c) for c in tiny_images.concepts])
 
 
+class _Subclassed(keras.Model):
+    """A subclassed network: no input layer, so no input_shape (Keras 3)."""
+
+    def __init__(self, n_concepts, image_size, **kwargs):
+        super().__init__(**kwargs)
+        self.pool = keras.layers.GlobalAveragePooling2D()
+        self.out = keras.layers.Dense(n_concepts, activation="sigmoid")
+
+    def call(self, images):
+        return self.out(self.pool(images / 255.0))
+
+
+def test_a_subclassed_network_is_refused_in_one_line_before_training(tiny_images):
+    # 'AttributeError: 'Net' object has no attribute 'input_shape'' in 29 lines, for the
+    # class and for a built instance alike (review 20). Embedding, saving and export read
+    # a network's layer graph, which a subclassed one has not.
+    y = [";".join(c) for c in tiny_images.concepts]
+    for model in (_Subclassed, _Subclassed(5, 32)):
+        with pytest.raises(ValueError, match=r"^model=.*gives a subclassed keras.Model, "
+                                             r"without a layer graph .*functional API"):
+            ConceptCNNClassifier(model=model, image_size=32, epochs=1).fit(
+                tiny_images.images, y)
+
+
 def test_test_time_augmentation_averages_the_image_and_its_mirror(tiny_images):
     y = [";".join(c) for c in tiny_images.concepts]
     model = ConceptCNNClassifier(**{**TINY, "epochs": 1}).fit(tiny_images.images, y)

@@ -299,6 +299,56 @@ def test_run_fingerprint_tells_model_factories_apart_by_the_network_they_build()
     assert _small_fingerprint(model=relu) == _small_fingerprint(model=_network("relu"))
 
 
+@pytest.mark.slow
+def test_run_fingerprint_knows_keras_objects_by_what_they_compute_not_their_names():
+    # Keras objects reached the fingerprint as their saved config only (review 20): a
+    # second Adam() in one process ('adam_1') was another training, a wrapped function was
+    # its name, a user's Loss its config (W(1.0) was W(50.0)), and a wrapped lambda with no
+    # source raised OSError out of Keras.
+    import keras
+
+    adam = keras.optimizers.Adam
+    assert _small_fingerprint(optimizer=adam(1e-3)) == _small_fingerprint(optimizer=adam(1e-3))
+    assert _small_fingerprint(optimizer=adam(1e-3)) != _small_fingerprint(optimizer=adam(1e-2))
+    wrapper = keras.metrics.MeanMetricWrapper
+    up, down = (_named_fn(source) for source in ("keras.ops.mean(p)", "-keras.ops.mean(p)"))
+    assert (_small_fingerprint(metrics=[wrapper(up, name="m")])
+            != _small_fingerprint(metrics=[wrapper(down, name="m")]))
+    for params, named in ((dict(loss=_WeightedLoss(1.0)), "loss=.*does not return weight"),
+                          (dict(metrics=[wrapper(eval("lambda y, p: p"), name="m")]),
+                           "metrics=.*MeanMetricWrapper")):
+        with pytest.raises(ValueError, match=rf"^checkpoint_dir: {named}") as error:
+            _small_fingerprint(**params)
+        assert "\n" not in str(error.value)
+
+
+def _named_fn(returned):
+    """A function named ``fn`` returning ``returned``: the same name, other code."""
+    import keras
+
+    namespace = {"keras": keras}
+    exec(f"def fn(y, p):\n    return {returned}\n", namespace)
+    return namespace["fn"]
+
+
+def _weighted_loss():
+    import keras
+
+    class Weighted(keras.losses.Loss):
+        def __init__(self, weight):
+            super().__init__(name="weighted")
+            self.weight = weight
+
+        def call(self, y_true, y_pred):
+            return self.weight * keras.ops.mean(keras.ops.square(y_true - y_pred), axis=-1)
+
+    return Weighted
+
+
+def _WeightedLoss(weight):  # noqa: N802 (a class, made when Keras is imported)
+    return _weighted_loss()(weight)
+
+
 class _Unidentifiable:
     """A loss holding something the fingerprint cannot tell from another's."""
 
