@@ -41,6 +41,10 @@ def main(argv=None):
             start_quietly()
         except KeyboardInterrupt:
             return _interrupted(args)
+        except ImportError as error:  # what TensorFlow makes of a Ctrl-C in an extension's start
+            if isinstance(error.__cause__ or error.__context__, KeyboardInterrupt):
+                return _interrupted(args)
+            raise
     with _file_names_printable():
         try:
             with warnings.catch_warnings(), noticing_interrupts(raise_at_exit=False):

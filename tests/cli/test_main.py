@@ -143,13 +143,21 @@ def test_a_ctrl_c_a_library_turns_into_its_own_error_is_an_interruption(
         assert capsys.readouterr().err == "imageclef-concepts prepare: error: bad\n"
 
 
-def test_a_ctrl_c_while_tensorflow_starts_is_an_interruption(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("raised", ["KeyboardInterrupt", "ImportError"])
+def test_a_ctrl_c_while_tensorflow_starts_is_an_interruption(tmp_path, capsys, monkeypatch,
+                                                             raised):
     # TensorFlow's import takes seconds before a train, predict or recipe runs: a Ctrl-C
-    # then was a KeyboardInterrupt traceback (issue 30 review 13).
+    # then was a KeyboardInterrupt traceback (issue 30 review 13); in one of its extensions'
+    # start, TensorFlow turns it into 'ImportError: initialization failed' (review 20).
     from imageclef_concepts import keras as package
 
     def start():
-        raise KeyboardInterrupt
+        if raised == "KeyboardInterrupt":
+            raise KeyboardInterrupt
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise ImportError("initialization failed") from interrupt
 
     monkeypatch.setattr(package, "start_quietly", start)
     arguments = ["train", "--images", str(tmp_path), "--concepts", str(tmp_path / "c.csv"),
