@@ -183,6 +183,9 @@ def checked_file_name(path, what="output"):
         raise ValueError(f"{what} {shown_name(path)} is not a file name this system can hold "
                          "(a lone surrogate that no file name's bytes give): nothing is "
                          "written.") from None
+    if "\0" in path:  # 'embedded null byte', naming nothing, from the first system call
+        raise ValueError(f"{what} {shown_name(path)} holds a NUL character, which no file "
+                         "name can hold: nothing is written.")
     return path
 
 

@@ -36,7 +36,7 @@ from ..models._base import (
 )
 from ..models._decision import check_threshold_grid
 from ._ensemble_search import vote_buckets, vote_search
-from ._rule import tuning_start
+from ._rule import check_tuning_truth, tuning_start
 from ._weight_search import (
     DEFAULT_WEIGHT_GRID,
     MAX_CANDIDATES,
@@ -258,9 +258,11 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
                 int(self.bands) > n_concepts:
             raise ValueError(f"bands={self.bands} is more than the {n_concepts} concepts: at "
                              "most one band per concept.")
-        scores, rows, fold_ensemble = self._held_out_scores(X, y, labels, splits, fit_params,
-                                                            vocabulary)
-        truth, n_true = vocabulary.truth(_safe_indexing(labels, rows))
+        truth, n_true = vocabulary.truth(_safe_indexing(labels, np.concatenate(
+            [test for _, test in splits])))  # the held-out images, in the scores' order
+        check_tuning_truth(n_true)  # before any member is fitted
+        scores, fold_ensemble = self._held_out_scores(X, y, labels, splits, fit_params,
+                                                      vocabulary)
         support = np.asarray(vocabulary.truth(labels)[0].sum(axis=0)).ravel()
         if self.tune == "votes":
             found = self._search_votes(scores, truth, n_true)
@@ -304,7 +306,7 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         if self.cv == "prefit":
             members = self.ensemble.estimators_
             return ([aligned_scores(member, X, targets_of(member, labels), vocabulary.classes_,
-                                    fill) for member in members], splits[0][1], None)
+                                    fill) for member in members], None)
         n_jobs = workers_for(self.n_jobs, len(splits)) if len(splits) > 1 else None
         fitted = Parallel(n_jobs=n_jobs)(
             delayed(fit_quietly)(clone(self.ensemble), X, y, fit_params, train)
@@ -314,7 +316,7 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
                                     vocabulary.classes_, fill) for member in ensemble.estimators_]
                     for ensemble, (train, test) in zip(fitted, splits)]
         scores = [np.concatenate(parts) for parts in zip(*per_fold)]
-        return scores, np.concatenate([test for _, test in splits]), fitted[0]
+        return scores, fitted[0]
 
     def _candidates(self, scores, whose=""):
         """Candidate thresholds, ascending, in the scores' own precision."""

@@ -54,6 +54,19 @@ def test_a_name_no_file_system_holds_is_refused_by_name_before_writing(tmp_path,
     assert os.listdir(os.fsencode(tmp_path)) == [b"caf\xe9.csv"]
 
 
+def test_a_name_holding_a_nul_is_refused_by_name_before_writing(tmp_path):
+    # 'ValueError: embedded null byte', naming neither the parameter nor the file (review 20).
+    from imageclef_concepts import evaluate_run, write_report
+
+    with pytest.raises(ValueError, match=r"^output .*run\x00.csv holds a NUL character"):
+        write_run(tmp_path / "run\0.csv", ["x"], [["C0000001"]], edition="2026")
+    (tmp_path / "run.csv").write_text("ID,CUIs\nx,C0000001\n")
+    evaluation = evaluate_run(tmp_path / "run.csv", tmp_path / "run.csv", edition="2026")
+    with pytest.raises(ValueError, match="holds a NUL character"):
+        write_report(tmp_path / "r\0.html", evaluation)
+    assert sorted(os.listdir(tmp_path)) == ["run.csv"]
+
+
 def test_reading_a_name_no_file_can_have_is_not_found_by_name(tmp_path):
     # A NUL or a lone surrogate no file name gives: os.open raised ValueError or
     # UnicodeEncodeError naming no file (ConceptCNNClassifier.load, ConceptEnsemble.load).

@@ -539,3 +539,28 @@ def test_folds_do_not_repeat_what_the_tuner_says_it_does_not_use(n_jobs, refit):
     texts = [str(warning.message) for warning in said]
     assert len(texts) == 1 and texts[0].startswith("EnsembleTuner(tune='votes') does not "
                                                    "use the ensemble's threshold=0.3"), texts
+
+
+@pytest.mark.parametrize("held_out", ["all images", "a split's"])
+def test_tuning_images_without_any_concept_are_refused_before_fitting(held_out):
+    # Every setting scored the undefined F1 (reported as 0.0): the tuner kept the first, every
+    # member at its lowest threshold, predicting every concept for every image (review 20).
+    from sklearn.model_selection import PredefinedSplit
+
+    from imageclef_concepts import ThresholdTuner
+
+    members, X, y = _case(0)
+    if held_out == "all images":  # fitted members, tuned on images without concepts
+        ensemble, y, cv = _fitted(members, X, y), [[] for _ in y], "prefit"
+        tuners = [EnsembleTuner(ensemble, thresholds=GRID, cv=cv, refit=False),
+                  ThresholdTuner(ensemble, cv=cv, refit=False)]
+    else:  # the images held out have none; those the members train on do
+        y = [[] for _ in y[:7]] + [["A"] if not concepts else concepts for concepts in y[7:]]
+        cv = PredefinedSplit([0] * 7 + [-1] * 7)
+        ensemble = ConceptEnsemble([(f"m{i}", m) for i, m in enumerate(members)])
+        tuners = [EnsembleTuner(ensemble, thresholds=GRID, cv=cv, refit=False),
+                  ThresholdTuner(members[0], cv=cv, refit=False)]
+    for tuner in tuners:
+        with pytest.raises(ValueError, match=r"^none of the (14|7) tuning images has a true "
+                                             r"concept: .*nothing to tune on"):
+            tuner.fit(X, y)
