@@ -37,12 +37,17 @@ class Preset:
     n_features: int  # length of the embedding
     architecture: dict = field(default_factory=dict)  # the random-weight build; {} for none
     checkpoint: str = ""  # the PyTorch checkpoint read besides ONNX ("open_clip"), if any
+    stage_width: int = 0  # a ConvNeXt's first stage's channels (its largest activations)
 
     def activation_bytes(self):
-        """The bytes the image tower holds at once for one image, 0 when its architecture is
-        not described (ConvNeXt): two attention scores (the scores and their softmax) and
-        seven tensors of the MLP's hidden width. Measured (peak RSS, random weights, ONNX
-        Runtime): 17.5 MB an image for vit-b16 (20.7 counted), 216 MB for rad-dino (298)."""
+        """The bytes the image tower holds at once for one image: for a ViT, two attention
+        scores (the scores and their softmax) and seven tensors of the MLP's hidden width;
+        for a ConvNeXt, seven of its first stage's MLP width (four times its channels) at a
+        quarter of the crop's side, where it is largest (unmeasured: no random build).
+        Measured (peak RSS, random weights, ONNX Runtime): 17.5 MB an image for vit-b16
+        (20.7 counted), 216 MB for rad-dino (298)."""
+        if self.stage_width:
+            return 4 * (self.crop // 4) ** 2 * 7 * 4 * self.stage_width
         if not self.architecture:
             return 0
         vit = self.architecture
@@ -52,7 +57,8 @@ class Preset:
     def preprocessing(self):
         """What the identity of an encoder records of the input pipeline."""
         described = asdict(self)
-        for key in ("source", "architecture", "outputs", "n_features", "checkpoint"):
+        for key in ("source", "architecture", "outputs", "n_features", "checkpoint",
+                    "stage_width"):
             del described[key]
         described.update(channel_order="RGB", layout="NCHW float32, pixels/255",
                          resize_mode="square")
@@ -107,8 +113,8 @@ PRESETS: dict[str, Preset] = {
     # facebook/convnext-base-224-22k, preprocessor_config.json (ConvNextImageProcessor):
     # shortest_edge 224 with crop_pct 0.875 (resize to 256, centre crop 224), resample 3
     # (bicubic), ImageNet mean/std; pooler_output is the layer-normed global average
-    # (1024). No random build: a file is needed.
+    # (1024). No random build: a file is needed. Stages of 128, 256, 512, 1024 channels.
     "convnext-base": Preset(
         "facebook/convnext-base-224-22k", 256, 224, "bicubic", IMAGENET_MEAN, IMAGENET_STD,
-        ("pooler_output",), 1024),
+        ("pooler_output",), 1024, stage_width=128),
 }

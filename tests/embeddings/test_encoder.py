@@ -314,3 +314,22 @@ def test_a_batch_whose_attention_exceeds_memory_is_refused_before_the_network(mo
                                          r"a ViT, its attention scores and hidden layers\) "
                                          r"takes 2.3 GiB"):
         encoder.embed(np.zeros((8, 8, 8, 3), np.uint8))
+
+
+def test_a_convnext_batch_counts_its_first_stage_activations(tmp_path, monkeypatch):
+    # ConvNeXt's architecture is not described (no random build), and its activations were
+    # counted as none: ConvNeXt-Base's first stage alone holds 56 x 56 x 512 float32 (6.4 MB)
+    # an image in its MLP, and a batch needing several GiB was checked at ~2 MB an image.
+    from imageclef_concepts.embeddings._presets import PRESETS
+    from imageclef_concepts.files import _sizes
+
+    hidden = 4 * 56 * 56 * 4 * 128  # one tensor of the first stage's MLP width, an image
+    assert PRESETS["convnext-base"].activation_bytes() >= 4 * hidden
+    monkeypatch.setattr(_sizes, "memory_limit", lambda: 2**30)
+    weights = tmp_path / "convnext.onnx"
+    weights.write_bytes(b"not read: refused before")
+    encoder = FoundationEncoder("convnext-base", weights=str(weights), batch_size=32)
+    monkeypatch.setattr(encoder, "_network", lambda: pytest.fail("built before the check"))
+    with pytest.raises(ValueError, match=r"^batch_size=32: running a batch of 32 images "
+                                         r"through convnext-base"):
+        encoder.embed(np.zeros((32, 8, 8, 3), np.uint8))
