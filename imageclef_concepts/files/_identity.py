@@ -203,13 +203,17 @@ def _globals_read(function):
             for name in sorted(names) if name in function.__globals__}  # in order: every run
 
 
-def _module_read(value, attributes):
-    """A user's module as the values of ``attributes`` it holds (its own modules alike)."""
+def _module_read(value, attributes, seen=()):
+    """A user's module as the values of ``attributes`` it holds (its own modules alike,
+    each once: modules import each other)."""
     file = getattr(value, "__file__", None)
     if not isinstance(value, types.ModuleType) or file is None or \
             file.startswith(_LIBRARY_FOLDERS):  # installed or built in: its name tells it
         return value
-    return ["module", value.__name__, {name: _module_read(getattr(value, name), attributes)
+    if value.__name__ in seen:
+        return ["module", value.__name__]
+    seen = (*seen, value.__name__)
+    return ["module", value.__name__, {name: _module_read(getattr(value, name), attributes, seen)
                                        for name in attributes if hasattr(value, name)}]
 
 

@@ -106,6 +106,20 @@ def test_a_function_reading_a_users_module_is_known_by_what_it_reads(tmp_path, m
     assert identity_digest(namespace["loss"]) != first
 
 
+def test_modules_of_the_user_that_import_each_other_are_read_once(tmp_path, monkeypatch):
+    import importlib
+
+    (tmp_path / "cyc_a_r20.py").write_text("import cyc_b_r20\nWEIGHT = 1.0\n")
+    (tmp_path / "cyc_b_r20.py").write_text("import cyc_a_r20\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    first = importlib.import_module("cyc_a_r20")
+    namespace = {"cyc_a_r20": first}
+    exec("def loss(y, p):\n    return cyc_a_r20.cyc_b_r20.cyc_a_r20.WEIGHT * p\n", namespace)
+    before = identity_digest(namespace["loss"])
+    first.WEIGHT = 2.0
+    assert identity_digest(namespace["loss"]) != before
+
+
 def _function(source, name="fn"):
     namespace = {"keras": keras}
     exec(source, namespace)
