@@ -324,6 +324,7 @@ def fit_member(member, paths, concepts):
 
 def load_member(path, template):
     """A saved member, refused (naming its file) unless it is the plan's grid point."""
+    from ._2026_checks import comparable_params
     from ._workflows import load_model
 
     model = load_model(path)
@@ -332,9 +333,10 @@ def load_member(path, template):
         raise ValueError(f"member file {path} holds a {type(model).__name__}, not the plan's "
                          f"{type(template).__name__}: {delete}.")
     saved, planned = model.get_params(deep=False), template.get_params(deep=False)
+    compared = [comparable_params(params) for params in (saved, planned)]
     differ = [f"{key}={saved.get(key)!r} (the plan: {planned.get(key)!r})"
               for key in sorted(set(saved) | set(planned))
-              if key != "image_store" and saved.get(key) != planned.get(key)]
+              if key != "image_store" and compared[0].get(key) != compared[1].get(key)]
     if differ:
         raise ValueError(f"member file {path} is not the plan's member ({', '.join(differ)}): "
                          f"{delete}.")
