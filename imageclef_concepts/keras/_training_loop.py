@@ -36,7 +36,7 @@ from ..files._checkpoints import CheckpointFolder
 from ..files._digests import digest
 from ..files._identity import Unidentifiable, identity_digest, network_identity
 from ..files._sizes import bytes_held, check_disks, setting
-from ..images._fingerprints import images_digest
+from ..images._fingerprints import images_digest, weights_identity
 from ._architecture import _optimizer, _uncompiled_network, compile_network, strategy_scope
 from ._batches import ImageBatches, decode_errors_surfaced
 from ._ema import EMASwap, uses_ema
@@ -348,11 +348,13 @@ def run_fingerprint(estimator, X, y, sample_weight, validation_data, continued=F
     (the checkpoint of the fit before it is not resumed in its place; it ended in those
     weights, :func:`weights_digest`, so the new run replaces it). A callable parameter is
     known by its code and the values it holds, a user's ``model`` by the network built
-    (:mod:`._identity`); one that neither tells apart is refused, naming it."""
+    (:mod:`._identity`); one that neither tells apart is refused, naming it. A backbone's
+    weights file is known as the images are, by its path and its version."""
     params = estimator.get_params()
     if isinstance(params["random_state"], np.random.RandomState):
         params["random_state"] = "RandomState"  # not reproducible: the stored seed is
     params = saved_params(params)
+    params["weights"] = weights_identity(params["weights"])  # a file: by path and version
     for name in NOT_IN_FINGERPRINT:
         params.pop(name, None)
     # a callable by its code (not its name), a user's network by the one built

@@ -87,6 +87,27 @@ def test_run_fingerprint_holds_the_ema_momentum():
 
 
 @pytest.mark.slow
+def test_a_weights_file_rewritten_at_its_path_is_another_training(tmp_path):
+    # weights=FILE was known by its path only: a backbone's weights re-exported at the same
+    # name resumed the old run, whose frozen backbone is the old file's (from its
+    # checkpoint). A file counts as the images do: its path and its version.
+    import os
+    import shutil
+
+    import keras
+
+    path = tmp_path / "backbone.weights.h5"
+    keras.applications.MobileNetV3Small(include_top=False, weights=None,
+                                        input_shape=(32, 32, 3)).save_weights(path)
+    params = dict(backbone="mobilenetv3small", weights=str(path))
+    first = _fingerprint(**params)
+    assert _fingerprint(backbone="mobilenetv3small", weights=path) == first  # str or Path
+    shutil.copyfile(path, tmp_path / "new.weights.h5")
+    os.replace(tmp_path / "new.weights.h5", path)  # another file at the same path
+    assert _fingerprint(**params) != first
+
+
+@pytest.mark.slow
 def test_validation_images_refused_before_a_checkpoint_is_made(tmp_path):
     # An unreadable validation image was refused after the checkpoint folder was made with
     # the run's fingerprint; the user replaced the file and reran the same training, and it
