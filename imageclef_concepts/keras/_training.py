@@ -28,8 +28,9 @@ from contextlib import contextmanager
 import keras
 import numpy as np
 
-from ..files._checkpoints import BACKUP
+from ..files._checkpoints import BACKUP, CheckpointError
 from ._backup import (
+    _RESTART_ADVICE,
     BEST_WEIGHTS,
     PLATEAU_COUNTERS,
     RANDOM_STREAMS,
@@ -104,6 +105,18 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         otherwise draw other dropout masks than the uninterrupted one."""
         weights = {id(weight) for weight in self.model.weights}
         return [variable for variable in self.model.variables if id(variable) not in weights]
+
+    def check_epochs(self, epochs):
+        """Refuse, before training, a fit of fewer ``epochs`` than the checkpoint holds
+        finished: it would go on past them, train nothing and return the longer training.
+        (``epochs`` is not in the run's fingerprint, so that a finished run trains further.)"""
+        record = self.files.restore()
+        if record is not None and record["epoch"] > epochs:
+            held = record["epoch"]
+            raise CheckpointError(
+                f"epochs={epochs}, but checkpoint folder {self.folder.path} holds {held} "
+                f"finished epochs of this training: give epochs={held} or more to go on from "
+                f"them, or {_RESTART_ADVICE}.")
 
     def on_train_begin(self, logs=None):
         # Runs after the keeper reset itself and before Keras loads the weights.

@@ -125,6 +125,8 @@ def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoc
     checkpoint = None if folder is None else TrainingCheckpoint(
         folder, keeper, plateau, announce=print if estimator.verbose else None,
         first_epoch=initial_epoch)
+    if checkpoint is not None:
+        checkpoint.check_epochs(epochs)
     seed = seed_or_fresh(estimator._seed) if folder is None else folder.seed
     train, validation = split_validation(X.usable_indices(), estimator.validation_fraction,
                                          np.random.default_rng(seed), validation_data)
