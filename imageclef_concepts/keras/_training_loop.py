@@ -46,6 +46,7 @@ from ._prediction import check_network_memory
 from ._training import (
     TrainingCheckpoint,
     best_epoch_keeper,
+    random_streams,
     seed_or_fresh,
     seeded,
     shown_progress,
@@ -169,11 +170,13 @@ def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoc
 
 @contextmanager
 def _state_kept_if_failing(network, keep):
-    """Put the weights and optimizer state a continued training started from back if it
-    fails (``keep``: its checkpoint holds the epochs it finished): they are its fingerprint's
-    ``continued_from``, so that running the call again resumes that checkpoint."""
+    """Put the weights, optimizer state and random streams a continued training started
+    from back if it fails (``keep``: its checkpoint holds the epochs it finished): they are
+    its fingerprint's ``continued_from`` and the dropout masks its batches draw, so that
+    running the call again resumes that checkpoint as if never stopped."""
     optimizer = getattr(network, "optimizer", None)
     variables = [] if optimizer is None else list(optimizer.variables)
+    variables += random_streams(network)
     state = (network.get_weights(), [keras.ops.convert_to_numpy(v) for v in variables]) \
         if keep else None
     try:

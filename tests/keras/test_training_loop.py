@@ -358,3 +358,37 @@ def test_a_checkpoint_of_another_loss_function_is_not_resumed(tmp_path):
     again = ConceptCNNClassifier(epochs=2, loss=_loss_a, **params).fit(X, y)
     assert again.history_["loss"][0] == first.history_["loss"][0]
     assert len(again.history_["loss"]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_a_continued_training_stopped_mid_epoch_goes_on_as_if_never_stopped(tmp_path,
+                                                                             warm_start):
+    # partial_fit (or a warm-start fit) stopped after a batch (Ctrl-C), called again: its
+    # weights and optimizer state were put back, not the random streams that batch drew
+    # from, so the rerun "resumed" with other dropout masks than the uninterrupted run.
+    import keras
+
+    class StopAfterABatch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise KeyboardInterrupt
+
+    X = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    y = ["C1", "C2", "C1;C2", "C1"] * 2
+    params = dict(image_size=16, filters=(2,), dense_units=(4,), epochs=1, batch_size=4,
+                  validation_fraction=None, random_state=0, verbose=0)  # dropout: on
+
+    def trained(model, stopped=False):
+        model.fit(X, y) if warm_start else model.partial_fit(X, y)
+        model.set_params(warm_start=warm_start)
+        if stopped:
+            model.set_params(callbacks=[StopAfterABatch()])
+            with pytest.raises(KeyboardInterrupt):
+                model.fit(X, y) if warm_start else model.partial_fit(X, y)
+            model.set_params(callbacks=None)
+        return model.fit(X, y) if warm_start else model.partial_fit(X, y)
+
+    reference = trained(ConceptCNNClassifier(**params)).model_.get_weights()
+    again = trained(ConceptCNNClassifier(**params, checkpoint_dir=tmp_path / "checkpoint"),
+                    stopped=True).model_.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(reference, again))
