@@ -1,7 +1,8 @@
-"""Fingerprints of training images: a digest that changes when the images change.
+"""Fingerprints of training images (a digest that changes when the images change) and
+of a backbone's weights file.
 
-Checkpoints and recipe-2026's plan ask "same data, go on?" here, and only
-here: a file counts as its absolute path (or URL) and its
+Checkpoints, recipe-2026's plan and the embedding store ask "same data, same weights,
+go on?" here, and only here: a file counts as its absolute path (or URL) and its
 :func:`~._shelf.file_version`, the image store's version of a file, taken
 once the files have settled (:func:`wait_until_settled`), so that the same
 files give the same fingerprint later.
@@ -44,7 +45,19 @@ def wait_until_settled(paths):
         time.sleep(max(0, until + _SETTLE_MARGIN - time.time_ns()) / 1e9)
 
 
-def _file_identity(path):
+def weights_identity(weights):
+    """A backbone's ``weights`` as a fingerprint knows them: None and ``"imagenet"`` as they
+    are, a weights file as an image file (:func:`file_identity`, settled first): another
+    file at the same path (re-exported, fine-tuned) is other weights. A file that cannot be
+    read is its path alone (refused where the network is built)."""
+    if weights is None or (isinstance(weights, str) and weights == "imagenet"):
+        return weights
+    path = os.fspath(weights)
+    wait_until_settled([path])
+    return file_identity(path)
+
+
+def file_identity(path):
     """A file's absolute path (a URL as it is) and its version, :func:`file_version` (the
     image store's: a file rewritten with its modification time put back is a change too)."""
     name = path if is_url(path) else os.path.abspath(path)
@@ -73,7 +86,7 @@ def images_digest(X):
         wait_until_settled(paths)  # the fingerprint of the files as they stay
         if any(is_url(path) for path in paths):  # one request each: not one after another
             with ThreadPoolExecutor(max_workers=8) as pool:
-                return digest(*pool.map(_file_identity, paths))
-        return digest(*map(_file_identity, paths))
+                return digest(*pool.map(file_identity, paths))
+        return digest(*map(file_identity, paths))
     pixels = np.ascontiguousarray(X)
     return digest(str(pixels.shape), pixels.dtype.str, memoryview(pixels).cast("B"))

@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import StrOptions
 
 from ..files._numbers import WholeNumber
+from ..images._fingerprints import weights_identity
 from ..images._sources import as_image_source
 from ..images._store import ImageStore
 from ..models._embedder import EmbedderMixin
@@ -122,7 +123,7 @@ class BackboneEmbedding(EmbedderMixin, BaseEstimator):
         True
         """
         self._validate_params()
-        key = (*self._settings(), _file_version(self.weights))
+        key = (*self._settings(), weights_identity(self.weights))
         stale = (getattr(self, "_built", (None,))[0] == key[:3]
                  and getattr(self, "_built_version", None) != key[3])
         if key in _IDENTITIES and not stale:  # clones (a grid search's) neither build nor
@@ -153,7 +154,7 @@ class BackboneEmbedding(EmbedderMixin, BaseEstimator):
 
     def _settings(self):
         # A weights file is the same whether named by a str or a Path (its version is
-        # compared apart: file_version).
+        # compared apart: weights_identity).
         weights = self.weights if self.weights in (None, "imagenet") else os.fspath(self.weights)
         return self.backbone, self.image_size, str(weights)
 
@@ -165,7 +166,7 @@ class BackboneEmbedding(EmbedderMixin, BaseEstimator):
         # so that what one embedded, every other may reuse (embedding_identity).
         key = self._settings()
         if getattr(self, "_built", (None,))[0] != key:
-            version = _file_version(self.weights)  # of the file the network is built from
+            version = weights_identity(self.weights)  # of the file the network is built from
             state = random.getstate()
             random.seed(f"{self.backbone}-{self.image_size}")
             try:
@@ -179,14 +180,7 @@ class BackboneEmbedding(EmbedderMixin, BaseEstimator):
         return self._built[1]
 
 
-# Identities by (backbone, size, weights, weights file's version): the same settings give the
+# Identities by (backbone, size, weights, weights_identity): the same settings give the
 # same network in a process (random weights from a fixed seed, ImageNet's, a file unchanged).
 _IDENTITIES: dict = {}
 
-
-def _file_version(weights):
-    if weights in (None, "imagenet"):
-        return None
-    from ..images._shelf import file_version
-
-    return file_version(weights)

@@ -28,8 +28,9 @@ from contextlib import contextmanager
 import keras
 import numpy as np
 
-from ..files._checkpoints import BACKUP
+from ..files._checkpoints import BACKUP, CheckpointError
 from ._backup import (
+    _RESTART_ADVICE,
     BEST_WEIGHTS,
     PLATEAU_COUNTERS,
     RANDOM_STREAMS,
@@ -98,12 +99,17 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         epoch commits."""
         return [self, self.backup]
 
-    def _random_streams(self):
-        """The states of the network's random streams (dropout, augmentation): variables
-        that are not weights, so that Keras' backup leaves them out and a resumed run would
-        otherwise draw other dropout masks than the uninterrupted one."""
-        weights = {id(weight) for weight in self.model.weights}
-        return [variable for variable in self.model.variables if id(variable) not in weights]
+    def check_epochs(self, epochs):
+        """Refuse, before training, a fit of fewer ``epochs`` than the checkpoint holds
+        finished: it would go on past them, train nothing and return the longer training.
+        (``epochs`` is not in the run's fingerprint, so that a finished run trains further.)"""
+        record = self.files.restore()
+        if record is not None and record["epoch"] > epochs:
+            held = record["epoch"]
+            raise CheckpointError(
+                f"epochs={epochs}, but checkpoint folder {self.folder.path} holds {held} "
+                f"finished epochs of this training: give epochs={held} or more to go on from "
+                f"them, or {_RESTART_ADVICE}.")
 
     def on_train_begin(self, logs=None):
         # Runs after the keeper reset itself and before Keras loads the weights.
@@ -113,7 +119,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         state, finished = record["state"], record["epoch"]
         self.history = {key: list(values) for key, values in state["history"].items()}
         self.resumed_epochs = finished
-        streams = self._random_streams()
+        streams = random_streams(self.model)
         if RANDOM_STREAMS in record["files"]:  # read within bounds (a forged file)
             for variable, value in zip(streams, self.files.arrays(
                     RANDOM_STREAMS, "s", [(v.shape, v.dtype) for v in streams])):
@@ -133,7 +139,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             self.history.setdefault(key, []).append(float(value))
         keeper = self.keeper
         streams = {f"s{i}": keras.ops.convert_to_numpy(variable)
-                   for i, variable in enumerate(self._random_streams())}
+                   for i, variable in enumerate(random_streams(self.model))}
         writers = {WEIGHTS: self.model.save_weights,
                    RANDOM_STREAMS: lambda path: np.savez(path, **streams)}
         if keeper is not None and keeper.best_weights is not None and \
@@ -162,6 +168,15 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                 "plateau": None if plateau is None else {
                     "best": float(plateau.best), "wait": int(plateau.wait),
                     "cooldown_counter": int(plateau.cooldown_counter)}}
+
+
+def random_streams(network):
+    """The states of ``network``'s random streams (dropout, augmentation): variables that
+    are not weights, so that Keras' backup leaves them out and a resumed run would
+    otherwise draw other dropout masks than the uninterrupted one (a checkpoint keeps them
+    each epoch, a continued training stopped mid-epoch puts them back)."""
+    weights = {id(weight) for weight in network.weights}
+    return [variable for variable in network.variables if id(variable) not in weights]
 
 
 def seed_or_fresh(random_state):

@@ -36,7 +36,7 @@ from ..files._checkpoints import CheckpointFolder
 from ..files._digests import digest
 from ..files._identity import Unidentifiable, identity_digest, network_identity
 from ..files._sizes import bytes_held, check_disks, setting
-from ..images._fingerprints import images_digest
+from ..images._fingerprints import images_digest, weights_identity
 from ..models._persistence import jsonable
 from ._architecture import _optimizer, _uncompiled_network, compile_network, strategy_scope
 from ._batches import ImageBatches, decode_errors_surfaced
@@ -46,6 +46,7 @@ from ._prediction import check_network_memory
 from ._training import (
     TrainingCheckpoint,
     best_epoch_keeper,
+    random_streams,
     seed_or_fresh,
     seeded,
     shown_progress,
@@ -125,6 +126,8 @@ def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoc
     checkpoint = None if folder is None else TrainingCheckpoint(
         folder, keeper, plateau, announce=print if estimator.verbose else None,
         first_epoch=initial_epoch)
+    if checkpoint is not None:
+        checkpoint.check_epochs(epochs)
     seed = seed_or_fresh(estimator._seed) if folder is None else folder.seed
     train, validation = split_validation(X.usable_indices(), estimator.validation_fraction,
                                          np.random.default_rng(seed), validation_data)
@@ -167,11 +170,13 @@ def _fit_stages(estimator, X, y, sample_weight, warm_start, epochs, initial_epoc
 
 @contextmanager
 def _state_kept_if_failing(network, keep):
-    """Put the weights and optimizer state a continued training started from back if it
-    fails (``keep``: its checkpoint holds the epochs it finished): they are its fingerprint's
-    ``continued_from``, so that running the call again resumes that checkpoint."""
+    """Put the weights, optimizer state and random streams a continued training started
+    from back if it fails (``keep``: its checkpoint holds the epochs it finished): they are
+    its fingerprint's ``continued_from`` and the dropout masks its batches draw, so that
+    running the call again resumes that checkpoint as if never stopped."""
     optimizer = getattr(network, "optimizer", None)
     variables = [] if optimizer is None else list(optimizer.variables)
+    variables += random_streams(network)
     state = (network.get_weights(), [keras.ops.convert_to_numpy(v) for v in variables]) \
         if keep else None
     try:
@@ -348,10 +353,12 @@ def run_fingerprint(estimator, X, y, sample_weight, validation_data, continued=F
     (the checkpoint of the fit before it is not resumed in its place; it ended in those
     weights, :func:`weights_digest`, so the new run replaces it). A callable parameter is
     known by its code and the values it holds, a user's ``model`` by the network built
-    (:mod:`._identity`); one that neither tells apart is refused, naming it."""
+    (:mod:`._identity`); one that neither tells apart is refused, naming it. A backbone's
+    weights file is known as the images are, by its path and its version."""
     params = estimator.get_params()
     if isinstance(params["random_state"], np.random.RandomState):
         params["random_state"] = "RandomState"  # not reproducible: the stored seed is
+    params["weights"] = weights_identity(params["weights"])  # a file: by path and version
     # a callable or Keras object by what it computes (not its name, nor its saved config
     # alone), a user's network by the one built
     params = {name: _identified(estimator, name, lambda value=value: json.loads(

@@ -266,7 +266,7 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
         make_dry_run_data(data_dir, recipe.estimator_params.get("image_size", 32))
         check_layout(find_imageclef_layout(data_dir), recipe.count_coverage)
     layout = find_imageclef_layout(data_dir)
-    check_data_identity(output_dir, PLAN_FILE, data_identity(layout["train"]))
+    check_data_identity(output_dir, PLAN_FILE, data_identity(layout["train"], members=members))
     result = RecipeResult(plan=plan)
     train, valid = load_split(layout["train"]), load_split(layout["valid"])
     check_training_size([(f"member {name!r}", member) for name, member in members],

@@ -9,6 +9,7 @@ is trained, and a rerun with the same plan loads it instead of training it.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -98,17 +99,22 @@ DATA_IDENTITY = "data_identity"
 _SPLIT_NAMES = {"train": "training"}
 
 
-def data_identity(found, split="train"):
+def data_identity(found, split="train", members=()):
     """What identifies a split's data: its concept files' bytes, and the names and versions
     (:func:`~imageclef_concepts.images._shelf.file_version`) of the images it uses, those
-    with a concept line (a new image without one changes nothing the members learnt)."""
+    with a concept line (a new image without one changes nothing the members learnt); and
+    the backbone weights files ``members`` ((name, estimator) pairs) start from, known as
+    the images are (another file at the same path: other members)."""
     from ..files._digests import digest
-    from ..images._fingerprints import images_digest
+    from ..images._fingerprints import images_digest, weights_identity
 
     name = _SPLIT_NAMES.get(split, split)
     identity = {f"the {name} images": images_digest(sorted(load_split(found).paths))}
     for what, path in (("concepts", found.concepts), ("manual concepts", found.manual)):
         identity[f"the {name} {what}"] = None if path is None else digest(Path(path).read_bytes())
+    for value in {getattr(member, "weights", None) for _, member in members}:
+        if value not in (None, "imagenet"):  # plans without a weights file stay as they were
+            identity[f"the weights file {os.fspath(value)}"] = weights_identity(value)
     return identity
 
 
@@ -324,6 +330,7 @@ def fit_member(member, paths, concepts):
 
 def load_member(path, template):
     """A saved member, refused (naming its file) unless it is the plan's grid point."""
+    from ._2026_checks import comparable_params
     from ._workflows import load_model
 
     model = load_model(path)
@@ -332,9 +339,10 @@ def load_member(path, template):
         raise ValueError(f"member file {path} holds a {type(model).__name__}, not the plan's "
                          f"{type(template).__name__}: {delete}.")
     saved, planned = model.get_params(deep=False), template.get_params(deep=False)
+    compared = [comparable_params(params) for params in (saved, planned)]
     differ = [f"{key}={saved.get(key)!r} (the plan: {planned.get(key)!r})"
               for key in sorted(set(saved) | set(planned))
-              if key != "image_store" and saved.get(key) != planned.get(key)]
+              if key != "image_store" and compared[0].get(key) != compared[1].get(key)]
     if differ:
         raise ValueError(f"member file {path} is not the plan's member ({', '.join(differ)}): "
                          f"{delete}.")

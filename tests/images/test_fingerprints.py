@@ -207,3 +207,19 @@ def test_files_whose_times_are_ahead_of_the_clock_keep_their_fingerprint_when_it
     digest = images_module.images_digest(paths)
     clock.now = second + 7200 * 10**9  # two hours later: the clock has passed their times
     assert images_module.images_digest(paths) == digest
+
+
+def test_a_weights_file_is_known_by_its_path_and_version_as_an_image_is(tmp_path):
+    # The one rule of a checkpoint, recipe-2026's plan and the embedding store for a
+    # backbone's weights: another file at the same path is other weights.
+    from imageclef_concepts.images._fingerprints import file_identity, weights_identity
+
+    assert weights_identity(None) is None and weights_identity("imagenet") == "imagenet"
+    path = tmp_path / "b.weights.h5"
+    path.write_bytes(b"weights")
+    first = weights_identity(path)
+    assert first == weights_identity(str(path)) == file_identity(str(path))
+    (tmp_path / "new").write_bytes(b"weights")
+    os.replace(tmp_path / "new", path)
+    assert weights_identity(path) != first
+    assert weights_identity(tmp_path / "none.h5") == str(tmp_path / "none.h5")  # refused later

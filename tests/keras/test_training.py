@@ -96,3 +96,32 @@ def test_a_checkpoint_folder_replaced_during_training_gets_nothing(tmp_path, mon
                                                                 "training_metadata.json"]
     assert (folder / "backup" / "training_metadata.json").read_text() == "mine"
     assert len(said) == 1
+
+
+@pytest.mark.slow
+def test_fewer_epochs_than_the_checkpoint_holds_are_refused_before_training(tmp_path):
+    # Killed after 2 of 3 epochs, then fit(epochs=1) with the same checkpoint_dir: it went
+    # on "from epoch 2", trained nothing and returned the 2-epoch network without a word.
+    import keras
+
+    from imageclef_concepts import ConceptCNNClassifier
+    from imageclef_concepts.files._checkpoints import CheckpointError
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    folder = tmp_path / "checkpoint"
+    params = dict(image_size=16, filters=(2,), dense_units=(4,), batch_size=3, verbose=0,
+                  validation_fraction=None, random_state=0, checkpoint_dir=folder)
+    images = np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
+    with pytest.raises(KeyboardInterrupt):
+        ConceptCNNClassifier(**params, epochs=3, callbacks=[Stop()]).fit(images,
+                                                                         ["C1", "C2"] * 3)
+    with pytest.raises(CheckpointError, match=(
+            rf"^epochs=1, but checkpoint folder {folder} holds 2 finished epochs of this "
+            r"training: .*epochs=2 or more.*remove_checkpoint.*--restart[^\n]*$")):
+        ConceptCNNClassifier(**params, epochs=1).fit(images, ["C1", "C2"] * 3)
+    model = ConceptCNNClassifier(**params, epochs=2).fit(images, ["C1", "C2"] * 3)
+    assert len(model.history_["loss"]) == 2  # as many: the finished run, as it was

@@ -87,6 +87,27 @@ def test_run_fingerprint_holds_the_ema_momentum():
 
 
 @pytest.mark.slow
+def test_a_weights_file_rewritten_at_its_path_is_another_training(tmp_path):
+    # weights=FILE was known by its path only: a backbone's weights re-exported at the same
+    # name resumed the old run, whose frozen backbone is the old file's (from its
+    # checkpoint). A file counts as the images do: its path and its version.
+    import os
+    import shutil
+
+    import keras
+
+    path = tmp_path / "backbone.weights.h5"
+    keras.applications.MobileNetV3Small(include_top=False, weights=None,
+                                        input_shape=(32, 32, 3)).save_weights(path)
+    params = dict(backbone="mobilenetv3small", weights=str(path))
+    first = _fingerprint(**params)
+    assert _fingerprint(backbone="mobilenetv3small", weights=path) == first  # str or Path
+    shutil.copyfile(path, tmp_path / "new.weights.h5")
+    os.replace(tmp_path / "new.weights.h5", path)  # another file at the same path
+    assert _fingerprint(**params) != first
+
+
+@pytest.mark.slow
 def test_validation_images_refused_before_a_checkpoint_is_made(tmp_path):
     # An unreadable validation image was refused after the checkpoint folder was made with
     # the run's fingerprint; the user replaced the file and reran the same training, and it
@@ -387,3 +408,37 @@ def test_a_checkpoint_of_another_loss_function_is_not_resumed(tmp_path):
     again = ConceptCNNClassifier(epochs=2, loss=_loss_a, **params).fit(X, y)
     assert again.history_["loss"][0] == first.history_["loss"][0]
     assert len(again.history_["loss"]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_a_continued_training_stopped_mid_epoch_goes_on_as_if_never_stopped(tmp_path,
+                                                                             warm_start):
+    # partial_fit (or a warm-start fit) stopped after a batch (Ctrl-C), called again: its
+    # weights and optimizer state were put back, not the random streams that batch drew
+    # from, so the rerun "resumed" with other dropout masks than the uninterrupted run.
+    import keras
+
+    class StopAfterABatch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise KeyboardInterrupt
+
+    X = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    y = ["C1", "C2", "C1;C2", "C1"] * 2
+    params = dict(image_size=16, filters=(2,), dense_units=(4,), epochs=1, batch_size=4,
+                  validation_fraction=None, random_state=0, verbose=0)  # dropout: on
+
+    def trained(model, stopped=False):
+        model.fit(X, y) if warm_start else model.partial_fit(X, y)
+        model.set_params(warm_start=warm_start)
+        if stopped:
+            model.set_params(callbacks=[StopAfterABatch()])
+            with pytest.raises(KeyboardInterrupt):
+                model.fit(X, y) if warm_start else model.partial_fit(X, y)
+            model.set_params(callbacks=None)
+        return model.fit(X, y) if warm_start else model.partial_fit(X, y)
+
+    reference = trained(ConceptCNNClassifier(**params)).model_.get_weights()
+    again = trained(ConceptCNNClassifier(**params, checkpoint_dir=tmp_path / "checkpoint"),
+                    stopped=True).model_.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(reference, again))

@@ -214,6 +214,38 @@ def test_training_data_fixed_before_any_member_was_saved_is_taken(small_data, tm
     assert saved == _recipe_parts.data_identity(layout_of(small_data)["train"])
 
 
+def test_a_weights_file_rewritten_at_its_path_since_the_members_is_refused(small_data,
+                                                                          tmp_path, monkeypatch):
+    # plan.json kept estimator_params["weights"] as the path: another backbone file written
+    # there (re-exported, fine-tuned) and the rerun loaded the members trained on the old one.
+    # The file counts as the training images do (its path and version), once a member is.
+    import keras
+
+    def stopped(*args):
+        raise RuntimeError("stopped in a member")
+
+    weights = tmp_path / "backbone.weights.h5"
+    keras.applications.MobileNetV3Small(include_top=False, weights=None,
+                                        input_shape=(32, 32, 3)).save_weights(weights)
+    monkeypatch.setattr("imageclef_concepts.recipes._2026.estimate_compute", lambda *a: "")
+    monkeypatch.setattr(_recipe_parts, "fit_member", stopped)
+    recipe = dataclasses.replace(DRY_RUN, grid={"random_state": [0, 1]}, count_coverage=(None,),
+                                 estimator_params=dict(backbone="mobilenetv3small",
+                                                       weights=str(weights), image_size=32,
+                                                       validation_fraction=None))
+    out = tmp_path / "out"
+    for _ in range(2):  # the same file: the rerun goes on (to the member it was training)
+        with pytest.raises(RuntimeError, match="stopped"):
+            run_recipe_2026(small_data, out, recipe=recipe, say=lambda line: None)
+        (out / "members").mkdir(exist_ok=True)
+        (out / "members" / "member-00.zip.part").write_bytes(b"")  # a member begun saving
+    shutil.copyfile(weights, tmp_path / "new.weights.h5")
+    os.replace(tmp_path / "new.weights.h5", weights)  # another file at the same path
+    with pytest.raises(ValueError, match=r"the weights file .*backbone\.weights\.h5 changed "
+                                         "since the members"):
+        run_recipe_2026(small_data, out, recipe=recipe, say=lambda line: None)
+
+
 def _inverted_in_place(path):
     """``path``'s pixels inverted, in a file of its size with its modification time."""
     from PIL import Image, ImageOps

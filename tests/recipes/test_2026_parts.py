@@ -191,3 +191,25 @@ def test_the_retrieval_members_sizes_are_checked_before_the_output_is_made(tmp_p
     with pytest.raises(ValueError, match=named):
         run_recipe_2026(None, tmp_path / "out", dry_run=True, say=print, recipe=dry_run)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_member_saved_from_a_grid_value_given_as_a_list_is_the_plans_member(monkeypatch):
+    # A grid {"filters": [[2]]} trained and saved its members; the same call again refused
+    # them ("filters=(2,) (the plan: [2])") and said to delete them: the saved model holds
+    # the tuple its parameters were restored as, the plan the list it was given. Compared as
+    # the plan stores them (and as the grid's own "same training" check compares them).
+    from imageclef_concepts import ConceptCNNClassifier
+    from imageclef_concepts.recipes import _workflows
+
+    saved = ConceptCNNClassifier(filters=(2,), kernel_size=3, dense_units=(4,),
+                                 conv_dropout=0.0)
+    monkeypatch.setattr(_workflows, "load_model", lambda path: saved)
+    for template in (ConceptCNNClassifier(filters=[2], kernel_size=[3], dense_units=[4],
+                                          conv_dropout=0),
+                     ConceptCNNClassifier(filters=(2,), kernel_size=(3,), dense_units=(4,),
+                                          conv_dropout=0.0)):
+        assert _recipe_parts.load_member("member-00.zip", template) is saved
+    with pytest.raises(ValueError, match=r"not the plan's member \(filters=\(2,\) \(the plan: "
+                                         r"\[3\]\)\): delete member-00\.zip"):
+        _recipe_parts.load_member("member-00.zip", ConceptCNNClassifier(
+            filters=[3], kernel_size=3, dense_units=[4], conv_dropout=0))
