@@ -170,7 +170,9 @@ class FolderStore:
             except self.kind.error as error:
                 if self._identity is None:  # not opened by a parent: the user's to fix
                     raise
-                self._lose(str(error).rstrip("."))
+                # why, as the live store says it (the refusal names the path again)
+                self._lose(ownership_lost(self.path, self._identity, self.kind)
+                           or str(error).rstrip("."))
             self._open_folder()
             self._claimed = True
 

@@ -422,7 +422,7 @@ def test_a_pickled_store_is_checked_again_and_never_created(tmp_path, images):
     copy = pickle.dumps(ImageLoader(24, image_store=store))
     (tmp_path / "store" / MANIFEST).unlink()  # the folder changed hands
     (tmp_path / "store" / "notes.txt").write_text("mine")
-    with pytest.warns(ImageStoreWarning, match="not an image store"):  # decoded without it
+    with pytest.warns(ImageStoreWarning, match=f"its {MANIFEST} is gone"):  # decoded without it
         read = pickle.loads(copy).fit_transform(images)
     assert np.array_equal(read, _expected(images, 24))
     assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["notes.txt"]
@@ -694,6 +694,30 @@ def test_a_worker_never_writes_into_a_folder_put_at_the_stores_path(tmp_path, im
     assert len(warned) == 1 and "no longer" in warned[0]
     after = sorted(p.name for p in folder.rglob("*")) if folder.exists() else None
     assert after == before  # nothing written, nothing re-created
+
+
+def _lose_folder(folder, how):
+    if how == "deleted":
+        shutil.rmtree(folder)
+    else:  # its manifest turned into a folder
+        (folder / MANIFEST).unlink()
+        (folder / MANIFEST).mkdir()
+
+
+@pytest.mark.parametrize("how, why", [("deleted", "it was deleted"),
+                                      ("manifest a folder", f"its {MANIFEST} is not a file")])
+def test_a_workers_lost_store_says_why_as_shortly_as_the_live_one(tmp_path, images, how, why):
+    # Review 20 (r20c F5): a store unpickled in a worker after its folder was lost warned
+    # with claim_folder's whole refusal nested, the path two or three times ("... (image
+    # store <path> no longer exists)"), where the live store says "(it was deleted)".
+    folder, store = _used_store(tmp_path, images)
+    copy = pickle.loads(pickle.dumps(store))  # as a joblib/loky worker receives it
+    _lose_folder(folder, how)
+    read, warned = _in_a_worker(copy, images[:2])
+    assert np.array_equal(read, _expected(images[:2], 16))
+    assert len(warned) == 1 and warned[0].startswith(
+        f"the image store {folder} is no longer the folder it opened ({why}): "), warned
+    assert warned[0].count(str(folder)) == 1
 
 
 def test_a_folder_swapped_between_the_check_and_the_write_gets_nothing(tmp_path, images,
