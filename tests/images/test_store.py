@@ -431,8 +431,10 @@ def test_a_pickled_store_is_checked_again_and_never_created(tmp_path, images):
     (tmp_path / "other").rmdir()
     with pytest.warns(ImageStoreWarning), pytest.raises(ImageStoreError, match="no longer"):
         pickle.loads(moved).summary()
-    with pytest.warns(ImageStoreWarning), pytest.raises(ImageStoreError) as raised:
-        pickle.loads(moved).shelf(24)
+    with warnings.catch_warnings():  # another copy of the same lost folder: warned of once
+        warnings.simplefilter("error", ImageStoreWarning)
+        with pytest.raises(ImageStoreError, match="no longer") as raised:
+            pickle.loads(moved).shelf(24)
     assert type(raised.value) is ImageStoreError  # the public class, not a private one
     assert not (tmp_path / "other").exists()
 
@@ -718,6 +720,24 @@ def test_a_workers_lost_store_says_why_as_shortly_as_the_live_one(tmp_path, imag
     assert len(warned) == 1 and warned[0].startswith(
         f"the image store {folder} is no longer the folder it opened ({why}): "), warned
     assert warned[0].count(str(folder)) == 1
+
+
+def test_a_lost_store_warns_once_per_folder_and_process_not_per_copy(tmp_path, images):
+    # Each loky call delivers the store unpickled anew: every copy warned again, in each
+    # worker. One warning per folder (path, device and inode) and process.
+    folder, store = _used_store(tmp_path, images)
+    copies = [pickle.loads(pickle.dumps(store)) for _ in range(2)]
+    shutil.rmtree(folder)
+    warned = [message for each in [*copies, store]
+              for message in _in_a_worker(each, images[:2])[1]]
+    assert len(warned) == 1, warned
+    for each in [*copies, store]:  # each still refuses, saying why
+        with pytest.raises(ImageStoreError, match=r"no longer the folder it opened \(it was"):
+            each.summary()
+    again = ImageStore(folder)  # a new store there is another folder: its loss is warned
+    ImageLoader(16, image_store=again).fit_transform(images[:2])
+    shutil.rmtree(folder)
+    assert len(_in_a_worker(again, images[:2])[1]) == 1
 
 
 def test_a_folder_swapped_between_the_check_and_the_write_gets_nothing(tmp_path, images,
