@@ -48,6 +48,11 @@ _LOG_HEADER_BYTES = 2**16
 CHUNK_ROWS = 2048
 
 
+# The lost folders warned of, (process, path, (device, inode)): one warning each.
+_LOST_WARNED: set[tuple] = set()
+_LOST_LOCK = threading.Lock()
+
+
 class _StoreLost(ImageStoreError):
     """The folder at a live store's path is no longer the one it opened (warned once)."""
 
@@ -170,17 +175,26 @@ class FolderStore:
             except self.kind.error as error:
                 if self._identity is None:  # not opened by a parent: the user's to fix
                     raise
-                self._lose(str(error).rstrip("."))
+                # why, as the live store says it (the refusal names the path again)
+                self._lose(ownership_lost(self.path, self._identity, self.kind)
+                           or str(error).rstrip("."))
             self._open_folder()
             self._claimed = True
 
     def _lose(self, why):
-        """Stop writing for good: one warning (``self.warning``), then ``_StoreLost``."""
+        """Stop writing for good: one warning (``self.warning``) per folder and process, then
+        ``_StoreLost``."""
         with self._lost_lock:
             first = self._lost is None
             if first:
                 self._lost = (f"the {self.kind.label} {self.path} is no longer the folder it "
                               f"opened ({why}): nothing more is written there")
+        # Each joblib/loky call delivers the store unpickled anew: warned of once per
+        # folder (its path and the device and inode it opened) and process, not per copy.
+        folder = (os.getpid(), self.path, self._identity)
+        with _LOST_LOCK:
+            first = first and folder not in _LOST_WARNED
+            _LOST_WARNED.add(folder)
         if first:
             warnings.warn(f"{self._lost}; what it does not hold is computed at every use "
                           "(open the store again to use a new one there).",

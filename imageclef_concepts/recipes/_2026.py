@@ -57,7 +57,7 @@ from ._2026_parts import (
     data_identity,
     estimate_compute,
     fit_retrieval,
-    load_split,
+    load_splits,
     member_files,
     output_kept,
     plan_lines,
@@ -268,7 +268,7 @@ def _run(data_dir, output_dir, recipe, dry_run, image_store, n_jobs, say):
     layout = find_imageclef_layout(data_dir)
     check_data_identity(output_dir, PLAN_FILE, data_identity(layout["train"], members=members))
     result = RecipeResult(plan=plan)
-    train, valid = load_split(layout["train"]), load_split(layout["valid"])
+    train, valid = load_splits(layout)
     check_training_size([(f"member {name!r}", member) for name, member in members],
                         len(train.paths), f"{layout['train'].concepts}: {len(train.paths)} "
                         "training image(s) have a line")
@@ -331,7 +331,7 @@ def _open_stores(members, retrieval, store):
 
 
 def _splits(layout):  # the image files a run stores: training, validation, predicted
-    return [load_split(layout[s]).paths for s in ("train", "valid")] + [_predicted_images(layout)]
+    return [split.paths for split in load_splits(layout)] + [_predicted_images(layout)]
 
 
 def _predicted_images(layout):

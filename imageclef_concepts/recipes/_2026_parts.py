@@ -154,6 +154,16 @@ def load_split(found):
     return load_imageclef(found.images, found.concepts, edition="2026")
 
 
+def load_splits(layout):
+    """The training and validation splits (:func:`load_split`), the test images that a test
+    truth does not list named as theirs are: the run file holds the truth's images only (the
+    2026 evaluator refuses a run line whose image its ground truth has not)."""
+    splits = [load_split(layout[split]) for split in ("train", "valid")]
+    if "test" in layout and layout["test"].concepts is not None:
+        load_split(layout["test"])  # warns, before any training, of what it leaves out
+    return splits
+
+
 def plan_lines(plan, layout, output_dir, store, files):
     """The plan, printed before any training."""
     from ..datasets._imageclef import image_files_by_id

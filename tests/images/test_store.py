@@ -422,7 +422,7 @@ def test_a_pickled_store_is_checked_again_and_never_created(tmp_path, images):
     copy = pickle.dumps(ImageLoader(24, image_store=store))
     (tmp_path / "store" / MANIFEST).unlink()  # the folder changed hands
     (tmp_path / "store" / "notes.txt").write_text("mine")
-    with pytest.warns(ImageStoreWarning, match="not an image store"):  # decoded without it
+    with pytest.warns(ImageStoreWarning, match=f"its {MANIFEST} is gone"):  # decoded without it
         read = pickle.loads(copy).fit_transform(images)
     assert np.array_equal(read, _expected(images, 24))
     assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["notes.txt"]
@@ -431,8 +431,10 @@ def test_a_pickled_store_is_checked_again_and_never_created(tmp_path, images):
     (tmp_path / "other").rmdir()
     with pytest.warns(ImageStoreWarning), pytest.raises(ImageStoreError, match="no longer"):
         pickle.loads(moved).summary()
-    with pytest.warns(ImageStoreWarning), pytest.raises(ImageStoreError) as raised:
-        pickle.loads(moved).shelf(24)
+    with warnings.catch_warnings():  # another copy of the same lost folder: warned of once
+        warnings.simplefilter("error", ImageStoreWarning)
+        with pytest.raises(ImageStoreError, match="no longer") as raised:
+            pickle.loads(moved).shelf(24)
     assert type(raised.value) is ImageStoreError  # the public class, not a private one
     assert not (tmp_path / "other").exists()
 
@@ -694,6 +696,48 @@ def test_a_worker_never_writes_into_a_folder_put_at_the_stores_path(tmp_path, im
     assert len(warned) == 1 and "no longer" in warned[0]
     after = sorted(p.name for p in folder.rglob("*")) if folder.exists() else None
     assert after == before  # nothing written, nothing re-created
+
+
+def _lose_folder(folder, how):
+    if how == "deleted":
+        shutil.rmtree(folder)
+    else:  # its manifest turned into a folder
+        (folder / MANIFEST).unlink()
+        (folder / MANIFEST).mkdir()
+
+
+@pytest.mark.parametrize("how, why", [("deleted", "it was deleted"),
+                                      ("manifest a folder", f"its {MANIFEST} is not a file")])
+def test_a_workers_lost_store_says_why_as_shortly_as_the_live_one(tmp_path, images, how, why):
+    # Review 20 (r20c F5): a store unpickled in a worker after its folder was lost warned
+    # with claim_folder's whole refusal nested, the path two or three times ("... (image
+    # store <path> no longer exists)"), where the live store says "(it was deleted)".
+    folder, store = _used_store(tmp_path, images)
+    copy = pickle.loads(pickle.dumps(store))  # as a joblib/loky worker receives it
+    _lose_folder(folder, how)
+    read, warned = _in_a_worker(copy, images[:2])
+    assert np.array_equal(read, _expected(images[:2], 16))
+    assert len(warned) == 1 and warned[0].startswith(
+        f"the image store {folder} is no longer the folder it opened ({why}): "), warned
+    assert warned[0].count(str(folder)) == 1
+
+
+def test_a_lost_store_warns_once_per_folder_and_process_not_per_copy(tmp_path, images):
+    # Each loky call delivers the store unpickled anew: every copy warned again, in each
+    # worker. One warning per folder (path, device and inode) and process.
+    folder, store = _used_store(tmp_path, images)
+    copies = [pickle.loads(pickle.dumps(store)) for _ in range(2)]
+    shutil.rmtree(folder)
+    warned = [message for each in [*copies, store]
+              for message in _in_a_worker(each, images[:2])[1]]
+    assert len(warned) == 1, warned
+    for each in [*copies, store]:  # each still refuses, saying why
+        with pytest.raises(ImageStoreError, match=r"no longer the folder it opened \(it was"):
+            each.summary()
+    again = ImageStore(folder)  # a new store there is another folder: its loss is warned
+    ImageLoader(16, image_store=again).fit_transform(images[:2])
+    shutil.rmtree(folder)
+    assert len(_in_a_worker(again, images[:2])[1]) == 1
 
 
 def test_a_folder_swapped_between_the_check_and_the_write_gets_nothing(tmp_path, images,

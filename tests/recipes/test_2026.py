@@ -612,3 +612,28 @@ def test_a_dry_run_refuses_a_count_coverage_its_validation_images_cannot_reach_b
         run_recipe_2026(None, tmp_path / "out", recipe=recipe, dry_run=True,
                         say=lambda line: None)
     assert not trained and not (tmp_path / "out" / "members").exists()
+
+
+def test_test_images_the_test_truth_does_not_list_are_named_as_other_splits_are(
+        small_data, tmp_path):
+    # Review 20 (r20c F4): a test image without a line in the test truth (one named in
+    # bytes that are not UTF-8 too) was left out of run.csv without a word, where valid/ and
+    # train/ name theirs. The run holds the truth's images only: the 2026 evaluator refuses
+    # a run line whose image the ground truth does not have.
+    from imageclef_concepts.datasets import DatasetMismatchWarning
+
+    images, truth = small_data / "test" / "images", small_data / "test" / "concepts.csv"
+    first = sorted(images.iterdir())[0]
+    shutil.copy(first, images / "extra_test.jpg")
+    shutil.copy(first, os.path.join(os.fsencode(images), b"caf\xe9.jpg"))
+    recipe = dataclasses.replace(
+        DRY_RUN, grid={"filters": [(2,)], "random_state": [0, 1]}, count_coverage=(None,),
+        estimator_params={**DRY_RUN.estimator_params, "epochs": 1, "validation_fraction": None})
+    with pytest.warns(DatasetMismatchWarning) as caught:
+        result = run_recipe_2026(small_data, tmp_path / "out", recipe=recipe,
+                                 say=lambda line: None)
+    said = [str(warning.message) for warning in caught]
+    assert (f"2 image(s) in {images} have no line in {truth} and are left out: "
+            "caf\udce9, extra_test") in said, said
+    assert read_concepts(result.run_file, edition="2026").ids == read_concepts(
+        truth, edition="2026").ids
