@@ -264,13 +264,25 @@ def check_outside(folder, inputs, what):
     ``inputs`` are ``(name, folder)`` pairs (a None folder is skipped), compared with
     ``..`` and links resolved; ``what`` names ``folder`` in the message.
     """
-    place = Path(folder).resolve()
+    place = resolved(folder, what)
     for name, given in inputs:
-        if given is not None and (place == Path(given).resolve()
-                                  or Path(given).resolve() in place.parents):
-            where = "is" if place == Path(given).resolve() else "is inside"
+        if given is None:
+            continue
+        read = resolved(given, name)
+        if place == read or read in place.parents:
+            where = "is" if place == read else "is inside"
             raise ValueError(f"{what} {os.fspath(folder)} {where} {name} {os.fspath(given)}: "
                              "name a folder outside it.")
+
+
+def resolved(path, what):
+    """``path`` absolute, ``..`` and links resolved; a path through a looping link refused
+    naming ``what`` (``OSError``), not Python 3.11's ``RuntimeError: Symlink loop``."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError):  # a loop: RuntimeError before Python 3.13, then OSError
+        raise OSError(f"{what} {os.fspath(path)}: too many levels of symbolic links (a link "
+                      "loop).") from None
 
 
 def _current_umask():
