@@ -32,6 +32,7 @@ import numpy as np
 from ..concept_files._evaluation import evaluate_run
 from ..concept_files._io import read_concepts, write_run
 from ..datasets._imageclef import SPLITS_2019, load_imageclef
+from ..datasets._split_checks import check_concept_file_kind
 from ..files._atomic import write_atomically
 from ..models import _paper as paper
 from ..models._persistence import jsonable
@@ -91,6 +92,7 @@ def find_2019_layout(data_dir):
     for split in SPLITS_2019:
         concepts = data_dir / f"{split}_concepts.tsv"
         images = data_dir / split if (data_dir / split).is_dir() else data_dir / "images"
+        check_concept_file_kind(concepts)  # not a file passed for none (a test truth unscored)
         if split != "test" and not concepts.is_file():
             raise FileNotFoundError(f"{concepts} not found: the 2019 layout has "
                                     "train_concepts.tsv and valid_concepts.tsv.")

@@ -145,6 +145,32 @@ def test_bad_inputs_are_refused_before_the_search_in_one_line(tmp_path, monkeypa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("name, make, kind", [
+    ("test_concepts.tsv", lambda path: __import__("os").mkfifo(path), "a named pipe"),
+    ("test_concepts.tsv", lambda path: path.mkdir(), "a folder"),
+    ("test_concepts.tsv", lambda path: path.symlink_to("/dev/null"), "a character device"),
+    ("train_concepts.tsv", lambda path: __import__("os").mkfifo(path), "a named pipe"),
+])
+def test_a_concept_file_that_is_not_a_file_is_refused_before_the_search(tmp_path, monkeypatch,
+                                                                       name, make, kind):
+    # Review 20 r20b R1: a test truth that was a pipe, a folder or /dev/null was taken as
+    # absent (the search ran; its last step said "no test ground truth"), and a training file
+    # that was a pipe "not found".
+    from imageclef_concepts.recipes import _reproduce
+
+    data = tmp_path / "data"
+    make_imageclef_2019_layout(data, n_train=8, n_valid=4, n_test=4, n_concepts=4,
+                               image_size=16)
+    (data / name).unlink()
+    make(data / name)
+    for step in ("coarse_to_fine_search", "train_and_tune"):
+        monkeypatch.setattr(_reproduce, step, lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(ValueError, match=rf"^{data / name} is {kind}, not a concept file: "
+                                         r"replace it with a regular file, or remove it\.$"):
+        _reproduce.reproduce_2019(data, tmp_path / "out", say=lambda line: None)
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("merge_validation, n_images", [(True, 5), (False, 3)])
 def test_training_images_too_few_for_the_validation_split_are_refused_first(
         tmp_path, monkeypatch, merge_validation, n_images):
