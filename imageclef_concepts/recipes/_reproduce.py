@@ -33,7 +33,7 @@ from ..concept_files._evaluation import evaluate_run
 from ..concept_files._io import read_concepts, write_run
 from ..datasets._imageclef import SPLITS_2019, load_imageclef
 from ..datasets._split_checks import check_concept_file_kind
-from ..files._atomic import write_atomically
+from ..files._atomic import check_outside, write_atomically
 from ..models import _paper as paper
 from ..models._persistence import jsonable
 from ._workflows import coarse_to_fine_search, predict_folder, save_model, train_and_tune, tune_rule
@@ -175,6 +175,8 @@ def reproduce_2019(data_dir: PathLike, output_dir: PathLike, *, merge_validation
     started = time.perf_counter()
     output_dir = Path(output_dir)
     layout = find_2019_layout(data_dir)
+    # not among the user's images (a dry run's data is inside its output: that is fine)
+    check_outside(output_dir, [("the data folder", data_dir)], "output")
     held = sorted(entry.name for entry in (output_dir.iterdir() if output_dir.is_dir() else ())
                   if entry.resolve() != Path(data_dir).resolve())  # but a dry run's own data
     if held:  # a user's report.md or run.tsv would be replaced
