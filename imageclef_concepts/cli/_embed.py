@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ._arguments import UserError, positive_int, say_unless_quiet
-from ._images import check_store_outside_inputs, removed_unless_filled
+from ._images import check_outside_inputs, removed_unless_filled
 
 
 def add_embed(commands):
@@ -57,7 +57,7 @@ def _run_embed(args):
     if weights not in (None, "imagenet") and not Path(weights).is_file():
         raise UserError(f"--weights {args.weights}: no such file (give imagenet, none or a "
                         "weights file)")
-    check_store_outside_inputs(args, "--store")
+    check_outside_inputs(args, "--store")
     if not args.images.is_dir():
         raise UserError(f"image folder not found: {args.images}")
     files = image_files_by_id(args.images)

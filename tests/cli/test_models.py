@@ -551,6 +551,34 @@ def test_an_image_store_inside_an_images_folder_is_refused_before_anything(
     assert not (tmp_path / "new.keras").exists()
 
 
+@pytest.mark.parametrize("flag, place, named", [
+    ("--image-store", ("train", "store"), "the folder of --concepts {folder}/train"),
+    ("--image-store", ("valid", "store"), "the folder of --validation-concepts {folder}/valid"),
+    ("--image-store", ("train", "concepts.tsv"), "the folder of --concepts {folder}/train"),
+    ("--checkpoint-dir", ("train", "images", "ck"), "--images {folder}/train/images"),
+])
+def test_train_refuses_a_store_or_checkpoint_among_its_inputs_before_anything(
+        tmp_path, dataset, capsys, flag, place, named):
+    # Review 20 r20b S1: a store in the concept file's folder (beside images/, the 2024-2026
+    # layout's split folder) was made there, and a checkpoint inside --images without a word
+    # (a killed training left it among the images); recipe-2026 refuses its store in the data.
+    folder, _, _ = dataset
+    path = folder.joinpath(*place)
+    argv = ["train", "--images", str(folder / "train" / "images"), "--concepts",
+            str(folder / "train" / "concepts.tsv"), "--output", str(tmp_path / "new.keras"),
+            "--validation-images", str(folder / "valid" / "images"), "--validation-concepts",
+            str(folder / "valid" / "concepts.tsv"), "--image-size", "16", "--epochs", "1",
+            "--filters", "2", "--dense-units", "4", "--batch-size", "4", flag, str(path),
+            "--quiet"]
+    before = {split: sorted(os.listdir(folder / split)) for split in ("train", "valid")}
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error == (f"imageclef-concepts train: error: {flag} {path} is inside "
+                     f"{named.format(folder=folder)}: name a folder outside it.\n")
+    assert {split: sorted(os.listdir(folder / split)) for split in before} == before
+    assert not path.is_dir() and not (tmp_path / "new.keras").exists()
+
+
 def _rebuilt(source, path, replace=(), extra=()):
     """``source`` (a zip) written again to ``path``, deflated, members replaced or added."""
     import zipfile
