@@ -370,9 +370,13 @@ class ImageFiles(_ImageSource):
             return error
 
 
-def _listing(summary, problems, shown=20):
-    problems = list(problems)
-    lines = [f"{summary}:"] + [f"  {problem}" for problem in problems[:shown]]
+def _listing(summary, problems, shown=20, width=200):
+    """``summary`` and the first ``shown`` problems (ids, "file: reason"), one a line, each cut
+    at ``width`` characters with its full length said (a 50 MB id is no 50 MB message)."""
+    problems = [str(problem) for problem in problems]
+    lines = [f"{summary}:"] + [f"  {problem[:width]}... ({len(problem):,} characters)"
+                               if len(problem) > width else f"  {problem}"
+                               for problem in problems[:shown]]
     if len(problems) > shown:
         lines.append(f"  ... and {len(problems) - shown} more")
     return "\n".join(lines)
