@@ -398,7 +398,7 @@ def _run_info(args):
                           load=False)  # a card imports no class: no TensorFlow for a CNN
         _attach_network_records(args.model, record)
     else:  # a card only of what load reads: the same checks, no TensorFlow
-        check_record(record, args.model)
+        check_record(record, args.model, file=args.model)
         check_keras_zip(args.model)
     print(model_card(record, name=args.model.name), end="")
     return 0

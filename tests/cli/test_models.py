@@ -652,3 +652,24 @@ def test_info_refuses_the_keras_files_load_refuses(tmp_path, capsys, how, messag
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and re.search(
         rf"{re.escape(str(outer))} \({network}\):? {message}", error), error
+
+
+@pytest.mark.parametrize("command", ["info", "predict"])
+def test_a_keras_file_under_another_name_is_one_verdict_of_info_and_predict(tmp_path, dataset,
+                                                                            capsys, command):
+    # Review 20 r20b M1: info printed the card of a .keras file named .zip that load,
+    # load_model and predict refuse (predict saying "(predict reads both)").
+    import shutil
+    from pathlib import Path
+
+    folder, _, _ = dataset
+    renamed = tmp_path / "model.zip"
+    shutil.copy(Path(__file__).parents[1] / "models" / "fixtures" / "cnn.keras", renamed)
+    argv = (["info", str(renamed)] if command == "info" else
+            ["predict", "--model", str(renamed), "--images", str(folder / "valid" / "images"),
+             "--output", str(tmp_path / "run.csv"), "--quiet"])
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"imageclef-concepts {command}: error: {renamed} is a ConceptCNNClassifier's .keras "
+        "file under another name: rename it to end in .keras, the one name Keras reads a "
+        "network from.\n")
