@@ -83,8 +83,8 @@ def _embed_into(args, encoder, store, paths):
     """Embed ``paths`` into ``store`` (what is there already not again) and say how many."""
     from ..embeddings._once import count_stored, embed_images
     from ..embeddings._store import shelf_name
+    from ..files._atomic import listing
     from ..images._decoding import ImageDecodeError, check_image_file, decoding_threads
-    from ..images._sources import _listing
 
     identity = encoder.embedding_identity()
     before = count_stored(store, identity, paths)  # these images', not the encoder's others
@@ -100,7 +100,7 @@ def _embed_into(args, encoder, store, paths):
         with ThreadPoolExecutor(max_workers=decoding_threads(None)) as pool:
             problems = [problem for problem in pool.map(check_image_file, paths) if problem]
         if problems:
-            raise UserError(_listing(f"{len(problems)} of {len(paths)} image file(s) cannot "
+            raise UserError(listing(f"{len(problems)} of {len(paths)} image file(s) cannot "
                                      f"be used (move them out of {args.images} and run "
                                      "again)", problems))
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ..files._atomic import file_kind
+from ..files._atomic import file_kind, listing
 from ._imageclef import image_files_by_id
 
 
@@ -45,7 +45,6 @@ def check_split_lines(split, found, *, learned, edition):
         The folder's image files by id (:func:`~._imageclef.image_files_by_id`).
     """
     from ..concept_files._io import read_concepts
-    from ..images._sources import _listing
 
     files = image_files_by_id(found.images)
     if not files:
@@ -60,7 +59,7 @@ def check_split_lines(split, found, *, learned, edition):
         ids = read_concepts(path, edition=edition).ids
         missing = [image_id for image_id in ids if image_id not in files]
         if missing and not learned:
-            raise ValueError(_listing(f"{path}: {len(missing)} image(s) without a file in "
+            raise ValueError(listing(f"{path}: {len(missing)} image(s) without a file in "
                                       f"{found.images}", missing))
         if learned and path == found.concepts and len(missing) == len(ids):
             raise ValueError(f"{path}: none of its {len(ids)} image ids has a file in "
@@ -75,11 +74,10 @@ def check_split_images(split, files):
     two at a time: seconds for thousands of images.
     """
     from ..images._decoding import check_image_file
-    from ..images._sources import _listing
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         paths = [path for found_paths in files.values() for path in found_paths]
         problems = [problem for problem in pool.map(check_image_file, paths) if problem]
     if problems:
-        raise ValueError(_listing(f"{len(problems)} {split} image file(s) cannot be used; "
+        raise ValueError(listing(f"{len(problems)} {split} image file(s) cannot be used; "
                                   "remove or fix them", problems))

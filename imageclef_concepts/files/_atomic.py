@@ -59,6 +59,22 @@ def shown_name(name):
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def shown_capped(text, width=200):
+    """``text`` for a message, cut at ``width`` characters with its full length said: a 50 MB
+    id (a file's last line) is no 50 MB message."""
+    return text if len(text) <= width else f"{text[:width]}... ({len(text):,} characters)"
+
+
+def listing(summary, problems, shown=20):
+    """``summary`` and the first ``shown`` problems (ids, "file: reason"), one a line, each
+    :func:`shown_capped`; how many more, said."""
+    problems = [str(problem) for problem in problems]
+    lines = [f"{summary}:"] + [f"  {shown_capped(problem)}" for problem in problems[:shown]]
+    if len(problems) > shown:
+        lines.append(f"  ... and {len(problems) - shown} more")
+    return "\n".join(lines)
+
+
 def is_utf8_text(text):
     """True unless ``text`` holds a lone surrogate (bytes that were not UTF-8)."""
     try:
