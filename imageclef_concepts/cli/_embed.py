@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ._arguments import UserError, positive_int, say_unless_quiet
-from ._images import check_store_outside_inputs, removed_unless_filled
+from ._images import check_outside_inputs, removed_unless_filled
 
 
 def add_embed(commands):
@@ -57,7 +57,7 @@ def _run_embed(args):
     if weights not in (None, "imagenet") and not Path(weights).is_file():
         raise UserError(f"--weights {args.weights}: no such file (give imagenet, none or a "
                         "weights file)")
-    check_store_outside_inputs(args, "--store")
+    check_outside_inputs(args, "--store")
     if not args.images.is_dir():
         raise UserError(f"image folder not found: {args.images}")
     files = image_files_by_id(args.images)
@@ -83,8 +83,8 @@ def _embed_into(args, encoder, store, paths):
     """Embed ``paths`` into ``store`` (what is there already not again) and say how many."""
     from ..embeddings._once import count_stored, embed_images
     from ..embeddings._store import shelf_name
+    from ..files._atomic import listing
     from ..images._decoding import ImageDecodeError, check_image_file, decoding_threads
-    from ..images._sources import _listing
 
     identity = encoder.embedding_identity()
     before = count_stored(store, identity, paths)  # these images', not the encoder's others
@@ -100,7 +100,7 @@ def _embed_into(args, encoder, store, paths):
         with ThreadPoolExecutor(max_workers=decoding_threads(None)) as pool:
             problems = [problem for problem in pool.map(check_image_file, paths) if problem]
         if problems:
-            raise UserError(_listing(f"{len(problems)} of {len(paths)} image file(s) cannot "
+            raise UserError(listing(f"{len(problems)} of {len(paths)} image file(s) cannot "
                                      f"be used (move them out of {args.images} and run "
                                      "again)", problems))
     try:

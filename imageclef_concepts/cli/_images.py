@@ -47,7 +47,7 @@ def _run_prepare(args):
     from ..images._store import check_room_for_files
 
     check_image_size(args.image_size, name="--image-size")  # before the store is made
-    check_store_outside_inputs(args, "--store")
+    check_outside_inputs(args, "--store")
     if not args.images.is_dir():
         raise UserError(f"image folder not found: {args.images}")
     files = image_files_by_id(args.images)
@@ -141,18 +141,24 @@ def add_image_store_option(parser):
                              "(default: decode every image)")
 
 
-def check_store_outside_inputs(args, flag):
-    """Refuse (one line), before it is made, the store ``flag`` names inside a folder of
-    images the command reads (``--images``, ``--validation-images``): the user's dataset
-    would gain the library's files without a word (the check recipe-2026 makes)."""
+def check_outside_inputs(args, flag, *, concept_folders=True):
+    """Refuse (one line), before it is made, the folder ``flag`` names (a store, a checkpoint)
+    inside a folder the command reads (``--images``, ``--validation-images``) or, with
+    ``concept_folders``, one holding a concept file it reads (the 2024-2026 layout's split
+    folder, beside images/): the user's dataset would gain the library's files without a
+    word (the rule recipe-2026 makes for its data folder)."""
     from ..files._atomic import check_outside
 
-    store = getattr(args, flag.lstrip("-").replace("-", "_"))
+    folder = getattr(args, flag.lstrip("-").replace("-", "_"))
     inputs = [(f"--{name.replace('_', '-')}", getattr(args, name, None))
               for name in ("images", "validation_images")]
+    if concept_folders:
+        inputs += [(f"the folder of --{name.replace('_', '-')}", Path(file).parent)
+                   for name in ("concepts", "validation_concepts")
+                   if (file := getattr(args, name, None)) is not None]
     try:
-        if store is not None:
-            check_outside(store, inputs, flag)
+        if folder is not None:
+            check_outside(folder, inputs, flag)
     except ValueError as error:
         raise UserError(str(error)) from None
 

@@ -23,7 +23,7 @@ from ._arguments import (
 )
 from ._images import (
     add_image_store_option,
-    check_store_outside_inputs,
+    check_outside_inputs,
     open_image_store,
     removed_unless_filled,
 )
@@ -127,7 +127,7 @@ def add_train(commands):
 
 def _run_train(args):
     _check_model_suffix(args.output)
-    check_store_outside_inputs(args, "--image-store")
+    check_outside_inputs(args, "--image-store")
     check_memory(args)
     if (args.validation_images is None) != (args.validation_concepts is None):
         raise UserError("give both --validation-images and --validation-concepts, or neither.")
@@ -141,6 +141,8 @@ def _run_train(args):
     if args.checkpoint_dir is None:
         args.checkpoint_dir = args.output.with_name(args.output.name + ".checkpoint")
     args.checkpoint_dir = args.checkpoint_dir.absolute()  # the model never keeps a relative one
+    # in no image folder; its default, beside --output, may well be beside the concept file
+    check_outside_inputs(args, "--checkpoint-dir", concept_folders=False)
     for written in (args.output, card):
         if args.checkpoint_dir in (written.absolute(), *written.absolute().parents):
             raise UserError(f"--checkpoint-dir {args.checkpoint_dir} would hold {written}: the "
@@ -270,7 +272,7 @@ def _run_predict(args):
 
     if not args.images.is_dir():
         raise UserError(f"image folder not found: {args.images}")
-    check_store_outside_inputs(args, "--image-store")
+    check_outside_inputs(args, "--image-store")
     check_output(args.output, inputs=[args.model, args.images], flag="--output")
     if args.edition and args.format and args.edition != args.format:
         raise UserError(f"--edition {args.edition} and --format {args.format} disagree; "
@@ -396,7 +398,7 @@ def _run_info(args):
                           load=False)  # a card imports no class: no TensorFlow for a CNN
         _attach_network_records(args.model, record)
     else:  # a card only of what load reads: the same checks, no TensorFlow
-        check_record(record, args.model)
+        check_record(record, args.model, file=args.model)
         check_keras_zip(args.model)
     print(model_card(record, name=args.model.name), end="")
     return 0

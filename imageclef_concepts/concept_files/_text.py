@@ -15,7 +15,7 @@ import gc
 import re
 from collections.abc import Iterable
 
-from ..files._atomic import NotARegularFileError, open_regular_file
+from ..files._atomic import NotARegularFileError, listing, open_regular_file
 
 SHOWN_PROBLEMS = 10  # problems a ConceptFileError's message lists; .problems holds all
 
@@ -47,14 +47,8 @@ class ConceptFileError(ValueError):
         if summary is None:  # the problems say it all, one per line
             super().__init__("\n".join(self.problems))
             return
-        shown = self.problems[:SHOWN_PROBLEMS]
-        more = len(self.problems) - len(shown)
-        lines = [f"{summary} ({len(self.problems)} problem(s)):"] + [
-            f"  {problem}" for problem in shown
-        ]
-        if more:
-            lines.append(f"  ... and {more} more")
-        super().__init__("\n".join(lines))
+        super().__init__(listing(f"{summary} ({len(self.problems)} problem(s))", self.problems,
+                                 SHOWN_PROBLEMS))
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from PIL import Image
 from sklearn.utils import Bunch, check_random_state
 
 from ..concept_files._io import read_concepts, write_run
-from ..files._atomic import checked_file_name, write_atomically
+from ..files._atomic import checked_file_name, shown_capped, write_atomically
 from ..files._sizes import check_allocation, setting
 from ..images._decoding import RASTER_FORMATS
 from ..images._sources import check_image_size
@@ -380,7 +380,7 @@ def _report_mismatch(images_dir, concepts_file, without_concepts, without_images
                         "by name is used"),
     ]:
         if ids:
-            shown = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+            shown = ", ".join(map(shown_capped, ids[:10])) + (", ..." if len(ids) > 10 else "")
             problems.append(f"{len(ids)} {what}: {shown}")
     if not problems:
         return

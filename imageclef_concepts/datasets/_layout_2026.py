@@ -21,8 +21,9 @@ from sklearn.utils import Bunch
 
 from ..concept_files._editions import SECONDARY_CUIS
 from ..concept_files._io import write_run
-from ..files._atomic import checked_file_name, content_digest, file_kind
+from ..files._atomic import checked_file_name, content_digest
 from ._imageclef import check_counts, check_drawing, make_concept_images, save_jpeg
+from ._split_checks import check_concept_file_kind
 
 if TYPE_CHECKING:  # names for annotations only
     from .._typing import PathLike
@@ -79,10 +80,8 @@ def find_imageclef_layout(data_dir: PathLike) -> dict[str, Bunch]:
                 continue
             raise FileNotFoundError(f"no image folder for {split}: expected {nested} or "
                                     f"{data_dir / split}")
-        for path in (found.concepts, found.manual):  # a pipe would block, or pass for none
-            if path.exists() and not path.is_file():
-                raise ValueError(f"{path} is {file_kind(path.stat().st_mode)}, not a concept "
-                                 "file: replace it with a regular file, or remove it.")
+        for path in (found.concepts, found.manual):
+            check_concept_file_kind(path)
         if not found.concepts.is_file():
             if split != "test":
                 raise FileNotFoundError(f"{found.concepts} not found: the {split} split needs "

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from ..files._atomic import file_kind, listing
 from ._imageclef import image_files_by_id
+
+
+def check_concept_file_kind(path):
+    """Refuse a concept file's name held by something else (a folder, a pipe, a device): a
+    pipe would block, and each would pass for no file (an optional test truth unscored)."""
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path} is {file_kind(path.stat().st_mode)}, not a concept file: "
+                         "replace it with a regular file, or remove it.")
 
 
 def check_split_lines(split, found, *, learned, edition):
@@ -36,7 +45,6 @@ def check_split_lines(split, found, *, learned, edition):
         The folder's image files by id (:func:`~._imageclef.image_files_by_id`).
     """
     from ..concept_files._io import read_concepts
-    from ..images._sources import _listing
 
     files = image_files_by_id(found.images)
     if not files:
@@ -51,7 +59,7 @@ def check_split_lines(split, found, *, learned, edition):
         ids = read_concepts(path, edition=edition).ids
         missing = [image_id for image_id in ids if image_id not in files]
         if missing and not learned:
-            raise ValueError(_listing(f"{path}: {len(missing)} image(s) without a file in "
+            raise ValueError(listing(f"{path}: {len(missing)} image(s) without a file in "
                                       f"{found.images}", missing))
         if learned and path == found.concepts and len(missing) == len(ids):
             raise ValueError(f"{path}: none of its {len(ids)} image ids has a file in "
@@ -66,11 +74,10 @@ def check_split_images(split, files):
     two at a time: seconds for thousands of images.
     """
     from ..images._decoding import check_image_file
-    from ..images._sources import _listing
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         paths = [path for found_paths in files.values() for path in found_paths]
         problems = [problem for problem in pool.map(check_image_file, paths) if problem]
     if problems:
-        raise ValueError(_listing(f"{len(problems)} {split} image file(s) cannot be used; "
+        raise ValueError(listing(f"{len(problems)} {split} image file(s) cannot be used; "
                                   "remove or fix them", problems))

@@ -59,6 +59,22 @@ def shown_name(name):
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def shown_capped(text, width=200):
+    """``text`` for a message, cut at ``width`` characters with its full length said: a 50 MB
+    id (a file's last line) is no 50 MB message."""
+    return text if len(text) <= width else f"{text[:width]}... ({len(text):,} characters)"
+
+
+def listing(summary, problems, shown=20):
+    """``summary`` and the first ``shown`` problems (ids, "file: reason"), one a line, each
+    :func:`shown_capped`; how many more, said."""
+    problems = [str(problem) for problem in problems]
+    lines = [f"{summary}:"] + [f"  {shown_capped(problem)}" for problem in problems[:shown]]
+    if len(problems) > shown:
+        lines.append(f"  ... and {len(problems) - shown} more")
+    return "\n".join(lines)
+
+
 def is_utf8_text(text):
     """True unless ``text`` holds a lone surrogate (bytes that were not UTF-8)."""
     try:
@@ -264,13 +280,25 @@ def check_outside(folder, inputs, what):
     ``inputs`` are ``(name, folder)`` pairs (a None folder is skipped), compared with
     ``..`` and links resolved; ``what`` names ``folder`` in the message.
     """
-    place = Path(folder).resolve()
+    place = resolved(folder, what)
     for name, given in inputs:
-        if given is not None and (place == Path(given).resolve()
-                                  or Path(given).resolve() in place.parents):
-            where = "is" if place == Path(given).resolve() else "is inside"
+        if given is None:
+            continue
+        read = resolved(given, name)
+        if place == read or read in place.parents:
+            where = "is" if place == read else "is inside"
             raise ValueError(f"{what} {os.fspath(folder)} {where} {name} {os.fspath(given)}: "
                              "name a folder outside it.")
+
+
+def resolved(path, what):
+    """``path`` absolute, ``..`` and links resolved; a path through a looping link refused
+    naming ``what`` (``OSError``), not Python 3.11's ``RuntimeError: Symlink loop``."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError):  # a loop: RuntimeError before Python 3.13, then OSError
+        raise OSError(f"{what} {os.fspath(path)}: too many levels of symbolic links (a link "
+                      "loop).") from None
 
 
 def _current_umask():

@@ -21,6 +21,7 @@ from contextlib import suppress
 
 import numpy as np
 
+from ..files._atomic import listing
 from ..files._sizes import check_allocation, setting
 from ._decoding import (
     ImageDecodeError,
@@ -67,7 +68,7 @@ class _ImageSource:
         """Warn about the images in ``failures`` from position ``reported`` on."""
         new = list(self.failures.values())[reported:]
         if new:
-            warnings.warn(_listing(
+            warnings.warn(listing(
                 f"{len(new)} of {len(self)} image file(s) cannot be used (found {when}) and "
                 f"are left out: {consequence}", new), SkippedImagesWarning, stacklevel=4)
 
@@ -205,11 +206,11 @@ class ImageFiles(_ImageSource):
         self.failures = {index: problem for index, problem in zip(to_check, problems)
                          if problem}
         if self.failures and on_error == "raise":
-            raise ImageDecodeError(_listing(
+            raise ImageDecodeError(listing(
                 f"{len(self.failures)} of {len(self.paths)} image file(s) cannot be used "
                 "(on_error='skip' leaves them out)", self.failures.values()))
         if len(self.failures) == len(self.paths):
-            raise ImageDecodeError(_listing("None of the image files can be used",
+            raise ImageDecodeError(listing("None of the image files can be used",
                                             self.failures.values()))
         if image_store is not None and self._shelf is not None:  # a user's: its disk takes
             to_store = self._to_store()  # them all
@@ -369,13 +370,6 @@ class ImageFiles(_ImageSource):
         except ImageDecodeError as error:
             return error
 
-
-def _listing(summary, problems, shown=20):
-    problems = list(problems)
-    lines = [f"{summary}:"] + [f"  {problem}" for problem in problems[:shown]]
-    if len(problems) > shown:
-        lines.append(f"  ... and {len(problems) - shown} more")
-    return "\n".join(lines)
 
 def as_image_source(X, image_size, resample="bilinear", on_error="raise", workers=None,
                     cache_mb=0, image_store=None, size_name="image_size"):

@@ -330,7 +330,7 @@ def read_metadata(path, shown=None, record=None):
             metadata["targets"] = {"on_concepts": metadata["concept_counts"] is not None,
                                    "classes": metadata["classes"],
                                    "concept_counts": metadata["concept_counts"]}
-    check_record(metadata, shown)
+    check_record(metadata, shown, file=path)
     return metadata
 
 

@@ -23,7 +23,7 @@ from scipy import sparse
 from .._api import ESTIMATORS, PACKAGE, public_object
 from ..concepts._targets import ConceptTargets
 from ._base import ConceptClassifierMixin
-from ._card import ModelFileError, check_targets, expect
+from ._card import ModelFileError, check_targets, expect, misnamed_keras_file
 from ._decision import DecisionRule
 
 MANIFEST = "imageclef_concepts.json"
@@ -303,10 +303,10 @@ def subclasses(root):
 
 def check_manifest(path, manifest, archive):
     if "estimator" not in manifest and "params" in manifest:
-        rename = "" if str(path).lower().endswith(".keras") else "give it its .keras name and "
+        if not os.fsdecode(path).endswith(".keras"):
+            raise misnamed_keras_file(path)
         raise ModelFileError(f"{path} is a ConceptCNNClassifier's .keras file, not an archive: "
-                             f"{rename}load it with ConceptCNNClassifier.load (predict reads "
-                             "both).")
+                             "load it with ConceptCNNClassifier.load (predict reads both).")
     format_ = manifest.get("format", 0)
     if not isinstance(format_, int) or isinstance(format_, bool):
         raise ModelFileError(f"{path}: the archive's format is {format_!r}, not a number.")

@@ -18,6 +18,7 @@ itself is read by :mod:`._zip`, within bounds.
 """
 
 import json
+import os
 from numbers import Integral, Real
 
 from ..files._atomic import shown_name
@@ -111,13 +112,21 @@ def check_targets(targets, where="targets"):
     return len(classes)
 
 
-def check_record(record, path):
+def misnamed_keras_file(path):
+    """The error for a ConceptCNNClassifier's ``.keras`` file under another name (``m.zip``),
+    one verdict of info, load, load_model and predict: Keras reads a network from no other."""
+    return ModelFileError(f"{path} is a ConceptCNNClassifier's .keras file under another name: "
+                          "rename it to end in .keras, the one name Keras reads a network from.")
+
+
+def check_record(record, path, file=None):
     """Check a ``.keras`` record's structure; raise one :class:`ModelFileError` naming ``path``.
 
     The parameters' values are the estimator's to check (its
     ``_validate_params``, when it is loaded); here their container, the
     vocabulary, the history, the best epoch, the tuning summary and a saved
-    decision rule's shape.
+    decision rule's shape. ``file``, the file read (``path`` names it), must end in
+    ``.keras`` (an archive's member is read from a temporary one that does).
     """
     from ._decision import DecisionRule
 
@@ -127,6 +136,8 @@ def check_record(record, path):
         rename = "" if str(path).lower().endswith(".zip") else "give it its .zip name and "
         raise ModelFileError(f"{path} is the .zip archive of a {kind}, not a .keras model "
                              f"file: {rename}load it with {kind}.load (predict reads both).")
+    if file is not None and not os.fsdecode(file).endswith(".keras"):  # as Keras tests it
+        raise misnamed_keras_file(path)
     try:
         expect(record, "format", (Integral,), "the record", required=False)
         params = expect(record, "params", (dict,), "the record")

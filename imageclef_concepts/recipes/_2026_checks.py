@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files._atomic import check_outside
+from ..files._atomic import check_outside, resolved
 
 # The random_state of the recipe's count-model tuning (its folds), checked here first.
 TUNING_SEED = 0
@@ -206,7 +206,7 @@ def check_store_place(store, output_dir, data_dir):
     files) or inside it elsewhere than at its own store (``image-store``: a store at
     ``run.csv`` or in ``members`` trained every member, then failed writing there), or
     inside the data folder (it would write among the data, beside the images)."""
-    place, output = Path(store).resolve(), Path(output_dir).resolve()
+    place, output = resolved(store, "image store"), resolved(output_dir, "output")
     if place == output:
         raise ValueError(f"image store {store} is the output folder: name a folder outside it "
                          "(or none: the run keeps its own in the output folder).")

@@ -32,7 +32,8 @@ import numpy as np
 from ..concept_files._evaluation import evaluate_run
 from ..concept_files._io import read_concepts, write_run
 from ..datasets._imageclef import SPLITS_2019, load_imageclef
-from ..files._atomic import write_atomically
+from ..datasets._split_checks import check_concept_file_kind
+from ..files._atomic import check_outside, write_atomically
 from ..models import _paper as paper
 from ..models._persistence import jsonable
 from ._workflows import coarse_to_fine_search, predict_folder, save_model, train_and_tune, tune_rule
@@ -91,6 +92,7 @@ def find_2019_layout(data_dir):
     for split in SPLITS_2019:
         concepts = data_dir / f"{split}_concepts.tsv"
         images = data_dir / split if (data_dir / split).is_dir() else data_dir / "images"
+        check_concept_file_kind(concepts)  # not a file passed for none (a test truth unscored)
         if split != "test" and not concepts.is_file():
             raise FileNotFoundError(f"{concepts} not found: the 2019 layout has "
                                     "train_concepts.tsv and valid_concepts.tsv.")
@@ -173,6 +175,8 @@ def reproduce_2019(data_dir: PathLike, output_dir: PathLike, *, merge_validation
     started = time.perf_counter()
     output_dir = Path(output_dir)
     layout = find_2019_layout(data_dir)
+    # not among the user's images (a dry run's data is inside its output: that is fine)
+    check_outside(output_dir, [("the data folder", data_dir)], "output")
     held = sorted(entry.name for entry in (output_dir.iterdir() if output_dir.is_dir() else ())
                   if entry.resolve() != Path(data_dir).resolve())  # but a dry run's own data
     if held:  # a user's report.md or run.tsv would be replaced

@@ -250,14 +250,13 @@ def check_run_ids_of_folder(images_dir, edition):
     Found here, each file is named (a ValueError) before the model is loaded.
     """
     from ..concept_files._io import run_id_problems
-    from ..files._atomic import shown_name
-    from ..images._sources import _listing
+    from ..files._atomic import listing, shown_name
 
     files = image_files_by_id(images_dir)
     refused = [f"{shown_name(image_path(files, image_id))}: {problem}"
                for image_id, problem in run_id_problems(sorted(files), edition)]
     if refused:
-        raise ValueError(_listing(
+        raise ValueError(listing(
             f"{len(refused)} image file(s) of {shown_name(images_dir)} have a name that a "
             f"{edition} run file cannot hold as an image id; rename them", refused))
 

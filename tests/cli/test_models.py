@@ -551,6 +551,34 @@ def test_an_image_store_inside_an_images_folder_is_refused_before_anything(
     assert not (tmp_path / "new.keras").exists()
 
 
+@pytest.mark.parametrize("flag, place, named", [
+    ("--image-store", ("train", "store"), "the folder of --concepts {folder}/train"),
+    ("--image-store", ("valid", "store"), "the folder of --validation-concepts {folder}/valid"),
+    ("--image-store", ("train", "concepts.tsv"), "the folder of --concepts {folder}/train"),
+    ("--checkpoint-dir", ("train", "images", "ck"), "--images {folder}/train/images"),
+])
+def test_train_refuses_a_store_or_checkpoint_among_its_inputs_before_anything(
+        tmp_path, dataset, capsys, flag, place, named):
+    # Review 20 r20b S1: a store in the concept file's folder (beside images/, the 2024-2026
+    # layout's split folder) was made there, and a checkpoint inside --images without a word
+    # (a killed training left it among the images); recipe-2026 refuses its store in the data.
+    folder, _, _ = dataset
+    path = folder.joinpath(*place)
+    argv = ["train", "--images", str(folder / "train" / "images"), "--concepts",
+            str(folder / "train" / "concepts.tsv"), "--output", str(tmp_path / "new.keras"),
+            "--validation-images", str(folder / "valid" / "images"), "--validation-concepts",
+            str(folder / "valid" / "concepts.tsv"), "--image-size", "16", "--epochs", "1",
+            "--filters", "2", "--dense-units", "4", "--batch-size", "4", flag, str(path),
+            "--quiet"]
+    before = {split: sorted(os.listdir(folder / split)) for split in ("train", "valid")}
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error == (f"imageclef-concepts train: error: {flag} {path} is inside "
+                     f"{named.format(folder=folder)}: name a folder outside it.\n")
+    assert {split: sorted(os.listdir(folder / split)) for split in before} == before
+    assert not path.is_dir() and not (tmp_path / "new.keras").exists()
+
+
 def _rebuilt(source, path, replace=(), extra=()):
     """``source`` (a zip) written again to ``path``, deflated, members replaced or added."""
     import zipfile
@@ -624,3 +652,24 @@ def test_info_refuses_the_keras_files_load_refuses(tmp_path, capsys, how, messag
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and re.search(
         rf"{re.escape(str(outer))} \({network}\):? {message}", error), error
+
+
+@pytest.mark.parametrize("command", ["info", "predict"])
+def test_a_keras_file_under_another_name_is_one_verdict_of_info_and_predict(tmp_path, dataset,
+                                                                            capsys, command):
+    # Review 20 r20b M1: info printed the card of a .keras file named .zip that load,
+    # load_model and predict refuse (predict saying "(predict reads both)").
+    import shutil
+    from pathlib import Path
+
+    folder, _, _ = dataset
+    renamed = tmp_path / "model.zip"
+    shutil.copy(Path(__file__).parents[1] / "models" / "fixtures" / "cnn.keras", renamed)
+    argv = (["info", str(renamed)] if command == "info" else
+            ["predict", "--model", str(renamed), "--images", str(folder / "valid" / "images"),
+             "--output", str(tmp_path / "run.csv"), "--quiet"])
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"imageclef-concepts {command}: error: {renamed} is a ConceptCNNClassifier's .keras "
+        "file under another name: rename it to end in .keras, the one name Keras reads a "
+        "network from.\n")

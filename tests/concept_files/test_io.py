@@ -184,3 +184,18 @@ def test_an_image_called_id_is_refused_in_every_layout(tmp_path, layout, image_i
     with pytest.raises(ValueError, match=rf"Image id '{image_id}' is a header line's first"):
         write_run(tmp_path / "run", ["a", image_id], [["C1"], ["C2"]], layout=layout)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_huge_id_in_a_concept_file_problem_is_shown_capped(tmp_path):
+    # Review 20 r20b R2: a concept file's problems showed a huge id whole (a 1 MB id twice: a
+    # 1,000,161-character message).
+    from imageclef_concepts import ConceptFileError, read_concepts
+
+    huge = "x" * 1_000_000
+    path = tmp_path / "dup.tsv"
+    path.write_text(f"{huge}\tC1\n{huge}\tC2\n")
+    with pytest.raises(ConceptFileError) as raised:
+        read_concepts(path, edition="2019")
+    message = str(raised.value)
+    assert len(message) < 1_000 and "duplicate image id 'xxx" in message
+    assert message.endswith(" characters)")

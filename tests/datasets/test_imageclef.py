@@ -518,3 +518,16 @@ def test_empty_files_in_two_splits_are_no_shared_image(tmp_path):
     (train / "a.png").write_bytes(b"")
     (valid / "b.png").write_bytes(b"")
     check_distinct_splits({"train": _split(train, None), "valid": _split(valid, None)})
+
+
+def test_a_huge_id_without_an_image_is_warned_of_capped(tmp_path):
+    # Review 20 r20b R2: ids are shown capped (files._atomic.shown_capped), not whole.
+    from imageclef_concepts import DatasetMismatchWarning, load_imageclef, make_concept_images
+
+    found = make_concept_images(4, 2, 16, random_state=0, directory=tmp_path)
+    with open(found.concepts_file, "a") as concepts:
+        concepts.write(f"{'x' * 1_000_000}\tC1\n")
+    with pytest.warns(DatasetMismatchWarning) as caught:
+        load_imageclef(tmp_path / "images", found.concepts_file)
+    message = str(caught[0].message)
+    assert len(message) < 1_000 and message.endswith("(1,000,000 characters)")

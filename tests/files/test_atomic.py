@@ -250,3 +250,30 @@ def test_check_outside_refuses_a_folder_in_an_input_by_any_name(tmp_path):
                                              r"folder"):
             check_outside(folder, inputs, "--store")
     check_outside(tmp_path / "data2", inputs, "--store")  # beside it: fine
+
+
+def test_check_outside_names_a_looping_link_in_one_line(tmp_path):
+    # Review 20 r20b T1: Path.resolve() raised "RuntimeError: Symlink loop" (a traceback in
+    # prepare/train/predict/embed/recipe-2026) for a store, an output or an input through a loop.
+    from imageclef_concepts.files._atomic import check_outside
+
+    (tmp_path / "loopA").symlink_to("loopB")
+    (tmp_path / "loopB").symlink_to("loopA")
+    (tmp_path / "data").mkdir()
+    looping = tmp_path / "loopA" / "st"
+    with pytest.raises(OSError, match=rf"^--store {re.escape(str(looping))}: too many levels "
+                                      r"of symbolic links \(a link loop\)\.$"):
+        check_outside(looping, [("--images", tmp_path / "data")], "--store")
+    with pytest.raises(OSError, match=rf"^--images {re.escape(str(tmp_path / 'loopA'))}: too "
+                                      r"many levels of symbolic links"):
+        check_outside(tmp_path / "st", [("--images", tmp_path / "loopA")], "--store")
+
+
+def test_a_listed_problem_is_shown_capped_with_its_full_length():
+    # Review 20 r20b R2: a 50 MB id was listed whole (a 50,000,088-character message).
+    from imageclef_concepts.files._atomic import listing
+
+    listed = listing("2 image(s) without a file", ["short_id", "x" * 50_000_000], shown=1)
+    assert listed.splitlines() == ["2 image(s) without a file:", "  short_id", "  ... and 1 more"]
+    listed = listing("2 image(s) without a file", ["short_id", "x" * 50_000_000])
+    assert listed.splitlines()[2] == f"  {'x' * 200}... (50,000,000 characters)"

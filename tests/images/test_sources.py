@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.utils import Bunch
 
 from imageclef_concepts import (
     ConceptCNNClassifier,
@@ -269,3 +270,18 @@ def test_the_image_cache_is_sized_within_memory_and_without_overflow(tmp_path, m
     with pytest.raises(ValueError, match=r"^image_cache_mb=1e\+308: caching the decoded "
                                          r"images \(8 at 16 px\) takes 6.0 KiB"):
         ImageFiles(paths * 2, 16, cache_mb=1e308)
+
+
+def test_a_listed_problem_is_shown_capped_with_its_full_length(tmp_path):
+    # Review 20 r20b R2: a test truth ending in one 50 MB line (an id without an image) gave a
+    # 50,000,088-character message: the terminal got 50 MB.
+    from imageclef_concepts.datasets._split_checks import check_split_lines
+
+    huge = "x" * 50_000_000
+    (tmp_path / "test").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "test" / "a.jpg")
+    (tmp_path / "truth.tsv").write_text(f"a\tC1\n{huge}\tC2\n")
+    with pytest.raises(ValueError) as raised:
+        check_split_lines("test", Bunch(images=tmp_path / "test", concepts=tmp_path / "truth.tsv"),
+                          learned=False, edition="2019")
+    assert len(str(raised.value)) < 1_000 and "(50,000,000 characters)" in str(raised.value)

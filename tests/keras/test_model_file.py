@@ -4,6 +4,8 @@ ONNX is served by the real ONNX Runtime; TensorFlow's SavedModel by TensorFlow.
 """
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,3 +189,24 @@ def test_load_reads_the_archive_train_output_zip_writes(tmp_path):
                                              r"file, not an archive: load it with "
                                              r"ConceptCNNClassifier.load \(predict reads both\)"):
         ConceptEnsemble.load(fixtures / "cnn.keras")
+
+
+@pytest.mark.parametrize("name", ["renamed.zip", "renamed", "renamed.KERAS"])
+def test_a_keras_file_under_another_name_is_named_in_one_line_by_every_loader(tmp_path, name):
+    # Review 20 r20b M1: load showed Keras' raw multi-sentence error ("File format not
+    # supported ... Keras 3 only supports ..."), load_model said "(predict reads both)".
+    import shutil
+
+    from imageclef_concepts import ModelFileError
+    from imageclef_concepts.recipes._workflows import load_model
+
+    renamed = tmp_path / name
+    shutil.copy(Path(__file__).parents[1] / "models" / "fixtures" / "cnn.keras", renamed)
+    expected = (rf"^{re.escape(str(renamed))} is a ConceptCNNClassifier's \.keras file under "
+                r"another name: rename it to end in \.keras, the one name Keras reads a "
+                r"network from\.$")
+    with pytest.raises(ModelFileError, match=expected):
+        ConceptCNNClassifier.load(renamed)
+    if name.endswith(".zip"):
+        with pytest.raises(ModelFileError, match=expected):
+            load_model(renamed)

@@ -455,3 +455,18 @@ def test_members_of_other_epochs_or_seeds_are_other_trainings():
         members = recipe._grid_ensemble(dataclasses.replace(recipe.DRY_RUN, grid=grid),
                                         "store").estimators
         check_members(members)
+
+
+def test_a_store_or_output_through_a_looping_link_is_named_in_one_line(tmp_path):
+    # Review 20 r20b T1: Path.resolve() raised "RuntimeError: Symlink loop" (a traceback).
+    from imageclef_concepts.recipes._2026_checks import check_store_place
+
+    (tmp_path / "loopA").symlink_to("loopB")
+    (tmp_path / "loopB").symlink_to("loopA")
+    (tmp_path / "data").mkdir()
+    looping = tmp_path / "loopA" / "st"
+    with pytest.raises(OSError, match=r"^image store .*loopA/st: too many levels of symbolic "
+                                      r"links \(a link loop\)\.$"):
+        check_store_place(looping, tmp_path / "out", tmp_path / "data")
+    with pytest.raises(OSError, match=r"^output .*loopA/out: too many levels of symbolic"):
+        check_store_place(tmp_path / "st", tmp_path / "loopA" / "out", tmp_path / "data")

@@ -145,6 +145,68 @@ def test_bad_inputs_are_refused_before_the_search_in_one_line(tmp_path, monkeypa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("name, make, kind", [
+    ("test_concepts.tsv", lambda path: __import__("os").mkfifo(path), "a named pipe"),
+    ("test_concepts.tsv", lambda path: path.mkdir(), "a folder"),
+    ("test_concepts.tsv", lambda path: path.symlink_to("/dev/null"), "a character device"),
+    ("train_concepts.tsv", lambda path: __import__("os").mkfifo(path), "a named pipe"),
+])
+def test_a_concept_file_that_is_not_a_file_is_refused_before_the_search(tmp_path, monkeypatch,
+                                                                       name, make, kind):
+    # Review 20 r20b R1: a test truth that was a pipe, a folder or /dev/null was taken as
+    # absent (the search ran; its last step said "no test ground truth"), and a training file
+    # that was a pipe "not found".
+    from imageclef_concepts.recipes import _reproduce
+
+    data = tmp_path / "data"
+    make_imageclef_2019_layout(data, n_train=8, n_valid=4, n_test=4, n_concepts=4,
+                               image_size=16)
+    (data / name).unlink()
+    make(data / name)
+    for step in ("coarse_to_fine_search", "train_and_tune"):
+        monkeypatch.setattr(_reproduce, step, lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(ValueError, match=rf"^{data / name} is {kind}, not a concept file: "
+                                         r"replace it with a regular file, or remove it\.$"):
+        _reproduce.reproduce_2019(data, tmp_path / "out", say=lambda line: None)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("output, where", [
+    ("data/train/out", "is inside"), ("data/out", "is inside"), ("into_valid/out", "is inside"),
+    ("data", "is"),
+])
+def test_an_output_in_the_data_folder_is_refused_before_anything_is_made(tmp_path, monkeypatch,
+                                                                         output, where):
+    # Review 20 r20b R4: the search started, its run, model and reports bound for the user's
+    # images (recipe-2026 refuses the same); an interrupted run left an empty folder there.
+    from imageclef_concepts.recipes import _reproduce
+
+    data = tmp_path / "data"
+    make_imageclef_2019_layout(data, n_train=8, n_valid=4, n_test=4, n_concepts=4,
+                               image_size=16)
+    (tmp_path / "into_valid").symlink_to(data / "valid")
+    monkeypatch.setattr(_reproduce, "check_2019_layout", lambda *a: pytest.fail("work started"))
+    with pytest.raises(ValueError, match=rf"^output {tmp_path / output} {where} the data folder "
+                                         rf"{data}: name a folder outside it\.$"):
+        _reproduce.reproduce_2019(data, tmp_path / output, say=lambda line: None)
+    assert not (tmp_path / output).is_dir() or output == "data"
+
+
+def test_an_output_in_the_data_folder_given_as_dot_is_refused_by_the_cli(tmp_path, monkeypatch,
+                                                                         capsys):
+    from imageclef_concepts.recipes import _reproduce
+
+    make_imageclef_2019_layout(tmp_path, n_train=8, n_valid=4, n_test=4, n_concepts=4,
+                               image_size=16)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_reproduce, "check_2019_layout", lambda *a: pytest.fail("work started"))
+    assert main(["reproduce-2019", "--data", ".", "--output", "out", "--quiet"]) == 2
+    assert capsys.readouterr().err == ("imageclef-concepts reproduce-2019: error: output out "
+                                       "is inside the data folder .: name a folder outside "
+                                       "it.\n")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("merge_validation, n_images", [(True, 5), (False, 3)])
 def test_training_images_too_few_for_the_validation_split_are_refused_first(
         tmp_path, monkeypatch, merge_validation, n_images):
