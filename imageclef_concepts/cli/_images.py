@@ -141,21 +141,16 @@ def add_image_store_option(parser):
                              "(default: decode every image)")
 
 
-def check_outside_inputs(args, flag, *, concept_folders=True):
+def check_outside_inputs(args, flag):
     """Refuse (one line), before it is made, the folder ``flag`` names (a store, a checkpoint)
-    inside a folder the command reads (``--images``, ``--validation-images``) or, with
-    ``concept_folders``, one holding a concept file it reads (the 2024-2026 layout's split
-    folder, beside images/): the user's dataset would gain the library's files without a
-    word (the rule recipe-2026 makes for its data folder)."""
+    inside a folder of images the command reads (``--images``, ``--validation-images``): the
+    user's image folders would gain the library's files without a word (the check recipe-2026
+    makes). A folder beside them (a concept file's) is the user's choice of place."""
     from ..files._atomic import check_outside
 
     folder = getattr(args, flag.lstrip("-").replace("-", "_"))
     inputs = [(f"--{name.replace('_', '-')}", getattr(args, name, None))
               for name in ("images", "validation_images")]
-    if concept_folders:
-        inputs += [(f"the folder of --{name.replace('_', '-')}", Path(file).parent)
-                   for name in ("concepts", "validation_concepts")
-                   if (file := getattr(args, name, None)) is not None]
     try:
         if folder is not None:
             check_outside(folder, inputs, flag)

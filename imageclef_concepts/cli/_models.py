@@ -141,8 +141,7 @@ def _run_train(args):
     if args.checkpoint_dir is None:
         args.checkpoint_dir = args.output.with_name(args.output.name + ".checkpoint")
     args.checkpoint_dir = args.checkpoint_dir.absolute()  # the model never keeps a relative one
-    # in no image folder; its default, beside --output, may well be beside the concept file
-    check_outside_inputs(args, "--checkpoint-dir", concept_folders=False)
+    check_outside_inputs(args, "--checkpoint-dir")  # in no image folder
     for written in (args.output, card):
         if args.checkpoint_dir in (written.absolute(), *written.absolute().parents):
             raise UserError(f"--checkpoint-dir {args.checkpoint_dir} would hold {written}: the "

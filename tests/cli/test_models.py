@@ -552,16 +552,13 @@ def test_an_image_store_inside_an_images_folder_is_refused_before_anything(
 
 
 @pytest.mark.parametrize("flag, place, named", [
-    ("--image-store", ("train", "store"), "the folder of --concepts {folder}/train"),
-    ("--image-store", ("valid", "store"), "the folder of --validation-concepts {folder}/valid"),
-    ("--image-store", ("train", "concepts.tsv"), "the folder of --concepts {folder}/train"),
     ("--checkpoint-dir", ("train", "images", "ck"), "--images {folder}/train/images"),
+    ("--checkpoint-dir", ("valid", "images", "c"), "--validation-images {folder}/valid/images"),
 ])
-def test_train_refuses_a_store_or_checkpoint_among_its_inputs_before_anything(
+def test_train_refuses_a_checkpoint_among_its_images_before_anything(
         tmp_path, dataset, capsys, flag, place, named):
-    # Review 20 r20b S1: a store in the concept file's folder (beside images/, the 2024-2026
-    # layout's split folder) was made there, and a checkpoint inside --images without a word
-    # (a killed training left it among the images); recipe-2026 refuses its store in the data.
+    # Review 20 r20b S1: a checkpoint inside --images was made without a word (a killed
+    # training left it among the images), as a store there is refused.
     folder, _, _ = dataset
     path = folder.joinpath(*place)
     argv = ["train", "--images", str(folder / "train" / "images"), "--concepts",
