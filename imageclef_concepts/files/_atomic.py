@@ -59,9 +59,10 @@ def shown_name(name):
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def shown_capped(text, width=200):
+def shown_capped(text, width=1000):
     """``text`` for a message, cut at ``width`` characters with its full length said: a 50 MB
-    id (a file's last line) is no 50 MB message."""
+    id (a file's last line) is no 50 MB message. Wide enough for a long path and the whole
+    reason given after it."""
     return text if len(text) <= width else f"{text[:width]}... ({len(text):,} characters)"
 
 

@@ -143,34 +143,11 @@ _OTHER_MEMBER = ("epochs", "callbacks", "test_time_augmentation")
 def _training_key(params):
     """The parameters that decide a member's network, as one comparable text."""
     from ..keras._training_loop import NOT_IN_FINGERPRINT
+    from ._2026_parts import comparable_params
 
     kept = {name: value for name, value in params.items()
             if name in _OTHER_MEMBER or name not in NOT_IN_FINGERPRINT}
     return json.dumps(comparable_params(kept), sort_keys=True, default=repr)
-
-
-def comparable_params(params):
-    """Parameters as the plan stores them, so that values written differently compare
-    equal: tuples as lists, one kernel side for all blocks as that side per block, and a
-    whole float as the int it equals (a member saved from ``filters=[2]`` holds ``(2,)``)."""
-    from ..keras._network import block_kernel_sizes
-    from ..models._archive import jsonable
-
-    params = dict(params)
-    if "kernel_size" in params:  # checked against the filters by check_architecture
-        params["kernel_size"] = block_kernel_sizes(params["kernel_size"],
-                                                   len(params["filters"]))
-    return _whole_floats_as_ints(jsonable(params))
-
-
-def _whole_floats_as_ints(value):
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _whole_floats_as_ints(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_whole_floats_as_ints(item) for item in value]
-    return value
 
 
 def check_training_size(members, n_images, said, images="training images",

@@ -340,7 +340,6 @@ def fit_member(member, paths, concepts):
 
 def load_member(path, template):
     """A saved member, refused (naming its file) unless it is the plan's grid point."""
-    from ._2026_checks import comparable_params
     from ._workflows import load_model
 
     model = load_model(path)
@@ -358,3 +357,27 @@ def load_member(path, template):
                          f"{delete}.")
     store = planned.get("image_store")
     return model.set_params(image_store=store) if store else model
+
+
+def comparable_params(params):
+    """Parameters as the plan stores them, so that values written differently compare
+    equal: tuples as lists, one kernel side for all blocks as that side per block, and a
+    whole float as the int it equals (a member saved from ``filters=[2]`` holds ``(2,)``)."""
+    from ..keras._network import block_kernel_sizes
+    from ..models._archive import jsonable
+
+    params = dict(params)
+    if "kernel_size" in params:  # checked against the filters by check_architecture
+        params["kernel_size"] = block_kernel_sizes(params["kernel_size"],
+                                                   len(params["filters"]))
+    return _whole_floats_as_ints(jsonable(params))
+
+
+def _whole_floats_as_ints(value):
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_floats_as_ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_floats_as_ints(item) for item in value]
+    return value

@@ -276,4 +276,4 @@ def test_a_listed_problem_is_shown_capped_with_its_full_length():
     listed = listing("2 image(s) without a file", ["short_id", "x" * 50_000_000], shown=1)
     assert listed.splitlines() == ["2 image(s) without a file:", "  short_id", "  ... and 1 more"]
     listed = listing("2 image(s) without a file", ["short_id", "x" * 50_000_000])
-    assert listed.splitlines()[2] == f"  {'x' * 200}... (50,000,000 characters)"
+    assert listed.splitlines()[2] == f"  {'x' * 1000}... (50,000,000 characters)"
