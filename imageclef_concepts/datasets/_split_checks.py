@@ -67,17 +67,26 @@ def check_split_lines(split, found, *, learned, edition):
     return files
 
 
-def check_split_images(split, files):
-    """Refuse, naming each, the image files (``files``, by id) that cannot be used.
+def check_split_images(files_by_split):
+    """Refuse, naming each, the image files that cannot be used, of every split at once
+    (``files_by_split``: each split's files by id, as :func:`check_split_lines` returns them).
 
     Their headers only are read (:func:`~imageclef_concepts.images._decoding.check_image_file`),
     two at a time: seconds for thousands of images.
     """
     from ..images._decoding import check_image_file
 
+    found = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        paths = [path for found_paths in files.values() for path in found_paths]
-        problems = [problem for problem in pool.map(check_image_file, paths) if problem]
-    if problems:
-        raise ValueError(listing(f"{len(problems)} {split} image file(s) cannot be used; "
-                                  "remove or fix them", problems))
+        for split, files in files_by_split.items():
+            paths = [path for found_paths in files.values() for path in found_paths]
+            found[split] = [problem for problem in pool.map(check_image_file, paths) if problem]
+    problems = [problem for split_problems in found.values() for problem in split_problems]
+    if not problems:
+        return
+    counts = {split: len(split_problems) for split, split_problems in found.items()
+              if split_problems}
+    summary = (f"{len(problems)} {next(iter(counts))} image file(s)" if len(counts) == 1 else
+               f"{len(problems)} image file(s) ("
+               + ", ".join(f"{count} {split}" for split, count in counts.items()) + ")")
+    raise ValueError(listing(f"{summary} cannot be used; remove or fix them", problems))

@@ -217,8 +217,9 @@ def check_layout(layout, count_coverage=()):
     from ._workflows import check_run_ids_of_folder
 
     check_distinct_splits(layout)
+    files = {}
     for split, found in layout.items():
-        files = check_split_lines(split, found, learned=split == "train", edition="2026")
+        files[split] = check_split_lines(split, found, learned=split == "train", edition="2026")
         if split == "train":
             problems = concepts_no_run_holds(found.concepts, "2026")
             if problems:
@@ -226,7 +227,7 @@ def check_layout(layout, count_coverage=()):
                                        "concepts that a 2026 run file cannot hold")
         if split != "test":  # ground truths the members learn and are tuned on, read as
             check_ground_truth(found.concepts, edition="2026")  # the 2026 evaluator reads one
-        check_split_images(split, files)
+    check_split_images(files)  # of every split at once
     predicted = layout["test" if "test" in layout else "valid"]
     if predicted.concepts is not None:  # the run will be scored against it
         check_ground_truth(predicted.concepts, edition="2026", secondary_truth=predicted.manual)

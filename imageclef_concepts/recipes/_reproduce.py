@@ -120,14 +120,15 @@ def check_2019_layout(layout):
     from ..datasets._split_checks import check_split_images, check_split_lines
     from ._workflows import check_run_ids_of_folder
 
+    files = {}
     for split, (images, concepts) in layout.items():
-        files = check_split_lines(split, Bunch(images=images, concepts=concepts),
-                                  learned=split != "test", edition="auto")  # as read later
+        files[split] = check_split_lines(split, Bunch(images=images, concepts=concepts),
+                                         learned=split != "test", edition="auto")  # as read
         problems = [] if split == "test" else concepts_no_run_holds(concepts, "2019")
         if problems:
             raise ConceptFileError(problems, f"{concepts}: the model would learn concepts "
                                    "that a 2019 run file cannot hold")
-        check_split_images(split, files)
+    check_split_images(files)  # of every split at once
     images, truth = layout["test"]
     if truth is None:  # the run's ids are the test images' names: each one writable
         check_run_ids_of_folder(images, "2019")

@@ -37,4 +37,4 @@ def test_image_files_that_cannot_be_used_are_each_named(split):
     (split.images / "train_00001.jpg").write_bytes(b"")
     with pytest.raises(ValueError, match=r"1 train image file\(s\) cannot be used; remove or "
                                          r"fix them:\n  .*train_00001.jpg: empty file"):
-        check_split_images("train", files)
+        check_split_images({"train": files})

@@ -125,6 +125,11 @@ def _rename_all(folder, prefix):
     (lambda d: (d / "train" / "train_00003.jpg").write_bytes(b"not an image"),
      "1 train image file(s) cannot be used; remove or fix them: {d}/train/train_00003.jpg: "
      "not a readable image"),
+    # Each split's were named only once the splits before it were fixed (review 20 r20b R3).
+    (lambda d: [(d / split / name).write_bytes(b"") for split, name in (
+        ("train", "train_00003.jpg"), ("valid", "valid_00009.jpg"))],
+     "2 image file(s) (1 train, 1 valid) cannot be used; remove or fix them: "
+     "{d}/train/train_00003.jpg: empty file {d}/valid/valid_00009.jpg: empty file"),
 ])
 def test_bad_inputs_are_refused_before_the_search_in_one_line(tmp_path, monkeypatch, spoil,
                                                                expected):
