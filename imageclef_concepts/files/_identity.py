@@ -128,18 +128,31 @@ def _keras_identity(value, seen):
         text = json.dumps(_default_name(kind, config), sort_keys=True, default=_unidentifiable)
     except (NotImplementedError, TypeError, OSError) as error:  # OSError: a lambda's source
         raise Unidentifiable(f"a {kind.__name__} without a config") from error
+    # what its config names only: functions and methods it wraps, a user's object it holds
+    # (a schedule in an optimizer), by their code
     wrapped = {key: item for key, item in vars(value).items()
-               if isinstance(item, (types.FunctionType, functools.partial))}
+               if isinstance(item, (types.FunctionType, functools.partial, types.MethodType))
+               or (_is_configured(item) and not _named_by_library(type(item)))}
     if _named_by_library(kind):
         return ["keras", _name(kind), text, identity(wrapped, seen)]
-    missing = [name for name, parameter in inspect.signature(kind.__init__).parameters.items()
-               if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL,
-                                                            parameter.VAR_KEYWORD)
-               and name not in config]
+    missing = [name for name in _own_init_arguments(kind) if name not in config]
     if missing:
         raise Unidentifiable(f"a {kind.__name__} whose get_config does not return "
                              f"{', '.join(missing)}")
     return ["keras", identity(kind, seen), text, identity(wrapped, seen)]
+
+
+def _own_init_arguments(kind):
+    """The named arguments of the ``__init__`` a user's class defines (none when it keeps
+    the library's, whose config the library wrote)."""
+    for owner in kind.__mro__:
+        if _named_by_library(owner):
+            return []
+        if "__init__" in vars(owner):
+            parameters = inspect.signature(owner.__init__).parameters.values()
+            return [parameter.name for parameter in parameters if parameter.name != "self"
+                    and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)]
+    return []
 
 
 def _default_name(kind, config):
@@ -153,7 +166,7 @@ def _default_name(kind, config):
     default = inspect.signature(kind.__init__).parameters.get("name")
     default = default.default if default is not None else None
     made = (base == default if isinstance(default, str)
-            else base.replace("_", "") == kind.__name__.lower())
+            else base.replace("_", "") == kind.__name__.lower().replace("_", ""))
     return {**config, "name": base} if made else config
 
 
@@ -190,31 +203,40 @@ def _code_identity(code, seen, doc=None):
 
 def _globals_read(function):
     """The globals ``function`` (and the functions defined in it) read, by name; a user's
-    module by the attributes of it the function may read (``config.WEIGHT``: a module is
+    module by the attributes the function reads of it (``config.WEIGHT``: a module is
     otherwise its name)."""
-    names, attributes, codes = set(), set(), [function.__code__]
+    chains, codes = {}, [function.__code__]  # each global: the attribute chains read of it
     while codes:
         code = codes.pop()
-        names.update(instruction.argval for instruction in dis.get_instructions(code)
-                     if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"))
-        attributes.update(code.co_names)  # the attribute names it uses among them
+        chain = None
+        for instruction in dis.get_instructions(code):
+            if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                chain = [instruction.argval]
+                chains.setdefault(instruction.argval, set())
+            elif instruction.opname in ("LOAD_ATTR", "LOAD_METHOD") and chain:
+                chain.append(instruction.argval)
+                chains[chain[0]].add(tuple(chain[1:]))
+            else:
+                chain = None
         codes += [constant for constant in code.co_consts if isinstance(constant, types.CodeType)]
-    return {name: _module_read(function.__globals__[name], sorted(attributes))
-            for name in sorted(names) if name in function.__globals__}  # in order: every run
+    return {name: _module_read(function.__globals__[name], chains[name])
+            for name in sorted(chains) if name in function.__globals__}  # in order: every run
 
 
-def _module_read(value, attributes, seen=()):
-    """A user's module as the values of ``attributes`` it holds (its own modules alike,
-    each once: modules import each other)."""
+def _module_read(value, chains):
+    """A user's module as the values the attribute ``chains`` (``("sub", "WEIGHT")``) read
+    of it reach (its own modules alike; each step a chain shorter, so modules importing
+    each other end)."""
     file = getattr(value, "__file__", None)
     if not isinstance(value, types.ModuleType) or file is None or \
             file.startswith(_LIBRARY_FOLDERS):  # installed or built in: its name tells it
         return value
-    if value.__name__ in seen:
-        return ["module", value.__name__]
-    seen = (*seen, value.__name__)
-    return ["module", value.__name__, {name: _module_read(getattr(value, name), attributes, seen)
-                                       for name in attributes if hasattr(value, name)}]
+    read = {}
+    for first in sorted({chain[0] for chain in chains if chain}):
+        if hasattr(value, first):
+            rest = {chain[1:] for chain in chains if chain and chain[0] == first}
+            read[first] = _module_read(getattr(value, first), rest)
+    return ["module", value.__name__, read]
 
 
 def _cell_value(cell):

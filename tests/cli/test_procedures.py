@@ -200,7 +200,7 @@ def test_a_seed_numpy_cannot_take_is_named_by_its_flag_before_any_folder(tmp_pat
     assert not (tmp_path / "out").exists()
 
 
-def _tiny_reproduction(monkeypatch, fail_on=()):
+def _tiny_reproduction(monkeypatch, fail_on=(), grid=None):
     """reproduce-2019 on the tiny procedure (the paper's grid is 27 trainings); each step in
     ``fail_on`` fails the test when it starts."""
     import dataclasses
@@ -208,7 +208,7 @@ def _tiny_reproduction(monkeypatch, fail_on=()):
     from imageclef_concepts.recipes import _reproduce
 
     tiny = dataclasses.replace(
-        _reproduce.DRY_RUN, first_grid={"learning_rate": [1e-3]}, n_rounds=1,
+        _reproduce.DRY_RUN, first_grid=grid or {"learning_rate": [1e-3]}, n_rounds=1,
         estimator_params={**_reproduce.DRY_RUN.estimator_params, "image_size": 16,
                           "filters": (2,), "dense_units": (4,), "epochs": 1})
     monkeypatch.setattr(_reproduce, "Reproduction", lambda: tiny)
@@ -239,18 +239,18 @@ def test_reproduce_refuses_training_ids_without_images_at_once_in_one_line(tmp_p
 @pytest.mark.slow
 def test_reproduce_says_the_first_error_of_a_search_whose_fits_all_fail(tmp_path, capsys,
                                                                        monkeypatch):
-    # Three images in all: none left for the network's own validation split in any fit.
-    # The error line held scikit-learn's message with each fit's traceback.
+    # Every configuration of the grid fails (a learning rate below zero): the error line held
+    # scikit-learn's message with each fit's traceback.
     from imageclef_concepts import make_imageclef_2019_layout
 
     data = tmp_path / "data"
-    make_imageclef_2019_layout(data, n_train=2, n_valid=1, n_test=1, n_concepts=2,
+    make_imageclef_2019_layout(data, n_train=8, n_valid=4, n_test=2, n_concepts=2,
                                image_size=16)
-    _tiny_reproduction(monkeypatch, fail_on=("train_and_tune",))
+    _tiny_reproduction(monkeypatch, fail_on=("train_and_tune",),
+                       grid={"learning_rate": [-1.0]})
     assert main(["reproduce-2019", "--data", str(data), "--output", str(tmp_path / "out"),
                  "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err and "fits failed." not in err
     assert "error: every configuration of the coarse-to-fine search failed (1 fit(s)); the " \
-           "first error: ValueError: validation_fraction=0.1 of 2 images leaves 0 for " \
-           "validation" in err
+           "first error: InvalidParameterError: The 'learning_rate' parameter" in err

@@ -181,3 +181,75 @@ def test_a_tf_function_is_known_by_its_python_function():
     down = _function("def fn(y, p):\n    return -keras.ops.mean(p)\n")
     assert identity_digest(tf.function(up)) == identity_digest(tf.function(up))
     assert identity_digest(tf.function(up)) != identity_digest(tf.function(down))
+
+
+# Review 21: what the identity of review 20 still missed or refused wrongly.
+
+class _Warm(keras.optimizers.schedules.LearningRateSchedule):
+    """A user's schedule inside a library optimizer: its code decides the rates."""
+
+    def __init__(self, peak):
+        self.peak = peak
+
+    def __call__(self, step):
+        return self.peak * 1e-3
+
+    def get_config(self):
+        return {"peak": self.peak}
+
+
+class _Warmer(_Warm):
+    def __call__(self, step):
+        return self.peak * 1e-1
+
+
+class _Scaler:
+    def __init__(self, factor):
+        self.factor = factor
+
+    def scaled(self, y_true, y_pred):
+        return self.factor * keras.ops.mean(y_pred)
+
+
+def test_what_a_library_keras_object_holds_of_the_users_is_known_by_its_code():
+    # A user's schedule in Adam was Adam's config ('Warm', {'peak': 1.0}) only, and a
+    # wrapped bound method its name only: changed code or values resumed.
+    adam = keras.optimizers.Adam
+    assert identity_digest(adam(_Warm(1.0))) == identity_digest(adam(_Warm(1.0)))
+    assert identity_digest(adam(_Warm(1.0))) != identity_digest(adam(_Warmer(1.0)))
+    wrapper = keras.metrics.MeanMetricWrapper
+    assert identity_digest(wrapper(_Scaler(1.0).scaled, name="m")) != identity_digest(
+        wrapper(_Scaler(50.0).scaled, name="m"))
+
+
+class _MyBCE(keras.losses.BinaryCrossentropy):
+    """A user's subclass that leaves __init__ to Keras: nothing of its own to lose."""
+
+
+class _MyAUC(keras.metrics.AUC):
+    pass
+
+
+def test_a_users_subclass_keeping_keras_init_is_not_refused():
+    # The argument check read Keras' own __init__ (dtype, thresholds), whose get_config
+    # Keras itself wrote: MyBCE(), MyAUC() were refused (review 21).
+    assert identity_digest(_MyBCE()) == identity_digest(_MyBCE())
+    assert identity_digest(_MyBCE(from_logits=True)) != identity_digest(_MyBCE())
+    assert identity_digest(_MyAUC()) == identity_digest(_MyAUC())
+
+
+def test_a_users_module_is_read_for_the_attributes_the_function_reads_of_it(tmp_path,
+                                                                           monkeypatch):
+    # Every attribute of the module named like any name the function used was read: a
+    # logger at usercfg.log (the loss used keras.ops.log) refused it as 'holds a RLock'.
+    import importlib
+
+    (tmp_path / "usercfg_r21.py").write_text(
+        "import logging\nW = 1.0\nlog = logging.getLogger('usercfg_r21')\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    conf = importlib.import_module("usercfg_r21")
+    namespace = {"usercfg_r21": conf, "keras": keras}
+    exec("def loss(y, p):\n    return usercfg_r21.W * keras.ops.log(p)\n", namespace)
+    first = identity_digest(namespace["loss"])
+    conf.W = 2.0
+    assert identity_digest(namespace["loss"]) != first
