@@ -9,6 +9,7 @@ Found after the search and the training, a mistake cost their hours.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 from ..files._atomic import file_kind, listing
@@ -18,9 +19,10 @@ from ._imageclef import image_files_by_id
 def check_concept_file_kind(path):
     """Refuse a concept file's name held by something else (a folder, a pipe, a device): a
     pipe would block, and each would pass for no file (an optional test truth unscored)."""
-    if path.exists() and not path.is_file():
-        raise ValueError(f"{path} is {file_kind(path.stat().st_mode)}, not a concept file: "
-                         "replace it with a regular file, or remove it.")
+    if os.path.lexists(path) and not path.is_file():  # a link to nothing, too
+        kind = file_kind(path.stat().st_mode) if path.exists() else "a link to nothing"
+        raise ValueError(f"{path} is {kind}, not a concept file: replace it with a regular "
+                         "file, or remove it.")
 
 
 def check_split_lines(split, found, *, learned, edition):

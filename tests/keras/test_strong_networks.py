@@ -159,8 +159,16 @@ def test_a_subclassed_network_is_refused_in_one_line_before_training(tiny_images
     # 'AttributeError: 'Net' object has no attribute 'input_shape'' in 29 lines, for the
     # class and for a built instance alike (review 20). Embedding, saving and export read
     # a network's layer graph, which a subclassed one has not.
+    class Plain(keras.Model):  # no **kwargs: Keras' copy failed with a 12-line TypeError
+        def __init__(self):
+            super().__init__()
+            self.out = keras.layers.Dense(5, activation="sigmoid")
+
+        def call(self, images):
+            return self.out(keras.ops.mean(images, axis=(1, 2)))
+
     y = [";".join(c) for c in tiny_images.concepts]
-    for model in (_Subclassed, _Subclassed(5, 32)):
+    for model in (_Subclassed, _Subclassed(5, 32), Plain()):
         with pytest.raises(ValueError, match=r"^model=.*gives a subclassed keras.Model, "
                                              r"without a layer graph .*functional API"):
             ConceptCNNClassifier(model=model, image_size=32, epochs=1).fit(

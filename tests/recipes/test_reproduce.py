@@ -155,6 +155,9 @@ def test_bad_inputs_are_refused_before_the_search_in_one_line(tmp_path, monkeypa
     ("test_concepts.tsv", lambda path: path.mkdir(), "a folder"),
     ("test_concepts.tsv", lambda path: path.symlink_to("/dev/null"), "a character device"),
     ("train_concepts.tsv", lambda path: __import__("os").mkfifo(path), "a named pipe"),
+    # A dangling link or a link loop passed for no file (review 21).
+    ("test_concepts.tsv", lambda path: path.symlink_to("nowhere"), "a link to nothing"),
+    ("test_concepts.tsv", lambda path: path.symlink_to(path.name), "a link to nothing"),
 ])
 def test_a_concept_file_that_is_not_a_file_is_refused_before_the_search(tmp_path, monkeypatch,
                                                                        name, make, kind):
