@@ -260,7 +260,7 @@ class EnsembleTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
                              "most one band per concept.")
         truth, n_true = vocabulary.truth(_safe_indexing(labels, np.concatenate(
             [test for _, test in splits])))  # the held-out images, in the scores' order
-        check_tuning_truth(truth, n_true)  # before any member is fitted
+        check_tuning_truth(n_true)  # before any member is fitted
         scores, fold_ensemble = self._held_out_scores(X, y, labels, splits, fit_params,
                                                       vocabulary)
         support = np.asarray(vocabulary.truth(labels)[0].sum(axis=0)).ravel()

@@ -412,20 +412,14 @@ def tuning_start(tuner, X, y, fit_params, inner):
     return X, y, labels, routed[inner].fit, splits
 
 
-def check_tuning_truth(truth, n_true):
+def check_tuning_truth(n_true):
     """Refuse tuning images none of which has a true concept (``n_true``: each image's
-    count), or none a concept the estimator knows (``truth``: its columns): every setting
-    scores the undefined official F1, or 0.0, and the first candidate, every concept for
-    every image, was kept without a word."""
+    count): every setting scores the undefined official F1 (0.0), and the first candidate,
+    every concept for every image, was kept without a word."""
     if not np.any(n_true):
         raise ValueError(f"none of the {len(n_true)} tuning images has a true concept: every "
                          "setting scores the undefined official F1, and there is nothing to "
                          "tune on; tune on images with concepts.")
-    if not truth.sum():
-        raise ValueError(f"none of the {len(n_true)} tuning images has a concept the "
-                         f"estimator predicts (its {truth.shape[1]}): every setting scores "
-                         "0.0, and there is nothing to tune on; tune on images with concepts "
-                         "it learned.")
 
 
 def tuning_splits(cv, refit, random_state, n_samples, split_params=None):

@@ -253,7 +253,7 @@ class ThresholdTuner(RoutingMixin, MetaEstimatorMixin, BaseConceptClassifier):
         vocabulary = self._tuning_vocabulary(labels)
         tuning_rows = np.concatenate([test for _, test in splits])
         truth, n_true = vocabulary.truth(_safe_indexing(labels, tuning_rows))
-        check_tuning_truth(truth, n_true)
+        check_tuning_truth(n_true)
         check_candidate_memory(self.thresholds, truth)  # before fitting
         seed = (check_tuning_images(n_true, self.count_coverage, self.shrinkage,
                                     self.random_state) if self._uses_official_score() else None)

@@ -565,17 +565,3 @@ def test_tuning_images_without_any_concept_are_refused_before_fitting(held_out):
                                              r"concept: .*nothing to tune on"):
             tuner.fit(X, y)
 
-
-def test_tuning_images_with_only_concepts_the_members_never_learned_are_refused():
-    # Every setting scored 0.0, and the lowest threshold (every concept for every image) was
-    # kept without a word (review 21).
-    from imageclef_concepts import ThresholdTuner
-
-    members, X, y = _case(0)
-    ensemble, unknown = _fitted(members, X, y), [["Z"] for _ in y]
-    for tuner in (EnsembleTuner(ensemble, thresholds=GRID, cv="prefit", refit=False),
-                  ThresholdTuner(ensemble, cv="prefit", refit=False)):
-        with pytest.raises(ValueError, match=r"^none of the 14 tuning images has a concept "
-                                             r"the estimator predicts \(its 4\): "):
-            tuner.fit(X, unknown)
-        tuner.fit(X, [["Z", "A"]] + unknown[1:])  # one it knows: tuned
